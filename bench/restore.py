@@ -1,0 +1,65 @@
+"""Restoration throughput (face-frames per second) against batch size, steps and dtype, and
+batched-track vs frame-by-frame as a ratio, in one run.
+
+    python bench/restore.py [--model flipnet-small | path.safetensors] [--device cuda] [--frames 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from vidrestore.config import resolve_config
+from vidrestore.diffusion.sampler import SamplerConfig
+from vidrestore.restore import load_restorer
+
+
+def throughput(restorer, frames: torch.Tensor, batch: int) -> float:
+    ctx = restorer.start_track(0, frames[:1])
+    if frames.is_cuda:
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for i in range(0, len(frames), batch):
+        restorer.restore(frames[i:i + batch], ctx)
+    if frames.is_cuda:
+        torch.cuda.synchronize()
+    return len(frames) / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="flipnet-small")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--batches", default="1,8,32")
+    ap.add_argument("--presets", default="fast,balanced")
+    ap.add_argument("--dtypes", default="fp32,bf16")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    print(f"device {device}; model {args.model}; {args.frames} frames of one track")
+    print(f"{'preset':10s} {'steps':>5s} {'dtype':>5s} {'batch':>5s} {'face-frames/s':>14s}")
+    for preset in args.presets.split(","):
+        sampler = resolve_config(SamplerConfig, "presets", preset)
+        for dname in args.dtypes.split(","):
+            if device.type == "cpu" and dname != "fp32":
+                continue  # autocast only on CUDA
+            restorer = load_restorer(args.model, sampler, device, dtypes[dname], None, 128)
+            frames = torch.rand(args.frames, 3, restorer.face_size, restorer.face_size, device=device)
+            throughput(restorer, frames[:2], 2)  # warm-up
+            rates = {}
+            for b in map(int, args.batches.split(",")):
+                rates[b] = throughput(restorer, frames, b)
+                print(f"{preset:10s} {sampler.steps:5d} {dname:>5s} {b:5d} {rates[b]:14.2f}")
+            top = max(rates)
+            print(f"{'':10s} batched ({top}) / frame-by-frame (1): {rates[top] / rates[1]:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Shared fixtures: clips made with PyAV, the shared data folder (skipped with a message when absent)."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser):
+    parser.addoption("--shared-data", default=os.environ.get("VIDRESTORE_SHARED_DATA", str(REPO.parent / "shared" / "data")),
+                     help="folder with test clips and weights (../shared/data)")
+
+
+@pytest.fixture(scope="session")
+def shared_data(request) -> Path:
+    path = Path(request.config.getoption("--shared-data"))
+    if not path.is_dir():
+        pytest.skip(f"shared test data not found at {path} (pass --shared-data or set VIDRESTORE_SHARED_DATA)")
+    return path
+
+
+def shared_file(shared_data: Path, rel: str) -> Path:
+    path = shared_data / rel
+    if not path.is_file():
+        pytest.skip(f"{rel} not found under {shared_data}")
+    return path
+
+
+def make_clip(path: Path, pts: list[int], size: tuple[int, int] = (48, 64), time_base: Fraction = Fraction(1, 1000),
+              rotation: int = 0, audio: bool = False, pix_fmt: str = "yuv420p", images: list[np.ndarray] | None = None,
+              color: bool = False) -> Path:
+    """Write an H.264 clip with the given presentation timestamps (VFR allowed)."""
+    h, w = size
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+        vs.time_base = time_base
+        vs.codec_context.time_base = time_base
+        if color:
+            cc = vs.codec_context
+            cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 1, 1, 1, 1
+        if rotation:
+            vs.set_display_rotation(rotation)
+        if audio:  # every stream must exist before the first packet is muxed
+            aus = out.add_stream("aac", rate=44100)
+            aus.layout = "mono"
+        rng = np.random.default_rng(0)
+        for i, t in enumerate(pts):
+            img = images[i] if images is not None else np.full((h, w, 3), (i * 37) % 256, np.uint8) + rng.integers(0, 20, (h, w, 3), dtype=np.uint8)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = t, time_base
+            out.mux(vs.encode(f))
+        out.mux(vs.encode(None))
+        if audio:
+            duration = float(pts[-1] * time_base) + 0.1
+            for start in range(0, int(44100 * duration), 1024):
+                af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+                af.sample_rate, af.pts = 44100, start
+                out.mux(aus.encode(af))
+            out.mux(aus.encode(None))
+    return path
+
+
+def read_pts(path: Path) -> list[int]:
+    with av.open(str(path)) as c:
+        return [f.pts for f in c.decode(video=0)]
+
+
+@pytest.fixture(scope="session")
+def sample_clip(tmp_path_factory) -> Path:
+    from vidrestore.sample import make_sample
+
+    return make_sample(tmp_path_factory.mktemp("sample") / "sample.mp4", frames=24)

@@ -1,0 +1,104 @@
+"""End-to-end: the CLI on real clips, checked with PyAV; and every bad input as a one-line error."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import pytest
+import torch
+from conftest import REPO, make_clip, read_pts, shared_file
+
+from vidrestore.cli import main
+from vidrestore.models.flipnet import Flipnet, load_config, save_flipnet
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny FLIPNET built here: exercises the real restorer path; it is not a trained restorer."""
+    torch.manual_seed(0)
+    m = Flipnet(load_config("tiny"))
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_flipnet(m, path)
+    return path
+
+
+def _run(*args) -> int:
+    return main([str(a) for a in args])
+
+
+def _streams(path):
+    with av.open(str(path)) as c:
+        return [s.type for s in c.streams]
+
+
+@pytest.mark.parametrize("detector", ["dlib", "retinaface"])
+def test_end_to_end_on_a_real_clip(shared_data, tiny_model, tmp_path, detector):
+    clip = shared_file(shared_data, "videos/keep_real_1.mp4")
+    extra = []
+    if detector == "retinaface":
+        extra = ["--detector-weights", shared_file(shared_data, "weights/retinaface_mobilenet0.25_Final.pth")]
+    out, report = tmp_path / "out.mp4", tmp_path / "r.json"
+    code = _run(clip, out, "--model", tiny_model, "--detector", detector, *extra, "--preset", "fast",
+                "--json", report, "--quiet", "--x264-preset", "ultrafast")
+    assert code == 0
+    rep = json.loads(report.read_text())
+    assert rep["detector"].startswith(detector)
+    longest = max(t["frames"] for t in rep["tracks"])
+    assert longest >= 0.95 * rep["frames_in"]
+    assert read_pts(out) == read_pts(clip)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "r.json"]  # no temp files left
+
+
+def test_sample_clip_keeps_audio_and_restores_faces(sample_clip, tiny_model, tmp_path):
+    out = tmp_path / "o.mp4"
+    assert _run(sample_clip, out, "--model", tiny_model, "--preset", "fast", "--quiet") == 0
+    assert _streams(out) == _streams(sample_clip) == ["video", "audio"]
+    assert read_pts(out) == read_pts(sample_clip)
+
+
+def test_zero_faces_copies_the_video_untouched(tmp_path):
+    src = make_clip(tmp_path / "noface.mp4", list(range(0, 400, 40)), audio=True)
+    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    assert _run(src, out, "--model", "none", "--quiet", "--json", report) == 0
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        pa = [bytes(p) for p in a.demux(a.streams.video[0]) if p.size]
+        pb = [bytes(p) for p in b.demux(b.streams.video[0]) if p.size]
+    assert pa == pb  # remuxed, not re-encoded
+    assert "no face" in json.loads(report.read_text())["notes"][0]
+
+
+def test_dry_run_reports_tracks_without_writing(sample_clip, tmp_path, capsys):
+    assert _run(sample_clip, "--dry-run", "--model", "none", "--quiet", "--json", "-") == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["output"] is None and len(rep["tracks"]) == 1
+
+
+def _one_line_error(capsys, code, expected_code, fragment):
+    err = capsys.readouterr().err.strip()
+    assert code == expected_code
+    assert len(err.splitlines()) == 1 and fragment in err, err
+
+
+def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
+    out = tmp_path / "o.mp4"
+    _one_line_error(capsys, _run(tmp_path / "missing.mp4", out, "--model", "none"), 3, "input not found")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00garbage" * 500)
+    _one_line_error(capsys, _run(junk, out, "--model", "none"), 3, "not a media file")
+    src = make_clip(tmp_path / "in.mp4", [0, 40, 80])
+    _one_line_error(capsys, _run(src, src, "--model", "none", "--overwrite"), 4, "never overwrites its input")
+    out.write_bytes(b"keep me")
+    _one_line_error(capsys, _run(src, out, "--model", "none"), 4, "output exists")
+    assert out.read_bytes() == b"keep me"
+    _one_line_error(capsys, _run(src, tmp_path / "no" / "dir.mp4", "--model", "none"), 4, "does not exist")
+    _one_line_error(capsys, _run(src, tmp_path / "x.mp4", "--model", tmp_path / "absent.safetensors"), 5, "not found")
+    _one_line_error(capsys, _run(src, tmp_path / "y.mp4", "--model", "none", "--codec", "nosuchcodec"), 4, "encoder")
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_help_and_console_script_entry():
+    proc = subprocess.run([sys.executable, str(REPO / "cli.py"), "--help"], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0 and "Restore the faces" in proc.stdout

@@ -1,0 +1,118 @@
+
+import av
+import numpy as np
+import pytest
+from conftest import make_clip, read_pts
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vidrestore.errors import InputError, OutputError
+from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe, remux
+from vidrestore.io.writer import atomic_output
+
+
+def _roundtrip(src, dst, modify=True):
+    info = probe(src)
+    tmp = dst.with_suffix(".video.mp4")
+    with VideoReader(src) as r, VideoWriter(tmp, info, EncodeOptions(preset="ultrafast")) as w:
+        for f in r:
+            w.write(f.source, f.pts, f.image if modify else None)
+    remux(tmp, src, dst)
+    return info, probe(dst)
+
+
+def test_roundtrip_keeps_vfr_timestamps_audio_rotation_odd_size(tmp_path):
+    pts = [0, 40, 80, 150, 190, 300, 340, 400]
+    src = make_clip(tmp_path / "in.mp4", pts, size=(49, 65), rotation=90, audio=True, pix_fmt="yuv444p")
+    a, b = _roundtrip(src, tmp_path / "out.mp4")
+    assert read_pts(tmp_path / "out.mp4") == read_pts(src)
+    assert (b.width, b.height, b.rotation) == (65, 49, 90)
+    assert b.display_size == (49, 65)
+    assert b.other_streams == a.other_streams == ("audio:aac",)
+    with VideoReader(src) as r:
+        assert next(iter(r)).image.shape == (65, 49, 3)  # frames come in display orientation
+
+
+def test_colour_metadata_is_carried(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", list(range(0, 200, 40)), color=True)
+    a, b = _roundtrip(src, tmp_path / "out.mp4")
+    assert a.color == b.color and a.color.matrix == 1
+
+
+def test_untouched_frames_pass_through_the_encoder_close_to_the_input(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", list(range(0, 400, 40)))
+    _roundtrip(src, tmp_path / "out.mp4", modify=False)
+    with VideoReader(src) as r1, VideoReader(tmp_path / "out.mp4") as r2:
+        for f1, f2 in zip(r1, r2):
+            assert np.abs(f1.image.astype(int) - f2.image.astype(int)).mean() < 3
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(gaps=st.lists(st.integers(1, 90), min_size=2, max_size=12))
+def test_any_timestamp_sequence_survives(tmp_path, gaps):
+    pts = list(np.cumsum([0, *gaps]))
+    src = make_clip(tmp_path / "h_in.mp4", [int(p) for p in pts], size=(32, 32))
+    _roundtrip(src, tmp_path / "h_out.mp4")
+    assert read_pts(tmp_path / "h_out.mp4") == read_pts(src)
+
+
+def test_missing_and_non_media_inputs_give_input_errors(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        probe(tmp_path / "nope.mp4")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"this is not a video" * 100)
+    with pytest.raises(InputError, match="not a media file"):
+        probe(junk)
+
+
+def test_audio_only_file_has_no_video_stream(tmp_path):
+    path = tmp_path / "a.m4a"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("aac", rate=44100)
+        s.layout = "mono"
+        for i in range(5):
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            f.sample_rate, f.pts = 44100, i * 1024
+            out.mux(s.encode(f))
+        out.mux(s.encode(None))
+    with pytest.raises(InputError, match="no video stream"):
+        probe(path)
+
+
+def test_truncated_stream_restores_what_decodes(tmp_path):
+    src = make_clip(tmp_path / "in.mkv", list(range(0, 2000, 40)), size=(64, 64))
+    data = src.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with VideoReader(cut) as r:
+        frames = list(r)
+    assert 0 < len(frames) < 50
+
+
+def test_atomic_output_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt), atomic_output(target) as tmp:
+        tmp.write_bytes(b"partial")
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(OutputError, match="does not exist"), atomic_output(tmp_path / "missing" / "x.mp4"):
+        pass
+
+
+def test_unknown_encoder_is_an_output_error(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", [0, 40])
+    with pytest.raises(OutputError, match="encoder"):
+        VideoWriter(tmp_path / "o.mp4", probe(src), EncodeOptions(codec="no-such-codec"))
+
+
+@pytest.mark.parametrize("codec,suffix", [("ffv1", ".mkv"), ("prores_ks", ".mov")])
+def test_archival_codecs(tmp_path, codec, suffix):
+    if codec not in av.codecs_available:
+        pytest.skip(f"{codec} not in this FFmpeg build")
+    src = make_clip(tmp_path / "in.mp4", list(range(0, 200, 40)))
+    info = probe(src)
+    out = tmp_path / f"o{suffix}"
+    with VideoReader(src) as r, VideoWriter(out, info, EncodeOptions(codec=codec)) as w:
+        for f in r:
+            w.write(f.source, f.pts, f.image)
+    assert probe(out).codec.startswith(codec.split("_")[0]) and len(read_pts(out)) == 5

@@ -1,0 +1,103 @@
+import hashlib
+
+import pytest
+import torch
+
+from vidrestore.errors import ModelError
+from vidrestore.models import zoo
+from vidrestore.models.flipnet import DEGRADE, RESTORE, Flipnet, load_config, load_flipnet, save_flipnet
+
+
+def _tiny(seed=0):
+    torch.manual_seed(seed)
+    return Flipnet(load_config("tiny")).eval()
+
+
+def _inputs(b=2, s=32):
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(b, 3, s, s, generator=g), torch.tensor([300]), torch.randn(b, 3, s, s, generator=g), torch.randn(128, generator=g)
+
+
+def _open_hub(model):
+    for name, p in model.named_parameters():
+        if ".hub.to_out" in name:
+            torch.nn.init.normal_(p, std=0.05)
+
+
+def test_tiny_forward_backward_and_size():
+    m = _tiny()
+    assert sum(p.numel() for p in m.parameters()) < 2_000_000
+    torch.nn.init.normal_(m.conv_out.weight, std=0.01)
+    x, t, c, ident = _inputs()
+    y = m(x, t, c, ident, RESTORE)
+    assert y.shape == x.shape
+    y.square().mean().backward()
+    assert all(p.grad is not None for p in m.conv_in.parameters())
+
+
+def test_closed_boosthub_gives_exactly_the_base_denoiser():
+    m = _tiny()
+    torch.nn.init.normal_(m.conv_out.weight, std=0.01)
+    x, t, c, ident = _inputs()
+    with torch.no_grad():
+        base = m(x, t, c, ident, RESTORE, phi=0.0)
+        untrained_hub = m(x, t, c, ident, RESTORE, phi=1.0)  # zero-initialised output projection
+        assert torch.equal(base, untrained_hub)
+        _open_hub(m)
+        assert torch.equal(base, m(x, t, c, ident, RESTORE, phi=0.0))
+        assert not torch.allclose(base, m(x, t, c, ident, RESTORE, phi=1.0))
+
+
+def test_mode_switch_changes_the_output():
+    m = _tiny()
+    torch.nn.init.normal_(m.conv_out.weight, std=0.01)
+    x, t, c, ident = _inputs()
+    with torch.no_grad():
+        assert not torch.allclose(m(x, t, c, ident, RESTORE), m(x, t, c, ident, DEGRADE))
+
+
+def test_safetensors_roundtrip(tmp_path):
+    m = _tiny()
+    _open_hub(m)
+    torch.nn.init.normal_(m.conv_out.weight, std=0.01)
+    path = tmp_path / "m.safetensors"
+    save_flipnet(m, path)
+    back = load_flipnet(path)
+    x, t, c, ident = _inputs()
+    with torch.no_grad():
+        assert torch.equal(m(x, t, c, ident, RESTORE), back(x, t, c, ident, RESTORE))
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ModelError):
+        load_flipnet(path)
+
+
+def test_zoo_verify_detects_a_corrupted_file(tmp_path, monkeypatch):
+    good = tmp_path / "w.pth"
+    torch.save({"a": torch.ones(3)}, good)
+    digest = hashlib.sha256(good.read_bytes()).hexdigest()
+    entry = zoo.ZooEntry(name="test-model", kind="detector", file="w.pth", licence="MIT", sha256=digest)
+    monkeypatch.setattr(zoo, "entries", lambda: {"test-model": entry})
+    assert zoo.verify("test-model", good) == good
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(good.read_bytes()[:-3] + b"xyz")
+    with pytest.raises(ModelError, match="sha256 mismatch"):
+        zoo.verify("test-model", bad)
+    monkeypatch.setenv(entry.env_var, str(tmp_path / "missing.pth"))
+    with pytest.raises(ModelError, match="missing file"):
+        zoo.locate("test-model")
+
+
+def test_pickles_are_never_executed(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pth"
+    torch.save({"x": Evil()}, path)
+    with pytest.raises(ModelError):
+        zoo.load_state_dict(path)
+
+
+def test_unsupported_zoo_entries_say_why():
+    e = zoo.entry("difface-prior-512")
+    assert not e.supported and "converter" in e.note

@@ -1,0 +1,93 @@
+"""YAML configs loaded into typed dataclasses.
+
+Every option the pipeline reads lives in one of these dataclasses; YAML files in ``configs/`` hold
+their values. Unknown keys are an error, so a typo in a config never passes silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+# Configs live at the repository root (``configs/``); the package is installed editable from there.
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        return _coerce(value, non_none[0], where)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return from_dict(hint, value, where)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        item = args[0] if args else Any
+        seq = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(seq) if origin is tuple else seq
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and not isinstance(value, hint):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    if hint is int and isinstance(value, bool):
+        raise ConfigError(f"{where}: expected int, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and coercing nested types."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"{where or cls.__name__}: unknown keys {sorted(unknown)}; allowed: {sorted(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{where or cls.__name__}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """Plain-dict form of a config dataclass (for YAML and for hashing)."""
+    return dataclasses.asdict(obj)
+
+
+def load_yaml(cls: type[T], path: str | Path) -> T:
+    """Load ``path`` (YAML) into dataclass ``cls``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
+    return from_dict(cls, data, where=str(path))
+
+
+def builtin_config(kind: str, name: str) -> Path:
+    """Path of a config shipped with the package, e.g. ``builtin_config("models", "small")``."""
+    path = CONFIG_DIR / kind / f"{name}.yaml"
+    if not path.is_file():
+        choices = sorted(p.stem for p in (CONFIG_DIR / kind).glob("*.yaml"))
+        raise ConfigError(f"no {kind} config named {name!r}; choose one of {choices} or give a YAML path")
+    return path
+
+
+def resolve_config(cls: type[T], kind: str, name_or_path: str | Path) -> T:
+    """Load a built-in config by name, or any YAML file by path."""
+    p = Path(name_or_path)
+    path = p if p.suffix in (".yaml", ".yml") else builtin_config(kind, str(name_or_path))
+    return load_yaml(cls, path)

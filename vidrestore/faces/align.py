@@ -1,0 +1,70 @@
+"""Alignment of faces to the canonical crop: a similarity transform onto the FFHQ 5-point template.
+
+The template is the one the face-restoration field uses at 512 px (eyes, nose tip, mouth corners),
+scaled to the model's face size. Transforms are estimated in closed form (Umeyama, 1991) for a whole
+batch at once, and crops are warped with kornia on the working device.
+"""
+
+from __future__ import annotations
+
+import kornia
+import numpy as np
+import torch
+
+FFHQ_TEMPLATE_512 = np.array(
+    [[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935], [201.26117, 371.41043], [313.08905, 371.15118]],
+    dtype=np.float32,
+)
+
+
+def template(face_size: int) -> np.ndarray:
+    """The 5-point template (5, 2) for a square crop of ``face_size`` pixels."""
+    return FFHQ_TEMPLATE_512 * (face_size / 512.0)
+
+
+def estimate_similarity(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """Least-squares similarity transforms (rotation, uniform scale, translation) mapping ``src`` to ``dst``.
+
+    ``src`` (B, N, 2), ``dst`` (N, 2) or (B, N, 2); returns (B, 2, 3). Reflections are excluded.
+    """
+    src = src.double()
+    dst = dst.double().expand_as(src)
+    mu_s, mu_d = src.mean(1, keepdim=True), dst.mean(1, keepdim=True)
+    s0, d0 = src - mu_s, dst - mu_d
+    cov = d0.transpose(1, 2) @ s0 / src.shape[1]
+    u, sig, vt = torch.linalg.svd(cov)
+    sign = torch.sign(torch.linalg.det(u @ vt))
+    fix = torch.ones_like(sig)
+    fix[:, -1] = sign
+    rot = u @ torch.diag_embed(fix) @ vt
+    var = s0.pow(2).sum((1, 2)) / src.shape[1]
+    scale = (sig * fix).sum(1) / var.clamp_min(1e-12)
+    lin = scale[:, None, None] * rot
+    trans = mu_d.transpose(1, 2) - lin @ mu_s.transpose(1, 2)
+    return torch.cat([lin, trans], 2).float()
+
+
+def invert_affine(m: torch.Tensor) -> torch.Tensor:
+    """Inverse of (B, 2, 3) affine matrices."""
+    lin_inv = torch.linalg.inv(m[:, :, :2])
+    return torch.cat([lin_inv, -lin_inv @ m[:, :, 2:]], 2)
+
+
+def apply_affine(m: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Map (B, N, 2) points through (B, 2, 3) matrices."""
+    return points @ m[:, :, :2].transpose(1, 2) + m[:, None, :, 2]
+
+
+def align_faces(frame: torch.Tensor, landmarks: torch.Tensor, face_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warp every face of one frame to the canonical crop.
+
+    ``frame`` (3, H, W) float in [0, 1]; ``landmarks`` (K, 5, 2) in frame pixels.
+    Returns crops (K, 3, S, S) and the frame-to-crop matrices (K, 2, 3). Faces near the border are
+    completed by reflection so the model never sees a black band.
+    """
+    dst = torch.from_numpy(template(face_size)).to(frame.device)
+    m = estimate_similarity(landmarks.to(frame.device), dst)
+    crops = kornia.geometry.transform.warp_affine(
+        frame.unsqueeze(0).expand(len(m), -1, -1, -1), m, dsize=(face_size, face_size),
+        mode="bilinear", padding_mode="reflection", align_corners=False)
+    return crops, m

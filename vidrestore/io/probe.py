@@ -1,0 +1,97 @@
+"""Read what the pipeline must preserve from a video: size, timing, rotation, colour, other streams."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class ColorInfo:
+    """FFmpeg enum values (AVColorPrimaries etc.); 2 means unspecified."""
+
+    primaries: int = 2
+    transfer: int = 2
+    matrix: int = 2
+    range: int = 0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    width: int
+    height: int
+    codec: str
+    pix_fmt: str
+    time_base: Fraction
+    average_rate: Fraction | None
+    frames: int  # container's count; 0 when the container does not say
+    duration_s: float | None
+    rotation: int  # display rotation in degrees, counter-clockwise, multiple of 90
+    sample_aspect_ratio: Fraction | None
+    color: ColorInfo
+    other_streams: tuple[str, ...] = field(default_factory=tuple)  # e.g. ("audio:aac", "subtitle:mov_text")
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) of frames as the pipeline sees them, after rotation."""
+        return (self.height, self.width) if self.rotation % 180 else (self.width, self.height)
+
+
+def open_input(path: str | Path) -> av.container.InputContainer:
+    """Open ``path`` for reading, turning every FFmpeg failure into a one-line ``InputError``."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    if not path.is_file():
+        raise InputError(f"input is not a file: {path}")
+    try:
+        return av.open(str(path), "r")
+    except av.error.PermissionError as exc:
+        raise InputError(f"cannot read input (permission denied): {path}") from exc
+    except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise InputError(f"not a media file FFmpeg can read: {path} ({_reason(exc)})") from exc
+
+
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or exc.__class__.__name__
+
+
+def _rotation(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
+    """Display rotation comes on decoded frames as side data (FFmpeg >= 6 dropped the 'rotate' tag)."""
+    try:
+        for frame in container.decode(stream):
+            return round(frame.rotation) % 360
+    except av.error.FFmpegError:
+        return 0
+    return 0
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Describe the first video stream of ``path``; raises ``InputError`` when there is none."""
+    with open_input(path) as container:
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["none"]
+            raise InputError(f"no video stream in {path} (streams: {', '.join(kinds)})")
+        stream = container.streams.video[0]
+        cc = stream.codec_context
+        if cc.width <= 0 or cc.height <= 0:
+            raise InputError(f"video stream of {path} has no frame size; the file is truncated or corrupt")
+        others = tuple(f"{s.type}:{s.codec_context.name if s.codec_context else '?'}"
+                       for s in container.streams if s.index != stream.index)
+        duration = float(stream.duration * stream.time_base) if stream.duration else (
+            container.duration / 1e6 if container.duration else None)
+        info_wo_rotation = {
+            "path": Path(path), "width": cc.width, "height": cc.height, "codec": cc.name,
+            "pix_fmt": cc.pix_fmt or "yuv420p", "time_base": stream.time_base, "average_rate": stream.average_rate,
+            "frames": stream.frames or 0, "duration_s": duration, "sample_aspect_ratio": cc.sample_aspect_ratio,
+            "color": ColorInfo(cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range),
+            "other_streams": others,
+        }
+        rotation = _rotation(container, stream)
+    return VideoInfo(rotation=rotation, **info_wo_rotation)

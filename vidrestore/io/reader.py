@@ -1,0 +1,143 @@
+"""Streaming video decode with PyAV.
+
+A background thread demuxes and decodes into a bounded queue, so memory stays at ``prefetch`` frames
+whatever the video's length, and decoding overlaps with the GPU/CPU work downstream. Packets that
+fail to decode are counted and skipped: a damaged file restores what decodes.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+import av
+import numpy as np
+
+from ..errors import InputError
+from .probe import VideoInfo, open_input, probe
+
+_END = object()
+
+
+@dataclass
+class Frame:
+    """One decoded frame. ``image`` is RGB uint8 in display orientation (rotation applied)."""
+
+    index: int
+    pts: int | None
+    image: np.ndarray
+    source: av.VideoFrame  # the decoded frame, re-encoded untouched when no face is pasted into it
+
+
+@dataclass
+class DecodeStats:
+    frames: int = 0
+    corrupt_packets: int = 0
+
+
+def rotate_to_display(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply a counter-clockwise display rotation (degrees, multiple of 90) to an HxWxC image."""
+    return np.ascontiguousarray(np.rot90(image, k=(rotation // 90) % 4)) if rotation % 360 else image
+
+
+def rotate_to_coded(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Undo :func:`rotate_to_display`."""
+    return np.ascontiguousarray(np.rot90(image, k=-(rotation // 90) % 4)) if rotation % 360 else image
+
+
+def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo) -> np.ndarray:
+    # Convert with the stream's own matrix and range; FFmpeg's default (BT.601, limited) shifts
+    # colours of HD material, and the inverse conversion on encode must be the same one.
+    matrix = info.color.matrix if info.color.matrix not in (0, 2) else None
+    kwargs = {"src_colorspace": matrix} if matrix else {}
+    if info.color.range:
+        kwargs["src_color_range"] = info.color.range
+    rgb = frame.reformat(format="rgb24", **kwargs).to_ndarray()
+    return rotate_to_display(rgb, info.rotation)
+
+
+class VideoReader:
+    """Iterate over the frames of the first video stream: ``for frame in VideoReader(path): ...``.
+
+    Use as a context manager so the decode thread stops when the consumer does.
+    """
+
+    def __init__(self, path: str | Path, prefetch: int = 16, with_images: bool = True):
+        self.path = Path(path)
+        self.info = probe(self.path)
+        self.prefetch = prefetch
+        self.with_images = with_images
+        self.stats = DecodeStats()
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            while self._thread.is_alive():
+                try:
+                    self._queue.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            self._thread.join()
+            self._thread = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        self._thread = threading.Thread(target=self._decode_loop, name="vidrestore-decode", daemon=True)
+        self._thread.start()
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _decode_loop(self) -> None:
+        try:
+            with open_input(self.path) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for packet in container.demux(stream):
+                    for frame in self._decode_packet(packet):
+                        image = frame_to_rgb(frame, self.info) if self.with_images else np.empty((0, 0, 3), np.uint8)
+                        if not self._put(Frame(self.stats.frames, frame.pts, image, frame)):
+                            return
+                        self.stats.frames += 1
+            if self.stats.frames == 0:
+                raise InputError(f"no video frame could be decoded from {self.path}; the stream is corrupt or truncated")
+            self._put(_END)
+        except BaseException as exc:  # noqa: BLE001 - forwarded to the consumer thread, which re-raises it
+            self._put(exc)
+
+    def _decode_packet(self, packet: av.Packet) -> list[av.VideoFrame]:
+        try:
+            return list(packet.decode())
+        except av.error.InvalidDataError:
+            self.stats.corrupt_packets += 1
+            return []
+        except av.error.FFmpegError as exc:
+            if "decoder" in str(exc).lower() or "codec" in str(exc).lower():
+                raise InputError(f"unsupported video codec {self.info.codec!r} in {self.path}") from exc
+            self.stats.corrupt_packets += 1
+            return []

@@ -1,0 +1,215 @@
+"""Encode restored frames and remux the input's other streams, without losing anything.
+
+The video is encoded alone first; :func:`remux` then copies the input's audio, subtitle and data
+packets beside it untouched. Keeping the two steps apart means the zero-face case and the batch
+join both reuse the same remux, and audio is never re-encoded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Self
+
+import av
+import numpy as np
+
+from ..errors import OutputError
+from .probe import VideoInfo, open_input
+from .reader import rotate_to_coded
+
+ARCHIVAL_CODECS = {"ffv1": ".mkv", "prores_ks": ".mov"}
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str = "medium"
+    pix_fmt: str = "auto"  # "auto": the input's pixel format when the encoder takes it, else its first
+
+
+@contextlib.contextmanager
+def atomic_output(target: str | Path) -> Iterator[Path]:
+    """Yield a temp path beside ``target``; rename it onto ``target`` only if the block succeeds.
+
+    Any exception, KeyboardInterrupt included, removes the temp file, so no partial output remains.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        raise OutputError(f"output folder does not exist: {target.parent}")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=f".part{target.suffix}")
+    except OSError as exc:
+        raise OutputError(f"cannot write to output folder {target.parent} ({exc.strerror})") from exc
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def _subsampling_fits(pix_fmt: str, width: int, height: int) -> bool:
+    """False when ``pix_fmt`` subsamples chroma along an odd dimension (x264 then refuses to open)."""
+    chroma = [c for c in av.VideoFormat(pix_fmt, 2, 2).components if not c.is_luma and not c.is_alpha]
+    if not chroma:
+        return True
+    return not ((chroma[0].width == 1 and width % 2) or (chroma[0].height == 1 and height % 2))
+
+
+def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, height: int) -> str:
+    supported = [f.name for f in (codec.video_formats or [])]
+    if requested == "auto" and not _subsampling_fits(source, width, height):
+        requested = "yuv444p"  # odd sizes cannot be chroma-subsampled; keep the exact frame size instead
+    if requested != "auto":
+        if supported and requested not in supported:
+            raise OutputError(f"encoder {codec.name} does not take pixel format {requested}; it takes {', '.join(supported)}")
+        return requested
+    if not supported or source in supported:
+        return source
+    return "yuv420p" if "yuv420p" in supported else supported[0]
+
+
+def check_encoder(options: EncodeOptions) -> av.Codec:
+    """The encoder named in ``options``; checked before any work so a typo fails at once."""
+    try:
+        return av.Codec(options.codec, "w")
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise OutputError(f"encoder {options.codec!r} is not in this FFmpeg build") from exc
+
+
+class VideoWriter:
+    """Encode frames (RGB in display orientation, or untouched decoded frames) with the input's timing."""
+
+    def __init__(self, path: str | Path, info: VideoInfo, options: EncodeOptions):
+        self.path = Path(path)
+        self.info = info
+        self.options = options
+        self.frames_written = 0
+        codec = check_encoder(options)
+        self.container = av.open(str(self.path), "w")
+        try:
+            self.stream = self._add_stream(codec)
+        except BaseException:
+            self.container.close()
+            raise
+
+    def _add_stream(self, codec: av.Codec) -> av.video.stream.VideoStream:
+        info, opts = self.info, self.options
+        try:
+            stream = self.container.add_stream(codec.name)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise OutputError(f"{codec.name} cannot be stored in {self.path.suffix} files; try a .mkv or .mov output") from exc
+        stream.width, stream.height = info.width, info.height
+        stream.pix_fmt = _pick_pix_fmt(codec, opts.pix_fmt, info.pix_fmt, info.width, info.height)
+        # Encoder timestamps are the input's own: VFR stays VFR and every PTS survives.
+        stream.time_base = info.time_base
+        stream.codec_context.time_base = info.time_base
+        if info.average_rate:
+            stream.codec_context.framerate = info.average_rate
+        cc = stream.codec_context
+        cc.color_primaries, cc.color_trc = info.color.primaries, info.color.transfer
+        cc.colorspace, cc.color_range = info.color.matrix, info.color.range
+        if info.sample_aspect_ratio:
+            cc.sample_aspect_ratio = info.sample_aspect_ratio
+        if info.rotation:
+            stream.set_display_rotation(info.rotation)
+        stream.options = self._codec_options(codec.name)
+        return stream
+
+    def _codec_options(self, name: str) -> dict[str, str]:
+        if name in ("libx264", "libx265"):
+            return {"crf": str(self.options.crf), "preset": self.options.preset}
+        if name == "ffv1":
+            return {"level": "3", "slicecrc": "1"}
+        if name.startswith("prores"):
+            return {"profile": "3"}  # 422 HQ
+        return {}
+
+    def write(self, source: av.VideoFrame, pts: int | None, image: np.ndarray | None = None) -> None:
+        """Encode one frame: ``image`` (RGB, display orientation) when faces were pasted, else ``source``."""
+        frame = self._to_video_frame(image) if image is not None else source
+        frame = frame.reformat(format=self.stream.pix_fmt, **self._yuv_kwargs()) if frame.format.name != self.stream.pix_fmt else frame
+        frame.pts = pts
+        frame.time_base = self.info.time_base
+        self._mux(self.stream.encode(frame))
+        self.frames_written += 1
+
+    def _yuv_kwargs(self) -> dict[str, int]:
+        kwargs = {}
+        if self.info.color.matrix not in (0, 2):
+            kwargs["dst_colorspace"] = self.info.color.matrix
+        if self.info.color.range:
+            kwargs["dst_color_range"] = self.info.color.range
+        return kwargs
+
+    def _to_video_frame(self, image: np.ndarray) -> av.VideoFrame:
+        coded = rotate_to_coded(image, self.info.rotation)
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(coded), format="rgb24")
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        try:
+            self.container.mux(packets)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path} ({exc.strerror or exc})") from exc
+
+    def close(self) -> None:
+        try:
+            self._mux(self.stream.encode(None))
+        finally:
+            self.container.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            with contextlib.suppress(Exception):
+                self.container.close()
+
+
+def _packet_time(packet: av.Packet) -> Fraction:
+    ts = packet.dts if packet.dts is not None else packet.pts
+    return Fraction(ts or 0) * packet.time_base
+
+
+def remux(video_source: str | Path, other_source: str | Path, output: str | Path) -> None:
+    """Write ``output`` with the video stream of ``video_source`` and every other stream of
+    ``other_source``, packets copied without re-encoding, interleaved by decode time."""
+    with open_input(video_source) as vin, open_input(other_source) as oin:
+        out = av.open(str(output), "w")
+        try:
+            out.metadata.update(oin.metadata)
+            vstream = vin.streams.video[0]
+            mapping = {("v", vstream.index): out.add_stream_from_template(vstream)}
+            for s in oin.streams:
+                if s.type == "video" and s.index == oin.streams.video[0].index:
+                    continue
+                if s.type not in ("audio", "subtitle", "data", "video"):
+                    continue
+                try:
+                    o = out.add_stream_from_template(s)
+                except (av.error.FFmpegError, ValueError):
+                    continue  # a stream the output container cannot hold (e.g. a tmcd track in mkv)
+                o.metadata.update(s.metadata)
+                mapping[("o", s.index)] = o
+            vsrc = ((("v", p.stream.index), p) for p in vin.demux(vstream) if p.size)
+            osrc_streams = [s for s in oin.streams if ("o", s.index) in mapping]
+            osrc = ((("o", p.stream.index), p) for p in (oin.demux(osrc_streams) if osrc_streams else []) if p.size)
+            for key, packet in heapq.merge(vsrc, osrc, key=lambda kp: _packet_time(kp[1])):
+                packet.stream = mapping[key]
+                out.mux(packet)
+        except OSError as exc:
+            raise OutputError(f"cannot write {output} ({exc.strerror or exc})") from exc
+        finally:
+            out.close()

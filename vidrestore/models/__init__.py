@@ -1,0 +1,1 @@
+"""Networks (FLIPNET) and the model zoo. Diffusion maths lives in ``vidrestore.diffusion``."""

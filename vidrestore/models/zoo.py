@@ -1,0 +1,162 @@
+"""Model zoo: where weights come from, and safe loading.
+
+A model file is looked up, in order: an explicit path; the env var ``VIDRESTORE_WEIGHTS_<NAME>``;
+the copy bundled in the package; the cache (``$VIDRESTORE_CACHE`` or ``$XDG_CACHE_HOME/vidrestore``);
+for RetinaFace, facexlib's own weights folder. ``pull`` downloads into the cache and checks sha256.
+Nothing is ever unpickled: safetensors, or ``torch.load(weights_only=True)`` for ``.pth`` files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from ..config import CONFIG_DIR
+from ..errors import ModelError
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    kind: str
+    file: str
+    licence: str
+    supported: bool = True
+    url: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    bundled: str | None = None
+    config: str | None = None
+    note: str | None = None
+    detector: dict | None = None  # RetinaFace only: anchor sizes per level, input long side (0: as decoded)
+
+    @property
+    def env_var(self) -> str:
+        return "VIDRESTORE_WEIGHTS_" + self.name.upper().replace("-", "_").replace(".", "_")
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("VIDRESTORE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vidrestore"
+    return Path(root)
+
+
+def entries() -> dict[str, ZooEntry]:
+    data = yaml.safe_load((CONFIG_DIR / "zoo.yaml").read_text())
+    return {e["name"]: ZooEntry(**e) for e in data["entries"]}
+
+
+def identify(path: str | Path) -> ZooEntry | None:
+    """The zoo entry whose recorded sha256 matches the file at ``path``, if any."""
+    digest = sha256_of(Path(path))
+    return next((e for e in entries().values() if e.sha256 == digest), None)
+
+
+def entry(name: str) -> ZooEntry:
+    zoo = entries()
+    if name not in zoo:
+        raise ModelError(f"no model named {name!r} in the zoo; `vidrestore models list` shows {sorted(zoo)}")
+    return zoo[name]
+
+
+def _facexlib_weights_dir() -> Path | None:
+    # Located without importing facexlib: importing it pulls in torchvision.
+    spec = importlib.util.find_spec("facexlib")
+    return Path(spec.origin).parent / "weights" if spec and spec.origin else None
+
+
+def candidates(e: ZooEntry, explicit: str | Path | None = None) -> list[Path]:
+    paths = [Path(p) for p in (explicit, os.environ.get(e.env_var)) if p]
+    if e.bundled:
+        paths.append(PACKAGE_DIR / e.bundled)
+    paths.append(cache_dir() / e.file)
+    if e.kind == "detector" and (fx := _facexlib_weights_dir()):
+        paths.append(fx / e.file)
+    return paths
+
+
+def locate(name: str, explicit: str | Path | None = None) -> Path | None:
+    """First existing file for zoo entry ``name``; an explicit path that does not exist is an error."""
+    e = entry(name)
+    if explicit is not None and not Path(explicit).is_file():
+        raise ModelError(f"weights file not found: {explicit}")
+    if (env := os.environ.get(e.env_var)) and not Path(env).is_file():
+        raise ModelError(f"{e.env_var} points to a missing file: {env}")
+    return next((p for p in candidates(e, explicit) if p.is_file()), None)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(name: str, path: Path | None = None) -> Path:
+    """Check the file of ``name`` against its recorded sha256; returns its path."""
+    e = entry(name)
+    path = path or locate(name)
+    if path is None:
+        raise ModelError(f"{name}: no weights file found (looked in {', '.join(map(str, candidates(e)))})")
+    if e.sha256:
+        got = sha256_of(path)
+        if got != e.sha256:
+            raise ModelError(f"{name}: sha256 mismatch for {path} (expected {e.sha256[:12]}…, got {got[:12]}…); "
+                             "the file is corrupt or a different version: delete it and pull again")
+    return path
+
+
+def pull(name: str, force: bool = False) -> Path:
+    """Download ``name`` into the cache (atomically) and verify it."""
+    e = entry(name)
+    if not e.url:
+        raise ModelError(f"{name} has no download URL (it is bundled with vidrestore or must be given as a path)")
+    target = cache_dir() / e.file
+    if target.is_file() and not force:
+        return verify(name, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp:
+        try:
+            with urllib.request.urlopen(e.url, timeout=60) as response:
+                shutil.copyfileobj(response, tmp)
+        except OSError as exc:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise ModelError(f"cannot download {name} from {e.url} ({exc}); download it by hand and set {e.env_var}") from exc
+    try:
+        verify(name, Path(tmp.name))
+    except ModelError:
+        Path(tmp.name).unlink(missing_ok=True)
+        raise
+    os.replace(tmp.name, target)
+    return target
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load tensors from safetensors, or from a ``.pth`` with ``weights_only=True`` (no arbitrary pickles)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # safetensors and torch raise many types for a damaged file
+        raise ModelError(f"cannot read weights {path}: {exc.__class__.__name__}: {str(exc)[:120]}") from exc
+    for key in ("params_ema", "state_dict", "params", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"{path} does not hold a state dict of tensors")
+    return state

@@ -1,0 +1,244 @@
+"""Orchestration: decode -> shots -> detect/track -> align -> restore -> paste -> encode -> remux.
+
+Two streaming passes over the input keep memory bounded whatever the video's length:
+
+1. *analyse*: decode, cut shots, detect faces (every k-th frame), track them; only boxes and
+   landmarks are kept, never frames.
+2. *restore*: decode again in windows of ``batch_size`` frames; for each track in a window, align
+   its crops, restore them as one temporal batch (state carried to the next window), paste them
+   back, and encode. Frames with no face are re-encoded from the decoded frame untouched.
+
+The encoded video then gets the input's audio, subtitle and data streams remuxed beside it, into a
+temp file that is renamed onto the output only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import OutputError, UsageError
+from .faces.align import align_faces
+from .faces.detect import DetectorConfig, FaceDetector, create_detector
+from .faces.paste import face_mask, match_colour, paste_faces
+from .faces.track import FaceTracker, TrackerConfig
+from .faces.types import Track
+from .io import EncodeOptions, VideoReader, VideoWriter, probe, remux
+from .io.writer import atomic_output, check_encoder
+from .restore import Restorer, TrackContext
+from .shots import Shot, ShotConfig, ShotDetector
+
+Progress = Callable[[str, int, int, int], None]  # (stage, frames done, frames total, faces so far)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    face_size: int = 128
+    batch_size: int = 16  # frames per restoration window (bounds memory)
+    colour_match: bool = True
+    fade_frames: int = 3  # restoration strength ramps in/out over this many frames at track ends
+    shots: ShotConfig = field(default_factory=ShotConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+
+
+@dataclass
+class Analysis:
+    frames: int
+    shots: list[Shot]
+    tracks: list[Track]
+    detector: str
+    corrupt_packets: int = 0
+
+
+@dataclass
+class Report:
+    input: str
+    output: str | None
+    frames_in: int
+    frames_out: int
+    shots: list[dict]
+    tracks: list[dict]
+    detector: str
+    restorer: str
+    timings_s: dict[str, float]
+    corrupt_packets: int
+    notes: list[str]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: Progress | None = None) -> Analysis:
+    """Pass 1: shots and face tracks, without keeping frames."""
+    shots = ShotDetector(cfg.shots)
+    tracker = FaceTracker(cfg.tracker)
+    total = probe(path).frames
+    faces = 0
+    with VideoReader(path) as reader:
+        for frame in reader:
+            if shots.update(frame.image):
+                tracker.end_shot()
+            if frame.index % max(1, cfg.tracker.detect_every) == 0:
+                dets = detector.detect([frame.image])[0]
+                faces += len(dets)
+                tracker.update(frame.index, dets)
+            if progress:
+                progress("analyse", frame.index + 1, total, faces)
+        tracker.end_shot()
+        count, corrupt = reader.stats.frames, reader.stats.corrupt_packets
+    tracks = sorted(tracker.tracks, key=lambda t: (t.start, t.track_id))
+    return Analysis(count, shots.shots(count), tracks, detector.name, corrupt)
+
+
+def _fade(track: Track, frame_index: int, fade: int) -> float:
+    if fade <= 0:
+        return 1.0
+    edge = min(frame_index - track.start, track.end - 1 - frame_index) + 1
+    return float(min(1.0, edge / (fade + 1)))
+
+
+def _restore_window(window: list, tracks: list[Track], restorer: Restorer, contexts: dict[int, TrackContext],
+                    cfg: PipelineConfig, device: torch.device) -> dict[int, np.ndarray]:
+    """Restore every track present in ``window``; returns new RGB images for the frames that changed."""
+    first, last = window[0].index, window[-1].index
+    active = [t for t in tracks if t.start <= last and t.end > first]
+    if not active:
+        return {}
+    tensors = {f.index: torch.from_numpy(f.image).to(device).permute(2, 0, 1).float() / 255 for f in window}
+    pastes: dict[int, list[tuple[torch.Tensor, torch.Tensor, float]]] = {}
+    for track in active:
+        idx = [i for i in range(max(first, track.start), min(last + 1, track.end))]
+        crops, mats = [], []
+        for i in idx:
+            lm = torch.from_numpy(track.landmarks_at(i)).float()[None]
+            c, m = align_faces(tensors[i], lm, cfg.face_size)
+            crops.append(c)
+            mats.append(m)
+        crops_t, mats_t = torch.cat(crops), torch.cat(mats)
+        if track.track_id not in contexts:
+            contexts[track.track_id] = restorer.start_track(track.track_id, crops_t)
+        restored = restorer.restore(crops_t, contexts[track.track_id]).to(device)
+        if cfg.colour_match:
+            restored = match_colour(restored, crops_t, face_mask(cfg.face_size, device))
+        for j, i in enumerate(idx):
+            pastes.setdefault(i, []).append((restored[j], mats_t[j], _fade(track, i, cfg.fade_frames)))
+        if track.end <= last + 1:
+            contexts.pop(track.track_id, None)
+    out = {}
+    for i, items in pastes.items():
+        crops = torch.stack([c for c, _, _ in items])
+        mats = torch.stack([m for _, m, _ in items])
+        strength = torch.tensor([s for _, _, s in items], device=device)
+        frame = paste_faces(tensors[i], crops, mats, strength)
+        out[i] = (frame.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return out
+
+
+def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Restorer, cfg: PipelineConfig,
+                  device: torch.device, progress: Progress | None = None) -> int:
+    """Pass 2: restore and encode the video stream alone into ``video_out``; returns frames written."""
+    info = probe(path)
+    contexts: dict[int, TrackContext] = {}
+    faces = 0
+    with VideoReader(path) as reader, VideoWriter(video_out, info, cfg.encode) as writer:
+        window: list = []
+
+        def flush() -> None:
+            nonlocal faces
+            changed = _restore_window(window, analysis.tracks, restorer, contexts, cfg, device)
+            faces += sum(1 for f in window for t in analysis.tracks if t.covers(f.index))
+            for f in window:
+                writer.write(f.source, f.pts, changed.get(f.index))
+            if progress:
+                progress("restore", window[-1].index + 1, analysis.frames, faces)
+            window.clear()
+
+        for frame in reader:
+            window.append(frame)
+            if len(window) >= cfg.batch_size:
+                flush()
+        if window:
+            flush()
+        return writer.frames_written
+
+
+def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
+    if not src.exists():
+        from .errors import InputError
+
+        raise InputError(f"input not found: {src}")
+    if dst.exists() and src.resolve() == dst.resolve():
+        raise OutputError(f"output is the input file ({dst}); vidrestore never overwrites its input")
+    if dst.exists() and not overwrite:
+        raise OutputError(f"output exists: {dst} (use --overwrite to replace it)")
+    if dst.is_dir():
+        raise OutputError(f"output is a folder: {dst}")
+    if not dst.parent.is_dir():
+        raise OutputError(f"output folder does not exist: {dst.parent}")
+    if not os.access(dst.parent, os.W_OK):
+        raise OutputError(f"output folder is not writable: {dst.parent}")
+
+
+def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer, device: torch.device,
+        overwrite: bool = False, dry_run: bool = False, progress: Progress | None = None,
+        detector: FaceDetector | None = None) -> Report:
+    """Restore ``src`` into ``dst`` (or only analyse it with ``dry_run``); returns the report."""
+    src = Path(src)
+    if dst is None and not dry_run:
+        raise UsageError("an output path is needed unless --dry-run is given")
+    if dst is not None:
+        check_paths(src, Path(dst), overwrite)
+        check_encoder(cfg.encode)
+    if cfg.face_size != restorer.face_size:
+        cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # crops at the model's own size
+    info = probe(src)
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    detector = detector or create_detector(cfg.detector, device)
+    analysis = analyse(src, cfg, detector, progress)
+    timings["analyse"] = time.perf_counter() - t0
+    frames_out = 0
+    if analysis.corrupt_packets:
+        notes.append(f"{analysis.corrupt_packets} corrupt packets could not be decoded; the frames that decoded were restored")
+    if dst is not None and not dry_run:
+        dst = Path(dst)
+        t1 = time.perf_counter()
+        with atomic_output(dst) as final_tmp:
+            if analysis.tracks:
+                video_tmp = final_tmp.with_name(final_tmp.name + ".video" + dst.suffix)
+                try:
+                    frames_out = restore_video(src, video_tmp, analysis, restorer, cfg, device, progress)
+                    timings["restore_encode"] = time.perf_counter() - t1
+                    t2 = time.perf_counter()
+                    remux(video_tmp, src, final_tmp)
+                    timings["remux"] = time.perf_counter() - t2
+                finally:
+                    video_tmp.unlink(missing_ok=True)
+            else:
+                notes.append("no face found: the video was copied without re-encoding")
+                remux(src, src, final_tmp)
+                frames_out = analysis.frames
+                timings["remux"] = time.perf_counter() - t1
+    timings["total"] = time.perf_counter() - t0
+    fps = float(info.average_rate) if info.average_rate else 0.0
+    return Report(
+        input=str(src), output=str(dst) if dst is not None and not dry_run else None,
+        frames_in=analysis.frames, frames_out=frames_out,
+        shots=[{"start": s.start, "end": s.end} for s in analysis.shots],
+        tracks=[{"id": t.track_id, "shot": t.shot_index, "start": t.start, "end": t.end, "frames": len(t),
+                 "detected_frames": int(t.detected.sum()), "median_face_px": float(np.median(np.sqrt(
+                     (t.boxes[:, 2] - t.boxes[:, 0]) * (t.boxes[:, 3] - t.boxes[:, 1])))),
+                 "start_s": t.start / fps if fps else None} for t in analysis.tracks],
+        detector=analysis.detector, restorer=restorer.name, timings_s={k: round(v, 3) for k, v in timings.items()},
+        corrupt_packets=analysis.corrupt_packets, notes=notes)

@@ -1,0 +1,1 @@
+"""Training: datasets of faces and clips, and the joint two-mode FLIPNET trainer."""

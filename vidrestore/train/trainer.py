@@ -1,0 +1,245 @@
+"""Joint two-mode FLIPNET training with EMA, mixed precision, accumulation, exact resume and DDP.
+
+Each batch mixes both modes per sample (``degradation_fraction`` of them in degradation mode):
+restoration samples denoise the HQ face conditioned on its synthetic LQ version; degradation
+samples denoise the LQ face conditioned on the HQ one. Mixing inside a batch gives both modes a
+gradient at every step, which keeps the shared weights from oscillating between them (see
+docs/flipnet.md). The network predicts x0; the loss is the MSE on x0 (the x0-parameterised
+diffusion loss), the same quantity FLIPNET adds as its image loss.
+
+Multi-GPU: launch with ``torchrun --nproc_per_node N -m vidrestore.cli train ...``; torch DDP
+takes over (each rank draws its own batches from a rank-offset generator).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from ..config import resolve_config
+from ..degrade import DegradationConfig, degrade, sample_params
+from ..diffusion.sampler import SamplerConfig, TemporalState, TrackNoise, make_scheduler, sample
+from ..errors import ConfigError
+from ..models.flipnet import DEGRADE, RESTORE, Flipnet, load_config, save_flipnet
+from .data import PackedFaces
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "tiny"
+    hq_pack: str = ""  # .npz written by `vidrestore train pack`
+    degradation: str = "default"
+    out_dir: str = "runs/tiny"
+    steps: int = 20
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 2e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    max_timestep: int = 700  # sampling starts at N <= 500, so later steps are never used
+    degradation_fraction: float = 0.25
+    identity_dropout: float = 0.15
+    mixed_precision: str = "no"  # no | bf16 | fp16
+    checkpoint_every: int = 500
+    validate_every: int = 500
+    log_every: int = 50
+    val_count: int = 64
+    seed: int = 0
+    num_threads: int = 0  # CPU threads; 0 = torch default
+    sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(start_step=400, steps=4))
+
+
+def load_train_config(name_or_path: str | Path) -> TrainConfig:
+    return resolve_config(TrainConfig, "train", name_or_path)
+
+
+def _rank() -> tuple[int, int]:
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR (dB) of images in [0, 1]."""
+    mse = (a - b).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(1 / mse)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, device: torch.device):
+        if not cfg.hq_pack or not Path(cfg.hq_pack).is_file():
+            raise ConfigError(f"training data not found: hq_pack={cfg.hq_pack!r}; run `vidrestore train pack` first")
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        self.cfg = cfg
+        self.rank, self.world = _rank()
+        self.device = device
+        self.model_cfg = load_config(cfg.model)
+        self.degradation = resolve_config(DegradationConfig, "degradations", cfg.degradation)
+        self.data = PackedFaces(cfg.hq_pack)
+        self.train_idx, self.val_idx = self.data.split(min(cfg.val_count, len(self.data) // 5))
+        torch.manual_seed(cfg.seed)
+        self.model = Flipnet(self.model_cfg).to(device)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
+        self.gen = torch.Generator().manual_seed(cfg.seed * 9973 + self.rank)
+        self.step = 0
+        self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+                    if self.world > 1 else self.model)
+        scheduler = make_scheduler(SamplerConfig(), self.model_cfg.num_train_timesteps, self.model_cfg.beta_start,
+                                   self.model_cfg.beta_end, self.model_cfg.prediction_type)
+        self.alphas_cumprod = scheduler.alphas_cumprod.to(device)
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.scaler = torch.amp.GradScaler(enabled=cfg.mixed_precision == "fp16" and device.type == "cuda")
+
+    # --- one step -----------------------------------------------------------------------
+    def make_batch(self) -> dict[str, torch.Tensor]:
+        cfg, g = self.cfg, self.gen
+        idx = self.train_idx[torch.randint(0, len(self.train_idx), (cfg.batch_size,), generator=g)]
+        hq, identity = self.data.batch(idx, g)
+        lq = degrade(hq, sample_params(self.degradation, len(hq), g), g)
+        mode = (torch.rand(len(hq), generator=g) < cfg.degradation_fraction).long()
+        keep_id = (torch.rand(len(hq), generator=g) >= cfg.identity_dropout).float()[:, None]
+        t = torch.randint(0, cfg.max_timestep, (len(hq),), generator=g)
+        noise = torch.randn(hq.shape, generator=g)
+        return {"hq": hq, "lq": lq, "identity": identity * keep_id, "mode": mode, "t": t, "noise": noise}
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        b = {k: v.to(self.device) for k, v in batch.items()}
+        hq, lq = b["hq"] * 2 - 1, b["lq"] * 2 - 1
+        degr = (b["mode"] == DEGRADE)[:, None, None, None]
+        target = torch.where(degr, lq, hq)
+        cond = torch.where(degr, hq, lq)
+        ab = self.alphas_cumprod[b["t"]][:, None, None, None]
+        x_t = ab.sqrt() * target + (1 - ab).sqrt() * b["noise"]
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.mixed_precision)
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            pred = self.ddp(x_t, b["t"], cond, b["identity"], b["mode"])
+        return F.mse_loss(pred.float(), target)
+
+    def train_step(self) -> float:
+        total = 0.0
+        for _ in range(self.cfg.grad_accum):
+            loss = self.loss(self.make_batch()) / self.cfg.grad_accum
+            self.scaler.scale(loss).backward()
+            total += float(loss.detach())
+        self.scaler.unscale_(self.opt)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.opt.zero_grad(set_to_none=True)
+        self.sched.step()
+        self._update_ema()
+        self.step += 1
+        return total
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        d = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
+        for e, p in zip(self.ema.parameters(), self.model.parameters()):
+            e.lerp_(p.detach(), 1 - d)
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        path = self.out / "checkpoint"
+        path.mkdir(exist_ok=True)
+        save_flipnet(self.model, path / "model.safetensors")
+        save_flipnet(self.ema, path / "ema.safetensors", metadata={"step": str(self.step)})
+        state = {"step": self.step, "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                 "rng": self.gen.get_state(), "torch_rng": torch.get_rng_state(), "scaler": self.scaler.state_dict()}
+        tmp = path / "state.pt.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, path / "state.pt")
+        return path
+
+    def resume(self) -> bool:
+        """Restore model, EMA, optimizer, LR schedule, data RNG and step from ``out_dir``; False if none."""
+        from ..models.zoo import load_state_dict
+
+        path = self.out / "checkpoint"
+        if not (path / "state.pt").is_file():
+            return False
+        self.model.load_state_dict(load_state_dict(path / "model.safetensors"))
+        self.ema.load_state_dict(load_state_dict(path / "ema.safetensors"))
+        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.gen.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        return True
+
+    # --- validation -----------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """PSNR of LQ and of restored val faces (fixed degradations, seed 1234), EMA weights."""
+        g = torch.Generator().manual_seed(1234)
+        hq, identity = self.data.batch(self.val_idx, g, flip=False)
+        lq = degrade(hq, sample_params(self.degradation, len(hq), g), g)
+        restored = restore_batch(self.ema, lq.to(self.device), identity.to(self.device), self.cfg.sampler).cpu()
+        self.last_val = (hq, lq, restored)
+        return {"val_psnr_lq": float(psnr(lq, hq).mean()), "val_psnr_restored": float(psnr(restored, hq).mean())}
+
+    # --- loop -------------------------------------------------------------------------------
+    def run(self, on_log=None) -> list[dict[str, float]]:
+        cfg = self.cfg
+        self.resume()
+        log_path = self.out / "log.csv"
+        rows = []
+        t0, losses = time.time(), []
+        while self.step < cfg.steps:
+            losses.append(self.train_step())
+            row = None
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                row = {"step": self.step, "loss": float(np.mean(losses)), "lr": self.sched.get_last_lr()[0],
+                       "sec_per_step": (time.time() - t0) / len(losses)}
+                t0, losses = time.time(), []
+            if self.step % cfg.validate_every == 0 or self.step == cfg.steps:
+                row = {**(row or {"step": self.step}), **self.validate()}
+            if row is not None and self.rank == 0:
+                rows.append(row)
+                _append_csv(log_path, row)
+                if on_log:
+                    on_log(row)
+            if self.rank == 0 and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
+                self.save_checkpoint()
+        return rows
+
+
+def _append_csv(path: Path, row: dict[str, float]) -> None:
+    keys = ["step", "loss", "lr", "sec_per_step", "val_psnr_lq", "val_psnr_restored"]
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        if new:
+            w.writeheader()
+        w.writerow({k: row.get(k, "") for k in keys})
+
+
+@torch.no_grad()
+def restore_batch(model: Flipnet, lq: torch.Tensor, identity: torch.Tensor | None, cfg: SamplerConfig) -> torch.Tensor:
+    """Restore independent faces (B, 3, S, S) in [0, 1] (no temporal coupling); returns [0, 1]."""
+    mc = model.config
+    scheduler = make_scheduler(cfg, mc.num_train_timesteps, mc.beta_start, mc.beta_end, mc.prediction_type)
+    state = TemporalState(TrackNoise.draw(cfg.seed, 0, tuple(lq.shape[1:]), cfg.steps, lq.device))
+    cond = lq * 2 - 1
+
+    def denoiser(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return model(x, t, cond, identity, RESTORE, cfg.boosthub_scale)
+
+    return (sample(denoiser, scheduler, cfg, cond, state) + 1) / 2
