@@ -9,14 +9,11 @@ around the model. Prints a table and the ratio (goal: <= 1.3x the floor).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe

@@ -7,13 +7,9 @@ batched-track vs frame-by-frame as a ratio, in one run.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vidrestore.config import resolve_config
 from vidrestore.diffusion.sampler import SamplerConfig

@@ -102,3 +102,17 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
 def test_help_and_console_script_entry():
     proc = subprocess.run([sys.executable, str(REPO / "cli.py"), "--help"], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0 and "Restore the faces" in proc.stdout
+
+
+def test_degrade_command_synthetic_and_with_the_degradation_mode(tmp_path, tiny_model):
+    import numpy as np
+    from PIL import Image
+
+    img = tmp_path / "face.png"
+    Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(img)
+    assert _run("degrade", img, "--out", tmp_path / "syn", "--synthetic", "archival") == 0
+    assert _run("degrade", img, "--out", tmp_path / "learned", "--model", tiny_model, "--preset", "fast") == 0
+    syn = np.asarray(Image.open(tmp_path / "syn" / "face.png"))
+    learned = np.asarray(Image.open(tmp_path / "learned" / "face.png"))
+    assert syn.shape == (40, 40, 3) and learned.shape == (32, 32, 3)
+    assert not np.array_equal(syn, np.asarray(Image.open(img)))

@@ -62,7 +62,7 @@ def build_restore_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vidrestore",
         description="Restore the faces in a video with FLIPNET. Audio, subtitles, timestamps and metadata are kept.",
-        epilog="Other commands: vidrestore models {list,pull,verify,info} | vidrestore train {pack,run} | vidrestore degrade | vidrestore sample. "
+        epilog="Other commands: vidrestore models {list,pull,verify,info} | vidrestore train {pack,run} | vidrestore degrade | vidrestore eval {images,video} | vidrestore sample. "
                "Exit codes: 2 usage, 3 input, 4 output, 5 model, 6 config, 130 interrupted.")
     p.add_argument("input", type=Path, help="video to restore")
     p.add_argument("output", type=Path, nargs="?", help="where to write the restored video (not needed with --dry-run)")
@@ -228,13 +228,29 @@ def cmd_degrade(argv: list[str]) -> int:
     from .degrade import DegradationConfig, degrade, sample_params
     from .train.data import list_images, read_rgb
 
-    p = argparse.ArgumentParser(prog="vidrestore degrade", description="Preview synthetic degradations of face images.")
+    p = argparse.ArgumentParser(prog="vidrestore degrade", description="Degrade face images: synthetic chain, or FLIPNET degradation mode (--model).")
     p.add_argument("inputs", nargs="+", help="images or folders")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--synthetic", default="default", help="degradation config name or YAML path")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--synthetic", default="default", help="degradation config name or YAML path")
+    how.add_argument("--model", help="a FLIPNET checkpoint: use its degradation mode instead of the synthetic model")
+    p.add_argument("--preset", default="balanced", help="sampling preset for --model")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     cfg = resolve_config(DegradationConfig, "degradations", args.synthetic)
+    learned = None
+    if args.model:
+        from .diffusion.sampler import SamplerConfig
+        from .models.flipnet import DEGRADE, load_flipnet
+        from .train.trainer import sample_faces
+
+        model = load_flipnet(args.model)
+        sampler = dataclasses.replace(resolve_config(SamplerConfig, "presets", args.preset), seed=args.seed)
+
+        def learned(x: torch.Tensor) -> torch.Tensor:
+            size = model.config.image_size
+            small = torch.nn.functional.interpolate(x, size=(size, size), mode="area")
+            return sample_faces(model, small, None, sampler, DEGRADE)
     files = [Path(i) for i in args.inputs if Path(i).is_file()] + list_images([i for i in args.inputs if Path(i).is_dir()])
     args.out.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(args.seed)
@@ -244,7 +260,7 @@ def cmd_degrade(argv: list[str]) -> int:
             print(f"skipped unreadable {f}", file=sys.stderr)
             continue
         x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
-        y = degrade(x, sample_params(cfg, 1, gen), gen)
+        y = learned(x) if learned else degrade(x, sample_params(cfg, 1, gen), gen)
         Image.fromarray((y[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(args.out / f"{f.stem}.png")
     print(f"wrote {len(files)} degraded images to {args.out}")
     return 0
@@ -261,9 +277,46 @@ def cmd_sample(argv: list[str]) -> int:
     return 0
 
 
+def cmd_eval(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="vidrestore eval", description="Measure restorations: paired images, or a video against its input.")
+    sub = p.add_subparsers(dest="kind", required=True)
+    im = sub.add_parser("images", help="PSNR, SSIM, identity cosine of restored images against references (same file stems)")
+    im.add_argument("restored", type=Path)
+    im.add_argument("reference", type=Path)
+    vd = sub.add_parser("video", help="per-track warping error, flicker and identity stability, input and restored")
+    vd.add_argument("input", type=Path)
+    vd.add_argument("restored", type=Path)
+    vd.add_argument("--sheets", type=Path, help="folder for per-track contact sheets (input, restored, difference)")
+    vd.add_argument("--detector", choices=["auto", "retinaface", "dlib"])
+    vd.add_argument("--detector-weights")
+    for sp in (im, vd):
+        sp.add_argument("--json", type=Path, help="write the report here (default: stdout)")
+    args = p.parse_args(argv)
+    from .eval.report import eval_images, eval_video
+
+    if args.kind == "images":
+        report = eval_images(args.restored, args.reference)
+    else:
+        import torch
+
+        from .config import CONFIG_DIR, load_yaml
+        from .faces.detect import create_detector
+        from .pipeline import PipelineConfig
+
+        cfg = load_yaml(PipelineConfig, CONFIG_DIR / "pipeline.yaml")
+        det = dataclasses.replace(cfg.detector, **{k: v for k, v in (("backend", args.detector), ("weights", args.detector_weights)) if v})
+        report = eval_video(args.input, args.restored, cfg, create_detector(det, torch.device("cpu")), args.sheets)
+    text = json.dumps(report, indent=2)
+    if args.json:
+        args.json.write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"models": cmd_models, "train": cmd_train, "degrade": cmd_degrade, "sample": cmd_sample}
+    commands = {"models": cmd_models, "train": cmd_train, "degrade": cmd_degrade, "sample": cmd_sample, "eval": cmd_eval}
     try:
         if argv and argv[0] in commands:
             return commands[argv[0]](argv[1:])

@@ -232,14 +232,23 @@ def _append_csv(path: Path, row: dict[str, float]) -> None:
 
 
 @torch.no_grad()
-def restore_batch(model: Flipnet, lq: torch.Tensor, identity: torch.Tensor | None, cfg: SamplerConfig) -> torch.Tensor:
-    """Restore independent faces (B, 3, S, S) in [0, 1] (no temporal coupling); returns [0, 1]."""
+def sample_faces(model: Flipnet, source: torch.Tensor, identity: torch.Tensor | None, cfg: SamplerConfig,
+                 mode: int = RESTORE) -> torch.Tensor:
+    """Run FLIPNET on independent faces (B, 3, S, S) in [0, 1] (no temporal coupling); returns [0, 1].
+
+    ``mode`` RESTORE turns LQ faces into HQ ones; DEGRADE turns HQ faces into realistic LQ ones.
+    Either way the source is both the condition and the DifFace start estimate.
+    """
     mc = model.config
     scheduler = make_scheduler(cfg, mc.num_train_timesteps, mc.beta_start, mc.beta_end, mc.prediction_type)
-    state = TemporalState(TrackNoise.draw(cfg.seed, 0, tuple(lq.shape[1:]), cfg.steps, lq.device))
-    cond = lq * 2 - 1
+    state = TemporalState(TrackNoise.draw(cfg.seed, 0, tuple(source.shape[1:]), cfg.steps, source.device))
+    cond = source * 2 - 1
 
     def denoiser(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return model(x, t, cond, identity, RESTORE, cfg.boosthub_scale)
+        return model(x, t, cond, identity, mode, cfg.boosthub_scale)
 
     return (sample(denoiser, scheduler, cfg, cond, state) + 1) / 2
+
+
+def restore_batch(model: Flipnet, lq: torch.Tensor, identity: torch.Tensor | None, cfg: SamplerConfig) -> torch.Tensor:
+    return sample_faces(model, lq, identity, cfg, RESTORE)

@@ -1,0 +1,1 @@
+"""Evaluation: fidelity, identity and temporal metrics, and reports for image folders and videos."""
