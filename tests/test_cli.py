@@ -52,10 +52,12 @@ def test_end_to_end_on_a_real_clip(shared_data, tiny_model, tmp_path, detector):
 
 
 def test_sample_clip_keeps_audio_and_restores_faces(sample_clip, tiny_model, tmp_path):
-    out = tmp_path / "o.mp4"
-    assert _run(sample_clip, out, "--model", tiny_model, "--preset", "fast", "--quiet") == 0
+    out, preview = tmp_path / "o.mp4", tmp_path / "side.mp4"
+    assert _run(sample_clip, out, "--model", tiny_model, "--preset", "fast", "--quiet", "--preview", preview) == 0
     assert _streams(out) == _streams(sample_clip) == ["video", "audio"]
-    assert read_pts(out) == read_pts(sample_clip)
+    assert read_pts(out) == read_pts(sample_clip) == read_pts(preview)
+    with av.open(str(sample_clip)) as a, av.open(str(preview)) as b:
+        assert b.streams.video[0].width == 2 * a.streams.video[0].width
 
 
 def test_zero_faces_copies_the_video_untouched(tmp_path):

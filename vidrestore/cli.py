@@ -83,6 +83,7 @@ def build_restore_parser() -> argparse.ArgumentParser:
     p.add_argument("--pix-fmt", help="output pixel format (auto: the input's)")
     p.add_argument("--seed", type=int, help="sampling seed")
     p.add_argument("--no-temporal", action="store_true", help="no flow warping between frames (noise is still shared per track)")
+    p.add_argument("--preview", type=Path, metavar="PATH", help="also write a side-by-side (input | restored) video here")
     p.add_argument("--dry-run", action="store_true", help="detect and track only; print the report")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--json", type=Path, metavar="REPORT", help="write the JSON report here ('-' for stdout)")
@@ -121,7 +122,7 @@ def cmd_restore(argv: list[str]) -> int:
     from .config import resolve_config
     from .diffusion.sampler import SamplerConfig
     from .faces.identity import DlibIdentityEncoder
-    from .pipeline import run
+    from .pipeline import check_paths, run
     from .restore import load_restorer
 
     device = _device(args.device)
@@ -138,7 +139,10 @@ def cmd_restore(argv: list[str]) -> int:
         restorer.temporal = False
     bar = ProgressBar(args.quiet)
     try:
-        report = run(args.input, args.output, cfg, restorer, device, overwrite=args.overwrite, dry_run=args.dry_run, progress=bar)
+        if args.preview is not None:
+            check_paths(args.input, args.preview, args.overwrite)
+        report = run(args.input, args.output, cfg, restorer, device, overwrite=args.overwrite, dry_run=args.dry_run,
+                     progress=bar, preview=args.preview)
     finally:
         bar.close()
     text = report.to_json()

@@ -14,6 +14,7 @@ temp file that is renamed onto the output only when everything succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -144,13 +145,24 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
     return out
 
 
+def _preview_info(info):
+    """Stream description for the side-by-side preview: display orientation, twice as wide."""
+    width, height = info.display_size
+    return dataclasses.replace(info, width=2 * width, height=height, rotation=0)
+
+
 def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Restorer, cfg: PipelineConfig,
-                  device: torch.device, progress: Progress | None = None) -> int:
-    """Pass 2: restore and encode the video stream alone into ``video_out``; returns frames written."""
+                  device: torch.device, progress: Progress | None = None, preview: Path | None = None) -> int:
+    """Pass 2: restore and encode the video stream alone into ``video_out``; returns frames written.
+
+    With ``preview``, also encode a side-by-side (input | restored) video there."""
     info = probe(path)
     contexts: dict[int, TrackContext] = {}
     faces = 0
-    with VideoReader(path) as reader, VideoWriter(video_out, info, cfg.encode) as writer:
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(VideoReader(path))
+        writer = stack.enter_context(VideoWriter(video_out, info, cfg.encode))
+        side = stack.enter_context(VideoWriter(preview, _preview_info(info), cfg.encode)) if preview else None
         window: list = []
 
         def flush() -> None:
@@ -159,6 +171,8 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
             faces += sum(1 for f in window for t in analysis.tracks if t.covers(f.index))
             for f in window:
                 writer.write(f.source, f.pts, changed.get(f.index))
+                if side is not None:
+                    side.write(f.source, f.pts, np.concatenate([f.image, changed.get(f.index, f.image)], 1))
             if progress:
                 progress("restore", window[-1].index + 1, analysis.frames, faces)
             window.clear()
@@ -191,8 +205,10 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
 
 def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer, device: torch.device,
         overwrite: bool = False, dry_run: bool = False, progress: Progress | None = None,
-        detector: FaceDetector | None = None) -> Report:
-    """Restore ``src`` into ``dst`` (or only analyse it with ``dry_run``); returns the report."""
+        detector: FaceDetector | None = None, preview: str | Path | None = None) -> Report:
+    """Restore ``src`` into ``dst`` (or only analyse it with ``dry_run``); returns the report.
+
+    ``preview``: also write a side-by-side input | restored video (video only) there."""
     src = Path(src)
     if dst is None and not dry_run:
         raise UsageError("an output path is needed unless --dry-run is given")
@@ -214,11 +230,13 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     if dst is not None and not dry_run:
         dst = Path(dst)
         t1 = time.perf_counter()
-        with atomic_output(dst) as final_tmp:
+        with contextlib.ExitStack() as stack:
+            final_tmp = stack.enter_context(atomic_output(dst))
+            preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
             if analysis.tracks:
                 video_tmp = final_tmp.with_name(final_tmp.name + ".video" + dst.suffix)
                 try:
-                    frames_out = restore_video(src, video_tmp, analysis, restorer, cfg, device, progress)
+                    frames_out = restore_video(src, video_tmp, analysis, restorer, cfg, device, progress, preview_tmp)
                     timings["restore_encode"] = time.perf_counter() - t1
                     t2 = time.perf_counter()
                     remux(video_tmp, src, final_tmp)
@@ -228,6 +246,8 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
             else:
                 notes.append("no face found: the video was copied without re-encoding")
                 remux(src, src, final_tmp)
+                if preview_tmp is not None:
+                    remux(src, src, preview_tmp)
                 frames_out = analysis.frames
                 timings["remux"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
