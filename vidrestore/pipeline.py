@@ -79,24 +79,45 @@ class Report:
         return json.dumps(asdict(self), indent=2)
 
 
-def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: Progress | None = None) -> Analysis:
-    """Pass 1: shots and face tracks, without keeping frames."""
+def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: Progress | None = None,
+            detect_batch: int = 8) -> Analysis:
+    """Pass 1: shots and face tracks, without keeping frames.
+
+    Frames to detect are sent to the detector ``detect_batch`` at a time (one forward pass on GPU);
+    cuts and detections then reach the tracker in frame order."""
     shots = ShotDetector(cfg.shots)
     tracker = FaceTracker(cfg.tracker)
     total = probe(path).frames
     faces = 0
+    pending: list[tuple[int, bool, np.ndarray | None]] = []  # (frame index, starts a shot, image to detect)
+
+    def flush() -> None:
+        nonlocal faces
+        images = [im for _, _, im in pending if im is not None]
+        found = iter(detector.detect(images) if images else [])
+        for index, cut, image in pending:
+            if cut:
+                tracker.end_shot()
+            if image is not None:
+                dets = next(found)
+                faces += len(dets)
+                tracker.update(index, dets)
+        pending.clear()
+
     with VideoReader(path) as reader:
         for frame in reader:
-            if shots.update(frame.image):
-                tracker.end_shot()
-            if frame.index % max(1, cfg.tracker.detect_every) == 0:
-                dets = detector.detect([frame.image])[0]
-                faces += len(dets)
-                tracker.update(frame.index, dets)
-            if progress:
-                progress("analyse", frame.index + 1, total, faces)
+            cut = shots.update(frame.image)
+            detect = frame.index % max(1, cfg.tracker.detect_every) == 0
+            pending.append((frame.index, cut, frame.image if detect else None))
+            if sum(im is not None for _, _, im in pending) >= detect_batch:
+                flush()
+                if progress:
+                    progress("analyse", frame.index + 1, total, faces)
+        flush()
         tracker.end_shot()
         count, corrupt = reader.stats.frames, reader.stats.corrupt_packets
+    if progress:
+        progress("analyse", count, total, faces)
     tracks = sorted(tracker.tracks, key=lambda t: (t.start, t.track_id))
     return Analysis(count, shots.shots(count), tracks, detector.name, corrupt)
 

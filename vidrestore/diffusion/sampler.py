@@ -97,8 +97,11 @@ def timesteps_from(scheduler, cfg: SamplerConfig, device: torch.device) -> torch
 
 
 def _fuse(x0: torch.Tensor, previous: torch.Tensor | None, temporal: TemporalInputs | None, lam: float,
-          reanchor: float) -> torch.Tensor:
-    """Blend each frame's x0 with the warped fused x0 of the frame before it (sequential in time)."""
+          linked: list[bool]) -> torch.Tensor:
+    """Blend each frame's x0 with the warped fused x0 of the frame before it (sequential in time).
+
+    ``linked[i]`` says whether frame i may take from frame i-1 (decided once per batch, so the
+    step loop never waits on the device)."""
     if temporal is None or lam <= 0:
         return x0
     fused = []
@@ -106,7 +109,7 @@ def _fuse(x0: torch.Tensor, previous: torch.Tensor | None, temporal: TemporalInp
     for i in range(len(x0)):
         cur = x0[i : i + 1]
         valid = temporal.valid[i : i + 1]
-        if ref is not None and float(valid.mean()) >= 1 - reanchor:
+        if ref is not None and linked[i]:
             w = warp(ref, temporal.flows[i : i + 1])
             m = valid * lam
             cur = m * w + (1 - m) * cur
@@ -128,11 +131,14 @@ def sample(denoiser: Denoiser, scheduler, cfg: SamplerConfig, estimate: torch.Te
     t_count = len(estimate)
     x = scheduler.add_noise(estimate, state.noise.start.expand(t_count, -1, -1, -1), ts[:1].expand(t_count))
     carried = []
+    # Re-anchor: a frame whose flow fails the FB test over too much of the crop takes nothing from the
+    # frame before it. One host sync here instead of one per frame and step.
+    linked = (temporal.valid.flatten(1).mean(1) >= 1 - cfg.reanchor_invalid).tolist() if temporal is not None else []
     for k, t in enumerate(ts):
         x0 = denoiser(x, t)
         lam = warp_weight(cfg.warp_schedule, k / max(len(ts) - 1, 1))
         previous = state.previous_x0[k] if state.previous_x0 is not None and k < len(state.previous_x0) else None
-        x0 = _fuse(x0, previous, temporal, lam, cfg.reanchor_invalid)
+        x0 = _fuse(x0, previous, temporal, lam, linked)
         carried.append(x0[-1:].clone())
         kwargs = {"eta": cfg.eta, "variance_noise": state.noise.steps[k].expand(t_count, -1, -1, -1)} \
             if isinstance(scheduler, DDIMScheduler) else {}
