@@ -57,3 +57,18 @@ def test_resume_reproduces_the_next_loss(pack, tmp_path):
     for _ in range(2):
         second.train_step()
     assert float(second.loss(second.make_batch())) == pytest.approx(expected, rel=1e-5)
+
+
+def test_export_writes_fp16_ema_weights_that_load(pack, tmp_path):
+    from vidrestore.cli import main
+    from vidrestore.models.flipnet import load_flipnet, read_metadata
+
+    tr = _trainer(pack, tmp_path / "run")
+    tr.train_step()
+    tr.save_checkpoint()
+    out = tmp_path / "shipped.safetensors"
+    assert main(["train", "export", str(tmp_path / "run"), "--out", str(out)]) == 0
+    assert read_metadata(out)["step"] == "1"
+    model = load_flipnet(out)
+    for a, b in zip(model.parameters(), tr.ema.parameters()):
+        assert torch.allclose(a, b, atol=1e-2, rtol=1e-2)

@@ -201,6 +201,9 @@ def cmd_train(argv: list[str]) -> int:
     pk.add_argument("--face-size", type=int, default=128)
     pk.add_argument("--limit", type=int, default=0)
     pk.add_argument("--aligned", action="store_true", help="images are already aligned crops: only resize")
+    ex = sub.add_parser("export", help="write a run's EMA weights as a shippable fp16 safetensors file")
+    ex.add_argument("run_dir", type=Path)
+    ex.add_argument("--out", type=Path, required=True)
     rn = sub.add_parser("run", help="train (resumes from the run folder's checkpoint)")
     rn.add_argument("--config", required=True, help="configs/train/<name>.yaml or a built-in name")
     rn.add_argument("--device", default="auto")
@@ -212,6 +215,16 @@ def cmd_train(argv: list[str]) -> int:
         stats = pack_faces(args.folders, args.out, args.face_size, args.limit, args.aligned)
         print(f"packed {stats.packed} of {stats.seen} images into {args.out} "
               f"({stats.unreadable} unreadable, {stats.no_face} without a face)")
+        return 0
+    if args.action == "export":
+        import torch
+
+        from .models.flipnet import load_flipnet, read_metadata, save_flipnet
+
+        ema = args.run_dir / "checkpoint" / "ema.safetensors"
+        step = read_metadata(ema).get("step", "?")
+        save_flipnet(load_flipnet(ema), args.out, dtype=torch.float16, metadata={"step": step, "source": "EMA"})
+        print(f"exported {ema} (step {step}) to {args.out}")
         return 0
     from .train.trainer import Trainer, load_train_config
 
