@@ -20,7 +20,7 @@ def _inputs(b=2, s=32):
 
 def _open_hub(model):
     for name, p in model.named_parameters():
-        if ".hub.to_out" in name:
+        if ".hub.to_out" in name or name.startswith("cond_skips"):
             torch.nn.init.normal_(p, std=0.05)
 
 

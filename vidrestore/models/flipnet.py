@@ -11,7 +11,9 @@ space and trained by this project (no published weights exist). Pieces, each fro
 * a **BoostHub** beside every self-attention layer: cross-attention with queries from the target
   stream and keys/values from the condition features at that scale, added as
   ``F = F + SA(F) + phi * W_o softmax(Q_x K_y^T / sqrt(d)) V_y`` with ``W_o`` initialised to zero,
-  so an untrained hub (or ``phi = 0``) leaves the prior exactly as it is.
+  so an untrained hub (or ``phi = 0``) leaves the prior exactly as it is;
+* **condition skips** (our addition): zero-initialised 1x1 convs adding the condition features at
+  every level, gated by the same ``phi``.
 
 The mode switch flips roles: the caller passes the noisy HQ face and the LQ condition for
 restoration, the noisy LQ face and the HQ condition for degradation. See docs/flipnet.md.
@@ -134,6 +136,11 @@ class Flipnet(nn.Module):
         def attn(level: int) -> nn.Module | None:
             return BoostHubAttention(ch[level], cfg.cond_channels[level], cfg.head_dim, g) if cfg.attention_levels[level] else None
 
+        # Condition skips: zero-initialised 1x1 convs adding the condition features at the entry of every
+        # level, gated by phi like the hubs. In pixel space the hubs sit only at the coarse levels, and
+        # these carry the LQ face's fine structure (see docs/flipnet.md).
+        self.cond_skips = nn.ModuleList(_zero(nn.Conv2d(cfg.cond_channels[level], ch[max(level - 1, 0)], 1))
+                                        for level in range(len(ch)))
         self.down_resnets, self.down_attns, self.downsamplers = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         skips, cin = [ch[0]], ch[0]
         for level, cout in enumerate(ch):
@@ -177,6 +184,10 @@ class Flipnet(nn.Module):
         h = self.conv_in(x_t)
         skips, r = [h], 0
         for level in range(len(cfg.block_channels)):
+            if phi != 0.0:
+                h = h + phi * self.cond_skips[level](cond_feats[level])
+                if level == 0:
+                    skips[0] = h
             for _ in range(cfg.layers_per_block):
                 h = self._attend(self.down_attns[r], self.down_resnets[r](h, emb), cond_feats[level], phi)
                 skips.append(h)

@@ -46,7 +46,7 @@ class TrainConfig:
     warmup_steps: int = 100
     weight_decay: float = 0.0
     ema_decay: float = 0.999
-    max_timestep: int = 700  # sampling starts at N <= 500, so later steps are never used
+    max_timestep: int = 400  # the presets start sampling at N <= 400, so later steps are never used
     degradation_fraction: float = 0.25
     identity_dropout: float = 0.15
     mixed_precision: str = "no"  # no | bf16 | fp16
@@ -56,7 +56,7 @@ class TrainConfig:
     val_count: int = 64
     seed: int = 0
     num_threads: int = 0  # CPU threads; 0 = torch default
-    sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(start_step=400, steps=4))
+    sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(start_step=200, steps=4))
 
 
 def load_train_config(name_or_path: str | Path) -> TrainConfig:
