@@ -101,3 +101,9 @@ def test_pickles_are_never_executed(tmp_path):
 def test_unsupported_zoo_entries_say_why():
     e = zoo.entry("difface-prior-512")
     assert not e.supported and "converter" in e.note
+
+
+def test_shipped_default_model_verifies_and_loads():
+    path = zoo.verify("flipnet-small")
+    model = load_flipnet(path)
+    assert model.config.name == "small" and model.config.image_size == 128
