@@ -17,7 +17,8 @@ def test_tracks_split_at_a_cut_with_batched_detection(sample_clip, tmp_path):
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
     analysis = analyse(clip, PipelineConfig(), det, detect_batch=5)
     assert [(s.start, s.end) for s in analysis.shots] == [(0, 16), (16, 32)]
-    spans = sorted((t.shot_index, t.start, t.end) for t in analysis.tracks)
-    assert [s[0] for s in spans] == [0, 1]
-    assert spans[0][1:] == (0, 16) and spans[1][1] == 16 and spans[1][2] > 21  # the darker shot may lose its last detections
-
+    for t in analysis.tracks:  # no track crosses the cut
+        shot = analysis.shots[t.shot_index]
+        assert shot.start <= t.start and t.end <= shot.end
+    assert sorted({t.shot_index for t in analysis.tracks}) == [0, 1]
+    assert all(len(t) >= 8 for t in analysis.tracks)
