@@ -78,3 +78,30 @@ def sample_clip(tmp_path_factory) -> Path:
     from vidrestore.sample import make_sample
 
     return make_sample(tmp_path_factory.mktemp("sample") / "sample.mp4", frames=24)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny FLIPNET built here: exercises the real restorer path; it is not a trained restorer."""
+    import torch
+
+    from vidrestore.models.flipnet import Flipnet, load_config, save_flipnet
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_flipnet(Flipnet(load_config("tiny")), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def three_shot_clip(sample_clip, tmp_path_factory) -> Path:
+    """48 frames with audio in three shots of 16 (a face in each): the sample clip, the same face
+    darker in swapped colours, then the sample again."""
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        frames = [f.image for f in r][:16]
+    images = frames + [np.ascontiguousarray(f[..., ::-1] // 3) for f in frames] + frames
+    h, w = images[0].shape[:2]
+    return make_clip(tmp_path_factory.mktemp("shots") / "three_shots.mp4", [i * 40 for i in range(len(images))],
+                     size=(h, w), images=images, audio=True)

@@ -3,25 +3,12 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import av
 import pytest
-import torch
 from conftest import REPO, make_clip, read_pts, shared_file
 
 from vidrestore.cli import main
-from vidrestore.models.flipnet import Flipnet, load_config, save_flipnet
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A tiny FLIPNET built here: exercises the real restorer path; it is not a trained restorer."""
-    torch.manual_seed(0)
-    m = Flipnet(load_config("tiny"))
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_flipnet(m, path)
-    return path
 
 
 def _run(*args) -> int:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .errors import UsageError, VidrestoreError
+from .errors import OutputError, UsageError, VidrestoreError
 
 EXIT_INTERRUPTED = 130
 
@@ -58,14 +58,8 @@ class ProgressBar:
             sys.stderr.write("\n")
 
 
-def build_restore_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="vidrestore",
-        description="Restore the faces in a video with FLIPNET. Audio, subtitles, timestamps and metadata are kept.",
-        epilog="Other commands: vidrestore models {list,pull,verify,info} | vidrestore train {pack,run} | vidrestore degrade | vidrestore eval {images,video} | vidrestore sample. "
-               "Exit codes: 2 usage, 3 input, 4 output, 5 model, 6 config, 130 interrupted.")
-    p.add_argument("input", type=Path, help="video to restore")
-    p.add_argument("output", type=Path, nargs="?", help="where to write the restored video (not needed with --dry-run)")
+def add_restore_options(p: argparse.ArgumentParser) -> None:
+    """The options that decide how a video is restored: shared by the single-file and batch commands."""
     p.add_argument("--model", default="flipnet-small", help="zoo name, a .safetensors path, or 'none' (pass-through, for debugging)")
     p.add_argument("--restorer", dest="model", help=argparse.SUPPRESS)
     p.add_argument("--preset", default="fast", help="sampling preset: fast (default; best measured with flipnet-small), balanced, quality, or a YAML path")
@@ -77,23 +71,43 @@ def build_restore_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", choices=["auto", "retinaface", "dlib"], help="face detector (auto: RetinaFace if its weights are found)")
     p.add_argument("--detector-weights", help="RetinaFace checkpoint (.pth); also VIDRESTORE_WEIGHTS_RETINAFACE_MOBILENET0_25")
     p.add_argument("--detect-every", type=int, help="run the detector every k frames; tracking fills the rest")
+    p.add_argument("--segment-frames", type=int, help="restore in segments of whole shots of at least this many frames (0: one segment)")
     p.add_argument("--codec", help="video encoder (libx264, libx265, ffv1, prores_ks ...)")
     p.add_argument("--crf", type=int, help="quality for x264/x265 (lower is better)")
     p.add_argument("--x264-preset", dest="enc_preset", help="encoder speed preset (x264/x265)")
     p.add_argument("--pix-fmt", help="output pixel format (auto: the input's)")
     p.add_argument("--seed", type=int, help="sampling seed")
     p.add_argument("--no-temporal", action="store_true", help="no flow warping between frames (noise is still shared per track)")
-    p.add_argument("--preview", type=Path, metavar="PATH", help="also write a side-by-side (input | restored) video here")
-    p.add_argument("--dry-run", action="store_true", help="detect and track only; print the report")
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--json", type=Path, metavar="REPORT", help="write the JSON report here ('-' for stdout)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def build_restore_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vidrestore",
+        description="Restore the faces in a video with FLIPNET. Audio, subtitles, timestamps and metadata are kept.",
+        epilog="Other commands: vidrestore batch | vidrestore models {list,pull,verify,info} | vidrestore train {pack,run,export} | "
+               "vidrestore degrade | vidrestore eval {images,video} | vidrestore sample. "
+               "Exit codes: 2 usage, 3 input, 4 output, 5 model, 6 config, 130 interrupted.")
+    p.add_argument("input", type=Path, help="video to restore")
+    p.add_argument("output", type=Path, nargs="?", help="where to write the restored video (not needed with --dry-run)")
+    add_restore_options(p)
+    p.add_argument("--preview", type=Path, metavar="PATH", help="also write a side-by-side (input | restored) video here")
+    p.add_argument("--dry-run", action="store_true", help="detect and track only; print the report")
+    add_run_options(p)
     p.add_argument("--version", action="version", version=f"vidrestore {__version__}")
     return p
 
 
-def _pipeline_config(args: argparse.Namespace):
-    from .config import CONFIG_DIR, load_yaml
+def options_from_args(args: argparse.Namespace):
+    """``RestoreOptions`` from parsed restore options (see :func:`add_restore_options`)."""
+    from .config import CONFIG_DIR, load_yaml, resolve_config
+    from .diffusion.sampler import SamplerConfig
+    from .options import RestoreOptions
     from .pipeline import PipelineConfig
 
     cfg = load_yaml(PipelineConfig, args.config or CONFIG_DIR / "pipeline.yaml")
@@ -101,48 +115,38 @@ def _pipeline_config(args: argparse.Namespace):
     if args.detector:
         det = dataclasses.replace(det, backend=args.detector)
     if args.detector_weights:
-        det = dataclasses.replace(det, weights=args.detector_weights)
+        det = dataclasses.replace(det, weights=str(args.detector_weights))
     if args.detect_every:
         trk = dataclasses.replace(trk, detect_every=args.detect_every)
     for field, value in (("codec", args.codec), ("crf", args.crf), ("preset", args.enc_preset), ("pix_fmt", args.pix_fmt)):
         if value is not None:
             enc = dataclasses.replace(enc, **{field: value})
     cfg = dataclasses.replace(cfg, detector=det, tracker=trk, encode=enc)
-    if args.batch_size:
-        cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
-    if args.face_size:
-        cfg = dataclasses.replace(cfg, face_size=args.face_size)
-    return cfg
+    for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames)):
+        if value is not None:
+            cfg = dataclasses.replace(cfg, **{field: value})
+    sampler = resolve_config(SamplerConfig, "presets", args.preset)
+    if args.seed is not None:
+        sampler = dataclasses.replace(sampler, seed=args.seed)
+    return RestoreOptions(cfg, sampler, str(args.model), args.dtype, temporal=not args.no_temporal)
 
 
 def cmd_restore(argv: list[str]) -> int:
     args = build_restore_parser().parse_args(argv)
-    import torch
-
-    from .config import resolve_config
-    from .diffusion.sampler import SamplerConfig
-    from .faces.identity import DlibIdentityEncoder
+    from .options import build_restorer
     from .pipeline import check_paths, run
-    from .restore import load_restorer
 
     device = _device(args.device)
-    cfg = _pipeline_config(args)
-    sampler = resolve_config(SamplerConfig, "presets", args.preset)
-    if args.seed is not None:
-        sampler = dataclasses.replace(sampler, seed=args.seed)
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "auto": torch.bfloat16}[args.dtype]
-    encoder = DlibIdentityEncoder() if args.model != "none" else None
+    options = options_from_args(args)
     if args.output is None and not args.dry_run:
         raise UsageError("give an output path, or --dry-run to only detect and track")
-    restorer = load_restorer(args.model, sampler, device, dtype, encoder, cfg.face_size)
-    if args.no_temporal and hasattr(restorer, "temporal"):
-        restorer.temporal = False
+    restorer = build_restorer(options, device)
     bar = ProgressBar(args.quiet)
     try:
         if args.preview is not None:
             check_paths(args.input, args.preview, args.overwrite)
-        report = run(args.input, args.output, cfg, restorer, device, overwrite=args.overwrite, dry_run=args.dry_run,
-                     progress=bar, preview=args.preview)
+        report = run(args.input, args.output, options.pipeline, restorer, device, overwrite=args.overwrite,
+                     dry_run=args.dry_run, progress=bar, preview=args.preview)
     finally:
         bar.close()
     text = report.to_json()
@@ -160,6 +164,133 @@ def cmd_restore(argv: list[str]) -> int:
         if args.dry_run and args.json is None:
             print(text)
     return 0
+
+
+class _RaisingParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def build_batch_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vidrestore batch",
+        description="Restore many videos into one folder. Re-running the same command resumes: finished items are skipped, "
+                    "failed ones retried. State: OUT/vidrestore-batch.sqlite.",
+        epilog="Manifests (.csv with a header, or .json list): 'input', optional 'output' (relative to --out) and any "
+               "option below by name, e.g. input,preset,seed. Exit codes: 0 all done, 1 some items failed, 2 usage, 130 interrupted.")
+    p.add_argument("inputs", nargs="+", help="video files, folders, globs ('clips/**/*.mov') or manifests (.csv/.json)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    p.add_argument("--retries", type=int, default=2, help="retry a failed item up to this many times, across re-runs (default 2)")
+    p.add_argument("--ray", action="store_true", help="run on Ray (a local Ray instance unless --ray-address is given)")
+    p.add_argument("--ray-address", help="join a Ray cluster: auto or HOST:PORT (implies --ray)")
+    p.add_argument("--workers", type=int, help="restorer workers under Ray (default: one per GPU, 1 without GPUs)")
+    add_restore_options(p)
+    add_run_options(p)
+    return p
+
+
+def _batch_items(args: argparse.Namespace, state, max_attempts: int):
+    """(items to run, report rows of items skipped or refused before running)."""
+    from .batch.items import assign_outputs, expand_inputs
+    from .batch.runner import one_line
+    from .batch.worker import Item
+
+    item_parser = _RaisingParser(add_help=False)
+    add_restore_options(item_parser)
+    item_parser.set_defaults(**{k: v for k, v in vars(args).items() if k != "inputs"})
+    todo, skipped = [], []
+    for spec, out in assign_outputs(expand_inputs(args.inputs, args.out), args.out):
+        try:
+            options = options_from_args(item_parser.parse_args(list(spec.flags)))
+        except VidrestoreError as exc:
+            skipped.append({"input": str(spec.input), "output": str(out), "status": "failed", "error": one_line(exc)})
+            continue
+        stat = spec.input.stat() if spec.input.is_file() else None
+        fingerprint = options.fingerprint() + (f":{stat.st_size}:{stat.st_mtime_ns}" if stat else ":missing")
+        row = state.get(out)
+        if row and row.status == "done" and row.fingerprint == fingerprint and out.exists():
+            skipped.append({**_item_report(row, spec.input, out), "skipped": True})
+            continue
+        if out.exists() and row is None and not args.overwrite:
+            skipped.append({"input": str(spec.input), "output": str(out), "status": "failed",
+                            "error": f"output exists and is not from this batch: {out} (use --overwrite to replace it)"})
+            continue
+        row = state.register(out, spec.input, fingerprint, options.model)
+        if row.status == "failed" and row.attempts >= max_attempts:
+            skipped.append({"input": str(spec.input), "output": str(out), "status": "failed", "skipped": True,
+                            "error": f"{row.error} (gave up after {row.attempts} attempts)"})
+            continue
+        todo.append(Item(spec.input, out, options, fingerprint))
+    return todo, skipped
+
+
+def cmd_batch(argv: list[str]) -> int:
+    args = build_batch_parser().parse_args(argv)
+    from .batch.runner import BatchProgress, InProcessExecutor, RayExecutor, run_batch
+    from .batch.state import JobState
+    from .io import probe
+
+    if args.retries < 0:
+        raise UsageError("--retries must be 0 or more")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {args.out} ({exc.strerror})") from exc
+    max_attempts = args.retries + 1
+    with JobState(args.out) as state:
+        todo, skipped = _batch_items(args, state, max_attempts)
+        frames = 0
+        for item in todo:
+            try:
+                frames += probe(item.input).frames
+            except VidrestoreError:
+                pass  # the item fails with this reason when it runs
+        progress = BatchProgress(len(todo), frames, args.quiet)
+        executor = (RayExecutor(args.ray_address, args.workers, args.device) if args.ray or args.ray_address
+                    else InProcessExecutor(args.device, progress))
+        try:
+            run_batch(todo, state, executor, max_attempts, progress)
+        finally:
+            executor.close()
+        rows = {r.output: r for r in state.rows()}
+        report = [_item_report(rows.get(str(item.output)), item.input, item.output) for item in todo] + skipped
+    if args.json is not None:
+        text = json.dumps({"items": report, "totals": _totals(report)}, indent=2)
+        print(text) if str(args.json) == "-" else args.json.write_text(text + "\n")
+    if not args.quiet:
+        _print_summary(report)
+    return 0 if all(r["status"] == "done" for r in report) else 1
+
+
+def _item_report(row, input: Path, output: Path) -> dict:
+    if row is None:
+        return {"input": str(input), "output": str(output), "status": "failed", "error": "no record"}
+    rep = {"input": row.input, "output": row.output, "status": row.status, "attempts": row.attempts,
+           "frames": row.frames, "faces": row.faces, "tracks": row.tracks, "seconds": row.seconds, "error": row.error,
+           "model": row.model}
+    if row.report:
+        rep["report"] = json.loads(row.report)
+    return rep
+
+
+def _totals(report: list[dict]) -> dict:
+    return {"items": len(report), "done": sum(r["status"] == "done" for r in report),
+            "failed": sum(r["status"] == "failed" for r in report), "skipped": sum(bool(r.get("skipped")) for r in report),
+            "frames": sum(r.get("frames") or 0 for r in report), "seconds": round(sum(r.get("seconds") or 0 for r in report), 2)}
+
+
+def _print_summary(report: list[dict]) -> None:
+    print(f"{'status':8s} {'frames':>7s} {'faces':>6s} {'time s':>7s}  item", file=sys.stderr)
+    for r in report:
+        status = r["status"] + ("*" if r.get("skipped") else "")
+        seconds = f"{r['seconds']:.1f}" if r.get("seconds") is not None else "-"
+        line = f"{status:8s} {r.get('frames') or '-':>7} {r.get('faces') or '-':>6} {seconds:>7s}  {Path(r['input']).name}"
+        if r["status"] == "failed" and r.get("error"):
+            line += f"  ({r['error']})"
+        print(line, file=sys.stderr)
+    t = _totals(report)
+    print(f"{t['done']} done ({t['skipped']} skipped as already done or given up), {t['failed']} failed, "
+          f"{t['frames']} frames", file=sys.stderr)
 
 
 def cmd_models(argv: list[str]) -> int:
@@ -333,7 +464,7 @@ def cmd_eval(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"models": cmd_models, "train": cmd_train, "degrade": cmd_degrade, "sample": cmd_sample, "eval": cmd_eval}
+    commands = {"batch": cmd_batch, "models": cmd_models, "train": cmd_train, "degrade": cmd_degrade, "sample": cmd_sample, "eval": cmd_eval}
     try:
         if argv and argv[0] in commands:
             return commands[argv[0]](argv[1:])

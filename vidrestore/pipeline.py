@@ -2,14 +2,17 @@
 
 Two streaming passes over the input keep memory bounded whatever the video's length:
 
-1. *analyse*: decode, cut shots, detect faces (every k-th frame), track them; only boxes and
-   landmarks are kept, never frames.
-2. *restore*: decode again in windows of ``batch_size`` frames; for each track in a window, align
-   its crops, restore them as one temporal batch (state carried to the next window), paste them
-   back, and encode. Frames with no face are re-encoded from the decoded frame untouched.
+1. *analyse*: decode, cut shots, detect faces (every k-th frame), track them; only boxes,
+   landmarks and frame timestamps are kept, never frames.
+2. *restore*: decode again in windows of ``batch_size`` frames that never cross a cut; for each
+   track in a window, align its crops, restore them as one temporal batch (state carried to the
+   next window), paste them back, and encode. Frames with no face are re-encoded untouched.
 
-The encoded video then gets the input's audio, subtitle and data streams remuxed beside it, into a
-temp file that is renamed onto the output only when everything succeeded.
+Pass 2 may be split into *segments* of whole shots (``segment_frames``). No track crosses a cut
+and restore windows restart at every cut, so a segment restored on its own (another process,
+another machine) gives exactly the frames a single pass gives. Segments are encoded separately,
+their packets joined into one stream, and the input's audio, subtitle and data streams remuxed
+beside it, into a temp file that is renamed onto the output only when everything succeeded.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from .faces.paste import face_mask, match_colour, paste_faces
 from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Track
 from .io import EncodeOptions, VideoReader, VideoWriter, probe, remux
-from .io.writer import atomic_output, check_encoder
+from .io.writer import atomic_output, check_encoder, concat_videos
 from .restore import Restorer, TrackContext
 from .shots import Shot, ShotConfig, ShotDetector
 
@@ -46,6 +49,7 @@ class PipelineConfig:
     batch_size: int = 16  # frames per restoration window (bounds memory)
     colour_match: bool = True
     fade_frames: int = 3  # restoration strength ramps in/out over this many frames at track ends
+    segment_frames: int = 0  # split pass 2 at cuts into segments of at least this many frames (0: one segment)
     shots: ShotConfig = field(default_factory=ShotConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -59,6 +63,7 @@ class Analysis:
     tracks: list[Track]
     detector: str
     corrupt_packets: int = 0
+    pts: list[int | None] = field(default_factory=list)  # per frame, so a segment can seek to its first frame
 
 
 @dataclass
@@ -90,6 +95,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     total = probe(path).frames
     faces = 0
     pending: list[tuple[int, bool, np.ndarray | None]] = []  # (frame index, starts a shot, image to detect)
+    pts: list[int | None] = []
 
     def flush() -> None:
         nonlocal faces
@@ -106,6 +112,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
 
     with VideoReader(path) as reader:
         for frame in reader:
+            pts.append(frame.pts)
             cut = shots.update(frame.image)
             detect = frame.index % max(1, cfg.tracker.detect_every) == 0
             pending.append((frame.index, cut, frame.image if detect else None))
@@ -119,7 +126,27 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     if progress:
         progress("analyse", count, total, faces)
     tracks = sorted(tracker.tracks, key=lambda t: (t.start, t.track_id))
-    return Analysis(count, shots.shots(count), tracks, detector.name, corrupt)
+    return Analysis(count, shots.shots(count), tracks, detector.name, corrupt, pts)
+
+
+def plan_segments(analysis: Analysis, segment_frames: int) -> list[range]:
+    """Split the video at cuts into runs of whole shots of at least ``segment_frames`` frames each
+    (the last one may be shorter, down to half that); one segment when ``segment_frames`` is 0."""
+    if segment_frames <= 0 or analysis.frames < 2 * segment_frames:
+        return [range(analysis.frames)]
+    segments, start = [], 0
+    for shot in analysis.shots:
+        if shot.end - start >= segment_frames and analysis.frames - shot.end >= segment_frames // 2:
+            segments.append(range(start, shot.end))
+            start = shot.end
+    segments.append(range(start, analysis.frames))
+    return segments
+
+
+def segment_path(output: Path, index: int) -> Path:
+    """Where segment ``index`` of ``output`` is encoded: hidden, beside the output, named like a temp
+    file so that a cleanup of an interrupted run removes it."""
+    return output.with_name(f".{output.stem}.seg{index:04d}.part{output.suffix}")
 
 
 def _fade(track: Track, frame_index: int, fade: int) -> float:
@@ -173,23 +200,29 @@ def _preview_info(info):
 
 
 def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Restorer, cfg: PipelineConfig,
-                  device: torch.device, progress: Progress | None = None, preview: Path | None = None) -> int:
+                  device: torch.device, progress: Progress | None = None, preview: Path | None = None,
+                  frames: range | None = None) -> int:
     """Pass 2: restore and encode the video stream alone into ``video_out``; returns frames written.
 
-    With ``preview``, also encode a side-by-side (input | restored) video there."""
+    ``frames``: only this segment (whole shots, from :func:`plan_segments`). With ``preview``, also
+    encode a side-by-side (input | restored) video there."""
     info = probe(path)
+    frames = frames if frames is not None else range(analysis.frames)
+    tracks = [t for t in analysis.tracks if frames.start <= t.start < frames.stop]
+    cuts = {shot.start for shot in analysis.shots}
     contexts: dict[int, TrackContext] = {}
     faces = 0
+    start_pts = analysis.pts[frames.start] if frames.start < len(analysis.pts) else None
     with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(VideoReader(path))
+        reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts))
         writer = stack.enter_context(VideoWriter(video_out, info, cfg.encode))
         side = stack.enter_context(VideoWriter(preview, _preview_info(info), cfg.encode)) if preview else None
         window: list = []
 
         def flush() -> None:
             nonlocal faces
-            changed = _restore_window(window, analysis.tracks, restorer, contexts, cfg, device)
-            faces += sum(1 for f in window for t in analysis.tracks if t.covers(f.index))
+            changed = _restore_window(window, tracks, restorer, contexts, cfg, device)
+            faces += sum(1 for f in window for t in tracks if t.covers(f.index))
             for f in window:
                 writer.write(f.source, f.pts, changed.get(f.index))
                 if side is not None:
@@ -199,12 +232,27 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
             window.clear()
 
         for frame in reader:
+            if window and frame.index in cuts:
+                flush()  # windows never straddle a cut, so segments restore exactly as one pass does
             window.append(frame)
             if len(window) >= cfg.batch_size:
                 flush()
         if window:
             flush()
         return writer.frames_written
+
+
+def assemble(source: Path, parts: list[Path], output: Path) -> None:
+    """Join the encoded segments ``parts`` and remux the other streams of ``source`` beside them."""
+    if len(parts) == 1:
+        remux(parts[0], source, output)
+        return
+    joined = output.with_name(output.name + ".joined" + output.suffix)
+    try:
+        concat_videos(parts, joined)
+        remux(joined, source, output)
+    finally:
+        joined.unlink(missing_ok=True)
 
 
 def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
@@ -238,7 +286,6 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
         check_encoder(cfg.encode)
     if cfg.face_size != restorer.face_size:
         cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # crops at the model's own size
-    info = probe(src)
     timings: dict[str, float] = {}
     notes: list[str] = []
     t0 = time.perf_counter()
@@ -255,15 +302,21 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
             final_tmp = stack.enter_context(atomic_output(dst))
             preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
             if analysis.tracks:
-                video_tmp = final_tmp.with_name(final_tmp.name + ".video" + dst.suffix)
+                segments = plan_segments(analysis, cfg.segment_frames)
+                parts = [segment_path(dst, i) for i in range(len(segments))]
                 try:
-                    frames_out = restore_video(src, video_tmp, analysis, restorer, cfg, device, progress, preview_tmp)
+                    for part, frames in zip(parts, segments):
+                        frames_out += restore_video(src, part, analysis, restorer, cfg, device, progress,
+                                                    preview_tmp if len(parts) == 1 else None, frames)
                     timings["restore_encode"] = time.perf_counter() - t1
                     t2 = time.perf_counter()
-                    remux(video_tmp, src, final_tmp)
+                    assemble(src, parts, final_tmp)
                     timings["remux"] = time.perf_counter() - t2
                 finally:
-                    video_tmp.unlink(missing_ok=True)
+                    for part in parts:
+                        part.unlink(missing_ok=True)
+                if preview_tmp is not None and len(parts) > 1:
+                    notes.append("--preview is written only when the video is restored as one segment")
             else:
                 notes.append("no face found: the video was copied without re-encoding")
                 remux(src, src, final_tmp)
@@ -272,14 +325,20 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                 frames_out = analysis.frames
                 timings["remux"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
+    return build_report(src, dst if not dry_run else None, analysis, restorer.name, frames_out, timings, notes)
+
+
+def build_report(src: Path, dst: Path | None, analysis: Analysis, restorer_name: str, frames_out: int,
+                 timings: dict[str, float], notes: list[str]) -> Report:
+    info = probe(src)
     fps = float(info.average_rate) if info.average_rate else 0.0
     return Report(
-        input=str(src), output=str(dst) if dst is not None and not dry_run else None,
+        input=str(src), output=str(dst) if dst is not None else None,
         frames_in=analysis.frames, frames_out=frames_out,
         shots=[{"start": s.start, "end": s.end} for s in analysis.shots],
         tracks=[{"id": t.track_id, "shot": t.shot_index, "start": t.start, "end": t.end, "frames": len(t),
                  "detected_frames": int(t.detected.sum()), "median_face_px": float(np.median(np.sqrt(
                      (t.boxes[:, 2] - t.boxes[:, 0]) * (t.boxes[:, 3] - t.boxes[:, 1])))),
                  "start_s": t.start / fps if fps else None} for t in analysis.tracks],
-        detector=analysis.detector, restorer=restorer.name, timings_s={k: round(v, 3) for k, v in timings.items()},
+        detector=analysis.detector, restorer=restorer_name, timings_s={k: round(v, 3) for k, v in timings.items()},
         corrupt_packets=analysis.corrupt_packets, notes=notes)

@@ -64,13 +64,19 @@ class VideoReader:
     """Iterate over the frames of the first video stream: ``for frame in VideoReader(path): ...``.
 
     Use as a context manager so the decode thread stops when the consumer does.
+
+    ``start``/``stop`` read frames ``[start, stop)`` only; with ``start_pts`` (the PTS of frame
+    ``start``, known from a previous pass) the reader seeks to the keyframe before it instead of
+    decoding everything before it.
     """
 
-    def __init__(self, path: str | Path, prefetch: int = 16, with_images: bool = True):
+    def __init__(self, path: str | Path, prefetch: int = 16, with_images: bool = True,
+                 start: int = 0, stop: int | None = None, start_pts: int | None = None):
         self.path = Path(path)
         self.info = probe(self.path)
         self.prefetch = prefetch
         self.with_images = with_images
+        self.start, self.stop, self.start_pts = start, stop, start_pts
         self.stats = DecodeStats()
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         self._stop = threading.Event()
@@ -118,12 +124,23 @@ class VideoReader:
             with open_input(self.path) as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
+                seeking = self.start > 0 and self.start_pts is not None
+                if seeking:
+                    container.seek(self.start_pts, stream=stream, backward=True, any_frame=False)
+                index = self.start if seeking else 0
                 for packet in container.demux(stream):
                     for frame in self._decode_packet(packet):
-                        image = frame_to_rgb(frame, self.info) if self.with_images else np.empty((0, 0, 3), np.uint8)
-                        if not self._put(Frame(self.stats.frames, frame.pts, image, frame)):
+                        if seeking and frame.pts is not None and frame.pts < self.start_pts:
+                            continue  # between the keyframe and the first wanted frame
+                        if self.stop is not None and index >= self.stop:
+                            self._put(_END)
                             return
-                        self.stats.frames += 1
+                        if index >= self.start:
+                            image = frame_to_rgb(frame, self.info) if self.with_images else np.empty((0, 0, 3), np.uint8)
+                            if not self._put(Frame(index, frame.pts, image, frame)):
+                                return
+                            self.stats.frames += 1
+                        index += 1
             if self.stats.frames == 0:
                 raise InputError(f"no video frame could be decoded from {self.path}; the stream is corrupt or truncated")
             self._put(_END)

@@ -35,6 +35,12 @@ class EncodeOptions:
     pix_fmt: str = "auto"  # "auto": the input's pixel format when the encoder takes it, else its first
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(target: str | Path) -> Iterator[Path]:
     """Yield a temp path beside ``target``; rename it onto ``target`` only if the block succeeds.
@@ -52,6 +58,7 @@ def atomic_output(target: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get a normal file's mode
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -213,3 +220,32 @@ def remux(video_source: str | Path, other_source: str | Path, output: str | Path
             raise OutputError(f"cannot write {output} ({exc.strerror or exc})") from exc
         finally:
             out.close()
+
+
+def concat_videos(parts: list[Path], output: str | Path) -> None:
+    """Join video-only files encoded with the same settings (the segments of one video) into one
+    stream by copying their packets, which keep their own timestamps.
+
+    Each segment starts with a keyframe and its encoder's decode delay is the same in every part,
+    so decode timestamps stay increasing across joins; if they do not, the join is refused rather
+    than written with timestamps a player would misread."""
+    out = av.open(str(output), "w")
+    try:
+        with open_input(parts[0]) as first:
+            ostream = out.add_stream_from_template(first.streams.video[0])
+        last_dts = None
+        for part in parts:
+            with open_input(part) as container:
+                for packet in container.demux(container.streams.video[0]):
+                    if not packet.size:
+                        continue
+                    if packet.dts is not None and last_dts is not None and packet.dts <= last_dts:
+                        raise OutputError(f"cannot join segment {part.name}: its timestamps overlap the previous segment's; "
+                                          "restore this video as one segment (--segment-frames 0)")
+                    last_dts = packet.dts if packet.dts is not None else last_dts
+                    packet.stream = ostream
+                    out.mux(packet)
+    except OSError as exc:
+        raise OutputError(f"cannot write {output} ({exc.strerror or exc})") from exc
+    finally:
+        out.close()

@@ -1,0 +1,183 @@
+"""Batch jobs: inputs and manifests, resume and skip-on-hash, failure isolation, crash recovery,
+segment split/join exactness, and a run on a local Ray instance."""
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from conftest import read_pts
+
+from vidrestore.batch.items import ItemSpec, assign_outputs, expand_inputs, read_manifest
+from vidrestore.batch.state import STATE_NAME, JobState
+from vidrestore.cli import main
+from vidrestore.diffusion.sampler import SamplerConfig
+from vidrestore.errors import UsageError
+from vidrestore.faces.detect import DetectorConfig, create_detector
+from vidrestore.io.writer import EncodeOptions
+from vidrestore.pipeline import PipelineConfig, analyse, plan_segments, run
+from vidrestore.restore import load_restorer
+
+FAST = ["--detector", "dlib", "--x264-preset", "ultrafast", "--quiet"]
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def _rows(out: Path) -> dict[str, tuple]:
+    with sqlite3.connect(out / STATE_NAME) as db:
+        return {Path(r[0]).name: r[1:] for r in db.execute("SELECT output, status, attempts, finished_at FROM items")}
+
+
+@pytest.fixture
+def clips(sample_clip, tmp_path) -> list[Path]:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = [folder / f"clip{i}.mp4" for i in range(3)]
+    for p in paths:
+        shutil.copy(sample_clip, p)
+    return paths
+
+
+def test_split_and_join_equals_one_pass_frame_for_frame(three_shot_clip, tiny_model, tmp_path):
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    outputs = {}
+    for segment_frames in (0, 16):
+        cfg = PipelineConfig(batch_size=6, segment_frames=segment_frames, encode=EncodeOptions(codec="ffv1"))
+        restorer = load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"),
+                                 torch.float32, None, 32)
+        outputs[segment_frames] = run(three_shot_clip, tmp_path / f"out{segment_frames}.mkv", cfg, restorer,
+                                      torch.device("cpu"), detector=det)
+    analysis = analyse(three_shot_clip, PipelineConfig(), det)
+    assert len(plan_segments(analysis, 16)) == 3
+    assert outputs[16].frames_out == outputs[0].frames_out == 48
+    one, split = tmp_path / "out0.mkv", tmp_path / "out16.mkv"
+    assert read_pts(one) == read_pts(split)
+    a, b = _frames(one), _frames(split)
+    assert len(a) == len(b) == 48 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[8], _frames(three_shot_clip)[8])  # the faces were restored, not copied
+    with av.open(str(split)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]  # audio remuxed once, after the join
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out0.mkv", "out16.mkv"]  # no segment files left
+
+
+def test_x264_segments_join_with_every_timestamp(three_shot_clip, tmp_path):
+    out = tmp_path / "o.mp4"
+    assert main([str(three_shot_clip), str(out), "--model", "none", "--segment-frames", "16", *FAST]) == 0
+    assert read_pts(out) == read_pts(three_shot_clip)
+
+
+def test_plan_segments_cuts_only_at_shot_boundaries(three_shot_clip):
+    analysis = analyse(three_shot_clip, PipelineConfig(), create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")))
+    starts = {s.start for s in analysis.shots}
+    for n in (0, 5, 16, 20, 30, 100):
+        segs = plan_segments(analysis, n)
+        assert segs[0].start == 0 and segs[-1].stop == analysis.frames
+        assert all(a.stop == b.start for a, b in zip(segs, segs[1:]))
+        assert all(s.start in starts for s in segs)
+
+
+def test_inputs_folders_globs_and_manifest(clips, tmp_path):
+    out = tmp_path / "out"
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"input,output,seed,no_temporal\n{clips[0]},first.mp4,7,true\n{clips[1]},,,\n")
+    specs = read_manifest(manifest)
+    assert specs[0] == ItemSpec(clips[0], Path("first.mp4"), ("--seed", "7", "--no-temporal"))
+    assert specs[1].flags == ()
+    assert [s.input for s in expand_inputs([str(clips[0].parent)], out)] == clips
+    assert [s.input for s in expand_inputs([str(clips[0].parent / "clip*.mp4"), str(clips[1])], out)] == clips
+    with pytest.raises(UsageError, match="no file matches"):
+        expand_inputs([str(tmp_path / "nothing*.mp4")], out)
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(clips[0], other / "clip0.mp4")
+    names = [o.name for _, o in assign_outputs([ItemSpec(clips[0]), ItemSpec(other / "clip0.mp4"), ItemSpec(clips[1])], out)]
+    assert names[2] == "clip1.mp4" and names[0] != names[1] and all(n.startswith("clip0-") for n in names[:2])
+
+
+def test_skip_on_hash_and_redo_when_options_change(clips, tmp_path):
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    args = ["batch", str(clips[0]), str(clips[1]), "--out", str(out), "--model", "none", "--json", str(report), *FAST]
+    assert main(args) == 0
+    first = _rows(out)
+    assert all(status == "done" for status, _, _ in first.values())
+    mtime = (out / "clip0.mp4").stat().st_mtime_ns
+    assert main(args) == 0
+    items = json.loads(report.read_text())["items"]
+    assert all(i["skipped"] and i["status"] == "done" and i["frames"] == 24 for i in items)
+    assert _rows(out) == first and (out / "clip0.mp4").stat().st_mtime_ns == mtime
+    assert main([*args, "--crf", "30"]) == 0  # other options: other outputs, so the items run again
+    assert all(r[2] > first[n][2] for n, r in _rows(out).items())
+
+
+def test_a_bad_input_fails_alone_and_is_retried_up_to_the_limit(clips, tmp_path):
+    bad = tmp_path / "in" / "broken.mp4"
+    bad.write_bytes(b"not a video at all")
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    args = ["batch", str(clips[0]), str(bad), str(tmp_path / "missing.mp4"), "--out", str(out), "--model", "none",
+            "--retries", "1", "--json", str(report), *FAST]
+    assert main(args) == 1
+    items = {Path(i["input"]).name: i for i in json.loads(report.read_text())["items"]}
+    assert items["clip0.mp4"]["status"] == "done"
+    assert items["broken.mp4"]["status"] == "failed" and items["broken.mp4"]["attempts"] == 2
+    assert "not a media file" in items["broken.mp4"]["error"] and "\n" not in items["broken.mp4"]["error"]
+    assert "input not found" in items["missing.mp4"]["error"]
+    assert main(args) == 1  # the next run gives up on them without running them again
+    again = {Path(i["input"]).name: i for i in json.loads(report.read_text())["items"]}
+    assert again["broken.mp4"]["skipped"] and "gave up after 2 attempts" in again["broken.mp4"]["error"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["clip0.mp4", STATE_NAME]
+
+
+def test_resume_after_the_batch_process_is_killed(clips, tiny_model, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "vidrestore.cli", "batch", *map(str, clips), "--out", str(out), "--model", str(tiny_model), *FAST]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / STATE_NAME).exists() and any(s == "done" for s, _, _ in _rows(out).values()):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the batch ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = _rows(out)
+    done = {n for n, (s, _, _) in killed.items() if s == "done"}
+    assert done and len(done) < 3
+    finals = {p.name for p in out.iterdir() if p.suffix == ".mp4" and not p.name.startswith(".")}
+    assert finals == done  # a killed run leaves no output under a final name that is not complete
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    after = _rows(out)
+    assert all(s == "done" for s, _, _ in after.values())
+    assert all(after[n] == killed[n] for n in done)  # finished work was not redone
+    assert not [p.name for p in out.iterdir() if ".part" in p.name]
+
+
+def test_a_second_batch_on_the_same_folder_is_refused(tmp_path):
+    with JobState(tmp_path), pytest.raises(UsageError, match="another vidrestore batch"):
+        JobState(tmp_path)
+
+
+def test_ray_local_run_of_three_clips(three_shot_clip, tmp_path):
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'vidrestore[ray]'")
+    folder, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "r.json"
+    folder.mkdir()
+    for i in range(3):
+        shutil.copy(three_shot_clip, folder / f"c{i}.mp4")
+    code = main(["batch", str(folder), "--out", str(out), "--model", "none", "--ray", "--workers", "2",
+                 "--segment-frames", "16", "--json", str(report), *FAST])
+    assert code == 0
+    items = json.loads(report.read_text())["items"]
+    assert len(items) == 3 and all(i["status"] == "done" and i["report"]["segments"] == 3 for i in items)
+    for i in range(3):
+        assert read_pts(out / f"c{i}.mp4") == read_pts(three_shot_clip)

@@ -1,0 +1,1 @@
+"""``vidrestore batch``: many videos, resumable, in-process or on Ray."""

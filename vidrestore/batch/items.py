@@ -1,0 +1,115 @@
+"""Turn batch inputs (files, folders, globs, CSV/JSON manifests) into items with predictable outputs."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UsageError
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".mxf", ".wmv", ".flv"}
+MANIFEST_SUFFIXES = {".csv", ".json"}
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    """One input as the user listed it: where it is, where its output goes, its own option flags."""
+
+    input: Path
+    output: Path | None = None  # None: OUT/<input name>
+    flags: tuple[str, ...] = field(default_factory=tuple)  # e.g. ("--preset", "quality")
+
+
+def _option_flags(row: dict[str, object]) -> tuple[str, ...]:
+    flags: list[str] = []
+    for key, value in row.items():
+        if key in ("input", "output") or value is None or value == "":
+            continue
+        flag = "--" + str(key).strip().replace("_", "-")
+        if isinstance(value, bool) or str(value).lower() in ("true", "false", "yes", "no"):
+            if value is True or str(value).lower() in ("true", "yes"):
+                flags.append(flag)
+            continue
+        flags += [flag, str(value)]
+    return tuple(flags)
+
+
+def read_manifest(path: Path) -> list[ItemSpec]:
+    """CSV with a header, or a JSON list of objects: ``input`` (required), ``output`` (optional,
+    relative to the output folder) and any restore option by its flag name (``preset``, ``seed``,
+    ``crf``, ``detect_every``, ``no_temporal``...). Relative inputs are relative to the manifest."""
+    try:
+        if path.suffix == ".csv":
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+        else:
+            rows = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, csv.Error, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read manifest {path}: {exc}") from exc
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise UsageError(f"manifest {path}: expected a list of objects with an 'input' key")
+    specs = []
+    for n, row in enumerate(rows, 1):
+        if not row.get("input"):
+            raise UsageError(f"manifest {path}, entry {n}: no 'input'")
+        src = Path(str(row["input"]))
+        src = src if src.is_absolute() else path.parent / src
+        out = Path(str(row["output"])) if row.get("output") else None
+        specs.append(ItemSpec(src, out, _option_flags(row)))
+    return specs
+
+
+def expand_inputs(inputs: list[str], out_dir: Path) -> list[ItemSpec]:
+    """Files (any name: a non-video fails as its own item), folders (their videos, recursively),
+    globs and manifests, in the order given, each input once; nothing inside ``out_dir``."""
+    specs: list[ItemSpec] = []
+    for text in inputs:
+        p = Path(text)
+        if p.suffix.lower() in MANIFEST_SUFFIXES and p.is_file():
+            specs += read_manifest(p)
+        elif p.is_dir():
+            specs += [ItemSpec(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES]
+        elif any(c in text for c in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
+            if not matches:
+                raise UsageError(f"no file matches {text}")
+            specs += [ItemSpec(m) for m in matches]
+        else:
+            specs.append(ItemSpec(p))  # a missing file becomes a failed item, not a stopped batch
+    out_root = out_dir.resolve()
+    seen, unique = set(), []
+    for s in specs:
+        key = s.input.resolve()
+        if key in seen or out_root in key.parents:
+            continue
+        seen.add(key)
+        unique.append(s)
+    if not unique:
+        raise UsageError("no input videos found")
+    return unique
+
+
+def assign_outputs(specs: list[ItemSpec], out_dir: Path) -> list[tuple[ItemSpec, Path]]:
+    """``OUT/<input name>``; inputs that share a name get ``<stem>-<8 hex of their path>``."""
+    names: dict[str, int] = {}
+    for s in specs:
+        if s.output is None:
+            names[s.input.name] = names.get(s.input.name, 0) + 1
+    pairs = []
+    for s in specs:
+        if s.output is not None:
+            out = s.output if s.output.is_absolute() else out_dir / s.output
+        elif names[s.input.name] > 1:
+            tag = hashlib.sha256(str(s.input.resolve()).encode()).hexdigest()[:8]
+            out = out_dir / f"{s.input.stem}-{tag}{s.input.suffix}"
+        else:
+            out = out_dir / s.input.name
+        pairs.append((s, out))
+    outputs = [o.resolve() for _, o in pairs]
+    if len(set(outputs)) != len(outputs):
+        raise UsageError("two manifest entries write the same output file")
+    return pairs

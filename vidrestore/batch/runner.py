@@ -1,0 +1,269 @@
+"""Drive a batch: every item through analyse -> restore segments -> finish, on an executor.
+
+The driver alone writes the state file. Executors run jobs: ``InProcessExecutor`` one at a time in
+this process (the default), ``RayExecutor`` on Ray, with one ``RestoreWorker`` actor per GPU (or
+``--workers`` of them on CPU) and the model-free ``finish`` step as plain CPU tasks. The driver
+code is the same for both, so the in-process run is what the Ray run does, minus the parallelism.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..errors import UsageError, VidrestoreError
+from .state import JobState
+from .worker import Item, ItemPlan, RestoreWorker, finish, remove_leftovers
+
+
+@dataclass
+class Job:
+    kind: str  # analyse | segment | finish
+    item: Item
+    plan: ItemPlan | None = None
+    index: int = 0
+    frames: int = 0
+
+    def describe(self) -> str:
+        what = f"segment {self.index + 1}/{len(self.plan.segments)}" if self.kind == "segment" else self.kind
+        return f"{self.item.input.name}: {what}"
+
+
+class Executor(Protocol):
+    slots: int  # how many items to keep in flight
+
+    def submit(self, job: Job) -> None: ...
+
+    def next_done(self) -> tuple[Job, object]:
+        """Block until a job ends; its result, or the exception it raised."""
+        ...
+
+    def workers(self) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+def one_line(exc: BaseException) -> str:
+    """The reason an item failed, on one line: our errors as they are, others with their type."""
+    text = str(exc) if isinstance(exc, VidrestoreError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:500]
+
+
+class InProcessExecutor:
+    slots = 1
+
+    def __init__(self, device: str, progress: BatchProgress | None = None):
+        self.worker = RestoreWorker(device)
+        self.queue: deque[Job] = deque()
+        self.progress = progress
+        self.current = "idle"
+
+    def submit(self, job: Job) -> None:
+        self.queue.append(job)
+
+    def next_done(self) -> tuple[Job, object]:
+        job = self.queue.popleft()
+        self.current = job.describe()
+        if self.progress:
+            self.progress.workers = self.workers()
+            self.progress.render(force=True)
+        live = self.progress.live_frames if self.progress else None
+        try:
+            if job.kind == "analyse":
+                return job, self.worker.analyse(job.item)
+            if job.kind == "segment":
+                return job, self.worker.restore_segment(job.plan, job.index, live)
+            return job, finish(job.plan, job.frames)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one item's failure must not stop the batch
+            return job, exc
+        finally:
+            self.current = "idle"
+            if self.progress:
+                self.progress.live = 0
+
+    def workers(self) -> list[str]:
+        return [f"{self.worker.device}: {self.current}"]
+
+    def close(self) -> None:
+        pass
+
+
+class RayExecutor:
+    """Jobs as Ray actor calls and tasks. ``address``: None starts a local Ray; "auto" or HOST:PORT
+    joins a running cluster. ``workers``: restorer actors (default: one per GPU, or 1 without GPUs)."""
+
+    def __init__(self, address: str | None, workers: int | None, device: str):
+        try:
+            import ray
+        except ImportError as exc:
+            raise UsageError("--ray needs Ray: pip install 'vidrestore[ray]'") from exc
+        self.ray = ray
+        self._started = not ray.is_initialized()
+        if self._started:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        count = workers or max(1, gpus)
+        actor = ray.remote(RestoreWorker).options(num_gpus=1 if gpus else 0, num_cpus=1, max_restarts=3, max_task_retries=0)
+        self.actors = [actor.remote(device) for _ in range(count)]
+        # Joining and remuxing copies packets (I/O, no decoding): it reserves no core, so it can
+        # always run beside actors that hold every CPU of a small machine.
+        self.finish_task = ray.remote(num_cpus=0, max_retries=0)(finish)
+        self.idle = list(range(count))
+        self.waiting: deque[Job] = deque()
+        self.running: dict = {}  # ObjectRef -> (job, actor index or None)
+        self.slots = count + 1  # one more item in flight keeps the actors busy while another item finishes
+
+    def submit(self, job: Job) -> None:
+        if job.kind == "finish":
+            self.running[self.finish_task.remote(job.plan, job.frames)] = (job, None)
+        else:
+            self.waiting.append(job)
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self.idle and self.waiting:
+            index, job = self.idle.pop(0), self.waiting.popleft()
+            actor = self.actors[index]
+            ref = actor.analyse.remote(job.item) if job.kind == "analyse" else actor.restore_segment.remote(job.plan, job.index)
+            self.running[ref] = (job, index)
+
+    def next_done(self) -> tuple[Job, object]:
+        ready, _ = self.ray.wait(list(self.running), num_returns=1)
+        job, index = self.running.pop(ready[0])
+        if index is not None:
+            self.idle.append(index)
+        try:
+            result = self.ray.get(ready[0])
+        except self.ray.exceptions.RayTaskError as exc:
+            result = exc.cause if isinstance(exc.cause, BaseException) else exc
+        except self.ray.exceptions.RayError as exc:  # a worker died: this job fails, the actor restarts
+            result = exc
+        self._dispatch()
+        return job, result
+
+    def workers(self) -> list[str]:
+        busy = {index: job.describe() for job, index in self.running.values() if index is not None}
+        return [f"actor {i}: {busy.get(i, 'idle')}" for i in range(len(self.actors))]
+
+    def close(self) -> None:
+        if self._started:
+            self.ray.shutdown()
+
+
+class BatchProgress:
+    """One status line on stderr: items, frames, fps, ETA, and what each worker does."""
+
+    def __init__(self, items: int, frames: int, quiet: bool):
+        self.items, self.frames, self.quiet = items, frames, quiet
+        self.done = self.failed = self.frames_done = self.live = 0
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+        self.workers: list[str] = []
+
+    def live_frames(self, stage: str, done: int, total: int, faces: int) -> None:
+        self.live = done
+        self.render()
+
+    def render(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if self.quiet or (not force and now - self.last < 0.5):
+            return
+        self.last = now
+        frames = self.frames_done + self.live
+        fps = frames / max(1e-6, now - self.t0)
+        eta = (self.frames - frames) / fps if fps > 0 and self.frames else 0
+        line = (f"items {self.done + self.failed}/{self.items} (ok {self.done}, failed {self.failed})  "
+                f"frames {frames}/{self.frames}  {fps:5.1f} fps  ETA {eta:5.0f}s  | " + "; ".join(self.workers))
+        sys.stderr.write("\r" + line[:200].ljust(120))
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if not self.quiet:
+            self.render(force=True)
+            sys.stderr.write("\n")
+
+
+@dataclass
+class _Live:
+    item: Item
+    outstanding: int = 1
+    segments_left: int = 0
+    frames: int = 0
+    error: str | None = None
+    started: float = field(default_factory=time.time)
+
+
+def run_batch(items: list[Item], state: JobState, executor: Executor, max_attempts: int,
+              progress: BatchProgress) -> None:
+    """Run every item that is not already done with the same fingerprint; record each outcome."""
+    queue = deque(items)
+    live: dict = {}
+
+    def start(item: Item) -> None:
+        remove_leftovers(item.output)
+        state.start(item.output)
+        live[item.output] = _Live(item)
+        executor.submit(Job("analyse", item))
+
+    def settle(run: _Live) -> None:
+        del live[run.item.output]
+        remove_leftovers(run.item.output)
+        state.fail(run.item.output, run.error, time.time() - run.started)
+        if state.get(run.item.output).attempts < max_attempts:
+            queue.append(run.item)
+        else:
+            progress.failed += 1
+
+    try:
+        while queue or live:
+            while queue and len(live) < executor.slots:
+                start(queue.popleft())
+            progress.workers = executor.workers()
+            progress.render()
+            job, outcome = executor.next_done()
+            run = live[job.item.output]
+            run.outstanding -= 1
+            if isinstance(outcome, BaseException):
+                run.error = run.error or one_line(outcome)
+            elif run.error is None:
+                _advance(job, outcome, run, executor, state, progress)
+            if run.error is not None and run.outstanding == 0:
+                settle(run)
+            elif job.kind == "finish" and run.error is None:
+                del live[job.item.output]
+    except BaseException:
+        for output in list(live):
+            state.release(output)
+            remove_leftovers(output)
+        raise
+    finally:
+        progress.workers = executor.workers()
+        progress.close()
+
+
+def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: JobState, progress: BatchProgress) -> None:
+    """Submit what follows a job that succeeded."""
+    if job.kind == "analyse":
+        plan: ItemPlan = outcome
+        if not plan.segments:
+            progress.frames_done += plan.analysis.frames
+        run.segments_left = len(plan.segments)
+        jobs = [Job("segment", run.item, plan, i) for i in range(len(plan.segments))] or [Job("finish", run.item, plan)]
+        run.outstanding += len(jobs)
+        for j in jobs:
+            executor.submit(j)
+    elif job.kind == "segment":
+        run.frames += outcome
+        progress.frames_done += outcome
+        run.segments_left -= 1
+        if run.segments_left == 0:
+            run.outstanding += 1
+            executor.submit(Job("finish", run.item, job.plan, frames=run.frames))
+    else:
+        state.finish(run.item.output, outcome)
+        progress.done += 1

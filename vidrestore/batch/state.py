@@ -1,0 +1,135 @@
+"""The job state file: one SQLite row per item, written only by the batch driver.
+
+Every change is one short transaction, so a kill at any moment leaves the file consistent: an item
+is ``done`` only after its output was renamed into place, and an item found ``running`` by the next
+run was interrupted and is run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+from ..errors import UsageError
+
+STATE_NAME = "vidrestore-batch.sqlite"
+LOCK_NAME = ".vidrestore-batch.lock"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    output TEXT PRIMARY KEY,
+    input TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    model TEXT,
+    status TEXT NOT NULL,            -- pending | running | done | failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    frames INTEGER, faces INTEGER, tracks INTEGER,
+    seconds REAL,
+    started_at REAL, finished_at REAL,
+    report TEXT
+)
+"""
+
+
+@dataclass
+class ItemRow:
+    output: str
+    input: str
+    fingerprint: str
+    model: str | None
+    status: str
+    attempts: int
+    error: str | None
+    frames: int | None
+    faces: int | None
+    tracks: int | None
+    seconds: float | None
+    started_at: float | None
+    finished_at: float | None
+    report: str | None
+
+
+class JobState:
+    """Open (or create) the state of the batch writing into ``out_dir``; holds its lock until closed."""
+
+    def __init__(self, out_dir: Path):
+        self.path = out_dir / STATE_NAME
+        self._lock = open(out_dir / LOCK_NAME, "w")  # noqa: SIM115 - held open for the life of the state
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._lock.close()
+            raise UsageError(f"another vidrestore batch is writing into {out_dir}") from exc
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+        fcntl.flock(self._lock, fcntl.LOCK_UN)
+        self._lock.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(self, output: Path) -> ItemRow | None:
+        cur = self.db.execute("SELECT * FROM items WHERE output = ?", (str(output),))
+        row = cur.fetchone()
+        return ItemRow(*row) if row else None
+
+    def rows(self) -> list[ItemRow]:
+        return [ItemRow(*r) for r in self.db.execute("SELECT * FROM items ORDER BY rowid")]
+
+    def register(self, output: Path, input: Path, fingerprint: str, model: str) -> ItemRow:
+        """Make sure the item has a row; a changed fingerprint makes it a new item (pending, no attempts)."""
+        row = self.get(output)
+        if row is None or row.fingerprint != fingerprint or row.input != str(input):
+            with self._transaction():
+                self.db.execute("INSERT OR REPLACE INTO items (output, input, fingerprint, model, status, attempts) "
+                                "VALUES (?, ?, ?, ?, 'pending', 0)", (str(output), str(input), fingerprint, model))
+        return self.get(output)
+
+    def start(self, output: Path) -> None:
+        with self._transaction():
+            self.db.execute("UPDATE items SET status='running', attempts=attempts+1, error=NULL, started_at=? "
+                            "WHERE output=?", (time.time(), str(output)))
+
+    def finish(self, output: Path, report: dict) -> None:
+        with self._transaction():
+            self.db.execute(
+                "UPDATE items SET status='done', error=NULL, frames=?, faces=?, tracks=?, seconds=?, finished_at=?, "
+                "report=? WHERE output=?",
+                (report["frames_out"], report["faces"], len(report["tracks"]), report["seconds"], time.time(),
+                 json.dumps(report), str(output)))
+
+    def fail(self, output: Path, error: str, seconds: float) -> None:
+        with self._transaction():
+            self.db.execute("UPDATE items SET status='failed', error=?, seconds=?, finished_at=? WHERE output=?",
+                            (error, seconds, time.time(), str(output)))
+
+    def release(self, output: Path) -> None:
+        """An interrupted item goes back to pending; its attempt is not counted against it."""
+        with self._transaction():
+            self.db.execute("UPDATE items SET status='pending', attempts=MAX(0, attempts-1) WHERE output=? AND status='running'",
+                            (str(output),))
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")

@@ -1,0 +1,139 @@
+"""The three steps of one batch item, run by a worker that keeps its models loaded between items.
+
+``analyse`` (decode, shots, faces, tracks) and ``restore_segment`` (restore and encode whole shots)
+need the detector and the restorer: a ``RestoreWorker`` holds them, one per GPU under Ray or one in
+the batch process. ``finish`` (join the segments, remux the other streams, rename into place) needs
+no model and runs on any CPU worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..faces.detect import DetectorConfig, FaceDetector, create_detector
+from ..io import remux
+from ..io.writer import atomic_output, check_encoder
+from ..options import RestoreOptions, build_restorer
+from ..pipeline import (
+    Analysis,
+    Progress,
+    analyse,
+    assemble,
+    build_report,
+    check_paths,
+    plan_segments,
+    restore_video,
+    segment_path,
+)
+from ..restore import Restorer
+
+
+@dataclass(frozen=True)
+class Item:
+    input: Path
+    output: Path
+    options: RestoreOptions
+    fingerprint: str
+
+
+@dataclass
+class ItemPlan:
+    item: Item
+    analysis: Analysis
+    segments: list[range]  # empty: no face, the video is copied
+    restorer: str
+    started: float
+    analyse_s: float
+
+
+def _key(value: object) -> str:
+    """A cache key for configs, which hold lists and so are not hashable."""
+    return json.dumps(value, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else str(o), sort_keys=True)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class RestoreWorker:
+    """Holds one detector and one restorer per distinct setting, for the life of the worker."""
+
+    def __init__(self, device: str = "auto"):
+        self.device = resolve_device(device)
+        self._detectors: dict[str, FaceDetector] = {}
+        self._restorers: dict[str, Restorer] = {}
+        self.name = f"pid {os.getpid()} {self.device}"
+
+    def _detector(self, cfg: DetectorConfig) -> FaceDetector:
+        key = _key(cfg)
+        if key not in self._detectors:
+            self._detectors[key] = create_detector(cfg, self.device)
+        return self._detectors[key]
+
+    def _restorer(self, options: RestoreOptions) -> Restorer:
+        key = _key((options.model, options.sampler, options.dtype, options.temporal, options.pipeline.face_size))
+        if key not in self._restorers:
+            self._restorers[key] = build_restorer(options, self.device)
+        return self._restorers[key]
+
+    def analyse(self, item: Item, progress: Progress | None = None) -> ItemPlan:
+        started = time.time()
+        check_paths(item.input, item.output, overwrite=True)  # the batch state decides about existing outputs
+        cfg = item.options.pipeline
+        check_encoder(cfg.encode)
+        restorer = self._restorer(item.options)
+        analysis = analyse(item.input, cfg, self._detector(cfg.detector), progress)
+        segments = plan_segments(analysis, cfg.segment_frames) if analysis.tracks else []
+        return ItemPlan(item, analysis, segments, restorer.name, started, time.time() - started)
+
+    def restore_segment(self, plan: ItemPlan, index: int, progress: Progress | None = None) -> int:
+        """Restore and encode segment ``index`` of ``plan`` into its part file; returns frames written."""
+        restorer = self._restorer(plan.item.options)
+        cfg = dataclasses.replace(plan.item.options.pipeline, face_size=restorer.face_size)
+        return restore_video(plan.item.input, segment_path(plan.item.output, index), plan.analysis, restorer, cfg,
+                             self.device, progress, frames=plan.segments[index])
+
+
+def finish(plan: ItemPlan, frames_out: int) -> dict:
+    """Join the segments and the other streams into a temp file, rename it onto the output, and
+    return the item's report (the pipeline's report plus ``faces`` and ``seconds``)."""
+    item = plan.item
+    parts = [segment_path(item.output, i) for i in range(len(plan.segments))]
+    notes = []
+    try:
+        with atomic_output(item.output) as tmp:
+            if parts:
+                assemble(item.input, parts, tmp)
+            else:
+                notes.append("no face found: the video was copied without re-encoding")
+                remux(item.input, item.input, tmp)
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
+    seconds = time.time() - plan.started
+    report = build_report(item.input, item.output, plan.analysis, plan.restorer, frames_out if parts else plan.analysis.frames,
+                          {"analyse": plan.analyse_s, "total": seconds}, notes)
+    out = dataclasses.asdict(report)
+    out.update(faces=sum(len(t) for t in plan.analysis.tracks), seconds=round(seconds, 3), segments=len(parts))
+    return out
+
+
+def remove_leftovers(output: Path) -> int:
+    """Delete the temp and segment files an interrupted run left beside ``output``; returns how many."""
+    prefix = f".{output.stem}."
+    removed = 0
+    if output.parent.is_dir():
+        for f in output.parent.iterdir():
+            if f.name.startswith(prefix) and ".part" in f.name:
+                f.unlink(missing_ok=True)
+                removed += 1
+    return removed

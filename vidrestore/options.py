@@ -1,0 +1,65 @@
+"""Everything that decides what a restored video looks like, in one value.
+
+The single-file command and every batch item build a ``RestoreOptions`` the same way; its
+fingerprint (options, model file, detector file, version) tells a batch whether a finished
+output is still valid, and the worker cache keeps one loaded restorer per distinct model setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .diffusion.sampler import SamplerConfig
+from .models import zoo
+from .pipeline import PipelineConfig
+from .restore import Restorer, load_restorer
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "auto": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    pipeline: PipelineConfig
+    sampler: SamplerConfig
+    model: str = "flipnet-small"  # zoo name, .safetensors path, or "none"
+    dtype: str = "auto"  # CUDA autocast dtype; CPU always runs fp32
+    temporal: bool = True
+
+    def fingerprint(self) -> str:
+        """Hash of the options and of the weights they name: equal fingerprints give equal outputs."""
+        data = {"options": dataclasses.asdict(self), "model": weights_digest(self.model),
+                "detector": weights_digest(self.pipeline.detector.weights or ""), "version": __version__}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=32)
+def weights_digest(name_or_path: str) -> str:
+    """sha256 of a weights file (a path, or a zoo name's located file); the name itself otherwise."""
+    if not name_or_path or name_or_path == "none":
+        return name_or_path
+    path = Path(name_or_path)
+    if not path.is_file():
+        found = zoo.locate(name_or_path) if name_or_path in zoo.entries() else None
+        if found is None:
+            return name_or_path
+        path = found
+    return zoo.sha256_of(path)
+
+
+def build_restorer(options: RestoreOptions, device: torch.device) -> Restorer:
+    from .faces.identity import DlibIdentityEncoder
+
+    encoder = DlibIdentityEncoder() if options.model != "none" else None
+    restorer = load_restorer(options.model, options.sampler, device, DTYPES[options.dtype], encoder,
+                             options.pipeline.face_size)
+    if hasattr(restorer, "temporal"):
+        restorer.temporal = options.temporal
+    return restorer
