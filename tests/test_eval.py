@@ -1,7 +1,9 @@
 import numpy as np
 import torch
 
-from vidrestore.eval.metrics import flicker, identity_stability, psnr, ssim, warping_error
+from PIL import ImageFilter
+
+from vidrestore.eval.metrics import flicker, identity_stability, landmark_distance, psnr, ssim, warping_error
 
 
 def test_psnr_of_known_noise():
@@ -44,27 +46,46 @@ def test_eval_video_report_schema_and_baseline(sample_clip, tmp_path):
     from vidrestore.cli import main
 
     report = tmp_path / "r.json"
-    assert main(["eval", "video", str(sample_clip), str(sample_clip), "--sheets", str(tmp_path / "s"), "--json", str(report)]) == 0
+    assert main(["eval", "video", str(sample_clip), str(sample_clip), "--figures", str(tmp_path / "s"), "--json", str(report)]) == 0
     rep = json.loads(report.read_text())
-    assert rep["schema"] == 1 and rep["kind"] == "video" and rep["lpips"].startswith("unavailable")
+    assert rep["schema"] == 2 and rep["kind"] == "video" and rep["lpips"].startswith("unavailable")
     (track,) = rep["tracks"]
     for side in ("input", "restored"):
         assert set(track[side]) == {"warping_error", "flicker", "identity_stability"}
+        series = track["per_frame"][side]
+        assert len(series["warping_error"]) == len(series["flicker"]) == track["frames_evaluated"] - 1
+        assert abs(np.mean(series["warping_error"]) - track[side]["warping_error"]) < 1e-6
     assert track["input"] == track["restored"] and abs(track["flicker_ratio"] - 1) < 1e-9  # same video: same numbers
     assert track["input"]["identity_stability"] > 0.9
-    assert (tmp_path / "s" / "track000.png").is_file()
+    assert rep["niqe"]["input"] == rep["niqe"]["restored"] and len(rep["niqe"]["frames"]) == 5  # 24 frames, every 5th
+    for png in ("track000.png", "track000_metrics.png", "niqe.png"):
+        assert (tmp_path / "s" / png).stat().st_size > 1000
 
 
-def test_eval_images(tmp_path):
+def test_eval_images_with_landmarks_and_niqe(tmp_path):
     from PIL import Image
+    from skimage import data
 
-    from vidrestore.eval.report import eval_images
+    from vidrestore.eval.report import eval_images, eval_noref
+    from vidrestore.faces.detect import DetectorConfig, create_detector
 
-    rng = np.random.default_rng(0)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    img = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
-    Image.fromarray(img).save(tmp_path / "a" / "x.png")
-    Image.fromarray(img).save(tmp_path / "b" / "x.png")
-    rep = eval_images(tmp_path / "a", tmp_path / "b")
-    assert rep["pairs"] == 1 and rep["mean"]["psnr"] > 90 and abs(rep["mean"]["ssim"] - 1) < 1e-4
+    face = data.astronaut()[:256, 96:352]  # her face, 256 px
+    Image.fromarray(face).save(tmp_path / "b" / "x.png")
+    Image.fromarray(face).save(tmp_path / "a" / "x.png")
+    Image.fromarray(np.asarray(Image.fromarray(face).filter(ImageFilter.GaussianBlur(3)))).save(tmp_path / "a" / "y.png")
+    Image.fromarray(face).save(tmp_path / "b" / "y.png")
+    rep = eval_images(tmp_path / "a", tmp_path / "b", create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")))
+    rows = {r["file"]: r for r in rep["per_image"]}
+    assert rep["pairs"] == 2 and rows["x.png"]["psnr"] > 90 and abs(rows["x.png"]["ssim"] - 1) < 1e-4
+    assert rows["x.png"]["landmark_distance"] == 0.0 and 0 < rows["y.png"]["landmark_distance"] < 0.2
+    assert rows["x.png"]["niqe"] == rows["x.png"]["niqe_reference"] < rows["y.png"]["niqe"]  # blur is less natural
+    noref = eval_noref(tmp_path / "a", baseline=tmp_path / "b")
+    assert noref["images"] == 2 and {r["file"]: r["niqe"] for r in noref["per_image"]}["y.png"] == rows["y.png"]["niqe"]
+
+
+def test_landmark_distance_is_normalised_by_the_eye_distance():
+    ref = np.array([[0, 0], [10, 0], [5, 5], [2, 9], [8, 9]], float)
+    assert landmark_distance(ref, ref) == 0
+    assert abs(landmark_distance(ref + [3, 4], ref) - 0.5) < 1e-12  # every point 5 px off, eyes 10 px apart

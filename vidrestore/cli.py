@@ -91,7 +91,7 @@ def build_restore_parser() -> argparse.ArgumentParser:
         prog="vidrestore",
         description="Restore the faces in a video with FLIPNET. Audio, subtitles, timestamps and metadata are kept.",
         epilog="Other commands: vidrestore batch | vidrestore models {list,pull,verify,info} | vidrestore train {pack,run,export} | "
-               "vidrestore degrade | vidrestore eval {images,video} | vidrestore sample. "
+               "vidrestore degrade | vidrestore eval {images,noref,video} | vidrestore sample. "
                "Exit codes: 2 usage, 3 input, 4 output, 5 model, 6 config, 130 interrupted.")
     p.add_argument("input", type=Path, help="video to restore")
     p.add_argument("output", type=Path, nargs="?", help="where to write the restored video (not needed with --dry-run)")
@@ -426,24 +426,29 @@ def cmd_sample(argv: list[str]) -> int:
 
 
 def cmd_eval(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="vidrestore eval", description="Measure restorations: paired images, or a video against its input.")
+    p = argparse.ArgumentParser(prog="vidrestore eval", description="Measure restorations: paired images, images without reference, or a video against its input.")
     sub = p.add_subparsers(dest="kind", required=True)
-    im = sub.add_parser("images", help="PSNR, SSIM, identity cosine of restored images against references (same file stems)")
+    im = sub.add_parser("images", help="PSNR, SSIM, identity cosine, landmark distance and NIQE of restored images against references (same file stems)")
     im.add_argument("restored", type=Path)
     im.add_argument("reference", type=Path)
-    vd = sub.add_parser("video", help="per-track warping error, flicker and identity stability, input and restored")
+    nr = sub.add_parser("noref", help="NIQE of images without ground truth (real LQ faces, or their restorations)")
+    nr.add_argument("folder", type=Path)
+    nr.add_argument("--baseline", type=Path, help="folder of the inputs (same file stems): their NIQE is reported beside")
+    vd = sub.add_parser("video", help="per-track warping error, flicker and identity stability, and frame NIQE, input and restored")
     vd.add_argument("input", type=Path)
     vd.add_argument("restored", type=Path)
-    vd.add_argument("--sheets", type=Path, help="folder for per-track contact sheets (input, restored, difference)")
-    vd.add_argument("--detector", choices=["auto", "retinaface", "dlib"])
-    vd.add_argument("--detector-weights")
+    vd.add_argument("--figures", "--sheets", dest="figures", type=Path,
+                    help="folder for per-track contact sheets (input, restored, difference) and per-frame metric plots")
     for sp in (im, vd):
+        sp.add_argument("--detector", choices=["auto", "retinaface", "dlib"])
+        sp.add_argument("--detector-weights")
+    for sp in (im, nr, vd):
         sp.add_argument("--json", type=Path, help="write the report here (default: stdout)")
     args = p.parse_args(argv)
-    from .eval.report import eval_images, eval_video
+    from .eval.report import eval_images, eval_noref, eval_video
 
-    if args.kind == "images":
-        report = eval_images(args.restored, args.reference)
+    if args.kind == "noref":
+        report = eval_noref(args.folder, args.baseline)
     else:
         import torch
 
@@ -453,7 +458,9 @@ def cmd_eval(argv: list[str]) -> int:
 
         cfg = load_yaml(PipelineConfig, CONFIG_DIR / "pipeline.yaml")
         det = dataclasses.replace(cfg.detector, **{k: v for k, v in (("backend", args.detector), ("weights", args.detector_weights)) if v})
-        report = eval_video(args.input, args.restored, cfg, create_detector(det, torch.device("cpu")), args.sheets)
+        detector = create_detector(det, torch.device("cpu"))
+        report = (eval_images(args.restored, args.reference, detector) if args.kind == "images"
+                  else eval_video(args.input, args.restored, cfg, detector, args.figures))
     text = json.dumps(report, indent=2)
     if args.json:
         args.json.write_text(text + "\n")

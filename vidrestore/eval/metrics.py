@@ -10,8 +10,11 @@
   minus its Gaussian blur, sigma 2). Reported with the input's value beside it; their ratio is
   below 1 when restoration flickers less than the input.
 * Identity stability: mean cosine of each frame's descriptor to the track's mean descriptor.
-LPIPS, FID, ArcFace and no-reference scores need weights that are not available offline. They are
-reported as unavailable and never approximated under their names.
+* Landmark distance: mean distance between the 5 landmarks found on the restored and on the
+  reference image, over the reference's inter-ocular distance (NME, as in face alignment papers).
+* NIQE (no reference): see :mod:`vidrestore.eval.niqe`.
+LPIPS, FID and ArcFace need weights that are not available offline. They are reported as
+unavailable and never approximated under their names.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 from ..diffusion.flow import warp
 
 UNAVAILABLE = {"lpips": "unavailable (no weights)", "fid": "unavailable (no weights)",
-               "arcface_identity": "unavailable (no weights)", "no_reference": "unavailable (not implemented yet)"}
+               "arcface_identity": "unavailable (no weights)"}
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -47,6 +50,17 @@ def _motion_compensated_diff(frames: torch.Tensor, flows: torch.Tensor, valid: t
     prev = warp(frames[:-1], flows[1:])
     diff = (frames[1:] - prev).abs().mean(1, keepdim=True) * valid[1:]
     return diff.flatten(1).sum(1) / valid[1:].flatten(1).sum(1).clamp_min(1)
+
+
+def per_step_warping_error(frames: torch.Tensor, flows: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
+    """Warping error between each frame and the previous one (T-1 values)."""
+    return _motion_compensated_diff(frames, flows, valid).numpy() if len(frames) > 1 else np.zeros(0)
+
+
+def landmark_distance(found: np.ndarray, reference: np.ndarray) -> float:
+    """Mean 5-point landmark distance over the reference's inter-ocular distance."""
+    inter_ocular = np.linalg.norm(reference[1] - reference[0])
+    return float(np.linalg.norm(found - reference, axis=1).mean() / max(inter_ocular, 1e-6))
 
 
 def warping_error(frames: torch.Tensor, flows: torch.Tensor, valid: torch.Tensor) -> float:

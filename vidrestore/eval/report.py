@@ -19,17 +19,46 @@ from ..faces.identity import DlibIdentityEncoder
 from ..io import VideoReader
 from ..pipeline import PipelineConfig, analyse
 from ..train.data import list_images, read_rgb
-from .metrics import UNAVAILABLE, flicker, identity_cosine, identity_stability, psnr, ssim, warping_error
+from . import niqe as niqe_metric
+from .metrics import (
+    UNAVAILABLE,
+    flicker,
+    high_frequency,
+    identity_cosine,
+    identity_stability,
+    landmark_distance,
+    per_step_warping_error,
+    psnr,
+    ssim,
+    warping_error,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _tensor(images: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
 
 
-def eval_images(restored_dir: Path, reference_dir: Path) -> dict:
-    """Full-reference metrics for files with the same stem in both folders."""
+def _niqe_or_none(image: np.ndarray) -> float | None:
+    """NIQE when the image has a whole 96 px patch and the pristine model is installed."""
+    if min(image.shape[:2]) < niqe_metric.PATCH or niqe_metric.pristine_model() is None:
+        return None
+    return niqe_metric.niqe(image)
+
+
+def _landmarks(detector: FaceDetector, image: np.ndarray) -> np.ndarray | None:
+    found = detector.detect([image])[0]
+    return max(found, key=lambda d: d.size).landmarks if found else None
+
+
+def _mean(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return float(np.mean(values)) if values else None
+
+
+def eval_images(restored_dir: Path, reference_dir: Path, detector: FaceDetector) -> dict:
+    """Full-reference metrics for files with the same stem in both folders, and NIQE of each side."""
     refs = {p.stem: p for p in list_images([reference_dir])}
     pairs = [(p, refs[p.stem]) for p in list_images([restored_dir]) if p.stem in refs]
     encoder = DlibIdentityEncoder()
@@ -43,10 +72,34 @@ def eval_images(restored_dir: Path, reference_dir: Path) -> dict:
             out = np.asarray(Image.fromarray(out).resize(ref.shape[1::-1], Image.BICUBIC))
         a, b = _tensor([out]), _tensor([ref])
         ident = float(identity_cosine(encoder.embed(out[None]), encoder.embed(ref[None]))[0]) if ref.shape[0] == ref.shape[1] else None
-        rows.append({"file": out_path.name, "psnr": float(psnr(a, b)[0]), "ssim": float(ssim(a, b)[0]), "identity_cosine": ident})
-    mean = {k: float(np.mean([r[k] for r in rows if r[k] is not None])) if rows else None for k in ("psnr", "ssim", "identity_cosine")}
-    return {"schema": SCHEMA_VERSION, "kind": "images", "pairs": len(rows), "skipped": skipped, "mean": mean,
+        lm_out, lm_ref = _landmarks(detector, out), _landmarks(detector, ref)
+        rows.append({"file": out_path.name, "psnr": float(psnr(a, b)[0]), "ssim": float(ssim(a, b)[0]), "identity_cosine": ident,
+                     "landmark_distance": landmark_distance(lm_out, lm_ref) if lm_out is not None and lm_ref is not None else None,
+                     "niqe": _niqe_or_none(out), "niqe_reference": _niqe_or_none(ref)})
+    keys = ("psnr", "ssim", "identity_cosine", "landmark_distance", "niqe", "niqe_reference")
+    return {"schema": SCHEMA_VERSION, "kind": "images", "pairs": len(rows), "skipped": skipped,
+            "mean": {k: _mean(rows, k) for k in keys}, "niqe_model": niqe_metric.model_name(), "detector": detector.name,
             "per_image": rows, **UNAVAILABLE}
+
+
+def eval_noref(folder: Path, baseline: Path | None = None) -> dict:
+    """NIQE of every image in ``folder`` (real LQ or restored, no ground truth); with ``baseline``
+    (e.g. the LQ inputs of a restored folder), the same for the files of the same stem there."""
+    base = {p.stem: p for p in list_images([baseline])} if baseline else {}
+    rows, skipped = [], []
+    for path in list_images([folder]):
+        image = read_rgb(path)
+        score = _niqe_or_none(image) if image is not None else None
+        if score is None:
+            skipped.append(path.name)
+            continue
+        row = {"file": path.name, "niqe": score}
+        if path.stem in base and (b := read_rgb(base[path.stem])) is not None:
+            row["niqe_baseline"] = _niqe_or_none(b)
+        rows.append(row)
+    return {"schema": SCHEMA_VERSION, "kind": "noref", "images": len(rows), "skipped": skipped,
+            "mean": {"niqe": _mean(rows, "niqe"), "niqe_baseline": _mean(rows, "niqe_baseline")},
+            "niqe_model": niqe_metric.model_name(), "per_image": rows}
 
 
 def _track_crops(path: Path, tracks, face_size: int, max_frames: int) -> dict[int, list[np.ndarray]]:
@@ -65,10 +118,17 @@ def _track_crops(path: Path, tracks, face_size: int, max_frames: int) -> dict[in
 
 
 def _sequence_metrics(frames: np.ndarray, flows: torch.Tensor, valid: torch.Tensor, encoder: DlibIdentityEncoder) -> dict:
+    """Summary numbers and their per-frame series for one side (input or restored) of a track."""
     x = _tensor(list(frames))
     pick = np.linspace(0, len(frames) - 1, min(32, len(frames))).round().astype(int)
-    return {"warping_error": warping_error(x, flows, valid), "flicker": flicker(x, flows, valid),
-            "identity_stability": identity_stability(encoder.embed(frames[pick]))}
+    desc = encoder.embed(frames[pick])
+    cos = identity_cosine(desc, np.repeat(desc.mean(0, keepdims=True), len(desc), 0)) if len(desc) else np.zeros(0)
+    summary = {"warping_error": warping_error(x, flows, valid), "flicker": flicker(x, flows, valid),
+               "identity_stability": identity_stability(desc)}
+    series = {"warping_error": per_step_warping_error(x, flows, valid).tolist(),
+              "flicker": per_step_warping_error(high_frequency(x), flows, valid).tolist(),
+              "identity_cosine": cos.tolist(), "identity_frames": pick.tolist()}
+    return {"summary": summary, "series": series}
 
 
 def _contact_sheet(inp: np.ndarray, out: np.ndarray, path: Path) -> None:
@@ -78,17 +138,54 @@ def _contact_sheet(inp: np.ndarray, out: np.ndarray, path: Path) -> None:
     Image.fromarray(np.concatenate(rows, 0)).save(path)
 
 
+def plot_series(path: Path, title: str, panels: list[tuple[str, list, dict[str, list]]]) -> None:
+    """One PNG, one panel per metric: ``(ylabel, x values, {line label: y values})``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.4 * len(panels)), sharex=True, squeeze=False)
+    for ax, (ylabel, xs, lines) in zip(axes[:, 0], panels):
+        for label, ys in lines.items():
+            ax.plot(xs[:len(ys)], ys, label=label, linewidth=1.2)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+    axes[-1, 0].set_xlabel("frame")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _frame_niqe(path: Path, every: int, limit: int) -> tuple[list[int], list[float]]:
+    frames, scores = [], []
+    if niqe_metric.pristine_model() is None:
+        return frames, scores
+    with VideoReader(path) as reader:
+        for frame in reader:
+            if frame.index % every == 0 and len(frames) < limit and min(frame.image.shape[:2]) >= niqe_metric.PATCH:
+                frames.append(frame.index)
+                scores.append(niqe_metric.niqe(frame.image))
+    return frames, scores
+
+
 def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detector: FaceDetector,
-               sheets: Path | None = None, max_frames: int = 600) -> dict:
-    """Per-track temporal and identity metrics of ``restored_path``, with the same for ``input_path``.
+               figures: Path | None = None, max_frames: int = 600, niqe_every: int = 5) -> dict:
+    """Per-track temporal and identity metrics of ``restored_path``, with the same for ``input_path``,
+    and NIQE of whole frames (every ``niqe_every``-th) of both.
 
     Tracks come from the input; the same landmarks cut crops from both videos, so the two are compared
-    on exactly the same face regions. Flow is estimated on the input crops and used for both.
+    on exactly the same face regions. Flow is estimated on the input crops and used for both. With
+    ``figures``, writes a contact sheet and a per-frame plot per track, and a NIQE plot.
     """
     analysis = analyse(input_path, cfg, detector)
     encoder = DlibIdentityEncoder()
     inp = _track_crops(input_path, analysis.tracks, cfg.face_size, max_frames)
     out = _track_crops(restored_path, analysis.tracks, cfg.face_size, max_frames)
+    if figures is not None:
+        figures.mkdir(parents=True, exist_ok=True)
     tracks = []
     for t in analysis.tracks:
         a, b = np.stack(inp[t.track_id]), np.stack(out[t.track_id])
@@ -96,12 +193,31 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
         a, b = a[:n], b[:n]
         flows, valid = flows_to_previous(a)
         m_in, m_out = _sequence_metrics(a, flows, valid, encoder), _sequence_metrics(b, flows, valid, encoder)
-        row = {"id": t.track_id, "start": t.start, "frames_evaluated": n, "input": m_in, "restored": m_out,
-               "flicker_ratio": m_out["flicker"] / max(m_in["flicker"], 1e-9)}
-        if sheets is not None:
-            sheets.mkdir(parents=True, exist_ok=True)
-            row["contact_sheet"] = str(sheets / f"track{t.track_id:03d}.png")
+        row = {"id": t.track_id, "start": t.start, "frames_evaluated": n, "input": m_in["summary"], "restored": m_out["summary"],
+               "flicker_ratio": m_out["summary"]["flicker"] / max(m_in["summary"]["flicker"], 1e-9),
+               "per_frame": {"input": m_in["series"], "restored": m_out["series"]}}
+        if figures is not None:
+            row["contact_sheet"] = str(figures / f"track{t.track_id:03d}.png")
             _contact_sheet(a, b, Path(row["contact_sheet"]))
+            row["plot"] = str(figures / f"track{t.track_id:03d}_metrics.png")
+            steps = list(range(t.start + 1, t.start + n))
+            ident_x = [t.start + i for i in m_in["series"]["identity_frames"]]
+            plot_series(Path(row["plot"]), f"track {t.track_id}", [
+                (name, steps, {"input": m_in["series"][key], "restored": m_out["series"][key]})
+                for name, key in (("warping error", "warping_error"), ("flicker", "flicker"))
+            ] + [("identity cos", ident_x, {"input": m_in["series"]["identity_cosine"],
+                                             "restored": m_out["series"]["identity_cosine"]})])
         tracks.append(row)
-    return {"schema": SCHEMA_VERSION, "kind": "video", "input": str(input_path), "restored": str(restored_path),
-            "detector": analysis.detector, "frames": analysis.frames, "tracks": tracks, **UNAVAILABLE}
+    niqe_frames, niqe_in = _frame_niqe(input_path, niqe_every, max_frames)
+    _, niqe_out = _frame_niqe(restored_path, niqe_every, max_frames)
+    report = {"schema": SCHEMA_VERSION, "kind": "video", "input": str(input_path), "restored": str(restored_path),
+              "detector": analysis.detector, "frames": analysis.frames, "tracks": tracks,
+              "niqe": {"model": niqe_metric.model_name(), "frames": niqe_frames, "input": niqe_in, "restored": niqe_out,
+                       "mean_input": float(np.mean(niqe_in)) if niqe_in else None,
+                       "mean_restored": float(np.mean(niqe_out)) if niqe_out else None},
+              **UNAVAILABLE}
+    if figures is not None and niqe_frames:
+        report["niqe"]["plot"] = str(figures / "niqe.png")
+        plot_series(figures / "niqe.png", "NIQE of whole frames (lower is more natural)",
+                    [("NIQE", niqe_frames, {"input": niqe_in, "restored": niqe_out})])
+    return report
