@@ -163,7 +163,8 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
     active = [t for t in tracks if t.start <= last and t.end > first]
     if not active:
         return {}
-    tensors = {f.index: torch.from_numpy(f.image).to(device).permute(2, 0, 1).float() / 255 for f in window}
+    # uint8 views of the frames: only the regions around faces are ever converted to float
+    tensors = {f.index: torch.from_numpy(f.image).permute(2, 0, 1).to(device) for f in window}
     pastes: dict[int, list[tuple[torch.Tensor, torch.Tensor, float]]] = {}
     for track in active:
         idx = [i for i in range(max(first, track.start), min(last + 1, track.end))]
@@ -188,8 +189,7 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
         crops = torch.stack([c for c, _, _ in items])
         mats = torch.stack([m for _, m, _ in items])
         strength = torch.tensor([s for _, _, s in items], device=device)
-        frame = paste_faces(tensors[i], crops, mats, strength)
-        out[i] = (frame.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        out[i] = paste_faces(tensors[i], crops, mats, strength).permute(1, 2, 0).cpu().numpy()
     return out
 
 

@@ -55,16 +55,45 @@ def apply_affine(m: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     return points @ m[:, :, :2].transpose(1, 2) + m[:, None, :, 2]
 
 
+def to_unit_float(image: torch.Tensor) -> torch.Tensor:
+    """uint8 (0-255) to float in [0, 1]; float images pass through."""
+    return image.float() / 255 if image.dtype == torch.uint8 else image
+
+
+def source_region(matrices: torch.Tensor, corners: torch.Tensor, height: int, width: int, margin: int = 2) -> tuple[int, int, int, int]:
+    """Frame box ``(x0, y0, x1, y1)`` holding the crop-space ``corners`` (N, 2) of every face mapped
+    back into the frame through the inverse of the frame-to-crop ``matrices``, plus ``margin``."""
+    pts = apply_affine(invert_affine(matrices), corners[None].expand(len(matrices), -1, -1)).reshape(-1, 2)
+    x0 = int(max(0, float(pts[:, 0].min()) - margin))
+    y0 = int(max(0, float(pts[:, 1].min()) - margin))
+    x1 = int(min(width, float(pts[:, 0].max()) + margin + 1))
+    y1 = int(min(height, float(pts[:, 1].max()) + margin + 1))
+    return x0, y0, max(x1, x0), max(y1, y0)
+
+
+def shift_affine(m: torch.Tensor, x0: float, y0: float) -> torch.Tensor:
+    """Frame-to-crop matrices made to take coordinates of the frame region starting at (x0, y0)."""
+    offset = torch.tensor([[x0], [y0]], dtype=m.dtype, device=m.device)
+    return torch.cat([m[:, :, :2], m[:, :, :2] @ offset + m[:, :, 2:]], 2)
+
+
 def align_faces(frame: torch.Tensor, landmarks: torch.Tensor, face_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Warp every face of one frame to the canonical crop.
 
-    ``frame`` (3, H, W) float in [0, 1]; ``landmarks`` (K, 5, 2) in frame pixels.
-    Returns crops (K, 3, S, S) and the frame-to-crop matrices (K, 2, 3). Faces near the border are
-    completed by reflection so the model never sees a black band.
+    ``frame`` (3, H, W), uint8 or float in [0, 1]; ``landmarks`` (K, 5, 2) in frame pixels.
+    Returns float crops (K, 3, S, S) and the frame-to-crop matrices (K, 2, 3). Only the frame region
+    the crops come from is converted and sampled. Faces near the border are completed by reflection
+    so the model never sees a black band.
     """
     dst = torch.from_numpy(template(face_size)).to(frame.device)
     m = estimate_similarity(landmarks.to(frame.device), dst)
+    _, height, width = frame.shape
+    corners = torch.tensor([[0.0, 0.0], [face_size, 0.0], [0.0, face_size], [face_size, face_size]], device=frame.device)
+    x0, y0, x1, y1 = source_region(m, corners, height, width)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        x0, y0, x1, y1 = 0, 0, width, height  # the faces lie outside the frame: reflect the whole of it
+    roi = to_unit_float(frame[:, y0:y1, x0:x1])
     crops = kornia.geometry.transform.warp_affine(
-        frame.unsqueeze(0).expand(len(m), -1, -1, -1), m, dsize=(face_size, face_size),
+        roi.unsqueeze(0).expand(len(m), -1, -1, -1), shift_affine(m, x0, y0), dsize=(face_size, face_size),
         mode="bilinear", padding_mode="reflection", align_corners=False)
     return crops, m

@@ -8,7 +8,7 @@ import math
 import kornia
 import torch
 
-from .align import apply_affine, invert_affine, template
+from .align import invert_affine, shift_affine, source_region, template, to_unit_float
 
 
 @functools.lru_cache(maxsize=8)
@@ -25,6 +25,14 @@ def _face_mask_cpu(face_size: int) -> torch.Tensor:
     sigma = face_size / 24
     k = int(2 * math.ceil(3 * sigma) + 1)
     return kornia.filters.gaussian_blur2d(mask, (k, k), (sigma, sigma), border_type="constant")
+
+
+@functools.lru_cache(maxsize=8)
+def _mask_support(face_size: int) -> torch.Tensor:
+    """Corners (4, 2) of the crop-space box outside which the mask is zero to 8 bits."""
+    ys, xs = torch.nonzero(_face_mask_cpu(face_size)[0, 0] > 0.5 / 255, as_tuple=True)
+    x0, x1, y0, y1 = float(xs.min()), float(xs.max()) + 1, float(ys.min()), float(ys.max()) + 1
+    return torch.tensor([[x0, y0], [x1, y0], [x0, y1], [x1, y1]])
 
 
 def face_mask(face_size: int, device: torch.device) -> torch.Tensor:
@@ -44,28 +52,25 @@ def match_colour(restored: torch.Tensor, reference: torch.Tensor, mask: torch.Te
 
 
 def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
-    """Blend restored ``crops`` (K, 3, S, S) into ``frame`` (3, H, W) through the inverse of the
-    frame-to-crop ``matrices`` (K, 2, 3). Only each face's bounding region is warped. ``strength``
-    (K,) scales each face's mask (fade-in/out at track ends)."""
+    """Blend restored ``crops`` (K, 3, S, S) into ``frame`` (3, H, W; uint8, or float in [0, 1])
+    through the inverse of the frame-to-crop ``matrices`` (K, 2, 3); returns a new frame of the same
+    dtype. Only the frame region under each face's mask is converted, warped and blended.
+    ``strength`` (K,) scales each face's mask (fade-in/out at track ends)."""
     _, height, width = frame.shape
     size = crops.shape[-1]
     mask = face_mask(size, frame.device)
-    inv = invert_affine(matrices)
-    corners = torch.tensor([[0.0, 0.0], [size, 0.0], [0.0, size], [size, size]], device=frame.device)
+    support = _mask_support(size).to(frame.device)
     out = frame.clone()
     for k in range(len(crops)):
-        pts = apply_affine(inv[k : k + 1], corners[None])[0]
-        x0, y0 = (pts.min(0).values.floor().clamp_min(0)).long().tolist()
-        x1 = int(min(width, float(pts[:, 0].max().ceil())))
-        y1 = int(min(height, float(pts[:, 1].max().ceil())))
+        x0, y0, x1, y1 = source_region(matrices[k : k + 1], support, height, width, margin=1)
         if x1 <= x0 or y1 <= y0:
             continue  # the face lies wholly outside the frame
-        shift = torch.tensor([[1.0, 0, -x0], [0, 1.0, -y0]], device=frame.device)
-        roi_m = torch.cat([shift[:, :2] @ inv[k, :, :2], shift[:, :2] @ inv[k, :, 2:] + shift[:, 2:]], 1)[None]
         src = torch.cat([crops[k : k + 1], mask], 1)
-        warped = kornia.geometry.transform.warp_affine(src, roi_m, dsize=(y1 - y0, x1 - x0), mode="bilinear",
+        crop_to_region = invert_affine(shift_affine(matrices[k : k + 1], x0, y0))
+        warped = kornia.geometry.transform.warp_affine(src, crop_to_region, dsize=(y1 - y0, x1 - x0), mode="bilinear",
                                                         padding_mode="zeros", align_corners=False)[0]
         alpha = warped[3:4] * (strength[k] if strength is not None else 1.0)
-        region = out[:, y0:y1, x0:x1]
-        out[:, y0:y1, x0:x1] = region * (1 - alpha) + warped[:3] * alpha
+        region = to_unit_float(out[:, y0:y1, x0:x1])
+        blended = region * (1 - alpha) + warped[:3] * alpha
+        out[:, y0:y1, x0:x1] = (blended.clamp(0, 1) * 255).round().to(torch.uint8) if out.dtype == torch.uint8 else blended
     return out

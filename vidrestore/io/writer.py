@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import heapq
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -108,6 +110,12 @@ class VideoWriter:
         except BaseException:
             self.container.close()
             raise
+        # Colour conversion and encoding run in their own thread (FFmpeg releases the GIL), so the
+        # next frames are restored while these are encoded; the queue bounds the frames held.
+        self._queue: queue.Queue = queue.Queue(maxsize=8)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._encode_loop, name="vidrestore-encode", daemon=True)
+        self._thread.start()
 
     def _add_stream(self, codec: av.Codec) -> av.video.stream.VideoStream:
         info, opts = self.info, self.options
@@ -142,13 +150,35 @@ class VideoWriter:
         return {}
 
     def write(self, source: av.VideoFrame, pts: int | None, image: np.ndarray | None = None) -> None:
-        """Encode one frame: ``image`` (RGB, display orientation) when faces were pasted, else ``source``."""
+        """Queue one frame for encoding: ``image`` (RGB, display orientation) when faces were pasted, else ``source``."""
+        self._raise_pending()
+        self._queue.put((source, pts, image))
+        self.frames_written += 1
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _encode_loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain, so a producer blocked on a full queue is released
+            try:
+                self._encode(*item)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the producer's thread
+                self._error = exc
+
+    def _encode(self, source: av.VideoFrame, pts: int | None, image: np.ndarray | None) -> None:
         frame = self._to_video_frame(image) if image is not None else source
         frame = frame.reformat(format=self.stream.pix_fmt, **self._yuv_kwargs()) if frame.format.name != self.stream.pix_fmt else frame
         frame.pts = pts
         frame.time_base = self.info.time_base
         self._mux(self.stream.encode(frame))
-        self.frames_written += 1
+
+    def _stop_thread(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
     def _yuv_kwargs(self) -> dict[str, int]:
         kwargs = {}
@@ -170,6 +200,8 @@ class VideoWriter:
 
     def close(self) -> None:
         try:
+            self._stop_thread()
+            self._raise_pending()
             self._mux(self.stream.encode(None))
         finally:
             self.container.close()
@@ -181,6 +213,8 @@ class VideoWriter:
         if exc_type is None:
             self.close()
         else:
+            self._error = self._error or RuntimeError("stopped")  # skip the frames still queued
+            self._stop_thread()
             with contextlib.suppress(Exception):
                 self.container.close()
 
