@@ -35,8 +35,9 @@ def shared_file(shared_data: Path, rel: str) -> Path:
 
 def make_clip(path: Path, pts: list[int], size: tuple[int, int] = (48, 64), time_base: Fraction = Fraction(1, 1000),
               rotation: int = 0, audio: bool = False, pix_fmt: str = "yuv420p", images: list[np.ndarray] | None = None,
-              color: bool = False) -> Path:
-    """Write an H.264 clip with the given presentation timestamps (VFR allowed)."""
+              color: bool = False, subtitles: list[tuple[int, str]] | None = None) -> Path:
+    """Write an H.264 clip with the given presentation timestamps (VFR allowed); ``subtitles``:
+    (start in ms, text) cues in a subtitle stream (mov_text in .mp4, subrip elsewhere)."""
     h, w = size
     with av.open(str(path), "w") as out:
         vs = out.add_stream("libx264", rate=25)
@@ -51,6 +52,15 @@ def make_clip(path: Path, pts: list[int], size: tuple[int, int] = (48, 64), time
         if audio:  # every stream must exist before the first packet is muxed
             aus = out.add_stream("aac", rate=44100)
             aus.layout = "mono"
+        if subtitles:
+            subs = out.add_stream("mov_text" if path.suffix == ".mp4" else "subrip")
+            subs.codec_context.subtitle_header = b"[Script Info]\nScriptType: v4.00+\n\n[Events]\n"
+            subs.time_base = Fraction(1, 1000)
+            for start, text in subtitles:
+                packet = av.Packet(text.encode())
+                packet.stream, packet.pts, packet.dts, packet.duration = subs, start, start, 500
+                packet.time_base = Fraction(1, 1000)
+                out.mux(packet)
         rng = np.random.default_rng(0)
         for i, t in enumerate(pts):
             img = images[i] if images is not None else np.full((h, w, 3), (i * 37) % 256, np.uint8) + rng.integers(0, 20, (h, w, 3), dtype=np.uint8)

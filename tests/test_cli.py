@@ -38,6 +38,29 @@ def test_end_to_end_on_a_real_clip(shared_data, tiny_model, tmp_path, detector):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "r.json"]  # no temp files left
 
 
+def _subtitle_cues(path):
+    with av.open(str(path)) as c:
+        return [(bytes(p), p.pts) for p in c.demux(c.streams.subtitles[0]) if p.size and bytes(p).strip(b"\x00")]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_subtitles_and_audio_survive_a_restoration(sample_clip, tmp_path, suffix):
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        images = [f.image for f in r]
+    h, w = images[0].shape[:2]
+    cues = [(0, "first line"), (400, "second line"), (800, "third line")]
+    clip = make_clip(tmp_path / f"subs{suffix}", [i * 40 for i in range(len(images))], size=(h, w), images=images,
+                     audio=True, subtitles=cues)
+    out, report = tmp_path / f"out{suffix}", tmp_path / "r.json"
+    assert _run(clip, out, "--model", "none", "--detector", "dlib", "--quiet", "--x264-preset", "ultrafast", "--json", report) == 0
+    assert json.loads(report.read_text())["tracks"]  # a face was found, so the video was re-encoded, not copied
+    assert _streams(out) == _streams(clip) == ["video", "audio", "subtitle"]
+    assert _subtitle_cues(out) == _subtitle_cues(clip) and len(_subtitle_cues(clip)) == 3
+    assert read_pts(out) == read_pts(clip)
+
+
 def test_sample_clip_keeps_audio_and_restores_faces(sample_clip, tiny_model, tmp_path):
     out, preview = tmp_path / "o.mp4", tmp_path / "side.mp4"
     assert _run(sample_clip, out, "--model", tiny_model, "--preset", "fast", "--quiet", "--preview", preview) == 0
