@@ -1,6 +1,5 @@
 import numpy as np
 import torch
-
 from PIL import ImageFilter
 
 from vidrestore.eval.metrics import flicker, identity_stability, landmark_distance, psnr, ssim, warping_error

@@ -5,7 +5,10 @@ restoration samples denoise the HQ face conditioned on its synthetic LQ version;
 samples denoise the LQ face conditioned on the HQ one. Mixing inside a batch gives both modes a
 gradient at every step, which keeps the shared weights from oscillating between them (see
 docs/flipnet.md). The network predicts x0; the loss is the MSE on x0 (the x0-parameterised
-diffusion loss), the same quantity FLIPNET adds as its image loss.
+diffusion loss), the same quantity FLIPNET adds as its image loss. With
+``learned_degradation_fraction`` > 0, some restoration samples take their LQ face from the network's
+own degradation mode (the paper's loop between the two modes). Every ``validate_every`` steps a
+contact sheet of validation faces is written to ``out_dir/val/``.
 
 Multi-GPU: launch with ``torchrun --nproc_per_node N -m vidrestore.cli train ...``; torch DDP
 takes over (each rank draws its own batches from a rank-offset generator).
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -48,6 +52,11 @@ class TrainConfig:
     ema_decay: float = 0.999
     max_timestep: int = 400  # the presets start sampling at N <= 400, so later steps are never used
     degradation_fraction: float = 0.25
+    # The paper's loop between the modes: from this step on, this share of the restoration samples
+    # get their LQ face from the EMA model's degradation mode instead of the synthetic chain.
+    learned_degradation_fraction: float = 0.0
+    learned_degradation_from_step: int = 0
+    degradation_sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(start_step=300, steps=4))
     identity_dropout: float = 0.15
     mixed_precision: str = "no"  # no | bf16 | fp16
     checkpoint_every: int = 500
@@ -113,10 +122,19 @@ class Trainer:
         hq, identity = self.data.batch(idx, g)
         lq = degrade(hq, sample_params(self.degradation, len(hq), g), g)
         mode = (torch.rand(len(hq), generator=g) < cfg.degradation_fraction).long()
+        learned = (torch.rand(len(hq), generator=g) < cfg.learned_degradation_fraction) & (mode == RESTORE)
+        if self.step >= cfg.learned_degradation_from_step and learned.any():
+            lq[learned] = self.degrade_with_model(hq[learned], int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
         keep_id = (torch.rand(len(hq), generator=g) >= cfg.identity_dropout).float()[:, None]
         t = torch.randint(0, cfg.max_timestep, (len(hq),), generator=g)
         noise = torch.randn(hq.shape, generator=g)
         return {"hq": hq, "lq": lq, "identity": identity * keep_id, "mode": mode, "t": t, "noise": noise}
+
+    @torch.no_grad()
+    def degrade_with_model(self, hq: torch.Tensor, seed: int) -> torch.Tensor:
+        """Realistic LQ versions of ``hq`` from the EMA network in degradation mode."""
+        sampler = dataclasses.replace(self.cfg.degradation_sampler, seed=seed)
+        return sample_faces(self.ema, hq.to(self.device), None, sampler, DEGRADE).cpu()
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         b = {k: v.to(self.device) for k, v in batch.items()}
@@ -155,15 +173,18 @@ class Trainer:
 
     # --- checkpoints ----------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
+        """Rank 0 writes the weights, optimizer and schedule; every rank writes its own RNG states,
+        so a resumed multi-GPU run draws the batches an uninterrupted one would."""
         path = self.out / "checkpoint"
         path.mkdir(exist_ok=True)
-        save_flipnet(self.model, path / "model.safetensors")
-        save_flipnet(self.ema, path / "ema.safetensors", metadata={"step": str(self.step)})
-        state = {"step": self.step, "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                 "rng": self.gen.get_state(), "torch_rng": torch.get_rng_state(), "scaler": self.scaler.state_dict()}
-        tmp = path / "state.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, path / "state.pt")
+        _atomic_save({"data": self.gen.get_state(), "torch": torch.get_rng_state()}, path / f"rng{self.rank}.pt")
+        if self.rank == 0:
+            save_flipnet(self.model, path / "model.safetensors")
+            save_flipnet(self.ema, path / "ema.safetensors", metadata={"step": str(self.step)})
+            _atomic_save({"step": self.step, "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                          "scaler": self.scaler.state_dict()}, path / "state.pt")
+        if self.world > 1:
+            dist.barrier()
         return path
 
     def resume(self) -> bool:
@@ -178,9 +199,10 @@ class Trainer:
         state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
-        self.gen.set_state(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
         self.scaler.load_state_dict(state["scaler"])
+        rng = torch.load(path / f"rng{self.rank}.pt", map_location="cpu", weights_only=True)
+        self.gen.set_state(rng["data"])
+        torch.set_rng_state(rng["torch"])
         self.step = int(state["step"])
         return True
 
@@ -192,7 +214,10 @@ class Trainer:
         hq, identity = self.data.batch(self.val_idx, g, flip=False)
         lq = degrade(hq, sample_params(self.degradation, len(hq), g), g)
         restored = restore_batch(self.ema, lq.to(self.device), identity.to(self.device), self.cfg.sampler).cpu()
-        self.last_val = (hq, lq, restored)
+        shown = slice(0, min(8, len(hq)))
+        learned_lq = self.degrade_with_model(hq[shown], 1234)
+        if self.rank == 0:
+            save_sheet(self.out / "val" / f"step{self.step:07d}.png", [hq[shown], lq[shown], restored[shown], learned_lq])
         return {"val_psnr_lq": float(psnr(lq, hq).mean()), "val_psnr_restored": float(psnr(restored, hq).mean())}
 
     # --- loop -------------------------------------------------------------------------------
@@ -216,9 +241,27 @@ class Trainer:
                 _append_csv(log_path, row)
                 if on_log:
                     on_log(row)
-            if self.rank == 0 and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                 self.save_checkpoint()
+        if self.world > 1:
+            dist.destroy_process_group()
         return rows
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_sheet(path: Path, rows: list[torch.Tensor]) -> None:
+    """A PNG with one row of faces per tensor (B, 3, S, S) in [0, 1]. Validation sheets show the HQ
+    faces, their synthetic LQ, the restoration of that LQ, and the network's own degradation."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = torch.cat([torch.cat(list(r.clamp(0, 1)), 2) for r in rows], 1)
+    Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
 
 
 def _append_csv(path: Path, row: dict[str, float]) -> None:
