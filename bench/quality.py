@@ -1,6 +1,7 @@
 """Quality of a FLIPNET checkpoint on held-out degraded faces, against the input and a classical baseline.
 
     python bench/quality.py --pack runs/data/celeba128.npz --model path/or/zoo-name [--count 64] [--sheet out.png]
+                            [--real-lq ../shared/data/faces_lq/codeformer_cropped_faces --real-count 24]
 
 Held-out faces: the last ``count`` faces of the pack (the trainer's validation split). They are degraded
 with configs/degradations/default.yaml at seed 1234. Metrics against the HQ face:
@@ -9,6 +10,10 @@ with configs/degradations/default.yaml at seed 1234. Metrics against the HQ face
 * identity cosine with dlib's 128-d descriptor
 
 The baseline is an unsharp mask of the LQ face.
+
+With ``--real-lq`` (aligned 512 px real LQ faces, no ground truth): NIQE of the input, of the input
+taken to the model's size and back with bicubic, of that with an unsharp mask, and of FLIPNET's
+restoration at the model's size taken back with bicubic (the same resolution path).
 """
 
 from __future__ import annotations
@@ -38,6 +43,28 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
 
 
+def real_lq_table(model, folder: Path, count: int, preset: str, enc: DlibIdentityEncoder) -> None:
+    from vidrestore.eval.niqe import model_name, niqe
+    from vidrestore.train.data import list_images, read_rgb
+
+    images = [im for im in (read_rgb(p) for p in list_images([folder])[:count]) if im is not None]
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+    size, full = model.config.image_size, x.shape[-1]
+
+    def up(y: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(y, size=(full, full), mode="bicubic").clamp(0, 1)
+
+    small = torch.nn.functional.interpolate(x, size=(size, size), mode="area")
+    ident = torch.from_numpy(enc.embed(to_uint8(small)))
+    cfg = resolve_config(SamplerConfig, "presets", preset)
+    rows = {"real LQ input": x, f"bicubic via {size} px": up(small), "unsharp via same": unsharp(up(small)),
+            f"FLIPNET {preset} via same": up(restore_batch(model, small, ident, cfg))}
+    print(f"\n{len(images)} real LQ faces from {folder} at {full} px; {model_name()}; lower is more natural")
+    for name, y in rows.items():
+        scores = [niqe(im) for im in to_uint8(y)]
+        print(f"{name:26s} NIQE {np.mean(scores):6.3f} (sd {np.std(scores):.3f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pack", required=True)
@@ -45,6 +72,8 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=64)
     ap.add_argument("--presets", default="fast,balanced")
     ap.add_argument("--sheet", type=Path, help="write a contact sheet (rows: HQ, LQ, unsharp, FLIPNET)")
+    ap.add_argument("--real-lq", type=Path, help="folder of aligned real LQ faces (NIQE only: no ground truth)")
+    ap.add_argument("--real-count", type=int, default=24)
     args = ap.parse_args()
     path = Path(args.model) if args.model.endswith(".safetensors") else zoo.verify(args.model)
     model = load_flipnet(path)
@@ -66,6 +95,8 @@ def main() -> None:
         ssim = float(kornia.metrics.ssim(x, hq, 11).mean())
         ident = float(np.mean(cosine(enc.embed(to_uint8(x)), ref)))
         print(f"{name:20s} {float(psnr(x, hq).mean()):7.2f} {ssim:7.4f} {ident:7.4f}")
+    if args.real_lq:
+        real_lq_table(model, args.real_lq, args.real_count, args.presets.split(",")[0], enc)
     if args.sheet:
         from PIL import Image
 

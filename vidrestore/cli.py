@@ -71,6 +71,8 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", choices=["auto", "retinaface", "dlib"], help="face detector (auto: RetinaFace if its weights are found)")
     p.add_argument("--detector-weights", help="RetinaFace checkpoint (.pth); also VIDRESTORE_WEIGHTS_RETINAFACE_MOBILENET0_25")
     p.add_argument("--detect-every", type=int, help="run the detector every k frames; tracking fills the rest")
+    p.add_argument("--mask", choices=["auto", "ellipse", "parsing"], help="paste mask (auto: face parsing when ParseNet weights are found)")
+    p.add_argument("--parsing-weights", help="ParseNet checkpoint (facexlib's parsing_parsenet.pth); also VIDRESTORE_WEIGHTS_PARSENET_512")
     p.add_argument("--segment-frames", type=int, help="restore in segments of whole shots of at least this many frames (0: one segment)")
     p.add_argument("--codec", help="video encoder (libx264, libx265, ffv1, prores_ks ...)")
     p.add_argument("--crf", type=int, help="quality for x264/x265 (lower is better)")
@@ -122,7 +124,8 @@ def options_from_args(args: argparse.Namespace):
         if value is not None:
             enc = dataclasses.replace(enc, **{field: value})
     cfg = dataclasses.replace(cfg, detector=det, tracker=trk, encode=enc)
-    for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames)):
+    for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
+                         ("mask", args.mask), ("parsing_weights", args.parsing_weights)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
     sampler = resolve_config(SamplerConfig, "presets", args.preset)
@@ -157,7 +160,7 @@ def cmd_restore(argv: list[str]) -> int:
             Path(args.json).write_text(text + "\n")
     if not args.quiet:
         summary = (f"{report.frames_in} frames, {len(report.shots)} shots, {len(report.tracks)} face tracks; "
-                   f"detector {report.detector}; restorer {report.restorer}; {report.timings_s['total']:.1f}s")
+                   f"detector {report.detector}; restorer {report.restorer}; mask {report.mask}; {report.timings_s['total']:.1f}s")
         print(summary if args.dry_run or args.output is None else f"wrote {report.output}: {summary}", file=sys.stderr)
         for note in report.notes:
             print(f"note: {note}", file=sys.stderr)

@@ -29,9 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import OutputError, UsageError
+from .errors import ModelError, OutputError, UsageError
 from .faces.align import align_faces
 from .faces.detect import DetectorConfig, FaceDetector, create_detector
+from .faces.parsing import ParsingMasker as Masker
+from .faces.parsing import create_masker as parsing_masker
 from .faces.paste import face_mask, match_colour, paste_faces
 from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Track
@@ -50,6 +52,8 @@ class PipelineConfig:
     colour_match: bool = True
     fade_frames: int = 3  # restoration strength ramps in/out over this many frames at track ends
     segment_frames: int = 0  # split pass 2 at cuts into segments of at least this many frames (0: one segment)
+    mask: str = "auto"  # paste mask: ellipse | parsing (ParseNet weights needed) | auto (parsing when weights are found)
+    parsing_weights: str = ""  # ParseNet checkpoint; also VIDRESTORE_WEIGHTS_PARSENET_512 or the cache
     shots: ShotConfig = field(default_factory=ShotConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -76,6 +80,7 @@ class Report:
     tracks: list[dict]
     detector: str
     restorer: str
+    mask: str
     timings_s: dict[str, float]
     corrupt_packets: int
     notes: list[str]
@@ -157,7 +162,7 @@ def _fade(track: Track, frame_index: int, fade: int) -> float:
 
 
 def _restore_window(window: list, tracks: list[Track], restorer: Restorer, contexts: dict[int, TrackContext],
-                    cfg: PipelineConfig, device: torch.device) -> dict[int, np.ndarray]:
+                    cfg: PipelineConfig, device: torch.device, masker: Masker | None) -> dict[int, np.ndarray]:
     """Restore every track present in ``window``; returns new RGB images for the frames that changed."""
     first, last = window[0].index, window[-1].index
     active = [t for t in tracks if t.start <= last and t.end > first]
@@ -180,16 +185,16 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
         restored = restorer.restore(crops_t, contexts[track.track_id]).to(device)
         if cfg.colour_match:
             restored = match_colour(restored, crops_t, face_mask(cfg.face_size, device))
+        masks = masker(restored) if masker is not None else face_mask(cfg.face_size, device).expand(len(idx), -1, -1, -1)
         for j, i in enumerate(idx):
-            pastes.setdefault(i, []).append((restored[j], mats_t[j], _fade(track, i, cfg.fade_frames)))
+            pastes.setdefault(i, []).append((restored[j], mats_t[j], _fade(track, i, cfg.fade_frames), masks[j]))
         if track.end <= last + 1:
             contexts.pop(track.track_id, None)
     out = {}
     for i, items in pastes.items():
-        crops = torch.stack([c for c, _, _ in items])
-        mats = torch.stack([m for _, m, _ in items])
-        strength = torch.tensor([s for _, _, s in items], device=device)
-        out[i] = paste_faces(tensors[i], crops, mats, strength).permute(1, 2, 0).cpu().numpy()
+        crops, mats, strength, masks = zip(*items)
+        out[i] = paste_faces(tensors[i], torch.stack(crops), torch.stack(mats), torch.tensor(strength, device=device),
+                             torch.stack(masks)).permute(1, 2, 0).cpu().numpy()
     return out
 
 
@@ -201,7 +206,7 @@ def _preview_info(info):
 
 def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Restorer, cfg: PipelineConfig,
                   device: torch.device, progress: Progress | None = None, preview: Path | None = None,
-                  frames: range | None = None) -> int:
+                  frames: range | None = None, masker: Masker | None = None) -> int:
     """Pass 2: restore and encode the video stream alone into ``video_out``; returns frames written.
 
     ``frames``: only this segment (whole shots, from :func:`plan_segments`). With ``preview``, also
@@ -221,7 +226,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
 
         def flush() -> None:
             nonlocal faces
-            changed = _restore_window(window, tracks, restorer, contexts, cfg, device)
+            changed = _restore_window(window, tracks, restorer, contexts, cfg, device, masker)
             faces += sum(1 for f in window for t in tracks if t.covers(f.index))
             for f in window:
                 writer.write(f.source, f.pts, changed.get(f.index))
@@ -253,6 +258,23 @@ def assemble(source: Path, parts: list[Path], output: Path) -> None:
         remux(joined, source, output)
     finally:
         joined.unlink(missing_ok=True)
+
+
+def create_masker(cfg: PipelineConfig, device: torch.device) -> Masker | None:
+    """The parsing masker ``cfg.mask`` asks for; None means the feathered ellipse."""
+    if cfg.mask not in ("auto", "ellipse", "parsing"):
+        raise UsageError(f"unknown mask {cfg.mask!r}; choose auto, ellipse or parsing")
+    if cfg.mask == "ellipse":
+        return None
+    masker = parsing_masker(cfg.parsing_weights or None, device)
+    if masker is None and cfg.mask == "parsing":
+        raise ModelError("--mask parsing needs ParseNet weights (parsing_parsenet.pth): give --parsing-weights, set "
+                         "VIDRESTORE_WEIGHTS_PARSENET_512, or run `vidrestore models pull parsenet-512`")
+    return masker
+
+
+def mask_name(masker: Masker | None) -> str:
+    return masker.name if masker is not None else "ellipse (feathered)"
 
 
 def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
@@ -290,6 +312,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     notes: list[str] = []
     t0 = time.perf_counter()
     detector = detector or create_detector(cfg.detector, device)
+    masker = create_masker(cfg, device) if not dry_run else None
     analysis = analyse(src, cfg, detector, progress)
     timings["analyse"] = time.perf_counter() - t0
     frames_out = 0
@@ -307,7 +330,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                 try:
                     for part, frames in zip(parts, segments):
                         frames_out += restore_video(src, part, analysis, restorer, cfg, device, progress,
-                                                    preview_tmp if len(parts) == 1 else None, frames)
+                                                    preview_tmp if len(parts) == 1 else None, frames, masker)
                     timings["restore_encode"] = time.perf_counter() - t1
                     t2 = time.perf_counter()
                     assemble(src, parts, final_tmp)
@@ -325,10 +348,10 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                 frames_out = analysis.frames
                 timings["remux"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
-    return build_report(src, dst if not dry_run else None, analysis, restorer.name, frames_out, timings, notes)
+    return build_report(src, dst if not dry_run else None, analysis, restorer.name, mask_name(masker), frames_out, timings, notes)
 
 
-def build_report(src: Path, dst: Path | None, analysis: Analysis, restorer_name: str, frames_out: int,
+def build_report(src: Path, dst: Path | None, analysis: Analysis, restorer_name: str, mask: str, frames_out: int,
                  timings: dict[str, float], notes: list[str]) -> Report:
     info = probe(src)
     fps = float(info.average_rate) if info.average_rate else 0.0
@@ -340,5 +363,5 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, restorer_name:
                  "detected_frames": int(t.detected.sum()), "median_face_px": float(np.median(np.sqrt(
                      (t.boxes[:, 2] - t.boxes[:, 0]) * (t.boxes[:, 3] - t.boxes[:, 1])))),
                  "start_s": t.start / fps if fps else None} for t in analysis.tracks],
-        detector=analysis.detector, restorer=restorer_name, timings_s={k: round(v, 3) for k, v in timings.items()},
+        detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
         corrupt_packets=analysis.corrupt_packets, notes=notes)

@@ -23,11 +23,15 @@ from ..io.writer import atomic_output, check_encoder
 from ..options import RestoreOptions, build_restorer
 from ..pipeline import (
     Analysis,
+    Masker,
+    PipelineConfig,
     Progress,
     analyse,
     assemble,
     build_report,
     check_paths,
+    create_masker,
+    mask_name,
     plan_segments,
     restore_video,
     segment_path,
@@ -49,6 +53,7 @@ class ItemPlan:
     analysis: Analysis
     segments: list[range]  # empty: no face, the video is copied
     restorer: str
+    mask: str
     started: float
     analyse_s: float
 
@@ -71,6 +76,7 @@ class RestoreWorker:
         self.device = resolve_device(device)
         self._detectors: dict[str, FaceDetector] = {}
         self._restorers: dict[str, Restorer] = {}
+        self._maskers: dict[str, Masker | None] = {}
         self.name = f"pid {os.getpid()} {self.device}"
 
     def _detector(self, cfg: DetectorConfig) -> FaceDetector:
@@ -78,6 +84,12 @@ class RestoreWorker:
         if key not in self._detectors:
             self._detectors[key] = create_detector(cfg, self.device)
         return self._detectors[key]
+
+    def _masker(self, cfg: PipelineConfig) -> Masker | None:
+        key = _key((cfg.mask, cfg.parsing_weights))
+        if key not in self._maskers:
+            self._maskers[key] = create_masker(cfg, self.device)
+        return self._maskers[key]
 
     def _restorer(self, options: RestoreOptions) -> Restorer:
         key = _key((options.model, options.sampler, options.dtype, options.temporal, options.pipeline.face_size))
@@ -91,16 +103,17 @@ class RestoreWorker:
         cfg = item.options.pipeline
         check_encoder(cfg.encode)
         restorer = self._restorer(item.options)
+        mask = mask_name(self._masker(cfg))
         analysis = analyse(item.input, cfg, self._detector(cfg.detector), progress)
         segments = plan_segments(analysis, cfg.segment_frames) if analysis.tracks else []
-        return ItemPlan(item, analysis, segments, restorer.name, started, time.time() - started)
+        return ItemPlan(item, analysis, segments, restorer.name, mask, started, time.time() - started)
 
     def restore_segment(self, plan: ItemPlan, index: int, progress: Progress | None = None) -> int:
         """Restore and encode segment ``index`` of ``plan`` into its part file; returns frames written."""
         restorer = self._restorer(plan.item.options)
         cfg = dataclasses.replace(plan.item.options.pipeline, face_size=restorer.face_size)
         return restore_video(plan.item.input, segment_path(plan.item.output, index), plan.analysis, restorer, cfg,
-                             self.device, progress, frames=plan.segments[index])
+                             self.device, progress, frames=plan.segments[index], masker=self._masker(cfg))
 
 
 def finish(plan: ItemPlan, frames_out: int) -> dict:
@@ -120,7 +133,7 @@ def finish(plan: ItemPlan, frames_out: int) -> dict:
         for part in parts:
             part.unlink(missing_ok=True)
     seconds = time.time() - plan.started
-    report = build_report(item.input, item.output, plan.analysis, plan.restorer, frames_out if parts else plan.analysis.frames,
+    report = build_report(item.input, item.output, plan.analysis, plan.restorer, plan.mask, frames_out if parts else plan.analysis.frames,
                           {"analyse": plan.analyse_s, "total": seconds}, notes)
     out = dataclasses.asdict(report)
     out.update(faces=sum(len(t) for t in plan.analysis.tracks), seconds=round(seconds, 3), segments=len(parts))

@@ -27,12 +27,13 @@ def _face_mask_cpu(face_size: int) -> torch.Tensor:
     return kornia.filters.gaussian_blur2d(mask, (k, k), (sigma, sigma), border_type="constant")
 
 
-@functools.lru_cache(maxsize=8)
-def _mask_support(face_size: int) -> torch.Tensor:
-    """Corners (4, 2) of the crop-space box outside which the mask is zero to 8 bits."""
-    ys, xs = torch.nonzero(_face_mask_cpu(face_size)[0, 0] > 0.5 / 255, as_tuple=True)
+def mask_support(mask: torch.Tensor) -> torch.Tensor | None:
+    """Corners (4, 2) of the crop-space box outside which ``mask`` (S, S) is zero to 8 bits; None if empty."""
+    ys, xs = torch.nonzero(mask > 0.5 / 255, as_tuple=True)
+    if len(xs) == 0:
+        return None
     x0, x1, y0, y1 = float(xs.min()), float(xs.max()) + 1, float(ys.min()), float(ys.max()) + 1
-    return torch.tensor([[x0, y0], [x1, y0], [x0, y1], [x1, y1]])
+    return torch.tensor([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], device=mask.device)
 
 
 def face_mask(face_size: int, device: torch.device) -> torch.Tensor:
@@ -51,21 +52,25 @@ def match_colour(restored: torch.Tensor, reference: torch.Tensor, mask: torch.Te
     return ((restored - m_r) / s_r * s_t + m_t).clamp(0, 1)
 
 
-def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: torch.Tensor, strength: torch.Tensor | None = None) -> torch.Tensor:
+def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: torch.Tensor, strength: torch.Tensor | None = None,
+                masks: torch.Tensor | None = None) -> torch.Tensor:
     """Blend restored ``crops`` (K, 3, S, S) into ``frame`` (3, H, W; uint8, or float in [0, 1])
     through the inverse of the frame-to-crop ``matrices`` (K, 2, 3); returns a new frame of the same
-    dtype. Only the frame region under each face's mask is converted, warped and blended.
-    ``strength`` (K,) scales each face's mask (fade-in/out at track ends)."""
+    dtype. ``masks`` (K, 1, S, S): per-face paste masks (e.g. from face parsing); default the
+    feathered ellipse. Only the frame region under each face's mask is converted, warped and
+    blended. ``strength`` (K,) scales each face's mask (fade-in/out at track ends)."""
     _, height, width = frame.shape
     size = crops.shape[-1]
-    mask = face_mask(size, frame.device)
-    support = _mask_support(size).to(frame.device)
+    masks = masks if masks is not None else face_mask(size, frame.device).expand(len(crops), -1, -1, -1)
     out = frame.clone()
     for k in range(len(crops)):
+        support = mask_support(masks[k, 0])
+        if support is None:
+            continue
         x0, y0, x1, y1 = source_region(matrices[k : k + 1], support, height, width, margin=1)
         if x1 <= x0 or y1 <= y0:
             continue  # the face lies wholly outside the frame
-        src = torch.cat([crops[k : k + 1], mask], 1)
+        src = torch.cat([crops[k : k + 1], masks[k : k + 1]], 1)
         crop_to_region = invert_affine(shift_affine(matrices[k : k + 1], x0, y0))
         warped = kornia.geometry.transform.warp_affine(src, crop_to_region, dsize=(y1 - y0, x1 - x0), mode="bilinear",
                                                         padding_mode="zeros", align_corners=False)[0]

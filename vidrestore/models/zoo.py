@@ -81,7 +81,7 @@ def candidates(e: ZooEntry, explicit: str | Path | None = None) -> list[Path]:
     if e.bundled:
         paths.append(PACKAGE_DIR / e.bundled)
     paths.append(cache_dir() / e.file)
-    if e.kind == "detector" and (fx := _facexlib_weights_dir()):
+    if e.kind in ("detector", "parsing") and (fx := _facexlib_weights_dir()):
         paths.append(fx / e.file)
     return paths
 

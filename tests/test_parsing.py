@@ -1,0 +1,88 @@
+"""Face parsing for paste masks: facexlib's ParseNet layout loads; masks follow the labels."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vidrestore.errors import ModelError
+from vidrestore.faces.align import align_faces, template
+from vidrestore.faces.parsing import FACE_CLASSES, ParseNet, ParseNetConfig, ParsingMasker, config_from_state, load_parsenet
+from vidrestore.faces.paste import paste_faces
+
+TINY = ParseNetConfig(size=64, min_feat_size=16, base_ch=8, res_depth=2, ch_range=(8, 16))
+
+
+def _checkpoint(tmp_path, favour: int | None = None, cfg: ParseNetConfig = TINY):
+    """A ParseNet saved as facexlib saves it (a plain state dict in a .pth); ``favour``: a class
+    whose logit bias dominates, so the parsing is known."""
+    torch.manual_seed(0)
+    net = ParseNet(cfg)
+    if favour is not None:
+        with torch.no_grad():
+            net.out_mask_conv.conv2d.weight.zero_()
+            net.out_mask_conv.conv2d.bias.fill_(-10).index_fill_(0, torch.tensor([favour]), 10)
+    path = tmp_path / "parsing_parsenet.pth"
+    torch.save(net.state_dict(), path)
+    return net, path
+
+
+def test_the_default_network_has_facexlib_parsenet_key_layout():
+    keys = set(ParseNet().state_dict())
+    for key in ("encoder.0.conv2d.weight", "encoder.0.conv2d.bias", "encoder.1.shortcut_func.conv2d.weight",
+                "encoder.1.conv1.conv2d.weight", "encoder.1.conv1.norm.norm.running_var", "encoder.4.conv2.norm.norm.weight",
+                "body.9.conv2.norm.norm.num_batches_tracked", "decoder.3.shortcut_func.conv2d.bias",
+                "out_img_conv.conv2d.weight", "out_mask_conv.conv2d.bias"):
+        assert key in keys
+    assert "encoder.1.conv1.conv2d.bias" not in keys  # convs followed by batch norm have no bias
+    assert "body.0.shortcut_func.conv2d.weight" not in keys  # same-shape blocks add their input as is
+    assert ParseNet().state_dict()["out_mask_conv.conv2d.weight"].shape == (19, 64, 3, 3)
+    inferred = ParseNet(config_from_state(ParseNet().state_dict())).state_dict()  # the shape is read off the weights
+    assert {k: v.shape for k, v in inferred.items()} == {k: v.shape for k, v in ParseNet().state_dict().items()}
+
+
+def test_a_saved_checkpoint_loads_and_gives_the_same_parsing(tmp_path):
+    net, path = _checkpoint(tmp_path)
+    loaded = load_parsenet(path, torch.device("cpu"))
+    assert dataclasses.replace(loaded.config, size=64, min_feat_size=16) == TINY  # parsed at 512 px, like facexlib
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    net.eval()
+    assert torch.equal(loaded(x), net(x))
+
+
+def test_a_checkpoint_of_another_network_is_refused(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save({"encoder.0.conv2d.weight": torch.zeros(8, 3, 3, 3)}, path)
+    with pytest.raises(ModelError, match="ParseNet"):
+        load_parsenet(path, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("favour, covered", [(1, True), (17, False)])  # skin is pasted; hair never is
+def test_masks_follow_the_parsing(tmp_path, favour, covered):
+    _, path = _checkpoint(tmp_path, favour)
+    masker = ParsingMasker(load_parsenet(path, torch.device("cpu")))
+    masks = masker(torch.rand(3, 3, 128, 128))
+    assert masks.shape == (3, 1, 128, 128) and masks.min() >= 0 and masks.max() <= 1
+    assert float(masks[..., :2, :].max()) < 0.05  # kept off the crop border
+    assert (float(masks[..., 64, 64].min()) > 0.99) == covered
+    frame = torch.randint(0, 256, (3, 120, 160), dtype=torch.uint8)
+    lm = torch.from_numpy(template(64) + np.array([40, 20], np.float32))[None]
+    crops, m = align_faces(frame, lm, 128)
+    pasted = paste_faces(frame, torch.zeros_like(crops), m, masks=masks[:1])
+    assert torch.equal(pasted, frame) != covered
+    assert 1 in FACE_CLASSES and 17 not in FACE_CLASSES
+
+
+def test_the_pipeline_uses_parsing_masks_when_asked(sample_clip, tmp_path):
+    from vidrestore.cli import main
+
+    _, path = _checkpoint(tmp_path, favour=1)
+    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    assert main([str(sample_clip), str(out), "--model", "none", "--detector", "dlib", "--mask", "parsing",
+                 "--parsing-weights", str(path), "--quiet", "--json", str(report), "--x264-preset", "ultrafast"]) == 0
+    assert json.loads(report.read_text())["mask"].startswith("parsing")
+    assert main([str(sample_clip), str(tmp_path / "e.mp4"), "--model", "none", "--detector", "dlib", "--mask", "parsing",
+                 "--parsing-weights", str(tmp_path / "missing.pth"), "--quiet"]) == 5
+    assert not (tmp_path / "e.mp4").exists()
