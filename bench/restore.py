@@ -36,17 +36,18 @@ def main() -> None:
     ap.add_argument("--batches", default="1,8,32")
     ap.add_argument("--presets", default="fast,balanced")
     ap.add_argument("--dtypes", default="fp32,bf16")
+    ap.add_argument("--compile", default="", metavar="BACKEND", help="torch.compile backend (e.g. inductor)")
     args = ap.parse_args()
     device = torch.device(args.device)
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    print(f"device {device}; model {args.model}; {args.frames} frames of one track")
+    print(f"device {device}; model {args.model}; {args.frames} frames of one track; compile {args.compile or 'no'}")
     print(f"{'preset':10s} {'steps':>5s} {'dtype':>5s} {'batch':>5s} {'face-frames/s':>14s}")
     for preset in args.presets.split(","):
         sampler = resolve_config(SamplerConfig, "presets", preset)
         for dname in args.dtypes.split(","):
             if device.type == "cpu" and dname != "fp32":
                 continue  # autocast only on CUDA
-            restorer = load_restorer(args.model, sampler, device, dtypes[dname], None, 128)
+            restorer = load_restorer(args.model, sampler, device, dtypes[dname], None, 128, args.compile)
             frames = torch.rand(args.frames, 3, restorer.face_size, restorer.face_size, device=device)
             throughput(restorer, frames[:2], 2)  # warm-up
             rates = {}

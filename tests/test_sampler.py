@@ -79,3 +79,20 @@ def test_warping_lowers_temporal_difference_on_a_translating_face():
         return float(torch.stack(errs).mean())
 
     assert temporal_error(warped) < 0.7 * temporal_error(plain)
+
+
+def test_a_compiled_restorer_gives_the_eager_restorer_output():
+    import torch._dynamo
+
+    from vidrestore.restore import FlipnetRestorer
+
+    torch._dynamo.reset()
+    crops = torch.rand(5, 3, 32, 32)
+    outs = []
+    for backend in ("", "eager"):  # dynamo tracing with eager kernels: the compile path without a C++ build
+        restorer = FlipnetRestorer(_model(), SamplerConfig(steps=2, start_step=200), torch.device("cpu"), None, "tiny",
+                                   compile_backend=backend)
+        ctx = restorer.start_track(0, crops)
+        outs.append(torch.cat([restorer.restore(crops[:3], ctx), restorer.restore(crops[3:], ctx)]))
+    assert type(restorer.model).__name__ == "OptimizedModule"
+    assert torch.allclose(outs[0], outs[1], atol=1e-5)

@@ -67,6 +67,8 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="CUDA autocast dtype (auto: bf16)")
     p.add_argument("--batch-size", type=int, help="frames per restoration batch (bounds memory)")
+    p.add_argument("--compile", nargs="?", const="inductor", default="", metavar="BACKEND",
+                   help="torch.compile the network (default backend inductor; worth it on CUDA for long jobs)")
     p.add_argument("--face-size", type=int, choices=[128, 256, 512], help="aligned crop size (default: the model's)")
     p.add_argument("--detector", choices=["auto", "retinaface", "dlib"], help="face detector (auto: RetinaFace if its weights are found)")
     p.add_argument("--detector-weights", help="RetinaFace checkpoint (.pth); also VIDRESTORE_WEIGHTS_RETINAFACE_MOBILENET0_25")
@@ -131,7 +133,7 @@ def options_from_args(args: argparse.Namespace):
     sampler = resolve_config(SamplerConfig, "presets", args.preset)
     if args.seed is not None:
         sampler = dataclasses.replace(sampler, seed=args.seed)
-    return RestoreOptions(cfg, sampler, str(args.model), args.dtype, temporal=not args.no_temporal)
+    return RestoreOptions(cfg, sampler, str(args.model), args.dtype, temporal=not args.no_temporal, compile=args.compile)
 
 
 def cmd_restore(argv: list[str]) -> int:

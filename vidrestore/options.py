@@ -32,6 +32,7 @@ class RestoreOptions:
     model: str = "flipnet-small"  # zoo name, .safetensors path, or "none"
     dtype: str = "auto"  # CUDA autocast dtype; CPU always runs fp32
     temporal: bool = True
+    compile: str = ""  # torch.compile backend ("inductor"); empty: eager
 
     def fingerprint(self) -> str:
         """Hash of the options and of the weights they name: equal fingerprints give equal outputs."""
@@ -59,7 +60,7 @@ def build_restorer(options: RestoreOptions, device: torch.device) -> Restorer:
 
     encoder = DlibIdentityEncoder() if options.model != "none" else None
     restorer = load_restorer(options.model, options.sampler, device, DTYPES[options.dtype], encoder,
-                             options.pipeline.face_size)
+                             options.pipeline.face_size, options.compile)
     if hasattr(restorer, "temporal"):
         restorer.temporal = options.temporal
     return restorer

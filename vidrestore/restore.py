@@ -67,7 +67,7 @@ class FlipnetRestorer:
 
     def __init__(self, model: Flipnet, sampler: SamplerConfig, device: torch.device,
                  identity_encoder: IdentityEncoder | None, name: str, dtype: torch.dtype = torch.float32,
-                 temporal: bool = True):
+                 temporal: bool = True, compile_backend: str = ""):
         self.model = model.to(device).eval()
         self.sampler = sampler
         self.device = device
@@ -80,6 +80,9 @@ class FlipnetRestorer:
         self._scheduler_args = (mc.num_train_timesteps, mc.beta_start, mc.beta_end, mc.prediction_type)
         if device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
+        if compile_backend:
+            # The last window of a track is shorter: dynamic shapes avoid one recompile per length.
+            self.model = torch.compile(self.model, backend=compile_backend, dynamic=True)
 
     def start_track(self, track_id: int, first_crops: torch.Tensor) -> TrackContext:
         identity = None
@@ -123,7 +126,7 @@ class FlipnetRestorer:
 
 
 def load_restorer(name_or_path: str, sampler: SamplerConfig, device: torch.device, dtype: torch.dtype,
-                  identity_encoder: IdentityEncoder | None, face_size: int) -> Restorer:
+                  identity_encoder: IdentityEncoder | None, face_size: int, compile_backend: str = "") -> Restorer:
     """``none`` (pass-through), a zoo name (e.g. ``flipnet-small``), or a path to a FLIPNET safetensors file."""
     if name_or_path == "none":
         return PassThroughRestorer(face_size)
@@ -135,4 +138,5 @@ def load_restorer(name_or_path: str, sampler: SamplerConfig, device: torch.devic
             raise ModelError(f"weights for {name_or_path} not found (looked in {', '.join(map(str, zoo.candidates(e)))})")
         path = zoo.verify(name_or_path, found)
     model = load_flipnet(path, device)
-    return FlipnetRestorer(model, sampler, device, identity_encoder, name=f"flipnet ({path.name}, {model.config.name})", dtype=dtype)
+    return FlipnetRestorer(model, sampler, device, identity_encoder, name=f"flipnet ({path.name}, {model.config.name})", dtype=dtype,
+                           compile_backend=compile_backend)

@@ -7,6 +7,7 @@ batch at once, and crops are warped with kornia on the working device.
 
 from __future__ import annotations
 
+import cv2
 import kornia
 import numpy as np
 import torch
@@ -77,6 +78,27 @@ def shift_affine(m: torch.Tensor, x0: float, y0: float) -> torch.Tensor:
     return torch.cat([m[:, :, :2], m[:, :, :2] @ offset + m[:, :, 2:]], 2)
 
 
+_CV2_BORDERS = {"reflection": cv2.BORDER_REFLECT, "zeros": cv2.BORDER_CONSTANT}
+
+
+def warp_affine(images: torch.Tensor, matrices: torch.Tensor, size: tuple[int, int], padding: str) -> torch.Tensor:
+    """Warp (B, C, H, W) images (uint8, or float in [0, 1]) by (B, 2, 3) source-to-target matrices
+    into float (B, C, size) images; bilinear, pixel centres at half-integers, ``padding`` 'zeros' or
+    'reflection'. Batched kornia on accelerators; OpenCV on the CPU, where it is several times
+    faster than grid sampling and reads uint8 frames without converting them first."""
+    if images.device.type != "cpu":
+        return kornia.geometry.transform.warp_affine(to_unit_float(images), matrices, dsize=size, mode="bilinear",
+                                                      padding_mode=padding, align_corners=False)
+    out = []
+    for image, m in zip(images, matrices):
+        hwc = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
+        warped = cv2.warpAffine(hwc, m.double().numpy(), (size[1], size[0]), flags=cv2.INTER_LINEAR,
+                                borderMode=_CV2_BORDERS[padding], borderValue=0)
+        warped = warped[..., None] if warped.ndim == 2 else warped
+        out.append(to_unit_float(torch.from_numpy(warped).permute(2, 0, 1)))
+    return torch.stack(out)
+
+
 def align_faces(frame: torch.Tensor, landmarks: torch.Tensor, face_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Warp every face of one frame to the canonical crop.
 
@@ -92,8 +114,5 @@ def align_faces(frame: torch.Tensor, landmarks: torch.Tensor, face_size: int) ->
     x0, y0, x1, y1 = source_region(m, corners, height, width)
     if x1 - x0 < 2 or y1 - y0 < 2:
         x0, y0, x1, y1 = 0, 0, width, height  # the faces lie outside the frame: reflect the whole of it
-    roi = to_unit_float(frame[:, y0:y1, x0:x1])
-    crops = kornia.geometry.transform.warp_affine(
-        roi.unsqueeze(0).expand(len(m), -1, -1, -1), shift_affine(m, x0, y0), dsize=(face_size, face_size),
-        mode="bilinear", padding_mode="reflection", align_corners=False)
-    return crops, m
+    roi = frame[:, y0:y1, x0:x1].unsqueeze(0).expand(len(m), -1, -1, -1)
+    return warp_affine(roi, shift_affine(m, x0, y0), (face_size, face_size), "reflection"), m

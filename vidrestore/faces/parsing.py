@@ -165,7 +165,7 @@ def feather(mask: torch.Tensor) -> torch.Tensor:
     """Soften a hard mask (B, 1, S, S) and keep it off a band along the crop border."""
     size = mask.shape[-1]
     sigma = size / 48
-    reach = int(math.ceil(3 * sigma))
+    reach = math.ceil(3 * sigma)
     band = reach + 1  # wider than the blur reaches, so the mask is zero at the crop's edge
     mask = mask.clone()
     mask[..., :band, :] = mask[..., -band:, :] = 0

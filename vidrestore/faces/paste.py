@@ -8,7 +8,7 @@ import math
 import kornia
 import torch
 
-from .align import invert_affine, shift_affine, source_region, template, to_unit_float
+from .align import invert_affine, shift_affine, source_region, template, to_unit_float, warp_affine
 
 
 @functools.lru_cache(maxsize=8)
@@ -72,8 +72,7 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: torch.Tensor
             continue  # the face lies wholly outside the frame
         src = torch.cat([crops[k : k + 1], masks[k : k + 1]], 1)
         crop_to_region = invert_affine(shift_affine(matrices[k : k + 1], x0, y0))
-        warped = kornia.geometry.transform.warp_affine(src, crop_to_region, dsize=(y1 - y0, x1 - x0), mode="bilinear",
-                                                        padding_mode="zeros", align_corners=False)[0]
+        warped = warp_affine(src, crop_to_region, (y1 - y0, x1 - x0), "zeros")[0]
         alpha = warped[3:4] * (strength[k] if strength is not None else 1.0)
         region = to_unit_float(out[:, y0:y1, x0:x1])
         blended = region * (1 - alpha) + warped[:3] * alpha
