@@ -140,27 +140,37 @@ def test_a_bad_input_fails_alone_and_is_retried_up_to_the_limit(clips, tmp_path)
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["clip0.mp4", STATE_NAME]
 
 
-def test_resume_after_the_batch_process_is_killed(clips, tiny_model, tmp_path):
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "vidrestore.cli", "batch", *map(str, clips), "--out", str(out), "--model", str(tiny_model), *FAST]
+def _start_and_stop_after_one_item(cmd: list[str], out: Path, sig: int) -> subprocess.Popen:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if (out / STATE_NAME).exists() and any(s == "done" for s, _, _ in _rows(out).values()):
             break
         time.sleep(0.05)
-    assert proc.poll() is None, f"the batch ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed = _rows(out)
-    done = {n for n, (s, _, _) in killed.items() if s == "done"}
+    assert proc.poll() is None, f"the batch ended before it could be stopped: {proc.stderr.read().decode()[-500:]}"
+    os.kill(proc.pid, sig)
+    proc.wait(timeout=60)
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_resume_after_the_batch_is_killed_or_interrupted(clips, tiny_model, tmp_path, sig):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "vidrestore.cli", "batch", *map(str, clips), "--out", str(out), "--model", str(tiny_model), *FAST]
+    proc = _start_and_stop_after_one_item(cmd, out, sig)
+    stopped = _rows(out)
+    done = {n for n, (s, _, _) in stopped.items() if s == "done"}
     assert done and len(done) < 3
     finals = {p.name for p in out.iterdir() if p.suffix == ".mp4" and not p.name.startswith(".")}
-    assert finals == done  # a killed run leaves no output under a final name that is not complete
+    assert finals == done  # a stopped run leaves no output under a final name that is not complete
+    if sig == signal.SIGINT:  # Ctrl-C: the batch cleans up itself and leaves no item marked running
+        assert proc.returncode == 130
+        assert not [p.name for p in out.iterdir() if ".part" in p.name]
+        assert all(s in ("done", "pending") for s, _, _ in stopped.values())
     assert subprocess.run(cmd, check=False, capture_output=True).returncode == 0
     after = _rows(out)
     assert all(s == "done" for s, _, _ in after.values())
-    assert all(after[n] == killed[n] for n in done)  # finished work was not redone
+    assert all(after[n] == stopped[n] for n in done)  # finished work was not redone
     assert not [p.name for p in out.iterdir() if ".part" in p.name]
 
 

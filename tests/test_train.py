@@ -116,3 +116,45 @@ def test_ddp_with_torchrun_keeps_the_ranks_in_step(pack, tmp_path):
     assert ranks[0][2] != ranks[1][2]  # each rank trained on its own batches...
     assert ranks[0][0] == ranks[1][0]  # ...and DDP kept their weights identical
     assert (out / "checkpoint" / "rng1.pt").is_file() and (out / "checkpoint" / "state.pt").is_file()
+
+
+def test_extra_packs_train_alongside_and_validation_stays_at_the_end(pack, tmp_path):
+    from vidrestore.train.data import PackedFaces
+
+    both = PackedFaces([pack, pack])
+    one = PackedFaces(pack)
+    assert len(both) == 2 * len(one)
+    _, val = both.split(2)
+    assert torch.equal(both.faces[val], one.faces[-2:])
+    tr = _trainer(pack, tmp_path / "r", extra_packs=[str(pack)])
+    assert len(tr.data) == 2 * len(one) and torch.equal(tr.data.faces[tr.val_idx], one.faces[tr.val_idx - len(one)])
+
+
+def test_real_lq_faces_become_degradation_targets(pack, tmp_path):
+    from vidrestore.train.data import PackedFaces
+
+    tr = _trainer(pack, tmp_path / "r", real_lq_pack=str(pack), real_lq_fraction=1.0, degradation_fraction=1.0)
+    batch = tr.make_batch()
+    real = PackedFaces(pack).faces.permute(0, 3, 1, 2).float() / 255
+    for lq in batch["lq"]:  # each target is a real face (maybe mirrored), not a synthetic degradation
+        assert any(torch.equal(lq, r) or torch.equal(lq, r.flip(-1)) for r in real)
+    assert not any(torch.equal(h, lq) for h, lq in zip(batch["hq"], batch["lq"]))  # conditioned on a restoration
+    assert float(tr.loss(batch).detach()) > 0
+    with pytest.raises(Exception, match="real_lq_pack"):
+        _trainer(pack, tmp_path / "s", real_lq_fraction=0.5)
+
+
+def test_clip_frames_give_the_same_runs_with_decord_and_pyav(tmp_path):
+    from conftest import make_clip
+
+    from vidrestore.train.data import ClipFrames
+
+    clip = make_clip(tmp_path / "c.mp4", [i * 40 for i in range(12)], size=(48, 64))
+    clips = ClipFrames([clip])
+    assert clips.backend == "decord"  # installed with vidrestore
+    with_decord = clips.read(0, 3, 4)
+    clips.backend = "pyav"
+    with_pyav = clips.read(0, 3, 4)
+    assert with_decord.shape == with_pyav.shape == (4, 48, 64, 3)
+    assert np.abs(with_decord.astype(int) - with_pyav.astype(int)).mean() < 2  # two decoders, one clip
+    assert np.abs(with_pyav[1].astype(int) - with_pyav[0].astype(int)).mean() > 10  # consecutive, distinct frames

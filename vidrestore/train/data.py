@@ -57,7 +57,7 @@ def align_image(image: np.ndarray, detector, face_size: int, upscale: float = 2.
     if not dets:
         return None
     best = max(dets, key=lambda d: d.score * d.size)
-    frame = torch.from_numpy(image).permute(2, 0, 1).float() / 255
+    frame = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
     crops, _ = align_faces(frame, torch.from_numpy(best.landmarks / upscale)[None], face_size)
     return (crops[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
 
@@ -98,10 +98,10 @@ def pack_faces(folders: list[str | Path], out: str | Path, face_size: int, limit
 class PackedFaces:
     """Random access to a packed face set; batches come from an explicit ``torch.Generator``."""
 
-    def __init__(self, path: str | Path):
-        data = np.load(path)
-        self.faces = torch.from_numpy(data["faces"])  # (N, S, S, 3) uint8
-        self.identity = torch.from_numpy(data["identity"]).float()
+    def __init__(self, paths: str | Path | list[str | Path]):
+        packs = [np.load(p) for p in (paths if isinstance(paths, list) else [paths])]
+        self.faces = torch.from_numpy(np.concatenate([d["faces"] for d in packs]))  # (N, S, S, 3) uint8, in pack order
+        self.identity = torch.from_numpy(np.concatenate([d["identity"] for d in packs])).float()
 
     def __len__(self) -> int:
         return len(self.faces)

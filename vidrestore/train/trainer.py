@@ -7,7 +7,8 @@ gradient at every step, which keeps the shared weights from oscillating between 
 docs/flipnet.md). The network predicts x0; the loss is the MSE on x0 (the x0-parameterised
 diffusion loss), the same quantity FLIPNET adds as its image loss. With
 ``learned_degradation_fraction`` > 0, some restoration samples take their LQ face from the network's
-own degradation mode (the paper's loop between the two modes). Every ``validate_every`` steps a
+own degradation mode (the paper's loop between the two modes); with ``real_lq_fraction`` > 0,
+degradation samples learn from real LQ faces, conditioned on their restoration. Every ``validate_every`` steps a
 contact sheet of validation faces is written to ``out_dir/val/``.
 
 Multi-GPU: launch with ``torchrun --nproc_per_node N -m vidrestore.cli train ...``; torch DDP
@@ -40,7 +41,8 @@ from .data import PackedFaces
 @dataclass(frozen=True)
 class TrainConfig:
     model: str = "tiny"
-    hq_pack: str = ""  # .npz written by `vidrestore train pack`
+    hq_pack: str = ""  # .npz written by `vidrestore train pack`; its last `val_count` faces are held out
+    extra_packs: list[str] = field(default_factory=list)  # more packs, trained on (placed before hq_pack)
     degradation: str = "default"
     out_dir: str = "runs/tiny"
     steps: int = 20
@@ -57,6 +59,11 @@ class TrainConfig:
     learned_degradation_fraction: float = 0.0
     learned_degradation_from_step: int = 0
     degradation_sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(start_step=300, steps=4))
+    # Real LQ faces (a pack with no HQ) teach the degradation mode real degradations: this share of
+    # the degradation samples takes a real LQ face as its target, conditioned on the EMA network's
+    # restoration of that face (a pseudo-HQ), since no true pair exists.
+    real_lq_pack: str = ""
+    real_lq_fraction: float = 0.0
     identity_dropout: float = 0.15
     mixed_precision: str = "no"  # no | bf16 | fp16
     checkpoint_every: int = 500
@@ -88,8 +95,9 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, device: torch.device):
-        if not cfg.hq_pack or not Path(cfg.hq_pack).is_file():
-            raise ConfigError(f"training data not found: hq_pack={cfg.hq_pack!r}; run `vidrestore train pack` first")
+        for pack in [cfg.hq_pack, *cfg.extra_packs]:
+            if not pack or not Path(pack).is_file():
+                raise ConfigError(f"training data not found: {pack!r}; run `vidrestore train pack` first")
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         self.cfg = cfg
@@ -97,7 +105,10 @@ class Trainer:
         self.device = device
         self.model_cfg = load_config(cfg.model)
         self.degradation = resolve_config(DegradationConfig, "degradations", cfg.degradation)
-        self.data = PackedFaces(cfg.hq_pack)
+        self.data = PackedFaces([*cfg.extra_packs, cfg.hq_pack])
+        self.real_lq = PackedFaces(cfg.real_lq_pack) if cfg.real_lq_pack else None
+        if cfg.real_lq_fraction > 0 and self.real_lq is None:
+            raise ConfigError("real_lq_fraction > 0 needs real_lq_pack (`vidrestore train pack` of a folder of real LQ faces)")
         self.train_idx, self.val_idx = self.data.split(min(cfg.val_count, len(self.data) // 5))
         torch.manual_seed(cfg.seed)
         self.model = Flipnet(self.model_cfg).to(device)
@@ -125,10 +136,21 @@ class Trainer:
         learned = (torch.rand(len(hq), generator=g) < cfg.learned_degradation_fraction) & (mode == RESTORE)
         if self.step >= cfg.learned_degradation_from_step and learned.any():
             lq[learned] = self.degrade_with_model(hq[learned], int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
+        real = (torch.rand(len(hq), generator=g) < cfg.real_lq_fraction) & (mode == DEGRADE)
+        if real.any():
+            pick = torch.randint(0, len(self.real_lq), (int(real.sum()),), generator=g)
+            lq[real], identity[real] = self.real_lq.batch(pick, g)
+            hq[real] = self.pseudo_hq(lq[real], identity[real], int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
         keep_id = (torch.rand(len(hq), generator=g) >= cfg.identity_dropout).float()[:, None]
         t = torch.randint(0, cfg.max_timestep, (len(hq),), generator=g)
         noise = torch.randn(hq.shape, generator=g)
         return {"hq": hq, "lq": lq, "identity": identity * keep_id, "mode": mode, "t": t, "noise": noise}
+
+    @torch.no_grad()
+    def pseudo_hq(self, lq: torch.Tensor, identity: torch.Tensor, seed: int) -> torch.Tensor:
+        """The EMA network's restoration of real LQ faces: the condition of their degradation samples."""
+        sampler = dataclasses.replace(self.cfg.sampler, seed=seed)
+        return restore_batch(self.ema, lq.to(self.device), identity.to(self.device), sampler).cpu()
 
     @torch.no_grad()
     def degrade_with_model(self, hq: torch.Tensor, seed: int) -> torch.Tensor:
