@@ -35,3 +35,23 @@ def test_face_at_the_border_is_handled():
     assert torch.isfinite(crops).all()
     out = paste_faces(frame, torch.zeros_like(crops), m)
     assert out.shape == frame.shape and (out != frame).any()
+
+
+def test_cpu_and_accelerator_blends_agree():
+    from vidrestore.faces.align import invert_affine, shift_affine
+    from vidrestore.faces.paste import _blend_cpu, _blend_torch, face_mask
+
+    gen = torch.Generator().manual_seed(0)
+    frame = torch.randint(0, 256, (3, 90, 110), dtype=torch.uint8, generator=gen)
+    lm = torch.from_numpy(template(60) + np.array([25, 15], np.float32))[None]
+    crops, m = align_faces(frame, lm, 128)
+    restored = torch.rand(crops.shape, generator=gen)
+    to_region = invert_affine(shift_affine(m, 5, 3))[0]
+    alpha = face_mask(128, frame.device)[0] * 0.8
+    on_torch = frame.clone()
+    _blend_torch(on_torch, (5, 3, 95, 85), restored[0], alpha, to_region)
+    on_cpu = np.ascontiguousarray(frame.permute(1, 2, 0).numpy())
+    _blend_cpu(on_cpu, (5, 3, 95, 85), restored[0], alpha, to_region)
+    diff = (torch.from_numpy(on_cpu).permute(2, 0, 1).int() - on_torch.int()).abs()
+    assert (on_torch != frame).float().mean() > 0.1  # the face was pasted
+    assert diff.max() <= 1 and diff.float().mean() < 0.1  # one 8-bit level at most: the crop is quantised first

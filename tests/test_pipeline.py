@@ -21,4 +21,18 @@ def test_tracks_split_at_a_cut_with_batched_detection(sample_clip, tmp_path):
         shot = analysis.shots[t.shot_index]
         assert shot.start <= t.start and t.end <= shot.end
     assert sorted({t.shot_index for t in analysis.tracks}) == [0, 1]
-    assert all(len(t) >= 8 for t in analysis.tracks)
+    assert all(len(t) >= 8 for t in analysis.tracks), [(t.start, t.end, int(t.detected.sum())) for t in analysis.tracks]
+
+
+def test_detection_on_downscaled_frames_lands_on_full_size_pixels(sample_clip):
+    def landmarks(max_side):
+        det = create_detector(DetectorConfig(backend="dlib", max_side=max_side), torch.device("cpu"))
+        assert det.input_side == max_side
+        tracks = analyse(sample_clip, PipelineConfig(), det).tracks
+        assert len(tracks) == 1
+        return tracks[0].landmarks
+
+    with VideoReader(sample_clip) as r:
+        side = max(next(iter(r)).image.shape[:2])
+    full, small = landmarks(side), landmarks(int(side * 0.7))
+    assert np.abs(full - small).mean() < 2.0  # same face, same pixels; a missing rescale would be off by ~30%

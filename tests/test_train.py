@@ -158,3 +158,47 @@ def test_clip_frames_give_the_same_runs_with_decord_and_pyav(tmp_path):
     assert with_decord.shape == with_pyav.shape == (4, 48, 64, 3)
     assert np.abs(with_decord.astype(int) - with_pyav.astype(int)).mean() < 2  # two decoders, one clip
     assert np.abs(with_pyav[1].astype(int) - with_pyav[0].astype(int)).mean() > 10  # consecutive, distinct frames
+
+
+def test_warping_error_is_zero_for_the_exact_motion_only():
+    from vidrestore.train.trainer import random_motion, warp, warping_error
+
+    gen = torch.Generator().manual_seed(0)
+    first = torch.rand(4, 3, 32, 32, generator=gen)
+    shift = torch.tensor([[1.0, 0, 3], [0, 1, -2]]).expand(4, 2, 3)  # whole-pixel translation
+    moved = torch.roll(first, shifts=(-2, 3), dims=(2, 3))
+    assert float(warping_error(first, moved, shift)) < 1e-10  # exact where the shift keeps pixels inside
+    motion = random_motion(4, 32, 2.0, 2.0, gen)
+    assert float(warping_error(first, warp(first, motion, "zeros"), motion)) < 1e-10
+    assert float(warping_error(first, first, motion)) > 0.01  # unmoved content does not satisfy the motion
+
+
+def test_temporal_pairs_share_noise_and_the_loss_term_makes_predictions_consistent(pack, tmp_path):
+    from vidrestore.train.trainer import warp, warping_error
+
+    def trained(weight):
+        tr = _trainer(pack, tmp_path / f"t{weight}", lr=2e-3, batch_size=4, temporal_fraction=1.0,
+                      degradation_fraction=0.0, temporal_weight=weight)
+        batch = tr.make_batch()
+        for _ in range(15):
+            tr.loss(batch).backward()
+            tr.opt.step()
+            tr.opt.zero_grad()
+        return tr, batch
+
+    def temporal_term(tr, b):
+        first, following = b["pairs"].T
+        ab = tr.alphas_cumprod[b["t"]][:, None, None, None]
+        with torch.no_grad():
+            pred = tr.model(ab.sqrt() * (b["hq"] * 2 - 1) + (1 - ab).sqrt() * b["noise"], b["t"], b["lq"] * 2 - 1,
+                            b["identity"], b["mode"])
+        return float(warping_error(pred[first], pred[following], b["motion"]))
+
+    tr, batch = trained(10.0)
+    first, following = batch["pairs"].T
+    assert len(batch["hq"]) == 8 and torch.equal(following, torch.arange(4, 8))
+    assert torch.equal(batch["noise"][first], batch["noise"][following]) and torch.equal(batch["t"][first], batch["t"][following])
+    assert torch.allclose(warp(batch["hq"][first], batch["motion"], "reflection").clamp(0, 1), batch["hq"][following])
+    assert not torch.allclose(batch["lq"][following], warp(batch["lq"][first], batch["motion"], "reflection"), atol=0.02)
+    plain, same_batch = trained(0.0)
+    assert temporal_term(tr, batch) < 0.8 * temporal_term(plain, same_batch)

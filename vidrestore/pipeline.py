@@ -22,7 +22,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from .faces.parsing import ParsingMasker as Masker
 from .faces.parsing import create_masker as parsing_masker
 from .faces.paste import face_mask, match_colour, paste_faces
 from .faces.track import FaceTracker, TrackerConfig
-from .faces.types import Track
+from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoReader, VideoWriter, probe, remux
 from .io.writer import atomic_output, check_encoder, concat_videos
 from .restore import Restorer, TrackContext
@@ -93,35 +93,36 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
             detect_batch: int = 8) -> Analysis:
     """Pass 1: shots and face tracks, without keeping frames.
 
-    Frames to detect are sent to the detector ``detect_batch`` at a time (one forward pass on GPU);
+    Frames are decoded at the detector's working size (one FFmpeg conversion instead of a full-size
+    one and a resize); detections are mapped back to full-size pixels. Frames to detect are sent to the detector ``detect_batch`` at a time (one forward pass on GPU);
     cuts and detections then reach the tracker in frame order."""
     shots = ShotDetector(cfg.shots)
     tracker = FaceTracker(cfg.tracker)
     total = probe(path).frames
     faces = 0
-    pending: list[tuple[int, bool, np.ndarray | None]] = []  # (frame index, starts a shot, image to detect)
+    pending: list[tuple[int, bool, np.ndarray | None, tuple[float, float]]] = []  # (index, starts a shot, image to detect, its scale)
     pts: list[int | None] = []
 
     def flush() -> None:
         nonlocal faces
-        images = [im for _, _, im in pending if im is not None]
+        images = [im for _, _, im, _ in pending if im is not None]
         found = iter(detector.detect(images) if images else [])
-        for index, cut, image in pending:
+        for index, cut, image, scale in pending:
             if cut:
                 tracker.end_shot()
             if image is not None:
-                dets = next(found)
+                dets = [to_display(d, scale) for d in next(found)]
                 faces += len(dets)
                 tracker.update(index, dets)
         pending.clear()
 
-    with VideoReader(path) as reader:
+    with VideoReader(path, max_side=detector.input_side) as reader:
         for frame in reader:
             pts.append(frame.pts)
             cut = shots.update(frame.image)
             detect = frame.index % max(1, cfg.tracker.detect_every) == 0
-            pending.append((frame.index, cut, frame.image if detect else None))
-            if sum(im is not None for _, _, im in pending) >= detect_batch:
+            pending.append((frame.index, cut, frame.image if detect else None, frame.scale))
+            if sum(item[2] is not None for item in pending) >= detect_batch:
                 flush()
                 if progress:
                     progress("analyse", frame.index + 1, total, faces)
@@ -132,6 +133,13 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         progress("analyse", count, total, faces)
     tracks = sorted(tracker.tracks, key=lambda t: (t.start, t.track_id))
     return Analysis(count, shots.shots(count), tracks, detector.name, corrupt, pts)
+
+
+def to_display(detection: Detection, scale: tuple[float, float]) -> Detection:
+    """A detection in a downscaled image, mapped to the full-size frame's pixels."""
+    sx, sy = scale
+    return Detection(detection.box / np.array([sx, sy, sx, sy], np.float32), detection.score,
+                     detection.landmarks / np.array([sx, sy], np.float32))
 
 
 def plan_segments(analysis: Analysis, segment_frames: int) -> list[range]:
@@ -173,29 +181,44 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
     pastes: dict[int, list[tuple[torch.Tensor, torch.Tensor, float]]] = {}
     for track in active:
         idx = [i for i in range(max(first, track.start), min(last + 1, track.end))]
-        crops, mats = [], []
-        for i in idx:
-            lm = torch.from_numpy(track.landmarks_at(i)).float()[None]
-            c, m = align_faces(tensors[i], lm, cfg.face_size)
-            crops.append(c)
-            mats.append(m)
-        crops_t, mats_t = torch.cat(crops), torch.cat(mats)
+        with glue_threads(device):
+            aligned = [align_faces(tensors[i], torch.from_numpy(track.landmarks_at(i)).float()[None], cfg.face_size) for i in idx]
+            crops_t, mats_t = torch.cat([c for c, _ in aligned]), torch.cat([m for _, m in aligned])
         if track.track_id not in contexts:
             contexts[track.track_id] = restorer.start_track(track.track_id, crops_t)
         restored = restorer.restore(crops_t, contexts[track.track_id]).to(device)
-        if cfg.colour_match:
-            restored = match_colour(restored, crops_t, face_mask(cfg.face_size, device))
         masks = masker(restored) if masker is not None else face_mask(cfg.face_size, device).expand(len(idx), -1, -1, -1)
+        with glue_threads(device):
+            if cfg.colour_match:
+                restored = match_colour(restored, crops_t, face_mask(cfg.face_size, device))
         for j, i in enumerate(idx):
             pastes.setdefault(i, []).append((restored[j], mats_t[j], _fade(track, i, cfg.fade_frames), masks[j]))
         if track.end <= last + 1:
             contexts.pop(track.track_id, None)
     out = {}
-    for i, items in pastes.items():
-        crops, mats, strength, masks = zip(*items)
-        out[i] = paste_faces(tensors[i], torch.stack(crops), torch.stack(mats), torch.tensor(strength, device=device),
-                             torch.stack(masks)).permute(1, 2, 0).cpu().numpy()
+    with glue_threads(device):
+        for i, items in pastes.items():
+            crops, mats, strength, masks = zip(*items)
+            out[i] = paste_faces(tensors[i], torch.stack(crops), torch.stack(mats), torch.tensor(strength, device=device),
+                                 torch.stack(masks)).permute(1, 2, 0).cpu().numpy()
     return out
+
+
+@contextlib.contextmanager
+def glue_threads(device: torch.device) -> Iterator[None]:
+    """Run the torch ops around the model (align, colour match, paste) on one CPU thread. Their
+    tensors are small, and OpenMP workers woken for them spin afterwards on the cores that the
+    decoder and x264 need: on 2 cores this made the pass-through restore pass 1.2x faster
+    (bench/pipeline.py). The model itself keeps every thread."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _preview_info(info):

@@ -18,6 +18,7 @@ import torch
 
 from .config import resolve_config
 from .degrade import DegradationConfig, degrade_clip, sample_clip_params
+from .io.writer import REPRODUCIBLE_X264
 
 
 def _camera_path(image: np.ndarray, frames: int, size: tuple[int, int]) -> np.ndarray:
@@ -51,7 +52,7 @@ def make_sample(path: str | Path, frames: int = 48, size: tuple[int, int] = (360
     with av.open(str(path), "w") as out:
         vs = out.add_stream("libx264", rate=fps)
         vs.width, vs.height, vs.pix_fmt = size[1], size[0], "yuv420p"
-        vs.options = {"crf": "23"}
+        vs.options = {"crf": "23", **REPRODUCIBLE_X264}
         aus = out.add_stream("aac", rate=48000)
         aus.layout = "mono"
         for i, img in enumerate(video):

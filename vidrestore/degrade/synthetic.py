@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..io.writer import REPRODUCIBLE_X264
+
 
 @dataclass(frozen=True)
 class DegradationConfig:
@@ -69,7 +71,7 @@ class DegradationParams:
     def __len__(self) -> int:
         return len(self.scale)
 
-    def index(self, i: int | slice) -> DegradationParams:
+    def index(self, i: int | slice | torch.Tensor) -> DegradationParams:
         sel = slice(i, i + 1) if isinstance(i, int) else i
         return DegradationParams(**{f.name: getattr(self, f.name)[sel] for f in fields(self)})
 
@@ -208,7 +210,7 @@ def compress_clip(frames: torch.Tensor, crf: float) -> torch.Tensor:
     with av.open(buf, "w", format="mp4") as out:
         s = out.add_stream("libx264", rate=25)
         s.width, s.height, s.pix_fmt = w + pad_w, h + pad_h, "yuv420p"
-        s.options = {"crf": str(int(crf)), "preset": "veryfast"}
+        s.options = {"crf": str(int(crf)), "preset": "veryfast", **REPRODUCIBLE_X264}
         for a in arr:
             a = np.pad(a, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
             out.mux(s.encode(av.VideoFrame.from_ndarray(a, format="rgb24")))

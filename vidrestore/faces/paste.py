@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import math
 
+import cv2
 import kornia
+import numpy as np
 import torch
 
 from .align import invert_affine, shift_affine, source_region, template, to_unit_float, warp_affine
@@ -57,12 +59,14 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: torch.Tensor
     """Blend restored ``crops`` (K, 3, S, S) into ``frame`` (3, H, W; uint8, or float in [0, 1])
     through the inverse of the frame-to-crop ``matrices`` (K, 2, 3); returns a new frame of the same
     dtype. ``masks`` (K, 1, S, S): per-face paste masks (e.g. from face parsing); default the
-    feathered ellipse. Only the frame region under each face's mask is converted, warped and
-    blended. ``strength`` (K,) scales each face's mask (fade-in/out at track ends)."""
+    feathered ellipse. Only the frame region under each face's mask is warped and blended.
+    ``strength`` (K,) scales each face's mask (fade-in/out at track ends)."""
     _, height, width = frame.shape
     size = crops.shape[-1]
     masks = masks if masks is not None else face_mask(size, frame.device).expand(len(crops), -1, -1, -1)
-    out = frame.clone()
+    strength = strength if strength is not None else torch.ones(len(crops), device=frame.device)
+    on_cpu = frame.device.type == "cpu"
+    out = np.ascontiguousarray(frame.permute(1, 2, 0).numpy()) if on_cpu else frame.clone()
     for k in range(len(crops)):
         support = mask_support(masks[k, 0])
         if support is None:
@@ -70,11 +74,34 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: torch.Tensor
         x0, y0, x1, y1 = source_region(matrices[k : k + 1], support, height, width, margin=1)
         if x1 <= x0 or y1 <= y0:
             continue  # the face lies wholly outside the frame
-        src = torch.cat([crops[k : k + 1], masks[k : k + 1]], 1)
-        crop_to_region = invert_affine(shift_affine(matrices[k : k + 1], x0, y0))
-        warped = warp_affine(src, crop_to_region, (y1 - y0, x1 - x0), "zeros")[0]
-        alpha = warped[3:4] * (strength[k] if strength is not None else 1.0)
-        region = to_unit_float(out[:, y0:y1, x0:x1])
-        blended = region * (1 - alpha) + warped[:3] * alpha
-        out[:, y0:y1, x0:x1] = (blended.clamp(0, 1) * 255).round().to(torch.uint8) if out.dtype == torch.uint8 else blended
-    return out
+        crop_to_region = invert_affine(shift_affine(matrices[k : k + 1], x0, y0))[0]
+        blend = _blend_cpu if on_cpu else _blend_torch
+        blend(out, (x0, y0, x1, y1), crops[k], masks[k] * strength[k], crop_to_region)
+    return torch.from_numpy(out).permute(2, 0, 1) if on_cpu else out
+
+
+def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
+               crop_to_region: torch.Tensor) -> None:
+    """OpenCV blend into the HWC array ``out``. A uint8 frame stays uint8 throughout (the crop is
+    quantised before the warp), which costs a fraction of converting the region to float and back."""
+    x0, y0, x1, y1 = box
+    region = out[y0:y1, x0:x1]
+    rgb = crop.permute(1, 2, 0).numpy()
+    if region.dtype == np.uint8:
+        rgb = np.rint(rgb.clip(0, 1) * 255).astype(np.uint8)
+    m, dsize = crop_to_region.double().numpy(), (x1 - x0, y1 - y0)
+    def warp(image: np.ndarray) -> np.ndarray:
+        return cv2.warpAffine(np.ascontiguousarray(image), m, dsize, flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    weight = warp(alpha[0].float().numpy())
+    region[...] = cv2.blendLinear(region, warp(rgb.astype(region.dtype, copy=False)), 1 - weight, weight)
+
+
+def _blend_torch(out: torch.Tensor, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
+                 crop_to_region: torch.Tensor) -> None:
+    """Batched-warp blend into the (3, H, W) tensor ``out`` on its accelerator."""
+    x0, y0, x1, y1 = box
+    warped = warp_affine(torch.cat([crop, alpha])[None], crop_to_region[None], (y1 - y0, x1 - x0), "zeros")[0]
+    weight = warped[3:4]
+    blended = to_unit_float(out[:, y0:y1, x0:x1]) * (1 - weight) + warped[:3] * weight
+    out[:, y0:y1, x0:x1] = (blended.clamp(0, 1) * 255).round().to(torch.uint8) if out.dtype == torch.uint8 else blended

@@ -31,6 +31,7 @@ class Frame:
     pts: int | None
     image: np.ndarray
     source: av.VideoFrame  # the decoded frame, re-encoded untouched when no face is pasted into it
+    scale: tuple[float, float] = (1.0, 1.0)  # image size / display size (x, y); below 1 when the reader downscales
 
 
 @dataclass
@@ -49,15 +50,24 @@ def rotate_to_coded(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=-(rotation // 90) % 4)) if rotation % 360 else image
 
 
-def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo) -> np.ndarray:
+def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0) -> tuple[np.ndarray, tuple[float, float]]:
+    """RGB image in display orientation, downscaled in the same FFmpeg conversion so that its longer
+    side is at most ``max_side`` (0: full size); returns it with its scale (x, y) to display pixels."""
     # Convert with the stream's own matrix and range; FFmpeg's default (BT.601, limited) shifts
     # colours of HD material, and the inverse conversion on encode must be the same one.
     matrix = info.color.matrix if info.color.matrix not in (0, 2) else None
     kwargs = {"src_colorspace": matrix} if matrix else {}
     if info.color.range:
         kwargs["src_color_range"] = info.color.range
+    factor = min(1.0, max_side / max(frame.width, frame.height)) if max_side else 1.0
+    if factor < 1.0:
+        kwargs.update(width=max(1, round(frame.width * factor)), height=max(1, round(frame.height * factor)),
+                      interpolation="AREA")
     rgb = frame.reformat(format="rgb24", **kwargs).to_ndarray()
-    return rotate_to_display(rgb, info.rotation)
+    scale = (rgb.shape[1] / frame.width, rgb.shape[0] / frame.height)
+    if (info.rotation // 90) % 2:
+        scale = scale[::-1]
+    return rotate_to_display(rgb, info.rotation), scale
 
 
 class VideoReader:
@@ -65,17 +75,19 @@ class VideoReader:
 
     Use as a context manager so the decode thread stops when the consumer does.
 
-    ``start``/``stop`` read frames ``[start, stop)`` only; with ``start_pts`` (the PTS of frame
-    ``start``, known from a previous pass) the reader seeks to the keyframe before it instead of
+    ``max_side``: images downscaled so their longer side is at most this (0: full size), for
+    analysis that works on small images anyway. ``start``/``stop`` read frames ``[start, stop)``
+    only; with ``start_pts`` (the PTS of frame ``start``, known from a previous pass) the reader
+    seeks to the keyframe before it instead of
     decoding everything before it.
     """
 
-    def __init__(self, path: str | Path, prefetch: int = 16, with_images: bool = True,
+    def __init__(self, path: str | Path, prefetch: int = 16, max_side: int = 0,
                  start: int = 0, stop: int | None = None, start_pts: int | None = None):
         self.path = Path(path)
         self.info = probe(self.path)
         self.prefetch = prefetch
-        self.with_images = with_images
+        self.max_side = max_side
         self.start, self.stop, self.start_pts = start, stop, start_pts
         self.stats = DecodeStats()
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
@@ -136,8 +148,8 @@ class VideoReader:
                             self._put(_END)
                             return
                         if index >= self.start:
-                            image = frame_to_rgb(frame, self.info) if self.with_images else np.empty((0, 0, 3), np.uint8)
-                            if not self._put(Frame(index, frame.pts, image, frame)):
+                            image, scale = frame_to_rgb(frame, self.info, self.max_side)
+                            if not self._put(Frame(index, frame.pts, image, frame, scale)):
                                 return
                             self.stats.frames += 1
                         index += 1

@@ -27,6 +27,9 @@ from .probe import VideoInfo, open_input
 from .reader import rotate_to_coded
 
 ARCHIVAL_CODECS = {"ffv1": ".mkv", "prores_ks": ".mov"}
+# x264's macroblock-tree rate control gives different bits for the same frames depending on what the
+# process did before (seen after a PyAV decode); clips that must be byte-reproducible turn it off.
+REPRODUCIBLE_X264 = {"x264-params": "no-mbtree=1"}
 
 
 @dataclass(frozen=True)

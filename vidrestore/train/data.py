@@ -43,7 +43,7 @@ def read_rgb(path: Path) -> np.ndarray | None:
     """RGB uint8 image, or None when the file cannot be decoded."""
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))  # writable, so torch.from_numpy may share it
     except (UnidentifiedImageError, OSError, ValueError):
         return None
 

@@ -11,6 +11,13 @@ own degradation mode (the paper's loop between the two modes); with ``real_lq_fr
 degradation samples learn from real LQ faces, conditioned on their restoration. Every ``validate_every`` steps a
 contact sheet of validation faces is written to ``out_dir/val/``.
 
+Temporal fine-tuning (``temporal_fraction`` > 0): some restoration samples get a next frame, their HQ
+face moved by a small random similarity transform (the motion left between consecutive aligned
+crops of a track) and degraded with the same parameters but fresh noise, as consecutive frames of
+a clip are. Both frames share the diffusion noise and timestep, as the temporal sampler's frames do,
+and a warping-consistency loss pulls the predicted x0 of the next frame towards the first frame's
+prediction moved by the known motion (exact flow, so no flow estimator's errors are learnt).
+
 Multi-GPU: launch with ``torchrun --nproc_per_node N -m vidrestore.cli train ...``; torch DDP
 takes over (each rank draws its own batches from a rank-offset generator).
 """
@@ -25,13 +32,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import kornia
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
 from ..config import resolve_config
-from ..degrade import DegradationConfig, degrade, sample_params
+from ..degrade import DegradationConfig, DegradationParams, degrade, sample_params
 from ..diffusion.sampler import SamplerConfig, TemporalState, TrackNoise, make_scheduler, sample
 from ..errors import ConfigError
 from ..models.flipnet import DEGRADE, RESTORE, Flipnet, load_config, save_flipnet
@@ -65,6 +73,12 @@ class TrainConfig:
     real_lq_pack: str = ""
     real_lq_fraction: float = 0.0
     identity_dropout: float = 0.15
+    # Temporal fine-tuning: this share of the restoration samples gets a moved next frame, and the
+    # warping-consistency loss between their predicted x0 is added with this weight.
+    temporal_fraction: float = 0.0
+    temporal_weight: float = 1.0
+    temporal_shift_px: float = 2.0  # largest translation between the two frames, in crop pixels
+    temporal_rotation_deg: float = 2.0
     mixed_precision: str = "no"  # no | bf16 | fp16
     checkpoint_every: int = 500
     validate_every: int = 500
@@ -131,10 +145,12 @@ class Trainer:
         cfg, g = self.cfg, self.gen
         idx = self.train_idx[torch.randint(0, len(self.train_idx), (cfg.batch_size,), generator=g)]
         hq, identity = self.data.batch(idx, g)
-        lq = degrade(hq, sample_params(self.degradation, len(hq), g), g)
+        params = sample_params(self.degradation, len(hq), g)
+        lq = degrade(hq, params, g)
         mode = (torch.rand(len(hq), generator=g) < cfg.degradation_fraction).long()
         learned = (torch.rand(len(hq), generator=g) < cfg.learned_degradation_fraction) & (mode == RESTORE)
-        if self.step >= cfg.learned_degradation_from_step and learned.any():
+        learned &= self.step >= cfg.learned_degradation_from_step
+        if learned.any():
             lq[learned] = self.degrade_with_model(hq[learned], int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
         real = (torch.rand(len(hq), generator=g) < cfg.real_lq_fraction) & (mode == DEGRADE)
         if real.any():
@@ -144,7 +160,24 @@ class Trainer:
         keep_id = (torch.rand(len(hq), generator=g) >= cfg.identity_dropout).float()[:, None]
         t = torch.randint(0, cfg.max_timestep, (len(hq),), generator=g)
         noise = torch.randn(hq.shape, generator=g)
-        return {"hq": hq, "lq": lq, "identity": identity * keep_id, "mode": mode, "t": t, "noise": noise}
+        batch = {"hq": hq, "lq": lq, "identity": identity * keep_id, "mode": mode, "t": t, "noise": noise}
+        moved = (torch.rand(len(hq), generator=g) < cfg.temporal_fraction) & (mode == RESTORE) & ~learned  # synthetic pairs only
+        first = torch.nonzero(moved)[:, 0]
+        return self.add_next_frames(batch, first, params) if len(first) else batch
+
+    def add_next_frames(self, batch: dict[str, torch.Tensor], first: torch.Tensor, params: DegradationParams) -> dict[str, torch.Tensor]:
+        """Append a moved, freshly degraded next frame for each sample in ``first``; ``pairs`` (P, 2)
+        indexes (first, next) and ``motion`` (P, 2, 3) maps first-frame pixels to next-frame ones."""
+        g, cfg = self.gen, self.cfg
+        motion = random_motion(len(first), batch["hq"].shape[-1], cfg.temporal_shift_px, cfg.temporal_rotation_deg, g)
+        hq_next = warp(batch["hq"][first], motion, "reflection").clamp(0, 1)
+        extra = {"hq": hq_next, "lq": degrade(hq_next, params.index(first), g)}
+        for key in ("identity", "mode", "t", "noise"):
+            extra[key] = batch[key][first]
+        out = {k: torch.cat([batch[k], extra[k]]) for k in batch}
+        out["pairs"] = torch.stack([first, len(batch["hq"]) + torch.arange(len(first))], 1)
+        out["motion"] = motion
+        return out
 
     @torch.no_grad()
     def pseudo_hq(self, lq: torch.Tensor, identity: torch.Tensor, seed: int) -> torch.Tensor:
@@ -168,8 +201,11 @@ class Trainer:
         x_t = ab.sqrt() * target + (1 - ab).sqrt() * b["noise"]
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.mixed_precision)
         with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            pred = self.ddp(x_t, b["t"], cond, b["identity"], b["mode"])
-        return F.mse_loss(pred.float(), target)
+            pred = self.ddp(x_t, b["t"], cond, b["identity"], b["mode"]).float()
+        loss = F.mse_loss(pred, target)
+        if "pairs" in b:
+            loss = loss + self.cfg.temporal_weight * warping_error(pred[b["pairs"][:, 0]], pred[b["pairs"][:, 1]], b["motion"])
+        return loss
 
     def train_step(self) -> float:
         total = 0.0
@@ -268,6 +304,32 @@ class Trainer:
         if self.world > 1:
             dist.destroy_process_group()
         return rows
+
+
+def warp(images: torch.Tensor, motion: torch.Tensor, padding: str) -> torch.Tensor:
+    """Differentiable affine warp of (B, C, S, S) images by (B, 2, 3) pixel matrices (first -> next frame)."""
+    size = images.shape[-2:]
+    return kornia.geometry.transform.warp_affine(images, motion, dsize=size, mode="bilinear", padding_mode=padding,
+                                                 align_corners=False)
+
+
+def random_motion(n: int, size: int, shift_px: float, rotation_deg: float, gen: torch.Generator) -> torch.Tensor:
+    """(n, 2, 3) small similarity transforms about the crop centre: rotation, 2% scale, shift."""
+    angle = (torch.rand(n, generator=gen) * 2 - 1) * np.deg2rad(rotation_deg)
+    scale = 1 + (torch.rand(n, generator=gen) * 2 - 1) * 0.02
+    shift = (torch.rand(n, 2, generator=gen) * 2 - 1) * shift_px
+    cos, sin = scale * angle.cos(), scale * angle.sin()
+    lin = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
+    centre = torch.full((n, 2, 1), size / 2)
+    return torch.cat([lin, centre - lin @ centre + shift[..., None]], 2)
+
+
+def warping_error(first: torch.Tensor, following: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between ``following`` and ``first`` moved by ``motion``, over the
+    pixels that the motion brings inside the crop."""
+    inside = warp(torch.ones_like(first[:, :1]), motion, "zeros") > 0.999
+    diff = (warp(first, motion, "zeros") - following).pow(2) * inside
+    return diff.sum() / (inside.sum() * first.shape[1]).clamp_min(1)
 
 
 def _atomic_save(obj: dict, path: Path) -> None:

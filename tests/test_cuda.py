@@ -1,0 +1,68 @@
+"""The CUDA paths against the CPU ones: autocast, channels-last, kornia warps, batched detection.
+
+They need a CUDA GPU and are skipped elsewhere; `scripts/gpu-session.sh` runs them on one.
+"""
+
+import numpy as np
+import pytest
+import torch
+from conftest import shared_file
+
+from vidrestore.diffusion.sampler import SamplerConfig
+from vidrestore.faces.align import align_faces, template
+from vidrestore.faces.paste import paste_faces
+from vidrestore.models.flipnet import Flipnet, load_config
+from vidrestore.restore import FlipnetRestorer
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (scripts/gpu-session.sh runs these on one)")
+CUDA = torch.device("cuda")
+
+
+def _restore(device: torch.device, dtype: torch.dtype, batch: int) -> torch.Tensor:
+    torch.manual_seed(0)
+    model = Flipnet(load_config("tiny"))
+    restorer = FlipnetRestorer(model, SamplerConfig(steps=3, start_step=200), device, None, "tiny", dtype=dtype)
+    crops = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(1)).to(device)
+    ctx = restorer.start_track(0, crops)
+    return torch.cat([restorer.restore(crops[i:i + batch], ctx) for i in range(0, len(crops), batch)]).cpu()
+
+
+def test_cuda_fp32_matches_the_cpu():
+    assert (_restore(CUDA, torch.float32, 8) - _restore(torch.device("cpu"), torch.float32, 8)).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_stays_close_to_fp32(dtype):
+    assert (_restore(CUDA, dtype, 8) - _restore(CUDA, torch.float32, 8)).abs().mean() < 0.01
+
+
+def test_a_track_in_batches_equals_one_batch_on_cuda():
+    assert (_restore(CUDA, torch.float32, 3) - _restore(CUDA, torch.float32, 8)).abs().max() < 1e-4
+
+
+def test_kornia_align_and_paste_match_opencv():
+    frame = torch.randint(0, 256, (3, 120, 160), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    lm = torch.from_numpy(template(70) + np.array([40, 20], np.float32))[None]
+    crops_cpu, m = align_faces(frame, lm, 128)
+    crops_gpu, _ = align_faces(frame.to(CUDA), lm, 128)
+    assert (crops_gpu.cpu() - crops_cpu).abs().mean() < 0.01
+    restored = torch.rand(crops_cpu.shape, generator=torch.Generator().manual_seed(3))
+    on_cpu = paste_faces(frame, restored, m)
+    on_gpu = paste_faces(frame.to(CUDA), restored.to(CUDA), m.to(CUDA)).cpu()
+    assert (on_cpu.int() - on_gpu.int()).abs().max() <= 2
+
+
+def test_retinaface_on_cuda_finds_the_cpu_faces(shared_data):
+    from vidrestore.faces.detect import DetectorConfig, create_detector
+    from vidrestore.io import VideoReader
+
+    weights = shared_file(shared_data, "weights/retinaface_mobilenet0.25_Final.pth")
+    with VideoReader(shared_file(shared_data, "videos/keep_real_1.mp4")) as r:
+        images = [f.image for f, _ in zip(r, range(8))]
+    found = []
+    for device in (torch.device("cpu"), CUDA):
+        det = create_detector(DetectorConfig(backend="retinaface", weights=str(weights)), device)
+        found.append(det.detect(images))
+    for on_cpu, on_gpu in zip(*found):
+        assert len(on_cpu) == len(on_gpu) >= 1
+        assert np.abs(on_cpu[0].box - on_gpu[0].box).max() < 1.0
