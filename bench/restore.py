@@ -1,7 +1,8 @@
 """Restoration throughput (face-frames per second) against batch size, steps and dtype, and
-batched-track vs frame-by-frame as a ratio, in one run.
+batched-track vs frame-by-frame as a ratio, in one run; with ``--tracks N``, also N faces in a scene
+restored track after track against all in one forward pass per window (cross-track batching).
 
-    python bench/restore.py [--model flipnet-small | path.safetensors] [--device cuda] [--frames 32]
+    python bench/restore.py [--model flipnet-small | path.safetensors] [--device cuda] [--frames 32] [--tracks 4]
 """
 
 from __future__ import annotations
@@ -28,6 +29,25 @@ def throughput(restorer, frames: torch.Tensor, batch: int) -> float:
     return len(frames) / (time.perf_counter() - t)
 
 
+def scene_throughput(restorer, frames: torch.Tensor, tracks: int, window: int, together: bool) -> float:
+    """``frames`` split into ``tracks`` faces seen at once, restored ``window`` frames at a time."""
+    faces = frames.chunk(tracks)
+    contexts = [restorer.start_track(j, f[:1]) for j, f in enumerate(faces)]
+    if frames.is_cuda:
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for i in range(0, len(faces[0]), window):
+        pieces = [(f[i:i + window], c) for f, c in zip(faces, contexts)]
+        if together:
+            restorer.restore_tracks(pieces)
+        else:
+            for piece in pieces:
+                restorer.restore_tracks([piece])
+    if frames.is_cuda:
+        torch.cuda.synchronize()
+    return sum(len(f) for f in faces) / (time.perf_counter() - t)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="flipnet-small")
@@ -37,6 +57,8 @@ def main() -> None:
     ap.add_argument("--presets", default="fast,balanced")
     ap.add_argument("--dtypes", default="fp32,bf16")
     ap.add_argument("--compile", default="", metavar="BACKEND", help="torch.compile backend (e.g. inductor)")
+    ap.add_argument("--tracks", type=int, default=0, help="also compare N simultaneous faces track by track and together")
+    ap.add_argument("--window", type=int, default=8, help="frames per track per window in the --tracks comparison")
     args = ap.parse_args()
     device = torch.device(args.device)
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -56,6 +78,10 @@ def main() -> None:
                 print(f"{preset:10s} {sampler.steps:5d} {dname:>5s} {b:5d} {rates[b]:14.2f}")
             top = max(rates)
             print(f"{'':10s} batched ({top}) / frame-by-frame (1): {rates[top] / rates[1]:.1f}x")
+            if args.tracks > 1:
+                apart, together = (scene_throughput(restorer, frames, args.tracks, args.window, joint) for joint in (False, True))
+                print(f"{'':10s} {args.tracks} faces, window {args.window}: track by track {apart:.2f}, "
+                      f"together {together:.2f} face-frames/s ({together / apart:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,6 @@ export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py --shared-data gpu-data 2>&1 | tee "$out/cuda-tests.txt"
 python3 bench/restore.py --device cuda --frames 64 --batches 1,8,32,64 --presets fast,balanced \
-    --dtypes fp32,bf16,fp16 2>&1 | tee "$out/bench-restore.txt"
+    --dtypes fp32,bf16,fp16 --tracks 4 --window 16 2>&1 | tee "$out/bench-restore.txt"
 python3 bench/restore.py --device cuda --frames 64 --batches 1,64 --presets fast --dtypes bf16 \
     --compile inductor 2>&1 | tee "$out/bench-restore-compiled.txt"

@@ -1,10 +1,12 @@
 import numpy as np
 import torch
 from conftest import make_clip
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.io import VideoReader
-from vidrestore.pipeline import PipelineConfig, analyse
+from vidrestore.pipeline import PipelineConfig, analyse, pack_pieces
 
 
 def test_tracks_split_at_a_cut_with_batched_detection(sample_clip, tmp_path):
@@ -36,3 +38,66 @@ def test_detection_on_downscaled_frames_lands_on_full_size_pixels(sample_clip):
         side = max(next(iter(r)).image.shape[:2])
     full, small = landmarks(side), landmarks(int(side * 0.7))
     assert np.abs(full - small).mean() < 2.0  # same face, same pixels; a missing rescale would be off by ~30%
+
+
+@given(st.lists(st.integers(0, 40), max_size=6), st.integers(1, 20))
+def test_packed_passes_hold_every_frame_once_in_order_within_capacity(lengths, capacity):
+    passes = pack_pieces(lengths, capacity)
+    assert all(0 < sum(b - a for _, a, b in p) <= capacity for p in passes)
+    assert all(len({t for t, _, _ in p}) == len(p) for p in passes)  # one piece per track in a pass
+    assert len(passes) == -(-sum(lengths) // capacity)  # no pass is left part-empty but the last
+    for track, length in enumerate(lengths):
+        pieces = [(a, b) for p in passes for t, a, b in p if t == track]
+        assert [f for a, b in pieces for f in range(a, b)] == list(range(length))
+
+
+def test_faces_sharing_forward_passes_paste_as_when_restored_in_one_pass(sample_clip, tiny_model, tmp_path):
+    """Two faces, one leaving mid-window: small passes pack pieces of both tracks together and split
+    a track between passes; the video must come out as when each track is restored whole. (The
+    temporal recurrence carries across passes, so where a track is cut does not change its result.)"""
+    import av
+
+    from vidrestore.diffusion.sampler import SamplerConfig
+    from vidrestore.io import EncodeOptions
+    from vidrestore.pipeline import run
+    from vidrestore.restore import load_restorer
+
+    with VideoReader(sample_clip) as r:
+        faces = [f.image for f in r][:18]
+    blank = np.full_like(faces[0], 128)
+    other = [np.ascontiguousarray(f[..., ::-1] // 3) for f in faces]  # another look, so swapped crops would show
+    images = [np.concatenate([faces[i] if i < 9 else blank, other[i] if i >= 3 else blank], 1) for i in range(18)]
+    h, w = images[0].shape[:2]
+    clip = make_clip(tmp_path / "two.mp4", [i * 40 for i in range(18)], size=(h, w), images=images)
+
+    class Recording:
+        """The real restorer, noting the pieces of each call."""
+
+        def __init__(self):
+            self.inner = load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"),
+                                       torch.float32, None, 32)
+            self.name, self.face_size, self.calls = "tiny", self.inner.face_size, []
+
+        def start_track(self, track_id, crops):
+            return self.inner.start_track(track_id, crops)
+
+        def restore_tracks(self, pieces):
+            self.calls.append([len(c) for c, _ in pieces])
+            return self.inner.restore_tracks(pieces)
+
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    outputs, calls = {}, {}
+    for batch in (6, 64):
+        restorer = Recording()
+        cfg = PipelineConfig(batch_size=batch, encode=EncodeOptions(codec="ffv1"))
+        report = run(clip, tmp_path / f"out{batch}.mkv", cfg, restorer, torch.device("cpu"), detector=det)
+        assert [(t["start"], t["end"]) for t in report.tracks] == [(0, 9), (3, 18)]
+        with av.open(str(tmp_path / f"out{batch}.mkv")) as c:
+            outputs[batch] = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(int)
+        calls[batch] = restorer.calls
+    assert calls == {6: [[6], [3], [3, 3], [3], [6]], 64: [[9, 15]]}
+    worst = np.abs(outputs[6] - outputs[64]).max(axis=(1, 2, 3))
+    assert worst.max() <= 2, f"largest difference per frame: {worst.tolist()}"
+    with VideoReader(clip) as r:
+        source = np.stack([f.image for f in r]).astype(int)
+    assert np.abs(outputs[6] - source).mean() > 1  # the faces were restored, not copied

@@ -48,7 +48,7 @@ Progress = Callable[[str, int, int, int], None]  # (stage, frames done, frames t
 @dataclass(frozen=True)
 class PipelineConfig:
     face_size: int = 128
-    batch_size: int = 16  # frames per restoration window (bounds memory)
+    batch_size: int = 16  # frames per restoration window and per forward pass, over all its tracks (bounds memory)
     colour_match: bool = True
     fade_frames: int = 3  # restoration strength ramps in/out over this many frames at track ends
     segment_frames: int = 0  # split pass 2 at cuts into segments of at least this many frames (0: one segment)
@@ -169,37 +169,68 @@ def _fade(track: Track, frame_index: int, fade: int) -> float:
     return float(min(1.0, edge / (fade + 1)))
 
 
+def pack_pieces(lengths: list[int], capacity: int) -> list[list[tuple[int, int, int]]]:
+    """Fill forward passes of at most ``capacity`` frames with the tracks' frames, in track order.
+
+    Returns, per pass, ``(track, start, stop)`` pieces; a track that does not fit continues at the
+    start of the next pass (its temporal state carries over, as between windows)."""
+    passes: list[list[tuple[int, int, int]]] = [[]]
+    room = capacity
+    for track, length in enumerate(lengths):
+        start = 0
+        while start < length:
+            if room == 0:
+                passes.append([])
+                room = capacity
+            stop = min(length, start + room)
+            passes[-1].append((track, start, stop))
+            room -= stop - start
+            start = stop
+    return [p for p in passes if p]
+
+
 def _restore_window(window: list, tracks: list[Track], restorer: Restorer, contexts: dict[int, TrackContext],
                     cfg: PipelineConfig, device: torch.device, masker: Masker | None) -> dict[int, np.ndarray]:
-    """Restore every track present in ``window``; returns new RGB images for the frames that changed."""
+    """Restore every track present in ``window``; returns new RGB images for the frames that changed.
+
+    The crops of all the window's tracks share forward passes of up to ``batch_size`` frames, so a
+    scene with several small or short-lived faces costs the model fewer, fuller passes."""
     first, last = window[0].index, window[-1].index
     active = [t for t in tracks if t.start <= last and t.end > first]
     if not active:
         return {}
     # uint8 views of the frames: only the regions around faces are ever converted to float
     tensors = {f.index: torch.from_numpy(f.image).permute(2, 0, 1).to(device) for f in window}
-    pastes: dict[int, list[tuple[torch.Tensor, torch.Tensor, float]]] = {}
-    for track in active:
-        idx = [i for i in range(max(first, track.start), min(last + 1, track.end))]
-        with glue_threads(device):
-            aligned = [align_faces(tensors[i], torch.from_numpy(track.landmarks_at(i)).float()[None], cfg.face_size) for i in idx]
-            crops_t, mats_t = torch.cat([c for c, _ in aligned]), torch.cat([m for _, m in aligned])
+    frames = [list(range(max(first, t.start), min(last + 1, t.end))) for t in active]
+    with glue_threads(device):
+        aligned = [[align_faces(tensors[i], torch.from_numpy(t.landmarks_at(i)).float()[None], cfg.face_size) for i in idx]
+                   for t, idx in zip(active, frames)]
+        crops = [torch.cat([c for c, _ in a]) for a in aligned]
+        mats = [torch.cat([m for _, m in a]) for a in aligned]
+    for track, track_crops in zip(active, crops):
         if track.track_id not in contexts:
-            contexts[track.track_id] = restorer.start_track(track.track_id, crops_t)
-        restored = restorer.restore(crops_t, contexts[track.track_id]).to(device)
-        masks = masker(restored) if masker is not None else face_mask(cfg.face_size, device).expand(len(idx), -1, -1, -1)
+            contexts[track.track_id] = restorer.start_track(track.track_id, track_crops)
+    restored: list[list[torch.Tensor]] = [[] for _ in active]
+    for pieces in pack_pieces([len(idx) for idx in frames], cfg.batch_size):
+        outs = restorer.restore_tracks([(crops[j][a:b], contexts[active[j].track_id]) for j, a, b in pieces])
+        for (j, _, _), out in zip(pieces, outs):
+            restored[j].append(out.to(device))
+    pastes: dict[int, list[tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]]] = {}
+    for track, idx, track_crops, track_mats, parts in zip(active, frames, crops, mats, restored):
+        faces = torch.cat(parts)
+        masks = masker(faces) if masker is not None else face_mask(cfg.face_size, device).expand(len(idx), -1, -1, -1)
         with glue_threads(device):
             if cfg.colour_match:
-                restored = match_colour(restored, crops_t, face_mask(cfg.face_size, device))
+                faces = match_colour(faces, track_crops, face_mask(cfg.face_size, device))
         for j, i in enumerate(idx):
-            pastes.setdefault(i, []).append((restored[j], mats_t[j], _fade(track, i, cfg.fade_frames), masks[j]))
+            pastes.setdefault(i, []).append((faces[j], track_mats[j], _fade(track, i, cfg.fade_frames), masks[j]))
         if track.end <= last + 1:
             contexts.pop(track.track_id, None)
     out = {}
     with glue_threads(device):
         for i, items in pastes.items():
-            crops, mats, strength, masks = zip(*items)
-            out[i] = paste_faces(tensors[i], torch.stack(crops), torch.stack(mats), torch.tensor(strength, device=device),
+            faces, mats_i, strength, masks = zip(*items)
+            out[i] = paste_faces(tensors[i], torch.stack(faces), torch.stack(mats_i), torch.tensor(strength, device=device),
                                  torch.stack(masks)).permute(1, 2, 0).cpu().numpy()
     return out
 

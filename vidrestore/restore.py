@@ -1,7 +1,8 @@
 """The ``Restorer`` interface the pipeline calls, and its FLIPNET implementation.
 
-A restorer receives, for one face track, consecutive batches of aligned crops in time order and
-returns restored crops of the same shape. It keeps per-track state (shared noise, carried x0) in a
+A restorer receives consecutive batches of aligned crops of face tracks, each track's in time order,
+and returns restored crops of the same shape. Pieces of several tracks may come in one call and are
+restored in one forward pass per step. It keeps per-track state (shared noise, carried x0) in a
 ``TrackContext`` that the pipeline creates with :meth:`Restorer.start_track`.
 """
 
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .diffusion.flow import flows_to_previous
-from .diffusion.sampler import SamplerConfig, TemporalInputs, TemporalState, TrackNoise, make_scheduler, sample
+from .diffusion.sampler import SamplerConfig, TemporalInputs, TemporalState, TrackNoise, TrackSpan, make_scheduler, sample
 from .errors import ModelError
 from .faces.identity import IdentityEncoder
 from .models import zoo
@@ -32,18 +33,25 @@ class TrackContext:
     extra: dict = field(default_factory=dict)
 
 
+TrackPiece = tuple[torch.Tensor, TrackContext]  # (T, 3, S, S) crops in [0, 1] of one track, and its context
+
+
 class Restorer(Protocol):
     name: str
     face_size: int
 
     def start_track(self, track_id: int, first_crops: torch.Tensor) -> TrackContext: ...
 
-    def restore(self, crops: torch.Tensor, context: TrackContext) -> torch.Tensor:
-        """(T, 3, S, S) in [0, 1] -> restored (T, 3, S, S) in [0, 1]."""
+    def restore_tracks(self, pieces: list[TrackPiece]) -> list[torch.Tensor]:
+        """The next crops of several distinct tracks -> their restored crops, same shapes, same order."""
         ...
 
+    def restore(self, crops: torch.Tensor, context: TrackContext) -> torch.Tensor:
+        """(T, 3, S, S) in [0, 1] of one track -> restored (T, 3, S, S) in [0, 1]."""
+        return self.restore_tracks([(crops, context)])[0]
 
-class PassThroughRestorer:
+
+class PassThroughRestorer(Restorer):
     """Returns the crops unchanged: for debugging the pipeline around the model (``--restorer none``)."""
 
     name = "none (pass-through)"
@@ -54,16 +62,16 @@ class PassThroughRestorer:
     def start_track(self, track_id: int, first_crops: torch.Tensor) -> TrackContext:
         return TrackContext(track_id)
 
-    def restore(self, crops: torch.Tensor, context: TrackContext) -> torch.Tensor:
-        return crops
+    def restore_tracks(self, pieces: list[TrackPiece]) -> list[torch.Tensor]:
+        return [crops for crops, _ in pieces]
 
 
 def _to_uint8(crops: torch.Tensor) -> np.ndarray:
     return (crops.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-class FlipnetRestorer:
-    """FLIPNET restoration of a track, batched over its frames, with temporal coupling."""
+class FlipnetRestorer(Restorer):
+    """FLIPNET restoration of face tracks, batched over frames and tracks, with temporal coupling."""
 
     def __init__(self, model: Flipnet, sampler: SamplerConfig, device: torch.device,
                  identity_encoder: IdentityEncoder | None, name: str, dtype: torch.dtype = torch.float32,
@@ -112,11 +120,13 @@ class FlipnetRestorer:
         return TemporalInputs(flows.to(self.device), valid.to(self.device))
 
     @torch.no_grad()
-    def restore(self, crops: torch.Tensor, context: TrackContext) -> torch.Tensor:
+    def restore_tracks(self, pieces: list[TrackPiece]) -> list[torch.Tensor]:
         size = self.face_size
-        lq = crops if crops.shape[-1] == size else F.interpolate(crops, size=(size, size), mode="area")
-        temporal = self._temporal_inputs(lq, context)
-        cond = (lq.to(self.device) * 2 - 1)
+        lqs = [crops if crops.shape[-1] == size else F.interpolate(crops, size=(size, size), mode="area") for crops, _ in pieces]
+        contexts = [context for _, context in pieces]
+        temporal = [self._temporal_inputs(lq, context) for lq, context in zip(lqs, contexts)]
+        cond = torch.cat(lqs).to(self.device) * 2 - 1
+        identity = self._identity_per_frame(contexts, [len(lq) for lq in lqs])
         scheduler = make_scheduler(self.sampler, *self._scheduler_args)
         autocast = self.device.type == "cuda" and self.dtype != torch.float32
 
@@ -125,12 +135,27 @@ class FlipnetRestorer:
             outs = []
             for i in range(0, len(x), step):
                 with torch.autocast(self.device.type, dtype=self.dtype, enabled=autocast):
-                    outs.append(self.model(x[i:i + step], t[i:i + step] if t.ndim else t, cond[i:i + step], context.identity,
+                    outs.append(self.model(x[i:i + step], t[i:i + step] if t.ndim else t, cond[i:i + step],
+                                           identity[i:i + step] if identity is not None else None,
                                            RESTORE, self.sampler.boosthub_scale).float())
             return torch.cat(outs)
 
-        out = (sample(denoiser, scheduler, self.sampler, cond, context.state, temporal) + 1) / 2
-        return out if out.shape[-1] == crops.shape[-1] else F.interpolate(out, size=crops.shape[-2:], mode="bicubic").clamp(0, 1)
+        spans = [TrackSpan(context.state, len(lq)) for lq, context in zip(lqs, contexts)]
+        joined = TemporalInputs(torch.cat([t.flows for t in temporal]), torch.cat([t.valid for t in temporal])) \
+            if self.temporal else None
+        out = (sample(denoiser, scheduler, self.sampler, cond, spans, joined) + 1) / 2
+        restored = out.split([len(lq) for lq in lqs])
+        return [r if r.shape[-1] == crops.shape[-1] else F.interpolate(r, size=crops.shape[-2:], mode="bicubic").clamp(0, 1)
+                for r, (crops, _) in zip(restored, pieces)]
+
+    def _identity_per_frame(self, contexts: list[TrackContext], lengths: list[int]) -> torch.Tensor | None:
+        """Each track's identity embedding repeated over its frames: (T, D), or None without an encoder."""
+        present = [c.identity is not None for c in contexts]
+        if not any(present):
+            return None
+        if not all(present):
+            raise ValueError("tracks with and without an identity embedding cannot share a batch")
+        return torch.cat([c.identity.reshape(1, -1).expand(n, -1) for c, n in zip(contexts, lengths)])
 
 
 def load_restorer(name_or_path: str, sampler: SamplerConfig, device: torch.device, dtype: torch.dtype,

@@ -6,7 +6,7 @@ restoration estimate ``e`` to an intermediate step ``N``,
 estimate's error shrinks by ``sqrt(abar_N)``. Here ``e`` is the aligned LQ crop itself and the
 reverse chain is FLIPNET conditioned on the LQ face through BoostHub and its identity embedding.
 
-Temporal consistency (one face track at a time, frames in order):
+Temporal consistency (frames of a track in order; several tracks may share one batch):
 * **shared noise**: one start noise field and one noise field per stochastic step, drawn once per
   track in canonical crop coordinates and used for every frame;
 * **x0 warping**: at every step the predicted x0 of frame ``i`` is blended, inside the
@@ -82,6 +82,14 @@ class TemporalState:
 
 
 @dataclass
+class TrackSpan:
+    """``frames`` consecutive frames of one track, stacked after the previous span in a batch."""
+
+    state: TemporalState
+    frames: int
+
+
+@dataclass
 class TemporalInputs:
     flows: torch.Tensor  # (T, 2, S, S): frame i -> frame i-1 (entry 0: to the previous batch's last frame)
     valid: torch.Tensor  # (T, 1, S, S) occlusion masks for those flows
@@ -96,52 +104,66 @@ def timesteps_from(scheduler, cfg: SamplerConfig, device: torch.device) -> torch
     return ts[ts <= cfg.start_step][: cfg.steps]
 
 
-def _fuse(x0: torch.Tensor, previous: torch.Tensor | None, temporal: TemporalInputs | None, lam: float,
-          linked: list[bool]) -> torch.Tensor:
-    """Blend each frame's x0 with the warped fused x0 of the frame before it (sequential in time).
+def _fuse(x0: torch.Tensor, previous: list[torch.Tensor | None], spans: list[TrackSpan], temporal: TemporalInputs | None,
+          lam: float, linked: list[bool]) -> torch.Tensor:
+    """Blend each frame's x0 with the warped fused x0 of the frame before it in its own track
+    (sequential in time); ``previous[j]``: span j's carried x0 from its previous batch.
 
     ``linked[i]`` says whether frame i may take from frame i-1 (decided once per batch, so the
     step loop never waits on the device)."""
     if temporal is None or lam <= 0:
         return x0
     fused = []
-    ref = previous
-    for i in range(len(x0)):
-        cur = x0[i : i + 1]
-        valid = temporal.valid[i : i + 1]
-        if ref is not None and linked[i]:
-            w = warp(ref, temporal.flows[i : i + 1])
-            m = valid * lam
-            cur = m * w + (1 - m) * cur
-        fused.append(cur)
-        ref = cur
+    first = 0
+    for span, ref in zip(spans, previous):
+        for i in range(first, first + span.frames):
+            cur = x0[i : i + 1]
+            if ref is not None and linked[i]:
+                w = warp(ref, temporal.flows[i : i + 1])
+                m = temporal.valid[i : i + 1] * lam
+                cur = m * w + (1 - m) * cur
+            fused.append(cur)
+            ref = cur
+        first += span.frames
     return torch.cat(fused)
 
 
-@torch.no_grad()
-def sample(denoiser: Denoiser, scheduler, cfg: SamplerConfig, estimate: torch.Tensor, state: TemporalState,
-           temporal: TemporalInputs | None = None) -> torch.Tensor:
-    """Restore a batch of consecutive frames of one track.
+def _per_frame(spans: list[TrackSpan], pick: Callable[[TemporalState], torch.Tensor]) -> torch.Tensor:
+    """A per-track (1, ...) tensor repeated over each span's frames, stacked in batch order."""
+    return torch.cat([pick(s.state).expand(s.frames, *pick(s.state).shape[1:]) for s in spans])
 
-    ``estimate`` (T, C, S, S) in [-1, 1] is the start estimate (the LQ crops); ``state`` holds the
-    track's shared noise and the x0 carried from its previous batch (updated in place).
+
+@torch.no_grad()
+def sample(denoiser: Denoiser, scheduler, cfg: SamplerConfig, estimate: torch.Tensor, spans: list[TrackSpan],
+           temporal: TemporalInputs | None = None) -> torch.Tensor:
+    """Restore a batch made of consecutive frames of one or more tracks, in one forward pass per step.
+
+    ``estimate`` (T, C, S, S) in [-1, 1] is the start estimate (the LQ crops), the ``spans`` in
+    order; each span's state holds its track's shared noise and the x0 carried from its previous
+    batch (updated in place). A frame takes noise and warped x0 only from its own track.
     """
+    if sum(s.frames for s in spans) != len(estimate):
+        raise ValueError(f"spans cover {sum(s.frames for s in spans)} frames, the batch has {len(estimate)}")
     device = estimate.device
     ts = timesteps_from(scheduler, cfg, device)
     t_count = len(estimate)
-    x = scheduler.add_noise(estimate, state.noise.start.expand(t_count, -1, -1, -1), ts[:1].expand(t_count))
-    carried = []
+    x = scheduler.add_noise(estimate, _per_frame(spans, lambda st: st.noise.start), ts[:1].expand(t_count))
+    ends = np.cumsum([s.frames for s in spans]) - 1
+    carried: list[list[torch.Tensor]] = [[] for _ in spans]
     # Re-anchor: a frame whose flow fails the FB test over too much of the crop takes nothing from the
     # frame before it. One host sync here instead of one per frame and step.
     linked = (temporal.valid.flatten(1).mean(1) >= 1 - cfg.reanchor_invalid).tolist() if temporal is not None else []
     for k, t in enumerate(ts):
         x0 = denoiser(x, t)
         lam = warp_weight(cfg.warp_schedule, k / max(len(ts) - 1, 1))
-        previous = state.previous_x0[k] if state.previous_x0 is not None and k < len(state.previous_x0) else None
-        x0 = _fuse(x0, previous, temporal, lam, linked)
-        carried.append(x0[-1:].clone())
-        kwargs = {"eta": cfg.eta, "variance_noise": state.noise.steps[k].expand(t_count, -1, -1, -1)} \
+        previous = [s.state.previous_x0[k] if s.state.previous_x0 is not None and k < len(s.state.previous_x0) else None
+                    for s in spans]
+        x0 = _fuse(x0, previous, spans, temporal, lam, linked)
+        for held, end in zip(carried, ends):
+            held.append(x0[end : end + 1].clone())
+        kwargs = {"eta": cfg.eta, "variance_noise": _per_frame(spans, lambda st, k=k: st.noise.steps[k])} \
             if isinstance(scheduler, DDIMScheduler) else {}
         x = scheduler.step(x0, t, x, **kwargs).prev_sample
-    state.previous_x0 = carried
+    for span, held in zip(spans, carried):
+        span.state.previous_x0 = held
     return x.clamp(-1, 1)

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from ..config import resolve_config
 from ..degrade import DegradationConfig, DegradationParams, degrade, sample_params
-from ..diffusion.sampler import SamplerConfig, TemporalState, TrackNoise, make_scheduler, sample
+from ..diffusion.sampler import SamplerConfig, TemporalState, TrackNoise, TrackSpan, make_scheduler, sample
 from ..errors import ConfigError
 from ..models.flipnet import DEGRADE, RESTORE, Flipnet, load_config, save_flipnet
 from .data import PackedFaces
@@ -374,7 +374,7 @@ def sample_faces(model: Flipnet, source: torch.Tensor, identity: torch.Tensor | 
     def denoiser(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return model(x, t, cond, identity, mode, cfg.boosthub_scale)
 
-    return (sample(denoiser, scheduler, cfg, cond, state) + 1) / 2
+    return (sample(denoiser, scheduler, cfg, cond, [TrackSpan(state, len(cond))]) + 1) / 2
 
 
 def restore_batch(model: Flipnet, lq: torch.Tensor, identity: torch.Tensor | None, cfg: SamplerConfig) -> torch.Tensor:
