@@ -108,6 +108,21 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def two_face_clip(sample_clip, tmp_path_factory) -> Path:
+    """18 frames, two faces side by side: the sample's face on the left in frames 0-8, and the same
+    face darker in swapped colours (so their crops differ) on the right from frame 3 on."""
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        faces = [f.image for f in r][:18]
+    blank = np.full_like(faces[0], 128)
+    other = [np.ascontiguousarray(f[..., ::-1] // 3) for f in faces]
+    images = [np.concatenate([faces[i] if i < 9 else blank, other[i] if i >= 3 else blank], 1) for i in range(18)]
+    h, w = images[0].shape[:2]
+    return make_clip(tmp_path_factory.mktemp("two") / "two.mp4", [i * 40 for i in range(18)], size=(h, w), images=images)
+
+
+@pytest.fixture(scope="session")
 def three_shot_clip(sample_clip, tmp_path_factory) -> Path:
     """48 frames with audio in three shots of 16 (a face in each): the sample clip, the same face
     darker in swapped colours, then the sample again."""

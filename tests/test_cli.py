@@ -68,6 +68,57 @@ def test_sample_clip_keeps_audio_and_restores_faces(sample_clip, tiny_model, tmp
     assert read_pts(out) == read_pts(sample_clip) == read_pts(preview)
     with av.open(str(sample_clip)) as a, av.open(str(preview)) as b:
         assert b.streams.video[0].width == 2 * a.streams.video[0].width
+    with av.open(str(out)) as c:  # provenance: archives can tell restored faces from original ones
+        assert c.metadata["comment"].startswith("faces restored by vidrestore") and "tiny" in c.metadata["comment"]
+
+
+def test_black_and_white_footage_comes_out_black_and_white(sample_clip, tiny_model, tmp_path):
+    import numpy as np
+
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        grey = [np.repeat(f.image.mean(2, keepdims=True).round().astype(np.uint8), 3, 2) for f in r][:12]
+    h, w = grey[0].shape[:2]
+    clip = make_clip(tmp_path / "bw.mp4", [i * 40 for i in range(12)], size=(h, w), images=grey)
+    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    assert _run(clip, out, "--model", tiny_model, "--preset", "fast", "--quiet", "--json", report) == 0
+    assert json.loads(report.read_text())["tracks"]
+    with av.open(str(out)) as c:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(int)
+    assert np.abs(frames - np.stack(grey)).mean() > 1  # the face was restored
+    spread = int((frames.max(3) - frames.min(3)).max())
+    assert spread <= 4, f"channels differ by up to {spread} levels"  # no colour crept in
+
+
+def test_only_the_chosen_track_is_restored(two_face_clip, tiny_model, tmp_path):
+    import numpy as np
+
+    dry = tmp_path / "dry.json"
+    assert _run(two_face_clip, "--dry-run", "--quiet", "--json", dry) == 0
+    tracks = json.loads(dry.read_text())["tracks"]
+    assert len(tracks) == 2 and all(t["selected"] for t in tracks)
+    right = max(tracks, key=lambda t: t["start"])["id"]  # the face on the right enters at frame 3
+
+    out, report = tmp_path / "o.mkv", tmp_path / "r.json"
+    assert _run(two_face_clip, out, "--model", tiny_model, "--preset", "fast", "--codec", "ffv1", "--tracks", str(right),
+                "--quiet", "--json", report) == 0
+    assert [t["selected"] for t in json.loads(report.read_text())["tracks"]] == [t["id"] == right for t in tracks]
+
+    def frames(path):
+        with av.open(str(path)) as c:
+            return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(int)
+
+    copied = tmp_path / "copied.mkv"  # the same frames through the same RGB round trip, nothing restored
+    assert _run(two_face_clip, copied, "--model", "none", "--codec", "ffv1", "--tracks", str(right), "--quiet") == 0
+    reference, restored = frames(copied), frames(out)
+    left = reference.shape[2] // 2 - 8  # chroma resampling reaches a few pixels across the middle
+    assert np.array_equal(restored[:, :, :left], reference[:, :, :left])  # the other face is left alone
+    assert np.abs(restored[:, :, left:] - reference[:, :, left:]).mean() > 0.5
+
+    missing = tmp_path / "m.mp4"
+    assert _run(two_face_clip, missing, "--model", "none", "--tracks", "7", "--quiet") == 2
+    assert not missing.exists()
 
 
 def test_zero_faces_copies_the_video_untouched(tmp_path):

@@ -18,11 +18,19 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 CUDA = torch.device("cuda")
 
 
-def _restore(device: torch.device, dtype: torch.dtype, batch: int) -> torch.Tensor:
+def _restorer(device: torch.device, dtype: torch.dtype) -> FlipnetRestorer:
     torch.manual_seed(0)
     model = Flipnet(load_config("tiny"))
-    restorer = FlipnetRestorer(model, SamplerConfig(steps=3, start_step=200), device, None, "tiny", dtype=dtype)
-    crops = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(1)).to(device)
+    torch.nn.init.normal_(model.conv_out.weight, std=0.05)  # zero-initialised, the output would not depend on the input
+    return FlipnetRestorer(model, SamplerConfig(steps=3, start_step=200), device, None, "tiny", dtype=dtype)
+
+
+def _crops(device: torch.device, seed: int = 1) -> torch.Tensor:
+    return torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
+def _restore(device: torch.device, dtype: torch.dtype, batch: int) -> torch.Tensor:
+    restorer, crops = _restorer(device, dtype), _crops(device)
     ctx = restorer.start_track(0, crops)
     return torch.cat([restorer.restore(crops[i:i + batch], ctx) for i in range(0, len(crops), batch)]).cpu()
 
@@ -38,6 +46,16 @@ def test_autocast_stays_close_to_fp32(dtype):
 
 def test_a_track_in_batches_equals_one_batch_on_cuda():
     assert (_restore(CUDA, torch.float32, 3) - _restore(CUDA, torch.float32, 8)).abs().max() < 1e-4
+
+
+def test_tracks_sharing_a_batch_equal_tracks_alone_on_cuda():
+    a, b = _crops(CUDA, 1), _crops(CUDA, 2)
+    alone = _restorer(CUDA, torch.float32)
+    expected = [alone.restore(a, alone.start_track(0, a)), alone.restore(b, alone.start_track(1, b))]
+    joint = _restorer(CUDA, torch.float32)
+    got = joint.restore_tracks([(a, joint.start_track(0, a)), (b, joint.start_track(1, b))])
+    assert not torch.allclose(expected[0], expected[1], atol=1e-2)
+    assert all((g - e).abs().max() < 1e-4 for g, e in zip(got, expected))
 
 
 def test_kornia_align_and_paste_match_opencv():

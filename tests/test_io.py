@@ -149,3 +149,14 @@ def test_generated_sample_is_the_same_clip_every_time(tmp_path):
 
     first = decoded(make_sample(tmp_path / "a.mp4", frames=12))
     assert decoded(make_sample(tmp_path / "b.mp4", frames=12)) == first
+
+
+def test_remux_appends_to_the_comment_tag_and_keeps_the_others(tmp_path):
+    src = make_clip(tmp_path / "a.mp4", [0, 40, 80], audio=True)
+    paths = [src, tmp_path / "1.mkv", tmp_path / "2.mp4", tmp_path / "3.mkv"]
+    for n, (a, b) in enumerate(zip(paths, paths[1:]), 1):
+        remux(a, a, b, comment=f"pass {n}")
+    with av.open(str(paths[-1])) as c:
+        tags = {k.lower(): v for k, v in c.metadata.items()}
+        assert tags["comment"] == "pass 1 | pass 2 | pass 3" and tags["major_brand"] == "isom"
+        assert [s.type for s in c.streams] == ["video", "audio"]

@@ -51,7 +51,7 @@ def test_packed_passes_hold_every_frame_once_in_order_within_capacity(lengths, c
         assert [f for a, b in pieces for f in range(a, b)] == list(range(length))
 
 
-def test_faces_sharing_forward_passes_paste_as_when_restored_in_one_pass(sample_clip, tiny_model, tmp_path):
+def test_faces_sharing_forward_passes_paste_as_when_restored_in_one_pass(two_face_clip, tiny_model, tmp_path):
     """Two faces, one leaving mid-window: small passes pack pieces of both tracks together and split
     a track between passes; the video must come out as when each track is restored whole. (The
     temporal recurrence carries across passes, so where a track is cut does not change its result.)"""
@@ -62,14 +62,7 @@ def test_faces_sharing_forward_passes_paste_as_when_restored_in_one_pass(sample_
     from vidrestore.pipeline import run
     from vidrestore.restore import load_restorer
 
-    with VideoReader(sample_clip) as r:
-        faces = [f.image for f in r][:18]
-    blank = np.full_like(faces[0], 128)
-    other = [np.ascontiguousarray(f[..., ::-1] // 3) for f in faces]  # another look, so swapped crops would show
-    images = [np.concatenate([faces[i] if i < 9 else blank, other[i] if i >= 3 else blank], 1) for i in range(18)]
-    h, w = images[0].shape[:2]
-    clip = make_clip(tmp_path / "two.mp4", [i * 40 for i in range(18)], size=(h, w), images=images)
-
+    clip = two_face_clip
     class Recording:
         """The real restorer, noting the pieces of each call."""
 

@@ -58,6 +58,13 @@ class ProgressBar:
             sys.stderr.write("\n")
 
 
+def _track_ids(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected track ids separated by commas, like 0,3; got {text!r}") from None
+
+
 def add_restore_options(p: argparse.ArgumentParser) -> None:
     """The options that decide how a video is restored: shared by the single-file and batch commands."""
     p.add_argument("--model", default="flipnet-small", help="zoo name, a .safetensors path, or 'none' (pass-through, for debugging)")
@@ -75,6 +82,7 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detect-every", type=int, help="run the detector every k frames; tracking fills the rest")
     p.add_argument("--mask", choices=["auto", "ellipse", "parsing"], help="paste mask (auto: face parsing when ParseNet weights are found)")
     p.add_argument("--parsing-weights", help="ParseNet checkpoint (facexlib's parsing_parsenet.pth); also VIDRESTORE_WEIGHTS_PARSENET_512")
+    p.add_argument("--tracks", type=_track_ids, metavar="IDS", help="restore only these face tracks, e.g. 0,3 (ids from a --dry-run report)")
     p.add_argument("--segment-frames", type=int, help="restore in segments of whole shots of at least this many frames (0: one segment)")
     p.add_argument("--codec", help="video encoder (libx264, libx265, ffv1, prores_ks ...)")
     p.add_argument("--crf", type=int, help="quality for x264/x265 (lower is better)")
@@ -127,7 +135,7 @@ def options_from_args(args: argparse.Namespace):
             enc = dataclasses.replace(enc, **{field: value})
     cfg = dataclasses.replace(cfg, detector=det, tracker=trk, encode=enc)
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
-                         ("mask", args.mask), ("parsing_weights", args.parsing_weights)):
+                         ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("only_tracks", args.tracks)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
     sampler = resolve_config(SamplerConfig, "presets", args.preset)

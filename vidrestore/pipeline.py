@@ -29,12 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import __version__
 from .errors import ModelError, OutputError, UsageError
 from .faces.align import align_faces
 from .faces.detect import DetectorConfig, FaceDetector, create_detector
 from .faces.parsing import ParsingMasker as Masker
 from .faces.parsing import create_masker as parsing_masker
-from .faces.paste import face_mask, match_colour, paste_faces
+from .faces.paste import face_mask, keep_grey, match_colour, paste_faces
 from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoReader, VideoWriter, probe, remux
@@ -54,6 +55,7 @@ class PipelineConfig:
     segment_frames: int = 0  # split pass 2 at cuts into segments of at least this many frames (0: one segment)
     mask: str = "auto"  # paste mask: ellipse | parsing (ParseNet weights needed) | auto (parsing when weights are found)
     parsing_weights: str = ""  # ParseNet checkpoint; also VIDRESTORE_WEIGHTS_PARSENET_512 or the cache
+    only_tracks: tuple[int, ...] = ()  # restore only these track ids (from a --dry-run report); empty: every track
     shots: ShotConfig = field(default_factory=ShotConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -133,6 +135,25 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         progress("analyse", count, total, faces)
     tracks = sorted(tracker.tracks, key=lambda t: (t.start, t.track_id))
     return Analysis(count, shots.shots(count), tracks, detector.name, corrupt, pts)
+
+
+def selected_tracks(analysis: Analysis, cfg: PipelineConfig) -> list[Track]:
+    """The tracks to restore: every one, or those ``cfg.only_tracks`` names; an id the analysis did
+    not find is a usage error (ids come from a --dry-run report with the same detection options)."""
+    if not cfg.only_tracks:
+        return analysis.tracks
+    found = [t.track_id for t in analysis.tracks]
+    unknown = sorted(set(cfg.only_tracks) - set(found))
+    if unknown:
+        raise UsageError(f"no track {', '.join(map(str, unknown))} in this video; its tracks are "
+                         f"{', '.join(map(str, found)) or 'none'} (see --dry-run; ids depend on the detection options)")
+    return [t for t in analysis.tracks if t.track_id in cfg.only_tracks]
+
+
+def copy_note(analysis: Analysis) -> str:
+    """Why a video with nothing to restore was copied as it is."""
+    why = "no face found" if not analysis.tracks else "no track selected"
+    return f"{why}: the video was copied without re-encoding"
 
 
 def to_display(detection: Detection, scale: tuple[float, float]) -> Detection:
@@ -222,6 +243,7 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
         with glue_threads(device):
             if cfg.colour_match:
                 faces = match_colour(faces, track_crops, face_mask(cfg.face_size, device))
+            faces = keep_grey(faces, track_crops)
         for j, i in enumerate(idx):
             pastes.setdefault(i, []).append((faces[j], track_mats[j], _fade(track, i, cfg.fade_frames), masks[j]))
         if track.end <= last + 1:
@@ -267,7 +289,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     encode a side-by-side (input | restored) video there."""
     info = probe(path)
     frames = frames if frames is not None else range(analysis.frames)
-    tracks = [t for t in analysis.tracks if frames.start <= t.start < frames.stop]
+    tracks = [t for t in selected_tracks(analysis, cfg) if frames.start <= t.start < frames.stop]
     cuts = {shot.start for shot in analysis.shots}
     contexts: dict[int, TrackContext] = {}
     faces = 0
@@ -301,15 +323,21 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         return writer.frames_written
 
 
-def assemble(source: Path, parts: list[Path], output: Path) -> None:
-    """Join the encoded segments ``parts`` and remux the other streams of ``source`` beside them."""
+def provenance(restorer_name: str) -> str:
+    """The note a restored file carries in its comment tag, so archives can tell restored faces from original ones."""
+    return f"faces restored by vidrestore {__version__} with {restorer_name}"
+
+
+def assemble(source: Path, parts: list[Path], output: Path, comment: str) -> None:
+    """Join the encoded segments ``parts`` and remux the other streams of ``source`` beside them;
+    ``comment`` (see :func:`provenance`) is added to the container's comment tag."""
     if len(parts) == 1:
-        remux(parts[0], source, output)
+        remux(parts[0], source, output, comment)
         return
     joined = output.with_name(output.name + ".joined" + output.suffix)
     try:
         concat_videos(parts, joined)
-        remux(joined, source, output)
+        remux(joined, source, output, comment)
     finally:
         joined.unlink(missing_ok=True)
 
@@ -368,6 +396,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     detector = detector or create_detector(cfg.detector, device)
     masker = create_masker(cfg, device) if not dry_run else None
     analysis = analyse(src, cfg, detector, progress)
+    restoring = selected_tracks(analysis, cfg)
     timings["analyse"] = time.perf_counter() - t0
     frames_out = 0
     if analysis.corrupt_packets:
@@ -378,7 +407,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
         with contextlib.ExitStack() as stack:
             final_tmp = stack.enter_context(atomic_output(dst))
             preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
-            if analysis.tracks:
+            if restoring:
                 segments = plan_segments(analysis, cfg.segment_frames)
                 parts = [segment_path(dst, i) for i in range(len(segments))]
                 try:
@@ -387,7 +416,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                                                     preview_tmp if len(parts) == 1 else None, frames, masker)
                     timings["restore_encode"] = time.perf_counter() - t1
                     t2 = time.perf_counter()
-                    assemble(src, parts, final_tmp)
+                    assemble(src, parts, final_tmp, provenance(restorer.name))
                     timings["remux"] = time.perf_counter() - t2
                 finally:
                     for part in parts:
@@ -395,18 +424,19 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                 if preview_tmp is not None and len(parts) > 1:
                     notes.append("--preview is written only when the video is restored as one segment")
             else:
-                notes.append("no face found: the video was copied without re-encoding")
+                notes.append(copy_note(analysis))
                 remux(src, src, final_tmp)
                 if preview_tmp is not None:
                     remux(src, src, preview_tmp)
                 frames_out = analysis.frames
                 timings["remux"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
-    return build_report(src, dst if not dry_run else None, analysis, restorer.name, mask_name(masker), frames_out, timings, notes)
+    return build_report(src, dst if not dry_run else None, analysis, restorer.name, mask_name(masker), frames_out, timings, notes,
+                        {t.track_id for t in restoring})
 
 
 def build_report(src: Path, dst: Path | None, analysis: Analysis, restorer_name: str, mask: str, frames_out: int,
-                 timings: dict[str, float], notes: list[str]) -> Report:
+                 timings: dict[str, float], notes: list[str], selected: set[int]) -> Report:
     info = probe(src)
     fps = float(info.average_rate) if info.average_rate else 0.0
     return Report(
@@ -416,6 +446,6 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, restorer_name:
         tracks=[{"id": t.track_id, "shot": t.shot_index, "start": t.start, "end": t.end, "frames": len(t),
                  "detected_frames": int(t.detected.sum()), "median_face_px": float(np.median(np.sqrt(
                      (t.boxes[:, 2] - t.boxes[:, 0]) * (t.boxes[:, 3] - t.boxes[:, 1])))),
-                 "start_s": t.start / fps if fps else None} for t in analysis.tracks],
+                 "start_s": t.start / fps if fps else None, "selected": t.track_id in selected} for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
         corrupt_packets=analysis.corrupt_packets, notes=notes)

@@ -30,11 +30,14 @@ from ..pipeline import (
     assemble,
     build_report,
     check_paths,
+    copy_note,
     create_masker,
     mask_name,
     plan_segments,
+    provenance,
     restore_video,
     segment_path,
+    selected_tracks,
 )
 from ..restore import Restorer
 
@@ -105,7 +108,7 @@ class RestoreWorker:
         restorer = self._restorer(item.options)
         mask = mask_name(self._masker(cfg))
         analysis = analyse(item.input, cfg, self._detector(cfg.detector), progress)
-        segments = plan_segments(analysis, cfg.segment_frames) if analysis.tracks else []
+        segments = plan_segments(analysis, cfg.segment_frames) if selected_tracks(analysis, cfg) else []
         return ItemPlan(item, analysis, segments, restorer.name, mask, started, time.time() - started)
 
     def restore_segment(self, plan: ItemPlan, index: int, progress: Progress | None = None) -> int:
@@ -125,18 +128,19 @@ def finish(plan: ItemPlan, frames_out: int) -> dict:
     try:
         with atomic_output(item.output) as tmp:
             if parts:
-                assemble(item.input, parts, tmp)
+                assemble(item.input, parts, tmp, provenance(plan.restorer))
             else:
-                notes.append("no face found: the video was copied without re-encoding")
+                notes.append(copy_note(plan.analysis))
                 remux(item.input, item.input, tmp)
     finally:
         for part in parts:
             part.unlink(missing_ok=True)
     seconds = time.time() - plan.started
+    selected = selected_tracks(plan.analysis, item.options.pipeline)
     report = build_report(item.input, item.output, plan.analysis, plan.restorer, plan.mask, frames_out if parts else plan.analysis.frames,
-                          {"analyse": plan.analyse_s, "total": seconds}, notes)
+                          {"analyse": plan.analyse_s, "total": seconds}, notes, {t.track_id for t in selected})
     out = dataclasses.asdict(report)
-    out.update(faces=sum(len(t) for t in plan.analysis.tracks), seconds=round(seconds, 3), segments=len(parts))
+    out.update(faces=sum(len(t) for t in selected), seconds=round(seconds, 3), segments=len(parts))
     return out
 
 

@@ -227,13 +227,17 @@ def _packet_time(packet: av.Packet) -> Fraction:
     return Fraction(ts or 0) * packet.time_base
 
 
-def remux(video_source: str | Path, other_source: str | Path, output: str | Path) -> None:
+def remux(video_source: str | Path, other_source: str | Path, output: str | Path, comment: str = "") -> None:
     """Write ``output`` with the video stream of ``video_source`` and every other stream of
-    ``other_source``, packets copied without re-encoding, interleaved by decode time."""
+    ``other_source``, packets copied without re-encoding, interleaved by decode time. The container
+    tags of ``other_source`` are kept; ``comment`` is appended to its comment tag."""
     with open_input(video_source) as vin, open_input(other_source) as oin:
         out = av.open(str(output), "w")
         try:
             out.metadata.update(oin.metadata)
+            if comment:  # Matroska reads its tags back in capitals
+                earlier = [out.metadata.pop(k) for k in list(out.metadata) if k.lower() == "comment"]
+                out.metadata["comment"] = " | ".join([*earlier, comment])
             vstream = vin.streams.video[0]
             mapping = {("v", vstream.index): out.add_stream_from_template(vstream)}
             for s in oin.streams:
