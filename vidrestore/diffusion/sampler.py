@@ -142,8 +142,8 @@ def sample(denoiser: Denoiser, scheduler, cfg: SamplerConfig, estimate: torch.Te
     order; each span's state holds its track's shared noise and the x0 carried from its previous
     batch (updated in place). A frame takes noise and warped x0 only from its own track.
     """
-    if sum(s.frames for s in spans) != len(estimate):
-        raise ValueError(f"spans cover {sum(s.frames for s in spans)} frames, the batch has {len(estimate)}")
+    if sum(s.frames for s in spans) != len(estimate) or any(s.frames < 1 for s in spans):
+        raise ValueError(f"spans of {[s.frames for s in spans]} frames do not make up the batch of {len(estimate)}")
     device = estimate.device
     ts = timesteps_from(scheduler, cfg, device)
     t_count = len(estimate)
