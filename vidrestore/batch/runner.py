@@ -204,16 +204,18 @@ def run_batch(items: list[Item], state: JobState, executor: Executor, max_attemp
     queue = deque(items)
     live: dict = {}
 
+    # An item is in ``live`` for as long as its row may say running, so that an interrupt landing
+    # between two statements still finds it and puts it back to pending.
     def start(item: Item) -> None:
+        live[item.output] = _Live(item)
         remove_leftovers(item.output)
         state.start(item.output)
-        live[item.output] = _Live(item)
         executor.submit(Job("analyse", item))
 
     def settle(run: _Live) -> None:
-        del live[run.item.output]
         remove_leftovers(run.item.output)
         state.fail(run.item.output, run.error, time.time() - run.started)
+        del live[run.item.output]
         if state.get(run.item.output).attempts < max_attempts:
             queue.append(run.item)
         else:
