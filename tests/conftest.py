@@ -35,15 +35,18 @@ def shared_file(shared_data: Path, rel: str) -> Path:
 
 def make_clip(path: Path, pts: list[int], size: tuple[int, int] = (48, 64), time_base: Fraction = Fraction(1, 1000),
               rotation: int = 0, audio: bool = False, pix_fmt: str = "yuv420p", images: list[np.ndarray] | None = None,
-              color: bool = False, subtitles: list[tuple[int, str]] | None = None) -> Path:
+              color: bool = False, subtitles: list[tuple[int, str]] | None = None, x264_params: str = "") -> Path:
     """Write an H.264 clip with the given presentation timestamps (VFR allowed); ``subtitles``:
-    (start in ms, text) cues in a subtitle stream (mov_text in .mp4, subrip elsewhere)."""
+    (start in ms, text) cues in a subtitle stream (mov_text in .mp4, subrip elsewhere);
+    ``x264_params``: e.g. "interlaced=1:tff=1" for a stream coded as top-field-first fields."""
     h, w = size
     with av.open(str(path), "w") as out:
         vs = out.add_stream("libx264", rate=25)
         vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
         vs.time_base = time_base
         vs.codec_context.time_base = time_base
+        if x264_params:
+            vs.options = {"x264-params": x264_params}
         if color:
             cc = vs.codec_context
             cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 1, 1, 1, 1
@@ -120,6 +123,30 @@ def two_face_clip(sample_clip, tmp_path_factory) -> Path:
     images = [np.concatenate([faces[i] if i < 9 else blank, other[i] if i >= 3 else blank], 1) for i in range(18)]
     h, w = images[0].shape[:2]
     return make_clip(tmp_path_factory.mktemp("two") / "two.mp4", [i * 40 for i in range(18)], size=(h, w), images=images)
+
+
+def combing(image: np.ndarray) -> float:
+    """Mean distance of each row from the average of its neighbours: high where two fields disagree."""
+    rows = image.astype(float)
+    return float(np.abs(rows[1:-1] - (rows[:-2] + rows[2:]) / 2).mean())
+
+
+@pytest.fixture(scope="session")
+def interlaced_clip(sample_clip, tmp_path_factory) -> Path:
+    """The sample's 24 frames as top-field-first interlaced video whose bottom field is the next
+    frame moved 4 px to the right (combing on every edge), with a keyframe every 6 frames."""
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        frames = [f.image for f in r]
+    woven = []
+    for i, top in enumerate(frames):
+        image = top.copy()
+        image[1::2] = np.roll(frames[min(i + 1, len(frames) - 1)], 4, axis=1)[1::2]
+        woven.append(image)
+    h, w = woven[0].shape[:2]
+    return make_clip(tmp_path_factory.mktemp("interlaced") / "interlaced.mp4", [i * 40 for i in range(len(woven))],
+                     size=(h, w), images=woven, audio=True, x264_params="interlaced=1:tff=1:keyint=6:no-mbtree=1")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import sys
 
 import av
 import pytest
-from conftest import REPO, make_clip, read_pts, shared_file
+from conftest import REPO, combing, make_clip, read_pts, shared_file
 
 from vidrestore.cli import main
 
@@ -89,6 +89,24 @@ def test_black_and_white_footage_comes_out_black_and_white(sample_clip, tiny_mod
     assert np.abs(frames - np.stack(grey)).mean() > 1  # the face was restored
     spread = int((frames.max(3) - frames.min(3)).max())
     assert spread <= 4, f"channels differ by up to {spread} levels"  # no colour crept in
+
+
+def test_interlaced_footage_is_deinterlaced_unless_asked_not_to(interlaced_clip, tmp_path):
+    import numpy as np
+
+    from vidrestore.io import probe
+
+    comb = {}
+    for mode in ("auto", "off"):
+        out, report = tmp_path / f"{mode}.mp4", tmp_path / f"{mode}.json"
+        assert _run(interlaced_clip, out, "--model", "none", "--deinterlace", mode, "--quiet", "--json", report) == 0
+        notes = json.loads(report.read_text())["notes"]
+        assert json.loads(report.read_text())["tracks"] and any("deinterlaced" in n for n in notes) == (mode == "auto")
+        assert read_pts(out) == read_pts(interlaced_clip) and _streams(out) == ["video", "audio"]
+        with av.open(str(out)) as c:
+            comb[mode] = np.mean([combing(f.to_ndarray(format="rgb24")) for f in c.decode(video=0)])
+    assert comb["auto"] < 0.4 * comb["off"], comb
+    assert probe(tmp_path / "auto.mp4").field_order == "progressive"
 
 
 def test_only_the_chosen_track_is_restored(two_face_clip, tiny_model, tmp_path):

@@ -2,7 +2,7 @@
 import av
 import numpy as np
 import pytest
-from conftest import make_clip, read_pts
+from conftest import combing, make_clip, read_pts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -160,3 +160,27 @@ def test_remux_appends_to_the_comment_tag_and_keeps_the_others(tmp_path):
         tags = {k.lower(): v for k, v in c.metadata.items()}
         assert tags["comment"] == "pass 1 | pass 2 | pass 3" and tags["major_brand"] == "isom"
         assert [s.type for s in c.streams] == ["video", "audio"]
+
+
+def test_interlaced_fields_are_declared_and_deinterlaced_with_the_same_timing(interlaced_clip, sample_clip):
+    assert probe(interlaced_clip).field_order == "tt" and probe(interlaced_clip).interlaced
+    assert not probe(sample_clip).interlaced
+    with VideoReader(interlaced_clip) as r:
+        raw = list(r)
+    with VideoReader(interlaced_clip, deinterlace=True) as r:
+        clean = list(r)
+    assert [f.pts for f in clean] == [f.pts for f in raw] and len(raw) == 24
+    assert not any(f.source.interlaced_frame for f in clean)
+    before, after = np.mean([combing(f.image) for f in raw]), np.mean([combing(f.image) for f in clean])
+    assert after < 0.4 * before, (before, after)
+
+
+@pytest.mark.parametrize("start", [6, 9])  # a keyframe, and a frame between keyframes
+def test_a_segment_deinterlaces_its_frames_as_a_whole_run_does(interlaced_clip, start):
+    with VideoReader(interlaced_clip, deinterlace=True) as r:
+        whole = list(r)
+    with VideoReader(interlaced_clip, start=start, stop=start + 5, start_pts=whole[start].pts, deinterlace=True) as r:
+        part = list(r)
+    assert [f.index for f in part] == list(range(start, start + 5))
+    for a, b in zip(part, whole[start:]):
+        assert np.array_equal(a.image, b.image), a.index

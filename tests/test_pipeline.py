@@ -1,12 +1,16 @@
+import dataclasses
+
 import numpy as np
+import pytest
 import torch
 from conftest import make_clip
 from hypothesis import given
 from hypothesis import strategies as st
 
 from vidrestore.faces.detect import DetectorConfig, create_detector
-from vidrestore.io import VideoReader
-from vidrestore.pipeline import PipelineConfig, analyse, pack_pieces
+from vidrestore.io import VideoReader, probe
+from vidrestore.errors import ConfigError
+from vidrestore.pipeline import PipelineConfig, analyse, deinterlacing, pack_pieces
 
 
 def test_tracks_split_at_a_cut_with_batched_detection(sample_clip, tmp_path):
@@ -94,3 +98,12 @@ def test_faces_sharing_forward_passes_paste_as_when_restored_in_one_pass(two_fac
     with VideoReader(clip) as r:
         source = np.stack([f.image for f in r]).astype(int)
     assert np.abs(outputs[6] - source).mean() > 1  # the faces were restored, not copied
+
+
+@pytest.mark.parametrize("mode, fields, expected", [("auto", "tt", True), ("auto", "bt", True), ("auto", "progressive", False),
+                                                    ("auto", "unknown", False), ("on", "progressive", True), ("off", "tt", False)])
+def test_deinterlacing_follows_the_mode_and_the_declared_fields(sample_clip, mode, fields, expected):
+    info = dataclasses.replace(probe(sample_clip), field_order=fields)
+    assert deinterlacing(PipelineConfig(deinterlace=mode), info) is expected
+    with pytest.raises(ConfigError, match="auto, on or off"):
+        deinterlacing(PipelineConfig(deinterlace="yes"), info)

@@ -3,10 +3,12 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from PIL import Image
 
 from vidrestore.train.data import pack_faces
-from vidrestore.train.trainer import Trainer, load_train_config
+from vidrestore.train.trainer import Trainer, TrainConfig, load_train_config, lr_factor
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def test_resume_reproduces_the_next_loss(pack, tmp_path):
     straight = _trainer(pack, tmp_path / "a")
     for _ in range(4):
         straight.train_step()
-    expected = float(straight.loss(straight.make_batch()))
+    expected = float(straight.loss(straight.make_batch()).detach())
 
     first = _trainer(pack, tmp_path / "b")
     for _ in range(2):
@@ -56,7 +58,35 @@ def test_resume_reproduces_the_next_loss(pack, tmp_path):
     assert second.resume() and second.step == 2
     for _ in range(2):
         second.train_step()
-    assert float(second.loss(second.make_batch())) == pytest.approx(expected, rel=1e-5)
+    assert float(second.loss(second.make_batch()).detach()) == pytest.approx(expected, rel=1e-5)
+
+
+@given(warmup=st.integers(1, 50), start=st.integers(0, 300), length=st.integers(1, 300), floor=st.floats(0, 1))
+def test_lr_warms_up_holds_then_decays_to_its_floor(warmup, start, length, floor):
+    assume(start == 0 or start >= warmup)
+    cfg = TrainConfig(warmup_steps=warmup, decay_from_step=start, decay_steps=length, decay_to=floor)
+    factors = [lr_factor(cfg, s) for s in range(700)]
+    assert factors[0] == pytest.approx(1 / warmup) and factors[warmup - 1] == 1.0
+    assert all(b >= a - 1e-12 for a, b in zip(factors[:warmup], factors[1:warmup]))
+    after = factors[max(warmup - 1, start):]
+    assert all(b <= a + 1e-12 for a, b in zip(after, after[1:]))  # never rises again after warm-up
+    assert all(floor - 1e-12 <= f <= 1 for f in after)
+    if start:
+        assert factors[start + length] == pytest.approx(floor) and factors[-1] == pytest.approx(floor)
+    else:
+        assert factors[-1] == 1.0
+
+
+def test_a_decay_added_to_the_config_of_a_resumed_run_takes_effect(pack, tmp_path):
+    first = _trainer(pack, tmp_path / "r", lr=1e-3, warmup_steps=1)
+    for _ in range(2):
+        first.train_step()
+    first.save_checkpoint()
+    decayed = _trainer(pack, tmp_path / "r", lr=1e-3, warmup_steps=1, decay_from_step=3, decay_steps=4, decay_to=0.1)
+    assert decayed.resume()
+    for _ in range(3):
+        decayed.train_step()
+    assert decayed.opt.param_groups[0]["lr"] == pytest.approx(1e-3 * lr_factor(decayed.cfg, 5)) == pytest.approx(1e-3 * 0.55)
 
 
 def test_export_writes_fp16_ema_weights_that_load(pack, tmp_path):

@@ -82,6 +82,8 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detect-every", type=int, help="run the detector every k frames; tracking fills the rest")
     p.add_argument("--mask", choices=["auto", "ellipse", "parsing"], help="paste mask (auto: face parsing when ParseNet weights are found)")
     p.add_argument("--parsing-weights", help="ParseNet checkpoint (facexlib's parsing_parsenet.pth); also VIDRESTORE_WEIGHTS_PARSENET_512")
+    p.add_argument("--deinterlace", choices=["auto", "on", "off"],
+                   help="bwdif deinterlacing (auto: when the stream declares interlaced fields; on: also footage flagged progressive)")
     p.add_argument("--tracks", type=_track_ids, metavar="IDS", help="restore only these face tracks, e.g. 0,3 (ids from a --dry-run report)")
     p.add_argument("--segment-frames", type=int, help="restore in segments of whole shots of at least this many frames (0: one segment)")
     p.add_argument("--codec", help="video encoder (libx264, libx265, ffv1, prores_ks ...)")
@@ -135,7 +137,8 @@ def options_from_args(args: argparse.Namespace):
             enc = dataclasses.replace(enc, **{field: value})
     cfg = dataclasses.replace(cfg, detector=det, tracker=trk, encode=enc)
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
-                         ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("only_tracks", args.tracks)):
+                         ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("only_tracks", args.tracks),
+                         ("deinterlace", args.deinterlace)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
     sampler = resolve_config(SamplerConfig, "presets", args.preset)
@@ -352,6 +355,8 @@ def cmd_train(argv: list[str]) -> int:
     rn.add_argument("--config", required=True, help="configs/train/<name>.yaml or a built-in name")
     rn.add_argument("--device", default="auto")
     rn.add_argument("--steps", type=int, help="override the config's total steps")
+    rn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override any config field, e.g. --set decay_from_step=4100 (repeatable)")
     args = p.parse_args(argv)
     if args.action == "pack":
         from .train.data import pack_faces
@@ -370,9 +375,10 @@ def cmd_train(argv: list[str]) -> int:
         save_flipnet(load_flipnet(ema), args.out, dtype=torch.float16, metadata={"step": step, "source": "EMA"})
         print(f"exported {ema} (step {step}) to {args.out}")
         return 0
+    from .config import with_overrides
     from .train.trainer import Trainer, load_train_config
 
-    cfg = load_train_config(args.config)
+    cfg = with_overrides(load_train_config(args.config), args.set)
     if args.steps:
         cfg = dataclasses.replace(cfg, steps=args.steps)
     trainer = Trainer(cfg, _device(args.device))

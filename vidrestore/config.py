@@ -22,6 +22,16 @@ T = TypeVar("T")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
+def _to_float(value: Any, where: str) -> float:
+    # PyYAML follows YAML 1.1, where ``1e-4`` (no dot) is a string, not a number.
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{where}: expected a number, got {value!r}")
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -40,8 +50,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         item = args[0] if args else Any
         seq = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(seq) if origin is tuple else seq
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    if hint is float:
+        return _to_float(value, where)
     if hint in (int, str, bool) and not isinstance(value, hint):
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
     if hint is int and isinstance(value, bool):
@@ -75,6 +85,20 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
     return from_dict(cls, data, where=str(path))
+
+
+def with_overrides(config: T, assignments: list[str]) -> T:
+    """``config`` with ``KEY=VALUE`` assignments applied; values are YAML (``lr=1e-4``, ``packs=[a, b]``)."""
+    data = to_dict(config)
+    for text in assignments:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {text!r}: expected KEY=VALUE")
+        try:
+            data[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {text!r}: the value is not valid YAML") from exc
+    return from_dict(type(config), data, where="override")
 
 
 def builtin_config(kind: str, name: str) -> Path:

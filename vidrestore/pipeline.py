@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .errors import ModelError, OutputError, UsageError
+from .errors import ConfigError, ModelError, OutputError, UsageError
 from .faces.align import align_faces
 from .faces.detect import DetectorConfig, FaceDetector, create_detector
 from .faces.parsing import ParsingMasker as Masker
@@ -38,7 +38,7 @@ from .faces.parsing import create_masker as parsing_masker
 from .faces.paste import face_mask, keep_grey, match_colour, paste_faces
 from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Detection, Track
-from .io import EncodeOptions, VideoReader, VideoWriter, probe, remux
+from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.writer import atomic_output, check_encoder, concat_videos
 from .restore import Restorer, TrackContext
 from .shots import Shot, ShotConfig, ShotDetector
@@ -55,6 +55,9 @@ class PipelineConfig:
     segment_frames: int = 0  # split pass 2 at cuts into segments of at least this many frames (0: one segment)
     mask: str = "auto"  # paste mask: ellipse | parsing (ParseNet weights needed) | auto (parsing when weights are found)
     parsing_weights: str = ""  # ParseNet checkpoint; also VIDRESTORE_WEIGHTS_PARSENET_512 or the cache
+    # auto: deinterlace (bwdif) when the stream declares interlaced fields; on: always (archival
+    # transfers flagged progressive); off: never. Faces restored on combed frames come out combed.
+    deinterlace: str = "auto"
     only_tracks: tuple[int, ...] = ()  # restore only these track ids (from a --dry-run report); empty: every track
     shots: ShotConfig = field(default_factory=ShotConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -100,7 +103,8 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     cuts and detections then reach the tracker in frame order."""
     shots = ShotDetector(cfg.shots)
     tracker = FaceTracker(cfg.tracker)
-    total = probe(path).frames
+    info = probe(path)
+    total = info.frames
     faces = 0
     pending: list[tuple[int, bool, np.ndarray | None, tuple[float, float]]] = []  # (index, starts a shot, image to detect, its scale)
     pts: list[int | None] = []
@@ -118,7 +122,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
                 tracker.update(index, dets)
         pending.clear()
 
-    with VideoReader(path, max_side=detector.input_side) as reader:
+    with VideoReader(path, max_side=detector.input_side, deinterlace=deinterlacing(cfg, info)) as reader:
         for frame in reader:
             pts.append(frame.pts)
             cut = shots.update(frame.image)
@@ -135,6 +139,17 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         progress("analyse", count, total, faces)
     tracks = sorted(tracker.tracks, key=lambda t: (t.start, t.track_id))
     return Analysis(count, shots.shots(count), tracks, detector.name, corrupt, pts)
+
+
+def deinterlacing(cfg: PipelineConfig, info: VideoInfo) -> bool:
+    """Whether frames go through the deinterlacer, from ``cfg.deinterlace`` and the stream's field order."""
+    if cfg.deinterlace not in ("auto", "on", "off"):
+        raise ConfigError(f"deinterlace: expected auto, on or off, got {cfg.deinterlace!r}")
+    return cfg.deinterlace == "on" or (cfg.deinterlace == "auto" and info.interlaced)
+
+
+def deinterlace_note(cfg: PipelineConfig, info: VideoInfo) -> list[str]:
+    return [f"deinterlaced with bwdif (declared fields: {info.field_order}); --deinterlace off keeps the fields"] if deinterlacing(cfg, info) else []
 
 
 def selected_tracks(analysis: Analysis, cfg: PipelineConfig) -> list[Track]:
@@ -295,7 +310,8 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     faces = 0
     start_pts = analysis.pts[frames.start] if frames.start < len(analysis.pts) else None
     with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts))
+        reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
+                                                 deinterlace=deinterlacing(cfg, info)))
         writer = stack.enter_context(VideoWriter(video_out, info, cfg.encode))
         side = stack.enter_context(VideoWriter(preview, _preview_info(info), cfg.encode)) if preview else None
         window: list = []
@@ -408,6 +424,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
             final_tmp = stack.enter_context(atomic_output(dst))
             preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
             if restoring:
+                notes.extend(deinterlace_note(cfg, probe(src)))
                 segments = plan_segments(analysis, cfg.segment_frames)
                 parts = [segment_path(dst, i) for i in range(len(segments))]
                 try:

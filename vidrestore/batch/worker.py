@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ..faces.detect import DetectorConfig, FaceDetector, create_detector
-from ..io import remux
+from ..io import probe, remux
 from ..io.writer import atomic_output, check_encoder
 from ..options import RestoreOptions, build_restorer
 from ..pipeline import (
@@ -32,6 +32,7 @@ from ..pipeline import (
     check_paths,
     copy_note,
     create_masker,
+    deinterlace_note,
     mask_name,
     plan_segments,
     provenance,
@@ -128,6 +129,7 @@ def finish(plan: ItemPlan, frames_out: int) -> dict:
     try:
         with atomic_output(item.output) as tmp:
             if parts:
+                notes.extend(deinterlace_note(item.options.pipeline, probe(item.input)))
                 assemble(item.input, parts, tmp, provenance(plan.restorer))
             else:
                 notes.append(copy_note(plan.analysis))

@@ -36,6 +36,13 @@ class VideoInfo:
     sample_aspect_ratio: Fraction | None
     color: ColorInfo
     other_streams: tuple[str, ...] = field(default_factory=tuple)  # e.g. ("audio:aac", "subtitle:mov_text")
+    field_order: str = "progressive"  # progressive | tt | bb | tb | bt | unknown, as the stream declares it
+
+    @property
+    def interlaced(self) -> bool:
+        """The stream declares interlaced fields (archival transfers are often flagged progressive
+        although they are not: ``--deinterlace on`` is for those)."""
+        return self.field_order in ("tt", "bb", "tb", "bt")
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -72,6 +79,9 @@ def _rotation(container: av.container.InputContainer, stream: av.video.stream.Vi
     return 0
 
 
+_FIELD_ORDERS = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}  # FFmpeg's AVFieldOrder
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Describe the first video stream of ``path``; raises ``InputError`` when there is none."""
     with open_input(path) as container:
@@ -91,7 +101,7 @@ def probe(path: str | Path) -> VideoInfo:
             "pix_fmt": cc.pix_fmt or "yuv420p", "time_base": stream.time_base, "average_rate": stream.average_rate,
             "frames": stream.frames or 0, "duration_s": duration, "sample_aspect_ratio": cc.sample_aspect_ratio,
             "color": ColorInfo(cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range),
-            "other_streams": others,
+            "other_streams": others, "field_order": _FIELD_ORDERS.get(cc.field_order, "unknown"),
         }
         rotation = _rotation(container, stream)
     return VideoInfo(rotation=rotation, **info_wo_rotation)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,40 @@ def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0) -> tu
     return rotate_to_display(rgb, info.rotation), scale
 
 
+class Deinterlacer:
+    """FFmpeg's bwdif through a PyAV filter graph: one progressive frame per interlaced frame, so
+    frame count and timing stay those of the input. Frames come out one frame late (bwdif looks
+    at the next one); push None at the end of the stream for the last."""
+
+    def __init__(self, stream: av.video.stream.VideoStream):
+        self.graph = av.filter.Graph()
+        source = self.graph.add_buffer(template=stream)
+        # deint=all: also frames flagged progressive, as archival transfers often are
+        bwdif = self.graph.add("bwdif", "mode=send_frame:parity=auto:deint=all")
+        sink = self.graph.add("buffersink")
+        source.link_to(bwdif)
+        bwdif.link_to(sink)
+        self.graph.configure()
+        self.time_base = stream.time_base
+        # bwdif counts time in fields (half the input's time base); each output frame takes back
+        # the timestamp of the input frame it was made from, so they match the input's exactly.
+        self.pending_pts: deque[int | None] = deque()
+
+    def __call__(self, frame: av.VideoFrame | None) -> list[av.VideoFrame]:
+        """Push ``frame`` (None at the end of the stream) and return the frames that are ready."""
+        if frame is not None:
+            self.pending_pts.append(frame.pts)
+        self.graph.vpush(frame)
+        ready = []
+        while True:
+            try:
+                out = self.graph.vpull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return ready
+            out.pts, out.time_base = self.pending_pts.popleft(), self.time_base
+            ready.append(out)
+
+
 class VideoReader:
     """Iterate over the frames of the first video stream: ``for frame in VideoReader(path): ...``.
 
@@ -79,15 +114,18 @@ class VideoReader:
     analysis that works on small images anyway. ``start``/``stop`` read frames ``[start, stop)``
     only; with ``start_pts`` (the PTS of frame ``start``, known from a previous pass) the reader
     seeks to the keyframe before it instead of
-    decoding everything before it.
+    decoding everything before it. ``deinterlace``: frames go through :class:`Deinterlacer` and
+    ``Frame.source`` is the progressive frame.
     """
 
     def __init__(self, path: str | Path, prefetch: int = 16, max_side: int = 0,
-                 start: int = 0, stop: int | None = None, start_pts: int | None = None):
+                 start: int = 0, stop: int | None = None, start_pts: int | None = None, deinterlace: bool = False):
         self.path = Path(path)
         self.info = probe(self.path)
         self.prefetch = prefetch
         self.max_side = max_side
+        self.deinterlace = deinterlace
+        self._index = 0
         self.start, self.stop, self.start_pts = start, stop, start_pts
         self.stats = DecodeStats()
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
@@ -138,26 +176,40 @@ class VideoReader:
                 stream.thread_type = "AUTO"
                 seeking = self.start > 0 and self.start_pts is not None
                 if seeking:
-                    container.seek(self.start_pts, stream=stream, backward=True, any_frame=False)
-                index = self.start if seeking else 0
+                    # The deinterlacer looks at the frame before: seek before it, so a segment's first
+                    # frame is made from the same fields as in a run over the whole video.
+                    target = self.start_pts - 1 if self.deinterlace else self.start_pts
+                    container.seek(target, stream=stream, backward=True, any_frame=False)
+                self._index = self.start if seeking else 0
+                deinterlacer = Deinterlacer(stream) if self.deinterlace else None
                 for packet in container.demux(stream):
-                    for frame in self._decode_packet(packet):
-                        if seeking and frame.pts is not None and frame.pts < self.start_pts:
-                            continue  # between the keyframe and the first wanted frame
-                        if self.stop is not None and index >= self.stop:
-                            self._put(_END)
-                            return
-                        if index >= self.start:
-                            image, scale = frame_to_rgb(frame, self.info, self.max_side)
-                            if not self._put(Frame(index, frame.pts, image, frame, scale)):
+                    for decoded in self._decode_packet(packet):
+                        for frame in deinterlacer(decoded) if deinterlacer else [decoded]:
+                            if not self._emit(frame, seeking):
                                 return
-                            self.stats.frames += 1
-                        index += 1
+                for frame in deinterlacer(None) if deinterlacer else []:
+                    if not self._emit(frame, seeking):
+                        return
             if self.stats.frames == 0:
                 raise InputError(f"no video frame could be decoded from {self.path}; the stream is corrupt or truncated")
             self._put(_END)
         except BaseException as exc:  # noqa: BLE001 - forwarded to the consumer thread, which re-raises it
             self._put(exc)
+
+    def _emit(self, frame: av.VideoFrame, seeking: bool) -> bool:
+        """Queue ``frame`` if it is in range; False once the reader should stop."""
+        if seeking and frame.pts is not None and frame.pts < self.start_pts:
+            return True  # between the keyframe and the first wanted frame
+        if self.stop is not None and self._index >= self.stop:
+            self._put(_END)
+            return False
+        if self._index >= self.start:
+            image, scale = frame_to_rgb(frame, self.info, self.max_side)
+            if not self._put(Frame(self._index, frame.pts, image, frame, scale)):
+                return False
+            self.stats.frames += 1
+        self._index += 1
+        return True
 
     def _decode_packet(self, packet: av.Packet) -> list[av.VideoFrame]:
         try:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -58,6 +59,12 @@ class TrainConfig:
     grad_accum: int = 1
     lr: float = 2e-4
     warmup_steps: int = 100
+    # After warm-up the rate is constant until ``decay_from_step`` (0: never), then follows a
+    # half cosine down to ``lr * decay_to`` over ``decay_steps`` and stays there. It is a function
+    # of the step alone, so a run resumed with a decay added to its config picks it up.
+    decay_from_step: int = 0
+    decay_steps: int = 1000
+    decay_to: float = 0.05
     weight_decay: float = 0.0
     ema_decay: float = 0.999
     max_timestep: int = 400  # the presets start sampling at N <= 400, so later steps are never used
@@ -101,6 +108,15 @@ def _rank() -> tuple[int, int]:
     return 0, 1
 
 
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    """The learning rate at ``step`` as a fraction of ``cfg.lr``: linear warm-up, constant, cosine decay."""
+    factor = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    if cfg.decay_from_step and step > cfg.decay_from_step:
+        progress = min(1.0, (step - cfg.decay_from_step) / max(1, cfg.decay_steps))
+        factor *= cfg.decay_to + (1 - cfg.decay_to) * 0.5 * (1 + math.cos(math.pi * progress))
+    return factor
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR (dB) of images in [0, 1]."""
     mse = (a - b).pow(2).flatten(1).mean(1).clamp_min(1e-10)
@@ -128,7 +144,7 @@ class Trainer:
         self.model = Flipnet(self.model_cfg).to(device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(cfg, s))
         self.gen = torch.Generator().manual_seed(cfg.seed * 9973 + self.rank)
         self.step = 0
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)

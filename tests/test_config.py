@@ -1,0 +1,38 @@
+import pytest
+
+from vidrestore.cli import main
+from vidrestore.config import with_overrides
+from vidrestore.errors import ConfigError
+from vidrestore.train.trainer import load_train_config
+
+
+def test_overrides_are_typed_like_the_config():
+    cfg = with_overrides(load_train_config("tiny"), ["lr=1e-4", "decay_from_step=300", "extra_packs=[a.npz, b.npz]",
+                                                     "sampler={start_step: 100, steps: 2}"])
+    assert cfg.lr == 1e-4 and isinstance(cfg.lr, float)
+    assert cfg.decay_from_step == 300 and cfg.extra_packs == ["a.npz", "b.npz"]
+    assert (cfg.sampler.start_step, cfg.sampler.steps) == (100, 2)
+    assert cfg.model == load_train_config("tiny").model  # fields not named keep the file's values
+
+
+@pytest.mark.parametrize("text, message", [("lrx=1", "unknown keys \\['lrx'\\]"), ("steps=many", "expected int"),
+                                           ("steps", "expected KEY=VALUE"), ("lr=[1", "not valid YAML")])
+def test_a_bad_override_names_the_problem(text, message):
+    with pytest.raises(ConfigError, match=message):
+        with_overrides(load_train_config("tiny"), [text])
+
+
+def test_train_run_reports_a_bad_override_on_one_line(capsys):
+    assert main(["train", "run", "--config", "tiny", "--set", "warmup=5"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vidrestore: error:") and "warmup" in err and "\n" not in err
+
+
+def test_exponent_floats_in_yaml_are_numbers(tmp_path):
+    """PyYAML reads `lr: 1e-4` as a string; a float field must still get the number, and a word an error."""
+    path = tmp_path / "t.yaml"
+    path.write_text("model: tiny\nlr: 1e-4\n")
+    assert load_train_config(path).lr == 1e-4
+    path.write_text("model: tiny\nlr: fast\n")
+    with pytest.raises(ConfigError, match="expected a number"):
+        load_train_config(path)
