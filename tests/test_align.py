@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,12 +38,14 @@ def test_face_at_the_border_is_handled():
     assert out.shape == frame.shape and (out != frame).any()
 
 
-def test_cpu_and_accelerator_blends_agree():
+@pytest.mark.parametrize("dtype, peak, mean_limit", [(torch.uint8, 255, 0.1), (torch.uint16, 65535, 0.5)])
+def test_cpu_and_accelerator_blends_agree(dtype, peak, mean_limit):
+    """uint8 frames, and uint16 ones (sources deeper than 8 bits), on both blend paths."""
     from vidrestore.faces.align import invert_affine, shift_affine
     from vidrestore.faces.paste import _blend_cpu, _blend_torch, face_mask
 
     gen = torch.Generator().manual_seed(0)
-    frame = torch.randint(0, 256, (3, 90, 110), dtype=torch.uint8, generator=gen)
+    frame = torch.randint(0, peak + 1, (3, 90, 110), dtype=torch.int32, generator=gen).to(dtype)
     lm = torch.from_numpy(template(60) + np.array([25, 15], np.float32))[None]
     crops, m = align_faces(frame, lm, 128)
     restored = torch.rand(crops.shape, generator=gen)
@@ -53,8 +56,9 @@ def test_cpu_and_accelerator_blends_agree():
     on_cpu = np.ascontiguousarray(frame.permute(1, 2, 0).numpy())
     _blend_cpu(on_cpu, (5, 3, 95, 85), restored[0], alpha, to_region)
     diff = (torch.from_numpy(on_cpu).permute(2, 0, 1).int() - on_torch.int()).abs()
+    assert on_cpu.dtype == frame.numpy().dtype and on_torch.dtype == dtype
     assert (on_torch != frame).float().mean() > 0.1  # the face was pasted
-    assert diff.max() <= 1 and diff.float().mean() < 0.1  # one 8-bit level at most: the crop is quantised first
+    assert diff.max() <= 1 and diff.float().mean() < mean_limit  # one level at most: a uint8 crop is quantised first
 
 
 def test_grey_faces_stay_grey_and_colour_faces_keep_their_colour():

@@ -109,6 +109,31 @@ def test_interlaced_footage_is_deinterlaced_unless_asked_not_to(interlaced_clip,
     assert probe(tmp_path / "auto.mp4").field_order == "progressive"
 
 
+def test_ten_bit_footage_keeps_its_depth_around_the_faces(sample_clip, tmp_path):
+    """A 10-bit source whose frames hold a ramp finer than one 8-bit level: the restored ffv1
+    master is 10-bit and keeps that ramp, instead of a frame flattened to 8 bits."""
+    import numpy as np
+
+    from vidrestore.io import VideoReader, probe
+
+    with VideoReader(sample_clip) as r:
+        faces = [f.image for f in r][:8]
+    h, w = faces[0].shape[:2]
+    ramp = np.linspace(0, 250, w)[None, :, None]  # under one 8-bit level (257) across the frame
+    deep = [(f.astype(np.float64) * 257 * 0.9 + ramp).round().astype(np.uint16) for f in faces]
+    clip = make_clip(tmp_path / "deep.mkv", [i * 40 for i in range(8)], size=(h, w), images=deep,
+                     pix_fmt="yuv444p10le", x264_params="qp=0")
+    out, report = tmp_path / "o.mkv", tmp_path / "r.json"
+    assert _run(clip, out, "--model", "none", "--codec", "ffv1", "--quiet", "--json", report) == 0
+    assert json.loads(report.read_text())["tracks"]  # faces were pasted into these frames
+    assert probe(out).pix_fmt == "yuv444p10le"
+    with VideoReader(clip, keep_depth=True) as a, VideoReader(out, keep_depth=True) as b:
+        pairs = [(x.image.astype(int), y.image.astype(int)) for x, y in zip(a, b)]
+    background = np.s_[:, : w // 8]  # a strip the faces do not reach
+    error = np.mean([np.abs(x[background] - y[background]).mean() for x, y in pairs])
+    assert error < 20, f"mean error {error:.1f}"  # 16-bit units: one 8-bit level is 257, one 10-bit level 64
+
+
 def test_only_the_chosen_track_is_restored(two_face_clip, tiny_model, tmp_path):
     import numpy as np
 

@@ -235,7 +235,8 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
     active = [t for t in tracks if t.start <= last and t.end > first]
     if not active:
         return {}
-    # uint8 views of the frames: only the regions around faces are ever converted to float
+    # integer views of the frames (uint8, or uint16 for deep sources): only the regions around
+    # faces are ever converted to float
     tensors = {f.index: torch.from_numpy(f.image).permute(2, 0, 1).to(device) for f in window}
     frames = [list(range(max(first, t.start), min(last + 1, t.end))) for t in active]
     with glue_threads(device):
@@ -311,7 +312,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     start_pts = analysis.pts[frames.start] if frames.start < len(analysis.pts) else None
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
-                                                 deinterlace=deinterlacing(cfg, info)))
+                                                 deinterlace=deinterlacing(cfg, info), keep_depth=True))
         writer = stack.enter_context(VideoWriter(video_out, info, cfg.encode))
         side = stack.enter_context(VideoWriter(preview, _preview_info(info), cfg.encode)) if preview else None
         window: list = []

@@ -56,9 +56,13 @@ def apply_affine(m: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     return points @ m[:, :, :2].transpose(1, 2) + m[:, None, :, 2]
 
 
+# Integer frames: uint8, or uint16 for sources deeper than 8 bits (10/12-bit masters).
+PEAK = {torch.uint8: 255, torch.uint16: 65535}
+
+
 def to_unit_float(image: torch.Tensor) -> torch.Tensor:
-    """uint8 (0-255) to float in [0, 1]; float images pass through."""
-    return image.float() / 255 if image.dtype == torch.uint8 else image
+    """uint8 or uint16 to float in [0, 1]; float images pass through."""
+    return image.float() / PEAK[image.dtype] if image.dtype in PEAK else image
 
 
 def source_region(matrices: torch.Tensor, corners: torch.Tensor, height: int, width: int, margin: int = 2) -> tuple[int, int, int, int]:
@@ -82,10 +86,10 @@ _CV2_BORDERS = {"reflection": cv2.BORDER_REFLECT, "zeros": cv2.BORDER_CONSTANT}
 
 
 def warp_affine(images: torch.Tensor, matrices: torch.Tensor, size: tuple[int, int], padding: str) -> torch.Tensor:
-    """Warp (B, C, H, W) images (uint8, or float in [0, 1]) by (B, 2, 3) source-to-target matrices
+    """Warp (B, C, H, W) images (uint8/uint16, or float in [0, 1]) by (B, 2, 3) source-to-target matrices
     into float (B, C, size) images; bilinear, pixel centres at half-integers, ``padding`` 'zeros' or
     'reflection'. Batched kornia on accelerators; OpenCV on the CPU, where it is several times
-    faster than grid sampling and reads uint8 frames without converting them first."""
+    faster than grid sampling and reads integer frames without converting them first."""
     if images.device.type != "cpu":
         return kornia.geometry.transform.warp_affine(to_unit_float(images), matrices, dsize=size, mode="bilinear",
                                                       padding_mode=padding, align_corners=False)
@@ -102,7 +106,7 @@ def warp_affine(images: torch.Tensor, matrices: torch.Tensor, size: tuple[int, i
 def align_faces(frame: torch.Tensor, landmarks: torch.Tensor, face_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Warp every face of one frame to the canonical crop.
 
-    ``frame`` (3, H, W), uint8 or float in [0, 1]; ``landmarks`` (K, 5, 2) in frame pixels.
+    ``frame`` (3, H, W), uint8/uint16 or float in [0, 1]; ``landmarks`` (K, 5, 2) in frame pixels.
     Returns float crops (K, 3, S, S) and the frame-to-crop matrices (K, 2, 3). Only the frame region
     the crops come from is converted and sampled. Faces near the border are completed by reflection
     so the model never sees a black band.

@@ -11,7 +11,7 @@ import kornia
 import numpy as np
 import torch
 
-from .align import invert_affine, shift_affine, source_region, template, to_unit_float, warp_affine
+from .align import PEAK, invert_affine, shift_affine, source_region, template, to_unit_float, warp_affine
 
 
 @functools.lru_cache(maxsize=8)
@@ -69,7 +69,7 @@ def keep_grey(restored: torch.Tensor, reference: torch.Tensor, tolerance: float 
 
 def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: torch.Tensor, strength: torch.Tensor | None = None,
                 masks: torch.Tensor | None = None) -> torch.Tensor:
-    """Blend restored ``crops`` (K, 3, S, S) into ``frame`` (3, H, W; uint8, or float in [0, 1])
+    """Blend restored ``crops`` (K, 3, S, S) into ``frame`` (3, H, W; uint8/uint16, or float in [0, 1])
     through the inverse of the frame-to-crop ``matrices`` (K, 2, 3); returns a new frame of the same
     dtype. ``masks`` (K, 1, S, S): per-face paste masks (e.g. from face parsing); default the
     feathered ellipse. Only the frame region under each face's mask is warped and blended.
@@ -93,21 +93,27 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: torch.Tensor
     return torch.from_numpy(out).permute(2, 0, 1) if on_cpu else out
 
 
+_NUMPY_PEAK = {np.uint8: 255, np.uint16: 65535}
+
+
 def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
                crop_to_region: torch.Tensor) -> None:
     """OpenCV blend into the HWC array ``out``. A uint8 frame stays uint8 throughout (the crop is
-    quantised before the warp), which costs a fraction of converting the region to float and back."""
+    quantised before the warp), which costs a fraction of converting the region to float and back.
+    Deeper frames blend in float32 (OpenCV blends only 8-bit or float) and keep their depth."""
     x0, y0, x1, y1 = box
     region = out[y0:y1, x0:x1]
-    rgb = crop.permute(1, 2, 0).numpy()
-    if region.dtype == np.uint8:
-        rgb = np.rint(rgb.clip(0, 1) * 255).astype(np.uint8)
+    peak = _NUMPY_PEAK.get(region.dtype.type, 1.0)
+    rgb = crop.permute(1, 2, 0).numpy().clip(0, 1) * peak
+    rgb = np.rint(rgb).astype(np.uint8) if region.dtype == np.uint8 else rgb.astype(np.float32)
     m, dsize = crop_to_region.double().numpy(), (x1 - x0, y1 - y0)
     def warp(image: np.ndarray) -> np.ndarray:
         return cv2.warpAffine(np.ascontiguousarray(image), m, dsize, flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     weight = warp(alpha[0].float().numpy())
-    region[...] = cv2.blendLinear(region, warp(rgb.astype(region.dtype, copy=False)), 1 - weight, weight)
+    base = region if region.dtype in (np.uint8, np.float32) else region.astype(np.float32)
+    blended = cv2.blendLinear(base, warp(rgb), 1 - weight, weight)
+    region[...] = blended if blended.dtype == region.dtype else np.rint(blended).clip(0, peak)
 
 
 def _blend_torch(out: torch.Tensor, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
@@ -117,4 +123,5 @@ def _blend_torch(out: torch.Tensor, box: tuple[int, int, int, int], crop: torch.
     warped = warp_affine(torch.cat([crop, alpha])[None], crop_to_region[None], (y1 - y0, x1 - x0), "zeros")[0]
     weight = warped[3:4]
     blended = to_unit_float(out[:, y0:y1, x0:x1]) * (1 - weight) + warped[:3] * weight
-    out[:, y0:y1, x0:x1] = (blended.clamp(0, 1) * 255).round().to(torch.uint8) if out.dtype == torch.uint8 else blended
+    peak = PEAK.get(out.dtype)
+    out[:, y0:y1, x0:x1] = (blended.clamp(0, 1) * peak).round().to(out.dtype) if peak else blended

@@ -26,7 +26,8 @@ _END = object()
 
 @dataclass
 class Frame:
-    """One decoded frame. ``image`` is RGB uint8 in display orientation (rotation applied)."""
+    """One decoded frame. ``image`` is RGB in display orientation (rotation applied): uint8, or
+    uint16 when a reader with ``keep_depth`` reads a source deeper than 8 bits."""
 
     index: int
     pts: int | None
@@ -51,9 +52,15 @@ def rotate_to_coded(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=-(rotation // 90) % 4)) if rotation % 360 else image
 
 
-def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0) -> tuple[np.ndarray, tuple[float, float]]:
+def bit_depth(pix_fmt: str) -> int:
+    """Bits of the deepest component of ``pix_fmt`` (8 for yuv420p, 10 for yuv422p10le)."""
+    return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+
+
+def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0, deep: bool = False) -> tuple[np.ndarray, tuple[float, float]]:
     """RGB image in display orientation, downscaled in the same FFmpeg conversion so that its longer
-    side is at most ``max_side`` (0: full size); returns it with its scale (x, y) to display pixels."""
+    side is at most ``max_side`` (0: full size); returns it with its scale (x, y) to display pixels.
+    ``deep``: uint16 (rgb48) instead of uint8, so 10- and 12-bit sources keep their precision."""
     # Convert with the stream's own matrix and range; FFmpeg's default (BT.601, limited) shifts
     # colours of HD material, and the inverse conversion on encode must be the same one.
     matrix = info.color.matrix if info.color.matrix not in (0, 2) else None
@@ -64,7 +71,7 @@ def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0) -> tu
     if factor < 1.0:
         kwargs.update(width=max(1, round(frame.width * factor)), height=max(1, round(frame.height * factor)),
                       interpolation="AREA")
-    rgb = frame.reformat(format="rgb24", **kwargs).to_ndarray()
+    rgb = frame.reformat(format="rgb48le" if deep else "rgb24", **kwargs).to_ndarray()
     scale = (rgb.shape[1] / frame.width, rgb.shape[0] / frame.height)
     if (info.rotation // 90) % 2:
         scale = scale[::-1]
@@ -115,16 +122,19 @@ class VideoReader:
     only; with ``start_pts`` (the PTS of frame ``start``, known from a previous pass) the reader
     seeks to the keyframe before it instead of
     decoding everything before it. ``deinterlace``: frames go through :class:`Deinterlacer` and
-    ``Frame.source`` is the progressive frame.
+    ``Frame.source`` is the progressive frame. ``keep_depth``: full-size images of sources deeper
+    than 8 bits are uint16, for pasting faces into them without flattening the frame to 8 bits.
     """
 
     def __init__(self, path: str | Path, prefetch: int = 16, max_side: int = 0,
-                 start: int = 0, stop: int | None = None, start_pts: int | None = None, deinterlace: bool = False):
+                 start: int = 0, stop: int | None = None, start_pts: int | None = None, deinterlace: bool = False,
+                 keep_depth: bool = False):
         self.path = Path(path)
         self.info = probe(self.path)
         self.prefetch = prefetch
         self.max_side = max_side
         self.deinterlace = deinterlace
+        self.deep = keep_depth and not max_side and bit_depth(self.info.pix_fmt) > 8
         self._index = 0
         self.start, self.stop, self.start_pts = start, stop, start_pts
         self.stats = DecodeStats()
@@ -204,7 +214,7 @@ class VideoReader:
             self._put(_END)
             return False
         if self._index >= self.start:
-            image, scale = frame_to_rgb(frame, self.info, self.max_side)
+            image, scale = frame_to_rgb(frame, self.info, self.max_side, self.deep)
             if not self._put(Frame(self._index, frame.pts, image, frame, scale)):
                 return False
             self.stats.frames += 1

@@ -153,7 +153,8 @@ class VideoWriter:
         return {}
 
     def write(self, source: av.VideoFrame, pts: int | None, image: np.ndarray | None = None) -> None:
-        """Queue one frame for encoding: ``image`` (RGB, display orientation) when faces were pasted, else ``source``."""
+        """Queue one frame for encoding: ``image`` (RGB uint8 or uint16, display orientation) when faces
+        were pasted, else ``source``."""
         self._raise_pending()
         self._queue.put((source, pts, image))
         self.frames_written += 1
@@ -193,7 +194,7 @@ class VideoWriter:
 
     def _to_video_frame(self, image: np.ndarray) -> av.VideoFrame:
         coded = rotate_to_coded(image, self.info.rotation)
-        return av.VideoFrame.from_ndarray(np.ascontiguousarray(coded), format="rgb24")
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(coded), format="rgb48le" if coded.dtype == np.uint16 else "rgb24")
 
     def _mux(self, packets: list[av.Packet]) -> None:
         try:
