@@ -131,22 +131,30 @@ def combing(image: np.ndarray) -> float:
     return float(np.abs(rows[1:-1] - (rows[:-2] + rows[2:]) / 2).mean())
 
 
-@pytest.fixture(scope="session")
-def interlaced_clip(sample_clip, tmp_path_factory) -> Path:
-    """The sample's 24 frames as top-field-first interlaced video whose bottom field is the next
-    frame moved 4 px to the right (combing on every edge), with a keyframe every 6 frames."""
+def weave_clip(path: Path, source: Path, top_first: bool = True, declare: bool = True) -> Path:
+    """``source``'s frames as interlaced video: the later field is the next frame moved 4 px to the
+    right (combing on every edge); a keyframe every 6 frames. ``declare``: code it as interlaced
+    (field order tt or bb); otherwise it is flagged progressive, as many archival transfers are."""
     from vidrestore.io import VideoReader
 
-    with VideoReader(sample_clip) as r:
+    with VideoReader(source) as r:
         frames = [f.image for f in r]
+    later = 1 if top_first else 0  # the rows of the later field
     woven = []
-    for i, top in enumerate(frames):
-        image = top.copy()
-        image[1::2] = np.roll(frames[min(i + 1, len(frames) - 1)], 4, axis=1)[1::2]
+    for i, first in enumerate(frames):
+        image = first.copy()
+        image[later::2] = np.roll(frames[min(i + 1, len(frames) - 1)], 4, axis=1)[later::2]
         woven.append(image)
     h, w = woven[0].shape[:2]
-    return make_clip(tmp_path_factory.mktemp("interlaced") / "interlaced.mp4", [i * 40 for i in range(len(woven))],
-                     size=(h, w), images=woven, audio=True, x264_params="interlaced=1:tff=1:keyint=6:no-mbtree=1")
+    fields = f"interlaced=1:{'tff' if top_first else 'bff'}=1:" if declare else ""
+    return make_clip(path, [i * 40 for i in range(len(woven))], size=(h, w), images=woven, audio=True,
+                     x264_params=f"{fields}keyint=6:no-mbtree=1")
+
+
+@pytest.fixture(scope="session")
+def interlaced_clip(sample_clip, tmp_path_factory) -> Path:
+    """The sample's 24 frames, coded as top-field-first interlaced video (see weave_clip)."""
+    return weave_clip(tmp_path_factory.mktemp("interlaced") / "interlaced.mp4", sample_clip)
 
 
 @pytest.fixture(scope="session")

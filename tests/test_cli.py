@@ -6,7 +6,7 @@ import sys
 
 import av
 import pytest
-from conftest import REPO, combing, make_clip, read_pts, shared_file
+from conftest import REPO, combing, make_clip, read_pts, shared_file, weave_clip
 
 from vidrestore.cli import main
 
@@ -91,22 +91,32 @@ def test_black_and_white_footage_comes_out_black_and_white(sample_clip, tiny_mod
     assert spread <= 4, f"channels differ by up to {spread} levels"  # no colour crept in
 
 
-def test_interlaced_footage_is_deinterlaced_unless_asked_not_to(interlaced_clip, tmp_path):
+@pytest.mark.parametrize("declared", [True, False])
+def test_interlaced_footage_is_deinterlaced_unless_asked_not_to(interlaced_clip, sample_clip, tmp_path, declared):
+    """Declared top-field-first fields, and bottom-field-first ones flagged progressive (found by idet)."""
     import numpy as np
 
-    from vidrestore.io import probe
+    from vidrestore.io import VideoReader, probe
 
-    comb = {}
+    clip = interlaced_clip if declared else weave_clip(tmp_path / "bff.mp4", sample_clip, top_first=False, declare=False)
+    comb, frames = {}, {}
     for mode in ("auto", "off"):
         out, report = tmp_path / f"{mode}.mp4", tmp_path / f"{mode}.json"
-        assert _run(interlaced_clip, out, "--model", "none", "--deinterlace", mode, "--quiet", "--json", report) == 0
+        assert _run(clip, out, "--model", "none", "--deinterlace", mode, "--quiet", "--json", report) == 0
         notes = json.loads(report.read_text())["notes"]
         assert json.loads(report.read_text())["tracks"] and any("deinterlaced" in n for n in notes) == (mode == "auto")
-        assert read_pts(out) == read_pts(interlaced_clip) and _streams(out) == ["video", "audio"]
+        assert read_pts(out) == read_pts(clip) and _streams(out) == ["video", "audio"]
         with av.open(str(out)) as c:
-            comb[mode] = np.mean([combing(f.to_ndarray(format="rgb24")) for f in c.decode(video=0)])
+            frames[mode] = [f.to_ndarray(format="rgb24").astype(float) for f in c.decode(video=0)]
+        comb[mode] = np.mean([combing(f) for f in frames[mode]])
     assert comb["auto"] < 0.4 * comb["off"], comb
     assert probe(tmp_path / "auto.mp4").field_order == "progressive"
+    # the right field order keeps the earlier field (frame i); the wrong one the later (frame i+1, moved)
+    with VideoReader(sample_clip) as r:
+        sources = [f.image.astype(float) for f in r]
+    to_earlier = np.mean([np.abs(o - s).mean() for o, s in zip(frames["auto"], sources[:-1])])
+    to_later = np.mean([np.abs(o - np.roll(s, 4, axis=1)).mean() for o, s in zip(frames["auto"], sources[1:])])
+    assert to_earlier < 0.7 * to_later, (to_earlier, to_later)
 
 
 def test_ten_bit_footage_keeps_its_depth_around_the_faces(sample_clip, tmp_path):

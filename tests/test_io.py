@@ -167,7 +167,7 @@ def test_interlaced_fields_are_declared_and_deinterlaced_with_the_same_timing(in
     assert not probe(sample_clip).interlaced
     with VideoReader(interlaced_clip) as r:
         raw = list(r)
-    with VideoReader(interlaced_clip, deinterlace=True) as r:
+    with VideoReader(interlaced_clip, deinterlace="tff") as r:
         clean = list(r)
     assert [f.pts for f in clean] == [f.pts for f in raw] and len(raw) == 24
     assert not any(f.source.interlaced_frame for f in clean)
@@ -177,9 +177,9 @@ def test_interlaced_fields_are_declared_and_deinterlaced_with_the_same_timing(in
 
 @pytest.mark.parametrize("start", [6, 9])  # a keyframe, and a frame between keyframes
 def test_a_segment_deinterlaces_its_frames_as_a_whole_run_does(interlaced_clip, start):
-    with VideoReader(interlaced_clip, deinterlace=True) as r:
+    with VideoReader(interlaced_clip, deinterlace="tff") as r:
         whole = list(r)
-    with VideoReader(interlaced_clip, start=start, stop=start + 5, start_pts=whole[start].pts, deinterlace=True) as r:
+    with VideoReader(interlaced_clip, start=start, stop=start + 5, start_pts=whole[start].pts, deinterlace="tff") as r:
         part = list(r)
     assert [f.index for f in part] == list(range(start, start + 5))
     for a, b in zip(part, whole[start:]):

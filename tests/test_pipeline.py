@@ -1,16 +1,14 @@
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
-from conftest import make_clip
+from conftest import make_clip, weave_clip
 from hypothesis import given
 from hypothesis import strategies as st
 
 from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.io import VideoReader, probe
 from vidrestore.errors import ConfigError
-from vidrestore.pipeline import PipelineConfig, analyse, deinterlacing, pack_pieces
+from vidrestore.pipeline import PipelineConfig, analyse, choose_deinterlace, pack_pieces
 
 
 def test_tracks_split_at_a_cut_with_batched_detection(sample_clip, tmp_path):
@@ -100,10 +98,18 @@ def test_faces_sharing_forward_passes_paste_as_when_restored_in_one_pass(two_fac
     assert np.abs(outputs[6] - source).mean() > 1  # the faces were restored, not copied
 
 
-@pytest.mark.parametrize("mode, fields, expected", [("auto", "tt", True), ("auto", "bt", True), ("auto", "progressive", False),
-                                                    ("auto", "unknown", False), ("on", "progressive", True), ("off", "tt", False)])
-def test_deinterlacing_follows_the_mode_and_the_declared_fields(sample_clip, mode, fields, expected):
-    info = dataclasses.replace(probe(sample_clip), field_order=fields)
-    assert deinterlacing(PipelineConfig(deinterlace=mode), info) is expected
+@pytest.mark.parametrize("mode, clip, expected", [
+    ("auto", "declared", "tff"), ("off", "declared", ""), ("auto", "declared bb", "bff"), ("auto", "tff", "tff"), ("auto", "bff", "bff"),
+    ("off", "bff", ""), ("auto", "progressive", ""), ("on", "progressive", "tff")])
+def test_deinterlacing_follows_the_mode_the_declared_fields_and_what_idet_finds(sample_clip, interlaced_clip, tmp_path,
+                                                                              mode, clip, expected):
+    """Undeclared fields (a woven clip flagged progressive) are found by idet, with their order."""
+    path = {"declared": interlaced_clip, "progressive": sample_clip}.get(clip)
+    if path is None:
+        declare = clip.startswith("declared")
+        path = weave_clip(tmp_path / "woven.mp4", sample_clip, top_first=clip == "tff", declare=declare)
+        assert probe(path).interlaced == declare
+    parity, why = choose_deinterlace(PipelineConfig(deinterlace=mode), path, probe(path))
+    assert parity == expected and bool(why) == bool(expected)
     with pytest.raises(ConfigError, match="auto, on or off"):
-        deinterlacing(PipelineConfig(deinterlace="yes"), info)
+        choose_deinterlace(PipelineConfig(deinterlace="yes"), path, probe(path))

@@ -83,7 +83,7 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask", choices=["auto", "ellipse", "parsing"], help="paste mask (auto: face parsing when ParseNet weights are found)")
     p.add_argument("--parsing-weights", help="ParseNet checkpoint (facexlib's parsing_parsenet.pth); also VIDRESTORE_WEIGHTS_PARSENET_512")
     p.add_argument("--deinterlace", choices=["auto", "on", "off"],
-                   help="bwdif deinterlacing (auto: when the stream declares interlaced fields; on: also footage flagged progressive)")
+                   help="bwdif deinterlacing (auto: when the stream declares interlaced fields or idet finds them; on: always)")
     p.add_argument("--tracks", type=_track_ids, metavar="IDS", help="restore only these face tracks, e.g. 0,3 (ids from a --dry-run report)")
     p.add_argument("--segment-frames", type=int, help="restore in segments of whole shots of at least this many frames (0: one segment)")
     p.add_argument("--codec", help="video encoder (libx264, libx265, ffv1, prores_ks ...)")

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ..faces.detect import DetectorConfig, FaceDetector, create_detector
-from ..io import probe, remux
+from ..io import remux
 from ..io.writer import atomic_output, check_encoder
 from ..options import RestoreOptions, build_restorer
 from ..pipeline import (
@@ -129,7 +129,7 @@ def finish(plan: ItemPlan, frames_out: int) -> dict:
     try:
         with atomic_output(item.output) as tmp:
             if parts:
-                notes.extend(deinterlace_note(item.options.pipeline, probe(item.input)))
+                notes.extend(deinterlace_note(plan.analysis))
                 assemble(item.input, parts, tmp, provenance(plan.restorer))
             else:
                 notes.append(copy_note(plan.analysis))

@@ -45,6 +45,12 @@ class VideoInfo:
         return self.field_order in ("tt", "bb", "tb", "bt")
 
     @property
+    def parity(self) -> str:
+        """The field shown first, for a stream that declares its fields: tt and bt (bottom coded,
+        top shown first) are "tff"; bb and tb are "bff"."""
+        return "tff" if self.field_order in ("tt", "bt") else "bff"
+
+    @property
     def display_size(self) -> tuple[int, int]:
         """(width, height) of frames as the pipeline sees them, after rotation."""
         return (self.height, self.width) if self.rotation % 180 else (self.width, self.height)

@@ -7,6 +7,7 @@ fail to decode are counted and skipped: a damaged file restores what decodes.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections import deque
@@ -78,16 +79,64 @@ def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0, deep:
     return rotate_to_display(rgb, info.rotation), scale
 
 
+PARITIES = ("tff", "bff")
+
+
+@dataclass(frozen=True)
+class FieldScan:
+    """What FFmpeg's idet made of the first frames of a stream: frames that look interlaced, by
+    field order, and frames that look progressive (static frames count as neither)."""
+
+    tff: int
+    bff: int
+    progressive: int
+
+    @property
+    def interlaced(self) -> bool:
+        return self.tff + self.bff > self.progressive
+
+    @property
+    def parity(self) -> str:
+        return "bff" if self.bff > self.tff else "tff"
+
+
+def scan_fields(path: str | Path, frames: int = 60) -> FieldScan:
+    """Run idet over the first ``frames`` decoded frames of ``path`` (its content, not its flags)."""
+    counts: dict[str, str] = {}
+    with open_input(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        graph = av.filter.Graph()
+        source, idet, sink = graph.add_buffer(template=stream), graph.add("idet"), graph.add("buffersink")
+        source.link_to(idet)
+        idet.link_to(sink)
+        graph.configure()
+        with contextlib.suppress(av.error.FFmpegError):  # damaged: judge by the frames before the damage
+            for frame, _ in zip(container.decode(stream), range(frames)):
+                graph.vpush(frame)
+                with contextlib.suppress(av.error.BlockingIOError, av.error.EOFError):
+                    while True:
+                        counts = dict(graph.vpull().metadata)  # running totals: the last frame's are the scan's
+    def count(kind: str) -> int:
+        return round(float(counts.get(f"lavfi.idet.multiple.{kind}", 0)))
+    return FieldScan(count("tff"), count("bff"), count("progressive"))
+
+
 class Deinterlacer:
     """FFmpeg's bwdif through a PyAV filter graph: one progressive frame per interlaced frame, so
     frame count and timing stay those of the input. Frames come out one frame late (bwdif looks
-    at the next one); push None at the end of the stream for the last."""
+    at the next one); push None at the end of the stream for the last. ``parity``: which field is
+    shown first, "tff" or "bff". It is always given: bwdif's "auto" reads per-frame flags, which
+    H.264 streams coded as fields do not always carry (x264 without pic_struct), and then guesses
+    wrong, keeping the later field and putting every frame half a frame late."""
 
-    def __init__(self, stream: av.video.stream.VideoStream):
+    def __init__(self, stream: av.video.stream.VideoStream, parity: str):
+        if parity not in PARITIES:
+            raise ValueError(f"field parity must be one of {PARITIES}, not {parity!r}")
         self.graph = av.filter.Graph()
         source = self.graph.add_buffer(template=stream)
         # deint=all: also frames flagged progressive, as archival transfers often are
-        bwdif = self.graph.add("bwdif", "mode=send_frame:parity=auto:deint=all")
+        bwdif = self.graph.add("bwdif", f"mode=send_frame:parity={parity}:deint=all")
         sink = self.graph.add("buffersink")
         source.link_to(bwdif)
         bwdif.link_to(sink)
@@ -121,13 +170,14 @@ class VideoReader:
     analysis that works on small images anyway. ``start``/``stop`` read frames ``[start, stop)``
     only; with ``start_pts`` (the PTS of frame ``start``, known from a previous pass) the reader
     seeks to the keyframe before it instead of
-    decoding everything before it. ``deinterlace``: frames go through :class:`Deinterlacer` and
-    ``Frame.source`` is the progressive frame. ``keep_depth``: full-size images of sources deeper
-    than 8 bits are uint16, for pasting faces into them without flattening the frame to 8 bits.
+    decoding everything before it. ``deinterlace``: a field parity (see :class:`Deinterlacer`) to
+    deinterlace with, "" for none; ``Frame.source`` is then the progressive frame. ``keep_depth``:
+    full-size images of sources deeper than 8 bits are uint16, for pasting faces into them without
+    flattening the frame to 8 bits.
     """
 
     def __init__(self, path: str | Path, prefetch: int = 16, max_side: int = 0,
-                 start: int = 0, stop: int | None = None, start_pts: int | None = None, deinterlace: bool = False,
+                 start: int = 0, stop: int | None = None, start_pts: int | None = None, deinterlace: str = "",
                  keep_depth: bool = False):
         self.path = Path(path)
         self.info = probe(self.path)
@@ -191,7 +241,7 @@ class VideoReader:
                     target = self.start_pts - 1 if self.deinterlace else self.start_pts
                     container.seek(target, stream=stream, backward=True, any_frame=False)
                 self._index = self.start if seeking else 0
-                deinterlacer = Deinterlacer(stream) if self.deinterlace else None
+                deinterlacer = Deinterlacer(stream, self.deinterlace) if self.deinterlace else None
                 for packet in container.demux(stream):
                     for decoded in self._decode_packet(packet):
                         for frame in deinterlacer(decoded) if deinterlacer else [decoded]:
