@@ -174,6 +174,40 @@ def test_only_the_chosen_track_is_restored(two_face_clip, tiny_model, tmp_path):
     assert not missing.exists()
 
 
+def test_strength_blends_restored_faces_with_the_originals_per_track(two_face_clip, tiny_model, tmp_path, capsys):
+    import numpy as np
+
+    def frames(path):
+        with av.open(str(path)) as c:
+            return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(float)
+
+    def restore(name, *options):
+        out, report = tmp_path / f"{name}.mkv", tmp_path / f"{name}.json"
+        code = _run(two_face_clip, out, "--model", tiny_model, "--preset", "fast", "--codec", "ffv1", "--quiet", "--json", report, *options)
+        return code, out, (json.loads(report.read_text()) if report.exists() else None)
+
+    _, full, report = restore("full")
+    _, half, _ = restore("half", "--strength", "0.5")
+    original = frames(two_face_clip)
+    changed = np.abs(frames(full) - original) > 12  # the pasted faces (outside them: a level or two of RGB round trip)
+    ratio = np.abs(frames(half) - original)[changed].mean() / np.abs(frames(full) - original)[changed].mean()
+    assert changed.mean() > 0.01 and 0.4 < ratio < 0.6, ratio
+
+    right = max(report["tracks"], key=lambda t: t["start"])["id"]
+    left = min(report["tracks"], key=lambda t: t["start"])["id"]
+    _, mixed, mixed_report = restore("mixed", "--strength", f"{left}=0")
+    _, only_right, _ = restore("right", "--tracks", str(right))
+    assert [t["selected"] for t in mixed_report["tracks"]] == [t["id"] == right for t in report["tracks"]]
+    assert np.array_equal(frames(mixed), frames(only_right))  # strength 0: the track is not even restored
+
+    _, none, none_report = restore("none", "--strength", "0")
+    assert "strength above 0" in none_report["notes"][0]
+    capsys.readouterr()
+    assert restore("bad", "--strength", "1.5")[0] == 6 and "from 0 to 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        restore("bad", "--strength", "left=1")
+
+
 def test_zero_faces_copies_the_video_untouched(tmp_path):
     src = make_clip(tmp_path / "noface.mp4", list(range(0, 400, 40)), audio=True)
     out, report = tmp_path / "o.mp4", tmp_path / "r.json"

@@ -36,3 +36,15 @@ def test_exponent_floats_in_yaml_are_numbers(tmp_path):
     path.write_text("model: tiny\nlr: fast\n")
     with pytest.raises(ConfigError, match="expected a number"):
         load_train_config(path)
+
+
+def test_pairs_in_yaml_take_one_type_per_place_and_strengths_are_checked():
+    from vidrestore.config import from_dict
+    from vidrestore.pipeline import PipelineConfig
+
+    cfg = from_dict(PipelineConfig, {"track_strength": [[3, 0.4], [1, 1]]})
+    assert cfg.track_strength == ((3, 0.4), (1, 1.0)) and cfg.strength_of(3) == 0.4 and cfg.strength_of(2) == 1.0
+    with pytest.raises(ConfigError, match="expected 2 items"):
+        from_dict(PipelineConfig, {"track_strength": [[3]]})
+    with pytest.raises(ConfigError, match="strength of track 3: expected a value from 0 to 1"):
+        from_dict(PipelineConfig, {"track_strength": [[3, 2]]})

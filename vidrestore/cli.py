@@ -65,6 +65,15 @@ def _track_ids(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected track ids separated by commas, like 0,3; got {text!r}") from None
 
 
+def _strength(text: str) -> tuple[int | None, float]:
+    """"0.6" (every track) or "3=0.4" (track 3) -> (track id or None, strength)."""
+    track, sep, value = text.rpartition("=")
+    try:
+        return (int(track) if sep else None), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a strength like 0.6, or TRACK=STRENGTH like 3=0.4; got {text!r}") from None
+
+
 def add_restore_options(p: argparse.ArgumentParser) -> None:
     """The options that decide how a video is restored: shared by the single-file and batch commands."""
     p.add_argument("--model", default="flipnet-small", help="zoo name, a .safetensors path, or 'none' (pass-through, for debugging)")
@@ -85,6 +94,9 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deinterlace", choices=["auto", "on", "off"],
                    help="bwdif deinterlacing (auto: when the stream declares interlaced fields or idet finds them; on: always)")
     p.add_argument("--tracks", type=_track_ids, metavar="IDS", help="restore only these face tracks, e.g. 0,3 (ids from a --dry-run report)")
+    p.add_argument("--strength", type=_strength, action="append", metavar="[TRACK=]S",
+                   help="how much of the restored face replaces the original, 0-1 (default 1); "
+                        "TRACK=S for one track (ids from --dry-run); repeatable, e.g. --strength 0.7 --strength 3=0.4")
     p.add_argument("--segment-frames", type=int, help="restore in segments of whole shots of at least this many frames (0: one segment)")
     p.add_argument("--codec", help="video encoder (libx264, libx265, ffv1, prores_ks ...)")
     p.add_argument("--crf", type=int, help="quality for x264/x265 (lower is better)")
@@ -141,6 +153,9 @@ def options_from_args(args: argparse.Namespace):
                          ("deinterlace", args.deinterlace)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
+    for track, value in args.strength or []:
+        cfg = (dataclasses.replace(cfg, strength=value) if track is None else
+               dataclasses.replace(cfg, track_strength=(*((i, v) for i, v in cfg.track_strength if i != track), (track, value))))
     sampler = resolve_config(SamplerConfig, "presets", args.preset)
     if args.seed is not None:
         sampler = dataclasses.replace(sampler, seed=args.seed)

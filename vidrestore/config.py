@@ -47,8 +47,11 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
-        item = args[0] if args else Any
-        seq = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        fixed = origin is tuple and args and args[-1] is not Ellipsis  # tuple[int, float]: one type per place
+        if fixed and len(value) != len(args):
+            raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
+        hints = args if fixed else [args[0] if args else Any] * len(value)
+        seq = [_coerce(v, hint, f"{where}[{i}]") for i, (v, hint) in enumerate(zip(value, hints))]
         return tuple(seq) if origin is tuple else seq
     if hint is float:
         return _to_float(value, where)

@@ -60,10 +60,22 @@ class PipelineConfig:
     # them in its first frames; on: always; off: never (faces restored on combed frames come out combed).
     deinterlace: str = "auto"
     only_tracks: tuple[int, ...] = ()  # restore only these track ids (from a --dry-run report); empty: every track
+    # How much of each restored face replaces the original: 1 all of it, 0.5 an even blend (a
+    # fidelity knob, like CodeFormer's w but applied in the paste); per track as (id, strength) pairs.
+    strength: float = 1.0
+    track_strength: tuple[tuple[int, float], ...] = ()
     shots: ShotConfig = field(default_factory=ShotConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
+
+    def __post_init__(self) -> None:
+        for what, value in [("strength", self.strength), *((f"strength of track {i}", v) for i, v in self.track_strength)]:
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{what}: expected a value from 0 to 1, got {value}")
+
+    def strength_of(self, track_id: int) -> float:
+        return dict(self.track_strength).get(track_id, self.strength)
 
 
 @dataclass
@@ -169,21 +181,21 @@ def deinterlace_note(analysis: Analysis) -> list[str]:
 
 
 def selected_tracks(analysis: Analysis, cfg: PipelineConfig) -> list[Track]:
-    """The tracks to restore: every one, or those ``cfg.only_tracks`` names; an id the analysis did
-    not find is a usage error (ids come from a --dry-run report with the same detection options)."""
-    if not cfg.only_tracks:
-        return analysis.tracks
+    """The tracks to restore: those ``cfg.only_tracks`` names (default every one) whose strength is
+    above 0. A track id the analysis did not find is a usage error (ids come from a --dry-run
+    report with the same detection options)."""
     found = [t.track_id for t in analysis.tracks]
-    unknown = sorted(set(cfg.only_tracks) - set(found))
+    unknown = sorted((set(cfg.only_tracks) | {i for i, _ in cfg.track_strength}) - set(found))
     if unknown:
         raise UsageError(f"no track {', '.join(map(str, unknown))} in this video; its tracks are "
                          f"{', '.join(map(str, found)) or 'none'} (see --dry-run; ids depend on the detection options)")
-    return [t for t in analysis.tracks if t.track_id in cfg.only_tracks]
+    return [t for t in analysis.tracks
+            if (not cfg.only_tracks or t.track_id in cfg.only_tracks) and cfg.strength_of(t.track_id) > 0]
 
 
 def copy_note(analysis: Analysis) -> str:
     """Why a video with nothing to restore was copied as it is."""
-    why = "no face found" if not analysis.tracks else "no track selected"
+    why = "no face found" if not analysis.tracks else "no track selected with a strength above 0"
     return f"{why}: the video was copied without re-encoding"
 
 
@@ -277,7 +289,8 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
                 faces = match_colour(faces, track_crops, face_mask(cfg.face_size, device))
             faces = keep_grey(faces, track_crops)
         for j, i in enumerate(idx):
-            pastes.setdefault(i, []).append((faces[j], track_mats[j], _fade(track, i, cfg.fade_frames), masks[j]))
+            strength = cfg.strength_of(track.track_id) * _fade(track, i, cfg.fade_frames)
+            pastes.setdefault(i, []).append((faces[j], track_mats[j], strength, masks[j]))
         if track.end <= last + 1:
             contexts.pop(track.track_id, None)
     out = {}
