@@ -215,3 +215,16 @@ def test_ray_local_run_of_three_clips(three_shot_clip, tmp_path):
     assert len(items) == 3 and all(i["status"] == "done" and i["report"]["segments"] == 3 for i in items)
     for i in range(3):
         assert read_pts(out / f"c{i}.mp4") == read_pts(three_shot_clip)
+
+
+def test_the_fingerprint_follows_the_reference_photo_content(tmp_path):
+    from vidrestore.options import RestoreOptions, weights_digest
+    from vidrestore.pipeline import PipelineConfig
+
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"first photo")
+    options = RestoreOptions(PipelineConfig(track_references=((0, str(photo)),)), SamplerConfig(), model="none")
+    before = options.fingerprint()
+    photo.write_bytes(b"another photo")
+    weights_digest.cache_clear()
+    assert options.fingerprint() != before

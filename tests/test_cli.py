@@ -208,6 +208,59 @@ def test_strength_blends_restored_faces_with_the_originals_per_track(two_face_cl
         restore("bad", "--strength", "left=1")
 
 
+def _photo(frame, path, exif_rotated: bool = False):
+    """Save an RGB frame as a JPEG; ``exif_rotated``: stored sideways with an EXIF orientation tag
+    that turns it upright, as phone cameras do."""
+    import numpy as np
+    from PIL import Image
+
+    image = Image.fromarray(np.rot90(frame) if exif_rotated else frame)
+    exif = Image.Exif()
+    if exif_rotated:
+        exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    image.save(path, exif=exif)
+    return path
+
+
+def test_a_reference_photo_gives_the_track_its_identity(sample_clip, tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    from vidrestore.io import VideoReader
+    from vidrestore.models.flipnet import Flipnet, load_config, save_flipnet
+
+    torch.manual_seed(0)
+    model = Flipnet(load_config("tiny"))
+    for layer in (model.conv_out, model.identity_proj[-1]):  # zero-initialised: identity would change nothing
+        torch.nn.init.normal_(layer.weight, std=0.2)
+    weights = tmp_path / "ident.safetensors"
+    save_flipnet(model, weights)
+    with VideoReader(sample_clip) as r:
+        frames = [f.image for f in r]
+    # another face for the reference: the sample's, mirrored and warmer
+    other = np.ascontiguousarray(frames[5][:, ::-1]) // 2 + np.array([100, 60, 40], np.uint8)
+    photo = _photo(np.repeat(np.repeat(other, 2, 0), 2, 1), tmp_path / "photo.jpg", exif_rotated=True)
+
+    def restore(name, *options):
+        out, report = tmp_path / f"{name}.mkv", tmp_path / f"{name}.json"
+        code = _run(sample_clip, out, "--model", weights, "--preset", "fast", "--codec", "ffv1", "--quiet", "--json", report, *options)
+        if code:
+            return code, None, None
+        with av.open(str(out)) as c:
+            return code, np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(int), json.loads(report.read_text())
+
+    _, own, _ = restore("own")
+    _, anchored, report = restore("anchored", "--reference", photo)
+    assert [t["reference"] for t in report["tracks"]] == [str(photo)]
+    assert np.abs(anchored - own).mean() > 0.05  # deterministic runs: any difference is the identity taken from the photo
+
+    capsys.readouterr()
+    grey = _photo(np.full((200, 200, 3), 128, np.uint8), tmp_path / "grey.jpg")
+    assert restore("grey", "--reference", grey)[0] == 2 and "no face found in the reference photo" in capsys.readouterr().err
+    assert restore("missing", "--reference", tmp_path / "none.jpg")[0] == 2 and "cannot read" in capsys.readouterr().err
+    assert restore("unknown", "--reference", f"9={photo}")[0] == 2 and "no track 9" in capsys.readouterr().err
+
+
 def test_zero_faces_copies_the_video_untouched(tmp_path):
     src = make_clip(tmp_path / "noface.mp4", list(range(0, 400, 40)), audio=True)
     out, report = tmp_path / "o.mp4", tmp_path / "r.json"

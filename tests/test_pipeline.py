@@ -73,8 +73,8 @@ def test_faces_sharing_forward_passes_paste_as_when_restored_in_one_pass(two_fac
                                        torch.float32, None, 32)
             self.name, self.face_size, self.calls = "tiny", self.inner.face_size, []
 
-        def start_track(self, track_id, crops):
-            return self.inner.start_track(track_id, crops)
+        def start_track(self, track_id, crops, reference=None):
+            return self.inner.start_track(track_id, crops, reference)
 
         def restore_tracks(self, pieces):
             self.calls.append([len(c) for c, _ in pieces])

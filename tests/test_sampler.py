@@ -136,3 +136,27 @@ def test_tracks_restored_in_one_batch_equal_tracks_restored_alone():
     assert torch.allclose(torch.cat([first_a, rest_a]), expected_a, atol=1e-5)
     assert torch.allclose(torch.cat([first_b, rest_b]), expected_b, atol=1e-5)
     assert not torch.allclose(expected_a[:3], joint.restore_tracks([(a[:3], start(joint, 1, a))])[0], atol=1e-3)
+
+
+def test_a_reference_crop_sets_the_track_identity(sample_clip, tmp_path):
+    from PIL import Image
+
+    from vidrestore.faces.detect import DetectorConfig, create_detector
+    from vidrestore.faces.identity import DlibIdentityEncoder
+    from vidrestore.io import VideoReader
+    from vidrestore.pipeline import reference_crop
+    from vidrestore.restore import FlipnetRestorer
+
+    with VideoReader(sample_clip) as r:
+        frame = next(iter(r)).image
+    photo = tmp_path / "reference.png"
+    Image.fromarray(frame).save(photo)
+    crop = reference_crop(str(photo), create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")), 128)
+    assert crop.shape == (128, 128, 3) and crop.dtype == np.uint8
+    encoder = DlibIdentityEncoder()
+    restorer = FlipnetRestorer(_model(), SamplerConfig(steps=2, start_step=200), torch.device("cpu"), encoder, "tiny")
+    own_frames = torch.rand(4, 3, 128, 128)
+    anchored = restorer.start_track(0, own_frames, torch.from_numpy(crop).permute(2, 0, 1)[None] / 255)
+    own = restorer.start_track(0, own_frames)
+    assert torch.allclose(anchored.identity, torch.from_numpy(encoder.embed(crop[None])[0]), atol=1e-5)
+    assert not torch.allclose(own.identity, anchored.identity, atol=1e-2)

@@ -10,10 +10,17 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__
 from .errors import OutputError, UsageError, VidrestoreError
+
+if TYPE_CHECKING:
+    from .pipeline import PipelineConfig
+
+T = TypeVar("T")
 
 EXIT_INTERRUPTED = 130
 
@@ -65,13 +72,26 @@ def _track_ids(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected track ids separated by commas, like 0,3; got {text!r}") from None
 
 
-def _strength(text: str) -> tuple[int | None, float]:
-    """"0.6" (every track) or "3=0.4" (track 3) -> (track id or None, strength)."""
-    track, sep, value = text.rpartition("=")
-    try:
-        return (int(track) if sep else None), float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a strength like 0.6, or TRACK=STRENGTH like 3=0.4; got {text!r}") from None
+def _per_track(convert: Callable[[str], T], example: str) -> Callable[[str], tuple[int | None, T]]:
+    """A parser of "VALUE" (every track) or "TRACK=VALUE" (one track) -> (track id or None, value)."""
+    def parse(text: str) -> tuple[int | None, T]:
+        track, sep, value = text.partition("=") if text.split("=", 1)[0].strip().isdigit() else ("", "", text)
+        try:
+            return (int(track) if sep else None), convert(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {example}; got {text!r}") from None
+    return parse
+
+
+def _apply_per_track(cfg: PipelineConfig, values: list | None, field_all: str, field_tracks: str) -> PipelineConfig:
+    """``cfg`` with per-track option values applied: None keys set ``field_all``, ids ``field_tracks``."""
+    for track, value in values or []:
+        if track is None:
+            cfg = dataclasses.replace(cfg, **{field_all: value})
+        else:
+            kept = tuple((i, v) for i, v in getattr(cfg, field_tracks) if i != track)
+            cfg = dataclasses.replace(cfg, **{field_tracks: (*kept, (track, value))})
+    return cfg
 
 
 def add_restore_options(p: argparse.ArgumentParser) -> None:
@@ -94,9 +114,13 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deinterlace", choices=["auto", "on", "off"],
                    help="bwdif deinterlacing (auto: when the stream declares interlaced fields or idet finds them; on: always)")
     p.add_argument("--tracks", type=_track_ids, metavar="IDS", help="restore only these face tracks, e.g. 0,3 (ids from a --dry-run report)")
-    p.add_argument("--strength", type=_strength, action="append", metavar="[TRACK=]S",
+    p.add_argument("--strength", type=_per_track(float, "a strength like 0.6, or TRACK=STRENGTH like 3=0.4"),
+                   action="append", metavar="[TRACK=]S",
                    help="how much of the restored face replaces the original, 0-1 (default 1); "
                         "TRACK=S for one track (ids from --dry-run); repeatable, e.g. --strength 0.7 --strength 3=0.4")
+    p.add_argument("--reference", type=_per_track(str, "PHOTO or TRACK=PHOTO"), action="append", metavar="[TRACK=]PHOTO",
+                   help="a photo of the person: the track takes its identity from it instead of its own degraded frames; "
+                        "TRACK=PHOTO for one track; repeatable")
     p.add_argument("--segment-frames", type=int, help="restore in segments of whole shots of at least this many frames (0: one segment)")
     p.add_argument("--codec", help="video encoder (libx264, libx265, ffv1, prores_ks ...)")
     p.add_argument("--crf", type=int, help="quality for x264/x265 (lower is better)")
@@ -153,9 +177,8 @@ def options_from_args(args: argparse.Namespace):
                          ("deinterlace", args.deinterlace)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
-    for track, value in args.strength or []:
-        cfg = (dataclasses.replace(cfg, strength=value) if track is None else
-               dataclasses.replace(cfg, track_strength=(*((i, v) for i, v in cfg.track_strength if i != track), (track, value))))
+    cfg = _apply_per_track(cfg, args.strength, "strength", "track_strength")
+    cfg = _apply_per_track(cfg, args.reference, "reference", "track_references")
     sampler = resolve_config(SamplerConfig, "presets", args.preset)
     if args.seed is not None:
         sampler = dataclasses.replace(sampler, seed=args.seed)

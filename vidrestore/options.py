@@ -35,15 +35,18 @@ class RestoreOptions:
     compile: str = ""  # torch.compile backend ("inductor"); empty: eager
 
     def fingerprint(self) -> str:
-        """Hash of the options and of the weights they name: equal fingerprints give equal outputs."""
+        """Hash of the options and of the files they name (weights, reference photos): equal
+        fingerprints give equal outputs."""
+        photos = {self.pipeline.reference, *(path for _, path in self.pipeline.track_references)} - {""}
         data = {"options": dataclasses.asdict(self), "model": weights_digest(self.model),
-                "detector": weights_digest(self.pipeline.detector.weights or ""), "version": __version__}
+                "detector": weights_digest(self.pipeline.detector.weights or ""), "version": __version__,
+                "references": {photo: weights_digest(photo) for photo in sorted(photos)}}
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @lru_cache(maxsize=32)
 def weights_digest(name_or_path: str) -> str:
-    """sha256 of a weights file (a path, or a zoo name's located file); the name itself otherwise."""
+    """sha256 of a file (a path, or a zoo name's located weights); the name itself otherwise."""
     if not name_or_path or name_or_path == "none":
         return name_or_path
     path = Path(name_or_path)

@@ -26,8 +26,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
+from PIL import Image, ImageOps
 
 from . import __version__
 from .errors import ConfigError, ModelError, OutputError, UsageError
@@ -64,6 +66,10 @@ class PipelineConfig:
     # fidelity knob, like CodeFormer's w but applied in the paste); per track as (id, strength) pairs.
     strength: float = 1.0
     track_strength: tuple[tuple[int, float], ...] = ()
+    # Identity anchoring: a photo of the person (any size; its largest face is used) gives a track
+    # its identity embedding instead of the track's own degraded frames; per track as (id, path).
+    reference: str = ""
+    track_references: tuple[tuple[int, str], ...] = ()
     shots: ShotConfig = field(default_factory=ShotConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -77,6 +83,9 @@ class PipelineConfig:
     def strength_of(self, track_id: int) -> float:
         return dict(self.track_strength).get(track_id, self.strength)
 
+    def reference_of(self, track_id: int) -> str:
+        return dict(self.track_references).get(track_id, self.reference)
+
 
 @dataclass
 class Analysis:
@@ -88,6 +97,7 @@ class Analysis:
     pts: list[int | None] = field(default_factory=list)  # per frame, so a segment can seek to its first frame
     deinterlace: str = ""  # field parity both passes deinterlace with ("" : none), from choose_deinterlace
     fields: str = ""  # why: "declared tt", "detected bff in 57 of 60 frames", ...
+    references: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> aligned reference crop (S, S, 3) uint8
 
 
 @dataclass
@@ -154,7 +164,30 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     if progress:
         progress("analyse", count, total, faces)
     tracks = sorted(tracker.tracks, key=lambda t: (t.start, t.track_id))
-    return Analysis(count, shots.shots(count), tracks, detector.name, corrupt, pts, parity, fields)
+    crops = {photo: reference_crop(photo, detector, cfg.face_size)
+             for photo in {cfg.reference_of(t.track_id) for t in tracks} - {""}}
+    references = {t.track_id: crops[cfg.reference_of(t.track_id)] for t in tracks if cfg.reference_of(t.track_id)}
+    return Analysis(count, shots.shots(count), tracks, detector.name, corrupt, pts, parity, fields, references)
+
+
+def reference_crop(photo: str, detector: FaceDetector, face_size: int) -> np.ndarray:
+    """The largest face of a reference photo, aligned like the video's crops: (S, S, 3) uint8."""
+    try:
+        with Image.open(photo) as im:
+            image = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))  # phone photos are stored rotated
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the reference photo {photo} ({exc.__class__.__name__})") from exc
+    height, width = image.shape[:2]
+    factor = min(1.0, detector.input_side / max(height, width)) if detector.input_side else 1.0
+    small = cv2.resize(image, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA) \
+        if factor < 1 else image
+    found = detector.detect([small])[0]
+    if not found:
+        raise UsageError(f"no face found in the reference photo {photo}")
+    face = to_display(max(found, key=lambda d: float((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))),
+                      (small.shape[1] / width, small.shape[0] / height))
+    crop, _ = align_faces(torch.from_numpy(image).permute(2, 0, 1), torch.from_numpy(face.landmarks).float()[None], face_size)
+    return (crop[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
 
 
 def choose_deinterlace(cfg: PipelineConfig, path: Path, info: VideoInfo) -> tuple[str, str]:
@@ -185,7 +218,8 @@ def selected_tracks(analysis: Analysis, cfg: PipelineConfig) -> list[Track]:
     above 0. A track id the analysis did not find is a usage error (ids come from a --dry-run
     report with the same detection options)."""
     found = [t.track_id for t in analysis.tracks]
-    unknown = sorted((set(cfg.only_tracks) | {i for i, _ in cfg.track_strength}) - set(found))
+    named = set(cfg.only_tracks) | {i for i, _ in cfg.track_strength} | {i for i, _ in cfg.track_references}
+    unknown = sorted(named - set(found))
     if unknown:
         raise UsageError(f"no track {', '.join(map(str, unknown))} in this video; its tracks are "
                          f"{', '.join(map(str, found)) or 'none'} (see --dry-run; ids depend on the detection options)")
@@ -254,6 +288,7 @@ def pack_pieces(lengths: list[int], capacity: int) -> list[list[tuple[int, int, 
 
 
 def _restore_window(window: list, tracks: list[Track], restorer: Restorer, contexts: dict[int, TrackContext],
+                    references: dict[int, torch.Tensor],
                     cfg: PipelineConfig, device: torch.device, masker: Masker | None) -> dict[int, np.ndarray]:
     """Restore every track present in ``window``; returns new RGB images for the frames that changed.
 
@@ -274,7 +309,7 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
         mats = [torch.cat([m for _, m in a]) for a in aligned]
     for track, track_crops in zip(active, crops):
         if track.track_id not in contexts:
-            contexts[track.track_id] = restorer.start_track(track.track_id, track_crops)
+            contexts[track.track_id] = restorer.start_track(track.track_id, track_crops, references.get(track.track_id))
     restored: list[list[torch.Tensor]] = [[] for _ in active]
     for pieces in pack_pieces([len(idx) for idx in frames], cfg.batch_size):
         outs = restorer.restore_tracks([(crops[j][a:b], contexts[active[j].track_id]) for j, a, b in pieces])
@@ -337,6 +372,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     tracks = [t for t in selected_tracks(analysis, cfg) if frames.start <= t.start < frames.stop]
     cuts = {shot.start for shot in analysis.shots}
     contexts: dict[int, TrackContext] = {}
+    references = {i: torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255 for i, crop in analysis.references.items()}
     faces = 0
     start_pts = analysis.pts[frames.start] if frames.start < len(analysis.pts) else None
     with contextlib.ExitStack() as stack:
@@ -348,7 +384,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
 
         def flush() -> None:
             nonlocal faces
-            changed = _restore_window(window, tracks, restorer, contexts, cfg, device, masker)
+            changed = _restore_window(window, tracks, restorer, contexts, references, cfg, device, masker)
             faces += sum(1 for f in window for t in tracks if t.covers(f.index))
             for f in window:
                 writer.write(f.source, f.pts, changed.get(f.index))
@@ -478,13 +514,14 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                 frames_out = analysis.frames
                 timings["remux"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
-    return build_report(src, dst if not dry_run else None, analysis, restorer.name, mask_name(masker), frames_out, timings, notes,
-                        {t.track_id for t in restoring})
+    return build_report(src, dst if not dry_run else None, analysis, cfg, restorer.name, mask_name(masker), frames_out, timings,
+                        notes)
 
 
-def build_report(src: Path, dst: Path | None, analysis: Analysis, restorer_name: str, mask: str, frames_out: int,
-                 timings: dict[str, float], notes: list[str], selected: set[int]) -> Report:
+def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineConfig, restorer_name: str, mask: str,
+                 frames_out: int, timings: dict[str, float], notes: list[str]) -> Report:
     info = probe(src)
+    selected = {t.track_id for t in selected_tracks(analysis, cfg)}
     fps = float(info.average_rate) if info.average_rate else 0.0
     return Report(
         input=str(src), output=str(dst) if dst is not None else None,
@@ -493,6 +530,8 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, restorer_name:
         tracks=[{"id": t.track_id, "shot": t.shot_index, "start": t.start, "end": t.end, "frames": len(t),
                  "detected_frames": int(t.detected.sum()), "median_face_px": float(np.median(np.sqrt(
                      (t.boxes[:, 2] - t.boxes[:, 0]) * (t.boxes[:, 3] - t.boxes[:, 1])))),
-                 "start_s": t.start / fps if fps else None, "selected": t.track_id in selected} for t in analysis.tracks],
+                 "start_s": t.start / fps if fps else None, "selected": t.track_id in selected,
+                 "strength": cfg.strength_of(t.track_id), "reference": cfg.reference_of(t.track_id) or None}
+                for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
         corrupt_packets=analysis.corrupt_packets, notes=notes)

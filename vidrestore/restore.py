@@ -40,7 +40,10 @@ class Restorer(Protocol):
     name: str
     face_size: int
 
-    def start_track(self, track_id: int, first_crops: torch.Tensor) -> TrackContext: ...
+    def start_track(self, track_id: int, first_crops: torch.Tensor, reference: torch.Tensor | None = None) -> TrackContext:
+        """State for a new track from its first crops (T, 3, S, S); ``reference`` (K, 3, S', S'):
+        aligned crops of a photo of the person, to take the track's identity from instead."""
+        ...
 
     def restore_tracks(self, pieces: list[TrackPiece]) -> list[torch.Tensor]:
         """The next crops of several distinct tracks -> their restored crops, same shapes, same order."""
@@ -59,7 +62,7 @@ class PassThroughRestorer(Restorer):
     def __init__(self, face_size: int):
         self.face_size = face_size
 
-    def start_track(self, track_id: int, first_crops: torch.Tensor) -> TrackContext:
+    def start_track(self, track_id: int, first_crops: torch.Tensor, reference: torch.Tensor | None = None) -> TrackContext:
         return TrackContext(track_id)
 
     def restore_tracks(self, pieces: list[TrackPiece]) -> list[torch.Tensor]:
@@ -96,9 +99,11 @@ class FlipnetRestorer(Restorer):
             # The last window of a track is shorter: dynamic shapes avoid one recompile per length.
             self.model = torch.compile(self.model, backend=compile_backend, dynamic=True)
 
-    def start_track(self, track_id: int, first_crops: torch.Tensor) -> TrackContext:
+    def start_track(self, track_id: int, first_crops: torch.Tensor, reference: torch.Tensor | None = None) -> TrackContext:
         identity = None
-        if self.identity_encoder is not None and len(first_crops):
+        if self.identity_encoder is not None and reference is not None:
+            identity = torch.from_numpy(self.identity_encoder.embed(_to_uint8(reference)).mean(0)).to(self.device)
+        elif self.identity_encoder is not None and len(first_crops):
             # One identity per track: the mean descriptor over up to 8 frames spread over the first batch.
             pick = np.linspace(0, len(first_crops) - 1, min(8, len(first_crops))).round().astype(int)
             emb = self.identity_encoder.embed(_to_uint8(first_crops[pick]))

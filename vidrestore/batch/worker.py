@@ -139,8 +139,8 @@ def finish(plan: ItemPlan, frames_out: int) -> dict:
             part.unlink(missing_ok=True)
     seconds = time.time() - plan.started
     selected = selected_tracks(plan.analysis, item.options.pipeline)
-    report = build_report(item.input, item.output, plan.analysis, plan.restorer, plan.mask, frames_out if parts else plan.analysis.frames,
-                          {"analyse": plan.analyse_s, "total": seconds}, notes, {t.track_id for t in selected})
+    report = build_report(item.input, item.output, plan.analysis, item.options.pipeline, plan.restorer, plan.mask,
+                          frames_out if parts else plan.analysis.frames, {"analyse": plan.analyse_s, "total": seconds}, notes)
     out = dataclasses.asdict(report)
     out.update(faces=sum(len(t) for t in selected), seconds=round(seconds, 3), segments=len(parts))
     return out
