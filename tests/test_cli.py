@@ -319,3 +319,11 @@ def test_degrade_command_synthetic_and_with_the_degradation_mode(tmp_path, tiny_
     learned = np.asarray(Image.open(tmp_path / "learned" / "face.png"))
     assert syn.shape == (40, 40, 3) and learned.shape == (32, 32, 3)
     assert not np.array_equal(syn, np.asarray(Image.open(img)))
+
+
+@pytest.mark.parametrize("text, expected", [("0", (None, "0")), ("3=0.4", (3, "0.4")), ("a=b.jpg", (None, "a=b.jpg")),
+                                            (" 2 =x.png", (2, "x.png"))])
+def test_per_track_values_split_only_at_a_track_id(text, expected):
+    from vidrestore.cli import _per_track
+
+    assert _per_track(str, "X")(text) == expected

@@ -75,9 +75,10 @@ def _track_ids(text: str) -> tuple[int, ...]:
 def _per_track(convert: Callable[[str], T], example: str) -> Callable[[str], tuple[int | None, T]]:
     """A parser of "VALUE" (every track) or "TRACK=VALUE" (one track) -> (track id or None, value)."""
     def parse(text: str) -> tuple[int | None, T]:
-        track, sep, value = text.partition("=") if text.split("=", 1)[0].strip().isdigit() else ("", "", text)
+        track, sep, value = text.partition("=")
+        per_track = sep and track.strip().isdigit()  # a photo path may itself contain "="
         try:
-            return (int(track) if sep else None), convert(value)
+            return (int(track) if per_track else None), convert(value if per_track else text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {example}; got {text!r}") from None
     return parse
