@@ -174,7 +174,7 @@ def reference_crop(photo: str, detector: FaceDetector, face_size: int) -> np.nda
     """The largest face of a reference photo, aligned like the video's crops: (S, S, 3) uint8."""
     try:
         with Image.open(photo) as im:
-            image = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))  # phone photos are stored rotated
+            image = np.array(ImageOps.exif_transpose(im).convert("RGB"))  # phone photos are stored rotated
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read the reference photo {photo} ({exc.__class__.__name__})") from exc
     height, width = image.shape[:2]
