@@ -89,6 +89,30 @@ def test_a_decay_added_to_the_config_of_a_resumed_run_takes_effect(pack, tmp_pat
     assert decayed.opt.param_groups[0]["lr"] == pytest.approx(1e-3 * lr_factor(decayed.cfg, 5)) == pytest.approx(1e-3 * 0.55)
 
 
+def test_fine_tuning_starts_from_released_weights_then_resumes_from_its_own(pack, tmp_path):
+    from vidrestore.errors import ConfigError
+    from vidrestore.models.flipnet import Flipnet, load_config, save_flipnet
+
+    released = tmp_path / "released.safetensors"
+    source = _trainer(pack, tmp_path / "source")
+    source.train_step()
+    save_flipnet(source.ema, released, torch.float16)
+    tuned = _trainer(pack, tmp_path / "tuned", init_weights=str(released))
+    assert not tuned.resume() and tuned.step == 0
+    for mine, theirs in zip([*tuned.model.parameters(), *tuned.ema.parameters()], [*source.ema.parameters()] * 2):
+        assert torch.allclose(mine, theirs.half().float())
+    tuned.train_step()
+    tuned.save_checkpoint()
+    again = _trainer(pack, tmp_path / "tuned", init_weights=str(released))
+    assert again.resume() and again.step == 1  # its own checkpoint wins over the released weights
+    assert torch.equal(next(again.model.parameters()), next(tuned.model.parameters()))
+
+    other = tmp_path / "other.safetensors"
+    save_flipnet(Flipnet(dataclasses.replace(load_config("tiny"), name="wider", block_channels=[16, 32, 32])), other)
+    with pytest.raises(ConfigError, match="'wider' model; this run trains 'tiny'"):
+        _trainer(pack, tmp_path / "wrong", init_weights=str(other)).resume()
+
+
 def test_export_writes_fp16_ema_weights_that_load(pack, tmp_path):
     from vidrestore.cli import main
     from vidrestore.models.flipnet import load_flipnet, read_metadata

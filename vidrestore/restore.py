@@ -9,7 +9,6 @@ restored in one forward pass per step. It keeps per-track state (shared noise, c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -18,7 +17,6 @@ import torch.nn.functional as F
 
 from .diffusion.flow import flows_to_previous
 from .diffusion.sampler import SamplerConfig, TemporalInputs, TemporalState, TrackNoise, TrackSpan, make_scheduler, sample
-from .errors import ModelError
 from .faces.identity import IdentityEncoder
 from .models import zoo
 from .models.flipnet import RESTORE, Flipnet, load_flipnet
@@ -168,13 +166,7 @@ def load_restorer(name_or_path: str, sampler: SamplerConfig, device: torch.devic
     """``none`` (pass-through), a zoo name (e.g. ``flipnet-small``), or a path to a FLIPNET safetensors file."""
     if name_or_path == "none":
         return PassThroughRestorer(face_size)
-    path = Path(name_or_path)
-    if path.suffix != ".safetensors":
-        found = zoo.locate(name_or_path)
-        if found is None:
-            e = zoo.entry(name_or_path)
-            raise ModelError(f"weights for {name_or_path} not found (looked in {', '.join(map(str, zoo.candidates(e)))})")
-        path = zoo.verify(name_or_path, found)
+    path = zoo.resolve_weights(name_or_path)
     model = load_flipnet(path, device)
     return FlipnetRestorer(model, sampler, device, identity_encoder, name=f"flipnet ({path.name}, {model.config.name})", dtype=dtype,
                            compile_backend=compile_backend)

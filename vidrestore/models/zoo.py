@@ -96,6 +96,17 @@ def locate(name: str, explicit: str | Path | None = None) -> Path | None:
     return next((p for p in candidates(e, explicit) if p.is_file()), None)
 
 
+def resolve_weights(name_or_path: str) -> Path:
+    """A ``.safetensors`` path as given, or a zoo name's located and verified file."""
+    path = Path(name_or_path)
+    if path.suffix == ".safetensors":
+        return path
+    found = locate(name_or_path)
+    if found is None:
+        raise ModelError(f"weights for {name_or_path} not found (looked in {', '.join(map(str, candidates(entry(name_or_path))))})")
+    return verify(name_or_path, found)
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

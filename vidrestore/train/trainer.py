@@ -43,7 +43,7 @@ from ..config import resolve_config
 from ..degrade import DegradationConfig, DegradationParams, degrade, sample_params
 from ..diffusion.sampler import SamplerConfig, TemporalState, TrackNoise, TrackSpan, make_scheduler, sample
 from ..errors import ConfigError
-from ..models.flipnet import DEGRADE, RESTORE, Flipnet, load_config, save_flipnet
+from ..models.flipnet import DEGRADE, RESTORE, Flipnet, load_config, load_flipnet, save_flipnet
 from .data import PackedFaces
 
 
@@ -54,6 +54,9 @@ class TrainConfig:
     extra_packs: list[str] = field(default_factory=list)  # more packs, trained on (placed before hq_pack)
     degradation: str = "default"
     out_dir: str = "runs/tiny"
+    # Fine-tuning: a zoo name or .safetensors file that model and EMA start from when ``out_dir``
+    # has no checkpoint yet (the optimizer and step start afresh; later runs resume as usual).
+    init_weights: str = ""
     steps: int = 20
     batch_size: int = 8
     grad_accum: int = 1
@@ -267,6 +270,8 @@ class Trainer:
 
         path = self.out / "checkpoint"
         if not (path / "state.pt").is_file():
+            if self.cfg.init_weights:
+                self.start_from(self.cfg.init_weights)
             return False
         self.model.load_state_dict(load_state_dict(path / "model.safetensors"))
         self.ema.load_state_dict(load_state_dict(path / "ema.safetensors"))
@@ -279,6 +284,17 @@ class Trainer:
         torch.set_rng_state(rng["torch"])
         self.step = int(state["step"])
         return True
+
+    def start_from(self, name_or_path: str) -> None:
+        """Model and EMA weights from a released model, which must have this run's architecture."""
+        from ..models.zoo import resolve_weights
+
+        released = load_flipnet(resolve_weights(name_or_path))
+        if released.config != self.model_cfg:
+            raise ConfigError(f"init_weights {name_or_path} is a {released.config.name!r} model; this run trains {self.model_cfg.name!r}")
+        state = {k: v.float() for k, v in released.state_dict().items()}
+        self.model.load_state_dict(state)
+        self.ema.load_state_dict(state)
 
     # --- validation -----------------------------------------------------------------------
     @torch.no_grad()
