@@ -307,13 +307,16 @@ def test_help_and_console_script_entry():
     assert proc.returncode == 0 and "Restore the faces" in proc.stdout
 
 
-def test_degrade_command_synthetic_and_with_the_degradation_mode(tmp_path, tiny_model):
+def test_degrade_command_synthetic_and_with_the_degradation_mode(tmp_path, tiny_model, capsys):
     import numpy as np
     from PIL import Image
 
-    img = tmp_path / "face.png"
+    img, broken = tmp_path / "face.png", tmp_path / "broken.png"
     Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(img)
-    assert _run("degrade", img, "--out", tmp_path / "syn", "--synthetic", "archival") == 0
+    broken.write_bytes(b"not a png")
+    assert _run("degrade", img, broken, "--out", tmp_path / "syn", "--synthetic", "archival") == 0
+    out = capsys.readouterr()
+    assert "wrote 1 degraded images" in out.out and "skipped unreadable" in out.err
     assert _run("degrade", img, "--out", tmp_path / "learned", "--model", tiny_model, "--preset", "fast") == 0
     syn = np.asarray(Image.open(tmp_path / "syn" / "face.png"))
     learned = np.asarray(Image.open(tmp_path / "learned" / "face.png"))

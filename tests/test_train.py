@@ -21,8 +21,10 @@ def pack(tmp_path_factory):
         Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(folder / f"{i:02d}.png")
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     out = tmp_path_factory.mktemp("pack") / "faces.npz"
-    stats = pack_faces([folder], out, 32, aligned=True, with_identity=False)
+    heard = []
+    stats = pack_faces([folder], out, 32, aligned=True, with_identity=False, progress=lambda *a: heard.append(a))
     assert (stats.seen, stats.packed, stats.unreadable) == (13, 12, 1)
+    assert heard[0] == ("pack", 0, 13, 0) and heard[-1] == ("pack", 13, 13, 12)
     return out
 
 

@@ -36,10 +36,10 @@ def _device(name: str):
 
 
 class ProgressBar:
-    """One line per stage on stderr: frames, faces, fps, ETA. Silent with --quiet."""
+    """One line per stage on stderr: frames (or other ``unit``), faces, rate, ETA. Silent with --quiet."""
 
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
+    def __init__(self, quiet: bool, unit: str = "frames"):
+        self.quiet, self.unit = quiet, unit
         self.stage, self.t0, self.last = None, 0.0, 0.0
 
     def __call__(self, stage: str, done: int, total: int, faces: int) -> None:
@@ -57,7 +57,7 @@ class ProgressBar:
         fps = done / elapsed if elapsed > 0.5 else 0.0
         eta = (total - done) / fps if total and fps > 0 else 0
         total_s = f"/{total}" if total else ""
-        sys.stderr.write(f"\r{stage:8s} frames {done}{total_s}  faces {faces}  {fps:5.1f} fps  ETA {eta:5.0f}s ")
+        sys.stderr.write(f"\r{stage:8s} {self.unit} {done}{total_s}  faces {faces}  {fps:5.1f}/s  ETA {eta:5.0f}s ")
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -387,6 +387,7 @@ def cmd_train(argv: list[str]) -> int:
     pk.add_argument("--face-size", type=int, default=128)
     pk.add_argument("--limit", type=int, default=0)
     pk.add_argument("--aligned", action="store_true", help="images are already aligned crops: only resize")
+    pk.add_argument("--quiet", action="store_true", help="no progress line")
     ex = sub.add_parser("export", help="write a run's EMA weights as a shippable fp16 safetensors file")
     ex.add_argument("run_dir", type=Path)
     ex.add_argument("--out", type=Path, required=True)
@@ -400,7 +401,9 @@ def cmd_train(argv: list[str]) -> int:
     if args.action == "pack":
         from .train.data import pack_faces
 
-        stats = pack_faces(args.folders, args.out, args.face_size, args.limit, args.aligned)
+        bar = ProgressBar(args.quiet, unit="images")
+        stats = pack_faces(args.folders, args.out, args.face_size, args.limit, args.aligned, progress=bar)
+        bar.close()
         print(f"packed {stats.packed} of {stats.seen} images into {args.out} "
               f"({stats.unreadable} unreadable, {stats.no_face} without a face)")
         return 0
@@ -439,7 +442,7 @@ def cmd_degrade(argv: list[str]) -> int:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--synthetic", default="default", help="degradation config name or YAML path")
-    how.add_argument("--model", help="a FLIPNET checkpoint: use its degradation mode instead of the synthetic model")
+    how.add_argument("--model", help="a FLIPNET checkpoint or zoo name: use its degradation mode instead of the synthetic model")
     p.add_argument("--preset", default="balanced", help="sampling preset for --model")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -448,9 +451,10 @@ def cmd_degrade(argv: list[str]) -> int:
     if args.model:
         from .diffusion.sampler import SamplerConfig
         from .models.flipnet import DEGRADE, load_flipnet
+        from .models.zoo import resolve_weights
         from .train.trainer import sample_faces
 
-        model = load_flipnet(args.model)
+        model = load_flipnet(resolve_weights(args.model))
         sampler = dataclasses.replace(resolve_config(SamplerConfig, "presets", args.preset), seed=args.seed)
 
         def learned(x: torch.Tensor) -> torch.Tensor:
@@ -460,15 +464,17 @@ def cmd_degrade(argv: list[str]) -> int:
     files = [Path(i) for i in args.inputs if Path(i).is_file()] + list_images([i for i in args.inputs if Path(i).is_dir()])
     args.out.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(args.seed)
+    written = 0
     for f in files:
         img = read_rgb(f)
         if img is None:
             print(f"skipped unreadable {f}", file=sys.stderr)
             continue
+        written += 1
         x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
         y = learned(x) if learned else degrade(x, sample_params(cfg, 1, gen), gen)
         Image.fromarray((y[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(args.out / f"{f.stem}.png")
-    print(f"wrote {len(files)} degraded images to {args.out}")
+    print(f"wrote {written} degraded images to {args.out}")
     return 0
 
 

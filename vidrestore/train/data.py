@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from PIL import Image, UnidentifiedImageError
 from ..faces.align import align_faces
 from ..faces.detect import DetectorConfig, create_detector
 from ..faces.identity import DlibIdentityEncoder
+
+if TYPE_CHECKING:
+    from ..pipeline import Progress
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -63,8 +67,9 @@ def align_image(image: np.ndarray, detector, face_size: int, upscale: float = 2.
 
 
 def pack_faces(folders: list[str | Path], out: str | Path, face_size: int, limit: int = 0,
-               aligned: bool = False, with_identity: bool = True) -> PackStats:
-    """Align, describe and pack faces from ``folders`` into ``out`` (.npz with ``faces`` and ``identity``)."""
+               aligned: bool = False, with_identity: bool = True, progress: Progress | None = None) -> PackStats:
+    """Align, describe and pack faces from ``folders`` into ``out`` (.npz with ``faces`` and ``identity``).
+    ``progress`` hears ("pack", images seen, images in all, faces found) after each image."""
     files = list_images(folders)
     if limit:
         files = files[: limit]
@@ -72,6 +77,8 @@ def pack_faces(folders: list[str | Path], out: str | Path, face_size: int, limit
     encoder = DlibIdentityEncoder() if with_identity else None
     stats, faces = PackStats(), []
     for path in files:
+        if progress:
+            progress("pack", stats.seen, len(files), len(faces))
         stats.seen += 1
         image = read_rgb(path)
         if image is None:
@@ -86,6 +93,8 @@ def pack_faces(folders: list[str | Path], out: str | Path, face_size: int, limit
             stats.no_face += 1
             continue
         faces.append(crop)
+    if progress:
+        progress("pack", stats.seen, len(files), len(faces))
     arr = np.stack(faces) if faces else np.zeros((0, face_size, face_size, 3), np.uint8)
     ident = encoder.embed(arr) if encoder is not None and len(arr) else np.zeros((len(arr), 128), np.float32)
     np.savez(out, faces=arr, identity=ident)
