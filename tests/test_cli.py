@@ -330,3 +330,22 @@ def test_per_track_values_split_only_at_a_track_id(text, expected):
     from vidrestore.cli import _per_track
 
     assert _per_track(str, "X")(text) == expected
+
+
+def test_qa_measures_each_restored_track_and_warns_when_identity_drifts(sample_clip, tiny_model, tmp_path, capsys):
+    def restore(name, model):
+        report = tmp_path / f"{name}.json"
+        assert _run(sample_clip, tmp_path / f"{name}.mp4", "--model", model, "--preset", "fast", "--qa", "--json", report) == 0
+        return json.loads(report.read_text()), capsys.readouterr().err
+
+    kept, kept_err = restore("kept", "none")  # faces pasted back unchanged: the output measures like the input
+    (row,) = kept["qa"]
+    assert row["id"] == kept["tracks"][0]["id"] and row["frames_evaluated"] == kept["tracks"][0]["frames"]
+    assert abs(row["restored"]["warping_error"] - row["input"]["warping_error"]) < 0.2 * row["input"]["warping_error"]
+    assert row["restored"]["identity_to_input_min"] > 0.95 and "qa" in kept["timings_s"]
+    assert not [n for n in kept["notes"] if n.startswith("qa:")] and "qa " in kept_err  # its progress line
+    assert f"qa: track {row['id']} ({row['frames_evaluated']} frames): warping error" in kept_err
+
+    garbled, err = restore("garbled", tiny_model)  # an untrained network: nothing like the person
+    assert any(n.startswith(f"qa: track {row['id']} drifts") for n in garbled["notes"]), garbled["qa"]
+    assert "note: qa: track" in err

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from PIL import ImageFilter
 
@@ -47,10 +48,11 @@ def test_eval_video_report_schema_and_baseline(sample_clip, tmp_path):
     report = tmp_path / "r.json"
     assert main(["eval", "video", str(sample_clip), str(sample_clip), "--figures", str(tmp_path / "s"), "--json", str(report)]) == 0
     rep = json.loads(report.read_text())
-    assert rep["schema"] == 2 and rep["kind"] == "video" and rep["lpips"].startswith("unavailable")
+    assert rep["schema"] == 3 and rep["kind"] == "video" and rep["lpips"].startswith("unavailable")
     (track,) = rep["tracks"]
     for side in ("input", "restored"):
-        assert set(track[side]) == {"warping_error", "flicker", "identity_stability"}
+        assert set(track[side]) == {"warping_error", "flicker", "identity_stability", "identity_to_input",
+                                    "identity_to_input_min", "identity_to_input_min_frame"}
         series = track["per_frame"][side]
         assert len(series["warping_error"]) == len(series["flicker"]) == track["frames_evaluated"] - 1
         assert abs(np.mean(series["warping_error"]) - track[side]["warping_error"]) < 1e-6
@@ -88,3 +90,39 @@ def test_landmark_distance_is_normalised_by_the_eye_distance():
     ref = np.array([[0, 0], [10, 0], [5, 5], [2, 9], [8, 9]], float)
     assert landmark_distance(ref, ref) == 0
     assert abs(landmark_distance(ref + [3, 4], ref) - 0.5) < 1e-12  # every point 5 px off, eyes 10 px apart
+
+
+def _moving_face_crops(n: int, size: int = 32) -> np.ndarray:
+    """A textured blob drifting one pixel per frame, with a little noise: (n, S, S, 3) uint8."""
+    rng = np.random.default_rng(1)
+    ys, xs = np.mgrid[0:size, 0:size]
+    frames = []
+    for i in range(n):
+        blob = np.exp(-((xs - 12 - i) ** 2 + (ys - 16) ** 2) / 40.0) * np.sin((xs - i) / 2.0)
+        frames.append(np.clip(128 + 100 * blob[..., None] + rng.normal(0, 3, (size, size, 3)), 0, 255).astype(np.uint8))
+    return np.stack(frames)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 7])
+def test_track_meter_gives_the_same_numbers_whatever_the_chunk(chunk):
+    from vidrestore.eval.tracks import TrackMeter
+    from vidrestore.faces.identity import DlibIdentityEncoder
+
+    inp = _moving_face_crops(12)
+    out = np.clip(inp.astype(int) + np.random.default_rng(2).integers(-20, 20, inp.shape), 0, 255).astype(np.uint8)
+    rows = []
+    for size in (chunk, 100):
+        meter = TrackMeter(4, 50, len(inp), identity_samples=5, sheet_samples=3, chunk=size)
+        for a, b in zip(inp, out):
+            meter.add(a, b)
+        rows.append(meter.finish(DlibIdentityEncoder()))
+    streamed, whole = rows
+    for side in ("input", "restored"):
+        assert len(streamed["per_frame"][side]["warping_error"]) == len(inp) - 1
+        np.testing.assert_allclose(streamed["per_frame"][side]["warping_error"], whole["per_frame"][side]["warping_error"], rtol=1e-6)
+        np.testing.assert_allclose(streamed["per_frame"][side]["flicker"], whole["per_frame"][side]["flicker"], rtol=1e-6)
+    assert streamed["restored"]["flicker"] > streamed["input"]["flicker"]  # the noise added to the "restored" side flickers
+    assert streamed["input"] == whole["input"] and streamed["restored"] == whole["restored"]
+    assert streamed["restored"]["identity_to_input_min_frame"] in range(50, 62)
+    assert streamed["per_frame"]["input"]["identity_frames"] == [50, 53, 56, 58, 61]
+    assert meter.sheet()[0].shape == (3, 32, 32, 3)

@@ -148,6 +148,9 @@ def build_restore_parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=Path, nargs="?", help="where to write the restored video (not needed with --dry-run)")
     add_restore_options(p)
     p.add_argument("--preview", type=Path, metavar="PATH", help="also write a side-by-side (input | restored) video here")
+    p.add_argument("--qa", action="store_true",
+                   help="then measure each restored track against the input (warping error, flicker, identity; in the "
+                        "--json report) and warn about tracks that flicker more or drift from the person's identity")
     p.add_argument("--dry-run", action="store_true", help="detect and track only; print the report")
     add_run_options(p)
     p.add_argument("--version", action="version", version=f"vidrestore {__version__}")
@@ -201,7 +204,7 @@ def cmd_restore(argv: list[str]) -> int:
         if args.preview is not None:
             check_paths(args.input, args.preview, args.overwrite)
         report = run(args.input, args.output, options.pipeline, restorer, device, overwrite=args.overwrite,
-                     dry_run=args.dry_run, progress=bar, preview=args.preview)
+                     dry_run=args.dry_run, progress=bar, preview=args.preview, qa=args.qa)
     finally:
         bar.close()
     text = report.to_json()
@@ -214,11 +217,21 @@ def cmd_restore(argv: list[str]) -> int:
         summary = (f"{report.frames_in} frames, {len(report.shots)} shots, {len(report.tracks)} face tracks; "
                    f"detector {report.detector}; restorer {report.restorer}; mask {report.mask}; {report.timings_s['total']:.1f}s")
         print(summary if args.dry_run or args.output is None else f"wrote {report.output}: {summary}", file=sys.stderr)
+        for row in report.qa or []:
+            print(qa_line(row), file=sys.stderr)
         for note in report.notes:
             print(f"note: {note}", file=sys.stderr)
         if args.dry_run and args.json is None:
             print(text)
     return 0
+
+
+def qa_line(row: dict) -> str:
+    """One track's --qa figures, restored against input."""
+    before, after = row["input"], row["restored"]
+    return (f"qa: track {row['id']} ({row['frames_evaluated']} frames): warping error {after['warping_error']:.4f} "
+            f"(input {before['warping_error']:.4f}), flicker ratio {row['flicker_ratio']:.2f}, lowest identity cosine "
+            f"to the input {after['identity_to_input_min']:.3f} (input's own {before['identity_to_input_min']:.3f})")
 
 
 class _RaisingParser(argparse.ArgumentParser):

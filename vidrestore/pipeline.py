@@ -33,8 +33,10 @@ from PIL import Image, ImageOps
 
 from . import __version__
 from .errors import ConfigError, ModelError, OutputError, UsageError
+from .eval.tracks import measure_tracks, qa_alarms
 from .faces.align import align_faces
 from .faces.detect import DetectorConfig, FaceDetector, create_detector
+from .faces.identity import DlibIdentityEncoder
 from .faces.parsing import ParsingMasker as Masker
 from .faces.parsing import create_masker as parsing_masker
 from .faces.paste import face_mask, keep_grey, match_colour, paste_faces
@@ -114,6 +116,7 @@ class Report:
     timings_s: dict[str, float]
     corrupt_packets: int
     notes: list[str]
+    qa: list[dict] | None = None  # with --qa: per restored track, output and input metrics
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -460,10 +463,11 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
 
 def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer, device: torch.device,
         overwrite: bool = False, dry_run: bool = False, progress: Progress | None = None,
-        detector: FaceDetector | None = None, preview: str | Path | None = None) -> Report:
+        detector: FaceDetector | None = None, preview: str | Path | None = None, qa: bool = False) -> Report:
     """Restore ``src`` into ``dst`` (or only analyse it with ``dry_run``); returns the report.
 
-    ``preview``: also write a side-by-side input | restored video (video only) there."""
+    ``preview``: also write a side-by-side input | restored video (video only) there. ``qa``: then
+    measure every restored track against the input (:func:`quality_check`)."""
     src = Path(src)
     if dst is None and not dry_run:
         raise UsageError("an output path is needed unless --dry-run is given")
@@ -513,9 +517,25 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     remux(src, src, preview_tmp)
                 frames_out = analysis.frames
                 timings["remux"] = time.perf_counter() - t1
+    qa_rows = None
+    if qa and restoring and dst is not None and not dry_run:
+        t3 = time.perf_counter()
+        qa_rows = quality_check(src, dst, analysis, restoring, cfg.face_size, progress)
+        notes.extend(qa_alarms(qa_rows))
+        timings["qa"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
-    return build_report(src, dst if not dry_run else None, analysis, cfg, restorer.name, mask_name(masker), frames_out, timings,
-                        notes)
+    report = build_report(src, dst if not dry_run else None, analysis, cfg, restorer.name, mask_name(masker), frames_out,
+                          timings, notes)
+    return dataclasses.replace(report, qa=qa_rows)
+
+
+def quality_check(src: Path, dst: Path, analysis: Analysis, tracks: list[Track], face_size: int,
+                  progress: Progress | None = None) -> list[dict]:
+    """Per restored track: warping error, flicker and identity of the output and of the input
+    (summaries only; `vidrestore eval video` gives the per-frame series and figures)."""
+    meters = measure_tracks(src, dst, tracks, face_size, deinterlace=analysis.deinterlace, progress=progress)
+    encoder = DlibIdentityEncoder()
+    return [{k: v for k, v in meter.finish(encoder).items() if k != "per_frame"} for meter in meters]
 
 
 def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineConfig, restorer_name: str, mask: str,

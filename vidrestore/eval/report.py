@@ -12,28 +12,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..diffusion.flow import flows_to_previous
-from ..faces.align import align_faces
 from ..faces.detect import FaceDetector
 from ..faces.identity import DlibIdentityEncoder
 from ..io import VideoReader
 from ..pipeline import PipelineConfig, analyse
 from ..train.data import list_images, read_rgb
 from . import niqe as niqe_metric
-from .metrics import (
-    UNAVAILABLE,
-    flicker,
-    high_frequency,
-    identity_cosine,
-    identity_stability,
-    landmark_distance,
-    per_step_warping_error,
-    psnr,
-    ssim,
-    warping_error,
-)
+from .tracks import SIDES, TrackMeter, measure_tracks
+from .metrics import UNAVAILABLE, identity_cosine, landmark_distance, psnr, ssim
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _tensor(images: list[np.ndarray]) -> torch.Tensor:
@@ -102,39 +90,9 @@ def eval_noref(folder: Path, baseline: Path | None = None) -> dict:
             "niqe_model": niqe_metric.model_name(), "per_image": rows}
 
 
-def _track_crops(path: Path, tracks, face_size: int, max_frames: int) -> dict[int, list[np.ndarray]]:
-    crops: dict[int, list[np.ndarray]] = {t.track_id: [] for t in tracks}
-    with VideoReader(path) as reader:
-        for frame in reader:
-            live = [t for t in tracks if t.covers(frame.index) and len(crops[t.track_id]) < max_frames]
-            if not live:
-                continue
-            image = torch.from_numpy(frame.image).permute(2, 0, 1).float() / 255
-            lms = torch.from_numpy(np.stack([t.landmarks_at(frame.index) for t in live])).float()
-            out, _ = align_faces(image, lms, face_size)
-            for t, c in zip(live, out):
-                crops[t.track_id].append((c.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy())
-    return crops
-
-
-def _sequence_metrics(frames: np.ndarray, flows: torch.Tensor, valid: torch.Tensor, encoder: DlibIdentityEncoder) -> dict:
-    """Summary numbers and their per-frame series for one side (input or restored) of a track."""
-    x = _tensor(list(frames))
-    pick = np.linspace(0, len(frames) - 1, min(32, len(frames))).round().astype(int)
-    desc = encoder.embed(frames[pick])
-    cos = identity_cosine(desc, np.repeat(desc.mean(0, keepdims=True), len(desc), 0)) if len(desc) else np.zeros(0)
-    summary = {"warping_error": warping_error(x, flows, valid), "flicker": flicker(x, flows, valid),
-               "identity_stability": identity_stability(desc)}
-    series = {"warping_error": per_step_warping_error(x, flows, valid).tolist(),
-              "flicker": per_step_warping_error(high_frequency(x), flows, valid).tolist(),
-              "identity_cosine": cos.tolist(), "identity_frames": pick.tolist()}
-    return {"summary": summary, "series": series}
-
-
 def _contact_sheet(inp: np.ndarray, out: np.ndarray, path: Path) -> None:
-    pick = np.linspace(0, len(inp) - 1, min(8, len(inp))).round().astype(int)
-    diff = np.clip(np.abs(out[pick].astype(int) - inp[pick].astype(int)) * 3, 0, 255).astype(np.uint8)
-    rows = [np.concatenate(list(x), 1) for x in (inp[pick], out[pick], diff)]
+    diff = np.clip(np.abs(out.astype(int) - inp.astype(int)) * 3, 0, 255).astype(np.uint8)
+    rows = [np.concatenate(list(x), 1) for x in (inp, out, diff)]
     Image.fromarray(np.concatenate(rows, 0)).save(path)
 
 
@@ -159,11 +117,12 @@ def plot_series(path: Path, title: str, panels: list[tuple[str, list, dict[str, 
     plt.close(fig)
 
 
-def _frame_niqe(path: Path, every: int, limit: int) -> tuple[list[int], list[float]]:
+def _frame_niqe(path: Path, every: int, stop: int, limit: int) -> tuple[list[int], list[float]]:
+    """NIQE of every ``every``-th frame before frame ``stop``, at most ``limit`` of them."""
     frames, scores = [], []
     if niqe_metric.pristine_model() is None:
         return frames, scores
-    with VideoReader(path) as reader:
+    with VideoReader(path, stop=stop) as reader:
         for frame in reader:
             if frame.index % every == 0 and len(frames) < limit and min(frame.image.shape[:2]) >= niqe_metric.PATCH:
                 frames.append(frame.index)
@@ -171,45 +130,41 @@ def _frame_niqe(path: Path, every: int, limit: int) -> tuple[list[int], list[flo
     return frames, scores
 
 
-def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detector: FaceDetector,
-               figures: Path | None = None, max_frames: int = 600, niqe_every: int = 5) -> dict:
-    """Per-track temporal and identity metrics of ``restored_path``, with the same for ``input_path``,
-    and NIQE of whole frames (every ``niqe_every``-th) of both.
+def track_figures(row: dict, meter: TrackMeter, figures: Path) -> None:
+    """A track's contact sheet (input, restored, difference) and per-frame metric plot; paths go in ``row``."""
+    row["contact_sheet"] = str(figures / f"track{meter.track_id:03d}.png")
+    _contact_sheet(*meter.sheet(), Path(row["contact_sheet"]))
+    row["plot"] = str(figures / f"track{meter.track_id:03d}_metrics.png")
+    steps = list(range(meter.start + 1, meter.start + meter.count))
+    series = row["per_frame"]
+    plot_series(Path(row["plot"]), f"track {meter.track_id}", [
+        (name, steps, {side: series[side][key] for side in SIDES})
+        for name, key in (("warping error", "warping_error"), ("flicker", "flicker"))
+    ] + [("identity cos", series["input"]["identity_frames"], {side: series[side]["identity_cosine"] for side in SIDES})])
 
-    Tracks come from the input; the same landmarks cut crops from both videos, so the two are compared
-    on exactly the same face regions. Flow is estimated on the input crops and used for both. With
-    ``figures``, writes a contact sheet and a per-frame plot per track, and a NIQE plot.
-    """
+
+def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detector: FaceDetector,
+               figures: Path | None = None, max_frames: int = 0, niqe_every: int = 5, niqe_limit: int = 600) -> dict:
+    """Per-track temporal and identity metrics of ``restored_path``, with the same for ``input_path``
+    (:mod:`vidrestore.eval.tracks`), and NIQE of whole frames (every ``niqe_every``-th) of both.
+
+    Tracks come from the input. With ``figures``, writes a contact sheet and a per-frame plot per
+    track, and a NIQE plot. ``max_frames``: at most this many frames per track (0: all), and of the
+    video for NIQE, which scores at most ``niqe_limit`` frames."""
     analysis = analyse(input_path, cfg, detector)
     encoder = DlibIdentityEncoder()
-    inp = _track_crops(input_path, analysis.tracks, cfg.face_size, max_frames)
-    out = _track_crops(restored_path, analysis.tracks, cfg.face_size, max_frames)
+    meters = measure_tracks(input_path, restored_path, analysis.tracks, cfg.face_size, max_frames, analysis.deinterlace)
     if figures is not None:
         figures.mkdir(parents=True, exist_ok=True)
     tracks = []
-    for t in analysis.tracks:
-        a, b = np.stack(inp[t.track_id]), np.stack(out[t.track_id])
-        n = min(len(a), len(b))
-        a, b = a[:n], b[:n]
-        flows, valid = flows_to_previous(a)
-        m_in, m_out = _sequence_metrics(a, flows, valid, encoder), _sequence_metrics(b, flows, valid, encoder)
-        row = {"id": t.track_id, "start": t.start, "frames_evaluated": n, "input": m_in["summary"], "restored": m_out["summary"],
-               "flicker_ratio": m_out["summary"]["flicker"] / max(m_in["summary"]["flicker"], 1e-9),
-               "per_frame": {"input": m_in["series"], "restored": m_out["series"]}}
-        if figures is not None:
-            row["contact_sheet"] = str(figures / f"track{t.track_id:03d}.png")
-            _contact_sheet(a, b, Path(row["contact_sheet"]))
-            row["plot"] = str(figures / f"track{t.track_id:03d}_metrics.png")
-            steps = list(range(t.start + 1, t.start + n))
-            ident_x = [t.start + i for i in m_in["series"]["identity_frames"]]
-            plot_series(Path(row["plot"]), f"track {t.track_id}", [
-                (name, steps, {"input": m_in["series"][key], "restored": m_out["series"][key]})
-                for name, key in (("warping error", "warping_error"), ("flicker", "flicker"))
-            ] + [("identity cos", ident_x, {"input": m_in["series"]["identity_cosine"],
-                                             "restored": m_out["series"]["identity_cosine"]})])
+    for meter in meters:
+        row = meter.finish(encoder)
+        if figures is not None and meter.count:
+            track_figures(row, meter, figures)
         tracks.append(row)
-    niqe_frames, niqe_in = _frame_niqe(input_path, niqe_every, max_frames)
-    _, niqe_out = _frame_niqe(restored_path, niqe_every, max_frames)
+    frames = max_frames or analysis.frames
+    niqe_frames, niqe_in = _frame_niqe(input_path, niqe_every, frames, niqe_limit)
+    _, niqe_out = _frame_niqe(restored_path, niqe_every, frames, niqe_limit)
     report = {"schema": SCHEMA_VERSION, "kind": "video", "input": str(input_path), "restored": str(restored_path),
               "detector": analysis.detector, "frames": analysis.frames, "tracks": tracks,
               "niqe": {"model": niqe_metric.model_name(), "frames": niqe_frames, "input": niqe_in, "restored": niqe_out,
