@@ -228,3 +228,16 @@ def test_the_fingerprint_follows_the_reference_photo_content(tmp_path):
     photo.write_bytes(b"another photo")
     weights_digest.cache_clear()
     assert options.fingerprint() != before
+
+
+def test_qa_measures_each_item_once_it_is_written(clips, tiny_model, tmp_path, capsys):
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    args = ["batch", str(clips[0]), "--out", str(out), "--model", str(tiny_model), "--preset", "fast", "--qa",
+            "--json", str(report), "--detector", "dlib", "--x264-preset", "ultrafast"]
+    assert main(args) == 0
+    (item,) = json.loads(report.read_text())["items"]
+    (row,) = item["report"]["qa"]
+    assert row["frames_evaluated"] == item["report"]["tracks"][0]["frames"] and "qa" in item["report"]["timings_s"]
+    drift = [n for n in item["report"]["notes"] if n.startswith(f"qa: track {row['id']} drifts")]
+    assert drift, row  # an untrained network's faces are nobody's
+    assert drift[0] in capsys.readouterr().err  # and the summary table lists it under the item

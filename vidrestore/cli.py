@@ -252,6 +252,9 @@ def build_batch_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray", action="store_true", help="run on Ray (a local Ray instance unless --ray-address is given)")
     p.add_argument("--ray-address", help="join a Ray cluster: auto or HOST:PORT (implies --ray)")
     p.add_argument("--workers", type=int, help="restorer workers under Ray (default: one per GPU, 1 without GPUs)")
+    p.add_argument("--qa", action="store_true",
+                   help="measure each item's restored tracks against its input once written (in the --json report) and "
+                        "list tracks that flicker more or drift from the person's identity; items skipped as done are not measured")
     add_restore_options(p)
     add_run_options(p)
     return p
@@ -288,7 +291,7 @@ def _batch_items(args: argparse.Namespace, state, max_attempts: int):
             skipped.append({"input": str(spec.input), "output": str(out), "status": "failed", "skipped": True,
                             "error": f"{row.error} (gave up after {row.attempts} attempts)"})
             continue
-        todo.append(Item(spec.input, out, options, fingerprint))
+        todo.append(Item(spec.input, out, options, fingerprint, qa=args.qa))
     return todo, skipped
 
 
@@ -356,6 +359,9 @@ def _print_summary(report: list[dict]) -> None:
         if r["status"] == "failed" and r.get("error"):
             line += f"  ({r['error']})"
         print(line, file=sys.stderr)
+        for note in (r.get("report") or {}).get("notes", []):
+            if note.startswith("qa:"):
+                print(f"         {note}", file=sys.stderr)
     t = _totals(report)
     print(f"{t['done']} done ({t['skipped']} skipped as already done or given up), {t['failed']} failed, "
           f"{t['frames']} frames", file=sys.stderr)

@@ -520,8 +520,8 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     qa_rows = None
     if qa and restoring and dst is not None and not dry_run:
         t3 = time.perf_counter()
-        qa_rows = quality_check(src, dst, analysis, restoring, cfg.face_size, progress)
-        notes.extend(qa_alarms(qa_rows))
+        qa_rows, alarms = quality_check(src, dst, analysis, restoring, cfg.face_size, progress)
+        notes.extend(alarms)
         timings["qa"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
     report = build_report(src, dst if not dry_run else None, analysis, cfg, restorer.name, mask_name(masker), frames_out,
@@ -530,12 +530,14 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
 
 
 def quality_check(src: Path, dst: Path, analysis: Analysis, tracks: list[Track], face_size: int,
-                  progress: Progress | None = None) -> list[dict]:
+                  progress: Progress | None = None) -> tuple[list[dict], list[str]]:
     """Per restored track: warping error, flicker and identity of the output and of the input
-    (summaries only; `vidrestore eval video` gives the per-frame series and figures)."""
+    (summaries only; `vidrestore eval video` gives the per-frame series and figures), and a note
+    per track that flickers more than its input or drifts from the person."""
     meters = measure_tracks(src, dst, tracks, face_size, deinterlace=analysis.deinterlace, progress=progress)
     encoder = DlibIdentityEncoder()
-    return [{k: v for k, v in meter.finish(encoder).items() if k != "per_frame"} for meter in meters]
+    rows = [{k: v for k, v in meter.finish(encoder).items() if k != "per_frame"} for meter in meters]
+    return rows, qa_alarms(rows)
 
 
 def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineConfig, restorer_name: str, mask: str,

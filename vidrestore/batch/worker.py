@@ -36,6 +36,7 @@ from ..pipeline import (
     mask_name,
     plan_segments,
     provenance,
+    quality_check,
     restore_video,
     segment_path,
     selected_tracks,
@@ -49,6 +50,7 @@ class Item:
     output: Path
     options: RestoreOptions
     fingerprint: str
+    qa: bool = False  # measure the output against the input once it is written (not part of the fingerprint)
 
 
 @dataclass
@@ -137,11 +139,19 @@ def finish(plan: ItemPlan, frames_out: int) -> dict:
     finally:
         for part in parts:
             part.unlink(missing_ok=True)
-    seconds = time.time() - plan.started
     selected = selected_tracks(plan.analysis, item.options.pipeline)
+    timings = {"analyse": plan.analyse_s}
+    qa = None
+    if item.qa and parts:
+        t0 = time.time()
+        qa, alarms = quality_check(item.input, item.output, plan.analysis, selected, item.options.pipeline.face_size)
+        notes.extend(alarms)
+        timings["qa"] = time.time() - t0
+    seconds = time.time() - plan.started
+    timings["total"] = seconds
     report = build_report(item.input, item.output, plan.analysis, item.options.pipeline, plan.restorer, plan.mask,
-                          frames_out if parts else plan.analysis.frames, {"analyse": plan.analyse_s, "total": seconds}, notes)
-    out = dataclasses.asdict(report)
+                          frames_out if parts else plan.analysis.frames, timings, notes)
+    out = dataclasses.asdict(dataclasses.replace(report, qa=qa))
     out.update(faces=sum(len(t) for t in selected), seconds=round(seconds, 3), segments=len(parts))
     return out
 
