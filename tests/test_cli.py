@@ -349,3 +349,21 @@ def test_qa_measures_each_restored_track_and_warns_when_identity_drifts(sample_c
     garbled, err = restore("garbled", tiny_model)  # an untrained network: nothing like the person
     assert any(n.startswith(f"qa: track {row['id']} drifts") for n in garbled["notes"]), garbled["qa"]
     assert "note: qa: track" in err
+
+
+@pytest.mark.parametrize("text, expected", [("off", ()), ("0.5,1.2", (0.5, 1.2)), ("0.7, 1.4", (0.7, 1.4))])
+def test_profile_fade_option(text, expected):
+    from vidrestore.cli import build_restore_parser, options_from_args
+
+    args = build_restore_parser().parse_args(["in.mp4", "out.mp4", "--profile-fade", text])
+    assert options_from_args(args).pipeline.profile_fade == expected
+
+
+@pytest.mark.parametrize("text, code", [("0.7", 2), ("steep", 2), ("1.4,0.7", 6)])
+def test_a_bad_profile_fade_is_a_usage_or_config_error(sample_clip, tmp_path, capsys, text, code):
+    try:
+        result = _run(sample_clip, tmp_path / "out.mp4", "--model", "none", "--profile-fade", text, "--quiet")
+    except SystemExit as exc:  # argparse's own usage error
+        result = exc.code
+    assert result == code and "profile" in capsys.readouterr().err
+    assert not (tmp_path / "out.mp4").exists()

@@ -113,3 +113,36 @@ def test_deinterlacing_follows_the_mode_the_declared_fields_and_what_idet_finds(
     assert parity == expected and bool(why) == bool(expected)
     with pytest.raises(ConfigError, match="auto, on or off"):
         choose_deinterlace(PipelineConfig(deinterlace="yes"), path, probe(path))
+
+
+def test_faces_turned_past_the_profile_fade_keep_their_original_pixels(sample_clip, tiny_model, tmp_path):
+    """The same run twice, into lossless RGB: with the default fade the faces are restored; with a
+    fade that counts every pose as profile, nothing is pasted and every pixel comes out as it went in."""
+    import av
+
+    from vidrestore.diffusion.sampler import SamplerConfig
+    from vidrestore.io import EncodeOptions
+    from vidrestore.pipeline import run
+    from vidrestore.restore import load_restorer
+
+    restorer = load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"), torch.float32, None, 32)
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    with VideoReader(sample_clip) as r:
+        source = np.stack([f.image for f in r]).astype(int)
+    change, profile_frames = {}, {}
+    for name, fade in (("default", PipelineConfig().profile_fade), ("all profile", (0.0, 1e-9))):
+        cfg = PipelineConfig(profile_fade=fade, encode=EncodeOptions(codec="ffv1", pix_fmt="bgr0"))
+        out = tmp_path / f"{name}.mkv"
+        report = run(sample_clip, out, cfg, restorer, torch.device("cpu"), detector=det)
+        with av.open(str(out)) as c:
+            frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(int)
+        change[name] = np.abs(frames - source).mean()
+        profile_frames[name] = [(t["profile_frames"], t["frames"]) for t in report.tracks]
+    assert change["default"] > 1 and change["all profile"] == 0, change
+    assert all(p == 0 for p, _ in profile_frames["default"]) and all(p == n for p, n in profile_frames["all profile"])
+
+
+@pytest.mark.parametrize("fade", [(1.4, 0.7), (0.7,), (-0.1, 1.0)])
+def test_a_profile_fade_must_be_two_increasing_turn_ratios(fade):
+    with pytest.raises(ConfigError, match="profile_fade"):
+        PipelineConfig(profile_fade=fade)

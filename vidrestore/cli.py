@@ -95,6 +95,16 @@ def _apply_per_track(cfg: PipelineConfig, values: list | None, field_all: str, f
     return cfg
 
 
+def _profile_fade(text: str) -> tuple[float, ...]:
+    if text == "off":
+        return ()
+    try:
+        full, zero = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FULL,ZERO like 0.7,1.4 or off, got {text!r}") from None
+    return full, zero
+
+
 def add_restore_options(p: argparse.ArgumentParser) -> None:
     """The options that decide how a video is restored: shared by the single-file and batch commands."""
     p.add_argument("--model", default="flipnet-small", help="zoo name, a .safetensors path, or 'none' (pass-through, for debugging)")
@@ -122,6 +132,9 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", type=_per_track(str, "PHOTO or TRACK=PHOTO"), action="append", metavar="[TRACK=]PHOTO",
                    help="a photo of the person: the track takes its identity from it instead of its own degraded frames; "
                         "TRACK=PHOTO for one track; repeatable")
+    p.add_argument("--profile-fade", type=_profile_fade, metavar="FULL,ZERO|off",
+                   help="fade the restored face back to the original as the head turns: full strength up to turn ratio "
+                        "FULL, none from ZERO (default 0.7,1.4: about 35 and 55 degrees of yaw); off pastes every pose")
     p.add_argument("--segment-frames", type=int, help="restore in segments of whole shots of at least this many frames (0: one segment)")
     p.add_argument("--codec", help="video encoder (libx264, libx265, ffv1, prores_ks ...)")
     p.add_argument("--crf", type=int, help="quality for x264/x265 (lower is better)")
@@ -178,7 +191,7 @@ def options_from_args(args: argparse.Namespace):
     cfg = dataclasses.replace(cfg, detector=det, tracker=trk, encode=enc)
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
                          ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("only_tracks", args.tracks),
-                         ("deinterlace", args.deinterlace)):
+                         ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
     cfg = _apply_per_track(cfg, args.strength, "strength", "track_strength")

@@ -39,6 +39,7 @@ from .faces.detect import DetectorConfig, FaceDetector, create_detector
 from .faces.identity import DlibIdentityEncoder
 from .faces.parsing import ParsingMasker as Masker
 from .faces.parsing import create_masker as parsing_masker
+from .faces.pose import frontal_weight
 from .faces.paste import face_mask, keep_grey, match_colour, paste_faces
 from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Detection, Track
@@ -72,6 +73,9 @@ class PipelineConfig:
     # its identity embedding instead of the track's own degraded frames; per track as (id, path).
     reference: str = ""
     track_references: tuple[tuple[int, str], ...] = ()
+    # A head turning to profile fades back to the original frame (faces.pose): full strength up to
+    # the first turn ratio (about 35 degrees of yaw), none from the second (about 55); () turns it off.
+    profile_fade: tuple[float, ...] = (0.7, 1.4)
     shots: ShotConfig = field(default_factory=ShotConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -81,6 +85,9 @@ class PipelineConfig:
         for what, value in [("strength", self.strength), *((f"strength of track {i}", v) for i, v in self.track_strength)]:
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{what}: expected a value from 0 to 1, got {value}")
+        if self.profile_fade and not (len(self.profile_fade) == 2 and 0 <= self.profile_fade[0] < self.profile_fade[1]):
+            raise ConfigError(f"profile_fade: expected two turn ratios FULL < ZERO (e.g. 0.7, 1.4) or none, "
+                              f"got {list(self.profile_fade)}")
 
     def strength_of(self, track_id: int) -> float:
         return dict(self.track_strength).get(track_id, self.strength)
@@ -326,8 +333,9 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
             if cfg.colour_match:
                 faces = match_colour(faces, track_crops, face_mask(cfg.face_size, device))
             faces = keep_grey(faces, track_crops)
+        turned = frontal_weight(track.landmarks[np.asarray(idx) - track.start], cfg.profile_fade)
         for j, i in enumerate(idx):
-            strength = cfg.strength_of(track.track_id) * _fade(track, i, cfg.fade_frames)
+            strength = cfg.strength_of(track.track_id) * _fade(track, i, cfg.fade_frames) * float(turned[j])
             pastes.setdefault(i, []).append((faces[j], track_mats[j], strength, masks[j]))
         if track.end <= last + 1:
             contexts.pop(track.track_id, None)
@@ -553,7 +561,8 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
                  "detected_frames": int(t.detected.sum()), "median_face_px": float(np.median(np.sqrt(
                      (t.boxes[:, 2] - t.boxes[:, 0]) * (t.boxes[:, 3] - t.boxes[:, 1])))),
                  "start_s": t.start / fps if fps else None, "selected": t.track_id in selected,
-                 "strength": cfg.strength_of(t.track_id), "reference": cfg.reference_of(t.track_id) or None}
+                 "strength": cfg.strength_of(t.track_id), "reference": cfg.reference_of(t.track_id) or None,
+                 "profile_frames": int((frontal_weight(t.landmarks, cfg.profile_fade) < 1).sum())}
                 for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
         corrupt_packets=analysis.corrupt_packets, notes=notes)
