@@ -184,3 +184,16 @@ def test_a_segment_deinterlaces_its_frames_as_a_whole_run_does(interlaced_clip, 
     assert [f.index for f in part] == list(range(start, start + 5))
     for a, b in zip(part, whole[start:]):
         assert np.array_equal(a.image, b.image), a.index
+
+
+@settings(max_examples=6, deadline=None)
+@given(wanted=st.sets(st.integers(0, 23), max_size=6), start=st.integers(0, 12))
+def test_a_reader_of_chosen_frames_gives_those_frames_as_a_full_read_does(interlaced_clip, wanted, start):
+    with VideoReader(interlaced_clip, deinterlace="tff") as r:
+        whole = list(r)
+    with VideoReader(interlaced_clip, deinterlace="tff", only=wanted, start=start,
+                     start_pts=whole[start].pts if start else None) as r:
+        part = list(r)
+    assert [f.index for f in part] == sorted(i for i in wanted if i >= start)
+    for f in part:
+        assert np.array_equal(f.image, whole[f.index].image), f.index

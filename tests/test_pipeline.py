@@ -72,6 +72,7 @@ def test_faces_sharing_forward_passes_paste_as_when_restored_in_one_pass(two_fac
             self.inner = load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"),
                                        torch.float32, None, 32)
             self.name, self.face_size, self.calls = "tiny", self.inner.face_size, []
+            self.uses_identity = self.inner.uses_identity
 
         def start_track(self, track_id, crops, reference=None):
             return self.inner.start_track(track_id, crops, reference)
@@ -146,3 +147,30 @@ def test_faces_turned_past_the_profile_fade_keep_their_original_pixels(sample_cl
 def test_a_profile_fade_must_be_two_increasing_turn_ratios(fade):
     with pytest.raises(ConfigError, match="profile_fade"):
         PipelineConfig(profile_fade=fade)
+
+
+def test_a_track_takes_its_identity_from_its_best_frames_when_the_restorer_uses_one(sample_clip, tmp_path):
+    from vidrestore.anchor import identity_frames
+    from vidrestore.pipeline import run
+    from vidrestore.restore import PassThroughRestorer
+
+    class Spy(PassThroughRestorer):
+        def __init__(self, uses_identity):
+            super().__init__(64)
+            self.uses_identity, self.references = uses_identity, {}
+
+        def start_track(self, track_id, first_crops, reference=None):
+            self.references[track_id] = reference
+            return super().start_track(track_id, first_crops, reference)
+
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    for uses in (True, False):
+        spy = Spy(uses)
+        report = run(sample_clip, tmp_path / f"{uses}.mp4", PipelineConfig(face_size=64), spy, torch.device("cpu"), detector=det)
+        (track,) = report.tracks
+        reference = spy.references[track["id"]]
+        if uses:
+            assert reference.shape == (len(track["identity_frames"]), 3, 64, 64) and len(track["identity_frames"]) == 8
+        else:
+            assert reference is None  # nothing read for a restorer without identity
+    assert track["identity_frames"] == identity_frames(analyse(sample_clip, PipelineConfig(), det).tracks[0])

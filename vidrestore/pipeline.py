@@ -32,6 +32,7 @@ import torch
 from PIL import Image, ImageOps
 
 from . import __version__
+from .anchor import IdentityCrops, identity_frames
 from .errors import ConfigError, ModelError, OutputError, UsageError
 from .eval.tracks import measure_tracks, qa_alarms
 from .faces.align import align_faces
@@ -298,7 +299,7 @@ def pack_pieces(lengths: list[int], capacity: int) -> list[list[tuple[int, int, 
 
 
 def _restore_window(window: list, tracks: list[Track], restorer: Restorer, contexts: dict[int, TrackContext],
-                    references: dict[int, torch.Tensor],
+                    identity: Callable[[Track], torch.Tensor | None],
                     cfg: PipelineConfig, device: torch.device, masker: Masker | None) -> dict[int, np.ndarray]:
     """Restore every track present in ``window``; returns new RGB images for the frames that changed.
 
@@ -319,7 +320,7 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
         mats = [torch.cat([m for _, m in a]) for a in aligned]
     for track, track_crops in zip(active, crops):
         if track.track_id not in contexts:
-            contexts[track.track_id] = restorer.start_track(track.track_id, track_crops, references.get(track.track_id))
+            contexts[track.track_id] = restorer.start_track(track.track_id, track_crops, identity(track))
     restored: list[list[torch.Tensor]] = [[] for _ in active]
     for pieces in pack_pieces([len(idx) for idx in frames], cfg.batch_size):
         outs = restorer.restore_tracks([(crops[j][a:b], contexts[active[j].track_id]) for j, a, b in pieces])
@@ -383,10 +384,17 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     tracks = [t for t in selected_tracks(analysis, cfg) if frames.start <= t.start < frames.stop]
     cuts = {shot.start for shot in analysis.shots}
     contexts: dict[int, TrackContext] = {}
-    references = {i: torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255 for i, crop in analysis.references.items()}
+    photos = {i: torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255 for i, crop in analysis.references.items()}
     faces = 0
     start_pts = analysis.pts[frames.start] if frames.start < len(analysis.pts) else None
     with contextlib.ExitStack() as stack:
+        anchored = [t for t in tracks if t.track_id not in photos] if restorer.uses_identity else []
+        best_frames = IdentityCrops(path, anchored, cfg.face_size, frames, start_pts, analysis.deinterlace)
+        stack.callback(best_frames.close)
+
+        def identity(track: Track) -> torch.Tensor | None:
+            return photos[track.track_id] if track.track_id in photos else best_frames(track)
+
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
                                                  deinterlace=analysis.deinterlace, keep_depth=True))
         writer = stack.enter_context(VideoWriter(video_out, info, cfg.encode))
@@ -395,7 +403,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
 
         def flush() -> None:
             nonlocal faces
-            changed = _restore_window(window, tracks, restorer, contexts, references, cfg, device, masker)
+            changed = _restore_window(window, tracks, restorer, contexts, identity, cfg, device, masker)
             faces += sum(1 for f in window for t in tracks if t.covers(f.index))
             for f in window:
                 writer.write(f.source, f.pts, changed.get(f.index))
@@ -562,6 +570,7 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
                      (t.boxes[:, 2] - t.boxes[:, 0]) * (t.boxes[:, 3] - t.boxes[:, 1])))),
                  "start_s": t.start / fps if fps else None, "selected": t.track_id in selected,
                  "strength": cfg.strength_of(t.track_id), "reference": cfg.reference_of(t.track_id) or None,
+                 "identity_frames": [] if cfg.reference_of(t.track_id) else identity_frames(t),
                  "profile_frames": int((frontal_weight(t.landmarks, cfg.profile_fade) < 1).sum())}
                 for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},

@@ -37,10 +37,12 @@ TrackPiece = tuple[torch.Tensor, TrackContext]  # (T, 3, S, S) crops in [0, 1] o
 class Restorer(Protocol):
     name: str
     face_size: int
+    uses_identity: bool  # whether start_track's reference crops matter (the pipeline reads them only then)
 
     def start_track(self, track_id: int, first_crops: torch.Tensor, reference: torch.Tensor | None = None) -> TrackContext:
         """State for a new track from its first crops (T, 3, S, S); ``reference`` (K, 3, S', S'):
-        aligned crops of a photo of the person, to take the track's identity from instead."""
+        aligned crops that show the person best (a photo, or the track's best frames), to take the
+        track's identity from instead."""
         ...
 
     def restore_tracks(self, pieces: list[TrackPiece]) -> list[torch.Tensor]:
@@ -56,6 +58,7 @@ class PassThroughRestorer(Restorer):
     """Returns the crops unchanged: for debugging the pipeline around the model (``--restorer none``)."""
 
     name = "none (pass-through)"
+    uses_identity = False
 
     def __init__(self, face_size: int):
         self.face_size = face_size
@@ -82,6 +85,7 @@ class FlipnetRestorer(Restorer):
         self.device = device
         self.dtype = dtype
         self.identity_encoder = identity_encoder
+        self.uses_identity = identity_encoder is not None
         self.temporal = temporal
         self.face_size = model.config.image_size
         self.name = name

@@ -173,12 +173,13 @@ class VideoReader:
     decoding everything before it. ``deinterlace``: a field parity (see :class:`Deinterlacer`) to
     deinterlace with, "" for none; ``Frame.source`` is then the progressive frame. ``keep_depth``:
     full-size images of sources deeper than 8 bits are uint16, for pasting faces into them without
-    flattening the frame to 8 bits.
+    flattening the frame to 8 bits. ``only``: yield just these frame indices (the others are
+    decoded, as they must be, but not converted), and stop after the last of them.
     """
 
     def __init__(self, path: str | Path, prefetch: int = 16, max_side: int = 0,
                  start: int = 0, stop: int | None = None, start_pts: int | None = None, deinterlace: str = "",
-                 keep_depth: bool = False):
+                 keep_depth: bool = False, only: set[int] | frozenset[int] | None = None):
         self.path = Path(path)
         self.info = probe(self.path)
         self.prefetch = prefetch
@@ -186,6 +187,10 @@ class VideoReader:
         self.deinterlace = deinterlace
         self.deep = keep_depth and not max_side and bit_depth(self.info.pix_fmt) > 8
         self._index = 0
+        self.only = frozenset(only) if only is not None else None
+        if self.only is not None:
+            last = max(self.only, default=start - 1) + 1
+            stop = last if stop is None else min(stop, last)
         self.start, self.stop, self.start_pts = start, stop, start_pts
         self.stats = DecodeStats()
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
@@ -263,7 +268,7 @@ class VideoReader:
         if self.stop is not None and self._index >= self.stop:
             self._put(_END)
             return False
-        if self._index >= self.start:
+        if self._index >= self.start and (self.only is None or self._index in self.only):
             image, scale = frame_to_rgb(frame, self.info, self.max_side, self.deep)
             if not self._put(Frame(self._index, frame.pts, image, frame, scale)):
                 return False
