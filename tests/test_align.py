@@ -14,10 +14,61 @@ from vidrestore.faces.paste import paste_faces
 def test_align_inverse_roundtrip_under_one_pixel(scale, angle, tx, ty, size):
     c, s = np.cos(angle), np.sin(angle)
     pts = template(size) @ (scale * np.array([[c, -s], [s, c]])).T + np.array([tx, ty])
-    m = estimate_similarity(torch.from_numpy(pts.astype(np.float32))[None], torch.from_numpy(template(size)))
-    back = apply_affine(invert_affine(m), torch.from_numpy(template(size))[None])[0].numpy()
+    m = estimate_similarity(pts.astype(np.float32)[None], template(size))
+    back = apply_affine(invert_affine(m), template(size)[None])[0]
     assert np.abs(back - pts).max() < 1.0
-    assert np.abs(apply_affine(m, torch.from_numpy(pts.astype(np.float32))[None])[0].numpy() - template(size)).max() < 1.0
+    assert np.abs(apply_affine(m, pts[None])[0] - template(size)).max() < 1.0
+
+
+def _umeyama_svd(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The textbook similarity fit (Umeyama 1991, via the SVD), as the reference for the closed form."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    cov = (dst - mu_d).T @ (src - mu_s) / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    fix = np.array([1.0, np.sign(np.linalg.det(u @ vt))])
+    rot = u @ np.diag(fix) @ vt
+    scale = (sig * fix).sum() / ((src - mu_s) ** 2).sum(1).mean()
+    return np.concatenate([scale * rot, (mu_d - scale * rot @ mu_s)[:, None]], 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-200, 200), min_size=10, max_size=10), st.floats(0.2, 4.0), st.floats(-3.1, 3.1),
+       st.booleans())
+def test_closed_form_similarity_matches_the_svd_solution(noise, scale, angle, mirrored):
+    """Noisy and even mirrored landmark sets: the closed form must give Umeyama's rotation (never a
+    reflection), scale and translation."""
+    c, s = np.cos(angle), np.sin(angle)
+    src = template(256) * (np.array([-1.0, 1.0]) if mirrored else 1.0)
+    dst = src @ (scale * np.array([[c, -s], [s, c]])).T + np.array(noise).reshape(5, 2) * 0.1 + 30
+    got = estimate_similarity(src[None], dst)[0]
+    assert np.allclose(got, _umeyama_svd(src, dst), atol=1e-6 * max(1.0, np.abs(dst).max()))
+    assert np.linalg.det(got[:, :2]) > 0
+
+
+def test_pasting_leaves_the_frame_it_was_given_as_it_was():
+    """A new frame comes back: the decoded frame is still needed unchanged (the --preview's input side).
+    Frames arrive as views of the decoder's HWC arrays, whose HWC view is contiguous again."""
+    decoded = np.random.default_rng(1).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    for frame in (torch.from_numpy(decoded).permute(2, 0, 1), torch.from_numpy(decoded).permute(2, 0, 1).contiguous()):
+        before = frame.clone()
+        lm = torch.from_numpy(template(64) + np.array([40, 20], np.float32))[None]
+        crops, m = align_faces(frame, lm, 128)
+        out, _ = paste_faces(frame, 1 - crops, m)
+        assert torch.equal(frame, before) and not torch.equal(out, frame)
+
+
+@pytest.mark.parametrize("shape", [(48, 40, 3), (48, 40, 4), (48, 40)])
+def test_opencv_warps_through_four_channels_give_the_three_channel_result(shape):
+    import cv2
+
+    from vidrestore.faces.align import warp_image
+
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    m = np.array([[2.3, 0.4, 5.0], [-0.4, 2.3, 7.0]])
+    for size in [(130, 110), (20, 16)]:  # enlarged (the four-channel path), shrunk (direct)
+        expected = cv2.warpAffine(image, m, (size[1], size[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        got = warp_image(image, m, size, "zeros")
+        assert np.array_equal(got.reshape(expected.shape), expected)
 
 
 def test_paste_of_an_unchanged_smooth_crop_is_invisible():
@@ -25,7 +76,7 @@ def test_paste_of_an_unchanged_smooth_crop_is_invisible():
     frame = torch.stack([xs, ys, (xs + ys) / 2])
     lm = torch.from_numpy(template(64) + np.array([40, 20], np.float32))[None]
     crops, m = align_faces(frame, lm, 128)
-    out = paste_faces(frame, crops, m)
+    out, _ = paste_faces(frame, crops, m)
     assert (out - frame).abs().max() < 0.02
 
 
@@ -34,7 +85,7 @@ def test_face_at_the_border_is_handled():
     lm = torch.from_numpy(template(80) - np.array([30, 30], np.float32))[None]  # partly outside
     crops, m = align_faces(frame, lm, 128)
     assert torch.isfinite(crops).all()
-    out = paste_faces(frame, torch.zeros_like(crops), m)
+    out, _ = paste_faces(frame, torch.zeros_like(crops), m)
     assert out.shape == frame.shape and (out != frame).any()
 
 

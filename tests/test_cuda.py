@@ -65,8 +65,8 @@ def test_kornia_align_and_paste_match_opencv():
     crops_gpu, _ = align_faces(frame.to(CUDA), lm, 128)
     assert (crops_gpu.cpu() - crops_cpu).abs().mean() < 0.01
     restored = torch.rand(crops_cpu.shape, generator=torch.Generator().manual_seed(3))
-    on_cpu = paste_faces(frame, restored, m)
-    on_gpu = paste_faces(frame.to(CUDA), restored.to(CUDA), m.to(CUDA)).cpu()
+    on_cpu, _ = paste_faces(frame, restored, m)
+    on_gpu = paste_faces(frame.to(CUDA), restored.to(CUDA), m)[0].cpu()
     assert (on_cpu.int() - on_gpu.int()).abs().max() <= 2
 
 

@@ -50,3 +50,18 @@ def test_retinaface_backend_without_weights_says_how_to_get_them(monkeypatch, tm
     monkeypatch.setenv("VIDRESTORE_CACHE", str(tmp_path))
     with pytest.raises(ModelError, match="models pull"):
         create_detector(DetectorConfig(backend="retinaface"), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("height, width", [(320, 242), (97, 130), (8, 8)])
+def test_anchor_grid_is_every_cell_of_every_level_in_the_heads_order(height, width):
+    import math
+    from itertools import product
+
+    from vidrestore.faces.retinaface import FACEXLIB_ANCHORS, STEPS, prior_boxes
+
+    expected = [((j + 0.5) * step / width, (i + 0.5) * step / height, s / width, s / height)
+                for step, sizes in zip(STEPS, FACEXLIB_ANCHORS)
+                for i, j in product(range(math.ceil(height / step)), range(math.ceil(width / step))) for s in sizes]
+    got = prior_boxes(height, width, torch.device("cpu"))
+    assert torch.allclose(got, torch.tensor(expected), atol=1e-7)
+    assert prior_boxes(height, width, torch.device("cpu")) is got  # built once per frame size

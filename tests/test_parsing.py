@@ -70,7 +70,7 @@ def test_masks_follow_the_parsing(tmp_path, favour, covered):
     frame = torch.randint(0, 256, (3, 120, 160), dtype=torch.uint8)
     lm = torch.from_numpy(template(64) + np.array([40, 20], np.float32))[None]
     crops, m = align_faces(frame, lm, 128)
-    pasted = paste_faces(frame, torch.zeros_like(crops), m, masks=masks[:1])
+    pasted, _ = paste_faces(frame, torch.zeros_like(crops), m, masks=masks[:1])
     assert torch.equal(pasted, frame) != covered
     assert 1 in FACE_CLASSES and 17 not in FACE_CLASSES
 

@@ -96,7 +96,8 @@ def test_faces_sharing_forward_passes_paste_as_when_restored_in_one_pass(two_fac
     assert worst.max() <= 2, f"largest difference per frame: {worst.tolist()}"
     with VideoReader(clip) as r:
         source = np.stack([f.image for f in r]).astype(int)
-    assert np.abs(outputs[6] - source).mean() > 1  # the faces were restored, not copied
+    # the faces were restored, not copied (away from them the output is the source, bit for bit)
+    assert (np.abs(outputs[6] - source).max(axis=3) > 8).mean() > 0.01
 
 
 @pytest.mark.parametrize("mode, clip, expected", [
@@ -174,3 +175,30 @@ def test_a_track_takes_its_identity_from_its_best_frames_when_the_restorer_uses_
         else:
             assert reference is None  # nothing read for a restorer without identity
     assert track["identity_frames"] == identity_frames(analyse(sample_clip, PipelineConfig(), det).tracks[0])
+
+
+def test_the_preview_shows_the_input_beside_the_restored_frames(sample_clip, tmp_path):
+    """Left half: the input as decoded; right half: the output. Pasting once wrote into the decoded
+    frame itself, so both halves showed the restored face."""
+    import av
+
+    from vidrestore.pipeline import run
+    from vidrestore.restore import PassThroughRestorer
+
+    class Negative(PassThroughRestorer):  # a visible change, to tell the halves apart
+        def restore_tracks(self, pieces):
+            return [1 - crops for crops, _ in pieces]
+
+    def frames(path):
+        with av.open(str(path)) as c:
+            return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(int)
+
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    out, side = tmp_path / "out.mp4", tmp_path / "side.mp4"
+    cfg = PipelineConfig(face_size=64, colour_match=False)
+    run(sample_clip, out, cfg, Negative(64), torch.device("cpu"), detector=det, preview=side)
+    source, restored, preview = frames(sample_clip), frames(out), frames(side)
+    width = source.shape[2]
+    assert np.abs(restored - source).mean() > 5  # the faces changed
+    assert np.abs(preview[:, :, :width] - source).mean() < 2  # ...but not on the input side
+    assert np.abs(preview[:, :, width:] - restored).mean() < 2

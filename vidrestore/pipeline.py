@@ -22,7 +22,9 @@ import dataclasses
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,7 +37,7 @@ from . import __version__
 from .anchor import IdentityCrops, identity_frames
 from .errors import ConfigError, ModelError, OutputError, UsageError
 from .eval.tracks import measure_tracks, qa_alarms
-from .faces.align import align_faces
+from .faces.align import align_faces, crop_faces, face_matrices
 from .faces.detect import DetectorConfig, FaceDetector, create_detector
 from .faces.identity import DlibIdentityEncoder
 from .faces.parsing import ParsingMasker as Masker
@@ -135,41 +137,53 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     """Pass 1: shots and face tracks, without keeping frames.
 
     Frames are decoded at the detector's working size (one FFmpeg conversion instead of a full-size
-    one and a resize); detections are mapped back to full-size pixels. Frames to detect are sent to the detector ``detect_batch`` at a time (one forward pass on GPU);
-    cuts and detections then reach the tracker in frame order."""
+    one and a resize); detections are mapped back to full-size pixels. Frames to detect are sent to
+    the detector ``detect_batch`` at a time (one forward pass on GPU), on a worker thread, so the
+    next frames are decoded and cut-checked meanwhile; cuts and detections then reach the tracker
+    in frame order."""
     shots = ShotDetector(cfg.shots)
     tracker = FaceTracker(cfg.tracker)
     info = probe(path)
     total = info.frames
     faces = 0
     pending: list[tuple[int, bool, np.ndarray | None, tuple[float, float]]] = []  # (index, starts a shot, image to detect, its scale)
+    submitted: deque[tuple[list, Future]] = deque()  # batches handed to the detector, oldest first
     pts: list[int | None] = []
 
-    def flush() -> None:
-        nonlocal faces
+    def submit() -> None:
         images = [im for _, _, im, _ in pending if im is not None]
-        found = iter(detector.detect(images) if images else [])
-        for index, cut, image, scale in pending:
-            if cut:
-                tracker.end_shot()
-            if image is not None:
-                dets = [to_display(d, scale) for d in next(found)]
-                faces += len(dets)
-                tracker.update(index, dets)
+        submitted.append((pending.copy(), detect_pool.submit(detector.detect, images)))
         pending.clear()
 
+    def track(until_in_flight: int) -> None:
+        """Feed the tracker the oldest batches until at most ``until_in_flight`` are in flight."""
+        nonlocal faces
+        while len(submitted) > until_in_flight:
+            items, result = submitted.popleft()
+            found = iter(result.result())
+            for index, cut, image, scale in items:
+                if cut:
+                    tracker.end_shot()
+                if image is not None:
+                    dets = [to_display(d, scale) for d in next(found)]
+                    faces += len(dets)
+                    tracker.update(index, dets)
+
     parity, fields = choose_deinterlace(cfg, path, info)
-    with VideoReader(path, max_side=detector.input_side, deinterlace=parity) as reader:
+    with VideoReader(path, max_side=detector.input_side, deinterlace=parity) as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="vidrestore-detect") as detect_pool:
         for frame in reader:
             pts.append(frame.pts)
             cut = shots.update(frame.image)
             detect = frame.index % max(1, cfg.tracker.detect_every) == 0
             pending.append((frame.index, cut, frame.image if detect else None, frame.scale))
             if sum(item[2] is not None for item in pending) >= detect_batch:
-                flush()
+                submit()
+                track(until_in_flight=1)
                 if progress:
                     progress("analyse", frame.index + 1, total, faces)
-        flush()
+        submit()
+        track(until_in_flight=0)
         tracker.end_shot()
         count, corrupt = reader.stats.frames, reader.stats.corrupt_packets
     if progress:
@@ -298,10 +312,18 @@ def pack_pieces(lengths: list[int], capacity: int) -> list[list[tuple[int, int, 
     return [p for p in passes if p]
 
 
+@dataclass
+class Pasted:
+    """A frame with faces pasted in: its RGB image, and the boxes outside which it is the decoded frame."""
+
+    image: np.ndarray
+    boxes: list[tuple[int, int, int, int]]
+
+
 def _restore_window(window: list, tracks: list[Track], restorer: Restorer, contexts: dict[int, TrackContext],
                     identity: Callable[[Track], torch.Tensor | None],
-                    cfg: PipelineConfig, device: torch.device, masker: Masker | None) -> dict[int, np.ndarray]:
-    """Restore every track present in ``window``; returns new RGB images for the frames that changed.
+                    cfg: PipelineConfig, device: torch.device, masker: Masker | None) -> dict[int, Pasted]:
+    """Restore every track present in ``window``; returns the frames that changed.
 
     The crops of all the window's tracks share forward passes of up to ``batch_size`` frames, so a
     scene with several small or short-lived faces costs the model fewer, fuller passes."""
@@ -313,11 +335,10 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
     # faces are ever converted to float
     tensors = {f.index: torch.from_numpy(f.image).permute(2, 0, 1).to(device) for f in window}
     frames = [list(range(max(first, t.start), min(last + 1, t.end))) for t in active]
+    mats = [face_matrices(t.landmarks[np.asarray(idx) - t.start], cfg.face_size) for t, idx in zip(active, frames)]
     with glue_threads(device):
-        aligned = [[align_faces(tensors[i], torch.from_numpy(t.landmarks_at(i)).float()[None], cfg.face_size) for i in idx]
-                   for t, idx in zip(active, frames)]
-        crops = [torch.cat([c for c, _ in a]) for a in aligned]
-        mats = [torch.cat([m for _, m in a]) for a in aligned]
+        crops = [torch.cat([crop_faces(tensors[i], m[j : j + 1], cfg.face_size) for j, i in enumerate(idx)])
+                 for idx, m in zip(frames, mats)]
     for track, track_crops in zip(active, crops):
         if track.track_id not in contexts:
             contexts[track.track_id] = restorer.start_track(track.track_id, track_crops, identity(track))
@@ -326,7 +347,7 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
         outs = restorer.restore_tracks([(crops[j][a:b], contexts[active[j].track_id]) for j, a, b in pieces])
         for (j, _, _), out in zip(pieces, outs):
             restored[j].append(out.to(device))
-    pastes: dict[int, list[tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]]] = {}
+    pastes: dict[int, list[tuple[torch.Tensor, np.ndarray, float, torch.Tensor]]] = {}
     for track, idx, track_crops, track_mats, parts in zip(active, frames, crops, mats, restored):
         faces = torch.cat(parts)
         masks = masker(faces) if masker is not None else face_mask(cfg.face_size, device).expand(len(idx), -1, -1, -1)
@@ -344,8 +365,9 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
     with glue_threads(device):
         for i, items in pastes.items():
             faces, mats_i, strength, masks = zip(*items)
-            out[i] = paste_faces(tensors[i], torch.stack(faces), torch.stack(mats_i), torch.tensor(strength, device=device),
-                                 torch.stack(masks)).permute(1, 2, 0).cpu().numpy()
+            pasted, boxes = paste_faces(tensors[i], torch.stack(faces), np.stack(mats_i), torch.tensor(strength, device=device),
+                                        torch.stack(masks))
+            out[i] = Pasted(pasted.permute(1, 2, 0).cpu().numpy(), boxes)
     return out
 
 
@@ -406,9 +428,10 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
             changed = _restore_window(window, tracks, restorer, contexts, identity, cfg, device, masker)
             faces += sum(1 for f in window for t in tracks if t.covers(f.index))
             for f in window:
-                writer.write(f.source, f.pts, changed.get(f.index))
+                pasted = changed.get(f.index)
+                writer.write(f.source, f.pts, *((pasted.image, pasted.boxes) if pasted else ()))
                 if side is not None:
-                    side.write(f.source, f.pts, np.concatenate([f.image, changed.get(f.index, f.image)], 1))
+                    side.write(f.source, f.pts, np.concatenate([f.image, pasted.image if pasted else f.image], 1))
             if progress:
                 progress("restore", window[-1].index + 1, analysis.frames, faces)
             window.clear()

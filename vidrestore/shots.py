@@ -31,9 +31,10 @@ class Shot:
 
 
 def frame_histogram(image: np.ndarray) -> np.ndarray:
-    """Normalised 16x8 hue-saturation plus 8-bin value histogram of a downscaled RGB frame."""
-    small = cv2.resize(image, (96, int(96 * image.shape[0] / max(1, image.shape[1])) or 1), interpolation=cv2.INTER_AREA)
-    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+    """Normalised 16x8 hue-saturation plus 8-bin value histogram of an RGB frame, sampled on a grid
+    about 96 pixels wide (a strided view: a histogram needs no filtered resize, which cost 4x more)."""
+    step = max(1, round(image.shape[1] / 96))
+    hsv = cv2.cvtColor(np.ascontiguousarray(image[::step, ::step]), cv2.COLOR_RGB2HSV)
     hs = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256]).ravel()
     v = cv2.calcHist([hsv], [2], None, [8], [0, 256]).ravel()
     hist = np.concatenate([hs, v]).astype(np.float32)

@@ -11,7 +11,7 @@ import kornia
 import numpy as np
 import torch
 
-from .align import PEAK, invert_affine, shift_affine, source_region, template, to_unit_float, warp_affine
+from .align import PEAK, invert_affine, shift_affine, source_region, template, to_unit_float, warp_affine, warp_image
 
 
 @functools.lru_cache(maxsize=8)
@@ -30,13 +30,14 @@ def _face_mask_cpu(face_size: int) -> torch.Tensor:
     return kornia.filters.gaussian_blur2d(mask, (k, k), (sigma, sigma), border_type="constant")
 
 
-def mask_support(mask: torch.Tensor) -> torch.Tensor | None:
-    """Corners (4, 2) of the crop-space box outside which ``mask`` (S, S) is zero to 8 bits; None if empty."""
-    ys, xs = torch.nonzero(mask > 0.5 / 255, as_tuple=True)
-    if len(xs) == 0:
+def mask_support(row_peaks: np.ndarray, col_peaks: np.ndarray) -> np.ndarray | None:
+    """Corners (4, 2) of the crop-space box outside which a mask is zero to 8 bits, from the mask's
+    maximum along each row and each column; None if it is empty."""
+    rows, cols = np.flatnonzero(row_peaks > 0.5 / 255), np.flatnonzero(col_peaks > 0.5 / 255)
+    if len(cols) == 0:
         return None
-    x0, x1, y0, y1 = float(xs.min()), float(xs.max()) + 1, float(ys.min()), float(ys.max()) + 1
-    return torch.tensor([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], device=mask.device)
+    x0, x1, y0, y1 = float(cols[0]), float(cols[-1]) + 1, float(rows[0]), float(rows[-1]) + 1
+    return np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]])
 
 
 def face_mask(face_size: int, device: torch.device) -> torch.Tensor:
@@ -46,13 +47,19 @@ def face_mask(face_size: int, device: torch.device) -> torch.Tensor:
 
 def match_colour(restored: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Shift each channel's mean and spread inside ``mask`` to the reference's (counters colour drift)."""
-    w = mask / mask.sum((2, 3), keepdim=True).clamp_min(1e-6)
+    w = (mask / mask.sum().clamp_min(1e-6)).flatten()
     def stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = (x * w).sum((2, 3), keepdim=True)
-        return mean, ((x - mean) ** 2 * w).sum((2, 3), keepdim=True).sqrt().clamp_min(1e-4)
+        # Row-wise sums rather than matrix products: each crop's figures must not depend on how
+        # many crops share the call (batches split differently must paste the same faces). The
+        # spread is taken about the mean; E[x^2] - mean^2 cancels badly in float32 for flat crops.
+        flat = x.flatten(2)
+        mean = (flat * w).sum(-1)
+        centred = flat - mean[..., None]
+        return mean, (centred * centred * w).sum(-1).sqrt().clamp_min(1e-4)
     m_r, s_r = stats(restored)
     m_t, s_t = stats(reference)
-    return ((restored - m_r) / s_r * s_t + m_t).clamp(0, 1)
+    gain = s_t / s_r
+    return (restored * gain[..., None, None] + (m_t - m_r * gain)[..., None, None]).clamp_(0, 1)
 
 
 _LUMA = (0.299, 0.587, 0.114)  # BT.601, as the decoders' YUV -> RGB
@@ -67,21 +74,26 @@ def keep_grey(restored: torch.Tensor, reference: torch.Tensor, tolerance: float 
     return torch.where(grey[:, None, None, None], luma, restored)
 
 
-def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: torch.Tensor, strength: torch.Tensor | None = None,
-                masks: torch.Tensor | None = None) -> torch.Tensor:
+def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, strength: torch.Tensor | None = None,
+                masks: torch.Tensor | None = None) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
     """Blend restored ``crops`` (K, 3, S, S) into ``frame`` (3, H, W; uint8/uint16, or float in [0, 1])
-    through the inverse of the frame-to-crop ``matrices`` (K, 2, 3); returns a new frame of the same
-    dtype. ``masks`` (K, 1, S, S): per-face paste masks (e.g. from face parsing); default the
-    feathered ellipse. Only the frame region under each face's mask is warped and blended.
-    ``strength`` (K,) scales each face's mask (fade-in/out at track ends)."""
+    through the inverse of the frame-to-crop ``matrices`` (K, 2, 3). ``masks`` (K, 1, S, S): per-face
+    paste masks (e.g. from face parsing); default the feathered ellipse. Only the frame region under
+    each face's mask is warped and blended. ``strength`` (K,) scales each face's mask (fade-in/out
+    at track ends).
+
+    Returns a new frame of the same dtype (``frame`` is left as it was) and the boxes
+    ``(x0, y0, x1, y1)`` outside which it equals ``frame``."""
     _, height, width = frame.shape
     size = crops.shape[-1]
     masks = masks if masks is not None else face_mask(size, frame.device).expand(len(crops), -1, -1, -1)
     strength = strength if strength is not None else torch.ones(len(crops), device=frame.device)
     on_cpu = frame.device.type == "cpu"
-    out = np.ascontiguousarray(frame.permute(1, 2, 0).numpy()) if on_cpu else frame.clone()
+    out = frame.permute(1, 2, 0).numpy().copy() if on_cpu else frame.clone()
+    row_peaks, col_peaks = masks[:, 0].amax(2).cpu().numpy(), masks[:, 0].amax(1).cpu().numpy()
+    boxes = []
     for k in range(len(crops)):
-        support = mask_support(masks[k, 0])
+        support = mask_support(row_peaks[k], col_peaks[k])
         if support is None:
             continue
         x0, y0, x1, y1 = source_region(matrices[k : k + 1], support, height, width, margin=1)
@@ -90,14 +102,15 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: torch.Tensor
         crop_to_region = invert_affine(shift_affine(matrices[k : k + 1], x0, y0))[0]
         blend = _blend_cpu if on_cpu else _blend_torch
         blend(out, (x0, y0, x1, y1), crops[k], masks[k] * strength[k], crop_to_region)
-    return torch.from_numpy(out).permute(2, 0, 1) if on_cpu else out
+        boxes.append((x0, y0, x1, y1))
+    return (torch.from_numpy(out).permute(2, 0, 1) if on_cpu else out), boxes
 
 
 _NUMPY_PEAK = {np.uint8: 255, np.uint16: 65535}
 
 
 def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
-               crop_to_region: torch.Tensor) -> None:
+               crop_to_region: np.ndarray) -> None:
     """OpenCV blend into the HWC array ``out``. A uint8 frame stays uint8 throughout (the crop is
     quantised before the warp), which costs a fraction of converting the region to float and back.
     Deeper frames blend in float32 (OpenCV blends only 8-bit or float) and keep their depth."""
@@ -106,18 +119,15 @@ def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tens
     peak = _NUMPY_PEAK.get(region.dtype.type, 1.0)
     rgb = crop.permute(1, 2, 0).numpy().clip(0, 1) * peak
     rgb = np.rint(rgb).astype(np.uint8) if region.dtype == np.uint8 else rgb.astype(np.float32)
-    m, dsize = crop_to_region.double().numpy(), (x1 - x0, y1 - y0)
-    def warp(image: np.ndarray) -> np.ndarray:
-        return cv2.warpAffine(np.ascontiguousarray(image), m, dsize, flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    weight = warp(alpha[0].float().numpy())
+    dsize = (y1 - y0, x1 - x0)
+    weight = warp_image(alpha[0].float().numpy(), crop_to_region, dsize, "zeros")
     base = region if region.dtype in (np.uint8, np.float32) else region.astype(np.float32)
-    blended = cv2.blendLinear(base, warp(rgb), 1 - weight, weight)
+    blended = cv2.blendLinear(base, warp_image(rgb, crop_to_region, dsize, "zeros"), 1 - weight, weight)
     region[...] = blended if blended.dtype == region.dtype else np.rint(blended).clip(0, peak)
 
 
 def _blend_torch(out: torch.Tensor, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
-                 crop_to_region: torch.Tensor) -> None:
+                 crop_to_region: np.ndarray) -> None:
     """Batched-warp blend into the (3, H, W) tensor ``out`` on its accelerator."""
     x0, y0, x1, y1 = box
     warped = warp_affine(torch.cat([crop, alpha])[None], crop_to_region[None], (y1 - y0, x1 - x0), "zeros")[0]

@@ -7,10 +7,11 @@ with the checkpoint's parameter names, so the published weights load with ``stri
 
 from __future__ import annotations
 
+import functools
 import math
 import typing
-from itertools import product
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -159,13 +160,20 @@ def prior_boxes(height: int, width: int, device: torch.device,
     """Anchor centres and sizes (cx, cy, w, h), normalised to the image, in the heads' output order.
 
     The anchor sizes are not stored in checkpoints: they must match the ones used in training.
+    Every frame of a video has the same size, so the grid is built once per size and device.
     """
-    anchors = []
+    return _prior_boxes(height, width, str(device), anchor_sizes)
+
+
+@functools.lru_cache(maxsize=8)
+def _prior_boxes(height: int, width: int, device: str, anchor_sizes: tuple[tuple[int, ...], ...]) -> torch.Tensor:
+    levels = []
     for step, sizes in zip(STEPS, anchor_sizes):
-        for i, j in product(range(math.ceil(height / step)), range(math.ceil(width / step))):
-            for s in sizes:
-                anchors.append(((j + 0.5) * step / width, (i + 0.5) * step / height, s / width, s / height))
-    return torch.tensor(anchors, dtype=torch.float32, device=device)
+        ys, xs = np.meshgrid(np.arange(math.ceil(height / step)), np.arange(math.ceil(width / step)), indexing="ij")
+        centres = np.stack([(xs + 0.5) * step / width, (ys + 0.5) * step / height], -1).reshape(-1, 1, 2)
+        extents = np.array([[s / width, s / height] for s in sizes])[None]
+        levels.append(np.concatenate(np.broadcast_arrays(centres, extents), -1).reshape(-1, 4))
+    return torch.tensor(np.concatenate(levels), dtype=torch.float32, device=device)
 
 
 def decode(loc: torch.Tensor, landm: torch.Tensor, priors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,6 +18,7 @@ from typing import Self
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from ..errors import InputError
 from .probe import VideoInfo, open_input, probe
@@ -58,10 +59,13 @@ def bit_depth(pix_fmt: str) -> int:
     return max(c.bits for c in av.VideoFormat(pix_fmt).components)
 
 
-def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0, deep: bool = False) -> tuple[np.ndarray, tuple[float, float]]:
+def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0, deep: bool = False,
+                 reformatter: VideoReformatter | None = None) -> tuple[np.ndarray, tuple[float, float]]:
     """RGB image in display orientation, downscaled in the same FFmpeg conversion so that its longer
     side is at most ``max_side`` (0: full size); returns it with its scale (x, y) to display pixels.
-    ``deep``: uint16 (rgb48) instead of uint8, so 10- and 12-bit sources keep their precision."""
+    ``deep``: uint16 (rgb48) instead of uint8, so 10- and 12-bit sources keep their precision.
+    ``reformatter``: one kept across the frames of a stream, so FFmpeg sets its conversion up once
+    (set up per frame, a downscaling conversion cost three times as much as the decode itself)."""
     # Convert with the stream's own matrix and range; FFmpeg's default (BT.601, limited) shifts
     # colours of HD material, and the inverse conversion on encode must be the same one.
     matrix = info.color.matrix if info.color.matrix not in (0, 2) else None
@@ -72,7 +76,7 @@ def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0, deep:
     if factor < 1.0:
         kwargs.update(width=max(1, round(frame.width * factor)), height=max(1, round(frame.height * factor)),
                       interpolation="AREA")
-    rgb = frame.reformat(format="rgb48le" if deep else "rgb24", **kwargs).to_ndarray()
+    rgb = (reformatter or VideoReformatter()).reformat(frame, format="rgb48le" if deep else "rgb24", **kwargs).to_ndarray()
     scale = (rgb.shape[1] / frame.width, rgb.shape[0] / frame.height)
     if (info.rotation // 90) % 2:
         scale = scale[::-1]
@@ -193,6 +197,7 @@ class VideoReader:
             stop = last if stop is None else min(stop, last)
         self.start, self.stop, self.start_pts = start, stop, start_pts
         self.stats = DecodeStats()
+        self._reformatter = VideoReformatter()  # used by the decode thread only
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -269,7 +274,7 @@ class VideoReader:
             self._put(_END)
             return False
         if self._index >= self.start and (self.only is None or self._index in self.only):
-            image, scale = frame_to_rgb(frame, self.info, self.max_side, self.deep)
+            image, scale = frame_to_rgb(frame, self.info, self.max_side, self.deep, self._reformatter)
             if not self._put(Frame(self._index, frame.pts, image, frame, scale)):
                 return False
             self.stats.frames += 1

@@ -21,9 +21,11 @@ from typing import Self
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError
 from .probe import VideoInfo, open_input
+from .patch import Box, copy_frame, patch_frame, patchable, rotate_box
 from .reader import rotate_to_coded
 
 ARCHIVAL_CODECS = {"ffv1": ".mkv", "prores_ks": ".mov"}
@@ -116,6 +118,8 @@ class VideoWriter:
         # Colour conversion and encoding run in their own thread (FFmpeg releases the GIL), so the
         # next frames are restored while these are encoded; the queue bounds the frames held.
         self._queue: queue.Queue = queue.Queue(maxsize=8)
+        self._reformatter = VideoReformatter()  # one conversion set up for the whole stream (the encode thread's)
+        self._patch_reformatter = VideoReformatter()  # for regions, whose sizes change from frame to frame
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._encode_loop, name="vidrestore-encode", daemon=True)
         self._thread.start()
@@ -152,11 +156,14 @@ class VideoWriter:
             return {"profile": "3"}  # 422 HQ
         return {}
 
-    def write(self, source: av.VideoFrame, pts: int | None, image: np.ndarray | None = None) -> None:
+    def write(self, source: av.VideoFrame, pts: int | None, image: np.ndarray | None = None,
+              regions: list[Box] | None = None) -> None:
         """Queue one frame for encoding: ``image`` (RGB uint8 or uint16, display orientation) when faces
-        were pasted, else ``source``."""
+        were pasted, else ``source``. ``regions``: the boxes (display pixels) outside which ``image``
+        is ``source`` unchanged; only they are converted back and written into a copy of ``source``
+        (see :mod:`.patch`) when its format allows. None: the whole image is new."""
         self._raise_pending()
-        self._queue.put((source, pts, image))
+        self._queue.put((source, pts, image, regions))
         self.frames_written += 1
 
     def _raise_pending(self) -> None:
@@ -172,9 +179,15 @@ class VideoWriter:
             except BaseException as exc:  # noqa: BLE001 - re-raised in the producer's thread
                 self._error = exc
 
-    def _encode(self, source: av.VideoFrame, pts: int | None, image: np.ndarray | None) -> None:
-        frame = self._to_video_frame(image) if image is not None else source
-        frame = frame.reformat(format=self.stream.pix_fmt, **self._yuv_kwargs()) if frame.format.name != self.stream.pix_fmt else frame
+    def _encode(self, source: av.VideoFrame, pts: int | None, image: np.ndarray | None, regions: list[Box] | None) -> None:
+        if image is None:
+            frame = source
+        elif regions is not None and source.format.name == self.stream.pix_fmt and patchable(source):
+            frame = self._patched(source, image, regions)
+        else:
+            frame = self._to_video_frame(image)
+        if frame.format.name != self.stream.pix_fmt:
+            frame = self._reformatter.reformat(frame, format=self.stream.pix_fmt, **self._yuv_kwargs())
         frame.pts = pts
         frame.time_base = self.info.time_base
         self._mux(self.stream.encode(frame))
@@ -191,6 +204,14 @@ class VideoWriter:
         if self.info.color.range:
             kwargs["dst_color_range"] = self.info.color.range
         return kwargs
+
+    def _patched(self, source: av.VideoFrame, image: np.ndarray, regions: list[Box]) -> av.VideoFrame:
+        height, width = image.shape[:2]
+        turns = -(self.info.rotation // 90) % 4  # as rotate_to_coded turns the image
+        frame = copy_frame(source)
+        patch_frame(frame, rotate_to_coded(image, self.info.rotation), [rotate_box(b, turns, height, width) for b in regions],
+                    self._patch_reformatter, **self._yuv_kwargs())
+        return frame
 
     def _to_video_frame(self, image: np.ndarray) -> av.VideoFrame:
         coded = rotate_to_coded(image, self.info.rotation)

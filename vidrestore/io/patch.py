@@ -1,0 +1,99 @@
+"""Write changed regions of an RGB image back into a copy of the decoded frame, plane by plane.
+
+A restored frame differs from its decoded original only around the faces. Converting the whole
+frame back from RGB would re-quantise every pixel (8-bit RGB holds YUV only to about one level,
+and chroma is resampled twice) and costs the most expensive conversion of the write path
+(RGB to YUV has no vectorised path in FFmpeg for packed RGB). Instead, the boxes around the
+faces are converted alone and copied into the planes of a copy of the decoded frame: elsewhere
+the encoder gets the decoder's own samples, bit for bit through a lossless codec.
+"""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1: pixels [x0, x1) x [y0, y1)
+
+# FFmpeg's RGB-to-YUV conversion filters chroma vertically over neighbouring rows, so a region
+# converted alone differs from the whole frame's conversion in its first and last chroma rows; a
+# margin this wide is converted around each box and dropped, so the box's samples are the ones a
+# whole-frame conversion gives. The converted region snaps to a grid so that its size changes
+# rarely as a face moves: setting a conversion up for a new size cost more than converting.
+_MARGIN = 8
+_GRID = 32
+
+
+def patchable(frame: av.VideoFrame) -> bool:
+    """Whether regions can be written into ``frame`` plane by plane: planar, one component per plane
+    (yuv420p, yuv422p10le, gbrp...; not nv12, packed or float formats), chroma subsampled by 2 at most,
+    and even sides so that chroma is exactly half size where it is subsampled (FFmpeg scales odd
+    sides' chroma by a ratio off 2:1)."""
+    fmt = frame.format
+    return (fmt.is_planar and not fmt.is_bayer and not fmt.has_palette
+            and len({c.plane for c in fmt.components}) == len(fmt.components) == len(frame.planes)
+            and max(c.bits for c in fmt.components) <= 16 and not fmt.name.endswith(("f32le", "f32be", "f16le", "f16be"))
+            and frame.width % 2 == 0 and frame.height % 2 == 0
+            and all(-(-frame.width >> 1) <= p.width and -(-frame.height >> 1) <= p.height for p in frame.planes))
+
+
+def _plane_array(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """The bytes of ``plane`` as a writable (height, line size) array."""
+    return np.frombuffer(plane, np.uint8)[: plane.height * plane.line_size].reshape(plane.height, plane.line_size)
+
+
+def _shift(full: int, part: int) -> int:
+    """log2 of a plane's subsampling, from the frame's and the plane's size along one axis."""
+    return next(s for s in range(4) if -(-full >> s) == part)
+
+
+def copy_frame(frame: av.VideoFrame) -> av.VideoFrame:
+    """A new frame with ``frame``'s samples and colour description (decoded frames may be the
+    decoder's references, so they are never written into)."""
+    out = av.VideoFrame(frame.width, frame.height, frame.format.name)
+    for dst, src in zip(out.planes, frame.planes):
+        width = min(dst.line_size, src.line_size)
+        _plane_array(dst)[:, :width] = _plane_array(src)[:, :width]
+    out.colorspace, out.color_range = frame.colorspace, frame.color_range
+    return out
+
+
+def rotate_box(box: Box, quarter_turns: int, height: int, width: int) -> Box:
+    """Where ``box`` of a (height, width) image lands in ``np.rot90(image, quarter_turns)``."""
+    x0, y0, x1, y1 = box
+    for _ in range(quarter_turns % 4):  # one counter-clockwise turn: (x, y) -> (y, width - 1 - x)
+        x0, y0, x1, y1 = y0, width - x1, y1, width - x0
+        height, width = width, height
+    return x0, y0, x1, y1
+
+
+def _expand(box: Box, unit: int, margin: int, height: int, width: int) -> Box:
+    """``box`` grown by ``margin`` and out to multiples of ``unit``, within the frame."""
+    x0, y0, x1, y1 = box
+    return (max(0, (x0 - margin) // unit * unit), max(0, (y0 - margin) // unit * unit),
+            min(width, -(-(x1 + margin) // unit) * unit), min(height, -(-(y1 + margin) // unit) * unit))
+
+
+def patch_frame(target: av.VideoFrame, image: np.ndarray, boxes: list[Box], reformatter: VideoReformatter,
+                **colour: int) -> None:
+    """Convert the ``boxes`` of ``image`` (RGB uint8 or uint16, coded orientation, the frame's size)
+    to ``target``'s format with the ``colour`` arguments of :meth:`VideoReformatter.reformat` and
+    write them into its planes. ``target`` must be :func:`patchable`."""
+    height, width = image.shape[:2]
+    unit = 2  # covers every chroma subsampling of an even-sided patchable frame (4:2:0, 4:2:2, 4:4:4)
+    sample = 2 if max(c.bits for c in target.format.components) > 8 else 1  # bytes
+    for box in boxes:
+        inner = _expand(box, unit, 0, height, width)
+        outer = _expand(box, _GRID, _MARGIN, height, width)
+        if inner[2] <= inner[0] or inner[3] <= inner[1]:
+            continue
+        rgb = np.ascontiguousarray(image[outer[1] : outer[3], outer[0] : outer[2]])
+        source = av.VideoFrame.from_ndarray(rgb, format="rgb48le" if rgb.dtype == np.uint16 else "rgb24")
+        converted = reformatter.reformat(source, format=target.format.name, **colour)
+        for dst, src in zip(target.planes, converted.planes):
+            sx, sy = _shift(width, dst.width), _shift(height, dst.height)
+            ix0, iy0, ix1, iy1 = inner[0] >> sx, inner[1] >> sy, inner[2] >> sx, inner[3] >> sy
+            ox0, oy0 = outer[0] >> sx, outer[1] >> sy
+            _plane_array(dst)[iy0:iy1, ix0 * sample : ix1 * sample] = \
+                _plane_array(src)[iy0 - oy0 : iy1 - oy0, (ix0 - ox0) * sample : (ix1 - ox0) * sample]
