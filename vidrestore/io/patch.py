@@ -76,10 +76,10 @@ def _expand(box: Box, unit: int, margin: int, height: int, width: int) -> Box:
 
 
 def patch_frame(target: av.VideoFrame, image: np.ndarray, boxes: list[Box], reformatter: VideoReformatter,
-                **colour: int) -> None:
+                **conversion: int) -> None:
     """Convert the ``boxes`` of ``image`` (RGB uint8 or uint16, coded orientation, the frame's size)
-    to ``target``'s format with the ``colour`` arguments of :meth:`VideoReformatter.reformat` and
-    write them into its planes. ``target`` must be :func:`patchable`."""
+    to ``target``'s format with the ``conversion`` arguments of :meth:`VideoReformatter.reformat`
+    (colour space, range, threads) and write them into its planes. ``target`` must be :func:`patchable`."""
     height, width = image.shape[:2]
     unit = 2  # covers every chroma subsampling of an even-sided patchable frame (4:2:0, 4:2:2, 4:4:4)
     sample = 2 if max(c.bits for c in target.format.components) > 8 else 1  # bytes
@@ -90,7 +90,7 @@ def patch_frame(target: av.VideoFrame, image: np.ndarray, boxes: list[Box], refo
             continue
         rgb = np.ascontiguousarray(image[outer[1] : outer[3], outer[0] : outer[2]])
         source = av.VideoFrame.from_ndarray(rgb, format="rgb48le" if rgb.dtype == np.uint16 else "rgb24")
-        converted = reformatter.reformat(source, format=target.format.name, **colour)
+        converted = reformatter.reformat(source, format=target.format.name, **conversion)
         for dst, src in zip(target.planes, converted.planes):
             sx, sy = _shift(width, dst.width), _shift(height, dst.height)
             ix0, iy0, ix1, iy1 = inner[0] >> sx, inner[1] >> sy, inner[2] >> sx, inner[3] >> sy

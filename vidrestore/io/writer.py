@@ -198,7 +198,10 @@ class VideoWriter:
             self._thread.join()
 
     def _yuv_kwargs(self) -> dict[str, int]:
-        kwargs = {}
+        # One thread: FFmpeg's threaded RGB48-to-10-bit conversion (libswscale 9.5) races and
+        # writes wrong chroma into a few samples of a row, differently from run to run
+        # (tests/test_patch.py). The conversion runs on the encode thread, beside the rest.
+        kwargs = {"threads": 1}
         if self.info.color.matrix not in (0, 2):
             kwargs["dst_colorspace"] = self.info.color.matrix
         if self.info.color.range:
