@@ -5,13 +5,16 @@
 The restoration stage is the pass-through restorer, so the figure is the cost of everything
 around the model. Floor and pipeline run alternately ``--repeat`` times; the table gives the
 fastest run of each (wall seconds, and CPU seconds of all threads, which a busy shared machine
-disturbs less) and the ratio (goal: <= 1.3x the floor).
+disturbs less) and the ratio (goal: <= 1.3x the floor). On a shared virtual machine whose speed
+drifts from minute to minute, the median of the ratios of each floor run and the pipeline run
+right after it is the steadier figure; it is printed too.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -74,6 +77,10 @@ def main() -> None:
         print(f"{k:24s} {v:8.2f} {frames / max(v, 1e-9):8.1f} {cpu if k == 'total' else float('nan'):8.2f}")
     print(f"ratio total / floor: {rep.timings_s['total'] / base_wall:.2f}x wall, {cpu / base_cpu:.2f}x CPU "
           f"(every run: floor {', '.join(f'{f[0]:.2f}' for f in floors)} s; pipeline {', '.join(f'{r[0]:.2f}' for r in runs)} s)")
+    paired = [r[0] / f[0] for f, r in zip(floors, runs)]
+    paired_cpu = [r[1] / f[1] for f, r in zip(floors, runs)]
+    print(f"paired ratios, median (range): {statistics.median(paired):.2f}x wall ({min(paired):.2f}-{max(paired):.2f}), "
+          f"{statistics.median(paired_cpu):.2f}x CPU ({min(paired_cpu):.2f}-{max(paired_cpu):.2f})")
 
 
 if __name__ == "__main__":

@@ -123,3 +123,29 @@ def test_grey_faces_stay_grey_and_colour_faces_keep_their_colour():
     assert torch.equal(out[1], restored[1])
     assert torch.allclose(out[0, 0], out[0, 1]) and torch.allclose(out[0, 1], out[0, 2])
     assert torch.allclose(out[0, 0], 0.299 * restored[0, 0] + 0.587 * restored[0, 1] + 0.114 * restored[0, 2])
+
+
+def test_colour_matching_gives_the_reference_mean_and_spread_whatever_the_batch():
+    import torch.nn.functional as F
+
+    from vidrestore.faces.paste import face_mask, match_colour
+
+    gen = torch.Generator().manual_seed(5)
+    smooth = F.avg_pool2d(torch.rand(4, 3, 128, 128, generator=gen), 9, 1, 4)  # face-like: no pixel noise
+    reference = 0.2 + 0.6 * smooth
+    restored = (reference * torch.tensor([1.3, 0.8, 1.0])[:, None, None] + torch.tensor([0.0, 0.1, -0.05])[:, None, None]).clamp(0, 1)
+    mask = face_mask(128, torch.device("cpu"))
+    out = match_colour(restored, reference, mask)
+    w = mask.flatten() / mask.sum()
+
+    def stats(x):
+        flat = x.flatten(2)
+        mean = (flat * w).sum(-1)
+        return mean, ((flat - mean[..., None]) ** 2 * w).sum(-1).sqrt()
+
+    (m_out, s_out), (m_ref, s_ref), (m_in, _) = stats(out), stats(reference), stats(restored)
+    assert (m_in - m_ref).abs().max() > 20 / 255  # the drift to undo
+    assert (m_out - m_ref).abs().max() < 0.5 / 255
+    assert ((s_out - s_ref).abs() / s_ref).max() < 0.02
+    for k in range(len(out)):  # one crop's result does not depend on the others in its call
+        assert torch.equal(match_colour(restored[k : k + 1], reference[k : k + 1], mask)[0], out[k])

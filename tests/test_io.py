@@ -3,11 +3,12 @@ import av
 import numpy as np
 import pytest
 from conftest import combing, make_clip, read_pts
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from vidrestore.errors import InputError, OutputError
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe, remux
+from vidrestore.io.reader import DecodedFrames
 from vidrestore.io.writer import atomic_output
 
 
@@ -197,3 +198,40 @@ def test_a_reader_of_chosen_frames_gives_those_frames_as_a_full_read_does(interl
     assert [f.index for f in part] == sorted(i for i in wanted if i >= start)
     for f in part:
         assert np.array_equal(f.image, whole[f.index].image), f.index
+
+
+@settings(max_examples=6, deadline=None)
+@given(wanted=st.one_of(st.none(), st.sets(st.integers(0, 23), max_size=6)), start=st.integers(0, 12),
+       length=st.one_of(st.none(), st.integers(1, 12)))
+def test_frames_kept_by_one_pass_are_the_frames_the_next_would_decode(interlaced_clip, wanted, start, length):
+    kept = DecodedFrames(64 << 20)
+    with VideoReader(interlaced_clip, deinterlace="tff", max_side=32, keep=kept) as r:
+        analysed = list(r)
+    assert kept.complete and len(kept.frames) == len(analysed) == 24 and kept.bytes > 0
+    stop = None if length is None else start + length
+    assume(wanted is None or any(start <= i < (stop or 24) for i in wanted))  # a read of no frame is an error
+    options = dict(deinterlace="tff", keep_depth=True, only=wanted, start=start, stop=stop)
+    with VideoReader(interlaced_clip, start_pts=analysed[start].pts if start else None, **options) as r:
+        decoded = list(r)
+    with VideoReader(interlaced_clip, reuse=kept, **options) as r:
+        reused = list(r)
+    assert [f.index for f in reused] == [f.index for f in decoded] and decoded
+    for a, b in zip(reused, decoded):
+        assert a.pts == b.pts and np.array_equal(a.image, b.image), a.index
+        assert a.source is kept.frames[a.index]  # taken, not decoded again
+
+
+def test_a_stream_that_outgrows_the_budget_is_not_kept_and_is_decoded_again(interlaced_clip):
+    with VideoReader(interlaced_clip) as r:
+        whole = list(r)
+    frame_bytes = sum(p.buffer_size for p in whole[0].source.planes)
+    kept = DecodedFrames(10 * frame_bytes)  # 10 of the 24 frames fit
+    with VideoReader(interlaced_clip, keep=kept) as r:
+        assert len(list(r)) == 24
+    assert not kept.complete and kept.frames == [] and kept.bytes == 0
+    with VideoReader(interlaced_clip, reuse=kept) as r:
+        again = list(r)
+    assert [f.pts for f in again] == [f.pts for f in whole]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(again, whole))
+    with pytest.raises(ValueError, match="whole stream"):
+        VideoReader(interlaced_clip, start=3, keep=DecodedFrames(1 << 20))

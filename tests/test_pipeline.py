@@ -100,6 +100,54 @@ def test_faces_sharing_forward_passes_paste_as_when_restored_in_one_pass(two_fac
     assert (np.abs(outputs[6] - source).max(axis=3) > 8).mean() > 0.01
 
 
+def test_a_short_video_is_decoded_once_and_restored_as_when_decoded_in_each_pass(interlaced_clip, tiny_model, tmp_path,
+                                                                                monkeypatch):
+    """Pass 1 keeps the frames of a video that fits ``decode_once_mib``; pass 2 and the identity
+    reader take them instead of decoding (here through the deinterlacer) again."""
+    import av
+
+    from vidrestore.diffusion.sampler import SamplerConfig
+    from vidrestore.io import EncodeOptions
+    from vidrestore.io.reader import VideoReader as Reader
+    from vidrestore.pipeline import run
+    from vidrestore.restore import load_restorer
+
+    decodes = []
+    real_decode = Reader._decode
+    monkeypatch.setattr(Reader, "_decode", lambda self: decodes.append(self.path) or real_decode(self))
+
+    class Anchored:
+        """The real restorer, asking for identity crops and noting them."""
+
+        def __init__(self):
+            self.inner = load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"),
+                                       torch.float32, None, 32)
+            self.name, self.face_size, self.uses_identity, self.references = "tiny", self.inner.face_size, True, {}
+
+        def start_track(self, track_id, crops, reference=None):
+            self.references[track_id] = reference
+            return self.inner.start_track(track_id, crops, reference)
+
+        def restore_tracks(self, pieces):
+            return self.inner.restore_tracks(pieces)
+
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    outputs, counts, references = {}, {}, {}
+    for mib in (0, 64):
+        decodes.clear()
+        restorer = Anchored()
+        cfg = PipelineConfig(decode_once_mib=mib, encode=EncodeOptions(codec="ffv1"))
+        report = run(interlaced_clip, tmp_path / f"out{mib}.mkv", cfg, restorer, torch.device("cpu"), detector=det)
+        assert report.tracks and report.frames_out == 24
+        counts[mib], references[mib] = len(decodes), restorer.references
+        with av.open(str(tmp_path / f"out{mib}.mkv")) as c:
+            outputs[mib] = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    assert counts == {0: 3, 64: 1}  # pass 1, pass 2 and the identity frames; or pass 1 alone
+    assert np.array_equal(outputs[0], outputs[64])
+    assert references[0].keys() == references[64].keys()
+    assert all(references[0][k] is not None and torch.equal(references[0][k], references[64][k]) for k in references[0])
+
+
 @pytest.mark.parametrize("mode, clip, expected", [
     ("auto", "declared", "tff"), ("off", "declared", ""), ("auto", "declared bb", "bff"), ("auto", "tff", "tff"), ("auto", "bff", "bff"),
     ("off", "bff", ""), ("auto", "progressive", ""), ("on", "progressive", "tff")])

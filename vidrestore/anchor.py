@@ -20,6 +20,7 @@ from .faces.align import align_faces
 from .faces.pose import turn_ratio
 from .faces.types import Track
 from .io import VideoReader
+from .io.reader import DecodedFrames
 
 IDENTITY_FRAMES = 8
 
@@ -42,10 +43,11 @@ class IdentityCrops:
     """Aligned crops of each track's :func:`identity_frames`, from a reader that runs ahead of pass 2.
 
     Ask for tracks in the order they start (as pass 2 meets them); ``frames``, ``start_pts`` and
-    ``deinterlace`` as pass 2 reads the video, so the crops are cut from the same pixels."""
+    ``deinterlace`` as pass 2 reads the video, so the crops are cut from the same pixels; ``reuse``:
+    pass 1's frames, as pass 2 gets them."""
 
     def __init__(self, path: Path, tracks: list[Track], face_size: int, frames: range, start_pts: int | None,
-                 deinterlace: str):
+                 deinterlace: str, reuse: DecodedFrames | None = None):
         self.face_size = face_size
         self.wanted = {t.track_id: identity_frames(t) for t in tracks}
         self.at: dict[int, list[Track]] = defaultdict(list)
@@ -54,7 +56,7 @@ class IdentityCrops:
                 self.at[i].append(t)
         self.crops: dict[int, list[np.ndarray]] = defaultdict(list)
         self.reader = VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
-                                  deinterlace=deinterlace, only=set(self.at)) if self.at else None
+                                  deinterlace=deinterlace, only=set(self.at), reuse=reuse) if self.at else None
         self.frames = iter(self.reader) if self.reader is not None else iter(())
         self.done: set[int] = set()  # frame indices read so far
 

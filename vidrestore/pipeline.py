@@ -47,7 +47,7 @@ from .faces.paste import face_mask, keep_grey, match_colour, paste_faces
 from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
-from .io.reader import scan_fields
+from .io.reader import DecodedFrames, scan_fields
 from .io.writer import atomic_output, check_encoder, concat_videos
 from .restore import Restorer, TrackContext
 from .shots import Shot, ShotConfig, ShotDetector
@@ -62,6 +62,9 @@ class PipelineConfig:
     colour_match: bool = True
     fade_frames: int = 3  # restoration strength ramps in/out over this many frames at track ends
     segment_frames: int = 0  # split pass 2 at cuts into segments of at least this many frames (0: one segment)
+    # A video whose decoded frames fit in this many MiB is decoded once: pass 1 keeps its frames
+    # for pass 2. Longer ones are decoded in each pass, so memory stays bounded (0: always twice).
+    decode_once_mib: int = 256
     mask: str = "auto"  # paste mask: ellipse | parsing (ParseNet weights needed) | auto (parsing when weights are found)
     parsing_weights: str = ""  # ParseNet checkpoint; also VIDRESTORE_WEIGHTS_PARSENET_512 or the cache
     # auto: deinterlace (bwdif) when the stream declares interlaced fields or FFmpeg's idet finds
@@ -133,14 +136,15 @@ class Report:
 
 
 def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: Progress | None = None,
-            detect_batch: int = 8) -> Analysis:
+            detect_batch: int = 8, keep: DecodedFrames | None = None) -> Analysis:
     """Pass 1: shots and face tracks, without keeping frames.
 
     Frames are decoded at the detector's working size (one FFmpeg conversion instead of a full-size
     one and a resize); detections are mapped back to full-size pixels. Frames to detect are sent to
     the detector ``detect_batch`` at a time (one forward pass on GPU), on a worker thread, so the
     next frames are decoded and cut-checked meanwhile; cuts and detections then reach the tracker
-    in frame order."""
+    in frame order. ``keep``: the decoded frames are added there for pass 2 (see
+    :class:`~vidrestore.io.reader.DecodedFrames`)."""
     shots = ShotDetector(cfg.shots)
     tracker = FaceTracker(cfg.tracker)
     info = probe(path)
@@ -170,7 +174,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
                     tracker.update(index, dets)
 
     parity, fields = choose_deinterlace(cfg, path, info)
-    with VideoReader(path, max_side=detector.input_side, deinterlace=parity) as reader, \
+    with VideoReader(path, max_side=detector.input_side, deinterlace=parity, keep=keep) as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="vidrestore-detect") as detect_pool:
         for frame in reader:
             pts.append(frame.pts)
@@ -373,19 +377,22 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
 
 @contextlib.contextmanager
 def glue_threads(device: torch.device) -> Iterator[None]:
-    """Run the torch ops around the model (align, colour match, paste) on one CPU thread. Their
-    tensors are small, and OpenMP workers woken for them spin afterwards on the cores that the
-    decoder and x264 need: on 2 cores this made the pass-through restore pass 1.2x faster
-    (bench/pipeline.py). The model itself keeps every thread."""
+    """Run the torch and OpenCV ops around the model (align, colour match, paste) on one CPU thread.
+    Their images are small, and the workers woken for them spin afterwards on the cores that the
+    decoder and x264 need. On 2 cores, one torch thread made the pass-through restore pass 1.2x
+    faster (bench/pipeline.py); one OpenCV thread took the align/paste step of a 248-frame clip
+    from 1.0-1.1 to 0.67-0.72 CPU seconds in the same wall time. The model keeps every thread."""
     if device.type != "cpu":
         yield
         return
-    threads = torch.get_num_threads()
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)
     try:
         yield
     finally:
         torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
 
 
 def _preview_info(info):
@@ -396,11 +403,12 @@ def _preview_info(info):
 
 def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Restorer, cfg: PipelineConfig,
                   device: torch.device, progress: Progress | None = None, preview: Path | None = None,
-                  frames: range | None = None, masker: Masker | None = None) -> int:
+                  frames: range | None = None, masker: Masker | None = None, reuse: DecodedFrames | None = None) -> int:
     """Pass 2: restore and encode the video stream alone into ``video_out``; returns frames written.
 
     ``frames``: only this segment (whole shots, from :func:`plan_segments`). With ``preview``, also
-    encode a side-by-side (input | restored) video there."""
+    encode a side-by-side (input | restored) video there. ``reuse``: the frames pass 1 kept, read
+    instead of decoding the video again when they are the whole of it."""
     info = probe(path)
     frames = frames if frames is not None else range(analysis.frames)
     tracks = [t for t in selected_tracks(analysis, cfg) if frames.start <= t.start < frames.stop]
@@ -411,14 +419,14 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     start_pts = analysis.pts[frames.start] if frames.start < len(analysis.pts) else None
     with contextlib.ExitStack() as stack:
         anchored = [t for t in tracks if t.track_id not in photos] if restorer.uses_identity else []
-        best_frames = IdentityCrops(path, anchored, cfg.face_size, frames, start_pts, analysis.deinterlace)
+        best_frames = IdentityCrops(path, anchored, cfg.face_size, frames, start_pts, analysis.deinterlace, reuse)
         stack.callback(best_frames.close)
 
         def identity(track: Track) -> torch.Tensor | None:
             return photos[track.track_id] if track.track_id in photos else best_frames(track)
 
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
-                                                 deinterlace=analysis.deinterlace, keep_depth=True))
+                                                 deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse))
         writer = stack.enter_context(VideoWriter(video_out, info, cfg.encode))
         side = stack.enter_context(VideoWriter(preview, _preview_info(info), cfg.encode)) if preview else None
         window: list = []
@@ -520,7 +528,8 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     t0 = time.perf_counter()
     detector = detector or create_detector(cfg.detector, device)
     masker = create_masker(cfg, device) if not dry_run else None
-    analysis = analyse(src, cfg, detector, progress)
+    decoded = DecodedFrames(cfg.decode_once_mib << 20 if not dry_run else 0)
+    analysis = analyse(src, cfg, detector, progress, keep=decoded)
     restoring = selected_tracks(analysis, cfg)
     timings["analyse"] = time.perf_counter() - t0
     frames_out = 0
@@ -539,7 +548,8 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                 try:
                     for part, frames in zip(parts, segments):
                         frames_out += restore_video(src, part, analysis, restorer, cfg, device, progress,
-                                                    preview_tmp if len(parts) == 1 else None, frames, masker)
+                                                    preview_tmp if len(parts) == 1 else None, frames, masker, decoded)
+                    decoded.clear()
                     timings["restore_encode"] = time.perf_counter() - t1
                     t2 = time.perf_counter()
                     assemble(src, parts, final_tmp, provenance(restorer.name))

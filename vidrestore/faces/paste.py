@@ -46,13 +46,19 @@ def face_mask(face_size: int, device: torch.device) -> torch.Tensor:
 
 
 def match_colour(restored: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Shift each channel's mean and spread inside ``mask`` to the reference's (counters colour drift)."""
-    w = (mask / mask.sum().clamp_min(1e-6)).flatten()
+    """Shift each channel's mean and spread inside ``mask`` to the reference's (counters colour drift).
+
+    The figures are taken on a grid of about 64 x 64 pixels of the crop: plenty for a mean and a
+    spread, and a quarter of the work at 128 px (the step was 40% of the align/paste time)."""
+    step = max(1, mask.shape[-1] // 64)
+    weights = mask[..., ::step, ::step]
+    w = (weights / weights.sum().clamp_min(1e-6)).flatten()
+
     def stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Row-wise sums rather than matrix products: each crop's figures must not depend on how
         # many crops share the call (batches split differently must paste the same faces). The
         # spread is taken about the mean; E[x^2] - mean^2 cancels badly in float32 for flat crops.
-        flat = x.flatten(2)
+        flat = x[..., ::step, ::step].flatten(2)
         mean = (flat * w).sum(-1)
         centred = flat - mean[..., None]
         return mean, (centred * centred * w).sum(-1).sqrt().clamp_min(1e-4)

@@ -165,6 +165,37 @@ class Deinterlacer:
             ready.append(out)
 
 
+class DecodedFrames:
+    """Every frame of a short stream as one pass decoded it, so that the next pass need not decode
+    it again. A reader given it as ``keep`` adds its frames while they fit in ``budget_bytes``;
+    when the stream outgrows the budget they are all dropped (memory stays bounded whatever the
+    video's length) and the next pass decodes as usual. A reader given it as ``reuse`` yields the
+    kept frames instead of decoding, once the pass that kept them reached the end of the stream."""
+
+    def __init__(self, budget_bytes: int):
+        self.budget_bytes = budget_bytes
+        self.frames: list[av.VideoFrame] = []
+        self.bytes = 0
+        self.dropped = budget_bytes <= 0
+        self.complete = False  # holds every frame of the stream
+
+    def add(self, frame: av.VideoFrame) -> None:
+        if self.dropped:
+            return
+        self.bytes += sum(plane.buffer_size for plane in frame.planes)
+        if self.bytes > self.budget_bytes:
+            self.clear()
+            return
+        self.frames.append(frame)
+
+    def finish(self) -> None:
+        """The stream ended: every frame was added, unless the budget was outgrown."""
+        self.complete = not self.dropped
+
+    def clear(self) -> None:
+        self.frames, self.bytes, self.dropped, self.complete = [], 0, True, False
+
+
 class VideoReader:
     """Iterate over the frames of the first video stream: ``for frame in VideoReader(path): ...``.
 
@@ -178,12 +209,18 @@ class VideoReader:
     deinterlace with, "" for none; ``Frame.source`` is then the progressive frame. ``keep_depth``:
     full-size images of sources deeper than 8 bits are uint16, for pasting faces into them without
     flattening the frame to 8 bits. ``only``: yield just these frame indices (the others are
-    decoded, as they must be, but not converted), and stop after the last of them.
+    decoded, as they must be, but not converted), and stop after the last of them. ``keep``: add
+    every decoded frame to this :class:`DecodedFrames` (a reader of the whole stream only);
+    ``reuse``: take the frames from this one, when it holds the whole stream, instead of decoding
+    (it must have been kept with the same ``deinterlace``).
     """
 
     def __init__(self, path: str | Path, prefetch: int = 16, max_side: int = 0,
                  start: int = 0, stop: int | None = None, start_pts: int | None = None, deinterlace: str = "",
-                 keep_depth: bool = False, only: set[int] | frozenset[int] | None = None):
+                 keep_depth: bool = False, only: set[int] | frozenset[int] | None = None,
+                 keep: DecodedFrames | None = None, reuse: DecodedFrames | None = None):
+        if keep is not None and (start or stop is not None or only is not None):
+            raise ValueError("keep= needs a reader of the whole stream")
         self.path = Path(path)
         self.info = probe(self.path)
         self.prefetch = prefetch
@@ -196,6 +233,8 @@ class VideoReader:
             last = max(self.only, default=start - 1) + 1
             stop = last if stop is None else min(stop, last)
         self.start, self.stop, self.start_pts = start, stop, start_pts
+        self.keep = keep
+        self.reuse = reuse if reuse is not None and reuse.complete else None
         self.stats = DecodeStats()
         self._reformatter = VideoReformatter()  # used by the decode thread only
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
@@ -241,35 +280,49 @@ class VideoReader:
 
     def _decode_loop(self) -> None:
         try:
-            with open_input(self.path) as container:
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-                seeking = self.start > 0 and self.start_pts is not None
-                if seeking:
-                    # The deinterlacer looks at the frame before: seek before it, so a segment's first
-                    # frame is made from the same fields as in a run over the whole video.
-                    target = self.start_pts - 1 if self.deinterlace else self.start_pts
-                    container.seek(target, stream=stream, backward=True, any_frame=False)
-                self._index = self.start if seeking else 0
-                deinterlacer = Deinterlacer(stream, self.deinterlace) if self.deinterlace else None
-                for packet in container.demux(stream):
-                    for decoded in self._decode_packet(packet):
-                        for frame in deinterlacer(decoded) if deinterlacer else [decoded]:
-                            if not self._emit(frame, seeking):
-                                return
-                for frame in deinterlacer(None) if deinterlacer else []:
-                    if not self._emit(frame, seeking):
-                        return
+            if not (self._emit_reused() if self.reuse is not None else self._decode()):
+                return  # stopped early: the end was queued, or the consumer left
             if self.stats.frames == 0:
                 raise InputError(f"no video frame could be decoded from {self.path}; the stream is corrupt or truncated")
             self._put(_END)
         except BaseException as exc:  # noqa: BLE001 - forwarded to the consumer thread, which re-raises it
             self._put(exc)
 
+    def _emit_reused(self) -> bool:
+        self._index = self.start
+        return all(self._emit(frame, seeking=False) for frame in self.reuse.frames[self.start : self.stop])
+
+    def _decode(self) -> bool:
+        """Decode and queue the frames in range; False if the reader stopped before the end of the stream."""
+        with open_input(self.path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            seeking = self.start > 0 and self.start_pts is not None
+            if seeking:
+                # The deinterlacer looks at the frame before: seek before it, so a segment's first
+                # frame is made from the same fields as in a run over the whole video.
+                target = self.start_pts - 1 if self.deinterlace else self.start_pts
+                container.seek(target, stream=stream, backward=True, any_frame=False)
+            self._index = self.start if seeking else 0
+            deinterlacer = Deinterlacer(stream, self.deinterlace) if self.deinterlace else None
+            for packet in container.demux(stream):
+                for decoded in self._decode_packet(packet):
+                    for frame in deinterlacer(decoded) if deinterlacer else [decoded]:
+                        if not self._emit(frame, seeking):
+                            return False
+            for frame in deinterlacer(None) if deinterlacer else []:
+                if not self._emit(frame, seeking):
+                    return False
+        if self.keep is not None:
+            self.keep.finish()
+        return True
+
     def _emit(self, frame: av.VideoFrame, seeking: bool) -> bool:
         """Queue ``frame`` if it is in range; False once the reader should stop."""
         if seeking and frame.pts is not None and frame.pts < self.start_pts:
             return True  # between the keyframe and the first wanted frame
+        if self.keep is not None:
+            self.keep.add(frame)
         if self.stop is not None and self._index >= self.stop:
             self._put(_END)
             return False
