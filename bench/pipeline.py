@@ -1,6 +1,6 @@
 """Pipeline stage timings against the PyAV decode+encode floor, in one run.
 
-    python bench/pipeline.py CLIP [--detector dlib|retinaface --detector-weights W] [--detect-every K] [--repeat N]
+    python bench/pipeline.py CLIP [--detector dlib|retinaface --detector-weights W] [--detect-every K] [--repeat N] [--device cuda]
 
 The restoration stage is the pass-through restorer, so the figure is the cost of everything
 around the model. Floor and pipeline run alternately ``--repeat`` times; the table gives the
@@ -54,11 +54,12 @@ def main() -> None:
     ap.add_argument("--detector-weights")
     ap.add_argument("--detect-every", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3, help="alternate floor and pipeline runs this many times; keep the fastest")
+    ap.add_argument("--device", default="cpu", help="where detection, align and paste run (cpu, cuda)")
     args = ap.parse_args()
     cfg = PipelineConfig()
     cfg = PipelineConfig(detector=DetectorConfig(backend=args.detector, weights=args.detector_weights),
                          tracker=type(cfg.tracker)(detect_every=args.detect_every))
-    device = torch.device("cpu")
+    device = torch.device(args.device)
     det = create_detector(cfg.detector, device)
     floors, runs = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,7 +71,7 @@ def main() -> None:
     wall, cpu, rep = min(runs, key=lambda r: r[0])
     frames = rep.frames_in
     print(f"clip: {args.clip.name}, {frames} frames, detector {rep.detector}, detect every {args.detect_every}, "
-          f"fastest of {len(runs)} runs")
+          f"device {device}, {torch.get_num_threads()} CPU threads, fastest of {len(runs)} runs")
     print(f"{'stage':24s} {'seconds':>8s} {'fps':>8s} {'CPU s':>8s}")
     print(f"{'decode+encode floor':24s} {base_wall:8.2f} {frames / base_wall:8.1f} {base_cpu:8.2f}")
     for k, v in rep.timings_s.items():
