@@ -235,3 +235,11 @@ def test_a_stream_that_outgrows_the_budget_is_not_kept_and_is_decoded_again(inte
     assert all(np.array_equal(a.image, b.image) for a, b in zip(again, whole))
     with pytest.raises(ValueError, match="whole stream"):
         VideoReader(interlaced_clip, start=3, keep=DecodedFrames(1 << 20))
+
+
+def test_probe_sees_a_file_that_was_replaced(tmp_path):
+    path = tmp_path / "clip.mp4"
+    make_clip(path, [0, 40, 80], size=(48, 64))
+    assert (probe(path).width, probe(path).frames) == (64, 3)
+    make_clip(tmp_path / "other.mp4", [0, 40, 80, 120], size=(32, 80)).replace(path)
+    assert (probe(path).width, probe(path).frames) == (80, 4)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -89,7 +91,23 @@ _FIELD_ORDERS = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}  # FFmpeg
 
 
 def probe(path: str | Path) -> VideoInfo:
-    """Describe the first video stream of ``path``; raises ``InputError`` when there is none."""
+    """Describe the first video stream of ``path``; raises ``InputError`` when there is none.
+
+    A run asks again and again (each pass, each reader, the report); the answer is kept while the
+    file's inode, size and modification time stay the same (opening the container costs ~5 ms)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return _probe(path)  # open_input names the problem
+    return _probe_file(str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_file(path: str, *identity: int) -> VideoInfo:
+    return _probe(path)
+
+
+def _probe(path: str | Path) -> VideoInfo:
     with open_input(path) as container:
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["none"]
