@@ -243,3 +243,25 @@ def test_probe_sees_a_file_that_was_replaced(tmp_path):
     assert (probe(path).width, probe(path).frames) == (64, 3)
     make_clip(tmp_path / "other.mp4", [0, 40, 80, 120], size=(32, 80)).replace(path)
     assert (probe(path).width, probe(path).frames) == (80, 4)
+
+
+def test_the_encoder_chooses_its_frame_types_for_frames_passed_through(tmp_path):
+    """Decoded frames carry their source's picture type (every frame I in an all-intra master);
+    frames written untouched must not force the encoder into all keyframes."""
+    src = tmp_path / "intra.mkv"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        for i in range(24):
+            image = np.full((48, 64, 3), 40, np.uint8)
+            image[:, : 10 + 2 * i] = 200  # a bar that grows: every frame differs
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+    dst = tmp_path / "out.mp4"
+    with VideoReader(src) as r, VideoWriter(dst, probe(src), EncodeOptions(preset="ultrafast")) as w:
+        for i, f in enumerate(r):
+            assert f.source.pict_type == av.video.frame.PictureType.I
+            w.write(f.source, f.pts, f.image if i % 2 else None)  # passed through, and converted from RGB
+    with av.open(str(dst)) as c:
+        packets = [p for p in c.demux(video=0) if p.size]
+    assert len(packets) == 24 and sum(p.is_keyframe for p in packets) <= 2

@@ -190,6 +190,9 @@ class VideoWriter:
             frame = self._reformatter.reformat(frame, format=self.stream.pix_fmt, **self._yuv_kwargs())
         frame.pts = pts
         frame.time_base = self.info.time_base
+        # The encoder chooses its own frame types. A decoded frame keeps its type from the source,
+        # and x264 obeys it: an all-intra master (ProRes, MJPEG, FFV1) came out all keyframes.
+        frame.pict_type = av.video.frame.PictureType.NONE
         self._mux(self.stream.encode(frame))
 
     def _stop_thread(self) -> None:
