@@ -549,7 +549,6 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     for part, frames in zip(parts, segments):
                         frames_out += restore_video(src, part, analysis, restorer, cfg, device, progress,
                                                     preview_tmp if len(parts) == 1 else None, frames, masker, decoded)
-                    decoded.clear()
                     timings["restore_encode"] = time.perf_counter() - t1
                     t2 = time.perf_counter()
                     assemble(src, parts, final_tmp, provenance(restorer.name))
@@ -566,6 +565,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     remux(src, src, preview_tmp)
                 frames_out = analysis.frames
                 timings["remux"] = time.perf_counter() - t1
+    decoded.clear()
     qa_rows = None
     if qa and restoring and dst is not None and not dry_run:
         t3 = time.perf_counter()
