@@ -3,7 +3,8 @@
 Two streaming passes over the input keep memory bounded whatever the video's length:
 
 1. *analyse*: decode, cut shots, detect faces (every k-th frame), track them; only boxes,
-   landmarks and frame timestamps are kept, never frames.
+   landmarks and frame timestamps are kept, never frames, unless the whole video fits in
+   ``decode_once_mib`` (then pass 2 takes pass 1's decoded frames instead of decoding again).
 2. *restore*: decode again in windows of ``batch_size`` frames that never cross a cut; for each
    track in a window, align its crops, restore them as one temporal batch (state carried to the
    next window), paste them back, and encode. Frames with no face are re-encoded untouched.
