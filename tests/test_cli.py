@@ -367,3 +367,16 @@ def test_a_bad_profile_fade_is_a_usage_or_config_error(sample_clip, tmp_path, ca
         result = exc.code
     assert result == code and "profile" in capsys.readouterr().err
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_progress_rate_counts_only_work_timed_since_the_stage_first_reported():
+    """The first report of a stage comes after its first window (16 frames in ~5 s here), whose
+    start the bar never saw: counting those frames would double the rate and halve the ETA."""
+    from vidrestore.cli import ProgressBar
+
+    bar = ProgressBar(quiet=False)
+    bar.stage, bar.t0, bar.done0 = "restore", 100.0, 16
+    first = bar.line("restore", 16, 48, 16, now=100.0)
+    assert "--/s" in first and first.endswith("ETA      ?")
+    assert bar.line("restore", 32, 48, 32, now=105.0).endswith("3.2/s  ETA     5s")
+    assert bar.line("restore", 48, 48, 48, now=110.0).endswith("3.2/s  ETA     0s")

@@ -36,11 +36,14 @@ def _device(name: str):
 
 
 class ProgressBar:
-    """One line per stage on stderr: frames (or other ``unit``), faces, rate, ETA. Silent with --quiet."""
+    """One line per stage on stderr: frames (or other ``unit``), faces, rate, ETA. Silent with --quiet.
+
+    A stage first reports after its first batch of work, whose start it does not see, so the rate
+    counts only what was done after that first report; until there is one, it shows "--"."""
 
     def __init__(self, quiet: bool, unit: str = "frames"):
         self.quiet, self.unit = quiet, unit
-        self.stage, self.t0, self.last = None, 0.0, 0.0
+        self.stage, self.t0, self.done0, self.last = None, 0.0, 0, 0.0
 
     def __call__(self, stage: str, done: int, total: int, faces: int) -> None:
         if self.quiet:
@@ -49,16 +52,22 @@ class ProgressBar:
         if stage != self.stage:
             if self.stage is not None:
                 sys.stderr.write("\n")
-            self.stage, self.t0 = stage, now
+            self.stage, self.t0, self.done0 = stage, now, done
         if now - self.last < 0.2 and done != total:
             return
         self.last = now
-        elapsed = now - self.t0
-        fps = done / elapsed if elapsed > 0.5 else 0.0
-        eta = (total - done) / fps if total and fps > 0 else 0
-        total_s = f"/{total}" if total else ""
-        sys.stderr.write(f"\r{stage:8s} {self.unit} {done}{total_s}  faces {faces}  {fps:5.1f}/s  ETA {eta:5.0f}s ")
+        sys.stderr.write(f"\r{self.line(stage, done, total, faces, now)} ")
         sys.stderr.flush()
+
+    def line(self, stage: str, done: int, total: int, faces: int, now: float) -> str:
+        elapsed = now - self.t0
+        rate = (done - self.done0) / elapsed if elapsed > 0.5 and done > self.done0 else 0.0
+        if total and done >= total:
+            eta = "0s"
+        else:
+            eta = f"{(total - done) / rate:.0f}s" if total and rate else "?"
+        speed = f"{rate:5.1f}/s" if rate else "   --/s"
+        return f"{stage:8s} {self.unit} {done}{f'/{total}' if total else ''}  faces {faces}  {speed}  ETA {eta:>6s}"
 
     def close(self) -> None:
         if not self.quiet and self.stage is not None:
