@@ -32,7 +32,7 @@ def floor(clip: Path, out: Path, opts: EncodeOptions) -> None:
     """Decode every frame to RGB and encode it again: the least any restorer must do."""
     with VideoReader(clip) as r, VideoWriter(out, probe(clip), opts) as w:
         for f in r:
-            w.write(f.source, f.pts, f.image)
+            w.write(None, f.pts, f.image)
 
 
 def cpu_seconds() -> float:

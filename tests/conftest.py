@@ -81,6 +81,68 @@ def make_clip(path: Path, pts: list[int], size: tuple[int, int] = (48, 64), time
     return path
 
 
+def _escaped(payload: bytes) -> bytes:
+    """NAL payload with H.264's emulation prevention: a 3 after two zeros before a byte up to 3."""
+    out, zeros = bytearray(), 0
+    for byte in payload:
+        if zeros >= 2 and byte <= 3:
+            out.append(3)
+            zeros = 0
+        out.append(byte)
+        zeros = zeros + 1 if byte == 0 else 0
+    return bytes(out)
+
+
+def caption_sei(pairs: list[tuple[int, int]]) -> bytes:
+    """An Annex B SEI NAL unit carrying CEA-608 byte ``pairs`` as ATSC A/53 cc_data (field 1), as
+    broadcast H.264 carries closed captions; FFmpeg's decoder exports them as A53_CC side data."""
+    cc_data = bytes([0xC0 | len(pairs), 0xFF]) + b"".join(bytes([0xFC, a, b]) for a, b in pairs) + b"\xff"
+    payload = b"\xb5\x00\x31GA94\x03" + cc_data  # ITU-T T.35 USA, ATSC, "GA94", cc_data type
+    return b"\x00\x00\x00\x01\x06" + _escaped(bytes([4, len(payload)]) + payload + b"\x80")
+
+
+def _before_first_slice(access_unit: bytes, nal: bytes) -> bytes:
+    at = 0
+    while (at := access_unit.find(b"\x00\x00\x01", at)) >= 0:
+        if access_unit[at + 3] & 0x1F in (1, 5):  # a coded slice: the SEI must come before it
+            start = at - 1 if at and access_unit[at - 1] == 0 else at
+            return access_unit[:start] + nal + access_unit[start:]
+        at += 3
+    raise ValueError("access unit without a slice")
+
+
+def captioned_clip(path: Path, source: Path) -> Path:
+    """``source``'s frames as an MPEG-TS H.264 stream whose frame i carries the caption bytes
+    (0x94, 0x2C) and (0x80 + i % 64, 0x80) in its SEI, so each frame's captions are its own."""
+    from vidrestore.io import VideoReader
+
+    with VideoReader(source) as r:
+        images = [f.image for f in r]
+    with av.open(str(path), "w", format="mpegts") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.height, vs.width = images[0].shape[:2]
+        vs.pix_fmt = "yuv420p"
+        order = {}
+        for i, image in enumerate(images + [None]):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24") if image is not None else None
+            if frame is not None:
+                frame.pts = i
+                order[i] = caption_sei([(0x94, 0x2C), (0x80 + i % 64, 0x80)])
+            for packet in vs.encode(frame):  # packets come in decode order: each takes its frame's SEI
+                captioned = av.Packet(_before_first_slice(bytes(packet), order[packet.pts]))
+                captioned.pts, captioned.dts, captioned.time_base = packet.pts, packet.dts, packet.time_base
+                captioned.is_keyframe, captioned.stream = packet.is_keyframe, vs
+                out.mux(captioned)
+    return path
+
+
+def captions(path: Path) -> list[bytes]:
+    """The A53 closed-caption bytes of each decoded frame of ``path``, in display order (b"" for none)."""
+    with av.open(str(path)) as c:
+        return [b"".join(bytes(sd) for sd in f.side_data.keys() if sd.type == av.sidedata.sidedata.Type.A53_CC)
+                for f in c.decode(video=0)]
+
+
 def read_pts(path: Path) -> list[int]:
     with av.open(str(path)) as c:
         return [f.pts for f in c.decode(video=0)]

@@ -2,7 +2,7 @@
 import av
 import numpy as np
 import pytest
-from conftest import combing, make_clip, read_pts
+from conftest import captioned_clip, captions, combing, make_clip, read_pts
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -265,3 +265,22 @@ def test_the_encoder_chooses_its_frame_types_for_frames_passed_through(tmp_path)
     with av.open(str(dst)) as c:
         packets = [p for p in c.demux(video=0) if p.size]
     assert len(packets) == 24 and sum(p.is_keyframe for p in packets) <= 2
+
+
+@pytest.mark.parametrize("pix_fmt", ["auto", "yuv444p"])
+def test_closed_captions_stay_with_their_frames_whatever_is_written_into_them(tmp_path, sample_clip, pix_fmt):
+    """Broadcast H.264 carries CEA-608/708 captions in each frame's SEI. Frames passed through, frames
+    with a face written into a box, and frames converted whole from RGB (in the source's format or
+    another) must all keep theirs: a new frame built from the image dropped them, so the captions
+    vanished whenever a face was on screen."""
+    src = captioned_clip(tmp_path / "broadcast.ts", sample_clip)
+    dst = tmp_path / "out.mp4"
+    with VideoReader(src) as r, VideoWriter(dst, probe(src), EncodeOptions(preset="ultrafast", pix_fmt=pix_fmt)) as w:
+        for f in r:
+            image = f.image.copy()
+            image[8:40, 16:48] = 255 - image[8:40, 16:48]
+            [lambda: w.write(f.source, f.pts), lambda: w.write(f.source, f.pts, image, [(16, 8, 48, 40)]),
+             lambda: w.write(f.source, f.pts, image)][f.index % 3]()
+    before = captions(src)
+    assert len(before) == 24 and all(before)
+    assert captions(dst) == before

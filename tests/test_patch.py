@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe
-from vidrestore.io.patch import copy_frame, patch_frame, patchable, rotate_box
+from vidrestore.io.patch import patch_frame, patchable, rotate_box
 
 COLOUR = {"dst_colorspace": 1, "dst_color_range": 1, "threads": 1}  # BT.709, limited range; see the last test for threads
 
@@ -49,7 +49,7 @@ def test_patched_boxes_convert_as_the_whole_frame_would_and_the_rest_keeps_its_s
     rng = np.random.default_rng(1)
     for x0, y0, x1, y1 in boxes:
         changed[y0:y1, x0:x1] = rng.integers(0, 65536 if deep else 256, (y1 - y0, x1 - x0, 3))
-    patched = copy_frame(source)
+    patched = _random_frame(fmt, height, width, 0)  # the same frame again, to write into
     patch_frame(patched, changed, boxes, VideoReformatter(), **COLOUR)
     whole = VideoReformatter().reformat(av.VideoFrame.from_ndarray(changed, format="rgb48le" if deep else "rgb24"), format=fmt, **COLOUR)
     covered = np.zeros((height, width), bool)

@@ -1,14 +1,15 @@
 import numpy as np
 import pytest
 import torch
-from conftest import make_clip, weave_clip
+from conftest import captioned_clip, captions, make_clip, weave_clip
 from hypothesis import given
 from hypothesis import strategies as st
 
 from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.io import VideoReader, probe
 from vidrestore.errors import ConfigError
-from vidrestore.pipeline import PipelineConfig, analyse, choose_deinterlace, pack_pieces
+from vidrestore.pipeline import PipelineConfig, analyse, choose_deinterlace, pack_pieces, run
+from vidrestore.restore import PassThroughRestorer
 
 
 def test_tracks_split_at_a_cut_with_batched_detection(sample_clip, tmp_path):
@@ -61,7 +62,6 @@ def test_faces_sharing_forward_passes_paste_as_when_restored_in_one_pass(two_fac
 
     from vidrestore.diffusion.sampler import SamplerConfig
     from vidrestore.io import EncodeOptions
-    from vidrestore.pipeline import run
     from vidrestore.restore import load_restorer
 
     clip = two_face_clip
@@ -109,7 +109,6 @@ def test_a_short_video_is_decoded_once_and_restored_as_when_decoded_in_each_pass
     from vidrestore.diffusion.sampler import SamplerConfig
     from vidrestore.io import EncodeOptions
     from vidrestore.io.reader import VideoReader as Reader
-    from vidrestore.pipeline import run
     from vidrestore.restore import load_restorer
 
     decodes = []
@@ -172,7 +171,6 @@ def test_faces_turned_past_the_profile_fade_keep_their_original_pixels(sample_cl
 
     from vidrestore.diffusion.sampler import SamplerConfig
     from vidrestore.io import EncodeOptions
-    from vidrestore.pipeline import run
     from vidrestore.restore import load_restorer
 
     restorer = load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"), torch.float32, None, 32)
@@ -200,8 +198,6 @@ def test_a_profile_fade_must_be_two_increasing_turn_ratios(fade):
 
 def test_a_track_takes_its_identity_from_its_best_frames_when_the_restorer_uses_one(sample_clip, tmp_path):
     from vidrestore.anchor import identity_frames
-    from vidrestore.pipeline import run
-    from vidrestore.restore import PassThroughRestorer
 
     class Spy(PassThroughRestorer):
         def __init__(self, uses_identity):
@@ -225,17 +221,18 @@ def test_a_track_takes_its_identity_from_its_best_frames_when_the_restorer_uses_
     assert track["identity_frames"] == identity_frames(analyse(sample_clip, PipelineConfig(), det).tracks[0])
 
 
+class Negative(PassThroughRestorer):
+    """A visible change: each face comes out as its negative."""
+
+    def restore_tracks(self, pieces):
+        return [1 - crops for crops, _ in pieces]
+
+
 def test_the_preview_shows_the_input_beside_the_restored_frames(sample_clip, tmp_path):
     """Left half: the input as decoded; right half: the output. Pasting once wrote into the decoded
     frame itself, so both halves showed the restored face."""
     import av
 
-    from vidrestore.pipeline import run
-    from vidrestore.restore import PassThroughRestorer
-
-    class Negative(PassThroughRestorer):  # a visible change, to tell the halves apart
-        def restore_tracks(self, pieces):
-            return [1 - crops for crops, _ in pieces]
 
     def frames(path):
         with av.open(str(path)) as c:
@@ -250,3 +247,14 @@ def test_the_preview_shows_the_input_beside_the_restored_frames(sample_clip, tmp
     assert np.abs(restored - source).mean() > 5  # the faces changed
     assert np.abs(preview[:, :, :width] - source).mean() < 2  # ...but not on the input side
     assert np.abs(preview[:, :, width:] - restored).mean() < 2
+
+
+def test_closed_captions_survive_on_the_frames_whose_faces_were_restored(sample_clip, tmp_path):
+    """A broadcast capture (MPEG-TS, captions in the H.264 SEI) restored to .mp4: every frame keeps
+    its own captions, those with a face pasted in too."""
+    src = captioned_clip(tmp_path / "news.ts", sample_clip)
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    out = tmp_path / "out.mp4"
+    report = run(src, out, PipelineConfig(face_size=64), Negative(64), torch.device("cpu"), detector=det)
+    assert report.frames_out == 24 and sum(t["frames"] for t in report.tracks) >= 20  # faces were pasted
+    assert captions(out) == captions(src)

@@ -440,7 +440,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
                 pasted = changed.get(f.index)
                 writer.write(f.source, f.pts, *((pasted.image, pasted.boxes) if pasted else ()))
                 if side is not None:
-                    side.write(f.source, f.pts, np.concatenate([f.image, pasted.image if pasted else f.image], 1))
+                    side.write(None, f.pts, np.concatenate([f.image, pasted.image if pasted else f.image], 1))
             if progress:
                 progress("restore", window[-1].index + 1, analysis.frames, faces)
             window.clear()

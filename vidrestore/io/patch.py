@@ -1,11 +1,11 @@
-"""Write changed regions of an RGB image back into a copy of the decoded frame, plane by plane.
+"""Write changed regions of an RGB image back into the decoded frame, plane by plane.
 
 A restored frame differs from its decoded original only around the faces. Converting the whole
 frame back from RGB would re-quantise every pixel (8-bit RGB holds YUV only to about one level,
 and chroma is resampled twice) and costs the most expensive conversion of the write path
 (RGB to YUV has no vectorised path in FFmpeg for packed RGB). Instead, the boxes around the
-faces are converted alone and copied into the planes of a copy of the decoded frame: elsewhere
-the encoder gets the decoder's own samples, bit for bit through a lossless codec.
+faces are converted alone and written into the planes of the decoded frame: elsewhere the
+encoder gets the decoder's own samples, bit for bit through a lossless codec.
 """
 
 from __future__ import annotations
@@ -48,15 +48,11 @@ def _shift(full: int, part: int) -> int:
     return next(s for s in range(4) if -(-full >> s) == part)
 
 
-def copy_frame(frame: av.VideoFrame) -> av.VideoFrame:
-    """A new frame with ``frame``'s samples and colour description (decoded frames may be the
-    decoder's references, so they are never written into)."""
-    out = av.VideoFrame(frame.width, frame.height, frame.format.name)
-    for dst, src in zip(out.planes, frame.planes):
-        width = min(dst.line_size, src.line_size)
-        _plane_array(dst)[:, :width] = _plane_array(src)[:, :width]
-    out.colorspace, out.color_range = frame.colorspace, frame.color_range
-    return out
+def copy_samples(dst: av.VideoFrame, src: av.VideoFrame) -> None:
+    """Copy the samples of ``src`` into ``dst``, a frame of the same format and size."""
+    for to, fro in zip(dst.planes, src.planes):
+        width = min(to.line_size, fro.line_size)
+        _plane_array(to)[:, :width] = _plane_array(fro)[:, :width]
 
 
 def rotate_box(box: Box, quarter_turns: int, height: int, width: int) -> Box:

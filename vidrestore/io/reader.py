@@ -170,7 +170,11 @@ class DecodedFrames:
     it again. A reader given it as ``keep`` adds its frames while they fit in ``budget_bytes``;
     when the stream outgrows the budget they are all dropped (memory stays bounded whatever the
     video's length) and the next pass decodes as usual. A reader given it as ``reuse`` yields the
-    kept frames instead of decoding, once the pass that kept them reached the end of the stream."""
+    kept frames instead of decoding, once the pass that kept them reached the end of the stream.
+
+    Pass 2's writer paints the restored faces into the frames it is given (so that they keep
+    their captions and other side data): a kept frame must be read by every other reader before
+    pass 2 writes it, as the identity reader, which runs ahead of pass 2, does."""
 
     def __init__(self, budget_bytes: int):
         self.budget_bytes = budget_bytes

@@ -25,7 +25,7 @@ from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError
 from .probe import VideoInfo, open_input
-from .patch import Box, copy_frame, patch_frame, patchable, rotate_box
+from .patch import Box, copy_samples, patch_frame, patchable, rotate_box
 from .reader import rotate_to_coded
 
 ARCHIVAL_CODECS = {"ffv1": ".mkv", "prores_ks": ".mov"}
@@ -156,12 +156,17 @@ class VideoWriter:
             return {"profile": "3"}  # 422 HQ
         return {}
 
-    def write(self, source: av.VideoFrame, pts: int | None, image: np.ndarray | None = None,
+    def write(self, source: av.VideoFrame | None, pts: int | None, image: np.ndarray | None = None,
               regions: list[Box] | None = None) -> None:
-        """Queue one frame for encoding: ``image`` (RGB uint8 or uint16, display orientation) when faces
-        were pasted, else ``source``. ``regions``: the boxes (display pixels) outside which ``image``
-        is ``source`` unchanged; only they are converted back and written into a copy of ``source``
-        (see :mod:`.patch`) when its format allows. None: the whole image is new."""
+        """Queue one frame for encoding: ``source`` as decoded when ``image`` is None, else ``image``
+        (RGB uint8 or uint16, display orientation: the source with faces pasted in).
+
+        The faces are written into ``source`` itself (see :meth:`_paint`), so whatever the decoder
+        attached to it reaches the encoder: closed captions (A53), timecodes, HDR metadata. The
+        frame is the writer's from then on. ``regions``: the boxes (display pixels) outside which
+        ``image`` is ``source`` unchanged; only they are converted back (see :mod:`.patch`) when
+        the frame's format allows. None: the whole image is new. ``source`` None: an image with no
+        decoded frame behind it (the side-by-side preview)."""
         self._raise_pending()
         self._queue.put((source, pts, image, regions))
         self.frames_written += 1
@@ -179,21 +184,41 @@ class VideoWriter:
             except BaseException as exc:  # noqa: BLE001 - re-raised in the producer's thread
                 self._error = exc
 
-    def _encode(self, source: av.VideoFrame, pts: int | None, image: np.ndarray | None, regions: list[Box] | None) -> None:
-        if image is None:
-            frame = source
-        elif regions is not None and source.format.name == self.stream.pix_fmt and patchable(source):
-            frame = self._patched(source, image, regions)
-        else:
-            frame = self._to_video_frame(image)
-        if frame.format.name != self.stream.pix_fmt:
-            frame = self._reformatter.reformat(frame, format=self.stream.pix_fmt, **self._yuv_kwargs())
+    def _encode(self, source: av.VideoFrame | None, pts: int | None, image: np.ndarray | None,
+                regions: list[Box] | None) -> None:
+        frame = self._in_output_format(source) if source is not None else None
+        if image is not None:
+            frame = self._paint(frame, image, regions)
         frame.pts = pts
         frame.time_base = self.info.time_base
         # The encoder chooses its own frame types. A decoded frame keeps its type from the source,
         # and x264 obeys it: an all-intra master (ProRes, MJPEG, FFV1) came out all keyframes.
         frame.pict_type = av.video.frame.PictureType.NONE
         self._mux(self.stream.encode(frame))
+
+    def _in_output_format(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """``frame`` converted to the stream's pixel format; a conversion keeps the frame's side data."""
+        if frame.format.name == self.stream.pix_fmt:
+            return frame
+        return self._reformatter.reformat(frame, format=self.stream.pix_fmt, **self._yuv_kwargs())
+
+    def _paint(self, base: av.VideoFrame | None, image: np.ndarray, regions: list[Box] | None) -> av.VideoFrame:
+        """``image`` written into ``base``, the decoded frame in the output format: its boxes
+        ``regions`` alone when the format allows, else all of it. A new frame only when there is
+        no ``base``. Painting into the decoded frame rather than a new one keeps its side data,
+        which the encoder reads: a new frame dropped the captions of every frame with a face."""
+        coded = rotate_to_coded(image, self.info.rotation)
+        if base is None:
+            return self._in_output_format(self._to_video_frame(coded))
+        base.make_writable()  # copies the samples first while the decoder still references them
+        if regions is not None and patchable(base):
+            height, width = image.shape[:2]
+            turns = -(self.info.rotation // 90) % 4  # as rotate_to_coded turns the image
+            patch_frame(base, coded, [rotate_box(b, turns, height, width) for b in regions],
+                        self._patch_reformatter, **self._yuv_kwargs())
+        else:
+            copy_samples(base, self._in_output_format(self._to_video_frame(coded)))
+        return base
 
     def _stop_thread(self) -> None:
         if self._thread.is_alive():
@@ -211,16 +236,8 @@ class VideoWriter:
             kwargs["dst_color_range"] = self.info.color.range
         return kwargs
 
-    def _patched(self, source: av.VideoFrame, image: np.ndarray, regions: list[Box]) -> av.VideoFrame:
-        height, width = image.shape[:2]
-        turns = -(self.info.rotation // 90) % 4  # as rotate_to_coded turns the image
-        frame = copy_frame(source)
-        patch_frame(frame, rotate_to_coded(image, self.info.rotation), [rotate_box(b, turns, height, width) for b in regions],
-                    self._patch_reformatter, **self._yuv_kwargs())
-        return frame
-
-    def _to_video_frame(self, image: np.ndarray) -> av.VideoFrame:
-        coded = rotate_to_coded(image, self.info.rotation)
+    @staticmethod
+    def _to_video_frame(coded: np.ndarray) -> av.VideoFrame:
         return av.VideoFrame.from_ndarray(np.ascontiguousarray(coded), format="rgb48le" if coded.dtype == np.uint16 else "rgb24")
 
     def _mux(self, packets: list[av.Packet]) -> None:
