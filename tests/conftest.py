@@ -143,6 +143,43 @@ def captions(path: Path) -> list[bytes]:
                 for f in c.decode(video=0)]
 
 
+def dressed_clip(path: Path, source: Path) -> Path:
+    """A Matroska copy of ``source`` (a clip with audio and subtitles) dressed as a finished programme:
+    a title, chapters, a font attachment, stream titles and languages, and dispositions (the
+    audio a default commentary track, the subtitles forced)."""
+    with av.open(str(source)) as src, av.open(str(path), "w") as out:
+        out.metadata["title"] = "Archive reel 7"
+        copies = {s.index: out.add_stream_from_template(s) for s in src.streams}
+        video, audio, subtitles = (copies[s.index] for s in src.streams)
+        video.metadata.update(title="Camera A", language="eng")
+        audio.metadata.update(title="Commentary", language="fre")
+        audio.disposition = av.stream.Disposition.default | av.stream.Disposition.comment
+        subtitles.metadata["language"] = "eng"
+        subtitles.disposition = av.stream.Disposition.forced
+        out.add_attachment("font.ttf", "application/x-truetype-font", b"\0\1\0\0 not really a font")
+        out.set_chapters([{"id": 1, "start": 0, "end": 200, "time_base": Fraction(1, 1000), "metadata": {"title": "Intro"}},
+                          {"id": 2, "start": 200, "end": 480, "time_base": Fraction(1, 1000), "metadata": {"title": "Main"}}])
+        for packet in src.demux():
+            if packet.size:
+                packet.stream = copies[packet.stream.index]
+                out.mux(packet)
+    return path
+
+
+def timecoded_clip(path: Path, timecode: str = "01:00:00:00", frames: int = 10) -> Path:
+    """A QuickTime clip with a timecode (tmcd) track, as NLEs and cameras write them."""
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs.metadata["timecode"] = timecode
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 20, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+    return path
+
+
 def read_pts(path: Path) -> list[int]:
     with av.open(str(path)) as c:
         return [f.pts for f in c.decode(video=0)]

@@ -6,7 +6,7 @@ import sys
 
 import av
 import pytest
-from conftest import REPO, combing, make_clip, read_pts, shared_file, weave_clip
+from conftest import REPO, combing, dressed_clip, make_clip, read_pts, shared_file, weave_clip
 
 from vidrestore.cli import main
 
@@ -380,3 +380,26 @@ def test_progress_rate_counts_only_work_timed_since_the_stage_first_reported():
     assert "--/s" in first and first.endswith("ETA      ?")
     assert bar.line("restore", 32, 48, 32, now=105.0).endswith("3.2/s  ETA     5s")
     assert bar.line("restore", 48, 48, 48, now=110.0).endswith("3.2/s  ETA     0s")
+
+
+def test_an_output_container_that_cannot_hold_every_stream_stops_the_run_unless_told(sample_clip, tmp_path, capsys):
+    """SRT subtitles and a font cannot go into .mp4: the run stops before any work with one line that
+    names them and the way out; with --drop-streams they are left out and the report says so."""
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        images = [f.image for f in r][:12]
+    h, w = images[0].shape[:2]
+    plain = make_clip(tmp_path / "plain.mkv", [i * 40 for i in range(12)], size=(h, w), images=images, audio=True,
+                      subtitles=[(0, "hello")])
+    src = dressed_clip(tmp_path / "programme.mkv", plain)
+    out, report = tmp_path / "out.mp4", tmp_path / "r.json"
+    assert _run(src, out, "--model", "none", "--detector", "dlib", "--quiet") == 4
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "subtitle stream 2 (srt), attachment stream 3 (font.ttf)" in err and "--drop-streams" in err
+    assert not out.exists()
+    assert _run(src, out, "--model", "none", "--detector", "dlib", "--quiet", "--x264-preset", "ultrafast",
+                "--drop-streams", "--json", report) == 0
+    rep = json.loads(report.read_text())
+    assert rep["tracks"] and "left out, as .mp4 files cannot hold them: subtitle stream 2 (srt), attachment stream 3 (font.ttf)" in rep["notes"]
+    assert _streams(out)[:2] == ["video", "audio"]

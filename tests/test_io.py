@@ -2,7 +2,7 @@
 import av
 import numpy as np
 import pytest
-from conftest import captioned_clip, captions, combing, make_clip, read_pts
+from conftest import captioned_clip, captions, dressed_clip, timecoded_clip, combing, make_clip, read_pts
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -284,3 +284,66 @@ def test_closed_captions_stay_with_their_frames_whatever_is_written_into_them(tm
     before = captions(src)
     assert len(before) == 24 and all(before)
     assert captions(dst) == before
+
+
+def _reencoded(src, tmp_path):
+    """``src``'s video encoded again, alone, as pass 2 writes it."""
+    video = tmp_path / "video.mp4"
+    with VideoReader(src) as r, VideoWriter(video, probe(src), EncodeOptions(preset="ultrafast")) as w:
+        for f in r:
+            w.write(f.source, f.pts, f.image)
+    return video
+
+
+def _dressing(path):
+    with av.open(str(path)) as c:
+        streams = [(s.type, {k.lower(): v for k, v in s.metadata.items() if k.lower() in ("title", "language", "filename", "mimetype")},
+                    int(s.disposition), bytes(s.data) if s.type == "attachment" else b"") for s in c.streams]
+        chapters = [(float(ch["start"] * ch["time_base"]), float(ch["end"] * ch["time_base"]), ch["metadata"].get("title"))
+                    for ch in c.chapters()]
+        return c.metadata.get("title"), chapters, streams
+
+
+def test_remux_keeps_chapters_attachments_dispositions_and_the_video_streams_tags(tmp_path):
+    """Chapters, a font attachment (which styled subtitles need), forced and commentary flags, and the
+    video stream's title and language were all lost when the restored video was remuxed."""
+    plain = make_clip(tmp_path / "plain.mkv", [i * 40 for i in range(12)], audio=True, subtitles=[(0, "hello"), (200, "bye")])
+    src = dressed_clip(tmp_path / "dressed.mkv", plain)
+    out = tmp_path / "out.mkv"
+    assert remux(_reencoded(src, tmp_path), src, out, "restored") == []
+    title, chapters, streams = _dressing(src)
+    assert title == "Archive reel 7" and [c[2] for c in chapters] == ["Intro", "Main"]
+    assert [s[0] for s in streams] == ["video", "audio", "subtitle", "attachment"]
+    assert _dressing(out) == (title, chapters, streams)
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".mp4", ".mkv"])
+def test_a_timecode_track_survives_as_the_videos_timecode(tmp_path, suffix):
+    """A .mov master's timecode track made remuxing into .mov fail when the file was closed; into
+    .mkv the track was dropped. The timecode now rides on the video stream (QuickTime and MP4 write
+    a timecode track from it again)."""
+    src = timecoded_clip(tmp_path / "master.mov", "10:00:00:00")
+    out = tmp_path / f"out{suffix}"
+    assert remux(_reencoded(src, tmp_path), src, out) == []
+    with av.open(str(out)) as c:
+        tags = {k.lower(): v for k, v in c.streams.video[0].metadata.items()}
+        assert tags["timecode"] == "10:00:00:00"
+        assert [s.type for s in c.streams] == (["video", "data"] if suffix != ".mkv" else ["video"])
+        assert sum(1 for f in c.decode(video=0)) == 10
+
+
+def test_streams_the_output_container_cannot_hold_are_named_before_any_work(tmp_path):
+    from vidrestore.errors import OutputError
+    from vidrestore.io.writer import check_streams, unfit_streams
+
+    plain = make_clip(tmp_path / "plain.mkv", [i * 40 for i in range(12)], audio=True, subtitles=[(0, "hello")])
+    src = dressed_clip(tmp_path / "dressed.mkv", plain)
+    assert unfit_streams(src, tmp_path / "out.mkv") == []
+    assert unfit_streams(src, tmp_path / "out.mp4") == ["subtitle stream 2 (srt)", "attachment stream 3 (font.ttf)"]
+    with pytest.raises(OutputError, match=r"\.mp4 files cannot hold subtitle stream 2 \(srt\), attachment stream 3"):
+        check_streams(src, tmp_path / "out.mp4", drop=False)
+    check_streams(src, tmp_path / "out.mp4", drop=True)
+    out = tmp_path / "out.mp4"
+    assert remux(_reencoded(src, tmp_path), src, out) == ["subtitle stream 2 (srt)", "attachment stream 3 (font.ttf)"]
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams][:2] == ["video", "audio"] and len(c.chapters()) == 2

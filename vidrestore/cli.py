@@ -144,6 +144,9 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile-fade", type=_profile_fade, metavar="FULL,ZERO|off",
                    help="fade the restored face back to the original as the head turns: full strength up to turn ratio "
                         "FULL, none from ZERO (default 0.7,1.4: about 35 and 55 degrees of yaw); off pastes every pose")
+    p.add_argument("--drop-streams", action="store_true", default=None,
+                   help="leave out the streams the output's container cannot hold (e.g. SRT subtitles in .mp4) "
+                        "instead of stopping; the report names them")
     p.add_argument("--segment-frames", type=int, help="restore in segments of whole shots of at least this many frames (0: one segment)")
     p.add_argument("--codec", help="video encoder (libx264, libx265, ffv1, prores_ks ...)")
     p.add_argument("--crf", type=int, help="quality for x264/x265 (lower is better)")
@@ -200,7 +203,8 @@ def options_from_args(args: argparse.Namespace):
     cfg = dataclasses.replace(cfg, detector=det, tracker=trk, encode=enc)
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
                          ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("only_tracks", args.tracks),
-                         ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade)):
+                         ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade),
+                         ("drop_streams", args.drop_streams)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
     cfg = _apply_per_track(cfg, args.strength, "strength", "track_strength")

@@ -49,7 +49,7 @@ from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.reader import DecodedFrames, scan_fields
-from .io.writer import atomic_output, check_encoder, concat_videos
+from .io.writer import atomic_output, check_encoder, check_streams, concat_videos, left_out_note
 from .restore import Restorer, TrackContext
 from .shots import Shot, ShotConfig, ShotDetector
 
@@ -66,6 +66,10 @@ class PipelineConfig:
     # A video whose decoded frames fit in this many MiB is decoded once: pass 1 keeps its frames
     # for pass 2. Longer ones are decoded in each pass, so memory stays bounded (0: always twice).
     decode_once_mib: int = 256
+    # Streams the output's container cannot hold (SRT subtitles or fonts in .mp4, a timecode track
+    # in .mkv) stop the run before any work unless this is set; then they are left out, and the
+    # report says which.
+    drop_streams: bool = False
     mask: str = "auto"  # paste mask: ellipse | parsing (ParseNet weights needed) | auto (parsing when weights are found)
     parsing_weights: str = ""  # ParseNet checkpoint; also VIDRESTORE_WEIGHTS_PARSENET_512 or the cache
     # auto: deinterlace (bwdif) when the stream declares interlaced fields or FFmpeg's idet finds
@@ -461,16 +465,16 @@ def provenance(restorer_name: str) -> str:
     return f"faces restored by vidrestore {__version__} with {restorer_name}"
 
 
-def assemble(source: Path, parts: list[Path], output: Path, comment: str) -> None:
+def assemble(source: Path, parts: list[Path], output: Path, comment: str) -> list[str]:
     """Join the encoded segments ``parts`` and remux the other streams of ``source`` beside them;
-    ``comment`` (see :func:`provenance`) is added to the container's comment tag."""
+    ``comment`` (see :func:`provenance`) is added to the container's comment tag. Returns the
+    streams left out (see :func:`~vidrestore.io.writer.remux`)."""
     if len(parts) == 1:
-        remux(parts[0], source, output, comment)
-        return
+        return remux(parts[0], source, output, comment)
     joined = output.with_name(output.name + ".joined" + output.suffix)
     try:
         concat_videos(parts, joined)
-        remux(joined, source, output, comment)
+        return remux(joined, source, output, comment)
     finally:
         joined.unlink(missing_ok=True)
 
@@ -522,6 +526,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     if dst is not None:
         check_paths(src, Path(dst), overwrite)
         check_encoder(cfg.encode)
+        check_streams(src, dst, cfg.drop_streams)
     if cfg.face_size != restorer.face_size:
         cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # crops at the model's own size
     timings: dict[str, float] = {}
@@ -552,7 +557,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                                                     preview_tmp if len(parts) == 1 else None, frames, masker, decoded)
                     timings["restore_encode"] = time.perf_counter() - t1
                     t2 = time.perf_counter()
-                    assemble(src, parts, final_tmp, provenance(restorer.name))
+                    notes.extend(left_out_note(assemble(src, parts, final_tmp, provenance(restorer.name)), dst))
                     timings["remux"] = time.perf_counter() - t2
                 finally:
                     for part in parts:
@@ -561,7 +566,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     notes.append("--preview is written only when the video is restored as one segment")
             else:
                 notes.append(copy_note(analysis))
-                remux(src, src, final_tmp)
+                notes.extend(left_out_note(remux(src, src, final_tmp), dst))
                 if preview_tmp is not None:
                     remux(src, src, preview_tmp)
                 frames_out = analysis.frames

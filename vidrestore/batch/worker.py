@@ -19,7 +19,7 @@ import torch
 
 from ..faces.detect import DetectorConfig, FaceDetector, create_detector
 from ..io import remux
-from ..io.writer import atomic_output, check_encoder
+from ..io.writer import atomic_output, check_encoder, check_streams, left_out_note
 from ..options import RestoreOptions, build_restorer
 from ..pipeline import (
     Analysis,
@@ -108,6 +108,7 @@ class RestoreWorker:
         check_paths(item.input, item.output, overwrite=True)  # the batch state decides about existing outputs
         cfg = item.options.pipeline
         check_encoder(cfg.encode)
+        check_streams(item.input, item.output, cfg.drop_streams)
         restorer = self._restorer(item.options)
         mask = mask_name(self._masker(cfg))
         analysis = analyse(item.input, cfg, self._detector(cfg.detector), progress)
@@ -132,10 +133,10 @@ def finish(plan: ItemPlan, frames_out: int) -> dict:
         with atomic_output(item.output) as tmp:
             if parts:
                 notes.extend(deinterlace_note(plan.analysis))
-                assemble(item.input, parts, tmp, provenance(plan.restorer))
+                notes.extend(left_out_note(assemble(item.input, parts, tmp, provenance(plan.restorer)), item.output))
             else:
                 notes.append(copy_note(plan.analysis))
-                remux(item.input, item.input, tmp)
+                notes.extend(left_out_note(remux(item.input, item.input, tmp), item.output))
     finally:
         for part in parts:
             part.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import io
 import os
 import queue
 import tempfile
@@ -272,10 +273,96 @@ def _packet_time(packet: av.Packet) -> Fraction:
     return Fraction(ts or 0) * packet.time_base
 
 
-def remux(video_source: str | Path, other_source: str | Path, output: str | Path, comment: str = "") -> None:
+# Tags that describe the input's encoding of the video, which the output's encoding replaces
+# (Matroska statistics tags, some with a language suffix, like "BPS-eng").
+_ENCODING_TAGS = ("bps", "duration", "number_of_frames", "number_of_bytes", "encoder")
+
+
+def _is_encoding_tag(key: str) -> bool:
+    key = key.lower().split("-")[0]
+    return key in _ENCODING_TAGS or key.startswith("_statistics")
+
+
+def _label(stream: av.stream.Stream) -> str:
+    if stream.type == "attachment":
+        what = stream.metadata.get("filename", "")
+    else:  # data streams (a timecode track) have no codec context
+        what = stream.codec_context.name if stream.codec_context is not None else stream.metadata.get("handler_name", "")
+    return f"{stream.type} stream {stream.index} ({what or 'unknown codec'})"
+
+
+def _carry(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
+    """Add ``stream`` of an input to ``out`` as it is: codec parameters (or an attachment's file),
+    tags and disposition (default, forced, commentary...)."""
+    if stream.type == "attachment":
+        copy = out.add_attachment(stream.metadata.get("filename", f"attachment{stream.index}"),
+                                  stream.metadata.get("mimetype", "application/octet-stream"), stream.data)
+    else:
+        copy = out.add_stream_from_template(stream)
+        copy.disposition = stream.disposition
+    copy.metadata.update(stream.metadata)
+    return copy
+
+
+def _timecode_tracks(container: av.container.InputContainer) -> list[av.stream.Stream]:
+    """QuickTime timecode (tmcd) tracks: FFmpeg reads each as a data stream with a ``timecode`` tag."""
+    return [s for s in container.streams if s.type == "data" and "timecode" in s.metadata]
+
+
+def _carried(container: av.container.InputContainer) -> list[av.stream.Stream]:
+    """The streams of ``container`` that remux copies as streams: all but its first video stream
+    and its timecode tracks. A timecode travels as the video stream's ``timecode`` tag, from which
+    the QuickTime and MP4 muxers write a new timecode track at the video's rate and Matroska a tag.
+    (A copied tmcd track made the QuickTime muxer fail when closing the file: PyAV cannot give
+    the copy its frame rate.)"""
+    first_video = container.streams.video[0].index if container.streams.video else -1
+    timecodes = {s.index for s in _timecode_tracks(container)}
+    return [s for s in container.streams if s.index != first_video and s.index not in timecodes]
+
+
+def unfit_streams(source: str | Path, output: str | Path) -> list[str]:
+    """The streams remux would copy from ``source`` that the container of ``output`` (by its
+    extension) cannot hold, described for a message: "subtitle stream 2 (subrip)". Each is tried
+    alone in an empty container of that kind, up to its header."""
+    unfit = []
+    with open_input(source) as container:
+        for stream in _carried(container):
+            scratch = io.BytesIO()
+            scratch.name = Path(output).name  # FFmpeg picks the container by the name
+            out = av.open(scratch, "w")
+            try:
+                _carry(out, stream)
+                out.start_encoding()
+            except (av.error.FFmpegError, ValueError):
+                unfit.append(_label(stream))
+            finally:
+                with contextlib.suppress(av.error.FFmpegError, ValueError):
+                    out.close()
+    return unfit
+
+
+def check_streams(source: str | Path, output: str | Path, drop: bool) -> None:
+    """Refuse, before any work, an output whose container cannot hold every stream of ``source``
+    (SRT subtitles or font attachments in .mp4, a timecode track in .mkv), unless ``drop``: then
+    they are left out, and the report says which."""
+    unfit = unfit_streams(source, output)
+    if unfit and not drop:
+        raise OutputError(f"{Path(output).suffix or 'the output'} files cannot hold {', '.join(unfit)} of {Path(source).name}; "
+                          "write a .mkv, or give --drop-streams to leave them out")
+
+
+def left_out_note(left_out: list[str], output: str | Path) -> list[str]:
+    return [f"left out, as {Path(output).suffix} files cannot hold them: {', '.join(left_out)}"] if left_out else []
+
+
+def remux(video_source: str | Path, other_source: str | Path, output: str | Path, comment: str = "") -> list[str]:
     """Write ``output`` with the video stream of ``video_source`` and every other stream of
-    ``other_source``, packets copied without re-encoding, interleaved by decode time. The container
-    tags of ``other_source`` are kept; ``comment`` is appended to its comment tag."""
+    ``other_source`` (audio, subtitles, data, attachments), packets copied without re-encoding,
+    interleaved by decode time; returns the streams left out because the output's container
+    cannot hold them (see :func:`check_streams`). The container tags and chapters of
+    ``other_source`` are kept, and its video stream's tags and disposition, less those that
+    describe its encoding when the video was re-encoded; ``comment`` is appended to the comment tag."""
+    unfit = unfit_streams(other_source, output)
     with open_input(video_source) as vin, open_input(other_source) as oin:
         out = av.open(str(output), "w")
         try:
@@ -284,20 +371,29 @@ def remux(video_source: str | Path, other_source: str | Path, output: str | Path
                 earlier = [out.metadata.pop(k) for k in list(out.metadata) if k.lower() == "comment"]
                 out.metadata["comment"] = " | ".join([*earlier, comment])
             vstream = vin.streams.video[0]
-            mapping = {("v", vstream.index): out.add_stream_from_template(vstream)}
-            for s in oin.streams:
-                if s.type == "video" and s.index == oin.streams.video[0].index:
-                    continue
-                if s.type not in ("audio", "subtitle", "data", "video"):
-                    continue
-                try:
-                    o = out.add_stream_from_template(s)
-                except (av.error.FFmpegError, ValueError):
-                    continue  # a stream the output container cannot hold (e.g. a tmcd track in mkv)
-                o.metadata.update(s.metadata)
-                mapping[("o", s.index)] = o
+            video = out.add_stream_from_template(vstream)
+            mapping = {("v", vstream.index): video}
+            if oin.streams.video:
+                original = oin.streams.video[0]
+                re_encoded = Path(video_source).resolve() != Path(other_source).resolve()
+                video.metadata.update({k: v for k, v in original.metadata.items() if not (re_encoded and _is_encoding_tag(k))})
+                video.disposition = original.disposition
+            timecodes = [track.metadata["timecode"] for track in _timecode_tracks(oin)]
+            if timecodes:
+                video.metadata.setdefault("timecode", timecodes[0])
+            if "timecode" in {k.lower() for k in video.metadata} and vstream.average_rate:
+                # the timecode counts frames at this rate; an encoded stream reads back the
+                # codec's tick rate there (12800 for 25 fps), which no timecode accepts
+                video.codec_context.framerate = vstream.average_rate
+            carried = [s for s in _carried(oin) if _label(s) not in unfit]
+            for s in carried:
+                copy = _carry(out, s)
+                if s.type != "attachment":  # an attachment is its file, held in the header: no packets
+                    mapping[("o", s.index)] = copy
+            if oin.chapters():
+                out.set_chapters(oin.chapters())
             vsrc = ((("v", p.stream.index), p) for p in vin.demux(vstream) if p.size)
-            osrc_streams = [s for s in oin.streams if ("o", s.index) in mapping]
+            osrc_streams = [s for s in carried if ("o", s.index) in mapping]
             osrc = ((("o", p.stream.index), p) for p in (oin.demux(osrc_streams) if osrc_streams else []) if p.size)
             for key, packet in heapq.merge(vsrc, osrc, key=lambda kp: _packet_time(kp[1])):
                 packet.stream = mapping[key]
@@ -306,6 +402,7 @@ def remux(video_source: str | Path, other_source: str | Path, output: str | Path
             raise OutputError(f"cannot write {output} ({exc.strerror or exc})") from exc
         finally:
             out.close()
+    return unfit
 
 
 def concat_videos(parts: list[Path], output: str | Path) -> None:
