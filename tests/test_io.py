@@ -221,6 +221,21 @@ def test_frames_kept_by_one_pass_are_the_frames_the_next_would_decode(interlaced
         assert a.source is kept.frames[a.index]  # taken, not decoded again
 
 
+@settings(max_examples=15, deadline=None)
+@given(spans=st.lists(st.tuples(st.integers(0, 26), st.integers(0, 8)).map(lambda t: range(t[0], t[0] + t[1])), max_size=4))
+def test_a_reader_converts_the_frames_asked_for_and_passes_the_others_undecoded(sample_clip, spans):
+    with VideoReader(sample_clip) as r:
+        whole = list(r)
+    with VideoReader(sample_clip, images_for=spans) as r:
+        some = list(r)
+    assert [(f.index, f.pts) for f in some] == [(f.index, f.pts) for f in whole]
+    for a, b in zip(some, whole):
+        if any(a.index in span for span in spans):
+            assert np.array_equal(a.image, b.image)
+        else:
+            assert a.image is None and a.source is not None
+
+
 def test_a_stream_that_outgrows_the_budget_is_not_kept_and_is_decoded_again(interlaced_clip):
     with VideoReader(interlaced_clip) as r:
         whole = list(r)

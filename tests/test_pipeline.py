@@ -258,3 +258,42 @@ def test_closed_captions_survive_on_the_frames_whose_faces_were_restored(sample_
     report = run(src, out, PipelineConfig(face_size=64), Negative(64), torch.device("cpu"), detector=det)
     assert report.frames_out == 24 and sum(t["frames"] for t in report.tracks) >= 20  # faces were pasted
     assert captions(out) == captions(src)
+
+
+def test_frames_without_a_face_are_not_converted_and_the_output_is_the_same(sample_clip, tmp_path, monkeypatch):
+    """Pass 2 converts to RGB only the frames a track covers; the others go to the encoder as decoded.
+    A run with --preview (which needs every frame's pixels) gives the same output bit for bit."""
+    import av
+
+    import vidrestore.io.reader as reader
+    from vidrestore.io import EncodeOptions
+    from vidrestore.pipeline import restore_video
+
+    with VideoReader(sample_clip) as r:
+        faces = [f.image for f in r][:12]
+    blank = np.full_like(faces[0], 90)
+    images = [blank] * 6 + faces + [blank] * 6
+    h, w = images[0].shape[:2]
+    clip = make_clip(tmp_path / "gaps.mp4", [i * 40 for i in range(len(images))], size=(h, w), images=images)
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    cfg = PipelineConfig(face_size=64, encode=EncodeOptions(codec="ffv1"))
+    analysis = analyse(clip, cfg, det)
+    covered = {i for t in analysis.tracks for i in range(t.start, t.end)}
+    assert covered and covered <= set(range(6, 18))
+    converted = []
+
+    def counting(frame, *args, **kwargs):
+        converted.append(frame.pts)
+        return to_rgb(frame, *args, **kwargs)
+
+    to_rgb = reader.frame_to_rgb
+    monkeypatch.setattr(reader, "frame_to_rgb", counting)
+    outputs = []
+    for preview in (None, tmp_path / "side.mkv"):
+        converted.clear()
+        out = tmp_path / f"out{preview is not None}.mkv"
+        assert restore_video(clip, out, analysis, Negative(64), cfg, torch.device("cpu"), preview=preview) == 24
+        assert len(converted) == (24 if preview else len(covered))
+        with av.open(str(out)) as c:
+            outputs.append([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    assert all(np.array_equal(a, b) for a, b in zip(*outputs)) and len(outputs[0]) == 24

@@ -7,7 +7,8 @@ Two streaming passes over the input keep memory bounded whatever the video's len
    ``decode_once_mib`` (then pass 2 takes pass 1's decoded frames instead of decoding again).
 2. *restore*: decode again in windows of ``batch_size`` frames that never cross a cut; for each
    track in a window, align its crops, restore them as one temporal batch (state carried to the
-   next window), paste them back, and encode. Frames with no face are re-encoded untouched.
+   next window), paste them back, and encode. Frames with no face are not even converted to RGB:
+   they go to the encoder as decoded.
 
 Pass 2 may be split into *segments* of whole shots (``segment_frames``). No track crosses a cut
 and restore windows restart at every cut, so a segment restored on its own (another process,
@@ -342,7 +343,7 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
         return {}
     # integer views of the frames (uint8, or uint16 for deep sources): only the regions around
     # faces are ever converted to float
-    tensors = {f.index: torch.from_numpy(f.image).permute(2, 0, 1).to(device) for f in window}
+    tensors = {f.index: torch.from_numpy(f.image).permute(2, 0, 1).to(device) for f in window if f.image is not None}
     frames = [list(range(max(first, t.start), min(last + 1, t.end))) for t in active]
     mats = [face_matrices(t.landmarks[np.asarray(idx) - t.start], cfg.face_size) for t, idx in zip(active, frames)]
     with glue_threads(device):
@@ -430,8 +431,10 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         def identity(track: Track) -> torch.Tensor | None:
             return photos[track.track_id] if track.track_id in photos else best_frames(track)
 
+        faced = None if preview else [range(t.start, t.end) for t in tracks]  # the preview shows every frame
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
-                                                 deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse))
+                                                 deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,
+                                                 images_for=faced))
         writer = stack.enter_context(VideoWriter(video_out, info, cfg.encode))
         side = stack.enter_context(VideoWriter(preview, _preview_info(info), cfg.encode)) if preview else None
         window: list = []

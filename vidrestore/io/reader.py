@@ -7,6 +7,7 @@ fail to decode are counted and skipped: a damaged file restores what decodes.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import queue
 import threading
@@ -33,7 +34,7 @@ class Frame:
 
     index: int
     pts: int | None
-    image: np.ndarray
+    image: np.ndarray | None  # None for a frame a reader with ``images_for`` was not asked to convert
     source: av.VideoFrame  # the decoded frame, re-encoded untouched when no face is pasted into it
     scale: tuple[float, float] = (1.0, 1.0)  # image size / display size (x, y); below 1 when the reader downscales
 
@@ -81,6 +82,19 @@ def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0, deep:
     if (info.rotation // 90) % 2:
         scale = scale[::-1]
     return rotate_to_display(rgb, info.rotation), scale
+
+
+def _merged(spans: list[range]) -> tuple[list[int], list[int]]:
+    """Starts and stops of the union of ``spans``, as disjoint ranges in order (for bisection)."""
+    starts: list[int] = []
+    stops: list[int] = []
+    for span in sorted((r for r in spans if len(r)), key=lambda r: r.start):
+        if stops and span.start <= stops[-1]:
+            stops[-1] = max(stops[-1], span.stop)
+        else:
+            starts.append(span.start)
+            stops.append(span.stop)
+    return starts, stops
 
 
 PARITIES = ("tff", "bff")
@@ -216,13 +230,16 @@ class VideoReader:
     decoded, as they must be, but not converted), and stop after the last of them. ``keep``: add
     every decoded frame to this :class:`DecodedFrames` (a reader of the whole stream only);
     ``reuse``: take the frames from this one, when it holds the whole stream, instead of decoding
-    (it must have been kept with the same ``deinterlace``).
+    (it must have been kept with the same ``deinterlace``). ``images_for``: convert to RGB only the
+    frames in these ranges (``Frame.image`` is None elsewhere): pass 2 needs the pixels of frames
+    with a face only, and the others go to the encoder as decoded.
     """
 
     def __init__(self, path: str | Path, prefetch: int = 16, max_side: int = 0,
                  start: int = 0, stop: int | None = None, start_pts: int | None = None, deinterlace: str = "",
                  keep_depth: bool = False, only: set[int] | frozenset[int] | None = None,
-                 keep: DecodedFrames | None = None, reuse: DecodedFrames | None = None):
+                 keep: DecodedFrames | None = None, reuse: DecodedFrames | None = None,
+                 images_for: list[range] | None = None):
         if keep is not None and (start or stop is not None or only is not None):
             raise ValueError("keep= needs a reader of the whole stream")
         self.path = Path(path)
@@ -239,6 +256,7 @@ class VideoReader:
         self.start, self.stop, self.start_pts = start, stop, start_pts
         self.keep = keep
         self.reuse = reuse if reuse is not None and reuse.complete else None
+        self._spans = _merged(images_for) if images_for is not None else None
         self.stats = DecodeStats()
         self._reformatter = VideoReformatter()  # used by the decode thread only
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
@@ -331,12 +349,20 @@ class VideoReader:
             self._put(_END)
             return False
         if self._index >= self.start and (self.only is None or self._index in self.only):
-            image, scale = frame_to_rgb(frame, self.info, self.max_side, self.deep, self._reformatter)
+            image, scale = frame_to_rgb(frame, self.info, self.max_side, self.deep, self._reformatter) \
+                if self._wants_image(self._index) else (None, (1.0, 1.0))
             if not self._put(Frame(self._index, frame.pts, image, frame, scale)):
                 return False
             self.stats.frames += 1
         self._index += 1
         return True
+
+    def _wants_image(self, index: int) -> bool:
+        if self._spans is None:
+            return True
+        starts, stops = self._spans
+        k = bisect.bisect_right(starts, index) - 1
+        return k >= 0 and index < stops[k]
 
     def _decode_packet(self, packet: av.Packet) -> list[av.VideoFrame]:
         try:
