@@ -180,6 +180,35 @@ def timecoded_clip(path: Path, timecode: str = "01:00:00:00", frames: int = 10) 
     return path
 
 
+MASTERING_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"  # BT.2020, 1000 nits
+
+
+def hdr10_clip(path: Path, frames: int = 6) -> Path:
+    """A 10-bit PQ (HDR10) H.264 clip whose stream carries mastering-display and content-light SEI
+    (MaxCLL 1000, MaxFALL 400), which FFmpeg's decoder attaches to the frames as side data."""
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p10le"
+        cc = vs.codec_context
+        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 9, 16, 9, 1  # BT.2020, PQ, limited
+        vs.options = {"x264-params": f"mastering-display={MASTERING_DISPLAY}:cll=1000,400"}
+        for i in range(frames):
+            image = np.full((48, 64, 3), 8000 * (i + 1), np.uint16)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb48le")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+    return path
+
+
+def hdr10_metadata(path: Path) -> dict[str, bytes]:
+    """The mastering-display and content-light side data of the first decoded frame of ``path``."""
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+        return {str(sd.type).rsplit(".", 1)[-1]: bytes(sd) for sd in frame.side_data.keys()
+                if str(sd.type).endswith(("MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL"))}
+
+
 def read_pts(path: Path) -> list[int]:
     with av.open(str(path)) as c:
         return [f.pts for f in c.decode(video=0)]

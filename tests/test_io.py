@@ -2,7 +2,7 @@
 import av
 import numpy as np
 import pytest
-from conftest import captioned_clip, captions, dressed_clip, timecoded_clip, combing, make_clip, read_pts
+from conftest import captioned_clip, captions, dressed_clip, hdr10_clip, hdr10_metadata, timecoded_clip, combing, make_clip, read_pts
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -362,3 +362,21 @@ def test_streams_the_output_container_cannot_hold_are_named_before_any_work(tmp_
     assert remux(_reencoded(src, tmp_path), src, out) == ["subtitle stream 2 (srt)", "attachment stream 3 (font.ttf)"]
     with av.open(str(out)) as c:
         assert [s.type for s in c.streams][:2] == ["video", "audio"] and len(c.chapters()) == 2
+
+
+@pytest.mark.parametrize("codec", ["libx264", "libx265"])
+def test_hdr10_mastering_display_and_light_levels_reach_the_encoded_stream(tmp_path, codec):
+    """FFmpeg's x264 and x265 wrappers take HDR10 static metadata from the codec, not the frames,
+    so a re-encoded HDR10 master came out without its mastering display and MaxCLL/MaxFALL."""
+    if codec not in av.codecs_available:
+        pytest.skip(f"{codec} is not in this FFmpeg build")
+    src = hdr10_clip(tmp_path / "hdr10.mkv")
+    before = hdr10_metadata(src)
+    assert set(before) == {"MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL"}
+    out = tmp_path / "out.mkv"
+    with VideoReader(src, keep_depth=True) as r, VideoWriter(out, probe(src), EncodeOptions(codec=codec, preset="ultrafast")) as w:
+        for f in r:
+            image = f.image.copy()
+            image[8:24, 8:40] = 60000
+            w.write(f.source, f.pts, image, [(8, 8, 40, 24)])
+    assert hdr10_metadata(out) == before

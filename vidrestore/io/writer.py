@@ -12,6 +12,7 @@ import heapq
 import io
 import os
 import queue
+import struct
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -41,6 +42,32 @@ class EncodeOptions:
     crf: int = 18
     preset: str = "medium"
     pix_fmt: str = "auto"  # "auto": the input's pixel format when the encoder takes it, else its first
+
+
+def _mastering_display(data: bytes) -> str:
+    """AVMasteringDisplayMetadata (R, G, B and white point xy, min and max luminance, as rationals;
+    then two flags) in the x264/x265 notation: G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min), chromaticity in
+    units of 0.00002 and luminance of 0.0001 cd/m2. Empty unless primaries and luminance are both set."""
+    *rationals, has_primaries, has_luminance = struct.unpack_from("<22i", data)
+    rx, ry, gx, gy, bx, by, wx, wy, lmin, lmax = (n / d if d else 0.0 for n, d in zip(rationals[::2], rationals[1::2]))
+    if not (has_primaries and has_luminance):
+        return ""
+
+    def xy(x: float, y: float) -> str:
+        return f"({round(x * 50000)},{round(y * 50000)})"
+    return f"G{xy(gx, gy)}B{xy(bx, by)}R{xy(rx, ry)}WP{xy(wx, wy)}L({round(lmax * 10000)},{round(lmin * 10000)})"
+
+
+def _content_light(data: bytes) -> str:
+    """AVContentLightMetadata (MaxCLL, MaxFALL) as x264/x265 take it: "MaxCLL,MaxFALL"."""
+    return "{},{}".format(*struct.unpack_from("<2I", data))
+
+
+_HDR10_FORMAT = {"MASTERING_DISPLAY_METADATA": _mastering_display, "CONTENT_LIGHT_LEVEL": _content_light}
+_HDR10_PARAMS = {  # encoder -> side data kind -> its parameter
+    "libx264": {"MASTERING_DISPLAY_METADATA": "mastering-display", "CONTENT_LIGHT_LEVEL": "cll"},
+    "libx265": {"MASTERING_DISPLAY_METADATA": "master-display", "CONTENT_LIGHT_LEVEL": "max-cll"},
+}
 
 
 def _umask() -> int:
@@ -122,6 +149,7 @@ class VideoWriter:
         self._reformatter = VideoReformatter()  # one conversion set up for the whole stream (the encode thread's)
         self._patch_reformatter = VideoReformatter()  # for regions, whose sizes change from frame to frame
         self._error: BaseException | None = None
+        self._opened = False  # the encoder opens on the first frame, with options read from it
         self._thread = threading.Thread(target=self._encode_loop, name="vidrestore-encode", daemon=True)
         self._thread.start()
 
@@ -195,7 +223,24 @@ class VideoWriter:
         # The encoder chooses its own frame types. A decoded frame keeps its type from the source,
         # and x264 obeys it: an all-intra master (ProRes, MJPEG, FFV1) came out all keyframes.
         frame.pict_type = av.video.frame.PictureType.NONE
+        if not self._opened:
+            self._carry_hdr10(frame)
+            self._opened = True
         self._mux(self.stream.encode(frame))
+
+    def _carry_hdr10(self, frame: av.VideoFrame) -> None:
+        """Have x264/x265 write the HDR10 static metadata (mastering display, content light level)
+        that the decoder attached to the first frame. Their FFmpeg wrappers read it from the codec's
+        side data, which PyAV cannot set, and not from the frames: an HDR10 master lost it."""
+        names = _HDR10_PARAMS.get(self.stream.codec_context.name)
+        found = {str(sd.type).rsplit(".", 1)[-1]: bytes(sd) for sd in frame.side_data.keys()}
+        params = [f"{name}={value}" for kind, name in (names or {}).items()
+                  if kind in found and (value := _HDR10_FORMAT[kind](found[kind]))]
+        if params:
+            key = f"{self.stream.codec_context.name[3:]}-params"  # x264-params, x265-params
+            options = dict(self.stream.codec_context.options)
+            options[key] = ":".join(filter(None, [options.get(key, ""), *params]))
+            self.stream.codec_context.options = options
 
     def _in_output_format(self, frame: av.VideoFrame) -> av.VideoFrame:
         """``frame`` converted to the stream's pixel format; a conversion keeps the frame's side data."""
