@@ -297,3 +297,23 @@ def test_frames_without_a_face_are_not_converted_and_the_output_is_the_same(samp
         with av.open(str(out)) as c:
             outputs.append([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
     assert all(np.array_equal(a, b) for a, b in zip(*outputs)) and len(outputs[0]) == 24
+
+
+@pytest.mark.parametrize("mode, codec, suffix, order", [
+    ("off", "libx264", ".mp4", "tt"), ("off", "ffv1", ".mkv", "tt"), ("off", "prores_ks", ".mov", "tt"),
+    ("auto", "libx264", ".mp4", "progressive")])
+def test_fields_kept_with_deinterlace_off_stay_interlaced_in_their_order(interlaced_clip, tmp_path, mode, codec, suffix, order):
+    """--deinterlace off keeps the fields; x264 used to code them as progressive frames flagged
+    progressive, so players no longer deinterlaced them. Deinterlaced output is progressive."""
+    import av
+
+    from vidrestore.io import EncodeOptions
+
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    cfg = PipelineConfig(face_size=64, deinterlace=mode, encode=EncodeOptions(codec=codec, preset="ultrafast"))
+    out = tmp_path / f"out{suffix}"
+    report = run(interlaced_clip, out, cfg, Negative(64), torch.device("cpu"), detector=det)
+    assert report.tracks and report.frames_out == 24
+    assert probe(out).field_order == order
+    with av.open(str(out)) as c:
+        assert all(f.interlaced_frame == (order != "progressive") for f in c.decode(video=0))

@@ -404,7 +404,7 @@ def glue_threads(device: torch.device) -> Iterator[None]:
 def _preview_info(info):
     """Stream description for the side-by-side preview: display orientation, twice as wide."""
     width, height = info.display_size
-    return dataclasses.replace(info, width=2 * width, height=height, rotation=0)
+    return dataclasses.replace(info, width=2 * width, height=height, rotation=0, field_order="progressive")
 
 
 def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Restorer, cfg: PipelineConfig,
@@ -435,7 +435,9 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
                                                  deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,
                                                  images_for=faced))
-        writer = stack.enter_context(VideoWriter(video_out, info, cfg.encode))
+        # deinterlaced frames are progressive; fields kept (--deinterlace off) keep their declared order
+        coded = dataclasses.replace(info, field_order="progressive") if analysis.deinterlace else info
+        writer = stack.enter_context(VideoWriter(video_out, coded, cfg.encode))
         side = stack.enter_context(VideoWriter(preview, _preview_info(info), cfg.encode)) if preview else None
         window: list = []
 

@@ -87,7 +87,7 @@ def _rotation(container: av.container.InputContainer, stream: av.video.stream.Vi
     return 0
 
 
-_FIELD_ORDERS = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}  # FFmpeg's AVFieldOrder
+FIELD_ORDERS = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}  # FFmpeg's AVFieldOrder
 
 
 def probe(path: str | Path) -> VideoInfo:
@@ -125,7 +125,7 @@ def _probe(path: str | Path) -> VideoInfo:
             "pix_fmt": cc.pix_fmt or "yuv420p", "time_base": stream.time_base, "average_rate": stream.average_rate,
             "frames": stream.frames or 0, "duration_s": duration, "sample_aspect_ratio": cc.sample_aspect_ratio,
             "color": ColorInfo(cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range),
-            "other_streams": others, "field_order": _FIELD_ORDERS.get(cc.field_order, "unknown"),
+            "other_streams": others, "field_order": FIELD_ORDERS.get(cc.field_order, "unknown"),
         }
         rotation = _rotation(container, stream)
     return VideoInfo(rotation=rotation, **info_wo_rotation)

@@ -26,7 +26,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError
-from .probe import VideoInfo, open_input
+from .probe import FIELD_ORDERS, VideoInfo, open_input
 from .patch import Box, copy_samples, patch_frame, patchable, rotate_box
 from .reader import rotate_to_coded
 
@@ -173,16 +173,25 @@ class VideoWriter:
             cc.sample_aspect_ratio = info.sample_aspect_ratio
         if info.rotation:
             stream.set_display_rotation(info.rotation)
+        if info.interlaced:  # the fields were kept (--deinterlace off): so is their declared order
+            cc.field_order = {v: k for k, v in FIELD_ORDERS.items()}[info.field_order]
         stream.options = self._codec_options(codec.name)
         return stream
 
     def _codec_options(self, name: str) -> dict[str, str]:
-        if name in ("libx264", "libx265"):
-            return {"crf": str(self.options.crf), "preset": self.options.preset}
+        """Quality settings, and interlaced coding in the input's field order when its fields were
+        kept (x264 coded them as progressive frames, flagged progressive; ProRes codes interlaced
+        frames with interlaced DCT)."""
+        fields = self.info.parity if self.info.interlaced else ""
+        if name == "libx264":
+            return {"crf": str(self.options.crf), "preset": self.options.preset,
+                    **({"x264-params": f"{fields}=1"} if fields else {})}
+        if name == "libx265":  # x265 prints its settings banner unless told not to
+            return {"crf": str(self.options.crf), "preset": self.options.preset, "x265-params": "log-level=error"}
         if name == "ffv1":
             return {"level": "3", "slicecrc": "1"}
         if name.startswith("prores"):
-            return {"profile": "3"}  # 422 HQ
+            return {"profile": "3", **({"flags": "+ildct"} if fields else {})}  # 422 HQ
         return {}
 
     def write(self, source: av.VideoFrame | None, pts: int | None, image: np.ndarray | None = None,
@@ -223,10 +232,20 @@ class VideoWriter:
         # The encoder chooses its own frame types. A decoded frame keeps its type from the source,
         # and x264 obeys it: an all-intra master (ProRes, MJPEG, FFV1) came out all keyframes.
         frame.pict_type = av.video.frame.PictureType.NONE
-        if not self._opened:
+        opening = not self._opened
+        if opening:
             self._carry_hdr10(frame)
             self._opened = True
-        self._mux(self.stream.encode(frame))
+        try:
+            packets = self.stream.encode(frame)
+        except av.error.FFmpegError as exc:
+            if not opening:
+                raise
+            name = self.stream.codec_context.name
+            raise OutputError(f"the {name} encoder refused this video's settings ({exc.strerror or exc}: "
+                              f"{self.info.width}x{self.info.height} {self.stream.pix_fmt}, time base {self.info.time_base}); "
+                              "try another --codec") from exc
+        self._mux(packets)
 
     def _carry_hdr10(self, frame: av.VideoFrame) -> None:
         """Have x264/x265 write the HDR10 static metadata (mastering display, content light level)
