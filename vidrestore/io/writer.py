@@ -199,8 +199,8 @@ class VideoWriter:
         """Queue one frame for encoding: ``source`` as decoded when ``image`` is None, else ``image``
         (RGB uint8 or uint16, display orientation: the source with faces pasted in).
 
-        The faces are written into ``source`` itself (see :meth:`_paint`), so whatever the decoder
-        attached to it reaches the encoder: closed captions (A53), timecodes, HDR metadata. The
+        The faces are written into ``source`` itself (see :meth:`_paint`), so what the decoder
+        attached to it reaches the encoder (x264 writes the frame's A53 closed captions back). The
         frame is the writer's from then on. ``regions``: the boxes (display pixels) outside which
         ``image`` is ``source`` unchanged; only they are converted back (see :mod:`.patch`) when
         the frame's format allows. None: the whole image is new. ``source`` None: an image with no
