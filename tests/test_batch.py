@@ -241,3 +241,15 @@ def test_qa_measures_each_item_once_it_is_written(clips, tiny_model, tmp_path, c
     drift = [n for n in item["report"]["notes"] if n.startswith(f"qa: track {row['id']} drifts")]
     assert drift, row  # an untrained network's faces are nobody's
     assert drift[0] in capsys.readouterr().err  # and the summary table lists it under the item
+
+
+@pytest.mark.parametrize("total, shown, eta", [(0, "frames 6  ", "ETA     ?"), (24, "frames 6/24", "ETA ")])
+def test_the_batch_line_shows_no_total_or_eta_it_cannot_know(capsys, total, shown, eta):
+    """Inputs that state no frame count and have no duration gave "frames 6/0" and "ETA 0s"."""
+    from vidrestore.batch.runner import BatchProgress
+
+    progress = BatchProgress(items=1, frames=total, quiet=False)
+    progress.frames_done = 6
+    progress.render(force=True)
+    line = capsys.readouterr().err
+    assert shown in line and eta in line and "/0" not in line

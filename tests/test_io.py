@@ -380,3 +380,26 @@ def test_hdr10_mastering_display_and_light_levels_reach_the_encoded_stream(tmp_p
             image[8:24, 8:40] = 60000
             w.write(f.source, f.pts, image, [(8, 8, 40, 24)])
     assert hdr10_metadata(out) == before
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".ts", ".mp4"])
+def test_progress_totals_are_estimated_where_the_container_states_no_frame_count(tmp_path, suffix):
+    """Matroska and MPEG-TS state no frame count: the progress total and ETA of a run, or of a whole
+    batch ("frames 12/0", "ETA 0s"), were missing or wrong for them."""
+    clip = make_clip(tmp_path / f"clip{suffix}", [i * 40 for i in range(30)])
+    info = probe(clip)
+    assert info.frames == (30 if suffix == ".mp4" else 0)
+    assert abs(info.estimated_frames - 30) <= 1
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_remux_keeps_the_declared_frame_rate(tmp_path, suffix):
+    """A Matroska output declared the codec's tick rate (1000 fps for a millisecond time base) as its
+    frame rate, whether the video was copied or re-encoded."""
+    src = make_clip(tmp_path / "in.mkv", [i * 40 for i in range(12)], audio=True)
+    assert probe(src).average_rate == 25
+    for video in (src, _reencoded(src, tmp_path)):
+        out = tmp_path / f"out{suffix}"
+        remux(video, src, out)
+        assert probe(out).average_rate == 25
+        out.unlink()

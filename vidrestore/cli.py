@@ -339,7 +339,7 @@ def cmd_batch(argv: list[str]) -> int:
         frames = 0
         for item in todo:
             try:
-                frames += probe(item.input).frames
+                frames += probe(item.input).estimated_frames
             except VidrestoreError:
                 pass  # the item fails with this reason when it runs
         progress = BatchProgress(len(todo), frames, args.quiet)

@@ -154,7 +154,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     shots = ShotDetector(cfg.shots)
     tracker = FaceTracker(cfg.tracker)
     info = probe(path)
-    total = info.frames
+    total = info.estimated_frames
     faces = 0
     pending: list[tuple[int, bool, np.ndarray | None, tuple[float, float]]] = []  # (index, starts a shot, image to detect, its scale)
     submitted: deque[tuple[list, Future]] = deque()  # batches handed to the detector, oldest first

@@ -176,9 +176,10 @@ class BatchProgress:
         self.last = now
         frames = self.frames_done + self.live
         fps = frames / max(1e-6, now - self.t0)
-        eta = (self.frames - frames) / fps if fps > 0 and self.frames else 0
+        eta = f"{max(0, self.frames - frames) / fps:5.0f}s" if fps > 0 and self.frames else "    ?"
+        total = f"/{self.frames}" if self.frames else ""  # unknown: no input states or implies a count
         line = (f"items {self.done + self.failed}/{self.items} (ok {self.done}, failed {self.failed})  "
-                f"frames {frames}/{self.frames}  {fps:5.1f} fps  ETA {eta:5.0f}s  | " + "; ".join(self.workers))
+                f"frames {frames}{total}  {fps:5.1f} fps  ETA {eta}  | " + "; ".join(self.workers))
         sys.stderr.write("\r" + line[:200].ljust(120))
         sys.stderr.flush()
 

@@ -53,6 +53,16 @@ class VideoInfo:
         return "tff" if self.field_order in ("tt", "bt") else "bff"
 
     @property
+    def estimated_frames(self) -> int:
+        """The container's frame count, else duration times average rate (Matroska and MPEG-TS
+        state no count), else 0: for progress totals and ETAs, never where a count must be exact."""
+        if self.frames:
+            return self.frames
+        if self.duration_s and self.average_rate:
+            return round(self.duration_s * float(self.average_rate))
+        return 0
+
+    @property
     def display_size(self) -> tuple[int, int]:
         """(width, height) of frames as the pipeline sees them, after rotation."""
         return (self.height, self.width) if self.rotation % 180 else (self.width, self.height)

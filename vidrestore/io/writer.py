@@ -445,9 +445,11 @@ def remux(video_source: str | Path, other_source: str | Path, output: str | Path
             timecodes = [track.metadata["timecode"] for track in _timecode_tracks(oin)]
             if timecodes:
                 video.metadata.setdefault("timecode", timecodes[0])
-            if "timecode" in {k.lower() for k in video.metadata} and vstream.average_rate:
-                # the timecode counts frames at this rate; an encoded stream reads back the
-                # codec's tick rate there (12800 for 25 fps), which no timecode accepts
+            if vstream.average_rate:
+                # The output's declared rate (Matroska's default duration, the rate a timecode
+                # counts in) comes from the codec's; a copied stream has the codec's tick rate
+                # there (1000 for a Matroska input, 12800 for x264 at 25 fps), which Matroska
+                # then declared as the frame rate and no timecode accepts.
                 video.codec_context.framerate = vstream.average_rate
             carried = [s for s in _carried(oin) if _label(s) not in unfit]
             for s in carried:
