@@ -243,7 +243,7 @@ def test_qa_measures_each_item_once_it_is_written(clips, tiny_model, tmp_path, c
     assert drift[0] in capsys.readouterr().err  # and the summary table lists it under the item
 
 
-@pytest.mark.parametrize("total, shown, eta", [(0, "frames 6  ", "ETA     ?"), (24, "frames 6/24", "ETA ")])
+@pytest.mark.parametrize("total, shown, eta", [(0, "frames 6  ", "ETA      ?"), (24, "frames 6/24", "ETA ")])
 def test_the_batch_line_shows_no_total_or_eta_it_cannot_know(capsys, total, shown, eta):
     """Inputs that state no frame count and have no duration gave "frames 6/0" and "ETA 0s"."""
     from vidrestore.batch.runner import BatchProgress
@@ -253,3 +253,10 @@ def test_the_batch_line_shows_no_total_or_eta_it_cannot_know(capsys, total, show
     progress.render(force=True)
     line = capsys.readouterr().err
     assert shown in line and eta in line and "/0" not in line
+    progress.done = 1  # finished: the count is the frames done, whatever the estimate said
+    progress.render(force=True)
+    assert "frames 6/6" in capsys.readouterr().err
+    failed = BatchProgress(items=1, frames=total, quiet=False)  # failed at once: no frame, no rate
+    failed.failed = 1
+    failed.render(force=True)
+    assert "frames 0/0" in capsys.readouterr().err

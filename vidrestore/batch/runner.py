@@ -176,10 +176,15 @@ class BatchProgress:
         self.last = now
         frames = self.frames_done + self.live
         fps = frames / max(1e-6, now - self.t0)
-        eta = f"{max(0, self.frames - frames) / fps:5.0f}s" if fps > 0 and self.frames else "    ?"
-        total = f"/{self.frames}" if self.frames else ""  # unknown: no input states or implies a count
+        finished = self.done + self.failed >= self.items
+        total = frames if finished else self.frames  # until then an estimate, or 0 when nothing tells
+        if finished:
+            eta = "0s"
+        else:
+            eta = f"{max(0, total - frames) / fps:.0f}s" if fps > 0 and total else "?"
         line = (f"items {self.done + self.failed}/{self.items} (ok {self.done}, failed {self.failed})  "
-                f"frames {frames}{total}  {fps:5.1f} fps  ETA {eta}  | " + "; ".join(self.workers))
+                f"frames {frames}{f'/{total}' if total or finished else ''}  {fps:5.1f} fps  ETA {eta:>6s}  | "
+                + "; ".join(self.workers))
         sys.stderr.write("\r" + line[:200].ljust(120))
         sys.stderr.flush()
 
