@@ -279,6 +279,50 @@ def weave_clip(path: Path, source: Path, top_first: bool = True, declare: bool =
                      x264_params=f"{fields}keyint=6:no-mbtree=1")
 
 
+def film_frames(source: Path) -> list[np.ndarray]:
+    """``source``'s frames as film that pans: frame i moved 3·i px to the right (every edge moves)."""
+    from vidrestore.io import VideoReader
+
+    with VideoReader(source) as r:
+        return [np.ascontiguousarray(np.roll(f.image, 3 * i, axis=1)) for i, f in enumerate(r)]
+
+
+def telecine_clip(path: Path, source: Path, top_first: bool = True) -> Path:
+    """:func:`film_frames` of ``source`` as 24 fps film put through 3:2 pulldown by FFmpeg's telecine
+    filter: 30000/1001 fps, five frames for every four film frames, two of each five woven from
+    two film frames; coded losslessly (x264 at qp 0, so each field keeps its own pixels) as
+    progressive, as many transfers are flagged; a keyframe every 10 frames."""
+    film = film_frames(source)
+    h, w = film[0].shape[:2]
+    graph = av.filter.Graph()
+    buffer = graph.add("buffer", f"video_size={w}x{h}:pix_fmt=rgb24:time_base=1/24:frame_rate=24:pixel_aspect=1/1")
+    telecine = graph.add("telecine", f"first_field={'top' if top_first else 'bottom'}:pattern=23")
+    sink = graph.add("buffersink")
+    buffer.link_to(telecine)
+    telecine.link_to(sink)
+    graph.configure()
+    woven: list[np.ndarray] = []
+    for i, image in enumerate([*film, None]):
+        frame = None
+        if image is not None:
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 24)
+        graph.vpush(frame)
+        while True:
+            try:
+                woven.append(graph.vpull().to_ndarray(format="rgb24"))
+            except (av.error.BlockingIOError, av.error.EOFError):
+                break
+    return make_clip(path, list(range(len(woven))), size=(h, w), time_base=Fraction(1001, 30000), images=woven,
+                     audio=True, x264_params="keyint=10:qp=0")
+
+
+@pytest.fixture(scope="session")
+def telecined_clip(sample_clip, tmp_path_factory) -> Path:
+    """The sample's 24 frames as panning film in 3:2 pulldown: 30 frames (see telecine_clip)."""
+    return telecine_clip(tmp_path_factory.mktemp("telecined") / "telecined.mp4", sample_clip)
+
+
 @pytest.fixture(scope="session")
 def interlaced_clip(sample_clip, tmp_path_factory) -> Path:
     """The sample's 24 frames, coded as top-field-first interlaced video (see weave_clip)."""

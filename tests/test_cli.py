@@ -91,26 +91,33 @@ def test_black_and_white_footage_comes_out_black_and_white(sample_clip, tiny_mod
     assert spread <= 4, f"channels differ by up to {spread} levels"  # no colour crept in
 
 
-@pytest.mark.parametrize("declared", [True, False])
-def test_interlaced_footage_is_deinterlaced_unless_asked_not_to(interlaced_clip, sample_clip, tmp_path, declared):
-    """Declared top-field-first fields, and bottom-field-first ones flagged progressive (found by idet)."""
+@pytest.mark.parametrize("kind", ["declared", "undeclared", "telecined"])
+def test_interlaced_footage_is_deinterlaced_unless_asked_not_to(interlaced_clip, telecined_clip, sample_clip, tmp_path, kind):
+    """Declared top-field-first fields, bottom-field-first ones flagged progressive (found by idet),
+    and telecined film (found by field matching, and field-matched rather than deinterlaced)."""
     import numpy as np
 
     from vidrestore.io import VideoReader, probe
 
-    clip = interlaced_clip if declared else weave_clip(tmp_path / "bff.mp4", sample_clip, top_first=False, declare=False)
+    clip = {"declared": interlaced_clip, "telecined": telecined_clip}.get(kind) or \
+        weave_clip(tmp_path / "bff.mp4", sample_clip, top_first=False, declare=False)
     comb, frames = {}, {}
     for mode in ("auto", "off"):
         out, report = tmp_path / f"{mode}.mp4", tmp_path / f"{mode}.json"
         assert _run(clip, out, "--model", "none", "--deinterlace", mode, "--quiet", "--json", report) == 0
         notes = json.loads(report.read_text())["notes"]
-        assert json.loads(report.read_text())["tracks"] and any("deinterlaced" in n for n in notes) == (mode == "auto")
+        said = "inverse telecine" if kind == "telecined" else "deinterlaced with bwdif"
+        assert json.loads(report.read_text())["tracks"] and any(said in n for n in notes) == (mode == "auto"), notes
         assert read_pts(out) == read_pts(clip) and _streams(out) == ["video", "audio"]
         with av.open(str(out)) as c:
             frames[mode] = [f.to_ndarray(format="rgb24").astype(float) for f in c.decode(video=0)]
         comb[mode] = np.mean([combing(f) for f in frames[mode]])
-    assert comb["auto"] < 0.4 * comb["off"], comb
     assert probe(tmp_path / "auto.mp4").field_order == "progressive"
+    if kind == "telecined":  # three frames in five were whole film frames already: the worst frame tells
+        worst = {mode: max(combing(f) for f in frames[mode]) for mode in frames}
+        assert worst["auto"] < 0.4 * worst["off"], worst
+        return
+    assert comb["auto"] < 0.4 * comb["off"], comb
     # the right field order keeps the earlier field (frame i); the wrong one the later (frame i+1, moved)
     with VideoReader(sample_clip) as r:
         sources = [f.image.astype(float) for f in r]

@@ -2,13 +2,14 @@
 import av
 import numpy as np
 import pytest
-from conftest import captioned_clip, captions, dressed_clip, hdr10_clip, hdr10_metadata, timecoded_clip, combing, make_clip, read_pts
+from conftest import (captioned_clip, captions, combing, dressed_clip, film_frames, hdr10_clip, hdr10_metadata, make_clip,
+                      read_pts, telecine_clip, timecoded_clip)
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from vidrestore.errors import InputError, OutputError
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe, remux
-from vidrestore.io.reader import DecodedFrames
+from vidrestore.io.reader import DecodedFrames, FieldFilter, scan_fields
 from vidrestore.io.writer import atomic_output
 
 
@@ -163,12 +164,15 @@ def test_remux_appends_to_the_comment_tag_and_keeps_the_others(tmp_path):
         assert [s.type for s in c.streams] == ["video", "audio"]
 
 
+TFF = FieldFilter("tff")
+
+
 def test_interlaced_fields_are_declared_and_deinterlaced_with_the_same_timing(interlaced_clip, sample_clip):
     assert probe(interlaced_clip).field_order == "tt" and probe(interlaced_clip).interlaced
     assert not probe(sample_clip).interlaced
     with VideoReader(interlaced_clip) as r:
         raw = list(r)
-    with VideoReader(interlaced_clip, deinterlace="tff") as r:
+    with VideoReader(interlaced_clip, deinterlace=TFF) as r:
         clean = list(r)
     assert [f.pts for f in clean] == [f.pts for f in raw] and len(raw) == 24
     assert not any(f.source.interlaced_frame for f in clean)
@@ -176,11 +180,50 @@ def test_interlaced_fields_are_declared_and_deinterlaced_with_the_same_timing(in
     assert after < 0.4 * before, (before, after)
 
 
-@pytest.mark.parametrize("start", [6, 9])  # a keyframe, and a frame between keyframes
-def test_a_segment_deinterlaces_its_frames_as_a_whole_run_does(interlaced_clip, start):
-    with VideoReader(interlaced_clip, deinterlace="tff") as r:
+def _film_error(image: np.ndarray, film: list[np.ndarray]) -> float:
+    """Mean absolute luma difference (levels) between ``image`` and the film frame nearest to it."""
+    luma = np.array([0.299, 0.587, 0.114])
+    return min(float(np.abs(image @ luma - f @ luma).mean()) for f in film)
+
+
+@pytest.mark.parametrize("top_first", [True, False])
+def test_telecined_film_is_found_and_field_matched_back_into_its_film_frames(sample_clip, tmp_path, top_first):
+    """3:2 pulldown weaves two frames in five from two film frames. Field matching gives every
+    frame back as a whole film frame and passes the other three untouched (same count and
+    timestamps: one frame in five repeats the one before it); bwdif, what such footage got
+    before, rebuilds half the rows of every frame."""
+    clip = telecine_clip(tmp_path / "telecined.mp4", sample_clip, top_first)
+    film = film_frames(sample_clip)
+    parity = "tff" if top_first else "bff"
+    scan = scan_fields(clip)
+    assert scan.telecined and scan.match_parity == parity, scan
+    reads = {}
+    for name, fields in [("raw", None), ("matched", FieldFilter(parity, match=True)), ("bwdif", FieldFilter(parity))]:
+        with VideoReader(clip, deinterlace=fields) as r:
+            reads[name] = list(r)
+    raw, matched = reads["raw"], reads["matched"]
+    assert len(raw) == 30 and [f.pts for f in matched] == [f.pts for f in raw] == [f.pts for f in reads["bwdif"]]
+    errors = {name: [_film_error(f.image, film) for f in frames] for name, frames in reads.items()}
+    floor = float(np.median(errors["raw"]))  # a whole film frame after the RGB -> YUV -> RGB round trip
+    assert sum(e > 2 * floor for e in errors["raw"]) >= 10, errors["raw"]  # the woven frames
+    # the first frames come before the matcher has seen a whole cycle
+    assert max(errors["matched"][3:]) < 1.1 * floor, errors["matched"]
+    assert sum(np.array_equal(a.image, b.image) for a, b in zip(raw, matched)) >= 16
+    assert np.mean(errors["bwdif"]) > 1.15 * np.mean(errors["matched"]), (errors["bwdif"], errors["matched"])
+
+
+def test_neither_woven_video_nor_progressive_video_is_taken_for_telecined_film(interlaced_clip, sample_clip):
+    woven, progressive = scan_fields(interlaced_clip), scan_fields(sample_clip)
+    assert woven.interlaced and not woven.telecined and woven.combed > 20, woven
+    assert not progressive.interlaced and not progressive.telecined and progressive.matched == 0, progressive
+
+
+@pytest.mark.parametrize("start, telecined", [(6, False), (9, False), (10, True), (13, True)])  # a keyframe, a frame between keyframes
+def test_a_segment_deinterlaces_its_frames_as_a_whole_run_does(interlaced_clip, telecined_clip, start, telecined):
+    clip, fields = (telecined_clip, FieldFilter("tff", match=True)) if telecined else (interlaced_clip, TFF)
+    with VideoReader(clip, deinterlace=fields) as r:
         whole = list(r)
-    with VideoReader(interlaced_clip, start=start, stop=start + 5, start_pts=whole[start].pts, deinterlace="tff") as r:
+    with VideoReader(clip, start=start, stop=start + 5, start_pts=whole[start].pts, deinterlace=fields) as r:
         part = list(r)
     assert [f.index for f in part] == list(range(start, start + 5))
     for a, b in zip(part, whole[start:]):
@@ -190,9 +233,9 @@ def test_a_segment_deinterlaces_its_frames_as_a_whole_run_does(interlaced_clip, 
 @settings(max_examples=6, deadline=None)
 @given(wanted=st.sets(st.integers(0, 23), max_size=6), start=st.integers(0, 12))
 def test_a_reader_of_chosen_frames_gives_those_frames_as_a_full_read_does(interlaced_clip, wanted, start):
-    with VideoReader(interlaced_clip, deinterlace="tff") as r:
+    with VideoReader(interlaced_clip, deinterlace=TFF) as r:
         whole = list(r)
-    with VideoReader(interlaced_clip, deinterlace="tff", only=wanted, start=start,
+    with VideoReader(interlaced_clip, deinterlace=TFF, only=wanted, start=start,
                      start_pts=whole[start].pts if start else None) as r:
         part = list(r)
     assert [f.index for f in part] == sorted(i for i in wanted if i >= start)
@@ -205,12 +248,12 @@ def test_a_reader_of_chosen_frames_gives_those_frames_as_a_full_read_does(interl
        length=st.one_of(st.none(), st.integers(1, 12)))
 def test_frames_kept_by_one_pass_are_the_frames_the_next_would_decode(interlaced_clip, wanted, start, length):
     kept = DecodedFrames(64 << 20)
-    with VideoReader(interlaced_clip, deinterlace="tff", max_side=32, keep=kept) as r:
+    with VideoReader(interlaced_clip, deinterlace=TFF, max_side=32, keep=kept) as r:
         analysed = list(r)
     assert kept.complete and len(kept.frames) == len(analysed) == 24 and kept.bytes > 0
     stop = None if length is None else start + length
     assume(wanted is None or any(start <= i < (stop or 24) for i in wanted))  # a read of no frame is an error
-    options = dict(deinterlace="tff", keep_depth=True, only=wanted, start=start, stop=stop)
+    options = dict(deinterlace=TFF, keep_depth=True, only=wanted, start=start, stop=stop)
     with VideoReader(interlaced_clip, start_pts=analysed[start].pts if start else None, **options) as r:
         decoded = list(r)
     with VideoReader(interlaced_clip, reuse=kept, **options) as r:

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.io import VideoReader, probe
+from vidrestore.io.reader import FieldFilter
 from vidrestore.errors import ConfigError
 from vidrestore.pipeline import PipelineConfig, analyse, choose_deinterlace, pack_pieces, run
 from vidrestore.restore import PassThroughRestorer
@@ -149,18 +150,21 @@ def test_a_short_video_is_decoded_once_and_restored_as_when_decoded_in_each_pass
 
 @pytest.mark.parametrize("mode, clip, expected", [
     ("auto", "declared", "tff"), ("off", "declared", ""), ("auto", "declared bb", "bff"), ("auto", "tff", "tff"), ("auto", "bff", "bff"),
-    ("off", "bff", ""), ("auto", "progressive", ""), ("on", "progressive", "tff")])
-def test_deinterlacing_follows_the_mode_the_declared_fields_and_what_idet_finds(sample_clip, interlaced_clip, tmp_path,
-                                                                              mode, clip, expected):
-    """Undeclared fields (a woven clip flagged progressive) are found by idet, with their order."""
-    path = {"declared": interlaced_clip, "progressive": sample_clip}.get(clip)
+    ("off", "bff", ""), ("auto", "progressive", ""), ("on", "progressive", "tff"), ("auto", "telecined", "tff matched"),
+    ("on", "telecined", "tff"), ("off", "telecined", ""), ("ivtc", "progressive", "tff matched")])
+def test_deinterlacing_follows_the_mode_the_declared_fields_and_what_the_scan_finds(sample_clip, interlaced_clip, telecined_clip,
+                                                                                  tmp_path, mode, clip, expected):
+    """Undeclared fields (a woven clip flagged progressive) are found by idet, with their order;
+    telecined film (flagged progressive here) by field matching."""
+    path = {"declared": interlaced_clip, "progressive": sample_clip, "telecined": telecined_clip}.get(clip)
     if path is None:
         declare = clip.startswith("declared")
         path = weave_clip(tmp_path / "woven.mp4", sample_clip, top_first=clip == "tff", declare=declare)
         assert probe(path).interlaced == declare
-    parity, why = choose_deinterlace(PipelineConfig(deinterlace=mode), path, probe(path))
-    assert parity == expected and bool(why) == bool(expected)
-    with pytest.raises(ConfigError, match="auto, on or off"):
+    fields, why = choose_deinterlace(PipelineConfig(deinterlace=mode), path, probe(path))
+    parity, _, matched = expected.partition(" ")
+    assert fields == (FieldFilter(parity, match=bool(matched)) if parity else None) and bool(why) == bool(expected)
+    with pytest.raises(ConfigError, match="auto, on, ivtc, off"):
         choose_deinterlace(PipelineConfig(deinterlace="yes"), path, probe(path))
 
 

@@ -20,7 +20,7 @@ from .faces.align import align_faces
 from .faces.pose import turn_ratio
 from .faces.types import Track
 from .io import VideoReader
-from .io.reader import DecodedFrames
+from .io.reader import DecodedFrames, FieldFilter
 
 IDENTITY_FRAMES = 8
 
@@ -47,7 +47,7 @@ class IdentityCrops:
     pass 1's frames, as pass 2 gets them."""
 
     def __init__(self, path: Path, tracks: list[Track], face_size: int, frames: range, start_pts: int | None,
-                 deinterlace: str, reuse: DecodedFrames | None = None):
+                 deinterlace: FieldFilter | None, reuse: DecodedFrames | None = None):
         self.face_size = face_size
         self.wanted = {t.track_id: identity_frames(t) for t in tracks}
         self.at: dict[int, list[Track]] = defaultdict(list)

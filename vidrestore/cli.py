@@ -131,8 +131,9 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detect-every", type=int, help="run the detector every k frames; tracking fills the rest")
     p.add_argument("--mask", choices=["auto", "ellipse", "parsing"], help="paste mask (auto: face parsing when ParseNet weights are found)")
     p.add_argument("--parsing-weights", help="ParseNet checkpoint (facexlib's parsing_parsenet.pth); also VIDRESTORE_WEIGHTS_PARSENET_512")
-    p.add_argument("--deinterlace", choices=["auto", "on", "off"],
-                   help="bwdif deinterlacing (auto: when the stream declares interlaced fields or idet finds them; on: always)")
+    p.add_argument("--deinterlace", choices=["auto", "on", "ivtc", "off"],
+                   help="interlaced input (auto: telecined film is field-matched, other interlaced video, declared or "
+                        "found by idet, deinterlaced with bwdif; on: always bwdif; ivtc: always field matching; off: keep the fields)")
     p.add_argument("--tracks", type=_track_ids, metavar="IDS", help="restore only these face tracks, e.g. 0,3 (ids from a --dry-run report)")
     p.add_argument("--strength", type=_per_track(float, "a strength like 0.6, or TRACK=STRENGTH like 3=0.4"),
                    action="append", metavar="[TRACK=]S",

@@ -49,7 +49,7 @@ from .faces.paste import face_mask, keep_grey, match_colour, paste_faces
 from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
-from .io.reader import DecodedFrames, scan_fields
+from .io.reader import DecodedFrames, FieldFilter, scan_fields
 from .io.writer import atomic_output, check_encoder, check_streams, concat_videos, left_out_note
 from .restore import Restorer, TrackContext
 from .shots import Shot, ShotConfig, ShotDetector
@@ -73,8 +73,10 @@ class PipelineConfig:
     drop_streams: bool = False
     mask: str = "auto"  # paste mask: ellipse | parsing (ParseNet weights needed) | auto (parsing when weights are found)
     parsing_weights: str = ""  # ParseNet checkpoint; also VIDRESTORE_WEIGHTS_PARSENET_512 or the cache
-    # auto: deinterlace (bwdif) when the stream declares interlaced fields or FFmpeg's idet finds
-    # them in its first frames; on: always; off: never (faces restored on combed frames come out combed).
+    # auto: telecined film (found by field matching in its first frames) is field-matched (inverse
+    # telecine); other interlaced video (declared, or found by FFmpeg's idet) is deinterlaced with
+    # bwdif; on: always bwdif; ivtc: always field matching; off: never (faces restored on combed
+    # frames come out combed).
     deinterlace: str = "auto"
     only_tracks: tuple[int, ...] = ()  # restore only these track ids (from a --dry-run report); empty: every track
     # How much of each restored face replaces the original: 1 all of it, 0.5 an even blend (a
@@ -116,8 +118,8 @@ class Analysis:
     detector: str
     corrupt_packets: int = 0
     pts: list[int | None] = field(default_factory=list)  # per frame, so a segment can seek to its first frame
-    deinterlace: str = ""  # field parity both passes deinterlace with ("" : none), from choose_deinterlace
-    fields: str = ""  # why: "declared tt", "detected bff in 57 of 60 frames", ...
+    deinterlace: FieldFilter | None = None  # how both passes make frames progressive (None: they are left as they are)
+    fields: str = ""  # why: "declared tt", "detected bff: 57 of 60 frames scanned look interlaced", ...
     references: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> aligned reference crop (S, S, 3) uint8
 
 
@@ -179,8 +181,8 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
                     faces += len(dets)
                     tracker.update(index, dets)
 
-    parity, fields = choose_deinterlace(cfg, path, info)
-    with VideoReader(path, max_side=detector.input_side, deinterlace=parity, keep=keep) as reader, \
+    fields, why = choose_deinterlace(cfg, path, info)
+    with VideoReader(path, max_side=detector.input_side, deinterlace=fields, keep=keep) as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="vidrestore-detect") as detect_pool:
         for frame in reader:
             pts.append(frame.pts)
@@ -202,7 +204,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     crops = {photo: reference_crop(photo, detector, cfg.face_size)
              for photo in {cfg.reference_of(t.track_id) for t in tracks} - {""}}
     references = {t.track_id: crops[cfg.reference_of(t.track_id)] for t in tracks if cfg.reference_of(t.track_id)}
-    return Analysis(count, shots.shots(count), tracks, detector.name, corrupt, pts, parity, fields, references)
+    return Analysis(count, shots.shots(count), tracks, detector.name, corrupt, pts, fields, why, references)
 
 
 def reference_crop(photo: str, detector: FaceDetector, face_size: int) -> np.ndarray:
@@ -225,27 +227,35 @@ def reference_crop(photo: str, detector: FaceDetector, face_size: int) -> np.nda
     return (crop[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
 
 
-def choose_deinterlace(cfg: PipelineConfig, path: Path, info: VideoInfo) -> tuple[str, str]:
-    """The field parity to deinterlace with ("" for none) and why, from ``cfg.deinterlace``, the
-    declared field order and, for a stream that declares none, FFmpeg's idet on its first frames
-    (archival transfers are often flagged progressive although their fields differ)."""
-    if cfg.deinterlace not in ("auto", "on", "off"):
-        raise ConfigError(f"deinterlace: expected auto, on or off, got {cfg.deinterlace!r}")
+DEINTERLACE_MODES = ("auto", "on", "ivtc", "off")
+
+
+def choose_deinterlace(cfg: PipelineConfig, path: Path, info: VideoInfo) -> tuple[FieldFilter | None, str]:
+    """How to make the frames progressive (None: leave them) and why, from ``cfg.deinterlace``,
+    the declared field order, and what FFmpeg's idet and fieldmatch make of the first frames.
+    Archival transfers are often flagged progressive although their fields differ, and telecined
+    film is often flagged interlaced although field matching gives its film frames back whole."""
+    if cfg.deinterlace not in DEINTERLACE_MODES:
+        raise ConfigError(f"deinterlace: expected {', '.join(DEINTERLACE_MODES)}, got {cfg.deinterlace!r}")
     if cfg.deinterlace == "off":
-        return "", ""
-    if info.interlaced:
-        return info.parity, f"declared {info.field_order}"
+        return None, ""
     scan = scan_fields(path)
+    if cfg.deinterlace == "ivtc" or (cfg.deinterlace == "auto" and scan.telecined):
+        scanned = scan.tff + scan.bff + scan.progressive
+        why = f"field matching rebuilt {scan.matched} and left {scan.combed} combed of {scanned} frames scanned"
+        return FieldFilter(scan.match_parity, match=True), why if cfg.deinterlace == "auto" else f"--deinterlace ivtc; {why}"
+    if info.interlaced:
+        return FieldFilter(info.parity), f"declared {info.field_order}"
     found = f"{scan.tff + scan.bff} of {scan.tff + scan.bff + scan.progressive} frames scanned look interlaced"
     if scan.interlaced:
-        return scan.parity, f"detected {scan.parity}: {found}"
-    return (scan.parity, f"--deinterlace on; {found}") if cfg.deinterlace == "on" else ("", "")
+        return FieldFilter(scan.parity), f"detected {scan.parity}: {found}"
+    return (FieldFilter(scan.parity), f"--deinterlace on; {found}") if cfg.deinterlace == "on" else (None, "")
 
 
 def deinterlace_note(analysis: Analysis) -> list[str]:
-    if not analysis.deinterlace:
+    if analysis.deinterlace is None:
         return []
-    return [f"deinterlaced with bwdif (fields {analysis.fields}); --deinterlace off keeps the fields"]
+    return [f"{analysis.deinterlace.describe()} ({analysis.fields}); --deinterlace off keeps the fields"]
 
 
 def selected_tracks(analysis: Analysis, cfg: PipelineConfig) -> list[Track]:
@@ -436,7 +446,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
                                                  deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,
                                                  images_for=faced))
         # deinterlaced frames are progressive; fields kept (--deinterlace off) keep their declared order
-        coded = dataclasses.replace(info, field_order="progressive") if analysis.deinterlace else info
+        coded = dataclasses.replace(info, field_order="progressive") if analysis.deinterlace is not None else info
         writer = stack.enter_context(VideoWriter(video_out, coded, cfg.encode))
         side = stack.enter_context(VideoWriter(preview, _preview_info(info), cfg.encode)) if preview else None
         window: list = []

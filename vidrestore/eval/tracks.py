@@ -21,6 +21,7 @@ from ..faces.align import align_faces
 from ..faces.identity import DlibIdentityEncoder
 from ..faces.types import Track
 from ..io import VideoReader
+from ..io.reader import FieldFilter
 from .metrics import high_frequency, identity_cosine, identity_stability, per_step_warping_error
 
 SIDES = ("input", "restored")
@@ -122,10 +123,10 @@ class TrackMeter:
 
 
 def measure_tracks(input_path: Path, restored_path: Path, tracks: list[Track], face_size: int, max_frames: int = 0,
-                   deinterlace: str = "", progress: Callable[[str, int, int, int], None] | None = None) -> list[TrackMeter]:
+                   deinterlace: FieldFilter | None = None, progress: Callable[[str, int, int, int], None] | None = None) -> list[TrackMeter]:
     """Read both videos in lockstep and feed every track's crops to its meter; returns the meters,
     not yet finished. ``max_frames``: measure at most this many frames of each track (0: all).
-    ``deinterlace``: the field parity the input was deinterlaced with when it was restored.
+    ``deinterlace``: how the input's frames were made progressive when it was restored.
     ``progress`` hears ("qa", frames read, frames in all, faces measured)."""
     lengths = {t.track_id: min(len(t), max_frames) if max_frames else len(t) for t in tracks}
     meters = {t.track_id: TrackMeter(t.track_id, t.start, lengths[t.track_id]) for t in tracks}

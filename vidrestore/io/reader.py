@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
 import queue
 import threading
 from collections import deque
@@ -101,64 +102,156 @@ PARITIES = ("tff", "bff")
 
 
 @dataclass(frozen=True)
+class FieldFilter:
+    """How both passes turn interlaced frames into progressive ones, one frame out per frame in.
+
+    ``parity``: which field is shown first, "tff" or "bff". ``match``: the frames are telecined
+    film (3:2 pulldown: two frames in five woven from two film frames). FFmpeg's fieldmatch then
+    pairs each field with its partner from the same film frame, which gives back whole film frames
+    at full vertical resolution, and bwdif deinterlaces only the frames it could not pair.
+    Otherwise bwdif deinterlaces every frame. Nothing is decimated: frame count and timestamps stay
+    the input's, and one frame in five repeats the one before it, as it does in the telecined input."""
+
+    parity: str
+    match: bool = False
+
+    def __post_init__(self) -> None:
+        if self.parity not in PARITIES:
+            raise ValueError(f"field parity must be one of {PARITIES}, not {self.parity!r}")
+
+    def describe(self) -> str:
+        return f"fields matched with fieldmatch, {self.parity} (inverse telecine)" if self.match \
+            else f"deinterlaced with bwdif, {self.parity}"
+
+
+@dataclass(frozen=True)
 class FieldScan:
-    """What FFmpeg's idet made of the first frames of a stream: frames that look interlaced, by
-    field order, and frames that look progressive (static frames count as neither)."""
+    """What FFmpeg made of the first frames of a stream. idet: frames that look interlaced, by field
+    order, and frames that look progressive (static frames count as neither). fieldmatch, in the
+    field order that suits the stream better: frames it rebuilt from fields of their neighbours
+    (``matched``) and frames it left combed (``combed``)."""
 
     tff: int
     bff: int
     progressive: int
+    matched: int = 0
+    combed: int = 0
+    match_parity: str = "tff"
 
     @property
     def interlaced(self) -> bool:
         return self.tff + self.bff > self.progressive
 
     @property
+    def telecined(self) -> bool:
+        """Field matching repairs the combed frames: telecined film (pulldown repeats a field in two
+        frames of five), not video whose every field is a moment of its own (where nothing matches)."""
+        scanned = self.tff + self.bff + self.progressive
+        return self.matched >= max(3, scanned // 10) and self.matched > 2 * self.combed
+
+    @property
     def parity(self) -> str:
         return "bff" if self.bff > self.tff else "tff"
 
 
-def scan_fields(path: str | Path, frames: int = 60) -> FieldScan:
-    """Run idet over the first ``frames`` decoded frames of ``path`` (its content, not its flags)."""
-    counts: dict[str, str] = {}
+def _chain(stream: av.video.stream.VideoStream, filters: list[tuple[str, str]]) -> av.filter.Graph:
+    """A configured filter graph: ``stream``'s frames through ``filters`` (name, arguments) in turn."""
+    graph = av.filter.Graph()
+    node = graph.add_buffer(template=stream)
+    for name, args in filters + [("buffersink", "")]:
+        nxt = graph.add(name, args) if args else graph.add(name)
+        node.link_to(nxt)
+        node = nxt
+    graph.configure()
+    return graph
+
+
+def _pull(graph: av.filter.Graph) -> list[av.VideoFrame]:
+    ready = []
+    with contextlib.suppress(av.error.BlockingIOError, av.error.EOFError):
+        while True:
+            ready.append(graph.vpull())
+    return ready
+
+
+def _fieldmatch(parity: str) -> tuple[str, str]:
+    return "fieldmatch", f"order={parity}:combmatch=full"  # frames left combed are flagged interlaced
+
+
+def _first_frames(path: str | Path, frames: int) -> Iterator[tuple[av.video.stream.VideoStream, av.VideoFrame | None]]:
+    """The video stream of ``path`` with each of its first ``frames`` decoded frames, then with None
+    (the end). A damaged stream ends at the damage: a scan judges by the frames before it."""
     with open_input(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        graph = av.filter.Graph()
-        source, idet, sink = graph.add_buffer(template=stream), graph.add("idet"), graph.add("buffersink")
-        source.link_to(idet)
-        idet.link_to(sink)
-        graph.configure()
-        with contextlib.suppress(av.error.FFmpegError):  # damaged: judge by the frames before the damage
+        with contextlib.suppress(av.error.FFmpegError):
             for frame, _ in zip(container.decode(stream), range(frames)):
-                graph.vpush(frame)
-                with contextlib.suppress(av.error.BlockingIOError, av.error.EOFError):
-                    while True:
-                        counts = dict(graph.vpull().metadata)  # running totals: the last frame's are the scan's
+                yield stream, frame
+        yield stream, None
+
+
+def _idet_scan(path: str | Path, frames: int) -> FieldScan:
+    counts: dict[str, str] = {}
+    graph = None
+    for stream, frame in _first_frames(path, frames):
+        graph = graph or _chain(stream, [("idet", "")])
+        graph.vpush(frame)
+        for out in _pull(graph):
+            counts = dict(out.metadata)  # running totals: the last frame's are the scan's
+
     def count(kind: str) -> int:
         return round(float(counts.get(f"lavfi.idet.multiple.{kind}", 0)))
     return FieldScan(count("tff"), count("bff"), count("progressive"))
 
 
-class Deinterlacer:
-    """FFmpeg's bwdif through a PyAV filter graph: one progressive frame per interlaced frame, so
-    frame count and timing stay those of the input. Frames come out one frame late (bwdif looks
-    at the next one); push None at the end of the stream for the last. ``parity``: which field is
-    shown first, "tff" or "bff". It is always given: bwdif's "auto" reads per-frame flags, which
-    H.264 streams coded as fields do not always carry (x264 without pic_struct), and then guesses
-    wrong, keeping the later field and putting every frame half a frame late."""
+def _match_scan(path: str | Path, frames: int) -> dict[str, tuple[int, int]]:
+    """Per field order: frames fieldmatch rebuilt from fields of their neighbours, and frames it left combed."""
+    matches = {parity: [0, 0] for parity in PARITIES}
+    matchers: dict[str, av.filter.Graph] = {}
+    before: dict[int | None, np.ndarray] = {}  # luma of the frames in the matchers, by timestamp
+    judged: dict[int | None, int] = {}  # how many matchers gave each of them back
+    for stream, frame in _first_frames(path, frames):
+        matchers = matchers or {parity: _chain(stream, [_fieldmatch(parity)]) for parity in PARITIES}
+        if frame is not None:
+            before[frame.pts] = frame.to_ndarray(format="gray")
+        for parity, graph in matchers.items():
+            graph.vpush(frame)
+            for out in _pull(graph):
+                rebuilt = out.pts in before and not np.array_equal(before[out.pts], out.to_ndarray(format="gray"))
+                matches[parity][0] += rebuilt
+                matches[parity][1] += bool(out.interlaced_frame)
+                judged[out.pts] = judged.get(out.pts, 0) + 1
+                if judged[out.pts] == len(PARITIES):
+                    before.pop(out.pts, None)
+    return {parity: (rebuilt, combed) for parity, (rebuilt, combed) in matches.items()}
 
-    def __init__(self, stream: av.video.stream.VideoStream, parity: str):
-        if parity not in PARITIES:
-            raise ValueError(f"field parity must be one of {PARITIES}, not {parity!r}")
-        self.graph = av.filter.Graph()
-        source = self.graph.add_buffer(template=stream)
-        # deint=all: also frames flagged progressive, as archival transfers often are
-        bwdif = self.graph.add("bwdif", f"mode=send_frame:parity={parity}:deint=all")
-        sink = self.graph.add("buffersink")
-        source.link_to(bwdif)
-        bwdif.link_to(sink)
-        self.graph.configure()
+
+def scan_fields(path: str | Path, frames: int = 60) -> FieldScan:
+    """What idet, and fieldmatch in each field order, make of the first ``frames`` decoded frames
+    of ``path`` (its content, not its flags). Field matching runs only where idet finds frames
+    that look interlaced (telecined film shows them in two frames of five while it moves), so
+    progressive video, the common case, is decoded once and quickly."""
+    seen = _idet_scan(path, frames)
+    if seen.tff + seen.bff < max(3, (seen.tff + seen.bff + seen.progressive) // 10):
+        return seen
+    matches = _match_scan(path, frames)
+    best = max(PARITIES, key=lambda p: (matches[p][0] - 2 * matches[p][1], p == seen.parity))  # idet's order settles a tie
+    return dataclasses.replace(seen, matched=matches[best][0], combed=matches[best][1], match_parity=best)
+
+
+class Deinterlacer:
+    """A :class:`FieldFilter` as a PyAV filter graph: one progressive frame per interlaced frame, so
+    frame count and timing stay those of the input. Frames come out late (fieldmatch and bwdif
+    look at the next frame); push None at the end of the stream for the last ones. The field order
+    is always given: bwdif's "auto" reads per-frame flags, which H.264 streams coded as fields do
+    not always carry (x264 without pic_struct), and then guesses wrong, keeping the later field
+    and putting every frame half a frame late."""
+
+    def __init__(self, stream: av.video.stream.VideoStream, fields: FieldFilter):
+        # deint=all: also frames flagged progressive, as archival transfers often are; after field
+        # matching, only the frames it flagged as still combed
+        bwdif = ("bwdif", f"mode=send_frame:parity={fields.parity}:deint={'interlaced' if fields.match else 'all'}")
+        self.graph = _chain(stream, [_fieldmatch(fields.parity), bwdif] if fields.match else [bwdif])
         self.time_base = stream.time_base
         # bwdif counts time in fields (half the input's time base); each output frame takes back
         # the timestamp of the input frame it was made from, so they match the input's exactly.
@@ -169,14 +262,10 @@ class Deinterlacer:
         if frame is not None:
             self.pending_pts.append(frame.pts)
         self.graph.vpush(frame)
-        ready = []
-        while True:
-            try:
-                out = self.graph.vpull()
-            except (av.error.BlockingIOError, av.error.EOFError):
-                return ready
+        ready = _pull(self.graph)
+        for out in ready:
             out.pts, out.time_base = self.pending_pts.popleft(), self.time_base
-            ready.append(out)
+        return ready
 
 
 class DecodedFrames:
@@ -223,8 +312,8 @@ class VideoReader:
     analysis that works on small images anyway. ``start``/``stop`` read frames ``[start, stop)``
     only; with ``start_pts`` (the PTS of frame ``start``, known from a previous pass) the reader
     seeks to the keyframe before it instead of
-    decoding everything before it. ``deinterlace``: a field parity (see :class:`Deinterlacer`) to
-    deinterlace with, "" for none; ``Frame.source`` is then the progressive frame. ``keep_depth``:
+    decoding everything before it. ``deinterlace``: how to make interlaced frames progressive (see
+    :class:`FieldFilter`), None to leave them as they are; ``Frame.source`` is then the progressive frame. ``keep_depth``:
     full-size images of sources deeper than 8 bits are uint16, for pasting faces into them without
     flattening the frame to 8 bits. ``only``: yield just these frame indices (the others are
     decoded, as they must be, but not converted), and stop after the last of them. ``keep``: add
@@ -236,7 +325,7 @@ class VideoReader:
     """
 
     def __init__(self, path: str | Path, prefetch: int = 16, max_side: int = 0,
-                 start: int = 0, stop: int | None = None, start_pts: int | None = None, deinterlace: str = "",
+                 start: int = 0, stop: int | None = None, start_pts: int | None = None, deinterlace: FieldFilter | None = None,
                  keep_depth: bool = False, only: set[int] | frozenset[int] | None = None,
                  keep: DecodedFrames | None = None, reuse: DecodedFrames | None = None,
                  images_for: list[range] | None = None):
@@ -323,10 +412,10 @@ class VideoReader:
             if seeking:
                 # The deinterlacer looks at the frame before: seek before it, so a segment's first
                 # frame is made from the same fields as in a run over the whole video.
-                target = self.start_pts - 1 if self.deinterlace else self.start_pts
+                target = self.start_pts - 1 if self.deinterlace is not None else self.start_pts
                 container.seek(target, stream=stream, backward=True, any_frame=False)
             self._index = self.start if seeking else 0
-            deinterlacer = Deinterlacer(stream, self.deinterlace) if self.deinterlace else None
+            deinterlacer = Deinterlacer(stream, self.deinterlace) if self.deinterlace is not None else None
             for packet in container.demux(stream):
                 for decoded in self._decode_packet(packet):
                     for frame in deinterlacer(decoded) if deinterlacer else [decoded]:
