@@ -53,7 +53,7 @@ def test_identity_frames_are_distinct_frames_of_the_track_one_per_part(faces, co
 def test_crops_read_ahead_are_the_best_frames_cut_as_pass_two_cuts_them(sample_clip):
     analysis = analyse(sample_clip, PipelineConfig(), create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")))
     (track,) = analysis.tracks
-    crops = IdentityCrops(sample_clip, analysis.tracks, 64, range(analysis.frames), None, "")
+    crops = IdentityCrops(sample_clip, analysis.tracks, 64, range(analysis.frames), None, None)
     got = crops(track)
     crops.close()
     wanted = identity_frames(track)
