@@ -143,6 +143,39 @@ def captions(path: Path) -> list[bytes]:
                 for f in c.decode(video=0)]
 
 
+def cover_picture() -> bytes:
+    """A small JPEG, as the cover art yt-dlp's --embed-thumbnail adds to downloads."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.tile(np.arange(32, dtype=np.uint8)[:, None, None] * 8, (1, 24, 3))).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def covered_clip(path: Path, source: Path) -> Path:
+    """A copy of ``source`` with :func:`cover_picture` as cover art: in .mp4 a picture stream (the
+    covr atom), in .mkv an image attachment named cover.jpg (FFmpeg reads both as a video stream
+    with the attached_pic disposition)."""
+    with av.open(str(source)) as src, av.open(str(path), "w") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in src.streams}
+        if path.suffix == ".mkv":
+            out.add_attachment("cover.jpg", "image/jpeg", cover_picture())
+        else:
+            cover = out.add_stream("mjpeg")
+            cover.width, cover.height, cover.pix_fmt = 24, 32, "yuvj420p"
+            cover.disposition = av.stream.Disposition.attached_pic
+            packet = av.Packet(cover_picture())
+            packet.stream, packet.pts, packet.dts, packet.time_base = cover, 0, 0, Fraction(1, 90000)
+            out.mux(packet)
+        for packet in src.demux():
+            if packet.size:
+                packet.stream = copies[packet.stream.index]
+                out.mux(packet)
+    return path
+
+
 def dressed_clip(path: Path, source: Path) -> Path:
     """A Matroska copy of ``source`` (a clip with audio and subtitles) dressed as a finished programme:
     a title, chapters, a font attachment, stream titles and languages, and dispositions (the

@@ -1,8 +1,10 @@
 
+from pathlib import Path
+
 import av
 import numpy as np
 import pytest
-from conftest import (captioned_clip, captions, combing, dressed_clip, film_frames, hdr10_clip, hdr10_metadata, make_clip,
+from conftest import (captioned_clip, captions, combing, cover_picture, covered_clip, dressed_clip, film_frames, hdr10_clip, hdr10_metadata, make_clip,
                       read_pts, telecine_clip, timecoded_clip)
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -405,6 +407,40 @@ def test_streams_the_output_container_cannot_hold_are_named_before_any_work(tmp_
     assert remux(_reencoded(src, tmp_path), src, out) == ["subtitle stream 2 (srt)", "attachment stream 3 (font.ttf)"]
     with av.open(str(out)) as c:
         assert [s.type for s in c.streams][:2] == ["video", "audio"] and len(c.chapters()) == 2
+
+
+def _covers(path: Path) -> tuple[list[str], list[bytes]]:
+    """The kinds of the streams of ``path`` (cover art as "cover"), and its cover pictures."""
+    with av.open(str(path)) as c:
+        covers = [s for s in c.streams if s.type == "video" and s.disposition & av.stream.Disposition.attached_pic]
+        kinds = ["cover" if s in covers else s.type for s in c.streams]
+        return kinds, [bytes(next(p for p in c.demux(s) if p.size)) for s in covers]
+
+
+@pytest.mark.parametrize("source, output", [(".mp4", ".mp4"), (".mp4", ".mkv"), (".mkv", ".mkv"), (".mkv", ".mp4")])
+def test_cover_art_stays_cover_art(tmp_path, source, output):
+    """Into .mkv, cover art (an .mp4's picture, or a Matroska cover.jpg) came out as a second
+    video track of one frame; it is written as Matroska's cover.jpg attachment."""
+    plain = make_clip(tmp_path / f"plain{source}", [i * 40 for i in range(12)], audio=True)
+    src = covered_clip(tmp_path / f"covered{source}", plain)
+    assert _covers(src) == (["video", "audio", "cover"], [cover_picture()])
+    out = tmp_path / f"out{output}"
+    assert remux(_reencoded(src, tmp_path), src, out) == []
+    assert _covers(out) == _covers(src)
+    if output == ".mkv":
+        with av.open(str(out)) as c:
+            assert {k.lower(): v for k, v in c.streams[2].metadata.items()} == {"filename": "cover.jpg", "mimetype": "image/jpeg"}
+
+
+def test_cover_art_a_container_would_drop_is_named_before_any_work(tmp_path):
+    """The QuickTime muxer drops cover art without a word: it counts as a stream .mov cannot hold."""
+    from vidrestore.errors import OutputError
+    from vidrestore.io.writer import check_streams
+
+    src = covered_clip(tmp_path / "covered.mp4", make_clip(tmp_path / "plain.mp4", [i * 40 for i in range(12)], audio=True))
+    with pytest.raises(OutputError, match=r"\.mov files cannot hold cover art \(stream 2, mjpeg\) of covered\.mp4"):
+        check_streams(src, tmp_path / "out.mov", drop=False)
+    assert remux(_reencoded(src, tmp_path), src, tmp_path / "out.mov") == ["cover art (stream 2, mjpeg)"]
 
 
 @pytest.mark.parametrize("codec", ["libx264", "libx265"])

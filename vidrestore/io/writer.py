@@ -348,6 +348,8 @@ def _is_encoding_tag(key: str) -> bool:
 
 
 def _label(stream: av.stream.Stream) -> str:
+    if _is_cover(stream):
+        return f"cover art (stream {stream.index}, {stream.codec_context.name})"
     if stream.type == "attachment":
         what = stream.metadata.get("filename", "")
     else:  # data streams (a timecode track) have no codec context
@@ -355,10 +357,33 @@ def _label(stream: av.stream.Stream) -> str:
     return f"{stream.type} stream {stream.index} ({what or 'unknown codec'})"
 
 
+_PICTURE_TYPES = {"mjpeg": ("jpg", "image/jpeg"), "png": ("png", "image/png"), "bmp": ("bmp", "image/bmp"),
+                  "gif": ("gif", "image/gif"), "webp": ("webp", "image/webp")}
+
+
+def _is_cover(stream: av.stream.Stream) -> bool:
+    """Cover art: a one-picture video stream (an MP4 covr atom; a Matroska image attachment, which FFmpeg reads as one)."""
+    return stream.type == "video" and bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
+def _picture(stream: av.stream.Stream) -> bytes:
+    """The picture of a cover art stream, read through a container of its own (the caller's
+    container must not be moved: remux reads it from the start afterwards)."""
+    with open_input(stream.container.name) as container:
+        return next((bytes(p) for p in container.demux(container.streams[stream.index]) if p.size), b"")
+
+
 def _carry(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
     """Add ``stream`` of an input to ``out`` as it is: codec parameters (or an attachment's file),
-    tags and disposition (default, forced, commentary...)."""
-    if stream.type == "attachment":
+    tags and disposition (default, forced, commentary...). Cover art going into Matroska becomes an
+    image attachment named cover.*, as Matroska players look for it (the Matroska muxer would
+    write it as a video track with one frame); an attachment is written into the header and
+    takes no packets."""
+    if _is_cover(stream) and "matroska" in out.format.name:
+        ext, mimetype = _PICTURE_TYPES.get(stream.codec_context.name, ("bin", "application/octet-stream"))
+        copy = out.add_attachment(stream.metadata.get("filename", f"cover.{ext}"),
+                                  stream.metadata.get("mimetype", mimetype), _picture(stream))
+    elif stream.type == "attachment":
         copy = out.add_attachment(stream.metadata.get("filename", f"attachment{stream.index}"),
                                   stream.metadata.get("mimetype", "application/octet-stream"), stream.data)
     else:
@@ -387,22 +412,38 @@ def _carried(container: av.container.InputContainer) -> list[av.stream.Stream]:
 def unfit_streams(source: str | Path, output: str | Path) -> list[str]:
     """The streams remux would copy from ``source`` that the container of ``output`` (by its
     extension) cannot hold, described for a message: "subtitle stream 2 (subrip)". Each is tried
-    alone in an empty container of that kind, up to its header."""
-    unfit = []
+    alone in an empty container of that kind, up to its header; cover art is written whole and
+    read back, as the QuickTime muxer drops it without a word."""
     with open_input(source) as container:
-        for stream in _carried(container):
-            scratch = io.BytesIO()
-            scratch.name = Path(output).name  # FFmpeg picks the container by the name
-            out = av.open(scratch, "w")
-            try:
-                _carry(out, stream)
-                out.start_encoding()
-            except (av.error.FFmpegError, ValueError):
-                unfit.append(_label(stream))
-            finally:
-                with contextlib.suppress(av.error.FFmpegError, ValueError):
-                    out.close()
-    return unfit
+        return [_label(stream) for stream in _carried(container) if not _holds(Path(output).name, stream)]
+
+
+def _holds(name: str, stream: av.stream.Stream) -> bool:
+    """Whether a container named like ``name`` holds ``stream`` of an input."""
+    scratch = io.BytesIO()
+    scratch.name = name  # FFmpeg picks the container by the name
+    out = av.open(scratch, "w")
+    try:
+        copy = _carry(out, stream)
+        out.start_encoding()
+        picture = _is_cover(stream) and copy.type != "attachment"  # a picture to read back
+        if picture:
+            packet = av.Packet(_picture(stream))
+            packet.stream, packet.pts, packet.dts, packet.time_base = copy, 0, 0, copy.time_base
+            out.mux(packet)
+    except (av.error.FFmpegError, ValueError):
+        return False
+    finally:
+        with contextlib.suppress(av.error.FFmpegError, ValueError):
+            out.close()
+    if not picture:
+        return True
+    scratch.seek(0)
+    try:
+        with av.open(scratch) as written:
+            return any(_is_cover(s) for s in written.streams)
+    except av.error.FFmpegError:
+        return False
 
 
 def check_streams(source: str | Path, output: str | Path, drop: bool) -> None:
@@ -454,7 +495,7 @@ def remux(video_source: str | Path, other_source: str | Path, output: str | Path
             carried = [s for s in _carried(oin) if _label(s) not in unfit]
             for s in carried:
                 copy = _carry(out, s)
-                if s.type != "attachment":  # an attachment is its file, held in the header: no packets
+                if copy.type != "attachment":
                     mapping[("o", s.index)] = copy
             if oin.chapters():
                 out.set_chapters(oin.chapters())
