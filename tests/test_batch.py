@@ -28,7 +28,7 @@ from vidrestore.io.writer import EncodeOptions
 from vidrestore.pipeline import PipelineConfig, analyse, plan_segments, run
 from vidrestore.restore import load_restorer
 
-FAST = ["--detector", "dlib", "--x264-preset", "ultrafast", "--quiet"]
+FAST = ["--detector", "dlib", "--detect-every", "3", "--x264-preset", "ultrafast", "--quiet"]
 
 
 def _frames(path: Path) -> list[np.ndarray]:
