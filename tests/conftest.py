@@ -320,11 +320,12 @@ def film_frames(source: Path) -> list[np.ndarray]:
         return [np.ascontiguousarray(np.roll(f.image, 3 * i, axis=1)) for i, f in enumerate(r)]
 
 
-def telecine_clip(path: Path, source: Path, top_first: bool = True) -> Path:
+def telecine_clip(path: Path, source: Path, top_first: bool = True, declare: bool = False) -> Path:
     """:func:`film_frames` of ``source`` as 24 fps film put through 3:2 pulldown by FFmpeg's telecine
     filter: 30000/1001 fps, five frames for every four film frames, two of each five woven from
     two film frames; coded losslessly (x264 at qp 0, so each field keeps its own pixels) as
-    progressive, as many transfers are flagged; a keyframe every 10 frames."""
+    progressive, as many transfers are flagged, or with ``declare`` as interlaced fields, as on
+    DVDs; a keyframe every 10 frames."""
     film = film_frames(source)
     h, w = film[0].shape[:2]
     graph = av.filter.Graph()
@@ -347,7 +348,7 @@ def telecine_clip(path: Path, source: Path, top_first: bool = True) -> Path:
             except (av.error.BlockingIOError, av.error.EOFError):
                 break
     return make_clip(path, list(range(len(woven))), size=(h, w), time_base=Fraction(1001, 30000), images=woven,
-                     audio=True, x264_params="keyint=10:qp=0")
+                     audio=True, x264_params=f"{'interlaced=1:tff=1:' if declare else ''}keyint=10:qp=0")
 
 
 @pytest.fixture(scope="session")

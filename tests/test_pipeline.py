@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import captioned_clip, captions, make_clip, weave_clip
+from conftest import captioned_clip, captions, make_clip, telecine_clip, weave_clip
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -151,13 +151,17 @@ def test_a_short_video_is_decoded_once_and_restored_as_when_decoded_in_each_pass
 @pytest.mark.parametrize("mode, clip, expected", [
     ("auto", "declared", "tff"), ("off", "declared", ""), ("auto", "declared bb", "bff"), ("auto", "tff", "tff"), ("auto", "bff", "bff"),
     ("off", "bff", ""), ("auto", "progressive", ""), ("on", "progressive", "tff"), ("auto", "telecined", "tff matched"),
-    ("on", "telecined", "tff"), ("off", "telecined", ""), ("ivtc", "progressive", "tff matched")])
+    ("on", "telecined", "tff"), ("off", "telecined", ""), ("ivtc", "progressive", "tff matched"),
+    ("auto", "declared telecined", "tff matched")])
 def test_deinterlacing_follows_the_mode_the_declared_fields_and_what_the_scan_finds(sample_clip, interlaced_clip, telecined_clip,
                                                                                   tmp_path, mode, clip, expected):
     """Undeclared fields (a woven clip flagged progressive) are found by idet, with their order;
     telecined film (flagged progressive here) by field matching."""
     path = {"declared": interlaced_clip, "progressive": sample_clip, "telecined": telecined_clip}.get(clip)
-    if path is None:
+    if clip == "declared telecined":  # a DVD's hard telecine: the fields are declared, and field matching still wins
+        path = telecine_clip(tmp_path / "dvd.mp4", sample_clip, declare=True)
+        assert probe(path).interlaced
+    elif path is None:
         declare = clip.startswith("declared")
         path = weave_clip(tmp_path / "woven.mp4", sample_clip, top_first=clip == "tff", declare=declare)
         assert probe(path).interlaced == declare
