@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -240,6 +244,26 @@ def hdr10_metadata(path: Path) -> dict[str, bytes]:
         frame = next(c.decode(video=0))
         return {str(sd.type).rsplit(".", 1)[-1]: bytes(sd) for sd in frame.side_data.keys()
                 if str(sd.type).endswith(("MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL"))}
+
+
+def _default_stop_signals() -> None:
+    # A suite started in the background by a shell without job control inherits SIGINT ignored,
+    # and Python then installs no Ctrl-C handler in its children: the stop tests would hit nothing.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def start_and_signal_when(cmd: list[str], ready: Callable[[], bool], sig: int, timeout: float = 120) -> subprocess.Popen:
+    """Start ``cmd`` with the stop signals at their defaults, send it ``sig`` as soon as ``ready()``
+    holds, and wait for it to end. Fails if it ended first."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_default_stop_signals)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.02)
+    assert proc.poll() is None, f"the command ended before it could be stopped: {proc.stderr.read().decode()[-500:]}"
+    os.kill(proc.pid, sig)
+    proc.wait(timeout=60)
+    return proc
 
 
 def read_pts(path: Path) -> list[int]:

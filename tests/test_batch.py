@@ -3,20 +3,18 @@ segment split/join exactness, and a run on a local Ray instance."""
 
 import itertools
 import json
-import os
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import torch
-from conftest import read_pts
+from conftest import read_pts, start_and_signal_when
 
 from vidrestore.batch.items import ItemSpec, assign_outputs, expand_inputs, read_manifest
 from vidrestore.batch.state import STATE_NAME, JobState
@@ -140,36 +138,29 @@ def test_a_bad_input_fails_alone_and_is_retried_up_to_the_limit(clips, tmp_path)
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["clip0.mp4", STATE_NAME]
 
 
-def _start_and_stop_after_one_item(cmd: list[str], out: Path, sig: int) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if (out / STATE_NAME).exists() and any(s == "done" for s, _, _ in _rows(out).values()):
-                break
-        except sqlite3.OperationalError:
-            pass  # the batch is still creating its state file
-        time.sleep(0.05)
-    assert proc.poll() is None, f"the batch ended before it could be stopped: {proc.stderr.read().decode()[-500:]}"
-    os.kill(proc.pid, sig)
-    proc.wait(timeout=60)
-    return proc
+def _one_item_done(out: Path) -> bool:
+    try:
+        return (out / STATE_NAME).exists() and any(s == "done" for s, _, _ in _rows(out).values())
+    except sqlite3.OperationalError:
+        return False  # the batch is still creating its state file
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_resume_after_the_batch_is_killed_or_interrupted(clips, tiny_model, tmp_path, sig):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_resume_after_the_batch_is_killed_or_stopped(clips, tiny_model, tmp_path, sig):
+    """SIGKILL: nothing runs after it, the next run cleans up. SIGTERM (a scheduler; the CLI raises
+    it as Ctrl-C is raised, so this is Ctrl-C's path too): the batch cleans up itself."""
     out = tmp_path / "out"
     more = [shutil.copy(clips[0], clips[0].with_name(f"extra{i}.mp4")) for i in range(2)]  # room for a slow kill
     inputs = [*clips, *map(Path, more)]
     cmd = [sys.executable, "-m", "vidrestore.cli", "batch", *map(str, inputs), "--out", str(out), "--model", str(tiny_model), *FAST]
-    proc = _start_and_stop_after_one_item(cmd, out, sig)
+    proc = start_and_signal_when(cmd, lambda: _one_item_done(out), sig)
     stopped = _rows(out)
     done = {n for n, (s, _, _) in stopped.items() if s == "done"}
     assert done and len(done) < len(inputs)
     finals = {p.name for p in out.iterdir() if p.suffix == ".mp4" and not p.name.startswith(".")}
     assert finals == done  # a stopped run leaves no output under a final name that is not complete
-    if sig == signal.SIGINT:  # Ctrl-C: the batch cleans up itself and leaves no item marked running
-        assert proc.returncode == 130
+    if sig != signal.SIGKILL:  # the batch cleaned up itself and left no item marked running
+        assert proc.returncode == 128 + sig
         assert not [p.name for p in out.iterdir() if ".part" in p.name]
         assert all(s in ("done", "pending") for s, _, _ in stopped.values()), stopped
     assert subprocess.run(cmd, check=False, capture_output=True).returncode == 0

@@ -1,14 +1,15 @@
 """End-to-end: the CLI on real clips, checked with PyAV; and every bad input as a one-line error."""
 
 import json
+import signal
 import subprocess
 import sys
 
 import av
 import pytest
-from conftest import REPO, combing, dressed_clip, make_clip, read_pts, shared_file, weave_clip
+from conftest import REPO, combing, dressed_clip, make_clip, read_pts, shared_file, start_and_signal_when, weave_clip
 
-from vidrestore.cli import main
+from vidrestore.cli import main, stops_cleanly_on_termination
 
 
 def _run(*args) -> int:
@@ -70,6 +71,33 @@ def test_sample_clip_keeps_audio_and_restores_faces(sample_clip, tiny_model, tmp
         assert b.streams.video[0].width == 2 * a.streams.video[0].width
     with av.open(str(out)) as c:  # provenance: archives can tell restored faces from original ones
         assert c.metadata["comment"].startswith("faces restored by vidrestore") and "tiny" in c.metadata["comment"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_run_stopped_by_a_signal_leaves_nothing_behind(sample_clip, tiny_model, tmp_path, sig):
+    """A scheduler's SIGTERM (``docker stop``, SLURM; SIGHUP takes the same path) and Ctrl-C each end
+    the run with one line and 128 + the signal's number, and the half-written temp file is removed."""
+    out = tmp_path / "out"
+    out.mkdir()
+    cmd = [sys.executable, "-m", "vidrestore.cli", str(sample_clip), str(out / "o.mp4"), "--model", str(tiny_model), "--quiet"]
+    proc = start_and_signal_when(cmd, lambda: any(out.iterdir()), sig)  # the temp output exists: pass 2 has begun
+    lines = proc.stderr.read().decode().strip().splitlines()
+    assert proc.returncode == 128 + sig
+    assert lines[-1] == (f"vidrestore: stopped by {sig.name}; no partial output was left" if sig != signal.SIGINT
+                         else "vidrestore: interrupted; no partial output was left")
+    assert list(out.iterdir()) == []
+
+
+def test_an_ignored_stop_signal_stays_ignored_and_handlers_are_restored():
+    """``nohup`` ignores SIGHUP so that a job outlives its terminal: the CLI must not undo that."""
+    before = {sig: signal.signal(sig, disposition) for sig, disposition in ((signal.SIGTERM, signal.SIG_DFL), (signal.SIGHUP, signal.SIG_IGN))}
+    try:
+        with stops_cleanly_on_termination():
+            assert callable(signal.getsignal(signal.SIGTERM)) and signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def test_black_and_white_footage_comes_out_black_and_white(sample_clip, tiny_model, tmp_path):

@@ -6,9 +6,12 @@ Every ``VidrestoreError`` becomes one line on stderr and the exit code of its cl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +26,40 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 EXIT_INTERRUPTED = 130
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a scheduler or ``docker stop`` ending the job, a closed terminal), raised in
+    the main thread as Ctrl-C is, so that the same clean-up runs: temp outputs removed, batch items
+    put back to pending. Without it Python dies at once and leaves its temp files behind."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    signal.signal(signum, signal.SIG_DFL)  # a second signal while cleaning up ends the process at once
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def stops_cleanly_on_termination():
+    """Turn SIGTERM and SIGHUP into :class:`Stopped` while the command runs. A signal the caller
+    ignores (``nohup``) stays ignored; handlers are restored afterwards (the CLI also runs in-process)."""
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP) if threading.current_thread() is threading.main_thread() else ():
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            previous[sig] = signal.signal(sig, _raise_stopped)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _device(name: str):
@@ -169,7 +206,7 @@ def build_restore_parser() -> argparse.ArgumentParser:
         description="Restore the faces in a video with FLIPNET. Audio, subtitles, timestamps and metadata are kept.",
         epilog="Other commands: vidrestore batch | vidrestore models {list,pull,verify,info} | vidrestore train {pack,run,export} | "
                "vidrestore degrade | vidrestore eval {images,noref,video} | vidrestore sample. "
-               "Exit codes: 2 usage, 3 input, 4 output, 5 model, 6 config, 130 interrupted.")
+               "Exit codes: 2 usage, 3 input, 4 output, 5 model, 6 config, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.")
     p.add_argument("input", type=Path, help="video to restore")
     p.add_argument("output", type=Path, nargs="?", help="where to write the restored video (not needed with --dry-run)")
     add_restore_options(p)
@@ -272,7 +309,7 @@ def build_batch_parser() -> argparse.ArgumentParser:
         description="Restore many videos into one folder. Re-running the same command resumes: finished items are skipped, "
                     "failed ones retried. State: OUT/vidrestore-batch.sqlite.",
         epilog="Manifests (.csv with a header, or .json list): 'input', optional 'output' (relative to --out) and any "
-               "option below by name, e.g. input,preset,seed. Exit codes: 0 all done, 1 some items failed, 2 usage, 130 interrupted.")
+               "option below by name, e.g. input,preset,seed. Exit codes: 0 all done, 1 some items failed, 2 usage, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.")
     p.add_argument("inputs", nargs="+", help="video files, folders, globs ('clips/**/*.mov') or manifests (.csv/.json)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     p.add_argument("--retries", type=int, default=2, help="retry a failed item up to this many times, across re-runs (default 2)")
@@ -583,12 +620,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"batch": cmd_batch, "models": cmd_models, "train": cmd_train, "degrade": cmd_degrade, "sample": cmd_sample, "eval": cmd_eval}
     try:
-        if argv and argv[0] in commands:
-            return commands[argv[0]](argv[1:])
-        return cmd_restore(argv)
+        with stops_cleanly_on_termination():
+            if argv and argv[0] in commands:
+                return commands[argv[0]](argv[1:])
+            return cmd_restore(argv)
     except VidrestoreError as exc:
         print(f"vidrestore: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Stopped as exc:
+        print(f"vidrestore: stopped by {exc.name}; no partial output was left", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("vidrestore: interrupted; no partial output was left", file=sys.stderr)
         return EXIT_INTERRUPTED
