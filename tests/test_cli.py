@@ -311,6 +311,23 @@ def test_dry_run_reports_tracks_without_writing(sample_clip, tmp_path, capsys):
     assert _run(sample_clip, "--dry-run", "--model", "none", "--quiet", "--json", "-") == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["output"] is None and len(rep["tracks"]) == 1
+    assert not [n for n in rep["notes"] if "--min-face" in n]
+    size = rep["tracks"][0]["median_face_px"]
+    assert _run(sample_clip, "--dry-run", "--model", "none", "--quiet", "--json", "-", "--min-face", size + 5) == 0
+    rep = json.loads(capsys.readouterr().out)  # the face is left alone for its size, and the report says so
+    assert rep["tracks"] == []
+    assert f"1 face track smaller than {size + 5:g} px (median box side) left as they are; --min-face lowers the limit" in rep["notes"]
+    out = tmp_path / "o.mp4"
+    assert _run(sample_clip, out, "--model", "none", "--quiet", "--json", "-", "--min-face", size + 5) == 0
+    assert "no face large enough to restore: the video was copied without re-encoding" in json.loads(capsys.readouterr().out)["notes"]
+    assert read_pts(out) == read_pts(sample_clip)
+
+
+@pytest.mark.parametrize("text", ["-3", "big", "nan"])
+def test_a_bad_min_face_is_a_usage_error(sample_clip, capsys, text):
+    with pytest.raises(SystemExit) as stop:
+        _run(sample_clip, "--dry-run", "--min-face", text)
+    assert stop.value.code == 2 and "expected a size in pixels" in capsys.readouterr().err
 
 
 def _one_line_error(capsys, code, expected_code, fragment):

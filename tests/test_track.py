@@ -51,6 +51,7 @@ def test_short_and_tiny_tracks_are_dropped():
         tracker.update(f, dets)
     tracker.end_shot()
     assert tracker.tracks == []
+    assert tracker.too_small == 1  # counted for the report; a flash is not
 
 
 def test_rts_smoother_reduces_jitter_and_fills_gaps():

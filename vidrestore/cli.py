@@ -111,6 +111,16 @@ class ProgressBar:
             sys.stderr.write("\n")
 
 
+def _pixels(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a size in pixels, 0 or more, like 24; got {text!r}")
+    return value
+
+
 def _track_ids(text: str) -> tuple[int, ...]:
     try:
         return tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
@@ -166,6 +176,9 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", choices=["auto", "retinaface", "dlib"], help="face detector (auto: RetinaFace if its weights are found)")
     p.add_argument("--detector-weights", help="RetinaFace checkpoint (.pth); also VIDRESTORE_WEIGHTS_RETINAFACE_MOBILENET0_25")
     p.add_argument("--detect-every", type=int, help="run the detector every k frames; tracking fills the rest")
+    p.add_argument("--min-face", type=_pixels, metavar="PX",
+                   help="leave alone faces whose median box side is under PX pixels (default 32): a tiny face "
+                        "upscaled to the model's crop gets invented detail; the report counts them")
     p.add_argument("--mask", choices=["auto", "ellipse", "parsing"], help="paste mask (auto: face parsing when ParseNet weights are found)")
     p.add_argument("--parsing-weights", help="ParseNet checkpoint (facexlib's parsing_parsenet.pth); also VIDRESTORE_WEIGHTS_PARSENET_512")
     p.add_argument("--deinterlace", choices=["auto", "on", "ivtc", "off"],
@@ -235,6 +248,8 @@ def options_from_args(args: argparse.Namespace):
         det = dataclasses.replace(det, weights=str(args.detector_weights))
     if args.detect_every:
         trk = dataclasses.replace(trk, detect_every=args.detect_every)
+    if args.min_face is not None:
+        trk = dataclasses.replace(trk, min_face_size=args.min_face)
     for field, value in (("codec", args.codec), ("crf", args.crf), ("preset", args.enc_preset), ("pix_fmt", args.pix_fmt)):
         if value is not None:
             enc = dataclasses.replace(enc, **{field: value})

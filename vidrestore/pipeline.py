@@ -121,6 +121,7 @@ class Analysis:
     deinterlace: FieldFilter | None = None  # how both passes make frames progressive (None: they are left as they are)
     fields: str = ""  # why: "declared tt", "detected bff: 57 of 60 frames scanned look interlaced", ...
     references: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> aligned reference crop (S, S, 3) uint8
+    too_small: int = 0  # face tracks left out because their median face is under the tracker's min_face_size
 
 
 @dataclass
@@ -204,7 +205,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     crops = {photo: reference_crop(photo, detector, cfg.face_size)
              for photo in {cfg.reference_of(t.track_id) for t in tracks} - {""}}
     references = {t.track_id: crops[cfg.reference_of(t.track_id)] for t in tracks if cfg.reference_of(t.track_id)}
-    return Analysis(count, shots.shots(count), tracks, detector.name, corrupt, pts, fields, why, references)
+    return Analysis(count, shots.shots(count), tracks, detector.name, corrupt, pts, fields, why, references, tracker.too_small)
 
 
 def reference_crop(photo: str, detector: FaceDetector, face_size: int) -> np.ndarray:
@@ -272,9 +273,22 @@ def selected_tracks(analysis: Analysis, cfg: PipelineConfig) -> list[Track]:
             if (not cfg.only_tracks or t.track_id in cfg.only_tracks) and cfg.strength_of(t.track_id) > 0]
 
 
+def small_faces_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
+    """Say that faces were seen but left alone for their size: the user can lower the limit."""
+    n = analysis.too_small
+    if not n:
+        return []
+    faces = "face track" if n == 1 else "face tracks"
+    return [f"{n} {faces} smaller than {cfg.tracker.min_face_size:g} px (median box side) left as they are; "
+            f"--min-face lowers the limit"]
+
+
 def copy_note(analysis: Analysis) -> str:
     """Why a video with nothing to restore was copied as it is."""
-    why = "no face found" if not analysis.tracks else "no track selected with a strength above 0"
+    if analysis.tracks:
+        why = "no track selected with a strength above 0"
+    else:
+        why = "no face large enough to restore" if analysis.too_small else "no face found"
     return f"{why}: the video was copied without re-encoding"
 
 
@@ -628,4 +642,4 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
                  "profile_frames": int((frontal_weight(t.landmarks, cfg.profile_fade) < 1).sum())}
                 for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
-        corrupt_packets=analysis.corrupt_packets, notes=notes)
+        corrupt_packets=analysis.corrupt_packets, notes=[*small_faces_note(analysis, cfg), *notes])

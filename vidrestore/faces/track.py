@@ -24,7 +24,7 @@ class TrackerConfig:
     landmark_weight: float = 0.5
     max_missed: int = 10  # frames a track survives without a detection
     min_track_frames: int = 5  # shorter tracks are dropped (flashes, false positives)
-    min_face_size: float = 32.0  # tracks whose median face size (px) is smaller are dropped
+    min_face_size: float = 32.0  # tracks whose median face size (px) is smaller are left as they are (--min-face)
     min_score: float = 0.0  # detections below this are ignored
     smooth_process: float = 0.05  # Kalman process noise, in face-size units per frame^2
     smooth_measure: float = 0.02  # landmark measurement noise, in face-size units
@@ -91,6 +91,7 @@ class FaceTracker:
     def __init__(self, config: TrackerConfig = TrackerConfig()):
         self.config = config
         self.tracks: list[Track] = []
+        self.too_small = 0  # tracks left out for a median face smaller than min_face_size, for the report
         self._open: list[_OpenTrack] = []
         self._next_id = 0
         self._shot = 0
@@ -140,26 +141,28 @@ class FaceTracker:
         self._shot += 1
 
     def _finish_one(self, t: _OpenTrack) -> None:
-        track = build_track(t.track_id, t.shot_index, t.observations, self.config)
-        if track is not None:
-            self.tracks.append(track)
+        if max(t.observations) - min(t.observations) + 1 < self.config.min_track_frames:
+            return  # a flash or a false positive
+        if median_face_size(t.observations) < self.config.min_face_size:
+            self.too_small += 1
+            return
+        self.tracks.append(build_track(t.track_id, t.shot_index, t.observations, self.config))
 
 
-def build_track(track_id: int, shot_index: int, observations: dict[int, Detection], cfg: TrackerConfig) -> Track | None:
-    """Turn sparse observations into a dense, smoothed track, or None if it is too short or small."""
+def median_face_size(observations: dict[int, Detection]) -> float:
+    return float(np.median([d.size for d in observations.values()]))
+
+
+def build_track(track_id: int, shot_index: int, observations: dict[int, Detection], cfg: TrackerConfig) -> Track:
+    """Turn sparse observations into a dense, smoothed track."""
     first, last = min(observations), max(observations)
     frames = np.arange(first, last + 1)
-    if len(frames) < cfg.min_track_frames:
-        return None
-    sizes = np.array([d.size for d in observations.values()])
-    if np.median(sizes) < cfg.min_face_size:
-        return None
     observed = np.array([f in observations for f in frames])
     lm = np.zeros((len(frames), 10))
     box = np.zeros((len(frames), 4))
     scores = np.zeros(len(frames))
     for f, d in observations.items():
         lm[f - first], box[f - first], scores[f - first] = d.landmarks.ravel(), d.box, d.score
-    scale = float(np.median(sizes))
+    scale = median_face_size(observations)
     smooth = rts_smooth(np.concatenate([lm, box], 1) / scale, observed, cfg.smooth_process, cfg.smooth_measure ** 2) * scale
     return Track(track_id, shot_index, frames, smooth[:, 10:], smooth[:, :10].reshape(-1, 5, 2), scores, observed)
