@@ -18,6 +18,7 @@ from conftest import read_pts, start_and_signal_when
 
 from vidrestore.batch.items import ItemSpec, assign_outputs, expand_inputs, read_manifest
 from vidrestore.batch.state import STATE_NAME, JobState
+from vidrestore.batch.worker import RestoreWorker, remove_leftovers
 from vidrestore.cli import main
 from vidrestore.diffusion.sampler import SamplerConfig
 from vidrestore.errors import UsageError
@@ -168,6 +169,63 @@ def test_resume_after_the_batch_is_killed_or_stopped(clips, tiny_model, tmp_path
     assert all(s == "done" for s, _, _ in after.values())
     assert all(after[n] == stopped[n] for n in done)  # finished work was not redone
     assert not [p.name for p in out.iterdir() if ".part" in p.name]
+
+
+def _segments_done(out: Path) -> int:
+    try:
+        with sqlite3.connect(out / STATE_NAME) as db:
+            return db.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0  # the batch is still creating its state file
+
+
+def test_an_interrupted_item_resumes_at_its_first_unfinished_segment(three_shot_clip, tiny_model, tmp_path, monkeypatch):
+    """A long item in segments, stopped after its first segment: the next run restores only the
+    others, and the output equals an uninterrupted run's frame for frame."""
+    folder, out, straight = tmp_path / "in", tmp_path / "out", tmp_path / "straight"
+    folder.mkdir()
+    clip = Path(shutil.copy(three_shot_clip, folder / "film.mp4"))
+    options = ["--model", str(tiny_model), "--segment-frames", "16", *FAST]
+    cmd = [sys.executable, "-m", "vidrestore.cli", "batch", str(clip), "--out", str(out), *options]
+    assert start_and_signal_when(cmd, lambda: _segments_done(out) > 0, signal.SIGTERM).returncode == 128 + signal.SIGTERM
+    with sqlite3.connect(out / STATE_NAME) as db:
+        kept = {Path(p).name for (p,) in db.execute("SELECT path FROM segments")}
+    assert 1 <= len(kept) < 3 and kept <= {p.name for p in out.iterdir()}  # finished segments stay on disk
+    restored = []
+    original = RestoreWorker.restore_segment
+
+    def counted(self, plan, index, progress=None):
+        restored.append(index)
+        return original(self, plan, index, progress)
+
+    monkeypatch.setattr(RestoreWorker, "restore_segment", counted)
+    report = tmp_path / "r.json"
+    assert main(["batch", str(clip), "--out", str(out), *options, "--json", str(report)]) == 0
+    assert len(restored) == 3 - len(kept) and {f".film.seg{i:04d}.part.mp4" for i in restored}.isdisjoint(kept)
+    notes = json.loads(report.read_text())["items"][0]["report"]["notes"]
+    assert f"{len(kept)} of 3 segments were restored by an earlier, interrupted run and reused" in notes
+    assert main(["batch", str(clip), "--out", str(straight), *options]) == 0
+    assert read_pts(out / "film.mp4") == read_pts(straight / "film.mp4") == read_pts(clip)
+    assert all(np.array_equal(a, b) for a, b in zip(_frames(out / "film.mp4"), _frames(straight / "film.mp4"), strict=True))
+    assert not [p.name for p in out.iterdir() if ".part" in p.name]
+    with sqlite3.connect(out / STATE_NAME) as db:
+        assert db.execute("SELECT COUNT(*) FROM segments").fetchone()[0] == 0  # forgotten once the item is done
+
+
+def test_a_finished_segment_is_reused_only_while_intact_and_under_the_same_fingerprint(tmp_path):
+    out, seg = tmp_path / "o.mp4", tmp_path / ".o.seg0000.part.mp4"
+    seg.write_bytes(b"x" * 100)
+    with JobState(tmp_path) as state:
+        state.register(out, tmp_path / "in.mp4", "fp1", "m")
+        state.segment_done(out, range(0, 16), seg, 16)
+        assert state.finished_segments(out) == {seg: (range(0, 16), 16)}
+        assert remove_leftovers(out, keep=state.finished_segments(out)) == 0 and seg.exists()
+        seg.write_bytes(b"x" * 99)  # cut short (or rewritten) since it was recorded
+        assert state.finished_segments(out) == {}
+        seg.write_bytes(b"x" * 100)
+        state.register(out, tmp_path / "in.mp4", "fp2", "m")  # other options or another model: start over
+        assert state.finished_segments(out) == {}
+        assert remove_leftovers(out, keep=state.finished_segments(out)) == 1 and not seg.exists()
 
 
 @pytest.mark.parametrize("step, writes", [("start", True), ("fail", False)])

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import UsageError, VidrestoreError
+from ..pipeline import segment_path
 from .state import JobState
 from .worker import Item, ItemPlan, RestoreWorker, finish, remove_leftovers
 
@@ -26,6 +27,7 @@ class Job:
     plan: ItemPlan | None = None
     index: int = 0
     frames: int = 0
+    reused: int = 0  # finish: segments an earlier, interrupted run had finished
 
     def describe(self) -> str:
         what = f"segment {self.index + 1}/{len(self.plan.segments)}" if self.kind == "segment" else self.kind
@@ -76,7 +78,7 @@ class InProcessExecutor:
                 return job, self.worker.analyse(job.item)
             if job.kind == "segment":
                 return job, self.worker.restore_segment(job.plan, job.index, live)
-            return job, finish(job.plan, job.frames)
+            return job, finish(job.plan, job.frames, job.reused)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - one item's failure must not stop the batch
@@ -120,7 +122,7 @@ class RayExecutor:
 
     def submit(self, job: Job) -> None:
         if job.kind == "finish":
-            self.running[self.finish_task.remote(job.plan, job.frames)] = (job, None)
+            self.running[self.finish_task.remote(job.plan, job.frames, job.reused)] = (job, None)
         else:
             self.waiting.append(job)
             self._dispatch()
@@ -200,6 +202,7 @@ class _Live:
     outstanding: int = 1
     segments_left: int = 0
     frames: int = 0
+    reused: int = 0
     error: str | None = None
     started: float = field(default_factory=time.time)
 
@@ -214,7 +217,7 @@ def run_batch(items: list[Item], state: JobState, executor: Executor, max_attemp
     # between two statements still finds it and puts it back to pending.
     def start(item: Item) -> None:
         live[item.output] = _Live(item)
-        remove_leftovers(item.output)
+        remove_leftovers(item.output, keep=state.finished_segments(item.output))
         state.start(item.output)
         executor.submit(Job("analyse", item))
 
@@ -247,7 +250,7 @@ def run_batch(items: list[Item], state: JobState, executor: Executor, max_attemp
     except BaseException:
         for output in list(live):
             state.release(output)
-            remove_leftovers(output)
+            remove_leftovers(output, keep=state.finished_segments(output))
         raise
     finally:
         progress.workers = executor.workers()
@@ -260,18 +263,29 @@ def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: J
         plan: ItemPlan = outcome
         if not plan.segments:
             progress.frames_done += plan.analysis.frames
-        run.segments_left = len(plan.segments)
-        jobs = [Job("segment", run.item, plan, i) for i in range(len(plan.segments))] or [Job("finish", run.item, plan)]
+        finished = state.finished_segments(run.item.output)
+        todo = []
+        for index, segment in enumerate(plan.segments):
+            done = finished.get(segment_path(run.item.output, index))
+            if done is not None and done[0] == segment:  # an interrupted run finished it: not restored again
+                run.frames += done[1]
+                run.reused += 1
+                progress.frames_done += done[1]
+            else:
+                todo.append(Job("segment", run.item, plan, index))
+        run.segments_left = len(todo)
+        jobs = todo or [Job("finish", run.item, plan, frames=run.frames, reused=run.reused)]
         run.outstanding += len(jobs)
         for j in jobs:
             executor.submit(j)
     elif job.kind == "segment":
+        state.segment_done(run.item.output, job.plan.segments[job.index], segment_path(run.item.output, job.index), outcome)
         run.frames += outcome
         progress.frames_done += outcome
         run.segments_left -= 1
         if run.segments_left == 0:
             run.outstanding += 1
-            executor.submit(Job("finish", run.item, job.plan, frames=run.frames))
+            executor.submit(Job("finish", run.item, job.plan, frames=run.frames, reused=run.reused))
     else:
         state.finish(run.item.output, outcome)
         progress.done += 1

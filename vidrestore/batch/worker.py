@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,12 +124,13 @@ class RestoreWorker:
                              self.device, progress, frames=plan.segments[index], masker=self._masker(cfg))
 
 
-def finish(plan: ItemPlan, frames_out: int) -> dict:
+def finish(plan: ItemPlan, frames_out: int, reused: int = 0) -> dict:
     """Join the segments and the other streams into a temp file, rename it onto the output, and
-    return the item's report (the pipeline's report plus ``faces`` and ``seconds``)."""
+    return the item's report (the pipeline's report plus ``faces`` and ``seconds``). ``reused``:
+    how many segments an earlier, interrupted run had finished."""
     item = plan.item
     parts = [segment_path(item.output, i) for i in range(len(plan.segments))]
-    notes = []
+    notes = [f"{reused} of {len(parts)} segments were restored by an earlier, interrupted run and reused"] if reused else []
     try:
         with atomic_output(item.output) as tmp:
             if parts:
@@ -157,13 +159,14 @@ def finish(plan: ItemPlan, frames_out: int) -> dict:
     return out
 
 
-def remove_leftovers(output: Path) -> int:
-    """Delete the temp and segment files an interrupted run left beside ``output``; returns how many."""
+def remove_leftovers(output: Path, keep: Collection[Path] = ()) -> int:
+    """Delete the temp and segment files an interrupted run left beside ``output``, except the
+    finished segments in ``keep``; returns how many."""
     prefix = f".{output.stem}."
     removed = 0
     if output.parent.is_dir():
         for f in output.parent.iterdir():
-            if f.name.startswith(prefix) and ".part" in f.name:
+            if f.name.startswith(prefix) and ".part" in f.name and f not in keep:
                 f.unlink(missing_ok=True)
                 removed += 1
     return removed
