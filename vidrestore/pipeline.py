@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -37,7 +38,7 @@ from PIL import Image, ImageOps
 
 from . import __version__
 from .anchor import IdentityCrops, identity_frames
-from .errors import ConfigError, ModelError, OutputError, UsageError
+from .errors import ConfigError, InputError, ModelError, OutputError, UsageError
 from .eval.tracks import measure_tracks, qa_alarms
 from .faces.align import align_faces, crop_faces, face_matrices
 from .faces.detect import DetectorConfig, FaceDetector, create_detector
@@ -527,8 +528,8 @@ def mask_name(masker: Masker | None) -> str:
 
 def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
     if not src.exists():
-        from .errors import InputError
-
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(src)):  # Path() folds the "//" of a URL
+            raise InputError("the input is a URL: vidrestore reads local files; download it first")
         raise InputError(f"input not found: {src}")
     if dst.exists() and src.resolve() == dst.resolve():
         raise OutputError(f"output is the input file ({dst}); vidrestore never overwrites its input")
