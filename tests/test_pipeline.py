@@ -233,6 +233,7 @@ class Negative(PassThroughRestorer):
     """A visible change: each face comes out as its negative."""
 
     def restore_tracks(self, pieces):
+        self.notes[:] = ["every face came out as its negative"]  # what a restorer says reaches the report
         return [1 - crops for crops, _ in pieces]
 
 
@@ -249,7 +250,8 @@ def test_the_preview_shows_the_input_beside_the_restored_frames(sample_clip, tmp
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
     out, side = tmp_path / "out.mp4", tmp_path / "side.mp4"
     cfg = PipelineConfig(face_size=64, colour_match=False)
-    run(sample_clip, out, cfg, Negative(64), torch.device("cpu"), detector=det, preview=side)
+    report = run(sample_clip, out, cfg, Negative(64), torch.device("cpu"), detector=det, preview=side)
+    assert "every face came out as its negative" in report.notes
     source, restored, preview = frames(sample_clip), frames(out), frames(side)
     width = source.shape[2]
     assert np.abs(restored - source).mean() > 5  # the faces changed

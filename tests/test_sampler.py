@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from vidrestore.diffusion.flow import consistency_mask, dis_flow, flows_to_previous, warp
@@ -160,3 +161,41 @@ def test_a_reference_crop_sets_the_track_identity(sample_clip, tmp_path):
     own = restorer.start_track(0, own_frames)
     assert torch.allclose(anchored.identity, torch.from_numpy(encoder.embed(crop[None])[0]), atol=1e-5)
     assert not torch.allclose(own.identity, anchored.identity, atol=1e-2)
+
+
+class _ShortOfMemory(torch.nn.Module):
+    """The network, on a device that runs out of memory above ``limit`` crops per forward pass."""
+
+    def __init__(self, model, limit: int):
+        super().__init__()
+        self.model, self.limit, self.config = model, limit, model.config
+
+    def forward(self, x, *args):
+        if len(x) > self.limit:
+            raise torch.OutOfMemoryError(f"out of memory: {len(x)} crops")
+        return self.model(x, *args)
+
+
+def test_running_out_of_memory_halves_the_forward_passes_and_changes_nothing():
+    from vidrestore.restore import FlipnetRestorer
+
+    crops = _translating_track(3, 7)
+    cfg = SamplerConfig(steps=2, start_step=200)
+    ample = FlipnetRestorer(_model(), cfg, torch.device("cpu"), None, "tiny")
+    expected = ample.restore(crops, ample.start_track(0, crops))
+    short = FlipnetRestorer(_ShortOfMemory(_model(), 2), cfg, torch.device("cpu"), None, "tiny")
+    short.micro_batch = 0  # the whole batch at once, as on a GPU
+    assert torch.allclose(short.restore(crops, short.start_track(0, crops)), expected, atol=1e-5)
+    assert short.micro_batch == 1  # 7 -> 3 -> 1: the first size that fits, kept for the rest of the run
+    assert short.notes == ["out of memory on cpu at 7 faces per forward pass; continued at 3",
+                           "out of memory on cpu at 3 faces per forward pass; continued at 1"]
+
+
+def test_no_memory_even_for_one_face_is_a_model_error_with_a_way_out():
+    from vidrestore.errors import ModelError
+    from vidrestore.restore import FlipnetRestorer
+
+    crops = _translating_track(3, 2)
+    restorer = FlipnetRestorer(_ShortOfMemory(_model(), 0), SamplerConfig(steps=2, start_step=200), torch.device("cpu"), None, "tiny")
+    with pytest.raises(ModelError, match="out of memory on cpu restoring one 32 px face at a time; .* --device cpu"):
+        restorer.restore(crops, restorer.start_track(0, crops))

@@ -586,6 +586,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                         frames_out += restore_video(src, part, analysis, restorer, cfg, device, progress,
                                                     preview_tmp if len(parts) == 1 else None, frames, masker, decoded)
                     timings["restore_encode"] = time.perf_counter() - t1
+                    notes.extend(restorer.notes)
                     t2 = time.perf_counter()
                     notes.extend(left_out_note(assemble(src, parts, final_tmp, provenance(restorer.name)), dst))
                     timings["remux"] = time.perf_counter() - t2

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from .diffusion.flow import flows_to_previous
 from .diffusion.sampler import SamplerConfig, TemporalInputs, TemporalState, TrackNoise, TrackSpan, make_scheduler, sample
+from .errors import ModelError
 from .faces.identity import IdentityEncoder
 from .models import zoo
 from .models.flipnet import RESTORE, Flipnet, load_flipnet
@@ -38,6 +39,7 @@ class Restorer(Protocol):
     name: str
     face_size: int
     uses_identity: bool  # whether start_track's reference crops matter (the pipeline reads them only then)
+    notes: list[str]  # what the report should say about how it ran (e.g. a smaller batch after running out of memory)
 
     def start_track(self, track_id: int, first_crops: torch.Tensor, reference: torch.Tensor | None = None) -> TrackContext:
         """State for a new track from its first crops (T, 3, S, S); ``reference`` (K, 3, S', S'):
@@ -62,6 +64,7 @@ class PassThroughRestorer(Restorer):
 
     def __init__(self, face_size: int):
         self.face_size = face_size
+        self.notes = []
 
     def start_track(self, track_id: int, first_crops: torch.Tensor, reference: torch.Tensor | None = None) -> TrackContext:
         return TrackContext(track_id)
@@ -89,6 +92,7 @@ class FlipnetRestorer(Restorer):
         self.temporal = temporal
         self.face_size = model.config.image_size
         self.name = name
+        self.notes: list[str] = []
         mc = model.config
         self._scheduler_args = (mc.num_train_timesteps, mc.beta_start, mc.beta_end, mc.prediction_type)
         if device.type == "cuda":
@@ -137,14 +141,19 @@ class FlipnetRestorer(Restorer):
         scheduler = make_scheduler(self.sampler, *self._scheduler_args)
         autocast = self.device.type == "cuda" and self.dtype != torch.float32
 
+        def forward(x: torch.Tensor, t: torch.Tensor, rows: slice) -> torch.Tensor:
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=autocast):
+                return self.model(x[rows], t[rows] if t.ndim else t, cond[rows], identity[rows] if identity is not None else None,
+                                  RESTORE, self.sampler.boosthub_scale).float()
+
         def denoiser(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            step = self.micro_batch or len(x)
-            outs = []
-            for i in range(0, len(x), step):
-                with torch.autocast(self.device.type, dtype=self.dtype, enabled=autocast):
-                    outs.append(self.model(x[i:i + step], t[i:i + step] if t.ndim else t, cond[i:i + step],
-                                           identity[i:i + step] if identity is not None else None,
-                                           RESTORE, self.sampler.boosthub_scale).float())
+            outs: list[torch.Tensor] = []
+            while (done := sum(len(o) for o in outs)) < len(x):
+                step = self.micro_batch or len(x)
+                try:
+                    outs.append(forward(x, t, slice(done, done + step)))
+                except torch.OutOfMemoryError as exc:
+                    self._halve_chunks(min(step, len(x) - done), exc)
             return torch.cat(outs)
 
         spans = [TrackSpan(context.state, len(lq)) for lq, context in zip(lqs, contexts)]
@@ -154,6 +163,17 @@ class FlipnetRestorer(Restorer):
         restored = out.split([len(lq) for lq in lqs])
         return [r if r.shape[-1] == crops.shape[-1] else F.interpolate(r, size=crops.shape[-2:], mode="bicubic").clamp(0, 1)
                 for r, (crops, _) in zip(restored, pieces)]
+
+    def _halve_chunks(self, step: int, exc: torch.OutOfMemoryError) -> None:
+        """After running out of device memory at ``step`` crops per forward pass, use half as many
+        for the rest of the run (the results do not change: every sample is computed on its own)."""
+        if step <= 1:
+            raise ModelError(f"out of memory on {self.device} restoring one {self.face_size} px face at a time; "
+                             "free the device's memory or use --device cpu") from exc
+        self.micro_batch = step // 2
+        self.notes.append(f"out of memory on {self.device} at {step} faces per forward pass; continued at {self.micro_batch}")
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def _identity_per_frame(self, contexts: list[TrackContext], lengths: list[int]) -> torch.Tensor | None:
         """Each track's identity embedding repeated over its frames: (T, D), or None without an encoder."""
