@@ -270,7 +270,7 @@ def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: J
             if done is not None and done[0] == segment:  # an interrupted run finished it: not restored again
                 run.frames += done[1]
                 run.reused += 1
-                progress.frames_done += done[1]
+                progress.frames = max(0, progress.frames - done[1])  # work left out, as a skipped item's is: the rate and ETA stay this run's
             else:
                 todo.append(Job("segment", run.item, plan, index))
         run.segments_left = len(todo)
