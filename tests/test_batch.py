@@ -24,7 +24,7 @@ from vidrestore.errors import UsageError
 from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.io.writer import EncodeOptions
 from vidrestore.pipeline import PipelineConfig, analyse, plan_segments, run
-from vidrestore.restore import load_restorer
+from vidrestore.restore import PassThroughRestorer, load_restorer
 
 FAST = ["--detector", "dlib", "--detect-every", "3", "--x264-preset", "ultrafast", "--quiet"]
 
@@ -225,6 +225,23 @@ def test_a_finished_segment_is_reused_only_while_intact_and_under_the_same_finge
         state.register(out, tmp_path / "in.mp4", "fp2", "m")  # other options or another model: start over
         assert state.finished_segments(out) == {}
         assert remove_leftovers(out, keep=state.finished_segments(out)) == 1 and not seg.exists()
+
+
+def test_what_the_restorer_says_reaches_the_report_of_its_own_item(clips, tmp_path, monkeypatch):
+    """The worker keeps its restorer from item to item: each item's report gets the notes of its own
+    segments only (e.g. that passes were halved after running out of GPU memory)."""
+    note = "out of memory on cpu at 16 faces per forward pass; continued at 8"
+
+    def noting(self, pieces):
+        self.notes.append(note)
+        return [crops for crops, _ in pieces]
+
+    monkeypatch.setattr(PassThroughRestorer, "restore_tracks", noting)
+    report = tmp_path / "r.json"
+    assert main(["batch", str(clips[0]), str(clips[1]), "--out", str(tmp_path / "out"), "--model", "none",
+                 "--json", str(report), *FAST]) == 0
+    counts = [item["report"]["notes"].count(note) for item in json.loads(report.read_text())["items"]]
+    assert counts[0] == counts[1] > 0, counts
 
 
 @pytest.mark.parametrize("step, writes", [("start", True), ("fail", False)])

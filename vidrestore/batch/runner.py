@@ -17,7 +17,7 @@ from typing import Protocol
 from ..errors import UsageError, VidrestoreError
 from ..pipeline import segment_path
 from .state import JobState
-from .worker import Item, ItemPlan, RestoreWorker, finish, remove_leftovers
+from .worker import Item, ItemPlan, RestoreWorker, SegmentDone, finish, remove_leftovers
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Job:
     index: int = 0
     frames: int = 0
     reused: int = 0  # finish: segments an earlier, interrupted run had finished
+    notes: tuple[str, ...] = ()  # finish: what the restorer said about the item's segments
 
     def describe(self) -> str:
         what = f"segment {self.index + 1}/{len(self.plan.segments)}" if self.kind == "segment" else self.kind
@@ -78,7 +79,7 @@ class InProcessExecutor:
                 return job, self.worker.analyse(job.item)
             if job.kind == "segment":
                 return job, self.worker.restore_segment(job.plan, job.index, live)
-            return job, finish(job.plan, job.frames, job.reused)
+            return job, finish(job.plan, job.frames, job.reused, job.notes)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - one item's failure must not stop the batch
@@ -122,7 +123,7 @@ class RayExecutor:
 
     def submit(self, job: Job) -> None:
         if job.kind == "finish":
-            self.running[self.finish_task.remote(job.plan, job.frames, job.reused)] = (job, None)
+            self.running[self.finish_task.remote(job.plan, job.frames, job.reused, job.notes)] = (job, None)
         else:
             self.waiting.append(job)
             self._dispatch()
@@ -203,6 +204,7 @@ class _Live:
     segments_left: int = 0
     frames: int = 0
     reused: int = 0
+    notes: tuple[str, ...] = ()
     error: str | None = None
     started: float = field(default_factory=time.time)
 
@@ -279,13 +281,15 @@ def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: J
         for j in jobs:
             executor.submit(j)
     elif job.kind == "segment":
-        state.segment_done(run.item.output, job.plan.segments[job.index], segment_path(run.item.output, job.index), outcome)
-        run.frames += outcome
-        progress.frames_done += outcome
+        done: SegmentDone = outcome
+        state.segment_done(run.item.output, job.plan.segments[job.index], segment_path(run.item.output, job.index), done.frames)
+        run.frames += done.frames
+        run.notes += done.notes
+        progress.frames_done += done.frames
         run.segments_left -= 1
         if run.segments_left == 0:
             run.outstanding += 1
-            executor.submit(Job("finish", run.item, job.plan, frames=run.frames, reused=run.reused))
+            executor.submit(Job("finish", run.item, job.plan, frames=run.frames, reused=run.reused, notes=run.notes))
     else:
         state.finish(run.item.output, outcome)
         progress.done += 1

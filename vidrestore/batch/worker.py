@@ -65,6 +65,12 @@ class ItemPlan:
     analyse_s: float
 
 
+@dataclass(frozen=True)
+class SegmentDone:
+    frames: int  # written
+    notes: tuple[str, ...] = ()  # the restorer's, for the item's report (e.g. a smaller pass after running out of memory)
+
+
 def _key(value: object) -> str:
     """A cache key for configs, which hold lists and so are not hashable."""
     return json.dumps(value, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else str(o), sort_keys=True)
@@ -116,21 +122,26 @@ class RestoreWorker:
         segments = plan_segments(analysis, cfg.segment_frames) if selected_tracks(analysis, cfg) else []
         return ItemPlan(item, analysis, segments, restorer.name, mask, started, time.time() - started)
 
-    def restore_segment(self, plan: ItemPlan, index: int, progress: Progress | None = None) -> int:
-        """Restore and encode segment ``index`` of ``plan`` into its part file; returns frames written."""
+    def restore_segment(self, plan: ItemPlan, index: int, progress: Progress | None = None) -> SegmentDone:
+        """Restore and encode segment ``index`` of ``plan`` into its part file."""
         restorer = self._restorer(plan.item.options)
         cfg = dataclasses.replace(plan.item.options.pipeline, face_size=restorer.face_size)
-        return restore_video(plan.item.input, segment_path(plan.item.output, index), plan.analysis, restorer, cfg,
-                             self.device, progress, frames=plan.segments[index], masker=self._masker(cfg))
+        frames = restore_video(plan.item.input, segment_path(plan.item.output, index), plan.analysis, restorer, cfg,
+                               self.device, progress, frames=plan.segments[index], masker=self._masker(cfg))
+        notes = tuple(restorer.notes)
+        restorer.notes.clear()  # the restorer outlives the item: what it says belongs to this segment
+        return SegmentDone(frames, notes)
 
 
-def finish(plan: ItemPlan, frames_out: int, reused: int = 0) -> dict:
+def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tuple[str, ...] = ()) -> dict:
     """Join the segments and the other streams into a temp file, rename it onto the output, and
     return the item's report (the pipeline's report plus ``faces`` and ``seconds``). ``reused``:
-    how many segments an earlier, interrupted run had finished."""
+    how many segments an earlier, interrupted run had finished; ``restorer_notes``: what the
+    restorer said while restoring the others."""
     item = plan.item
     parts = [segment_path(item.output, i) for i in range(len(plan.segments))]
     notes = [f"{reused} of {len(parts)} segments were restored by an earlier, interrupted run and reused"] if reused else []
+    notes += restorer_notes
     try:
         with atomic_output(item.output) as tmp:
             if parts:
