@@ -17,7 +17,7 @@ from conftest import read_pts, start_and_signal_when
 
 from vidrestore.batch.items import ItemSpec, assign_outputs, expand_inputs, read_manifest
 from vidrestore.batch.state import STATE_NAME, JobState
-from vidrestore.batch.worker import RestoreWorker, remove_leftovers
+from vidrestore.batch.worker import RestoreWorker
 from vidrestore.cli import main
 from vidrestore.diffusion.sampler import SamplerConfig
 from vidrestore.errors import UsageError
@@ -25,6 +25,7 @@ from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.io.writer import EncodeOptions
 from vidrestore.pipeline import PipelineConfig, analyse, plan_segments, run
 from vidrestore.restore import PassThroughRestorer, load_restorer
+from vidrestore.resume import ledger_path
 
 FAST = ["--detector", "dlib", "--detect-every", "3", "--x264-preset", "ultrafast", "--quiet"]
 
@@ -170,12 +171,12 @@ def test_resume_after_the_batch_is_killed_or_stopped(clips, tiny_model, tmp_path
     assert not [p.name for p in out.iterdir() if ".part" in p.name]
 
 
-def _segments_done(out: Path) -> int:
+def _recorded_segments(output: Path) -> set[str]:
+    """The segment files the ledger beside ``output`` records as finished."""
     try:
-        with sqlite3.connect(out / STATE_NAME) as db:
-            return db.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0  # the batch is still creating its state file
+        return set(json.loads(ledger_path(output).read_text())["segments"])
+    except (OSError, ValueError):
+        return set()  # not written yet, or being replaced right now
 
 
 def test_an_interrupted_item_resumes_at_its_first_unfinished_segment(three_shot_clip, tiny_model, tmp_path, monkeypatch):
@@ -186,9 +187,8 @@ def test_an_interrupted_item_resumes_at_its_first_unfinished_segment(three_shot_
     clip = Path(shutil.copy(three_shot_clip, folder / "film.mp4"))
     options = ["--model", str(tiny_model), "--segment-frames", "16", *FAST]
     cmd = [sys.executable, "-m", "vidrestore.cli", "batch", str(clip), "--out", str(out), *options]
-    assert start_and_signal_when(cmd, lambda: _segments_done(out) > 0, signal.SIGTERM).returncode == 128 + signal.SIGTERM
-    with sqlite3.connect(out / STATE_NAME) as db:
-        kept = {Path(p).name for (p,) in db.execute("SELECT path FROM segments")}
+    assert start_and_signal_when(cmd, lambda: _recorded_segments(out / "film.mp4"), signal.SIGTERM).returncode == 128 + signal.SIGTERM
+    kept = _recorded_segments(out / "film.mp4")
     assert 1 <= len(kept) < 3 and kept <= {p.name for p in out.iterdir()}  # finished segments stay on disk
     restored = []
     original = RestoreWorker.restore_segment
@@ -207,24 +207,7 @@ def test_an_interrupted_item_resumes_at_its_first_unfinished_segment(three_shot_
     assert read_pts(out / "film.mp4") == read_pts(straight / "film.mp4") == read_pts(clip)
     assert all(np.array_equal(a, b) for a, b in zip(_frames(out / "film.mp4"), _frames(straight / "film.mp4"), strict=True))
     assert not [p.name for p in out.iterdir() if ".part" in p.name]
-    with sqlite3.connect(out / STATE_NAME) as db:
-        assert db.execute("SELECT COUNT(*) FROM segments").fetchone()[0] == 0  # forgotten once the item is done
-
-
-def test_a_finished_segment_is_reused_only_while_intact_and_under_the_same_fingerprint(tmp_path):
-    out, seg = tmp_path / "o.mp4", tmp_path / ".o.seg0000.part.mp4"
-    seg.write_bytes(b"x" * 100)
-    with JobState(tmp_path) as state:
-        state.register(out, tmp_path / "in.mp4", "fp1", "m")
-        state.segment_done(out, range(0, 16), seg, 16)
-        assert state.finished_segments(out) == {seg: (range(0, 16), 16)}
-        assert remove_leftovers(out, keep=state.finished_segments(out)) == 0 and seg.exists()
-        seg.write_bytes(b"x" * 99)  # cut short (or rewritten) since it was recorded
-        assert state.finished_segments(out) == {}
-        seg.write_bytes(b"x" * 100)
-        state.register(out, tmp_path / "in.mp4", "fp2", "m")  # other options or another model: start over
-        assert state.finished_segments(out) == {}
-        assert remove_leftovers(out, keep=state.finished_segments(out)) == 1 and not seg.exists()
+    assert not ledger_path(out / "film.mp4").exists()  # forgotten once the item is done
 
 
 def test_what_the_restorer_says_reaches_the_report_of_its_own_item(clips, tmp_path, monkeypatch):

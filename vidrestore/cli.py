@@ -198,7 +198,9 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drop-streams", action="store_true", default=None,
                    help="leave out the streams the output's container cannot hold (e.g. SRT subtitles in .mp4) "
                         "instead of stopping; the report names them")
-    p.add_argument("--segment-frames", type=int, help="restore in segments of whole shots of at least this many frames (0: one segment)")
+    p.add_argument("--segment-frames", type=int, metavar="N",
+                   help="restore in segments of whole shots of at least N frames (default 2000; 0: one segment); a stopped "
+                        "or killed run keeps its finished segments and the same command continues from them")
     p.add_argument("--codec", help="video encoder (libx264, libx265, ffv1, prores_ks ...)")
     p.add_argument("--crf", type=int, help="quality for x264/x265 (lower is better)")
     p.add_argument("--x264-preset", dest="enc_preset", help="encoder speed preset (x264/x265)")
@@ -223,7 +225,8 @@ def build_restore_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="video to restore")
     p.add_argument("output", type=Path, nargs="?", help="where to write the restored video (not needed with --dry-run)")
     add_restore_options(p)
-    p.add_argument("--preview", type=Path, metavar="PATH", help="also write a side-by-side (input | restored) video here")
+    p.add_argument("--preview", type=Path, metavar="PATH",
+                   help="also write a side-by-side (input | restored) video here (the video is then restored as one segment)")
     p.add_argument("--qa", action="store_true",
                    help="then measure each restored track against the input (warping error, flicker, identity; in the "
                         "--json report) and warn about tracks that flicker more or drift from the person's identity")
@@ -272,18 +275,26 @@ def cmd_restore(argv: list[str]) -> int:
     args = build_restore_parser().parse_args(argv)
     from .options import build_restorer
     from .pipeline import check_paths, run
+    from .resume import SegmentLedger
 
     device = _device(args.device)
     options = options_from_args(args)
     if args.output is None and not args.dry_run:
         raise UsageError("give an output path, or --dry-run to only detect and track")
     restorer = build_restorer(options, device)
+    fingerprint = options.fingerprint_for(args.input)
     bar = ProgressBar(args.quiet)
     try:
         if args.preview is not None:
             check_paths(args.input, args.preview, args.overwrite)
         report = run(args.input, args.output, options.pipeline, restorer, device, overwrite=args.overwrite,
-                     dry_run=args.dry_run, progress=bar, preview=args.preview, qa=args.qa)
+                     dry_run=args.dry_run, progress=bar, preview=args.preview, qa=args.qa, resume=fingerprint)
+    except KeyboardInterrupt as exc:
+        kept = len(SegmentLedger(args.output, fingerprint).finished()) if args.output is not None else 0
+        if kept:
+            exc.add_note(f"{kept} finished segment{' was' if kept == 1 else 's were'} kept beside the output: "
+                         f"the same command continues from {'it' if kept == 1 else 'them'}")
+        raise
     finally:
         bar.close()
     text = report.to_json()
@@ -355,8 +366,7 @@ def _batch_items(args: argparse.Namespace, state, max_attempts: int):
         except VidrestoreError as exc:
             skipped.append({"input": str(spec.input), "output": str(out), "status": "failed", "error": one_line(exc)})
             continue
-        stat = spec.input.stat() if spec.input.is_file() else None
-        fingerprint = options.fingerprint() + (f":{stat.st_size}:{stat.st_mtime_ns}" if stat else ":missing")
+        fingerprint = options.fingerprint_for(spec.input)
         row = state.get(out)
         if row and row.status == "done" and row.fingerprint == fingerprint and out.exists():
             skipped.append({**_item_report(row, spec.input, out), "skipped": True})
@@ -642,12 +652,10 @@ def main(argv: list[str] | None = None) -> int:
     except VidrestoreError as exc:
         print(f"vidrestore: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except Stopped as exc:
-        print(f"vidrestore: stopped by {exc.name}; no partial output was left", file=sys.stderr)
-        return 128 + exc.signum
-    except KeyboardInterrupt:
-        print("vidrestore: interrupted; no partial output was left", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        what = f"stopped by {exc.name}" if isinstance(exc, Stopped) else "interrupted"
+        print("; ".join([f"vidrestore: {what}", "no partial output was left", *getattr(exc, "__notes__", [])]), file=sys.stderr)
+        return 128 + exc.signum if isinstance(exc, Stopped) else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

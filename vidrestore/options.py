@@ -2,7 +2,7 @@
 
 The single-file command and every batch item build a ``RestoreOptions`` the same way; its
 fingerprint (options, model file, detector file, version) tells a batch whether a finished
-output is still valid, and the worker cache keeps one loaded restorer per distinct model setting.
+output is still valid, and a stopped run which of its finished segments the next run may reuse; the worker cache keeps one loaded restorer per distinct model setting.
 """
 
 from __future__ import annotations
@@ -42,6 +42,12 @@ class RestoreOptions:
                 "detector": weights_digest(self.pipeline.detector.weights or ""), "version": __version__,
                 "references": {photo: weights_digest(photo) for photo in sorted(photos)}}
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def fingerprint_for(self, source: Path) -> str:
+        """The fingerprint of ``source`` restored with these options: a changed input file (its size
+        or modification time) changes it too."""
+        stat = source.stat() if source.is_file() else None
+        return self.fingerprint() + (f":{stat.st_size}:{stat.st_mtime_ns}" if stat else ":missing")
 
 
 @lru_cache(maxsize=32)

@@ -15,6 +15,8 @@ and restore windows restart at every cut, so a segment restored on its own (anot
 another machine) gives exactly the frames a single pass gives. Segments are encoded separately,
 their packets joined into one stream, and the input's audio, subtitle and data streams remuxed
 beside it, into a temp file that is renamed onto the output only when everything succeeded.
+A run that is stopped keeps its finished segments, and the next run with the same input and
+options restores only the others (:mod:`vidrestore.resume`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.reader import DecodedFrames, FieldFilter, scan_fields
 from .io.writer import atomic_output, check_encoder, check_streams, concat_videos, left_out_note
 from .restore import Restorer, TrackContext
+from .resume import SegmentLedger, remove_leftovers, reused_note
 from .shots import Shot, ShotConfig, ShotDetector
 
 Progress = Callable[[str, int, int, int], None]  # (stage, frames done, frames total, faces so far)
@@ -64,7 +67,7 @@ class PipelineConfig:
     batch_size: int = 16  # frames per restoration window and per forward pass, over all its tracks (bounds memory)
     colour_match: bool = True
     fade_frames: int = 3  # restoration strength ramps in/out over this many frames at track ends
-    segment_frames: int = 0  # split pass 2 at cuts into segments of at least this many frames (0: one segment)
+    segment_frames: int = 2000  # split pass 2 at cuts into segments of at least this many frames (0: one segment); a stopped run resumes at the first unfinished one
     # A video whose decoded frames fit in this many MiB is decoded once: pass 1 keeps its frames
     # for pass 2. Longer ones are decoded in each pass, so memory stays bounded (0: always twice).
     decode_once_mib: int = 256
@@ -426,6 +429,30 @@ def glue_threads(device: torch.device) -> Iterator[None]:
         cv2.setNumThreads(cv_threads)
 
 
+def _without(progress: Progress | None, skipped: list[range]) -> Progress | None:
+    """``progress`` that counts only this run's frames, leaving out the segments an earlier run
+    restored, so the rate and ETA are this run's."""
+    if progress is None or not skipped:
+        return progress
+    left_out = sum(len(s) for s in skipped)
+
+    def report(stage: str, done: int, total: int, faces: int) -> None:
+        progress(stage, done - sum(len(s) for s in skipped if s.stop <= done), total - left_out, faces)
+
+    return report
+
+
+def _clean_segments(parts: list[Path], ledger: SegmentLedger | None, keep: bool) -> None:
+    """Remove the segment files of a run that ended, but with ``keep`` (it was stopped) those its
+    ledger records as finished, for the next run."""
+    finished = ledger.finished() if ledger and keep else {}
+    if ledger and not finished:
+        ledger.discard()
+    for part in parts:
+        if part not in finished:
+            part.unlink(missing_ok=True)
+
+
 def _preview_info(info):
     """Stream description for the side-by-side preview: display orientation, twice as wide."""
     width, height = info.display_size
@@ -545,11 +572,16 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
 
 def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer, device: torch.device,
         overwrite: bool = False, dry_run: bool = False, progress: Progress | None = None,
-        detector: FaceDetector | None = None, preview: str | Path | None = None, qa: bool = False) -> Report:
+        detector: FaceDetector | None = None, preview: str | Path | None = None, qa: bool = False,
+        resume: str = "") -> Report:
     """Restore ``src`` into ``dst`` (or only analyse it with ``dry_run``); returns the report.
 
-    ``preview``: also write a side-by-side input | restored video (video only) there. ``qa``: then
-    measure every restored track against the input (:func:`quality_check`)."""
+    ``preview``: also write a side-by-side input | restored video (video only) there; the video is
+    then restored as one segment. ``qa``: then measure every restored track against the input
+    (:func:`quality_check`). ``resume``: the fingerprint of the input and options
+    (:meth:`~vidrestore.options.RestoreOptions.fingerprint_for`); with it, each finished segment
+    is recorded beside ``dst``, an interruption keeps them, and the next run with the same
+    fingerprint reuses them (:mod:`vidrestore.resume`)."""
     src = Path(src)
     if dst is None and not dry_run:
         raise UsageError("an output path is needed unless --dry-run is given")
@@ -574,27 +606,41 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     if dst is not None and not dry_run:
         dst = Path(dst)
         t1 = time.perf_counter()
+        segments = plan_segments(analysis, cfg.segment_frames if preview is None else 0) if restoring else []
+        parts = [segment_path(dst, i) for i in range(len(segments))]
+        ledger = SegmentLedger(dst, resume) if resume else None
+        kept = ledger.finished() if ledger else {}
+        reused = {i for i, (part, frames) in enumerate(zip(parts, segments)) if part in kept and kept[part].frames == frames}
+        if ledger and not reused:
+            ledger.discard()  # another input or other options: nothing in it applies
+        remove_leftovers(dst, keep=[parts[i] for i in reused])
         with contextlib.ExitStack() as stack:
             final_tmp = stack.enter_context(atomic_output(dst))
             preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
             if restoring:
                 notes.extend(deinterlace_note(analysis))
-                segments = plan_segments(analysis, cfg.segment_frames)
-                parts = [segment_path(dst, i) for i in range(len(segments))]
+                this_run = _without(progress, [segments[i] for i in reused])
+                stopped = False
                 try:
-                    for part, frames in zip(parts, segments):
-                        frames_out += restore_video(src, part, analysis, restorer, cfg, device, progress,
-                                                    preview_tmp if len(parts) == 1 else None, frames, masker, decoded)
+                    for index, (part, frames) in enumerate(zip(parts, segments)):
+                        if index in reused:
+                            frames_out += kept[part].written
+                            continue
+                        written = restore_video(src, part, analysis, restorer, cfg, device, this_run, preview_tmp, frames,
+                                                masker, decoded)
+                        frames_out += written
+                        if ledger:
+                            ledger.record(part, frames, written)
                     timings["restore_encode"] = time.perf_counter() - t1
-                    notes.extend(restorer.notes)
+                    notes.extend(reused_note(len(reused), len(parts)) + restorer.notes)
                     t2 = time.perf_counter()
                     notes.extend(left_out_note(assemble(src, parts, final_tmp, provenance(restorer.name)), dst))
                     timings["remux"] = time.perf_counter() - t2
+                except KeyboardInterrupt:
+                    stopped = True  # finished segments stay for the next run; an error starts it over
+                    raise
                 finally:
-                    for part in parts:
-                        part.unlink(missing_ok=True)
-                if preview_tmp is not None and len(parts) > 1:
-                    notes.append("--preview is written only when the video is restored as one segment")
+                    _clean_segments(parts, ledger, keep=stopped)
             else:
                 notes.append(copy_note(analysis))
                 notes.extend(left_out_note(remux(src, src, final_tmp), dst))

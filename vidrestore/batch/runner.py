@@ -16,8 +16,9 @@ from typing import Protocol
 
 from ..errors import UsageError, VidrestoreError
 from ..pipeline import segment_path
+from ..resume import SegmentLedger, remove_leftovers
 from .state import JobState
-from .worker import Item, ItemPlan, RestoreWorker, SegmentDone, finish, remove_leftovers
+from .worker import Item, ItemPlan, RestoreWorker, SegmentDone, finish
 
 
 @dataclass
@@ -219,12 +220,13 @@ def run_batch(items: list[Item], state: JobState, executor: Executor, max_attemp
     # between two statements still finds it and puts it back to pending.
     def start(item: Item) -> None:
         live[item.output] = _Live(item)
-        remove_leftovers(item.output, keep=state.finished_segments(item.output))
+        remove_leftovers(item.output, keep=_ledger(item).finished())
         state.start(item.output)
         executor.submit(Job("analyse", item))
 
     def settle(run: _Live) -> None:
         remove_leftovers(run.item.output)
+        _ledger(run.item).discard()  # a failed item starts over
         state.fail(run.item.output, run.error, time.time() - run.started)
         del live[run.item.output]
         if state.get(run.item.output).attempts < max_attempts:
@@ -250,13 +252,17 @@ def run_batch(items: list[Item], state: JobState, executor: Executor, max_attemp
             elif job.kind == "finish" and run.error is None:
                 del live[job.item.output]
     except BaseException:
-        for output in list(live):
+        for output, run in list(live.items()):
             state.release(output)
-            remove_leftovers(output, keep=state.finished_segments(output))
+            remove_leftovers(output, keep=_ledger(run.item).finished())
         raise
     finally:
         progress.workers = executor.workers()
         progress.close()
+
+
+def _ledger(item: Item) -> SegmentLedger:
+    return SegmentLedger(item.output, item.fingerprint)
 
 
 def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: JobState, progress: BatchProgress) -> None:
@@ -265,14 +271,14 @@ def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: J
         plan: ItemPlan = outcome
         if not plan.segments:
             progress.frames_done += plan.analysis.frames
-        finished = state.finished_segments(run.item.output)
+        finished = _ledger(run.item).finished()
         todo = []
         for index, segment in enumerate(plan.segments):
             done = finished.get(segment_path(run.item.output, index))
-            if done is not None and done[0] == segment:  # an interrupted run finished it: not restored again
-                run.frames += done[1]
+            if done is not None and done.frames == segment:  # an interrupted run finished it: not restored again
+                run.frames += done.written
                 run.reused += 1
-                progress.frames = max(0, progress.frames - done[1])  # work left out, as a skipped item's is: the rate and ETA stay this run's
+                progress.frames = max(0, progress.frames - done.written)  # work left out, as a skipped item's is: the rate and ETA stay this run's
             else:
                 todo.append(Job("segment", run.item, plan, index))
         run.segments_left = len(todo)
@@ -282,7 +288,7 @@ def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: J
             executor.submit(j)
     elif job.kind == "segment":
         done: SegmentDone = outcome
-        state.segment_done(run.item.output, job.plan.segments[job.index], segment_path(run.item.output, job.index), done.frames)
+        _ledger(run.item).record(segment_path(run.item.output, job.index), job.plan.segments[job.index], done.frames)
         run.frames += done.frames
         run.notes += done.notes
         progress.frames_done += done.frames
@@ -291,5 +297,6 @@ def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: J
             run.outstanding += 1
             executor.submit(Job("finish", run.item, job.plan, frames=run.frames, reused=run.reused, notes=run.notes))
     else:
+        _ledger(run.item).discard()
         state.finish(run.item.output, outcome)
         progress.done += 1

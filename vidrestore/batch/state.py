@@ -2,9 +2,9 @@
 
 Every change is one short transaction, so a kill at any moment leaves the file consistent: an item
 is ``done`` only after its output was renamed into place, and an item found ``running`` by the next
-run was interrupted and is run again. A long item restored in segments (``--segment-frames``)
-also records each segment once its file is closed, so the run after an interruption restores only
-the segments that were not finished.
+run was interrupted and is run again. The finished segments of a long item (``--segment-frames``)
+are recorded beside its output, as the single-file command records them (:mod:`vidrestore.resume`),
+so the run after an interruption restores only the segments that were not finished.
 """
 
 from __future__ import annotations
@@ -37,15 +37,6 @@ CREATE TABLE IF NOT EXISTS items (
     started_at REAL, finished_at REAL,
     report TEXT
 );
-CREATE TABLE IF NOT EXISTS segments (
-    output TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,       -- the item's, when the segment was written
-    start INTEGER NOT NULL, stop INTEGER NOT NULL,  -- its frames
-    path TEXT NOT NULL,
-    size INTEGER NOT NULL,           -- the file's size when it was closed: a changed file is not reused
-    frames INTEGER NOT NULL,
-    PRIMARY KEY (output, start, stop)
-)
 """
 
 
@@ -109,7 +100,6 @@ class JobState:
             with self._transaction():
                 self.db.execute("INSERT OR REPLACE INTO items (output, input, fingerprint, model, status, attempts) "
                                 "VALUES (?, ?, ?, ?, 'pending', 0)", (str(output), str(input), fingerprint, model))
-                self.db.execute("DELETE FROM segments WHERE output=?", (str(output),))
         return self.get(output)
 
     def start(self, output: Path) -> None:
@@ -119,7 +109,6 @@ class JobState:
 
     def finish(self, output: Path, report: dict) -> None:
         with self._transaction():
-            self.db.execute("DELETE FROM segments WHERE output=?", (str(output),))
             self.db.execute(
                 "UPDATE items SET status='done', error=NULL, frames=?, faces=?, tracks=?, seconds=?, finished_at=?, "
                 "report=? WHERE output=?",
@@ -127,9 +116,8 @@ class JobState:
                  json.dumps(report), str(output)))
 
     def fail(self, output: Path, error: str, seconds: float) -> None:
-        """The item failed: its next attempt starts over, segments included."""
+        """The item failed; its next attempt starts over."""
         with self._transaction():
-            self.db.execute("DELETE FROM segments WHERE output=?", (str(output),))
             self.db.execute("UPDATE items SET status='failed', error=?, seconds=?, finished_at=? WHERE output=?",
                             (error, seconds, time.time(), str(output)))
 
@@ -138,25 +126,6 @@ class JobState:
         with self._transaction():
             self.db.execute("UPDATE items SET status='pending', attempts=MAX(0, attempts-1) WHERE output=? AND status='running'",
                             (str(output),))
-
-    def segment_done(self, output: Path, segment: range, path: Path, frames: int) -> None:
-        """Segment ``segment`` of the item is complete in ``path`` (closed, ``frames`` written)."""
-        with self._transaction():
-            self.db.execute("DELETE FROM segments WHERE output=? AND path=?", (str(output), str(path)))  # an older plan's
-            self.db.execute("INSERT OR REPLACE INTO segments SELECT output, fingerprint, ?, ?, ?, ?, ? FROM items WHERE output=?",
-                            (segment.start, segment.stop, str(path), path.stat().st_size, frames, str(output)))
-
-    def finished_segments(self, output: Path) -> dict[Path, tuple[range, int]]:
-        """The segment files of the item that an earlier, interrupted run completed under its current
-        fingerprint and that are still intact: path -> (frames it holds, frames written)."""
-        rows = self.db.execute("SELECT s.path, s.start, s.stop, s.size, s.frames FROM segments s JOIN items i "
-                               "ON s.output = i.output AND s.fingerprint = i.fingerprint WHERE s.output=?", (str(output),))
-        found = {}
-        for path, start, stop, size, frames in rows:
-            with contextlib.suppress(OSError):
-                if Path(path).stat().st_size == size:
-                    found[Path(path)] = (range(start, stop), frames)
-        return found
 
     @contextlib.contextmanager
     def _transaction(self):

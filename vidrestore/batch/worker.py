@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from ..pipeline import (
     selected_tracks,
 )
 from ..restore import Restorer
+from ..resume import reused_note
 
 
 @dataclass(frozen=True)
@@ -140,8 +140,7 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
     restorer said while restoring the others."""
     item = plan.item
     parts = [segment_path(item.output, i) for i in range(len(plan.segments))]
-    notes = [f"{reused} of {len(parts)} segments were restored by an earlier, interrupted run and reused"] if reused else []
-    notes += restorer_notes
+    notes = reused_note(reused, len(parts)) + list(restorer_notes)
     try:
         with atomic_output(item.output) as tmp:
             if parts:
@@ -168,16 +167,3 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
     out = dataclasses.asdict(dataclasses.replace(report, qa=qa))
     out.update(faces=sum(len(t) for t in selected), seconds=round(seconds, 3), segments=len(parts))
     return out
-
-
-def remove_leftovers(output: Path, keep: Collection[Path] = ()) -> int:
-    """Delete the temp and segment files an interrupted run left beside ``output``, except the
-    finished segments in ``keep``; returns how many."""
-    prefix = f".{output.stem}."
-    removed = 0
-    if output.parent.is_dir():
-        for f in output.parent.iterdir():
-            if f.name.startswith(prefix) and ".part" in f.name and f not in keep:
-                f.unlink(missing_ok=True)
-                removed += 1
-    return removed

@@ -1,0 +1,126 @@
+"""Resume: the ledger of finished segments, the clean-up of leftovers, and a single-file run that is
+stopped (or killed) in its second segment and continued by the same command."""
+
+import json
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import read_pts
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import vidrestore.pipeline as pipeline
+from vidrestore.cli import main
+from vidrestore.errors import OutputError
+from vidrestore.resume import SegmentLedger, ledger_path, remove_leftovers
+
+RESTORE_VIDEO = pipeline.restore_video
+FAST = ["--detector", "dlib", "--detect-every", "3", "--x264-preset", "ultrafast", "--segment-frames", "16", "--quiet"]
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def test_a_finished_segment_is_reused_only_while_intact_and_under_the_same_fingerprint(tmp_path):
+    out, seg = tmp_path / "o.mp4", tmp_path / ".o.seg0000.part.mp4"
+    seg.write_bytes(b"x" * 100)
+    ledger = SegmentLedger(out, "fp1")
+    assert ledger.finished() == {}  # no ledger yet
+    ledger.record(seg, range(0, 16), 16)
+    assert {p: (f.frames, f.written) for p, f in ledger.finished().items()} == {seg: (range(0, 16), 16)}
+    assert remove_leftovers(out, keep=ledger.finished()) == 0 and seg.exists()
+    seg.write_bytes(b"x" * 99)  # cut short (or rewritten) since it was recorded
+    assert ledger.finished() == {}
+    seg.write_bytes(b"x" * 100)
+    assert SegmentLedger(out, "fp2").finished() == {}  # other options, another model or a changed input
+    assert remove_leftovers(out, keep=SegmentLedger(out, "fp2").finished()) == 1 and not seg.exists()
+    ledger_path(out).write_text('{"fingerprint": "fp1", "segm')  # torn by hand: read as no ledger, not an error
+    assert ledger.finished() == {}
+    ledger.discard()
+    assert not ledger_path(out).exists()
+
+
+_NAMES = st.text("abcdefghijklmnopqrstuvwxyz0123456789_-. ", min_size=1, max_size=12).filter(lambda s: s.strip(". ") == s)
+
+
+@settings(max_examples=60, deadline=None)
+@given(stem=_NAMES, other=_NAMES, index=st.integers(0, 9999))
+def test_leftovers_are_only_those_of_their_own_output(tmp_path_factory, stem, other, index):
+    """``clip.mp4`` and ``clip.v2.mp4`` in one folder: cleaning up after one never touches the other's files."""
+    folder = tmp_path_factory.mktemp("out")
+    mine, theirs = folder / f"{stem}.mp4", folder / f"{stem}.{other}.mp4"
+    own = [folder / f".{stem}.seg{index:04d}.part.mp4", folder / f".{stem}.a1b2c3d4.part.mp4", folder / f".{stem}.resume.jsonx_y_z_12.tmp"]
+    foreign = [folder / f".{stem}.{other}.seg{index:04d}.part.mp4", folder / f".{stem}.{other}.a1b2c3d4.part.mp4",
+               ledger_path(mine), ledger_path(theirs), mine, theirs]
+    for f in own + foreign:
+        f.write_bytes(b"")
+    assert remove_leftovers(mine) == len(own)
+    assert all(f.exists() for f in foreign) and not any(f.exists() for f in own)
+
+
+@pytest.fixture
+def film(three_shot_clip, tmp_path) -> Path:
+    return Path(shutil.copy(three_shot_clip, tmp_path / "film.mp4"))
+
+
+def _stopping_in_segment(index: int, monkeypatch, stop: type[BaseException] | BaseException = KeyboardInterrupt) -> list[range]:
+    """Make pass 2 half-write segment ``index`` and raise ``stop`` there (Ctrl-C by default);
+    returns the segments that were restored."""
+    restored: list[range] = []
+
+    def restore(src, part, analysis, restorer, cfg, device, progress, preview, frames, *rest):
+        if len(restored) == index:
+            part.write_bytes(b"half a segment")
+            raise stop
+        restored.append(frames)
+        return RESTORE_VIDEO(src, part, analysis, restorer, cfg, device, progress, preview, frames, *rest)
+
+    monkeypatch.setattr(pipeline, "restore_video", restore)
+    return restored
+
+
+def test_a_stopped_run_is_continued_by_the_same_command(film, tiny_model, tmp_path, monkeypatch, capsys):
+    out, straight, report = tmp_path / "out.mp4", tmp_path / "straight.mp4", tmp_path / "r.json"
+    options = ["--model", str(tiny_model), *FAST]
+    _stopping_in_segment(1, monkeypatch)
+    assert main([str(film), str(out), *options]) == 130
+    assert "vidrestore: interrupted; no partial output was left; 1 finished segment was kept beside the output: " \
+           "the same command continues from it" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.resume.json", ".out.seg0000.part.mp4", "film.mp4"]
+
+    for name in (".out.seg0001.part.mp4", ".out.a1b2c3d4.part.mp4"):  # what a kill in segment 1 would also leave
+        (tmp_path / name).write_bytes(b"half a segment")
+
+    restored = _stopping_in_segment(99, monkeypatch)
+    assert main([str(film), str(out), *options, "--json", str(report)]) == 0
+    assert restored == [range(16, 32), range(32, 48)]  # the finished segment was not restored again
+    assert "1 of 3 segments were restored by an earlier, interrupted run and reused" in json.loads(report.read_text())["notes"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mp4", "out.mp4", "r.json"]  # ledger and segments gone
+
+    assert main([str(film), str(straight), *options]) == 0
+    assert read_pts(out) == read_pts(straight) == read_pts(film)
+    assert all(np.array_equal(a, b) for a, b in zip(_frames(out), _frames(straight), strict=True))
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+
+
+def test_other_options_or_an_error_start_the_video_over(film, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out.mp4"
+    options = ["--model", "none", *FAST]
+    _stopping_in_segment(2, monkeypatch)
+    assert main([str(film), str(out), *options]) == 130
+    assert "2 finished segments were kept" in capsys.readouterr().err
+
+    restored = _stopping_in_segment(99, monkeypatch)  # another quality: nothing of the stopped run applies
+    assert main([str(film), str(out), *options, "--crf", "30", "--json", "-"]) == 0
+    assert len(restored) == 3 and "reused" not in capsys.readouterr().out
+
+    out.unlink()
+    _stopping_in_segment(1, monkeypatch, OutputError("cannot write: disk full"))
+    assert main([str(film), str(out), *options]) == OutputError.exit_code
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mp4"]  # an error keeps nothing for a next run

@@ -1,0 +1,98 @@
+"""Finished segments of an output, recorded beside it, so that a stopped run can be continued.
+
+A video restored in segments (whole shots, ``segment_frames``) encodes each segment into its own
+hidden file beside the output. Once a segment's file is closed, the ledger ``.<stem>.resume.json``
+records its frames, its size and the fingerprint of everything that decides the output (the input
+file, the options, the model). A run that is stopped or killed leaves both behind; the next run
+with the same fingerprint restores only the segments the ledger does not vouch for. The ledger is
+replaced whole through a temp file and a rename, so a kill at any moment leaves the old or the new
+one, never half of one. The single-file command and the batch driver share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class FinishedSegment:
+    frames: range  # the video's frames it holds
+    written: int  # frames its file holds
+
+
+def ledger_path(output: Path) -> Path:
+    return output.with_name(f".{output.stem}.resume.json")
+
+
+class SegmentLedger:
+    """The finished segments of ``output`` under ``fingerprint``."""
+
+    def __init__(self, output: Path, fingerprint: str):
+        self.output = output
+        self.fingerprint = fingerprint
+        self.path = ledger_path(output)
+
+    def _entries(self) -> dict[str, dict]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint:
+            return {}  # written for another input, option or model: nothing in it applies
+        return data.get("segments", {})
+
+    def finished(self) -> dict[Path, FinishedSegment]:
+        """Segment files written under this fingerprint whose size has not changed since."""
+        found = {}
+        for name, entry in self._entries().items():
+            path = self.output.with_name(name)
+            with contextlib.suppress(OSError, KeyError, TypeError):
+                if path.stat().st_size == entry["size"]:
+                    found[path] = FinishedSegment(range(entry["start"], entry["stop"]), entry["written"])
+        return found
+
+    def record(self, path: Path, frames: range, written: int) -> None:
+        """The segment file ``path`` (beside the output) is closed and holds ``frames``."""
+        entries = self._entries()
+        entries[path.name] = {"start": frames.start, "stop": frames.stop, "written": written, "size": path.stat().st_size}
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"fingerprint": self.fingerprint, "output": self.output.name, "segments": entries}, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def reused_note(reused: int, segments: int) -> list[str]:
+    """The report's word on segments taken from an earlier run (none: nothing to say)."""
+    return [f"{reused} of {segments} segments were restored by an earlier, interrupted run and reused"] if reused else []
+
+
+def remove_leftovers(output: Path, keep: Collection[Path] = ()) -> int:
+    """Delete the temp and segment files an interrupted run left beside ``output`` (the names that
+    :func:`~vidrestore.io.writer.atomic_output`, :func:`~vidrestore.pipeline.segment_path` and the
+    ledger's own rewrite give),
+    except the finished segments in ``keep``; returns how many. Outputs whose names start alike
+    (``clip.mp4``, ``clip.v2.mp4``) keep their own files."""
+    stem, suffix = re.escape(output.stem), re.escape(output.suffix)
+    pattern = re.compile(rf"\.{stem}\.(seg\d{{4}}|[a-z0-9_]{{8}})\.part{suffix}|\.{stem}\.resume\.json[a-z0-9_]{{8}}\.tmp")
+    removed = 0
+    if output.parent.is_dir():
+        for f in output.parent.iterdir():
+            if pattern.fullmatch(f.name) and f not in keep:
+                f.unlink(missing_ok=True)
+                removed += 1
+    return removed
