@@ -124,3 +124,12 @@ def test_other_options_or_an_error_start_the_video_over(film, tmp_path, monkeypa
     _stopping_in_segment(1, monkeypatch, OutputError("cannot write: disk full"))
     assert main([str(film), str(out), *options]) == OutputError.exit_code
     assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mp4"]  # an error keeps nothing for a next run
+
+
+def test_progress_counts_only_the_frames_this_run_restores():
+    """Rate and ETA of a continued run are its own: the reused segments are left out of both counts."""
+    calls = []
+    progress = pipeline._without(lambda *a: calls.append(a), [range(16, 32), range(48, 64)])  # segments 2 and 4 of 4
+    for done in (8, 16, 40, 48):
+        progress("restore", done, 64, 1)
+    assert calls == [("restore", 8, 32, 1), ("restore", 16, 32, 1), ("restore", 24, 32, 1), ("restore", 32, 32, 1)]
