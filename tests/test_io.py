@@ -486,3 +486,18 @@ def test_remux_keeps_the_declared_frame_rate(tmp_path, suffix):
         remux(video, src, out)
         assert probe(out).average_rate == 25
         out.unlink()
+
+
+def test_segments_are_joined_as_they_are_remuxed_and_overlapping_ones_refused(tmp_path):
+    """The segments of one video go into the output in one copy, timestamps as encoded; a segment
+    whose timestamps run back into the previous one's is refused, not written out of order."""
+    first = make_clip(tmp_path / "a.mp4", [i * 40 for i in range(10)])
+    second = make_clip(tmp_path / "b.mp4", [400 + i * 40 for i in range(10)])
+    source = make_clip(tmp_path / "src.mp4", [i * 40 for i in range(20)], audio=True)
+    out = tmp_path / "out.mp4"
+    assert remux([first, second], source, out) == []
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+        assert [round(f.time * 1000) for f in c.decode(video=0)] == [i * 40 for i in range(20)]
+    with pytest.raises(OutputError, match="cannot join segment a.mp4: its timestamps overlap"):
+        remux([first, second, first], source, tmp_path / "bad.mp4")

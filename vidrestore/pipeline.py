@@ -53,7 +53,7 @@ from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.reader import DecodedFrames, FieldFilter, scan_fields
-from .io.writer import atomic_output, check_encoder, check_streams, concat_videos, left_out_note
+from .io.writer import atomic_output, check_encoder, check_streams, left_out_note
 from .restore import Restorer, TrackContext
 from .resume import SegmentLedger, remove_leftovers, reused_note
 from .shots import Shot, ShotConfig, ShotDetector
@@ -522,20 +522,6 @@ def provenance(restorer_name: str) -> str:
     return f"faces restored by vidrestore {__version__} with {restorer_name}"
 
 
-def assemble(source: Path, parts: list[Path], output: Path, comment: str) -> list[str]:
-    """Join the encoded segments ``parts`` and remux the other streams of ``source`` beside them;
-    ``comment`` (see :func:`provenance`) is added to the container's comment tag. Returns the
-    streams left out (see :func:`~vidrestore.io.writer.remux`)."""
-    if len(parts) == 1:
-        return remux(parts[0], source, output, comment)
-    joined = output.with_name(output.name + ".joined" + output.suffix)
-    try:
-        concat_videos(parts, joined)
-        return remux(joined, source, output, comment)
-    finally:
-        joined.unlink(missing_ok=True)
-
-
 def create_masker(cfg: PipelineConfig, device: torch.device) -> Masker | None:
     """The parsing masker ``cfg.mask`` asks for; None means the feathered ellipse."""
     if cfg.mask not in ("auto", "ellipse", "parsing"):
@@ -634,7 +620,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     timings["restore_encode"] = time.perf_counter() - t1
                     notes.extend(reused_note(len(reused), len(parts)) + restorer.notes)
                     t2 = time.perf_counter()
-                    notes.extend(left_out_note(assemble(src, parts, final_tmp, provenance(restorer.name)), dst))
+                    notes.extend(left_out_note(remux(parts, src, final_tmp, provenance(restorer.name)), dst))
                     timings["remux"] = time.perf_counter() - t2
                 except KeyboardInterrupt:
                     stopped = True  # finished segments stay for the next run; an error starts it over

@@ -27,7 +27,6 @@ from ..pipeline import (
     PipelineConfig,
     Progress,
     analyse,
-    assemble,
     build_report,
     check_paths,
     copy_note,
@@ -145,7 +144,7 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
         with atomic_output(item.output) as tmp:
             if parts:
                 notes.extend(deinterlace_note(plan.analysis))
-                notes.extend(left_out_note(assemble(item.input, parts, tmp, provenance(plan.restorer)), item.output))
+                notes.extend(left_out_note(remux(parts, item.input, tmp, provenance(plan.restorer)), item.output))
             else:
                 notes.append(copy_note(plan.analysis))
                 notes.extend(left_out_note(remux(item.input, item.input, tmp), item.output))

@@ -15,7 +15,7 @@ import queue
 import struct
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -460,15 +460,20 @@ def left_out_note(left_out: list[str], output: str | Path) -> list[str]:
     return [f"left out, as {Path(output).suffix} files cannot hold them: {', '.join(left_out)}"] if left_out else []
 
 
-def remux(video_source: str | Path, other_source: str | Path, output: str | Path, comment: str = "") -> list[str]:
+def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, output: str | Path, comment: str = "") -> list[str]:
     """Write ``output`` with the video stream of ``video_source`` and every other stream of
     ``other_source`` (audio, subtitles, data, attachments), packets copied without re-encoding,
     interleaved by decode time; returns the streams left out because the output's container
     cannot hold them (see :func:`check_streams`). The container tags and chapters of
     ``other_source`` are kept, and its video stream's tags and disposition, less those that
-    describe its encoding when the video was re-encoded; ``comment`` is appended to the comment tag."""
+    describe its encoding when the video was re-encoded; ``comment`` is appended to the comment tag.
+
+    ``video_source`` may be the encoded segments of one video, in order: their video streams are
+    joined as they are copied (:func:`_joined_packets`), with no intermediate file, so the disk
+    holds the segments and the output, never a third copy."""
+    parts = [Path(video_source)] if isinstance(video_source, (str, Path)) else [Path(p) for p in video_source]
     unfit = unfit_streams(other_source, output)
-    with open_input(video_source) as vin, open_input(other_source) as oin:
+    with open_input(parts[0]) as vin, open_input(other_source) as oin:
         out = av.open(str(output), "w")
         try:
             out.metadata.update(oin.metadata)
@@ -480,7 +485,7 @@ def remux(video_source: str | Path, other_source: str | Path, output: str | Path
             mapping = {("v", vstream.index): video}
             if oin.streams.video:
                 original = oin.streams.video[0]
-                re_encoded = Path(video_source).resolve() != Path(other_source).resolve()
+                re_encoded = [p.resolve() for p in parts] != [Path(other_source).resolve()]
                 video.metadata.update({k: v for k, v in original.metadata.items() if not (re_encoded and _is_encoding_tag(k))})
                 video.disposition = original.disposition
             timecodes = [track.metadata["timecode"] for track in _timecode_tracks(oin)]
@@ -499,7 +504,7 @@ def remux(video_source: str | Path, other_source: str | Path, output: str | Path
                     mapping[("o", s.index)] = copy
             if oin.chapters():
                 out.set_chapters(oin.chapters())
-            vsrc = ((("v", p.stream.index), p) for p in vin.demux(vstream) if p.size)
+            vsrc = ((("v", vstream.index), p) for p in _joined_packets(parts))
             osrc_streams = [s for s in carried if ("o", s.index) in mapping]
             osrc = ((("o", p.stream.index), p) for p in (oin.demux(osrc_streams) if osrc_streams else []) if p.size)
             for key, packet in heapq.merge(vsrc, osrc, key=lambda kp: _packet_time(kp[1])):
@@ -512,30 +517,21 @@ def remux(video_source: str | Path, other_source: str | Path, output: str | Path
     return unfit
 
 
-def concat_videos(parts: list[Path], output: str | Path) -> None:
-    """Join video-only files encoded with the same settings (the segments of one video) into one
-    stream by copying their packets, which keep their own timestamps.
+def _joined_packets(parts: list[Path]) -> Iterator[av.Packet]:
+    """The video packets of ``parts`` (the segments of one video, encoded with the same settings),
+    one part after the other; they keep their own timestamps.
 
     Each segment starts with a keyframe and its encoder's decode delay is the same in every part,
     so decode timestamps stay increasing across joins; if they do not, the join is refused rather
     than written with timestamps a player would misread."""
-    out = av.open(str(output), "w")
-    try:
-        with open_input(parts[0]) as first:
-            ostream = out.add_stream_from_template(first.streams.video[0])
-        last_dts = None
-        for part in parts:
-            with open_input(part) as container:
-                for packet in container.demux(container.streams.video[0]):
-                    if not packet.size:
-                        continue
-                    if packet.dts is not None and last_dts is not None and packet.dts <= last_dts:
-                        raise OutputError(f"cannot join segment {part.name}: its timestamps overlap the previous segment's; "
-                                          "restore this video as one segment (--segment-frames 0)")
-                    last_dts = packet.dts if packet.dts is not None else last_dts
-                    packet.stream = ostream
-                    out.mux(packet)
-    except OSError as exc:
-        raise OutputError(f"cannot write {output} ({exc.strerror or exc})") from exc
-    finally:
-        out.close()
+    last_dts = None
+    for part in parts:
+        with open_input(part) as container:
+            for packet in container.demux(container.streams.video[0]):
+                if not packet.size:
+                    continue
+                if packet.dts is not None and last_dts is not None and packet.dts <= last_dts:
+                    raise OutputError(f"cannot join segment {part.name}: its timestamps overlap the previous segment's; "
+                                      "restore this video as one segment (--segment-frames 0)")
+                last_dts = packet.dts if packet.dts is not None else last_dts
+                yield packet
