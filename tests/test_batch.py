@@ -20,7 +20,7 @@ from vidrestore.batch.state import STATE_NAME, JobState
 from vidrestore.batch.worker import RestoreWorker
 from vidrestore.cli import main
 from vidrestore.diffusion.sampler import SamplerConfig
-from vidrestore.errors import UsageError
+from vidrestore.errors import OutputError, UsageError
 from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.io.writer import EncodeOptions
 from vidrestore.pipeline import PipelineConfig, analyse, plan_segments, run, segment_path
@@ -201,12 +201,35 @@ def test_an_interrupted_item_resumes_at_its_first_unfinished_segment(three_shot_
     assert main(["batch", str(clip), "--out", str(out), *options, "--json", str(report)]) == 0
     assert restored == [1, 2]
     notes = json.loads(report.read_text())["items"][0]["report"]["notes"]
-    assert "1 of 3 segments were restored by an earlier, interrupted run and reused" in notes
+    assert "1 of 3 segments were restored by an earlier run that did not finish, and reused" in notes
     assert main(["batch", str(clip), "--out", str(straight), *options]) == 0
     assert read_pts(out / "film.mp4") == read_pts(straight / "film.mp4") == read_pts(clip)
     assert all(np.array_equal(a, b) for a, b in zip(_frames(out / "film.mp4"), _frames(straight / "film.mp4"), strict=True))
     assert not [p.name for p in out.iterdir() if ".part" in p.name]
     assert not ledger_path(out / "film.mp4").exists()  # forgotten once the item is done
+
+
+def test_a_retry_after_a_full_disk_reuses_the_finished_segments(three_shot_clip, tmp_path, monkeypatch):
+    """A write failure (a full disk) leaves the finished segments sound: the retry restores only the
+    others. Another error would start the item over (see the single-file tests in test_resume)."""
+    clip = Path(shutil.copy(three_shot_clip, tmp_path / "film.mp4"))
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    restored = []
+    original = RestoreWorker.restore_segment
+
+    def failing_once(self, plan, index, progress=None):
+        restored.append(index)
+        if restored == [0, 1]:
+            raise OutputError("cannot write .film.seg0001.part.mp4 (No space left on device)")
+        return original(self, plan, index, progress)
+
+    monkeypatch.setattr(RestoreWorker, "restore_segment", failing_once)
+    assert main(["batch", str(clip), "--out", str(out), "--model", "none", "--segment-frames", "16", *FAST,
+                 "--retries", "1", "--json", str(report)]) == 0
+    assert restored == [0, 1, 2, 1]  # segment 2, restored while the item was failing, was kept too
+    item = json.loads(report.read_text())["items"][0]
+    assert item["attempts"] == 2 and "2 of 3 segments were restored by an earlier run that did not finish, and reused" in item["report"]["notes"]
+    assert read_pts(out / "film.mp4") == read_pts(clip)
 
 
 def test_what_the_restorer_says_reaches_the_report_of_its_own_item(clips, tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import vidrestore.pipeline as pipeline
 from vidrestore.cli import main
-from vidrestore.errors import OutputError
+from vidrestore.errors import ModelError, OutputError
 from vidrestore.resume import SegmentLedger, ledger_path, remove_leftovers
 
 RESTORE_VIDEO = pipeline.restore_video
@@ -99,7 +99,7 @@ def test_a_stopped_run_is_continued_by_the_same_command(film, tiny_model, tmp_pa
     restored = _stopping_in_segment(99, monkeypatch)
     assert main([str(film), str(out), *options, "--json", str(report)]) == 0
     assert restored == [range(16, 32), range(32, 48)]  # the finished segment was not restored again
-    assert "1 of 3 segments were restored by an earlier, interrupted run and reused" in json.loads(report.read_text())["notes"]
+    assert "1 of 3 segments were restored by an earlier run that did not finish, and reused" in json.loads(report.read_text())["notes"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mp4", "out.mp4", "r.json"]  # ledger and segments gone
 
     assert main([str(film), str(straight), *options]) == 0
@@ -109,7 +109,7 @@ def test_a_stopped_run_is_continued_by_the_same_command(film, tiny_model, tmp_pa
         assert [s.type for s in c.streams] == ["video", "audio"]
 
 
-def test_other_options_or_an_error_start_the_video_over(film, tmp_path, monkeypatch, capsys):
+def test_other_options_or_an_error_start_the_video_over_but_a_full_disk_does_not(film, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out.mp4"
     options = ["--model", "none", *FAST]
     _stopping_in_segment(2, monkeypatch)
@@ -121,9 +121,15 @@ def test_other_options_or_an_error_start_the_video_over(film, tmp_path, monkeypa
     assert len(restored) == 3 and "reused" not in capsys.readouterr().out
 
     out.unlink()
-    _stopping_in_segment(1, monkeypatch, OutputError("cannot write: disk full"))
+    _stopping_in_segment(1, monkeypatch, OutputError("cannot write out.mp4 (No space left on device)"))
     assert main([str(film), str(out), *options]) == OutputError.exit_code
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mp4"]  # an error keeps nothing for a next run
+    assert capsys.readouterr().err.strip() == ("vidrestore: error: cannot write out.mp4 (No space left on device); "
+                                               "1 finished segment was kept beside the output: the same command continues from it")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.resume.json", ".out.seg0000.part.mp4", "film.mp4"]
+
+    _stopping_in_segment(0, monkeypatch, ModelError("the model failed"))  # segment 1, the first this run restores
+    assert main([str(film), str(out), *options]) == ModelError.exit_code
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mp4"]  # any other error keeps nothing for a next run
 
 
 def test_progress_counts_only_the_frames_this_run_restores():

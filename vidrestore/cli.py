@@ -289,7 +289,7 @@ def cmd_restore(argv: list[str]) -> int:
             check_paths(args.input, args.preview, args.overwrite)
         report = run(args.input, args.output, options.pipeline, restorer, device, overwrite=args.overwrite,
                      dry_run=args.dry_run, progress=bar, preview=args.preview, qa=args.qa, resume=fingerprint)
-    except KeyboardInterrupt as exc:
+    except (KeyboardInterrupt, OutputError) as exc:
         kept = len(SegmentLedger(args.output, fingerprint).finished()) if args.output is not None else 0
         if kept:
             exc.add_note(f"{kept} finished segment{' was' if kept == 1 else 's were'} kept beside the output: "
@@ -650,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
                 return commands[argv[0]](argv[1:])
             return cmd_restore(argv)
     except VidrestoreError as exc:
-        print(f"vidrestore: error: {exc}", file=sys.stderr)
+        print("; ".join([f"vidrestore: error: {exc}", *getattr(exc, "__notes__", [])]), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         what = f"stopped by {exc.name}" if isinstance(exc, Stopped) else "interrupted"

@@ -55,7 +55,7 @@ from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.reader import DecodedFrames, FieldFilter, scan_fields
 from .io.writer import atomic_output, check_encoder, check_streams, left_out_note
 from .restore import Restorer, TrackContext
-from .resume import SegmentLedger, remove_leftovers, reused_note
+from .resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .shots import Shot, ShotConfig, ShotDetector
 
 Progress = Callable[[str, int, int, int], None]  # (stage, frames done, frames total, faces so far)
@@ -443,8 +443,8 @@ def _without(progress: Progress | None, skipped: list[range]) -> Progress | None
 
 
 def _clean_segments(parts: list[Path], ledger: SegmentLedger | None, keep: bool) -> None:
-    """Remove the segment files of a run that ended, but with ``keep`` (it was stopped) those its
-    ledger records as finished, for the next run."""
+    """Remove the segment files of a run that ended, but with ``keep`` (it was stopped, or could not
+    write: :func:`~vidrestore.resume.keeps_segments`) those its ledger records as finished, for the next run."""
     finished = ledger.finished() if ledger and keep else {}
     if ledger and not finished:
         ledger.discard()
@@ -566,8 +566,8 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     then restored as one segment. ``qa``: then measure every restored track against the input
     (:func:`quality_check`). ``resume``: the fingerprint of the input and options
     (:meth:`~vidrestore.options.RestoreOptions.fingerprint_for`); with it, each finished segment
-    is recorded beside ``dst``, an interruption keeps them, and the next run with the same
-    fingerprint reuses them (:mod:`vidrestore.resume`)."""
+    is recorded beside ``dst``, an interruption or a failure to write (a full disk) keeps them, and
+    the next run with the same fingerprint reuses them (:mod:`vidrestore.resume`)."""
     src = Path(src)
     if dst is None and not dry_run:
         raise UsageError("an output path is needed unless --dry-run is given")
@@ -622,8 +622,8 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     t2 = time.perf_counter()
                     notes.extend(left_out_note(remux(parts, src, final_tmp, provenance(restorer.name)), dst))
                     timings["remux"] = time.perf_counter() - t2
-                except KeyboardInterrupt:
-                    stopped = True  # finished segments stay for the next run; an error starts it over
+                except BaseException as exc:
+                    stopped = keeps_segments(exc)
                     raise
                 finally:
                     _clean_segments(parts, ledger, keep=stopped)

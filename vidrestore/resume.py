@@ -3,7 +3,8 @@
 A video restored in segments (whole shots, ``segment_frames``) encodes each segment into its own
 hidden file beside the output. Once a segment's file is closed, the ledger ``.<stem>.resume.json``
 records its frames, its size and the fingerprint of everything that decides the output (the input
-file, the options, the model). A run that is stopped or killed leaves both behind; the next run
+file, the options, the model). A run that is stopped, killed or short of disk space leaves both
+behind (:func:`keeps_segments`); the next run
 with the same fingerprint restores only the segments the ledger does not vouch for. The ledger is
 replaced whole through a temp file and a rename, so a kill at any moment leaves the old or the new
 one, never half of one. The single-file command and the batch driver share it.
@@ -19,6 +20,8 @@ import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import OutputError
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,16 @@ class SegmentLedger:
         self.path.unlink(missing_ok=True)
 
 
+def keeps_segments(exc: BaseException) -> bool:
+    """Whether a run that ended with ``exc`` keeps its finished segments for the next one: when it
+    was stopped (Ctrl-C, SIGTERM) or could not write (a full disk, a lost mount), the segments are
+    sound and the same command continues from them. Any other error starts the video over."""
+    return isinstance(exc, (KeyboardInterrupt, OutputError))
+
+
 def reused_note(reused: int, segments: int) -> list[str]:
     """The report's word on segments taken from an earlier run (none: nothing to say)."""
-    return [f"{reused} of {segments} segments were restored by an earlier, interrupted run and reused"] if reused else []
+    return [f"{reused} of {segments} segments were restored by an earlier run that did not finish, and reused"] if reused else []
 
 
 def remove_leftovers(output: Path, keep: Collection[Path] = ()) -> int:

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from ..errors import UsageError, VidrestoreError
 from ..pipeline import segment_path
-from ..resume import SegmentLedger, remove_leftovers
+from ..resume import SegmentLedger, keeps_segments, remove_leftovers
 from .state import JobState
 from .worker import Item, ItemPlan, RestoreWorker, SegmentDone, finish
 
@@ -207,6 +207,7 @@ class _Live:
     reused: int = 0
     notes: tuple[str, ...] = ()
     error: str | None = None
+    keeps_segments: bool = False  # the error leaves the finished segments sound (a full disk)
     started: float = field(default_factory=time.time)
 
 
@@ -225,8 +226,10 @@ def run_batch(items: list[Item], state: JobState, executor: Executor, max_attemp
         executor.submit(Job("analyse", item))
 
     def settle(run: _Live) -> None:
-        remove_leftovers(run.item.output)
-        _ledger(run.item).discard()  # a failed item starts over
+        kept = _ledger(run.item).finished() if run.keeps_segments else {}
+        remove_leftovers(run.item.output, keep=kept)
+        if not kept:
+            _ledger(run.item).discard()  # the item starts over
         state.fail(run.item.output, run.error, time.time() - run.started)
         del live[run.item.output]
         if state.get(run.item.output).attempts < max_attempts:
@@ -244,9 +247,13 @@ def run_batch(items: list[Item], state: JobState, executor: Executor, max_attemp
             run = live[job.item.output]
             run.outstanding -= 1
             if isinstance(outcome, BaseException):
-                run.error = run.error or one_line(outcome)
-            elif run.error is None:
-                _advance(job, outcome, run, executor, state, progress)
+                if run.error is None:
+                    run.error, run.keeps_segments = one_line(outcome), keeps_segments(outcome)
+            else:
+                if job.kind == "segment":  # recorded even when another segment failed: a retry may reuse it
+                    _ledger(run.item).record(segment_path(run.item.output, job.index), job.plan.segments[job.index], outcome.frames)
+                if run.error is None:
+                    _advance(job, outcome, run, executor, state, progress)
             if run.error is not None and run.outstanding == 0:
                 settle(run)
             elif job.kind == "finish" and run.error is None:
@@ -288,7 +295,6 @@ def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: J
             executor.submit(j)
     elif job.kind == "segment":
         done: SegmentDone = outcome
-        _ledger(run.item).record(segment_path(run.item.output, job.index), job.plan.segments[job.index], done.frames)
         run.frames += done.frames
         run.notes += done.notes
         progress.frames_done += done.frames
