@@ -118,7 +118,9 @@ def test_other_options_or_an_error_start_the_video_over_but_a_full_disk_does_not
 
     restored = _stopping_in_segment(99, monkeypatch)  # another quality: nothing of the stopped run applies
     assert main([str(film), str(out), *options, "--crf", "30", "--json", "-"]) == 0
-    assert len(restored) == 3 and "reused" not in capsys.readouterr().out
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert len(restored) == 3 and "the segments an earlier run left were not reused: they were made from another " \
+                                  "input, with other options or another model, or have changed since" in notes and not any("did not finish" in n for n in notes)
 
     out.unlink()
     _stopping_in_segment(1, monkeypatch, OutputError("cannot write out.mp4 (No space left on device)"))

@@ -597,8 +597,10 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
         ledger = SegmentLedger(dst, resume) if resume else None
         kept = ledger.finished() if ledger else {}
         reused = {i for i, (part, frames) in enumerate(zip(parts, segments)) if part in kept and kept[part].frames == frames}
-        if ledger and not reused:
-            ledger.discard()  # another input or other options: nothing in it applies
+        if ledger and not reused and ledger.path.exists():
+            ledger.discard()
+            notes.append("the segments an earlier run left were not reused: they were made from another input, with other options "
+                         "or another model, or have changed since")
         remove_leftovers(dst, keep=[parts[i] for i in reused])
         with contextlib.ExitStack() as stack:
             final_tmp = stack.enter_context(atomic_output(dst))
