@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from vidrestore.faces.detect import DetectorConfig, create_detector
+from vidrestore.faces.track import TrackerConfig
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe
 from vidrestore.pipeline import PipelineConfig, run
 from vidrestore.restore import PassThroughRestorer
@@ -52,13 +53,13 @@ def main() -> None:
     ap.add_argument("clip", type=Path)
     ap.add_argument("--detector", default="dlib")
     ap.add_argument("--detector-weights")
-    ap.add_argument("--detect-every", type=int, default=1)
+    ap.add_argument("--detect-every", type=int, default=TrackerConfig().detect_every)
     ap.add_argument("--repeat", type=int, default=3, help="alternate floor and pipeline runs this many times; keep the fastest")
     ap.add_argument("--device", default="cpu", help="where detection, align and paste run (cpu, cuda)")
     args = ap.parse_args()
     cfg = PipelineConfig()
     cfg = PipelineConfig(detector=DetectorConfig(backend=args.detector, weights=args.detector_weights),
-                         tracker=type(cfg.tracker)(detect_every=args.detect_every))
+                         tracker=TrackerConfig(detect_every=args.detect_every))
     device = torch.device(args.device)
     det = create_detector(cfg.detector, device)
     floors, runs = [], []

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vidrestore.faces.detect import DetectorConfig, create_detector
+from vidrestore.faces.track import TrackerConfig
 from vidrestore.io import VideoReader, probe
 from vidrestore.io.reader import FieldFilter
 from vidrestore.errors import ConfigError
@@ -34,7 +35,7 @@ def test_detection_on_downscaled_frames_lands_on_full_size_pixels(sample_clip):
     def landmarks(max_side):
         det = create_detector(DetectorConfig(backend="dlib", max_side=max_side), torch.device("cpu"))
         assert det.input_side == max_side
-        tracks = analyse(sample_clip, PipelineConfig(), det).tracks
+        tracks = analyse(sample_clip, PipelineConfig(tracker=TrackerConfig(detect_every=1)), det).tracks
         assert len(tracks) == 1
         return tracks[0].landmarks
 
@@ -86,7 +87,7 @@ def test_faces_sharing_forward_passes_paste_as_when_restored_in_one_pass(two_fac
     outputs, calls = {}, {}
     for batch in (6, 64):
         restorer = Recording()
-        cfg = PipelineConfig(batch_size=batch, encode=EncodeOptions(codec="ffv1"))
+        cfg = PipelineConfig(batch_size=batch, encode=EncodeOptions(codec="ffv1"), tracker=TrackerConfig(detect_every=1))
         report = run(clip, tmp_path / f"out{batch}.mkv", cfg, restorer, torch.device("cpu"), detector=det)
         assert [(t["start"], t["end"]) for t in report.tracks] == [(0, 9), (3, 18)]
         with av.open(str(tmp_path / f"out{batch}.mkv")) as c:

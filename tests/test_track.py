@@ -63,3 +63,72 @@ def test_rts_smoother_reduces_jitter_and_fills_gaps():
     smooth = rts_smooth(noisy, observed, q=0.001, r=0.25)
     assert np.abs(smooth - truth).mean() < 0.5 * np.abs(noisy - truth).mean()
     assert np.abs(smooth[20:25] - truth[20:25]).max() < 0.6
+
+
+def _textured_scene(x: float, y: float, patch: np.ndarray, size=(240, 320)) -> np.ndarray:
+    """A grey frame with the textured ``patch`` (a face) at (x, y), sub-pixel, on a flat background."""
+    import cv2
+    m = np.float32([[1, 0, x], [0, 1, y]])
+    frame = np.full(size, 128, np.uint8)
+    warped = cv2.warpAffine(patch, m, size[::-1], flags=cv2.INTER_LINEAR, borderValue=0)
+    inside = cv2.warpAffine(np.ones_like(patch), m, size[::-1], flags=cv2.INTER_NEAREST, borderValue=0) > 0
+    frame[inside] = warped[inside]
+    return frame
+
+
+def _follow_run(follow: bool, path, frames: int, every: int, patch: np.ndarray, end_by_cut: bool = True):
+    """Track a face moving along ``path`` (frame -> full-size x, y) with detections every ``every``
+    frames; the grey images the flow sees are half size."""
+    tracker = FaceTracker(TrackerConfig(detect_every=every, follow=follow, min_track_frames=3))
+    for f in range(frames):
+        x, y = path(f)
+        if follow:
+            tracker.follow(f, _textured_scene(x / 2, y / 2, patch), (0.5, 0.5))
+        if f % every == 0:
+            tracker.update(f, [_face(x, y, size=160.0)])
+    if end_by_cut:
+        tracker.end_shot()
+    return tracker
+
+
+def _patch(seed=3):
+    import cv2
+    noise = np.random.default_rng(seed).uniform(0, 255, (80, 80)).astype(np.float32)
+    return cv2.GaussianBlur(noise, (0, 0), 1.5).clip(0, 255).astype(np.uint8)
+
+
+@settings(max_examples=8, deadline=None)
+@given(amplitude=st.floats(15, 35), period=st.floats(10, 16), seed=st.integers(0, 20))
+def test_optical_flow_follows_a_face_between_detections_better_than_interpolation(amplitude, period, seed):
+    patch = _patch(seed)
+    path = lambda f: (100 + amplitude * np.sin(f / period * 2 * np.pi), 80 + 0.3 * f)
+    truth = np.stack([_face(*path(f), size=160.0).landmarks for f in range(33)])
+    errors = {}
+    for follow in (True, False):
+        tracks = _follow_run(follow, path, 33, 4, patch).tracks
+        errors[follow] = max(np.abs(t.landmarks - truth[t.frames]).max() for t in tracks)
+        assert len(tracks) == 1 or not follow
+    assert errors[True] < 3.0  # pixels, full size
+    assert errors[True] < errors[False] / 2
+
+
+def test_a_track_followed_to_the_end_of_its_shot_covers_it():
+    patch = _patch()
+    path = lambda f: (100 + 2.0 * f, 80.0)
+    followed = _follow_run(True, path, 15, 4, patch).tracks[0]
+    assert (followed.start, followed.end) == (0, 15)  # detections at 0..12, the flow carries it to 14
+    assert followed.detected.sum() == 4 and followed.scores[13:].tolist() == [0.0, 0.0]
+    interpolated = _follow_run(False, path, 15, 4, patch).tracks[0]
+    assert interpolated.end == 13
+
+
+def test_a_track_that_stops_being_detected_ends_at_its_last_detection():
+    patch = _patch()
+    tracker = FaceTracker(TrackerConfig(detect_every=4, max_missed=6, min_track_frames=3))
+    for f in range(24):
+        tracker.follow(f, _textured_scene(50 + f, 40, patch), (0.5, 0.5))  # the flow keeps finding it...
+        if f % 4 == 0:
+            tracker.update(f, [_face(100 + 2 * f, 80, size=160.0)] if f <= 8 else [])  # ...the detector loses it after 8
+    tracker.end_shot()
+    [track] = tracker.tracks
+    assert track.end == 9

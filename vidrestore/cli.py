@@ -175,7 +175,7 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--face-size", type=int, choices=[128, 256, 512], help="aligned crop size (default: the model's)")
     p.add_argument("--detector", choices=["auto", "retinaface", "dlib"], help="face detector (auto: RetinaFace if its weights are found)")
     p.add_argument("--detector-weights", help="RetinaFace checkpoint (.pth); also VIDRESTORE_WEIGHTS_RETINAFACE_MOBILENET0_25")
-    p.add_argument("--detect-every", type=int, help="run the detector every k frames; tracking fills the rest")
+    p.add_argument("--detect-every", type=int, help="run the detector every k frames (default 4); optical flow follows the faces in between")
     p.add_argument("--min-face", type=_pixels, metavar="PX",
                    help="leave alone faces whose median box side is under PX pixels (default 32): a tiny face "
                         "upscaled to the model's crop gets invented detail; the report counts them")

@@ -155,20 +155,24 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     Frames are decoded at the detector's working size (one FFmpeg conversion instead of a full-size
     one and a resize); detections are mapped back to full-size pixels. Frames to detect are sent to
     the detector ``detect_batch`` at a time (one forward pass on GPU), on a worker thread, so the
-    next frames are decoded and cut-checked meanwhile; cuts and detections then reach the tracker
-    in frame order. ``keep``: the decoded frames are added there for pass 2 (see
+    next frames are decoded and cut-checked meanwhile; cuts, detections and, when the detector skips
+    frames, every frame's grey image for optical-flow following reach the tracker in frame order.
+    ``keep``: the decoded frames are added there for pass 2 (see
     :class:`~vidrestore.io.reader.DecodedFrames`)."""
     shots = ShotDetector(cfg.shots)
     tracker = FaceTracker(cfg.tracker)
     info = probe(path)
     total = info.estimated_frames
     faces = 0
-    pending: list[tuple[int, bool, np.ndarray | None, tuple[float, float]]] = []  # (index, starts a shot, image to detect, its scale)
+    # (index, starts a shot, image to detect, grey image to follow faces in, their scale)
+    pending: list[tuple[int, bool, np.ndarray | None, np.ndarray | None, tuple[float, float]]] = []
+    every = max(1, cfg.tracker.detect_every)
+    follow = every > 1 and cfg.tracker.follow
     submitted: deque[tuple[list, Future]] = deque()  # batches handed to the detector, oldest first
     pts: list[int | None] = []
 
     def submit() -> None:
-        images = [im for _, _, im, _ in pending if im is not None]
+        images = [item[2] for item in pending if item[2] is not None]
         submitted.append((pending.copy(), detect_pool.submit(detector.detect, images)))
         pending.clear()
 
@@ -178,9 +182,11 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         while len(submitted) > until_in_flight:
             items, result = submitted.popleft()
             found = iter(result.result())
-            for index, cut, image, scale in items:
+            for index, cut, image, grey, scale in items:
                 if cut:
                     tracker.end_shot()
+                if grey is not None:
+                    tracker.follow(index, grey, scale)
                 if image is not None:
                     dets = [to_display(d, scale) for d in next(found)]
                     faces += len(dets)
@@ -192,8 +198,9 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         for frame in reader:
             pts.append(frame.pts)
             cut = shots.update(frame.image)
-            detect = frame.index % max(1, cfg.tracker.detect_every) == 0
-            pending.append((frame.index, cut, frame.image if detect else None, frame.scale))
+            detect = frame.index % every == 0
+            grey = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY) if follow else None
+            pending.append((frame.index, cut, frame.image if detect else None, grey, frame.scale))
             if sum(item[2] is not None for item in pending) >= detect_batch:
                 submit()
                 track(until_in_flight=1)
@@ -670,8 +677,7 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
         frames_in=analysis.frames, frames_out=frames_out,
         shots=[{"start": s.start, "end": s.end} for s in analysis.shots],
         tracks=[{"id": t.track_id, "shot": t.shot_index, "start": t.start, "end": t.end, "frames": len(t),
-                 "detected_frames": int(t.detected.sum()), "median_face_px": float(np.median(np.sqrt(
-                     (t.boxes[:, 2] - t.boxes[:, 0]) * (t.boxes[:, 3] - t.boxes[:, 1])))),
+                 "detected_frames": int(t.detected.sum()), "median_face_px": t.median_face_px,
                  "start_s": t.start / fps if fps else None, "selected": t.track_id in selected,
                  "strength": cfg.strength_of(t.track_id), "reference": cfg.reference_of(t.track_id) or None,
                  "identity_frames": [] if cfg.reference_of(t.track_id) else identity_frames(t),

@@ -4,6 +4,10 @@
 * ``dlib``: dlib's HOG (or CNN/MMOD) detector plus its 68-point shape predictor, from the models
   that the PyPI package ``face_recognition_models`` ships; works offline with no download.
 ``auto`` picks RetinaFace when its weights are found, else dlib.
+
+A RetinaFace checkpoint whose own landmarks are poor (the zoo gives it a ``dlib_box``) has them
+re-fitted by dlib's 68-point shape predictor inside its boxes: its boxes are good, and the
+predictor takes about 3 ms a face on a 2-core VM (``refine_landmarks``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class DetectorConfig:
     dlib_model: str = "hog"  # hog | cnn
     max_side: int = 960  # frames are downscaled so their longer side is at most this, for speed
     min_score: float = 0.8  # RetinaFace probability; dlib's HOG margin is mapped through a sigmoid
+    refine_landmarks: bool = True  # re-fit landmarks with dlib's predictor where the RetinaFace checkpoint's own are poor
     nms_iou: float = 0.4
 
 
@@ -59,7 +64,10 @@ class RetinaFaceDetector:
         self.anchors = tuple(tuple(a) for a in params.get("anchors", FACEXLIB_ANCHORS))
         self.input_long_side = int(params.get("input_long_side", 0))
         self.input_side = self.input_long_side or config.max_side
-        self.name = f"retinaface ({entry.name}, {weights.name})"
+        dlib_box = params.get("dlib_box") if config.refine_landmarks else None
+        self.refiner = DlibLandmarks(dlib_box) if dlib_box else None
+        refined = ", landmarks by dlib's 68-point predictor" if self.refiner else ""
+        self.name = f"retinaface ({entry.name}, {weights.name}{refined})"
 
     def _scale(self, image: np.ndarray) -> float:
         if self.input_long_side:
@@ -87,10 +95,38 @@ class RetinaFaceDetector:
         results = []
         for b in range(len(images)):
             keep = scores[b] > self.config.min_score
-            bx, sc, pt = boxes[b][keep] / scale, scores[b][keep], points[b][keep] / scale
+            bx, sc, pt = boxes[b][keep], scores[b][keep], points[b][keep]
             kept = nms(bx, sc, self.config.nms_iou)
-            results.append([Detection(bx[i].cpu().numpy(), float(sc[i]), pt[i].cpu().numpy()) for i in kept])
+            faces = [(bx[i].cpu().numpy(), float(sc[i]), pt[i].cpu().numpy()) for i in kept]
+            if self.refiner:
+                faces = [(box, score, self.refiner(batch[b], box)) for box, score, _ in faces]
+            results.append([Detection(box / scale, score, points / scale) for box, score, points in faces])
         return results
+
+
+def five_points(shape: object) -> np.ndarray:
+    """dlib's 68 landmarks reduced to the 5-point convention (eye centres, nose tip, mouth corners)."""
+    pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+    return np.stack([pts[36:42].mean(0), pts[42:48].mean(0), pts[30], pts[48], pts[54]])
+
+
+class DlibLandmarks:
+    """dlib's 68-point shape predictor run inside another detector's box. The predictor was trained
+    on the boxes of dlib's HOG detector, so the box is first mapped to one: ``dlib_box`` = (dx, dy,
+    sw, sh), the centre shift in box widths and the side ratios, measured for each checkpoint."""
+
+    def __init__(self, dlib_box: list[float]):
+        self._dlib = _dlib()
+        self._predictor = self._dlib.shape_predictor(str(face_recognition_models_dir() / "shape_predictor_68_face_landmarks.dat"))
+        self.dx, self.dy, self.sw, self.sh = map(float, dlib_box)
+
+    def __call__(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """Five landmarks (5, 2) of the face in ``box`` (x1, y1, x2, y2) of the RGB uint8 ``image``."""
+        width, height = box[2:] - box[:2]
+        cx, cy = (box[:2] + box[2:]) / 2 + np.array([self.dx, self.dy]) * width
+        half_w, half_h = self.sw * width / 2, self.sh * height / 2
+        rect = self._dlib.rectangle(round(cx - half_w), round(cy - half_h), round(cx + half_w), round(cy + half_h))
+        return five_points(self._predictor(image, rect))
 
 
 def face_recognition_models_dir() -> Path:
@@ -137,9 +173,7 @@ class DlibDetector:
             score = 1.0 / (1.0 + np.exp(-4.0 * (margin + 0.25)))  # HOG margin -> (0, 1); 0 margin ~ 0.73
             if score < self.config.min_score * 0.85:
                 continue
-            shape = self._predictor(small, rect)
-            pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
-            five = np.stack([pts[36:42].mean(0), pts[42:48].mean(0), pts[30], pts[48], pts[54]])
+            five = five_points(self._predictor(small, rect))
             box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], dtype=np.float32)
             found.append(Detection(box / scale, float(score), five / scale))
         return found

@@ -1,10 +1,15 @@
-"""Face tracking within shots: Hungarian association, gap filling, and RTS landmark smoothing.
+"""Face tracking within shots: Hungarian association, optical-flow following between detections,
+gap filling, and RTS landmark smoothing.
 
 Association cost between an open track and a detection is ``(1 - IoU) + w * d`` where ``d`` is the
 mean landmark distance divided by the face size; pairs with IoU below the threshold and ``d`` above
-0.5 are never matched. After a shot ends, each track's landmarks are smoothed with a
-constant-velocity Kalman filter and a Rauch-Tung-Striebel backward pass (Rauch et al., 1965); frames
-without a detection are filled by the same smoother's prediction, so gaps interpolate smoothly.
+0.5 are never matched. When the detector skips frames, each open track is followed from frame to
+frame by optical flow (:mod:`.motion`); those estimates are matched against the next detections and
+are measurements for the smoother, with their own noise: less than a detection's, since the flow
+is steadier from frame to frame and each detection re-anchors it. After a shot ends, each
+track's landmarks are smoothed with a constant-velocity Kalman filter and a Rauch-Tung-Striebel
+backward pass (Rauch et al., 1965); frames with neither are filled by the smoother's prediction,
+so gaps interpolate smoothly.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .motion import face_motions, in_frame_pixels, move_detection
 from .types import Detection, Track
 
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    detect_every: int = 1  # run the detector on every k-th frame; the smoother fills the rest
+    detect_every: int = 4  # run the detector on every k-th frame; optical flow follows faces in between
     iou_threshold: float = 0.3
     landmark_weight: float = 0.5
     max_missed: int = 10  # frames a track survives without a detection
@@ -28,6 +34,8 @@ class TrackerConfig:
     min_score: float = 0.0  # detections below this are ignored
     smooth_process: float = 0.05  # Kalman process noise, in face-size units per frame^2
     smooth_measure: float = 0.02  # landmark measurement noise, in face-size units
+    follow: bool = True  # between detections (detect_every > 1), follow faces with optical flow instead of interpolating
+    follow_measure: float = 0.005  # noise of a followed position, in face-size units
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -44,36 +52,45 @@ class _OpenTrack:
     track_id: int
     shot_index: int
     observations: dict[int, Detection] = field(default_factory=dict)
+    followed: dict[int, Detection] = field(default_factory=dict)  # optical-flow estimates between detections
 
     @property
     def last_frame(self) -> int:
+        """The last frame it was detected in."""
         return max(self.observations)
 
     @property
-    def last(self) -> Detection:
-        return self.observations[self.last_frame]
+    def latest_frame(self) -> int:
+        return max(self.last_frame, max(self.followed, default=-1))
+
+    @property
+    def latest(self) -> Detection:
+        """Where it was last seen: detected, or followed since."""
+        frame = self.latest_frame
+        return self.observations.get(frame) or self.followed[frame]
 
 
-def rts_smooth(obs: np.ndarray, observed: np.ndarray, q: float, r: float) -> np.ndarray:
+def rts_smooth(obs: np.ndarray, observed: np.ndarray, q: float, r: float | np.ndarray) -> np.ndarray:
     """Constant-velocity Kalman filter + RTS smoother over time, per column.
 
-    ``obs`` (T, N) holds measurements; rows where ``observed`` is False are predicted only.
-    Returns smoothed positions (T, N).
+    ``obs`` (T, N) holds measurements; rows where ``observed`` is False are predicted only. ``r``:
+    the measurement variance, one for all rows or one per row. Returns smoothed positions (T, N).
     """
     T, N = obs.shape
+    r = np.broadcast_to(np.asarray(r, float), (T,))
     F = np.array([[1.0, 1.0], [0.0, 1.0]])
     Q = q * np.array([[0.25, 0.5], [0.5, 1.0]])
     first = int(np.argmax(observed))
     x = np.zeros((T, N, 2))
     P = np.zeros((T, 2, 2))  # covariance is shared by all columns (same noise model)
     xp, Pp = np.zeros_like(x), np.zeros_like(P)
-    state, cov = np.stack([obs[first], np.zeros(N)], -1), np.diag([r, 1.0])
+    state, cov = np.stack([obs[first], np.zeros(N)], -1), np.diag([r[first], 1.0])
     for t in range(T):
         if t > 0:
             state, cov = state @ F.T, F @ cov @ F.T + Q
         xp[t], Pp[t] = state, cov
         if observed[t]:
-            gain = cov[:, 0] / (cov[0, 0] + r)
+            gain = cov[:, 0] / (cov[0, 0] + r[t])
             state = state + (obs[t] - state[:, 0])[:, None] * gain[None, :]
             cov = cov - np.outer(gain, cov[0])
         x[t], P[t] = state, cov
@@ -95,6 +112,21 @@ class FaceTracker:
         self._open: list[_OpenTrack] = []
         self._next_id = 0
         self._shot = 0
+        self._frame: tuple[int, np.ndarray] | None = None  # the frame follow() saw last
+
+    def follow(self, frame_index: int, grey: np.ndarray, scale: tuple[float, float]) -> None:
+        """Carry each open track from the previous frame to this one with optical flow. ``grey``:
+        the frame as a grey uint8 image downscaled by ``scale`` (sx, sy). Call it for every frame
+        of a shot, in order, before :meth:`update` on the frames that were detected."""
+        previous, self._frame = self._frame, (frame_index, grey)
+        if previous is None or previous[0] != frame_index - 1:
+            return
+        # A track the flow lost since its last detection waits for the next one.
+        going = [t for t in self._open if t.latest_frame == frame_index - 1]
+        s4 = np.tile(np.asarray(scale, np.float32), 2)
+        for t, motion in zip(going, face_motions(previous[1], grey, [t.latest.box * s4 for t in going])):
+            if motion is not None:
+                t.followed[frame_index] = move_detection(t.latest, in_frame_pixels(motion, scale))
 
     def update(self, frame_index: int, detections: list[Detection]) -> None:
         cfg = self.config
@@ -113,7 +145,7 @@ class FaceTracker:
         if not dets or not self._open:
             return []
         cfg = self.config
-        prev = [t.last for t in self._open]
+        prev = [t.latest for t in self._open]
         iou = iou_matrix(np.stack([p.box for p in prev]), np.stack([d.box for d in dets]))
         sizes = np.array([max(p.size, 1.0) for p in prev])[:, None]
         lm = np.linalg.norm(np.stack([p.landmarks for p in prev])[:, None] - np.stack([d.landmarks for d in dets])[None], axis=-1)
@@ -130,39 +162,48 @@ class FaceTracker:
             if frame_index - t.last_frame <= self.config.max_missed:
                 still.append(t)
             else:
-                self._finish_one(t)
+                self._finish_one(t, t.last_frame)  # not where the flow took it since: it may have left
         self._open = still
 
     def end_shot(self) -> None:
-        """Close every open track (a cut, or the end of the video); no track crosses a cut."""
+        """Close every open track (a cut, or the end of the video); no track crosses a cut. A track
+        followed by the flow past its last detection keeps those frames: no later detection could
+        have seen it in them."""
         for t in self._open:
-            self._finish_one(t)
+            self._finish_one(t, t.latest_frame)
         self._open = []
         self._shot += 1
 
-    def _finish_one(self, t: _OpenTrack) -> None:
+    def _finish_one(self, t: _OpenTrack, last: int) -> None:
         if max(t.observations) - min(t.observations) + 1 < self.config.min_track_frames:
             return  # a flash or a false positive
-        if median_face_size(t.observations) < self.config.min_face_size:
+        track = build_track(t.track_id, t.shot_index, t.observations, self.config, t.followed, last)
+        if track.median_face_px < self.config.min_face_size:
             self.too_small += 1
             return
-        self.tracks.append(build_track(t.track_id, t.shot_index, t.observations, self.config))
+        self.tracks.append(track)
 
 
 def median_face_size(observations: dict[int, Detection]) -> float:
     return float(np.median([d.size for d in observations.values()]))
 
 
-def build_track(track_id: int, shot_index: int, observations: dict[int, Detection], cfg: TrackerConfig) -> Track:
-    """Turn sparse observations into a dense, smoothed track."""
-    first, last = min(observations), max(observations)
+def build_track(track_id: int, shot_index: int, observations: dict[int, Detection], cfg: TrackerConfig,
+                followed: dict[int, Detection] | None = None, last: int | None = None) -> Track:
+    """Turn sparse observations into a dense, smoothed track from its first detection to frame
+    ``last`` (default its last detection). ``followed``: optical-flow estimates, for frames without
+    a detection."""
+    first, last = min(observations), max(observations) if last is None else last
     frames = np.arange(first, last + 1)
-    observed = np.array([f in observations for f in frames])
+    seen = {f: d for f, d in (followed or {}).items() if first <= f <= last} | observations
+    observed = np.array([f in seen for f in frames])
+    detected = np.array([f in observations for f in frames])
     lm = np.zeros((len(frames), 10))
     box = np.zeros((len(frames), 4))
     scores = np.zeros(len(frames))
-    for f, d in observations.items():
+    for f, d in seen.items():
         lm[f - first], box[f - first], scores[f - first] = d.landmarks.ravel(), d.box, d.score
+    noise = np.where(detected, cfg.smooth_measure, cfg.follow_measure) ** 2
     scale = median_face_size(observations)
-    smooth = rts_smooth(np.concatenate([lm, box], 1) / scale, observed, cfg.smooth_process, cfg.smooth_measure ** 2) * scale
-    return Track(track_id, shot_index, frames, smooth[:, 10:], smooth[:, :10].reshape(-1, 5, 2), scores, observed)
+    smooth = rts_smooth(np.concatenate([lm, box], 1) / scale, observed, cfg.smooth_process, noise) * scale
+    return Track(track_id, shot_index, frames, smooth[:, 10:], smooth[:, :10].reshape(-1, 5, 2), scores, detected)

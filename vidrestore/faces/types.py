@@ -50,5 +50,12 @@ class Track:
     def covers(self, frame_index: int) -> bool:
         return self.start <= frame_index < self.end
 
+    @property
+    def median_face_px(self) -> float:
+        """Median box side (square root of its area) over the track: what ``min_face_size`` and the
+        report's ``median_face_px`` compare."""
+        return float(np.median(np.sqrt(np.clip(self.boxes[:, 2] - self.boxes[:, 0], 0, None)
+                                       * np.clip(self.boxes[:, 3] - self.boxes[:, 1], 0, None))))
+
     def landmarks_at(self, frame_index: int) -> np.ndarray:
         return self.landmarks[frame_index - self.start]
