@@ -141,3 +141,80 @@ def test_progress_counts_only_the_frames_this_run_restores():
     for done in (8, 16, 40, 48):
         progress("restore", done, 64, 1)
     assert calls == [("restore", 8, 32, 1), ("restore", 16, 32, 1), ("restore", 24, 32, 1), ("restore", 32, 32, 1)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(shot_lengths=st.lists(st.integers(1, 60), min_size=1, max_size=6), segment_frames=st.integers(0, 50),
+       window=st.sampled_from([0, 4, 16]))
+def test_segments_split_long_shots_only_where_a_window_starts(shot_lengths, segment_frames, window):
+    from vidrestore.shots import Shot
+
+    bounds = np.cumsum([0, *shot_lengths])
+    shots = [Shot(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    analysis = pipeline.Analysis(int(bounds[-1]), shots, [], "test")
+    segments = pipeline.plan_segments(analysis, segment_frames, window)
+    assert segments[0].start == 0 and segments[-1].stop == analysis.frames
+    assert all(a.stop == b.start for a, b in zip(segments, segments[1:]))
+    for seg in segments[1:]:
+        shot = next(s for s in shots if s.start <= seg.start < s.end)
+        assert seg.start == shot.start or (window and (seg.start - shot.start) % window == 0)
+    assert all(len(s) >= segment_frames for s in segments[:-1])
+    if segment_frames and len(segments) > 1:
+        assert len(segments[-1]) >= segment_frames // 2
+    if window == 0:
+        assert pipeline.plan_segments(analysis, segment_frames) == segments
+
+
+def test_track_state_goes_through_a_file_unchanged(tiny_model, tmp_path):
+    import torch
+
+    from vidrestore.diffusion.sampler import SamplerConfig
+    from vidrestore.restore import TrackContext, load_contexts, load_restorer, save_contexts
+
+    restorer = load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"), torch.float32, None, 32)
+    crops = torch.rand(3, 3, restorer.face_size, restorer.face_size, generator=torch.Generator().manual_seed(0))
+    going = restorer.start_track(7, crops)
+    restorer.restore(crops, going)  # now it carries x0 and a last crop
+    contexts = {7: going, 9: TrackContext(9)}  # and one with nothing in it (the pass-through's)
+    save_contexts(contexts, tmp_path / "state.carry")
+    back = load_contexts(tmp_path / "state.carry", torch.device("cpu"))
+    assert set(back) == {7, 9} and back[9].identity is None and back[9].state is None and back[9].last_crop is None
+    a, b = going, back[7]
+    assert np.array_equal(a.last_crop, b.last_crop) and (a.identity is None) == (b.identity is None)
+    pairs = [(a.state.noise.start, b.state.noise.start), *zip(a.state.noise.steps, b.state.noise.steps, strict=True),
+             *zip(a.state.previous_x0, b.state.previous_x0, strict=True)]
+    assert a.state.previous_x0 and all(torch.equal(x, y) for x, y in pairs)
+    more = torch.rand(2, 3, restorer.face_size, restorer.face_size, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(restorer.restore(more, a), restorer.restore(more, b))  # they go on the same way
+
+
+@pytest.fixture
+def one_take(sample_clip, tmp_path) -> Path:
+    return Path(shutil.copy(sample_clip, tmp_path / "take.mp4"))
+
+
+def test_a_stopped_run_continues_inside_a_shot_as_if_never_stopped(one_take, tiny_model, tmp_path, monkeypatch):
+    """One shot of 24 frames in segments of 8 (windows of 4): the face's track crosses both
+    boundaries. A run stopped in segment 1 and continued gives, losslessly coded, exactly the
+    frames of a run in one piece; without the carried state it would not."""
+    options = ["--model", str(tiny_model), "--detector", "dlib", "--quiet", "--codec", "ffv1", "--batch-size", "4"]
+    whole, out = tmp_path / "whole.mkv", tmp_path / "out.mkv"
+    assert main([str(one_take), str(whole), *options, "--segment-frames", "0"]) == 0
+
+    _stopping_in_segment(1, monkeypatch)
+    assert main([str(one_take), str(out), *options, "--segment-frames", "8"]) == 130
+    assert {p.name for p in tmp_path.iterdir()} >= {".out.seg0000.part.mkv", ".out.seg0000.carry", ".out.resume.json"}
+    restored = _stopping_in_segment(99, monkeypatch)
+    assert main([str(one_take), str(out), *options, "--segment-frames", "8"]) == 0
+    assert restored == [range(8, 16), range(16, 24)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv", "take.mp4", "whole.mkv"]
+    assert read_pts(out) == read_pts(whole)
+    assert all(np.array_equal(a, b) for a, b in zip(_frames(out), _frames(whole), strict=True))
+
+    monkeypatch.setattr(pipeline, "load_contexts", lambda path, device: {})  # the state lost on the way
+    _stopping_in_segment(1, monkeypatch)
+    lost = tmp_path / "lost.mkv"
+    assert main([str(one_take), str(lost), *options, "--segment-frames", "8"]) == 130
+    _stopping_in_segment(99, monkeypatch)
+    assert main([str(one_take), str(lost), *options, "--segment-frames", "8"]) == 0
+    assert not all(np.array_equal(a, b) for a, b in zip(_frames(lost), _frames(whole), strict=True))

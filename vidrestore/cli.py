@@ -199,8 +199,9 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                    help="leave out the streams the output's container cannot hold (e.g. SRT subtitles in .mp4) "
                         "instead of stopping; the report names them")
     p.add_argument("--segment-frames", type=int, metavar="N",
-                   help="restore in segments of whole shots of at least N frames (default 2000; 0: one segment); a stopped "
-                        "or killed run keeps its finished segments and the same command continues from them")
+                   help="restore in segments of at least N frames (default 2000; 0: one segment), cut at shot changes "
+                        "or inside long takes; a stopped or killed run keeps its finished segments and the same command "
+                        "continues from them")
     p.add_argument("--codec", help="video encoder (libx264, libx265, ffv1, prores_ks ...)")
     p.add_argument("--crf", type=int, help="quality for x264/x265 (lower is better)")
     p.add_argument("--x264-preset", dest="enc_preset", help="encoder speed preset (x264/x265)")

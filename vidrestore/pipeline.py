@@ -10,9 +10,10 @@ Two streaming passes over the input keep memory bounded whatever the video's len
    next window), paste them back, and encode. Frames with no face are not even converted to RGB:
    they go to the encoder as decoded.
 
-Pass 2 may be split into *segments* of whole shots (``segment_frames``). No track crosses a cut
-and restore windows restart at every cut, so a segment restored on its own (another process,
-another machine) gives exactly the frames a single pass gives. Segments are encoded separately,
+Pass 2 may be split into *segments* (``segment_frames``). No track crosses a cut and restore
+windows restart at every cut, so a segment of whole shots restored on its own (another process,
+another machine) gives exactly the frames a single pass gives. The single-file command may also
+split a long shot at a window boundary; its tracks' state then goes to the next segment in a file. Segments are encoded separately,
 their packets joined into one stream, and the input's audio, subtitle and data streams remuxed
 beside it, into a temp file that is renamed onto the output only when everything succeeded.
 A run that is stopped keeps its finished segments, and the next run with the same input and
@@ -54,7 +55,7 @@ from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.reader import DecodedFrames, FieldFilter, scan_fields
 from .io.writer import atomic_output, check_encoder, check_streams, left_out_note
-from .restore import Restorer, TrackContext
+from .restore import Restorer, TrackContext, load_contexts, save_contexts
 from .resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .shots import Shot, ShotConfig, ShotDetector
 
@@ -310,16 +311,21 @@ def to_display(detection: Detection, scale: tuple[float, float]) -> Detection:
                      detection.landmarks / np.array([sx, sy], np.float32))
 
 
-def plan_segments(analysis: Analysis, segment_frames: int) -> list[range]:
-    """Split the video at cuts into runs of whole shots of at least ``segment_frames`` frames each
-    (the last one may be shorter, down to half that); one segment when ``segment_frames`` is 0."""
+def plan_segments(analysis: Analysis, segment_frames: int, window: int = 0) -> list[range]:
+    """Split the video into segments of at least ``segment_frames`` frames each (the last one may be
+    shorter, down to half that); one segment when ``segment_frames`` is 0. Segments end at cuts;
+    with ``window`` > 0, a long shot may also be split inside, at a multiple of ``window`` frames
+    from its start, where pass 2's windows start anyway (its tracks' state then goes across in a
+    file: :func:`~vidrestore.restore.save_contexts`)."""
     if segment_frames <= 0 or analysis.frames < 2 * segment_frames:
         return [range(analysis.frames)]
+    ends = sorted({shot.end for shot in analysis.shots}
+                  | {b for shot in analysis.shots if window > 0 for b in range(shot.start + window, shot.end, window)})
     segments, start = [], 0
-    for shot in analysis.shots:
-        if shot.end - start >= segment_frames and analysis.frames - shot.end >= segment_frames // 2:
-            segments.append(range(start, shot.end))
-            start = shot.end
+    for end in ends:
+        if end - start >= segment_frames and analysis.frames - end >= max(1, segment_frames // 2):
+            segments.append(range(start, end))
+            start = end
     segments.append(range(start, analysis.frames))
     return segments
 
@@ -328,6 +334,11 @@ def segment_path(output: Path, index: int) -> Path:
     """Where segment ``index`` of ``output`` is encoded: hidden, beside the output, named like a temp
     file so that a cleanup of an interrupted run removes it."""
     return output.with_name(f".{output.stem}.seg{index:04d}.part{output.suffix}")
+
+
+def carry_path(output: Path, index: int) -> Path:
+    """Where the state of the tracks that go on past segment ``index`` is kept (beside its file)."""
+    return output.with_name(f".{output.stem}.seg{index:04d}.carry")
 
 
 def _fade(track: Track, frame_index: int, fade: int) -> float:
@@ -449,15 +460,17 @@ def _without(progress: Progress | None, skipped: list[range]) -> Progress | None
     return report
 
 
-def _clean_segments(parts: list[Path], ledger: SegmentLedger | None, keep: bool) -> None:
-    """Remove the segment files of a run that ended, but with ``keep`` (it was stopped, or could not
-    write: :func:`~vidrestore.resume.keeps_segments`) those its ledger records as finished, for the next run."""
+def _clean_segments(parts: list[Path], carries: list[Path], ledger: SegmentLedger | None, keep: bool) -> None:
+    """Remove the segment files (and their carried track state) of a run that ended, but with
+    ``keep`` (it was stopped, or could not write: :func:`~vidrestore.resume.keeps_segments`) those
+    its ledger records as finished, for the next run."""
     finished = ledger.finished() if ledger and keep else {}
     if ledger and not finished:
         ledger.discard()
-    for part in parts:
+    for part, carry in zip(parts, carries):
         if part not in finished:
             part.unlink(missing_ok=True)
+            carry.unlink(missing_ok=True)
 
 
 def _preview_info(info):
@@ -468,23 +481,28 @@ def _preview_info(info):
 
 def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Restorer, cfg: PipelineConfig,
                   device: torch.device, progress: Progress | None = None, preview: Path | None = None,
-                  frames: range | None = None, masker: Masker | None = None, reuse: DecodedFrames | None = None) -> int:
+                  frames: range | None = None, masker: Masker | None = None, reuse: DecodedFrames | None = None,
+                  contexts: dict[int, TrackContext] | None = None) -> int:
     """Pass 2: restore and encode the video stream alone into ``video_out``; returns frames written.
 
-    ``frames``: only this segment (whole shots, from :func:`plan_segments`). With ``preview``, also
-    encode a side-by-side (input | restored) video there. ``reuse``: the frames pass 1 kept, read
-    instead of decoding the video again when they are the whole of it."""
+    ``frames``: only this segment (from :func:`plan_segments`). With ``preview``, also encode a
+    side-by-side (input | restored) video there. ``reuse``: the frames pass 1 kept, read instead of
+    decoding the video again when they are the whole of it. ``contexts``: the restorer's state of
+    the tracks that come into the segment from the one before it; on return it holds that of the
+    tracks that go on past it."""
     info = probe(path)
     frames = frames if frames is not None else range(analysis.frames)
-    tracks = [t for t in selected_tracks(analysis, cfg) if frames.start <= t.start < frames.stop]
+    tracks = [t for t in selected_tracks(analysis, cfg) if t.start < frames.stop and t.end > frames.start]
     cuts = {shot.start for shot in analysis.shots}
-    contexts: dict[int, TrackContext] = {}
+    contexts = {} if contexts is None else contexts
     photos = {i: torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255 for i, crop in analysis.references.items()}
     faces = 0
     start_pts = analysis.pts[frames.start] if frames.start < len(analysis.pts) else None
     with contextlib.ExitStack() as stack:
-        anchored = [t for t in tracks if t.track_id not in photos] if restorer.uses_identity else []
-        best_frames = IdentityCrops(path, anchored, cfg.face_size, frames, start_pts, analysis.deinterlace, reuse)
+        anchored = [t for t in tracks if t.track_id not in photos and t.track_id not in contexts] if restorer.uses_identity else []
+        # a track's best frames may lie past the segment's end, where its state will be carried
+        ahead = range(frames.start, max([frames.stop, *(t.end for t in anchored)]))
+        best_frames = IdentityCrops(path, anchored, cfg.face_size, ahead, start_pts, analysis.deinterlace, reuse)
         stack.callback(best_frames.close)
 
         def identity(track: Track) -> torch.Tensor | None:
@@ -599,8 +617,9 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     if dst is not None and not dry_run:
         dst = Path(dst)
         t1 = time.perf_counter()
-        segments = plan_segments(analysis, cfg.segment_frames if preview is None else 0) if restoring else []
+        segments = plan_segments(analysis, cfg.segment_frames if preview is None else 0, cfg.batch_size) if restoring else []
         parts = [segment_path(dst, i) for i in range(len(segments))]
+        carries = [carry_path(dst, i) for i in range(len(segments))]
         ledger = SegmentLedger(dst, resume) if resume else None
         kept = ledger.finished() if ledger else {}
         reused = {i for i, (part, frames) in enumerate(zip(parts, segments)) if part in kept and kept[part].frames == frames}
@@ -608,7 +627,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
             ledger.discard()
             notes.append("the segments an earlier run left were not reused: they were made from another input, with other options "
                          "or another model, or have changed since")
-        remove_leftovers(dst, keep=[parts[i] for i in reused])
+        remove_leftovers(dst, keep=[p for i in reused for p in (parts[i], carries[i])])
         with contextlib.ExitStack() as stack:
             final_tmp = stack.enter_context(atomic_output(dst))
             preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
@@ -617,15 +636,20 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                 this_run = _without(progress, [segments[i] for i in reused])
                 stopped = False
                 try:
+                    contexts: dict[int, TrackContext] = {}  # tracks going on from one segment into the next
                     for index, (part, frames) in enumerate(zip(parts, segments)):
                         if index in reused:
                             frames_out += kept[part].written
+                            carried = carries[index]
+                            contexts = load_contexts(carried, device) if carried.exists() and index + 1 not in reused else {}
                             continue
                         written = restore_video(src, part, analysis, restorer, cfg, device, this_run, preview_tmp, frames,
-                                                masker, decoded)
+                                                masker, decoded, contexts)
                         frames_out += written
+                        if contexts and index + 1 < len(segments):
+                            save_contexts(contexts, carries[index])
                         if ledger:
-                            ledger.record(part, frames, written)
+                            ledger.record(part, frames, written, carries[index] if carries[index].exists() else None)
                     timings["restore_encode"] = time.perf_counter() - t1
                     notes.extend(reused_note(len(reused), len(parts)) + restorer.notes)
                     t2 = time.perf_counter()
@@ -635,7 +659,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     stopped = keeps_segments(exc)
                     raise
                 finally:
-                    _clean_segments(parts, ledger, keep=stopped)
+                    _clean_segments(parts, carries, ledger, keep=stopped)
             else:
                 notes.append(copy_note(analysis))
                 notes.extend(left_out_note(remux(src, src, final_tmp), dst))

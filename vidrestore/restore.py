@@ -3,17 +3,22 @@
 A restorer receives consecutive batches of aligned crops of face tracks, each track's in time order,
 and returns restored crops of the same shape. Pieces of several tracks may come in one call and are
 restored in one forward pass per step. It keeps per-track state (shared noise, carried x0) in a
-``TrackContext`` that the pipeline creates with :meth:`Restorer.start_track`.
+``TrackContext`` that the pipeline creates with :meth:`Restorer.start_track`. A context can be
+written to a file and read back (:func:`save_contexts`), so a video split inside a shot restores
+its second part as if it had gone on from the first.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from .diffusion.flow import flows_to_previous
 from .diffusion.sampler import SamplerConfig, TemporalInputs, TemporalState, TrackNoise, TrackSpan, make_scheduler, sample
@@ -30,6 +35,40 @@ class TrackContext:
     state: TemporalState | None = None
     last_crop: np.ndarray | None = None  # previous batch's last LQ crop, for the first flow of the next batch
     extra: dict = field(default_factory=dict)
+
+
+def save_contexts(contexts: dict[int, TrackContext], path: Path) -> None:
+    """Write what each track carries into the frames after a segment (identity, noise fields, the
+    fused x0 of its last frame per step, its last LQ crop) to ``path``, as safetensors."""
+    tensors: dict[str, torch.Tensor] = {}
+    for track_id, ctx in contexts.items():
+        parts = {"identity": ctx.identity, "last_crop": None if ctx.last_crop is None else torch.from_numpy(ctx.last_crop)}
+        if ctx.state is not None:
+            parts["noise.start"] = ctx.state.noise.start
+            parts |= {f"noise.{k}": n for k, n in enumerate(ctx.state.noise.steps)}
+            parts |= {f"x0.{k}": x for k, x in enumerate(ctx.state.previous_x0 or [])}
+        tensors |= {f"{track_id}.{name}": t.detach().cpu().contiguous().clone() for name, t in parts.items() if t is not None}
+    save_file(tensors, str(path), metadata={"tracks": ",".join(map(str, contexts)),
+                                            "stateful": ",".join(str(i) for i, c in contexts.items() if c.state is not None)})
+
+
+def load_contexts(path: Path, device: torch.device) -> dict[int, TrackContext]:
+    """The contexts :func:`save_contexts` wrote, on ``device``."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        tensors = {key: f.get_tensor(key).to(device) for key in f.keys()}
+    ids = lambda field: [int(i) for i in meta.get(field, "").split(",") if i]
+    contexts = {}
+    for track_id in ids("tracks"):
+        mine = {key.split(".", 1)[1]: t for key, t in tensors.items() if key.split(".", 1)[0] == str(track_id)}
+        ordered = lambda prefix: [mine[k] for k in sorted((k for k in mine if k.startswith(prefix) and k[len(prefix):].isdigit()),
+                                                           key=lambda k: int(k[len(prefix):]))]
+        state = None
+        if track_id in ids("stateful"):
+            state = TemporalState(TrackNoise(mine["noise.start"], ordered("noise.")), ordered("x0.") or None)
+        crop = mine.get("last_crop")
+        contexts[track_id] = TrackContext(track_id, mine.get("identity"), state, None if crop is None else crop.cpu().numpy())
+    return contexts
 
 
 TrackPiece = tuple[torch.Tensor, TrackContext]  # (T, 3, S, S) crops in [0, 1] of one track, and its context

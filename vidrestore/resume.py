@@ -1,9 +1,10 @@
 """Finished segments of an output, recorded beside it, so that a stopped run can be continued.
 
-A video restored in segments (whole shots, ``segment_frames``) encodes each segment into its own
-hidden file beside the output. Once a segment's file is closed, the ledger ``.<stem>.resume.json``
-records its frames, its size and the fingerprint of everything that decides the output (the input
-file, the options, the model). A run that is stopped, killed or short of disk space leaves both
+A video restored in segments (``segment_frames``) encodes each segment into its own hidden file
+beside the output. A segment that ends inside a shot also leaves the state its tracks carry into
+the next one (``.<stem>.segNNNN.carry``). Once a segment's files are closed, the ledger
+``.<stem>.resume.json`` records its frames, their sizes and the fingerprint of everything that
+decides the output (the input file, the options, the model). A run that is stopped, killed or short of disk space leaves both
 behind (:func:`keeps_segments`); the next run
 with the same fingerprint restores only the segments the ledger does not vouch for. The ledger is
 replaced whole through a temp file and a rename, so a kill at any moment leaves the old or the new
@@ -52,19 +53,24 @@ class SegmentLedger:
         return data.get("segments", {})
 
     def finished(self) -> dict[Path, FinishedSegment]:
-        """Segment files written under this fingerprint whose size has not changed since."""
+        """Segment files written under this fingerprint whose size (and that of their carried
+        state) has not changed since."""
         found = {}
         for name, entry in self._entries().items():
             path = self.output.with_name(name)
             with contextlib.suppress(OSError, KeyError, TypeError):
-                if path.stat().st_size == entry["size"]:
+                carry = entry.get("carry")
+                if path.stat().st_size == entry["size"] and (
+                        carry is None or self.output.with_name(carry["name"]).stat().st_size == carry["size"]):
                     found[path] = FinishedSegment(range(entry["start"], entry["stop"]), entry["written"])
         return found
 
-    def record(self, path: Path, frames: range, written: int) -> None:
-        """The segment file ``path`` (beside the output) is closed and holds ``frames``."""
+    def record(self, path: Path, frames: range, written: int, carry: Path | None = None) -> None:
+        """The segment file ``path`` (beside the output) is closed and holds ``frames``; ``carry``:
+        the file of the track state it hands on to the next segment, if any."""
         entries = self._entries()
-        entries[path.name] = {"start": frames.start, "stop": frames.stop, "written": written, "size": path.stat().st_size}
+        entries[path.name] = {"start": frames.start, "stop": frames.stop, "written": written, "size": path.stat().st_size,
+                              "carry": {"name": carry.name, "size": carry.stat().st_size} if carry else None}
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as f:
@@ -93,12 +99,13 @@ def reused_note(reused: int, segments: int) -> list[str]:
 
 def remove_leftovers(output: Path, keep: Collection[Path] = ()) -> int:
     """Delete the temp and segment files an interrupted run left beside ``output`` (the names that
-    :func:`~vidrestore.io.writer.atomic_output`, :func:`~vidrestore.pipeline.segment_path` and the
-    ledger's own rewrite give),
+    :func:`~vidrestore.io.writer.atomic_output`, :func:`~vidrestore.pipeline.segment_path`,
+    :func:`~vidrestore.pipeline.carry_path` and the ledger's own rewrite give),
     except the finished segments in ``keep``; returns how many. Outputs whose names start alike
     (``clip.mp4``, ``clip.v2.mp4``) keep their own files."""
     stem, suffix = re.escape(output.stem), re.escape(output.suffix)
-    pattern = re.compile(rf"\.{stem}\.(seg\d{{4}}|[a-z0-9_]{{8}})\.part{suffix}|\.{stem}\.resume\.json[a-z0-9_]{{8}}\.tmp")
+    pattern = re.compile(rf"\.{stem}\.(seg\d{{4}}|[a-z0-9_]{{8}})\.part{suffix}|\.{stem}\.seg\d{{4}}\.carry"
+                         rf"|\.{stem}\.resume\.json[a-z0-9_]{{8}}\.tmp")
     removed = 0
     if output.parent.is_dir():
         for f in output.parent.iterdir():
