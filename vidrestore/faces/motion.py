@@ -1,9 +1,9 @@
 """Following a face between two detections with sparse optical flow.
 
 When the detector runs on every k-th frame only, the frames between would otherwise get landmarks
-interpolated by the smoother, and a head that turns or speeds up between two detections is then
-misplaced by up to a fifth of its size (bench/keyframes.py measures it on the real clips). Here
-the face's motion from one frame to the next is measured instead: corners inside the face box are
+interpolated by the smoother, and the crop of a head that turns or speeds up between two
+detections lags behind it (bench/keyframes.py measures how steady the crops stay). Here the
+face's motion from one frame to the next is measured instead: corners inside the face box are
 followed with pyramidal Lucas-Kanade flow (Bouguet's implementation in OpenCV), kept only when
 flowing back lands where they started, and fitted to a similarity transform with RANSAC. A
 similarity, not per-landmark flow, because the crop the restorer gets is itself a similarity of
