@@ -14,20 +14,23 @@ from vidrestore.pipeline import PipelineConfig, analyse, choose_deinterlace, pac
 from vidrestore.restore import PassThroughRestorer
 
 
-def test_tracks_split_at_a_cut_with_batched_detection(sample_clip, tmp_path):
+def test_tracks_split_at_a_cut_and_the_new_shot_is_detected_on_its_first_frame(sample_clip, tmp_path):
     with VideoReader(sample_clip) as r:
-        frames = [f.image for f in r][:16]
+        frames = [f.image for f in r][:14]
     # Second shot: the same face darker and in swapped colour channels (another histogram, still a face).
+    # It starts at frame 14, off the every-4th-frame schedule of the first shot.
     images = frames + [np.ascontiguousarray(f[..., ::-1] // 3) for f in frames]
     h, w = images[0].shape[:2]
     clip = make_clip(tmp_path / "cut.mp4", [i * 40 for i in range(len(images))], size=(h, w), images=images)
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
-    analysis = analyse(clip, PipelineConfig(), det, detect_batch=5)
-    assert [(s.start, s.end) for s in analysis.shots] == [(0, 16), (16, 32)]
+    analysis = analyse(clip, PipelineConfig(tracker=TrackerConfig(detect_every=4)), det, detect_batch=3)
+    assert [(s.start, s.end) for s in analysis.shots] == [(0, 14), (14, 28)]
     for t in analysis.tracks:  # no track crosses the cut
         shot = analysis.shots[t.shot_index]
         assert shot.start <= t.start and t.end <= shot.end
     assert sorted({t.shot_index for t in analysis.tracks}) == [0, 1]
+    second = next(t for t in analysis.tracks if t.shot_index == 1)
+    assert second.start == 14 and second.detected[0]  # not 16, the next frame on the old schedule
     assert all(len(t) >= 8 for t in analysis.tracks), [(t.start, t.end, int(t.detected.sum())) for t in analysis.tracks]
 
 

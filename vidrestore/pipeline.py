@@ -196,10 +196,12 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     fields, why = choose_deinterlace(cfg, path, info)
     with VideoReader(path, max_side=detector.input_side, deinterlace=fields, keep=keep) as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="vidrestore-detect") as detect_pool:
+        shot_start = 0
         for frame in reader:
             pts.append(frame.pts)
             cut = shots.update(frame.image)
-            detect = frame.index % every == 0
+            shot_start = frame.index if cut else shot_start
+            detect = (frame.index - shot_start) % every == 0  # a shot's first frame is always detected
             grey = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY) if follow else None
             pending.append((frame.index, cut, frame.image if detect else None, grey, frame.scale))
             if sum(item[2] is not None for item in pending) >= detect_batch:
