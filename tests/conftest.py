@@ -295,6 +295,21 @@ def tiny_model(tmp_path_factory) -> Path:
     return path
 
 
+# The sample (one shot of 24 frames) restored by the tiny model, losslessly coded, in windows of 4:
+# a run split into segments inside the shot must give the frames of a run in one piece.
+ONE_TAKE = ["--detector", "dlib", "--quiet", "--codec", "ffv1", "--batch-size", "4"]
+
+
+@pytest.fixture(scope="session")
+def one_take_whole(sample_clip, tiny_model, tmp_path_factory) -> Path:
+    """The sample restored in one piece with ``ONE_TAKE`` options (single-file command, .mkv)."""
+    from vidrestore.cli import main
+
+    whole = tmp_path_factory.mktemp("whole") / "whole.mkv"
+    assert main([str(sample_clip), str(whole), "--model", str(tiny_model), *ONE_TAKE, "--segment-frames", "0"]) == 0
+    return whole
+
+
 @pytest.fixture(scope="session")
 def two_face_clip(sample_clip, tmp_path_factory) -> Path:
     """18 frames, two faces side by side: the sample's face on the left in frames 0-8, and the same

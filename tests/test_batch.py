@@ -13,9 +13,10 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import read_pts, start_and_signal_when
+from conftest import ONE_TAKE, read_pts, start_and_signal_when
 
 from vidrestore.batch.items import ItemSpec, assign_outputs, expand_inputs, read_manifest
+from vidrestore.batch.runner import InProcessExecutor
 from vidrestore.batch.state import STATE_NAME, JobState
 from vidrestore.batch.worker import RestoreWorker
 from vidrestore.cli import main
@@ -207,6 +208,41 @@ def test_an_interrupted_item_resumes_at_its_first_unfinished_segment(three_shot_
     assert all(np.array_equal(a, b) for a, b in zip(_frames(out / "film.mp4"), _frames(straight / "film.mp4"), strict=True))
     assert not [p.name for p in out.iterdir() if ".part" in p.name]
     assert not ledger_path(out / "film.mp4").exists()  # forgotten once the item is done
+
+
+def test_a_long_take_is_resumed_inside_its_shot_whatever_order_jobs_finish_in(sample_clip, one_take_whole, tiny_model,
+                                                                               tmp_path, monkeypatch):
+    """One shot of 24 frames in segments of 8 (windows of 4), on an executor that runs the newest
+    job first, as parallel workers may finish: each segment still waits for the state of the
+    tracks that the one before it hands on. Stopped in segment 1 and continued, the item comes out
+    as the single-file command's run in one piece, frame for frame (ffv1)."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    shutil.copy(sample_clip, folder / "take.mp4")
+    manifest = folder / "list.json"
+    manifest.write_text(json.dumps([{"input": "take.mp4", "output": "take.mkv"}]))
+    monkeypatch.setattr(InProcessExecutor, "submit", lambda self, job: self.queue.appendleft(job))
+    restored, original = [], RestoreWorker.restore_segment
+
+    def stopping(self, plan, index, progress=None):
+        if stop_at == index:
+            raise KeyboardInterrupt
+        restored.append(index)
+        return original(self, plan, index, progress)
+
+    monkeypatch.setattr(RestoreWorker, "restore_segment", stopping)
+    options = ["--model", str(tiny_model), *ONE_TAKE, "--segment-frames", "8"]
+    stop_at = 1
+    assert main(["batch", str(manifest), "--out", str(out), *options]) == 130
+    assert restored == [0]
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".take")) == [
+        ".take.resume.json", ".take.seg0000.carry", ".take.seg0000.part.mkv"]
+    stop_at, restored = None, []
+    assert main(["batch", str(manifest), "--out", str(out), *options]) == 0
+    assert restored == [1, 2]
+    assert read_pts(out / "take.mkv") == read_pts(one_take_whole)
+    assert all(np.array_equal(a, b) for a, b in zip(_frames(out / "take.mkv"), _frames(one_take_whole), strict=True))
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".take")]
 
 
 def test_a_retry_after_a_full_disk_reuses_the_finished_segments(three_shot_clip, tmp_path, monkeypatch):

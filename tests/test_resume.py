@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import read_pts
+from conftest import ONE_TAKE, read_pts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,6 +41,14 @@ def test_a_finished_segment_is_reused_only_while_intact_and_under_the_same_finge
     assert remove_leftovers(out, keep=SegmentLedger(out, "fp2").finished()) == 1 and not seg.exists()
     ledger_path(out).write_text('{"fingerprint": "fp1", "segm')  # torn by hand: read as no ledger, not an error
     assert ledger.finished() == {}
+    seg.write_bytes(b"x" * 100)
+    carry = tmp_path / ".o.seg0000.carry"
+    carry.write_bytes(b"c" * 10)
+    ledger.record(seg, range(0, 16), 16, carry)
+    assert ledger.files() == [seg, carry]
+    assert remove_leftovers(out, keep=ledger.files()) == 0 and carry.exists()
+    carry.write_bytes(b"c" * 9)  # the state it hands on changed: the segment is not vouched for either
+    assert ledger.finished() == {} and ledger.files() == []
     ledger.discard()
     assert not ledger_path(out).exists()
 
@@ -193,28 +201,26 @@ def one_take(sample_clip, tmp_path) -> Path:
     return Path(shutil.copy(sample_clip, tmp_path / "take.mp4"))
 
 
-def test_a_stopped_run_continues_inside_a_shot_as_if_never_stopped(one_take, tiny_model, tmp_path, monkeypatch):
+def test_a_stopped_run_continues_inside_a_shot_as_if_never_stopped(one_take, one_take_whole, tiny_model, tmp_path, monkeypatch):
     """One shot of 24 frames in segments of 8 (windows of 4): the face's track crosses both
     boundaries. A run stopped in segment 1 and continued gives, losslessly coded, exactly the
     frames of a run in one piece; without the carried state it would not."""
-    options = ["--model", str(tiny_model), "--detector", "dlib", "--quiet", "--codec", "ffv1", "--batch-size", "4"]
-    whole, out = tmp_path / "whole.mkv", tmp_path / "out.mkv"
-    assert main([str(one_take), str(whole), *options, "--segment-frames", "0"]) == 0
-
+    options = ["--model", str(tiny_model), *ONE_TAKE, "--segment-frames", "8"]
+    out = tmp_path / "out.mkv"
     _stopping_in_segment(1, monkeypatch)
-    assert main([str(one_take), str(out), *options, "--segment-frames", "8"]) == 130
+    assert main([str(one_take), str(out), *options]) == 130
     assert {p.name for p in tmp_path.iterdir()} >= {".out.seg0000.part.mkv", ".out.seg0000.carry", ".out.resume.json"}
     restored = _stopping_in_segment(99, monkeypatch)
-    assert main([str(one_take), str(out), *options, "--segment-frames", "8"]) == 0
+    assert main([str(one_take), str(out), *options]) == 0
     assert restored == [range(8, 16), range(16, 24)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv", "take.mp4", "whole.mkv"]
-    assert read_pts(out) == read_pts(whole)
-    assert all(np.array_equal(a, b) for a, b in zip(_frames(out), _frames(whole), strict=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv", "take.mp4"]
+    assert read_pts(out) == read_pts(one_take_whole)
+    assert all(np.array_equal(a, b) for a, b in zip(_frames(out), _frames(one_take_whole), strict=True))
 
     monkeypatch.setattr(pipeline, "load_contexts", lambda path, device: {})  # the state lost on the way
     _stopping_in_segment(1, monkeypatch)
     lost = tmp_path / "lost.mkv"
-    assert main([str(one_take), str(lost), *options, "--segment-frames", "8"]) == 130
+    assert main([str(one_take), str(lost), *options]) == 130
     _stopping_in_segment(99, monkeypatch)
-    assert main([str(one_take), str(lost), *options, "--segment-frames", "8"]) == 0
-    assert not all(np.array_equal(a, b) for a, b in zip(_frames(lost), _frames(whole), strict=True))
+    assert main([str(one_take), str(lost), *options]) == 0
+    assert not all(np.array_equal(a, b) for a, b in zip(_frames(lost), _frames(one_take_whole), strict=True))

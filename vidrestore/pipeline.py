@@ -343,6 +343,31 @@ def carry_path(output: Path, index: int) -> Path:
     return output.with_name(f".{output.stem}.seg{index:04d}.carry")
 
 
+def starts_inside_shot(analysis: Analysis, frames: range) -> bool:
+    """Whether the segment ``frames`` goes on with a shot the segment before it began: it then
+    needs the state that segment hands on (:func:`carried_in`), so it is restored after it."""
+    return frames.start not in {shot.start for shot in analysis.shots}
+
+
+def carried_in(output: Path, index: int, device: torch.device) -> dict[int, TrackContext]:
+    """The state of the tracks that come into segment ``index`` of ``output`` from the one before
+    it, as that one left it (:func:`hand_on`); none when no track crosses the boundary."""
+    carried = carry_path(output, index - 1)
+    return load_contexts(carried, device) if index > 0 and carried.exists() else {}
+
+
+def hand_on(contexts: dict[int, TrackContext], output: Path, index: int, last: bool) -> Path | None:
+    """Write the state of the tracks that go on past segment ``index`` (``last``: it ends the
+    video) to its file for the next segment; returns the file, or None when no track crosses, in
+    which case a file of that name left by an earlier run is removed."""
+    path = carry_path(output, index)
+    if not contexts or last:
+        path.unlink(missing_ok=True)
+        return None
+    save_contexts(contexts, path)
+    return path
+
+
 def _fade(track: Track, frame_index: int, fade: int) -> float:
     if fade <= 0:
         return 1.0
@@ -642,16 +667,14 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     for index, (part, frames) in enumerate(zip(parts, segments)):
                         if index in reused:
                             frames_out += kept[part].written
-                            carried = carries[index]
-                            contexts = load_contexts(carried, device) if carried.exists() and index + 1 not in reused else {}
+                            contexts = carried_in(dst, index + 1, device) if index + 1 not in reused else {}
                             continue
                         written = restore_video(src, part, analysis, restorer, cfg, device, this_run, preview_tmp, frames,
                                                 masker, decoded, contexts)
                         frames_out += written
-                        if contexts and index + 1 < len(segments):
-                            save_contexts(contexts, carries[index])
+                        carry = hand_on(contexts, dst, index, last=index + 1 == len(segments))
                         if ledger:
-                            ledger.record(part, frames, written, carries[index] if carries[index].exists() else None)
+                            ledger.record(part, frames, written, carry)
                     timings["restore_encode"] = time.perf_counter() - t1
                     notes.extend(reused_note(len(reused), len(parts)) + restorer.notes)
                     t2 = time.perf_counter()

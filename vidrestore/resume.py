@@ -29,6 +29,7 @@ from .errors import OutputError
 class FinishedSegment:
     frames: range  # the video's frames it holds
     written: int  # frames its file holds
+    carry: Path | None = None  # the state its tracks hand on to the next segment, if any
 
 
 def ledger_path(output: Path) -> Path:
@@ -60,10 +61,14 @@ class SegmentLedger:
             path = self.output.with_name(name)
             with contextlib.suppress(OSError, KeyError, TypeError):
                 carry = entry.get("carry")
-                if path.stat().st_size == entry["size"] and (
-                        carry is None or self.output.with_name(carry["name"]).stat().st_size == carry["size"]):
-                    found[path] = FinishedSegment(range(entry["start"], entry["stop"]), entry["written"])
+                carried = self.output.with_name(carry["name"]) if carry is not None else None
+                if path.stat().st_size == entry["size"] and (carried is None or carried.stat().st_size == carry["size"]):
+                    found[path] = FinishedSegment(range(entry["start"], entry["stop"]), entry["written"], carried)
         return found
+
+    def files(self) -> list[Path]:
+        """The files of the finished segments and of the state they carry: what a cleanup keeps."""
+        return [f for path, done in self.finished().items() for f in (path, done.carry) if f is not None]
 
     def record(self, path: Path, frames: range, written: int, carry: Path | None = None) -> None:
         """The segment file ``path`` (beside the output) is closed and holds ``frames``; ``carry``:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import UsageError, VidrestoreError
-from ..pipeline import segment_path
+from ..pipeline import segment_path, starts_inside_shot
 from ..resume import SegmentLedger, keeps_segments, remove_leftovers
 from .state import JobState
 from .worker import Item, ItemPlan, RestoreWorker, SegmentDone, finish
@@ -209,6 +209,7 @@ class _Live:
     error: str | None = None
     keeps_segments: bool = False  # the error leaves the finished segments sound (a full disk)
     started: float = field(default_factory=time.time)
+    waiting: dict[int, Job] = field(default_factory=dict)  # segments that go on with a shot, by index: each waits for the one before
 
 
 def run_batch(items: list[Item], state: JobState, executor: Executor, max_attempts: int,
@@ -221,12 +222,12 @@ def run_batch(items: list[Item], state: JobState, executor: Executor, max_attemp
     # between two statements still finds it and puts it back to pending.
     def start(item: Item) -> None:
         live[item.output] = _Live(item)
-        remove_leftovers(item.output, keep=_ledger(item).finished())
+        remove_leftovers(item.output, keep=_ledger(item).files())
         state.start(item.output)
         executor.submit(Job("analyse", item))
 
     def settle(run: _Live) -> None:
-        kept = _ledger(run.item).finished() if run.keeps_segments else {}
+        kept = _ledger(run.item).files() if run.keeps_segments else []
         remove_leftovers(run.item.output, keep=kept)
         if not kept:
             _ledger(run.item).discard()  # the item starts over
@@ -251,7 +252,8 @@ def run_batch(items: list[Item], state: JobState, executor: Executor, max_attemp
                     run.error, run.keeps_segments = one_line(outcome), keeps_segments(outcome)
             else:
                 if job.kind == "segment":  # recorded even when another segment failed: a retry may reuse it
-                    _ledger(run.item).record(segment_path(run.item.output, job.index), job.plan.segments[job.index], outcome.frames)
+                    _ledger(run.item).record(segment_path(run.item.output, job.index), job.plan.segments[job.index], outcome.frames,
+                                             outcome.carry)
                 if run.error is None:
                     _advance(job, outcome, run, executor, state, progress)
             if run.error is not None and run.outstanding == 0:
@@ -261,7 +263,7 @@ def run_batch(items: list[Item], state: JobState, executor: Executor, max_attemp
     except BaseException:
         for output, run in list(live.items()):
             state.release(output)
-            remove_leftovers(output, keep=_ledger(run.item).finished())
+            remove_leftovers(output, keep=_ledger(run.item).files())
         raise
     finally:
         progress.workers = executor.workers()
@@ -289,7 +291,12 @@ def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: J
             else:
                 todo.append(Job("segment", run.item, plan, index))
         run.segments_left = len(todo)
-        jobs = todo or [Job("finish", run.item, plan, frames=run.frames, reused=run.reused)]
+        # A segment that goes on with a shot needs the state the one before it hands on: when that
+        # one is restored too, it waits for it (segments of other shots may run at once elsewhere).
+        restoring = {j.index for j in todo}
+        run.waiting = {j.index: j for j in todo
+                       if j.index - 1 in restoring and starts_inside_shot(plan.analysis, plan.segments[j.index])}
+        jobs = [j for j in todo if j.index not in run.waiting] or [Job("finish", run.item, plan, frames=run.frames, reused=run.reused)]
         run.outstanding += len(jobs)
         for j in jobs:
             executor.submit(j)
@@ -299,6 +306,9 @@ def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: J
         run.notes += done.notes
         progress.frames_done += done.frames
         run.segments_left -= 1
+        if (following := run.waiting.pop(job.index + 1, None)) is not None:
+            run.outstanding += 1
+            executor.submit(following)
         if run.segments_left == 0:
             run.outstanding += 1
             executor.submit(Job("finish", run.item, job.plan, frames=run.frames, reused=run.reused, notes=run.notes))

@@ -1,6 +1,6 @@
 """The three steps of one batch item, run by a worker that keeps its models loaded between items.
 
-``analyse`` (decode, shots, faces, tracks) and ``restore_segment`` (restore and encode whole shots)
+``analyse`` (decode, shots, faces, tracks) and ``restore_segment`` (restore and encode a segment)
 need the detector and the restorer: a ``RestoreWorker`` holds them, one per GPU under Ray or one in
 the batch process. ``finish`` (join the segments, remux the other streams, rename into place) needs
 no model and runs on any CPU worker.
@@ -28,10 +28,13 @@ from ..pipeline import (
     Progress,
     analyse,
     build_report,
+    carried_in,
+    carry_path,
     check_paths,
     copy_note,
     create_masker,
     deinterlace_note,
+    hand_on,
     mask_name,
     plan_segments,
     provenance,
@@ -68,6 +71,7 @@ class ItemPlan:
 class SegmentDone:
     frames: int  # written
     notes: tuple[str, ...] = ()  # the restorer's, for the item's report (e.g. a smaller pass after running out of memory)
+    carry: Path | None = None  # the state of the tracks that go on into the next segment (it starts inside a shot)
 
 
 def _key(value: object) -> str:
@@ -118,18 +122,22 @@ class RestoreWorker:
         restorer = self._restorer(item.options)
         mask = mask_name(self._masker(cfg))
         analysis = analyse(item.input, cfg, self._detector(cfg.detector), progress)
-        segments = plan_segments(analysis, cfg.segment_frames) if selected_tracks(analysis, cfg) else []
+        segments = plan_segments(analysis, cfg.segment_frames, cfg.batch_size) if selected_tracks(analysis, cfg) else []
         return ItemPlan(item, analysis, segments, restorer.name, mask, started, time.time() - started)
 
     def restore_segment(self, plan: ItemPlan, index: int, progress: Progress | None = None) -> SegmentDone:
-        """Restore and encode segment ``index`` of ``plan`` into its part file."""
+        """Restore and encode segment ``index`` of ``plan`` into its part file. A segment that starts
+        inside a shot takes up the state of its tracks from the file the segment before it left."""
         restorer = self._restorer(plan.item.options)
         cfg = dataclasses.replace(plan.item.options.pipeline, face_size=restorer.face_size)
-        frames = restore_video(plan.item.input, segment_path(plan.item.output, index), plan.analysis, restorer, cfg,
-                               self.device, progress, frames=plan.segments[index], masker=self._masker(cfg))
+        output = plan.item.output
+        contexts = carried_in(output, index, self.device)
+        frames = restore_video(plan.item.input, segment_path(output, index), plan.analysis, restorer, cfg,
+                               self.device, progress, frames=plan.segments[index], masker=self._masker(cfg), contexts=contexts)
+        carry = hand_on(contexts, output, index, last=index + 1 == len(plan.segments))
         notes = tuple(restorer.notes)
         restorer.notes.clear()  # the restorer outlives the item: what it says belongs to this segment
-        return SegmentDone(frames, notes)
+        return SegmentDone(frames, notes, carry)
 
 
 def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tuple[str, ...] = ()) -> dict:
@@ -149,8 +157,9 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
                 notes.append(copy_note(plan.analysis))
                 notes.extend(left_out_note(remux(item.input, item.input, tmp), item.output))
     finally:
-        for part in parts:
+        for index, part in enumerate(parts):
             part.unlink(missing_ok=True)
+            carry_path(item.output, index).unlink(missing_ok=True)
     selected = selected_tracks(plan.analysis, item.options.pipeline)
     timings = {"analyse": plan.analyse_s}
     qa = None
