@@ -325,6 +325,25 @@ def two_face_clip(sample_clip, tmp_path_factory) -> Path:
     return make_clip(tmp_path_factory.mktemp("two") / "two.mp4", [i * 40 for i in range(18)], size=(h, w), images=images)
 
 
+def aligned_clip(sample_clip: Path, path: Path, side: int) -> Path:
+    """The sample's face as a clip of FFHQ-aligned ``side`` px crops, as KEEP's test clips are."""
+    import torch
+
+    from vidrestore.faces.align import align_faces
+    from vidrestore.faces.detect import DetectorConfig, create_detector
+    from vidrestore.faces.track import TrackerConfig
+    from vidrestore.io import VideoReader
+    from vidrestore.pipeline import PipelineConfig, analyse
+
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    track = analyse(sample_clip, PipelineConfig(tracker=TrackerConfig(detect_every=1)), det).tracks[0]
+    with VideoReader(sample_clip) as r:
+        frames = [f.image for f in r][track.start : track.end]
+    crops = [align_faces(torch.from_numpy(im).permute(2, 0, 1), track.landmarks[i][None], side)[0][0] for i, im in enumerate(frames)]
+    images = [np.ascontiguousarray((c.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)) for c in crops]
+    return make_clip(path, [i * 40 for i in range(len(images))], size=(side, side), images=images)
+
+
 def combing(image: np.ndarray) -> float:
     """Mean distance of each row from the average of its neighbours: high where two fields disagree."""
     rows = image.astype(float)

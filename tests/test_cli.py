@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 import av
+import numpy as np
 import pytest
-from conftest import REPO, combing, dressed_clip, make_clip, read_pts, shared_file, start_and_signal_when, weave_clip
+from conftest import REPO, aligned_clip, combing, dressed_clip, make_clip, read_pts, shared_file, start_and_signal_when, weave_clip
 
 from vidrestore.cli import main, stops_cleanly_on_termination
 
@@ -98,6 +99,21 @@ def test_an_ignored_stop_signal_stays_ignored_and_handlers_are_restored():
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
+
+
+def test_aligned_face_crops_are_restored_whole(sample_clip, tiny_model, tmp_path):
+    """--aligned: the whole frame is the face, so every pixel is restored, the corners too (the
+    feathered mask of a detected face leaves them as they were)."""
+    clip = aligned_clip(sample_clip, tmp_path / "aligned.mp4", 128)
+    out, report = tmp_path / "out.mkv", tmp_path / "r.json"
+    assert _run(clip, out, "--aligned", "--model", tiny_model, "--preset", "fast", "--codec", "ffv1", "--quiet", "--json", report) == 0
+    with av.open(str(clip)) as a, av.open(str(out)) as b:
+        pairs = [(x.to_ndarray(format="rgb24").astype(int), y.to_ndarray(format="rgb24").astype(int))
+                 for x, y in zip(a.decode(video=0), b.decode(video=0), strict=True)]
+    corners = (slice(None, 8), slice(None, 8))
+    assert min(np.abs(x - y)[corners].mean() for x, y in pairs) > 5
+    tracks = json.loads(report.read_text())["tracks"]
+    assert [(t["start"], t["end"], t["detected_frames"]) for t in tracks] == [(0, len(pairs), len(pairs))]
 
 
 def test_black_and_white_footage_comes_out_black_and_white(sample_clip, tiny_model, tmp_path):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import captioned_clip, captions, make_clip, telecine_clip, weave_clip
+from conftest import aligned_clip, captioned_clip, captions, make_clip, telecine_clip, weave_clip
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -9,7 +9,7 @@ from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.faces.track import TrackerConfig
 from vidrestore.io import VideoReader, probe
 from vidrestore.io.reader import FieldFilter
-from vidrestore.errors import ConfigError
+from vidrestore.errors import ConfigError, UsageError
 from vidrestore.pipeline import PipelineConfig, analyse, choose_deinterlace, pack_pieces, run
 from vidrestore.restore import PassThroughRestorer
 
@@ -332,3 +332,40 @@ def test_fields_kept_with_deinterlace_off_stay_interlaced_in_their_order(interla
     assert probe(out).field_order == order
     with av.open(str(out)) as c:
         assert all(f.interlaced_frame == (order != "progressive") for f in c.decode(video=0))
+
+
+def test_aligned_crops_are_restored_whole_to_their_edges(sample_clip, tmp_path):
+    """--aligned on 256 px crops with a 128 px restorer: one track per shot, nothing detected; the
+    frame goes down to the crop and back, and its edge comes back as it was: the frame's outer
+    pixels sample just outside the crop, where its edge is repeated, not faded into black."""
+    from vidrestore.io.writer import EncodeOptions
+
+    clip = aligned_clip(sample_clip, tmp_path / "aligned.mp4", 256)
+    cfg = PipelineConfig(aligned=True, encode=EncodeOptions(codec="ffv1"))
+    out = tmp_path / "out.mkv"
+    report = run(clip, out, cfg, PassThroughRestorer(128), torch.device("cpu"))
+    assert "aligned" in report.detector and "aligned" in report.mask
+    assert [(t["start"], t["end"]) for t in report.tracks] == [(0, report.frames_in)]
+    with VideoReader(clip) as a, VideoReader(out) as b:
+        pairs = [(x.image.astype(int), y.image.astype(int)) for x, y in zip(a, b, strict=True)]
+    ring = np.ones((256, 256), bool)
+    ring[1:-1, 1:-1] = False
+    assert max(np.abs(x - y)[ring].mean() for x, y in pairs) < 5  # padded with zeros: about 20 levels darker
+    assert max(np.abs(x - y)[~ring].mean() for x, y in pairs) < 3
+
+
+def test_aligned_needs_square_frames(sample_clip):
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    with pytest.raises(UsageError, match="--aligned expects square frames of aligned face crops; this video is 480x360"):
+        analyse(sample_clip, PipelineConfig(aligned=True), det)
+
+
+def test_square_frames_with_no_face_found_point_to_aligned(tmp_path):
+    rng = np.random.default_rng(3)
+    images = [rng.integers(90, 110, (64, 64, 3), dtype=np.uint8) for _ in range(6)]
+    clip = make_clip(tmp_path / "square.mp4", [i * 40 for i in range(6)], size=(64, 64), images=images)
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    report = run(clip, None, PipelineConfig(), PassThroughRestorer(128), torch.device("cpu"), dry_run=True, detector=det)
+    assert any("--aligned restores each shot whole" in n for n in report.notes)
+    aligned = run(clip, None, PipelineConfig(aligned=True), PassThroughRestorer(128), torch.device("cpu"), dry_run=True, detector=det)
+    assert not any("--aligned" in n for n in aligned.notes) and len(aligned.tracks) == 1

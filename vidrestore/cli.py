@@ -175,6 +175,8 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--face-size", type=int, choices=[128, 256, 512], help="aligned crop size (default: the model's)")
     p.add_argument("--detector", choices=["auto", "retinaface", "dlib"], help="face detector (auto: RetinaFace if its weights are found)")
     p.add_argument("--detector-weights", help="RetinaFace checkpoint (.pth); also VIDRESTORE_WEIGHTS_RETINAFACE_MOBILENET0_25")
+    p.add_argument("--aligned", action="store_const", const=True,
+                   help="the frames are already aligned face crops (as KEEP's and VFHQ's test clips): no detection, each shot restored whole")
     p.add_argument("--detect-every", type=int, help="run the detector every k frames (default 4); optical flow follows the faces in between")
     p.add_argument("--min-face", type=_pixels, metavar="PX",
                    help="leave alone faces whose median box side is under PX pixels (default 32): a tiny face "
@@ -261,7 +263,7 @@ def options_from_args(args: argparse.Namespace):
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
                          ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("only_tracks", args.tracks),
                          ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade),
-                         ("drop_streams", args.drop_streams)):
+                         ("drop_streams", args.drop_streams), ("aligned", args.aligned)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
     cfg = _apply_per_track(cfg, args.strength, "strength", "track_strength")

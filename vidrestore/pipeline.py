@@ -43,7 +43,7 @@ from . import __version__
 from .anchor import IdentityCrops, identity_frames
 from .errors import ConfigError, InputError, ModelError, OutputError, UsageError
 from .eval.tracks import measure_tracks, qa_alarms
-from .faces.align import align_faces, crop_faces, face_matrices
+from .faces.align import align_faces, crop_faces, face_matrices, template
 from .faces.detect import DetectorConfig, FaceDetector, create_detector
 from .faces.identity import DlibIdentityEncoder
 from .faces.parsing import ParsingMasker as Masker
@@ -95,6 +95,9 @@ class PipelineConfig:
     # A head turning to profile fades back to the original frame (faces.pose): full strength up to
     # the first turn ratio (about 35 degrees of yaw), none from the second (about 55); () turns it off.
     profile_fade: tuple[float, ...] = (0.7, 1.4)
+    # The frames are already aligned face crops (FFHQ-aligned, square, as the test clips of KEEP and
+    # VFHQ): nothing is detected; each shot is one face filling the frame, restored whole.
+    aligned: bool = False
     shots: ShotConfig = field(default_factory=ShotConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -196,10 +199,13 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     fields, why = choose_deinterlace(cfg, path, info)
     with VideoReader(path, max_side=detector.input_side, deinterlace=fields, keep=keep) as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="vidrestore-detect") as detect_pool:
-        shot_start = 0
+        shot_start, side = 0, 0.0
         for frame in reader:
             pts.append(frame.pts)
             cut = shots.update(frame.image)
+            if cfg.aligned:
+                side = side or aligned_side(frame.image, frame.scale)
+                continue
             shot_start = frame.index if cut else shot_start
             detect = (frame.index - shot_start) % every == 0  # a shot's first frame is always detected
             grey = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY) if follow else None
@@ -215,11 +221,31 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         count, corrupt = reader.stats.frames, reader.stats.corrupt_packets
     if progress:
         progress("analyse", count, total, faces)
-    tracks = sorted(tracker.tracks, key=lambda t: (t.start, t.track_id))
+    all_shots = shots.shots(count)
+    tracks = aligned_tracks(all_shots, side) if cfg.aligned else sorted(tracker.tracks, key=lambda t: (t.start, t.track_id))
+    name = "none: the frames are aligned face crops (--aligned)" if cfg.aligned else detector.name
     crops = {photo: reference_crop(photo, detector, cfg.face_size)
              for photo in {cfg.reference_of(t.track_id) for t in tracks} - {""}}
     references = {t.track_id: crops[cfg.reference_of(t.track_id)] for t in tracks if cfg.reference_of(t.track_id)}
-    return Analysis(count, shots.shots(count), tracks, detector.name, corrupt, pts, fields, why, references, tracker.too_small)
+    return Analysis(count, all_shots, tracks, name, corrupt, pts, fields, why, references, tracker.too_small)
+
+
+def aligned_side(image: np.ndarray, scale: tuple[float, float]) -> float:
+    """The side of the square full-size frame of ``image`` (downscaled by ``scale``), for --aligned."""
+    width, height = image.shape[1] / scale[0], image.shape[0] / scale[1]
+    if round(width) != round(height):
+        raise UsageError(f"--aligned expects square frames of aligned face crops; this video is {round(width)}x{round(height)}")
+    return width
+
+
+def aligned_tracks(shots: list[Shot], side: float) -> list[Track]:
+    """--aligned: one track per shot, its face filling the frame where the alignment template puts it."""
+    tracks = []
+    for i, shot in enumerate(shots):
+        n = shot.end - shot.start
+        tracks.append(Track(i, i, np.arange(shot.start, shot.end), np.tile([0.0, 0.0, side, side], (n, 1)),
+                            np.broadcast_to(template(side), (n, 5, 2)).copy(), np.ones(n), np.ones(n, bool)))
+    return tracks
 
 
 def reference_crop(photo: str, detector: FaceDetector, face_size: int) -> np.ndarray:
@@ -295,6 +321,15 @@ def small_faces_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
     faces = "face track" if n == 1 else "face tracks"
     return [f"{n} {faces} smaller than {cfg.tracker.min_face_size:g} px (median box side) left as they are; "
             f"--min-face lowers the limit"]
+
+
+def aligned_hint(analysis: Analysis, cfg: PipelineConfig, info: VideoInfo) -> list[str]:
+    """Point to --aligned when no face was found in square frames the size of face crops: detectors
+    miss a face that fills the whole frame, as in the aligned test clips of face video benchmarks."""
+    if analysis.tracks or analysis.too_small or cfg.aligned or info.width != info.height or info.width > 1024:
+        return []
+    return ["no face was found in these square frames: if they are aligned face crops (as the test clips of KEEP and VFHQ), "
+            "--aligned restores each shot whole"]
 
 
 def copy_note(analysis: Analysis) -> str:
@@ -433,14 +468,18 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
     pastes: dict[int, list[tuple[torch.Tensor, np.ndarray, float, torch.Tensor]]] = {}
     for track, idx, track_crops, track_mats, parts in zip(active, frames, crops, mats, restored):
         faces = torch.cat(parts)
-        masks = masker(faces) if masker is not None else face_mask(cfg.face_size, device).expand(len(idx), -1, -1, -1)
+        if cfg.aligned:  # the crop is the frame: all of it is replaced
+            masks = torch.ones(len(idx), 1, cfg.face_size, cfg.face_size, device=device)
+        else:
+            masks = masker(faces) if masker is not None else face_mask(cfg.face_size, device).expand(len(idx), -1, -1, -1)
         with glue_threads(device):
             if cfg.colour_match:
                 faces = match_colour(faces, track_crops, face_mask(cfg.face_size, device))
             faces = keep_grey(faces, track_crops)
         turned = frontal_weight(track.landmarks[np.asarray(idx) - track.start], cfg.profile_fade)
         for j, i in enumerate(idx):
-            strength = cfg.strength_of(track.track_id) * _fade(track, i, cfg.fade_frames) * float(turned[j])
+            fade = _fade(track, i, 0 if cfg.aligned else cfg.fade_frames)  # an aligned shot is restored from its first frame
+            strength = cfg.strength_of(track.track_id) * fade * float(turned[j])
             pastes.setdefault(i, []).append((faces[j], track_mats[j], strength, masks[j]))
         if track.end <= last + 1:
             contexts.pop(track.track_id, None)
@@ -449,7 +488,7 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
         for i, items in pastes.items():
             faces, mats_i, strength, masks = zip(*items)
             pasted, boxes = paste_faces(tensors[i], torch.stack(faces), np.stack(mats_i), torch.tensor(strength, device=device),
-                                        torch.stack(masks))
+                                        torch.stack(masks), padding="border" if cfg.aligned else "zeros")
             out[i] = Pasted(pasted.permute(1, 2, 0).cpu().numpy(), boxes)
     return out
 
@@ -575,10 +614,11 @@ def provenance(restorer_name: str) -> str:
 
 
 def create_masker(cfg: PipelineConfig, device: torch.device) -> Masker | None:
-    """The parsing masker ``cfg.mask`` asks for; None means the feathered ellipse."""
+    """The parsing masker ``cfg.mask`` asks for; None means the feathered ellipse (or, with
+    ``cfg.aligned``, the whole frame)."""
     if cfg.mask not in ("auto", "ellipse", "parsing"):
         raise UsageError(f"unknown mask {cfg.mask!r}; choose auto, ellipse or parsing")
-    if cfg.mask == "ellipse":
+    if cfg.mask == "ellipse" or cfg.aligned:
         return None
     masker = parsing_masker(cfg.parsing_weights or None, device)
     if masker is None and cfg.mask == "parsing":
@@ -587,7 +627,9 @@ def create_masker(cfg: PipelineConfig, device: torch.device) -> Masker | None:
     return masker
 
 
-def mask_name(masker: Masker | None) -> str:
+def mask_name(masker: Masker | None, cfg: PipelineConfig) -> str:
+    if cfg.aligned:
+        return "whole frame (--aligned)"
     return masker.name if masker is not None else "ellipse (feathered)"
 
 
@@ -700,7 +742,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
         notes.extend(alarms)
         timings["qa"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
-    report = build_report(src, dst if not dry_run else None, analysis, cfg, restorer.name, mask_name(masker), frames_out,
+    report = build_report(src, dst if not dry_run else None, analysis, cfg, restorer.name, mask_name(masker, cfg), frames_out,
                           timings, notes)
     return dataclasses.replace(report, qa=qa_rows)
 
@@ -733,4 +775,4 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
                  "profile_frames": int((frontal_weight(t.landmarks, cfg.profile_fade) < 1).sum())}
                 for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
-        corrupt_packets=analysis.corrupt_packets, notes=[*small_faces_note(analysis, cfg), *notes])
+        corrupt_packets=analysis.corrupt_packets, notes=[*small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info), *notes])

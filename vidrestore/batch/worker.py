@@ -120,7 +120,7 @@ class RestoreWorker:
         check_encoder(cfg.encode)
         check_streams(item.input, item.output, cfg.drop_streams)
         restorer = self._restorer(item.options)
-        mask = mask_name(self._masker(cfg))
+        mask = mask_name(self._masker(cfg), cfg)
         analysis = analyse(item.input, cfg, self._detector(cfg.detector), progress)
         segments = plan_segments(analysis, cfg.segment_frames, cfg.batch_size) if selected_tracks(analysis, cfg) else []
         return ItemPlan(item, analysis, segments, restorer.name, mask, started, time.time() - started)

@@ -78,12 +78,13 @@ def shift_affine(m: np.ndarray, x0: float, y0: float) -> np.ndarray:
     return np.concatenate([m[:, :, :2], m[:, :, :2] @ np.array([[x0], [y0]]) + m[:, :, 2:]], 2)
 
 
-_CV2_BORDERS = {"reflection": cv2.BORDER_REFLECT, "zeros": cv2.BORDER_CONSTANT}
+_CV2_BORDERS = {"reflection": cv2.BORDER_REFLECT, "zeros": cv2.BORDER_CONSTANT, "border": cv2.BORDER_REPLICATE}
 
 
 def warp_affine(images: torch.Tensor, matrices: np.ndarray, size: tuple[int, int], padding: str) -> torch.Tensor:
     """Warp (B, C, H, W) images (uint8/uint16, or float in [0, 1]) by (B, 2, 3) source-to-target matrices
-    into float (B, C, size) images; bilinear, pixel centres at half-integers, ``padding`` 'zeros' or
+    into float (B, C, size) images; bilinear, pixel centres at half-integers, ``padding`` 'zeros',
+    'border' (the edge repeated) or
     'reflection'. Batched kornia on accelerators; OpenCV on the CPU, where it is several times
     faster than grid sampling and reads integer frames without converting them first."""
     if images.device.type != "cpu":

@@ -81,12 +81,13 @@ def keep_grey(restored: torch.Tensor, reference: torch.Tensor, tolerance: float 
 
 
 def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, strength: torch.Tensor | None = None,
-                masks: torch.Tensor | None = None) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
+                masks: torch.Tensor | None = None, padding: str = "zeros") -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
     """Blend restored ``crops`` (K, 3, S, S) into ``frame`` (3, H, W; uint8/uint16, or float in [0, 1])
     through the inverse of the frame-to-crop ``matrices`` (K, 2, 3). ``masks`` (K, 1, S, S): per-face
     paste masks (e.g. from face parsing); default the feathered ellipse. Only the frame region under
     each face's mask is warped and blended. ``strength`` (K,) scales each face's mask (fade-in/out
-    at track ends).
+    at track ends). ``padding``: how crops and masks extend past their edges where the frame's
+    pixels sample beyond them; "border" repeats the edge, for a crop that covers the whole frame.
 
     Returns a new frame of the same dtype (``frame`` is left as it was) and the boxes
     ``(x0, y0, x1, y1)`` outside which it equals ``frame``."""
@@ -107,7 +108,7 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, 
             continue  # the face lies wholly outside the frame
         crop_to_region = invert_affine(shift_affine(matrices[k : k + 1], x0, y0))[0]
         blend = _blend_cpu if on_cpu else _blend_torch
-        blend(out, (x0, y0, x1, y1), crops[k], masks[k] * strength[k], crop_to_region)
+        blend(out, (x0, y0, x1, y1), crops[k], masks[k] * strength[k], crop_to_region, padding)
         boxes.append((x0, y0, x1, y1))
     return (torch.from_numpy(out).permute(2, 0, 1) if on_cpu else out), boxes
 
@@ -116,7 +117,7 @@ _NUMPY_PEAK = {np.uint8: 255, np.uint16: 65535}
 
 
 def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
-               crop_to_region: np.ndarray) -> None:
+               crop_to_region: np.ndarray, padding: str = "zeros") -> None:
     """OpenCV blend into the HWC array ``out``. A uint8 frame stays uint8 throughout (the crop is
     quantised before the warp), which costs a fraction of converting the region to float and back.
     Deeper frames blend in float32 (OpenCV blends only 8-bit or float) and keep their depth."""
@@ -126,17 +127,17 @@ def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tens
     rgb = crop.permute(1, 2, 0).numpy().clip(0, 1) * peak
     rgb = np.rint(rgb).astype(np.uint8) if region.dtype == np.uint8 else rgb.astype(np.float32)
     dsize = (y1 - y0, x1 - x0)
-    weight = warp_image(alpha[0].float().numpy(), crop_to_region, dsize, "zeros")
+    weight = warp_image(alpha[0].float().numpy(), crop_to_region, dsize, padding)
     base = region if region.dtype in (np.uint8, np.float32) else region.astype(np.float32)
-    blended = cv2.blendLinear(base, warp_image(rgb, crop_to_region, dsize, "zeros"), 1 - weight, weight)
+    blended = cv2.blendLinear(base, warp_image(rgb, crop_to_region, dsize, padding), 1 - weight, weight)
     region[...] = blended if blended.dtype == region.dtype else np.rint(blended).clip(0, peak)
 
 
 def _blend_torch(out: torch.Tensor, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
-                 crop_to_region: np.ndarray) -> None:
+                 crop_to_region: np.ndarray, padding: str = "zeros") -> None:
     """Batched-warp blend into the (3, H, W) tensor ``out`` on its accelerator."""
     x0, y0, x1, y1 = box
-    warped = warp_affine(torch.cat([crop, alpha])[None], crop_to_region[None], (y1 - y0, x1 - x0), "zeros")[0]
+    warped = warp_affine(torch.cat([crop, alpha])[None], crop_to_region[None], (y1 - y0, x1 - x0), padding)[0]
     weight = warped[3:4]
     blended = to_unit_float(out[:, y0:y1, x0:x1]) * (1 - weight) + warped[:3] * weight
     peak = PEAK.get(out.dtype)
