@@ -175,7 +175,7 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--face-size", type=int, choices=[128, 256, 512], help="aligned crop size (default: the model's)")
     p.add_argument("--detector", choices=["auto", "retinaface", "dlib"], help="face detector (auto: RetinaFace if its weights are found)")
     p.add_argument("--detector-weights", help="RetinaFace checkpoint (.pth); also VIDRESTORE_WEIGHTS_RETINAFACE_MOBILENET0_25")
-    p.add_argument("--aligned", action="store_const", const=True,
+    p.add_argument("--aligned", action="store_true", default=None,
                    help="the frames are already aligned face crops (as KEEP's and VFHQ's test clips): no detection, each shot restored whole")
     p.add_argument("--detect-every", type=int, help="run the detector every k frames (default 4); optical flow follows the faces in between")
     p.add_argument("--min-face", type=_pixels, metavar="PX",
