@@ -24,6 +24,23 @@ def test_dlib_finds_the_sample_face_with_sane_landmarks(sample_clip):
     assert (lm >= box[:2] - 5).all() and (lm <= box[2:] + 5).all()
 
 
+def test_dlib_detectors_share_their_models_and_threads_may_use_them_at_once(sample_clip):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vidrestore.faces.identity import DlibIdentityEncoder
+
+    first, second = (create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")) for _ in range(2))
+    assert first._predictor is second._predictor and first._hog is second._hog  # read once per process
+    frame = _first_frame(sample_clip)
+    alone = first.detect([frame])[0]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda det: det.detect([frame])[0], [first, second] * 4))
+    for found in together:
+        assert len(found) == len(alone) == 1
+        assert np.array_equal(found[0].box, alone[0].box) and np.array_equal(found[0].landmarks, alone[0].landmarks)
+    assert DlibIdentityEncoder()._shape is DlibIdentityEncoder()._shape
+
+
 def test_retinaface_on_shared_weights(shared_data):
     weights = shared_file(shared_data, "weights/retinaface_mobilenet0.25_Final.pth")
     det = create_detector(DetectorConfig(backend="retinaface", weights=str(weights)), torch.device("cpu"))

