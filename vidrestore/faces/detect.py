@@ -158,8 +158,8 @@ def shape_predictor(file: str):
 
 @functools.cache
 def _frontal_face_detector():
-    """dlib's HOG detector, built once per process (half a second). It keeps scratch state
-    while it runs, so calls go through :data:`_HOG_LOCK`."""
+    """dlib's HOG detector, built once per process (half a second). It loads each image into its
+    own scanner, which two threads must not share: calls go through :data:`_HOG_LOCK`."""
     return _dlib().get_frontal_face_detector()
 
 
