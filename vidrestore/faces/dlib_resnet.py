@@ -69,9 +69,11 @@ class _Reader:
         self.at += 4 * count
         return values
 
-    def seek_name(self, names: tuple[str, ...]) -> str:
-        """Move past the next serialised string that is one of ``names``; return it."""
-        found = [(self.data.find(len(n).to_bytes(1, "little") + n.encode(), self.at), n) for n in names]
+    def seek_name(self, names: tuple[str, ...], within: int = 4096) -> str:
+        """Move past the next serialised string that is one of ``names``, looking ``within`` bytes
+        ahead (the layers between two that the forward pass needs serialise to a few hundred)."""
+        end = self.at + within
+        found = [(self.data.find(len(n).to_bytes(1, "little") + n.encode(), self.at, end), n) for n in names]
         found = [(at, n) for at, n in found if at >= 0]
         if not found:
             raise _Malformed(f"no {' or '.join(names)} layer where one was expected")
