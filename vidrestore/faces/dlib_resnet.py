@@ -53,12 +53,6 @@ class _Reader:
         mantissa = self.integer()
         return float(np.ldexp(float(mantissa), self.integer()))
 
-    def name(self) -> str:
-        size = self.integer()
-        text = self.data[self.at:self.at + size].decode("ascii", errors="replace")
-        self.at += size
-        return text
-
     def tensor(self) -> np.ndarray:
         version = self.integer()
         if version != 2:
