@@ -7,13 +7,14 @@ import shutil
 import signal
 import sqlite3
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import torch
-from conftest import ONE_TAKE, read_pts, start_and_signal_when
+from conftest import ONE_TAKE, make_clip, read_pts, start_and_signal_when
 
 from vidrestore.batch.items import ItemSpec, assign_outputs, expand_inputs, read_manifest
 from vidrestore.batch.runner import InProcessExecutor
@@ -23,6 +24,7 @@ from vidrestore.cli import main
 from vidrestore.diffusion.sampler import SamplerConfig
 from vidrestore.errors import OutputError, UsageError
 from vidrestore.faces.detect import DetectorConfig, create_detector
+from vidrestore.io import remux
 from vidrestore.io.writer import EncodeOptions
 from vidrestore.pipeline import PipelineConfig, analyse, plan_segments, run, segment_path
 from vidrestore.restore import PassThroughRestorer, load_restorer
@@ -73,10 +75,33 @@ def test_split_and_join_equals_one_pass_frame_for_frame(three_shot_clip, tiny_mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out0.mkv", "out16.mkv"]  # no segment files left
 
 
-def test_x264_segments_join_with_every_timestamp(three_shot_clip, tmp_path):
-    out = tmp_path / "o.mp4"
-    assert main([str(three_shot_clip), str(out), "--model", "none", "--segment-frames", "16", *FAST]) == 0
-    assert read_pts(out) == read_pts(three_shot_clip)
+def _first_times(path: Path) -> dict[str, Fraction]:
+    """When each stream's first packet is presented, in seconds."""
+    with av.open(str(path)) as c:
+        return {s.type: s.start_time * s.time_base for s in c.streams}
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".ts"])
+@pytest.mark.parametrize("segment_frames", [0, 16])
+def test_x264_segments_join_with_every_timestamp_in_step_with_the_audio(three_shot_clip, tmp_path, suffix, segment_frames):
+    """MPEG-TS stores no decode time before 0. Where the input starts sooner than the two frames
+    x264 reorders, its muxer delayed a segment of video alone, and the audio, remuxed beside it
+    afterwards, then played two frames early. The video must keep every timestamp (and where the
+    container cannot, every stream moves together)."""
+    clip = three_shot_clip
+    if suffix == ".ts":  # video from 0 (no B-frames), moved 23 ms on with the AAC audio that starts before it
+        images = _frames(three_shot_clip)
+        first = make_clip(tmp_path / "in.mp4", read_pts(three_shot_clip), size=images[0].shape[:2], images=images,
+                          audio=True, x264_params="bframes=0")
+        clip = tmp_path / "in.ts"
+        remux(first, first, clip)
+    out = tmp_path / f"o{suffix}"
+    assert main([str(clip), str(out), "--model", "none", "--segment-frames", str(segment_frames), *FAST,
+                 "--x264-preset", "veryfast"]) == 0  # ultrafast makes no B-frames
+    before, after = _first_times(clip), _first_times(out)
+    assert after["video"] - after["audio"] == before["video"] - before["audio"]
+    delay = round((after["video"] - before["video"]) * 90000) if suffix == ".ts" else 0
+    assert read_pts(out) == [t + delay for t in read_pts(clip)]
 
 
 def test_plan_segments_cuts_only_at_shot_boundaries(three_shot_clip):

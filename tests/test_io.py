@@ -501,3 +501,58 @@ def test_segments_are_joined_as_they_are_remuxed_and_overlapping_ones_refused(tm
         assert [round(f.time * 1000) for f in c.decode(video=0)] == [i * 40 for i in range(20)]
     with pytest.raises(OutputError, match="cannot join segment a.mp4: its timestamps overlap"):
         remux([first, second, first], source, tmp_path / "bad.mp4")
+
+
+def test_h264_from_mp4_is_copied_into_avi_as_a_byte_stream(tmp_path):
+    """MP4 stores H.264 as length-prefixed NAL units, which FFmpeg's AVI muxer refuses: a face-less
+    .mp4 written to .avi (a plain copy) failed inside FFmpeg with a traceback."""
+    src = make_clip(tmp_path / "in.mp4", [i * 40 for i in range(10)], audio=True)
+    out = tmp_path / "out.avi"
+    assert remux(src, src, out) == []
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        assert [s.type for s in b.streams] == ["video", "audio"]
+        assert all(np.array_equal(x.to_ndarray(), y.to_ndarray()) for x, y in zip(a.decode(video=0), b.decode(video=0), strict=True))
+
+
+def test_frames_encoded_into_avi_are_not_reordered(tmp_path, sample_clip):
+    """AVI stores frames in decode order with no presentation times, so frames x264 reorders (its
+    B-frames) came back with scrambled timestamps; an AVI output is encoded without them."""
+    with VideoReader(sample_clip) as r, VideoWriter(tmp_path / "out.avi", probe(sample_clip), EncodeOptions(preset="veryfast")) as w:
+        for f in r:
+            w.write(f.source, f.pts, f.image)
+    pts = read_pts(tmp_path / "out.avi")
+    assert len(pts) == len(read_pts(sample_clip)) and pts == sorted(set(pts))
+
+
+def test_an_encoder_the_container_cannot_hold_is_refused_before_any_work_naming_one_it_can(tmp_path):
+    from vidrestore.io.writer import check_encoder
+
+    with pytest.raises(OutputError, match=r"libx264 video cannot be stored in \.webm files; give --codec libvpx-vp9"):
+        check_encoder(EncodeOptions(), tmp_path / "out.webm")
+    assert check_encoder(EncodeOptions(codec="libvpx-vp9"), tmp_path / "out.webm").name == "libvpx-vp9"
+    assert check_encoder(EncodeOptions(), tmp_path / "out.mkv").name == "libx264"
+
+
+def test_vp9_into_webm_keeps_every_timestamp_at_the_quality_asked_for(tmp_path, sample_clip):
+    """libvpx aims at 256 kbit/s unless told otherwise; --crf gives it constant quality as for x264."""
+    sizes = {}
+    for crf in (10, 40):
+        out = tmp_path / f"out{crf}.webm"
+        with VideoReader(sample_clip) as r, VideoWriter(out, probe(sample_clip), EncodeOptions(codec="libvpx-vp9", crf=crf)) as w:
+            for f in r:
+                w.write(f.source, f.pts, f.image)
+        assert [round(t * 1000) for t in _times(out)] == [round(t * 1000) for t in _times(sample_clip)]
+        sizes[crf] = out.stat().st_size
+    assert sizes[10] > 2 * sizes[40]
+
+
+def _times(path: Path) -> list[float]:
+    with av.open(str(path)) as c:
+        return [float(f.time) for f in c.decode(video=0)]
+
+
+@pytest.mark.parametrize("suffix, says", [(".webm", "cannot hold the h264 video of in.mp4"), (".ogv", "FFmpeg's ogv muxer could not write")])
+def test_a_copy_the_container_refuses_is_a_one_line_output_error(tmp_path, suffix, says):
+    src = make_clip(tmp_path / "in.mp4", [i * 40 for i in range(6)])
+    with pytest.raises(OutputError, match=says):
+        remux(src, src, tmp_path / f"out{suffix}")

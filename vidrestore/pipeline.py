@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -367,6 +368,12 @@ def plan_segments(analysis: Analysis, segment_frames: int, window: int = 0) -> l
     return segments
 
 
+def segment_starts(analysis: Analysis, segments: list[range], time_base: Fraction) -> list[Fraction | None]:
+    """When, in seconds, the first frame of each of ``segments`` is shown (for :func:`~vidrestore.io.writer.remux`)."""
+    return [analysis.pts[s.start] * time_base if s.start < len(analysis.pts) and analysis.pts[s.start] is not None else None
+            for s in segments]
+
+
 def segment_path(output: Path, index: int) -> Path:
     """Where segment ``index`` of ``output`` is encoded: hidden, beside the output, named like a temp
     file so that a cleanup of an interrupted run removes it."""
@@ -667,7 +674,9 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
         raise UsageError("an output path is needed unless --dry-run is given")
     if dst is not None:
         check_paths(src, Path(dst), overwrite)
-        check_encoder(cfg.encode)
+        check_encoder(cfg.encode, dst)
+        if preview is not None:
+            check_encoder(cfg.encode, preview)
         check_streams(src, dst, cfg.drop_streams)
     if cfg.face_size != restorer.face_size:
         cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # crops at the model's own size
@@ -720,7 +729,8 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     timings["restore_encode"] = time.perf_counter() - t1
                     notes.extend(reused_note(len(reused), len(parts)) + restorer.notes)
                     t2 = time.perf_counter()
-                    notes.extend(left_out_note(remux(parts, src, final_tmp, provenance(restorer.name)), dst))
+                    notes.extend(left_out_note(remux(parts, src, final_tmp, provenance(restorer.name),
+                                                                segment_starts(analysis, segments, probe(src).time_base)), dst))
                     timings["remux"] = time.perf_counter() - t2
                 except BaseException as exc:
                     stopped = keeps_segments(exc)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ..faces.detect import DetectorConfig, FaceDetector, create_detector
-from ..io import remux
+from ..io import probe, remux
 from ..io.writer import atomic_output, check_encoder, check_streams, left_out_note
 from ..options import RestoreOptions, build_restorer
 from ..pipeline import (
@@ -41,6 +41,7 @@ from ..pipeline import (
     quality_check,
     restore_video,
     segment_path,
+    segment_starts,
     selected_tracks,
 )
 from ..restore import Restorer
@@ -117,7 +118,7 @@ class RestoreWorker:
         started = time.time()
         check_paths(item.input, item.output, overwrite=True)  # the batch state decides about existing outputs
         cfg = item.options.pipeline
-        check_encoder(cfg.encode)
+        check_encoder(cfg.encode, item.output)
         check_streams(item.input, item.output, cfg.drop_streams)
         restorer = self._restorer(item.options)
         mask = mask_name(self._masker(cfg), cfg)
@@ -152,7 +153,8 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
         with atomic_output(item.output) as tmp:
             if parts:
                 notes.extend(deinterlace_note(plan.analysis))
-                notes.extend(left_out_note(remux(parts, item.input, tmp, provenance(plan.restorer)), item.output))
+                notes.extend(left_out_note(remux(parts, item.input, tmp, provenance(plan.restorer),
+                                                            segment_starts(plan.analysis, plan.segments, probe(item.input).time_base)), item.output))
             else:
                 notes.append(copy_note(plan.analysis))
                 notes.extend(left_out_note(remux(item.input, item.input, tmp), item.output))

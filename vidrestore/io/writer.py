@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import heapq
 import io
+import itertools
+import math
 import os
 import queue
 import struct
@@ -23,6 +25,7 @@ from typing import Self
 
 import av
 import numpy as np
+from av.bitstream import BitStreamFilterContext
 from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError
@@ -31,6 +34,9 @@ from .patch import Box, copy_samples, patch_frame, patchable, rotate_box
 from .reader import rotate_to_coded
 
 ARCHIVAL_CODECS = {"ffv1": ".mkv", "prores_ks": ".mov"}
+# Containers that store one time per frame, in decode order, and no presentation times: frames an
+# encoder reorders (B-frames) would be read back with scrambled timestamps, so it may not reorder.
+DECODE_ORDER_ONLY = {"avi"}
 # x264's macroblock-tree rate control gives different bits for the same frames depending on what the
 # process did before (seen after a PyAV decode); clips that must be byte-reproducible turn it off.
 REPRODUCIBLE_X264 = {"x264-params": "no-mbtree=1"}
@@ -120,12 +126,34 @@ def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, heig
     return "yuv420p" if "yuv420p" in supported else supported[0]
 
 
-def check_encoder(options: EncodeOptions) -> av.Codec:
-    """The encoder named in ``options``; checked before any work so a typo fails at once."""
+# Encoders to suggest for a container that cannot hold the one asked for, best first.
+_SUGGESTED_ENCODERS = ("libx264", "libvpx-vp9", "libsvtav1", "ffv1", "prores_ks", "mpeg4")
+
+
+def _takes(output: Path, codec: str) -> bool:
+    """Whether a container named like ``output`` can hold a stream of ``codec``."""
+    scratch = io.BytesIO()
+    scratch.name = output.name  # FFmpeg picks the container by the name
     try:
-        return av.Codec(options.codec, "w")
+        with av.open(scratch, "w") as out:
+            out.add_stream(codec)
+    except (av.error.FFmpegError, ValueError):
+        return False
+    return True
+
+
+def check_encoder(options: EncodeOptions, output: str | Path | None = None) -> av.Codec:
+    """The encoder named in ``options``, and that ``output``'s container can hold its video;
+    checked before any work so a typo or a mismatch fails at once."""
+    try:
+        codec = av.Codec(options.codec, "w")
     except (av.error.FFmpegError, ValueError) as exc:
         raise OutputError(f"encoder {options.codec!r} is not in this FFmpeg build") from exc
+    if output is not None and not _takes(Path(output), codec.name):
+        fits = next((c for c in _SUGGESTED_ENCODERS if c in av.codecs_available and _takes(Path(output), c)), None)
+        hint = f"give --codec {fits}, or write a .mkv or .mov" if fits else "write a .mkv or .mov"
+        raise OutputError(f"{codec.name} video cannot be stored in {Path(output).suffix} files; {hint}")
+    return codec
 
 
 class VideoWriter:
@@ -173,6 +201,8 @@ class VideoWriter:
             cc.sample_aspect_ratio = info.sample_aspect_ratio
         if info.rotation:
             stream.set_display_rotation(info.rotation)
+        if self.container.format.name in DECODE_ORDER_ONLY:
+            cc.max_b_frames = 0
         if info.interlaced:  # the fields were kept (--deinterlace off): so is their declared order
             cc.field_order = {v: k for k, v in FIELD_ORDERS.items()}[info.field_order]
         stream.options = self._codec_options(codec.name)
@@ -190,6 +220,8 @@ class VideoWriter:
             return {"crf": str(self.options.crf), "preset": self.options.preset, "x265-params": "log-level=error"}
         if name == "ffv1":
             return {"level": "3", "slicecrc": "1"}
+        if name == "libvpx-vp9":  # constant quality (libvpx otherwise aims at 256 kbit/s), rows in parallel
+            return {"crf": str(self.options.crf), "b": "0", "row-mt": "1"}
         if name.startswith("prores"):
             return {"profile": "3", **({"flags": "+ildct"} if fields else {})}  # 422 HQ
         return {}
@@ -460,7 +492,8 @@ def left_out_note(left_out: list[str], output: str | Path) -> list[str]:
     return [f"left out, as {Path(output).suffix} files cannot hold them: {', '.join(left_out)}"] if left_out else []
 
 
-def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, output: str | Path, comment: str = "") -> list[str]:
+def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, output: str | Path, comment: str = "",
+          starts: Sequence[Fraction | None] = ()) -> list[str]:
     """Write ``output`` with the video stream of ``video_source`` and every other stream of
     ``other_source`` (audio, subtitles, data, attachments), packets copied without re-encoding,
     interleaved by decode time; returns the streams left out because the output's container
@@ -470,7 +503,9 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
 
     ``video_source`` may be the encoded segments of one video, in order: their video streams are
     joined as they are copied (:func:`_joined_packets`), with no intermediate file, so the disk
-    holds the segments and the output, never a third copy."""
+    holds the segments and the output, never a third copy. ``starts``: the presentation time in
+    seconds that each part's first frame has in the input (None where unknown); a part whose
+    muxer moved its timestamps is moved back (:func:`_start_shift`)."""
     parts = [Path(video_source)] if isinstance(video_source, (str, Path)) else [Path(p) for p in video_source]
     unfit = unfit_streams(other_source, output)
     with open_input(parts[0]) as vin, open_input(other_source) as oin:
@@ -481,7 +516,12 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 earlier = [out.metadata.pop(k) for k in list(out.metadata) if k.lower() == "comment"]
                 out.metadata["comment"] = " | ".join([*earlier, comment])
             vstream = vin.streams.video[0]
-            video = out.add_stream_from_template(vstream)
+            try:
+                video = out.add_stream_from_template(vstream)
+            except ValueError as exc:  # only a copy of the input's own video gets here (no face was found)
+                raise OutputError(f"{Path(output).suffix} files cannot hold the {vstream.codec_context.name} video of "
+                                  f"{Path(other_source).name}, which has no face to restore and is copied as it is; "
+                                  "write a .mkv") from exc
             mapping = {("v", vstream.index): video}
             if oin.streams.video:
                 original = oin.streams.video[0]
@@ -504,32 +544,85 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                     mapping[("o", s.index)] = copy
             if oin.chapters():
                 out.set_chapters(oin.chapters())
-            vsrc = ((("v", vstream.index), p) for p in _joined_packets(parts))
+            packets = _joined_packets(parts, starts)
+            if (to_annex_b := _annex_b_filter(vstream, video, out.format.name)) is not None:
+                packets = _filtered(packets, to_annex_b)
+            vsrc = ((("v", vstream.index), p) for p in packets)
             osrc_streams = [s for s in carried if ("o", s.index) in mapping]
             osrc = ((("o", p.stream.index), p) for p in (oin.demux(osrc_streams) if osrc_streams else []) if p.size)
             for key, packet in heapq.merge(vsrc, osrc, key=lambda kp: _packet_time(kp[1])):
                 packet.stream = mapping[key]
                 out.mux(packet)
+            out.close()  # writes the trailer, which can fail too
         except OSError as exc:
             raise OutputError(f"cannot write {output} ({exc.strerror or exc})") from exc
+        except av.error.FFmpegError as exc:
+            raise OutputError(f"FFmpeg's {out.format.name} muxer could not write {Path(output).name} "
+                              f"({exc.strerror or exc}); try a .mkv output") from exc
         finally:
-            out.close()
+            with contextlib.suppress(av.error.FFmpegError, OSError):
+                out.close()  # after a failure; closing again is a no-op
     return unfit
 
 
-def _joined_packets(parts: list[Path]) -> Iterator[av.Packet]:
+_ANNEX_B_FILTERS = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
+
+
+def _annex_b_filter(stream: av.video.stream.VideoStream, copy: av.video.stream.VideoStream,
+                    output_format: str) -> BitStreamFilterContext | None:
+    """The filter that rewrites ``stream``'s packets for an AVI ``copy``, or None when none is needed.
+    MP4 and Matroska store H.264 and HEVC with length-prefixed NAL units; AVI takes only the Annex B
+    byte stream, and FFmpeg's AVI muxer does not convert (the MPEG-TS muxer does). Without it, a
+    face-less .mp4 copied to .avi failed inside FFmpeg."""
+    name = _ANNEX_B_FILTERS.get(stream.codec_context.name)
+    extradata = stream.codec_context.extradata or b""
+    if output_format != "avi" or name is None or extradata[:1] != b"\x01":  # 1: avcC/hvcC version, not a start code
+        return None
+    return BitStreamFilterContext(name, stream, copy)
+
+
+def _filtered(packets: Iterator[av.Packet], bsf: BitStreamFilterContext) -> Iterator[av.Packet]:
+    for packet in packets:
+        yield from bsf.filter(packet)
+    yield from bsf.filter(None)
+
+
+def _start_shift(packet: av.Packet, start: Fraction | None) -> int:
+    """How many ticks of its time base the first ``packet`` of a part lies after ``start`` (seconds),
+    where that part's first frame belongs.
+
+    Containers that cannot store a decode time before 0 (MPEG-TS) delay every timestamp of a
+    part whose encoder reorders frames: x264's first frame is decoded two frames before it is shown.
+    In a file of video alone, as a part is, that delay is not shared with the audio, which then
+    plays a frame or two early. A part's first packet is its first frame (an encoder starts with a
+    keyframe that nothing precedes), so the difference is the delay; the final muxer, which sees
+    every stream, delays them all together when it must."""
+    if start is None or packet.pts is None:
+        return 0
+    ticks = start / packet.time_base
+    nearest = math.floor(abs(ticks) + Fraction(1, 2))  # rounded as FFmpeg rescales: halves away from zero
+    return packet.pts - (nearest if ticks >= 0 else -nearest)
+
+
+def _joined_packets(parts: list[Path], starts: Sequence[Fraction | None] = ()) -> Iterator[av.Packet]:
     """The video packets of ``parts`` (the segments of one video, encoded with the same settings),
-    one part after the other; they keep their own timestamps.
+    one part after the other; they keep their own timestamps, but for the delay a muxer added
+    (``starts``: see :func:`remux` and :func:`_start_shift`).
 
     Each segment starts with a keyframe and its encoder's decode delay is the same in every part,
     so decode timestamps stay increasing across joins; if they do not, the join is refused rather
     than written with timestamps a player would misread."""
     last_dts = None
-    for part in parts:
+    for part, start in itertools.zip_longest(parts, starts[: len(parts)]):
         with open_input(part) as container:
+            shift = None
             for packet in container.demux(container.streams.video[0]):
                 if not packet.size:
                     continue
+                shift = _start_shift(packet, start) if shift is None else shift
+                if shift:
+                    packet.pts = packet.pts - shift if packet.pts is not None else None
+                    packet.dts = packet.dts - shift if packet.dts is not None else None
                 if packet.dts is not None and last_dts is not None and packet.dts <= last_dts:
                     raise OutputError(f"cannot join segment {part.name}: its timestamps overlap the previous segment's; "
                                       "restore this video as one segment (--segment-frames 0)")
