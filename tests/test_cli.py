@@ -488,3 +488,23 @@ def test_an_encoder_that_refuses_the_video_is_a_one_line_output_error(sample_cli
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "mpeg2video encoder refused" in err and "try another --codec" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ms.mp4"]
+
+
+def test_a_still_picture_is_restored_into_a_picture(sample_clip, tmp_path):
+    """A photo is a shot of one frame: its face was dropped as too short-lived a track, and the
+    picture could only be written by naming its encoder."""
+    import cv2
+
+    with av.open(str(sample_clip)) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), frame[..., ::-1])
+    out, report = tmp_path / "restored.png", tmp_path / "r.json"
+    assert _run(photo, out, "--model", "none", "--detector", "dlib", "--quiet", "--json", report) == 0
+    assert len(json.loads(report.read_text())["tracks"]) == 1
+    with av.open(str(out)) as c:
+        pictures = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        assert c.streams.video[0].codec_context.name == "png" and c.streams.video[0].format.name == "rgb24"
+    assert len(pictures) == 1 and pictures[0].shape == frame.shape
+    assert _run(sample_clip, tmp_path / "video.png", "--model", "none", "--quiet") == 4  # a video into one picture
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg", "r.json", "restored.png"]

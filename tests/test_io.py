@@ -528,9 +528,18 @@ def test_an_encoder_the_container_cannot_hold_is_refused_before_any_work_naming_
     from vidrestore.io.writer import check_encoder
 
     with pytest.raises(OutputError, match=r"libx264 video cannot be stored in \.webm files; give --codec libvpx-vp9"):
-        check_encoder(EncodeOptions(), tmp_path / "out.webm")
+        check_encoder(EncodeOptions(codec="libx264"), tmp_path / "out.webm")
+    with pytest.raises(OutputError, match=r"png video cannot be stored in \.jpg files; give --codec mjpeg"):
+        check_encoder(EncodeOptions(codec="png"), tmp_path / "out.jpg")  # FFmpeg's image2 muxer would take it
     assert check_encoder(EncodeOptions(codec="libvpx-vp9"), tmp_path / "out.webm").name == "libvpx-vp9"
-    assert check_encoder(EncodeOptions(), tmp_path / "out.mkv").name == "libx264"
+
+
+@pytest.mark.parametrize("name, codec", [("o.mp4", "libx264"), ("o.mkv", "libx264"), ("o.webm", "libvpx-vp9"), ("o.png", "png"),
+                                         ("o.JPG", "mjpeg"), ("o.tif", "tiff")])
+def test_the_automatic_encoder_is_one_the_container_holds(tmp_path, name, codec):
+    from vidrestore.io.writer import check_encoder
+
+    assert check_encoder(EncodeOptions(), tmp_path / name).name == codec
 
 
 def test_vp9_into_webm_keeps_every_timestamp_at_the_quality_asked_for(tmp_path, sample_clip):

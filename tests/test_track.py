@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,6 +53,22 @@ def test_short_and_tiny_tracks_are_dropped():
     tracker.end_shot()
     assert tracker.tracks == []
     assert tracker.too_small == 1  # counted for the report; a flash is not
+
+
+@pytest.mark.parametrize("shot_frames", [1, 2, 4])
+def test_a_face_found_through_a_shot_too_short_for_a_track_is_kept(shot_frames):
+    """A still picture, a clip of a few frames or a quick cut cannot hold min_track_frames: a face
+    every detection of such a shot found is no flash (it was dropped, and a photo came out as it went in).
+    In the same shot, a face that only some of its detections found is still dropped."""
+    tracker = FaceTracker(TrackerConfig(min_track_frames=5, detect_every=2))
+    for f in range(shot_frames):
+        if f % 2 == 0:
+            tracker.update(f, [_face(100, 100)] + ([_face(400, 100)] if f == 2 else []))
+    tracker.end_shot()
+    for f in range(10, 30, 2):  # a longer shot after it, with a face in its first frames only: a flash, as ever
+        tracker.update(f, [_face(100, 100)] if f < 13 else [])
+    tracker.end_shot()
+    assert [(t.start, t.end) for t in tracker.tracks] == [(0, 1 if shot_frames <= 2 else 3)]
 
 
 def test_rts_smoother_reduces_jitter_and_fills_gaps():

@@ -204,7 +204,8 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                    help="restore in segments of at least N frames (default 2000; 0: one segment), cut at shot changes "
                         "or inside long takes; a stopped or killed run keeps its finished segments and the same command "
                         "continues from them")
-    p.add_argument("--codec", help="video encoder (libx264, libx265, ffv1, prores_ks ...)")
+    p.add_argument("--codec", help="video encoder (libx264, libx265, libvpx-vp9, ffv1, prores_ks ...; default auto: libx264, "
+                   "or what the output's container holds: libvpx-vp9 for .webm, png/mjpeg/tiff for a picture)")
     p.add_argument("--crf", type=int, help="quality for x264/x265 (lower is better)")
     p.add_argument("--x264-preset", dest="enc_preset", help="encoder speed preset (x264/x265)")
     p.add_argument("--pix-fmt", help="output pixel format (auto: the input's)")

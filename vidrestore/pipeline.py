@@ -55,7 +55,7 @@ from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.reader import DecodedFrames, FieldFilter, scan_fields
-from .io.writer import atomic_output, check_encoder, check_streams, left_out_note
+from .io.writer import atomic_output, check_encoder, check_output, left_out_note
 from .restore import Restorer, TrackContext, load_contexts, save_contexts
 from .resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .shots import Shot, ShotConfig, ShotDetector
@@ -674,10 +674,9 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
         raise UsageError("an output path is needed unless --dry-run is given")
     if dst is not None:
         check_paths(src, Path(dst), overwrite)
-        check_encoder(cfg.encode, dst)
+        check_output(src, dst, cfg.encode, cfg.drop_streams)
         if preview is not None:
             check_encoder(cfg.encode, preview)
-        check_streams(src, dst, cfg.drop_streams)
     if cfg.face_size != restorer.face_size:
         cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # crops at the model's own size
     timings: dict[str, float] = {}

@@ -19,7 +19,7 @@ import torch
 
 from ..faces.detect import DetectorConfig, FaceDetector, create_detector
 from ..io import probe, remux
-from ..io.writer import atomic_output, check_encoder, check_streams, left_out_note
+from ..io.writer import atomic_output, check_output, left_out_note
 from ..options import RestoreOptions, build_restorer
 from ..pipeline import (
     Analysis,
@@ -118,8 +118,7 @@ class RestoreWorker:
         started = time.time()
         check_paths(item.input, item.output, overwrite=True)  # the batch state decides about existing outputs
         cfg = item.options.pipeline
-        check_encoder(cfg.encode, item.output)
-        check_streams(item.input, item.output, cfg.drop_streams)
+        check_output(item.input, item.output, cfg.encode, cfg.drop_streams)
         restorer = self._restorer(item.options)
         mask = mask_name(self._masker(cfg), cfg)
         analysis = analyse(item.input, cfg, self._detector(cfg.detector), progress)

@@ -113,12 +113,15 @@ class FaceTracker:
         self._next_id = 0
         self._shot = 0
         self._frame: tuple[int, np.ndarray] | None = None  # the frame follow() saw last
+        self._shot_seen: set[int] = set()  # the frames of this shot that follow() or update() saw
+        self._shot_detected: set[int] = set()  # those that update() saw
 
     def follow(self, frame_index: int, grey: np.ndarray, scale: tuple[float, float]) -> None:
         """Carry each open track from the previous frame to this one with optical flow. ``grey``:
         the frame as a grey uint8 image downscaled by ``scale`` (sx, sy). Call it for every frame
         of a shot, in order, before :meth:`update` on the frames that were detected."""
         previous, self._frame = self._frame, (frame_index, grey)
+        self._shot_seen.add(frame_index)
         if previous is None or previous[0] != frame_index - 1:
             return
         # A track the flow lost since its last detection waits for the next one.
@@ -130,6 +133,8 @@ class FaceTracker:
 
     def update(self, frame_index: int, detections: list[Detection]) -> None:
         cfg = self.config
+        self._shot_seen.add(frame_index)
+        self._shot_detected.add(frame_index)
         dets = [d for d in detections if d.score >= cfg.min_score]
         self._close_stale(frame_index)
         matched = self._associate(dets)
@@ -168,14 +173,19 @@ class FaceTracker:
     def end_shot(self) -> None:
         """Close every open track (a cut, or the end of the video); no track crosses a cut. A track
         followed by the flow past its last detection keeps those frames: no later detection could
-        have seen it in them."""
+        have seen it in them. In a shot shorter than ``min_track_frames`` (a still image, a clip of
+        a few frames, a quick cut), a face found by every detection of the shot is no flash, and
+        is kept: such faces were dropped, so a photo came out unrestored."""
+        seen = self._shot_seen
+        short = bool(seen) and max(seen) - min(seen) + 1 < self.config.min_track_frames
         for t in self._open:
-            self._finish_one(t, t.latest_frame)
+            self._finish_one(t, t.latest_frame, whole_shot=short and self._shot_detected <= t.observations.keys())
         self._open = []
         self._shot += 1
+        self._shot_seen, self._shot_detected = set(), set()
 
-    def _finish_one(self, t: _OpenTrack, last: int) -> None:
-        if max(t.observations) - min(t.observations) + 1 < self.config.min_track_frames:
+    def _finish_one(self, t: _OpenTrack, last: int, whole_shot: bool = False) -> None:
+        if max(t.observations) - min(t.observations) + 1 < self.config.min_track_frames and not whole_shot:
             return  # a flash or a false positive
         track = build_track(t.track_id, t.shot_index, t.observations, self.config, t.followed, last)
         if track.median_face_px < self.config.min_face_size:

@@ -29,7 +29,7 @@ from av.bitstream import BitStreamFilterContext
 from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError
-from .probe import FIELD_ORDERS, VideoInfo, open_input
+from .probe import FIELD_ORDERS, VideoInfo, open_input, probe
 from .patch import Box, copy_samples, patch_frame, patchable, rotate_box
 from .reader import rotate_to_coded
 
@@ -44,7 +44,7 @@ REPRODUCIBLE_X264 = {"x264-params": "no-mbtree=1"}
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    codec: str = "libx264"
+    codec: str = "auto"  # "auto": libx264, or what the output's container holds (see resolve_encoder)
     crf: int = 18
     preset: str = "medium"
     pix_fmt: str = "auto"  # "auto": the input's pixel format when the encoder takes it, else its first
@@ -113,8 +113,14 @@ def _subsampling_fits(pix_fmt: str, width: int, height: int) -> bool:
     return not ((chroma[0].width == 1 and width % 2) or (chroma[0].height == 1 and height % 2))
 
 
+_RGB_PICTURE_ENCODERS = {"png", "tiff", "bmp"}  # pictures viewers expect in RGB, though some of these take YUV
+
+
 def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, height: int) -> str:
     supported = [f.name for f in (codec.video_formats or [])]
+    if requested == "auto" and codec.name in _RGB_PICTURE_ENCODERS:
+        deep = av.VideoFormat(source).components[0].bits > 8
+        requested = next((f for f in (["rgb48be", "rgb48le"] if deep else []) + ["rgb24"] if f in supported), "auto")
     if requested == "auto" and not _subsampling_fits(source, width, height):
         requested = "yuv444p"  # odd sizes cannot be chroma-subsampled; keep the exact frame size instead
     if requested != "auto":
@@ -126,8 +132,11 @@ def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, heig
     return "yuv420p" if "yuv420p" in supported else supported[0]
 
 
-# Encoders to suggest for a container that cannot hold the one asked for, best first.
-_SUGGESTED_ENCODERS = ("libx264", "libvpx-vp9", "libsvtav1", "ffv1", "prores_ks", "mpeg4")
+# Encoders for a container that cannot hold the one asked for (or for "auto"), best first.
+_VIDEO_ENCODERS = ("libx264", "libvpx-vp9", "libsvtav1", "ffv1", "prores_ks", "mpeg4")
+# A still picture is written by the encoder of its file type (FFmpeg's image2 muxer would take
+# any, MPEG-4 into a .jpg included).
+IMAGE_ENCODERS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp"}
 
 
 def _takes(output: Path, codec: str) -> bool:
@@ -142,16 +151,31 @@ def _takes(output: Path, codec: str) -> bool:
     return True
 
 
+def _fitting_encoder(output: Path) -> str | None:
+    """The encoder a file named like ``output`` is best written with: by its type for a picture,
+    else the first of :data:`_VIDEO_ENCODERS` its container holds."""
+    image = IMAGE_ENCODERS.get(output.suffix.lower())
+    if image is not None:
+        return image
+    return next((c for c in _VIDEO_ENCODERS if c in av.codecs_available and _takes(output, c)), None)
+
+
 def check_encoder(options: EncodeOptions, output: str | Path | None = None) -> av.Codec:
-    """The encoder named in ``options``, and that ``output``'s container can hold its video;
-    checked before any work so a typo or a mismatch fails at once."""
+    """The encoder of ``options`` for ``output``: the one named, which ``output``'s container must
+    hold, or for "auto" libx264 where the container holds H.264 and else the one that fits it (VP9
+    for .webm, PNG or JPEG for a picture). Checked before any work, so a typo or a mismatch fails at once."""
+    name = options.codec
+    if name == "auto":
+        name = (_fitting_encoder(Path(output)) if output is not None else None) or "libx264"
     try:
-        codec = av.Codec(options.codec, "w")
+        codec = av.Codec(name, "w")
     except (av.error.FFmpegError, ValueError) as exc:
-        raise OutputError(f"encoder {options.codec!r} is not in this FFmpeg build") from exc
-    if output is not None and not _takes(Path(output), codec.name):
-        fits = next((c for c in _SUGGESTED_ENCODERS if c in av.codecs_available and _takes(Path(output), c)), None)
-        hint = f"give --codec {fits}, or write a .mkv or .mov" if fits else "write a .mkv or .mov"
+        raise OutputError(f"encoder {name!r} is not in this FFmpeg build") from exc
+    if output is None:
+        return codec
+    fits = _fitting_encoder(Path(output))
+    if not _takes(Path(output), codec.name) or (Path(output).suffix.lower() in IMAGE_ENCODERS and codec.name != fits):
+        hint = f"give --codec {fits} (or leave --codec out), or write a .mkv or .mov" if fits else "write a .mkv or .mov"
         raise OutputError(f"{codec.name} video cannot be stored in {Path(output).suffix} files; {hint}")
     return codec
 
@@ -164,7 +188,7 @@ class VideoWriter:
         self.info = info
         self.options = options
         self.frames_written = 0
-        codec = check_encoder(options)
+        codec = check_encoder(options, self.path)
         self.container = av.open(str(self.path), "w")
         try:
             self.stream = self._add_stream(codec)
@@ -476,6 +500,18 @@ def _holds(name: str, stream: av.stream.Stream) -> bool:
             return any(_is_cover(s) for s in written.streams)
     except av.error.FFmpegError:
         return False
+
+
+def check_output(source: str | Path, output: str | Path, options: EncodeOptions, drop: bool) -> None:
+    """Refuse, before any work, an ``output`` that could not be written from ``source``: an encoder
+    its container cannot hold (:func:`check_encoder`), a video into a picture file, or streams it
+    cannot hold (:func:`check_streams`, unless ``drop``)."""
+    check_encoder(options, output)
+    frames = probe(source).estimated_frames
+    if Path(output).suffix.lower() in IMAGE_ENCODERS and frames > 1:
+        raise OutputError(f"{Path(output).suffix} files hold one picture, and {Path(source).name} has about {frames} frames; "
+                          "write a video file (.mp4, .mkv, .mov)")
+    check_streams(source, output, drop)
 
 
 def check_streams(source: str | Path, output: str | Path, drop: bool) -> None:
