@@ -508,3 +508,37 @@ def test_a_still_picture_is_restored_into_a_picture(sample_clip, tmp_path):
     assert len(pictures) == 1 and pictures[0].shape == frame.shape
     assert _run(sample_clip, tmp_path / "video.png", "--model", "none", "--quiet") == 4  # a video into one picture
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg", "r.json", "restored.png"]
+
+
+def test_a_phone_photo_turned_by_its_exif_tag_comes_out_upright(sample_clip, tmp_path):
+    """FFmpeg turns a JPEG's EXIF orientation into a rotation, and attaches the EXIF block as side
+    data of a kind PyAV 18 cannot name, which crashed the writer. A re-encoded picture carries no
+    orientation, so it is written upright."""
+    from PIL import Image
+
+    with av.open(str(sample_clip)) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise: stored turned the other way
+    photo = tmp_path / "phone.jpg"
+    Image.fromarray(frame).transpose(Image.Transpose.ROTATE_90).save(photo, exif=exif.tobytes(), quality=95)
+    out, report = tmp_path / "restored.jpg", tmp_path / "r.json"
+    assert _run(photo, out, "--model", "none", "--detector", "dlib", "--quiet", "--json", report) == 0
+    assert len(json.loads(report.read_text())["tracks"]) == 1
+    restored = np.asarray(Image.open(out))
+    assert restored.shape == frame.shape and np.abs(restored.astype(float) - frame).mean() < 6
+
+
+def test_a_picture_without_a_face_is_converted_to_the_type_asked_for(tmp_path):
+    import cv2
+
+    photo = tmp_path / "noface.jpg"
+    cv2.imwrite(str(photo), np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8))
+    out, report = tmp_path / "out.png", tmp_path / "r.json"
+    assert _run(photo, out, "--model", "none", "--detector", "dlib", "--quiet", "--json", report) == 0
+    assert json.loads(report.read_text())["notes"] == ["no face found: the picture was converted to .png unchanged"]
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "png"
+        converted = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    with av.open(str(photo)) as c:
+        assert np.abs(converted.astype(float) - next(c.decode(video=0)).to_ndarray(format="rgb24")).max() <= 2

@@ -55,7 +55,7 @@ from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.reader import DecodedFrames, FieldFilter, scan_fields
-from .io.writer import atomic_output, check_encoder, check_output, left_out_note
+from .io.writer import IMAGE_ENCODERS, atomic_output, check_encoder, check_output, left_out_note
 from .restore import Restorer, TrackContext, load_contexts, save_contexts
 from .resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .shots import Shot, ShotConfig, ShotDetector
@@ -333,13 +333,23 @@ def aligned_hint(analysis: Analysis, cfg: PipelineConfig, info: VideoInfo) -> li
             "--aligned restores each shot whole"]
 
 
-def copy_note(analysis: Analysis) -> str:
-    """Why a video with nothing to restore was copied as it is."""
+def copy_note(analysis: Analysis, converted_to: str = "") -> str:
+    """Why a video with nothing to restore was copied as it is (or, a picture, ``converted_to`` another type)."""
     if analysis.tracks:
         why = "no track selected with a strength above 0"
     else:
         why = "no face large enough to restore" if analysis.too_small else "no face found"
-    return f"{why}: the video was copied without re-encoding"
+    return f"{why}: " + (f"the picture was converted to {converted_to} unchanged" if converted_to else "the video was copied without re-encoding")
+
+
+def encoded_segments(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Path, whole: bool = False) -> list[range]:
+    """The frames pass 2 encodes, in segments: with a track to restore, the whole video (split for
+    resuming, unless ``whole``); with none, nothing (the video is copied) unless ``dst`` is a
+    picture of another type than ``src``'s, which a copy would leave a JPEG inside a .png."""
+    if selected_tracks(analysis, cfg):
+        return plan_segments(analysis, 0 if whole else cfg.segment_frames, cfg.batch_size)
+    encoder = IMAGE_ENCODERS.get(dst.suffix.lower())
+    return [range(analysis.frames)] if encoder is not None and probe(src).codec != encoder else []
 
 
 def to_display(detection: Detection, scale: tuple[float, float]) -> Detection:
@@ -581,12 +591,17 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         def identity(track: Track) -> torch.Tensor | None:
             return photos[track.track_id] if track.track_id in photos else best_frames(track)
 
-        faced = None if preview else [range(t.start, t.end) for t in tracks]  # the preview shows every frame
+        # A picture file carries no rotation that viewers read (a phone photo's EXIF tag is gone once
+        # re-encoded), so a picture is written upright, from the display-oriented images.
+        upright = video_out.suffix.lower() in IMAGE_ENCODERS
+        faced = None if preview or upright else [range(t.start, t.end) for t in tracks]  # the preview shows every frame
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
                                                  deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,
                                                  images_for=faced))
         # deinterlaced frames are progressive; fields kept (--deinterlace off) keep their declared order
         coded = dataclasses.replace(info, field_order="progressive") if analysis.deinterlace is not None else info
+        if upright:
+            coded = dataclasses.replace(coded, rotation=0, width=info.display_size[0], height=info.display_size[1])
         writer = stack.enter_context(VideoWriter(video_out, coded, cfg.encode))
         side = stack.enter_context(VideoWriter(preview, _preview_info(info), cfg.encode)) if preview else None
         window: list = []
@@ -597,7 +612,10 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
             faces += sum(1 for f in window for t in tracks if t.covers(f.index))
             for f in window:
                 pasted = changed.get(f.index)
-                writer.write(f.source, f.pts, *((pasted.image, pasted.boxes) if pasted else ()))
+                if upright:
+                    writer.write(None, f.pts, pasted.image if pasted else f.image)
+                else:
+                    writer.write(f.source, f.pts, *((pasted.image, pasted.boxes) if pasted else ()))
                 if side is not None:
                     side.write(None, f.pts, np.concatenate([f.image, pasted.image if pasted else f.image], 1))
             if progress:
@@ -694,7 +712,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     if dst is not None and not dry_run:
         dst = Path(dst)
         t1 = time.perf_counter()
-        segments = plan_segments(analysis, cfg.segment_frames if preview is None else 0, cfg.batch_size) if restoring else []
+        segments = encoded_segments(analysis, cfg, src, dst, whole=preview is not None)
         parts = [segment_path(dst, i) for i in range(len(segments))]
         carries = [carry_path(dst, i) for i in range(len(segments))]
         ledger = SegmentLedger(dst, resume) if resume else None
@@ -708,8 +726,8 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
         with contextlib.ExitStack() as stack:
             final_tmp = stack.enter_context(atomic_output(dst))
             preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
-            if restoring:
-                notes.extend(deinterlace_note(analysis))
+            if segments:
+                notes.extend(deinterlace_note(analysis) if restoring else [copy_note(analysis, dst.suffix)])
                 this_run = _without(progress, [segments[i] for i in reused])
                 stopped = False
                 try:

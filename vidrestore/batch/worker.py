@@ -34,9 +34,9 @@ from ..pipeline import (
     copy_note,
     create_masker,
     deinterlace_note,
+    encoded_segments,
     hand_on,
     mask_name,
-    plan_segments,
     provenance,
     quality_check,
     restore_video,
@@ -122,7 +122,7 @@ class RestoreWorker:
         restorer = self._restorer(item.options)
         mask = mask_name(self._masker(cfg), cfg)
         analysis = analyse(item.input, cfg, self._detector(cfg.detector), progress)
-        segments = plan_segments(analysis, cfg.segment_frames, cfg.batch_size) if selected_tracks(analysis, cfg) else []
+        segments = encoded_segments(analysis, cfg, item.input, item.output)
         return ItemPlan(item, analysis, segments, restorer.name, mask, started, time.time() - started)
 
     def restore_segment(self, plan: ItemPlan, index: int, progress: Progress | None = None) -> SegmentDone:
@@ -150,8 +150,9 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
     notes = reused_note(reused, len(parts)) + list(restorer_notes)
     try:
         with atomic_output(item.output) as tmp:
+            selected = selected_tracks(plan.analysis, item.options.pipeline)
             if parts:
-                notes.extend(deinterlace_note(plan.analysis))
+                notes.extend(deinterlace_note(plan.analysis) if selected else [copy_note(plan.analysis, item.output.suffix)])
                 notes.extend(left_out_note(remux(parts, item.input, tmp, provenance(plan.restorer),
                                                             segment_starts(plan.analysis, plan.segments, probe(item.input).time_base)), item.output))
             else:
@@ -161,10 +162,9 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
         for index, part in enumerate(parts):
             part.unlink(missing_ok=True)
             carry_path(item.output, index).unlink(missing_ok=True)
-    selected = selected_tracks(plan.analysis, item.options.pipeline)
     timings = {"analyse": plan.analyse_s}
     qa = None
-    if item.qa and parts:
+    if item.qa and selected:
         t0 = time.time()
         qa, alarms = quality_check(item.input, item.output, plan.analysis, selected, item.options.pipeline.face_size)
         notes.extend(alarms)

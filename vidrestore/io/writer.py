@@ -180,6 +180,16 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None) -> a
     return codec
 
 
+def _side_data(frame: av.VideoFrame) -> list:
+    """The side data of ``frame`` that PyAV can name. PyAV 18 reads all of it at once and fails on a
+    kind newer than itself (FFmpeg 8 attaches a JPEG's EXIF block as kind 31): a photo crashed the
+    writer. Such a frame is read as having none; the encoder still gets all of it."""
+    try:
+        return list(frame.side_data.keys())
+    except ValueError:
+        return []
+
+
 class VideoWriter:
     """Encode frames (RGB in display orientation, or untouched decoded frames) with the input's timing."""
 
@@ -308,7 +318,7 @@ class VideoWriter:
         that the decoder attached to the first frame. Their FFmpeg wrappers read it from the codec's
         side data, which PyAV cannot set, and not from the frames: an HDR10 master lost it."""
         names = _HDR10_PARAMS.get(self.stream.codec_context.name)
-        found = {str(sd.type).rsplit(".", 1)[-1]: bytes(sd) for sd in frame.side_data.keys()}
+        found = {str(sd.type).rsplit(".", 1)[-1]: bytes(sd) for sd in _side_data(frame)}
         params = [f"{name}={value}" for kind, name in (names or {}).items()
                   if kind in found and (value := _HDR10_FORMAT[kind](found[kind]))]
         if params:
