@@ -11,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -82,6 +83,25 @@ def make_clip(path: Path, pts: list[int], size: tuple[int, int] = (48, 64), time
                 af.sample_rate, af.pts = 44100, start
                 out.mux(aus.encode(af))
             out.mux(aus.encode(None))
+    return path
+
+
+def resized_clip(path: Path, source: Path) -> Path:
+    """``source``'s frames as MPEG-TS that changes size and pixel format halfway (a splice of two
+    recordings, as broadcast captures have): frames 0-11 as they are, then two thirds the size in
+    yuv444p. Each half is a TS of its own; MPEG-TS halves joined byte for byte play as one stream.
+    Its first frame is shown at 1 s, as in a broadcast capture, so that neither half's muxer moves it."""
+    from vidrestore.io import VideoReader
+
+    with VideoReader(source) as r:
+        images = [f.image for f in r]
+    half = len(images) // 2
+    h, w = images[0].shape[:2]
+    small = (h * 2 // 3 // 2 * 2, w * 2 // 3 // 2 * 2)
+    first = make_clip(path.with_name("first.ts"), [1000 + i * 40 for i in range(half)], size=(h, w), images=images[:half])
+    second = make_clip(path.with_name("second.ts"), [1000 + i * 40 for i in range(half, len(images))], size=small, pix_fmt="yuv444p",
+                       images=[cv2.resize(img, small[::-1], interpolation=cv2.INTER_AREA) for img in images[half:]])
+    path.write_bytes(first.read_bytes() + second.read_bytes())
     return path
 
 

@@ -8,7 +8,7 @@ import sys
 import av
 import numpy as np
 import pytest
-from conftest import REPO, aligned_clip, combing, dressed_clip, make_clip, read_pts, shared_file, start_and_signal_when, weave_clip
+from conftest import REPO, aligned_clip, combing, dressed_clip, make_clip, read_pts, resized_clip, shared_file, start_and_signal_when, weave_clip
 
 from vidrestore.cli import main, stops_cleanly_on_termination
 
@@ -321,6 +321,18 @@ def test_zero_faces_copies_the_video_untouched(tmp_path):
         pb = [bytes(p) for p in b.demux(b.streams.video[0]) if p.size]
     assert pa == pb  # remuxed, not re-encoded
     assert "no face" in json.loads(report.read_text())["notes"][0]
+
+
+def test_a_video_that_changes_size_midway_is_restored_at_its_first_size(sample_clip, tmp_path):
+    src = resized_clip(tmp_path / "spliced.ts", sample_clip)
+    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    assert _run(src, out, "--model", "none", "--detector", "dlib", "--quiet", "--json", report) == 0
+    assert read_pts(out) == read_pts(src)
+    with av.open(str(out)) as c:
+        assert {(f.width, f.height) for f in c.decode(video=0)} == {(480, 360)}
+    data = json.loads(report.read_text())
+    assert sum(t["frames"] for t in data["tracks"]) >= 22  # the face is followed through the change
+    assert any("12 frames came in another size" in note for note in data["notes"])
 
 
 def test_dry_run_reports_tracks_without_writing(sample_clip, tmp_path, capsys):

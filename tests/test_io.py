@@ -5,7 +5,7 @@ import av
 import numpy as np
 import pytest
 from conftest import (captioned_clip, captions, combing, cover_picture, covered_clip, dressed_clip, film_frames, hdr10_clip, hdr10_metadata, make_clip,
-                      read_pts, telecine_clip, timecoded_clip)
+                      read_pts, resized_clip, telecine_clip, timecoded_clip)
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -91,6 +91,20 @@ def test_truncated_stream_restores_what_decodes(tmp_path):
     with VideoReader(cut) as r:
         frames = list(r)
     assert 0 < len(frames) < 50
+
+
+def test_frames_of_another_size_mid_stream_come_at_the_streams_first_size(tmp_path, sample_clip):
+    src = resized_clip(tmp_path / "spliced.ts", sample_clip)
+    info = probe(src)
+    with VideoReader(src) as r, VideoReader(sample_clip) as original:
+        frames, before = list(r), [f.image for f in original]
+        resized = r.stats.resized
+    assert resized == 12
+    assert {(f.source.width, f.source.height, f.source.format.name) for f in frames} == {(info.width, info.height, "yuv420p")}
+    assert [f.pts for f in frames] == read_pts(src)
+    # the second half is its own pictures scaled back up, not a stretched or shifted copy
+    assert all(np.abs(f.image.astype(int) - b).mean() < 6 for f, b in zip(frames, before))
+    assert not scan_fields(src).interlaced  # the scans read the same frames
 
 
 def test_atomic_output_leaves_nothing_on_failure(tmp_path):

@@ -131,6 +131,7 @@ class Analysis:
     fields: str = ""  # why: "declared tt", "detected bff: 57 of 60 frames scanned look interlaced", ...
     references: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> aligned reference crop (S, S, 3) uint8
     too_small: int = 0  # face tracks left out because their median face is under the tracker's min_face_size
+    resized: int = 0  # frames decoded at another size than the stream's first (scaled to it)
 
 
 @dataclass
@@ -219,7 +220,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         submit()
         track(until_in_flight=0)
         tracker.end_shot()
-        count, corrupt = reader.stats.frames, reader.stats.corrupt_packets
+        count, corrupt, resized = reader.stats.frames, reader.stats.corrupt_packets, reader.stats.resized
     if progress:
         progress("analyse", count, total, faces)
     all_shots = shots.shots(count)
@@ -228,7 +229,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     crops = {photo: reference_crop(photo, detector, cfg.face_size)
              for photo in {cfg.reference_of(t.track_id) for t in tracks} - {""}}
     references = {t.track_id: crops[cfg.reference_of(t.track_id)] for t in tracks if cfg.reference_of(t.track_id)}
-    return Analysis(count, all_shots, tracks, name, corrupt, pts, fields, why, references, tracker.too_small)
+    return Analysis(count, all_shots, tracks, name, corrupt, pts, fields, why, references, tracker.too_small, resized)
 
 
 def aligned_side(image: np.ndarray, scale: tuple[float, float]) -> float:
@@ -312,6 +313,17 @@ def selected_tracks(analysis: Analysis, cfg: PipelineConfig) -> list[Track]:
                          f"{', '.join(map(str, found)) or 'none'} (see --dry-run; ids depend on the detection options)")
     return [t for t in analysis.tracks
             if (not cfg.only_tracks or t.track_id in cfg.only_tracks) and cfg.strength_of(t.track_id) > 0]
+
+
+def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
+    """What the decoder could not give as it was: corrupt packets, frames of another size."""
+    notes = []
+    if analysis.corrupt_packets:
+        notes.append(f"{analysis.corrupt_packets} corrupt packets could not be decoded; the frames that decoded were restored")
+    if analysis.resized:
+        notes.append(f"{analysis.resized} frames came in another size or pixel format than the stream's first; "
+                     f"they were scaled to {info.width}x{info.height} {info.pix_fmt}, as FFmpeg does")
+    return notes
 
 
 def small_faces_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
@@ -707,8 +719,6 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     restoring = selected_tracks(analysis, cfg)
     timings["analyse"] = time.perf_counter() - t0
     frames_out = 0
-    if analysis.corrupt_packets:
-        notes.append(f"{analysis.corrupt_packets} corrupt packets could not be decoded; the frames that decoded were restored")
     if dst is not None and not dry_run:
         dst = Path(dst)
         t1 = time.perf_counter()
@@ -802,4 +812,4 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
                  "profile_frames": int((frontal_weight(t.landmarks, cfg.profile_fade) < 1).sum())}
                 for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
-        corrupt_packets=analysis.corrupt_packets, notes=[*small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info), *notes])
+        corrupt_packets=analysis.corrupt_packets, notes=[*decode_notes(analysis, info), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info), *notes])

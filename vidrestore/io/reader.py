@@ -44,6 +44,7 @@ class Frame:
 class DecodeStats:
     frames: int = 0
     corrupt_packets: int = 0
+    resized: int = 0  # frames decoded at another size or pixel format than the stream starts with
 
 
 def rotate_to_display(image: np.ndarray, rotation: int) -> np.ndarray:
@@ -83,6 +84,16 @@ def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0, deep:
     if (info.rotation // 90) % 2:
         scale = scale[::-1]
     return rotate_to_display(rgb, info.rotation), scale
+
+
+def fit_to_stream(frame: av.VideoFrame, info: VideoInfo, reformatter: VideoReformatter) -> av.VideoFrame:
+    """``frame`` at the size and pixel format the stream starts with (``info``), scaled with
+    FFmpeg's bicubic filter where it differs, as FFmpeg's own tools do. Broadcast recordings and
+    spliced files change size mid-stream; the filters, the encoder and the tracker take one size.
+    Timestamps and side data are kept."""
+    if (frame.width, frame.height, frame.format.name) == (info.width, info.height, info.pix_fmt):
+        return frame
+    return reformatter.reformat(frame, width=info.width, height=info.height, format=info.pix_fmt, interpolation="BICUBIC")
 
 
 def _merged(spans: list[range]) -> tuple[list[int], list[int]]:
@@ -179,14 +190,16 @@ def _fieldmatch(parity: str) -> tuple[str, str]:
 
 
 def _first_frames(path: str | Path, frames: int) -> Iterator[tuple[av.video.stream.VideoStream, av.VideoFrame | None]]:
-    """The video stream of ``path`` with each of its first ``frames`` decoded frames, then with None
-    (the end). A damaged stream ends at the damage: a scan judges by the frames before it."""
+    """The video stream of ``path`` with each of its first ``frames`` decoded frames (see
+    :func:`fit_to_stream`), then with None (the end). A damaged stream ends at the damage: a scan
+    judges by the frames before it."""
+    info, fitter = probe(path), VideoReformatter()
     with open_input(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         with contextlib.suppress(av.error.FFmpegError):
             for frame, _ in zip(container.decode(stream), range(frames)):
-                yield stream, frame
+                yield stream, fit_to_stream(frame, info, fitter)
         yield stream, None
 
 
@@ -348,6 +361,7 @@ class VideoReader:
         self._spans = _merged(images_for) if images_for is not None else None
         self.stats = DecodeStats()
         self._reformatter = VideoReformatter()  # used by the decode thread only
+        self._fitter = VideoReformatter()  # for frames of another size than the stream's (decode thread)
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -455,7 +469,7 @@ class VideoReader:
 
     def _decode_packet(self, packet: av.Packet) -> list[av.VideoFrame]:
         try:
-            return list(packet.decode())
+            decoded = list(packet.decode())
         except av.error.InvalidDataError:
             self.stats.corrupt_packets += 1
             return []
@@ -464,3 +478,6 @@ class VideoReader:
                 raise InputError(f"unsupported video codec {self.info.codec!r} in {self.path}") from exc
             self.stats.corrupt_packets += 1
             return []
+        fitted = [fit_to_stream(frame, self.info, self._fitter) for frame in decoded]
+        self.stats.resized += sum(a is not b for a, b in zip(fitted, decoded))
+        return fitted
