@@ -40,13 +40,14 @@ def shared_file(shared_data: Path, rel: str) -> Path:
 
 def make_clip(path: Path, pts: list[int], size: tuple[int, int] = (48, 64), time_base: Fraction = Fraction(1, 1000),
               rotation: int = 0, audio: bool = False, pix_fmt: str = "yuv420p", images: list[np.ndarray] | None = None,
-              color: bool = False, subtitles: list[tuple[int, str]] | None = None, x264_params: str = "") -> Path:
+              color: bool = False, subtitles: list[tuple[int, str]] | None = None, x264_params: str = "", rate: int = 25) -> Path:
     """Write an H.264 clip with the given presentation timestamps (VFR allowed); ``subtitles``:
     (start in ms, text) cues in a subtitle stream (mov_text in .mp4, subrip elsewhere);
-    ``x264_params``: e.g. "interlaced=1:tff=1" for a stream coded as top-field-first fields."""
+    ``x264_params``: e.g. "interlaced=1:tff=1" for a stream coded as top-field-first fields;
+    ``rate``: the frame rate declared (in a raw .h264 stream, the only timing there is)."""
     h, w = size
     with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=25)
+        vs = out.add_stream("libx264", rate=rate)
         vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
         vs.time_base = time_base
         vs.codec_context.time_base = time_base

@@ -1,6 +1,7 @@
 """End-to-end: the CLI on real clips, checked with PyAV; and every bad input as a one-line error."""
 
 import json
+from fractions import Fraction
 import signal
 import subprocess
 import sys
@@ -333,6 +334,28 @@ def test_a_video_that_changes_size_midway_is_restored_at_its_first_size(sample_c
     data = json.loads(report.read_text())
     assert sum(t["frames"] for t in data["tracks"]) >= 22  # the face is followed through the change
     assert any("12 frames came in another size" in note for note in data["notes"])
+
+
+def test_a_raw_camera_stream_is_restored_with_timestamps_and_continued_by_segments(sample_clip, tmp_path):
+    """A raw .h264 dump (a DVR's, a camera's) stamps no frame: the output gets them at the rate
+    the stream declares, a segmented run reads its segments without seeking, and a face-less
+    raw stream is encoded rather than copied into a container that needs timestamps."""
+    with av.open(str(sample_clip)) as c:
+        images = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    src = make_clip(tmp_path / "cam.h264", list(range(24)), size=images[0].shape[:2], images=images,
+                    time_base=Fraction(1, 20), rate=20)
+    whole, split = tmp_path / "whole.mkv", tmp_path / "split.mkv"
+    common = ["--model", "none", "--detector", "dlib", "--quiet", "--codec", "ffv1"]
+    assert _run(src, whole, *common, "--segment-frames", "0") == 0
+    assert _run(src, split, *common, "--segment-frames", "8") == 0
+    assert read_pts(whole) == [i * 50 for i in range(24)]  # ms: 20 fps
+    with av.open(str(whole)) as a, av.open(str(split)) as b:
+        assert all(np.array_equal(x.to_ndarray(), y.to_ndarray()) for x, y in zip(a.decode(video=0), b.decode(video=0)))
+    blank = make_clip(tmp_path / "blank.h264", list(range(10)), time_base=Fraction(1, 20), rate=20)
+    out, report = tmp_path / "blank.mp4", tmp_path / "r.json"
+    assert _run(blank, out, "--model", "none", "--quiet", "--json", report) == 0
+    assert read_pts(out) == [i * read_pts(out)[1] for i in range(10)] and read_pts(out)[1] > 0
+    assert any("raw stream" in note for note in json.loads(report.read_text())["notes"])
 
 
 def test_dry_run_reports_tracks_without_writing(sample_clip, tmp_path, capsys):

@@ -1,4 +1,5 @@
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -81,6 +82,21 @@ def test_audio_only_file_has_no_video_stream(tmp_path):
         out.mux(s.encode(None))
     with pytest.raises(InputError, match="no video stream"):
         probe(path)
+
+
+def test_a_raw_stream_is_numbered_at_the_rate_its_encoder_wrote_and_read_from_anywhere(tmp_path):
+    src = make_clip(tmp_path / "cam.h264", list(range(20)), time_base=Fraction(1, 20), rate=20)
+    info = probe(src)
+    assert not info.timestamps and info.average_rate == 20  # the raw demuxer alone would say 25
+    with VideoReader(src) as r:
+        whole = list(r)
+    step = round(1 / (20 * info.time_base))
+    assert [f.pts for f in whole] == [i * step for i in range(20)]
+    # a segment cannot seek by timestamps the file does not hold: it reads on from the start
+    with VideoReader(src, start=7, stop=12, start_pts=whole[7].pts) as r:
+        part = list(r)
+    assert [f.pts for f in part] == [f.pts for f in whole[7:12]]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(part, whole[7:12]))
 
 
 def test_truncated_stream_restores_what_decodes(tmp_path):

@@ -345,23 +345,35 @@ def aligned_hint(analysis: Analysis, cfg: PipelineConfig, info: VideoInfo) -> li
             "--aligned restores each shot whole"]
 
 
-def copy_note(analysis: Analysis, converted_to: str = "") -> str:
-    """Why a video with nothing to restore was copied as it is (or, a picture, ``converted_to`` another type)."""
+def copy_note(analysis: Analysis, encoded_because: str = "") -> str:
+    """Why a video with nothing to restore was copied as it is (or encoded unchanged: see :func:`faceless_encoding`)."""
     if analysis.tracks:
         why = "no track selected with a strength above 0"
     else:
         why = "no face large enough to restore" if analysis.too_small else "no face found"
-    return f"{why}: " + (f"the picture was converted to {converted_to} unchanged" if converted_to else "the video was copied without re-encoding")
+    return f"{why}: " + (encoded_because or "the video was copied without re-encoding")
+
+
+def faceless_encoding(src: Path, dst: Path) -> str:
+    """Why a video with nothing to restore is encoded unchanged rather than copied ("": it is
+    copied): a copy would leave a JPEG inside a .png, or a raw stream's unstamped frames in a
+    container that needs timestamps."""
+    info = probe(src)
+    encoder = IMAGE_ENCODERS.get(dst.suffix.lower())
+    if encoder is not None and info.codec != encoder:
+        return f"the picture was converted to {dst.suffix} unchanged"
+    if not info.timestamps:
+        return "the video was encoded unchanged, since a copy of its raw stream would have no timestamps"
+    return ""
 
 
 def encoded_segments(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Path, whole: bool = False) -> list[range]:
     """The frames pass 2 encodes, in segments: with a track to restore, the whole video (split for
-    resuming, unless ``whole``); with none, nothing (the video is copied) unless ``dst`` is a
-    picture of another type than ``src``'s, which a copy would leave a JPEG inside a .png."""
+    resuming, unless ``whole``); with none, nothing (the video is copied) unless it must be
+    encoded all the same (:func:`faceless_encoding`)."""
     if selected_tracks(analysis, cfg):
         return plan_segments(analysis, 0 if whole else cfg.segment_frames, cfg.batch_size)
-    encoder = IMAGE_ENCODERS.get(dst.suffix.lower())
-    return [range(analysis.frames)] if encoder is not None and probe(src).codec != encoder else []
+    return [range(analysis.frames)] if faceless_encoding(src, dst) else []
 
 
 def to_display(detection: Detection, scale: tuple[float, float]) -> Detection:
@@ -737,7 +749,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
             final_tmp = stack.enter_context(atomic_output(dst))
             preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
             if segments:
-                notes.extend(deinterlace_note(analysis) if restoring else [copy_note(analysis, dst.suffix)])
+                notes.extend(deinterlace_note(analysis) if restoring else [copy_note(analysis, faceless_encoding(src, dst))])
                 this_run = _without(progress, [segments[i] for i in reused])
                 stopped = False
                 try:

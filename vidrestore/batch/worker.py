@@ -35,6 +35,7 @@ from ..pipeline import (
     create_masker,
     deinterlace_note,
     encoded_segments,
+    faceless_encoding,
     hand_on,
     mask_name,
     provenance,
@@ -152,7 +153,7 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
         with atomic_output(item.output) as tmp:
             selected = selected_tracks(plan.analysis, item.options.pipeline)
             if parts:
-                notes.extend(deinterlace_note(plan.analysis) if selected else [copy_note(plan.analysis, item.output.suffix)])
+                notes.extend(deinterlace_note(plan.analysis) if selected else [copy_note(plan.analysis, faceless_encoding(item.input, item.output))])
                 notes.extend(left_out_note(remux(parts, item.input, tmp, provenance(plan.restorer),
                                                             segment_starts(plan.analysis, plan.segments, probe(item.input).time_base)), item.output))
             else:

@@ -39,6 +39,12 @@ class VideoInfo:
     color: ColorInfo
     other_streams: tuple[str, ...] = field(default_factory=tuple)  # e.g. ("audio:aac", "subtitle:mov_text")
     field_order: str = "progressive"  # progressive | tt | bb | tb | bt | unknown, as the stream declares it
+    timestamps: bool = True  # False for a raw elementary stream (.h264, .m2v, .hevc), whose frames come unstamped
+
+    @property
+    def frame_ticks(self) -> int:
+        """One frame at the average rate, in ticks of the time base (1 when the rate is unknown)."""
+        return max(1, round(1 / (self.average_rate * self.time_base))) if self.average_rate else 1
 
     @property
     def interlaced(self) -> bool:
@@ -87,14 +93,13 @@ def _reason(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or exc.__class__.__name__
 
 
-def _rotation(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
-    """Display rotation comes on decoded frames as side data (FFmpeg >= 6 dropped the 'rotate' tag)."""
+def _first_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> av.VideoFrame | None:
+    """The first decoded frame: display rotation comes on it as side data (FFmpeg >= 6 dropped the
+    'rotate' tag), and it says whether the stream stamps its frames."""
     try:
-        for frame in container.decode(stream):
-            return round(frame.rotation) % 360
+        return next(container.decode(stream), None)
     except av.error.FFmpegError:
-        return 0
-    return 0
+        return None
 
 
 FIELD_ORDERS = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}  # FFmpeg's AVFieldOrder
@@ -130,12 +135,16 @@ def _probe(path: str | Path) -> VideoInfo:
                        for s in container.streams if s.index != stream.index)
         duration = float(stream.duration * stream.time_base) if stream.duration else (
             container.duration / 1e6 if container.duration else None)
-        info_wo_rotation = {
+        info = {
             "path": Path(path), "width": cc.width, "height": cc.height, "codec": cc.name,
             "pix_fmt": cc.pix_fmt or "yuv420p", "time_base": stream.time_base, "average_rate": stream.average_rate,
             "frames": stream.frames or 0, "duration_s": duration, "sample_aspect_ratio": cc.sample_aspect_ratio,
             "color": ColorInfo(cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range),
             "other_streams": others, "field_order": FIELD_ORDERS.get(cc.field_order, "unknown"),
         }
-        rotation = _rotation(container, stream)
-    return VideoInfo(rotation=rotation, **info_wo_rotation)
+        first = _first_frame(container, stream)
+        info["rotation"] = round(first.rotation) % 360 if first is not None else 0
+        info["timestamps"] = first is None or first.pts is not None
+        if not info["timestamps"]:  # a raw stream's demuxer assumes 25 fps; the encoder wrote the true rate into the stream (H.264 VUI)
+            info["average_rate"] = cc.framerate or stream.average_rate
+    return VideoInfo(**info)

@@ -362,6 +362,7 @@ class VideoReader:
         self.stats = DecodeStats()
         self._reformatter = VideoReformatter()  # used by the decode thread only
         self._fitter = VideoReformatter()  # for frames of another size than the stream's (decode thread)
+        self._last_pts: int | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -422,7 +423,7 @@ class VideoReader:
         with open_input(self.path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            seeking = self.start > 0 and self.start_pts is not None
+            seeking = self.start > 0 and self.start_pts is not None and self.info.timestamps  # unstamped: nothing to seek to
             if seeking:
                 # The deinterlacer looks at the frame before: seek before it, so a segment's first
                 # frame is made from the same fields as in a run over the whole video.
@@ -480,4 +481,12 @@ class VideoReader:
             return []
         fitted = [fit_to_stream(frame, self.info, self._fitter) for frame in decoded]
         self.stats.resized += sum(a is not b for a, b in zip(fitted, decoded))
-        return fitted
+        return [self._stamped(frame) for frame in fitted]
+
+    def _stamped(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """``frame`` with a timestamp: a raw stream's frames come without one, and are numbered at
+        the stream's rate, as FFmpeg's own tools do, so that both passes and the output agree."""
+        if frame.pts is None:
+            frame.pts = 0 if self._last_pts is None else self._last_pts + self.info.frame_ticks
+        self._last_pts = frame.pts
+        return frame
