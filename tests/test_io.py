@@ -1,4 +1,5 @@
 
+import json
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from conftest import (captioned_clip, captions, combing, cover_picture, covered_
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from vidrestore.cli import main
 from vidrestore.errors import InputError, OutputError
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe, remux
 from vidrestore.io.reader import DecodedFrames, FieldFilter, scan_fields
@@ -121,6 +123,26 @@ def test_frames_of_another_size_mid_stream_come_at_the_streams_first_size(tmp_pa
     # the second half is its own pictures scaled back up, not a stretched or shifted copy
     assert all(np.abs(f.image.astype(int) - b).mean() < 6 for f, b in zip(frames, before))
     assert not scan_fields(src).interlaced  # the scans read the same frames
+
+
+def test_damage_in_a_transport_stream_is_located(tmp_path):
+    src = make_clip(tmp_path / "in.ts", [1000 + i * 40 for i in range(50)], size=(64, 64))
+    data = bytearray(src.read_bytes())
+    middle = len(data) // 2 // 188 * 188  # a TS packet boundary
+    data[middle : middle + 188 * 4] = np.random.default_rng(1).integers(0, 256, 188 * 4, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(bytes(data))
+    with VideoReader(src) as r:
+        assert len(list(r)) == 50 and r.stats.damaged_s == []
+    with VideoReader(damaged) as r:
+        frames = list(r)
+    assert len(r.stats.damaged_s) >= 1 and all(0.4 < t < 1.6 for t in r.stats.damaged_s)  # the middle of a 2 s clip
+    assert len(frames) >= 45
+    report = tmp_path / "r.json"
+    assert main([str(damaged), str(tmp_path / "out.mkv"), "--model", "none", "--quiet", "--json", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert data["damaged_s"] == [round(t, 3) for t in r.stats.damaged_s]
+    assert any(note.startswith("the file is damaged") for note in data["notes"])
 
 
 def test_atomic_output_leaves_nothing_on_failure(tmp_path):

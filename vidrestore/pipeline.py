@@ -132,6 +132,7 @@ class Analysis:
     references: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> aligned reference crop (S, S, 3) uint8
     too_small: int = 0  # face tracks left out because their median face is under the tracker's min_face_size
     resized: int = 0  # frames decoded at another size than the stream's first (scaled to it)
+    damaged_s: list[float] = field(default_factory=list)  # where the demuxer found the file damaged (seconds)
 
 
 @dataclass
@@ -148,6 +149,7 @@ class Report:
     timings_s: dict[str, float]
     corrupt_packets: int
     notes: list[str]
+    damaged_s: list[float] = field(default_factory=list)  # where the file is damaged, seconds from the start
     qa: list[dict] | None = None  # with --qa: per restored track, output and input metrics
 
     def to_json(self) -> str:
@@ -220,7 +222,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         submit()
         track(until_in_flight=0)
         tracker.end_shot()
-        count, corrupt, resized = reader.stats.frames, reader.stats.corrupt_packets, reader.stats.resized
+        count, stats = reader.stats.frames, reader.stats
     if progress:
         progress("analyse", count, total, faces)
     all_shots = shots.shots(count)
@@ -229,7 +231,8 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     crops = {photo: reference_crop(photo, detector, cfg.face_size)
              for photo in {cfg.reference_of(t.track_id) for t in tracks} - {""}}
     references = {t.track_id: crops[cfg.reference_of(t.track_id)] for t in tracks if cfg.reference_of(t.track_id)}
-    return Analysis(count, all_shots, tracks, name, corrupt, pts, fields, why, references, tracker.too_small, resized)
+    return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references, tracker.too_small,
+                    stats.resized, stats.damaged_s)
 
 
 def aligned_side(image: np.ndarray, scale: tuple[float, float]) -> float:
@@ -316,8 +319,13 @@ def selected_tracks(analysis: Analysis, cfg: PipelineConfig) -> list[Track]:
 
 
 def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
-    """What the decoder could not give as it was: corrupt packets, frames of another size."""
+    """What the decoder could not give as it was: damaged and corrupt packets, frames of another size."""
     notes = []
+    if analysis.damaged_s:
+        at = ", ".join(f"{t:.2f} s" for t in analysis.damaged_s[:5]) + (", ..." if len(analysis.damaged_s) > 5 else "")
+        packets = "1 packet" if len(analysis.damaged_s) == 1 else f"{len(analysis.damaged_s)} packets"
+        notes.append(f"the file is damaged: {packets} flagged corrupt, at {at} from the start; "
+                     "frames there may be missing or show blocks that restoration does not repair")
     if analysis.corrupt_packets:
         notes.append(f"{analysis.corrupt_packets} corrupt packets could not be decoded; the frames that decoded were restored")
     if analysis.resized:
@@ -824,4 +832,4 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
                  "profile_frames": int((frontal_weight(t.landmarks, cfg.profile_fade) < 1).sum())}
                 for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
-        corrupt_packets=analysis.corrupt_packets, notes=[*decode_notes(analysis, info), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info), *notes])
+        corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info), *notes])

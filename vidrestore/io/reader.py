@@ -45,6 +45,7 @@ class DecodeStats:
     frames: int = 0
     corrupt_packets: int = 0
     resized: int = 0  # frames decoded at another size or pixel format than the stream starts with
+    damaged_s: list[float] = dataclasses.field(default_factory=list)  # where packets the demuxer flagged corrupt are, from the start
 
 
 def rotate_to_display(image: np.ndarray, rotation: int) -> np.ndarray:
@@ -432,6 +433,8 @@ class VideoReader:
             self._index = self.start if seeking else 0
             deinterlacer = Deinterlacer(stream, self.deinterlace) if self.deinterlace is not None else None
             for packet in container.demux(stream):
+                if packet.is_corrupt and packet.pts is not None:  # as a player's clock shows it, from the stream's start
+                    self.stats.damaged_s.append(float((packet.pts - (stream.start_time or 0)) * packet.time_base))
                 for decoded in self._decode_packet(packet):
                     for frame in deinterlacer(decoded) if deinterlacer else [decoded]:
                         if not self._emit(frame, seeking):
