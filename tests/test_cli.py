@@ -402,8 +402,19 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     _one_line_error(capsys, _run(src, tmp_path / "no" / "dir.mp4", "--model", "none"), 4, "does not exist")
     _one_line_error(capsys, _run(src, tmp_path / "x.mp4", "--model", tmp_path / "absent.safetensors"), 5, "not found")
     _one_line_error(capsys, _run(src, tmp_path / "y.mp4", "--model", "none", "--codec", "nosuchcodec"), 4, "encoder")
+    for name in ("restored", "restored.xyz"):
+        _one_line_error(capsys, _run(src, tmp_path / name, "--model", "none"), 4, f"no container is known by the name '{name}'")
+    _one_line_error(capsys, _run(src, tmp_path, "--model", "none"), 4, "never overwrites its input")  # the folder it is in
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert leftovers == []
+
+
+def test_an_output_folder_gets_the_restored_video_under_the_inputs_name(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", [0, 40, 80])
+    folder = tmp_path / "restored"
+    folder.mkdir()
+    assert _run(src, folder, "--model", "none", "--quiet") == 0
+    assert read_pts(folder / "in.mp4") == read_pts(src)
 
 
 def test_help_and_console_script_entry():

@@ -227,7 +227,9 @@ def build_restore_parser() -> argparse.ArgumentParser:
                "vidrestore degrade | vidrestore eval {images,noref,video} | vidrestore sample. "
                "Exit codes: 2 usage, 3 input, 4 output, 5 model, 6 config, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.")
     p.add_argument("input", type=Path, help="video to restore")
-    p.add_argument("output", type=Path, nargs="?", help="where to write the restored video (not needed with --dry-run)")
+    p.add_argument("output", type=Path, nargs="?",
+                   help="where to write the restored video, or a folder to write it into under the input's name "
+                        "(not needed with --dry-run)")
     add_restore_options(p)
     p.add_argument("--preview", type=Path, metavar="PATH",
                    help="also write a side-by-side (input | restored) video here (the video is then restored as one segment)")
@@ -285,6 +287,8 @@ def cmd_restore(argv: list[str]) -> int:
     options = options_from_args(args)
     if args.output is None and not args.dry_run:
         raise UsageError("give an output path, or --dry-run to only detect and track")
+    if args.output is not None and args.output.is_dir():  # as cp does
+        args.output = args.output / args.input.name
     restorer = build_restorer(options, device)
     fingerprint = options.fingerprint_for(args.input)
     bar = ProgressBar(args.quiet)

@@ -139,13 +139,15 @@ _VIDEO_ENCODERS = ("libx264", "libvpx-vp9", "libsvtav1", "ffv1", "prores_ks", "m
 IMAGE_ENCODERS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp"}
 
 
-def _takes(output: Path, codec: str) -> bool:
-    """Whether a container named like ``output`` can hold a stream of ``codec``."""
+def _takes(output: Path, codec: str | None) -> bool:
+    """Whether FFmpeg knows a container by ``output``'s name and it can hold a stream of ``codec``
+    (None: any container it knows)."""
     scratch = io.BytesIO()
     scratch.name = output.name  # FFmpeg picks the container by the name
     try:
         with av.open(scratch, "w") as out:
-            out.add_stream(codec)
+            if codec is not None:
+                out.add_stream(codec)
     except (av.error.FFmpegError, ValueError):
         return False
     return True
@@ -164,6 +166,9 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None) -> a
     """The encoder of ``options`` for ``output``: the one named, which ``output``'s container must
     hold, or for "auto" libx264 where the container holds H.264 and else the one that fits it (VP9
     for .webm, PNG or JPEG for a picture). Checked before any work, so a typo or a mismatch fails at once."""
+    if output is not None and not _takes(Path(output), None):
+        raise OutputError(f"no container is known by the name {Path(output).name!r}: end it in a video type such as "
+                          ".mp4, .mkv, .mov or .webm")
     name = options.codec
     if name == "auto":
         name = (_fitting_encoder(Path(output)) if output is not None else None) or "libx264"
