@@ -81,7 +81,8 @@ def main() -> None:
             figures = args.figures / name.replace(" ", "_") if args.figures else None
             rep = eval_video(clip, path, measure_cfg, detector, figures)
             side = [t["restored"] for t in rep["tracks"]]
-            mean = {k: float(np.mean([s[k] for s in side])) for k in ("warping_error", "flicker", "identity_stability")}
+            mean = {k: float(np.mean([s[k] for s in side if s[k] is not None] or [np.nan]))
+                    for k in ("warping_error", "flicker", "identity_stability")}
             niqe = rep["niqe"]["mean_restored"]
             print(f"{name:20s} {mean['warping_error']:9.4f} {mean['flicker']:9.4f} {mean['identity_stability']:8.4f} "
                   f"{niqe if niqe is not None else float('nan'):7.3f} {seconds.get(name, 0.0):10.1f}")

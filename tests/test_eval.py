@@ -126,3 +126,31 @@ def test_track_meter_gives_the_same_numbers_whatever_the_chunk(chunk):
     assert streamed["restored"]["identity_to_input_min_frame"] in range(50, 62)
     assert streamed["per_frame"]["input"]["identity_frames"] == [50, 53, 56, 58, 61]
     assert meter.sheet()[0].shape == (3, 32, 32, 3)
+
+
+def test_a_one_frame_track_has_no_temporal_figures_and_raises_no_alarm():
+    """One frame has no step to warp: its warping error and flicker are null, not 0 (perfectly
+    steady) and not NaN (not JSON), and the QA compares nothing."""
+    import json
+
+    from vidrestore import jsonio
+    from vidrestore.eval.tracks import TrackMeter, qa_alarms
+    from vidrestore.faces.identity import DlibIdentityEncoder
+
+    (crop,) = _moving_face_crops(1)
+    meter = TrackMeter(0, 0, 1)
+    meter.add(crop, crop)
+    row = {k: v for k, v in meter.finish(DlibIdentityEncoder()).items() if k != "per_frame"}
+    assert row["restored"]["warping_error"] is None and row["restored"]["flicker"] is None and row["flicker_ratio"] is None
+    assert row["restored"]["identity_to_input_min"] is not None  # one frame still has an identity
+    assert qa_alarms([row]) == []
+    assert json.loads(jsonio.dumps(row)) == row
+
+
+def test_reports_are_strict_json():
+    from vidrestore import jsonio
+
+    text = jsonio.dumps({"a": [1.0, float("nan"), {"b": float("inf")}], "c": (2, -float("inf"))})
+    assert "NaN" not in text and "Infinity" not in text
+    assert jsonio.finite({"a": [1.0, float("nan"), {"b": float("inf")}], "c": (2, -float("inf"))}) == \
+        {"a": [1.0, None, {"b": None}], "c": [2, None]}

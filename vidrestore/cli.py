@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from . import __version__
+from . import __version__, jsonio
 from .errors import OutputError, UsageError, VidrestoreError
 
 if TYPE_CHECKING:
@@ -312,7 +312,8 @@ def cmd_restore(argv: list[str]) -> int:
         else:
             Path(args.json).write_text(text + "\n")
     if not args.quiet:
-        summary = (f"{report.frames_in} frames, {len(report.shots)} shots, {len(report.tracks)} face tracks; "
+        summary = (f"{_counted(report.frames_in, 'frame')}, {_counted(len(report.shots), 'shot')}, "
+                   f"{_counted(len(report.tracks), 'face track')}; "
                    f"detector {report.detector}; restorer {report.restorer}; mask {report.mask}; {report.timings_s['total']:.1f}s")
         print(summary if args.dry_run or args.output is None else f"wrote {report.output}: {summary}", file=sys.stderr)
         for row in report.qa or []:
@@ -324,12 +325,19 @@ def cmd_restore(argv: list[str]) -> int:
     return 0
 
 
+def _counted(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def qa_line(row: dict) -> str:
-    """One track's --qa figures, restored against input."""
+    """One track's --qa figures, restored against input ("n/a" where undefined: one frame has no step)."""
     before, after = row["input"], row["restored"]
-    return (f"qa: track {row['id']} ({row['frames_evaluated']} frames): warping error {after['warping_error']:.4f} "
-            f"(input {before['warping_error']:.4f}), flicker ratio {row['flicker_ratio']:.2f}, lowest identity cosine "
-            f"to the input {after['identity_to_input_min']:.3f} (input's own {before['identity_to_input_min']:.3f})")
+
+    def value(v: float | None, spec: str) -> str:
+        return "n/a" if v is None else format(v, spec)
+    return (f"qa: track {row['id']} ({_counted(row['frames_evaluated'], 'frame')}): warping error {value(after['warping_error'], '.4f')} "
+            f"(input {value(before['warping_error'], '.4f')}), flicker ratio {value(row['flicker_ratio'], '.2f')}, lowest identity "
+            f"cosine to the input {value(after['identity_to_input_min'], '.3f')} (input's own {value(before['identity_to_input_min'], '.3f')})")
 
 
 class _RaisingParser(argparse.ArgumentParser):
@@ -423,7 +431,7 @@ def cmd_batch(argv: list[str]) -> int:
         rows = {r.output: r for r in state.rows()}
         report = [_item_report(rows.get(str(item.output)), item.input, item.output) for item in todo] + skipped
     if args.json is not None:
-        text = json.dumps({"items": report, "totals": _totals(report)}, indent=2)
+        text = jsonio.dumps({"items": report, "totals": _totals(report)}, indent=2)
         print(text) if str(args.json) == "-" else args.json.write_text(text + "\n")
     if not args.quiet:
         _print_summary(report)
@@ -641,7 +649,7 @@ def cmd_eval(argv: list[str]) -> int:
         detector = create_detector(det, torch.device("cpu"))
         report = (eval_images(args.restored, args.reference, detector) if args.kind == "images"
                   else eval_video(args.input, args.restored, cfg, detector, args.figures))
-    text = json.dumps(report, indent=2)
+    text = jsonio.dumps(report, indent=2)
     if args.json:
         args.json.write_text(text + "\n")
     else:

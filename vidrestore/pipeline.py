@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import re
 import time
@@ -40,7 +39,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from . import __version__
+from . import __version__, jsonio
 from .anchor import IdentityCrops, identity_frames
 from .errors import ConfigError, InputError, ModelError, OutputError, UsageError
 from .eval.tracks import measure_tracks, qa_alarms
@@ -153,7 +152,7 @@ class Report:
     qa: list[dict] | None = None  # with --qa: per restored track, output and input metrics
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        return jsonio.dumps(asdict(self), indent=2)
 
 
 def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: Progress | None = None,

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
+from .. import jsonio
 from ..errors import UsageError
 
 STATE_NAME = "vidrestore-batch.sqlite"
@@ -113,7 +113,7 @@ class JobState:
                 "UPDATE items SET status='done', error=NULL, frames=?, faces=?, tracks=?, seconds=?, finished_at=?, "
                 "report=? WHERE output=?",
                 (report["frames_out"], report["faces"], len(report["tracks"]), report["seconds"], time.time(),
-                 json.dumps(report), str(output)))
+                 jsonio.dumps(report), str(output)))
 
     def fail(self, output: Path, error: str, seconds: float) -> None:
         """The item failed; its next attempt starts over."""

@@ -105,21 +105,27 @@ class TrackMeter:
             to_input = identity_cosine(d, np.repeat(input_mean, len(d), 0)) if len(d) else np.zeros(0)
             own = identity_cosine(d, np.repeat(d.mean(0, keepdims=True), len(d), 0)) if len(d) else np.zeros(0)
             lowest = int(np.argmin(to_input)) if len(to_input) else None
-            row[side] = {"warping_error": float(np.mean(s.warping)) if s.warping else 0.0,
-                         "flicker": float(np.mean(s.flicker)) if s.flicker else 0.0,
-                         "identity_stability": identity_stability(d),
-                         "identity_to_input": float(to_input.mean()) if len(to_input) else float("nan"),
-                         "identity_to_input_min": float(to_input[lowest]) if lowest is not None else float("nan"),
+            # None where a figure is undefined (one frame has no step to warp, no face no identity): not 0,
+            # which reads as perfectly steady, and not NaN, which is not JSON
+            row[side] = {"warping_error": _mean(s.warping), "flicker": _mean(s.flicker),
+                         "identity_stability": identity_stability(d) if len(d) else None,
+                         "identity_to_input": _mean(to_input),
+                         "identity_to_input_min": float(to_input[lowest]) if lowest is not None else None,
                          "identity_to_input_min_frame": identity_frames[lowest] if lowest is not None else None}
             series[side] = {"warping_error": s.warping, "flicker": s.flicker, "identity_cosine": own.tolist(),
                             "identity_to_input": to_input.tolist(), "identity_frames": identity_frames}
-        row["flicker_ratio"] = row["restored"]["flicker"] / max(row["input"]["flicker"], 1e-9)
+        flickers = row["restored"]["flicker"], row["input"]["flicker"]
+        row["flicker_ratio"] = flickers[0] / max(flickers[1], 1e-9) if None not in flickers else None
         row["per_frame"] = series
         return row
 
     def sheet(self) -> tuple[np.ndarray, np.ndarray]:
         """The contact-sheet samples: (K, S, S, 3) input crops and the restored ones."""
         return np.stack(self.sides["input"].sheet_crops), np.stack(self.sides["restored"].sheet_crops)
+
+
+def _mean(values: list[float] | np.ndarray) -> float | None:
+    return float(np.mean(values)) if len(values) else None
 
 
 def measure_tracks(input_path: Path, restored_path: Path, tracks: list[Track], face_size: int, max_frames: int = 0,
@@ -154,10 +160,12 @@ def qa_alarms(rows: list[dict]) -> list[str]:
     notes = []
     for row in rows:
         before, after = row["input"], row["restored"]
-        if after["warping_error"] > FLICKER_ALARM_RATIO * max(before["warping_error"], 1e-9):
+        # a figure is None where it is undefined (one frame has no step to warp): nothing to compare
+        if after["warping_error"] is not None and after["warping_error"] > FLICKER_ALARM_RATIO * max(before["warping_error"], 1e-9):
             notes.append(f"qa: track {row['id']} flickers more than the input (warping error {after['warping_error']:.4f} "
                          f"against {before['warping_error']:.4f}); try --strength {row['id']}=0.5")
-        if after["identity_to_input_min"] < before["identity_to_input_min"] - IDENTITY_ALARM_DROP:
+        if after["identity_to_input_min"] is not None and \
+                after["identity_to_input_min"] < before["identity_to_input_min"] - IDENTITY_ALARM_DROP:
             notes.append(f"qa: track {row['id']} drifts from the person's identity at frame {after['identity_to_input_min_frame']} "
                          f"(cosine {after['identity_to_input_min']:.3f} to the input's face; the input's own lowest is "
                          f"{before['identity_to_input_min']:.3f}); try --reference {row['id']}=PHOTO or --strength {row['id']}=0.5")
