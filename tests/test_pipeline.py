@@ -369,3 +369,18 @@ def test_square_frames_with_no_face_found_point_to_aligned(tmp_path):
     assert any("--aligned restores each shot whole" in n for n in report.notes)
     aligned = run(clip, None, PipelineConfig(aligned=True), PassThroughRestorer(128), torch.device("cpu"), dry_run=True, detector=det)
     assert not any("--aligned" in n for n in aligned.notes) and len(aligned.tracks) == 1
+
+
+def test_the_report_says_when_faces_as_small_as_asked_for_are_beyond_the_detector(tmp_path):
+    from vidrestore.pipeline import small_faces_note
+
+    wide = make_clip(tmp_path / "wide.mp4", [0, 40, 80], size=(1080, 1920))
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    cfg = PipelineConfig()
+    analysis = analyse(wide, cfg, det)
+    assert analysis.detect_side == 960 and analysis.smallest_findable == pytest.approx(130)
+    (note,) = small_faces_note(analysis, cfg)
+    assert note.startswith("faces under about 130 px cannot be found by this detector") and "(960 px of the frame's 1920" in note
+    assert "on frames of 960 px" in analysis.detector
+    close = analyse(make_clip(tmp_path / "close.mp4", [0, 40, 80], size=(360, 480)), cfg, det)
+    assert close.smallest_findable == pytest.approx(65) and small_faces_note(close, cfg) == []  # at full size: no larger size to try

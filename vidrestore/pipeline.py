@@ -44,7 +44,7 @@ from .anchor import IdentityCrops, identity_frames
 from .errors import ConfigError, InputError, ModelError, OutputError, UsageError
 from .eval.tracks import measure_tracks, qa_alarms
 from .faces.align import align_faces, crop_faces, face_matrices, template
-from .faces.detect import DetectorConfig, FaceDetector, create_detector
+from .faces.detect import DetectorConfig, FaceDetector, create_detector, smallest_findable
 from .faces.identity import DlibIdentityEncoder
 from .faces.parsing import ParsingMasker as Masker
 from .faces.parsing import create_masker as parsing_masker
@@ -132,6 +132,9 @@ class Analysis:
     too_small: int = 0  # face tracks left out because their median face is under the tracker's min_face_size
     resized: int = 0  # frames decoded at another size than the stream's first (scaled to it)
     damaged_s: list[float] = field(default_factory=list)  # where the demuxer found the file damaged (seconds)
+    smallest_findable: float = 0.0  # box side (frame px) of the smallest faces the detector finds at its working size; 0: unknown
+    detect_side: int = 0  # longer side of the images the detector worked on
+    frame_side: int = 0  # longer side of the frames
 
 
 @dataclass
@@ -169,6 +172,8 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     shots = ShotDetector(cfg.shots)
     tracker = FaceTracker(cfg.tracker)
     info = probe(path)
+    long_side = max(info.display_size)
+    detector = detector.sized_for(long_side, cfg.tracker.min_face_size)
     total = info.estimated_frames
     faces = 0
     # (index, starts a shot, image to detect, grey image to follow faces in, their scale)
@@ -226,12 +231,13 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         progress("analyse", count, total, faces)
     all_shots = shots.shots(count)
     tracks = aligned_tracks(all_shots, side) if cfg.aligned else sorted(tracker.tracks, key=lambda t: (t.start, t.track_id))
-    name = "none: the frames are aligned face crops (--aligned)" if cfg.aligned else detector.name
+    name = "none: the frames are aligned face crops (--aligned)" if cfg.aligned else \
+        f"{detector.name}, on frames of {detector.input_side} px on the longer side"
     crops = {photo: reference_crop(photo, detector, cfg.face_size)
              for photo in {cfg.reference_of(t.track_id) for t in tracks} - {""}}
     references = {t.track_id: crops[cfg.reference_of(t.track_id)] for t in tracks if cfg.reference_of(t.track_id)}
     return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references, tracker.too_small,
-                    stats.resized, stats.damaged_s)
+                    stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side)
 
 
 def aligned_side(image: np.ndarray, scale: tuple[float, float]) -> float:
@@ -334,13 +340,20 @@ def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
 
 
 def small_faces_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
-    """Say that faces were seen but left alone for their size: the user can lower the limit."""
+    """Say that faces were seen but left alone for their size, or that faces as small as asked for
+    are beyond the detector at the size it can work at: the user can act on either."""
+    notes = []
     n = analysis.too_small
-    if not n:
-        return []
-    faces = "face track" if n == 1 else "face tracks"
-    return [f"{n} {faces} smaller than {cfg.tracker.min_face_size:g} px (median box side) left as they are; "
-            f"--min-face lowers the limit"]
+    if n:
+        faces = "face track" if n == 1 else "face tracks"
+        notes.append(f"{n} {faces} smaller than {cfg.tracker.min_face_size:g} px (median box side) left as they are; "
+                     f"--min-face lowers the limit")
+    if analysis.smallest_findable > cfg.tracker.min_face_size * 1.05 and analysis.detect_side < analysis.frame_side:
+        notes.append(f"faces under about {analysis.smallest_findable:.0f} px cannot be found by this detector at the size it "
+                     f"works at ({analysis.detect_side} px of the frame's {analysis.frame_side} on the longer side), though "
+                     f"--min-face is {cfg.tracker.min_face_size:g}; a larger detector max_side in a --config file (dlib, facexlib's "
+                     "RetinaFace checkpoints) finds smaller ones, more slowly")
+    return notes
 
 
 def aligned_hint(analysis: Analysis, cfg: PipelineConfig, info: VideoInfo) -> list[str]:

@@ -5,6 +5,11 @@
   that the PyPI package ``face_recognition_models`` ships; works offline with no download.
 ``auto`` picks RetinaFace when its weights are found, else dlib.
 
+Each detector finds faces down to some size at the image size it works at (``smallest_face``).
+Before a video, :meth:`FaceDetector.sized_for` sets that working size from the frame size and
+the smallest face wanted (``--min-face``), within the bounds the checkpoint works well in, so
+that a wide 1080p shot's faces are not lost to a working size chosen for close-ups.
+
 A RetinaFace checkpoint whose own landmarks are poor (the zoo gives it a ``dlib_box``) has them
 re-fitted by dlib's 68-point shape predictor inside its boxes: its boxes are good, and the
 predictor takes about 3 ms a face on a 2-core VM (``refine_landmarks``).
@@ -12,12 +17,14 @@ predictor takes about 3 ms a face on a 2-core VM (``refine_landmarks``).
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
+import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Self
 
 import cv2
 import numpy as np
@@ -40,22 +47,63 @@ class DetectorConfig:
     min_score: float = 0.8  # RetinaFace probability; dlib's HOG margin is mapped through a sigmoid
     refine_landmarks: bool = True  # re-fit landmarks with dlib's predictor where the RetinaFace checkpoint's own are poor
     nms_iou: float = 0.4
+    nms_cover: float = 0.5  # also drop a box whose overlap covers more than this of the smaller box: two boxes of one face
 
 
 class FaceDetector(Protocol):
     name: str
     input_side: int  # longest image side the detector works at: frames may be decoded at this size
+    smallest_face: float  # box side, in pixels at the working size, of the smallest faces it finds (0: not measured)
 
     def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:
         """Faces in each RGB uint8 frame."""
         ...
+
+    def sized_for(self, long_side: int, min_face: float) -> Self:
+        """This detector (sharing its model) working at the size that finds faces of ``min_face``
+        px in frames whose longer side is ``long_side``, as far as its bounds allow."""
+        ...
+
+
+@dataclass(frozen=True)
+class SideRange:
+    """Where a detector's working size may go: ``low`` to ``high`` px on the longer side;
+    ``upscale``: frames smaller than ``low`` are enlarged to it (a checkpoint trained at one size)."""
+
+    low: int
+    high: int
+    upscale: bool = False
+
+    def side_for(self, long_side: int, min_face: float, smallest_face: float) -> int:
+        """The working side at which a face of ``min_face`` px becomes ``smallest_face`` px, within the range."""
+        wanted = math.ceil(long_side * smallest_face / min_face) if smallest_face and min_face > 0 else self.low
+        side = min(max(wanted, self.low), self.high)
+        return side if self.upscale else min(side, long_side)
+
+
+def smallest_findable(detector: FaceDetector, long_side: int) -> float:
+    """Box side, in frame pixels, of the smallest faces ``detector`` finds in frames of ``long_side`` px (0: unknown)."""
+    return detector.smallest_face * long_side / min(detector.input_side, long_side) if detector.input_side else 0.0
+
+
+class _SizedForVideo:
+    """What both backends share: a working size set per video within the backend's bounds."""
+
+    sides: SideRange
+    smallest_face: float
+    input_side: int
+
+    def sized_for(self, long_side: int, min_face: float) -> Self:
+        sized = copy.copy(self)  # shares the network and dlib's models
+        sized.input_side = self.sides.side_for(long_side, min_face, self.smallest_face)
+        return sized
 
 
 def _scale_for(image: np.ndarray, max_side: int) -> float:
     return min(1.0, max_side / max(image.shape[:2]))
 
 
-class RetinaFaceDetector:
+class RetinaFaceDetector(_SizedForVideo):
     def __init__(self, weights: Path, entry: zoo.ZooEntry, config: DetectorConfig, device: torch.device):
         self.config = config
         self.device = device
@@ -64,17 +112,15 @@ class RetinaFaceDetector:
         self.model = fuse(load_retinaface(str(weights), device)).to(memory_format=torch.channels_last)
         params = entry.detector or {}
         self.anchors = tuple(tuple(a) for a in params.get("anchors", FACEXLIB_ANCHORS))
-        self.input_long_side = int(params.get("input_long_side", 0))
-        self.input_side = self.input_long_side or config.max_side
+        fixed = int(params.get("input_long_side", 0))  # trained at one size: frames are resized to it at least
+        self.sides = SideRange(fixed, int(params.get("max_long_side", fixed)), upscale=True) if fixed \
+            else SideRange(config.max_side, config.max_side)
+        self.smallest_face = float(params.get("smallest_face", 0))
+        self.input_side = self.sides.low
         dlib_box = params.get("dlib_box") if config.refine_landmarks else None
         self.refiner = DlibLandmarks(dlib_box) if dlib_box else None
         refined = ", landmarks by dlib's 68-point predictor" if self.refiner else ""
         self.name = f"retinaface ({entry.name}, {weights.name}{refined})"
-
-    def _scale(self, image: np.ndarray) -> float:
-        if self.input_long_side:
-            return self.input_long_side / max(image.shape[:2])
-        return _scale_for(image, self.config.max_side)
 
     def _run(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Scores, boxes (pixels) and landmarks (pixels) of every anchor for RGB uint8 images of one size."""
@@ -86,23 +132,45 @@ class RetinaFaceDetector:
         size = torch.tensor([w, h], device=self.device, dtype=torch.float32)
         return conf[..., 1], boxes * size.repeat(2), points * size
 
+    def _passes(self, long_side: int) -> list[tuple[float, float]]:
+        """(scale, largest face kept in image px) of each forward pass over images of ``long_side``.
+        A checkpoint trained at one size loses large faces when run above it, and finds small ones
+        only there: above its own size it runs twice, and the larger pass keeps only the faces too
+        small for the first to find reliably (under 1.5 times its smallest face). That also drops
+        the large false faces, and the loose second boxes of large faces, it gives there."""
+        if not (self.sides.upscale and self.input_side > self.sides.low):
+            return [(self._scale_of(long_side), math.inf)]
+        reliable = 1.5 * self.smallest_face * long_side / self.sides.low
+        return [(self.sides.low / long_side, math.inf), (self.input_side / long_side, reliable)]
+
+    def _scale_of(self, long_side: int) -> float:
+        return self.input_side / long_side if self.sides.upscale else min(1.0, self.input_side / long_side)
+
+    def _candidates(self, images: list[np.ndarray], scale: float, largest: float) -> list[tuple[torch.Tensor, ...]]:
+        """Per image: boxes, scores and landmarks (image px) above the score threshold and no larger than ``largest``."""
+        h, w = (round(images[0].shape[0] * scale), round(images[0].shape[1] * scale))
+        batch = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) if scale != 1 else im for im in images])
+        scores, boxes, points = self._run(batch)
+        found = []
+        for b in range(len(images)):
+            bx, pt = boxes[b] / scale, points[b] / scale
+            keep = (scores[b] > self.config.min_score) & ((bx[:, 2] - bx[:, 0]) <= largest)
+            found.append((bx[keep], scores[b][keep], pt[keep]))
+        return found
+
     @torch.inference_mode()
     def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:
         if not images:
             return []
-        scale = self._scale(images[0])
-        h, w = (round(images[0].shape[0] * scale), round(images[0].shape[1] * scale))
-        batch = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) if scale != 1 else im for im in images])
-        scores, boxes, points = self._run(batch)
+        passes = [self._candidates(images, scale, largest) for scale, largest in self._passes(max(images[0].shape[:2]))]
         results = []
-        for b in range(len(images)):
-            keep = scores[b] > self.config.min_score
-            bx, sc, pt = boxes[b][keep], scores[b][keep], points[b][keep]
-            kept = nms(bx, sc, self.config.nms_iou)
+        for b, image in enumerate(images):
+            bx, sc, pt = (torch.cat(parts) for parts in zip(*(found[b] for found in passes)))
+            kept = nms(bx, sc, self.config.nms_iou, self.config.nms_cover)
             faces = [(bx[i].cpu().numpy(), float(sc[i]), pt[i].cpu().numpy()) for i in kept]
             if self.refiner:
-                faces = [(box, score, self.refiner(batch[b], box)) for box, score, _ in faces]
-            results.append([Detection(box / scale, score, points / scale) for box, score, points in faces])
+                faces = [(box, score, self.refiner(image, box)) for box, score, _ in faces]
+            results.append([Detection(box, score, points) for box, score, points in faces])
         return results
 
 
@@ -166,7 +234,7 @@ def _frontal_face_detector():
 _HOG_LOCK = threading.Lock()
 
 
-class DlibDetector:
+class DlibDetector(_SizedForVideo):
     def __init__(self, config: DetectorConfig):
         dlib = _dlib()
         models = face_recognition_models_dir()
@@ -177,7 +245,10 @@ class DlibDetector:
             self._hog = _frontal_face_detector()
         self._predictor = shape_predictor("shape_predictor_68_face_landmarks.dat")
         self._dlib = dlib
+        self.sides = SideRange(config.max_side, config.max_side)
         self.input_side = config.max_side
+        # HOG's window is 80 px; measured, it finds faces of about 65 px box side (not measured for the CNN)
+        self.smallest_face = 65.0 if config.dlib_model == "hog" else 0.0
         self.name = f"dlib ({config.dlib_model}, 68-point landmarks)"
 
     def _raw(self, image: np.ndarray) -> list[tuple[object, float]]:
@@ -188,7 +259,7 @@ class DlibDetector:
         return list(zip(rects, scores))
 
     def _detect_one(self, image: np.ndarray) -> list[Detection]:
-        scale = _scale_for(image, self.config.max_side)
+        scale = _scale_for(image, self.input_side)
         small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
         found = []
         for rect, margin in self._raw(np.ascontiguousarray(small)):

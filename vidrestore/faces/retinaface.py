@@ -186,8 +186,10 @@ def decode(loc: torch.Tensor, landm: torch.Tensor, priors: torch.Tensor) -> tupl
     return boxes, points
 
 
-def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy non-maximum suppression; indices of kept boxes, best first."""
+def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, cover_threshold: float = 1.0) -> torch.Tensor:
+    """Greedy non-maximum suppression; indices of kept boxes, best first. A box goes when its IoU
+    with a better one is above ``iou_threshold``, or when their intersection covers more than
+    ``cover_threshold`` of the smaller of the two (a second, shifted box of one small face)."""
     order = scores.argsort(descending=True)
     keep = []
     while order.numel():
@@ -201,7 +203,8 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
         inter = (rb - lt).clamp(min=0).prod(dim=1)
         area = lambda b: (b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0)
         iou = inter / (area(boxes[i]) + area(rest) - inter + 1e-9)
-        order = order[1:][iou <= iou_threshold]
+        cover = inter / (torch.minimum(area(boxes[i]), area(rest)) + 1e-9)
+        order = order[1:][(iou <= iou_threshold) & (cover <= cover_threshold)]
     return torch.stack(keep) if keep else torch.zeros(0, dtype=torch.long, device=boxes.device)
 
 
