@@ -391,3 +391,12 @@ def test_the_batch_line_shows_no_total_or_eta_it_cannot_know(capsys, total, show
     failed.failed = 1
     failed.render(force=True)
     assert "frames 0/0" in capsys.readouterr().err
+
+
+def test_a_folder_scan_takes_camera_streams_and_dv_tapes_and_leaves_other_files(tmp_path):
+    folder = tmp_path / "tapes"
+    (folder / "day2").mkdir(parents=True)
+    for name in ("a.dv", "day2/cam.H264", "dvr.hevc", "b.m2ts", "notes.txt", "thumb.jpg"):
+        (folder / name).write_bytes(b"x")
+    found = [s.input.relative_to(folder).as_posix() for s in expand_inputs([str(folder)], tmp_path / "out")]
+    assert found == ["a.dv", "b.m2ts", "day2/cam.H264", "dvr.hevc"]

@@ -587,7 +587,8 @@ def test_an_encoder_the_container_cannot_hold_is_refused_before_any_work_naming_
 
 
 @pytest.mark.parametrize("name, codec", [("o.mp4", "libx264"), ("o.mkv", "libx264"), ("o.webm", "libvpx-vp9"), ("o.png", "png"),
-                                         ("o.JPG", "mjpeg"), ("o.tif", "tiff")])
+                                         ("o.JPG", "mjpeg"), ("o.tif", "tiff"), ("o.m2v", "mpeg2video"),
+                                         ("o.hevc", "libx265"), ("o.dv", "dvvideo")])
 def test_the_automatic_encoder_is_one_the_container_holds(tmp_path, name, codec):
     from vidrestore.io.writer import check_encoder
 
@@ -605,6 +606,49 @@ def test_vp9_into_webm_keeps_every_timestamp_at_the_quality_asked_for(tmp_path, 
         assert [round(t * 1000) for t in _times(out)] == [round(t * 1000) for t in _times(sample_clip)]
         sizes[crf] = out.stat().st_size
     assert sizes[10] > 2 * sizes[40]
+
+
+@pytest.mark.parametrize("codec, suffix", [("mpeg4", ".avi"), ("mpeg2video", ".mkv")])
+def test_quantiser_encoders_take_their_quality_from_crf(tmp_path, sample_clip, codec, suffix):
+    """FFmpeg's MPEG-4 and MPEG-2 encoders aim at 200 kbit/s unless given a quantiser (32 dB on this
+    clip); MPEG-2 also refused the clip's 1/12288 time base: it codes one of a few frame rates."""
+    with VideoReader(sample_clip) as r:
+        original = [f.image.astype(float) for f in r]
+    sizes = {}
+    for crf in (18, 40):
+        out = tmp_path / f"out{crf}{suffix}"
+        with VideoReader(sample_clip) as r, VideoWriter(out, probe(sample_clip), EncodeOptions(codec=codec, crf=crf)) as w:
+            for f in r:
+                w.write(f.source, f.pts, f.image)
+        sizes[crf] = out.stat().st_size
+        with VideoReader(out) as r:
+            mse = np.mean([((f.image - o) ** 2).mean() for f, o in zip(r, original)])
+        if crf == 18:
+            assert 10 * np.log10(255**2 / mse) > 38
+        assert [round(t, 3) for t in _times(out)] == [round(t, 3) for t in _times(sample_clip)]
+    assert sizes[18] > 1.5 * sizes[40]
+
+
+def test_a_dv_tape_is_written_back_as_dv(tmp_path, sample_clip):
+    """MiniDV captures (.dv) hold DV video only: the automatic encoder is FFmpeg's DV encoder."""
+    import cv2
+
+    with VideoReader(sample_clip) as r:
+        images = [cv2.resize(f.image, (720, 576)) for f in r][:5]
+    tape = tmp_path / "tape.dv"
+    with av.open(str(tape), "w") as out:
+        stream = out.add_stream("dvvideo", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 720, 576, "yuv420p"
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    restored = tmp_path / "restored.dv"
+    with VideoReader(tape) as r, VideoWriter(restored, probe(tape), EncodeOptions()) as w:
+        for f in r:
+            w.write(f.source, f.pts, f.image)
+    assert probe(restored).codec == "dvvideo" and read_pts(restored) == read_pts(tape)
 
 
 def _times(path: Path) -> list[float]:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..errors import UsageError
 
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".mxf", ".wmv", ".flv"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".mxf", ".wmv", ".flv",
+                  ".3gp", ".vob", ".dv", ".h264", ".264", ".hevc", ".h265", ".m2v"}  # the last five: raw camera/DVR streams and DV tapes
 MANIFEST_SUFFIXES = {".csv", ".json"}
 
 
