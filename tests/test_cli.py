@@ -521,18 +521,18 @@ def test_an_output_container_that_cannot_hold_every_stream_stops_the_run_unless_
 
 
 def test_an_encoder_that_refuses_the_video_is_a_one_line_output_error(sample_clip, tmp_path, capsys):
-    """MPEG-2 takes only broadcast frame rates, not a millisecond time base: the encoder fails to
-    open on the first frame, which used to end in a traceback."""
+    """DV takes only the PAL and NTSC frame sizes: the encoder fails to open on the first frame,
+    which used to end in a traceback."""
     from vidrestore.io import VideoReader
 
     with VideoReader(sample_clip) as r:
         images = [f.image for f in r][:8]  # a face, so the video is encoded, not copied
     h, w = images[0].shape[:2]
     clip = make_clip(tmp_path / "ms.mp4", [i * 40 for i in range(8)], size=(h, w), images=images)
-    out = tmp_path / "out.mkv"
-    assert _run(clip, out, "--model", "none", "--detector", "dlib", "--codec", "mpeg2video", "--quiet") == 4
+    out = tmp_path / "out.avi"
+    assert _run(clip, out, "--model", "none", "--detector", "dlib", "--codec", "dvvideo", "--quiet") == 4
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "mpeg2video encoder refused" in err and "try another --codec" in err
+    assert len(err.splitlines()) == 1 and "dvvideo encoder refused" in err and "try another --codec" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ms.mp4"]
 
 

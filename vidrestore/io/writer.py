@@ -185,7 +185,8 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None) -> a
         return codec
     fits = _fitting_encoder(Path(output))
     if not _takes(Path(output), codec.name) or (Path(output).suffix.lower() in IMAGE_ENCODERS and codec.name != fits):
-        hint = f"give --codec {fits} (or leave --codec out), or write a .mkv or .mov" if fits else "write a .mkv or .mov"
+        others = " or ".join(c for c in (".mkv", ".mov") if c != Path(output).suffix.lower())
+        hint = f"give --codec {fits} (or leave --codec out), or write a {others}" if fits else f"write a {others}"
         raise OutputError(f"{codec.name} video cannot be stored in {Path(output).suffix} files; {hint}")
     return codec
 
