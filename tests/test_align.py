@@ -149,3 +149,42 @@ def test_colour_matching_gives_the_reference_mean_and_spread_whatever_the_batch(
     assert ((s_out - s_ref).abs() / s_ref).max() < 0.02
     for k in range(len(out)):  # one crop's result does not depend on the others in its call
         assert torch.equal(match_colour(restored[k : k + 1], reference[k : k + 1], mask)[0], out[k])
+
+
+def test_an_anamorphic_frames_face_is_cropped_in_proportion(sample_clip):
+    """DV and DVD store a 16:9 picture in 720 px: their faces are squeezed. With the frame's pixel
+    aspect the crop is the square-pixel frame's crop; without it, the face comes out narrow."""
+    import cv2
+
+    from vidrestore.faces.detect import DetectorConfig, create_detector
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        frame = next(iter(r)).image
+    (face,) = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")).detect([frame])[0]
+    h, w = frame.shape[:2]
+    squeezed = cv2.resize(frame, (round(w / 1.5), h), interpolation=cv2.INTER_AREA)
+    stretch = w / squeezed.shape[1]
+    landmarks = face.landmarks[None] / np.array([stretch, 1.0], np.float32)
+
+    def crop(image, points, aspect=(1.0, 1.0)):
+        return align_faces(torch.from_numpy(image).permute(2, 0, 1), points, 128, aspect)[0]
+
+    square = crop(frame, face.landmarks[None])
+    in_proportion = (crop(squeezed, landmarks, (stretch, 1.0)) - square).abs().mean()
+    squashed = (crop(squeezed, landmarks) - square).abs().mean()
+    assert in_proportion < 0.01 and squashed > 0.06, (in_proportion, squashed)  # measured: 0.0035 and 0.127
+
+
+def test_pixel_aspect_follows_the_rotation(sample_clip):
+    import dataclasses
+    from fractions import Fraction
+
+    from vidrestore.io import probe
+
+    info = probe(sample_clip)
+    assert info.pixel_aspect == (1.0, 1.0)
+    pal_wide = dataclasses.replace(info, sample_aspect_ratio=Fraction(64, 45))
+    assert pal_wide.pixel_aspect == (64 / 45, 1.0)
+    assert dataclasses.replace(pal_wide, rotation=90).pixel_aspect == (1.0, 64 / 45)
+    assert dataclasses.replace(info, sample_aspect_ratio=Fraction(0, 1)).pixel_aspect == (1.0, 1.0)  # unknown

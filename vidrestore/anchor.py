@@ -79,7 +79,7 @@ class IdentityCrops:
         if not tracks:
             return
         landmarks = torch.from_numpy(np.stack([t.landmarks_at(index) for t in tracks])).float()
-        crops, _ = align_faces(torch.from_numpy(image).permute(2, 0, 1), landmarks, self.face_size)
+        crops, _ = align_faces(torch.from_numpy(image).permute(2, 0, 1), landmarks, self.face_size, self.reader.info.pixel_aspect)
         for t, crop in zip(tracks, crops):
             self.crops[t.track_id].append((crop.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy())
 

@@ -501,7 +501,8 @@ class Pasted:
 
 def _restore_window(window: list, tracks: list[Track], restorer: Restorer, contexts: dict[int, TrackContext],
                     identity: Callable[[Track], torch.Tensor | None],
-                    cfg: PipelineConfig, device: torch.device, masker: Masker | None) -> dict[int, Pasted]:
+                    cfg: PipelineConfig, device: torch.device, masker: Masker | None,
+                    pixel_aspect: tuple[float, float] = (1.0, 1.0)) -> dict[int, Pasted]:
     """Restore every track present in ``window``; returns the frames that changed.
 
     The crops of all the window's tracks share forward passes of up to ``batch_size`` frames, so a
@@ -514,7 +515,7 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
     # faces are ever converted to float
     tensors = {f.index: torch.from_numpy(f.image).permute(2, 0, 1).to(device) for f in window if f.image is not None}
     frames = [list(range(max(first, t.start), min(last + 1, t.end))) for t in active]
-    mats = [face_matrices(t.landmarks[np.asarray(idx) - t.start], cfg.face_size) for t, idx in zip(active, frames)]
+    mats = [face_matrices(t.landmarks[np.asarray(idx) - t.start], cfg.face_size, pixel_aspect) for t, idx in zip(active, frames)]
     with glue_threads(device):
         crops = [torch.cat([crop_faces(tensors[i], m[j : j + 1], cfg.face_size) for j, i in enumerate(idx)])
                  for idx, m in zip(frames, mats)]
@@ -652,7 +653,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
 
         def flush() -> None:
             nonlocal faces
-            changed = _restore_window(window, tracks, restorer, contexts, identity, cfg, device, masker)
+            changed = _restore_window(window, tracks, restorer, contexts, identity, cfg, device, masker, info.pixel_aspect)
             faces += sum(1 for f in window for t in tracks if t.covers(f.index))
             for f in window:
                 pasted = changed.get(f.index)

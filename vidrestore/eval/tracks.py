@@ -139,6 +139,7 @@ def measure_tracks(input_path: Path, restored_path: Path, tracks: list[Track], f
     last = max((t.start + lengths[t.track_id] for t in tracks), default=0)
     measured = 0
     with VideoReader(input_path, deinterlace=deinterlace, stop=last) as source, VideoReader(restored_path, stop=last) as restored:
+        aspect = source.info.pixel_aspect  # crops as the pipeline cut them: square pixels
         for before, after in zip(source, restored):
             live = [t for t in tracks if t.covers(before.index) and meters[t.track_id].count < lengths[t.track_id]]
             if progress:
@@ -147,7 +148,7 @@ def measure_tracks(input_path: Path, restored_path: Path, tracks: list[Track], f
                 continue
             measured += len(live)
             landmarks = torch.from_numpy(np.stack([t.landmarks_at(before.index) for t in live])).float()
-            crops = [align_faces(torch.from_numpy(frame.image).permute(2, 0, 1).float() / 255, landmarks, face_size)[0]
+            crops = [align_faces(torch.from_numpy(frame.image).permute(2, 0, 1).float() / 255, landmarks, face_size, aspect)[0]
                      for frame in (before, after)]
             as_bytes = [(c.permute(0, 2, 3, 1).clamp(0, 1) * 255).round().byte().numpy() for c in crops]
             for k, t in enumerate(live):

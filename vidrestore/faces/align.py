@@ -111,9 +111,15 @@ def warp_image(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], pad
     return warped[..., None] if warped.ndim == 2 and image.ndim == 3 else warped
 
 
-def face_matrices(landmarks: np.ndarray, face_size: int) -> np.ndarray:
-    """Frame-to-crop similarity matrices (N, 2, 3) for faces with 5 ``landmarks`` (N, 5, 2) each."""
-    return estimate_similarity(np.asarray(landmarks, np.float64), template(face_size))
+def face_matrices(landmarks: np.ndarray, face_size: int, pixel_aspect: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """Frame-to-crop matrices (N, 2, 3) for faces with 5 ``landmarks`` (N, 5, 2) each: the
+    similarity to the template in square pixels, after stretching the frame by ``pixel_aspect``
+    (see :attr:`~vidrestore.io.probe.VideoInfo.pixel_aspect`), so that an anamorphic frame's faces
+    come out of proportion neither in the crop nor in the paste (which inverts the same matrix)."""
+    stretch = np.asarray(pixel_aspect, np.float64)
+    m = estimate_similarity(np.asarray(landmarks, np.float64) * stretch, template(face_size))
+    m[:, :, :2] *= stretch  # (similarity) @ diag(stretch)
+    return m
 
 
 def crop_faces(frame: torch.Tensor, matrices: np.ndarray, face_size: int) -> torch.Tensor:
@@ -132,8 +138,9 @@ def crop_faces(frame: torch.Tensor, matrices: np.ndarray, face_size: int) -> tor
     return warp_affine(roi, shift_affine(matrices, x0, y0), (face_size, face_size), "reflection")
 
 
-def align_faces(frame: torch.Tensor, landmarks: np.ndarray | torch.Tensor, face_size: int) -> tuple[torch.Tensor, np.ndarray]:
+def align_faces(frame: torch.Tensor, landmarks: np.ndarray | torch.Tensor, face_size: int,
+                pixel_aspect: tuple[float, float] = (1.0, 1.0)) -> tuple[torch.Tensor, np.ndarray]:
     """Warp every face of one frame, given its 5 ``landmarks`` (K, 5, 2) in frame pixels, to the
     canonical crop. Returns float crops (K, 3, S, S) and the frame-to-crop matrices (K, 2, 3)."""
-    m = face_matrices(np.asarray(landmarks), face_size)
+    m = face_matrices(np.asarray(landmarks), face_size, pixel_aspect)
     return crop_faces(frame, m, face_size), m

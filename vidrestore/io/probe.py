@@ -69,6 +69,14 @@ class VideoInfo:
         return 0
 
     @property
+    def pixel_aspect(self) -> tuple[float, float]:
+        """How much to stretch a display-oriented frame's x and y to make its pixels square: (SAR, 1),
+        or (1, SAR) when the rotation turns the stored rows into columns. Anamorphic DV and DVD
+        store 16:9 pictures in 720 px (SAR 64:45 for PAL): faces in them are squeezed."""
+        sar = float(self.sample_aspect_ratio) if self.sample_aspect_ratio and self.sample_aspect_ratio > 0 else 1.0
+        return (1.0, sar) if self.rotation % 180 else (sar, 1.0)
+
+    @property
     def display_size(self) -> tuple[int, int]:
         """(width, height) of frames as the pipeline sees them, after rotation."""
         return (self.height, self.width) if self.rotation % 180 else (self.width, self.height)
