@@ -154,7 +154,14 @@ def test_retinaface_works_at_the_size_that_finds_the_smallest_face_asked_for(sha
     assert sized.detect(frames[2:])[0][0].box.tolist() == found[2][0].box.tolist()  # large faces: from the 320 px pass alone
 
 
-def test_the_smallest_face_a_detector_can_find_at_its_working_size_is_known():
-    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")).sized_for(1920, 32)
-    assert det.input_side == 960 and smallest_findable(det, 1920) == pytest.approx(130)  # HOG: ~65 px at 960
-    assert smallest_findable(det.sized_for(512, 32), 512) == pytest.approx(65)
+def test_dlib_works_at_full_hd_for_small_faces_and_knows_the_smallest_it_finds():
+    dlib = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    assert dlib.input_side == 960  # as built, for a photo: the usual size
+    hd = dlib.sized_for(1920, 32)
+    assert hd.input_side == 1920 and smallest_findable(hd, 1920) == pytest.approx(65)  # HOG: ~65 px
+    assert dlib.sized_for(1920, 130).input_side == 960  # large faces only: no need to work harder
+    uhd = dlib.sized_for(3840, 32)
+    assert uhd.input_side == 1920 and smallest_findable(uhd, 3840) == pytest.approx(130)
+    capped = create_detector(DetectorConfig(backend="dlib", max_side=960), torch.device("cpu")).sized_for(1920, 32)
+    assert capped.input_side == 960 and smallest_findable(capped, 1920) == pytest.approx(130)
+    assert smallest_findable(dlib.sized_for(512, 32), 512) == pytest.approx(65)

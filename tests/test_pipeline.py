@@ -375,7 +375,7 @@ def test_the_report_says_when_faces_as_small_as_asked_for_are_beyond_the_detecto
     from vidrestore.pipeline import small_faces_note
 
     wide = make_clip(tmp_path / "wide.mp4", [0, 40, 80], size=(1080, 1920))
-    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    det = create_detector(DetectorConfig(backend="dlib", max_side=960), torch.device("cpu"))
     cfg = PipelineConfig()
     analysis = analyse(wide, cfg, det)
     assert analysis.detect_side == 960 and analysis.smallest_findable == pytest.approx(130)

@@ -351,8 +351,8 @@ def small_faces_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
     if analysis.smallest_findable > cfg.tracker.min_face_size * 1.05 and analysis.detect_side < analysis.frame_side:
         notes.append(f"faces under about {analysis.smallest_findable:.0f} px cannot be found by this detector at the size it "
                      f"works at ({analysis.detect_side} px of the frame's {analysis.frame_side} on the longer side), though "
-                     f"--min-face is {cfg.tracker.min_face_size:g}; a larger detector max_side in a --config file (dlib, facexlib's "
-                     "RetinaFace checkpoints) finds smaller ones, more slowly")
+                     f"--min-face is {cfg.tracker.min_face_size:g}; a larger detector max_side in a --config file finds smaller ones "
+                     "with dlib, more slowly, and RetinaFace finds smaller ones still")
     return notes
 
 

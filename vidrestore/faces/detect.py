@@ -43,7 +43,7 @@ class DetectorConfig:
     retinaface_model: str = "retinaface-mobilenet0.25"
     weights: str | None = None  # explicit RetinaFace checkpoint path
     dlib_model: str = "hog"  # hog | cnn
-    max_side: int = 960  # frames are downscaled so their longer side is at most this, for speed
+    max_side: int = 1920  # the longest side a detector works at; dlib goes up to it for faces as small as --min-face
     min_score: float = 0.8  # RetinaFace probability; dlib's HOG margin is mapped through a sigmoid
     refine_landmarks: bool = True  # re-fit landmarks with dlib's predictor where the RetinaFace checkpoint's own are poor
     nms_iou: float = 0.4
@@ -99,6 +99,9 @@ class _SizedForVideo:
         return sized
 
 
+USUAL_SIDE = 960  # the working side when faces as small as asked for need no more (for speed)
+
+
 def _scale_for(image: np.ndarray, max_side: int) -> float:
     return min(1.0, max_side / max(image.shape[:2]))
 
@@ -114,7 +117,7 @@ class RetinaFaceDetector(_SizedForVideo):
         self.anchors = tuple(tuple(a) for a in params.get("anchors", FACEXLIB_ANCHORS))
         fixed = int(params.get("input_long_side", 0))  # trained at one size: frames are resized to it at least
         self.sides = SideRange(fixed, int(params.get("max_long_side", fixed)), upscale=True) if fixed \
-            else SideRange(config.max_side, config.max_side)
+            else SideRange(min(USUAL_SIDE, config.max_side), min(USUAL_SIDE, config.max_side))
         self.smallest_face = float(params.get("smallest_face", 0))
         self.input_side = self.sides.low
         dlib_box = params.get("dlib_box") if config.refine_landmarks else None
@@ -245,10 +248,10 @@ class DlibDetector(_SizedForVideo):
             self._hog = _frontal_face_detector()
         self._predictor = shape_predictor("shape_predictor_68_face_landmarks.dat")
         self._dlib = dlib
-        self.sides = SideRange(config.max_side, config.max_side)
-        self.input_side = config.max_side
         # HOG's window is 80 px; measured, it finds faces of about 65 px box side (not measured for the CNN)
         self.smallest_face = 65.0 if config.dlib_model == "hog" else 0.0
+        self.sides = SideRange(min(USUAL_SIDE, config.max_side), config.max_side)
+        self.input_side = self.sides.low
         self.name = f"dlib ({config.dlib_model}, 68-point landmarks)"
 
     def _raw(self, image: np.ndarray) -> list[tuple[object, float]]:
