@@ -588,3 +588,80 @@ def test_a_picture_without_a_face_is_converted_to_the_type_asked_for(tmp_path):
         converted = next(c.decode(video=0)).to_ndarray(format="rgb24")
     with av.open(str(photo)) as c:
         assert np.abs(converted.astype(float) - next(c.decode(video=0)).to_ndarray(format="rgb24")).max() <= 2
+
+
+def _png_sequence(pattern, images, first: int):
+    import cv2
+
+    pattern.parent.mkdir(exist_ok=True)
+    for n, image in enumerate(images, start=first):
+        cv2.imwrite(str(pattern.parent / (pattern.name % n)), image[..., ::-1])
+    return pattern
+
+
+def _decoded(path):
+    with av.open(str(path)) as c:
+        return next(c.decode(video=0)).to_ndarray(format="rgb24")
+
+
+def test_an_image_sequence_is_restored_into_one_that_keeps_its_frame_numbers(sample_clip, tmp_path, capsys):
+    """A film scan numbered from a timecode (86400: one hour at 24 fps), one picture damaged: each
+    restored picture keeps its number, the damaged one is named and left out (its number too, so
+    nothing after it shifts), and away from the face every pixel is the scan's."""
+    with av.open(str(sample_clip)) as c:
+        images = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    src = _png_sequence(tmp_path / "scan" / "r_%06d.png", images, 86400)
+    (src.parent / "r_086410.png").write_bytes(b"not a picture")
+    (tmp_path / "out").mkdir()
+    out, report = tmp_path / "out" / "r_%06d.png", tmp_path / "r.json"
+    common = ["--model", "none", "--detector", "dlib", "--quiet"]
+    assert _run(src, out, *common, "--json", report) == 0
+    numbers = [n for n in range(86400, 86424) if n != 86410]
+    assert sorted(p.name for p in out.parent.iterdir()) == [f"r_{n:06d}.png" for n in numbers]  # nothing hidden left
+    data = json.loads(report.read_text())
+    assert data["frames_in"] == data["frames_out"] == 23 and data["tracks"]
+    assert any("r_086410.png" in note for note in data["notes"])
+    for n in (86405, 86418):  # inside the track, past its fade-in
+        same = _decoded(out.parent / f"r_{n:06d}.png") == images[n - 86400]
+        assert 0.75 < same.all(axis=2).mean() < 1  # the face was pasted back; the rest is the scan's own pixels
+    assert _run(src, out, *common) == 4
+    assert "output exists: 23 pictures" in capsys.readouterr().err
+    split = tmp_path / "split" / "r_%06d.png"
+    split.parent.mkdir()
+    assert _run(src, split, *common, "--segment-frames", "8") == 0  # segments joined into pictures
+    assert [p.read_bytes() for p in sorted(split.parent.iterdir())] == [p.read_bytes() for p in sorted(out.parent.iterdir())]
+
+
+def test_a_sequence_becomes_a_video_at_the_rate_asked_and_a_video_becomes_a_sequence(sample_clip, tmp_path, capsys):
+    with av.open(str(sample_clip)) as c:
+        images = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    src = _png_sequence(tmp_path / "frames" / "f_%04d.png", images, 1)
+    film = tmp_path / "film.mkv"
+    assert _run(src, film, "--model", "none", "--quiet", "--frame-rate", "24000/1001") == 0
+    with av.open(str(film)) as c:
+        stream = c.streams.video[0]
+        assert stream.average_rate == Fraction(24000, 1001)
+        seconds = [float(f.pts * f.time_base) for f in c.decode(stream)]
+    assert len(seconds) == 24 and seconds == pytest.approx([i * 1001 / 24000 for i in range(24)], abs=1e-3)
+    assert _run(sample_clip, tmp_path / "a.mkv", "--model", "none", "--quiet", "--frame-rate", "24") == 2
+    assert "a video keeps its own timing" in capsys.readouterr().err
+
+    tiffs = tmp_path / "tiffs" / "t_%03d.tif"
+    tiffs.parent.mkdir()
+    assert _run(sample_clip, tiffs, "--model", "none", "--quiet") == 4  # the clip's audio has nowhere to go
+    assert "--drop-streams" in capsys.readouterr().err
+    assert _run(sample_clip, tiffs, "--model", "none", "--quiet", "--drop-streams") == 0
+    assert sorted(p.name for p in tiffs.parent.iterdir()) == [f"t_{n:03d}.tif" for n in range(1, 25)]
+    with av.open(str(tiffs.parent / "t_001.tif")) as c:
+        assert c.streams.video[0].codec_context.name == "tiff"
+
+
+def test_a_sequence_without_faces_is_copied_picture_for_picture(tmp_path):
+    rng = np.random.default_rng(1)
+    src = _png_sequence(tmp_path / "in" / "p_%02d.png", [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(6)], 5)
+    out, report = tmp_path / "out" / "p_%02d.png", tmp_path / "r.json"
+    out.parent.mkdir()
+    assert _run(src, out, "--model", "none", "--detector", "dlib", "--quiet", "--json", report) == 0
+    assert [p.read_bytes() for p in sorted(out.parent.iterdir())] == [p.read_bytes() for p in sorted(src.parent.iterdir())]
+    assert sorted(p.name for p in out.parent.iterdir()) == [f"p_{n:02d}.png" for n in range(5, 11)]
+    assert json.loads(report.read_text())["notes"] == ["no face found: the video was copied without re-encoding"]

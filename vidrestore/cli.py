@@ -197,6 +197,9 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile-fade", type=_profile_fade, metavar="FULL,ZERO|off",
                    help="fade the restored face back to the original as the head turns: full strength up to turn ratio "
                         "FULL, none from ZERO (default 0.7,1.4: about 35 and 55 degrees of yaw); off pastes every pose")
+    p.add_argument("--frame-rate", metavar="FPS",
+                   help="the rate an image sequence's pictures are played at, e.g. 24 or 24000/1001 (default 25, as "
+                        "FFmpeg): it times a video made from them; a video keeps its own timing")
     p.add_argument("--drop-streams", action="store_true", default=None,
                    help="leave out the streams the output's container cannot hold (e.g. SRT subtitles in .mp4) "
                         "instead of stopping; the report names them")
@@ -226,10 +229,11 @@ def build_restore_parser() -> argparse.ArgumentParser:
         epilog="Other commands: vidrestore batch | vidrestore models {list,pull,verify,info} | vidrestore train {pack,run,export} | "
                "vidrestore degrade | vidrestore eval {images,noref,video} | vidrestore sample. "
                "Exit codes: 2 usage, 3 input, 4 output, 5 model, 6 config, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.")
-    p.add_argument("input", type=Path, help="video to restore")
+    p.add_argument("input", type=Path, help="video, picture or image sequence to restore (a sequence as FFmpeg names one: "
+                   "scan/r_%%06d.dpx, read from its lowest number)")
     p.add_argument("output", type=Path, nargs="?",
-                   help="where to write the restored video, or a folder to write it into under the input's name "
-                        "(not needed with --dry-run)")
+                   help="where to write the restored video (or picture, or sequence: out/r_%%06d.png, which keeps the "
+                        "input sequence's numbers), or a folder to write it into under the input's name (not needed with --dry-run)")
     add_restore_options(p)
     p.add_argument("--preview", type=Path, metavar="PATH",
                    help="also write a side-by-side (input | restored) video here (the video is then restored as one segment)")
@@ -266,7 +270,7 @@ def options_from_args(args: argparse.Namespace):
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
                          ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("only_tracks", args.tracks),
                          ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade),
-                         ("drop_streams", args.drop_streams), ("aligned", args.aligned)):
+                         ("drop_streams", args.drop_streams), ("aligned", args.aligned), ("frame_rate", args.frame_rate)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
     cfg = _apply_per_track(cfg, args.strength, "strength", "track_strength")

@@ -18,6 +18,7 @@ import torch
 
 from . import __version__
 from .diffusion.sampler import SamplerConfig
+from .io.sequence import source_stamp
 from .models import zoo
 from .pipeline import PipelineConfig
 from .restore import Restorer, load_restorer
@@ -45,9 +46,8 @@ class RestoreOptions:
 
     def fingerprint_for(self, source: Path) -> str:
         """The fingerprint of ``source`` restored with these options: a changed input file (its size
-        or modification time) changes it too."""
-        stat = source.stat() if source.is_file() else None
-        return self.fingerprint() + (f":{stat.st_size}:{stat.st_mtime_ns}" if stat else ":missing")
+        or modification time; any picture of an image sequence) changes it too."""
+        return f"{self.fingerprint()}:{source_stamp(source)}"
 
 
 @lru_cache(maxsize=32)

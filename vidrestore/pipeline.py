@@ -54,12 +54,24 @@ from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.reader import DecodedFrames, FieldFilter, scan_fields
-from .io.writer import IMAGE_ENCODERS, atomic_output, check_encoder, check_output, left_out_note
+from .io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, SEGMENT_SUFFIX, files_of, find_sequence, hidden_stem, is_sequence, number_offset, numbered
+from .io.writer import atomic_output, check_encoder, check_output, left_out_note
 from .restore import Restorer, TrackContext, load_contexts, save_contexts
 from .resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .shots import Shot, ShotConfig, ShotDetector
 
 Progress = Callable[[str, int, int, int], None]  # (stage, frames done, frames total, faces so far)
+
+
+def frames_per_second(text: str) -> Fraction:
+    """A frame rate as written (24, 24000/1001, 23.976) as a fraction; FFmpeg's 25 for ""."""
+    try:
+        rate = Fraction(text) if text else DEFAULT_RATE
+    except (ValueError, ZeroDivisionError):
+        rate = Fraction(0)
+    if not 0 < rate <= 1000:
+        raise ConfigError(f"frame_rate: expected frames per second like 24, 25, 24000/1001 or 23.976, got {text!r}")
+    return rate
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,9 @@ class PipelineConfig:
     # The frames are already aligned face crops (FFHQ-aligned, square, as the test clips of KEEP and
     # VFHQ): nothing is detected; each shot is one face filling the frame, restored whole.
     aligned: bool = False
+    # The rate an image sequence's pictures are played at (24, 24000/1001, 23.976), which pictures do
+    # not store: it times the frames of a video made from them. "": FFmpeg's 25. A video keeps its own.
+    frame_rate: str = ""
     shots: ShotConfig = field(default_factory=ShotConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -110,6 +125,11 @@ class PipelineConfig:
         if self.profile_fade and not (len(self.profile_fade) == 2 and 0 <= self.profile_fade[0] < self.profile_fade[1]):
             raise ConfigError(f"profile_fade: expected two turn ratios FULL < ZERO (e.g. 0.7, 1.4) or none, "
                               f"got {list(self.profile_fade)}")
+        frames_per_second(self.frame_rate)  # a bad rate fails before any work
+
+    @property
+    def sequence_rate(self) -> Fraction:
+        return frames_per_second(self.frame_rate)
 
     def strength_of(self, track_id: int) -> float:
         return dict(self.track_strength).get(track_id, self.strength)
@@ -333,10 +353,24 @@ def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
                      "frames there may be missing or show blocks that restoration does not repair")
     if analysis.corrupt_packets:
         notes.append(f"{analysis.corrupt_packets} corrupt packets could not be decoded; the frames that decoded were restored")
+    if analysis.corrupt_packets and is_sequence(info.path):
+        notes.extend(undecoded_pictures_note(analysis, info.path))
     if analysis.resized:
         notes.append(f"{analysis.resized} frames came in another size or pixel format than the stream's first; "
                      f"they were scaled to {info.width}x{info.height} {info.pix_fmt}, as FFmpeg does")
     return notes
+
+
+def undecoded_pictures_note(analysis: Analysis, pattern: Path) -> list[str]:
+    """Which pictures of an image sequence did not decode (frames of a sequence are stamped with
+    their place in it, so the missing ones are known by name)."""
+    sequence = find_sequence(pattern)
+    lost = sorted(set(sequence.numbers) - {sequence.first + p for p in analysis.pts if p is not None})
+    if not lost:
+        return []
+    names = ", ".join(numbered(pattern, n).name for n in lost[:5]) + (", ..." if len(lost) > 5 else "")
+    return [f"{len(lost)} pictures could not be decoded and were not restored ({names}); "
+            "a sequence written from this one lacks their numbers"]
 
 
 def small_faces_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
@@ -374,14 +408,33 @@ def copy_note(analysis: Analysis, encoded_because: str = "") -> str:
     return f"{why}: " + (encoded_because or "the video was copied without re-encoding")
 
 
+def check_frame_rate(cfg: PipelineConfig, src: Path, dst: Path | None) -> None:
+    """``--frame-rate`` times the pictures of an image sequence in a video; refuse it elsewhere."""
+    if cfg.frame_rate and not is_sequence(src):
+        raise UsageError("--frame-rate times the pictures of an image sequence (name_%06d.png); a video keeps its own timing")
+    if cfg.frame_rate and dst is not None and is_sequence(dst):
+        raise UsageError("--frame-rate times a video made from pictures; an image sequence stores no timing")
+
+
+def played_at(info: VideoInfo, cfg: PipelineConfig) -> VideoInfo:
+    """``info`` with the frames of an image sequence timed at ``cfg.frame_rate``. Sequences are read
+    one tick of 1/25 s a frame (:mod:`vidrestore.io.sequence`), so only the tick changes."""
+    if not is_sequence(info.path) or cfg.sequence_rate == info.average_rate:
+        return info
+    return dataclasses.replace(info, time_base=1 / cfg.sequence_rate, average_rate=cfg.sequence_rate)
+
+
 def faceless_encoding(src: Path, dst: Path) -> str:
     """Why a video with nothing to restore is encoded unchanged rather than copied ("": it is
     copied): a copy would leave a JPEG inside a .png, or a raw stream's unstamped frames in a
-    container that needs timestamps."""
+    container that needs timestamps, or the pictures of an image sequence in a video file."""
     info = probe(src)
     encoder = IMAGE_ENCODERS.get(dst.suffix.lower())
     if encoder is not None and info.codec != encoder:
-        return f"the picture was converted to {dst.suffix} unchanged"
+        return f"the frames were written as {dst.suffix} pictures unchanged" if is_sequence(dst) \
+            else f"the picture was converted to {dst.suffix} unchanged"
+    if encoder is None and is_sequence(src):
+        return "the pictures were encoded into a video unchanged"
     if not info.timestamps:
         return "the video was encoded unchanged, since a copy of its raw stream would have no timestamps"
     return ""
@@ -430,13 +483,15 @@ def segment_starts(analysis: Analysis, segments: list[range], time_base: Fractio
 
 def segment_path(output: Path, index: int) -> Path:
     """Where segment ``index`` of ``output`` is encoded: hidden, beside the output, named like a temp
-    file so that a cleanup of an interrupted run removes it."""
-    return output.with_name(f".{output.stem}.seg{index:04d}.part{output.suffix}")
+    file so that a cleanup of an interrupted run removes it. The segments of an image sequence are
+    QuickTime files of its pictures (the one container that holds PNG, JPEG, TIFF and DPX alike),
+    which the join writes out one file each."""
+    return output.with_name(f".{hidden_stem(output)}.seg{index:04d}.part{output.suffix}" + (SEGMENT_SUFFIX if is_sequence(output) else ""))
 
 
 def carry_path(output: Path, index: int) -> Path:
     """Where the state of the tracks that go on past segment ``index`` is kept (beside its file)."""
-    return output.with_name(f".{output.stem}.seg{index:04d}.carry")
+    return output.with_name(f".{hidden_stem(output)}.seg{index:04d}.carry")
 
 
 def starts_inside_shot(analysis: Analysis, frames: range) -> bool:
@@ -610,15 +665,18 @@ def _preview_info(info):
 def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Restorer, cfg: PipelineConfig,
                   device: torch.device, progress: Progress | None = None, preview: Path | None = None,
                   frames: range | None = None, masker: Masker | None = None, reuse: DecodedFrames | None = None,
-                  contexts: dict[int, TrackContext] | None = None) -> int:
+                  contexts: dict[int, TrackContext] | None = None, target: Path | None = None) -> int:
     """Pass 2: restore and encode the video stream alone into ``video_out``; returns frames written.
 
     ``frames``: only this segment (from :func:`plan_segments`). With ``preview``, also encode a
     side-by-side (input | restored) video there. ``reuse``: the frames pass 1 kept, read instead of
     decoding the video again when they are the whole of it. ``contexts``: the restorer's state of
     the tracks that come into the segment from the one before it; on return it holds that of the
-    tracks that go on past it."""
-    info = probe(path)
+    tracks that go on past it. ``target``: the output ``video_out`` is a segment of (default
+    ``video_out`` itself), whose type decides the encoder and whether frames are written upright."""
+    info = played_at(probe(path), cfg)
+    target = target or video_out
+    encode = dataclasses.replace(cfg.encode, codec=check_encoder(cfg.encode, target).name)  # an image sequence's segments are .mov files
     frames = frames if frames is not None else range(analysis.frames)
     tracks = [t for t in selected_tracks(analysis, cfg) if t.start < frames.stop and t.end > frames.start]
     cuts = {shot.start for shot in analysis.shots}
@@ -638,7 +696,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
 
         # A picture file carries no rotation that viewers read (a phone photo's EXIF tag is gone once
         # re-encoded), so a picture is written upright, from the display-oriented images.
-        upright = video_out.suffix.lower() in IMAGE_ENCODERS
+        upright = target.suffix.lower() in IMAGE_ENCODERS
         faced = None if preview or upright else [range(t.start, t.end) for t in tracks]  # the preview shows every frame
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
                                                  deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,
@@ -647,7 +705,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         coded = dataclasses.replace(info, field_order="progressive") if analysis.deinterlace is not None else info
         if upright:
             coded = dataclasses.replace(coded, rotation=0, width=info.display_size[0], height=info.display_size[1])
-        writer = stack.enter_context(VideoWriter(video_out, coded, cfg.encode))
+        writer = stack.enter_context(VideoWriter(video_out, coded, encode))
         side = stack.enter_context(VideoWriter(preview, _preview_info(info), cfg.encode)) if preview else None
         window: list = []
 
@@ -704,20 +762,38 @@ def mask_name(masker: Masker | None, cfg: PipelineConfig) -> str:
 
 
 def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
-    if not src.exists():
+    if is_sequence(src):
+        find_sequence(src)  # names the folder, the missing pictures or the empty match
+    elif not src.exists():
         if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(src)):  # Path() folds the "//" of a URL
             raise InputError("the input is a URL: vidrestore reads local files; download it first")
         raise InputError(f"input not found: {src}")
-    if dst.exists() and src.resolve() == dst.resolve():
-        raise OutputError(f"output is the input file ({dst}); vidrestore never overwrites its input")
-    if dst.exists() and not overwrite:
-        raise OutputError(f"output exists: {dst} (use --overwrite to replace it)")
-    if dst.is_dir():
-        raise OutputError(f"output is a folder: {dst}")
+    if is_sequence(dst):
+        _check_sequence_output(src, dst, overwrite)
+    else:
+        if dst.exists() and src.resolve() == dst.resolve():
+            raise OutputError(f"output is the input file ({dst}); vidrestore never overwrites its input")
+        if dst.exists() and not overwrite:
+            raise OutputError(f"output exists: {dst} (use --overwrite to replace it)")
+        if dst.is_dir():
+            raise OutputError(f"output is a folder: {dst}")
     if not dst.parent.is_dir():
         raise OutputError(f"output folder does not exist: {dst.parent}")
     if not os.access(dst.parent, os.W_OK):
         raise OutputError(f"output folder is not writable: {dst.parent}")
+
+
+def _check_sequence_output(src: Path, dst: Path, overwrite: bool) -> None:
+    """Refuse an output sequence that has pictures already (unless ``overwrite``) or whose pictures
+    would replace the input's."""
+    existing = files_of(dst) if dst.parent.is_dir() else []
+    inputs = {p.resolve() for p in (files_of(src) if is_sequence(src) else [src])}
+    if any(p.resolve() in inputs for p in existing) or (is_sequence(src) and dst.parent.resolve() == src.parent.resolve()
+                                                         and dst.name == src.name):
+        raise OutputError(f"output sequence {dst} would replace pictures of the input; vidrestore never overwrites its input")
+    if existing and not overwrite:
+        raise OutputError(f"output exists: {len(existing)} pictures of {dst}, from {existing[0].name} "
+                          "(use --overwrite to replace the sequence)")
 
 
 def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer, device: torch.device,
@@ -735,11 +811,14 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     src = Path(src)
     if dst is None and not dry_run:
         raise UsageError("an output path is needed unless --dry-run is given")
+    check_frame_rate(cfg, src, dst)
     if dst is not None:
         check_paths(src, Path(dst), overwrite)
         check_output(src, dst, cfg.encode, cfg.drop_streams)
         if preview is not None:
             check_encoder(cfg.encode, preview)
+            if is_sequence(preview):
+                raise UsageError("--preview writes a video (.mp4, .mkv); give it a video file name, not a sequence")
     if cfg.face_size != restorer.face_size:
         cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # crops at the model's own size
     timings: dict[str, float] = {}
@@ -767,7 +846,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                          "or another model, or have changed since")
         remove_leftovers(dst, keep=[p for i in reused for p in (parts[i], carries[i])])
         with contextlib.ExitStack() as stack:
-            final_tmp = stack.enter_context(atomic_output(dst))
+            final_tmp = stack.enter_context(atomic_output(dst, number_offset(src)))
             preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
             if segments:
                 notes.extend(deinterlace_note(analysis) if restoring else [copy_note(analysis, faceless_encoding(src, dst))])
@@ -781,7 +860,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                             contexts = carried_in(dst, index + 1, device) if index + 1 not in reused else {}
                             continue
                         written = restore_video(src, part, analysis, restorer, cfg, device, this_run, preview_tmp, frames,
-                                                masker, decoded, contexts)
+                                                masker, decoded, contexts, target=dst)
                         frames_out += written
                         carry = hand_on(contexts, dst, index, last=index + 1 == len(segments))
                         if ledger:
@@ -790,7 +869,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     notes.extend(reused_note(len(reused), len(parts)) + restorer.notes)
                     t2 = time.perf_counter()
                     notes.extend(left_out_note(remux(parts, src, final_tmp, provenance(restorer.name),
-                                                                segment_starts(analysis, segments, probe(src).time_base)), dst))
+                                                                segment_starts(analysis, segments, played_at(probe(src), cfg).time_base)), dst))
                     timings["remux"] = time.perf_counter() - t2
                 except BaseException as exc:
                     stopped = keeps_segments(exc)
@@ -822,6 +901,8 @@ def quality_check(src: Path, dst: Path, analysis: Analysis, tracks: list[Track],
     """Per restored track: warping error, flicker and identity of the output and of the input
     (summaries only; `vidrestore eval video` gives the per-frame series and figures), and a note
     per track that flickers more than its input or drifts from the person."""
+    if is_sequence(dst) and analysis.corrupt_packets:
+        return [], ["no quality check: the output sequence has gaps where pictures of the input did not decode"]
     meters = measure_tracks(src, dst, tracks, face_size, deinterlace=analysis.deinterlace, progress=progress)
     encoder = DlibIdentityEncoder()
     rows = [{k: v for k, v in meter.finish(encoder).items() if k != "per_frame"} for meter in meters]
@@ -830,7 +911,7 @@ def quality_check(src: Path, dst: Path, analysis: Analysis, tracks: list[Track],
 
 def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineConfig, restorer_name: str, mask: str,
                  frames_out: int, timings: dict[str, float], notes: list[str]) -> Report:
-    info = probe(src)
+    info = played_at(probe(src), cfg)
     selected = {t.track_id for t in selected_tracks(analysis, cfg)}
     fps = float(info.average_rate) if info.average_rate else 0.0
     return Report(

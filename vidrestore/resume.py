@@ -17,12 +17,14 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import OutputError
+from .io.sequence import SEGMENT_SUFFIX, hidden_stem
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class FinishedSegment:
 
 
 def ledger_path(output: Path) -> Path:
-    return output.with_name(f".{output.stem}.resume.json")
+    return output.with_name(f".{hidden_stem(output)}.resume.json")
 
 
 class SegmentLedger:
@@ -108,13 +110,16 @@ def remove_leftovers(output: Path, keep: Collection[Path] = ()) -> int:
     :func:`~vidrestore.pipeline.carry_path` and the ledger's own rewrite give),
     except the finished segments in ``keep``; returns how many. Outputs whose names start alike
     (``clip.mp4``, ``clip.v2.mp4``) keep their own files."""
-    stem, suffix = re.escape(output.stem), re.escape(output.suffix)
-    pattern = re.compile(rf"\.{stem}\.(seg\d{{4}}|[a-z0-9_]{{8}})\.part{suffix}|\.{stem}\.seg\d{{4}}\.carry"
+    stem, suffix = re.escape(hidden_stem(output)), re.escape(output.suffix)
+    pattern = re.compile(rf"\.{stem}\.(seg\d{{4}}|[a-z0-9_]{{8}})\.part{suffix}({re.escape(SEGMENT_SUFFIX)})?|\.{stem}\.seg\d{{4}}\.carry"
                          rf"|\.{stem}\.resume\.json[a-z0-9_]{{8}}\.tmp")
     removed = 0
     if output.parent.is_dir():
         for f in output.parent.iterdir():
             if pattern.fullmatch(f.name) and f not in keep:
-                f.unlink(missing_ok=True)
+                if f.is_dir():  # the staging folder of an image sequence (see atomic_output)
+                    shutil.rmtree(f, ignore_errors=True)
+                else:
+                    f.unlink(missing_ok=True)
                 removed += 1
     return removed

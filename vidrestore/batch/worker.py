@@ -19,6 +19,7 @@ import torch
 
 from ..faces.detect import DetectorConfig, FaceDetector, create_detector
 from ..io import probe, remux
+from ..io.sequence import number_offset
 from ..io.writer import atomic_output, check_output, left_out_note
 from ..options import RestoreOptions, build_restorer
 from ..pipeline import (
@@ -30,6 +31,7 @@ from ..pipeline import (
     build_report,
     carried_in,
     carry_path,
+    check_frame_rate,
     check_paths,
     copy_note,
     create_masker,
@@ -38,6 +40,7 @@ from ..pipeline import (
     faceless_encoding,
     hand_on,
     mask_name,
+    played_at,
     provenance,
     quality_check,
     restore_video,
@@ -120,6 +123,7 @@ class RestoreWorker:
         check_paths(item.input, item.output, overwrite=True)  # the batch state decides about existing outputs
         cfg = item.options.pipeline
         check_output(item.input, item.output, cfg.encode, cfg.drop_streams)
+        check_frame_rate(cfg, item.input, item.output)
         restorer = self._restorer(item.options)
         mask = mask_name(self._masker(cfg), cfg)
         analysis = analyse(item.input, cfg, self._detector(cfg.detector), progress)
@@ -134,7 +138,8 @@ class RestoreWorker:
         output = plan.item.output
         contexts = carried_in(output, index, self.device)
         frames = restore_video(plan.item.input, segment_path(output, index), plan.analysis, restorer, cfg,
-                               self.device, progress, frames=plan.segments[index], masker=self._masker(cfg), contexts=contexts)
+                               self.device, progress, frames=plan.segments[index], masker=self._masker(cfg), contexts=contexts,
+                               target=output)
         carry = hand_on(contexts, output, index, last=index + 1 == len(plan.segments))
         notes = tuple(restorer.notes)
         restorer.notes.clear()  # the restorer outlives the item: what it says belongs to this segment
@@ -150,12 +155,13 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
     parts = [segment_path(item.output, i) for i in range(len(plan.segments))]
     notes = reused_note(reused, len(parts)) + list(restorer_notes)
     try:
-        with atomic_output(item.output) as tmp:
+        with atomic_output(item.output, number_offset(item.input)) as tmp:
             selected = selected_tracks(plan.analysis, item.options.pipeline)
             if parts:
                 notes.extend(deinterlace_note(plan.analysis) if selected else [copy_note(plan.analysis, faceless_encoding(item.input, item.output))])
                 notes.extend(left_out_note(remux(parts, item.input, tmp, provenance(plan.restorer),
-                                                            segment_starts(plan.analysis, plan.segments, probe(item.input).time_base)), item.output))
+                                                            segment_starts(plan.analysis, plan.segments,
+                                                                           played_at(probe(item.input), item.options.pipeline).time_base)), item.output))
             else:
                 notes.append(copy_note(plan.analysis))
                 notes.extend(left_out_note(remux(item.input, item.input, tmp), item.output))

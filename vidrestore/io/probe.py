@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 
 from ..errors import InputError
+from .sequence import find_sequence, is_sequence, open_sequence
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class VideoInfo:
 def open_input(path: str | Path) -> av.container.InputContainer:
     """Open ``path`` for reading, turning every FFmpeg failure into a one-line ``InputError``."""
     path = Path(path)
+    if is_sequence(path):
+        return open_sequence(path)
     if not path.exists():
         raise InputError(f"input not found: {path}")
     if not path.is_file():
@@ -146,7 +149,7 @@ def _probe(path: str | Path) -> VideoInfo:
         info = {
             "path": Path(path), "width": cc.width, "height": cc.height, "codec": cc.name,
             "pix_fmt": cc.pix_fmt or "yuv420p", "time_base": stream.time_base, "average_rate": stream.average_rate,
-            "frames": stream.frames or 0, "duration_s": duration, "sample_aspect_ratio": cc.sample_aspect_ratio,
+            "frames": find_sequence(path).count if is_sequence(path) else stream.frames or 0, "duration_s": duration, "sample_aspect_ratio": cc.sample_aspect_ratio,
             "color": ColorInfo(cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range),
             "other_streams": others, "field_order": FIELD_ORDERS.get(cc.field_order, "unknown"),
         }

@@ -14,6 +14,7 @@ import itertools
 import math
 import os
 import queue
+import shutil
 import struct
 import tempfile
 import threading
@@ -30,6 +31,7 @@ from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError
 from .probe import FIELD_ORDERS, VideoInfo, open_input, probe
+from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence, numbered, numbers_in, remove_others
 from .patch import Box, copy_samples, patch_frame, patchable, rotate_box
 from .reader import rotate_to_coded
 
@@ -83,26 +85,54 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_output(target: str | Path) -> Iterator[Path]:
+def atomic_output(target: str | Path, number_offset: int = 0) -> Iterator[Path]:
     """Yield a temp path beside ``target``; rename it onto ``target`` only if the block succeeds.
 
     Any exception, KeyboardInterrupt included, removes the temp file, so no partial output remains.
+    An image sequence (``f_%06d.png``) is written into a hidden folder instead, and its pictures are
+    renamed into place with ``number_offset`` added to their numbers (:func:`_placed_sequence`).
     """
     target = Path(target)
     if not target.parent.is_dir():
         raise OutputError(f"output folder does not exist: {target.parent}")
+    stem = hidden_stem(target)
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=f".part{target.suffix}")
+        if is_sequence(target):
+            tmp = tempfile.mkdtemp(dir=target.parent, prefix=f".{stem}.", suffix=f".part{target.suffix}")
+        else:
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{stem}.", suffix=f".part{target.suffix}")
+            os.close(fd)
     except OSError as exc:
         raise OutputError(f"cannot write to output folder {target.parent} ({exc.strerror})") from exc
-    os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get a normal file's mode
-        os.replace(tmp_path, target)
+        if tmp_path.is_dir():
+            yield tmp_path / target.name
+            _placed_sequence(tmp_path / target.name, target, number_offset)
+        else:
+            yield tmp_path
+            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get a normal file's mode
+            os.replace(tmp_path, target)
     finally:
-        tmp_path.unlink(missing_ok=True)
+        if tmp_path.is_dir():
+            shutil.rmtree(tmp_path, ignore_errors=True)
+        else:
+            tmp_path.unlink(missing_ok=True)
+
+
+def _placed_sequence(staged: Path, target: Path, offset: int) -> None:
+    """Rename the pictures of the finished sequence ``staged`` into place as ``target``'s, each with
+    ``offset`` added to its number; then remove ``target``'s other pictures, which an earlier run
+    left (the caller refused an existing output unless told to overwrite it), so that the sequence
+    on disk is this run's alone."""
+    mode = 0o666 & ~_umask()
+    placed = []
+    for number in numbers_in(staged):
+        picture = numbered(staged, number)
+        os.chmod(picture, mode)
+        os.replace(picture, numbered(target, number + offset))
+        placed.append(number + offset)
+    remove_others(target, set(placed))
 
 
 def _subsampling_fits(pix_fmt: str, width: int, height: int) -> bool:
@@ -113,12 +143,14 @@ def _subsampling_fits(pix_fmt: str, width: int, height: int) -> bool:
     return not ((chroma[0].width == 1 and width % 2) or (chroma[0].height == 1 and height % 2))
 
 
-_RGB_PICTURE_ENCODERS = {"png", "tiff", "bmp"}  # pictures viewers expect in RGB, though some of these take YUV
+_RGB_PICTURE_ENCODERS = {"png", "tiff", "bmp", "dpx"}  # pictures viewers expect in RGB, though some of these take YUV
 
 
 def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, height: int) -> str:
     supported = [f.name for f in (codec.video_formats or [])]
     if requested == "auto" and codec.name in _RGB_PICTURE_ENCODERS:
+        if av.VideoFormat(source).is_rgb and source in supported:
+            return source  # a 10-bit DPX scan stays 10-bit DPX
         deep = av.VideoFormat(source).components[0].bits > 8
         requested = next((f for f in (["rgb48be", "rgb48le"] if deep else []) + ["rgb24"] if f in supported), "auto")
     if requested == "auto" and not _subsampling_fits(source, width, height):
@@ -139,9 +171,6 @@ _VIDEO_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "ffv1", "pro
 # MPEG-1/2 code one of a few frame rates, not a time base: they refuse a container's (1/12288, 1/1200000)
 _FRAME_RATE_ENCODERS = {"mpeg1video", "mpeg2video"}
 _QUANTISER_ENCODERS = {"mpeg4", "mpeg2video", "mpeg1video", "mjpeg", "msmpeg4", "msmpeg4v2", "h263p", "flv"}
-# A still picture is written by the encoder of its file type (FFmpeg's image2 muxer would take
-# any, MPEG-4 into a .jpg included).
-IMAGE_ENCODERS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp"}
 
 
 def _takes(output: Path, codec: str | None) -> bool:
@@ -533,10 +562,13 @@ def check_output(source: str | Path, output: str | Path, options: EncodeOptions,
     its container cannot hold (:func:`check_encoder`), a video into a picture file, or streams it
     cannot hold (:func:`check_streams`, unless ``drop``)."""
     check_encoder(options, output)
+    if is_sequence(output) and not _takes(Path(SEGMENT_SUFFIX), IMAGE_ENCODERS[Path(output).suffix.lower()]):
+        raise OutputError(f"vidrestore cannot write {Path(output).suffix} sequences; write a .png sequence, which is as lossless")
     frames = probe(source).estimated_frames
-    if Path(output).suffix.lower() in IMAGE_ENCODERS and frames > 1:
+    if Path(output).suffix.lower() in IMAGE_ENCODERS and frames > 1 and not is_sequence(output):
+        numbered_name = f"{Path(output).stem}_%06d{Path(output).suffix}"
         raise OutputError(f"{Path(output).suffix} files hold one picture, and {Path(source).name} has about {frames} frames; "
-                          "write a video file (.mp4, .mkv, .mov)")
+                          f"write a video file (.mp4, .mkv, .mov) or a numbered sequence ({numbered_name})")
     check_streams(source, output, drop)
 
 
@@ -570,8 +602,11 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
     muxer moved its timestamps is moved back (:func:`_start_shift`)."""
     parts = [Path(video_source)] if isinstance(video_source, (str, Path)) else [Path(p) for p in video_source]
     unfit = unfit_streams(other_source, output)
+    renumbered = is_sequence(output) and is_sequence(other_source)
     with open_input(parts[0]) as vin, open_input(other_source) as oin:
-        out = av.open(str(output), "w")
+        # Pictures made from a sequence are named by their frames' timestamps, so each goes back to
+        # its input's number (see vidrestore.io.sequence.number_offset); else FFmpeg counts from 1.
+        out = av.open(str(output), "w", options={"frame_pts": "1"} if renumbered else None)
         try:
             out.metadata.update(oin.metadata)
             if comment:  # Matroska reads its tags back in capitals
@@ -584,6 +619,8 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 raise OutputError(f"{Path(output).suffix} files cannot hold the {vstream.codec_context.name} video of "
                                   f"{Path(other_source).name}, which has no face to restore and is copied as it is; "
                                   "write a .mkv") from exc
+            if renumbered:  # one tick a frame, as the input sequence is read (QuickTime segments count 512 to a frame)
+                video.time_base = oin.streams.video[0].time_base
             mapping = {("v", vstream.index): video}
             if oin.streams.video:
                 original = oin.streams.video[0]

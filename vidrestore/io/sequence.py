@@ -1,0 +1,142 @@
+"""Image sequences: a film scan, a VFX plate or a render as numbered pictures (``f_086400.dpx`` ...).
+
+A sequence is named as FFmpeg names one: the file name with ``%d`` or ``%06d`` where the frame
+number goes (``scan/f_%06d.dpx``). It is read through FFmpeg's image2 demuxer from its lowest
+number, wherever that starts (scans are often numbered from a timecode, 86400 for one hour at 24
+fps, which FFmpeg's own search from 0 to 4 does not find), and written through its image2 muxer.
+Its frames are timed at ``DEFAULT_RATE`` per second, FFmpeg's default: pictures store no time.
+
+A sequence written by vidrestore goes into a hidden folder beside its target first; only when every
+picture is written are they renamed into place. Made from a sequence, each picture keeps its
+input's number (so an edit list or a conform still fits); made from a video, they are numbered
+from 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from ..errors import InputError
+
+# A picture, or a sequence of them, is written by the encoder of its file type (FFmpeg's image2
+# muxer would take any, MPEG-4 into a .jpg included).
+IMAGE_ENCODERS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp",
+                     ".dpx": "dpx"}
+# Where the segments of an output sequence are encoded (hidden, beside it): QuickTime holds the
+# pictures of every type above but BMP, which no container of FFmpeg's takes.
+SEGMENT_SUFFIX = ".mov"
+DEFAULT_RATE = Fraction(25)
+_NUMBER_FIELD = re.compile(r"%(\d*)d")  # as FFmpeg reads it: %d, %06d, and %6d for %06d
+
+
+def is_sequence(path: str | Path) -> bool:
+    """Whether ``path`` names an image sequence: one ``%d``/``%0Nd`` number field in the file name
+    (no other ``%``) and a picture type's suffix."""
+    name = Path(path).name
+    return (len(_NUMBER_FIELD.findall(name)) == 1 and name.count("%") == 1
+            and Path(path).suffix.lower() in IMAGE_ENCODERS)
+
+
+def numbered(pattern: Path, number: int) -> Path:
+    """The file of frame ``number`` (FFmpeg's formatting: ``%04d`` of 12345 is ``12345``)."""
+    return pattern.with_name(_NUMBER_FIELD.sub(lambda m: f"{number:0{int(m.group(1) or 0)}d}", pattern.name))
+
+
+def numbers_in(pattern: Path) -> list[int]:
+    """The frame numbers of the files in ``pattern``'s folder that it names, in order."""
+    head, tail = _NUMBER_FIELD.split(pattern.name, maxsplit=1)[::2]
+    name = re.compile(re.escape(head) + r"(\d+)" + re.escape(tail))
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(pattern.parent if str(pattern.parent) else "."):
+            match = name.fullmatch(entry.name)
+            if match and numbered(pattern, int(match.group(1))).name == entry.name and entry.is_file():
+                found.append(int(match.group(1)))
+    return sorted(found)
+
+
+@dataclass(frozen=True)
+class ImageSequence:
+    pattern: Path
+    first: int
+    count: int
+
+    @property
+    def numbers(self) -> range:
+        return range(self.first, self.first + self.count)
+
+
+def find_sequence(pattern: str | Path) -> ImageSequence:
+    """The sequence ``pattern`` names; ``InputError`` when no file matches or frames are missing
+    between its first and last (FFmpeg would stop at the gap without a word)."""
+    pattern = Path(pattern)
+    if not pattern.parent.is_dir():
+        raise InputError(f"input not found: {pattern.parent} (the folder of the image sequence {pattern.name})")
+    numbers = numbers_in(pattern)
+    if not numbers:
+        raise InputError(f"no picture matches the image sequence {pattern} (the frame number goes where "
+                         f"{_NUMBER_FIELD.search(pattern.name).group(0)} is)")
+    missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise InputError(f"the image sequence {pattern.name} lacks {numbered(pattern, missing[0]).name}{more} between "
+                         f"{numbered(pattern, numbers[0]).name} and {numbered(pattern, numbers[-1]).name}; "
+                         "fill the gap, or restore the parts on either side of it apart")
+    return ImageSequence(pattern, numbers[0], len(numbers))
+
+
+def open_sequence(pattern: str | Path) -> av.container.InputContainer:
+    """Open the sequence ``pattern`` names from its first frame, timed at ``DEFAULT_RATE``."""
+    sequence = find_sequence(pattern)
+    return av.open(str(pattern), "r", format="image2",
+                   options={"start_number": str(sequence.first), "start_number_range": "1",
+                            "framerate": str(DEFAULT_RATE)})
+
+
+def source_stamp(source: Path) -> str:
+    """What changes when the input file, or any picture of an input sequence, changes: size and
+    modification time (of every picture, summed and latest), with a sequence's numbers."""
+    if is_sequence(source):
+        with contextlib.suppress(InputError, OSError):
+            sequence = find_sequence(source)
+            stats = [numbered(source, n).stat() for n in sequence.numbers]
+            return f"{sequence.first}+{sequence.count}:{sum(s.st_size for s in stats)}:{max(s.st_mtime_ns for s in stats)}"
+    elif source.is_file():
+        stat = source.stat()
+        return f"{stat.st_size}:{stat.st_mtime_ns}"
+    return "missing"
+
+
+def number_offset(source: str | Path) -> int:
+    """What to add to the numbers FFmpeg's image2 muxer gives the pictures of an output sequence
+    made from ``source`` (see :func:`~vidrestore.io.writer.remux`) for their final numbers. From a
+    sequence, each picture is named by its frame's timestamp, one tick a frame from 0, and goes
+    back to its input's number (a picture that did not decode leaves its number out); from a
+    video, they are numbered from 1, as FFmpeg does."""
+    return find_sequence(source).first if is_sequence(source) else 0
+
+
+def files_of(pattern: Path) -> list[Path]:
+    """The files ``pattern`` names that exist, in frame order."""
+    return [numbered(pattern, n) for n in numbers_in(pattern)]
+
+
+def hidden_stem(output: Path) -> str:
+    """The stem of the hidden files a run keeps beside ``output`` (temp file, segments, ledger): its
+    own, less the ``%`` of a sequence's number field, so that no tool reads them as a pattern."""
+    return output.stem.replace("%", "")
+
+
+def remove_others(target: Path, kept: Collection[int]) -> None:
+    """Remove the pictures of the sequence ``target`` whose numbers are not in ``kept``."""
+    for number in numbers_in(target):
+        if number not in kept:
+            numbered(target, number).unlink(missing_ok=True)
