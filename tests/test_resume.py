@@ -81,12 +81,12 @@ def _stopping_in_segment(index: int, monkeypatch, stop: type[BaseException] | Ba
     returns the segments that were restored."""
     restored: list[range] = []
 
-    def restore(src, part, analysis, restorer, cfg, device, progress, preview, frames, *rest):
+    def restore(src, part, analysis, restorer, cfg, device, progress, preview, frames, *rest, **named):
         if len(restored) == index:
             part.write_bytes(b"half a segment")
             raise stop
         restored.append(frames)
-        return RESTORE_VIDEO(src, part, analysis, restorer, cfg, device, progress, preview, frames, *rest)
+        return RESTORE_VIDEO(src, part, analysis, restorer, cfg, device, progress, preview, frames, *rest, **named)
 
     monkeypatch.setattr(pipeline, "restore_video", restore)
     return restored
@@ -115,6 +115,26 @@ def test_a_stopped_run_is_continued_by_the_same_command(film, tiny_model, tmp_pa
     assert all(np.array_equal(a, b) for a, b in zip(_frames(out), _frames(straight), strict=True))
     with av.open(str(out)) as c:
         assert [s.type for s in c.streams] == ["video", "audio"]
+
+
+def test_a_stopped_run_into_an_image_sequence_is_continued_too(film, tmp_path, monkeypatch, capsys):
+    """The segments of a sequence are hidden QuickTime files, its staging a hidden folder; neither
+    holds a '%' in its name, and both are kept or cleared as a video's are."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "straight").mkdir()
+    out, straight = tmp_path / "out" / "f_%04d.png", tmp_path / "straight" / "f_%04d.png"
+    options = ["--model", "none", *FAST, "--drop-streams"]
+    _stopping_in_segment(2, monkeypatch)
+    assert main([str(film), str(out), *options]) == 130
+    assert sorted(p.name for p in out.parent.iterdir()) == [".f_04d.resume.json", ".f_04d.seg0000.part.png.mov",
+                                                           ".f_04d.seg0001.part.png.mov"]
+    restored = _stopping_in_segment(99, monkeypatch)
+    assert main([str(film), str(out), *options]) == 0
+    assert restored == [range(32, 48)]
+    assert main([str(film), str(straight), *options]) == 0
+    pictures = sorted(out.parent.iterdir())
+    assert [p.name for p in pictures] == [f"f_{n:04d}.png" for n in range(1, 49)]
+    assert [p.read_bytes() for p in pictures] == [p.read_bytes() for p in sorted(straight.parent.iterdir())]
 
 
 def test_other_options_or_an_error_start_the_video_over_but_a_full_disk_does_not(film, tmp_path, monkeypatch, capsys):
