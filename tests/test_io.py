@@ -101,6 +101,22 @@ def test_a_raw_stream_is_numbered_at_the_rate_its_encoder_wrote_and_read_from_an
     assert all(np.array_equal(a.image, b.image) for a, b in zip(part, whole[7:12]))
 
 
+def test_a_stream_that_states_no_length_gets_an_expected_length_from_how_far_it_is_read(tmp_path):
+    """A raw stream states neither frame count nor duration: pass 1's progress had no total and no ETA."""
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(60)]
+    src = make_clip(tmp_path / "cam.h264", list(range(60)), time_base=Fraction(1, 20), rate=20, images=images)
+    assert probe(src).estimated_frames == 0
+    with VideoReader(src) as r:
+        assert r.expected_frames() == 0  # nothing read yet
+        halfway = [r.expected_frames() for f in r if f.index == 30]
+        at_end = r.expected_frames()
+    assert 40 <= halfway[0] <= 90 and abs(at_end - 60) <= 2
+    stated = make_clip(tmp_path / "clip.mp4", list(range(0, 2400, 40)))
+    with VideoReader(stated) as r:
+        assert {r.expected_frames() for _ in r} == {60}
+
+
 def test_truncated_stream_restores_what_decodes(tmp_path):
     src = make_clip(tmp_path / "in.mkv", list(range(0, 2000, 40)), size=(64, 64))
     data = src.read_bytes()

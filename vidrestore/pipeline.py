@@ -194,7 +194,6 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     info = probe(path)
     long_side = max(info.display_size)
     detector = detector.sized_for(long_side, cfg.tracker.min_face_size)
-    total = info.estimated_frames
     faces = 0
     # (index, starts a shot, image to detect, grey image to follow faces in, their scale)
     pending: list[tuple[int, bool, np.ndarray | None, np.ndarray | None, tuple[float, float]]] = []
@@ -242,13 +241,13 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
                 submit()
                 track(until_in_flight=1)
                 if progress:
-                    progress("analyse", frame.index + 1, total, faces)
+                    progress("analyse", frame.index + 1, reader.expected_frames(), faces)
         submit()
         track(until_in_flight=0)
         tracker.end_shot()
         count, stats = reader.stats.frames, reader.stats
     if progress:
-        progress("analyse", count, total, faces)
+        progress("analyse", count, info.estimated_frames or count, faces)
     all_shots = shots.shots(count)
     tracks = aligned_tracks(all_shots, side) if cfg.aligned else sorted(tracker.tracks, key=lambda t: (t.start, t.track_id))
     name = "none: the frames are aligned face crops (--aligned)" if cfg.aligned else \

@@ -46,6 +46,7 @@ class DecodeStats:
     corrupt_packets: int = 0
     resized: int = 0  # frames decoded at another size or pixel format than the stream starts with
     damaged_s: list[float] = dataclasses.field(default_factory=list)  # where packets the demuxer flagged corrupt are, from the start
+    bytes_read: int = 0  # how far into the file the demuxer has read
 
 
 def rotate_to_display(image: np.ndarray, rotation: int) -> np.ndarray:
@@ -396,6 +397,17 @@ class VideoReader:
                 raise item
             yield item
 
+    def expected_frames(self) -> int:
+        """The stream's frame count (:attr:`VideoInfo.estimated_frames`), else an estimate from how far
+        into the file the frames read so far reach: a raw stream or a recording that was never
+        finished (a crashed capture's .mkv) states neither count nor duration, and a progress bar
+        then had no total and no ETA. 0 before anything is read. For progress only."""
+        if self.info.estimated_frames or not self.stats.bytes_read:
+            return self.info.estimated_frames
+        with contextlib.suppress(OSError):
+            return max(self.stats.frames, round(self.stats.frames * self.path.stat().st_size / self.stats.bytes_read))
+        return 0
+
     def _put(self, item: object) -> bool:
         while not self._stop.is_set():
             try:
@@ -433,6 +445,8 @@ class VideoReader:
             self._index = self.start if seeking else 0
             deinterlacer = Deinterlacer(stream, self.deinterlace) if self.deinterlace is not None else None
             for packet in container.demux(stream):
+                if packet.pos is not None and packet.pos >= 0:
+                    self.stats.bytes_read = packet.pos + packet.size
                 if packet.is_corrupt and packet.pts is not None:  # as a player's clock shows it, from the stream's start
                     self.stats.damaged_s.append(float((packet.pts - (stream.start_time or 0)) * packet.time_base))
                 for decoded in self._decode_packet(packet):
