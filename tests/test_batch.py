@@ -400,3 +400,37 @@ def test_a_folder_scan_takes_camera_streams_and_dv_tapes_and_leaves_other_files(
         (folder / name).write_bytes(b"x")
     found = [s.input.relative_to(folder).as_posix() for s in expand_inputs([str(folder)], tmp_path / "out")]
     assert found == ["a.dv", "b.m2ts", "day2/cam.H264", "dvr.hevc"]
+
+
+def test_a_folder_scan_takes_each_reels_image_sequence_into_a_folder_of_its_own(tmp_path):
+    scans = tmp_path / "scans"
+    for reel, names in {"reel1": [f"r_{n:06d}.dpx" for n in range(86400, 86403)],
+                        "reel2": [f"r_{n:06d}.dpx" for n in range(86400, 86402)] + ["r_0086403.dpx"],  # another spelling
+                        "renders/cg": [f"shot{n}.png" for n in (8, 9, 10, 11)],
+                        "renders/reel1": [f"r_{n:06d}.tif" for n in (1, 2)] + [f"r_{n:06d}.dpx" for n in (1, 2)],
+                        "photos": ["DSC_0001.jpg", "DSC_0002.jpg", "poster.png", "cover7.tif"]}.items():
+        (scans / reel).mkdir(parents=True)
+        for name in names:
+            (scans / reel / name).write_bytes(b"x")
+    specs = expand_inputs([str(scans)], tmp_path / "out")
+    assert [s.input.relative_to(scans).as_posix() for s in specs] == [
+        "reel1/r_%06d.dpx", "reel2/r_%06d.dpx", "renders/cg/shot%d.png", "renders/reel1/r_%06d.dpx", "renders/reel1/r_%06d.tif"]
+    outputs = [out.relative_to(tmp_path / "out").as_posix() for _, out in assign_outputs(specs, tmp_path / "out")]
+    assert outputs[1:3] + outputs[4:] == ["reel2/r_%06d.dpx", "cg/shot%d.png", "reel1/r_%06d.tif"]
+    tagged = {outputs[0].split("/")[0], outputs[3].split("/")[0]}  # two reels' sequences of one name
+    assert len(tagged) == 2 and all(t.startswith("reel1-") for t in tagged)
+
+
+def test_a_batch_restores_an_image_sequence_once(tmp_path):
+    import cv2
+
+    reel = tmp_path / "scans" / "reel1"
+    reel.mkdir(parents=True)
+    for n in range(100, 104):
+        cv2.imwrite(str(reel / f"f_{n:04d}.png"), np.full((32, 48, 3), 10 * n % 256, np.uint8))
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "scans"), "--out", str(out), "--model", "none", "--quiet"]) == 0
+    assert sorted(p.name for p in (out / "reel1").iterdir()) == [f"f_{n:04d}.png" for n in range(100, 104)]
+    report = tmp_path / "r.json"
+    assert main(["batch", str(tmp_path / "scans"), "--out", str(out), "--model", "none", "--quiet", "--json", str(report)]) == 0
+    assert [item.get("skipped") for item in json.loads(report.read_text())["items"]] == [True]  # done: not restored again

@@ -656,7 +656,7 @@ def test_a_sequence_becomes_a_video_at_the_rate_asked_and_a_video_becomes_a_sequ
         assert c.streams.video[0].codec_context.name == "tiff"
 
 
-def test_a_sequence_without_faces_is_copied_picture_for_picture(tmp_path):
+def test_a_sequence_without_faces_is_copied_picture_for_picture(tmp_path, capsys):
     rng = np.random.default_rng(1)
     src = _png_sequence(tmp_path / "in" / "p_%02d.png", [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(6)], 5)
     out, report = tmp_path / "out" / "p_%02d.png", tmp_path / "r.json"
@@ -665,3 +665,5 @@ def test_a_sequence_without_faces_is_copied_picture_for_picture(tmp_path):
     assert [p.read_bytes() for p in sorted(out.parent.iterdir())] == [p.read_bytes() for p in sorted(src.parent.iterdir())]
     assert sorted(p.name for p in out.parent.iterdir()) == [f"p_{n:02d}.png" for n in range(5, 11)]
     assert json.loads(report.read_text())["notes"] == ["no face found: the video was copied without re-encoding"]
+    assert _run(src.parent, tmp_path / "x.mp4", "--model", "none", "--quiet") == 3  # a folder names the sequence it holds
+    assert f"input is a folder: {src.parent}; it holds the image sequence {src} (give that, quoted)" in capsys.readouterr().err

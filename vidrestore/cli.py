@@ -375,6 +375,7 @@ def _batch_items(args: argparse.Namespace, state, max_attempts: int):
     from .batch.items import assign_outputs, expand_inputs
     from .batch.runner import one_line
     from .batch.worker import Item
+    from .io.sequence import exists
 
     item_parser = _RaisingParser(add_help=False)
     add_restore_options(item_parser)
@@ -388,10 +389,10 @@ def _batch_items(args: argparse.Namespace, state, max_attempts: int):
             continue
         fingerprint = options.fingerprint_for(spec.input)
         row = state.get(out)
-        if row and row.status == "done" and row.fingerprint == fingerprint and out.exists():
+        if row and row.status == "done" and row.fingerprint == fingerprint and exists(out):
             skipped.append({**_item_report(row, spec.input, out), "skipped": True})
             continue
-        if out.exists() and row is None and not args.overwrite:
+        if exists(out) and row is None and not args.overwrite:
             skipped.append({"input": str(spec.input), "output": str(out), "status": "failed",
                             "error": f"output exists and is not from this batch: {out} (use --overwrite to replace it)"})
             continue
@@ -399,6 +400,12 @@ def _batch_items(args: argparse.Namespace, state, max_attempts: int):
         if row.status == "failed" and row.attempts >= max_attempts:
             skipped.append({"input": str(spec.input), "output": str(out), "status": "failed", "skipped": True,
                             "error": f"{row.error} (gave up after {row.attempts} attempts)"})
+            continue
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)  # an image sequence's own folder, a manifest's subfolder
+        except OSError as exc:
+            skipped.append({"input": str(spec.input), "output": str(out), "status": "failed",
+                            "error": f"cannot create output folder {out.parent} ({exc.strerror})"})
             continue
         todo.append(Item(spec.input, out, options, fingerprint, qa=args.qa))
     return todo, skipped

@@ -54,7 +54,7 @@ from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.reader import DecodedFrames, FieldFilter, scan_fields
-from .io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, SEGMENT_SUFFIX, files_of, find_sequence, hidden_stem, is_sequence, number_offset, numbered
+from .io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, SEGMENT_SUFFIX, files_of, find_sequence, hidden_stem, is_sequence, number_offset, numbered, sequences_in
 from .io.writer import atomic_output, check_encoder, check_output, left_out_note
 from .restore import Restorer, TrackContext, load_contexts, save_contexts
 from .resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
@@ -767,6 +767,10 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
         if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(src)):  # Path() folds the "//" of a URL
             raise InputError("the input is a URL: vidrestore reads local files; download it first")
         raise InputError(f"input not found: {src}")
+    elif src.is_dir():
+        held = sequences_in(src)
+        hint = f"; it holds the image sequence {held[0]} (give that, quoted)" if held else ""
+        raise InputError(f"input is a folder: {src}{hint}")
     if is_sequence(dst):
         _check_sequence_output(src, dst, overwrite)
     else:

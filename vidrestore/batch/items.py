@@ -10,10 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
+from ..io.sequence import is_sequence, sequences_in
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".mxf", ".wmv", ".flv",
                   ".3gp", ".vob", ".dv", ".h264", ".264", ".hevc", ".h265", ".m2v"}  # the last five: raw camera/DVR streams and DV tapes
 MANIFEST_SUFFIXES = {".csv", ".json"}
+# Image sequences a folder scan takes: scans and renders. Numbered JPEGs are more often a camera's
+# photos than frames of one shot; name such a sequence (DSC_%04d.jpg) to restore it as one.
+SCANNED_SEQUENCE_SUFFIXES = {".dpx", ".tif", ".tiff", ".png"}
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,8 @@ def read_manifest(path: Path) -> list[ItemSpec]:
 
 
 def expand_inputs(inputs: list[str], out_dir: Path) -> list[ItemSpec]:
-    """Files (any name: a non-video fails as its own item), folders (their videos, recursively),
+    """Files (any name: a non-video fails as its own item), folders (their videos and image
+    sequences, recursively),
     globs and manifests, in the order given, each input once; nothing inside ``out_dir``."""
     specs: list[ItemSpec] = []
     for text in inputs:
@@ -73,7 +78,7 @@ def expand_inputs(inputs: list[str], out_dir: Path) -> list[ItemSpec]:
         if p.suffix.lower() in MANIFEST_SUFFIXES and p.is_file():
             specs += read_manifest(p)
         elif p.is_dir():
-            specs += [ItemSpec(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES]
+            specs += [ItemSpec(f) for f in _found_in(p)]
         elif any(c in text for c in "*?["):
             matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
             if not matches:
@@ -94,21 +99,36 @@ def expand_inputs(inputs: list[str], out_dir: Path) -> list[ItemSpec]:
     return unique
 
 
+def _found_in(folder: Path) -> list[Path]:
+    """The videos under ``folder``, and its image sequences (:data:`SCANNED_SEQUENCE_SUFFIXES`) as patterns, in path order."""
+    videos = [f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES]
+    sequences = [s for d in (folder, *(d for d in folder.rglob("*") if d.is_dir())) for s in sequences_in(d, SCANNED_SEQUENCE_SUFFIXES)]
+    return sorted(videos + sequences)
+
+
+def _output_name(spec: ItemSpec, tagged: bool) -> Path:
+    """Where ``spec`` goes inside the output folder: its own name, or for an image sequence its
+    folder's name and its own (each reel's pictures in a folder of their own); ``tagged``: with
+    8 hex of its path, when another input has the same name."""
+    tag = "-" + hashlib.sha256(str(spec.input.resolve()).encode()).hexdigest()[:8] if tagged else ""
+    if is_sequence(spec.input):
+        return Path(spec.input.parent.resolve().name + tag) / spec.input.name
+    return Path(f"{spec.input.stem}{tag}{spec.input.suffix}") if tagged else Path(spec.input.name)
+
+
 def assign_outputs(specs: list[ItemSpec], out_dir: Path) -> list[tuple[ItemSpec, Path]]:
-    """``OUT/<input name>``; inputs that share a name get ``<stem>-<8 hex of their path>``."""
-    names: dict[str, int] = {}
+    """``OUT/<input name>`` (an image sequence: ``OUT/<its folder's name>/<its name>``); inputs that
+    share a name get ``<stem>-<8 hex of their path>`` (a sequence: its folder's name does)."""
+    names: dict[Path, int] = {}
     for s in specs:
         if s.output is None:
-            names[s.input.name] = names.get(s.input.name, 0) + 1
+            names[_output_name(s, False)] = names.get(_output_name(s, False), 0) + 1
     pairs = []
     for s in specs:
         if s.output is not None:
             out = s.output if s.output.is_absolute() else out_dir / s.output
-        elif names[s.input.name] > 1:
-            tag = hashlib.sha256(str(s.input.resolve()).encode()).hexdigest()[:8]
-            out = out_dir / f"{s.input.stem}-{tag}{s.input.suffix}"
         else:
-            out = out_dir / s.input.name
+            out = out_dir / _output_name(s, names[_output_name(s, False)] > 1)
         pairs.append((s, out))
     outputs = [o.resolve() for _, o in pairs]
     if len(set(outputs)) != len(outputs):

@@ -129,6 +129,35 @@ def files_of(pattern: Path) -> list[Path]:
     return [numbered(pattern, n) for n in numbers_in(pattern)]
 
 
+_NUMBERED_NAME = re.compile(r"(.*?)(\d+)(\.[A-Za-z0-9]+)")
+
+
+def sequences_in(folder: Path, suffixes: Collection[str] = tuple(IMAGE_ENCODERS)) -> list[Path]:
+    """The image sequences among the files of ``folder`` (not of its subfolders), as patterns:
+    two or more pictures of a type in ``suffixes`` whose names differ only in the number before the
+    suffix. Zero-padded numbers give ``%0Nd`` (N their length), others ``%d``."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            match = _NUMBERED_NAME.fullmatch(entry.name)
+            if match and match.group(3).lower() in suffixes and entry.is_file():
+                head, digits, suffix = match.groups()
+                groups.setdefault((head, suffix), []).append(digits)
+    found = []
+    for (head, suffix), numbers in sorted(groups.items()):
+        padded = sorted({len(d) for d in numbers if len(d) > 1 and d.startswith("0")})
+        field = f"%0{padded[0]}d" if padded else "%d"
+        pattern = Path(folder) / f"{head}{field}{suffix}"
+        if is_sequence(pattern) and len(numbers_in(pattern)) >= 2:
+            found.append(pattern)
+    return found
+
+
+def exists(path: Path) -> bool:
+    """Whether ``path`` exists; for an image sequence, whether any of its pictures does."""
+    return bool(numbers_in(path)) if is_sequence(path) else path.exists()
+
+
 def hidden_stem(output: Path) -> str:
     """The stem of the hidden files a run keeps beside ``output`` (temp file, segments, ledger): its
     own, less the ``%`` of a sequence's number field, so that no tool reads them as a pattern."""
