@@ -667,3 +667,15 @@ def test_a_sequence_without_faces_is_copied_picture_for_picture(tmp_path, capsys
     assert json.loads(report.read_text())["notes"] == ["no face found: the video was copied without re-encoding"]
     assert _run(src.parent, tmp_path / "x.mp4", "--model", "none", "--quiet") == 3  # a folder names the sequence it holds
     assert f"input is a folder: {src.parent}; it holds the image sequence {src} (give that, quoted)" in capsys.readouterr().err
+
+
+def test_pictures_of_a_type_it_does_not_take_are_named_as_such(sample_clip, tmp_path, capsys):
+    """An .exr (or .tga) output was written by whatever encoder came first and crashed the writer
+    with a traceback; a sequence of them as input was "not found"."""
+    for output in ("plate_%04d.exr", "frame.tga"):
+        assert _run(sample_clip, tmp_path / output, "--model", "none", "--quiet") == 4
+        assert f"cannot write {output}: vidrestore does not take {output[-4:]} pictures" in capsys.readouterr().err
+    (tmp_path / "plate_0001.exr").write_bytes(b"x")
+    assert _run(tmp_path / "plate_%04d.exr", tmp_path / "o.mp4", "--model", "none", "--quiet") == 3
+    assert "linear-light floating point" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plate_0001.exr"]

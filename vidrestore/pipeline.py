@@ -54,7 +54,7 @@ from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.reader import DecodedFrames, FieldFilter, scan_fields
-from .io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, SEGMENT_SUFFIX, files_of, find_sequence, hidden_stem, is_sequence, number_offset, numbered, sequences_in
+from .io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, SEGMENT_SUFFIX, files_of, find_sequence, has_number_field, hidden_stem, is_sequence, number_offset, numbered, sequences_in, unsupported_type
 from .io.writer import atomic_output, check_encoder, check_output, left_out_note
 from .restore import Restorer, TrackContext, load_contexts, save_contexts
 from .resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
@@ -763,6 +763,8 @@ def mask_name(masker: Masker | None, cfg: PipelineConfig) -> str:
 def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
     if is_sequence(src):
         find_sequence(src)  # names the folder, the missing pictures or the empty match
+    elif has_number_field(src) and not src.exists():
+        raise InputError(f"cannot read the image sequence {src.name}: {unsupported_type(src)}")
     elif not src.exists():
         if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(src)):  # Path() folds the "//" of a URL
             raise InputError("the input is a URL: vidrestore reads local files; download it first")

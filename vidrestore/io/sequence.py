@@ -40,9 +40,20 @@ _NUMBER_FIELD = re.compile(r"%(\d*)d")  # as FFmpeg reads it: %d, %06d, and %6d 
 def is_sequence(path: str | Path) -> bool:
     """Whether ``path`` names an image sequence: one ``%d``/``%0Nd`` number field in the file name
     (no other ``%``) and a picture type's suffix."""
+    return has_number_field(path) and Path(path).suffix.lower() in IMAGE_ENCODERS
+
+
+def has_number_field(path: str | Path) -> bool:
+    """Whether ``path``'s file name holds one ``%d``/``%0Nd`` number field, as a sequence's does (of any type)."""
     name = Path(path).name
-    return (len(_NUMBER_FIELD.findall(name)) == 1 and name.count("%") == 1
-            and Path(path).suffix.lower() in IMAGE_ENCODERS)
+    return len(_NUMBER_FIELD.findall(name)) == 1 and name.count("%") == 1
+
+
+def unsupported_type(path: str | Path) -> str:
+    """Why vidrestore cannot take a sequence or picture file of ``path``'s type, for a one-line error."""
+    known = ", ".join(sorted({s.lstrip(".").upper().replace("JPEG", "JPG").replace("TIFF", "TIF") for s in IMAGE_ENCODERS}))
+    why = " (linear-light floating point: convert the plate to 16-bit TIFF or DPX first)" if Path(path).suffix.lower() == ".exr" else ""
+    return f"vidrestore does not take {Path(path).suffix or 'extension-less'} pictures{why}; it takes {known}"
 
 
 def numbered(pattern: Path, number: int) -> Path:

@@ -31,7 +31,7 @@ from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError
 from .probe import FIELD_ORDERS, VideoInfo, open_input, probe
-from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence, numbered, numbers_in, remove_others
+from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence, numbered, numbers_in, remove_others, unsupported_type
 from .patch import Box, copy_samples, patch_frame, patchable, rotate_box
 from .reader import rotate_to_coded
 
@@ -187,6 +187,15 @@ def _takes(output: Path, codec: str | None) -> bool:
     return True
 
 
+def _is_picture_name(output: Path) -> bool:
+    """Whether FFmpeg writes a file named like ``output`` as pictures, with its image2 muxer (.exr, .tga, .jp2 ...)."""
+    scratch = io.BytesIO()
+    scratch.name = output.name
+    with contextlib.suppress(av.error.FFmpegError, ValueError), av.open(scratch, "w") as out:
+        return out.format.name == "image2"
+    return False
+
+
 def _fitting_encoder(output: Path) -> str | None:
     """The encoder a file named like ``output`` is best written with: by its type for a picture,
     else the first of :data:`_VIDEO_ENCODERS` its container holds."""
@@ -203,6 +212,8 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None) -> a
     if output is not None and not _takes(Path(output), None):
         raise OutputError(f"no container is known by the name {Path(output).name!r}: end it in a video type such as "
                           ".mp4, .mkv, .mov or .webm")
+    if output is not None and _is_picture_name(Path(output)) and Path(output).suffix.lower() not in IMAGE_ENCODERS:
+        raise OutputError(f"cannot write {Path(output).name}: {unsupported_type(output)}")
     name = options.codec
     if name == "auto":
         name = (_fitting_encoder(Path(output)) if output is not None else None) or "libx264"
