@@ -165,3 +165,16 @@ def test_dlib_works_at_full_hd_for_small_faces_and_knows_the_smallest_it_finds()
     capped = create_detector(DetectorConfig(backend="dlib", max_side=960), torch.device("cpu")).sized_for(1920, 32)
     assert capped.input_side == 960 and smallest_findable(capped, 1920) == pytest.approx(130)
     assert smallest_findable(dlib.sized_for(512, 32), 512) == pytest.approx(65)
+
+
+def test_dlibs_cnn_finds_a_face_of_the_size_it_claims_and_is_sized_for_small_ones(sample_clip):
+    """Its smallest face was not measured, so --min-face could not size its working image."""
+    cnn = create_detector(DetectorConfig(backend="dlib", dlib_model="cnn"), torch.device("cpu"))
+    assert cnn.sized_for(1920, 32).input_side == 1920 and smallest_findable(cnn.sized_for(1920, 32), 1920) == pytest.approx(70)
+    frame = _first_frame(sample_clip)
+    side = float(np.ptp(create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")).detect([frame])[0][0].box[::2]))
+    import cv2
+
+    small = cv2.resize(frame, None, fx=72 / side, fy=72 / side, interpolation=cv2.INTER_AREA)  # HOG's box: ~72 px
+    found = cnn.sized_for(max(small.shape), 60).detect([small])[0]
+    assert len(found) == 1 and found[0].box[2] - found[0].box[0] >= cnn.smallest_face * 0.9
