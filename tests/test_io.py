@@ -117,6 +117,24 @@ def test_a_stream_that_states_no_length_gets_an_expected_length_from_how_far_it_
         assert {r.expected_frames() for _ in r} == {60}
 
 
+def test_a_recording_cut_where_there_was_no_keyframe_says_where_its_picture_starts(tmp_path, capsys):
+    """A TS clipped from a broadcast starts mid-GOP: no decoder can use its first packets, and the
+    picture starts later than the stream (and its sound) without a word in the report."""
+    rng = np.random.default_rng(0)
+    images = [np.clip(rng.normal(128, 40, (48, 64, 3)), 0, 255).astype(np.uint8) for _ in range(90)]
+    whole = make_clip(tmp_path / "whole.ts", list(range(0, 90 * 1800, 1800)), time_base=Fraction(1, 90000), images=images,
+                      audio=True, x264_params="keyint=30:min-keyint=30:scenecut=0")
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[(len(data) // 2) // 188 * 188:])  # TS packets are 188 bytes
+    assert main([str(cut), "--dry-run", "--quiet", "--json", "-"]) == 0
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    lead = [n for n in notes if n.startswith("the picture starts ")]
+    assert len(lead) == 1 and 0.1 < float(lead[0].split()[3]) <= 1.25  # up to one GOP of 30 frames at 25 fps
+    assert main([str(whole), "--dry-run", "--quiet", "--json", "-"]) == 0
+    assert not any(n.startswith("the picture starts ") for n in json.loads(capsys.readouterr().out)["notes"])
+
+
 def test_truncated_stream_restores_what_decodes(tmp_path):
     src = make_clip(tmp_path / "in.mkv", list(range(0, 2000, 40)), size=(64, 64))
     data = src.read_bytes()

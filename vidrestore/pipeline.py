@@ -354,10 +354,26 @@ def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
         notes.append(f"{analysis.corrupt_packets} corrupt packets could not be decoded; the frames that decoded were restored")
     if analysis.corrupt_packets and is_sequence(info.path):
         notes.extend(undecoded_pictures_note(analysis, info.path))
+    lead = undecodable_lead_s(analysis, info)
+    if lead:
+        notes.append(f"the picture starts {lead:.2f} s after the video stream does: its first packets cannot be decoded, as in a "
+                     "recording cut from a longer one where there was no keyframe; the sound there is kept")
     if analysis.resized:
         notes.append(f"{analysis.resized} frames came in another size or pixel format than the stream's first; "
                      f"they were scaled to {info.width}x{info.height} {info.pix_fmt}, as FFmpeg does")
     return notes
+
+
+def undecodable_lead_s(analysis: Analysis, info: VideoInfo) -> float:
+    """Seconds from the video stream's first timestamp to its first decoded frame, when that is more
+    than two frames: a recording cut at no keyframe (a TS clipped from a broadcast) starts with
+    packets no decoder can use. 0 otherwise."""
+    first = next((p for p in analysis.pts if p is not None), None)
+    if first is None or info.start_pts is None or not info.timestamps:
+        return 0.0
+    lead = float((first - info.start_pts) * info.time_base)
+    frame = 1 / float(info.average_rate) if info.average_rate else 0.1
+    return lead if lead > 2 * frame else 0.0
 
 
 def undecoded_pictures_note(analysis: Analysis, pattern: Path) -> list[str]:

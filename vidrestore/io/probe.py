@@ -41,6 +41,7 @@ class VideoInfo:
     other_streams: tuple[str, ...] = field(default_factory=tuple)  # e.g. ("audio:aac", "subtitle:mov_text")
     field_order: str = "progressive"  # progressive | tt | bb | tb | bt | unknown, as the stream declares it
     timestamps: bool = True  # False for a raw elementary stream (.h264, .m2v, .hevc), whose frames come unstamped
+    start_pts: int | None = None  # the stream's first timestamp, as the container states it (a frame may not decode there)
 
     @property
     def frame_ticks(self) -> int:
@@ -152,6 +153,7 @@ def _probe(path: str | Path) -> VideoInfo:
             "frames": find_sequence(path).count if is_sequence(path) else stream.frames or 0, "duration_s": duration, "sample_aspect_ratio": cc.sample_aspect_ratio,
             "color": ColorInfo(cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range),
             "other_streams": others, "field_order": FIELD_ORDERS.get(cc.field_order, "unknown"),
+            "start_pts": stream.start_time,
         }
         first = _first_frame(container, stream)
         info["rotation"] = round(first.rotation) % 360 if first is not None else 0
