@@ -679,3 +679,25 @@ def test_pictures_of_a_type_it_does_not_take_are_named_as_such(sample_clip, tmp_
     assert _run(tmp_path / "plate_%04d.exr", tmp_path / "o.mp4", "--model", "none", "--quiet") == 3
     assert "linear-light floating point" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plate_0001.exr"]
+
+
+def test_a_render_with_alpha_keeps_its_alpha_where_faces_are_restored(sample_clip, tmp_path):
+    """RGBA pictures were written from RGB images: every picture of the sequence came out opaque."""
+    import cv2
+
+    with av.open(str(sample_clip)) as c:
+        images = [f.to_ndarray(format="rgb24") for _, f in zip(range(12), c.decode(video=0))]
+    alpha = np.full(images[0].shape[:2], 255, np.uint8)
+    alpha[:, :120], alpha[:, 120:240] = 0, 128
+    (tmp_path / "render").mkdir()
+    for n, image in enumerate(images):
+        cv2.imwrite(str(tmp_path / "render" / f"a_{n:03d}.png"), np.dstack([image[..., ::-1], alpha]))
+    (tmp_path / "out").mkdir()
+    out, report = tmp_path / "out" / "a_%03d.png", tmp_path / "r.json"
+    assert _run(tmp_path / "render" / "a_%03d.png", out, "--model", "none", "--detector", "dlib", "--quiet", "--json", report) == 0
+    assert json.loads(report.read_text())["tracks"]
+    for n in (0, 6):
+        with av.open(str(tmp_path / "out" / f"a_{n:03d}.png")) as c:
+            rgba = next(c.decode(video=0)).to_ndarray(format="rgba")
+        assert np.array_equal(rgba[..., 3], alpha)
+    assert (rgba[..., :3] != images[6]).any(axis=2).mean() > 0.01  # past the fade-in, the face was pasted back

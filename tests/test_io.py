@@ -208,6 +208,62 @@ def test_archival_codecs(tmp_path, codec, suffix):
     assert probe(out).codec.startswith(codec.split("_")[0]) and len(read_pts(out)) == 5
 
 
+def _alpha_master(path, frames: int = 3):
+    """A ProRes 4444 clip with alpha (decoded as 12-bit yuva444p12le): a 60% opaque band on the left."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("prores_ks", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuva444p10le"
+        for i in range(frames):
+            rgba = np.concatenate([rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), np.full((48, 64, 1), 255, np.uint8)], 2)
+            rgba[:, :20, 3] = 153
+            frame = av.VideoFrame.from_ndarray(rgba, format="rgba").reformat(format="yuva444p10le")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+def test_a_prores_4444_master_keeps_its_alpha_and_its_profile_where_faces_are_painted(tmp_path):
+    """Painted regions were converted from RGB, which has no alpha: they came out opaque. ProRes took
+    its first pixel format (4:2:2 without alpha) for the 12-bit 4444 source, and the copy into .mov
+    was tagged HQ (apch) whatever it held."""
+    if "prores_ks" not in av.codecs_available:
+        pytest.skip("prores_ks not in this FFmpeg build")
+    src = _alpha_master(tmp_path / "master.mov")
+    info = probe(src)
+    assert info.pix_fmt == "yuva444p12le"
+    part, out = tmp_path / "part.mov", tmp_path / "out.mov"
+    with VideoReader(src, keep_depth=True) as r, VideoWriter(part, info, EncodeOptions(codec="prores_ks")) as w:
+        for f in r:
+            painted = f.image.copy()
+            painted[10:30, 10:40] = 30000  # a face pasted over the alpha band's edge
+            w.write(f.source, f.pts, painted, [(10, 10, 40, 30)])
+    remux(part, src, out)
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        assert b.streams.video[0].codec_context.codec_tag == "ap4h"
+        for x, y in zip(a.decode(video=0), b.decode(video=0), strict=True):
+            assert y.format.name.startswith("yuva444")  # ProRes 4444 decodes at 12 bits
+            alpha_in, alpha_out = (f.to_ndarray(format="rgba64le")[..., 3] >> 6 for f in (x, y))
+            assert np.abs(alpha_in.astype(int) - alpha_out).max() <= 1  # 12 to 10 bits
+
+
+def test_a_copy_into_quicktime_or_mp4_keeps_the_tag_apple_players_need(tmp_path):
+    """An iPhone's HEVC is tagged hvc1; copied, the muxer retagged it hev1, which QuickTime and iOS
+    refuse. HEVC that vidrestore encodes into .mp4 is tagged hvc1 too."""
+    src = make_clip(tmp_path / "in.mp4", list(range(0, 200, 40)))
+    info = probe(src)
+    encoded = tmp_path / "x265.mp4"
+    with VideoReader(src) as r, VideoWriter(encoded, info, EncodeOptions(codec="libx265")) as w:
+        for f in r:
+            w.write(f.source, f.pts)
+    for suffix in (".mp4", ".mov"):
+        remux(encoded, encoded, tmp_path / f"copy{suffix}")
+    for path in (encoded, tmp_path / "copy.mp4", tmp_path / "copy.mov"):
+        with av.open(str(path)) as c:
+            assert c.streams.video[0].codec_context.codec_tag == "hvc1", path.name
+
+
 @pytest.mark.parametrize("rotation", [0, 90])
 def test_downscaled_decode_maps_back_to_display_pixels(tmp_path, rotation):
     h, w = 61, 97

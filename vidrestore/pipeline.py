@@ -710,8 +710,8 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
             return photos[track.track_id] if track.track_id in photos else best_frames(track)
 
         # A picture file carries no rotation that viewers read (a phone photo's EXIF tag is gone once
-        # re-encoded), so a picture is written upright, from the display-oriented images.
-        upright = target.suffix.lower() in IMAGE_ENCODERS
+        # re-encoded), so a turned picture is written upright, from the display-oriented images.
+        upright = target.suffix.lower() in IMAGE_ENCODERS and info.rotation % 360 != 0
         faced = None if preview or upright else [range(t.start, t.end) for t in tracks]  # the preview shows every frame
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
                                                  deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,

@@ -38,6 +38,22 @@ def patchable(frame: av.VideoFrame) -> bool:
             and all(-(-frame.width >> 1) <= p.width and -(-frame.height >> 1) <= p.height for p in frame.planes))
 
 
+def rgb_format(image: np.ndarray) -> str:
+    """The pixel format of an RGB or RGBA ``image`` of uint8 or uint16 samples."""
+    return {(False, 3): "rgb24", (True, 3): "rgb48le", (False, 4): "rgba", (True, 4): "rgba64le"}[
+        (image.dtype == np.uint16, image.shape[2])]
+
+
+def with_alpha_of(frame: av.VideoFrame, image: np.ndarray) -> np.ndarray:
+    """``image`` (RGB, ``frame``'s size and orientation) with ``frame``'s alpha as a fourth channel
+    when its format has one (a render's PNG, a ProRes 4444 master), so that writing the image back
+    keeps the alpha as it was; else ``image``."""
+    if not any(c.is_alpha for c in frame.format.components):
+        return image
+    alpha = frame.reformat(format="rgba64le" if image.dtype == np.uint16 else "rgba").to_ndarray()[..., 3:]
+    return np.concatenate([image, alpha], axis=2)
+
+
 def _plane_array(plane: av.video.plane.VideoPlane) -> np.ndarray:
     """The bytes of ``plane`` as a writable (height, line size) array."""
     return np.frombuffer(plane, np.uint8)[: plane.height * plane.line_size].reshape(plane.height, plane.line_size)
@@ -73,7 +89,7 @@ def _expand(box: Box, unit: int, margin: int, height: int, width: int) -> Box:
 
 def patch_frame(target: av.VideoFrame, image: np.ndarray, boxes: list[Box], reformatter: VideoReformatter,
                 **conversion: int) -> None:
-    """Convert the ``boxes`` of ``image`` (RGB uint8 or uint16, coded orientation, the frame's size)
+    """Convert the ``boxes`` of ``image`` (RGB or RGBA, uint8 or uint16, coded orientation, the frame's size)
     to ``target``'s format with the ``conversion`` arguments of :meth:`VideoReformatter.reformat`
     (colour space, range, threads) and write them into its planes. ``target`` must be :func:`patchable`."""
     height, width = image.shape[:2]
@@ -85,7 +101,7 @@ def patch_frame(target: av.VideoFrame, image: np.ndarray, boxes: list[Box], refo
         if inner[2] <= inner[0] or inner[3] <= inner[1]:
             continue
         rgb = np.ascontiguousarray(image[outer[1] : outer[3], outer[0] : outer[2]])
-        source = av.VideoFrame.from_ndarray(rgb, format="rgb48le" if rgb.dtype == np.uint16 else "rgb24")
+        source = av.VideoFrame.from_ndarray(rgb, format=rgb_format(rgb))
         converted = reformatter.reformat(source, format=target.format.name, **conversion)
         for dst, src in zip(target.planes, converted.planes):
             sx, sy = _shift(width, dst.width), _shift(height, dst.height)

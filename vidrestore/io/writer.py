@@ -32,13 +32,15 @@ from av.video.reformatter import VideoReformatter
 from ..errors import OutputError
 from .probe import FIELD_ORDERS, VideoInfo, open_input, probe
 from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence, numbered, numbers_in, remove_others, unsupported_type
-from .patch import Box, copy_samples, patch_frame, patchable, rotate_box
+from .patch import Box, copy_samples, patch_frame, patchable, rgb_format, rotate_box, with_alpha_of
 from .reader import rotate_to_coded
 
 ARCHIVAL_CODECS = {"ffv1": ".mkv", "prores_ks": ".mov"}
 # Containers that store one time per frame, in decode order, and no presentation times: frames an
 # encoder reorders (B-frames) would be read back with scrambled timestamps, so it may not reorder.
 DECODE_ORDER_ONLY = {"avi"}
+# QuickTime and the ISO media family (MP4 and its kin), which name a codec by a four-letter tag.
+ISO_MEDIA_MUXERS = {"mov", "mp4", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
 # x264's macroblock-tree rate control gives different bits for the same frames depending on what the
 # process did before (seen after a PyAV decode); clips that must be byte-reproducible turn it off.
 REPRODUCIBLE_X264 = {"x264-params": "no-mbtree=1"}
@@ -161,7 +163,24 @@ def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, heig
         return requested
     if not supported or source in supported:
         return source
-    return "yuv420p" if "yuv420p" in supported else supported[0]
+    return "yuv420p" if "yuv420p" in supported else _closest_format(source, supported)
+
+
+def _closest_format(source: str, candidates: list[str]) -> str:
+    """The one of ``candidates`` that keeps most of ``source``: its alpha, then its chroma resolution,
+    then its bit depth (a 12-bit ProRes 4444 with alpha goes to ProRes's 10-bit 4444 with alpha, not
+    to its first format, 4:2:2 without)."""
+    def described(name: str) -> tuple[bool, int, int]:
+        fmt = av.VideoFormat(name, 16, 16)
+        chroma = sum(c.width * c.height for c in fmt.components if not c.is_luma and not c.is_alpha)
+        return any(c.is_alpha for c in fmt.components), chroma, max(c.bits for c in fmt.components)
+
+    alpha, chroma, bits = described(source)
+
+    def loss(name: str) -> tuple[bool, int, int, int]:
+        has_alpha, has_chroma, has_bits = described(name)
+        return alpha and not has_alpha, max(0, chroma - has_chroma), max(0, bits - has_bits), abs(bits - has_bits)
+    return min(candidates, key=loss)
 
 
 # Encoders for a container that cannot hold the one asked for (or for "auto"), best first.
@@ -290,12 +309,14 @@ class VideoWriter:
             stream.set_display_rotation(info.rotation)
         if self.container.format.name in DECODE_ORDER_ONLY:
             cc.max_b_frames = 0
+        if codec.name == "libx265" and self.container.format.name in ISO_MEDIA_MUXERS:
+            stream.codec_tag = "hvc1"  # the muxer's default, hev1, is refused by Apple's players
         if info.interlaced:  # the fields were kept (--deinterlace off): so is their declared order
             cc.field_order = {v: k for k, v in FIELD_ORDERS.items()}[info.field_order]
-        stream.options = self._codec_options(codec.name)
+        stream.options = self._codec_options(codec.name, stream.pix_fmt)
         return stream
 
-    def _codec_options(self, name: str) -> dict[str, str]:
+    def _codec_options(self, name: str, pix_fmt: str) -> dict[str, str]:
         """Quality settings, and interlaced coding in the input's field order when its fields were
         kept (x264 coded them as progressive frames, flagged progressive; ProRes codes interlaced
         frames with interlaced DCT)."""
@@ -312,8 +333,9 @@ class VideoWriter:
         if name in _QUANTISER_ENCODERS:  # a constant quantiser from --crf: 18 -> 3 (2 is the finest these take)
             q = str(min(31, max(2, round(self.options.crf / 6))))
             return {"qmin": q, "qmax": q}
-        if name.startswith("prores"):
-            return {"profile": "3", **({"flags": "+ildct"} if fields else {})}  # 422 HQ
+        if name.startswith("prores"):  # 4444 for 4:4:4 (and alpha) masters, else 422 HQ, which would drop both
+            profile = "4" if pix_fmt.startswith(("yuv444", "yuva444")) else "3"
+            return {"profile": profile, **({"flags": "+ildct"} if fields else {})}
         return {}
 
     def write(self, source: av.VideoFrame | None, pts: int | None, image: np.ndarray | None = None,
@@ -398,6 +420,7 @@ class VideoWriter:
         if base is None:
             return self._in_output_format(self._to_video_frame(coded))
         base.make_writable()  # copies the samples first while the decoder still references them
+        coded = with_alpha_of(base, coded)
         if regions is not None and patchable(base):
             height, width = image.shape[:2]
             turns = -(self.info.rotation // 90) % 4  # as rotate_to_coded turns the image
@@ -425,7 +448,7 @@ class VideoWriter:
 
     @staticmethod
     def _to_video_frame(coded: np.ndarray) -> av.VideoFrame:
-        return av.VideoFrame.from_ndarray(np.ascontiguousarray(coded), format="rgb48le" if coded.dtype == np.uint16 else "rgb24")
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(coded), format=rgb_format(coded))
 
     def _mux(self, packets: list[av.Packet]) -> None:
         try:
@@ -632,6 +655,10 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                                   "write a .mkv") from exc
             if renumbered:  # one tick a frame, as the input sequence is read (QuickTime segments count 512 to a frame)
                 video.time_base = oin.streams.video[0].time_base
+            if out.format.name in ISO_MEDIA_MUXERS and "mov" in vin.format.name.split(",") and vstream.codec_context.codec_tag.strip("\0"):
+                # The muxer picks its own tag for a copied stream: iPhone HEVC's hvc1 became hev1,
+                # which Apple's players refuse, and ProRes 4444's ap4h became HQ's apch.
+                video.codec_context.codec_tag = vstream.codec_context.codec_tag
             mapping = {("v", vstream.index): video}
             if oin.streams.video:
                 original = oin.streams.video[0]
