@@ -264,6 +264,26 @@ def test_a_copy_into_quicktime_or_mp4_keeps_the_tag_apple_players_need(tmp_path)
             assert c.streams.video[0].codec_context.codec_tag == "hvc1", path.name
 
 
+def test_rgb_pictures_written_as_video_are_converted_and_tagged_as_bt709(tmp_path):
+    """Untagged, FFmpeg converted RGB to YUV with BT.601, and players read untagged HD as BT.709:
+    saturated red came back 19 levels off."""
+    import cv2
+
+    colours = [(230, 20, 20), (20, 200, 40), (30, 40, 220), (240, 200, 30), (200, 120, 160)]
+    bars = np.concatenate([np.full((72, 32, 3), c, np.uint8) for c in colours], axis=1)
+    picture = tmp_path / "bars.png"
+    cv2.imwrite(str(picture), bars[..., ::-1])
+    out = tmp_path / "bars.mp4"
+    with VideoReader(picture) as r, VideoWriter(out, probe(picture), EncodeOptions()) as w:
+        for f in r:
+            w.write(f.source, f.pts)
+    with av.open(str(out)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range) == (1, 1, 1, 1)
+        shown = next(c.decode(video=0)).reformat(format="rgb24", src_colorspace=1, src_color_range=1).to_ndarray()
+    assert np.abs(shown[36, 16::32].astype(int) - np.array(colours)).max() <= 3  # as a player shows it
+
+
 @pytest.mark.parametrize("rotation", [0, 90])
 def test_downscaled_decode_maps_back_to_display_pixels(tmp_path, rotation):
     h, w = 61, 97

@@ -19,6 +19,7 @@ import struct
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -30,7 +31,7 @@ from av.bitstream import BitStreamFilterContext
 from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError
-from .probe import FIELD_ORDERS, VideoInfo, open_input, probe
+from .probe import FIELD_ORDERS, ColorInfo, VideoInfo, open_input, probe
 from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence, numbered, numbers_in, remove_others, unsupported_type
 from .patch import Box, copy_samples, patch_frame, patchable, rgb_format, rotate_box, with_alpha_of
 from .reader import rotate_to_coded
@@ -166,6 +167,24 @@ def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, heig
     return "yuv420p" if "yuv420p" in supported else _closest_format(source, supported)
 
 
+def yuv_colours(info: VideoInfo, pix_fmt: str, encoder: str) -> ColorInfo:
+    """The colour tags, and the conversion, of an output in ``pix_fmt`` by ``encoder`` from a source
+    ``info`` describes. An RGB source (pictures, an RGB master) that states no matrix, written as YUV
+    video, is converted with BT.709 and tagged BT.709, limited range: left untagged, FFmpeg converted
+    it with BT.601 while players read untagged HD as BT.709, which shifts its colours (reds by ~19
+    levels). JPEG keeps JFIF's full-range BT.601, which its decoders assume whatever the tags say."""
+    source, output = av.VideoFormat(info.pix_fmt), av.VideoFormat(pix_fmt)
+    rgb_to_yuv = (source.is_rgb or source.has_palette) and not (output.is_rgb or output.has_palette) and "gray" not in pix_fmt
+    if not rgb_to_yuv or info.color.matrix not in (0, 2) or encoder in _JFIF_ENCODERS or pix_fmt.startswith("yuvj"):
+        return info.color
+    unset = 2  # AVCOL_*_UNSPECIFIED
+    return ColorInfo(primaries=1 if info.color.primaries == unset else info.color.primaries,
+                     transfer=1 if info.color.transfer == unset else info.color.transfer, matrix=1, range=1)
+
+
+_JFIF_ENCODERS = {"mjpeg", "ljpeg", "jpegls"}
+
+
 def _closest_format(source: str, candidates: list[str]) -> str:
     """The one of ``candidates`` that keeps most of ``source``: its alpha, then its chroma resolution,
     then its bit depth (a 12-bit ProRes 4444 with alpha goes to ProRes's 10-bit 4444 with alpha, not
@@ -293,6 +312,7 @@ class VideoWriter:
             raise OutputError(f"{codec.name} cannot be stored in {self.path.suffix} files; try a .mkv or .mov output") from exc
         stream.width, stream.height = info.width, info.height
         stream.pix_fmt = _pick_pix_fmt(codec, opts.pix_fmt, info.pix_fmt, info.width, info.height)
+        self.info = info = dataclasses.replace(info, color=yuv_colours(info, stream.pix_fmt, codec.name))
         # Encoder timestamps are the input's own: VFR stays VFR and every PTS survives.
         stream.time_base = info.time_base
         stream.codec_context.time_base = info.time_base
