@@ -15,7 +15,7 @@ from vidrestore.cli import main
 from vidrestore.errors import InputError, OutputError
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe, remux
 from vidrestore.io.reader import DecodedFrames, FieldFilter, scan_fields
-from vidrestore.io.writer import atomic_output
+from vidrestore.io.writer import atomic_output, check_output
 
 
 def _roundtrip(src, dst, modify=True):
@@ -262,6 +262,44 @@ def test_a_copy_into_quicktime_or_mp4_keeps_the_tag_apple_players_need(tmp_path)
     for path in (encoded, tmp_path / "copy.mp4", tmp_path / "copy.mov"):
         with av.open(str(path)) as c:
             assert c.streams.video[0].codec_context.codec_tag == "hvc1", path.name
+
+
+def _mxf_tape(path, frames: int = 12):
+    """An MXF file as broadcast archives hold them: MPEG-2 4:2:2 with PCM sound."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mpeg2video", rate=25)
+        video.width, video.height, video.pix_fmt, video.bit_rate = 128, 96, "yuv422p", 10_000_000
+        sound = out.add_stream("pcm_s16le", rate=48000)
+        sound.layout = "mono"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8), format="rgb24").reformat(format="yuv422p")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(video.encode(frame))
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 1920), np.int16), format="s16", layout="mono")
+            samples.sample_rate, samples.pts = 48000, i * 1920
+            out.mux(sound.encode(samples))
+        out.mux(video.encode())
+        out.mux(sound.encode())
+    return path
+
+
+@pytest.mark.parametrize("codec", ["auto", "libx264"])
+def test_an_mxf_file_is_restored_into_mxf_with_its_sound_and_its_frame_order(tmp_path, codec):
+    """MXF refused its own PCM sound (tried alone, with no picture before it), x264's reordered
+    frames came back out of order from MXF, and MXF's users expect MPEG-2 in it."""
+    src = _mxf_tape(tmp_path / "tape.mxf")
+    out, part = tmp_path / "out.mxf", tmp_path / "part.mxf"
+    options = EncodeOptions(codec=codec)
+    check_output(src, out, options, drop=False)
+    with VideoReader(src) as r, VideoWriter(part, probe(src), options) as w:
+        for f in r:
+            w.write(f.source, f.pts, f.image)
+    remux(part, src, out)
+    with av.open(str(out)) as c:
+        assert [(s.type, s.codec_context.name) for s in c.streams] == [
+            ("video", "mpeg2video" if codec == "auto" else "h264"), ("audio", "pcm_s16le")]
+    assert read_pts(out) == read_pts(src) == list(range(12))
 
 
 def test_rgb_pictures_written_as_video_are_converted_and_tagged_as_bt709(tmp_path):

@@ -39,7 +39,7 @@ from .reader import rotate_to_coded
 ARCHIVAL_CODECS = {"ffv1": ".mkv", "prores_ks": ".mov"}
 # Containers that store one time per frame, in decode order, and no presentation times: frames an
 # encoder reorders (B-frames) would be read back with scrambled timestamps, so it may not reorder.
-DECODE_ORDER_ONLY = {"avi"}
+DECODE_ORDER_ONLY = {"avi", "mxf"}
 # QuickTime and the ISO media family (MP4 and its kin), which name a codec by a four-letter tag.
 ISO_MEDIA_MUXERS = {"mov", "mp4", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
 # x264's macroblock-tree rate control gives different bits for the same frames depending on what the
@@ -234,10 +234,15 @@ def _is_picture_name(output: Path) -> bool:
     return False
 
 
+# Containers whose users' tools expect another codec than H.264: MXF is broadcast's, read by
+# playout servers and editors as MPEG-2 (XDCAM, IMX), FFmpeg's own default for it.
+_HOUSE_ENCODERS = {".mxf": "mpeg2video"}
+
+
 def _fitting_encoder(output: Path) -> str | None:
-    """The encoder a file named like ``output`` is best written with: by its type for a picture,
-    else the first of :data:`_VIDEO_ENCODERS` its container holds."""
-    image = IMAGE_ENCODERS.get(output.suffix.lower())
+    """The encoder a file named like ``output`` is best written with: by its type for a picture or
+    an MXF file, else the first of :data:`_VIDEO_ENCODERS` its container holds."""
+    image = IMAGE_ENCODERS.get(output.suffix.lower()) or _HOUSE_ENCODERS.get(output.suffix.lower())
     if image is not None:
         return image
     return next((c for c in _VIDEO_ENCODERS if c in av.codecs_available and _takes(output, c)), None)
@@ -246,7 +251,7 @@ def _fitting_encoder(output: Path) -> str | None:
 def check_encoder(options: EncodeOptions, output: str | Path | None = None) -> av.Codec:
     """The encoder of ``options`` for ``output``: the one named, which ``output``'s container must
     hold, or for "auto" libx264 where the container holds H.264 and else the one that fits it (VP9
-    for .webm, PNG or JPEG for a picture). Checked before any work, so a typo or a mismatch fails at once."""
+    for .webm, MPEG-2 for .mxf, PNG or JPEG for a picture). Checked before any work, so a typo or a mismatch fails at once."""
     if output is not None and not _takes(Path(output), None):
         raise OutputError(f"no container is known by the name {Path(output).name!r}: end it in a video type such as "
                           ".mp4, .mkv, .mov or .webm")
@@ -580,15 +585,21 @@ def unfit_streams(source: str | Path, output: str | Path) -> list[str]:
     alone in an empty container of that kind, up to its header; cover art is written whole and
     read back, as the QuickTime muxer drops it without a word."""
     with open_input(source) as container:
-        return [_label(stream) for stream in _carried(container) if not _holds(Path(output).name, stream)]
+        video = container.streams.video[0] if container.streams.video else None
+        return [_label(stream) for stream in _carried(container) if not _holds(Path(output).name, stream, video)]
 
 
-def _holds(name: str, stream: av.stream.Stream) -> bool:
-    """Whether a container named like ``name`` holds ``stream`` of an input."""
+def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None = None) -> bool:
+    """Whether a container named like ``name`` holds ``stream`` of an input, put after a copy of
+    ``video`` as in the output (MXF takes no sound without a picture before it), or alone where
+    the container does not take that video."""
     scratch = io.BytesIO()
     scratch.name = name  # FFmpeg picks the container by the name
     out = av.open(scratch, "w")
     try:
+        if video is not None:
+            with contextlib.suppress(av.error.FFmpegError, ValueError):
+                out.add_stream_from_template(video)
         copy = _carry(out, stream)
         out.start_encoding()
         picture = _is_cover(stream) and copy.type != "attachment"  # a picture to read back
