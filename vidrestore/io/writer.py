@@ -39,7 +39,7 @@ from .reader import rotate_to_coded
 ARCHIVAL_CODECS = {"ffv1": ".mkv", "prores_ks": ".mov"}
 # Containers that store one time per frame, in decode order, and no presentation times: frames an
 # encoder reorders (B-frames) would be read back with scrambled timestamps, so it may not reorder.
-DECODE_ORDER_ONLY = {"avi", "mxf"}
+DECODE_ORDER_ONLY = {"avi", "mxf", "asf"}
 # QuickTime and the ISO media family (MP4 and its kin), which name a codec by a four-letter tag.
 ISO_MEDIA_MUXERS = {"mov", "mp4", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
 # x264's macroblock-tree rate control gives different bits for the same frames depending on what the
@@ -208,7 +208,7 @@ _VIDEO_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "ffv1", "pro
 # clip came out at 32 dB through MPEG-4 against 39-41 dB at quantisers 2-3.
 # MPEG-1/2 code one of a few frame rates, not a time base: they refuse a container's (1/12288, 1/1200000)
 _FRAME_RATE_ENCODERS = {"mpeg1video", "mpeg2video"}
-_QUANTISER_ENCODERS = {"mpeg4", "mpeg2video", "mpeg1video", "mjpeg", "msmpeg4", "msmpeg4v2", "h263p", "flv"}
+_QUANTISER_ENCODERS = {"mpeg4", "mpeg2video", "mpeg1video", "mjpeg", "msmpeg4", "msmpeg4v2", "h263p", "flv", "wmv1", "wmv2"}
 
 
 def _takes(output: Path, codec: str | None) -> bool:
@@ -235,13 +235,14 @@ def _is_picture_name(output: Path) -> bool:
 
 
 # Containers whose users' tools expect another codec than H.264: MXF is broadcast's, read by
-# playout servers and editors as MPEG-2 (XDCAM, IMX), FFmpeg's own default for it.
-_HOUSE_ENCODERS = {".mxf": "mpeg2video"}
+# playout servers and editors as MPEG-2 (XDCAM, IMX), FFmpeg's own default for it. In ASF (.wmv),
+# H.264 came back a frame late with its last timestamp doubled; Windows Media Video 8 is exact.
+_HOUSE_ENCODERS = {".mxf": "mpeg2video", ".wmv": "wmv2", ".asf": "wmv2"}
 
 
 def _fitting_encoder(output: Path) -> str | None:
-    """The encoder a file named like ``output`` is best written with: by its type for a picture or
-    an MXF file, else the first of :data:`_VIDEO_ENCODERS` its container holds."""
+    """The encoder a file named like ``output`` is best written with: by its type for a picture, an
+    MXF or a WMV file, else the first of :data:`_VIDEO_ENCODERS` its container holds."""
     image = IMAGE_ENCODERS.get(output.suffix.lower()) or _HOUSE_ENCODERS.get(output.suffix.lower())
     if image is not None:
         return image
@@ -251,7 +252,7 @@ def _fitting_encoder(output: Path) -> str | None:
 def check_encoder(options: EncodeOptions, output: str | Path | None = None) -> av.Codec:
     """The encoder of ``options`` for ``output``: the one named, which ``output``'s container must
     hold, or for "auto" libx264 where the container holds H.264 and else the one that fits it (VP9
-    for .webm, MPEG-2 for .mxf, PNG or JPEG for a picture). Checked before any work, so a typo or a mismatch fails at once."""
+    for .webm, MPEG-2 for .mxf, WMV for .wmv, PNG or JPEG for a picture). Checked before any work, so a typo or a mismatch fails at once."""
     if output is not None and not _takes(Path(output), None):
         raise OutputError(f"no container is known by the name {Path(output).name!r}: end it in a video type such as "
                           ".mp4, .mkv, .mov or .webm")
