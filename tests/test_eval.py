@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -84,6 +86,21 @@ def test_eval_images_with_landmarks_and_niqe(tmp_path):
     assert rows["x.png"]["niqe"] == rows["x.png"]["niqe_reference"] < rows["y.png"]["niqe"]  # blur is less natural
     noref = eval_noref(tmp_path / "a", baseline=tmp_path / "b")
     assert noref["images"] == 2 and {r["file"]: r["niqe"] for r in noref["per_image"]}["y.png"] == rows["y.png"]["niqe"]
+
+
+def test_eval_json_dash_is_stdout_as_for_the_other_commands(tmp_path, capsys, monkeypatch):
+    """``vidrestore eval ... --json -`` wrote a file named '-'."""
+    from PIL import Image
+    from skimage import data
+
+    from vidrestore.cli import main
+
+    (tmp_path / "a").mkdir()
+    Image.fromarray(data.astronaut()[:256, 96:352]).save(tmp_path / "a" / "x.png")
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", "noref", str(tmp_path / "a"), "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 1
+    assert not (tmp_path / "-").exists()
 
 
 def test_landmark_distance_is_normalised_by_the_eye_distance():

@@ -642,7 +642,7 @@ def cmd_eval(argv: list[str]) -> int:
         sp.add_argument("--detector", choices=["auto", "retinaface", "dlib"])
         sp.add_argument("--detector-weights")
     for sp in (im, nr, vd):
-        sp.add_argument("--json", type=Path, help="write the report here (default: stdout)")
+        sp.add_argument("--json", type=Path, help="write the report here (default, or '-': stdout)")
     args = p.parse_args(argv)
     from .eval.report import eval_images, eval_noref, eval_video
 
@@ -661,7 +661,7 @@ def cmd_eval(argv: list[str]) -> int:
         report = (eval_images(args.restored, args.reference, detector) if args.kind == "images"
                   else eval_video(args.input, args.restored, cfg, detector, args.figures))
     text = jsonio.dumps(report, indent=2)
-    if args.json:
+    if args.json and str(args.json) != "-":  # '-' is stdout, as for the other commands (it wrote a file named '-')
         args.json.write_text(text + "\n")
     else:
         print(text)
