@@ -302,6 +302,21 @@ def test_an_mxf_file_is_restored_into_mxf_with_its_sound_and_its_frame_order(tmp
     assert read_pts(out) == read_pts(src) == list(range(12))
 
 
+@pytest.mark.parametrize("pix_fmt, codec", [("yuv420p10le", "hevc"), ("yuv420p", "h264")])
+def test_a_ten_bit_source_is_written_as_hevc_which_players_can_play(tmp_path, pix_fmt, codec):
+    """An iPhone's 10-bit HDR video came out as 10-bit H.264, which almost no phone, TV or browser
+    decodes; codec auto now writes HEVC for sources deeper than 8 bits (tagged hvc1 for Apple's)."""
+    src = make_clip(tmp_path / "in.mov", list(range(0, 200, 40)), pix_fmt=pix_fmt)
+    out = tmp_path / "out.mov"
+    with VideoReader(src, keep_depth=True) as r, VideoWriter(out, probe(src), EncodeOptions(preset="ultrafast")) as w:
+        for f in r:
+            w.write(f.source, f.pts, f.image)
+    with av.open(str(out)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.name, cc.pix_fmt) == (codec, pix_fmt)
+        assert cc.codec_tag == ("hvc1" if codec == "hevc" else "avc1")
+
+
 def test_rgb_pictures_written_as_video_are_converted_and_tagged_as_bt709(tmp_path):
     """Untagged, FFmpeg converted RGB to YUV with BT.601, and players read untagged HD as BT.709:
     saturated red came back 19 levels off."""

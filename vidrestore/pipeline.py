@@ -691,7 +691,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     ``video_out`` itself), whose type decides the encoder and whether frames are written upright."""
     info = played_at(probe(path), cfg)
     target = target or video_out
-    encode = dataclasses.replace(cfg.encode, codec=check_encoder(cfg.encode, target).name)  # an image sequence's segments are .mov files
+    encode = dataclasses.replace(cfg.encode, codec=check_encoder(cfg.encode, target, info.pix_fmt).name)  # a sequence's segments are .mov files
     frames = frames if frames is not None else range(analysis.frames)
     tracks = [t for t in selected_tracks(analysis, cfg) if t.start < frames.stop and t.end > frames.start]
     cuts = {shot.start for shot in analysis.shots}

@@ -34,7 +34,7 @@ from ..errors import OutputError
 from .probe import FIELD_ORDERS, ColorInfo, VideoInfo, open_input, probe
 from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence, numbered, numbers_in, remove_others, unsupported_type
 from .patch import Box, copy_samples, patch_frame, patchable, rgb_format, rotate_box, with_alpha_of
-from .reader import rotate_to_coded
+from .reader import bit_depth, rotate_to_coded
 
 ARCHIVAL_CODECS = {"ffv1": ".mkv", "prores_ks": ".mov"}
 # Containers that store one time per frame, in decode order, and no presentation times: frames an
@@ -240,18 +240,22 @@ def _is_picture_name(output: Path) -> bool:
 _HOUSE_ENCODERS = {".mxf": "mpeg2video", ".wmv": "wmv2", ".asf": "wmv2"}
 
 
-def _fitting_encoder(output: Path) -> str | None:
+def _fitting_encoder(output: Path, deep: bool = False) -> str | None:
     """The encoder a file named like ``output`` is best written with: by its type for a picture, an
-    MXF or a WMV file, else the first of :data:`_VIDEO_ENCODERS` its container holds."""
+    MXF or a WMV file, else the first of :data:`_VIDEO_ENCODERS` its container holds; x265 first
+    for a source ``deep``er than 8 bits (an iPhone's HDR video), since H.264 at 10 bits plays on
+    almost no phone, TV or browser, and HEVC at 10 bits on most."""
     image = IMAGE_ENCODERS.get(output.suffix.lower()) or _HOUSE_ENCODERS.get(output.suffix.lower())
     if image is not None:
         return image
-    return next((c for c in _VIDEO_ENCODERS if c in av.codecs_available and _takes(output, c)), None)
+    order = sorted(_VIDEO_ENCODERS, key=lambda c: c != "libx265") if deep else _VIDEO_ENCODERS
+    return next((c for c in order if c in av.codecs_available and _takes(output, c)), None)
 
 
-def check_encoder(options: EncodeOptions, output: str | Path | None = None) -> av.Codec:
+def check_encoder(options: EncodeOptions, output: str | Path | None = None, source_pix_fmt: str | None = None) -> av.Codec:
     """The encoder of ``options`` for ``output``: the one named, which ``output``'s container must
-    hold, or for "auto" libx264 where the container holds H.264 and else the one that fits it (VP9
+    hold, or for "auto" libx264 where the container holds H.264 (libx265 for a source in
+    ``source_pix_fmt`` deeper than 8 bits, where it holds HEVC) and else the one that fits it (VP9
     for .webm, MPEG-2 for .mxf, WMV for .wmv, PNG or JPEG for a picture). Checked before any work, so a typo or a mismatch fails at once."""
     if output is not None and not _takes(Path(output), None):
         raise OutputError(f"no container is known by the name {Path(output).name!r}: end it in a video type such as "
@@ -260,7 +264,8 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None) -> a
         raise OutputError(f"cannot write {Path(output).name}: {unsupported_type(output)}")
     name = options.codec
     if name == "auto":
-        name = (_fitting_encoder(Path(output)) if output is not None else None) or "libx264"
+        deep = source_pix_fmt is not None and bit_depth(source_pix_fmt) > 8
+        name = (_fitting_encoder(Path(output), deep) if output is not None else None) or "libx264"
     try:
         codec = av.Codec(name, "w")
     except (av.error.FFmpegError, ValueError) as exc:
@@ -293,7 +298,7 @@ class VideoWriter:
         self.info = info
         self.options = options
         self.frames_written = 0
-        codec = check_encoder(options, self.path)
+        codec = check_encoder(options, self.path, info.pix_fmt)
         self.container = av.open(str(self.path), "w")
         try:
             self.stream = self._add_stream(codec)
@@ -627,7 +632,7 @@ def check_output(source: str | Path, output: str | Path, options: EncodeOptions,
     """Refuse, before any work, an ``output`` that could not be written from ``source``: an encoder
     its container cannot hold (:func:`check_encoder`), a video into a picture file, or streams it
     cannot hold (:func:`check_streams`, unless ``drop``)."""
-    check_encoder(options, output)
+    check_encoder(options, output, probe(source).pix_fmt)
     if is_sequence(output) and not _takes(Path(SEGMENT_SUFFIX), IMAGE_ENCODERS[Path(output).suffix.lower()]):
         raise OutputError(f"vidrestore cannot write {Path(output).suffix} sequences; write a .png sequence, which is as lossless")
     frames = probe(source).estimated_frames
