@@ -196,6 +196,34 @@ def test_ten_bit_footage_keeps_its_depth_around_the_faces(sample_clip, tmp_path)
     assert error < 20, f"mean error {error:.1f}"  # 16-bit units: one 8-bit level is 257, one 10-bit level 64
 
 
+def test_a_prores_master_comes_back_as_prores_and_the_report_says_how_the_video_was_encoded(sample_clip, tmp_path):
+    """Without --codec, an editor's ProRes LT reel came back as H.264: a master is now written in its
+    own codec and profile. Into an .mp4 (delivery) it is HEVC (x265, as for any 10-bit source), and a note says so."""
+    import numpy as np
+
+    from vidrestore.io import VideoReader, probe
+
+    with VideoReader(sample_clip) as r:
+        faces = [f.image for f in r][:6]
+    reel = tmp_path / "reel.mov"
+    with av.open(str(reel), "w") as out:
+        stream = out.add_stream("prores_ks", rate=25)
+        stream.height, stream.width = faces[0].shape[:2]
+        stream.pix_fmt, stream.options = "yuv422p10le", {"profile": "1"}
+        for i, image in enumerate(faces):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24").reformat(format="yuv422p10le")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    for name, encoder in [("o.mov", "prores_ks, yuv422p10le, profile LT"), ("o.mp4", "libx265, yuv422p10le, crf 18, preset medium")]:
+        report = tmp_path / f"{name}.json"
+        assert _run(reel, tmp_path / name, "--model", "none", "--quiet", "--json", report) == 0
+        written = json.loads(report.read_text())
+        assert written["tracks"] and written["encoder"] == encoder
+        assert any("write a .mkv or .mov to keep a master" in n for n in written["notes"]) == (name == "o.mp4")
+    assert (probe(tmp_path / "o.mov").codec, probe(tmp_path / "o.mov").profile) == ("prores", "LT")
+
+
 def test_only_the_chosen_track_is_restored(two_face_clip, tiny_model, tmp_path):
     import numpy as np
 
@@ -321,7 +349,7 @@ def test_zero_faces_copies_the_video_untouched(tmp_path):
         pa = [bytes(p) for p in a.demux(a.streams.video[0]) if p.size]
         pb = [bytes(p) for p in b.demux(b.streams.video[0]) if p.size]
     assert pa == pb  # remuxed, not re-encoded
-    assert "no face" in json.loads(report.read_text())["notes"][0]
+    assert "no face" in json.loads(report.read_text())["notes"][0] and json.loads(report.read_text())["encoder"] is None
 
 
 def test_a_video_that_changes_size_midway_is_restored_at_its_first_size(sample_clip, tmp_path):

@@ -264,6 +264,72 @@ def test_a_copy_into_quicktime_or_mp4_keeps_the_tag_apple_players_need(tmp_path)
             assert c.streams.video[0].codec_context.codec_tag == "hvc1", path.name
 
 
+def _master(path: Path, codec: str, pix_fmt: str, options: dict[str, str], frames: int = 3) -> Path:
+    """A clip of noise in an intra-frame master codec (256x144: DNxHR codes nothing smaller than 256x120)."""
+    if codec not in av.codecs_available:
+        pytest.skip(f"{codec} not in this FFmpeg build")
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt, stream.options = 256, 144, pix_fmt, options
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (144, 256, 3), dtype=np.uint8), format="rgb24")
+            frame = frame.reformat(format=pix_fmt)
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("codec, pix_fmt, options, suffix, profile", [
+    ("prores_ks", "yuv422p10le", {"profile": "1"}, ".mov", "LT"),
+    ("prores_ks", "yuv444p10le", {"profile": "5"}, ".mkv", "XQ"),
+    ("dnxhd", "yuv422p", {"profile": "dnxhr_sq"}, ".mov", "DNXHR SQ"),
+    ("dnxhd", "yuv422p", {"profile": "dnxhr_lb"}, ".mxf", "DNXHR LB"),
+    ("utvideo", "yuv422p", {}, ".avi", None),
+], ids=["prores-lt", "prores-xq-mkv", "dnxhr-sq", "dnxhr-lb-mxf", "utvideo"])
+def test_a_master_is_written_back_in_its_own_codec_and_profile(tmp_path, codec, pix_fmt, options, suffix, profile):
+    """Without --codec, a ProRes LT reel came back as H.264 (and with --codec prores_ks as HQ), a
+    DNxHR one as H.264 (DNxHD's encoder refused it without a profile), an Avid MXF as MPEG-2."""
+    src = _master(tmp_path / f"in{suffix}", codec, pix_fmt, options)
+    info = probe(src)
+    out = tmp_path / f"out{suffix}"
+    with VideoReader(src, keep_depth=True) as r, VideoWriter(out, info, EncodeOptions()) as w:
+        for f in r:
+            painted = f.image.copy()
+            painted[10:30, 10:40] //= 2
+            w.write(f.source, f.pts, painted, [(10, 10, 40, 30)])
+    written = probe(out)
+    assert (written.codec, written.profile, written.pix_fmt) == (info.codec, profile, info.pix_fmt)
+    assert len(read_pts(out)) == 3
+
+
+def test_a_lossless_master_stays_lossless_where_its_container_can_and_is_named_where_not(tmp_path):
+    """A HuffYUV capture into .mkv (which holds no HuffYUV) becomes FFV1; an FFV1 master into .mp4,
+    a delivery format, becomes H.264, and the note says how to keep it lossless."""
+    from vidrestore.io.writer import check_encoder, master_note
+
+    capture = probe(_master(tmp_path / "capture.avi", "huffyuv", "yuv422p", {}))
+    assert check_encoder(EncodeOptions(), tmp_path / "o.mkv", capture).name == "ffv1"
+    assert check_encoder(EncodeOptions(), tmp_path / "o.avi", capture).name == "huffyuv"
+    master = probe(_master(tmp_path / "master.mkv", "ffv1", "yuv420p", {}))
+    assert check_encoder(EncodeOptions(), tmp_path / "o.mp4", master).name == "libx264"
+    assert "--codec ffv1" in master_note(master, "libx264", tmp_path / "o.mp4")[0]
+    assert master_note(master, "ffv1", tmp_path / "o.mkv") == [] == master_note(probe(make_clip(tmp_path / "h.mp4", [0, 40])),
+                                                                                 "libx264", tmp_path / "o.mp4")
+
+
+def test_a_copy_keeps_the_tag_that_says_how_its_pictures_are_coded(tmp_path):
+    """UT Video names its pixel format in its tag: a faceless 4:2:2 AVI (ULY2) was copied as RGBA's
+    ULRA, and no decoder could read the copy."""
+    src = _master(tmp_path / "in.avi", "utvideo", "yuv422p", {})
+    remux(src, src, tmp_path / "out.avi")
+    with av.open(str(src)) as a, av.open(str(tmp_path / "out.avi")) as b:
+        assert b.streams.video[0].codec_context.codec_tag == "ULY2"
+        for x, y in zip(a.decode(video=0), b.decode(video=0), strict=True):
+            assert np.array_equal(x.to_ndarray(format="rgb24"), y.to_ndarray(format="rgb24"))
+
+
 def _mxf_tape(path, frames: int = 12):
     """An MXF file as broadcast archives hold them: MPEG-2 4:2:2 with PCM sound."""
     rng = np.random.default_rng(0)

@@ -318,7 +318,8 @@ def cmd_restore(argv: list[str]) -> int:
     if not args.quiet:
         summary = (f"{_counted(report.frames_in, 'frame')}, {_counted(len(report.shots), 'shot')}, "
                    f"{_counted(len(report.tracks), 'face track')}; "
-                   f"detector {report.detector}; restorer {report.restorer}; mask {report.mask}; {report.timings_s['total']:.1f}s")
+                   f"detector {report.detector}; restorer {report.restorer}; mask {report.mask}; "
+                   f"video {report.encoder or 'copied'}; {report.timings_s['total']:.1f}s")
         print(summary if args.dry_run or args.output is None else f"wrote {report.output}: {summary}", file=sys.stderr)
         for row in report.qa or []:
             print(qa_line(row), file=sys.stderr)

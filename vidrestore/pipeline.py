@@ -55,7 +55,7 @@ from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.reader import DecodedFrames, FieldFilter, scan_fields
 from .io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, SEGMENT_SUFFIX, files_of, find_sequence, has_number_field, hidden_stem, is_sequence, number_offset, numbered, sequences_in, unsupported_type
-from .io.writer import atomic_output, check_encoder, check_output, left_out_note
+from .io.writer import atomic_output, check_encoder, check_output, describe_encoding, left_out_note, master_note
 from .restore import Restorer, TrackContext, load_contexts, save_contexts
 from .resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .shots import Shot, ShotConfig, ShotDetector
@@ -173,6 +173,7 @@ class Report:
     notes: list[str]
     damaged_s: list[float] = field(default_factory=list)  # where the file is damaged, seconds from the start
     qa: list[dict] | None = None  # with --qa: per restored track, output and input metrics
+    encoder: str | None = None  # how the output's video was encoded; None: copied, or not written (--dry-run)
 
     def to_json(self) -> str:
         return jsonio.dumps(asdict(self), indent=2)
@@ -691,7 +692,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     ``video_out`` itself), whose type decides the encoder and whether frames are written upright."""
     info = played_at(probe(path), cfg)
     target = target or video_out
-    encode = dataclasses.replace(cfg.encode, codec=check_encoder(cfg.encode, target, info.pix_fmt).name)  # a sequence's segments are .mov files
+    encode = dataclasses.replace(cfg.encode, codec=check_encoder(cfg.encode, target, info).name)  # a sequence's segments are .mov files
     frames = frames if frames is not None else range(analysis.frames)
     tracks = [t for t in selected_tracks(analysis, cfg) if t.start < frames.stop and t.end > frames.start]
     cuts = {shot.start for shot in analysis.shots}
@@ -844,6 +845,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
         cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # crops at the model's own size
     timings: dict[str, float] = {}
     notes: list[str] = []
+    encoder = None
     t0 = time.perf_counter()
     detector = detector or create_detector(cfg.detector, device)
     masker = create_masker(cfg, device) if not dry_run else None
@@ -871,6 +873,10 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
             preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
             if segments:
                 notes.extend(deinterlace_note(analysis) if restoring else [copy_note(analysis, faceless_encoding(src, dst))])
+                source = played_at(probe(src), cfg)
+                encoder = describe_encoding(cfg.encode, dst, source)
+                if cfg.encode.codec == "auto":
+                    notes.extend(master_note(source, check_encoder(cfg.encode, dst, source).name, dst))
                 this_run = _without(progress, [segments[i] for i in reused])
                 stopped = False
                 try:
@@ -914,7 +920,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     timings["total"] = time.perf_counter() - t0
     report = build_report(src, dst if not dry_run else None, analysis, cfg, restorer.name, mask_name(masker, cfg), frames_out,
                           timings, notes)
-    return dataclasses.replace(report, qa=qa_rows)
+    return dataclasses.replace(report, qa=qa_rows, encoder=encoder)
 
 
 def quality_check(src: Path, dst: Path, analysis: Analysis, tracks: list[Track], face_size: int,

@@ -42,6 +42,7 @@ class VideoInfo:
     field_order: str = "progressive"  # progressive | tt | bb | tb | bt | unknown, as the stream declares it
     timestamps: bool = True  # False for a raw elementary stream (.h264, .m2v, .hevc), whose frames come unstamped
     start_pts: int | None = None  # the stream's first timestamp, as the container states it (a frame may not decode there)
+    profile: str | None = None  # the codec's profile as FFmpeg names it ("HQ" for ProRes 422 HQ, "DNXHR HQ")
 
     @property
     def frame_ticks(self) -> int:
@@ -153,7 +154,7 @@ def _probe(path: str | Path) -> VideoInfo:
             "frames": find_sequence(path).count if is_sequence(path) else stream.frames or 0, "duration_s": duration, "sample_aspect_ratio": cc.sample_aspect_ratio,
             "color": ColorInfo(cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range),
             "other_streams": others, "field_order": FIELD_ORDERS.get(cc.field_order, "unknown"),
-            "start_pts": stream.start_time,
+            "start_pts": stream.start_time, "profile": cc.profile,
         }
         first = _first_frame(container, stream)
         info["rotation"] = round(first.rotation) % 360 if first is not None else 0

@@ -225,13 +225,34 @@ def _takes(output: Path, codec: str | None) -> bool:
     return True
 
 
-def _is_picture_name(output: Path) -> bool:
-    """Whether FFmpeg writes a file named like ``output`` as pictures, with its image2 muxer (.exr, .tga, .jp2 ...)."""
+def _holds_tag(output: Path, stream: av.video.stream.VideoStream) -> bool:
+    """Whether a container named like ``output`` takes a copy of ``stream`` with its four-letter
+    tag (FFmpeg checks the tag against the codec as it writes the header)."""
+    if is_sequence(output) or not stream.codec_context.codec_tag.strip("\0"):
+        return False
+    scratch = io.BytesIO()
+    scratch.name = output.name
+    try:
+        with av.open(scratch, "w") as out:
+            out.add_stream_from_template(stream).codec_context.codec_tag = stream.codec_context.codec_tag
+            out.start_encoding()
+    except (av.error.FFmpegError, ValueError):
+        return False
+    return True
+
+
+def _muxer(output: Path) -> str | None:
+    """The name of the muxer FFmpeg writes a file named like ``output`` with (None: it knows none)."""
     scratch = io.BytesIO()
     scratch.name = output.name
     with contextlib.suppress(av.error.FFmpegError, ValueError), av.open(scratch, "w") as out:
-        return out.format.name == "image2"
-    return False
+        return out.format.name
+    return None
+
+
+def _is_picture_name(output: Path) -> bool:
+    """Whether FFmpeg writes a file named like ``output`` as pictures, with its image2 muxer (.exr, .tga, .jp2 ...)."""
+    return _muxer(output) == "image2"
 
 
 # Containers whose users' tools expect another codec than H.264: MXF is broadcast's, read by
@@ -240,23 +261,47 @@ def _is_picture_name(output: Path) -> bool:
 _HOUSE_ENCODERS = {".mxf": "mpeg2video", ".wmv": "wmv2", ".asf": "wmv2"}
 
 
-def _fitting_encoder(output: Path, deep: bool = False) -> str | None:
-    """The encoder a file named like ``output`` is best written with: by its type for a picture, an
-    MXF or a WMV file, else the first of :data:`_VIDEO_ENCODERS` its container holds; x265 first
-    for a source ``deep``er than 8 bits (an iPhone's HDR video), since H.264 at 10 bits plays on
+# Intra-frame codecs editors and archives keep footage in, and the encoder that writes each: a
+# restored master stays a master (a ProRes HQ reel came back as delivery H.264). A lossless one
+# whose own codec the output's container cannot hold becomes FFV1, lossless too; so does
+# uncompressed video, at a third of its size.
+_MASTER_ENCODERS = {"prores": "prores_ks", "dnxhd": "dnxhd", "ffv1": "ffv1", "huffyuv": "huffyuv", "ffvhuff": "ffvhuff",
+                    "utvideo": "utvideo", "magicyuv": "magicyuv", "v210": "v210", "qtrle": "qtrle", "rawvideo": "ffv1"}
+_LOSSLESS = {"ffv1", "huffyuv", "ffvhuff", "utvideo", "magicyuv", "v210", "qtrle", "rawvideo"}
+
+
+def _master_encoder(output: Path, source: VideoInfo) -> str | None:
+    """The encoder that keeps ``source``, a master, one in ``output``'s container (None: it is no
+    master, or the container holds no encoder that would)."""
+    own = _MASTER_ENCODERS.get(source.codec)
+    if own is None or _muxer(output) in ISO_MEDIA_MUXERS - {"mov"}:
+        return None  # an .mp4 is for delivery: FFmpeg would write FFV1 into it, which players do not take
+    choices = [own, *(["ffv1"] if source.codec in _LOSSLESS else [])]
+    return next((c for c in choices if c in av.codecs_available and _takes(output, c)), None)
+
+
+def _fitting_encoder(output: Path, source: VideoInfo | None = None) -> str | None:
+    """The encoder a file named like ``output`` is best written with from ``source``: by its type
+    for a picture; the master's own for a master (:data:`_MASTER_ENCODERS`); by its type for an
+    MXF or a WMV file; else the first of :data:`_VIDEO_ENCODERS` its container holds, x265 first
+    for a source deeper than 8 bits (an iPhone's HDR video), since H.264 at 10 bits plays on
     almost no phone, TV or browser, and HEVC at 10 bits on most."""
-    image = IMAGE_ENCODERS.get(output.suffix.lower()) or _HOUSE_ENCODERS.get(output.suffix.lower())
-    if image is not None:
-        return image
+    suffix = output.suffix.lower()
+    picture = IMAGE_ENCODERS.get(suffix)
+    chosen = picture or (_master_encoder(output, source) if source is not None else None) or _HOUSE_ENCODERS.get(suffix)
+    if chosen is not None:
+        return chosen
+    deep = source is not None and bit_depth(source.pix_fmt) > 8
     order = sorted(_VIDEO_ENCODERS, key=lambda c: c != "libx265") if deep else _VIDEO_ENCODERS
     return next((c for c in order if c in av.codecs_available and _takes(output, c)), None)
 
 
-def check_encoder(options: EncodeOptions, output: str | Path | None = None, source_pix_fmt: str | None = None) -> av.Codec:
+def check_encoder(options: EncodeOptions, output: str | Path | None = None, source: VideoInfo | None = None) -> av.Codec:
     """The encoder of ``options`` for ``output``: the one named, which ``output``'s container must
-    hold, or for "auto" libx264 where the container holds H.264 (libx265 for a source in
-    ``source_pix_fmt`` deeper than 8 bits, where it holds HEVC) and else the one that fits it (VP9
-    for .webm, MPEG-2 for .mxf, WMV for .wmv, PNG or JPEG for a picture). Checked before any work, so a typo or a mismatch fails at once."""
+    hold, or for "auto" the one that fits the container and ``source`` (:func:`_fitting_encoder`:
+    x264 for most, x265 for deep sources, a master's own codec for a master, VP9 for .webm, MPEG-2
+    for .mxf, WMV for .wmv, PNG or JPEG for a picture). Checked before any work, so a typo or a
+    mismatch fails at once."""
     if output is not None and not _takes(Path(output), None):
         raise OutputError(f"no container is known by the name {Path(output).name!r}: end it in a video type such as "
                           ".mp4, .mkv, .mov or .webm")
@@ -264,8 +309,7 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None, sour
         raise OutputError(f"cannot write {Path(output).name}: {unsupported_type(output)}")
     name = options.codec
     if name == "auto":
-        deep = source_pix_fmt is not None and bit_depth(source_pix_fmt) > 8
-        name = (_fitting_encoder(Path(output), deep) if output is not None else None) or "libx264"
+        name = (_fitting_encoder(Path(output), source) if output is not None else None) or "libx264"
     try:
         codec = av.Codec(name, "w")
     except (av.error.FFmpegError, ValueError) as exc:
@@ -278,6 +322,77 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None, sour
         hint = f"give --codec {fits} (or leave --codec out), or write a {others}" if fits else f"write a {others}"
         raise OutputError(f"{codec.name} video cannot be stored in {Path(output).suffix} files; {hint}")
     return codec
+
+
+def master_note(source: VideoInfo, encoder: str, output: str | Path) -> list[str]:
+    """A note when ``source`` is a master but ``encoder``, chosen for ``output``'s container
+    (an .mp4, a .webm), writes delivery video."""
+    if source.codec not in _MASTER_ENCODERS or encoder in _MASTER_ENCODERS.values():
+        return []
+    lossless = source.codec in _LOSSLESS
+    kind = f"{source.codec} {source.profile}" if source.profile else source.codec
+    keep = "ffv1" if lossless else _MASTER_ENCODERS[source.codec]
+    return [f"the input is {kind} ({'lossless' if lossless else 'an editing master'}), and the {Path(output).suffix} output "
+            f"was encoded with {encoder}, which is lossy: write a .mkv or .mov to keep a master (--codec {keep})"]
+
+
+def codec_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptions) -> dict[str, str]:
+    """Quality settings, and interlaced coding in the input's field order when its fields were
+    kept (x264 coded them as progressive frames, flagged progressive; ProRes codes interlaced
+    frames with interlaced DCT)."""
+    fields = info.parity if info.interlaced else ""
+    if name == "libx264":
+        return {"crf": str(options.crf), "preset": options.preset,
+                **({"x264-params": f"{fields}=1"} if fields else {})}
+    if name == "libx265":  # x265 prints its settings banner unless told not to
+        return {"crf": str(options.crf), "preset": options.preset, "x265-params": "log-level=error"}
+    if name == "ffv1":
+        return {"level": "3", "slicecrc": "1"}
+    if name == "libvpx-vp9":  # constant quality (libvpx otherwise aims at 256 kbit/s), rows in parallel
+        return {"crf": str(options.crf), "b": "0", "row-mt": "1"}
+    if name in _QUANTISER_ENCODERS:  # a constant quantiser from --crf: 18 -> 3 (2 is the finest these take)
+        q = str(min(31, max(2, round(options.crf / 6))))
+        return {"qmin": q, "qmax": q}
+    if name.startswith("prores"):
+        return {"profile": _prores_profile(info, pix_fmt), **({"flags": "+ildct"} if fields else {})}
+    if name == "dnxhd":
+        return {"profile": _dnxhr_profile(info, pix_fmt)}
+    return {}
+
+
+def describe_encoding(options: EncodeOptions, output: str | Path, source: VideoInfo) -> str:
+    """How the video of ``output`` is encoded from ``source``, in words: "libx264, yuv420p, crf 18,
+    preset medium" or "prores_ks, yuv422p10le, profile HQ"."""
+    codec = check_encoder(options, output, source)
+    pix_fmt = _pick_pix_fmt(codec, options.pix_fmt, source.pix_fmt, source.width, source.height)
+    chosen = codec_options(codec.name, pix_fmt, source, options)
+    names = {v: k for k, v in _PRORES_PROFILES.items()} if codec.name.startswith("prores") else {}
+    labels = {"crf": "crf", "preset": "preset", "profile": "profile", "qmin": "quantiser"}
+    shown = [f"{labels[key]} {names.get(value, value)}" for key, value in chosen.items() if key in labels]
+    return ", ".join([codec.name, pix_fmt, *shown])
+
+
+_PRORES_PROFILES = {"Proxy": "0", "LT": "1", "Standard": "2", "HQ": "3", "4444": "4", "XQ": "5"}
+
+
+def _prores_profile(source: VideoInfo, pix_fmt: str) -> str:
+    """A ProRes source's own profile (an LT reel stays LT, an XQ one XQ), where ``pix_fmt`` allows
+    it; else 4444 for 4:4:4 (and alpha) pictures and 422 HQ for the rest, which would drop both."""
+    four = pix_fmt.startswith(("yuv444", "yuva444"))
+    own = _PRORES_PROFILES.get(source.profile or "") if source.codec == "prores" else None
+    return own if own is not None and (own in "45") == four else ("4" if four else "3")
+
+
+def _dnxhr_profile(source: VideoInfo, pix_fmt: str) -> str:
+    """The DNxHR profile for pictures in ``pix_fmt``: 444 for 4:4:4 and HQX for 10-bit 4:2:2, which
+    no other takes; for 8 bits a DNxHR source's own (LB, SQ, HQ), else HQ. DNxHR, unlike DNxHD,
+    codes any frame size at any rate; Avid, Resolve and Premiere read both."""
+    if pix_fmt.startswith(("yuv444", "gbr")):
+        return "dnxhr_444"
+    if bit_depth(pix_fmt) > 8:
+        return "dnxhr_hqx"
+    own = (source.profile or "").lower().replace(" ", "_") if source.codec == "dnxhd" else ""
+    return own if own in ("dnxhr_lb", "dnxhr_sq", "dnxhr_hq") else "dnxhr_hq"
 
 
 def _side_data(frame: av.VideoFrame) -> list:
@@ -298,7 +413,7 @@ class VideoWriter:
         self.info = info
         self.options = options
         self.frames_written = 0
-        codec = check_encoder(options, self.path, info.pix_fmt)
+        codec = check_encoder(options, self.path, info)
         self.container = av.open(str(self.path), "w")
         try:
             self.stream = self._add_stream(codec)
@@ -344,30 +459,8 @@ class VideoWriter:
             stream.codec_tag = "hvc1"  # the muxer's default, hev1, is refused by Apple's players
         if info.interlaced:  # the fields were kept (--deinterlace off): so is their declared order
             cc.field_order = {v: k for k, v in FIELD_ORDERS.items()}[info.field_order]
-        stream.options = self._codec_options(codec.name, stream.pix_fmt)
+        stream.options = codec_options(codec.name, stream.pix_fmt, info, opts)
         return stream
-
-    def _codec_options(self, name: str, pix_fmt: str) -> dict[str, str]:
-        """Quality settings, and interlaced coding in the input's field order when its fields were
-        kept (x264 coded them as progressive frames, flagged progressive; ProRes codes interlaced
-        frames with interlaced DCT)."""
-        fields = self.info.parity if self.info.interlaced else ""
-        if name == "libx264":
-            return {"crf": str(self.options.crf), "preset": self.options.preset,
-                    **({"x264-params": f"{fields}=1"} if fields else {})}
-        if name == "libx265":  # x265 prints its settings banner unless told not to
-            return {"crf": str(self.options.crf), "preset": self.options.preset, "x265-params": "log-level=error"}
-        if name == "ffv1":
-            return {"level": "3", "slicecrc": "1"}
-        if name == "libvpx-vp9":  # constant quality (libvpx otherwise aims at 256 kbit/s), rows in parallel
-            return {"crf": str(self.options.crf), "b": "0", "row-mt": "1"}
-        if name in _QUANTISER_ENCODERS:  # a constant quantiser from --crf: 18 -> 3 (2 is the finest these take)
-            q = str(min(31, max(2, round(self.options.crf / 6))))
-            return {"qmin": q, "qmax": q}
-        if name.startswith("prores"):  # 4444 for 4:4:4 (and alpha) masters, else 422 HQ, which would drop both
-            profile = "4" if pix_fmt.startswith(("yuv444", "yuva444")) else "3"
-            return {"profile": profile, **({"flags": "+ildct"} if fields else {})}
-        return {}
 
     def write(self, source: av.VideoFrame | None, pts: int | None, image: np.ndarray | None = None,
               regions: list[Box] | None = None) -> None:
@@ -632,7 +725,7 @@ def check_output(source: str | Path, output: str | Path, options: EncodeOptions,
     """Refuse, before any work, an ``output`` that could not be written from ``source``: an encoder
     its container cannot hold (:func:`check_encoder`), a video into a picture file, or streams it
     cannot hold (:func:`check_streams`, unless ``drop``)."""
-    check_encoder(options, output, probe(source).pix_fmt)
+    check_encoder(options, output, probe(source))
     if is_sequence(output) and not _takes(Path(SEGMENT_SUFFIX), IMAGE_ENCODERS[Path(output).suffix.lower()]):
         raise OutputError(f"vidrestore cannot write {Path(output).suffix} sequences; write a .png sequence, which is as lossless")
     frames = probe(source).estimated_frames
@@ -692,9 +785,10 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                                   "write a .mkv") from exc
             if renumbered:  # one tick a frame, as the input sequence is read (QuickTime segments count 512 to a frame)
                 video.time_base = oin.streams.video[0].time_base
-            if out.format.name in ISO_MEDIA_MUXERS and "mov" in vin.format.name.split(",") and vstream.codec_context.codec_tag.strip("\0"):
+            if _holds_tag(Path(output), vstream):
                 # The muxer picks its own tag for a copied stream: iPhone HEVC's hvc1 became hev1,
-                # which Apple's players refuse, and ProRes 4444's ap4h became HQ's apch.
+                # which Apple's players refuse, ProRes 4444's ap4h became HQ's apch, and UT Video
+                # 4:2:2 in AVI (ULY2) became RGBA's ULRA, which no decoder could read.
                 video.codec_context.codec_tag = vstream.codec_context.codec_tag
             mapping = {("v", vstream.index): video}
             if oin.streams.video:
