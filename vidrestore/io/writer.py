@@ -785,7 +785,8 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                                   "write a .mkv") from exc
             if renumbered:  # one tick a frame, as the input sequence is read (QuickTime segments count 512 to a frame)
                 video.time_base = oin.streams.video[0].time_base
-            if _holds_tag(Path(output), vstream):
+            to_annex_b = _annex_b_filter(vstream, video, out.format.name)
+            if to_annex_b is None and _holds_tag(Path(output), vstream):
                 # The muxer picks its own tag for a copied stream: iPhone HEVC's hvc1 became hev1,
                 # which Apple's players refuse, ProRes 4444's ap4h became HQ's apch, and UT Video
                 # 4:2:2 in AVI (ULY2) became RGBA's ULRA, which no decoder could read.
@@ -813,7 +814,7 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             if oin.chapters():
                 out.set_chapters(oin.chapters())
             packets = _joined_packets(parts, starts)
-            if (to_annex_b := _annex_b_filter(vstream, video, out.format.name)) is not None:
+            if to_annex_b is not None:
                 packets = _filtered(packets, to_annex_b)
             vsrc = ((("v", vstream.index), p) for p in packets)
             osrc_streams = [s for s in carried if ("o", s.index) in mapping]
