@@ -658,8 +658,15 @@ def _carry(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.st
     else:
         copy = out.add_stream_from_template(stream)
         copy.disposition = stream.disposition
+        if stream.type == "audio" and stream.codec_context.layout.name in _UNORDERED:
+            # AVI and DV state a channel count, not a layout; the MP4 muxer then failed on its
+            # last write, after the whole video was restored. One or two channels are mono or stereo.
+            copy.codec_context.layout = _UNORDERED[stream.codec_context.layout.name]
     copy.metadata.update(stream.metadata)
     return copy
+
+
+_UNORDERED = {"1 channels": "mono", "2 channels": "stereo"}
 
 
 def _timecode_tracks(container: av.container.InputContainer) -> list[av.stream.Stream]:
