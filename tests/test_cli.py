@@ -198,7 +198,8 @@ def test_ten_bit_footage_keeps_its_depth_around_the_faces(sample_clip, tmp_path)
 
 def test_a_prores_master_comes_back_as_prores_and_the_report_says_how_the_video_was_encoded(sample_clip, tmp_path):
     """Without --codec, an editor's ProRes LT reel came back as H.264: a master is now written in its
-    own codec and profile. Into an .mp4 (delivery) it is HEVC (x265, as for any 10-bit source), and a note says so."""
+    own codec and profile. Into an .mp4 (delivery) it is 4:2:0 HEVC (x265, as for any 10-bit source; 4:2:2
+    HEVC plays almost nowhere), and a note says so."""
     import numpy as np
 
     from vidrestore.io import VideoReader, probe
@@ -215,13 +216,14 @@ def test_a_prores_master_comes_back_as_prores_and_the_report_says_how_the_video_
             frame.pts = i
             out.mux(stream.encode(frame))
         out.mux(stream.encode())
-    for name, encoder in [("o.mov", "prores_ks, yuv422p10le, profile LT"), ("o.mp4", "libx265, yuv422p10le, crf 18, preset medium")]:
+    for name, encoder in [("o.mov", "prores_ks, yuv422p10le, profile LT"), ("o.mp4", "libx265, yuv420p10le, crf 18, preset medium")]:
         report = tmp_path / f"{name}.json"
         assert _run(reel, tmp_path / name, "--model", "none", "--quiet", "--json", report) == 0
         written = json.loads(report.read_text())
         assert written["tracks"] and written["encoder"] == encoder
         assert any("write a .mkv or .mov to keep a master" in n for n in written["notes"]) == (name == "o.mp4")
     assert (probe(tmp_path / "o.mov").codec, probe(tmp_path / "o.mov").profile) == ("prores", "LT")
+    assert (probe(tmp_path / "o.mp4").codec, probe(tmp_path / "o.mp4").pix_fmt) == ("hevc", "yuv420p10le")
 
 
 def test_only_the_chosen_track_is_restored(two_face_clip, tiny_model, tmp_path):

@@ -167,6 +167,16 @@ def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, heig
     return "yuv420p" if "yuv420p" in supported else _closest_format(source, supported)
 
 
+def output_pix_fmt(codec: av.Codec, options: EncodeOptions, source: VideoInfo) -> str:
+    """The pixel format ``codec`` writes ``source`` in (:func:`_pick_pix_fmt`). A master written as
+    delivery video (into an .mp4, or with --codec libx264) is subsampled to 4:2:0 at its depth
+    unless --pix-fmt says otherwise: a ProRes 4:2:2 reel came out as 4:2:2 HEVC, which almost no
+    phone, TV or browser decodes."""
+    delivered = source.codec in _MASTER_ENCODERS and codec.name not in _MASTER_ENCODERS.values()
+    pix_fmt = ("yuv420p10le" if bit_depth(source.pix_fmt) > 8 else "yuv420p") if delivered else source.pix_fmt
+    return _pick_pix_fmt(codec, options.pix_fmt, pix_fmt, source.width, source.height)
+
+
 def yuv_colours(info: VideoInfo, pix_fmt: str, encoder: str) -> ColorInfo:
     """The colour tags, and the conversion, of an output in ``pix_fmt`` by ``encoder`` from a source
     ``info`` describes. An RGB source (pictures, an RGB master) that states no matrix, written as YUV
@@ -364,7 +374,7 @@ def describe_encoding(options: EncodeOptions, output: str | Path, source: VideoI
     """How the video of ``output`` is encoded from ``source``, in words: "libx264, yuv420p, crf 18,
     preset medium" or "prores_ks, yuv422p10le, profile HQ"."""
     codec = check_encoder(options, output, source)
-    pix_fmt = _pick_pix_fmt(codec, options.pix_fmt, source.pix_fmt, source.width, source.height)
+    pix_fmt = output_pix_fmt(codec, options, source)
     chosen = codec_options(codec.name, pix_fmt, source, options)
     names = {v: k for k, v in _PRORES_PROFILES.items()} if codec.name.startswith("prores") else {}
     labels = {"crf": "crf", "preset": "preset", "profile": "profile", "qmin": "quantiser"}
@@ -437,7 +447,7 @@ class VideoWriter:
         except (av.error.FFmpegError, ValueError) as exc:
             raise OutputError(f"{codec.name} cannot be stored in {self.path.suffix} files; try a .mkv or .mov output") from exc
         stream.width, stream.height = info.width, info.height
-        stream.pix_fmt = _pick_pix_fmt(codec, opts.pix_fmt, info.pix_fmt, info.width, info.height)
+        stream.pix_fmt = output_pix_fmt(codec, opts, info)
         self.info = info = dataclasses.replace(info, color=yuv_colours(info, stream.pix_fmt, codec.name))
         # Encoder timestamps are the input's own: VFR stays VFR and every PTS survives.
         stream.time_base = info.time_base
