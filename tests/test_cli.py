@@ -221,9 +221,47 @@ def test_a_prores_master_comes_back_as_prores_and_the_report_says_how_the_video_
         assert _run(reel, tmp_path / name, "--model", "none", "--quiet", "--json", report) == 0
         written = json.loads(report.read_text())
         assert written["tracks"] and written["encoder"] == encoder
-        assert any("write a .mkv or .mov to keep a master" in n for n in written["notes"]) == (name == "o.mp4")
+        assert any("write a .mkv, .mov or .mxf to keep a master" in n for n in written["notes"]) == (name == "o.mp4")
     assert (probe(tmp_path / "o.mov").codec, probe(tmp_path / "o.mov").profile) == ("prores", "LT")
     assert (probe(tmp_path / "o.mp4").codec, probe(tmp_path / "o.mp4").pix_fmt) == ("hevc", "yuv420p10le")
+
+
+def test_a_dvds_program_stream_is_restored_into_one_with_its_sound_and_timing(sample_clip, tmp_path, capsys):
+    """Codec auto wrote H.264 into a program stream, which DVD players do not decode, and whose
+    segments came back with unstamped frames: their join failed after the whole restoration, and
+    FFmpeg could not find the video of the file when it was written. MPEG-2 is written now, and
+    H.264 is refused before any work."""
+    import numpy as np
+
+    from vidrestore.io import VideoReader, probe
+
+    with VideoReader(sample_clip) as r:
+        faces = [f.image for f in r][:8]
+    vob = tmp_path / "title.vob"
+    with av.open(str(vob), "w", format="vob") as out:
+        video = out.add_stream("mpeg2video", rate=25)
+        video.height, video.width = faces[0].shape[:2]
+        sound = out.add_stream("mp2", rate=48000)
+        sound.layout = "stereo"
+        for i, image in enumerate(faces):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            out.mux(video.encode(frame))
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 2 * 1920), np.int16), format="s16", layout="stereo")
+            samples.sample_rate, samples.pts = 48000, i * 1920
+            out.mux(sound.encode(samples))
+        out.mux(video.encode())
+        out.mux(sound.encode())
+    out_path, report = tmp_path / "restored.mpg", tmp_path / "r.json"
+    assert _run(vob, out_path, "--model", "none", "--codec", "libx264", "--quiet") != 0
+    assert "not read back by FFmpeg" in capsys.readouterr().err and not out_path.exists()
+    assert _run(vob, out_path, "--model", "none", "--quiet", "--json", report) == 0
+    assert json.loads(report.read_text())["tracks"]
+    assert probe(out_path).codec == "mpeg2video"
+    assert _streams(out_path) == ["video", "audio"]
+    with av.open(str(vob)) as a, av.open(str(out_path)) as b:
+        assert [f.time for f in a.decode(video=0)] == [f.time for f in b.decode(video=0)]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_only_the_chosen_track_is_restored(two_face_clip, tiny_model, tmp_path):

@@ -312,6 +312,7 @@ def test_a_lossless_master_stays_lossless_where_its_container_can_and_is_named_w
     capture = probe(_master(tmp_path / "capture.avi", "huffyuv", "yuv422p", {}))
     assert check_encoder(EncodeOptions(), tmp_path / "o.mkv", capture).name == "ffv1"
     assert check_encoder(EncodeOptions(), tmp_path / "o.avi", capture).name == "huffyuv"
+    assert check_encoder(EncodeOptions(), tmp_path / "o.mxf", capture).name == "ffv1"  # FFmpeg's MXF muxer fails on HuffYUV's header
     master = probe(_master(tmp_path / "master.mkv", "ffv1", "yuv420p", {}))
     assert check_encoder(EncodeOptions(), tmp_path / "o.mp4", master).name == "libx264"
     assert "--codec ffv1" in master_note(master, "libx264", tmp_path / "o.mp4")[0]
@@ -848,7 +849,7 @@ def test_an_encoder_the_container_cannot_hold_is_refused_before_any_work_naming_
 
 @pytest.mark.parametrize("name, codec", [("o.mp4", "libx264"), ("o.mkv", "libx264"), ("o.webm", "libvpx-vp9"), ("o.png", "png"),
                                          ("o.JPG", "mjpeg"), ("o.tif", "tiff"), ("o.m2v", "mpeg2video"),
-                                         ("o.hevc", "libx265"), ("o.dv", "dvvideo")])
+                                         ("o.hevc", "libx265"), ("o.dv", "dvvideo"), ("o.vob", "mpeg2video"), ("o.mpg", "mpeg2video")])
 def test_the_automatic_encoder_is_one_the_container_holds(tmp_path, name, codec):
     from vidrestore.io.writer import check_encoder
 

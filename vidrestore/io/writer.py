@@ -268,7 +268,12 @@ def _is_picture_name(output: Path) -> bool:
 # Containers whose users' tools expect another codec than H.264: MXF is broadcast's, read by
 # playout servers and editors as MPEG-2 (XDCAM, IMX), FFmpeg's own default for it. In ASF (.wmv),
 # H.264 came back a frame late with its last timestamp doubled; Windows Media Video 8 is exact.
-_HOUSE_ENCODERS = {".mxf": "mpeg2video", ".wmv": "wmv2", ".asf": "wmv2"}
+# MPEG program streams (.mpg, .vob) are DVD's, whose players decode MPEG-2 and no H.264.
+_HOUSE_ENCODERS = {".mxf": "mpeg2video", ".wmv": "wmv2", ".asf": "wmv2", ".mpg": "mpeg2video", ".mpeg": "mpeg2video",
+                   ".vob": "mpeg2video", ".dvd": "mpeg2video"}
+# Program streams take MPEG-1/2 alone here: H.264 in one came back with unstamped frames, and
+# FFmpeg's own demuxer could not find it in a small file.
+_PROGRAM_STREAM_MUXERS = {"mpeg", "vob", "svcd", "dvd", "vcd"}
 
 
 # Intra-frame codecs editors and archives keep footage in, and the encoder that writes each: a
@@ -277,6 +282,11 @@ _HOUSE_ENCODERS = {".mxf": "mpeg2video", ".wmv": "wmv2", ".asf": "wmv2"}
 # uncompressed video, at a third of its size.
 _MASTER_ENCODERS = {"prores": "prores_ks", "dnxhd": "dnxhd", "ffv1": "ffv1", "huffyuv": "huffyuv", "ffvhuff": "ffvhuff",
                     "utvideo": "utvideo", "magicyuv": "magicyuv", "v210": "v210", "qtrle": "qtrle", "rawvideo": "ffv1"}
+# The master encoders each container is written with, as FFmpeg writes them and reads them back.
+# FFmpeg also writes FFV1 into an .mp4 and ProRes into MPEG-TS, which players (FFmpeg's own
+# demuxer, for the second) do not read, and its MXF muxer takes UT Video until it writes the header.
+_MASTER_MUXERS = {"mov": {"prores_ks", "dnxhd", "qtrle", "v210", "magicyuv"}, "matroska": {"prores_ks", "ffv1"},
+                  "avi": {"ffv1", "huffyuv", "ffvhuff", "utvideo", "magicyuv", "v210"}, "mxf": {"prores_ks", "dnxhd", "ffv1"}}
 _LOSSLESS = {"ffv1", "huffyuv", "ffvhuff", "utvideo", "magicyuv", "v210", "qtrle", "rawvideo"}
 
 
@@ -284,10 +294,11 @@ def _master_encoder(output: Path, source: VideoInfo) -> str | None:
     """The encoder that keeps ``source``, a master, one in ``output``'s container (None: it is no
     master, or the container holds no encoder that would)."""
     own = _MASTER_ENCODERS.get(source.codec)
-    if own is None or _muxer(output) in ISO_MEDIA_MUXERS - {"mov"}:
-        return None  # an .mp4 is for delivery: FFmpeg would write FFV1 into it, which players do not take
+    if own is None:
+        return None
+    held = _MASTER_MUXERS.get(_muxer(output) or "", set())
     choices = [own, *(["ffv1"] if source.codec in _LOSSLESS else [])]
-    return next((c for c in choices if c in av.codecs_available and _takes(output, c)), None)
+    return next((c for c in choices if c in av.codecs_available and c in held), None)
 
 
 def _fitting_encoder(output: Path, source: VideoInfo | None = None) -> str | None:
@@ -327,6 +338,9 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None, sour
     if output is None:
         return codec
     fits = _fitting_encoder(Path(output))
+    if _muxer(Path(output)) in _PROGRAM_STREAM_MUXERS and codec.name not in ("mpeg1video", "mpeg2video"):
+        raise OutputError(f"{codec.name} video in a {Path(output).suffix} program stream is not read back by FFmpeg itself, nor "
+                          f"played by DVD players; leave --codec out for MPEG-2, or write a .ts or .mkv")
     if not _takes(Path(output), codec.name) or (Path(output).suffix.lower() in IMAGE_ENCODERS and codec.name != fits):
         others = " or ".join(c for c in (".mkv", ".mov") if c != Path(output).suffix.lower())
         hint = f"give --codec {fits} (or leave --codec out), or write a {others}" if fits else f"write a {others}"
@@ -342,8 +356,13 @@ def master_note(source: VideoInfo, encoder: str, output: str | Path) -> list[str
     lossless = source.codec in _LOSSLESS
     kind = f"{source.codec} {source.profile}" if source.profile else source.codec
     keep = "ffv1" if lossless else _MASTER_ENCODERS[source.codec]
+    *others, last = [suffix for muxer, suffix in _MASTER_SUFFIXES.items() if keep in _MASTER_MUXERS[muxer]]
+    holders = f"{', '.join(others)} or {last}" if others else last
     return [f"the input is {kind} ({'lossless' if lossless else 'an editing master'}), and the {Path(output).suffix} output "
-            f"was encoded with {encoder}, which is lossy: write a .mkv or .mov to keep a master (--codec {keep})"]
+            f"was encoded with {encoder}, which is lossy: write a {holders} to keep a master (--codec {keep})"]
+
+
+_MASTER_SUFFIXES = {"matroska": ".mkv", "mov": ".mov", "mxf": ".mxf", "avi": ".avi"}
 
 
 def codec_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptions) -> dict[str, str]:
