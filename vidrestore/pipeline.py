@@ -456,6 +456,14 @@ def faceless_encoding(src: Path, dst: Path) -> str:
     return ""
 
 
+def encoding(src: Path, dst: Path, cfg: PipelineConfig) -> tuple[str, list[str]]:
+    """How the video of ``dst`` is encoded from ``src`` (for the report), and a note when codec
+    auto writes a master as delivery video (:func:`~vidrestore.io.writer.master_note`)."""
+    source = played_at(probe(src), cfg)
+    auto = cfg.encode.codec == "auto"
+    return describe_encoding(cfg.encode, dst, source), master_note(source, check_encoder(cfg.encode, dst, source).name, dst) if auto else []
+
+
 def encoded_segments(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Path, whole: bool = False) -> list[range]:
     """The frames pass 2 encodes, in segments: with a track to restore, the whole video (split for
     resuming, unless ``whole``); with none, nothing (the video is copied) unless it must be
@@ -836,7 +844,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     check_frame_rate(cfg, src, dst)
     if dst is not None:
         check_paths(src, Path(dst), overwrite)
-        check_output(src, dst, cfg.encode, cfg.drop_streams)
+        check_output(src, dst, cfg.encode, cfg.drop_streams, played_at(probe(src), cfg))
         if preview is not None:
             check_encoder(cfg.encode, preview)
             if is_sequence(preview):
@@ -873,10 +881,8 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
             preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
             if segments:
                 notes.extend(deinterlace_note(analysis) if restoring else [copy_note(analysis, faceless_encoding(src, dst))])
-                source = played_at(probe(src), cfg)
-                encoder = describe_encoding(cfg.encode, dst, source)
-                if cfg.encode.codec == "auto":
-                    notes.extend(master_note(source, check_encoder(cfg.encode, dst, source).name, dst))
+                encoder, master = encoding(src, dst, cfg)
+                notes.extend(master)
                 this_run = _without(progress, [segments[i] for i in reused])
                 stopped = False
                 try:

@@ -37,6 +37,7 @@ from ..pipeline import (
     create_masker,
     deinterlace_note,
     encoded_segments,
+    encoding,
     faceless_encoding,
     hand_on,
     mask_name,
@@ -122,7 +123,7 @@ class RestoreWorker:
         started = time.time()
         check_paths(item.input, item.output, overwrite=True)  # the batch state decides about existing outputs
         cfg = item.options.pipeline
-        check_output(item.input, item.output, cfg.encode, cfg.drop_streams)
+        check_output(item.input, item.output, cfg.encode, cfg.drop_streams, played_at(probe(item.input), cfg))
         check_frame_rate(cfg, item.input, item.output)
         restorer = self._restorer(item.options)
         mask = mask_name(self._masker(cfg), cfg)
@@ -154,11 +155,14 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
     item = plan.item
     parts = [segment_path(item.output, i) for i in range(len(plan.segments))]
     notes = reused_note(reused, len(parts)) + list(restorer_notes)
+    encoder = None
     try:
         with atomic_output(item.output, number_offset(item.input)) as tmp:
             selected = selected_tracks(plan.analysis, item.options.pipeline)
             if parts:
                 notes.extend(deinterlace_note(plan.analysis) if selected else [copy_note(plan.analysis, faceless_encoding(item.input, item.output))])
+                encoder, master = encoding(item.input, item.output, item.options.pipeline)
+                notes.extend(master)
                 notes.extend(left_out_note(remux(parts, item.input, tmp, provenance(plan.restorer),
                                                             segment_starts(plan.analysis, plan.segments,
                                                                            played_at(probe(item.input), item.options.pipeline).time_base)), item.output))
@@ -180,6 +184,6 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
     timings["total"] = seconds
     report = build_report(item.input, item.output, plan.analysis, item.options.pipeline, plan.restorer, plan.mask,
                           frames_out if parts else plan.analysis.frames, timings, notes)
-    out = dataclasses.asdict(dataclasses.replace(report, qa=qa))
+    out = dataclasses.asdict(dataclasses.replace(report, qa=qa, encoder=encoder))
     out.update(faces=sum(len(t) for t in selected), seconds=round(seconds, 3), segments=len(parts))
     return out

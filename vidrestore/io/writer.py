@@ -608,6 +608,10 @@ class VideoWriter:
             self.container.mux(packets)
         except OSError as exc:
             raise OutputError(f"cannot write {self.path} ({exc.strerror or exc})") from exc
+        except av.error.FFmpegError as exc:  # the header, written with the first packet, holds the settings
+            reason = exc.log[2].strip() if exc.log else exc.strerror or str(exc)
+            raise OutputError(f"FFmpeg's {self.container.format.name} muxer refused the {self.stream.codec_context.name} "
+                              f"video ({reason}); write a .mkv or .mov") from exc
 
     def close(self) -> None:
         try:
@@ -757,11 +761,14 @@ def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None =
         return False
 
 
-def check_output(source: str | Path, output: str | Path, options: EncodeOptions, drop: bool) -> None:
-    """Refuse, before any work, an ``output`` that could not be written from ``source``: an encoder
-    its container cannot hold (:func:`check_encoder`), a video into a picture file, or streams it
-    cannot hold (:func:`check_streams`, unless ``drop``)."""
-    check_encoder(options, output, probe(source))
+def check_output(source: str | Path, output: str | Path, options: EncodeOptions, drop: bool, info: VideoInfo | None = None) -> None:
+    """Refuse, before any work, an ``output`` that could not be written from ``source`` (``info``:
+    its video as it will be written, default as probed): an encoder its container cannot hold
+    (:func:`check_encoder`), settings they refuse (:func:`check_writable`), a video into a picture
+    file, or streams it cannot hold (:func:`check_streams`, unless ``drop``)."""
+    info = info or probe(source)
+    check_encoder(options, output, info)
+    check_writable(output, options, info)
     if is_sequence(output) and not _takes(Path(SEGMENT_SUFFIX), IMAGE_ENCODERS[Path(output).suffix.lower()]):
         raise OutputError(f"vidrestore cannot write {Path(output).suffix} sequences; write a .png sequence, which is as lossless")
     frames = probe(source).estimated_frames
@@ -770,6 +777,25 @@ def check_output(source: str | Path, output: str | Path, options: EncodeOptions,
         raise OutputError(f"{Path(output).suffix} files hold one picture, and {Path(source).name} has about {frames} frames; "
                           f"write a video file (.mp4, .mkv, .mov) or a numbered sequence ({numbered_name})")
     check_streams(source, output, drop)
+
+
+def check_writable(output: str | Path, options: EncodeOptions, source: VideoInfo) -> None:
+    """Encode one blank frame of ``source`` into a scratch file of ``output``'s type, so that a
+    container or an encoder that refuses this video's settings (MXF at 20 fps) fails before any
+    work, with FFmpeg's reason, and not when the restored video is written."""
+    if is_sequence(output):
+        return  # written picture by picture, by encoders that take any size and rate
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)  # FFmpeg's reason reaches the exception, and Capture keeps it off the terminal
+    try:
+        with tempfile.TemporaryDirectory() as scratch, av.logging.Capture(local=False):  # the encoding thread's too
+            with VideoWriter(Path(scratch) / f"trial{Path(output).suffix}", source, options) as writer:
+                width, height = source.display_size
+                writer.write(None, source.start_pts or 0, np.zeros((height, width, 3), np.uint8))
+    except OutputError as exc:
+        raise OutputError(f"{Path(output).name} cannot be written: {exc}") from exc
+    finally:
+        av.logging.set_level(level)
 
 
 def check_streams(source: str | Path, output: str | Path, drop: bool) -> None:
