@@ -228,6 +228,7 @@ def test_an_interrupted_item_resumes_at_its_first_unfinished_segment(three_shot_
     assert restored == [1, 2]
     notes = json.loads(report.read_text())["items"][0]["report"]["notes"]
     assert "1 of 3 segments were restored by an earlier run that did not finish, and reused" in notes
+    assert json.loads(report.read_text())["items"][0]["report"]["encoder"].startswith("libx264, yuv420p, crf")
     assert main(["batch", str(clip), "--out", str(straight), *options]) == 0
     assert read_pts(out / "film.mp4") == read_pts(straight / "film.mp4") == read_pts(clip)
     assert all(np.array_equal(a, b) for a, b in zip(_frames(out / "film.mp4"), _frames(straight / "film.mp4"), strict=True))
