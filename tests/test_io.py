@@ -331,16 +331,19 @@ def test_a_copy_keeps_the_tag_that_says_how_its_pictures_are_coded(tmp_path):
             assert np.array_equal(x.to_ndarray(format="rgb24"), y.to_ndarray(format="rgb24"))
 
 
-def _mxf_tape(path, frames: int = 12):
-    """An MXF file as broadcast archives hold them: MPEG-2 4:2:2 with PCM sound."""
+def _mxf_tape(path, frames: int = 12, codec: str = "mpeg2video"):
+    """An MXF file as broadcast archives hold them: MPEG-2 4:2:2 (or an Avid's DNxHR) with PCM sound."""
     rng = np.random.default_rng(0)
     with av.open(str(path), "w") as out:
-        video = out.add_stream("mpeg2video", rate=25)
+        video = out.add_stream(codec, rate=25)
         video.width, video.height, video.pix_fmt, video.bit_rate = 128, 96, "yuv422p", 10_000_000
+        if codec == "dnxhd":
+            video.width, video.height, video.options = 256, 144, {"profile": "dnxhr_sq"}
         sound = out.add_stream("pcm_s16le", rate=48000)
         sound.layout = "mono"
         for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8), format="rgb24").reformat(format="yuv422p")
+            picture = rng.integers(0, 256, (video.height, video.width, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv422p")
             frame.pts, frame.time_base = i, Fraction(1, 25)
             out.mux(video.encode(frame))
             samples = av.AudioFrame.from_ndarray(np.zeros((1, 1920), np.int16), format="s16", layout="mono")
@@ -351,11 +354,13 @@ def _mxf_tape(path, frames: int = 12):
     return path
 
 
-@pytest.mark.parametrize("codec", ["auto", "libx264"])
-def test_an_mxf_file_is_restored_into_mxf_with_its_sound_and_its_frame_order(tmp_path, codec):
-    """MXF refused its own PCM sound (tried alone, with no picture before it), x264's reordered
-    frames came back out of order from MXF, and MXF's users expect MPEG-2 in it."""
-    src = _mxf_tape(tmp_path / "tape.mxf")
+@pytest.mark.parametrize("tape, codec, written", [("mpeg2video", "auto", "mpeg2video"), ("mpeg2video", "libx264", "h264"),
+                                                  ("dnxhd", "auto", "dnxhd")])
+def test_an_mxf_file_is_restored_into_mxf_with_its_sound_and_its_frame_order(tmp_path, tape, codec, written):
+    """MXF refused its own PCM sound (tried alone, with no picture before it; an Avid's DNxHR was
+    tried without its frame rate, which MXF refuses), x264's reordered frames came back out of order
+    from MXF, and MXF's users expect MPEG-2 in it (or the DNxHR it held)."""
+    src = _mxf_tape(tmp_path / "tape.mxf", codec=tape)
     out, part = tmp_path / "out.mxf", tmp_path / "part.mxf"
     options = EncodeOptions(codec=codec)
     check_output(src, out, options, drop=False)
@@ -364,8 +369,7 @@ def test_an_mxf_file_is_restored_into_mxf_with_its_sound_and_its_frame_order(tmp
             w.write(f.source, f.pts, f.image)
     remux(part, src, out)
     with av.open(str(out)) as c:
-        assert [(s.type, s.codec_context.name) for s in c.streams] == [
-            ("video", "mpeg2video" if codec == "auto" else "h264"), ("audio", "pcm_s16le")]
+        assert [(s.type, s.codec_context.name) for s in c.streams] == [("video", written), ("audio", "pcm_s16le")]
     assert read_pts(out) == read_pts(src) == list(range(12))
 
 

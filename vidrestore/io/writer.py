@@ -738,7 +738,9 @@ def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None =
     try:
         if video is not None:
             with contextlib.suppress(av.error.FFmpegError, ValueError):
-                out.add_stream_from_template(video)
+                # with its rate, as remux writes it: MXF refuses a picture without one (and then
+                # each sound stream of an Avid MXF was said not to fit in MXF)
+                out.add_stream_from_template(video).codec_context.framerate = video.average_rate
         copy = _carry(out, stream)
         out.start_encoding()
         picture = _is_cover(stream) and copy.type != "attachment"  # a picture to read back
