@@ -828,17 +828,27 @@ def test_the_pcm_sound_of_an_avi_capture_is_copied_into_mp4_and_mov(tmp_path):
             assert np.array_equal(np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], 1), pcm)
 
 
-@pytest.mark.parametrize("suffix", [".avi", ".wmv"])
-def test_frames_encoded_into_avi_or_asf_are_not_reordered(tmp_path, sample_clip, suffix):
+@pytest.mark.parametrize("suffix, codec", [(".avi", "libx264"), (".wmv", "auto")])
+def test_frames_encoded_into_avi_or_asf_are_not_reordered(tmp_path, sample_clip, suffix, codec):
     """AVI stores frames in decode order with no presentation times (and FFmpeg reads H.264 from
     ASF as if it did), so frames x264 reorders (its B-frames) came back with scrambled timestamps;
     such outputs are encoded without them."""
     out = tmp_path / f"out{suffix}"
-    with VideoReader(sample_clip) as r, VideoWriter(out, probe(sample_clip), EncodeOptions(preset="veryfast")) as w:
+    with VideoReader(sample_clip) as r, VideoWriter(out, probe(sample_clip), EncodeOptions(codec=codec, preset="veryfast")) as w:
         for f in r:
             w.write(f.source, f.pts, f.image)
     pts = read_pts(out)
     assert len(pts) == len(read_pts(sample_clip)) and pts == sorted(set(pts))
+
+
+def test_an_avi_is_written_with_mpeg4_whose_frames_come_back_when_they_were_shown(tmp_path, sample_clip):
+    """Codec auto wrote H.264 into AVI, which FFmpeg reads back a frame late: every frame of a
+    restored camera AVI came 1/15 s after its sound."""
+    out = tmp_path / "out.avi"
+    with VideoReader(sample_clip) as r, VideoWriter(out, probe(sample_clip), EncodeOptions()) as w:
+        for f in r:
+            w.write(f.source, f.pts, f.image)
+    assert probe(out).codec == "mpeg4" and _times(out) == _times(sample_clip)
 
 
 def test_an_encoder_the_container_cannot_hold_is_refused_before_any_work_naming_one_it_can(tmp_path):
@@ -853,7 +863,7 @@ def test_an_encoder_the_container_cannot_hold_is_refused_before_any_work_naming_
 
 @pytest.mark.parametrize("name, codec", [("o.mp4", "libx264"), ("o.mkv", "libx264"), ("o.webm", "libvpx-vp9"), ("o.png", "png"),
                                          ("o.JPG", "mjpeg"), ("o.tif", "tiff"), ("o.m2v", "mpeg2video"),
-                                         ("o.hevc", "libx265"), ("o.dv", "dvvideo"), ("o.vob", "mpeg2video"), ("o.mpg", "mpeg2video")])
+                                         ("o.hevc", "libx265"), ("o.dv", "dvvideo"), ("o.vob", "mpeg2video"), ("o.mpg", "mpeg2video"), ("o.avi", "mpeg4")])
 def test_the_automatic_encoder_is_one_the_container_holds(tmp_path, name, codec):
     from vidrestore.io.writer import check_encoder
 

@@ -268,9 +268,10 @@ def _is_picture_name(output: Path) -> bool:
 # Containers whose users' tools expect another codec than H.264: MXF is broadcast's, read by
 # playout servers and editors as MPEG-2 (XDCAM, IMX), FFmpeg's own default for it. In ASF (.wmv),
 # H.264 came back a frame late with its last timestamp doubled; Windows Media Video 8 is exact.
-# MPEG program streams (.mpg, .vob) are DVD's, whose players decode MPEG-2 and no H.264.
+# MPEG program streams (.mpg, .vob) are DVD's, whose players decode MPEG-2 and no H.264. AVI's
+# own is MPEG-4 Part 2 (Xvid, DivX): FFmpeg reads H.264 from AVI a frame late, whatever wrote it.
 _HOUSE_ENCODERS = {".mxf": "mpeg2video", ".wmv": "wmv2", ".asf": "wmv2", ".mpg": "mpeg2video", ".mpeg": "mpeg2video",
-                   ".vob": "mpeg2video", ".dvd": "mpeg2video"}
+                   ".vob": "mpeg2video", ".dvd": "mpeg2video", ".avi": "mpeg4"}
 # Program streams take MPEG-1/2 alone here: H.264 in one came back with unstamped frames, and
 # FFmpeg's own demuxer could not find it in a small file.
 _PROGRAM_STREAM_MUXERS = {"mpeg", "vob", "svcd", "dvd", "vcd"}
