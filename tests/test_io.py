@@ -1,4 +1,5 @@
 
+import dataclasses
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -826,6 +827,47 @@ def test_the_pcm_sound_of_an_avi_capture_is_copied_into_mp4_and_mov(tmp_path):
         assert remux(src, src, tmp_path / f"out{suffix}") == []
         with av.open(str(tmp_path / f"out{suffix}")) as c:
             assert np.array_equal(np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], 1), pcm)
+
+
+@pytest.mark.parametrize("source_codec, pix_fmt, encoder, written", [
+    ("mjpeg", "yuvj422p", "libx264", "yuvj420p"),  # a camera's: 4:2:2 H.264 plays almost nowhere
+    ("prores", "yuv422p10le", "libx265", "yuv420p10le"),
+    ("dpx", "rgb48le", "libx265", "yuv420p10le"),  # a 10-bit scan came out as 8-bit HEVC
+    ("png", "rgba", "libvpx-vp9", "yuva420p"),  # a render for the web keeps its alpha in VP9
+    ("h264", "yuv422p", "libx264", "yuv422p"),  # delivery video stays as it was (broadcast's XAVC)
+    ("prores", "yuv422p10le", "prores_ks", "yuv422p10le"),
+])
+def test_video_that_was_not_for_delivery_is_written_in_4_2_0_by_delivery_encoders(tmp_path, source_codec, pix_fmt, encoder, written):
+    from vidrestore.io.writer import output_pix_fmt
+
+    source = dataclasses.replace(probe(make_clip(tmp_path / "in.mp4", [0, 40])), codec=source_codec, pix_fmt=pix_fmt)
+    assert output_pix_fmt(av.Codec(encoder, "w"), EncodeOptions(), source) == written
+    if encoder != "prores_ks":
+        assert output_pix_fmt(av.Codec(encoder, "w"), EncodeOptions(pix_fmt="yuv444p"), source) == "yuv444p"  # --pix-fmt decides
+
+
+@pytest.mark.parametrize("codec", ["mpeg4", "mpeg2video"])
+def test_a_cameras_full_range_mjpeg_keeps_its_contrast_through_encoders_that_cannot_say_full_range(tmp_path, codec):
+    """MJPEG is full range; MPEG-4 Part 2 and MPEG-2 cannot say so, and AVI has no colour tags: the
+    samples were written full and read back as limited, stretched by 16% (29 dB from the camera's)."""
+    ramp = np.broadcast_to(np.linspace(0, 255, 128)[None, :, None], (96, 128, 3)).astype(np.uint8)
+    src = tmp_path / "camera.avi"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("mjpeg", rate=15)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuvj422p"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(ramp), format="rgb24").reformat(format="yuvj422p")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    out = tmp_path / f"out{'.avi' if codec == 'mpeg4' else '.mpg'}"
+    with VideoReader(src) as r, VideoWriter(out, probe(src), EncodeOptions(codec=codec)) as w:
+        for f in r:
+            w.write(f.source, f.pts, f.image)
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        for x, y in zip(a.decode(video=0), b.decode(video=0), strict=True):
+            before, after = (f.to_ndarray(format="rgb24")[..., 1].astype(float) for f in (x, y))
+            assert abs(np.polyfit(before.ravel(), after.ravel(), 1)[0] - 1) < 0.03
 
 
 @pytest.mark.parametrize("suffix, codec", [(".avi", "libx264"), (".wmv", "auto")])

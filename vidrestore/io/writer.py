@@ -168,13 +168,27 @@ def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, heig
 
 
 def output_pix_fmt(codec: av.Codec, options: EncodeOptions, source: VideoInfo) -> str:
-    """The pixel format ``codec`` writes ``source`` in (:func:`_pick_pix_fmt`). A master written as
-    delivery video (into an .mp4, or with --codec libx264) is subsampled to 4:2:0 at its depth
-    unless --pix-fmt says otherwise: a ProRes 4:2:2 reel came out as 4:2:2 HEVC, which almost no
-    phone, TV or browser decodes."""
-    delivered = source.codec in _MASTER_ENCODERS and codec.name not in _MASTER_ENCODERS.values()
-    pix_fmt = ("yuv420p10le" if bit_depth(source.pix_fmt) > 8 else "yuv420p") if delivered else source.pix_fmt
+    """The pixel format ``codec`` writes ``source`` in (:func:`_pick_pix_fmt`). Video that was not
+    delivery video (a master, a camera's MJPEG, a DPX scan, broadcast's 4:2:2 MPEG-2) written by a
+    delivery encoder is 4:2:0 at its depth unless --pix-fmt says otherwise: a ProRes 4:2:2 reel came
+    out as 4:2:2 HEVC and a camera's MJPEG as 4:2:2 H.264, which almost no phone, TV or browser
+    decodes. Alpha is kept where the encoder takes it (VP9 in .webm, as renders for the web are)."""
+    pix_fmt = source.pix_fmt
+    if codec.name in _DELIVERY_ENCODERS and source.codec not in _DELIVERY_CODECS:
+        pix_fmt = _delivery_format(source.pix_fmt)
     return _pick_pix_fmt(codec, options.pix_fmt, pix_fmt, source.width, source.height)
+
+
+_DELIVERY_ENCODERS = {"libx264", "libx265", "libvpx-vp9", "libsvtav1", "libaom-av1"}
+_DELIVERY_CODECS = {"h264", "hevc", "vp9", "av1"}
+
+
+def _delivery_format(pix_fmt: str) -> str:
+    if any(c.is_alpha for c in av.VideoFormat(pix_fmt).components):
+        return "yuva420p"
+    if pix_fmt.startswith("yuvj"):
+        return "yuvj420p"  # full range stays full range
+    return "yuv420p10le" if bit_depth(pix_fmt) > 8 else "yuv420p"
 
 
 def yuv_colours(info: VideoInfo, pix_fmt: str, encoder: str) -> ColorInfo:
@@ -186,13 +200,24 @@ def yuv_colours(info: VideoInfo, pix_fmt: str, encoder: str) -> ColorInfo:
     source, output = av.VideoFormat(info.pix_fmt), av.VideoFormat(pix_fmt)
     rgb_to_yuv = (source.is_rgb or source.has_palette) and not (output.is_rgb or output.has_palette) and "gray" not in pix_fmt
     if not rgb_to_yuv or info.color.matrix not in (0, 2) or encoder in _JFIF_ENCODERS or pix_fmt.startswith("yuvj"):
-        return info.color
+        return _range_said(info.color, output, encoder)
     unset = 2  # AVCOL_*_UNSPECIFIED
     return ColorInfo(primaries=1 if info.color.primaries == unset else info.color.primaries,
                      transfer=1 if info.color.transfer == unset else info.color.transfer, matrix=1, range=1)
 
 
 _JFIF_ENCODERS = {"mjpeg", "ljpeg", "jpegls"}
+# Encoders whose stream says that its samples are full range (H.264's and HEVC's VUI, VP9, AV1,
+# FFV1), or that are full range by definition (JPEG).
+_FULL_RANGE_ENCODERS = {"libx264", "libx265", "libvpx-vp9", "libsvtav1", "libaom-av1", "ffv1", *_JFIF_ENCODERS}
+
+
+def _range_said(colours: ColorInfo, output: av.VideoFormat, encoder: str) -> ColorInfo:
+    """``colours``, limited range where full-range YUV (a camera's MJPEG) would be written by an
+    encoder whose stream cannot say so (MPEG-4 Part 2, MPEG-2, DV, ProRes): written full, it was
+    read back from an AVI as limited, its contrast stretched by 16%."""
+    full = colours.range == 2 and not output.is_rgb and not output.name.startswith("yuvj")
+    return dataclasses.replace(colours, range=1) if full and encoder not in _FULL_RANGE_ENCODERS else colours
 
 
 def _closest_format(source: str, candidates: list[str]) -> str:
