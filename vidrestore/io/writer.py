@@ -630,6 +630,8 @@ class VideoWriter:
         return av.VideoFrame.from_ndarray(np.ascontiguousarray(coded), format=rgb_format(coded))
 
     def _mux(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            _repair_decode_time(packet)
         try:
             self.container.mux(packets)
         except OSError as exc:
@@ -658,6 +660,17 @@ class VideoWriter:
             self._stop_thread()
             with contextlib.suppress(Exception):
                 self.container.close()
+
+
+def _repair_decode_time(packet: av.Packet) -> None:
+    """Give ``packet`` its presentation time as decode time where the encoder left it unset: x265
+    does so now and then for a stream of one or two frames (7 of 40 one-frame encodes had a random
+    decode time, and the MP4 muxer refused the file). No encoder decodes a frame after showing it,
+    or an hour before."""
+    if packet.dts is None or packet.pts is None:
+        return
+    if packet.dts > packet.pts or (packet.pts - packet.dts) * packet.time_base > 3600:
+        packet.dts = packet.pts
 
 
 def _packet_time(packet: av.Packet) -> Fraction:
@@ -766,7 +779,9 @@ def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None =
             with contextlib.suppress(av.error.FFmpegError, ValueError):
                 # with its rate, as remux writes it: MXF refuses a picture without one (and then
                 # each sound stream of an Avid MXF was said not to fit in MXF)
-                out.add_stream_from_template(video).codec_context.framerate = video.average_rate
+                picture = out.add_stream_from_template(video)
+                if video.average_rate:
+                    picture.codec_context.framerate = video.average_rate
         copy = _carry(out, stream)
         out.start_encoding()
         picture = _is_cover(stream) and copy.type != "attachment"  # a picture to read back
