@@ -392,6 +392,28 @@ def test_zero_faces_copies_the_video_untouched(tmp_path):
     assert "no face" in json.loads(report.read_text())["notes"][0] and json.loads(report.read_text())["encoder"] is None
 
 
+def test_a_second_video_stream_is_copied_and_the_report_says_its_faces_are_not_restored(tmp_path):
+    """A second camera angle was copied without a word: its faces looked restored to whoever ran it."""
+    src = tmp_path / "angles.mkv"
+    with av.open(str(src), "w") as out:
+        first, second = (out.add_stream("libx264", rate=25) for _ in range(2))
+        second.metadata["title"] = "angle 2"
+        for stream in (first, second):
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(3):
+            for stream in (first, second):
+                frame = av.VideoFrame(64, 48, "yuv420p")
+                frame.pts = i
+                out.mux(stream.encode(frame))
+        for stream in (first, second):
+            out.mux(stream.encode())
+    out_path, report = tmp_path / "o.mkv", tmp_path / "r.json"
+    assert _run(src, out_path, "--model", "none", "--quiet", "--json", report) == 0
+    assert _streams(out_path) == ["video", "video"]
+    assert ('faces are restored in the first video stream only; the others are copied as they are: video stream 1 (h264) "angle 2"'
+            in json.loads(report.read_text())["notes"])
+
+
 def test_a_video_that_changes_size_midway_is_restored_at_its_first_size(sample_clip, tmp_path):
     src = resized_clip(tmp_path / "spliced.ts", sample_clip)
     out, report = tmp_path / "o.mp4", tmp_path / "r.json"

@@ -55,7 +55,7 @@ from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.reader import DecodedFrames, FieldFilter, scan_fields
 from .io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, SEGMENT_SUFFIX, files_of, find_sequence, has_number_field, hidden_stem, is_sequence, number_offset, numbered, sequences_in, unsupported_type
-from .io.writer import atomic_output, check_encoder, check_output, describe_encoding, left_out_note, master_note
+from .io.writer import atomic_output, check_encoder, check_output, describe_encoding, left_out_note, master_note, unrestored_videos_note
 from .restore import Restorer, TrackContext, load_contexts, save_contexts
 from .resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .shots import Shot, ShotConfig, ShotDetector
@@ -959,4 +959,5 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
                  "profile_frames": int((frontal_weight(t.landmarks, cfg.profile_fade) < 1).sum())}
                 for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
-        corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info), *notes])
+        corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
+               *unrestored_videos_note(src), *notes])

@@ -702,6 +702,17 @@ _PICTURE_TYPES = {"mjpeg": ("jpg", "image/jpeg"), "png": ("png", "image/png"), "
                   "gif": ("gif", "image/gif"), "webp": ("webp", "image/webp")}
 
 
+def unrestored_videos_note(source: str | Path) -> list[str]:
+    """A note naming the video streams of ``source`` after its first (a second camera angle, a
+    picture-in-picture track), which are copied as they are: faces are restored in the first alone."""
+    with open_input(source) as container:
+        others = [s for s in container.streams.video[1:] if not _is_cover(s)]
+        if not others:
+            return []
+        named = ", ".join(_label(s) + (f" \"{s.metadata['title']}\"" if s.metadata.get("title") else "") for s in others)
+    return [f"faces are restored in the first video stream only; the others are copied as they are: {named}"]
+
+
 def _is_cover(stream: av.stream.Stream) -> bool:
     """Cover art: a one-picture video stream (an MP4 covr atom; a Matroska image attachment, which FFmpeg reads as one)."""
     return stream.type == "video" and bool(stream.disposition & av.stream.Disposition.attached_pic)
