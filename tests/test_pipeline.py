@@ -315,11 +315,12 @@ def test_frames_without_a_face_are_not_converted_and_the_output_is_the_same(samp
 
 
 @pytest.mark.parametrize("mode, codec, suffix, order", [
-    ("off", "libx264", ".mp4", "tt"), ("off", "ffv1", ".mkv", "tt"), ("off", "prores_ks", ".mov", "tt"),
+    ("off", "libx264", ".mp4", "tt"), ("off", "ffv1", ".mkv", "tt"), ("off", "prores_ks", ".mov", "tt"), ("off", "mpeg2video", ".mkv", "tt"), ("off", "mpeg4", ".avi", "unknown"),
     ("auto", "libx264", ".mp4", "progressive")])
 def test_fields_kept_with_deinterlace_off_stay_interlaced_in_their_order(interlaced_clip, tmp_path, mode, codec, suffix, order):
     """--deinterlace off keeps the fields; x264 used to code them as progressive frames flagged
-    progressive, so players no longer deinterlaced them. Deinterlaced output is progressive."""
+    progressive, so players no longer deinterlaced them, and so did MPEG-2 and MPEG-4 (AVI states
+    no field order: its frames say they are interlaced). Deinterlaced output is progressive."""
     import av
 
     from vidrestore.io import EncodeOptions

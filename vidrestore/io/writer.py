@@ -243,6 +243,7 @@ _VIDEO_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "ffv1", "pro
 # clip came out at 32 dB through MPEG-4 against 39-41 dB at quantisers 2-3.
 # MPEG-1/2 code one of a few frame rates, not a time base: they refuse a container's (1/12288, 1/1200000)
 _FRAME_RATE_ENCODERS = {"mpeg1video", "mpeg2video"}
+_FIELD_ENCODERS = {"mpeg2video", "mpeg4"}  # of these, the ones that code interlaced frames as two fields
 _QUANTISER_ENCODERS = {"mpeg4", "mpeg2video", "mpeg1video", "mjpeg", "msmpeg4", "msmpeg4v2", "h263p", "flv", "wmv1", "wmv2"}
 
 
@@ -407,7 +408,8 @@ def codec_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptio
         return {"crf": str(options.crf), "b": "0", "row-mt": "1"}
     if name in _QUANTISER_ENCODERS:  # a constant quantiser from --crf: 18 -> 3 (2 is the finest these take)
         q = str(min(31, max(2, round(options.crf / 6))))
-        return {"qmin": q, "qmax": q}
+        fielded = {"flags": "+ildct+ilme"} if fields and name in _FIELD_ENCODERS else {}  # fields coded as fields, as DVD and broadcast MPEG-2 are
+        return {"qmin": q, "qmax": q, **fielded}
     if name.startswith("prores"):
         return {"profile": _prores_profile(info, pix_fmt), **({"flags": "+ildct"} if fields else {})}
     if name == "dnxhd":
