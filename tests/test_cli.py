@@ -497,6 +497,7 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     _one_line_error(capsys, _run(src, tmp_path, "--model", "none"), 4, "never overwrites its input")  # the folder it is in
     # MXF takes broadcast's frame rates alone: it failed when the restored video was written, with a traceback
     odd_rate = make_clip(tmp_path / "odd.mp4", [0, 50, 100], rate=20, time_base=Fraction(1, 1000))
+    _one_line_error(capsys, _run(src, tmp_path / "o.ogv", "--model", "none"), 4, "vidrestore does not write Ogg video")
     _one_line_error(capsys, _run(odd_rate, tmp_path / "o.mxf", "--model", "none"), 4,
                     "o.mxf cannot be written: FFmpeg's mxf muxer refused the mpeg2video video (Unsupported frame rate 20/1")
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -923,12 +923,13 @@ def test_the_automatic_encoder_is_one_the_container_holds(tmp_path, name, codec)
     assert check_encoder(EncodeOptions(), tmp_path / name).name == codec
 
 
-def test_vp9_into_webm_keeps_every_timestamp_at_the_quality_asked_for(tmp_path, sample_clip):
+@pytest.mark.parametrize("codec", ["libvpx-vp9", "libvpx"])
+def test_vp9_and_vp8_into_webm_keep_every_timestamp_at_the_quality_asked_for(tmp_path, sample_clip, codec):
     """libvpx aims at 256 kbit/s unless told otherwise; --crf gives it constant quality as for x264."""
     sizes = {}
     for crf in (10, 40):
         out = tmp_path / f"out{crf}.webm"
-        with VideoReader(sample_clip) as r, VideoWriter(out, probe(sample_clip), EncodeOptions(codec="libvpx-vp9", crf=crf)) as w:
+        with VideoReader(sample_clip) as r, VideoWriter(out, probe(sample_clip), EncodeOptions(codec=codec, crf=crf)) as w:
             for f in r:
                 w.write(f.source, f.pts, f.image)
         assert [round(t * 1000) for t in _times(out)] == [round(t * 1000) for t in _times(sample_clip)]

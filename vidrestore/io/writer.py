@@ -365,6 +365,9 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None, sour
     if output is None:
         return codec
     fits = _fitting_encoder(Path(output))
+    if _muxer(Path(output)) in ("ogg", "ogv"):
+        raise OutputError(f"vidrestore does not write Ogg video ({Path(output).suffix}): FFmpeg has no Theora encoder here, and "
+                          "VP8 in Ogg keeps no timestamps; write a .webm (VP9) or a .mkv")
     if _muxer(Path(output)) in _PROGRAM_STREAM_MUXERS and codec.name not in ("mpeg1video", "mpeg2video"):
         raise OutputError(f"{codec.name} video in a {Path(output).suffix} program stream is not read back by FFmpeg itself, nor "
                           f"played by DVD players; leave --codec out for MPEG-2, or write a .ts or .mkv")
@@ -406,6 +409,8 @@ def codec_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptio
         return {"level": "3", "slicecrc": "1"}
     if name == "libvpx-vp9":  # constant quality (libvpx otherwise aims at 256 kbit/s), rows in parallel
         return {"crf": str(options.crf), "b": "0", "row-mt": "1"}
+    if name == "libvpx":  # VP8 takes --crf as a quality level only under a bit rate ceiling (with none it ignored it)
+        return {"crf": str(options.crf), "b": "100M"}
     if name in _QUANTISER_ENCODERS:  # a constant quantiser from --crf: 18 -> 3 (2 is the finest these take)
         q = str(min(31, max(2, round(options.crf / 6))))
         fielded = {"flags": "+ildct+ilme"} if fields and name in _FIELD_ENCODERS else {}  # fields coded as fields, as DVD and broadcast MPEG-2 are
