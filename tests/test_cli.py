@@ -796,3 +796,11 @@ def test_a_render_with_alpha_keeps_its_alpha_where_faces_are_restored(sample_cli
             rgba = next(c.decode(video=0)).to_ndarray(format="rgba")
         assert np.array_equal(rgba[..., 3], alpha)
     assert (rgba[..., :3] != images[6]).any(axis=2).mean() > 0.01  # past the fade-in, the face was pasted back
+    # for the web: VP9 with its alpha, and the AlphaMode flag browsers need to show it (the copy lost it)
+    web = tmp_path / "render.webm"
+    assert _run(tmp_path / "render" / "a_%03d.png", web, "--model", "none", "--detector", "dlib", "--quiet") == 0
+    assert b"\x53\xc0\x81\x01" in web.read_bytes()  # Matroska's AlphaMode element, set to 1
+    with av.open(str(web)) as c:
+        decoder = av.CodecContext.create("libvpx-vp9", "r")  # FFmpeg's own VP9 decoder leaves alpha out
+        frames = [f for p in c.demux(c.streams.video[0]) for f in decoder.decode(p)]
+    assert abs(int(np.median(frames[0].to_ndarray(format="rgba")[..., 3][:, 130:230])) - 128) <= 3

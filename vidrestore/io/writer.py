@@ -920,6 +920,10 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 re_encoded = [p.resolve() for p in parts] != [Path(other_source).resolve()]
                 video.metadata.update({k: v for k, v in original.metadata.items() if not (re_encoded and _is_encoding_tag(k))})
                 video.disposition = original.disposition
+            if any(k.lower() == "alpha_mode" and v == "1" for k, v in vstream.metadata.items()):
+                # Matroska's AlphaMode, which browsers need to show VP9's alpha: its muxer writes it
+                # for an encoder's yuva420p, but a copy's template says yuv420p (FFmpeg's decoder has no alpha)
+                video.metadata["alpha_mode"] = "1"
             timecodes = [track.metadata["timecode"] for track in _timecode_tracks(oin)]
             if timecodes:
                 video.metadata.setdefault("timecode", timecodes[0])
