@@ -75,6 +75,28 @@ def test_sample_clip_keeps_audio_and_restores_faces(sample_clip, tiny_model, tmp
         assert c.metadata["comment"].startswith("faces restored by vidrestore") and "tiny" in c.metadata["comment"]
 
 
+def test_a_restored_avi_keeps_every_frame_on_its_time_and_all_its_sound(sample_clip, tmp_path):
+    """Given the input's tick, FFmpeg wrote AVI as a 600 fps stream of mostly empty frames; and AAC's
+    priming packet (-21 ms) moved every stream later, which put the second picture a frame late
+    and added a frame. AVI is written at the frame rate now where the video keeps one, and only
+    the sound is moved to start at 0."""
+    out = tmp_path / "o.avi"
+    assert _run(sample_clip, out, "--model", "none", "--quiet") == 0
+    with av.open(str(sample_clip)) as a, av.open(str(out)) as b:
+        assert b.streams.video[0].average_rate == a.streams.video[0].average_rate
+        assert [round(f.time, 3) for f in a.decode(video=0)] == [round(f.time, 3) for f in b.decode(video=0)]
+    with av.open(str(sample_clip)) as a, av.open(str(out)) as b:
+        assert sum(p.size for p in a.demux(a.streams.audio[0])) == sum(p.size for p in b.demux(b.streams.audio[0]))
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:  # a varying rate keeps its times (on the grid, the encoder refused them)
+        faces = [f.image for f in r][:8]
+    varying = make_clip(tmp_path / "vfr.mp4", [0, 40, 80, 150, 190, 300, 340, 400], size=faces[0].shape[:2], images=faces, audio=True)
+    assert _run(varying, tmp_path / "vfr.avi", "--model", "none", "--quiet") == 0
+    with av.open(str(varying)) as a, av.open(str(tmp_path / "vfr.avi")) as b:
+        assert [round(f.time, 3) for f in a.decode(video=0)] == [round(f.time, 3) for f in b.decode(video=0)]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_run_stopped_by_a_signal_leaves_nothing_behind(sample_clip, tiny_model, tmp_path, sig):
     """A scheduler's SIGTERM (``docker stop``, SLURM; SIGHUP takes the same path) and Ctrl-C each end

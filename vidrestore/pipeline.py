@@ -432,6 +432,14 @@ def check_frame_rate(cfg: PipelineConfig, src: Path, dst: Path | None) -> None:
         raise UsageError("--frame-rate times a video made from pictures; an image sequence stores no timing")
 
 
+def steady(pts: list[int | None], info: VideoInfo) -> bool:
+    """Whether frames at ``pts`` (in ``info``'s time base) come one frame of its average rate apart,
+    within a tick of rounding (Matroska's 1 ms ticks give 33 and 34 at 29.97 fps)."""
+    known = [p for p in pts if p is not None]
+    return bool(info.average_rate) and len(known) == len(pts) > 0 and \
+        all(abs(b - a - info.frame_ticks) <= 1 for a, b in zip(known, known[1:]))
+
+
 def played_at(info: VideoInfo, cfg: PipelineConfig) -> VideoInfo:
     """``info`` with the frames of an image sequence timed at ``cfg.frame_rate``. Sequences are read
     one tick of 1/25 s a frame (:mod:`vidrestore.io.sequence`), so only the tick changes."""
@@ -699,6 +707,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     tracks that go on past it. ``target``: the output ``video_out`` is a segment of (default
     ``video_out`` itself), whose type decides the encoder and whether frames are written upright."""
     info = played_at(probe(path), cfg)
+    info = dataclasses.replace(info, constant_rate=steady(analysis.pts, info))
     target = target or video_out
     encode = dataclasses.replace(cfg.encode, codec=check_encoder(cfg.encode, target, info).name)  # a sequence's segments are .mov files
     frames = frames if frames is not None else range(analysis.frames)

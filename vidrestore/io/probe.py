@@ -43,6 +43,7 @@ class VideoInfo:
     timestamps: bool = True  # False for a raw elementary stream (.h264, .m2v, .hevc), whose frames come unstamped
     start_pts: int | None = None  # the stream's first timestamp, as the container states it (a frame may not decode there)
     profile: str | None = None  # the codec's profile as FFmpeg names it ("HQ" for ProRes 422 HQ, "DNXHR HQ")
+    constant_rate: bool = False  # every frame one frame of the average rate after the last: known from a full read, not here
 
     @property
     def frame_ticks(self) -> int:

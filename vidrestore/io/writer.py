@@ -243,6 +243,10 @@ _VIDEO_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "ffv1", "pro
 # clip came out at 32 dB through MPEG-4 against 39-41 dB at quantisers 2-3.
 # MPEG-1/2 code one of a few frame rates, not a time base: they refuse a container's (1/12288, 1/1200000)
 _FRAME_RATE_ENCODERS = {"mpeg1video", "mpeg2video"}
+# AVI counts frames at one rate: given the input's tick (1/12288), FFmpeg wrote a 600 fps stream of
+# mostly empty frames. A video at a constant rate is written at that rate (one of varying rate keeps
+# its times as FFmpeg can, with empty frames between).
+_FRAME_RATE_MUXERS = {"avi"}
 _FIELD_ENCODERS = {"mpeg2video", "mpeg4"}  # of these, the ones that code interlaced frames as two fields
 _QUANTISER_ENCODERS = {"mpeg4", "mpeg2video", "mpeg1video", "mjpeg", "msmpeg4", "msmpeg4v2", "h263p", "flv", "wmv1", "wmv2"}
 
@@ -506,6 +510,8 @@ class VideoWriter:
         stream.codec_context.time_base = info.time_base
         if codec.name in _FRAME_RATE_ENCODERS and info.average_rate:  # frames are moved onto the rate's grid
             stream.codec_context.time_base = 1 / info.average_rate
+        if self.container.format.name in _FRAME_RATE_MUXERS and info.average_rate and info.constant_rate:
+            stream.time_base = stream.codec_context.time_base = 1 / info.average_rate
         if info.average_rate:
             stream.codec_context.framerate = info.average_rate
         cc = stream.codec_context
@@ -667,6 +673,21 @@ class VideoWriter:
             self._stop_thread()
             with contextlib.suppress(Exception):
                 self.container.close()
+
+
+def _from_zero(packets: Iterator[tuple[tuple[str, int], av.Packet]]) -> Iterator[tuple[tuple[str, int], av.Packet]]:
+    """``packets`` of each stream moved later where its first lies before 0, so that it starts at 0.
+    AVI counts frames from 0: for AAC's priming packet (-21 ms), FFmpeg moved every stream later,
+    which on AVI's frame grid put the second picture a frame late and added an empty frame. The
+    sound starts 21 ms late instead, under what lips show."""
+    shifts: dict[tuple[str, int], int] = {}
+    for key, packet in packets:
+        first = packet.dts if packet.dts is not None else packet.pts
+        shift = shifts.setdefault(key, max(0, -first) if first is not None else 0)
+        if shift:
+            packet.pts = packet.pts + shift if packet.pts is not None else None
+            packet.dts = packet.dts + shift if packet.dts is not None else None
+        yield key, packet
 
 
 def _repair_decode_time(packet: av.Packet) -> None:
@@ -946,6 +967,8 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             vsrc = ((("v", vstream.index), p) for p in packets)
             osrc_streams = [s for s in carried if ("o", s.index) in mapping]
             osrc = ((("o", p.stream.index), p) for p in (oin.demux(osrc_streams) if osrc_streams else []) if p.size)
+            if out.format.name in _FRAME_RATE_MUXERS:
+                osrc = _from_zero(osrc)
             for key, packet in heapq.merge(vsrc, osrc, key=lambda kp: _packet_time(kp[1])):
                 packet.stream = mapping[key]
                 out.mux(packet)
