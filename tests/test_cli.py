@@ -414,6 +414,38 @@ def test_zero_faces_copies_the_video_untouched(tmp_path):
     assert "no face" in json.loads(report.read_text())["notes"][0] and json.loads(report.read_text())["encoder"] is None
 
 
+def test_a_turned_phone_video_is_written_upright_where_the_container_stores_no_rotation(sample_clip, tmp_path):
+    """AVI and MPEG-TS store no rotation: a phone's portrait video came out of them sideways, faces
+    restored or not (a face-less one was copied)."""
+    from vidrestore.io import VideoReader, probe
+
+    with VideoReader(sample_clip) as r:
+        upright = [f.image for f in r][:6]
+    coded = [np.ascontiguousarray(np.rot90(image, -1)) for image in upright]
+    phone = make_clip(tmp_path / "phone.mp4", [i * 40 for i in range(6)], size=coded[0].shape[:2], images=coded, rotation=90)
+    blank = make_clip(tmp_path / "blank.mp4", [i * 40 for i in range(10)], size=(64, 48), rotation=90)  # FFmpeg reads no TS of 3 tiny frames
+    for src, name in [(phone, "o.avi"), (blank, "o.ts"), (phone, "o.mkv")]:
+        report = tmp_path / f"{name}.json"
+        assert _run(src, tmp_path / name, "--model", "none", "--quiet", "--json", report) == 0
+        written = probe(tmp_path / name)
+        assert written.display_size == probe(src).display_size
+        assert written.rotation == (90 if name == "o.mkv" else 0)
+        with VideoReader(src) as a, VideoReader(tmp_path / name) as b:
+            assert all(np.abs(x.image.astype(int) - y.image).mean() < 6 for x, y in zip(a, b, strict=True))
+    assert any("encoded upright, since .ts files store no rotation" in n for n in json.loads((tmp_path / "o.ts.json").read_text())["notes"])
+
+
+def test_a_faceless_h264_video_is_encoded_into_a_program_stream_not_copied(tmp_path):
+    """FFmpeg could not find the H.264 it copied into an .mpg: the file held sound alone."""
+    from vidrestore.io import probe
+
+    src = make_clip(tmp_path / "in.mp4", [0, 40, 80])
+    report = tmp_path / "r.json"
+    assert _run(src, tmp_path / "o.mpg", "--model", "none", "--quiet", "--json", report) == 0
+    assert probe(tmp_path / "o.mpg").codec == "mpeg2video" and len(read_pts(tmp_path / "o.mpg")) == 3
+    assert "cannot read h264 back from a program stream" in json.loads(report.read_text())["notes"][0]
+
+
 def test_a_second_video_stream_is_copied_and_the_report_says_its_faces_are_not_restored(tmp_path):
     """A second camera angle was copied without a word: its faces looked restored to whoever ran it."""
     src = tmp_path / "angles.mkv"

@@ -55,7 +55,7 @@ from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.reader import DecodedFrames, FieldFilter, scan_fields
 from .io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, SEGMENT_SUFFIX, files_of, find_sequence, has_number_field, hidden_stem, is_sequence, number_offset, numbered, sequences_in, unsupported_type
-from .io.writer import atomic_output, check_encoder, check_output, describe_encoding, left_out_note, master_note, unrestored_videos_note
+from .io.writer import atomic_output, check_encoder, check_output, copies_into, describe_encoding, left_out_note, master_note, stores_rotation, unrestored_videos_note
 from .restore import Restorer, TrackContext, load_contexts, save_contexts
 from .resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .shots import Shot, ShotConfig, ShotDetector
@@ -451,7 +451,8 @@ def played_at(info: VideoInfo, cfg: PipelineConfig) -> VideoInfo:
 def faceless_encoding(src: Path, dst: Path) -> str:
     """Why a video with nothing to restore is encoded unchanged rather than copied ("": it is
     copied): a copy would leave a JPEG inside a .png, or a raw stream's unstamped frames in a
-    container that needs timestamps, or the pictures of an image sequence in a video file."""
+    container that needs timestamps, or the pictures of an image sequence in a video file, or
+    a turned video in a container that stores no rotation, or H.264 in a program stream."""
     info = probe(src)
     encoder = IMAGE_ENCODERS.get(dst.suffix.lower())
     if encoder is not None and info.codec != encoder:
@@ -461,6 +462,10 @@ def faceless_encoding(src: Path, dst: Path) -> str:
         return "the pictures were encoded into a video unchanged"
     if not info.timestamps:
         return "the video was encoded unchanged, since a copy of its raw stream would have no timestamps"
+    if info.rotation % 360 and not stores_rotation(dst):
+        return f"the video was encoded upright, since {dst.suffix} files store no rotation and a copy would play turned"
+    if not copies_into(dst, info.codec):
+        return f"the video was encoded unchanged, since FFmpeg cannot read {info.codec} back from a program stream"
     return ""
 
 
@@ -728,8 +733,9 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
             return photos[track.track_id] if track.track_id in photos else best_frames(track)
 
         # A picture file carries no rotation that viewers read (a phone photo's EXIF tag is gone once
-        # re-encoded), so a turned picture is written upright, from the display-oriented images.
-        upright = target.suffix.lower() in IMAGE_ENCODERS and info.rotation % 360 != 0
+        # re-encoded), nor do AVI, MPEG-TS and others: a turned video is written upright there, from
+        # the display-oriented images (a phone's video played sideways from an AVI).
+        upright = info.rotation % 360 != 0 and (target.suffix.lower() in IMAGE_ENCODERS or not stores_rotation(target))
         faced = None if preview or upright else [range(t.start, t.end) for t in tracks]  # the preview shows every frame
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
                                                  deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,

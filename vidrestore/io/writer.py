@@ -290,6 +290,18 @@ def _muxer(output: Path) -> str | None:
     return None
 
 
+def stores_rotation(output: str | Path) -> bool:
+    """Whether a file named like ``output`` stores a display rotation (QuickTime/MP4's matrix,
+    Matroska's projection); AVI, MPEG-TS, FLV, ASF, MXF and NUT do not."""
+    return _muxer(Path(output)) in ISO_MEDIA_MUXERS | {"matroska", "webm"}
+
+
+def copies_into(output: str | Path, codec: str) -> bool:
+    """Whether video of ``codec`` copied into a file named like ``output`` can be read back: a
+    program stream's H.264 could not (FFmpeg found no video in it)."""
+    return _muxer(Path(output)) not in _PROGRAM_STREAM_MUXERS or codec in ("mpeg1video", "mpeg2video")
+
+
 def _is_picture_name(output: Path) -> bool:
     """Whether FFmpeg writes a file named like ``output`` as pictures, with its image2 muxer (.exr, .tga, .jp2 ...)."""
     return _muxer(output) == "image2"
@@ -372,7 +384,7 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None, sour
     if _muxer(Path(output)) in ("ogg", "ogv"):
         raise OutputError(f"vidrestore does not write Ogg video ({Path(output).suffix}): FFmpeg has no Theora encoder here, and "
                           "VP8 in Ogg keeps no timestamps; write a .webm (VP9) or a .mkv")
-    if _muxer(Path(output)) in _PROGRAM_STREAM_MUXERS and codec.name not in ("mpeg1video", "mpeg2video"):
+    if not copies_into(output, codec.name):
         raise OutputError(f"{codec.name} video in a {Path(output).suffix} program stream is not read back by FFmpeg itself, nor "
                           f"played by DVD players; leave --codec out for MPEG-2, or write a .ts or .mkv")
     if not _takes(Path(output), codec.name) or (Path(output).suffix.lower() in IMAGE_ENCODERS and codec.name != fits):
