@@ -37,6 +37,19 @@ def test_the_best_frames_are_detected_large_and_frontal():
     assert len(identity_frames(_track(sizes, np.ones(n, bool), detected), count=4)) == 4  # all turned: still an anchor
 
 
+def test_frames_of_a_flash_or_a_dissolve_give_no_identity_where_a_steady_frame_can():
+    """A flash burns the face out, and a dissolve mixes it with the next shot's: a smaller face in
+    a steady picture is better evidence of the person."""
+    n = 40
+    sizes = np.where(np.arange(n) % 10 == 5, 120.0, 80.0)  # the largest face of each quarter...
+    track = _track(sizes, np.zeros(n, bool), np.ones(n, bool))
+    assert identity_frames(track, count=4) == [105, 115, 125, 135]
+    track.steady = np.arange(n) % 10 != 5  # ...is in a flash or a dissolve
+    assert all(f % 10 != 5 for f in identity_frames(track, count=4))
+    track.steady = np.arange(n) >= 10  # a quarter in a transition throughout still gives its best frame
+    assert identity_frames(track, count=4)[0] == 105
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(st.floats(20, 300), st.booleans(), st.booleans()), min_size=1, max_size=80), st.integers(1, 10))
 def test_identity_frames_are_distinct_frames_of_the_track_one_per_part(faces, count):

@@ -34,6 +34,25 @@ def test_tracks_split_at_a_cut_and_the_new_shot_is_detected_on_its_first_frame(s
     assert all(len(t) >= 8 for t in analysis.tracks), [(t.start, t.end, int(t.detected.sum())) for t in analysis.tracks]
 
 
+def test_a_camera_flash_neither_splits_a_track_nor_gives_it_its_identity(sample_clip, tmp_path):
+    """A press photographer's flash burns out one frame: it was taken for a cut, which split the
+    track (a new identity and noise field, so the restored face changed there). The frame is
+    marked unsteady, which keeps it out of the identity (tests/test_anchor.py)."""
+    from vidrestore.anchor import identity_frames
+
+    with VideoReader(sample_clip) as r:
+        images = [f.image for f in r]
+    images[12] = np.clip(images[12].astype(int) + 90, 0, 255).astype(np.uint8)
+    h, w = images[0].shape[:2]
+    clip = make_clip(tmp_path / "flash.mp4", [i * 40 for i in range(len(images))], size=(h, w), images=images)
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    analysis = analyse(clip, PipelineConfig(), det)
+    assert [(s.start, s.end) for s in analysis.shots] == [(0, 24)]
+    (track,) = analysis.tracks
+    assert track.start == 0 and track.end > 16 and not track.steady[12]
+    assert 12 not in identity_frames(track)
+
+
 def test_detection_on_downscaled_frames_lands_on_full_size_pixels(sample_clip):
     def landmarks(max_side):
         det = create_detector(DetectorConfig(backend="dlib", max_side=max_side), torch.device("cpu"))
@@ -240,6 +259,55 @@ class Negative(PassThroughRestorer):
     def restore_tracks(self, pieces):
         self.notes[:] = ["every face came out as its negative"]  # what a restorer says reaches the report
         return [1 - crops for crops, _ in pieces]
+
+
+def _paste_strength(source: np.ndarray, out: np.ndarray, landmarks: np.ndarray) -> float:
+    """How much of Negative's face is in ``out`` around the landmarks: 0 the input, 1 its negative."""
+    ratios = []
+    for x, y in np.round(landmarks).astype(int):
+        a, b = source[y - 3:y + 4, x - 3:x + 4].astype(float), out[y - 3:y + 4, x - 3:x + 4].astype(float)
+        keep = np.abs(2 * a - 255) > 40  # where the negative differs enough from the input to measure
+        ratios += list(((a - b) / (2 * a - 255))[keep])
+    return float(np.median(ratios))
+
+
+@pytest.mark.parametrize("transition", ["cut", "dissolve"])
+def test_a_face_is_restored_in_full_from_a_cut_and_fades_in_with_a_dissolve(sample_clip, tmp_path, transition):
+    """At a cut the whole picture changes, so the face that comes with it is restored in full from
+    its first frame (it faded in over 3 frames, as a face coming into a shot does, so every shot
+    began half restored). Across a dissolve between two people the boundary is in its middle:
+    no track holds both, and the restored face fades in with the picture."""
+    import av
+
+    from vidrestore.io import EncodeOptions
+
+    with VideoReader(sample_clip) as r:
+        a = [f.image for f in r]
+    b = [np.ascontiguousarray(f[..., ::-1] // 3) for f in a]  # another picture, still a face
+    if transition == "cut":
+        images = a[:14] + b[:14]
+    else:
+        images = a[:12] + [(a[12 + i] * (1 - t) + b[i] * t).round().astype(np.uint8)
+                           for i, t in enumerate(np.arange(1, 9) / 9)] + b[8:]
+    h, w = images[0].shape[:2]
+    clip = make_clip(tmp_path / "two.mp4", [i * 40 for i in range(len(images))], size=(h, w), images=images)
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    cfg = PipelineConfig(face_size=64, colour_match=False, encode=EncodeOptions(codec="ffv1", pix_fmt="bgr0"))
+    analysis = analyse(clip, cfg, det)
+    first, second = analysis.shots
+    assert (first.end, first.fade_out, second.fade_in) == ((14, 0, 0) if transition == "cut" else (16, 4, 4))
+    assert all(analysis.shots[t.shot_index].start <= t.start and t.end <= analysis.shots[t.shot_index].end
+               for t in analysis.tracks)
+    out = tmp_path / "out.mkv"
+    run(clip, out, cfg, Negative(64), torch.device("cpu"), detector=det)
+    with av.open(str(out)) as c:
+        restored = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    track = next(t for t in analysis.tracks if t.start == second.start)
+    strength = [_paste_strength(images[i], restored[i], track.landmarks_at(i)) for i in range(track.start, track.start + 6)]
+    if transition == "cut":
+        assert min(strength) > 0.9, strength
+    else:  # 1/5, 2/5 ... of the face over the 4 frames of the dissolve in this shot, then all of it
+        assert np.allclose(strength, [0.2, 0.4, 0.6, 0.8, 1, 1], atol=0.1), strength
 
 
 def test_the_preview_shows_the_input_beside_the_restored_frames(sample_clip, tmp_path):

@@ -1,6 +1,9 @@
 import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from vidrestore.shots import ShotConfig, ShotDetector
+from vidrestore.shots import Shot, ShotConfig, ShotDetector
 
 
 def _scene(rng, base, n, h=72, w=96):
@@ -9,13 +12,94 @@ def _scene(rng, base, n, h=72, w=96):
     return [np.roll(tex, (i % 5, i % 7), (0, 1))[:h, :w] + rng.integers(0, 6, (h, w, 3), dtype=np.uint8) for i in range(n)]
 
 
+def _mix(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    return (a * (1 - t) + b * t).round().astype(np.uint8)
+
+
+def _detect(frames, config: ShotConfig = ShotConfig()) -> tuple[list[int], ShotDetector]:
+    det = ShotDetector(config)
+    answers = [a for f in frames for a in det.update(f)] + det.finish()
+    assert len(answers) == len(frames)
+    return [i for i, cut in enumerate(answers) if cut], det
+
+
 def test_synthetic_cut_is_found_once_and_motion_is_not_a_cut():
     rng = np.random.default_rng(1)
     frames = _scene(rng, np.array([150, 60, 40]), 30) + _scene(rng, np.array([30, 90, 170]), 30)
-    det = ShotDetector(ShotConfig())
-    cuts = [i for i, f in enumerate(frames) if det.update(f)]
+    cuts, det = _detect(frames)
     assert cuts == [30]
-    assert [(s.start, s.end) for s in det.shots(60)] == [(0, 30), (30, 60)]
+    assert det.shots(60) == [Shot(0, 30), Shot(30, 60)]
+
+
+def test_answers_come_lookahead_frames_late_and_cover_every_frame():
+    rng = np.random.default_rng(2)
+    frames = _scene(rng, np.array([150, 60, 40]), 50) + _scene(rng, np.array([30, 90, 170]), 10)
+    det = ShotDetector()
+    late = det.config.lookahead
+    answered = [len(det.update(f)) for f in frames]
+    assert answered == [0] * late + [1] * (len(frames) - late)
+    assert det.finish() == [i == 50 for i in range(len(frames) - late, len(frames))]
+
+
+def test_a_camera_flash_is_not_a_cut_and_its_frames_are_unsteady():
+    rng = np.random.default_rng(3)
+    frames = _scene(rng, np.array([150, 60, 40]), 60)
+    frames[20] = np.clip(frames[20].astype(int) + 150, 0, 255).astype(np.uint8)
+    frames[40:42] = [np.full_like(frames[40], 250)] * 2  # a flash over two frames, burning out the picture
+    cuts, det = _detect(frames)
+    assert cuts == []
+    assert det.unsteady() == {20, 40, 41}
+
+
+def test_a_cut_back_to_a_scene_after_more_frames_than_a_flash_is_two_cuts():
+    rng = np.random.default_rng(4)
+    a, b = _scene(rng, np.array([150, 60, 40]), 40), _scene(rng, np.array([30, 90, 170]), 8)
+    cuts, _ = _detect(a[:20] + b + a[20:])
+    assert cuts == [20, 28]
+
+
+@pytest.mark.parametrize("kind", ["dissolve", "fade through black"])
+def test_a_gradual_transition_ends_a_shot_in_its_middle_and_both_shots_say_how_long_it_is(kind):
+    rng = np.random.default_rng(5)
+    a, b = _scene(rng, np.array([150, 60, 40]), 60), _scene(rng, np.array([30, 90, 170]), 60)
+    n = 20
+    if kind == "dissolve":
+        between = [_mix(a[40 + i], b[i], (i + 1) / (n + 1)) for i in range(n)]
+    else:
+        black = np.zeros_like(a[0])
+        between = [_mix(a[40 + i], black, (i + 1) / (n // 2)) for i in range(n // 2)] + \
+                  [_mix(black, b[i], (i + 1) / (n // 2)) for i in range(n // 2)]
+    frames = a[:40] + between + b[n:]
+    cuts, det = _detect(frames)
+    assert len(cuts) == 1 and 40 + n // 2 - 4 <= cuts[0] <= 40 + n // 2 + 4
+    first, second = det.shots(len(frames))
+    assert first.fade_out > 0 and second.fade_in > 0
+    assert first.fade_out + second.fade_in <= n + 2
+    assert det.unsteady() == set(range(cuts[0] - first.fade_out, cuts[0] + second.fade_in))
+
+
+def test_a_transition_longer_than_the_longest_allowed_is_no_cut():
+    rng = np.random.default_rng(6)
+    a, b = _scene(rng, np.array([150, 60, 40]), 30), _scene(rng, np.array([30, 90, 170]), 30)
+    n = 40
+    frames = a[:20] + [_mix(a[i % 30], b[i % 30], (i + 1) / (n + 1)) for i in range(n)] + b[:20]
+    assert _detect(frames, ShotConfig(max_transition_frames=24))[0] == []
+    assert len(_detect(frames, ShotConfig(max_transition_frames=48))[0]) == 1
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(8, 30), min_size=1, max_size=4), st.data())
+def test_cuts_are_found_where_scenes_change_and_flashes_never_cut(lengths, data):
+    rng = np.random.default_rng(sum(lengths))
+    bases = [np.array(c) for c in ([150, 60, 40], [30, 90, 170], [60, 160, 60], [200, 190, 40])]
+    frames, cuts = [], []
+    for k, n in enumerate(lengths):
+        cuts.append(len(frames))
+        frames += _scene(rng, bases[k % len(bases)], n)
+    flash = data.draw(st.sampled_from(range(len(frames) - 3)))  # in the last 3 frames, a flash is a cut for all we know
+    if all(abs(flash - c) > 3 for c in cuts):  # a flash on a cut's frames would hide the cut
+        frames[flash] = np.full_like(frames[flash], 255)
+    assert _detect(frames)[0] == cuts[1:]
 
 
 def test_no_cut_in_a_real_clip(shared_data):
@@ -23,21 +107,26 @@ def test_no_cut_in_a_real_clip(shared_data):
 
     from vidrestore.io import VideoReader
 
-    det = ShotDetector()
     with VideoReader(shared_file(shared_data, "videos/keep_real_1.mp4")) as r:
-        cuts = [f.index for f in r if det.update(f.image)]
-    assert cuts == []
+        assert _detect([f.image for f in r])[0] == []
 
 
-def test_cut_between_two_real_clips(shared_data):
+def _real_frames(shared_data, name: str, count: int) -> list[np.ndarray]:
     from conftest import shared_file
 
     from vidrestore.io import VideoReader
 
-    det = ShotDetector()
-    frames = []
-    for name in ("keep_real_1.mp4", "keep_real_2.mp4"):
-        with VideoReader(shared_file(shared_data, f"videos/{name}")) as r:
-            frames += [f.image[:360, :360] for f in r if f.index < 40]
-    cuts = [i for i, f in enumerate(frames) if det.update(f)]
-    assert cuts == [40]
+    with VideoReader(shared_file(shared_data, f"videos/{name}")) as r:
+        return [f.image[:360, :360] for f in r if f.index < count]
+
+
+def test_cut_between_two_real_clips(shared_data):
+    frames = _real_frames(shared_data, "keep_real_1.mp4", 40) + _real_frames(shared_data, "keep_real_2.mp4", 40)
+    assert _detect(frames)[0] == [40]
+
+
+def test_dissolve_between_two_real_clips_is_one_cut_inside_it(shared_data):
+    a, b = _real_frames(shared_data, "keep_real_1.mp4", 60), _real_frames(shared_data, "keep_real_2.mp4", 60)
+    frames = a[:40] + [_mix(a[40 + i], b[i], (i + 1) / 17) for i in range(16)] + b[16:]
+    cuts, _ = _detect(frames)
+    assert len(cuts) == 1 and 40 <= cuts[0] < 56

@@ -28,12 +28,14 @@ IDENTITY_FRAMES = 8
 def identity_frames(track: Track, count: int = IDENTITY_FRAMES) -> list[int]:
     """Up to ``count`` frame indices of ``track``: the one that shows the face best in each of
     ``count`` equal parts of the track. Best is found by the detector (not filled in by the
-    tracker), large, and frontal; one per part keeps the anchor spread over the whole track, so
-    it stands for all of it rather than for one good moment. Parts where the head is turned to
-    profile throughout give none, unless the whole track is."""
+    tracker), large, frontal, and in a steady picture (not a flash's, nor half of a dissolve or
+    a fade's darkness); one per part keeps the anchor spread over the whole track, so it stands
+    for all of it rather than for one good moment. Parts where the head is turned to profile
+    throughout give none, unless the whole track is."""
     size = np.sqrt(np.clip((track.boxes[:, 2] - track.boxes[:, 0]) * (track.boxes[:, 3] - track.boxes[:, 1]), 0, None))
     detected = track.detected if len(track.detected) == len(track) else np.ones(len(track), bool)
-    score = size * np.clip(1 - turn_ratio(track.landmarks), 0, 1) * np.where(detected, 1.0, 0.25)
+    steady = track.steady if len(track.steady) == len(track) else np.ones(len(track), bool)
+    score = size * np.clip(1 - turn_ratio(track.landmarks), 0, 1) * np.where(detected, 1.0, 0.25) * np.where(steady, 1.0, 0.1)
     parts = np.array_split(np.arange(len(track)), min(count, len(track)))
     best = [int(part[np.argmax(score[part])]) for part in parts]
     return [track.start + k for k in best if score[k] > 0] or [track.start + k for k in best]

@@ -79,7 +79,7 @@ class PipelineConfig:
     face_size: int = 128
     batch_size: int = 16  # frames per restoration window and per forward pass, over all its tracks (bounds memory)
     colour_match: bool = True
-    fade_frames: int = 3  # restoration strength ramps in/out over this many frames at track ends
+    fade_frames: int = 3  # restoration strength ramps in/out over this many frames where a face comes or goes within a shot
     segment_frames: int = 2000  # split pass 2 at cuts into segments of at least this many frames (0: one segment); a stopped run resumes at the first unfinished one
     # A video whose decoded frames fit in this many MiB is decoded once: pass 1 keeps its frames
     # for pass 2. Longer ones are decoded in each pass, so memory stays bounded (0: always twice).
@@ -225,24 +225,34 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
                     tracker.update(index, dets)
 
     fields, why = choose_deinterlace(cfg, path, info)
+    shot_start, side = 0, 0.0
+
+    def take(index: int, image: np.ndarray, scale: tuple[float, float], cut: bool) -> None:
+        nonlocal shot_start, side
+        if cfg.aligned:
+            side = side or aligned_side(image, scale)
+            return
+        shot_start = index if cut else shot_start
+        detect = (index - shot_start) % every == 0  # a shot's first frame is always detected
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if follow else None
+        pending.append((index, cut, image if detect else None, grey, scale))
+        if sum(item[2] is not None for item in pending) >= detect_batch:
+            submit()
+            track(until_in_flight=1)
+            if progress:
+                progress("analyse", index + 1, reader.expected_frames(), faces)
+
     with VideoReader(path, max_side=detector.input_side, deinterlace=fields, keep=keep) as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="vidrestore-detect") as detect_pool:
-        shot_start, side = 0, 0.0
+        # the images the shot detector has not yet settled (a flash, a dissolve), without their decoded frames
+        held: deque[tuple[int, np.ndarray, tuple[float, float]]] = deque()
         for frame in reader:
             pts.append(frame.pts)
-            cut = shots.update(frame.image)
-            if cfg.aligned:
-                side = side or aligned_side(frame.image, frame.scale)
-                continue
-            shot_start = frame.index if cut else shot_start
-            detect = (frame.index - shot_start) % every == 0  # a shot's first frame is always detected
-            grey = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY) if follow else None
-            pending.append((frame.index, cut, frame.image if detect else None, grey, frame.scale))
-            if sum(item[2] is not None for item in pending) >= detect_batch:
-                submit()
-                track(until_in_flight=1)
-                if progress:
-                    progress("analyse", frame.index + 1, reader.expected_frames(), faces)
+            held.append((frame.index, frame.image, frame.scale))
+            for cut in shots.update(frame.image):
+                take(*held.popleft(), cut)
+        for cut in shots.finish():
+            take(*held.popleft(), cut)
         submit()
         track(until_in_flight=0)
         tracker.end_shot()
@@ -251,6 +261,9 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         progress("analyse", count, info.estimated_frames or count, faces)
     all_shots = shots.shots(count)
     tracks = aligned_tracks(all_shots, side) if cfg.aligned else sorted(tracker.tracks, key=lambda t: (t.start, t.track_id))
+    unsteady = np.fromiter(shots.unsteady(), int)
+    for t in tracks:
+        t.steady = ~np.isin(t.frames, unsteady)
     name = "none: the frames are aligned face crops (--aligned)" if cfg.aligned else \
         f"{detector.name}, on frames of {detector.input_side} px on the longer side"
     crops = {photo: reference_crop(photo, detector, cfg.face_size)
@@ -556,11 +569,18 @@ def hand_on(contexts: dict[int, TrackContext], output: Path, index: int, last: b
     return path
 
 
-def _fade(track: Track, frame_index: int, fade: int) -> float:
-    if fade <= 0:
-        return 1.0
-    edge = min(frame_index - track.start, track.end - 1 - frame_index) + 1
-    return float(min(1.0, edge / (fade + 1)))
+def edge_fades(track: Track, shot: Shot, fade_frames: int) -> tuple[int, int]:
+    """Frames over which a track's restoration ramps in and out: ``fade_frames`` where the face
+    comes or goes within its shot (so the restored face does not pop in); none at a cut (the whole
+    picture changes there, and the first frames of every shot came out half restored); the
+    transition's frames in the shot at a dissolve or fade, so the restored face fades with the picture."""
+    return (shot.fade_in if track.start == shot.start else fade_frames,
+            shot.fade_out if track.end == shot.end else fade_frames)
+
+
+def _fade(track: Track, frame_index: int, fades: tuple[int, int]) -> float:
+    head, tail = fades
+    return float(min(1.0, (frame_index - track.start + 1) / (head + 1), (track.end - frame_index) / (tail + 1)))
 
 
 def pack_pieces(lengths: list[int], capacity: int) -> list[list[tuple[int, int, int]]]:
@@ -591,11 +611,12 @@ class Pasted:
     boxes: list[tuple[int, int, int, int]]
 
 
-def _restore_window(window: list, tracks: list[Track], restorer: Restorer, contexts: dict[int, TrackContext],
-                    identity: Callable[[Track], torch.Tensor | None],
+def _restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int, int]], restorer: Restorer,
+                    contexts: dict[int, TrackContext], identity: Callable[[Track], torch.Tensor | None],
                     cfg: PipelineConfig, device: torch.device, masker: Masker | None,
                     pixel_aspect: tuple[float, float] = (1.0, 1.0)) -> dict[int, Pasted]:
-    """Restore every track present in ``window``; returns the frames that changed.
+    """Restore every track present in ``window``; returns the frames that changed. ``fades``: each
+    track's ramps in and out (:func:`edge_fades`).
 
     The crops of all the window's tracks share forward passes of up to ``batch_size`` frames, so a
     scene with several small or short-lived faces costs the model fewer, fuller passes."""
@@ -632,8 +653,7 @@ def _restore_window(window: list, tracks: list[Track], restorer: Restorer, conte
             faces = keep_grey(faces, track_crops)
         turned = frontal_weight(track.landmarks[np.asarray(idx) - track.start], cfg.profile_fade)
         for j, i in enumerate(idx):
-            fade = _fade(track, i, 0 if cfg.aligned else cfg.fade_frames)  # an aligned shot is restored from its first frame
-            strength = cfg.strength_of(track.track_id) * fade * float(turned[j])
+            strength = cfg.strength_of(track.track_id) * _fade(track, i, fades[track.track_id]) * float(turned[j])
             pastes.setdefault(i, []).append((faces[j], track_mats[j], strength, masks[j]))
         if track.end <= last + 1:
             contexts.pop(track.track_id, None)
@@ -718,6 +738,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     frames = frames if frames is not None else range(analysis.frames)
     tracks = [t for t in selected_tracks(analysis, cfg) if t.start < frames.stop and t.end > frames.start]
     cuts = {shot.start for shot in analysis.shots}
+    fades = {t.track_id: edge_fades(t, analysis.shots[t.shot_index], cfg.fade_frames) for t in tracks}
     contexts = {} if contexts is None else contexts
     photos = {i: torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255 for i, crop in analysis.references.items()}
     faces = 0
@@ -750,7 +771,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
 
         def flush() -> None:
             nonlocal faces
-            changed = _restore_window(window, tracks, restorer, contexts, identity, cfg, device, masker, info.pixel_aspect)
+            changed = _restore_window(window, tracks, fades, restorer, contexts, identity, cfg, device, masker, info.pixel_aspect)
             faces += sum(1 for f in window for t in tracks if t.covers(f.index))
             for f in window:
                 pasted = changed.get(f.index)
@@ -965,7 +986,7 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
     return Report(
         input=str(src), output=str(dst) if dst is not None else None,
         frames_in=analysis.frames, frames_out=frames_out,
-        shots=[{"start": s.start, "end": s.end} for s in analysis.shots],
+        shots=[asdict(s) for s in analysis.shots],
         tracks=[{"id": t.track_id, "shot": t.shot_index, "start": t.start, "end": t.end, "frames": len(t),
                  "detected_frames": int(t.detected.sum()), "median_face_px": t.median_face_px,
                  "start_s": t.start / fps if fps else None, "selected": t.track_id in selected,

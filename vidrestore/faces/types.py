@@ -35,6 +35,7 @@ class Track:
     landmarks: np.ndarray  # (T, 5, 2), smoothed
     scores: np.ndarray  # (T,), 0 where the frame was interpolated
     detected: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (T,) True where a detector saw it
+    steady: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (T,) False in a flash, dissolve or fade
 
     @property
     def start(self) -> int:
