@@ -272,18 +272,19 @@ def _paste_strength(source: np.ndarray, out: np.ndarray, landmarks: np.ndarray) 
 
 
 @pytest.mark.parametrize("transition", ["cut", "dissolve"])
-def test_a_face_is_restored_in_full_from_a_cut_and_fades_in_with_a_dissolve(sample_clip, tmp_path, transition):
+def test_a_face_is_restored_in_full_from_a_cut_and_fades_in_after_a_dissolve(sample_clip, tmp_path, transition):
     """At a cut the whole picture changes, so the face that comes with it is restored in full from
     its first frame (it faded in over 3 frames, as a face coming into a shot does, so every shot
-    began half restored). Across a dissolve between two people the boundary is in its middle:
-    no track holds both, and the restored face fades in with the picture."""
+    began half restored). Across a dissolve between two pictures the boundary is in its middle:
+    no track holds both, and the face found as the picture settles fades in."""
     import av
 
     from vidrestore.io import EncodeOptions
 
     with VideoReader(sample_clip) as r:
         a = [f.image for f in r]
-    b = [np.ascontiguousarray(f[..., ::-1] // 3) for f in a]  # another picture, still a face
+    w = a[0].shape[1]
+    b = [np.ascontiguousarray(np.roll(f[..., ::-1] // 3, w // 3, 1)) for f in a]  # another picture, still a face
     if transition == "cut":
         images = a[:14] + b[:14]
     else:
@@ -302,12 +303,32 @@ def test_a_face_is_restored_in_full_from_a_cut_and_fades_in_with_a_dissolve(samp
     run(clip, out, cfg, Negative(64), torch.device("cpu"), detector=det)
     with av.open(str(out)) as c:
         restored = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    track = next(t for t in analysis.tracks if t.start == second.start)
-    strength = [_paste_strength(images[i], restored[i], track.landmarks_at(i)) for i in range(track.start, track.start + 6)]
+    track = next(t for t in analysis.tracks if t.shot_index == 1)
+    strength = [_paste_strength(images[i], restored[i], track.landmarks_at(i)) for i in range(track.start, track.start + 5)]
     if transition == "cut":
-        assert min(strength) > 0.9, strength
-    else:  # 1/5, 2/5 ... of the face over the 4 frames of the dissolve in this shot, then all of it
-        assert np.allclose(strength, [0.2, 0.4, 0.6, 0.8, 1, 1], atol=0.1), strength
+        assert track.start == second.start and min(strength) > 0.9, strength
+    else:  # found as the dissolve ends, it fades in over the 3 frames a face coming into a shot does
+        assert track.start == second.start + second.fade_in
+        assert np.allclose(strength, [0.25, 0.5, 0.75, 1, 1], atol=0.1), strength
+
+
+@pytest.mark.parametrize("start, end, expected", [
+    (10, 40, (0, 0)),  # the whole shot, between two cuts: full strength throughout
+    (14, 30, (3, 3)),  # comes and goes within the shot
+    (50, 70, (4, 5)),  # the whole shot between two dissolves: ramps over the dissolves' frames
+    (52, 65, (3, 3)),  # found in a dissolve, gone before the next: fades as a face coming or going does
+    (52, 70, (3, 5)),
+    (50, 68, (4, 3)),
+])
+def test_restoration_ramps_where_a_face_comes_or_goes_and_with_a_dissolve_not_at_a_cut(start, end, expected):
+    from vidrestore.faces.types import Track
+    from vidrestore.pipeline import edge_fades
+    from vidrestore.shots import Shot
+
+    shot = Shot(10, 40) if start < 40 else Shot(50, 70, fade_in=4, fade_out=5)
+    n = end - start
+    track = Track(0, 0, np.arange(start, end), np.zeros((n, 4)), np.zeros((n, 5, 2)), np.ones(n))
+    assert edge_fades(track, shot, fade_frames=3) == expected
 
 
 def test_the_preview_shows_the_input_beside_the_restored_frames(sample_clip, tmp_path):

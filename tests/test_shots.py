@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,9 +8,12 @@ from vidrestore.shots import Shot, ShotConfig, ShotDetector
 
 
 def _scene(rng, base, n, h=72, w=96):
-    # Handheld-like motion: a textured scene shifting a little each frame, with noise.
-    tex = (rng.random((h + 20, w + 20, 3)) * 60 + base).clip(0, 255).astype(np.uint8)
-    return [np.roll(tex, (i % 5, i % 7), (0, 1))[:h, :w] + rng.integers(0, 6, (h, w, 3), dtype=np.uint8) for i in range(n)]
+    # Handheld-like motion: a scene of soft shapes (a picture has a layout, unlike white noise)
+    # shifting a little each frame, with noise.
+    shapes = cv2.GaussianBlur(rng.random((h + 20, w + 20, 3)).astype(np.float32), (0, 0), 8)
+    shapes = (shapes - shapes.min()) / (shapes.max() - shapes.min())
+    tex = (shapes * 120 - 60 + base).clip(0, 249).astype(np.uint8)
+    return [np.roll(tex, (i % 3, i % 4), (0, 1))[:h, :w] + rng.integers(0, 6, (h, w, 3), dtype=np.uint8) for i in range(n)]
 
 
 def _mix(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
@@ -62,7 +66,7 @@ def test_a_cut_back_to_a_scene_after_more_frames_than_a_flash_is_two_cuts():
 def test_a_gradual_transition_ends_a_shot_in_its_middle_and_both_shots_say_how_long_it_is(kind):
     rng = np.random.default_rng(5)
     a, b = _scene(rng, np.array([150, 60, 40]), 60), _scene(rng, np.array([30, 90, 170]), 60)
-    n = 20
+    n = 20 if kind == "dissolve" else 32  # a quicker fade has steps a cut's size near black
     if kind == "dissolve":
         between = [_mix(a[40 + i], b[i], (i + 1) / (n + 1)) for i in range(n)]
     else:
@@ -76,6 +80,36 @@ def test_a_gradual_transition_ends_a_shot_in_its_middle_and_both_shots_say_how_l
     assert first.fade_out > 0 and second.fade_in > 0
     assert first.fade_out + second.fade_in <= n + 2
     assert det.unsteady() == set(range(cuts[0] - first.fade_out, cuts[0] + second.fade_in))
+
+
+def test_a_fade_to_black_held_and_a_fade_in_are_two_boundaries_with_the_black_between():
+    rng = np.random.default_rng(7)
+    a, b = _scene(rng, np.array([150, 60, 40]), 60), _scene(rng, np.array([30, 90, 170]), 60)
+    black = np.zeros_like(a[0])
+    frames = a[:40] + [_mix(a[40 + i], black, (i + 1) / 16) for i in range(16)] + [black] * 20 + \
+        [_mix(black, b[i], (i + 1) / 16) for i in range(16)] + b[16:]
+    cuts, det = _detect(frames)
+    assert len(cuts) == 2 and 40 <= cuts[0] < 56 and 76 <= cuts[1] < 92, cuts
+    assert all(s.fade_in or s.fade_out for s in det.shots(len(frames)))
+
+
+@pytest.mark.parametrize("gain", [0.4, 2.0])
+def test_a_change_of_light_is_no_transition(gain):
+    """A camera's exposure settling, a lamp switched on: the colours change as much as at a
+    dissolve, but the picture keeps its layout."""
+    rng = np.random.default_rng(8)
+    frames = _scene(rng, np.array([100, 80, 60]), 80)
+    light = np.concatenate([np.ones(30), np.linspace(1, gain, 16), np.full(34, gain)])
+    lit = [np.clip(f * k, 0, 255).astype(np.uint8) for f, k in zip(frames, light)]
+    assert _detect(lit)[0] == []
+
+
+def test_a_cut_into_a_moving_shot_is_a_cut_with_no_fade():
+    rng = np.random.default_rng(9)
+    a, b = _scene(rng, np.array([150, 60, 40]), 40), _scene(rng, np.array([30, 90, 170]), 40)
+    pan = [np.roll(f, 4 * min(i, 8), 1) for i, f in enumerate(b)]  # a whip pan settling after the cut
+    cuts, det = _detect(a + pan)
+    assert cuts == [40] and det.shots(80) == [Shot(0, 40), Shot(40, 80)]
 
 
 def test_a_transition_longer_than_the_longest_allowed_is_no_cut():
@@ -118,6 +152,12 @@ def _real_frames(shared_data, name: str, count: int) -> list[np.ndarray]:
 
     with VideoReader(shared_file(shared_data, f"videos/{name}")) as r:
         return [f.image[:360, :360] for f in r if f.index < count]
+
+
+def test_a_change_of_light_on_a_real_clip_is_no_transition(shared_data):
+    frames = _real_frames(shared_data, "keep_real_1.mp4", 120)
+    light = np.concatenate([np.ones(50), np.linspace(1, 0.4, 16), np.full(54, 0.4)])
+    assert _detect([np.clip(f * k, 0, 255).astype(np.uint8) for f, k in zip(frames, light)])[0] == []
 
 
 def test_cut_between_two_real_clips(shared_data):

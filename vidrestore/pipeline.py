@@ -572,10 +572,13 @@ def hand_on(contexts: dict[int, TrackContext], output: Path, index: int, last: b
 def edge_fades(track: Track, shot: Shot, fade_frames: int) -> tuple[int, int]:
     """Frames over which a track's restoration ramps in and out: ``fade_frames`` where the face
     comes or goes within its shot (so the restored face does not pop in); none at a cut (the whole
-    picture changes there, and the first frames of every shot came out half restored); the
-    transition's frames in the shot at a dissolve or fade, so the restored face fades with the picture."""
-    return (shot.fade_in if track.start == shot.start else fade_frames,
-            shot.fade_out if track.end == shot.end else fade_frames)
+    picture changes there, and the first frames of every shot came out half restored); to the
+    end of a dissolve or fade that the face comes in with (or from its start, for one it goes
+    out with), so the restored face fades with the picture."""
+    head = shot.start + shot.fade_in - track.start
+    tail = track.end - (shot.end - shot.fade_out)
+    return (head if track.start == shot.start else max(fade_frames, head),
+            tail if track.end == shot.end else max(fade_frames, tail))
 
 
 def _fade(track: Track, frame_index: int, fades: tuple[int, int]) -> float:

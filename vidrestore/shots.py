@@ -7,15 +7,20 @@ Each frame is reduced to a normalised HSV histogram; the distance between two fr
   mean plus ``sigma`` standard deviations, so steady handheld motion (many moderate distances)
   does not trigger, while a hard cut (one isolated spike) does.
 * A *flash* (a press photographer's, a lightning strike) is such a spike whose picture comes back
-  within ``flash_frames``: it is no cut, so the faces' tracks go on through it.
+  within ``flash_frames``: it is no cut, so the faces' tracks go on through it. Nor is a spike
+  before or after which the picture changes as much within those frames: near black, a fade's
+  steps are a cut's size.
 * A *dissolve or fade* (to black and back, or from one shot into the next) changes the picture as
-  much as a cut does, but over many small steps, each under the cut threshold. Frames are grouped
-  into steady stretches (every frame within ``steady_distance`` of the stretch's first); a stretch
-  of ``min_shot_frames`` or more is steady. Two steady stretches at least ``min_distance`` apart
-  with 2 to ``max_transition_frames`` unsteady frames between them were joined by a
-  transition: the shot boundary is put in its middle, and each shot records how many of its frames
-  belong to it, so a face's restoration can fade with the picture (this is the "twin comparison"
-  idea of Zhang et al., 1993, with steadiness in place of a second threshold).
+  much as a cut does, but over many small steps, each under the cut threshold, and the picture
+  after it is laid out otherwise (a camera's exposure or a lamp changes the colours alone).
+  Frames are grouped into steady stretches (every frame within ``steady_distance`` of the
+  stretch's first, and its layout correlating ``steady_layout`` or more with that frame's: a
+  dissolve's colours settle long before its layout does); a stretch of ``min_shot_frames`` or more is steady. Two steady stretches at
+  least ``min_distance`` apart, whose grey layouts correlate less than ``same_layout``, with 2 to
+  ``max_transition_frames`` unsteady frames between them were joined by a transition: the shot
+  boundary is put in its middle, and each shot records how many of its frames belong to it, so
+  a face's restoration can fade with the picture (this is the "twin comparison" idea of Zhang et
+  al., 1993, with steadiness in place of a second threshold).
 
 Flashes and transitions are known only some frames after they start, so the detector answers for
 each frame ``lookahead`` frames later: the caller holds that many frames back.
@@ -39,7 +44,9 @@ class ShotConfig:
     min_shot_frames: int = 6
     flash_frames: int = 3  # a jump whose picture comes back within this many frames is a flash, not a cut
     steady_distance: float = 0.05  # talking heads drift < 0.025 in 12 frames; a dissolve's steps add up to a cut's 0.3
+    steady_layout: float = 0.8  # ...and their layouts correlate > 0.9 over 6 frames (keep_real_1; 0.62 for the quicker keep_real_2)
     max_transition_frames: int = 48  # the longest dissolve or fade found (2 s at 24 fps)
+    same_layout: float = 0.5  # frames whose grey layouts correlate more are one picture in another light (shots.same_layout)
 
     @property
     def lookahead(self) -> int:
@@ -56,19 +63,44 @@ class Shot:
     fade_out: int = 0  # its last frames that belong to a dissolve or fade into the shot after
 
 
-def frame_histogram(image: np.ndarray) -> np.ndarray:
-    """Normalised 16x8 hue-saturation plus 8-bin value histogram of an RGB frame, sampled on a grid
-    about 96 pixels wide (a strided view: a histogram needs no filtered resize, which cost 4x more)."""
+@dataclass(frozen=True)
+class Look:
+    """What the detector keeps of a frame: its colour histogram, and its layout (a 16x16 grey
+    thumbnail, zero mean and unit norm, so brightness and contrast do not change it; zero for a
+    flat frame)."""
+
+    hist: np.ndarray
+    layout: np.ndarray
+
+
+def frame_look(image: np.ndarray) -> Look:
+    """The normalised 16x8 hue-saturation plus 8-bin value histogram of an RGB frame, and its
+    layout, from a grid about 96 pixels wide (a strided view: a histogram needs no filtered
+    resize, which cost 4x more)."""
     step = max(1, round(image.shape[1] / 96))
-    hsv = cv2.cvtColor(np.ascontiguousarray(image[::step, ::step]), cv2.COLOR_RGB2HSV)
+    sample = np.ascontiguousarray(image[::step, ::step])
+    hsv = cv2.cvtColor(sample, cv2.COLOR_RGB2HSV)
     hs = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256]).ravel()
     v = cv2.calcHist([hsv], [2], None, [8], [0, 256]).ravel()
     hist = np.concatenate([hs, v]).astype(np.float32)
-    return hist / max(hist.sum(), 1.0)
+    layout = cv2.resize(hsv[..., 2], (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    layout -= layout.mean()
+    norm = float(np.linalg.norm(layout))
+    flat = norm < 2 * np.sqrt(layout.size)  # under 2 levels RMS: black, or one colour
+    return Look(hist / max(hist.sum(), 1.0), np.zeros_like(layout) if flat else layout / norm)
 
 
-def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
-    return float(1.0 - cv2.compareHist(a, b, cv2.HISTCMP_CORREL))
+def histogram_distance(a: Look, b: Look) -> float:
+    return float(1.0 - cv2.compareHist(a.hist, b.hist, cv2.HISTCMP_CORREL))
+
+
+def same_layout(a: Look, b: Look) -> float:
+    """Correlation of two frames' layouts: about 1 for the same picture in another light, 0.56 or
+    more for a talking head 16 frames on, 0 or less between two talking heads of the test clips;
+    1 between two flat frames (a hold on black), 0 between a flat frame and a picture."""
+    if not a.layout.any() and not b.layout.any():
+        return 1.0
+    return float(a.layout @ b.layout)
 
 
 class ShotDetector:
@@ -82,19 +114,18 @@ class ShotDetector:
         self.transitions: dict[int, tuple[int, int]] = {}  # cut -> (first, end) frames of the dissolve or fade around it
         self.flashes: list[range] = []
         self._recent: deque[float] = deque(maxlen=config.window)
-        self._unsettled: deque[tuple[int, np.ndarray]] = deque()  # the latest frames, not yet known to be cuts or not
-        self._previous: np.ndarray | None = None  # the histogram of the last settled frame
+        self._unsettled: deque[tuple[int, Look]] = deque()  # the latest frames, not yet known to be cuts or not
+        self._settled: deque[tuple[int, Look]] = deque(maxlen=config.flash_frames + 1)  # the latest settled frames
         self._flash_until = -1  # frames up to this one belong to a flash
         self._last_cut = 0
         self._count = 0
         self._answered = 0
-        self._stretch: tuple[int, np.ndarray] | None = None  # first frame and histogram of the current stretch
-        self._steady: tuple[int, np.ndarray] | None = None  # end and last histogram of the latest steady stretch
-        self._cut_since_steady: int | None = None  # a cut after that stretch (perhaps a fade's steepest step)
+        self._stretch: tuple[int, Look] | None = None  # the first frame of the current stretch
+        self._steady: tuple[int, Look] | None = None  # the end and the last frame of this shot's latest steady stretch
 
     def update(self, image: np.ndarray) -> list[bool]:
         """Add the next frame; returns whether each frame now settled starts a shot (oldest first)."""
-        self._unsettled.append((self._count, frame_histogram(image)))
+        self._unsettled.append((self._count, frame_look(image)))
         self._count += 1
         if len(self._unsettled) > self.config.flash_frames:
             self._settle(*self._unsettled.popleft())
@@ -121,58 +152,64 @@ class ShotDetector:
         self._answered = max(self._answered, until)
         return answers
 
-    def _settle(self, index: int, hist: np.ndarray) -> None:
-        previous, self._previous = self._previous, hist
-        cut = previous is not None and index > self._flash_until and self._is_cut(index, previous, hist)
+    def _settle(self, index: int, look: Look) -> None:
+        cut = bool(self._settled) and index > self._flash_until and self._is_cut(index, look)
+        self._settled.append((index, look))
         if cut:
             self.cuts.append(index)
             self._last_cut = index
             self._recent.clear()
-            if self._cut_since_steady is not None:
-                self._steady = None  # no transition spans two cuts
-            self._cut_since_steady = index
-        self._follow_stretch(index, hist, cut)
+            self._steady = None  # no transition spans a cut
+        self._follow_stretch(index, look, cut)
 
-    def _is_cut(self, index: int, previous: np.ndarray, hist: np.ndarray) -> bool:
+    def _is_cut(self, index: int, look: Look) -> bool:
         cfg = self.config
-        d = histogram_distance(previous, hist)
+        *earlier, (_, previous) = self._settled
+        flash = self.flashes[-1] if self.flashes else range(0)
+        earlier = [frame for i, frame in earlier if i not in flash]
+        d = histogram_distance(previous, look)
         recent = np.asarray(self._recent) if self._recent else np.zeros(1)
         threshold = max(cfg.min_distance, recent.mean() + cfg.sigma * recent.std())
-        if d <= threshold or index - self._last_cut < cfg.min_shot_frames:
+        if d <= threshold:
             self._recent.append(d)
             return False
-        back = next((k for k, (_, later) in enumerate(self._unsettled, 1)
-                     if histogram_distance(previous, later) < min(threshold, d) / 2), None)
-        if back is not None:  # the picture came back: a flash, whose jumps say nothing of the shot's motion
+        # a jump is no motion: it stays out of the recent distances, or a flash would raise the
+        # threshold over the next cut
+        later = [frame for _, frame in self._unsettled]
+        back = next((k for k, frame in enumerate(later, 1) if histogram_distance(previous, frame) < min(threshold, d) / 2), None)
+        if back is not None:  # the picture came back: a flash
             self._flash_until = index + back
             self.flashes.append(range(index, index + back))
             return False
+        if any(histogram_distance(look, frame) >= d / 2 for frame in later) or \
+                any(histogram_distance(frame, previous) >= d / 2 for frame in earlier):
+            return False  # the picture was or goes on changing: a step of a fade or dissolve, which is found whole
+        if index - self._last_cut < cfg.min_shot_frames:
+            self._recent.append(d)  # too soon after a cut to be one: counted as the shot's motion
+            return False
         return True
 
-    def _follow_stretch(self, index: int, hist: np.ndarray, cut: bool) -> None:
+    def _follow_stretch(self, index: int, look: Look, cut: bool) -> None:
         cfg = self.config
-        if cut or self._stretch is None or histogram_distance(self._stretch[1], hist) > cfg.steady_distance:
-            self._stretch = (index, hist)
+        if cut or self._stretch is None or histogram_distance(self._stretch[1], look) > cfg.steady_distance \
+                or same_layout(self._stretch[1], look) < cfg.steady_layout:
+            self._stretch = (index, look)
         start, first = self._stretch
         length = index - start + 1
         if length == cfg.min_shot_frames and self._steady is not None:
             end, last = self._steady
-            # two frames at least: an instant change is the cut threshold's to judge
-            if 2 <= start - end <= cfg.max_transition_frames and histogram_distance(last, first) >= cfg.min_distance:
+            # two frames at least: an instant change is the cut threshold's to judge; a picture
+            # that changed colour but kept its layout was lit anew (a camera's exposure, a lamp)
+            if 2 <= start - end <= cfg.max_transition_frames and histogram_distance(last, first) >= cfg.min_distance \
+                    and same_layout(last, first) < cfg.same_layout:
                 self._add_transition(end, start)
         if length >= cfg.min_shot_frames:
-            self._steady = (index + 1, hist)
-            self._cut_since_steady = None
+            self._steady = (index + 1, look)
 
     def _add_transition(self, first: int, end: int) -> None:
-        """A dissolve or fade over frames ``first`` to ``end`` (excluded). Its steepest step may
-        have been taken for a cut already (a fade's): the boundary stays there, and the shots
-        learn how long the transition is."""
-        cut = self._cut_since_steady
-        if cut is None:
-            cut = (first + end) // 2  # not yet answered for: the lookahead covers the longest transition
-            self.cuts.append(cut)
-            self._last_cut = cut
-            self._recent.clear()
-        if first < cut:  # else the picture was steady up to the cut: a cut into a moving shot
-            self.transitions[cut] = (first, end)
+        """A dissolve or fade over frames ``first`` to ``end`` (excluded)."""
+        cut = (first + end) // 2  # not yet answered for: the lookahead covers the longest transition
+        self.cuts.append(cut)
+        self.transitions[cut] = (first, end)
+        self._last_cut = cut
+        self._recent.clear()
