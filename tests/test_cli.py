@@ -446,6 +446,36 @@ def test_a_faceless_h264_video_is_encoded_into_a_program_stream_not_copied(tmp_p
     assert "cannot read h264 back from a program stream" in json.loads(report.read_text())["notes"][0]
 
 
+@pytest.mark.skipif("libsvtav1" not in av.codecs_available, reason="this FFmpeg build has no AV1 encoder (libsvtav1)")
+def test_av1_is_copied_where_no_face_is_found_and_written_at_the_crf_asked_for(sample_clip, tmp_path):
+    """FFmpeg decodes AV1 with libdav1d, which encodes nothing, and PyAV set a copied video stream up
+    around an encoder of that name: a face-less AV1 video (as YouTube serves) could not be copied,
+    nor could --codec libsvtav1 join its own segments. libsvtav1 also ignored --crf (it wrote its 35)."""
+    from vidrestore.io import probe
+
+    src = tmp_path / "av1.mkv"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("libsvtav1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    assert probe(src).codec == "av1"  # the codec, not the decoder: tables are keyed by codecs
+    for name in ("o.mp4", "o.mkv"):
+        assert _run(src, tmp_path / name, "--model", "none", "--quiet") == 0
+        assert probe(tmp_path / name).codec == "av1" and len(read_pts(tmp_path / name)) == 5
+    sizes = {}
+    for crf in (20, 50):
+        out, report = tmp_path / f"crf{crf}.mkv", tmp_path / f"crf{crf}.json"
+        assert _run(sample_clip, out, "--model", "none", "--codec", "libsvtav1", "--crf", crf, "--quiet", "--json", report) == 0
+        assert probe(out).codec == "av1" and len(read_pts(out)) == len(read_pts(sample_clip))
+        assert json.loads(report.read_text())["encoder"] == f"libsvtav1, yuv420p, crf {crf}"
+        sizes[crf] = out.stat().st_size
+    assert sizes[20] > 1.3 * sizes[50]
+
+
 def test_a_second_video_stream_is_copied_and_the_report_says_its_faces_are_not_restored(tmp_path):
     """A second camera angle was copied without a word: its faces looked restored to whoever ran it."""
     src = tmp_path / "angles.mkv"
@@ -556,6 +586,21 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
                     "o.mxf cannot be written: FFmpeg's mxf muxer refused the mpeg2video video (Unsupported frame rate 20/1")
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert leftovers == []
+
+
+@pytest.mark.parametrize("option, code, message", [
+    (["--batch-size", "0"], 6, "batch_size: expected 1 or more, got 0"),  # the restoration loop spun for ever
+    (["--batch-size", "-3"], 6, "batch_size: expected 1 or more, got -3"),
+    (["--detect-every", "0"], 6, "detect_every: expected 1 or more, got 0"),  # taken silently for the default 4
+    (["--segment-frames", "-1"], 6, "segment_frames: expected 0 or more, got -1"),
+    (["--crf", "60"], 2, "--crf 60 is outside what libx264 takes, 0 to 51"),  # x264 took it for 51 without a word
+    (["--crf", "64", "--codec", "libvpx-vp9"], 2, "--crf 64 is outside what libvpx-vp9 takes, 0 to 63"),
+    (["--crf", "-4", "--codec", "ffv1"], 2, "--crf -4: expected 0 or more"),
+])
+def test_settings_out_of_range_fail_with_one_line_before_any_work(sample_clip, tmp_path, capsys, option, code, message):
+    out = tmp_path / "o.mkv"
+    _one_line_error(capsys, _run(sample_clip, out, "--model", "none", *option), code, message)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_output_folder_gets_the_restored_video_under_the_inputs_name(tmp_path):

@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import signal
 import sys
 import threading
@@ -259,7 +260,7 @@ def options_from_args(args: argparse.Namespace):
         det = dataclasses.replace(det, backend=args.detector)
     if args.detector_weights:
         det = dataclasses.replace(det, weights=str(args.detector_weights))
-    if args.detect_every:
+    if args.detect_every is not None:
         trk = dataclasses.replace(trk, detect_every=args.detect_every)
     if args.min_face is not None:
         trk = dataclasses.replace(trk, min_face_size=args.min_face)
@@ -671,6 +672,9 @@ def cmd_eval(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # SVT-AV1 (--codec libsvtav1) logs its settings banner at its default level, over the progress
+    # line; errors only, unless the user asks for more
+    os.environ.setdefault("SVT_LOG", "1")
     commands = {"batch": cmd_batch, "models": cmd_models, "train": cmd_train, "degrade": cmd_degrade, "sample": cmd_sample, "eval": cmd_eval}
     try:
         with stops_cleanly_on_termination():

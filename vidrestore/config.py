@@ -22,6 +22,15 @@ T = TypeVar("T")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
+def check_minimums(config: object, **minimums: float) -> None:
+    """Raise :class:`ConfigError` for the first named field of ``config`` under its minimum: a
+    batch of 0 frames, from a flag or a YAML file, made the restoration loop spin for ever."""
+    for name, least in minimums.items():
+        value = getattr(config, name)
+        if value < least:
+            raise ConfigError(f"{name}: expected {least:g} or more, got {value}")
+
+
 def _to_float(value: Any, where: str) -> float:
     # PyYAML follows YAML 1.1, where ``1e-4`` (no dot) is a string, not a number.
     if isinstance(value, (int, float, str)) and not isinstance(value, bool):

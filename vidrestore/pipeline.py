@@ -41,6 +41,7 @@ from PIL import Image, ImageOps
 
 from . import __version__, jsonio
 from .anchor import IdentityCrops, identity_frames
+from .config import check_minimums
 from .errors import ConfigError, InputError, ModelError, OutputError, UsageError
 from .eval.tracks import measure_tracks, qa_alarms
 from .faces.align import align_faces, crop_faces, face_matrices, template
@@ -119,6 +120,7 @@ class PipelineConfig:
     encode: EncodeOptions = field(default_factory=EncodeOptions)
 
     def __post_init__(self) -> None:
+        check_minimums(self, batch_size=1, face_size=16, fade_frames=0, segment_frames=0, decode_once_mib=0)
         for what, value in [("strength", self.strength), *((f"strength of track {i}", v) for i, v in self.track_strength)]:
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{what}: expected a value from 0 to 1, got {value}")

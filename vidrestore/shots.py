@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .config import check_minimums
+
 
 @dataclass(frozen=True)
 class ShotConfig:
@@ -47,6 +49,10 @@ class ShotConfig:
     steady_layout: float = 0.8  # ...and their layouts correlate > 0.9 over 6 frames (keep_real_1; 0.62 for the quicker keep_real_2)
     max_transition_frames: int = 48  # the longest dissolve or fade found (2 s at 24 fps)
     same_layout: float = 0.5  # frames whose grey layouts correlate more are one picture in another light (shots.same_layout)
+
+    def __post_init__(self) -> None:
+        check_minimums(self, min_distance=0, sigma=0, window=1, min_shot_frames=1, flash_frames=0, steady_distance=0,
+                       max_transition_frames=0)
 
     @property
     def lookahead(self) -> int:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..config import check_minimums
 from .motion import face_motions, in_frame_pixels, move_detection
 from .types import Detection, Track
 
@@ -36,6 +37,10 @@ class TrackerConfig:
     smooth_measure: float = 0.02  # landmark measurement noise, in face-size units
     follow: bool = True  # between detections (detect_every > 1), follow faces with optical flow instead of interpolating
     follow_measure: float = 0.005  # noise of a followed position, in face-size units
+
+    def __post_init__(self) -> None:
+        check_minimums(self, detect_every=1, max_missed=0, min_track_frames=1, min_face_size=0, min_score=0,
+                       smooth_process=0, smooth_measure=0, follow_measure=0)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -119,6 +119,12 @@ def _first_frame(container: av.container.InputContainer, stream: av.video.stream
 FIELD_ORDERS = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}  # FFmpeg's AVFieldOrder
 
 
+def codec_name(stream: av.stream.Stream) -> str:
+    """The name of the codec ``stream`` is coded in ("av1"), not of the decoder FFmpeg picked for it
+    ("libdav1d"), which every table here is keyed by; "?" for a stream with none (a data stream)."""
+    return stream.codec_context.codec.canonical_name if stream.codec_context else "?"
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Describe the first video stream of ``path``; raises ``InputError`` when there is none.
 
@@ -145,12 +151,12 @@ def _probe(path: str | Path) -> VideoInfo:
         cc = stream.codec_context
         if cc.width <= 0 or cc.height <= 0:
             raise InputError(f"video stream of {path} has no frame size; the file is truncated or corrupt")
-        others = tuple(f"{s.type}:{s.codec_context.name if s.codec_context else '?'}"
+        others = tuple(f"{s.type}:{codec_name(s)}"
                        for s in container.streams if s.index != stream.index)
         duration = float(stream.duration * stream.time_base) if stream.duration else (
             container.duration / 1e6 if container.duration else None)
         info = {
-            "path": Path(path), "width": cc.width, "height": cc.height, "codec": cc.name,
+            "path": Path(path), "width": cc.width, "height": cc.height, "codec": codec_name(stream),
             "pix_fmt": cc.pix_fmt or "yuv420p", "time_base": stream.time_base, "average_rate": stream.average_rate,
             "frames": find_sequence(path).count if is_sequence(path) else stream.frames or 0, "duration_s": duration, "sample_aspect_ratio": cc.sample_aspect_ratio,
             "color": ColorInfo(cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range),

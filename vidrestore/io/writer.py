@@ -30,8 +30,8 @@ import numpy as np
 from av.bitstream import BitStreamFilterContext
 from av.video.reformatter import VideoReformatter
 
-from ..errors import OutputError
-from .probe import FIELD_ORDERS, ColorInfo, VideoInfo, open_input, probe
+from ..errors import OutputError, UsageError
+from .probe import FIELD_ORDERS, ColorInfo, VideoInfo, codec_name, open_input, probe
 from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence, numbered, numbers_in, remove_others, unsupported_type
 from .patch import Box, copy_samples, patch_frame, patchable, rgb_format, rotate_box, with_alpha_of
 from .reader import bit_depth, rotate_to_coded
@@ -265,6 +265,18 @@ def _takes(output: Path, codec: str | None) -> bool:
     return True
 
 
+def copy_of(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
+    """A stream of ``out`` that ``stream``'s packets are copied into. PyAV sets a video stream up
+    around the encoder of its codec's name; FFmpeg decodes AV1 with libdav1d, which encodes
+    nothing, so every AV1 copy failed (a face-less YouTube download, a --codec libsvtav1 output's
+    own segments): such a stream is set up from the codec parameters alone."""
+    try:
+        av.Codec(stream.codec_context.name, "w")
+    except ValueError:
+        return out.add_stream_from_template(stream, opaque=True)
+    return out.add_stream_from_template(stream)
+
+
 def _holds_tag(output: Path, stream: av.video.stream.VideoStream) -> bool:
     """Whether a container named like ``output`` takes a copy of ``stream`` with its four-letter
     tag (FFmpeg checks the tag against the codec as it writes the header)."""
@@ -274,7 +286,7 @@ def _holds_tag(output: Path, stream: av.video.stream.VideoStream) -> bool:
     scratch.name = output.name
     try:
         with av.open(scratch, "w") as out:
-            out.add_stream_from_template(stream).codec_context.codec_tag = stream.codec_context.codec_tag
+            copy_of(out, stream).codec_context.codec_tag = stream.codec_context.codec_tag
             out.start_encoding()
     except (av.error.FFmpegError, ValueError):
         return False
@@ -378,6 +390,10 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None, sour
         codec = av.Codec(name, "w")
     except (av.error.FFmpegError, ValueError) as exc:
         raise OutputError(f"encoder {name!r} is not in this FFmpeg build") from exc
+    top = _CRF_TOP.get(codec.name)
+    if options.crf < 0 or (top is not None and options.crf > top):  # x264 took 60 as its 51 without a word
+        raise UsageError(f"--crf {options.crf} is outside what {codec.name} takes, 0 to {top} (lower is better)" if top
+                         else f"--crf {options.crf}: expected 0 or more (lower is better)")
     if output is None:
         return codec
     fits = _fitting_encoder(Path(output))
@@ -411,6 +427,9 @@ def master_note(source: VideoInfo, encoder: str, output: str | Path) -> list[str
 _MASTER_SUFFIXES = {"matroska": ".mkv", "mov": ".mov", "mxf": ".mxf", "avi": ".avi"}
 
 
+_CRF_TOP = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "libvpx": 63, "libsvtav1": 63}  # the largest --crf each takes
+
+
 def codec_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptions) -> dict[str, str]:
     """Quality settings, and interlaced coding in the input's field order when its fields were
     kept (x264 coded them as progressive frames, flagged progressive; ProRes codes interlaced
@@ -427,6 +446,8 @@ def codec_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptio
         return {"crf": str(options.crf), "b": "0", "row-mt": "1"}
     if name == "libvpx":  # VP8 takes --crf as a quality level only under a bit rate ceiling (with none it ignored it)
         return {"crf": str(options.crf), "b": "100M"}
+    if name == "libsvtav1":  # its own presets are numbers, not x264's names: its default one is kept
+        return {"crf": str(options.crf)}
     if name in _QUANTISER_ENCODERS:  # a constant quantiser from --crf: 18 -> 3 (2 is the finest these take)
         q = str(min(31, max(2, round(options.crf / 6))))
         fielded = {"flags": "+ildct+ilme"} if fields and name in _FIELD_ENCODERS else {}  # fields coded as fields, as DVD and broadcast MPEG-2 are
@@ -779,7 +800,7 @@ def _carry(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.st
         copy = out.add_attachment(stream.metadata.get("filename", f"attachment{stream.index}"),
                                   stream.metadata.get("mimetype", "application/octet-stream"), stream.data)
     else:
-        copy = out.add_stream_from_template(stream)
+        copy = copy_of(out, stream)
         copy.disposition = stream.disposition
         if stream.type == "audio" and stream.codec_context.layout.name in _UNORDERED:
             # AVI and DV state a channel count, not a layout; the MP4 muxer then failed on its
@@ -830,7 +851,7 @@ def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None =
             with contextlib.suppress(av.error.FFmpegError, ValueError):
                 # with its rate, as remux writes it: MXF refuses a picture without one (and then
                 # each sound stream of an Avid MXF was said not to fit in MXF)
-                picture = out.add_stream_from_template(video)
+                picture = copy_of(out, video)
                 if video.average_rate:
                     picture.codec_context.framerate = video.average_rate
         copy = _carry(out, stream)
@@ -934,9 +955,9 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 out.metadata["comment"] = " | ".join([*earlier, comment])
             vstream = vin.streams.video[0]
             try:
-                video = out.add_stream_from_template(vstream)
+                video = copy_of(out, vstream)
             except ValueError as exc:  # only a copy of the input's own video gets here (no face was found)
-                raise OutputError(f"{Path(output).suffix} files cannot hold the {vstream.codec_context.name} video of "
+                raise OutputError(f"{Path(output).suffix} files cannot hold the {codec_name(vstream)} video of "
                                   f"{Path(other_source).name}, which has no face to restore and is copied as it is; "
                                   "write a .mkv") from exc
             if renumbered:  # one tick a frame, as the input sequence is read (QuickTime segments count 512 to a frame)
