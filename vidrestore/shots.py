@@ -28,6 +28,7 @@ each frame ``lookahead`` frames later: the caller holds that many frames back.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections import deque
 from dataclasses import dataclass
@@ -153,8 +154,8 @@ class ShotDetector:
         return {i for span in [*self.flashes, *(range(*t) for t in self.transitions.values())] for i in span}
 
     def _answer(self, until: int) -> list[bool]:
-        cuts = set(self.cuts)
-        answers = [i in cuts for i in range(self._answered, until)]
+        due = set(self.cuts[bisect.bisect_left(self.cuts, self._answered):])  # cuts come in order: a film has thousands
+        answers = [i in due for i in range(self._answered, until)]
         self._answered = max(self._answered, until)
         return answers
 
