@@ -34,6 +34,23 @@ def test_tracks_split_at_a_cut_and_the_new_shot_is_detected_on_its_first_frame(s
     assert all(len(t) >= 8 for t in analysis.tracks), [(t.start, t.end, int(t.detected.sum())) for t in analysis.tracks]
 
 
+def test_the_last_frame_of_every_shot_is_detected_so_faces_are_restored_to_its_end(sample_clip, tmp_path):
+    """Between detections the faces are followed by optical flow, which lost the sample clip's face
+    after frame 21 of 24: its last two frames came out unrestored, a pop at the end of the video
+    (or just before a cut). The last frame of each shot is detected now."""
+    with VideoReader(sample_clip) as r:
+        frames = [f.image for f in r]
+    images = frames + [np.ascontiguousarray(f[..., ::-1] // 3) for f in frames[:14]]  # a second shot of 14 frames
+    h, w = images[0].shape[:2]
+    clip = make_clip(tmp_path / "two.mp4", [i * 40 for i in range(len(images))], size=(h, w), images=images)
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    analysis = analyse(clip, PipelineConfig(tracker=TrackerConfig(detect_every=4)), det)
+    assert [(s.start, s.end) for s in analysis.shots] == [(0, 24), (24, 38)]
+    for index, shot in enumerate(analysis.shots):
+        (track,) = [t for t in analysis.tracks if t.shot_index == index]
+        assert (track.start, track.end) == (shot.start, shot.end) and track.detected[0] and track.detected[-1]
+
+
 def test_a_camera_flash_neither_splits_a_track_nor_gives_it_its_identity(sample_clip, tmp_path):
     """A press photographer's flash burns out one frame: it was taken for a cut, which split the
     track (a new identity and noise field, so the restored face changed there). The frame is

@@ -229,13 +229,16 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     fields, why = choose_deinterlace(cfg, path, info)
     shot_start, side = 0, 0.0
 
-    def take(index: int, image: np.ndarray, scale: tuple[float, float], cut: bool) -> None:
+    def take(index: int, image: np.ndarray, scale: tuple[float, float], cut: bool, last: bool) -> None:
+        """Hand a frame on to detection and tracking; ``cut``: it starts a shot; ``last``: it ends one."""
         nonlocal shot_start, side
         if cfg.aligned:
             side = side or aligned_side(image, scale)
             return
         shot_start = index if cut else shot_start
-        detect = (index - shot_start) % every == 0  # a shot's first frame is always detected
+        # a shot's first and last frames are always detected: a face the flow lost after the last
+        # scheduled detection was left unrestored in the shot's (or the video's) last frames
+        detect = (index - shot_start) % every == 0 or last
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if follow else None
         pending.append((index, cut, image if detect else None, grey, scale))
         if sum(item[2] is not None for item in pending) >= detect_batch:
@@ -248,13 +251,21 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
             ThreadPoolExecutor(1, thread_name_prefix="vidrestore-detect") as detect_pool:
         # the images the shot detector has not yet settled (a flash, a dissolve), without their decoded frames
         held: deque[tuple[int, np.ndarray, tuple[float, float]]] = deque()
+        answered: list[tuple] = []  # the frame answered last, until the next answer says whether it ends its shot
+
+        def answer(cuts: list[bool]) -> None:
+            for cut in cuts:
+                if answered:
+                    take(*answered.pop(), last=cut)
+                answered.append((*held.popleft(), cut))
+
         for frame in reader:
             pts.append(frame.pts)
             held.append((frame.index, frame.image, frame.scale))
-            for cut in shots.update(frame.image):
-                take(*held.popleft(), cut)
-        for cut in shots.finish():
-            take(*held.popleft(), cut)
+            answer(shots.update(frame.image))
+        answer(shots.finish())
+        if answered:
+            take(*answered.pop(), last=True)
         submit()
         track(until_in_flight=0)
         tracker.end_shot()
