@@ -115,8 +115,8 @@ def test_faces_sharing_forward_passes_paste_as_when_restored_in_one_pass(two_fac
             self.name, self.face_size, self.calls = "tiny", self.inner.face_size, []
             self.uses_identity, self.notes = self.inner.uses_identity, self.inner.notes
 
-        def start_track(self, track_id, crops, reference=None):
-            return self.inner.start_track(track_id, crops, reference)
+        def start_track(self, track_id, crops, reference=None, person=None):
+            return self.inner.start_track(track_id, crops, reference, person)
 
         def restore_tracks(self, pieces):
             self.calls.append([len(c) for c, _ in pieces])
@@ -139,6 +139,39 @@ def test_faces_sharing_forward_passes_paste_as_when_restored_in_one_pass(two_fac
         source = np.stack([f.image for f in r]).astype(int)
     # the faces were restored, not copied (away from them the output is the source, bit for bit)
     assert (np.abs(outputs[6] - source).max(axis=3) > 8).mean() > 0.01
+
+
+@pytest.mark.parametrize("link", [True, False])
+def test_a_person_cut_back_to_is_restored_as_they_were(sample_clip, tiny_model, tmp_path, link):
+    """Shot, other shot, the first shot again: the person is found again after the cut back and
+    draws the same noise, so the same frames come out the same (each track drew its own noise, and
+    the face changed its look at every cut back to it). Linking off keeps that old behaviour."""
+    import av
+
+    from vidrestore.diffusion.sampler import SamplerConfig
+    from vidrestore.faces.people import PeopleConfig
+    from vidrestore.io import EncodeOptions
+    from vidrestore.restore import load_restorer
+
+    with VideoReader(sample_clip) as r:
+        shot = [f.image for f in r][:16]
+    images = shot + [np.ascontiguousarray(f[..., ::-1] // 3) for f in shot] + shot
+    clip = make_clip(tmp_path / "back.mp4", [i * 40 for i in range(48)], size=images[0].shape[:2], images=images,
+                     pix_fmt="yuv444p", x264_params="qp=0")  # lossless: the two takes decode alike
+    restorer = load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"), torch.float32, None, 32)
+    cfg = PipelineConfig(encode=EncodeOptions(codec="ffv1"), people=PeopleConfig(link=link))
+    report = run(clip, tmp_path / "out.mkv", cfg, restorer, torch.device("cpu"),
+                 detector=create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")))
+    first, _, again = report.tracks
+    assert (first["start"], again["start"]) == (0, 32)
+    assert (again["person"] == first["id"]) == link
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        out = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(int)
+    with VideoReader(clip) as r:
+        source = np.stack([f.image for f in r]).astype(int)
+    assert np.array_equal(source[:16], source[32:])
+    assert (np.abs(out[:16] - source[:16]).max(axis=3) > 8).mean() > 0.01  # restored, not copied
+    assert np.array_equal(out[:16], out[32:]) == link
 
 
 def test_a_short_video_is_decoded_once_and_restored_as_when_decoded_in_each_pass(interlaced_clip, tiny_model, tmp_path,
@@ -165,9 +198,9 @@ def test_a_short_video_is_decoded_once_and_restored_as_when_decoded_in_each_pass
             self.name, self.face_size, self.uses_identity, self.references = "tiny", self.inner.face_size, True, {}
             self.notes = self.inner.notes
 
-        def start_track(self, track_id, crops, reference=None):
+        def start_track(self, track_id, crops, reference=None, person=None):
             self.references[track_id] = reference
-            return self.inner.start_track(track_id, crops, reference)
+            return self.inner.start_track(track_id, crops, reference, person)
 
         def restore_tracks(self, pieces):
             return self.inner.restore_tracks(pieces)
@@ -253,9 +286,9 @@ def test_a_track_takes_its_identity_from_its_best_frames_when_the_restorer_uses_
             super().__init__(64)
             self.uses_identity, self.references = uses_identity, {}
 
-        def start_track(self, track_id, first_crops, reference=None):
+        def start_track(self, track_id, first_crops, reference=None, person=None):
             self.references[track_id] = reference
-            return super().start_track(track_id, first_crops, reference)
+            return super().start_track(track_id, first_crops, reference, person)
 
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
     for uses in (True, False):
@@ -516,9 +549,9 @@ def test_faces_of_an_anamorphic_video_reach_the_restorer_in_proportion(sample_cl
     class Spy(PassThroughRestorer):
         uses_identity = True
 
-        def start_track(self, track_id, first_crops, reference=None):
+        def start_track(self, track_id, first_crops, reference=None, person=None):
             self.first, self.reference = first_crops, reference
-            return super().start_track(track_id, first_crops, reference)
+            return super().start_track(track_id, first_crops, reference, person)
 
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
     spies = {}

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .faces.align import align_faces
-from .faces.pose import turn_ratio
+from .faces.pose import portrait_score
 from .faces.types import Track
 from .io import VideoReader
 from .io.reader import DecodedFrames, FieldFilter
@@ -35,7 +35,7 @@ def identity_frames(track: Track, count: int = IDENTITY_FRAMES) -> list[int]:
     size = np.sqrt(np.clip((track.boxes[:, 2] - track.boxes[:, 0]) * (track.boxes[:, 3] - track.boxes[:, 1]), 0, None))
     detected = track.detected if len(track.detected) == len(track) else np.ones(len(track), bool)
     steady = track.steady if len(track.steady) == len(track) else np.ones(len(track), bool)
-    score = size * np.clip(1 - turn_ratio(track.landmarks), 0, 1) * np.where(detected, 1.0, 0.25) * np.where(steady, 1.0, 0.1)
+    score = portrait_score(size, track.landmarks) * np.where(detected, 1.0, 0.25) * np.where(steady, 1.0, 0.1)
     parts = np.array_split(np.arange(len(track)), min(count, len(track)))
     best = [int(part[np.argmax(score[part])]) for part in parts]
     return [track.start + k for k in best if score[k] > 0] or [track.start + k for k in best]

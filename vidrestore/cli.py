@@ -318,7 +318,7 @@ def cmd_restore(argv: list[str]) -> int:
             Path(args.json).write_text(text + "\n")
     if not args.quiet:
         summary = (f"{_counted(report.frames_in, 'frame')}, {_counted(len(report.shots), 'shot')}, "
-                   f"{_counted(len(report.tracks), 'face track')}; "
+                   f"{_counted(len(report.tracks), 'face track')}{_of_people(report.tracks)}; "
                    f"detector {report.detector}; restorer {report.restorer}; mask {report.mask}; "
                    f"video {report.encoder or 'copied'}; {report.timings_s['total']:.1f}s")
         print(summary if args.dry_run or args.output is None else f"wrote {report.output}: {summary}", file=sys.stderr)
@@ -333,6 +333,12 @@ def cmd_restore(argv: list[str]) -> int:
 
 def _counted(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _of_people(tracks: list[dict]) -> str:
+    """" of 2 people" where some tracks show one person; nothing where each shows another."""
+    people = len({t["person"] for t in tracks})
+    return "" if people == len(tracks) else f" of {people} {'person' if people == 1 else 'people'}"
 
 
 def qa_line(row: dict) -> str:

@@ -47,6 +47,7 @@ from .eval.tracks import measure_tracks, qa_alarms
 from .faces.align import align_faces, crop_faces, face_matrices, template
 from .faces.detect import DetectorConfig, FaceDetector, create_detector, smallest_findable
 from .faces.identity import DlibIdentityEncoder
+from .faces.people import PeopleConfig, Portraits, link_people
 from .faces.parsing import ParsingMasker as Masker
 from .faces.parsing import create_masker as parsing_masker
 from .faces.pose import frontal_weight
@@ -117,6 +118,7 @@ class PipelineConfig:
     shots: ShotConfig = field(default_factory=ShotConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    people: PeopleConfig = field(default_factory=PeopleConfig)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
 
     def __post_init__(self) -> None:
@@ -194,6 +196,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     :class:`~vidrestore.io.reader.DecodedFrames`)."""
     shots = ShotDetector(cfg.shots)
     tracker = FaceTracker(cfg.tracker)
+    portraits = Portraits(cfg.people, DlibIdentityEncoder()) if cfg.people.link and not cfg.aligned else None
     info = probe(path)
     long_side = max(info.display_size)
     detector = detector.sized_for(long_side, cfg.tracker.min_face_size)
@@ -225,6 +228,9 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
                     dets = [to_display(d, scale) for d in next(found)]
                     faces += len(dets)
                     tracker.update(index, dets)
+                    if portraits is not None:
+                        portraits.offer(image, scale, tracker.detected_at(index))
+                        portraits.settle(tracker.open_ids)
 
     fields, why = choose_deinterlace(cfg, path, info)
     shot_start, side = 0, 0.0
@@ -275,8 +281,12 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     all_shots = shots.shots(count)
     tracks = aligned_tracks(all_shots, side) if cfg.aligned else sorted(tracker.tracks, key=lambda t: (t.start, t.track_id))
     unsteady = np.fromiter(shots.unsteady(), int)
+    if portraits is not None:
+        portraits.settle(())
+    person_of = link_people(tracks, portraits.descriptors, cfg.people.max_distance) if portraits is not None else {}
     for t in tracks:
         t.steady = ~np.isin(t.frames, unsteady)
+        t.person = person_of.get(t.track_id, t.track_id)
     name = "none: the frames are aligned face crops (--aligned)" if cfg.aligned else \
         f"{detector.name}, on frames of {detector.input_side} px on the longer side"
     crops = {photo: reference_crop(photo, detector, cfg.face_size)
@@ -650,7 +660,7 @@ def _restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[in
                  for idx, m in zip(frames, mats)]
     for track, track_crops in zip(active, crops):
         if track.track_id not in contexts:
-            contexts[track.track_id] = restorer.start_track(track.track_id, track_crops, identity(track))
+            contexts[track.track_id] = restorer.start_track(track.track_id, track_crops, identity(track), track.person)
     restored: list[list[torch.Tensor]] = [[] for _ in active]
     for pieces in pack_pieces([len(idx) for idx in frames], cfg.batch_size):
         outs = restorer.restore_tracks([(crops[j][a:b], contexts[active[j].track_id]) for j, a, b in pieces])
@@ -1003,7 +1013,7 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
         input=str(src), output=str(dst) if dst is not None else None,
         frames_in=analysis.frames, frames_out=frames_out,
         shots=[asdict(s) for s in analysis.shots],
-        tracks=[{"id": t.track_id, "shot": t.shot_index, "start": t.start, "end": t.end, "frames": len(t),
+        tracks=[{"id": t.track_id, "person": t.person, "shot": t.shot_index, "start": t.start, "end": t.end, "frames": len(t),
                  "detected_frames": int(t.detected.sum()), "median_face_px": t.median_face_px,
                  "start_s": t.start / fps if fps else None, "selected": t.track_id in selected,
                  "strength": cfg.strength_of(t.track_id), "reference": cfg.reference_of(t.track_id) or None,

@@ -80,10 +80,12 @@ class Restorer(Protocol):
     uses_identity: bool  # whether start_track's reference crops matter (the pipeline reads them only then)
     notes: list[str]  # what the report should say about how it ran (e.g. a smaller batch after running out of memory)
 
-    def start_track(self, track_id: int, first_crops: torch.Tensor, reference: torch.Tensor | None = None) -> TrackContext:
+    def start_track(self, track_id: int, first_crops: torch.Tensor, reference: torch.Tensor | None = None,
+                    person: int | None = None) -> TrackContext:
         """State for a new track from its first crops (T, 3, S, S); ``reference`` (K, 3, S', S'):
         aligned crops that show the person best (a photo, or the track's best frames), to take the
-        track's identity from instead."""
+        track's identity from instead; ``person``: the id of the person it shows
+        (:mod:`~vidrestore.faces.people`), whose tracks share their noise (default: its own)."""
         ...
 
     def restore_tracks(self, pieces: list[TrackPiece]) -> list[torch.Tensor]:
@@ -105,7 +107,8 @@ class PassThroughRestorer(Restorer):
         self.face_size = face_size
         self.notes = []
 
-    def start_track(self, track_id: int, first_crops: torch.Tensor, reference: torch.Tensor | None = None) -> TrackContext:
+    def start_track(self, track_id: int, first_crops: torch.Tensor, reference: torch.Tensor | None = None,
+                    person: int | None = None) -> TrackContext:
         return TrackContext(track_id)
 
     def restore_tracks(self, pieces: list[TrackPiece]) -> list[torch.Tensor]:
@@ -144,7 +147,8 @@ class FlipnetRestorer(Restorer):
             # The last window of a track is shorter: dynamic shapes avoid one recompile per length.
             self.model = torch.compile(self.model, backend=compile_backend, dynamic=True)
 
-    def start_track(self, track_id: int, first_crops: torch.Tensor, reference: torch.Tensor | None = None) -> TrackContext:
+    def start_track(self, track_id: int, first_crops: torch.Tensor, reference: torch.Tensor | None = None,
+                    person: int | None = None) -> TrackContext:
         identity = None
         if self.identity_encoder is not None and reference is not None:
             identity = torch.from_numpy(self.identity_encoder.embed(_to_uint8(reference)).mean(0)).to(self.device)
@@ -154,7 +158,8 @@ class FlipnetRestorer(Restorer):
             emb = self.identity_encoder.embed(_to_uint8(first_crops[pick]))
             identity = torch.from_numpy(emb.mean(0)).to(self.device)
         shape = (3, self.face_size, self.face_size)
-        noise = TrackNoise.draw(self.sampler.seed, track_id, shape, self.sampler.steps, self.device)
+        # a person's tracks share one noise field: the face keeps its look across cuts and occlusions
+        noise = TrackNoise.draw(self.sampler.seed, track_id if person is None else person, shape, self.sampler.steps, self.device)
         return TrackContext(track_id, identity, TemporalState(noise))
 
     def _temporal_inputs(self, crops: torch.Tensor, context: TrackContext) -> TemporalInputs | None:

@@ -61,14 +61,16 @@ def warp_weight(schedule: list[list[float]], fraction: float) -> float:
 
 @dataclass
 class TrackNoise:
-    """Noise fields shared by every frame of one track (drawn once, in crop coordinates)."""
+    """Noise fields shared by every frame of one track, and by the tracks of one person (drawn
+    once, in crop coordinates)."""
 
     start: torch.Tensor  # (1, C, S, S)
     steps: list[torch.Tensor]  # one (1, C, S, S) per denoising step
 
     @classmethod
-    def draw(cls, seed: int, track_id: int, shape: tuple[int, ...], steps: int, device: torch.device) -> TrackNoise:
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + track_id)
+    def draw(cls, seed: int, key: int, shape: tuple[int, ...], steps: int, device: torch.device) -> TrackNoise:
+        """The fields for ``key`` (a track's id, or its person's) under ``seed``."""
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + key)
         start = torch.randn((1, *shape), generator=gen)
         return cls(start.to(device), [torch.randn((1, *shape), generator=gen).to(device) for _ in range(steps)])
 

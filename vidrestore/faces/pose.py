@@ -35,3 +35,9 @@ def frontal_weight(landmarks: np.ndarray, fade: tuple[float, ...]) -> np.ndarray
         return np.ones_like(ratio)
     full, zero = fade
     return np.clip((zero - ratio) / (zero - full), 0.0, 1.0)
+
+
+def portrait_score(sizes: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """How well each face (...) shows who it is: its box side ``sizes``, weighed down as the head
+    turns, to nothing from a turn ratio of 1 (about 45 degrees)."""
+    return sizes * np.clip(1 - turn_ratio(landmarks), 0, 1)

@@ -151,6 +151,14 @@ class FaceTracker:
                 self._open.append(_OpenTrack(self._next_id, self._shot, {frame_index: det}))
                 self._next_id += 1
 
+    def detected_at(self, frame_index: int) -> list[tuple[int, Detection]]:
+        """(track id, detection) of each open track that :meth:`update` saw in ``frame_index``."""
+        return [(t.track_id, t.observations[frame_index]) for t in self._open if frame_index in t.observations]
+
+    @property
+    def open_ids(self) -> set[int]:
+        return {t.track_id for t in self._open}
+
     def _associate(self, dets: list[Detection]) -> list[tuple[int, int]]:
         if not dets or not self._open:
             return []

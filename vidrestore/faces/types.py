@@ -36,6 +36,7 @@ class Track:
     scores: np.ndarray  # (T,), 0 where the frame was interpolated
     detected: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (T,) True where a detector saw it
     steady: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (T,) False in a flash, dissolve or fade
+    person: int | None = None  # the id of the first track of the person it shows (faces.people); None: not linked
 
     @property
     def start(self) -> int:
