@@ -316,6 +316,25 @@ def test_only_the_chosen_track_is_restored(two_face_clip, tiny_model, tmp_path):
     assert not missing.exists()
 
 
+def test_a_persons_tracks_are_chosen_together_in_every_shot(three_shot_clip, tmp_path, capsys):
+    dry, chosen, both = tmp_path / "dry.json", tmp_path / "chosen.json", tmp_path / "both.json"
+    assert _run(three_shot_clip, "--dry-run", "--json", dry) == 0
+    tracks = json.loads(dry.read_text())["tracks"]
+    first, middle, last = tracks
+    assert last["person"] == first["id"] != last["id"]  # the same face after a cut back: one person
+    people = len({t["person"] for t in tracks})
+    assert f"3 face tracks of {people} {'person' if people == 1 else 'people'};" in capsys.readouterr().err
+
+    assert _run(three_shot_clip, "--dry-run", "--quiet", "--json", chosen, "--people", str(first["id"])) == 0
+    selected = [t["selected"] for t in json.loads(chosen.read_text())["tracks"]]
+    assert selected[0] and selected[2] and selected == [t["person"] == first["id"] for t in tracks]
+    assert _run(three_shot_clip, "--dry-run", "--quiet", "--json", both, "--people", str(first["id"]),
+                "--tracks", str(middle["id"])) == 0
+    assert all(t["selected"] for t in json.loads(both.read_text())["tracks"])
+    assert _run(three_shot_clip, "--dry-run", "--quiet", "--people", "99") == 2
+    assert "no person 99 in this video" in capsys.readouterr().err
+
+
 def test_strength_blends_restored_faces_with_the_originals_per_track(two_face_clip, tiny_model, tmp_path, capsys):
     import numpy as np
 

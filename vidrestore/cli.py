@@ -122,11 +122,11 @@ def _pixels(text: str) -> float:
     return value
 
 
-def _track_ids(text: str) -> tuple[int, ...]:
+def _id_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected track ids separated by commas, like 0,3; got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected ids separated by commas, like 0,3; got {text!r}") from None
 
 
 def _per_track(convert: Callable[[str], T], example: str) -> Callable[[str], tuple[int | None, T]]:
@@ -187,7 +187,10 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deinterlace", choices=["auto", "on", "ivtc", "off"],
                    help="interlaced input (auto: telecined film is field-matched, other interlaced video, declared or "
                         "found by idet, deinterlaced with bwdif; on: always bwdif; ivtc: always field matching; off: keep the fields)")
-    p.add_argument("--tracks", type=_track_ids, metavar="IDS", help="restore only these face tracks, e.g. 0,3 (ids from a --dry-run report)")
+    p.add_argument("--tracks", type=_id_list, metavar="IDS", help="restore only these face tracks, e.g. 0,3 (ids from a --dry-run report)")
+    p.add_argument("--people", type=_id_list, metavar="IDS",
+                   help="restore only the tracks of these people, in every shot, e.g. 0 (a track's 'person' in a --dry-run report); "
+                        "with --tracks, those tracks too")
     p.add_argument("--strength", type=_per_track(float, "a strength like 0.6, or TRACK=STRENGTH like 3=0.4"),
                    action="append", metavar="[TRACK=]S",
                    help="how much of the restored face replaces the original, 0-1 (default 1); "
@@ -269,7 +272,7 @@ def options_from_args(args: argparse.Namespace):
             enc = dataclasses.replace(enc, **{field: value})
     cfg = dataclasses.replace(cfg, detector=det, tracker=trk, encode=enc)
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
-                         ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("only_tracks", args.tracks),
+                         ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("only_tracks", args.tracks), ("only_people", args.people),
                          ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade),
                          ("drop_streams", args.drop_streams), ("aligned", args.aligned), ("frame_rate", args.frame_rate)):
         if value is not None:

@@ -98,6 +98,7 @@ class PipelineConfig:
     # frames come out combed).
     deinterlace: str = "auto"
     only_tracks: tuple[int, ...] = ()  # restore only these track ids (from a --dry-run report); empty: every track
+    only_people: tuple[int, ...] = ()  # and/or only the tracks of these people (person ids from a --dry-run report)
     # How much of each restored face replaces the original: 1 all of it, 0.5 an even blend (a
     # fidelity knob, like CodeFormer's w but applied in the paste); per track as (id, strength) pairs.
     strength: float = 1.0
@@ -366,17 +367,20 @@ def deinterlace_note(analysis: Analysis) -> list[str]:
 
 
 def selected_tracks(analysis: Analysis, cfg: PipelineConfig) -> list[Track]:
-    """The tracks to restore: those ``cfg.only_tracks`` names (default every one) whose strength is
-    above 0. A track id the analysis did not find is a usage error (ids come from a --dry-run
-    report with the same detection options)."""
+    """The tracks to restore: those ``cfg.only_tracks`` names or whose person ``cfg.only_people``
+    names (default every one), whose strength is above 0. A track or person id the analysis did
+    not find is a usage error (ids come from a --dry-run report with the same detection options)."""
     found = [t.track_id for t in analysis.tracks]
+    people = sorted({t.person for t in analysis.tracks})
     named = set(cfg.only_tracks) | {i for i, _ in cfg.track_strength} | {i for i, _ in cfg.track_references}
-    unknown = sorted(named - set(found))
-    if unknown:
-        raise UsageError(f"no track {', '.join(map(str, unknown))} in this video; its tracks are "
-                         f"{', '.join(map(str, found)) or 'none'} (see --dry-run; ids depend on the detection options)")
+    for what, unknown, known in [("track", sorted(named - set(found)), found),
+                                 ("person", sorted(set(cfg.only_people) - set(people)), people)]:
+        if unknown:
+            raise UsageError(f"no {what} {', '.join(map(str, unknown))} in this video; its {'tracks' if what == 'track' else 'people'} "
+                             f"are {', '.join(map(str, known)) or 'none'} (see --dry-run; ids depend on the detection options)")
+    chosen = lambda t: t.track_id in cfg.only_tracks or t.person in cfg.only_people
     return [t for t in analysis.tracks
-            if (not cfg.only_tracks or t.track_id in cfg.only_tracks) and cfg.strength_of(t.track_id) > 0]
+            if (not (cfg.only_tracks or cfg.only_people) or chosen(t)) and cfg.strength_of(t.track_id) > 0]
 
 
 def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
