@@ -469,6 +469,24 @@ def test_interlaced_fields_are_declared_and_deinterlaced_with_the_same_timing(in
     assert after < 0.4 * before, (before, after)
 
 
+def test_a_keep_fields_reader_crops_from_the_deinterlaced_frame_and_hands_on_the_interlaced_one(interlaced_clip):
+    with VideoReader(interlaced_clip) as r:
+        raw = list(r)
+    with VideoReader(interlaced_clip, deinterlace=TFF) as r:
+        clean = list(r)
+    with VideoReader(interlaced_clip, deinterlace=TFF, keep_fields=True, images_for=[range(3, 9)]) as r:
+        both = list(r)
+    assert [f.pts for f in both] == [f.pts for f in raw]
+    assert all(f.source.interlaced_frame for f in both)  # what the writer re-encodes: the input's own fields
+    for f, woven, progressive in zip(both, raw, clean):
+        if 3 <= f.index < 9:
+            assert np.array_equal(f.image, progressive.image) and np.array_equal(f.fields, woven.image)
+        else:
+            assert f.image is None and f.fields is None  # not asked for: neither is converted
+    with pytest.raises(ValueError, match="progressive"):
+        VideoReader(interlaced_clip, deinterlace=TFF, keep_fields=True, keep=DecodedFrames(1 << 30))
+
+
 def _luma(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
 

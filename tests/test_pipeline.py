@@ -474,6 +474,36 @@ def test_fields_kept_with_deinterlace_off_stay_interlaced_in_their_order(interla
         assert all(f.interlaced_frame == (order != "progressive") for f in c.decode(video=0))
 
 
+def test_kept_fields_take_the_restored_faces_and_keep_the_rest_field_for_field(interlaced_clip, tmp_path):
+    """--keep-fields: faces found and restored on deinterlaced frames are pasted into the input's own
+    fields, so the picture around them keeps both fields of every frame (deinterlacing the whole
+    frame halved a 50i broadcast's motions to 25 a second everywhere), coded in the input's order."""
+    from vidrestore.io import EncodeOptions
+
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    with VideoReader(interlaced_clip) as r:
+        source = np.stack([f.image for f in r]).astype(int)
+    far = np.ones(source.shape[:3], bool)  # away from the faces: their boxes grown by half their size
+    for track in analyse(interlaced_clip, PipelineConfig(), det).tracks:
+        for i, (x0, y0, x1, y1) in zip(track.frames, track.boxes):
+            gx, gy = (x1 - x0) / 2, (y1 - y0) / 2
+            far[i, max(0, int(y0 - gy)):int(y1 + gy), max(0, int(x0 - gx)):int(x1 + gx)] = False
+    outputs = {}
+    for keep in (True, False):
+        out = tmp_path / f"out{keep}.mkv"
+        cfg = PipelineConfig(face_size=64, keep_fields=keep, encode=EncodeOptions(codec="ffv1"))
+        report = run(interlaced_clip, out, cfg, Negative(64), torch.device("cpu"), detector=det)
+        with VideoReader(out) as r:
+            outputs[keep] = np.stack([f.image for f in r]).astype(int)
+        assert probe(out).interlaced == keep and report.frames_out == 24
+        assert not keep or probe(out).field_order == "tt"
+        assert any("pasted into the input's fields" in n for n in report.notes) == keep
+    kept = outputs[True]
+    assert far.mean() > 0.5 and np.array_equal(kept[far], source[far])  # both fields, bit for bit
+    assert np.abs(outputs[False][far] - source[far]).mean() > 1  # deinterlaced: every other line was remade
+    assert (np.abs(kept - source).max(axis=3)[~far] > 60).mean() > 0.05  # the faces were pasted in
+
+
 def test_aligned_crops_are_restored_whole_to_their_edges(sample_clip, tmp_path):
     """--aligned on 256 px crops with a 128 px restorer: one track per shot, nothing detected; the
     frame goes down to the crop and back, and its edge comes back as it was: the frame's outer

@@ -187,6 +187,9 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deinterlace", choices=["auto", "on", "ivtc", "off"],
                    help="interlaced input (auto: telecined film is field-matched, other interlaced video, declared or "
                         "found by idet, deinterlaced with bwdif; on: always bwdif; ivtc: always field matching; off: keep the fields)")
+    p.add_argument("--keep-fields", action="store_true", default=None,
+                   help="write deinterlaced input back interlaced: faces are restored on the deinterlaced frames and pasted "
+                        "into the input's own fields; the rest of every frame keeps both its fields (a broadcast master)")
     p.add_argument("--tracks", type=_id_list, metavar="IDS", help="restore only these face tracks, e.g. 0,3 (ids from a --dry-run report)")
     p.add_argument("--people", type=_id_list, metavar="IDS",
                    help="restore only the tracks of these people, in every shot, e.g. 0 (a track's 'person' in a --dry-run report); "
@@ -274,7 +277,7 @@ def options_from_args(args: argparse.Namespace):
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
                          ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("only_tracks", args.tracks), ("only_people", args.people),
                          ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade),
-                         ("drop_streams", args.drop_streams), ("aligned", args.aligned), ("frame_rate", args.frame_rate)):
+                         ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("aligned", args.aligned), ("frame_rate", args.frame_rate)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
     cfg = _apply_per_track(cfg, args.strength, "strength", "track_strength")

@@ -97,6 +97,10 @@ class PipelineConfig:
     # bwdif; on: always bwdif; ivtc: always field matching; off: never (faces restored on combed
     # frames come out combed).
     deinterlace: str = "auto"
+    # Interlaced input deinterlaced for restoration (above) is written back interlaced: the faces,
+    # restored on the progressive frames, are pasted into the input's own fields, and everything
+    # else keeps both fields of every frame (a broadcast master keeps its 50 or 60 motions a second).
+    keep_fields: bool = False
     only_tracks: tuple[int, ...] = ()  # restore only these track ids (from a --dry-run report); empty: every track
     only_people: tuple[int, ...] = ()  # and/or only the tracks of these people (person ids from a --dry-run report)
     # How much of each restored face replaces the original: 1 all of it, 0.5 an even blend (a
@@ -360,10 +364,24 @@ def choose_deinterlace(cfg: PipelineConfig, path: Path, info: VideoInfo) -> tupl
     return (FieldFilter(scan.parity), f"--deinterlace on; {found}") if cfg.deinterlace == "on" else (None, "")
 
 
-def deinterlace_note(analysis: Analysis) -> list[str]:
+def coded_field_order(analysis: Analysis, info: VideoInfo, keep_fields: bool) -> str:
+    """How the output's frames are coded: progressive when deinterlaced, else in the input's
+    field order: as declared, or as found, for a transfer flagged progressive whose fields differ."""
+    if analysis.deinterlace is None:
+        return info.field_order
+    if not keep_fields:
+        return "progressive"
+    return info.field_order if info.interlaced else ("tt" if analysis.deinterlace.parity == "tff" else "bb")
+
+
+def deinterlace_note(analysis: Analysis, keep_fields: bool = False) -> list[str]:
     if analysis.deinterlace is None:
         return []
-    return [f"{analysis.deinterlace.describe()} ({analysis.fields}); --deinterlace off keeps the fields"]
+    if keep_fields:
+        return [f"faces restored on frames {analysis.deinterlace.describe()} ({analysis.fields}) and pasted into the "
+                f"input's fields: the output keeps them, {analysis.deinterlace.parity}"]
+    return [f"{analysis.deinterlace.describe()} ({analysis.fields}); --keep-fields pastes the faces into the input's "
+            "fields and keeps them, --deinterlace off keeps the fields and restores faces on them"]
 
 
 def selected_tracks(analysis: Analysis, cfg: PipelineConfig) -> list[Track]:
@@ -657,6 +675,8 @@ def _restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[in
     # integer views of the frames (uint8, or uint16 for deep sources): only the regions around
     # faces are ever converted to float
     tensors = {f.index: torch.from_numpy(f.image).permute(2, 0, 1).to(device) for f in window if f.image is not None}
+    # a keep_fields reader's faces go into the interlaced frame; they are found and cropped in the progressive one
+    bases = {f.index: torch.from_numpy(f.fields).permute(2, 0, 1).to(device) for f in window if f.fields is not None} or tensors
     frames = [list(range(max(first, t.start), min(last + 1, t.end))) for t in active]
     mats = [face_matrices(t.landmarks[np.asarray(idx) - t.start], cfg.face_size, pixel_aspect) for t, idx in zip(active, frames)]
     with glue_threads(device):
@@ -691,7 +711,7 @@ def _restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[in
     with glue_threads(device):
         for i, items in pastes.items():
             faces, mats_i, strength, masks = zip(*items)
-            pasted, boxes = paste_faces(tensors[i], torch.stack(faces), np.stack(mats_i), torch.tensor(strength, device=device),
+            pasted, boxes = paste_faces(bases[i], torch.stack(faces), np.stack(mats_i), torch.tensor(strength, device=device),
                                         torch.stack(masks), padding="border" if cfg.aligned else "zeros")
             out[i] = Pasted(pasted.permute(1, 2, 0).cpu().numpy(), boxes)
     return out
@@ -790,9 +810,8 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         faced = None if preview or upright else [range(t.start, t.end) for t in tracks]  # the preview shows every frame
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
                                                  deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,
-                                                 images_for=faced))
-        # deinterlaced frames are progressive; fields kept (--deinterlace off) keep their declared order
-        coded = dataclasses.replace(info, field_order="progressive") if analysis.deinterlace is not None else info
+                                                 images_for=faced, keep_fields=cfg.keep_fields))
+        coded = dataclasses.replace(info, field_order=coded_field_order(analysis, info, cfg.keep_fields))
         if upright:
             coded = dataclasses.replace(coded, rotation=0, width=info.display_size[0], height=info.display_size[1])
         writer = stack.enter_context(VideoWriter(video_out, coded, encode))
@@ -806,7 +825,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
             for f in window:
                 pasted = changed.get(f.index)
                 if upright:
-                    writer.write(None, f.pts, pasted.image if pasted else f.image)
+                    writer.write(None, f.pts, pasted.image if pasted else f.image if f.fields is None else f.fields)
                 else:
                     writer.write(f.source, f.pts, *((pasted.image, pasted.boxes) if pasted else ()))
                 if side is not None:
@@ -923,7 +942,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     t0 = time.perf_counter()
     detector = detector or create_detector(cfg.detector, device)
     masker = create_masker(cfg, device) if not dry_run else None
-    decoded = DecodedFrames(cfg.decode_once_mib << 20 if not dry_run else 0)
+    decoded = DecodedFrames(cfg.decode_once_mib << 20 if not (dry_run or cfg.keep_fields) else 0)  # kept frames are progressive
     analysis = analyse(src, cfg, detector, progress, keep=decoded)
     restoring = selected_tracks(analysis, cfg)
     timings["analyse"] = time.perf_counter() - t0
@@ -946,7 +965,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
             final_tmp = stack.enter_context(atomic_output(dst, number_offset(src)))
             preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
             if segments:
-                notes.extend(deinterlace_note(analysis) if restoring else [copy_note(analysis, faceless_encoding(src, dst))])
+                notes.extend(deinterlace_note(analysis, cfg.keep_fields) if restoring else [copy_note(analysis, faceless_encoding(src, dst))])
                 encoder, master = encoding(src, dst, cfg)
                 notes.extend(master)
                 this_run = _without(progress, [segments[i] for i in reused])

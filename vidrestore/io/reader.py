@@ -38,6 +38,7 @@ class Frame:
     image: np.ndarray | None  # None for a frame a reader with ``images_for`` was not asked to convert
     source: av.VideoFrame  # the decoded frame, re-encoded untouched when no face is pasted into it
     scale: tuple[float, float] = (1.0, 1.0)  # image size / display size (x, y); below 1 when the reader downscales
+    fields: np.ndarray | None = None  # a ``keep_fields`` reader's: the interlaced frame's own image, for faces to be pasted into
 
 
 @dataclass
@@ -270,16 +271,19 @@ class Deinterlacer:
         self.time_base = stream.time_base
         # bwdif counts time in fields (half the input's time base); each output frame takes back
         # the timestamp of the input frame it was made from, so they match the input's exactly.
-        self.pending_pts: deque[int | None] = deque()
+        self.pending: deque[av.VideoFrame] = deque()
 
-    def __call__(self, frame: av.VideoFrame | None) -> list[av.VideoFrame]:
-        """Push ``frame`` (None at the end of the stream) and return the frames that are ready."""
+    def __call__(self, frame: av.VideoFrame | None) -> list[tuple[av.VideoFrame, av.VideoFrame]]:
+        """Push ``frame`` (None at the end of the stream) and return the frames that are ready,
+        each with the interlaced frame it was made from."""
         if frame is not None:
-            self.pending_pts.append(frame.pts)
+            self.pending.append(frame)
         self.graph.vpush(frame)
-        ready = _pull(self.graph)
-        for out in ready:
-            out.pts, out.time_base = self.pending_pts.popleft(), self.time_base
+        ready = []
+        for out in _pull(self.graph):
+            original = self.pending.popleft()
+            out.pts, out.time_base = original.pts, self.time_base
+            ready.append((out, original))
         return ready
 
 
@@ -328,7 +332,9 @@ class VideoReader:
     only; with ``start_pts`` (the PTS of frame ``start``, known from a previous pass) the reader
     seeks to the keyframe before it instead of
     decoding everything before it. ``deinterlace``: how to make interlaced frames progressive (see
-    :class:`FieldFilter`), None to leave them as they are; ``Frame.source`` is then the progressive frame. ``keep_depth``:
+    :class:`FieldFilter`), None to leave them as they are; ``Frame.source`` is then the progressive
+    frame, unless ``keep_fields``: then it is the interlaced frame, and ``Frame.fields`` its image
+    (``Frame.image`` stays progressive, for finding and cropping faces). ``keep_depth``:
     full-size images of sources deeper than 8 bits are uint16, for pasting faces into them without
     flattening the frame to 8 bits. ``only``: yield just these frame indices (the others are
     decoded, as they must be, but not converted), and stop after the last of them. ``keep``: add
@@ -343,7 +349,7 @@ class VideoReader:
                  start: int = 0, stop: int | None = None, start_pts: int | None = None, deinterlace: FieldFilter | None = None,
                  keep_depth: bool = False, only: set[int] | frozenset[int] | None = None,
                  keep: DecodedFrames | None = None, reuse: DecodedFrames | None = None,
-                 images_for: list[range] | None = None):
+                 images_for: list[range] | None = None, keep_fields: bool = False):
         if keep is not None and (start or stop is not None or only is not None):
             raise ValueError("keep= needs a reader of the whole stream")
         self.path = Path(path)
@@ -351,6 +357,7 @@ class VideoReader:
         self.prefetch = prefetch
         self.max_side = max_side
         self.deinterlace = deinterlace
+        self.keep_fields = keep_fields and deinterlace is not None
         self.deep = keep_depth and not max_side and bit_depth(self.info.pix_fmt) > 8
         self._index = 0
         self.only = frozenset(only) if only is not None else None
@@ -360,6 +367,8 @@ class VideoReader:
         self.start, self.stop, self.start_pts = start, stop, start_pts
         self.keep = keep
         self.reuse = reuse if reuse is not None and reuse.complete else None
+        if self.keep_fields and (keep is not None or self.reuse is not None):
+            raise ValueError("kept frames are progressive: a keep_fields reader decodes its own")
         self._spans = _merged(images_for) if images_for is not None else None
         self.stats = DecodeStats()
         self._reformatter = VideoReformatter()  # used by the decode thread only
@@ -450,18 +459,19 @@ class VideoReader:
                 if packet.is_corrupt and packet.pts is not None:  # as a player's clock shows it, from the stream's start
                     self.stats.damaged_s.append(float((packet.pts - (stream.start_time or 0)) * packet.time_base))
                 for decoded in self._decode_packet(packet):
-                    for frame in deinterlacer(decoded) if deinterlacer else [decoded]:
-                        if not self._emit(frame, seeking):
+                    for frame, original in deinterlacer(decoded) if deinterlacer else [(decoded, decoded)]:
+                        if not self._emit(frame, seeking, original):
                             return False
-            for frame in deinterlacer(None) if deinterlacer else []:
-                if not self._emit(frame, seeking):
+            for frame, original in deinterlacer(None) if deinterlacer else []:
+                if not self._emit(frame, seeking, original):
                     return False
         if self.keep is not None:
             self.keep.finish()
         return True
 
-    def _emit(self, frame: av.VideoFrame, seeking: bool) -> bool:
-        """Queue ``frame`` if it is in range; False once the reader should stop."""
+    def _emit(self, frame: av.VideoFrame, seeking: bool, original: av.VideoFrame | None = None) -> bool:
+        """Queue ``frame`` (made progressive from ``original``, if it was) if it is in range; False
+        once the reader should stop."""
         if seeking and frame.pts is not None and frame.pts < self.start_pts:
             return True  # between the keyframe and the first wanted frame
         if self.keep is not None:
@@ -470,9 +480,14 @@ class VideoReader:
             self._put(_END)
             return False
         if self._index >= self.start and (self.only is None or self._index in self.only):
-            image, scale = frame_to_rgb(frame, self.info, self.max_side, self.deep, self._reformatter) \
-                if self._wants_image(self._index) else (None, (1.0, 1.0))
-            if not self._put(Frame(self._index, frame.pts, image, frame, scale)):
+            wanted = self._wants_image(self._index)
+            image, scale = frame_to_rgb(frame, self.info, self.max_side, self.deep, self._reformatter) if wanted else (None, (1.0, 1.0))
+            if self.keep_fields:
+                fields = frame_to_rgb(original, self.info, self.max_side, self.deep, self._reformatter)[0] if wanted else None
+                item = Frame(self._index, frame.pts, image, original, scale, fields)
+            else:
+                item = Frame(self._index, frame.pts, image, frame, scale)
+            if not self._put(item):
                 return False
             self.stats.frames += 1
         self._index += 1
