@@ -335,6 +335,23 @@ def test_a_persons_tracks_are_chosen_together_in_every_shot(three_shot_clip, tmp
     assert "no person 99 in this video" in capsys.readouterr().err
 
 
+def test_each_tracks_best_face_is_written_to_tell_who_is_who(three_shot_clip, tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    folder, report = tmp_path / "faces", tmp_path / "r.json"
+    assert _run(three_shot_clip, "--dry-run", "--quiet", "--json", report, "--faces", folder) == 0
+    tracks = json.loads(report.read_text())["tracks"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"person{t['person']:04d}_track{t['id']:04d}.jpg" for t in tracks)
+    faces = [cv2.imread(t["face"]).astype(int) for t in tracks]
+    assert all(face.shape == (128, 128, 3) for face in faces)
+    first, middle, last = faces
+    assert abs(first.mean() - last.mean()) < 3 and middle.mean() < first.mean() / 2  # one face; then a take at a third of its light
+    (tmp_path / "file").write_text("")
+    assert _run(three_shot_clip, "--dry-run", "--quiet", "--faces", tmp_path / "file") == 4
+    assert "that is a file" in capsys.readouterr().err
+
+
 def test_strength_blends_restored_faces_with_the_originals_per_track(two_face_clip, tiny_model, tmp_path, capsys):
     import numpy as np
 

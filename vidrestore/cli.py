@@ -191,6 +191,8 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                    help="write deinterlaced input back interlaced: faces are restored on the deinterlaced frames and pasted "
                         "into the input's own fields; the rest of every frame keeps both its fields (a broadcast master)")
     p.add_argument("--tracks", type=_id_list, metavar="IDS", help="restore only these face tracks, e.g. 0,3 (ids from a --dry-run report)")
+    p.add_argument("--faces", metavar="DIR", help="write each track's best face into DIR as person<P>_track<T>.jpg, "
+                   "to tell who is who (with --dry-run, before choosing --tracks, --people, --strength or --reference)")
     p.add_argument("--people", type=_id_list, metavar="IDS",
                    help="restore only the tracks of these people, in every shot, e.g. 0 (a track's 'person' in a --dry-run report); "
                         "with --tracks, those tracks too")
@@ -277,7 +279,7 @@ def options_from_args(args: argparse.Namespace):
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
                          ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("only_tracks", args.tracks), ("only_people", args.people),
                          ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade),
-                         ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("aligned", args.aligned), ("frame_rate", args.frame_rate)):
+                         ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("faces_dir", args.faces), ("aligned", args.aligned), ("frame_rate", args.frame_rate)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
     cfg = _apply_per_track(cfg, args.strength, "strength", "track_strength")

@@ -120,6 +120,9 @@ class PipelineConfig:
     # The rate an image sequence's pictures are played at (24, 24000/1001, 23.976), which pictures do
     # not store: it times the frames of a video made from them. "": FFmpeg's 25. A video keeps its own.
     frame_rate: str = ""
+    # A folder to write each track's best face to (as pass 1 saw it, aligned), named by person and
+    # track, to tell who is who before choosing --tracks, --people, --strength or --reference.
+    faces_dir: str = ""
     shots: ShotConfig = field(default_factory=ShotConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -164,6 +167,7 @@ class Analysis:
     smallest_findable: float = 0.0  # box side (frame px) of the smallest faces the detector finds at its working size; 0: unknown
     detect_side: int = 0  # longer side of the images the detector worked on
     frame_side: int = 0  # longer side of the frames
+    faces: dict[int, bytes] = field(default_factory=dict)  # track id -> JPEG of its best detection (faces_dir)
 
 
 @dataclass
@@ -201,7 +205,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     :class:`~vidrestore.io.reader.DecodedFrames`)."""
     shots = ShotDetector(cfg.shots)
     tracker = FaceTracker(cfg.tracker)
-    portraits = Portraits(cfg.people, DlibIdentityEncoder()) if cfg.people.link and not cfg.aligned else None
+    portraits = Portraits(cfg.people, DlibIdentityEncoder(), keep_faces=bool(cfg.faces_dir)) if not cfg.aligned else None
     info = probe(path)
     long_side = max(info.display_size)
     detector = detector.sized_for(long_side, cfg.tracker.min_face_size)
@@ -288,7 +292,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     unsteady = np.fromiter(shots.unsteady(), int)
     if portraits is not None:
         portraits.settle(())
-    person_of = link_people(tracks, portraits.descriptors, cfg.people.max_distance) if portraits is not None else {}
+    person_of = link_people(tracks, portraits.descriptors, cfg.people.max_distance) if portraits is not None and cfg.people.link else {}
     for t in tracks:
         t.steady = ~np.isin(t.frames, unsteady)
         t.person = person_of.get(t.track_id, t.track_id)
@@ -298,7 +302,8 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
              for photo in {cfg.reference_of(t.track_id) for t in tracks} - {""}}
     references = {t.track_id: crops[cfg.reference_of(t.track_id)] for t in tracks if cfg.reference_of(t.track_id)}
     return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references, tracker.too_small,
-                    stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side)
+                    stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side,
+                    portraits.faces if portraits is not None else {})
 
 
 def aligned_side(image: np.ndarray, scale: tuple[float, float]) -> float:
@@ -845,6 +850,22 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         return writer.frames_written
 
 
+def face_path(folder: Path, track: Track) -> Path:
+    """Where :func:`write_faces` puts ``track``'s face: by person, then track, so one person's faces sort together."""
+    return folder / f"person{track.person:04d}_track{track.track_id:04d}.jpg"
+
+
+def write_faces(analysis: Analysis, folder: Path) -> None:
+    """Each track's best face as pass 1 saw it (aligned, as a JPEG) into ``folder``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for track in analysis.tracks:
+            if track.track_id in analysis.faces:
+                face_path(folder, track).write_bytes(analysis.faces[track.track_id])
+    except OSError as exc:
+        raise OutputError(f"cannot write the faces into {folder}: {exc.strerror or exc}") from exc
+
+
 def provenance(restorer_name: str) -> str:
     """The note a restored file carries in its comment tag, so archives can tell restored faces from original ones."""
     return f"faces restored by vidrestore {__version__} with {restorer_name}"
@@ -927,6 +948,8 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     if dst is None and not dry_run:
         raise UsageError("an output path is needed unless --dry-run is given")
     check_frame_rate(cfg, src, dst)
+    if cfg.faces_dir and Path(cfg.faces_dir).exists() and not Path(cfg.faces_dir).is_dir():
+        raise OutputError(f"--faces {cfg.faces_dir}: that is a file; give a folder to write the faces into")
     if dst is not None:
         check_paths(src, Path(dst), overwrite)
         check_output(src, dst, cfg.encode, cfg.drop_streams, played_at(probe(src), cfg))
@@ -944,6 +967,8 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     masker = create_masker(cfg, device) if not dry_run else None
     decoded = DecodedFrames(cfg.decode_once_mib << 20 if not (dry_run or cfg.keep_fields) else 0)  # kept frames are progressive
     analysis = analyse(src, cfg, detector, progress, keep=decoded)
+    if cfg.faces_dir:
+        write_faces(analysis, Path(cfg.faces_dir))
     restoring = selected_tracks(analysis, cfg)
     timings["analyse"] = time.perf_counter() - t0
     frames_out = 0
@@ -1041,7 +1066,8 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
                  "start_s": t.start / fps if fps else None, "selected": t.track_id in selected,
                  "strength": cfg.strength_of(t.track_id), "reference": cfg.reference_of(t.track_id) or None,
                  "identity_frames": [] if cfg.reference_of(t.track_id) else identity_frames(t),
-                 "profile_frames": int((frontal_weight(t.landmarks, cfg.profile_fade) < 1).sum())}
+                 "profile_frames": int((frontal_weight(t.landmarks, cfg.profile_fade) < 1).sum()),
+                 "face": str(face_path(Path(cfg.faces_dir), t)) if cfg.faces_dir and t.track_id in analysis.faces else None}
                 for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
         corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info),

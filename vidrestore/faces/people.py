@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from ..config import check_minimums
@@ -43,12 +44,15 @@ class PeopleConfig:
 
 class Portraits:
     """The best few aligned crops of each open track as pass 1 meets its detections, and each
-    ended track's mean descriptor (:attr:`descriptors`)."""
+    ended track's mean descriptor (:attr:`descriptors`); with ``keep_faces``, also its best crop
+    as a JPEG (:attr:`faces`), to show the user who each track is."""
 
-    def __init__(self, config: PeopleConfig, encoder: IdentityEncoder):
+    def __init__(self, config: PeopleConfig, encoder: IdentityEncoder, keep_faces: bool = False):
         self.config = config
         self.encoder = encoder
+        self.keep_faces = keep_faces
         self.descriptors: dict[int, np.ndarray] = {}
+        self.faces: dict[int, bytes] = {}
         self._best: dict[int, list[tuple[float, np.ndarray]]] = {}  # track id -> (score, crop), best first
 
     def offer(self, image: np.ndarray, scale: tuple[float, float], found: list[tuple[int, Detection]]) -> None:
@@ -67,6 +71,8 @@ class Portraits:
         for track_id in [i for i in self._best if i not in open_ids]:
             crops = np.stack([crop for _, crop in self._best.pop(track_id)])
             self.descriptors[track_id] = self.encoder.embed(crops).mean(0)
+            if self.keep_faces:
+                self.faces[track_id] = cv2.imencode(".jpg", cv2.cvtColor(crops[0], cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
 
     def _crop(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         size = self.config.portrait_size
