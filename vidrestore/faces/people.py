@@ -17,7 +17,7 @@ so a wrong link costs shared noise, never someone else's identity.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -79,36 +79,33 @@ class Portraits:
         return warp_image(image, face_matrices(landmarks[None], size)[0], (size, size), "reflection")
 
 
-@dataclass
-class _Person:
-    person_id: int
-    spans: list[range] = field(default_factory=list)
-    descriptors: list[np.ndarray] = field(default_factory=list)
-
-    def on_screen_with(self, track: Track) -> bool:
-        return any(span.start < track.end and track.start < span.stop for span in self.spans)
-
-    def add(self, track: Track, descriptor: np.ndarray | None) -> None:
-        self.spans.append(range(track.start, track.end))
-        if descriptor is not None:
-            self.descriptors.append(descriptor)
-
-
 def link_people(tracks: list[Track], descriptors: dict[int, np.ndarray], max_distance: float) -> dict[int, int]:
     """Track id -> its person's id (the id of the person's first track), for every track of
     ``tracks``. A track without a descriptor is a person of its own."""
-    people: list[_Person] = []
+    ordered = sorted(tracks, key=lambda t: (t.start, t.track_id))
+    dim = len(next(iter(descriptors.values()))) if descriptors else 0
+    # per person: id, sum and count of descriptors (their mean is where the person is), and the
+    # frame their tracks end by; tracks come in start order, so a person is on screen with a
+    # track exactly when one of their tracks ends after it starts
+    ids = np.zeros(len(ordered), int)
+    sums, counts = np.zeros((len(ordered), dim)), np.zeros(len(ordered))
+    until = np.zeros(len(ordered), int)
+    people = 0
     person_of: dict[int, int] = {}
-    for track in sorted(tracks, key=lambda t: (t.start, t.track_id)):
+    for track in ordered:
         own = descriptors.get(track.track_id)
-        free = [p for p in people if p.descriptors and not p.on_screen_with(track)] if own is not None else []
-        distances = [float(np.linalg.norm(np.mean(p.descriptors, 0) - own)) for p in free]
-        nearest = int(np.argmin(distances)) if distances else -1
-        if nearest >= 0 and distances[nearest] <= max_distance:
-            person = free[nearest]
-        else:
-            person = _Person(track.track_id)
-            people.append(person)
-        person.add(track, own)
-        person_of[track.track_id] = person.person_id
+        k = people
+        if own is not None and people:
+            free = (counts[:people] > 0) & (until[:people] <= track.start)
+            distance = np.where(free, np.linalg.norm(sums[:people] / np.maximum(counts[:people], 1)[:, None] - own, axis=1), np.inf)
+            nearest = int(np.argmin(distance))
+            k = nearest if distance[nearest] <= max_distance else people
+        if k == people:
+            ids[k] = track.track_id
+            people += 1
+        if own is not None:
+            sums[k] += own
+            counts[k] += 1
+        until[k] = max(until[k], track.end)
+        person_of[track.track_id] = int(ids[k])
     return person_of
