@@ -334,10 +334,23 @@ def test_a_persons_tracks_are_chosen_together_in_every_shot(three_shot_clip, tmp
     assert _run(three_shot_clip, "--dry-run", "--quiet", "--people", "99") == 2
     assert "no person 99 in this video" in capsys.readouterr().err
 
+    # strength and reference for a person: every track of theirs, unless a track has its own
+    from vidrestore.io import VideoReader
+
+    with VideoReader(three_shot_clip) as r:
+        photo = _photo(next(iter(r)).image, tmp_path / "photo.jpg")
+    person, tuned = first["id"], tmp_path / "tuned.json"
+    assert _run(three_shot_clip, "--dry-run", "--quiet", "--json", tuned, "--strength", f"p{person}=0.3",
+                "--strength", f"{last['id']}=0.8", "--reference", f"p{person}={photo}") == 0
+    rows = json.loads(tuned.read_text())["tracks"]
+    assert [r["strength"] for r in rows] == [0.8 if t is last else 0.3 if t["person"] == person else 1.0 for t in tracks]
+    assert [r["reference"] for r in rows] == [str(photo) if t["person"] == person else None for t in tracks]
+    assert _run(three_shot_clip, "--dry-run", "--quiet", "--strength", "p99=0.5") == 2
+    assert "no person 99 in this video" in capsys.readouterr().err
+
 
 def test_each_tracks_best_face_is_written_to_tell_who_is_who(three_shot_clip, tmp_path, capsys):
     import cv2
-    import numpy as np
 
     folder, report = tmp_path / "faces", tmp_path / "r.json"
     assert _run(three_shot_clip, "--dry-run", "--quiet", "--json", report, "--faces", folder) == 0

@@ -42,9 +42,20 @@ def test_pairs_in_yaml_take_one_type_per_place_and_strengths_are_checked():
     from vidrestore.config import from_dict
     from vidrestore.pipeline import PipelineConfig
 
-    cfg = from_dict(PipelineConfig, {"track_strength": [[3, 0.4], [1, 1]]})
-    assert cfg.track_strength == ((3, 0.4), (1, 1.0)) and cfg.strength_of(3) == 0.4 and cfg.strength_of(2) == 1.0
+    import numpy as np
+
+    from vidrestore.faces.types import Track
+
+    def track(track_id, person):
+        return Track(track_id, 0, np.arange(1), np.zeros((1, 4)), np.zeros((1, 5, 2)), np.ones(1), person=person)
+
+    cfg = from_dict(PipelineConfig, {"track_strength": [[3, 0.4], [1, 1]], "person_strength": [[1, 0.5], [3, 0.2]]})
+    assert cfg.track_strength == ((3, 0.4), (1, 1.0)) and cfg.strength_of(track(3, 3)) == 0.4
+    # a track's own strength, else its person's, else everyone's
+    assert [cfg.strength_of(track(i, p)) for i, p in [(2, 2), (4, 1), (1, 1), (5, 3)]] == [1.0, 0.5, 1.0, 0.2]
     with pytest.raises(ConfigError, match="expected 2 items"):
         from_dict(PipelineConfig, {"track_strength": [[3]]})
     with pytest.raises(ConfigError, match="strength of track 3: expected a value from 0 to 1"):
         from_dict(PipelineConfig, {"track_strength": [[3, 2]]})
+    with pytest.raises(ConfigError, match="strength of person 0: expected a value from 0 to 1"):
+        from_dict(PipelineConfig, {"person_strength": [[0, -1]]})

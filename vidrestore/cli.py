@@ -129,26 +129,39 @@ def _id_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected ids separated by commas, like 0,3; got {text!r}") from None
 
 
-def _per_track(convert: Callable[[str], T], example: str) -> Callable[[str], tuple[int | None, T]]:
-    """A parser of "VALUE" (every track) or "TRACK=VALUE" (one track) -> (track id or None, value)."""
-    def parse(text: str) -> tuple[int | None, T]:
-        track, sep, value = text.partition("=")
-        per_track = sep and track.strip().isdigit()  # a photo path may itself contain "="
+Target = tuple[str, int] | None  # ("track", id), ("person", id), or None for every track
+
+
+def _per_track(convert: Callable[[str], T], example: str) -> Callable[[str], tuple[Target, T]]:
+    """A parser of "VALUE" (every track), "TRACK=VALUE" (one track) or "pPERSON=VALUE" (every
+    track of one person) -> (target, value)."""
+    def parse(text: str) -> tuple[Target, T]:
+        key, sep, value = text.partition("=")
+        key = key.strip()
+        # a photo path may itself contain "="
+        target = ("track", int(key)) if sep and key.isdigit() else \
+            ("person", int(key[1:])) if sep and key[:1] in "pP" and key[1:].isdigit() else None
         try:
-            return (int(track) if per_track else None), convert(value if per_track else text)
+            return target, convert(value if target else text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {example}; got {text!r}") from None
     return parse
 
 
-def _apply_per_track(cfg: PipelineConfig, values: list | None, field_all: str, field_tracks: str) -> PipelineConfig:
-    """``cfg`` with per-track option values applied: None keys set ``field_all``, ids ``field_tracks``."""
-    for track, value in values or []:
-        if track is None:
-            cfg = dataclasses.replace(cfg, **{field_all: value})
+_PAIRS = {("strength", "track"): "track_strength", ("strength", "person"): "person_strength",
+          ("reference", "track"): "track_references", ("reference", "person"): "person_references"}
+
+
+def _apply_per_track(cfg: PipelineConfig, values: list | None, field: str) -> PipelineConfig:
+    """``cfg`` with the values of a per-track option applied: without a target to ``field``, with
+    one to that track's or person's pair (a later value for the same target wins)."""
+    for target, value in values or []:
+        if target is None:
+            cfg = dataclasses.replace(cfg, **{field: value})
         else:
-            kept = tuple((i, v) for i, v in getattr(cfg, field_tracks) if i != track)
-            cfg = dataclasses.replace(cfg, **{field_tracks: (*kept, (track, value))})
+            pairs = _PAIRS[field, target[0]]
+            kept = tuple((i, v) for i, v in getattr(cfg, pairs) if i != target[1])
+            cfg = dataclasses.replace(cfg, **{pairs: (*kept, (target[1], value))})
     return cfg
 
 
@@ -196,13 +209,15 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--people", type=_id_list, metavar="IDS",
                    help="restore only the tracks of these people, in every shot, e.g. 0 (a track's 'person' in a --dry-run report); "
                         "with --tracks, those tracks too")
-    p.add_argument("--strength", type=_per_track(float, "a strength like 0.6, or TRACK=STRENGTH like 3=0.4"),
-                   action="append", metavar="[TRACK=]S",
-                   help="how much of the restored face replaces the original, 0-1 (default 1); "
-                        "TRACK=S for one track (ids from --dry-run); repeatable, e.g. --strength 0.7 --strength 3=0.4")
-    p.add_argument("--reference", type=_per_track(str, "PHOTO or TRACK=PHOTO"), action="append", metavar="[TRACK=]PHOTO",
+    p.add_argument("--strength", type=_per_track(float, "a strength like 0.6, TRACK=STRENGTH like 3=0.4 or pPERSON=STRENGTH like p0=0.4"),
+                   action="append", metavar="[TRACK=|pPERSON=]S",
+                   help="how much of the restored face replaces the original, 0-1 (default 1); TRACK=S for one track, "
+                        "pPERSON=S for every track of a person (ids from --dry-run; a track's own wins); repeatable, "
+                        "e.g. --strength 0.7 --strength p0=1 --strength 3=0.4")
+    p.add_argument("--reference", type=_per_track(str, "PHOTO, TRACK=PHOTO or pPERSON=PHOTO"), action="append",
+                   metavar="[TRACK=|pPERSON=]PHOTO",
                    help="a photo of the person: the track takes its identity from it instead of its own degraded frames; "
-                        "TRACK=PHOTO for one track; repeatable")
+                        "TRACK=PHOTO for one track, pPERSON=PHOTO for every track of a person; repeatable")
     p.add_argument("--profile-fade", type=_profile_fade, metavar="FULL,ZERO|off",
                    help="fade the restored face back to the original as the head turns: full strength up to turn ratio "
                         "FULL, none from ZERO (default 0.7,1.4: about 35 and 55 degrees of yaw); off pastes every pose")
@@ -282,8 +297,8 @@ def options_from_args(args: argparse.Namespace):
                          ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("faces_dir", args.faces), ("aligned", args.aligned), ("frame_rate", args.frame_rate)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
-    cfg = _apply_per_track(cfg, args.strength, "strength", "track_strength")
-    cfg = _apply_per_track(cfg, args.reference, "reference", "track_references")
+    cfg = _apply_per_track(cfg, args.strength, "strength")
+    cfg = _apply_per_track(cfg, args.reference, "reference")
     sampler = resolve_config(SamplerConfig, "presets", args.preset)
     if args.seed is not None:
         sampler = dataclasses.replace(sampler, seed=args.seed)

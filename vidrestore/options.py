@@ -38,7 +38,7 @@ class RestoreOptions:
     def fingerprint(self) -> str:
         """Hash of the options and of the files they name (weights, reference photos): equal
         fingerprints give equal outputs."""
-        photos = {self.pipeline.reference, *(path for _, path in self.pipeline.track_references)} - {""}
+        photos = self.pipeline.photos
         data = {"options": dataclasses.asdict(self), "model": weights_digest(self.model),
                 "detector": weights_digest(self.pipeline.detector.weights or ""), "version": __version__,
                 "references": {photo: weights_digest(photo) for photo in sorted(photos)}}

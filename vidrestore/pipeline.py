@@ -105,12 +105,16 @@ class PipelineConfig:
     only_people: tuple[int, ...] = ()  # and/or only the tracks of these people (person ids from a --dry-run report)
     # How much of each restored face replaces the original: 1 all of it, 0.5 an even blend (a
     # fidelity knob, like CodeFormer's w but applied in the paste); per track as (id, strength) pairs.
+    # Per person (every track of it, in every shot) as (person id, strength); a track's own wins.
     strength: float = 1.0
     track_strength: tuple[tuple[int, float], ...] = ()
+    person_strength: tuple[tuple[int, float], ...] = ()
     # Identity anchoring: a photo of the person (any size; its largest face is used) gives a track
-    # its identity embedding instead of the track's own degraded frames; per track as (id, path).
+    # its identity embedding instead of the track's own degraded frames; per track as (id, path),
+    # per person as (person id, path).
     reference: str = ""
     track_references: tuple[tuple[int, str], ...] = ()
+    person_references: tuple[tuple[int, str], ...] = ()
     # A head turning to profile fades back to the original frame (faces.pose): full strength up to
     # the first turn ratio (about 35 degrees of yaw), none from the second (about 55); () turns it off.
     profile_fade: tuple[float, ...] = (0.7, 1.4)
@@ -131,7 +135,8 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         check_minimums(self, batch_size=1, face_size=16, fade_frames=0, segment_frames=0, decode_once_mib=0)
-        for what, value in [("strength", self.strength), *((f"strength of track {i}", v) for i, v in self.track_strength)]:
+        for what, value in [("strength", self.strength), *((f"strength of track {i}", v) for i, v in self.track_strength),
+                            *((f"strength of person {i}", v) for i, v in self.person_strength)]:
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{what}: expected a value from 0 to 1, got {value}")
         if self.profile_fade and not (len(self.profile_fade) == 2 and 0 <= self.profile_fade[0] < self.profile_fade[1]):
@@ -143,11 +148,18 @@ class PipelineConfig:
     def sequence_rate(self) -> Fraction:
         return frames_per_second(self.frame_rate)
 
-    def strength_of(self, track_id: int) -> float:
-        return dict(self.track_strength).get(track_id, self.strength)
+    def strength_of(self, track: Track) -> float:
+        """The track's own strength, else its person's, else everyone's."""
+        return dict(self.track_strength).get(track.track_id, dict(self.person_strength).get(track.person, self.strength))
 
-    def reference_of(self, track_id: int) -> str:
-        return dict(self.track_references).get(track_id, self.reference)
+    def reference_of(self, track: Track) -> str:
+        """The track's own reference photo, else its person's, else everyone's ("" for none)."""
+        return dict(self.track_references).get(track.track_id, dict(self.person_references).get(track.person, self.reference))
+
+    @property
+    def photos(self) -> set[str]:
+        """Every reference photo named."""
+        return {self.reference, *(path for _, path in (*self.track_references, *self.person_references))} - {""}
 
 
 @dataclass
@@ -299,8 +311,8 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     name = "none: the frames are aligned face crops (--aligned)" if cfg.aligned else \
         f"{detector.name}, on frames of {detector.input_side} px on the longer side"
     crops = {photo: reference_crop(photo, detector, cfg.face_size)
-             for photo in {cfg.reference_of(t.track_id) for t in tracks} - {""}}
-    references = {t.track_id: crops[cfg.reference_of(t.track_id)] for t in tracks if cfg.reference_of(t.track_id)}
+             for photo in {cfg.reference_of(t) for t in tracks} - {""}}
+    references = {t.track_id: crops[cfg.reference_of(t)] for t in tracks if cfg.reference_of(t)}
     return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references, tracker.too_small,
                     stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side,
                     portraits.faces if portraits is not None else {})
@@ -396,14 +408,15 @@ def selected_tracks(analysis: Analysis, cfg: PipelineConfig) -> list[Track]:
     found = [t.track_id for t in analysis.tracks]
     people = sorted({t.person for t in analysis.tracks})
     named = set(cfg.only_tracks) | {i for i, _ in cfg.track_strength} | {i for i, _ in cfg.track_references}
+    named_people = set(cfg.only_people) | {i for i, _ in cfg.person_strength} | {i for i, _ in cfg.person_references}
     for what, unknown, known in [("track", sorted(named - set(found)), found),
-                                 ("person", sorted(set(cfg.only_people) - set(people)), people)]:
+                                 ("person", sorted(named_people - set(people)), people)]:
         if unknown:
             raise UsageError(f"no {what} {', '.join(map(str, unknown))} in this video; its {'tracks' if what == 'track' else 'people'} "
                              f"are {', '.join(map(str, known)) or 'none'} (see --dry-run; ids depend on the detection options)")
     chosen = lambda t: t.track_id in cfg.only_tracks or t.person in cfg.only_people
     return [t for t in analysis.tracks
-            if (not (cfg.only_tracks or cfg.only_people) or chosen(t)) and cfg.strength_of(t.track_id) > 0]
+            if (not (cfg.only_tracks or cfg.only_people) or chosen(t)) and cfg.strength_of(t) > 0]
 
 
 def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
@@ -708,7 +721,7 @@ def _restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[in
             faces = keep_grey(faces, track_crops)
         turned = frontal_weight(track.landmarks[np.asarray(idx) - track.start], cfg.profile_fade)
         for j, i in enumerate(idx):
-            strength = cfg.strength_of(track.track_id) * _fade(track, i, fades[track.track_id]) * float(turned[j])
+            strength = cfg.strength_of(track) * _fade(track, i, fades[track.track_id]) * float(turned[j])
             pastes.setdefault(i, []).append((faces[j], track_mats[j], strength, masks[j]))
         if track.end <= last + 1:
             contexts.pop(track.track_id, None)
@@ -1064,8 +1077,8 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
         tracks=[{"id": t.track_id, "person": t.person, "shot": t.shot_index, "start": t.start, "end": t.end, "frames": len(t),
                  "detected_frames": int(t.detected.sum()), "median_face_px": t.median_face_px,
                  "start_s": t.start / fps if fps else None, "selected": t.track_id in selected,
-                 "strength": cfg.strength_of(t.track_id), "reference": cfg.reference_of(t.track_id) or None,
-                 "identity_frames": [] if cfg.reference_of(t.track_id) else identity_frames(t),
+                 "strength": cfg.strength_of(t), "reference": cfg.reference_of(t) or None,
+                 "identity_frames": [] if cfg.reference_of(t) else identity_frames(t),
                  "profile_frames": int((frontal_weight(t.landmarks, cfg.profile_fade) < 1).sum()),
                  "face": str(face_path(Path(cfg.faces_dir), t)) if cfg.faces_dir and t.track_id in analysis.faces else None}
                 for t in analysis.tracks],
