@@ -682,9 +682,10 @@ def test_degrade_command_synthetic_and_with_the_degradation_mode(tmp_path, tiny_
     assert not np.array_equal(syn, np.asarray(Image.open(img)))
 
 
-@pytest.mark.parametrize("text, expected", [("0", (None, "0")), ("3=0.4", (3, "0.4")), ("a=b.jpg", (None, "a=b.jpg")),
-                                            (" 2 =x.png", (2, "x.png"))])
-def test_per_track_values_split_only_at_a_track_id(text, expected):
+@pytest.mark.parametrize("text, expected", [("0", (None, "0")), ("3=0.4", (("track", 3), "0.4")), ("a=b.jpg", (None, "a=b.jpg")),
+                                            (" 2 =x.png", (("track", 2), "x.png")), ("p0=0.5", (("person", 0), "0.5")),
+                                            ("p=1.jpg", (None, "p=1.jpg")), ("pics=1.jpg", (None, "pics=1.jpg"))])
+def test_per_track_values_split_only_at_a_track_or_person_id(text, expected):
     from vidrestore.cli import _per_track
 
     assert _per_track(str, "X")(text) == expected
