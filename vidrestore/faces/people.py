@@ -32,9 +32,10 @@ from .types import Detection, Track
 @dataclass(frozen=True)
 class PeopleConfig:
     link: bool = True  # false: every track is a person of its own, with its own noise
-    # Between two tracks' mean dlib descriptors, for one person. On the two real test clips one
-    # person's frames lie 0.12-0.56 apart, two people's 0.67-0.88 (bench/people.py).
-    max_distance: float = 0.5
+    # Between two tracks' mean dlib descriptors, for one person. On 200 CelebA people (tracks of 3
+    # photos), 0.4 links 97.6% of one person's pairs and 0.02% of two people's; 0.5 links 99.6%
+    # and 1.0% (degraded photos; bench/people.py, docs/benchmarks.md).
+    max_distance: float = 0.4
     portraits: int = 3  # a track's best detections whose descriptors stand for it
     portrait_size: int = 128  # px of the aligned crops those are taken from
 
