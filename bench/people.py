@@ -137,15 +137,17 @@ def labelled_tracks(train_hq: Path, identities: int, damage: bool) -> tuple[np.n
 
 
 def linked_pairs(train_hq: Path, identities: int) -> None:
-    limit = PeopleConfig().max_distance
+    shipped = PeopleConfig().max_distance
     for damage in (False, True):
         means, labels = labelled_tracks(train_hq, identities, damage)
         d = np.linalg.norm(means[:, None] - means[None], axis=-1)
         pairs = np.triu(np.ones_like(d, bool), 1)
         same, other = pairs & (labels[:, None] == labels[None]), pairs & (labels[:, None] != labels[None])
-        print(f"{'degraded' if damage else 'clean':>8}: {len(means)} tracks of {labels.max() + 1} people; within {limit}: "
-              f"one person {(d[same] <= limit).mean():.1%} of {same.sum()} pairs (median {np.median(d[same]):.2f}), "
-              f"two people {(d[other] <= limit).mean():.2%} of {other.sum()} (closest {d[other].min():.2f})")
+        print(f"{'degraded' if damage else 'clean'}: {len(means)} tracks of {labels.max() + 1} people, {same.sum()} pairs of one "
+              f"person (median {np.median(d[same]):.2f}), {other.sum()} of two (closest {d[other].min():.2f}); linked within")
+        for limit in (0.35, 0.4, 0.45, 0.5):
+            print(f"  {limit:.2f}{' (shipped)' if limit == shipped else '          '}: one person {(d[same] <= limit).mean():6.1%}, "
+                  f"two people {(d[other] <= limit).mean():.2%} ({(d[other] <= limit).sum()} pairs)")
 
 
 def main() -> None:
