@@ -355,7 +355,10 @@ def test_each_tracks_best_face_is_written_to_tell_who_is_who(three_shot_clip, tm
     folder, report = tmp_path / "faces", tmp_path / "r.json"
     assert _run(three_shot_clip, "--dry-run", "--quiet", "--json", report, "--faces", folder) == 0
     tracks = json.loads(report.read_text())["tracks"]
-    assert sorted(p.name for p in folder.iterdir()) == sorted(f"person{t['person']:04d}_track{t['id']:04d}.jpg" for t in tracks)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*(f"person{t['person']:04d}_track{t['id']:04d}.jpg" for t in tracks),
+                                                                "people.jpg"])
+    people = len({t["person"] for t in tracks})
+    assert cv2.imread(str(folder / "people.jpg")).shape == (128 * people, 9 * 128, 3)  # a row per person
     faces = [cv2.imread(t["face"]).astype(int) for t in tracks]
     assert all(face.shape == (128, 128, 3) for face in faces)
     first, middle, last = faces

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.faces.identity import DlibIdentityEncoder
-from vidrestore.faces.people import PeopleConfig, Portraits, link_people
+from vidrestore.faces.people import PeopleConfig, Portraits, contact_sheet, link_people
 from vidrestore.faces.pose import portrait_score
 from vidrestore.faces.types import Track
 from vidrestore.io import VideoReader
@@ -123,3 +123,15 @@ def test_two_real_people_are_told_apart_and_each_is_found_again_after_a_cut(shar
     assert [(t.start, t.end) for t in analysis.tracks] == [(0, 20), (20, 40), (40, 60), (60, 80)]
     ids = [t.track_id for t in analysis.tracks]
     assert [t.person for t in analysis.tracks] == [ids[0], ids[1], ids[0], ids[1]]
+
+
+def test_the_contact_sheet_gives_each_person_a_row_of_their_tracks_faces():
+    rng = np.random.default_rng(3)
+    faces = {t: rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for t in [*range(10), 12]}
+    person_of = {t: 0 for t in range(10)} | {12: 12}
+    sheet = contact_sheet(faces, person_of, per_row=4)
+    assert sheet.shape == (4 * 32, 5 * 32, 3)  # person 0: 10 faces in rows of 4 (3 rows); person 12: one row
+    for track, (row, col) in {0: (0, 1), 3: (0, 4), 4: (1, 1), 9: (2, 2), 12: (3, 1)}.items():
+        cell = sheet[row * 32:row * 32 + 14, col * 32:(col + 1) * 32]  # above the strip with the track id
+        assert np.array_equal(cell, faces[track][:14])
+    assert not sheet[32:64, :32].any() and sheet[:32, :32].any()  # the person's label on their first row only

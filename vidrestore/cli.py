@@ -204,8 +204,9 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                    help="write deinterlaced input back interlaced: faces are restored on the deinterlaced frames and pasted "
                         "into the input's own fields; the rest of every frame keeps both its fields (a broadcast master)")
     p.add_argument("--tracks", type=_id_list, metavar="IDS", help="restore only these face tracks, e.g. 0,3 (ids from a --dry-run report)")
-    p.add_argument("--faces", metavar="DIR", help="write each track's best face into DIR as person<P>_track<T>.jpg, "
-                   "to tell who is who (with --dry-run, before choosing --tracks, --people, --strength or --reference)")
+    p.add_argument("--faces", metavar="DIR", help="write each track's best face into DIR as person<P>_track<T>.jpg, and "
+                   "people.jpg, a row per person, to tell who is who (with --dry-run, before choosing --tracks, --people, "
+                   "--strength or --reference)")
     p.add_argument("--people", type=_id_list, metavar="IDS",
                    help="restore only the tracks of these people, in every shot, e.g. 0 (a track's 'person' in a --dry-run report); "
                         "with --tracks, those tracks too")

@@ -47,7 +47,7 @@ from .eval.tracks import measure_tracks, qa_alarms
 from .faces.align import align_faces, crop_faces, face_matrices, template
 from .faces.detect import DetectorConfig, FaceDetector, create_detector, smallest_findable
 from .faces.identity import DlibIdentityEncoder
-from .faces.people import PeopleConfig, Portraits, link_people
+from .faces.people import PeopleConfig, Portraits, contact_sheet, link_people
 from .faces.parsing import ParsingMasker as Masker
 from .faces.parsing import create_masker as parsing_masker
 from .faces.pose import frontal_weight
@@ -869,12 +869,18 @@ def face_path(folder: Path, track: Track) -> Path:
 
 
 def write_faces(analysis: Analysis, folder: Path) -> None:
-    """Each track's best face as pass 1 saw it (aligned, as a JPEG) into ``folder``."""
+    """Each track's best face as pass 1 saw it (aligned, as a JPEG) into ``folder``, and
+    ``people.jpg``, all of them in a row per person."""
+    shown = [t for t in analysis.tracks if t.track_id in analysis.faces]
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for track in analysis.tracks:
-            if track.track_id in analysis.faces:
-                face_path(folder, track).write_bytes(analysis.faces[track.track_id])
+        for track in shown:
+            face_path(folder, track).write_bytes(analysis.faces[track.track_id])
+        if shown:
+            decoded = {t.track_id: cv2.imdecode(np.frombuffer(analysis.faces[t.track_id], np.uint8), cv2.IMREAD_COLOR) for t in shown}
+            sheet = contact_sheet(decoded, {t.track_id: t.person for t in shown})  # BGR throughout: OpenCV writes it
+            if not cv2.imwrite(str(folder / "people.jpg"), sheet, [cv2.IMWRITE_JPEG_QUALITY, 90]):
+                raise OSError(f"OpenCV could not write {folder / 'people.jpg'}")
     except OSError as exc:
         raise OutputError(f"cannot write the faces into {folder}: {exc.strerror or exc}") from exc
 

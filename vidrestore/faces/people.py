@@ -110,3 +110,27 @@ def link_people(tracks: list[Track], descriptors: dict[int, np.ndarray], max_dis
         until[k] = max(until[k], track.end)
         person_of[track.track_id] = int(ids[k])
     return person_of
+
+
+def contact_sheet(faces: dict[int, np.ndarray], person_of: dict[int, int], per_row: int = 8) -> np.ndarray:
+    """One picture of who is who: a row per person, their label on the left, then the faces
+    (colour images, all one size) of their tracks, each with its track id, ``per_row`` to a row."""
+    size = next(iter(faces.values())).shape[0]
+    rows = []
+    for person in sorted(set(person_of[t] for t in faces)):
+        tracks = sorted(t for t in faces if person_of[t] == person)
+        for start in range(0, len(tracks), per_row):
+            row = np.zeros((size, size + per_row * size, 3), np.uint8)
+            if start == 0:
+                _label(row, f"person {person}", (6, size // 2))
+            for k, track in enumerate(tracks[start:start + per_row]):
+                x = size * (k + 1)
+                row[:, x:x + size] = faces[track]
+                row[size - 18:, x:x + size] //= 3  # a dark strip under the track id
+                _label(row, f"track {track}", (x + 4, size - 5))
+            rows.append(row)
+    return np.concatenate(rows)
+
+
+def _label(image: np.ndarray, text: str, origin: tuple[int, int]) -> None:
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
