@@ -474,7 +474,7 @@ def test_fields_kept_with_deinterlace_off_stay_interlaced_in_their_order(interla
         assert all(f.interlaced_frame == (order != "progressive") for f in c.decode(video=0))
 
 
-def test_kept_fields_take_the_restored_faces_and_keep_the_rest_field_for_field(interlaced_clip, tmp_path):
+def test_kept_fields_take_the_restored_faces_and_keep_the_rest_field_for_field(interlaced_clip, sample_clip, tmp_path):
     """--keep-fields: faces found and restored on deinterlaced frames are pasted into the input's own
     fields, so the picture around them keeps both fields of every frame (deinterlacing the whole
     frame halved a 50i broadcast's motions to 25 a second everywhere), coded in the input's order."""
@@ -502,6 +502,10 @@ def test_kept_fields_take_the_restored_faces_and_keep_the_rest_field_for_field(i
     assert far.mean() > 0.5 and np.array_equal(kept[far], source[far])  # both fields, bit for bit
     assert np.abs(outputs[False][far] - source[far]).mean() > 1  # deinterlaced: every other line was remade
     assert (np.abs(kept - source).max(axis=3)[~far] > 60).mean() > 0.05  # the faces were pasted in
+    # on progressive input there are no fields to keep, and the report says so
+    progressive = run(sample_clip, tmp_path / "progressive.mkv", PipelineConfig(face_size=64, keep_fields=True,
+                      encode=EncodeOptions(codec="ffv1")), Negative(64), torch.device("cpu"), detector=det)
+    assert any(n.startswith("--keep-fields changed nothing") for n in progressive.notes)
 
 
 def test_aligned_crops_are_restored_whole_to_their_edges(sample_clip, tmp_path):

@@ -393,7 +393,8 @@ def coded_field_order(analysis: Analysis, info: VideoInfo, keep_fields: bool) ->
 
 def deinterlace_note(analysis: Analysis, keep_fields: bool = False) -> list[str]:
     if analysis.deinterlace is None:
-        return []
+        return ["--keep-fields changed nothing: the video was not deinterlaced (it looks progressive, or --deinterlace off "
+                "kept its fields)"] if keep_fields else []
     if keep_fields:
         return [f"faces restored on frames {analysis.deinterlace.describe()} ({analysis.fields}) and pasted into the "
                 f"input's fields: the output keeps them, {analysis.deinterlace.parity}"]
