@@ -362,6 +362,18 @@ def test_the_fingerprint_follows_the_reference_photo_content(tmp_path):
     assert options.fingerprint() != before
 
 
+def test_the_fingerprint_follows_what_decides_the_output_and_not_where_faces_are_shown(tmp_path):
+    import dataclasses
+
+    from vidrestore.diffusion.sampler import SamplerConfig
+    from vidrestore.options import RestoreOptions
+
+    options = RestoreOptions(PipelineConfig(), SamplerConfig(), model="none")
+    shown = dataclasses.replace(options, pipeline=PipelineConfig(faces_dir=str(tmp_path / "faces")))
+    chosen = dataclasses.replace(options, pipeline=PipelineConfig(only_people=(0,)))
+    assert shown.fingerprint() == options.fingerprint() != chosen.fingerprint()
+
+
 def test_qa_measures_each_item_once_it_is_written(clips, tiny_model, tmp_path, capsys):
     out, report = tmp_path / "out", tmp_path / "r.json"
     args = ["batch", str(clips[0]), "--out", str(out), "--model", str(tiny_model), "--preset", "fast", "--qa",

@@ -39,7 +39,11 @@ class RestoreOptions:
         """Hash of the options and of the files they name (weights, reference photos): equal
         fingerprints give equal outputs."""
         photos = self.pipeline.photos
-        data = {"options": dataclasses.asdict(self), "model": weights_digest(self.model),
+        options = dataclasses.asdict(self)
+        # where the faces are shown changes nothing in the output: adding --faces to a stopped
+        # run's command must not throw its finished segments away
+        del options["pipeline"]["faces_dir"]
+        data = {"options": options, "model": weights_digest(self.model),
                 "detector": weights_digest(self.pipeline.detector.weights or ""), "version": __version__,
                 "references": {photo: weights_digest(photo) for photo in sorted(photos)}}
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
