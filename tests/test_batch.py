@@ -147,6 +147,15 @@ def test_skip_on_hash_and_redo_when_options_change(clips, tmp_path):
     assert all(r[2] > first[n][2] for n, r in _rows(out).items())
 
 
+def test_each_items_faces_go_into_a_folder_named_as_its_output(clips, tmp_path):
+    out, faces, report = tmp_path / "out", tmp_path / "faces", tmp_path / "r.json"
+    assert main(["batch", str(clips[0]), str(clips[1]), "--out", str(out), "--model", "none", "--json", str(report),
+                 "--faces", str(faces), *FAST]) == 0
+    assert sorted(p.name for p in faces.iterdir()) == ["clip0.mp4", "clip1.mp4"]
+    for name in ("clip0.mp4", "clip1.mp4"):
+        assert (faces / name / "people.jpg").exists() and list((faces / name).glob("person*_track*.jpg"))
+
+
 def test_a_bad_input_fails_alone_and_is_retried_up_to_the_limit(clips, tmp_path):
     bad = tmp_path / "in" / "broken.mp4"
     bad.write_bytes(b"not a video at all")

@@ -420,6 +420,9 @@ def _batch_items(args: argparse.Namespace, state, max_attempts: int):
             skipped.append({"input": str(spec.input), "output": str(out), "status": "failed", "error": one_line(exc)})
             continue
         fingerprint = options.fingerprint_for(spec.input)
+        if options.pipeline.faces_dir:  # each item's faces in a folder of their own, named as its output
+            faces = str(Path(options.pipeline.faces_dir) / out.name)
+            options = dataclasses.replace(options, pipeline=dataclasses.replace(options.pipeline, faces_dir=faces))
         row = state.get(out)
         if row and row.status == "done" and row.fingerprint == fingerprint and exists(out):
             skipped.append({**_item_report(row, spec.input, out), "skipped": True})

@@ -48,6 +48,7 @@ from ..pipeline import (
     segment_path,
     segment_starts,
     selected_tracks,
+    write_faces,
 )
 from ..restore import Restorer
 from ..resume import reused_note
@@ -128,6 +129,8 @@ class RestoreWorker:
         restorer = self._restorer(item.options)
         mask = mask_name(self._masker(cfg), cfg)
         analysis = analyse(item.input, cfg, self._detector(cfg.detector), progress)
+        if cfg.faces_dir:
+            write_faces(analysis, Path(cfg.faces_dir))
         segments = encoded_segments(analysis, cfg, item.input, item.output)
         return ItemPlan(item, analysis, segments, restorer.name, mask, started, time.time() - started)
 
@@ -160,7 +163,7 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
         with atomic_output(item.output, number_offset(item.input)) as tmp:
             selected = selected_tracks(plan.analysis, item.options.pipeline)
             if parts:
-                notes.extend(deinterlace_note(plan.analysis) if selected else [copy_note(plan.analysis, faceless_encoding(item.input, item.output))])
+                notes.extend(deinterlace_note(plan.analysis, item.options.pipeline.keep_fields) if selected else [copy_note(plan.analysis, faceless_encoding(item.input, item.output))])
                 encoder, master = encoding(item.input, item.output, item.options.pipeline)
                 notes.extend(master)
                 notes.extend(left_out_note(remux(parts, item.input, tmp, provenance(plan.restorer),
