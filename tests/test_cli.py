@@ -324,6 +324,9 @@ def test_a_persons_tracks_are_chosen_together_in_every_shot(three_shot_clip, tmp
     assert last["person"] == first["id"] != last["id"]  # the same face after a cut back: one person
     people = len({t["person"] for t in tracks})
     assert f"3 face tracks of {people} {'person' if people == 1 else 'people'};" in capsys.readouterr().err
+    listed = json.loads(dry.read_text())["people"]
+    assert [p["id"] for p in listed] == sorted({t["person"] for t in tracks}) and listed[0]["tracks"][-1] == last["id"]
+    assert sum(p["frames"] for p in listed) == sum(t["frames"] for t in tracks)
 
     assert _run(three_shot_clip, "--dry-run", "--quiet", "--json", chosen, "--people", str(first["id"])) == 0
     selected = [t["selected"] for t in json.loads(chosen.read_text())["tracks"]]

@@ -27,7 +27,7 @@ import dataclasses
 import os
 import re
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -199,6 +199,7 @@ class Report:
     damaged_s: list[float] = field(default_factory=list)  # where the file is damaged, seconds from the start
     qa: list[dict] | None = None  # with --qa: per restored track, output and input metrics
     encoder: str | None = None  # how the output's video was encoded; None: copied, or not written (--dry-run)
+    people: list[dict] = field(default_factory=list)  # who is who: each person's id, tracks and frames on screen
 
     def to_json(self) -> str:
         return jsonio.dumps(asdict(self), indent=2)
@@ -864,6 +865,15 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         return writer.frames_written
 
 
+def people_of(tracks: list[Track]) -> list[dict]:
+    """The report's people: each person's id, their tracks, and how many frames they are on screen."""
+    people: dict[int, list[Track]] = defaultdict(list)
+    for track in tracks:
+        people[track.person].append(track)
+    return [{"id": person, "tracks": [t.track_id for t in mine], "frames": sum(len(t) for t in mine)}
+            for person, mine in sorted(people.items())]
+
+
 def face_path(folder: Path, track: Track) -> Path:
     """Where :func:`write_faces` puts ``track``'s face: by person, then track, so one person's faces sort together."""
     return folder / f"person{track.person:04d}_track{track.track_id:04d}.jpg"
@@ -1090,5 +1100,6 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
                  "face": str(face_path(Path(cfg.faces_dir), t)) if cfg.faces_dir and t.track_id in analysis.faces else None}
                 for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
+        people=people_of(analysis.tracks),
         corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
                *unrestored_videos_note(src), *notes])
