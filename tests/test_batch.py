@@ -320,6 +320,17 @@ def test_what_the_restorer_says_reaches_the_report_of_its_own_item(clips, tmp_pa
     assert counts[0] == counts[1] > 0, counts
 
 
+def test_an_interlaced_item_kept_interlaced_says_so_and_stays_so(interlaced_clip, tmp_path):
+    from vidrestore.io import probe
+
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    assert main(["batch", str(interlaced_clip), "--out", str(out), "--model", "none", "--keep-fields", "--json", str(report),
+                 *FAST]) == 0
+    (item,) = json.loads(report.read_text())["items"]
+    assert any("pasted into the input's fields" in n for n in item["report"]["notes"])
+    assert probe(out / interlaced_clip.name).field_order == "tt"
+
+
 @pytest.mark.parametrize("step, writes", [("start", True), ("fail", False)])
 def test_an_interrupt_between_state_writes_leaves_no_item_running(clips, tmp_path, monkeypatch, step, writes):
     """Ctrl-C landing just after an item is marked running, or just before its failure is
