@@ -56,7 +56,7 @@ def descriptors(clip: Path, every: int) -> np.ndarray:
         images = [f.image for f in reader][::every]
     detector = detector.sized_for(max(images[0].shape[:2]), 32)
     portraits = Portraits(PeopleConfig(), DlibIdentityEncoder())
-    crops = [portraits._crop(image, max(found, key=lambda d: d.size).landmarks)
+    crops = [portraits.crop(image, max(found, key=lambda d: d.size).landmarks)
              for image in images for found in [detector.detect([image])[0]] if found]
     return portraits.encoder.embed(np.stack(crops))
 
@@ -126,7 +126,7 @@ def labelled_tracks(train_hq: Path, identities: int, damage: bool) -> tuple[np.n
             image = degraded(image) if damage else image
             found = detector.detect([image])[0]
             if found:
-                crops.append(portraits._crop(image, max(found, key=lambda d: d.size).landmarks))
+                crops.append(portraits.crop(image, max(found, key=lambda d: d.size).landmarks))
             if len(crops) == 12:
                 break
         descriptors = portraits.encoder.embed(np.stack(crops))

@@ -88,7 +88,7 @@ def test_portraits_keep_each_tracks_best_faces_and_describe_them_once_it_ends(sa
     portraits.settle(set())
     best = sorted(range(len(found)), key=lambda i: -float(portrait_score(np.float64(found[i].size), found[i].landmarks)))[:3]
     expected = Portraits(PeopleConfig(portraits=3), encoder)
-    crops = np.stack([expected._crop(images[i], found[i].landmarks) for i in best])
+    crops = np.stack([expected.crop(images[i], found[i].landmarks) for i in best])
     assert np.allclose(portraits.descriptors[5], encoder.embed(crops).mean(0), atol=1e-5)
     assert portraits._best == {}  # the crops were let go
 

@@ -63,7 +63,7 @@ class Portraits:
             score = float(portrait_score(np.float64(detection.size), detection.landmarks))
             kept = self._best.setdefault(track_id, [])
             if len(kept) < self.config.portraits or score > kept[-1][0]:
-                kept.append((score, self._crop(image, detection.landmarks * np.asarray(scale, np.float32))))
+                kept.append((score, self.crop(image, detection.landmarks * np.asarray(scale, np.float32))))
                 kept.sort(key=lambda k: -k[0])
                 del kept[self.config.portraits:]
 
@@ -75,7 +75,8 @@ class Portraits:
             if self.keep_faces:
                 self.faces[track_id] = cv2.imencode(".jpg", cv2.cvtColor(crops[0], cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
 
-    def _crop(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    def crop(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """The aligned portrait of the face with these 5 ``landmarks`` (in ``image``'s pixels)."""
         size = self.config.portrait_size
         return warp_image(image, face_matrices(landmarks[None], size)[0], (size, size), "reflection")
 
