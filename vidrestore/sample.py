@@ -56,8 +56,7 @@ def make_sample(path: str | Path, frames: int = 48, size: tuple[int, int] = (360
         aus = out.add_stream("aac", rate=48000)
         aus.layout = "mono"
         for i, img in enumerate(video):
-            # converted here: PyAV's conversion inside encode() is not reproducible from run to run
-            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
             f.pts, f.time_base = i, Fraction(1, fps)
             out.mux(vs.encode(f))
         out.mux(vs.encode(None))

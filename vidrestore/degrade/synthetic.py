@@ -213,8 +213,7 @@ def compress_clip(frames: torch.Tensor, crf: float) -> torch.Tensor:
         s.options = {"crf": str(int(crf)), "preset": "veryfast", **REPRODUCIBLE_X264}
         for a in arr:
             a = np.pad(a, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-            # converted here: PyAV's conversion inside encode() is not reproducible from run to run
-            out.mux(s.encode(av.VideoFrame.from_ndarray(a, format="rgb24").reformat(format="yuv420p")))
+            out.mux(s.encode(av.VideoFrame.from_ndarray(a, format="rgb24")))
         out.mux(s.encode(None))
     buf.seek(0)
     with av.open(buf, "r") as inp:
