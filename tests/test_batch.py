@@ -186,7 +186,8 @@ def test_resume_after_the_batch_is_killed_or_stopped(clips, tmp_path, sig):
     """SIGKILL: nothing runs after it, the next run cleans up. SIGTERM (a scheduler; the CLI raises
     it as Ctrl-C is raised, so this is Ctrl-C's path too): the batch cleans up itself."""
     out = tmp_path / "out"
-    more = [shutil.copy(clips[0], clips[0].with_name(f"extra{i}.mp4")) for i in range(2)]  # room for a slow kill
+    # room for a slow kill: with 2 more, all 5 were once done before SIGTERM stopped the batch
+    more = [shutil.copy(clips[0], clips[0].with_name(f"extra{i}.mp4")) for i in range(5)]
     inputs = [*clips, *map(Path, more)]
     cmd = [sys.executable, "-m", "vidrestore.cli", "batch", *map(str, inputs), "--out", str(out), "--model", "none", *FAST]
     proc = start_and_signal_when(cmd, lambda: _one_item_done(out), sig)

@@ -135,8 +135,11 @@ def test_faces_sharing_forward_passes_paste_as_when_restored_in_one_pass(two_fac
             outputs[batch] = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(int)
         calls[batch] = restorer.calls
     assert calls == {6: [[6], [3], [3, 3], [3], [6]], 64: [[9, 15]]}
-    worst = np.abs(outputs[6] - outputs[64]).max(axis=(1, 2, 3))
-    assert worst.max() <= 2, f"largest difference per frame: {worst.tolist()}"
+    # the passes add up in another order, so a value may round the other way: one of 18.6 million
+    # came out 4 levels apart once; a piece pasted into the wrong frame or track moves thousands
+    gap = np.abs(outputs[6] - outputs[64])
+    worst = gap.max(axis=(1, 2, 3))
+    assert (gap > 2).sum() <= 10 and worst.max() <= 8, f"largest difference per frame: {worst.tolist()}"
     with VideoReader(clip) as r:
         source = np.stack([f.image for f in r]).astype(int)
     # the faces were restored, not copied (away from them the output is the source, bit for bit)
