@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from vidrestore.faces.detect import DetectorConfig, create_detector
+from vidrestore.faces.people import PeopleConfig
 from vidrestore.faces.track import TrackerConfig
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe
 from vidrestore.pipeline import PipelineConfig, run
@@ -56,10 +57,11 @@ def main() -> None:
     ap.add_argument("--detect-every", type=int, default=TrackerConfig().detect_every)
     ap.add_argument("--repeat", type=int, default=3, help="alternate floor and pipeline runs this many times; keep the fastest")
     ap.add_argument("--device", default="cpu", help="where detection, align and paste run (cpu, cuda)")
+    ap.add_argument("--no-people", action="store_true", help="leave people linking out (it needs dlib's face descriptor model)")
+    ap.add_argument("--no-refine", action="store_true", help="leave RetinaFace's dlib landmark refiner out (it needs the 68-point model)")
     args = ap.parse_args()
-    cfg = PipelineConfig()
-    cfg = PipelineConfig(detector=DetectorConfig(backend=args.detector, weights=args.detector_weights),
-                         tracker=TrackerConfig(detect_every=args.detect_every))
+    cfg = PipelineConfig(detector=DetectorConfig(backend=args.detector, weights=args.detector_weights, refine_landmarks=not args.no_refine),
+                         tracker=TrackerConfig(detect_every=args.detect_every), people=PeopleConfig(link=not args.no_people))
     device = torch.device(args.device)
     det = create_detector(cfg.detector, device)
     floors, runs = [], []
@@ -72,7 +74,9 @@ def main() -> None:
     wall, cpu, rep = min(runs, key=lambda r: r[0])
     frames = rep.frames_in
     print(f"clip: {args.clip.name}, {frames} frames, detector {rep.detector}, detect every {args.detect_every}, "
-          f"device {device}, {torch.get_num_threads()} CPU threads, fastest of {len(runs)} runs")
+          f"device {device}, {torch.get_num_threads()} CPU threads, people linking {'off' if args.no_people else 'on'}, "
+          f"landmark refiner {'off' if args.no_refine else 'as the detector has it'}, "
+          f"fastest of {len(runs)} runs")
     print(f"{'stage':24s} {'seconds':>8s} {'fps':>8s} {'CPU s':>8s}")
     print(f"{'decode+encode floor':24s} {base_wall:8.2f} {frames / base_wall:8.1f} {base_cpu:8.2f}")
     for k, v in rep.timings_s.items():

@@ -3,18 +3,23 @@ batched-track vs frame-by-frame as a ratio, in one run; with ``--tracks N``, als
 restored track after track against all in one forward pass per window (cross-track batching).
 
     python bench/restore.py [--model flipnet-small | path.safetensors] [--device cuda] [--frames 32] [--tracks 4]
+    python bench/restore.py --architecture small@256   # a freshly initialised network: the speed of a size with no weights yet
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
+from torch.profiler import ProfilerActivity
 
 from vidrestore.config import resolve_config
+from vidrestore.diffusion.flow import flows_to_previous
 from vidrestore.diffusion.sampler import SamplerConfig
-from vidrestore.restore import load_restorer
+from vidrestore.models.flipnet import Flipnet, load_config
+from vidrestore.restore import FlipnetRestorer, Restorer, load_restorer
 
 
 def throughput(restorer, frames: torch.Tensor, batch: int) -> float:
@@ -48,6 +53,19 @@ def scene_throughput(restorer, frames: torch.Tensor, tracks: int, window: int, t
     return sum(len(f) for f in faces) / (time.perf_counter() - t)
 
 
+def bench_restorer(args: argparse.Namespace, sampler: SamplerConfig, device: torch.device, dtype: torch.dtype) -> Restorer:
+    """``--model``'s restorer, or with ``--architecture CONFIG@SIZE`` a randomly initialised network
+    of that config at that face size (time per step does not depend on the weights)."""
+    if not args.architecture:
+        return load_restorer(args.model, sampler, device, dtype, None, 128, args.compile)
+    name, _, size = args.architecture.partition("@")
+    config = load_config(name)
+    config = dataclasses.replace(config, image_size=int(size)) if size else config
+    torch.manual_seed(0)
+    return FlipnetRestorer(Flipnet(config), sampler, device, None, f"untrained {config.name} at {config.image_size} px",
+                           dtype=dtype, compile_backend=args.compile)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="flipnet-small")
@@ -56,20 +74,29 @@ def main() -> None:
     ap.add_argument("--batches", default="1,8,32")
     ap.add_argument("--presets", default="fast,balanced")
     ap.add_argument("--dtypes", default="fp32,bf16")
+    ap.add_argument("--architecture", default="", metavar="CONFIG@SIZE",
+                    help="time an untrained network of this config and face size (e.g. small@256) instead of --model")
     ap.add_argument("--compile", default="", metavar="BACKEND", help="torch.compile backend (e.g. inductor)")
+    ap.add_argument("--memory-format", choices=["channels_last", "contiguous"], default="",
+                    help="override the restorer's choice (channels_last on CUDA) to measure it")
+    ap.add_argument("--profile", action="store_true", help="after each table, torch.profiler's top operations for one "
+                    "pass at the largest batch, and the time of that pass's optical flow")
     ap.add_argument("--tracks", type=int, default=0, help="also compare N simultaneous faces track by track and together")
     ap.add_argument("--window", type=int, default=8, help="frames per track per window in the --tracks comparison")
     args = ap.parse_args()
     device = torch.device(args.device)
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    print(f"device {device}; model {args.model}; {args.frames} frames of one track; compile {args.compile or 'no'}")
+    model = f"untrained {args.architecture}" if args.architecture else args.model
+    print(f"device {device}; model {model}; {args.frames} frames of one track; compile {args.compile or 'no'}")
     print(f"{'preset':10s} {'steps':>5s} {'dtype':>5s} {'batch':>5s} {'face-frames/s':>14s}")
     for preset in args.presets.split(","):
         sampler = resolve_config(SamplerConfig, "presets", preset)
         for dname in args.dtypes.split(","):
             if device.type == "cpu" and dname != "fp32":
                 continue  # autocast only on CUDA
-            restorer = load_restorer(args.model, sampler, device, dtypes[dname], None, 128, args.compile)
+            restorer = bench_restorer(args, sampler, device, dtypes[dname])
+            if args.memory_format:
+                restorer.model.to(memory_format=getattr(torch, f"{args.memory_format}_format"))
             frames = torch.rand(args.frames, 3, restorer.face_size, restorer.face_size, device=device)
             throughput(restorer, frames[:2], 2)  # warm-up
             rates = {}
@@ -77,11 +104,27 @@ def main() -> None:
                 rates[b] = throughput(restorer, frames, b)
                 print(f"{preset:10s} {sampler.steps:5d} {dname:>5s} {b:5d} {rates[b]:14.2f}")
             top = max(rates)
-            print(f"{'':10s} batched ({top}) / frame-by-frame (1): {rates[top] / rates[1]:.1f}x")
+            if 1 in rates and top > 1:
+                print(f"{'':10s} batched ({top}) / frame-by-frame (1): {rates[top] / rates[1]:.1f}x")
             if args.tracks > 1:
                 apart, together = (scene_throughput(restorer, frames, args.tracks, args.window, joint) for joint in (False, True))
                 print(f"{'':10s} {args.tracks} faces, window {args.window}: track by track {apart:.2f}, "
                       f"together {together:.2f} face-frames/s ({together / apart:.2f}x)")
+            if args.profile:
+                profile(restorer, frames[:top])
+
+
+def profile(restorer, frames: torch.Tensor) -> None:
+    """Where one batched pass spends its time: the optical flow on the host, then the top operations."""
+    crops = (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    t = time.perf_counter()
+    flows_to_previous(crops, frames.device)
+    print(f"optical flow for {len(frames)} frames: {time.perf_counter() - t:.3f} s")
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if frames.is_cuda else [])
+    with torch.profiler.profile(activities=activities) as prof:
+        throughput(restorer, frames, len(frames))
+    key = "cuda_time_total" if frames.is_cuda else "cpu_time_total"
+    print(prof.key_averages().table(sort_by=key, row_limit=18, max_name_column_width=48))
 
 
 if __name__ == "__main__":

@@ -179,6 +179,26 @@ def test_a_person_cut_back_to_is_restored_as_they_were(sample_clip, tiny_model, 
     assert np.array_equal(out[:16], out[32:]) == link
 
 
+@pytest.mark.parametrize("link, faces", [(False, False), (True, False), (False, True)])
+def test_dlibs_face_encoder_is_loaded_only_to_link_people_or_write_faces(sample_clip, tmp_path, monkeypatch, link, faces):
+    """Portraits serve people linking and --faces alone; without them pass 1 does not load dlib's
+    descriptor model (30 MB read, and a machine that lacks it can still run)."""
+    import vidrestore.pipeline as pipeline
+    from vidrestore.faces.people import PeopleConfig
+
+    def no_encoder():
+        raise LookupError("dlib's face encoder was asked for")
+
+    monkeypatch.setattr(pipeline, "DlibIdentityEncoder", no_encoder)
+    cfg = PipelineConfig(people=PeopleConfig(link=link), faces_dir=str(tmp_path / "faces") if faces else "")
+    detector = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    if link or faces:
+        with pytest.raises(LookupError):
+            analyse(sample_clip, cfg, detector)
+    else:
+        assert analyse(sample_clip, cfg, detector).tracks
+
+
 def test_a_short_video_is_decoded_once_and_restored_as_when_decoded_in_each_pass(interlaced_clip, tiny_model, tmp_path,
                                                                                 monkeypatch):
     """Pass 1 keeps the frames of a video that fits ``decode_once_mib``; pass 2 and the identity

@@ -56,6 +56,24 @@ def test_dis_flow_recovers_a_translation_and_warp_uses_it():
     assert consistency_mask(back, f)[0, 0, 20:-20, 20:-20].mean() > 0.95
 
 
+def test_a_window_of_flows_equals_its_pairs_one_by_one():
+    """The window's pairs run on a thread pool and its masks in one batch: nothing may change."""
+    import cv2
+
+    rng = np.random.default_rng(5)
+    tex = cv2.GaussianBlur((rng.random((80, 80, 3)) * 255).astype(np.uint8), (0, 0), 1.5)
+    frames = np.stack([np.roll(tex, (i % 3, 2 * i), axis=(0, 1))[8:56, 8:56] for i in range(7)])
+    flows, valid = flows_to_previous(frames)
+    assert not flows[0].any() and not valid[0].any()
+    for i in range(1, len(frames)):
+        bwd = torch.from_numpy(dis_flow(frames[i], frames[i - 1])).permute(2, 0, 1)[None]
+        fwd = torch.from_numpy(dis_flow(frames[i - 1], frames[i])).permute(2, 0, 1)[None]
+        assert torch.equal(flows[i], bwd[0]) and torch.equal(valid[i], consistency_mask(fwd, bwd)[0])
+    assert 0.5 < float(valid[1:].mean()) < 1  # the masks are not trivial: rolled-in borders fail
+    lone, lone_valid = flows_to_previous(frames[:1])
+    assert lone.shape == (1, 2, 48, 48) and not lone.any() and not lone_valid.any()
+
+
 def test_warping_lowers_temporal_difference_on_a_translating_face():
     """A face crop translating 2 px per frame: with flow warping the outputs change less between
     frames (after compensating the motion) than without it."""

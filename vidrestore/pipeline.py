@@ -218,7 +218,9 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     :class:`~vidrestore.io.reader.DecodedFrames`)."""
     shots = ShotDetector(cfg.shots)
     tracker = FaceTracker(cfg.tracker)
-    portraits = Portraits(cfg.people, DlibIdentityEncoder(), keep_faces=bool(cfg.faces_dir)) if not cfg.aligned else None
+    # Portraits serve linking and --faces; without either, dlib's encoder is not even loaded.
+    wants_portraits = not cfg.aligned and (cfg.people.link or bool(cfg.faces_dir))
+    portraits = Portraits(cfg.people, DlibIdentityEncoder(), keep_faces=bool(cfg.faces_dir)) if wants_portraits else None
     info = probe(path)
     long_side = max(info.display_size)
     detector = detector.sized_for(long_side, cfg.tracker.min_face_size)

@@ -168,11 +168,11 @@ class FlipnetRestorer(Restorer):
         frames = _to_uint8(crops)
         has_prev = context.last_crop is not None
         seq = np.concatenate([context.last_crop[None], frames]) if has_prev else frames
-        flows, valid = flows_to_previous(seq)
+        flows, valid = flows_to_previous(seq, self.device)
         if has_prev:
             flows, valid = flows[1:], valid[1:]
         context.last_crop = frames[-1]
-        return TemporalInputs(flows.to(self.device), valid.to(self.device))
+        return TemporalInputs(flows, valid)
 
     @torch.no_grad()
     def restore_tracks(self, pieces: list[TrackPiece]) -> list[torch.Tensor]:

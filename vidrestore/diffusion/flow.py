@@ -1,11 +1,15 @@
 """Optical flow between aligned face crops, occlusion masks, and warping.
 
 Flow comes from OpenCV's DIS estimator (Kroeger et al., ECCV 2016): no weights, ~20 ms per
-512 px pair on 2 CPU cores. Occlusions are found with the forward-backward test of Sundaram et al.
+512 px pair on 2 CPU cores. A batch's pairs run on a thread pool (OpenCV lets go of the GIL), so a
+many-core host keeps up with a GPU; masks are computed for the whole batch at once. Occlusions are found with the forward-backward test of Sundaram et al.
 (ECCV 2010): a pixel is valid when ``|f + b(p + f)|^2 < a (|f|^2 + |b(p + f)|^2) + c``.
 """
 
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -18,20 +22,33 @@ def _gray(crop: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(g, (0, 0), 1.0)  # LQ crops are noisy; DIS tracks structure, not grain
 
 
+def gray_flow(src_gray: np.ndarray, dst_gray: np.ndarray) -> np.ndarray:
+    """Flow (H, W, 2) such that ``src(p) ~ dst(p + flow(p))``, between :func:`_gray` images."""
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(src_gray, dst_gray, None)
+
+
 def dis_flow(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Flow (H, W, 2) such that ``src(p) ~ dst(p + flow(p))``, for RGB uint8 crops."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return dis.calc(_gray(src), _gray(dst), None)
+    return gray_flow(_gray(src), _gray(dst))
+
+
+def sampling_grid(flow: torch.Tensor) -> torch.Tensor:
+    """``grid_sample``'s grid (B, H, W, 2) for reading at ``p + flow(p)``; ``flow`` (B, 2, H, W) in pixels."""
+    h, w = flow.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(h, device=flow.device), torch.arange(w, device=flow.device), indexing="ij")
+    gx = (xs + flow[:, 0]) * 2 / max(w - 1, 1) - 1
+    gy = (ys + flow[:, 1]) * 2 / max(h - 1, 1) - 1
+    return torch.stack([gx, gy], -1)
+
+
+def warp_by_grid(image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Sample ``image`` (B, C, H, W) at a :func:`sampling_grid`."""
+    return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Sample ``image`` (B, C, H, W) at ``p + flow(p)``; ``flow`` (B, 2, H, W) in pixels."""
-    h, w = image.shape[-2:]
-    ys, xs = torch.meshgrid(torch.arange(h, device=image.device), torch.arange(w, device=image.device), indexing="ij")
-    gx = (xs + flow[:, 0]) * 2 / max(w - 1, 1) - 1
-    gy = (ys + flow[:, 1]) * 2 / max(h - 1, 1) - 1
-    grid = torch.stack([gx, gy], -1).to(image.dtype)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return warp_by_grid(image, sampling_grid(flow))
 
 
 def consistency_mask(fwd: torch.Tensor, bwd: torch.Tensor, alpha: float = 0.01, beta: float = 0.5) -> torch.Tensor:
@@ -47,15 +64,20 @@ def consistency_mask(fwd: torch.Tensor, bwd: torch.Tensor, alpha: float = 0.01, 
     return (ok & inside[:, None]).float()
 
 
-def flows_to_previous(crops: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def flows_to_previous(crops: np.ndarray, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """For consecutive crops (T, H, W, 3) uint8, the flow from each frame to the one before it and
-    its validity mask. Entry 0 is zero flow with an all-invalid mask (no previous frame)."""
+    its validity mask, on ``device``. Entry 0 is zero flow with an all-invalid mask (no previous frame)."""
     t, h, w, _ = crops.shape
-    flows = np.zeros((t, 2, h, w), np.float32)
-    masks = torch.zeros(t, 1, h, w)
-    for i in range(1, t):
-        bwd = torch.from_numpy(dis_flow(crops[i], crops[i - 1])).permute(2, 0, 1)[None]
-        fwd = torch.from_numpy(dis_flow(crops[i - 1], crops[i])).permute(2, 0, 1)[None]
-        flows[i] = bwd[0].numpy()
-        masks[i] = consistency_mask(fwd, bwd)[0]
-    return torch.from_numpy(flows), masks
+    flows = torch.zeros(t, 2, h, w, device=device)
+    masks = torch.zeros(t, 1, h, w, device=device)
+    if t < 2:
+        return flows, masks
+    with ThreadPoolExecutor(min(t - 1, os.cpu_count() or 1)) as pool:
+        grays = list(pool.map(_gray, crops))
+        pairs = [(i, i - 1) for i in range(1, t)] + [(i - 1, i) for i in range(1, t)]  # backward, then forward
+        both = np.stack(list(pool.map(lambda pair: gray_flow(grays[pair[0]], grays[pair[1]]), pairs)))
+    both = torch.from_numpy(both).permute(0, 3, 1, 2).to(device)
+    bwd, fwd = both[: t - 1], both[t - 1 :]
+    flows[1:] = bwd
+    masks[1:] = consistency_mask(fwd, bwd)
+    return flows, masks

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
-from .flow import warp
+from .flow import sampling_grid, warp_by_grid
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t) -> predicted x0
 
@@ -107,12 +107,12 @@ def timesteps_from(scheduler, cfg: SamplerConfig, device: torch.device) -> torch
 
 
 def _fuse(x0: torch.Tensor, previous: list[torch.Tensor | None], spans: list[TrackSpan], temporal: TemporalInputs | None,
-          lam: float, linked: list[bool]) -> torch.Tensor:
+          grids: torch.Tensor | None, lam: float, linked: list[bool]) -> torch.Tensor:
     """Blend each frame's x0 with the warped fused x0 of the frame before it in its own track
     (sequential in time); ``previous[j]``: span j's carried x0 from its previous batch.
 
-    ``linked[i]`` says whether frame i may take from frame i-1 (decided once per batch, so the
-    step loop never waits on the device)."""
+    ``linked[i]`` says whether frame i may take from frame i-1 and ``grids`` are the flows' sampling
+    grids (both worked out once per batch: the step loop neither waits on the device nor rebuilds them)."""
     if temporal is None or lam <= 0:
         return x0
     fused = []
@@ -121,7 +121,7 @@ def _fuse(x0: torch.Tensor, previous: list[torch.Tensor | None], spans: list[Tra
         for i in range(first, first + span.frames):
             cur = x0[i : i + 1]
             if ref is not None and linked[i]:
-                w = warp(ref, temporal.flows[i : i + 1])
+                w = warp_by_grid(ref, grids[i : i + 1])
                 m = temporal.valid[i : i + 1] * lam
                 cur = m * w + (1 - m) * cur
             fused.append(cur)
@@ -155,12 +155,13 @@ def sample(denoiser: Denoiser, scheduler, cfg: SamplerConfig, estimate: torch.Te
     # Re-anchor: a frame whose flow fails the FB test over too much of the crop takes nothing from the
     # frame before it. One host sync here instead of one per frame and step.
     linked = (temporal.valid.flatten(1).mean(1) >= 1 - cfg.reanchor_invalid).tolist() if temporal is not None else []
+    grids = sampling_grid(temporal.flows) if temporal is not None else None
     for k, t in enumerate(ts):
         x0 = denoiser(x, t)
         lam = warp_weight(cfg.warp_schedule, k / max(len(ts) - 1, 1))
         previous = [s.state.previous_x0[k] if s.state.previous_x0 is not None and k < len(s.state.previous_x0) else None
                     for s in spans]
-        x0 = _fuse(x0, previous, spans, temporal, lam, linked)
+        x0 = _fuse(x0, previous, spans, temporal, grids, lam, linked)
         for held, end in zip(carried, ends):
             held.append(x0[end : end + 1].clone())
         kwargs = {"eta": cfg.eta, "variance_noise": _per_frame(spans, lambda st, k=k: st.noise.steps[k])} \
