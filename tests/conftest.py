@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import subprocess
 import time
 from collections.abc import Callable
@@ -240,6 +241,37 @@ def timecoded_clip(path: Path, timecode: str = "01:00:00:00", frames: int = 10) 
             out.mux(vs.encode(frame))
         out.mux(vs.encode(None))
     return path
+
+
+def dpx_scan(pattern: Path, images: list[np.ndarray], first: int, rate: float, timecode: str) -> Path:
+    """A DPX sequence as film scanners write it: 2048-byte headers whose film header states the
+    frame rate and whose television header each picture's SMPTE timecode (BCD, 0xHHMMSSFF), counted
+    on from ``timecode`` at ``rate``. FFmpeg's own DPX encoder writes neither, so its 1664-byte
+    header is extended here."""
+    pattern.parent.mkdir(exist_ok=True)
+    hh, mm, ss, ff = map(int, timecode.split(":"))
+    start = ((hh * 60 + mm) * 60 + ss) * round(rate) + ff
+    bcd = lambda v: (v // 10) << 4 | v % 10
+    for n, image in enumerate(images):
+        path = pattern.parent / (pattern.name % (first + n))
+        with av.open(str(path), "w", format="image2", options={"update": "1"}) as out:
+            stream = out.add_stream("dpx", rate=round(rate))
+            stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "rgb24"
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            out.mux(stream.encode())
+        data = path.read_bytes()
+        endian = "<" if data[:4] == b"XPDS" else ">"
+        offset = struct.unpack(endian + "I", data[4:8])[0]
+        header = bytearray(data[:offset] + b"\xff" * (2048 - offset))  # undefined fields are all ones
+        seconds, f = divmod(start + n, round(rate))
+        minutes, sec = divmod(seconds, 60)
+        h, m = divmod(minutes, 60)
+        code = bcd(h) << 24 | bcd(m) << 16 | bcd(sec) << 8 | bcd(f)
+        for at, fmt, value in [(4, "I", 2048), (16, "I", 2048 + len(data) - offset), (808, "I", 2048),  # image offsets, file size
+                               (1724, "f", rate), (1920, "I", code)]:
+            header[at:at + 4] = struct.pack(endian + fmt, value)
+        path.write_bytes(bytes(header) + data[offset:])
+    return pattern
 
 
 MASTERING_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"  # BT.2020, 1000 nits

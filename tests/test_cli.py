@@ -882,6 +882,39 @@ def test_an_image_sequence_is_restored_into_one_that_keeps_its_frame_numbers(sam
     assert [p.read_bytes() for p in sorted(split.parent.iterdir())] == [p.read_bytes() for p in sorted(out.parent.iterdir())]
 
 
+def test_a_dpx_scan_is_played_at_the_rate_its_headers_state_and_keeps_its_timecode(sample_clip, tmp_path):
+    """A scan at 24 fps came out at FFmpeg's 25 unless told, and its timecode was lost: now the
+    headers' rate times the video (``--frame-rate`` still wins) and the first picture's timecode
+    becomes the video's, a timecode track in .mov."""
+    from conftest import dpx_scan
+
+    from vidrestore.io import probe
+
+    with av.open(str(sample_clip)) as c:
+        images = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    src = dpx_scan(tmp_path / "scan" / "s_%07d.dpx", images, 86400, 24, "01:00:00:00")
+    info = probe(src)
+    assert (info.stated_rate, info.timecode, info.frames) == (24, "01:00:00:00", 24)
+    for rate, name in [(None, "film.mov"), ("25", "fast.mov")]:
+        assert _run(src, tmp_path / name, "--model", "none", "--quiet", *(["--frame-rate", rate] if rate else [])) == 0
+        with av.open(str(tmp_path / name)) as c:
+            stream = c.streams.video[0]
+            assert stream.average_rate == Fraction(rate or 24)
+            assert {k.lower(): v for k, v in stream.metadata.items()}["timecode"] == "01:00:00:00"
+            assert [s.type for s in c.streams] == ["video", "data"]  # QuickTime's timecode track
+            seconds = [float(f.pts * f.time_base) for f in c.decode(stream)]
+        assert seconds == pytest.approx([i / float(rate or 24) for i in range(24)], abs=1e-3)
+    restored = tmp_path / "restored" / "s_%07d.dpx"  # DPX into DPX: FFmpeg's encoder writes no time, so it is carried
+    restored.parent.mkdir()
+    assert _run(src, restored, "--model", "none", "--quiet") == 0
+    with av.open(str(restored), options={"start_number": "86400"}) as c:
+        codes = [dict(f.metadata).get("timecode") for f in c.decode(video=0)]
+    assert codes == [f"01:00:{n // 24:02d}:{n % 24:02d}" for n in range(24)]
+    assert probe(restored).stated_rate == 24
+    png = _png_sequence(tmp_path / "png" / "p_%03d.png", images[:2], 1)
+    assert (probe(png).stated_rate, probe(png).timecode) == (None, "")
+
+
 def test_a_sequence_becomes_a_video_at_the_rate_asked_and_a_video_becomes_a_sequence(sample_clip, tmp_path, capsys):
     with av.open(str(sample_clip)) as c:
         images = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]

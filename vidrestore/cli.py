@@ -223,8 +223,8 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                    help="fade the restored face back to the original as the head turns: full strength up to turn ratio "
                         "FULL, none from ZERO (default 0.7,1.4: about 35 and 55 degrees of yaw); off pastes every pose")
     p.add_argument("--frame-rate", metavar="FPS",
-                   help="the rate an image sequence's pictures are played at, e.g. 24 or 24000/1001 (default 25, as "
-                        "FFmpeg): it times a video made from them; a video keeps its own timing")
+                   help="the rate an image sequence's pictures are played at, e.g. 24 or 24000/1001 (default: the rate "
+                        "DPX headers state, else 25 as FFmpeg): it times a video made from them; a video keeps its own timing")
     p.add_argument("--drop-streams", action="store_true", default=None,
                    help="leave out the streams the output's container cannot hold (e.g. SRT subtitles in .mp4) "
                         "instead of stopping; the report names them")

@@ -122,7 +122,8 @@ class PipelineConfig:
     # VFHQ): nothing is detected; each shot is one face filling the frame, restored whole.
     aligned: bool = False
     # The rate an image sequence's pictures are played at (24, 24000/1001, 23.976), which pictures do
-    # not store: it times the frames of a video made from them. "": FFmpeg's 25. A video keeps its own.
+    # not store: it times the frames of a video made from them. "": the rate the pictures state (a DPX
+    # scan's headers may), else FFmpeg's 25. A video keeps its own.
     frame_rate: str = ""
     # A folder to write each track's best face to (as pass 1 saw it, aligned), named by person and
     # track, to tell who is who before choosing --tracks, --people, --strength or --reference.
@@ -521,11 +522,13 @@ def steady(pts: list[int | None], info: VideoInfo) -> bool:
 
 
 def played_at(info: VideoInfo, cfg: PipelineConfig) -> VideoInfo:
-    """``info`` with the frames of an image sequence timed at ``cfg.frame_rate``. Sequences are read
-    one tick of 1/25 s a frame (:mod:`vidrestore.io.sequence`), so only the tick changes."""
-    if not is_sequence(info.path) or cfg.sequence_rate == info.average_rate:
+    """``info`` with the frames of an image sequence timed at ``cfg.frame_rate``, else at the rate
+    their headers state (a DPX scan's), else at FFmpeg's 25. Sequences are read one tick of 1/25 s a
+    frame (:mod:`vidrestore.io.sequence`), so only the tick changes."""
+    if not is_sequence(info.path):
         return info
-    return dataclasses.replace(info, time_base=1 / cfg.sequence_rate, average_rate=cfg.sequence_rate)
+    rate = cfg.sequence_rate if cfg.frame_rate else info.stated_rate or DEFAULT_RATE
+    return info if rate == info.average_rate else dataclasses.replace(info, time_base=1 / rate, average_rate=rate)
 
 
 def faceless_encoding(src: Path, dst: Path) -> str:
@@ -1043,8 +1046,9 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     timings["restore_encode"] = time.perf_counter() - t1
                     notes.extend(reused_note(len(reused), len(parts)) + restorer.notes)
                     t2 = time.perf_counter()
+                    tick = played_at(probe(src), cfg).time_base
                     notes.extend(left_out_note(remux(parts, src, final_tmp, provenance(restorer.name),
-                                                                segment_starts(analysis, segments, played_at(probe(src), cfg).time_base)), dst))
+                                                     segment_starts(analysis, segments, tick), tick), dst))
                     timings["remux"] = time.perf_counter() - t2
                 except BaseException as exc:
                     stopped = keeps_segments(exc)

@@ -166,9 +166,9 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
                 notes.extend(deinterlace_note(plan.analysis, item.options.pipeline.keep_fields) if selected else [copy_note(plan.analysis, faceless_encoding(item.input, item.output))])
                 encoder, master = encoding(item.input, item.output, item.options.pipeline)
                 notes.extend(master)
+                tick = played_at(probe(item.input), item.options.pipeline).time_base
                 notes.extend(left_out_note(remux(parts, item.input, tmp, provenance(plan.restorer),
-                                                            segment_starts(plan.analysis, plan.segments,
-                                                                           played_at(probe(item.input), item.options.pipeline).time_base)), item.output))
+                                                 segment_starts(plan.analysis, plan.segments, tick), tick), item.output))
             else:
                 notes.append(copy_note(plan.analysis))
                 notes.extend(left_out_note(remux(item.input, item.input, tmp), item.output))

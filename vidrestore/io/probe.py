@@ -44,6 +44,10 @@ class VideoInfo:
     start_pts: int | None = None  # the stream's first timestamp, as the container states it (a frame may not decode there)
     profile: str | None = None  # the codec's profile as FFmpeg names it ("HQ" for ProRes 422 HQ, "DNXHR HQ")
     constant_rate: bool = False  # every frame one frame of the average rate after the last: known from a full read, not here
+    # An image sequence's pictures store no time, but a DPX scan's headers may: the frame rate and
+    # the first picture's SMPTE timecode ("01:00:00:00") as FFmpeg's DPX decoder reads them.
+    stated_rate: Fraction | None = None
+    timecode: str = ""
 
     @property
     def frame_ticks(self) -> int:
@@ -166,6 +170,9 @@ def _probe(path: str | Path) -> VideoInfo:
         first = _first_frame(container, stream)
         info["rotation"] = round(first.rotation) % 360 if first is not None else 0
         info["timestamps"] = first is None or first.pts is not None
+        if is_sequence(path):
+            info["stated_rate"] = cc.framerate or None
+            info["timecode"] = first.metadata.get("timecode", "") if first is not None else ""
         if not info["timestamps"]:  # a raw stream's demuxer assumes 25 fps; the encoder wrote the true rate into the stream (H.264 VUI)
             info["average_rate"] = cc.framerate or stream.average_rate
     return VideoInfo(**info)

@@ -31,6 +31,7 @@ from av.bitstream import BitStreamFilterContext
 from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError, UsageError
+from .dpx import carry_times
 from .probe import FIELD_ORDERS, ColorInfo, VideoInfo, codec_name, open_input, probe
 from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence, numbered, numbers_in, remove_others, unsupported_type
 from .patch import Box, copy_samples, patch_frame, patchable, rgb_format, rotate_box, with_alpha_of
@@ -813,6 +814,13 @@ def _carry(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.st
 _UNORDERED = {"1 channels": "mono", "2 channels": "stereo"}
 
 
+def fits_rate(timecode: str, rate: Fraction | None) -> bool:
+    """Whether ``timecode``'s frame field counts within ``rate`` (frame 24 does not exist at 24 fps,
+    and QuickTime's muxer would fail on it at the very end of a run)."""
+    frames = timecode.replace(";", ":").rsplit(":", 1)[-1]
+    return bool(rate) and frames.isdigit() and int(frames) < math.ceil(rate)
+
+
 def _timecode_tracks(container: av.container.InputContainer) -> list[av.stream.Stream]:
     """QuickTime timecode (tmcd) tracks: FFmpeg reads each as a data stream with a ``timecode`` tag."""
     return [s for s in container.streams if s.type == "data" and "timecode" in s.metadata]
@@ -928,7 +936,7 @@ def left_out_note(left_out: list[str], output: str | Path) -> list[str]:
 
 
 def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, output: str | Path, comment: str = "",
-          starts: Sequence[Fraction | None] = ()) -> list[str]:
+          starts: Sequence[Fraction | None] = (), tick: Fraction | None = None) -> list[str]:
     """Write ``output`` with the video stream of ``video_source`` and every other stream of
     ``other_source`` (audio, subtitles, data, attachments), packets copied without re-encoding,
     interleaved by decode time; returns the streams left out because the output's container
@@ -940,7 +948,9 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
     joined as they are copied (:func:`_joined_packets`), with no intermediate file, so the disk
     holds the segments and the output, never a third copy. ``starts``: the presentation time in
     seconds that each part's first frame has in the input (None where unknown); a part whose
-    muxer moved its timestamps is moved back (:func:`_start_shift`)."""
+    muxer moved its timestamps is moved back (:func:`_start_shift`). ``tick``: the time one frame of
+    an image sequence was played for, when it is not FFmpeg's 1/25 s (see ``played_at``), so that
+    pictures made from it are numbered as its own were."""
     parts = [Path(video_source)] if isinstance(video_source, (str, Path)) else [Path(p) for p in video_source]
     unfit = unfit_streams(other_source, output)
     renumbered = is_sequence(output) and is_sequence(other_source)
@@ -960,8 +970,9 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 raise OutputError(f"{Path(output).suffix} files cannot hold the {codec_name(vstream)} video of "
                                   f"{Path(other_source).name}, which has no face to restore and is copied as it is; "
                                   "write a .mkv") from exc
-            if renumbered:  # one tick a frame, as the input sequence is read (QuickTime segments count 512 to a frame)
-                video.time_base = oin.streams.video[0].time_base
+            if renumbered:  # one tick a frame (QuickTime segments count 512 to a frame), as the frames were played:
+                # 1/25 s as FFmpeg reads a sequence, or a DPX scan's own rate, at which 1/25 s ticks would skip numbers
+                video.time_base = tick or oin.streams.video[0].time_base
             to_annex_b = _annex_b_filter(vstream, video, out.format.name)
             if to_annex_b is None and _holds_tag(Path(output), vstream):
                 # The muxer picks its own tag for a copied stream: iPhone HEVC's hvc1 became hev1,
@@ -978,7 +989,9 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 # Matroska's AlphaMode, which browsers need to show VP9's alpha: its muxer writes it
                 # for an encoder's yuva420p, but a copy's template says yuv420p (FFmpeg's decoder has no alpha)
                 video.metadata["alpha_mode"] = "1"
-            timecodes = [track.metadata["timecode"] for track in _timecode_tracks(oin)]
+            # a QuickTime master's timecode tracks, or a DPX scan's first timecode
+            timecodes = [track.metadata["timecode"] for track in _timecode_tracks(oin)] or \
+                [code for code in [probe(other_source).timecode] if code and fits_rate(code, vstream.average_rate)]
             if timecodes:
                 video.metadata.setdefault("timecode", timecodes[0])
             if vstream.average_rate:
@@ -1014,6 +1027,8 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
         finally:
             with contextlib.suppress(av.error.FFmpegError, OSError):
                 out.close()  # after a failure; closing again is a no-op
+    if renumbered:
+        carry_times(Path(other_source), Path(output))
     return unfit
 
 

@@ -1,0 +1,55 @@
+"""DPX time fields (vidrestore.io.dpx): carried from a scan's pictures into FFmpeg-written ones."""
+
+import struct
+
+import av
+import numpy as np
+import pytest
+
+from vidrestore.io.dpx import HEADER, copy_time_fields
+
+
+def _ffmpeg_dpx(path, image):
+    with av.open(str(path), "w", format="image2", options={"update": "1"}) as out:
+        stream = out.add_stream("dpx", rate=25)
+        stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "rgb24"
+        out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
+def _decoded(path):
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        frame = next(c.decode(stream))
+        return frame.to_ndarray(format="rgb24"), dict(frame.metadata).get("timecode"), stream.codec_context.framerate
+
+
+@pytest.mark.parametrize("order, magic", [(">", b"SDPX"), ("<", b"XPDS")])
+def test_a_scans_rate_and_timecode_go_into_an_ffmpeg_written_picture_whatever_its_byte_order(tmp_path, order, magic):
+    image = np.random.default_rng(0).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    target = _ffmpeg_dpx(tmp_path / "out.dpx", image)
+    assert len(target.read_bytes()) < HEADER + image.size and _decoded(target)[1:] == (None, None)  # FFmpeg writes neither
+    scan = bytearray(b"\xff" * HEADER)  # a scanner's header, big- or little-endian
+    scan[:4] = magic
+    struct.pack_into(order + "I", scan, 4, HEADER)
+    struct.pack_into(order + "f", scan, 1724, 24000 / 1001)
+    struct.pack_into(order + "I", scan, 1920, 0x10203004)  # 10:20:30:04
+    (tmp_path / "scan.dpx").write_bytes(bytes(scan))
+    assert copy_time_fields(tmp_path / "scan.dpx", target)
+    pixels, timecode, rate = _decoded(target)
+    assert np.array_equal(pixels, image)
+    assert timecode == "10:20:30:04"
+    assert abs(float(rate) - 24000 / 1001) < 1e-3
+    assert len(target.read_bytes()) == HEADER + image.size
+    assert copy_time_fields(tmp_path / "scan.dpx", target) and np.array_equal(_decoded(target)[0], image)  # twice: no growth
+    assert len(target.read_bytes()) == HEADER + image.size
+
+
+def test_a_picture_whose_header_has_no_television_header_gives_nothing(tmp_path):
+    image = np.zeros((8, 8, 3), np.uint8)
+    source, target = _ffmpeg_dpx(tmp_path / "a.dpx", image), _ffmpeg_dpx(tmp_path / "b.dpx", image)
+    before = target.read_bytes()
+    assert not copy_time_fields(source, target) and target.read_bytes() == before
+    (tmp_path / "c.png").write_bytes(b"\x89PNG not a dpx")
+    assert not copy_time_fields(tmp_path / "c.png", target) and target.read_bytes() == before
