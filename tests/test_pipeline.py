@@ -480,7 +480,8 @@ def test_frames_without_a_face_are_not_converted_and_the_output_is_the_same(samp
 
 @pytest.mark.parametrize("mode, codec, suffix, order", [
     ("off", "libx264", ".mp4", "tt"), ("off", "ffv1", ".mkv", "tt"), ("off", "prores_ks", ".mov", "tt"), ("off", "mpeg2video", ".mkv", "tt"), ("off", "mpeg4", ".avi", "unknown"),
-    ("auto", "libx264", ".mp4", "progressive")])
+    ("auto", "libx264", ".mp4", "progressive"), ("auto", "ffv1", ".mkv", "progressive"), ("auto", "prores_ks", ".mov", "progressive"),
+    ("auto", "mpeg2video", ".mkv", "progressive")])
 def test_fields_kept_with_deinterlace_off_stay_interlaced_in_their_order(interlaced_clip, tmp_path, mode, codec, suffix, order):
     """--deinterlace off keeps the fields; x264 used to code them as progressive frames flagged
     progressive, so players no longer deinterlaced them, and so did MPEG-2 and MPEG-4 (AVI states

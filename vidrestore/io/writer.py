@@ -559,7 +559,8 @@ class VideoWriter:
             cc.max_b_frames = 0
         if codec.name == "libx265" and self.container.format.name in ISO_MEDIA_MUXERS:
             stream.codec_tag = "hvc1"  # the muxer's default, hev1, is refused by Apple's players
-        if info.interlaced:  # the fields were kept (--deinterlace off): so is their declared order
+        if info.field_order != "unknown":  # kept fields keep their declared order, and deinterlaced frames say they
+            # are progressive (FFV1, ProRes and MPEG-2 in Matroska and QuickTime said "unknown" unless told)
             cc.field_order = {v: k for k, v in FIELD_ORDERS.items()}[info.field_order]
         stream.options = codec_options(codec.name, stream.pix_fmt, info, opts)
         return stream
