@@ -179,6 +179,25 @@ def test_a_person_cut_back_to_is_restored_as_they_were(sample_clip, tiny_model, 
     assert np.array_equal(out[:16], out[32:]) == link
 
 
+def test_a_window_is_chosen_by_device_and_frame_size_unless_given(sample_clip):
+    """16 frames on the CPU; on a GPU, whose passes run fuller, 64, or fewer where 64 full-size
+    frames would hold more than 2 GiB (a 16-bit 4K master); always a divisor of 64, where
+    segments may split a shot. A size given is kept."""
+    import dataclasses
+
+    from vidrestore.pipeline import window_frames
+
+    def info(width, height, pix_fmt):
+        return dataclasses.replace(probe(sample_clip), width=width, height=height, pix_fmt=pix_fmt)
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert window_frames(PipelineConfig(), cpu, info(3840, 2160, "yuv420p")) == 16
+    assert window_frames(PipelineConfig(), gpu, info(1920, 1080, "yuv420p")) == 64
+    assert window_frames(PipelineConfig(), gpu, info(3840, 2160, "yuv422p10le")) == 32
+    assert window_frames(PipelineConfig(), gpu, info(7680, 4320, "yuv444p12le")) == 16
+    assert window_frames(PipelineConfig(batch_size=7), gpu, info(1920, 1080, "yuv420p")) == 7
+
+
 @pytest.mark.parametrize("link, faces", [(False, False), (True, False), (False, True)])
 def test_dlibs_face_encoder_is_loaded_only_to_link_people_or_write_faces(sample_clip, tmp_path, monkeypatch, link, faces):
     """Portraits serve people linking and --faces alone; without them pass 1 does not load dlib's

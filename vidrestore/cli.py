@@ -183,7 +183,8 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="pipeline YAML (see configs/pipeline.yaml); flags below override it")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="CUDA autocast dtype (auto: bf16)")
-    p.add_argument("--batch-size", type=int, help="frames per restoration batch (bounds memory)")
+    p.add_argument("--batch-size", type=int, help="frames per restoration batch (bounds memory; default 16 on the CPU, "
+                   "up to 64 on a GPU)")
     p.add_argument("--compile", nargs="?", const="inductor", default="", metavar="BACKEND",
                    help="torch.compile the network (default backend inductor; worth it on CUDA for long jobs)")
     p.add_argument("--face-size", type=int, choices=[128, 256, 512], help="aligned crop size (default: the model's)")

@@ -55,7 +55,7 @@ from .faces.paste import face_mask, keep_grey, match_colour, paste_faces
 from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
-from .io.reader import DecodedFrames, FieldFilter, scan_fields
+from .io.reader import DecodedFrames, FieldFilter, bit_depth, scan_fields
 from .io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, SEGMENT_SUFFIX, files_of, find_sequence, has_number_field, hidden_stem, is_sequence, number_offset, numbered, sequences_in, unsupported_type
 from .io.writer import atomic_output, check_encoder, check_output, copies_into, describe_encoding, left_out_note, master_note, stores_rotation, unrestored_videos_note
 from .restore import Restorer, TrackContext, load_contexts, save_contexts
@@ -79,7 +79,7 @@ def frames_per_second(text: str) -> Fraction:
 @dataclass(frozen=True)
 class PipelineConfig:
     face_size: int = 128
-    batch_size: int = 16  # frames per restoration window and per forward pass, over all its tracks (bounds memory)
+    batch_size: int = 0  # frames per restoration window and per forward pass, over all its tracks (bounds memory); 0: by device (window_frames)
     colour_match: bool = True
     fade_frames: int = 3  # restoration strength ramps in/out over this many frames where a face comes or goes within a shot
     segment_frames: int = 2000  # split pass 2 at cuts into segments of at least this many frames (0: one segment); a stopped run resumes at the first unfinished one
@@ -135,7 +135,7 @@ class PipelineConfig:
     encode: EncodeOptions = field(default_factory=EncodeOptions)
 
     def __post_init__(self) -> None:
-        check_minimums(self, batch_size=1, face_size=16, fade_frames=0, segment_frames=0, decode_once_mib=0)
+        check_minimums(self, batch_size=0, face_size=16, fade_frames=0, segment_frames=0, decode_once_mib=0)
         for what, value in [("strength", self.strength), *((f"strength of track {i}", v) for i, v in self.track_strength),
                             *((f"strength of person {i}", v) for i, v in self.person_strength)]:
             if not 0.0 <= value <= 1.0:
@@ -560,12 +560,30 @@ def encoding(src: Path, dst: Path, cfg: PipelineConfig) -> tuple[str, list[str]]
     return describe_encoding(cfg.encode, dst, source), master_note(source, check_encoder(cfg.encode, dst, source).name, dst) if auto else []
 
 
+CPU_WINDOW, GPU_WINDOWS = 16, (64, 32)
+WINDOW_MEMORY = 2 << 30  # bytes of full-size frames a GPU window may hold
+
+
+def window_frames(cfg: PipelineConfig, device: torch.device, info: VideoInfo) -> int:
+    """Frames per restoration window (and most crops per forward pass): ``cfg.batch_size``, else 16
+    on the CPU, whose caches larger passes outgrow, and on a GPU, whose passes run fuller (on an
+    H200 flipnet-small restored 70, 127 and 177 face-frames/s in passes of 8, 32 and 64;
+    docs/benchmarks.md), the largest of 64 and 32 whose full-size frames fit in 2 GiB, else 16.
+    Each divides 64, where :func:`encoded_segments` may split a long shot."""
+    if cfg.batch_size:
+        return cfg.batch_size
+    if device.type == "cpu":
+        return CPU_WINDOW
+    frame_bytes = info.width * info.height * 3 * (2 if bit_depth(info.pix_fmt) > 8 else 1)
+    return next((n for n in GPU_WINDOWS if n * frame_bytes <= WINDOW_MEMORY), CPU_WINDOW)
+
+
 def encoded_segments(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Path, whole: bool = False) -> list[range]:
     """The frames pass 2 encodes, in segments: with a track to restore, the whole video (split for
     resuming, unless ``whole``); with none, nothing (the video is copied) unless it must be
     encoded all the same (:func:`faceless_encoding`)."""
     if selected_tracks(analysis, cfg):
-        return plan_segments(analysis, 0 if whole else cfg.segment_frames, cfg.batch_size)
+        return plan_segments(analysis, 0 if whole else cfg.segment_frames, cfg.batch_size or max(GPU_WINDOWS))
     return [range(analysis.frames)] if faceless_encoding(src, dst) else []
 
 
@@ -808,6 +826,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     ``video_out`` itself), whose type decides the encoder and whether frames are written upright."""
     info = played_at(probe(path), cfg)
     info = dataclasses.replace(info, constant_rate=steady(analysis.pts, info))
+    cfg = dataclasses.replace(cfg, batch_size=window_frames(cfg, device, info))
     target = target or video_out
     encode = dataclasses.replace(cfg.encode, codec=check_encoder(cfg.encode, target, info).name)  # a sequence's segments are .mov files
     frames = frames if frames is not None else range(analysis.frames)
