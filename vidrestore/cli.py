@@ -186,7 +186,8 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, help="frames per restoration batch (bounds memory; default 16 on the CPU, "
                    "up to 64 on a GPU)")
     p.add_argument("--compile", nargs="?", const="inductor", default="", metavar="BACKEND",
-                   help="torch.compile the network (default backend inductor; worth it on CUDA for long jobs)")
+                   help="torch.compile the network (default backend inductor). Compiling takes minutes; its gain was 4.5%% "
+                        "on a 2-core CPU and is not yet measured on a GPU (docs/benchmarks.md)")
     p.add_argument("--face-size", type=int, choices=[128, 256, 512], help="aligned crop size (default: the model's)")
     p.add_argument("--detector", choices=["auto", "retinaface", "dlib"], help="face detector (auto: RetinaFace if its weights are found)")
     p.add_argument("--detector-weights", help="RetinaFace checkpoint (.pth); also VIDRESTORE_WEIGHTS_RETINAFACE_MOBILENET0_25")
