@@ -68,6 +68,17 @@ def test_tracks_sharing_a_batch_equal_tracks_alone_on_cuda():
     assert all((g - e).abs().max() < 1e-4 for g, e in zip(got, expected))
 
 
+def test_a_windows_occlusion_masks_on_cuda_match_the_cpus():
+    from vidrestore.diffusion.flow import flows_to_previous
+
+    rng = np.random.default_rng(4)
+    tex = (rng.random((72, 72, 3)) * 255).astype(np.uint8)
+    frames = np.stack([np.roll(tex, 2 * i, axis=1)[8:56, 8:56] for i in range(6)])
+    (flows_cpu, valid_cpu), (flows_gpu, valid_gpu) = flows_to_previous(frames), flows_to_previous(frames, CUDA)
+    assert flows_gpu.is_cuda and torch.equal(flows_gpu.cpu(), flows_cpu)
+    assert (valid_gpu.cpu() != valid_cpu).float().mean() < 1e-3  # a pixel on the test's edge may fall either way
+
+
 def test_kornia_align_and_paste_match_opencv():
     frame = torch.randint(0, 256, (3, 120, 160), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
     lm = torch.from_numpy(template(70) + np.array([40, 20], np.float32))[None]
