@@ -53,3 +53,5 @@ def test_a_picture_whose_header_has_no_television_header_gives_nothing(tmp_path)
     assert not copy_time_fields(source, target) and target.read_bytes() == before
     (tmp_path / "c.png").write_bytes(b"\x89PNG not a dpx")
     assert not copy_time_fields(tmp_path / "c.png", target) and target.read_bytes() == before
+    (tmp_path / "cut.dpx").write_bytes(b"SDPX" + struct.pack(">I", HEADER) + bytes(100))  # a damaged scan, cut short
+    assert not copy_time_fields(tmp_path / "cut.dpx", target) and target.read_bytes() == before

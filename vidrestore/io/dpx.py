@@ -40,8 +40,8 @@ def copy_time_fields(source: Path, target: Path) -> bool:
         head = f.read(HEADER)
     data = target.read_bytes()
     src_order, dst_order = _MAGIC.get(head[:4]), _MAGIC.get(data[:4])
-    if src_order is None or dst_order is None or _u32(head, src_order, _IMAGE_OFFSET) < FIELDS[-1] + 4:
-        return False
+    if src_order is None or dst_order is None or min(len(head), _u32(head, src_order, _IMAGE_OFFSET)) < FIELDS[-1] + 4:
+        return False  # not DPX, or a header (or a file: a damaged scan) that ends before the television header
     offset = _u32(data, dst_order, _IMAGE_OFFSET)
     if struct.unpack_from(dst_order + "H", data, _ELEMENTS)[0] != 1:
         return False
