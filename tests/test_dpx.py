@@ -33,7 +33,8 @@ def test_a_scans_rate_and_timecode_go_into_an_ffmpeg_written_picture_whatever_it
     scan = bytearray(b"\xff" * HEADER)  # a scanner's header, big- or little-endian
     scan[:4] = magic
     struct.pack_into(order + "I", scan, 4, HEADER)
-    struct.pack_into(order + "f", scan, 1724, 24000 / 1001)
+    for at in (1724, 1940):  # the film header's frame rate, and the television header's
+        struct.pack_into(order + "f", scan, at, 24000 / 1001)
     struct.pack_into(order + "I", scan, 1920, 0x10203004)  # 10:20:30:04
     (tmp_path / "scan.dpx").write_bytes(bytes(scan))
     assert copy_time_fields(tmp_path / "scan.dpx", target)
@@ -42,6 +43,9 @@ def test_a_scans_rate_and_timecode_go_into_an_ffmpeg_written_picture_whatever_it
     assert timecode == "10:20:30:04"
     assert abs(float(rate) - 24000 / 1001) < 1e-3
     assert len(target.read_bytes()) == HEADER + image.size
+    header = target.read_bytes()[:HEADER]
+    written = "<" if header[:4] == b"XPDS" else ">"
+    assert struct.unpack_from(written + "f", header, 1940)[0] == pytest.approx(24000 / 1001)
     assert copy_time_fields(tmp_path / "scan.dpx", target) and np.array_equal(_decoded(target)[0], image)  # twice: no growth
     assert len(target.read_bytes()) == HEADER + image.size
 

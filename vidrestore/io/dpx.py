@@ -1,5 +1,5 @@
 """The time a DPX picture states (SMPTE 268M): the film header's frame rate and the television
-header's SMPTE timecode and user bits.
+header's SMPTE timecode, user bits and frame rate.
 
 FFmpeg's DPX decoder reads them (:func:`~vidrestore.io.probe.probe` takes the rate and the first
 timecode from it), but its encoder writes a 1664-byte header that ends before either, so a scan
@@ -15,7 +15,7 @@ from pathlib import Path
 from .sequence import find_sequence, numbered, numbers_in
 
 HEADER = 2048  # the generic (768 + 640 + 256 bytes) and industry (256 + 256) headers in full
-FIELDS = (1724, 1920, 1924)  # film frame rate (float), television timecode and user bits: 4 bytes each
+FIELDS = (1724, 1920, 1924, 1940)  # film frame rate (float), television timecode, user bits, frame rate: 4 bytes each
 _IMAGE_OFFSET, _FILE_SIZE, _ELEMENTS, _ELEMENT_OFFSET = 4, 16, 770, 808  # where an extended header is re-pointed
 _MAGIC = {b"SDPX": ">", b"XPDS": "<"}
 
@@ -40,7 +40,7 @@ def copy_time_fields(source: Path, target: Path) -> bool:
         head = f.read(HEADER)
     data = target.read_bytes()
     src_order, dst_order = _MAGIC.get(head[:4]), _MAGIC.get(data[:4])
-    if src_order is None or dst_order is None or min(len(head), _u32(head, src_order, _IMAGE_OFFSET)) < FIELDS[-1] + 4:
+    if src_order is None or dst_order is None or min(len(head), _u32(head, src_order, _IMAGE_OFFSET)) < max(FIELDS) + 4:
         return False  # not DPX, or a header (or a file: a damaged scan) that ends before the television header
     offset = _u32(data, dst_order, _IMAGE_OFFSET)
     if struct.unpack_from(dst_order + "H", data, _ELEMENTS)[0] != 1:
