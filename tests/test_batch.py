@@ -197,7 +197,7 @@ def test_resume_after_the_batch_is_killed_or_stopped(clips, tmp_path, sig):
     finals = {p.name for p in out.iterdir() if p.suffix == ".mp4" and not p.name.startswith(".")}
     assert finals == done  # a stopped run leaves no output under a final name that is not complete
     if sig != signal.SIGKILL:  # the batch cleaned up itself and left no item marked running
-        assert proc.returncode == 128 + sig
+        assert proc.returncode == 128 + sig, proc.stderr.read().decode()[-2000:]
         assert not [p.name for p in out.iterdir() if ".part" in p.name]
         assert all(s in ("done", "pending") for s, _, _ in stopped.values()), stopped
     assert main(cmd[3:]) == 0  # the next run, in this process (one interpreter start less)
@@ -468,3 +468,36 @@ def test_a_batch_restores_an_image_sequence_once(tmp_path):
     report = tmp_path / "r.json"
     assert main(["batch", str(tmp_path / "scans"), "--out", str(out), "--model", "none", "--quiet", "--json", str(report)]) == 0
     assert [item.get("skipped") for item in json.loads(report.read_text())["items"]] == [True]  # done: not restored again
+
+
+class _StopsAfter:
+    """A connection that runs ``statement`` and then is interrupted, as by a signal landing on the
+    next bytecode."""
+
+    def __init__(self, db: sqlite3.Connection, statement: str):
+        self.db, self.statement = db, statement
+
+    def execute(self, sql: str, *args):
+        cursor = self.db.execute(sql, *args)
+        if sql == self.statement:
+            self.statement = None
+            raise KeyboardInterrupt
+        return cursor
+
+    def __getattr__(self, name: str):
+        return getattr(self.db, name)
+
+
+@pytest.mark.parametrize("statement", ["BEGIN IMMEDIATE", "COMMIT"])
+def test_a_stop_between_a_transactions_statements_leaves_none_open(tmp_path, statement):
+    """A stop landing just after BEGIN left the transaction open, and the clean-up's own (the items
+    back to pending) then failed with 'cannot start a transaction within a transaction'."""
+    output = tmp_path / "o.mp4"
+    with JobState(tmp_path) as state:
+        state.register(output, tmp_path / "i.mp4", "f", "none")
+        db, state.db = state.db, _StopsAfter(state.db, statement)
+        with pytest.raises(KeyboardInterrupt):
+            state.start(output)
+        assert not db.in_transaction
+        state.release(output)
+        assert (state.get(output).status, state.get(output).attempts) == ("pending", 0)

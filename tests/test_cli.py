@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import REPO, aligned_clip, combing, dressed_clip, make_clip, read_pts, resized_clip, shared_file, start_and_signal_when, weave_clip
 
-from vidrestore.cli import main, stops_cleanly_on_termination
+from vidrestore.cli import main
 
 
 def _run(*args) -> int:
@@ -110,18 +110,6 @@ def test_a_run_stopped_by_a_signal_leaves_nothing_behind(sample_clip, tiny_model
     assert lines[-1] == (f"vidrestore: stopped by {sig.name}; no partial output was left" if sig != signal.SIGINT
                          else "vidrestore: interrupted; no partial output was left")
     assert list(out.iterdir()) == []
-
-
-def test_an_ignored_stop_signal_stays_ignored_and_handlers_are_restored():
-    """``nohup`` ignores SIGHUP so that a job outlives its terminal: the CLI must not undo that."""
-    before = {sig: signal.signal(sig, disposition) for sig, disposition in ((signal.SIGTERM, signal.SIG_DFL), (signal.SIGHUP, signal.SIG_IGN))}
-    try:
-        with stops_cleanly_on_termination():
-            assert callable(signal.getsignal(signal.SIGTERM)) and signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
-        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
 
 
 def test_aligned_face_crops_are_restored_whole(sample_clip, tiny_model, tmp_path):

@@ -6,13 +6,10 @@ Every ``VidrestoreError`` becomes one line on stderr and the exit code of its cl
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__, jsonio
 from .errors import OutputError, UsageError, VidrestoreError
+from .stopping import Stopped, raise_if_stopped, stops_cleanly_on_termination
 
 if TYPE_CHECKING:
     from .pipeline import PipelineConfig
@@ -27,40 +25,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 EXIT_INTERRUPTED = 130
-
-
-class Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP (a scheduler or ``docker stop`` ending the job, a closed terminal), raised in
-    the main thread as Ctrl-C is, so that the same clean-up runs: temp outputs removed, batch items
-    put back to pending. Without it Python dies at once and leaves its temp files behind."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name
-
-
-def _raise_stopped(signum: int, _frame: object) -> None:
-    signal.signal(signum, signal.SIG_DFL)  # a second signal while cleaning up ends the process at once
-    raise Stopped(signum)
-
-
-@contextlib.contextmanager
-def stops_cleanly_on_termination():
-    """Turn SIGTERM and SIGHUP into :class:`Stopped` while the command runs. A signal the caller
-    ignores (``nohup``) stays ignored; handlers are restored afterwards (the CLI also runs in-process)."""
-    previous = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP) if threading.current_thread() is threading.main_thread() else ():
-        if signal.getsignal(sig) == signal.SIG_DFL:
-            previous[sig] = signal.signal(sig, _raise_stopped)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _device(name: str):
@@ -713,9 +677,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"batch": cmd_batch, "models": cmd_models, "train": cmd_train, "degrade": cmd_degrade, "sample": cmd_sample, "eval": cmd_eval}
     try:
         with stops_cleanly_on_termination():
-            if argv and argv[0] in commands:
-                return commands[argv[0]](argv[1:])
-            return cmd_restore(argv)
+            code = commands[argv[0]](argv[1:]) if argv and argv[0] in commands else cmd_restore(argv)
+            raise_if_stopped()  # a signal whose exception was lost still ends the run as stopped
+            return code
     except VidrestoreError as exc:
         print("; ".join([f"vidrestore: error: {exc}", *getattr(exc, "__notes__", [])]), file=sys.stderr)
         return exc.exit_code

@@ -61,6 +61,7 @@ from .io.writer import atomic_output, check_encoder, check_output, copies_into, 
 from .restore import Restorer, TrackContext, load_contexts, save_contexts
 from .resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .shots import Shot, ShotConfig, ShotDetector
+from .stopping import raise_if_stopped
 
 Progress = Callable[[str, int, int, int], None]  # (stage, frames done, frames total, faces so far)
 
@@ -273,6 +274,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if follow else None
         pending.append((index, cut, image if detect else None, grey, scale))
         if sum(item[2] is not None for item in pending) >= detect_batch:
+            raise_if_stopped()
             submit()
             track(until_in_flight=1)
             if progress:
@@ -864,6 +866,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
 
         def flush() -> None:
             nonlocal faces
+            raise_if_stopped()
             changed = _restore_window(window, tracks, fades, restorer, contexts, identity, cfg, device, masker, info.pixel_aspect)
             faces += sum(1 for f in window for t in tracks if t.covers(f.index))
             for f in window:

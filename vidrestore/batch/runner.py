@@ -17,6 +17,7 @@ from typing import Protocol
 from ..errors import UsageError, VidrestoreError
 from ..pipeline import segment_path, starts_inside_shot
 from ..resume import SegmentLedger, keeps_segments, remove_leftovers
+from ..stopping import raise_if_stopped
 from .state import JobState
 from .worker import Item, ItemPlan, RestoreWorker, SegmentDone, finish
 
@@ -245,6 +246,7 @@ def run_batch(items: list[Item], state: JobState, executor: Executor, max_attemp
             progress.workers = executor.workers()
             progress.render()
             job, outcome = executor.next_done()
+            raise_if_stopped()  # before the outcome is recorded: a lost stop may have failed the job
             run = live[job.item.output]
             run.outstanding -= 1
             if isinstance(outcome, BaseException):

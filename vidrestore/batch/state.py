@@ -129,10 +129,13 @@ class JobState:
 
     @contextlib.contextmanager
     def _transaction(self):
-        self.db.execute("BEGIN IMMEDIATE")
+        # BEGIN and COMMIT inside the try: a stop signal lands between any two statements, and a
+        # transaction it left open made the clean-up's own (items back to pending) fail
         try:
+            self.db.execute("BEGIN IMMEDIATE")
             yield
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
