@@ -75,6 +75,21 @@ def test_split_and_join_equals_one_pass_frame_for_frame(three_shot_clip, tiny_mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out0.mkv", "out16.mkv"]  # no segment files left
 
 
+def test_kept_fields_split_inside_a_shot_and_joined_equal_one_pass(interlaced_clip, tiny_model, tmp_path):
+    """A segment that starts inside a shot is deinterlaced from the frame before it and restored at
+    the field rate with the state carried in: the same frames as one pass."""
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    outputs = {}
+    for segment_frames in (0, 8):
+        cfg = PipelineConfig(batch_size=4, segment_frames=segment_frames, keep_fields=True, encode=EncodeOptions(codec="ffv1"))
+        restorer = load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"),
+                                 torch.float32, None, 32)
+        run(interlaced_clip, tmp_path / f"out{segment_frames}.mkv", cfg, restorer, torch.device("cpu"), detector=det)
+        outputs[segment_frames] = _frames(tmp_path / f"out{segment_frames}.mkv")
+    assert len(plan_segments(analyse(interlaced_clip, PipelineConfig(), det), 8, 4)) == 3
+    assert len(outputs[0]) == 24 and all(np.array_equal(a, b) for a, b in zip(outputs[0], outputs[8], strict=True))
+
+
 def _first_times(path: Path) -> dict[str, Fraction]:
     """When each stream's first packet is presented, in seconds."""
     with av.open(str(path)) as c:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from vidrestore.cli import main
 from vidrestore.errors import InputError, OutputError
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe, remux
-from vidrestore.io.reader import DecodedFrames, FieldFilter, scan_fields
+from vidrestore.io.reader import DecodedFrames, FieldFilter, fields_have_own_moments, scan_fields
 from vidrestore.io.writer import atomic_output, check_output
 
 
@@ -481,10 +481,24 @@ def test_a_keep_fields_reader_crops_from_the_deinterlaced_frame_and_hands_on_the
     for f, woven, progressive in zip(both, raw, clean):
         if 3 <= f.index < 9:
             assert np.array_equal(f.image, progressive.image) and np.array_equal(f.fields, woven.image)
+            # the later field's moment: its own rows are the input's (up to chroma), the earlier field's are not
+            assert np.abs(f.second[1::2].astype(int) - woven.image[1::2]).mean() < 1
+            assert np.abs(f.image[1::2].astype(int) - woven.image[1::2]).mean() > 5
         else:
-            assert f.image is None and f.fields is None  # not asked for: neither is converted
+            assert f.image is None and f.fields is None and f.second is None  # not asked for: none is converted
     with pytest.raises(ValueError, match="progressive"):
         VideoReader(interlaced_clip, deinterlace=TFF, keep_fields=True, keep=DecodedFrames(1 << 30))
+
+
+def test_field_matched_film_and_turned_video_keep_one_moment_a_frame(telecined_clip):
+    """Field matching puts film frames back together: each is one moment, with no later field of
+    its own. A turned video shows its fields as columns, which the paste does not split."""
+    matched = FieldFilter("tff", match=True)
+    with VideoReader(telecined_clip, deinterlace=matched, keep_fields=True) as r:
+        frames = list(r)
+    assert len(frames) == probe(telecined_clip).estimated_frames and all(f.second is None and f.fields is not None for f in frames)
+    assert [fields_have_own_moments(f, rotation) for f, rotation in ((TFF, 0), (TFF, 360), (TFF, 90), (TFF, 180), (matched, 0), (None, 0))] \
+        == [True, True, False, False, False, False]
 
 
 def _luma(image: np.ndarray) -> np.ndarray:

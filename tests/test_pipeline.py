@@ -553,6 +553,33 @@ def test_kept_fields_take_the_restored_faces_and_keep_the_rest_field_for_field(i
     assert any(n.startswith("--keep-fields changed nothing") for n in progressive.notes)
 
 
+@pytest.mark.parametrize("top_first", [True, False], ids=["tff", "bff"])
+def test_each_kept_field_gets_the_face_it_showed(sample_clip, tmp_path, top_first):
+    """--keep-fields restores a face at the field rate: the later field's rows get the face of the
+    later moment. Pasted back unchanged (pass-through), the face's rows of both fields are then the
+    input's; with one moment a frame, the later field's rows showed the earlier field's face."""
+    from vidrestore.io import EncodeOptions
+
+    clip = weave_clip(tmp_path / "woven.mp4", sample_clip, top_first=top_first)
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    with VideoReader(clip) as r:
+        source = np.stack([f.image for f in r]).astype(int)
+    faces = np.zeros(source.shape[:3], bool)
+    for track in analyse(clip, PipelineConfig(), det).tracks:
+        for i, (x0, y0, x1, y1) in zip(track.frames, track.boxes):
+            faces[i, int(y0):int(y1), int(x0):int(x1)] = True
+    later = np.zeros_like(faces)
+    later[:, 1 if top_first else 0::2] = True
+    out = tmp_path / "out.mkv"
+    cfg = PipelineConfig(face_size=128, keep_fields=True, encode=EncodeOptions(codec="ffv1"))
+    report = run(clip, out, cfg, PassThroughRestorer(128), torch.device("cpu"), detector=det)
+    assert report.frames_out == 24 and any(", a face for each field, and pasted into the input's fields" in n for n in report.notes)
+    with VideoReader(out) as r:
+        error = np.abs(np.stack([f.image for f in r]).astype(int) - source).mean(axis=3)
+    assert faces.mean() > 0.03
+    assert error[faces & later].mean() < 4 and error[faces & ~later].mean() < 4  # the crop and paste round trip alone
+
+
 def test_aligned_crops_are_restored_whole_to_their_edges(sample_clip, tmp_path):
     """--aligned on 256 px crops with a 128 px restorer: one track per shot, nothing detected; the
     frame goes down to the crop and back, and its edge comes back as it was: the frame's outer

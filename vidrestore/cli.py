@@ -167,8 +167,8 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                    help="interlaced input (auto: telecined film is field-matched, other interlaced video, declared or "
                         "found by idet, deinterlaced with bwdif; on: always bwdif; ivtc: always field matching; off: keep the fields)")
     p.add_argument("--keep-fields", action="store_true", default=None,
-                   help="write deinterlaced input back interlaced: faces are restored on the deinterlaced frames and pasted "
-                        "into the input's own fields; the rest of every frame keeps both its fields (a broadcast master)")
+                   help="write deinterlaced input back interlaced: faces are restored at the field rate (twice the model's "
+                        "work) and pasted into the input's own fields; the rest of every frame keeps both its fields (a broadcast master)")
     p.add_argument("--tracks", type=_id_list, metavar="IDS", help="restore only these face tracks, e.g. 0,3 (ids from a --dry-run report)")
     p.add_argument("--faces", metavar="DIR", help="write each track's best face into DIR as person<P>_track<T>.jpg, and "
                    "people.jpg, a row per person, to tell who is who (with --dry-run, before choosing --tracks, --people, "

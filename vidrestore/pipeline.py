@@ -55,7 +55,7 @@ from .faces.paste import face_mask, keep_grey, match_colour, paste_faces
 from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
-from .io.reader import DecodedFrames, FieldFilter, bit_depth, scan_fields
+from .io.reader import DecodedFrames, FieldFilter, bit_depth, fields_have_own_moments, scan_fields
 from .io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, SEGMENT_SUFFIX, files_of, find_sequence, has_number_field, hidden_stem, is_sequence, number_offset, numbered, sequences_in, unsupported_type
 from .io.writer import atomic_output, check_encoder, check_output, copies_into, describe_encoding, left_out_note, master_note, stores_rotation, unrestored_videos_note
 from .restore import Restorer, TrackContext, load_contexts, save_contexts
@@ -99,7 +99,7 @@ class PipelineConfig:
     # frames come out combed).
     deinterlace: str = "auto"
     # Interlaced input deinterlaced for restoration (above) is written back interlaced: the faces,
-    # restored on the progressive frames, are pasted into the input's own fields, and everything
+    # restored at the field rate, are pasted into the input's own fields, and everything
     # else keeps both fields of every frame (a broadcast master keeps its 50 or 60 motions a second).
     keep_fields: bool = False
     only_tracks: tuple[int, ...] = ()  # restore only these track ids (from a --dry-run report); empty: every track
@@ -397,12 +397,13 @@ def coded_field_order(analysis: Analysis, info: VideoInfo, keep_fields: bool) ->
     return info.field_order if info.interlaced else ("tt" if analysis.deinterlace.parity == "tff" else "bb")
 
 
-def deinterlace_note(analysis: Analysis, keep_fields: bool = False) -> list[str]:
+def deinterlace_note(analysis: Analysis, keep_fields: bool = False, rotation: int = 0) -> list[str]:
     if analysis.deinterlace is None:
         return ["--keep-fields changed nothing: the video was not deinterlaced (it looks progressive, or --deinterlace off "
                 "kept its fields)"] if keep_fields else []
     if keep_fields:
-        return [f"faces restored on frames {analysis.deinterlace.describe()} ({analysis.fields}) and pasted into the "
+        rate = "a face for each field" if fields_have_own_moments(analysis.deinterlace, rotation) else "a face for each frame"
+        return [f"faces restored on frames {analysis.deinterlace.describe()} ({analysis.fields}), {rate}, and pasted into the "
                 f"input's fields: the output keeps them, {analysis.deinterlace.parity}"]
     return [f"{analysis.deinterlace.describe()} ({analysis.fields}); --keep-fields pastes the faces into the input's "
             "fields and keeps them, --deinterlace off keeps the fields and restores faces on them"]
@@ -707,12 +708,17 @@ class Pasted:
 def _restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int, int]], restorer: Restorer,
                     contexts: dict[int, TrackContext], identity: Callable[[Track], torch.Tensor | None],
                     cfg: PipelineConfig, device: torch.device, masker: Masker | None,
-                    pixel_aspect: tuple[float, float] = (1.0, 1.0)) -> dict[int, Pasted]:
+                    pixel_aspect: tuple[float, float] = (1.0, 1.0), later_rows: int = 1) -> dict[int, Pasted]:
     """Restore every track present in ``window``; returns the frames that changed. ``fades``: each
     track's ramps in and out (:func:`edge_fades`).
 
     The crops of all the window's tracks share forward passes of up to ``batch_size`` frames, so a
-    scene with several small or short-lived faces costs the model fewer, fuller passes."""
+    scene with several small or short-lived faces costs the model fewer, fuller passes.
+
+    Frames that carry their later field's moment (``Frame.second``: interlaced video whose fields
+    are kept) are restored at the field rate: a track's crops are each frame's earlier moment, then
+    its later one, whose landmarks lie halfway to the next frame's. The later moment's face goes
+    into the rows of the later field, which start at row ``later_rows`` (1: top field first)."""
     first, last = window[0].index, window[-1].index
     active = [t for t in tracks if t.start <= last and t.end > first]
     if not active:
@@ -720,46 +726,63 @@ def _restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[in
     # integer views of the frames (uint8, or uint16 for deep sources): only the regions around
     # faces are ever converted to float
     tensors = {f.index: torch.from_numpy(f.image).permute(2, 0, 1).to(device) for f in window if f.image is not None}
+    seconds = {f.index: torch.from_numpy(f.second).permute(2, 0, 1).to(device) for f in window if f.second is not None}
     # a keep_fields reader's faces go into the interlaced frame; they are found and cropped in the progressive one
     bases = {f.index: torch.from_numpy(f.fields).permute(2, 0, 1).to(device) for f in window if f.fields is not None} or tensors
-    frames = [list(range(max(first, t.start), min(last + 1, t.end))) for t in active]
-    mats = [face_matrices(t.landmarks[np.asarray(idx) - t.start], cfg.face_size, pixel_aspect) for t, idx in zip(active, frames)]
+    moments = [[(i, m) for i in range(max(first, t.start), min(last + 1, t.end)) for m in ((0, 1) if i in seconds else (0,))]
+               for t in active]
+    marks = [np.stack([_landmarks_at(t, i, m) for i, m in mine]) for t, mine in zip(active, moments)]
+    mats = [face_matrices(lm, cfg.face_size, pixel_aspect) for lm in marks]
     with glue_threads(device):
-        crops = [torch.cat([crop_faces(tensors[i], m[j : j + 1], cfg.face_size) for j, i in enumerate(idx)])
-                 for idx, m in zip(frames, mats)]
+        crops = [torch.cat([crop_faces((seconds if m else tensors)[i], mat[j : j + 1], cfg.face_size) for j, (i, m) in enumerate(mine)])
+                 for mine, mat in zip(moments, mats)]
     for track, track_crops in zip(active, crops):
         if track.track_id not in contexts:
             contexts[track.track_id] = restorer.start_track(track.track_id, track_crops, identity(track), track.person)
     restored: list[list[torch.Tensor]] = [[] for _ in active]
-    for pieces in pack_pieces([len(idx) for idx in frames], cfg.batch_size):
+    for pieces in pack_pieces([len(mine) for mine in moments], cfg.batch_size):
         outs = restorer.restore_tracks([(crops[j][a:b], contexts[active[j].track_id]) for j, a, b in pieces])
         for (j, _, _), out in zip(pieces, outs):
             restored[j].append(out.to(device))
-    pastes: dict[int, list[tuple[torch.Tensor, np.ndarray, float, torch.Tensor]]] = {}
-    for track, idx, track_crops, track_mats, parts in zip(active, frames, crops, mats, restored):
+    pastes: dict[tuple[int, int], list[tuple[torch.Tensor, np.ndarray, float, torch.Tensor]]] = {}
+    for track, mine, track_marks, track_crops, track_mats, parts in zip(active, moments, marks, crops, mats, restored):
         faces = torch.cat(parts)
         if cfg.aligned:  # the crop is the frame: all of it is replaced
-            masks = torch.ones(len(idx), 1, cfg.face_size, cfg.face_size, device=device)
+            masks = torch.ones(len(mine), 1, cfg.face_size, cfg.face_size, device=device)
         else:
-            masks = masker(faces) if masker is not None else face_mask(cfg.face_size, device).expand(len(idx), -1, -1, -1)
+            masks = masker(faces) if masker is not None else face_mask(cfg.face_size, device).expand(len(mine), -1, -1, -1)
         with glue_threads(device):
             if cfg.colour_match:
                 faces = match_colour(faces, track_crops, face_mask(cfg.face_size, device))
             faces = keep_grey(faces, track_crops)
-        turned = frontal_weight(track.landmarks[np.asarray(idx) - track.start], cfg.profile_fade)
-        for j, i in enumerate(idx):
+        turned = frontal_weight(track_marks, cfg.profile_fade)
+        for j, (i, m) in enumerate(mine):
             strength = cfg.strength_of(track) * _fade(track, i, fades[track.track_id]) * float(turned[j])
-            pastes.setdefault(i, []).append((faces[j], track_mats[j], strength, masks[j]))
+            pastes.setdefault((i, m), []).append((faces[j], track_mats[j], strength, masks[j]))
         if track.end <= last + 1:
             contexts.pop(track.track_id, None)
-    out = {}
+    out: dict[int, Pasted] = {}
     with glue_threads(device):
-        for i, items in pastes.items():
+        for (i, m), items in sorted(pastes.items()):
             faces, mats_i, strength, masks = zip(*items)
             pasted, boxes = paste_faces(bases[i], torch.stack(faces), np.stack(mats_i), torch.tensor(strength, device=device),
                                         torch.stack(masks), padding="border" if cfg.aligned else "zeros")
-            out[i] = Pasted(pasted.permute(1, 2, 0).cpu().numpy(), boxes)
+            image = pasted.permute(1, 2, 0).cpu().numpy()
+            if m == 0:
+                out[i] = Pasted(image, boxes)
+            else:
+                out[i].image[later_rows::2] = image[later_rows::2]
+                out[i].boxes.extend(boxes)
     return out
+
+
+def _landmarks_at(track: Track, index: int, moment: int) -> np.ndarray:
+    """``track``'s landmarks at frame ``index``'s earlier field (``moment`` 0), or at its later one
+    (1): halfway to the next frame's (as they are at the track's last frame)."""
+    here = track.landmarks[index - track.start]
+    if moment == 0:
+        return here
+    return (here + track.landmarks[min(index + 1, track.end - 1) - track.start]) / 2
 
 
 @contextlib.contextmanager
@@ -863,11 +886,13 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         writer = stack.enter_context(VideoWriter(video_out, coded, encode))
         side = stack.enter_context(VideoWriter(preview, _preview_info(info), cfg.encode)) if preview else None
         window: list = []
+        later_rows = 0 if analysis.deinterlace is not None and analysis.deinterlace.parity == "bff" else 1
 
         def flush() -> None:
             nonlocal faces
             raise_if_stopped()
-            changed = _restore_window(window, tracks, fades, restorer, contexts, identity, cfg, device, masker, info.pixel_aspect)
+            changed = _restore_window(window, tracks, fades, restorer, contexts, identity, cfg, device, masker, info.pixel_aspect,
+                                      later_rows)
             faces += sum(1 for f in window for t in tracks if t.covers(f.index))
             for f in window:
                 pasted = changed.get(f.index)
@@ -1047,7 +1072,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
             final_tmp = stack.enter_context(atomic_output(dst, number_offset(src)))
             preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
             if segments:
-                notes.extend(deinterlace_note(analysis, cfg.keep_fields) if restoring else [copy_note(analysis, faceless_encoding(src, dst))])
+                notes.extend(deinterlace_note(analysis, cfg.keep_fields, probe(src).rotation) if restoring else [copy_note(analysis, faceless_encoding(src, dst))])
                 encoder, master = encoding(src, dst, cfg)
                 notes.extend(master)
                 this_run = _without(progress, [segments[i] for i in reused])

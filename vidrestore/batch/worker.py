@@ -163,7 +163,7 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
         with atomic_output(item.output, number_offset(item.input)) as tmp:
             selected = selected_tracks(plan.analysis, item.options.pipeline)
             if parts:
-                notes.extend(deinterlace_note(plan.analysis, item.options.pipeline.keep_fields) if selected else [copy_note(plan.analysis, faceless_encoding(item.input, item.output))])
+                notes.extend(deinterlace_note(plan.analysis, item.options.pipeline.keep_fields, probe(item.input).rotation) if selected else [copy_note(plan.analysis, faceless_encoding(item.input, item.output))])
                 encoder, master = encoding(item.input, item.output, item.options.pipeline)
                 notes.extend(master)
                 tick = played_at(probe(item.input), item.options.pipeline).time_base

@@ -39,6 +39,9 @@ class Frame:
     source: av.VideoFrame  # the decoded frame, re-encoded untouched when no face is pasted into it
     scale: tuple[float, float] = (1.0, 1.0)  # image size / display size (x, y); below 1 when the reader downscales
     fields: np.ndarray | None = None  # a ``keep_fields`` reader's: the interlaced frame's own image, for faces to be pasted into
+    # a ``keep_fields`` reader's, where each field is a moment of its own: the later field's
+    # moment, deinterlaced as ``image`` is the earlier's, so that each field gets the face it showed
+    second: np.ndarray | None = None
 
 
 @dataclass
@@ -255,6 +258,14 @@ def scan_fields(path: str | Path, frames: int = 60) -> FieldScan:
     return dataclasses.replace(seen, matched=matches[best][0], combed=matches[best][1], match_parity=best)
 
 
+def fields_have_own_moments(deinterlace: FieldFilter | None, rotation: int) -> bool:
+    """Whether a ``keep_fields`` reader deinterlaces each field's moment on its own
+    (``Frame.second``): where the fields are moments of their own (not halves of film frames,
+    which field matching puts back together) and rows on screen (a turned video shows them as
+    columns)."""
+    return deinterlace is not None and not deinterlace.match and rotation % 360 == 0
+
+
 class Deinterlacer:
     """A :class:`FieldFilter` as a PyAV filter graph: one progressive frame per interlaced frame, so
     frame count and timing stay those of the input. Frames come out late (fieldmatch and bwdif
@@ -263,27 +274,37 @@ class Deinterlacer:
     not always carry (x264 without pic_struct), and then guesses wrong, keeping the later field
     and putting every frame half a frame late."""
 
-    def __init__(self, stream: av.video.stream.VideoStream, fields: FieldFilter):
+    def __init__(self, stream: av.video.stream.VideoStream, fields: FieldFilter, both_fields: bool = False):
         # deint=all: also frames flagged progressive, as archival transfers often are; after field
-        # matching, only the frames it flagged as still combed
-        bwdif = ("bwdif", f"mode=send_frame:parity={fields.parity}:deint={'interlaced' if fields.match else 'all'}")
+        # matching, only the frames it flagged as still combed. send_field: a frame for each
+        # field's moment, the earlier one the same as send_frame's.
+        self.per_frame = 2 if both_fields else 1
+        mode = "send_field" if self.per_frame == 2 else "send_frame"
+        bwdif = ("bwdif", f"mode={mode}:parity={fields.parity}:deint={'interlaced' if fields.match else 'all'}")
         self.graph = _chain(stream, [_fieldmatch(fields.parity), bwdif] if fields.match else [bwdif])
         self.time_base = stream.time_base
         # bwdif counts time in fields (half the input's time base); each output frame takes back
         # the timestamp of the input frame it was made from, so they match the input's exactly.
         self.pending: deque[av.VideoFrame] = deque()
+        self.made: list[av.VideoFrame] = []  # the current input frame's outputs so far
 
-    def __call__(self, frame: av.VideoFrame | None) -> list[tuple[av.VideoFrame, av.VideoFrame]]:
+    def __call__(self, frame: av.VideoFrame | None) -> list[tuple[av.VideoFrame, av.VideoFrame, av.VideoFrame | None]]:
         """Push ``frame`` (None at the end of the stream) and return the frames that are ready,
-        each with the interlaced frame it was made from."""
+        each with the interlaced frame it was made from and, with ``both_fields``, the frame of
+        that frame's later field (else None)."""
         if frame is not None:
             self.pending.append(frame)
         self.graph.vpush(frame)
         ready = []
         for out in _pull(self.graph):
+            self.made.append(out)
+            if len(self.made) < self.per_frame:
+                continue
             original = self.pending.popleft()
-            out.pts, out.time_base = original.pts, self.time_base
-            ready.append((out, original))
+            first, *later = self.made
+            self.made = []
+            first.pts, first.time_base = original.pts, self.time_base
+            ready.append((first, original, later[0] if later else None))
         return ready
 
 
@@ -452,26 +473,28 @@ class VideoReader:
                 target = self.start_pts - 1 if self.deinterlace is not None else self.start_pts
                 container.seek(target, stream=stream, backward=True, any_frame=False)
             self._index = self.start if seeking else 0
-            deinterlacer = Deinterlacer(stream, self.deinterlace) if self.deinterlace is not None else None
+            both_fields = self.keep_fields and fields_have_own_moments(self.deinterlace, self.info.rotation)
+            deinterlacer = Deinterlacer(stream, self.deinterlace, both_fields) if self.deinterlace is not None else None
             for packet in container.demux(stream):
                 if packet.pos is not None and packet.pos >= 0:
                     self.stats.bytes_read = packet.pos + packet.size
                 if packet.is_corrupt and packet.pts is not None:  # as a player's clock shows it, from the stream's start
                     self.stats.damaged_s.append(float((packet.pts - (stream.start_time or 0)) * packet.time_base))
                 for decoded in self._decode_packet(packet):
-                    for frame, original in deinterlacer(decoded) if deinterlacer else [(decoded, decoded)]:
-                        if not self._emit(frame, seeking, original):
+                    for made in deinterlacer(decoded) if deinterlacer else [(decoded, decoded, None)]:
+                        if not self._emit(*made, seeking=seeking):
                             return False
-            for frame, original in deinterlacer(None) if deinterlacer else []:
-                if not self._emit(frame, seeking, original):
+            for made in deinterlacer(None) if deinterlacer else []:
+                if not self._emit(*made, seeking=seeking):
                     return False
         if self.keep is not None:
             self.keep.finish()
         return True
 
-    def _emit(self, frame: av.VideoFrame, seeking: bool, original: av.VideoFrame | None = None) -> bool:
-        """Queue ``frame`` (made progressive from ``original``, if it was) if it is in range; False
-        once the reader should stop."""
+    def _emit(self, frame: av.VideoFrame, original: av.VideoFrame | None = None, second: av.VideoFrame | None = None,
+              seeking: bool = False) -> bool:
+        """Queue ``frame`` (made progressive from ``original``, if it was, with ``second`` from its
+        later field) if it is in range; False once the reader should stop."""
         if seeking and frame.pts is not None and frame.pts < self.start_pts:
             return True  # between the keyframe and the first wanted frame
         if self.keep is not None:
@@ -483,8 +506,9 @@ class VideoReader:
             wanted = self._wants_image(self._index)
             image, scale = frame_to_rgb(frame, self.info, self.max_side, self.deep, self._reformatter) if wanted else (None, (1.0, 1.0))
             if self.keep_fields:
-                fields = frame_to_rgb(original, self.info, self.max_side, self.deep, self._reformatter)[0] if wanted else None
-                item = Frame(self._index, frame.pts, image, original, scale, fields)
+                fields, later = ((frame_to_rgb(f, self.info, self.max_side, self.deep, self._reformatter)[0] if wanted and f is not None else None)
+                                 for f in (original, second))
+                item = Frame(self._index, frame.pts, image, original, scale, fields, later)
             else:
                 item = Frame(self._index, frame.pts, image, frame, scale)
             if not self._put(item):
