@@ -268,7 +268,8 @@ def fields_have_own_moments(deinterlace: FieldFilter | None, rotation: int) -> b
 
 class Deinterlacer:
     """A :class:`FieldFilter` as a PyAV filter graph: one progressive frame per interlaced frame, so
-    frame count and timing stay those of the input. Frames come out late (fieldmatch and bwdif
+    frame count and timing stay those of the input (``both_fields``: with the later field's moment
+    beside it, for faces that are pasted back into the fields). Frames come out late (fieldmatch and bwdif
     look at the next frame); push None at the end of the stream for the last ones. The field order
     is always given: bwdif's "auto" reads per-frame flags, which H.264 streams coded as fields do
     not always carry (x264 without pic_struct), and then guesses wrong, keeping the later field
