@@ -1,5 +1,6 @@
-"""What keeping the fields costs: an interlaced clip restored deinterlaced (a face a frame) and
-with ``--keep-fields`` (a face a field), one run each, through the CLI with its default model.
+"""What a face a field costs: an interlaced clip restored deinterlaced (a face a frame), with
+``--keep-fields`` (a face a field, written back interlaced) and with ``--double-rate`` (a frame
+and a face a field), one run each, through the CLI with its default model.
 
     python bench/fields.py CLIP [--weave --frames 48] [-- MORE CLI OPTIONS]
 
@@ -47,9 +48,10 @@ def main() -> None:
         clip = weave(args.clip, Path(tmp) / "woven.mkv", args.frames) if args.weave else args.clip
         print(f"{clip.name}: {probe(clip).estimated_frames} frames, field order {probe(clip).field_order}")
         print(f"{'run':>22}  {'frames':>6}  {'faces':>5}  {'analyse s':>9}  {'restore+encode s':>16}")
-        for label, flags in (("deinterlaced", []), ("--keep-fields", ["--keep-fields"])):
+        for run, (label, flags) in enumerate((("deinterlaced", []), ("--keep-fields", ["--keep-fields"]),
+                                              ("--double-rate", ["--double-rate"]))):
             report = Path(tmp) / "r.json"
-            code = vidrestore([str(clip), str(Path(tmp) / f"out{len(flags)}.mkv"), "--codec", "ffv1", "--quiet",
+            code = vidrestore([str(clip), str(Path(tmp) / f"out{run}.mkv"), "--codec", "ffv1", "--quiet",
                                "--json", str(report), *flags, *args.more])
             if code:
                 raise SystemExit(code)

@@ -75,19 +75,23 @@ def test_split_and_join_equals_one_pass_frame_for_frame(three_shot_clip, tiny_mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out0.mkv", "out16.mkv"]  # no segment files left
 
 
-def test_kept_fields_split_inside_a_shot_and_joined_equal_one_pass(interlaced_clip, tiny_model, tmp_path):
+@pytest.mark.parametrize("fields", ["keep_fields", "double_rate"])
+def test_fields_split_inside_a_shot_and_joined_equal_one_pass(interlaced_clip, tiny_model, tmp_path, fields):
     """A segment that starts inside a shot is deinterlaced from the frame before it and restored at
-    the field rate with the state carried in: the same frames as one pass."""
+    the field rate with the state carried in: the same frames as one pass, kept as fields or
+    written a frame a field."""
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
     outputs = {}
     for segment_frames in (0, 8):
-        cfg = PipelineConfig(batch_size=4, segment_frames=segment_frames, keep_fields=True, encode=EncodeOptions(codec="ffv1"))
+        cfg = PipelineConfig(batch_size=4, segment_frames=segment_frames, encode=EncodeOptions(codec="ffv1"), **{fields: True})
         restorer = load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"),
                                  torch.float32, None, 32)
         run(interlaced_clip, tmp_path / f"out{segment_frames}.mkv", cfg, restorer, torch.device("cpu"), detector=det)
         outputs[segment_frames] = _frames(tmp_path / f"out{segment_frames}.mkv")
     assert len(plan_segments(analyse(interlaced_clip, PipelineConfig(), det), 8, 4)) == 3
-    assert len(outputs[0]) == 24 and all(np.array_equal(a, b) for a, b in zip(outputs[0], outputs[8], strict=True))
+    assert len(outputs[0]) == (48 if fields == "double_rate" else 24)
+    assert all(np.array_equal(a, b) for a, b in zip(outputs[0], outputs[8], strict=True))
+    assert read_pts(tmp_path / "out0.mkv") == read_pts(tmp_path / "out8.mkv")
 
 
 def _first_times(path: Path) -> dict[str, Fraction]:
@@ -336,15 +340,18 @@ def test_what_the_restorer_says_reaches_the_report_of_its_own_item(clips, tmp_pa
     assert counts[0] == counts[1] > 0, counts
 
 
-def test_an_interlaced_item_kept_interlaced_says_so_and_stays_so(interlaced_clip, tmp_path):
+@pytest.mark.parametrize("flag, note, order, frames", [("--keep-fields", "pasted into the input's fields", "tt", 24),
+                                                       ("--double-rate", "a frame for each field", "progressive", 48)])
+def test_an_interlaced_item_says_what_became_of_its_fields(interlaced_clip, tmp_path, flag, note, order, frames):
     from vidrestore.io import probe
 
     out, report = tmp_path / "out", tmp_path / "r.json"
-    assert main(["batch", str(interlaced_clip), "--out", str(out), "--model", "none", "--keep-fields", "--json", str(report),
+    assert main(["batch", str(interlaced_clip), "--out", str(out), "--model", "none", flag, "--qa", "--json", str(report),
                  *FAST]) == 0
     (item,) = json.loads(report.read_text())["items"]
-    assert any("pasted into the input's fields" in n for n in item["report"]["notes"])
-    assert probe(out / interlaced_clip.name).field_order == "tt"
+    assert any(note in n for n in item["report"]["notes"])
+    assert item["report"]["frames_out"] == frames and item["report"]["qa"][0]["frames_evaluated"] > 20
+    assert probe(out / interlaced_clip.name).field_order == order
 
 
 @pytest.mark.parametrize("step, writes", [("start", True), ("fail", False)])

@@ -469,13 +469,17 @@ def test_interlaced_fields_are_declared_and_deinterlaced_with_the_same_timing(in
     assert after < 0.4 * before, (before, after)
 
 
+def _interlaced_reads(clip, **fields) -> tuple[list, list, list]:
+    """``clip``'s frames as they are, deinterlaced, and read with ``fields`` (images of frames 3-8 only)."""
+    reads = []
+    for options in ({}, {"deinterlace": TFF}, {"deinterlace": TFF, "images_for": [range(3, 9)], **fields}):
+        with VideoReader(clip, **options) as r:
+            reads.append(list(r))
+    return tuple(reads)
+
+
 def test_a_keep_fields_reader_crops_from_the_deinterlaced_frame_and_hands_on_the_interlaced_one(interlaced_clip):
-    with VideoReader(interlaced_clip) as r:
-        raw = list(r)
-    with VideoReader(interlaced_clip, deinterlace=TFF) as r:
-        clean = list(r)
-    with VideoReader(interlaced_clip, deinterlace=TFF, keep_fields=True, images_for=[range(3, 9)]) as r:
-        both = list(r)
+    raw, clean, both = _interlaced_reads(interlaced_clip, keep_fields=True)
     assert [f.pts for f in both] == [f.pts for f in raw]
     assert all(f.source.interlaced_frame for f in both)  # what the writer re-encodes: the input's own fields
     for f, woven, progressive in zip(both, raw, clean):
@@ -486,8 +490,28 @@ def test_a_keep_fields_reader_crops_from_the_deinterlaced_frame_and_hands_on_the
             assert np.abs(f.image[1::2].astype(int) - woven.image[1::2]).mean() > 5
         else:
             assert f.image is None and f.fields is None and f.second is None  # not asked for: none is converted
-    with pytest.raises(ValueError, match="progressive"):
+    with pytest.raises(ValueError, match="decodes its own"):
         VideoReader(interlaced_clip, deinterlace=TFF, keep_fields=True, keep=DecodedFrames(1 << 30))
+
+
+def test_a_double_rate_reader_hands_on_each_later_field_as_a_frame_of_its_own(interlaced_clip):
+    """Beside each deinterlaced frame, its later field's moment (bwdif's second frame for it), timed
+    halfway to the next frame in half the stream's ticks; the last a frame's step after its own."""
+    raw, clean, both = _interlaced_reads(interlaced_clip, double_rate=True)
+    pts = [f.pts for f in clean]
+    assert [f.pts for f in both] == pts and [f.source.pts for f in both] == pts
+    assert [f.second_source.pts for f in both] == [2 * a + (b - a) for a, b in zip(pts, pts[1:] + [2 * pts[-1] - pts[-2]])]
+    assert all(f.second_source.time_base == probe(interlaced_clip).time_base / 2 for f in both)
+    assert not any(f.source.interlaced_frame or f.second_source.interlaced_frame for f in both)  # what the writer encodes
+    for f, woven, progressive in zip(both, raw, clean):
+        assert f.fields is None
+        if 3 <= f.index < 9:
+            assert np.array_equal(f.image, progressive.image)
+            assert np.abs(f.second[1::2].astype(int) - woven.image[1::2]).mean() < 1  # the later field's own rows
+        else:
+            assert f.image is None and f.second is None
+    with pytest.raises(ValueError, match="decodes its own"):
+        VideoReader(interlaced_clip, deinterlace=TFF, double_rate=True, keep=DecodedFrames(1 << 30))
 
 
 def test_field_matched_film_and_turned_video_keep_one_moment_a_frame(telecined_clip):
@@ -497,6 +521,8 @@ def test_field_matched_film_and_turned_video_keep_one_moment_a_frame(telecined_c
     with VideoReader(telecined_clip, deinterlace=matched, keep_fields=True) as r:
         frames = list(r)
     assert len(frames) == probe(telecined_clip).estimated_frames and all(f.second is None and f.fields is not None for f in frames)
+    with VideoReader(telecined_clip, deinterlace=matched, double_rate=True) as r:
+        assert all(f.second is None and f.second_source is None for f in r)  # no fields of its own to double
     assert [fields_have_own_moments(f, rotation) for f, rotation in ((TFF, 0), (TFF, 360), (TFF, 90), (TFF, 180), (matched, 0), (None, 0))] \
         == [True, True, False, False, False, False]
 
@@ -678,6 +704,15 @@ def _reencoded(src, tmp_path):
     return video
 
 
+def test_a_timecode_counts_at_the_rate_of_video_made_at_the_field_rate(tmp_path):
+    """A 25 fps master's timecode on 50p made from it (--double-rate) counts its frames in 50ths."""
+    src = timecoded_clip(tmp_path / "master.mov", "10:00:00:12")
+    doubled = make_clip(tmp_path / "video.mp4", [i * 20 for i in range(20)], rate=50)
+    remux(doubled, src, tmp_path / "out.mov")
+    with av.open(str(tmp_path / "out.mov")) as c:
+        assert c.streams.video[0].metadata["timecode"] == "10:00:00:24"
+
+
 def _dressing(path):
     with av.open(str(path)) as c:
         streams = [(s.type, {k.lower(): v for k, v in s.metadata.items() if k.lower() in ("title", "language", "filename", "mimetype")},
@@ -713,6 +748,19 @@ def test_a_timecode_track_survives_as_the_videos_timecode(tmp_path, suffix):
         assert tags["timecode"] == "10:00:00:00"
         assert [s.type for s in c.streams] == (["video", "data"] if suffix != ".mkv" else ["video"])
         assert sum(1 for f in c.decode(video=0)) == 10
+
+
+@given(st.integers(0, 23), st.integers(0, 59), st.sampled_from([":", ";"]))
+def test_a_timecode_counts_on_at_a_whole_multiple_of_its_rate(frame, second, separator):
+    """50p made from 50i counts 50 frames a second: frame 12 at 25 fps is frame 24 there, at
+    the same moment; other rates, or an unknown one, leave the timecode as it is."""
+    from vidrestore.io.writer import fits_rate, timecode_at
+
+    code = f"10:00:{second:02d}{separator}{frame:02d}"
+    doubled = timecode_at(code, Fraction(25), Fraction(50))
+    assert doubled == f"10:00:{second:02d}{separator}{2 * frame:02d}" and fits_rate(doubled, Fraction(50))
+    assert timecode_at(code, Fraction(25), Fraction(25)) == timecode_at(code, Fraction(25), Fraction(24)) == code
+    assert timecode_at(code, None, Fraction(50)) == code and timecode_at("", Fraction(25), Fraction(50)) == ""
 
 
 def test_streams_the_output_container_cannot_hold_are_named_before_any_work(tmp_path):

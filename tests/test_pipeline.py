@@ -1,3 +1,4 @@
+import av
 import numpy as np
 import pytest
 import torch
@@ -578,6 +579,84 @@ def test_each_kept_field_gets_the_face_it_showed(sample_clip, tmp_path, top_firs
         error = np.abs(np.stack([f.image for f in r]).astype(int) - source).mean(axis=3)
     assert faces.mean() > 0.03
     assert error[faces & later].mean() < 4 and error[faces & ~later].mean() < 4  # the crop and paste round trip alone
+
+
+def _grown_boxes(clip, shape, growth: float) -> np.ndarray:
+    """Per frame, where the faces pass 1 finds in ``clip`` are: their boxes grown by ``growth`` of their size on each side."""
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    inside = np.zeros(shape, bool)
+    for track in analyse(clip, PipelineConfig(), det).tracks:
+        for i, (x0, y0, x1, y1) in zip(track.frames, track.boxes):
+            gx, gy = (x1 - x0) * growth, (y1 - y0) * growth
+            inside[i, max(0, int(y0 - gy)):int(y1 + gy), max(0, int(x0 - gx)):int(x1 + gx)] = True
+    return inside
+
+
+@pytest.mark.parametrize("top_first", [True, False], ids=["tff", "bff"])
+def test_double_rate_writes_a_frame_for_each_field_with_the_face_it_showed(sample_clip, tmp_path, top_first):
+    """--double-rate: 50p from 50i. Each field becomes a progressive frame of its own (bwdif's),
+    timed halfway between the input's frames, and the face pasted into it is the one restored from
+    its own moment: pasted back unchanged (pass-through), the faces of every output frame are its
+    moment's, far from the other moment's, and away from them every frame is bwdif's, bit for bit."""
+    from vidrestore.io import EncodeOptions
+
+    clip = weave_clip(tmp_path / "woven.mp4", sample_clip, top_first=top_first)
+    with VideoReader(clip, deinterlace=FieldFilter("tff" if top_first else "bff"), double_rate=True) as r:
+        frames = list(r)
+    moments = np.stack([image for f in frames for image in (f.image, f.second)]).astype(int)
+    base = probe(clip).time_base
+    times = [t for f in frames for t in (f.pts * base, f.second_source.pts * base / 2)]
+    faces, far = _grown_boxes(clip, (24, *moments.shape[1:3]), 0).repeat(2, 0), ~_grown_boxes(clip, (24, *moments.shape[1:3]), 0.5).repeat(2, 0)
+    out = tmp_path / "out.mkv"
+    cfg = PipelineConfig(face_size=128, double_rate=True, encode=EncodeOptions(codec="ffv1"))
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    report = run(clip, out, cfg, PassThroughRestorer(128), torch.device("cpu"), detector=det, qa=True)
+    assert (report.frames_in, report.frames_out) == (24, 48)
+    assert any(", a frame for each field (--double-rate)" in n for n in report.notes)
+    assert report.qa and report.qa[0]["frames_evaluated"] == report.tracks[0]["frames"]  # measured at the input's moments
+    info = probe(out)
+    assert info.average_rate == 2 * probe(clip).average_rate and info.field_order == "progressive"
+    with av.open(str(out)) as c:
+        shown = [f.time for f in c.decode(video=0)]
+    assert len(shown) == 48 and max(abs(float(a - shown[0] - (b - times[0]))) for a, b in zip(shown, times)) <= 0.001  # Matroska's ms
+    with VideoReader(out) as r:
+        error = np.abs(np.stack([f.image for f in r]).astype(int) - moments).mean(axis=3)
+    assert faces.mean() > 0.03 and far.mean() > 0.5
+    assert error[0::2][faces[0::2]].mean() < 4 and error[1::2][faces[1::2]].mean() < 4  # the crop and paste round trip alone
+    assert np.abs(moments[1::2] - moments[0::2]).mean(axis=3)[faces[0::2]].mean() > 8  # the other moment's face would not pass
+    assert error[far].max() == 0
+
+
+def test_double_rate_doubles_faceless_video_and_leaves_film_and_progressive_video_at_their_rate(telecined_clip, sample_clip, tmp_path):
+    """A frame for each field whether or not there is a face (the user asked for 50p); telecined
+    film, whose frames field matching puts back whole, and progressive video have no fields to
+    double, and the report says so."""
+    from vidrestore.io import EncodeOptions
+
+    cfg = PipelineConfig(face_size=64, double_rate=True, encode=EncodeOptions(codec="ffv1"))
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    bars = [np.full((64, 96, 3), 40, np.uint8) for _ in range(8)]
+    for i, image in enumerate(bars):
+        image[:, 10 * i : 10 * i + 8] = 220  # a bar moving right: fields of their own, nothing for field matching to rebuild
+    blank = make_clip(tmp_path / "blank.mp4", [i * 40 for i in range(8)], size=(64, 96), images=bars)
+    faceless = run(weave_clip(tmp_path / "woven.mp4", blank), tmp_path / "faceless.mkv", cfg, Negative(64), torch.device("cpu"), detector=det)
+    assert not faceless.tracks and faceless.frames_out == 16 and probe(tmp_path / "faceless.mkv").average_rate == 50
+    assert any("the video was deinterlaced into a frame for each field (--double-rate)" in n for n in faceless.notes)
+    film = run(telecined_clip, tmp_path / "film.mkv", cfg, Negative(64), torch.device("cpu"), detector=det)
+    assert film.frames_out == film.frames_in == 30 and any(n.startswith("--double-rate changed nothing: fields matched") for n in film.notes)
+    progressive = run(sample_clip, tmp_path / "progressive.mkv", cfg, Negative(64), torch.device("cpu"), detector=det)
+    assert progressive.frames_out == 24 and any(n.startswith("--double-rate changed nothing: the video was not deinterlaced")
+                                                for n in progressive.notes)
+
+
+def test_double_rate_refuses_what_it_cannot_write(interlaced_clip, tmp_path):
+    with pytest.raises(ConfigError, match=r"double_rate \(--double-rate\) and keep_fields \(--keep-fields\) exclude each other"):
+        PipelineConfig(double_rate=True, keep_fields=True)
+    with pytest.raises(ConfigError, match="deinterlace off keeps the fields"):
+        PipelineConfig(double_rate=True, deinterlace="off")
+    with pytest.raises(UsageError, match="--double-rate writes a video"):
+        run(interlaced_clip, tmp_path / "out_%06d.png", PipelineConfig(double_rate=True), PassThroughRestorer(64), torch.device("cpu"))
+    assert not list(tmp_path.iterdir())
 
 
 def test_aligned_crops_are_restored_whole_to_their_edges(sample_clip, tmp_path):

@@ -169,6 +169,10 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-fields", action="store_true", default=None,
                    help="write deinterlaced input back interlaced: faces are restored at the field rate (twice the model's "
                         "work) and pasted into the input's own fields; the rest of every frame keeps both its fields (a broadcast master)")
+    p.add_argument("--double-rate", action="store_true", default=None,
+                   help="write deinterlaced input at the field rate: a progressive frame for each field (50p from 50i, "
+                        "59.94p from 59.94i), each with the face it showed (twice the model's work); telecined film, "
+                        "rebuilt whole by field matching, keeps its rate")
     p.add_argument("--tracks", type=_id_list, metavar="IDS", help="restore only these face tracks, e.g. 0,3 (ids from a --dry-run report)")
     p.add_argument("--faces", metavar="DIR", help="write each track's best face into DIR as person<P>_track<T>.jpg, and "
                    "people.jpg, a row per person, to tell who is who (with --dry-run, before choosing --tracks, --people, "
@@ -261,7 +265,7 @@ def options_from_args(args: argparse.Namespace):
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
                          ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("only_tracks", args.tracks), ("only_people", args.people),
                          ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade),
-                         ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("faces_dir", args.faces), ("aligned", args.aligned), ("frame_rate", args.frame_rate)):
+                         ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("double_rate", args.double_rate), ("faces_dir", args.faces), ("aligned", args.aligned), ("frame_rate", args.frame_rate)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
     cfg = _apply_per_track(cfg, args.strength, "strength")

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import torch
@@ -55,7 +56,7 @@ from .faces.paste import face_mask, keep_grey, match_colour, paste_faces
 from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
-from .io.reader import DecodedFrames, FieldFilter, bit_depth, fields_have_own_moments, scan_fields
+from .io.reader import DecodedFrames, FieldFilter, bit_depth, doubles_rate, fields_have_own_moments, scan_fields
 from .io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, SEGMENT_SUFFIX, files_of, find_sequence, has_number_field, hidden_stem, is_sequence, number_offset, numbered, sequences_in, unsupported_type
 from .io.writer import atomic_output, check_encoder, check_output, copies_into, describe_encoding, left_out_note, master_note, stores_rotation, unrestored_videos_note
 from .restore import Restorer, TrackContext, load_contexts, save_contexts
@@ -102,6 +103,10 @@ class PipelineConfig:
     # restored at the field rate, are pasted into the input's own fields, and everything
     # else keeps both fields of every frame (a broadcast master keeps its 50 or 60 motions a second).
     keep_fields: bool = False
+    # Interlaced input deinterlaced for restoration (above) is written at the field rate: a
+    # progressive frame for each field (50p from 50i), each with the face it showed, timed halfway
+    # between the input's frames. Film rebuilt by field matching keeps its rate.
+    double_rate: bool = False
     only_tracks: tuple[int, ...] = ()  # restore only these track ids (from a --dry-run report); empty: every track
     only_people: tuple[int, ...] = ()  # and/or only the tracks of these people (person ids from a --dry-run report)
     # How much of each restored face replaces the original: 1 all of it, 0.5 an even blend (a
@@ -145,6 +150,12 @@ class PipelineConfig:
             raise ConfigError(f"profile_fade: expected two turn ratios FULL < ZERO (e.g. 0.7, 1.4) or none, "
                               f"got {list(self.profile_fade)}")
         frames_per_second(self.frame_rate)  # a bad rate fails before any work
+        if self.double_rate and self.keep_fields:
+            raise ConfigError("double_rate (--double-rate) and keep_fields (--keep-fields) exclude each other: one writes a progressive frame for each field, "
+                              "the other keeps the fields interlaced")
+        if self.double_rate and self.deinterlace == "off":
+            raise ConfigError("double_rate (--double-rate) makes a frame of each field by deinterlacing them; "
+                              "deinterlace off keeps the fields")
 
     @property
     def sequence_rate(self) -> Fraction:
@@ -365,6 +376,12 @@ def reference_crop(photo: str, detector: FaceDetector, face_size: int) -> np.nda
 DEINTERLACE_MODES = ("auto", "on", "ivtc", "off")
 
 
+def doubles(analysis: Analysis, cfg: PipelineConfig) -> bool:
+    """Whether the output has a frame for each of the input's fields (``cfg.double_rate``, on
+    video that was deinterlaced field by field)."""
+    return cfg.double_rate and doubles_rate(analysis.deinterlace)
+
+
 def choose_deinterlace(cfg: PipelineConfig, path: Path, info: VideoInfo) -> tuple[FieldFilter | None, str]:
     """How to make the frames progressive (None: leave them) and why, from ``cfg.deinterlace``,
     the declared field order, and what FFmpeg's idet and fieldmatch make of the first frames.
@@ -397,16 +414,24 @@ def coded_field_order(analysis: Analysis, info: VideoInfo, keep_fields: bool) ->
     return info.field_order if info.interlaced else ("tt" if analysis.deinterlace.parity == "tff" else "bb")
 
 
-def deinterlace_note(analysis: Analysis, keep_fields: bool = False, rotation: int = 0) -> list[str]:
-    if analysis.deinterlace is None:
-        return ["--keep-fields changed nothing: the video was not deinterlaced (it looks progressive, or --deinterlace off "
-                "kept its fields)"] if keep_fields else []
-    if keep_fields:
-        rate = "a face for each field" if fields_have_own_moments(analysis.deinterlace, rotation) else "a face for each frame"
-        return [f"faces restored on frames {analysis.deinterlace.describe()} ({analysis.fields}), {rate}, and pasted into the "
-                f"input's fields: the output keeps them, {analysis.deinterlace.parity}"]
-    return [f"{analysis.deinterlace.describe()} ({analysis.fields}); --keep-fields pastes the faces into the input's "
-            "fields and keeps them, --deinterlace off keeps the fields and restores faces on them"]
+def deinterlace_note(analysis: Analysis, cfg: PipelineConfig, rotation: int = 0) -> list[str]:
+    """What was done with the input's fields (``cfg.keep_fields``, ``cfg.double_rate``), and why."""
+    fields = analysis.deinterlace
+    if fields is None:
+        asked = [flag for flag, on in (("--keep-fields", cfg.keep_fields), ("--double-rate", cfg.double_rate)) if on]
+        return [f"{asked[0]} changed nothing: the video was not deinterlaced (it looks progressive, or --deinterlace off "
+                "kept its fields)"] if asked else []
+    how = f"{fields.describe()} ({analysis.fields})"
+    if cfg.keep_fields:
+        rate = "a face for each field" if fields_have_own_moments(fields, rotation) else "a face for each frame"
+        return [f"faces restored on frames {how}, {rate}, and pasted into the input's fields: the output keeps them, {fields.parity}"]
+    if cfg.double_rate:
+        return [f"{how}, a frame for each field (--double-rate): twice the input's frames, each with the face it showed"] \
+            if doubles_rate(fields) else [f"--double-rate changed nothing: {how} gives back the film's own frames, which have "
+                                          "no fields of their own; the output keeps the input's rate"]
+    doubling = ", --double-rate writes a frame for each field" if doubles_rate(fields) else ""
+    return [f"{how}; --keep-fields pastes the faces into the input's fields and keeps them{doubling}, --deinterlace off "
+            "keeps the fields and restores faces on them"]
 
 
 def selected_tracks(analysis: Analysis, cfg: PipelineConfig) -> list[Track]:
@@ -508,12 +533,25 @@ def copy_note(analysis: Analysis, encoded_because: str = "") -> str:
     return f"{why}: " + (encoded_because or "the video was copied without re-encoding")
 
 
-def check_frame_rate(cfg: PipelineConfig, src: Path, dst: Path | None) -> None:
-    """``--frame-rate`` times the pictures of an image sequence in a video; refuse it elsewhere."""
+def video_notes(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Path) -> list[str]:
+    """What the report says of an encoded video: how its fields were treated, or, with no track to
+    restore, why it was encoded rather than copied."""
+    if selected_tracks(analysis, cfg):
+        return deinterlace_note(analysis, cfg, probe(src).rotation)
+    return [copy_note(analysis, faceless_encoding(src, dst, doubles(analysis, cfg)))]
+
+
+def check_timing(cfg: PipelineConfig, src: Path, dst: Path | None) -> None:
+    """``--frame-rate`` times the pictures of an image sequence in a video; refuse it elsewhere.
+    ``--double-rate`` puts frames between the input's, which a sequence's pictures, numbered as the
+    input's frames, have no names for."""
     if cfg.frame_rate and not is_sequence(src):
         raise UsageError("--frame-rate times the pictures of an image sequence (name_%06d.png); a video keeps its own timing")
     if cfg.frame_rate and dst is not None and is_sequence(dst):
         raise UsageError("--frame-rate times a video made from pictures; an image sequence stores no timing")
+    if cfg.double_rate and dst is not None and is_sequence(dst):
+        raise UsageError("--double-rate writes a video (.mkv, .mov, .mp4): an image sequence's pictures are numbered as the "
+                         "input's frames, with no numbers for the fields between them")
 
 
 def steady(pts: list[int | None], info: VideoInfo) -> bool:
@@ -534,11 +572,14 @@ def played_at(info: VideoInfo, cfg: PipelineConfig) -> VideoInfo:
     return info if rate == info.average_rate else dataclasses.replace(info, time_base=1 / rate, average_rate=rate)
 
 
-def faceless_encoding(src: Path, dst: Path) -> str:
+def faceless_encoding(src: Path, dst: Path, doubled: bool = False) -> str:
     """Why a video with nothing to restore is encoded unchanged rather than copied ("": it is
     copied): a copy would leave a JPEG inside a .png, or a raw stream's unstamped frames in a
     container that needs timestamps, or the pictures of an image sequence in a video file, or
-    a turned video in a container that stores no rotation, or H.264 in a program stream."""
+    a turned video in a container that stores no rotation, or H.264 in a program stream; or
+    ``doubled``: the output has a frame for each field (:func:`doubles`)."""
+    if doubled:
+        return "the video was deinterlaced into a frame for each field (--double-rate), as asked"
     info = probe(src)
     encoder = IMAGE_ENCODERS.get(dst.suffix.lower())
     if encoder is not None and info.codec != encoder:
@@ -587,7 +628,7 @@ def encoded_segments(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Pa
     encoded all the same (:func:`faceless_encoding`)."""
     if selected_tracks(analysis, cfg):
         return plan_segments(analysis, 0 if whole else cfg.segment_frames, cfg.batch_size or max(GPU_WINDOWS))
-    return [range(analysis.frames)] if faceless_encoding(src, dst) else []
+    return [range(analysis.frames)] if faceless_encoding(src, dst, doubles(analysis, cfg)) else []
 
 
 def to_display(detection: Detection, scale: tuple[float, float]) -> Detection:
@@ -708,9 +749,10 @@ class Pasted:
 def _restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int, int]], restorer: Restorer,
                     contexts: dict[int, TrackContext], identity: Callable[[Track], torch.Tensor | None],
                     cfg: PipelineConfig, device: torch.device, masker: Masker | None,
-                    pixel_aspect: tuple[float, float] = (1.0, 1.0), later_rows: int = 1) -> dict[int, Pasted]:
-    """Restore every track present in ``window``; returns the frames that changed. ``fades``: each
-    track's ramps in and out (:func:`edge_fades`).
+                    pixel_aspect: tuple[float, float] = (1.0, 1.0), later_rows: int | None = 1) -> dict[tuple[int, int], Pasted]:
+    """Restore every track present in ``window``; returns the frames that changed, by frame index
+    and moment (0, or 1 for a frame's later field: see below). ``fades``: each track's ramps in
+    and out (:func:`edge_fades`).
 
     The crops of all the window's tracks share forward passes of up to ``batch_size`` frames, so a
     scene with several small or short-lived faces costs the model fewer, fuller passes.
@@ -718,7 +760,8 @@ def _restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[in
     Frames that carry their later field's moment (``Frame.second``: interlaced video whose fields
     are kept) are restored at the field rate: a track's crops are each frame's earlier moment, then
     its later one, whose landmarks lie halfway to the next frame's. The later moment's face goes
-    into the rows of the later field, which start at row ``later_rows`` (1: top field first)."""
+    into the rows of the later field, which start at row ``later_rows`` (1: top field first), or,
+    with ``later_rows`` None (double rate), into the later field's own progressive frame."""
     first, last = window[0].index, window[-1].index
     active = [t for t in tracks if t.start <= last and t.end > first]
     if not active:
@@ -761,18 +804,19 @@ def _restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[in
             pastes.setdefault((i, m), []).append((faces[j], track_mats[j], strength, masks[j]))
         if track.end <= last + 1:
             contexts.pop(track.track_id, None)
-    out: dict[int, Pasted] = {}
+    out: dict[tuple[int, int], Pasted] = {}
     with glue_threads(device):
         for (i, m), items in sorted(pastes.items()):
             faces, mats_i, strength, masks = zip(*items)
-            pasted, boxes = paste_faces(bases[i], torch.stack(faces), np.stack(mats_i), torch.tensor(strength, device=device),
+            base = seconds[i] if m and later_rows is None else bases[i]
+            pasted, boxes = paste_faces(base, torch.stack(faces), np.stack(mats_i), torch.tensor(strength, device=device),
                                         torch.stack(masks), padding="border" if cfg.aligned else "zeros")
             image = pasted.permute(1, 2, 0).cpu().numpy()
-            if m == 0:
-                out[i] = Pasted(image, boxes)
+            if m == 0 or later_rows is None:
+                out[i, m] = Pasted(image, boxes)
             else:
-                out[i].image[later_rows::2] = image[later_rows::2]
-                out[i].boxes.extend(boxes)
+                out[i, 0].image[later_rows::2] = image[later_rows::2]
+                out[i, 0].boxes.extend(boxes)
     return out
 
 
@@ -877,16 +921,25 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         # the display-oriented images (a phone's video played sideways from an AVI).
         upright = info.rotation % 360 != 0 and (target.suffix.lower() in IMAGE_ENCODERS or not stores_rotation(target))
         faced = None if preview or upright else [range(t.start, t.end) for t in tracks]  # the preview shows every frame
+        doubled = doubles(analysis, cfg)
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
                                                  deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,
-                                                 images_for=faced, keep_fields=cfg.keep_fields))
+                                                 images_for=faced, keep_fields=cfg.keep_fields, double_rate=doubled))
         coded = dataclasses.replace(info, field_order=coded_field_order(analysis, info, cfg.keep_fields))
+        if doubled:  # bwdif times each field in half the stream's ticks
+            coded = dataclasses.replace(coded, time_base=info.time_base / 2, average_rate=2 * info.average_rate if info.average_rate else None)
         if upright:
             coded = dataclasses.replace(coded, rotation=0, width=info.display_size[0], height=info.display_size[1])
         writer = stack.enter_context(VideoWriter(video_out, coded, encode))
         side = stack.enter_context(VideoWriter(preview, _preview_info(info), cfg.encode)) if preview else None
         window: list = []
-        later_rows = 0 if analysis.deinterlace is not None and analysis.deinterlace.parity == "bff" else 1
+        later_rows = None if doubled else 0 if analysis.deinterlace is not None and analysis.deinterlace.parity == "bff" else 1
+
+        def write(source: av.VideoFrame, pts: int, image: np.ndarray | None, pasted: Pasted | None) -> None:
+            if upright:
+                writer.write(None, pts, pasted.image if pasted else image)
+            else:
+                writer.write(source, pts, *((pasted.image, pasted.boxes) if pasted else ()))
 
         def flush() -> None:
             nonlocal faces
@@ -895,11 +948,10 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
                                       later_rows)
             faces += sum(1 for f in window for t in tracks if t.covers(f.index))
             for f in window:
-                pasted = changed.get(f.index)
-                if upright:
-                    writer.write(None, f.pts, pasted.image if pasted else f.image if f.fields is None else f.fields)
-                else:
-                    writer.write(f.source, f.pts, *((pasted.image, pasted.boxes) if pasted else ()))
+                pasted = changed.get((f.index, 0))
+                write(f.source, 2 * f.pts if doubled else f.pts, f.image if f.fields is None else f.fields, pasted)
+                if f.second_source is not None:
+                    write(f.second_source, f.second_source.pts, f.second, changed.get((f.index, 1)))
                 if side is not None:
                     side.write(None, f.pts, np.concatenate([f.image, pasted.image if pasted else f.image], 1))
             if progress:
@@ -1029,7 +1081,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     src = Path(src)
     if dst is None and not dry_run:
         raise UsageError("an output path is needed unless --dry-run is given")
-    check_frame_rate(cfg, src, dst)
+    check_timing(cfg, src, dst)
     if cfg.faces_dir and Path(cfg.faces_dir).exists() and not Path(cfg.faces_dir).is_dir():
         raise OutputError(f"--faces {cfg.faces_dir}: that is a file; give a folder to write the faces into")
     if dst is not None:
@@ -1047,7 +1099,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     t0 = time.perf_counter()
     detector = detector or create_detector(cfg.detector, device)
     masker = create_masker(cfg, device) if not dry_run else None
-    decoded = DecodedFrames(cfg.decode_once_mib << 20 if not (dry_run or cfg.keep_fields) else 0)  # kept frames are progressive
+    decoded = DecodedFrames(cfg.decode_once_mib << 20 if not (dry_run or cfg.keep_fields or cfg.double_rate) else 0)  # kept frames are one a frame
     analysis = analyse(src, cfg, detector, progress, keep=decoded)
     if cfg.faces_dir:
         write_faces(analysis, Path(cfg.faces_dir))
@@ -1072,7 +1124,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
             final_tmp = stack.enter_context(atomic_output(dst, number_offset(src)))
             preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
             if segments:
-                notes.extend(deinterlace_note(analysis, cfg.keep_fields, probe(src).rotation) if restoring else [copy_note(analysis, faceless_encoding(src, dst))])
+                notes.extend(video_notes(analysis, cfg, src, dst))
                 encoder, master = encoding(src, dst, cfg)
                 notes.extend(master)
                 this_run = _without(progress, [segments[i] for i in reused])

@@ -31,14 +31,12 @@ from ..pipeline import (
     build_report,
     carried_in,
     carry_path,
-    check_frame_rate,
+    check_timing,
     check_paths,
     copy_note,
     create_masker,
-    deinterlace_note,
     encoded_segments,
     encoding,
-    faceless_encoding,
     hand_on,
     mask_name,
     played_at,
@@ -48,6 +46,7 @@ from ..pipeline import (
     segment_path,
     segment_starts,
     selected_tracks,
+    video_notes,
     write_faces,
 )
 from ..restore import Restorer
@@ -125,7 +124,7 @@ class RestoreWorker:
         check_paths(item.input, item.output, overwrite=True)  # the batch state decides about existing outputs
         cfg = item.options.pipeline
         check_output(item.input, item.output, cfg.encode, cfg.drop_streams, played_at(probe(item.input), cfg))
-        check_frame_rate(cfg, item.input, item.output)
+        check_timing(cfg, item.input, item.output)
         restorer = self._restorer(item.options)
         mask = mask_name(self._masker(cfg), cfg)
         analysis = analyse(item.input, cfg, self._detector(cfg.detector), progress)
@@ -163,7 +162,7 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
         with atomic_output(item.output, number_offset(item.input)) as tmp:
             selected = selected_tracks(plan.analysis, item.options.pipeline)
             if parts:
-                notes.extend(deinterlace_note(plan.analysis, item.options.pipeline.keep_fields, probe(item.input).rotation) if selected else [copy_note(plan.analysis, faceless_encoding(item.input, item.output))])
+                notes.extend(video_notes(plan.analysis, item.options.pipeline, item.input, item.output))
                 encoder, master = encoding(item.input, item.output, item.options.pipeline)
                 notes.extend(master)
                 tick = played_at(probe(item.input), item.options.pipeline).time_base

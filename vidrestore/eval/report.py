@@ -18,7 +18,7 @@ from ..io import VideoReader
 from ..pipeline import PipelineConfig, analyse
 from ..train.data import list_images, read_rgb
 from . import niqe as niqe_metric
-from .tracks import SIDES, TrackMeter, measure_tracks
+from .tracks import SIDES, TrackMeter, frames_per_input_frame, measure_tracks
 from .metrics import UNAVAILABLE, identity_cosine, landmark_distance, psnr, ssim
 
 SCHEMA_VERSION = 3
@@ -163,8 +163,9 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
             track_figures(row, meter, figures)
         tracks.append(row)
     frames = max_frames or analysis.frames
+    step = frames_per_input_frame(input_path, restored_path, analysis.deinterlace)
     niqe_frames, niqe_in = _frame_niqe(input_path, niqe_every, frames, niqe_limit)
-    _, niqe_out = _frame_niqe(restored_path, niqe_every, frames, niqe_limit)
+    _, niqe_out = _frame_niqe(restored_path, niqe_every * step, frames * step, niqe_limit)
     report = {"schema": SCHEMA_VERSION, "kind": "video", "input": str(input_path), "restored": str(restored_path),
               "detector": analysis.detector, "frames": analysis.frames, "tracks": tracks,
               "niqe": {"model": niqe_metric.model_name(), "frames": niqe_frames, "input": niqe_in, "restored": niqe_out,

@@ -20,8 +20,8 @@ from ..diffusion.flow import flows_to_previous
 from ..faces.align import align_faces
 from ..faces.identity import DlibIdentityEncoder
 from ..faces.types import Track
-from ..io import VideoReader
-from ..io.reader import FieldFilter
+from ..io import VideoReader, probe
+from ..io.reader import FieldFilter, doubles_rate
 from .metrics import high_frequency, identity_cosine, identity_stability, per_step_warping_error
 
 SIDES = ("input", "restored")
@@ -138,7 +138,9 @@ def measure_tracks(input_path: Path, restored_path: Path, tracks: list[Track], f
     meters = {t.track_id: TrackMeter(t.track_id, t.start, lengths[t.track_id]) for t in tracks}
     last = max((t.start + lengths[t.track_id] for t in tracks), default=0)
     measured = 0
-    with VideoReader(input_path, deinterlace=deinterlace, stop=last) as source, VideoReader(restored_path, stop=last) as restored:
+    step = frames_per_input_frame(input_path, restored_path, deinterlace)  # a field-rate output: its frames at the input's times
+    with VideoReader(input_path, deinterlace=deinterlace, stop=last) as source, \
+            VideoReader(restored_path, only=set(range(0, last * step, step))) as restored:
         aspect = source.info.pixel_aspect  # crops as the pipeline cut them: square pixels
         for before, after in zip(source, restored):
             live = [t for t in tracks if t.covers(before.index) and meters[t.track_id].count < lengths[t.track_id]]
@@ -154,6 +156,13 @@ def measure_tracks(input_path: Path, restored_path: Path, tracks: list[Track], f
             for k, t in enumerate(live):
                 meters[t.track_id].add(as_bytes[0][k], as_bytes[1][k])
     return list(meters.values())
+
+
+def frames_per_input_frame(input_path: Path, restored_path: Path, deinterlace: FieldFilter | None) -> int:
+    """How many frames the restored video has for each of the input's: 2 where interlaced input
+    was written at the field rate (``--double-rate``, or another tool's bob deinterlacing), else 1."""
+    rate_in, rate_out = probe(input_path).average_rate, probe(restored_path).average_rate
+    return 2 if doubles_rate(deinterlace) and rate_in and rate_out == 2 * rate_in else 1
 
 
 def qa_alarms(rows: list[dict]) -> list[str]:

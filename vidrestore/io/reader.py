@@ -39,9 +39,12 @@ class Frame:
     source: av.VideoFrame  # the decoded frame, re-encoded untouched when no face is pasted into it
     scale: tuple[float, float] = (1.0, 1.0)  # image size / display size (x, y); below 1 when the reader downscales
     fields: np.ndarray | None = None  # a ``keep_fields`` reader's: the interlaced frame's own image, for faces to be pasted into
-    # a ``keep_fields`` reader's, where each field is a moment of its own: the later field's
-    # moment, deinterlaced as ``image`` is the earlier's, so that each field gets the face it showed
+    # a ``keep_fields`` or ``double_rate`` reader's, where each field is a moment of its own: the
+    # later field's moment, deinterlaced as ``image`` is the earlier's, so that each field gets the face it showed
     second: np.ndarray | None = None
+    # a ``double_rate`` reader's: the later field's progressive frame, a frame of its own in the
+    # output, timed halfway to the next frame in half the stream's time base (as bwdif times it)
+    second_source: av.VideoFrame | None = None
 
 
 @dataclass
@@ -258,12 +261,20 @@ def scan_fields(path: str | Path, frames: int = 60) -> FieldScan:
     return dataclasses.replace(seen, matched=matches[best][0], combed=matches[best][1], match_parity=best)
 
 
+def doubles_rate(deinterlace: FieldFilter | None) -> bool:
+    """Whether frames made progressive by ``deinterlace`` can be written at the field rate, a frame
+    for each field (50p from 50i): where each field is a moment of its own, not half of a film
+    frame that field matching put back together. Turned video too: its fields are deinterlaced in
+    the coded picture, where they are rows."""
+    return deinterlace is not None and not deinterlace.match
+
+
 def fields_have_own_moments(deinterlace: FieldFilter | None, rotation: int) -> bool:
     """Whether a ``keep_fields`` reader deinterlaces each field's moment on its own
     (``Frame.second``): where the fields are moments of their own (not halves of film frames,
     which field matching puts back together) and rows on screen (a turned video shows them as
     columns)."""
-    return deinterlace is not None and not deinterlace.match and rotation % 360 == 0
+    return doubles_rate(deinterlace) and rotation % 360 == 0
 
 
 class Deinterlacer:
@@ -356,7 +367,9 @@ class VideoReader:
     decoding everything before it. ``deinterlace``: how to make interlaced frames progressive (see
     :class:`FieldFilter`), None to leave them as they are; ``Frame.source`` is then the progressive
     frame, unless ``keep_fields``: then it is the interlaced frame, and ``Frame.fields`` its image
-    (``Frame.image`` stays progressive, for finding and cropping faces). ``keep_depth``:
+    (``Frame.image`` stays progressive, for finding and cropping faces); with ``double_rate``, each
+    frame also carries its later field's progressive frame (``Frame.second_source``), where the
+    fields are moments of their own (not film frames that field matching put back together). ``keep_depth``:
     full-size images of sources deeper than 8 bits are uint16, for pasting faces into them without
     flattening the frame to 8 bits. ``only``: yield just these frame indices (the others are
     decoded, as they must be, but not converted), and stop after the last of them. ``keep``: add
@@ -371,7 +384,7 @@ class VideoReader:
                  start: int = 0, stop: int | None = None, start_pts: int | None = None, deinterlace: FieldFilter | None = None,
                  keep_depth: bool = False, only: set[int] | frozenset[int] | None = None,
                  keep: DecodedFrames | None = None, reuse: DecodedFrames | None = None,
-                 images_for: list[range] | None = None, keep_fields: bool = False):
+                 images_for: list[range] | None = None, keep_fields: bool = False, double_rate: bool = False):
         if keep is not None and (start or stop is not None or only is not None):
             raise ValueError("keep= needs a reader of the whole stream")
         self.path = Path(path)
@@ -380,6 +393,7 @@ class VideoReader:
         self.max_side = max_side
         self.deinterlace = deinterlace
         self.keep_fields = keep_fields and deinterlace is not None
+        self.double_rate = double_rate and doubles_rate(deinterlace)
         self.deep = keep_depth and not max_side and bit_depth(self.info.pix_fmt) > 8
         self._index = 0
         self.only = frozenset(only) if only is not None else None
@@ -389,8 +403,8 @@ class VideoReader:
         self.start, self.stop, self.start_pts = start, stop, start_pts
         self.keep = keep
         self.reuse = reuse if reuse is not None and reuse.complete else None
-        if self.keep_fields and (keep is not None or self.reuse is not None):
-            raise ValueError("kept frames are progressive: a keep_fields reader decodes its own")
+        if (self.keep_fields or self.double_rate) and (keep is not None or self.reuse is not None):
+            raise ValueError("kept frames are one a frame: a keep_fields or double_rate reader decodes its own")
         self._spans = _merged(images_for) if images_for is not None else None
         self.stats = DecodeStats()
         self._reformatter = VideoReformatter()  # used by the decode thread only
@@ -474,7 +488,7 @@ class VideoReader:
                 target = self.start_pts - 1 if self.deinterlace is not None else self.start_pts
                 container.seek(target, stream=stream, backward=True, any_frame=False)
             self._index = self.start if seeking else 0
-            both_fields = self.keep_fields and fields_have_own_moments(self.deinterlace, self.info.rotation)
+            both_fields = self.double_rate or (self.keep_fields and fields_have_own_moments(self.deinterlace, self.info.rotation))
             deinterlacer = Deinterlacer(stream, self.deinterlace, both_fields) if self.deinterlace is not None else None
             for packet in container.demux(stream):
                 if packet.pos is not None and packet.pos >= 0:
@@ -506,10 +520,11 @@ class VideoReader:
         if self._index >= self.start and (self.only is None or self._index in self.only):
             wanted = self._wants_image(self._index)
             image, scale = frame_to_rgb(frame, self.info, self.max_side, self.deep, self._reformatter) if wanted else (None, (1.0, 1.0))
-            if self.keep_fields:
+            if self.keep_fields or self.double_rate:
                 fields, later = ((frame_to_rgb(f, self.info, self.max_side, self.deep, self._reformatter)[0] if wanted and f is not None else None)
-                                 for f in (original, second))
-                item = Frame(self._index, frame.pts, image, original, scale, fields, later)
+                                 for f in (original if self.keep_fields else None, second))
+                item = Frame(self._index, frame.pts, image, original if self.keep_fields else frame, scale, fields, later,
+                             second if self.double_rate else None)
             else:
                 item = Frame(self._index, frame.pts, image, frame, scale)
             if not self._put(item):

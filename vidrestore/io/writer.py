@@ -822,6 +822,16 @@ def fits_rate(timecode: str, rate: Fraction | None) -> bool:
     return bool(rate) and frames.isdigit() and int(frames) < math.ceil(rate)
 
 
+def timecode_at(timecode: str, rate: Fraction | None, new_rate: Fraction | None) -> str:
+    """``timecode`` (HH:MM:SS:FF, ";" before FF when drop-frame) counted at ``new_rate`` when that
+    is a whole multiple of ``rate``: 50p made from 50i counts 50 frames a second, so frame 12 at
+    25 is frame 24 there. Other rates, or none, leave it as it is."""
+    if not (timecode and rate and new_rate) or new_rate % rate or new_rate == rate:
+        return timecode
+    head, sep, frames = timecode[:-3], timecode[-3], timecode[-2:]
+    return f"{head}{sep}{int(frames) * int(new_rate / rate):02d}" if frames.isdigit() and sep in ":;." else timecode
+
+
 def _timecode_tracks(container: av.container.InputContainer) -> list[av.stream.Stream]:
     """QuickTime timecode (tmcd) tracks: FFmpeg reads each as a data stream with a ``timecode`` tag."""
     return [s for s in container.streams if s.type == "data" and "timecode" in s.metadata]
@@ -995,6 +1005,8 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 [code for code in [probe(other_source).timecode] if code and fits_rate(code, vstream.average_rate)]
             if timecodes:
                 video.metadata.setdefault("timecode", timecodes[0])
+            if "timecode" in video.metadata and oin.streams.video:  # on video made at another rate (--double-rate)
+                video.metadata["timecode"] = timecode_at(video.metadata["timecode"], oin.streams.video[0].average_rate, vstream.average_rate)
             if vstream.average_rate:
                 # The output's declared rate (Matroska's default duration, the rate a timecode
                 # counts in) comes from the codec's; a copied stream has the codec's tick rate
