@@ -11,6 +11,7 @@ from vidrestore.faces.track import TrackerConfig
 from vidrestore.io import VideoReader, probe
 from vidrestore.io.reader import FieldFilter
 from vidrestore.errors import ConfigError, UsageError
+from vidrestore.eval.tracks import measure_tracks
 from vidrestore.pipeline import PipelineConfig, analyse, choose_deinterlace, pack_pieces, run
 from vidrestore.restore import PassThroughRestorer
 
@@ -601,7 +602,8 @@ def test_double_rate_writes_a_frame_for_each_field_with_the_face_it_showed(sampl
     from vidrestore.io import EncodeOptions
 
     clip = weave_clip(tmp_path / "woven.mp4", sample_clip, top_first=top_first)
-    with VideoReader(clip, deinterlace=FieldFilter("tff" if top_first else "bff"), double_rate=True) as r:
+    fields = FieldFilter("tff" if top_first else "bff")
+    with VideoReader(clip, deinterlace=fields, double_rate=True) as r:
         frames = list(r)
     moments = np.stack([image for f in frames for image in (f.image, f.second)]).astype(int)
     base = probe(clip).time_base
@@ -625,6 +627,10 @@ def test_double_rate_writes_a_frame_for_each_field_with_the_face_it_showed(sampl
     assert error[0::2][faces[0::2]].mean() < 4 and error[1::2][faces[1::2]].mean() < 4  # the crop and paste round trip alone
     assert np.abs(moments[1::2] - moments[0::2]).mean(axis=3)[faces[0::2]].mean() > 8  # the other moment's face would not pass
     assert error[far].max() == 0
+    # QA pairs each input frame with the output frame of its moment, not with the one of its number
+    (meter,) = measure_tracks(clip, out, analyse(clip, PipelineConfig(), det).tracks, 128, deinterlace=fields)
+    before, after = meter.sheet()
+    assert np.abs(before.astype(int) - after).mean() < 4
 
 
 def test_double_rate_doubles_faceless_video_and_leaves_film_and_progressive_video_at_their_rate(telecined_clip, sample_clip, tmp_path):

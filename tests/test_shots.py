@@ -16,6 +16,21 @@ def _scene(rng, base, n, h=72, w=96):
     return [np.roll(tex, (i % 3, i % 4), (0, 1))[:h, :w] + rng.integers(0, 6, (h, w, 3), dtype=np.uint8) for i in range(n)]
 
 
+def _panorama(rng, base, width: int, h=72, turning: bool = False) -> np.ndarray:
+    """A wide picture of soft shapes to pan over (``turning``: its colours go from ``base`` to
+    ``base[::-1]`` across it)."""
+    shapes = cv2.GaussianBlur(rng.random((h, width, 3)).astype(np.float32), (0, 0), 8)
+    shapes = (shapes - shapes.min()) / (shapes.max() - shapes.min())
+    ramp = np.linspace(0, 1, width)[None, :, None] if turning else np.zeros((1, 1, 1))
+    return (shapes * 120 - 60 + (1 - ramp) * base + ramp * base[::-1]).clip(0, 249).astype(np.uint8)
+
+
+def _pan(rng, panorama: np.ndarray, speeds: list[int], w=96) -> list[np.ndarray]:
+    """Frames of a camera panning over ``panorama`` by ``speeds`` pixels a frame, with noise."""
+    h = panorama.shape[0]
+    return [panorama[:, x : x + w] + rng.integers(0, 6, (h, w, 3), dtype=np.uint8) for x in np.cumsum([0, *speeds])]
+
+
 def _mix(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (a * (1 - t) + b * t).round().astype(np.uint8)
 
@@ -110,6 +125,27 @@ def test_a_cut_into_a_moving_shot_is_a_cut_with_no_fade():
     pan = [np.roll(f, 4 * min(i, 8), 1) for i, f in enumerate(b)]  # a whip pan settling after the cut
     cuts, det = _detect(a + pan)
     assert cuts == [40] and det.shots(80) == [Shot(0, 40), Shot(40, 80)]
+
+
+@pytest.mark.parametrize("speed", [2, 4])
+def test_a_dissolve_between_two_pans_is_found(speed):
+    """A pan of 2-4% of the width a frame changes a 16x16 layout as much as a dissolve does, so
+    neither shot looked steady; the camera's shift is now undone before frames are compared."""
+    rng = np.random.default_rng(5)
+    a = _pan(rng, _panorama(rng, np.array([150, 60, 40]), 400), [speed] * 59)
+    b = _pan(rng, _panorama(rng, np.array([30, 90, 170]), 400), [speed] * 59)
+    frames = a[:40] + [_mix(a[40 + i], b[i], (i + 1) / 21) for i in range(20)] + b[20:]
+    cuts, det = _detect(frames)
+    assert len(cuts) == 1 and 46 <= cuts[0] <= 54 and abs(det.transitions[cuts[0]][0] - 40) <= 4, det.transitions
+
+
+@pytest.mark.parametrize("slow, whip, frames", [(1, 8, 10), (2, 40, 30)])
+def test_a_whip_pan_to_another_part_of_the_scene_is_no_transition(slow, whip, frames):
+    """Steady pans on either side of a whip across a scene whose colours change along it: the
+    whip's frames jump more than a quarter frame each, as a dissolve's never do."""
+    rng = np.random.default_rng(1)
+    frames = _pan(rng, _panorama(rng, np.array([150, 60, 40]), 2400, turning=True), [slow] * 40 + [whip] * frames + [slow] * 40)
+    assert _detect(frames)[0] == []
 
 
 def test_a_transition_longer_than_the_longest_allowed_is_no_cut():

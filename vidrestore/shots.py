@@ -14,11 +14,13 @@ Each frame is reduced to a normalised HSV histogram; the distance between two fr
   much as a cut does, but over many small steps, each under the cut threshold, and the picture
   after it is laid out otherwise (a camera's exposure or a lamp changes the colours alone).
   Frames are grouped into steady stretches (every frame within ``steady_distance`` of the
-  stretch's first, and its layout correlating ``steady_layout`` or more with that frame's: a
-  dissolve's colours settle long before its layout does); a stretch of ``min_shot_frames`` or more is steady. Two steady stretches at
-  least ``min_distance`` apart, whose grey layouts correlate less than ``same_layout``, with 2 to
-  ``max_transition_frames`` unsteady frames between them were joined by a transition: the shot
-  boundary is put in its middle, and each shot records how many of its frames belong to it, so
+  stretch's first, and its picture, once the camera's shift between them is undone, correlating
+  ``steady_layout`` or more with that frame's: a dissolve's colours settle long before its layout
+  does, and a pan's frames are one picture moved); a stretch of ``min_shot_frames`` or more is
+  steady. Two steady stretches at least ``min_distance`` apart, whose grey layouts correlate less
+  than ``same_layout``, with 2 to ``max_transition_frames`` unsteady frames between them, each
+  matching the one before it (moved) at least ``step_layout`` (a whip pan's frames jump), were
+  joined by a transition: the shot boundary is put in its middle, and each shot records how many of its frames belong to it, so
   a face's restoration can fade with the picture (this is the "twin comparison" idea of Zhang et
   al., 1993, with steadiness in place of a second threshold).
 
@@ -47,9 +49,12 @@ class ShotConfig:
     min_shot_frames: int = 6
     flash_frames: int = 3  # a jump whose picture comes back within this many frames is a flash, not a cut
     steady_distance: float = 0.05  # talking heads drift < 0.025 in 12 frames; a dissolve's steps add up to a cut's 0.3
-    steady_layout: float = 0.8  # ...and their layouts correlate > 0.9 over 6 frames (keep_real_1; 0.62 for the quicker keep_real_2)
+    steady_layout: float = 0.8  # ...and their pictures (shots.same_picture) over 6 frames: > 0.95 on keep_real_1, 0.63 at worst on the quicker keep_real_2
     max_transition_frames: int = 48  # the longest dissolve or fade found (2 s at 24 fps)
     same_layout: float = 0.5  # frames whose grey layouts correlate more are one picture in another light (shots.same_layout)
+    # each frame of a dissolve or fade matches the one before it (moved with the camera) at least
+    # this well; a whip pan from one part of a scene to another jumps more than a quarter frame a frame
+    step_layout: float = 0.5
 
     def __post_init__(self) -> None:
         check_minimums(self, min_distance=0, sigma=0, window=1, min_shot_frames=1, flash_frames=0, steady_distance=0,
@@ -72,12 +77,16 @@ class Shot:
 
 @dataclass(frozen=True)
 class Look:
-    """What the detector keeps of a frame: its colour histogram, and its layout (a 16x16 grey
+    """What the detector keeps of a frame: its colour histogram, its layout (a 16x16 grey
     thumbnail, zero mean and unit norm, so brightness and contrast do not change it; zero for a
-    flat frame)."""
+    flat frame), and a finer grey thumbnail (:data:`MOTION_SIZE`, zero mean) to follow the camera by."""
 
     hist: np.ndarray
     layout: np.ndarray
+    motion: np.ndarray
+
+
+MOTION_SIZE = (64, 48)  # width, height: fine enough to follow a pan (same_layout_moved)
 
 
 def frame_look(image: np.ndarray) -> Look:
@@ -94,7 +103,9 @@ def frame_look(image: np.ndarray) -> Look:
     layout -= layout.mean()
     norm = float(np.linalg.norm(layout))
     flat = norm < 2 * np.sqrt(layout.size)  # under 2 levels RMS: black, or one colour
-    return Look(hist / max(hist.sum(), 1.0), np.zeros_like(layout) if flat else layout / norm)
+    motion = cv2.resize(hsv[..., 2], MOTION_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+    return Look(hist / max(hist.sum(), 1.0), np.zeros_like(layout) if flat else layout / norm,
+                np.zeros_like(motion) if flat else motion - motion.mean())
 
 
 def histogram_distance(a: Look, b: Look) -> float:
@@ -108,6 +119,23 @@ def same_layout(a: Look, b: Look) -> float:
     if not a.layout.any() and not b.layout.any():
         return 1.0
     return float(a.layout @ b.layout)
+
+
+def same_layout_moved(a: Look, b: Look) -> float:
+    """Correlation of two frames' pictures once the camera's shift between them is undone: the
+    best match of ``b``'s middle (half its width and height) anywhere in ``a``, so up to a quarter
+    of the frame's shift. About 1 for a pan's frames 6 frames apart, low between unrelated
+    pictures, and falling as a dissolve brings in another picture. Neither frame may be flat."""
+    width, height = MOTION_SIZE
+    middle = b.motion[height // 4 : height - height // 4, width // 4 : width - width // 4]
+    return float(cv2.matchTemplate(a.motion, middle, cv2.TM_CCOEFF_NORMED).max())
+
+
+def same_picture(a: Look, b: Look, threshold: float) -> bool:
+    """Whether two frames show one picture: their layouts correlate ``threshold`` or more (a face's
+    or a body's own motion keeps them so at 16x16), or, for a camera that moved, so do the
+    pictures with its shift undone (:func:`same_layout_moved`, only then worked out)."""
+    return same_layout(a, b) >= threshold or (a.layout.any() and b.layout.any() and same_layout_moved(a, b) >= threshold)
 
 
 class ShotDetector:
@@ -129,6 +157,8 @@ class ShotDetector:
         self._answered = 0
         self._stretch: tuple[int, Look] | None = None  # the first frame of the current stretch
         self._steady: tuple[int, Look] | None = None  # the end and the last frame of this shot's latest steady stretch
+        self._previous: Look | None = None  # the frame before this one
+        self._jumps: deque[int] = deque(maxlen=config.max_transition_frames + config.min_shot_frames)  # frames unlike the one before
 
     def update(self, image: np.ndarray) -> list[bool]:
         """Add the next frame; returns whether each frame now settled starts a shot (oldest first)."""
@@ -198,17 +228,22 @@ class ShotDetector:
 
     def _follow_stretch(self, index: int, look: Look, cut: bool) -> None:
         cfg = self.config
+        if self._previous is not None and self._previous.layout.any() and look.layout.any() \
+                and not same_picture(self._previous, look, cfg.step_layout):
+            self._jumps.append(index)  # (a frame next to a flat one, into or out of black, is no jump)
+        self._previous = look
         if cut or self._stretch is None or histogram_distance(self._stretch[1], look) > cfg.steady_distance \
-                or same_layout(self._stretch[1], look) < cfg.steady_layout:
+                or not same_picture(self._stretch[1], look, cfg.steady_layout):
             self._stretch = (index, look)
         start, first = self._stretch
         length = index - start + 1
         if length == cfg.min_shot_frames and self._steady is not None:
             end, last = self._steady
             # two frames at least: an instant change is the cut threshold's to judge; a picture
-            # that changed colour but kept its layout was lit anew (a camera's exposure, a lamp)
+            # that changed colour but kept its layout was lit anew (a camera's exposure, a lamp);
+            # a picture reached by jumps was panned to, not dissolved into
             if 2 <= start - end <= cfg.max_transition_frames and histogram_distance(last, first) >= cfg.min_distance \
-                    and same_layout(last, first) < cfg.same_layout:
+                    and same_layout(last, first) < cfg.same_layout and not any(end <= j <= start for j in self._jumps):
                 self._add_transition(end, start)
         if length >= cfg.min_shot_frames:
             self._steady = (index + 1, look)
