@@ -612,7 +612,8 @@ def test_double_rate_writes_a_frame_for_each_field_with_the_face_it_showed(sampl
     out = tmp_path / "out.mkv"
     cfg = PipelineConfig(face_size=128, double_rate=True, encode=EncodeOptions(codec="ffv1"))
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
-    report = run(clip, out, cfg, PassThroughRestorer(128), torch.device("cpu"), detector=det, qa=True)
+    side = None if top_first else tmp_path / "side.mkv"  # a preview converts every frame: the tff run leaves faceless ones be
+    report = run(clip, out, cfg, PassThroughRestorer(128), torch.device("cpu"), detector=det, qa=True, preview=side)
     assert (report.frames_in, report.frames_out) == (24, 48)
     assert any(", a frame for each field (--double-rate)" in n for n in report.notes)
     assert report.qa and report.qa[0]["frames_evaluated"] == report.tracks[0]["frames"]  # measured at the input's moments
@@ -627,6 +628,12 @@ def test_double_rate_writes_a_frame_for_each_field_with_the_face_it_showed(sampl
     assert error[0::2][faces[0::2]].mean() < 4 and error[1::2][faces[1::2]].mean() < 4  # the crop and paste round trip alone
     assert np.abs(moments[1::2] - moments[0::2]).mean(axis=3)[faces[0::2]].mean() > 8  # the other moment's face would not pass
     assert error[far].max() == 0
+    if side is not None:  # the preview runs at the output's rate: each moment beside its restored frame
+        with VideoReader(side) as r:
+            shown = np.stack([f.image for f in r]).astype(int)
+        width = moments.shape[2]
+        assert len(shown) == 48 and np.abs(shown[:, :, :width] - moments).mean() < 3  # 4:2:0 chroma
+        assert np.abs(shown[:, :, width:] - np.stack([f.image for f in VideoReader(out)])).mean() < 3
     # QA pairs each input frame with the output frame of its moment, not with the one of its number
     (meter,) = measure_tracks(clip, out, analyse(clip, PipelineConfig(), det).tracks, 128, deinterlace=fields)
     before, after = meter.sheet()

@@ -925,21 +925,25 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
                                                  deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,
                                                  images_for=faced, keep_fields=cfg.keep_fields, double_rate=doubled))
-        coded = dataclasses.replace(info, field_order=coded_field_order(analysis, info, cfg.keep_fields))
-        if doubled:  # bwdif times each field in half the stream's ticks
-            coded = dataclasses.replace(coded, time_base=info.time_base / 2, average_rate=2 * info.average_rate if info.average_rate else None)
+        # bwdif times each field in half the stream's ticks
+        timed = dataclasses.replace(info, time_base=info.time_base / 2, average_rate=2 * info.average_rate if info.average_rate else None) \
+            if doubled else info
+        coded = dataclasses.replace(timed, field_order=coded_field_order(analysis, info, cfg.keep_fields))
         if upright:
             coded = dataclasses.replace(coded, rotation=0, width=info.display_size[0], height=info.display_size[1])
         writer = stack.enter_context(VideoWriter(video_out, coded, encode))
-        side = stack.enter_context(VideoWriter(preview, _preview_info(info), cfg.encode)) if preview else None
+        side = stack.enter_context(VideoWriter(preview, _preview_info(timed), cfg.encode)) if preview else None
         window: list = []
         later_rows = None if doubled else 0 if analysis.deinterlace is not None and analysis.deinterlace.parity == "bff" else 1
 
-        def write(source: av.VideoFrame, pts: int, image: np.ndarray | None, pasted: Pasted | None) -> None:
+        def write(source: av.VideoFrame, pts: int, image: np.ndarray | None, shown: np.ndarray | None, pasted: Pasted | None) -> None:
+            """One output frame, and its side-by-side preview (``shown``, the progressive input, beside the output)."""
             if upright:
                 writer.write(None, pts, pasted.image if pasted else image)
             else:
                 writer.write(source, pts, *((pasted.image, pasted.boxes) if pasted else ()))
+            if side is not None:
+                side.write(None, pts, np.concatenate([shown, pasted.image if pasted else shown], 1))
 
         def flush() -> None:
             nonlocal faces
@@ -948,12 +952,9 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
                                       later_rows)
             faces += sum(1 for f in window for t in tracks if t.covers(f.index))
             for f in window:
-                pasted = changed.get((f.index, 0))
-                write(f.source, 2 * f.pts if doubled else f.pts, f.image if f.fields is None else f.fields, pasted)
+                write(f.source, 2 * f.pts if doubled else f.pts, f.image if f.fields is None else f.fields, f.image, changed.get((f.index, 0)))
                 if f.second_source is not None:
-                    write(f.second_source, f.second_source.pts, f.second, changed.get((f.index, 1)))
-                if side is not None:
-                    side.write(None, f.pts, np.concatenate([f.image, pasted.image if pasted else f.image], 1))
+                    write(f.second_source, f.second_source.pts, f.second, f.second, changed.get((f.index, 1)))
             if progress:
                 progress("restore", window[-1].index + 1, analysis.frames, faces)
             window.clear()
