@@ -139,6 +139,28 @@ def test_a_dissolve_between_two_pans_is_found(speed):
     assert len(cuts) == 1 and 46 <= cuts[0] <= 54 and abs(det.transitions[cuts[0]][0] - 40) <= 4, det.transitions
 
 
+def _zoom(rng, base, n: int, rate: float, h=72, w=96) -> list[np.ndarray]:
+    """Frames of a camera zooming into (``rate`` > 1) or out of a picture by ``rate`` a frame, with noise."""
+    picture = _panorama(rng, base, 400, h=300)
+    frames = []
+    for i in range(n):
+        scale = w / (288 / rate**i)  # output pixels per picture pixel
+        matrix = np.float32([[scale, 0, w / 2 - 200 * scale], [0, scale, h / 2 - 150 * scale]])
+        frames.append(cv2.warpAffine(picture, matrix, (w, h), flags=cv2.INTER_AREA) + rng.integers(0, 6, (h, w, 3), dtype=np.uint8))
+    return frames
+
+
+@pytest.mark.parametrize("rate", [1.02, 1.05])
+def test_a_dissolve_between_two_zooms_is_found(rate):
+    """A zoom keeps a picture's coarse layout: a zoom in dissolving into a zoom out is one boundary."""
+    rng = np.random.default_rng(5)
+    a, b = _zoom(rng, np.array([150, 60, 40]), 60, rate), _zoom(rng, np.array([30, 90, 170]), 60, 1 / rate)
+    frames = a[:40] + [_mix(a[40 + i], b[i], (i + 1) / 21) for i in range(20)] + b[20:]
+    cuts, _ = _detect(frames)
+    assert len(cuts) == 1 and 44 <= cuts[0] <= 56, cuts
+    assert _detect(a)[0] == _detect(b)[0] == []
+
+
 @pytest.mark.parametrize("slow, whip, frames", [(1, 8, 10), (2, 40, 30)])
 def test_a_whip_pan_to_another_part_of_the_scene_is_no_transition(slow, whip, frames):
     """Steady pans on either side of a whip across a scene whose colours change along it: the
