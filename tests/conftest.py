@@ -295,6 +295,24 @@ def hdr10_clip(path: Path, frames: int = 6) -> Path:
     return path
 
 
+def dolby_vision_tagged(path: Path, source: Path) -> Path:
+    """``source``'s frames as 10-bit HEVC in an .mp4 sample entry of Dolby Vision (dvh1), as
+    Dolby Vision files name their streams (no RPU: nothing here writes one)."""
+    from vidrestore.io import VideoReader
+
+    with VideoReader(source) as r, av.open(str(path), "w") as out:
+        vs = out.add_stream("libx265", rate=25)
+        vs.width, vs.height, vs.pix_fmt = r.info.width, r.info.height, "yuv420p10le"
+        vs.codec_tag = "dvh1"
+        vs.options = {"x265-params": "log-level=error"}
+        for f in r:
+            frame = av.VideoFrame.from_ndarray(f.image, format="rgb24")
+            frame.pts = f.index
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+    return path
+
+
 def hdr10_metadata(path: Path) -> dict[str, bytes]:
     """The mastering-display and content-light side data of the first decoded frame of ``path``."""
     with av.open(str(path)) as c:

@@ -672,6 +672,28 @@ def test_double_rate_refuses_what_it_cannot_write(interlaced_clip, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_dolby_vision_input_says_what_a_re_encode_loses(sample_clip, tmp_path):
+    """Re-encoded, Dolby Vision video keeps its base layer only: the report says that its dynamic
+    metadata is gone. A video with no face is copied, and keeps its Dolby Vision sample entry."""
+    from conftest import dolby_vision_tagged
+
+    from vidrestore.io import EncodeOptions
+    from vidrestore.pipeline import encoding
+
+    clip = dolby_vision_tagged(tmp_path / "dv.mp4", sample_clip)
+    assert probe(clip).dolby_vision and not probe(sample_clip).dolby_vision
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    report = run(clip, tmp_path / "out.mkv", PipelineConfig(face_size=64, encode=EncodeOptions(codec="ffv1")), Negative(64),
+                 torch.device("cpu"), detector=det)
+    assert report.tracks and any(n.startswith("the input is Dolby Vision: its dynamic metadata (RPU) is not carried") for n in report.notes)
+    assert not any("Dolby Vision" in n for n in encoding(sample_clip, tmp_path / "plain.mp4", PipelineConfig())[1])
+    faceless = run(clip, tmp_path / "copy.mp4", PipelineConfig(face_size=64, strength=0.0), Negative(64), torch.device("cpu"),
+                   detector=det)
+    assert not any("Dolby Vision" in n for n in faceless.notes)
+    with av.open(str(tmp_path / "copy.mp4")) as c:
+        assert c.streams.video[0].codec_context.codec_tag == "dvh1"
+
+
 def test_aligned_crops_are_restored_whole_to_their_edges(sample_clip, tmp_path):
     """--aligned on 256 px crops with a 128 px restorer: one track per shot, nothing detected; the
     frame goes down to the crop and back, and its edge comes back as it was: the frame's outer

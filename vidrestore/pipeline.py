@@ -58,7 +58,7 @@ from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.reader import DecodedFrames, FieldFilter, bit_depth, doubles_rate, fields_have_own_moments, scan_fields
 from .io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, SEGMENT_SUFFIX, files_of, find_sequence, has_number_field, hidden_stem, is_sequence, number_offset, numbered, sequences_in, unsupported_type
-from .io.writer import atomic_output, check_encoder, check_output, copies_into, describe_encoding, left_out_note, master_note, stores_rotation, unrestored_videos_note
+from .io.writer import atomic_output, check_encoder, check_output, copies_into, describe_encoding, dolby_vision_note, left_out_note, master_note, stores_rotation, unrestored_videos_note
 from .restore import Restorer, TrackContext, load_contexts, save_contexts
 from .resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .shots import Shot, ShotConfig, ShotDetector
@@ -597,11 +597,13 @@ def faceless_encoding(src: Path, dst: Path, doubled: bool = False) -> str:
 
 
 def encoding(src: Path, dst: Path, cfg: PipelineConfig) -> tuple[str, list[str]]:
-    """How the video of ``dst`` is encoded from ``src`` (for the report), and a note when codec
-    auto writes a master as delivery video (:func:`~vidrestore.io.writer.master_note`)."""
+    """How the video of ``dst`` is encoded from ``src`` (for the report), and notes on what the
+    encoding loses: a master written as delivery video by codec auto
+    (:func:`~vidrestore.io.writer.master_note`), Dolby Vision's dynamic metadata."""
     source = played_at(probe(src), cfg)
     auto = cfg.encode.codec == "auto"
-    return describe_encoding(cfg.encode, dst, source), master_note(source, check_encoder(cfg.encode, dst, source).name, dst) if auto else []
+    masters = master_note(source, check_encoder(cfg.encode, dst, source).name, dst) if auto else []
+    return describe_encoding(cfg.encode, dst, source), masters + dolby_vision_note(source)
 
 
 CPU_WINDOW, GPU_WINDOWS = 16, (64, 32)

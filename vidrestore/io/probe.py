@@ -48,6 +48,8 @@ class VideoInfo:
     # the first picture's SMPTE timecode ("01:00:00:00") as FFmpeg's DPX decoder reads them.
     stated_rate: Fraction | None = None
     timecode: str = ""
+    # Dolby Vision: a sample entry that names it (dvh1, dvhe...), or its metadata (RPU) on the first frame
+    dolby_vision: bool = False
 
     @property
     def frame_ticks(self) -> int:
@@ -129,6 +131,25 @@ def codec_name(stream: av.stream.Stream) -> str:
     return stream.codec_context.codec.canonical_name if stream.codec_context else "?"
 
 
+DOLBY_VISION_TAGS = frozenset({"dvh1", "dvhe", "dva1", "dvav", "dav1"})  # ISO sample entries of Dolby Vision streams
+DOLBY_VISION_SIDE_DATA = frozenset({"DOVI_RPU_BUFFER", "DOVI_METADATA"})
+
+
+def side_data(frame: av.VideoFrame) -> list:
+    """The side data of ``frame`` that PyAV can name. PyAV 18 reads all of it at once and fails on a
+    kind newer than itself (FFmpeg 8 attaches a JPEG's EXIF block as kind 31): a photo crashed the
+    writer. Such a frame is read as having none; the encoder still gets all of it."""
+    try:
+        return list(frame.side_data.keys())
+    except ValueError:
+        return []
+
+
+def side_data_kinds(frame: av.VideoFrame) -> list[str]:
+    """The names of the kinds of :func:`side_data` ``frame`` carries ("MASTERING_DISPLAY_METADATA"...)."""
+    return [str(sd.type).rsplit(".", 1)[-1] for sd in side_data(frame)]
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Describe the first video stream of ``path``; raises ``InputError`` when there is none.
 
@@ -170,6 +191,8 @@ def _probe(path: str | Path) -> VideoInfo:
         first = _first_frame(container, stream)
         info["rotation"] = round(first.rotation) % 360 if first is not None else 0
         info["timestamps"] = first is None or first.pts is not None
+        info["dolby_vision"] = cc.codec_tag in DOLBY_VISION_TAGS or (first is not None and any(
+            kind in DOLBY_VISION_SIDE_DATA for kind in side_data_kinds(first)))
         if is_sequence(path):
             info["stated_rate"] = cc.framerate or None
             info["timecode"] = first.metadata.get("timecode", "") if first is not None else ""

@@ -32,7 +32,7 @@ from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError, UsageError
 from .dpx import carry_times
-from .probe import FIELD_ORDERS, ColorInfo, VideoInfo, codec_name, open_input, probe
+from .probe import FIELD_ORDERS, ColorInfo, VideoInfo, codec_name, open_input, probe, side_data
 from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence, numbered, numbers_in, remove_others, unsupported_type
 from .patch import Box, copy_samples, patch_frame, patchable, rgb_format, rotate_box, with_alpha_of
 from .reader import bit_depth, rotate_to_coded
@@ -428,6 +428,15 @@ def master_note(source: VideoInfo, encoder: str, output: str | Path) -> list[str
 _MASTER_SUFFIXES = {"matroska": ".mkv", "mov": ".mov", "mxf": ".mxf", "avi": ".avi"}
 
 
+def dolby_vision_note(source: VideoInfo) -> list[str]:
+    """A note when ``source`` is Dolby Vision: re-encoded, its video keeps the base layer's picture
+    and loses the dynamic metadata (RPU), which vidrestore does not carry (a copied stream keeps its RPU units)."""
+    if not source.dolby_vision:
+        return []
+    return ["the input is Dolby Vision: its dynamic metadata (RPU) is not carried into the re-encoded video, which players "
+            "show as its base layer (HDR10, HLG or SDR, by the input's profile)"]
+
+
 _CRF_TOP = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "libvpx": 63, "libsvtav1": 63}  # the largest --crf each takes
 
 
@@ -493,16 +502,6 @@ def _dnxhr_profile(source: VideoInfo, pix_fmt: str) -> str:
         return "dnxhr_hqx"
     own = (source.profile or "").lower().replace(" ", "_") if source.codec == "dnxhd" else ""
     return own if own in ("dnxhr_lb", "dnxhr_sq", "dnxhr_hq") else "dnxhr_hq"
-
-
-def _side_data(frame: av.VideoFrame) -> list:
-    """The side data of ``frame`` that PyAV can name. PyAV 18 reads all of it at once and fails on a
-    kind newer than itself (FFmpeg 8 attaches a JPEG's EXIF block as kind 31): a photo crashed the
-    writer. Such a frame is read as having none; the encoder still gets all of it."""
-    try:
-        return list(frame.side_data.keys())
-    except ValueError:
-        return []
 
 
 class VideoWriter:
@@ -623,7 +622,7 @@ class VideoWriter:
         that the decoder attached to the first frame. Their FFmpeg wrappers read it from the codec's
         side data, which PyAV cannot set, and not from the frames: an HDR10 master lost it."""
         names = _HDR10_PARAMS.get(self.stream.codec_context.name)
-        found = {str(sd.type).rsplit(".", 1)[-1]: bytes(sd) for sd in _side_data(frame)}
+        found = {str(sd.type).rsplit(".", 1)[-1]: bytes(sd) for sd in side_data(frame)}
         params = [f"{name}={value}" for kind, name in (names or {}).items()
                   if kind in found and (value := _HDR10_FORMAT[kind](found[kind]))]
         if params:
