@@ -75,11 +75,13 @@ def test_split_and_join_equals_one_pass_frame_for_frame(three_shot_clip, tiny_mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out0.mkv", "out16.mkv"]  # no segment files left
 
 
-@pytest.mark.parametrize("fields", ["keep_fields", "double_rate"])
-def test_fields_split_inside_a_shot_and_joined_equal_one_pass(interlaced_clip, tiny_model, tmp_path, fields):
-    """A segment that starts inside a shot is deinterlaced from the frame before it and restored at
-    the field rate with the state carried in: the same frames as one pass, kept as fields or
-    written a frame a field."""
+@pytest.mark.parametrize("fields, clip, frames", [("keep_fields", "interlaced_clip", 24), ("double_rate", "interlaced_clip", 48),
+                                                  ("decimate", "telecined_clip", 24)])
+def test_fields_split_inside_a_shot_and_joined_equal_one_pass(request, tiny_model, tmp_path, fields, clip, frames):
+    """A segment that starts inside a shot is deinterlaced (or field-matched) from the frame before
+    it and restored with the state carried in: the same frames, at the same times, as one pass,
+    kept as fields, written a frame a field, or decimated to the film's own frames."""
+    interlaced_clip = request.getfixturevalue(clip)
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
     outputs = {}
     for segment_frames in (0, 8):
@@ -88,8 +90,8 @@ def test_fields_split_inside_a_shot_and_joined_equal_one_pass(interlaced_clip, t
                                  torch.float32, None, 32)
         run(interlaced_clip, tmp_path / f"out{segment_frames}.mkv", cfg, restorer, torch.device("cpu"), detector=det)
         outputs[segment_frames] = _frames(tmp_path / f"out{segment_frames}.mkv")
-    assert len(plan_segments(analyse(interlaced_clip, PipelineConfig(), det), 8, 4)) == 3
-    assert len(outputs[0]) == (48 if fields == "double_rate" else 24)
+    assert len(plan_segments(analyse(interlaced_clip, PipelineConfig(), det), 8, 4)) >= 3  # two or more start inside the shot
+    assert len(outputs[0]) == frames
     assert all(np.array_equal(a, b) for a, b in zip(outputs[0], outputs[8], strict=True))
     assert read_pts(tmp_path / "out0.mkv") == read_pts(tmp_path / "out8.mkv")
 
@@ -340,10 +342,13 @@ def test_what_the_restorer_says_reaches_the_report_of_its_own_item(clips, tmp_pa
     assert counts[0] == counts[1] > 0, counts
 
 
-@pytest.mark.parametrize("flag, note, order, frames", [("--keep-fields", "pasted into the input's fields", "tt", 24),
-                                                       ("--double-rate", "a frame for each field", "progressive", 48)])
-def test_an_interlaced_item_says_what_became_of_its_fields(interlaced_clip, tmp_path, flag, note, order, frames):
+@pytest.mark.parametrize("flag, clip, note, order, frames", [("--keep-fields", "interlaced_clip", "pasted into the input's fields", "tt", 24),
+                                                             ("--double-rate", "interlaced_clip", "a frame for each field", "progressive", 48),
+                                                             ("--decimate", "telecined_clip", "decimated (--decimate)", "progressive", 24)])
+def test_an_interlaced_item_says_what_became_of_its_fields(request, tmp_path, flag, clip, note, order, frames):
     from vidrestore.io import probe
+
+    interlaced_clip = request.getfixturevalue(clip)
 
     out, report = tmp_path / "out", tmp_path / "r.json"
     assert main(["batch", str(interlaced_clip), "--out", str(out), "--model", "none", flag, "--qa", "--json", str(report),

@@ -753,14 +753,33 @@ def test_a_timecode_track_survives_as_the_videos_timecode(tmp_path, suffix):
 @given(st.integers(0, 23), st.integers(0, 59), st.sampled_from([":", ";"]))
 def test_a_timecode_counts_on_at_a_whole_multiple_of_its_rate(frame, second, separator):
     """50p made from 50i counts 50 frames a second: frame 12 at 25 fps is frame 24 there, at
-    the same moment; other rates, or an unknown one, leave the timecode as it is."""
+    the same moment; the same rate, or an unknown one, leave the timecode as it is."""
     from vidrestore.io.writer import fits_rate, timecode_at
 
     code = f"10:00:{second:02d}{separator}{frame:02d}"
     doubled = timecode_at(code, Fraction(25), Fraction(50))
     assert doubled == f"10:00:{second:02d}{separator}{2 * frame:02d}" and fits_rate(doubled, Fraction(50))
-    assert timecode_at(code, Fraction(25), Fraction(25)) == timecode_at(code, Fraction(25), Fraction(24)) == code
+    assert timecode_at(code, Fraction(25), Fraction(25)) == code
     assert timecode_at(code, None, Fraction(50)) == code and timecode_at("", Fraction(25), Fraction(50)) == ""
+
+
+@given(st.integers(0, 23), st.integers(0, 59), st.integers(0, 59), st.integers(0, 29))
+def test_film_decimated_from_video_counts_its_frames_from_the_same_start(hours, minutes, seconds, frame):
+    """23.976 fps film decimated from 29.97 fps video: frame n of the video is film frame 4n/5,
+    in non-drop-frame timecode at 24 a second; a drop-frame timecode counts the frames it names."""
+    from vidrestore.io.writer import fits_rate, timecode_at
+
+    video, film = Fraction(30000, 1001), Fraction(24000, 1001)
+    code = f"{hours:02d}:{minutes:02d}:{seconds:02d}:{frame:02d}"
+    n = ((hours * 60 + minutes) * 60 + seconds) * 30 + frame
+    expected = n * 4 // 5
+    assert timecode_at(code, video, film) == \
+        f"{expected // 86400:02d}:{expected // 1440 % 60:02d}:{expected // 24 % 60:02d}:{expected % 24:02d}"
+    assert fits_rate(timecode_at(code, video, film), film)
+    assume(frame >= 2 or seconds or minutes % 10 == 0)  # drop-frame has no frames 0 and 1 at the start of most minutes
+    total = hours * 60 + minutes
+    dropped = n - 2 * (total - total // 10)  # the frames a drop-frame timecode names
+    assert timecode_at(code[:-3] + ";" + code[-2:], video, film).endswith(f"{dropped * 4 // 5 % 24:02d}")
 
 
 def test_streams_the_output_container_cannot_hold_are_named_before_any_work(tmp_path):

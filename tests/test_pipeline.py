@@ -1,3 +1,5 @@
+from fractions import Fraction
+
 import av
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from vidrestore.faces.track import TrackerConfig
 from vidrestore.io import VideoReader, probe
 from vidrestore.io.reader import FieldFilter
 from vidrestore.errors import ConfigError, UsageError
-from vidrestore.eval.tracks import measure_tracks
+from vidrestore.eval.tracks import measure_tracks, output_cadence
 from vidrestore.pipeline import PipelineConfig, analyse, choose_deinterlace, pack_pieces, run
 from vidrestore.restore import PassThroughRestorer
 
@@ -635,15 +637,17 @@ def test_double_rate_writes_a_frame_for_each_field_with_the_face_it_showed(sampl
         assert len(shown) == 48 and np.abs(shown[:, :, :width] - moments).mean() < 3  # 4:2:0 chroma
         assert np.abs(shown[:, :, width:] - np.stack([f.image for f in VideoReader(out)])).mean() < 3
     # QA pairs each input frame with the output frame of its moment, not with the one of its number
-    (meter,) = measure_tracks(clip, out, analyse(clip, PipelineConfig(), det).tracks, 128, deinterlace=fields)
+    assert output_cadence(out, 24, fields, frozenset()) == (2, frozenset())  # as `vidrestore eval video` finds it
+    (meter,) = measure_tracks(clip, out, analyse(clip, PipelineConfig(), det).tracks, 128, deinterlace=fields, step=2)
     before, after = meter.sheet()
     assert np.abs(before.astype(int) - after).mean() < 4
 
 
-def test_double_rate_doubles_faceless_video_and_leaves_film_and_progressive_video_at_their_rate(telecined_clip, sample_clip, tmp_path):
+def test_double_rate_and_decimate_retime_faceless_video_and_say_when_they_do_not_apply(telecined_clip, sample_clip, tmp_path):
     """A frame for each field whether or not there is a face (the user asked for 50p); telecined
     film, whose frames field matching puts back whole, and progressive video have no fields to
-    double, and the report says so."""
+    double, and the report says so. Likewise, faceless film loses its repeated frames, and video
+    whose fields are moments of their own has none to lose."""
     from vidrestore.io import EncodeOptions
 
     cfg = PipelineConfig(face_size=64, double_rate=True, encode=EncodeOptions(codec="ffv1"))
@@ -660,16 +664,69 @@ def test_double_rate_doubles_faceless_video_and_leaves_film_and_progressive_vide
     progressive = run(sample_clip, tmp_path / "progressive.mkv", cfg, Negative(64), torch.device("cpu"), detector=det)
     assert progressive.frames_out == 24 and any(n.startswith("--double-rate changed nothing: the video was not deinterlaced")
                                                 for n in progressive.notes)
+    # --decimate, the other way round: faceless film is encoded at its rate, video keeps its fields' moments
+    decimate = PipelineConfig(face_size=64, decimate=True, encode=EncodeOptions(codec="ffv1"))
+    film = run(telecine_clip(tmp_path / "film.mp4", blank), tmp_path / "film_out.mkv", decimate, Negative(64), torch.device("cpu"), detector=det)
+    assert not film.tracks and film.frames_in == 10 and film.frames_out == 8
+    assert any("the video was decimated to the film's own frames (--decimate)" in n for n in film.notes)
+    video = run(weave_clip(tmp_path / "faces.mp4", sample_clip), tmp_path / "video.mkv", decimate, Negative(64), torch.device("cpu"), detector=det)
+    assert video.frames_out == 24 and any(n.startswith("--decimate changed nothing: deinterlaced with bwdif") and "moments of their own" in n
+                                          for n in video.notes)
 
 
-def test_double_rate_refuses_what_it_cannot_write(interlaced_clip, tmp_path):
+def test_double_rate_and_decimate_refuse_what_they_cannot_write(interlaced_clip, tmp_path):
     with pytest.raises(ConfigError, match=r"double_rate \(--double-rate\) and keep_fields \(--keep-fields\) exclude each other"):
         PipelineConfig(double_rate=True, keep_fields=True)
     with pytest.raises(ConfigError, match="deinterlace off keeps the fields"):
         PipelineConfig(double_rate=True, deinterlace="off")
-    with pytest.raises(UsageError, match="--double-rate writes a video"):
-        run(interlaced_clip, tmp_path / "out_%06d.png", PipelineConfig(double_rate=True), PassThroughRestorer(64), torch.device("cpu"))
+    for other in ("double_rate", "keep_fields"):
+        with pytest.raises(ConfigError, match=r"decimate \(--decimate\) leaves out .* cannot be combined"):
+            PipelineConfig(decimate=True, **{other: True})
+    for flag in ("double_rate", "decimate"):
+        with pytest.raises(UsageError, match=f"--{flag.replace('_', '-')} writes a video"):
+            run(interlaced_clip, tmp_path / "out_%06d.png", PipelineConfig(**{flag: True}), PassThroughRestorer(64), torch.device("cpu"))
     assert not list(tmp_path.iterdir())
+
+
+def test_decimate_writes_each_film_frame_once_at_the_films_rate(telecined_clip, sample_clip, tmp_path):
+    """--decimate: telecined film comes out as its own 24 frames a second. Of each 5 field-matched
+    frames, the one that repeats a film frame is left out (and not restored), and the 4 others
+    are timed evenly over the 5's time, so the video lasts as long as the sound."""
+    from conftest import film_frames
+
+    from vidrestore.io import EncodeOptions
+
+    film = np.stack(film_frames(sample_clip)).astype(int)
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    restorer = PassThroughRestorer(128)
+    seen = []
+    original = restorer.restore_tracks
+    restorer.restore_tracks = lambda pieces: seen.append(sum(len(crops) for crops, _ in pieces)) or original(pieces)
+    out = tmp_path / "film.mkv"
+    cfg = PipelineConfig(face_size=128, decimate=True, encode=EncodeOptions(codec="ffv1"))
+    report = run(telecined_clip, out, cfg, restorer, torch.device("cpu"), detector=det, qa=True)
+    assert (report.frames_in, report.frames_out) == (30, 24)
+    assert any(", decimated (--decimate): the 6 frames that repeated a film frame were left out" in n for n in report.notes)
+    assert sum(seen) == sum(t["frames"] for t in report.tracks) * 4 // 5  # the repeats were not restored
+    assert probe(out).average_rate == Fraction(24000, 1001)
+    with av.open(str(out)) as c, av.open(str(telecined_clip)) as i:
+        shown, before = [f.time for f in c.decode(video=0)], [f.time for f in i.decode(video=0)]
+        assert [s.type for s in c.streams] == ["video", "audio"]
+    assert max(abs(b - a - 1001 / 24000) for a, b in zip(shown, shown[1:])) <= 0.001  # Matroska's ms
+    # the film ends when the video did: in step with the sound, which is copied as it was
+    assert abs((shown[-1] - shown[0] + 1001 / 24000) - (before[-1] - before[0] + 1001 / 30000)) <= 0.001
+    with VideoReader(out) as r:
+        frames = np.stack([f.image for f in r]).astype(int)
+    errors = np.abs(frames[:, None] - film[None]).mean(axis=(2, 3, 4))  # each output frame against each film frame
+    assert list(errors.argmin(axis=1)) == list(range(24)) and errors.min(axis=1).max() < 2  # every film frame once, in order
+    (row,) = report.qa
+    analysis = analyse(telecined_clip, PipelineConfig(), det)
+    assert row["frames_evaluated"] == sum(1 for i in analysis.tracks[0].frames if i not in analysis.repeats)
+    assert output_cadence(out, 30, analysis.deinterlace, analysis.repeats) == (1, analysis.repeats)  # as `eval video` finds it
+    assert output_cadence(telecined_clip, 30, analysis.deinterlace, analysis.repeats) == (1, frozenset())
+    (meter,) = measure_tracks(telecined_clip, out, analysis.tracks, 128, deinterlace=analysis.deinterlace, left_out=analysis.repeats)
+    before, after = meter.sheet()
+    assert np.abs(before.astype(int) - after).mean() < 4  # each input frame met the output frame made from it
 
 
 def test_a_dolby_vision_input_says_what_a_re_encode_loses(sample_clip, tmp_path):
@@ -751,7 +808,6 @@ def test_faces_of_an_anamorphic_video_reach_the_restorer_in_proportion(sample_cl
     anamorphic DV and DVD are: the crops the restorer gets, and its identity crops, are the
     square-pixel video's."""
     import dataclasses
-    from fractions import Fraction
 
     import cv2
 

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from . import __version__, jsonio
+from . import __version__, cadence, jsonio
 from .anchor import IdentityCrops, identity_frames
 from .config import check_minimums
 from .errors import ConfigError, InputError, ModelError, OutputError, UsageError
@@ -107,6 +107,10 @@ class PipelineConfig:
     # progressive frame for each field (50p from 50i), each with the face it showed, timed halfway
     # between the input's frames. Film rebuilt by field matching keeps its rate.
     double_rate: bool = False
+    # Telecined film, whose frames field matching rebuilt (above), is written at the film's rate:
+    # the frame of each 5 that repeats a film frame is left out (inverse telecine), 24000/1001 fps
+    # from 30000/1001. Other video keeps its rate.
+    decimate: bool = False
     only_tracks: tuple[int, ...] = ()  # restore only these track ids (from a --dry-run report); empty: every track
     only_people: tuple[int, ...] = ()  # and/or only the tracks of these people (person ids from a --dry-run report)
     # How much of each restored face replaces the original: 1 all of it, 0.5 an even blend (a
@@ -153,6 +157,9 @@ class PipelineConfig:
         if self.double_rate and self.keep_fields:
             raise ConfigError("double_rate (--double-rate) and keep_fields (--keep-fields) exclude each other: one writes a progressive frame for each field, "
                               "the other keeps the fields interlaced")
+        if self.decimate and (self.double_rate or self.keep_fields):
+            raise ConfigError("decimate (--decimate) leaves out the frames of telecined film that repeat a film frame; "
+                              "it cannot be combined with double_rate (--double-rate) or keep_fields (--keep-fields)")
         if self.double_rate and self.deinterlace == "off":
             raise ConfigError("double_rate (--double-rate) makes a frame of each field by deinterlacing them; "
                               "deinterlace off keeps the fields")
@@ -193,6 +200,11 @@ class Analysis:
     detect_side: int = 0  # longer side of the images the detector worked on
     frame_side: int = 0  # longer side of the frames
     faces: dict[int, bytes] = field(default_factory=dict)  # track id -> JPEG of its best detection (faces_dir)
+    # Field-matched film at a steady rate: the frame of each pulldown cycle that repeats a film
+    # frame, and every frame's time at the film's rate in a quarter of the stream's ticks (None
+    # for the repeats; see vidrestore.cadence). Empty for other video.
+    repeats: frozenset[int] = frozenset()
+    film_pts: list[int | None] = field(default_factory=list)
 
 
 @dataclass
@@ -303,8 +315,14 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
                     take(*answered.pop(), last=cut)
                 answered.append((*held.popleft(), cut))
 
+        matched = fields is not None and fields.match
+        changes: list[float] = []  # field-matched film: how much each frame changed from the one before
+        previous = None
         for frame in reader:
             pts.append(frame.pts)
+            if matched:
+                changes.append(cadence.change(previous, current := cadence.thumbnail(frame.image)))
+                previous = current
             held.append((frame.index, frame.image, frame.scale))
             answer(shots.update(frame.image))
         answer(shots.finish())
@@ -332,7 +350,17 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     references = {t.track_id: crops[cfg.reference_of(t)] for t in tracks if cfg.reference_of(t)}
     return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references, tracker.too_small,
                     stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side,
-                    portraits.faces if portraits is not None else {})
+                    portraits.faces if portraits is not None else {}, *film_cadence(changes, pts))
+
+
+def film_cadence(changes: list[float], pts: list[int | None]) -> tuple[frozenset[int], list[int | None]]:
+    """Field-matched film's repeated frames and timing at the film's rate (:mod:`~vidrestore.cadence`);
+    none for other video (no ``changes``) or frames that are not evenly spaced."""
+    step = cadence.frame_step(pts)
+    if not changes or step is None:
+        return frozenset(), []
+    repeats = cadence.repeated_frames(changes)
+    return repeats, cadence.film_timing(pts, repeats, step)
 
 
 def aligned_side(image: np.ndarray, scale: tuple[float, float]) -> float:
@@ -374,6 +402,19 @@ def reference_crop(photo: str, detector: FaceDetector, face_size: int) -> np.nda
 
 
 DEINTERLACE_MODES = ("auto", "on", "ivtc", "off")
+
+
+def retiming(analysis: Analysis, cfg: PipelineConfig) -> str:
+    """How the output's frame rate differs from the input's, as a report says it ("": it does not)."""
+    if doubles(analysis, cfg):
+        return "deinterlaced into a frame for each field (--double-rate)"
+    return "decimated to the film's own frames (--decimate)" if decimates(analysis, cfg) else ""
+
+
+def decimates(analysis: Analysis, cfg: PipelineConfig) -> bool:
+    """Whether the output leaves out the frames of telecined film that repeat a film frame
+    (``cfg.decimate``, on field-matched film whose frames are evenly spaced: :func:`film_cadence`)."""
+    return cfg.decimate and bool(analysis.film_pts)
 
 
 def doubles(analysis: Analysis, cfg: PipelineConfig) -> bool:
@@ -418,7 +459,8 @@ def deinterlace_note(analysis: Analysis, cfg: PipelineConfig, rotation: int = 0)
     """What was done with the input's fields (``cfg.keep_fields``, ``cfg.double_rate``), and why."""
     fields = analysis.deinterlace
     if fields is None:
-        asked = [flag for flag, on in (("--keep-fields", cfg.keep_fields), ("--double-rate", cfg.double_rate)) if on]
+        asked = [flag for flag, on in (("--keep-fields", cfg.keep_fields), ("--double-rate", cfg.double_rate),
+                                       ("--decimate", cfg.decimate)) if on]
         return [f"{asked[0]} changed nothing: the video was not deinterlaced (it looks progressive, or --deinterlace off "
                 "kept its fields)"] if asked else []
     how = f"{fields.describe()} ({analysis.fields})"
@@ -429,6 +471,12 @@ def deinterlace_note(analysis: Analysis, cfg: PipelineConfig, rotation: int = 0)
         return [f"{how}, a frame for each field (--double-rate): twice the input's frames, each with the face it showed"] \
             if doubles_rate(fields) else [f"--double-rate changed nothing: {how} gives back the film's own frames, which have "
                                           "no fields of their own; the output keeps the input's rate"]
+    if cfg.decimate:
+        if decimates(analysis, cfg):
+            return [f"{how}, decimated (--decimate): the {len(analysis.repeats)} frames that repeated a film frame were left out, "
+                    "and the film's own frames are timed at 4/5 of the input's rate"]
+        why = "its frames are not evenly spaced" if fields.match else "its fields are moments of their own, not film in pulldown"
+        return [f"--decimate changed nothing: {how}; {why}, so no frame repeats a film frame"]
     doubling = ", --double-rate writes a frame for each field" if doubles_rate(fields) else ""
     return [f"{how}; --keep-fields pastes the faces into the input's fields and keeps them{doubling}, --deinterlace off "
             "keeps the fields and restores faces on them"]
@@ -538,17 +586,20 @@ def video_notes(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Path) -
     restore, why it was encoded rather than copied."""
     if selected_tracks(analysis, cfg):
         return deinterlace_note(analysis, cfg, probe(src).rotation)
-    return [copy_note(analysis, faceless_encoding(src, dst, doubles(analysis, cfg)))]
+    return [copy_note(analysis, faceless_encoding(src, dst, retiming(analysis, cfg)))]
 
 
 def check_timing(cfg: PipelineConfig, src: Path, dst: Path | None) -> None:
     """``--frame-rate`` times the pictures of an image sequence in a video; refuse it elsewhere.
-    ``--double-rate`` puts frames between the input's, which a sequence's pictures, numbered as the
-    input's frames, have no names for."""
+    ``--double-rate`` puts frames between the input's, and ``--decimate`` retimes film's frames,
+    which a sequence's pictures, numbered as the input's frames, cannot say."""
     if cfg.frame_rate and not is_sequence(src):
         raise UsageError("--frame-rate times the pictures of an image sequence (name_%06d.png); a video keeps its own timing")
     if cfg.frame_rate and dst is not None and is_sequence(dst):
         raise UsageError("--frame-rate times a video made from pictures; an image sequence stores no timing")
+    if cfg.decimate and dst is not None and is_sequence(dst):
+        raise UsageError("--decimate writes a video (.mkv, .mov, .mp4): an image sequence's pictures are numbered as the "
+                         "input's frames, and the film's own frames need their own times")
     if cfg.double_rate and dst is not None and is_sequence(dst):
         raise UsageError("--double-rate writes a video (.mkv, .mov, .mp4): an image sequence's pictures are numbered as the "
                          "input's frames, with no numbers for the fields between them")
@@ -572,14 +623,14 @@ def played_at(info: VideoInfo, cfg: PipelineConfig) -> VideoInfo:
     return info if rate == info.average_rate else dataclasses.replace(info, time_base=1 / rate, average_rate=rate)
 
 
-def faceless_encoding(src: Path, dst: Path, doubled: bool = False) -> str:
+def faceless_encoding(src: Path, dst: Path, retiming: str = "") -> str:
     """Why a video with nothing to restore is encoded unchanged rather than copied ("": it is
     copied): a copy would leave a JPEG inside a .png, or a raw stream's unstamped frames in a
     container that needs timestamps, or the pictures of an image sequence in a video file, or
-    a turned video in a container that stores no rotation, or H.264 in a program stream; or
-    ``doubled``: the output has a frame for each field (:func:`doubles`)."""
-    if doubled:
-        return "the video was deinterlaced into a frame for each field (--double-rate), as asked"
+    a turned video in a container that stores no rotation, or H.264 in a program stream; or the
+    output runs at another rate, as ``retiming`` says (:func:`retiming`)."""
+    if retiming:
+        return f"the video was {retiming}, as asked"
     info = probe(src)
     encoder = IMAGE_ENCODERS.get(dst.suffix.lower())
     if encoder is not None and info.codec != encoder:
@@ -630,7 +681,7 @@ def encoded_segments(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Pa
     encoded all the same (:func:`faceless_encoding`)."""
     if selected_tracks(analysis, cfg):
         return plan_segments(analysis, 0 if whole else cfg.segment_frames, cfg.batch_size or max(GPU_WINDOWS))
-    return [range(analysis.frames)] if faceless_encoding(src, dst, doubles(analysis, cfg)) else []
+    return [range(analysis.frames)] if faceless_encoding(src, dst, retiming(analysis, cfg)) else []
 
 
 def to_display(detection: Detection, scale: tuple[float, float]) -> Detection:
@@ -659,8 +710,12 @@ def plan_segments(analysis: Analysis, segment_frames: int, window: int = 0) -> l
     return segments
 
 
-def segment_starts(analysis: Analysis, segments: list[range], time_base: Fraction) -> list[Fraction | None]:
-    """When, in seconds, the first frame of each of ``segments`` is shown (for :func:`~vidrestore.io.writer.remux`)."""
+def segment_starts(analysis: Analysis, segments: list[range], time_base: Fraction, decimated: bool = False) -> list[Fraction | None]:
+    """When, in seconds, the first frame each of ``segments`` writes is shown (for
+    :func:`~vidrestore.io.writer.remux`); ``decimated``: at the film's rate (:func:`decimates`)."""
+    if decimated:
+        firsts = [next((analysis.film_pts[i] for i in s if analysis.film_pts[i] is not None), None) for s in segments]
+        return [None if pts is None else pts * time_base / cadence.TICKS for pts in firsts]
     return [analysis.pts[s.start] * time_base if s.start < len(analysis.pts) and analysis.pts[s.start] is not None else None
             for s in segments]
 
@@ -774,7 +829,8 @@ def _restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[in
     seconds = {f.index: torch.from_numpy(f.second).permute(2, 0, 1).to(device) for f in window if f.second is not None}
     # a keep_fields reader's faces go into the interlaced frame; they are found and cropped in the progressive one
     bases = {f.index: torch.from_numpy(f.fields).permute(2, 0, 1).to(device) for f in window if f.fields is not None} or tensors
-    moments = [[(i, m) for i in range(max(first, t.start), min(last + 1, t.end)) for m in ((0, 1) if i in seconds else (0,))]
+    held = {f.index for f in window}  # a repeated film frame left out (--decimate) is not in the window
+    moments = [[(i, m) for i in range(max(first, t.start), min(last + 1, t.end)) if i in held for m in ((0, 1) if i in seconds else (0,))]
                for t in active]
     marks = [np.stack([_landmarks_at(t, i, m) for i, m in mine]) for t, mine in zip(active, moments)]
     mats = [face_matrices(lm, cfg.face_size, pixel_aspect) for lm in marks]
@@ -877,6 +933,11 @@ def _clean_segments(parts: list[Path], carries: list[Path], ledger: SegmentLedge
             carry.unlink(missing_ok=True)
 
 
+def retimed(info: VideoInfo, ticks: int, rate: Fraction | None) -> VideoInfo:
+    """``info`` timed as an output at frame ``rate``, stamped in ticks ``ticks`` times finer than its own."""
+    return dataclasses.replace(info, time_base=info.time_base / ticks, average_rate=rate)
+
+
 def _preview_info(info):
     """Stream description for the side-by-side preview: display orientation, twice as wide."""
     width, height = info.display_size
@@ -923,13 +984,17 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         # the display-oriented images (a phone's video played sideways from an AVI).
         upright = info.rotation % 360 != 0 and (target.suffix.lower() in IMAGE_ENCODERS or not stores_rotation(target))
         faced = None if preview or upright else [range(t.start, t.end) for t in tracks]  # the preview shows every frame
-        doubled = doubles(analysis, cfg)
+        doubled, decimated = doubles(analysis, cfg), decimates(analysis, cfg)
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
                                                  deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,
                                                  images_for=faced, keep_fields=cfg.keep_fields, double_rate=doubled))
-        # bwdif times each field in half the stream's ticks
-        timed = dataclasses.replace(info, time_base=info.time_base / 2, average_rate=2 * info.average_rate if info.average_rate else None) \
-            if doubled else info
+        # bwdif times each field in half the stream's ticks; film's frames are timed in a quarter of them
+        if doubled:
+            timed = retimed(info, 2, 2 * info.average_rate if info.average_rate else None)
+        elif decimated:
+            timed = retimed(info, cadence.TICKS, cadence.FILM_RATE / (cadence.frame_step(analysis.pts) * info.time_base))
+        else:
+            timed = info
         coded = dataclasses.replace(timed, field_order=coded_field_order(analysis, info, cfg.keep_fields))
         if upright:
             coded = dataclasses.replace(coded, rotation=0, width=info.display_size[0], height=info.display_size[1])
@@ -938,8 +1003,12 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         window: list = []
         later_rows = None if doubled else 0 if analysis.deinterlace is not None and analysis.deinterlace.parity == "bff" else 1
 
-        def write(source: av.VideoFrame, pts: int, image: np.ndarray | None, shown: np.ndarray | None, pasted: Pasted | None) -> None:
-            """One output frame, and its side-by-side preview (``shown``, the progressive input, beside the output)."""
+        def write(source: av.VideoFrame, pts: int | None, image: np.ndarray | None, shown: np.ndarray | None,
+                  pasted: Pasted | None) -> None:
+            """One output frame, and its side-by-side preview (``shown``, the progressive input,
+            beside the output); none for a repeated film frame left out (``pts`` None)."""
+            if pts is None:
+                return
             if upright:
                 writer.write(None, pts, pasted.image if pasted else image)
             else:
@@ -950,11 +1019,13 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         def flush() -> None:
             nonlocal faces
             raise_if_stopped()
-            changed = _restore_window(window, tracks, fades, restorer, contexts, identity, cfg, device, masker, info.pixel_aspect,
-                                      later_rows)
+            kept = [f for f in window if not (decimated and f.index in analysis.repeats)]  # a repeat is not written: not restored
+            changed = _restore_window(kept, tracks, fades, restorer, contexts, identity, cfg, device, masker, info.pixel_aspect,
+                                      later_rows) if kept else {}
             faces += sum(1 for f in window for t in tracks if t.covers(f.index))
             for f in window:
-                write(f.source, 2 * f.pts if doubled else f.pts, f.image if f.fields is None else f.fields, f.image, changed.get((f.index, 0)))
+                pts = analysis.film_pts[f.index] if decimated else 2 * f.pts if doubled else f.pts
+                write(f.source, pts, f.image if f.fields is None else f.fields, f.image, changed.get((f.index, 0)))
                 if f.second_source is not None:
                     write(f.second_source, f.second_source.pts, f.second, f.second, changed.get((f.index, 1)))
             if progress:
@@ -1150,7 +1221,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     t2 = time.perf_counter()
                     tick = played_at(probe(src), cfg).time_base
                     notes.extend(left_out_note(remux(parts, src, final_tmp, provenance(restorer.name),
-                                                     segment_starts(analysis, segments, tick), tick), dst))
+                                                     segment_starts(analysis, segments, tick, decimates(analysis, cfg)), tick), dst))
                     timings["remux"] = time.perf_counter() - t2
                 except BaseException as exc:
                     stopped = keeps_segments(exc)
@@ -1168,7 +1239,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     qa_rows = None
     if qa and restoring and dst is not None and not dry_run:
         t3 = time.perf_counter()
-        qa_rows, alarms = quality_check(src, dst, analysis, restoring, cfg.face_size, progress)
+        qa_rows, alarms = quality_check(src, dst, analysis, restoring, cfg, progress)
         notes.extend(alarms)
         timings["qa"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
@@ -1177,14 +1248,15 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     return dataclasses.replace(report, qa=qa_rows, encoder=encoder)
 
 
-def quality_check(src: Path, dst: Path, analysis: Analysis, tracks: list[Track], face_size: int,
+def quality_check(src: Path, dst: Path, analysis: Analysis, tracks: list[Track], cfg: PipelineConfig,
                   progress: Progress | None = None) -> tuple[list[dict], list[str]]:
     """Per restored track: warping error, flicker and identity of the output and of the input
     (summaries only; `vidrestore eval video` gives the per-frame series and figures), and a note
     per track that flickers more than its input or drifts from the person."""
     if is_sequence(dst) and analysis.corrupt_packets:
         return [], ["no quality check: the output sequence has gaps where pictures of the input did not decode"]
-    meters = measure_tracks(src, dst, tracks, face_size, deinterlace=analysis.deinterlace, progress=progress)
+    meters = measure_tracks(src, dst, tracks, cfg.face_size, deinterlace=analysis.deinterlace, progress=progress,
+                            step=2 if doubles(analysis, cfg) else 1, left_out=analysis.repeats if decimates(analysis, cfg) else frozenset())
     encoder = DlibIdentityEncoder()
     rows = [{k: v for k, v in meter.finish(encoder).items() if k != "per_frame"} for meter in meters]
     return rows, qa_alarms(rows)

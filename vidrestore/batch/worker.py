@@ -35,6 +35,7 @@ from ..pipeline import (
     check_paths,
     copy_note,
     create_masker,
+    decimates,
     encoded_segments,
     encoding,
     hand_on,
@@ -167,7 +168,7 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
                 notes.extend(master)
                 tick = played_at(probe(item.input), item.options.pipeline).time_base
                 notes.extend(left_out_note(remux(parts, item.input, tmp, provenance(plan.restorer),
-                                                 segment_starts(plan.analysis, plan.segments, tick), tick), item.output))
+                                                 segment_starts(plan.analysis, plan.segments, tick, decimates(plan.analysis, item.options.pipeline)), tick), item.output))
             else:
                 notes.append(copy_note(plan.analysis))
                 notes.extend(left_out_note(remux(item.input, item.input, tmp), item.output))
@@ -179,7 +180,7 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
     qa = None
     if item.qa and selected:
         t0 = time.time()
-        qa, alarms = quality_check(item.input, item.output, plan.analysis, selected, item.options.pipeline.face_size)
+        qa, alarms = quality_check(item.input, item.output, plan.analysis, selected, item.options.pipeline)
         notes.extend(alarms)
         timings["qa"] = time.time() - t0
     seconds = time.time() - plan.started

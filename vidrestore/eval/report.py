@@ -18,7 +18,7 @@ from ..io import VideoReader
 from ..pipeline import PipelineConfig, analyse
 from ..train.data import list_images, read_rgb
 from . import niqe as niqe_metric
-from .tracks import SIDES, TrackMeter, frames_per_input_frame, measure_tracks
+from .tracks import SIDES, TrackMeter, measure_tracks, output_cadence
 from .metrics import UNAVAILABLE, identity_cosine, landmark_distance, psnr, ssim
 
 SCHEMA_VERSION = 3
@@ -153,7 +153,9 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
     video for NIQE, which scores at most ``niqe_limit`` frames."""
     analysis = analyse(input_path, cfg, detector)
     encoder = DlibIdentityEncoder()
-    meters = measure_tracks(input_path, restored_path, analysis.tracks, cfg.face_size, max_frames, analysis.deinterlace)
+    step, left_out = output_cadence(restored_path, analysis.frames, analysis.deinterlace, analysis.repeats)
+    meters = measure_tracks(input_path, restored_path, analysis.tracks, cfg.face_size, max_frames, analysis.deinterlace,
+                            step=step, left_out=left_out)
     if figures is not None:
         figures.mkdir(parents=True, exist_ok=True)
     tracks = []
@@ -163,7 +165,6 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
             track_figures(row, meter, figures)
         tracks.append(row)
     frames = max_frames or analysis.frames
-    step = frames_per_input_frame(input_path, restored_path, analysis.deinterlace)
     niqe_frames, niqe_in = _frame_niqe(input_path, niqe_every, frames, niqe_limit)
     _, niqe_out = _frame_niqe(restored_path, niqe_every * step, frames * step, niqe_limit)
     report = {"schema": SCHEMA_VERSION, "kind": "video", "input": str(input_path), "restored": str(restored_path),

@@ -129,20 +129,28 @@ def _mean(values: list[float] | np.ndarray) -> float | None:
 
 
 def measure_tracks(input_path: Path, restored_path: Path, tracks: list[Track], face_size: int, max_frames: int = 0,
-                   deinterlace: FieldFilter | None = None, progress: Callable[[str, int, int, int], None] | None = None) -> list[TrackMeter]:
+                   deinterlace: FieldFilter | None = None, progress: Callable[[str, int, int, int], None] | None = None,
+                   step: int = 1, left_out: frozenset[int] = frozenset()) -> list[TrackMeter]:
     """Read both videos in lockstep and feed every track's crops to its meter; returns the meters,
     not yet finished. ``max_frames``: measure at most this many frames of each track (0: all).
     ``deinterlace``: how the input's frames were made progressive when it was restored.
-    ``progress`` hears ("qa", frames read, frames in all, faces measured)."""
+    ``progress`` hears ("qa", frames read, frames in all, faces measured). ``step``: restored
+    frames for each input frame (2: a frame for each field, ``--double-rate``); ``left_out``:
+    input frames the restored video does not have (repeated film frames, ``--decimate``). See
+    :func:`output_cadence`."""
     lengths = {t.track_id: min(len(t), max_frames) if max_frames else len(t) for t in tracks}
     meters = {t.track_id: TrackMeter(t.track_id, t.start, lengths[t.track_id]) for t in tracks}
     last = max((t.start + lengths[t.track_id] for t in tracks), default=0)
     measured = 0
-    step = frames_per_input_frame(input_path, restored_path, deinterlace)  # a field-rate output: its frames at the input's times
+    written = last - sum(1 for i in left_out if i < last)
     with VideoReader(input_path, deinterlace=deinterlace, stop=last) as source, \
-            VideoReader(restored_path, only=set(range(0, last * step, step))) as restored:
+            VideoReader(restored_path, only=set(range(0, written * step, step))) as restored:
         aspect = source.info.pixel_aspect  # crops as the pipeline cut them: square pixels
-        for before, after in zip(source, restored):
+        outputs = iter(restored)
+        for before in source:
+            after = None if before.index in left_out else next(outputs, None)
+            if after is None:
+                continue
             live = [t for t in tracks if t.covers(before.index) and meters[t.track_id].count < lengths[t.track_id]]
             if progress:
                 progress("qa", before.index + 1, last, measured)
@@ -158,11 +166,19 @@ def measure_tracks(input_path: Path, restored_path: Path, tracks: list[Track], f
     return list(meters.values())
 
 
-def frames_per_input_frame(input_path: Path, restored_path: Path, deinterlace: FieldFilter | None) -> int:
-    """How many frames the restored video has for each of the input's: 2 where interlaced input
-    was written at the field rate (``--double-rate``, or another tool's bob deinterlacing), else 1."""
-    rate_in, rate_out = probe(input_path).average_rate, probe(restored_path).average_rate
-    return 2 if doubles_rate(deinterlace) and rate_in and rate_out == 2 * rate_in else 1
+def output_cadence(restored_path: Path, frames: int, deinterlace: FieldFilter | None,
+                   repeats: frozenset[int]) -> tuple[int, frozenset[int]]:
+    """How a restored video's frames stand to the input's ``frames`` (``step`` and ``left_out`` of
+    :func:`measure_tracks`), from how many it has: twice as many where interlaced input was written
+    at the field rate (``--double-rate``, or another tool's bob deinterlacing), or fewer by the
+    ``repeats`` of telecined film (``--decimate``, or another tool's decimation), else as many."""
+    found = probe(restored_path).estimated_frames
+    ways = [((1, frozenset()), frames)]
+    if doubles_rate(deinterlace):
+        ways.append(((2, frozenset()), 2 * frames))
+    if repeats:
+        ways.append(((1, repeats), frames - len(repeats)))
+    return min(ways, key=lambda way: abs(way[1] - found))[0]
 
 
 def qa_alarms(rows: list[dict]) -> list[str]:

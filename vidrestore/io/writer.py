@@ -822,13 +822,27 @@ def fits_rate(timecode: str, rate: Fraction | None) -> bool:
 
 
 def timecode_at(timecode: str, rate: Fraction | None, new_rate: Fraction | None) -> str:
-    """``timecode`` (HH:MM:SS:FF, ";" before FF when drop-frame) counted at ``new_rate`` when that
-    is a whole multiple of ``rate``: 50p made from 50i counts 50 frames a second, so frame 12 at
-    25 is frame 24 there. Other rates, or none, leave it as it is."""
-    if not (timecode and rate and new_rate) or new_rate % rate or new_rate == rate:
+    """``timecode`` (HH:MM:SS:FF, ";" before FF when drop-frame) counted at ``new_rate``. A whole
+    multiple of ``rate`` counts the same moments in finer frames: 50p made from 50i counts 50 a
+    second, so frame 12 at 25 is frame 24 there. Film decimated from video (24000/1001 from
+    30000/1001) counts its frames from the same start: the video's frame number (drop-frame
+    timecodes skip numbers, not frames) times 4/5, in non-drop-frame timecode at 24 a second.
+    Equal rates, or none, leave it as it is."""
+    parts = timecode.replace(";", ":").replace(".", ":").split(":")
+    if not (rate and new_rate) or new_rate == rate or len(parts) != 4 or not all(p.isdigit() for p in parts):
         return timecode
-    head, sep, frames = timecode[:-3], timecode[-3], timecode[-2:]
-    return f"{head}{sep}{int(frames) * int(new_rate / rate):02d}" if frames.isdigit() and sep in ":;." else timecode
+    if new_rate % rate == 0:
+        head, sep, frames = timecode[:-3], timecode[-3], timecode[-2:]
+        return f"{head}{sep}{int(frames) * int(new_rate / rate):02d}"
+    nominal, new_nominal = round(rate), round(new_rate)
+    hours, minutes, seconds, frames = map(int, parts)
+    count = ((hours * 60 + minutes) * 60 + seconds) * nominal + frames
+    if ";" in timecode:  # drop-frame: two numbers (four at 60) skipped each minute but every tenth
+        total_minutes = hours * 60 + minutes
+        count -= (nominal // 15) * (total_minutes - total_minutes // 10)
+    count = count * new_rate // rate
+    frames, seconds = count % new_nominal, count // new_nominal
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}:{frames:02d}"
 
 
 def _timecode_tracks(container: av.container.InputContainer) -> list[av.stream.Stream]:
@@ -1004,8 +1018,10 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 [code for code in [probe(other_source).timecode] if code and fits_rate(code, vstream.average_rate)]
             if timecodes:
                 video.metadata.setdefault("timecode", timecodes[0])
-            if "timecode" in video.metadata and oin.streams.video:  # on video made at another rate (--double-rate)
-                video.metadata["timecode"] = timecode_at(video.metadata["timecode"], oin.streams.video[0].average_rate, vstream.average_rate)
+            if "timecode" in video.metadata and oin.streams.video:  # on video made at another rate (--double-rate, --decimate)
+                # the streams' base rates: an .mp4's average rate counts the last frame's and the audio's durations
+                rates = [s.base_rate or s.average_rate for s in (oin.streams.video[0], vstream)]
+                video.metadata["timecode"] = timecode_at(video.metadata["timecode"], *rates)
             if vstream.average_rate:
                 # The output's declared rate (Matroska's default duration, the rate a timecode
                 # counts in) comes from the codec's; a copied stream has the codec's tick rate

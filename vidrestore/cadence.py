@@ -1,0 +1,69 @@
+"""The pulldown cadence of telecined film: which field-matched frames repeat a film frame, and
+the film's own timing once they are left out (``--decimate``).
+
+3:2 pulldown spreads 4 film frames over 5 video frames. Field matching (FFmpeg's fieldmatch)
+puts every film frame back together, so one frame in each 5 shows the film frame before it
+again. As FFmpeg's decimate filter does, each cycle of 5 frames (counted from the first frame of
+the video) drops the one that changed least from the frame before it, and the 4 left are timed
+evenly over the cycle's time: 24000/1001 fps from 30000/1001, with every cycle starting when
+it did in the input, so sound stays in step. A last, shorter cycle keeps all its frames and times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+
+import cv2
+import numpy as np
+
+CYCLE = 5  # video frames per cycle of 3:2 pulldown, one of them a repeat
+FILM_RATE = Fraction(CYCLE - 1, CYCLE)  # the film's frame rate, as a share of the video's
+TICKS = CYCLE - 1  # film frames are timed in ticks this many times finer than the video's, so each is a whole number
+THUMBNAIL = (64, 48)  # width, height of the grey pictures frames are compared at
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """A small grey float picture of an RGB frame, to measure how much a frame changed."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    return cv2.resize(grey, THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def change(previous: np.ndarray | None, current: np.ndarray) -> float:
+    """Mean absolute difference of two :func:`thumbnail` pictures (inf for the first frame)."""
+    return float("inf") if previous is None else float(np.abs(current - previous).mean())
+
+
+def repeated_frames(changes: Sequence[float], cycle: int = CYCLE) -> frozenset[int]:
+    """The frame of each full cycle that changed least from the one before it (``changes[i]``:
+    frame i against frame i - 1)."""
+    full = len(changes) // cycle * cycle
+    return frozenset(start + int(np.argmin(changes[start : start + cycle])) for start in range(0, full, cycle))
+
+
+def frame_step(pts: Sequence[int | None]) -> int | None:
+    """The ticks from each frame to the next, where every frame is that far from the one before it
+    (within a tick of rounding); None otherwise. A container's average rate is no guide: an .mp4's
+    counts the last frame's duration and the audio's, and read 29.77 fps for 29.97 fps film."""
+    if len(pts) < 2 or any(p is None for p in pts):
+        return None
+    steps = np.diff(np.asarray(pts, dtype=np.int64))
+    step = int(np.median(steps))
+    return step if step > 0 and bool(np.all(np.abs(steps - step) <= 1)) else None
+
+
+def film_timing(pts: Sequence[int], repeats: frozenset[int], frame_ticks: int, cycle: int = CYCLE) -> list[int | None]:
+    """Each frame's presentation time in ticks ``cycle - 1`` times finer than the input's once
+    ``repeats`` are left out (None for those): the ``cycle - 1`` frames a full cycle keeps are
+    ``cycle / (cycle - 1)`` frames apart from the cycle's first time. Frames of a cycle without a
+    repeat keep their times."""
+    kept = cycle - 1
+    timing: list[int | None] = []
+    for start in range(0, len(pts), cycle):
+        frames = range(start, min(start + cycle, len(pts)))
+        if not any(i in repeats for i in frames):
+            timing += [kept * pts[i] for i in frames]
+            continue
+        order = iter(range(kept))
+        timing += [None if i in repeats else kept * pts[start] + next(order) * cycle * frame_ticks for i in frames]
+    return timing
