@@ -933,9 +933,16 @@ def _clean_segments(parts: list[Path], carries: list[Path], ledger: SegmentLedge
             carry.unlink(missing_ok=True)
 
 
-def retimed(info: VideoInfo, ticks: int, rate: Fraction | None) -> VideoInfo:
-    """``info`` timed as an output at frame ``rate``, stamped in ticks ``ticks`` times finer than its own."""
-    return dataclasses.replace(info, time_base=info.time_base / ticks, average_rate=rate)
+def output_timing(info: VideoInfo, analysis: Analysis, cfg: PipelineConfig) -> VideoInfo:
+    """``info`` with the output's time base and frame rate: a frame for each field (:func:`doubles`)
+    runs at twice the rate, timed as bwdif times them, in half the stream's ticks; film's own
+    frames (:func:`decimates`) at 4/5 of the rate its frames are spaced at, in a quarter of them."""
+    if doubles(analysis, cfg):
+        return dataclasses.replace(info, time_base=info.time_base / 2, average_rate=2 * info.average_rate if info.average_rate else None)
+    if decimates(analysis, cfg):
+        rate = cadence.FILM_RATE / (cadence.frame_step(analysis.pts) * info.time_base)
+        return dataclasses.replace(info, time_base=info.time_base / cadence.TICKS, average_rate=rate)
+    return info
 
 
 def _preview_info(info):
@@ -988,13 +995,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
                                                  deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,
                                                  images_for=faced, keep_fields=cfg.keep_fields, double_rate=doubled))
-        # bwdif times each field in half the stream's ticks; film's frames are timed in a quarter of them
-        if doubled:
-            timed = retimed(info, 2, 2 * info.average_rate if info.average_rate else None)
-        elif decimated:
-            timed = retimed(info, cadence.TICKS, cadence.FILM_RATE / (cadence.frame_step(analysis.pts) * info.time_base))
-        else:
-            timed = info
+        timed = output_timing(info, analysis, cfg)
         coded = dataclasses.replace(timed, field_order=coded_field_order(analysis, info, cfg.keep_fields))
         if upright:
             coded = dataclasses.replace(coded, rotation=0, width=info.display_size[0], height=info.display_size[1])
@@ -1022,7 +1023,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
             kept = [f for f in window if not (decimated and f.index in analysis.repeats)]  # a repeat is not written: not restored
             changed = _restore_window(kept, tracks, fades, restorer, contexts, identity, cfg, device, masker, info.pixel_aspect,
                                       later_rows) if kept else {}
-            faces += sum(1 for f in window for t in tracks if t.covers(f.index))
+            faces += sum(1 for f in kept for t in tracks if t.covers(f.index))
             for f in window:
                 pts = analysis.film_pts[f.index] if decimated else 2 * f.pts if doubled else f.pts
                 write(f.source, pts, f.image if f.fields is None else f.fields, f.image, changed.get((f.index, 0)))
