@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 from conftest import (captioned_clip, captions, combing, cover_picture, covered_clip, dressed_clip, film_frames, hdr10_clip, hdr10_metadata, make_clip,
-                      read_pts, resized_clip, telecine_clip, timecoded_clip)
+                      read_pts, resized_clip, telecine_clip, timecoded_clip, weave_clip)
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -567,6 +567,27 @@ def test_neither_woven_video_nor_progressive_video_is_taken_for_telecined_film(i
     woven, progressive = scan_fields(interlaced_clip), scan_fields(sample_clip)
     assert woven.interlaced and not woven.telecined and woven.combed > 20, woven
     assert not progressive.interlaced and not progressive.telecined and progressive.matched == 0, progressive
+
+
+def _after_a_still_leader(path: Path, sample_clip: Path, leader: int, repeats: int) -> Path:
+    """``leader`` frames of flat grey (a tape's black or slate), then the sample's frames ``repeats`` times."""
+    with VideoReader(sample_clip) as r:
+        frames = [f.image for f in r] * repeats
+    images = [np.full_like(frames[0], 16)] * leader + frames
+    return make_clip(path, [i * 40 for i in range(len(images))], size=frames[0].shape[:2], images=images)
+
+
+@pytest.mark.parametrize("leader, repeats", [(70, 1), (320, 4)])  # read on from the start; read at times spread over it
+def test_fields_are_found_past_a_still_leader(sample_clip, tmp_path, leader, repeats):
+    """A transfer flagged progressive that opens with still frames longer than one scan stretch
+    (60 frames): idet judges none of them, so the scan reads on, or at later times, until it has
+    seen enough moving frames. Until now such video was left combed, and film left undecimated."""
+    source = _after_a_still_leader(tmp_path / "source.mp4", sample_clip, leader, repeats)
+    woven = scan_fields(weave_clip(tmp_path / "woven.mp4", source, declare=False))
+    assert woven.interlaced and woven.parity == "tff" and woven.stretches > 1, woven
+    if repeats == 1:
+        film = scan_fields(telecine_clip(tmp_path / "film.mp4", source))
+        assert film.telecined and film.stretches > 1, film
 
 
 @pytest.mark.parametrize("start, telecined", [(6, False), (9, False), (10, True), (13, True)])  # a keyframe, a frame between keyframes

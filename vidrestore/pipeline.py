@@ -94,7 +94,7 @@ class PipelineConfig:
     drop_streams: bool = False
     mask: str = "auto"  # paste mask: ellipse | parsing (ParseNet weights needed) | auto (parsing when weights are found)
     parsing_weights: str = ""  # ParseNet checkpoint; also VIDRESTORE_WEIGHTS_PARSENET_512 or the cache
-    # auto: telecined film (found by field matching in its first frames) is field-matched (inverse
+    # auto: telecined film (found by field matching in the frames scanned) is field-matched (inverse
     # telecine); other interlaced video (declared, or found by FFmpeg's idet) is deinterlaced with
     # bwdif; on: always bwdif; ivtc: always field matching; off: never (faces restored on combed
     # frames come out combed).
@@ -425,7 +425,8 @@ def doubles(analysis: Analysis, cfg: PipelineConfig) -> bool:
 
 def choose_deinterlace(cfg: PipelineConfig, path: Path, info: VideoInfo) -> tuple[FieldFilter | None, str]:
     """How to make the frames progressive (None: leave them) and why, from ``cfg.deinterlace``,
-    the declared field order, and what FFmpeg's idet and fieldmatch make of the first frames.
+    the declared field order, and what FFmpeg's idet and fieldmatch make of the frames scanned
+    (:func:`~vidrestore.io.reader.scan_fields`).
     Archival transfers are often flagged progressive although their fields differ, and telecined
     film is often flagged interlaced although field matching gives its film frames back whole."""
     if cfg.deinterlace not in DEINTERLACE_MODES:

@@ -24,6 +24,7 @@ from av.video.reformatter import VideoReformatter
 
 from ..errors import InputError
 from .probe import VideoInfo, open_input, probe
+from .sequence import is_sequence
 
 _END = object()
 
@@ -146,8 +147,8 @@ class FieldFilter:
 
 @dataclass(frozen=True)
 class FieldScan:
-    """What FFmpeg made of the first frames of a stream. idet: frames that look interlaced, by field
-    order, and frames that look progressive (static frames count as neither). fieldmatch, in the
+    """What FFmpeg made of stretches of a stream's frames. idet: frames that look interlaced, by
+    field order, and frames that look progressive (static frames count as neither). fieldmatch, in the
     field order that suits the stream better: frames it rebuilt from fields of their neighbours
     (``matched``) and frames it left combed (``combed``)."""
 
@@ -157,6 +158,7 @@ class FieldScan:
     matched: int = 0
     combed: int = 0
     match_parity: str = "tff"
+    stretches: int = 1  # how many stretches were read (see _stretches)
 
     @property
     def interlaced(self) -> bool:
@@ -198,41 +200,61 @@ def _fieldmatch(parity: str) -> tuple[str, str]:
     return "fieldmatch", f"order={parity}:combmatch=full"  # frames left combed are flagged interlaced
 
 
-def _first_frames(path: str | Path, frames: int) -> Iterator[tuple[av.video.stream.VideoStream, av.VideoFrame | None]]:
-    """The video stream of ``path`` with each of its first ``frames`` decoded frames (see
-    :func:`fit_to_stream`), then with None (the end). A damaged stream ends at the damage: a scan
-    judges by the frames before it."""
+SCAN_STRETCHES = 5  # at most this many stretches of a video are scanned for fields
+
+
+def _stretches(path: str | Path, frames: int, count: int = SCAN_STRETCHES) -> Iterator[tuple[av.video.stream.VideoStream, av.VideoFrame | None]]:
+    """The video stream of ``path`` with each decoded frame (see :func:`fit_to_stream`) of up to
+    ``count`` stretches of ``frames`` frames, each stretch ended by None; the caller stops when it
+    has seen enough. A video longer than ``count`` stretches is read from evenly spaced times (the
+    first at its start): a tape often opens with a minute of colour bars, a slate or black, whose
+    still frames tell no field from another. A shorter one, or one that cannot seek, is read in
+    stretches one after the other from its start. A damaged stream ends a stretch at the damage."""
     info, fitter = probe(path), VideoReformatter()
+    seekable = info.timestamps and info.duration_s and not is_sequence(path) and info.estimated_frames > count * frames
     with open_input(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        with contextlib.suppress(av.error.FFmpegError):
-            for frame, _ in zip(container.decode(stream), range(frames)):
-                yield stream, fit_to_stream(frame, info, fitter)
-        yield stream, None
+        decoded = container.decode(stream)
+        for k in range(count):
+            with contextlib.suppress(av.error.FFmpegError):
+                if seekable and k:
+                    container.seek(int(info.duration_s * k / count / stream.time_base) + (stream.start_time or 0), stream=stream,
+                                   backward=True)
+                    decoded = container.decode(stream)
+                for _, frame in zip(range(frames), decoded):  # the count first: no frame is taken and dropped
+                    yield stream, fit_to_stream(frame, info, fitter)
+            yield stream, None
 
 
 def _idet_scan(path: str | Path, frames: int) -> FieldScan:
+    """idet's counts over stretches of ``frames`` frames (:func:`_stretches`), until half a stretch
+    of frames was judged (still frames are judged neither interlaced nor progressive)."""
+    totals = {kind: 0 for kind in ("tff", "bff", "progressive")}
     counts: dict[str, str] = {}
-    graph = None
-    for stream, frame in _first_frames(path, frames):
+    graph, stretches = None, 0
+    for stream, frame in _stretches(path, frames):
         graph = graph or _chain(stream, [("idet", "")])
         graph.vpush(frame)
         for out in _pull(graph):
-            counts = dict(out.metadata)  # running totals: the last frame's are the scan's
+            counts = dict(out.metadata)  # running totals: the last frame's are the stretch's
+        if frame is None:
+            for kind in totals:
+                totals[kind] += round(float(counts.get(f"lavfi.idet.multiple.{kind}", 0)))
+            counts, graph, stretches = {}, None, stretches + 1
+            if sum(totals.values()) >= frames // 2:
+                break
+    return FieldScan(totals["tff"], totals["bff"], totals["progressive"], stretches=stretches)
 
-    def count(kind: str) -> int:
-        return round(float(counts.get(f"lavfi.idet.multiple.{kind}", 0)))
-    return FieldScan(count("tff"), count("bff"), count("progressive"))
 
-
-def _match_scan(path: str | Path, frames: int) -> dict[str, tuple[int, int]]:
-    """Per field order: frames fieldmatch rebuilt from fields of their neighbours, and frames it left combed."""
+def _match_scan(path: str | Path, frames: int, stretches: int) -> dict[str, tuple[int, int]]:
+    """Per field order: frames fieldmatch rebuilt from fields of their neighbours, and frames it
+    left combed, in the first ``stretches`` stretches that idet read."""
     matches = {parity: [0, 0] for parity in PARITIES}
     matchers: dict[str, av.filter.Graph] = {}
     before: dict[int | None, np.ndarray] = {}  # luma of the frames in the matchers, by timestamp
     judged: dict[int | None, int] = {}  # how many matchers gave each of them back
-    for stream, frame in _first_frames(path, frames):
+    for stream, frame in _stretches(path, frames, stretches):
         matchers = matchers or {parity: _chain(stream, [_fieldmatch(parity)]) for parity in PARITIES}
         if frame is not None:
             before[frame.pts] = frame.to_ndarray(format="gray")
@@ -245,18 +267,20 @@ def _match_scan(path: str | Path, frames: int) -> dict[str, tuple[int, int]]:
                 judged[out.pts] = judged.get(out.pts, 0) + 1
                 if judged[out.pts] == len(PARITIES):
                     before.pop(out.pts, None)
+        if frame is None:  # the next stretch starts afresh
+            matchers, before, judged = {}, {}, {}
     return {parity: (rebuilt, combed) for parity, (rebuilt, combed) in matches.items()}
 
 
 def scan_fields(path: str | Path, frames: int = 60) -> FieldScan:
-    """What idet, and fieldmatch in each field order, make of the first ``frames`` decoded frames
-    of ``path`` (its content, not its flags). Field matching runs only where idet finds frames
-    that look interlaced (telecined film shows them in two frames of five while it moves), so
-    progressive video, the common case, is decoded once and quickly."""
+    """What idet, and fieldmatch in each field order, make of stretches of ``frames`` decoded
+    frames of ``path`` (its content, not its flags; see :func:`_stretches`). Field matching runs
+    only where idet finds frames that look interlaced (telecined film shows them in two frames of
+    five while it moves), so progressive video, the common case, is decoded once and quickly."""
     seen = _idet_scan(path, frames)
     if seen.tff + seen.bff < max(3, (seen.tff + seen.bff + seen.progressive) // 10):
         return seen
-    matches = _match_scan(path, frames)
+    matches = _match_scan(path, frames, seen.stretches)
     best = max(PARITIES, key=lambda p: (matches[p][0] - 2 * matches[p][1], p == seen.parity))  # idet's order settles a tie
     return dataclasses.replace(seen, matched=matches[best][0], combed=matches[best][1], match_parity=best)
 
