@@ -729,6 +729,20 @@ def test_decimate_writes_each_film_frame_once_at_the_films_rate(telecined_clip, 
     assert np.abs(before.astype(int) - after).mean() < 4  # each input frame met the output frame made from it
 
 
+def test_an_avi_of_evenly_spaced_frames_runs_at_their_rate_whatever_the_input_states(telecined_clip, tmp_path):
+    """The telecined clip's .mp4 states 29.77 fps (its stream duration counts a long last frame),
+    but its frames are 1001/30000 s apart. AVI, which stores a rate and no timestamps, came out
+    at 600 fps with empty frames between; it now runs at the frames' own 29.97."""
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    assert probe(telecined_clip).average_rate != Fraction(30000, 1001)
+    out = tmp_path / "out.avi"
+    run(telecined_clip, out, PipelineConfig(face_size=64, deinterlace="off"), Negative(64), torch.device("cpu"), detector=det)
+    with av.open(str(out)) as c, av.open(str(telecined_clip)) as i:
+        assert c.streams.video[0].average_rate == Fraction(30000, 1001)
+        shown, before = [f.time for f in c.decode(video=0)], [f.time for f in i.decode(video=0)]
+    assert len(shown) == len(before) == 30 and max(abs(a - b) for a, b in zip(shown, before)) < 0.001
+
+
 def test_a_dolby_vision_input_says_what_a_re_encode_loses(sample_clip, tmp_path):
     """Re-encoded, Dolby Vision video keeps its base layer only: the report says that its dynamic
     metadata is gone. A video with no face is copied, and keeps its Dolby Vision sample entry."""

@@ -614,6 +614,18 @@ def steady(pts: list[int | None], info: VideoInfo) -> bool:
         all(abs(b - a - info.frame_ticks) <= 1 for a, b in zip(known, known[1:]))
 
 
+def at_steady_rate(info: VideoInfo, pts: list[int | None]) -> VideoInfo:
+    """``info`` saying whether frames at ``pts`` come at a constant rate, and at which: its average
+    rate, unless every frame is the same number of ticks after the one before at another. An .mp4
+    whose stream duration counts a long last frame stated 29.77 fps for frames 1001/30000 s apart;
+    an AVI of it then ran at 600 fps with empty frames between."""
+    if steady(pts, info):
+        return dataclasses.replace(info, constant_rate=True)
+    step = cadence.frame_step(pts)
+    exact = step is not None and all(b - a == step for a, b in zip(pts, pts[1:]))  # not Matroska's 33 and 34 ms
+    return dataclasses.replace(info, constant_rate=exact, average_rate=1 / (step * info.time_base) if exact else info.average_rate)
+
+
 def played_at(info: VideoInfo, cfg: PipelineConfig) -> VideoInfo:
     """``info`` with the frames of an image sequence timed at ``cfg.frame_rate``, else at the rate
     their headers state (a DPX scan's), else at FFmpeg's 25. Sequences are read one tick of 1/25 s a
@@ -965,7 +977,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     tracks that go on past it. ``target``: the output ``video_out`` is a segment of (default
     ``video_out`` itself), whose type decides the encoder and whether frames are written upright."""
     info = played_at(probe(path), cfg)
-    info = dataclasses.replace(info, constant_rate=steady(analysis.pts, info))
+    info = at_steady_rate(info, analysis.pts)
     cfg = dataclasses.replace(cfg, batch_size=window_frames(cfg, device, info))
     target = target or video_out
     encode = dataclasses.replace(cfg.encode, codec=check_encoder(cfg.encode, target, info).name)  # a sequence's segments are .mov files
