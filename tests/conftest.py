@@ -425,20 +425,26 @@ def combing(image: np.ndarray) -> float:
     return float(np.abs(rows[1:-1] - (rows[:-2] + rows[2:]) / 2).mean())
 
 
-def weave_clip(path: Path, source: Path, top_first: bool = True, declare: bool = True) -> Path:
-    """``source``'s frames as interlaced video: the later field is the next frame moved 4 px to the
-    right (combing on every edge); a keyframe every 6 frames. ``declare``: code it as interlaced
-    (field order tt or bb); otherwise it is flagged progressive, as many archival transfers are."""
-    from vidrestore.io import VideoReader
-
-    with VideoReader(source) as r:
-        frames = [f.image for f in r]
+def woven_frames(frames: list[np.ndarray], top_first: bool = True) -> list[np.ndarray]:
+    """``frames`` as interlaced video: the later field of each is the next frame moved 4 px to the
+    right, so each field is a moment of its own (combing on every edge)."""
     later = 1 if top_first else 0  # the rows of the later field
     woven = []
     for i, first in enumerate(frames):
         image = first.copy()
         image[later::2] = np.roll(frames[min(i + 1, len(frames) - 1)], 4, axis=1)[later::2]
         woven.append(image)
+    return woven
+
+
+def weave_clip(path: Path, source: Path, top_first: bool = True, declare: bool = True) -> Path:
+    """``source``'s frames as interlaced video (:func:`woven_frames`); a keyframe every 6 frames.
+    ``declare``: code it as interlaced (field order tt or bb); otherwise it is flagged progressive,
+    as many archival transfers are."""
+    from vidrestore.io import VideoReader
+
+    with VideoReader(source) as r:
+        woven = woven_frames([f.image for f in r], top_first)
     h, w = woven[0].shape[:2]
     fields = f"interlaced=1:{'tff' if top_first else 'bff'}=1:" if declare else ""
     return make_clip(path, [i * 40 for i in range(len(woven))], size=(h, w), images=woven, audio=True,
@@ -453,13 +459,9 @@ def film_frames(source: Path) -> list[np.ndarray]:
         return [np.ascontiguousarray(np.roll(f.image, 3 * i, axis=1)) for i, f in enumerate(r)]
 
 
-def telecine_clip(path: Path, source: Path, top_first: bool = True, declare: bool = False) -> Path:
-    """:func:`film_frames` of ``source`` as 24 fps film put through 3:2 pulldown by FFmpeg's telecine
-    filter: 30000/1001 fps, five frames for every four film frames, two of each five woven from
-    two film frames; coded losslessly (x264 at qp 0, so each field keeps its own pixels) as
-    progressive, as many transfers are flagged, or with ``declare`` as interlaced fields, as on
-    DVDs; a keyframe every 10 frames."""
-    film = film_frames(source)
+def telecined_frames(film: list[np.ndarray], top_first: bool = True) -> list[np.ndarray]:
+    """24 fps ``film`` put through 3:2 pulldown by FFmpeg's telecine filter: five frames for every
+    four film frames, two of each five woven from two film frames."""
     h, w = film[0].shape[:2]
     graph = av.filter.Graph()
     buffer = graph.add("buffer", f"video_size={w}x{h}:pix_fmt=rgb24:time_base=1/24:frame_rate=24:pixel_aspect=1/1")
@@ -480,8 +482,22 @@ def telecine_clip(path: Path, source: Path, top_first: bool = True, declare: boo
                 woven.append(graph.vpull().to_ndarray(format="rgb24"))
             except (av.error.BlockingIOError, av.error.EOFError):
                 break
-    return make_clip(path, list(range(len(woven))), size=(h, w), time_base=Fraction(1001, 30000), images=woven,
+    return woven
+
+
+def ntsc_clip(path: Path, frames: list[np.ndarray], declare: bool = False) -> Path:
+    """``frames`` at 30000/1001 fps, coded losslessly (x264 at qp 0, so each field keeps its own
+    pixels) as progressive, as many transfers are flagged, or with ``declare`` as interlaced
+    fields, as on DVDs; a keyframe every 10 frames; with a sound track."""
+    h, w = frames[0].shape[:2]
+    return make_clip(path, list(range(len(frames))), size=(h, w), time_base=Fraction(1001, 30000), images=frames,
                      audio=True, x264_params=f"{'interlaced=1:tff=1:' if declare else ''}keyint=10:qp=0")
+
+
+def telecine_clip(path: Path, source: Path, top_first: bool = True, declare: bool = False) -> Path:
+    """:func:`film_frames` of ``source`` as 24 fps film in 3:2 pulldown (:func:`telecined_frames`):
+    30000/1001 fps, written by :func:`ntsc_clip`."""
+    return ntsc_clip(path, telecined_frames(film_frames(source), top_first), declare)
 
 
 @pytest.fixture(scope="session")

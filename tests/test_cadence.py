@@ -31,6 +31,40 @@ def test_film_timing_spreads_each_cycles_four_frames_evenly_over_its_time(cycles
     assert all(b > a for a, b in zip(kept, kept[1:]))
 
 
+@given(st.lists(st.sampled_from(["film", "still", "video"]), min_size=1, max_size=8), st.integers(0, 4), st.integers(0, 4), st.data())
+def test_video_cycles_are_those_in_which_no_frame_repeats(kinds, place, tail, data):
+    """In a hybrid transfer, a film cycle has one frame that changed under half as much as the
+    others of its cycle mostly do, at the same place as in the film cycle before or after it; a
+    still cycle, nothing that moved enough to see. A cycle of video changes in every frame: it is
+    kept whole, and its least changed frame is not left out. A lone film cycle between others
+    proves no steady place: it is kept whole too, unless its repeat changed too little to see."""
+    changes, clean = [], set()  # clean: film cycles whose repeat changed too little to see
+    for c, kind in enumerate(kinds):
+        if kind == "video":
+            low = data.draw(st.floats(0.6, 20.0))
+            cycle = data.draw(st.lists(st.floats(low, 1.8 * low), min_size=5, max_size=5))
+        else:
+            cycle = data.draw(st.lists(st.floats(0.0, 0.5) if kind == "still" else st.floats(2.0, 50.0), min_size=5, max_size=5))
+            if kind == "film":
+                cycle[place] = data.draw(st.floats(0.0, 0.45 * min(cycle)))
+                clean |= {c} if cycle[place] <= cadence.STILL else set()
+        changes += cycle
+    changes += data.draw(st.lists(st.floats(0.0, 50.0), min_size=tail, max_size=tail))
+    film = clean | {c for c, kind in enumerate(kinds) if kind == "film" and "film" in kinds[max(0, c - 1) : c] + kinds[c + 1 : c + 2]}
+    video = cadence.video_cycles(changes)
+    assert video == {5 * c for c, kind in enumerate(kinds) if kind == "video" or (kind == "film" and c not in film)}
+    repeats = cadence.repeated_frames(changes)
+    assert cadence.in_film_cycles(repeats, video) == {i for i in repeats if i // 5 in film or kinds[i // 5] == "still"}
+
+
+def test_a_frame_that_changed_least_by_chance_is_no_repeat():
+    """Video whose least changed frame stands out in one cycle, at another place than the
+    film's repeats before it: the cycle is kept whole."""
+    film = [5.0, 5.0, 0.2, 5.0, 5.0] * 2
+    assert cadence.video_cycles(film + [4.0, 1.5, 4.0, 4.0, 4.0]) == {10}
+    assert cadence.video_cycles(film + [4.0, 4.0, 1.5, 4.0, 4.0]) == frozenset()  # where the film repeats: taken for film
+
+
 def test_frame_step_is_the_common_step_or_none():
     assert cadence.frame_step([0, 1001, 2002, 3003]) == 1001
     assert cadence.frame_step([0, 33, 67, 100, 133]) == 33  # Matroska's milliseconds at 29.97 fps: within a tick

@@ -711,6 +711,16 @@ def test_profile_fade_option(text, expected):
     assert options_from_args(args).pipeline.profile_fade == expected
 
 
+def test_hybrid_goes_with_decimate(sample_clip, tmp_path, capsys):
+    from vidrestore.cli import build_restore_parser, options_from_args
+
+    args = build_restore_parser().parse_args(["in.mp4", "out.mp4", "--decimate", "--hybrid"])
+    assert (options_from_args(args).pipeline.decimate, options_from_args(args).pipeline.hybrid) == (True, True)
+    assert _run(sample_clip, tmp_path / "out.mp4", "--model", "none", "--quiet", "--hybrid") == 6
+    err = capsys.readouterr().err
+    assert "it needs decimate" in err and len(err.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("text, code", [("0.7", 2), ("steep", 2), ("1.4,0.7", 6)])
 def test_a_bad_profile_fade_is_a_usage_or_config_error(sample_clip, tmp_path, capsys, text, code):
     try:

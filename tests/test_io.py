@@ -16,7 +16,7 @@ from vidrestore.cli import main
 from vidrestore.errors import InputError, OutputError
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe, remux
 from vidrestore.io.reader import DecodedFrames, FieldFilter, fields_have_own_moments, scan_fields
-from vidrestore.io.writer import atomic_output, check_output
+from vidrestore.io.writer import MPEG_RATES, atomic_output, check_output, mpeg_rate
 
 
 def _roundtrip(src, dst, modify=True):
@@ -1110,3 +1110,16 @@ def test_a_copy_the_container_refuses_is_a_one_line_output_error(tmp_path, suffi
     src = make_clip(tmp_path / "in.mp4", [i * 40 for i in range(6)])
     with pytest.raises(OutputError, match=says):
         remux(src, src, tmp_path / f"out{suffix}")
+
+
+@given(st.sampled_from(MPEG_RATES), st.floats(-0.0004, 0.0004))
+def test_mpeg_codes_a_rate_next_to_its_own_at_its_own(rate, off):
+    """Off by less than half the 0.1% between 24000/1001 and 24 (or 30000/1001 and 30)."""
+    assert mpeg_rate(rate * Fraction(1 + off)) == rate
+    assert mpeg_rate(rate) == rate
+
+
+def test_mpeg_keeps_a_rate_far_from_its_own():
+    assert mpeg_rate(Fraction(15)) == 15 and mpeg_rate(Fraction(25, 2)) == Fraction(25, 2)  # MPEG-2 codes these as fractions of its own
+    assert mpeg_rate(Fraction(2977, 100)) == Fraction(30000, 1001)  # 0.7% off: an .mp4 counting a long last frame
+    assert mpeg_rate(Fraction(2960, 100)) == Fraction(2960, 100)  # 1.2% off

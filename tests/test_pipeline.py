@@ -1,4 +1,6 @@
+import dataclasses
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -675,6 +677,8 @@ def test_double_rate_and_decimate_retime_faceless_video_and_say_when_they_do_not
 
 
 def test_double_rate_and_decimate_refuse_what_they_cannot_write(interlaced_clip, tmp_path):
+    from vidrestore.io import EncodeOptions
+
     with pytest.raises(ConfigError, match=r"double_rate \(--double-rate\) and keep_fields \(--keep-fields\) exclude each other"):
         PipelineConfig(double_rate=True, keep_fields=True)
     with pytest.raises(ConfigError, match="deinterlace off keeps the fields"):
@@ -682,10 +686,25 @@ def test_double_rate_and_decimate_refuse_what_they_cannot_write(interlaced_clip,
     for other in ("double_rate", "keep_fields"):
         with pytest.raises(ConfigError, match=r"decimate \(--decimate\) leaves out .* cannot be combined"):
             PipelineConfig(decimate=True, **{other: True})
+    with pytest.raises(ConfigError, match=r"hybrid \(--hybrid\) keeps the video cycles .* it needs decimate"):
+        PipelineConfig(hybrid=True)
     for flag in ("double_rate", "decimate"):
         with pytest.raises(UsageError, match=f"--{flag.replace('_', '-')} writes a video"):
             run(interlaced_clip, tmp_path / "out_%06d.png", PipelineConfig(**{flag: True}), PassThroughRestorer(64), torch.device("cpu"))
+    for name, codec, held in [("out.avi", "auto", r"\.avi files count frames at one rate"),
+                              ("out.ts", "mpeg2video", "mpeg2video codes frames at one of a few rates")]:
+        with pytest.raises(UsageError, match=f"--hybrid writes video whose frame rate varies, and {held}: write .mkv"):
+            run(interlaced_clip, tmp_path / name, PipelineConfig(decimate=True, hybrid=True, encode=EncodeOptions(codec=codec)),
+                PassThroughRestorer(64), torch.device("cpu"))
     assert not list(tmp_path.iterdir())
+
+
+def frame_errors(video: Path, pictures: list[np.ndarray]) -> np.ndarray:
+    """Mean absolute error of each frame of ``video`` (rows) against each of ``pictures`` (columns),
+    on every 4th pixel of every 4th row: a whole-size comparison of every pair took gigabytes."""
+    with VideoReader(video) as r:
+        frames = np.stack([f.image[::4, ::4] for f in r]).astype(np.float32)
+    return np.abs(frames[:, None] - np.stack(pictures)[None, :, ::4, ::4]).mean(axis=(2, 3, 4))
 
 
 def test_decimate_writes_each_film_frame_once_at_the_films_rate(telecined_clip, sample_clip, tmp_path):
@@ -696,7 +715,7 @@ def test_decimate_writes_each_film_frame_once_at_the_films_rate(telecined_clip, 
 
     from vidrestore.io import EncodeOptions
 
-    film = np.stack(film_frames(sample_clip)).astype(int)
+    film = film_frames(sample_clip)
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
     restorer = PassThroughRestorer(128)
     seen = []
@@ -715,9 +734,7 @@ def test_decimate_writes_each_film_frame_once_at_the_films_rate(telecined_clip, 
     assert max(abs(b - a - 1001 / 24000) for a, b in zip(shown, shown[1:])) <= 0.001  # Matroska's ms
     # the film ends when the video did: in step with the sound, which is copied as it was
     assert abs((shown[-1] - shown[0] + 1001 / 24000) - (before[-1] - before[0] + 1001 / 30000)) <= 0.001
-    with VideoReader(out) as r:
-        frames = np.stack([f.image for f in r]).astype(int)
-    errors = np.abs(frames[:, None] - film[None]).mean(axis=(2, 3, 4))  # each output frame against each film frame
+    errors = frame_errors(out, film)  # each output frame against each film frame
     assert list(errors.argmin(axis=1)) == list(range(24)) and errors.min(axis=1).max() < 2  # every film frame once, in order
     (row,) = report.qa
     analysis = analyse(telecined_clip, PipelineConfig(), det)
@@ -729,10 +746,67 @@ def test_decimate_writes_each_film_frame_once_at_the_films_rate(telecined_clip, 
     assert np.abs(before.astype(int) - after).mean() < 4  # each input frame met the output frame made from it
 
 
-def test_an_avi_of_evenly_spaced_frames_runs_at_their_rate_whatever_the_input_states(telecined_clip, tmp_path):
+def test_hybrid_decimation_keeps_the_video_cycles_of_a_hybrid_transfer(tmp_path):
+    """--decimate --hybrid: a transfer of 48 film frames in 3:2 pulldown (60 frames) followed by 20
+    frames of video whose every field is a moment of its own. The 12 film cycles lose their
+    repeats and are timed at the film's rate; the 4 video cycles keep all their frames at their
+    own times, so the output's rate varies. Plain --decimate leaves a real frame out of each."""
+    from conftest import ntsc_clip, telecined_frames, woven_frames
+
+    from vidrestore.io import EncodeOptions
+    from vidrestore.sample import make_sample
+
+    with VideoReader(make_sample(tmp_path / "sample.mp4", frames=68, size=(240, 320))) as r:
+        moving = [np.ascontiguousarray(np.roll(f.image, 3 * i, axis=1)) for i, f in enumerate(r)]
+    clip = ntsc_clip(tmp_path / "hybrid.mp4", telecined_frames(moving[:48]) + woven_frames(moving[48:]))
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    tick = 1001 / 30000
+    cfg = PipelineConfig(face_size=64, decimate=True, hybrid=True, encode=EncodeOptions(codec="ffv1"))
+    out = tmp_path / "hybrid.mkv"
+    report = run(clip, out, cfg, PassThroughRestorer(64), torch.device("cpu"), detector=det, qa=True)
+    assert report.tracks and (report.frames_in, report.frames_out) == (80, 68)
+    assert any(", decimated (--decimate): the 12 frames that repeated a film frame were left out" in n and
+               "in 4 cycles of 5 no frame repeated (video shot at the video rate)" in n and "the frame rate varies" in n
+               for n in report.notes)
+    with av.open(str(out)) as c:
+        shown = [f.time for f in c.decode(video=0)]
+    shown = [t - shown[0] for t in shown]  # Matroska moves the video on by the AAC priming the audio starts with
+    expected = [k * 1001 / 24000 for k in range(48)] + [(60 + j) * tick for j in range(20)]
+    assert max(abs(a - b) for a, b in zip(shown, expected)) <= 0.0011  # Matroska's ms
+    assert list(frame_errors(out, moving).argmin(axis=1)) == list(range(68))  # every film frame once, then every video frame
+    analysis = analyse(clip, cfg, det)
+    assert output_cadence(out, 80, analysis.deinterlace, analysis.repeats, analysis.video_cycles) == \
+        (1, frozenset(i for i in analysis.repeats if i < 60))  # as `eval video` finds it
+    (row,) = report.qa  # QA met each input frame with the output frame made from it
+    assert row["frames_evaluated"] == sum(1 for i in analysis.tracks[0].frames if i >= 60 or i not in analysis.repeats)
+    plain = run(clip, tmp_path / "plain.mkv", dataclasses.replace(cfg, hybrid=False), PassThroughRestorer(64),
+                torch.device("cpu"), detector=det)
+    assert plain.frames_out == 64 and probe(tmp_path / "plain.mkv").average_rate == Fraction(24000, 1001)
+
+
+def test_hybrid_decimation_of_video_alone_changes_nothing(telecined_clip):
+    """Field-matched video in which every cycle is video: --hybrid leaves nothing out, so
+    nothing is retimed, and the report says why."""
+    from vidrestore.pipeline import Analysis, decimates, deinterlace_note, left_out, output_timing
+
+    analysis = Analysis(10, [], [], "", pts=[1001 * i for i in range(10)], deinterlace=FieldFilter("tff", match=True),
+                        repeats=frozenset({2, 7}), video_cycles=frozenset({0, 5}), film_pts=[4004 * i for i in range(10)])
+    cfg = PipelineConfig(decimate=True, hybrid=True)
+    assert not decimates(analysis, cfg) and left_out(analysis, cfg) == frozenset()
+    info = probe(telecined_clip)
+    assert output_timing(info, analysis, cfg) == info
+    (note,) = deinterlace_note(analysis, cfg)
+    assert note.startswith("--decimate changed nothing") and "in every cycle of 5 each frame is a moment of its own" in note
+    assert decimates(analysis, dataclasses.replace(cfg, hybrid=False))  # plain --decimate leaves a frame out of each
+
+
+def test_evenly_spaced_frames_run_at_their_rate_in_avi_and_mpeg2_whatever_the_input_states(telecined_clip, tmp_path):
     """The telecined clip's .mp4 states 29.77 fps (its stream duration counts a long last frame),
     but its frames are 1001/30000 s apart. AVI, which stores a rate and no timestamps, came out
-    at 600 fps with empty frames between; it now runs at the frames' own 29.97."""
+    at 600 fps with empty frames between; it now runs at the frames' own 29.97. MPEG-2, which
+    codes one of a few rates, refused 29.77; it now codes the nearest of its own."""
+    from vidrestore.io import EncodeOptions
+
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
     assert probe(telecined_clip).average_rate != Fraction(30000, 1001)
     out = tmp_path / "out.avi"
@@ -741,6 +815,13 @@ def test_an_avi_of_evenly_spaced_frames_runs_at_their_rate_whatever_the_input_st
         assert c.streams.video[0].average_rate == Fraction(30000, 1001)
         shown, before = [f.time for f in c.decode(video=0)], [f.time for f in i.decode(video=0)]
     assert len(shown) == len(before) == 30 and max(abs(a - b) for a, b in zip(shown, before)) < 0.001
+    # MPEG-2 codes one of a few rates; it refused the stated 29.77 and now codes the nearest, 29.97
+    ts = tmp_path / "out.ts"
+    run(telecined_clip, ts, PipelineConfig(face_size=64, deinterlace="off", encode=EncodeOptions(codec="mpeg2video")), Negative(64),
+        torch.device("cpu"), detector=det)
+    with av.open(str(ts)) as c:
+        assert c.streams.video[0].average_rate == Fraction(30000, 1001) and c.streams.video[0].codec_context.name == "mpeg2video"
+        assert sum(1 for _ in c.decode(video=0)) == 30
 
 
 def test_a_dolby_vision_input_says_what_a_re_encode_loses(sample_clip, tmp_path):

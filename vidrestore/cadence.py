@@ -7,6 +7,11 @@ again. As FFmpeg's decimate filter does, each cycle of 5 frames (counted from th
 the video) drops the one that changed least from the frame before it, and the 4 left are timed
 evenly over the cycle's time: 24000/1001 fps from 30000/1001, with every cycle starting when
 it did in the input, so sound stays in step. A last, shorter cycle keeps all its frames and times.
+
+A hybrid transfer mixes film with stretches shot on video at the video rate (titles, effects),
+whose every frame is a moment of its own. With ``--hybrid``, much like FFmpeg's decimate in its
+mixed mode, a cycle in which no frame repeats the one before it keeps all 5 frames at their own
+times, and the output's frame rate varies.
 """
 
 from __future__ import annotations
@@ -21,6 +26,14 @@ CYCLE = 5  # video frames per cycle of 3:2 pulldown, one of them a repeat
 FILM_RATE = Fraction(CYCLE - 1, CYCLE)  # the film's frame rate, as a share of the video's
 TICKS = CYCLE - 1  # film frames are timed in ticks this many times finer than the video's, so each is a whole number
 THUMBNAIL = (64, 48)  # width, height of the grey pictures frames are compared at
+# A cycle repeats a frame when its least change is too small to see (STILL: mean grey levels of
+# 255 on the thumbnails), or under DISTINCT times the median change of its other frames at the
+# same place as in a neighbouring cycle (video_cycles). bench/hybrid.py, on the two KEEP clips as
+# film then video through x264: at CRF 18 and 23, 79 of 80 film cycles were found and 13 of 16
+# video cycles; the video frames lost changed no more than the repeats do (0.43 levels at most).
+# At CRF 30 film that barely moves is often kept whole (26 of 40 cycles found).
+STILL = 0.5
+DISTINCT = 0.5
 
 
 def thumbnail(image: np.ndarray) -> np.ndarray:
@@ -39,6 +52,32 @@ def repeated_frames(changes: Sequence[float], cycle: int = CYCLE) -> frozenset[i
     frame i against frame i - 1)."""
     full = len(changes) // cycle * cycle
     return frozenset(start + int(np.argmin(changes[start : start + cycle])) for start in range(0, full, cycle))
+
+
+def video_cycles(changes: Sequence[float], cycle: int = CYCLE) -> frozenset[int]:
+    """The first frames of the full cycles in which no frame repeats the one before it: video shot
+    at the video rate, in a hybrid transfer. A cycle repeats a frame when its least change is too
+    small to see (:data:`STILL`), or stands out (under :data:`DISTINCT` times the median of its
+    others) at the same place in the cycle as in the cycle before or after it: pulldown repeats
+    a frame at a steady place, while the frame of video that happens to change least falls anywhere."""
+    starts = range(0, len(changes) // cycle * cycle, cycle)
+    still, standing_out = set(), {}  # cycle start -> where in it its least change stands out
+    for start in starts:
+        part = list(changes[start : start + cycle])
+        place = int(np.argmin(part))
+        least, usual = part.pop(place), float(np.median(part))
+        if least <= STILL:
+            still.add(start)
+        if usual > STILL and least < DISTINCT * usual:  # in a still cycle, the least change falls anywhere
+            standing_out[start] = place
+    steady = {start for start, place in standing_out.items()
+              if place in (standing_out.get(start - cycle), standing_out.get(start + cycle))}
+    return frozenset(starts) - still - steady
+
+
+def in_film_cycles(repeats: frozenset[int], video: frozenset[int], cycle: int = CYCLE) -> frozenset[int]:
+    """The ``repeats`` that lie outside the ``video`` cycles (:func:`video_cycles`)."""
+    return frozenset(i for i in repeats if i - i % cycle not in video)
 
 
 def frame_step(pts: Sequence[int | None]) -> int | None:

@@ -176,6 +176,9 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decimate", action="store_true", default=None,
                    help="write telecined film at its own rate: of each 5 field-matched frames, the one that repeats a film "
                         "frame is left out (23.976 fps from 29.97, inverse telecine as FFmpeg's decimate does); other video keeps its rate")
+    p.add_argument("--hybrid", action="store_true", default=None,
+                   help="with --decimate, for film mixed with video shot at the video rate (titles, effects): a cycle of 5 "
+                        "frames in which no frame repeats keeps all of them at their own times; the frame rate then varies")
     p.add_argument("--tracks", type=_id_list, metavar="IDS", help="restore only these face tracks, e.g. 0,3 (ids from a --dry-run report)")
     p.add_argument("--faces", metavar="DIR", help="write each track's best face into DIR as person<P>_track<T>.jpg, and "
                    "people.jpg, a row per person, to tell who is who (with --dry-run, before choosing --tracks, --people, "
@@ -268,7 +271,7 @@ def options_from_args(args: argparse.Namespace):
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
                          ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("only_tracks", args.tracks), ("only_people", args.people),
                          ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade),
-                         ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("double_rate", args.double_rate), ("decimate", args.decimate), ("faces_dir", args.faces), ("aligned", args.aligned), ("frame_rate", args.frame_rate)):
+                         ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("double_rate", args.double_rate), ("decimate", args.decimate), ("hybrid", args.hybrid), ("faces_dir", args.faces), ("aligned", args.aligned), ("frame_rate", args.frame_rate)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
     cfg = _apply_per_track(cfg, args.strength, "strength")

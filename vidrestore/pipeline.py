@@ -58,7 +58,7 @@ from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.reader import DecodedFrames, FieldFilter, bit_depth, doubles_rate, fields_have_own_moments, scan_fields
 from .io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, SEGMENT_SUFFIX, files_of, find_sequence, has_number_field, hidden_stem, is_sequence, number_offset, numbered, sequences_in, unsupported_type
-from .io.writer import atomic_output, check_encoder, check_output, copies_into, describe_encoding, dolby_vision_note, left_out_note, master_note, stores_rotation, unrestored_videos_note
+from .io.writer import atomic_output, check_encoder, check_output, copies_into, describe_encoding, dolby_vision_note, left_out_note, master_note, one_rate_only, stores_rotation, unrestored_videos_note
 from .restore import Restorer, TrackContext, load_contexts, save_contexts
 from .resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .shots import Shot, ShotConfig, ShotDetector
@@ -111,6 +111,10 @@ class PipelineConfig:
     # the frame of each 5 that repeats a film frame is left out (inverse telecine), 24000/1001 fps
     # from 30000/1001. Other video keeps its rate.
     decimate: bool = False
+    # With decimate, for a hybrid transfer (film mixed with video shot at the video rate: titles,
+    # effects): a cycle of 5 frames in which no frame repeats the one before it keeps all 5, at
+    # their own times, and the output's frame rate varies (FFmpeg's decimate with mixed=1).
+    hybrid: bool = False
     only_tracks: tuple[int, ...] = ()  # restore only these track ids (from a --dry-run report); empty: every track
     only_people: tuple[int, ...] = ()  # and/or only the tracks of these people (person ids from a --dry-run report)
     # How much of each restored face replaces the original: 1 all of it, 0.5 an even blend (a
@@ -160,6 +164,9 @@ class PipelineConfig:
         if self.decimate and (self.double_rate or self.keep_fields):
             raise ConfigError("decimate (--decimate) leaves out the frames of telecined film that repeat a film frame; "
                               "it cannot be combined with double_rate (--double-rate) or keep_fields (--keep-fields)")
+        if self.hybrid and not self.decimate:
+            raise ConfigError("hybrid (--hybrid) keeps the video cycles of telecined film that decimate (--decimate) "
+                              "leaves a frame out of; it needs decimate")
         if self.double_rate and self.deinterlace == "off":
             raise ConfigError("double_rate (--double-rate) makes a frame of each field by deinterlacing them; "
                               "deinterlace off keeps the fields")
@@ -200,10 +207,12 @@ class Analysis:
     detect_side: int = 0  # longer side of the images the detector worked on
     frame_side: int = 0  # longer side of the frames
     faces: dict[int, bytes] = field(default_factory=dict)  # track id -> JPEG of its best detection (faces_dir)
-    # Field-matched film at a steady rate: the frame of each pulldown cycle that repeats a film
-    # frame, and every frame's time at the film's rate in a quarter of the stream's ticks (None
-    # for the repeats; see vidrestore.cadence). Empty for other video.
+    # Field-matched film at a steady rate: the frame of each pulldown cycle that changed least (the
+    # repeat of a film frame, except in a hybrid transfer's video cycles, which start at the
+    # frames of video_cycles), and every frame's time as decimate writes it, in a quarter of the
+    # stream's ticks (None for the frames left out; see vidrestore.cadence). Empty for other video.
     repeats: frozenset[int] = frozenset()
+    video_cycles: frozenset[int] = frozenset()
     film_pts: list[int | None] = field(default_factory=list)
 
 
@@ -350,17 +359,20 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     references = {t.track_id: crops[cfg.reference_of(t)] for t in tracks if cfg.reference_of(t)}
     return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references, tracker.too_small,
                     stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side,
-                    portraits.faces if portraits is not None else {}, *film_cadence(changes, pts))
+                    portraits.faces if portraits is not None else {}, *film_cadence(changes, pts, cfg.hybrid))
 
 
-def film_cadence(changes: list[float], pts: list[int | None]) -> tuple[frozenset[int], list[int | None]]:
-    """Field-matched film's repeated frames and timing at the film's rate (:mod:`~vidrestore.cadence`);
-    none for other video (no ``changes``) or frames that are not evenly spaced."""
+def film_cadence(changes: list[float], pts: list[int | None],
+                 hybrid: bool) -> tuple[frozenset[int], frozenset[int], list[int | None]]:
+    """Field-matched film's repeated frames, the cycles of video in it, and its frames' times once
+    decimated: all at the film's rate, or with ``hybrid`` the video cycles at their own
+    (:mod:`~vidrestore.cadence`); none for other video (no ``changes``) or frames that are not
+    evenly spaced."""
     step = cadence.frame_step(pts)
     if not changes or step is None:
-        return frozenset(), []
-    repeats = cadence.repeated_frames(changes)
-    return repeats, cadence.film_timing(pts, repeats, step)
+        return frozenset(), frozenset(), []
+    repeats, video = cadence.repeated_frames(changes), cadence.video_cycles(changes)
+    return repeats, video, cadence.film_timing(pts, cadence.in_film_cycles(repeats, video) if hybrid else repeats, step)
 
 
 def aligned_side(image: np.ndarray, scale: tuple[float, float]) -> float:
@@ -413,8 +425,19 @@ def retiming(analysis: Analysis, cfg: PipelineConfig) -> str:
 
 def decimates(analysis: Analysis, cfg: PipelineConfig) -> bool:
     """Whether the output leaves out the frames of telecined film that repeat a film frame
-    (``cfg.decimate``, on field-matched film whose frames are evenly spaced: :func:`film_cadence`)."""
-    return cfg.decimate and bool(analysis.film_pts)
+    (``cfg.decimate``, on field-matched film whose frames are evenly spaced: :func:`film_cadence`;
+    with ``cfg.hybrid``, where some cycle is film)."""
+    return cfg.decimate and bool(analysis.film_pts) and bool(_film_repeats(analysis, cfg))
+
+
+def _film_repeats(analysis: Analysis, cfg: PipelineConfig) -> frozenset[int]:
+    return cadence.in_film_cycles(analysis.repeats, analysis.video_cycles) if cfg.hybrid else analysis.repeats
+
+
+def left_out(analysis: Analysis, cfg: PipelineConfig) -> frozenset[int]:
+    """The input frames the output does not have: the repeated film frames that decimation
+    (:func:`decimates`) leaves out, but for those of the video cycles ``cfg.hybrid`` keeps."""
+    return _film_repeats(analysis, cfg) if decimates(analysis, cfg) else frozenset()
 
 
 def doubles(analysis: Analysis, cfg: PipelineConfig) -> bool:
@@ -474,9 +497,14 @@ def deinterlace_note(analysis: Analysis, cfg: PipelineConfig, rotation: int = 0)
                                           "no fields of their own; the output keeps the input's rate"]
     if cfg.decimate:
         if decimates(analysis, cfg):
-            return [f"{how}, decimated (--decimate): the {len(analysis.repeats)} frames that repeated a film frame were left out, "
-                    "and the film's own frames are timed at 4/5 of the input's rate"]
-        why = "its frames are not evenly spaced" if fields.match else "its fields are moments of their own, not film in pulldown"
+            video = len(analysis.video_cycles) if cfg.hybrid else 0
+            kept = f"; in {video} cycles of 5 no frame repeated (video shot at the video rate), and they keep all their frames " \
+                   "at their own times (--hybrid), so the frame rate varies" if video else ""
+            return [f"{how}, decimated (--decimate): the {len(left_out(analysis, cfg))} frames that repeated a film frame were "
+                    f"left out, and the film's own frames are timed at 4/5 of the input's rate{kept}"]
+        why = "its fields are moments of their own, not film in pulldown" if not fields.match else \
+            "its frames are not evenly spaced" if not analysis.film_pts else \
+            "in every cycle of 5 each frame is a moment of its own (video shot at the video rate, which --hybrid keeps)"
         return [f"--decimate changed nothing: {how}; {why}, so no frame repeats a film frame"]
     doubling = ", --double-rate writes a frame for each field" if doubles_rate(fields) else ""
     return [f"{how}; --keep-fields pastes the faces into the input's fields and keeps them{doubling}, --deinterlace off "
@@ -593,7 +621,8 @@ def video_notes(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Path) -
 def check_timing(cfg: PipelineConfig, src: Path, dst: Path | None) -> None:
     """``--frame-rate`` times the pictures of an image sequence in a video; refuse it elsewhere.
     ``--double-rate`` puts frames between the input's, and ``--decimate`` retimes film's frames,
-    which a sequence's pictures, numbered as the input's frames, cannot say."""
+    which a sequence's pictures, numbered as the input's frames, cannot say; ``--hybrid`` varies
+    the rate, which some formats cannot store."""
     if cfg.frame_rate and not is_sequence(src):
         raise UsageError("--frame-rate times the pictures of an image sequence (name_%06d.png); a video keeps its own timing")
     if cfg.frame_rate and dst is not None and is_sequence(dst):
@@ -601,6 +630,10 @@ def check_timing(cfg: PipelineConfig, src: Path, dst: Path | None) -> None:
     if cfg.decimate and dst is not None and is_sequence(dst):
         raise UsageError("--decimate writes a video (.mkv, .mov, .mp4): an image sequence's pictures are numbered as the "
                          "input's frames, and the film's own frames need their own times")
+    held = one_rate_only(dst, cfg.encode, played_at(probe(src), cfg)) if cfg.hybrid and dst is not None else ""
+    if held:
+        raise UsageError(f"--hybrid writes video whose frame rate varies, and {held}: write .mkv, .mp4 or .mov, "
+                         "or leave --hybrid out to write every cycle at the film's rate")
     if cfg.double_rate and dst is not None and is_sequence(dst):
         raise UsageError("--double-rate writes a video (.mkv, .mov, .mp4): an image sequence's pictures are numbered as the "
                          "input's frames, with no numbers for the fields between them")
@@ -949,12 +982,15 @@ def _clean_segments(parts: list[Path], carries: list[Path], ledger: SegmentLedge
 def output_timing(info: VideoInfo, analysis: Analysis, cfg: PipelineConfig) -> VideoInfo:
     """``info`` with the output's time base and frame rate: a frame for each field (:func:`doubles`)
     runs at twice the rate, timed as bwdif times them, in half the stream's ticks; film's own
-    frames (:func:`decimates`) at 4/5 of the rate its frames are spaced at, in a quarter of them."""
+    frames (:func:`decimates`) at 4/5 of the rate its frames are spaced at, in a quarter of them,
+    unless cycles of video kept whole (``cfg.hybrid``) make the rate vary."""
     if doubles(analysis, cfg):
         return dataclasses.replace(info, time_base=info.time_base / 2, average_rate=2 * info.average_rate if info.average_rate else None)
     if decimates(analysis, cfg):
-        rate = cadence.FILM_RATE / (cadence.frame_step(analysis.pts) * info.time_base)
-        return dataclasses.replace(info, time_base=info.time_base / cadence.TICKS, average_rate=rate)
+        rate = 1 / (cadence.frame_step(analysis.pts) * info.time_base)
+        if cfg.hybrid and analysis.video_cycles:  # film and video cycles: stated at the video's rate, where frames are closest
+            return dataclasses.replace(info, time_base=info.time_base / cadence.TICKS, average_rate=rate, constant_rate=False)
+        return dataclasses.replace(info, time_base=info.time_base / cadence.TICKS, average_rate=cadence.FILM_RATE * rate)
     return info
 
 
@@ -1004,7 +1040,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         # the display-oriented images (a phone's video played sideways from an AVI).
         upright = info.rotation % 360 != 0 and (target.suffix.lower() in IMAGE_ENCODERS or not stores_rotation(target))
         faced = None if preview or upright else [range(t.start, t.end) for t in tracks]  # the preview shows every frame
-        doubled, decimated = doubles(analysis, cfg), decimates(analysis, cfg)
+        doubled, decimated, dropped = doubles(analysis, cfg), decimates(analysis, cfg), left_out(analysis, cfg)
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
                                                  deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,
                                                  images_for=faced, keep_fields=cfg.keep_fields, double_rate=doubled))
@@ -1033,7 +1069,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         def flush() -> None:
             nonlocal faces
             raise_if_stopped()
-            kept = [f for f in window if not (decimated and f.index in analysis.repeats)]  # a repeat is not written: not restored
+            kept = [f for f in window if f.index not in dropped]  # a repeat is not written: not restored
             changed = _restore_window(kept, tracks, fades, restorer, contexts, identity, cfg, device, masker, info.pixel_aspect,
                                       later_rows) if kept else {}
             faces += sum(1 for f in kept for t in tracks if t.covers(f.index))
@@ -1270,7 +1306,7 @@ def quality_check(src: Path, dst: Path, analysis: Analysis, tracks: list[Track],
     if is_sequence(dst) and analysis.corrupt_packets:
         return [], ["no quality check: the output sequence has gaps where pictures of the input did not decode"]
     meters = measure_tracks(src, dst, tracks, cfg.face_size, deinterlace=analysis.deinterlace, progress=progress,
-                            step=2 if doubles(analysis, cfg) else 1, left_out=analysis.repeats if decimates(analysis, cfg) else frozenset())
+                            step=2 if doubles(analysis, cfg) else 1, left_out=left_out(analysis, cfg))
     encoder = DlibIdentityEncoder()
     rows = [{k: v for k, v in meter.finish(encoder).items() if k != "per_frame"} for meter in meters]
     return rows, qa_alarms(rows)

@@ -153,7 +153,7 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
     video for NIQE, which scores at most ``niqe_limit`` frames."""
     analysis = analyse(input_path, cfg, detector)
     encoder = DlibIdentityEncoder()
-    step, left_out = output_cadence(restored_path, analysis.frames, analysis.deinterlace, analysis.repeats)
+    step, left_out = output_cadence(restored_path, analysis.frames, analysis.deinterlace, analysis.repeats, analysis.video_cycles)
     meters = measure_tracks(input_path, restored_path, analysis.tracks, cfg.face_size, max_frames, analysis.deinterlace,
                             step=step, left_out=left_out)
     if figures is not None:

@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..cadence import in_film_cycles
 from ..diffusion.flow import flows_to_previous
 from ..faces.align import align_faces
 from ..faces.identity import DlibIdentityEncoder
 from ..faces.types import Track
-from ..io import VideoReader, probe
+from ..io import VideoReader
+from ..io.probe import coded_frames
 from ..io.reader import FieldFilter, doubles_rate
 from .metrics import high_frequency, identity_cosine, identity_stability, per_step_warping_error
 
@@ -166,18 +168,21 @@ def measure_tracks(input_path: Path, restored_path: Path, tracks: list[Track], f
     return list(meters.values())
 
 
-def output_cadence(restored_path: Path, frames: int, deinterlace: FieldFilter | None,
-                   repeats: frozenset[int]) -> tuple[int, frozenset[int]]:
+def output_cadence(restored_path: Path, frames: int, deinterlace: FieldFilter | None, repeats: frozenset[int],
+                   video_cycles: frozenset[int] = frozenset()) -> tuple[int, frozenset[int]]:
     """How a restored video's frames stand to the input's ``frames`` (``step`` and ``left_out`` of
     :func:`measure_tracks`), from how many it has: twice as many where interlaced input was written
     at the field rate (``--double-rate``, or another tool's bob deinterlacing), or fewer by the
-    ``repeats`` of telecined film (``--decimate``, or another tool's decimation), else as many."""
-    found = probe(restored_path).estimated_frames
+    ``repeats`` of telecined film (``--decimate``, or another tool's decimation), or by those
+    outside its ``video_cycles`` (``--decimate --hybrid``), else as many."""
+    found = coded_frames(restored_path)
     ways = [((1, frozenset()), frames)]
     if doubles_rate(deinterlace):
         ways.append(((2, frozenset()), 2 * frames))
-    if repeats:
-        ways.append(((1, repeats), frames - len(repeats)))
+    hybrid = in_film_cycles(repeats, video_cycles)
+    for left_out in (repeats, hybrid) if hybrid != repeats else (repeats,):
+        if left_out:
+            ways.append(((1, left_out), frames - len(left_out)))
     return min(ways, key=lambda way: abs(way[1] - found))[0]
 
 

@@ -150,6 +150,13 @@ def side_data_kinds(frame: av.VideoFrame) -> list[str]:
     return [str(sd.type).rsplit(".", 1)[-1] for sd in side_data(frame)]
 
 
+def coded_frames(path: str | Path) -> int:
+    """How many frames the first video stream codes, counted from its packets (no decoding): exact
+    where :attr:`VideoInfo.estimated_frames` guesses, as in a Matroska file of varying frame rate."""
+    with open_input(path) as container:
+        return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Describe the first video stream of ``path``; raises ``InputError`` when there is none.
 

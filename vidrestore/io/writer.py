@@ -252,6 +252,18 @@ _FIELD_ENCODERS = {"mpeg2video", "mpeg4"}  # of these, the ones that code interl
 _QUANTISER_ENCODERS = {"mpeg4", "mpeg2video", "mpeg1video", "mjpeg", "msmpeg4", "msmpeg4v2", "h263p", "flv", "wmv1", "wmv2"}
 
 
+MPEG_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30), Fraction(50),
+              Fraction(60000, 1001), Fraction(60))
+
+
+def mpeg_rate(rate: Fraction) -> Fraction:
+    """The rate MPEG-1/2 code ``rate`` at: the nearest of theirs where it is within 1% of one (an
+    .mp4 whose stream duration counts a long last frame stated 29.77 fps for 29.97, which the
+    encoder refused), else ``rate`` itself."""
+    nearest = min(MPEG_RATES, key=lambda r: abs(r - rate))
+    return nearest if abs(nearest - rate) <= nearest / 100 else rate
+
+
 def _takes(output: Path, codec: str | None) -> bool:
     """Whether FFmpeg knows a container by ``output``'s name and it can hold a stream of ``codec``
     (None: any container it knows)."""
@@ -307,6 +319,15 @@ def stores_rotation(output: str | Path) -> bool:
     """Whether a file named like ``output`` stores a display rotation (QuickTime/MP4's matrix,
     Matroska's projection); AVI, MPEG-TS, FLV, ASF, MXF and NUT do not."""
     return _muxer(Path(output)) in ISO_MEDIA_MUXERS | {"matroska", "webm"}
+
+
+def one_rate_only(output: str | Path, options: EncodeOptions, source: VideoInfo) -> str:
+    """Why video whose frame rate varies cannot be written to ``output`` with ``options`` ("": it
+    can): AVI counts frames at one rate, and MPEG-1/2 code one of a few rates."""
+    if _muxer(Path(output)) in _FRAME_RATE_MUXERS:
+        return f"{Path(output).suffix} files count frames at one rate"
+    codec = check_encoder(options, output, source).name
+    return f"{codec} codes frames at one of a few rates" if codec in _FRAME_RATE_ENCODERS else ""
 
 
 def copies_into(output: str | Path, codec: str) -> bool:
@@ -542,6 +563,7 @@ class VideoWriter:
         stream.time_base = info.time_base
         stream.codec_context.time_base = info.time_base
         if codec.name in _FRAME_RATE_ENCODERS and info.average_rate:  # frames are moved onto the rate's grid
+            info = dataclasses.replace(info, average_rate=mpeg_rate(info.average_rate))
             stream.codec_context.time_base = 1 / info.average_rate
         if self.container.format.name in _FRAME_RATE_MUXERS and info.average_rate and info.constant_rate:
             stream.time_base = stream.codec_context.time_base = 1 / info.average_rate
