@@ -28,29 +28,6 @@ from vidrestore.io import VideoReader
 from vidrestore.io.reader import FieldFilter
 
 
-def pulled_down(film: list[np.ndarray]) -> list[np.ndarray]:
-    """``film`` in 3:2 pulldown, top field first: 5 frames for every 4."""
-    h, w = film[0].shape[:2]
-    graph = av.filter.Graph()
-    source = graph.add("buffer", f"video_size={w}x{h}:pix_fmt=rgb24:time_base=1/24:frame_rate=24:pixel_aspect=1/1")
-    telecine, sink = graph.add("telecine", "first_field=top:pattern=23"), graph.add("buffersink")
-    source.link_to(telecine)
-    telecine.link_to(sink)
-    graph.configure()
-    out = []
-    for i, image in enumerate([*film, None]):
-        frame = None if image is None else av.VideoFrame.from_ndarray(image, format="rgb24")
-        if frame is not None:
-            frame.pts, frame.time_base = i, Fraction(1, 24)
-        graph.vpush(frame)
-        while True:
-            try:
-                out.append(graph.vpull().to_ndarray(format="rgb24"))
-            except (av.error.BlockingIOError, av.error.EOFError):
-                break
-    return out
-
-
 def interlaced(frames: list[np.ndarray]) -> list[np.ndarray]:
     """Video whose later (bottom) field in each frame is the next frame's."""
     woven = [f.copy() for f in frames[:-1]]
@@ -107,7 +84,7 @@ def main() -> None:
             with VideoReader(clip) as reader:
                 frames = [f.image[: f.image.shape[0] // 2 * 2, : f.image.shape[1] // 2 * 2]
                           for _, f in zip(range(args.film + args.video + 1), reader)]
-            woven = pulled_down(frames[: args.film]) + interlaced(frames[args.film :])
+            woven = cadence.pulled_down(frames[: args.film]) + interlaced(frames[args.film :])
             for crf in args.crf:
                 changes = changes_of(encode(woven, Path(tmp) / f"{clip.stem}_{crf}.mp4", crf))
                 film = range(0, film_cycles * cadence.CYCLE, cadence.CYCLE)

@@ -459,32 +459,6 @@ def film_frames(source: Path) -> list[np.ndarray]:
         return [np.ascontiguousarray(np.roll(f.image, 3 * i, axis=1)) for i, f in enumerate(r)]
 
 
-def telecined_frames(film: list[np.ndarray], top_first: bool = True) -> list[np.ndarray]:
-    """24 fps ``film`` put through 3:2 pulldown by FFmpeg's telecine filter: five frames for every
-    four film frames, two of each five woven from two film frames."""
-    h, w = film[0].shape[:2]
-    graph = av.filter.Graph()
-    buffer = graph.add("buffer", f"video_size={w}x{h}:pix_fmt=rgb24:time_base=1/24:frame_rate=24:pixel_aspect=1/1")
-    telecine = graph.add("telecine", f"first_field={'top' if top_first else 'bottom'}:pattern=23")
-    sink = graph.add("buffersink")
-    buffer.link_to(telecine)
-    telecine.link_to(sink)
-    graph.configure()
-    woven: list[np.ndarray] = []
-    for i, image in enumerate([*film, None]):
-        frame = None
-        if image is not None:
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 24)
-        graph.vpush(frame)
-        while True:
-            try:
-                woven.append(graph.vpull().to_ndarray(format="rgb24"))
-            except (av.error.BlockingIOError, av.error.EOFError):
-                break
-    return woven
-
-
 def ntsc_clip(path: Path, frames: list[np.ndarray], declare: bool = False) -> Path:
     """``frames`` at 30000/1001 fps, coded losslessly (x264 at qp 0, so each field keeps its own
     pixels) as progressive, as many transfers are flagged, or with ``declare`` as interlaced
@@ -495,9 +469,11 @@ def ntsc_clip(path: Path, frames: list[np.ndarray], declare: bool = False) -> Pa
 
 
 def telecine_clip(path: Path, source: Path, top_first: bool = True, declare: bool = False) -> Path:
-    """:func:`film_frames` of ``source`` as 24 fps film in 3:2 pulldown (:func:`telecined_frames`):
+    """:func:`film_frames` of ``source`` as 24 fps film in 3:2 pulldown (:func:`vidrestore.cadence.pulled_down`):
     30000/1001 fps, written by :func:`ntsc_clip`."""
-    return ntsc_clip(path, telecined_frames(film_frames(source), top_first), declare)
+    from vidrestore.cadence import pulled_down
+
+    return ntsc_clip(path, pulled_down(film_frames(source), top_first), declare)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 
+import av
 import cv2
 import numpy as np
 
@@ -106,3 +107,29 @@ def film_timing(pts: Sequence[int], repeats: frozenset[int], frame_ticks: int, c
         order = iter(range(kept))
         timing += [None if i in repeats else kept * pts[start] + next(order) * cycle * frame_ticks for i in frames]
     return timing
+
+
+def pulled_down(film: Sequence[np.ndarray], top_first: bool = True) -> list[np.ndarray]:
+    """24 fps ``film`` (RGB uint8) in 3:2 pulldown by FFmpeg's telecine filter: 5 frames for every
+    4, two of each 5 woven from two film frames. What decimation undoes, made for the tests and
+    bench/hybrid.py."""
+    h, w = film[0].shape[:2]
+    graph = av.filter.Graph()
+    source = graph.add("buffer", f"video_size={w}x{h}:pix_fmt=rgb24:time_base=1/24:frame_rate=24:pixel_aspect=1/1")
+    telecine = graph.add("telecine", f"first_field={'top' if top_first else 'bottom'}:pattern=23")
+    sink = graph.add("buffersink")
+    source.link_to(telecine)
+    telecine.link_to(sink)
+    graph.configure()
+    woven = []
+    for i, image in enumerate([*film, None]):
+        frame = None if image is None else av.VideoFrame.from_ndarray(image, format="rgb24")
+        if frame is not None:
+            frame.pts, frame.time_base = i, Fraction(1, 24)
+        graph.vpush(frame)
+        while True:
+            try:
+                woven.append(graph.vpull().to_ndarray(format="rgb24"))
+            except (av.error.BlockingIOError, av.error.EOFError):
+                break
+    return woven
