@@ -1,6 +1,6 @@
 """How well ``--hybrid`` tells film cycles from video cycles (vidrestore.cadence.video_cycles).
 
-    python bench/hybrid.py CLIP [CLIP ...] [--film 80] [--video 20] [--crf 18 23 30]
+    python bench/hybrid.py CLIP [CLIP ...] [--film 80] [--video 100] [--crf 18 23 30]
 
 Each CLIP's first ``--film`` frames are taken as 24 fps film and put through 3:2 pulldown (FFmpeg's
 telecine filter); its next ``--video`` frames become video whose every field is a moment of its
@@ -10,7 +10,8 @@ the thumbnails). For each cycle of 5 it prints the least change over the median 
 (film: the repeat; video: the frame that happened to change least), how many cycles
 ``video_cycles`` judged right, and for the video cycles judged film, how much the frame they
 lose changed (mean grey levels of 255 on the thumbnails; film's repeats change by the noise of
-the coding).
+the coding). The last two columns are the same without the check that a repeat falls at the
+same place as its neighbour's (the ratio alone).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from vidrestore import cadence
 from vidrestore.io import VideoReader
 from vidrestore.io.reader import FieldFilter
+from vidrestore.io.writer import REPRODUCIBLE_X264
 
 
 def interlaced(frames: list[np.ndarray]) -> list[np.ndarray]:
@@ -41,7 +43,7 @@ def encode(frames: list[np.ndarray], path: Path, crf: int) -> Path:
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=Fraction(30000, 1001))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(crf)}
+        stream.options = {"crf": str(crf), **REPRODUCIBLE_X264}  # the same bits on every run
         for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = i
@@ -69,16 +71,26 @@ def ratios(changes: list[float], starts: range) -> list[float]:
     return out
 
 
+def by_ratio_alone(changes: list[float]) -> frozenset[int]:
+    """``cadence.video_cycles`` without its check of where the repeat falls."""
+    found = set()
+    for start in range(0, len(changes) // cadence.CYCLE * cadence.CYCLE, cadence.CYCLE):
+        least, *others = sorted(changes[start : start + cadence.CYCLE])
+        if least > cadence.STILL and least >= cadence.DISTINCT * float(np.median(others)):
+            found.add(start)
+    return frozenset(found)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("clips", nargs="+", type=Path)
     ap.add_argument("--film", type=int, default=80, help="film frames (a multiple of 4)")
-    ap.add_argument("--video", type=int, default=20, help="video frames (a multiple of 5)")
+    ap.add_argument("--video", type=int, default=100, help="video frames (a multiple of 5)")
     ap.add_argument("--crf", type=int, nargs="+", default=[18, 23, 30])
     args = ap.parse_args()
     film_cycles = args.film // 4
     print(f"{'clip':16s} {'crf':>4s} {'film ratio max':>15s} {'video ratio min':>16s} {'film judged film':>17s} "
-          f"{'video judged video':>19s} {'repeat change max':>18s} {'lost video change max':>22s}")
+          f"{'video judged video':>19s} {'repeat change max':>18s} {'lost video change max':>22s} {'ratio alone: video':>19s} {'lost':>5s}")
     with tempfile.TemporaryDirectory() as tmp:
         for clip in args.clips:
             with VideoReader(clip) as reader:
@@ -89,12 +101,15 @@ def main() -> None:
                 changes = changes_of(encode(woven, Path(tmp) / f"{clip.stem}_{crf}.mp4", crf))
                 film = range(0, film_cycles * cadence.CYCLE, cadence.CYCLE)
                 video = range(film.stop, len(changes) // cadence.CYCLE * cadence.CYCLE, cadence.CYCLE)
-                judged = cadence.video_cycles(changes)
+                judged, alone = cadence.video_cycles(changes), by_ratio_alone(changes)
                 repeats = [min(changes[s : s + cadence.CYCLE]) for s in film]
-                lost = [min(changes[s : s + cadence.CYCLE]) for s in video if s not in judged]
+
+                def lost(found: frozenset[int]) -> float:
+                    return max((min(changes[s : s + cadence.CYCLE]) for s in video if s not in found), default=float("nan"))
+
                 print(f"{clip.stem:16s} {crf:4d} {max(ratios(changes, film)):15.2f} {min(ratios(changes, video)):16.2f} "
                       f"{sum(s not in judged for s in film):>11d} of {len(film):<3d} {sum(s in judged for s in video):>13d} of {len(video):<3d} "
-                      f"{max(repeats):18.2f} {max(lost, default=float('nan')):22.2f}")
+                      f"{max(repeats):18.2f} {lost(judged):22.2f} {sum(s in alone for s in video):>13d} of {len(video):<3d} {lost(alone):5.2f}")
 
 
 if __name__ == "__main__":
