@@ -65,6 +65,15 @@ def test_a_frame_that_changed_least_by_chance_is_no_repeat():
     assert cadence.video_cycles(film + [4.0, 4.0, 1.5, 4.0, 4.0]) == frozenset()  # where the film repeats: taken for film
 
 
+@given(st.sets(st.integers(0, 30)))
+def test_the_longest_run_of_cycles(cycles):
+    starts = frozenset(5 * c for c in cycles)
+    length, first = cadence.longest_run(starts)
+    assert all(first + 5 * k in starts for k in range(length)) and first + 5 * length not in starts
+    assert not any(all(5 * (c + k) in starts for k in range(length + 1)) for c in cycles)  # none longer
+    assert (length == 0) == (not cycles)
+
+
 def test_frame_step_is_the_common_step_or_none():
     assert cadence.frame_step([0, 1001, 2002, 3003]) == 1001
     assert cadence.frame_step([0, 33, 67, 100, 133]) == 33  # Matroska's milliseconds at 29.97 fps: within a tick

@@ -783,6 +783,8 @@ def test_hybrid_decimation_keeps_the_video_cycles_of_a_hybrid_transfer(tmp_path)
     plain = run(clip, tmp_path / "plain.mkv", dataclasses.replace(cfg, hybrid=False), PassThroughRestorer(64),
                 torch.device("cpu"), detector=det)
     assert plain.frames_out == 64 and probe(tmp_path / "plain.mkv").average_rate == Fraction(24000, 1001)
+    assert any("; from frame 60, 4 cycles of 5 in a row look like video shot at the video rate" in n and "--hybrid keeps" in n
+               for n in plain.notes)
 
 
 def test_hybrid_decimation_of_video_alone_changes_nothing(telecined_clip):

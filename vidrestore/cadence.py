@@ -76,6 +76,16 @@ def video_cycles(changes: Sequence[float], cycle: int = CYCLE) -> frozenset[int]
     return frozenset(starts) - still - steady
 
 
+def longest_run(starts: frozenset[int], cycle: int = CYCLE) -> tuple[int, int]:
+    """The longest run of consecutive cycles among those starting at ``starts``: (how many, its
+    first frame); (0, 0) for none."""
+    best, first = (0, 0), None
+    for start in sorted(starts):
+        first = first if first is not None and start - cycle in starts else start
+        best = max(best, ((start - first) // cycle + 1, first), key=lambda run: run[0])
+    return best
+
+
 def in_film_cycles(repeats: frozenset[int], video: frozenset[int], cycle: int = CYCLE) -> frozenset[int]:
     """The ``repeats`` that lie outside the ``video`` cycles (:func:`video_cycles`)."""
     return frozenset(i for i in repeats if i - i % cycle not in video)

@@ -479,6 +479,9 @@ def coded_field_order(analysis: Analysis, info: VideoInfo, keep_fields: bool) ->
     return info.field_order if info.interlaced else ("tt" if analysis.deinterlace.parity == "tff" else "bb")
 
 
+HYBRID_HINT_CYCLES = 3  # cycles of video in a row (half a second) that --decimate suggests --hybrid for
+
+
 def deinterlace_note(analysis: Analysis, cfg: PipelineConfig, rotation: int = 0) -> list[str]:
     """What was done with the input's fields (``cfg.keep_fields``, ``cfg.double_rate``), and why."""
     fields = analysis.deinterlace
@@ -500,6 +503,10 @@ def deinterlace_note(analysis: Analysis, cfg: PipelineConfig, rotation: int = 0)
             video = len(analysis.video_cycles) if cfg.hybrid else 0
             kept = f"; in {video} cycles of 5 no frame repeated (video shot at the video rate), and they keep all their frames " \
                    "at their own times (--hybrid), so the frame rate varies" if video else ""
+            run, first = (0, 0) if cfg.hybrid else cadence.longest_run(analysis.video_cycles)
+            if run >= HYBRID_HINT_CYCLES:
+                kept = f"; from frame {first}, {run} cycles of 5 in a row look like video shot at the video rate (no frame " \
+                       "repeats), and each lost a real frame: --hybrid keeps such cycles whole"
             return [f"{how}, decimated (--decimate): the {len(left_out(analysis, cfg))} frames that repeated a film frame were "
                     f"left out, and the film's own frames are timed at 4/5 of the input's rate{kept}"]
         why = "its fields are moments of their own, not film in pulldown" if not fields.match else \
