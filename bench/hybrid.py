@@ -10,8 +10,9 @@ the thumbnails). For each cycle of 5 it prints the least change over the median 
 (film: the repeat; video: the frame that happened to change least), how many cycles
 ``video_cycles`` judged right, and for the video cycles judged film, how much the frame they
 lose changed (mean grey levels of 255 on the thumbnails; film's repeats change by the noise of
-the coding). The last two columns are the same without the check that a repeat falls at the
-same place as its neighbour's (the ratio alone).
+the coding); the longest runs of cycles judged video in the film and in the video (``--decimate``
+suggests ``--hybrid`` from 3 in a row). The last two columns are the same without the check that a
+repeat falls at the same place as its neighbour's (the ratio alone).
 """
 
 from __future__ import annotations
@@ -81,6 +82,11 @@ def by_ratio_alone(changes: list[float]) -> frozenset[int]:
     return frozenset(found)
 
 
+def run(judged: frozenset[int], part: range) -> int:
+    """The longest run of cycles judged video within ``part``."""
+    return cadence.longest_run(frozenset(s for s in judged if s in part))[0]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("clips", nargs="+", type=Path)
@@ -90,7 +96,8 @@ def main() -> None:
     args = ap.parse_args()
     film_cycles = args.film // 4
     print(f"{'clip':16s} {'crf':>4s} {'film ratio max':>15s} {'video ratio min':>16s} {'film judged film':>17s} "
-          f"{'video judged video':>19s} {'repeat change max':>18s} {'lost video change max':>22s} {'ratio alone: video':>19s} {'lost':>5s}")
+          f"{'video judged video':>19s} {'repeat change max':>18s} {'lost video change max':>22s} {'runs: film':>10s} {'video':>5s} "
+          f"{'ratio alone: video':>19s} {'lost':>5s}")
     with tempfile.TemporaryDirectory() as tmp:
         for clip in args.clips:
             with VideoReader(clip) as reader:
@@ -109,7 +116,8 @@ def main() -> None:
 
                 print(f"{clip.stem:16s} {crf:4d} {max(ratios(changes, film)):15.2f} {min(ratios(changes, video)):16.2f} "
                       f"{sum(s not in judged for s in film):>11d} of {len(film):<3d} {sum(s in judged for s in video):>13d} of {len(video):<3d} "
-                      f"{max(repeats):18.2f} {lost(judged):22.2f} {sum(s in alone for s in video):>13d} of {len(video):<3d} {lost(alone):5.2f}")
+                      f"{max(repeats):18.2f} {lost(judged):22.2f} {run(judged, film):10d} {run(judged, video):5d} "
+                      f"{sum(s in alone for s in video):>13d} of {len(video):<3d} {lost(alone):5.2f}")
 
 
 if __name__ == "__main__":
