@@ -827,6 +827,34 @@ def test_evenly_spaced_frames_run_at_their_rate_in_avi_and_mpeg2_whatever_the_in
         assert sum(1 for _ in c.decode(video=0)) == 30
 
 
+def test_an_mpeg_ts_becomes_an_avi_with_its_frames_at_their_times(sample_clip, tmp_path):
+    """MPEG-TS counts time in 1/90000 s, which AVI's encoders refused (the check before any work
+    failed), and the sample's frames start 83 ms in, where x264's reordering put them. AVI shows its
+    first frame from 0; the frames after it came 2 frames late, and now keep their times. MJPEG,
+    which FFmpeg's encoder writes in full range only, refused the clip's limited-range frames."""
+    from vidrestore.io import EncodeOptions
+
+    ts = tmp_path / "in.ts"
+    with av.open(str(sample_clip)) as i, av.open(str(ts), "w") as o:
+        copy = o.add_stream_from_template(i.streams.video[0])
+        for packet in i.demux(video=0):
+            if packet.dts is not None:
+                packet.stream = copy
+                o.mux(packet)
+    with av.open(str(ts)) as c:
+        shown = [f.time for f in c.decode(video=0)]
+        assert c.streams.video[0].time_base == Fraction(1, 90000) and shown[0] > 0.04
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    for codec in ("auto", "mjpeg"):
+        out = tmp_path / f"{codec}.avi"
+        report = run(ts, out, PipelineConfig(face_size=64, encode=EncodeOptions(codec=codec)), Negative(64), torch.device("cpu"), detector=det)
+        with av.open(str(out)) as c:
+            times = [f.time for f in c.decode(video=0)]
+        assert report.tracks and report.encoder.startswith("mpeg4" if codec == "auto" else "mjpeg")
+        assert len(times) == len(shown) == 24 and times[0] == 0
+        assert max(abs(a - b) for a, b in zip(times[1:], shown[1:])) < 0.001
+
+
 def test_a_dolby_vision_input_says_what_a_re_encode_loses(sample_clip, tmp_path):
     """Re-encoded, Dolby Vision video keeps its base layer only: the report says that its dynamic
     metadata is gone. A video with no face is copied, and keeps its Dolby Vision sample entry."""

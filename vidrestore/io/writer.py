@@ -164,8 +164,15 @@ def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, heig
             raise OutputError(f"encoder {codec.name} does not take pixel format {requested}; it takes {', '.join(supported)}")
         return requested
     if not supported or source in supported:
-        return source
-    return "yuv420p" if "yuv420p" in supported else _closest_format(source, supported)
+        return _jfif_format(codec, source, supported)
+    return _jfif_format(codec, "yuv420p", supported) if "yuv420p" in supported else _closest_format(source, supported)
+
+
+def _jfif_format(codec: av.Codec, pix_fmt: str, supported: list[str]) -> str:
+    """JPEG's full-range twin of a limited-range YUV ``pix_fmt`` (yuvj420p for yuv420p): FFmpeg's
+    MJPEG encoder refused limited-range video (an H.264 clip into an MJPEG .avi)."""
+    full = "yuvj" + pix_fmt[3:]
+    return full if codec.name in _JFIF_ENCODERS and pix_fmt.startswith("yuv") and full in supported else pix_fmt
 
 
 def output_pix_fmt(codec: av.Codec, options: EncodeOptions, source: VideoInfo) -> str:
@@ -246,7 +253,8 @@ _VIDEO_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "ffv1", "pro
 _FRAME_RATE_ENCODERS = {"mpeg1video", "mpeg2video"}
 # AVI counts frames at one rate: given the input's tick (1/12288), FFmpeg wrote a 600 fps stream of
 # mostly empty frames. A video at a constant rate is written at that rate (one of varying rate keeps
-# its times as FFmpeg can, with empty frames between).
+# its times as FFmpeg can, with empty frames between, in milliseconds where its tick is finer than
+# AVI's encoders take).
 _FRAME_RATE_MUXERS = {"avi"}
 _FIELD_ENCODERS = {"mpeg2video", "mpeg4"}  # of these, the ones that code interlaced frames as two fields
 _QUANTISER_ENCODERS = {"mpeg4", "mpeg2video", "mpeg1video", "mjpeg", "msmpeg4", "msmpeg4v2", "h263p", "flv", "wmv1", "wmv2"}
@@ -567,6 +575,8 @@ class VideoWriter:
             stream.codec_context.time_base = 1 / info.average_rate
         if self.container.format.name in _FRAME_RATE_MUXERS and info.average_rate and info.constant_rate:
             stream.time_base = stream.codec_context.time_base = 1 / info.average_rate
+        elif self.container.format.name in _FRAME_RATE_MUXERS and info.time_base.denominator > 0xFFFF:
+            stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)  # MPEG-TS's 1/90000 was refused
         if info.average_rate:
             stream.codec_context.framerate = info.average_rate
         cc = stream.codec_context
@@ -1118,7 +1128,9 @@ def _start_shift(packet: av.Packet, start: Fraction | None) -> int:
         return 0
     ticks = start / packet.time_base
     nearest = math.floor(abs(ticks) + Fraction(1, 2))  # rounded as FFmpeg rescales: halves away from zero
-    return packet.pts - (nearest if ticks >= 0 else -nearest)
+    # never earlier: AVI puts its first frame at 0 whenever it is shown (an MPEG-TS's at 83 ms), and
+    # its later frames at their own times, which moving them back by that would make late
+    return max(0, packet.pts - (nearest if ticks >= 0 else -nearest))
 
 
 def _joined_packets(parts: list[Path], starts: Sequence[Fraction | None] = ()) -> Iterator[av.Packet]:
