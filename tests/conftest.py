@@ -476,6 +476,25 @@ def telecine_clip(path: Path, source: Path, top_first: bool = True, declare: boo
     return ntsc_clip(path, pulled_down(film_frames(source), top_first), declare)
 
 
+def hybrid_transfer(folder: Path) -> tuple[Path, list[np.ndarray]]:
+    """A hybrid transfer at 30000/1001 (:func:`ntsc_clip`): 48 frames of panning film in 3:2
+    pulldown (60 frames), then 20 frames of video whose every field is a moment of its own; and
+    the 68 pictures it was made from, each film frame once and each video frame once."""
+    from vidrestore.cadence import pulled_down
+    from vidrestore.io import VideoReader
+    from vidrestore.sample import make_sample
+
+    with VideoReader(make_sample(folder / "sample.mp4", frames=68, size=(240, 320))) as r:
+        moving = [np.ascontiguousarray(np.roll(f.image, 3 * i, axis=1)) for i, f in enumerate(r)]
+    return ntsc_clip(folder / "hybrid.mp4", pulled_down(moving[:48]) + woven_frames(moving[48:])), moving
+
+
+@pytest.fixture(scope="session")
+def hybrid_clip(tmp_path_factory) -> Path:
+    """:func:`hybrid_transfer`'s clip."""
+    return hybrid_transfer(tmp_path_factory.mktemp("hybrid"))[0]
+
+
 @pytest.fixture(scope="session")
 def telecined_clip(sample_clip, tmp_path_factory) -> Path:
     """The sample's 24 frames as panning film in 3:2 pulldown: 30 frames (see telecine_clip)."""

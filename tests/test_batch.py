@@ -76,16 +76,18 @@ def test_split_and_join_equals_one_pass_frame_for_frame(three_shot_clip, tiny_mo
 
 
 @pytest.mark.parametrize("fields, clip, frames", [("keep_fields", "interlaced_clip", 24), ("double_rate", "interlaced_clip", 48),
-                                                  ("decimate", "telecined_clip", 24)])
+                                                  ("decimate", "telecined_clip", 24), ("decimate+hybrid", "hybrid_clip", 68)])
 def test_fields_split_inside_a_shot_and_joined_equal_one_pass(request, tiny_model, tmp_path, fields, clip, frames):
     """A segment that starts inside a shot is deinterlaced (or field-matched) from the frame before
     it and restored with the state carried in: the same frames, at the same times, as one pass,
-    kept as fields, written a frame a field, or decimated to the film's own frames."""
+    kept as fields, written a frame a field, or decimated to the film's own frames (with
+    ``hybrid``, the video cycles whole)."""
     interlaced_clip = request.getfixturevalue(clip)
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
     outputs = {}
     for segment_frames in (0, 8):
-        cfg = PipelineConfig(batch_size=4, segment_frames=segment_frames, encode=EncodeOptions(codec="ffv1"), **{fields: True})
+        cfg = PipelineConfig(batch_size=4, segment_frames=segment_frames, encode=EncodeOptions(codec="ffv1"),
+                             **dict.fromkeys(fields.split("+"), True))
         restorer = load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"),
                                  torch.float32, None, 32)
         run(interlaced_clip, tmp_path / f"out{segment_frames}.mkv", cfg, restorer, torch.device("cpu"), detector=det)

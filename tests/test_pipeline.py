@@ -751,15 +751,11 @@ def test_hybrid_decimation_keeps_the_video_cycles_of_a_hybrid_transfer(tmp_path)
     frames of video whose every field is a moment of its own. The 12 film cycles lose their
     repeats and are timed at the film's rate; the 4 video cycles keep all their frames at their
     own times, so the output's rate varies. Plain --decimate leaves a real frame out of each."""
-    from conftest import ntsc_clip, woven_frames
+    from conftest import hybrid_transfer
 
-    from vidrestore import cadence
     from vidrestore.io import EncodeOptions
-    from vidrestore.sample import make_sample
 
-    with VideoReader(make_sample(tmp_path / "sample.mp4", frames=68, size=(240, 320))) as r:
-        moving = [np.ascontiguousarray(np.roll(f.image, 3 * i, axis=1)) for i, f in enumerate(r)]
-    clip = ntsc_clip(tmp_path / "hybrid.mp4", cadence.pulled_down(moving[:48]) + woven_frames(moving[48:]))
+    clip, moving = hybrid_transfer(tmp_path)
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
     tick = 1001 / 30000
     cfg = PipelineConfig(face_size=64, decimate=True, hybrid=True, encode=EncodeOptions(codec="ffv1"))
