@@ -296,6 +296,30 @@ def test_deinterlacing_follows_the_mode_the_declared_fields_and_what_the_scan_fi
         choose_deinterlace(PipelineConfig(deinterlace="yes"), path, probe(path))
 
 
+def test_a_hybrid_transfer_that_opens_with_video_is_field_matched_when_said_to_be_hybrid(sample_clip, tmp_path):
+    """70 frames of video, then 48 film frames in pulldown: the field scan reads the video and
+    takes it all for video (bwdif), so plain --decimate has nothing to decimate. With --hybrid it
+    is field-matched all the same: the film's cycles lose their repeats, the video's stay whole.
+    Progressive video is left as it is."""
+    from conftest import ntsc_clip, woven_frames
+
+    from vidrestore import cadence
+    from vidrestore.pipeline import left_out
+    from vidrestore.sample import make_sample
+
+    with VideoReader(make_sample(tmp_path / "sample.mp4", frames=118, size=(120, 160))) as r:
+        moving = [np.ascontiguousarray(np.roll(f.image, 3 * i, axis=1)) for i, f in enumerate(r)]
+    clip = ntsc_clip(tmp_path / "video_first.mp4", woven_frames(moving[:70]) + cadence.pulled_down(moving[70:]))
+    plain, hybrid = PipelineConfig(decimate=True), PipelineConfig(decimate=True, hybrid=True)
+    assert choose_deinterlace(plain, clip, probe(clip))[0] == FieldFilter("tff")
+    fields, why = choose_deinterlace(hybrid, clip, probe(clip))
+    assert fields == FieldFilter("tff", match=True) and why.startswith("--hybrid; field matching rebuilt 0")
+    assert choose_deinterlace(hybrid, sample_clip, probe(sample_clip)) == (None, "")
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    analysis = analyse(clip, hybrid, det)
+    assert analysis.video_cycles == frozenset(range(0, 70, 5)) and sorted(left_out(analysis, hybrid)) == list(range(72, 130, 5))
+
+
 def test_faces_turned_past_the_profile_fade_keep_their_original_pixels(sample_clip, tiny_model, tmp_path):
     """The same run twice, into lossless RGB: with the default fade the faces are restored; with a
     fade that counts every pose as profile, nothing is pasted and every pixel comes out as it went in."""

@@ -457,10 +457,14 @@ def choose_deinterlace(cfg: PipelineConfig, path: Path, info: VideoInfo) -> tupl
     if cfg.deinterlace == "off":
         return None, ""
     scan = scan_fields(path)
-    if cfg.deinterlace == "ivtc" or (cfg.deinterlace == "auto" and scan.telecined):
+    # a hybrid transfer, said to be one (--hybrid), is field-matched wherever it has fields, even
+    # where the stretches scanned are its video: fieldmatch leaves video's frames to bwdif
+    hybrid = cfg.hybrid and (info.interlaced or scan.interlaced or scan.matched > 0)
+    if cfg.deinterlace == "ivtc" or (cfg.deinterlace == "auto" and (scan.telecined or hybrid)):
         scanned = scan.tff + scan.bff + scan.progressive
         why = f"field matching rebuilt {scan.matched} and left {scan.combed} combed of {scanned} frames scanned"
-        return FieldFilter(scan.match_parity, match=True), why if cfg.deinterlace == "auto" else f"--deinterlace ivtc; {why}"
+        said = "" if cfg.deinterlace == "auto" and scan.telecined else "--deinterlace ivtc; " if cfg.deinterlace == "ivtc" else "--hybrid; "
+        return FieldFilter(scan.match_parity, match=True), said + why
     if info.interlaced:
         return FieldFilter(info.parity), f"declared {info.field_order}"
     found = f"{scan.tff + scan.bff} of {scan.tff + scan.bff + scan.progressive} frames scanned look interlaced"
