@@ -178,7 +178,8 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                         "frame is left out (23.976 fps from 29.97, inverse telecine as FFmpeg's decimate does); other video keeps its rate")
     p.add_argument("--hybrid", action="store_true", default=None,
                    help="with --decimate, for film mixed with video shot at the video rate (titles, effects): a cycle of 5 "
-                        "frames in which no frame repeats keeps all of them at their own times; the frame rate then varies")
+                        "frames in which no frame repeats keeps all of them at their own times, and the frame rate varies; "
+                        "video with fields is field-matched even where the stretches scanned look like video")
     p.add_argument("--tracks", type=_id_list, metavar="IDS", help="restore only these face tracks, e.g. 0,3 (ids from a --dry-run report)")
     p.add_argument("--faces", metavar="DIR", help="write each track's best face into DIR as person<P>_track<T>.jpg, and "
                    "people.jpg, a row per person, to tell who is who (with --dry-run, before choosing --tracks, --people, "
