@@ -489,6 +489,33 @@ def test_a_faceless_h264_video_is_encoded_into_a_program_stream_not_copied(tmp_p
     assert "cannot read h264 back from a program stream" in json.loads(report.read_text())["notes"][0]
 
 
+def test_a_faceless_video_the_output_cannot_hold_is_encoded_not_refused(tmp_path):
+    """A GIF with no face into an .mp4 (or a .mkv: Matroska holds no GIF either), and H.264 into a
+    .webm, were refused ("write a .mkv"); they are encoded, with every frame at its time."""
+    from vidrestore.io import probe
+
+    gif = tmp_path / "in.gif"
+    with av.open(str(gif), "w") as c:
+        stream = c.add_stream("gif", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb8"
+        for i in range(12):
+            image = np.zeros((48, 64, 3), np.uint8)
+            image[:, 5 * i : 5 * i + 8] = 255
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="rgb8")
+            frame.pts, frame.time_base = 10 * i, Fraction(1, 100)
+            c.mux(stream.encode(frame))
+        c.mux(stream.encode(None))
+    h264 = make_clip(tmp_path / "in.mp4", [i * 40 for i in range(6)])
+    for src, name, codec in [(gif, "o.mp4", "h264"), (gif, "o.mkv", "h264"), (h264, "o.webm", "vp9")]:
+        report = tmp_path / f"{name}.json"
+        assert _run(src, tmp_path / name, "--model", "none", "--quiet", "--json", report) == 0
+        with av.open(str(src)) as a, av.open(str(tmp_path / name)) as b:
+            assert [f.time for f in b.decode(video=0)] == pytest.approx([f.time for f in a.decode(video=0)], abs=0.001)
+        note = json.loads(report.read_text())["notes"][0]
+        assert probe(tmp_path / name).codec == codec
+        assert f"encoded unchanged, since {name[1:]} files cannot hold its {probe(src).codec} video" in note
+
+
 @pytest.mark.skipif("libsvtav1" not in av.codecs_available, reason="this FFmpeg build has no AV1 encoder (libsvtav1)")
 def test_av1_is_copied_where_no_face_is_found_and_written_at_the_crf_asked_for(sample_clip, tmp_path):
     """FFmpeg decodes AV1 with libdav1d, which encodes nothing, and PyAV set a copied video stream up

@@ -58,7 +58,7 @@ from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
 from .io.reader import DecodedFrames, FieldFilter, bit_depth, doubles_rate, fields_have_own_moments, scan_fields
 from .io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, SEGMENT_SUFFIX, files_of, find_sequence, has_number_field, hidden_stem, is_sequence, number_offset, numbered, sequences_in, unsupported_type
-from .io.writer import atomic_output, check_encoder, check_output, copies_into, describe_encoding, dolby_vision_note, left_out_note, master_note, one_rate_only, stores_rotation, unrestored_videos_note
+from .io.writer import atomic_output, check_encoder, check_output, copies_into, describe_encoding, dolby_vision_note, holds_copy, left_out_note, master_note, one_rate_only, stores_rotation, unrestored_videos_note
 from .restore import Restorer, TrackContext, load_contexts, save_contexts
 from .resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .shots import Shot, ShotConfig, ShotDetector
@@ -684,8 +684,9 @@ def faceless_encoding(src: Path, dst: Path, retiming: str = "") -> str:
     """Why a video with nothing to restore is encoded unchanged rather than copied ("": it is
     copied): a copy would leave a JPEG inside a .png, or a raw stream's unstamped frames in a
     container that needs timestamps, or the pictures of an image sequence in a video file, or
-    a turned video in a container that stores no rotation, or H.264 in a program stream; or the
-    output runs at another rate, as ``retiming`` says (:func:`retiming`)."""
+    a turned video in a container that stores no rotation, or H.264 in a program stream, or video
+    the output's container cannot hold (a GIF's in an .mp4); or the output runs at another rate,
+    as ``retiming`` says (:func:`retiming`)."""
     if retiming:
         return f"the video was {retiming}, as asked"
     info = probe(src)
@@ -701,6 +702,8 @@ def faceless_encoding(src: Path, dst: Path, retiming: str = "") -> str:
         return f"the video was encoded upright, since {dst.suffix} files store no rotation and a copy would play turned"
     if not copies_into(dst, info.codec):
         return f"the video was encoded unchanged, since FFmpeg cannot read {info.codec} back from a program stream"
+    if not holds_copy(src, dst):
+        return f"the video was encoded unchanged, since {dst.suffix} files cannot hold its {info.codec} video"
     return ""
 
 

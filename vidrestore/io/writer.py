@@ -338,6 +338,20 @@ def one_rate_only(output: str | Path, options: EncodeOptions, source: VideoInfo)
     return f"{codec} codes frames at one of a few rates" if codec in _FRAME_RATE_ENCODERS else ""
 
 
+def holds_copy(source: str | Path, output: str | Path) -> bool:
+    """Whether a file named like ``output`` can hold ``source``'s video stream copied as it is (an
+    .mp4 cannot hold a GIF's, nor a .webm H.264)."""
+    scratch = io.BytesIO()
+    scratch.name = Path(output).name  # FFmpeg picks the container by the name
+    with open_input(source) as container:
+        try:
+            with av.open(scratch, "w") as out:
+                copy_of(out, container.streams.video[0])
+        except (av.error.FFmpegError, ValueError):
+            return False
+    return True
+
+
 def copies_into(output: str | Path, codec: str) -> bool:
     """Whether video of ``codec`` copied into a file named like ``output`` can be read back: a
     program stream's H.264 could not (FFmpeg found no video in it)."""
