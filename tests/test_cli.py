@@ -489,6 +489,22 @@ def test_a_faceless_h264_video_is_encoded_into_a_program_stream_not_copied(tmp_p
     assert "cannot read h264 back from a program stream" in json.loads(report.read_text())["notes"][0]
 
 
+def test_a_gif_is_written_with_a_palette_of_each_frames_own(sample_clip, tmp_path, capsys):
+    """GIF output was refused (codec auto chose H.264). Each frame now gets 256 colours of its own;
+    GIF counts time in hundredths of a second, and holds no sound."""
+    from vidrestore.io import VideoReader
+
+    out = tmp_path / "o.gif"
+    assert _run(sample_clip, out, "--model", "none", "--quiet") == 4 and "--drop-streams" in capsys.readouterr().err
+    report = tmp_path / "r.json"
+    assert _run(sample_clip, out, "--model", "none", "--quiet", "--drop-streams", "--json", report) == 0
+    assert json.loads(report.read_text())["encoder"].startswith("gif, pal8")
+    with av.open(str(sample_clip)) as a, av.open(str(out)) as b:
+        assert [f.time for f in b.decode(video=0)] == pytest.approx([f.time for f in a.decode(video=0)], abs=0.0051)  # to the nearest 1/100 s
+    with VideoReader(sample_clip) as a, VideoReader(out) as b:
+        assert all(np.abs(x.image.astype(int) - y.image).mean() < 4 for x, y in zip(a, b, strict=True))
+
+
 def test_a_faceless_video_the_output_cannot_hold_is_encoded_not_refused(tmp_path):
     """A GIF with no face into an .mp4 (or a .mkv: Matroska holds no GIF either), and H.264 into a
     .webm, were refused ("write a .mkv"); they are encoded, with every frame at its time."""

@@ -148,10 +148,16 @@ def _subsampling_fits(pix_fmt: str, width: int, height: int) -> bool:
 
 
 _RGB_PICTURE_ENCODERS = {"png", "tiff", "bmp", "dpx"}  # pictures viewers expect in RGB, though some of these take YUV
+# GIF holds 256 colours a frame: each frame gets its own palette (FFmpeg's palettegen and
+# paletteuse), where the encoder's fixed 3-3-2 palette was off by 16.6 levels on the sample clip
+# and a palette of the frame's own by 2.2.
+_PALETTE_ENCODERS = {"gif"}
 
 
 def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, height: int) -> str:
     supported = [f.name for f in (codec.video_formats or [])]
+    if requested == "auto" and codec.name in _PALETTE_ENCODERS:
+        return "pal8"
     if requested == "auto" and codec.name in _RGB_PICTURE_ENCODERS:
         if av.VideoFormat(source).is_rgb and source in supported:
             return source  # a 10-bit DPX scan stays 10-bit DPX
@@ -369,7 +375,7 @@ def _is_picture_name(output: Path) -> bool:
 # MPEG program streams (.mpg, .vob) are DVD's, whose players decode MPEG-2 and no H.264. AVI's
 # own is MPEG-4 Part 2 (Xvid, DivX): FFmpeg reads H.264 from AVI a frame late, whatever wrote it.
 _HOUSE_ENCODERS = {".mxf": "mpeg2video", ".wmv": "wmv2", ".asf": "wmv2", ".mpg": "mpeg2video", ".mpeg": "mpeg2video",
-                   ".vob": "mpeg2video", ".dvd": "mpeg2video", ".avi": "mpeg4"}
+                   ".vob": "mpeg2video", ".dvd": "mpeg2video", ".avi": "mpeg4", ".gif": "gif"}
 # Program streams take MPEG-1/2 alone here: H.264 in one came back with unstamped frames, and
 # FFmpeg's own demuxer could not find it in a small file.
 _PROGRAM_STREAM_MUXERS = {"mpeg", "vob", "svcd", "dvd", "vcd"}
@@ -567,6 +573,7 @@ class VideoWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=8)
         self._reformatter = VideoReformatter()  # one conversion set up for the whole stream (the encode thread's)
         self._patch_reformatter = VideoReformatter()  # for regions, whose sizes change from frame to frame
+        self._palettes: av.filter.Graph | None = None  # GIF: a palette for each frame (see _palettized)
         self._error: BaseException | None = None
         self._opened = False  # the encoder opens on the first frame, with options read from it
         self._thread = threading.Thread(target=self._encode_loop, name="vidrestore-encode", daemon=True)
@@ -591,6 +598,8 @@ class VideoWriter:
             stream.time_base = stream.codec_context.time_base = 1 / info.average_rate
         elif self.container.format.name in _FRAME_RATE_MUXERS and info.time_base.denominator > 0xFFFF:
             stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)  # MPEG-TS's 1/90000 was refused
+        if codec.name in _PALETTE_ENCODERS:  # GIF counts time in hundredths of a second
+            stream.time_base = stream.codec_context.time_base = Fraction(1, 100)
         if info.average_rate:
             stream.codec_context.framerate = info.average_rate
         cc = stream.codec_context
@@ -679,9 +688,28 @@ class VideoWriter:
 
     def _in_output_format(self, frame: av.VideoFrame) -> av.VideoFrame:
         """``frame`` converted to the stream's pixel format; a conversion keeps the frame's side data."""
-        if frame.format.name == self.stream.pix_fmt:
+        if frame.format.name == self.stream.pix_fmt and not frame.format.has_palette:
             return frame
+        if self.stream.pix_fmt == "pal8":
+            return self._palettized(frame)
         return self._reformatter.reformat(frame, format=self.stream.pix_fmt, **self._yuv_kwargs())
+
+    def _palettized(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """``frame`` in 256 colours of its own (see :data:`_PALETTE_ENCODERS`)."""
+        rgb = self._reformatter.reformat(frame, format="rgb24")
+        if self._palettes is None:
+            graph = self._palettes = av.filter.Graph()
+            source = graph.add_buffer(width=rgb.width, height=rgb.height, format="rgb24", time_base=Fraction(1, 100))
+            split, sink = graph.add("split"), graph.add("buffersink")
+            colours, mapped = graph.add("palettegen", "stats_mode=single"), graph.add("paletteuse", "new=1")
+            source.link_to(split)
+            split.link_to(colours, 0, 0)
+            split.link_to(mapped, 1, 0)
+            colours.link_to(mapped, 0, 1)
+            mapped.link_to(sink)
+            graph.configure()
+        self._palettes.vpush(rgb)
+        return self._palettes.vpull()
 
     def _paint(self, base: av.VideoFrame | None, image: np.ndarray, regions: list[Box] | None) -> av.VideoFrame:
         """``image`` written into ``base``, the decoded frame in the output format: its boxes
@@ -689,7 +717,7 @@ class VideoWriter:
         no ``base``. Painting into the decoded frame rather than a new one keeps its side data,
         which the encoder reads: a new frame dropped the captions of every frame with a face."""
         coded = rotate_to_coded(image, self.info.rotation)
-        if base is None:
+        if base is None or base.format.has_palette:  # a palette is made for the whole picture
             return self._in_output_format(self._to_video_frame(coded))
         base.make_writable()  # copies the samples first while the decoder still references them
         coded = with_alpha_of(base, coded)
