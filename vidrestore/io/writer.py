@@ -149,8 +149,8 @@ def _subsampling_fits(pix_fmt: str, width: int, height: int) -> bool:
 
 _RGB_PICTURE_ENCODERS = {"png", "tiff", "bmp", "dpx"}  # pictures viewers expect in RGB, though some of these take YUV
 # GIF holds 256 colours a frame: each frame gets its own palette (FFmpeg's palettegen and
-# paletteuse), where the encoder's fixed 3-3-2 palette was off by 16.6 levels on the sample clip
-# and a palette of the frame's own by 2.2.
+# paletteuse): by hand, the encoder's fixed 3-3-2 palette was off by 16.6 levels on the sample
+# clip, a palette of the frame's own by 2.2.
 _PALETTE_ENCODERS = {"gif"}
 
 
