@@ -112,19 +112,6 @@ def test_cpu_and_accelerator_blends_agree(dtype, peak, mean_limit):
     assert diff.max() <= 1 and diff.float().mean() < mean_limit  # one level at most: a uint8 crop is quantised first
 
 
-def test_grey_faces_stay_grey_and_colour_faces_keep_their_colour():
-    from vidrestore.faces.paste import keep_grey
-
-    gen = torch.Generator().manual_seed(4)
-    grey_ref = torch.rand(1, 1, 16, 16, generator=gen).expand(1, 3, -1, -1)
-    colour_ref = torch.rand(1, 3, 16, 16, generator=gen)
-    restored = torch.rand(2, 3, 16, 16, generator=gen)
-    out = keep_grey(restored, torch.cat([grey_ref, colour_ref]))
-    assert torch.equal(out[1], restored[1])
-    assert torch.allclose(out[0, 0], out[0, 1]) and torch.allclose(out[0, 1], out[0, 2])
-    assert torch.allclose(out[0, 0], 0.299 * restored[0, 0] + 0.587 * restored[0, 1] + 0.114 * restored[0, 2])
-
-
 def test_colour_matching_gives_the_reference_mean_and_spread_whatever_the_batch():
     import torch.nn.functional as F
 

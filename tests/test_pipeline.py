@@ -983,3 +983,43 @@ def test_faces_of_an_anamorphic_video_reach_the_restorer_in_proportion(sample_cl
     square, stretched = spies["square"], spies["anamorphic"]
     assert (stretched.first - square.first).abs().mean() < 0.04  # measured 0.020; 0.128 before the pixel aspect was used
     assert (stretched.reference - square.reference).abs().mean() < 0.04
+
+
+def test_a_toned_shot_keeps_its_tone_and_a_colour_shot_its_colours(sample_clip, tiny_model, tmp_path):
+    """A colour shot, then a sepia one: the sepia shot's faces come out sepia whatever colours the
+    (untrained) model gives them; the colour shot's keep the model's colours."""
+    from vidrestore.diffusion.sampler import SamplerConfig
+    from vidrestore.faces.tone import LUMA, tone_spread
+    from vidrestore.io import EncodeOptions
+    from vidrestore.restore import load_restorer
+
+    with VideoReader(sample_clip) as r:
+        shot = [f.image for f in r][:14]
+    weights = np.asarray(LUMA, np.float32)
+    # another shot (channels swapped and dimmed: a cut), toned sepia
+    sepia = [(np.ascontiguousarray(f[..., ::-1] // 2).astype(np.float32) @ weights)[..., None] * np.array([1.0, 0.82, 0.6]) + [14, 9, 4]
+             for f in shot]
+    images = shot + [np.clip(s + 0.5, 0, 255).astype(np.uint8) for s in sepia]
+    clip = make_clip(tmp_path / "toned.mp4", [i * 40 for i in range(len(images))], size=images[0].shape[:2], images=images,
+                     pix_fmt="yuv444p", x264_params="qp=0")
+    restorer = load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"), torch.float32, None, 32)
+    report = run(clip, tmp_path / "out.mkv", PipelineConfig(encode=EncodeOptions(codec="ffv1")), restorer, torch.device("cpu"),
+                 detector=create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")))
+    assert [(s["start"], s["end"], s["monochrome"]) for s in report.shots] == [(0, 14, False), (14, 28, True)]
+    assert sorted((t["shot"], t["monochrome"]) for t in report.tracks) == [(0, False), (1, True)]
+    assert any("1 of 2 face tracks are in black-and-white or toned footage" in n for n in report.notes)
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        out = [f.to_ndarray(format="rgb24").astype(np.float32) for f in c.decode(video=0)]
+    with VideoReader(clip) as r:
+        source = [f.image.astype(np.float32) for f in r]
+    for before, after in zip(source[14:], out[14:]):
+        changed = np.abs(after @ weights - before @ weights) > 2
+        assert changed.mean() > 0.02  # restored
+        # each changed pixel's chroma is the input's at the same luma
+        known = before.reshape(-1, 3) @ weights
+        order = np.argsort(known)
+        luma = after[changed] @ weights
+        nearest = order[np.clip(np.searchsorted(known[order], luma), 0, len(order) - 1)]
+        off = np.abs((after[changed] - luma[:, None]) - (before.reshape(-1, 3)[nearest] - known[nearest, None])).max(1)
+        assert np.percentile(off, 99) < 4, np.percentile(off, 99)
+    assert min(tone_spread(np.clip(f, 0, 255).astype(np.uint8)) for f in out[:14]) > 1.5

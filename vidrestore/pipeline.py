@@ -52,7 +52,8 @@ from .faces.people import PeopleConfig, Portraits, contact_sheet, link_people
 from .faces.parsing import ParsingMasker as Masker
 from .faces.parsing import create_masker as parsing_masker
 from .faces.pose import frontal_weight
-from .faces.paste import face_mask, keep_grey, match_colour, paste_faces
+from .faces.paste import face_mask, match_colour, paste_faces
+from .faces.tone import MONOCHROME_LEVELS, keep_tone, tone_spread
 from .faces.track import FaceTracker, TrackerConfig
 from .faces.types import Detection, Track
 from .io import EncodeOptions, VideoInfo, VideoReader, VideoWriter, probe, remux
@@ -292,14 +293,17 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
 
     fields, why = choose_deinterlace(cfg, path, info)
     shot_start, side = 0, 0.0
+    spreads: dict[int, float] = {}  # frame index -> tone spread, of a frame in every TONE_EVERY of each shot
 
     def take(index: int, image: np.ndarray, scale: tuple[float, float], cut: bool, last: bool) -> None:
         """Hand a frame on to detection and tracking; ``cut``: it starts a shot; ``last``: it ends one."""
         nonlocal shot_start, side
+        shot_start = index if cut else shot_start
+        if (index - shot_start) % TONE_EVERY == 0:
+            spreads[index] = tone_spread(image)
         if cfg.aligned:
             side = side or aligned_side(image, scale)
             return
-        shot_start = index if cut else shot_start
         # a shot's first and last frames are always detected: a face the flow lost after the last
         # scheduled detection was left unrestored in the shot's (or the video's) last frames
         detect = (index - shot_start) % every == 0 or last
@@ -343,7 +347,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         count, stats = reader.stats.frames, reader.stats
     if progress:
         progress("analyse", count, info.estimated_frames or count, faces)
-    all_shots = shots.shots(count)
+    all_shots = toned(shots.shots(count), spreads)
     tracks = aligned_tracks(all_shots, side) if cfg.aligned else sorted(tracker.tracks, key=lambda t: (t.start, t.track_id))
     unsteady = np.fromiter(shots.unsteady(), int)
     if portraits is not None:
@@ -352,6 +356,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     for t in tracks:
         t.steady = ~np.isin(t.frames, unsteady)
         t.person = person_of.get(t.track_id, t.track_id)
+        t.monochrome = all_shots[t.shot_index].monochrome
     name = "none: the frames are aligned face crops (--aligned)" if cfg.aligned else \
         f"{detector.name}, on frames of {detector.input_side} px on the longer side"
     crops = {photo: reference_crop(photo, detector, cfg.face_size)
@@ -360,6 +365,23 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references, tracker.too_small,
                     stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side,
                     portraits.faces if portraits is not None else {}, *film_cadence(changes, pts, cfg.hybrid))
+
+
+TONE_EVERY = 12  # frames of a shot between two whose tone is measured (the first is, always)
+
+
+def toned(shots: list[Shot], spreads: dict[int, float]) -> list[Shot]:
+    """``shots``, each marked monochrome where the median tone spread of its frames measured
+    (``spreads``, by frame index) is under :data:`~vidrestore.faces.tone.MONOCHROME_LEVELS`."""
+    frames = np.fromiter(spreads, int, len(spreads))
+    values = np.fromiter(spreads.values(), float, len(spreads))
+    order = np.argsort(frames)
+    frames, values = frames[order], values[order]
+
+    def spread(shot: Shot) -> float:
+        first, end = np.searchsorted(frames, [shot.start, shot.end])
+        return float(np.median(values[first:end])) if end > first else np.inf
+    return [dataclasses.replace(shot, monochrome=spread(shot) < MONOCHROME_LEVELS) for shot in shots]
 
 
 def film_cadence(changes: list[float], pts: list[int | None],
@@ -584,6 +606,14 @@ def undecoded_pictures_note(analysis: Analysis, pattern: Path) -> list[str]:
     names = ", ".join(numbered(pattern, n).name for n in lost[:5]) + (", ..." if len(lost) > 5 else "")
     return [f"{len(lost)} pictures could not be decoded and were not restored ({names}); "
             "a sequence written from this one lacks their numbers"]
+
+
+def monochrome_note(analysis: Analysis) -> list[str]:
+    toned = [t for t in analysis.tracks if t.monochrome]
+    if not toned:
+        return []
+    which = "every face track is" if len(toned) == len(analysis.tracks) else f"{len(toned)} of {len(analysis.tracks)} face tracks are"
+    return [f"{which} in black-and-white or toned footage: the restored faces keep its tone"]
 
 
 def small_faces_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
@@ -915,7 +945,8 @@ def _restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[in
         with glue_threads(device):
             if cfg.colour_match:
                 faces = match_colour(faces, track_crops, face_mask(cfg.face_size, device))
-            faces = keep_grey(faces, track_crops)
+            if track.monochrome:
+                faces = keep_tone(faces, track_crops)
         turned = frontal_weight(track_marks, cfg.profile_fade)
         for j, (i, m) in enumerate(mine):
             strength = cfg.strength_of(track) * _fade(track, i, fades[track.track_id]) * float(turned[j])
@@ -1341,9 +1372,10 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
                  "strength": cfg.strength_of(t), "reference": cfg.reference_of(t) or None,
                  "identity_frames": [] if cfg.reference_of(t) else identity_frames(t),
                  "profile_frames": int((frontal_weight(t.landmarks, cfg.profile_fade) < 1).sum()),
+                 "monochrome": t.monochrome,
                  "face": str(face_path(Path(cfg.faces_dir), t)) if cfg.faces_dir and t.track_id in analysis.faces else None}
                 for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
         people=people_of(analysis.tracks),
-        corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
+        corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
                *unrestored_videos_note(src), *notes])

@@ -73,6 +73,7 @@ class Shot:
     end: int  # one past the last frame index
     fade_in: int = 0  # its first frames that belong to a dissolve or fade from the shot before (0: a cut)
     fade_out: int = 0  # its last frames that belong to a dissolve or fade into the shot after
+    monochrome: bool = False  # black-and-white or toned (faces.tone): its restored faces keep its tone
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from torch.fx.experimental.optimization import fuse
 from ..errors import ModelError, UsageError
 from ..models import zoo
 from .retinaface import FACEXLIB_ANCHORS, MEAN_BGR, decode, load_retinaface, nms, prior_boxes
+from .tone import for_detection
 from .types import Detection
 
 
@@ -128,7 +129,8 @@ class RetinaFaceDetector(_SizedForVideo):
     def _run(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Scores, boxes (pixels) and landmarks (pixels) of every anchor for RGB uint8 images of one size."""
         h, w = batch.shape[1:3]
-        x = torch.from_numpy(batch[..., ::-1].copy()).to(self.device).permute(0, 3, 1, 2).float()  # NHWC memory: channels-last
+        # trained on well-exposed colour photos, it misses most faces in dark or black-and-white frames
+        x = for_detection(batch, self.device).flip(1).contiguous(memory_format=torch.channels_last) * 255
         x = x - torch.tensor(MEAN_BGR, device=self.device).view(1, 3, 1, 1)
         loc, conf, landm = self.model(x)
         boxes, points = decode(loc, landm, prior_boxes(h, w, self.device, self.anchors))

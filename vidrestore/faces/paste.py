@@ -1,5 +1,4 @@
-"""Paste restored crops back into frames with feathered masks, optional colour matching, and
-black-and-white faces kept black-and-white."""
+"""Paste restored crops back into frames with feathered masks and optional colour matching."""
 
 from __future__ import annotations
 
@@ -66,18 +65,6 @@ def match_colour(restored: torch.Tensor, reference: torch.Tensor, mask: torch.Te
     m_t, s_t = stats(reference)
     gain = s_t / s_r
     return (restored * gain[..., None, None] + (m_t - m_r * gain)[..., None, None]).clamp_(0, 1)
-
-
-_LUMA = (0.299, 0.587, 0.114)  # BT.601, as the decoders' YUV -> RGB
-
-
-def keep_grey(restored: torch.Tensor, reference: torch.Tensor, tolerance: float = 2 / 255) -> torch.Tensor:
-    """Restored crops (K, 3, S, S) whose LQ ``reference`` crop is grey (black-and-white footage) are
-    made grey too: a model trained on colour faces would tint them (CodeFormer users report green
-    patches in grey hair). Crops of colour footage pass unchanged."""
-    grey = (reference.amax(1) - reference.amin(1)).flatten(1).mean(1) < tolerance
-    luma = sum(w * restored[:, c : c + 1] for c, w in enumerate(_LUMA)).expand_as(restored)
-    return torch.where(grey[:, None, None, None], luma, restored)
 
 
 def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, strength: torch.Tensor | None = None,

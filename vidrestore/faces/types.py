@@ -37,6 +37,7 @@ class Track:
     detected: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (T,) True where a detector saw it
     steady: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (T,) False in a flash, dissolve or fade
     person: int | None = None  # the id of the first track of the person it shows (faces.people); None: not linked
+    monochrome: bool = False  # in a black-and-white or toned shot (faces.tone): restored faces keep its tone
 
     @property
     def start(self) -> int:

@@ -1,0 +1,153 @@
+"""Black-and-white, toned and dark footage (vidrestore.faces.tone): what tells it apart, whether
+RetinaFace finds its faces, and whether restored faces keep its tone.
+
+    python bench/monochrome.py --data ../shared/data [--faces 200] [--spread-faces 2000] [--restore]
+
+* **Tone spread** (what :func:`tone_spread` leaves of a picture's chroma once a quadratic in luma
+  is fitted, 8-bit levels): its distribution over CelebA and UTKFace colour photos, each of
+  CodeFormer's grey faces, and the KEEP clips in colour and made grey, sepia and blue; and how
+  many fall under ``MONOCHROME_LEVELS``.
+* **Detection**: frames with a face found by RetinaFace MobileNet-0.25, and frames with more than
+  one, on every 5th frame of both KEEP clips (one face each) and on ``--faces`` CelebA photos, in
+  colour, at half and 0.3 of their exposure, and made grey, sepia and blue. "plain" shows the
+  detector the frames as they are (as before vidrestore.faces.tone), "for_detection" as it now
+  sees them.
+* ``--restore``: the first 24 frames of keep_real_1 made sepia and blue, restored by the shipped
+  model with and without :func:`keep_tone`. Per clip: how far the output's chroma lies from the
+  input's own tone curve, where restoration changed the picture (luma moved by more than 2
+  levels), as 50th/99th/99.9th percentiles of the largest channel's distance in levels; and the
+  same for the input against itself (what coding leaves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+
+import vidrestore.faces.detect as detect
+import vidrestore.pipeline as pipeline
+from vidrestore.cli import main as vidrestore_main
+from vidrestore.faces.tone import LUMA, MONOCHROME_LEVELS, _basis, _luma, tone_curves, tone_spread
+
+TONES = {"grey": ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0)), "sepia": ((1.0, 0.82, 0.60), (0.07, 0.05, 0.02)),
+         "blue": ((0.55, 0.72, 1.0), (0.0, 0.02, 0.05))}
+VARIANTS = ("colour", "x0.5", "x0.3", "grey", "sepia", "blue")
+
+
+def variant(image: np.ndarray, name: str) -> np.ndarray:
+    """``image`` (RGB uint8) in colour, under-exposed (x0.5, x0.3), or made monochrome with a tone of :data:`TONES`."""
+    x = image.astype(np.float32) / 255
+    if name.startswith("x"):
+        x = x * float(name[1:])
+    elif name in TONES:
+        gain, offset = (np.asarray(v, np.float32) for v in TONES[name])
+        x = (x @ np.asarray(LUMA, np.float32))[..., None] * gain + offset
+    return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def clip_frames(path: Path, every: int = 5, limit: int = 250) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for i, f in zip(range(limit), c.decode(video=0))][::every]
+
+
+def spreads(data: Path, count: int) -> None:
+    print(f"tone spread (levels); monochrome under {MONOCHROME_LEVELS}")
+    for name in ("celeba_align", "utkface"):
+        files = sorted((data / "train_hq" / name).glob("*.jpg"))[::5][:count]
+        values = np.array([tone_spread(cv2.imread(str(f))[..., ::-1].copy()) for f in files])
+        lows = ", ".join(f"{files[i].name} {values[i]:.2f}" for i in np.argsort(values)[:4])
+        print(f"  {name}: {len(values)} photos, percentiles 0.1/1/5/50: {np.percentile(values, [0.1, 1, 5, 50]).round(2)}, "
+              f"under: {(values < MONOCHROME_LEVELS).sum()} (lowest: {lows})")
+    grey = sorted((data / "faces_lq" / "codeformer_gray_faces").glob("*.png"))
+    print("  codeformer_gray_faces:", "; ".join(f"{f.stem} {tone_spread(cv2.imread(str(f))[..., ::-1].copy()):.2f}" for f in grey))
+    for clip in ("keep_real_1", "keep_real_2"):
+        frames = clip_frames(data / "videos" / f"{clip}.mp4", every=1, limit=60)
+        for name in ("colour", *TONES):
+            values = [tone_spread(variant(f, name)) for f in frames]
+            print(f"  {clip} {name}: min {min(values):.2f}, median {np.median(values):.2f}, max {max(values):.2f}")
+
+
+def detections(data: Path, weights: Path, count: int) -> None:
+    detector = detect.create_detector(detect.DetectorConfig(backend="retinaface", weights=str(weights), refine_landmarks=False),
+                                      torch.device("cpu"))
+    sets = {clip: clip_frames(data / "videos" / f"{clip}.mp4") for clip in ("keep_real_1", "keep_real_2")}
+    sets["celeba"] = [cv2.imread(str(f))[..., ::-1].copy() for f in sorted((data / "train_hq" / "celeba_align").glob("*.jpg"))[::30][:count]]
+    as_now = detect.for_detection
+
+    def plain(images: np.ndarray, device: torch.device) -> torch.Tensor:
+        return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 255
+
+    print("frames with a face found / with more than one (RetinaFace MobileNet-0.25, score > 0.8)")
+    for shown, prepare in (("plain", plain), ("for_detection", as_now)):
+        detect.for_detection = prepare
+        for name, images in sets.items():
+            cells = []
+            for v in VARIANTS:
+                found = [detector.sized_for(max(im.shape[:2]), 32).detect([variant(im, v)])[0] for im in images]
+                cells.append(f"{v} {sum(len(f) > 0 for f in found)}/{len(images)} ({sum(len(f) > 1 for f in found)})")
+            print(f"  {shown:13s} {name:11s} " + "  ".join(cells))
+    detect.for_detection = as_now
+
+
+def off_tone(source: Path, output: Path) -> np.ndarray:
+    """Percentiles 50/99/99.9 of the output's chroma distance (levels, largest channel) from each
+    input frame's tone curve, where the output's luma differs from the input's by over 2 levels
+    (everywhere when ``output`` is ``source``)."""
+    distances = []
+    with av.open(str(source)) as a, av.open(str(output)) as b:
+        for x, y in zip(a.decode(video=0), b.decode(video=0)):
+            before = torch.from_numpy(x.to_ndarray(format="rgb24")).float() / 255
+            after = torch.from_numpy(y.to_ndarray(format="rgb24")).float() / 255
+            coefficients, _ = tone_curves(before.permute(2, 0, 1)[None])
+            changed = ((_luma(after) - _luma(before)).abs() > 2 / 255) if output != source else torch.ones(before.shape[:2], dtype=torch.bool)
+            rgb = after[changed]
+            luma = _luma(rgb)
+            distances.append((rgb - luma[:, None] - _basis(luma) @ coefficients[0]).abs().amax(1) * 255)
+    return torch.quantile(torch.cat(distances)[::3], torch.tensor([0.5, 0.99, 0.999])).numpy()
+
+
+def restoration(data: Path, weights: Path) -> None:
+    frames = clip_frames(data / "videos" / "keep_real_1.mp4", every=1, limit=24)
+    as_now = pipeline.keep_tone
+    print("restored faces' chroma off the input's tone curve, percentiles 50/99/99.9 (levels)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("sepia", "blue"):
+            source = Path(tmp) / f"{name}.mp4"
+            with av.open(str(source), "w") as out:
+                stream = out.add_stream("libx264", rate=20)
+                stream.width, stream.height, stream.pix_fmt, stream.options = frames[0].shape[1], frames[0].shape[0], "yuv420p", {"crf": "18"}
+                for image in frames:
+                    out.mux(stream.encode(av.VideoFrame.from_ndarray(variant(image, name), format="rgb24")))
+                out.mux(stream.encode(None))
+            print(f"  {name} input itself: {off_tone(source, source).round(1)}")
+            for label, keep in (("without keep_tone", lambda restored, reference: restored), ("with keep_tone", as_now)):
+                pipeline.keep_tone = keep
+                output = Path(tmp) / f"{name}_{label.split()[0]}.mp4"
+                vidrestore_main([str(source), str(output), "--quiet", "--detector", "retinaface", "--detector-weights", str(weights)])
+                print(f"  {name} {label}: {off_tone(source, output).round(1)}")
+    pipeline.keep_tone = as_now
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--detector-weights", type=Path, default=None, help="default: DATA/weights/retinaface_mobilenet0.25_Final.pth")
+    parser.add_argument("--faces", type=int, default=200, help="CelebA photos for the detection table")
+    parser.add_argument("--spread-faces", type=int, default=2000, help="CelebA and UTKFace photos each for the spread table")
+    parser.add_argument("--restore", action="store_true", help="also restore the toned clips (about a minute on 2 cores)")
+    args = parser.parse_args()
+    weights = args.detector_weights or args.data / "weights" / "retinaface_mobilenet0.25_Final.pth"
+    spreads(args.data, args.spread_faces)
+    detections(args.data, weights, args.faces)
+    if args.restore:
+        restoration(args.data, weights)
+
+
+if __name__ == "__main__":
+    main()

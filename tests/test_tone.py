@@ -1,0 +1,114 @@
+"""Black-and-white and toned footage: telling it from colour, showing it to the detector, keeping its tone."""
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vidrestore.faces.tone import LUMA, MAX_GAIN, MONOCHROME_LEVELS, WHITE, for_detection, keep_tone, tone_curves, tone_spread
+
+WEIGHTS = torch.tensor(LUMA).view(1, 3, 1, 1)
+
+
+def luma_of(pictures: torch.Tensor) -> torch.Tensor:
+    return (pictures * WEIGHTS).sum(1)
+
+
+def smooth_luma(seed: int, size: int = 96) -> torch.Tensor:
+    """A picture-like luma (1, 1, S, S) in [0.05, 0.95]: gradients and blobs, no pixel noise."""
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 1, 6, 6, generator=gen)
+    return 0.05 + 0.9 * torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def toned(luma: torch.Tensor, gain: tuple[float, float, float], offset: tuple[float, float, float]) -> torch.Tensor:
+    """A monochrome picture: each channel a linear function of one luma (grey, sepia, a tinted reel)."""
+    return (luma * torch.tensor(gain).view(1, 3, 1, 1) + torch.tensor(offset).view(1, 3, 1, 1)).clamp(0, 1)
+
+
+# tones that clip no channel of smooth_luma's range (a clipped one: see test_a_clipped_tone_is_still_monochrome)
+tones = st.tuples(st.tuples(*[st.floats(0.4, 0.95)] * 3), st.tuples(*[st.floats(0.0, 0.09)] * 3))
+
+
+def chroma_at_luma(reference: torch.Tensor, luma: torch.Tensor) -> torch.Tensor:
+    """The chroma (N, 3) of the ``reference`` (1, 3, H, W) pixels whose luma is nearest to each of ``luma`` (N,)."""
+    rgb = reference[0].flatten(1).T
+    known = rgb @ torch.tensor(LUMA)
+    order = known.argsort()
+    nearest = order[torch.searchsorted(known[order], luma).clamp(max=len(order) - 1)]
+    return rgb[nearest] - known[nearest, None]
+
+
+@settings(max_examples=30, deadline=None)
+@given(tone=tones, seed=st.integers(0, 10_000))
+def test_a_toned_picture_is_monochrome_and_restored_faces_take_its_tone(tone, seed):
+    reference = toned(smooth_luma(seed), *tone)
+    assert tone_curves(reference)[1].item() < 0.1
+    # whatever colours the model gave, the luma stays and the chroma is the reference's at that luma
+    restored = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(seed + 1))
+    kept = keep_tone(restored, reference)
+    known = luma_of(reference)
+    inside = (kept > 0.001).all(1) & (kept < 0.999).all(1) & (luma_of(restored) >= known.min()) & (luma_of(restored) <= known.max())
+    assert inside.float().mean() > 0.25
+    luma = luma_of(kept)[inside]
+    assert torch.allclose(luma, luma_of(restored)[inside], atol=2e-3)
+    chroma = kept.permute(0, 2, 3, 1)[inside] - luma[:, None]
+    assert (chroma - chroma_at_luma(reference, luma)).abs().max() < 0.012  # 3 levels
+    assert torch.isfinite(keep_tone(torch.ones(1, 3, 8, 8), reference)).all()  # brighter than the reference: no wild colour
+    assert (keep_tone(torch.ones(1, 3, 96, 96), reference) - keep_tone(torch.ones(1, 3, 96, 96) * known.max(), reference)).abs().max() > 0
+
+
+def test_a_clipped_tone_is_still_monochrome():
+    """Blue lifted and gained until it clips over the top tenth of the picture's range: no longer
+    quite quadratic in luma, still well under the threshold."""
+    assert 0.5 < tone_curves(toned(smooth_luma(4), (1.0, 1.0, 1.09), (0.0, 0.0, 0.0625)))[1].item() < MONOCHROME_LEVELS
+
+
+def test_grey_stays_grey_and_a_flat_picture_keeps_its_colour():
+    grey = smooth_luma(3).expand(1, 3, -1, -1)
+    restored = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(4))
+    kept = keep_tone(restored, grey)
+    assert torch.allclose(kept[:, 0], kept[:, 1], atol=1e-4) and torch.allclose(kept[:, 1], kept[:, 2], atol=1e-4)
+    assert torch.allclose(kept[:, 0], luma_of(restored), atol=1e-4)
+    flat = torch.tensor([0.6, 0.45, 0.3]).view(1, 3, 1, 1).expand(1, 3, 64, 64)  # one colour: a singular fit
+    coefficients, spread = tone_curves(flat)
+    assert torch.isfinite(coefficients).all() and spread.item() < 0.01
+    same_luma = luma_of(flat)[:, None].expand(1, 3, -1, -1).clone()
+    assert torch.allclose(keep_tone(same_luma, flat), flat, atol=2e-3)
+
+
+def test_colour_pictures_are_not_monochrome(sample_clip):
+    from vidrestore.io import VideoReader
+
+    luma = smooth_luma(5)
+    skin, sky = toned(luma, (1.15, 0.95, 0.8), (0, 0, 0)), toned(luma, (0.8, 1.0, 1.3), (0, 0, 0))
+    halves = torch.cat([skin[..., :48], sky[..., 48:]], -1)  # two hues at one brightness
+    assert tone_curves(halves)[1].item() > 3 * MONOCHROME_LEVELS
+    with VideoReader(sample_clip) as r:
+        frame = next(iter(r)).image
+    assert tone_spread(frame) > 2 * MONOCHROME_LEVELS
+    grey = np.repeat((frame @ np.asarray(LUMA)).round().astype(np.uint8)[..., None], 3, 2)
+    assert tone_spread(grey) < 0.1
+    assert abs(tone_spread((frame.astype(np.uint16) * 257)) - tone_spread(frame)) < 0.05  # 16-bit frames alike
+
+
+def test_the_detector_sees_colour_as_it_is_dark_frames_brightened_and_monochrome_ones_in_skin_tones():
+    luma = smooth_luma(6, 64)
+    colour = torch.cat([toned(luma, (1.1, 0.95, 0.8), (0, 0, 0))[..., :32], toned(luma, (0.8, 1.0, 1.2), (0, 0, 0))[..., 32:]], -1)
+    flat = 0.33 + 0.3 * colour  # low contrast about mid grey: no bright 1%, but not dim
+    images = torch.cat([colour, colour * 0.4, toned(luma, (0.55, 0.72, 1.0), (0, 0.02, 0.05)), torch.zeros(1, 3, 64, 64), flat])
+    as_uint8 = (images * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    seen = for_detection(as_uint8, torch.device("cpu"))
+    plain = torch.from_numpy(as_uint8).permute(0, 3, 1, 2).float() / 255
+    assert torch.equal(seen[0], plain[0])  # a well-exposed colour frame is left as it is
+    # a dim one is brightened, its colours in proportion, until its brightest 1% reach WHITE
+    assert abs(torch.quantile(luma_of(seen[1:2]).flatten(), 0.99).item() - WHITE) < 0.03
+    assert torch.allclose(seen[1], plain[1] * (seen[1].sum() / plain[1].sum()), atol=0.01)
+    # the blue-tinted one: its luma stretched to black and white, coloured as skin (red over green over blue)
+    blue = seen[2]
+    assert torch.quantile(luma_of(blue[None]).flatten(), 0.01).item() < 0.02 and torch.quantile(luma_of(blue[None]).flatten(), 0.99).item() > 0.97
+    mid = (luma_of(blue[None])[0] - 0.5).abs() < 0.2
+    assert (blue[0][mid] > blue[1][mid] + 0.05).all() and (blue[1][mid] > blue[2][mid]).all()
+    assert torch.equal(seen[3], plain[3])  # black stays black (the gain is capped at MAX_GAIN)
+    assert torch.equal(seen[4], plain[4])  # brightened, it gave false faces in blurred texture
+    assert MAX_GAIN < 255

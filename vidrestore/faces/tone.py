@@ -1,0 +1,124 @@
+"""Black-and-white and toned footage: found, shown to the face detector in skin tones, and kept
+so in the restored faces.
+
+A picture is *monochrome* here when its colour follows from its brightness alone: grey, a colour
+cast, sepia or selenium toning, a tinted reel. Its chroma (RGB less luma) is then fitted well by
+a quadratic in luma, one curve per channel (:func:`tone_curves`); what the fit leaves, averaged
+over the picture, is its *tone spread*. Colour pictures have faces, clothes and backgrounds of
+different hues at one brightness, and leave more.
+
+Two things go wrong on such footage without this module. RetinaFace, trained on colour photos,
+misses most faces in grey frames (none of 50 frames of a KEEP clip made grey, against 50 of 50 in
+colour), and finds them again when the grey is coloured as skin is at that brightness
+(:func:`skin_toned`; ``bench/monochrome.py``). And a restoration model trained on colour faces
+tints a grey or sepia face (CodeFormer's users report green patches in grey hair), so a restored
+face of a monochrome shot keeps the luma the model gave it, coloured by the curve of its own
+input crop (:func:`keep_tone`).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+LUMA = (0.299, 0.587, 0.114)  # BT.601, as the decoders' YUV -> RGB
+# Mean chroma left by the fit, in 8-bit levels, under which a picture is monochrome. Measured with
+# bench/monochrome.py: 0 to 1.2 for black-and-white photos (CodeFormer's grey faces, some of them
+# toned) and for the KEEP clips made grey, sepia or blue; 2 of 2000 CelebA colour photos (dim,
+# skin-toned faces on black) are under it; the KEEP clips in colour leave 11 or more.
+MONOCHROME_LEVELS = 1.5
+# The chroma of skin at mid grey (luma 0.5), as the median over the cheeks, nose and mouth of
+# 1500 UTKFace faces; it falls off towards black and white about as 4y(1 - y) does.
+SKIN_CHROMA = (0.161, -0.053, -0.137)
+# Pictures are fitted averaged over whole blocks of pixels, to this width or a little more: chroma
+# noise averages out, and a batch of 8 detector frames costs about 2 ms (a third of it at 64).
+FIT_WIDTH = 32
+WHITE = 0.8  # dimmer pictures are brightened until their brightest 1% reach it (the KEEP clips' reach 0.77 and 0.84)
+MIDDLE = 0.45  # ... or their median reaches this (the KEEP clips': 0.43 to 0.5)
+MAX_GAIN = 8.0  # no picture's levels are stretched more: a near-black or flat frame's noise is not made a picture
+_RIDGE = 1e-4  # keeps the fit solvable for a flat picture (one luma)
+
+
+def _luma(rgb: torch.Tensor) -> torch.Tensor:
+    """Luma (..., N) of RGB (..., N, 3)."""
+    return rgb @ torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device)
+
+
+def _basis(luma: torch.Tensor) -> torch.Tensor:
+    centred = luma - 0.5  # keeps the normal equations well conditioned in float32
+    return torch.stack([torch.ones_like(centred), centred, centred * centred], -1)
+
+
+def thumbnails(images: np.ndarray) -> torch.Tensor:
+    """RGB frames (K, H, W, 3), uint8 or uint16, as float pictures (K, 3, h, w) in [0, 1], each
+    pixel the mean of a block of pixels, about :data:`FIT_WIDTH` wide (OpenCV's area resize by a
+    whole factor: a tenth of the time of pooling the full frames in torch)."""
+    block = max(1, images.shape[2] // FIT_WIDTH)
+    height, width = images.shape[1] // block * block, images.shape[2] // block * block
+    small = np.stack([cv2.resize(image[:height, :width], (width // block, height // block), interpolation=cv2.INTER_AREA)
+                      for image in images])
+    return torch.from_numpy(small.astype(np.float32) / np.iinfo(images.dtype).max).permute(0, 3, 1, 2)
+
+
+def tone_curves(pictures: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each picture's chroma as a quadratic in luma: coefficients (K, 3, 3) (constant, linear,
+    square by channel) and the tone spread (K,), in 8-bit levels, of RGB ``pictures`` (K, 3, H, W)
+    in [0, 1], averaged over blocks of pixels to about :data:`FIT_WIDTH` wide first."""
+    block = pictures.shape[-1] // FIT_WIDTH
+    small = F.avg_pool2d(pictures, block) if block > 1 else pictures
+    rgb = small.float().flatten(2).transpose(1, 2)  # (K, N, 3)
+    luma = _luma(rgb)
+    chroma = rgb - luma[..., None]
+    basis = _basis(luma)
+    # normal equations with a small ridge: one solver for every device, and a flat picture's
+    # singular system (a single luma) still has an answer
+    gram = basis.transpose(1, 2) @ basis + _RIDGE * torch.eye(3, device=rgb.device)
+    coefficients = torch.linalg.solve(gram, basis.transpose(1, 2) @ chroma)
+    return coefficients, (chroma - basis @ coefficients).abs().mean((1, 2)) * 255
+
+
+def tone_spread(image: np.ndarray) -> float:
+    """The tone spread (8-bit levels) of an RGB frame (H, W, 3), uint8 or uint16."""
+    return float(tone_curves(thumbnails(image[None]))[1][0])
+
+
+def for_detection(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """RGB uint8 frames (K, H, W, 3) as float pictures (K, 3, H, W) in [0, 1] on ``device``, as a
+    detector trained on well-exposed colour photos finds faces in best. Monochrome pictures are
+    made anew: their luma stretched so that its 1st and 99th percentiles become black and white,
+    and coloured as skin is at each luma (:data:`SKIN_CHROMA`). Dim colour pictures are
+    brightened until their 99th percentile reaches :data:`WHITE`, or their median :data:`MIDDLE`
+    if sooner; stretching their contrast as well made RetinaFace find faces in pairs of lamps,
+    and brightening a flat mid-grey picture (which has no bright 1%) made it find them in blurred
+    texture. Half-exposed, grey or blue-tinted frames then give faces as well-exposed colour
+    frames do (bench/monochrome.py)."""
+    small = thumbnails(images)
+    low, middle, high = torch.quantile(_luma(small.flatten(2).transpose(1, 2)), torch.tensor([0.01, 0.5, 0.99]),
+                                       dim=1).to(device).view(3, -1, 1, 1, 1)
+    monochrome = (tone_curves(small)[1] < MONOCHROME_LEVELS).to(device).view(-1, 1, 1, 1)
+    pictures = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 255
+    gain = torch.minimum(WHITE / high.clamp_min(1e-3), MIDDLE / middle.clamp_min(1e-3)).clamp(1, MAX_GAIN)
+    brightened = (pictures * gain).clamp_(0, 1)
+    if not monochrome.any():
+        return brightened
+    luma = (pictures * torch.tensor(LUMA, device=device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    luma = ((luma - low) / (high - low).clamp_min(1 / MAX_GAIN)).clamp_(0, 1)
+    toned = (luma + 4 * luma * (1 - luma) * torch.tensor(SKIN_CHROMA, device=device).view(1, 3, 1, 1)).clamp_(0, 1)
+    return torch.where(monochrome, toned, brightened)
+
+
+def keep_tone(restored: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Restored crops (K, 3, S, S) in [0, 1] with the luma the model gave them, coloured by the
+    tone curve of their input crops ``reference`` (K, 3, S, S): a grey face stays grey, a sepia
+    face sepia, whatever colour the model put in. Beyond the reference's range of luma the curve
+    is not extrapolated: a pixel brighter or darker than any of the input's takes the colour of
+    its brightest or darkest."""
+    coefficients, _ = tone_curves(reference)
+    k, _, h, w = restored.shape
+    luma = _luma(restored.float().flatten(2).transpose(1, 2))  # (K, N)
+    known = _luma(reference.float().flatten(2).transpose(1, 2))
+    within = luma.clamp(known.amin(1, keepdim=True), known.amax(1, keepdim=True))
+    rgb = luma[..., None] + _basis(within) @ coefficients
+    return rgb.transpose(1, 2).reshape(k, 3, h, w).clamp_(0, 1).to(restored.dtype)
