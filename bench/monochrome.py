@@ -9,9 +9,10 @@ RetinaFace finds its faces, and whether restored faces keep its tone.
   many fall under ``MONOCHROME_LEVELS``.
 * **Detection**: frames with a face found by RetinaFace MobileNet-0.25, and frames with more than
   one, on every 5th frame of both KEEP clips (one face each) and on ``--faces`` CelebA photos, in
-  colour, at half and 0.3 of their exposure, and made grey, sepia and blue. "plain" shows the
-  detector the frames as they are (as before vidrestore.faces.tone), "for_detection" as it now
-  sees them.
+  colour, at half and 0.3 of their exposure, and made grey, sepia and blue; for the KEEP clips,
+  how far dlib's re-fitted landmarks moved from the colour frame's. "plain" shows the detector
+  and the landmark predictor the frames as they are (as before vidrestore.faces.tone),
+  "for_detection" as they now see them.
 * ``--restore``: the first 24 frames of keep_real_1 made sepia and blue, restored by the shipped
   model with and without :func:`keep_tone`. Per clip: how far the output's chroma lies from the
   input's own tone curve, where restoration changed the picture (luma moved by more than 2
@@ -74,25 +75,39 @@ def spreads(data: Path, count: int) -> None:
 
 
 def detections(data: Path, weights: Path, count: int) -> None:
-    detector = detect.create_detector(detect.DetectorConfig(backend="retinaface", weights=str(weights), refine_landmarks=False),
-                                      torch.device("cpu"))
+    detector = detect.create_detector(detect.DetectorConfig(backend="retinaface", weights=str(weights)), torch.device("cpu"))
     sets = {clip: clip_frames(data / "videos" / f"{clip}.mp4") for clip in ("keep_real_1", "keep_real_2")}
     sets["celeba"] = [cv2.imread(str(f))[..., ::-1].copy() for f in sorted((data / "train_hq" / "celeba_align").glob("*.jpg"))[::30][:count]]
     as_now = detect.for_detection
 
-    def plain(images: np.ndarray, device: torch.device) -> torch.Tensor:
-        return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 255
-
-    print("frames with a face found / with more than one (RetinaFace MobileNet-0.25, score > 0.8)")
-    for shown, prepare in (("plain", plain), ("for_detection", as_now)):
+    print("frames with a face found / with more than one (RetinaFace MobileNet-0.25, score > 0.8);")
+    print("KEEP clips: then the median over frames of the largest landmark shift from the colour frame's (px)")
+    for shown, prepare in (("plain", lambda images: images), ("for_detection", as_now)):
         detect.for_detection = prepare
         for name, images in sets.items():
             cells = []
             for v in VARIANTS:
                 found = [detector.sized_for(max(im.shape[:2]), 32).detect([variant(im, v)])[0] for im in images]
-                cells.append(f"{v} {sum(len(f) > 0 for f in found)}/{len(images)} ({sum(len(f) > 1 for f in found)})")
+                if v == "colour":
+                    colour = found
+                shifts = [np.abs(f[0].landmarks - c[0].landmarks).max() for f, c in zip(found, colour) if f and c]
+                shift = f" {np.median(shifts):.1f}" if name != "celeba" and v != "colour" and shifts else ""
+                cells.append(f"{v} {sum(len(f) > 0 for f in found)}/{len(images)} ({sum(len(f) > 1 for f in found)}){shift}")
             print(f"  {shown:13s} {name:11s} " + "  ".join(cells))
     detect.for_detection = as_now
+    print("dlib's landmarks in the boxes found, on the frame as it is against as for_detection shows it:")
+    print("median (max) over frames of the largest landmark shift from the colour frame's (px)")
+    for name in ("keep_real_1", "keep_real_2"):
+        sized = detector.sized_for(max(sets[name][0].shape[:2]), 32)
+        colour = [sized.detect([im])[0][0].landmarks for im in sets[name]]
+        cells = []
+        for v in ("x0.5", "x0.3", "grey"):
+            images = [variant(im, v) for im in sets[name]]
+            boxes = [found[0].box for found in sized.detect(images)]
+            for label, seen in (("as it is", images), ("as shown", [as_now([im])[0] for im in images])):
+                shifts = [np.abs(sized.refiner(im, box) - c).max() for im, box, c in zip(seen, boxes, colour)]
+                cells.append(f"{v} {label} {np.median(shifts):.1f} ({max(shifts):.1f})")
+        print(f"  {name:11s} " + "  ".join(cells))
 
 
 def off_tone(source: Path, output: Path) -> np.ndarray:

@@ -45,11 +45,12 @@ def test_a_toned_picture_is_monochrome_and_restored_faces_take_its_tone(tone, se
     reference = toned(smooth_luma(seed), *tone)
     assert tone_curves(reference)[1].item() < 0.1
     # whatever colours the model gave, the luma stays and the chroma is the reference's at that luma
-    restored = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(seed + 1))
-    kept = keep_tone(restored, reference)
     known = luma_of(reference)
-    inside = (kept > 0.001).all(1) & (kept < 0.999).all(1) & (luma_of(restored) >= known.min()) & (luma_of(restored) <= known.max())
-    assert inside.float().mean() > 0.25
+    # random colours, their luma within the reference's (beyond it the curve is held, not followed)
+    restored = known.min() + (known.max() - known.min()) * torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(seed + 1))
+    kept = keep_tone(restored, reference)
+    inside = (kept > 0.001).all(1) & (kept < 0.999).all(1)  # no channel clipped
+    assert inside.float().mean() > 0.9
     luma = luma_of(kept)[inside]
     assert torch.allclose(luma, luma_of(restored)[inside], atol=2e-3)
     chroma = kept.permute(0, 2, 3, 1)[inside] - luma[:, None]
@@ -96,19 +97,20 @@ def test_the_detector_sees_colour_as_it_is_dark_frames_brightened_and_monochrome
     luma = smooth_luma(6, 64)
     colour = torch.cat([toned(luma, (1.1, 0.95, 0.8), (0, 0, 0))[..., :32], toned(luma, (0.8, 1.0, 1.2), (0, 0, 0))[..., 32:]], -1)
     flat = 0.33 + 0.3 * colour  # low contrast about mid grey: no bright 1%, but not dim
-    images = torch.cat([colour, colour * 0.4, toned(luma, (0.55, 0.72, 1.0), (0, 0.02, 0.05)), torch.zeros(1, 3, 64, 64), flat])
-    as_uint8 = (images * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    seen = for_detection(as_uint8, torch.device("cpu"))
-    plain = torch.from_numpy(as_uint8).permute(0, 3, 1, 2).float() / 255
-    assert torch.equal(seen[0], plain[0])  # a well-exposed colour frame is left as it is
+    pictures = torch.cat([colour, colour * 0.4, toned(luma, (0.55, 0.72, 1.0), (0, 0.02, 0.05)), torch.zeros(1, 3, 64, 64), flat])
+    images = list((pictures * 255).round().byte().permute(0, 2, 3, 1).numpy())
+    seen = for_detection(images)
+    assert seen[0] is images[0]  # a well-exposed colour frame
+    assert np.array_equal(seen[3], images[3])  # black stays black (no grey picture is stretched more than MAX_GAIN)
+    assert seen[4] is images[4]  # brightened, such a frame gave false faces in blurred texture
     # a dim one is brightened, its colours in proportion, until its brightest 1% reach WHITE
-    assert abs(torch.quantile(luma_of(seen[1:2]).flatten(), 0.99).item() - WHITE) < 0.03
-    assert torch.allclose(seen[1], plain[1] * (seen[1].sum() / plain[1].sum()), atol=0.01)
+    dim, brightened = (torch.from_numpy(im).permute(2, 0, 1)[None].float() / 255 for im in (images[1], seen[1]))
+    assert abs(torch.quantile(luma_of(brightened).flatten(), 0.99).item() - WHITE) < 0.03
+    assert torch.allclose(brightened, dim * (brightened.sum() / dim.sum()), atol=2 / 255)
     # the blue-tinted one: its luma stretched to black and white, coloured as skin (red over green over blue)
-    blue = seen[2]
-    assert torch.quantile(luma_of(blue[None]).flatten(), 0.01).item() < 0.02 and torch.quantile(luma_of(blue[None]).flatten(), 0.99).item() > 0.97
-    mid = (luma_of(blue[None])[0] - 0.5).abs() < 0.2
+    blue = torch.from_numpy(seen[2]).permute(2, 0, 1).float() / 255
+    blue_luma = luma_of(blue[None])[0]
+    assert torch.quantile(blue_luma.flatten(), 0.01).item() < 0.02 and torch.quantile(blue_luma.flatten(), 0.99).item() > 0.97
+    mid = (blue_luma - 0.5).abs() < 0.2
     assert (blue[0][mid] > blue[1][mid] + 0.05).all() and (blue[1][mid] > blue[2][mid]).all()
-    assert torch.equal(seen[3], plain[3])  # black stays black (the gain is capped at MAX_GAIN)
-    assert torch.equal(seen[4], plain[4])  # brightened, it gave false faces in blurred texture
     assert MAX_GAIN < 255

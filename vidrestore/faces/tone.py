@@ -1,5 +1,5 @@
-"""Black-and-white and toned footage: found, shown to the face detector in skin tones, and kept
-so in the restored faces.
+"""Black-and-white, toned and dark footage: found, shown to the face detector as it finds faces
+best, and its tone kept in the restored faces.
 
 A picture is *monochrome* here when its colour follows from its brightness alone: grey, a colour
 cast, sepia or selenium toning, a tinted reel. Its chroma (RGB less luma) is then fitted well by
@@ -7,13 +7,14 @@ a quadratic in luma, one curve per channel (:func:`tone_curves`); what the fit l
 over the picture, is its *tone spread*. Colour pictures have faces, clothes and backgrounds of
 different hues at one brightness, and leave more.
 
-Two things go wrong on such footage without this module. RetinaFace, trained on colour photos,
-misses most faces in grey frames (none of 50 frames of a KEEP clip made grey, against 50 of 50 in
-colour), and finds them again when the grey is coloured as skin is at that brightness
-(:func:`skin_toned`; ``bench/monochrome.py``). And a restoration model trained on colour faces
-tints a grey or sepia face (CodeFormer's users report green patches in grey hair), so a restored
-face of a monochrome shot keeps the luma the model gave it, coloured by the curve of its own
-input crop (:func:`keep_tone`).
+Two things went wrong on such footage. RetinaFace, trained on well-exposed colour photos, missed
+most faces in grey, tinted or dim frames (none of 50 frames of a KEEP clip made grey, or at half
+its exposure, against 50 of 50 in colour), and dlib's landmark predictor placed landmarks worse on
+dim frames; :func:`for_detection` shows both such frames stretched and skin-toned, or
+brightened (``bench/monochrome.py``). And a restoration model trained on colour faces tints a
+grey or sepia face (CodeFormer's users report green patches in grey hair), so a restored face of
+a monochrome shot keeps the luma the model gave it, coloured by the tone curve of its own input
+crop (:func:`keep_tone`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import torch.nn.functional as F
 
 LUMA = (0.299, 0.587, 0.114)  # BT.601, as the decoders' YUV -> RGB
 # Mean chroma left by the fit, in 8-bit levels, under which a picture is monochrome. Measured with
-# bench/monochrome.py: 0 to 1.2 for black-and-white photos (CodeFormer's grey faces, some of them
-# toned) and for the KEEP clips made grey, sepia or blue; 2 of 2000 CelebA colour photos (dim,
-# skin-toned faces on black) are under it; the KEEP clips in colour leave 11 or more.
+# bench/monochrome.py: 0 to 1.12 for black-and-white photos (CodeFormer's grey faces, some of them
+# toned) and 0 to 0.23 for the KEEP clips made grey, sepia or blue; 2 of 2000 CelebA colour photos
+# (dim, skin-toned faces on black) are under it; the KEEP clips in colour leave 11 or more.
 MONOCHROME_LEVELS = 1.5
 # The chroma of skin at mid grey (luma 0.5), as the median over the cheeks, nose and mouth of
 # 1500 UTKFace faces; it falls off towards black and white about as 4y(1 - y) does.
@@ -84,29 +85,30 @@ def tone_spread(image: np.ndarray) -> float:
     return float(tone_curves(thumbnails(image[None]))[1][0])
 
 
-def for_detection(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """RGB uint8 frames (K, H, W, 3) as float pictures (K, 3, H, W) in [0, 1] on ``device``, as a
-    detector trained on well-exposed colour photos finds faces in best. Monochrome pictures are
-    made anew: their luma stretched so that its 1st and 99th percentiles become black and white,
-    and coloured as skin is at each luma (:data:`SKIN_CHROMA`). Dim colour pictures are
-    brightened until their 99th percentile reaches :data:`WHITE`, or their median :data:`MIDDLE`
-    if sooner; stretching their contrast as well made RetinaFace find faces in pairs of lamps,
-    and brightening a flat mid-grey picture (which has no bright 1%) made it find them in blurred
-    texture. Half-exposed, grey or blue-tinted frames then give faces as well-exposed colour
-    frames do (bench/monochrome.py)."""
-    small = thumbnails(images)
-    low, middle, high = torch.quantile(_luma(small.flatten(2).transpose(1, 2)), torch.tensor([0.01, 0.5, 0.99]),
-                                       dim=1).to(device).view(3, -1, 1, 1, 1)
-    monochrome = (tone_curves(small)[1] < MONOCHROME_LEVELS).to(device).view(-1, 1, 1, 1)
-    pictures = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 255
-    gain = torch.minimum(WHITE / high.clamp_min(1e-3), MIDDLE / middle.clamp_min(1e-3)).clamp(1, MAX_GAIN)
-    brightened = (pictures * gain).clamp_(0, 1)
-    if not monochrome.any():
-        return brightened
-    luma = (pictures * torch.tensor(LUMA, device=device).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    luma = ((luma - low) / (high - low).clamp_min(1 / MAX_GAIN)).clamp_(0, 1)
-    toned = (luma + 4 * luma * (1 - luma) * torch.tensor(SKIN_CHROMA, device=device).view(1, 3, 1, 1)).clamp_(0, 1)
-    return torch.where(monochrome, toned, brightened)
+def for_detection(images: list[np.ndarray]) -> list[np.ndarray]:
+    """RGB uint8 frames as a detector trained on well-exposed colour photos finds faces in best,
+    and a landmark predictor places landmarks best. Monochrome frames are made anew: their luma
+    stretched so that its 1st and 99th percentiles become black and white, and coloured as skin
+    is at each luma (:data:`SKIN_CHROMA`). Dim colour frames are brightened until their 99th
+    percentile reaches :data:`WHITE`, or their median :data:`MIDDLE` if sooner; stretching their
+    contrast as well made RetinaFace find faces in pairs of lamps, and brightening a flat
+    mid-grey picture (which has no bright 1%) made it find them in blurred texture. Other frames
+    are returned as they are. Half-exposed, grey or blue-tinted frames then give faces as
+    well-exposed colour frames do, and dlib's landmarks within 2 px of theirs (bench/monochrome.py)."""
+    small = thumbnails(np.stack(images))  # a detector's batch: frames of one size
+    low, middle, high = torch.quantile(_luma(small.flatten(2).transpose(1, 2)), torch.tensor([0.01, 0.5, 0.99]), dim=1).tolist()
+    monochrome = (tone_curves(small)[1] < MONOCHROME_LEVELS).tolist()
+    gains = [min(max(min(WHITE / max(h, 1e-3), MIDDLE / max(m, 1e-3)), 1.0), MAX_GAIN) for m, h in zip(middle, high)]
+    return [_skin_toned(image, lo, hi) if mono else cv2.convertScaleAbs(image, alpha=gain) if gain > 1 else image
+            for image, mono, lo, hi, gain in zip(images, monochrome, low, high, gains)]
+
+
+def _skin_toned(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """A monochrome RGB uint8 frame with its luma stretched from ``low``-``high`` to 0-1 and coloured as skin is at that luma."""
+    luma = ((np.arange(256, dtype=np.float32) / 255 - low) / max(high - low, 1 / MAX_GAIN)).clip(0, 1)
+    table = (luma[:, None] + (4 * luma * (1 - luma))[:, None] * np.asarray(SKIN_CHROMA, np.float32)).clip(0, 1)
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)  # BT.601, as LUMA
+    return cv2.LUT(cv2.merge([grey, grey, grey]), (table * 255 + 0.5).astype(np.uint8)[:, None, :])
 
 
 def keep_tone(restored: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
