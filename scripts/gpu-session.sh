@@ -6,7 +6,8 @@
 # them with a test clip and weights into gpu-data/, which .git/info/exclude keeps out of git).
 # Device call:  command "scripts/gpu-session.sh", carry ["gpu-data"], timeout_s 480 (DEADLINE=S shortens it)
 # Results come back under $OUT, one file per step. Each step is cut off so that the whole script
-# ends within ${DEADLINE:-420} s; the steps that matter most run first.
+# ends within ${DEADLINE:-420} s; the steps that matter most run first: the tests, then what no GPU
+# session has measured yet (the pipeline on 16 cores), then the restorer's throughput.
 # The pipeline benchmark leaves people linking and RetinaFace's landmark refiner out: they need
 # dlib's face descriptor and 68-point models (22 and 99 MB; 21 and 63 MB in xz), which do not fit
 # beside the wheels. On 2 cores linking cost less than run-to-run noise, and the refiner takes
@@ -31,16 +32,12 @@ step() {  # step NAME MAX_SECONDS COMMAND...: run, log to $out/NAME.txt, stop at
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -c "import torch, av, diffusers, kornia; print('torch', torch.__version__, 'av', av.__version__, 'diffusers', diffusers.__version__, 'kornia', kornia.__version__)" | tee -a "$out/gpu.txt"
-step cuda-tests 80 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py --shared-data gpu-data
-step restore-256 90 python3 bench/restore.py --device cuda --architecture small@256 --frames 64 --batches 1,8,32,64 \
-    --presets fast --dtypes fp32,bf16,fp16 --tracks 4 --window 16
-step restore-128 60 python3 bench/restore.py --device cuda --frames 64 --batches 1,8,32,64 --presets fast,balanced \
-    --dtypes fp32,bf16 --tracks 4 --window 16
+step cuda-tests 90 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py --shared-data gpu-data
 for device in cuda cpu; do  # the pipeline around the model against decode+encode, on this machine's many cores
     step pipeline-$device 45 python3 bench/pipeline.py gpu-data/videos/keep_real_1.mp4 --device $device --detector retinaface \
         --detector-weights gpu-data/weights/retinaface_mobilenet0.25_Final.pth --detect-every 4 --repeat 3 --no-people --no-refine
 done
-step restore-256-profile 45 python3 bench/restore.py --device cuda --architecture small@256 --frames 64 --batches 64 \
-    --presets fast --dtypes bf16 --profile
-step restore-256-contiguous 30 python3 bench/restore.py --device cuda --architecture small@256 --frames 64 --batches 64 \
-    --presets fast --dtypes fp32,bf16 --memory-format contiguous
+step restore-256 60 python3 bench/restore.py --device cuda --architecture small@256 --frames 64 --batches 1,64 \
+    --presets fast --dtypes bf16,fp16
+step restore-128 60 python3 bench/restore.py --device cuda --frames 64 --batches 1,8,32,64 --presets fast,balanced \
+    --dtypes fp32,bf16 --tracks 4 --window 16

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
+from vidrestore.io.probe import side_data
 from vidrestore.io.writer import REPRODUCIBLE_X264
 
 REPO = Path(__file__).resolve().parent.parent
@@ -169,7 +170,7 @@ def captioned_clip(path: Path, source: Path) -> Path:
 def captions(path: Path) -> list[bytes]:
     """The A53 closed-caption bytes of each decoded frame of ``path``, in display order (b"" for none)."""
     with av.open(str(path)) as c:
-        return [b"".join(bytes(sd) for sd in f.side_data.keys() if sd.type == av.sidedata.sidedata.Type.A53_CC)
+        return [b"".join(bytes(sd) for sd in side_data(f) if sd.type == av.sidedata.sidedata.Type.A53_CC)
                 for f in c.decode(video=0)]
 
 
@@ -317,7 +318,7 @@ def hdr10_metadata(path: Path) -> dict[str, bytes]:
     """The mastering-display and content-light side data of the first decoded frame of ``path``."""
     with av.open(str(path)) as c:
         frame = next(c.decode(video=0))
-        return {str(sd.type).rsplit(".", 1)[-1]: bytes(sd) for sd in frame.side_data.keys()
+        return {str(sd.type).rsplit(".", 1)[-1]: bytes(sd) for sd in side_data(frame)
                 if str(sd.type).endswith(("MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL"))}
 
 

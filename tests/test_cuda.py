@@ -108,3 +108,29 @@ def test_retinaface_on_cuda_finds_the_cpu_faces(shared_data):
         assert len(on_cpu) == len(on_gpu) >= 1
         assert np.abs(on_cpu[0].box - on_gpu[0].box).max() < 1.0
         assert np.abs(on_cpu[0].landmarks - on_gpu[0].landmarks).max() < 1.0
+
+
+def test_training_batches_are_degraded_and_trained_on_cuda_and_resume_there(tmp_path):
+    import dataclasses
+
+    from vidrestore.train.data import write_pack
+    from vidrestore.train.trainer import Trainer, load_train_config
+
+    rng = np.random.default_rng(0)
+    pack = tmp_path / "faces.npz"
+    write_pack(pack, rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8), rng.normal(0, 0.1, (12, 128)).astype(np.float32), 90)
+
+    def trainer() -> Trainer:  # every kind of sample: learned and real degradations, temporal pairs
+        cfg = dataclasses.replace(load_train_config("tiny"), hq_pack=str(pack), out_dir=str(tmp_path / "run"), batch_size=8,
+                                  real_lq_pack=str(pack), real_lq_fraction=0.5, learned_degradation_fraction=0.5,
+                                  temporal_fraction=0.5, mixed_precision="bf16", validate_every=2, checkpoint_every=1000)
+        return Trainer(cfg, CUDA)
+
+    tr = trainer()
+    batch = tr.make_batch()
+    assert "pairs" in batch and all(v.device.type == "cuda" for v in batch.values())
+    tr.run()
+    expected = float(tr.loss(tr.make_batch()).detach())
+    again = trainer()
+    assert again.resume() and again.step == tr.step
+    assert float(again.loss(again.make_batch()).detach()) == pytest.approx(expected, rel=1e-3)

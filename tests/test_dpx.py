@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from vidrestore.io.dpx import HEADER, copy_time_fields
+from vidrestore.io.probe import as_fraction
 
 
 def _ffmpeg_dpx(path, image):
@@ -22,7 +23,7 @@ def _decoded(path):
     with av.open(str(path)) as c:
         stream = c.streams.video[0]
         frame = next(c.decode(stream))
-        return frame.to_ndarray(format="rgb24"), dict(frame.metadata).get("timecode"), stream.codec_context.framerate
+        return frame.to_ndarray(format="rgb24"), dict(frame.metadata).get("timecode"), as_fraction(stream.codec_context.framerate)
 
 
 @pytest.mark.parametrize("order, magic", [(">", b"SDPX"), ("<", b"XPDS")])

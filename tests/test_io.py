@@ -1123,3 +1123,56 @@ def test_mpeg_keeps_a_rate_far_from_its_own():
     assert mpeg_rate(Fraction(15)) == 15 and mpeg_rate(Fraction(25, 2)) == Fraction(25, 2)  # MPEG-2 codes these as fractions of its own
     assert mpeg_rate(Fraction(2977, 100)) == Fraction(30000, 1001)  # 0.7% off: an .mp4 counting a long last frame
     assert mpeg_rate(Fraction(2960, 100)) == Fraction(2960, 100)  # 1.2% off
+
+
+def test_side_data_reads_alike_from_pyav_18_and_pyav_19():
+    """PyAV 19 iterates a frame's side data by kind, PyAV 18 by the side data itself: under PyAV 19
+    every video failed to open (the probe asked a kind for its `.type`). A kind newer than PyAV
+    reads as no side data."""
+    from collections.abc import Mapping
+    from types import SimpleNamespace
+
+    from vidrestore.io.probe import side_data, side_data_kinds
+
+    kind = av.sidedata.sidedata.Type
+    items = [SimpleNamespace(type=kind.CONTENT_LIGHT_LEVEL), SimpleNamespace(type=kind.A53_CC)]
+
+    class ByKind(Mapping):  # PyAV 19's container
+        def __iter__(self):
+            return (d.type for d in items)
+
+        def __len__(self):
+            return len(items)
+
+        def __getitem__(self, key):
+            return next(d for d in items if d.type == key)
+
+    class Unknown:  # PyAV 18 meeting FFmpeg 8's EXIF kind
+        def __iter__(self):
+            raise ValueError("31 is not a valid Type")
+
+    for container in (items, ByKind()):
+        frame = SimpleNamespace(side_data=container)
+        assert side_data(frame) == items
+        assert side_data_kinds(frame) == ["CONTENT_LIGHT_LEVEL", "A53_CC"]
+    assert side_data(SimpleNamespace(side_data=Unknown())) == []
+
+
+def test_rates_from_pyav_become_fractions_and_zero_means_none():
+    """PyAV 19's AVRational has no `%` (a timecode re-counted at a new rate raised TypeError) and
+    says 0/1 for an unknown rate, where PyAV 18 said None."""
+    from fractions import Fraction
+
+    from vidrestore.io.probe import as_fraction
+
+    class Rational:  # PyAV 19's AVRational, as far as rates go
+        def __init__(self, num, den):
+            self.numerator, self.denominator = num, den
+
+        def __bool__(self):
+            return self.numerator != 0
+
+    assert as_fraction(Rational(30000, 1001)) == Fraction(30000, 1001)
+    assert as_fraction(Rational(50, 1)) % as_fraction(Rational(25, 1)) == 0
+    assert as_fraction(Rational(0, 1)) is None and as_fraction(None) is None
+    assert as_fraction(Fraction(1, 25)) == Fraction(1, 25)

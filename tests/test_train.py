@@ -181,9 +181,9 @@ def test_extra_packs_train_alongside_and_validation_stays_at_the_end(pack, tmp_p
     one = PackedFaces(pack)
     assert len(both) == 2 * len(one)
     _, val = both.split(2)
-    assert torch.equal(both.faces[val], one.faces[-2:])
+    assert torch.equal(both.faces_at(val), one.faces_at(torch.arange(len(one)))[-2:])
     tr = _trainer(pack, tmp_path / "r", extra_packs=[str(pack)])
-    assert len(tr.data) == 2 * len(one) and torch.equal(tr.data.faces[tr.val_idx], one.faces[tr.val_idx - len(one)])
+    assert len(tr.data) == 2 * len(one) and torch.equal(tr.data.faces_at(tr.val_idx), one.faces_at(tr.val_idx - len(one)))
 
 
 def test_real_lq_faces_become_degradation_targets(pack, tmp_path):
@@ -191,7 +191,7 @@ def test_real_lq_faces_become_degradation_targets(pack, tmp_path):
 
     tr = _trainer(pack, tmp_path / "r", real_lq_pack=str(pack), real_lq_fraction=1.0, degradation_fraction=1.0)
     batch = tr.make_batch()
-    real = PackedFaces(pack).faces.permute(0, 3, 1, 2).float() / 255
+    real = PackedFaces(pack).faces_at(torch.arange(12)).permute(0, 3, 1, 2).float() / 255
     for lq in batch["lq"]:  # each target is a real face (maybe mirrored), not a synthetic degradation
         assert any(torch.equal(lq, r) or torch.equal(lq, r.flip(-1)) for r in real)
     assert not any(torch.equal(h, lq) for h, lq in zip(batch["hq"], batch["lq"]))  # conditioned on a restoration
@@ -258,3 +258,44 @@ def test_temporal_pairs_share_noise_and_the_loss_term_makes_predictions_consiste
     assert not torch.allclose(batch["lq"][following], warp(batch["lq"][first], batch["motion"], "reflection"), atol=0.02)
     plain, same_batch = trained(0.0)
     assert temporal_term(tr, batch) < 0.8 * temporal_term(plain, same_batch)
+
+
+def test_a_webp_pack_is_small_keeps_faces_and_descriptors_and_trains(pack, tmp_path):
+    from vidrestore.errors import ConfigError
+    from vidrestore.train.data import PackedFaces, pack_faces
+
+    raw = PackedFaces(pack)
+    coded_path = tmp_path / "coded.npz"
+    identity = np.random.default_rng(1).normal(0, 0.1, (len(raw), 128)).astype(np.float32)
+    np.savez(tmp_path / "described.npz", faces=raw.faces_at(torch.arange(len(raw))).numpy(), identity=identity)
+    stats = pack_faces([tmp_path / "described.npz"], coded_path, 32, quality=90)  # a pack re-encoded, not re-detected
+    assert stats.packed == len(raw) and stats.seen == 0
+    coded = PackedFaces(coded_path)
+    assert len(coded) == len(raw) and coded.size == 32
+    assert coded_path.stat().st_size < 0.5 * (tmp_path / "described.npz").stat().st_size
+    everything = torch.arange(len(raw))
+    error = (coded.faces_at(everything).float() - raw.faces_at(everything).float()).pow(2).mean()
+    assert 10 * torch.log10(255**2 / error) > 30  # near-lossless at quality 90
+    assert torch.allclose(coded.identity, torch.from_numpy(identity), atol=1e-3)
+
+    mixed = PackedFaces([pack, coded_path])  # raw and coded packs read as one
+    assert torch.equal(mixed.faces_at(torch.tensor([len(raw) + 3])), coded.faces_at(torch.tensor([3])))
+    tr = _trainer(coded_path, tmp_path / "r")
+    assert torch.isfinite(torch.tensor(tr.train_step()))
+
+    write_other = tmp_path / "other.npz"
+    np.savez(write_other, faces=np.zeros((2, 16, 16, 3), np.uint8), identity=np.zeros((2, 128), np.float32))
+    with pytest.raises(ConfigError, match="16 px faces cannot join a 32 px pack"):
+        pack_faces([write_other], tmp_path / "no.npz", 32)
+    with pytest.raises(ConfigError, match="different face sizes"):
+        PackedFaces([pack, write_other])
+
+
+def test_a_time_limited_run_stops_validated_and_checkpointed_then_resumes(pack, tmp_path):
+    tr = _trainer(pack, tmp_path / "r", steps=50, log_every=10)
+    rows = tr.run(time_limit=0)
+    assert tr.step == 1 and [r["step"] for r in rows] == [1] and "val_psnr_restored" in rows[0]
+    again = _trainer(pack, tmp_path / "r", steps=3)
+    again.run()
+    assert again.step == 3
+    assert (tmp_path / "r" / "log.csv").read_text().count("\n") == 3  # header, the stop, the end

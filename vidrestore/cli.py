@@ -529,11 +529,13 @@ def cmd_train(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="vidrestore train", description="Pack face data, or train FLIPNET.")
     sub = p.add_subparsers(dest="action", required=True)
     pk = sub.add_parser("pack", help="align faces from folders and pack them into one .npz")
-    pk.add_argument("folders", nargs="+")
+    pk.add_argument("sources", nargs="+", help="folders of images, or packs (.npz) to merge or re-encode")
     pk.add_argument("--out", required=True)
     pk.add_argument("--face-size", type=int, default=128)
     pk.add_argument("--limit", type=int, default=0)
     pk.add_argument("--aligned", action="store_true", help="images are already aligned crops: only resize")
+    pk.add_argument("--quality", type=int, default=0, metavar="Q",
+                    help="store the faces as WebP at quality Q (1-100; 88: 13x smaller, 39 dB); 0 (default): uncompressed")
     pk.add_argument("--quiet", action="store_true", help="no progress line")
     ex = sub.add_parser("export", help="write a run's EMA weights as a shippable fp16 safetensors file")
     ex.add_argument("run_dir", type=Path)
@@ -542,6 +544,8 @@ def cmd_train(argv: list[str]) -> int:
     rn.add_argument("--config", required=True, help="configs/train/<name>.yaml or a built-in name")
     rn.add_argument("--device", default="auto")
     rn.add_argument("--steps", type=int, help="override the config's total steps")
+    rn.add_argument("--time-limit", type=float, metavar="MINUTES",
+                    help="stop after this many minutes at a step boundary, validated and checkpointed; run again to resume")
     rn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override any config field, e.g. --set decay_from_step=4100 (repeatable)")
     args = p.parse_args(argv)
@@ -549,10 +553,13 @@ def cmd_train(argv: list[str]) -> int:
         from .train.data import pack_faces
 
         bar = ProgressBar(args.quiet, unit="images")
-        stats = pack_faces(args.folders, args.out, args.face_size, args.limit, args.aligned, progress=bar)
+        if not 0 <= args.quality <= 100:
+            raise UsageError(f"--quality {args.quality}: use 1-100, or 0 for uncompressed faces")
+        stats = pack_faces(args.sources, args.out, args.face_size, args.limit, args.aligned, quality=args.quality, progress=bar)
         bar.close()
-        print(f"packed {stats.packed} of {stats.seen} images into {args.out} "
-              f"({stats.unreadable} unreadable, {stats.no_face} without a face)")
+        found = [f"{stats.seen} images ({stats.unreadable} unreadable, {stats.no_face} without a face)"] if stats.seen else []
+        found += ["packs"] if any(str(s).endswith(".npz") for s in args.sources) else []
+        print(f"packed {stats.packed} faces from {' and '.join(found) or 'nothing'} into {args.out}")
         return 0
     if args.action == "export":
         import torch
@@ -571,7 +578,8 @@ def cmd_train(argv: list[str]) -> int:
     if args.steps:
         cfg = dataclasses.replace(cfg, steps=args.steps)
     trainer = Trainer(cfg, _device(args.device))
-    trainer.run(on_log=lambda row: print(json.dumps(row), flush=True))
+    limit = None if args.time_limit is None else args.time_limit * 60
+    trainer.run(on_log=lambda row: print(json.dumps(row), flush=True), time_limit=limit)
     return 0
 
 

@@ -13,13 +13,11 @@ import io
 import math
 from dataclasses import dataclass, fields
 
-import av
 import kornia
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..io.writer import REPRODUCIBLE_X264
 
 
 @dataclass(frozen=True)
@@ -203,6 +201,10 @@ def degrade(hq: torch.Tensor, p: DegradationParams, gen: torch.Generator) -> tor
 
 def compress_clip(frames: torch.Tensor, crf: float) -> torch.Tensor:
     """Round-trip a clip (T, 3, H, W) in [0, 1] through H.264 at ``crf`` with PyAV, in memory."""
+    import av  # here, not at the top: a training machine needs PyAV only to compress clips
+
+    from ..io.writer import REPRODUCIBLE_X264
+
     h, w = frames.shape[-2:]
     arr = (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     pad_h, pad_w = h % 2, w % 2

@@ -135,12 +135,21 @@ DOLBY_VISION_TAGS = frozenset({"dvh1", "dvhe", "dva1", "dvav", "dav1"})  # ISO s
 DOLBY_VISION_SIDE_DATA = frozenset({"DOVI_RPU_BUFFER", "DOVI_METADATA"})
 
 
+def as_fraction(rational: object) -> Fraction | None:
+    """A rate, time base or aspect ratio read from PyAV, as a ``Fraction``; None for none or zero.
+    PyAV 19 gives its own ``AVRational``, which lacks ``%``, and 0/1 where PyAV 18 gave None."""
+    return Fraction(rational.numerator, rational.denominator) if rational else None
+
+
 def side_data(frame: av.VideoFrame) -> list:
     """The side data of ``frame`` that PyAV can name. PyAV 18 reads all of it at once and fails on a
     kind newer than itself (FFmpeg 8 attaches a JPEG's EXIF block as kind 31): a photo crashed the
-    writer. Such a frame is read as having none; the encoder still gets all of it."""
+    writer. Such a frame is read as having none; the encoder still gets all of it. Iterating the
+    container gives the side data itself in PyAV 18 and its kinds in PyAV 19 (every video failed
+    to open there), so both are taken."""
     try:
-        return list(frame.side_data.keys())
+        container = frame.side_data
+        return [item if hasattr(item, "type") else container[item] for item in container]
     except ValueError:
         return []
 
@@ -189,8 +198,8 @@ def _probe(path: str | Path) -> VideoInfo:
             container.duration / 1e6 if container.duration else None)
         info = {
             "path": Path(path), "width": cc.width, "height": cc.height, "codec": codec_name(stream),
-            "pix_fmt": cc.pix_fmt or "yuv420p", "time_base": stream.time_base, "average_rate": stream.average_rate,
-            "frames": find_sequence(path).count if is_sequence(path) else stream.frames or 0, "duration_s": duration, "sample_aspect_ratio": cc.sample_aspect_ratio,
+            "pix_fmt": cc.pix_fmt or "yuv420p", "time_base": as_fraction(stream.time_base), "average_rate": as_fraction(stream.average_rate),
+            "frames": find_sequence(path).count if is_sequence(path) else stream.frames or 0, "duration_s": duration, "sample_aspect_ratio": as_fraction(cc.sample_aspect_ratio),
             "color": ColorInfo(cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range),
             "other_streams": others, "field_order": FIELD_ORDERS.get(cc.field_order, "unknown"),
             "start_pts": stream.start_time, "profile": cc.profile,
@@ -201,8 +210,8 @@ def _probe(path: str | Path) -> VideoInfo:
         info["dolby_vision"] = cc.codec_tag in DOLBY_VISION_TAGS or (first is not None and any(
             kind in DOLBY_VISION_SIDE_DATA for kind in side_data_kinds(first)))
         if is_sequence(path):
-            info["stated_rate"] = cc.framerate or None
+            info["stated_rate"] = as_fraction(cc.framerate)
             info["timecode"] = first.metadata.get("timecode", "") if first is not None else ""
         if not info["timestamps"]:  # a raw stream's demuxer assumes 25 fps; the encoder wrote the true rate into the stream (H.264 VUI)
-            info["average_rate"] = cc.framerate or stream.average_rate
+            info["average_rate"] = as_fraction(cc.framerate) or as_fraction(stream.average_rate)
     return VideoInfo(**info)

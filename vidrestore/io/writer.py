@@ -32,7 +32,7 @@ from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError, UsageError
 from .dpx import carry_times
-from .probe import FIELD_ORDERS, ColorInfo, VideoInfo, codec_name, open_input, probe, side_data
+from .probe import FIELD_ORDERS, ColorInfo, VideoInfo, as_fraction, codec_name, open_input, probe, side_data
 from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence, numbered, numbers_in, remove_others, unsupported_type
 from .patch import Box, copy_samples, patch_frame, patchable, rgb_format, rotate_box, with_alpha_of
 from .reader import bit_depth, rotate_to_coded
@@ -661,12 +661,12 @@ class VideoWriter:
         if opening:
             self._carry_hdr10(frame)
             self._opened = True
+        name = self.stream.codec_context.name  # read before: PyAV 19 crashes on a context that failed to open
         try:
             packets = self.stream.encode(frame)
         except av.error.FFmpegError as exc:
             if not opening:
                 raise
-            name = self.stream.codec_context.name
             raise OutputError(f"the {name} encoder refused this video's settings ({exc.strerror or exc}: "
                               f"{self.info.width}x{self.info.height} {self.stream.pix_fmt}, time base {self.info.time_base}); "
                               "try another --codec") from exc
@@ -1094,7 +1094,7 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 video.metadata.setdefault("timecode", timecodes[0])
             if "timecode" in video.metadata and oin.streams.video:  # on video made at another rate (--double-rate, --decimate)
                 # the streams' base rates: an .mp4's average rate counts the last frame's and the audio's durations
-                rates = [s.base_rate or s.average_rate for s in (oin.streams.video[0], vstream)]
+                rates = [as_fraction(s.base_rate) or as_fraction(s.average_rate) for s in (oin.streams.video[0], vstream)]
                 video.metadata["timecode"] = timecode_at(video.metadata["timecode"], *rates)
             if vstream.average_rate:
                 # The output's declared rate (Matroska's default duration, the rate a timecode

@@ -161,25 +161,31 @@ class Trainer:
 
     # --- one step -----------------------------------------------------------------------
     def make_batch(self) -> dict[str, torch.Tensor]:
-        cfg, g = self.cfg, self.gen
+        """One batch, built on the training device: the degradations run there too, so a GPU does not
+        wait on the host's cores. Random numbers come from the CPU generator that checkpoints save."""
+        cfg, g, dev = self.cfg, self.gen, self.device
         idx = self.train_idx[torch.randint(0, len(self.train_idx), (cfg.batch_size,), generator=g)]
-        hq, identity = self.data.batch(idx, g)
+        hq, identity = (x.to(dev) for x in self.data.batch(idx, g))
         params = sample_params(self.degradation, len(hq), g)
         lq = degrade(hq, params, g)
         mode = (torch.rand(len(hq), generator=g) < cfg.degradation_fraction).long()
         learned = (torch.rand(len(hq), generator=g) < cfg.learned_degradation_fraction) & (mode == RESTORE)
         learned &= self.step >= cfg.learned_degradation_from_step
         if learned.any():
-            lq[learned] = self.degrade_with_model(hq[learned], int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
+            on = learned.to(dev)
+            lq[on] = self.degrade_with_model(hq[on], int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
         real = (torch.rand(len(hq), generator=g) < cfg.real_lq_fraction) & (mode == DEGRADE)
         if real.any():
             pick = torch.randint(0, len(self.real_lq), (int(real.sum()),), generator=g)
-            lq[real], identity[real] = self.real_lq.batch(pick, g)
-            hq[real] = self.pseudo_hq(lq[real], identity[real], int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
+            real_lq, real_identity = self.real_lq.batch(pick, g)
+            on = real.to(dev)
+            lq[on], identity[on] = real_lq.to(dev), real_identity.to(dev)
+            hq[on] = self.pseudo_hq(lq[on], identity[on], int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
         keep_id = (torch.rand(len(hq), generator=g) >= cfg.identity_dropout).float()[:, None]
         t = torch.randint(0, cfg.max_timestep, (len(hq),), generator=g)
         noise = torch.randn(hq.shape, generator=g)
-        batch = {"hq": hq, "lq": lq, "identity": identity * keep_id, "mode": mode, "t": t, "noise": noise}
+        batch = {"hq": hq, "lq": lq, "identity": identity * keep_id.to(dev), "mode": mode.to(dev), "t": t.to(dev),
+                 "noise": noise.to(dev)}
         moved = (torch.rand(len(hq), generator=g) < cfg.temporal_fraction) & (mode == RESTORE) & ~learned  # synthetic pairs only
         first = torch.nonzero(moved)[:, 0]
         return self.add_next_frames(batch, first, params) if len(first) else batch
@@ -187,14 +193,15 @@ class Trainer:
     def add_next_frames(self, batch: dict[str, torch.Tensor], first: torch.Tensor, params: DegradationParams) -> dict[str, torch.Tensor]:
         """Append a moved, freshly degraded next frame for each sample in ``first``; ``pairs`` (P, 2)
         indexes (first, next) and ``motion`` (P, 2, 3) maps first-frame pixels to next-frame ones."""
-        g, cfg = self.gen, self.cfg
-        motion = random_motion(len(first), batch["hq"].shape[-1], cfg.temporal_shift_px, cfg.temporal_rotation_deg, g)
-        hq_next = warp(batch["hq"][first], motion, "reflection").clamp(0, 1)
+        g, cfg, dev = self.gen, self.cfg, self.device
+        motion = random_motion(len(first), batch["hq"].shape[-1], cfg.temporal_shift_px, cfg.temporal_rotation_deg, g).to(dev)
+        picked = first.to(dev)
+        hq_next = warp(batch["hq"][picked], motion, "reflection").clamp(0, 1)
         extra = {"hq": hq_next, "lq": degrade(hq_next, params.index(first), g)}
         for key in ("identity", "mode", "t", "noise"):
-            extra[key] = batch[key][first]
+            extra[key] = batch[key][picked]
         out = {k: torch.cat([batch[k], extra[k]]) for k in batch}
-        out["pairs"] = torch.stack([first, len(batch["hq"]) + torch.arange(len(first))], 1)
+        out["pairs"] = torch.stack([first, len(batch["hq"]) + torch.arange(len(first))], 1).to(dev)
         out["motion"] = motion
         return out
 
@@ -202,13 +209,13 @@ class Trainer:
     def pseudo_hq(self, lq: torch.Tensor, identity: torch.Tensor, seed: int) -> torch.Tensor:
         """The EMA network's restoration of real LQ faces: the condition of their degradation samples."""
         sampler = dataclasses.replace(self.cfg.sampler, seed=seed)
-        return restore_batch(self.ema, lq.to(self.device), identity.to(self.device), sampler).cpu()
+        return restore_batch(self.ema, lq.to(self.device), identity.to(self.device), sampler)
 
     @torch.no_grad()
     def degrade_with_model(self, hq: torch.Tensor, seed: int) -> torch.Tensor:
         """Realistic LQ versions of ``hq`` from the EMA network in degradation mode."""
         sampler = dataclasses.replace(self.cfg.degradation_sampler, seed=seed)
-        return sample_faces(self.ema, hq.to(self.device), None, sampler, DEGRADE).cpu()
+        return sample_faces(self.ema, hq.to(self.device), None, sampler, DEGRADE)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         b = {k: v.to(self.device) for k, v in batch.items()}
@@ -254,7 +261,10 @@ class Trainer:
         so a resumed multi-GPU run draws the batches an uninterrupted one would."""
         path = self.out / "checkpoint"
         path.mkdir(exist_ok=True)
-        _atomic_save({"data": self.gen.get_state(), "torch": torch.get_rng_state()}, path / f"rng{self.rank}.pt")
+        rng = {"data": self.gen.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":  # torch.poisson on CUDA draws from the device's generator
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        _atomic_save(rng, path / f"rng{self.rank}.pt")
         if self.rank == 0:
             save_flipnet(self.model, path / "model.safetensors")
             save_flipnet(self.ema, path / "ema.safetensors", metadata={"step": str(self.step)})
@@ -282,6 +292,8 @@ class Trainer:
         rng = torch.load(path / f"rng{self.rank}.pt", map_location="cpu", weights_only=True)
         self.gen.set_state(rng["data"])
         torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
         self.step = int(state["step"])
         return True
 
@@ -305,34 +317,50 @@ class Trainer:
         lq = degrade(hq, sample_params(self.degradation, len(hq), g), g)
         restored = restore_batch(self.ema, lq.to(self.device), identity.to(self.device), self.cfg.sampler).cpu()
         shown = slice(0, min(8, len(hq)))
-        learned_lq = self.degrade_with_model(hq[shown], 1234)
+        learned_lq = self.degrade_with_model(hq[shown], 1234).cpu()
         if self.rank == 0:
             save_sheet(self.out / "val" / f"step{self.step:07d}.png", [hq[shown], lq[shown], restored[shown], learned_lq])
         return {"val_psnr_lq": float(psnr(lq, hq).mean()), "val_psnr_restored": float(psnr(restored, hq).mean())}
 
     # --- loop -------------------------------------------------------------------------------
-    def run(self, on_log=None) -> list[dict[str, float]]:
+    def _out_of_time(self, started: float, time_limit: float | None) -> bool:
+        """Whether the time is up; under DDP the ranks agree (any rank's yes), so they stop at the same step."""
+        if time_limit is None:
+            return False
+        over = torch.tensor([float(time.monotonic() - started >= time_limit)], device=self.device)
+        if self.world > 1:
+            dist.all_reduce(over, op=dist.ReduceOp.MAX)
+        return bool(over)
+
+    def run(self, on_log=None, time_limit: float | None = None) -> list[dict[str, float]]:
+        """Train up to ``cfg.steps``. With ``time_limit`` (seconds), stop at the first step boundary
+        past it, logged, validated and checkpointed as a finished run is, so a later run resumes there
+        (a time-boxed job on a shared cluster or a lent GPU)."""
         cfg = self.cfg
         self.resume()
         log_path = self.out / "log.csv"
         rows = []
-        t0, losses = time.time(), []
+        started = t0 = time.monotonic()
+        losses = []
         while self.step < cfg.steps:
             losses.append(self.train_step())
+            last = self.step == cfg.steps or self._out_of_time(started, time_limit)
             row = None
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+            if self.step % cfg.log_every == 0 or last:
                 row = {"step": self.step, "loss": float(np.mean(losses)), "lr": self.sched.get_last_lr()[0],
-                       "sec_per_step": (time.time() - t0) / len(losses)}
-                t0, losses = time.time(), []
-            if self.step % cfg.validate_every == 0 or self.step == cfg.steps:
+                       "sec_per_step": (time.monotonic() - t0) / len(losses)}
+                t0, losses = time.monotonic(), []
+            if self.step % cfg.validate_every == 0 or last:
                 row = {**(row or {"step": self.step}), **self.validate()}
             if row is not None and self.rank == 0:
                 rows.append(row)
                 _append_csv(log_path, row)
                 if on_log:
                     on_log(row)
-            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+            if self.step % cfg.checkpoint_every == 0 or last:
                 self.save_checkpoint()
+            if last:
+                break
         if self.world > 1:
             dist.destroy_process_group()
         return rows
