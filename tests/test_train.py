@@ -146,13 +146,13 @@ def test_learned_degradation_pairs_and_validation_sheets(pack, tmp_path):
 DDP_SCRIPT = """
 import hashlib, sys, torch, dataclasses
 from vidrestore.train.trainer import Trainer, load_train_config
-cfg = dataclasses.replace(load_train_config("tiny"), hq_pack=sys.argv[1], out_dir=sys.argv[2], steps=2,
+cfg = dataclasses.replace(load_train_config("tiny"), hq_pack=sys.argv[1], out_dir=sys.argv[2], steps=4,
                           validate_every=1000, checkpoint_every=1000, log_every=1, num_threads=1)
 tr = Trainer(cfg, torch.device("cpu"))
 first = tr.make_batch()["hq"].sum().item()
-tr.run()
+tr.run(time_limit=0 if tr.rank == 0 else 3600)  # rank 0's time is up after its first step...
 digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in tr.model.parameters())).hexdigest()
-open(f"{sys.argv[2]}/rank{tr.rank}.txt", "w").write(f"{digest} {tr.world} {first}")
+open(f"{sys.argv[2]}/rank{tr.rank}.txt", "w").write(f"{digest} {tr.world} {first} {tr.step}")
 """
 
 
@@ -171,6 +171,7 @@ def test_ddp_with_torchrun_keeps_the_ranks_in_step(pack, tmp_path):
     assert ranks[0][1] == ranks[1][1] == "2"
     assert ranks[0][2] != ranks[1][2]  # each rank trained on its own batches...
     assert ranks[0][0] == ranks[1][0]  # ...and DDP kept their weights identical
+    assert ranks[0][3] == ranks[1][3] == "1"  # ...and rank 1 stopped with it
     assert (out / "checkpoint" / "rng1.pt").is_file() and (out / "checkpoint" / "state.pt").is_file()
 
 

@@ -327,10 +327,12 @@ class Trainer:
         """Whether the time is up; under DDP the ranks agree (any rank's yes), so they stop at the same step."""
         if time_limit is None:
             return False
-        over = torch.tensor([float(time.monotonic() - started >= time_limit)], device=self.device)
+        over = time.monotonic() - started >= time_limit
         if self.world > 1:
-            dist.all_reduce(over, op=dist.ReduceOp.MAX)
-        return bool(over)
+            flag = torch.tensor([float(over)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            over = bool(flag)
+        return over
 
     def run(self, on_log=None, time_limit: float | None = None) -> list[dict[str, float]]:
         """Train up to ``cfg.steps``. With ``time_limit`` (seconds), stop at the first step boundary
