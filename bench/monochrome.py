@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 import vidrestore.faces.detect as detect
-import vidrestore.pipeline as pipeline
+import vidrestore.pipeline.restoring as pass_two
 from vidrestore.cli import main as vidrestore_main
 from vidrestore.faces.tone import LUMA, MONOCHROME_LEVELS, _basis, _luma, tone_curves, tone_spread
 
@@ -129,7 +129,7 @@ def off_tone(source: Path, output: Path) -> np.ndarray:
 
 def restoration(data: Path, weights: Path) -> None:
     frames = clip_frames(data / "videos" / "keep_real_1.mp4", every=1, limit=24)
-    as_now = pipeline.keep_tone
+    as_now = pass_two.keep_tone
     print("restored faces' chroma off the input's tone curve, percentiles 50/99/99.9 (levels)")
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("sepia", "blue"):
@@ -142,11 +142,11 @@ def restoration(data: Path, weights: Path) -> None:
                 out.mux(stream.encode(None))
             print(f"  {name} input itself: {off_tone(source, source).round(1)}")
             for label, keep in (("without keep_tone", lambda restored, reference: restored), ("with keep_tone", as_now)):
-                pipeline.keep_tone = keep
+                pass_two.keep_tone = keep
                 output = Path(tmp) / f"{name}_{label.split()[0]}.mp4"
                 vidrestore_main([str(source), str(output), "--quiet", "--detector", "retinaface", "--detector-weights", str(weights)])
                 print(f"  {name} {label}: {off_tone(source, output).round(1)}")
-    pipeline.keep_tone = as_now
+    pass_two.keep_tone = as_now
 
 
 def main() -> None:

@@ -26,7 +26,8 @@ from vidrestore.errors import OutputError, UsageError
 from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.io import remux
 from vidrestore.io.writer import EncodeOptions
-from vidrestore.pipeline import PipelineConfig, analyse, plan_segments, run, segment_path
+from vidrestore.pipeline import PipelineConfig, analyse, run
+from vidrestore.pipeline.segments import plan_segments, segment_path
 from vidrestore.restore import PassThroughRestorer, load_restorer
 from vidrestore.resume import ledger_path
 

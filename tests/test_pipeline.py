@@ -16,7 +16,9 @@ from vidrestore.io import VideoReader, probe
 from vidrestore.io.reader import FieldFilter
 from vidrestore.errors import ConfigError, UsageError
 from vidrestore.eval.tracks import measure_tracks, output_cadence
-from vidrestore.pipeline import PipelineConfig, analyse, choose_deinterlace, pack_pieces, run
+from vidrestore.pipeline import PipelineConfig, analyse, run
+from vidrestore.pipeline.restoring import pack_pieces
+from vidrestore.pipeline.timing import choose_deinterlace
 from vidrestore.restore import PassThroughRestorer
 
 
@@ -191,7 +193,7 @@ def test_a_window_is_chosen_by_device_and_frame_size_unless_given(sample_clip):
     segments may split a shot. A size given is kept."""
     import dataclasses
 
-    from vidrestore.pipeline import window_frames
+    from vidrestore.pipeline.segments import window_frames
 
     def info(width, height, pix_fmt):
         return dataclasses.replace(probe(sample_clip), width=width, height=height, pix_fmt=pix_fmt)
@@ -208,13 +210,13 @@ def test_a_window_is_chosen_by_device_and_frame_size_unless_given(sample_clip):
 def test_dlibs_face_encoder_is_loaded_only_to_link_people_or_write_faces(sample_clip, tmp_path, monkeypatch, link, faces):
     """Portraits serve people linking and --faces alone; without them pass 1 does not load dlib's
     descriptor model (30 MB read, and a machine that lacks it can still run)."""
-    import vidrestore.pipeline as pipeline
+    import vidrestore.pipeline.analysis as pass_one
     from vidrestore.faces.people import PeopleConfig
 
     def no_encoder():
         raise LookupError("dlib's face encoder was asked for")
 
-    monkeypatch.setattr(pipeline, "DlibIdentityEncoder", no_encoder)
+    monkeypatch.setattr(pass_one, "DlibIdentityEncoder", no_encoder)
     cfg = PipelineConfig(people=PeopleConfig(link=link), faces_dir=str(tmp_path / "faces") if faces else "")
     detector = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
     if link or faces:
@@ -304,7 +306,7 @@ def test_a_hybrid_transfer_that_opens_with_video_is_field_matched_when_said_to_b
     from conftest import ntsc_clip, woven_frames
 
     from vidrestore import cadence
-    from vidrestore.pipeline import left_out
+    from vidrestore.pipeline.timing import left_out
     from vidrestore.sample import make_sample
 
     with VideoReader(make_sample(tmp_path / "sample.mp4", frames=118, size=(120, 160))) as r:
@@ -446,7 +448,7 @@ def test_a_face_is_restored_in_full_from_a_cut_and_fades_in_after_a_dissolve(sam
 ])
 def test_restoration_ramps_where_a_face_comes_or_goes_and_with_a_dissolve_not_at_a_cut(start, end, expected):
     from vidrestore.faces.types import Track
-    from vidrestore.pipeline import edge_fades
+    from vidrestore.pipeline.restoring import edge_fades
     from vidrestore.shots import Shot
 
     shot = Shot(10, 40) if start < 40 else Shot(50, 70, fade_in=4, fade_out=5)
@@ -810,7 +812,9 @@ def test_hybrid_decimation_keeps_the_video_cycles_of_a_hybrid_transfer(tmp_path)
 def test_hybrid_decimation_of_video_alone_changes_nothing(telecined_clip):
     """Field-matched video in which every cycle is video: --hybrid leaves nothing out, so
     nothing is retimed, and the report says why."""
-    from vidrestore.pipeline import Analysis, decimates, deinterlace_note, left_out, output_timing
+    from vidrestore.pipeline import Analysis
+    from vidrestore.pipeline.report import deinterlace_note
+    from vidrestore.pipeline.timing import decimates, left_out, output_timing
 
     analysis = Analysis(10, [], [], "", pts=[1001 * i for i in range(10)], deinterlace=FieldFilter("tff", match=True),
                         repeats=frozenset({2, 7}), video_cycles=frozenset({0, 5}), film_pts=[4004 * i for i in range(10)])
@@ -881,7 +885,7 @@ def test_a_dolby_vision_input_says_what_a_re_encode_loses(sample_clip, tmp_path)
     from conftest import dolby_vision_tagged
 
     from vidrestore.io import EncodeOptions
-    from vidrestore.pipeline import encoding
+    from vidrestore.pipeline.report import encoding
 
     clip = dolby_vision_tagged(tmp_path / "dv.mp4", sample_clip)
     assert probe(clip).dolby_vision and not probe(sample_clip).dolby_vision
@@ -935,7 +939,7 @@ def test_square_frames_with_no_face_found_point_to_aligned(tmp_path):
 
 
 def test_the_report_says_when_faces_as_small_as_asked_for_are_beyond_the_detector(tmp_path):
-    from vidrestore.pipeline import small_faces_note
+    from vidrestore.pipeline.report import small_faces_note
 
     wide = make_clip(tmp_path / "wide.mp4", [0, 40, 80], size=(1080, 1920))
     det = create_detector(DetectorConfig(backend="dlib", max_side=960), torch.device("cpu"))

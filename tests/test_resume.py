@@ -12,12 +12,14 @@ from conftest import ONE_TAKE, read_pts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import vidrestore.pipeline as pipeline
+import vidrestore.pipeline.driver as pipeline_run
+from vidrestore.pipeline import Analysis
+from vidrestore.pipeline import segments as pipeline_segments
 from vidrestore.cli import main
 from vidrestore.errors import ModelError, OutputError
 from vidrestore.resume import SegmentLedger, ledger_path, remove_leftovers
 
-RESTORE_VIDEO = pipeline.restore_video
+RESTORE_VIDEO = pipeline_run.restore_video
 FAST = ["--detector", "dlib", "--detect-every", "3", "--x264-preset", "ultrafast", "--segment-frames", "16", "--quiet"]
 
 
@@ -88,7 +90,7 @@ def _stopping_in_segment(index: int, monkeypatch, stop: type[BaseException] | Ba
         restored.append(frames)
         return RESTORE_VIDEO(src, part, analysis, restorer, cfg, device, progress, preview, frames, *rest, **named)
 
-    monkeypatch.setattr(pipeline, "restore_video", restore)
+    monkeypatch.setattr(pipeline_run, "restore_video", restore)
     return restored
 
 
@@ -165,7 +167,7 @@ def test_other_options_or_an_error_start_the_video_over_but_a_full_disk_does_not
 def test_progress_counts_only_the_frames_this_run_restores():
     """Rate and ETA of a continued run are its own: the reused segments are left out of both counts."""
     calls = []
-    progress = pipeline._without(lambda *a: calls.append(a), [range(16, 32), range(48, 64)])  # segments 2 and 4 of 4
+    progress = pipeline_segments.without_segments(lambda *a: calls.append(a), [range(16, 32), range(48, 64)])  # segments 2 and 4 of 4
     for done in (8, 16, 40, 48):
         progress("restore", done, 64, 1)
     assert calls == [("restore", 8, 32, 1), ("restore", 16, 32, 1), ("restore", 24, 32, 1), ("restore", 32, 32, 1)]
@@ -179,8 +181,8 @@ def test_segments_split_long_shots_only_where_a_window_starts(shot_lengths, segm
 
     bounds = np.cumsum([0, *shot_lengths])
     shots = [Shot(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-    analysis = pipeline.Analysis(int(bounds[-1]), shots, [], "test")
-    segments = pipeline.plan_segments(analysis, segment_frames, window)
+    analysis = Analysis(int(bounds[-1]), shots, [], "test")
+    segments = pipeline_segments.plan_segments(analysis, segment_frames, window)
     assert segments[0].start == 0 and segments[-1].stop == analysis.frames
     assert all(a.stop == b.start for a, b in zip(segments, segments[1:]))
     for seg in segments[1:]:
@@ -190,7 +192,7 @@ def test_segments_split_long_shots_only_where_a_window_starts(shot_lengths, segm
     if segment_frames and len(segments) > 1:
         assert len(segments[-1]) >= segment_frames // 2
     if window == 0:
-        assert pipeline.plan_segments(analysis, segment_frames) == segments
+        assert pipeline_segments.plan_segments(analysis, segment_frames) == segments
 
 
 def test_track_state_goes_through_a_file_unchanged(tiny_model, tmp_path):
@@ -237,7 +239,7 @@ def test_a_stopped_run_continues_inside_a_shot_as_if_never_stopped(one_take, one
     assert read_pts(out) == read_pts(one_take_whole)
     assert all(np.array_equal(a, b) for a, b in zip(_frames(out), _frames(one_take_whole), strict=True))
 
-    monkeypatch.setattr(pipeline, "load_contexts", lambda path, device: {})  # the state lost on the way
+    monkeypatch.setattr(pipeline_segments, "load_contexts", lambda path, device: {})  # the state lost on the way
     _stopping_in_segment(1, monkeypatch)
     lost = tmp_path / "lost.mkv"
     assert main([str(one_take), str(lost), *options]) == 130

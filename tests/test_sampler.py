@@ -163,7 +163,7 @@ def test_a_reference_crop_sets_the_track_identity(sample_clip, tmp_path):
     from vidrestore.faces.detect import DetectorConfig, create_detector
     from vidrestore.faces.identity import DlibIdentityEncoder
     from vidrestore.io import VideoReader
-    from vidrestore.pipeline import reference_crop
+    from vidrestore.pipeline.analysis import reference_crop
     from vidrestore.restore import FlipnetRestorer
 
     with VideoReader(sample_clip) as r:

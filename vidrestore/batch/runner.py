@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import UsageError, VidrestoreError
-from ..pipeline import segment_path, starts_inside_shot
+from ..pipeline.segments import segment_path, starts_inside_shot
 from ..resume import SegmentLedger, keeps_segments, remove_leftovers
 from ..stopping import raise_if_stopped
 from .state import JobState

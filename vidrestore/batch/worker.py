@@ -18,38 +18,17 @@ from pathlib import Path
 import torch
 
 from ..faces.detect import DetectorConfig, FaceDetector, create_detector
+from ..faces.parsing import ParsingMasker as Masker
 from ..io import probe, remux
 from ..io.sequence import number_offset
 from ..io.writer import atomic_output, check_output, left_out_note
 from ..options import RestoreOptions, build_restorer
-from ..pipeline import (
-    Analysis,
-    Masker,
-    PipelineConfig,
-    Progress,
-    analyse,
-    build_report,
-    carried_in,
-    carry_path,
-    check_timing,
-    check_paths,
-    copy_note,
-    create_masker,
-    decimates,
-    encoded_segments,
-    encoding,
-    hand_on,
-    mask_name,
-    played_at,
-    provenance,
-    quality_check,
-    restore_video,
-    segment_path,
-    segment_starts,
-    selected_tracks,
-    video_notes,
-    write_faces,
-)
+from ..pipeline import Analysis, PipelineConfig, Progress, analyse, check_paths, restore_video
+from ..pipeline.analysis import selected_tracks
+from ..pipeline.report import build_report, copy_note, encoding, provenance, quality_check, video_notes, write_faces
+from ..pipeline.driver import create_masker, mask_name
+from ..pipeline.segments import carried_in, carry_path, encoded_segments, hand_on, segment_path, segment_starts
+from ..pipeline.timing import check_timing, decimates, played_at
 from ..restore import Restorer
 from ..resume import reused_note
 

@@ -1,0 +1,144 @@
+"""What a run is asked to do: :class:`PipelineConfig` (configs/pipeline.yaml, overridden by the
+command line's flags), and the type of the progress callback the stages report to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from ..config import check_minimums
+from ..errors import ConfigError
+from ..faces.detect import DetectorConfig
+from ..faces.people import PeopleConfig
+from ..faces.track import TrackerConfig
+from ..faces.types import Track
+from ..io import EncodeOptions
+from ..io.sequence import DEFAULT_RATE
+from ..shots import ShotConfig
+
+
+Progress = Callable[[str, int, int, int], None]  # (stage, frames done, frames total, faces so far)
+
+
+def frames_per_second(text: str) -> Fraction:
+    """A frame rate as written (24, 24000/1001, 23.976) as a fraction; FFmpeg's 25 for ""."""
+    try:
+        rate = Fraction(text) if text else DEFAULT_RATE
+    except (ValueError, ZeroDivisionError):
+        rate = Fraction(0)
+    if not 0 < rate <= 1000:
+        raise ConfigError(f"frame_rate: expected frames per second like 24, 25, 24000/1001 or 23.976, got {text!r}")
+    return rate
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    face_size: int = 128
+    batch_size: int = 0  # frames per restoration window and per forward pass, over all its tracks (bounds memory); 0: by device (window_frames)
+    colour_match: bool = True
+    fade_frames: int = 3  # restoration strength ramps in/out over this many frames where a face comes or goes within a shot
+    segment_frames: int = 2000  # split pass 2 at cuts into segments of at least this many frames (0: one segment); a stopped run resumes at the first unfinished one
+    # A video whose decoded frames fit in this many MiB is decoded once: pass 1 keeps its frames
+    # for pass 2. Longer ones are decoded in each pass, so memory stays bounded (0: always twice).
+    decode_once_mib: int = 256
+    # Streams the output's container cannot hold (SRT subtitles or fonts in .mp4, a timecode track
+    # in .mkv) stop the run before any work unless this is set; then they are left out, and the
+    # report says which.
+    drop_streams: bool = False
+    mask: str = "auto"  # paste mask: ellipse | parsing (ParseNet weights needed) | auto (parsing when weights are found)
+    parsing_weights: str = ""  # ParseNet checkpoint; also VIDRESTORE_WEIGHTS_PARSENET_512 or the cache
+    # auto: telecined film (found by field matching in the frames scanned) is field-matched (inverse
+    # telecine); other interlaced video (declared, or found by FFmpeg's idet) is deinterlaced with
+    # bwdif; on: always bwdif; ivtc: always field matching; off: never (faces restored on combed
+    # frames come out combed).
+    deinterlace: str = "auto"
+    # Interlaced input deinterlaced for restoration (above) is written back interlaced: the faces,
+    # restored at the field rate, are pasted into the input's own fields, and everything
+    # else keeps both fields of every frame (a broadcast master keeps its 50 or 60 motions a second).
+    keep_fields: bool = False
+    # Interlaced input deinterlaced for restoration (above) is written at the field rate: a
+    # progressive frame for each field (50p from 50i), each with the face it showed, timed halfway
+    # between the input's frames. Film rebuilt by field matching keeps its rate.
+    double_rate: bool = False
+    # Telecined film, whose frames field matching rebuilt (above), is written at the film's rate:
+    # the frame of each 5 that repeats a film frame is left out (inverse telecine), 24000/1001 fps
+    # from 30000/1001. Other video keeps its rate.
+    decimate: bool = False
+    # With decimate, for a hybrid transfer (film mixed with video shot at the video rate: titles,
+    # effects): a cycle of 5 frames in which no frame repeats the one before it keeps all 5, at
+    # their own times, and the output's frame rate varies (FFmpeg's decimate with mixed=1).
+    hybrid: bool = False
+    only_tracks: tuple[int, ...] = ()  # restore only these track ids (from a --dry-run report); empty: every track
+    only_people: tuple[int, ...] = ()  # and/or only the tracks of these people (person ids from a --dry-run report)
+    # How much of each restored face replaces the original: 1 all of it, 0.5 an even blend (a
+    # fidelity knob, like CodeFormer's w but applied in the paste); per track as (id, strength) pairs.
+    # Per person (every track of it, in every shot) as (person id, strength); a track's own wins.
+    strength: float = 1.0
+    track_strength: tuple[tuple[int, float], ...] = ()
+    person_strength: tuple[tuple[int, float], ...] = ()
+    # Identity anchoring: a photo of the person (any size; its largest face is used) gives a track
+    # its identity embedding instead of the track's own degraded frames; per track as (id, path),
+    # per person as (person id, path).
+    reference: str = ""
+    track_references: tuple[tuple[int, str], ...] = ()
+    person_references: tuple[tuple[int, str], ...] = ()
+    # A head turning to profile fades back to the original frame (faces.pose): full strength up to
+    # the first turn ratio (about 35 degrees of yaw), none from the second (about 55); () turns it off.
+    profile_fade: tuple[float, ...] = (0.7, 1.4)
+    # The frames are already aligned face crops (FFHQ-aligned, square, as the test clips of KEEP and
+    # VFHQ): nothing is detected; each shot is one face filling the frame, restored whole.
+    aligned: bool = False
+    # The rate an image sequence's pictures are played at (24, 24000/1001, 23.976), which pictures do
+    # not store: it times the frames of a video made from them. "": the rate the pictures state (a DPX
+    # scan's headers may), else FFmpeg's 25. A video keeps its own.
+    frame_rate: str = ""
+    # A folder to write each track's best face to (as pass 1 saw it, aligned), named by person and
+    # track, to tell who is who before choosing --tracks, --people, --strength or --reference.
+    faces_dir: str = ""
+    shots: ShotConfig = field(default_factory=ShotConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    people: PeopleConfig = field(default_factory=PeopleConfig)
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+
+    def __post_init__(self) -> None:
+        check_minimums(self, batch_size=0, face_size=16, fade_frames=0, segment_frames=0, decode_once_mib=0)
+        for what, value in [("strength", self.strength), *((f"strength of track {i}", v) for i, v in self.track_strength),
+                            *((f"strength of person {i}", v) for i, v in self.person_strength)]:
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{what}: expected a value from 0 to 1, got {value}")
+        if self.profile_fade and not (len(self.profile_fade) == 2 and 0 <= self.profile_fade[0] < self.profile_fade[1]):
+            raise ConfigError(f"profile_fade: expected two turn ratios FULL < ZERO (e.g. 0.7, 1.4) or none, "
+                              f"got {list(self.profile_fade)}")
+        frames_per_second(self.frame_rate)  # a bad rate fails before any work
+        if self.double_rate and self.keep_fields:
+            raise ConfigError("double_rate (--double-rate) and keep_fields (--keep-fields) exclude each other: one writes a progressive frame for each field, "
+                              "the other keeps the fields interlaced")
+        if self.decimate and (self.double_rate or self.keep_fields):
+            raise ConfigError("decimate (--decimate) leaves out the frames of telecined film that repeat a film frame; "
+                              "it cannot be combined with double_rate (--double-rate) or keep_fields (--keep-fields)")
+        if self.hybrid and not self.decimate:
+            raise ConfigError("hybrid (--hybrid) keeps the video cycles of telecined film that decimate (--decimate) "
+                              "leaves a frame out of; it needs decimate")
+        if self.double_rate and self.deinterlace == "off":
+            raise ConfigError("double_rate (--double-rate) makes a frame of each field by deinterlacing them; "
+                              "deinterlace off keeps the fields")
+
+    @property
+    def sequence_rate(self) -> Fraction:
+        return frames_per_second(self.frame_rate)
+
+    def strength_of(self, track: Track) -> float:
+        """The track's own strength, else its person's, else everyone's."""
+        return dict(self.track_strength).get(track.track_id, dict(self.person_strength).get(track.person, self.strength))
+
+    def reference_of(self, track: Track) -> str:
+        """The track's own reference photo, else its person's, else everyone's ("" for none)."""
+        return dict(self.track_references).get(track.track_id, dict(self.person_references).get(track.person, self.reference))
+
+    @property
+    def photos(self) -> set[str]:
+        """Every reference photo named."""
+        return {self.reference, *(path for _, path in (*self.track_references, *self.person_references))} - {""}

@@ -1,0 +1,200 @@
+"""One input into one output: the paths and options checked before any work, pass 1, pass 2 over
+its segments (resumable), the remux of the other streams, the quality check and the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import time
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError, ModelError, OutputError, UsageError
+from ..faces.detect import FaceDetector, create_detector
+from ..faces.parsing import ParsingMasker as Masker
+from ..faces.parsing import create_masker as parsing_masker
+from ..io import probe, remux
+from ..io.reader import DecodedFrames
+from ..io.sequence import files_of, find_sequence, has_number_field, is_sequence, number_offset, sequences_in, unsupported_type
+from ..io.writer import atomic_output, check_encoder, check_output, left_out_note
+from ..restore import Restorer, TrackContext
+from ..resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
+from .analysis import analyse, selected_tracks
+from .config import PipelineConfig, Progress
+from .report import Report, build_report, copy_note, encoding, provenance, quality_check, video_notes, write_faces
+from .restoring import restore_video
+from .segments import carried_in, carry_path, clean_segments, encoded_segments, hand_on, segment_path, segment_starts, without_segments
+from .timing import check_timing, decimates, played_at
+
+
+def create_masker(cfg: PipelineConfig, device: torch.device) -> Masker | None:
+    """The parsing masker ``cfg.mask`` asks for; None means the feathered ellipse (or, with
+    ``cfg.aligned``, the whole frame)."""
+    if cfg.mask not in ("auto", "ellipse", "parsing"):
+        raise UsageError(f"unknown mask {cfg.mask!r}; choose auto, ellipse or parsing")
+    if cfg.mask == "ellipse" or cfg.aligned:
+        return None
+    masker = parsing_masker(cfg.parsing_weights or None, device)
+    if masker is None and cfg.mask == "parsing":
+        raise ModelError("--mask parsing needs ParseNet weights (parsing_parsenet.pth): give --parsing-weights, set "
+                         "VIDRESTORE_WEIGHTS_PARSENET_512, or run `vidrestore models pull parsenet-512`")
+    return masker
+
+
+def mask_name(masker: Masker | None, cfg: PipelineConfig) -> str:
+    if cfg.aligned:
+        return "whole frame (--aligned)"
+    return masker.name if masker is not None else "ellipse (feathered)"
+
+
+def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
+    if is_sequence(src):
+        find_sequence(src)  # names the folder, the missing pictures or the empty match
+    elif has_number_field(src) and not src.exists():
+        raise InputError(f"cannot read the image sequence {src.name}: {unsupported_type(src)}")
+    elif not src.exists():
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(src)):  # Path() folds the "//" of a URL
+            raise InputError("the input is a URL: vidrestore reads local files; download it first")
+        raise InputError(f"input not found: {src}")
+    elif src.is_dir():
+        held = sequences_in(src)
+        hint = f"; it holds the image sequence {held[0]} (give that, quoted)" if held else ""
+        raise InputError(f"input is a folder: {src}{hint}")
+    if is_sequence(dst):
+        _check_sequence_output(src, dst, overwrite)
+    else:
+        if dst.exists() and src.resolve() == dst.resolve():
+            raise OutputError(f"output is the input file ({dst}); vidrestore never overwrites its input")
+        if dst.exists() and not overwrite:
+            raise OutputError(f"output exists: {dst} (use --overwrite to replace it)")
+        if dst.is_dir():
+            raise OutputError(f"output is a folder: {dst}")
+    if not dst.parent.is_dir():
+        raise OutputError(f"output folder does not exist: {dst.parent}")
+    if not os.access(dst.parent, os.W_OK):
+        raise OutputError(f"output folder is not writable: {dst.parent}")
+
+
+def _check_sequence_output(src: Path, dst: Path, overwrite: bool) -> None:
+    """Refuse an output sequence that has pictures already (unless ``overwrite``) or whose pictures
+    would replace the input's."""
+    existing = files_of(dst) if dst.parent.is_dir() else []
+    inputs = {p.resolve() for p in (files_of(src) if is_sequence(src) else [src])}
+    if any(p.resolve() in inputs for p in existing) or (is_sequence(src) and dst.parent.resolve() == src.parent.resolve()
+                                                         and dst.name == src.name):
+        raise OutputError(f"output sequence {dst} would replace pictures of the input; vidrestore never overwrites its input")
+    if existing and not overwrite:
+        raise OutputError(f"output exists: {len(existing)} pictures of {dst}, from {existing[0].name} "
+                          "(use --overwrite to replace the sequence)")
+
+
+def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer, device: torch.device,
+        overwrite: bool = False, dry_run: bool = False, progress: Progress | None = None,
+        detector: FaceDetector | None = None, preview: str | Path | None = None, qa: bool = False,
+        resume: str = "") -> Report:
+    """Restore ``src`` into ``dst`` (or only analyse it with ``dry_run``); returns the report.
+
+    ``preview``: also write a side-by-side input | restored video (video only) there; the video is
+    then restored as one segment. ``qa``: then measure every restored track against the input
+    (:func:`quality_check`). ``resume``: the fingerprint of the input and options
+    (:meth:`~vidrestore.options.RestoreOptions.fingerprint_for`); with it, each finished segment
+    is recorded beside ``dst``, an interruption or a failure to write (a full disk) keeps them, and
+    the next run with the same fingerprint reuses them (:mod:`vidrestore.resume`)."""
+    src = Path(src)
+    if dst is None and not dry_run:
+        raise UsageError("an output path is needed unless --dry-run is given")
+    check_timing(cfg, src, dst)
+    if cfg.faces_dir and Path(cfg.faces_dir).exists() and not Path(cfg.faces_dir).is_dir():
+        raise OutputError(f"--faces {cfg.faces_dir}: that is a file; give a folder to write the faces into")
+    if dst is not None:
+        check_paths(src, Path(dst), overwrite)
+        check_output(src, dst, cfg.encode, cfg.drop_streams, played_at(probe(src), cfg))
+        if preview is not None:
+            check_encoder(cfg.encode, preview)
+            if is_sequence(preview):
+                raise UsageError("--preview writes a video (.mp4, .mkv); give it a video file name, not a sequence")
+    if cfg.face_size != restorer.face_size:
+        cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # crops at the model's own size
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    encoder = None
+    t0 = time.perf_counter()
+    detector = detector or create_detector(cfg.detector, device)
+    masker = create_masker(cfg, device) if not dry_run else None
+    decoded = DecodedFrames(cfg.decode_once_mib << 20 if not (dry_run or cfg.keep_fields or cfg.double_rate) else 0)  # kept frames are one a frame
+    analysis = analyse(src, cfg, detector, progress, keep=decoded)
+    if cfg.faces_dir:
+        write_faces(analysis, Path(cfg.faces_dir))
+    restoring = selected_tracks(analysis, cfg)
+    timings["analyse"] = time.perf_counter() - t0
+    frames_out = 0
+    if dst is not None and not dry_run:
+        dst = Path(dst)
+        t1 = time.perf_counter()
+        segments = encoded_segments(analysis, cfg, src, dst, whole=preview is not None)
+        parts = [segment_path(dst, i) for i in range(len(segments))]
+        carries = [carry_path(dst, i) for i in range(len(segments))]
+        ledger = SegmentLedger(dst, resume) if resume else None
+        kept = ledger.finished() if ledger else {}
+        reused = {i for i, (part, frames) in enumerate(zip(parts, segments)) if part in kept and kept[part].frames == frames}
+        if ledger and not reused and ledger.path.exists():
+            ledger.discard()
+            notes.append("the segments an earlier run left were not reused: they were made from another input, with other options "
+                         "or another model, or have changed since")
+        remove_leftovers(dst, keep=[p for i in reused for p in (parts[i], carries[i])])
+        with contextlib.ExitStack() as stack:
+            final_tmp = stack.enter_context(atomic_output(dst, number_offset(src)))
+            preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
+            if segments:
+                notes.extend(video_notes(analysis, cfg, src, dst))
+                encoder, master = encoding(src, dst, cfg)
+                notes.extend(master)
+                this_run = without_segments(progress, [segments[i] for i in reused])
+                stopped = False
+                try:
+                    contexts: dict[int, TrackContext] = {}  # tracks going on from one segment into the next
+                    for index, (part, frames) in enumerate(zip(parts, segments)):
+                        if index in reused:
+                            frames_out += kept[part].written
+                            contexts = carried_in(dst, index + 1, device) if index + 1 not in reused else {}
+                            continue
+                        written = restore_video(src, part, analysis, restorer, cfg, device, this_run, preview_tmp, frames,
+                                                masker, decoded, contexts, target=dst)
+                        frames_out += written
+                        carry = hand_on(contexts, dst, index, last=index + 1 == len(segments))
+                        if ledger:
+                            ledger.record(part, frames, written, carry)
+                    timings["restore_encode"] = time.perf_counter() - t1
+                    notes.extend(reused_note(len(reused), len(parts)) + restorer.notes)
+                    t2 = time.perf_counter()
+                    tick = played_at(probe(src), cfg).time_base
+                    notes.extend(left_out_note(remux(parts, src, final_tmp, provenance(restorer.name),
+                                                     segment_starts(analysis, segments, tick, decimates(analysis, cfg)), tick), dst))
+                    timings["remux"] = time.perf_counter() - t2
+                except BaseException as exc:
+                    stopped = keeps_segments(exc)
+                    raise
+                finally:
+                    clean_segments(parts, carries, ledger, keep=stopped)
+            else:
+                notes.append(copy_note(analysis))
+                notes.extend(left_out_note(remux(src, src, final_tmp), dst))
+                if preview_tmp is not None:
+                    remux(src, src, preview_tmp)
+                frames_out = analysis.frames
+                timings["remux"] = time.perf_counter() - t1
+    decoded.clear()
+    qa_rows = None
+    if qa and restoring and dst is not None and not dry_run:
+        t3 = time.perf_counter()
+        qa_rows, alarms = quality_check(src, dst, analysis, restoring, cfg, progress)
+        notes.extend(alarms)
+        timings["qa"] = time.perf_counter() - t3
+    timings["total"] = time.perf_counter() - t0
+    report = build_report(src, dst if not dry_run else None, analysis, cfg, restorer.name, mask_name(masker, cfg), frames_out,
+                          timings, notes)
+    return dataclasses.replace(report, qa=qa_rows, encoder=encoder)

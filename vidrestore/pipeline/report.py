@@ -1,0 +1,272 @@
+"""The run's report: shots, tracks, people and timings, and the notes that tell the user what was
+done and what could not be; the quality check (``--qa``) and the faces written for ``--faces``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import __version__, cadence, jsonio
+from ..anchor import identity_frames
+from ..errors import OutputError
+from ..eval.tracks import measure_tracks, qa_alarms
+from ..faces.identity import DlibIdentityEncoder
+from ..faces.people import contact_sheet
+from ..faces.pose import frontal_weight
+from ..faces.types import Track
+from ..io import VideoInfo, probe
+from ..io.reader import doubles_rate, fields_have_own_moments
+from ..io.sequence import find_sequence, is_sequence, numbered
+from ..io.writer import check_encoder, describe_encoding, dolby_vision_note, master_note, unrestored_videos_note
+from .analysis import Analysis, selected_tracks
+from .config import PipelineConfig, Progress
+from .segments import faceless_encoding
+from .timing import decimates, doubles, left_out, played_at, retiming
+
+
+@dataclass
+class Report:
+    input: str
+    output: str | None
+    frames_in: int
+    frames_out: int
+    shots: list[dict]
+    tracks: list[dict]
+    detector: str
+    restorer: str
+    mask: str
+    timings_s: dict[str, float]
+    corrupt_packets: int
+    notes: list[str]
+    damaged_s: list[float] = field(default_factory=list)  # where the file is damaged, seconds from the start
+    qa: list[dict] | None = None  # with --qa: per restored track, output and input metrics
+    encoder: str | None = None  # how the output's video was encoded; None: copied, or not written (--dry-run)
+    people: list[dict] = field(default_factory=list)  # who is who: each person's id, tracks and frames on screen
+
+    def to_json(self) -> str:
+        return jsonio.dumps(asdict(self), indent=2)
+
+
+HYBRID_HINT_CYCLES = 3  # cycles of video in a row (half a second) that --decimate suggests --hybrid for
+
+
+def deinterlace_note(analysis: Analysis, cfg: PipelineConfig, rotation: int = 0) -> list[str]:
+    """What was done with the input's fields (``cfg.keep_fields``, ``cfg.double_rate``), and why."""
+    fields = analysis.deinterlace
+    if fields is None:
+        asked = [flag for flag, on in (("--keep-fields", cfg.keep_fields), ("--double-rate", cfg.double_rate),
+                                       ("--decimate", cfg.decimate)) if on]
+        return [f"{asked[0]} changed nothing: the video was not deinterlaced (it looks progressive, or --deinterlace off "
+                "kept its fields)"] if asked else []
+    how = f"{fields.describe()} ({analysis.fields})"
+    if cfg.keep_fields:
+        rate = "a face for each field" if fields_have_own_moments(fields, rotation) else "a face for each frame"
+        return [f"faces restored on frames {how}, {rate}, and pasted into the input's fields: the output keeps them, {fields.parity}"]
+    if cfg.double_rate:
+        return [f"{how}, a frame for each field (--double-rate): twice the input's frames, each with the face it showed"] \
+            if doubles_rate(fields) else [f"--double-rate changed nothing: {how} gives back the film's own frames, which have "
+                                          "no fields of their own; the output keeps the input's rate"]
+    if cfg.decimate:
+        if decimates(analysis, cfg):
+            video = len(analysis.video_cycles) if cfg.hybrid else 0
+            kept = f"; in {video} cycles of 5 no frame repeated (video shot at the video rate), and they keep all their frames " \
+                   "at their own times (--hybrid), so the frame rate varies" if video else ""
+            run, first = (0, 0) if cfg.hybrid else cadence.longest_run(analysis.video_cycles)
+            if run >= HYBRID_HINT_CYCLES:
+                kept = f"; from frame {first}, {run} cycles of 5 in a row look like video shot at the video rate (no frame " \
+                       "repeats), and each lost a real frame: --hybrid keeps such cycles whole"
+            return [f"{how}, decimated (--decimate): the {len(left_out(analysis, cfg))} frames that repeated a film frame were "
+                    f"left out, and the film's own frames are timed at 4/5 of the input's rate{kept}"]
+        why = "its fields are moments of their own, not film in pulldown" if not fields.match else \
+            "its frames are not evenly spaced" if not analysis.film_pts else \
+            "in every cycle of 5 each frame is a moment of its own (video shot at the video rate, which --hybrid keeps)"
+        return [f"--decimate changed nothing: {how}; {why}, so no frame repeats a film frame"]
+    doubling = ", --double-rate writes a frame for each field" if doubles_rate(fields) else ""
+    return [f"{how}; --keep-fields pastes the faces into the input's fields and keeps them{doubling}, --deinterlace off "
+            "keeps the fields and restores faces on them"]
+
+
+def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
+    """What the decoder could not give as it was: damaged and corrupt packets, frames of another size."""
+    notes = []
+    if analysis.damaged_s:
+        at = ", ".join(f"{t:.2f} s" for t in analysis.damaged_s[:5]) + (", ..." if len(analysis.damaged_s) > 5 else "")
+        packets = "1 packet" if len(analysis.damaged_s) == 1 else f"{len(analysis.damaged_s)} packets"
+        notes.append(f"the file is damaged: {packets} flagged corrupt, at {at} from the start; "
+                     "frames there may be missing or show blocks that restoration does not repair")
+    if analysis.corrupt_packets:
+        notes.append(f"{analysis.corrupt_packets} corrupt packets could not be decoded; the frames that decoded were restored")
+    if analysis.corrupt_packets and is_sequence(info.path):
+        notes.extend(undecoded_pictures_note(analysis, info.path))
+    lead = undecodable_lead_s(analysis, info)
+    if lead:
+        notes.append(f"the picture starts {lead:.2f} s after the video stream does: its first packets cannot be decoded, as in a "
+                     "recording cut from a longer one where there was no keyframe; the sound there is kept")
+    if analysis.resized:
+        notes.append(f"{analysis.resized} frames came in another size or pixel format than the stream's first; "
+                     f"they were scaled to {info.width}x{info.height} {info.pix_fmt}, as FFmpeg does")
+    return notes
+
+
+def undecodable_lead_s(analysis: Analysis, info: VideoInfo) -> float:
+    """Seconds from the video stream's first timestamp to its first decoded frame, when that is more
+    than two frames: a recording cut at no keyframe (a TS clipped from a broadcast) starts with
+    packets no decoder can use. 0 otherwise."""
+    first = next((p for p in analysis.pts if p is not None), None)
+    if first is None or info.start_pts is None or not info.timestamps:
+        return 0.0
+    lead = float((first - info.start_pts) * info.time_base)
+    frame = 1 / float(info.average_rate) if info.average_rate else 0.1
+    return lead if lead > 2 * frame else 0.0
+
+
+def undecoded_pictures_note(analysis: Analysis, pattern: Path) -> list[str]:
+    """Which pictures of an image sequence did not decode (frames of a sequence are stamped with
+    their place in it, so the missing ones are known by name)."""
+    sequence = find_sequence(pattern)
+    lost = sorted(set(sequence.numbers) - {sequence.first + p for p in analysis.pts if p is not None})
+    if not lost:
+        return []
+    names = ", ".join(numbered(pattern, n).name for n in lost[:5]) + (", ..." if len(lost) > 5 else "")
+    return [f"{len(lost)} pictures could not be decoded and were not restored ({names}); "
+            "a sequence written from this one lacks their numbers"]
+
+
+def monochrome_note(analysis: Analysis) -> list[str]:
+    toned = [t for t in analysis.tracks if t.monochrome]
+    if not toned:
+        return []
+    which = "every face track is" if len(toned) == len(analysis.tracks) else f"{len(toned)} of {len(analysis.tracks)} face tracks are"
+    return [f"{which} in black-and-white or toned footage: the restored faces keep its tone"]
+
+
+def small_faces_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
+    """Say that faces were seen but left alone for their size, or that faces as small as asked for
+    are beyond the detector at the size it can work at: the user can act on either."""
+    notes = []
+    n = analysis.too_small
+    if n:
+        faces = "face track" if n == 1 else "face tracks"
+        notes.append(f"{n} {faces} smaller than {cfg.tracker.min_face_size:g} px (median box side) left as they are; "
+                     f"--min-face lowers the limit")
+    if analysis.smallest_findable > cfg.tracker.min_face_size * 1.05 and analysis.detect_side < analysis.frame_side:
+        notes.append(f"faces under about {analysis.smallest_findable:.0f} px cannot be found by this detector at the size it "
+                     f"works at ({analysis.detect_side} px of the frame's {analysis.frame_side} on the longer side), though "
+                     f"--min-face is {cfg.tracker.min_face_size:g}; a larger detector max_side in a --config file finds smaller ones "
+                     "with dlib, more slowly, and RetinaFace finds smaller ones still")
+    return notes
+
+
+def aligned_hint(analysis: Analysis, cfg: PipelineConfig, info: VideoInfo) -> list[str]:
+    """Point to --aligned when no face was found in square frames the size of face crops: detectors
+    miss a face that fills the whole frame, as in the aligned test clips of face video benchmarks."""
+    if analysis.tracks or analysis.too_small or cfg.aligned or info.width != info.height or info.width > 1024:
+        return []
+    return ["no face was found in these square frames: if they are aligned face crops (as the test clips of KEEP and VFHQ), "
+            "--aligned restores each shot whole"]
+
+
+def copy_note(analysis: Analysis, encoded_because: str = "") -> str:
+    """Why a video with nothing to restore was copied as it is (or encoded unchanged: see :func:`faceless_encoding`)."""
+    if analysis.tracks:
+        why = "no track selected with a strength above 0"
+    else:
+        why = "no face large enough to restore" if analysis.too_small else "no face found"
+    return f"{why}: " + (encoded_because or "the video was copied without re-encoding")
+
+
+def video_notes(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Path) -> list[str]:
+    """What the report says of an encoded video: how its fields were treated, or, with no track to
+    restore, why it was encoded rather than copied."""
+    if selected_tracks(analysis, cfg):
+        return deinterlace_note(analysis, cfg, probe(src).rotation)
+    return [copy_note(analysis, faceless_encoding(src, dst, retiming(analysis, cfg)))]
+
+
+def encoding(src: Path, dst: Path, cfg: PipelineConfig) -> tuple[str, list[str]]:
+    """How the video of ``dst`` is encoded from ``src`` (for the report), and notes on what the
+    encoding loses: a master written as delivery video by codec auto
+    (:func:`~vidrestore.io.writer.master_note`), Dolby Vision's dynamic metadata."""
+    source = played_at(probe(src), cfg)
+    auto = cfg.encode.codec == "auto"
+    masters = master_note(source, check_encoder(cfg.encode, dst, source).name, dst) if auto else []
+    return describe_encoding(cfg.encode, dst, source), masters + dolby_vision_note(source)
+
+
+def people_of(tracks: list[Track]) -> list[dict]:
+    """The report's people: each person's id, their tracks, and how many frames they are on screen."""
+    people: dict[int, list[Track]] = defaultdict(list)
+    for track in tracks:
+        people[track.person].append(track)
+    return [{"id": person, "tracks": [t.track_id for t in mine], "frames": sum(len(t) for t in mine)}
+            for person, mine in sorted(people.items())]
+
+
+def face_path(folder: Path, track: Track) -> Path:
+    """Where :func:`write_faces` puts ``track``'s face: by person, then track, so one person's faces sort together."""
+    return folder / f"person{track.person:04d}_track{track.track_id:04d}.jpg"
+
+
+def write_faces(analysis: Analysis, folder: Path) -> None:
+    """Each track's best face as pass 1 saw it (aligned, as a JPEG) into ``folder``, and
+    ``people.jpg``, all of them in a row per person."""
+    shown = [t for t in analysis.tracks if t.track_id in analysis.faces]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for track in shown:
+            face_path(folder, track).write_bytes(analysis.faces[track.track_id])
+        if shown:
+            decoded = {t.track_id: cv2.imdecode(np.frombuffer(analysis.faces[t.track_id], np.uint8), cv2.IMREAD_COLOR) for t in shown}
+            sheet = contact_sheet(decoded, {t.track_id: t.person for t in shown})  # BGR throughout: OpenCV writes it
+            if not cv2.imwrite(str(folder / "people.jpg"), sheet, [cv2.IMWRITE_JPEG_QUALITY, 90]):
+                raise OSError(f"OpenCV could not write {folder / 'people.jpg'}")
+    except OSError as exc:
+        raise OutputError(f"cannot write the faces into {folder}: {exc.strerror or exc}") from exc
+
+
+def provenance(restorer_name: str) -> str:
+    """The note a restored file carries in its comment tag, so archives can tell restored faces from original ones."""
+    return f"faces restored by vidrestore {__version__} with {restorer_name}"
+
+
+def quality_check(src: Path, dst: Path, analysis: Analysis, tracks: list[Track], cfg: PipelineConfig,
+                  progress: Progress | None = None) -> tuple[list[dict], list[str]]:
+    """Per restored track: warping error, flicker and identity of the output and of the input
+    (summaries only; `vidrestore eval video` gives the per-frame series and figures), and a note
+    per track that flickers more than its input or drifts from the person."""
+    if is_sequence(dst) and analysis.corrupt_packets:
+        return [], ["no quality check: the output sequence has gaps where pictures of the input did not decode"]
+    meters = measure_tracks(src, dst, tracks, cfg.face_size, deinterlace=analysis.deinterlace, progress=progress,
+                            step=2 if doubles(analysis, cfg) else 1, left_out=left_out(analysis, cfg))
+    encoder = DlibIdentityEncoder()
+    rows = [{k: v for k, v in meter.finish(encoder).items() if k != "per_frame"} for meter in meters]
+    return rows, qa_alarms(rows)
+
+
+def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineConfig, restorer_name: str, mask: str,
+                 frames_out: int, timings: dict[str, float], notes: list[str]) -> Report:
+    info = played_at(probe(src), cfg)
+    selected = {t.track_id for t in selected_tracks(analysis, cfg)}
+    fps = float(info.average_rate) if info.average_rate else 0.0
+    return Report(
+        input=str(src), output=str(dst) if dst is not None else None,
+        frames_in=analysis.frames, frames_out=frames_out,
+        shots=[asdict(s) for s in analysis.shots],
+        tracks=[{"id": t.track_id, "person": t.person, "shot": t.shot_index, "start": t.start, "end": t.end, "frames": len(t),
+                 "detected_frames": int(t.detected.sum()), "median_face_px": t.median_face_px,
+                 "start_s": t.start / fps if fps else None, "selected": t.track_id in selected,
+                 "strength": cfg.strength_of(t), "reference": cfg.reference_of(t) or None,
+                 "identity_frames": [] if cfg.reference_of(t) else identity_frames(t),
+                 "profile_frames": int((frontal_weight(t.landmarks, cfg.profile_fade) < 1).sum()),
+                 "monochrome": t.monochrome,
+                 "face": str(face_path(Path(cfg.faces_dir), t)) if cfg.faces_dir and t.track_id in analysis.faces else None}
+                for t in analysis.tracks],
+        detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
+        people=people_of(analysis.tracks),
+        corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
+               *unrestored_videos_note(src), *notes])

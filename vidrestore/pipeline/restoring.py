@@ -1,0 +1,285 @@
+"""Pass 2: read the frames again (or take pass 1's), and window by window align each track's crops,
+restore them, paste them back and encode the frames; frames with no face go to the encoder as
+they were decoded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+
+from ..anchor import IdentityCrops
+from ..faces.align import crop_faces, face_matrices
+from ..faces.parsing import ParsingMasker as Masker
+from ..faces.pose import frontal_weight
+from ..faces.paste import face_mask, match_colour, paste_faces
+from ..faces.tone import keep_tone
+from ..faces.types import Track
+from ..io import VideoReader, VideoWriter, probe
+from ..io.reader import DecodedFrames
+from ..io.sequence import IMAGE_ENCODERS
+from ..io.writer import check_encoder, stores_rotation
+from ..restore import Restorer, TrackContext
+from ..shots import Shot
+from ..stopping import raise_if_stopped
+from .analysis import Analysis, selected_tracks
+from .config import PipelineConfig, Progress
+from .segments import window_frames
+from .timing import at_steady_rate, coded_field_order, decimates, doubles, left_out, output_timing, played_at
+
+
+def edge_fades(track: Track, shot: Shot, fade_frames: int) -> tuple[int, int]:
+    """Frames over which a track's restoration ramps in and out: ``fade_frames`` where the face
+    comes or goes within its shot (so the restored face does not pop in); none at a cut (the whole
+    picture changes there, and the first frames of every shot came out half restored); to the
+    end of a dissolve or fade that the face comes in with (or from its start, for one it goes
+    out with), so the restored face fades with the picture."""
+    head = shot.start + shot.fade_in - track.start
+    tail = track.end - (shot.end - shot.fade_out)
+    return (head if track.start == shot.start else max(fade_frames, head),
+            tail if track.end == shot.end else max(fade_frames, tail))
+
+
+def _fade(track: Track, frame_index: int, fades: tuple[int, int]) -> float:
+    head, tail = fades
+    return float(min(1.0, (frame_index - track.start + 1) / (head + 1), (track.end - frame_index) / (tail + 1)))
+
+
+def pack_pieces(lengths: list[int], capacity: int) -> list[list[tuple[int, int, int]]]:
+    """Fill forward passes of at most ``capacity`` frames with the tracks' frames, in track order.
+
+    Returns, per pass, ``(track, start, stop)`` pieces; a track that does not fit continues at the
+    start of the next pass (its temporal state carries over, as between windows)."""
+    passes: list[list[tuple[int, int, int]]] = [[]]
+    room = capacity
+    for track, length in enumerate(lengths):
+        start = 0
+        while start < length:
+            if room == 0:
+                passes.append([])
+                room = capacity
+            stop = min(length, start + room)
+            passes[-1].append((track, start, stop))
+            room -= stop - start
+            start = stop
+    return [p for p in passes if p]
+
+
+@dataclass
+class Pasted:
+    """A frame with faces pasted in: its RGB image, and the boxes outside which it is the decoded frame."""
+
+    image: np.ndarray
+    boxes: list[tuple[int, int, int, int]]
+
+
+def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int, int]], restorer: Restorer,
+                    contexts: dict[int, TrackContext], identity: Callable[[Track], torch.Tensor | None],
+                    cfg: PipelineConfig, device: torch.device, masker: Masker | None,
+                    pixel_aspect: tuple[float, float] = (1.0, 1.0), later_rows: int | None = 1) -> dict[tuple[int, int], Pasted]:
+    """Restore every track present in ``window``; returns the frames that changed, by frame index
+    and moment (0, or 1 for a frame's later field: see below). ``fades``: each track's ramps in
+    and out (:func:`edge_fades`).
+
+    The crops of all the window's tracks share forward passes of up to ``batch_size`` frames, so a
+    scene with several small or short-lived faces costs the model fewer, fuller passes.
+
+    Frames that carry their later field's moment (``Frame.second``: interlaced video whose fields
+    are kept) are restored at the field rate: a track's crops are each frame's earlier moment, then
+    its later one, whose landmarks lie halfway to the next frame's. The later moment's face goes
+    into the rows of the later field, which start at row ``later_rows`` (1: top field first), or,
+    with ``later_rows`` None (double rate), into the later field's own progressive frame."""
+    first, last = window[0].index, window[-1].index
+    active = [t for t in tracks if t.start <= last and t.end > first]
+    if not active:
+        return {}
+    # integer views of the frames (uint8, or uint16 for deep sources): only the regions around
+    # faces are ever converted to float
+    tensors = {f.index: torch.from_numpy(f.image).permute(2, 0, 1).to(device) for f in window if f.image is not None}
+    seconds = {f.index: torch.from_numpy(f.second).permute(2, 0, 1).to(device) for f in window if f.second is not None}
+    # a keep_fields reader's faces go into the interlaced frame; they are found and cropped in the progressive one
+    bases = {f.index: torch.from_numpy(f.fields).permute(2, 0, 1).to(device) for f in window if f.fields is not None} or tensors
+    held = {f.index for f in window}  # a repeated film frame left out (--decimate) is not in the window
+    moments = [[(i, m) for i in range(max(first, t.start), min(last + 1, t.end)) if i in held for m in ((0, 1) if i in seconds else (0,))]
+               for t in active]
+    marks = [np.stack([_landmarks_at(t, i, m) for i, m in mine]) for t, mine in zip(active, moments)]
+    mats = [face_matrices(lm, cfg.face_size, pixel_aspect) for lm in marks]
+    with glue_threads(device):
+        crops = [torch.cat([crop_faces((seconds if m else tensors)[i], mat[j : j + 1], cfg.face_size) for j, (i, m) in enumerate(mine)])
+                 for mine, mat in zip(moments, mats)]
+    for track, track_crops in zip(active, crops):
+        if track.track_id not in contexts:
+            contexts[track.track_id] = restorer.start_track(track.track_id, track_crops, identity(track), track.person)
+    restored: list[list[torch.Tensor]] = [[] for _ in active]
+    for pieces in pack_pieces([len(mine) for mine in moments], cfg.batch_size):
+        outs = restorer.restore_tracks([(crops[j][a:b], contexts[active[j].track_id]) for j, a, b in pieces])
+        for (j, _, _), out in zip(pieces, outs):
+            restored[j].append(out.to(device))
+    pastes: dict[tuple[int, int], list[tuple[torch.Tensor, np.ndarray, float, torch.Tensor]]] = {}
+    for track, mine, track_marks, track_crops, track_mats, parts in zip(active, moments, marks, crops, mats, restored):
+        faces = torch.cat(parts)
+        if cfg.aligned:  # the crop is the frame: all of it is replaced
+            masks = torch.ones(len(mine), 1, cfg.face_size, cfg.face_size, device=device)
+        else:
+            masks = masker(faces) if masker is not None else face_mask(cfg.face_size, device).expand(len(mine), -1, -1, -1)
+        with glue_threads(device):
+            if cfg.colour_match:
+                faces = match_colour(faces, track_crops, face_mask(cfg.face_size, device))
+            if track.monochrome:
+                faces = keep_tone(faces, track_crops)
+        turned = frontal_weight(track_marks, cfg.profile_fade)
+        for j, (i, m) in enumerate(mine):
+            strength = cfg.strength_of(track) * _fade(track, i, fades[track.track_id]) * float(turned[j])
+            pastes.setdefault((i, m), []).append((faces[j], track_mats[j], strength, masks[j]))
+        if track.end <= last + 1:
+            contexts.pop(track.track_id, None)
+    out: dict[tuple[int, int], Pasted] = {}
+    with glue_threads(device):
+        for (i, m), items in sorted(pastes.items()):
+            faces, mats_i, strength, masks = zip(*items)
+            base = seconds[i] if m and later_rows is None else bases[i]
+            pasted, boxes = paste_faces(base, torch.stack(faces), np.stack(mats_i), torch.tensor(strength, device=device),
+                                        torch.stack(masks), padding="border" if cfg.aligned else "zeros")
+            image = pasted.permute(1, 2, 0).cpu().numpy()
+            if m == 0 or later_rows is None:
+                out[i, m] = Pasted(image, boxes)
+            else:
+                out[i, 0].image[later_rows::2] = image[later_rows::2]
+                out[i, 0].boxes.extend(boxes)
+    return out
+
+
+def _landmarks_at(track: Track, index: int, moment: int) -> np.ndarray:
+    """``track``'s landmarks at frame ``index``'s earlier field (``moment`` 0), or at its later one
+    (1): halfway to the next frame's (as they are at the track's last frame)."""
+    here = track.landmarks[index - track.start]
+    if moment == 0:
+        return here
+    return (here + track.landmarks[min(index + 1, track.end - 1) - track.start]) / 2
+
+
+@contextlib.contextmanager
+def glue_threads(device: torch.device) -> Iterator[None]:
+    """Run the torch and OpenCV ops around the model (align, colour match, paste) on one CPU thread.
+    Their images are small, and the workers woken for them spin afterwards on the cores that the
+    decoder and x264 need. On 2 cores, one torch thread made the pass-through restore pass 1.2x
+    faster (bench/pipeline.py); one OpenCV thread took the align/paste step of a 248-frame clip
+    from 1.0-1.1 to 0.67-0.72 CPU seconds in the same wall time. The model keeps every thread."""
+    if device.type != "cpu":
+        yield
+        return
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
+
+
+def _preview_info(info):
+    """Stream description for the side-by-side preview: display orientation, twice as wide."""
+    width, height = info.display_size
+    return dataclasses.replace(info, width=2 * width, height=height, rotation=0, field_order="progressive")
+
+
+def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Restorer, cfg: PipelineConfig,
+                  device: torch.device, progress: Progress | None = None, preview: Path | None = None,
+                  frames: range | None = None, masker: Masker | None = None, reuse: DecodedFrames | None = None,
+                  contexts: dict[int, TrackContext] | None = None, target: Path | None = None) -> int:
+    """Pass 2: restore and encode the video stream alone into ``video_out``; returns frames written.
+
+    ``frames``: only this segment (from :func:`plan_segments`). With ``preview``, also encode a
+    side-by-side (input | restored) video there. ``reuse``: the frames pass 1 kept, read instead of
+    decoding the video again when they are the whole of it. ``contexts``: the restorer's state of
+    the tracks that come into the segment from the one before it; on return it holds that of the
+    tracks that go on past it. ``target``: the output ``video_out`` is a segment of (default
+    ``video_out`` itself), whose type decides the encoder and whether frames are written upright."""
+    info = played_at(probe(path), cfg)
+    info = at_steady_rate(info, analysis.pts)
+    cfg = dataclasses.replace(cfg, batch_size=window_frames(cfg, device, info))
+    target = target or video_out
+    encode = dataclasses.replace(cfg.encode, codec=check_encoder(cfg.encode, target, info).name)  # a sequence's segments are .mov files
+    frames = frames if frames is not None else range(analysis.frames)
+    tracks = [t for t in selected_tracks(analysis, cfg) if t.start < frames.stop and t.end > frames.start]
+    cuts = {shot.start for shot in analysis.shots}
+    fades = {t.track_id: edge_fades(t, analysis.shots[t.shot_index], cfg.fade_frames) for t in tracks}
+    contexts = {} if contexts is None else contexts
+    photos = {i: torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255 for i, crop in analysis.references.items()}
+    faces = 0
+    start_pts = analysis.pts[frames.start] if frames.start < len(analysis.pts) else None
+    with contextlib.ExitStack() as stack:
+        anchored = [t for t in tracks if t.track_id not in photos and t.track_id not in contexts] if restorer.uses_identity else []
+        # a track's best frames may lie past the segment's end, where its state will be carried
+        ahead = range(frames.start, max([frames.stop, *(t.end for t in anchored)]))
+        best_frames = IdentityCrops(path, anchored, cfg.face_size, ahead, start_pts, analysis.deinterlace, reuse)
+        stack.callback(best_frames.close)
+
+        def identity(track: Track) -> torch.Tensor | None:
+            return photos[track.track_id] if track.track_id in photos else best_frames(track)
+
+        # A picture file carries no rotation that viewers read (a phone photo's EXIF tag is gone once
+        # re-encoded), nor do AVI, MPEG-TS and others: a turned video is written upright there, from
+        # the display-oriented images (a phone's video played sideways from an AVI).
+        upright = info.rotation % 360 != 0 and (target.suffix.lower() in IMAGE_ENCODERS or not stores_rotation(target))
+        faced = None if preview or upright else [range(t.start, t.end) for t in tracks]  # the preview shows every frame
+        doubled, decimated, dropped = doubles(analysis, cfg), decimates(analysis, cfg), left_out(analysis, cfg)
+        reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
+                                                 deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,
+                                                 images_for=faced, keep_fields=cfg.keep_fields, double_rate=doubled))
+        timed = output_timing(info, analysis, cfg)
+        coded = dataclasses.replace(timed, field_order=coded_field_order(analysis, info, cfg.keep_fields))
+        if upright:
+            coded = dataclasses.replace(coded, rotation=0, width=info.display_size[0], height=info.display_size[1])
+        writer = stack.enter_context(VideoWriter(video_out, coded, encode))
+        side = stack.enter_context(VideoWriter(preview, _preview_info(timed), cfg.encode)) if preview else None
+        window: list = []
+        later_rows = None if doubled else 0 if analysis.deinterlace is not None and analysis.deinterlace.parity == "bff" else 1
+
+        def write(source: av.VideoFrame, pts: int | None, image: np.ndarray | None, shown: np.ndarray | None,
+                  pasted: Pasted | None) -> None:
+            """One output frame, and its side-by-side preview (``shown``, the progressive input,
+            beside the output); none for a repeated film frame left out (``pts`` None)."""
+            if pts is None:
+                return
+            if upright:
+                writer.write(None, pts, pasted.image if pasted else image)
+            else:
+                writer.write(source, pts, *((pasted.image, pasted.boxes) if pasted else ()))
+            if side is not None:
+                side.write(None, pts, np.concatenate([shown, pasted.image if pasted else shown], 1))
+
+        def flush() -> None:
+            nonlocal faces
+            raise_if_stopped()
+            kept = [f for f in window if f.index not in dropped]  # a repeat is not written: not restored
+            changed = restore_window(kept, tracks, fades, restorer, contexts, identity, cfg, device, masker, info.pixel_aspect,
+                                      later_rows) if kept else {}
+            faces += sum(1 for f in kept for t in tracks if t.covers(f.index))
+            for f in window:
+                pts = analysis.film_pts[f.index] if decimated else 2 * f.pts if doubled else f.pts
+                write(f.source, pts, f.image if f.fields is None else f.fields, f.image, changed.get((f.index, 0)))
+                if f.second_source is not None:
+                    write(f.second_source, f.second_source.pts, f.second, f.second, changed.get((f.index, 1)))
+            if progress:
+                progress("restore", window[-1].index + 1, analysis.frames, faces)
+            window.clear()
+
+        for frame in reader:
+            if window and frame.index in cuts:
+                flush()  # windows never straddle a cut, so segments restore exactly as one pass does
+            window.append(frame)
+            if len(window) >= cfg.batch_size:
+                flush()
+        if window:
+            flush()
+        return writer.frames_written

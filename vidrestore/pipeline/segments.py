@@ -1,0 +1,171 @@
+"""What pass 2 encodes and in which pieces: restoration windows, segments (for resuming and for
+parallel jobs), the state of the tracks one segment hands to the next, and the hidden files they
+are written to until the remux joins them.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import torch
+
+from .. import cadence
+from ..io import VideoInfo, probe
+from ..io.reader import bit_depth
+from ..io.sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence
+from ..io.writer import copies_into, holds_copy, stores_rotation
+from ..restore import TrackContext, load_contexts, save_contexts
+from ..resume import SegmentLedger
+from .analysis import Analysis, selected_tracks
+from .config import PipelineConfig, Progress
+from .timing import retiming
+
+
+def faceless_encoding(src: Path, dst: Path, retiming: str = "") -> str:
+    """Why a video with nothing to restore is encoded unchanged rather than copied ("": it is
+    copied): a copy would leave a JPEG inside a .png, or a raw stream's unstamped frames in a
+    container that needs timestamps, or the pictures of an image sequence in a video file, or
+    a turned video in a container that stores no rotation, or H.264 in a program stream, or video
+    the output's container cannot hold (a GIF's in an .mp4); or the output runs at another rate,
+    as ``retiming`` says (:func:`retiming`)."""
+    if retiming:
+        return f"the video was {retiming}, as asked"
+    info = probe(src)
+    encoder = IMAGE_ENCODERS.get(dst.suffix.lower())
+    if encoder is not None and info.codec != encoder:
+        return f"the frames were written as {dst.suffix} pictures unchanged" if is_sequence(dst) \
+            else f"the picture was converted to {dst.suffix} unchanged"
+    if encoder is None and is_sequence(src):
+        return "the pictures were encoded into a video unchanged"
+    if not info.timestamps:
+        return "the video was encoded unchanged, since a copy of its raw stream would have no timestamps"
+    if info.rotation % 360 and not stores_rotation(dst):
+        return f"the video was encoded upright, since {dst.suffix} files store no rotation and a copy would play turned"
+    if not copies_into(dst, info.codec):
+        return f"the video was encoded unchanged, since FFmpeg cannot read {info.codec} back from a program stream"
+    if not holds_copy(src, dst):
+        return f"the video was encoded unchanged, since {dst.suffix} files cannot hold its {info.codec} video"
+    return ""
+
+
+CPU_WINDOW, GPU_WINDOWS = 16, (64, 32)
+
+
+WINDOW_MEMORY = 2 << 30  # bytes of full-size frames a GPU window may hold
+
+
+def window_frames(cfg: PipelineConfig, device: torch.device, info: VideoInfo) -> int:
+    """Frames per restoration window (and most crops per forward pass): ``cfg.batch_size``, else 16
+    on the CPU, whose caches larger passes outgrow, and on a GPU, whose passes run fuller (on an
+    H200 flipnet-small restored 70, 127 and 177 face-frames/s in passes of 8, 32 and 64;
+    docs/benchmarks.md), the largest of 64 and 32 whose full-size frames fit in 2 GiB, else 16.
+    Each divides 64, where :func:`encoded_segments` may split a long shot."""
+    if cfg.batch_size:
+        return cfg.batch_size
+    if device.type == "cpu":
+        return CPU_WINDOW
+    frame_bytes = info.width * info.height * 3 * (2 if bit_depth(info.pix_fmt) > 8 else 1)
+    return next((n for n in GPU_WINDOWS if n * frame_bytes <= WINDOW_MEMORY), CPU_WINDOW)
+
+
+def encoded_segments(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Path, whole: bool = False) -> list[range]:
+    """The frames pass 2 encodes, in segments: with a track to restore, the whole video (split for
+    resuming, unless ``whole``); with none, nothing (the video is copied) unless it must be
+    encoded all the same (:func:`faceless_encoding`)."""
+    if selected_tracks(analysis, cfg):
+        return plan_segments(analysis, 0 if whole else cfg.segment_frames, cfg.batch_size or max(GPU_WINDOWS))
+    return [range(analysis.frames)] if faceless_encoding(src, dst, retiming(analysis, cfg)) else []
+
+
+def plan_segments(analysis: Analysis, segment_frames: int, window: int = 0) -> list[range]:
+    """Split the video into segments of at least ``segment_frames`` frames each (the last one may be
+    shorter, down to half that); one segment when ``segment_frames`` is 0. Segments end at cuts;
+    with ``window`` > 0, a long shot may also be split inside, at a multiple of ``window`` frames
+    from its start, where pass 2's windows start anyway (its tracks' state then goes across in a
+    file: :func:`~vidrestore.restore.save_contexts`)."""
+    if segment_frames <= 0 or analysis.frames < 2 * segment_frames:
+        return [range(analysis.frames)]
+    ends = sorted({shot.end for shot in analysis.shots}
+                  | {b for shot in analysis.shots if window > 0 for b in range(shot.start + window, shot.end, window)})
+    segments, start = [], 0
+    for end in ends:
+        if end - start >= segment_frames and analysis.frames - end >= max(1, segment_frames // 2):
+            segments.append(range(start, end))
+            start = end
+    segments.append(range(start, analysis.frames))
+    return segments
+
+
+def segment_starts(analysis: Analysis, segments: list[range], time_base: Fraction, decimated: bool = False) -> list[Fraction | None]:
+    """When, in seconds, the first frame each of ``segments`` writes is shown (for
+    :func:`~vidrestore.io.writer.remux`); ``decimated``: at the film's rate (:func:`decimates`)."""
+    if decimated:
+        firsts = [next((analysis.film_pts[i] for i in s if analysis.film_pts[i] is not None), None) for s in segments]
+        return [None if pts is None else pts * time_base / cadence.TICKS for pts in firsts]
+    return [analysis.pts[s.start] * time_base if s.start < len(analysis.pts) and analysis.pts[s.start] is not None else None
+            for s in segments]
+
+
+def segment_path(output: Path, index: int) -> Path:
+    """Where segment ``index`` of ``output`` is encoded: hidden, beside the output, named like a temp
+    file so that a cleanup of an interrupted run removes it. The segments of an image sequence are
+    QuickTime files of its pictures (the one container that holds PNG, JPEG, TIFF and DPX alike),
+    which the join writes out one file each."""
+    return output.with_name(f".{hidden_stem(output)}.seg{index:04d}.part{output.suffix}" + (SEGMENT_SUFFIX if is_sequence(output) else ""))
+
+
+def carry_path(output: Path, index: int) -> Path:
+    """Where the state of the tracks that go on past segment ``index`` is kept (beside its file)."""
+    return output.with_name(f".{hidden_stem(output)}.seg{index:04d}.carry")
+
+
+def starts_inside_shot(analysis: Analysis, frames: range) -> bool:
+    """Whether the segment ``frames`` goes on with a shot the segment before it began: it then
+    needs the state that segment hands on (:func:`carried_in`), so it is restored after it."""
+    return frames.start not in {shot.start for shot in analysis.shots}
+
+
+def carried_in(output: Path, index: int, device: torch.device) -> dict[int, TrackContext]:
+    """The state of the tracks that come into segment ``index`` of ``output`` from the one before
+    it, as that one left it (:func:`hand_on`); none when no track crosses the boundary."""
+    carried = carry_path(output, index - 1)
+    return load_contexts(carried, device) if index > 0 and carried.exists() else {}
+
+
+def hand_on(contexts: dict[int, TrackContext], output: Path, index: int, last: bool) -> Path | None:
+    """Write the state of the tracks that go on past segment ``index`` (``last``: it ends the
+    video) to its file for the next segment; returns the file, or None when no track crosses, in
+    which case a file of that name left by an earlier run is removed."""
+    path = carry_path(output, index)
+    if not contexts or last:
+        path.unlink(missing_ok=True)
+        return None
+    save_contexts(contexts, path)
+    return path
+
+
+def without_segments(progress: Progress | None, skipped: list[range]) -> Progress | None:
+    """``progress`` that counts only this run's frames, leaving out the segments an earlier run
+    restored, so the rate and ETA are this run's."""
+    if progress is None or not skipped:
+        return progress
+    left_out = sum(len(s) for s in skipped)
+
+    def report(stage: str, done: int, total: int, faces: int) -> None:
+        progress(stage, done - sum(len(s) for s in skipped if s.stop <= done), total - left_out, faces)
+
+    return report
+
+
+def clean_segments(parts: list[Path], carries: list[Path], ledger: SegmentLedger | None, keep: bool) -> None:
+    """Remove the segment files (and their carried track state) of a run that ended, but with
+    ``keep`` (it was stopped, or could not write: :func:`~vidrestore.resume.keeps_segments`) those
+    its ledger records as finished, for the next run."""
+    finished = ledger.finished() if ledger and keep else {}
+    if ledger and not finished:
+        ledger.discard()
+    for part, carry in zip(parts, carries):
+        if part not in finished:
+            part.unlink(missing_ok=True)
+            carry.unlink(missing_ok=True)

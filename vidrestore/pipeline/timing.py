@@ -1,0 +1,158 @@
+"""How the output is timed and what becomes of interlaced fields: the deinterlacing chosen for
+each video, telecined film decimated (``--decimate``, ``--hybrid``), a frame for each field
+(``--double-rate``), an image sequence's pictures timed (``--frame-rate``), and the rates a video
+comes at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import cadence
+from ..errors import ConfigError, UsageError
+from ..io import VideoInfo, probe
+from ..io.reader import FieldFilter, doubles_rate, scan_fields
+from ..io.sequence import DEFAULT_RATE, is_sequence
+from ..io.writer import one_rate_only
+from .config import PipelineConfig
+
+if TYPE_CHECKING:  # the analysis calls choose_deinterlace
+    from .analysis import Analysis
+
+
+DEINTERLACE_MODES = ("auto", "on", "ivtc", "off")
+
+
+def retiming(analysis: Analysis, cfg: PipelineConfig) -> str:
+    """How the output's frame rate differs from the input's, as a report says it ("": it does not)."""
+    if doubles(analysis, cfg):
+        return "deinterlaced into a frame for each field (--double-rate)"
+    return "decimated to the film's own frames (--decimate)" if decimates(analysis, cfg) else ""
+
+
+def decimates(analysis: Analysis, cfg: PipelineConfig) -> bool:
+    """Whether the output leaves out the frames of telecined film that repeat a film frame
+    (``cfg.decimate``, on field-matched film whose frames are evenly spaced: :func:`film_cadence`;
+    with ``cfg.hybrid``, where some cycle is film)."""
+    return cfg.decimate and bool(analysis.film_pts) and bool(film_repeats(analysis, cfg))
+
+
+def film_repeats(analysis: Analysis, cfg: PipelineConfig) -> frozenset[int]:
+    return cadence.in_film_cycles(analysis.repeats, analysis.video_cycles) if cfg.hybrid else analysis.repeats
+
+
+def left_out(analysis: Analysis, cfg: PipelineConfig) -> frozenset[int]:
+    """The input frames the output does not have: the repeated film frames that decimation
+    (:func:`decimates`) leaves out, but for those of the video cycles ``cfg.hybrid`` keeps."""
+    return film_repeats(analysis, cfg) if decimates(analysis, cfg) else frozenset()
+
+
+def doubles(analysis: Analysis, cfg: PipelineConfig) -> bool:
+    """Whether the output has a frame for each of the input's fields (``cfg.double_rate``, on
+    video that was deinterlaced field by field)."""
+    return cfg.double_rate and doubles_rate(analysis.deinterlace)
+
+
+def choose_deinterlace(cfg: PipelineConfig, path: Path, info: VideoInfo) -> tuple[FieldFilter | None, str]:
+    """How to make the frames progressive (None: leave them) and why, from ``cfg.deinterlace``,
+    the declared field order, and what FFmpeg's idet and fieldmatch make of the frames scanned
+    (:func:`~vidrestore.io.reader.scan_fields`).
+    Archival transfers are often flagged progressive although their fields differ, and telecined
+    film is often flagged interlaced although field matching gives its film frames back whole."""
+    if cfg.deinterlace not in DEINTERLACE_MODES:
+        raise ConfigError(f"deinterlace: expected {', '.join(DEINTERLACE_MODES)}, got {cfg.deinterlace!r}")
+    if cfg.deinterlace == "off":
+        return None, ""
+    scan = scan_fields(path)
+    # a hybrid transfer, said to be one (--hybrid), is field-matched wherever it has fields, even
+    # where the stretches scanned are its video: fieldmatch leaves video's frames to bwdif
+    hybrid = cfg.hybrid and (info.interlaced or scan.interlaced or scan.matched > 0)
+    if cfg.deinterlace == "ivtc" or (cfg.deinterlace == "auto" and (scan.telecined or hybrid)):
+        scanned = scan.tff + scan.bff + scan.progressive
+        why = f"field matching rebuilt {scan.matched} and left {scan.combed} combed of {scanned} frames scanned"
+        said = "" if cfg.deinterlace == "auto" and scan.telecined else "--deinterlace ivtc; " if cfg.deinterlace == "ivtc" else "--hybrid; "
+        return FieldFilter(scan.match_parity, match=True), said + why
+    if info.interlaced:
+        return FieldFilter(info.parity), f"declared {info.field_order}"
+    found = f"{scan.tff + scan.bff} of {scan.tff + scan.bff + scan.progressive} frames scanned look interlaced"
+    if scan.interlaced:
+        return FieldFilter(scan.parity), f"detected {scan.parity}: {found}"
+    return (FieldFilter(scan.parity), f"--deinterlace on; {found}") if cfg.deinterlace == "on" else (None, "")
+
+
+def coded_field_order(analysis: Analysis, info: VideoInfo, keep_fields: bool) -> str:
+    """How the output's frames are coded: progressive when deinterlaced, else in the input's
+    field order: as declared, or as found, for a transfer flagged progressive whose fields differ."""
+    if analysis.deinterlace is None:
+        return info.field_order
+    if not keep_fields:
+        return "progressive"
+    return info.field_order if info.interlaced else ("tt" if analysis.deinterlace.parity == "tff" else "bb")
+
+
+def check_timing(cfg: PipelineConfig, src: Path, dst: Path | None) -> None:
+    """``--frame-rate`` times the pictures of an image sequence in a video; refuse it elsewhere.
+    ``--double-rate`` puts frames between the input's, and ``--decimate`` retimes film's frames,
+    which a sequence's pictures, numbered as the input's frames, cannot say; ``--hybrid`` varies
+    the rate, which some formats cannot store."""
+    if cfg.frame_rate and not is_sequence(src):
+        raise UsageError("--frame-rate times the pictures of an image sequence (name_%06d.png); a video keeps its own timing")
+    if cfg.frame_rate and dst is not None and is_sequence(dst):
+        raise UsageError("--frame-rate times a video made from pictures; an image sequence stores no timing")
+    if cfg.decimate and dst is not None and is_sequence(dst):
+        raise UsageError("--decimate writes a video (.mkv, .mov, .mp4): an image sequence's pictures are numbered as the "
+                         "input's frames, and the film's own frames need their own times")
+    held = one_rate_only(dst, cfg.encode, played_at(probe(src), cfg)) if cfg.hybrid and dst is not None else ""
+    if held:
+        raise UsageError(f"--hybrid writes video whose frame rate varies, and {held}: write .mkv, .mp4 or .mov, "
+                         "or leave --hybrid out to write every cycle at the film's rate")
+    if cfg.double_rate and dst is not None and is_sequence(dst):
+        raise UsageError("--double-rate writes a video (.mkv, .mov, .mp4): an image sequence's pictures are numbered as the "
+                         "input's frames, with no numbers for the fields between them")
+
+
+def steady(pts: list[int | None], info: VideoInfo) -> bool:
+    """Whether frames at ``pts`` (in ``info``'s time base) come one frame of its average rate apart,
+    within a tick of rounding (Matroska's 1 ms ticks give 33 and 34 at 29.97 fps)."""
+    known = [p for p in pts if p is not None]
+    return bool(info.average_rate) and len(known) == len(pts) > 0 and \
+        all(abs(b - a - info.frame_ticks) <= 1 for a, b in zip(known, known[1:]))
+
+
+def at_steady_rate(info: VideoInfo, pts: list[int | None]) -> VideoInfo:
+    """``info`` saying whether frames at ``pts`` come at a constant rate, and at which: its average
+    rate, unless every frame is the same number of ticks after the one before at another. An .mp4
+    whose stream duration counts a long last frame stated 29.77 fps for frames 1001/30000 s apart;
+    an AVI of it then ran at 600 fps with empty frames between."""
+    if steady(pts, info):
+        return dataclasses.replace(info, constant_rate=True)
+    step = cadence.frame_step(pts)
+    exact = step is not None and all(b - a == step for a, b in zip(pts, pts[1:]))  # not Matroska's 33 and 34 ms
+    return dataclasses.replace(info, constant_rate=exact, average_rate=1 / (step * info.time_base) if exact else info.average_rate)
+
+
+def played_at(info: VideoInfo, cfg: PipelineConfig) -> VideoInfo:
+    """``info`` with the frames of an image sequence timed at ``cfg.frame_rate``, else at the rate
+    their headers state (a DPX scan's), else at FFmpeg's 25. Sequences are read one tick of 1/25 s a
+    frame (:mod:`vidrestore.io.sequence`), so only the tick changes."""
+    if not is_sequence(info.path):
+        return info
+    rate = cfg.sequence_rate if cfg.frame_rate else info.stated_rate or DEFAULT_RATE
+    return info if rate == info.average_rate else dataclasses.replace(info, time_base=1 / rate, average_rate=rate)
+
+
+def output_timing(info: VideoInfo, analysis: Analysis, cfg: PipelineConfig) -> VideoInfo:
+    """``info`` with the output's time base and frame rate: a frame for each field (:func:`doubles`)
+    runs at twice the rate, timed as bwdif times them, in half the stream's ticks; film's own
+    frames (:func:`decimates`) at 4/5 of the rate its frames are spaced at, in a quarter of them,
+    unless cycles of video kept whole (``cfg.hybrid``) make the rate vary."""
+    if doubles(analysis, cfg):
+        return dataclasses.replace(info, time_base=info.time_base / 2, average_rate=2 * info.average_rate if info.average_rate else None)
+    if decimates(analysis, cfg):
+        rate = 1 / (cadence.frame_step(analysis.pts) * info.time_base)
+        if cfg.hybrid and analysis.video_cycles:  # film and video cycles: stated at the video's rate, where frames are closest
+            return dataclasses.replace(info, time_base=info.time_base / cadence.TICKS, average_rate=rate, constant_rate=False)
+        return dataclasses.replace(info, time_base=info.time_base / cadence.TICKS, average_rate=cadence.FILM_RATE * rate)
+    return info
