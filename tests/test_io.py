@@ -1,6 +1,7 @@
 
 import dataclasses
 import json
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -1176,3 +1177,16 @@ def test_rates_from_pyav_become_fractions_and_zero_means_none():
     assert as_fraction(Rational(50, 1)) % as_fraction(Rational(25, 1)) == 0
     assert as_fraction(Rational(0, 1)) is None and as_fraction(None) is None
     assert as_fraction(Fraction(1, 25)) == Fraction(1, 25)
+
+
+def test_a_stop_signal_inside_the_decode_threads_start_is_what_the_reader_raises(sample_clip, monkeypatch):
+    """A Ctrl-C that lands while the decode thread is being started (before it has begun) must
+    reach the CLI as the interruption: closing the reader joined the unstarted thread and raised
+    a RuntimeError instead (exit 1, a traceback, seen under load)."""
+    def interrupted_start(thread):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", interrupted_start)
+    with pytest.raises(KeyboardInterrupt):
+        with VideoReader(sample_clip) as reader:
+            next(iter(reader))

@@ -446,7 +446,9 @@ class VideoReader:
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread is not None:
+        # A stop signal can land inside Thread.start(), before the thread has begun: joining it
+        # then raised a RuntimeError in place of the interruption (exit 1 and a traceback).
+        if self._thread is not None and self._thread.ident is not None:
             while self._thread.is_alive():
                 try:
                     self._queue.get(timeout=0.05)
