@@ -5,11 +5,13 @@ RetinaFace finds its faces, and whether restored faces keep its tone.
 
 * **Tone spread** (what :func:`tone_spread` leaves of a picture's chroma once a quadratic in luma
   is fitted, 8-bit levels): its distribution over CelebA and UTKFace colour photos, each of
-  CodeFormer's grey faces, and the KEEP clips in colour and made grey, sepia and blue; and how
-  many fall under ``MONOCHROME_LEVELS``.
+  CodeFormer's grey faces, and the KEEP clips in colour, made grey, sepia and blue, and made grey
+  but for a part of them (a logo, a border, the bottom of the picture); and how many fall under
+  ``MONOCHROME_LEVELS``; beside it, what the fit leaves over the whole picture alone.
 * **Detection**: frames with a face found by RetinaFace MobileNet-0.25, and frames with more than
   one, on every 5th frame of both KEEP clips (one face each) and on ``--faces`` CelebA photos, in
-  colour, at half and 0.3 of their exposure, and made grey, sepia and blue; for the KEEP clips,
+  colour, at half and 0.3 of their exposure, and made grey, sepia and blue (the KEEP clips also grey
+  but for a logo, a border or the bottom of the picture); for the KEEP clips,
   how far dlib's re-fitted landmarks moved from the colour frame's. "plain" shows the detector
   and the landmark predictor the frames as they are (as before vidrestore.faces.tone),
   "for_detection" as they now see them.
@@ -34,7 +36,7 @@ import torch
 import vidrestore.faces.detect as detect
 import vidrestore.pipeline.restoring as pass_two
 from vidrestore.cli import main as vidrestore_main
-from vidrestore.faces.tone import LUMA, MONOCHROME_LEVELS, _basis, _luma, tone_curves, tone_spread
+from vidrestore.faces.tone import LUMA, MONOCHROME_LEVELS, _basis, _luma, thumbnails, tone_curves, tone_spread
 
 TONES = {"grey": ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0)), "sepia": ((1.0, 0.82, 0.60), (0.07, 0.05, 0.02)),
          "blue": ((0.55, 0.72, 1.0), (0.0, 0.02, 0.05))}
@@ -57,21 +59,52 @@ def clip_frames(path: Path, every: int = 5, limit: int = 250) -> list[np.ndarray
         return [f.to_ndarray(format="rgb24") for i, f in zip(range(limit), c.decode(video=0))][::every]
 
 
+def whole_spread(image: np.ndarray) -> float:
+    """What the fit leaves over the whole picture alone (the tone spread before its core counted)."""
+    return float(tone_curves(thumbnails(image[None]))[1][0])
+
+
+def partly_coloured(image: np.ndarray, name: str) -> np.ndarray:
+    """``image`` (RGB uint8) made grey but for a part of it: a coloured logo on 2% or 5% of it in a
+    corner, a coloured border 3% or 6% of its width, or its bottom 10% or 20% left in colour."""
+    out, (height, width) = variant(image, "grey"), image.shape[:2]
+    kind, share = name.split()
+    share = float(share.rstrip("%")) / 100
+    if kind == "logo":
+        side = int(np.sqrt(share) * width)
+        out[8:8 + side, width - 8 - side:width - 8] = (220, 20, 20)
+    elif kind == "border":
+        b = max(1, int(share * width))
+        for part in (np.s_[:, :b], np.s_[:, -b:], np.s_[:b], np.s_[-b:]):
+            out[part] = (30, 60, 200)
+    else:
+        keep = int(height * (1 - share))
+        out[keep:] = image[keep:]
+    return out
+
+
+PARTS = ("logo 2%", "logo 5%", "border 3%", "border 6%", "bottom 10%", "bottom 20%")
+
+
 def spreads(data: Path, count: int) -> None:
-    print(f"tone spread (levels); monochrome under {MONOCHROME_LEVELS}")
+    print(f"tone spread (levels); monochrome under {MONOCHROME_LEVELS}; in brackets, over the whole picture alone")
     for name in ("celeba_align", "utkface"):
         files = sorted((data / "train_hq" / name).glob("*.jpg"))[::5][:count]
-        values = np.array([tone_spread(cv2.imread(str(f))[..., ::-1].copy()) for f in files])
+        images = [cv2.imread(str(f))[..., ::-1].copy() for f in files]
+        values = np.array([tone_spread(im) for im in images])
+        whole = np.array([whole_spread(im) for im in images])
         lows = ", ".join(f"{files[i].name} {values[i]:.2f}" for i in np.argsort(values)[:4])
         print(f"  {name}: {len(values)} photos, percentiles 0.1/1/5/50: {np.percentile(values, [0.1, 1, 5, 50]).round(2)}, "
-              f"under: {(values < MONOCHROME_LEVELS).sum()} (lowest: {lows})")
+              f"under: {(values < MONOCHROME_LEVELS).sum()} ({(whole < MONOCHROME_LEVELS).sum()}) (lowest: {lows})")
     grey = sorted((data / "faces_lq" / "codeformer_gray_faces").glob("*.png"))
     print("  codeformer_gray_faces:", "; ".join(f"{f.stem} {tone_spread(cv2.imread(str(f))[..., ::-1].copy()):.2f}" for f in grey))
     for clip in ("keep_real_1", "keep_real_2"):
         frames = clip_frames(data / "videos" / f"{clip}.mp4", every=1, limit=60)
-        for name in ("colour", *TONES):
-            values = [tone_spread(variant(f, name)) for f in frames]
-            print(f"  {clip} {name}: min {min(values):.2f}, median {np.median(values):.2f}, max {max(values):.2f}")
+        for name in ("colour", *TONES, *PARTS):
+            shown = [variant(f, name) if name in ("colour", *TONES) else partly_coloured(f, name) for f in frames]
+            values, whole = [tone_spread(f) for f in shown], [whole_spread(f) for f in shown]
+            print(f"  {clip} {name}: min {min(values):.2f}, median {np.median(values):.2f}, max {max(values):.2f} "
+                  f"({min(whole):.2f}, {np.median(whole):.2f}, {max(whole):.2f})")
 
 
 def detections(data: Path, weights: Path, count: int) -> None:
@@ -86,8 +119,9 @@ def detections(data: Path, weights: Path, count: int) -> None:
         detect.for_detection = prepare
         for name, images in sets.items():
             cells = []
-            for v in VARIANTS:
-                found = [detector.sized_for(max(im.shape[:2]), 32).detect([variant(im, v)])[0] for im in images]
+            for v in VARIANTS if name == "celeba" else (*VARIANTS, "logo 5%", "border 3%", "bottom 10%"):
+                seen = [variant(im, v) if v in VARIANTS else partly_coloured(im, v) for im in images]
+                found = [detector.sized_for(max(im.shape[:2]), 32).detect([im])[0] for im in seen]
                 if v == "colour":
                     colour = found
                 shifts = [np.abs(f[0].landmarks - c[0].landmarks).max() for f, c in zip(found, colour) if f and c]

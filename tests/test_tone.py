@@ -1,11 +1,12 @@
 """Black-and-white and toned footage: telling it from colour, showing it to the detector, keeping its tone."""
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidrestore.faces.tone import LUMA, MAX_GAIN, MONOCHROME_LEVELS, WHITE, for_detection, keep_tone, tone_curves, tone_spread
+from vidrestore.faces.tone import LUMA, MAX_GAIN, MONOCHROME_LEVELS, WHITE, for_detection, keep_tone, tone_curves, tone_spread, tone_spreads
 
 WEIGHTS = torch.tensor(LUMA).view(1, 3, 1, 1)
 
@@ -84,13 +85,35 @@ def test_colour_pictures_are_not_monochrome(sample_clip):
     luma = smooth_luma(5)
     skin, sky = toned(luma, (1.15, 0.95, 0.8), (0, 0, 0)), toned(luma, (0.8, 1.0, 1.3), (0, 0, 0))
     halves = torch.cat([skin[..., :48], sky[..., 48:]], -1)  # two hues at one brightness
-    assert tone_curves(halves)[1].item() > 3 * MONOCHROME_LEVELS
+    assert tone_spreads(halves).item() > 3 * MONOCHROME_LEVELS
+    # grey but for its bottom third, in the two hues: more than a small part of it, so colour
+    grey = luma.expand(1, 3, -1, -1)
+    assert tone_spreads(torch.cat([grey[..., :64, :], halves[..., 64:, :]], -2)).item() > MONOCHROME_LEVELS
     with VideoReader(sample_clip) as r:
         frame = next(iter(r)).image
     assert tone_spread(frame) > 2 * MONOCHROME_LEVELS
     grey = np.repeat((frame @ np.asarray(LUMA)).round().astype(np.uint8)[..., None], 3, 2)
     assert tone_spread(grey) < 0.1
     assert abs(tone_spread((frame.astype(np.uint16) * 257)) - tone_spread(frame)) < 0.05  # 16-bit frames alike
+
+
+@pytest.mark.parametrize("part", ["logo", "border"])
+def test_black_and_white_with_colour_in_a_small_part_is_monochrome(part):
+    """A grey picture with a channel's logo on 4% of it, or a coloured border 2 px wide on a 96 px
+    picture (8%): monochrome on its core, though the whole picture's fit leaves several times the
+    threshold, and the detector is shown it in skin tones as any grey frame."""
+    picture = smooth_luma(7).expand(1, 3, -1, -1).clone()
+    if part == "logo":
+        picture[..., 4:23, 70:89] = torch.tensor([0.85, 0.1, 0.1]).view(1, 3, 1, 1)
+    else:
+        picture[..., :, :2] = picture[..., :, -2:] = picture[..., :2, :] = picture[..., -2:, :] = torch.tensor([0.1, 0.25, 0.8]).view(1, 3, 1, 1)
+    assert tone_curves(picture)[1].item() > 2 * MONOCHROME_LEVELS
+    assert tone_spreads(picture).item() < MONOCHROME_LEVELS
+    image = (picture[0] * 255).round().byte().permute(1, 2, 0).numpy()
+    assert tone_spread(image) < MONOCHROME_LEVELS
+    seen = torch.from_numpy(for_detection([image])[0]).permute(2, 0, 1).float() / 255
+    mid = (luma_of(seen[None])[0] - 0.5).abs() < 0.2
+    assert (seen[0][mid] > seen[1][mid] + 0.05).float().mean() > 0.9  # skin-toned, but where the logo or border was
 
 
 def test_the_detector_sees_colour_as_it_is_dark_frames_brightened_and_monochrome_ones_in_skin_tones():
