@@ -15,9 +15,9 @@ from ..io.sequence import is_sequence, sequences_in
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".mxf", ".wmv", ".flv",
                   ".3gp", ".vob", ".dv", ".h264", ".264", ".hevc", ".h265", ".m2v"}  # the last five: raw camera/DVR streams and DV tapes
 MANIFEST_SUFFIXES = {".csv", ".json"}
-# Image sequences a folder scan takes: scans and renders. Numbered JPEGs are more often a camera's
+# Image sequences a folder scan takes: scans, plates and renders. Numbered JPEGs are more often a camera's
 # photos than frames of one shot; name such a sequence (DSC_%04d.jpg) to restore it as one.
-SCANNED_SEQUENCE_SUFFIXES = {".dpx", ".tif", ".tiff", ".png"}
+SCANNED_SEQUENCE_SUFFIXES = {".dpx", ".exr", ".tif", ".tiff", ".png"}
 
 
 @dataclass(frozen=True)

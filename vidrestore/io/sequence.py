@@ -29,7 +29,7 @@ from ..errors import InputError
 # A picture, or a sequence of them, is written by the encoder of its file type (FFmpeg's image2
 # muxer would take any, MPEG-4 into a .jpg included).
 IMAGE_ENCODERS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp",
-                     ".dpx": "dpx"}
+                  ".dpx": "dpx", ".exr": "exr"}
 # Where the segments of an output sequence are encoded (hidden, beside it): QuickTime holds the
 # pictures of every type above but BMP, which no container of FFmpeg's takes.
 SEGMENT_SUFFIX = ".mov"
@@ -52,8 +52,7 @@ def has_number_field(path: str | Path) -> bool:
 def unsupported_type(path: str | Path) -> str:
     """Why vidrestore cannot take a sequence or picture file of ``path``'s type, for a one-line error."""
     known = ", ".join(sorted({s.lstrip(".").upper().replace("JPEG", "JPG").replace("TIFF", "TIF") for s in IMAGE_ENCODERS}))
-    why = " (linear-light floating point: convert the plate to 16-bit TIFF or DPX first)" if Path(path).suffix.lower() == ".exr" else ""
-    return f"vidrestore does not take {Path(path).suffix or 'extension-less'} pictures{why}; it takes {known}"
+    return f"vidrestore does not take {Path(path).suffix or 'extension-less'} pictures; it takes {known}"
 
 
 def numbered(pattern: Path, number: int) -> Path:

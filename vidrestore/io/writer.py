@@ -32,6 +32,7 @@ from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError, UsageError
 from .dpx import carry_times
+from .linear import LINEAR_FORMATS, float_format, is_linear, linear_frame
 from .probe import FIELD_ORDERS, ColorInfo, VideoInfo, as_fraction, codec_name, open_input, probe, side_data
 from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence, numbered, numbers_in, remove_others, unsupported_type
 from .patch import Box, copy_samples, patch_frame, patchable, rgb_format, rotate_box, with_alpha_of
@@ -147,7 +148,7 @@ def _subsampling_fits(pix_fmt: str, width: int, height: int) -> bool:
     return not ((chroma[0].width == 1 and width % 2) or (chroma[0].height == 1 and height % 2))
 
 
-_RGB_PICTURE_ENCODERS = {"png", "tiff", "bmp", "dpx"}  # pictures viewers expect in RGB, though some of these take YUV
+_RGB_PICTURE_ENCODERS = {"png", "tiff", "bmp", "dpx", "exr"}  # pictures viewers expect in RGB, though some of these take YUV
 # GIF holds 256 colours a frame: each frame gets its own palette (FFmpeg's palettegen and
 # paletteuse): by hand, the encoder's fixed 3-3-2 palette was off by 16.6 levels on the sample
 # clip, a palette of the frame's own by 2.2.
@@ -159,6 +160,8 @@ def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, heig
     if requested == "auto" and codec.name in _PALETTE_ENCODERS:
         return "pal8"
     if requested == "auto" and codec.name in _RGB_PICTURE_ENCODERS:
+        if is_linear(source) and float_format(source) in supported:
+            return float_format(source)  # half samples widen exactly; the encoder writes them as half (codec_options)
         if av.VideoFormat(source).is_rgb and source in supported:
             return source  # a 10-bit DPX scan stays 10-bit DPX
         deep = av.VideoFormat(source).components[0].bits > 8
@@ -457,6 +460,11 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None, sour
         others = " or ".join(c for c in (".mkv", ".mov") if c != Path(output).suffix.lower())
         hint = f"give --codec {fits} (or leave --codec out), or write a {others}" if fits else f"write a {others}"
         raise OutputError(f"{codec.name} video cannot be stored in {Path(output).suffix} files; {hint}")
+    if source is not None and is_linear(source.pix_fmt) != (codec.name == "exr"):
+        raise UsageError(f"an OpenEXR plate's linear light cannot go into {codec.name} {'pictures' if is_sequence(output) else 'video'} "
+                         "without clipping its highlights: write OpenEXR pictures (name_%04d.exr)" if is_linear(source.pix_fmt) else
+                         f"OpenEXR pictures are written from OpenEXR plates (linear light); this input is display-referred "
+                         f"{source.pix_fmt}: write TIFF, DPX or PNG pictures")
     return codec
 
 
@@ -515,17 +523,20 @@ def codec_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptio
         return {"profile": _prores_profile(info, pix_fmt), **({"flags": "+ildct"} if fields else {})}
     if name == "dnxhd":
         return {"profile": _dnxhr_profile(info, pix_fmt)}
+    if name == "exr":  # the plate's own sample type; ZIP, lossless, as most plates are (FFmpeg's default is none)
+        return {"format": "half" if LINEAR_FORMATS.get(info.pix_fmt) == np.float16 else "float", "compression": "zip16"}
     return {}
 
 
 def describe_encoding(options: EncodeOptions, output: str | Path, source: VideoInfo) -> str:
     """How the video of ``output`` is encoded from ``source``, in words: "libx264, yuv420p, crf 18,
-    preset medium" or "prores_ks, yuv422p10le, profile HQ"."""
+    preset medium", "prores_ks, yuv422p10le, profile HQ" or "exr, gbrpf32le, samples half,
+    compression zip16"."""
     codec = check_encoder(options, output, source)
     pix_fmt = output_pix_fmt(codec, options, source)
     chosen = codec_options(codec.name, pix_fmt, source, options)
     names = {v: k for k, v in _PRORES_PROFILES.items()} if codec.name.startswith("prores") else {}
-    labels = {"crf": "crf", "preset": "preset", "profile": "profile", "qmin": "quantiser"}
+    labels = {"crf": "crf", "preset": "preset", "profile": "profile", "qmin": "quantiser", "format": "samples", "compression": "compression"}
     shown = [f"{labels[key]} {names.get(value, value)}" for key, value in chosen.items() if key in labels]
     return ", ".join([codec.name, pix_fmt, *shown])
 
@@ -649,9 +660,12 @@ class VideoWriter:
 
     def _encode(self, source: av.VideoFrame | None, pts: int | None, image: np.ndarray | None,
                 regions: list[Box] | None) -> None:
-        frame = self._in_output_format(source) if source is not None else None
-        if image is not None:
-            frame = self._paint(frame, image, regions)
+        if source is not None and is_linear(source.format.name):  # an OpenEXR plate: never through FFmpeg's scaler
+            frame = linear_frame(source, image, regions)
+        else:
+            frame = self._in_output_format(source) if source is not None else None
+            if image is not None:
+                frame = self._paint(frame, image, regions)
         frame.pts = pts
         frame.time_base = self.info.time_base
         # The encoder chooses its own frame types. A decoded frame keeps its type from the source,

@@ -23,7 +23,8 @@ from ..faces.pose import frontal_weight
 from ..faces.paste import face_mask, match_colour, paste_faces
 from ..faces.tone import keep_tone
 from ..faces.types import Track
-from ..io import VideoReader, VideoWriter, probe
+from ..io import VideoInfo, VideoReader, VideoWriter, probe
+from ..io.linear import displayed
 from ..io.reader import DecodedFrames
 from ..io.sequence import IMAGE_ENCODERS
 from ..io.writer import check_encoder, stores_rotation
@@ -186,10 +187,11 @@ def glue_threads(device: torch.device) -> Iterator[None]:
         cv2.setNumThreads(cv_threads)
 
 
-def _preview_info(info):
-    """Stream description for the side-by-side preview: display orientation, twice as wide."""
+def _preview_info(info: VideoInfo) -> VideoInfo:
+    """Stream description for the side-by-side preview: display orientation, twice as wide, of
+    display-referred images (a plate's are sRGB-encoded)."""
     width, height = info.display_size
-    return dataclasses.replace(info, width=2 * width, height=height, rotation=0, field_order="progressive")
+    return dataclasses.replace(displayed(info), width=2 * width, height=height, rotation=0, field_order="progressive")
 
 
 def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Restorer, cfg: PipelineConfig,
