@@ -1,6 +1,9 @@
-"""OpenEXR plates (vidrestore.io.linear): read and written plane by plane, their float samples kept."""
+"""OpenEXR plates (vidrestore.io.linear, vidrestore.io.exr): read and written plane by plane, their
+float samples kept, their headers' attributes carried."""
 
 import json
+import shutil
+import struct
 
 import av
 import numpy as np
@@ -9,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidrestore.cli import main
-from vidrestore.io import VideoReader
+from vidrestore.io import VideoReader, probe
+from vidrestore.io.exr import attributes_of, write_attributes
 from vidrestore.io.linear import linear_frame, samples, srgb_decode, srgb_encode
 
 HIGHLIGHT, NEGATIVE = 6.0, -0.25  # samples no display-referred picture holds
@@ -66,6 +70,19 @@ def test_a_plates_samples_are_read_and_written_as_they_are(tmp_path, sample_type
     assert plate.name == "p_%02d.exr"
 
 
+def test_a_restored_box_keeps_the_plates_highlights_and_grain_beyond_what_the_picture_shows():
+    """Where the restored picture is white (or black) and the plate's sample lies above 1 (or below
+    0), the curve clipped it: the plate's sample stays. Elsewhere in the box the picture's value,
+    decoded to linear light, replaces it; outside the box nothing changes."""
+    plate = np.array([[[4.0, 0.5, -0.2], [4.0, 0.5, -0.2], [0.3, 0.3, 0.3]]], np.float32).repeat(2, 0)  # (2, 3, 3)
+    source = av.VideoFrame.from_ndarray(plate, format="gbrpf32le")
+    image = np.array([[[65535, 65535, 0], [30000, 65535, 0], [0, 0, 0]]], np.uint16).repeat(2, 0)
+    out = samples(linear_frame(source, image, [(0, 0, 2, 1)]))  # the first row's first two pixels
+    assert np.array_equal(out[0, 0], np.float32([4.0, 1.0, -0.2]))  # white over a highlight keeps it; white over 0.5 is 1; black over grain keeps it
+    assert out[0, 1, 0] == np.float32(srgb_decode(np.float32(30000 / 65535)))  # restored below white: the picture's value
+    assert np.array_equal(out[:, 2], plate[:, 2]) and np.array_equal(out[1], plate[1])  # outside the box: the plate
+
+
 def test_the_detector_and_the_model_see_the_plate_encoded_with_the_srgb_curve(tmp_path):
     image = np.full((8, 12, 3), 0.18, np.float32)  # mid grey in linear light
     image[0, 0] = HIGHLIGHT
@@ -92,7 +109,19 @@ def plate(sample_clip, tmp_path_factory):
         linear[:12, :12], linear[-6:, -6:] = HIGHLIGHT, NEGATIVE
         images.append(np.concatenate([linear, rng.random(linear.shape[:2] + (1,), np.float32)], -1))
     folder = tmp_path_factory.mktemp("plate")
-    return write_plate(folder / "shot_%04d.exr", images, "half", alpha=True)
+    pattern = write_plate(folder / "shot_%04d.exr", images, "half", alpha=True)
+    for n in range(1001, 1009):  # what a studio's plate says that FFmpeg's encoder does not write
+        assert write_attributes(folder / f"shot_{n}.exr", plate_attributes(n))
+    return pattern
+
+
+ACESCG = struct.pack("<8f", 0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)  # AP1 primaries, D60 white
+
+
+def plate_attributes(number):
+    """Chromaticities, a frame rate, a timecode of its own and a studio's string, for picture ``number``."""
+    return [(b"chromaticities", b"chromaticities", ACESCG), (b"framesPerSecond", b"rational", struct.pack("<iI", 24, 1)),
+            (b"timeCode", b"timecode", struct.pack("<II", 0x01000000 + number, 0)), (b"shot", b"string", b"sh010")]
 
 
 def test_an_exr_plate_is_restored_into_exr_and_keeps_every_sample_away_from_the_faces(plate, tmp_path, capsys):
@@ -111,6 +140,9 @@ def test_an_exr_plate_is_restored_into_exr_and_keeps_every_sample_away_from_the_
         assert name_out == name_in == "gbrapf16le"  # half samples, alpha kept
         assert exr_compression(tmp_path / f"restored_{n}.exr") == 3  # ZIP
         assert np.array_equal(after[..., 3], before[..., 3])
+        carried = attributes_of(tmp_path / f"restored_{n}.exr")
+        assert all(carried[name.decode()] == value for name, _, value in plate_attributes(n))  # its own picture's
+        assert carried["comments"].startswith(b"faces restored by vidrestore")
         assert np.all(after[:12, :12, :3] == HIGHLIGHT) and np.all(after[-6:, -6:, :3] == NEGATIVE)
         moved = np.any(after != before, axis=-1)
         changed.append(moved.mean())
@@ -139,3 +171,54 @@ def test_a_batch_over_a_folder_finds_its_plate_and_restores_it_into_exr(plate, t
     written = sorted(out.rglob("*.exr"))
     assert [p.name for p in written] == [f"shot_{n}.exr" for n in range(1001, 1009)]
     assert read_plate(written[0])[0] == "gbrapf16le"
+
+
+def test_attributes_written_into_a_header_leave_the_pixels_as_they_were(plate, tmp_path):
+    """Inserting attributes moves the pixel data: the offset table after the header is re-pointed,
+    and FFmpeg decodes the same samples. A value set again replaces the old one in place."""
+    picture = tmp_path / "p.exr"
+    shutil.copy(plate.parent / "shot_1001.exr", picture)
+    before = read_plate(picture)[1]
+    assert write_attributes(picture, [(b"comments", b"string", b"x" * 300), (b"shot", b"string", b"sh020")])
+    assert np.array_equal(read_plate(picture)[1], before)
+    said = attributes_of(picture)
+    assert said["comments"] == b"x" * 300 and said["shot"] == b"sh020" and said["chromaticities"] == ACESCG
+    assert list(said).index("shot") < list(said).index("comments")  # replaced in place, the new one after
+    assert probe(plate).stated_rate == 24  # the plate's framesPerSecond times a video made from it
+    picture.write_bytes(b"not an OpenEXR file")
+    assert not write_attributes(picture, [(b"shot", b"string", b"sh030")])
+
+
+def raw_exr(path, planes):
+    """An uncompressed scan-line OpenEXR file of float channels ``planes`` (name -> (H, W) array),
+    written by hand: FFmpeg's encoder writes R, G, B and A alone."""
+    height, width = next(iter(planes.values())).shape
+    names = sorted(planes)
+    attribute = lambda name, kind, value: name + b"\0" + kind + b"\0" + struct.pack("<i", len(value)) + value
+    chlist = b"".join(n.encode() + b"\0" + struct.pack("<iB3xii", 2, 0, 1, 1) for n in names) + b"\0"
+    window = struct.pack("<4i", 0, 0, width - 1, height - 1)
+    header = b"\x76\x2f\x31\x01" + struct.pack("<I", 2) + b"".join([
+        attribute(b"channels", b"chlist", chlist), attribute(b"compression", b"compression", b"\0"),
+        attribute(b"dataWindow", b"box2i", window), attribute(b"displayWindow", b"box2i", window),
+        attribute(b"lineOrder", b"lineOrder", b"\0"), attribute(b"pixelAspectRatio", b"float", struct.pack("<f", 1)),
+        attribute(b"screenWindowCenter", b"v2f", struct.pack("<2f", 0, 0)), attribute(b"screenWindowWidth", b"float", struct.pack("<f", 1))]) + b"\0"
+    line = 8 + 4 * width * len(names)
+    table = struct.pack(f"<{height}Q", *(len(header) + 8 * height + y * line for y in range(height)))
+    rows = b"".join(struct.pack("<ii", y, line - 8) + b"".join(planes[n][y].astype("<f4").tobytes() for n in names) for y in range(height))
+    path.write_bytes(header + table + rows)
+    return path
+
+
+def test_a_plate_with_channels_beyond_colour_and_alpha_is_refused_before_any_work(tmp_path, capsys):
+    """FFmpeg reads R, G, B and A alone: a depth channel would not be in the restored pictures."""
+    rng = np.random.default_rng(3)
+    planes = {name: rng.random((16, 24), np.float32) for name in ("R", "G", "B", "Z")}
+    for n in (1, 2):
+        raw_exr(tmp_path / f"d_{n}.exr", planes)
+    assert read_plate(tmp_path / "d_1.exr")[0] == "gbrpf32le"  # FFmpeg reads the hand-written file, Z left out
+    assert np.array_equal(read_plate(tmp_path / "d_1.exr")[1], np.stack([planes[c] for c in "RGB"], -1))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main([str(tmp_path / "d_%d.exr"), str(out / "r_%d.exr"), "--model", "none", "--detector", "dlib", "--quiet"]) == 2
+    assert "d_1.exr holds channels beyond R, G, B and A (Z)" in capsys.readouterr().err
+    assert list(out.iterdir()) == []

@@ -4,7 +4,8 @@ header's SMPTE timecode, user bits and frame rate.
 FFmpeg's DPX decoder reads them (:func:`~vidrestore.io.probe.probe` takes the rate and the first
 timecode from it), but its encoder writes a 1664-byte header that ends before either, so a scan
 restored into DPX pictures would lose the timecode that a conform or an edit list is built on.
-:func:`carry_times` copies them over from each input picture to the picture made from it.
+:func:`copy_time_fields` copies them over from each input picture to the picture made from it
+(:func:`~vidrestore.io.headers.carry_headers`).
 """
 
 from __future__ import annotations
@@ -12,24 +13,11 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from .sequence import find_sequence, numbered, numbers_in
 
 HEADER = 2048  # the generic (768 + 640 + 256 bytes) and industry (256 + 256) headers in full
 FIELDS = (1724, 1920, 1924, 1940)  # film frame rate (float), television timecode, user bits, frame rate: 4 bytes each
 _IMAGE_OFFSET, _FILE_SIZE, _ELEMENTS, _ELEMENT_OFFSET = 4, 16, 770, 808  # where an extended header is re-pointed
 _MAGIC = {b"SDPX": ">", b"XPDS": "<"}
-
-
-def carry_times(source: Path, staged: Path) -> None:
-    """Give each DPX picture of the sequence ``staged`` (numbered from 0 by its frame's timestamp,
-    see :func:`~vidrestore.io.sequence.number_offset`) the time fields of the picture of ``source``
-    it was made from. Pictures of other types, and sources whose headers hold no time, are left as
-    they are."""
-    if source.suffix.lower() != ".dpx" or staged.suffix.lower() != ".dpx":
-        return
-    first = find_sequence(source).first
-    for number in numbers_in(staged):
-        copy_time_fields(numbered(source, first + number), numbered(staged, number))
 
 
 def copy_time_fields(source: Path, target: Path) -> bool:

@@ -85,12 +85,17 @@ def to_display(frame: av.VideoFrame, max_side: int = 0, deep: bool = False) -> t
 def linear_frame(source: av.VideoFrame, image: np.ndarray | None = None, boxes: list[Box] | None = None) -> av.VideoFrame:
     """A float frame (the encoder's format) of the linear ``source``: its own samples, but in
     ``boxes`` (x0, y0, x1, y1; every pixel when None) those of the display-referred RGB ``image``
-    (uint8 or uint16, the frame's size), decoded to linear light. Alpha stays the source's."""
+    (uint8 or uint16, the frame's size), decoded to linear light. Where the image is at the end
+    of its range (white or black) and the plate's sample lies beyond it on that side (a specular
+    highlight above 1, grain below 0), the plate's sample stays: the curve clipped it, restoration
+    did not put it there. Alpha stays the source's."""
     values = samples(source)
     if image is not None:
         top = np.iinfo(image.dtype).max
         for x0, y0, x1, y1 in boxes if boxes is not None else [(0, 0, source.width, source.height)]:
-            values[y0:y1, x0:x1, :3] = srgb_decode(image[y0:y1, x0:x1].astype(np.float32) / top)
+            shown, plate = image[y0:y1, x0:x1], values[y0:y1, x0:x1, :3]
+            clipped = ((shown == top) & (plate > 1)) | ((shown == 0) & (plate < 0))
+            values[y0:y1, x0:x1, :3] = np.where(clipped, plate, srgb_decode(shown.astype(np.float32) / top))
     frame = av.VideoFrame(source.width, source.height, float_format(source.format.name))
     for plane, channel in zip(frame.planes, [*_PLANE_CHANNELS, *range(3, values.shape[2])]):
         rows = np.frombuffer(plane, np.float32).reshape(plane.height, plane.line_size // 4)

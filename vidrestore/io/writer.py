@@ -31,10 +31,11 @@ from av.bitstream import BitStreamFilterContext
 from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError, UsageError
-from .dpx import carry_times
+from .exr import COLOUR_CHANNELS, channels_of
+from .headers import carry_headers
 from .linear import LINEAR_FORMATS, float_format, is_linear, linear_frame
 from .probe import FIELD_ORDERS, ColorInfo, VideoInfo, as_fraction, codec_name, open_input, probe, side_data
-from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence, numbered, numbers_in, remove_others, unsupported_type
+from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, find_sequence, hidden_stem, is_sequence, numbered, numbers_in, remove_others, unsupported_type
 from .patch import Box, copy_samples, patch_frame, patchable, rgb_format, rotate_box, with_alpha_of
 from .reader import bit_depth, rotate_to_coded
 
@@ -1003,6 +1004,7 @@ def check_output(source: str | Path, output: str | Path, options: EncodeOptions,
     file, or streams it cannot hold (:func:`check_streams`, unless ``drop``)."""
     info = info or probe(source)
     check_encoder(options, output, info)
+    check_channels(source)
     check_writable(output, options, info)
     if is_sequence(output) and not _takes(Path(SEGMENT_SUFFIX), IMAGE_ENCODERS[Path(output).suffix.lower()]):
         raise OutputError(f"vidrestore cannot write {Path(output).suffix} sequences; write a .png sequence, which is as lossless")
@@ -1012,6 +1014,19 @@ def check_output(source: str | Path, output: str | Path, options: EncodeOptions,
         raise OutputError(f"{Path(output).suffix} files hold one picture, and {Path(source).name} has about {frames} frames; "
                           f"write a video file (.mp4, .mkv, .mov) or a numbered sequence ({numbered_name})")
     check_streams(source, output, drop)
+
+
+def check_channels(source: str | Path) -> None:
+    """Refuse an OpenEXR plate with channels beyond R, G, B and A (depth, normals, another layer's
+    colours): FFmpeg reads and writes those four alone, so the restored pictures would lose the rest."""
+    if Path(source).suffix.lower() != ".exr":
+        return
+    first = numbered(Path(source), find_sequence(source).first) if is_sequence(source) else Path(source)
+    others = [c for c in channels_of(first) if c not in COLOUR_CHANNELS]
+    if others:
+        shown = ", ".join(others[:6]) + (", ..." if len(others) > 6 else "")
+        raise UsageError(f"{first.name} holds channels beyond R, G, B and A ({shown}), which the restored pictures would lose: "
+                         "split its colour channels into a plate of their own first")
 
 
 def check_writable(output: str | Path, options: EncodeOptions, source: VideoInfo) -> None:
@@ -1143,8 +1158,7 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
         finally:
             with contextlib.suppress(av.error.FFmpegError, OSError):
                 out.close()  # after a failure; closing again is a no-op
-    if renumbered:
-        carry_times(Path(other_source), Path(output))
+    carry_headers(Path(other_source), Path(output), comment)
     return unfit
 
 
