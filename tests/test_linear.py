@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from vidrestore.cli import main
 from vidrestore.io import VideoReader, probe
 from vidrestore.io.exr import attributes_of, write_attributes
-from vidrestore.io.linear import linear_frame, samples, srgb_decode, srgb_encode
+from vidrestore.io.linear import REC709, linear_frame, samples, srgb_decode, srgb_encode, to_display, to_rec709
 
 HIGHLIGHT, NEGATIVE = 6.0, -0.25  # samples no display-referred picture holds
 
@@ -71,16 +71,37 @@ def test_a_plates_samples_are_read_and_written_as_they_are(tmp_path, sample_type
 
 
 def test_a_restored_box_keeps_the_plates_highlights_and_grain_beyond_what_the_picture_shows():
-    """Where the restored picture is white (or black) and the plate's sample lies above 1 (or below
-    0), the curve clipped it: the plate's sample stays. Elsewhere in the box the picture's value,
-    decoded to linear light, replaces it; outside the box nothing changes."""
-    plate = np.array([[[4.0, 0.5, -0.2], [4.0, 0.5, -0.2], [0.3, 0.3, 0.3]]], np.float32).repeat(2, 0)  # (2, 3, 3)
+    """Where the restored picture is white (or black) in a channel and the plate's sample lies
+    above 1 (or below 0) there, the curve clipped it: the plate's pixel stays. Elsewhere in the box
+    the picture's value, decoded to linear light, replaces it; outside the box nothing changes."""
+    plate = np.array([[[4.0, 0.5, 0.2], [0.3, 0.5, -0.2], [0.3, 0.5, 0.2], [0.3, 0.5, 0.2]]], np.float32).repeat(2, 0)  # (2, 4, 3)
     source = av.VideoFrame.from_ndarray(plate, format="gbrpf32le")
-    image = np.array([[[65535, 65535, 0], [30000, 65535, 0], [0, 0, 0]]], np.uint16).repeat(2, 0)
-    out = samples(linear_frame(source, image, [(0, 0, 2, 1)]))  # the first row's first two pixels
-    assert np.array_equal(out[0, 0], np.float32([4.0, 1.0, -0.2]))  # white over a highlight keeps it; white over 0.5 is 1; black over grain keeps it
-    assert out[0, 1, 0] == np.float32(srgb_decode(np.float32(30000 / 65535)))  # restored below white: the picture's value
-    assert np.array_equal(out[:, 2], plate[:, 2]) and np.array_equal(out[1], plate[1])  # outside the box: the plate
+    image = np.array([[[65535, 65535, 9000], [20000, 30000, 0], [30000, 65535, 0], [0, 0, 0]]], np.uint16).repeat(2, 0)
+    out = samples(linear_frame(source, image, [(0, 0, 3, 1)]))  # the first row's first three pixels
+    assert np.array_equal(out[0, :2], plate[0, :2])  # a highlight under white, grain under black: the plate's
+    assert np.array_equal(out[0, 2], srgb_decode(np.float32([30000, 65535, 0]) / 65535).astype(np.float32))
+    assert np.array_equal(out[:, 3], plate[:, 3]) and np.array_equal(out[1], plate[1])  # outside the box: the plate
+
+
+# ACEScg (AP1 primaries, ACES white) to linear Rec. 709 with Bradford adaptation to D65, as published
+# with the ACES documentation and by colour-science; rows give R, G, B
+ACESCG_TO_REC709 = np.array([[1.70505, -0.62179, -0.08326], [-0.13026, 1.14080, -0.01055], [-0.02400, -0.12897, 1.15297]])
+AP1 = (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)
+
+
+def test_a_plates_primaries_are_converted_to_rec709s_for_the_model_and_back():
+    assert np.allclose(to_rec709(AP1), ACESCG_TO_REC709, atol=2e-5)
+    assert np.array_equal(to_rec709(()), np.eye(3)) and np.array_equal(to_rec709(REC709), np.eye(3))
+    rng = np.random.default_rng(4)
+    rec709 = rng.uniform(0.05, 0.9, (8, 8, 3)).astype(np.float32)  # colours both spaces hold
+    plate = (rec709 @ np.linalg.inv(to_rec709(AP1)).T).astype(np.float32)
+    plate[0, 0] = [0.02, 0.9, 0.02]  # a saturated AP1 green, outside Rec. 709: negative there, clipped to black
+    source = av.VideoFrame.from_ndarray(plate, format="gbrpf32le")
+    shown, _ = to_display(source, deep=True, chromaticities=AP1)
+    assert np.abs(shown.astype(np.float64) / 65535 - srgb_encode(rec709.astype(np.float64)))[1:].max() < 1e-4
+    back = samples(linear_frame(source, shown, None, AP1))
+    assert np.array_equal(back[0, 0], plate[0, 0])  # clipped by the display: the plate's own
+    assert np.allclose(back.reshape(-1, 3)[1:], plate.reshape(-1, 3)[1:], rtol=1e-3, atol=1e-4)
 
 
 def test_the_detector_and_the_model_see_the_plate_encoded_with_the_srgb_curve(tmp_path):
@@ -115,7 +136,7 @@ def plate(sample_clip, tmp_path_factory):
     return pattern
 
 
-ACESCG = struct.pack("<8f", 0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)  # AP1 primaries, D60 white
+ACESCG = struct.pack("<8f", *AP1)  # as OpenEXR stores them
 
 
 def plate_attributes(number):
@@ -185,6 +206,7 @@ def test_attributes_written_into_a_header_leave_the_pixels_as_they_were(plate, t
     assert said["comments"] == b"x" * 300 and said["shot"] == b"sh020" and said["chromaticities"] == ACESCG
     assert list(said).index("shot") < list(said).index("comments")  # replaced in place, the new one after
     assert probe(plate).stated_rate == 24  # the plate's framesPerSecond times a video made from it
+    assert np.allclose(probe(plate).chromaticities, AP1)  # and its primaries are read
     picture.write_bytes(b"not an OpenEXR file")
     assert not write_attributes(picture, [(b"shot", b"string", b"sh030")])
 

@@ -73,6 +73,13 @@ def channels_of(path: Path) -> list[str]:
 COLOUR_CHANNELS = ("R", "G", "B", "A")  # what FFmpeg reads and writes
 
 
+def chromaticities_of(path: Path) -> tuple[float, ...]:
+    """The primaries and white point an OpenEXR file states (x, y of red, green, blue and white);
+    () when it states none."""
+    value = attributes_of(path).get("chromaticities", b"")
+    return struct.unpack("<8f", value) if len(value) == 32 else ()
+
+
 def _chunks(attributes: list[Attribute]) -> int:
     """How many entries the offset table after the header holds: a chunk of scan lines each."""
     found = {name: value for name, _, value in attributes}

@@ -11,7 +11,8 @@ from pathlib import Path
 import av
 
 from ..errors import InputError
-from .sequence import find_sequence, is_sequence, open_sequence
+from .exr import chromaticities_of
+from .sequence import find_sequence, is_sequence, numbered, open_sequence
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class VideoInfo:
     # the first picture's SMPTE timecode ("01:00:00:00") as FFmpeg's DPX decoder reads them.
     stated_rate: Fraction | None = None
     timecode: str = ""
+    # An OpenEXR plate's primaries and white point (x, y of red, green, blue, white), from its
+    # chromaticities attribute; () when it has none (Rec. 709 / sRGB is then assumed) or for others
+    chromaticities: tuple[float, ...] = ()
     # Dolby Vision: a sample entry that names it (dvh1, dvhe...), or its metadata (RPU) on the first frame
     dolby_vision: bool = False
 
@@ -212,6 +216,8 @@ def _probe(path: str | Path) -> VideoInfo:
         if is_sequence(path):
             info["stated_rate"] = as_fraction(cc.framerate)
             info["timecode"] = first.metadata.get("timecode", "") if first is not None else ""
+        if Path(path).suffix.lower() == ".exr":
+            info["chromaticities"] = chromaticities_of(numbered(Path(path), find_sequence(path).first) if is_sequence(path) else Path(path))
         if not info["timestamps"]:  # a raw stream's demuxer assumes 25 fps; the encoder wrote the true rate into the stream (H.264 VUI)
             info["average_rate"] = as_fraction(cc.framerate) or as_fraction(stream.average_rate)
     return VideoInfo(**info)

@@ -81,7 +81,7 @@ def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0, deep:
     ``reformatter``: one kept across the frames of a stream, so FFmpeg sets its conversion up once
     (set up per frame, a downscaling conversion cost three times as much as the decode itself)."""
     if is_linear(frame.format.name):  # FFmpeg's scaler would clamp the plate's float samples
-        rgb, scale = to_display(frame, max_side, deep)
+        rgb, scale = to_display(frame, max_side, deep, info.chromaticities)
         return rotate_to_display(rgb, info.rotation), scale[::-1] if (info.rotation // 90) % 2 else scale
     # Convert with the stream's own matrix and range; FFmpeg's default (BT.601, limited) shifts
     # colours of HD material, and the inverse conversion on encode must be the same one.

@@ -662,7 +662,7 @@ class VideoWriter:
     def _encode(self, source: av.VideoFrame | None, pts: int | None, image: np.ndarray | None,
                 regions: list[Box] | None) -> None:
         if source is not None and is_linear(source.format.name):  # an OpenEXR plate: never through FFmpeg's scaler
-            frame = linear_frame(source, image, regions)
+            frame = linear_frame(source, image, regions, self.info.chromaticities)
         else:
             frame = self._in_output_format(source) if source is not None else None
             if image is not None:
