@@ -27,7 +27,7 @@ from .probe import VideoInfo
 # planar G, B, R (and alpha), as FFmpeg's OpenEXR decoder gives them
 LINEAR_FORMATS = {"gbrpf16le": np.float16, "gbrapf16le": np.float16, "gbrpf32le": np.float32, "gbrapf32le": np.float32}
 _RGB_PLANES = (2, 0, 1)  # the planes R, G and B are in
-_PLANE_CHANNELS = (1, 2, 0)  # the channels (R, G, B) planes G, B and R hold
+_PLANE_CHANNELS = tuple(int(c) for c in np.argsort(_RGB_PLANES))  # the channels (R, G, B) planes G, B and R hold
 
 
 # x, y of red, green, blue and white, in the order of OpenEXR's chromaticities attribute
