@@ -244,3 +244,15 @@ def test_a_plate_with_channels_beyond_colour_and_alpha_is_refused_before_any_wor
     assert main([str(tmp_path / "d_%d.exr"), str(out / "r_%d.exr"), "--model", "none", "--detector", "dlib", "--quiet"]) == 2
     assert "d_1.exr holds channels beyond R, G, B and A (Z)" in capsys.readouterr().err
     assert list(out.iterdir()) == []
+
+
+def test_a_plate_with_no_face_is_copied_file_for_file(tmp_path):
+    rng = np.random.default_rng(5)
+    images = [(rng.random((24, 32, 4)) * 3 - 0.5).astype(np.float32) for _ in range(3)]
+    write_plate(tmp_path / "bg_%02d.exr", images, "half", alpha=True, first=7)
+    for n in (7, 8, 9):
+        assert write_attributes(tmp_path / f"bg_{n:02d}.exr", plate_attributes(n))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main([str(tmp_path / "bg_%02d.exr"), str(out / "bg_%02d.exr"), "--model", "none", "--detector", "dlib", "--quiet"]) == 0
+    assert [(out / f"bg_{n:02d}.exr").read_bytes() for n in (7, 8, 9)] == [(tmp_path / f"bg_{n:02d}.exr").read_bytes() for n in (7, 8, 9)]
