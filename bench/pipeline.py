@@ -1,13 +1,15 @@
 """Pipeline stage timings against the PyAV decode+encode floor, in one run.
 
     python bench/pipeline.py CLIP [--detector dlib|retinaface --detector-weights W] [--detect-every K] [--repeat N] [--device cuda]
+                                  [--profile N]
 
 The restoration stage is the pass-through restorer, so the figure is the cost of everything
 around the model. Floor and pipeline run alternately ``--repeat`` times; the table gives the
 fastest run of each (wall seconds, and CPU seconds of all threads, which a busy shared machine
 disturbs less) and the ratio (goal: <= 1.3x the floor). On a shared virtual machine whose speed
 drifts from minute to minute, the median of the ratios of each floor run and the pipeline run
-right after it is the steadier figure; it is printed too.
+right after it is the steadier figure; it is printed too. ``--profile N``: one more pipeline run
+under a sampling profiler of every thread (``bench/stacks.py``), and each thread's N heaviest functions.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from vidrestore.faces.track import TrackerConfig
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe
 from vidrestore.pipeline import PipelineConfig, run
 from vidrestore.restore import PassThroughRestorer
+
+from stacks import sampled
 
 
 def floor(clip: Path, out: Path, opts: EncodeOptions) -> None:
@@ -59,6 +63,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="where detection, align and paste run (cpu, cuda)")
     ap.add_argument("--no-people", action="store_true", help="leave people linking out (it needs dlib's face descriptor model)")
     ap.add_argument("--no-refine", action="store_true", help="leave RetinaFace's dlib landmark refiner out (it needs the 68-point model)")
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="then profile one more run: each thread's N heaviest functions")
     args = ap.parse_args()
     cfg = PipelineConfig(detector=DetectorConfig(backend=args.detector, weights=args.detector_weights, refine_landmarks=not args.no_refine),
                          tracker=TrackerConfig(detect_every=args.detect_every), people=PeopleConfig(link=not args.no_people))
@@ -66,10 +71,12 @@ def main() -> None:
     det = create_detector(cfg.detector, device)
     floors, runs = [], []
     with tempfile.TemporaryDirectory() as tmp:
+        pipeline = lambda: run(args.clip, Path(tmp) / "out.mp4", cfg, PassThroughRestorer(cfg.face_size), device,
+                               overwrite=True, detector=det)
         for _ in range(max(1, args.repeat)):
             floors.append(timed(lambda: floor(args.clip, Path(tmp) / "floor.mp4", cfg.encode)))
-            runs.append(timed(lambda: run(args.clip, Path(tmp) / "out.mp4", cfg, PassThroughRestorer(cfg.face_size), device,
-                                          overwrite=True, detector=det)))
+            runs.append(timed(pipeline))
+        profiled = sampled(pipeline) if args.profile else None
     base_wall, base_cpu, _ = min(floors)
     wall, cpu, rep = min(runs, key=lambda r: r[0])
     frames = rep.frames_in
@@ -87,6 +94,9 @@ def main() -> None:
     paired_cpu = [r[1] / f[1] for f, r in zip(floors, runs)]
     print(f"paired ratios, median (range): {statistics.median(paired):.2f}x wall ({min(paired):.2f}-{max(paired):.2f}), "
           f"{statistics.median(paired_cpu):.2f}x CPU ({min(paired_cpu):.2f}-{max(paired_cpu):.2f})")
+    if profiled:
+        wall, sampler = profiled
+        print(f"\nprofiled run: {wall:.2f} s\n{sampler.report(args.profile)}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from vidrestore.errors import ModelError
 from vidrestore.faces.detect import DetectorConfig, SideRange, create_detector, smallest_findable
-from vidrestore.faces.retinaface import RetinaFace, load_retinaface
+from vidrestore.faces.retinaface import PlanFreeConv2d, RetinaFace, load_retinaface, without_cudnn
 from vidrestore.io import VideoReader
 
 
@@ -104,6 +104,21 @@ def test_retinaface_resnet50_builds_and_loads_a_facexlib_style_checkpoint(tmp_pa
     assert hasattr(loaded.body, "layer4")
     loc, conf, landm = loaded(torch.zeros(1, 3, 64, 64))
     assert loc.shape[1] == conf.shape[1] == landm.shape[1]
+    assert loaded.backbone == "resnet50"
+
+
+def test_retinaface_without_cudnn_gives_the_same_outputs_from_every_convolution():
+    torch.manual_seed(0)
+    model = RetinaFace().eval()
+    x = torch.randn(2, 3, 96, 128) * 50
+    with torch.no_grad():
+        before = model(x)
+        after = without_cudnn(model)(x)
+    convolutions = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convolutions and all(type(m) is PlanFreeConv2d for m in convolutions)
+    assert model.backbone == "mobilenet0.25"
+    for a, b in zip(before, after):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_retinaface_backend_without_weights_says_how_to_get_them(monkeypatch, tmp_path):

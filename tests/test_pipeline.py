@@ -1031,3 +1031,26 @@ def test_a_toned_shot_keeps_its_tone_and_a_colour_shot_its_colours(sample_clip, 
         off = np.abs((after[changed] - luma[:, None]) - (sepia_pixels[nearest] - known[nearest, None])).max(1)
         assert np.percentile(off, 99) < 4, np.percentile(off, 99)
     assert min(tone_spread(np.clip(f, 0, 255).astype(np.uint8)) for f in out[:14]) > 1.5
+
+
+def test_pass_2_spread_over_glue_threads_writes_the_same_frames(sample_clip, tmp_path, monkeypatch):
+    """On a many-core machine the crops and pastes of a window run on a few threads
+    (``glue_workers``); the frames written are those of the one-thread run, bit for bit."""
+    import threading
+
+    import vidrestore.pipeline.restoring as restoring
+    from vidrestore.io import EncodeOptions
+
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    cfg = PipelineConfig(face_size=64, encode=EncodeOptions(codec="ffv1"))
+    outputs = {}
+    for workers in (1, 3):
+        monkeypatch.setattr(restoring, "glue_workers", lambda w=workers: w)
+        run(sample_clip, tmp_path / f"out{workers}.mkv", cfg, Negative(64), torch.device("cpu"), detector=det)
+        with VideoReader(tmp_path / f"out{workers}.mkv") as r:
+            outputs[workers] = np.stack([f.image for f in r])
+    assert any(t.name.startswith("vidrestore-glue") for t in threading.enumerate())
+    with VideoReader(sample_clip) as r:
+        source = np.stack([f.image for f in r])
+    assert np.abs(outputs[1].astype(int) - source).max() > 100  # the negative faces are in
+    np.testing.assert_array_equal(outputs[3], outputs[1])

@@ -139,6 +139,7 @@ class RetinaFace(nn.Module):
     def __init__(self, backbone: str = "mobilenet0.25"):
         super().__init__()
         body, in_channels, out = self.BODIES[backbone]
+        self.backbone = backbone
         self.body = body()
         self.fpn = FPN(in_channels, out)
         self.ssh1, self.ssh2, self.ssh3 = SSH(out, out), SSH(out, out), SSH(out, out)
@@ -206,6 +207,29 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, cover_t
         cover = inter / (torch.minimum(area(boxes[i]), area(rest)) + 1e-9)
         order = order[1:][(iou <= iou_threshold) & (cover <= cover_threshold)]
     return torch.stack(keep) if keep else torch.zeros(0, dtype=torch.long, device=boxes.device)
+
+
+class PlanFreeConv2d(nn.Conv2d):
+    """A convolution that does not use cuDNN, for a small network on a thread of its own.
+
+    PyTorch keeps cuDNN's execution plans in a thread-local cache, and pass 1 detects on a worker
+    thread started for each video: on an H200 the MobileNet RetinaFace took 56-98 ms a frame over
+    a clip's first pass on a new thread, while the plans of all its convolutions were built, and
+    3.4 ms on the same thread afterwards; without cuDNN it took 3.6-4.5 ms from the first frame
+    (``bench/detector_threads.py``). ``torch.backends.cudnn.flags`` would switch cuDNN off for
+    every thread of the process; this does so for these layers alone."""
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        return torch._convolution(x, weight, bias, self.stride, self.padding, self.dilation, False, [0, 0], self.groups,
+                                  False, False, False, torch.backends.cudnn.allow_tf32)
+
+
+def without_cudnn(model: nn.Module) -> nn.Module:
+    """``model`` with each of its zero-padded 2-D convolutions made a :class:`PlanFreeConv2d` (in place)."""
+    for layer in model.modules():
+        if type(layer) is nn.Conv2d and layer.padding_mode == "zeros" and not isinstance(layer.padding, str):
+            layer.__class__ = PlanFreeConv2d
+    return model
 
 
 def load_retinaface(path: str, device: torch.device | str = "cpu") -> RetinaFace:

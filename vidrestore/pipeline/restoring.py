@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,9 +116,12 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
                for t in active]
     marks = [np.stack([_landmarks_at(t, i, m) for i, m in mine]) for t, mine in zip(active, moments)]
     mats = [face_matrices(lm, cfg.face_size, pixel_aspect) for lm in marks]
-    with glue_threads(device):
-        crops = [torch.cat([crop_faces((seconds if m else tensors)[i], mat[j : j + 1], cfg.face_size) for j, (i, m) in enumerate(mine)])
-                 for mine, mat in zip(moments, mats)]
+
+    def crop(i: int, m: int, matrix: np.ndarray) -> torch.Tensor:
+        return crop_faces((seconds if m else tensors)[i], matrix[None], cfg.face_size)
+
+    with glue_threads(device) as glue:
+        crops = [torch.cat(glue(crop, [(i, m, mat[j]) for j, (i, m) in enumerate(mine)])) for mine, mat in zip(moments, mats)]
     for track, track_crops in zip(active, crops):
         if track.track_id not in contexts:
             contexts[track.track_id] = restorer.start_track(track.track_id, track_crops, identity(track), track.person)
@@ -142,19 +148,22 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
             pastes.setdefault((i, m), []).append((faces[j], track_mats[j], strength, masks[j]))
         if track.end <= last + 1:
             contexts.pop(track.track_id, None)
+    def paste(i: int, m: int) -> Pasted:
+        faces, mats_i, strength, masks = zip(*pastes[i, m])
+        base = seconds[i] if m and later_rows is None else bases[i]
+        pasted, boxes = paste_faces(base, torch.stack(faces), np.stack(mats_i), torch.tensor(strength, device=device),
+                                    torch.stack(masks), padding="border" if cfg.aligned else "zeros")
+        return Pasted(pasted.permute(1, 2, 0).cpu().numpy(), boxes)
+
     out: dict[tuple[int, int], Pasted] = {}
-    with glue_threads(device):
-        for (i, m), items in sorted(pastes.items()):
-            faces, mats_i, strength, masks = zip(*items)
-            base = seconds[i] if m and later_rows is None else bases[i]
-            pasted, boxes = paste_faces(base, torch.stack(faces), np.stack(mats_i), torch.tensor(strength, device=device),
-                                        torch.stack(masks), padding="border" if cfg.aligned else "zeros")
-            image = pasted.permute(1, 2, 0).cpu().numpy()
+    moments_pasted = sorted(pastes)
+    with glue_threads(device) as glue:
+        for (i, m), pasted in zip(moments_pasted, glue(paste, moments_pasted)):
             if m == 0 or later_rows is None:
-                out[i, m] = Pasted(image, boxes)
+                out[i, m] = pasted
             else:
-                out[i, 0].image[later_rows::2] = image[later_rows::2]
-                out[i, 0].boxes.extend(boxes)
+                out[i, 0].image[later_rows::2] = pasted.image[later_rows::2]
+                out[i, 0].boxes.extend(pasted.boxes)
     return out
 
 
@@ -167,24 +176,52 @@ def _landmarks_at(track: Track, index: int, moment: int) -> np.ndarray:
     return (here + track.landmarks[min(index + 1, track.end - 1) - track.start]) / 2
 
 
+Glue = Callable[[Callable[..., object], list[tuple]], list]  # runs a function on each argument tuple, results in order
+
+
+def glue_workers() -> int:
+    """Threads for the per-frame work around the model on the CPU: none besides the caller on a
+    small machine, where x264 and the decoder need the other cores; one for every four cores
+    above that, up to four. On 16 cores pass 2 was bound by its one thread warping and blending
+    (bench/pipeline.py --profile)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cores // 4))
+
+
+@functools.cache
+def _glue_pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(workers, thread_name_prefix="vidrestore-glue", initializer=torch.set_num_threads, initargs=(1,))
+
+
 @contextlib.contextmanager
-def glue_threads(device: torch.device) -> Iterator[None]:
-    """Run the torch and OpenCV ops around the model (align, colour match, paste) on one CPU thread.
-    Their images are small, and the workers woken for them spin afterwards on the cores that the
-    decoder and x264 need. On 2 cores, one torch thread made the pass-through restore pass 1.2x
-    faster (bench/pipeline.py); one OpenCV thread took the align/paste step of a 248-frame clip
-    from 1.0-1.1 to 0.67-0.72 CPU seconds in the same wall time. The model keeps every thread."""
+def glue_threads(device: torch.device, workers: int | None = None) -> Iterator[Glue]:
+    """Run the torch and OpenCV ops around the model (align, colour match, paste) on one CPU thread
+    each, and yield a ``glue(function, arguments)`` that spreads per-frame calls over ``workers``
+    threads (default :func:`glue_workers`). Their images are small, and the workers woken for
+    them spin afterwards on the cores that the decoder and x264 need. On 2 cores, one torch thread
+    made the pass-through restore pass 1.2x faster (bench/pipeline.py); one OpenCV thread took the
+    align/paste step of a 248-frame clip from 1.0-1.1 to 0.67-0.72 CPU seconds in the same wall
+    time. The model keeps every thread; on a GPU the calls run in order on the caller's thread."""
     if device.type != "cpu":
-        yield
+        yield _in_order
         return
+    workers = glue_workers() if workers is None else workers
     threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     try:
-        yield
+        if workers > 1:
+            pool = _glue_pool(workers)
+            yield lambda function, arguments: list(pool.map(lambda a: function(*a), arguments))
+        else:
+            yield _in_order
     finally:
         torch.set_num_threads(threads)
         cv2.setNumThreads(cv_threads)
+
+
+def _in_order(function: Callable[..., object], arguments: list[tuple]) -> list:
+    return [function(*a) for a in arguments]
 
 
 def _preview_info(info: VideoInfo) -> VideoInfo:
