@@ -27,8 +27,8 @@ import numpy as np
 
 from vidrestore import cadence
 from vidrestore.io import VideoReader
+from vidrestore.io.encoders import REPRODUCIBLE_X264
 from vidrestore.io.reader import FieldFilter
-from vidrestore.io.writer import REPRODUCIBLE_X264
 
 
 def interlaced(frames: list[np.ndarray]) -> list[np.ndarray]:

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
+from vidrestore.io.encoders import REPRODUCIBLE_X264
 from vidrestore.io.probe import side_data
-from vidrestore.io.writer import REPRODUCIBLE_X264
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -25,7 +25,7 @@ from vidrestore.diffusion.sampler import SamplerConfig
 from vidrestore.errors import OutputError, UsageError
 from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.io import remux
-from vidrestore.io.writer import EncodeOptions
+from vidrestore.io.encoders import EncodeOptions
 from vidrestore.pipeline import PipelineConfig, analyse, run
 from vidrestore.pipeline.segments import plan_segments, segment_path
 from vidrestore.restore import PassThroughRestorer, load_restorer

@@ -17,7 +17,9 @@ from vidrestore.cli import main
 from vidrestore.errors import InputError, OutputError
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe, remux
 from vidrestore.io.reader import DecodedFrames, FieldFilter, fields_have_own_moments, scan_fields
-from vidrestore.io.writer import MPEG_RATES, atomic_output, check_output, mpeg_rate
+from vidrestore.io.encoders import MPEG_RATES, mpeg_rate
+from vidrestore.io.output import atomic_output
+from vidrestore.io.remux import check_output
 
 
 def _roundtrip(src, dst, modify=True):
@@ -309,7 +311,7 @@ def test_a_master_is_written_back_in_its_own_codec_and_profile(tmp_path, codec, 
 def test_a_lossless_master_stays_lossless_where_its_container_can_and_is_named_where_not(tmp_path):
     """A HuffYUV capture into .mkv (which holds no HuffYUV) becomes FFV1; an FFV1 master into .mp4,
     a delivery format, becomes H.264, and the note says how to keep it lossless."""
-    from vidrestore.io.writer import check_encoder, master_note
+    from vidrestore.io.encoders import check_encoder, master_note
 
     capture = probe(_master(tmp_path / "capture.avi", "huffyuv", "yuv422p", {}))
     assert check_encoder(EncodeOptions(), tmp_path / "o.mkv", capture).name == "ffv1"
@@ -776,7 +778,7 @@ def test_a_timecode_track_survives_as_the_videos_timecode(tmp_path, suffix):
 def test_a_timecode_counts_on_at_a_whole_multiple_of_its_rate(frame, second, separator):
     """50p made from 50i counts 50 frames a second: frame 12 at 25 fps is frame 24 there, at
     the same moment; the same rate, or an unknown one, leave the timecode as it is."""
-    from vidrestore.io.writer import fits_rate, timecode_at
+    from vidrestore.io.remux import fits_rate, timecode_at
 
     code = f"10:00:{second:02d}{separator}{frame:02d}"
     doubled = timecode_at(code, Fraction(25), Fraction(50))
@@ -789,7 +791,7 @@ def test_a_timecode_counts_on_at_a_whole_multiple_of_its_rate(frame, second, sep
 def test_film_decimated_from_video_counts_its_frames_from_the_same_start(hours, minutes, seconds, frame):
     """23.976 fps film decimated from 29.97 fps video: frame n of the video is film frame 4n/5,
     in non-drop-frame timecode at 24 a second; a drop-frame timecode counts the frames it names."""
-    from vidrestore.io.writer import fits_rate, timecode_at
+    from vidrestore.io.remux import fits_rate, timecode_at
 
     video, film = Fraction(30000, 1001), Fraction(24000, 1001)
     code = f"{hours:02d}:{minutes:02d}:{seconds:02d}:{frame:02d}"
@@ -806,7 +808,7 @@ def test_film_decimated_from_video_counts_its_frames_from_the_same_start(hours, 
 
 def test_streams_the_output_container_cannot_hold_are_named_before_any_work(tmp_path):
     from vidrestore.errors import OutputError
-    from vidrestore.io.writer import check_streams, unfit_streams
+    from vidrestore.io.remux import check_streams, unfit_streams
 
     plain = make_clip(tmp_path / "plain.mkv", [i * 40 for i in range(12)], audio=True, subtitles=[(0, "hello")])
     src = dressed_clip(tmp_path / "dressed.mkv", plain)
@@ -847,7 +849,7 @@ def test_cover_art_stays_cover_art(tmp_path, source, output):
 def test_cover_art_a_container_would_drop_is_named_before_any_work(tmp_path):
     """The QuickTime muxer drops cover art without a word: it counts as a stream .mov cannot hold."""
     from vidrestore.errors import OutputError
-    from vidrestore.io.writer import check_streams
+    from vidrestore.io.remux import check_streams
 
     src = covered_clip(tmp_path / "covered.mp4", make_clip(tmp_path / "plain.mp4", [i * 40 for i in range(12)], audio=True))
     with pytest.raises(OutputError, match=r"\.mov files cannot hold cover art \(stream 2, mjpeg\) of covered\.mp4"):
@@ -959,7 +961,7 @@ def test_the_pcm_sound_of_an_avi_capture_is_copied_into_mp4_and_mov(tmp_path):
     ("prores", "yuv422p10le", "prores_ks", "yuv422p10le"),
 ])
 def test_video_that_was_not_for_delivery_is_written_in_4_2_0_by_delivery_encoders(tmp_path, source_codec, pix_fmt, encoder, written):
-    from vidrestore.io.writer import output_pix_fmt
+    from vidrestore.io.encoders import output_pix_fmt
 
     source = dataclasses.replace(probe(make_clip(tmp_path / "in.mp4", [0, 40])), codec=source_codec, pix_fmt=pix_fmt)
     assert output_pix_fmt(av.Codec(encoder, "w"), EncodeOptions(), source) == written
@@ -1026,7 +1028,7 @@ def test_an_avi_is_written_with_mpeg4_whose_frames_come_back_when_they_were_show
 
 
 def test_an_encoder_the_container_cannot_hold_is_refused_before_any_work_naming_one_it_can(tmp_path):
-    from vidrestore.io.writer import check_encoder
+    from vidrestore.io.encoders import check_encoder
 
     with pytest.raises(OutputError, match=r"libx264 video cannot be stored in \.webm files; give --codec libvpx-vp9"):
         check_encoder(EncodeOptions(codec="libx264"), tmp_path / "out.webm")
@@ -1039,7 +1041,7 @@ def test_an_encoder_the_container_cannot_hold_is_refused_before_any_work_naming_
                                          ("o.JPG", "mjpeg"), ("o.tif", "tiff"), ("o.m2v", "mpeg2video"),
                                          ("o.hevc", "libx265"), ("o.dv", "dvvideo"), ("o.vob", "mpeg2video"), ("o.mpg", "mpeg2video"), ("o.avi", "mpeg4")])
 def test_the_automatic_encoder_is_one_the_container_holds(tmp_path, name, codec):
-    from vidrestore.io.writer import check_encoder
+    from vidrestore.io.encoders import check_encoder
 
     assert check_encoder(EncodeOptions(), tmp_path / name).name == codec
 

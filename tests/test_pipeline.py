@@ -905,7 +905,7 @@ def test_aligned_crops_are_restored_whole_to_their_edges(sample_clip, tmp_path):
     """--aligned on 256 px crops with a 128 px restorer: one track per shot, nothing detected; the
     frame goes down to the crop and back, and its edge comes back as it was: the frame's outer
     pixels sample just outside the crop, where its edge is repeated, not faded into black."""
-    from vidrestore.io.writer import EncodeOptions
+    from vidrestore.io.encoders import EncodeOptions
 
     clip = aligned_clip(sample_clip, tmp_path / "aligned.mp4", 256)
     cfg = PipelineConfig(aligned=True, encode=EncodeOptions(codec="ffv1"))

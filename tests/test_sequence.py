@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from vidrestore.errors import InputError
 from vidrestore.io import VideoReader, probe
+from vidrestore.io.output import atomic_output
 from vidrestore.io.sequence import ImageSequence, find_sequence, is_sequence, numbered, numbers_in
-from vidrestore.io.writer import atomic_output
 
 
 @settings(max_examples=40, deadline=None)

@@ -106,7 +106,7 @@ def reused_note(reused: int, segments: int) -> list[str]:
 
 def remove_leftovers(output: Path, keep: Collection[Path] = ()) -> int:
     """Delete the temp and segment files an interrupted run left beside ``output`` (the names that
-    :func:`~vidrestore.io.writer.atomic_output`, :func:`~vidrestore.pipeline.segments.segment_path`,
+    :func:`~vidrestore.io.output.atomic_output`, :func:`~vidrestore.pipeline.segments.segment_path`,
     :func:`~vidrestore.pipeline.segments.carry_path` and the ledger's own rewrite give),
     except the finished segments in ``keep``; returns how many. Outputs whose names start alike
     (``clip.mp4``, ``clip.v2.mp4``) keep their own files."""

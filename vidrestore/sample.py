@@ -18,7 +18,7 @@ import torch
 
 from .config import resolve_config
 from .degrade import DegradationConfig, degrade_clip, sample_clip_params
-from .io.writer import REPRODUCIBLE_X264
+from .io.encoders import REPRODUCIBLE_X264
 
 
 def _camera_path(image: np.ndarray, frames: int, size: tuple[int, int]) -> np.ndarray:

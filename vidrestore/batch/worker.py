@@ -21,7 +21,8 @@ from ..faces.detect import DetectorConfig, FaceDetector, create_detector
 from ..faces.parsing import ParsingMasker as Masker
 from ..io import probe, remux
 from ..io.sequence import number_offset
-from ..io.writer import atomic_output, check_output, left_out_note
+from ..io.output import atomic_output
+from ..io.remux import check_output, left_out_note
 from ..options import RestoreOptions, build_restorer
 from ..pipeline import Analysis, PipelineConfig, Progress, analyse, check_paths, restore_video
 from ..pipeline.analysis import selected_tracks

@@ -203,7 +203,7 @@ def compress_clip(frames: torch.Tensor, crf: float) -> torch.Tensor:
     """Round-trip a clip (T, 3, H, W) in [0, 1] through H.264 at ``crf`` with PyAV, in memory."""
     import av  # here, not at the top: a training machine needs PyAV only to compress clips
 
-    from ..io.writer import REPRODUCIBLE_X264
+    from ..io.encoders import REPRODUCIBLE_X264
 
     h, w = frames.shape[-2:]
     arr = (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()

@@ -127,7 +127,7 @@ def source_stamp(source: Path) -> str:
 
 def number_offset(source: str | Path) -> int:
     """What to add to the numbers FFmpeg's image2 muxer gives the pictures of an output sequence
-    made from ``source`` (see :func:`~vidrestore.io.writer.remux`) for their final numbers. From a
+    made from ``source`` (see :func:`~vidrestore.io.remux.remux`) for their final numbers. From a
     sequence, each picture is named by its frame's timestamp, one tick a frame from 0, and goes
     back to its input's number (a picture that did not decode leaves its number out); from a
     video, they are numbered from 1, as FFmpeg does."""

@@ -20,7 +20,9 @@ from ..faces.parsing import create_masker as parsing_masker
 from ..io import probe, remux
 from ..io.reader import DecodedFrames
 from ..io.sequence import files_of, find_sequence, has_number_field, is_sequence, number_offset, sequences_in, unsupported_type
-from ..io.writer import atomic_output, check_encoder, check_output, left_out_note
+from ..io.encoders import check_encoder
+from ..io.output import atomic_output
+from ..io.remux import check_output, left_out_note
 from ..restore import Restorer, TrackContext
 from ..resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .analysis import analyse, selected_tracks

@@ -20,9 +20,10 @@ from ..faces.people import contact_sheet
 from ..faces.pose import frontal_weight
 from ..faces.types import Track
 from ..io import VideoInfo, probe
+from ..io.encoders import check_encoder, describe_encoding, dolby_vision_note, master_note
 from ..io.reader import doubles_rate, fields_have_own_moments
+from ..io.remux import unrestored_videos_note
 from ..io.sequence import find_sequence, is_sequence, numbered
-from ..io.writer import check_encoder, describe_encoding, dolby_vision_note, master_note, unrestored_videos_note
 from .analysis import Analysis, selected_tracks
 from .config import PipelineConfig, Progress
 from .segments import faceless_encoding
@@ -191,7 +192,7 @@ def video_notes(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Path) -
 def encoding(src: Path, dst: Path, cfg: PipelineConfig) -> tuple[str, list[str]]:
     """How the video of ``dst`` is encoded from ``src`` (for the report), and notes on what the
     encoding loses: a master written as delivery video by codec auto
-    (:func:`~vidrestore.io.writer.master_note`), Dolby Vision's dynamic metadata."""
+    (:func:`~vidrestore.io.encoders.master_note`), Dolby Vision's dynamic metadata."""
     source = played_at(probe(src), cfg)
     auto = cfg.encode.codec == "auto"
     masters = master_note(source, check_encoder(cfg.encode, dst, source).name, dst) if auto else []

@@ -30,7 +30,8 @@ from ..io import VideoInfo, VideoReader, VideoWriter, probe
 from ..io.linear import displayed
 from ..io.reader import DecodedFrames
 from ..io.sequence import IMAGE_ENCODERS
-from ..io.writer import check_encoder, stores_rotation
+from ..io.containers import stores_rotation
+from ..io.encoders import check_encoder
 from ..restore import Restorer, TrackContext
 from ..shots import Shot
 from ..stopping import raise_if_stopped

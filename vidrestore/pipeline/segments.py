@@ -12,9 +12,9 @@ import torch
 
 from .. import cadence
 from ..io import VideoInfo, probe
+from ..io.containers import copies_into, holds_copy, stores_rotation
 from ..io.reader import bit_depth
 from ..io.sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence
-from ..io.writer import copies_into, holds_copy, stores_rotation
 from ..restore import TrackContext, load_contexts, save_contexts
 from ..resume import SegmentLedger
 from .analysis import Analysis, selected_tracks
@@ -99,7 +99,7 @@ def plan_segments(analysis: Analysis, segment_frames: int, window: int = 0) -> l
 
 def segment_starts(analysis: Analysis, segments: list[range], time_base: Fraction, decimated: bool = False) -> list[Fraction | None]:
     """When, in seconds, the first frame each of ``segments`` writes is shown (for
-    :func:`~vidrestore.io.writer.remux`); ``decimated``: at the film's rate (:func:`decimates`)."""
+    :func:`~vidrestore.io.remux.remux`); ``decimated``: at the film's rate (:func:`decimates`)."""
     if decimated:
         firsts = [next((analysis.film_pts[i] for i in s if analysis.film_pts[i] is not None), None) for s in segments]
         return [None if pts is None else pts * time_base / cadence.TICKS for pts in firsts]

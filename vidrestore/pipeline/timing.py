@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from .. import cadence
 from ..errors import ConfigError, UsageError
 from ..io import VideoInfo, probe
+from ..io.encoders import one_rate_only
 from ..io.reader import FieldFilter, doubles_rate, scan_fields
 from ..io.sequence import DEFAULT_RATE, is_sequence
-from ..io.writer import one_rate_only
 from .config import PipelineConfig
 
 if TYPE_CHECKING:  # the analysis calls choose_deinterlace

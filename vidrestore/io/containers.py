@@ -1,0 +1,114 @@
+"""What a container (chosen by FFmpeg from the output's name) stores and holds: its muxer, whether
+it keeps rotation, presentation times or a copied stream's codec tag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import av
+
+from .probe import open_input
+from .sequence import is_sequence
+
+# Containers that store one time per frame, in decode order, and no presentation times: frames an
+# encoder reorders (B-frames) would be read back with scrambled timestamps, so it may not reorder.
+DECODE_ORDER_ONLY = {"avi", "mxf", "asf"}
+
+# QuickTime and the ISO media family (MP4 and its kin), which name a codec by a four-letter tag.
+ISO_MEDIA_MUXERS = {"mov", "mp4", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
+
+# AVI counts frames at one rate: given the input's tick (1/12288), FFmpeg wrote a 600 fps stream of
+# mostly empty frames. A video at a constant rate is written at that rate (one of varying rate keeps
+# its times as FFmpeg can, with empty frames between, in milliseconds where its tick is finer than
+# AVI's encoders take).
+FRAME_RATE_MUXERS = {"avi"}
+
+
+def takes(output: Path, codec: str | None) -> bool:
+    """Whether FFmpeg knows a container by ``output``'s name and it can hold a stream of ``codec``
+    (None: any container it knows)."""
+    scratch = io.BytesIO()
+    scratch.name = output.name  # FFmpeg picks the container by the name
+    try:
+        with av.open(scratch, "w") as out:
+            if codec is not None:
+                out.add_stream(codec)
+    except (av.error.FFmpegError, ValueError):
+        return False
+    return True
+
+
+def copy_of(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
+    """A stream of ``out`` that ``stream``'s packets are copied into. PyAV sets a video stream up
+    around the encoder of its codec's name; FFmpeg decodes AV1 with libdav1d, which encodes
+    nothing, so every AV1 copy failed (a face-less YouTube download, a --codec libsvtav1 output's
+    own segments): such a stream is set up from the codec parameters alone."""
+    try:
+        av.Codec(stream.codec_context.name, "w")
+    except ValueError:
+        return out.add_stream_from_template(stream, opaque=True)
+    return out.add_stream_from_template(stream)
+
+
+def holds_tag(output: Path, stream: av.video.stream.VideoStream) -> bool:
+    """Whether a container named like ``output`` takes a copy of ``stream`` with its four-letter
+    tag (FFmpeg checks the tag against the codec as it writes the header)."""
+    if is_sequence(output) or not stream.codec_context.codec_tag.strip("\0"):
+        return False
+    scratch = io.BytesIO()
+    scratch.name = output.name
+    try:
+        with av.open(scratch, "w") as out:
+            copy_of(out, stream).codec_context.codec_tag = stream.codec_context.codec_tag
+            out.start_encoding()
+    except (av.error.FFmpegError, ValueError):
+        return False
+    return True
+
+
+def muxer_of(output: Path) -> str | None:
+    """The name of the muxer FFmpeg writes a file named like ``output`` with (None: it knows none)."""
+    scratch = io.BytesIO()
+    scratch.name = output.name
+    with contextlib.suppress(av.error.FFmpegError, ValueError), av.open(scratch, "w") as out:
+        return out.format.name
+    return None
+
+
+def stores_rotation(output: str | Path) -> bool:
+    """Whether a file named like ``output`` stores a display rotation (QuickTime/MP4's matrix,
+    Matroska's projection); AVI, MPEG-TS, FLV, ASF, MXF and NUT do not."""
+    return muxer_of(Path(output)) in ISO_MEDIA_MUXERS | {"matroska", "webm"}
+
+
+def holds_copy(source: str | Path, output: str | Path) -> bool:
+    """Whether a file named like ``output`` can hold ``source``'s video stream copied as it is (an
+    .mp4 cannot hold a GIF's, nor a .webm H.264)."""
+    scratch = io.BytesIO()
+    scratch.name = Path(output).name  # FFmpeg picks the container by the name
+    with open_input(source) as container:
+        try:
+            with av.open(scratch, "w") as out:
+                copy_of(out, container.streams.video[0])
+        except (av.error.FFmpegError, ValueError):
+            return False
+    return True
+
+
+def copies_into(output: str | Path, codec: str) -> bool:
+    """Whether video of ``codec`` copied into a file named like ``output`` can be read back: a
+    program stream's H.264 could not (FFmpeg found no video in it)."""
+    return muxer_of(Path(output)) not in PROGRAM_STREAM_MUXERS or codec in ("mpeg1video", "mpeg2video")
+
+
+def is_picture_name(output: Path) -> bool:
+    """Whether FFmpeg writes a file named like ``output`` as pictures, with its image2 muxer (.exr, .tga, .jp2 ...)."""
+    return muxer_of(output) == "image2"
+
+
+# Program streams take MPEG-1/2 alone here: H.264 in one came back with unstamped frames, and
+# FFmpeg's own demuxer could not find it in a small file.
+PROGRAM_STREAM_MUXERS = {"mpeg", "vob", "svcd", "dvd", "vcd"}

@@ -1,0 +1,375 @@
+"""The encoder and its settings for an output: which encoder a container takes (delivery, master,
+house formats), the pixel format and colour description it writes, and its codec options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import OutputError, UsageError
+from .containers import FRAME_RATE_MUXERS, copies_into, is_picture_name, muxer_of, takes
+from .linear import LINEAR_FORMATS, float_format, is_linear
+from .probe import ColorInfo, VideoInfo
+from .reader import bit_depth
+from .sequence import IMAGE_ENCODERS, is_sequence, unsupported_type
+
+ARCHIVAL_CODECS = {"ffv1": ".mkv", "prores_ks": ".mov"}
+
+# x264's macroblock-tree rate control gives different bits for the same frames depending on what the
+# process did before (seen after a PyAV decode); clips that must be byte-reproducible turn it off.
+REPRODUCIBLE_X264 = {"x264-params": "no-mbtree=1"}
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    codec: str = "auto"  # "auto": libx264, or what the output's container holds (see check_encoder)
+    crf: int = 18
+    preset: str = "medium"
+    pix_fmt: str = "auto"  # "auto": the input's pixel format when the encoder takes it, else its first
+
+
+def _subsampling_fits(pix_fmt: str, width: int, height: int) -> bool:
+    """False when ``pix_fmt`` subsamples chroma along an odd dimension (x264 then refuses to open)."""
+    chroma = [c for c in av.VideoFormat(pix_fmt, 2, 2).components if not c.is_luma and not c.is_alpha]
+    if not chroma:
+        return True
+    return not ((chroma[0].width == 1 and width % 2) or (chroma[0].height == 1 and height % 2))
+
+
+_RGB_PICTURE_ENCODERS = {"png", "tiff", "bmp", "dpx", "exr"}  # pictures viewers expect in RGB, though some of these take YUV
+
+# GIF holds 256 colours a frame: each frame gets its own palette (FFmpeg's palettegen and
+# paletteuse): by hand, the encoder's fixed 3-3-2 palette was off by 16.6 levels on the sample
+# clip, a palette of the frame's own by 2.2.
+PALETTE_ENCODERS = {"gif"}
+
+
+def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, height: int) -> str:
+    supported = [f.name for f in (codec.video_formats or [])]
+    if requested == "auto" and codec.name in PALETTE_ENCODERS:
+        return "pal8"
+    if requested == "auto" and codec.name in _RGB_PICTURE_ENCODERS:
+        if is_linear(source) and float_format(source) in supported:
+            return float_format(source)  # half samples widen exactly; the encoder writes them as half (codec_options)
+        if av.VideoFormat(source).is_rgb and source in supported:
+            return source  # a 10-bit DPX scan stays 10-bit DPX
+        deep = av.VideoFormat(source).components[0].bits > 8
+        requested = next((f for f in (["rgb48be", "rgb48le"] if deep else []) + ["rgb24"] if f in supported), "auto")
+    if requested == "auto" and not _subsampling_fits(source, width, height):
+        requested = "yuv444p"  # odd sizes cannot be chroma-subsampled; keep the exact frame size instead
+    if requested != "auto":
+        if supported and requested not in supported:
+            raise OutputError(f"encoder {codec.name} does not take pixel format {requested}; it takes {', '.join(supported)}")
+        return requested
+    if not supported or source in supported:
+        return _jfif_format(codec, source, supported)
+    return _jfif_format(codec, "yuv420p", supported) if "yuv420p" in supported else _closest_format(source, supported)
+
+
+def _jfif_format(codec: av.Codec, pix_fmt: str, supported: list[str]) -> str:
+    """JPEG's full-range twin of a limited-range YUV ``pix_fmt`` (yuvj420p for yuv420p): FFmpeg's
+    MJPEG encoder refused limited-range video (an H.264 clip into an MJPEG .avi)."""
+    full = "yuvj" + pix_fmt[3:]
+    return full if codec.name in _JFIF_ENCODERS and pix_fmt.startswith("yuv") and full in supported else pix_fmt
+
+
+def output_pix_fmt(codec: av.Codec, options: EncodeOptions, source: VideoInfo) -> str:
+    """The pixel format ``codec`` writes ``source`` in (:func:`_pick_pix_fmt`). Video that was not
+    delivery video (a master, a camera's MJPEG, a DPX scan, broadcast's 4:2:2 MPEG-2) written by a
+    delivery encoder is 4:2:0 at its depth unless --pix-fmt says otherwise: a ProRes 4:2:2 reel came
+    out as 4:2:2 HEVC and a camera's MJPEG as 4:2:2 H.264, which almost no phone, TV or browser
+    decodes. Alpha is kept where the encoder takes it (VP9 in .webm, as renders for the web are)."""
+    pix_fmt = source.pix_fmt
+    if codec.name in _DELIVERY_ENCODERS and source.codec not in _DELIVERY_CODECS:
+        pix_fmt = _delivery_format(source.pix_fmt)
+    return _pick_pix_fmt(codec, options.pix_fmt, pix_fmt, source.width, source.height)
+
+
+_DELIVERY_ENCODERS = {"libx264", "libx265", "libvpx-vp9", "libsvtav1", "libaom-av1"}
+
+_DELIVERY_CODECS = {"h264", "hevc", "vp9", "av1"}
+
+
+def _delivery_format(pix_fmt: str) -> str:
+    if any(c.is_alpha for c in av.VideoFormat(pix_fmt).components):
+        return "yuva420p"
+    if pix_fmt.startswith("yuvj"):
+        return "yuvj420p"  # full range stays full range
+    return "yuv420p10le" if bit_depth(pix_fmt) > 8 else "yuv420p"
+
+
+def yuv_colours(info: VideoInfo, pix_fmt: str, encoder: str) -> ColorInfo:
+    """The colour tags, and the conversion, of an output in ``pix_fmt`` by ``encoder`` from a source
+    ``info`` describes. An RGB source (pictures, an RGB master) that states no matrix, written as YUV
+    video, is converted with BT.709 and tagged BT.709, limited range: left untagged, FFmpeg converted
+    it with BT.601 while players read untagged HD as BT.709, which shifts its colours (reds by ~19
+    levels). JPEG keeps JFIF's full-range BT.601, which its decoders assume whatever the tags say."""
+    source, output = av.VideoFormat(info.pix_fmt), av.VideoFormat(pix_fmt)
+    rgb_to_yuv = (source.is_rgb or source.has_palette) and not (output.is_rgb or output.has_palette) and "gray" not in pix_fmt
+    if not rgb_to_yuv or info.color.matrix not in (0, 2) or encoder in _JFIF_ENCODERS or pix_fmt.startswith("yuvj"):
+        return _range_said(info.color, output, encoder)
+    unset = 2  # AVCOL_*_UNSPECIFIED
+    return ColorInfo(primaries=1 if info.color.primaries == unset else info.color.primaries,
+                     transfer=1 if info.color.transfer == unset else info.color.transfer, matrix=1, range=1)
+
+
+_JFIF_ENCODERS = {"mjpeg", "ljpeg", "jpegls"}
+
+# Encoders whose stream says that its samples are full range (H.264's and HEVC's VUI, VP9, AV1,
+# FFV1), or that are full range by definition (JPEG).
+_FULL_RANGE_ENCODERS = {"libx264", "libx265", "libvpx-vp9", "libsvtav1", "libaom-av1", "ffv1", *_JFIF_ENCODERS}
+
+
+def _range_said(colours: ColorInfo, output: av.VideoFormat, encoder: str) -> ColorInfo:
+    """``colours``, limited range where full-range YUV (a camera's MJPEG) would be written by an
+    encoder whose stream cannot say so (MPEG-4 Part 2, MPEG-2, DV, ProRes): written full, it was
+    read back from an AVI as limited, its contrast stretched by 16%."""
+    full = colours.range == 2 and not output.is_rgb and not output.name.startswith("yuvj")
+    return dataclasses.replace(colours, range=1) if full and encoder not in _FULL_RANGE_ENCODERS else colours
+
+
+def _closest_format(source: str, candidates: list[str]) -> str:
+    """The one of ``candidates`` that keeps most of ``source``: its alpha, then its chroma resolution,
+    then its bit depth (a 12-bit ProRes 4444 with alpha goes to ProRes's 10-bit 4444 with alpha, not
+    to its first format, 4:2:2 without)."""
+    def described(name: str) -> tuple[bool, int, int]:
+        fmt = av.VideoFormat(name, 16, 16)
+        chroma = sum(c.width * c.height for c in fmt.components if not c.is_luma and not c.is_alpha)
+        return any(c.is_alpha for c in fmt.components), chroma, max(c.bits for c in fmt.components)
+
+    alpha, chroma, bits = described(source)
+
+    def loss(name: str) -> tuple[bool, int, int, int]:
+        has_alpha, has_chroma, has_bits = described(name)
+        return alpha and not has_alpha, max(0, chroma - has_chroma), max(0, bits - has_bits), abs(bits - has_bits)
+    return min(candidates, key=loss)
+
+
+# Encoders for a container that cannot hold the one asked for (or for "auto"), best first.
+_VIDEO_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "ffv1", "prores_ks", "mpeg4", "mpeg2video", "dvvideo")
+
+# FFmpeg's MPEG-1/2/4 and JPEG encoders aim at 200 kbit/s unless given a quantiser: a 480x360 face
+# clip came out at 32 dB through MPEG-4 against 39-41 dB at quantisers 2-3.
+# MPEG-1/2 code one of a few frame rates, not a time base: they refuse a container's (1/12288, 1/1200000)
+FRAME_RATE_ENCODERS = {"mpeg1video", "mpeg2video"}
+
+_FIELD_ENCODERS = {"mpeg2video", "mpeg4"}  # of these, the ones that code interlaced frames as two fields
+
+
+_QUANTISER_ENCODERS = {"mpeg4", "mpeg2video", "mpeg1video", "mjpeg", "msmpeg4", "msmpeg4v2", "h263p", "flv", "wmv1", "wmv2"}
+
+MPEG_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30), Fraction(50),
+              Fraction(60000, 1001), Fraction(60))
+
+
+def mpeg_rate(rate: Fraction) -> Fraction:
+    """The rate MPEG-1/2 code ``rate`` at: the nearest of theirs where it is within 1% of one (an
+    .mp4 whose stream duration counts a long last frame stated 29.77 fps for 29.97, which the
+    encoder refused), else ``rate`` itself."""
+    nearest = min(MPEG_RATES, key=lambda r: abs(r - rate))
+    return nearest if abs(nearest - rate) <= nearest / 100 else rate
+
+
+def one_rate_only(output: str | Path, options: EncodeOptions, source: VideoInfo) -> str:
+    """Why video whose frame rate varies cannot be written to ``output`` with ``options`` ("": it
+    can): AVI counts frames at one rate, and MPEG-1/2 code one of a few rates."""
+    if muxer_of(Path(output)) in FRAME_RATE_MUXERS:
+        return f"{Path(output).suffix} files count frames at one rate"
+    codec = check_encoder(options, output, source).name
+    return f"{codec} codes frames at one of a few rates" if codec in FRAME_RATE_ENCODERS else ""
+
+
+# Containers whose users' tools expect another codec than H.264: MXF is broadcast's, read by
+# playout servers and editors as MPEG-2 (XDCAM, IMX), FFmpeg's own default for it. In ASF (.wmv),
+# H.264 came back a frame late with its last timestamp doubled; Windows Media Video 8 is exact.
+# MPEG program streams (.mpg, .vob) are DVD's, whose players decode MPEG-2 and no H.264. AVI's
+# own is MPEG-4 Part 2 (Xvid, DivX): FFmpeg reads H.264 from AVI a frame late, whatever wrote it.
+_HOUSE_ENCODERS = {".mxf": "mpeg2video", ".wmv": "wmv2", ".asf": "wmv2", ".mpg": "mpeg2video", ".mpeg": "mpeg2video",
+                   ".vob": "mpeg2video", ".dvd": "mpeg2video", ".avi": "mpeg4", ".gif": "gif"}
+
+# Intra-frame codecs editors and archives keep footage in, and the encoder that writes each: a
+# restored master stays a master (a ProRes HQ reel came back as delivery H.264). A lossless one
+# whose own codec the output's container cannot hold becomes FFV1, lossless too; so does
+# uncompressed video, at a third of its size.
+_MASTER_ENCODERS = {"prores": "prores_ks", "dnxhd": "dnxhd", "ffv1": "ffv1", "huffyuv": "huffyuv", "ffvhuff": "ffvhuff",
+                    "utvideo": "utvideo", "magicyuv": "magicyuv", "v210": "v210", "qtrle": "qtrle", "rawvideo": "ffv1"}
+
+# The master encoders each container is written with, as FFmpeg writes them and reads them back.
+# FFmpeg also writes FFV1 into an .mp4 and ProRes into MPEG-TS, which players (FFmpeg's own
+# demuxer, for the second) do not read, and its MXF muxer takes UT Video until it writes the header.
+_MASTER_MUXERS = {"mov": {"prores_ks", "dnxhd", "qtrle", "v210", "magicyuv"}, "matroska": {"prores_ks", "ffv1"},
+                  "avi": {"ffv1", "huffyuv", "ffvhuff", "utvideo", "magicyuv", "v210"}, "mxf": {"prores_ks", "dnxhd", "ffv1"}}
+
+_LOSSLESS = {"ffv1", "huffyuv", "ffvhuff", "utvideo", "magicyuv", "v210", "qtrle", "rawvideo"}
+
+
+def _master_encoder(output: Path, source: VideoInfo) -> str | None:
+    """The encoder that keeps ``source``, a master, one in ``output``'s container (None: it is no
+    master, or the container holds no encoder that would)."""
+    own = _MASTER_ENCODERS.get(source.codec)
+    if own is None:
+        return None
+    held = _MASTER_MUXERS.get(muxer_of(output) or "", set())
+    choices = [own, *(["ffv1"] if source.codec in _LOSSLESS else [])]
+    return next((c for c in choices if c in av.codecs_available and c in held), None)
+
+
+def _fitting_encoder(output: Path, source: VideoInfo | None = None) -> str | None:
+    """The encoder a file named like ``output`` is best written with from ``source``: by its type
+    for a picture; the master's own for a master (:data:`_MASTER_ENCODERS`); by its type for an
+    MXF or a WMV file; else the first of :data:`_VIDEO_ENCODERS` its container holds, x265 first
+    for a source deeper than 8 bits (an iPhone's HDR video), since H.264 at 10 bits plays on
+    almost no phone, TV or browser, and HEVC at 10 bits on most."""
+    suffix = output.suffix.lower()
+    picture = IMAGE_ENCODERS.get(suffix)
+    chosen = picture or (_master_encoder(output, source) if source is not None else None) or _HOUSE_ENCODERS.get(suffix)
+    if chosen is not None:
+        return chosen
+    deep = source is not None and bit_depth(source.pix_fmt) > 8
+    order = sorted(_VIDEO_ENCODERS, key=lambda c: c != "libx265") if deep else _VIDEO_ENCODERS
+    return next((c for c in order if c in av.codecs_available and takes(output, c)), None)
+
+
+def check_encoder(options: EncodeOptions, output: str | Path | None = None, source: VideoInfo | None = None) -> av.Codec:
+    """The encoder of ``options`` for ``output``: the one named, which ``output``'s container must
+    hold, or for "auto" the one that fits the container and ``source`` (:func:`_fitting_encoder`:
+    x264 for most, x265 for deep sources, a master's own codec for a master, VP9 for .webm, MPEG-2
+    for .mxf, WMV for .wmv, PNG or JPEG for a picture). Checked before any work, so a typo or a
+    mismatch fails at once."""
+    if output is not None and not takes(Path(output), None):
+        raise OutputError(f"no container is known by the name {Path(output).name!r}: end it in a video type such as "
+                          ".mp4, .mkv, .mov or .webm")
+    if output is not None and is_picture_name(Path(output)) and Path(output).suffix.lower() not in IMAGE_ENCODERS:
+        raise OutputError(f"cannot write {Path(output).name}: {unsupported_type(output)}")
+    name = options.codec
+    if name == "auto":
+        name = (_fitting_encoder(Path(output), source) if output is not None else None) or "libx264"
+    try:
+        codec = av.Codec(name, "w")
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise OutputError(f"encoder {name!r} is not in this FFmpeg build") from exc
+    top = _CRF_TOP.get(codec.name)
+    if options.crf < 0 or (top is not None and options.crf > top):  # x264 took 60 as its 51 without a word
+        raise UsageError(f"--crf {options.crf} is outside what {codec.name} takes, 0 to {top} (lower is better)" if top
+                         else f"--crf {options.crf}: expected 0 or more (lower is better)")
+    if output is None:
+        return codec
+    fits = _fitting_encoder(Path(output))
+    if muxer_of(Path(output)) in ("ogg", "ogv"):
+        raise OutputError(f"vidrestore does not write Ogg video ({Path(output).suffix}): FFmpeg has no Theora encoder here, and "
+                          "VP8 in Ogg keeps no timestamps; write a .webm (VP9) or a .mkv")
+    if not copies_into(output, codec.name):
+        raise OutputError(f"{codec.name} video in a {Path(output).suffix} program stream is not read back by FFmpeg itself, nor "
+                          f"played by DVD players; leave --codec out for MPEG-2, or write a .ts or .mkv")
+    if not takes(Path(output), codec.name) or (Path(output).suffix.lower() in IMAGE_ENCODERS and codec.name != fits):
+        others = " or ".join(c for c in (".mkv", ".mov") if c != Path(output).suffix.lower())
+        hint = f"give --codec {fits} (or leave --codec out), or write a {others}" if fits else f"write a {others}"
+        raise OutputError(f"{codec.name} video cannot be stored in {Path(output).suffix} files; {hint}")
+    if source is not None and is_linear(source.pix_fmt) != (codec.name == "exr"):
+        raise UsageError(f"an OpenEXR plate's linear light cannot go into {codec.name} {'pictures' if is_sequence(output) else 'video'} "
+                         "without clipping its highlights: write OpenEXR pictures (name_%04d.exr)" if is_linear(source.pix_fmt) else
+                         f"OpenEXR pictures are written from OpenEXR plates (linear light); this input is display-referred "
+                         f"{source.pix_fmt}: write TIFF, DPX or PNG pictures")
+    return codec
+
+
+def master_note(source: VideoInfo, encoder: str, output: str | Path) -> list[str]:
+    """A note when ``source`` is a master but ``encoder``, chosen for ``output``'s container
+    (an .mp4, a .webm), writes delivery video."""
+    if source.codec not in _MASTER_ENCODERS or encoder in _MASTER_ENCODERS.values():
+        return []
+    lossless = source.codec in _LOSSLESS
+    kind = f"{source.codec} {source.profile}" if source.profile else source.codec
+    keep = "ffv1" if lossless else _MASTER_ENCODERS[source.codec]
+    *others, last = [suffix for muxer, suffix in _MASTER_SUFFIXES.items() if keep in _MASTER_MUXERS[muxer]]
+    holders = f"{', '.join(others)} or {last}" if others else last
+    return [f"the input is {kind} ({'lossless' if lossless else 'an editing master'}), and the {Path(output).suffix} output "
+            f"was encoded with {encoder}, which is lossy: write a {holders} to keep a master (--codec {keep})"]
+
+
+_MASTER_SUFFIXES = {"matroska": ".mkv", "mov": ".mov", "mxf": ".mxf", "avi": ".avi"}
+
+
+def dolby_vision_note(source: VideoInfo) -> list[str]:
+    """A note when ``source`` is Dolby Vision: re-encoded, its video keeps the base layer's picture
+    and loses the dynamic metadata (RPU), which vidrestore does not carry (a copied stream keeps its RPU units)."""
+    if not source.dolby_vision:
+        return []
+    return ["the input is Dolby Vision: its dynamic metadata (RPU) is not carried into the re-encoded video, which players "
+            "show as its base layer (HDR10, HLG or SDR, by the input's profile)"]
+
+
+_CRF_TOP = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "libvpx": 63, "libsvtav1": 63}  # the largest --crf each takes
+
+
+def codec_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptions) -> dict[str, str]:
+    """Quality settings, and interlaced coding in the input's field order when its fields were
+    kept (x264 coded them as progressive frames, flagged progressive; ProRes codes interlaced
+    frames with interlaced DCT)."""
+    fields = info.parity if info.interlaced else ""
+    if name == "libx264":
+        return {"crf": str(options.crf), "preset": options.preset,
+                **({"x264-params": f"{fields}=1"} if fields else {})}
+    if name == "libx265":  # x265 prints its settings banner unless told not to
+        return {"crf": str(options.crf), "preset": options.preset, "x265-params": "log-level=error"}
+    if name == "ffv1":
+        return {"level": "3", "slicecrc": "1"}
+    if name == "libvpx-vp9":  # constant quality (libvpx otherwise aims at 256 kbit/s), rows in parallel
+        return {"crf": str(options.crf), "b": "0", "row-mt": "1"}
+    if name == "libvpx":  # VP8 takes --crf as a quality level only under a bit rate ceiling (with none it ignored it)
+        return {"crf": str(options.crf), "b": "100M"}
+    if name == "libsvtav1":  # its own presets are numbers, not x264's names: its default one is kept
+        return {"crf": str(options.crf)}
+    if name in _QUANTISER_ENCODERS:  # a constant quantiser from --crf: 18 -> 3 (2 is the finest these take)
+        q = str(min(31, max(2, round(options.crf / 6))))
+        fielded = {"flags": "+ildct+ilme"} if fields and name in _FIELD_ENCODERS else {}  # fields coded as fields, as DVD and broadcast MPEG-2 are
+        return {"qmin": q, "qmax": q, **fielded}
+    if name.startswith("prores"):
+        return {"profile": _prores_profile(info, pix_fmt), **({"flags": "+ildct"} if fields else {})}
+    if name == "dnxhd":
+        return {"profile": _dnxhr_profile(info, pix_fmt)}
+    if name == "exr":  # the plate's own sample type; ZIP, lossless, as most plates are (FFmpeg's default is none)
+        return {"format": "half" if LINEAR_FORMATS.get(info.pix_fmt) == np.float16 else "float", "compression": "zip16"}
+    return {}
+
+
+def describe_encoding(options: EncodeOptions, output: str | Path, source: VideoInfo) -> str:
+    """How the video of ``output`` is encoded from ``source``, in words: "libx264, yuv420p, crf 18,
+    preset medium", "prores_ks, yuv422p10le, profile HQ" or "exr, gbrpf32le, samples half,
+    compression zip16"."""
+    codec = check_encoder(options, output, source)
+    pix_fmt = output_pix_fmt(codec, options, source)
+    chosen = codec_options(codec.name, pix_fmt, source, options)
+    names = {v: k for k, v in _PRORES_PROFILES.items()} if codec.name.startswith("prores") else {}
+    labels = {"crf": "crf", "preset": "preset", "profile": "profile", "qmin": "quantiser", "format": "samples", "compression": "compression"}
+    shown = [f"{labels[key]} {names.get(value, value)}" for key, value in chosen.items() if key in labels]
+    return ", ".join([codec.name, pix_fmt, *shown])
+
+
+_PRORES_PROFILES = {"Proxy": "0", "LT": "1", "Standard": "2", "HQ": "3", "4444": "4", "XQ": "5"}
+
+
+def _prores_profile(source: VideoInfo, pix_fmt: str) -> str:
+    """A ProRes source's own profile (an LT reel stays LT, an XQ one XQ), where ``pix_fmt`` allows
+    it; else 4444 for 4:4:4 (and alpha) pictures and 422 HQ for the rest, which would drop both."""
+    four = pix_fmt.startswith(("yuv444", "yuva444"))
+    own = _PRORES_PROFILES.get(source.profile or "") if source.codec == "prores" else None
+    return own if own is not None and (own in "45") == four else ("4" if four else "3")
+
+
+def _dnxhr_profile(source: VideoInfo, pix_fmt: str) -> str:
+    """The DNxHR profile for pictures in ``pix_fmt``: 444 for 4:4:4 and HQX for 10-bit 4:2:2, which
+    no other takes; for 8 bits a DNxHR source's own (LB, SQ, HQ), else HQ. DNxHR, unlike DNxHD,
+    codes any frame size at any rate; Avid, Resolve and Premiere read both."""
+    if pix_fmt.startswith(("yuv444", "gbr")):
+        return "dnxhr_444"
+    if bit_depth(pix_fmt) > 8:
+        return "dnxhr_hqx"
+    own = (source.profile or "").lower().replace(" ", "_") if source.codec == "dnxhd" else ""
+    return own if own in ("dnxhr_lb", "dnxhr_sq", "dnxhr_hq") else "dnxhr_hq"

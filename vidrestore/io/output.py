@@ -1,0 +1,72 @@
+"""Where an output goes while it is written: a temporary file (or folder of pictures) beside the
+target, renamed over it only when complete, so that nothing half-written is ever left under its name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import OutputError
+from .sequence import hidden_stem, is_sequence, numbered, numbers_in, remove_others
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_output(target: str | Path, number_offset: int = 0) -> Iterator[Path]:
+    """Yield a temp path beside ``target``; rename it onto ``target`` only if the block succeeds.
+
+    Any exception, KeyboardInterrupt included, removes the temp file, so no partial output remains.
+    An image sequence (``f_%06d.png``) is written into a hidden folder instead, and its pictures are
+    renamed into place with ``number_offset`` added to their numbers (:func:`_placed_sequence`).
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        raise OutputError(f"output folder does not exist: {target.parent}")
+    stem = hidden_stem(target)
+    try:
+        if is_sequence(target):
+            tmp = tempfile.mkdtemp(dir=target.parent, prefix=f".{stem}.", suffix=f".part{target.suffix}")
+        else:
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{stem}.", suffix=f".part{target.suffix}")
+            os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"cannot write to output folder {target.parent} ({exc.strerror})") from exc
+    tmp_path = Path(tmp)
+    try:
+        if tmp_path.is_dir():
+            yield tmp_path / target.name
+            _placed_sequence(tmp_path / target.name, target, number_offset)
+        else:
+            yield tmp_path
+            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get a normal file's mode
+            os.replace(tmp_path, target)
+    finally:
+        if tmp_path.is_dir():
+            shutil.rmtree(tmp_path, ignore_errors=True)
+        else:
+            tmp_path.unlink(missing_ok=True)
+
+
+def _placed_sequence(staged: Path, target: Path, offset: int) -> None:
+    """Rename the pictures of the finished sequence ``staged`` into place as ``target``'s, each with
+    ``offset`` added to its number; then remove ``target``'s other pictures, which an earlier run
+    left (the caller refused an existing output unless told to overwrite it), so that the sequence
+    on disk is this run's alone."""
+    mode = 0o666 & ~_umask()
+    placed = []
+    for number in numbers_in(staged):
+        picture = numbered(staged, number)
+        os.chmod(picture, mode)
+        os.replace(picture, numbered(target, number + offset))
+        placed.append(number + offset)
+    remove_others(target, set(placed))

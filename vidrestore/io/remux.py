@@ -1,0 +1,430 @@
+"""Copy the input's audio, subtitle, data and attachment streams beside the encoded video, untouched
+(:func:`remux`), and check before any work that the output can hold them.
+
+The video is encoded alone first; keeping the two steps apart means the zero-face case and the
+batch join both reuse the same remux, and audio is never re-encoded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import io
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from av.bitstream import BitStreamFilterContext
+
+from ..errors import OutputError, UsageError
+from .containers import FRAME_RATE_MUXERS, copy_of, holds_tag, takes
+from .encoders import EncodeOptions, check_encoder
+from .exr import COLOUR_CHANNELS, channels_of
+from .headers import carry_headers
+from .probe import VideoInfo, as_fraction, codec_name, open_input, probe
+from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, find_sequence, is_sequence, numbered
+from .writer import check_writable
+
+
+def _from_zero(packets: Iterator[tuple[tuple[str, int], av.Packet]]) -> Iterator[tuple[tuple[str, int], av.Packet]]:
+    """``packets`` of each stream moved later where its first lies before 0, so that it starts at 0.
+    AVI counts frames from 0: for AAC's priming packet (-21 ms), FFmpeg moved every stream later,
+    which on AVI's frame grid put the second picture a frame late and added an empty frame. The
+    sound starts 21 ms late instead, under what lips show."""
+    shifts: dict[tuple[str, int], int] = {}
+    for key, packet in packets:
+        first = packet.dts if packet.dts is not None else packet.pts
+        shift = shifts.setdefault(key, max(0, -first) if first is not None else 0)
+        if shift:
+            packet.pts = packet.pts + shift if packet.pts is not None else None
+            packet.dts = packet.dts + shift if packet.dts is not None else None
+        yield key, packet
+
+
+def _packet_time(packet: av.Packet) -> Fraction:
+    ts = packet.dts if packet.dts is not None else packet.pts
+    return Fraction(ts or 0) * packet.time_base
+
+
+# Tags that describe the input's encoding of the video, which the output's encoding replaces
+# (Matroska statistics tags, some with a language suffix, like "BPS-eng").
+_ENCODING_TAGS = ("bps", "duration", "number_of_frames", "number_of_bytes", "encoder")
+
+
+def _is_encoding_tag(key: str) -> bool:
+    key = key.lower().split("-")[0]
+    return key in _ENCODING_TAGS or key.startswith("_statistics")
+
+
+def _label(stream: av.stream.Stream) -> str:
+    if _is_cover(stream):
+        return f"cover art (stream {stream.index}, {stream.codec_context.name})"
+    if stream.type == "attachment":
+        what = stream.metadata.get("filename", "")
+    else:  # data streams (a timecode track) have no codec context
+        what = stream.codec_context.name if stream.codec_context is not None else stream.metadata.get("handler_name", "")
+    return f"{stream.type} stream {stream.index} ({what or 'unknown codec'})"
+
+
+_PICTURE_TYPES = {"mjpeg": ("jpg", "image/jpeg"), "png": ("png", "image/png"), "bmp": ("bmp", "image/bmp"),
+                  "gif": ("gif", "image/gif"), "webp": ("webp", "image/webp")}
+
+
+def unrestored_videos_note(source: str | Path) -> list[str]:
+    """A note naming the video streams of ``source`` after its first (a second camera angle, a
+    picture-in-picture track), which are copied as they are: faces are restored in the first alone."""
+    with open_input(source) as container:
+        others = [s for s in container.streams.video[1:] if not _is_cover(s)]
+        if not others:
+            return []
+        named = ", ".join(_label(s) + (f" \"{s.metadata['title']}\"" if s.metadata.get("title") else "") for s in others)
+    return [f"faces are restored in the first video stream only; the others are copied as they are: {named}"]
+
+
+def _is_cover(stream: av.stream.Stream) -> bool:
+    """Cover art: a one-picture video stream (an MP4 covr atom; a Matroska image attachment, which FFmpeg reads as one)."""
+    return stream.type == "video" and bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
+def _picture(stream: av.stream.Stream) -> bytes:
+    """The picture of a cover art stream, read through a container of its own (the caller's
+    container must not be moved: remux reads it from the start afterwards)."""
+    with open_input(stream.container.name) as container:
+        return next((bytes(p) for p in container.demux(container.streams[stream.index]) if p.size), b"")
+
+
+def _carry(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
+    """Add ``stream`` of an input to ``out`` as it is: codec parameters (or an attachment's file),
+    tags and disposition (default, forced, commentary...). Cover art going into Matroska becomes an
+    image attachment named cover.*, as Matroska players look for it (the Matroska muxer would
+    write it as a video track with one frame); an attachment is written into the header and
+    takes no packets."""
+    if _is_cover(stream) and "matroska" in out.format.name:
+        ext, mimetype = _PICTURE_TYPES.get(stream.codec_context.name, ("bin", "application/octet-stream"))
+        copy = out.add_attachment(stream.metadata.get("filename", f"cover.{ext}"),
+                                  stream.metadata.get("mimetype", mimetype), _picture(stream))
+    elif stream.type == "attachment":
+        copy = out.add_attachment(stream.metadata.get("filename", f"attachment{stream.index}"),
+                                  stream.metadata.get("mimetype", "application/octet-stream"), stream.data)
+    else:
+        copy = copy_of(out, stream)
+        copy.disposition = stream.disposition
+        if stream.type == "audio" and stream.codec_context.layout.name in _UNORDERED:
+            # AVI and DV state a channel count, not a layout; the MP4 muxer then failed on its
+            # last write, after the whole video was restored. One or two channels are mono or stereo.
+            copy.codec_context.layout = _UNORDERED[stream.codec_context.layout.name]
+    copy.metadata.update(stream.metadata)
+    return copy
+
+
+_UNORDERED = {"1 channels": "mono", "2 channels": "stereo"}
+
+
+def fits_rate(timecode: str, rate: Fraction | None) -> bool:
+    """Whether ``timecode``'s frame field counts within ``rate`` (frame 24 does not exist at 24 fps,
+    and QuickTime's muxer would fail on it at the very end of a run)."""
+    frames = timecode.replace(";", ":").rsplit(":", 1)[-1]
+    return bool(rate) and frames.isdigit() and int(frames) < math.ceil(rate)
+
+
+def timecode_at(timecode: str, rate: Fraction | None, new_rate: Fraction | None) -> str:
+    """``timecode`` (HH:MM:SS:FF, ";" before FF when drop-frame) counted at ``new_rate``. A whole
+    multiple of ``rate`` counts the same moments in finer frames: 50p made from 50i counts 50 a
+    second, so frame 12 at 25 is frame 24 there. Film decimated from video (24000/1001 from
+    30000/1001) counts its frames from the same start: the video's frame number (drop-frame
+    timecodes skip numbers, not frames) times 4/5, in non-drop-frame timecode at 24 a second.
+    Equal rates, or none, leave it as it is."""
+    parts = timecode.replace(";", ":").replace(".", ":").split(":")
+    if not (rate and new_rate) or new_rate == rate or len(parts) != 4 or not all(p.isdigit() for p in parts):
+        return timecode
+    if new_rate % rate == 0:
+        head, sep, frames = timecode[:-3], timecode[-3], timecode[-2:]
+        return f"{head}{sep}{int(frames) * int(new_rate / rate):02d}"
+    nominal, new_nominal = round(rate), round(new_rate)
+    hours, minutes, seconds, frames = map(int, parts)
+    count = ((hours * 60 + minutes) * 60 + seconds) * nominal + frames
+    if ";" in timecode:  # drop-frame: two numbers (four at 60) skipped each minute but every tenth
+        total_minutes = hours * 60 + minutes
+        count -= (nominal // 15) * (total_minutes - total_minutes // 10)
+    count = count * new_rate // rate
+    frames, seconds = count % new_nominal, count // new_nominal
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}:{frames:02d}"
+
+
+def _timecode_tracks(container: av.container.InputContainer) -> list[av.stream.Stream]:
+    """QuickTime timecode (tmcd) tracks: FFmpeg reads each as a data stream with a ``timecode`` tag."""
+    return [s for s in container.streams if s.type == "data" and "timecode" in s.metadata]
+
+
+def _carried(container: av.container.InputContainer) -> list[av.stream.Stream]:
+    """The streams of ``container`` that remux copies as streams: all but its first video stream
+    and its timecode tracks. A timecode travels as the video stream's ``timecode`` tag, from which
+    the QuickTime and MP4 muxers write a new timecode track at the video's rate and Matroska a tag.
+    (A copied tmcd track made the QuickTime muxer fail when closing the file: PyAV cannot give
+    the copy its frame rate.)"""
+    first_video = container.streams.video[0].index if container.streams.video else -1
+    timecodes = {s.index for s in _timecode_tracks(container)}
+    return [s for s in container.streams if s.index != first_video and s.index not in timecodes]
+
+
+def unfit_streams(source: str | Path, output: str | Path) -> list[str]:
+    """The streams remux would copy from ``source`` that the container of ``output`` (by its
+    extension) cannot hold, described for a message: "subtitle stream 2 (subrip)". Each is tried
+    alone in an empty container of that kind, up to its header; cover art is written whole and
+    read back, as the QuickTime muxer drops it without a word."""
+    with open_input(source) as container:
+        video = container.streams.video[0] if container.streams.video else None
+        return [_label(stream) for stream in _carried(container) if not _holds(Path(output).name, stream, video)]
+
+
+def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None = None) -> bool:
+    """Whether a container named like ``name`` holds ``stream`` of an input, put after a copy of
+    ``video`` as in the output (MXF takes no sound without a picture before it), or alone where
+    the container does not take that video."""
+    scratch = io.BytesIO()
+    scratch.name = name  # FFmpeg picks the container by the name
+    out = av.open(scratch, "w")
+    try:
+        if video is not None:
+            with contextlib.suppress(av.error.FFmpegError, ValueError):
+                # with its rate, as remux writes it: MXF refuses a picture without one (and then
+                # each sound stream of an Avid MXF was said not to fit in MXF)
+                picture = copy_of(out, video)
+                if video.average_rate:
+                    picture.codec_context.framerate = video.average_rate
+        copy = _carry(out, stream)
+        out.start_encoding()
+        picture = _is_cover(stream) and copy.type != "attachment"  # a picture to read back
+        if picture:
+            packet = av.Packet(_picture(stream))
+            packet.stream, packet.pts, packet.dts, packet.time_base = copy, 0, 0, copy.time_base
+            out.mux(packet)
+    except (av.error.FFmpegError, ValueError):
+        return False
+    finally:
+        with contextlib.suppress(av.error.FFmpegError, ValueError):
+            out.close()
+    if not picture:
+        return True
+    scratch.seek(0)
+    try:
+        with av.open(scratch) as written:
+            return any(_is_cover(s) for s in written.streams)
+    except av.error.FFmpegError:
+        return False
+
+
+def check_output(source: str | Path, output: str | Path, options: EncodeOptions, drop: bool, info: VideoInfo | None = None) -> None:
+    """Refuse, before any work, an ``output`` that could not be written from ``source`` (``info``:
+    its video as it will be written, default as probed): an encoder its container cannot hold
+    (:func:`check_encoder`), settings they refuse (:func:`check_writable`), a video into a picture
+    file, or streams it cannot hold (:func:`check_streams`, unless ``drop``)."""
+    info = info or probe(source)
+    check_encoder(options, output, info)
+    check_channels(source)
+    check_writable(output, options, info)
+    if is_sequence(output) and not takes(Path(SEGMENT_SUFFIX), IMAGE_ENCODERS[Path(output).suffix.lower()]):
+        raise OutputError(f"vidrestore cannot write {Path(output).suffix} sequences; write a .png sequence, which is as lossless")
+    frames = probe(source).estimated_frames
+    if Path(output).suffix.lower() in IMAGE_ENCODERS and frames > 1 and not is_sequence(output):
+        numbered_name = f"{Path(output).stem}_%06d{Path(output).suffix}"
+        raise OutputError(f"{Path(output).suffix} files hold one picture, and {Path(source).name} has about {frames} frames; "
+                          f"write a video file (.mp4, .mkv, .mov) or a numbered sequence ({numbered_name})")
+    check_streams(source, output, drop)
+
+
+def check_channels(source: str | Path) -> None:
+    """Refuse an OpenEXR plate with channels beyond R, G, B and A (depth, normals, another layer's
+    colours): FFmpeg reads and writes those four alone, so the restored pictures would lose the rest."""
+    if Path(source).suffix.lower() != ".exr":
+        return
+    first = numbered(Path(source), find_sequence(source).first) if is_sequence(source) else Path(source)
+    others = [c for c in channels_of(first) if c not in COLOUR_CHANNELS]
+    if others:
+        shown = ", ".join(others[:6]) + (", ..." if len(others) > 6 else "")
+        raise UsageError(f"{first.name} holds channels beyond R, G, B and A ({shown}), which the restored pictures would lose: "
+                         "split its colour channels into a plate of their own first")
+
+
+def check_streams(source: str | Path, output: str | Path, drop: bool) -> None:
+    """Refuse, before any work, an output whose container cannot hold every stream of ``source``
+    (SRT subtitles or font attachments in .mp4, a timecode track in .mkv), unless ``drop``: then
+    they are left out, and the report says which."""
+    unfit = unfit_streams(source, output)
+    if unfit and not drop:
+        raise OutputError(f"{Path(output).suffix or 'the output'} files cannot hold {', '.join(unfit)} of {Path(source).name}; "
+                          "write a .mkv, or give --drop-streams to leave them out")
+
+
+def left_out_note(left_out: list[str], output: str | Path) -> list[str]:
+    return [f"left out, as {Path(output).suffix} files cannot hold them: {', '.join(left_out)}"] if left_out else []
+
+
+def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, output: str | Path, comment: str = "",
+          starts: Sequence[Fraction | None] = (), tick: Fraction | None = None) -> list[str]:
+    """Write ``output`` with the video stream of ``video_source`` and every other stream of
+    ``other_source`` (audio, subtitles, data, attachments), packets copied without re-encoding,
+    interleaved by decode time; returns the streams left out because the output's container
+    cannot hold them (see :func:`check_streams`). The container tags and chapters of
+    ``other_source`` are kept, and its video stream's tags and disposition, less those that
+    describe its encoding when the video was re-encoded; ``comment`` is appended to the comment tag.
+
+    ``video_source`` may be the encoded segments of one video, in order: their video streams are
+    joined as they are copied (:func:`_joined_packets`), with no intermediate file, so the disk
+    holds the segments and the output, never a third copy. ``starts``: the presentation time in
+    seconds that each part's first frame has in the input (None where unknown); a part whose
+    muxer moved its timestamps is moved back (:func:`_start_shift`). ``tick``: the time one frame of
+    an image sequence was played for, when it is not FFmpeg's 1/25 s (see ``played_at``), so that
+    pictures made from it are numbered as its own were."""
+    parts = [Path(video_source)] if isinstance(video_source, (str, Path)) else [Path(p) for p in video_source]
+    unfit = unfit_streams(other_source, output)
+    renumbered = is_sequence(output) and is_sequence(other_source)
+    with open_input(parts[0]) as vin, open_input(other_source) as oin:
+        # Pictures made from a sequence are named by their frames' timestamps, so each goes back to
+        # its input's number (see vidrestore.io.sequence.number_offset); else FFmpeg counts from 1.
+        out = av.open(str(output), "w", options={"frame_pts": "1"} if renumbered else None)
+        try:
+            out.metadata.update(oin.metadata)
+            if comment:  # Matroska reads its tags back in capitals
+                earlier = [out.metadata.pop(k) for k in list(out.metadata) if k.lower() == "comment"]
+                out.metadata["comment"] = " | ".join([*earlier, comment])
+            vstream = vin.streams.video[0]
+            try:
+                video = copy_of(out, vstream)
+            except ValueError as exc:  # only a copy of the input's own video gets here (no face was found)
+                raise OutputError(f"{Path(output).suffix} files cannot hold the {codec_name(vstream)} video of "
+                                  f"{Path(other_source).name}, which has no face to restore and is copied as it is; "
+                                  "write a .mkv") from exc
+            if renumbered:  # one tick a frame (QuickTime segments count 512 to a frame), as the frames were played:
+                # 1/25 s as FFmpeg reads a sequence, or a DPX scan's own rate, at which 1/25 s ticks would skip numbers
+                video.time_base = tick or oin.streams.video[0].time_base
+            to_annex_b = _annex_b_filter(vstream, video, out.format.name)
+            if to_annex_b is None and holds_tag(Path(output), vstream):
+                # The muxer picks its own tag for a copied stream: iPhone HEVC's hvc1 became hev1,
+                # which Apple's players refuse, ProRes 4444's ap4h became HQ's apch, and UT Video
+                # 4:2:2 in AVI (ULY2) became RGBA's ULRA, which no decoder could read.
+                video.codec_context.codec_tag = vstream.codec_context.codec_tag
+            mapping = {("v", vstream.index): video}
+            if oin.streams.video:
+                original = oin.streams.video[0]
+                re_encoded = [p.resolve() for p in parts] != [Path(other_source).resolve()]
+                video.metadata.update({k: v for k, v in original.metadata.items() if not (re_encoded and _is_encoding_tag(k))})
+                video.disposition = original.disposition
+            if any(k.lower() == "alpha_mode" and v == "1" for k, v in vstream.metadata.items()):
+                # Matroska's AlphaMode, which browsers need to show VP9's alpha: its muxer writes it
+                # for an encoder's yuva420p, but a copy's template says yuv420p (FFmpeg's decoder has no alpha)
+                video.metadata["alpha_mode"] = "1"
+            # a QuickTime master's timecode tracks, or a DPX scan's first timecode
+            timecodes = [track.metadata["timecode"] for track in _timecode_tracks(oin)] or \
+                [code for code in [probe(other_source).timecode] if code and fits_rate(code, vstream.average_rate)]
+            if timecodes:
+                video.metadata.setdefault("timecode", timecodes[0])
+            if "timecode" in video.metadata and oin.streams.video:  # on video made at another rate (--double-rate, --decimate)
+                # the streams' base rates: an .mp4's average rate counts the last frame's and the audio's durations
+                rates = [as_fraction(s.base_rate) or as_fraction(s.average_rate) for s in (oin.streams.video[0], vstream)]
+                video.metadata["timecode"] = timecode_at(video.metadata["timecode"], *rates)
+            if vstream.average_rate:
+                # The output's declared rate (Matroska's default duration, the rate a timecode
+                # counts in) comes from the codec's; a copied stream has the codec's tick rate
+                # there (1000 for a Matroska input, 12800 for x264 at 25 fps), which Matroska
+                # then declared as the frame rate and no timecode accepts.
+                video.codec_context.framerate = vstream.average_rate
+            carried = [s for s in _carried(oin) if _label(s) not in unfit]
+            for s in carried:
+                copy = _carry(out, s)
+                if copy.type != "attachment":
+                    mapping[("o", s.index)] = copy
+            if oin.chapters():
+                out.set_chapters(oin.chapters())
+            packets = _joined_packets(parts, starts)
+            if to_annex_b is not None:
+                packets = _filtered(packets, to_annex_b)
+            vsrc = ((("v", vstream.index), p) for p in packets)
+            osrc_streams = [s for s in carried if ("o", s.index) in mapping]
+            osrc = ((("o", p.stream.index), p) for p in (oin.demux(osrc_streams) if osrc_streams else []) if p.size)
+            if out.format.name in FRAME_RATE_MUXERS:
+                osrc = _from_zero(osrc)
+            for key, packet in heapq.merge(vsrc, osrc, key=lambda kp: _packet_time(kp[1])):
+                packet.stream = mapping[key]
+                out.mux(packet)
+            out.close()  # writes the trailer, which can fail too
+        except OSError as exc:
+            raise OutputError(f"cannot write {output} ({exc.strerror or exc})") from exc
+        except av.error.FFmpegError as exc:
+            raise OutputError(f"FFmpeg's {out.format.name} muxer could not write {Path(output).name} "
+                              f"({exc.strerror or exc}); try a .mkv output") from exc
+        finally:
+            with contextlib.suppress(av.error.FFmpegError, OSError):
+                out.close()  # after a failure; closing again is a no-op
+    carry_headers(Path(other_source), Path(output), comment)
+    return unfit
+
+
+_ANNEX_B_FILTERS = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
+
+
+def _annex_b_filter(stream: av.video.stream.VideoStream, copy: av.video.stream.VideoStream,
+                    output_format: str) -> BitStreamFilterContext | None:
+    """The filter that rewrites ``stream``'s packets for an AVI ``copy``, or None when none is needed.
+    MP4 and Matroska store H.264 and HEVC with length-prefixed NAL units; AVI takes only the Annex B
+    byte stream, and FFmpeg's AVI muxer does not convert (the MPEG-TS muxer does). Without it, a
+    face-less .mp4 copied to .avi failed inside FFmpeg."""
+    name = _ANNEX_B_FILTERS.get(stream.codec_context.name)
+    extradata = stream.codec_context.extradata or b""
+    if output_format != "avi" or name is None or extradata[:1] != b"\x01":  # 1: avcC/hvcC version, not a start code
+        return None
+    return BitStreamFilterContext(name, stream, copy)
+
+
+def _filtered(packets: Iterator[av.Packet], bsf: BitStreamFilterContext) -> Iterator[av.Packet]:
+    for packet in packets:
+        yield from bsf.filter(packet)
+    yield from bsf.filter(None)
+
+
+def _start_shift(packet: av.Packet, start: Fraction | None) -> int:
+    """How many ticks of its time base the first ``packet`` of a part lies after ``start`` (seconds),
+    where that part's first frame belongs.
+
+    Containers that cannot store a decode time before 0 (MPEG-TS) delay every timestamp of a
+    part whose encoder reorders frames: x264's first frame is decoded two frames before it is shown.
+    In a file of video alone, as a part is, that delay is not shared with the audio, which then
+    plays a frame or two early. A part's first packet is its first frame (an encoder starts with a
+    keyframe that nothing precedes), so the difference is the delay; the final muxer, which sees
+    every stream, delays them all together when it must."""
+    if start is None or packet.pts is None:
+        return 0
+    ticks = start / packet.time_base
+    nearest = math.floor(abs(ticks) + Fraction(1, 2))  # rounded as FFmpeg rescales: halves away from zero
+    # never earlier: AVI puts its first frame at 0 whenever it is shown (an MPEG-TS's at 83 ms), and
+    # its later frames at their own times, which moving them back by that would make late
+    return max(0, packet.pts - (nearest if ticks >= 0 else -nearest))
+
+
+def _joined_packets(parts: list[Path], starts: Sequence[Fraction | None] = ()) -> Iterator[av.Packet]:
+    """The video packets of ``parts`` (the segments of one video, encoded with the same settings),
+    one part after the other; they keep their own timestamps, but for the delay a muxer added
+    (``starts``: see :func:`remux` and :func:`_start_shift`).
+
+    Each segment starts with a keyframe and its encoder's decode delay is the same in every part,
+    so decode timestamps stay increasing across joins; if they do not, the join is refused rather
+    than written with timestamps a player would misread."""
+    last_dts = None
+    for part, start in itertools.zip_longest(parts, starts[: len(parts)]):
+        with open_input(part) as container:
+            shift = None
+            for packet in container.demux(container.streams.video[0]):
+                if not packet.size:
+                    continue
+                shift = _start_shift(packet, start) if shift is None else shift
+                if shift:
+                    packet.pts = packet.pts - shift if packet.pts is not None else None
+                    packet.dts = packet.dts - shift if packet.dts is not None else None
+                if packet.dts is not None and last_dts is not None and packet.dts <= last_dts:
+                    raise OutputError(f"cannot join segment {part.name}: its timestamps overlap the previous segment's; "
+                                      "restore this video as one segment (--segment-frames 0)")
+                last_dts = packet.dts if packet.dts is not None else last_dts
+                yield packet
