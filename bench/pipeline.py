@@ -1,7 +1,7 @@
 """Pipeline stage timings against the PyAV decode+encode floor, in one run.
 
     python bench/pipeline.py CLIP [--detector dlib|retinaface --detector-weights W] [--detect-every K] [--repeat N] [--device cuda]
-                                  [--profile N]
+                                  [--glue-threads N] [--profile N]
 
 The restoration stage is the pass-through restorer, so the figure is the cost of everything
 around the model. Floor and pipeline run alternately ``--repeat`` times; the table gives the
@@ -29,6 +29,7 @@ from vidrestore.faces.people import PeopleConfig
 from vidrestore.faces.track import TrackerConfig
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe
 from vidrestore.pipeline import PipelineConfig, run
+from vidrestore.pipeline.restoring import glue_workers
 from vidrestore.restore import PassThroughRestorer
 
 from stacks import sampled
@@ -63,9 +64,11 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="where detection, align and paste run (cpu, cuda)")
     ap.add_argument("--no-people", action="store_true", help="leave people linking out (it needs dlib's face descriptor model)")
     ap.add_argument("--no-refine", action="store_true", help="leave RetinaFace's dlib landmark refiner out (it needs the 68-point model)")
+    ap.add_argument("--glue-threads", type=int, default=0, help="threads aligning and pasting faces (0: by the cores, as the product does)")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="then profile one more run: each thread's N heaviest functions")
     args = ap.parse_args()
-    cfg = PipelineConfig(detector=DetectorConfig(backend=args.detector, weights=args.detector_weights, refine_landmarks=not args.no_refine),
+    cfg = PipelineConfig(glue_threads=args.glue_threads,
+                         detector=DetectorConfig(backend=args.detector, weights=args.detector_weights, refine_landmarks=not args.no_refine),
                          tracker=TrackerConfig(detect_every=args.detect_every), people=PeopleConfig(link=not args.no_people))
     device = torch.device(args.device)
     det = create_detector(cfg.detector, device)
@@ -81,7 +84,8 @@ def main() -> None:
     wall, cpu, rep = min(runs, key=lambda r: r[0])
     frames = rep.frames_in
     print(f"clip: {args.clip.name}, {frames} frames, detector {rep.detector}, detect every {args.detect_every}, "
-          f"device {device}, {torch.get_num_threads()} CPU threads, people linking {'off' if args.no_people else 'on'}, "
+          f"device {device}, {torch.get_num_threads()} CPU threads, glue threads {(args.glue_threads or glue_workers()) if device.type == 'cpu' else 'none (on the device)'}, "
+          f"people linking {'off' if args.no_people else 'on'}, "
           f"landmark refiner {'off' if args.no_refine else 'as the detector has it'}, "
           f"fastest of {len(runs)} runs")
     print(f"{'stage':24s} {'seconds':>8s} {'fps':>8s} {'CPU s':>8s}")

@@ -1033,19 +1033,18 @@ def test_a_toned_shot_keeps_its_tone_and_a_colour_shot_its_colours(sample_clip, 
     assert min(tone_spread(np.clip(f, 0, 255).astype(np.uint8)) for f in out[:14]) > 1.5
 
 
-def test_pass_2_spread_over_glue_threads_writes_the_same_frames(sample_clip, tmp_path, monkeypatch):
+def test_pass_2_spread_over_glue_threads_writes_the_same_frames(sample_clip, tmp_path):
     """On a many-core machine the crops and pastes of a window run on a few threads
-    (``glue_workers``); the frames written are those of the one-thread run, bit for bit."""
+    (``glue_threads``, by default ``glue_workers``); the frames written are those of the
+    one-thread run, bit for bit."""
     import threading
 
-    import vidrestore.pipeline.restoring as restoring
     from vidrestore.io import EncodeOptions
 
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
-    cfg = PipelineConfig(face_size=64, encode=EncodeOptions(codec="ffv1"))
     outputs = {}
     for workers in (1, 3):
-        monkeypatch.setattr(restoring, "glue_workers", lambda w=workers: w)
+        cfg = PipelineConfig(face_size=64, encode=EncodeOptions(codec="ffv1"), glue_threads=workers)
         run(sample_clip, tmp_path / f"out{workers}.mkv", cfg, Negative(64), torch.device("cpu"), detector=det)
         with VideoReader(tmp_path / f"out{workers}.mkv") as r:
             outputs[workers] = np.stack([f.image for f in r])

@@ -43,6 +43,9 @@ class PipelineConfig:
     # A video whose decoded frames fit in this many MiB is decoded once: pass 1 keeps its frames
     # for pass 2. Longer ones are decoded in each pass, so memory stays bounded (0: always twice).
     decode_once_mib: int = 256
+    # Threads for the per-frame work around the model on the CPU (aligning crops, pasting them
+    # back), each with one torch and one OpenCV thread; 0: by the machine's cores (glue_workers).
+    glue_threads: int = 0
     # Streams the output's container cannot hold (SRT subtitles or fonts in .mp4, a timecode track
     # in .mkv) stop the run before any work unless this is set; then they are left out, and the
     # report says which.
@@ -104,7 +107,7 @@ class PipelineConfig:
     encode: EncodeOptions = field(default_factory=EncodeOptions)
 
     def __post_init__(self) -> None:
-        check_minimums(self, batch_size=0, face_size=16, fade_frames=0, segment_frames=0, decode_once_mib=0)
+        check_minimums(self, batch_size=0, face_size=16, fade_frames=0, segment_frames=0, decode_once_mib=0, glue_threads=0)
         for what, value in [("strength", self.strength), *((f"strength of track {i}", v) for i, v in self.track_strength),
                             *((f"strength of person {i}", v) for i, v in self.person_strength)]:
             if not 0.0 <= value <= 1.0:

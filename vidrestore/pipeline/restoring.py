@@ -121,7 +121,7 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
     def crop(i: int, m: int, matrix: np.ndarray) -> torch.Tensor:
         return crop_faces((seconds if m else tensors)[i], matrix[None], cfg.face_size)
 
-    with glue_threads(device) as glue:
+    with glue_threads(device, cfg.glue_threads) as glue:
         crops = [torch.cat(glue(crop, [(i, m, mat[j]) for j, (i, m) in enumerate(mine)])) for mine, mat in zip(moments, mats)]
     for track, track_crops in zip(active, crops):
         if track.track_id not in contexts:
@@ -138,7 +138,7 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
             masks = torch.ones(len(mine), 1, cfg.face_size, cfg.face_size, device=device)
         else:
             masks = masker(faces) if masker is not None else face_mask(cfg.face_size, device).expand(len(mine), -1, -1, -1)
-        with glue_threads(device):
+        with glue_threads(device, cfg.glue_threads):
             if cfg.colour_match:
                 faces = match_colour(faces, track_crops, face_mask(cfg.face_size, device))
             if track.monochrome:
@@ -158,7 +158,7 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
 
     out: dict[tuple[int, int], Pasted] = {}
     moments_pasted = sorted(pastes)
-    with glue_threads(device) as glue:
+    with glue_threads(device, cfg.glue_threads) as glue:
         for (i, m), pasted in zip(moments_pasted, glue(paste, moments_pasted)):
             if m == 0 or later_rows is None:
                 out[i, m] = pasted
@@ -195,10 +195,10 @@ def _glue_pool(workers: int) -> ThreadPoolExecutor:
 
 
 @contextlib.contextmanager
-def glue_threads(device: torch.device, workers: int | None = None) -> Iterator[Glue]:
+def glue_threads(device: torch.device, workers: int = 0) -> Iterator[Glue]:
     """Run the torch and OpenCV ops around the model (align, colour match, paste) on one CPU thread
     each, and yield a ``glue(function, arguments)`` that spreads per-frame calls over ``workers``
-    threads (default :func:`glue_workers`). Their images are small, and the workers woken for
+    threads (0: :func:`glue_workers`). Their images are small, and the workers woken for
     them spin afterwards on the cores that the decoder and x264 need. On 2 cores, one torch thread
     made the pass-through restore pass 1.2x faster (bench/pipeline.py); one OpenCV thread took the
     align/paste step of a 248-frame clip from 1.0-1.1 to 0.67-0.72 CPU seconds in the same wall
@@ -206,7 +206,7 @@ def glue_threads(device: torch.device, workers: int | None = None) -> Iterator[G
     if device.type != "cpu":
         yield _in_order
         return
-    workers = glue_workers() if workers is None else workers
+    workers = workers or glue_workers()
     threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
