@@ -64,7 +64,7 @@ def main() -> None:
     print(f"{len(images)} frames of {shape[1]}x{shape[0]} in batches of {args.batch}, {det.name}, on {device} "
           f"(torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}); ms per frame")
     for cudnn in (True, False):
-        def two_passes() -> tuple[float, float]:
+        def two_passes(cudnn: bool = cudnn) -> tuple[float, float]:
             with torch.backends.cudnn.flags(enabled=cudnn):
                 return one_pass(), one_pass()
         first, second = on_new_thread(two_passes)

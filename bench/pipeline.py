@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from stacks import sampled
 
 from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.faces.people import PeopleConfig
@@ -31,8 +32,6 @@ from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe
 from vidrestore.pipeline import PipelineConfig, run
 from vidrestore.pipeline.restoring import glue_workers
 from vidrestore.restore import PassThroughRestorer
-
-from stacks import sampled
 
 
 def floor(clip: Path, out: Path, opts: EncodeOptions) -> None:

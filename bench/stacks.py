@@ -17,6 +17,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from types import FrameType
+from typing import Self
 
 
 def _where(frame: FrameType) -> str:
@@ -34,7 +35,7 @@ class StackSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="stack-sampler", daemon=True)
 
-    def __enter__(self) -> StackSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

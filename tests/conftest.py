@@ -332,7 +332,9 @@ def _default_stop_signals() -> None:
 def start_and_signal_when(cmd: list[str], ready: Callable[[], bool], sig: int, timeout: float = 120) -> subprocess.Popen:
     """Start ``cmd`` with the stop signals at their defaults, send it ``sig`` as soon as ``ready()``
     holds, and wait for it to end. Fails if it ended first."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_default_stop_signals)
+    # an ignored signal stays ignored across exec: only the child can reset it
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=_default_stop_signals)  # noqa: PLW1509
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None and not ready():
         time.sleep(0.02)

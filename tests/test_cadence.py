@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,7 +30,7 @@ def test_film_timing_spreads_each_cycles_four_frames_evenly_over_its_time(cycles
     assert [i for i, t in enumerate(timing) if t is None] == sorted(repeats)
     kept = [t for t in timing if t is not None]
     assert kept == [4 * start + 5 * step * k for k in range(4 * cycles)] + [4 * pts[i] for i in range(5 * cycles, count)]
-    assert all(b > a for a, b in zip(kept, kept[1:]))
+    assert all(b > a for a, b in itertools.pairwise(kept))
 
 
 @given(st.lists(st.sampled_from(["film", "still", "video"]), min_size=1, max_size=8), st.integers(0, 4), st.integers(0, 4), st.data())

@@ -1,15 +1,26 @@
 """End-to-end: the CLI on real clips, checked with PyAV; and every bad input as a one-line error."""
 
 import json
-from fractions import Fraction
 import signal
 import subprocess
 import sys
+from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
-from conftest import REPO, aligned_clip, combing, dressed_clip, make_clip, read_pts, resized_clip, shared_file, start_and_signal_when, weave_clip
+from conftest import (
+    REPO,
+    aligned_clip,
+    combing,
+    dressed_clip,
+    make_clip,
+    read_pts,
+    resized_clip,
+    shared_file,
+    start_and_signal_when,
+    weave_clip,
+)
 
 from vidrestore.cli import main
 
@@ -386,7 +397,7 @@ def test_strength_blends_restored_faces_with_the_originals_per_track(two_face_cl
     assert [t["selected"] for t in mixed_report["tracks"]] == [t["id"] == right for t in report["tracks"]]
     assert np.array_equal(frames(mixed), frames(only_right))  # strength 0: the track is not even restored
 
-    _, none, none_report = restore("none", "--strength", "0")
+    _, _none, none_report = restore("none", "--strength", "0")
     assert "strength above 0" in none_report["notes"][0]
     capsys.readouterr()
     assert restore("bad", "--strength", "1.5")[0] == 6 and "from 0 to 1" in capsys.readouterr().err

@@ -39,12 +39,11 @@ def test_exponent_floats_in_yaml_are_numbers(tmp_path):
 
 
 def test_pairs_in_yaml_take_one_type_per_place_and_strengths_are_checked():
-    from vidrestore.config import from_dict
-    from vidrestore.pipeline import PipelineConfig
-
     import numpy as np
 
+    from vidrestore.config import from_dict
     from vidrestore.faces.types import Track
+    from vidrestore.pipeline import PipelineConfig
 
     def track(track_id, person):
         return Track(track_id, 0, np.arange(1), np.zeros((1, 4)), np.zeros((1, 5, 2)), np.ones(1), person=person)

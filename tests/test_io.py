@@ -1,5 +1,6 @@
 
 import dataclasses
+import itertools
 import json
 import threading
 from fractions import Fraction
@@ -8,17 +9,32 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import (captioned_clip, captions, combing, cover_picture, covered_clip, dressed_clip, film_frames, hdr10_clip, hdr10_metadata, make_clip,
-                      read_pts, resized_clip, telecine_clip, timecoded_clip, weave_clip)
+from conftest import (
+    captioned_clip,
+    captions,
+    combing,
+    cover_picture,
+    covered_clip,
+    dressed_clip,
+    film_frames,
+    hdr10_clip,
+    hdr10_metadata,
+    make_clip,
+    read_pts,
+    resized_clip,
+    telecine_clip,
+    timecoded_clip,
+    weave_clip,
+)
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from vidrestore.cli import main
 from vidrestore.errors import InputError, OutputError
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe, remux
-from vidrestore.io.reader import DecodedFrames, FieldFilter, fields_have_own_moments, scan_fields
 from vidrestore.io.encoders import MPEG_RATES, mpeg_rate
 from vidrestore.io.output import atomic_output
+from vidrestore.io.reader import DecodedFrames, FieldFilter, fields_have_own_moments, scan_fields
 from vidrestore.io.remux import check_output
 
 
@@ -448,7 +464,7 @@ def test_generated_sample_is_the_same_clip_every_time(tmp_path):
 def test_remux_appends_to_the_comment_tag_and_keeps_the_others(tmp_path):
     src = make_clip(tmp_path / "a.mp4", [0, 40, 80], audio=True)
     paths = [src, tmp_path / "1.mkv", tmp_path / "2.mp4", tmp_path / "3.mkv"]
-    for n, (a, b) in enumerate(zip(paths, paths[1:]), 1):
+    for n, (a, b) in enumerate(itertools.pairwise(paths), 1):
         remux(a, a, b, comment=f"pass {n}")
     with av.open(str(paths[-1])) as c:
         tags = {k.lower(): v for k, v in c.metadata.items()}
@@ -628,7 +644,7 @@ def test_frames_kept_by_one_pass_are_the_frames_the_next_would_decode(interlaced
     assert kept.complete and len(kept.frames) == len(analysed) == 24 and kept.bytes > 0
     stop = None if length is None else start + length
     assume(wanted is None or any(start <= i < (stop or 24) for i in wanted))  # a read of no frame is an error
-    options = dict(deinterlace=TFF, keep_depth=True, only=wanted, start=start, stop=stop)
+    options = {"deinterlace": TFF, "keep_depth": True, "only": wanted, "start": start, "stop": stop}
     with VideoReader(interlaced_clip, start_pts=analysed[start].pts if start else None, **options) as r:
         decoded = list(r)
     with VideoReader(interlaced_clip, reuse=kept, **options) as r:
@@ -712,8 +728,8 @@ def test_closed_captions_stay_with_their_frames_whatever_is_written_into_them(tm
         for f in r:
             image = f.image.copy()
             image[8:40, 16:48] = 255 - image[8:40, 16:48]
-            [lambda: w.write(f.source, f.pts), lambda: w.write(f.source, f.pts, image, [(16, 8, 48, 40)]),
-             lambda: w.write(f.source, f.pts, image)][f.index % 3]()
+            changed = [(), (image, [(16, 8, 48, 40)]), (image,)][f.index % 3]  # untouched, a region, the whole frame
+            w.write(f.source, f.pts, *changed)
     before = captions(src)
     assert len(before) == 24 and all(before)
     assert captions(dst) == before
@@ -1189,6 +1205,5 @@ def test_a_stop_signal_inside_the_decode_threads_start_is_what_the_reader_raises
         raise KeyboardInterrupt
 
     monkeypatch.setattr(threading.Thread, "start", interrupted_start)
-    with pytest.raises(KeyboardInterrupt):
-        with VideoReader(sample_clip) as reader:
-            next(iter(reader))
+    with pytest.raises(KeyboardInterrupt), VideoReader(sample_clip) as reader:
+        next(iter(reader))

@@ -1,4 +1,5 @@
 import dataclasses
+import itertools
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,12 +11,12 @@ from conftest import aligned_clip, captioned_clip, captions, make_clip, telecine
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vidrestore.errors import ConfigError, UsageError
+from vidrestore.eval.tracks import measure_tracks, output_cadence
 from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.faces.track import TrackerConfig
 from vidrestore.io import VideoReader, probe
 from vidrestore.io.reader import FieldFilter
-from vidrestore.errors import ConfigError, UsageError
-from vidrestore.eval.tracks import measure_tracks, output_cadence
 from vidrestore.pipeline import PipelineConfig, analyse, run
 from vidrestore.pipeline.restoring import pack_pieces
 from vidrestore.pipeline.timing import choose_deinterlace
@@ -495,8 +496,7 @@ def test_frames_without_a_face_are_not_converted_and_the_output_is_the_same(samp
     A run with --preview (which needs every frame's pixels) gives the same output bit for bit."""
     import av
 
-    import vidrestore.io.reader as reader
-    from vidrestore.io import EncodeOptions
+    from vidrestore.io import EncodeOptions, reader
     from vidrestore.pipeline import restore_video
 
     with VideoReader(sample_clip) as r:
@@ -757,7 +757,7 @@ def test_decimate_writes_each_film_frame_once_at_the_films_rate(telecined_clip, 
     with av.open(str(out)) as c, av.open(str(telecined_clip)) as i:
         shown, before = [f.time for f in c.decode(video=0)], [f.time for f in i.decode(video=0)]
         assert [s.type for s in c.streams] == ["video", "audio"]
-    assert max(abs(b - a - 1001 / 24000) for a, b in zip(shown, shown[1:])) <= 0.001  # Matroska's ms
+    assert max(abs(b - a - 1001 / 24000) for a, b in itertools.pairwise(shown)) <= 0.001  # Matroska's ms
     # the film ends when the video did: in step with the sound, which is copied as it was
     assert abs((shown[-1] - shown[0] + 1001 / 24000) - (before[-1] - before[0] + 1001 / 30000)) <= 0.001
     errors = frame_errors(out, film)  # each output frame against each film frame

@@ -1,6 +1,7 @@
 """Resume: the ledger of finished segments, the clean-up of leftovers, and a single-file run that is
 stopped (or killed) in its second segment and continued by the same command."""
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -13,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vidrestore.pipeline.driver as pipeline_run
-from vidrestore.pipeline import Analysis
-from vidrestore.pipeline import segments as pipeline_segments
 from vidrestore.cli import main
 from vidrestore.errors import ModelError, OutputError
+from vidrestore.pipeline import Analysis
+from vidrestore.pipeline import segments as pipeline_segments
 from vidrestore.resume import SegmentLedger, ledger_path, remove_leftovers
 
 RESTORE_VIDEO = pipeline_run.restore_video
@@ -33,8 +34,8 @@ def test_a_finished_segment_is_reused_only_while_intact_and_under_the_same_finge
     seg.write_bytes(b"x" * 100)
     ledger = SegmentLedger(out, "fp1")
     assert ledger.finished() == {}  # no ledger yet
-    ledger.record(seg, range(0, 16), 16)
-    assert {p: (f.frames, f.written) for p, f in ledger.finished().items()} == {seg: (range(0, 16), 16)}
+    ledger.record(seg, range(16), 16)
+    assert {p: (f.frames, f.written) for p, f in ledger.finished().items()} == {seg: (range(16), 16)}
     assert remove_leftovers(out, keep=ledger.finished()) == 0 and seg.exists()
     seg.write_bytes(b"x" * 99)  # cut short (or rewritten) since it was recorded
     assert ledger.finished() == {}
@@ -46,7 +47,7 @@ def test_a_finished_segment_is_reused_only_while_intact_and_under_the_same_finge
     seg.write_bytes(b"x" * 100)
     carry = tmp_path / ".o.seg0000.carry"
     carry.write_bytes(b"c" * 10)
-    ledger.record(seg, range(0, 16), 16, carry)
+    ledger.record(seg, range(16), 16, carry)
     assert ledger.files() == [seg, carry]
     assert remove_leftovers(out, keep=ledger.files()) == 0 and carry.exists()
     carry.write_bytes(b"c" * 9)  # the state it hands on changed: the segment is not vouched for either
@@ -180,11 +181,11 @@ def test_segments_split_long_shots_only_where_a_window_starts(shot_lengths, segm
     from vidrestore.shots import Shot
 
     bounds = np.cumsum([0, *shot_lengths])
-    shots = [Shot(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    shots = [Shot(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
     analysis = Analysis(int(bounds[-1]), shots, [], "test")
     segments = pipeline_segments.plan_segments(analysis, segment_frames, window)
     assert segments[0].start == 0 and segments[-1].stop == analysis.frames
-    assert all(a.stop == b.start for a, b in zip(segments, segments[1:]))
+    assert all(a.stop == b.start for a, b in itertools.pairwise(segments))
     for seg in segments[1:]:
         shot = next(s for s in shots if s.start <= seg.start < s.end)
         assert seg.start == shot.start or (window and (seg.start - shot.start) % window == 0)

@@ -3,7 +3,15 @@ import pytest
 import torch
 
 from vidrestore.diffusion.flow import consistency_mask, dis_flow, flows_to_previous, warp
-from vidrestore.diffusion.sampler import SamplerConfig, TemporalInputs, TemporalState, TrackNoise, TrackSpan, make_scheduler, sample
+from vidrestore.diffusion.sampler import (
+    SamplerConfig,
+    TemporalInputs,
+    TemporalState,
+    TrackNoise,
+    TrackSpan,
+    make_scheduler,
+    sample,
+)
 from vidrestore.models.flipnet import RESTORE, Flipnet, load_config
 
 

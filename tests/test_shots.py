@@ -35,8 +35,8 @@ def _mix(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (a * (1 - t) + b * t).round().astype(np.uint8)
 
 
-def _detect(frames, config: ShotConfig = ShotConfig()) -> tuple[list[int], ShotDetector]:
-    det = ShotDetector(config)
+def _detect(frames, config: ShotConfig | None = None) -> tuple[list[int], ShotDetector]:
+    det = ShotDetector(config or ShotConfig())
     answers = [a for f in frames for a in det.update(f)] + det.finish()
     assert len(answers) == len(frames)
     return [i for i, cut in enumerate(answers) if cut], det

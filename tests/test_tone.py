@@ -6,7 +6,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vidrestore.faces.tone import LUMA, MAX_GAIN, MONOCHROME_LEVELS, WHITE, for_detection, keep_tone, tone_curves, tone_spread, tone_spreads
+from vidrestore.faces.tone import (
+    LUMA,
+    MAX_GAIN,
+    MONOCHROME_LEVELS,
+    WHITE,
+    for_detection,
+    keep_tone,
+    tone_curves,
+    tone_spread,
+    tone_spreads,
+)
 
 WEIGHTS = torch.tensor(LUMA).view(1, 3, 1, 1)
 
@@ -94,7 +104,7 @@ def test_colour_pictures_are_not_monochrome(sample_clip):
     assert tone_spread(frame) > 2 * MONOCHROME_LEVELS
     grey = np.repeat((frame @ np.asarray(LUMA)).round().astype(np.uint8)[..., None], 3, 2)
     assert tone_spread(grey) < 0.1
-    assert abs(tone_spread((frame.astype(np.uint16) * 257)) - tone_spread(frame)) < 0.05  # 16-bit frames alike
+    assert abs(tone_spread(frame.astype(np.uint16) * 257) - tone_spread(frame)) < 0.05  # 16-bit frames alike
 
 
 @pytest.mark.parametrize("part", ["logo", "border"])

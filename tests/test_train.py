@@ -1,4 +1,5 @@
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from vidrestore.train.data import pack_faces
-from vidrestore.train.trainer import Trainer, TrainConfig, load_train_config, lr_factor
+from vidrestore.train.trainer import TrainConfig, Trainer, load_train_config, lr_factor
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +70,9 @@ def test_lr_warms_up_holds_then_decays_to_its_floor(warmup, start, length, floor
     cfg = TrainConfig(warmup_steps=warmup, decay_from_step=start, decay_steps=length, decay_to=floor)
     factors = [lr_factor(cfg, s) for s in range(700)]
     assert factors[0] == pytest.approx(1 / warmup) and factors[warmup - 1] == 1.0
-    assert all(b >= a - 1e-12 for a, b in zip(factors[:warmup], factors[1:warmup]))
+    assert all(b >= a - 1e-12 for a, b in itertools.pairwise(factors))
     after = factors[max(warmup - 1, start):]
-    assert all(b <= a + 1e-12 for a, b in zip(after, after[1:]))  # never rises again after warm-up
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(after))  # never rises again after warm-up
     assert all(floor - 1e-12 <= f <= 1 for f in after)
     if start:
         assert factors[start + length] == pytest.approx(floor) and factors[-1] == pytest.approx(floor)

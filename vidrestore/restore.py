@@ -52,20 +52,24 @@ def save_contexts(contexts: dict[int, TrackContext], path: Path) -> None:
                                             "stateful": ",".join(str(i) for i, c in contexts.items() if c.state is not None)})
 
 
+def _numbered(tensors: dict[str, torch.Tensor], prefix: str) -> list[torch.Tensor]:
+    """The tensors named ``prefix`` and a number, in the order of their numbers."""
+    numbered = {int(k[len(prefix):]): t for k, t in tensors.items() if k.startswith(prefix) and k[len(prefix):].isdigit()}
+    return [numbered[i] for i in sorted(numbered)]
+
+
 def load_contexts(path: Path, device: torch.device) -> dict[int, TrackContext]:
     """The contexts :func:`save_contexts` wrote, on ``device``."""
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
-        tensors = {key: f.get_tensor(key).to(device) for key in f.keys()}
+        tensors = {key: f.get_tensor(key).to(device) for key in f.keys()}  # noqa: SIM118 (safe_open is no mapping)
     ids = lambda field: [int(i) for i in meta.get(field, "").split(",") if i]
     contexts = {}
     for track_id in ids("tracks"):
         mine = {key.split(".", 1)[1]: t for key, t in tensors.items() if key.split(".", 1)[0] == str(track_id)}
-        ordered = lambda prefix: [mine[k] for k in sorted((k for k in mine if k.startswith(prefix) and k[len(prefix):].isdigit()),
-                                                           key=lambda k: int(k[len(prefix):]))]
         state = None
         if track_id in ids("stateful"):
-            state = TemporalState(TrackNoise(mine["noise.start"], ordered("noise.")), ordered("x0.") or None)
+            state = TemporalState(TrackNoise(mine["noise.start"], _numbered(mine, "noise.")), _numbered(mine, "x0.") or None)
         crop = mine.get("last_crop")
         contexts[track_id] = TrackContext(track_id, mine.get("identity"), state, None if crop is None else crop.cpu().numpy())
     return contexts

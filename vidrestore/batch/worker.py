@@ -20,14 +20,14 @@ import torch
 from ..faces.detect import DetectorConfig, FaceDetector, create_detector
 from ..faces.parsing import ParsingMasker as Masker
 from ..io import probe, remux
-from ..io.sequence import number_offset
 from ..io.output import atomic_output
 from ..io.remux import check_output, left_out_note
+from ..io.sequence import number_offset
 from ..options import RestoreOptions, build_restorer
 from ..pipeline import Analysis, PipelineConfig, Progress, analyse, check_paths, restore_video
 from ..pipeline.analysis import selected_tracks
-from ..pipeline.report import build_report, copy_note, encoding, provenance, quality_check, video_notes, write_faces
 from ..pipeline.driver import create_masker, mask_name
+from ..pipeline.report import build_report, copy_note, encoding, provenance, quality_check, video_notes, write_faces
 from ..pipeline.segments import carried_in, carry_path, encoded_segments, hand_on, segment_path, segment_starts
 from ..pipeline.timing import check_timing, decimates, played_at
 from ..restore import Restorer

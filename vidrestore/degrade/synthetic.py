@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 
 
-
 @dataclass(frozen=True)
 class DegradationConfig:
     """Ranges ``[low, high]`` are sampled uniformly (log-uniform for ``downscale``); ``*_prob`` gate a step."""

@@ -18,8 +18,8 @@ from ..io import VideoReader
 from ..pipeline import PipelineConfig, analyse
 from ..train.data import list_images, read_rgb
 from . import niqe as niqe_metric
-from .tracks import SIDES, TrackMeter, measure_tracks, output_cadence
 from .metrics import UNAVAILABLE, identity_cosine, landmark_distance, psnr, ssim
+from .tracks import SIDES, TrackMeter, measure_tracks, output_cadence
 
 SCHEMA_VERSION = 3
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .types import Detection
 
-_LK = dict(winSize=(15, 15), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+_LK = {"winSize": (15, 15), "maxLevel": 3, "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
 MIN_POINTS = 8  # fewer consistent corners than this: the motion is not trusted (blur, occlusion, exit)
 
 

@@ -118,7 +118,7 @@ def contact_sheet(faces: dict[int, np.ndarray], person_of: dict[int, int], per_r
     (colour images, all one size) of their tracks, each with its track id, ``per_row`` to a row."""
     size = next(iter(faces.values())).shape[0]
     rows = []
-    for person in sorted(set(person_of[t] for t in faces)):
+    for person in sorted({person_of[t] for t in faces}):
         tracks = sorted(t for t in faces if person_of[t] == person)
         for start in range(0, len(tracks), per_row):
             row = np.zeros((size, size + per_row * size, 3), np.uint8)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-
 HEADER = 2048  # the generic (768 + 640 + 256 bytes) and industry (256 + 256) headers in full
 FIELDS = (1724, 1920, 1924, 1940)  # film frame rate (float), television timecode, user bits, frame rate: 4 bytes each
 _IMAGE_OFFSET, _FILE_SIZE, _ELEMENTS, _ELEMENT_OFFSET = 4, 16, 770, 808  # where an extended header is re-pointed

@@ -289,8 +289,8 @@ def master_note(source: VideoInfo, encoder: str, output: str | Path) -> list[str
     keep = "ffv1" if lossless else _MASTER_ENCODERS[source.codec]
     *others, last = [suffix for muxer, suffix in _MASTER_SUFFIXES.items() if keep in _MASTER_MUXERS[muxer]]
     holders = f"{', '.join(others)} or {last}" if others else last
-    return [f"the input is {kind} ({'lossless' if lossless else 'an editing master'}), and the {Path(output).suffix} output "
-            f"was encoded with {encoder}, which is lossy: write a {holders} to keep a master (--codec {keep})"]
+    return [(f"the input is {kind} ({'lossless' if lossless else 'an editing master'}), and the {Path(output).suffix} output "
+             f"was encoded with {encoder}, which is lossy: write a {holders} to keep a master (--codec {keep})")]
 
 
 _MASTER_SUFFIXES = {"matroska": ".mkv", "mov": ".mov", "mxf": ".mxf", "avi": ".avi"}
@@ -301,8 +301,8 @@ def dolby_vision_note(source: VideoInfo) -> list[str]:
     and loses the dynamic metadata (RPU), which vidrestore does not carry (a copied stream keeps its RPU units)."""
     if not source.dolby_vision:
         return []
-    return ["the input is Dolby Vision: its dynamic metadata (RPU) is not carried into the re-encoded video, which players "
-            "show as its base layer (HDR10, HLG or SDR, by the input's profile)"]
+    return [("the input is Dolby Vision: its dynamic metadata (RPU) is not carried into the re-encoded video, which players "
+             "show as its base layer (HDR10, HLG or SDR, by the input's profile)")]
 
 
 _CRF_TOP = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "libvpx": 63, "libsvtav1": 63}  # the largest --crf each takes

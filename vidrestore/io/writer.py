@@ -317,10 +317,10 @@ def check_writable(output: str | Path, options: EncodeOptions, source: VideoInfo
     level = av.logging.get_level()
     av.logging.set_level(av.logging.ERROR)  # FFmpeg's reason reaches the exception, and Capture keeps it off the terminal
     try:
-        with tempfile.TemporaryDirectory() as scratch, av.logging.Capture(local=False):  # the encoding thread's too
-            with VideoWriter(Path(scratch) / f"trial{Path(output).suffix}", source, options) as writer:
-                width, height = source.display_size
-                writer.write(None, source.start_pts or 0, np.zeros((height, width, 3), np.uint8))
+        with (tempfile.TemporaryDirectory() as scratch, av.logging.Capture(local=False),  # the encoding thread's too
+              VideoWriter(Path(scratch) / f"trial{Path(output).suffix}", source, options) as writer):
+            width, height = source.display_size
+            writer.write(None, source.start_pts or 0, np.zeros((height, width, 3), np.uint8))
     except OutputError as exc:
         raise OutputError(f"{Path(output).name} cannot be written: {exc}") from exc
     finally:

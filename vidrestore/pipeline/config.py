@@ -18,7 +18,6 @@ from ..io import EncodeOptions
 from ..io.sequence import DEFAULT_RATE
 from ..shots import ShotConfig
 
-
 Progress = Callable[[str, int, int, int], None]  # (stage, frames done, frames total, faces so far)
 
 

@@ -18,18 +18,27 @@ from ..faces.detect import FaceDetector, create_detector
 from ..faces.parsing import ParsingMasker as Masker
 from ..faces.parsing import create_masker as parsing_masker
 from ..io import probe, remux
-from ..io.reader import DecodedFrames
-from ..io.sequence import files_of, find_sequence, has_number_field, is_sequence, number_offset, sequences_in, unsupported_type
 from ..io.encoders import check_encoder
 from ..io.output import atomic_output
+from ..io.reader import DecodedFrames
 from ..io.remux import check_output, left_out_note
+from ..io.sequence import files_of, find_sequence, has_number_field, is_sequence, number_offset, sequences_in, unsupported_type
 from ..restore import Restorer, TrackContext
 from ..resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .analysis import analyse, selected_tracks
 from .config import PipelineConfig, Progress
 from .report import Report, build_report, copy_note, encoding, provenance, quality_check, video_notes, write_faces
 from .restoring import restore_video
-from .segments import carried_in, carry_path, clean_segments, encoded_segments, hand_on, segment_path, segment_starts, without_segments
+from .segments import (
+    carried_in,
+    carry_path,
+    clean_segments,
+    encoded_segments,
+    hand_on,
+    segment_path,
+    segment_starts,
+    without_segments,
+)
 from .timing import check_timing, decimates, played_at
 
 

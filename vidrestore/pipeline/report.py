@@ -62,16 +62,16 @@ def deinterlace_note(analysis: Analysis, cfg: PipelineConfig, rotation: int = 0)
     if fields is None:
         asked = [flag for flag, on in (("--keep-fields", cfg.keep_fields), ("--double-rate", cfg.double_rate),
                                        ("--decimate", cfg.decimate)) if on]
-        return [f"{asked[0]} changed nothing: the video was not deinterlaced (it looks progressive, or --deinterlace off "
-                "kept its fields)"] if asked else []
+        return [(f"{asked[0]} changed nothing: the video was not deinterlaced (it looks progressive, or --deinterlace off "
+                 "kept its fields)")] if asked else []
     how = f"{fields.describe()} ({analysis.fields})"
     if cfg.keep_fields:
         rate = "a face for each field" if fields_have_own_moments(fields, rotation) else "a face for each frame"
         return [f"faces restored on frames {how}, {rate}, and pasted into the input's fields: the output keeps them, {fields.parity}"]
     if cfg.double_rate:
         return [f"{how}, a frame for each field (--double-rate): twice the input's frames, each with the face it showed"] \
-            if doubles_rate(fields) else [f"--double-rate changed nothing: {how} gives back the film's own frames, which have "
-                                          "no fields of their own; the output keeps the input's rate"]
+            if doubles_rate(fields) else [(f"--double-rate changed nothing: {how} gives back the film's own frames, which have "
+                                           "no fields of their own; the output keeps the input's rate")]
     if cfg.decimate:
         if decimates(analysis, cfg):
             video = len(analysis.video_cycles) if cfg.hybrid else 0
@@ -81,15 +81,15 @@ def deinterlace_note(analysis: Analysis, cfg: PipelineConfig, rotation: int = 0)
             if run >= HYBRID_HINT_CYCLES:
                 kept = f"; from frame {first}, {run} cycles of 5 in a row look like video shot at the video rate (no frame " \
                        "repeats), and each lost a real frame: --hybrid keeps such cycles whole"
-            return [f"{how}, decimated (--decimate): the {len(left_out(analysis, cfg))} frames that repeated a film frame were "
-                    f"left out, and the film's own frames are timed at 4/5 of the input's rate{kept}"]
+            return [(f"{how}, decimated (--decimate): the {len(left_out(analysis, cfg))} frames that repeated a film frame were "
+                     f"left out, and the film's own frames are timed at 4/5 of the input's rate{kept}")]
         why = "its fields are moments of their own, not film in pulldown" if not fields.match else \
             "its frames are not evenly spaced" if not analysis.film_pts else \
             "in every cycle of 5 each frame is a moment of its own (video shot at the video rate, which --hybrid keeps)"
         return [f"--decimate changed nothing: {how}; {why}, so no frame repeats a film frame"]
     doubling = ", --double-rate writes a frame for each field" if doubles_rate(fields) else ""
-    return [f"{how}; --keep-fields pastes the faces into the input's fields and keeps them{doubling}, --deinterlace off "
-            "keeps the fields and restores faces on them"]
+    return [(f"{how}; --keep-fields pastes the faces into the input's fields and keeps them{doubling}, --deinterlace off "
+             "keeps the fields and restores faces on them")]
 
 
 def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
@@ -134,8 +134,8 @@ def undecoded_pictures_note(analysis: Analysis, pattern: Path) -> list[str]:
     if not lost:
         return []
     names = ", ".join(numbered(pattern, n).name for n in lost[:5]) + (", ..." if len(lost) > 5 else "")
-    return [f"{len(lost)} pictures could not be decoded and were not restored ({names}); "
-            "a sequence written from this one lacks their numbers"]
+    return [(f"{len(lost)} pictures could not be decoded and were not restored ({names}); "
+             "a sequence written from this one lacks their numbers")]
 
 
 def monochrome_note(analysis: Analysis) -> list[str]:
@@ -168,8 +168,8 @@ def aligned_hint(analysis: Analysis, cfg: PipelineConfig, info: VideoInfo) -> li
     miss a face that fills the whole frame, as in the aligned test clips of face video benchmarks."""
     if analysis.tracks or analysis.too_small or cfg.aligned or info.width != info.height or info.width > 1024:
         return []
-    return ["no face was found in these square frames: if they are aligned face crops (as the test clips of KEEP and VFHQ), "
-            "--aligned restores each shot whole"]
+    return [("no face was found in these square frames: if they are aligned face crops (as the test clips of KEEP and VFHQ), "
+             "--aligned restores each shot whole")]
 
 
 def copy_note(analysis: Analysis, encoded_because: str = "") -> str:

@@ -22,16 +22,16 @@ import torch
 from ..anchor import IdentityCrops
 from ..faces.align import crop_faces, face_matrices
 from ..faces.parsing import ParsingMasker as Masker
-from ..faces.pose import frontal_weight
 from ..faces.paste import face_mask, match_colour, paste_faces
+from ..faces.pose import frontal_weight
 from ..faces.tone import keep_tone
 from ..faces.types import Track
 from ..io import VideoInfo, VideoReader, VideoWriter, probe
+from ..io.containers import stores_rotation
+from ..io.encoders import check_encoder
 from ..io.linear import displayed
 from ..io.reader import DecodedFrames
 from ..io.sequence import IMAGE_ENCODERS
-from ..io.containers import stores_rotation
-from ..io.encoders import check_encoder
 from ..restore import Restorer, TrackContext
 from ..shots import Shot
 from ..stopping import raise_if_stopped

@@ -7,6 +7,7 @@ comes at.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -118,7 +119,7 @@ def steady(pts: list[int | None], info: VideoInfo) -> bool:
     within a tick of rounding (Matroska's 1 ms ticks give 33 and 34 at 29.97 fps)."""
     known = [p for p in pts if p is not None]
     return bool(info.average_rate) and len(known) == len(pts) > 0 and \
-        all(abs(b - a - info.frame_ticks) <= 1 for a, b in zip(known, known[1:]))
+        all(abs(b - a - info.frame_ticks) <= 1 for a, b in itertools.pairwise(known))
 
 
 def at_steady_rate(info: VideoInfo, pts: list[int | None]) -> VideoInfo:
@@ -129,7 +130,7 @@ def at_steady_rate(info: VideoInfo, pts: list[int | None]) -> VideoInfo:
     if steady(pts, info):
         return dataclasses.replace(info, constant_rate=True)
     step = cadence.frame_step(pts)
-    exact = step is not None and all(b - a == step for a, b in zip(pts, pts[1:]))  # not Matroska's 33 and 34 ms
+    exact = step is not None and all(b - a == step for a, b in itertools.pairwise(pts))  # not Matroska's 33 and 34 ms
     return dataclasses.replace(info, constant_rate=exact, average_rate=1 / (step * info.time_base) if exact else info.average_rate)
 
 
