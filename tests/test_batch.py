@@ -1,12 +1,16 @@
 """Batch jobs: inputs and manifests, resume and skip-on-hash, failure isolation, crash recovery,
 segment split/join exactness, and a run on a local Ray instance."""
 
+import argparse
+import dataclasses
 import itertools
 import json
 import shutil
 import signal
 import sqlite3
 import sys
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,10 +21,10 @@ import torch
 from conftest import ONE_TAKE, make_clip, read_pts, start_and_signal_when
 
 from vidrestore.batch.items import ItemSpec, assign_outputs, expand_inputs, read_manifest
-from vidrestore.batch.runner import InProcessExecutor
+from vidrestore.batch.runner import BatchProgress, InProcessExecutor, run_batch
 from vidrestore.batch.state import STATE_NAME, JobState
-from vidrestore.batch.worker import RestoreWorker
-from vidrestore.cli import main
+from vidrestore.batch.worker import Item, RestoreWorker
+from vidrestore.cli import add_restore_options, main, options_from_args
 from vidrestore.diffusion.sampler import SamplerConfig
 from vidrestore.errors import OutputError, UsageError
 from vidrestore.faces.detect import DetectorConfig, create_detector
@@ -52,6 +56,109 @@ def clips(sample_clip, tmp_path) -> list[Path]:
     for p in paths:
         shutil.copy(sample_clip, p)
     return paths
+
+
+def _run_in_process(items: list[Item], out: Path, overlap: bool) -> None:
+    progress = BatchProgress(len(items), 0, quiet=True)
+    with JobState(out) as state:
+        for item in items:
+            state.register(item.output, item.input, item.fingerprint, item.options.model)
+        executor = InProcessExecutor("cpu", progress, overlap=overlap)
+        try:
+            run_batch(items, state, executor, 1, progress)
+        finally:
+            executor.close()
+        assert [r.status for r in state.rows()] == ["done"] * len(items)
+
+
+def test_the_next_item_is_analysed_while_one_is_restored_and_each_is_decoded_once(clips, tiny_model, tmp_path, monkeypatch):
+    """The in-process batch analyses an item on a thread of its own while the calling thread
+    restores the one before it, and the frames the analysis decoded are restored without decoding
+    them again. The outputs equal those of a run that takes one item at a time and decodes in each
+    pass, frame for frame (ffv1)."""
+    from vidrestore.io.reader import VideoReader
+
+    parser = argparse.ArgumentParser()
+    add_restore_options(parser)
+    options = options_from_args(parser.parse_args(["--model", str(tiny_model), "--detector", "dlib", "--detect-every", "3",
+                                                   "--codec", "ffv1"]))
+    events, decodes = [], []
+
+    def logged(name: str):
+        real = getattr(RestoreWorker, name)
+
+        def step(self, plan, *rest):
+            start = time.perf_counter()
+            try:
+                return real(self, plan, *rest)
+            finally:
+                item = plan if name == "analyse" else plan.item
+                events.append((name, item.input.name, threading.current_thread().name, start, time.perf_counter()))
+        return step
+
+    for name in ("analyse", "restore_segment"):
+        monkeypatch.setattr(RestoreWorker, name, logged(name))
+    real_decode = VideoReader._decode
+    monkeypatch.setattr(VideoReader, "_decode", lambda self: decodes.append(self.path.name) or real_decode(self))
+    outputs = {}
+    for overlap, mib in ((True, 256), (False, 0)):
+        events.clear(), decodes.clear()
+        run_options = dataclasses.replace(options, pipeline=dataclasses.replace(options.pipeline, decode_once_mib=mib))
+        out = tmp_path / f"out-{overlap}"
+        out.mkdir()
+        _run_in_process([Item(c, out / f"{c.stem}.mkv", run_options, run_options.fingerprint_for(c)) for c in clips], out, overlap)
+        outputs[overlap] = [_frames(out / f"{c.stem}.mkv") for c in clips]
+        if overlap:
+            threads = {kind: {thread for k, _, thread, _, _ in events if k == kind} for kind in ("analyse", "restore_segment")}
+            assert threads == {"analyse": {"vidrestore-analyse_0"}, "restore_segment": {"MainThread"}}
+            span = {(kind, name): (start, end) for kind, name, _, start, end in events}
+            for before, after in itertools.pairwise(clips):
+                assert span["analyse", after.name][0] < span["restore_segment", before.name][1]  # at once
+            assert sorted(decodes) == sorted(c.name for c in clips)  # pass 1 alone decoded
+        else:
+            assert all(decodes.count(c.name) >= 2 for c in clips)
+            order = [(kind, name) for kind, name, *_ in sorted(events, key=lambda e: e[3])]
+            assert order == [(kind, c.name) for c in clips for kind in ("analyse", "restore_segment")]
+    assert all(len(a) == 24 and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+               for a, b in zip(outputs[True], outputs[False], strict=True))
+    assert not np.array_equal(outputs[True][0][5], _frames(clips[0])[5])  # restored, not copied
+    # by default only where the model runs on an accelerator (on the CPU it takes every core itself)
+    assert (InProcessExecutor("cpu").slots, InProcessExecutor("cuda").slots, InProcessExecutor("cpu", overlap=True).slots) == (1, 2, 2)
+
+
+def test_ctrl_c_while_the_next_item_is_analysed_stops_both_and_leaves_every_item_pending(clips, tmp_path, monkeypatch):
+    """Ctrl-C lands in the item being restored while the next one is analysed on its own thread:
+    the analysis stops at its next checkpoint, the executor waits for it, and both items go back
+    to pending with no file of theirs left."""
+    from vidrestore.stopping import stops_cleanly_on_termination
+
+    parser = argparse.ArgumentParser()
+    add_restore_options(parser)
+    options = options_from_args(parser.parse_args(["--model", "none", "--detector", "dlib", "--detect-every", "1"]))
+    analysed, real_analyse = [], RestoreWorker.analyse
+
+    def analyse(self, item, progress=None):
+        try:
+            plan = real_analyse(self, item, progress)
+            analysed.append((item.input.name, "done"))
+            return plan
+        except KeyboardInterrupt:
+            analysed.append((item.input.name, "stopped"))
+            raise
+
+    def interrupted(self, plan, index, progress=None):
+        signal.raise_signal(signal.SIGINT)  # as Ctrl-C: the handler notes the stop and raises here
+
+    monkeypatch.setattr(RestoreWorker, "analyse", analyse)
+    monkeypatch.setattr(RestoreWorker, "restore_segment", interrupted)
+    out = tmp_path / "out"
+    out.mkdir()
+    items = [Item(c, out / c.name, options, options.fingerprint_for(c)) for c in clips]
+    with stops_cleanly_on_termination(), pytest.raises(KeyboardInterrupt):
+        _run_in_process(items, out, overlap=True)
+    assert analysed == [(clips[0].name, "done"), (clips[1].name, "stopped")]
+    assert [s for s, _, _ in _rows(out).values()] == ["pending"] * 3
+    assert not [p.name for p in out.iterdir() if "clip" in p.name]
 
 
 def test_split_and_join_equals_one_pass_frame_for_frame(three_shot_clip, tiny_model, tmp_path):

@@ -686,6 +686,24 @@ def test_a_stream_that_outgrows_the_budget_is_not_kept_and_is_decoded_again(inte
         VideoReader(interlaced_clip, start=3, keep=DecodedFrames(1 << 20))
 
 
+def test_kept_frames_sent_to_another_process_arrive_dropped_and_are_decoded_there(interlaced_clip):
+    """A batch item's plan goes to a Ray worker pickled: the frames kept in this process's memory
+    do not travel with it (AVFrames would not pickle), and the worker's pass decodes them."""
+    import pickle
+
+    kept = DecodedFrames(64 << 20)
+    with VideoReader(interlaced_clip, keep=kept) as r:
+        whole = list(r)
+    assert kept.complete and len(kept.frames) == 24
+    sent = pickle.loads(pickle.dumps(kept))
+    assert (sent.frames, sent.complete, sent.dropped, sent.budget_bytes) == ([], False, True, kept.budget_bytes)
+    assert len(kept.frames) == 24  # this process's copy keeps them
+    with VideoReader(interlaced_clip, reuse=sent) as r:
+        again = list(r)
+    assert [f.pts for f in again] == [f.pts for f in whole]
+    assert all(a.source is not b.source and np.array_equal(a.image, b.image) for a, b in zip(again, whole))
+
+
 def test_probe_sees_a_file_that_was_replaced(tmp_path):
     path = tmp_path / "clip.mp4"
     make_clip(path, [0, 40, 80], size=(48, 64))

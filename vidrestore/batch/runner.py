@@ -11,10 +11,12 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import UsageError, VidrestoreError
+from ..pipeline import Progress
 from ..pipeline.segments import segment_path, starts_inside_shot
 from ..resume import SegmentLedger, keeps_segments, remove_leftovers
 from ..stopping import raise_if_stopped
@@ -58,44 +60,72 @@ def one_line(exc: BaseException) -> str:
 
 
 class InProcessExecutor:
-    slots = 1
+    """Runs the jobs in this process: restoring and finishing on the calling thread, one at a time
+    and in the order they came, and, with ``overlap``, each item's analysis on a thread of its own,
+    so that the next item is decoded, cut and its faces tracked while this one is restored and
+    encoded (two items in flight, as Ray keeps one more item than it has actors). A finished
+    analysis is answered first, so that its segments queue up behind the restoring item's.
 
-    def __init__(self, device: str, progress: BatchProgress | None = None):
+    ``overlap`` defaults to on where the models run on an accelerator, whose host cores then have
+    room for an analysis; on the CPU the model already takes every core, and three items of the
+    shipped model on 2 cores took 104.5 s overlapped against 87.8 s one at a time (bench/batch.py).
+    Without a model (``--model none``) it helps there too (1.51x against 1.70x the floor)."""
+
+    def __init__(self, device: str, progress: BatchProgress | None = None, overlap: bool | None = None):
         self.worker = RestoreWorker(device)
-        self.queue: deque[Job] = deque()
+        self.queue: deque[Job] = deque()  # the calling thread's jobs, oldest first
+        self.analysing: dict[Future, Job] = {}
+        overlap = self.worker.device.type != "cpu" if overlap is None else overlap
+        self.lane = ThreadPoolExecutor(1, thread_name_prefix="vidrestore-analyse") if overlap else None
+        self.slots = 2 if overlap else 1  # how many items to keep in flight
         self.progress = progress
         self.current = "idle"
 
     def submit(self, job: Job) -> None:
-        self.queue.append(job)
+        if job.kind == "analyse" and self.lane is not None:
+            self.analysing[self.lane.submit(self._run, job)] = job
+        else:
+            self.queue.append(job)
 
     def next_done(self) -> tuple[Job, object]:
+        answered = next((f for f in self.analysing if f.done()), None)
+        if answered is None and not self.queue:
+            answered = next(iter(wait(self.analysing, return_when=FIRST_COMPLETED).done))
+        if answered is not None:
+            return self.analysing.pop(answered), answered.result()  # re-raises an interruption
         job = self.queue.popleft()
         self.current = job.describe()
         if self.progress:
             self.progress.workers = self.workers()
             self.progress.render(force=True)
-        live = self.progress.live_frames if self.progress else None
         try:
-            if job.kind == "analyse":
-                return job, self.worker.analyse(job.item)
-            if job.kind == "segment":
-                return job, self.worker.restore_segment(job.plan, job.index, live)
-            return job, finish(job.plan, job.frames, job.reused, job.notes)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as exc:  # noqa: BLE001 - one item's failure must not stop the batch
-            return job, exc
+            return job, self._run(job, self.progress.live_frames if self.progress else None)
         finally:
             self.current = "idle"
             if self.progress:
                 self.progress.live = 0
 
+    def _run(self, job: Job, live: Progress | None = None) -> object:
+        """The job's result, or the exception it raised (an interruption is raised)."""
+        try:
+            if job.kind == "analyse":
+                return self.worker.analyse(job.item)
+            if job.kind == "segment":
+                return self.worker.restore_segment(job.plan, job.index, live)
+            return finish(job.plan, job.frames, job.reused, job.notes)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one item's failure must not stop the batch
+            return exc
+
     def workers(self) -> list[str]:
-        return [f"{self.worker.device}: {self.current}"]
+        analysing = [f"{'analysing' if f.running() else 'next'}: {job.item.input.name}" for f, job in self.analysing.items()]
+        return [f"{self.worker.device}: {self.current}", *analysing]
 
     def close(self) -> None:
-        pass
+        """Wait for an analysis still running: after a stop signal it ends at its next checkpoint."""
+        if self.lane is not None:
+            self.lane.shutdown(wait=True, cancel_futures=True)
 
 
 class RayExecutor:

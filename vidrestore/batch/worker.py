@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +23,13 @@ from ..faces.detect import DetectorConfig, FaceDetector, create_detector
 from ..faces.parsing import ParsingMasker as Masker
 from ..io import probe, remux
 from ..io.output import atomic_output
+from ..io.reader import DecodedFrames
 from ..io.remux import check_output, left_out_note
 from ..io.sequence import number_offset
 from ..options import RestoreOptions, build_restorer
 from ..pipeline import Analysis, PipelineConfig, Progress, analyse, check_paths, restore_video
 from ..pipeline.analysis import selected_tracks
-from ..pipeline.driver import create_masker, mask_name
+from ..pipeline.driver import create_masker, frames_to_keep, mask_name
 from ..pipeline.report import build_report, copy_note, encoding, provenance, quality_check, video_notes, write_faces
 from ..pipeline.segments import carried_in, carry_path, encoded_segments, hand_on, segment_path, segment_starts
 from ..pipeline.timing import check_timing, decimates, played_at
@@ -52,6 +55,7 @@ class ItemPlan:
     mask: str
     started: float
     analyse_s: float
+    decoded: DecodedFrames  # the frames the analysis kept for restoring (none once sent to a Ray worker)
 
 
 @dataclass(frozen=True)
@@ -73,32 +77,31 @@ def resolve_device(name: str) -> torch.device:
 
 
 class RestoreWorker:
-    """Holds one detector and one restorer per distinct setting, for the life of the worker."""
+    """Holds one detector and one restorer per distinct setting, for the life of the worker. The
+    in-process batch analyses one item while it restores another: the models are made under a lock."""
 
     def __init__(self, device: str = "auto"):
         self.device = resolve_device(device)
-        self._detectors: dict[str, FaceDetector] = {}
-        self._restorers: dict[str, Restorer] = {}
-        self._maskers: dict[str, Masker | None] = {}
+        self._models: dict[tuple[str, str], object] = {}
+        self._making = threading.Lock()
         self.name = f"pid {os.getpid()} {self.device}"
 
+    def _model(self, kind: str, setting: object, make: Callable[[], object]) -> object:
+        key = (kind, _key(setting))
+        with self._making:
+            if key not in self._models:
+                self._models[key] = make()
+            return self._models[key]
+
     def _detector(self, cfg: DetectorConfig) -> FaceDetector:
-        key = _key(cfg)
-        if key not in self._detectors:
-            self._detectors[key] = create_detector(cfg, self.device)
-        return self._detectors[key]
+        return self._model("detector", cfg, lambda: create_detector(cfg, self.device))
 
     def _masker(self, cfg: PipelineConfig) -> Masker | None:
-        key = _key((cfg.mask, cfg.parsing_weights))
-        if key not in self._maskers:
-            self._maskers[key] = create_masker(cfg, self.device)
-        return self._maskers[key]
+        return self._model("masker", (cfg.mask, cfg.parsing_weights), lambda: create_masker(cfg, self.device))
 
     def _restorer(self, options: RestoreOptions) -> Restorer:
-        key = _key((options.model, options.sampler, options.dtype, options.temporal, options.pipeline.face_size))
-        if key not in self._restorers:
-            self._restorers[key] = build_restorer(options, self.device)
-        return self._restorers[key]
+        return self._model("restorer", (options.model, options.sampler, options.dtype, options.temporal, options.pipeline.face_size),
+                           lambda: build_restorer(options, self.device))
 
     def analyse(self, item: Item, progress: Progress | None = None) -> ItemPlan:
         started = time.time()
@@ -108,11 +111,12 @@ class RestoreWorker:
         check_timing(cfg, item.input, item.output)
         restorer = self._restorer(item.options)
         mask = mask_name(self._masker(cfg), cfg)
-        analysis = analyse(item.input, cfg, self._detector(cfg.detector), progress)
+        decoded = frames_to_keep(cfg)
+        analysis = analyse(item.input, cfg, self._detector(cfg.detector), progress, keep=decoded)
         if cfg.faces_dir:
             write_faces(analysis, Path(cfg.faces_dir))
         segments = encoded_segments(analysis, cfg, item.input, item.output)
-        return ItemPlan(item, analysis, segments, restorer.name, mask, started, time.time() - started)
+        return ItemPlan(item, analysis, segments, restorer.name, mask, started, time.time() - started, decoded)
 
     def restore_segment(self, plan: ItemPlan, index: int, progress: Progress | None = None) -> SegmentDone:
         """Restore and encode segment ``index`` of ``plan`` into its part file. A segment that starts
@@ -122,8 +126,8 @@ class RestoreWorker:
         output = plan.item.output
         contexts = carried_in(output, index, self.device)
         frames = restore_video(plan.item.input, segment_path(output, index), plan.analysis, restorer, cfg,
-                               self.device, progress, frames=plan.segments[index], masker=self._masker(cfg), contexts=contexts,
-                               target=output)
+                               self.device, progress, frames=plan.segments[index], masker=self._masker(cfg), reuse=plan.decoded,
+                               contexts=contexts, target=output)
         carry = hand_on(contexts, output, index, last=index + 1 == len(plan.segments))
         notes = tuple(restorer.notes)
         restorer.notes.clear()  # the restorer outlives the item: what it says belongs to this segment
@@ -153,6 +157,7 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
                 notes.append(copy_note(plan.analysis))
                 notes.extend(left_out_note(remux(item.input, item.input, tmp), item.output))
     finally:
+        plan.decoded.clear()  # a failed item starts over from its analysis
         for index, part in enumerate(parts):
             part.unlink(missing_ok=True)
             carry_path(item.output, index).unlink(missing_ok=True)

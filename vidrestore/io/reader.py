@@ -382,6 +382,11 @@ class DecodedFrames:
     def clear(self) -> None:
         self.frames, self.bytes, self.dropped, self.complete = [], 0, True, False
 
+    def __getstate__(self) -> dict:
+        """Sent to another process (a batch item's plan to a Ray worker), it arrives dropped: the
+        frames are this process's memory, and the other pass decodes as usual."""
+        return {"budget_bytes": self.budget_bytes, "frames": [], "bytes": 0, "dropped": True, "complete": False}
+
 
 class VideoReader:
     """Iterate over the frames of the first video stream: ``for frame in VideoReader(path): ...``.

@@ -56,6 +56,13 @@ def create_masker(cfg: PipelineConfig, device: torch.device) -> Masker | None:
     return masker
 
 
+def frames_to_keep(cfg: PipelineConfig, dry_run: bool = False) -> DecodedFrames:
+    """Where pass 1 keeps the decoded frames for pass 2 (:class:`~vidrestore.io.reader.DecodedFrames`):
+    nowhere for a dry run, which has no pass 2, or with ``keep_fields`` or ``double_rate``, whose
+    pass 2 reads two pictures a frame."""
+    return DecodedFrames(cfg.decode_once_mib << 20 if not (dry_run or cfg.keep_fields or cfg.double_rate) else 0)
+
+
 def mask_name(masker: Masker | None, cfg: PipelineConfig) -> str:
     if cfg.aligned:
         return "whole frame (--aligned)"
@@ -136,7 +143,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     t0 = time.perf_counter()
     detector = detector or create_detector(cfg.detector, device)
     masker = create_masker(cfg, device) if not dry_run else None
-    decoded = DecodedFrames(cfg.decode_once_mib << 20 if not (dry_run or cfg.keep_fields or cfg.double_rate) else 0)  # kept frames are one a frame
+    decoded = frames_to_keep(cfg, dry_run)
     analysis = analyse(src, cfg, detector, progress, keep=decoded)
     if cfg.faces_dir:
         write_faces(analysis, Path(cfg.faces_dir))
