@@ -121,6 +121,38 @@ def test_retinaface_without_cudnn_gives_the_same_outputs_from_every_convolution(
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
+def test_retinaface_out_of_device_memory_runs_its_batch_in_halves_with_the_same_outputs(tmp_path):
+    """A GPU shared with the restorer (or a small one) may run out of memory in the detector: the
+    batch is run in halves, and their halves, down to one image, which is then a ModelError."""
+    from vidrestore.faces.detect import RetinaFaceDetector
+    from vidrestore.models import zoo
+
+    torch.manual_seed(0)
+    torch.save(RetinaFace().state_dict(), tmp_path / "mobilenet.pth")  # randomly initialised: outputs are outputs
+    det = RetinaFaceDetector(tmp_path / "mobilenet.pth", zoo.entry("retinaface-mobilenet0.25"),
+                             DetectorConfig(backend="retinaface", refine_landmarks=False), torch.device("cpu"))
+    batch = np.random.default_rng(0).integers(0, 256, (5, 48, 64, 3), np.uint8)
+    with torch.inference_mode():
+        whole = det._run(batch)
+    network, sizes = det.model, []
+
+    def limited(x: torch.Tensor, most: int):
+        sizes.append(len(x))
+        if len(x) > most:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return network(x)
+
+    det.model = lambda x: limited(x, 2)
+    with torch.inference_mode():
+        halved = det._run_fitting(batch)
+    assert sizes == [5, 2, 3, 1, 2]
+    for a, b in zip(whole, halved, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+    det.model = lambda x: limited(x, 0)
+    with pytest.raises(ModelError, match="out of memory on cpu finding faces in one 64x48 image"), torch.inference_mode():
+        det._run_fitting(batch)
+
+
 def test_retinaface_backend_without_weights_says_how_to_get_them(monkeypatch, tmp_path):
     monkeypatch.setenv("VIDRESTORE_CACHE", str(tmp_path))
     with pytest.raises(ModelError, match="models pull"):

@@ -140,6 +140,23 @@ class RetinaFaceDetector(_SizedForVideo):
         size = torch.tensor([w, h], device=self.device, dtype=torch.float32)
         return conf[..., 1], boxes * size.repeat(2), points * size
 
+    def _run_fitting(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`_run` over ``batch``, in halves (and their halves) where the device runs out of
+        memory: a small GPU, or one the restorer shares (a batch analyses the next item while it
+        restores this one). Each image's outputs are its own, so the answer is the same."""
+        try:
+            return self._run(batch)
+        except torch.OutOfMemoryError as exc:
+            if len(batch) == 1:
+                raise ModelError(f"out of memory on {self.device} finding faces in one {batch.shape[2]}x{batch.shape[1]} image; "
+                                 "free the device's memory, lower the detector's max_side (--config) or use --device cpu") from exc
+        # out of the except block: the failed pass's tensors are freed before the halves run
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        half = len(batch) // 2
+        first, second = self._run_fitting(batch[:half]), self._run_fitting(batch[half:])
+        return tuple(torch.cat(pair) for pair in zip(first, second))
+
     def _passes(self, long_side: int) -> list[tuple[float, float]]:
         """(scale, largest face kept in image px) of each forward pass over images of ``long_side``.
         A checkpoint trained at one size loses large faces when run above it, and finds small ones
@@ -158,7 +175,7 @@ class RetinaFaceDetector(_SizedForVideo):
         """Per image: boxes, scores and landmarks (image px) above the score threshold and no larger than ``largest``."""
         h, w = (round(images[0].shape[0] * scale), round(images[0].shape[1] * scale))
         batch = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) if scale != 1 else im for im in images])
-        scores, boxes, points = self._run(batch)
+        scores, boxes, points = self._run_fitting(batch)
         found = []
         for b in range(len(images)):
             bx, pt = boxes[b] / scale, points[b] / scale
