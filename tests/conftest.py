@@ -18,6 +18,7 @@ import pytest
 
 from vidrestore.io.encoders import REPRODUCIBLE_X264
 from vidrestore.io.probe import side_data
+from vidrestore.restore import PassThroughRestorer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -244,11 +245,12 @@ def timecoded_clip(path: Path, timecode: str = "01:00:00:00", frames: int = 10) 
     return path
 
 
-def dpx_scan(pattern: Path, images: list[np.ndarray], first: int, rate: float, timecode: str) -> Path:
+def dpx_scan(pattern: Path, images: list[np.ndarray], first: int, rate: float, timecode: str, transfer: int = 0) -> Path:
     """A DPX sequence as film scanners write it: 2048-byte headers whose film header states the
     frame rate and whose television header each picture's SMPTE timecode (BCD, 0xHHMMSSFF), counted
     on from ``timecode`` at ``rate``. FFmpeg's own DPX encoder writes neither, so its 1664-byte
-    header is extended here."""
+    header is extended here. ``images``: uint8 RGB, or uint16 RGB of 10-bit codes; ``transfer``:
+    the transfer characteristic and colorimetric codes to state (1: printing density), else FFmpeg's."""
     pattern.parent.mkdir(exist_ok=True)
     hh, mm, ss, ff = map(int, timecode.split(":"))
     start = ((hh * 60 + mm) * 60 + ss) * round(rate) + ff
@@ -257,8 +259,9 @@ def dpx_scan(pattern: Path, images: list[np.ndarray], first: int, rate: float, t
         path = pattern.parent / (pattern.name % (first + n))
         with av.open(str(path), "w", format="image2", options={"update": "1"}) as out:
             stream = out.add_stream("dpx", rate=round(rate))
-            stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "rgb24"
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            fmt = "rgb24" if image.dtype == np.uint8 else "gbrp10le"
+            stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], fmt
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format=fmt)))
             out.mux(stream.encode())
         data = path.read_bytes()
         endian = "<" if data[:4] == b"XPDS" else ">"
@@ -271,6 +274,8 @@ def dpx_scan(pattern: Path, images: list[np.ndarray], first: int, rate: float, t
         for at, fmt, value in [(4, "I", 2048), (16, "I", 2048 + len(data) - offset), (808, "I", 2048),  # image offsets, file size
                                (1724, "f", rate), (1920, "I", code)]:
             header[at:at + 4] = struct.pack(endian + fmt, value)
+        if transfer:
+            header[801:803] = bytes([transfer, transfer])
         path.write_bytes(bytes(header) + data[offset:])
     return pattern
 
@@ -522,3 +527,21 @@ def three_shot_clip(sample_clip, tmp_path_factory) -> Path:
     h, w = images[0].shape[:2]
     return make_clip(tmp_path_factory.mktemp("shots") / "three_shots.mp4", [i * 40 for i in range(len(images))],
                      size=(h, w), images=images, audio=True)
+
+
+class Negative(PassThroughRestorer):
+    """A visible change: each face comes out as its negative."""
+
+    def restore_tracks(self, pieces):
+        self.notes[:] = ["every face came out as its negative"]  # what a restorer says reaches the report
+        return [1 - crops for crops, _ in pieces]
+
+
+def paste_strength(source: np.ndarray, out: np.ndarray, landmarks: np.ndarray) -> float:
+    """How much of Negative's face is in ``out`` around the landmarks: 0 the input, 1 its negative."""
+    ratios = []
+    for x, y in np.round(landmarks).astype(int):
+        a, b = source[y - 3:y + 4, x - 3:x + 4].astype(float), out[y - 3:y + 4, x - 3:x + 4].astype(float)
+        keep = np.abs(2 * a - 255) > 40  # where the negative differs enough from the input to measure
+        ratios += list(((a - b) / (2 * a - 255))[keep])
+    return float(np.median(ratios))

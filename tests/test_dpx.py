@@ -1,4 +1,5 @@
-"""DPX time fields (vidrestore.io.dpx): carried from a scan's pictures into FFmpeg-written ones."""
+"""DPX header fields (vidrestore.io.dpx): time and transfer characteristic, carried from a scan's
+pictures into FFmpeg-written ones."""
 
 import struct
 
@@ -6,7 +7,8 @@ import av
 import numpy as np
 import pytest
 
-from vidrestore.io.dpx import HEADER, copy_time_fields
+from vidrestore.io import probe
+from vidrestore.io.dpx import HEADER, TRANSFER, copy_header_fields, says_printing_density
 from vidrestore.io.probe import as_fraction
 
 
@@ -38,7 +40,7 @@ def test_a_scans_rate_and_timecode_go_into_an_ffmpeg_written_picture_whatever_it
         struct.pack_into(order + "f", scan, at, 24000 / 1001)
     struct.pack_into(order + "I", scan, 1920, 0x10203004)  # 10:20:30:04
     (tmp_path / "scan.dpx").write_bytes(bytes(scan))
-    assert copy_time_fields(tmp_path / "scan.dpx", target)
+    assert copy_header_fields(tmp_path / "scan.dpx", target)
     pixels, timecode, rate = _decoded(target)
     assert np.array_equal(pixels, image)
     assert timecode == "10:20:30:04"
@@ -47,7 +49,7 @@ def test_a_scans_rate_and_timecode_go_into_an_ffmpeg_written_picture_whatever_it
     header = target.read_bytes()[:HEADER]
     written = "<" if header[:4] == b"XPDS" else ">"
     assert struct.unpack_from(written + "f", header, 1940)[0] == pytest.approx(24000 / 1001)
-    assert copy_time_fields(tmp_path / "scan.dpx", target) and np.array_equal(_decoded(target)[0], image)  # twice: no growth
+    assert copy_header_fields(tmp_path / "scan.dpx", target) and np.array_equal(_decoded(target)[0], image)  # twice: no growth
     assert len(target.read_bytes()) == HEADER + image.size
 
 
@@ -55,8 +57,29 @@ def test_a_picture_whose_header_has_no_television_header_gives_nothing(tmp_path)
     image = np.zeros((8, 8, 3), np.uint8)
     source, target = _ffmpeg_dpx(tmp_path / "a.dpx", image), _ffmpeg_dpx(tmp_path / "b.dpx", image)
     before = target.read_bytes()
-    assert not copy_time_fields(source, target) and target.read_bytes() == before
+    assert not copy_header_fields(source, target) and target.read_bytes() == before
     (tmp_path / "c.png").write_bytes(b"\x89PNG not a dpx")
-    assert not copy_time_fields(tmp_path / "c.png", target) and target.read_bytes() == before
+    assert not copy_header_fields(tmp_path / "c.png", target) and target.read_bytes() == before
     (tmp_path / "cut.dpx").write_bytes(b"SDPX" + struct.pack(">I", HEADER) + bytes(100))  # a damaged scan, cut short
-    assert not copy_time_fields(tmp_path / "cut.dpx", target) and target.read_bytes() == before
+    assert not copy_header_fields(tmp_path / "cut.dpx", target) and target.read_bytes() == before
+
+
+@pytest.mark.parametrize("transfer, log, light", [(1, True, "cineon"), (3, True, "cineon"), (2, False, "linear"), (4, False, "display")])
+def test_a_log_scans_transfer_characteristic_goes_into_an_ffmpeg_written_picture(tmp_path, transfer, log, light):
+    """FFmpeg's encoder writes its own transfer characteristic ("unspecified video" here), so a
+    restored log scan would be read as video: the scan's codes are carried, and its pixels and
+    the header's length stay as they were (no time fields to carry)."""
+    image = np.random.default_rng(1).integers(0, 256, (8, 12, 3), dtype=np.uint8)
+    scan, target = _ffmpeg_dpx(tmp_path / "scan.dpx", image), _ffmpeg_dpx(tmp_path / "out.dpx", image)
+    data = bytearray(scan.read_bytes())
+    data[TRANSFER:TRANSFER + 2] = bytes([transfer, transfer])
+    scan.write_bytes(bytes(data))
+    before = target.read_bytes()
+    assert says_printing_density(scan) is log and not says_printing_density(target)
+    assert probe(scan).light.value == light and probe(target).light.value == "display"  # 2: FFmpeg reads it as linear
+    assert copy_header_fields(scan, target) is (transfer != before[TRANSFER])
+    after = target.read_bytes()
+    assert after[TRANSFER:TRANSFER + 2] == bytes([transfer, transfer]) and len(after) == len(before)
+    assert np.array_equal(_decoded(target)[0], image) and says_printing_density(target) is log
+    (tmp_path / "c.png").write_bytes(b"\x89PNG not a dpx")
+    assert not says_printing_density(tmp_path / "c.png") and not says_printing_density(tmp_path / "missing.dpx")

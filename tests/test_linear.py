@@ -1,5 +1,6 @@
-"""OpenEXR plates (vidrestore.io.linear, vidrestore.io.exr): read and written plane by plane, their
-float samples kept, their headers' attributes carried."""
+"""Pictures that are not display-referred (vidrestore.io.linear, vidrestore.io.exr): OpenEXR plates,
+read and written plane by plane, their float samples kept, their headers' attributes carried; film
+scans in printing density (Cineon log DPX), shown to the detector and the model through their curve."""
 
 import json
 import shutil
@@ -14,7 +15,21 @@ from hypothesis import strategies as st
 from vidrestore.cli import main
 from vidrestore.io import VideoReader, probe
 from vidrestore.io.exr import attributes_of, write_attributes
-from vidrestore.io.linear import REC709, linear_frame, samples, srgb_decode, srgb_encode, to_display, to_rec709
+from vidrestore.io.linear import (
+    CINEON_BLACK,
+    CINEON_WHITE,
+    REC709,
+    Light,
+    from_light,
+    light_of,
+    plate_frame,
+    samples,
+    srgb_decode,
+    srgb_encode,
+    to_display,
+    to_light,
+    to_rec709,
+)
 
 HIGHLIGHT, NEGATIVE = 6.0, -0.25  # samples no display-referred picture holds
 
@@ -66,7 +81,7 @@ def test_a_plates_samples_are_read_and_written_as_they_are(tmp_path, sample_type
     assert np.all(np.abs(read - image) <= precision * np.abs(image) + 1e-7)
     assert read.max() > 6 and read.min() < -0.9  # not clamped to [0, 1]
     with av.open(str(tmp_path / "p_01.exr")) as c:
-        assert np.array_equal(samples(linear_frame(next(c.decode(video=0)))), read)
+        assert np.array_equal(samples(plate_frame(next(c.decode(video=0)), Light.LINEAR)), read)
     assert plate.name == "p_%02d.exr"
 
 
@@ -77,7 +92,7 @@ def test_a_restored_box_keeps_the_plates_highlights_and_grain_beyond_what_the_pi
     plate = np.array([[[4.0, 0.5, 0.2], [0.3, 0.5, -0.2], [0.3, 0.5, 0.2], [0.3, 0.5, 0.2]]], np.float32).repeat(2, 0)  # (2, 4, 3)
     source = av.VideoFrame.from_ndarray(plate, format="gbrpf32le")
     image = np.array([[[65535, 65535, 9000], [20000, 30000, 0], [30000, 65535, 0], [0, 0, 0]]], np.uint16).repeat(2, 0)
-    out = samples(linear_frame(source, image, [(0, 0, 3, 1)]))  # the first row's first three pixels
+    out = samples(plate_frame(source, Light.LINEAR, image, [(0, 0, 3, 1)]))  # the first row's first three pixels
     assert np.array_equal(out[0, :2], plate[0, :2])  # a highlight under white, grain under black: the plate's
     assert np.array_equal(out[0, 2], srgb_decode(np.float32([30000, 65535, 0]) / 65535).astype(np.float32))
     assert np.array_equal(out[:, 3], plate[:, 3]) and np.array_equal(out[1], plate[1])  # outside the box: the plate
@@ -97,9 +112,9 @@ def test_a_plates_primaries_are_converted_to_rec709s_for_the_model_and_back():
     plate = (rec709 @ np.linalg.inv(to_rec709(AP1)).T).astype(np.float32)
     plate[0, 0] = [0.02, 0.9, 0.02]  # a saturated AP1 green, outside Rec. 709: negative there, clipped to black
     source = av.VideoFrame.from_ndarray(plate, format="gbrpf32le")
-    shown, _ = to_display(source, deep=True, chromaticities=AP1)
+    shown, _ = to_display(source, Light.LINEAR, deep=True, chromaticities=AP1)
     assert np.abs(shown.astype(np.float64) / 65535 - srgb_encode(rec709.astype(np.float64)))[1:].max() < 1e-4
-    back = samples(linear_frame(source, shown, None, AP1))
+    back = samples(plate_frame(source, Light.LINEAR, shown, None, AP1))
     assert np.array_equal(back[0, 0], plate[0, 0])  # clipped by the display: the plate's own
     assert np.allclose(back.reshape(-1, 3)[1:], plate.reshape(-1, 3)[1:], rtol=1e-3, atol=1e-4)
 
@@ -256,3 +271,102 @@ def test_a_plate_with_no_face_is_copied_file_for_file(tmp_path):
     out.mkdir()
     assert main([str(tmp_path / "bg_%02d.exr"), str(out / "bg_%02d.exr"), "--model", "none", "--detector", "dlib", "--quiet"]) == 0
     assert [(out / f"bg_{n:02d}.exr").read_bytes() for n in (7, 8, 9)] == [(tmp_path / f"bg_{n:02d}.exr").read_bytes() for n in (7, 8, 9)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 1023), min_size=1, max_size=64))
+def test_printing_density_and_linear_light_undo_each_other(codes):
+    values = np.array(codes) / 1023
+    assert np.allclose(from_light(to_light(values, Light.CINEON), Light.CINEON), values, atol=1e-9)
+    assert np.all(np.diff(to_light(np.sort(values), Light.CINEON)) >= 0)
+    assert np.array_equal(to_light(values, Light.LINEAR), values)
+
+
+def test_kodaks_black_white_and_grey_points_are_where_a_compositor_puts_them():
+    light = to_light(np.array([CINEON_BLACK, CINEON_WHITE, 470, 1023]) / 1023, Light.CINEON)
+    assert light[0] == pytest.approx(0, abs=1e-12) and light[1] == pytest.approx(1)
+    assert light[2] == pytest.approx(0.18, abs=0.005)  # code 470: the 18% grey card
+    assert light[3] == pytest.approx(13.5, abs=0.1)  # the headroom a negative holds above white
+
+
+def log_frame(codes):
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(codes, np.uint16), format="gbrp10le")
+
+
+def test_a_log_scan_is_shown_through_its_curve_and_every_code_comes_back_from_the_deep_view():
+    """Each of the 1024 codes: shown as the sRGB encoding of the light it stands for (black at 95,
+    white at 685, as no video's code values would be), and a deep view written back unchanged gives
+    the scan's own codes, to the bit. In a box where a restored picture is white, a code above
+    white (light above 1, which the view clipped) stays the scan's; others take the picture's."""
+    codes = np.arange(1024, dtype=np.uint16).reshape(32, 32, 1).repeat(3, -1)
+    source = log_frame(codes)
+    shown, scale = to_display(source, Light.CINEON)
+    expected = (srgb_encode(to_light(codes / 1023, Light.CINEON)) * 255 + 0.5).astype(np.uint8)
+    assert np.array_equal(shown, expected) and scale == (1.0, 1.0)
+    assert shown.reshape(-1, 3)[CINEON_BLACK].tolist() == [0] * 3 and shown.reshape(-1, 3)[CINEON_WHITE].tolist() == [255] * 3
+    assert abs(int(shown.reshape(-1, 3)[470, 0]) - 118) <= 1  # 18% grey, 0.46 in sRGB: mid-screen, not 470/1023 of it
+    deep, _ = to_display(source, Light.CINEON, deep=True)
+    assert np.array_equal(plate_frame(source, Light.CINEON, deep, None).to_ndarray(), codes)
+    white = np.full_like(deep, 65535)
+    out = plate_frame(source, Light.CINEON, white, [(0, 0, 32, 32)]).to_ndarray().reshape(-1, 3)
+    assert np.array_equal(out[CINEON_WHITE + 1:], codes.reshape(-1, 3)[CINEON_WHITE + 1:])  # highlights: the scan's
+    assert np.all(out[CINEON_BLACK:CINEON_WHITE + 1] == CINEON_WHITE)  # the rest: white, as the picture is
+    small, scale = to_display(source, Light.CINEON, max_side=16)
+    assert small.shape == (16, 16, 3) and scale == (0.5, 0.5)
+
+
+def test_what_the_samples_stand_for_is_told_by_format_transfer_and_header():
+    assert light_of("gbrpf16le", 2, False) is Light.LINEAR  # an OpenEXR plate
+    assert light_of("gbrp10le", 2, True) is Light.CINEON  # a DPX that says printing density
+    assert light_of("gbrp10le", 8, False) is Light.LINEAR and light_of("rgb48le", 8, False) is Light.LINEAR  # RGB tagged linear
+    assert light_of("yuv420p", 8, False) is Light.DISPLAY  # video tagged linear is mistagged: shown as it is
+    assert light_of("gbrp10le", 2, False) is Light.DISPLAY and light_of("rgb24", 1, False) is Light.DISPLAY
+
+
+@pytest.fixture(scope="module")
+def log_scan(sample_clip, tmp_path_factory):
+    """The sample clip as a 10-bit DPX scan in printing density, its headers saying so, with a
+    highlight above white in the top left corner, away from the face."""
+    from conftest import dpx_scan
+
+    with VideoReader(sample_clip) as r:
+        frames = [f.image for f in r][:8]
+    scans = []
+    for frame in frames:
+        light = srgb_decode(frame.astype(np.float64) / 255)
+        codes = np.clip(np.rint(from_light(light, Light.CINEON) * 1023), 0, 1023).astype(np.uint16)
+        codes[:10, :10] = 900
+        scans.append(codes)
+    return dpx_scan(tmp_path_factory.mktemp("log") / "s_%07d.dpx", scans, 86400, 24, "01:00:00:00", transfer=1)
+
+
+def test_a_log_scans_faces_are_restored_on_its_display_view_and_written_back_in_printing_density(log_scan, tmp_path):
+    """A face comes out as the restorer's negative of it as shown (not of its log codes: a flat
+    grey picture that the model never learned faces from), written back in printing density.
+    Every sample away from the face is the scan's own, and the output's headers still say
+    printing density, where FFmpeg's encoder writes "unspecified video"."""
+    import torch
+    from conftest import Negative, paste_strength
+
+    from vidrestore.faces.detect import DetectorConfig, create_detector
+    from vidrestore.pipeline import PipelineConfig, analyse, run
+
+    info = probe(log_scan)
+    assert info.light is Light.CINEON and info.pix_fmt == "gbrp10le"
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    cfg = PipelineConfig(face_size=64, colour_match=False)
+    [track] = analyse(log_scan, cfg, det).tracks
+    out = tmp_path / "r_%07d.dpx"
+    report = run(log_scan, out, cfg, Negative(64), torch.device("cpu"), detector=det)
+    assert any(note.startswith("the pictures hold printing density") for note in report.notes)
+    for n in range(8):
+        before, after = (read_plate(folder / f"{stem}_{86400 + n:07d}.dpx")[1] for folder, stem in [(log_scan.parent, "s"), (tmp_path, "r")])
+        assert after.dtype == np.uint16 and after.max() <= 1023
+        shown_before, shown_after = (to_display(log_frame(c), Light.CINEON)[0] for c in (before, after))
+        assert paste_strength(shown_before, shown_after, track.landmarks_at(n)) > 0.9
+        moved = np.any(after != before, axis=-1)
+        ys, xs = np.nonzero(moved)
+        x0, y0, x1, y1 = track.boxes[n - track.start]
+        assert 0 < moved.mean() < 0.5 and x0 - 16 <= xs.mean() <= x1 + 16 and y0 - 16 <= ys.mean() <= y1 + 16  # at the face
+        assert np.array_equal(after[:10, :10], before[:10, :10])  # the highlight above white: the scan's
+        assert (tmp_path / f"r_{86400 + n:07d}.dpx").read_bytes()[801] == 1

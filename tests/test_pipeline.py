@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import aligned_clip, captioned_clip, captions, make_clip, telecine_clip, weave_clip
+from conftest import Negative, aligned_clip, captioned_clip, captions, make_clip, paste_strength, telecine_clip, weave_clip
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -380,24 +380,6 @@ def test_a_track_takes_its_identity_from_its_best_frames_when_the_restorer_uses_
     assert track["identity_frames"] == identity_frames(analyse(sample_clip, PipelineConfig(), det).tracks[0])
 
 
-class Negative(PassThroughRestorer):
-    """A visible change: each face comes out as its negative."""
-
-    def restore_tracks(self, pieces):
-        self.notes[:] = ["every face came out as its negative"]  # what a restorer says reaches the report
-        return [1 - crops for crops, _ in pieces]
-
-
-def _paste_strength(source: np.ndarray, out: np.ndarray, landmarks: np.ndarray) -> float:
-    """How much of Negative's face is in ``out`` around the landmarks: 0 the input, 1 its negative."""
-    ratios = []
-    for x, y in np.round(landmarks).astype(int):
-        a, b = source[y - 3:y + 4, x - 3:x + 4].astype(float), out[y - 3:y + 4, x - 3:x + 4].astype(float)
-        keep = np.abs(2 * a - 255) > 40  # where the negative differs enough from the input to measure
-        ratios += list(((a - b) / (2 * a - 255))[keep])
-    return float(np.median(ratios))
-
-
 @pytest.mark.parametrize("transition", ["cut", "dissolve"])
 def test_a_face_is_restored_in_full_from_a_cut_and_fades_in_after_a_dissolve(sample_clip, tmp_path, transition):
     """At a cut the whole picture changes, so the face that comes with it is restored in full from
@@ -431,7 +413,7 @@ def test_a_face_is_restored_in_full_from_a_cut_and_fades_in_after_a_dissolve(sam
     with av.open(str(out)) as c:
         restored = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     track = next(t for t in analysis.tracks if t.shot_index == 1)
-    strength = [_paste_strength(images[i], restored[i], track.landmarks_at(i)) for i in range(track.start, track.start + 5)]
+    strength = [paste_strength(images[i], restored[i], track.landmarks_at(i)) for i in range(track.start, track.start + 5)]
     if transition == "cut":
         assert track.start == second.start and min(strength) > 0.9, strength
     else:  # found as the dissolve ends, it fades in over the 3 frames a face coming into a shot does

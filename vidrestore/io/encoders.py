@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import OutputError, UsageError
 from .containers import FRAME_RATE_MUXERS, copies_into, is_picture_name, muxer_of, takes
-from .linear import LINEAR_FORMATS, float_format, is_linear
+from .linear import LIGHT_WORDS, LINEAR_FORMATS, float_format, is_linear
 from .probe import ColorInfo, VideoInfo
 from .reader import bit_depth
 from .sequence import IMAGE_ENCODERS, is_sequence, unsupported_type
@@ -274,8 +274,8 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None, sour
     if source is not None and is_linear(source.pix_fmt) != (codec.name == "exr"):
         raise UsageError(f"an OpenEXR plate's linear light cannot go into {codec.name} {'pictures' if is_sequence(output) else 'video'} "
                          "without clipping its highlights: write OpenEXR pictures (name_%04d.exr)" if is_linear(source.pix_fmt) else
-                         f"OpenEXR pictures are written from OpenEXR plates (linear light); this input is display-referred "
-                         f"{source.pix_fmt}: write TIFF, DPX or PNG pictures")
+                         f"OpenEXR pictures are written from OpenEXR plates (float linear light); this input is "
+                         f"{LIGHT_WORDS[source.light]} {source.pix_fmt}: write TIFF, DPX or PNG pictures")
     return codec
 
 

@@ -1,12 +1,12 @@
 """What a picture's header says that FFmpeg's encoders do not write, carried from each input
-picture into the picture made from it: a DPX scan's time fields (:mod:`vidrestore.io.dpx`) and an
-OpenEXR plate's attributes (:mod:`vidrestore.io.exr`)."""
+picture into the picture made from it: a DPX scan's time fields and transfer characteristic
+(:mod:`vidrestore.io.dpx`) and an OpenEXR plate's attributes (:mod:`vidrestore.io.exr`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .dpx import copy_time_fields
+from .dpx import copy_header_fields
 from .exr import copy_attributes
 from .sequence import find_sequence, is_sequence, numbered, numbers_in
 
@@ -27,6 +27,6 @@ def carry_headers(source: Path, written: Path, comment: str = "") -> None:
         pairs = [(source, written)]
     for made_from, picture in pairs:
         if suffix == ".dpx":
-            copy_time_fields(made_from, picture)
+            copy_header_fields(made_from, picture)
         else:
             copy_attributes(made_from, picture, comment)

@@ -11,7 +11,9 @@ from pathlib import Path
 import av
 
 from ..errors import InputError
+from .dpx import says_printing_density
 from .exr import chromaticities_of
+from .linear import Light, light_of
 from .sequence import find_sequence, is_sequence, numbered, open_sequence
 
 
@@ -52,6 +54,9 @@ class VideoInfo:
     # An OpenEXR plate's primaries and white point (x, y of red, green, blue, white), from its
     # chromaticities attribute; () when it has none (Rec. 709 / sRGB is then assumed) or for others
     chromaticities: tuple[float, ...] = ()
+    # What the samples stand for: display-referred light (video), linear light (an OpenEXR plate, RGB
+    # tagged linear), or a film scan's printing density (its DPX headers say so; FFmpeg does not)
+    light: Light = Light.DISPLAY
     # Dolby Vision: a sample entry that names it (dvh1, dvhe...), or its metadata (RPU) on the first frame
     dolby_vision: bool = False
 
@@ -216,8 +221,10 @@ def _probe(path: str | Path) -> VideoInfo:
         if is_sequence(path):
             info["stated_rate"] = as_fraction(cc.framerate)
             info["timecode"] = first.metadata.get("timecode", "") if first is not None else ""
-        if Path(path).suffix.lower() == ".exr":
-            info["chromaticities"] = chromaticities_of(numbered(Path(path), find_sequence(path).first) if is_sequence(path) else Path(path))
+        picture = numbered(Path(path), find_sequence(path).first) if is_sequence(path) else Path(path)  # its header
+        if picture.suffix.lower() == ".exr":
+            info["chromaticities"] = chromaticities_of(picture)
+        info["light"] = light_of(info["pix_fmt"], cc.color_trc, picture.suffix.lower() == ".dpx" and says_printing_density(picture))
         if not info["timestamps"]:  # a raw stream's demuxer assumes 25 fps; the encoder wrote the true rate into the stream (H.264 VUI)
             info["average_rate"] = as_fraction(cc.framerate) or as_fraction(stream.average_rate)
     return VideoInfo(**info)

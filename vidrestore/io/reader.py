@@ -23,7 +23,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from ..errors import InputError
-from .linear import is_linear, to_display
+from .linear import Light, to_display
 from .probe import VideoInfo, open_input, probe
 from .sequence import is_sequence
 
@@ -80,8 +80,8 @@ def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0, deep:
     ``deep``: uint16 (rgb48) instead of uint8, so 10- and 12-bit sources keep their precision.
     ``reformatter``: one kept across the frames of a stream, so FFmpeg sets its conversion up once
     (set up per frame, a downscaling conversion cost three times as much as the decode itself)."""
-    if is_linear(frame.format.name):  # FFmpeg's scaler would clamp the plate's float samples
-        rgb, scale = to_display(frame, max_side, deep, info.chromaticities)
+    if info.light is not Light.DISPLAY:  # FFmpeg's scaler would clamp a plate's float samples, and knows no printing density
+        rgb, scale = to_display(frame, info.light, max_side, deep, info.chromaticities)
         return rotate_to_display(rgb, info.rotation), scale[::-1] if (info.rotation // 90) % 2 else scale
     # Convert with the stream's own matrix and range; FFmpeg's default (BT.601, limited) shifts
     # colours of HD material, and the inverse conversion on encode must be the same one.

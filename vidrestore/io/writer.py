@@ -30,7 +30,7 @@ from .encoders import (
     output_pix_fmt,
     yuv_colours,
 )
-from .linear import is_linear, linear_frame
+from .linear import Light, plate_frame
 from .patch import Box, copy_samples, patch_frame, patchable, rgb_format, rotate_box, with_alpha_of
 from .probe import FIELD_ORDERS, VideoInfo, side_data
 from .reader import rotate_to_coded
@@ -160,8 +160,8 @@ class VideoWriter:
 
     def _encode(self, source: av.VideoFrame | None, pts: int | None, image: np.ndarray | None,
                 regions: list[Box] | None) -> None:
-        if source is not None and is_linear(source.format.name):  # an OpenEXR plate: never through FFmpeg's scaler
-            frame = linear_frame(source, image, regions, self.info.chromaticities)
+        if source is not None and self.info.light is not Light.DISPLAY:  # see io.linear: not through FFmpeg's scaler
+            frame = self._in_output_format(plate_frame(source, self.info.light, image, regions, self.info.chromaticities))
         else:
             frame = self._in_output_format(source) if source is not None else None
             if image is not None:

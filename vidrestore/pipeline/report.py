@@ -21,6 +21,7 @@ from ..faces.pose import frontal_weight
 from ..faces.types import Track
 from ..io import VideoInfo, probe
 from ..io.encoders import check_encoder, describe_encoding, dolby_vision_note, master_note
+from ..io.linear import CINEON_BLACK, CINEON_WHITE, Light
 from ..io.reader import doubles_rate, fields_have_own_moments
 from ..io.remux import unrestored_videos_note
 from ..io.sequence import find_sequence, is_sequence, numbered
@@ -112,6 +113,18 @@ def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
         notes.append(f"{analysis.resized} frames came in another size or pixel format than the stream's first; "
                      f"they were scaled to {info.width}x{info.height} {info.pix_fmt}, as FFmpeg does")
     return notes
+
+
+def light_note(info: VideoInfo) -> list[str]:
+    """How the faces of pictures that are not display-referred were shown to the detector and the model."""
+    if info.light is Light.CINEON:
+        return [(f"the pictures hold printing density (Cineon log), as their DPX headers say: faces were found and restored "
+                 f"on an sRGB view of them (code {CINEON_BLACK} black, {CINEON_WHITE} white) and written back in printing "
+                 "density; every other sample is the scan's own")]
+    if info.light is Light.LINEAR:
+        return [("the pictures hold linear light: faces were found and restored on an sRGB view of them (light above 1 "
+                 "clipped there) and written back in linear light; every other sample is the source's own")]
+    return []
 
 
 def undecodable_lead_s(analysis: Analysis, info: VideoInfo) -> float:
@@ -269,5 +282,5 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
                 for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
         people=people_of(analysis.tracks),
-        corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
+        corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *light_note(info), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
                *unrestored_videos_note(src), *notes])
