@@ -370,3 +370,37 @@ def test_a_log_scans_faces_are_restored_on_its_display_view_and_written_back_in_
         assert 0 < moved.mean() < 0.5 and x0 - 16 <= xs.mean() <= x1 + 16 and y0 - 16 <= ys.mean() <= y1 + 16  # at the face
         assert np.array_equal(after[:10, :10], before[:10, :10])  # the highlight above white: the scan's
         assert (tmp_path / f"r_{86400 + n:07d}.dpx").read_bytes()[801] == 1
+
+
+def test_light_cineon_restores_a_log_scan_whose_headers_say_nothing_as_one_whose_headers_say_so(log_scan, sample_clip, plate, tmp_path, capsys):
+    """Not every scanner states printing density: its pictures say "unspecified video" (FFmpeg's
+    own code) or "user-defined". --light cineon reads them as a scan that says so is read: the
+    same pictures come out, to the bit. --light is refused, with one line and nothing written,
+    where it cannot hold: on video, and on a plate's float samples (linear light whatever is said)."""
+    silent = tmp_path / "silent"
+    silent.mkdir()
+    for picture in log_scan.parent.glob("*.dpx"):
+        data = bytearray(picture.read_bytes())
+        data[801:803] = bytes([4, 4])  # unspecified video
+        (silent / picture.name).write_bytes(bytes(data))
+    assert probe(silent / log_scan.name).light is Light.DISPLAY
+    said, told = tmp_path / "said", tmp_path / "told"
+    for folder in (said, told):
+        folder.mkdir()
+    options = ["--model", "none", "--detector", "dlib", "--quiet"]
+    assert main([str(log_scan), str(said / "r_%07d.dpx"), *options]) == 0
+    assert main([str(silent / log_scan.name), str(told / "r_%07d.dpx"), *options, "--light", "cineon", "--json", str(tmp_path / "r.json")]) == 0
+    assert any(note.startswith("the pictures hold printing density (Cineon log), as --light says")
+               for note in json.loads((tmp_path / "r.json").read_text())["notes"])
+    pictures = sorted(p.name for p in said.iterdir())
+    assert len(pictures) == 8 and pictures == sorted(p.name for p in told.iterdir())
+    assert all(np.array_equal(read_plate(said / name)[1], read_plate(told / name)[1]) for name in pictures)
+    assert main([str(silent / log_scan.name), str(tmp_path / "shown.mkv"), *options, "--light", "display"]) == 0  # as before
+    capsys.readouterr()
+    for source, output, light, said_in_error in [(sample_clip, "refused.mkv", "cineon", "yuv420p video, not RGB pictures"),
+                                                 (plate, "refused_%04d.exr", "display", "float samples are linear light"),
+                                                 (sample_clip, "refused.mkv", "sunlight", "light: expected one of auto, display, linear, cineon")]:
+        before = sorted(tmp_path.iterdir())
+        assert main([str(source), str(tmp_path / output), *options, "--light", light]) != 0
+        assert said_in_error in capsys.readouterr().err.strip().splitlines()[-1]
+        assert sorted(tmp_path.iterdir()) == before

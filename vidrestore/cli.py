@@ -202,6 +202,10 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frame-rate", metavar="FPS",
                    help="the rate an image sequence's pictures are played at, e.g. 24 or 24000/1001 (default: the rate "
                         "DPX headers state, else 25 as FFmpeg): it times a video made from them; a video keeps its own timing")
+    p.add_argument("--light", metavar="auto|display|linear|cineon",
+                   help="what the input's samples stand for (default auto: what its headers say): cineon for a log film "
+                        "scan (printing density) whose DPX headers do not say so, linear for linear-light RGB pictures, "
+                        "display for pictures encoded for a screen; the faces are restored on an sRGB view and written back")
     p.add_argument("--drop-streams", action="store_true", default=None,
                    help="leave out the streams the output's container cannot hold (e.g. SRT subtitles in .mp4) "
                         "instead of stopping; the report names them")
@@ -272,7 +276,7 @@ def options_from_args(args: argparse.Namespace):
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
                          ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("only_tracks", args.tracks), ("only_people", args.people),
                          ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade),
-                         ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("double_rate", args.double_rate), ("decimate", args.decimate), ("hybrid", args.hybrid), ("faces_dir", args.faces), ("aligned", args.aligned), ("frame_rate", args.frame_rate)):
+                         ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("double_rate", args.double_rate), ("decimate", args.decimate), ("hybrid", args.hybrid), ("faces_dir", args.faces), ("aligned", args.aligned), ("frame_rate", args.frame_rate), ("light", args.light)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
     cfg = _apply_per_track(cfg, args.strength, "strength")

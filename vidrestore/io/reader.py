@@ -410,18 +410,22 @@ class VideoReader:
     ``reuse``: take the frames from this one, when it holds the whole stream, instead of decoding
     (it must have been kept with the same ``deinterlace``). ``images_for``: convert to RGB only the
     frames in these ranges (``Frame.image`` is None elsewhere): pass 2 needs the pixels of frames
-    with a face only, and the others go to the encoder as decoded.
+    with a face only, and the others go to the encoder as decoded. ``light``: what the samples stand
+    for, when not what the probe found (``--light``).
     """
 
     def __init__(self, path: str | Path, prefetch: int = 16, max_side: int = 0,
                  start: int = 0, stop: int | None = None, start_pts: int | None = None, deinterlace: FieldFilter | None = None,
                  keep_depth: bool = False, only: set[int] | frozenset[int] | None = None,
                  keep: DecodedFrames | None = None, reuse: DecodedFrames | None = None,
-                 images_for: list[range] | None = None, keep_fields: bool = False, double_rate: bool = False):
+                 images_for: list[range] | None = None, keep_fields: bool = False, double_rate: bool = False,
+                 light: Light | None = None):
         if keep is not None and (start or stop is not None or only is not None):
             raise ValueError("keep= needs a reader of the whole stream")
         self.path = Path(path)
         self.info = probe(self.path)
+        if light is not None:
+            self.info = dataclasses.replace(self.info, light=light)
         self.prefetch = prefetch
         self.max_side = max_side
         self.deinterlace = deinterlace

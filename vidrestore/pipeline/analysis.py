@@ -27,6 +27,7 @@ from ..faces.tone import MONOCHROME_LEVELS, tone_spread
 from ..faces.track import FaceTracker
 from ..faces.types import Detection, Track
 from ..io import VideoReader, probe
+from ..io.linear import Light
 from ..io.reader import DecodedFrames, FieldFilter
 from ..shots import Shot, ShotDetector
 from ..stopping import raise_if_stopped
@@ -59,6 +60,7 @@ class Analysis:
     repeats: frozenset[int] = frozenset()
     video_cycles: frozenset[int] = frozenset()
     film_pts: list[int | None] = field(default_factory=list)
+    light: Light = Light.DISPLAY  # what the samples stand for, as both passes read them (PipelineConfig.light_of)
 
 
 def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: Progress | None = None,
@@ -78,6 +80,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     wants_portraits = not cfg.aligned and (cfg.people.link or bool(cfg.faces_dir))
     portraits = Portraits(cfg.people, DlibIdentityEncoder(), keep_faces=bool(cfg.faces_dir)) if wants_portraits else None
     info = probe(path)
+    light = cfg.light_of(info)
     long_side = max(info.display_size)
     detector = detector.sized_for(long_side, cfg.tracker.min_face_size)
     faces = 0
@@ -137,7 +140,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
             if progress:
                 progress("analyse", index + 1, reader.expected_frames(), faces)
 
-    with VideoReader(path, max_side=detector.input_side, deinterlace=fields, keep=keep) as reader, \
+    with VideoReader(path, max_side=detector.input_side, deinterlace=fields, keep=keep, light=light) as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="vidrestore-detect") as detect_pool:
         # the images the shot detector has not yet settled (a flash, a dissolve), without their decoded frames
         held: deque[tuple[int, np.ndarray, tuple[float, float]]] = deque()
@@ -185,7 +188,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     references = {t.track_id: crops[cfg.reference_of(t)] for t in tracks if cfg.reference_of(t)}
     return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references, tracker.too_small,
                     stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side,
-                    portraits.faces if portraits is not None else {}, *film_cadence(changes, pts, cfg.hybrid))
+                    portraits.faces if portraits is not None else {}, *film_cadence(changes, pts, cfg.hybrid), light=light)
 
 
 TONE_EVERY = 12  # frames of a shot between two whose tone is measured (the first is, always)

@@ -8,15 +8,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+import av
+
 from ..config import check_minimums
-from ..errors import ConfigError
+from ..errors import ConfigError, UsageError
 from ..faces.detect import DetectorConfig
 from ..faces.people import PeopleConfig
 from ..faces.track import TrackerConfig
 from ..faces.types import Track
-from ..io import EncodeOptions
+from ..io import EncodeOptions, VideoInfo
+from ..io.linear import Light, is_linear
 from ..io.sequence import DEFAULT_RATE
 from ..shots import ShotConfig
+
+LIGHTS = ("auto", *(light.value for light in Light))
 
 Progress = Callable[[str, int, int, int], None]  # (stage, frames done, frames total, faces so far)
 
@@ -96,6 +101,10 @@ class PipelineConfig:
     # not store: it times the frames of a video made from them. "": the rate the pictures state (a DPX
     # scan's headers may), else FFmpeg's 25. A video keeps its own.
     frame_rate: str = ""
+    # What the input's samples stand for (io.linear.Light): "auto", what its pictures' headers and tags
+    # say; "display", "linear" or "cineon" (printing density), whatever they say: a log scan whose DPX
+    # headers say "user-defined" or nothing is "cineon".
+    light: str = "auto"
     # A folder to write each track's best face to (as pass 1 saw it, aligned), named by person and
     # track, to tell who is who before choosing --tracks, --people, --strength or --reference.
     faces_dir: str = ""
@@ -115,6 +124,8 @@ class PipelineConfig:
             raise ConfigError(f"profile_fade: expected two turn ratios FULL < ZERO (e.g. 0.7, 1.4) or none, "
                               f"got {list(self.profile_fade)}")
         frames_per_second(self.frame_rate)  # a bad rate fails before any work
+        if self.light not in LIGHTS:
+            raise ConfigError(f"light: expected one of {', '.join(LIGHTS)}, got {self.light!r}")
         if self.double_rate and self.keep_fields:
             raise ConfigError("double_rate (--double-rate) and keep_fields (--keep-fields) exclude each other: one writes a progressive frame for each field, "
                               "the other keeps the fields interlaced")
@@ -127,6 +138,18 @@ class PipelineConfig:
         if self.double_rate and self.deinterlace == "off":
             raise ConfigError("double_rate (--double-rate) makes a frame of each field by deinterlacing them; "
                               "deinterlace off keeps the fields")
+
+    def light_of(self, info: VideoInfo) -> Light:
+        """What the samples of the input ``info`` describes stand for: as this config says, else as
+        the input does. Float samples are linear light whatever is said, and only RGB pictures take another."""
+        if self.light == "auto" or Light(self.light) is info.light:
+            return info.light
+        if is_linear(info.pix_fmt) or not av.VideoFormat(info.pix_fmt).is_rgb:
+            kind = "an OpenEXR plate's float samples are linear light" if is_linear(info.pix_fmt) else \
+                f"this input is {info.pix_fmt} video, not RGB pictures"
+            raise UsageError(f"--light {self.light} is for RGB pictures (DPX, TIFF, PNG) whose headers do not say what "
+                             f"their samples stand for; {kind}")
+        return Light(self.light)
 
     @property
     def sequence_rate(self) -> Fraction:

@@ -115,13 +115,14 @@ def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
     return notes
 
 
-def light_note(info: VideoInfo) -> list[str]:
+def light_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
     """How the faces of pictures that are not display-referred were shown to the detector and the model."""
-    if info.light is Light.CINEON:
-        return [(f"the pictures hold printing density (Cineon log), as their DPX headers say: faces were found and restored "
+    said = "as their DPX headers say" if cfg.light == "auto" else "as --light says"
+    if analysis.light is Light.CINEON:
+        return [(f"the pictures hold printing density (Cineon log), {said}: faces were found and restored "
                  f"on an sRGB view of them (code {CINEON_BLACK} black, {CINEON_WHITE} white) and written back in printing "
                  "density; every other sample is the scan's own")]
-    if info.light is Light.LINEAR:
+    if analysis.light is Light.LINEAR:
         return [("the pictures hold linear light: faces were found and restored on an sRGB view of them (light above 1 "
                  "clipped there) and written back in linear light; every other sample is the source's own")]
     return []
@@ -256,7 +257,7 @@ def quality_check(src: Path, dst: Path, analysis: Analysis, tracks: list[Track],
     if is_sequence(dst) and analysis.corrupt_packets:
         return [], ["no quality check: the output sequence has gaps where pictures of the input did not decode"]
     meters = measure_tracks(src, dst, tracks, cfg.face_size, deinterlace=analysis.deinterlace, progress=progress,
-                            step=2 if doubles(analysis, cfg) else 1, left_out=left_out(analysis, cfg))
+                            step=2 if doubles(analysis, cfg) else 1, left_out=left_out(analysis, cfg), light=analysis.light)
     encoder = DlibIdentityEncoder()
     rows = [{k: v for k, v in meter.finish(encoder).items() if k != "per_frame"} for meter in meters]
     return rows, qa_alarms(rows)
@@ -282,5 +283,5 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
                 for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
         people=people_of(analysis.tracks),
-        corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *light_note(info), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
+        corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *light_note(analysis, cfg), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
                *unrestored_videos_note(src), *notes])

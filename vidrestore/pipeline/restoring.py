@@ -244,7 +244,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     the tracks that come into the segment from the one before it; on return it holds that of the
     tracks that go on past it. ``target``: the output ``video_out`` is a segment of (default
     ``video_out`` itself), whose type decides the encoder and whether frames are written upright."""
-    info = played_at(probe(path), cfg)
+    info = dataclasses.replace(played_at(probe(path), cfg), light=analysis.light)
     info = at_steady_rate(info, analysis.pts)
     cfg = dataclasses.replace(cfg, batch_size=window_frames(cfg, device, info))
     target = target or video_out
@@ -261,7 +261,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         anchored = [t for t in tracks if t.track_id not in photos and t.track_id not in contexts] if restorer.uses_identity else []
         # a track's best frames may lie past the segment's end, where its state will be carried
         ahead = range(frames.start, max([frames.stop, *(t.end for t in anchored)]))
-        best_frames = IdentityCrops(path, anchored, cfg.face_size, ahead, start_pts, analysis.deinterlace, reuse)
+        best_frames = IdentityCrops(path, anchored, cfg.face_size, ahead, start_pts, analysis.deinterlace, reuse, analysis.light)
         stack.callback(best_frames.close)
 
         def identity(track: Track) -> torch.Tensor | None:
@@ -275,7 +275,8 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         doubled, decimated, dropped = doubles(analysis, cfg), decimates(analysis, cfg), left_out(analysis, cfg)
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
                                                  deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,
-                                                 images_for=faced, keep_fields=cfg.keep_fields, double_rate=doubled))
+                                                 images_for=faced, keep_fields=cfg.keep_fields, double_rate=doubled,
+                                                 light=analysis.light))
         timed = output_timing(info, analysis, cfg)
         coded = dataclasses.replace(timed, field_order=coded_field_order(analysis, info, cfg.keep_fields))
         if upright:
