@@ -315,6 +315,18 @@ def test_a_log_scan_is_shown_through_its_curve_and_every_code_comes_back_from_th
     assert small.shape == (16, 16, 3) and scale == (0.5, 0.5)
 
 
+@pytest.mark.parametrize("pix_fmt", ["rgb24", "gbrp12le", "rgb48be", "rgba64le"])
+def test_every_code_of_a_log_scan_of_any_depth_comes_back_from_its_view_written_back_unchanged(pix_fmt):
+    """8-bit views of 8-bit scans, 16-bit views of deeper ones (as pass 2 reads them): written back
+    unchanged, every code is the scan's own, and alpha stays."""
+    full = 2 ** max(c.bits for c in av.VideoFormat(pix_fmt).components) - 1
+    codes = np.arange(full + 1).reshape(-1, 16, 1).repeat(len(av.VideoFormat(pix_fmt).components), -1).astype(np.uint8 if full == 255 else np.uint16)
+    source = av.VideoFrame.from_ndarray(codes, format=pix_fmt)
+    shown, _ = to_display(source, Light.CINEON, deep=full > 255)
+    assert shown.shape == codes.shape[:2] + (3,)
+    assert np.array_equal(plate_frame(source, Light.CINEON, shown, None).to_ndarray(), codes)
+
+
 def test_what_the_samples_stand_for_is_told_by_format_transfer_and_header():
     assert light_of("gbrpf16le", 2, False) is Light.LINEAR  # an OpenEXR plate
     assert light_of("gbrp10le", 2, True) is Light.CINEON  # a DPX that says printing density
