@@ -1,5 +1,5 @@
 """What a picture's header says that FFmpeg's encoders do not write, carried from each input
-picture into the picture made from it: a DPX scan's time fields and transfer characteristic
+picture into the picture made from it: a DPX scan's time, film, source and transfer fields
 (:mod:`vidrestore.io.dpx`) and an OpenEXR plate's attributes (:mod:`vidrestore.io.exr`)."""
 
 from __future__ import annotations
