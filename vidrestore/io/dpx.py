@@ -24,7 +24,6 @@ from pathlib import Path
 
 HEADER = 2048  # the generic (768 + 640 + 256 bytes) and industry (256 + 256) headers in full
 TRANSFER, COLORIMETRIC = 801, 802  # the first image element's codes for what its samples stand for: 1 byte each
-TIMECODE, FILM_RATE, TV_RATE = 1920, 1724, 1940
 # The fields carried, as (offset, items, bytes an item): numbers of 2 or 4 bytes are converted
 # between byte orders, text and single bytes are copied as they are.
 CARRIED = (
@@ -34,9 +33,9 @@ CARRIED = (
     (1432, 188, 1),  # source file name, its creation time, input device name and serial number
     (1620, 4, 2), (1628, 2, 4),  # border validity; pixel aspect ratio
     (1664, 48, 1),  # film: edge code (manufacturer, film type, perforation offset, prefix, count), format
-    (1712, 3, 4), (FILM_RATE, 2, 4),  # frame position, sequence length, held count; frame rate, shutter angle (float)
+    (1712, 3, 4), (1724, 2, 4),  # frame position, sequence length, held count; frame rate, shutter angle (float)
     (1732, 132, 1),  # frame identification, slate information
-    (TIMECODE, 2, 4), (1928, 4, 1),  # television: timecode, user bits; interlace, field number, video signal, padding
+    (1920, 2, 4), (1928, 4, 1),  # television: timecode, user bits; interlace, field number, video signal, padding
     (1932, 10, 4),  # sampling rates, frame rate, time offset, gamma, black level and gain, break point, white level, integration time (float)
 )
 PRINTING_DENSITY, LOGARITHMIC = 1, 3  # transfer characteristics of a log scan; scanners write the first
