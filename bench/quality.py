@@ -43,6 +43,31 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
 
 
+def load_model(name: str):
+    """The checkpoint's path and the FLIPNET loaded from it (a .safetensors path or a zoo name)."""
+    path = Path(name) if name.endswith(".safetensors") else zoo.verify(name)
+    return path, load_flipnet(path)
+
+
+def held_out_faces(pack: str | Path, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The last ``count`` faces of ``pack`` (HQ), and each degraded with the default degradations at seed 1234 (LQ)."""
+    data = PackedFaces(pack)
+    _, val = data.split(count)
+    g = torch.Generator().manual_seed(1234)
+    hq, _ = data.batch(val, g, flip=False)
+    return hq, degrade(hq, sample_params(resolve_config(DegradationConfig, "degradations", "default"), len(hq), g), g)
+
+
+def print_scores(rows: dict[str, torch.Tensor], hq: torch.Tensor, enc: DlibIdentityEncoder, width: int = 20) -> None:
+    """PSNR, SSIM and identity cosine of each row's faces against ``hq``, a line each."""
+    ref = enc.embed(to_uint8(hq))
+    print(f"{'':{width}s} {'PSNR':>7s} {'SSIM':>7s} {'ID cos':>7s}")
+    for name, x in rows.items():
+        ssim = float(kornia.metrics.ssim(x, hq, 11).mean())
+        ident = float(np.mean(cosine(enc.embed(to_uint8(x)), ref)))
+        print(f"{name:{width}s} {float(psnr(x, hq).mean()):7.2f} {ssim:7.4f} {ident:7.4f}")
+
+
 def real_lq_table(model, folder: Path, count: int, preset: str, enc: DlibIdentityEncoder) -> None:
     from vidrestore.eval.niqe import model_name, niqe
     from vidrestore.train.data import list_images, read_rgb
@@ -75,26 +100,16 @@ def main() -> None:
     ap.add_argument("--real-lq", type=Path, help="folder of aligned real LQ faces (NIQE only: no ground truth)")
     ap.add_argument("--real-count", type=int, default=24)
     args = ap.parse_args()
-    path = Path(args.model) if args.model.endswith(".safetensors") else zoo.verify(args.model)
-    model = load_flipnet(path)
-    data = PackedFaces(args.pack)
-    _, val = data.split(args.count)
-    g = torch.Generator().manual_seed(1234)
-    hq, _ = data.batch(val, g, flip=False)
-    lq = degrade(hq, sample_params(resolve_config(DegradationConfig, "degradations", "default"), len(hq), g), g)
+    path, model = load_model(args.model)
+    hq, lq = held_out_faces(args.pack, args.count)
     enc = DlibIdentityEncoder()
-    ref = enc.embed(to_uint8(hq))
     lq_ident = torch.from_numpy(enc.embed(to_uint8(lq)))
     rows = {"LQ input": lq, "unsharp baseline": unsharp(lq)}
     for preset in args.presets.split(","):
         cfg = resolve_config(SamplerConfig, "presets", preset)
         rows[f"FLIPNET {preset}"] = restore_batch(model, lq, lq_ident, cfg)
     print(f"model {path.name}; {len(hq)} held-out faces at {hq.shape[-1]} px; degradations: default, seed 1234")
-    print(f"{'':20s} {'PSNR':>7s} {'SSIM':>7s} {'ID cos':>7s}")
-    for name, x in rows.items():
-        ssim = float(kornia.metrics.ssim(x, hq, 11).mean())
-        ident = float(np.mean(cosine(enc.embed(to_uint8(x)), ref)))
-        print(f"{name:20s} {float(psnr(x, hq).mean()):7.2f} {ssim:7.4f} {ident:7.4f}")
+    print_scores(rows, hq, enc)
     if args.real_lq:
         real_lq_table(model, args.real_lq, args.real_count, args.presets.split(",")[0], enc)
     if args.sheet:
