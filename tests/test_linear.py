@@ -402,8 +402,9 @@ def test_light_cineon_restores_a_log_scan_whose_headers_say_nothing_as_one_whose
     options = ["--model", "none", "--detector", "dlib", "--quiet"]
     assert main([str(log_scan), str(said / "r_%07d.dpx"), *options]) == 0
     assert main([str(silent / log_scan.name), str(told / "r_%07d.dpx"), *options, "--light", "cineon", "--json", str(tmp_path / "r.json")]) == 0
-    assert any(note.startswith("the pictures hold printing density (Cineon log), as --light says")
-               for note in json.loads((tmp_path / "r.json").read_text())["notes"])
+    told_report = json.loads((tmp_path / "r.json").read_text())
+    assert told_report["light"] == "cineon"
+    assert any(note.startswith("the pictures hold printing density (Cineon log), as --light says") for note in told_report["notes"])
     pictures = sorted(p.name for p in said.iterdir())
     assert len(pictures) == 8 and pictures == sorted(p.name for p in told.iterdir())
     assert all(np.array_equal(read_plate(said / name)[1], read_plate(told / name)[1]) for name in pictures)
