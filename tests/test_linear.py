@@ -409,6 +409,11 @@ def test_light_cineon_restores_a_log_scan_whose_headers_say_nothing_as_one_whose
     assert len(pictures) == 8 and pictures == sorted(p.name for p in told.iterdir())
     assert all(np.array_equal(read_plate(said / name)[1], read_plate(told / name)[1]) for name in pictures)
     assert main([str(silent / log_scan.name), str(tmp_path / "shown.mkv"), *options, "--light", "display"]) == 0  # as before
+    measured = []  # `eval video` takes it too: the silent scan measured as the scan that says it
+    for scan, light in [(log_scan, []), (silent / log_scan.name, ["--light", "cineon"])]:
+        assert main(["eval", "video", str(scan), str(said / "r_%07d.dpx"), "--detector", "dlib", "--json", str(tmp_path / "e.json"), *light]) == 0
+        measured.append(json.loads((tmp_path / "e.json").read_text())["tracks"])
+    assert measured[0] == measured[1] and len(measured[0]) == 1
     capsys.readouterr()
     for source, output, light, said_in_error in [(sample_clip, "refused.mkv", "cineon", "yuv420p video, not RGB pictures"),
                                                  (plate, "refused_%04d.exr", "display", "float samples are linear light"),

@@ -662,6 +662,8 @@ def cmd_eval(argv: list[str]) -> int:
     vd.add_argument("restored", type=Path)
     vd.add_argument("--figures", "--sheets", dest="figures", type=Path,
                     help="folder for per-track contact sheets (input, restored, difference) and per-frame metric plots")
+    vd.add_argument("--light", metavar="auto|display|linear|cineon",
+                    help="what both videos' samples stand for, as the restore command's --light (default auto: their headers)")
     for sp in (im, vd):
         sp.add_argument("--detector", choices=["auto", "retinaface", "dlib"])
         sp.add_argument("--detector-weights")
@@ -680,6 +682,8 @@ def cmd_eval(argv: list[str]) -> int:
         from .pipeline import PipelineConfig
 
         cfg = load_yaml(PipelineConfig, CONFIG_DIR / "pipeline.yaml")
+        if getattr(args, "light", None):
+            cfg = dataclasses.replace(cfg, light=args.light)
         det = dataclasses.replace(cfg.detector, **{k: v for k, v in (("backend", args.detector), ("weights", args.detector_weights)) if v})
         detector = create_detector(det, torch.device("cpu"))
         report = (eval_images(args.restored, args.reference, detector) if args.kind == "images"

@@ -15,6 +15,7 @@ from PIL import Image
 from ..faces.detect import FaceDetector
 from ..faces.identity import DlibIdentityEncoder
 from ..io import VideoReader
+from ..io.linear import Light
 from ..pipeline import PipelineConfig, analyse
 from ..train.data import list_images, read_rgb
 from . import niqe as niqe_metric
@@ -117,12 +118,12 @@ def plot_series(path: Path, title: str, panels: list[tuple[str, list, dict[str, 
     plt.close(fig)
 
 
-def _frame_niqe(path: Path, every: int, stop: int, limit: int) -> tuple[list[int], list[float]]:
-    """NIQE of every ``every``-th frame before frame ``stop``, at most ``limit`` of them."""
+def _frame_niqe(path: Path, every: int, stop: int, limit: int, light: Light) -> tuple[list[int], list[float]]:
+    """NIQE of every ``every``-th frame before frame ``stop``, at most ``limit`` of them, its samples read as ``light``."""
     frames, scores = [], []
     if niqe_metric.pristine_model() is None:
         return frames, scores
-    with VideoReader(path, stop=stop) as reader:
+    with VideoReader(path, stop=stop, light=light) as reader:
         for frame in reader:
             if frame.index % every == 0 and len(frames) < limit and min(frame.image.shape[:2]) >= niqe_metric.PATCH:
                 frames.append(frame.index)
@@ -155,7 +156,7 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
     encoder = DlibIdentityEncoder()
     step, left_out = output_cadence(restored_path, analysis.frames, analysis.deinterlace, analysis.repeats, analysis.video_cycles)
     meters = measure_tracks(input_path, restored_path, analysis.tracks, cfg.face_size, max_frames, analysis.deinterlace,
-                            step=step, left_out=left_out)
+                            step=step, left_out=left_out, light=analysis.light)
     if figures is not None:
         figures.mkdir(parents=True, exist_ok=True)
     tracks = []
@@ -165,8 +166,8 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
             track_figures(row, meter, figures)
         tracks.append(row)
     frames = max_frames or analysis.frames
-    niqe_frames, niqe_in = _frame_niqe(input_path, niqe_every, frames, niqe_limit)
-    _, niqe_out = _frame_niqe(restored_path, niqe_every * step, frames * step, niqe_limit)
+    niqe_frames, niqe_in = _frame_niqe(input_path, niqe_every, frames, niqe_limit, analysis.light)
+    _, niqe_out = _frame_niqe(restored_path, niqe_every * step, frames * step, niqe_limit, analysis.light)
     report = {"schema": SCHEMA_VERSION, "kind": "video", "input": str(input_path), "restored": str(restored_path),
               "detector": analysis.detector, "frames": analysis.frames, "tracks": tracks,
               "niqe": {"model": niqe_metric.model_name(), "frames": niqe_frames, "input": niqe_in, "restored": niqe_out,
