@@ -1,13 +1,17 @@
 """Black-and-white, toned and dark footage (vidrestore.faces.tone): what tells it apart, whether
 RetinaFace finds its faces, and whether restored faces keep its tone.
 
-    python bench/monochrome.py --data ../shared/data [--faces 200] [--spread-faces 2000] [--restore]
+    python bench/monochrome.py --data ../shared/data [--faces 200] [--spread-faces 2000] [--restore] [--only-faces]
 
 * **Tone spread** (what :func:`tone_spread` leaves of a picture's chroma once a quadratic in luma
   is fitted, 8-bit levels): its distribution over CelebA and UTKFace colour photos, each of
   CodeFormer's grey faces, and the KEEP clips in colour, made grey, sepia and blue, and made grey
   but for a part of them (a logo, a border, the bottom of the picture); and how many fall under
   ``MONOCHROME_LEVELS``; beside it, what the fit leaves over the whole picture alone.
+* **Faces' tone spread** (:func:`face_tone_spread`, what pass 1 measures of each track's faces):
+  over the faces RetinaFace finds in the same photos and in every 5th frame of the KEEP clips, in
+  colour (also under-exposed) and made grey, sepia and blue, and the KEEP clips grey inside a coloured border a
+  quarter of the picture wide.
 * **Detection**: frames with a face found by RetinaFace MobileNet-0.25, and frames with more than
   one, on every 5th frame of both KEEP clips (one face each) and on ``--faces`` CelebA photos, in
   colour, at half and 0.3 of their exposure, and made grey, sepia and blue (the KEEP clips also grey
@@ -33,10 +37,10 @@ import cv2
 import numpy as np
 import torch
 
-import vidrestore.faces.detect as detect
 import vidrestore.pipeline.restoring as pass_two
 from vidrestore.cli import main as vidrestore_main
-from vidrestore.faces.tone import LUMA, MONOCHROME_LEVELS, _basis, _luma, thumbnails, tone_curves, tone_spread
+from vidrestore.faces import detect
+from vidrestore.faces.tone import LUMA, MONOCHROME_LEVELS, _basis, _luma, face_tone_spread, thumbnails, tone_curves, tone_spread
 
 TONES = {"grey": ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0)), "sepia": ((1.0, 0.82, 0.60), (0.07, 0.05, 0.02)),
          "blue": ((0.55, 0.72, 1.0), (0.0, 0.02, 0.05))}
@@ -105,6 +109,34 @@ def spreads(data: Path, count: int) -> None:
             values, whole = [tone_spread(f) for f in shown], [whole_spread(f) for f in shown]
             print(f"  {clip} {name}: min {min(values):.2f}, median {np.median(values):.2f}, max {max(values):.2f} "
                   f"({min(whole):.2f}, {np.median(whole):.2f}, {max(whole):.2f})")
+
+
+def face_spreads(data: Path, weights: Path, count: int) -> None:
+    """The tone spread of the faces RetinaFace finds (:func:`face_tone_spread`, as pass 1 measures a
+    track's faces), in colour (also at half and 0.3 of its exposure) and made grey, sepia and blue; the KEEP clips also made grey inside
+    a border a quarter of the picture wide in colour (taken for colour as a picture)."""
+    detector = detect.create_detector(detect.DetectorConfig(backend="retinaface", weights=str(weights)), torch.device("cpu"))
+    sets = {name: [cv2.imread(str(f))[..., ::-1].copy() for f in sorted((data / "train_hq" / name).glob("*.jpg"))[::5][:count]]
+            for name in ("celeba_align", "utkface")}
+    sets.update({clip: clip_frames(data / "videos" / f"{clip}.mp4") for clip in ("keep_real_1", "keep_real_2")})
+    print(f"tone spread of the faces found (levels); a track is monochrome when its faces' median is under {MONOCHROME_LEVELS}")
+    for name, images in sets.items():
+        sized = detector.sized_for(max(images[0].shape[:2]), 32)
+        cells = []
+        for v in ("colour", "x0.5", "x0.3", *TONES, *(("border 25%",) if name.startswith("keep") else ())):
+            values = []
+            for image in images:
+                shown = variant(image, v) if v != "border 25%" else partly_coloured(image, "border 12.5%")
+                values += [x for d in sized.detect([shown])[0] if (x := face_tone_spread(shown, d.box)) is not None]
+            if v == "border 25%":
+                cells.append(f"{v}: picture {tone_spread(shown):.2f}, faces median {np.median(values):.2f} (max {max(values):.2f}, "
+                             f"{len(values)} faces)")
+            elif v in ("colour", "x0.5", "x0.3"):
+                cells.append(f"{v}: {len(values)} faces, percentiles 0.1/1/5/50 {np.percentile(values, [0.1, 1, 5, 50]).round(2)}, "
+                             f"under {(np.asarray(values) < MONOCHROME_LEVELS).sum()}")
+            else:
+                cells.append(f"{v} max {max(values):.2f}")
+        print(f"  {name}: " + "; ".join(cells))
 
 
 def detections(data: Path, weights: Path, count: int) -> None:
@@ -190,8 +222,12 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=200, help="CelebA photos for the detection table")
     parser.add_argument("--spread-faces", type=int, default=2000, help="CelebA and UTKFace photos each for the spread table")
     parser.add_argument("--restore", action="store_true", help="also restore the toned clips (about a minute on 2 cores)")
+    parser.add_argument("--only-faces", action="store_true", help="only the tone spread of faces found (--spread-faces photos each)")
     args = parser.parse_args()
     weights = args.detector_weights or args.data / "weights" / "retinaface_mobilenet0.25_Final.pth"
+    face_spreads(args.data, weights, args.spread_faces)
+    if args.only_faces:
+        return
     spreads(args.data, args.spread_faces)
     detections(args.data, weights, args.faces)
     if args.restore:

@@ -1015,6 +1015,43 @@ def test_a_toned_shot_keeps_its_tone_and_a_colour_shot_its_colours(sample_clip, 
     assert min(tone_spread(np.clip(f, 0, 255).astype(np.uint8)) for f in out[:14]) > 1.5
 
 
+def test_grey_faces_keep_their_tone_in_a_black_and_white_shot_with_a_wide_coloured_border(sample_clip, tiny_model, tmp_path):
+    """A grey shot inside a coloured border that fills a quarter of the picture: too much colour
+    for the shot to be taken for black-and-white, but the face is grey, so its track keeps its
+    tone: what the (untrained) model restores comes out grey."""
+    from vidrestore.diffusion.sampler import SamplerConfig
+    from vidrestore.faces.tone import LUMA, MONOCHROME_LEVELS, tone_spread
+    from vidrestore.io import EncodeOptions
+    from vidrestore.restore import load_restorer
+
+    with VideoReader(sample_clip) as r:
+        frames = [f.image for f in r][:12]
+    weights = np.asarray(LUMA, np.float32)
+    height, width = frames[0].shape[:2]
+    ramp = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+    border = (np.concatenate([ramp, 1 - ramp, 0.5 + 0 * ramp], -1) * 220 + 20).repeat(60, 1)  # a coloured gradient, 60 px wide
+    images = []
+    for frame in frames:
+        grey = np.repeat((frame.astype(np.float32) @ weights)[..., None], 3, -1)
+        grey[:, :60], grey[:, -60:] = border, border[:, ::-1]
+        images.append(np.clip(grey.round(), 0, 255).astype(np.uint8))
+    assert tone_spread(images[0]) > MONOCHROME_LEVELS  # the picture: colour
+    clip = make_clip(tmp_path / "bordered.mp4", [i * 40 for i in range(len(images))], size=(height, width), images=images,
+                     pix_fmt="yuv444p", x264_params="qp=0")
+    restorer = load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"), torch.float32, None, 32)
+    report = run(clip, tmp_path / "out.mkv", PipelineConfig(encode=EncodeOptions(codec="ffv1")), restorer, torch.device("cpu"),
+                 detector=create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")))
+    assert [s["monochrome"] for s in report.shots] == [False] and [t["monochrome"] for t in report.tracks] == [True]
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        out = [f.to_ndarray(format="rgb24").astype(np.float32) for f in c.decode(video=0)]
+    for before, after in zip(images, out):
+        face = slice(60, None), slice(60, -60)  # the picture inside the border
+        changed = np.abs(after[face] @ weights - before[face].astype(np.float32) @ weights) > 2
+        assert changed.mean() > 0.01  # restored
+        chroma = np.abs(after[face][changed] - (after[face][changed] @ weights)[:, None]).max(1)
+        assert np.percentile(chroma, 99) < 4, np.percentile(chroma, 99)  # and grey
+
+
 def test_pass_2_spread_over_glue_threads_writes_the_same_frames(sample_clip, tmp_path):
     """On a many-core machine the crops and pastes of a window run on a few threads
     (``glue_threads``, by default ``glue_workers``); the frames written are those of the

@@ -147,3 +147,22 @@ def test_the_detector_sees_colour_as_it_is_dark_frames_brightened_and_monochrome
     mid = (blue_luma - 0.5).abs() < 0.2
     assert (blue[0][mid] > blue[1][mid] + 0.05).all() and (blue[1][mid] > blue[2][mid]).all()
     assert MAX_GAIN < 255
+
+
+def test_a_face_is_measured_as_if_well_exposed_and_a_grey_one_is_monochrome(sample_clip):
+    """A track's faces are measured in their boxes: a colour face at a third of its exposure
+    leaves a third of the spread over the box, which fell under the threshold; measured as if
+    brightened it does not. The same face made grey does, and a face too small is not measured."""
+    from vidrestore.faces.tone import face_tone_spread
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        frame = next(iter(r)).image
+    box = np.array([140.0, 30.0, 260.0, 180.0])  # the sample's face
+    face = frame[30:180, 140:260]
+    dark = (frame // 3).astype(np.uint8)
+    assert tone_spread(dark[30:180, 140:260]) < MONOCHROME_LEVELS < tone_spread(face)
+    assert face_tone_spread(dark, box) > MONOCHROME_LEVELS and face_tone_spread(frame, box) > MONOCHROME_LEVELS
+    grey = np.repeat((frame @ np.asarray(LUMA)).round().astype(np.uint8)[..., None], 3, 2)
+    assert face_tone_spread(grey, box) < 0.1 and face_tone_spread(grey // 4, box) < 0.5
+    assert face_tone_spread(frame, np.array([140.0, 30.0, 160.0, 180.0])) is None

@@ -129,6 +129,29 @@ def tone_spread(image: np.ndarray) -> float:
     return float(tone_spreads(thumbnails(image[None]))[0])
 
 
+# px: smaller faces are not measured (their blocks would be single pixels of coding noise). Of the
+# faces RetinaFace finds in 2000 CelebA photos, 3 of 1974 in colour measure under MONOCHROME_LEVELS
+# (6 and 9 at half and 0.3 of their exposure), none of the KEEP clips' colour faces (least 2.44),
+# and every one made grey or blue (bench/monochrome.py --only-faces).
+FACE_SIDE = 24
+
+
+def face_tone_spread(image: np.ndarray, box: np.ndarray) -> float | None:
+    """The tone spread of the face in ``box`` (x0, y0, x1, y1, pixels of the RGB ``image``) as if
+    brightened until its brightest 1% reach :data:`WHITE` (by at most :data:`MAX_GAIN`): a dark
+    face's chroma is as small as its levels, and what the fit leaves scales with them (a
+    colour face at a third of its exposure left a third of its spread, under the threshold).
+    None for a face under :data:`FACE_SIDE`."""
+    height, width = image.shape[:2]
+    x0, y0 = (max(0, int(v)) for v in box[:2])
+    x1, y1 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
+    if min(x1 - x0, y1 - y0) < FACE_SIDE:
+        return None
+    face = thumbnails(image[None, y0:y1, x0:x1])
+    bright = float(torch.quantile(_luma(face.flatten(2).transpose(1, 2)), 0.99))
+    return float(tone_spreads(face)[0]) * min(max(WHITE / max(bright, 1e-3), 1.0), MAX_GAIN)
+
+
 def for_detection(images: list[np.ndarray]) -> list[np.ndarray]:
     """RGB uint8 frames as a detector trained on well-exposed colour photos finds faces in best,
     and a landmark predictor places landmarks best. Monochrome frames are made anew: their luma

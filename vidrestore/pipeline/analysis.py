@@ -7,7 +7,7 @@ landmarks, shots and frame timestamps, never frames, unless the whole video fits
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
+from collections import defaultdict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,7 @@ from ..faces.align import align_faces, template
 from ..faces.detect import FaceDetector, smallest_findable
 from ..faces.identity import DlibIdentityEncoder
 from ..faces.people import Portraits, link_people
-from ..faces.tone import MONOCHROME_LEVELS, tone_spread
+from ..faces.tone import MONOCHROME_LEVELS, face_tone_spread, tone_spread
 from ..faces.track import FaceTracker
 from ..faces.types import Detection, Track
 from ..io import VideoReader, probe
@@ -114,10 +114,15 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
                     if portraits is not None:
                         portraits.offer(image, scale, tracker.detected_at(index))
                         portraits.settle(tracker.open_ids)
+                    if index in spreads:  # where the picture's tone is measured, each face's too
+                        for track_id, detection in tracker.detected_at(index):
+                            if (spread := face_tone_spread(image, detection.box * np.tile(scale, 2))) is not None:
+                                face_spreads[track_id].append(spread)
 
     fields, why = choose_deinterlace(cfg, path, info)
     shot_start, side = 0, 0.0
     spreads: dict[int, float] = {}  # frame index -> tone spread, of a frame in every TONE_EVERY of each shot
+    face_spreads: defaultdict[int, list[float]] = defaultdict(list)  # track id -> tone spreads of its faces in those frames
 
     def take(index: int, image: np.ndarray, scale: tuple[float, float], cut: bool, last: bool) -> None:
         """Hand a frame on to detection and tracking; ``cut``: it starts a shot; ``last``: it ends one."""
@@ -180,7 +185,10 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     for t in tracks:
         t.steady = ~np.isin(t.frames, unsteady)
         t.person = person_of.get(t.track_id, t.track_id)
-        t.monochrome = all_shots[t.shot_index].monochrome
+        # a black-and-white picture with colour on much of it (a wide coloured border, a colourised
+        # part) is taken for colour, but its faces are grey: their tracks keep their tone all the same
+        t.monochrome = all_shots[t.shot_index].monochrome or bool(face_spreads[t.track_id]) and \
+            float(np.median(face_spreads[t.track_id])) < MONOCHROME_LEVELS
     name = "none: the frames are aligned face crops (--aligned)" if cfg.aligned else \
         f"{detector.name}, on frames of {detector.input_side} px on the longer side"
     crops = {photo: reference_crop(photo, detector, cfg.face_size)
