@@ -7,7 +7,8 @@ threads) per frame it applies to:
 
 * decoding at the detector's size (swscale's area filter, as the reader does), against a
   full-size conversion followed by OpenCV's INTER_AREA or INTER_LINEAR resize;
-* the tone check (and brightening) every batch of frames to detect goes through (``faces.tone.for_detection``);
+* the tone checks every batch of frames to detect goes through: the brightening or skin toning
+  (``faces.tone.for_detection``) and the search for a grey part of a colour frame (``grey_parts``);
 * the RetinaFace forward pass on batches of 8 frames with 1 and 2 torch threads (each set inside the
   thread that runs it, as OpenMP requires), and with ``--int8`` the same network quantised to int8
   (torch.ao FX, x86 engine, calibrated on every 20th frame) with its largest output differences;
@@ -38,7 +39,7 @@ from av.video.reformatter import VideoReformatter
 from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.faces.motion import face_motions
 from vidrestore.faces.retinaface import MEAN_BGR
-from vidrestore.faces.tone import for_detection
+from vidrestore.faces.tone import for_detection, grey_parts
 
 
 def best(job: Callable[[], object], repeat: int, per: int) -> tuple[float, float]:
@@ -131,6 +132,8 @@ def main() -> None:
     every = images[::args.detect_every]
     show("tone check and brightening for the detector (for_detection), batches of 8",
          best(lambda: [for_detection(every[i:i + 8]) for i in range(0, len(every), 8)], args.repeat, len(every)))
+    show("grey part of a colour frame (grey_parts), batches of 8",
+         best(lambda: [grey_parts(every[i:i + 8]) for i in range(0, len(every), 8)], args.repeat, len(every)))
     batches = [network_input(every[i:i + 8]).contiguous(memory_format=torch.channels_last) for i in range(0, len(every), 8)]
     forward = lambda model, xs: lambda: [model(x) for x in xs]
     with torch.inference_mode():

@@ -15,10 +15,11 @@ RetinaFace finds its faces, and whether restored faces keep its tone.
 * **Detection**: frames with a face found by RetinaFace MobileNet-0.25, and frames with more than
   one, on every 5th frame of both KEEP clips (one face each) and on ``--faces`` CelebA photos, in
   colour, at half and 0.3 of their exposure, and made grey, sepia and blue (the KEEP clips also grey
-  but for a logo, a border or the bottom of the picture); for the KEEP clips,
+  but for a logo, a border or the bottom of the picture, and inside a border an eighth of the width on
+  each side); and how many colour frames are shown twice for a grey part; for the KEEP clips,
   how far dlib's re-fitted landmarks moved from the colour frame's. "plain" shows the detector
   and the landmark predictor the frames as they are (as before vidrestore.faces.tone),
-  "for_detection" as they now see them.
+  "for_detection" as they now see them (with a grey part of a colour frame shown again, skin-toned).
 * ``--restore``: the first 24 frames of keep_real_1 made sepia and blue, restored by the shipped
   model with and without :func:`keep_tone`. Per clip: how far the output's chroma lies from the
   input's own tone curve, where restoration changed the picture (luma moved by more than 2
@@ -143,15 +144,15 @@ def detections(data: Path, weights: Path, count: int) -> None:
     detector = detect.create_detector(detect.DetectorConfig(backend="retinaface", weights=str(weights)), torch.device("cpu"))
     sets = {clip: clip_frames(data / "videos" / f"{clip}.mp4") for clip in ("keep_real_1", "keep_real_2")}
     sets["celeba"] = [cv2.imread(str(f))[..., ::-1].copy() for f in sorted((data / "train_hq" / "celeba_align").glob("*.jpg"))[::30][:count]]
-    as_now = detect.for_detection
+    as_now, grey_now = detect.for_detection, detect.grey_parts
 
     print("frames with a face found / with more than one (RetinaFace MobileNet-0.25, score > 0.8);")
     print("KEEP clips: then the median over frames of the largest landmark shift from the colour frame's (px)")
-    for shown, prepare in (("plain", lambda images: images), ("for_detection", as_now)):
-        detect.for_detection = prepare
+    for shown, prepare, grey in (("plain", lambda images: images, lambda images: {}), ("for_detection", as_now, grey_now)):
+        detect.for_detection, detect.grey_parts = prepare, grey
         for name, images in sets.items():
             cells = []
-            for v in VARIANTS if name == "celeba" else (*VARIANTS, "logo 5%", "border 3%", "bottom 10%"):
+            for v in VARIANTS if name == "celeba" else (*VARIANTS, "logo 5%", "border 3%", "bottom 10%", "border 12.5%"):
                 seen = [variant(im, v) if v in VARIANTS else partly_coloured(im, v) for im in images]
                 found = [detector.sized_for(max(im.shape[:2]), 32).detect([im])[0] for im in seen]
                 if v == "colour":
@@ -160,7 +161,9 @@ def detections(data: Path, weights: Path, count: int) -> None:
                 shift = f" {np.median(shifts):.1f}" if name != "celeba" and v != "colour" and shifts else ""
                 cells.append(f"{v} {sum(len(f) > 0 for f in found)}/{len(images)} ({sum(len(f) > 1 for f in found)}){shift}")
             print(f"  {shown:13s} {name:11s} " + "  ".join(cells))
-    detect.for_detection = as_now
+    detect.for_detection, detect.grey_parts = as_now, grey_now
+    print("colour frames shown a second time, their grey part skin-toned (grey_parts):",
+          ", ".join(f"{name} {sum(bool(grey_now([im])) for im in images)}/{len(images)}" for name, images in sets.items()))
     print("dlib's landmarks in the boxes found, on the frame as it is against as for_detection shows it:")
     print("median (max) over frames of the largest landmark shift from the colour frame's (px)")
     for name in ("keep_real_1", "keep_real_2"):

@@ -12,6 +12,8 @@ from vidrestore.faces.tone import (
     MONOCHROME_LEVELS,
     WHITE,
     for_detection,
+    grey_parts,
+    is_grey_face,
     keep_tone,
     tone_curves,
     tone_spread,
@@ -124,6 +126,34 @@ def test_black_and_white_with_colour_in_a_small_part_is_monochrome(part):
     seen = torch.from_numpy(for_detection([image])[0]).permute(2, 0, 1).float() / 255
     mid = (luma_of(seen[None])[0] - 0.5).abs() < 0.2
     assert (seen[0][mid] > seen[1][mid] + 0.05).float().mean() > 0.9  # skin-toned, but where the logo or border was
+
+
+def test_a_grey_picture_in_a_wide_coloured_border_is_shown_again_skin_toned_and_only_it():
+    """A grey picture inside a coloured border a sixth of the width on each side is colour as a
+    whole (for_detection does not skin-tone it), so it is shown a second time: its luma stretched over
+    the grey part's range and coloured as skin. Not so a colour picture, one with a small grey part,
+    or a grey one (for_detection tones it whole)."""
+    luma = smooth_luma(3)
+    colour = torch.cat([toned(luma, (1.1, 0.95, 0.8), (0, 0, 0))[..., :48], toned(luma, (0.8, 1.0, 1.2), (0, 0, 0))[..., 48:]], -1)
+    bordered = (0.2 + 0.7 * luma).expand(1, 3, -1, -1).clone()  # grey, luma 0.24-0.87
+    # dark, and of two hues at one luma, so that no tone curve fits it
+    bordered[..., :, :16] = bordered[..., :, -16:] = torch.tensor([0.21, 0.0, 0.0]).view(1, 3, 1, 1)
+    bordered[..., :16, :] = bordered[..., -16:, :] = torch.tensor([0.0, 0.05, 0.3]).view(1, 3, 1, 1)
+    small_grey = colour.clone()
+    small_grey[..., 30:50, 30:50] = luma[..., 30:50, 30:50]  # 4% of the picture
+    pictures = torch.cat([colour, bordered, small_grey, luma.expand(1, 3, -1, -1)])
+    images = list((pictures * 255).round().byte().permute(0, 2, 3, 1).numpy())
+    assert tone_spread(images[1]) > MONOCHROME_LEVELS  # colour: for_detection does not skin-tone it
+    parts = grey_parts(images)
+    assert list(parts) == [1]
+    seen = torch.from_numpy(parts[1]).permute(2, 0, 1).float() / 255
+    inside = seen[:, 16:-16, 16:-16]
+    inside_luma = luma_of(inside[None])[0]
+    assert inside_luma.min().item() < 0.05 and inside_luma.max().item() > 0.95  # stretched over the grey part's range
+    mid = (inside_luma - 0.5).abs() < 0.2
+    assert (inside[0][mid] > inside[1][mid] + 0.05).all() and (inside[1][mid] > inside[2][mid]).all()  # skin
+    assert is_grey_face(images[1], np.array([20.0, 20.0, 70.0, 70.0])) and not is_grey_face(images[1], np.array([0.0, 0.0, 40.0, 40.0]))
+    assert not is_grey_face(images[0], np.array([20.0, 20.0, 70.0, 70.0]))
 
 
 def test_the_detector_sees_colour_as_it_is_dark_frames_brightened_and_monochrome_ones_in_skin_tones():

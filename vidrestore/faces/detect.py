@@ -34,7 +34,7 @@ from torch.fx.experimental.optimization import fuse
 from ..errors import ModelError, UsageError
 from ..models import zoo
 from .retinaface import FACEXLIB_ANCHORS, MEAN_BGR, decode, load_retinaface, nms, prior_boxes, without_cudnn
-from .tone import for_detection
+from .tone import for_detection, grey_parts, is_grey_face
 from .types import Detection
 
 
@@ -183,6 +183,13 @@ class RetinaFaceDetector(_SizedForVideo):
             found.append((bx[keep], scores[b][keep], pt[keep]))
         return found
 
+    def _found(self, images: list[np.ndarray]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per image (one size): boxes, scores and landmarks of every pass's candidates."""
+        if not images:
+            return []
+        passes = [self._candidates(images, scale, largest) for scale, largest in self._passes(max(images[0].shape[:2]))]
+        return [tuple(torch.cat(parts) for parts in zip(*(found[b] for found in passes))) for b in range(len(images))]
+
     @torch.inference_mode()
     def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:
         if not images:
@@ -190,15 +197,23 @@ class RetinaFaceDetector(_SizedForVideo):
         # trained on well-exposed colour photos, it missed most faces in dark or black-and-white
         # frames, and dlib's landmarks moved by 9-27 px on a dark close-up; both see them adjusted
         shown = for_detection(images)
-        passes = [self._candidates(shown, scale, largest) for scale, largest in self._passes(max(images[0].shape[:2]))]
+        # and a grey picture in a coloured frame is shown again skin-toned: the faces found there
+        # are kept where they are grey (a false face in a toned grey wall of a colour frame is not)
+        greyed = grey_parts(images)
+        in_grey = dict(zip(greyed, self._found(list(greyed.values()))))
         results = []
-        for b, image in enumerate(shown):
-            bx, sc, pt = (torch.cat(parts) for parts in zip(*(found[b] for found in passes)))
+        for b, (image, found) in enumerate(zip(images, self._found(shown))):
+            views = [(shown[b], *found)]
+            if b in in_grey:
+                bx, sc, pt = in_grey[b]
+                grey = torch.tensor([is_grey_face(image, box) for box in bx.cpu().numpy()], dtype=torch.bool, device=bx.device)
+                views.append((greyed[b], bx[grey], sc[grey], pt[grey]))
+            bx, sc, pt = (torch.cat(parts) for parts in zip(*(view[1:] for view in views)))
+            seen_in = np.repeat(np.arange(len(views)), [len(view[2]) for view in views])
             kept = nms(bx, sc, self.config.nms_iou, self.config.nms_cover)
-            faces = [(bx[i].cpu().numpy(), float(sc[i]), pt[i].cpu().numpy()) for i in kept]
-            if self.refiner:
-                faces = [(box, score, self.refiner(image, box)) for box, score, _ in faces]
-            results.append([Detection(box, score, points) for box, score, points in faces])
+            faces = [(bx[i].cpu().numpy(), float(sc[i]), pt[i].cpu().numpy(), views[seen_in[int(i)]][0]) for i in kept]
+            results.append([Detection(box, score, self.refiner(seen, box) if self.refiner else points)
+                            for box, score, points, seen in faces])
         return results
 
 

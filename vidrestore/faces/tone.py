@@ -15,7 +15,9 @@ Two things went wrong on such footage. RetinaFace, trained on well-exposed colou
 most faces in grey, tinted or dim frames (none of 50 frames of a KEEP clip made grey, or at half
 its exposure, against 50 of 50 in colour), and dlib's landmark predictor placed landmarks worse on
 dim frames; :func:`for_detection` shows both such frames stretched and skin-toned, or
-brightened (``bench/monochrome.py``). And a restoration model trained on colour faces tints a
+brightened (``bench/monochrome.py``); a colour frame that is grey over a large part (a
+black-and-white picture in a wide coloured border) is shown twice, as it is and with that part
+skin-toned (:func:`grey_parts`). And a restoration model trained on colour faces tints a
 grey or sepia face (CodeFormer's users report green patches in grey hair), so a restored face of
 a monochrome shot keeps the luma the model gave it, coloured by the tone curve of its own input
 crop (:func:`keep_tone`).
@@ -168,6 +170,48 @@ def for_detection(images: list[np.ndarray]) -> list[np.ndarray]:
     gains = [min(max(min(WHITE / max(h, 1e-3), MIDDLE / max(m, 1e-3)), 1.0), MAX_GAIN) for m, h in zip(middle, high)]
     return [_skin_toned(image, lo, hi) if mono else cv2.convertScaleAbs(image, alpha=gain) if gain > 1 else image
             for image, mono, lo, hi, gain in zip(images, monochrome, low, high, gains)]
+
+
+# A block (of the thumbnails :func:`thumbnails` makes) is grey when its chroma averages under this
+# many 8-bit levels and it is not dark (dark blocks have little chroma whatever their colour).
+# Measured with bench/monochrome.py: colour KEEP frames have at most 5% of their blocks grey, CelebA
+# photos 29% at the 90th percentile (grey backdrops); a grey picture inside a coloured border an
+# eighth of the width on each side, 58-61%.
+GREY_LEVELS = 2.0
+GREY_DARK = 0.08
+GREY_SHARE = 0.3  # colour frames with more of their blocks grey are shown a second time, skin-toned
+
+
+def grey_parts(images: list[np.ndarray]) -> dict[int, np.ndarray]:
+    """The colour frames of RGB uint8 ``images`` (one size) that are grey over a large part
+    (:data:`GREY_SHARE` of their blocks): a black-and-white picture inside a wide coloured border,
+    beside coloured graphics, or partly colourised. Their grey faces are lost on a detector shown
+    them as they are (:func:`for_detection` takes them for colour); here, by index, each is made
+    anew as a monochrome frame is, its luma stretched over the range of its grey part."""
+    small = thumbnails(np.stack(images))
+    rgb = small.flatten(2).transpose(1, 2)
+    luma = _luma(rgb)
+    grey = ((rgb - luma[..., None]).abs().mean(-1) * 255 < GREY_LEVELS) & (luma > GREY_DARK)
+    candidates = [b for b in range(len(images)) if grey[b].float().mean() >= GREY_SHARE]
+    if not candidates:
+        return {}
+    colour = tone_spreads(small[candidates]) >= MONOCHROME_LEVELS  # monochrome ones for_detection tones whole
+    parts = {}
+    for b, is_colour in zip(candidates, colour.tolist()):
+        if is_colour:
+            low, high = torch.quantile(luma[b][grey[b]], torch.tensor([0.01, 0.99])).tolist()
+            parts[b] = _skin_toned(images[b], low, high)
+    return parts
+
+
+def is_grey_face(image: np.ndarray, box: np.ndarray) -> bool:
+    """Whether the face in ``box`` (x0, y0, x1, y1, pixels of the RGB uint8 ``image``) is grey: its
+    chroma averages under :data:`GREY_LEVELS`."""
+    height, width = image.shape[:2]
+    x0, y0 = (min(max(0, int(v)), limit - 1) for v, limit in zip(box[:2], (width, height)))
+    x1, y1 = (min(max(start + 1, int(np.ceil(v))), limit) for v, start, limit in zip(box[2:], (x0, y0), (width, height)))
+    face = image[y0:y1, x0:x1].reshape(-1, 3).astype(np.float32)
+    return float(np.abs(face - (face @ np.asarray(LUMA, np.float32))[:, None]).mean()) < GREY_LEVELS
 
 
 def _skin_toned(image: np.ndarray, low: float, high: float) -> np.ndarray:
