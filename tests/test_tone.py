@@ -154,6 +154,7 @@ def test_a_grey_picture_in_a_wide_coloured_border_is_shown_again_skin_toned_and_
     assert (inside[0][mid] > inside[1][mid] + 0.05).all() and (inside[1][mid] > inside[2][mid]).all()  # skin
     assert is_grey_face(images[1], np.array([20.0, 20.0, 70.0, 70.0])) and not is_grey_face(images[1], np.array([0.0, 0.0, 40.0, 40.0]))
     assert not is_grey_face(images[0], np.array([20.0, 20.0, 70.0, 70.0]))
+    assert not is_grey_face(images[1], np.array([120.0, 20.0, 150.0, 70.0]))  # outside the picture
 
 
 def test_the_detector_sees_colour_as_it_is_dark_frames_brightened_and_monochrome_ones_in_skin_tones():

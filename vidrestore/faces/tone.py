@@ -144,12 +144,10 @@ def face_tone_spread(image: np.ndarray, box: np.ndarray) -> float | None:
     face's chroma is as small as its levels, and what the fit leaves scales with them (a
     colour face at a third of its exposure left a third of its spread, under the threshold).
     None for a face under :data:`FACE_SIDE`."""
-    height, width = image.shape[:2]
-    x0, y0 = (max(0, int(v)) for v in box[:2])
-    x1, y1 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
-    if min(x1 - x0, y1 - y0) < FACE_SIDE:
+    pixels = _in_box(image, box)
+    if min(pixels.shape[:2]) < FACE_SIDE:
         return None
-    face = thumbnails(image[None, y0:y1, x0:x1])
+    face = thumbnails(pixels[None])
     bright = float(torch.quantile(_luma(face.flatten(2).transpose(1, 2)), 0.99))
     return float(tone_spreads(face)[0]) * min(max(WHITE / max(bright, 1e-3), 1.0), MAX_GAIN)
 
@@ -206,12 +204,17 @@ def grey_parts(images: list[np.ndarray]) -> dict[int, np.ndarray]:
 
 def is_grey_face(image: np.ndarray, box: np.ndarray) -> bool:
     """Whether the face in ``box`` (x0, y0, x1, y1, pixels of the RGB uint8 ``image``) is grey: its
-    chroma averages under :data:`GREY_LEVELS`."""
+    chroma averages under :data:`GREY_LEVELS`. A box outside the image is not."""
+    face = _in_box(image, box).reshape(-1, 3).astype(np.float32)
+    return face.size > 0 and float(np.abs(face - (face @ np.asarray(LUMA, np.float32))[:, None]).mean()) < GREY_LEVELS
+
+
+def _in_box(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The pixels of ``image`` inside ``box`` (x0, y0, x1, y1; fractions of a pixel taken in), empty when it lies outside."""
     height, width = image.shape[:2]
-    x0, y0 = (min(max(0, int(v)), limit - 1) for v, limit in zip(box[:2], (width, height)))
-    x1, y1 = (min(max(start + 1, int(np.ceil(v))), limit) for v, start, limit in zip(box[2:], (x0, y0), (width, height)))
-    face = image[y0:y1, x0:x1].reshape(-1, 3).astype(np.float32)
-    return float(np.abs(face - (face @ np.asarray(LUMA, np.float32))[:, None]).mean()) < GREY_LEVELS
+    x0, y0 = (max(0, int(v)) for v in box[:2])
+    x1, y1 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
+    return image[y0:max(y0, y1), x0:max(x0, x1)]
 
 
 def _skin_toned(image: np.ndarray, low: float, high: float) -> np.ndarray:
