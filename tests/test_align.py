@@ -175,3 +175,59 @@ def test_pixel_aspect_follows_the_rotation(sample_clip):
     assert pal_wide.pixel_aspect == (64 / 45, 1.0)
     assert dataclasses.replace(pal_wide, rotation=90).pixel_aspect == (1.0, 64 / 45)
     assert dataclasses.replace(info, sample_aspect_ratio=Fraction(0, 1)).pixel_aspect == (1.0, 1.0)  # unknown
+
+
+def _shaded(height: int = 96, width: int = 128) -> torch.Tensor:
+    """A picture (3, H, W) in [0, 1]: smooth shading with a bright box's sharp edges across it."""
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
+    luma = 0.25 + 0.3 * xs + 0.2 * ys * ys
+    luma[height // 4 : height // 2, width // 3 : width // 2] += 0.3
+    return torch.stack([luma * 1.05, luma, luma * 0.9]).clamp(0, 1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(sigma=st.floats(1.0, 20.0), seed=st.integers(0, 1000))
+def test_noise_level_measures_white_noise_over_shading_and_edges(sigma, seed):
+    from vidrestore.faces.paste import noise_level
+
+    luma = _shaded()[1] * 255
+    where = torch.ones(luma.shape, dtype=torch.bool)
+    assert noise_level(luma, where) < 0.05  # shading and the box's edges are no noise
+    noisy = luma + sigma * torch.randn(luma.shape, generator=torch.Generator().manual_seed(seed))
+    assert noise_level(noisy, where) == pytest.approx(sigma, rel=0.12)
+    assert noise_level(noisy, torch.zeros_like(where)) == 0.0  # nothing to measure
+
+
+@pytest.mark.parametrize("on_cpu", [True, False])
+def test_grain_puts_back_the_noise_a_clean_face_lacks_and_keeps_a_grey_face_grey(on_cpu):
+    """A noisy grey frame (8 levels of noise) with a clean face pasted in: with grain 1 the face
+    has the frame's noise again, with 0.5 half of it, with 0 none; the noise is luma alone (the face
+    stays grey), does not move its mean, and comes from the seed (same seed, same frame)."""
+    from vidrestore.faces.paste import _blend_torch, face_mask, noise_level
+
+    clean = _shaded(120, 160).mean(0, keepdim=True).expand(3, -1, -1)
+    noise = torch.randn(clean.shape[1:], generator=torch.Generator().manual_seed(1)) * 8 / 255
+    frame = ((clean + noise).clamp(0, 1) * 255).round().to(torch.uint8)
+    lm = torch.from_numpy(template(70) + np.array([45, 25], np.float32))[None]
+    crops, m = align_faces(clean, lm, 128)  # the restored face: the picture without its noise
+    white, _ = paste_faces(torch.zeros_like(frame), torch.ones_like(crops), m)
+    inner = white[0] == 255  # where the paste mask is 1
+    assert inner.sum() > 500
+
+    def pasted(grain: float, seed: int = 7) -> torch.Tensor:
+        if on_cpu:
+            return paste_faces(frame, crops, m, grain=grain, seeds=[seed])[0].float()
+        out = frame.clone()  # the accelerator's blend, over the whole frame
+        _blend_torch(out, (0, 0, 160, 120), crops[0], face_mask(128, out.device)[0], invert_affine(m)[0], "zeros",
+                     (grain, seed) if grain else None)
+        return out.float()
+
+    level = lambda image: noise_level(image[1], inner)
+    assert level(frame.float()) == pytest.approx(8, rel=0.15)
+    assert level(pasted(0.0)) < 2
+    assert level(pasted(1.0)) == pytest.approx(8, rel=0.15)
+    assert level(pasted(0.5)) == pytest.approx(4, rel=0.25)
+    grained = pasted(1.0)
+    assert (grained[0] - grained[2]).abs().max() <= 1 and (grained[1] - grained[2]).abs().max() <= 1  # grey
+    assert abs(grained[:, inner].mean() - pasted(0.0)[:, inner].mean()) < 0.5
+    assert torch.equal(grained, pasted(1.0)) and not torch.equal(grained, pasted(1.0, seed=8))

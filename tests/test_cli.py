@@ -786,6 +786,13 @@ def test_a_bad_profile_fade_is_a_usage_or_config_error(sample_clip, tmp_path, ca
     assert not (tmp_path / "out.mp4").exists()
 
 
+def test_a_grain_outside_0_to_1_is_a_one_line_config_error(sample_clip, tmp_path, capsys):
+    assert _run(sample_clip, tmp_path / "out.mp4", "--model", "none", "--grain", "1.5", "--quiet") == 6
+    err = capsys.readouterr().err
+    assert "grain: expected a value from 0 to 1, got 1.5" in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
 def test_progress_rate_counts_only_work_timed_since_the_stage_first_reported():
     """The first report of a stage comes after its first window (16 frames in ~5 s here), whose
     start the bar never saw: counting those frames would double the rate and halve the ETA."""

@@ -58,3 +58,5 @@ def test_pairs_in_yaml_take_one_type_per_place_and_strengths_are_checked():
         from_dict(PipelineConfig, {"track_strength": [[3, 2]]})
     with pytest.raises(ConfigError, match="strength of person 0: expected a value from 0 to 1"):
         from_dict(PipelineConfig, {"person_strength": [[0, -1]]})
+    with pytest.raises(ConfigError, match="grain: expected a value from 0 to 1"):
+        from_dict(PipelineConfig, {"grain": 1.5})

@@ -1087,3 +1087,62 @@ def test_pass_2_spread_over_glue_threads_writes_the_same_frames(sample_clip, tmp
         source = np.stack([f.image for f in r])
     assert np.abs(outputs[1].astype(int) - source).max() > 100  # the negative faces are in
     np.testing.assert_array_equal(outputs[3], outputs[1])
+
+
+class Denoiser(PassThroughRestorer):
+    """What restoration does to a noisy face: each comes out smooth."""
+
+    def restore_tracks(self, pieces):
+        import kornia
+
+        return [kornia.filters.gaussian_blur2d(crops, (9, 9), (2.5, 2.5)) for crops, _ in pieces]
+
+
+def test_grain_gives_a_restored_face_the_noise_of_its_frame(sample_clip, tmp_path):
+    """Noisy footage (6 levels of luma noise) whose faces come out clean: with --grain 1 the
+    restored faces have their frames' noise again (between the eyes and the mouth), and it changes
+    from frame to frame as the frame's does; without, they keep almost none."""
+    from vidrestore.faces.paste import noise_level
+    from vidrestore.io import EncodeOptions
+
+    with VideoReader(sample_clip) as r:
+        frames = [f.image for f in r][:8]
+    rng = np.random.default_rng(0)
+    noisy = [np.clip(f + rng.normal(0, 6, f.shape[:2])[..., None], 0, 255).round().astype(np.uint8) for f in frames]
+    height, width = frames[0].shape[:2]
+    clip = make_clip(tmp_path / "noisy.mp4", [i * 40 for i in range(len(noisy))], size=(height, width), images=noisy,
+                     pix_fmt="yuv444p", x264_params="qp=0")
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    (track,) = analyse(clip, PipelineConfig(), det).tracks
+
+    def face_noise(path: Path) -> list[float]:
+        """The luma noise between the eyes and the mouth of each frame."""
+        with av.open(str(path)) as c:
+            images = [f.to_ndarray(format="rgb24").astype(np.float32) for f in c.decode(video=0)]
+        levels = []
+        for i, image in enumerate(images):
+            (x0, y0), (x1, y1) = track.landmarks[i].min(0).astype(int), track.landmarks[i].max(0).astype(int)
+            where = torch.zeros(image.shape[:2], dtype=torch.bool)
+            where[y0:y1, x0:x1] = True
+            levels.append(noise_level(torch.from_numpy(image @ np.array([0.299, 0.587, 0.114], np.float32)), where))
+        return levels
+
+    outputs = {}
+    for grain in (0.0, 1.0):
+        outputs[grain] = tmp_path / f"grain{grain}.mkv"
+        report = run(clip, outputs[grain], PipelineConfig(grain=grain, encode=EncodeOptions(codec="ffv1")), Denoiser(128),
+                     torch.device("cpu"), detector=det)
+        assert report.grain == grain
+    source, clean, grained = face_noise(clip), face_noise(outputs[0.0]), face_noise(outputs[1.0])
+    assert np.median(source) == pytest.approx(6, rel=0.15)
+    assert max(clean) < 2.5
+    assert np.median(grained) == pytest.approx(np.median(source), rel=0.2)
+    with av.open(str(outputs[1.0])) as c:
+        whole = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    (x0, y0), (x1, y1) = track.landmarks[0].min(0).astype(int), track.landmarks[0].max(0).astype(int)
+    assert not np.array_equal(whole[0][y0:y1, x0:x1], whole[1][y0:y1, x0:x1])  # fresh grain each frame
+    # in segments (as a stopped run resumes), each frame's grain is the same
+    run(clip, tmp_path / "segments.mkv", PipelineConfig(grain=1.0, batch_size=2, segment_frames=4, encode=EncodeOptions(codec="ffv1")),
+        Denoiser(128), torch.device("cpu"), detector=det)
+    with av.open(str(tmp_path / "segments.mkv")) as c:
+        assert all(np.array_equal(a, f.to_ndarray(format="rgb24")) for a, f in zip(whole, c.decode(video=0), strict=True))

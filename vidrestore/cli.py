@@ -196,6 +196,9 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                    metavar="[TRACK=|pPERSON=]PHOTO",
                    help="a photo of the person: the track takes its identity from it instead of its own degraded frames; "
                         "TRACK=PHOTO for one track, pPERSON=PHOTO for every track of a person; repeatable")
+    p.add_argument("--grain", type=float, metavar="G",
+                   help="put back G (0-1) of the noise or film grain a restored face lacks against its frame, so that "
+                        "it does not look pasted onto grainy footage (default 0: clean faces; 1: as much as the frame has)")
     p.add_argument("--profile-fade", type=_profile_fade, metavar="FULL,ZERO|off",
                    help="fade the restored face back to the original as the head turns: full strength up to turn ratio "
                         "FULL, none from ZERO (default 0.7,1.4: about 35 and 55 degrees of yaw); off pastes every pose")
@@ -275,7 +278,7 @@ def options_from_args(args: argparse.Namespace):
     cfg = dataclasses.replace(cfg, detector=det, tracker=trk, encode=enc)
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
                          ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("only_tracks", args.tracks), ("only_people", args.people),
-                         ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade),
+                         ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade), ("grain", args.grain),
                          ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("double_rate", args.double_rate), ("decimate", args.decimate), ("hybrid", args.hybrid), ("faces_dir", args.faces), ("aligned", args.aligned), ("frame_rate", args.frame_rate), ("light", args.light)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})

@@ -1,14 +1,18 @@
-"""Paste restored crops back into frames with feathered masks and optional colour matching."""
+"""Paste restored crops back into frames with feathered masks, optional colour matching, and
+optional grain: a restored face is clean, and in grainy or noisy footage a clean face looks pasted
+on. With ``grain`` the noise the face lost is put back as the frame has it (:func:`noise_level`)."""
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 import cv2
 import kornia
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .align import PEAK, invert_affine, shift_affine, source_region, template, to_unit_float, warp_affine, warp_image
 
@@ -67,14 +71,53 @@ def match_colour(restored: torch.Tensor, reference: torch.Tensor, mask: torch.Te
     return (restored * gain[..., None, None] + (m_t - m_r * gain)[..., None, None]).clamp_(0, 1)
 
 
+# Immerkaer's noise mask (the product of two second differences, so zero on any picture that is
+# linear along a row or a column), scaled so that white noise of deviation s gives responses of
+# deviation s; the median of their size is 0.6745 s for Gaussian noise, and edges, fewer than half
+# the pixels, hardly move it.
+_NOISE_MASK = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]]) / 6
+_HALF_NORMAL_MEDIAN = 0.6745
+_MIN_NOISE_PIXELS = 64  # fewer pixels measure nothing
+
+
+def noise_level(luma: torch.Tensor, where: torch.Tensor) -> float:
+    """The deviation of the white noise in ``luma`` (H, W), in its own units, over the pixels
+    ``where`` (H, W) is true; 0 where fewer than 64 pixels are measured."""
+    response = F.conv2d(luma.float()[None, None], _NOISE_MASK.to(luma.device)[None, None])[0, 0]
+    values = response[where[1:-1, 1:-1]].abs()
+    return float(values.median()) / _HALF_NORMAL_MEDIAN if values.numel() >= _MIN_NOISE_PIXELS else 0.0
+
+
+def _luma(rgb: torch.Tensor) -> torch.Tensor:
+    return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+
+
+def grained(face: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, grain: float, seed: int) -> torch.Tensor:
+    """The warped restored ``face`` (3, h, w), float, with ``grain`` (0 to 1) of the noise it lacks
+    against the ``source`` pixels it replaces (3, h, w, same scale) added: luma noise (on every
+    channel alike, so a grey face stays grey), white, of deviation ``grain`` * sqrt(source's^2 -
+    face's^2), both measured where the paste ``weight`` (h, w) is over a half. ``seed`` makes the
+    noise, so a frame's is the same in every run and differs from the next frame's."""
+    where = weight > 0.5
+    missing = noise_level(_luma(source.float()), where) ** 2 - noise_level(_luma(face), where) ** 2
+    if missing <= 0:
+        return face
+    generator = torch.Generator(face.device).manual_seed(seed)
+    noise = torch.randn(face.shape[1:], generator=generator, device=face.device) * (grain * math.sqrt(missing))
+    return face + noise
+
+
 def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, strength: torch.Tensor | None = None,
-                masks: torch.Tensor | None = None, padding: str = "zeros") -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
+                masks: torch.Tensor | None = None, padding: str = "zeros", grain: float = 0.0,
+                seeds: Sequence[int] = ()) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
     """Blend restored ``crops`` (K, 3, S, S) into ``frame`` (3, H, W; uint8/uint16, or float in [0, 1])
     through the inverse of the frame-to-crop ``matrices`` (K, 2, 3). ``masks`` (K, 1, S, S): per-face
     paste masks (e.g. from face parsing); default the feathered ellipse. Only the frame region under
     each face's mask is warped and blended. ``strength`` (K,) scales each face's mask (fade-in/out
     at track ends). ``padding``: how crops and masks extend past their edges where the frame's
     pixels sample beyond them; "border" repeats the edge, for a crop that covers the whole frame.
+    ``grain`` (0 to 1): how much of the noise each face lacks against the frame is put back
+    (:func:`grained`), from ``seeds`` (K,), one per face.
 
     Returns a new frame of the same dtype (``frame`` is left as it was) and the boxes
     ``(x0, y0, x1, y1)`` outside which it equals ``frame``."""
@@ -95,7 +138,8 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, 
             continue  # the face lies wholly outside the frame
         crop_to_region = invert_affine(shift_affine(matrices[k : k + 1], x0, y0))[0]
         blend = _blend_cpu if on_cpu else _blend_torch
-        blend(out, (x0, y0, x1, y1), crops[k], masks[k] * strength[k], crop_to_region, padding)
+        noise = (grain, seeds[k]) if grain > 0 else None
+        blend(out, (x0, y0, x1, y1), crops[k], masks[k] * strength[k], crop_to_region, padding, noise)
         boxes.append((x0, y0, x1, y1))
     return (torch.from_numpy(out).permute(2, 0, 1) if on_cpu else out), boxes
 
@@ -103,29 +147,40 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, 
 _NUMPY_PEAK = {np.uint8: 255, np.uint16: 65535}
 
 
+Noise = tuple[float, int] | None  # (grain, seed) of grained(), or None for none
+
+
 def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
-               crop_to_region: np.ndarray, padding: str = "zeros") -> None:
+               crop_to_region: np.ndarray, padding: str = "zeros", noise: Noise = None) -> None:
     """OpenCV blend into the HWC array ``out``. A uint8 frame stays uint8 throughout (the crop is
     quantised before the warp), which costs a fraction of converting the region to float and back.
-    Deeper frames blend in float32 (OpenCV blends only 8-bit or float) and keep their depth."""
+    Deeper frames, and faces given grain, blend in float32 (OpenCV blends only 8-bit or float) and
+    keep their depth."""
     x0, y0, x1, y1 = box
     region = out[y0:y1, x0:x1]
     peak = _NUMPY_PEAK.get(region.dtype.type, 1.0)
+    in_float = region.dtype != np.uint8 or noise is not None
     rgb = crop.permute(1, 2, 0).numpy().clip(0, 1) * peak
-    rgb = np.rint(rgb).astype(np.uint8) if region.dtype == np.uint8 else rgb.astype(np.float32)
+    rgb = rgb.astype(np.float32) if in_float else np.rint(rgb).astype(np.uint8)
     dsize = (y1 - y0, x1 - x0)
     weight = warp_image(alpha[0].float().numpy(), crop_to_region, dsize, padding)
-    base = region if region.dtype in (np.uint8, np.float32) else region.astype(np.float32)
-    blended = cv2.blendLinear(base, warp_image(rgb, crop_to_region, dsize, padding), 1 - weight, weight)
+    base = region.astype(np.float32) if in_float else region
+    face = warp_image(rgb, crop_to_region, dsize, padding)
+    if noise is not None:
+        chw = lambda image: torch.from_numpy(image).permute(2, 0, 1)
+        face = grained(chw(face), chw(base), torch.from_numpy(weight), *noise).permute(1, 2, 0).numpy()
+    blended = cv2.blendLinear(base, face, 1 - weight, weight)
     region[...] = blended if blended.dtype == region.dtype else np.rint(blended).clip(0, peak)
 
 
 def _blend_torch(out: torch.Tensor, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
-                 crop_to_region: np.ndarray, padding: str = "zeros") -> None:
+                 crop_to_region: np.ndarray, padding: str = "zeros", noise: Noise = None) -> None:
     """Batched-warp blend into the (3, H, W) tensor ``out`` on its accelerator."""
     x0, y0, x1, y1 = box
     warped = warp_affine(torch.cat([crop, alpha])[None], crop_to_region[None], (y1 - y0, x1 - x0), padding)[0]
     weight = warped[3:4]
-    blended = to_unit_float(out[:, y0:y1, x0:x1]) * (1 - weight) + warped[:3] * weight
+    source = to_unit_float(out[:, y0:y1, x0:x1])
+    face = warped[:3] if noise is None else grained(warped[:3], source, weight[0], *noise)
+    blended = source * (1 - weight) + face * weight
     peak = PEAK.get(out.dtype)
     out[:, y0:y1, x0:x1] = (blended.clamp(0, 1) * peak).round().to(out.dtype) if peak else blended

@@ -91,6 +91,9 @@ class PipelineConfig:
     reference: str = ""
     track_references: tuple[tuple[int, str], ...] = ()
     person_references: tuple[tuple[int, str], ...] = ()
+    # How much of the noise (film grain, sensor noise) a restored face lacks against its frame is
+    # put back as it is pasted: 0 none (a clean face), 1 as much as the frame has there (faces.paste.grained).
+    grain: float = 0.0
     # A head turning to profile fades back to the original frame (faces.pose): full strength up to
     # the first turn ratio (about 35 degrees of yaw), none from the second (about 55); () turns it off.
     profile_fade: tuple[float, ...] = (0.7, 1.4)
@@ -116,7 +119,7 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         check_minimums(self, batch_size=0, face_size=16, fade_frames=0, segment_frames=0, decode_once_mib=0, glue_threads=0)
-        for what, value in [("strength", self.strength), *((f"strength of track {i}", v) for i, v in self.track_strength),
+        for what, value in [("strength", self.strength), ("grain", self.grain), *((f"strength of track {i}", v) for i, v in self.track_strength),
                             *((f"strength of person {i}", v) for i, v in self.person_strength)]:
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{what}: expected a value from 0 to 1, got {value}")

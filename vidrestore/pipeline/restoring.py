@@ -131,7 +131,7 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
         outs = restorer.restore_tracks([(crops[j][a:b], contexts[active[j].track_id]) for j, a, b in pieces])
         for (j, _, _), out in zip(pieces, outs):
             restored[j].append(out.to(device))
-    pastes: dict[tuple[int, int], list[tuple[torch.Tensor, np.ndarray, float, torch.Tensor]]] = {}
+    pastes: dict[tuple[int, int], list[tuple[torch.Tensor, np.ndarray, float, torch.Tensor, int]]] = {}
     for track, mine, track_marks, track_crops, track_mats, parts in zip(active, moments, marks, crops, mats, restored):
         faces = torch.cat(parts)
         if cfg.aligned:  # the crop is the frame: all of it is replaced
@@ -146,14 +146,14 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
         turned = frontal_weight(track_marks, cfg.profile_fade)
         for j, (i, m) in enumerate(mine):
             strength = cfg.strength_of(track) * _fade(track, i, fades[track.track_id]) * float(turned[j])
-            pastes.setdefault((i, m), []).append((faces[j], track_mats[j], strength, masks[j]))
+            pastes.setdefault((i, m), []).append((faces[j], track_mats[j], strength, masks[j], grain_seed(i, m, track.track_id)))
         if track.end <= last + 1:
             contexts.pop(track.track_id, None)
     def paste(i: int, m: int) -> Pasted:
-        faces, mats_i, strength, masks = zip(*pastes[i, m])
+        faces, mats_i, strength, masks, seeds = zip(*pastes[i, m])
         base = seconds[i] if m and later_rows is None else bases[i]
         pasted, boxes = paste_faces(base, torch.stack(faces), np.stack(mats_i), torch.tensor(strength, device=device),
-                                    torch.stack(masks), padding="border" if cfg.aligned else "zeros")
+                                    torch.stack(masks), padding="border" if cfg.aligned else "zeros", grain=cfg.grain, seeds=seeds)
         return Pasted(pasted.permute(1, 2, 0).cpu().numpy(), boxes)
 
     out: dict[tuple[int, int], Pasted] = {}
@@ -166,6 +166,12 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
                 out[i, 0].image[later_rows::2] = pasted.image[later_rows::2]
                 out[i, 0].boxes.extend(pasted.boxes)
     return out
+
+
+def grain_seed(index: int, moment: int, track_id: int) -> int:
+    """The seed of the grain put on ``track_id``'s face in frame ``index`` (``moment`` 1: its later
+    field): the same in every run, resumed or not, and another in each frame."""
+    return int(np.random.SeedSequence([index, moment, track_id]).generate_state(1)[0])
 
 
 def _landmarks_at(track: Track, index: int, moment: int) -> np.ndarray:
