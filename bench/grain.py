@@ -1,16 +1,17 @@
 """Grain: how much noise the restored faces carry against their frames, with and without ``--grain``.
 
-    python bench/grain.py ../shared/data/videos/keep_real_1.mp4 [--frames 24] [--noise 0 6]
+    python bench/grain.py ../shared/data/videos/keep_real_1.mp4 [--frames 24] [--noise 0 6] [--blur 0 1.5]
                           [--grain 0 0.5 1] [--model flipnet-small] [--preset fast]
 
-The clip's first ``--frames`` frames, as they are (noise 0) and with white luma noise of each
-``--noise`` deviation (8-bit levels) added, written losslessly, are restored by the real pipeline
-(the shipped model, the configured detector) at each ``--grain``. In every frame the luma noise
-(:func:`vidrestore.faces.paste.noise_level`, Immerkaer's mask, median) is measured on the face, the
-box of its five landmarks, and around it, a ring from 3 to 3.8 times that box (outside the paste
-mask, where the frame is its own); the table gives their medians over frames and the ratio
-face / ring: about 1 in the input, and what a restored face that looks pasted on (a clean face in
-a grainy frame) falls below. The restore time of each run is given too.
+The clip's first ``--frames`` frames, as they are (noise 0) and with luma noise of each ``--noise``
+deviation (8-bit levels) added, white or blurred by a Gaussian of each ``--blur`` px (grain coarser
+than a pixel, as film's or an upscaled transfer's), written losslessly, are restored by the real
+pipeline (the shipped model, the configured detector) at each ``--grain``. In every frame the luma
+noise (:func:`vidrestore.faces.paste.noise_levels`: Immerkaer's mask, median, at the pixels, halves
+and quarters) is measured on the face, the box of its five landmarks, and around it, a ring from 3
+to 3.8 times that box (outside the paste mask, where the frame is its own); the table gives their
+medians over frames and the ratio face / ring at each scale: about 1 in the input, and far below
+where a restored face looks pasted on (a clean face in a grainy frame). With the restore time.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import time
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import torch
 
 from vidrestore.config import CONFIG_DIR, load_yaml, resolve_config
 from vidrestore.diffusion.sampler import SamplerConfig
 from vidrestore.faces.detect import create_detector
-from vidrestore.faces.paste import noise_level
+from vidrestore.faces.paste import noise_levels
 from vidrestore.faces.types import Track
 from vidrestore.options import RestoreOptions, build_restorer
 from vidrestore.pipeline import PipelineConfig, analyse, run
@@ -36,8 +38,9 @@ from vidrestore.pipeline import PipelineConfig, analyse, run
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
-def noisy_head(clip: Path, frames: int, noise: float, out: Path) -> Path:
-    """The first ``frames`` frames of ``clip`` with white luma noise of deviation ``noise`` (levels), lossless."""
+def noisy_head(clip: Path, frames: int, noise: float, blur: float, out: Path) -> Path:
+    """The first ``frames`` frames of ``clip`` with luma noise of deviation ``noise`` (levels), white
+    noise blurred by a Gaussian of ``blur`` px, lossless."""
     rng = np.random.default_rng(0)
     with av.open(str(clip)) as src, av.open(str(out), "w") as dst:
         s = src.streams.video[0]
@@ -46,15 +49,17 @@ def noisy_head(clip: Path, frames: int, noise: float, out: Path) -> Path:
         for i, f in enumerate(src.decode(s)):
             if i >= frames:
                 break
-            image = f.to_ndarray(format="rgb24").astype(np.float32) + rng.normal(0, noise, (f.height, f.width, 1))
+            grain = rng.normal(0, 1, (f.height, f.width)).astype(np.float32)
+            grain = cv2.GaussianBlur(grain, (0, 0), blur) if blur else grain
+            image = f.to_ndarray(format="rgb24").astype(np.float32) + (grain / grain.std() * noise)[..., None]
             dst.mux(o.encode(av.VideoFrame.from_ndarray(np.clip(image, 0, 255).round().astype(np.uint8), format="rgb24")))
         dst.mux(o.encode(None))
     return out
 
 
-def noise_around_faces(path: Path, tracks: list[Track]) -> tuple[float, float]:
-    """Median over the frames with a face of the luma noise on the face (the box of its landmarks)
-    and in a ring around it (3 to 3.8 times that box, within the frame)."""
+def noise_around_faces(path: Path, tracks: list[Track]) -> tuple[np.ndarray, np.ndarray]:
+    """Median over the frames with a face of the luma noise at each scale on the face (the box of
+    its landmarks) and in a ring around it (3 to 3.8 times that box, within the frame)."""
     on_face, around = [], []
     with av.open(str(path)) as c:
         for index, frame in enumerate(c.decode(video=0)):
@@ -70,9 +75,9 @@ def noise_around_faces(path: Path, tracks: list[Track]) -> tuple[float, float]:
                     inside = torch.zeros(luma.shape, dtype=torch.bool)
                     inside[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = True
                     return inside
-                on_face.append(noise_level(luma, box(1.0)))
-                around.append(noise_level(luma, box(3.8) & ~box(3.0)))
-    return float(np.median(on_face)), float(np.median(around))
+                on_face.append(noise_levels(luma, box(1.0)))
+                around.append(noise_levels(luma, box(3.8) & ~box(3.0)))
+    return np.median(on_face, 0), np.median(around, 0)
 
 
 def main() -> None:
@@ -80,6 +85,7 @@ def main() -> None:
     ap.add_argument("clip", type=Path)
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--noise", type=float, nargs="+", default=[0.0, 6.0], help="luma noise added to the clip (levels)")
+    ap.add_argument("--blur", type=float, nargs="+", default=[0.0, 1.5], help="px: the Gaussian the added noise is blurred by")
     ap.add_argument("--grain", type=float, nargs="+", default=[0.0, 0.5, 1.0])
     ap.add_argument("--model", default="flipnet-small")
     ap.add_argument("--preset", default="fast")
@@ -89,14 +95,17 @@ def main() -> None:
     detector = create_detector(cfg.detector, device)
     restorer = build_restorer(RestoreOptions(cfg, resolve_config(SamplerConfig, "presets", args.preset), args.model), device)
     print(f"clip {args.clip.name}, first {args.frames} frames, model {args.model}, preset {args.preset}, detector {detector.name}")
-    print(f"{'noise added':>11s} {'run':>10s} {'face':>6s} {'around':>7s} {'face/around':>12s} {'restore s':>10s}")
+    print("luma noise (levels) at the pixels / halves / quarters")
+    print(f"{'noise, blur':>11s} {'run':>10s} {'face':>18s} {'around':>18s} {'face / around':>18s} {'restore s':>10s}")
+    triple = lambda values, digits: " / ".join(f"{v:.{digits}f}" for v in values)
+    noises = [(noise, blur) for noise in args.noise for blur in (args.blur if noise else [0.0])]
     with tempfile.TemporaryDirectory() as tmp:
-        for noise in args.noise:
-            clip = noisy_head(args.clip, args.frames, noise, Path(tmp) / f"noise{noise}.mp4")
+        for noise, blur in noises:
+            clip = noisy_head(args.clip, args.frames, noise, blur, Path(tmp) / f"noise{noise}_{blur}.mp4")
             tracks = analyse(clip, cfg, detector).tracks
             rows = [("input", clip, 0.0)]
             for grain in args.grain:
-                out = Path(tmp) / f"noise{noise}_grain{grain}.mkv"
+                out = Path(tmp) / f"noise{noise}_{blur}_grain{grain}.mkv"
                 pcfg = dataclasses.replace(cfg, grain=grain, face_size=restorer.face_size,
                                            encode=dataclasses.replace(cfg.encode, codec="ffv1"))
                 t0 = time.perf_counter()
@@ -104,7 +113,8 @@ def main() -> None:
                 rows.append((f"grain {grain:g}", out, time.perf_counter() - t0))
             for name, path, seconds in rows:
                 face, around = noise_around_faces(path, tracks)
-                print(f"{noise:11.1f} {name:>10s} {face:6.2f} {around:7.2f} {face / around:12.2f} {seconds:10.1f}")
+                print(f"{noise:5.1f}, {blur:3.1f} {name:>10s} {triple(face, 2):>18s} {triple(around, 2):>18s} "
+                      f"{triple(face / np.maximum(around, 1e-6), 2):>18s} {seconds:10.1f}")
 
 
 if __name__ == "__main__":

@@ -199,35 +199,43 @@ def test_noise_level_measures_white_noise_over_shading_and_edges(sigma, seed):
 
 
 @pytest.mark.parametrize("on_cpu", [True, False])
-def test_grain_puts_back_the_noise_a_clean_face_lacks_and_keeps_a_grey_face_grey(on_cpu):
-    """A noisy grey frame (8 levels of noise) with a clean face pasted in: with grain 1 the face
-    has the frame's noise again, with 0.5 half of it, with 0 none; the noise is luma alone (the face
-    stays grey), does not move its mean, and comes from the seed (same seed, same frame)."""
-    from vidrestore.faces.paste import _blend_torch, face_mask, noise_level
+@pytest.mark.parametrize("blur", [0.0, 1.0, 2.0])
+def test_grain_puts_back_the_noise_a_clean_face_lacks_at_its_scale_and_keeps_a_grey_face_grey(on_cpu, blur):
+    """A noisy grey frame (8 levels of noise, white or blurred by a Gaussian of 1 or 2 px, as grain
+    coarser than a pixel is) with a clean face pasted in: with grain 1 the face has the frame's noise again
+    at each scale (pixels, halves, quarters), with 0.5 half of it, with 0 none; the noise is luma
+    alone (the face stays grey), does not move its mean, and comes from the seed."""
+    import cv2
 
-    clean = _shaded(120, 160).mean(0, keepdim=True).expand(3, -1, -1)
-    noise = torch.randn(clean.shape[1:], generator=torch.Generator().manual_seed(1)) * 8 / 255
-    frame = ((clean + noise).clamp(0, 1) * 255).round().to(torch.uint8)
-    lm = torch.from_numpy(template(70) + np.array([45, 25], np.float32))[None]
-    crops, m = align_faces(clean, lm, 128)  # the restored face: the picture without its noise
+    from vidrestore.faces.paste import _blend_torch, face_mask, noise_levels
+
+    clean = _shaded(480, 640).mean(0, keepdim=True).expand(3, -1, -1)
+    noise = np.random.default_rng(1).normal(0, 1, (480, 640)).astype(np.float32)
+    noise = cv2.GaussianBlur(noise, (0, 0), blur) if blur else noise
+    frame = ((clean + torch.from_numpy(noise / noise.std() * 8 / 255)).clamp(0, 1) * 255).round().to(torch.uint8)
+    lm = torch.from_numpy(template(280) + np.array([180, 100], np.float32))[None]
+    crops, m = align_faces(clean, lm, 256)  # the restored face: the picture without its noise
     white, _ = paste_faces(torch.zeros_like(frame), torch.ones_like(crops), m)
     inner = white[0] == 255  # where the paste mask is 1
-    assert inner.sum() > 500
+    assert inner.sum() > 64 * 64  # the median over 256 blocks of 4 at quarters
 
     def pasted(grain: float, seed: int = 7) -> torch.Tensor:
         if on_cpu:
             return paste_faces(frame, crops, m, grain=grain, seeds=[seed])[0].float()
         out = frame.clone()  # the accelerator's blend, over the whole frame
-        _blend_torch(out, (0, 0, 160, 120), crops[0], face_mask(128, out.device)[0], invert_affine(m)[0], "zeros",
+        _blend_torch(out, (0, 0, 640, 480), crops[0], face_mask(256, out.device)[0], invert_affine(m)[0], "zeros",
                      (grain, seed) if grain else None)
         return out.float()
 
-    level = lambda image: noise_level(image[1], inner)
-    assert level(frame.float()) == pytest.approx(8, rel=0.15)
-    assert level(pasted(0.0)) < 2
-    assert level(pasted(1.0)) == pytest.approx(8, rel=0.15)
-    assert level(pasted(0.5)) == pytest.approx(4, rel=0.25)
+    levels = lambda image: noise_levels(image[1], inner)
+    source = levels(frame.float())
+    assert source.max() > 2  # the blurred grain shows at halves and quarters more than at the pixels
+    seen = source > 1.5
+    assert np.all(levels(pasted(0.0))[seen] < 0.35 * source[seen])
+    assert levels(pasted(1.0))[seen] == pytest.approx(source[seen], rel=0.2)
+    assert levels(pasted(0.5))[seen] == pytest.approx(0.5 * source[seen], rel=0.3)
     grained = pasted(1.0)
     assert (grained[0] - grained[2]).abs().max() <= 1 and (grained[1] - grained[2]).abs().max() <= 1  # grey
-    assert abs(grained[:, inner].mean() - pasted(0.0)[:, inner].mean()) < 0.5
+    # zero-mean grain (coarse grain's mean over a face wanders more: fewer grains)
+    assert abs(grained[:, inner].mean() - pasted(0.0)[:, inner].mean()) < 0.5 + blur
     assert torch.equal(grained, pasted(1.0)) and not torch.equal(grained, pasted(1.0, seed=8))

@@ -78,6 +78,11 @@ def match_colour(restored: torch.Tensor, reference: torch.Tensor, mask: torch.Te
 _NOISE_MASK = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]]) / 6
 _HALF_NORMAL_MEDIAN = 0.6745
 _MIN_NOISE_PIXELS = 64  # fewer pixels measure nothing
+# Grain is measured at the frame's pixels, at halves and at quarters: film grain and the noise of
+# an upscaled transfer are coarser than a pixel, and the mask at the pixels alone sees little of
+# them (noise blurred by a Gaussian of 1 px measured 0.5 of 6 levels there, 2.1 at halves).
+GRAIN_SCALES = 3
+GRAIN_SIZES = tuple(np.linspace(0.0, 2.5, 11))  # px: the Gaussians white noise is blurred by to make grain of each size
 
 
 def noise_level(luma: torch.Tensor, where: torch.Tensor) -> float:
@@ -88,23 +93,63 @@ def noise_level(luma: torch.Tensor, where: torch.Tensor) -> float:
     return float(values.median()) / _HALF_NORMAL_MEDIAN if values.numel() >= _MIN_NOISE_PIXELS else 0.0
 
 
+def noise_levels(luma: torch.Tensor, where: torch.Tensor) -> np.ndarray:
+    """:func:`noise_level` of ``luma`` (H, W) at each of :data:`GRAIN_SCALES` scales: its pixels,
+    then averaged over blocks of 2, 4... (over the blocks wholly ``where``)."""
+    levels = []
+    for scale in range(GRAIN_SCALES):
+        levels.append(noise_level(luma, where))
+        if min(luma.shape) < 2:
+            levels += [0.0] * (GRAIN_SCALES - 1 - scale)
+            break
+        luma = F.avg_pool2d(luma.float()[None, None], 2)[0, 0]
+        where = F.avg_pool2d(where.float()[None, None], 2)[0, 0] > 0.99
+    return np.array(levels)
+
+
+def _grain(shape: tuple[int, int], size: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Noise (H, W) of deviation 1: white, blurred by a Gaussian of ``size`` px (grain about twice
+    that across), the same statistics everywhere, so it measures alike wherever a face lies."""
+    white = torch.randn(shape, generator=generator, device=device)
+    if not size:
+        return white
+    taps = 2 * math.ceil(3 * size) + 1
+    spread = float((kornia.filters.get_gaussian_kernel1d(taps, size) ** 2).sum())  # of the blurred noise, per dimension
+    blurred = kornia.filters.gaussian_blur2d(white[None, None], (taps, taps), (size, size), border_type="reflect")[0, 0]
+    return blurred / spread
+
+
+@functools.cache
+def _grain_powers() -> np.ndarray:
+    """(sizes, scales): the square of what :func:`noise_levels` measures at each scale of the
+    grain of each of :data:`GRAIN_SIZES`, at deviation 1."""
+    generator = torch.Generator().manual_seed(0)
+    everywhere = torch.ones(512, 512, dtype=torch.bool)
+    return np.stack([noise_levels(_grain((512, 512), size, generator, torch.device("cpu")), everywhere) ** 2 for size in GRAIN_SIZES])
+
+
 def _luma(rgb: torch.Tensor) -> torch.Tensor:
     return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
 
 
 def grained(face: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, grain: float, seed: int) -> torch.Tensor:
     """The warped restored ``face`` (3, h, w), float, with ``grain`` (0 to 1) of the noise it lacks
-    against the ``source`` pixels it replaces (3, h, w, same scale) added: luma noise (on every
-    channel alike, so a grey face stays grey), white, of deviation ``grain`` * sqrt(source's^2 -
-    face's^2), both measured where the paste ``weight`` (h, w) is over a half. ``seed`` makes the
-    noise, so a frame's is the same in every run and differs from the next frame's."""
+    against the ``source`` pixels it replaces (3, h, w, same scale) added. What it lacks is the
+    power the source's noise has over the face's at each scale (:func:`noise_levels`, both where the
+    paste ``weight`` (h, w) is over a half); the grain put back is of the size (:data:`GRAIN_SIZES`)
+    and strength whose powers fit those best (least squares). One size, not a mix of them: a mix
+    fitted to three noisy measures made coarse blotches out of small errors. Luma noise, on every
+    channel alike, so a grey face stays grey. ``seed`` makes the noise, so a frame's is the same
+    in every run and differs from the next frame's."""
     where = weight > 0.5
-    missing = noise_level(_luma(source.float()), where) ** 2 - noise_level(_luma(face), where) ** 2
-    if missing <= 0:
+    missing = np.maximum(noise_levels(_luma(source.float()), where) ** 2 - noise_levels(_luma(face), where) ** 2, 0)
+    shapes = _grain_powers()
+    strengths = np.maximum(shapes @ missing / (shapes * shapes).sum(1), 0)  # each size's best power
+    best = int(np.argmin(((shapes * strengths[:, None] - missing) ** 2).sum(1)))
+    if strengths[best] <= 0:
         return face
     generator = torch.Generator(face.device).manual_seed(seed)
-    noise = torch.randn(face.shape[1:], generator=generator, device=face.device) * (grain * math.sqrt(missing))
-    return face + noise
+    return face + grain * math.sqrt(strengths[best]) * _grain(face.shape[1:], GRAIN_SIZES[best], generator, face.device)
 
 
 def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, strength: torch.Tensor | None = None,
