@@ -219,11 +219,13 @@ def test_grain_puts_back_the_noise_a_clean_face_lacks_at_its_scale_and_keeps_a_g
     inner = white[0] == 255  # where the paste mask is 1
     assert inner.sum() > 64 * 64  # the median over 256 blocks of 4 at quarters
 
-    def pasted(grain: float, seed: int = 7) -> torch.Tensor:
+    edge = (white[0] > 0.3 * 255) & (white[0] < 0.7 * 255)  # the mask's feathered edge
+
+    def pasted(grain: float, seed: int = 7, strength: float = 1.0) -> torch.Tensor:
         if on_cpu:
-            return paste_faces(frame, crops, m, grain=grain, seeds=[seed])[0].float()
+            return paste_faces(frame, crops, m, torch.tensor([strength]), grain=grain, seeds=[seed])[0].float()
         out = frame.clone()  # the accelerator's blend, over the whole frame
-        _blend_torch(out, (0, 0, 640, 480), crops[0], face_mask(256, out.device)[0], invert_affine(m)[0], "zeros",
+        _blend_torch(out, (0, 0, 640, 480), crops[0], face_mask(256, out.device)[0] * strength, invert_affine(m)[0], "zeros",
                      (grain, seed) if grain else None)
         return out.float()
 
@@ -234,6 +236,10 @@ def test_grain_puts_back_the_noise_a_clean_face_lacks_at_its_scale_and_keeps_a_g
     assert np.all(levels(pasted(0.0))[seen] < 0.35 * source[seen])
     assert levels(pasted(1.0))[seen] == pytest.approx(source[seen], rel=0.2)
     assert levels(pasted(0.5))[seen] == pytest.approx(0.5 * source[seen], rel=0.3)
+    # where the blend keeps part of the frame's noise, the grain makes up the rest, no more: along
+    # the feathered edge, and over a face pasted at 0.4 (the blend alone keeps 0.71 and 0.6 of it)
+    assert levels(pasted(1.0, strength=0.4))[seen] == pytest.approx(source[seen], rel=0.2)
+    assert noise_levels(pasted(1.0)[1], edge)[0] == pytest.approx(noise_levels(frame[1].float(), edge)[0], rel=0.15)
     grained = pasted(1.0)
     assert (grained[0] - grained[2]).abs().max() <= 1 and (grained[1] - grained[2]).abs().max() <= 1  # grey
     # zero-mean grain (coarse grain's mean over a face wanders more: fewer grains)

@@ -132,24 +132,31 @@ def _luma(rgb: torch.Tensor) -> torch.Tensor:
     return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
 
 
-def grained(face: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, grain: float, seed: int) -> torch.Tensor:
-    """The warped restored ``face`` (3, h, w), float, with ``grain`` (0 to 1) of the noise it lacks
-    against the ``source`` pixels it replaces (3, h, w, same scale) added. What it lacks is the
-    power the source's noise has over the face's at each scale (:func:`noise_levels`, both where the
-    paste ``weight`` (h, w) is over a half); the grain put back is of the size (:data:`GRAIN_SIZES`)
-    and strength whose powers fit those best (least squares). One size, not a mix of them: a mix
-    fitted to three noisy measures made coarse blotches out of small errors. Luma noise, on every
-    channel alike, so a grey face stays grey. ``seed`` makes the noise, so a frame's is the same
-    in every run and differs from the next frame's."""
-    where = weight > 0.5
+def grain_for(face: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, grain: float, seed: int) -> torch.Tensor | None:
+    """The luma grain (h, w) to add to the blend of the warped restored ``face`` (3, h, w, float)
+    into the ``source`` pixels (3, h, w, same scale) by the paste ``weight`` (h, w): ``grain`` (0 to
+    1) of the noise the face lacks; None for none.
+
+    What the face lacks is the power the source's noise has over the face's at each scale
+    (:func:`noise_levels`, both over the face's own area: where the weight is over half its
+    greatest, whatever the strength); the grain is of the size (:data:`GRAIN_SIZES`) and strength
+    whose powers fit those best (least squares). One size, not a mix of them: a mix fitted to three
+    noisy measures made coarse blotches out of small errors. Where the weight is w, the blend
+    keeps (1 - w) of the source's noise, so the grain there is scaled by sqrt(1 - (1 - w)^2): the
+    sum has the source's power along a feathered edge and in a face pasted at part strength (at
+    w = 0.5 the blend alone kept 0.71 of it). Luma noise, on every channel alike, so a grey face
+    stays grey. ``seed`` makes the noise, so a frame's is the same in every run and differs from
+    the next frame's."""
+    where = weight > 0.5 * float(weight.max())
     missing = np.maximum(noise_levels(_luma(source.float()), where) ** 2 - noise_levels(_luma(face), where) ** 2, 0)
     shapes = _grain_powers()
     strengths = np.maximum(shapes @ missing / (shapes * shapes).sum(1), 0)  # each size's best power
     best = int(np.argmin(((shapes * strengths[:, None] - missing) ** 2).sum(1)))
     if strengths[best] <= 0:
-        return face
+        return None
     generator = torch.Generator(face.device).manual_seed(seed)
-    return face + grain * math.sqrt(strengths[best]) * _grain(face.shape[1:], GRAIN_SIZES[best], generator, face.device)
+    field = _grain(face.shape[1:], GRAIN_SIZES[best], generator, face.device)
+    return field * (grain * math.sqrt(strengths[best])) * (1 - (1 - weight.float()) ** 2).clamp_min(0).sqrt()
 
 
 def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, strength: torch.Tensor | None = None,
@@ -162,7 +169,7 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, 
     at track ends). ``padding``: how crops and masks extend past their edges where the frame's
     pixels sample beyond them; "border" repeats the edge, for a crop that covers the whole frame.
     ``grain`` (0 to 1): how much of the noise each face lacks against the frame is put back
-    (:func:`grained`), from ``seeds`` (K,), one per face.
+    (:func:`grain_for`), from ``seeds`` (K,), one per face.
 
     Returns a new frame of the same dtype (``frame`` is left as it was) and the boxes
     ``(x0, y0, x1, y1)`` outside which it equals ``frame``."""
@@ -192,7 +199,7 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, 
 _NUMPY_PEAK = {np.uint8: 255, np.uint16: 65535}
 
 
-Noise = tuple[float, int] | None  # (grain, seed) of grained(), or None for none
+Noise = tuple[float, int] | None  # (grain, seed) of grain_for(), or None for none
 
 
 def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
@@ -211,10 +218,11 @@ def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tens
     weight = warp_image(alpha[0].float().numpy(), crop_to_region, dsize, padding)
     base = region.astype(np.float32) if in_float else region
     face = warp_image(rgb, crop_to_region, dsize, padding)
+    blended = cv2.blendLinear(base, face, 1 - weight, weight)
     if noise is not None:
         chw = lambda image: torch.from_numpy(image).permute(2, 0, 1)
-        face = grained(chw(face), chw(base), torch.from_numpy(weight), *noise).permute(1, 2, 0).numpy()
-    blended = cv2.blendLinear(base, face, 1 - weight, weight)
+        field = grain_for(chw(face), chw(base), torch.from_numpy(weight), *noise)
+        blended = blended if field is None else blended + field.numpy()[..., None]
     region[...] = blended if blended.dtype == region.dtype else np.rint(blended).clip(0, peak)
 
 
@@ -225,7 +233,8 @@ def _blend_torch(out: torch.Tensor, box: tuple[int, int, int, int], crop: torch.
     warped = warp_affine(torch.cat([crop, alpha])[None], crop_to_region[None], (y1 - y0, x1 - x0), padding)[0]
     weight = warped[3:4]
     source = to_unit_float(out[:, y0:y1, x0:x1])
-    face = warped[:3] if noise is None else grained(warped[:3], source, weight[0], *noise)
-    blended = source * (1 - weight) + face * weight
+    blended = source * (1 - weight) + warped[:3] * weight
+    field = None if noise is None else grain_for(warped[:3], source, weight[0], *noise)
+    blended = blended if field is None else blended + field
     peak = PEAK.get(out.dtype)
     out[:, y0:y1, x0:x1] = (blended.clamp(0, 1) * peak).round().to(out.dtype) if peak else blended

@@ -92,7 +92,7 @@ class PipelineConfig:
     track_references: tuple[tuple[int, str], ...] = ()
     person_references: tuple[tuple[int, str], ...] = ()
     # How much of the noise (film grain, sensor noise) a restored face lacks against its frame is
-    # put back as it is pasted: 0 none (a clean face), 1 as much as the frame has there (faces.paste.grained).
+    # put back as it is pasted: 0 none (a clean face), 1 as much as the frame has there (faces.paste.grain_for).
     grain: float = 0.0
     # A head turning to profile fades back to the original frame (faces.pose): full strength up to
     # the first turn ratio (about 35 degrees of yaw), none from the second (about 55); () turns it off.
