@@ -85,11 +85,15 @@ GRAIN_SCALES = 3
 GRAIN_SIZES = tuple(np.linspace(0.0, 2.5, 11))  # px: the Gaussians white noise is blurred by to make grain of each size
 
 
+_NOISE_SAMPLES = 65536  # a larger picture is measured on a grid of about this many of its pixels (grain_for, 700 px face: 46 -> 26 ms)
+
+
 def noise_level(luma: torch.Tensor, where: torch.Tensor) -> float:
     """The deviation of the white noise in ``luma`` (H, W), in its own units, over the pixels
     ``where`` (H, W) is true; 0 where fewer than 64 pixels are measured."""
-    response = F.conv2d(luma.float()[None, None], _NOISE_MASK.to(luma.device)[None, None])[0, 0]
-    values = response[where[1:-1, 1:-1]].abs()
+    step = max(1, int(math.sqrt(luma.numel() / _NOISE_SAMPLES)))
+    response = F.conv2d(luma.float()[None, None], _NOISE_MASK.to(luma.device)[None, None], stride=step)[0, 0]
+    values = response[where[1:-1:step, 1:-1:step]].abs()
     return float(values.median()) / _HALF_NORMAL_MEDIAN if values.numel() >= _MIN_NOISE_PIXELS else 0.0
 
 
