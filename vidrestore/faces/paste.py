@@ -85,7 +85,7 @@ GRAIN_SCALES = 3
 GRAIN_SIZES = tuple(np.linspace(0.0, 2.5, 11))  # px: the Gaussians white noise is blurred by to make grain of each size
 
 
-_NOISE_SAMPLES = 65536  # a larger picture is measured on a grid of about this many of its pixels (grain_for, 700 px face: 46 -> 26 ms)
+_NOISE_SAMPLES = 65536  # a larger picture is measured on a grid of about this many of its pixels (grain_for, 700 px face: 44 -> 26 ms, bench/grain.py)
 
 
 def noise_level(luma: torch.Tensor, where: torch.Tensor) -> float:
