@@ -786,11 +786,13 @@ def test_a_bad_profile_fade_is_a_usage_or_config_error(sample_clip, tmp_path, ca
     assert not (tmp_path / "out.mp4").exists()
 
 
-def test_a_grain_outside_0_to_1_is_a_one_line_config_error(sample_clip, tmp_path, capsys):
-    assert _run(sample_clip, tmp_path / "out.mp4", "--model", "none", "--grain", "1.5", "--quiet") == 6
+def test_grain_from_the_command_line_reaches_the_run_and_out_of_0_to_1_is_a_one_line_config_error(sample_clip, tmp_path, capsys):
+    assert _run(sample_clip, tmp_path / "out.mp4", "--model", "none", "--grain", "0.5", "--quiet", "--json", tmp_path / "r.json") == 0
+    assert json.loads((tmp_path / "r.json").read_text())["grain"] == 0.5
+    assert _run(sample_clip, tmp_path / "bad.mp4", "--model", "none", "--grain", "1.5", "--quiet") == 6
     err = capsys.readouterr().err
     assert "grain: expected a value from 0 to 1, got 1.5" in err and len(err.strip().splitlines()) == 1
-    assert not list(tmp_path.iterdir())
+    assert not (tmp_path / "bad.mp4").exists()
 
 
 def test_progress_rate_counts_only_work_timed_since_the_stage_first_reported():
