@@ -16,7 +16,8 @@ RetinaFace finds its faces, and whether restored faces keep its tone.
   one, on every 5th frame of both KEEP clips (one face each) and on ``--faces`` CelebA photos, in
   colour, at half and 0.3 of their exposure, and made grey, sepia and blue (the KEEP clips also grey
   but for a logo, a border or the bottom of the picture, and inside a border an eighth of the width on
-  each side); and how many colour frames are shown twice for a grey part; for the KEEP clips,
+  each side, also with noise of 4 levels in each channel); and how many colour frames are shown
+  twice for a grey part; for the KEEP clips,
   how far dlib's re-fitted landmarks moved from the colour frame's. "plain" shows the detector
   and the landmark predictor the frames as they are (as before vidrestore.faces.tone),
   "for_detection" as they now see them (with a grey part of a colour frame shown again, skin-toned).
@@ -71,7 +72,12 @@ def whole_spread(image: np.ndarray) -> float:
 
 def partly_coloured(image: np.ndarray, name: str) -> np.ndarray:
     """``image`` (RGB uint8) made grey but for a part of it: a coloured logo on 2% or 5% of it in a
-    corner, a coloured border 3% or 6% of its width, or its bottom 10% or 20% left in colour."""
+    corner, a coloured border 3% or 6% of its width, or its bottom 10% or 20% left in colour; a
+    name ending in "noise N": then with white noise of N levels in each channel (a scan's, a capture's)."""
+    if " noise " in name:
+        name, sigma = name.split(" noise ")
+        noisy = partly_coloured(image, name) + np.random.default_rng(0).normal(0, float(sigma), image.shape)
+        return np.clip(noisy, 0, 255).round().astype(np.uint8)
     out, (height, width) = variant(image, "grey"), image.shape[:2]
     kind, share = name.split()
     share = float(share.rstrip("%")) / 100
@@ -152,7 +158,8 @@ def detections(data: Path, weights: Path, count: int) -> None:
         detect.for_detection, detect.grey_parts = prepare, grey
         for name, images in sets.items():
             cells = []
-            for v in VARIANTS if name == "celeba" else (*VARIANTS, "logo 5%", "border 3%", "bottom 10%", "border 12.5%"):
+            for v in VARIANTS if name == "celeba" else (*VARIANTS, "logo 5%", "border 3%", "bottom 10%", "border 12.5%",
+                                                         "border 12.5% noise 4"):
                 seen = [variant(im, v) if v in VARIANTS else partly_coloured(im, v) for im in images]
                 found = [detector.sized_for(max(im.shape[:2]), 32).detect([im])[0] for im in seen]
                 if v == "colour":
