@@ -223,10 +223,10 @@ def test_grain_puts_back_the_noise_a_clean_face_lacks_at_its_scale_and_keeps_a_g
 
     def pasted(grain: float, seed: int = 7, strength: float = 1.0) -> torch.Tensor:
         if on_cpu:
-            return paste_faces(frame, crops, m, torch.tensor([strength]), grain=grain, seeds=[seed])[0].float()
+            return paste_faces(frame, crops, m, torch.tensor([strength]), grain=grain, grains=[(seed, True)])[0].float()
         out = frame.clone()  # the accelerator's blend, over the whole frame
         _blend_torch(out, (0, 0, 640, 480), crops[0], face_mask(256, out.device)[0] * strength, invert_affine(m)[0], "zeros",
-                     (grain, seed) if grain else None)
+                     (grain, seed, True) if grain else None)
         return out.float()
 
     levels = lambda image: noise_levels(image[1], inner)
@@ -245,3 +245,30 @@ def test_grain_puts_back_the_noise_a_clean_face_lacks_at_its_scale_and_keeps_a_g
     # zero-mean grain (coarse grain's mean over a face wanders more: fewer grains)
     assert abs(grained[:, inner].mean() - pasted(0.0)[:, inner].mean()) < 0.5 + blur
     assert torch.equal(grained, pasted(1.0)) and not torch.equal(grained, pasted(1.0, seed=8))
+
+
+@pytest.mark.parametrize("colour", [True, False])
+def test_grain_puts_back_chroma_noise_in_colour_but_not_on_a_monochrome_face(colour):
+    """Noise of 6 levels in each channel of a colour frame is luma and chroma noise: a clean face
+    gets both back, its R - Y and B - Y as noisy as the frame's; a monochrome track's face
+    (``colour`` False, its tone curve kept) gets luma noise alone."""
+    from vidrestore.faces.paste import noise_levels
+
+    clean = _shaded(480, 640)
+    noise = torch.from_numpy(np.random.default_rng(2).normal(0, 6 / 255, (3, 480, 640)).astype(np.float32))
+    frame = ((clean + noise).clamp(0, 1) * 255).round().to(torch.uint8)
+    lm = torch.from_numpy(template(280) + np.array([180, 100], np.float32))[None]
+    crops, m = align_faces(clean, lm, 256)
+    white, _ = paste_faces(torch.zeros_like(frame), torch.ones_like(crops), m)
+    inner = white[0] == 255
+    luma = lambda image: 0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]
+    levels = lambda image: np.stack([noise_levels(luma(image), inner), noise_levels(image[0] - luma(image), inner),
+                                     noise_levels(image[2] - luma(image), inner)])  # luma, R - Y, B - Y by scale
+    source = levels(frame.float())
+    assert source[1:, 0].min() > 3  # chroma noise at the pixels
+    out = levels(paste_faces(frame, crops, m, grain=1.0, grains=[(7, colour)])[0].float())
+    assert out[0, 0] == pytest.approx(source[0, 0], rel=0.15)
+    if colour:
+        assert out[1:, 0] == pytest.approx(source[1:, 0], rel=0.15)
+    else:
+        assert out[1:, 0].max() < 0.3 * source[1:, 0].min()

@@ -1146,3 +1146,38 @@ def test_grain_gives_a_restored_face_the_noise_of_its_frame(sample_clip, tmp_pat
         Denoiser(128), torch.device("cpu"), detector=det)
     with av.open(str(tmp_path / "segments.mkv")) as c:
         assert all(np.array_equal(a, f.to_ndarray(format="rgb24")) for a, f in zip(whole, c.decode(video=0), strict=True))
+
+
+def test_grain_on_a_monochrome_track_is_luma_alone(sample_clip, tmp_path):
+    """A black-and-white clip with noise in each channel (a scan's chroma noise): its track is
+    monochrome, so the restored face keeps its tone curve and takes back luma grain alone: its
+    colour differences stay as clean as the denoised face's, though the frame's are noisy."""
+    from vidrestore.faces.paste import noise_level
+    from vidrestore.io import EncodeOptions
+
+    with VideoReader(sample_clip) as r:
+        frames = [f.image for f in r][:8]
+    rng = np.random.default_rng(0)
+    grey = [np.repeat((f.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))[..., None], 3, 2) for f in frames]
+    noisy = [np.clip(g + rng.normal(0, 4, g.shape), 0, 255).round().astype(np.uint8) for g in grey]
+    height, width = frames[0].shape[:2]
+    clip = make_clip(tmp_path / "grey.mp4", [i * 40 for i in range(len(noisy))], size=(height, width), images=noisy,
+                     pix_fmt="yuv444p", x264_params="qp=0")
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    report = run(clip, tmp_path / "out.mkv", PipelineConfig(grain=1.0, encode=EncodeOptions(codec="ffv1")), Denoiser(128),
+                 torch.device("cpu"), detector=det)
+    assert [t["monochrome"] for t in report.tracks] == [True]
+    (track,) = analyse(clip, PipelineConfig(), det).tracks
+
+    def chroma_noise(path: Path) -> float:
+        """The median over frames of the R - Y noise between the eyes and the mouth."""
+        with av.open(str(path)) as c:
+            images = [f.to_ndarray(format="rgb24").astype(np.float32) for f in c.decode(video=0)]
+        levels = []
+        for i, image in enumerate(images):
+            (x0, y0), (x1, y1) = track.landmarks[i].min(0).astype(int), track.landmarks[i].max(0).astype(int)
+            where = torch.zeros(image.shape[:2], dtype=torch.bool)
+            where[y0:y1, x0:x1] = True
+            levels.append(noise_level(torch.from_numpy(image[..., 0] - image @ np.array([0.299, 0.587, 0.114], np.float32)), where))
+        return float(np.median(levels))
+    assert chroma_noise(clip) > 2.5 and chroma_noise(tmp_path / "out.mkv") < 0.5

@@ -132,40 +132,67 @@ def _grain_powers() -> np.ndarray:
     return np.stack([noise_levels(_grain((512, 512), size, generator, torch.device("cpu")), everywhere) ** 2 for size in GRAIN_SIZES])
 
 
+LUMA_RED, LUMA_GREEN, LUMA_BLUE = 0.299, 0.587, 0.114  # BT.601, as the decoders' YUV -> RGB
+
+
 def _luma(rgb: torch.Tensor) -> torch.Tensor:
-    return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+    return LUMA_RED * rgb[0] + LUMA_GREEN * rgb[1] + LUMA_BLUE * rgb[2]
 
 
-def grain_for(face: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, grain: float, seed: int) -> torch.Tensor | None:
-    """The luma grain (h, w) to add to the blend of the warped restored ``face`` (3, h, w, float)
-    into the ``source`` pixels (3, h, w, same scale) by the paste ``weight`` (h, w): ``grain`` (0 to
-    1) of the noise the face lacks; None for none.
-
-    What the face lacks is the power the source's noise has over the face's at each scale
-    (:func:`noise_levels`, both over the face's own area: where the weight is over half its
-    greatest, whatever the strength); the grain is of the size (:data:`GRAIN_SIZES`) and strength
-    whose powers fit those best (least squares). One size, not a mix of them: a mix fitted to three
-    noisy measures made coarse blotches out of small errors. Where the weight is w, the blend
-    keeps (1 - w) of the source's noise, so the grain there is scaled by sqrt(1 - (1 - w)^2): the
-    sum has the source's power along a feathered edge and in a face pasted at part strength (at
-    w = 0.5 the blend alone kept 0.71 of it). Luma noise, on every channel alike, so a grey face
-    stays grey. ``seed`` makes the noise, so a frame's is the same in every run and differs from
-    the next frame's."""
-    where = weight > 0.5 * float(weight.max())
-    missing = np.maximum(noise_levels(_luma(source.float()), where) ** 2 - noise_levels(_luma(face), where) ** 2, 0)
+def _fitted_grain(missing: np.ndarray, shape: tuple[int, int], generator: torch.Generator, device: torch.device) -> torch.Tensor | None:
+    """Grain (H, W) of the size (:data:`GRAIN_SIZES`) and strength whose powers at each scale fit
+    the ``missing`` ones best (least squares); None where none is missing."""
     shapes = _grain_powers()
     strengths = np.maximum(shapes @ missing / (shapes * shapes).sum(1), 0)  # each size's best power
     best = int(np.argmin(((shapes * strengths[:, None] - missing) ** 2).sum(1)))
     if strengths[best] <= 0:
         return None
+    return math.sqrt(strengths[best]) * _grain(shape, GRAIN_SIZES[best], generator, device)
+
+
+def _missing(source: torch.Tensor, face: torch.Tensor, where: torch.Tensor) -> np.ndarray:
+    """The noise power ``source`` (H, W) has over ``face`` at each scale, over ``where``."""
+    return np.maximum(noise_levels(source, where) ** 2 - noise_levels(face, where) ** 2, 0)
+
+
+def grain_for(face: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, grain: float, seed: int,
+              colour: bool = True) -> torch.Tensor | None:
+    """The grain (3, h, w) to add to the blend of the warped restored ``face`` (3, h, w, float)
+    into the ``source`` pixels (3, h, w, same scale) by the paste ``weight`` (h, w): ``grain`` (0 to
+    1) of the noise the face lacks; None for none.
+
+    What the face lacks is the power the source's noise has over the face's at each scale
+    (:func:`noise_levels`, both over the face's own area: where the weight is over half its
+    greatest, whatever the strength), in luma and, with ``colour``, in each colour difference (R
+    and B less luma: a video's chroma noise, film's coloured grain); each is made up by grain of
+    one size and strength (:func:`_fitted_grain`). One size, not a mix of them: a mix fitted to
+    three noisy measures made coarse blotches out of small errors. The colour differences' grain
+    leaves luma as it is, and a frame without chroma noise gets none, so a grey face stays grey;
+    ``colour`` False (a monochrome track, whose face keeps its tone curve) gives luma grain alone.
+    Where the weight is w, the blend keeps (1 - w) of the source's noise, so the grain there is
+    scaled by sqrt(1 - (1 - w)^2): the sum has the source's power along a feathered edge and in a
+    face pasted at part strength (at w = 0.5 the blend alone kept 0.71 of it). ``seed`` makes the
+    noise, so a frame's is the same in every run and differs from the next frame's."""
+    where = weight > 0.5 * float(weight.max())
+    source, face = source.float(), face.float()
+    luma_of_source, luma_of_face = _luma(source), _luma(face)
     generator = torch.Generator(face.device).manual_seed(seed)
-    field = _grain(face.shape[1:], GRAIN_SIZES[best], generator, face.device)
-    return field * (grain * math.sqrt(strengths[best])) * (1 - (1 - weight.float()) ** 2).clamp_min(0).sqrt()
+    shape = face.shape[1:]
+    fields = [_fitted_grain(_missing(luma_of_source, luma_of_face, where), shape, generator, face.device)]
+    if colour:  # R - Y, then B - Y
+        fields += [_fitted_grain(_missing(source[c] - luma_of_source, face[c] - luma_of_face, where), shape, generator, face.device)
+                   for c in (0, 2)]
+    if all(field is None for field in fields):
+        return None
+    zero = torch.zeros(shape, device=face.device)
+    luma, red, blue = (zero if field is None else field for field in (*fields, None, None)[:3])
+    rgb = torch.stack([luma + red, luma - (LUMA_RED * red + LUMA_BLUE * blue) / LUMA_GREEN, luma + blue])
+    return rgb * (grain * (1 - (1 - weight.float()) ** 2).clamp_min(0).sqrt())
 
 
 def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, strength: torch.Tensor | None = None,
                 masks: torch.Tensor | None = None, padding: str = "zeros", grain: float = 0.0,
-                seeds: Sequence[int] = ()) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
+                grains: Sequence[tuple[int, bool]] = ()) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
     """Blend restored ``crops`` (K, 3, S, S) into ``frame`` (3, H, W; uint8/uint16, or float in [0, 1])
     through the inverse of the frame-to-crop ``matrices`` (K, 2, 3). ``masks`` (K, 1, S, S): per-face
     paste masks (e.g. from face parsing); default the feathered ellipse. Only the frame region under
@@ -173,7 +200,8 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, 
     at track ends). ``padding``: how crops and masks extend past their edges where the frame's
     pixels sample beyond them; "border" repeats the edge, for a crop that covers the whole frame.
     ``grain`` (0 to 1): how much of the noise each face lacks against the frame is put back
-    (:func:`grain_for`), from ``seeds`` (K,), one per face.
+    (:func:`grain_for`), from ``grains`` (K,), one per face: the seed of its grain, and whether
+    that grain may be coloured (not for a monochrome track's face).
 
     Returns a new frame of the same dtype (``frame`` is left as it was) and the boxes
     ``(x0, y0, x1, y1)`` outside which it equals ``frame``."""
@@ -194,7 +222,7 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, 
             continue  # the face lies wholly outside the frame
         crop_to_region = invert_affine(shift_affine(matrices[k : k + 1], x0, y0))[0]
         blend = _blend_cpu if on_cpu else _blend_torch
-        noise = (grain, seeds[k]) if grain > 0 else None
+        noise = (grain, *grains[k]) if grain > 0 else None
         blend(out, (x0, y0, x1, y1), crops[k], masks[k] * strength[k], crop_to_region, padding, noise)
         boxes.append((x0, y0, x1, y1))
     return (torch.from_numpy(out).permute(2, 0, 1) if on_cpu else out), boxes
@@ -203,7 +231,7 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, 
 _NUMPY_PEAK = {np.uint8: 255, np.uint16: 65535}
 
 
-Noise = tuple[float, int] | None  # (grain, seed) of grain_for(), or None for none
+Noise = tuple[float, int, bool] | None  # (grain, seed, colour) of grain_for(), or None for none
 
 
 def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
@@ -226,7 +254,7 @@ def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tens
     if noise is not None:
         chw = lambda image: torch.from_numpy(image).permute(2, 0, 1)
         field = grain_for(chw(face), chw(base), torch.from_numpy(weight), *noise)
-        blended = blended if field is None else blended + field.numpy()[..., None]
+        blended = blended if field is None else blended + field.permute(1, 2, 0).numpy()
     region[...] = blended if blended.dtype == region.dtype else np.rint(blended).clip(0, peak)
 
 

@@ -131,7 +131,7 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
         outs = restorer.restore_tracks([(crops[j][a:b], contexts[active[j].track_id]) for j, a, b in pieces])
         for (j, _, _), out in zip(pieces, outs):
             restored[j].append(out.to(device))
-    pastes: dict[tuple[int, int], list[tuple[torch.Tensor, np.ndarray, float, torch.Tensor, int]]] = {}
+    pastes: dict[tuple[int, int], list[tuple[torch.Tensor, np.ndarray, float, torch.Tensor, tuple[int, bool]]]] = {}
     for track, mine, track_marks, track_crops, track_mats, parts in zip(active, moments, marks, crops, mats, restored):
         faces = torch.cat(parts)
         if cfg.aligned:  # the crop is the frame: all of it is replaced
@@ -146,14 +146,15 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
         turned = frontal_weight(track_marks, cfg.profile_fade)
         for j, (i, m) in enumerate(mine):
             strength = cfg.strength_of(track) * _fade(track, i, fades[track.track_id]) * float(turned[j])
-            pastes.setdefault((i, m), []).append((faces[j], track_mats[j], strength, masks[j], grain_seed(i, m, track.track_id)))
+            grain = (grain_seed(i, m, track.track_id), not track.monochrome)  # a monochrome face keeps its tone curve
+            pastes.setdefault((i, m), []).append((faces[j], track_mats[j], strength, masks[j], grain))
         if track.end <= last + 1:
             contexts.pop(track.track_id, None)
     def paste(i: int, m: int) -> Pasted:
-        faces, mats_i, strength, masks, seeds = zip(*pastes[i, m])
+        faces, mats_i, strength, masks, grains = zip(*pastes[i, m])
         base = seconds[i] if m and later_rows is None else bases[i]
         pasted, boxes = paste_faces(base, torch.stack(faces), np.stack(mats_i), torch.tensor(strength, device=device),
-                                    torch.stack(masks), padding="border" if cfg.aligned else "zeros", grain=cfg.grain, seeds=seeds)
+                                    torch.stack(masks), padding="border" if cfg.aligned else "zeros", grain=cfg.grain, grains=grains)
         return Pasted(pasted.permute(1, 2, 0).cpu().numpy(), boxes)
 
     out: dict[tuple[int, int], Pasted] = {}
