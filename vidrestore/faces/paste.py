@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .align import PEAK, invert_affine, shift_affine, source_region, template, to_unit_float, warp_affine, warp_image
+from .tone import LUMA
 
 
 @functools.lru_cache(maxsize=8)
@@ -139,10 +140,11 @@ def _grain_powers() -> np.ndarray:
     return np.stack([noise_levels(_grain((512, 512), size, generator, torch.device("cpu")), everywhere) ** 2 for size in GRAIN_SIZES])
 
 
-LUMA_RED, LUMA_GREEN, LUMA_BLUE = 0.299, 0.587, 0.114  # BT.601, as the decoders' YUV -> RGB
+LUMA_RED, LUMA_GREEN, LUMA_BLUE = LUMA
 
 
 def _luma(rgb: torch.Tensor) -> torch.Tensor:
+    """Luma (H, W) of RGB (3, H, W)."""
     return LUMA_RED * rgb[0] + LUMA_GREEN * rgb[1] + LUMA_BLUE * rgb[2]
 
 
