@@ -11,7 +11,8 @@ noise (:func:`vidrestore.faces.paste.noise_levels`: Immerkaer's mask, median, at
 and quarters) is measured on the face, the box of its five landmarks, and around it, a ring from 3
 to 3.8 times that box (outside the paste mask, where the frame is its own); the table gives their
 medians over frames and the ratio face / ring at each scale: about 1 in the input, and far below
-where a restored face looks pasted on (a clean face in a grainy frame). With the restore time.
+where a restored face looks pasted on (a clean face in a grainy frame). With the restore time, and
+whether the run's report advised ``--grain 1`` (:func:`vidrestore.pipeline.report.grain_note`).
 First, what the grain costs a face a frame on one thread (:func:`vidrestore.faces.paste.grain_for`
 on square regions of 200, 400 and 700 px of noise, fastest of 5).
 """
@@ -116,25 +117,26 @@ def main() -> None:
     torch.set_num_threads(threads)
     print(f"clip {args.clip.name}, first {args.frames} frames, model {args.model}, preset {args.preset}, detector {detector.name}")
     print("luma noise (levels) at the pixels / halves / quarters")
-    print(f"{'noise, blur':>11s} {'run':>10s} {'face':>18s} {'around':>18s} {'face / around':>18s} {'restore s':>10s}")
+    print(f"{'noise, blur':>11s} {'run':>10s} {'face':>18s} {'around':>18s} {'face / around':>18s} {'restore s':>10s} {'advised':>7s}")
     triple = lambda values, digits: " / ".join(f"{v:.{digits}f}" for v in values)
     noises = [(noise, blur) for noise in args.noise for blur in (args.blur if noise else [0.0])]
     with tempfile.TemporaryDirectory() as tmp:
         for noise, blur in noises:
             clip = noisy_head(args.clip, args.frames, noise, blur, Path(tmp) / f"noise{noise}_{blur}.mp4")
             tracks = analyse(clip, cfg, detector).tracks
-            rows = [("input", clip, 0.0)]
+            rows = [("input", clip, 0.0, "")]
             for grain in args.grain:
                 out = Path(tmp) / f"noise{noise}_{blur}_grain{grain}.mkv"
                 pcfg = dataclasses.replace(cfg, grain=grain, face_size=restorer.face_size,
                                            encode=dataclasses.replace(cfg.encode, codec="ffv1"))
                 t0 = time.perf_counter()
-                run(clip, out, pcfg, restorer, device, detector=detector)
-                rows.append((f"grain {grain:g}", out, time.perf_counter() - t0))
-            for name, path, seconds in rows:
+                report = run(clip, out, pcfg, restorer, device, detector=detector)
+                advised = any("--grain 1" in note for note in report.notes)
+                rows.append((f"grain {grain:g}", out, time.perf_counter() - t0, "yes" if advised else "no"))
+            for name, path, seconds, advised in rows:
                 face, around = noise_around_faces(path, tracks)
                 print(f"{noise:5.1f}, {blur:3.1f} {name:>10s} {triple(face, 2):>18s} {triple(around, 2):>18s} "
-                      f"{triple(face / np.maximum(around, 1e-6), 2):>18s} {seconds:10.1f}")
+                      f"{triple(face / np.maximum(around, 1e-6), 2):>18s} {seconds:10.1f} {advised:>7s}")
 
 
 if __name__ == "__main__":

@@ -1181,3 +1181,19 @@ def test_grain_on_a_monochrome_track_is_luma_alone(sample_clip, tmp_path):
             levels.append(noise_level(torch.from_numpy(image[..., 0] - image @ np.array([0.299, 0.587, 0.114], np.float32)), where))
         return float(np.median(levels))
     assert chroma_noise(clip) > 2.5 and chroma_noise(tmp_path / "out.mkv") < 0.5
+
+
+def test_face_noise_is_measured_in_8_bit_levels_whatever_the_depth():
+    """A frame with 6 levels of white noise, before, and a clean face pasted, after: about 6.9
+    levels at the pixels, halves and quarters together (6, 3, 1.5) before and none after, between
+    the landmarks; a 16-bit frame of the same pictures measures the same."""
+    from vidrestore.pipeline.restoring import face_noise
+
+    ys, xs = np.mgrid[0:200, 0:240].astype(np.float32)
+    clean = np.repeat((60 + 0.4 * xs + 0.2 * ys)[..., None], 3, 2)
+    noisy = clean + np.random.default_rng(0).normal(0, 6, clean.shape[:2])[..., None]
+    landmarks = np.array([[40.0, 30.0], [200.0, 30.0], [120.0, 100.0], [50.0, 170.0], [190.0, 170.0]])
+    eight = face_noise(noisy.round().astype(np.uint8), clean.round().astype(np.uint8), landmarks)
+    sixteen = face_noise((noisy * 257).round().astype(np.uint16), (clean * 257).round().astype(np.uint16), landmarks)
+    assert eight[0] == pytest.approx(6 * np.sqrt(1 + 1 / 4 + 1 / 16), rel=0.1) and eight[1] < 0.5
+    assert sixteen == pytest.approx(eight, rel=0.05, abs=0.3)  # (8-bit rounding alone makes a little)

@@ -9,6 +9,7 @@ import dataclasses
 import os
 import re
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -27,7 +28,7 @@ from ..restore import Restorer, TrackContext
 from ..resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .analysis import analyse, selected_tracks
 from .config import PipelineConfig, Progress
-from .report import Report, build_report, copy_note, encoding, provenance, quality_check, video_notes, write_faces
+from .report import Report, build_report, copy_note, encoding, grain_note, provenance, quality_check, video_notes, write_faces
 from .restoring import restore_video
 from .segments import (
     carried_in,
@@ -175,19 +176,20 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                 stopped = False
                 try:
                     contexts: dict[int, TrackContext] = {}  # tracks going on from one segment into the next
+                    noise: defaultdict[int, list[tuple[float, float]]] | None = defaultdict(list) if not cfg.grain else None
                     for index, (part, frames) in enumerate(zip(parts, segments)):
                         if index in reused:
                             frames_out += kept[part].written
                             contexts = carried_in(dst, index + 1, device) if index + 1 not in reused else {}
                             continue
                         written = restore_video(src, part, analysis, restorer, cfg, device, this_run, preview_tmp, frames,
-                                                masker, decoded, contexts, target=dst)
+                                                masker, decoded, contexts, target=dst, noise=noise)
                         frames_out += written
                         carry = hand_on(contexts, dst, index, last=index + 1 == len(segments))
                         if ledger:
                             ledger.record(part, frames, written, carry)
                     timings["restore_encode"] = time.perf_counter() - t1
-                    notes.extend(reused_note(len(reused), len(parts)) + restorer.notes)
+                    notes.extend(reused_note(len(reused), len(parts)) + restorer.notes + grain_note(noise or {}))
                     t2 = time.perf_counter()
                     tick = played_at(probe(src), cfg).time_base
                     notes.extend(left_out_note(remux(parts, src, final_tmp, provenance(restorer.name),

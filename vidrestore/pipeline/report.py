@@ -265,6 +265,28 @@ def quality_check(src: Path, dst: Path, analysis: Analysis, tracks: list[Track],
     return rows, qa_alarms(rows)
 
 
+# a restored face with under this share of its input's noise, where the input has at least NOISY
+# levels of it (at every scale together), looks pasted onto grainy footage
+CLEANER, NOISY = 0.4, 2.0
+
+
+def grain_note(noise: dict[int, list[tuple[float, float]]]) -> list[str]:
+    """A note naming the tracks whose restored faces are much cleaner than their noisy input (the
+    median over each track's samples of :func:`~vidrestore.pipeline.restoring.crop_noise`), with
+    the remedy; none when there are none."""
+    found = {}
+    for track_id, samples in noise.items():
+        if samples:
+            before, after = np.median(np.asarray(samples), 0)
+            if before >= NOISY and after < CLEANER * before:
+                found[track_id] = after / before
+    if not found:
+        return []
+    share = f"{min(found.values()):.0%}" if len(found) == 1 else f"{min(found.values()):.0%}-{max(found.values()):.0%}"
+    return [(f"the restored faces of track{'s' if len(found) > 1 else ''} {', '.join(map(str, sorted(found)))} kept {share} of the noise "
+             "or grain of their frames: in grainy footage they can look pasted on, and --grain 1 puts the frames' grain back")]
+
+
 def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineConfig, restorer_name: str, mask: str,
                  frames_out: int, timings: dict[str, float], notes: list[str]) -> Report:
     info = played_at(probe(src), cfg)

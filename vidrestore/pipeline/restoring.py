@@ -22,9 +22,9 @@ import torch
 from ..anchor import IdentityCrops
 from ..faces.align import crop_faces, face_matrices
 from ..faces.parsing import ParsingMasker as Masker
-from ..faces.paste import face_mask, match_colour, paste_faces
+from ..faces.paste import face_mask, match_colour, noise_levels, paste_faces, scaled_masks
 from ..faces.pose import frontal_weight
-from ..faces.tone import keep_tone
+from ..faces.tone import LUMA, keep_tone
 from ..faces.types import Track
 from ..io import VideoInfo, VideoReader, VideoWriter, probe
 from ..io.containers import stores_rotation
@@ -86,10 +86,14 @@ class Pasted:
     boxes: list[tuple[int, int, int, int]]
 
 
+NOISE_CHECK_EVERY = 24  # frames of a track between two whose face's noise after the paste is compared with before
+
+
 def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int, int]], restorer: Restorer,
                     contexts: dict[int, TrackContext], identity: Callable[[Track], torch.Tensor | None],
                     cfg: PipelineConfig, device: torch.device, masker: Masker | None,
-                    pixel_aspect: tuple[float, float] = (1.0, 1.0), later_rows: int | None = 1) -> dict[tuple[int, int], Pasted]:
+                    pixel_aspect: tuple[float, float] = (1.0, 1.0), later_rows: int | None = 1,
+                    noise: dict[int, list[tuple[float, float]]] | None = None) -> dict[tuple[int, int], Pasted]:
     """Restore every track present in ``window``; returns the frames that changed, by frame index
     and moment (0, or 1 for a frame's later field: see below). ``fades``: each track's ramps in
     and out (:func:`edge_fades`).
@@ -101,7 +105,10 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
     are kept) are restored at the field rate: a track's crops are each frame's earlier moment, then
     its later one, whose landmarks lie halfway to the next frame's. The later moment's face goes
     into the rows of the later field, which start at row ``later_rows`` (1: top field first), or,
-    with ``later_rows`` None (double rate), into the later field's own progressive frame."""
+    with ``later_rows`` None (double rate), into the later field's own progressive frame.
+
+    ``noise``: where to add, by track id, the noise of its face before and after the paste
+    (:func:`face_noise`) in every :data:`NOISE_CHECK_EVERY` th frame of it."""
     first, last = window[0].index, window[-1].index
     active = [t for t in tracks if t.start <= last and t.end > first]
     if not active:
@@ -159,6 +166,8 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
 
     out: dict[tuple[int, int], Pasted] = {}
     moments_pasted = sorted(pastes)
+    checked = [(track.track_id, i, track_marks[j]) for track, mine, track_marks in zip(active, moments, marks)
+               for j, (i, m) in enumerate(mine) if m == 0 and (i - track.start) % NOISE_CHECK_EVERY == 0] if noise is not None else []
     with glue_threads(device, cfg.glue_threads) as glue:
         for (i, m), pasted in zip(moments_pasted, glue(paste, moments_pasted)):
             if m == 0 or later_rows is None:
@@ -166,7 +175,26 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
             else:
                 out[i, 0].image[later_rows::2] = pasted.image[later_rows::2]
                 out[i, 0].boxes.extend(pasted.boxes)
+    for track_id, i, landmarks in checked:
+        noise[track_id].append(face_noise(bases[i].permute(1, 2, 0).cpu().numpy(), out[i, 0].image, landmarks))
     return out
+
+
+def face_noise(before: np.ndarray, after: np.ndarray, landmarks: np.ndarray) -> tuple[float, float]:
+    """The luma noise (at every scale of :func:`~vidrestore.faces.paste.noise_levels` together, in
+    8-bit levels) of a frame before and after its face was pasted (H, W, 3 images, integer or in [0, 1]),
+    between the eyes and the mouth (the box of the face's five ``landmarks``): in the frame's
+    pixels, as the eye sees it beside the frame's own noise. (Compared in the crops instead, a
+    model's face kept 60% of a noisy input's noise where in the frame it kept 7%: enlarged into
+    the frame, what it kept is coarser than the frame's noise.)"""
+    (x0, y0), (x1, y1) = np.maximum(np.floor(landmarks.min(0)), 0).astype(int), np.ceil(landmarks.max(0)).astype(int)
+    masks = scaled_masks(torch.ones(max(0, min(y1, before.shape[0]) - y0), max(0, min(x1, before.shape[1]) - x0), dtype=torch.bool))
+
+    def level(image: np.ndarray) -> float:
+        to_8_bits = 255 / (np.iinfo(image.dtype).max if image.dtype.kind in "ui" else 1.0)
+        luma = torch.from_numpy(image[y0:y1, x0:x1].astype(np.float32) @ np.asarray(LUMA, np.float32) * to_8_bits)
+        return float(np.sqrt((noise_levels(luma, masks) ** 2).sum()))
+    return level(before), level(after)
 
 
 def grain_seed(index: int, moment: int, track_id: int) -> int:
@@ -242,7 +270,8 @@ def _preview_info(info: VideoInfo) -> VideoInfo:
 def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Restorer, cfg: PipelineConfig,
                   device: torch.device, progress: Progress | None = None, preview: Path | None = None,
                   frames: range | None = None, masker: Masker | None = None, reuse: DecodedFrames | None = None,
-                  contexts: dict[int, TrackContext] | None = None, target: Path | None = None) -> int:
+                  contexts: dict[int, TrackContext] | None = None, target: Path | None = None,
+                  noise: dict[int, list[tuple[float, float]]] | None = None) -> int:
     """Pass 2: restore and encode the video stream alone into ``video_out``; returns frames written.
 
     ``frames``: only this segment (from :func:`plan_segments`). With ``preview``, also encode a
@@ -250,7 +279,8 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     decoding the video again when they are the whole of it. ``contexts``: the restorer's state of
     the tracks that come into the segment from the one before it; on return it holds that of the
     tracks that go on past it. ``target``: the output ``video_out`` is a segment of (default
-    ``video_out`` itself), whose type decides the encoder and whether frames are written upright."""
+    ``video_out`` itself), whose type decides the encoder and whether frames are written upright.
+    ``noise``: where to add each track's samples of input and restored noise (:func:`restore_window`)."""
     info = dataclasses.replace(played_at(probe(path), cfg), light=analysis.light)
     info = at_steady_rate(info, analysis.pts)
     cfg = dataclasses.replace(cfg, batch_size=window_frames(cfg, device, info))
@@ -311,7 +341,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
             raise_if_stopped()
             kept = [f for f in window if f.index not in dropped]  # a repeat is not written: not restored
             changed = restore_window(kept, tracks, fades, restorer, contexts, identity, cfg, device, masker, info.pixel_aspect,
-                                      later_rows) if kept else {}
+                                      later_rows, noise) if kept else {}
             faces += sum(1 for f in kept for t in tracks if t.covers(f.index))
             for f in window:
                 pts = analysis.film_pts[f.index] if decimated else 2 * f.pts if doubled else f.pts
