@@ -265,14 +265,14 @@ def quality_check(src: Path, dst: Path, analysis: Analysis, tracks: list[Track],
     return rows, qa_alarms(rows)
 
 
-# a restored face with under this share of its input's noise, where the input has at least NOISY
-# levels of it (at every scale together), looks pasted onto grainy footage
+# a restored face with under this share of its frame's noise, where the frame has at least NOISY
+# 8-bit levels of it (at every scale together), looks pasted onto grainy footage
 CLEANER, NOISY = 0.4, 2.0
 
 
 def grain_note(noise: dict[int, list[tuple[float, float]]]) -> list[str]:
-    """A note naming the tracks whose restored faces are much cleaner than their noisy input (the
-    median over each track's samples of :func:`~vidrestore.pipeline.restoring.crop_noise`), with
+    """A note naming the tracks whose restored faces are much cleaner than their noisy frames (the
+    median over each track's samples of :func:`~vidrestore.pipeline.restoring.face_noise`), with
     the remedy; none when there are none."""
     found = {}
     for track_id, samples in noise.items():
