@@ -247,6 +247,69 @@ def test_grain_puts_back_the_noise_a_clean_face_lacks_at_its_scale_and_keeps_a_g
     assert torch.equal(grained, pasted(1.0)) and not torch.equal(grained, pasted(1.0, seed=8))
 
 
+@settings(max_examples=15, deadline=None)
+@given(sigma=st.floats(1.0, 20.0), seed=st.integers(0, 1000))
+def test_brightness_bands_split_the_area_and_are_measured_as_each_alone(sigma, seed):
+    """Bands of equal area by brightness, darkest first, cover the area once at the pixels; the
+    noise of an area and its bands measured together is what each measures alone."""
+    from vidrestore.faces.paste import GRAIN_BANDS, brightness, brightness_bands, noise_level, noise_levels, scaled_masks
+
+    luma = _shaded(160, 200)[1] * 255
+    noisy = luma + sigma * torch.randn(luma.shape, generator=torch.Generator().manual_seed(seed))
+    area = torch.zeros(luma.shape, dtype=torch.bool)
+    area[20:150, 10:190] = True
+    where = scaled_masks(area)
+    bands, middles = brightness_bands(brightness(noisy), where)
+    assert bands[0].shape == (GRAIN_BANDS, *luma.shape) and middles == sorted(middles)
+    assert torch.equal(bands[0].sum(0), area.long())  # each pixel of the area in one band
+    assert bands[0].sum((1, 2)).float().std() < 0.05 * area.sum() / GRAIN_BANDS  # of equal area
+    together = noise_levels(noisy, [torch.cat([w[None], b]) for w, b in zip(where, bands)])
+    assert together.shape == (1 + GRAIN_BANDS, len(where))
+    assert together[0] == pytest.approx(noise_levels(noisy, area))
+    assert together[1:, 0] == pytest.approx([noise_level(noisy, band) for band in bands[0]], rel=0.05)
+    assert together[1:, 0] == pytest.approx(sigma, rel=0.2)
+
+
+@pytest.mark.parametrize("on_cpu", [True, False])
+def test_grain_follows_the_noise_from_shadows_to_a_clipped_highlight(on_cpu):
+    """A frame brightening from left to right across the face, its noise 14 levels in the
+    shadows and less as it brightens, and a clipped highlight (flat white, no noise) over its
+    right quarter: with grain 1 a clean face has the shadows' noise in its shadows and the middle's
+    in its middle, and its clipped highlight stays clean (one strength for the whole face gave
+    about 0.5 of the shadows' noise, and 3 levels of noise to the highlight)."""
+    from vidrestore.faces.paste import _blend_torch, face_mask, noise_levels
+
+    lm = torch.from_numpy(template(280) + np.array([180, 100], np.float32))[None]
+    _, m = align_faces(torch.zeros(3, 480, 640), lm, 256)
+    white, _ = paste_faces(torch.zeros(3, 480, 640, dtype=torch.uint8), torch.ones(1, 3, 256, 256), m)
+    area = white[0] > 127  # where grain_for measures
+    columns = area.any(0).nonzero()[:, 0]
+    x0, x1 = int(columns.min()), int(columns.max())
+    quarter = (x1 - x0) // 4
+    clean = (0.1 + 0.8 * (torch.arange(640.0) - x0) / (x1 - x0)).clamp(0.1, 1).expand(480, 640).clone()
+    clean[:, x1 - quarter :] = 1.0
+    noise = torch.from_numpy(np.random.default_rng(3).normal(0, 1, (480, 640)).astype(np.float32)) * 16 * (1 - clean)
+    frame = ((clean + noise / 255).clamp(0, 1) * 255).round().to(torch.uint8).expand(3, -1, -1).contiguous()
+    crops, m = align_faces(clean.expand(3, -1, -1), lm, 256)
+    if on_cpu:
+        out = paste_faces(frame, crops, m, grain=1.0, grains=[(7, True)])[0].float()
+    else:
+        out = frame.clone()  # the accelerator's blend
+        _blend_torch(out, (0, 0, 640, 480), crops[0], face_mask(256, out.device)[0], invert_affine(m)[0], "zeros", (1.0, 7, True))
+        out = out.float()
+
+    def levels(image: torch.Tensor, start: int, stop: int) -> float:
+        where = area.clone()
+        where[:, :start] = where[:, stop:] = False
+        return noise_levels(image[1], where)[0]
+
+    shadows, middle, highlight = (x0, x0 + quarter), (x0 + quarter, x0 + 2 * quarter), (x1 - quarter + 4, x1)
+    assert levels(frame.float(), *shadows) > 11 and levels(frame.float(), *middle) > 8 and levels(frame.float(), *highlight) < 0.1
+    assert levels(out, *shadows) == pytest.approx(levels(frame.float(), *shadows), rel=0.15)
+    assert levels(out, *middle) == pytest.approx(levels(frame.float(), *middle), rel=0.15)
+    assert levels(out, *highlight) < 0.5
+
+
 @pytest.mark.parametrize("colour", [True, False])
 def test_grain_puts_back_chroma_noise_in_colour_but_not_on_a_monochrome_face(colour):
     """Noise of 6 levels in each channel of a colour frame is luma and chroma noise: a clean face

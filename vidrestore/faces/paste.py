@@ -89,25 +89,41 @@ GRAIN_SIZES = tuple(np.linspace(0.0, 2.5, 11))  # px: the Gaussians white noise 
 _NOISE_SAMPLES = 16384  # more pixels to measure are measured on a grid of about this many (the median's error: about 1%)
 
 
+def _measured(luma: torch.Tensor, where: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The deviation of the white noise in ``luma`` (H, W) over each mask of ``where`` (B, H, W),
+    and whether each had the 64 pixels a measure needs (0 where not). The first mask sets the grid
+    of samples (the whole area, where the others are parts of it)."""
+    step = max(1, int(math.sqrt(float(where[0].sum()) / _NOISE_SAMPLES)))
+    response = F.conv2d(luma.float()[None, None], _NOISE_MASK.to(luma.device)[None, None], stride=step)[0, 0].abs()
+    picked = [response[mask] for mask in where[:, 1:-1:step, 1:-1:step]]
+    measured = np.array([values.numel() >= _MIN_NOISE_PIXELS for values in picked])
+    return np.array([float(v.median()) / _HALF_NORMAL_MEDIAN if ok else 0.0 for v, ok in zip(picked, measured)]), measured
+
+
 def noise_level(luma: torch.Tensor, where: torch.Tensor) -> float:
     """The deviation of the white noise in ``luma`` (H, W), in its own units, over the pixels
     ``where`` (H, W) is true; 0 where fewer than 64 pixels are measured."""
-    step = max(1, int(math.sqrt(float(where.sum()) / _NOISE_SAMPLES)))
-    response = F.conv2d(luma.float()[None, None], _NOISE_MASK.to(luma.device)[None, None], stride=step)[0, 0]
-    values = response[where[1:-1:step, 1:-1:step]].abs()
-    return float(values.median()) / _HALF_NORMAL_MEDIAN if values.numel() >= _MIN_NOISE_PIXELS else 0.0
+    return float(_measured(luma, where[None])[0][0])
+
+
+def _scaled_levels(luma: torch.Tensor, where: torch.Tensor | list[torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`noise_levels`, and whether each was measured."""
+    masks = where if isinstance(where, list) else scaled_masks(where)
+    areas = masks[0][None] if masks[0].dim() == 2 else masks[0]
+    levels, measured = np.zeros((len(areas), len(masks))), np.zeros((len(areas), len(masks)), bool)
+    for k, mask in enumerate(masks):
+        if luma.shape == mask.shape[-2:]:
+            levels[:, k], measured[:, k] = _measured(luma, mask if mask.dim() == 3 else mask[None])
+        luma = F.avg_pool2d(luma.float()[None, None], 2)[0, 0] if min(luma.shape) >= 2 else luma
+    return (levels[0], measured[0]) if masks[0].dim() == 2 else (levels, measured)
 
 
 def noise_levels(luma: torch.Tensor, where: torch.Tensor | list[torch.Tensor]) -> np.ndarray:
     """:func:`noise_level` of ``luma`` (H, W) at each of :data:`GRAIN_SCALES` scales: its pixels,
     then averaged over blocks of 2, 4... (over the blocks wholly ``where``; or give
-    :func:`scaled_masks` of it, when several pictures are measured over one mask)."""
-    masks = where if isinstance(where, list) else scaled_masks(where)
-    levels = []
-    for mask in masks:
-        levels.append(noise_level(luma, mask) if luma.shape == mask.shape else 0.0)
-        luma = F.avg_pool2d(luma.float()[None, None], 2)[0, 0] if min(luma.shape) >= 2 else luma
-    return np.array(levels)
+    :func:`scaled_masks` of it, when several pictures are measured over one mask). ``where`` (B,
+    H, W) measures B areas at once: (B, scales)."""
+    return _scaled_levels(luma, where)[0]
 
 
 def scaled_masks(where: torch.Tensor) -> list[torch.Tensor]:
@@ -148,20 +164,66 @@ def _luma(rgb: torch.Tensor) -> torch.Tensor:
     return LUMA_RED * rgb[0] + LUMA_GREEN * rgb[1] + LUMA_BLUE * rgb[2]
 
 
-def _fitted_grain(missing: np.ndarray, shape: tuple[int, int], generator: torch.Generator, device: torch.device) -> torch.Tensor | None:
-    """Grain (H, W) of the size (:data:`GRAIN_SIZES`) and strength whose powers at each scale fit
-    the ``missing`` ones best (least squares); None where none is missing."""
+def _fit(missing: np.ndarray) -> tuple[int, float] | None:
+    """The grain size (an index into :data:`GRAIN_SIZES`) and power (a deviation's square) whose
+    powers at each scale fit the ``missing`` ones best (least squares); None where none is missing."""
     shapes = _grain_powers()
-    strengths = np.maximum(shapes @ missing / (shapes * shapes).sum(1), 0)  # each size's best power
-    best = int(np.argmin(((shapes * strengths[:, None] - missing) ** 2).sum(1)))
-    if strengths[best] <= 0:
-        return None
-    return math.sqrt(strengths[best]) * _grain(shape, GRAIN_SIZES[best], generator, device)
+    powers = np.maximum(shapes @ missing / (shapes * shapes).sum(1), 0)  # each size's best power
+    best = int(np.argmin(((shapes * powers[:, None] - missing) ** 2).sum(1)))
+    return (best, float(powers[best])) if powers[best] > 0 else None
 
 
-def _missing(source: torch.Tensor, face: torch.Tensor, where: list[torch.Tensor]) -> np.ndarray:
-    """The noise power ``source`` (H, W) has over ``face`` at each scale, over ``where`` (:func:`scaled_masks`)."""
-    return np.maximum(noise_levels(source, where) ** 2 - noise_levels(face, where) ** 2, 0)
+def _missing(source: torch.Tensor, face: torch.Tensor, where: list[torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    """The noise power ``source`` (H, W) has over ``face`` at each scale, over each mask of ``where``
+    (:func:`scaled_masks`, of one mask or of several), and where it was measured."""
+    (ahead, measured), (behind, _) = _scaled_levels(source, where), _scaled_levels(face, where)
+    return np.maximum(ahead ** 2 - behind ** 2, 0), measured
+
+
+GRAIN_BANDS = 3  # bands of brightness whose grain is measured apart: noise and grain vary with it
+
+
+def brightness(luma: torch.Tensor) -> torch.Tensor:
+    """``luma`` (H, W) averaged over blocks of 4 and drawn back to its size: its brightness, the
+    noise all but gone (a quarter of it), at a fraction of the cost of a sliding mean."""
+    if min(luma.shape) < 4:
+        return luma
+    means = F.avg_pool2d(luma[None, None], 4)
+    return F.interpolate(means, size=luma.shape, mode="bilinear", align_corners=False)[0, 0]
+
+
+def brightness_bands(light: torch.Tensor, where: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[float]]:
+    """The parts of ``where`` (:func:`scaled_masks`) in each of :data:`GRAIN_BANDS` bands of equal
+    area by ``light`` (H, W, a :func:`brightness`), at each scale (bands, h, w), the band of a
+    block going by its mean brightness, so that coarse scales measure whole blocks near a band's
+    edge; and each band's median brightness."""
+    inside = light[where[0]]
+    quantiles = torch.arange(1, 2 * GRAIN_BANDS, device=light.device) / (2 * GRAIN_BANDS)
+    picked = torch.quantile(inside[:: max(1, inside.numel() // _NOISE_SAMPLES)].float(), quantiles)  # a sample's are close enough
+    edges, middles = picked[1::2].contiguous(), picked[0::2]
+    bands = []
+    for mask in where:
+        band = torch.bucketize(light, edges)
+        bands.append(torch.stack([mask & (band == b) for b in range(GRAIN_BANDS)]))
+        light = F.avg_pool2d(light[None, None], 2)[0, 0] if min(light.shape) >= 2 else light
+    return bands, middles.tolist()
+
+
+def _piecewise(x: torch.Tensor, knots: list[float], values: list[float]) -> torch.Tensor:
+    """The line through (``knots``, ``values``) at ``x``, level beyond the first and last knot."""
+    out = torch.full_like(x, values[0])
+    for x0, x1, y0, y1 in zip(knots, knots[1:], values, values[1:]):
+        out += ((x - x0) / max(x1 - x0, 1e-6)).clamp(0, 1) * (y1 - y0)
+    return out
+
+
+def _deviations(missing: np.ndarray, measured: np.ndarray, size: int, power: float) -> list[float]:
+    """The deviation of grain of ``size`` (an index into :data:`GRAIN_SIZES`) that best makes up
+    each band's ``missing`` power at the scales ``measured`` there (``power``'s in a band that
+    none measured)."""
+    shape = _grain_powers()[size]
+    return [math.sqrt(max(float(shape[ok] @ m[ok]) / float(shape[ok] @ shape[ok]), 0.0)) if ok.any() else math.sqrt(power)
+            for m, ok in zip(missing, measured)]
 
 
 def grain_for(face: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, grain: float, seed: int,
@@ -174,29 +236,43 @@ def grain_for(face: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, gr
     (:func:`noise_levels`, both over the face's own area: where the weight is over half its
     greatest, whatever the strength), in luma and, with ``colour``, in each colour difference (R
     and B less luma: a video's chroma noise, film's coloured grain); each is made up by grain of
-    one size and strength (:func:`_fitted_grain`). One size, not a mix of them: a mix fitted to
-    three noisy measures made coarse blotches out of small errors. The colour differences' grain
-    leaves luma as it is, and a frame without chroma noise gets none, so a grey face stays grey;
-    ``colour`` False (a monochrome track, whose face keeps its tone curve) gives luma grain alone.
+    one size (:data:`GRAIN_SIZES`) fitted over the whole area. One size, not a mix of them: a mix
+    fitted to three noisy measures made coarse blotches out of small errors. The luma grain's
+    strength follows brightness: it is measured in three bands of the source's brightness (the
+    shadows, the middle and the highlights of the face), and each pixel gets the strength of its
+    brightness in the blend, between the bands' medians. Sensor noise and film grain differ from
+    shadows to highlights, and a clipped highlight has none. The colour differences' grain is
+    one strength throughout, and leaves luma as it is; a frame without chroma noise gets none,
+    so a grey face stays grey. ``colour`` False (a monochrome track, whose face keeps its tone
+    curve) gives luma grain alone.
     Where the weight is w, the blend keeps (1 - w) of the source's noise, so the grain there is
     scaled by sqrt(1 - (1 - w)^2): the sum has the source's power along a feathered edge and in a
     face pasted at part strength (at w = 0.5 the blend alone kept 0.71 of it). ``seed`` makes the
     noise, so a frame's is the same in every run and differs from the next frame's."""
-    where = scaled_masks(weight > 0.5 * float(weight.max()))
-    source, face = source.float(), face.float()
+    area = weight > 0.5 * float(weight.max())
+    if not area.any():
+        return None
+    where = scaled_masks(area)
+    source, face, weight = source.float(), face.float(), weight.float()
     luma_of_source, luma_of_face = _luma(source), _luma(face)
     generator = torch.Generator(face.device).manual_seed(seed)
     shape = face.shape[1:]
-    fields = [_fitted_grain(_missing(luma_of_source, luma_of_face, where), shape, generator, face.device)]
-    if colour:  # R - Y, then B - Y
-        fields += [_fitted_grain(_missing(source[c] - luma_of_source, face[c] - luma_of_face, where), shape, generator, face.device)
-                   for c in (0, 2)]
-    if all(field is None for field in fields):
-        return None
     zero = torch.zeros(shape, device=face.device)
-    luma, red, blue = (zero if field is None else field for field in (*fields, None, None)[:3])
+    bands, middles = brightness_bands(brightness(luma_of_source), where)
+    missing, measured = _missing(luma_of_source, luma_of_face, [torch.cat([w[None], b]) for w, b in zip(where, bands)])
+    luma_fit = _fit(missing[0])  # the size and power over the whole area, then the power in each band
+    luma = zero
+    if luma_fit is not None:
+        shown = brightness(luma_of_face * weight + luma_of_source * (1 - weight))
+        deviation = _piecewise(shown, middles, _deviations(missing[1:], measured[1:], *luma_fit))
+        luma = deviation * _grain(shape, GRAIN_SIZES[luma_fit[0]], generator, face.device)
+    chroma = [_fit(_missing(source[c] - luma_of_source, face[c] - luma_of_face, where)[0]) for c in ((0, 2) if colour else ())]
+    if luma_fit is None and not any(chroma):
+        return None
+    red, blue = (zero if fit is None else math.sqrt(fit[1]) * _grain(shape, GRAIN_SIZES[fit[0]], generator, face.device)
+                 for fit in (*chroma, None, None)[:2])  # R - Y, then B - Y
     rgb = torch.stack([luma + red, luma - (LUMA_RED * red + LUMA_BLUE * blue) / LUMA_GREEN, luma + blue])
-    return rgb * (grain * (1 - (1 - weight.float()) ** 2).clamp_min(0).sqrt())
+    return rgb * (grain * (1 - (1 - weight) ** 2).clamp_min(0).sqrt())
 
 
 def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, strength: torch.Tensor | None = None,
