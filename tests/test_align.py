@@ -271,12 +271,15 @@ def test_brightness_bands_split_the_area_and_are_measured_as_each_alone(sigma, s
 
 
 @pytest.mark.parametrize("on_cpu", [True, False])
-def test_grain_follows_the_noise_from_shadows_to_a_clipped_highlight(on_cpu):
-    """A frame brightening from left to right across the face, its noise 14 levels in the
-    shadows and less as it brightens, and a clipped highlight (flat white, no noise) over its
-    right quarter: with grain 1 a clean face has the shadows' noise in its shadows and the middle's
-    in its middle, and its clipped highlight stays clean (one strength for the whole face gave
-    about 0.5 of the shadows' noise, and 3 levels of noise to the highlight)."""
+@pytest.mark.parametrize("coloured", [False, True])
+def test_grain_follows_the_noise_from_shadows_to_a_clipped_highlight(on_cpu, coloured):
+    """A frame brightening from left to right across the face, its noise 16 levels in black and
+    less as it brightens, and a clipped highlight (flat white, no noise) over its right quarter:
+    with grain 1 a clean face has the shadows' noise in its shadows and the middle's in its
+    middle, and its clipped highlight stays clean (one strength for the whole face gave about 0.5
+    of the shadows' noise, and 3 levels of noise to the highlight). Grey noise (the same in each
+    channel) is luma noise; ``coloured`` noise (each channel its own) is chroma noise too, whose
+    grain follows brightness the same way."""
     from vidrestore.faces.paste import _blend_torch, face_mask, noise_levels
 
     lm = torch.from_numpy(template(280) + np.array([180, 100], np.float32))[None]
@@ -288,8 +291,8 @@ def test_grain_follows_the_noise_from_shadows_to_a_clipped_highlight(on_cpu):
     quarter = (x1 - x0) // 4
     clean = (0.1 + 0.8 * (torch.arange(640.0) - x0) / (x1 - x0)).clamp(0.1, 1).expand(480, 640).clone()
     clean[:, x1 - quarter :] = 1.0
-    noise = torch.from_numpy(np.random.default_rng(3).normal(0, 1, (480, 640)).astype(np.float32)) * 16 * (1 - clean)
-    frame = ((clean + noise / 255).clamp(0, 1) * 255).round().to(torch.uint8).expand(3, -1, -1).contiguous()
+    noise = torch.from_numpy(np.random.default_rng(3).normal(0, 1, (3 if coloured else 1, 480, 640)).astype(np.float32))
+    frame = ((clean + noise * 16 * (1 - clean) / 255).clamp(0, 1) * 255).round().to(torch.uint8).expand(3, -1, -1).contiguous()
     crops, m = align_faces(clean.expand(3, -1, -1), lm, 256)
     if on_cpu:
         out = paste_faces(frame, crops, m, grain=1.0, grains=[(7, True)])[0].float()
@@ -298,16 +301,22 @@ def test_grain_follows_the_noise_from_shadows_to_a_clipped_highlight(on_cpu):
         _blend_torch(out, (0, 0, 640, 480), crops[0], face_mask(256, out.device)[0], invert_affine(m)[0], "zeros", (1.0, 7, True))
         out = out.float()
 
-    def levels(image: torch.Tensor, start: int, stop: int) -> float:
+    def levels(image: torch.Tensor, start: int, stop: int) -> np.ndarray:
+        """Luma and R - Y noise at the pixels over the columns from ``start`` to ``stop``."""
         where = area.clone()
         where[:, :start] = where[:, stop:] = False
-        return noise_levels(image[1], where)[0]
+        luma = 0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]
+        return np.array([noise_levels(luma, where)[0], noise_levels(image[0] - luma, where)[0]])
 
     shadows, middle, highlight = (x0, x0 + quarter), (x0 + quarter, x0 + 2 * quarter), (x1 - quarter + 4, x1)
-    assert levels(frame.float(), *shadows) > 11 and levels(frame.float(), *middle) > 8 and levels(frame.float(), *highlight) < 0.1
-    assert levels(out, *shadows) == pytest.approx(levels(frame.float(), *shadows), rel=0.15)
-    assert levels(out, *middle) == pytest.approx(levels(frame.float(), *middle), rel=0.15)
-    assert levels(out, *highlight) < 0.5
+    source = frame.float()
+    assert levels(source, *shadows)[0] > 7 and levels(source, *middle)[0] > 5 and levels(source, *highlight).max() < 0.1
+    components = 2 if coloured else 1  # grey noise has no R - Y
+    assert levels(out, *shadows)[:components] == pytest.approx(levels(source, *shadows)[:components], rel=0.15)
+    assert levels(out, *middle)[:components] == pytest.approx(levels(source, *middle)[:components], rel=0.15)
+    assert levels(out, *highlight).max() < 0.5
+    if not coloured:
+        assert levels(out, *shadows)[1] < 0.5  # and gets none
 
 
 @pytest.mark.parametrize("colour", [True, False])
