@@ -78,7 +78,7 @@ def main() -> None:
                     help="time an untrained network of this config and face size (e.g. small@256) instead of --model")
     ap.add_argument("--compile", default="", metavar="BACKEND", help="torch.compile backend (e.g. inductor)")
     ap.add_argument("--memory-format", choices=["channels_last", "contiguous"], default="",
-                    help="override the restorer's choice (channels_last on CUDA) to measure it")
+                    help="override the restorer's choice (channels_last) to measure it")
     ap.add_argument("--profile", action="store_true", help="after each table, torch.profiler's top operations for one "
                     "pass at the largest batch, and the time of that pass's optical flow")
     ap.add_argument("--tracks", type=int, default=0, help="also compare N simultaneous faces track by track and together")
@@ -96,7 +96,7 @@ def main() -> None:
                 continue  # autocast only on CUDA
             restorer = bench_restorer(args, sampler, device, dtypes[dname])
             if args.memory_format:
-                restorer.model.to(memory_format=getattr(torch, f"{args.memory_format}_format"))
+                restorer.model.to(memory_format={"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}[args.memory_format])
             frames = torch.rand(args.frames, 3, restorer.face_size, restorer.face_size, device=device)
             throughput(restorer, frames[:2], 2)  # warm-up
             rates = {}
