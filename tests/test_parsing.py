@@ -9,7 +9,15 @@ import torch
 
 from vidrestore.errors import ModelError
 from vidrestore.faces.align import align_faces, template
-from vidrestore.faces.parsing import FACE_CLASSES, ParseNet, ParseNetConfig, ParsingMasker, config_from_state, load_parsenet
+from vidrestore.faces.parsing import (
+    FACE_CLASSES,
+    ParseNet,
+    ParseNetConfig,
+    ParsingMasker,
+    config_from_state,
+    load_parsenet,
+    sparse_masks,
+)
 from vidrestore.faces.paste import paste_faces
 
 TINY = ParseNetConfig(size=64, min_feat_size=16, base_ch=8, res_depth=2, ch_range=(8, 16))
@@ -85,4 +93,53 @@ def test_the_pipeline_uses_parsing_masks_when_asked(sample_clip, tmp_path):
     assert json.loads(report.read_text())["mask"].startswith("parsing")
     assert main([str(sample_clip), str(tmp_path / "e.mp4"), "--model", "none", "--detector", "dlib", "--mask", "parsing",
                  "--parsing-weights", str(tmp_path / "missing.pth"), "--quiet"]) == 5
+    assert not (tmp_path / "e.mp4").exists()
+
+
+def test_sparse_masks_parse_the_keys_alone_and_draw_the_rest_between(tmp_path):
+    """Parsing some crops of a track stands for the rest: the keys' masks are their own parsing,
+    each crop between two keys gets their masks mixed by its distance to each, and the network
+    sees only the keys; with every crop a key the masks are the parsing of each."""
+    _, path = _checkpoint(tmp_path)  # random weights: each crop parses differently
+    masker = ParsingMasker(load_parsenet(path, torch.device("cpu")))
+    crops = torch.rand(9, 3, 128, 128, generator=torch.Generator().manual_seed(1))
+    seen = []
+    forward = masker.net.forward
+    masker.net.forward = lambda x: seen.append(len(x)) or forward(x)
+    masks = sparse_masks(masker, crops, [0, 4, 8])
+    assert sum(seen) == 3  # in chunks of 2 on the CPU
+    own = masker(crops)
+    for key in (0, 4, 8):
+        assert torch.allclose(masks[key], own[key], atol=1e-6)
+    assert torch.allclose(masks[1], 0.75 * own[0] + 0.25 * own[4], atol=1e-6)
+    assert torch.allclose(masks[6], 0.5 * own[4] + 0.5 * own[8], atol=1e-6)
+    assert not torch.allclose(masks[6], own[6], atol=1e-3)  # drawn, not parsed
+    assert torch.allclose(sparse_masks(masker, crops, list(range(9))), own, atol=1e-6)
+
+
+def test_parse_keys_are_every_nth_frame_of_the_track_and_the_window_ends():
+    from vidrestore.faces.types import Track
+    from vidrestore.pipeline.restoring import parse_keys
+
+    track = Track(track_id=0, shot_index=0, frames=np.arange(10, 50), boxes=np.zeros((40, 4), np.float32),
+                  landmarks=np.zeros((40, 5, 2), np.float32), scores=np.ones(40, np.float32))
+    moments = [(i, 0) for i in range(12, 28)]
+    assert parse_keys(track, moments, 4) == [0, 2, 6, 10, 14, 15]
+    assert parse_keys(track, moments, 1) == list(range(16))
+    fields = [(i, m) for i in range(12, 16) for m in (0, 1)]  # a frame's earlier moment, then its later one
+    assert parse_keys(track, fields, 2) == [0, 4, 7]
+
+
+def test_parse_every_reaches_the_report_and_below_1_is_a_config_error(sample_clip, tmp_path, capsys):
+    from vidrestore.cli import main
+
+    _, path = _checkpoint(tmp_path, favour=1)
+    report = tmp_path / "r.json"
+    assert main([str(sample_clip), str(tmp_path / "o.mp4"), "--model", "none", "--detector", "dlib", "--mask", "parsing",
+                 "--parsing-weights", str(path), "--parse-every", "4", "--quiet", "--json", str(report), "--x264-preset", "ultrafast"]) == 0
+    assert json.loads(report.read_text())["mask"].endswith("once every 4 frames of a track, drawn between")
+    capsys.readouterr()
+    assert main([str(sample_clip), str(tmp_path / "e.mp4"), "--model", "none", "--parse-every", "0", "--quiet"]) == 6
+    err = capsys.readouterr().err
+    assert "parse_every: expected 1 or more, got 0" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "e.mp4").exists()

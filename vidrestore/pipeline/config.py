@@ -56,6 +56,9 @@ class PipelineConfig:
     drop_streams: bool = False
     mask: str = "auto"  # paste mask: ellipse | parsing (ParseNet weights needed) | auto (parsing when weights are found)
     parsing_weights: str = ""  # ParseNet checkpoint; also VIDRESTORE_WEIGHTS_PARSENET_512 or the cache
+    # Face parsing on every Nth frame of a track, the masks drawn between (faces.parsing.sparse_masks):
+    # ParseNet takes about 3 s a face at 512 px on 2 CPU cores, several times what the model takes.
+    parse_every: int = 1
     # auto: telecined film (found by field matching in the frames scanned) is field-matched (inverse
     # telecine); other interlaced video (declared, or found by FFmpeg's idet) is deinterlaced with
     # bwdif; on: always bwdif; ivtc: always field matching; off: never (faces restored on combed
@@ -118,7 +121,7 @@ class PipelineConfig:
     encode: EncodeOptions = field(default_factory=EncodeOptions)
 
     def __post_init__(self) -> None:
-        check_minimums(self, batch_size=0, face_size=16, fade_frames=0, segment_frames=0, decode_once_mib=0, glue_threads=0)
+        check_minimums(self, batch_size=0, face_size=16, fade_frames=0, segment_frames=0, decode_once_mib=0, glue_threads=0, parse_every=1)
         for what, value in [("strength", self.strength), ("grain", self.grain), *((f"strength of track {i}", v) for i, v in self.track_strength),
                             *((f"strength of person {i}", v) for i, v in self.person_strength)]:
             if not 0.0 <= value <= 1.0:

@@ -67,7 +67,9 @@ def frames_to_keep(cfg: PipelineConfig, dry_run: bool = False) -> DecodedFrames:
 def mask_name(masker: Masker | None, cfg: PipelineConfig) -> str:
     if cfg.aligned:
         return "whole frame (--aligned)"
-    return masker.name if masker is not None else "ellipse (feathered)"
+    if masker is None:
+        return "ellipse (feathered)"
+    return masker.name if cfg.parse_every == 1 else f"{masker.name}, once every {cfg.parse_every} frames of a track, drawn between"
 
 
 def check_paths(src: Path, dst: Path, overwrite: bool) -> None:

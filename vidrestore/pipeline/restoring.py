@@ -22,6 +22,7 @@ import torch
 from ..anchor import IdentityCrops
 from ..faces.align import crop_faces, face_matrices
 from ..faces.parsing import ParsingMasker as Masker
+from ..faces.parsing import sparse_masks
 from ..faces.paste import face_mask, match_colour, noise_levels, paste_faces, scaled_masks
 from ..faces.pose import frontal_weight
 from ..faces.tone import LUMA, keep_tone
@@ -89,6 +90,13 @@ class Pasted:
 NOISE_CHECK_EVERY = 24  # frames of a track between two whose face's noise after the paste is compared with before
 
 
+def parse_keys(track: Track, moments: list[tuple[int, int]], every: int) -> list[int]:
+    """Which of a track's ``moments`` in a window (frame, field moment) are parsed for their paste
+    masks: the earlier moment of every ``every``th frame of the track, and the window's first and
+    last (:func:`~vidrestore.faces.parsing.sparse_masks` draws the others between)."""
+    return sorted({0, len(moments) - 1} | {j for j, (i, m) in enumerate(moments) if m == 0 and (i - track.start) % every == 0})
+
+
 def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int, int]], restorer: Restorer,
                     contexts: dict[int, TrackContext], identity: Callable[[Track], torch.Tensor | None],
                     cfg: PipelineConfig, device: torch.device, masker: Masker | None,
@@ -144,7 +152,8 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
         if cfg.aligned:  # the crop is the frame: all of it is replaced
             masks = torch.ones(len(mine), 1, cfg.face_size, cfg.face_size, device=device)
         else:
-            masks = masker(faces) if masker is not None else face_mask(cfg.face_size, device).expand(len(mine), -1, -1, -1)
+            masks = sparse_masks(masker, faces, parse_keys(track, mine, cfg.parse_every)) if masker is not None \
+                else face_mask(cfg.face_size, device).expand(len(mine), -1, -1, -1)
         with glue_threads(device, cfg.glue_threads):
             if cfg.colour_match:
                 faces = match_colour(faces, track_crops, face_mask(cfg.face_size, device))
