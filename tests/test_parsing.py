@@ -143,3 +143,16 @@ def test_parse_every_reaches_the_report_and_below_1_is_a_config_error(sample_cli
     err = capsys.readouterr().err
     assert "parse_every: expected 1 or more, got 0" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "e.mp4").exists()
+
+
+def test_the_report_advises_fewer_parses_where_parsing_took_most_of_the_restore(tmp_path):
+    from vidrestore.pipeline.report import parsing_note
+
+    _, path = _checkpoint(tmp_path)
+    masker = ParsingMasker(load_parsenet(path, torch.device("cpu")))
+    masker(torch.rand(2, 3, 128, 128))
+    assert masker.seconds > 0  # what the note is given
+    note = parsing_note(30.0, 40.0, 1)
+    assert len(note) == 1 and "face parsing took 30 s of the 40 s of restoring (75%)" in note[0] and "--parse-every 4" in note[0]
+    assert parsing_note(10.0, 40.0, 1) == []  # a quarter of the time
+    assert parsing_note(30.0, 40.0, 4) == []  # parsed sparsely already

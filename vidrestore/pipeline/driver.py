@@ -28,7 +28,18 @@ from ..restore import Restorer, TrackContext
 from ..resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .analysis import analyse, selected_tracks
 from .config import PipelineConfig, Progress
-from .report import Report, build_report, copy_note, encoding, grain_note, provenance, quality_check, video_notes, write_faces
+from .report import (
+    Report,
+    build_report,
+    copy_note,
+    encoding,
+    grain_note,
+    parsing_note,
+    provenance,
+    quality_check,
+    video_notes,
+    write_faces,
+)
 from .restoring import restore_video
 from .segments import (
     carried_in,
@@ -192,6 +203,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                             ledger.record(part, frames, written, carry)
                     timings["restore_encode"] = time.perf_counter() - t1
                     notes.extend(reused_note(len(reused), len(parts)) + restorer.notes + grain_note(noise or {}))
+                    notes.extend(parsing_note(masker.seconds, timings["restore_encode"], cfg.parse_every) if masker is not None else [])
                     t2 = time.perf_counter()
                     tick = played_at(probe(src), cfg).time_base
                     notes.extend(left_out_note(remux(parts, src, final_tmp, provenance(restorer.name),

@@ -287,6 +287,18 @@ def grain_note(noise: dict[int, list[tuple[float, float]]]) -> list[str]:
              "or grain of their frames: in grainy footage they can look pasted on, and --grain 1 puts the frames' grain back")]
 
 
+PARSING_SHARE = 0.5  # face parsing over this share of pass 2's time is worth a note
+
+
+def parsing_note(parsing_s: float, restore_s: float, every: int) -> list[str]:
+    """A note when face parsing on every frame took most of pass 2 (``restore_s``), with the remedies."""
+    if every > 1 or restore_s <= 0 or parsing_s < PARSING_SHARE * restore_s:
+        return []
+    return [(f"face parsing took {parsing_s:.0f} s of the {restore_s:.0f} s of restoring ({parsing_s / restore_s:.0%}): "
+             "--parse-every 4 parses every 4th frame of a track and draws the masks between (about a third of the "
+             "parsing), and --mask ellipse needs none")]
+
+
 def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineConfig, restorer_name: str, mask: str,
                  frames_out: int, timings: dict[str, float], notes: list[str]) -> Report:
     info = played_at(probe(src), cfg)
