@@ -247,6 +247,34 @@ def test_grain_puts_back_the_noise_a_clean_face_lacks_at_its_scale_and_keeps_a_g
     assert torch.equal(grained, pasted(1.0)) and not torch.equal(grained, pasted(1.0, seed=8))
 
 
+@pytest.mark.parametrize("on_cpu", [True, False])
+def test_pasted_changes_keep_the_frames_detail_finer_than_the_crop(on_cpu):
+    """A face of 280 px cropped at 64 px: pasting the crop back enlarges it and loses the fine
+    texture; pasting what changed (``changes``) keeps the frame to the level where nothing
+    changed, and adds a change where there is one, the texture still there."""
+    from vidrestore.faces.paste import _blend_torch, face_mask
+
+    rng = np.random.default_rng(4)
+    frame = torch.from_numpy(rng.integers(60, 200, (3, 300, 400), dtype=np.uint8))  # texture at the pixels
+    lm = torch.from_numpy(template(280) + np.array([60, 10], np.float32))[None]
+    crops, m = align_faces(frame, lm, 64)
+
+    def pasted(crop: torch.Tensor, changes: bool) -> torch.Tensor:
+        if on_cpu:
+            return paste_faces(frame, crop, m, changes=changes)[0].int()
+        out = frame.clone()
+        _blend_torch(out, (0, 0, 400, 300), crop[0], face_mask(64, out.device)[0], invert_affine(m)[0], "zeros", None, changes)
+        return out.int()
+
+    white, _ = paste_faces(torch.zeros_like(frame), torch.ones_like(crops), m)
+    inner = white[0] == 255  # where the paste mask is 1
+    assert (pasted(crops, False) - frame.int())[:, inner].abs().float().mean() > 20  # the texture, lost
+    assert torch.equal(pasted(torch.zeros_like(crops), True), frame.int())
+    brighter = pasted(torch.full_like(crops, 0.1), True) - frame.int()
+    assert brighter[:, inner].min() >= 25 and brighter[:, inner].max() <= 26  # 0.1 of 255, on the texture as it was
+    assert torch.equal(brighter[:, white[0] == 0], torch.zeros_like(brighter[:, white[0] == 0]))
+
+
 @settings(max_examples=15, deadline=None)
 @given(sigma=st.floats(1.0, 20.0), seed=st.integers(0, 1000))
 def test_brightness_bands_split_the_area_and_are_measured_as_each_alone(sigma, seed):

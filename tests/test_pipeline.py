@@ -1197,3 +1197,30 @@ def test_face_noise_is_measured_in_8_bit_levels_whatever_the_depth():
     sixteen = face_noise((noisy * 257).round().astype(np.uint16), (clean * 257).round().astype(np.uint16), landmarks)
     assert eight[0] == pytest.approx(6 * np.sqrt(1 + 1 / 4 + 1 / 16), rel=0.1) and eight[1] < 0.5
     assert sixteen == pytest.approx(eight, rel=0.05, abs=0.3)  # (8-bit rounding alone makes a little)
+
+
+def test_keep_detail_pastes_what_restoration_changed_and_keeps_the_frames_finer_detail(sample_clip, tmp_path):
+    """With a crop smaller than the faces, pasting the crop back enlarges it: even a restorer that
+    changes nothing blurs the faces. ``keep_detail`` pastes what restoration changed, so that
+    restorer leaves the video as it was (but for the YUV round trip of the pasted boxes), and a
+    restorer that does change the face (the Denoiser) still changes it."""
+    from vidrestore.io import EncodeOptions
+
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    with VideoReader(sample_clip) as r:
+        source = np.stack([f.image for f in r]).astype(int)
+
+    def restored(restorer: PassThroughRestorer, keep: bool) -> np.ndarray:
+        cfg = PipelineConfig(face_size=32, encode=EncodeOptions(codec="ffv1"), keep_detail=keep, colour_match=False)
+        out = tmp_path / f"{type(restorer).__name__}{keep}.mkv"
+        report = run(sample_clip, out, cfg, restorer, torch.device("cpu"), detector=det)
+        assert report.keep_detail == keep
+        with VideoReader(out) as r:
+            return np.stack([f.image for f in r]).astype(int)
+
+    enlarged, kept = restored(PassThroughRestorer(32), False), restored(PassThroughRestorer(32), True)
+    assert np.abs(enlarged - source).max() > 40  # the faces' detail, lost to the 32 px crop
+    assert np.abs(kept - source).max() <= 6  # the conversion of the pasted boxes back to YUV alone (4 when written)
+    assert np.abs(kept - source).mean() < 0.6 * np.abs(enlarged - source).mean()
+    smoothed = restored(Denoiser(32), True)
+    assert np.abs(smoothed - source).max() > 20 and np.abs(smoothed - source).mean() > 4 * np.abs(kept - source).mean()

@@ -163,6 +163,9 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                         "upscaled to the model's crop gets invented detail; the report counts them")
     p.add_argument("--mask", choices=["auto", "ellipse", "parsing"], help="paste mask (auto: face parsing when ParseNet weights are found)")
     p.add_argument("--parsing-weights", help="ParseNet checkpoint (facexlib's parsing_parsenet.pth); also VIDRESTORE_WEIGHTS_PARSENET_512")
+    p.add_argument("--keep-detail", action="store_true", default=None,
+                   help="paste what restoration changed instead of the restored crop, so the frame keeps the detail finer than "
+                        "the model's crop (a face larger than the crop is otherwise the crop enlarged)")
     p.add_argument("--parse-every", type=int, metavar="N",
                    help="with face parsing, parse every Nth frame of a track and draw the masks between (default 1: every frame; "
                         "ParseNet takes seconds a face on a CPU)")
@@ -280,7 +283,7 @@ def options_from_args(args: argparse.Namespace):
             enc = dataclasses.replace(enc, **{field: value})
     cfg = dataclasses.replace(cfg, detector=det, tracker=trk, encode=enc)
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
-                         ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("parse_every", args.parse_every), ("only_tracks", args.tracks), ("only_people", args.people),
+                         ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("parse_every", args.parse_every), ("keep_detail", args.keep_detail), ("only_tracks", args.tracks), ("only_people", args.people),
                          ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade), ("grain", args.grain),
                          ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("double_rate", args.double_rate), ("decimate", args.decimate), ("hybrid", args.hybrid), ("faces_dir", args.faces), ("aligned", args.aligned), ("frame_rate", args.frame_rate), ("light", args.light)):
         if value is not None:

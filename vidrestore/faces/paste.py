@@ -295,7 +295,7 @@ def grain_for(face: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, gr
 
 def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, strength: torch.Tensor | None = None,
                 masks: torch.Tensor | None = None, padding: str = "zeros", grain: float = 0.0,
-                grains: Sequence[tuple[int, bool]] = ()) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
+                grains: Sequence[tuple[int, bool]] = (), changes: bool = False) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
     """Blend restored ``crops`` (K, 3, S, S) into ``frame`` (3, H, W; uint8/uint16, or float in [0, 1])
     through the inverse of the frame-to-crop ``matrices`` (K, 2, 3). ``masks`` (K, 1, S, S): per-face
     paste masks (e.g. from face parsing); default the feathered ellipse. Only the frame region under
@@ -304,7 +304,10 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, 
     pixels sample beyond them; "border" repeats the edge, for a crop that covers the whole frame.
     ``grain`` (0 to 1): how much of the noise each face lacks against the frame is put back
     (:func:`grain_for`), from ``grains`` (K,), one per face: the seed of its grain, and whether
-    that grain may be coloured (not for a monochrome track's face).
+    that grain may be coloured (not for a monochrome track's face). ``changes``: the crops are what
+    restoration changed (restored less the crop it was given, in [-1, 1]), added to the frame
+    under the mask instead of blended in, so the frame keeps the detail finer than the crop's
+    pixels: a face larger than the crop is not the crop enlarged.
 
     Returns a new frame of the same dtype (``frame`` is left as it was) and the boxes
     ``(x0, y0, x1, y1)`` outside which it equals ``frame``."""
@@ -326,7 +329,7 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, 
         crop_to_region = invert_affine(shift_affine(matrices[k : k + 1], x0, y0))[0]
         blend = _blend_cpu if on_cpu else _blend_torch
         noise = (grain, *grains[k]) if grain > 0 else None
-        blend(out, (x0, y0, x1, y1), crops[k], masks[k] * strength[k], crop_to_region, padding, noise)
+        blend(out, (x0, y0, x1, y1), crops[k], masks[k] * strength[k], crop_to_region, padding, noise, changes)
         boxes.append((x0, y0, x1, y1))
     return (torch.from_numpy(out).permute(2, 0, 1) if on_cpu else out), boxes
 
@@ -338,21 +341,23 @@ Noise = tuple[float, int, bool] | None  # (grain, seed, colour) of grain_for(), 
 
 
 def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
-               crop_to_region: np.ndarray, padding: str = "zeros", noise: Noise = None) -> None:
+               crop_to_region: np.ndarray, padding: str = "zeros", noise: Noise = None, changes: bool = False) -> None:
     """OpenCV blend into the HWC array ``out``. A uint8 frame stays uint8 throughout (the crop is
     quantised before the warp), which costs a fraction of converting the region to float and back.
-    Deeper frames, and faces given grain, blend in float32 (OpenCV blends only 8-bit or float) and
-    keep their depth."""
+    Deeper frames, faces given grain, and changes (``changes``: the crop is added, weighted)
+    blend in float32 (OpenCV blends only 8-bit or float) and keep their depth."""
     x0, y0, x1, y1 = box
     region = out[y0:y1, x0:x1]
     peak = _NUMPY_PEAK.get(region.dtype.type, 1.0)
-    in_float = region.dtype != np.uint8 or noise is not None
-    rgb = crop.permute(1, 2, 0).numpy().clip(0, 1) * peak
+    in_float = region.dtype != np.uint8 or noise is not None or changes
+    rgb = crop.permute(1, 2, 0).numpy()
+    rgb = (rgb if changes else rgb.clip(0, 1)) * peak
     rgb = rgb.astype(np.float32) if in_float else np.rint(rgb).astype(np.uint8)
     dsize = (y1 - y0, x1 - x0)
     weight = warp_image(alpha[0].float().numpy(), crop_to_region, dsize, padding)
     base = region.astype(np.float32) if in_float else region
     face = warp_image(rgb, crop_to_region, dsize, padding)
+    face = base + face if changes else face
     blended = cv2.blendLinear(base, face, 1 - weight, weight)
     if noise is not None:
         chw = lambda image: torch.from_numpy(image).permute(2, 0, 1)
@@ -362,14 +367,15 @@ def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tens
 
 
 def _blend_torch(out: torch.Tensor, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
-                 crop_to_region: np.ndarray, padding: str = "zeros", noise: Noise = None) -> None:
+                 crop_to_region: np.ndarray, padding: str = "zeros", noise: Noise = None, changes: bool = False) -> None:
     """Batched-warp blend into the (3, H, W) tensor ``out`` on its accelerator."""
     x0, y0, x1, y1 = box
     warped = warp_affine(torch.cat([crop, alpha])[None], crop_to_region[None], (y1 - y0, x1 - x0), padding)[0]
     weight = warped[3:4]
     source = to_unit_float(out[:, y0:y1, x0:x1])
-    blended = source * (1 - weight) + warped[:3] * weight
-    field = None if noise is None else grain_for(warped[:3], source, weight[0], *noise)
+    face = source + warped[:3] if changes else warped[:3]
+    blended = source * (1 - weight) + face * weight
+    field = None if noise is None else grain_for(face, source, weight[0], *noise)
     blended = blended if field is None else blended + field
     peak = PEAK.get(out.dtype)
     out[:, y0:y1, x0:x1] = (blended.clamp(0, 1) * peak).round().to(out.dtype) if peak else blended

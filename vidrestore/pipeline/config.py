@@ -42,6 +42,9 @@ class PipelineConfig:
     face_size: int = 128
     batch_size: int = 0  # frames per restoration window and per forward pass, over all its tracks (bounds memory); 0: by device (window_frames)
     colour_match: bool = True
+    # Paste what restoration changed onto the frame (faces.paste.paste_faces(changes=True)) instead of
+    # the restored crop, so the frame keeps its detail finer than the crop's pixels (--keep-detail).
+    keep_detail: bool = False
     fade_frames: int = 3  # restoration strength ramps in/out over this many frames where a face comes or goes within a shot
     segment_frames: int = 2000  # split pass 2 at cuts into segments of at least this many frames (0: one segment); a stopped run resumes at the first unfinished one
     # A video whose decoded frames fit in this many MiB is decoded once: pass 1 keeps its frames

@@ -159,6 +159,8 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
                 faces = match_colour(faces, track_crops, face_mask(cfg.face_size, device))
             if track.monochrome:
                 faces = keep_tone(faces, track_crops)
+            if cfg.keep_detail:  # what restoration changed, added to the frame (paste_faces(changes=True))
+                faces = faces - track_crops
         turned = frontal_weight(track_marks, cfg.profile_fade)
         for j, (i, m) in enumerate(mine):
             strength = cfg.strength_of(track) * _fade(track, i, fades[track.track_id]) * float(turned[j])
@@ -170,7 +172,8 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
         faces, mats_i, strength, masks, grains = zip(*pastes[i, m])
         base = seconds[i] if m and later_rows is None else bases[i]
         pasted, boxes = paste_faces(base, torch.stack(faces), np.stack(mats_i), torch.tensor(strength, device=device),
-                                    torch.stack(masks), padding="border" if cfg.aligned else "zeros", grain=cfg.grain, grains=grains)
+                                    torch.stack(masks), padding="border" if cfg.aligned else "zeros", grain=cfg.grain, grains=grains,
+                                    changes=cfg.keep_detail)
         return Pasted(pasted.permute(1, 2, 0).cpu().numpy(), boxes)
 
     out: dict[tuple[int, int], Pasted] = {}
