@@ -1,7 +1,7 @@
 """Face parsing's cost: ParseNet at facexlib's size (512 px) per face, and the paste masks of a
 window of one track's crops parsed on every frame or on every Nth (``--parse-every``).
 
-    python bench/parsing.py [--window 16] [--every 1 4 8] [--repeat 2]
+    python bench/parsing.py [--window 16] [--every 1 4 8] [--repeat 2] [--device cuda]
 
 No ParseNet weights ship with vidrestore, so the network is randomly initialised in facexlib's
 layout (``ParseNetConfig()``): its time does not depend on its weights. Prints seconds a face for
@@ -23,11 +23,13 @@ from vidrestore.faces.types import Track
 from vidrestore.pipeline.restoring import parse_keys
 
 
-def fastest(job, repeat: int) -> float:
+def fastest(job, repeat: int, device: torch.device) -> float:
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
         job()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)
     return best
 
@@ -37,23 +39,25 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=16)
     ap.add_argument("--every", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    device = torch.device(args.device)
     torch.manual_seed(0)
-    net = ParseNet(ParseNetConfig()).eval()
-    faces = torch.rand(2, 3, 512, 512)
-    print(f"ParseNet {ParseNetConfig().size} px, random weights, {torch.get_num_threads()} torch threads, fastest of {args.repeat}")
+    net = ParseNet(ParseNetConfig()).eval().to(device)
+    faces = torch.rand(2, 3, 512, 512, device=device)
+    print(f"ParseNet {ParseNetConfig().size} px, random weights, on {device}, {torch.get_num_threads()} torch threads, fastest of {args.repeat}")
     with torch.no_grad():
         for layout, form in (("contiguous", torch.contiguous_format), ("channels-last", torch.channels_last)):
             net.to(memory_format=form)
-            print(f"{layout:14s} {fastest(lambda: net(faces), args.repeat) / len(faces):6.2f} s a face")
+            print(f"{layout:14s} {fastest(lambda: net(faces), args.repeat, device) / len(faces):6.2f} s a face")
     masker = ParsingMasker(net)
-    crops = torch.rand(args.window, 3, 128, 128)
+    crops = torch.rand(args.window, 3, 128, 128, device=device)
     track = Track(track_id=0, shot_index=0, frames=np.arange(args.window), boxes=np.zeros((args.window, 4), np.float32),
                   landmarks=np.zeros((args.window, 5, 2), np.float32), scores=np.ones(args.window, np.float32))
     moments = [(i, 0) for i in range(args.window)]
     for every in args.every:
         keys = parse_keys(track, moments, every)
-        seconds = fastest(lambda: sparse_masks(masker, crops, keys), args.repeat)
+        seconds = fastest(lambda: sparse_masks(masker, crops, keys), args.repeat, device)
         print(f"every {every}: {len(keys):2d} of {args.window} crops parsed, {seconds:6.2f} s a window, {seconds / args.window:5.2f} s a face-frame")
 
 

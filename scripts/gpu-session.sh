@@ -44,5 +44,6 @@ step batch-cuda 120 python3 bench/batch.py gpu-data/videos/keep_real_1.mp4 --ite
     --config /tmp/gpu-pipeline.yaml --detector retinaface --detector-weights gpu-data/weights/retinaface_mobilenet0.25_Final.pth
 step restore-256 60 python3 bench/restore.py --device cuda --architecture small@256 --frames 64 --batches 1,64 \
     --presets fast --dtypes bf16,fp16
+step parsing-cuda 40 python3 bench/parsing.py --device cuda --repeat 3
 step restore-128 60 python3 bench/restore.py --device cuda --frames 64 --batches 1,8,32,64 --presets fast,balanced \
     --dtypes fp32,bf16 --tracks 4 --window 16
