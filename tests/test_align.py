@@ -247,6 +247,24 @@ def test_grain_puts_back_the_noise_a_clean_face_lacks_at_its_scale_and_keeps_a_g
     assert torch.equal(grained, pasted(1.0)) and not torch.equal(grained, pasted(1.0, seed=8))
 
 
+def test_a_crop_that_shrinks_a_face_does_not_alias_its_finest_detail():
+    """Stripes a pixel wide across a face of 560 px, cropped at 64 px (8.75 times smaller): sampled
+    as they are, a crop would be stripes of whatever the samples hit, and change completely when
+    the face moves by half a pixel; blurred first (shrink_blur), it is the stripes' mean grey, and
+    stays so."""
+    from vidrestore.faces.align import shrink_blur
+
+    stripes = torch.from_numpy(np.tile(np.array([0, 255], np.uint8), (3, 600, 400)))  # (3, 600, 800)
+    lm = np.asarray(template(560) + np.array([120, 20], np.float32))[None]
+    crops, m = align_faces(stripes, lm, 64)
+    moved, _ = align_faces(stripes, lm + np.float32(0.5), 64)
+    inner = crops[0, :, 8:-8, 8:-8] * 255
+    assert shrink_blur(m[0]) > 3
+    assert abs(float(inner.mean()) - 127.5) < 3 and float(inner.std()) < 4
+    assert float((moved[0] - crops[0])[:, 8:-8, 8:-8].abs().mean()) * 255 < 3
+    assert shrink_blur(np.array([[1.0, 0, 0], [0, 1.0, 0]])) == 0 and shrink_blur(np.array([[0.8, 0, 0], [0, 0.8, 0]])) == 0
+
+
 @pytest.mark.parametrize("on_cpu", [True, False])
 def test_pasted_changes_keep_the_frames_detail_finer_than_the_crop(on_cpu):
     """A face of 280 px cropped at 64 px: pasting the crop back enlarges it and loses the fine

@@ -89,6 +89,11 @@ def test_kornia_align_and_paste_match_opencv():
     on_cpu, _ = paste_faces(frame, restored, m)
     on_gpu = paste_faces(frame.to(CUDA), restored.to(CUDA), m)[0].cpu()
     assert (on_cpu.int() - on_gpu.int()).abs().max() <= 2
+    large = torch.from_numpy(np.tile(np.array([0, 255], np.uint8), (3, 600, 400)))  # stripes a pixel wide
+    lm = torch.from_numpy(template(560) + np.array([120, 20], np.float32))[None]
+    shrunk_cpu, _ = align_faces(large, lm, 64)  # blurred before they are sampled (align.shrink_blur)
+    shrunk_gpu, _ = align_faces(large.to(CUDA), lm, 64)
+    assert (shrunk_gpu.cpu() - shrunk_cpu).abs().mean() < 0.01 and float(shrunk_gpu[0, :, 8:-8, 8:-8].std()) < 4 / 255
 
 
 def test_retinaface_on_cuda_finds_the_cpu_faces(shared_data):

@@ -8,6 +8,8 @@ on an accelerator.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import kornia
 import numpy as np
@@ -81,18 +83,44 @@ def shift_affine(m: np.ndarray, x0: float, y0: float) -> np.ndarray:
 _CV2_BORDERS = {"reflection": cv2.BORDER_REFLECT, "zeros": cv2.BORDER_CONSTANT, "border": cv2.BORDER_REPLICATE}
 
 
+MIN_SHRINK_BLUR = 0.3  # px: shrinking by less than 1.6 times is warped as it is
+
+
+def shrink_blur(matrix: np.ndarray) -> float:
+    """The Gaussian (px of the source) a warp by the source-to-target ``matrix`` (2, 3) looks at the
+    source through: one that shrinks by f samples it f px apart, and detail finer than that would
+    alias (jagged edges, and texture that crawls from frame to frame as a face moves), so it is
+    blurred by (f - 1) / 2 first, as scikit-image's resize does; 0 where f is under 1.6."""
+    scale = math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))
+    sigma = (1 / scale - 1) / 2 if scale > 0 else 0.0
+    return sigma if sigma >= MIN_SHRINK_BLUR else 0.0
+
+
 def warp_affine(images: torch.Tensor, matrices: np.ndarray, size: tuple[int, int], padding: str) -> torch.Tensor:
     """Warp (B, C, H, W) images (uint8/uint16, or float in [0, 1]) by (B, 2, 3) source-to-target matrices
     into float (B, C, size) images; bilinear, pixel centres at half-integers, ``padding`` 'zeros',
     'border' (the edge repeated) or
-    'reflection'. Batched kornia on accelerators; OpenCV on the CPU, where it is several times
-    faster than grid sampling and reads integer frames without converting them first."""
+    'reflection'; a warp that shrinks sees its image blurred first (:func:`shrink_blur`). Batched
+    kornia on accelerators; OpenCV on the CPU, where it is several times faster than grid sampling
+    and reads integer frames without converting them first."""
     if images.device.type != "cpu":
         m = torch.as_tensor(matrices, dtype=torch.float32).to(images.device)
-        return kornia.geometry.transform.warp_affine(to_unit_float(images), m, dsize=size, mode="bilinear",
+        images = to_unit_float(images)
+        sigmas = [shrink_blur(matrix) for matrix in matrices]
+        if any(sigmas):
+            images = torch.stack([_blurred(image, sigma) for image, sigma in zip(images, sigmas)])
+        return kornia.geometry.transform.warp_affine(images, m, dsize=size, mode="bilinear",
                                                       padding_mode=padding, align_corners=False)
     return torch.stack([to_unit_float(torch.from_numpy(warp_image(image.permute(1, 2, 0).numpy(), m, size, padding)).permute(2, 0, 1))
                         for image, m in zip(images, matrices)])
+
+
+def _blurred(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``image`` (C, H, W) through a Gaussian of ``sigma`` px (none for 0), the edge reflected."""
+    if not sigma:
+        return image
+    taps = 2 * math.ceil(3 * sigma) + 1
+    return kornia.filters.gaussian_blur2d(image[None], (taps, taps), (sigma, sigma), border_type="reflect")[0]
 
 
 def warp_image(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], padding: str) -> np.ndarray:
@@ -102,6 +130,10 @@ def warp_image(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], pad
     channels come out identical; the extra conversion costs more than it saves when shrinking."""
     if image.ndim == 3 and (image.strides[2] != image.itemsize or image.strides[1] != image.shape[2] * image.itemsize):
         image = np.ascontiguousarray(image)  # OpenCV takes row-strided views, not channel-strided ones
+    sigma = shrink_blur(matrix)
+    if sigma:
+        taps = 2 * math.ceil(3 * sigma) + 1  # as _blurred's, on accelerators
+        image = cv2.GaussianBlur(image, (taps, taps), sigma, borderType=cv2.BORDER_REFLECT_101)
     padded = image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 and size[0] * size[1] >= image.shape[0] * image.shape[1]
     source = cv2.cvtColor(image, cv2.COLOR_RGB2RGBA) if padded else image
     warped = cv2.warpAffine(source, matrix, (size[1], size[0]), flags=cv2.INTER_LINEAR,
@@ -131,7 +163,8 @@ def crop_faces(frame: torch.Tensor, matrices: np.ndarray, face_size: int) -> tor
     """
     _, height, width = frame.shape
     corners = np.array([[0.0, 0.0], [face_size, 0.0], [0.0, face_size], [face_size, face_size]])
-    x0, y0, x1, y1 = source_region(matrices, corners, height, width)
+    reach = max(math.ceil(3 * shrink_blur(m)) for m in matrices) if len(matrices) else 0  # the blur sees frame pixels
+    x0, y0, x1, y1 = source_region(matrices, corners, height, width, margin=2 + reach)
     if x1 - x0 < 2 or y1 - y0 < 2:
         x0, y0, x1, y1 = 0, 0, width, height  # the faces lie outside the frame: reflect the whole of it
     roi = frame[:, y0:y1, x0:x1].unsqueeze(0).expand(len(matrices), -1, -1, -1)
