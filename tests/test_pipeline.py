@@ -1215,6 +1215,8 @@ def test_keep_detail_pastes_what_restoration_changed_and_keeps_the_frames_finer_
         out = tmp_path / f"{type(restorer).__name__}{keep}.mkv"
         report = run(sample_clip, out, cfg, restorer, torch.device("cpu"), detector=det)
         assert report.keep_detail == keep
+        advised = [note for note in report.notes if "--keep-detail keeps it" in note]
+        assert len(advised) == (0 if keep else 1)  # faces many times the crop, in clean frames
         with VideoReader(out) as r:
             return np.stack([f.image for f in r]).astype(int)
 
@@ -1224,3 +1226,12 @@ def test_keep_detail_pastes_what_restoration_changed_and_keeps_the_frames_finer_
     assert np.abs(kept - source).mean() < 0.6 * np.abs(enlarged - source).mean()
     smoothed = restored(Denoiser(32), True)
     assert np.abs(smoothed - source).max() > 20 and np.abs(smoothed - source).mean() > 4 * np.abs(kept - source).mean()
+
+
+def test_detail_note_names_clean_faces_much_larger_than_the_crop():
+    from vidrestore.pipeline.report import detail_note
+
+    samples = {0: [(0.5, 0.4, 2.5)] * 3, 1: [(0.5, 0.4, 1.2)] * 3, 2: [(6.0, 0.4, 3.0)] * 3, 3: [(1.0, 0.9, 2.1), (1.2, 0.9, 2.3)]}
+    notes = detail_note(samples)  # track 1 is about the crop's size, track 2's frames are noisy
+    assert len(notes) == 1 and notes[0].startswith("the faces of tracks 0, 3 are 2.2-2.5 times the model's crop")
+    assert detail_note({1: samples[1]}) == [] and detail_note({}) == []

@@ -32,6 +32,7 @@ from .report import (
     Report,
     build_report,
     copy_note,
+    detail_note,
     encoding,
     grain_note,
     parsing_note,
@@ -189,7 +190,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                 stopped = False
                 try:
                     contexts: dict[int, TrackContext] = {}  # tracks going on from one segment into the next
-                    noise: defaultdict[int, list[tuple[float, float]]] | None = defaultdict(list) if not cfg.grain else None
+                    noise: defaultdict[int, list[tuple[float, float, float]]] = defaultdict(list)  # for the advice below
                     for index, (part, frames) in enumerate(zip(parts, segments)):
                         if index in reused:
                             frames_out += kept[part].written
@@ -202,7 +203,8 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                         if ledger:
                             ledger.record(part, frames, written, carry)
                     timings["restore_encode"] = time.perf_counter() - t1
-                    notes.extend(reused_note(len(reused), len(parts)) + restorer.notes + grain_note(noise or {}))
+                    notes.extend(reused_note(len(reused), len(parts)) + restorer.notes)
+                    notes.extend((grain_note(noise) if not cfg.grain else []) + (detail_note(noise) if not cfg.keep_detail else []))
                     notes.extend(parsing_note(masker.seconds, timings["restore_encode"], cfg.parse_every) if masker is not None else [])
                     t2 = time.perf_counter()
                     tick = played_at(probe(src), cfg).time_base

@@ -271,14 +271,14 @@ def quality_check(src: Path, dst: Path, analysis: Analysis, tracks: list[Track],
 CLEANER, NOISY = 0.4, 2.0
 
 
-def grain_note(noise: dict[int, list[tuple[float, float]]]) -> list[str]:
+def grain_note(noise: dict[int, list[tuple[float, float, float]]]) -> list[str]:
     """A note naming the tracks whose restored faces are much cleaner than their noisy frames (the
     median over each track's samples of :func:`~vidrestore.pipeline.restoring.face_noise`), with
     the remedy; none when there are none."""
     found = {}
     for track_id, samples in noise.items():
         if samples:
-            before, after = np.median(np.asarray(samples), 0)
+            before, after, _ = np.median(np.asarray(samples), 0)
             if before >= NOISY and after < CLEANER * before:
                 found[track_id] = after / before
     if not found:
@@ -286,6 +286,29 @@ def grain_note(noise: dict[int, list[tuple[float, float]]]) -> list[str]:
     share = f"{min(found.values()):.0%}" if len(found) == 1 else f"{min(found.values()):.0%}-{max(found.values()):.0%}"
     return [(f"the restored faces of track{'s' if len(found) > 1 else ''} {', '.join(map(str, sorted(found)))} kept {share} of the noise "
              "or grain of their frames: in grainy footage they can look pasted on, and --grain 1 puts the frames' grain back")]
+
+
+# faces crops shrink this many times or more, in frames with under NOISY levels of noise, keep
+# more of their own detail with --keep-detail (bench/detail.py)
+DETAIL_SHRINK = 2.0
+
+
+def detail_note(noise: dict[int, list[tuple[float, float, float]]]) -> list[str]:
+    """A note naming the tracks whose faces are much larger than the model's crop (the median over
+    each track's samples of how many times the crop shrank them) in frames with little noise,
+    with the remedy for the detail the enlarged crop loses; none when there are none."""
+    found = {}
+    for track_id, samples in noise.items():
+        if samples:
+            before, _, shrink = np.median(np.asarray(samples), 0)
+            if shrink >= DETAIL_SHRINK and before < NOISY:
+                found[track_id] = shrink
+    if not found:
+        return []
+    times = f"{min(found.values()):.1f}" if len(found) == 1 else f"{min(found.values()):.1f}-{max(found.values()):.1f}"
+    return [(f"the faces of track{'s' if len(found) > 1 else ''} {', '.join(map(str, sorted(found)))} are {times} times the "
+             "model's crop and their frames are clean: pasted back, the restored crop is enlarged and loses their fine "
+             "detail, and --keep-detail keeps it")]
 
 
 PARSING_SHARE = 0.5  # face parsing over this share of pass 2's time is worth a note

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -101,7 +102,7 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
                     contexts: dict[int, TrackContext], identity: Callable[[Track], torch.Tensor | None],
                     cfg: PipelineConfig, device: torch.device, masker: Masker | None,
                     pixel_aspect: tuple[float, float] = (1.0, 1.0), later_rows: int | None = 1,
-                    noise: dict[int, list[tuple[float, float]]] | None = None) -> dict[tuple[int, int], Pasted]:
+                    noise: dict[int, list[tuple[float, float, float]]] | None = None) -> dict[tuple[int, int], Pasted]:
     """Restore every track present in ``window``; returns the frames that changed, by frame index
     and moment (0, or 1 for a frame's later field: see below). ``fades``: each track's ramps in
     and out (:func:`edge_fades`).
@@ -116,7 +117,8 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
     with ``later_rows`` None (double rate), into the later field's own progressive frame.
 
     ``noise``: where to add, by track id, the noise of its face before and after the paste
-    (:func:`face_noise`) in every :data:`NOISE_CHECK_EVERY` th frame of it."""
+    (:func:`face_noise`) in every :data:`NOISE_CHECK_EVERY` th frame of it, and how many times
+    the crop shrank the face there."""
     first, last = window[0].index, window[-1].index
     active = [t for t in tracks if t.start <= last and t.end > first]
     if not active:
@@ -178,7 +180,7 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
 
     out: dict[tuple[int, int], Pasted] = {}
     moments_pasted = sorted(pastes)
-    checked = [(track.track_id, i, track_marks[j]) for track, mine, track_marks in zip(active, moments, marks)
+    checked = [(track.track_id, i, track_marks[j], track_mats[j]) for track, mine, track_marks, track_mats in zip(active, moments, marks, mats)
                for j, (i, m) in enumerate(mine) if m == 0 and (i - track.start) % NOISE_CHECK_EVERY == 0] if noise is not None else []
     with glue_threads(device, cfg.glue_threads) as glue:
         for (i, m), pasted in zip(moments_pasted, glue(paste, moments_pasted)):
@@ -187,8 +189,9 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
             else:
                 out[i, 0].image[later_rows::2] = pasted.image[later_rows::2]
                 out[i, 0].boxes.extend(pasted.boxes)
-    for track_id, i, landmarks in checked:
-        noise[track_id].append(face_noise(bases[i].permute(1, 2, 0).cpu().numpy(), out[i, 0].image, landmarks))
+    for track_id, i, landmarks, matrix in checked:
+        shrink = 1 / math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))  # frame px per crop px
+        noise[track_id].append((*face_noise(bases[i].permute(1, 2, 0).cpu().numpy(), out[i, 0].image, landmarks), shrink))
     return out
 
 
@@ -283,7 +286,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
                   device: torch.device, progress: Progress | None = None, preview: Path | None = None,
                   frames: range | None = None, masker: Masker | None = None, reuse: DecodedFrames | None = None,
                   contexts: dict[int, TrackContext] | None = None, target: Path | None = None,
-                  noise: dict[int, list[tuple[float, float]]] | None = None) -> int:
+                  noise: dict[int, list[tuple[float, float, float]]] | None = None) -> int:
     """Pass 2: restore and encode the video stream alone into ``video_out``; returns frames written.
 
     ``frames``: only this segment (from :func:`plan_segments`). With ``preview``, also encode a
