@@ -86,13 +86,20 @@ _CV2_BORDERS = {"reflection": cv2.BORDER_REFLECT, "zeros": cv2.BORDER_CONSTANT, 
 MIN_SHRINK_BLUR = 0.3  # px: shrinking by less than 1.6 times is warped as it is
 
 
+def shrinks_by(matrix: np.ndarray) -> float:
+    """How many times a warp by the source-to-target ``matrix`` (2, 3) shrinks: source pixels a
+    target pixel spans, across (under 1 where it enlarges; 0 for a degenerate matrix)."""
+    scale = math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))
+    return 1 / scale if scale > 0 else 0.0
+
+
 def shrink_blur(matrix: np.ndarray) -> float:
     """The Gaussian (px of the source) a warp by the source-to-target ``matrix`` (2, 3) looks at the
-    source through: one that shrinks by f samples it f px apart, and detail finer than that would
-    alias (jagged edges, and texture that crawls from frame to frame as a face moves), so it is
-    blurred by (f - 1) / 2 first, as scikit-image's resize does; 0 where f is under 1.6."""
-    scale = math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))
-    sigma = (1 / scale - 1) / 2 if scale > 0 else 0.0
+    source through: one that shrinks by f (:func:`shrinks_by`) samples it f px apart, and detail
+    finer than that would alias (jagged edges, and texture that crawls from frame to frame as a
+    face moves), so it is blurred by (f - 1) / 2 first, as scikit-image's resize does; 0 where f
+    is under 1.6."""
+    sigma = (shrinks_by(matrix) - 1) / 2
     return sigma if sigma >= MIN_SHRINK_BLUR else 0.0
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import math
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 
 from ..anchor import IdentityCrops
-from ..faces.align import crop_faces, face_matrices
+from ..faces.align import crop_faces, face_matrices, shrinks_by
 from ..faces.parsing import ParsingMasker as Masker
 from ..faces.parsing import sparse_masks
 from ..faces.paste import face_mask, match_colour, noise_levels, paste_faces, scaled_masks
@@ -190,8 +189,7 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
                 out[i, 0].image[later_rows::2] = pasted.image[later_rows::2]
                 out[i, 0].boxes.extend(pasted.boxes)
     for track_id, i, landmarks, matrix in checked:
-        shrink = 1 / math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))  # frame px per crop px
-        noise[track_id].append((*face_noise(bases[i].permute(1, 2, 0).cpu().numpy(), out[i, 0].image, landmarks), shrink))
+        noise[track_id].append((*face_noise(bases[i].permute(1, 2, 0).cpu().numpy(), out[i, 0].image, landmarks), shrinks_by(matrix)))
     return out
 
 
