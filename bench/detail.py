@@ -1,13 +1,14 @@
 """What a face larger than the model's crop keeps: the restored crop pasted as it is (enlarged)
-against what restoration changed pasted onto the frame (``--keep-detail``).
+against what restoration changed pasted onto the frame (``--keep-detail``), and shares between.
 
     python bench/detail.py ../shared/data/videos/keep_real_1.mp4 [--frames 24] [--model flipnet-small] [--preset fast]
+                           [--shares 0,0.5,1]
 
 The clip's first ``--frames`` frames are the ground truth. Each is given as it is ("clean"), and
 degraded at the frame's size: blurred by a Gaussian of 1 px with white noise of 4 levels and
 JPEG at quality 60 ("mild"), or blurred by 2 px with noise of 8 and JPEG 30 ("heavy"); written
 losslessly. The real pipeline (the configured detector, the shipped model at its 128 px crop)
-restores each, with ``keep_detail`` off and on. Against the ground truth, on the box of each
+restores each, with each of ``--shares`` as ``keep_detail`` (0: enlarged; 1: keep detail). Against the ground truth, on the box of each
 frame's five landmarks grown by half (the face, inside the paste mask): PSNR and SSIM of the
 input and of each output, and the high-frequency energy (``eval.metrics.high_frequency``,
 what a Gaussian of 2 px removes) as a share of the ground truth's. The input clip is JPEG-free
@@ -91,6 +92,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--model", default="flipnet-small")
     ap.add_argument("--preset", default="fast")
+    ap.add_argument("--shares", type=lambda text: [float(v) for v in text.split(",")], default=[0.0, 0.5, 1.0],
+                    help="the keep_detail shares to restore with, comma-separated")
     args = ap.parse_args()
     cfg = load_yaml(PipelineConfig, CONFIG_DIR / "pipeline.yaml")
     device = torch.device("cpu")
@@ -109,7 +112,7 @@ def main() -> None:
             given = truth if degradation is None else [degraded(image, *degradation, rng) for image in truth]
             clip = written(given, rate, Path(tmp) / f"{name}.mkv")
             print(f"{name:>6s} {'as given':>12s} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(scores(given, truth, boxes))))
-            for keep in (False, True):
+            for keep in args.shares:
                 out = Path(tmp) / f"{name}_{keep}.mkv"
                 pcfg = dataclasses.replace(cfg, keep_detail=keep, face_size=restorer.face_size,
                                            encode=dataclasses.replace(cfg.encode, codec="ffv1"))
@@ -117,7 +120,7 @@ def main() -> None:
                 run(clip, out, pcfg, restorer, device, detector=detector)
                 seconds = time.perf_counter() - t0
                 values = scores(frames_of(out, len(truth)), truth, boxes)
-                label = "keep detail" if keep else "enlarged"
+                label = {0.0: "enlarged", 1.0: "keep detail"}.get(keep, f"keep {keep:g}")
                 print(f"{name:>6s} {label:>12s} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(values))
                       + f" {seconds:9.1f}")
 

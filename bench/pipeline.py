@@ -1,7 +1,7 @@
 """Pipeline stage timings against the PyAV decode+encode floor, in one run.
 
     python bench/pipeline.py CLIP [--detector dlib|retinaface --detector-weights W] [--detect-every K] [--repeat N] [--device cuda]
-                                  [--glue-threads N] [--profile N]
+                                  [--glue-threads N] [--keep-detail SHARE] [--profile N]
 
 The restoration stage is the pass-through restorer, so the figure is the cost of everything
 around the model. Floor and pipeline run alternately ``--repeat`` times; the table gives the
@@ -64,9 +64,11 @@ def main() -> None:
     ap.add_argument("--no-people", action="store_true", help="leave people linking out (it needs dlib's face descriptor model)")
     ap.add_argument("--no-refine", action="store_true", help="leave RetinaFace's dlib landmark refiner out (it needs the 68-point model)")
     ap.add_argument("--glue-threads", type=int, default=0, help="threads aligning and pasting faces (0: by the cores, as the product does)")
+    ap.add_argument("--keep-detail", type=float, default=PipelineConfig().keep_detail,
+                    help="share of the frame's detail finer than the crop that faces keep (default: the pipeline's)")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="then profile one more run: each thread's N heaviest functions")
     args = ap.parse_args()
-    cfg = PipelineConfig(glue_threads=args.glue_threads,
+    cfg = PipelineConfig(glue_threads=args.glue_threads, keep_detail=args.keep_detail,
                          detector=DetectorConfig(backend=args.detector, weights=args.detector_weights, refine_landmarks=not args.no_refine),
                          tracker=TrackerConfig(detect_every=args.detect_every), people=PeopleConfig(link=not args.no_people))
     device = torch.device(args.device)
@@ -85,7 +87,7 @@ def main() -> None:
     print(f"clip: {args.clip.name}, {frames} frames, detector {rep.detector}, detect every {args.detect_every}, "
           f"device {device}, {torch.get_num_threads()} CPU threads, glue threads {(args.glue_threads or glue_workers()) if device.type == 'cpu' else 'none (on the device)'}, "
           f"people linking {'off' if args.no_people else 'on'}, "
-          f"landmark refiner {'off' if args.no_refine else 'as the detector has it'}, "
+          f"landmark refiner {'off' if args.no_refine else 'as the detector has it'}, keep detail {args.keep_detail:g}, "
           f"fastest of {len(runs)} runs")
     print(f"{'stage':24s} {'seconds':>8s} {'fps':>8s} {'CPU s':>8s}")
     print(f"{'decode+encode floor':24s} {base_wall:8.2f} {frames / base_wall:8.1f} {base_cpu:8.2f}")

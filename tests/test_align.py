@@ -266,10 +266,11 @@ def test_a_crop_that_shrinks_a_face_does_not_alias_its_finest_detail():
 
 
 @pytest.mark.parametrize("on_cpu", [True, False])
-def test_pasted_changes_keep_the_frames_detail_finer_than_the_crop(on_cpu):
+def test_pasting_with_detail_keeps_that_share_of_the_frames_detail_finer_than_the_crop(on_cpu):
     """A face of 280 px cropped at 64 px: pasting the crop back enlarges it and loses the fine
-    texture; pasting what changed (``changes``) keeps the frame to the level where nothing
-    changed, and adds a change where there is one, the texture still there."""
+    texture; pasting what changed with ``detail`` 1 keeps the frame to the level where nothing
+    changed, and adds a change where there is one, the texture still there; ``detail`` 0.5 keeps
+    half the texture the enlarged crop lacks."""
     from vidrestore.faces.paste import _blend_torch, face_mask
 
     rng = np.random.default_rng(4)
@@ -277,20 +278,48 @@ def test_pasted_changes_keep_the_frames_detail_finer_than_the_crop(on_cpu):
     lm = torch.from_numpy(template(280) + np.array([60, 10], np.float32))[None]
     crops, m = align_faces(frame, lm, 64)
 
-    def pasted(crop: torch.Tensor, changes: bool) -> torch.Tensor:
+    def pasted(crop: torch.Tensor, detail: float) -> torch.Tensor:
+        crop = crop - detail * crops
         if on_cpu:
-            return paste_faces(frame, crop, m, changes=changes)[0].int()
+            return paste_faces(frame, crop, m, detail=detail)[0].int()
         out = frame.clone()
-        _blend_torch(out, (0, 0, 400, 300), crop[0], face_mask(64, out.device)[0], invert_affine(m)[0], "zeros", None, changes)
+        _blend_torch(out, (0, 0, 400, 300), crop[0], face_mask(64, out.device)[0], invert_affine(m)[0], "zeros", None, detail)
         return out.int()
 
     white, _ = paste_faces(torch.zeros_like(frame), torch.ones_like(crops), m)
     inner = white[0] == 255  # where the paste mask is 1
-    assert (pasted(crops, False) - frame.int())[:, inner].abs().float().mean() > 20  # the texture, lost
-    assert torch.equal(pasted(torch.zeros_like(crops), True), frame.int())
-    brighter = pasted(torch.full_like(crops, 0.1), True) - frame.int()
+    lost = (pasted(crops, 0.0) - frame.int())[:, inner].float()
+    assert lost.abs().mean() > 20  # the texture, lost
+    half = (pasted(crops, 0.5) - frame.int())[:, inner].float()
+    assert torch.allclose(half, lost / 2, atol=1.0)  # half of it kept, to the rounding
+    assert torch.equal(pasted(crops, 1.0), frame.int())
+    brighter = pasted(crops + 0.1, 1.0) - frame.int()
     assert brighter[:, inner].min() >= 25 and brighter[:, inner].max() <= 26  # 0.1 of 255, on the texture as it was
     assert torch.equal(brighter[:, white[0] == 0], torch.zeros_like(brighter[:, white[0] == 0]))
+
+
+@pytest.mark.parametrize("on_cpu", [True, False])
+def test_a_monochrome_face_keeps_the_frames_luma_detail_alone(on_cpu):
+    """A face whose grain may not be coloured (a monochrome track's) keeps the frame's fine luma
+    with ``detail`` 1, but not its fine colour: that is the enlarged crop's, as the restored luma
+    less the crop's luma leaves it."""
+    from vidrestore.faces.paste import _blend_torch, face_mask, luma_of
+
+    rng = np.random.default_rng(5)
+    frame = torch.from_numpy(rng.integers(60, 200, (3, 300, 400), dtype=np.uint8))  # colour texture at the pixels
+    lm = torch.from_numpy(template(280) + np.array([60, 10], np.float32))[None]
+    crops, m = align_faces(frame, lm, 64)
+    change = crops - luma_of(crops)[:, None]
+    if on_cpu:
+        out = paste_faces(frame, change, m, detail=1.0, grains=[(0, False)])[0].float()
+    else:
+        out = frame.clone()
+        _blend_torch(out, (0, 0, 400, 300), change[0], face_mask(64, out.device)[0], invert_affine(m)[0], "zeros", None, 1.0, False)
+        out = out.float()
+    inner = paste_faces(torch.zeros_like(frame), torch.ones_like(crops), m)[0][0] == 255
+    source = frame.float()
+    assert (luma_of(out) - luma_of(source))[inner].abs().max() <= 2  # the frame's luma, to the rounding
+    assert ((out - luma_of(out)) - (source - luma_of(source)))[:, inner].abs().mean() > 10  # its fine colour, not kept
 
 
 @settings(max_examples=15, deadline=None)

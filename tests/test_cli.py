@@ -786,11 +786,18 @@ def test_a_bad_profile_fade_is_a_usage_or_config_error(sample_clip, tmp_path, ca
     assert not (tmp_path / "out.mp4").exists()
 
 
-def test_keep_detail_from_the_command_line_reaches_the_run(sample_clip, tmp_path):
+def test_keep_detail_from_the_command_line_reaches_the_run_and_out_of_0_to_1_is_a_one_line_config_error(sample_clip, tmp_path, capsys):
     assert _run(sample_clip, tmp_path / "out.mp4", "--model", "none", "--keep-detail", "--quiet", "--json", tmp_path / "r.json") == 0
-    assert json.loads((tmp_path / "r.json").read_text())["keep_detail"] is True
+    assert json.loads((tmp_path / "r.json").read_text())["keep_detail"] == 1.0  # all of it when no share is given
+    assert _run(sample_clip, tmp_path / "half.mp4", "--model", "none", "--keep-detail", "0.5", "--quiet", "--json", tmp_path / "h.json") == 0
+    assert json.loads((tmp_path / "h.json").read_text())["keep_detail"] == 0.5
     assert _run(sample_clip, tmp_path / "plain.mp4", "--model", "none", "--quiet", "--json", tmp_path / "p.json") == 0
-    assert json.loads((tmp_path / "p.json").read_text())["keep_detail"] is False
+    assert json.loads((tmp_path / "p.json").read_text())["keep_detail"] == 0.25  # the default share
+    capsys.readouterr()
+    assert _run(sample_clip, tmp_path / "bad.mp4", "--model", "none", "--keep-detail", "2", "--quiet") == 6
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "keep_detail" in err and "from 0 to 1" in err
+    assert not (tmp_path / "bad.mp4").exists()
 
 
 def test_grain_from_the_command_line_reaches_the_run_and_out_of_0_to_1_is_a_one_line_config_error(sample_clip, tmp_path, capsys):

@@ -1210,21 +1210,23 @@ def test_keep_detail_pastes_what_restoration_changed_and_keeps_the_frames_finer_
     with VideoReader(sample_clip) as r:
         source = np.stack([f.image for f in r]).astype(int)
 
-    def restored(restorer: PassThroughRestorer, keep: bool) -> np.ndarray:
+    def restored(restorer: PassThroughRestorer, keep: float) -> np.ndarray:
         cfg = PipelineConfig(face_size=32, encode=EncodeOptions(codec="ffv1"), keep_detail=keep, colour_match=False)
         out = tmp_path / f"{type(restorer).__name__}{keep}.mkv"
         report = run(sample_clip, out, cfg, restorer, torch.device("cpu"), detector=det)
         assert report.keep_detail == keep
-        advised = [note for note in report.notes if "--keep-detail keeps it" in note]
-        assert len(advised) == (0 if keep else 1)  # faces many times the crop, in clean frames
+        advised = [note for note in report.notes if "--keep-detail 1 keeps all of it" in note]
+        assert len(advised) == (0 if keep == 1 else 1)  # faces many times the crop, in clean frames
         with VideoReader(out) as r:
             return np.stack([f.image for f in r]).astype(int)
 
-    enlarged, kept = restored(PassThroughRestorer(32), False), restored(PassThroughRestorer(32), True)
+    enlarged, kept = restored(PassThroughRestorer(32), 0.0), restored(PassThroughRestorer(32), 1.0)
     assert np.abs(enlarged - source).max() > 40  # the faces' detail, lost to the 32 px crop
     assert np.abs(kept - source).max() <= 6  # the conversion of the pasted boxes back to YUV alone (4 when written)
     assert np.abs(kept - source).mean() < 0.6 * np.abs(enlarged - source).mean()
-    smoothed = restored(Denoiser(32), True)
+    half = restored(PassThroughRestorer(32), 0.5)  # half of what the enlarged crop lost, to the rounding
+    assert abs(np.abs(half - source).mean() - np.abs(enlarged - source).mean() / 2) < 0.15 * np.abs(enlarged - source).mean()
+    smoothed = restored(Denoiser(32), 1.0)
     assert np.abs(smoothed - source).max() > 20 and np.abs(smoothed - source).mean() > 4 * np.abs(kept - source).mean()
 
 
@@ -1232,6 +1234,8 @@ def test_detail_note_names_clean_faces_much_larger_than_the_crop():
     from vidrestore.pipeline.report import detail_note
 
     samples = {0: [(0.5, 0.4, 2.5)] * 3, 1: [(0.5, 0.4, 1.2)] * 3, 2: [(6.0, 0.4, 3.0)] * 3, 3: [(1.0, 0.9, 2.1), (1.2, 0.9, 2.3)]}
-    notes = detail_note(samples)  # track 1 is about the crop's size, track 2's frames are noisy
+    notes = detail_note(samples, 0.25)  # track 1 is about the crop's size, track 2's frames are noisy
     assert len(notes) == 1 and notes[0].startswith("the faces of tracks 0, 3 are 2.2-2.5 times the model's crop")
-    assert detail_note({1: samples[1]}) == [] and detail_note({}) == []
+    assert "kept 25% of their fine detail, and --keep-detail 1 keeps all of it" in notes[0]
+    assert detail_note({1: samples[1]}, 0.0) == [] and detail_note({}, 0.0) == []
+    assert detail_note(samples, 1.0) == []  # all of it kept already

@@ -163,9 +163,10 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                         "upscaled to the model's crop gets invented detail; the report counts them")
     p.add_argument("--mask", choices=["auto", "ellipse", "parsing"], help="paste mask (auto: face parsing when ParseNet weights are found)")
     p.add_argument("--parsing-weights", help="ParseNet checkpoint (facexlib's parsing_parsenet.pth); also VIDRESTORE_WEIGHTS_PARSENET_512")
-    p.add_argument("--keep-detail", action="store_true", default=None,
-                   help="paste what restoration changed instead of the restored crop, so the frame keeps the detail finer than "
-                        "the model's crop (a face larger than the crop is otherwise the crop enlarged)")
+    p.add_argument("--keep-detail", type=float, nargs="?", const=1.0, metavar="SHARE",
+                   help="keep SHARE (0-1; 1 when not given) of the frame's own detail finer than the model's crop: at 1, paste "
+                        "what restoration changed instead of the restored crop (a face larger than the crop is otherwise the crop "
+                        "enlarged); a share under 1 keeps less of a noisy frame's noise (default 0.25; 0: the restored crop as it is)")
     p.add_argument("--parse-every", type=int, metavar="N",
                    help="with face parsing, parse every Nth frame of a track and draw the masks between (default 1: every frame; "
                         "ParseNet takes seconds a face on a CPU)")

@@ -174,9 +174,9 @@ def _grain_powers() -> np.ndarray:
 LUMA_RED, LUMA_GREEN, LUMA_BLUE = LUMA
 
 
-def _luma(rgb: torch.Tensor) -> torch.Tensor:
-    """Luma (H, W) of RGB (3, H, W)."""
-    return LUMA_RED * rgb[0] + LUMA_GREEN * rgb[1] + LUMA_BLUE * rgb[2]
+def luma_of(rgb: torch.Tensor) -> torch.Tensor:
+    """Luma (..., H, W) of RGB (..., 3, H, W)."""
+    return LUMA_RED * rgb[..., 0, :, :] + LUMA_GREEN * rgb[..., 1, :, :] + LUMA_BLUE * rgb[..., 2, :, :]
 
 
 def _fit(missing: np.ndarray) -> tuple[int, float] | None:
@@ -270,7 +270,7 @@ def grain_for(face: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, gr
         return None
     where = scaled_masks(area)
     source, face, weight = source.float(), face.float(), weight.float()
-    luma_of_source, luma_of_face = _luma(source), _luma(face)
+    luma_of_source, luma_of_face = luma_of(source), luma_of(face)
     generator = torch.Generator(face.device).manual_seed(seed)
     shape = face.shape[1:]
     zero = torch.zeros(shape, device=face.device)
@@ -295,7 +295,7 @@ def grain_for(face: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, gr
 
 def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, strength: torch.Tensor | None = None,
                 masks: torch.Tensor | None = None, padding: str = "zeros", grain: float = 0.0,
-                grains: Sequence[tuple[int, bool]] = (), changes: bool = False) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
+                grains: Sequence[tuple[int, bool]] = (), detail: float = 0.0) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
     """Blend restored ``crops`` (K, 3, S, S) into ``frame`` (3, H, W; uint8/uint16, or float in [0, 1])
     through the inverse of the frame-to-crop ``matrices`` (K, 2, 3). ``masks`` (K, 1, S, S): per-face
     paste masks (e.g. from face parsing); default the feathered ellipse. Only the frame region under
@@ -304,10 +304,13 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, 
     pixels sample beyond them; "border" repeats the edge, for a crop that covers the whole frame.
     ``grain`` (0 to 1): how much of the noise each face lacks against the frame is put back
     (:func:`grain_for`), from ``grains`` (K,), one per face: the seed of its grain, and whether
-    that grain may be coloured (not for a monochrome track's face). ``changes``: the crops are what
-    restoration changed (restored less the crop it was given, in [-1, 1]), added to the frame
-    under the mask instead of blended in, so the frame keeps the detail finer than the crop's
-    pixels: a face larger than the crop is not the crop enlarged.
+    that grain, and the detail kept below, may be coloured (not for a monochrome track's face:
+    its kept detail is the frame's luma alone). ``detail`` (0 to 1): the share
+    of the frame's own detail finer than the crop's pixels that the faces keep. The crops are then
+    the restored faces less ``detail`` times the crops they were restored from (in [-1, 1]), and
+    ``detail`` times the frame is added to them under the mask: at 1, what restoration changed is
+    added to the frame, so a face larger than the crop is not the crop enlarged; at 0, the
+    restored crops are blended in as they are.
 
     Returns a new frame of the same dtype (``frame`` is left as it was) and the boxes
     ``(x0, y0, x1, y1)`` outside which it equals ``frame``."""
@@ -329,7 +332,8 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, 
         crop_to_region = invert_affine(shift_affine(matrices[k : k + 1], x0, y0))[0]
         blend = _blend_cpu if on_cpu else _blend_torch
         noise = (grain, *grains[k]) if grain > 0 else None
-        blend(out, (x0, y0, x1, y1), crops[k], masks[k] * strength[k], crop_to_region, padding, noise, changes)
+        colour = grains[k][1] if grains else True
+        blend(out, (x0, y0, x1, y1), crops[k], masks[k] * strength[k], crop_to_region, padding, noise, detail, colour)
         boxes.append((x0, y0, x1, y1))
     return (torch.from_numpy(out).permute(2, 0, 1) if on_cpu else out), boxes
 
@@ -341,23 +345,26 @@ Noise = tuple[float, int, bool] | None  # (grain, seed, colour) of grain_for(), 
 
 
 def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
-               crop_to_region: np.ndarray, padding: str = "zeros", noise: Noise = None, changes: bool = False) -> None:
+               crop_to_region: np.ndarray, padding: str = "zeros", noise: Noise = None, detail: float = 0.0,
+               colour: bool = True) -> None:
     """OpenCV blend into the HWC array ``out``. A uint8 frame stays uint8 throughout (the crop is
     quantised before the warp), which costs a fraction of converting the region to float and back.
-    Deeper frames, faces given grain, and changes (``changes``: the crop is added, weighted)
-    blend in float32 (OpenCV blends only 8-bit or float) and keep their depth."""
+    Deeper frames, faces given grain, and faces that keep the frame's ``detail`` (the crop is then
+    added to that share of the frame, or of its luma where not ``colour``) blend in float32 (OpenCV
+    blends only 8-bit or float) and keep their depth."""
     x0, y0, x1, y1 = box
     region = out[y0:y1, x0:x1]
     peak = _NUMPY_PEAK.get(region.dtype.type, 1.0)
-    in_float = region.dtype != np.uint8 or noise is not None or changes
+    in_float = region.dtype != np.uint8 or noise is not None or detail > 0
     rgb = crop.permute(1, 2, 0).numpy()
-    rgb = (rgb if changes else rgb.clip(0, 1)) * peak
+    rgb = (rgb if detail else rgb.clip(0, 1)) * peak
     rgb = rgb.astype(np.float32) if in_float else np.rint(rgb).astype(np.uint8)
     dsize = (y1 - y0, x1 - x0)
     weight = warp_image(alpha[0].float().numpy(), crop_to_region, dsize, padding)
     base = region.astype(np.float32) if in_float else region
     face = warp_image(rgb, crop_to_region, dsize, padding)
-    face = base + face if changes else face
+    if detail:
+        face = (base if colour else (base @ np.asarray(LUMA, np.float32))[..., None]) * detail + face
     blended = cv2.blendLinear(base, face, 1 - weight, weight)
     if noise is not None:
         chw = lambda image: torch.from_numpy(image).permute(2, 0, 1)
@@ -367,13 +374,15 @@ def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tens
 
 
 def _blend_torch(out: torch.Tensor, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
-                 crop_to_region: np.ndarray, padding: str = "zeros", noise: Noise = None, changes: bool = False) -> None:
+                 crop_to_region: np.ndarray, padding: str = "zeros", noise: Noise = None, detail: float = 0.0,
+                 colour: bool = True) -> None:
     """Batched-warp blend into the (3, H, W) tensor ``out`` on its accelerator."""
     x0, y0, x1, y1 = box
     warped = warp_affine(torch.cat([crop, alpha])[None], crop_to_region[None], (y1 - y0, x1 - x0), padding)[0]
     weight = warped[3:4]
     source = to_unit_float(out[:, y0:y1, x0:x1])
-    face = source + warped[:3] if changes else warped[:3]
+    kept = source if colour else luma_of(source)[None]
+    face = kept * detail + warped[:3] if detail else warped[:3]
     blended = source * (1 - weight) + face * weight
     field = None if noise is None else grain_for(face, source, weight[0], *noise)
     blended = blended if field is None else blended + field

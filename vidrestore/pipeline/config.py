@@ -42,9 +42,10 @@ class PipelineConfig:
     face_size: int = 128
     batch_size: int = 0  # frames per restoration window and per forward pass, over all its tracks (bounds memory); 0: by device (window_frames)
     colour_match: bool = True
-    # Paste what restoration changed onto the frame (faces.paste.paste_faces(changes=True)) instead of
-    # the restored crop, so the frame keeps its detail finer than the crop's pixels (--keep-detail).
-    keep_detail: bool = False
+    # The share (0 to 1) of the frame's own detail finer than the model's crop that a pasted face
+    # keeps (faces.paste.paste_faces(detail=...)): at 1 what restoration changed is added to the frame,
+    # at 0 the restored crop is pasted as it is, enlarged (--keep-detail [SHARE]).
+    keep_detail: float = 0.25
     fade_frames: int = 3  # restoration strength ramps in/out over this many frames where a face comes or goes within a shot
     segment_frames: int = 2000  # split pass 2 at cuts into segments of at least this many frames (0: one segment); a stopped run resumes at the first unfinished one
     # A video whose decoded frames fit in this many MiB is decoded once: pass 1 keeps its frames
@@ -125,7 +126,7 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         check_minimums(self, batch_size=0, face_size=16, fade_frames=0, segment_frames=0, decode_once_mib=0, glue_threads=0, parse_every=1)
-        for what, value in [("strength", self.strength), ("grain", self.grain), *((f"strength of track {i}", v) for i, v in self.track_strength),
+        for what, value in [("strength", self.strength), ("grain", self.grain), ("keep_detail", self.keep_detail), *((f"strength of track {i}", v) for i, v in self.track_strength),
                             *((f"strength of person {i}", v) for i, v in self.person_strength)]:
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{what}: expected a value from 0 to 1, got {value}")

@@ -51,7 +51,7 @@ class Report:
     people: list[dict] = field(default_factory=list)  # who is who: each person's id, tracks and frames on screen
     light: str = "display"  # what the input's samples were read as standing for: display, linear or cineon (io.linear.Light)
     grain: float = 0.0  # how much of the noise the restored faces lacked against their frames was put back (--grain)
-    keep_detail: bool = False  # what restoration changed was pasted, the frame's finer detail kept (--keep-detail)
+    keep_detail: float = 0.0  # the share of the frame's detail finer than the crop that the faces kept (--keep-detail)
 
     def to_json(self) -> str:
         return jsonio.dumps(asdict(self), indent=2)
@@ -289,17 +289,18 @@ def grain_note(noise: dict[int, list[tuple[float, float, float]]]) -> list[str]:
 
 
 # faces crops shrink this many times or more, in frames with under NOISY levels of noise, keep
-# more of their own detail with --keep-detail (bench/detail.py)
+# more of their own detail with a larger --keep-detail share (bench/detail.py)
 DETAIL_SHRINK = 2.0
 
 
-def detail_note(noise: dict[int, list[tuple[float, float, float]]]) -> list[str]:
+def detail_note(noise: dict[int, list[tuple[float, float, float]]], share: float) -> list[str]:
     """A note naming the tracks whose faces are much larger than the model's crop (the median over
     each track's samples of how many times the crop shrank them) in frames with little noise,
-    with the remedy for the detail the enlarged crop loses; none when there are none."""
+    where the faces kept only ``share`` (``keep_detail``, under 1) of the detail finer than the
+    crop, with the remedy; none when there are none."""
     found = {}
     for track_id, samples in noise.items():
-        if samples:
+        if samples and share < 1:
             before, _, shrink = np.median(np.asarray(samples), 0)
             if shrink >= DETAIL_SHRINK and before < NOISY:
                 found[track_id] = shrink
@@ -307,8 +308,8 @@ def detail_note(noise: dict[int, list[tuple[float, float, float]]]) -> list[str]
         return []
     times = f"{min(found.values()):.1f}" if len(found) == 1 else f"{min(found.values()):.1f}-{max(found.values()):.1f}"
     return [(f"the faces of track{'s' if len(found) > 1 else ''} {', '.join(map(str, sorted(found)))} are {times} times the "
-             "model's crop and their frames are clean: pasted back, the restored crop is enlarged and loses their fine "
-             "detail, and --keep-detail keeps it")]
+             f"model's crop and their frames are clean: pasted back, the restored crop is enlarged and kept {share:.0%} of their "
+             "fine detail, and --keep-detail 1 keeps all of it")]
 
 
 PARSING_SHARE = 0.5  # face parsing over this share of pass 2's time is worth a note

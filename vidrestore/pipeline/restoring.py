@@ -23,7 +23,7 @@ from ..anchor import IdentityCrops
 from ..faces.align import crop_faces, face_matrices, shrinks_by
 from ..faces.parsing import ParsingMasker as Masker
 from ..faces.parsing import sparse_masks
-from ..faces.paste import face_mask, match_colour, noise_levels, paste_faces, scaled_masks
+from ..faces.paste import face_mask, luma_of, match_colour, noise_levels, paste_faces, scaled_masks
 from ..faces.pose import frontal_weight
 from ..faces.tone import LUMA, keep_tone
 from ..faces.types import Track
@@ -160,8 +160,9 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
                 faces = match_colour(faces, track_crops, face_mask(cfg.face_size, device))
             if track.monochrome:
                 faces = keep_tone(faces, track_crops)
-            if cfg.keep_detail:  # what restoration changed, added to the frame (paste_faces(changes=True))
-                faces = faces - track_crops
+            if cfg.keep_detail:  # the frame's share of detail is added back in the paste (paste_faces(detail=...)),
+                # its luma alone to a monochrome face
+                faces = faces - cfg.keep_detail * (luma_of(track_crops)[:, None] if track.monochrome else track_crops)
         turned = frontal_weight(track_marks, cfg.profile_fade)
         for j, (i, m) in enumerate(mine):
             strength = cfg.strength_of(track) * _fade(track, i, fades[track.track_id]) * float(turned[j])
@@ -174,7 +175,7 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
         base = seconds[i] if m and later_rows is None else bases[i]
         pasted, boxes = paste_faces(base, torch.stack(faces), np.stack(mats_i), torch.tensor(strength, device=device),
                                     torch.stack(masks), padding="border" if cfg.aligned else "zeros", grain=cfg.grain, grains=grains,
-                                    changes=cfg.keep_detail)
+                                    detail=cfg.keep_detail)
         return Pasted(pasted.permute(1, 2, 0).cpu().numpy(), boxes)
 
     out: dict[tuple[int, int], Pasted] = {}
