@@ -129,6 +129,28 @@ def test_optical_flow_follows_a_face_between_detections_better_than_interpolatio
     assert errors[True] < errors[False] / 2
 
 
+@settings(max_examples=8, deadline=None)
+@given(enter=st.integers(1, 7), speed=st.floats(-3.0, 3.0), seed=st.integers(0, 20))
+def test_a_face_that_comes_in_between_detections_is_tracked_from_where_it_came_in(enter, speed, seed):
+    """Detections every 8 frames; a face comes in at frame ``enter`` and is first detected at 8.
+    The flow follows it back to the frame it came in, on its path, and no further: before
+    that, the scene is flat."""
+    patch, every, frames = _patch(seed), 8, 20
+    path = lambda f: (120 + speed * f, 90 - 0.5 * speed * f)
+    tracker = FaceTracker(TrackerConfig(detect_every=every, min_track_frames=3))
+    for f in range(frames):
+        x, y = path(f)
+        tracker.follow(f, _textured_scene(x / 2, y / 2, patch) if f >= enter else np.full((240, 320), 128, np.uint8), (0.5, 0.5))
+        if f % every == 0:
+            tracker.update(f, [_face(x, y, size=160.0)] if f >= enter else [])
+    tracker.end_shot()
+    (track,) = tracker.tracks
+    assert (track.start, track.end) == (enter, frames)
+    assert not track.detected[: every - enter].any() and track.detected[every - enter]
+    truth = np.stack([_face(*path(f), size=160.0).landmarks for f in range(enter, every)])
+    assert np.abs(track.landmarks[: every - enter] - truth).max() < 3.0  # pixels, full size
+
+
 def test_a_track_followed_to_the_end_of_its_shot_covers_it():
     patch = _patch()
     path = lambda f: (100 + 2.0 * f, 80.0)

@@ -6,7 +6,9 @@ mean landmark distance divided by the face size; pairs with IoU below the thresh
 0.5 are never matched. When the detector skips frames, each open track is followed from frame to
 frame by optical flow (:mod:`.motion`); those estimates are matched against the next detections and
 are measurements for the smoother, with their own noise: less than a detection's, since the flow
-is steadier from frame to frame and each detection re-anchors it. After a shot ends, each
+is steadier from frame to frame and each detection re-anchors it. A face first detected between
+two detections' frames is followed back by the flow over the frames since the earlier one, so
+that it is tracked from where it came in, not from where the detector first saw it. After a shot ends, each
 track's landmarks are smoothed with a constant-velocity Kalman filter and a Rauch-Tung-Striebel
 backward pass (Rauch et al., 1965); frames with neither are filled by the smoother's prediction,
 so gaps interpolate smoothly.
@@ -118,6 +120,9 @@ class FaceTracker:
         self._next_id = 0
         self._shot = 0
         self._frame: tuple[int, np.ndarray] | None = None  # the frame follow() saw last
+        # the grey images follow() saw since the last detected frame of this shot, with their scale:
+        # where a face first detected now is followed back to
+        self._since_detection: dict[int, tuple[np.ndarray, tuple[float, float]]] = {}
         self._shot_seen: set[int] = set()  # the frames of this shot that follow() or update() saw
         self._shot_detected: set[int] = set()  # those that update() saw
 
@@ -127,6 +132,7 @@ class FaceTracker:
         of a shot, in order, before :meth:`update` on the frames that were detected."""
         previous, self._frame = self._frame, (frame_index, grey)
         self._shot_seen.add(frame_index)
+        self._since_detection[frame_index] = (grey, scale)
         if previous is None or previous[0] != frame_index - 1:
             return
         # A track the flow lost since its last detection waits for the next one.
@@ -148,8 +154,27 @@ class FaceTracker:
         taken = {d for _, d in matched}
         for i, det in enumerate(dets):
             if i not in taken:
-                self._open.append(_OpenTrack(self._next_id, self._shot, {frame_index: det}))
+                track = _OpenTrack(self._next_id, self._shot, {frame_index: det})
+                track.followed = self._followed_back(frame_index, det)
+                self._open.append(track)
                 self._next_id += 1
+        self._since_detection = {}
+
+    def _followed_back(self, frame_index: int, detection: Detection) -> dict[int, Detection]:
+        """Where the flow, run backwards from ``frame_index``, finds a newly detected face in the
+        frames since the previous detection: the face came in somewhere among them, and with the
+        detector on every k-th frame it is otherwise restored from up to k - 1 frames after that.
+        Stops where the flow loses it (it was not there yet, or was hidden)."""
+        followed: dict[int, Detection] = {}
+        here = frame_index
+        while here in self._since_detection and here - 1 in self._since_detection:
+            (grey, scale), (before, _) = self._since_detection[here], self._since_detection[here - 1]
+            motion = face_motions(grey, before, [detection.box * np.tile(np.asarray(scale, np.float32), 2)])[0]
+            if motion is None:
+                break
+            here -= 1
+            detection = followed[here] = move_detection(detection, in_frame_pixels(motion, scale))
+        return followed
 
     def detected_at(self, frame_index: int) -> list[tuple[int, Detection]]:
         """(track id, detection) of each open track that :meth:`update` saw in ``frame_index``."""
@@ -195,7 +220,7 @@ class FaceTracker:
             self._finish_one(t, t.latest_frame, whole_shot=short and self._shot_detected <= t.observations.keys())
         self._open = []
         self._shot += 1
-        self._shot_seen, self._shot_detected = set(), set()
+        self._shot_seen, self._shot_detected, self._since_detection = set(), set(), {}
 
     def _finish_one(self, t: _OpenTrack, last: int, whole_shot: bool = False) -> None:
         if max(t.observations) - min(t.observations) + 1 < self.config.min_track_frames and not whole_shot:
@@ -213,12 +238,16 @@ def median_face_size(observations: dict[int, Detection]) -> float:
 
 def build_track(track_id: int, shot_index: int, observations: dict[int, Detection], cfg: TrackerConfig,
                 followed: dict[int, Detection] | None = None, last: int | None = None) -> Track:
-    """Turn sparse observations into a dense, smoothed track from its first detection to frame
-    ``last`` (default its last detection). ``followed``: optical-flow estimates, for frames without
-    a detection."""
-    first, last = min(observations), max(observations) if last is None else last
+    """Turn sparse observations into a dense, smoothed track from its first detection (or the first
+    frame the flow followed it back to) to frame ``last`` (default its last detection).
+    ``followed``: optical-flow estimates, for frames without a detection."""
+    followed = followed or {}
+    first = min(observations)
+    while first - 1 in followed:  # followed back from its first detection
+        first -= 1
+    last = max(observations) if last is None else last
     frames = np.arange(first, last + 1)
-    seen = {f: d for f, d in (followed or {}).items() if first <= f <= last} | observations
+    seen = {f: d for f, d in followed.items() if first <= f <= last} | observations
     observed = np.array([f in seen for f in frames])
     detected = np.array([f in observations for f in frames])
     lm = np.zeros((len(frames), 10))
