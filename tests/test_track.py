@@ -151,6 +151,31 @@ def test_a_face_that_comes_in_between_detections_is_tracked_from_where_it_came_i
     assert np.abs(track.landmarks[: every - enter] - truth).max() < 3.0  # pixels, full size
 
 
+def test_a_face_coming_in_beside_a_tracked_one_leaves_that_track_as_it_was():
+    """Following a newly detected face back leaves a face tracked since the shot began where it
+    was (to RANSAC's draws, which the other face's flow shares: 0.01 px)."""
+    patch_a, patch_b, every, frames, enter = _patch(1), _patch(2), 8, 20, 3
+    path_a, path_b = (lambda f: (60 + 1.5 * f, 100.0)), (lambda f: (380 - 2.0 * f, 150.0))
+
+    def run(with_b: bool):
+        tracker = FaceTracker(TrackerConfig(detect_every=every, min_track_frames=3))
+        for f in range(frames):
+            scene = _textured_scene(path_a(f)[0] / 2, path_a(f)[1] / 2, patch_a)
+            b_here = with_b and f >= enter
+            if b_here:
+                with_face_b = _textured_scene(path_b(f)[0] / 2, path_b(f)[1] / 2, patch_b)
+                scene = np.where(with_face_b != 128, with_face_b, scene)
+            tracker.follow(f, scene, (0.5, 0.5))
+            if f % every == 0:
+                tracker.update(f, [_face(*path_a(f), size=160.0)] + ([_face(*path_b(f), size=160.0)] if b_here else []))
+        tracker.end_shot()
+        return sorted(tracker.tracks, key=lambda t: t.start)
+
+    alone, (a, b) = run(False), run(True)
+    assert (a.start, a.end, b.start, b.end) == (0, frames, enter, frames)
+    assert np.abs(a.landmarks - alone[0].landmarks).max() < 0.01
+
+
 def test_a_track_followed_to_the_end_of_its_shot_covers_it():
     patch = _patch()
     path = lambda f: (100 + 2.0 * f, 80.0)
