@@ -2,13 +2,14 @@
 against what restoration changed pasted onto the frame (``--keep-detail``), and shares between.
 
     python bench/detail.py ../shared/data/videos/keep_real_1.mp4 [--frames 24] [--model flipnet-small] [--preset fast]
-                           [--shares 0,0.5,1]
+                           [--shares 0,0.5,1,auto]
 
 The clip's first ``--frames`` frames are the ground truth. Each is given as it is ("clean"), and
 degraded at the frame's size: blurred by a Gaussian of 1 px with white noise of 4 levels and
 JPEG at quality 60 ("mild"), or blurred by 2 px with noise of 8 and JPEG 30 ("heavy"); written
 losslessly. The real pipeline (the configured detector, the shipped model at its 128 px crop)
-restores each, with each of ``--shares`` as ``keep_detail`` (0: enlarged; 1: keep detail). Against the ground truth, on the box of each
+restores each, with each of ``--shares`` as ``keep_detail`` (0: enlarged; 1: keep detail; auto: each track's
+share measured, ``measure_detail``; the table then gives the share it measured). Against the ground truth, on the box of each
 frame's five landmarks grown by half (the face, inside the paste mask): PSNR and SSIM of the
 input and of each output, and the high-frequency energy (``eval.metrics.high_frequency``,
 what a Gaussian of 2 px removes) as a share of the ground truth's. The input clip is JPEG-free
@@ -92,8 +93,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--model", default="flipnet-small")
     ap.add_argument("--preset", default="fast")
-    ap.add_argument("--shares", type=lambda text: [float(v) for v in text.split(",")], default=[0.0, 0.5, 1.0],
-                    help="the keep_detail shares to restore with, comma-separated")
+    ap.add_argument("--shares", type=lambda text: [v if v == "auto" else float(v) for v in text.split(",")], default=[0.0, 0.5, 1.0],
+                    help="the keep_detail shares to restore with, comma-separated; auto: measured per track")
     args = ap.parse_args()
     cfg = load_yaml(PipelineConfig, CONFIG_DIR / "pipeline.yaml")
     device = torch.device("cpu")
@@ -114,13 +115,15 @@ def main() -> None:
             print(f"{name:>6s} {'as given':>12s} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(scores(given, truth, boxes))))
             for keep in args.shares:
                 out = Path(tmp) / f"{name}_{keep}.mkv"
-                pcfg = dataclasses.replace(cfg, keep_detail=keep, face_size=restorer.face_size,
+                shares = {"measure_detail": True} if keep == "auto" else {"measure_detail": False, "keep_detail": keep}
+                pcfg = dataclasses.replace(cfg, **shares, face_size=restorer.face_size,
                                            encode=dataclasses.replace(cfg.encode, codec="ffv1"))
                 t0 = time.perf_counter()
-                run(clip, out, pcfg, restorer, device, detector=detector)
+                report = run(clip, out, pcfg, restorer, device, detector=detector)
                 seconds = time.perf_counter() - t0
                 values = scores(frames_of(out, len(truth)), truth, boxes)
-                label = {0.0: "enlarged", 1.0: "keep detail"}.get(keep, f"keep {keep:g}")
+                measured = ",".join(f"{t['keep_detail']:.2f}" for t in report.tracks)
+                label = f"auto {measured}" if keep == "auto" else {0.0: "enlarged", 1.0: "keep detail"}.get(keep, f"keep {keep:g}")
                 print(f"{name:>6s} {label:>12s} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(values))
                       + f" {seconds:9.1f}")
 

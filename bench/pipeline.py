@@ -64,11 +64,12 @@ def main() -> None:
     ap.add_argument("--no-people", action="store_true", help="leave people linking out (it needs dlib's face descriptor model)")
     ap.add_argument("--no-refine", action="store_true", help="leave RetinaFace's dlib landmark refiner out (it needs the 68-point model)")
     ap.add_argument("--glue-threads", type=int, default=0, help="threads aligning and pasting faces (0: by the cores, as the product does)")
-    ap.add_argument("--keep-detail", type=float, default=PipelineConfig().keep_detail,
-                    help="share of the frame's detail finer than the crop that faces keep (default: the pipeline's)")
+    ap.add_argument("--keep-detail", type=lambda v: v if v == "auto" else float(v), default="auto",
+                    help="share of the frame's detail finer than the crop that faces keep (default auto: measured per track, as the pipeline does)")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="then profile one more run: each thread's N heaviest functions")
     args = ap.parse_args()
-    cfg = PipelineConfig(glue_threads=args.glue_threads, keep_detail=args.keep_detail,
+    shares = {} if args.keep_detail == "auto" else {"keep_detail": args.keep_detail, "measure_detail": False}
+    cfg = PipelineConfig(glue_threads=args.glue_threads, **shares,
                          detector=DetectorConfig(backend=args.detector, weights=args.detector_weights, refine_landmarks=not args.no_refine),
                          tracker=TrackerConfig(detect_every=args.detect_every), people=PeopleConfig(link=not args.no_people))
     device = torch.device(args.device)
@@ -87,7 +88,7 @@ def main() -> None:
     print(f"clip: {args.clip.name}, {frames} frames, detector {rep.detector}, detect every {args.detect_every}, "
           f"device {device}, {torch.get_num_threads()} CPU threads, glue threads {(args.glue_threads or glue_workers()) if device.type == 'cpu' else 'none (on the device)'}, "
           f"people linking {'off' if args.no_people else 'on'}, "
-          f"landmark refiner {'off' if args.no_refine else 'as the detector has it'}, keep detail {args.keep_detail:g}, "
+          f"landmark refiner {'off' if args.no_refine else 'as the detector has it'}, keep detail {args.keep_detail}, "
           f"fastest of {len(runs)} runs")
     print(f"{'stage':24s} {'seconds':>8s} {'fps':>8s} {'CPU s':>8s}")
     print(f"{'decode+encode floor':24s} {base_wall:8.2f} {frames / base_wall:8.1f} {base_cpu:8.2f}")

@@ -223,7 +223,7 @@ def test_grain_puts_back_the_noise_a_clean_face_lacks_at_its_scale_and_keeps_a_g
 
     def pasted(grain: float, seed: int = 7, strength: float = 1.0) -> torch.Tensor:
         if on_cpu:
-            return paste_faces(frame, crops, m, torch.tensor([strength]), grain=grain, grains=[(seed, True)])[0].float()
+            return paste_faces(frame, crops, m, torch.tensor([strength]), grain=grain, grains=[(seed, None)])[0].float()
         out = frame.clone()  # the accelerator's blend, over the whole frame
         _blend_torch(out, (0, 0, 640, 480), crops[0], face_mask(256, out.device)[0] * strength, invert_affine(m)[0], "zeros",
                      (grain, seed, True) if grain else None)
@@ -298,6 +298,24 @@ def test_pasting_with_detail_keeps_that_share_of_the_frames_detail_finer_than_th
     assert torch.equal(brighter[:, white[0] == 0], torch.zeros_like(brighter[:, white[0] == 0]))
 
 
+def test_each_face_keeps_its_own_share_of_detail():
+    """Two faces pasted at once, with a share each, come out as each pasted alone with its share."""
+    rng = np.random.default_rng(6)
+    frame = torch.from_numpy(rng.integers(60, 200, (3, 300, 640), dtype=np.uint8))
+    lm = torch.from_numpy(np.stack([template(280) + np.array([x, 10], np.float32) for x in (20, 330)]))
+    crops, m = align_faces(frame, lm, 64)
+    shares = [0.2, 0.9]
+    restored = crops + 0.05 - torch.tensor(shares)[:, None, None, None] * crops
+    together, _ = paste_faces(frame, restored, m, detail=shares)
+    alone = frame
+    for k in range(2):
+        alone, _ = paste_faces(alone, restored[k : k + 1], m[k : k + 1], detail=shares[k])
+    assert torch.equal(together, alone)
+    lost = [(paste_faces(frame, crops[k : k + 1] - shares[k] * crops[k : k + 1], m[k : k + 1], detail=shares[k])[0].int()
+             - frame.int()).abs().float().mean() for k in range(2)]
+    assert lost[0] > 2 * lost[1]  # the face with the smaller share kept less of the frame's texture
+
+
 @pytest.mark.parametrize("on_cpu", [True, False])
 def test_a_monochrome_face_keeps_the_frames_luma_detail_alone(on_cpu):
     """A face whose grain may not be coloured (a monochrome track's) keeps the frame's fine luma
@@ -311,15 +329,46 @@ def test_a_monochrome_face_keeps_the_frames_luma_detail_alone(on_cpu):
     crops, m = align_faces(frame, lm, 64)
     change = crops - luma_of(crops)[:, None]
     if on_cpu:
-        out = paste_faces(frame, change, m, detail=1.0, grains=[(0, False)])[0].float()
+        out = paste_faces(frame, change, m, detail=1.0, grains=[(0, (1.0, 1.0, 1.0))])[0].float()
     else:
         out = frame.clone()
-        _blend_torch(out, (0, 0, 400, 300), change[0], face_mask(64, out.device)[0], invert_affine(m)[0], "zeros", None, 1.0, False)
+        _blend_torch(out, (0, 0, 400, 300), change[0], face_mask(64, out.device)[0], invert_affine(m)[0], "zeros", None, 1.0, (1.0, 1.0, 1.0))
         out = out.float()
     inner = paste_faces(torch.zeros_like(frame), torch.ones_like(crops), m)[0][0] == 255
     source = frame.float()
     assert (luma_of(out) - luma_of(source))[inner].abs().max() <= 2  # the frame's luma, to the rounding
     assert ((out - luma_of(out)) - (source - luma_of(source)))[:, inner].abs().mean() > 10  # its fine colour, not kept
+
+
+@pytest.mark.parametrize("on_cpu", [True, False])
+def test_a_sepia_face_keeps_its_detail_on_its_tone(on_cpu):
+    """A sepia frame's fine detail, kept through its luma times the tone's slopes (tone_slopes),
+    comes back as it was, colours and all; added alike to every channel it left the tone."""
+    from vidrestore.faces.paste import _blend_torch, face_mask, luma_of, tone_slopes
+
+    rng = np.random.default_rng(8)
+    grey = torch.from_numpy(rng.uniform(40, 190, (300, 400)).astype(np.float32))
+    frame = (grey[None] * torch.tensor([1.0, 0.82, 0.6])[:, None, None] + torch.tensor([14.0, 9.0, 4.0])[:, None, None]).round().to(torch.uint8)
+    lm = torch.from_numpy(template(280) + np.array([60, 10], np.float32))[None]
+    crops, m = align_faces(frame, lm, 64)
+    tints = tone_slopes(crops, face_mask(64, crops.device))
+    assert torch.allclose(tints[0] / tints[0, 0], torch.tensor([1.0, 0.82, 0.6]), atol=0.02)
+    grey_crops = crops.float().mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    flat = torch.full_like(crops, 0.4)
+    assert torch.allclose(tone_slopes(torch.cat([grey_crops, flat]), face_mask(64, crops.device)), torch.ones(2, 3), atol=1e-4)
+    inner = paste_faces(torch.zeros_like(frame), torch.ones_like(crops), m)[0][0] == 255
+
+    def kept(tint: tuple[float, float, float]) -> torch.Tensor:
+        change = crops - torch.tensor(tint)[:, None, None] * luma_of(crops)[:, None]  # a restorer that changes nothing
+        if on_cpu:
+            return paste_faces(frame, change, m, detail=1.0, grains=[(0, tint)])[0].float()
+        out = frame.clone()
+        _blend_torch(out, (0, 0, 400, 300), change[0], face_mask(64, out.device)[0], invert_affine(m)[0], "zeros", None, 1.0, tint)
+        return out.float()
+
+    off = lambda out: (out - frame.float())[:, inner].abs()
+    assert off(kept(tuple(tints[0].tolist()))).max() <= 2  # the frame as it was, to the rounding
+    assert off(kept((1.0, 1.0, 1.0))).mean() > 4 * off(kept(tuple(tints[0].tolist()))).mean() + 1
 
 
 @settings(max_examples=15, deadline=None)
@@ -370,7 +419,7 @@ def test_grain_follows_the_noise_from_shadows_to_a_clipped_highlight(on_cpu, col
     frame = ((clean + noise * 16 * (1 - clean) / 255).clamp(0, 1) * 255).round().to(torch.uint8).expand(3, -1, -1).contiguous()
     crops, m = align_faces(clean.expand(3, -1, -1), lm, 256)
     if on_cpu:
-        out = paste_faces(frame, crops, m, grain=1.0, grains=[(7, True)])[0].float()
+        out = paste_faces(frame, crops, m, grain=1.0, grains=[(7, None)])[0].float()
     else:
         out = frame.clone()  # the accelerator's blend
         _blend_torch(out, (0, 0, 640, 480), crops[0], face_mask(256, out.device)[0], invert_affine(m)[0], "zeros", (1.0, 7, True))
@@ -413,7 +462,7 @@ def test_grain_puts_back_chroma_noise_in_colour_but_not_on_a_monochrome_face(col
                                      noise_levels(image[2] - luma(image), inner)])  # luma, R - Y, B - Y by scale
     source = levels(frame.float())
     assert source[1:, 0].min() > 3  # chroma noise at the pixels
-    out = levels(paste_faces(frame, crops, m, grain=1.0, grains=[(7, colour)])[0].float())
+    out = levels(paste_faces(frame, crops, m, grain=1.0, grains=[(7, None if colour else (1.0, 1.0, 1.0))])[0].float())
     assert out[0, 0] == pytest.approx(source[0, 0], rel=0.15)
     if colour:
         assert out[1:, 0] == pytest.approx(source[1:, 0], rel=0.15)

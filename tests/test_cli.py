@@ -788,12 +788,21 @@ def test_a_bad_profile_fade_is_a_usage_or_config_error(sample_clip, tmp_path, ca
 
 def test_keep_detail_from_the_command_line_reaches_the_run_and_out_of_0_to_1_is_a_one_line_config_error(sample_clip, tmp_path, capsys):
     assert _run(sample_clip, tmp_path / "out.mp4", "--model", "none", "--keep-detail", "--quiet", "--json", tmp_path / "r.json") == 0
-    assert json.loads((tmp_path / "r.json").read_text())["keep_detail"] == 1.0  # all of it when no share is given
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["keep_detail"] == 1.0 and not report["measure_detail"]  # all of it when no share is given, not measured
     assert _run(sample_clip, tmp_path / "half.mp4", "--model", "none", "--keep-detail", "0.5", "--quiet", "--json", tmp_path / "h.json") == 0
-    assert json.loads((tmp_path / "h.json").read_text())["keep_detail"] == 0.5
+    report = json.loads((tmp_path / "h.json").read_text())
+    assert report["keep_detail"] == 0.5 and not report["measure_detail"] and report["tracks"][0]["keep_detail"] == 0.5
     assert _run(sample_clip, tmp_path / "plain.mp4", "--model", "none", "--quiet", "--json", tmp_path / "p.json") == 0
-    assert json.loads((tmp_path / "p.json").read_text())["keep_detail"] == 0.25  # the default share
+    report = json.loads((tmp_path / "p.json").read_text())
+    assert report["keep_detail"] == 0.25 and report["measure_detail"]  # measured, 0.25 where it cannot be
+    assert report["tracks"][0]["keep_detail"] == report["tracks"][0]["measured_detail"] is not None
+    assert _run(sample_clip, tmp_path / "auto.mp4", "--model", "none", "--keep-detail", "auto", "--quiet", "--json", tmp_path / "a.json") == 0
+    assert json.loads((tmp_path / "a.json").read_text())["tracks"] == report["tracks"]
     capsys.readouterr()
+    with pytest.raises(SystemExit):
+        _run(sample_clip, tmp_path / "word.mp4", "--model", "none", "--keep-detail", "most", "--quiet")
+    assert "expected a share from 0 to 1 or auto, got 'most'" in capsys.readouterr().err
     assert _run(sample_clip, tmp_path / "bad.mp4", "--model", "none", "--keep-detail", "2", "--quiet") == 6
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "keep_detail" in err and "from 0 to 1" in err

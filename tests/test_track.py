@@ -196,3 +196,19 @@ def test_a_track_that_stops_being_detected_ends_at_its_last_detection():
     tracker.end_shot()
     [track] = tracker.tracks
     assert track.end == 9
+
+
+def test_where_each_open_track_is_seen_detected_or_followed():
+    patch = _patch(4)
+    path = lambda f: (100 + 2.0 * f, 80.0)
+    tracker = FaceTracker(TrackerConfig(detect_every=4, min_track_frames=3))
+    for f in range(7):
+        tracker.follow(f, _textured_scene(path(f)[0] / 2, path(f)[1] / 2, patch), (0.5, 0.5))
+        if f % 4 == 0:
+            tracker.update(f, [_face(*path(f), size=160.0)])
+        ((track_id, seen),) = tracker.seen_at(f)
+        assert track_id == 0 and (seen.score > 0) == (f % 4 == 0)  # a detection, or where the flow took it
+        assert np.abs(seen.landmarks - _face(*path(f), size=160.0).landmarks).max() < 3.0
+        assert tracker.seen_at(f - 1) == []
+    tracker.end_shot()
+    assert tracker.seen_at(6) == []

@@ -139,6 +139,15 @@ def _profile_fade(text: str) -> tuple[float, ...]:
     return full, zero
 
 
+def _detail_share(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1 or auto, got {text!r}") from None
+
+
 def add_restore_options(p: argparse.ArgumentParser) -> None:
     """The options that decide how a video is restored: shared by the single-file and batch commands."""
     p.add_argument("--model", default="flipnet-small", help="zoo name, a .safetensors path, or 'none' (pass-through, for debugging)")
@@ -163,10 +172,12 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                         "upscaled to the model's crop gets invented detail; the report counts them")
     p.add_argument("--mask", choices=["auto", "ellipse", "parsing"], help="paste mask (auto: face parsing when ParseNet weights are found)")
     p.add_argument("--parsing-weights", help="ParseNet checkpoint (facexlib's parsing_parsenet.pth); also VIDRESTORE_WEIGHTS_PARSENET_512")
-    p.add_argument("--keep-detail", type=float, nargs="?", const=1.0, metavar="SHARE",
+    p.add_argument("--keep-detail", type=_detail_share, nargs="?", const=1.0, metavar="SHARE|auto",
                    help="keep SHARE (0-1; 1 when not given) of the frame's own detail finer than the model's crop: at 1, paste "
                         "what restoration changed instead of the restored crop (a face larger than the crop is otherwise the crop "
-                        "enlarged); a share under 1 keeps less of a noisy frame's noise (default 0.25; 0: the restored crop as it is)")
+                        "enlarged); a share under 1 keeps less of a noisy frame's noise; 0: the restored crop as it is. Default "
+                        "auto: each track's share is measured (how much of that detail the next frame shows again, which noise "
+                        "does not), 0.25 where it cannot be")
     p.add_argument("--parse-every", type=int, metavar="N",
                    help="with face parsing, parse every Nth frame of a track and draw the masks between (default 1: every frame; "
                         "ParseNet takes seconds a face on a CPU)")
@@ -284,11 +295,14 @@ def options_from_args(args: argparse.Namespace):
             enc = dataclasses.replace(enc, **{field: value})
     cfg = dataclasses.replace(cfg, detector=det, tracker=trk, encode=enc)
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
-                         ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("parse_every", args.parse_every), ("keep_detail", args.keep_detail), ("only_tracks", args.tracks), ("only_people", args.people),
+                         ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("parse_every", args.parse_every), ("only_tracks", args.tracks), ("only_people", args.people),
                          ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade), ("grain", args.grain),
                          ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("double_rate", args.double_rate), ("decimate", args.decimate), ("hybrid", args.hybrid), ("faces_dir", args.faces), ("aligned", args.aligned), ("frame_rate", args.frame_rate), ("light", args.light)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
+    if args.keep_detail is not None:  # a share given is used as given; auto measures each track's
+        cfg = dataclasses.replace(cfg, measure_detail=args.keep_detail == "auto",
+                                  **({} if args.keep_detail == "auto" else {"keep_detail": args.keep_detail}))
     cfg = _apply_per_track(cfg, args.strength, "strength")
     cfg = _apply_per_track(cfg, args.reference, "reference")
     sampler = resolve_config(SamplerConfig, "presets", args.preset)

@@ -110,6 +110,7 @@ class RestoreWorker:
         check_output(item.input, item.output, cfg.encode, cfg.drop_streams, played_at(probe(item.input), cfg))
         check_timing(cfg, item.input, item.output)
         restorer = self._restorer(item.options)
+        cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # measured and cropped at the model's size, as restored
         mask = mask_name(self._masker(cfg), cfg)
         decoded = frames_to_keep(cfg)
         analysis = analyse(item.input, cfg, self._detector(cfg.detector), progress, keep=decoded)

@@ -171,12 +171,27 @@ def _grain_powers() -> np.ndarray:
     return np.stack([noise_levels(_grain((512, 512), size, generator, torch.device("cpu")), everywhere) ** 2 for size in GRAIN_SIZES])
 
 
+Tint = tuple[float, float, float] | None  # a monochrome face's tone slopes (tone_slopes); None: a colour face
 LUMA_RED, LUMA_GREEN, LUMA_BLUE = LUMA
 
 
 def luma_of(rgb: torch.Tensor) -> torch.Tensor:
     """Luma (..., H, W) of RGB (..., 3, H, W)."""
     return LUMA_RED * rgb[..., 0, :, :] + LUMA_GREEN * rgb[..., 1, :, :] + LUMA_BLUE * rgb[..., 2, :, :]
+
+
+def tone_slopes(crops: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """How much each channel of toned crops (K, 3, S, S) changes with their luma, inside ``mask``
+    (1, 1, S, S): (K, 3), the least-squares slope of each channel on luma. 1, 1, 1 for grey; a
+    sepia face's red rises faster than its blue. Detail kept from a monochrome face's frame is
+    its luma detail times these, so that it stays on the tone (added alike to every channel, it
+    shifted a sepia face's colours off it). A flat crop (no luma to fit on) gets 1, 1, 1."""
+    weight = mask.flatten(1).float() / mask.float().sum().clamp_min(1e-6)  # (1, N)
+    rgb, luma = crops.float().flatten(2), luma_of(crops.float()).flatten(1)  # (K, 3, N), (K, N)
+    centred = luma - (luma * weight).sum(1, keepdim=True)
+    spread = (centred * centred * weight).sum(1)  # (K,)
+    slopes = ((rgb - (rgb * weight[:, None]).sum(2, keepdim=True)) * (centred * weight)[:, None]).sum(2) / spread.clamp_min(1e-12)[:, None]
+    return torch.where(spread[:, None] > 1e-8, slopes, torch.ones_like(slopes))
 
 
 def _fit(missing: np.ndarray) -> tuple[int, float] | None:
@@ -295,7 +310,7 @@ def grain_for(face: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, gr
 
 def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, strength: torch.Tensor | None = None,
                 masks: torch.Tensor | None = None, padding: str = "zeros", grain: float = 0.0,
-                grains: Sequence[tuple[int, bool]] = (), detail: float = 0.0) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
+                grains: Sequence[tuple[int, Tint]] = (), detail: float | Sequence[float] = 0.0) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
     """Blend restored ``crops`` (K, 3, S, S) into ``frame`` (3, H, W; uint8/uint16, or float in [0, 1])
     through the inverse of the frame-to-crop ``matrices`` (K, 2, 3). ``masks`` (K, 1, S, S): per-face
     paste masks (e.g. from face parsing); default the feathered ellipse. Only the frame region under
@@ -303,12 +318,12 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, 
     at track ends). ``padding``: how crops and masks extend past their edges where the frame's
     pixels sample beyond them; "border" repeats the edge, for a crop that covers the whole frame.
     ``grain`` (0 to 1): how much of the noise each face lacks against the frame is put back
-    (:func:`grain_for`), from ``grains`` (K,), one per face: the seed of its grain, and whether
-    that grain, and the detail kept below, may be coloured (not for a monochrome track's face:
-    its kept detail is the frame's luma alone). ``detail`` (0 to 1): the share
-    of the frame's own detail finer than the crop's pixels that the faces keep. The crops are then
-    the restored faces less ``detail`` times the crops they were restored from (in [-1, 1]), and
-    ``detail`` times the frame is added to them under the mask: at 1, what restoration changed is
+    (:func:`grain_for`), from ``grains`` (K,), one per face: the seed of its grain, and None for a
+    colour face, or for a monochrome track's face the slopes of its tone (:func:`tone_slopes`):
+    its grain is then luma alone, and the detail kept below the frame's luma detail times them. ``detail`` (0 to 1, one for all faces or one a
+    face): the share of the frame's own detail finer than the crop's pixels that the faces keep.
+    The crops are then the restored faces less ``detail`` times the crops they were restored from
+    (in [-1, 1]), and ``detail`` times the frame is added to them under the mask: at 1, what restoration changed is
     added to the frame, so a face larger than the crop is not the crop enlarged; at 0, the
     restored crops are blended in as they are.
 
@@ -318,6 +333,7 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, 
     size = crops.shape[-1]
     masks = masks if masks is not None else face_mask(size, frame.device).expand(len(crops), -1, -1, -1)
     strength = strength if strength is not None else torch.ones(len(crops), device=frame.device)
+    details = np.broadcast_to(np.asarray(detail, np.float64), (len(crops),))
     on_cpu = frame.device.type == "cpu"
     out = frame.permute(1, 2, 0).numpy().copy() if on_cpu else frame.clone()
     row_peaks, col_peaks = masks[:, 0].amax(2).cpu().numpy(), masks[:, 0].amax(1).cpu().numpy()
@@ -331,9 +347,9 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, 
             continue  # the face lies wholly outside the frame
         crop_to_region = invert_affine(shift_affine(matrices[k : k + 1], x0, y0))[0]
         blend = _blend_cpu if on_cpu else _blend_torch
-        noise = (grain, *grains[k]) if grain > 0 else None
-        colour = grains[k][1] if grains else True
-        blend(out, (x0, y0, x1, y1), crops[k], masks[k] * strength[k], crop_to_region, padding, noise, detail, colour)
+        noise = (grain, grains[k][0], grains[k][1] is None) if grain > 0 else None
+        tint = grains[k][1] if grains else None
+        blend(out, (x0, y0, x1, y1), crops[k], masks[k] * strength[k], crop_to_region, padding, noise, float(details[k]), tint)
         boxes.append((x0, y0, x1, y1))
     return (torch.from_numpy(out).permute(2, 0, 1) if on_cpu else out), boxes
 
@@ -346,12 +362,12 @@ Noise = tuple[float, int, bool] | None  # (grain, seed, colour) of grain_for(), 
 
 def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
                crop_to_region: np.ndarray, padding: str = "zeros", noise: Noise = None, detail: float = 0.0,
-               colour: bool = True) -> None:
+               tint: Tint = None) -> None:
     """OpenCV blend into the HWC array ``out``. A uint8 frame stays uint8 throughout (the crop is
     quantised before the warp), which costs a fraction of converting the region to float and back.
     Deeper frames, faces given grain, and faces that keep the frame's ``detail`` (the crop is then
-    added to that share of the frame, or of its luma where not ``colour``) blend in float32 (OpenCV
-    blends only 8-bit or float) and keep their depth."""
+    added to that share of the frame, or, with a ``tint``, of its luma times the tint) blend in
+    float32 (OpenCV blends only 8-bit or float) and keep their depth."""
     x0, y0, x1, y1 = box
     region = out[y0:y1, x0:x1]
     peak = _NUMPY_PEAK.get(region.dtype.type, 1.0)
@@ -364,7 +380,7 @@ def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tens
     base = region.astype(np.float32) if in_float else region
     face = warp_image(rgb, crop_to_region, dsize, padding)
     if detail:
-        face = (base if colour else (base @ np.asarray(LUMA, np.float32))[..., None]) * detail + face
+        face = (base if tint is None else (base @ np.asarray(LUMA, np.float32))[..., None] * np.asarray(tint, np.float32)) * detail + face
     blended = cv2.blendLinear(base, face, 1 - weight, weight)
     if noise is not None:
         chw = lambda image: torch.from_numpy(image).permute(2, 0, 1)
@@ -375,13 +391,13 @@ def _blend_cpu(out: np.ndarray, box: tuple[int, int, int, int], crop: torch.Tens
 
 def _blend_torch(out: torch.Tensor, box: tuple[int, int, int, int], crop: torch.Tensor, alpha: torch.Tensor,
                  crop_to_region: np.ndarray, padding: str = "zeros", noise: Noise = None, detail: float = 0.0,
-                 colour: bool = True) -> None:
+                 tint: Tint = None) -> None:
     """Batched-warp blend into the (3, H, W) tensor ``out`` on its accelerator."""
     x0, y0, x1, y1 = box
     warped = warp_affine(torch.cat([crop, alpha])[None], crop_to_region[None], (y1 - y0, x1 - x0), padding)[0]
     weight = warped[3:4]
     source = to_unit_float(out[:, y0:y1, x0:x1])
-    kept = source if colour else luma_of(source)[None]
+    kept = source if tint is None else luma_of(source)[None] * torch.tensor(tint, device=source.device, dtype=source.dtype)[:, None, None]
     face = kept * detail + warped[:3] if detail else warped[:3]
     blended = source * (1 - weight) + face * weight
     field = None if noise is None else grain_for(face, source, weight[0], *noise)

@@ -180,6 +180,11 @@ class FaceTracker:
         """(track id, detection) of each open track that :meth:`update` saw in ``frame_index``."""
         return [(t.track_id, t.observations[frame_index]) for t in self._open if frame_index in t.observations]
 
+    def seen_at(self, frame_index: int) -> list[tuple[int, Detection]]:
+        """(track id, where it is) of each open track that was detected in ``frame_index`` or that the
+        flow followed into it."""
+        return [(t.track_id, t.latest) for t in self._open if t.latest_frame == frame_index]
+
     @property
     def open_ids(self) -> set[int]:
         return {t.track_id for t in self._open}

@@ -38,6 +38,7 @@ class Track:
     steady: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (T,) False in a flash, dissolve or fade
     person: int | None = None  # the id of the first track of the person it shows (faces.people); None: not linked
     monochrome: bool = False  # in a black-and-white or toned shot (faces.tone): restored faces keep its tone
+    detail: float | None = None  # the share of the frame's detail finer than the crop measured for it (faces.detail); None: not measured
 
     @property
     def start(self) -> int:

@@ -12,14 +12,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageOps
 
 from .. import cadence
 from ..errors import UsageError
 from ..faces.align import align_faces, template
+from ..faces.detail import DetailMeter
 from ..faces.detect import FaceDetector, smallest_findable
 from ..faces.identity import DlibIdentityEncoder
 from ..faces.people import Portraits, link_people
@@ -28,7 +31,8 @@ from ..faces.track import FaceTracker
 from ..faces.types import Detection, Track
 from ..io import VideoReader, probe
 from ..io.linear import Light
-from ..io.reader import DecodedFrames, FieldFilter
+from ..io.probe import VideoInfo
+from ..io.reader import DecodedFrames, FieldFilter, frame_to_rgb
 from ..shots import Shot, ShotDetector
 from ..stopping import raise_if_stopped
 from .config import PipelineConfig, Progress
@@ -84,8 +88,13 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     long_side = max(info.display_size)
     detector = detector.sized_for(long_side, cfg.tracker.min_face_size)
     faces = 0
-    # (index, starts a shot, image to detect, grey image to follow faces in, their scale)
-    pending: list[tuple[int, bool, np.ndarray | None, np.ndarray | None, tuple[float, float]]] = []
+    # each track's share of detail finer than the crop, measured on pairs of full-size frames (faces.detail)
+    meter = DetailMeter(cfg.face_size, info.pixel_aspect, cfg.keep_detail) if cfg.measure_detail and not cfg.aligned else None
+    full_size = VideoReformatter()  # FFmpeg's conversion of the measured frames, set up once
+    measured: list[Future] = []  # the meter's work, on a thread of its own
+    # (index, starts a shot, image to detect, grey image to follow faces in, their scale, the
+    # decoded frame when the meter measures it)
+    pending: list[tuple[int, bool, np.ndarray | None, np.ndarray | None, tuple[float, float], av.VideoFrame | None]] = []
     every = max(1, cfg.tracker.detect_every)
     follow = every > 1 and cfg.tracker.follow
     submitted: deque[tuple[list, Future]] = deque()  # batches handed to the detector, oldest first
@@ -102,7 +111,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         while len(submitted) > until_in_flight:
             items, result = submitted.popleft()
             found = iter(result.result())
-            for index, cut, image, grey, scale in items:
+            for index, cut, image, grey, scale, source in items:
                 if cut:
                     tracker.end_shot()
                 if grey is not None:
@@ -118,13 +127,19 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
                         for track_id, detection in tracker.detected_at(index):
                             if (spread := face_tone_spread(image, detection.box * np.tile(scale, 2))) is not None:
                                 face_spreads[track_id].append(spread)
+                if source is not None:
+                    measured.append(measure_pool.submit(measure, index, source, tracker.seen_at(index), cut))
 
     fields, why = choose_deinterlace(cfg, path, info)
     shot_start, side = 0, 0.0
     spreads: dict[int, float] = {}  # frame index -> tone spread, of a frame in every TONE_EVERY of each shot
     face_spreads: defaultdict[int, list[float]] = defaultdict(list)  # track id -> tone spreads of its faces in those frames
 
-    def take(index: int, image: np.ndarray, scale: tuple[float, float], cut: bool, last: bool) -> None:
+    def measure(index: int, source: av.VideoFrame, faces: list[tuple[int, Detection]], cut: bool) -> None:
+        meter.offer(index, full_luma(source, reader.info, full_size), faces, cut)
+
+    def take(index: int, image: np.ndarray, scale: tuple[float, float], source: av.VideoFrame | None, cut: bool,
+             last: bool) -> None:
         """Hand a frame on to detection and tracking; ``cut``: it starts a shot; ``last``: it ends one."""
         nonlocal shot_start, side
         shot_start = index if cut else shot_start
@@ -137,7 +152,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         # scheduled detection was left unrestored in the shot's (or the video's) last frames
         detect = (index - shot_start) % every == 0 or last
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if follow else None
-        pending.append((index, cut, image if detect else None, grey, scale))
+        pending.append((index, cut, image if detect else None, grey, scale, source))
         if sum(item[2] is not None for item in pending) >= detect_batch:
             raise_if_stopped()
             submit()
@@ -146,9 +161,10 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
                 progress("analyse", index + 1, reader.expected_frames(), faces)
 
     with VideoReader(path, max_side=detector.input_side, deinterlace=fields, keep=keep, light=light) as reader, \
-            ThreadPoolExecutor(1, thread_name_prefix="vidrestore-detect") as detect_pool:
+            ThreadPoolExecutor(1, thread_name_prefix="vidrestore-detect") as detect_pool, \
+            ThreadPoolExecutor(1, thread_name_prefix="vidrestore-detail") as measure_pool:
         # the images the shot detector has not yet settled (a flash, a dissolve), without their decoded frames
-        held: deque[tuple[int, np.ndarray, tuple[float, float]]] = deque()
+        held: deque[tuple[int, np.ndarray, tuple[float, float], av.VideoFrame | None]] = deque()
         answered: list[tuple] = []  # the frame answered last, until the next answer says whether it ends its shot
 
         def answer(cuts: list[bool]) -> None:
@@ -165,7 +181,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
             if matched:
                 changes.append(cadence.change(previous, current := cadence.thumbnail(frame.image)))
                 previous = current
-            held.append((frame.index, frame.image, frame.scale))
+            held.append((frame.index, frame.image, frame.scale, frame.source if meter is not None and meter.wants(frame.index) else None))
             answer(shots.update(frame.image))
         answer(shots.finish())
         if answered:
@@ -173,6 +189,8 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         submit()
         track(until_in_flight=0)
         tracker.end_shot()
+        for done in measured:
+            done.result()  # the meter's errors are raised here
         count, stats = reader.stats.frames, reader.stats
     if progress:
         progress("analyse", count, info.estimated_frames or count, faces)
@@ -189,6 +207,13 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         # part) is taken for colour, but its faces are grey: their tracks keep their tone all the same
         t.monochrome = all_shots[t.shot_index].monochrome or bool(face_spreads[t.track_id]) and \
             float(np.median(face_spreads[t.track_id])) < MONOCHROME_LEVELS
+    if meter is not None:  # one share a person, measured over all their tracks
+        tracks_of: defaultdict[int, list[int]] = defaultdict(list)
+        for t in tracks:
+            tracks_of[t.person].append(t.track_id)
+        share_of = {person: meter.share(ids) for person, ids in tracks_of.items()}
+        for t in tracks:
+            t.detail = share_of[t.person]
     name = "none: the frames are aligned face crops (--aligned)" if cfg.aligned else \
         f"{detector.name}, on frames of {detector.input_side} px on the longer side"
     crops = {photo: reference_crop(photo, detector, cfg.face_size)
@@ -197,6 +222,12 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references, tracker.too_small,
                     stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side,
                     portraits.faces if portraits is not None else {}, *film_cadence(changes, pts, cfg.hybrid), light=light)
+
+
+def full_luma(source: av.VideoFrame, info: VideoInfo, reformatter: VideoReformatter) -> np.ndarray:
+    """The frame's luma (H, W) float32 in 8-bit levels (BT.601 weights), full size and in display orientation."""
+    rgb, _ = frame_to_rgb(source, info, reformatter=reformatter)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
 TONE_EVERY = 12  # frames of a shot between two whose tone is measured (the first is, always)

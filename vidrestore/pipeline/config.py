@@ -44,8 +44,12 @@ class PipelineConfig:
     colour_match: bool = True
     # The share (0 to 1) of the frame's own detail finer than the model's crop that a pasted face
     # keeps (faces.paste.paste_faces(detail=...)): at 1 what restoration changed is added to the frame,
-    # at 0 the restored crop is pasted as it is, enlarged (--keep-detail [SHARE]).
+    # at 0 the restored crop is pasted as it is, enlarged (--keep-detail [SHARE|auto]).
     keep_detail: float = 0.25
+    # Each track's share is measured instead (faces.detail: how much of that detail is still there
+    # in the next frame, where noise is not); keep_detail is the share of tracks it cannot measure
+    # (faces the crop hardly shrinks, faces the flow does not follow). --keep-detail SHARE turns it off.
+    measure_detail: bool = True
     fade_frames: int = 3  # restoration strength ramps in/out over this many frames where a face comes or goes within a shot
     segment_frames: int = 2000  # split pass 2 at cuts into segments of at least this many frames (0: one segment); a stopped run resumes at the first unfinished one
     # A video whose decoded frames fit in this many MiB is decoded once: pass 1 keeps its frames
@@ -164,6 +168,10 @@ class PipelineConfig:
     @property
     def sequence_rate(self) -> Fraction:
         return frames_per_second(self.frame_rate)
+
+    def detail_of(self, track: Track) -> float:
+        """The share of the frame's detail finer than the crop that ``track``'s faces keep."""
+        return track.detail if self.measure_detail and track.detail is not None else self.keep_detail
 
     def strength_of(self, track: Track) -> float:
         """The track's own strength, else its person's, else everyone's."""

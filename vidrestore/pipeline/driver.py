@@ -204,7 +204,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                             ledger.record(part, frames, written, carry)
                     timings["restore_encode"] = time.perf_counter() - t1
                     notes.extend(reused_note(len(reused), len(parts)) + restorer.notes)
-                    notes.extend((grain_note(noise) if not cfg.grain else []) + detail_note(noise, cfg.keep_detail))
+                    notes.extend((grain_note(noise) if not cfg.grain else []) + (detail_note(noise, cfg.keep_detail) if not cfg.measure_detail else []))
                     notes.extend(parsing_note(masker.seconds, timings["restore_encode"], cfg.parse_every) if masker is not None else [])
                     t2 = time.perf_counter()
                     tick = played_at(probe(src), cfg).time_base

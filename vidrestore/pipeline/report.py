@@ -52,6 +52,8 @@ class Report:
     light: str = "display"  # what the input's samples were read as standing for: display, linear or cineon (io.linear.Light)
     grain: float = 0.0  # how much of the noise the restored faces lacked against their frames was put back (--grain)
     keep_detail: float = 0.0  # the share of the frame's detail finer than the crop that the faces kept (--keep-detail)
+    # measured per track instead (each track's "keep_detail"); keep_detail is then that of tracks it could not measure
+    measure_detail: bool = False
 
     def to_json(self) -> str:
         return jsonio.dumps(asdict(self), indent=2)
@@ -339,10 +341,11 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
                  "strength": cfg.strength_of(t), "reference": cfg.reference_of(t) or None,
                  "identity_frames": [] if cfg.reference_of(t) else identity_frames(t),
                  "profile_frames": int((frontal_weight(t.landmarks, cfg.profile_fade) < 1).sum()),
-                 "monochrome": t.monochrome,
+                 "monochrome": t.monochrome, "keep_detail": cfg.detail_of(t), "measured_detail": t.detail,
                  "face": str(face_path(Path(cfg.faces_dir), t)) if cfg.faces_dir and t.track_id in analysis.faces else None}
                 for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
         people=people_of(analysis.tracks), light=analysis.light.value, grain=cfg.grain, keep_detail=cfg.keep_detail,
+        measure_detail=cfg.measure_detail,
         corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *light_note(analysis, cfg), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
                *unrestored_videos_note(src), *notes])

@@ -23,7 +23,7 @@ from ..anchor import IdentityCrops
 from ..faces.align import crop_faces, face_matrices, shrinks_by
 from ..faces.parsing import ParsingMasker as Masker
 from ..faces.parsing import sparse_masks
-from ..faces.paste import face_mask, luma_of, match_colour, noise_levels, paste_faces, scaled_masks
+from ..faces.paste import Tint, face_mask, luma_of, match_colour, noise_levels, paste_faces, scaled_masks, tone_slopes
 from ..faces.pose import frontal_weight
 from ..faces.tone import LUMA, keep_tone
 from ..faces.types import Track
@@ -147,7 +147,7 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
         outs = restorer.restore_tracks([(crops[j][a:b], contexts[active[j].track_id]) for j, a, b in pieces])
         for (j, _, _), out in zip(pieces, outs):
             restored[j].append(out.to(device))
-    pastes: dict[tuple[int, int], list[tuple[torch.Tensor, np.ndarray, float, torch.Tensor, tuple[int, bool]]]] = {}
+    pastes: dict[tuple[int, int], list[tuple[torch.Tensor, np.ndarray, float, torch.Tensor, tuple[int, Tint], float]]] = {}
     for track, mine, track_marks, track_crops, track_mats, parts in zip(active, moments, marks, crops, mats, restored):
         faces = torch.cat(parts)
         if cfg.aligned:  # the crop is the frame: all of it is replaced
@@ -160,22 +160,23 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
                 faces = match_colour(faces, track_crops, face_mask(cfg.face_size, device))
             if track.monochrome:
                 faces = keep_tone(faces, track_crops)
-            if cfg.keep_detail:  # the frame's share of detail is added back in the paste (paste_faces(detail=...)),
-                # its luma alone to a monochrome face
-                faces = faces - cfg.keep_detail * (luma_of(track_crops)[:, None] if track.monochrome else track_crops)
+            # a monochrome face keeps the frame's luma detail alone, on its tone (paste_faces(grains=...))
+            tints = tone_slopes(track_crops, face_mask(cfg.face_size, device)) if track.monochrome else None
+            if share := cfg.detail_of(track):  # the frame's share of detail is added back in the paste (paste_faces(detail=...))
+                faces = faces - share * (tints[:, :, None, None] * luma_of(track_crops)[:, None] if tints is not None else track_crops)
         turned = frontal_weight(track_marks, cfg.profile_fade)
         for j, (i, m) in enumerate(mine):
             strength = cfg.strength_of(track) * _fade(track, i, fades[track.track_id]) * float(turned[j])
-            grain = (grain_seed(i, m, track.track_id), not track.monochrome)  # a monochrome face keeps its tone curve
-            pastes.setdefault((i, m), []).append((faces[j], track_mats[j], strength, masks[j], grain))
+            grain = (grain_seed(i, m, track.track_id), None if tints is None else tuple(tints[j].tolist()))
+            pastes.setdefault((i, m), []).append((faces[j], track_mats[j], strength, masks[j], grain, share))
         if track.end <= last + 1:
             contexts.pop(track.track_id, None)
     def paste(i: int, m: int) -> Pasted:
-        faces, mats_i, strength, masks, grains = zip(*pastes[i, m])
+        faces, mats_i, strength, masks, grains, shares = zip(*pastes[i, m])
         base = seconds[i] if m and later_rows is None else bases[i]
         pasted, boxes = paste_faces(base, torch.stack(faces), np.stack(mats_i), torch.tensor(strength, device=device),
                                     torch.stack(masks), padding="border" if cfg.aligned else "zeros", grain=cfg.grain, grains=grains,
-                                    detail=cfg.keep_detail)
+                                    detail=shares)
         return Pasted(pasted.permute(1, 2, 0).cpu().numpy(), boxes)
 
     out: dict[tuple[int, int], Pasted] = {}
