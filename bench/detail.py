@@ -2,14 +2,17 @@
 against what restoration changed pasted onto the frame (``--keep-detail``), and shares between.
 
     python bench/detail.py ../shared/data/videos/keep_real_1.mp4 [--frames 24] [--model flipnet-small] [--preset fast]
-                           [--shares 0,0.5,1,auto]
+                           [--shares 0,0.5,1,auto] [--measure-only]
 
 The clip's first ``--frames`` frames are the ground truth. Each is given as it is ("clean"), and
 degraded at the frame's size: blurred by a Gaussian of 1 px with white noise of 4 levels and
 JPEG at quality 60 ("mild"), or blurred by 2 px with noise of 8 and JPEG 30 ("heavy"); written
 losslessly. The real pipeline (the configured detector, the shipped model at its 128 px crop)
 restores each, with each of ``--shares`` as ``keep_detail`` (0: enlarged; 1: keep detail; auto: each track's
-share measured, ``measure_detail``; the table then gives the share it measured). Against the ground truth, on the box of each
+share measured, ``measure_detail``; the table then gives the share it measured). ``--measure-only``:
+no restoring; for each copy, the share pass 1 measures for each track, with and without the cap
+that compression blocks put on it, and the median of ``faces.detail.block_edges`` over the first
+track's faces in the first six frames (give ``--frames`` past the clip's end for the whole clip). Against the ground truth, on the box of each
 frame's five landmarks grown by half (the face, inside the paste mask): PSNR and SSIM of the
 input and of each output, and the high-frequency energy (``eval.metrics.high_frequency``,
 what a Gaussian of 2 px removes) as a share of the ground truth's. The input clip is JPEG-free
@@ -32,6 +35,7 @@ import torch
 from vidrestore.config import CONFIG_DIR, load_yaml, resolve_config
 from vidrestore.diffusion.sampler import SamplerConfig
 from vidrestore.eval.metrics import high_frequency, psnr, ssim
+from vidrestore.faces.detail import block_edges
 from vidrestore.faces.detect import create_detector
 from vidrestore.faces.types import Track
 from vidrestore.options import RestoreOptions, build_restorer
@@ -87,6 +91,33 @@ def scores(frames: list[np.ndarray], truth: list[np.ndarray], boxes: dict[int, t
     return float(psnr(a, b).mean()), float(ssim(a, b).mean()), float(energy)
 
 
+def copies(truth: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """Each of :data:`DEGRADATIONS` of ``truth``: noise drawn anew for each frame, the same in every run."""
+    def copy(degradation: tuple[float, float, int]) -> list[np.ndarray]:
+        rng = np.random.default_rng(0)
+        return [degraded(image, *degradation, rng) for image in truth]
+    return {name: truth if degradation is None else copy(degradation) for name, degradation in DEGRADATIONS.items()}
+
+
+def measure_only(clip: Path, frames: int, cfg: PipelineConfig, detector) -> None:
+    with av.open(str(clip)) as c:
+        rate = c.streams.video[0].average_rate
+    truth = frames_of(clip, frames)
+    print(f"clip {clip.name}, first {len(truth)} frames: the share measured for each track (without the block cap), block edges")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, given in copies(truth).items():
+            path = written(given, rate, Path(tmp) / f"{name}.mkv")
+            capped = analyse(path, cfg, detector).tracks
+            uncapped = analyse(path, dataclasses.replace(cfg, keep_detail=1.0), detector).tracks
+            shares = ", ".join(f"{a.detail:.2f} ({b.detail:.2f})" if a.detail is not None else "none"
+                               for a, b in zip(capped, uncapped))
+            first = capped[0] if capped else None
+            edges = [block_edges(cv2.cvtColor(given[i], cv2.COLOR_RGB2GRAY).astype(np.float32), first.boxes[i - first.start])
+                     for i in range(first.start, min(first.end, first.start + 6))] if first else []
+            edges = [e for e in edges if e is not None]
+            print(f"{name:>6s} shares {shares or 'no tracks'}; block edges {np.median(edges) if edges else float('nan'):.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("clip", type=Path)
@@ -95,10 +126,14 @@ def main() -> None:
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--shares", type=lambda text: [v if v == "auto" else float(v) for v in text.split(",")], default=[0.0, 0.5, 1.0],
                     help="the keep_detail shares to restore with, comma-separated; auto: measured per track")
+    ap.add_argument("--measure-only", action="store_true", help="only the shares pass 1 measures, and the copies' block edges")
     args = ap.parse_args()
     cfg = load_yaml(PipelineConfig, CONFIG_DIR / "pipeline.yaml")
     device = torch.device("cpu")
     detector = create_detector(cfg.detector, device)
+    if args.measure_only:
+        measure_only(args.clip, args.frames, cfg, detector)
+        return
     restorer = build_restorer(RestoreOptions(cfg, resolve_config(SamplerConfig, "presets", args.preset), args.model), device)
     with av.open(str(args.clip)) as c:
         rate = c.streams.video[0].average_rate
@@ -108,9 +143,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tracks = analyse(written(truth, rate, Path(tmp) / "truth.mkv"), cfg, detector).tracks
         boxes = face_boxes(tracks, len(truth))
-        for name, degradation in DEGRADATIONS.items():
-            rng = np.random.default_rng(0)
-            given = truth if degradation is None else [degraded(image, *degradation, rng) for image in truth]
+        for name, given in copies(truth).items():
             clip = written(given, rate, Path(tmp) / f"{name}.mkv")
             print(f"{name:>6s} {'as given':>12s} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(scores(given, truth, boxes))))
             for keep in args.shares:

@@ -37,13 +37,14 @@ from .types import Detection
 DETAIL_EVERY = 12  # frames between two measured pairs (frames i, i + 1 with i a multiple of it)
 MIN_SHRINK = 1.25  # a face the crop shrinks less than this has next to nothing finer than the crop to keep
 # a face that moved further between the two frames is not measured: its detail changes with the
-# motion blur (on keep_real_2 the clean face's agreement fell to 0.01-0.26 where it moved 4-6 px)
+# motion blur (on keep_real_2 the clean face's agreement fell to 0.01-0.26 where it moved 2-5 px)
 MAX_MOVE = 2.0
 _ECC_STOP = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
 MIN_REGISTERED = 0.9  # the two faces, registered, must correlate this well at the crop's scale, or the face changed (a turn, a hand)
 MAX_SIDE = 512  # the measured face is cut out at most this large (a 4K close-up's band is measured in part)
-# steps across the block grid this many times those elsewhere: compression blocks show (clean
-# frames of keep_real_1/2 measured 0.91-1.13, JPEG at quality 60 1.5-1.8, at 30 2.2-2.6)
+# steps across the block grid this many times those elsewhere: compression blocks show (the faces
+# of keep_real_1/2 measured 1.02 and 1.13, with JPEG at quality 60 1.72 and 1.61, at 30 2.45 and
+# 2.25: bench/detail.py --measure-only)
 BLOCKY = 1.25
 
 
