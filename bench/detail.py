@@ -2,12 +2,13 @@
 against what restoration changed pasted onto the frame (``--keep-detail``), and shares between.
 
     python bench/detail.py ../shared/data/videos/keep_real_1.mp4 [--frames 24] [--model flipnet-small] [--preset fast]
-                           [--shares 0,0.5,1,auto] [--measure-only]
+                           [--shares 0,0.5,1,auto] [--copies clean,mild,...] [--measure-only]
 
 The clip's first ``--frames`` frames are the ground truth. Each is given as it is ("clean"), and
 degraded at the frame's size: blurred by a Gaussian of 1 px with white noise of 4 levels and
-JPEG at quality 60 ("mild"), or blurred by 2 px with noise of 8 and JPEG 30 ("heavy"); written
-losslessly. The real pipeline (the configured detector, the shipped model at its 128 px crop)
+JPEG at quality 60 ("mild"), or blurred by 2 px with noise of 8 and JPEG 30 ("heavy"); "mild xS"
+is "mild" done to the frame made S times smaller, then enlarged back (bicubic), as standard-definition
+video is shown at a larger size, its compression blocks with it. Each is written losslessly. The real pipeline (the configured detector, the shipped model at its 128 px crop)
 restores each, with each of ``--shares`` as ``keep_detail`` (0: enlarged; 1: keep detail; auto: each track's
 share measured, ``measure_detail``; the table then gives the share it measured). ``--measure-only``:
 no restoring; for each copy, the share pass 1 measures for each track, with and without the cap
@@ -41,7 +42,10 @@ from vidrestore.faces.types import Track
 from vidrestore.options import RestoreOptions, build_restorer
 from vidrestore.pipeline import PipelineConfig, analyse, run
 
-DEGRADATIONS = {"clean": None, "mild": (1.0, 4.0, 60), "heavy": (2.0, 8.0, 30)}
+# (blur px, noise levels, JPEG quality, enlarged): blur, noise and JPEG at the frame's size divided by
+# ``enlarged``, then enlarged back (bicubic), as standard-definition video shown at a larger size is
+DEGRADATIONS = {"clean": None, "mild": (1.0, 4.0, 60, 1.0), "heavy": (2.0, 8.0, 30, 1.0),
+                "mild x1.5": (1.0, 4.0, 60, 1.5), "mild x2": (1.0, 4.0, 60, 2.0), "mild x2.25": (1.0, 4.0, 60, 2.25)}
 
 
 def frames_of(path: Path, count: int) -> list[np.ndarray]:
@@ -59,11 +63,14 @@ def written(frames: list[np.ndarray], rate, out: Path) -> Path:
     return out
 
 
-def degraded(image: np.ndarray, blur: float, noise: float, quality: int, rng: np.random.Generator) -> np.ndarray:
-    x = cv2.GaussianBlur(image.astype(np.float32), (0, 0), blur) + rng.normal(0, noise, image.shape)
+def degraded(image: np.ndarray, blur: float, noise: float, quality: int, enlarged: float, rng: np.random.Generator) -> np.ndarray:
+    height, width = image.shape[:2]
+    small = cv2.resize(image, (round(width / enlarged), round(height / enlarged)), interpolation=cv2.INTER_AREA) if enlarged != 1 else image
+    x = cv2.GaussianBlur(small.astype(np.float32), (0, 0), blur) + rng.normal(0, noise, small.shape)
     x = np.clip(x, 0, 255).round().astype(np.uint8)
     _, jpeg = cv2.imencode(".jpg", x[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(jpeg, cv2.IMREAD_COLOR)[..., ::-1].copy()
+    x = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)[..., ::-1]
+    return (cv2.resize(x, (width, height), interpolation=cv2.INTER_CUBIC) if enlarged != 1 else x).copy()
 
 
 def face_boxes(tracks: list[Track], frames: int) -> dict[int, tuple[int, int, int, int]]:
@@ -91,21 +98,21 @@ def scores(frames: list[np.ndarray], truth: list[np.ndarray], boxes: dict[int, t
     return float(psnr(a, b).mean()), float(ssim(a, b).mean()), float(energy)
 
 
-def copies(truth: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
-    """Each of :data:`DEGRADATIONS` of ``truth``: noise drawn anew for each frame, the same in every run."""
-    def copy(degradation: tuple[float, float, int]) -> list[np.ndarray]:
+def copies(truth: list[np.ndarray], names: list[str]) -> dict[str, list[np.ndarray]]:
+    """The copies ``names`` (of :data:`DEGRADATIONS`) of ``truth``: noise drawn anew for each frame, the same in every run."""
+    def copy(degradation: tuple[float, float, int, float]) -> list[np.ndarray]:
         rng = np.random.default_rng(0)
         return [degraded(image, *degradation, rng) for image in truth]
-    return {name: truth if degradation is None else copy(degradation) for name, degradation in DEGRADATIONS.items()}
+    return {name: truth if DEGRADATIONS[name] is None else copy(DEGRADATIONS[name]) for name in names}
 
 
-def measure_only(clip: Path, frames: int, cfg: PipelineConfig, detector) -> None:
+def measure_only(clip: Path, frames: int, names: list[str], cfg: PipelineConfig, detector) -> None:
     with av.open(str(clip)) as c:
         rate = c.streams.video[0].average_rate
     truth = frames_of(clip, frames)
     print(f"clip {clip.name}, first {len(truth)} frames: the share measured for each track (without the block cap), block edges")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, given in copies(truth).items():
+        for name, given in copies(truth, names).items():
             path = written(given, rate, Path(tmp) / f"{name}.mkv")
             capped = analyse(path, cfg, detector).tracks
             uncapped = analyse(path, dataclasses.replace(cfg, keep_detail=1.0), detector).tracks
@@ -115,7 +122,7 @@ def measure_only(clip: Path, frames: int, cfg: PipelineConfig, detector) -> None
             edges = [block_edges(cv2.cvtColor(given[i], cv2.COLOR_RGB2GRAY).astype(np.float32), first.boxes[i - first.start])
                      for i in range(first.start, min(first.end, first.start + 6))] if first else []
             edges = [e for e in edges if e is not None]
-            print(f"{name:>6s} shares {shares or 'no tracks'}; block edges {np.median(edges) if edges else float('nan'):.2f}")
+            print(f"{name:>10s} shares {shares or 'no tracks'}; block edges {np.median(edges) if edges else float('nan'):.2f}")
 
 
 def main() -> None:
@@ -126,26 +133,28 @@ def main() -> None:
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--shares", type=lambda text: [v if v == "auto" else float(v) for v in text.split(",")], default=[0.0, 0.5, 1.0],
                     help="the keep_detail shares to restore with, comma-separated; auto: measured per track")
+    ap.add_argument("--copies", type=lambda text: text.split(","), default=list(DEGRADATIONS),
+                    help=f"which copies of the clip, comma-separated (default all: {','.join(DEGRADATIONS)})")
     ap.add_argument("--measure-only", action="store_true", help="only the shares pass 1 measures, and the copies' block edges")
     args = ap.parse_args()
     cfg = load_yaml(PipelineConfig, CONFIG_DIR / "pipeline.yaml")
     device = torch.device("cpu")
     detector = create_detector(cfg.detector, device)
     if args.measure_only:
-        measure_only(args.clip, args.frames, cfg, detector)
+        measure_only(args.clip, args.frames, args.copies, cfg, detector)
         return
     restorer = build_restorer(RestoreOptions(cfg, resolve_config(SamplerConfig, "presets", args.preset), args.model), device)
     with av.open(str(args.clip)) as c:
         rate = c.streams.video[0].average_rate
     truth = frames_of(args.clip, args.frames)
     print(f"clip {args.clip.name}, first {len(truth)} frames, model {args.model} ({restorer.face_size} px crop), preset {args.preset}")
-    print(f"{'input':>6s} {'run':>12s} {'PSNR':>7s} {'SSIM':>7s} {'detail':>7s} {'restore s':>9s}")
+    print(f"{'input':>10s} {'run':>12s} {'PSNR':>7s} {'SSIM':>7s} {'detail':>7s} {'restore s':>9s}")
     with tempfile.TemporaryDirectory() as tmp:
         tracks = analyse(written(truth, rate, Path(tmp) / "truth.mkv"), cfg, detector).tracks
         boxes = face_boxes(tracks, len(truth))
-        for name, given in copies(truth).items():
+        for name, given in copies(truth, args.copies).items():
             clip = written(given, rate, Path(tmp) / f"{name}.mkv")
-            print(f"{name:>6s} {'as given':>12s} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(scores(given, truth, boxes))))
+            print(f"{name:>10s} {'as given':>12s} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(scores(given, truth, boxes))))
             for keep in args.shares:
                 out = Path(tmp) / f"{name}_{keep}.mkv"
                 shares = {"measure_detail": True} if keep == "auto" else {"measure_detail": False, "keep_detail": keep}
@@ -157,7 +166,7 @@ def main() -> None:
                 values = scores(frames_of(out, len(truth)), truth, boxes)
                 measured = ",".join(f"{t['keep_detail']:.2f}" for t in report.tracks)
                 label = f"auto {measured}" if keep == "auto" else {0.0: "enlarged", 1.0: "keep detail"}.get(keep, f"keep {keep:g}")
-                print(f"{name:>6s} {label:>12s} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(values))
+                print(f"{name:>10s} {label:>12s} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(values))
                       + f" {seconds:9.1f}")
 
 

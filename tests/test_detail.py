@@ -2,11 +2,21 @@ import itertools
 
 import cv2
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidrestore.faces.align import template
-from vidrestore.faces.detail import BLOCKY, DETAIL_EVERY, MAX_MOVE, DetailMeter, block_edges, detail_agreement
+from vidrestore.faces.detail import (
+    BLOCKY,
+    DETAIL_EVERY,
+    HEAVY_BLOCKS,
+    MAX_MOVE,
+    DetailMeter,
+    block_cap,
+    block_edges,
+    detail_agreement,
+)
 from vidrestore.faces.types import Detection
 
 FACE = 128
@@ -103,15 +113,28 @@ def test_compression_blocks_show_as_steps_across_the_8_pixel_grid():
     assert block_edges(scene, np.float32([0, 0, 20, 400])) is None  # too narrow to tell
 
 
-def test_a_blocky_track_keeps_no_more_than_the_configured_share():
+def test_a_blocky_track_keeps_less_the_stronger_its_blocks_show():
     """A still face whose compression blocks come back alike in the next frame agrees almost
-    wholly, but its share is kept to the one configured."""
+    wholly, but its share is kept to what its blocks allow: less for stronger blocks, and the
+    configured share where they are as strong as in heavily compressed video."""
     scene = cv2.GaussianBlur(_scene(8), (0, 0), 1.0)
     face = Detection(np.float32([70, 60, 350, 340]), 1.0, _landmarks())
     shares = {}
-    for quality in (95, 30):
+    for quality in (95, 60, 30, 15):
         meter = DetailMeter(FACE, blocky_share=0.3)
         meter.offer(0, _jpeg(scene, quality), [(0, face)])
         meter.offer(1, _jpeg(scene, quality), [(0, face)])
         shares[quality] = meter.share([0])
-    assert shares[95] > 0.95 and shares[30] == 0.3
+    assert shares[95] > 0.95
+    assert shares[95] > shares[60] + 0.1 > shares[30] + 0.2 > 0.3 + 0.2
+    assert shares[15] == pytest.approx(0.3)
+
+
+@given(a=st.floats(0.5, 4.0), b=st.floats(0.5, 4.0), share=st.floats(0.0, 1.0))
+def test_the_block_cap_falls_steadily_from_all_to_the_configured_share(a, b, share):
+    low, high = sorted((a, b))
+    assert share - 1e-9 <= block_cap(high, share) <= block_cap(low, share) <= 1.0
+    assert block_cap(high, share) >= block_cap(low, share) - (high - low) / (HEAVY_BLOCKS - BLOCKY)  # no cliff
+    assert block_cap(min(low, BLOCKY), share) == 1.0 and block_cap(max(high, HEAVY_BLOCKS), share) == pytest.approx(share)
+
+

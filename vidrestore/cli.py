@@ -177,7 +177,7 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                         "what restoration changed instead of the restored crop (a face larger than the crop is otherwise the crop "
                         "enlarged); a share under 1 keeps less of a noisy frame's noise; 0: the restored crop as it is. Default "
                         "auto: each track's share is measured (how much of that detail the next frame shows again, which noise "
-                        "does not), 0.25 where it cannot be")
+                        "does not), 0.25 where it cannot be; the more compression blocks show, the less is kept (at most 0.25 where they are strong)")
     p.add_argument("--parse-every", type=int, metavar="N",
                    help="with face parsing, parse every Nth frame of a track and draw the masks between (default 1: every frame; "
                         "ParseNet takes seconds a face on a CPU)")

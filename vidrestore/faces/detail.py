@@ -16,9 +16,12 @@ What stays alike from frame to frame is not all detail: a compressed picture's b
 ringing about its edges follow from the picture, and come back in the next frame too (a copy of
 keep_real_2 with JPEG at quality 60 agreed 0.76, the clip as it is 0.85). Those show
 in the frame itself, as steps across the 8-pixel grid of block codecs (JPEG, MPEG) stronger than
-those between its other pixels (:func:`block_edges`); where they show, the share is kept to the
-configured one. Blocks of a picture enlarged after it was compressed are off that grid, and go
-unseen.
+those between its other pixels (:func:`block_edges`); the more they show, the less of the share
+is kept (:func:`block_cap`), down to the configured one where they are as strong as in
+heavily compressed video. Blocks of a picture enlarged after it was compressed are off that grid
+and go unseen, but the enlargement smooths them too: on such copies of keep_real_1 (JPEG at 60,
+enlarged 1.5 to 2.25 times) the measured share (0.50-0.52) restored them closer to the original
+than the configured 0.25 did (bench/detail.py, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ MIN_REGISTERED = 0.9  # the two faces, registered, must correlate this well at t
 MAX_SIDE = 512  # the measured face is cut out at most this large (a 4K close-up's band is measured in part)
 # steps across the block grid this many times those elsewhere: compression blocks show (the faces
 # of keep_real_1/2 measured 1.02 and 1.13, with JPEG at quality 60 1.72 and 1.61, at 30 2.45 and
-# 2.25: bench/detail.py --measure-only)
+# 2.25: bench/detail.py --measure-only), and from HEAVY_BLOCKS on they are as strong as in the last
 BLOCKY = 1.25
+HEAVY_BLOCKS = 2.25
 
 
 # the part of the crop cut out (fractions of its side): the inner face's ellipse, with a margin
@@ -100,6 +104,16 @@ def block_edges(luma: np.ndarray, box: np.ndarray) -> float | None:
     return float(np.mean(ratios))
 
 
+def block_cap(edges: float, blocky_share: float) -> float:
+    """The most of its share a face keeps whose frames show compression blocks as strong as
+    ``edges`` (:func:`block_edges`): all of it up to :data:`BLOCKY`, then less and less, down to
+    ``blocky_share`` from :data:`HEAVY_BLOCKS` on. Graded, so that a face just over the line keeps
+    about what one just under it does (a hard cap put JPEG at quality 60, which a share of 0.5 to 1
+    restored better than 0.25, with JPEG at 30, where 0.25 did best)."""
+    heavy = float(np.clip((edges - BLOCKY) / (HEAVY_BLOCKS - BLOCKY), 0.0, 1.0))
+    return 1.0 - heavy * (1.0 - blocky_share)
+
+
 def detail_agreement(first: np.ndarray, second: np.ndarray, landmarks: np.ndarray, face_size: int,
                      pixel_aspect: tuple[float, float] = (1.0, 1.0)) -> float | None:
     """The correlation, over the inner face, of the detail finer than a ``face_size`` crop in two
@@ -140,8 +154,8 @@ def detail_agreement(first: np.ndarray, second: np.ndarray, landmarks: np.ndarra
 class DetailMeter:
     """Pass 1's measure of each track's share of detail: :meth:`wants` says which frames to give
     (full size, as luma) to :meth:`offer`; :meth:`share` gives tracks' share: the median of their
-    pairs' agreements, in [0, 1], and no more than ``blocky_share`` where the median of their
-    faces' :func:`block_edges` is over :data:`BLOCKY`."""
+    pairs' agreements, in [0, 1], and no more than :func:`block_cap` of the median of their faces'
+    :func:`block_edges` allows (``blocky_share`` where the blocks are strong)."""
 
     def __init__(self, face_size: int, pixel_aspect: tuple[float, float] = (1.0, 1.0), blocky_share: float = 0.25,
                  every: int = DETAIL_EVERY):
@@ -176,5 +190,5 @@ class DetailMeter:
         if not agreements:
             return None
         blocks = [b for i in track_ids for b in self._blocks.get(i, [])]
-        blocky = bool(blocks) and float(np.median(blocks)) > BLOCKY
-        return float(np.clip(np.median(agreements), 0.0, self.blocky_share if blocky else 1.0))
+        cap = block_cap(float(np.median(blocks)), self.blocky_share) if blocks else 1.0
+        return float(np.clip(np.median(agreements), 0.0, cap))

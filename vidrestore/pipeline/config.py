@@ -48,7 +48,8 @@ class PipelineConfig:
     keep_detail: float = 0.25
     # Each track's share is measured instead (faces.detail: how much of that detail is still there
     # in the next frame, where noise is not); keep_detail is the share of tracks it cannot measure
-    # (faces the crop hardly shrinks, faces the flow does not follow). --keep-detail SHARE turns it off.
+    # (faces the crop hardly shrinks, faces the flow does not follow), and the most a face keeps
+    # whose compression blocks are strong (faces.detail.block_cap). --keep-detail SHARE turns it off.
     measure_detail: bool = True
     fade_frames: int = 3  # restoration strength ramps in/out over this many frames where a face comes or goes within a shot
     segment_frames: int = 2000  # split pass 2 at cuts into segments of at least this many frames (0: one segment); a stopped run resumes at the first unfinished one
