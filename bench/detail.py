@@ -5,8 +5,9 @@ against what restoration changed pasted onto the frame (``--keep-detail``), and 
                            [--shares 0,0.5,1,auto] [--copies clean,mild,...] [--measure-only]
 
 The clip's first ``--frames`` frames are the ground truth. Each is given as it is ("clean"), and
-degraded at the frame's size: blurred by a Gaussian of 1 px with white noise of 4 levels and
-JPEG at quality 60 ("mild"), or blurred by 2 px with noise of 8 and JPEG 30 ("heavy"); "mild xS"
+degraded at the frame's size: through JPEG at quality 80 alone ("light"), blurred by a Gaussian of
+1 px with white noise of 4 levels and JPEG at quality 60 ("mild"), or blurred by 2 px with noise
+of 8 and JPEG 30 ("heavy"); "mild xS"
 is "mild" done to the frame made S times smaller, then enlarged back (bicubic), as standard-definition
 video is shown at a larger size, its compression blocks with it. Each is written losslessly. The real pipeline (the configured detector, the shipped model at its 128 px crop)
 restores each, with each of ``--shares`` as ``keep_detail`` (0: enlarged; 1: keep detail; auto: each track's
@@ -44,7 +45,7 @@ from vidrestore.pipeline import PipelineConfig, analyse, run
 
 # (blur px, noise levels, JPEG quality, enlarged): blur, noise and JPEG at the frame's size divided by
 # ``enlarged``, then enlarged back (bicubic), as standard-definition video shown at a larger size is
-DEGRADATIONS = {"clean": None, "mild": (1.0, 4.0, 60, 1.0), "heavy": (2.0, 8.0, 30, 1.0),
+DEGRADATIONS = {"clean": None, "light": (0.0, 0.0, 80, 1.0), "mild": (1.0, 4.0, 60, 1.0), "heavy": (2.0, 8.0, 30, 1.0),
                 "mild x1.5": (1.0, 4.0, 60, 1.5), "mild x2": (1.0, 4.0, 60, 2.0), "mild x2.25": (1.0, 4.0, 60, 2.25)}
 
 
@@ -66,7 +67,8 @@ def written(frames: list[np.ndarray], rate, out: Path) -> Path:
 def degraded(image: np.ndarray, blur: float, noise: float, quality: int, enlarged: float, rng: np.random.Generator) -> np.ndarray:
     height, width = image.shape[:2]
     small = cv2.resize(image, (round(width / enlarged), round(height / enlarged)), interpolation=cv2.INTER_AREA) if enlarged != 1 else image
-    x = cv2.GaussianBlur(small.astype(np.float32), (0, 0), blur) + rng.normal(0, noise, small.shape)
+    x = small.astype(np.float32)
+    x = (cv2.GaussianBlur(x, (0, 0), blur) if blur else x) + rng.normal(0, noise, small.shape)
     x = np.clip(x, 0, 255).round().astype(np.uint8)
     _, jpeg = cv2.imencode(".jpg", x[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
     x = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)[..., ::-1]
