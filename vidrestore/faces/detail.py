@@ -19,9 +19,9 @@ in the frame itself, as steps across the 8-pixel grid of block codecs (JPEG, MPE
 those between its other pixels (:func:`block_edges`); the more they show, the less of the share
 is kept (:func:`block_cap`), down to the configured one where they are as strong as in
 heavily compressed video. Blocks of a picture enlarged after it was compressed are off that grid
-and go unseen, but the enlargement smooths them too: on such copies of keep_real_1 (JPEG at 60,
-enlarged 1.5 to 2.25 times) the measured share (0.50-0.52) restored them closer to the original
-than the configured 0.25 did (bench/detail.py, docs/benchmarks.md).
+and go unseen, but the enlargement smooths them too: on such copies of keep_real_1 and 2 (JPEG at
+60, enlarged 1.5 to 2.25 times) the measured shares (0.50-0.52, 0.81-0.87) restored them closer to
+the original than the configured 0.25 did (bench/detail.py, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ MIN_REGISTERED = 0.9  # the two faces, registered, must correlate this well at t
 MAX_SIDE = 512  # the measured face is cut out at most this large (a 4K close-up's band is measured in part)
 # steps across the block grid this many times those elsewhere: compression blocks show (the faces
 # of keep_real_1/2 measured 1.02 and 1.13, with JPEG at quality 60 1.72 and 1.61, at 30 2.45 and
-# 2.25: bench/detail.py --measure-only), and from HEAVY_BLOCKS on they are as strong as in the last
+# 2.25: bench/detail.py --measure-only); from HEAVY_BLOCKS on, they are as strong as at quality 30
 BLOCKY = 1.25
 HEAVY_BLOCKS = 2.25
 
@@ -108,8 +108,8 @@ def block_cap(edges: float, blocky_share: float) -> float:
     """The most of its share a face keeps whose frames show compression blocks as strong as
     ``edges`` (:func:`block_edges`): all of it up to :data:`BLOCKY`, then less and less, down to
     ``blocky_share`` from :data:`HEAVY_BLOCKS` on. Graded, so that a face just over the line keeps
-    about what one just under it does (a hard cap put JPEG at quality 60, which a share of 0.5 to 1
-    restored better than 0.25, with JPEG at 30, where 0.25 did best)."""
+    about what one just under it does (a hard cap put copies through JPEG at quality 80 and 60,
+    which shares of 0.5 to 1 restored better than 0.25, with those at 30, where 0.25 did best)."""
     heavy = float(np.clip((edges - BLOCKY) / (HEAVY_BLOCKS - BLOCKY), 0.0, 1.0))
     return 1.0 - heavy * (1.0 - blocky_share)
 
