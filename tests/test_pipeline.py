@@ -1230,32 +1230,35 @@ def test_keep_detail_pastes_what_restoration_changed_and_keeps_the_frames_finer_
     assert np.abs(smoothed - source).max() > 20 and np.abs(smoothed - source).mean() > 4 * np.abs(kept - source).mean()
 
 
-def test_each_tracks_share_of_detail_is_measured_and_fresh_noise_lowers_it(sample_clip, tmp_path):
+@pytest.mark.parametrize("aligned", [False, True], ids=["found", "aligned"])
+def test_each_tracks_share_of_detail_is_measured_and_fresh_noise_lowers_it(sample_clip, tmp_path, aligned):
     """With ``measure_detail`` each track's share is what pass 1 measured (faces.detail) and the
-    report says so; the same clip with noise drawn anew in each frame measures a smaller share,
-    and a share given with the option off is used as given."""
+    report says so, for faces found in the frame and for frames that are aligned crops
+    (``--aligned``, 128 px crops of a 32 px model); the same clip with noise drawn anew in each
+    frame measures a smaller share, and a share given with the option off is used as given."""
     from vidrestore.io import EncodeOptions
 
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    clean = aligned_clip(sample_clip, tmp_path / "aligned.mp4", 128) if aligned else sample_clip
     rng = np.random.default_rng(0)
     noisy = tmp_path / "noisy.mkv"
-    with VideoReader(sample_clip) as r, av.open(str(noisy), "w") as out:
+    with VideoReader(clean) as r, av.open(str(noisy), "w") as out:
         stream = out.add_stream("ffv1", rate=24)
         stream.width, stream.height, stream.pix_fmt = r.info.width, r.info.height, "bgr0"
         for f in r:
             image = np.clip(f.image + rng.normal(0, 12, f.image.shape), 0, 255).astype(np.uint8)
             out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         out.mux(stream.encode(None))
-    cfg = PipelineConfig(face_size=32, encode=EncodeOptions(codec="ffv1"))
+    cfg = PipelineConfig(face_size=32, aligned=aligned, encode=EncodeOptions(codec="ffv1"))
     shares = {}
-    for clip in (sample_clip, noisy):
+    for clip in (clean, noisy):
         report = run(clip, tmp_path / f"{clip.stem}_out.mkv", cfg, PassThroughRestorer(32), torch.device("cpu"), detector=det)
         (track,) = report.tracks
         assert report.measure_detail and track["measured_detail"] is not None and track["keep_detail"] == track["measured_detail"]
         assert not any("--keep-detail 1" in note for note in report.notes)  # the advice is for a share set by hand
         shares[clip] = track["keep_detail"]
-    assert 0 <= shares[noisy] < shares[sample_clip] - 0.2 and shares[sample_clip] <= 1
-    fixed = run(sample_clip, tmp_path / "fixed.mkv", dataclasses.replace(cfg, measure_detail=False, keep_detail=0.4),
+    assert 0 <= shares[noisy] < shares[clean] - 0.2 and shares[clean] <= 1
+    fixed = run(clean, tmp_path / "fixed.mkv", dataclasses.replace(cfg, measure_detail=False, keep_detail=0.4),
                 PassThroughRestorer(32), torch.device("cpu"), detector=det)
     assert not fixed.measure_detail and fixed.tracks[0]["keep_detail"] == 0.4
 

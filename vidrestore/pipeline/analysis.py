@@ -89,7 +89,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     detector = detector.sized_for(long_side, cfg.tracker.min_face_size)
     faces = 0
     # each track's share of detail finer than the crop, measured on pairs of full-size frames (faces.detail)
-    meter = DetailMeter(cfg.face_size, info.pixel_aspect, cfg.keep_detail) if cfg.measure_detail and not cfg.aligned else None
+    meter = DetailMeter(cfg.face_size, info.pixel_aspect, cfg.keep_detail) if cfg.measure_detail else None
     full_size = VideoReformatter()  # FFmpeg's conversion of the measured frames, set up once
     measured: list[Future] = []  # the meter's work, on a thread of its own
     # (index, starts a shot, image to detect, grey image to follow faces in, their scale, the
@@ -131,7 +131,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
                     measured.append(measure_pool.submit(measure, index, source, tracker.seen_at(index), cut))
 
     fields, why = choose_deinterlace(cfg, path, info)
-    shot_start, side = 0, 0.0
+    shot_start, side, shot_number = 0, 0.0, 0
     spreads: dict[int, float] = {}  # frame index -> tone spread, of a frame in every TONE_EVERY of each shot
     face_spreads: defaultdict[int, list[float]] = defaultdict(list)  # track id -> tone spreads of its faces in those frames
 
@@ -141,12 +141,15 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     def take(index: int, image: np.ndarray, scale: tuple[float, float], source: av.VideoFrame | None, cut: bool,
              last: bool) -> None:
         """Hand a frame on to detection and tracking; ``cut``: it starts a shot; ``last``: it ends one."""
-        nonlocal shot_start, side
+        nonlocal shot_start, side, shot_number
         shot_start = index if cut else shot_start
+        shot_number += cut
         if (index - shot_start) % TONE_EVERY == 0:
             spreads[index] = tone_spread(image)
         if cfg.aligned:
             side = side or aligned_side(image, scale)
+            if source is not None:  # the face fills the frame: the shot's one track (aligned_tracks)
+                measured.append(measure_pool.submit(measure, index, source, [(shot_number, aligned_face(side))], cut))
             return
         # a shot's first and last frames are always detected: a face the flow lost after the last
         # scheduled detection was left unrestored in the shot's (or the video's) last frames
@@ -268,13 +271,19 @@ def aligned_side(image: np.ndarray, scale: tuple[float, float]) -> float:
     return width
 
 
+def aligned_face(side: float) -> Detection:
+    """--aligned: the face of a frame of ``side`` px, filling it where the alignment template puts it."""
+    return Detection(np.float32([0.0, 0.0, side, side]), 1.0, template(side).astype(np.float32))
+
+
 def aligned_tracks(shots: list[Shot], side: float) -> list[Track]:
-    """--aligned: one track per shot, its face filling the frame where the alignment template puts it."""
+    """--aligned: one track per shot (its id the shot's index), each frame's face :func:`aligned_face`."""
+    face = aligned_face(side)
     tracks = []
     for i, shot in enumerate(shots):
         n = shot.end - shot.start
-        tracks.append(Track(i, i, np.arange(shot.start, shot.end), np.tile([0.0, 0.0, side, side], (n, 1)),
-                            np.broadcast_to(template(side), (n, 5, 2)).copy(), np.ones(n), np.ones(n, bool)))
+        tracks.append(Track(i, i, np.arange(shot.start, shot.end), np.tile(face.box, (n, 1)),
+                            np.broadcast_to(face.landmarks, (n, 5, 2)).copy(), np.ones(n), np.ones(n, bool)))
     return tracks
 
 
