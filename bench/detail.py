@@ -7,15 +7,16 @@ against what restoration changed pasted onto the frame (``--keep-detail``), and 
 The clip's first ``--frames`` frames are the ground truth. Each is given as it is ("clean"), and
 degraded at the frame's size: through JPEG at quality 80 alone ("light"), blurred by a Gaussian of
 1 px with white noise of 4 levels and JPEG at quality 60 ("mild"), or blurred by 2 px with noise
-of 8 and JPEG 30 ("heavy"); "mild xS"
-is "mild" done to the frame made S times smaller, then enlarged back (bicubic), as standard-definition
-video is shown at a larger size, its compression blocks with it. Each is written losslessly. The real pipeline (the configured detector, the shipped model at its 128 px crop)
-restores each, with each of ``--shares`` as ``keep_detail`` (0: enlarged; 1: keep detail; auto: each track's
-share measured, ``measure_detail``; the table then gives the share it measured). ``--measure-only``:
-no restoring; for each copy, the share pass 1 measures for each track, with and without the cap
-that compression blocks put on it, and the median of ``faces.detail.block_edges`` over the first
-track's faces in the first six frames (give ``--frames`` past the clip's end for the whole clip). Against the ground truth, on the box of each
-frame's five landmarks grown by half (the face, inside the paste mask): PSNR and SSIM of the
+of 8 and JPEG 30 ("heavy"); "mild xS" is "mild" done to the frame made S times smaller, then
+enlarged back (bicubic), as standard-definition video is shown at a larger size, its compression
+blocks with it. Each is written losslessly. The real pipeline (the configured detector, the
+shipped model at its 128 px crop) restores each (``--copies``: only these), with each of
+``--shares`` as ``keep_detail`` (0: enlarged; 1: keep detail; auto: each track's share measured,
+``measure_detail``; the table then gives the share it measured). ``--measure-only``: no
+restoring; for each copy, the share pass 1 measures for each track, with and without the cap that
+compression blocks put on it, and the median of ``faces.detail.block_edges`` over the first
+track's faces in the first six frames (give ``--frames`` past the clip's end for the whole clip).
+Against the ground truth, on the box of each frame's five landmarks grown by half (the face, inside the paste mask): PSNR and SSIM of the
 input and of each output, and the high-frequency energy (``eval.metrics.high_frequency``,
 what a Gaussian of 2 px removes) as a share of the ground truth's. The input clip is JPEG-free
 video, so "clean" is what the pipeline does to a face that needs nothing.
