@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -138,6 +139,8 @@ def main() -> None:
                     help="the keep_detail shares to restore with, comma-separated; auto: measured per track")
     ap.add_argument("--copies", type=lambda text: text.split(","), default=list(DEGRADATIONS),
                     help=f"which copies of the clip, comma-separated (default all: {','.join(DEGRADATIONS)})")
+    ap.add_argument("--coarse", type=lambda text: [float(v) for v in text.split(",")],
+                    help="the keep_coarse sizes (frame px) to restore with, comma-separated (default the configured one; 0: off)")
     ap.add_argument("--measure-only", action="store_true", help="only the shares pass 1 measures, and the copies' block edges")
     args = ap.parse_args()
     cfg = load_yaml(PipelineConfig, CONFIG_DIR / "pipeline.yaml")
@@ -151,17 +154,17 @@ def main() -> None:
         rate = c.streams.video[0].average_rate
     truth = frames_of(args.clip, args.frames)
     print(f"clip {args.clip.name}, first {len(truth)} frames, model {args.model} ({restorer.face_size} px crop), preset {args.preset}")
-    print(f"{'input':>10s} {'run':>12s} {'PSNR':>7s} {'SSIM':>7s} {'detail':>7s} {'restore s':>9s}")
+    print(f"{'input':>10s} {'run':>12s} {'coarse':>6s} {'PSNR':>7s} {'SSIM':>7s} {'detail':>7s} {'restore s':>9s}")
     with tempfile.TemporaryDirectory() as tmp:
         tracks = analyse(written(truth, rate, Path(tmp) / "truth.mkv"), cfg, detector).tracks
         boxes = face_boxes(tracks, len(truth))
         for name, given in copies(truth, args.copies).items():
             clip = written(given, rate, Path(tmp) / f"{name}.mkv")
-            print(f"{name:>10s} {'as given':>12s} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(scores(given, truth, boxes))))
-            for keep in args.shares:
-                out = Path(tmp) / f"{name}_{keep}.mkv"
+            print(f"{name:>10s} {'as given':>12s} {'':6s} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(scores(given, truth, boxes))))
+            for keep, coarse in itertools.product(args.shares, args.coarse or [cfg.keep_coarse]):
+                out = Path(tmp) / f"{name}_{keep}_{coarse}.mkv"
                 shares = {"measure_detail": True} if keep == "auto" else {"measure_detail": False, "keep_detail": keep}
-                pcfg = dataclasses.replace(cfg, **shares, face_size=restorer.face_size,
+                pcfg = dataclasses.replace(cfg, **shares, keep_coarse=coarse, face_size=restorer.face_size,
                                            encode=dataclasses.replace(cfg.encode, codec="ffv1"))
                 t0 = time.perf_counter()
                 report = run(clip, out, pcfg, restorer, device, detector=detector)
@@ -169,9 +172,8 @@ def main() -> None:
                 values = scores(frames_of(out, len(truth)), truth, boxes)
                 measured = ",".join(f"{t['keep_detail']:.2f}" for t in report.tracks)
                 label = f"auto {measured}" if keep == "auto" else {0.0: "enlarged", 1.0: "keep detail"}.get(keep, f"keep {keep:g}")
-                print(f"{name:>10s} {label:>12s} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(values))
+                print(f"{name:>10s} {label:>12s} {coarse:6g} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(values))
                       + f" {seconds:9.1f}")
-
 
 if __name__ == "__main__":
     main()

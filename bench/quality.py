@@ -9,7 +9,10 @@ with configs/degradations/default.yaml at seed 1234. Metrics against the HQ face
 * SSIM (kornia, 11x11 Gaussian window)
 * identity cosine with dlib's 128-d descriptor
 
-The baseline is an unsharp mask of the LQ face.
+The baseline is an unsharp mask of the LQ face. Each preset's row is the model's output as it is;
+with ``--coarse PX`` (default 4, the pipeline's ``keep_coarse``; 0: no such row) a second row is
+what the pipeline pastes for a face at the frame's own size (the crop is the frame, as with
+``--aligned``): colour-matched to the LQ face, and its picture coarser than PX pixels the LQ face's.
 
 With ``--real-lq`` (aligned 512 px real LQ faces, no ground truth): NIQE of the input, of the input
 taken to the model's size and back with bicubic, of that with an unsharp mask, and of FLIPNET's
@@ -29,6 +32,7 @@ from vidrestore.config import resolve_config
 from vidrestore.degrade import DegradationConfig, degrade, sample_params
 from vidrestore.diffusion.sampler import SamplerConfig
 from vidrestore.faces.identity import DlibIdentityEncoder, cosine
+from vidrestore.faces.paste import coarse_sigmas, face_mask, keep_coarse, match_colour
 from vidrestore.models import zoo
 from vidrestore.models.flipnet import load_flipnet
 from vidrestore.train.data import PackedFaces
@@ -47,6 +51,14 @@ def load_model(name: str):
     """The checkpoint's path and the FLIPNET loaded from it (a .safetensors path or a zoo name)."""
     path = Path(name) if name.endswith(".safetensors") else zoo.verify(name)
     return path, load_flipnet(path)
+
+
+def as_pasted(restored: torch.Tensor, lq: torch.Tensor, coarse: float) -> torch.Tensor:
+    """What the pipeline pastes of ``restored`` for LQ crops that are the frame: colour-matched,
+    and the picture coarser than ``coarse`` pixels taken from ``lq`` (faces.paste)."""
+    size = lq.shape[-1]
+    matched = match_colour(restored, lq, face_mask(size, lq.device))
+    return keep_coarse(matched, lq, coarse_sigmas(np.eye(2, 3)[None].repeat(len(lq), 0), coarse, size))
 
 
 def held_out_faces(pack: str | Path, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,6 +108,7 @@ def main() -> None:
     ap.add_argument("--model", default="flipnet-small")
     ap.add_argument("--count", type=int, default=64)
     ap.add_argument("--presets", default="fast,balanced")
+    ap.add_argument("--coarse", type=float, default=4.0, help="keep_coarse for the pasted rows (frame px; 0: none)")
     ap.add_argument("--sheet", type=Path, help="write a contact sheet (rows: HQ, LQ, unsharp, FLIPNET)")
     ap.add_argument("--real-lq", type=Path, help="folder of aligned real LQ faces (NIQE only: no ground truth)")
     ap.add_argument("--real-count", type=int, default=24)
@@ -108,6 +121,8 @@ def main() -> None:
     for preset in args.presets.split(","):
         cfg = resolve_config(SamplerConfig, "presets", preset)
         rows[f"FLIPNET {preset}"] = restore_batch(model, lq, lq_ident, cfg)
+        if args.coarse:
+            rows[f"  pasted, coarse {args.coarse:g} px"] = as_pasted(rows[f"FLIPNET {preset}"], lq, args.coarse)
     print(f"model {path.name}; {len(hq)} held-out faces at {hq.shape[-1]} px; degradations: default, seed 1234")
     print_scores(rows, hq, enc)
     if args.real_lq:

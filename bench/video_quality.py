@@ -2,7 +2,7 @@
 (shared noise + flow-warped x0), and FLIPNET frame by frame (shared noise only, --no-temporal).
 
     python bench/video_quality.py ../shared/data/videos/keep_real_1.mp4 [--model flipnet-small] [--preset fast]
-                                  [--frames 120] [--figures DIR] [--detect-every K] [--aligned]
+                                  [--frames 120] [--figures DIR] [--detect-every K] [--aligned] [--keep-coarse PX]
 
 Each variant is restored with the real pipeline, then measured with `vidrestore eval video`'s code:
 per-track warping error, flicker and identity stability (mean over tracks), and NIQE of whole
@@ -54,8 +54,11 @@ def main() -> None:
     ap.add_argument("--figures", type=Path)
     ap.add_argument("--detect-every", type=int, help="detection interval for the restored runs (default: the config's)")
     ap.add_argument("--aligned", action="store_true", help="the clip's frames are aligned face crops")
+    ap.add_argument("--keep-coarse", type=float, help="keep_coarse for the restored runs (frame px; default: the config's)")
     args = ap.parse_args()
     cfg = dataclasses.replace(load_yaml(PipelineConfig, CONFIG_DIR / "pipeline.yaml"), aligned=args.aligned)
+    if args.keep_coarse is not None:
+        cfg = dataclasses.replace(cfg, keep_coarse=args.keep_coarse)
     measure_cfg = cfg  # the measurement tracks faces the same way whatever the runs did
     if args.detect_every:
         cfg = dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, detect_every=args.detect_every))

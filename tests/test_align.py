@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,8 +114,6 @@ def test_cpu_and_accelerator_blends_agree(dtype, peak, mean_limit):
 
 
 def test_colour_matching_gives_the_reference_mean_and_spread_whatever_the_batch():
-    import torch.nn.functional as F
-
     from vidrestore.faces.paste import face_mask, match_colour
 
     gen = torch.Generator().manual_seed(5)
@@ -136,6 +135,43 @@ def test_colour_matching_gives_the_reference_mean_and_spread_whatever_the_batch(
     assert ((s_out - s_ref).abs() / s_ref).max() < 0.02
     for k in range(len(out)):  # one crop's result does not depend on the others in its call
         assert torch.equal(match_colour(restored[k : k + 1], reference[k : k + 1], mask)[0], out[k])
+
+
+@settings(max_examples=25, deadline=None)
+@given(sigma=st.floats(1.0, 8.0), tilt=st.floats(-0.2, 0.2), seed=st.integers(0, 2**16))
+def test_kept_coarse_picture_undoes_a_restorers_shading_and_keeps_its_finer_change(sigma, tilt, seed):
+    """A restorer that re-shades a face (a tilt of light across it, coarser than ``sigma``) and
+    changes its finer detail: with the coarse picture kept, the tilt is gone and the finer change
+    is there; each crop comes out as it does alone, whatever else shares the call."""
+    import kornia
+
+    from vidrestore.faces.paste import keep_coarse
+
+    gen = torch.Generator().manual_seed(seed)
+    reference = 0.3 + 0.4 * F.avg_pool2d(torch.rand(3, 3, 64, 64, generator=gen), 9, 1, 4)
+    ramp = torch.linspace(-1, 1, 64)[None, None, None, :] * torch.linspace(0.5, 1.0, 3)[:, None, None, None]
+    fine = 0.05 * (torch.rand(3, 3, 64, 64, generator=gen) - 0.5)
+    restored = reference + tilt * ramp + fine
+    sigmas = torch.tensor([sigma, 1.0, 1.5])
+    out = keep_coarse(restored, reference, sigmas)
+    inner = (slice(None), slice(None), slice(16, 48), slice(16, 48))  # a face's paste mask fades out before the crop's edge
+    left = (out - reference)[inner]
+    wide = lambda x: kornia.filters.gaussian_blur2d(x, (33, 33), (8.0, 8.0))[inner]
+    assert wide(out - reference).abs().max() < 0.1 * max(abs(tilt), 0.02) + 0.003  # the tilt is gone
+    high = lambda x: (x - kornia.filters.gaussian_blur2d(x, (9, 9), (1.0, 1.0)))[inner]
+    kept = (high(out - reference) * high(fine)).sum() / high(fine).pow(2).sum()
+    assert 0.85 < kept < 1.05 and left.abs().max() < 0.05  # the change finer than a pixel or two stays
+    for k in range(3):
+        assert torch.equal(keep_coarse(restored[k : k + 1], reference[k : k + 1], sigmas[k : k + 1])[0], out[k])
+
+
+def test_the_coarse_scale_is_given_in_frame_pixels_and_bounded_in_crop_pixels():
+    from vidrestore.faces.paste import coarse_sigmas
+
+    scaled = lambda s: np.array([[s, 0.0, 10.0], [0.0, s, -4.0]])  # the frame s times its size in the crop
+    got = coarse_sigmas(np.stack([scaled(0.5), scaled(1 / 3), scaled(0.05), scaled(2.0), scaled(8.0)]), 4.0, 128)
+    assert got.tolist() == pytest.approx([2.0, 4 / 3, 1.0, 8.0, 8.0])  # 4 px of the frame; one crop pixel at least, 8 at most
+    assert coarse_sigmas(scaled(1.0)[None], 4.0, 512).tolist() == pytest.approx([4.0])  # a 512 px crop: at least 4
 
 
 def test_an_anamorphic_frames_face_is_cropped_in_proportion(sample_clip):

@@ -297,7 +297,7 @@ def test_only_the_chosen_track_is_restored(two_face_clip, tiny_model, tmp_path):
 
     out, report = tmp_path / "o.mkv", tmp_path / "r.json"
     assert _run(two_face_clip, out, "--model", tiny_model, "--preset", "fast", "--codec", "ffv1", "--tracks", str(right),
-                "--quiet", "--json", report) == 0
+                "--keep-coarse", "0", "--quiet", "--json", report) == 0  # the untrained network's faces whole
     assert [t["selected"] for t in json.loads(report.read_text())["tracks"]] == [t["id"] == right for t in tracks]
 
     def frames(path):
@@ -380,7 +380,8 @@ def test_strength_blends_restored_faces_with_the_originals_per_track(two_face_cl
 
     def restore(name, *options):
         out, report = tmp_path / f"{name}.mkv", tmp_path / f"{name}.json"
-        code = _run(two_face_clip, out, "--model", tiny_model, "--preset", "fast", "--codec", "ffv1", "--quiet", "--json", report, *options)
+        code = _run(two_face_clip, out, "--model", tiny_model, "--preset", "fast", "--codec", "ffv1", "--keep-coarse", "0", "--quiet",
+                    "--json", report, *options)  # the untrained network's faces whole, which differ plainly
         return code, out, (json.loads(report.read_text()) if report.exists() else None)
 
     _, full, report = restore("full")
@@ -740,9 +741,9 @@ def test_per_track_values_split_only_at_a_track_or_person_id(text, expected):
 
 
 def test_qa_measures_each_restored_track_and_warns_when_identity_drifts(sample_clip, tiny_model, tmp_path, capsys):
-    def restore(name, model):
+    def restore(name, model, *extra):
         report = tmp_path / f"{name}.json"
-        assert _run(sample_clip, tmp_path / f"{name}.mp4", "--model", model, "--preset", "fast", "--qa", "--json", report) == 0
+        assert _run(sample_clip, tmp_path / f"{name}.mp4", "--model", model, "--preset", "fast", "--qa", "--json", report, *extra) == 0
         return json.loads(report.read_text()), capsys.readouterr().err
 
     kept, kept_err = restore("kept", "none")  # faces pasted back unchanged: the output measures like the input
@@ -753,7 +754,7 @@ def test_qa_measures_each_restored_track_and_warns_when_identity_drifts(sample_c
     assert not [n for n in kept["notes"] if n.startswith("qa:")] and "qa " in kept_err  # its progress line
     assert f"qa: track {row['id']} ({row['frames_evaluated']} frames): warping error" in kept_err
 
-    garbled, err = restore("garbled", tiny_model)  # an untrained network: nothing like the person
+    garbled, err = restore("garbled", tiny_model, "--keep-coarse", "0")  # an untrained network's faces whole: nothing like the person
     assert any(n.startswith(f"qa: track {row['id']} drifts") for n in garbled["notes"]), garbled["qa"]
     assert "note: qa: track" in err
 
@@ -784,6 +785,18 @@ def test_a_bad_profile_fade_is_a_usage_or_config_error(sample_clip, tmp_path, ca
         result = exc.code
     assert result == code and "profile" in capsys.readouterr().err
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_keep_coarse_from_the_command_line_reaches_the_run_and_a_negative_size_is_a_usage_error(sample_clip, tmp_path, capsys):
+    assert _run(sample_clip, tmp_path / "out.mp4", "--model", "none", "--keep-coarse", "2.5", "--quiet", "--json", tmp_path / "r.json") == 0
+    assert json.loads((tmp_path / "r.json").read_text())["keep_coarse"] == 2.5
+    assert _run(sample_clip, tmp_path / "plain.mp4", "--model", "none", "--quiet", "--json", tmp_path / "p.json") == 0
+    assert json.loads((tmp_path / "p.json").read_text())["keep_coarse"] == 4.0  # configs/pipeline.yaml
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        _run(sample_clip, tmp_path / "bad.mp4", "--model", "none", "--keep-coarse", "-1", "--quiet")
+    assert "expected a size in pixels, 0 or more" in capsys.readouterr().err
+    assert not (tmp_path / "bad.mp4").exists()
 
 
 def test_keep_detail_from_the_command_line_reaches_the_run_and_out_of_0_to_1_is_a_one_line_config_error(sample_clip, tmp_path, capsys):

@@ -366,7 +366,7 @@ def test_a_log_scans_faces_are_restored_on_its_display_view_and_written_back_in_
     info = probe(log_scan)
     assert info.light is Light.CINEON and info.pix_fmt == "gbrp10le"
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
-    cfg = PipelineConfig(face_size=64, colour_match=False)
+    cfg = PipelineConfig(face_size=64, colour_match=False, keep_coarse=0.0)
     [track] = analyse(log_scan, cfg, det).tracks
     out = tmp_path / "r_%07d.dpx"
     report = run(log_scan, out, cfg, Negative(64), torch.device("cpu"), detector=det)

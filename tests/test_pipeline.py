@@ -348,7 +348,7 @@ def test_faces_turned_past_the_profile_fade_keep_their_original_pixels(sample_cl
         source = np.stack([f.image for f in r]).astype(int)
     change, profile_frames = {}, {}
     for name, fade in (("default", PipelineConfig().profile_fade), ("all profile", (0.0, 1e-9))):
-        cfg = PipelineConfig(profile_fade=fade, encode=EncodeOptions(codec="ffv1", pix_fmt="bgr0"))
+        cfg = PipelineConfig(profile_fade=fade, keep_coarse=0.0, encode=EncodeOptions(codec="ffv1", pix_fmt="bgr0"))
         out = tmp_path / f"{name}.mkv"
         report = run(sample_clip, out, cfg, restorer, torch.device("cpu"), detector=det)
         with av.open(str(out)) as c:
@@ -412,7 +412,7 @@ def test_a_face_is_restored_in_full_from_a_cut_and_fades_in_after_a_dissolve(sam
     h, w = images[0].shape[:2]
     clip = make_clip(tmp_path / "two.mp4", [i * 40 for i in range(len(images))], size=(h, w), images=images)
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
-    cfg = PipelineConfig(face_size=64, colour_match=False, encode=EncodeOptions(codec="ffv1", pix_fmt="bgr0"))
+    cfg = PipelineConfig(face_size=64, colour_match=False, keep_coarse=0.0, encode=EncodeOptions(codec="ffv1", pix_fmt="bgr0"))
     analysis = analyse(clip, cfg, det)
     first, second = analysis.shots
     assert (first.end, first.fade_out, second.fade_in) == ((14, 0, 0) if transition == "cut" else (16, 4, 4))
@@ -462,7 +462,7 @@ def test_the_preview_shows_the_input_beside_the_restored_frames(sample_clip, tmp
 
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
     out, side = tmp_path / "out.mp4", tmp_path / "side.mp4"
-    cfg = PipelineConfig(face_size=64, colour_match=False)
+    cfg = PipelineConfig(face_size=64, colour_match=False, keep_coarse=0.0)
     report = run(sample_clip, out, cfg, Negative(64), torch.device("cpu"), detector=det, preview=side)
     assert "every face came out as its negative" in report.notes
     source, restored, preview = frames(sample_clip), frames(out), frames(side)
@@ -560,7 +560,7 @@ def test_kept_fields_take_the_restored_faces_and_keep_the_rest_field_for_field(i
     outputs = {}
     for keep in (True, False):
         out = tmp_path / f"out{keep}.mkv"
-        cfg = PipelineConfig(face_size=64, keep_fields=keep, encode=EncodeOptions(codec="ffv1"))
+        cfg = PipelineConfig(face_size=64, keep_fields=keep, keep_coarse=0.0, encode=EncodeOptions(codec="ffv1"))
         report = run(interlaced_clip, out, cfg, Negative(64), torch.device("cpu"), detector=det)
         with VideoReader(out) as r:
             outputs[keep] = np.stack([f.image for f in r]).astype(int)
@@ -1211,7 +1211,8 @@ def test_keep_detail_pastes_what_restoration_changed_and_keeps_the_frames_finer_
         source = np.stack([f.image for f in r]).astype(int)
 
     def restored(restorer: PassThroughRestorer, keep: float) -> np.ndarray:
-        cfg = PipelineConfig(face_size=32, encode=EncodeOptions(codec="ffv1"), keep_detail=keep, measure_detail=False, colour_match=False)
+        cfg = PipelineConfig(face_size=32, encode=EncodeOptions(codec="ffv1"), keep_detail=keep, measure_detail=False, colour_match=False,
+                             keep_coarse=0.0)  # the Denoiser's change, 2.5 px of a 32 px crop, is coarse in the frame
         out = tmp_path / f"{type(restorer).__name__}{keep}.mkv"
         report = run(sample_clip, out, cfg, restorer, torch.device("cpu"), detector=det)
         assert report.keep_detail == keep
@@ -1228,6 +1229,38 @@ def test_keep_detail_pastes_what_restoration_changed_and_keeps_the_frames_finer_
     assert abs(np.abs(half - source).mean() - np.abs(enlarged - source).mean() / 2) < 0.15 * np.abs(enlarged - source).mean()
     smoothed = restored(Denoiser(32), 1.0)
     assert np.abs(smoothed - source).max() > 20 and np.abs(smoothed - source).mean() > 4 * np.abs(kept - source).mean()
+
+
+class Relighter(PassThroughRestorer):
+    """A restorer that re-lights each face: light falling across it, as coarse as shading is."""
+
+    def restore_tracks(self, pieces):
+        return [(crops + torch.linspace(-0.15, 0.15, self.face_size)).clamp(0, 1) for crops, _ in pieces]
+
+
+def test_a_restorer_that_relights_faces_leaves_them_as_lit_as_the_input_when_the_coarse_picture_is_kept(sample_clip, tmp_path):
+    """With the frame's detail kept (keep_detail 1), a pass-through restorer leaves the video as it
+    was; one that re-lights the faces changes their light, unless their picture coarser than 4
+    pixels of the frame is kept (the default): then they are as the pass-through left them."""
+    from vidrestore.io import EncodeOptions
+
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    with VideoReader(sample_clip) as r:
+        source = np.stack([f.image for f in r]).astype(int)
+
+    def restored(restorer: PassThroughRestorer, coarse: float) -> np.ndarray:
+        cfg = PipelineConfig(face_size=32, encode=EncodeOptions(codec="ffv1"), keep_detail=1.0, measure_detail=False, keep_coarse=coarse)
+        out = tmp_path / f"{type(restorer).__name__}{coarse}.mkv"
+        assert run(sample_clip, out, cfg, restorer, torch.device("cpu"), detector=det).keep_coarse == coarse
+        with VideoReader(out) as r:
+            return np.stack([f.image for f in r]).astype(int)
+
+    relit, kept = restored(Relighter(32), 0.0), restored(Relighter(32), 4.0)
+    plain = restored(PassThroughRestorer(32), 4.0)
+    assert np.abs(relit - source).max() > 15  # measured 21: the light, under the paste mask and colour matching
+    assert np.abs(plain - source).max() <= 6  # the conversion of the pasted boxes back to YUV alone (4 when written)
+    assert np.abs(kept - plain).max() <= 4 and np.abs(kept - plain).mean() < 0.05  # as the pass-through left it
+    assert np.abs(relit - source).mean() > 2.5 * np.abs(kept - source).mean()  # measured 0.87 against 0.27
 
 
 @pytest.mark.parametrize("aligned", [False, True], ids=["found", "aligned"])

@@ -178,6 +178,10 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                         "enlarged); a share under 1 keeps less of a noisy frame's noise; 0: the restored crop as it is. Default "
                         "auto: each track's share is measured (how much of that detail the next frame shows again, which noise "
                         "does not), 0.25 where it cannot be; the more compression blocks show, the less is kept (at most 0.25 where they are strong)")
+    p.add_argument("--keep-coarse", type=_pixels, metavar="PX",
+                   help="restored faces keep the input's picture coarser than a Gaussian of PX pixels of the frame "
+                        "(default 4; at least one pixel of a 128 px crop): restoration changes the finer detail, where "
+                        "blur, noise and compression are, and not the face's shapes and shading. 0: the restored crop whole")
     p.add_argument("--parse-every", type=int, metavar="N",
                    help="with face parsing, parse every Nth frame of a track and draw the masks between (default 1: every frame; "
                         "ParseNet takes seconds a face on a CPU)")
@@ -296,7 +300,7 @@ def options_from_args(args: argparse.Namespace):
     cfg = dataclasses.replace(cfg, detector=det, tracker=trk, encode=enc)
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
                          ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("parse_every", args.parse_every), ("only_tracks", args.tracks), ("only_people", args.people),
-                         ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade), ("grain", args.grain),
+                         ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade), ("grain", args.grain), ("keep_coarse", args.keep_coarse),
                          ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("double_rate", args.double_rate), ("decimate", args.decimate), ("hybrid", args.hybrid), ("faces_dir", args.faces), ("aligned", args.aligned), ("frame_rate", args.frame_rate), ("light", args.light)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})

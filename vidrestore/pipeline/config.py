@@ -42,6 +42,10 @@ class PipelineConfig:
     face_size: int = 128
     batch_size: int = 0  # frames per restoration window and per forward pass, over all its tracks (bounds memory); 0: by device (window_frames)
     colour_match: bool = True
+    # A restored face keeps the input's picture coarser than a Gaussian of this many frame pixels
+    # (faces.paste.keep_coarse): restoration changes the finer detail, where blur, noise and
+    # compression are. 0: the restored crop is taken whole (--keep-coarse PX).
+    keep_coarse: float = 4.0
     # The share (0 to 1) of the frame's own detail finer than the model's crop that a pasted face
     # keeps (faces.paste.paste_faces(detail=...)): at 1 what restoration changed is added to the frame,
     # at 0 the restored crop is pasted as it is, enlarged (--keep-detail [SHARE|auto]).
@@ -130,7 +134,8 @@ class PipelineConfig:
     encode: EncodeOptions = field(default_factory=EncodeOptions)
 
     def __post_init__(self) -> None:
-        check_minimums(self, batch_size=0, face_size=16, fade_frames=0, segment_frames=0, decode_once_mib=0, glue_threads=0, parse_every=1)
+        check_minimums(self, batch_size=0, face_size=16, fade_frames=0, segment_frames=0, decode_once_mib=0, glue_threads=0, parse_every=1,
+                       keep_coarse=0.0)
         for what, value in [("strength", self.strength), ("grain", self.grain), ("keep_detail", self.keep_detail), *((f"strength of track {i}", v) for i, v in self.track_strength),
                             *((f"strength of person {i}", v) for i, v in self.person_strength)]:
             if not 0.0 <= value <= 1.0:

@@ -51,6 +51,7 @@ class Report:
     people: list[dict] = field(default_factory=list)  # who is who: each person's id, tracks and frames on screen
     light: str = "display"  # what the input's samples were read as standing for: display, linear or cineon (io.linear.Light)
     grain: float = 0.0  # how much of the noise the restored faces lacked against their frames was put back (--grain)
+    keep_coarse: float = 0.0  # px of the frame: the faces kept the input's picture coarser than a Gaussian of this size (--keep-coarse)
     keep_detail: float = 0.0  # the share of the frame's detail finer than the crop that the faces kept (--keep-detail)
     # measured per track instead (each track's "keep_detail"); keep_detail is then that of tracks it could not measure
     measure_detail: bool = False
@@ -345,7 +346,7 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
                  "face": str(face_path(Path(cfg.faces_dir), t)) if cfg.faces_dir and t.track_id in analysis.faces else None}
                 for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
-        people=people_of(analysis.tracks), light=analysis.light.value, grain=cfg.grain, keep_detail=cfg.keep_detail,
+        people=people_of(analysis.tracks), light=analysis.light.value, grain=cfg.grain, keep_coarse=cfg.keep_coarse, keep_detail=cfg.keep_detail,
         measure_detail=cfg.measure_detail,
         corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *light_note(analysis, cfg), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
                *unrestored_videos_note(src), *notes])

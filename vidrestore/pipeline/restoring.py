@@ -23,7 +23,18 @@ from ..anchor import IdentityCrops
 from ..faces.align import crop_faces, face_matrices, shrinks_by
 from ..faces.parsing import ParsingMasker as Masker
 from ..faces.parsing import sparse_masks
-from ..faces.paste import Tint, face_mask, luma_of, match_colour, noise_levels, paste_faces, scaled_masks, tone_slopes
+from ..faces.paste import (
+    Tint,
+    coarse_sigmas,
+    face_mask,
+    keep_coarse,
+    luma_of,
+    match_colour,
+    noise_levels,
+    paste_faces,
+    scaled_masks,
+    tone_slopes,
+)
 from ..faces.pose import frontal_weight
 from ..faces.tone import LUMA, keep_tone
 from ..faces.types import Track
@@ -158,6 +169,8 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
         with glue_threads(device, cfg.glue_threads):
             if cfg.colour_match:
                 faces = match_colour(faces, track_crops, face_mask(cfg.face_size, device))
+            if cfg.keep_coarse:
+                faces = keep_coarse(faces, track_crops, coarse_sigmas(track_mats, cfg.keep_coarse, cfg.face_size))
             if track.monochrome:
                 faces = keep_tone(faces, track_crops)
             # a monochrome face keeps the frame's luma detail alone, on its tone (paste_faces(grains=...))
