@@ -14,7 +14,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .align import PEAK, invert_affine, shift_affine, shrinks_by, source_region, template, to_unit_float, warp_affine, warp_image
+from .align import (
+    PEAK,
+    blurred,
+    invert_affine,
+    shift_affine,
+    shrinks_by,
+    source_region,
+    template,
+    to_unit_float,
+    warp_affine,
+    warp_image,
+)
 from .tone import LUMA
 
 
@@ -90,15 +101,8 @@ def keep_coarse(restored: torch.Tensor, reference: torch.Tensor, sigmas: torch.T
     model's guesses there were wrong more often than the input: on faces about three times the
     crop's size, clean, blurred, noisy or compressed, PSNR on the faces rose by 0.2-4.7 dB with
     the picture coarser than 4 frame pixels kept (README, bench/detail.py)."""
-    sigmas = sigmas.to(restored.device, torch.float32)
-    sizes = 2 * torch.ceil(3 * sigmas).int() + 1  # each crop's own kernel: its result must not depend on the others in the call
-    out = torch.empty_like(restored)
-    for size in sizes.unique().tolist():
-        rows = sizes == size
-        pairs = torch.cat([reference[rows].to(restored.dtype), restored[rows]])
-        blurred = kornia.filters.gaussian_blur2d(pairs, (size, size), sigmas[rows].repeat(2)[:, None].expand(-1, 2), border_type="reflect")
-        out[rows] = restored[rows] + blurred[: len(pairs) // 2] - blurred[len(pairs) // 2 :]
-    return out.clamp_(0, 1)
+    change = reference.to(restored.dtype) - restored  # each crop blurred alone: its result does not depend on the call
+    return (restored + torch.stack([blurred(c, float(sigma)) for c, sigma in zip(change, sigmas)])).clamp_(0, 1)
 
 
 # Immerkaer's noise mask: the product of two second differences, [1, -2, 1] down and across
