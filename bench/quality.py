@@ -15,8 +15,9 @@ what the pipeline pastes for a face at the frame's own size (the crop is the fra
 ``--aligned``): colour-matched to the LQ face, and its picture coarser than PX pixels the LQ face's.
 
 With ``--real-lq`` (aligned 512 px real LQ faces, no ground truth): NIQE of the input, of the input
-taken to the model's size and back with bicubic, of that with an unsharp mask, and of FLIPNET's
-restoration at the model's size taken back with bicubic (the same resolution path).
+taken to the model's size and back with bicubic, of that with an unsharp mask, of FLIPNET's
+restoration at the model's size taken back with bicubic (the same resolution path), and (with
+``--coarse``) of that restoration as the pipeline would make it of faces that size before pasting.
 """
 
 from __future__ import annotations
@@ -53,12 +54,13 @@ def load_model(name: str):
     return path, load_flipnet(path)
 
 
-def as_pasted(restored: torch.Tensor, lq: torch.Tensor, coarse: float) -> torch.Tensor:
-    """What the pipeline pastes of ``restored`` for LQ crops that are the frame: colour-matched,
-    and the picture coarser than ``coarse`` pixels taken from ``lq`` (faces.paste)."""
+def as_pasted(restored: torch.Tensor, lq: torch.Tensor, coarse: float, shrink: float = 1.0) -> torch.Tensor:
+    """What the pipeline makes of ``restored`` from LQ crops that shrank their faces ``shrink``
+    times (1: the crop is the frame) before pasting: colour-matched, and the picture coarser than
+    ``coarse`` pixels of the frame taken from ``lq`` (faces.paste)."""
     size = lq.shape[-1]
     matched = match_colour(restored, lq, face_mask(size, lq.device))
-    return keep_coarse(matched, lq, coarse_sigmas(np.eye(2, 3)[None].repeat(len(lq), 0), coarse, size))
+    return keep_coarse(matched, lq, coarse_sigmas(np.eye(2, 3)[None].repeat(len(lq), 0) / shrink, coarse, size))
 
 
 def held_out_faces(pack: str | Path, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,7 +82,7 @@ def print_scores(rows: dict[str, torch.Tensor], hq: torch.Tensor, enc: DlibIdent
         print(f"{name:{width}s} {float(psnr(x, hq).mean()):7.2f} {ssim:7.4f} {ident:7.4f}")
 
 
-def real_lq_table(model, folder: Path, count: int, preset: str, enc: DlibIdentityEncoder) -> None:
+def real_lq_table(model, folder: Path, count: int, preset: str, enc: DlibIdentityEncoder, coarse: float) -> None:
     from vidrestore.eval.niqe import model_name, niqe
     from vidrestore.train.data import list_images, read_rgb
 
@@ -94,8 +96,11 @@ def real_lq_table(model, folder: Path, count: int, preset: str, enc: DlibIdentit
     small = torch.nn.functional.interpolate(x, size=(size, size), mode="area")
     ident = torch.from_numpy(enc.embed(to_uint8(small)))
     cfg = resolve_config(SamplerConfig, "presets", preset)
+    restored = restore_batch(model, small, ident, cfg)
     rows = {"real LQ input": x, f"bicubic via {size} px": up(small), "unsharp via same": unsharp(up(small)),
-            f"FLIPNET {preset} via same": up(restore_batch(model, small, ident, cfg))}
+            f"FLIPNET {preset} via same": up(restored)}
+    if coarse:
+        rows[f"  pasted, coarse {coarse:g} px"] = up(as_pasted(restored, small, coarse, full / size))
     print(f"\n{len(images)} real LQ faces from {folder} at {full} px; {model_name()}; lower is more natural")
     for name, y in rows.items():
         scores = [niqe(im) for im in to_uint8(y)]
@@ -126,7 +131,7 @@ def main() -> None:
     print(f"model {path.name}; {len(hq)} held-out faces at {hq.shape[-1]} px; degradations: default, seed 1234")
     print_scores(rows, hq, enc)
     if args.real_lq:
-        real_lq_table(model, args.real_lq, args.real_count, args.presets.split(",")[0], enc)
+        real_lq_table(model, args.real_lq, args.real_count, args.presets.split(",")[0], enc, args.coarse)
     if args.sheet:
         from PIL import Image
 

@@ -169,9 +169,9 @@ def test_the_coarse_scale_is_given_in_frame_pixels_and_bounded_in_crop_pixels():
     from vidrestore.faces.paste import coarse_sigmas
 
     scaled = lambda s: np.array([[s, 0.0, 10.0], [0.0, s, -4.0]])  # the frame s times its size in the crop
-    got = coarse_sigmas(np.stack([scaled(0.5), scaled(1 / 3), scaled(0.05), scaled(2.0), scaled(8.0)]), 4.0, 128)
-    assert got.tolist() == pytest.approx([2.0, 4 / 3, 1.0, 8.0, 8.0])  # 4 px of the frame; one crop pixel at least, 8 at most
-    assert coarse_sigmas(scaled(1.0)[None], 4.0, 512).tolist() == pytest.approx([4.0])  # a 512 px crop: at least 4
+    got = coarse_sigmas(np.stack([scaled(0.75), scaled(1.0), scaled(1 / 3), scaled(0.05), scaled(2.0), scaled(8.0)]), 4.0, 128)
+    assert got.tolist() == pytest.approx([3.0, 4.0, 2.0, 2.0, 8.0, 8.0])  # 4 px of the frame; 2 crop pixels at least, 8 at most
+    assert coarse_sigmas(scaled(1.0)[None], 4.0, 512).tolist() == pytest.approx([8.0])  # a 512 px crop: at least 8
 
 
 def test_an_anamorphic_frames_face_is_cropped_in_proportion(sample_clip):

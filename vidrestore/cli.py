@@ -180,7 +180,7 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                         "does not), 0.25 where it cannot be; the more compression blocks show, the less is kept (at most 0.25 where they are strong)")
     p.add_argument("--keep-coarse", type=_pixels, metavar="PX",
                    help="restored faces keep the input's picture coarser than a Gaussian of PX pixels of the frame "
-                        "(default 4; at least one pixel of a 128 px crop): restoration changes the finer detail, where "
+                        "(default 4; at least 2 px of a 128 px crop): restoration changes the finer detail, where "
                         "blur, noise and compression are, and not the face's shapes and shading. 0: the restored crop whole")
     p.add_argument("--parse-every", type=int, metavar="N",
                    help="with face parsing, parse every Nth frame of a track and draw the masks between (default 1: every frame; "

@@ -85,11 +85,13 @@ def match_colour(restored: torch.Tensor, reference: torch.Tensor, mask: torch.Te
 
 def coarse_sigmas(matrices: np.ndarray, frame_px: float, face_size: int) -> torch.Tensor:
     """The Gaussian (px of the crop) that, for each frame-to-crop matrix of ``matrices`` (N, 2, 3),
-    spans ``frame_px`` pixels of the frame; at least a pixel of a 128 px crop (a face many times
-    the crop's size would leave the model nothing to change) and at most a sixteenth of the crop
-    (a tiny face enlarged keeps its shading and no more)."""
+    spans ``frame_px`` pixels of the frame; at most a sixteenth of the crop (a tiny face enlarged
+    keeps its shading and no more), and at least a 64th, 2 px of a 128 px crop: a face many times
+    the crop's size would otherwise leave the model nothing to change, and on real faces damaged
+    at that scale (CodeFormer's test faces, 512 px) a 128th cost the restored faces' naturalness
+    (NIQE 14.58 as restored, 15.11 at 1 px of 128, 14.70 at 2; bench/quality.py --real-lq)."""
     shrinks = np.array([shrinks_by(m) for m in matrices], np.float64)
-    return torch.from_numpy(np.clip(frame_px / np.maximum(shrinks, 1e-6), face_size / 128, face_size / 16)).float()
+    return torch.from_numpy(np.clip(frame_px / np.maximum(shrinks, 1e-6), face_size / 64, face_size / 16)).float()
 
 
 def keep_coarse(restored: torch.Tensor, reference: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
@@ -99,8 +101,8 @@ def keep_coarse(restored: torch.Tensor, reference: torch.Tensor, sigmas: torch.T
 
     Blur, noise and compression of a few pixels hardly touch a face's coarser shapes, and the
     model's guesses there were wrong more often than the input: on faces about three times the
-    crop's size, clean, blurred, noisy or compressed, PSNR on the faces rose by 0.2-4.7 dB with
-    the picture coarser than 4 frame pixels kept (README, bench/detail.py)."""
+    crop's size, clean, blurred, noisy or compressed, PSNR on the faces rose by 0.15-3.1 dB with
+    the picture coarser than 2 crop pixels kept (README, bench/detail.py)."""
     change = reference.to(restored.dtype) - restored  # each crop blurred alone: its result does not depend on the call
     return (restored + torch.stack([blurred(c, float(sigma)) for c, sigma in zip(change, sigmas)])).clamp_(0, 1)
 

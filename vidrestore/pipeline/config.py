@@ -42,9 +42,10 @@ class PipelineConfig:
     face_size: int = 128
     batch_size: int = 0  # frames per restoration window and per forward pass, over all its tracks (bounds memory); 0: by device (window_frames)
     colour_match: bool = True
-    # A restored face keeps the input's picture coarser than a Gaussian of this many frame pixels
-    # (faces.paste.keep_coarse): restoration changes the finer detail, where blur, noise and
-    # compression are. 0: the restored crop is taken whole (--keep-coarse PX).
+    # A restored face keeps the input's picture coarser than a Gaussian of this many frame pixels,
+    # and at least 2 px of a 128 px crop (faces.paste.keep_coarse, coarse_sigmas): restoration
+    # changes the finer detail, where blur, noise and compression are. 0: the restored crop is
+    # taken whole (--keep-coarse PX).
     keep_coarse: float = 4.0
     # The share (0 to 1) of the frame's own detail finer than the model's crop that a pasted face
     # keeps (faces.paste.paste_faces(detail=...)): at 1 what restoration changed is added to the frame,
