@@ -175,5 +175,6 @@ def main() -> None:
                 print(f"{name:>10s} {label:>12s} {coarse:6g} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(values))
                       + f" {seconds:9.1f}")
 
+
 if __name__ == "__main__":
     main()

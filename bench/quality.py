@@ -114,7 +114,7 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=64)
     ap.add_argument("--presets", default="fast,balanced")
     ap.add_argument("--coarse", type=float, default=4.0, help="keep_coarse for the pasted rows (frame px; 0: none)")
-    ap.add_argument("--sheet", type=Path, help="write a contact sheet (rows: HQ, LQ, unsharp, FLIPNET)")
+    ap.add_argument("--sheet", type=Path, help="write a contact sheet (rows: HQ, then each row of the table)")
     ap.add_argument("--real-lq", type=Path, help="folder of aligned real LQ faces (NIQE only: no ground truth)")
     ap.add_argument("--real-count", type=int, default=24)
     args = ap.parse_args()
