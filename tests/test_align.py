@@ -165,6 +165,22 @@ def test_kept_coarse_picture_undoes_a_restorers_shading_and_keeps_its_finer_chan
         assert torch.equal(keep_coarse(restored[k : k + 1], reference[k : k + 1], sigmas[k : k + 1])[0], out[k])
 
 
+@settings(max_examples=20, deadline=None)
+@given(sigma=st.floats(0.3, 8.0), channels=st.sampled_from([1, 3, 4]), side=st.integers(56, 130), seed=st.integers(0, 2**16))
+def test_a_blur_on_the_cpu_is_the_one_accelerators_get(sigma, channels, side, seed):
+    """``align.blurred`` runs OpenCV on the CPU and kornia elsewhere: the same Gaussian, the same
+    reflected edge, so a face comes out alike on either."""
+    import kornia
+
+    from vidrestore.faces.align import blurred
+
+    image = torch.rand(channels, side, side, generator=torch.Generator().manual_seed(seed))
+    taps = 2 * int(np.ceil(3 * sigma)) + 1
+    want = kornia.filters.gaussian_blur2d(image[None], (taps, taps), (sigma, sigma), border_type="reflect")[0]
+    got = blurred(image, sigma)
+    assert got.shape == image.shape and (got - want).abs().max() < 2e-3
+
+
 def test_the_coarse_scale_is_given_in_frame_pixels_and_bounded_in_crop_pixels():
     from vidrestore.faces.paste import coarse_sigmas
 
