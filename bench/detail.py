@@ -2,7 +2,7 @@
 against what restoration changed pasted onto the frame (``--keep-detail``), and shares between.
 
     python bench/detail.py ../shared/data/videos/keep_real_1.mp4 [--frames 24] [--model flipnet-small] [--preset fast]
-                           [--shares 0,0.5,1,auto] [--copies clean,mild,...] [--measure-only]
+                           [--shares 0,0.5,1,auto] [--copies clean,mild,...] [--strengths auto,1] [--measure-only]
 
 The clip's first ``--frames`` frames are the ground truth. Each is given as it is ("clean"), and
 degraded at the frame's size: through JPEG at quality 80 alone ("light"), blurred by a Gaussian of
@@ -12,7 +12,9 @@ enlarged back (bicubic), as standard-definition video is shown at a larger size,
 blocks with it. Each is written losslessly. The real pipeline (the configured detector, the
 shipped model at its 128 px crop) restores each (``--copies``: only these), with each of
 ``--shares`` as ``keep_detail`` (0: enlarged; 1: keep detail; auto: each track's share measured,
-``measure_detail``; the table then gives the share it measured). ``--measure-only``: no
+``measure_detail``; the table then gives the share it measured), and each of ``--strengths``
+(auto, the default: each person's from FaceQualityNet's estimate, ``measure_strength``; the
+table gives the strengths the tracks got). ``--measure-only``: no
 restoring; for each copy, the share pass 1 measures for each track, with and without the cap that
 compression blocks put on it, and the median of ``faces.detail.block_edges`` over the first
 track's faces in the first six frames (give ``--frames`` past the clip's end for the whole clip).
@@ -141,6 +143,8 @@ def main() -> None:
                     help=f"which copies of the clip, comma-separated (default all: {','.join(DEGRADATIONS)})")
     ap.add_argument("--coarse", type=lambda text: [float(v) for v in text.split(",")],
                     help="the keep_coarse sizes (frame px) to restore with, comma-separated (default the configured one; 0: off)")
+    ap.add_argument("--strengths", type=lambda text: [v if v == "auto" else float(v) for v in text.split(",")], default=["auto"],
+                    help="the strengths to restore with, comma-separated; auto (default): each person's, from how damaged their faces look")
     ap.add_argument("--measure-only", action="store_true", help="only the shares pass 1 measures, and the copies' block edges")
     args = ap.parse_args()
     cfg = load_yaml(PipelineConfig, CONFIG_DIR / "pipeline.yaml")
@@ -154,17 +158,18 @@ def main() -> None:
         rate = c.streams.video[0].average_rate
     truth = frames_of(args.clip, args.frames)
     print(f"clip {args.clip.name}, first {len(truth)} frames, model {args.model} ({restorer.face_size} px crop), preset {args.preset}")
-    print(f"{'input':>10s} {'run':>12s} {'coarse':>6s} {'PSNR':>7s} {'SSIM':>7s} {'detail':>7s} {'restore s':>9s}")
+    print(f"{'input':>10s} {'run':>12s} {'coarse':>6s} {'strength':>13s} {'PSNR':>7s} {'SSIM':>7s} {'detail':>7s} {'restore s':>9s}")
     with tempfile.TemporaryDirectory() as tmp:
         tracks = analyse(written(truth, rate, Path(tmp) / "truth.mkv"), cfg, detector).tracks
         boxes = face_boxes(tracks, len(truth))
         for name, given in copies(truth, args.copies).items():
             clip = written(given, rate, Path(tmp) / f"{name}.mkv")
-            print(f"{name:>10s} {'as given':>12s} {'':6s} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(scores(given, truth, boxes))))
-            for keep, coarse in itertools.product(args.shares, args.coarse or [cfg.keep_coarse]):
-                out = Path(tmp) / f"{name}_{keep}_{coarse}.mkv"
+            print(f"{name:>10s} {'as given':>12s} {'':6s} {'':13s} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(scores(given, truth, boxes))))
+            for keep, coarse, strength in itertools.product(args.shares, args.coarse or [cfg.keep_coarse], args.strengths):
+                out = Path(tmp) / f"{name}_{keep}_{coarse}_{strength}.mkv"
                 shares = {"measure_detail": True} if keep == "auto" else {"measure_detail": False, "keep_detail": keep}
-                pcfg = dataclasses.replace(cfg, **shares, keep_coarse=coarse, face_size=restorer.face_size,
+                strengths = {"measure_strength": True} if strength == "auto" else {"measure_strength": False, "strength": strength}
+                pcfg = dataclasses.replace(cfg, **shares, **strengths, keep_coarse=coarse, face_size=restorer.face_size,
                                            encode=dataclasses.replace(cfg.encode, codec="ffv1"))
                 t0 = time.perf_counter()
                 report = run(clip, out, pcfg, restorer, device, detector=detector)
@@ -172,7 +177,8 @@ def main() -> None:
                 values = scores(frames_of(out, len(truth)), truth, boxes)
                 measured = ",".join(f"{t['keep_detail']:.2f}" for t in report.tracks)
                 label = f"auto {measured}" if keep == "auto" else {0.0: "enlarged", 1.0: "keep detail"}.get(keep, f"keep {keep:g}")
-                print(f"{name:>10s} {label:>12s} {coarse:6g} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(values))
+                strength_label = ("auto " if strength == "auto" else "") + ",".join(f"{t['strength']:.2f}" for t in report.tracks)
+                print(f"{name:>10s} {label:>12s} {coarse:6g} {strength_label:>13s} " + " ".join(f"{v:7.4f}" if k else f"{v:7.2f}" for k, v in enumerate(values))
                       + f" {seconds:9.1f}")
 
 

@@ -69,7 +69,8 @@ def main() -> None:
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="then profile one more run: each thread's N heaviest functions")
     args = ap.parse_args()
     shares = {} if args.keep_detail == "auto" else {"keep_detail": args.keep_detail, "measure_detail": False}
-    cfg = PipelineConfig(glue_threads=args.glue_threads, **shares,
+    # every face pasted at full strength: the estimate would leave this clip's clean faces out of pass 2
+    cfg = PipelineConfig(glue_threads=args.glue_threads, **shares, measure_strength=False,
                          detector=DetectorConfig(backend=args.detector, weights=args.detector_weights, refine_landmarks=not args.no_refine),
                          tracker=TrackerConfig(detect_every=args.detect_every), people=PeopleConfig(link=not args.no_people))
     device = torch.device(args.device)

@@ -55,10 +55,15 @@ def main() -> None:
     ap.add_argument("--detect-every", type=int, help="detection interval for the restored runs (default: the config's)")
     ap.add_argument("--aligned", action="store_true", help="the clip's frames are aligned face crops")
     ap.add_argument("--keep-coarse", type=float, help="keep_coarse for the restored runs (frame px; default: the config's)")
+    ap.add_argument("--strength", help="strength of the restored runs: auto (each person's, from how damaged their faces look) "
+                                       "or 0-1 (default: the config's, auto)")
     args = ap.parse_args()
     cfg = dataclasses.replace(load_yaml(PipelineConfig, CONFIG_DIR / "pipeline.yaml"), aligned=args.aligned)
     if args.keep_coarse is not None:
         cfg = dataclasses.replace(cfg, keep_coarse=args.keep_coarse)
+    if args.strength is not None:
+        cfg = dataclasses.replace(cfg, measure_strength=args.strength == "auto",
+                                  **({} if args.strength == "auto" else {"strength": float(args.strength)}))
     measure_cfg = cfg  # the measurement tracks faces the same way whatever the runs did
     if args.detect_every:
         cfg = dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, detect_every=args.detect_every))
@@ -67,18 +72,19 @@ def main() -> None:
     sampler = resolve_config(SamplerConfig, "presets", args.preset)
     with tempfile.TemporaryDirectory() as tmp:
         clip = head(args.clip, args.frames, Path(tmp) / "input.mp4") if args.frames else args.clip
-        outputs, seconds = {"input": clip}, {}
+        outputs, seconds, strengths = {"input": clip}, {}, set()
         for name, temporal in (("FLIPNET temporal", True), ("FLIPNET per frame", False)):
             opts = RestoreOptions(cfg, sampler, args.model, temporal=temporal)
             restorer = build_restorer(opts, device)
             pcfg = dataclasses.replace(cfg, face_size=restorer.face_size, encode=dataclasses.replace(cfg.encode, crf=10))
             out = Path(tmp) / f"{name.replace(' ', '_')}.mp4"
             t0 = time.perf_counter()
-            run(clip, out, pcfg, restorer, device, detector=detector)
+            strengths |= {round(t["strength"], 2) for t in run(clip, out, pcfg, restorer, device, detector=detector).tracks}
             seconds[name] = time.perf_counter() - t0
             outputs[name] = out
         print(f"clip {args.clip.name}, {args.frames or 'all'} frames, model {args.model}, preset {args.preset}, "
-              f"detector {'none (aligned)' if args.aligned else detector.name}, detect every {cfg.tracker.detect_every}")
+              f"detector {'none (aligned)' if args.aligned else detector.name}, detect every {cfg.tracker.detect_every}, "
+              f"tracks' strengths {', '.join(map(str, sorted(strengths)))}{' (auto)' if cfg.measure_strength else ''}")
         print(f"{'':20s} {'warp err':>9s} {'flicker':>9s} {'ID stab':>8s} {'NIQE':>7s} {'restore s':>10s}")
         for name, path in outputs.items():
             figures = args.figures / name.replace(" ", "_") if args.figures else None

@@ -41,7 +41,8 @@ def test_end_to_end_on_a_real_clip(shared_data, tiny_model, tmp_path, detector):
     if detector == "retinaface":
         extra = ["--detector-weights", shared_file(shared_data, "weights/retinaface_mobilenet0.25_Final.pth")]
     out, report = tmp_path / "out.mp4", tmp_path / "r.json"
-    code = _run(clip, out, "--model", tiny_model, "--detector", detector, *extra, "--preset", "fast",
+    # --strength 1: the clip's clean face would otherwise be left as it is, and the video copied (--strength auto)
+    code = _run(clip, out, "--model", tiny_model, "--detector", detector, *extra, "--preset", "fast", "--strength", "1",
                 "--json", report, "--quiet", "--x264-preset", "ultrafast")
     assert code == 0
     rep = json.loads(report.read_text())
@@ -49,8 +50,20 @@ def test_end_to_end_on_a_real_clip(shared_data, tiny_model, tmp_path, detector):
     longest = max(t["frames"] for t in rep["tracks"])
     assert longest >= 0.95 * rep["frames_in"]
     assert not any(s["monochrome"] for s in rep["shots"]) and not any(t["monochrome"] for t in rep["tracks"])
-    assert read_pts(out) == read_pts(clip)
+    assert read_pts(out) == read_pts(clip) and rep["encoder"]  # restored and encoded, every timestamp kept
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "r.json"]  # no temp files left
+
+
+def test_a_clean_real_clip_keeps_its_faces_as_they_are_by_default_and_says_why(shared_data, tiny_model, tmp_path):
+    """keep_real_1's face is sharp and close to three times the crop: FaceQualityNet finds it
+    close to clean (about 38 dB), so restoring would only redraw it (--strength auto)."""
+    clip = shared_file(shared_data, "videos/keep_real_1.mp4")
+    out, report = tmp_path / "out.mp4", tmp_path / "r.json"
+    assert _run(clip, out, "--model", tiny_model, "--detector", "dlib", "--json", report, "--quiet") == 0
+    rep = json.loads(report.read_text())
+    assert rep["measure_strength"] and rep["tracks"][0]["quality_db"] > 36 and rep["tracks"][0]["strength"] < 0.25
+    assert any("look little damaged" in n and "--strength 1" in n for n in rep["notes"])
+    assert read_pts(out) == read_pts(clip)
 
 
 def _subtitle_cues(path):
@@ -797,6 +810,25 @@ def test_keep_coarse_from_the_command_line_reaches_the_run_and_a_negative_size_i
         _run(sample_clip, tmp_path / "bad.mp4", "--model", "none", "--keep-coarse", "-1", "--quiet")
     assert "expected a size in pixels, 0 or more" in capsys.readouterr().err
     assert not (tmp_path / "bad.mp4").exists()
+
+
+def test_strength_is_estimated_by_default_a_number_turns_that_off_and_auto_for_one_track_is_a_usage_error(sample_clip, tmp_path, capsys):
+    from vidrestore.faces.quality import strength_for
+
+    assert _run(sample_clip, "--dry-run", "--quiet", "--json", tmp_path / "auto.json") == 0
+    report = json.loads((tmp_path / "auto.json").read_text())
+    track = report["tracks"][0]
+    assert report["measure_strength"] and track["quality_db"] is not None  # the sample's archival damage: restored in full
+    assert track["strength"] == pytest.approx(strength_for(track["quality_db"]), abs=0.01) and track["strength"] > 0.9
+    assert _run(sample_clip, "--dry-run", "--quiet", "--json", tmp_path / "set.json", "--strength", "0.6") == 0
+    report = json.loads((tmp_path / "set.json").read_text())
+    assert not report["measure_strength"] and report["tracks"][0]["strength"] == 0.6 and report["tracks"][0]["quality_db"] is None
+    assert _run(sample_clip, "--dry-run", "--quiet", "--json", tmp_path / "capped.json", "--strength", "0.6", "--strength", "auto") == 0
+    report = json.loads((tmp_path / "capped.json").read_text())  # estimated, and no more than the strength given
+    assert report["measure_strength"] and report["tracks"][0]["strength"] == 0.6
+    capsys.readouterr()
+    assert _run(sample_clip, "--dry-run", "--quiet", "--strength", "0=auto") == 2
+    assert "--strength auto is for every track at once" in capsys.readouterr().err
 
 
 def test_keep_detail_from_the_command_line_reaches_the_run_and_out_of_0_to_1_is_a_one_line_config_error(sample_clip, tmp_path, capsys):

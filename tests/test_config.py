@@ -60,3 +60,28 @@ def test_pairs_in_yaml_take_one_type_per_place_and_strengths_are_checked():
         from_dict(PipelineConfig, {"person_strength": [[0, -1]]})
     with pytest.raises(ConfigError, match="grain: expected a value from 0 to 1"):
         from_dict(PipelineConfig, {"grain": 1.5})
+
+
+def test_an_estimated_strength_yields_to_a_tracks_or_persons_own_and_to_everyones_as_a_ceiling():
+    import dataclasses
+
+    import numpy as np
+
+    from vidrestore.config import from_dict
+    from vidrestore.faces.quality import DAMAGED_DB, UNDAMAGED_DB
+    from vidrestore.faces.types import Track
+    from vidrestore.pipeline import PipelineConfig
+
+    def track(track_id, quality):
+        return Track(track_id, 0, np.arange(1), np.zeros((1, 4)), np.zeros((1, 5, 2)), np.ones(1), person=track_id, quality=quality)
+
+    between = (DAMAGED_DB + UNDAMAGED_DB) / 2
+    cfg = from_dict(PipelineConfig, {"track_strength": [[3, 0.9]], "person_strength": [[4, 0.8]]})
+    assert cfg.measure_strength  # the default
+    estimated = [cfg.strength_of(track(i, q)) for i, q in [(0, DAMAGED_DB - 5), (1, UNDAMAGED_DB + 5), (2, between), (5, None)]]
+    assert estimated == pytest.approx([1.0, 0.0, 0.5, 1.0])  # damaged, clean, half-way; not estimated: everyone's
+    assert [cfg.strength_of(track(i, UNDAMAGED_DB + 5)) for i in (3, 4)] == [0.9, 0.8]  # named strengths win over a clean face
+    capped = dataclasses.replace(cfg, strength=0.7)
+    assert [capped.strength_of(track(i, q)) for i, q in [(0, DAMAGED_DB - 5), (2, between), (5, None)]] == pytest.approx([0.7, 0.5, 0.7])
+    off = dataclasses.replace(cfg, measure_strength=False)
+    assert [off.strength_of(track(i, q)) for i, q in [(0, DAMAGED_DB - 5), (1, UNDAMAGED_DB + 5)]] == [1.0, 1.0]

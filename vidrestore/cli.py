@@ -129,6 +129,10 @@ def _apply_per_track(cfg: PipelineConfig, values: list | None, field: str) -> Pi
     return cfg
 
 
+def _strength(text: str) -> float | str:
+    return "auto" if text == "auto" else float(text)
+
+
 def _profile_fade(text: str) -> tuple[float, ...]:
     if text == "off":
         return ()
@@ -209,9 +213,10 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--people", type=_id_list, metavar="IDS",
                    help="restore only the tracks of these people, in every shot, e.g. 0 (a track's 'person' in a --dry-run report); "
                         "with --tracks, those tracks too")
-    p.add_argument("--strength", type=_per_track(float, "a strength like 0.6, TRACK=STRENGTH like 3=0.4 or pPERSON=STRENGTH like p0=0.4"),
-                   action="append", metavar="[TRACK=|pPERSON=]S",
-                   help="how much of the restored face replaces the original, 0-1 (default 1); TRACK=S for one track, "
+    p.add_argument("--strength", type=_per_track(_strength, "auto, a strength like 0.6, TRACK=STRENGTH like 3=0.4 or pPERSON=STRENGTH like p0=0.4"),
+                   action="append", metavar="auto|[TRACK=|pPERSON=]S",
+                   help="how much of the restored face replaces the original, 0-1 (default auto: each person's from how damaged "
+                        "their faces look, full for damaged faces, none for clean ones); S for every track; TRACK=S for one track, "
                         "pPERSON=S for every track of a person (ids from --dry-run; a track's own wins); repeatable, "
                         "e.g. --strength 0.7 --strength p0=1 --strength 3=0.4")
     p.add_argument("--reference", type=_per_track(str, "PHOTO, TRACK=PHOTO or pPERSON=PHOTO"), action="append",
@@ -257,7 +262,7 @@ def build_restore_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vidrestore",
         description="Restore the faces in a video with FLIPNET. Audio, subtitles, timestamps and metadata are kept.",
-        epilog="Other commands: vidrestore batch | vidrestore models {list,pull,verify,info} | vidrestore train {pack,run,export} | "
+        epilog="Other commands: vidrestore batch | vidrestore models {list,pull,verify,info} | vidrestore train {pack,run,export,quality} | "
                "vidrestore degrade | vidrestore eval {images,noref,video} | vidrestore sample. "
                "Exit codes: 2 usage, 3 input, 4 output, 5 model, 6 config, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.")
     p.add_argument("input", type=Path, help="video, picture or image sequence to restore (a sequence as FFmpeg names one: "
@@ -307,7 +312,12 @@ def options_from_args(args: argparse.Namespace):
     if args.keep_detail is not None:  # a share given is used as given; auto measures each track's
         cfg = dataclasses.replace(cfg, measure_detail=args.keep_detail == "auto",
                                   **({} if args.keep_detail == "auto" else {"keep_detail": args.keep_detail}))
-    cfg = _apply_per_track(cfg, args.strength, "strength")
+    strengths = args.strength or []
+    if any(value == "auto" for target, value in strengths if target is not None):
+        raise UsageError("--strength auto is for every track at once; give one track or person a number (3=0.4, p0=1)")
+    for target, value in strengths:  # a strength for every track turns the estimate off, auto turns it on
+        cfg = dataclasses.replace(cfg, measure_strength=value == "auto") if target is None else cfg
+    cfg = _apply_per_track(cfg, [(target, value) for target, value in strengths if value != "auto"], "strength")
     cfg = _apply_per_track(cfg, args.reference, "reference")
     sampler = resolve_config(SamplerConfig, "presets", args.preset)
     if args.seed is not None:
@@ -558,7 +568,7 @@ def cmd_models(argv: list[str]) -> int:
 
 
 def cmd_train(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="vidrestore train", description="Pack face data, or train FLIPNET.")
+    p = argparse.ArgumentParser(prog="vidrestore train", description="Pack face data, or train FLIPNET or the face quality estimator.")
     sub = p.add_subparsers(dest="action", required=True)
     pk = sub.add_parser("pack", help="align faces from folders and pack them into one .npz")
     pk.add_argument("sources", nargs="+", help="folders of images, or packs (.npz) to merge or re-encode")
@@ -580,7 +590,20 @@ def cmd_train(argv: list[str]) -> int:
                     help="stop after this many minutes at a step boundary, validated and checkpointed; run again to resume")
     rn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override any config field, e.g. --set decay_from_step=4100 (repeatable)")
+    qu = sub.add_parser("quality", help="train FaceQualityNet, which sets each track's strength (--strength auto)")
+    qu.add_argument("--config", default="face-quality", help="configs/train/<name>.yaml or a built-in name")
+    qu.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop after this many minutes, saving what was learnt")
+    qu.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field (repeatable)")
     args = p.parse_args(argv)
+    if args.action == "quality":
+        from .config import resolve_config, with_overrides
+        from .train.quality import QualityTrainConfig, train_quality
+
+        cfg = with_overrides(resolve_config(QualityTrainConfig, "train", args.config), args.set)
+        limit = None if args.time_limit is None else args.time_limit * 60
+        scores = train_quality(cfg, on_log=lambda row: print(json.dumps(row), flush=True), time_limit=limit)
+        print(f"saved {cfg.out}: held-out error {scores['val_mae_db']:.2f} dB, untouched faces {scores['clean_mae_db']:.2f} dB")
+        return 0
     if args.action == "pack":
         from .train.data import pack_faces
 

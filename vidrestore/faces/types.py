@@ -39,6 +39,7 @@ class Track:
     person: int | None = None  # the id of the first track of the person it shows (faces.people); None: not linked
     monochrome: bool = False  # in a black-and-white or toned shot (faces.tone): restored faces keep its tone
     detail: float | None = None  # the share of the frame's detail finer than the crop measured for it (faces.detail); None: not measured
+    quality: float | None = None  # how far its faces are from clean, estimated in dB of PSNR (faces.quality); None: not estimated
 
     @property
     def start(self) -> int:

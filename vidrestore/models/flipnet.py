@@ -32,9 +32,9 @@ from diffusers.models.resnet import Downsample2D, ResnetBlock2D, Upsample2D
 from safetensors.torch import save_file
 from torch import nn
 
-from ..config import from_dict, resolve_config, to_dict
+from ..config import resolve_config, to_dict
 from ..errors import ModelError
-from .zoo import load_state_dict
+from .zoo import checkpoint_config, load_state_dict
 
 RESTORE, DEGRADE = 0, 1
 
@@ -225,14 +225,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 def load_flipnet(path: str | Path, device: torch.device | str = "cpu") -> Flipnet:
     """Rebuild a FLIPNET from a file written by :func:`save_flipnet`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"FLIPNET weights not found: {path}")
-    try:
-        meta = read_metadata(path)
-        cfg = from_dict(FlipnetConfig, json.loads(meta["config"]))
-    except Exception as exc:
-        raise ModelError(f"{path} is not a vidrestore FLIPNET checkpoint ({exc.__class__.__name__})") from exc
+    cfg = checkpoint_config(path, FlipnetConfig, "FLIPNET")
     model = Flipnet(cfg)
     state = {k: v.float() for k, v in load_state_dict(path).items()}
     try:

@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import yaml
+from safetensors import safe_open
 from safetensors.torch import load_file
 
-from ..config import CONFIG_DIR
+from ..config import CONFIG_DIR, from_dict
 from ..errors import ModelError
+
+T = TypeVar("T")
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
@@ -171,3 +176,21 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path} does not hold a state dict of tensors")
     return state
+
+
+def checkpoint_config(path: str | Path, cls: type[T], what: str, file_format: str | None = None) -> T:
+    """The config a vidrestore safetensors file holds in its header (JSON under "config"), as
+    ``cls``; a ModelError naming ``what`` (FLIPNET, face quality) where the file is missing, or is
+    not such a checkpoint (another ``format`` than ``file_format``, when given)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{what} weights not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+        if file_format is not None and meta.get("format") != file_format:
+            raise ValueError(f"format {meta.get('format')!r}")
+        return from_dict(cls, json.loads(meta["config"]))
+    except Exception as exc:  # safetensors, JSON and the config's checks raise many types
+        raise ModelError(f"{path} is not a vidrestore {what} checkpoint ({exc.__class__.__name__})") from exc
+

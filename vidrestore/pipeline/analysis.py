@@ -26,13 +26,15 @@ from ..faces.detail import DetailMeter
 from ..faces.detect import FaceDetector, smallest_findable
 from ..faces.identity import DlibIdentityEncoder
 from ..faces.people import Portraits, link_people
+from ..faces.quality import QUALITY_MODEL, QualityMeter
 from ..faces.tone import MONOCHROME_LEVELS, face_tone_spread, tone_spread
 from ..faces.track import FaceTracker
 from ..faces.types import Detection, Track
 from ..io import VideoReader, probe
 from ..io.linear import Light
-from ..io.probe import VideoInfo
 from ..io.reader import DecodedFrames, FieldFilter, frame_to_rgb
+from ..models import zoo
+from ..models.face_quality import load_face_quality
 from ..shots import Shot, ShotDetector
 from ..stopping import raise_if_stopped
 from .config import PipelineConfig, Progress
@@ -90,8 +92,10 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     faces = 0
     # each track's share of detail finer than the crop, measured on pairs of full-size frames (faces.detail)
     meter = DetailMeter(cfg.face_size, info.pixel_aspect, cfg.keep_detail) if cfg.measure_detail else None
+    # and how damaged each track's faces are, on full-size frames too (faces.quality)
+    rater = QualityMeter(load_face_quality(zoo.verify(QUALITY_MODEL)), info.pixel_aspect) if cfg.measure_strength else None
     full_size = VideoReformatter()  # FFmpeg's conversion of the measured frames, set up once
-    measured: list[Future] = []  # the meter's work, on a thread of its own
+    measured: list[Future] = []  # the meters' work, on a thread of their own
     # (index, starts a shot, image to detect, grey image to follow faces in, their scale, the
     # decoded frame when the meter measures it)
     pending: list[tuple[int, bool, np.ndarray | None, np.ndarray | None, tuple[float, float], av.VideoFrame | None]] = []
@@ -135,8 +139,15 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     spreads: dict[int, float] = {}  # frame index -> tone spread, of a frame in every TONE_EVERY of each shot
     face_spreads: defaultdict[int, list[float]] = defaultdict(list)  # track id -> tone spreads of its faces in those frames
 
+    def wanted(index: int) -> bool:
+        return any(m is not None and m.wants(index) for m in (meter, rater))
+
     def measure(index: int, source: av.VideoFrame, faces: list[tuple[int, Detection]], cut: bool) -> None:
-        meter.offer(index, full_luma(source, reader.info, full_size), faces, cut)
+        rgb, _ = frame_to_rgb(source, reader.info, reformatter=full_size)
+        if meter is not None and meter.wants(index):
+            meter.offer(index, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32), faces, cut)
+        if rater is not None and rater.wants(index):
+            rater.offer(rgb, faces)
 
     def take(index: int, image: np.ndarray, scale: tuple[float, float], source: av.VideoFrame | None, cut: bool,
              last: bool) -> None:
@@ -184,7 +195,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
             if matched:
                 changes.append(cadence.change(previous, current := cadence.thumbnail(frame.image)))
                 previous = current
-            held.append((frame.index, frame.image, frame.scale, frame.source if meter is not None and meter.wants(frame.index) else None))
+            held.append((frame.index, frame.image, frame.scale, frame.source if wanted(frame.index) else None))
             answer(shots.update(frame.image))
         answer(shots.finish())
         if answered:
@@ -210,13 +221,17 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         # part) is taken for colour, but its faces are grey: their tracks keep their tone all the same
         t.monochrome = all_shots[t.shot_index].monochrome or bool(face_spreads[t.track_id]) and \
             float(np.median(face_spreads[t.track_id])) < MONOCHROME_LEVELS
-    if meter is not None:  # one share a person, measured over all their tracks
-        tracks_of: defaultdict[int, list[int]] = defaultdict(list)
-        for t in tracks:
-            tracks_of[t.person].append(t.track_id)
+    tracks_of: defaultdict[int, list[int]] = defaultdict(list)  # one share and one quality a person, over all their tracks
+    for t in tracks:
+        tracks_of[t.person].append(t.track_id)
+    if meter is not None:
         share_of = {person: meter.share(ids) for person, ids in tracks_of.items()}
         for t in tracks:
             t.detail = share_of[t.person]
+    if rater is not None:
+        quality_of = {person: rater.quality(ids) for person, ids in tracks_of.items()}
+        for t in tracks:
+            t.quality = quality_of[t.person]
     name = "none: the frames are aligned face crops (--aligned)" if cfg.aligned else \
         f"{detector.name}, on frames of {detector.input_side} px on the longer side"
     crops = {photo: reference_crop(photo, detector, cfg.face_size)
@@ -226,11 +241,6 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
                     stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side,
                     portraits.faces if portraits is not None else {}, *film_cadence(changes, pts, cfg.hybrid), light=light)
 
-
-def full_luma(source: av.VideoFrame, info: VideoInfo, reformatter: VideoReformatter) -> np.ndarray:
-    """The frame's luma (H, W) float32 in 8-bit levels (BT.601 weights), full size and in display orientation."""
-    rgb, _ = frame_to_rgb(source, info, reformatter=reformatter)
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
 TONE_EVERY = 12  # frames of a shot between two whose tone is measured (the first is, always)

@@ -14,6 +14,7 @@ from ..config import check_minimums
 from ..errors import ConfigError, UsageError
 from ..faces.detect import DetectorConfig
 from ..faces.people import PeopleConfig
+from ..faces.quality import strength_for
 from ..faces.track import TrackerConfig
 from ..faces.types import Track
 from ..io import EncodeOptions, VideoInfo
@@ -100,6 +101,10 @@ class PipelineConfig:
     # fidelity knob, like CodeFormer's w but applied in the paste); per track as (id, strength) pairs.
     # Per person (every track of it, in every shot) as (person id, strength); a track's own wins.
     strength: float = 1.0
+    # Each person's strength from how damaged their faces are (faces.quality: full for damaged
+    # faces, none for clean ones, FaceQualityNet's estimate between); strength is that of tracks
+    # it cannot estimate, and what an estimate's strength is at most. --strength S turns it off.
+    measure_strength: bool = True
     track_strength: tuple[tuple[int, float], ...] = ()
     person_strength: tuple[tuple[int, float], ...] = ()
     # Identity anchoring: a photo of the person (any size; its largest face is used) gives a track
@@ -181,8 +186,11 @@ class PipelineConfig:
         return track.detail if self.measure_detail and track.detail is not None else self.keep_detail
 
     def strength_of(self, track: Track) -> float:
-        """The track's own strength, else its person's, else everyone's."""
-        return dict(self.track_strength).get(track.track_id, dict(self.person_strength).get(track.person, self.strength))
+        """The track's own strength, else its person's, else the one its estimated damage calls for
+        (no more than everyone's), else everyone's."""
+        measured = self.strength if not self.measure_strength or track.quality is None else \
+            min(self.strength, strength_for(track.quality))
+        return dict(self.track_strength).get(track.track_id, dict(self.person_strength).get(track.person, measured))
 
     def reference_of(self, track: Track) -> str:
         """The track's own reference photo, else its person's, else everyone's ("" for none)."""

@@ -18,6 +18,7 @@ from ..eval.tracks import measure_tracks, qa_alarms
 from ..faces.identity import DlibIdentityEncoder
 from ..faces.people import contact_sheet
 from ..faces.pose import frontal_weight
+from ..faces.quality import strength_for
 from ..faces.types import Track
 from ..io import VideoInfo, probe
 from ..io.encoders import check_encoder, describe_encoding, dolby_vision_note, master_note
@@ -55,6 +56,10 @@ class Report:
     keep_detail: float = 0.0  # the share of the frame's detail finer than the crop that the faces kept (--keep-detail)
     # measured per track instead (each track's "keep_detail"); keep_detail is then that of tracks it could not measure
     measure_detail: bool = False
+    # each person's strength from how damaged their faces are estimated to be (--strength auto; each
+    # track's "strength", from its "quality_db"); strength then is that of tracks not estimated
+    measure_strength: bool = False
+    strength: float = 1.0
 
     def to_json(self) -> str:
         return jsonio.dumps(asdict(self), indent=2)
@@ -181,6 +186,21 @@ def small_faces_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
                      f"--min-face is {cfg.tracker.min_face_size:g}; a larger detector max_side in a --config file finds smaller ones "
                      "with dlib, more slowly, and RetinaFace finds smaller ones still")
     return notes
+
+
+def strength_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
+    """Name the people whose faces the estimate of their damage restored at less than full
+    strength (or not at all), so that a user who wants them redrawn knows how."""
+    lowered: dict[int, tuple[float, float]] = {}  # person -> (estimate, strength)
+    for t in analysis.tracks:
+        strength = cfg.strength_of(t)
+        if cfg.measure_strength and t.quality is not None and strength == min(cfg.strength, strength_for(t.quality)) < cfg.strength:
+            lowered[t.person] = (t.quality, strength)
+    if not lowered:
+        return []
+    said = "; ".join(f"person {p}: {q:.1f} dB from clean, strength {s:.2f}" for p, (q, s) in sorted(lowered.items()))
+    return [(f"faces that look little damaged were restored less, or left as they are (--strength auto; {said}); "
+             f"--strength 1 restores every face in full, --strength pPERSON=1 one person's")]
 
 
 def aligned_hint(analysis: Analysis, cfg: PipelineConfig, info: VideoInfo) -> list[str]:
@@ -343,10 +363,11 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
                  "identity_frames": [] if cfg.reference_of(t) else identity_frames(t),
                  "profile_frames": int((frontal_weight(t.landmarks, cfg.profile_fade) < 1).sum()),
                  "monochrome": t.monochrome, "keep_detail": cfg.detail_of(t), "measured_detail": t.detail,
+                 "quality_db": None if t.quality is None else round(t.quality, 2),
                  "face": str(face_path(Path(cfg.faces_dir), t)) if cfg.faces_dir and t.track_id in analysis.faces else None}
                 for t in analysis.tracks],
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
         people=people_of(analysis.tracks), light=analysis.light.value, grain=cfg.grain, keep_coarse=cfg.keep_coarse, keep_detail=cfg.keep_detail,
-        measure_detail=cfg.measure_detail,
-        corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *light_note(analysis, cfg), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
+        measure_detail=cfg.measure_detail, measure_strength=cfg.measure_strength, strength=cfg.strength,
+        corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *light_note(analysis, cfg), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *strength_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
                *unrestored_videos_note(src), *notes])

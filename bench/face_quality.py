@@ -1,0 +1,114 @@
+"""FaceQualityNet's estimates, and what the strength they set does to restored faces.
+
+    python bench/face_quality.py --pack runs/data/celeba128.npz [--count 64] [--weights path.safetensors]
+                                 [--real-lq ../shared/data/faces_lq/codeformer_cropped_faces]
+
+Held-out faces (the last ``count`` of the pack, which neither FLIPNET's nor FaceQualityNet's
+training saw) at five levels of damage: untouched, and through configs/degradations light,
+"mild" (light's ranges a step up: blur 0.6-1.2 px, downscaling 1.2-2x, noise 1-4, JPEG 60-80),
+default and archival. For each level: the faces' true PSNR against the clean face as the net
+learnt it (each channel's gain and offset fitted first, at most 40 dB), the net's estimate (mean
+absolute error), the strength it sets (``faces.quality.strength_for``), and the
+PSNR and SSIM of the faces as pasted (``--preset fast``, colour-matched, the coarse picture
+kept) at strength 1, at the estimated strength, and at the best strength for each face (an oracle
+that knows the clean face). With ``--real-lq``: the estimates and strengths of real damaged faces
+(aligned 512 px crops, taken to the net's size), and the NIQE of each as given, restored at
+strength 1 and at the estimated strength (restored at the model's size, pasted as a face of
+that size would be, and taken back with bicubic, as bench/quality.py does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import kornia
+import numpy as np
+import torch
+from quality import as_pasted, load_model, to_uint8
+
+from vidrestore.config import resolve_config
+from vidrestore.degrade import DegradationConfig, degrade, sample_params
+from vidrestore.diffusion.sampler import SamplerConfig
+from vidrestore.eval.niqe import niqe
+from vidrestore.faces.identity import DlibIdentityEncoder
+from vidrestore.faces.quality import QUALITY_MODEL, strength_for
+from vidrestore.models import zoo
+from vidrestore.models.face_quality import load_face_quality
+from vidrestore.train.data import PackedFaces, list_images, read_rgb
+from vidrestore.train.quality import quality_target
+from vidrestore.train.trainer import psnr, restore_batch
+
+
+def levels() -> dict[str, DegradationConfig | None]:
+    light = resolve_config(DegradationConfig, "degradations", "light")
+    mild = dataclasses.replace(light, blur_sigma=(0.6, 1.2), downscale=(1.2, 2.0), noise_sigma=(1.0, 4.0), jpeg_prob=1.0, jpeg_quality=(60.0, 80.0))
+    return {"untouched": None, "light": light, "mild": mild,
+            "default": resolve_config(DegradationConfig, "degradations", "default"),
+            "archival": resolve_config(DegradationConfig, "degradations", "archival")}
+
+
+def blended(lq: torch.Tensor, pasted: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    return lq + strength[:, None, None, None] * (pasted - lq)
+
+
+def up(x: torch.Tensor, side: int) -> torch.Tensor:
+    return torch.nn.functional.interpolate(x, size=(side, side), mode="bicubic").clamp(0, 1)
+
+
+def best_strength(lq: torch.Tensor, pasted: torch.Tensor, hq: torch.Tensor) -> torch.Tensor:
+    """Each face's strength of least squared error against ``hq``."""
+    change, wanted = (pasted - lq).flatten(1), (hq - lq).flatten(1)
+    return ((change * wanted).sum(1) / (change * change).sum(1).clamp_min(1e-10)).clamp(0, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pack", required=True)
+    ap.add_argument("--count", type=int, default=64)
+    ap.add_argument("--weights", help="a FaceQualityNet file (default: the shipped one)")
+    ap.add_argument("--model", default="flipnet-small")
+    ap.add_argument("--real-lq", type=Path)
+    args = ap.parse_args()
+    net = load_face_quality(args.weights or zoo.verify(QUALITY_MODEL))
+    _, model = load_model(args.model)
+    data = PackedFaces(args.pack)
+    _, val = data.split(args.count)
+    gen = torch.Generator().manual_seed(99)
+    hq, _ = data.batch(val, gen, flip=False)
+    enc = DlibIdentityEncoder()
+    sampler = resolve_config(SamplerConfig, "presets", "fast")
+    print(f"{len(hq)} held-out faces; FLIPNET fast, pasted as the pipeline does (coarse 4 px); PSNR / SSIM against the clean face")
+    print(f"{'level':10s} {'true dB':>8s} {'est. dB':>8s} {'MAE':>5s} {'strength':>8s} {'input':>15s} {'strength 1':>15s} "
+          f"{'estimated':>15s} {'oracle':>15s}")
+    for name, cfg in levels().items():
+        lq = hq if cfg is None else (degrade(hq, sample_params(cfg, len(hq), gen), gen).clamp(0, 1) * 255).round() / 255
+        with torch.inference_mode():
+            estimate = net(lq)
+        truth = quality_target(lq, hq)
+        strength = torch.tensor([strength_for(float(e)) for e in estimate])
+        pasted = as_pasted(restore_batch(model, lq, torch.from_numpy(enc.embed(to_uint8(lq))), sampler), lq, 4.0)
+        cells = [f"{float(psnr(x, hq).clamp(max=99).mean()):6.2f} / {float(kornia.metrics.ssim(x, hq, 11).mean()):.4f}"
+                 for x in (lq, pasted, blended(lq, pasted, strength), blended(lq, pasted, best_strength(lq, pasted, hq)))]
+        print(f"{name:10s} {float(truth.mean()):8.2f} {float(estimate.mean()):8.2f} {float((estimate - truth).abs().mean()):5.2f} "
+              f"{float(strength.mean()):8.2f} " + " ".join(f"{c:>15s}" for c in cells), flush=True)
+    if args.real_lq:
+        images = [im for im in (read_rgb(p) for p in list_images([args.real_lq])) if im is not None]
+        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+        with torch.inference_mode():
+            estimate = net(torch.nn.functional.interpolate(x, size=(net.config.image_size,) * 2, mode="area"))
+        strengths = [strength_for(float(e)) for e in estimate]
+        size, full = model.config.image_size, x.shape[-1]
+        small = torch.nn.functional.interpolate(x, size=(size, size), mode="area")
+        pasted = as_pasted(restore_batch(model, small, torch.from_numpy(enc.embed(to_uint8(small))), sampler), small, 4.0, full / size)
+        niqe_of = {"input": x, "strength 1": pasted, "estimated strength": blended(small, pasted, torch.tensor(strengths))}
+        niqe_of = {k: float(np.mean([niqe(im) for im in to_uint8(up(v, full) if k != "input" else v)])) for k, v in niqe_of.items()}
+        print(f"\n{len(images)} real damaged faces from {args.real_lq}: estimate {float(estimate.mean()):.2f} dB "
+              f"(range {float(estimate.min()):.2f}-{float(estimate.max()):.2f}), strength {np.mean(strengths):.2f} "
+              f"(range {min(strengths):.2f}-{max(strengths):.2f}); NIQE (lower is more natural) "
+              + ", ".join(f"{k} {v:.3f}" for k, v in niqe_of.items()) + f" (restored at {size} px, pasted as a {full} px face would be, bicubic back)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+import cv2
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from vidrestore.errors import ModelError
+from vidrestore.faces.align import align_faces
+from vidrestore.faces.quality import DAMAGED_DB, QUALITY_MODEL, UNDAMAGED_DB, QualityMeter, strength_for
+from vidrestore.faces.types import Detection
+from vidrestore.models import zoo
+from vidrestore.models.face_quality import (
+    CEILING_DB,
+    FLOOR_DB,
+    FaceQualityConfig,
+    FaceQualityNet,
+    load_face_quality,
+    save_face_quality,
+)
+from vidrestore.train.data import pack_faces
+from vidrestore.train.quality import QualityTrainConfig, train_quality, validate, validation_faces
+
+# scikit-image's astronaut (the bundled sample's face): its five landmarks, found once by dlib's detector
+ASTRONAUT = np.array([[203.2, 101.5], [246.8, 104.0], [225.0, 127.0], [201.0, 140.0], [245.0, 141.0]], np.float32)
+TINY = FaceQualityConfig(image_size=32, widths=(4, 8))
+
+
+def astronaut_crop(size: int = 128) -> np.ndarray:
+    import skimage.data
+
+    crops, _ = align_faces(torch.from_numpy(skimage.data.astronaut()).permute(2, 0, 1), ASTRONAUT[None], size)
+    return (crops[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def damaged(face: np.ndarray, blur: float, noise: float, quality: int) -> np.ndarray:
+    x = cv2.GaussianBlur(face.astype(np.float32), (0, 0), blur) if blur else face.astype(np.float32)
+    x = np.clip(x + np.random.default_rng(0).normal(0, noise, x.shape), 0, 255).astype(np.uint8)
+    _, jpeg = cv2.imencode(".jpg", x, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(jpeg, cv2.IMREAD_UNCHANGED)
+
+
+def as_batch(*faces: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 255
+
+
+def test_a_saved_estimator_loads_with_its_config_and_estimates_the_same(tmp_path):
+    torch.manual_seed(0)
+    net = FaceQualityNet(TINY)
+    torch.nn.init.normal_(net.head.weight, std=2.0)  # an untrained head answers 30 dB for everything
+    faces = torch.rand(3, 3, 48, 48)  # another size than the net's: resized first
+    path = tmp_path / "q.safetensors"
+    save_face_quality(net, path, {"steps": "7"})
+    loaded = load_face_quality(path)
+    assert loaded.config == TINY
+    with torch.inference_mode():
+        estimates = loaded(faces)
+        assert torch.equal(estimates, net.eval()(faces))
+    assert estimates.shape == (3,) and ((estimates >= FLOOR_DB) & (estimates <= CEILING_DB)).all()
+    assert len(set(estimates.tolist())) == 3
+
+
+def test_a_file_that_is_not_an_estimator_is_refused_naming_it(tmp_path, tiny_model):
+    with pytest.raises(ModelError, match="tiny.safetensors is not a vidrestore face quality checkpoint"):
+        load_face_quality(tiny_model)
+    with pytest.raises(ModelError, match="face quality weights not found: .*missing.safetensors"):
+        load_face_quality(tmp_path / "missing.safetensors")
+
+
+@given(st.floats(0.0, 60.0), st.floats(0.0, 60.0))
+def test_strength_is_full_for_damaged_faces_none_for_clean_ones_and_falls_between(a, b):
+    low, high = sorted((a, b))
+    assert strength_for(low) >= strength_for(high)
+    assert 0.0 <= strength_for(low) <= 1.0
+    assert strength_for(min(low, DAMAGED_DB)) == 1.0 and strength_for(max(high, UNDAMAGED_DB)) == 0.0
+    if DAMAGED_DB < low < high < UNDAMAGED_DB:
+        assert strength_for(low) > strength_for(high)
+
+
+def test_the_shipped_estimator_rates_a_face_lower_the_more_it_is_damaged():
+    net = load_face_quality(zoo.verify(QUALITY_MODEL))
+    face = astronaut_crop()
+    levels = [face, damaged(face, 0.0, 0.0, 90), damaged(face, 1.0, 3.0, 60), damaged(face, 2.0, 6.0, 40), damaged(face, 3.5, 10.0, 25)]
+    with torch.inference_mode():
+        estimates = net(as_batch(*levels)).tolist()
+    assert estimates == sorted(estimates, reverse=True), estimates
+    assert strength_for(estimates[0]) < 0.5 and strength_for(estimates[-1]) == 1.0, estimates
+
+
+def test_the_meter_crops_each_face_as_pass_2_will_and_gives_a_persons_median():
+    net = load_face_quality(zoo.verify(QUALITY_MODEL))
+    face = astronaut_crop()
+    blurred = cv2.GaussianBlur(face, (0, 0), 2.0)
+    # each crop drawn into a frame twice its size, so the meter's crop of it is the crop again
+    to_frame = np.float32([[2, 0, 40], [0, 2, 30]])
+    landmarks = align_faces(torch.zeros(3, 8, 8), ASTRONAUT[None], 128)[1][0]
+    where = np.c_[ASTRONAUT, np.ones(5)] @ landmarks.T @ to_frame[:, :2].T + to_frame[:, 2]
+    meter = QualityMeter(net)
+    assert meter.wants(0) and not meter.wants(1)
+    detection = Detection(np.array([40, 30, 296, 286], np.float32), 1.0, where.astype(np.float32))
+    estimates = []
+    for image in (face, blurred, blurred):
+        frame = cv2.warpAffine(image, to_frame, (340, 320), flags=cv2.INTER_CUBIC)
+        meter.offer(frame, [(4, detection)])
+        with torch.inference_mode():
+            estimates.append(float(net(as_batch(image))[0]))
+    meter.offer(np.zeros((320, 340, 3), np.uint8), [])  # a frame without faces: nothing to estimate
+    assert meter.quality([4]) == pytest.approx(float(np.median(estimates)), abs=1.0)
+    assert meter.quality([4, 5]) == meter.quality([4]) and meter.quality([5]) is None
+
+
+def test_training_lowers_the_estimators_error_and_saves_a_file_that_loads(tmp_path):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    face = astronaut_crop(64)
+    for i in range(10):  # the face, moved about and recoloured
+        shifted = np.roll(face, (i - 5, 2 * i - 9), (0, 1)) * np.array([1.0, 0.9 + i / 50, 1.1 - i / 50])
+        Image.fromarray(shifted.clip(0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+    pack = tmp_path / "faces.npz"
+    pack_faces([folder], pack, 32, aligned=True, with_identity=False)
+    cfg = QualityTrainConfig(hq_pack=str(pack), out=str(tmp_path / "q.safetensors"), model=TINY, steps=40, batch_size=8,
+                             lr=0.01, warmup_steps=2, val_count=3, validate_every=40)
+    torch.manual_seed(0)
+    untrained = validate(FaceQualityNet(TINY), *validation_faces(cfg))
+    logged = []
+    scores = train_quality(cfg, on_log=logged.append)
+    assert [row["step"] for row in logged] == [40]
+    assert scores["val_mae_db"] < 0.8 * untrained["val_mae_db"]
+    loaded = load_face_quality(cfg.out)
+    assert validate(loaded, *validation_faces(cfg)) == pytest.approx(scores)
+

@@ -1,0 +1,66 @@
+"""How much restoring a track's faces should change them, from how damaged they are (``--strength auto``).
+
+Restoration redraws a face from what the model knows of faces. Where the face is damaged, that is
+the point; where it is already clean, the redrawn face is further from the person than the input
+was (held-out CelebA faces left untouched came out at 30.8 dB after restoring). Pass 1 gives
+:class:`QualityMeter` the full-size frame every :data:`~vidrestore.faces.detail.DETAIL_EVERY`
+frames; it crops each face as pass 2 will (at the net's 128 px) and asks FaceQualityNet
+(``vidrestore.models.face_quality``) how far the crop is from a clean picture of it, in dB of
+PSNR. A person's median estimate gives the strength of all their tracks (:func:`strength_for`):
+full below :data:`DAMAGED_DB`, none above :data:`UNDAMAGED_DB`, in proportion between.
+The strengths that would maximise PSNR fall off sooner (about half at 27 dB on held-out faces),
+but PSNR undervalues taking blur off a smooth face: KEEP's plainly blurred synthetic clip is
+estimated at 31.7 dB. So every face the estimate finds damaged is restored in full, and only
+those it finds close to clean are restored less or left alone (bench/face_quality.py).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+from ..models.face_quality import FaceQualityNet
+from .align import align_faces
+from .detail import DETAIL_EVERY
+from .types import Detection
+
+DAMAGED_DB = 33.0  # a face estimated this far from clean, or further, is restored in full
+UNDAMAGED_DB = 37.0  # and one this close, or closer, is left as it is
+QUALITY_MODEL = "face-quality"  # the zoo entry of the FaceQualityNet that estimates it
+
+
+def strength_for(quality_db: float) -> float:
+    """The restoration strength (0-1) for a face estimated ``quality_db`` from its clean picture."""
+    return float(np.clip((UNDAMAGED_DB - quality_db) / (UNDAMAGED_DB - DAMAGED_DB), 0.0, 1.0))
+
+
+class QualityMeter:
+    """Pass 1's estimate of each track's damage: :meth:`wants` says which frames to give (full
+    size, RGB) to :meth:`offer`; :meth:`quality` gives a set of tracks' median estimate (dB)."""
+
+    def __init__(self, net: FaceQualityNet, pixel_aspect: tuple[float, float] = (1.0, 1.0), every: int = DETAIL_EVERY):
+        self.net, self.pixel_aspect, self.every = net, pixel_aspect, every
+        self._estimates: defaultdict[int, list[float]] = defaultdict(list)
+
+    def wants(self, index: int) -> bool:
+        return index % self.every == 0
+
+    def offer(self, image: np.ndarray, faces: list[tuple[int, Detection]]) -> None:
+        """A frame's full-size RGB ``image`` (H, W, 3) uint8 and the (track id, where it is) of each face in it."""
+        if not faces:
+            return
+        frame = torch.from_numpy(image).permute(2, 0, 1)
+        # at the net's own size, whatever the restorer's: a smaller crop enlarged would look blurred
+        crops, _ = align_faces(frame, np.stack([face.landmarks for _, face in faces]), self.net.config.image_size, self.pixel_aspect)
+        with torch.inference_mode():
+            estimates = self.net(crops.float()).tolist()
+        for (track_id, _), estimate in zip(faces, estimates):
+            self._estimates[track_id].append(estimate)
+
+    def quality(self, track_ids: Iterable[int]) -> float | None:
+        """The median estimate (dB) over the faces of ``track_ids`` (one person's), None where none was measured."""
+        estimates = [e for i in track_ids for e in self._estimates.get(i, [])]
+        return float(np.median(estimates)) if estimates else None
