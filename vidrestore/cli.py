@@ -315,8 +315,9 @@ def options_from_args(args: argparse.Namespace):
     strengths = args.strength or []
     if any(value == "auto" for target, value in strengths if target is not None):
         raise UsageError("--strength auto is for every track at once; give one track or person a number (3=0.4, p0=1)")
-    for target, value in strengths:  # a strength for every track turns the estimate off, auto turns it on
-        cfg = dataclasses.replace(cfg, measure_strength=value == "auto") if target is None else cfg
+    everyone = [value for target, value in strengths if target is None]
+    if everyone:  # the last strength for every track decides: auto turns the estimate on, a number off
+        cfg = dataclasses.replace(cfg, measure_strength=everyone[-1] == "auto")
     cfg = _apply_per_track(cfg, [(target, value) for target, value in strengths if value != "auto"], "strength")
     cfg = _apply_per_track(cfg, args.reference, "reference")
     sampler = resolve_config(SamplerConfig, "presets", args.preset)

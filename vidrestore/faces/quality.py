@@ -8,9 +8,9 @@ frames; it crops each face as pass 2 will (at the net's 128 px) and asks FaceQua
 (``vidrestore.models.face_quality``) how far the crop is from a clean picture of it, in dB of
 PSNR. A person's median estimate gives the strength of all their tracks (:func:`strength_for`):
 full below :data:`DAMAGED_DB`, none above :data:`UNDAMAGED_DB`, in proportion between.
-The strengths that would maximise PSNR fall off sooner (about half at 27 dB on held-out faces),
-but PSNR undervalues taking blur off a smooth face: KEEP's plainly blurred synthetic clip is
-estimated at 31.7 dB. So every face the estimate finds damaged is restored in full, and only
+Strengths chosen for PSNR would restore lightly damaged faces less (bench/face_quality.py's last
+column), but PSNR undervalues taking blur off a smooth face: KEEP's plainly blurred synthetic clip
+is estimated at 31.7 dB. So every face the estimate finds damaged is restored in full, and only
 those it finds close to clean are restored less or left alone (bench/face_quality.py).
 """
 

@@ -21,9 +21,10 @@ from ..config import to_dict
 from ..errors import ModelError
 from .zoo import checkpoint_config, load_state_dict
 
-CEILING_DB = 40.0  # the target of faces this close to clean or closer (an untouched one's PSNR is infinite); predictions are clamped to [FLOOR_DB, CEILING_DB]
-FLOOR_DB = 10.0
-MIDDLE_DB, DB_SCALE = 30.0, 10.0
+# estimates are clamped to [FLOOR_DB, CEILING_DB]; a face this close to clean or closer is taught
+# as CEILING_DB (an untouched one's PSNR is infinite)
+CEILING_DB, FLOOR_DB = 40.0, 10.0
+MIDDLE_DB, DB_SCALE = 30.0, 10.0  # the head answers in tens of dB about the middle
 FORMAT = "vidrestore-face-quality-1"
 
 
@@ -56,7 +57,6 @@ class FaceQualityNet(nn.Module):
             faces = nn.functional.interpolate(faces, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
         h = self.features(faces * 2 - 1)
         pooled = torch.cat([h.mean((2, 3)), h.std((2, 3))], 1)
-        # the head answers in tens of dB about the middle of the range, a scale its weights reach quickly
         return (MIDDLE_DB + DB_SCALE * self.head(pooled)[:, 0]).clamp(FLOOR_DB, CEILING_DB)
 
 
