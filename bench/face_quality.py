@@ -1,15 +1,19 @@
 """FaceQualityNet's estimates, and what the strength they set does to restored faces.
 
     python bench/face_quality.py --pack runs/data/celeba128.npz [--count 64] [--weights path.safetensors]
+                                 [--scale S] [--estimates-only]
                                  [--real-lq ../shared/data/faces_lq/codeformer_cropped_faces]
 
 Held-out faces (the last ``count`` of the pack, which neither FLIPNET's nor FaceQualityNet's
 training saw) at five levels of damage: untouched, and through configs/degradations light,
 "mild" (light's ranges a step up: blur 0.6-1.2 px, downscaling 1.2-2x, noise 1-4, JPEG 60-80),
-default and archival. For each level: the faces' true PSNR against the clean face as the net
+default and archival. With ``--scale S``, the damage is done on the face enlarged S times
+(bicubic), as on a face S times the crop in a frame, and the damaged face is taken back to the
+crop as pass 1 crops a larger face (``faces.align.warp_affine``); the clean face is taken back the
+same way, so only the damage counts. For each level: the faces' true PSNR against the clean crop as the net
 learnt it (each channel's gain and offset fitted first, at most 40 dB), the net's estimate (mean
-absolute error), the strength it sets (``faces.quality.strength_for``), and the
-PSNR and SSIM of the faces as pasted (``--preset fast``, colour-matched, the coarse picture
+absolute error), the strength it sets (``faces.quality.strength_for``), and (unless
+``--estimates-only``) the PSNR and SSIM of the faces as pasted (``--preset fast``, colour-matched, the coarse picture
 kept) at strength 1, at the estimated strength, and at the best strength for each face (an oracle
 that knows the clean face). With ``--real-lq``: the estimates and strengths of real damaged faces
 (aligned 512 px crops, taken to the net's size), and the NIQE of each as given, restored at
@@ -32,6 +36,7 @@ from vidrestore.config import resolve_config
 from vidrestore.degrade import DegradationConfig, degrade, sample_params
 from vidrestore.diffusion.sampler import SamplerConfig
 from vidrestore.eval.niqe import niqe
+from vidrestore.faces.align import warp_affine
 from vidrestore.faces.identity import DlibIdentityEncoder
 from vidrestore.faces.quality import QUALITY_MODEL, strength_for
 from vidrestore.models import zoo
@@ -53,6 +58,20 @@ def blended(lq: torch.Tensor, pasted: torch.Tensor, strength: torch.Tensor) -> t
     return lq + strength[:, None, None, None] * (pasted - lq)
 
 
+def damaged_at(faces: torch.Tensor, cfg: DegradationConfig | None, gen: torch.Generator, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(damaged, clean) crops: ``faces`` damaged by ``cfg`` (None: untouched) on a picture of them
+    ``scale`` times their size, quantised to 8 bits, then taken back to their size as pass 1 crops
+    a larger face; the clean crop is the undamaged picture taken back the same way."""
+    size = faces.shape[-1]
+    side = round(size * scale)
+    big = faces if side == size else up(faces, side)
+    lq = big if cfg is None else (degrade(big, sample_params(cfg, len(big), gen), gen).clamp(0, 1) * 255).round() / 255
+    if side == size:
+        return lq, faces
+    shrink = np.tile(np.float32([[size / side, 0, 0], [0, size / side, 0]]), (len(faces), 1, 1))
+    return tuple(warp_affine(x, shrink, (size, size), "reflection") for x in (lq, big))
+
+
 def up(x: torch.Tensor, side: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(x, size=(side, side), mode="bicubic").clamp(0, 1)
 
@@ -70,44 +89,56 @@ def main() -> None:
     ap.add_argument("--weights", help="a FaceQualityNet file (default: the shipped one)")
     ap.add_argument("--model", default="flipnet-small")
     ap.add_argument("--real-lq", type=Path)
+    ap.add_argument("--scale", type=float, default=1.0, help="damage the faces enlarged this many times, then crop them back")
+    ap.add_argument("--estimates-only", action="store_true", help="leave out restoring (the PSNR / SSIM and NIQE columns)")
     args = ap.parse_args()
     net = load_face_quality(args.weights or zoo.verify(QUALITY_MODEL))
     _, model = load_model(args.model)
     data = PackedFaces(args.pack)
     _, val = data.split(args.count)
     gen = torch.Generator().manual_seed(99)
-    hq, _ = data.batch(val, gen, flip=False)
+    faces, _ = data.batch(val, gen, flip=False)
     enc = DlibIdentityEncoder()
     sampler = resolve_config(SamplerConfig, "presets", "fast")
-    print(f"{len(hq)} held-out faces; FLIPNET fast, pasted as the pipeline does (coarse 4 px); PSNR / SSIM against the clean face")
-    print(f"{'level':10s} {'true dB':>8s} {'est. dB':>8s} {'MAE':>5s} {'strength':>8s} {'input':>15s} {'strength 1':>15s} "
-          f"{'estimated':>15s} {'oracle':>15s}")
+    side = round(faces.shape[-1] * args.scale)
+    print(f"{len(faces)} held-out faces damaged at {side} px" + (f", taken to {faces.shape[-1]}" if side != faces.shape[-1] else "")
+          + "; FLIPNET fast, pasted as the pipeline does (coarse 4 px); PSNR / SSIM against the clean crop")
+    print(f"{'level':10s} {'true dB':>8s} {'est. dB':>8s} {'MAE':>5s} {'strength':>8s}" + ("" if args.estimates_only else
+          f" {'input':>15s} {'strength 1':>15s} {'estimated':>15s} {'oracle':>15s}"))
     for name, cfg in levels().items():
-        lq = hq if cfg is None else (degrade(hq, sample_params(cfg, len(hq), gen), gen).clamp(0, 1) * 255).round() / 255
+        lq, hq = damaged_at(faces, cfg, gen, args.scale)
         with torch.inference_mode():
             estimate = net(lq)
         truth = quality_target(lq, hq)
         strength = torch.tensor([strength_for(float(e)) for e in estimate])
+        row = (f"{name:10s} {float(truth.mean()):8.2f} {float(estimate.mean()):8.2f} {float((estimate - truth).abs().mean()):5.2f} "
+               f"{float(strength.mean()):8.2f}")
+        if args.estimates_only:
+            print(row, flush=True)
+            continue
         pasted = as_pasted(restore_batch(model, lq, torch.from_numpy(enc.embed(to_uint8(lq))), sampler), lq, 4.0)
         cells = [f"{float(psnr(x, hq).clamp(max=99).mean()):6.2f} / {float(kornia.metrics.ssim(x, hq, 11).mean()):.4f}"
                  for x in (lq, pasted, blended(lq, pasted, strength), blended(lq, pasted, best_strength(lq, pasted, hq)))]
-        print(f"{name:10s} {float(truth.mean()):8.2f} {float(estimate.mean()):8.2f} {float((estimate - truth).abs().mean()):5.2f} "
-              f"{float(strength.mean()):8.2f} " + " ".join(f"{c:>15s}" for c in cells), flush=True)
+        print(row + " " + " ".join(f"{c:>15s}" for c in cells), flush=True)
     if args.real_lq:
-        images = [im for im in (read_rgb(p) for p in list_images([args.real_lq])) if im is not None]
-        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+        paths = list_images([args.real_lq])
+        x = torch.from_numpy(np.stack([read_rgb(p) for p in paths])).permute(0, 3, 1, 2).float() / 255
+        size, full = net.config.image_size, x.shape[-1]
         with torch.inference_mode():
-            estimate = net(torch.nn.functional.interpolate(x, size=(net.config.image_size,) * 2, mode="area"))
+            estimate = net(torch.nn.functional.interpolate(x, size=(size, size), mode="area"))
         strengths = [strength_for(float(e)) for e in estimate]
-        size, full = model.config.image_size, x.shape[-1]
+        print(f"\n{len(x)} real damaged faces from {args.real_lq}, {full} px: estimate (dB) and strength of each")
+        print("\n".join(f"  {p.name:34s} {float(e):6.2f} {k:5.2f}" for p, e, k in zip(paths, estimate, strengths)))
+        print(f"mean estimate {float(estimate.mean()):.2f} dB, strength {np.mean(strengths):.2f}")
+        if args.estimates_only:
+            return
+        size = model.config.image_size
         small = torch.nn.functional.interpolate(x, size=(size, size), mode="area")
         pasted = as_pasted(restore_batch(model, small, torch.from_numpy(enc.embed(to_uint8(small))), sampler), small, 4.0, full / size)
         niqe_of = {"input": x, "strength 1": pasted, "estimated strength": blended(small, pasted, torch.tensor(strengths))}
         niqe_of = {k: float(np.mean([niqe(im) for im in to_uint8(up(v, full) if k != "input" else v)])) for k, v in niqe_of.items()}
-        print(f"\n{len(images)} real damaged faces from {args.real_lq}: estimate {float(estimate.mean()):.2f} dB "
-              f"(range {float(estimate.min()):.2f}-{float(estimate.max()):.2f}), strength {np.mean(strengths):.2f} "
-              f"(range {min(strengths):.2f}-{max(strengths):.2f}); NIQE (lower is more natural) "
-              + ", ".join(f"{k} {v:.3f}" for k, v in niqe_of.items()) + f" (restored at {size} px, pasted as a {full} px face would be, bicubic back)")
+        print("NIQE (lower is more natural) " + ", ".join(f"{k} {v:.3f}" for k, v in niqe_of.items())
+              + f" (restored at {size} px, pasted as a {full} px face would be, bicubic back)")
 
 
 if __name__ == "__main__":
