@@ -121,11 +121,12 @@ def main() -> None:
                  for x in (lq, pasted, blended(lq, pasted, strength), blended(lq, pasted, best_strength(lq, pasted, hq)))]
         print(row + " " + " ".join(f"{c:>15s}" for c in cells), flush=True)
     if args.real_lq:
-        paths = list_images([args.real_lq])
-        x = torch.from_numpy(np.stack([read_rgb(p) for p in paths])).permute(0, 3, 1, 2).float() / 255
-        size, full = net.config.image_size, x.shape[-1]
+        read = [(p, image) for p in list_images([args.real_lq]) if (image := read_rgb(p)) is not None]
+        paths = [p for p, _ in read]
+        x = torch.from_numpy(np.stack([image for _, image in read])).permute(0, 3, 1, 2).float() / 255
+        full = x.shape[-1]
         with torch.inference_mode():
-            estimate = net(torch.nn.functional.interpolate(x, size=(size, size), mode="area"))
+            estimate = net(torch.nn.functional.interpolate(x, size=(net.config.image_size,) * 2, mode="area"))
         strengths = [strength_for(float(e)) for e in estimate]
         print(f"\n{len(x)} real damaged faces from {args.real_lq}, {full} px: estimate (dB) and strength of each")
         print("\n".join(f"  {p.name:34s} {float(e):6.2f} {k:5.2f}" for p, e, k in zip(paths, estimate, strengths)))
