@@ -5,9 +5,9 @@
                                  [--real-lq ../shared/data/faces_lq/codeformer_cropped_faces]
 
 Held-out faces (the last ``count`` of the pack, which neither FLIPNET's nor FaceQualityNet's
-training saw) at five levels of damage: untouched, and through configs/degradations light,
+training saw) at six levels of damage: untouched, and through configs/degradations light,
 "mild" (light's ranges a step up: blur 0.6-1.2 px, downscaling 1.2-2x, noise 1-4, JPEG 60-80),
-default and archival. With ``--scale S``, the damage is done on the face enlarged S times
+default, archival and enlarged (noise and JPEG done on the face downscaled, then enlarged). With ``--scale S``, the damage is done on the face enlarged S times
 (bicubic), as on a face S times the crop in a frame, and the damaged face is taken back to the
 crop as pass 1 crops a larger face (``faces.align.warp_affine``); the clean face is taken back the
 same way, so only the damage counts. For each level: the faces' true PSNR against the clean crop as the net
@@ -51,7 +51,8 @@ def levels() -> dict[str, DegradationConfig | None]:
     mild = dataclasses.replace(light, blur_sigma=(0.6, 1.2), downscale=(1.2, 2.0), noise_sigma=(1.0, 4.0), jpeg_prob=1.0, jpeg_quality=(60.0, 80.0))
     return {"untouched": None, "light": light, "mild": mild,
             "default": resolve_config(DegradationConfig, "degradations", "default"),
-            "archival": resolve_config(DegradationConfig, "degradations", "archival")}
+            "archival": resolve_config(DegradationConfig, "degradations", "archival"),
+            "enlarged": resolve_config(DegradationConfig, "degradations", "enlarged")}
 
 
 def blended(lq: torch.Tensor, pasted: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Batched, seeded synthetic degradations (torch + kornia), for CPU and CUDA alike.
 
 The classic blind-face-restoration chain (Wang et al., GFPGAN 2021; Real-ESRGAN 2021): blur
-(isotropic, anisotropic or motion), downscale by 1-16x and back, Gaussian and Poisson noise, JPEG.
+(isotropic, anisotropic or motion), downscale by 1-16x and back, Gaussian and Poisson noise, JPEG;
+noise and JPEG may also come before the enlargement, as on a face compressed while small.
 Archival video adds: film grain, colour fading and tint, scratches and dust, interlace combing,
 and (clips only) lossy H.264 through PyAV. For clips every parameter drifts smoothly over time
 instead of jumping per frame. All randomness comes from one ``torch.Generator``.
@@ -43,6 +44,9 @@ class DegradationConfig:
     interlace_shift: tuple[float, float] = (1.0, 4.0)
     codec_prob: float = 0.0  # clips only
     codec_crf: tuple[float, float] = (30.0, 45.0)
+    # noise and JPEG at the downscaled size, before enlarging back: a face that was small when it
+    # was compressed (in a compressed frame, or a small photo), whose blocks the crop enlarges
+    small_codec_prob: float = 0.0
     drift: float = 0.15  # clips: std of the per-frame parameter walk, as a fraction of each range
 
 
@@ -64,6 +68,7 @@ class DegradationParams:
     tint: torch.Tensor  # (B, 3)
     scratches: torch.Tensor  # count
     interlace: torch.Tensor  # horizontal field shift in px; 0 = none
+    small_codec: torch.Tensor  # 1 = noise and JPEG at the downscaled size
 
     def __len__(self) -> int:
         return len(self.scale)
@@ -101,6 +106,8 @@ def sample_params(cfg: DegradationConfig, n: int, gen: torch.Generator) -> Degra
         tint=(torch.rand(n, 3, generator=gen) * 2 - 1) * cfg.tint_strength * _gate(gen, n, cfg.fade_prob)[:, None],
         scratches=_gate(gen, n, cfg.scratch_prob) * torch.randint(1, 4, (n,), generator=gen).float(),
         interlace=_gate(gen, n, cfg.interlace_prob) * _u(gen, n, *cfg.interlace_shift),
+        # drawn only when possible, so that configs without it keep their random streams
+        small_codec=_gate(gen, n, cfg.small_codec_prob) if cfg.small_codec_prob > 0 else torch.zeros(n),
     )
 
 
@@ -163,6 +170,16 @@ def _scratches(x: torch.Tensor, counts: torch.Tensor, gen: torch.Generator) -> t
     return out
 
 
+def _noise_and_jpeg(x: torch.Tensor, p: DegradationParams, gen: torch.Generator) -> torch.Tensor:
+    dev = x.device
+    x = x + torch.randn(x.shape, generator=gen).to(dev) * (p.noise.to(dev) / 255.0)[:, None, None, None]
+    pois = p.poisson_peak > 0
+    if pois.any():
+        peak = p.poisson_peak[pois].to(dev)[:, None, None, None]
+        x[pois] = torch.poisson(x[pois].clamp(0, 1) * peak, generator=gen if dev.type == "cpu" else None) / peak
+    return _jpeg(x.clamp(0, 1), p.jpeg.to(dev))
+
+
 def degrade(hq: torch.Tensor, p: DegradationParams, gen: torch.Generator) -> torch.Tensor:
     """Degrade a batch ``hq`` (B, 3, H, W) in [0, 1] with per-image parameters ``p``; returns LQ of the same size."""
     b, _, h, w = hq.shape
@@ -174,16 +191,14 @@ def degrade(hq: torch.Tensor, p: DegradationParams, gen: torch.Generator) -> tor
         angles = p.motion_angle[moving]
         kern = kornia.filters.get_motion_kernel2d(ks, angles, torch.zeros_like(angles)).to(dev)
         x[moving] = kornia.filters.filter2d(x[moving], kern, border_type="reflect")
-    x = torch.cat([
-        F.interpolate(F.interpolate(x[i:i + 1], size=(max(4, round(h / float(p.scale[i]))), max(4, round(w / float(p.scale[i])))),
-                                    mode="area"), size=(h, w), mode="bicubic", align_corners=False)
-        for i in range(b)])
-    x = x + torch.randn(x.shape, generator=gen).to(dev) * (p.noise.to(dev) / 255.0)[:, None, None, None]
-    pois = p.poisson_peak > 0
-    if pois.any():
-        peak = p.poisson_peak[pois].to(dev)[:, None, None, None]
-        x[pois] = torch.poisson(x[pois].clamp(0, 1) * peak, generator=gen if dev.type == "cpu" else None) / peak
-    x = _jpeg(x.clamp(0, 1), p.jpeg.to(dev))
+    early = p.small_codec > 0
+    small = [F.interpolate(x[i:i + 1], size=(max(4, round(h / float(p.scale[i]))), max(4, round(w / float(p.scale[i])))), mode="area")
+             for i in range(b)]
+    small = [_noise_and_jpeg(s, p.index(i), gen) if early[i] else s for i, s in enumerate(small)]
+    x = torch.cat([F.interpolate(s, size=(h, w), mode="bicubic", align_corners=False) for s in small])
+    x[early] = x[early].clamp(0, 1)
+    if not early.all():
+        x[~early] = _noise_and_jpeg(x[~early], p.index(~early), gen)
     grain = kornia.filters.gaussian_blur2d(torch.randn(b, 1, h, w, generator=gen).to(dev), (5, 5), (0.8, 0.8))
     x = x + grain * p.grain.to(dev)[:, None, None, None] * (0.5 + x.mean(1, keepdim=True))
     gray = x.mean(1, keepdim=True)
