@@ -7,9 +7,9 @@
 Held-out faces (the last ``count`` of the pack, which neither FLIPNET's nor FaceQualityNet's
 training saw) at six levels of damage: untouched, and through configs/degradations light,
 "mild" (light's ranges a step up: blur 0.6-1.2 px, downscaling 1.2-2x, noise 1-4, JPEG 60-80),
-default, archival and enlarged (noise and JPEG done on the face downscaled, then enlarged). With ``--scale S``, the damage is done on the face enlarged S times
-(bicubic), as on a face S times the crop in a frame, and the damaged face is taken back to the
-crop as pass 1 crops a larger face (``faces.align.warp_affine``); the clean face is taken back the
+default, archival and enlarged (noise and JPEG done on the face downscaled, then enlarged). With
+``--scale S``, the damage is done on the face enlarged S times (bicubic), as on a face S times the
+crop in a frame, and the damaged face is taken back to the crop as pass 1 crops a larger face (``faces.align.warp_affine``); the clean face is taken back the
 same way, so only the damage counts. For each level: the faces' true PSNR against the clean crop as the net
 learnt it (each channel's gain and offset fitted first, at most 40 dB), the net's estimate (mean
 absolute error), the strength it sets (``faces.quality.strength_for``), and (unless

@@ -85,6 +85,8 @@ def test_configs_without_small_codec_draw_as_before_it_existed():
     p = sample_params(cfg, 16, g)
     assert float(p.small_codec.abs().sum()) == 0
     after = torch.rand(3, generator=g)
+    # what the generator gave next before small_codec existed (the module at commit a27bee3)
+    assert torch.allclose(after, torch.tensor([0.07096141576766968, 0.24416208267211914, 0.42332905530929565]))
     g2 = torch.Generator().manual_seed(4)
     sample_params(dataclasses.replace(cfg, small_codec_prob=0.5), 16, g2)
     assert not torch.equal(after, torch.rand(3, generator=g2))  # a config that uses it draws one more gate
