@@ -1,7 +1,7 @@
 """FaceQualityNet's estimates, and what the strength they set does to restored faces.
 
     python bench/face_quality.py --pack runs/data/celeba128.npz [--count 64] [--weights path.safetensors]
-                                 [--scale S] [--estimates-only]
+                                 [--scale S] [--estimates-only] [--dtype auto|fp32|bf16]
                                  [--real-lq ../shared/data/faces_lq/codeformer_cropped_faces]
 
 Held-out faces (the last ``count`` of the pack, which neither FLIPNET's nor FaceQualityNet's
@@ -41,6 +41,7 @@ from vidrestore.faces.identity import DlibIdentityEncoder
 from vidrestore.faces.quality import QUALITY_MODEL, strength_for
 from vidrestore.models import zoo
 from vidrestore.models.face_quality import load_face_quality
+from vidrestore.restore import DTYPES, autocast, network_dtype
 from vidrestore.train.data import PackedFaces, list_images, read_rgb
 from vidrestore.train.quality import quality_target
 from vidrestore.train.trainer import psnr, restore_batch
@@ -92,6 +93,8 @@ def main() -> None:
     ap.add_argument("--real-lq", type=Path)
     ap.add_argument("--scale", type=float, default=1.0, help="damage the faces enlarged this many times, then crop them back")
     ap.add_argument("--estimates-only", action="store_true", help="leave out restoring (the PSNR / SSIM and NIQE columns)")
+    ap.add_argument("--dtype", choices=["auto", *DTYPES], default="auto", help="FLIPNET's precision, as --dtype of vidrestore "
+                    "(auto: bf16 on a CPU with AMX, else fp32)")
     args = ap.parse_args()
     net = load_face_quality(args.weights or zoo.verify(QUALITY_MODEL))
     _, model = load_model(args.model)
@@ -101,9 +104,11 @@ def main() -> None:
     faces, _ = data.batch(val, gen, flip=False)
     enc = DlibIdentityEncoder()
     sampler = resolve_config(SamplerConfig, "presets", "fast")
+    cpu = torch.device("cpu")
+    precision = autocast(cpu, network_dtype(args.dtype, cpu))
     side = round(faces.shape[-1] * args.scale)
     print(f"{len(faces)} held-out faces damaged at {side} px" + (f", taken to {faces.shape[-1]}" if side != faces.shape[-1] else "")
-          + "; FLIPNET fast, pasted as the pipeline does (coarse 4 px); PSNR / SSIM against the clean crop")
+          + f"; FLIPNET fast in {str(network_dtype(args.dtype, cpu)).removeprefix('torch.')}, pasted as the pipeline does (coarse 4 px); PSNR / SSIM against the clean crop")
     print(f"{'level':10s} {'true dB':>8s} {'est. dB':>8s} {'MAE':>5s} {'strength':>8s}" + ("" if args.estimates_only else
           f" {'input':>15s} {'strength 1':>15s} {'estimated':>15s} {'oracle':>15s}"))
     for name, cfg in levels().items():
@@ -117,7 +122,10 @@ def main() -> None:
         if args.estimates_only:
             print(row, flush=True)
             continue
-        pasted = as_pasted(restore_batch(model, lq, torch.from_numpy(enc.embed(to_uint8(lq))), sampler), lq, 4.0)
+        identity = torch.from_numpy(enc.embed(to_uint8(lq)))
+        with precision:
+            restored = restore_batch(model, lq, identity, sampler).float()
+        pasted = as_pasted(restored, lq, 4.0)
         cells = [f"{float(psnr(x, hq).clamp(max=99).mean()):6.2f} / {float(kornia.metrics.ssim(x, hq, 11).mean()):.4f}"
                  for x in (lq, pasted, blended(lq, pasted, strength), blended(lq, pasted, best_strength(lq, pasted, hq)))]
         print(row + " " + " ".join(f"{c:>15s}" for c in cells), flush=True)
@@ -136,7 +144,10 @@ def main() -> None:
             return
         size = model.config.image_size
         small = torch.nn.functional.interpolate(x, size=(size, size), mode="area")
-        pasted = as_pasted(restore_batch(model, small, torch.from_numpy(enc.embed(to_uint8(small))), sampler), small, 4.0, full / size)
+        identity = torch.from_numpy(enc.embed(to_uint8(small)))
+        with precision:
+            restored = restore_batch(model, small, identity, sampler).float()
+        pasted = as_pasted(restored, small, 4.0, full / size)
         niqe_of = {"input": x, "strength 1": pasted, "estimated strength": blended(small, pasted, torch.tensor(strengths))}
         niqe_of = {k: float(np.mean([niqe(im) for im in to_uint8(up(v, full) if k != "input" else v)])) for k, v in niqe_of.items()}
         print("NIQE (lower is more natural) " + ", ".join(f"{k} {v:.3f}" for k, v in niqe_of.items())

@@ -19,7 +19,7 @@ from vidrestore.config import resolve_config
 from vidrestore.diffusion.flow import flows_to_previous
 from vidrestore.diffusion.sampler import SamplerConfig
 from vidrestore.models.flipnet import Flipnet, load_config
-from vidrestore.restore import FlipnetRestorer, Restorer, load_restorer
+from vidrestore.restore import DTYPES, FlipnetRestorer, Restorer, load_restorer
 
 
 def throughput(restorer, frames: torch.Tensor, batch: int) -> float:
@@ -85,16 +85,13 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=8, help="frames per track per window in the --tracks comparison")
     args = ap.parse_args()
     device = torch.device(args.device)
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     model = f"untrained {args.architecture}" if args.architecture else args.model
     print(f"device {device}; model {model}; {args.frames} frames of one track; compile {args.compile or 'no'}")
     print(f"{'preset':10s} {'steps':>5s} {'dtype':>5s} {'batch':>5s} {'face-frames/s':>14s}")
     for preset in args.presets.split(","):
         sampler = resolve_config(SamplerConfig, "presets", preset)
         for dname in args.dtypes.split(","):
-            if device.type == "cpu" and dname != "fp32":
-                continue  # autocast only on CUDA
-            restorer = bench_restorer(args, sampler, device, dtypes[dname])
+            restorer = bench_restorer(args, sampler, device, DTYPES[dname])
             if args.memory_format:
                 restorer.model.to(memory_format={"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}[args.memory_format])
             frames = torch.rand(args.frames, 3, restorer.face_size, restorer.face_size, device=device)

@@ -2,7 +2,7 @@
 (shared noise + flow-warped x0), and FLIPNET frame by frame (shared noise only, --no-temporal).
 
     python bench/video_quality.py ../shared/data/videos/keep_real_1.mp4 [--model flipnet-small] [--preset fast]
-                                  [--frames 120] [--figures DIR] [--detect-every K] [--aligned] [--keep-coarse PX]
+                                  [--frames 120] [--dtype auto|fp32|bf16] [--figures DIR] [--detect-every K] [--aligned] [--keep-coarse PX]
 
 Each variant is restored with the real pipeline, then measured with `vidrestore eval video`'s code:
 per-track warping error, flicker and identity stability (mean over tracks), and NIQE of whole
@@ -57,6 +57,8 @@ def main() -> None:
     ap.add_argument("--keep-coarse", type=float, help="keep_coarse for the restored runs (frame px; default: the config's)")
     ap.add_argument("--strength", help="strength of the restored runs: auto (each person's, from how damaged their faces look) "
                                        "or 0-1 (default: the config's, auto)")
+    ap.add_argument("--dtype", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
+                    help="the network's precision, as --dtype of vidrestore")
     args = ap.parse_args()
     cfg = dataclasses.replace(load_yaml(PipelineConfig, CONFIG_DIR / "pipeline.yaml"), aligned=args.aligned)
     if args.keep_coarse is not None:
@@ -74,7 +76,7 @@ def main() -> None:
         clip = head(args.clip, args.frames, Path(tmp) / "input.mp4") if args.frames else args.clip
         outputs, seconds, strengths = {"input": clip}, {}, set()
         for name, temporal in (("FLIPNET temporal", True), ("FLIPNET per frame", False)):
-            opts = RestoreOptions(cfg, sampler, args.model, temporal=temporal)
+            opts = RestoreOptions(cfg, sampler, args.model, args.dtype, temporal=temporal)
             restorer = build_restorer(opts, device)
             pcfg = dataclasses.replace(cfg, face_size=restorer.face_size, encode=dataclasses.replace(cfg.encode, crf=10))
             out = Path(tmp) / f"{name.replace(' ', '_')}.mp4"
@@ -82,7 +84,7 @@ def main() -> None:
             strengths |= {round(t["strength"], 2) for t in run(clip, out, pcfg, restorer, device, detector=detector).tracks}
             seconds[name] = time.perf_counter() - t0
             outputs[name] = out
-        print(f"clip {args.clip.name}, {args.frames or 'all'} frames, model {args.model}, preset {args.preset}, "
+        print(f"clip {args.clip.name}, {args.frames or 'all'} frames, {restorer.name}, preset {args.preset}, "
               f"detector {'none (aligned)' if args.aligned else detector.name}, detect every {cfg.tracker.detect_every}, "
               f"tracks' strengths {', '.join(map(str, sorted(strengths)))}{' (auto)' if cfg.measure_strength else ''}")
         print(f"{'':20s} {'warp err':>9s} {'flicker':>9s} {'ID stab':>8s} {'NIQE':>7s} {'restore s':>10s}")

@@ -225,3 +225,51 @@ def test_no_memory_even_for_one_face_is_a_model_error_with_a_way_out():
     restorer = FlipnetRestorer(_ShortOfMemory(_model(), 0), SamplerConfig(steps=2, start_step=200), torch.device("cpu"), None, "tiny")
     with pytest.raises(ModelError, match="out of memory on cpu restoring one 32 px face at a time; .* --device cpu"):
         restorer.restore(crops, restorer.start_track(0, crops))
+
+
+def test_bf16_runs_the_networks_convolutions_in_bf16_on_the_cpu_and_stays_close_to_fp32():
+    from vidrestore.restore import FlipnetRestorer
+
+    crops = _translating_track(4, 4)
+    seen, outs = {}, {}
+
+    def note(dtype):
+        def hook(module, args, out):
+            seen[dtype] = out.dtype
+        return hook
+
+    for dtype in (torch.float32, torch.bfloat16):
+        model = _model()
+        model.conv_out.register_forward_hook(note(dtype))
+        restorer = FlipnetRestorer(model, SamplerConfig(steps=2, start_step=200), torch.device("cpu"), None, "tiny", dtype=dtype)
+        outs[dtype] = restorer.restore(crops, restorer.start_track(0, crops))
+    assert seen == {torch.float32: torch.float32, torch.bfloat16: torch.bfloat16}
+    assert outs[torch.bfloat16].dtype == torch.float32
+    difference = (outs[torch.bfloat16] - outs[torch.float32]).abs()
+    assert 0 < difference.mean() < 0.005 and difference.max() < 0.05
+
+
+@pytest.mark.parametrize("device, tiles, expected", [("cpu", True, torch.bfloat16), ("cpu", False, torch.float32),
+                                                     ("cuda", False, torch.bfloat16), ("mps", True, torch.float32)])
+def test_auto_precision_is_bf16_where_the_hardware_multiplies_in_it(monkeypatch, device, tiles, expected):
+    from vidrestore.restore import network_dtype
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: tiles)
+    assert network_dtype("auto", torch.device(device)) == expected
+    assert network_dtype("fp32", torch.device(device)) == torch.float32
+    assert network_dtype("bf16", torch.device(device)) == torch.bfloat16
+
+
+def test_a_torch_without_the_capability_check_runs_fp32_on_the_cpu(monkeypatch):
+    from vidrestore.restore import network_dtype
+
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert network_dtype("auto", torch.device("cpu")) == torch.float32
+
+
+@pytest.mark.parametrize("dtype, suffix", [(torch.float32, "tiny)"), (torch.bfloat16, "tiny, bf16)")])
+def test_the_restorers_name_says_its_precision_unless_fp32(tiny_model, dtype, suffix):
+    from vidrestore.restore import load_restorer
+
+    restorer = load_restorer(str(tiny_model), SamplerConfig(steps=2), torch.device("cpu"), dtype, None, 32)
+    assert restorer.name.endswith(suffix) and restorer.dtype == dtype

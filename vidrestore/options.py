@@ -21,9 +21,7 @@ from .diffusion.sampler import SamplerConfig
 from .io.sequence import source_stamp
 from .models import zoo
 from .pipeline import PipelineConfig
-from .restore import Restorer, load_restorer
-
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "auto": torch.bfloat16}
+from .restore import Restorer, load_restorer, network_dtype
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,7 @@ class RestoreOptions:
     pipeline: PipelineConfig
     sampler: SamplerConfig
     model: str = "flipnet-small"  # zoo name, .safetensors path, or "none"
-    dtype: str = "auto"  # CUDA autocast dtype; CPU always runs fp32
+    dtype: str = "auto"  # the network's precision (restore.network_dtype)
     temporal: bool = True
     compile: str = ""  # torch.compile backend ("inductor"); empty: eager
 
@@ -72,7 +70,7 @@ def build_restorer(options: RestoreOptions, device: torch.device) -> Restorer:
     from .faces.identity import DlibIdentityEncoder
 
     encoder = DlibIdentityEncoder() if options.model != "none" else None
-    restorer = load_restorer(options.model, options.sampler, device, DTYPES[options.dtype], encoder,
+    restorer = load_restorer(options.model, options.sampler, device, network_dtype(options.dtype, device), encoder,
                              options.pipeline.face_size, options.compile)
     if hasattr(restorer, "temporal"):
         restorer.temporal = options.temporal

@@ -27,6 +27,32 @@ from .faces.identity import IdentityEncoder
 from .models import zoo
 from .models.flipnet import RESTORE, Flipnet, load_flipnet
 
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def network_dtype(name: str, device: torch.device) -> torch.dtype:
+    """What the network's convolutions and matrix products run in for ``--dtype name`` on
+    ``device``. "auto": bf16 on CUDA, and on CPUs with AMX tiles (bf16 matrix units), where
+    flipnet-small ran about twice as fast as in fp32 (docs/benchmarks.md); fp32 on other CPUs,
+    whose bf16 is emulated, and on other devices."""
+    if name != "auto":
+        return DTYPES[name]
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16_tiles()):
+        return torch.bfloat16
+    return torch.float32
+
+
+def cpu_has_bf16_tiles() -> bool:
+    # torch's CPU capability checks are private: a torch without this one runs fp32
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(check is not None and check())
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
+    """Mixed precision at ``dtype`` on ``device`` (off for fp32): the ops autocast lists run in it,
+    normalisations and softmax stay in fp32."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
 
 @dataclass
 class TrackContext:
@@ -188,10 +214,9 @@ class FlipnetRestorer(Restorer):
         cond = torch.cat(lqs).to(self.device) * 2 - 1
         identity = self._identity_per_frame(contexts, [len(lq) for lq in lqs])
         scheduler = make_scheduler(self.sampler, *self._scheduler_args)
-        autocast = self.device.type == "cuda" and self.dtype != torch.float32
 
         def forward(x: torch.Tensor, t: torch.Tensor, rows: slice) -> torch.Tensor:
-            with torch.autocast(self.device.type, dtype=self.dtype, enabled=autocast):
+            with autocast(self.device, self.dtype):
                 return self.model(x[rows], t[rows] if t.ndim else t, cond[rows], identity[rows] if identity is not None else None,
                                   RESTORE, self.sampler.boosthub_scale).float()
 
@@ -241,5 +266,6 @@ def load_restorer(name_or_path: str, sampler: SamplerConfig, device: torch.devic
         return PassThroughRestorer(face_size)
     path = zoo.resolve_weights(name_or_path)
     model = load_flipnet(path, device)
-    return FlipnetRestorer(model, sampler, device, identity_encoder, name=f"flipnet ({path.name}, {model.config.name})", dtype=dtype,
-                           compile_backend=compile_backend)
+    precision = "" if dtype == torch.float32 else f", {next(k for k, v in DTYPES.items() if v == dtype)}"
+    return FlipnetRestorer(model, sampler, device, identity_encoder, name=f"flipnet ({path.name}, {model.config.name}{precision})",
+                           dtype=dtype, compile_backend=compile_backend)
