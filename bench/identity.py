@@ -24,14 +24,17 @@ from vidrestore.faces.identity import DlibIdentityEncoder
 from vidrestore.io import VideoReader
 
 
-def crops_of(clip: Path, frames: int) -> np.ndarray:
+def crops_of(clip: Path, frames: int, size: int = 128, every: int = 1) -> np.ndarray:
+    """The centre squares of ``frames`` frames of ``clip`` (every ``every``-th), ``size`` px."""
     out = []
     with VideoReader(clip) as reader:
         for frame in reader:
+            if frame.index % every:
+                continue
             h, w = frame.image.shape[:2]
             side = min(h, w)
             square = frame.image[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2]
-            out.append(cv2.resize(square, (128, 128), interpolation=cv2.INTER_AREA))
+            out.append(cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA))
             if len(out) == frames:
                 break
     return np.stack(out)
