@@ -79,6 +79,8 @@ def main() -> None:
     ap.add_argument("--compile", default="", metavar="BACKEND", help="torch.compile backend (e.g. inductor)")
     ap.add_argument("--memory-format", choices=["channels_last", "contiguous"], default="",
                     help="override the restorer's choice (channels_last) to measure it")
+    ap.add_argument("--micro-batch", type=int, help="override the restorer's crops per forward pass (4 on the CPU, "
+                    "0: the whole batch) to measure it")
     ap.add_argument("--profile", action="store_true", help="after each table, torch.profiler's top operations for one "
                     "pass at the largest batch, and the time of that pass's optical flow")
     ap.add_argument("--tracks", type=int, default=0, help="also compare N simultaneous faces track by track and together")
@@ -94,6 +96,8 @@ def main() -> None:
             restorer = bench_restorer(args, sampler, device, DTYPES[dname])
             if args.memory_format:
                 restorer.model.to(memory_format={"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}[args.memory_format])
+            if args.micro_batch is not None:
+                restorer.micro_batch = args.micro_batch
             frames = torch.rand(args.frames, 3, restorer.face_size, restorer.face_size, device=device)
             throughput(restorer, frames[:2], 2)  # warm-up
             rates = {}

@@ -243,6 +243,7 @@ def test_bf16_runs_the_networks_convolutions_in_bf16_on_the_cpu_and_stays_close_
         model.conv_out.register_forward_hook(note(dtype))
         restorer = FlipnetRestorer(model, SamplerConfig(steps=2, start_step=200), torch.device("cpu"), None, "tiny", dtype=dtype)
         outs[dtype] = restorer.restore(crops, restorer.start_track(0, crops))
+        assert restorer.micro_batch == {torch.float32: 4, torch.bfloat16: 8}[dtype]  # the same bytes a forward pass
     assert seen == {torch.float32: torch.float32, torch.bfloat16: torch.bfloat16}
     assert outs[torch.bfloat16].dtype == torch.float32
     difference = (outs[torch.bfloat16] - outs[torch.float32]).abs()
