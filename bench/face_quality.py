@@ -41,7 +41,7 @@ from vidrestore.faces.identity import DlibIdentityEncoder
 from vidrestore.faces.quality import QUALITY_MODEL, strength_for
 from vidrestore.models import zoo
 from vidrestore.models.face_quality import load_face_quality
-from vidrestore.restore import DTYPES, autocast, network_dtype
+from vidrestore.models.precision import DTYPES, autocast, network_dtype
 from vidrestore.train.data import PackedFaces, list_images, read_rgb
 from vidrestore.train.quality import quality_target
 from vidrestore.train.trainer import psnr, restore_batch

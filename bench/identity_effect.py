@@ -24,7 +24,8 @@ from identity import crops_of
 from vidrestore.config import resolve_config
 from vidrestore.diffusion.sampler import SamplerConfig
 from vidrestore.faces.identity import DlibIdentityEncoder
-from vidrestore.restore import DTYPES, load_restorer, network_dtype
+from vidrestore.models.precision import DTYPES, network_dtype
+from vidrestore.restore import load_restorer
 
 
 def main() -> None:

@@ -1,11 +1,12 @@
 """Face parsing's cost: ParseNet at facexlib's size (512 px) per face, and the paste masks of a
 window of one track's crops parsed on every frame or on every Nth (``--parse-every``).
 
-    python bench/parsing.py [--window 16] [--every 1 4 8] [--repeat 2] [--device cuda]
+    python bench/parsing.py [--window 16] [--every 1 4 8] [--repeat 2] [--device cuda] [--dtype auto|fp32|bf16]
 
 No ParseNet weights ship with vidrestore, so the network is randomly initialised in facexlib's
 layout (``ParseNetConfig()``): its time does not depend on its weights. Prints seconds a face for
-the network in contiguous and channels-last layout (the loader's choice), and for each ``--every``
+the network in contiguous and channels-last layout (the loader's choice), at ``--dtype`` (as
+vidrestore's: auto is bf16 on CUDA and on a CPU with AMX), and for each ``--every``
 the seconds a window of ``--window`` crops of 128 px takes (``faces.parsing.sparse_masks`` with
 the keys ``pipeline.restoring.parse_keys`` picks), fastest of ``--repeat``.
 """
@@ -20,6 +21,7 @@ import torch
 
 from vidrestore.faces.parsing import ParseNet, ParseNetConfig, ParsingMasker, sparse_masks
 from vidrestore.faces.types import Track
+from vidrestore.models.precision import DTYPES, autocast, network_dtype, precision_name
 from vidrestore.pipeline.restoring import parse_keys
 
 
@@ -40,17 +42,21 @@ def main() -> None:
     ap.add_argument("--every", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", choices=["auto", *DTYPES], default="auto")
     args = ap.parse_args()
     device = torch.device(args.device)
+    dtype = network_dtype(args.dtype, device)
     torch.manual_seed(0)
     net = ParseNet(ParseNetConfig()).eval().to(device)
-    faces = torch.rand(2, 3, 512, 512, device=device)
-    print(f"ParseNet {ParseNetConfig().size} px, random weights, on {device}, {torch.get_num_threads()} torch threads, fastest of {args.repeat}")
+    faces = torch.rand(2, 3, 512, 512, device=device) * 2 - 1  # as the masker feeds it
+    print(f"ParseNet {ParseNetConfig().size} px, random weights, on {device} in {precision_name(dtype)}, "
+          f"{torch.get_num_threads()} torch threads, fastest of {args.repeat}")
     with torch.no_grad():
         for layout, form in (("contiguous", torch.contiguous_format), ("channels-last", torch.channels_last)):
             net.to(memory_format=form)
-            print(f"{layout:14s} {fastest(lambda: net(faces), args.repeat, device) / len(faces):6.2f} s a face")
-    masker = ParsingMasker(net)
+            with autocast(device, dtype):  # one context a layout: autocast keeps its casts of the weights while it lasts
+                print(f"{layout:14s} {fastest(lambda: net(faces), args.repeat, device) / len(faces):6.2f} s a face")
+    masker = ParsingMasker(net, dtype)
     crops = torch.rand(args.window, 3, 128, 128, device=device)
     track = Track(track_id=0, shot_index=0, frames=np.arange(args.window), boxes=np.zeros((args.window, 4), np.float32),
                   landmarks=np.zeros((args.window, 5, 2), np.float32), scores=np.ones(args.window, np.float32))

@@ -19,7 +19,8 @@ from vidrestore.config import resolve_config
 from vidrestore.diffusion.flow import flows_to_previous
 from vidrestore.diffusion.sampler import SamplerConfig
 from vidrestore.models.flipnet import Flipnet, load_config
-from vidrestore.restore import DTYPES, FlipnetRestorer, Restorer, load_restorer
+from vidrestore.models.precision import DTYPES
+from vidrestore.restore import FlipnetRestorer, Restorer, load_restorer
 
 
 def throughput(restorer, frames: torch.Tensor, batch: int) -> float:

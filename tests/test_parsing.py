@@ -89,11 +89,27 @@ def test_the_pipeline_uses_parsing_masks_when_asked(sample_clip, tmp_path):
     _, path = _checkpoint(tmp_path, favour=1)
     out, report = tmp_path / "o.mp4", tmp_path / "r.json"
     assert main([str(sample_clip), str(out), "--model", "none", "--detector", "dlib", "--mask", "parsing",
-                 "--parsing-weights", str(path), "--quiet", "--json", str(report), "--x264-preset", "ultrafast"]) == 0
-    assert json.loads(report.read_text())["mask"].startswith("parsing")
+                 "--parsing-weights", str(path), "--quiet", "--json", str(report), "--x264-preset", "ultrafast",
+                 "--dtype", "bf16"]) == 0
+    assert json.loads(report.read_text())["mask"] == "parsing (ParseNet, bf16)"  # at the restorer's precision
     assert main([str(sample_clip), str(tmp_path / "e.mp4"), "--model", "none", "--detector", "dlib", "--mask", "parsing",
                  "--parsing-weights", str(tmp_path / "missing.pth"), "--quiet"]) == 5
     assert not (tmp_path / "e.mp4").exists()
+
+
+def test_a_bf16_masker_parses_in_bf16_and_masks_as_fp32_does(tmp_path):
+    _, path = _checkpoint(tmp_path)
+    crops = torch.rand(4, 3, 128, 128, generator=torch.Generator().manual_seed(3))
+    seen, masks = {}, {}
+    for dtype in (torch.float32, torch.bfloat16):
+        net = load_parsenet(path, torch.device("cpu"))
+        net.out_mask_conv.register_forward_hook(lambda module, args, out, dtype=dtype: seen.update({dtype: out.dtype}))
+        masker = ParsingMasker(net, dtype)
+        masks[dtype] = masker(crops)
+        assert masker.name == {torch.float32: "parsing (ParseNet)", torch.bfloat16: "parsing (ParseNet, bf16)"}[dtype]
+    assert seen == {torch.float32: torch.float32, torch.bfloat16: torch.bfloat16}
+    assert masks[torch.bfloat16].dtype == torch.float32
+    assert float((masks[torch.bfloat16] - masks[torch.float32]).abs().mean()) < 0.02
 
 
 def test_sparse_masks_parse_the_keys_alone_and_draw_the_rest_between(tmp_path):

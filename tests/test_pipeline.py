@@ -134,7 +134,7 @@ def test_faces_sharing_forward_passes_paste_as_when_restored_in_one_pass(two_fac
             self.inner = load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"),
                                        torch.float32, None, 32)
             self.name, self.face_size, self.calls = "tiny", self.inner.face_size, []
-            self.uses_identity, self.notes = self.inner.uses_identity, self.inner.notes
+            self.uses_identity, self.notes, self.dtype = self.inner.uses_identity, self.inner.notes, self.inner.dtype
 
         def start_track(self, track_id, crops, reference=None, person=None):
             return self.inner.start_track(track_id, crops, reference, person)
@@ -259,7 +259,7 @@ def test_a_short_video_is_decoded_once_and_restored_as_when_decoded_in_each_pass
             self.inner = load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"),
                                        torch.float32, None, 32)
             self.name, self.face_size, self.uses_identity, self.references = "tiny", self.inner.face_size, True, {}
-            self.notes = self.inner.notes
+            self.notes, self.dtype = self.inner.notes, self.inner.dtype
 
         def start_track(self, track_id, crops, reference=None, person=None):
             self.references[track_id] = reference

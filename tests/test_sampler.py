@@ -253,7 +253,7 @@ def test_bf16_runs_the_networks_convolutions_in_bf16_on_the_cpu_and_stays_close_
 @pytest.mark.parametrize("device, tiles, expected", [("cpu", True, torch.bfloat16), ("cpu", False, torch.float32),
                                                      ("cuda", False, torch.bfloat16), ("mps", True, torch.float32)])
 def test_auto_precision_is_bf16_where_the_hardware_multiplies_in_it(monkeypatch, device, tiles, expected):
-    from vidrestore.restore import network_dtype
+    from vidrestore.models.precision import network_dtype
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: tiles)
     assert network_dtype("auto", torch.device(device)) == expected
@@ -262,7 +262,7 @@ def test_auto_precision_is_bf16_where_the_hardware_multiplies_in_it(monkeypatch,
 
 
 def test_a_torch_without_the_capability_check_runs_fp32_on_the_cpu(monkeypatch):
-    from vidrestore.restore import network_dtype
+    from vidrestore.models.precision import network_dtype
 
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
     assert network_dtype("auto", torch.device("cpu")) == torch.float32

@@ -20,8 +20,9 @@ from . import __version__
 from .diffusion.sampler import SamplerConfig
 from .io.sequence import source_stamp
 from .models import zoo
+from .models.precision import network_dtype
 from .pipeline import PipelineConfig
-from .restore import Restorer, load_restorer, network_dtype
+from .restore import Restorer, load_restorer
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class RestoreOptions:
     pipeline: PipelineConfig
     sampler: SamplerConfig
     model: str = "flipnet-small"  # zoo name, .safetensors path, or "none"
-    dtype: str = "auto"  # the network's precision (restore.network_dtype)
+    dtype: str = "auto"  # the networks' precision (models.precision.network_dtype)
     temporal: bool = True
     compile: str = ""  # torch.compile backend ("inductor"); empty: eager
 

@@ -26,32 +26,7 @@ from .errors import ModelError
 from .faces.identity import IdentityEncoder
 from .models import zoo
 from .models.flipnet import RESTORE, Flipnet, load_flipnet
-
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def network_dtype(name: str, device: torch.device) -> torch.dtype:
-    """What the network's convolutions and matrix products run in for ``--dtype name`` on
-    ``device``. "auto": bf16 on CUDA, and on CPUs with AMX tiles (bf16 matrix units), where
-    flipnet-small ran about twice as fast as in fp32 (docs/benchmarks.md); fp32 on other CPUs,
-    whose bf16 is emulated, and on other devices."""
-    if name != "auto":
-        return DTYPES[name]
-    if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16_tiles()):
-        return torch.bfloat16
-    return torch.float32
-
-
-def cpu_has_bf16_tiles() -> bool:
-    # torch's CPU capability checks are private: a torch without this one runs fp32
-    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(check is not None and check())
-
-
-def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
-    """Mixed precision at ``dtype`` on ``device`` (off for fp32): the ops autocast lists run in it,
-    normalisations and softmax stay in fp32."""
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+from .models.precision import autocast, precision_name
 
 
 @dataclass
@@ -108,6 +83,7 @@ class Restorer(Protocol):
     name: str
     face_size: int
     uses_identity: bool  # whether start_track's reference crops matter (the pipeline reads them only then)
+    dtype: torch.dtype  # the precision its network runs at; the face parser runs at it too
     notes: list[str]  # what the report should say about how it ran (e.g. a smaller batch after running out of memory)
 
     def start_track(self, track_id: int, first_crops: torch.Tensor, reference: torch.Tensor | None = None,
@@ -133,8 +109,9 @@ class PassThroughRestorer(Restorer):
     name = "none (pass-through)"
     uses_identity = False
 
-    def __init__(self, face_size: int):
+    def __init__(self, face_size: int, dtype: torch.dtype = torch.float32):
         self.face_size = face_size
+        self.dtype = dtype
         self.notes = []
 
     def start_track(self, track_id: int, first_crops: torch.Tensor, reference: torch.Tensor | None = None,
@@ -264,9 +241,9 @@ def load_restorer(name_or_path: str, sampler: SamplerConfig, device: torch.devic
                   identity_encoder: IdentityEncoder | None, face_size: int, compile_backend: str = "") -> Restorer:
     """``none`` (pass-through), a zoo name (e.g. ``flipnet-small``), or a path to a FLIPNET safetensors file."""
     if name_or_path == "none":
-        return PassThroughRestorer(face_size)
+        return PassThroughRestorer(face_size, dtype)
     path = zoo.resolve_weights(name_or_path)
     model = load_flipnet(path, device)
-    precision = "" if dtype == torch.float32 else f", {next(k for k, v in DTYPES.items() if v == dtype)}"
+    precision = "" if dtype == torch.float32 else f", {precision_name(dtype)}"
     return FlipnetRestorer(model, sampler, device, identity_encoder, name=f"flipnet ({path.name}, {model.config.name}{precision})",
                            dtype=dtype, compile_backend=compile_backend)

@@ -96,8 +96,8 @@ class RestoreWorker:
     def _detector(self, cfg: DetectorConfig) -> FaceDetector:
         return self._model("detector", cfg, lambda: create_detector(cfg, self.device))
 
-    def _masker(self, cfg: PipelineConfig) -> Masker | None:
-        return self._model("masker", (cfg.mask, cfg.parsing_weights), lambda: create_masker(cfg, self.device))
+    def _masker(self, cfg: PipelineConfig, dtype: torch.dtype) -> Masker | None:
+        return self._model("masker", (cfg.mask, cfg.parsing_weights, dtype), lambda: create_masker(cfg, self.device, dtype))
 
     def _restorer(self, options: RestoreOptions) -> Restorer:
         return self._model("restorer", (options.model, options.sampler, options.dtype, options.temporal, options.pipeline.face_size),
@@ -111,7 +111,7 @@ class RestoreWorker:
         check_timing(cfg, item.input, item.output)
         restorer = self._restorer(item.options)
         cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # measured and cropped at the model's size, as restored
-        mask = mask_name(self._masker(cfg), cfg)
+        mask = mask_name(self._masker(cfg, restorer.dtype), cfg)
         decoded = frames_to_keep(cfg)
         analysis = analyse(item.input, cfg, self._detector(cfg.detector), progress, keep=decoded)
         if cfg.faces_dir:
@@ -127,7 +127,7 @@ class RestoreWorker:
         output = plan.item.output
         contexts = carried_in(output, index, self.device)
         frames = restore_video(plan.item.input, segment_path(output, index), plan.analysis, restorer, cfg,
-                               self.device, progress, frames=plan.segments[index], masker=self._masker(cfg), reuse=plan.decoded,
+                               self.device, progress, frames=plan.segments[index], masker=self._masker(cfg, restorer.dtype), reuse=plan.decoded,
                                contexts=contexts, target=output)
         carry = hand_on(contexts, output, index, last=index + 1 == len(plan.segments))
         notes = tuple(restorer.notes)

@@ -55,14 +55,14 @@ from .segments import (
 from .timing import check_timing, decimates, played_at
 
 
-def create_masker(cfg: PipelineConfig, device: torch.device) -> Masker | None:
-    """The parsing masker ``cfg.mask`` asks for; None means the feathered ellipse (or, with
-    ``cfg.aligned``, the whole frame)."""
+def create_masker(cfg: PipelineConfig, device: torch.device, dtype: torch.dtype) -> Masker | None:
+    """The parsing masker ``cfg.mask`` asks for, at the restorer's precision ``dtype``; None means
+    the feathered ellipse (or, with ``cfg.aligned``, the whole frame)."""
     if cfg.mask not in ("auto", "ellipse", "parsing"):
         raise UsageError(f"unknown mask {cfg.mask!r}; choose auto, ellipse or parsing")
     if cfg.mask == "ellipse" or cfg.aligned:
         return None
-    masker = parsing_masker(cfg.parsing_weights or None, device)
+    masker = parsing_masker(cfg.parsing_weights or None, device, dtype)
     if masker is None and cfg.mask == "parsing":
         raise ModelError("--mask parsing needs ParseNet weights (parsing_parsenet.pth): give --parsing-weights, set "
                          "VIDRESTORE_WEIGHTS_PARSENET_512, or run `vidrestore models pull parsenet-512`")
@@ -157,7 +157,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     encoder = None
     t0 = time.perf_counter()
     detector = detector or create_detector(cfg.detector, device)
-    masker = create_masker(cfg, device) if not dry_run else None
+    masker = create_masker(cfg, device, restorer.dtype) if not dry_run else None
     decoded = frames_to_keep(cfg, dry_run)
     analysis = analyse(src, cfg, detector, progress, keep=decoded)
     if cfg.faces_dir:
