@@ -26,7 +26,7 @@ from .errors import ModelError
 from .faces.identity import IdentityEncoder
 from .models import zoo
 from .models.flipnet import RESTORE, Flipnet, load_flipnet
-from .models.precision import autocast, precision_name
+from .models.precision import autocast, precision_suffix
 
 
 @dataclass
@@ -244,6 +244,5 @@ def load_restorer(name_or_path: str, sampler: SamplerConfig, device: torch.devic
         return PassThroughRestorer(face_size, dtype)
     path = zoo.resolve_weights(name_or_path)
     model = load_flipnet(path, device)
-    precision = "" if dtype == torch.float32 else f", {precision_name(dtype)}"
-    return FlipnetRestorer(model, sampler, device, identity_encoder, name=f"flipnet ({path.name}, {model.config.name}{precision})",
+    return FlipnetRestorer(model, sampler, device, identity_encoder, name=f"flipnet ({path.name}, {model.config.name}{precision_suffix(dtype)})",
                            dtype=dtype, compile_backend=compile_backend)

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ..models import zoo
-from ..models.precision import autocast, precision_name
+from ..models.precision import autocast, precision_suffix
 
 FACE_CLASSES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)  # CelebAMask-HQ: skin ... lower lip
 
@@ -152,7 +152,7 @@ class ParsingMasker:
         self.net = net
         self.device = next(net.parameters()).device
         self.dtype = dtype
-        self.name = "parsing (ParseNet)" if dtype == torch.float32 else f"parsing (ParseNet, {precision_name(dtype)})"
+        self.name = f"parsing (ParseNet{precision_suffix(dtype)})"
         # On the CPU a face takes the same time in any batch (3.1-3.2 s at 512 px, 2 cores), but
         # memory grows with it: 1.3 GB of the process's peak at 2 faces, 3.8 GB at 8.
         self.chunk = 2 if self.device.type == "cpu" else 0

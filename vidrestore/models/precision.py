@@ -29,6 +29,11 @@ def cpu_has_bf16_tiles() -> bool:
     return bool(check is not None and check())
 
 
+def precision_suffix(dtype: torch.dtype) -> str:
+    """", bf16" or ", fp16" for a model's name in the report; nothing for fp32."""
+    return "" if dtype == torch.float32 else f", {precision_name(dtype)}"
+
+
 def precision_name(dtype: torch.dtype) -> str:
     """"fp32", "bf16" or "fp16", as ``--dtype`` names it."""
     return next(name for name, known in DTYPES.items() if known == dtype)

@@ -44,6 +44,7 @@ from ..degrade import DegradationConfig, DegradationParams, degrade, sample_para
 from ..diffusion.sampler import SamplerConfig, TemporalState, TrackNoise, TrackSpan, make_scheduler, sample
 from ..errors import ConfigError
 from ..models.flipnet import DEGRADE, RESTORE, Flipnet, load_config, load_flipnet, save_flipnet
+from ..models.precision import DTYPES, autocast
 from .data import PackedFaces
 
 
@@ -225,8 +226,7 @@ class Trainer:
         cond = torch.where(degr, hq, lq)
         ab = self.alphas_cumprod[b["t"]][:, None, None, None]
         x_t = ab.sqrt() * target + (1 - ab).sqrt() * b["noise"]
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.mixed_precision)
-        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast(self.device, DTYPES.get(self.cfg.mixed_precision, torch.float32)):  # "no": fp32
             pred = self.ddp(x_t, b["t"], cond, b["identity"], b["mode"]).float()
         loss = F.mse_loss(pred, target)
         if "pairs" in b:
