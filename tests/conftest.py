@@ -301,6 +301,35 @@ def hdr10_clip(path: Path, frames: int = 6) -> Path:
     return path
 
 
+def hdr_clip(path: Path, source: Path, light, frames: int = 8, primaries: int = 9) -> Path:
+    """``source``'s first ``frames`` as a grader would make them HDR (its white at BT.2408's 203
+    cd/m2), in ``light`` (io.linear.Light.PQ or HLG) and BT.2020 primaries (``primaries``: the tag
+    written; 2 leaves it out), 10-bit FFV1 (lossless, so that every sample read back is the one
+    written). The top left corner holds a highlight at 1000 cd/m2 and, below it, a green no
+    Rec. 709 display shows: what an SDR view clips."""
+    from vidrestore.io import VideoReader
+    from vidrestore.io.linear import BT2020, from_light, srgb_decode, to_rec709
+
+    to_bt2020 = np.linalg.inv(to_rec709(BT2020))
+    with VideoReader(source) as r, av.open(str(path), "w") as out:
+        vs = out.add_stream("ffv1", rate=25)
+        vs.width, vs.height, vs.pix_fmt = r.info.width, r.info.height, "yuv420p10le"
+        cc = vs.codec_context
+        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = primaries, 16 if light.value == "pq" else 18, 9, 1
+        for f in r:
+            if f.index == frames:
+                break
+            linear = srgb_decode(f.image.astype(np.float32) / 255) @ to_bt2020.T
+            linear[:8, :8] = 1000 / 203
+            linear[8:16, :8] = (0.0, 0.6, 0.0)
+            codes = np.clip(from_light(linear, light) * 65535 + 0.5, 0, 65535).astype(np.uint16)
+            frame = av.VideoFrame.from_ndarray(codes, format="rgb48le").reformat(format="yuv420p10le", dst_colorspace=9, dst_color_range=1)
+            frame.pts = f.index
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+    return path
+
+
 def dolby_vision_tagged(path: Path, source: Path) -> Path:
     """``source``'s frames as 10-bit HEVC in an .mp4 sample entry of Dolby Vision (dvh1), as
     Dolby Vision files name their streams (no RPU: nothing here writes one)."""

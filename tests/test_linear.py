@@ -1,10 +1,12 @@
 """Pictures that are not display-referred (vidrestore.io.linear, vidrestore.io.exr): OpenEXR plates,
 read and written plane by plane, their float samples kept, their headers' attributes carried; film
-scans in printing density (Cineon log DPX), shown to the detector and the model through their curve."""
+scans in printing density (Cineon log DPX), shown to the detector and the model through their curve;
+HDR video (PQ, HLG), shown as an SDR grade of it and written back in its own light."""
 
 import json
 import shutil
 import struct
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -16,10 +18,14 @@ from vidrestore.cli import main
 from vidrestore.io import VideoReader, probe
 from vidrestore.io.exr import attributes_of, write_attributes
 from vidrestore.io.linear import (
+    BT2020,
     CINEON_BLACK,
     CINEON_WHITE,
+    P3_D65,
     REC709,
+    REFERENCE_WHITE_NITS,
     Light,
+    display_view,
     from_light,
     light_of,
     plate_frame,
@@ -29,6 +35,7 @@ from vidrestore.io.linear import (
     to_display,
     to_light,
     to_rec709,
+    written_back,
 )
 
 HIGHLIGHT, NEGATIVE = 6.0, -0.25  # samples no display-referred picture holds
@@ -333,6 +340,8 @@ def test_what_the_samples_stand_for_is_told_by_format_transfer_and_header():
     assert light_of("gbrp10le", 8, False) is Light.LINEAR and light_of("rgb48le", 8, False) is Light.LINEAR  # RGB tagged linear
     assert light_of("yuv420p", 8, False) is Light.DISPLAY  # video tagged linear is mistagged: shown as it is
     assert light_of("gbrp10le", 2, False) is Light.DISPLAY and light_of("rgb24", 1, False) is Light.DISPLAY
+    assert light_of("yuv420p10le", 16, False) is Light.PQ and light_of("yuv420p10le", 18, False) is Light.HLG  # HDR video
+    assert light_of("rgb48le", 16, False) is Light.PQ and light_of("yuv420p10le", 14, False) is Light.DISPLAY  # BT.2020 SDR
 
 
 @pytest.fixture(scope="module")
@@ -422,3 +431,156 @@ def test_light_cineon_restores_a_log_scan_whose_headers_say_nothing_as_one_whose
         assert main([str(source), str(tmp_path / output), *options, "--light", light]) != 0
         assert said_in_error in capsys.readouterr().err.strip().splitlines()[-1]
         assert sorted(tmp_path.iterdir()) == before
+
+
+HDR = [Light.PQ, Light.HLG]
+
+
+def test_hdr_signals_stand_for_the_light_bt2100_and_bt2408_give_them():
+    """PQ: 10,000 cd/m2 at the top code, reference white (203 cd/m2) at 58%. HLG on its nominal
+    1000 cd/m2 display: 1000 at the top, reference white at 75%. The view shows reference white near
+    white (the shoulder takes it from 0.75 up), 0.75 of it as it is, and nothing at white's top
+    code below twice reference white."""
+    def nits(signal, light):
+        return to_light(np.full((1, 3), signal), light)[0, 0] * REFERENCE_WHITE_NITS
+
+    assert abs(nits(1.0, Light.PQ) - 10000) < 1e-6 and abs(from_light(np.full((1, 3), 1.0), Light.PQ)[0, 0] - 0.5806) < 1e-3
+    assert abs(nits(1.0, Light.HLG) - 1000) < 1e-3 and abs(nits(0.75, Light.HLG) - REFERENCE_WHITE_NITS) < 1.5
+    grey = display_view(from_light(np.full((1, 1, 3), 1.0), Light.PQ), Light.PQ, (), deep=True)  # reference white
+    assert 0.93 < grey[0, 0, 0] / 65535 < 0.99  # white, a little below its top: the shoulder's
+    knee = from_light(np.full((1, 1, 3), 0.75), Light.PQ)
+    assert np.array_equal(display_view(knee, Light.PQ, (), True), (srgb_encode(np.full((1, 1, 3), 0.75)) * 65535 + 0.5).astype(np.uint16))
+    assert display_view(from_light(np.full((1, 1, 3), 2.0), Light.PQ), Light.PQ, (), True).max() < 65535
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(*[st.floats(0.0, 1.0)] * 3), min_size=1, max_size=16), st.sampled_from(HDR))
+def test_hdr_signals_and_their_light_undo_each_other(signals, light):
+    """HLG's light depends on each pixel's luminance (its OOTF): the inverse takes R, G and B together."""
+    values = np.array(signals)
+    back = from_light(to_light(values, light), light)
+    dark = to_light(values, light).max(-1) < 1e-4  # black's neighbours: their light rounds to a code of its own
+    assert np.allclose(back[~dark], values[~dark], atol=1e-6)
+    assert np.all(np.diff(to_light(np.sort(values[:, :1], 0).repeat(3, 1), light)[:, 0]) >= 0)
+
+
+@pytest.mark.parametrize("light", HDR)
+def test_16_bit_codes_are_shown_through_a_table_as_their_formula_shows_them(light):
+    """The reader hands HDR's R'G'B' codes to the view as uint16, which a table takes to light."""
+    rng = np.random.default_rng(3)
+    codes = np.sort(rng.integers(0, 65536, (64, 3)), axis=1).astype(np.uint16)  # natural: no channel far from the others
+    assert np.allclose(to_light(codes, light), to_light(codes / 65535, light), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("light", HDR)
+def test_an_hdr_face_is_written_back_in_its_own_light_and_what_the_view_clips_stays_the_sources(light):
+    """Codes the view shows unchanged come back as they were; a restored pixel comes back so that
+    the view shows it as restored; a highlight above what the view shows, and a green outside
+    Rec. 709, keep their codes under a restored box that leaves them as the view showed them."""
+    rng = np.random.default_rng(5)
+    linear = np.clip(rng.normal(0.3, 0.1, (32, 32, 1)) * np.array([1.0, 0.8, 0.7]), 0.001, None)
+    linear[:4, :4] = 6.0
+    linear[4:8, :4] = (0.0, 0.6, 0.0)
+    codes = np.clip(from_light(linear, light) * 65535 + 0.5, 0, 65535).astype(np.uint16)
+    shown = display_view(codes, light, BT2020, deep=True)
+    assert np.array_equal(written_back(shown, codes, light, BT2020), codes / 65535)
+    restored = shown.copy()
+    restored[16:, 16:] = (30000, 20000, 15000)
+    back = (written_back(restored, codes, light, BT2020) * 65535 + 0.5).astype(np.uint16)
+    assert np.array_equal(back[:16], codes[:16]) and np.array_equal(back[:, :16], codes[:, :16])
+    assert np.abs(display_view(back, light, BT2020, True)[16:, 16:].astype(int) - restored[16:, 16:]).max() <= 16  # a 10-bit code's step
+    assert shown[:4, :4].min() > 65000 and shown[4:8, :4, [0, 2]].max() == 0  # what the view clips, or nearly
+
+
+def test_hdr_videos_primaries_come_from_its_tag(sample_clip, tmp_path):
+    """BT.2100 defines HDR video in BT.2020's primaries, which an untagged stream is taken to be in."""
+    from conftest import hdr_clip
+
+    assert probe(hdr_clip(tmp_path / "pq.mkv", sample_clip, Light.PQ, 1)).chromaticities == BT2020
+    assert probe(hdr_clip(tmp_path / "p3.mkv", sample_clip, Light.PQ, 1, primaries=12)).chromaticities == P3_D65
+    untagged = probe(hdr_clip(tmp_path / "untagged.mkv", sample_clip, Light.HLG, 1, primaries=2))
+    assert untagged.light is Light.HLG and untagged.chromaticities == BT2020
+    assert probe(sample_clip).chromaticities == () and probe(sample_clip).read_as(Light.PQ).chromaticities == BT2020
+
+
+@pytest.fixture(scope="module", params=HDR, ids=lambda light: light.value)
+def hdr_video(request, sample_clip, tmp_path_factory):
+    from conftest import hdr_clip
+
+    return hdr_clip(tmp_path_factory.mktemp("hdr") / f"{request.param.value}.mkv", sample_clip, request.param)
+
+
+def test_hdr_videos_faces_are_restored_on_an_sdr_view_and_written_back_in_its_light(hdr_video, tmp_path):
+    """A face comes out as the restorer's negative of it as an SDR grade shows it, written back in
+    the video's light: the output's view shows the negative, every sample away from the face is
+    the source's, the highlight and the green beyond Rec. 709 keep their codes, and the output is
+    tagged as the input (BT.2020, PQ or HLG)."""
+    import torch
+    from conftest import Negative, paste_strength
+
+    from vidrestore.faces.detect import DetectorConfig, create_detector
+    from vidrestore.pipeline import PipelineConfig, analyse, run
+
+    info = probe(hdr_video)
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    cfg = PipelineConfig(face_size=64, colour_match=False, keep_coarse=0.0)
+    [track] = analyse(hdr_video, cfg, det).tracks
+    assert len(track) == 8
+    out = tmp_path / "out.mkv"
+    report = run(hdr_video, out, cfg, Negative(64), torch.device("cpu"), detector=det)
+    assert report.light == info.light.value
+    assert any(note.startswith(f"the video is HDR ({info.light.value.upper()}), as its transfer tag says") for note in report.notes)
+    assert (probe(out).color, probe(out).light, probe(out).codec) == (info.color, info.light, "ffv1")
+    with VideoReader(hdr_video, keep_depth=True) as before, VideoReader(out, keep_depth=True) as after, \
+            av.open(str(hdr_video)) as a, av.open(str(out)) as b:
+        for n, (x, y, planes_x, planes_y) in enumerate(zip(before, after, a.decode(video=0), b.decode(video=0))):
+            assert paste_strength(x.image >> 8, y.image >> 8, track.landmarks_at(n)) > 0.9
+            yuv_x, yuv_y = planes_x.to_ndarray(), planes_y.to_ndarray()
+            moved = np.any(yuv_x != yuv_y, axis=-1) if yuv_x.ndim == 3 else yuv_x[: info.height] != yuv_y[: info.height]
+            ys, xs = np.nonzero(moved)
+            x0, y0, x1, y1 = track.boxes[n - track.start]
+            assert 0 < moved.mean() < 0.5 and x0 - 16 <= xs.mean() <= x1 + 16 and y0 - 16 <= ys.mean() <= y1 + 16  # at the face
+            assert np.array_equal(yuv_x[:16, :8], yuv_y[:16, :8])  # the highlight and the green: the source's
+
+
+def test_light_pq_reads_untagged_hdr_video_as_tagged_and_display_reads_its_codes(hdr_video, tmp_path):
+    """HDR video whose tags were lost comes out of --light pq (or hlg) as the tagged video does, to
+    the sample; --light display restores its codes as they are, as before; video takes no other."""
+    light = probe(hdr_video).light
+    untagged = tmp_path / "untagged.mkv"
+    with av.open(str(hdr_video)) as src, av.open(str(untagged), "w") as out:
+        vs = out.add_stream("ffv1", rate=25)
+        vs.width, vs.height, vs.pix_fmt = src.streams.video[0].width, src.streams.video[0].height, "yuv420p10le"
+        vs.codec_context.colorspace, vs.codec_context.color_range = 9, 1  # the matrix is said: only the light is lost
+        for n, frame in enumerate(src.decode(video=0)):
+            frame.pts, frame.time_base = n, Fraction(1, 25)
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+    assert probe(untagged).light is Light.DISPLAY
+    options = ["--model", "none", "--detector", "dlib", "--quiet", "--strength", "1"]
+    outputs = {}
+    for name, source, said in [("tagged", hdr_video, []), ("told", untagged, ["--light", light.value]), ("codes", hdr_video, ["--light", "display"])]:
+        outputs[name] = tmp_path / f"{name}.mkv"
+        assert main([str(source), str(outputs[name]), *options, *said, "--json", str(tmp_path / f"{name}.json")]) == 0
+        assert json.loads((tmp_path / f"{name}.json").read_text())["light"] == (light.value if name != "codes" else "display")
+    with av.open(str(outputs["tagged"])) as a, av.open(str(outputs["told"])) as b:
+        assert all(np.array_equal(x.to_ndarray(), y.to_ndarray()) for x, y in zip(a.decode(video=0), b.decode(video=0)))
+    assert main([str(hdr_video), str(tmp_path / "refused.mkv"), *options, "--light", "cineon"]) != 0
+    assert not (tmp_path / "refused.mkv").exists()
+
+
+def test_retinaface_finds_the_face_of_a_real_clip_made_hdr(shared_data, tmp_path):
+    """Read as its codes, a PQ picture is dark and flat: RetinaFace found no face in 40 frames of
+    keep_real_1 made PQ, and missed 5 of them made HLG. Through the view it finds the face in each."""
+    import torch
+    from conftest import hdr_clip, shared_file
+
+    from vidrestore.faces.detect import DetectorConfig, create_detector
+    from vidrestore.pipeline import PipelineConfig, analyse
+
+    weights = shared_file(shared_data, "weights/retinaface_mobilenet0.25_Final.pth")
+    clip = shared_file(shared_data, "videos/keep_real_1.mp4")
+    det = create_detector(DetectorConfig(backend="retinaface", weights=str(weights)), torch.device("cpu"))
+    for light in HDR:
+        tracks = analyse(hdr_clip(tmp_path / f"{light.value}.mkv", clip, light, 24), PipelineConfig(), det).tracks
+        assert sum(len(t) for t in tracks) >= 23

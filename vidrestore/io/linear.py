@@ -1,6 +1,7 @@
-"""Pictures whose samples are not encoded for a display: OpenEXR plates (scene-linear light, in
-half or float, with or without alpha), RGB pictures tagged linear, and film scans in printing
-density (Cineon log, as a DPX header states it). :class:`Light` names the three; the probe sets it.
+"""Pictures whose samples are not encoded for an SDR display: OpenEXR plates (scene-linear light,
+in half or float, with or without alpha), RGB pictures tagged linear, film scans in printing
+density (Cineon log, as a DPX header states it), and HDR video (PQ or HLG, as its transfer tag
+says). :class:`Light` names them; the probe sets it.
 
 FFmpeg's scaler clamps float samples to [0, 1] when it converts them: a plate's highlights above
 1 and its negative samples were lost over the whole picture, faces or not. Float frames are
@@ -12,9 +13,12 @@ of other primaries (its chromaticities attribute: an ACEScg plate's) is converte
 its white adapted to D65 with the Bradford transform; printing density after Kodak's conversion to
 linear light (:func:`to_light`), the one a compositor's "Cineon" colour space applies. Shown so,
 a log scan's faces have the contrast the model learned faces with, instead of a log picture's
-flat, grey one. Restored faces go back through the inverse curve and matrix into the boxes around
-them; every other sample of the picture is the source's own, to the bit (half samples widen to
-float exactly, and the encoder writes them back as half).
+flat, grey one. HDR video is shown as an SDR grade of it would be (BT.2408): its reference
+white (203 cd/m2) near white, light from three quarters of it up rolled off into a shoulder
+rather than clipped, in Rec. 709's primaries (read as it is, a PQ picture is dark and flat, and
+RetinaFace found no face in one). Restored faces go back through the inverse curve and matrix
+into the boxes around them; every other sample of the picture is the source's own, to the bit
+(half samples widen to float exactly, and the encoder writes them back as half).
 """
 
 from __future__ import annotations
@@ -40,10 +44,13 @@ class Light(enum.Enum):
     DISPLAY = "display"  # light encoded for a display (Rec. 709, sRGB): video, photographs
     LINEAR = "linear"  # scene-linear light: an OpenEXR plate's float samples, RGB samples tagged linear
     CINEON = "cineon"  # printing density (Cineon log): a film scan's DPX pictures that say so
+    PQ = "pq"  # HDR video in SMPTE ST 2084's perceptual quantiser (HDR10, Dolby Vision's base): light in cd/m2
+    HLG = "hlg"  # HDR video in ARIB STD-B67's hybrid log-gamma (phones' HDR, broadcast): scene light
 
 
+HDR_LIGHTS = frozenset({Light.PQ, Light.HLG})
 LIGHT_WORDS = {Light.DISPLAY: "display-referred", Light.LINEAR: "linear light in integer samples",
-               Light.CINEON: "printing density (Cineon log)"}
+               Light.CINEON: "printing density (Cineon log)", Light.PQ: "HDR (PQ)", Light.HLG: "HDR (HLG)"}
 
 # planar G, B, R (and alpha), as FFmpeg's OpenEXR decoder gives them
 LINEAR_FORMATS = {"gbrpf16le": np.float16, "gbrapf16le": np.float16, "gbrpf32le": np.float32, "gbrapf32le": np.float32}
@@ -59,11 +66,27 @@ CINEON_BLACK, CINEON_WHITE, CINEON_CODES_PER_DECADE, CINEON_TOP = 95, 685, 300, 
 _CINEON_FLOOR = 10 ** ((CINEON_BLACK - CINEON_WHITE) / CINEON_CODES_PER_DECADE)  # the light code 95 stands for, as a fraction of white's
 
 
+# BT.2100's transfer functions and BT.2408's levels: HDR's reference white (graphics white, where
+# an SDR grade puts its white), HLG's nominal display peak and system gamma (its OOTF), and the
+# BT.2020 luminance weights the OOTF uses.
+PQ_TRANSFER, HLG_TRANSFER = 16, 18  # AVCOL_TRC_SMPTE2084, AVCOL_TRC_ARIB_STD_B67
+REFERENCE_WHITE_NITS, HLG_PEAK_NITS, HLG_GAMMA = 203.0, 1000.0, 1.2
+_PQ_M1, _PQ_M2, _PQ_C1, _PQ_C2, _PQ_C3 = 2610 / 16384, 2523 / 4096 * 128, 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+_HLG_A, _HLG_B, _HLG_C = 0.17883277, 1 - 4 * 0.17883277, 0.5 - 0.17883277 * np.log(4 * 0.17883277)
+_BT2020_LUMINANCE = np.array([0.2627, 0.6780, 0.0593], np.float32)
+# HDR light above this share of reference white is rolled off towards white in the SDR view
+# (:func:`_shoulder`), so that a face lit above reference white keeps its modelling there instead
+# of clipping flat; the view saturates (its top 16-bit code) at 3.1 times reference white (640 cd/m2).
+_KNEE = 0.75
+
+
 def light_of(pix_fmt: str, transfer: int, printing_density: bool) -> Light:
     """What the samples of a stream of ``pix_fmt`` stand for, from its transfer characteristic (an
     AVColorTransferCharacteristic) and whether its pictures' headers say printing density."""
     if is_linear(pix_fmt):
         return Light.LINEAR
+    if transfer in (PQ_TRANSFER, HLG_TRANSFER):
+        return Light.PQ if transfer == PQ_TRANSFER else Light.HLG
     if av.VideoFormat(pix_fmt).is_rgb:  # a YUV stream tagged linear is a mistagged video
         if printing_density:
             return Light.CINEON
@@ -73,22 +96,89 @@ def light_of(pix_fmt: str, transfer: int, printing_density: bool) -> Light:
 
 
 def to_light(values: np.ndarray, light: Light) -> np.ndarray:
-    """Samples scaled to [0, 1] (codes over the largest code; float samples as they are) as linear light."""
+    """Samples scaled to [0, 1] (codes over the largest code; float samples as they are), or 16-bit
+    codes (uint16, through a table of each code's light), as linear light, 1 standing for white
+    (HDR's reference white). HLG's need R, G and B along the last axis: its display light depends
+    on the pixel's luminance (BT.2100's OOTF)."""
+    light_of_signal = _code_light(light)[values] if values.dtype == np.uint16 else _signal_light(values, light)
+    if light is not Light.HLG:
+        return light_of_signal
+    luminance = np.maximum(light_of_signal @ _BT2020_LUMINANCE, 0)[..., None]
+    return HLG_PEAK_NITS / REFERENCE_WHITE_NITS * np.power(luminance, np.float32(HLG_GAMMA - 1)) * light_of_signal
+
+
+def _signal_light(values: np.ndarray, light: Light) -> np.ndarray:
+    """Each sample's light by the transfer function alone: HLG's scene light, before its OOTF."""
     if light is Light.CINEON:
         return (np.power(10, (values * CINEON_TOP - CINEON_WHITE) / CINEON_CODES_PER_DECADE) - _CINEON_FLOOR) / (1 - _CINEON_FLOOR)
+    if light is Light.PQ:
+        encoded = np.power(np.clip(values, 0, 1), 1 / _PQ_M2)
+        return 10000 / REFERENCE_WHITE_NITS * np.power(np.maximum(encoded - _PQ_C1, 0) / (_PQ_C2 - _PQ_C3 * encoded), 1 / _PQ_M1)
+    if light is Light.HLG:
+        signal = np.clip(values, 0, 1)
+        with np.errstate(over="ignore"):  # the branch not taken overflows for signals near 0
+            return np.where(signal <= 0.5, signal * signal / 3, (np.exp((signal - _HLG_C) / _HLG_A) + _HLG_B) / 12)
     return values
 
 
+@functools.cache
+def _code_light(light: Light) -> np.ndarray:
+    """:func:`_signal_light` of each 16-bit code, float32: a 1080p HDR frame took 240 ms to view computed, 40 through it."""
+    return _signal_light(np.arange(65536) / 65535, light).astype(np.float32)
+
+
 def from_light(linear: np.ndarray, light: Light) -> np.ndarray:
-    """The inverse of :func:`to_light`; light below what the lowest code stands for gives a value below 0."""
+    """The inverse of :func:`to_light`; light below what the lowest code stands for gives a value
+    below 0 (HDR's: 0), and HDR's above its top code a value above 1."""
     if light is Light.CINEON:
         relative = np.maximum(linear * (1 - _CINEON_FLOOR) + _CINEON_FLOOR, 1e-12)
         return (CINEON_WHITE + CINEON_CODES_PER_DECADE * np.log10(relative)) / CINEON_TOP
+    if light is Light.PQ:
+        powered = np.power(np.maximum(linear, 0) * (REFERENCE_WHITE_NITS / 10000), _PQ_M1)
+        return np.power((_PQ_C1 + _PQ_C2 * powered) / (1 + _PQ_C3 * powered), _PQ_M2)
+    if light is Light.HLG:
+        shown = np.maximum(linear, 0) * (REFERENCE_WHITE_NITS / HLG_PEAK_NITS)
+        luminance = np.power(np.maximum(shown @ _BT2020_LUMINANCE, 1e-12), 1 / HLG_GAMMA)[..., None]  # the scene's
+        scene = shown / np.power(luminance, HLG_GAMMA - 1)
+        with np.errstate(invalid="ignore", divide="ignore"):  # the branch not taken takes the log of values below 1/12
+            return np.where(scene <= 1 / 12, np.sqrt(3 * scene), _HLG_A * np.log(12 * scene - _HLG_B) + _HLG_C)
     return linear
+
+
+def _shoulder(linear: np.ndarray, light: Light) -> np.ndarray:
+    """HDR light (1: reference white) as an SDR view shows it: as it is up to the knee, rolled off
+    exponentially above it towards 1, which it reaches only at infinite light; other light as it is."""
+    if light not in HDR_LIGHTS:
+        return linear
+    room, above = 1 - _KNEE, linear > _KNEE
+    shown = linear.copy()
+    shown[above] = 1 - room * np.exp(-(linear[above] - _KNEE) / room)
+    return shown
+
+
+def _unshoulder(shown: np.ndarray, light: Light) -> np.ndarray:
+    """The inverse of :func:`_shoulder` (1 itself, which no light reaches, stands for the light its
+    top code's half step below 1 does)."""
+    if light not in HDR_LIGHTS:
+        return shown
+    room = 1 - _KNEE
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(shown <= _KNEE, shown, _KNEE - room * np.log(np.maximum(1 - shown, 2**-17) / room))
 
 
 # x, y of red, green, blue and white, in the order of OpenEXR's chromaticities attribute
 REC709 = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
+BT2020 = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)
+P3_D65 = (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290)
+# a video's primaries by their tag (AVColorPrimaries), for HDR video: BT.2100 defines it in
+# BT.2020's, which an untagged stream is taken to be in
+_TAGGED_PRIMARIES = {1: REC709, 9: BT2020, 12: P3_D65}
+
+
+def video_chromaticities(light: Light, primaries: int) -> tuple[float, ...]:
+    """The primaries of a video stream in ``light`` whose primaries tag is ``primaries``, as
+    :func:`to_rec709` takes them: HDR video's; () for others, whose pictures are shown as they are."""
+    return _TAGGED_PRIMARIES.get(primaries, BT2020) if light in HDR_LIGHTS else ()
 _BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
 
 
@@ -127,12 +217,14 @@ SRGB_TRANSFER = 13  # AVCOL_TRC_IEC61966_2_1
 
 def displayed(info: VideoInfo) -> VideoInfo:
     """``info`` as the display-referred images made from its frames are: for a source whose samples
-    are not display-referred, 16-bit RGB with the sRGB curve (a preview of a plate or a log scan is
-    such a video); others as they are."""
+    are not display-referred, 16-bit RGB with the sRGB curve in Rec. 709's primaries (a preview of a
+    plate, a log scan or HDR video is such a video); others as they are."""
     if info.light is Light.DISPLAY:
         return info
-    return dataclasses.replace(info, pix_fmt="rgb48le", light=Light.DISPLAY,
-                               color=dataclasses.replace(info.color, transfer=SRGB_TRANSFER))
+    unset = 2  # AVCOL_*_UNSPECIFIED: an RGB source's matrix and, once converted, its primaries
+    color = dataclasses.replace(info.color, transfer=SRGB_TRANSFER, primaries=unset if info.chromaticities else info.color.primaries,
+                                matrix=unset, range=0)
+    return dataclasses.replace(info, pix_fmt="rgb48le", light=Light.DISPLAY, chromaticities=(), color=color)
 
 
 def samples(frame: av.VideoFrame) -> np.ndarray:
@@ -170,6 +262,36 @@ def _display_table(light: Light, full: float, deep: bool) -> np.ndarray:
     return (shown * (65535 if deep else 255) + 0.5).astype(np.uint16 if deep else np.uint8)
 
 
+def display_view(values: np.ndarray, light: Light, chromaticities: tuple[float, ...] = (), deep: bool = False) -> np.ndarray:
+    """R, G, B samples scaled to [0, 1] (float samples as they are), or 16-bit codes (uint16), that
+    stand for ``light`` in the primaries ``chromaticities`` (none: Rec. 709's), as the
+    display-referred Rec. 709 image (sRGB curve) that the detector and the model see: uint16 with
+    ``deep``, else uint8."""
+    rgb = _shoulder(to_light(values, light) @ to_rec709(chromaticities).T, light)
+    top = 65535 if deep else 255
+    return (srgb_encode(rgb) * top + 0.5).astype(np.uint16 if deep else np.uint8)
+
+
+def written_back(shown: np.ndarray, stored: np.ndarray, light: Light, chromaticities: tuple[float, ...] = ()) -> np.ndarray:
+    """The samples, scaled to [0, 1] (float samples as they are), for which the view of pixels
+    stored as ``stored`` (as :func:`display_view` takes them) now shows ``shown`` (restored, uint8
+    or uint16): :func:`display_view`'s inverse. A pixel the view shows as it was keeps its stored
+    samples, and so does one shown at the end of its range where the stored light lies beyond it
+    (a highlight above 1, a colour outside Rec. 709, grain below 0): the curve clipped it,
+    restoration did not put it there."""
+    top = np.iinfo(shown.dtype).max
+    seen = _shoulder(to_light(stored, light) @ to_rec709(chromaticities).T, light)
+    was = (srgb_encode(seen) * top + 0.5).astype(shown.dtype)
+    kept = ((shown == was).all(-1) | (((shown == top) & (seen > 1)) | ((shown == 0) & (seen < 0))).any(-1))[..., None]
+    return np.where(kept, stored / 65535 if stored.dtype == np.uint16 else stored, from_view(shown, light, chromaticities))
+
+
+def from_view(shown: np.ndarray, light: Light, chromaticities: tuple[float, ...] = ()) -> np.ndarray:
+    """The samples, scaled to [0, 1], that :func:`display_view` shows as ``shown`` (uint8 or uint16)."""
+    linear = _unshoulder(srgb_decode(shown.astype(np.float32) / np.iinfo(shown.dtype).max), light)
+    return from_light(linear @ np.linalg.inv(to_rec709(chromaticities)).T, light)
+
+
 def to_display(frame: av.VideoFrame, light: Light, max_side: int = 0, deep: bool = False,
                chromaticities: tuple[float, ...] = ()) -> tuple[np.ndarray, tuple[float, float]]:
     """A frame whose samples stand for ``light``, of primaries ``chromaticities`` (none: Rec. 709's),
@@ -183,8 +305,7 @@ def to_display(frame: av.VideoFrame, light: Light, max_side: int = 0, deep: bool
         rgb = samples(frame)[..., :3]
         if factor < 1.0:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        top = 65535 if deep else 255
-        image = (srgb_encode(rgb @ to_rec709(chromaticities).T) * top + 0.5).astype(np.uint16 if deep else np.uint8)
+        image = display_view(rgb, light, chromaticities, deep)
     else:
         image = _display_table(light, full_scale(frame.format.name), deep)[samples(frame)[..., :3]]
         if factor < 1.0:
@@ -197,25 +318,18 @@ def plate_frame(source: av.VideoFrame, light: Light, image: np.ndarray | None = 
     """A frame of ``source``, whose samples stand for ``light`` in primaries ``chromaticities``: its
     own samples, but in ``boxes`` (x0, y0, x1, y1; every pixel when None) those of the
     display-referred Rec. 709 RGB ``image`` (uint8 or uint16, the frame's size), taken back to
-    ``light`` in the source's primaries (and to the nearest code of an integer format). A pixel the
-    picture shows at the end of its range (white or black in a channel) where the source lies
-    beyond it (a specular highlight above 1, grain below 0) stays the source's: the curve clipped
-    it, restoration did not put it there. Alpha stays the source's. Float frames come in float32
+    ``light`` in the source's primaries (and to the nearest code of an integer format) by
+    :func:`written_back`. Alpha stays the source's. Float frames come in float32
     (the encoder's format), integer ones in the source's format."""
     floating = is_linear(source.format.name)
     if image is None and not floating:
         return source
     values = samples(source)
     if image is not None:
-        top, full = np.iinfo(image.dtype).max, full_scale(source.format.name)
-        matrix = to_rec709(chromaticities)
-        back = np.linalg.inv(matrix).astype(np.float32)
+        full = full_scale(source.format.name)
         for x0, y0, x1, y1 in boxes if boxes is not None else [(0, 0, source.width, source.height)]:
-            shown, stored = image[y0:y1, x0:x1], values[y0:y1, x0:x1, :3]
-            seen = to_light(stored.astype(np.float32) / full, light) @ matrix.T
-            clipped = (((shown == top) & (seen > 1)) | ((shown == 0) & (seen < 0))).any(-1, keepdims=True)
-            made = from_light(srgb_decode(shown.astype(np.float32) / top) @ back.T, light) * full
-            values[y0:y1, x0:x1, :3] = np.where(clipped, stored, made if floating else np.clip(np.rint(made), 0, full))
+            made = written_back(image[y0:y1, x0:x1], values[y0:y1, x0:x1, :3].astype(np.float32) / full, light, chromaticities) * full
+            values[y0:y1, x0:x1, :3] = made if floating else np.clip(np.rint(made), 0, full)
     if not floating:
         return av.VideoFrame.from_ndarray(values, format=source.format.name)
     frame = av.VideoFrame(source.width, source.height, float_format(source.format.name))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ import av
 from ..errors import InputError
 from .dpx import says_printing_density
 from .exr import chromaticities_of
-from .linear import Light, light_of
+from .linear import HDR_LIGHTS, Light, light_of, video_chromaticities
 from .sequence import find_sequence, is_sequence, numbered, open_sequence
 
 
@@ -52,10 +53,12 @@ class VideoInfo:
     stated_rate: Fraction | None = None
     timecode: str = ""
     # An OpenEXR plate's primaries and white point (x, y of red, green, blue, white), from its
-    # chromaticities attribute; () when it has none (Rec. 709 / sRGB is then assumed) or for others
+    # chromaticities attribute, or HDR video's, from its primaries tag; () when it has none (Rec. 709
+    # / sRGB is then assumed) or for others
     chromaticities: tuple[float, ...] = ()
     # What the samples stand for: display-referred light (video), linear light (an OpenEXR plate, RGB
-    # tagged linear), or a film scan's printing density (its DPX headers say so; FFmpeg does not)
+    # tagged linear), a film scan's printing density (its DPX headers say so; FFmpeg does not), or
+    # HDR video's PQ or HLG (its transfer tag)
     light: Light = Light.DISPLAY
     # Dolby Vision: a sample entry that names it (dvh1, dvhe...), or its metadata (RPU) on the first frame
     dolby_vision: bool = False
@@ -94,6 +97,13 @@ class VideoInfo:
         store 16:9 pictures in 720 px (SAR 64:45 for PAL): faces in them are squeezed."""
         sar = float(self.sample_aspect_ratio) if self.sample_aspect_ratio and self.sample_aspect_ratio > 0 else 1.0
         return (1.0, sar) if self.rotation % 180 else (sar, 1.0)
+
+    def read_as(self, light: Light) -> VideoInfo:
+        """This stream with its samples read as standing for ``light`` (``--light`` overrides its
+        tags): HDR video in its tagged primaries (untagged: BT.2020's)."""
+        if light is self.light:
+            return self
+        return dataclasses.replace(self, light=light, chromaticities=video_chromaticities(light, self.color.primaries))
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -225,6 +235,8 @@ def _probe(path: str | Path) -> VideoInfo:
         if picture.suffix.lower() == ".exr":
             info["chromaticities"] = chromaticities_of(picture)
         info["light"] = light_of(info["pix_fmt"], cc.color_trc, picture.suffix.lower() == ".dpx" and says_printing_density(picture))
+        if info["light"] in HDR_LIGHTS:
+            info["chromaticities"] = video_chromaticities(info["light"], cc.color_primaries)
         if not info["timestamps"]:  # a raw stream's demuxer assumes 25 fps; the encoder wrote the true rate into the stream (H.264 VUI)
             info["average_rate"] = as_fraction(cc.framerate) or as_fraction(stream.average_rate)
     return VideoInfo(**info)

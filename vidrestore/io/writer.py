@@ -30,10 +30,10 @@ from .encoders import (
     output_pix_fmt,
     yuv_colours,
 )
-from .linear import Light, plate_frame
+from .linear import HDR_LIGHTS, Light, from_view, plate_frame, written_back
 from .patch import Box, copy_samples, patch_frame, patchable, rgb_format, rotate_box, with_alpha_of
 from .probe import FIELD_ORDERS, VideoInfo, side_data
-from .reader import rotate_to_coded
+from .reader import frame_to_rgb, rotate_to_coded
 from .sequence import is_sequence
 
 
@@ -84,6 +84,7 @@ class VideoWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=8)
         self._reformatter = VideoReformatter()  # one conversion set up for the whole stream (the encode thread's)
         self._patch_reformatter = VideoReformatter()  # for regions, whose sizes change from frame to frame
+        self._codes_reformatter = VideoReformatter()  # HDR video's frames to R'G'B' codes (see _hdr_codes)
         self._palettes: av.filter.Graph | None = None  # GIF: a palette for each frame (see _palettized)
         self._error: BaseException | None = None
         self._opened = False  # the encoder opens on the first frame, with options read from it
@@ -160,12 +161,13 @@ class VideoWriter:
 
     def _encode(self, source: av.VideoFrame | None, pts: int | None, image: np.ndarray | None,
                 regions: list[Box] | None) -> None:
-        if source is not None and self.info.light is not Light.DISPLAY:  # see io.linear: not through FFmpeg's scaler
+        hdr = self.info.light in HDR_LIGHTS
+        if source is not None and self.info.light is not Light.DISPLAY and not hdr:  # see io.linear: not through FFmpeg's scaler
             frame = self._in_output_format(plate_frame(source, self.info.light, image, regions, self.info.chromaticities))
         else:
             frame = self._in_output_format(source) if source is not None else None
             if image is not None:
-                frame = self._paint(frame, image, regions)
+                frame = self._paint(frame, self._hdr_codes(source, image, regions) if hdr else image, regions)
         frame.pts = pts
         frame.time_base = self.info.time_base
         # The encoder chooses its own frame types. A decoded frame keeps its type from the source,
@@ -199,6 +201,23 @@ class VideoWriter:
             options = dict(self.stream.codec_context.options)
             options[key] = ":".join(filter(None, [options.get(key, ""), *params]))
             self.stream.codec_context.options = options
+
+    def _hdr_codes(self, source: av.VideoFrame | None, image: np.ndarray, regions: list[Box] | None) -> np.ndarray:
+        """``image``, a restored SDR view of HDR video (see :mod:`.linear`), as the 16-bit R'G'B'
+        codes of the stream's light, which FFmpeg converts to its YUV as any video's: in ``regions``
+        (every pixel when None) taken back from the view by :func:`.linear.written_back`, which keeps
+        the source's own codes where the view clipped them or shows them unchanged; elsewhere the
+        source's codes. With no ``source`` (an upright copy), every pixel is taken back from the view."""
+        light, chromaticities = self.info.light, self.info.chromaticities
+        if source is None:
+            return (np.clip(from_view(image, light, chromaticities), 0, 1) * 65535 + 0.5).astype(np.uint16)
+        coded = dataclasses.replace(self.info, light=Light.DISPLAY)
+        codes = frame_to_rgb(source, coded, deep=True, reformatter=self._codes_reformatter)[0]
+        height, width = codes.shape[:2]
+        for x0, y0, x1, y1 in regions if regions is not None else [(0, 0, width, height)]:
+            back = written_back(image[y0:y1, x0:x1], codes[y0:y1, x0:x1], light, chromaticities)
+            codes[y0:y1, x0:x1] = np.clip(back * 65535 + 0.5, 0, 65535).astype(np.uint16)
+        return codes
 
     def _in_output_format(self, frame: av.VideoFrame) -> av.VideoFrame:
         """``frame`` converted to the stream's pixel format; a conversion keeps the frame's side data."""

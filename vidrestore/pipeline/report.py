@@ -22,7 +22,7 @@ from ..faces.quality import strength_for
 from ..faces.types import Track
 from ..io import VideoInfo, probe
 from ..io.encoders import check_encoder, describe_encoding, dolby_vision_note, master_note
-from ..io.linear import CINEON_BLACK, CINEON_WHITE, Light
+from ..io.linear import CINEON_BLACK, CINEON_WHITE, HDR_LIGHTS, LIGHT_WORDS, REFERENCE_WHITE_NITS, Light
 from ..io.reader import doubles_rate, fields_have_own_moments
 from ..io.remux import unrestored_videos_note
 from ..io.sequence import find_sequence, is_sequence, numbered
@@ -50,7 +50,7 @@ class Report:
     qa: list[dict] | None = None  # with --qa: per restored track, output and input metrics
     encoder: str | None = None  # how the output's video was encoded; None: copied, or not written (--dry-run)
     people: list[dict] = field(default_factory=list)  # who is who: each person's id, tracks and frames on screen
-    light: str = "display"  # what the input's samples were read as standing for: display, linear or cineon (io.linear.Light)
+    light: str = "display"  # what the input's samples were read as standing for: display, linear, cineon, pq or hlg (io.linear.Light)
     grain: float = 0.0  # how much of the noise the restored faces lacked against their frames was put back (--grain)
     keep_coarse: float = 0.0  # px of the frame: the faces kept the input's picture coarser than a Gaussian of this size (--keep-coarse)
     keep_detail: float = 0.0  # the share of the frame's detail finer than the crop that the faces kept (--keep-detail)
@@ -128,7 +128,12 @@ def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
 
 def light_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
     """How the faces of pictures that are not display-referred were shown to the detector and the model."""
-    said = "as their DPX headers say" if cfg.light == "auto" else "as --light says"
+    said = ("as its transfer tag says" if analysis.light in HDR_LIGHTS else "as their DPX headers say") if cfg.light == "auto" else "as --light says"
+    if analysis.light in HDR_LIGHTS:
+        return [(f"the video is {LIGHT_WORDS[analysis.light]}, {said}: faces were found and restored on an SDR view of it "
+                 f"(its reference white, {REFERENCE_WHITE_NITS:.0f} cd/m2, near SDR white, light from three quarters of it up "
+                 "rolled off towards white, in Rec. 709's primaries) and written back in its own light; highlights and colours the view cannot show, and every "
+                 "sample away from the faces, are the source's")]
     if analysis.light is Light.CINEON:
         return [(f"the pictures hold printing density (Cineon log), {said}: faces were found and restored "
                  f"on an sRGB view of them (code {CINEON_BLACK} black, {CINEON_WHITE} white) and written back in printing "

@@ -309,7 +309,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     tracks that go on past it. ``target``: the output ``video_out`` is a segment of (default
     ``video_out`` itself), whose type decides the encoder and whether frames are written upright.
     ``noise``: where to add each track's samples of input and restored noise (:func:`restore_window`)."""
-    info = dataclasses.replace(played_at(probe(path), cfg), light=analysis.light)
+    info = played_at(probe(path), cfg).read_as(analysis.light)
     info = at_steady_rate(info, analysis.pts)
     cfg = dataclasses.replace(cfg, batch_size=window_frames(cfg, device, info))
     target = target or video_out
