@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidrestore.cli import main
-from vidrestore.io import VideoReader, probe
+from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe
 from vidrestore.io.exr import attributes_of, write_attributes
 from vidrestore.io.linear import (
     BT2020,
@@ -541,6 +541,24 @@ def test_hdr_videos_faces_are_restored_on_an_sdr_view_and_written_back_in_its_li
             x0, y0, x1, y1 = track.boxes[n - track.start]
             assert 0 < moved.mean() < 0.5 and x0 - 16 <= xs.mean() <= x1 + 16 and y0 - 16 <= ys.mean() <= y1 + 16  # at the face
             assert np.array_equal(yuv_x[:16, :8], yuv_y[:16, :8])  # the highlight and the green: the source's
+
+
+def test_an_hdr_picture_with_no_decoded_frame_behind_it_is_taken_back_from_its_view_whole(hdr_video, tmp_path):
+    """A turned video written upright (into a container that stores no rotation) has no decoded
+    frame in its orientation to keep codes from: every pixel goes back from the view, and reads back
+    as the view showed it, but for what the view clips (the corner's highlight and green)."""
+    with VideoReader(hdr_video, keep_depth=True) as r:
+        shown = [f.image for f in r][:3]
+    out = tmp_path / "upright.mkv"
+    with VideoWriter(out, probe(hdr_video), EncodeOptions(codec="ffv1")) as w:
+        for n, image in enumerate(shown):
+            w.write(None, n, image)
+    with VideoReader(out, keep_depth=True) as r:
+        back = [f.image for f in r]
+    assert len(back) == 3 and probe(out).light is probe(hdr_video).light
+    for before, after in zip(shown, back):
+        levels = np.abs(before.astype(int) - after)[16:] / 257
+        assert np.mean(levels) < 0.5 and np.percentile(levels, 99) < 3  # 4:2:0 chroma at the edges
 
 
 def test_light_pq_reads_untagged_hdr_video_as_tagged_and_display_reads_its_codes(hdr_video, tmp_path):
