@@ -1,14 +1,16 @@
 """What reading pictures as the light they store gains: FLIPNET on held-out faces stored as
 10-bit codes of printing density (Cineon log, as a film scanner's DPX pictures hold them), PQ or
-HLG (HDR video), restored on the view that vidrestore shows the model (io.linear) against restored
-on the codes taken for SDR video (what a tool that reads them as video does, and what vidrestore
-did before it read the DPX header or the HDR transfer tag).
+HLG (HDR video), or a camera's S-Log3 or V-Log, restored on the view that vidrestore shows the
+model (io.linear) against restored on the codes taken for SDR video (what a tool that reads them
+as video does, and what vidrestore did before it read the DPX header or the HDR transfer tag, and
+does for a camera's log unless --light names it).
 
-    python bench/light.py --pack runs/data/celeba128.npz [--light cineon|pq|hlg] [--model flipnet-small] [--count 64] [--preset fast]
+    python bench/light.py --pack runs/data/celeba128.npz [--light cineon|pq|hlg|slog3|vlog] [--model flipnet-small] [--count 64] [--preset fast]
 
 The faces are bench/quality.py's: the pack's last ``count`` faces, degraded with the default
 degradations at seed 1234. Each face is stored as the codes of the light it shows (HDR's graded as
-BT.2408 has it: SDR white at reference white, in BT.2020's primaries). Either way the restored face
+BT.2408 has it: SDR white at reference white, in BT.2020's primaries; a camera log's as the scene's
+light, in its gamut). Either way the restored face
 goes back into codes, and every row is scored on what its codes show (the view) against what the
 HQ face's codes show: PSNR, SSIM, dlib identity cosine.
 """
@@ -24,11 +26,11 @@ from quality import held_out_faces, load_model, print_scores, to_uint8
 from vidrestore.config import resolve_config
 from vidrestore.diffusion.sampler import SamplerConfig
 from vidrestore.faces.identity import DlibIdentityEncoder
-from vidrestore.io.linear import BT2020, Light, display_view, from_light, from_view, srgb_decode, to_rec709
+from vidrestore.io.linear import Light, display_view, from_light, from_view, srgb_decode, to_rec709, video_chromaticities
 from vidrestore.train.trainer import restore_batch
 
 TOP = 1023  # 10-bit codes
-PRIMARIES = {Light.CINEON: (), Light.PQ: BT2020, Light.HLG: BT2020}
+PRIMARIES = {light: video_chromaticities(light, 9) for light in (Light.CINEON, Light.PQ, Light.HLG, Light.SLOG3, Light.VLOG)}
 
 
 def to_codes(shown: torch.Tensor, light: Light) -> torch.Tensor:

@@ -301,29 +301,34 @@ def hdr10_clip(path: Path, frames: int = 6) -> Path:
     return path
 
 
-def hdr_clip(path: Path, source: Path, light, frames: int = 8, primaries: int = 9) -> Path:
-    """``source``'s first ``frames`` as a grader would make them HDR (its white at BT.2408's 203
-    cd/m2), in ``light`` (io.linear.Light.PQ or HLG) and BT.2020 primaries (``primaries``: the tag
-    written; 2 leaves it out), 10-bit FFV1 (lossless, so that every sample read back is the one
-    written). The top left corner holds a highlight at 1000 cd/m2 and, below it, a green no
-    Rec. 709 display shows: what an SDR view clips."""
+def graded_clip(path: Path, source: Path, light, frames: int = 8, primaries: int | None = None) -> Path:
+    """``source``'s first ``frames`` in ``light`` (io.linear.Light: PQ or HLG, as a grader makes
+    HDR, SDR white at BT.2408's 203 cd/m2, in BT.2020's primaries; or a camera's log, in its gamut,
+    the picture's light taken for the scene's), 10-bit FFV1 (lossless, so that every sample read
+    back is the one written), tagged as HDR is (``primaries``: the primaries tag, 2 leaves it out)
+    or as cameras tag their log video (BT.709). The top left corner holds a highlight at about
+    five times white (1000 cd/m2) and, below it, a green no Rec. 709 display shows: what an SDR
+    view clips."""
     from vidrestore.io import VideoReader
-    from vidrestore.io.linear import BT2020, from_light, srgb_decode, to_rec709
+    from vidrestore.io.linear import HDR_LIGHTS, from_light, srgb_decode, to_rec709, video_chromaticities
 
-    to_bt2020 = np.linalg.inv(to_rec709(BT2020))
+    hdr = light in HDR_LIGHTS
+    primaries = primaries if primaries is not None else 9 if hdr else 1
+    to_source = np.linalg.inv(to_rec709(video_chromaticities(light, primaries)))
     with VideoReader(source) as r, av.open(str(path), "w") as out:
         vs = out.add_stream("ffv1", rate=25)
         vs.width, vs.height, vs.pix_fmt = r.info.width, r.info.height, "yuv420p10le"
         cc = vs.codec_context
-        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = primaries, 16 if light.value == "pq" else 18, 9, 1
+        cc.color_primaries, cc.color_trc = primaries, {"pq": 16, "hlg": 18}.get(light.value, 1)
+        cc.colorspace, cc.color_range = 9 if hdr else 1, 1
         for f in r:
             if f.index == frames:
                 break
-            linear = srgb_decode(f.image.astype(np.float32) / 255) @ to_bt2020.T
+            linear = srgb_decode(f.image.astype(np.float32) / 255) @ to_source.T
             linear[:8, :8] = 1000 / 203
             linear[8:16, :8] = (0.0, 0.6, 0.0)
             codes = np.clip(from_light(linear, light) * 65535 + 0.5, 0, 65535).astype(np.uint16)
-            frame = av.VideoFrame.from_ndarray(codes, format="rgb48le").reformat(format="yuv420p10le", dst_colorspace=9, dst_color_range=1)
+            frame = av.VideoFrame.from_ndarray(codes, format="rgb48le").reformat(format="yuv420p10le", dst_colorspace=cc.colorspace, dst_color_range=1)
             frame.pts = f.index
             out.mux(vs.encode(frame))
         out.mux(vs.encode(None))

@@ -1,7 +1,8 @@
 """Pictures that are not display-referred (vidrestore.io.linear, vidrestore.io.exr): OpenEXR plates,
 read and written plane by plane, their float samples kept, their headers' attributes carried; film
 scans in printing density (Cineon log DPX), shown to the detector and the model through their curve;
-HDR video (PQ, HLG), shown as an SDR grade of it and written back in its own light."""
+HDR video (PQ, HLG) and cameras' log video (S-Log3, V-Log), shown as an SDR grade of it and
+written back in its own light."""
 
 import json
 import shutil
@@ -21,6 +22,7 @@ from vidrestore.io.linear import (
     BT2020,
     CINEON_BLACK,
     CINEON_WHITE,
+    LIGHT_WORDS,
     P3_D65,
     REC709,
     REFERENCE_WHITE_NITS,
@@ -35,6 +37,7 @@ from vidrestore.io.linear import (
     to_display,
     to_light,
     to_rec709,
+    video_chromaticities,
     written_back,
 )
 
@@ -434,6 +437,7 @@ def test_light_cineon_restores_a_log_scan_whose_headers_say_nothing_as_one_whose
 
 
 HDR = [Light.PQ, Light.HLG]
+VIDEO = [*HDR, Light.SLOG3, Light.VLOG]
 
 
 def test_hdr_signals_stand_for_the_light_bt2100_and_bt2408_give_them():
@@ -453,9 +457,21 @@ def test_hdr_signals_stand_for_the_light_bt2100_and_bt2408_give_them():
     assert display_view(from_light(np.full((1, 1, 3), 2.0), Light.PQ), Light.PQ, (), True).max() < 65535
 
 
+def test_camera_logs_put_grey_and_white_cards_and_black_on_their_makers_codes():
+    """Sony's S-Log3: black at 10-bit code 95, a grey card at 420, a white card at 598; Panasonic's
+    V-Log: 128, 433 and 602, as recorded in legal-range video (FFmpeg stretches 64-940 to 0-1).
+    Their gamuts come with them, whatever the stream's primaries tag says."""
+    cards = np.array([0.0, 0.18, 0.9])
+    for light, codes in [(Light.SLOG3, [95, 420, 598]), (Light.VLOG, [128, 433, 602])]:
+        assert np.allclose(64 + 876 * from_light(cards, light), codes, atol=0.5)
+        assert np.allclose(to_light((np.array(codes) - 64) / 876, light), cards, rtol=5e-3, atol=1e-4)  # codes rounded
+        assert video_chromaticities(light, 1) == video_chromaticities(light, 9) != ()
+    assert video_chromaticities(Light.DISPLAY, 9) == () and video_chromaticities(Light.PQ, 9) == BT2020
+
+
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(*[st.floats(0.0, 1.0)] * 3), min_size=1, max_size=16), st.sampled_from(HDR))
-def test_hdr_signals_and_their_light_undo_each_other(signals, light):
+@given(st.lists(st.tuples(*[st.floats(0.0, 1.0)] * 3), min_size=1, max_size=16), st.sampled_from(VIDEO))
+def test_hdr_and_log_signals_and_their_light_undo_each_other(signals, light):
     """HLG's light depends on each pixel's luminance (its OOTF): the inverse takes R, G and B together."""
     values = np.array(signals)
     back = from_light(to_light(values, light), light)
@@ -464,7 +480,7 @@ def test_hdr_signals_and_their_light_undo_each_other(signals, light):
     assert np.all(np.diff(to_light(np.sort(values[:, :1], 0).repeat(3, 1), light)[:, 0]) >= 0)
 
 
-@pytest.mark.parametrize("light", HDR)
+@pytest.mark.parametrize("light", VIDEO)
 def test_16_bit_codes_are_shown_through_a_table_as_their_formula_shows_them(light):
     """The reader hands HDR's R'G'B' codes to the view as uint16, which a table takes to light."""
     rng = np.random.default_rng(3)
@@ -472,7 +488,7 @@ def test_16_bit_codes_are_shown_through_a_table_as_their_formula_shows_them(ligh
     assert np.allclose(to_light(codes, light), to_light(codes / 65535, light), rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("light", HDR)
+@pytest.mark.parametrize("light", VIDEO)
 def test_an_hdr_face_is_written_back_in_its_own_light_and_what_the_view_clips_stays_the_sources(light):
     """Codes the view shows unchanged come back as they were; a restored pixel comes back so that
     the view shows it as restored; a highlight above what the view shows, and a green outside
@@ -481,33 +497,34 @@ def test_an_hdr_face_is_written_back_in_its_own_light_and_what_the_view_clips_st
     linear = np.clip(rng.normal(0.3, 0.1, (32, 32, 1)) * np.array([1.0, 0.8, 0.7]), 0.001, None)
     linear[:4, :4] = 6.0
     linear[4:8, :4] = (0.0, 0.6, 0.0)
+    gamut = video_chromaticities(light, 9)
     codes = np.clip(from_light(linear, light) * 65535 + 0.5, 0, 65535).astype(np.uint16)
-    shown = display_view(codes, light, BT2020, deep=True)
-    assert np.array_equal(written_back(shown, codes, light, BT2020), codes / 65535)
+    shown = display_view(codes, light, gamut, deep=True)
+    assert np.array_equal(written_back(shown, codes, light, gamut), codes / 65535)
     restored = shown.copy()
     restored[16:, 16:] = (30000, 20000, 15000)
-    back = (written_back(restored, codes, light, BT2020) * 65535 + 0.5).astype(np.uint16)
+    back = (written_back(restored, codes, light, gamut) * 65535 + 0.5).astype(np.uint16)
     assert np.array_equal(back[:16], codes[:16]) and np.array_equal(back[:, :16], codes[:, :16])
-    assert np.abs(display_view(back, light, BT2020, True)[16:, 16:].astype(int) - restored[16:, 16:]).max() <= 16  # a 10-bit code's step
+    assert np.abs(display_view(back, light, gamut, True)[16:, 16:].astype(int) - restored[16:, 16:]).max() <= 16  # a 10-bit code's step
     assert shown[:4, :4].min() > 65000 and shown[4:8, :4, [0, 2]].max() == 0  # what the view clips, or nearly
 
 
 def test_hdr_videos_primaries_come_from_its_tag(sample_clip, tmp_path):
     """BT.2100 defines HDR video in BT.2020's primaries, which an untagged stream is taken to be in."""
-    from conftest import hdr_clip
+    from conftest import graded_clip
 
-    assert probe(hdr_clip(tmp_path / "pq.mkv", sample_clip, Light.PQ, 1)).chromaticities == BT2020
-    assert probe(hdr_clip(tmp_path / "p3.mkv", sample_clip, Light.PQ, 1, primaries=12)).chromaticities == P3_D65
-    untagged = probe(hdr_clip(tmp_path / "untagged.mkv", sample_clip, Light.HLG, 1, primaries=2))
+    assert probe(graded_clip(tmp_path / "pq.mkv", sample_clip, Light.PQ, 1)).chromaticities == BT2020
+    assert probe(graded_clip(tmp_path / "p3.mkv", sample_clip, Light.PQ, 1, primaries=12)).chromaticities == P3_D65
+    untagged = probe(graded_clip(tmp_path / "untagged.mkv", sample_clip, Light.HLG, 1, primaries=2))
     assert untagged.light is Light.HLG and untagged.chromaticities == BT2020
     assert probe(sample_clip).chromaticities == () and probe(sample_clip).read_as(Light.PQ).chromaticities == BT2020
 
 
 @pytest.fixture(scope="module", params=HDR, ids=lambda light: light.value)
 def hdr_video(request, sample_clip, tmp_path_factory):
-    from conftest import hdr_clip
+    from conftest import graded_clip
 
-    return hdr_clip(tmp_path_factory.mktemp("hdr") / f"{request.param.value}.mkv", sample_clip, request.param)
+    return graded_clip(tmp_path_factory.mktemp("hdr") / f"{request.param.value}.mkv", sample_clip, request.param)
 
 
 def test_hdr_videos_faces_are_restored_on_an_sdr_view_and_written_back_in_its_light(hdr_video, tmp_path):
@@ -561,6 +578,35 @@ def test_an_hdr_picture_with_no_decoded_frame_behind_it_is_taken_back_from_its_v
         assert np.mean(levels) < 0.5 and np.percentile(levels, 99) < 3  # 4:2:0 chroma at the edges
 
 
+@pytest.mark.parametrize("light", [Light.SLOG3, Light.VLOG], ids=lambda light: light.value)
+def test_a_camera_logs_faces_are_restored_on_its_view_when_light_names_it(light, sample_clip, tmp_path):
+    """No tag names a camera's log: --light does. Its face comes out as the restorer's negative of
+    it as the view shows it, the corner's highlight and green keep their codes, and the output is
+    tagged as the input (BT.709, as cameras tag it). Read as its codes, the same clip is flat."""
+    import torch
+    from conftest import Negative, graded_clip, paste_strength
+
+    from vidrestore.faces.detect import DetectorConfig, create_detector
+    from vidrestore.pipeline import PipelineConfig, analyse, run
+
+    clip = graded_clip(tmp_path / "log.mkv", sample_clip, light)
+    info = probe(clip)
+    assert info.light is Light.DISPLAY and info.color.transfer == 1
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    cfg = PipelineConfig(face_size=64, colour_match=False, keep_coarse=0.0, light=light.value)
+    [track] = analyse(clip, cfg, det).tracks
+    out = tmp_path / "out.mkv"
+    report = run(clip, out, cfg, Negative(64), torch.device("cpu"), detector=det)
+    assert report.light == light.value and probe(out).color == info.color
+    assert any(note.startswith(f"the video is {LIGHT_WORDS[light]}, as --light says") for note in report.notes)
+    with VideoReader(clip, keep_depth=True, light=light) as before, VideoReader(out, keep_depth=True, light=light) as after, \
+            VideoReader(clip, keep_depth=True) as codes, av.open(str(clip)) as a, av.open(str(out)) as b:
+        for n, (x, y, c, planes_x, planes_y) in enumerate(zip(before, after, codes, a.decode(video=0), b.decode(video=0))):
+            assert paste_strength(x.image >> 8, y.image >> 8, track.landmarks_at(n)) > 0.9
+            assert np.array_equal(planes_x.to_ndarray()[:16, :8], planes_y.to_ndarray()[:16, :8])
+            assert np.std(c.image[16:]) < 0.75 * np.std(x.image[16:])  # the codes: a flat picture
+
+
 def test_light_pq_reads_untagged_hdr_video_as_tagged_and_display_reads_its_codes(hdr_video, tmp_path):
     """HDR video whose tags were lost comes out of --light pq (or hlg) as the tagged video does, to
     the sample; --light display restores its codes as they are, as before; video takes no other."""
@@ -591,7 +637,7 @@ def test_retinaface_finds_the_face_of_a_real_clip_made_hdr(shared_data, tmp_path
     """Read as its codes, a PQ picture is dark and flat: RetinaFace found no face in 40 frames of
     keep_real_1 made PQ, and missed 5 of them made HLG. Through the view it finds the face in each."""
     import torch
-    from conftest import hdr_clip, shared_file
+    from conftest import graded_clip, shared_file
 
     from vidrestore.faces.detect import DetectorConfig, create_detector
     from vidrestore.pipeline import PipelineConfig, analyse
@@ -600,5 +646,5 @@ def test_retinaface_finds_the_face_of_a_real_clip_made_hdr(shared_data, tmp_path
     clip = shared_file(shared_data, "videos/keep_real_1.mp4")
     det = create_detector(DetectorConfig(backend="retinaface", weights=str(weights)), torch.device("cpu"))
     for light in HDR:
-        tracks = analyse(hdr_clip(tmp_path / f"{light.value}.mkv", clip, light, 24), PipelineConfig(), det).tracks
+        tracks = analyse(graded_clip(tmp_path / f"{light.value}.mkv", clip, light, 24), PipelineConfig(), det).tracks
         assert sum(len(t) for t in tracks) >= 23

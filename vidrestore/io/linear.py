@@ -1,7 +1,8 @@
 """Pictures whose samples are not encoded for an SDR display: OpenEXR plates (scene-linear light,
 in half or float, with or without alpha), RGB pictures tagged linear, film scans in printing
-density (Cineon log, as a DPX header states it), and HDR video (PQ or HLG, as its transfer tag
-says). :class:`Light` names them; the probe sets it.
+density (Cineon log, as a DPX header states it), HDR video (PQ or HLG, as its transfer tag
+says), and cameras' log video (S-Log3, V-Log: no tag says so, ``--light`` does). :class:`Light`
+names them; the probe sets it.
 
 FFmpeg's scaler clamps float samples to [0, 1] when it converts them: a plate's highlights above
 1 and its negative samples were lost over the whole picture, faces or not. Float frames are
@@ -16,7 +17,8 @@ a log scan's faces have the contrast the model learned faces with, instead of a 
 flat, grey one. HDR video is shown as an SDR grade of it would be (BT.2408): its reference
 white (203 cd/m2) near white, light from three quarters of it up rolled off into a shoulder
 rather than clipped, in Rec. 709's primaries (read as it is, a PQ picture is dark and flat, and
-RetinaFace found no face in one). Restored faces go back through the inverse curve and matrix
+RetinaFace found no face in one). A camera's log video is shown as its scene light, a white card
+near white, through the same shoulder. Restored faces go back through the inverse curve and matrix
 into the boxes around them; every other sample of the picture is the source's own, to the bit
 (half samples widen to float exactly, and the encoder writes them back as half).
 """
@@ -46,11 +48,17 @@ class Light(enum.Enum):
     CINEON = "cineon"  # printing density (Cineon log): a film scan's DPX pictures that say so
     PQ = "pq"  # HDR video in SMPTE ST 2084's perceptual quantiser (HDR10, Dolby Vision's base): light in cd/m2
     HLG = "hlg"  # HDR video in ARIB STD-B67's hybrid log-gamma (phones' HDR, broadcast): scene light
+    SLOG3 = "slog3"  # Sony's S-Log3 in S-Gamut3.Cine, as Sony's cameras record it: scene light
+    VLOG = "vlog"  # Panasonic's V-Log in V-Gamut, as Panasonic's cameras record it: scene light
 
 
 HDR_LIGHTS = frozenset({Light.PQ, Light.HLG})
+CAMERA_LOGS = frozenset({Light.SLOG3, Light.VLOG})
+# Video (YUV, which FFmpeg converts to R'G'B' codes as any video's) shown through a view with a shoulder
+VIDEO_LIGHTS = HDR_LIGHTS | CAMERA_LOGS
 LIGHT_WORDS = {Light.DISPLAY: "display-referred", Light.LINEAR: "linear light in integer samples",
-               Light.CINEON: "printing density (Cineon log)", Light.PQ: "HDR (PQ)", Light.HLG: "HDR (HLG)"}
+               Light.CINEON: "printing density (Cineon log)", Light.PQ: "HDR (PQ)", Light.HLG: "HDR (HLG)",
+               Light.SLOG3: "Sony S-Log3 (S-Gamut3.Cine)", Light.VLOG: "Panasonic V-Log (V-Gamut)"}
 
 # planar G, B, R (and alpha), as FFmpeg's OpenEXR decoder gives them
 LINEAR_FORMATS = {"gbrpf16le": np.float16, "gbrapf16le": np.float16, "gbrpf32le": np.float32, "gbrapf32le": np.float32}
@@ -74,7 +82,13 @@ REFERENCE_WHITE_NITS, HLG_PEAK_NITS, HLG_GAMMA = 203.0, 1000.0, 1.2
 _PQ_M1, _PQ_M2, _PQ_C1, _PQ_C2, _PQ_C3 = 2610 / 16384, 2523 / 4096 * 128, 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
 _HLG_A, _HLG_B, _HLG_C = 0.17883277, 1 - 4 * 0.17883277, 0.5 - 0.17883277 * np.log(4 * 0.17883277)
 _BT2020_LUMINANCE = np.array([0.2627, 0.6780, 0.0593], np.float32)
-# HDR light above this share of reference white is rolled off towards white in the SDR view
+# Sony's S-Log3 and Panasonic's V-Log, as their makers publish them, from scene reflectance (0.18:
+# a grey card) to 10-bit codes as recorded in legal-range video (S-Log3: black 95, grey card 420,
+# white card 598; V-Log: 128, 433, 602), where FFmpeg's conversion stretches codes 64-940 to 0-1.
+_LEGAL_BLACK, _LEGAL_SPAN = 64.0, 876.0
+_SLOG3_GREY, _SLOG3_BLACK, _SLOG3_CUT, _SLOG3_CODES_PER_DECADE = 420.0, 95.0, 171.2102946929, 261.5
+_VLOG_CUT, _VLOG_B, _VLOG_C, _VLOG_D = 0.181, 0.00873, 0.241514, 0.598206
+# Light above this share of white (HDR's reference white) is rolled off towards white in the SDR view
 # (:func:`_shoulder`), so that a face lit above reference white keeps its modelling there instead
 # of clipping flat; the view saturates (its top 16-bit code) at 3.1 times reference white (640 cd/m2).
 _KNEE = 0.75
@@ -98,7 +112,7 @@ def light_of(pix_fmt: str, transfer: int, printing_density: bool) -> Light:
 def to_light(values: np.ndarray, light: Light) -> np.ndarray:
     """Samples scaled to [0, 1] (codes over the largest code; float samples as they are), or 16-bit
     codes (uint16, through a table of each code's light), as linear light, 1 standing for white
-    (HDR's reference white). HLG's need R, G and B along the last axis: its display light depends
+    (HDR's reference white, a camera's white card). HLG's need R, G and B along the last axis: its display light depends
     on the pixel's luminance (BT.2100's OOTF)."""
     light_of_signal = _code_light(light)[values] if values.dtype == np.uint16 else _signal_light(values, light)
     if light is not Light.HLG:
@@ -118,7 +132,14 @@ def _signal_light(values: np.ndarray, light: Light) -> np.ndarray:
         signal = np.clip(values, 0, 1)
         with np.errstate(over="ignore"):  # the branch not taken overflows for signals near 0
             return np.where(signal <= 0.5, signal * signal / 3, (np.exp((signal - _HLG_C) / _HLG_A) + _HLG_B) / 12)
-    return values
+    if light not in CAMERA_LOGS:
+        return values
+    code = _LEGAL_BLACK + _LEGAL_SPAN * values  # the camera's 10-bit code, as the curves take it
+    if light is Light.SLOG3:
+        return np.where(code >= _SLOG3_CUT, np.power(10, (code - _SLOG3_GREY) / _SLOG3_CODES_PER_DECADE) * 0.19 - 0.01,
+                        (code - _SLOG3_BLACK) * 0.01125 / (_SLOG3_CUT - _SLOG3_BLACK))
+    level = code / 1023
+    return np.where(level < _VLOG_CUT, (level - 0.125) / 5.6, np.power(10, (level - _VLOG_D) / _VLOG_C) - _VLOG_B)
 
 
 @functools.cache
@@ -142,13 +163,22 @@ def from_light(linear: np.ndarray, light: Light) -> np.ndarray:
         scene = shown / np.power(luminance, HLG_GAMMA - 1)
         with np.errstate(invalid="ignore", divide="ignore"):  # the branch not taken takes the log of values below 1/12
             return np.where(scene <= 1 / 12, np.sqrt(3 * scene), _HLG_A * np.log(12 * scene - _HLG_B) + _HLG_C)
+    with np.errstate(invalid="ignore", divide="ignore"):  # as above, below the curves' cuts
+        if light is Light.SLOG3:
+            code = np.where(linear >= 0.01125, _SLOG3_GREY + _SLOG3_CODES_PER_DECADE * np.log10((linear + 0.01) / 0.19),
+                            linear * (_SLOG3_CUT - _SLOG3_BLACK) / 0.01125 + _SLOG3_BLACK)
+            return (code - _LEGAL_BLACK) / _LEGAL_SPAN
+        if light is Light.VLOG:
+            level = np.where(linear < 0.01, 5.6 * linear + 0.125, _VLOG_C * np.log10(linear + _VLOG_B) + _VLOG_D)
+            return (1023 * level - _LEGAL_BLACK) / _LEGAL_SPAN
     return linear
 
 
 def _shoulder(linear: np.ndarray, light: Light) -> np.ndarray:
-    """HDR light (1: reference white) as an SDR view shows it: as it is up to the knee, rolled off
-    exponentially above it towards 1, which it reaches only at infinite light; other light as it is."""
-    if light not in HDR_LIGHTS:
+    """Video's HDR or scene light (1: reference white, a white card) as an SDR view shows it: as it
+    is up to the knee, rolled off exponentially above it towards 1, which it reaches only at
+    infinite light; other light (a plate's, a scan's) as it is."""
+    if light not in VIDEO_LIGHTS:
         return linear
     room, above = 1 - _KNEE, linear > _KNEE
     shown = linear.copy()
@@ -159,7 +189,7 @@ def _shoulder(linear: np.ndarray, light: Light) -> np.ndarray:
 def _unshoulder(shown: np.ndarray, light: Light) -> np.ndarray:
     """The inverse of :func:`_shoulder` (1 itself, which no light reaches, stands for the light its
     top code's half step below 1 does)."""
-    if light not in HDR_LIGHTS:
+    if light not in VIDEO_LIGHTS:
         return shown
     room = 1 - _KNEE
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -170,6 +200,9 @@ def _unshoulder(shown: np.ndarray, light: Light) -> np.ndarray:
 REC709 = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
 BT2020 = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)
 P3_D65 = (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290)
+S_GAMUT3_CINE = (0.766, 0.275, 0.225, 0.800, 0.089, -0.087, 0.3127, 0.3290)
+V_GAMUT = (0.730, 0.280, 0.165, 0.840, 0.100, -0.030, 0.3127, 0.3290)
+_CAMERA_GAMUTS = {Light.SLOG3: S_GAMUT3_CINE, Light.VLOG: V_GAMUT}
 # a video's primaries by their tag (AVColorPrimaries), for HDR video: BT.2100 defines it in
 # BT.2020's, which an untagged stream is taken to be in
 _TAGGED_PRIMARIES = {1: REC709, 9: BT2020, 12: P3_D65}
@@ -177,7 +210,10 @@ _TAGGED_PRIMARIES = {1: REC709, 9: BT2020, 12: P3_D65}
 
 def video_chromaticities(light: Light, primaries: int) -> tuple[float, ...]:
     """The primaries of a video stream in ``light`` whose primaries tag is ``primaries``, as
-    :func:`to_rec709` takes them: HDR video's; () for others, whose pictures are shown as they are."""
+    :func:`to_rec709` takes them: HDR video's as tagged; a camera log's gamut, whatever the tag
+    says (cameras tag their log video BT.709 or nothing); () for others, shown as they are."""
+    if light in CAMERA_LOGS:
+        return _CAMERA_GAMUTS[light]
     return _TAGGED_PRIMARIES.get(primaries, BT2020) if light in HDR_LIGHTS else ()
 _BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
 

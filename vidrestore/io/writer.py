@@ -30,7 +30,7 @@ from .encoders import (
     output_pix_fmt,
     yuv_colours,
 )
-from .linear import HDR_LIGHTS, Light, from_view, plate_frame, written_back
+from .linear import VIDEO_LIGHTS, Light, from_view, plate_frame, written_back
 from .patch import Box, copy_samples, patch_frame, patchable, rgb_format, rotate_box, with_alpha_of
 from .probe import FIELD_ORDERS, VideoInfo, side_data
 from .reader import frame_to_rgb, rotate_to_coded
@@ -161,7 +161,7 @@ class VideoWriter:
 
     def _encode(self, source: av.VideoFrame | None, pts: int | None, image: np.ndarray | None,
                 regions: list[Box] | None) -> None:
-        hdr = self.info.light in HDR_LIGHTS
+        hdr = self.info.light in VIDEO_LIGHTS
         if source is not None and self.info.light is not Light.DISPLAY and not hdr:  # see io.linear: not through FFmpeg's scaler
             frame = self._in_output_format(plate_frame(source, self.info.light, image, regions, self.info.chromaticities))
         else:

@@ -18,7 +18,7 @@ from ..faces.quality import strength_for
 from ..faces.track import TrackerConfig
 from ..faces.types import Track
 from ..io import EncodeOptions, VideoInfo
-from ..io.linear import HDR_LIGHTS, Light, is_linear
+from ..io.linear import VIDEO_LIGHTS, Light, is_linear
 from ..io.sequence import DEFAULT_RATE
 from ..shots import ShotConfig
 
@@ -127,8 +127,9 @@ class PipelineConfig:
     # scan's headers may), else FFmpeg's 25. A video keeps its own.
     frame_rate: str = ""
     # What the input's samples stand for (io.linear.Light): "auto", what its pictures' headers and tags
-    # say; "display", "linear", "cineon" (printing density), "pq" or "hlg" (HDR video), whatever they
-    # say: a log scan whose DPX headers say "user-defined" or nothing is "cineon".
+    # say; "display", "linear", "cineon" (printing density), "pq" or "hlg" (HDR video), "slog3" or
+    # "vlog" (a camera's log video, which no tag names), whatever they say: a log scan whose DPX
+    # headers say "user-defined" or nothing is "cineon".
     light: str = "auto"
     # A folder to write each track's best face to (as pass 1 saw it, aligned), named by person and
     # track, to tell who is who before choosing --tracks, --people, --strength or --reference.
@@ -167,12 +168,12 @@ class PipelineConfig:
 
     def light_of(self, info: VideoInfo) -> Light:
         """What the samples of the input ``info`` describes stand for: as this config says, else as
-        the input does. Float samples are linear light whatever is said; YUV video is display-referred
-        or HDR, and only RGB pictures take linear light or printing density."""
+        the input does. Float samples are linear light whatever is said; YUV video is display-referred,
+        HDR or a camera's log, and only RGB pictures take linear light or printing density."""
         if self.light == "auto" or Light(self.light) is info.light:
             return info.light
         wanted = Light(self.light)
-        video = (Light.DISPLAY, *sorted(HDR_LIGHTS, key=lambda light: light.value))
+        video = (Light.DISPLAY, *sorted(VIDEO_LIGHTS, key=lambda light: light.value))
         if is_linear(info.pix_fmt) or (wanted not in video and not av.VideoFormat(info.pix_fmt).is_rgb):
             kind = "an OpenEXR plate's float samples are linear light" if is_linear(info.pix_fmt) else \
                 f"this input is {info.pix_fmt} video, not RGB pictures: it takes {' or '.join(light.value for light in video)}"

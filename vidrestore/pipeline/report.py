@@ -22,7 +22,7 @@ from ..faces.quality import strength_for
 from ..faces.types import Track
 from ..io import VideoInfo, probe
 from ..io.encoders import check_encoder, describe_encoding, dolby_vision_note, master_note
-from ..io.linear import CINEON_BLACK, CINEON_WHITE, HDR_LIGHTS, LIGHT_WORDS, REFERENCE_WHITE_NITS, Light
+from ..io.linear import CINEON_BLACK, CINEON_WHITE, HDR_LIGHTS, LIGHT_WORDS, REFERENCE_WHITE_NITS, VIDEO_LIGHTS, Light
 from ..io.reader import doubles_rate, fields_have_own_moments
 from ..io.remux import unrestored_videos_note
 from ..io.sequence import find_sequence, is_sequence, numbered
@@ -129,10 +129,11 @@ def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
 def light_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
     """How the faces of pictures that are not display-referred were shown to the detector and the model."""
     said = ("as its transfer tag says" if analysis.light in HDR_LIGHTS else "as their DPX headers say") if cfg.light == "auto" else "as --light says"
-    if analysis.light in HDR_LIGHTS:
+    if analysis.light in VIDEO_LIGHTS:
+        white = f"its reference white, {REFERENCE_WHITE_NITS:.0f} cd/m2," if analysis.light in HDR_LIGHTS else "its scene light, a white card"
         return [(f"the video is {LIGHT_WORDS[analysis.light]}, {said}: faces were found and restored on an SDR view of it "
-                 f"(its reference white, {REFERENCE_WHITE_NITS:.0f} cd/m2, near SDR white, light from three quarters of it up "
-                 "rolled off towards white, in Rec. 709's primaries) and written back in its own light; highlights and colours the view cannot show, and every "
+                 f"({white} near SDR white, light from three quarters of it up rolled off towards white, in Rec. 709's "
+                 "primaries) and written back in its own light; highlights and colours the view cannot show, and every "
                  "sample away from the faces, are the source's")]
     if analysis.light is Light.CINEON:
         return [(f"the pictures hold printing density (Cineon log), {said}: faces were found and restored "

@@ -1,20 +1,22 @@
-"""HDR video (PQ, HLG): does restoring it on an SDR view (vidrestore.io.linear) find its faces and
-restore them as the same pictures in SDR are restored?
+"""HDR video (PQ, HLG) and cameras' log video (S-Log3, V-Log): does restoring it on an SDR view
+(vidrestore.io.linear) find its faces and restore them as the same pictures in SDR are restored?
 
-    python bench/hdr.py ../shared/data/videos/keep_real_1.mp4 [--frames 40] \
+    python bench/video_light.py ../shared/data/videos/keep_real_1.mp4 [--frames 40] [--lights pq,hlg,slog3,vlog] \
         [--detector retinaface --detector-weights ../shared/data/weights/retinaface_mobilenet0.25_Final.pth]
 
 The clip's first ``--frames`` are graded as HDR is from SDR (BT.2408: SDR white at 203 cd/m2, in
-BT.2020's primaries), in PQ and in HLG, and kept in 10-bit SDR (BT.709) beside them, all three as
+BT.2020's primaries, tagged so), or stored as a camera's log of the scene light they show (in its
+gamut, tagged BT.709 as cameras tag it), and kept in 10-bit SDR (BT.709) beside them, all as
 lossless FFV1, so that what differs is the light alone. Each is restored by the CLI (the shipped
-model, ``--strength 1``); PQ and HLG also with ``--light display``, which restores their codes as
-they are (what vidrestore did before it read HDR). Per run: frames with a face found, run time,
-and, where the SDR run restored a face (its picture moved by more than 3 levels of 8 bits), how
-far the output's SDR view lies from the SDR output (mean of |difference|, 8-bit levels), how far
-the input's view lies from the SDR input (what 4:2:0 in another light leaves), and the
-correlation of the restoration's change with the SDR run's. The SDR run goes twice, the first to
-warm up (model load), and only the second is reported. Last, what the view costs: milliseconds to
-show one frame of the clip, enlarged to 1920x1080 and 3840x2160, from its R'G'B' codes (best of 5).
+model, ``--strength 1``) twice: on the view (HDR: by its tags; a log: with ``--light``) and on its
+codes taken for SDR video (HDR: ``--light display``; a log: by its tags), which is what vidrestore
+did before it read them. Per run: frames with a face found, run time, and, where the SDR run
+restored a face (its picture moved by more than 3 levels of 8 bits), how far the output's view
+lies from the SDR output (mean of |difference|, 8-bit levels), how far the input's view lies from
+the SDR input (what 4:2:0 in another light leaves), and the correlation of the restoration's
+change with the SDR run's. The SDR run goes twice, the first to warm up (model load), and only the
+second is reported. Last, what the view costs: milliseconds to show one frame of the clip, enlarged
+to 1920x1080 and 3840x2160, from its R'G'B' codes (best of 5).
 """
 
 from __future__ import annotations
@@ -31,16 +33,16 @@ import cv2
 import numpy as np
 
 from vidrestore.cli import main as vidrestore_main
-from vidrestore.io.linear import BT2020, Light, display_view, from_light, srgb_decode, to_rec709
+from vidrestore.io.linear import CAMERA_LOGS, Light, display_view, from_light, srgb_decode, to_rec709, video_chromaticities
 
-TAGS = {"sdr": (1, 1, 1), Light.PQ.value: (9, 16, 9), Light.HLG.value: (9, 18, 9)}  # primaries, transfer, matrix
+TAGS = {"sdr": (1, 1, 1), "pq": (9, 16, 9), "hlg": (9, 18, 9), "slog3": (1, 1, 1), "vlog": (1, 1, 1)}  # primaries, transfer, matrix
 
 
 def graded(source: Path, out: Path, kind: str, frames: int) -> Path:
-    """``source``'s first ``frames`` as 10-bit lossless FFV1: SDR (BT.709) codes, or PQ or HLG
-    in BT.2020 with SDR white at reference white."""
+    """``source``'s first ``frames`` as 10-bit lossless FFV1: SDR (BT.709) codes, PQ or HLG in
+    BT.2020 with SDR white at reference white, or a camera's log in its gamut."""
     primaries, transfer, matrix = TAGS[kind]
-    to_bt2020 = np.linalg.inv(to_rec709(BT2020))
+    to_source = np.linalg.inv(to_rec709(video_chromaticities(Light(kind), 9))) if kind != "sdr" else None
     with av.open(str(source)) as inp, av.open(str(out), "w") as dst:
         vs = inp.streams.video[0]
         stream = dst.add_stream("ffv1", rate=vs.average_rate)
@@ -55,7 +57,7 @@ def graded(source: Path, out: Path, kind: str, frames: int) -> Path:
             if kind == "sdr":
                 codes = rgb.astype(np.uint16) * 257
             else:
-                linear = srgb_decode(rgb.astype(np.float32) / 255) @ to_bt2020.T
+                linear = srgb_decode(rgb.astype(np.float32) / 255) @ to_source.T
                 codes = (np.clip(from_light(linear, Light(kind)), 0, 1) * 65535 + 0.5).astype(np.uint16)
             coded = av.VideoFrame.from_ndarray(codes, format="rgb48le").reformat(format="yuv420p10le", dst_colorspace=matrix, dst_color_range=1)
             coded.pts, coded.time_base = frame.pts, frame.time_base
@@ -70,7 +72,8 @@ def views(path: Path, kind: str) -> Iterator[np.ndarray]:
     with av.open(str(path)) as c:
         for frame in c.decode(video=0):
             codes = frame.reformat(format="rgb48le", src_colorspace=matrix, src_color_range=1).to_ndarray()
-            yield (codes / 257.0 if kind == "sdr" else display_view(codes, Light(kind), BT2020, deep=True) / 257.0).astype(np.float32)
+            shown = codes if kind == "sdr" else display_view(codes, Light(kind), video_chromaticities(Light(kind), 9), deep=True)
+            yield (shown / 257.0).astype(np.float32)
 
 
 def restore(source: Path, out: Path, options: list[str]) -> tuple[float, int]:
@@ -104,24 +107,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clip", type=Path)
     parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--lights", default="pq,hlg,slog3,vlog")
     parser.add_argument("--detector", default="auto")
     parser.add_argument("--detector-weights")
     args = parser.parse_args()
     options = ["--detector", args.detector, *(["--detector-weights", args.detector_weights] if args.detector_weights else [])]
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        clips = {kind: graded(args.clip, work / f"{kind}.mkv", kind, args.frames) for kind in TAGS}
+        kinds = args.lights.split(",")
+        clips = {kind: graded(args.clip, work / f"{kind}.mkv", kind, args.frames) for kind in ["sdr", *kinds]}
         restore(clips["sdr"], work / "sdr_out.mkv", options)
         seconds, found = restore(clips["sdr"], work / "sdr_out.mkv", options)
         print(f"sdr (10-bit BT.709): faces in {found}/{args.frames} frames, {seconds:.1f} s")
-        for kind in (Light.PQ.value, Light.HLG.value):
-            for name, extra in (("view", []), ("codes (--light display)", ["--light", "display"])):
-                out = work / f"{kind}_{name.split()[0]}.mkv"
+        for kind in kinds:
+            said = Light(kind) in CAMERA_LOGS
+            for name, extra in (("view", ["--light", kind] if said else []), ("codes", [] if said else ["--light", "display"])):
+                out = work / f"{kind}_{name}.mkv"
                 seconds, found = restore(clips[kind], out, [*options, *extra])
                 measured = agreement(clips["sdr"], work / "sdr_out.mkv", clips[kind], out, kind)
                 print(f"{kind} {name}: faces in {found}/{args.frames} frames, {seconds:.1f} s; "
                       + ", ".join(f"{key} {value:.3f}" for key, value in measured.items()))
-        for kind in (Light.PQ.value, Light.HLG.value):
+        for kind in kinds:
             print(f"{kind} view of one frame: " + ", ".join(f"{w}x{h} {view_ms(clips[kind], kind, (w, h)):.0f} ms"
                                                            for w, h in ((1920, 1080), (3840, 2160))))
 
@@ -134,7 +140,7 @@ def view_ms(path: Path, kind: str, size: tuple[int, int]) -> float:
     times = []
     for _ in range(5):
         start = time.perf_counter()
-        display_view(codes, Light(kind), BT2020, deep=True)
+        display_view(codes, Light(kind), video_chromaticities(Light(kind), 9), deep=True)
         times.append(time.perf_counter() - start)
     return 1000 * min(times)
 
