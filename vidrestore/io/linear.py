@@ -307,8 +307,8 @@ def display_view(values: np.ndarray, light: Light, chromaticities: tuple[float, 
 
 
 # Linear light in [0, 1], in steps fine enough that the sRGB curve's steepest part (12.92) moves a
-# 16-bit code by less than one between them: through this table, a 3840x2160 view took 270 ms to
-# encode where computing the curve took 450 (bench/video_light.py times whole views).
+# 16-bit code by less than one between them: a whole 3840x2160 view took 10-18% less through this
+# table than computing the curve (bench/video_light.py).
 _ENCODE_STEPS = 1 << 20
 
 
