@@ -437,7 +437,7 @@ def test_light_cineon_restores_a_log_scan_whose_headers_say_nothing_as_one_whose
 
 
 HDR = [Light.PQ, Light.HLG]
-VIDEO = [*HDR, Light.SLOG3, Light.VLOG]
+VIDEO = [*HDR, Light.SLOG3, Light.VLOG, Light.LOGC3]
 
 
 def test_hdr_signals_stand_for_the_light_bt2100_and_bt2408_give_them():
@@ -460,11 +460,14 @@ def test_hdr_signals_stand_for_the_light_bt2100_and_bt2408_give_them():
 def test_camera_logs_put_grey_and_white_cards_and_black_on_their_makers_codes():
     """Sony's S-Log3: black at 10-bit code 95, a grey card at 420, a white card at 598; Panasonic's
     V-Log: 128, 433 and 602, as recorded in legal-range video (FFmpeg stretches 64-940 to 0-1).
-    Their gamuts come with them, whatever the stream's primaries tag says."""
+    ARRI's LogC3 at EI 800: black at 0.0928 of its signal and a grey card at 0.391 (codes 95 and
+    400 of a full-range picture). Their gamuts come with them, whatever the primaries tag says."""
     cards = np.array([0.0, 0.18, 0.9])
     for light, codes in [(Light.SLOG3, [95, 420, 598]), (Light.VLOG, [128, 433, 602])]:
         assert np.allclose(64 + 876 * from_light(cards, light), codes, atol=0.5)
         assert np.allclose(to_light((np.array(codes) - 64) / 876, light), cards, rtol=5e-3, atol=1e-4)  # codes rounded
+    assert np.allclose(1023 * from_light(cards[:2], Light.LOGC3), [95, 400], atol=0.5)
+    for light in (Light.SLOG3, Light.VLOG, Light.LOGC3):
         assert video_chromaticities(light, 1) == video_chromaticities(light, 9) != ()
     assert video_chromaticities(Light.DISPLAY, 9) == () and video_chromaticities(Light.PQ, 9) == BT2020
 
@@ -578,7 +581,7 @@ def test_an_hdr_picture_with_no_decoded_frame_behind_it_is_taken_back_from_its_v
         assert np.mean(levels) < 0.5 and np.percentile(levels, 99) < 3  # 4:2:0 chroma at the edges
 
 
-@pytest.mark.parametrize("light", [Light.SLOG3, Light.VLOG], ids=lambda light: light.value)
+@pytest.mark.parametrize("light", [Light.SLOG3, Light.VLOG, Light.LOGC3], ids=lambda light: light.value)
 def test_a_camera_logs_faces_are_restored_on_its_view_when_light_names_it(light, sample_clip, tmp_path):
     """No tag names a camera's log: --light does. Its face comes out as the restorer's negative of
     it as the view shows it, the corner's highlight and green keep their codes, and the output is

@@ -1,7 +1,7 @@
 """Pictures whose samples are not encoded for an SDR display: OpenEXR plates (scene-linear light,
 in half or float, with or without alpha), RGB pictures tagged linear, film scans in printing
 density (Cineon log, as a DPX header states it), HDR video (PQ or HLG, as its transfer tag
-says), and cameras' log video (S-Log3, V-Log: no tag says so, ``--light`` does). :class:`Light`
+says), and cameras' log video (S-Log3, V-Log, LogC3: no tag says so, ``--light`` does). :class:`Light`
 names them; the probe sets it.
 
 FFmpeg's scaler clamps float samples to [0, 1] when it converts them: a plate's highlights above
@@ -50,15 +50,17 @@ class Light(enum.Enum):
     HLG = "hlg"  # HDR video in ARIB STD-B67's hybrid log-gamma (phones' HDR, broadcast): scene light
     SLOG3 = "slog3"  # Sony's S-Log3 in S-Gamut3.Cine, as Sony's cameras record it: scene light
     VLOG = "vlog"  # Panasonic's V-Log in V-Gamut, as Panasonic's cameras record it: scene light
+    LOGC3 = "logc3"  # ARRI's LogC3 at EI 800 in ARRI Wide Gamut 3, as ALEXA cameras record ProRes: scene light
 
 
 HDR_LIGHTS = frozenset({Light.PQ, Light.HLG})
-CAMERA_LOGS = frozenset({Light.SLOG3, Light.VLOG})
+CAMERA_LOGS = frozenset({Light.SLOG3, Light.VLOG, Light.LOGC3})
 # Video (YUV, which FFmpeg converts to R'G'B' codes as any video's) shown through a view with a shoulder
 VIDEO_LIGHTS = HDR_LIGHTS | CAMERA_LOGS
 LIGHT_WORDS = {Light.DISPLAY: "display-referred", Light.LINEAR: "linear light in integer samples",
                Light.CINEON: "printing density (Cineon log)", Light.PQ: "HDR (PQ)", Light.HLG: "HDR (HLG)",
-               Light.SLOG3: "Sony S-Log3 (S-Gamut3.Cine)", Light.VLOG: "Panasonic V-Log (V-Gamut)"}
+               Light.SLOG3: "Sony S-Log3 (S-Gamut3.Cine)", Light.VLOG: "Panasonic V-Log (V-Gamut)",
+               Light.LOGC3: "ARRI LogC3 (EI 800, ARRI Wide Gamut 3)"}
 
 # planar G, B, R (and alpha), as FFmpeg's OpenEXR decoder gives them
 LINEAR_FORMATS = {"gbrpf16le": np.float16, "gbrapf16le": np.float16, "gbrpf32le": np.float32, "gbrapf32le": np.float32}
@@ -88,6 +90,9 @@ _BT2020_LUMINANCE = np.array([0.2627, 0.6780, 0.0593], np.float32)
 _LEGAL_BLACK, _LEGAL_SPAN = 64.0, 876.0
 _SLOG3_GREY, _SLOG3_BLACK, _SLOG3_CUT, _SLOG3_CODES_PER_DECADE = 420.0, 95.0, 171.2102946929, 261.5
 _VLOG_CUT, _VLOG_B, _VLOG_C, _VLOG_D = 0.181, 0.00873, 0.241514, 0.598206
+# ARRI's LogC3 at EI 800 is published as a normalised signal (grey card at 0.391, 10-bit code 400
+# in a full-range picture), which ProRes records in legal range: FFmpeg's stretched signal itself.
+_LOGC3_CUT, _LOGC3_A, _LOGC3_B, _LOGC3_C, _LOGC3_D, _LOGC3_E, _LOGC3_F = 0.010591, 5.555556, 0.052272, 0.247190, 0.385537, 5.367655, 0.092809
 # Light above this share of white (HDR's reference white) is rolled off towards white in the SDR view
 # (:func:`_shoulder`), so that a face lit above reference white keeps its modelling there instead
 # of clipping flat; the view saturates (its top 16-bit code) at 3.1 times reference white (640 cd/m2).
@@ -132,9 +137,12 @@ def _signal_light(values: np.ndarray, light: Light) -> np.ndarray:
         signal = np.clip(values, 0, 1)
         with np.errstate(over="ignore"):  # the branch not taken overflows for signals near 0
             return np.where(signal <= 0.5, signal * signal / 3, (np.exp((signal - _HLG_C) / _HLG_A) + _HLG_B) / 12)
+    if light is Light.LOGC3:
+        return np.where(values > _LOGC3_E * _LOGC3_CUT + _LOGC3_F, (np.power(10, (values - _LOGC3_D) / _LOGC3_C) - _LOGC3_B) / _LOGC3_A,
+                        (values - _LOGC3_F) / _LOGC3_E)
     if light not in CAMERA_LOGS:
         return values
-    code = _LEGAL_BLACK + _LEGAL_SPAN * values  # the camera's 10-bit code, as the curves take it
+    code = _LEGAL_BLACK + _LEGAL_SPAN * values  # the camera's 10-bit code, as Sony's and Panasonic's curves take it
     if light is Light.SLOG3:
         return np.where(code >= _SLOG3_CUT, np.power(10, (code - _SLOG3_GREY) / _SLOG3_CODES_PER_DECADE) * 0.19 - 0.01,
                         (code - _SLOG3_BLACK) * 0.01125 / (_SLOG3_CUT - _SLOG3_BLACK))
@@ -171,6 +179,9 @@ def from_light(linear: np.ndarray, light: Light) -> np.ndarray:
         if light is Light.VLOG:
             level = np.where(linear < 0.01, 5.6 * linear + 0.125, _VLOG_C * np.log10(linear + _VLOG_B) + _VLOG_D)
             return (1023 * level - _LEGAL_BLACK) / _LEGAL_SPAN
+        if light is Light.LOGC3:
+            return np.where(linear > _LOGC3_CUT, _LOGC3_C * np.log10(_LOGC3_A * linear + _LOGC3_B) + _LOGC3_D,
+                            _LOGC3_E * linear + _LOGC3_F)
     return linear
 
 
@@ -202,7 +213,8 @@ BT2020 = (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290)
 P3_D65 = (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290)
 S_GAMUT3_CINE = (0.766, 0.275, 0.225, 0.800, 0.089, -0.087, 0.3127, 0.3290)
 V_GAMUT = (0.730, 0.280, 0.165, 0.840, 0.100, -0.030, 0.3127, 0.3290)
-_CAMERA_GAMUTS = {Light.SLOG3: S_GAMUT3_CINE, Light.VLOG: V_GAMUT}
+ARRI_WIDE_GAMUT3 = (0.6840, 0.3130, 0.2210, 0.8480, 0.0861, -0.1020, 0.3127, 0.3290)
+_CAMERA_GAMUTS = {Light.SLOG3: S_GAMUT3_CINE, Light.VLOG: V_GAMUT, Light.LOGC3: ARRI_WIDE_GAMUT3}
 # a video's primaries by their tag (AVColorPrimaries), for HDR video: BT.2100 defines it in
 # BT.2020's, which an untagged stream is taken to be in
 _TAGGED_PRIMARIES = {1: REC709, 9: BT2020, 12: P3_D65}

@@ -127,8 +127,8 @@ class PipelineConfig:
     # scan's headers may), else FFmpeg's 25. A video keeps its own.
     frame_rate: str = ""
     # What the input's samples stand for (io.linear.Light): "auto", what its pictures' headers and tags
-    # say; "display", "linear", "cineon" (printing density), "pq" or "hlg" (HDR video), "slog3" or
-    # "vlog" (a camera's log video, which no tag names), whatever they say: a log scan whose DPX
+    # say; "display", "linear", "cineon" (printing density), "pq" or "hlg" (HDR video), "slog3",
+    # "vlog" or "logc3" (a camera's log video, which no tag names), whatever they say: a log scan whose DPX
     # headers say "user-defined" or nothing is "cineon".
     light: str = "auto"
     # A folder to write each track's best face to (as pass 1 saw it, aligned), named by person and
