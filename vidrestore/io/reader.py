@@ -80,8 +80,8 @@ def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0, deep:
     ``deep``: uint16 (rgb48) instead of uint8, so 10- and 12-bit sources keep their precision.
     ``reformatter``: one kept across the frames of a stream, so FFmpeg sets its conversion up once
     (set up per frame, a downscaling conversion cost three times as much as the decode itself)."""
-    hdr = info.light in VIDEO_LIGHTS
-    if info.light is not Light.DISPLAY and not hdr:  # FFmpeg's scaler would clamp a plate's float samples, and knows no printing density
+    viewed = info.light in VIDEO_LIGHTS
+    if info.light is not Light.DISPLAY and not viewed:  # FFmpeg's scaler would clamp a plate's float samples, and knows no printing density
         rgb, scale = to_display(frame, info.light, max_side, deep, info.chromaticities)
         return rotate_to_display(rgb, info.rotation), scale[::-1] if (info.rotation // 90) % 2 else scale
     # Convert with the stream's own matrix and range; FFmpeg's default (BT.601, limited) shifts
@@ -94,8 +94,8 @@ def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0, deep:
     if factor < 1.0:
         kwargs.update(width=max(1, round(frame.width * factor)), height=max(1, round(frame.height * factor)),
                       interpolation="AREA")
-    rgb = (reformatter or VideoReformatter()).reformat(frame, format="rgb48le" if deep or hdr else "rgb24", **kwargs).to_ndarray()
-    if hdr:  # HDR's or a camera log's codes, converted by FFmpeg from YUV like any video's, shown as an SDR grade would show them
+    rgb = (reformatter or VideoReformatter()).reformat(frame, format="rgb48le" if deep or viewed else "rgb24", **kwargs).to_ndarray()
+    if viewed:  # HDR's or a camera log's codes, converted by FFmpeg from YUV like any video's, shown as an SDR grade would show them
         rgb = display_view(rgb, info.light, info.chromaticities, deep)
     scale = (rgb.shape[1] / frame.width, rgb.shape[0] / frame.height)
     if (info.rotation // 90) % 2:

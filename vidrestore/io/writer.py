@@ -84,7 +84,7 @@ class VideoWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=8)
         self._reformatter = VideoReformatter()  # one conversion set up for the whole stream (the encode thread's)
         self._patch_reformatter = VideoReformatter()  # for regions, whose sizes change from frame to frame
-        self._codes_reformatter = VideoReformatter()  # HDR video's frames to R'G'B' codes (see _hdr_codes)
+        self._codes_reformatter = VideoReformatter()  # HDR or log video's frames to R'G'B' codes (see _codes_in_light)
         self._palettes: av.filter.Graph | None = None  # GIF: a palette for each frame (see _palettized)
         self._error: BaseException | None = None
         self._opened = False  # the encoder opens on the first frame, with options read from it
@@ -161,13 +161,13 @@ class VideoWriter:
 
     def _encode(self, source: av.VideoFrame | None, pts: int | None, image: np.ndarray | None,
                 regions: list[Box] | None) -> None:
-        hdr = self.info.light in VIDEO_LIGHTS
-        if source is not None and self.info.light is not Light.DISPLAY and not hdr:  # see io.linear: not through FFmpeg's scaler
+        viewed = self.info.light in VIDEO_LIGHTS
+        if source is not None and self.info.light is not Light.DISPLAY and not viewed:  # see io.linear: not through FFmpeg's scaler
             frame = self._in_output_format(plate_frame(source, self.info.light, image, regions, self.info.chromaticities))
         else:
             frame = self._in_output_format(source) if source is not None else None
             if image is not None:
-                frame = self._paint(frame, self._hdr_codes(source, image, regions) if hdr else image, regions)
+                frame = self._paint(frame, self._codes_in_light(source, image, regions) if viewed else image, regions)
         frame.pts = pts
         frame.time_base = self.info.time_base
         # The encoder chooses its own frame types. A decoded frame keeps its type from the source,
@@ -202,8 +202,8 @@ class VideoWriter:
             options[key] = ":".join(filter(None, [options.get(key, ""), *params]))
             self.stream.codec_context.options = options
 
-    def _hdr_codes(self, source: av.VideoFrame | None, image: np.ndarray, regions: list[Box] | None) -> np.ndarray:
-        """``image``, a restored SDR view of HDR video (see :mod:`.linear`), as the 16-bit R'G'B'
+    def _codes_in_light(self, source: av.VideoFrame | None, image: np.ndarray, regions: list[Box] | None) -> np.ndarray:
+        """``image``, a restored SDR view of HDR or log video (see :mod:`.linear`), as the 16-bit R'G'B'
         codes of the stream's light, which FFmpeg converts to its YUV as any video's: in ``regions``
         (every pixel when None) taken back from the view by :func:`.linear.written_back`, which keeps
         the source's own codes where the view clipped them or shows them unchanged; elsewhere the
