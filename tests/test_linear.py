@@ -610,6 +610,24 @@ def test_a_camera_logs_faces_are_restored_on_its_view_when_light_names_it(light,
             assert np.std(c.image[16:]) < 0.75 * np.std(x.image[16:])  # the codes: a flat picture
 
 
+def test_hdr_goes_only_where_it_is_said_to_be_hdr(hdr_video, tmp_path, capsys):
+    """A GIF, an AVI or TIFF pictures cannot say that they hold PQ or HLG: written there, the codes
+    would show dark or flat, so the run is refused before any work, with one line and nothing
+    written; --light display writes the codes as they are. PNG pictures say it (cICP), from the
+    frames' tags: they come back as HDR."""
+    light = probe(hdr_video).light
+    options = ["--model", "none", "--detector", "dlib", "--quiet", "--strength", "1"]
+    capsys.readouterr()
+    for output in ("out.gif", "out.avi", "out_%04d.tif"):
+        assert main([str(hdr_video), str(tmp_path / output), *options]) == 2
+        assert f"cannot say that its video is HDR ({light.value.upper()})" in capsys.readouterr().err.strip().splitlines()[-1]
+        assert list(tmp_path.iterdir()) == []
+    assert main([str(hdr_video), str(tmp_path / "codes.gif"), *options, "--light", "display"]) == 0
+    assert main([str(hdr_video), str(tmp_path / "out_%04d.png"), *options]) == 0
+    pictures = probe(tmp_path / "out_%04d.png")
+    assert pictures.light is light and pictures.color.primaries == 9 and pictures.frames == 8
+
+
 def test_light_pq_reads_untagged_hdr_video_as_tagged_and_display_reads_its_codes(hdr_video, tmp_path):
     """HDR video whose tags were lost comes out of --light pq (or hlg) as the tagged video does, to
     the sample; --light display restores its codes as they are, as before; video takes no other."""

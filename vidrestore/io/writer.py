@@ -18,7 +18,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from ..errors import OutputError
+from ..errors import OutputError, UsageError
 from .containers import DECODE_ORDER_ONLY, FRAME_RATE_MUXERS, ISO_MEDIA_MUXERS
 from .encoders import (
     FRAME_RATE_ENCODERS,
@@ -30,9 +30,9 @@ from .encoders import (
     output_pix_fmt,
     yuv_colours,
 )
-from .linear import VIDEO_LIGHTS, Light, from_view, plate_frame, written_back
+from .linear import HDR_LIGHTS, LIGHT_WORDS, VIDEO_LIGHTS, Light, from_view, plate_frame, written_back
 from .patch import Box, copy_samples, patch_frame, patchable, rgb_format, rotate_box, with_alpha_of
-from .probe import FIELD_ORDERS, VideoInfo, side_data
+from .probe import FIELD_ORDERS, VideoInfo, probe, side_data
 from .reader import frame_to_rgb, rotate_to_coded
 from .sequence import is_sequence
 
@@ -170,6 +170,8 @@ class VideoWriter:
                 frame = self._paint(frame, self._codes_in_light(source, image, regions) if viewed else image, regions)
         frame.pts = pts
         frame.time_base = self.info.time_base
+        if self.info.light in HDR_LIGHTS:  # PNG's encoder writes its cICP chunk from the frame's tags, not the stream's
+            frame.color_primaries, frame.color_trc = self.stream.codec_context.color_primaries, self.stream.codec_context.color_trc
         # The encoder chooses its own frame types. A decoded frame keeps its type from the source,
         # and x264 obeys it: an all-intra master (ProRes, MJPEG, FFV1) came out all keyframes.
         frame.pict_type = av.video.frame.PictureType.NONE
@@ -330,17 +332,25 @@ def _repair_decode_time(packet: av.Packet) -> None:
 def check_writable(output: str | Path, options: EncodeOptions, source: VideoInfo) -> None:
     """Encode one blank frame of ``source`` into a scratch file of ``output``'s type, so that a
     container or an encoder that refuses this video's settings (MXF at 20 fps) fails before any
-    work, with FFmpeg's reason, and not when the restored video is written."""
-    if is_sequence(output):
+    work, with FFmpeg's reason, and not when the restored video is written. HDR video must also
+    come back from it tagged as HDR: a GIF, an AVI or a JPEG cannot say so, and its PQ or HLG codes
+    would show dark or flat there."""
+    hdr = source.light in HDR_LIGHTS
+    if is_sequence(output) and not hdr:
         return  # written picture by picture, by encoders that take any size and rate
     level = av.logging.get_level()
     av.logging.set_level(av.logging.ERROR)  # FFmpeg's reason reaches the exception, and Capture keeps it off the terminal
-    try:
-        with (tempfile.TemporaryDirectory() as scratch, av.logging.Capture(local=False),  # the encoding thread's too
-              VideoWriter(Path(scratch) / f"trial{Path(output).suffix}", source, options) as writer):
-            width, height = source.display_size
-            writer.write(None, source.start_pts or 0, np.zeros((height, width, 3), np.uint8))
-    except OutputError as exc:
-        raise OutputError(f"{Path(output).name} cannot be written: {exc}") from exc
-    finally:
-        av.logging.set_level(level)
+    with tempfile.TemporaryDirectory() as scratch:
+        trial = Path(scratch) / (f"trial_%04d{Path(output).suffix}" if is_sequence(output) else f"trial{Path(output).suffix}")
+        try:
+            with av.logging.Capture(local=False), VideoWriter(trial, source, options) as writer:  # Capture: the encoding thread's too
+                width, height = source.display_size
+                writer.write(None, source.start_pts or 0, np.zeros((height, width, 3), np.uint8))
+        except OutputError as exc:
+            raise OutputError(f"{Path(output).name} cannot be written: {exc}") from exc
+        finally:
+            av.logging.set_level(level)
+        if hdr and probe(trial).color.transfer != source.color.transfer:
+            raise UsageError(f"{Path(output).name} cannot say that its video is {LIGHT_WORDS[source.light]} ({writer.stream.codec_context.name} "
+                             f"in {Path(output).suffix}), and its codes would show dark or flat: write a .mkv, .mp4 or .mov, "
+                             "or PNG pictures, which keep HDR; or give --light display to write the codes as they are")

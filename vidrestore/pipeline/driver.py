@@ -145,7 +145,8 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
         raise OutputError(f"--faces {cfg.faces_dir}: that is a file; give a folder to write the faces into")
     if dst is not None:
         check_paths(src, Path(dst), overwrite)
-        check_output(src, dst, cfg.encode, cfg.drop_streams, played_at(probe(src), cfg))
+        played = played_at(probe(src), cfg)
+        check_output(src, dst, cfg.encode, cfg.drop_streams, played.read_as(cfg.light_of(played)))
         if preview is not None:
             check_encoder(cfg.encode, preview)
             if is_sequence(preview):
