@@ -15,8 +15,9 @@ restored a face (its picture moved by more than 3 levels of 8 bits), how far the
 lies from the SDR output (mean of |difference|, 8-bit levels), how far the input's view lies from
 the SDR input (what 4:2:0 in another light leaves), and the correlation of the restoration's
 change with the SDR run's. The SDR run goes twice, the first to warm up (model load), and only the
-second is reported. Last, what the view costs: milliseconds to show one frame of the clip, enlarged
-to 1920x1080 and 3840x2160, from its R'G'B' codes (best of 5).
+second is reported. First, what the view costs: milliseconds to show one frame of the clip, enlarged
+to 1920x1080 and 3840x2160, from its R'G'B' codes (best of 5; FFmpeg's conversion from YUV to
+those codes comes on top). ``--view-only``: that part alone.
 """
 
 from __future__ import annotations
@@ -110,12 +111,18 @@ def main() -> None:
     parser.add_argument("--lights", default="pq,hlg,slog3,vlog")
     parser.add_argument("--detector", default="auto")
     parser.add_argument("--detector-weights")
+    parser.add_argument("--view-only", action="store_true", help="time the view alone, restoring nothing")
     args = parser.parse_args()
     options = ["--detector", args.detector, *(["--detector-weights", args.detector_weights] if args.detector_weights else [])]
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         kinds = args.lights.split(",")
-        clips = {kind: graded(args.clip, work / f"{kind}.mkv", kind, args.frames) for kind in ["sdr", *kinds]}
+        clips = {kind: graded(args.clip, work / f"{kind}.mkv", kind, 1 if args.view_only else args.frames) for kind in ["sdr", *kinds]}
+        for kind in kinds:
+            print(f"{kind} view of one frame: " + ", ".join(f"{w}x{h} {view_ms(clips[kind], kind, (w, h)):.0f} ms"
+                                                           for w, h in ((1920, 1080), (3840, 2160))))
+        if args.view_only:
+            return
         restore(clips["sdr"], work / "sdr_out.mkv", options)
         seconds, found = restore(clips["sdr"], work / "sdr_out.mkv", options)
         print(f"sdr (10-bit BT.709): faces in {found}/{args.frames} frames, {seconds:.1f} s")
@@ -127,9 +134,6 @@ def main() -> None:
                 measured = agreement(clips["sdr"], work / "sdr_out.mkv", clips[kind], out, kind)
                 print(f"{kind} {name}: faces in {found}/{args.frames} frames, {seconds:.1f} s; "
                       + ", ".join(f"{key} {value:.3f}" for key, value in measured.items()))
-        for kind in kinds:
-            print(f"{kind} view of one frame: " + ", ".join(f"{w}x{h} {view_ms(clips[kind], kind, (w, h)):.0f} ms"
-                                                           for w, h in ((1920, 1080), (3840, 2160))))
 
 
 def view_ms(path: Path, kind: str, size: tuple[int, int]) -> float:

@@ -491,6 +491,45 @@ def test_16_bit_codes_are_shown_through_a_table_as_their_formula_shows_them(ligh
     assert np.allclose(to_light(codes, light), to_light(codes / 65535, light), rtol=1e-5, atol=1e-7)
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-0.5, 8.0, width=32), min_size=1, max_size=64), st.sampled_from([Light.LINEAR, Light.PQ]),
+       st.booleans())
+def test_the_views_table_shows_light_within_a_code_of_its_curves(values, light, deep):
+    """The view looks linear light up in one table (the shoulder and the sRGB curve together):
+    within one code of the curves computed in double precision, white at its end, black below 0."""
+    linear = np.array([*values, 4.0, 8.0], np.float32).reshape(-1, 1, 1).repeat(3, 2)  # and light the view shows white
+    top = 65535 if deep else 255
+    x = np.clip(linear.astype(np.float64), 0, None)
+    curve = np.where(x <= 0.75, x, 1 - 0.25 * np.exp(-(x - 0.75) / 0.25)) if light is Light.PQ else np.minimum(x, 1)
+    expected = np.floor(srgb_encode(curve) * top + 0.5)
+    shown = display_view(from_light(linear, light) if light is Light.PQ else linear, light, (), deep)
+    assert np.abs(shown.astype(np.float64) - expected).max() <= 1
+    assert np.all(shown[-2:] == top)
+
+
+@pytest.mark.parametrize("light", VIDEO)
+def test_a_boxs_view_is_the_frames_view_of_it_to_the_code(light):
+    """The writer takes a box's codes back only where the restored view differs from the view of
+    the source's codes, which it computes for the box alone: that must be, code for code, what the
+    reader showed of the whole frame, or pixels nothing touched would be rewritten."""
+    codes = np.random.default_rng(0).integers(0, 65536, (1080, 1920, 3)).astype(np.uint16)
+    gamut = video_chromaticities(light, 9)
+    frame = display_view(codes, light, gamut, deep=True)
+    for x0, y0, x1, y1 in [(0, 100, 301, 400), (101, 7, 402, 333), (1001, 13, 1009, 1080), (5, 1, 1920, 2)]:
+        box = codes[y0:y1, x0:x1]
+        assert np.array_equal(display_view(box, light, gamut, True), frame[y0:y1, x0:x1])
+        assert np.array_equal(written_back(frame[y0:y1, x0:x1], box, light, gamut), box / 65535)
+
+
+def test_a_renders_nan_samples_are_shown_black_and_kept_as_they_were():
+    """A render's NaN (and infinite) samples: black (and white) in the view, not a crash; written
+    back unchanged where the view shows them unchanged."""
+    plate = np.array([[[np.nan, 0.5, np.inf], [-np.inf, 1.0, 0.2]]], np.float32)
+    shown = display_view(plate, Light.LINEAR, (), deep=True)
+    assert shown.tolist() == [[[0, display_view(np.full((1, 1, 3), 0.5), Light.LINEAR, (), True)[0, 0, 0], 65535], [0, 65535, shown[0, 1, 2]]]]
+    assert np.array_equal(written_back(shown, plate, Light.LINEAR), plate, equal_nan=True)
+
+
 @pytest.mark.parametrize("light", VIDEO)
 def test_an_hdr_face_is_written_back_in_its_own_light_and_what_the_view_clips_stays_the_sources(light):
     """Codes the view shows unchanged come back as they were; a restored pixel comes back so that
