@@ -145,14 +145,15 @@ def test_the_detector_and_the_model_see_the_plate_encoded_with_the_srgb_curve(tm
 @pytest.fixture(scope="module")
 def plate(sample_clip, tmp_path_factory):
     """The sample clip as a linear OpenEXR plate with alpha: highlights above 1 in the top left
-    corner and negative samples in the bottom right, away from the face."""
+    corner, negative samples in the bottom right and a render's NaN samples in the top right,
+    away from the face."""
     with VideoReader(sample_clip) as r:
         frames = [f.image for f in r][:8]
     rng = np.random.default_rng(2)
     images = []
     for frame in frames:
         linear = srgb_decode(frame.astype(np.float32) / 255).astype(np.float32)
-        linear[:12, :12], linear[-6:, -6:] = HIGHLIGHT, NEGATIVE
+        linear[:12, :12], linear[-6:, -6:], linear[:6, -6:] = HIGHLIGHT, NEGATIVE, np.nan
         images.append(np.concatenate([linear, rng.random(linear.shape[:2] + (1,), np.float32)], -1))
     folder = tmp_path_factory.mktemp("plate")
     pattern = write_plate(folder / "shot_%04d.exr", images, "half", alpha=True)
@@ -190,7 +191,8 @@ def test_an_exr_plate_is_restored_into_exr_and_keeps_every_sample_away_from_the_
         assert all(carried[name.decode()] == value for name, _, value in plate_attributes(n))  # its own picture's
         assert carried["comments"].startswith(b"faces restored by vidrestore")
         assert np.all(after[:12, :12, :3] == HIGHLIGHT) and np.all(after[-6:, -6:, :3] == NEGATIVE)
-        moved = np.any(after != before, axis=-1)
+        assert np.isnan(after[:6, -6:, :3]).all()
+        moved = np.any((after != before) & ~np.isnan(before), axis=-1)
         changed.append(moved.mean())
         ys, xs = np.nonzero(moved)
         assert len(ys) and 0.15 < xs.mean() / moved.shape[1] < 0.85  # around the face, not all over
