@@ -283,15 +283,18 @@ def dpx_scan(pattern: Path, images: list[np.ndarray], first: int, rate: float, t
 MASTERING_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"  # BT.2020, 1000 nits
 
 
-def hdr10_clip(path: Path, frames: int = 6) -> Path:
+def hdr10_clip(path: Path, frames: int = 6, rotation: int = 0) -> Path:
     """A 10-bit PQ (HDR10) H.264 clip whose stream carries mastering-display and content-light SEI
-    (MaxCLL 1000, MaxFALL 400), which FFmpeg's decoder attaches to the frames as side data."""
+    (MaxCLL 1000, MaxFALL 400), which FFmpeg's decoder attaches to the frames as side data;
+    ``rotation``: the display rotation it is tagged with."""
     with av.open(str(path), "w") as out:
         vs = out.add_stream("libx264", rate=25)
         vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p10le"
         cc = vs.codec_context
         cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 9, 16, 9, 1  # BT.2020, PQ, limited
         vs.options = {"x264-params": f"mastering-display={MASTERING_DISPLAY}:cll=1000,400"}
+        if rotation:
+            vs.set_display_rotation(rotation)
         for i in range(frames):
             image = np.full((48, 64, 3), 8000 * (i + 1), np.uint16)
             frame = av.VideoFrame.from_ndarray(image, format="rgb48le")
@@ -301,14 +304,15 @@ def hdr10_clip(path: Path, frames: int = 6) -> Path:
     return path
 
 
-def graded_clip(path: Path, source: Path, light, frames: int = 8, primaries: int | None = None) -> Path:
+def graded_clip(path: Path, source: Path, light, frames: int = 8, primaries: int | None = None, rotation: int = 0) -> Path:
     """``source``'s first ``frames`` in ``light`` (io.linear.Light: PQ or HLG, as a grader makes
     HDR, SDR white at BT.2408's 203 cd/m2, in BT.2020's primaries; or a camera's log, in its gamut,
     the picture's light taken for the scene's), 10-bit FFV1 (lossless, so that every sample read
     back is the one written), tagged as HDR is (``primaries``: the primaries tag, 2 leaves it out)
     or as cameras tag their log video (BT.709). The top left corner holds a highlight at about
     five times white (1000 cd/m2) and, below it, a green no Rec. 709 display shows: what an SDR
-    view clips."""
+    view clips. ``rotation``: the display rotation the stream is tagged with (the pictures are stored
+    as they are)."""
     from vidrestore.io import VideoReader
     from vidrestore.io.linear import HDR_LIGHTS, from_light, srgb_decode, to_rec709, video_chromaticities
 
@@ -321,6 +325,8 @@ def graded_clip(path: Path, source: Path, light, frames: int = 8, primaries: int
         cc = vs.codec_context
         cc.color_primaries, cc.color_trc = primaries, {"pq": 16, "hlg": 18}.get(light.value, 1)
         cc.colorspace, cc.color_range = 9 if hdr else 1, 1
+        if rotation:
+            vs.set_display_rotation(rotation)
         for f in r:
             if f.index == frames:
                 break

@@ -891,17 +891,21 @@ def test_cover_art_a_container_would_drop_is_named_before_any_work(tmp_path):
     assert remux(_reencoded(src, tmp_path), src, tmp_path / "out.mov") == ["cover art (stream 2, mjpeg)"]
 
 
-@pytest.mark.parametrize("codec", ["libx264", "libx265"])
-def test_hdr10_mastering_display_and_light_levels_reach_the_encoded_stream(tmp_path, codec):
+@pytest.mark.parametrize("codec, rotation", [("libx264", 0), ("libx265", 0), ("libx264", 90)])
+def test_hdr10_mastering_display_and_light_levels_reach_the_encoded_stream(tmp_path, codec, rotation):
     """FFmpeg's x264 and x265 wrappers take HDR10 static metadata from the codec, not the frames,
-    so a re-encoded HDR10 master came out without its mastering display and MaxCLL/MaxFALL."""
+    so a re-encoded HDR10 master came out without its mastering display and MaxCLL/MaxFALL; a
+    turned one written upright, whose frames are new, too."""
     if codec not in av.codecs_available:
         pytest.skip(f"{codec} is not in this FFmpeg build")
-    src = hdr10_clip(tmp_path / "hdr10.mkv")
+    src = hdr10_clip(tmp_path / "hdr10.mkv", rotation=rotation)
     before = hdr10_metadata(src)
     assert set(before) == {"MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL"}
     out = tmp_path / "out.mkv"
-    with VideoReader(src, keep_depth=True) as r, VideoWriter(out, probe(src), EncodeOptions(codec=codec, preset="ultrafast")) as w:
+    info = probe(src)
+    upright = dataclasses.replace(info, rotation=0, width=info.display_size[0], height=info.display_size[1])
+    with VideoReader(src, keep_depth=True) as r, \
+            VideoWriter(out, upright, EncodeOptions(codec=codec, preset="ultrafast"), upright_from=rotation) as w:
         for f in r:
             image = f.image.copy()
             image[8:24, 8:40] = 60000

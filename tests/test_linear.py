@@ -228,7 +228,7 @@ def test_attributes_written_into_a_header_leave_the_pixels_as_they_were(plate, t
     shutil.copy(plate.parent / "shot_1001.exr", picture)
     before = read_plate(picture)[1]
     assert write_attributes(picture, [(b"comments", b"string", b"x" * 300), (b"shot", b"string", b"sh020")])
-    assert np.array_equal(read_plate(picture)[1], before)
+    assert np.array_equal(read_plate(picture)[1], before, equal_nan=True)
     said = attributes_of(picture)
     assert said["comments"] == b"x" * 300 and said["shot"] == b"sh020" and said["chromaticities"] == ACESCG
     assert list(said).index("shot") < list(said).index("comments")  # replaced in place, the new one after
@@ -605,9 +605,9 @@ def test_hdr_videos_faces_are_restored_on_an_sdr_view_and_written_back_in_its_li
 
 
 def test_an_hdr_picture_with_no_decoded_frame_behind_it_is_taken_back_from_its_view_whole(hdr_video, tmp_path):
-    """A turned video written upright (into a container that stores no rotation) has no decoded
-    frame in its orientation to keep codes from: every pixel goes back from the view, and reads back
-    as the view showed it, but for what the view clips (the corner's highlight and green)."""
+    """A picture with no decoded frame behind it (the side-by-side preview's) has no codes to keep:
+    every pixel goes back from the view, and reads back as the view showed it, but for what the
+    view clips (the corner's highlight and green)."""
     with VideoReader(hdr_video, keep_depth=True) as r:
         shown = [f.image for f in r][:3]
     out = tmp_path / "upright.mkv"
@@ -620,6 +620,31 @@ def test_an_hdr_picture_with_no_decoded_frame_behind_it_is_taken_back_from_its_v
     for before, after in zip(shown, back):
         levels = np.abs(before.astype(int) - after)[16:] / 257
         assert np.mean(levels) < 0.5 and np.percentile(levels, 99) < 3  # 4:2:0 chroma at the edges
+
+
+def test_a_turned_hdr_video_written_upright_keeps_its_codes_turned_where_the_view_leaves_them(sample_clip, tmp_path):
+    """MPEG-TS stores no rotation, so a phone's turned HDR video is written upright there. Its
+    frames are new, but their codes are the decoded frame's turned upright, not the view's taken
+    back: the corner's highlight (about 1000 cd/m2, above what the view shows) keeps its luma
+    within a code, where the view's inverse put it at the view's top (74 codes of 10 bits lower)."""
+    from conftest import graded_clip
+
+    source = graded_clip(tmp_path / "phone.mkv", sample_clip, Light.PQ, rotation=90)
+    out = tmp_path / "upright.ts"
+    assert main([str(source), str(out), "--model", "none", "--detector", "dlib", "--crf", "0", "--quiet"]) == 0
+    written = probe(out)
+    assert (written.rotation, written.display_size, written.light) == (0, probe(source).display_size, Light.PQ)
+
+    def luma(path):
+        with av.open(str(path)) as c:
+            return [f.to_ndarray()[: f.height].astype(int) for f in c.decode(video=0)]
+
+    corner = np.zeros((probe(source).height, probe(source).width), bool)
+    corner[:8, :8] = True
+    for before, after in zip(luma(source), luma(out), strict=True):
+        turned = np.rot90(before, 1)
+        assert np.abs(after - turned)[np.rot90(corner, 1)].max() <= 1
+        assert np.abs(after - turned).mean() < 1  # elsewhere: 4:2:0 chroma through R'G'B' and back, the face pasted
 
 
 @pytest.mark.parametrize("light", [Light.SLOG3, Light.VLOG, Light.LOGC3], ids=lambda light: light.value)

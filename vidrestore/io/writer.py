@@ -67,9 +67,13 @@ _HDR10_PARAMS = {  # encoder -> side data kind -> its parameter
 class VideoWriter:
     """Encode frames (RGB in display orientation, or untouched decoded frames) with the input's timing."""
 
-    def __init__(self, path: str | Path, info: VideoInfo, options: EncodeOptions):
+    def __init__(self, path: str | Path, info: VideoInfo, options: EncodeOptions, upright_from: int = 0):
+        """``upright_from``: the rotation of the decoded frames handed to :meth:`write` when ``info``
+        is the video written upright (a turned video in a container that stores no rotation): each
+        output frame is new, and HDR or log video keeps its codes from the decoded frame turned."""
         self.path = Path(path)
         self.info = info
+        self.upright_from = upright_from
         self.options = options
         self.frames_written = 0
         codec = check_encoder(options, self.path, info)
@@ -165,7 +169,7 @@ class VideoWriter:
         if source is not None and self.info.light is not Light.DISPLAY and not viewed:  # see io.linear: not through FFmpeg's scaler
             frame = self._in_output_format(plate_frame(source, self.info.light, image, regions, self.info.chromaticities))
         else:
-            frame = self._in_output_format(source) if source is not None else None
+            frame = self._in_output_format(source) if source is not None and not self.upright_from else None
             if image is not None:
                 frame = self._paint(frame, self._codes_in_light(source, image, regions) if viewed else image, regions)
         frame.pts = pts
@@ -177,7 +181,7 @@ class VideoWriter:
         frame.pict_type = av.video.frame.PictureType.NONE
         opening = not self._opened
         if opening:
-            self._carry_hdr10(frame)
+            self._carry_hdr10(source if source is not None else frame)  # an upright copy's frame is new: no side data
             self._opened = True
         name = self.stream.codec_context.name  # read before: PyAV 19 crashes on a context that failed to open
         try:
@@ -209,11 +213,12 @@ class VideoWriter:
         codes of the stream's light, which FFmpeg converts to its YUV as any video's: in ``regions``
         (every pixel when None) taken back from the view by :func:`.linear.written_back`, which keeps
         the source's own codes where the view clipped them or shows them unchanged; elsewhere the
-        source's codes. With no ``source`` (an upright copy), every pixel is taken back from the view."""
+        source's codes (turned upright for an upright copy). With no ``source`` (the side-by-side
+        preview), every pixel is taken back from the view."""
         light, chromaticities = self.info.light, self.info.chromaticities
         if source is None:
             return (np.clip(from_view(image, light, chromaticities), 0, 1) * 65535 + 0.5).astype(np.uint16)
-        coded = dataclasses.replace(self.info, light=Light.DISPLAY)
+        coded = dataclasses.replace(self.info, light=Light.DISPLAY, rotation=self.upright_from or self.info.rotation)
         codes = frame_to_rgb(source, coded, deep=True, reformatter=self._codes_reformatter)[0]
         height, width = codes.shape[:2]
         for x0, y0, x1, y1 in regions if regions is not None else [(0, 0, width, height)]:

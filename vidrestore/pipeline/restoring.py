@@ -346,7 +346,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         coded = dataclasses.replace(timed, field_order=coded_field_order(analysis, info, cfg.keep_fields))
         if upright:
             coded = dataclasses.replace(coded, rotation=0, width=info.display_size[0], height=info.display_size[1])
-        writer = stack.enter_context(VideoWriter(video_out, coded, encode))
+        writer = stack.enter_context(VideoWriter(video_out, coded, encode, upright_from=info.rotation if upright else 0))
         side = stack.enter_context(VideoWriter(preview, _preview_info(timed), cfg.encode)) if preview else None
         window: list = []
         later_rows = None if doubled else 0 if analysis.deinterlace is not None and analysis.deinterlace.parity == "bff" else 1
@@ -357,10 +357,8 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
             beside the output); none for a repeated film frame left out (``pts`` None)."""
             if pts is None:
                 return
-            if upright:
-                writer.write(None, pts, pasted.image if pasted else image)
-            else:
-                writer.write(source, pts, *((pasted.image, pasted.boxes) if pasted else ()))
+            # written upright, every frame is new: one without faces is its image, unchanged anywhere
+            writer.write(source, pts, *((pasted.image, pasted.boxes) if pasted else (image, []) if upright else ()))
             if side is not None:
                 side.write(None, pts, np.concatenate([shown, pasted.image if pasted else shown], 1))
 
