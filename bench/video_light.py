@@ -17,7 +17,8 @@ the SDR input (what 4:2:0 in another light leaves), and the correlation of the r
 change with the SDR run's. The SDR run goes twice, the first to warm up (model load), and only the
 second is reported. First, what the view costs: milliseconds to show one frame of the clip, enlarged
 to 1920x1080 and 3840x2160, from its R'G'B' codes (best of 5; FFmpeg's conversion from YUV to
-those codes comes on top). ``--view-only``: that part alone.
+those codes comes on top), and what the writer's conversion of a frame to the codes it writes a
+face back into costs, whole and around one face. ``--view-only``: those parts alone.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from vidrestore.cli import main as vidrestore_main
 from vidrestore.io.linear import CAMERA_LOGS, Light, display_view, from_light, srgb_decode, to_rec709, video_chromaticities
+from vidrestore.io.patch import crop_frame, patch_area
 
 TAGS = {"sdr": (1, 1, 1), "pq": (9, 16, 9), "hlg": (9, 18, 9), "slog3": (1, 1, 1), "vlog": (1, 1, 1), "logc3": (1, 1, 1)}  # primaries, transfer, matrix
 
@@ -121,6 +124,9 @@ def main() -> None:
         for kind in kinds:
             print(f"{kind} view of one frame: " + ", ".join(f"{w}x{h} {view_ms(clips[kind], kind, (w, h)):.0f} ms"
                                                            for w, h in ((1920, 1080), (3840, 2160))))
+        for w, h in ((1920, 1080), (3840, 2160)):
+            whole, around = codes_ms(clips["pq"] if "pq" in clips else clips[kinds[0]], (w, h))
+            print(f"write-back codes of one {w}x{h} frame: whole {whole:.1f} ms, around one face ({h // 3} px box) {around:.1f} ms")
         if args.view_only:
             return
         restore(clips["sdr"], work / "sdr_out.mkv", options)
@@ -147,6 +153,33 @@ def view_ms(path: Path, kind: str, size: tuple[int, int]) -> float:
         display_view(codes, Light(kind), video_chromaticities(Light(kind), 9), deep=True)
         times.append(time.perf_counter() - start)
     return 1000 * min(times)
+
+
+def codes_ms(path: Path, size: tuple[int, int]) -> tuple[float, float]:
+    """Milliseconds (best of 5) the writer spends taking one frame of ``path``, enlarged to ``size``
+    (10-bit 4:2:0), to the R'G'B' codes it writes a face back into: the whole frame's conversion,
+    and the conversion around one face a third of the frame's height (as :mod:`vidrestore.io.writer` does)."""
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+    frame = frame.reformat(width=size[0], height=size[1], format="yuv420p10le", interpolation="BICUBIC")
+    side = size[1] // 3
+    box = (size[0] // 2 - side // 2, side, size[0] // 2 + side // 2, 2 * side)
+    convert = {"format": "rgb48le", "src_colorspace": 9, "src_color_range": 1}
+    whole_reformatter, part_reformatter = VideoReformatter(), VideoReformatter()
+
+    def around() -> None:
+        read = patch_area(box, size[1], size[0])
+        part_reformatter.reformat(crop_frame(frame, patch_area(read, size[1], size[0])), **convert).to_ndarray()
+
+    def best(run) -> float:
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        return 1000 * min(times)
+
+    return best(lambda: whole_reformatter.reformat(frame, **convert).to_ndarray()), best(around)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe
-from vidrestore.io.patch import patch_frame, patchable, rotate_box
+from vidrestore.io.patch import crop_frame, patch_area, patch_frame, patchable, rotate_box
 
 COLOUR = {"dst_colorspace": 1, "dst_color_range": 1, "threads": 1}  # BT.709, limited range; see the last test for threads
 
@@ -61,6 +61,57 @@ def test_patched_boxes_convert_as_the_whole_frame_would_and_the_rest_keeps_its_s
         assert np.array_equal(got[~inside], before[~inside])
         assert np.array_equal(got[inside], want[inside])
     assert not np.array_equal(_planes(patched)[0], _planes(source)[0])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(["yuv420p10le", "yuv422p10le", "yuv444p12le", "yuv420p"]), st.integers(0, 95), st.integers(0, 71),
+       st.integers(1, 96), st.integers(1, 72))
+def test_a_part_cropped_with_the_patchs_margin_converts_as_the_whole_frame_does(fmt, x0, y0, w, h):
+    """The writer converts HDR video's codes around the faces alone (crop_frame): over the area
+    patch_frame reads, the part's conversion must be the whole frame's, sample for sample."""
+    height, width = 72, 96
+    source = _random_frame(fmt, height, width, 3)
+    convert = {"format": "rgb48le", "src_colorspace": 1, "src_color_range": 1}
+    whole = VideoReformatter().reformat(source, **convert).to_ndarray()
+    read = patch_area((x0, y0, min(width, x0 + w), min(height, y0 + h)), height, width)
+    cx0, cy0, cx1, cy1 = patch_area(read, height, width)
+    part = VideoReformatter().reformat(crop_frame(source, (cx0, cy0, cx1, cy1)), **convert).to_ndarray()
+    assert part.shape[:2] == (cy1 - cy0, cx1 - cx0)
+    assert np.array_equal(part[read[1] - cy0 : read[3] - cy0, read[0] - cx0 : read[2] - cx0], whole[read[1] : read[3], read[0] : read[2]])
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_hdr_codes_converted_around_the_faces_alone_write_what_the_whole_frames_do(sample_clip, tmp_path, monkeypatch, rotation):
+    """The writer takes HDR video's codes from the decoded frame only around the pasted boxes
+    (display pixels, turned to the coded frame's): the frames written must be the ones the whole
+    frame's conversion gives, bit for bit through FFV1."""
+    from conftest import graded_clip
+
+    from vidrestore.io import writer as writer_module
+    from vidrestore.io.linear import Light
+    from vidrestore.io.reader import frame_to_rgb
+
+    clip = graded_clip(tmp_path / "in.mkv", sample_clip, Light.PQ, frames=3, rotation=rotation)
+    boxes = [(45, 91, 130, 207), (100, 0, 181, 33)]  # display pixels, overlapping, one at the border
+
+    def written(out):
+        with VideoReader(clip, keep_depth=True) as reader, VideoWriter(out, probe(clip), EncodeOptions(codec="ffv1")) as w:
+            for frame in reader:
+                image = frame.image.copy()
+                for x0, y0, x1, y1 in boxes:
+                    image[y0:y1, x0:x1] = 65535 - image[y0:y1, x0:x1] // 2
+                w.write(frame.source, frame.pts, image, boxes)
+        with av.open(str(out)) as c:
+            return [_planes(f) for f in c.decode(video=0)]
+
+    alone = written(tmp_path / "alone.mkv")
+    monkeypatch.setattr(writer_module.VideoWriter, "_codes_around",
+                        lambda self, source, coded, regions, shown: frame_to_rgb(source, coded, deep=True)[0])
+    whole = written(tmp_path / "whole.mkv")
+    with av.open(str(clip)) as c:
+        original = [_planes(f) for f in c.decode(video=0)]
+    assert len(alone) == 3 and all(np.array_equal(a, b) for x, y in zip(alone, whole) for a, b in zip(x, y))
+    assert not all(np.array_equal(a, b) for x, y in zip(alone, original) for a, b in zip(x, y))  # the boxes were written
 
 
 def test_frames_the_patch_cannot_address_are_told_apart():

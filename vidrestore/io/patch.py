@@ -87,6 +87,26 @@ def _expand(box: Box, unit: int, margin: int, height: int, width: int) -> Box:
             min(width, -(-(x1 + margin) // unit) * unit), min(height, -(-(y1 + margin) // unit) * unit))
 
 
+def patch_area(box: Box, height: int, width: int) -> Box:
+    """The part of a (height, width) image that :func:`patch_frame` converts for ``box``; the same
+    function grown once more gives a part whose conversion from YUV is, over that area, the whole
+    frame's (FFmpeg's chroma filter reaches a few pixels out)."""
+    return _expand(box, _GRID, _MARGIN, height, width)
+
+
+def crop_frame(frame: av.VideoFrame, box: Box) -> av.VideoFrame:
+    """The ``box`` of ``frame``, a :func:`patchable` frame (``box`` at even coordinates), as a frame
+    of its own: its planes' samples copied, so that FFmpeg converts that part alone."""
+    x0, y0, x1, y1 = box
+    part = av.VideoFrame(x1 - x0, y1 - y0, frame.format.name)
+    sample = 2 if max(c.bits for c in frame.format.components) > 8 else 1  # bytes
+    for dst, src in zip(part.planes, frame.planes):
+        sx, sy = _shift(frame.width, src.width), _shift(frame.height, src.height)
+        rows = _plane_array(src)[y0 >> sy : -(-y1 >> sy), (x0 >> sx) * sample : -(-x1 >> sx) * sample]
+        _plane_array(dst)[: rows.shape[0], : rows.shape[1]] = rows
+    return part
+
+
 def patch_frame(target: av.VideoFrame, image: np.ndarray, boxes: list[Box], reformatter: VideoReformatter,
                 **conversion: int) -> None:
     """Convert the ``boxes`` of ``image`` (RGB or RGBA, uint8 or uint16, coded orientation, the frame's size)
@@ -97,7 +117,7 @@ def patch_frame(target: av.VideoFrame, image: np.ndarray, boxes: list[Box], refo
     sample = 2 if max(c.bits for c in target.format.components) > 8 else 1  # bytes
     for box in boxes:
         inner = _expand(box, unit, 0, height, width)
-        outer = _expand(box, _GRID, _MARGIN, height, width)
+        outer = patch_area(box, height, width)
         if inner[2] <= inner[0] or inner[3] <= inner[1]:
             continue
         rgb = np.ascontiguousarray(image[outer[1] : outer[3], outer[0] : outer[2]])
