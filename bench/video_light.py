@@ -17,13 +17,16 @@ the SDR input (what 4:2:0 in another light leaves), and the correlation of the r
 change with the SDR run's. The SDR run goes twice, the first to warm up (model load), and only the
 second is reported. First, what the view costs: milliseconds to show one frame of the clip, enlarged
 to 1920x1080 and 3840x2160, from its R'G'B' codes (best of 5; FFmpeg's conversion from YUV to
-those codes comes on top), and what the writer's conversion of a frame to the codes it writes a
-face back into costs, whole and around one face. ``--view-only``: those parts alone.
+those codes comes on top); what the writer's conversion of a frame to the codes it writes a face
+back into costs, whole and around one face; and what pass 2's reader takes to make a frame into
+the image faces are read from, viewed whole and only around one face. ``--view-only``: those
+parts alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -37,7 +40,9 @@ from av.video.reformatter import VideoReformatter
 
 from vidrestore.cli import main as vidrestore_main
 from vidrestore.io.linear import CAMERA_LOGS, Light, display_view, from_light, srgb_decode, to_rec709, video_chromaticities
+from vidrestore.io import probe
 from vidrestore.io.patch import crop_frame, patch_area
+from vidrestore.io.reader import frame_to_rgb
 
 TAGS = {"sdr": (1, 1, 1), "pq": (9, 16, 9), "hlg": (9, 18, 9), "slog3": (1, 1, 1), "vlog": (1, 1, 1), "logc3": (1, 1, 1)}  # primaries, transfer, matrix
 
@@ -125,8 +130,12 @@ def main() -> None:
             print(f"{kind} view of one frame: " + ", ".join(f"{w}x{h} {view_ms(clips[kind], kind, (w, h)):.0f} ms"
                                                            for w, h in ((1920, 1080), (3840, 2160))))
         for w, h in ((1920, 1080), (3840, 2160)):
-            whole, around = codes_ms(clips["pq"] if "pq" in clips else clips[kinds[0]], (w, h))
+            clip, kind = (clips["pq"], "pq") if "pq" in clips else (clips[kinds[0]], kinds[0])
+            whole, around = codes_ms(clip, (w, h))
             print(f"write-back codes of one {w}x{h} frame: whole {whole:.1f} ms, around one face ({h // 3} px box) {around:.1f} ms")
+            whole, around = read_ms(clip, kind, (w, h))
+            print(f"{kind} pass-2 read of one {w}x{h} frame: whole view {whole:.0f} ms, "
+                  f"view around one face ({2 * h // 3} px crop region) {around:.0f} ms")
         if args.view_only:
             return
         restore(clips["sdr"], work / "sdr_out.mkv", options)
@@ -155,13 +164,41 @@ def view_ms(path: Path, kind: str, size: tuple[int, int]) -> float:
     return 1000 * min(times)
 
 
+def best_ms(run) -> float:
+    """Milliseconds of the fastest of 5 calls of ``run``."""
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return 1000 * min(times)
+
+
+def enlarged_frame(path: Path, size: tuple[int, int]) -> av.VideoFrame:
+    """The first frame of ``path`` enlarged to ``size``, 10-bit 4:2:0."""
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+    return frame.reformat(width=size[0], height=size[1], format="yuv420p10le", interpolation="BICUBIC")
+
+
+def read_ms(path: Path, kind: str, size: tuple[int, int]) -> tuple[float, float]:
+    """Milliseconds (best of 5) pass 2's reader takes to make one frame of ``path``, enlarged to
+    ``size``, into the 16-bit image the faces are read from: viewed whole, and viewed only in the
+    region a face a third of the frame's height is cropped from (a square of two thirds)."""
+    frame = enlarged_frame(path, size)
+    info = dataclasses.replace(probe(path), width=size[0], height=size[1], pix_fmt="yuv420p10le").read_as(Light(kind))
+    side = 2 * size[1] // 3
+    box = (size[0] // 2 - side // 2, size[1] // 6, size[0] // 2 + side // 2, size[1] // 6 + side)
+    reformatter = VideoReformatter()
+    return (best_ms(lambda: frame_to_rgb(frame, info, deep=True, reformatter=reformatter)),
+            best_ms(lambda: frame_to_rgb(frame, info, deep=True, reformatter=reformatter, viewed_in=[box])))
+
+
 def codes_ms(path: Path, size: tuple[int, int]) -> tuple[float, float]:
     """Milliseconds (best of 5) the writer spends taking one frame of ``path``, enlarged to ``size``
     (10-bit 4:2:0), to the R'G'B' codes it writes a face back into: the whole frame's conversion,
     and the conversion around one face a third of the frame's height (as :mod:`vidrestore.io.writer` does)."""
-    with av.open(str(path)) as c:
-        frame = next(c.decode(video=0))
-    frame = frame.reformat(width=size[0], height=size[1], format="yuv420p10le", interpolation="BICUBIC")
+    frame = enlarged_frame(path, size)
     side = size[1] // 3
     box = (size[0] // 2 - side // 2, side, size[0] // 2 + side // 2, 2 * side)
     convert = {"format": "rgb48le", "src_colorspace": 9, "src_color_range": 1}
@@ -171,15 +208,7 @@ def codes_ms(path: Path, size: tuple[int, int]) -> tuple[float, float]:
         read = patch_area(box, size[1], size[0])
         part_reformatter.reformat(crop_frame(frame, patch_area(read, size[1], size[0])), **convert).to_ndarray()
 
-    def best(run) -> float:
-        times = []
-        for _ in range(5):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        return 1000 * min(times)
-
-    return best(lambda: whole_reformatter.reformat(frame, **convert).to_ndarray()), best(around)
+    return best_ms(lambda: whole_reformatter.reformat(frame, **convert).to_ndarray()), best_ms(around)
 
 
 if __name__ == "__main__":

@@ -311,8 +311,8 @@ def graded_clip(path: Path, source: Path, light, frames: int = 8, primaries: int
     back is the one written), tagged as HDR is (``primaries``: the primaries tag, 2 leaves it out)
     or as cameras tag their log video (BT.709). The top left corner holds a highlight at about
     five times white (1000 cd/m2) and, below it, a green no Rec. 709 display shows: what an SDR
-    view clips. ``rotation``: the display rotation the stream is tagged with (the pictures are stored
-    as they are)."""
+    view clips. ``rotation``: the display rotation the stream is tagged with, the pictures stored
+    turned the other way, as a phone stores them, so that they play upright."""
     from vidrestore.io import VideoReader
     from vidrestore.io.linear import HDR_LIGHTS, from_light, srgb_decode, to_rec709, video_chromaticities
 
@@ -321,7 +321,9 @@ def graded_clip(path: Path, source: Path, light, frames: int = 8, primaries: int
     to_source = np.linalg.inv(to_rec709(video_chromaticities(light, primaries)))
     with VideoReader(source) as r, av.open(str(path), "w") as out:
         vs = out.add_stream("ffv1", rate=25)
-        vs.width, vs.height, vs.pix_fmt = r.info.width, r.info.height, "yuv420p10le"
+        turned = (rotation // 90) % 2
+        vs.width, vs.height = (r.info.height, r.info.width) if turned else (r.info.width, r.info.height)
+        vs.pix_fmt = "yuv420p10le"
         cc = vs.codec_context
         cc.color_primaries, cc.color_trc = primaries, {"pq": 16, "hlg": 18}.get(light.value, 1)
         cc.colorspace, cc.color_range = 9 if hdr else 1, 1
@@ -334,6 +336,7 @@ def graded_clip(path: Path, source: Path, light, frames: int = 8, primaries: int
             linear[:8, :8] = 1000 / 203
             linear[8:16, :8] = (0.0, 0.6, 0.0)
             codes = np.clip(from_light(linear, light) * 65535 + 0.5, 0, 65535).astype(np.uint16)
+            codes = np.ascontiguousarray(np.rot90(codes, -rotation // 90))
             frame = av.VideoFrame.from_ndarray(codes, format="rgb48le").reformat(format="yuv420p10le", dst_colorspace=cc.colorspace, dst_color_range=1)
             frame.pts = f.index
             out.mux(vs.encode(frame))

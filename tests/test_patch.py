@@ -105,8 +105,7 @@ def test_hdr_codes_converted_around_the_faces_alone_write_what_the_whole_frames_
             return [_planes(f) for f in c.decode(video=0)]
 
     alone = written(tmp_path / "alone.mkv")
-    monkeypatch.setattr(writer_module.VideoWriter, "_codes_around",
-                        lambda self, source, coded, regions, shown: frame_to_rgb(source, coded, deep=True)[0])
+    monkeypatch.setattr(writer_module, "codes_around", lambda source, coded, regions, reformatter: frame_to_rgb(source, coded, deep=True)[0])
     whole = written(tmp_path / "whole.mkv")
     with av.open(str(clip)) as c:
         original = [_planes(f) for f in c.decode(video=0)]

@@ -165,6 +165,15 @@ def face_matrices(landmarks: np.ndarray, face_size: int, pixel_aspect: tuple[flo
     return m
 
 
+def sampled_region(matrices: np.ndarray, face_size: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """The box of a (height, width) frame that :func:`crop_faces` samples for the crops of the
+    frame-to-crop ``matrices`` (K, 2, 3): the crop squares mapped back, with the reach of the
+    warp and of the blur that comes before a shrinking one. A face's paste lies inside it."""
+    corners = np.array([[0.0, 0.0], [face_size, 0.0], [0.0, face_size], [face_size, face_size]])
+    reach = max(math.ceil(3 * shrink_blur(m)) for m in matrices) if len(matrices) else 0  # the blur sees frame pixels
+    return source_region(matrices, corners, height, width, margin=2 + reach)
+
+
 def crop_faces(frame: torch.Tensor, matrices: np.ndarray, face_size: int) -> torch.Tensor:
     """Warp the faces of one frame to canonical crops through their frame-to-crop ``matrices`` (K, 2, 3).
 
@@ -173,9 +182,7 @@ def crop_faces(frame: torch.Tensor, matrices: np.ndarray, face_size: int) -> tor
     reflection so the model never sees a black band.
     """
     _, height, width = frame.shape
-    corners = np.array([[0.0, 0.0], [face_size, 0.0], [0.0, face_size], [face_size, face_size]])
-    reach = max(math.ceil(3 * shrink_blur(m)) for m in matrices) if len(matrices) else 0  # the blur sees frame pixels
-    x0, y0, x1, y1 = source_region(matrices, corners, height, width, margin=2 + reach)
+    x0, y0, x1, y1 = sampled_region(matrices, face_size, height, width)
     if x1 - x0 < 2 or y1 - y0 < 2:
         x0, y0, x1, y1 = 0, 0, width, height  # the faces lie outside the frame: reflect the whole of it
     roi = frame[:, y0:y1, x0:x1].unsqueeze(0).expand(len(matrices), -1, -1, -1)

@@ -80,6 +80,18 @@ def rotate_box(box: Box, quarter_turns: int, height: int, width: int) -> Box:
     return x0, y0, x1, y1
 
 
+def merged(boxes: list[Box]) -> list[Box]:
+    """``boxes`` with every overlapping group replaced by the box bounding it: what they cover
+    (and a little more), each pixel once."""
+    out: list[Box] = []
+    for box in boxes:
+        while (hit := next((o for o in out if o[0] < box[2] and box[0] < o[2] and o[1] < box[3] and box[1] < o[3]), None)) is not None:
+            out.remove(hit)
+            box = (min(box[0], hit[0]), min(box[1], hit[1]), max(box[2], hit[2]), max(box[3], hit[3]))
+        out.append(box)
+    return out
+
+
 def _expand(box: Box, unit: int, margin: int, height: int, width: int) -> Box:
     """``box`` grown by ``margin`` and out to multiples of ``unit``, within the frame."""
     x0, y0, x1, y1 = box

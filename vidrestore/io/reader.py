@@ -13,7 +13,7 @@ import dataclasses
 import queue
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -24,6 +24,7 @@ from av.video.reformatter import VideoReformatter
 
 from ..errors import InputError
 from .linear import VIDEO_LIGHTS, Light, display_view, to_display
+from .patch import Box, crop_frame, merged, patch_area, patchable, rotate_box
 from .probe import VideoInfo, open_input, probe
 from .sequence import is_sequence
 
@@ -74,16 +75,20 @@ def bit_depth(pix_fmt: str) -> int:
 
 
 def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0, deep: bool = False,
-                 reformatter: VideoReformatter | None = None) -> tuple[np.ndarray, tuple[float, float]]:
+                 reformatter: VideoReformatter | None = None, viewed_in: list[Box] | None = None) -> tuple[np.ndarray, tuple[float, float]]:
     """RGB image in display orientation, downscaled in the same FFmpeg conversion so that its longer
     side is at most ``max_side`` (0: full size); returns it with its scale (x, y) to display pixels.
     ``deep``: uint16 (rgb48) instead of uint8, so 10- and 12-bit sources keep their precision.
     ``reformatter``: one kept across the frames of a stream, so FFmpeg sets its conversion up once
-    (set up per frame, a downscaling conversion cost three times as much as the decode itself)."""
+    (set up per frame, a downscaling conversion cost three times as much as the decode itself).
+    ``viewed_in``: for HDR or log video (whose view costs the most) in a frame the patch can address,
+    show only these boxes (display pixels of the full-size image); the rest of the image is black."""
     viewed = info.light in VIDEO_LIGHTS
     if info.light is not Light.DISPLAY and not viewed:  # FFmpeg's scaler would clamp a plate's float samples, and knows no printing density
         rgb, scale = to_display(frame, info.light, max_side, deep, info.chromaticities)
         return rotate_to_display(rgb, info.rotation), scale[::-1] if (info.rotation // 90) % 2 else scale
+    if viewed and viewed_in is not None and not max_side and patchable(frame):
+        return _viewed_in(frame, info, viewed_in, deep, reformatter or VideoReformatter()), (1.0, 1.0)
     # Convert with the stream's own matrix and range; FFmpeg's default (BT.601, limited) shifts
     # colours of HD material, and the inverse conversion on encode must be the same one.
     matrix = info.color.matrix if info.color.matrix not in (0, 2) else None
@@ -95,12 +100,46 @@ def frame_to_rgb(frame: av.VideoFrame, info: VideoInfo, max_side: int = 0, deep:
         kwargs.update(width=max(1, round(frame.width * factor)), height=max(1, round(frame.height * factor)),
                       interpolation="AREA")
     rgb = (reformatter or VideoReformatter()).reformat(frame, format="rgb48le" if deep or viewed else "rgb24", **kwargs).to_ndarray()
-    if viewed:  # HDR's or a camera log's codes, converted by FFmpeg from YUV like any video's, shown as an SDR grade would show them
-        rgb = display_view(rgb, info.light, info.chromaticities, deep)
     scale = (rgb.shape[1] / frame.width, rgb.shape[0] / frame.height)
     if (info.rotation // 90) % 2:
         scale = scale[::-1]
+    if viewed:  # HDR's or a camera log's codes, converted by FFmpeg from YUV like any video's, shown as an SDR grade would show them
+        rgb = display_view(rgb, info.light, info.chromaticities, deep)
     return rotate_to_display(rgb, info.rotation), scale
+
+
+def _viewed_in(frame: av.VideoFrame, info: VideoInfo, boxes: list[Box], deep: bool, reformatter: VideoReformatter) -> np.ndarray:
+    """The view of HDR or log video's ``frame`` (:func:`.patch.patchable`) in ``boxes`` (display
+    pixels), black elsewhere: its codes converted around the boxes alone (:func:`codes_around`)."""
+    turned = (info.rotation // 90) % 2
+    height, width = (frame.width, frame.height) if turned else (frame.height, frame.width)
+    inside = [(max(0, x0), max(0, y0), min(width, x1), min(height, y1)) for x0, y0, x1, y1 in merged(boxes)]
+    inside = [(x0, y0, x1, y1) for x0, y0, x1, y1 in inside if x1 > x0 and y1 > y0]
+    codes = codes_around(frame, dataclasses.replace(info, light=Light.DISPLAY), inside, reformatter)
+    shown = np.zeros((height, width, 3), np.uint16 if deep else np.uint8)
+    for x0, y0, x1, y1 in inside:
+        shown[y0:y1, x0:x1] = display_view(codes[y0:y1, x0:x1], info.light, info.chromaticities, deep)
+    return shown
+
+
+def codes_around(frame: av.VideoFrame, info: VideoInfo, boxes: list[Box], reformatter: VideoReformatter) -> np.ndarray:
+    """The 16-bit R'G'B' codes of ``frame`` (:func:`.patch.patchable`; ``info`` says how it converts,
+    as display-referred video) in display orientation (a view of an array in the frame's own),
+    where :func:`.patch.patch_frame` reads them for ``boxes`` (display pixels) and so in the boxes
+    themselves. Each part is converted from YUV alone, with a margin that makes it the whole
+    frame's conversion there (tests/test_patch.py); elsewhere the array is unset. HDR video's
+    faces are read and written back so: a whole 3840x2160 frame's conversion cost 32 ms, the part
+    around a face a third of its height 2 ms (bench/video_light.py --view-only)."""
+    codes = np.empty((frame.height, frame.width, 3), np.uint16)
+    turns = info.rotation // 90
+    shown = (frame.width, frame.height) if turns % 2 else (frame.height, frame.width)
+    unturned = dataclasses.replace(info, rotation=0)
+    for box in boxes:
+        read = patch_area(rotate_box(box, -turns % 4, *shown), frame.height, frame.width)
+        x0, y0, x1, y1 = patch_area(read, frame.height, frame.width)
+        part = frame_to_rgb(crop_frame(frame, (x0, y0, x1, y1)), unturned, deep=True, reformatter=reformatter)[0]
+        codes[read[1] : read[3], read[0] : read[2]] = part[read[1] - y0 : read[3] - y0, read[0] - x0 : read[2] - x0]
+    return np.rot90(codes, turns)
 
 
 def fit_to_stream(frame: av.VideoFrame, info: VideoInfo, reformatter: VideoReformatter) -> av.VideoFrame:
@@ -414,7 +453,9 @@ class VideoReader:
     (it must have been kept with the same ``deinterlace``). ``images_for``: convert to RGB only the
     frames in these ranges (``Frame.image`` is None elsewhere): pass 2 needs the pixels of frames
     with a face only, and the others go to the encoder as decoded. ``light``: what the samples stand
-    for, when not what the probe found (``--light``).
+    for, when not what the probe found (``--light``). ``view_regions``: for HDR or log video, the
+    boxes of each frame (by index; display pixels) that are shown at all (see :func:`frame_to_rgb`):
+    pass 2 reads its pixels only around the faces.
     """
 
     def __init__(self, path: str | Path, prefetch: int = 16, max_side: int = 0,
@@ -422,7 +463,7 @@ class VideoReader:
                  keep_depth: bool = False, only: set[int] | frozenset[int] | None = None,
                  keep: DecodedFrames | None = None, reuse: DecodedFrames | None = None,
                  images_for: list[range] | None = None, keep_fields: bool = False, double_rate: bool = False,
-                 light: Light | None = None):
+                 light: Light | None = None, view_regions: Callable[[int], list[Box]] | None = None):
         if keep is not None and (start or stop is not None or only is not None):
             raise ValueError("keep= needs a reader of the whole stream")
         self.path = Path(path)
@@ -446,6 +487,7 @@ class VideoReader:
         if (self.keep_fields or self.double_rate) and (keep is not None or self.reuse is not None):
             raise ValueError("kept frames are one a frame: a keep_fields or double_rate reader decodes its own")
         self._spans = _merged(images_for) if images_for is not None else None
+        self.view_regions = view_regions
         self.stats = DecodeStats()
         self._reformatter = VideoReformatter()  # used by the decode thread only
         self._fitter = VideoReformatter()  # for frames of another size than the stream's (decode thread)
@@ -561,9 +603,10 @@ class VideoReader:
             return False
         if self._index >= self.start and (self.only is None or self._index in self.only):
             wanted = self._wants_image(self._index)
-            image, scale = frame_to_rgb(frame, self.info, self.max_side, self.deep, self._reformatter) if wanted else (None, (1.0, 1.0))
+            regions = self.view_regions(self._index) if wanted and self.view_regions is not None else None
+            image, scale = frame_to_rgb(frame, self.info, self.max_side, self.deep, self._reformatter, regions) if wanted else (None, (1.0, 1.0))
             if self.keep_fields or self.double_rate:
-                fields, later = ((frame_to_rgb(f, self.info, self.max_side, self.deep, self._reformatter)[0] if wanted and f is not None else None)
+                fields, later = ((frame_to_rgb(f, self.info, self.max_side, self.deep, self._reformatter, regions)[0] if wanted and f is not None else None)
                                  for f in (original if self.keep_fields else None, second))
                 item = Frame(self._index, frame.pts, image, original if self.keep_fields else frame, scale, fields, later,
                              second if self.double_rate else None)

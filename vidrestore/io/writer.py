@@ -31,9 +31,9 @@ from .encoders import (
     yuv_colours,
 )
 from .linear import HDR_LIGHTS, LIGHT_WORDS, VIDEO_LIGHTS, Light, from_view, plate_frame, written_back
-from .patch import Box, copy_samples, crop_frame, patch_area, patch_frame, patchable, rgb_format, rotate_box, with_alpha_of
+from .patch import Box, copy_samples, patch_frame, patchable, rgb_format, rotate_box, with_alpha_of
 from .probe import FIELD_ORDERS, VideoInfo, probe, side_data
-from .reader import frame_to_rgb, rotate_to_coded
+from .reader import codes_around, frame_to_rgb, rotate_to_coded
 from .sequence import is_sequence
 
 
@@ -215,17 +215,16 @@ class VideoWriter:
         (every pixel when None) taken back from the view by :func:`.linear.written_back`, which keeps
         the source's own codes where the view clipped them or shows them unchanged; elsewhere the
         source's codes (turned upright for an upright copy). Where :meth:`_paint` will paint the
-        regions alone into ``base``, only the parts it reads are converted from ``source`` (the rest
-        of the array is left unset): 32 ms for a whole 3840x2160 frame, 2 ms around a face a third of
-        its height (bench/video_light.py --view-only). With no ``source`` (the side-by-side
-        preview), every pixel is taken back from the view."""
+        regions alone into ``base``, only the parts it reads are converted from ``source``
+        (:func:`.reader.codes_around`). With no ``source`` (the side-by-side preview), every pixel
+        is taken back from the view."""
         light, chromaticities = self.info.light, self.info.chromaticities
         if source is None:
             return (np.clip(from_view(image, light, chromaticities), 0, 1) * 65535 + 0.5).astype(np.uint16)
         coded = dataclasses.replace(self.info, light=Light.DISPLAY, rotation=self.upright_from or self.info.rotation)
         painted_alone = regions is not None and base is not None and not base.format.has_palette and patchable(base) and patchable(source)
         if painted_alone:
-            codes = self._codes_around(source, coded, regions, image.shape[:2])
+            codes = codes_around(source, coded, regions, self._codes_reformatter)
         else:
             codes = frame_to_rgb(source, coded, deep=True, reformatter=self._codes_reformatter)[0]
         height, width = codes.shape[:2]
@@ -233,21 +232,6 @@ class VideoWriter:
             back = written_back(image[y0:y1, x0:x1], codes[y0:y1, x0:x1], light, chromaticities)
             codes[y0:y1, x0:x1] = np.clip(back * 65535 + 0.5, 0, 65535).astype(np.uint16)
         return codes
-
-    def _codes_around(self, source: av.VideoFrame, coded: VideoInfo, regions: list[Box], shown: tuple[int, int]) -> np.ndarray:
-        """``source``'s R'G'B' codes (display orientation, a view of a coded-orientation array) where
-        :func:`.patch.patch_frame` reads them for ``regions`` (display pixels of an image of ``shown``
-        (height, width)), each part converted from YUV alone with a margin: the same codes as the
-        whole frame's conversion there (tests/test_patch.py). Elsewhere unset."""
-        codes = np.empty((source.height, source.width, 3), np.uint16)
-        turns = coded.rotation // 90
-        unturned = dataclasses.replace(coded, rotation=0)
-        for box in regions:
-            read = patch_area(rotate_box(box, -turns % 4, *shown), source.height, source.width)
-            x0, y0, x1, y1 = patch_area(read, source.height, source.width)
-            part = frame_to_rgb(crop_frame(source, (x0, y0, x1, y1)), unturned, deep=True, reformatter=self._codes_reformatter)[0]
-            codes[read[1] : read[3], read[0] : read[2]] = part[read[1] - y0 : read[3] - y0, read[0] - x0 : read[2] - x0]
-        return np.rot90(codes, turns)
 
     def _in_output_format(self, frame: av.VideoFrame) -> av.VideoFrame:
         """``frame`` converted to the stream's pixel format; a conversion keeps the frame's side data."""

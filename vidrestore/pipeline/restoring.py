@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..anchor import IdentityCrops
-from ..faces.align import crop_faces, face_matrices, shrinks_by
+from ..faces.align import crop_faces, face_matrices, sampled_region, shrinks_by
 from ..faces.parsing import ParsingMasker as Masker
 from ..faces.parsing import sparse_masks
 from ..faces.paste import (
@@ -41,7 +41,8 @@ from ..faces.types import Track
 from ..io import VideoInfo, VideoReader, VideoWriter, probe
 from ..io.containers import stores_rotation
 from ..io.encoders import check_encoder
-from ..io.linear import displayed
+from ..io.linear import VIDEO_LIGHTS, displayed
+from ..io.patch import Box
 from ..io.reader import DecodedFrames
 from ..io.sequence import IMAGE_ENCODERS
 from ..restore import Restorer, TrackContext
@@ -240,6 +241,19 @@ def _landmarks_at(track: Track, index: int, moment: int) -> np.ndarray:
     return (here + track.landmarks[min(index + 1, track.end - 1) - track.start]) / 2
 
 
+def regions_read(tracks: list[Track], info: VideoInfo, face_size: int, later_fields: bool) -> Callable[[int], list[Box]]:
+    """The boxes of frame ``index`` (display pixels) that :func:`restore_window` reads and pastes
+    into: where each track's crop samples it (and the crop of its later field, with
+    ``later_fields``). Only they need HDR or log video's view, which costs the most of a frame."""
+    height, width = (info.width, info.height) if (info.rotation // 90) % 2 else (info.height, info.width)
+    moments = (0, 1) if later_fields else (0,)
+
+    def boxes(index: int) -> list[Box]:
+        return [sampled_region(face_matrices(_landmarks_at(t, index, m)[None], face_size, info.pixel_aspect), face_size, height, width)
+                for t in tracks if t.covers(index) for m in moments]
+    return boxes
+
+
 Glue = Callable[[Callable[..., object], list[tuple]], list]  # runs a function on each argument tuple, results in order
 
 
@@ -338,10 +352,13 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         upright = info.rotation % 360 != 0 and (target.suffix.lower() in IMAGE_ENCODERS or not stores_rotation(target))
         faced = None if preview or upright else [range(t.start, t.end) for t in tracks]  # the preview shows every frame
         doubled, decimated, dropped = doubles(analysis, cfg), decimates(analysis, cfg), left_out(analysis, cfg)
+        # the view of HDR or log video is made only where the faces are read, unless all of it is shown
+        viewed = regions_read(tracks, info, cfg.face_size, cfg.keep_fields or doubled) \
+            if info.light in VIDEO_LIGHTS and faced is not None and not cfg.aligned else None
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
                                                  deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,
                                                  images_for=faced, keep_fields=cfg.keep_fields, double_rate=doubled,
-                                                 light=analysis.light))
+                                                 light=analysis.light, view_regions=viewed))
         timed = output_timing(info, analysis, cfg)
         coded = dataclasses.replace(timed, field_order=coded_field_order(analysis, info, cfg.keep_fields))
         if upright:
