@@ -222,8 +222,7 @@ class VideoWriter:
         if source is None:
             return (np.clip(from_view(image, light, chromaticities), 0, 1) * 65535 + 0.5).astype(np.uint16)
         coded = dataclasses.replace(self.info, light=Light.DISPLAY, rotation=self.upright_from or self.info.rotation)
-        painted_alone = regions is not None and base is not None and not base.format.has_palette and patchable(base) and patchable(source)
-        if painted_alone:
+        if self._patches(base, regions) and patchable(source):
             codes = codes_around(source, coded, regions, self._codes_reformatter)
         else:
             codes = frame_to_rgb(source, coded, deep=True, reformatter=self._codes_reformatter)[0]
@@ -268,7 +267,7 @@ class VideoWriter:
             return self._in_output_format(self._to_video_frame(coded))
         base.make_writable()  # copies the samples first while the decoder still references them
         coded = with_alpha_of(base, coded)
-        if regions is not None and patchable(base):
+        if self._patches(base, regions):
             height, width = image.shape[:2]
             turns = -(self.info.rotation // 90) % 4  # as rotate_to_coded turns the image
             patch_frame(base, coded, [rotate_box(b, turns, height, width) for b in regions],
@@ -276,6 +275,11 @@ class VideoWriter:
         else:
             copy_samples(base, self._in_output_format(self._to_video_frame(coded)))
         return base
+
+    @staticmethod
+    def _patches(base: av.VideoFrame | None, regions: list[Box] | None) -> bool:
+        """Whether :meth:`_paint` writes ``regions`` alone into ``base`` (else the whole image)."""
+        return regions is not None and base is not None and not base.format.has_palette and patchable(base)
 
     def _stop_thread(self) -> None:
         if self._thread.is_alive():
