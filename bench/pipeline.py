@@ -1,7 +1,7 @@
 """Pipeline stage timings against the PyAV decode+encode floor, in one run.
 
     python bench/pipeline.py CLIP [--detector dlib|retinaface --detector-weights W] [--detect-every K] [--repeat N] [--device cuda]
-                                  [--glue-threads N] [--keep-detail SHARE] [--profile N]
+                                  [--glue-threads N] [--glue-device cpu|model] [--keep-detail SHARE] [--profile N]
 
 The restoration stage is the pass-through restorer, so the figure is the cost of everything
 around the model. Floor and pipeline run alternately ``--repeat`` times; the table gives the
@@ -30,7 +30,8 @@ from vidrestore.faces.people import PeopleConfig
 from vidrestore.faces.track import TrackerConfig
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe
 from vidrestore.pipeline import PipelineConfig, run
-from vidrestore.pipeline.restoring import glue_workers
+from vidrestore.pipeline.config import GLUE_DEVICES
+from vidrestore.pipeline.restoring import glue_on, glue_workers
 from vidrestore.restore import PassThroughRestorer
 
 
@@ -64,13 +65,15 @@ def main() -> None:
     ap.add_argument("--no-people", action="store_true", help="leave people linking out (it needs dlib's face descriptor model)")
     ap.add_argument("--no-refine", action="store_true", help="leave RetinaFace's dlib landmark refiner out (it needs the 68-point model)")
     ap.add_argument("--glue-threads", type=int, default=0, help="threads aligning and pasting faces (0: by the cores, as the product does)")
+    ap.add_argument("--glue-device", choices=GLUE_DEVICES, default=PipelineConfig.glue_device,
+                    help="where faces are aligned and pasted with --device cuda: cpu (the default) or the model's device")
     ap.add_argument("--keep-detail", type=lambda v: v if v == "auto" else float(v), default="auto",
                     help="share of the frame's detail finer than the crop that faces keep (default auto: measured per track, as the pipeline does)")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="then profile one more run: each thread's N heaviest functions")
     args = ap.parse_args()
     shares = {} if args.keep_detail == "auto" else {"keep_detail": args.keep_detail, "measure_detail": False}
     # every face pasted at full strength: the estimate would leave this clip's clean faces out of pass 2
-    cfg = PipelineConfig(glue_threads=args.glue_threads, **shares, measure_strength=False,
+    cfg = PipelineConfig(glue_threads=args.glue_threads, glue_device=args.glue_device, **shares, measure_strength=False,
                          detector=DetectorConfig(backend=args.detector, weights=args.detector_weights, refine_landmarks=not args.no_refine),
                          tracker=TrackerConfig(detect_every=args.detect_every), people=PeopleConfig(link=not args.no_people))
     device = torch.device(args.device)
@@ -87,7 +90,7 @@ def main() -> None:
     wall, cpu, rep = min(runs, key=lambda r: r[0])
     frames = rep.frames_in
     print(f"clip: {args.clip.name}, {frames} frames, detector {rep.detector}, detect every {args.detect_every}, "
-          f"device {device}, {torch.get_num_threads()} CPU threads, glue threads {(args.glue_threads or glue_workers()) if device.type == 'cpu' else 'none (on the device)'}, "
+          f"device {device}, {torch.get_num_threads()} CPU threads, glue threads {'none (on the device)' if glue_on(cfg, device).type != 'cpu' else args.glue_threads or glue_workers()}, "
           f"people linking {'off' if args.no_people else 'on'}, "
           f"landmark refiner {'off' if args.no_refine else 'as the detector has it'}, keep detail {args.keep_detail}, "
           f"fastest of {len(runs)} runs")

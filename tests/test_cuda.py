@@ -139,3 +139,51 @@ def test_training_batches_are_degraded_and_trained_on_cuda_and_resume_there(tmp_
     again = trainer()
     assert again.resume() and again.step == tr.step
     assert float(again.loss(again.make_batch()).detach()) == pytest.approx(expected, rel=1e-3)
+
+
+def test_hdr_video_viewed_only_around_the_faces_restores_on_cuda_as_when_viewed_whole(shared_data, tmp_path, monkeypatch):
+    """With the model on CUDA the faces are cropped and pasted on the CPU (glue_device cpu, the
+    default) or on the GPU (model). Either way the reader's view of PQ video only in the boxes the
+    faces are read from (pipeline.restoring.regions_read), black elsewhere, must write what a view
+    of every pixel does, sample for sample (lossless FFV1), as it does on the CPU
+    (test_linear.test_hdr_video_viewed_only_where_the_faces_are_read_is_restored_as_when_viewed_whole);
+    and the two places must paste nearly the same faces (kornia's warps against OpenCV's)."""
+    import av
+    from conftest import Negative, graded_clip
+
+    from vidrestore.faces.detect import DetectorConfig, create_detector
+    from vidrestore.faces.people import PeopleConfig
+    from vidrestore.io.linear import Light
+    from vidrestore.pipeline import PipelineConfig, restoring, run
+
+    weights = shared_file(shared_data, "weights/retinaface_mobilenet0.25_Final.pth")
+    source = graded_clip(tmp_path / "in.mkv", shared_file(shared_data, "videos/keep_real_1.mp4"), Light.PQ)
+    det = create_detector(DetectorConfig(backend="retinaface", weights=str(weights), refine_landmarks=False), CUDA)
+    regions_read = restoring.regions_read
+
+    def written(name, glue_device, viewed):
+        seen = []
+
+        def counted(*args):
+            boxes = regions_read(*args)
+            return lambda index: seen.append(index) or boxes(index)
+
+        monkeypatch.setattr(restoring, "regions_read", counted if viewed else lambda *args: None)
+        cfg = PipelineConfig(face_size=128, light=Light.PQ.value, measure_strength=False, people=PeopleConfig(link=False),
+                             glue_device=glue_device)
+        out = tmp_path / name
+        assert run(source, out, cfg, Negative(128), CUDA, detector=det).tracks
+        assert len(seen) == (8 if viewed else 0)
+        with av.open(str(out)) as c:
+            return np.stack([f.to_ndarray() for f in c.decode(video=0)]).astype(np.int32)
+
+    with av.open(str(source)) as c:
+        before = np.stack([f.to_ndarray() for f in c.decode(video=0)]).astype(np.int32)
+    alone = {}
+    for glue_device in ("cpu", "model"):
+        alone[glue_device] = written(f"alone-{glue_device}.mkv", glue_device, True)
+        whole = written(f"whole-{glue_device}.mkv", glue_device, False)
+        assert alone[glue_device].shape == whole.shape == before.shape and np.array_equal(alone[glue_device], whole)
+        assert all((alone[glue_device] != before).any(axis=(1, 2))), "every frame's face was restored"
+    change = np.abs(alone["cpu"] - before).mean()
+    assert np.abs(alone["cpu"] - alone["model"]).mean() < 0.05 * change

@@ -23,6 +23,7 @@ from ..io.sequence import DEFAULT_RATE
 from ..shots import ShotConfig
 
 LIGHTS = ("auto", *(light.value for light in Light))
+GLUE_DEVICES = ("cpu", "model")
 
 Progress = Callable[[str, int, int, int], None]  # (stage, frames done, frames total, faces so far)
 
@@ -65,6 +66,12 @@ class PipelineConfig:
     # Threads for the per-frame work around the model on the CPU (aligning crops, pasting them
     # back), each with one torch and one OpenCV thread; 0: by the machine's cores (glue_workers).
     glue_threads: int = 0
+    # Where faces are cropped and pasted when the model runs on a GPU: cpu (on glue_threads, only
+    # the crops travel to the GPU and back) or model (kornia's warps on the GPU, in order, the
+    # whole frames uploaded). On an H100 with 16 host cores, the pass-through pipeline on CUDA
+    # restored and encoded a 248-frame 388x512 clip in 1.18 s with the glue on the CPU and in 1.54 s
+    # with it on the GPU (bench/pipeline.py --glue-device; docs/benchmarks.md, session 45).
+    glue_device: str = "cpu"
     # Streams the output's container cannot hold (SRT subtitles or fonts in .mp4, a timecode track
     # in .mkv) stop the run before any work unless this is set; then they are left out, and the
     # report says which.
@@ -151,6 +158,8 @@ class PipelineConfig:
             raise ConfigError(f"profile_fade: expected two turn ratios FULL < ZERO (e.g. 0.7, 1.4) or none, "
                               f"got {list(self.profile_fade)}")
         frames_per_second(self.frame_rate)  # a bad rate fails before any work
+        if self.glue_device not in GLUE_DEVICES:
+            raise ConfigError(f"glue_device: expected one of {', '.join(GLUE_DEVICES)}, got {self.glue_device!r}")
         if self.light not in LIGHTS:
             raise ConfigError(f"light: expected one of {', '.join(LIGHTS)}, got {self.light!r}")
         if self.double_rate and self.keep_fields:

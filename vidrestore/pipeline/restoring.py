@@ -116,7 +116,8 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
                     noise: dict[int, list[tuple[float, float, float]]] | None = None) -> dict[tuple[int, int], Pasted]:
     """Restore every track present in ``window``; returns the frames that changed, by frame index
     and moment (0, or 1 for a frame's later field: see below). ``fades``: each track's ramps in
-    and out (:func:`edge_fades`).
+    and out (:func:`edge_fades`). ``device``: where the crops are cut and pasted (:func:`glue_on`),
+    which need not be the restorer's.
 
     The crops of all the window's tracks share forward passes of up to ``batch_size`` frames, so a
     scene with several small or short-lived faces costs the model fewer, fuller passes.
@@ -254,6 +255,13 @@ def regions_read(tracks: list[Track], info: VideoInfo, face_size: int, later_fie
     return boxes
 
 
+def glue_on(cfg: PipelineConfig, device: torch.device) -> torch.device:
+    """Where :func:`restore_window` crops and pastes the faces of a model on ``device``: the CPU
+    unless ``cfg.glue_device`` says the model's device (the restorer and the masker move the crops
+    to theirs and back)."""
+    return device if cfg.glue_device == "model" else torch.device("cpu")
+
+
 Glue = Callable[[Callable[..., object], list[tuple]], list]  # runs a function on each argument tuple, results in order
 
 
@@ -383,8 +391,8 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
             nonlocal faces
             raise_if_stopped()
             kept = [f for f in window if f.index not in dropped]  # a repeat is not written: not restored
-            changed = restore_window(kept, tracks, fades, restorer, contexts, identity, cfg, device, masker, info.pixel_aspect,
-                                      later_rows, noise) if kept else {}
+            changed = restore_window(kept, tracks, fades, restorer, contexts, identity, cfg, glue_on(cfg, device), masker,
+                                      info.pixel_aspect, later_rows, noise) if kept else {}
             faces += sum(1 for f in kept for t in tracks if t.covers(f.index))
             for f in window:
                 pts = analysis.film_pts[f.index] if decimated else 2 * f.pts if doubled else f.pts
