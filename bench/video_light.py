@@ -18,9 +18,10 @@ change with the SDR run's. The SDR run goes twice, the first to warm up (model l
 second is reported. First, what the view costs: milliseconds to show one frame of the clip, enlarged
 to 1920x1080 and 3840x2160, from its R'G'B' codes (best of 5; FFmpeg's conversion from YUV to
 those codes comes on top); what the writer's conversion of a frame to the codes it writes a face
-back into costs, whole and around one face; and what pass 2's reader takes to make a frame into
-the image faces are read from, viewed whole and only around one face. ``--view-only``: those
-parts alone.
+back into costs, whole and around one face; what pass 2's reader takes to make a frame into
+the image faces are read from, viewed whole and only around one face; and what pass 1 takes to
+make a frame its detail meter and face-quality rater measure (every 12th frame and the next) into
+their image, viewed whole and only where they read one face. ``--view-only``: those parts alone.
 """
 
 from __future__ import annotations
@@ -39,10 +40,17 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from vidrestore.cli import main as vidrestore_main
+from vidrestore.faces.align import template
+from vidrestore.faces.detail import DetailMeter
+from vidrestore.faces.quality import QUALITY_MODEL, QualityMeter
+from vidrestore.faces.types import Detection
 from vidrestore.io.linear import CAMERA_LOGS, Light, display_view, from_light, srgb_decode, to_rec709, video_chromaticities
 from vidrestore.io import probe
 from vidrestore.io.patch import crop_frame, patch_area
 from vidrestore.io.reader import frame_to_rgb
+from vidrestore.models import zoo
+from vidrestore.models.face_quality import load_face_quality
+from vidrestore.pipeline.analysis import regions_measured
 
 TAGS = {"sdr": (1, 1, 1), "pq": (9, 16, 9), "hlg": (9, 18, 9), "slog3": (1, 1, 1), "vlog": (1, 1, 1), "logc3": (1, 1, 1)}  # primaries, transfer, matrix
 
@@ -136,6 +144,9 @@ def main() -> None:
             whole, around = read_ms(clip, kind, (w, h))
             print(f"{kind} pass-2 read of one {w}x{h} frame: whole view {whole:.0f} ms, "
                   f"view around one face ({2 * h // 3} px crop region) {around:.0f} ms")
+            whole, around = meters_read_ms(clip, kind, (w, h))
+            print(f"{kind} pass-1 meters' read of one {w}x{h} frame: whole view {whole:.0f} ms, "
+                  f"view where they read one face ({2 * h // 3} px crop region) {around:.0f} ms")
         if args.view_only:
             return
         restore(clips["sdr"], work / "sdr_out.mkv", options)
@@ -192,6 +203,21 @@ def read_ms(path: Path, kind: str, size: tuple[int, int]) -> tuple[float, float]
     reformatter = VideoReformatter()
     return (best_ms(lambda: frame_to_rgb(frame, info, deep=True, reformatter=reformatter)),
             best_ms(lambda: frame_to_rgb(frame, info, deep=True, reformatter=reformatter, viewed_in=[box])))
+
+
+def meters_read_ms(path: Path, kind: str, size: tuple[int, int]) -> tuple[float, float]:
+    """Milliseconds (best of 5) pass 1 takes to make one frame of ``path``, enlarged to ``size``,
+    into the 8-bit image its meters measure (pipeline.analysis): viewed whole, and viewed only
+    where the detail meter and the rater read a face cropped from a square of two thirds of its height."""
+    frame = enlarged_frame(path, size)
+    info = dataclasses.replace(probe(path), width=size[0], height=size[1], pix_fmt="yuv420p10le").read_as(Light(kind))
+    landmarks = template(size[1] // 3) * 2 + np.float32([size[0] / 2 - size[1] / 3, size[1] / 6])  # a crop of two thirds
+    box = np.concatenate([landmarks.min(0) - size[1] / 12, landmarks.max(0) + size[1] / 12])
+    rater = QualityMeter(load_face_quality(zoo.verify(QUALITY_MODEL)))
+    boxes = regions_measured(DetailMeter(128), rater, 0, [(0, Detection(box, 1.0, landmarks))], *size)
+    reformatter = VideoReformatter()
+    return (best_ms(lambda: frame_to_rgb(frame, info, reformatter=reformatter)),
+            best_ms(lambda: frame_to_rgb(frame, info, reformatter=reformatter, viewed_in=boxes)))
 
 
 def codes_ms(path: Path, size: tuple[int, int]) -> tuple[float, float]:

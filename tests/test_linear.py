@@ -643,6 +643,40 @@ def test_hdr_video_viewed_only_where_the_faces_are_read_is_restored_as_when_view
         assert not np.array_equal(next(c.decode(video=0)).to_ndarray(), alone[0])  # the faces were restored
 
 
+@pytest.mark.parametrize("light, rotation", [(Light.PQ, 0), (Light.HLG, 90), (Light.SLOG3, 0)], ids=["pq", "hlg-turned", "slog3"])
+def test_hdr_video_viewed_only_where_the_meters_read_measures_as_when_viewed_whole(sample_clip, tmp_path, monkeypatch,
+                                                                                   light, rotation):
+    """Pass 1's detail meter and face-quality rater read full-size frames (every 12th, and the
+    frame after it); HDR or log video is viewed only in the boxes they read
+    (pipeline.analysis.regions_measured), black elsewhere. Each track's measured share of detail
+    and its quality must be those a view of every pixel gives, to the bit, on a turned video too."""
+    import torch
+    from conftest import graded_clip
+
+    from vidrestore.faces.detect import DetectorConfig, create_detector
+    from vidrestore.pipeline import PipelineConfig, analyse, analysis
+
+    source = graded_clip(tmp_path / "in.mkv", sample_clip, light, frames=14, rotation=rotation)  # pairs at frames 0 and 12
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    cfg = PipelineConfig(face_size=64, light=light.value)
+    boxes = []
+    regions_measured = analysis.regions_measured
+
+    def counted(*args):
+        boxes.append(regions_measured(*args))
+        return boxes[-1]
+
+    monkeypatch.setattr(analysis, "regions_measured", counted)
+    alone = analyse(source, cfg, det).tracks
+    assert len(boxes) == 4 and all(boxes)  # frames 0, 1, 12 and 13
+    monkeypatch.setattr(analysis, "regions_measured", lambda *args: None)
+    whole = analyse(source, cfg, det).tracks
+    assert len(alone) == len(whole) >= 1
+    for a, w in zip(alone, whole):
+        assert a.detail is not None and a.quality is not None
+        assert (a.detail, a.quality) == (w.detail, w.quality)
+
+
 def test_an_hdr_picture_with_no_decoded_frame_behind_it_is_taken_back_from_its_view_whole(hdr_video, tmp_path):
     """A picture with no decoded frame behind it (the side-by-side preview's) has no codes to keep:
     every pixel goes back from the view, and reads back as the view showed it, but for what the

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import scipy.fft
 
-from .align import face_matrices, shrinks_by
+from .align import face_matrices, shrinks_by, source_region
 from .types import Detection
 
 DETAIL_EVERY = 12  # frames between two measured pairs (frames i, i + 1 with i a multiple of it)
@@ -90,9 +90,7 @@ def block_edges(luma: np.ndarray, box: np.ndarray) -> float | None:
     """How much larger, inside ``box`` (x1, y1, x2, y2) of the luma (H, W), the steps between
     pixels are across the 8-pixel grid of block codecs than elsewhere (rows and columns alike):
     about 1 in clean frames. None where the box holds under 4 blocks a side."""
-    height, width = luma.shape
-    x0, y0 = (max(0, int(v)) // 8 * 8 for v in box[:2])  # the region starts on the grid
-    x1, y1 = min(width, int(box[2])), min(height, int(box[3]))
+    x0, y0, x1, y1 = _block_region(box, *luma.shape)
     if x1 - x0 < 32 or y1 - y0 < 32:
         return None
     region = luma[y0:y1, x0:x1]
@@ -102,6 +100,13 @@ def block_edges(luma: np.ndarray, box: np.ndarray) -> float | None:
         within = np.delete(steps, np.s_[7::8], axis=1)
         ratios.append(float(across.mean() / max(float(within.mean()), 1e-6)))
     return float(np.mean(ratios))
+
+
+def _block_region(box: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
+    """The part of a (height, width) frame whose blocks :func:`block_edges` weighs for a face's
+    ``box``: the box, starting on the 8-pixel grid."""
+    x0, y0 = (max(0, int(v)) // 8 * 8 for v in box[:2])
+    return x0, y0, min(width, int(box[2])), min(height, int(box[3]))
 
 
 def block_cap(edges: float, blocky_share: float) -> float:
@@ -114,6 +119,31 @@ def block_cap(edges: float, blocky_share: float) -> float:
     return 1.0 - heavy * (1.0 - blocky_share)
 
 
+def _inner_cut(landmarks: np.ndarray, face_size: int, pixel_aspect: tuple[float, float]) -> tuple[np.ndarray, int] | None:
+    """The frame-to-cut-out matrix (2, 3) of the inner face at ``landmarks`` (5, 2) and the side of
+    the crop it is the :data:`INNER` part of; None where a ``face_size`` crop would not shrink the
+    face by :data:`MIN_SHRINK`."""
+    matrix = face_matrices(landmarks[None], face_size, pixel_aspect)[0]
+    shrink = shrinks_by(matrix)
+    if shrink < MIN_SHRINK:
+        return None
+    side = min(MAX_SIDE, 2 * round(face_size * shrink / 2))
+    return (matrix * (side / face_size) - np.float32([[0, 0, INNER[0] * side], [0, 0, INNER[1] * side]])).astype(np.float32), side
+
+
+def _inner_region(landmarks: np.ndarray, face_size: int, pixel_aspect: tuple[float, float], height: int,
+                  width: int) -> tuple[int, int, int, int] | None:
+    """The part of a (height, width) frame that :func:`detail_agreement` cuts the inner face at
+    ``landmarks`` out of, with the reach of its bicubic warp; None where it cuts out nothing."""
+    cut = _inner_cut(landmarks, face_size, pixel_aspect)
+    if cut is None:
+        return None
+    to_inner, side = cut
+    rows, cols = _inner_face(side).shape
+    corners = np.array([[0.0, 0.0], [cols, 0.0], [0.0, rows], [cols, rows]])
+    return source_region(to_inner[None].astype(np.float64), corners, height, width, margin=3)
+
+
 def detail_agreement(first: np.ndarray, second: np.ndarray, landmarks: np.ndarray, face_size: int,
                      pixel_aspect: tuple[float, float] = (1.0, 1.0)) -> float | None:
     """The correlation, over the inner face, of the detail finer than a ``face_size`` crop in two
@@ -122,13 +152,11 @@ def detail_agreement(first: np.ndarray, second: np.ndarray, landmarks: np.ndarra
     the face by :data:`MIN_SHRINK` (no finer detail to share out) or the frames do not register
     (the face moved by more than :data:`MAX_MOVE` px, or registered it still differs:
     :data:`MIN_REGISTERED`)."""
-    matrix = face_matrices(landmarks[None], face_size, pixel_aspect)[0]
-    shrink = shrinks_by(matrix)
-    if shrink < MIN_SHRINK:
+    cut = _inner_cut(landmarks, face_size, pixel_aspect)
+    if cut is None:
         return None
-    side = min(MAX_SIDE, 2 * round(face_size * shrink / 2))
+    to_inner, side = cut
     inner = _inner_face(side)
-    to_inner = (matrix * (side / face_size) - np.float32([[0, 0, INNER[0] * side], [0, 0, INNER[1] * side]])).astype(np.float32)
     # both cut out by one warp, so the interpolation filters both alike whatever the face's motion
     a, b = (cv2.warpAffine(image, to_inner, inner.shape[::-1], flags=cv2.INTER_CUBIC) for image in (first, second))
     inner_u8 = inner.astype(np.uint8)
@@ -181,6 +209,17 @@ class DetailMeter:
             for track_id, face in faces:
                 if (blocks := block_edges(luma, face.box)) is not None:
                     self._blocks[track_id].append(blocks)
+
+    def regions(self, index: int, faces: list[tuple[int, Detection]], height: int, width: int) -> list[tuple[int, int, int, int]]:
+        """The parts of frame ``index`` (height, width), with ``faces`` in it, that :meth:`offer`
+        reads: the inner faces of the pair's first frame, cut out of both frames, and where it
+        starts a pair, its own faces' and their boxes' blocks."""
+        faces_cut = [face for _, face in self._first[2]] if self._first is not None and self._first[0] == index - 1 else []
+        starts = index % self.every == 0
+        if starts:
+            faces_cut += [face for _, face in faces]
+        cut_out = (_inner_region(face.landmarks, self.face_size, self.pixel_aspect, height, width) for face in faces_cut)
+        return [box for box in cut_out if box is not None] + ([_block_region(face.box, height, width) for _, face in faces] if starts else [])
 
     def share(self, track_ids: Iterable[int]) -> float | None:
         """The share of the tracks ``track_ids`` together (one person's: the same face gets the same

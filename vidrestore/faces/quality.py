@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..models.face_quality import FaceQualityNet
-from .align import align_faces
+from .align import align_faces, face_matrices, sampled_region
 from .detail import DETAIL_EVERY
 from .types import Detection
 
@@ -59,6 +59,11 @@ class QualityMeter:
             estimates = self.net(crops.float()).tolist()
         for (track_id, _), estimate in zip(faces, estimates):
             self._estimates[track_id].append(estimate)
+
+    def regions(self, faces: list[tuple[int, Detection]], height: int, width: int) -> list[tuple[int, int, int, int]]:
+        """The parts of a (height, width) frame, with ``faces`` in it, that :meth:`offer` reads."""
+        size = self.net.config.image_size
+        return [sampled_region(face_matrices(face.landmarks[None], size, self.pixel_aspect), size, height, width) for _, face in faces]
 
     def quality(self, track_ids: Iterable[int]) -> float | None:
         """The median estimate (dB) over the faces of ``track_ids`` (one person's), None where none was measured."""

@@ -31,7 +31,8 @@ from ..faces.tone import MONOCHROME_LEVELS, face_tone_spread, tone_spread
 from ..faces.track import FaceTracker
 from ..faces.types import Detection, Track
 from ..io import VideoReader, probe
-from ..io.linear import Light
+from ..io.linear import VIDEO_LIGHTS, Light
+from ..io.patch import Box
 from ..io.reader import DecodedFrames, FieldFilter, frame_to_rgb
 from ..models import zoo
 from ..models.face_quality import load_face_quality
@@ -67,6 +68,13 @@ class Analysis:
     video_cycles: frozenset[int] = frozenset()
     film_pts: list[int | None] = field(default_factory=list)
     light: Light = Light.DISPLAY  # what the samples stand for, as both passes read them (PipelineConfig.light_of)
+
+
+def regions_measured(meter: DetailMeter | None, rater: QualityMeter | None, index: int, faces: list[tuple[int, Detection]],
+                     width: int, height: int) -> list[Box]:
+    """The boxes of frame ``index`` (display pixels, ``faces`` in it) that the meters that want it read."""
+    return [*(meter.regions(index, faces, height, width) if meter is not None and meter.wants(index) else []),
+            *(rater.regions(faces, height, width) if rater is not None and rater.wants(index) else [])]
 
 
 def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: Progress | None = None,
@@ -143,7 +151,9 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         return any(m is not None and m.wants(index) for m in (meter, rater))
 
     def measure(index: int, source: av.VideoFrame, faces: list[tuple[int, Detection]], cut: bool) -> None:
-        rgb, _ = frame_to_rgb(source, reader.info, reformatter=full_size)
+        # HDR and log video are viewed only where the meters read, as pass 2 views them (its view costs the most of a frame)
+        viewed = regions_measured(meter, rater, index, faces, *reader.info.display_size) if reader.info.light in VIDEO_LIGHTS else None
+        rgb, _ = frame_to_rgb(source, reader.info, reformatter=full_size, viewed_in=viewed)
         if meter is not None and meter.wants(index):
             meter.offer(index, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32), faces, cut)
         if rater is not None and rater.wants(index):
