@@ -439,7 +439,8 @@ def test_light_cineon_restores_a_log_scan_whose_headers_say_nothing_as_one_whose
 
 
 HDR = [Light.PQ, Light.HLG]
-VIDEO = [*HDR, Light.SLOG3, Light.VLOG, Light.LOGC3]
+LOGS = [Light.SLOG3, Light.VLOG, Light.LOGC3, Light.LOGC4, Light.APPLE_LOG]
+VIDEO = [*HDR, *LOGS]
 
 
 def test_hdr_signals_stand_for_the_light_bt2100_and_bt2408_give_them():
@@ -463,14 +464,19 @@ def test_camera_logs_put_grey_and_white_cards_and_black_on_their_makers_codes():
     """Sony's S-Log3: black at 10-bit code 95, a grey card at 420, a white card at 598; Panasonic's
     V-Log: 128, 433 and 602, as recorded in legal-range video (FFmpeg stretches 64-940 to 0-1).
     ARRI's LogC3 at EI 800: black at 0.0928 of its signal and a grey card at 0.391 (codes 95 and
-    400 of a full-range picture). Their gamuts come with them, whatever the primaries tag says."""
+    400 of a full-range picture); ARRI's LogC4: black at 95/1023 and a grey card at 0.2784 (ARRI's
+    LogC4 specification). Apple Log goes on from its parabola to its log2 at reflectance 0.01 without
+    a step. Their gamuts come with them, whatever the primaries tag says: Apple Log's is BT.2020's."""
     cards = np.array([0.0, 0.18, 0.9])
     for light, codes in [(Light.SLOG3, [95, 420, 598]), (Light.VLOG, [128, 433, 602])]:
         assert np.allclose(64 + 876 * from_light(cards, light), codes, atol=0.5)
         assert np.allclose(to_light((np.array(codes) - 64) / 876, light), cards, rtol=5e-3, atol=1e-4)  # codes rounded
     assert np.allclose(1023 * from_light(cards[:2], Light.LOGC3), [95, 400], atol=0.5)
-    for light in (Light.SLOG3, Light.VLOG, Light.LOGC3):
+    assert np.allclose(from_light(cards[:2], Light.LOGC4), [95 / 1023, 0.2784], atol=5e-5)
+    assert abs(from_light(np.array([0.01 - 1e-9]), Light.APPLE_LOG)[0] - from_light(np.array([0.01]), Light.APPLE_LOG)[0]) < 1e-6
+    for light in LOGS:
         assert video_chromaticities(light, 1) == video_chromaticities(light, 9) != ()
+    assert video_chromaticities(Light.APPLE_LOG, 1) == BT2020
     assert video_chromaticities(Light.DISPLAY, 9) == () and video_chromaticities(Light.PQ, 9) == BT2020
 
 
@@ -718,7 +724,7 @@ def test_a_turned_hdr_video_written_upright_keeps_its_codes_turned_where_the_vie
         assert np.abs(after - turned).mean() < 1  # elsewhere: 4:2:0 chroma through R'G'B' and back, the face pasted
 
 
-@pytest.mark.parametrize("light", [Light.SLOG3, Light.VLOG, Light.LOGC3], ids=lambda light: light.value)
+@pytest.mark.parametrize("light", LOGS, ids=lambda light: light.value)
 def test_a_camera_logs_faces_are_restored_on_its_view_when_light_names_it(light, sample_clip, tmp_path):
     """No tag names a camera's log: --light does. Its face comes out as the restorer's negative of
     it as the view shows it, the corner's highlight and green keep their codes, and the output is

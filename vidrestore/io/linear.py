@@ -1,7 +1,7 @@
 """Pictures whose samples are not encoded for an SDR display: OpenEXR plates (scene-linear light,
 in half or float, with or without alpha), RGB pictures tagged linear, film scans in printing
 density (Cineon log, as a DPX header states it), HDR video (PQ or HLG, as its transfer tag
-says), and cameras' log video (S-Log3, V-Log, LogC3: no tag says so, ``--light`` does). :class:`Light`
+says), and cameras' log video (S-Log3, V-Log, LogC3, LogC4, Apple Log: no tag says so, ``--light`` does). :class:`Light`
 names them; the probe sets it.
 
 FFmpeg's scaler clamps float samples to [0, 1] when it converts them: a plate's highlights above
@@ -52,16 +52,19 @@ class Light(enum.Enum):
     SLOG3 = "slog3"  # Sony's S-Log3 in S-Gamut3.Cine, as Sony's cameras record it: scene light
     VLOG = "vlog"  # Panasonic's V-Log in V-Gamut, as Panasonic's cameras record it: scene light
     LOGC3 = "logc3"  # ARRI's LogC3 at EI 800 in ARRI Wide Gamut 3, as ALEXA cameras record ProRes: scene light
+    LOGC4 = "logc4"  # ARRI's LogC4 in ARRI Wide Gamut 4, as the ALEXA 35 records ProRes: scene light
+    APPLE_LOG = "applelog"  # Apple Log in BT.2020's primaries, as iPhones (15 Pro on) record ProRes: scene light
 
 
 HDR_LIGHTS = frozenset({Light.PQ, Light.HLG})
-CAMERA_LOGS = frozenset({Light.SLOG3, Light.VLOG, Light.LOGC3})
+CAMERA_LOGS = frozenset({Light.SLOG3, Light.VLOG, Light.LOGC3, Light.LOGC4, Light.APPLE_LOG})
 # Video (YUV, which FFmpeg converts to R'G'B' codes as any video's) shown through a view with a shoulder
 VIDEO_LIGHTS = HDR_LIGHTS | CAMERA_LOGS
 LIGHT_WORDS = {Light.DISPLAY: "display-referred", Light.LINEAR: "linear light in integer samples",
                Light.CINEON: "printing density (Cineon log)", Light.PQ: "HDR (PQ)", Light.HLG: "HDR (HLG)",
                Light.SLOG3: "Sony S-Log3 (S-Gamut3.Cine)", Light.VLOG: "Panasonic V-Log (V-Gamut)",
-               Light.LOGC3: "ARRI LogC3 (EI 800, ARRI Wide Gamut 3)"}
+               Light.LOGC3: "ARRI LogC3 (EI 800, ARRI Wide Gamut 3)", Light.LOGC4: "ARRI LogC4 (ARRI Wide Gamut 4)",
+               Light.APPLE_LOG: "Apple Log (BT.2020)"}
 
 # planar G, B, R (and alpha), as FFmpeg's OpenEXR decoder gives them
 LINEAR_FORMATS = {"gbrpf16le": np.float16, "gbrapf16le": np.float16, "gbrpf32le": np.float32, "gbrapf32le": np.float32}
@@ -94,6 +97,17 @@ _VLOG_CUT, _VLOG_B, _VLOG_C, _VLOG_D = 0.181, 0.00873, 0.241514, 0.598206
 # ARRI's LogC3 at EI 800 is published as a normalised signal (grey card at 0.391, 10-bit code 400
 # in a full-range picture), which ProRes records in legal range: FFmpeg's stretched signal itself.
 _LOGC3_CUT, _LOGC3_A, _LOGC3_B, _LOGC3_C, _LOGC3_D, _LOGC3_E, _LOGC3_F = 0.010591, 5.555556, 0.052272, 0.247190, 0.385537, 5.367655, 0.092809
+# ARRI's LogC4 (one curve for every EI) and Apple's Apple Log are published as normalised signals
+# too (ARRI's LogC4 specification; Apple's Apple Log profile white paper, whose constants the
+# Apple-supplied ACES input transform also carries), taken here as LogC3's is. LogC4: black at
+# 95/1023, log2 above its cut at signal 0, straight below it.
+_LOGC4_A = (2**18 - 16) / 117.45
+_LOGC4_B, _LOGC4_C = (1023 - 95) / 1023, 95 / 1023
+_LOGC4_S = 7 * np.log(2) * 2 ** (7 - 14 * _LOGC4_C / _LOGC4_B) / (_LOGC4_A * _LOGC4_B)
+_LOGC4_T = (2 ** (14 * -_LOGC4_C / _LOGC4_B + 6) - 64) / _LOGC4_A
+# Apple Log: a parabola from reflectance R0 (signal 0) up to Rt, log2 above it
+_APPLE_R0, _APPLE_RT, _APPLE_C, _APPLE_BETA, _APPLE_GAMMA, _APPLE_DELTA = -0.05641088, 0.01, 47.28711236, 0.00964052, 0.08550479, 0.69336945
+_APPLE_PT = _APPLE_C * (_APPLE_RT - _APPLE_R0) ** 2  # the signal at the cut
 # Light above this share of white (HDR's reference white) is rolled off towards white in the SDR view
 # (:func:`_shoulder`), so that a face lit above reference white keeps its modelling there instead
 # of clipping flat; the view saturates (its top 16-bit code) at 3.1 times reference white (640 cd/m2).
@@ -148,6 +162,11 @@ def _signal_light(values: np.ndarray, light: Light) -> np.ndarray:
     if light is Light.LOGC3:
         return np.where(values > _LOGC3_E * _LOGC3_CUT + _LOGC3_F, (np.power(10, (values - _LOGC3_D) / _LOGC3_C) - _LOGC3_B) / _LOGC3_A,
                         (values - _LOGC3_F) / _LOGC3_E)
+    if light is Light.LOGC4:
+        return np.where(values >= 0, (np.power(2, 14 * (values - _LOGC4_C) / _LOGC4_B + 6) - 64) / _LOGC4_A, values * _LOGC4_S + _LOGC4_T)
+    if light is Light.APPLE_LOG:
+        return np.where(values >= _APPLE_PT, np.power(2, (values - _APPLE_DELTA) / _APPLE_GAMMA) - _APPLE_BETA,
+                        np.sqrt(np.maximum(values, 0) / _APPLE_C) + _APPLE_R0)
     if light not in CAMERA_LOGS:
         return values
     code = _LEGAL_BLACK + _LEGAL_SPAN * values  # the camera's 10-bit code, as Sony's and Panasonic's curves take it
@@ -190,6 +209,12 @@ def from_light(linear: np.ndarray, light: Light) -> np.ndarray:
         if light is Light.LOGC3:
             return np.where(linear > _LOGC3_CUT, _LOGC3_C * np.log10(_LOGC3_A * linear + _LOGC3_B) + _LOGC3_D,
                             _LOGC3_E * linear + _LOGC3_F)
+        if light is Light.LOGC4:
+            return np.where(linear >= _LOGC4_T, (np.log2(_LOGC4_A * linear + 64) - 6) / 14 * _LOGC4_B + _LOGC4_C,
+                            (linear - _LOGC4_T) / _LOGC4_S)
+        if light is Light.APPLE_LOG:
+            return np.where(linear >= _APPLE_RT, _APPLE_GAMMA * np.log2(linear + _APPLE_BETA) + _APPLE_DELTA,
+                            _APPLE_C * np.square(np.maximum(linear - _APPLE_R0, 0)))
     return linear
 
 
@@ -216,7 +241,9 @@ P3_D65 = (0.680, 0.320, 0.265, 0.690, 0.150, 0.060, 0.3127, 0.3290)
 S_GAMUT3_CINE = (0.766, 0.275, 0.225, 0.800, 0.089, -0.087, 0.3127, 0.3290)
 V_GAMUT = (0.730, 0.280, 0.165, 0.840, 0.100, -0.030, 0.3127, 0.3290)
 ARRI_WIDE_GAMUT3 = (0.6840, 0.3130, 0.2210, 0.8480, 0.0861, -0.1020, 0.3127, 0.3290)
-_CAMERA_GAMUTS = {Light.SLOG3: S_GAMUT3_CINE, Light.VLOG: V_GAMUT, Light.LOGC3: ARRI_WIDE_GAMUT3}
+ARRI_WIDE_GAMUT4 = (0.7347, 0.2653, 0.1424, 0.8576, 0.0991, -0.0308, 0.3127, 0.3290)
+_CAMERA_GAMUTS = {Light.SLOG3: S_GAMUT3_CINE, Light.VLOG: V_GAMUT, Light.LOGC3: ARRI_WIDE_GAMUT3, Light.LOGC4: ARRI_WIDE_GAMUT4,
+                  Light.APPLE_LOG: BT2020}
 # a video's primaries by their tag (AVColorPrimaries), for HDR video: BT.2100 defines it in
 # BT.2020's, which an untagged stream is taken to be in
 _TAGGED_PRIMARIES = {1: REC709, 9: BT2020, 12: P3_D65}
