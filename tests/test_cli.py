@@ -261,6 +261,37 @@ def test_a_prores_master_comes_back_as_prores_and_the_report_says_how_the_video_
     assert (probe(tmp_path / "o.mp4").codec, probe(tmp_path / "o.mp4").pix_fmt) == ("hevc", "yuv420p10le")
 
 
+def test_a_png_render_with_alpha_keeps_it_in_a_mov_and_the_report_says_where_it_is_left_out(sample_clip, tmp_path):
+    """A PNG QuickTime render (an editor's lossless export, with alpha) came back as H.264 without
+    its alpha and without a word. Into a .mov it stays PNG, its alpha unchanged where faces were
+    restored; into an .mp4 the alpha is left out and the report says so."""
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        faces = [f.image for f in r][:6]
+    render = tmp_path / "render.mov"
+    with av.open(str(render), "w") as out:
+        stream = out.add_stream("png", rate=25)
+        stream.height, stream.width = faces[0].shape[:2]
+        stream.pix_fmt = "rgba"
+        for i, image in enumerate(faces):
+            alpha = np.full(image.shape[:2] + (1,), 255, np.uint8)
+            alpha[:, ::2] = 128  # half-transparent stripes through the face
+            frame = av.VideoFrame.from_ndarray(np.concatenate([image, alpha], 2), format="rgba")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    for name in ("o.mov", "o.mp4"):
+        report = tmp_path / f"{name}.json"
+        assert _run(render, tmp_path / name, "--model", "none", "--strength", "1", "--quiet", "--json", report) == 0
+        written = json.loads(report.read_text())
+        assert written["tracks"] and written["encoder"].startswith("png, rgba" if name == "o.mov" else "libx264, yuv420p")
+        assert any("alpha channel (transparency) was left out" in n for n in written["notes"]) == (name == "o.mp4")
+    with av.open(str(render)) as a, av.open(str(tmp_path / "o.mov")) as b:
+        pairs = list(zip(a.decode(video=0), b.decode(video=0), strict=True))
+    assert all(np.array_equal(x.to_ndarray(format="rgba")[..., 3], y.to_ndarray(format="rgba")[..., 3]) for x, y in pairs)
+
+
 def test_a_dvds_program_stream_is_restored_into_one_with_its_sound_and_timing(sample_clip, tmp_path, capsys):
     """Codec auto wrote H.264 into a program stream, which DVD players do not decode, and whose
     segments came back with unstamped frames: their join failed after the whole restoration, and

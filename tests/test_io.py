@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 from conftest import (
@@ -34,7 +35,7 @@ from vidrestore.errors import InputError, OutputError
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe, remux
 from vidrestore.io.encoders import MPEG_RATES, mpeg_rate
 from vidrestore.io.output import atomic_output
-from vidrestore.io.reader import DecodedFrames, FieldFilter, fields_have_own_moments, scan_fields
+from vidrestore.io.reader import DecodedFrames, bit_depth, FieldFilter, fields_have_own_moments, scan_fields
 from vidrestore.io.remux import check_output
 
 
@@ -307,10 +308,14 @@ def _master(path: Path, codec: str, pix_fmt: str, options: dict[str, str], frame
     ("dnxhd", "yuv422p", {"profile": "dnxhr_sq"}, ".mov", "DNXHR SQ"),
     ("dnxhd", "yuv422p", {"profile": "dnxhr_lb"}, ".mxf", "DNXHR LB"),
     ("utvideo", "yuv422p", {}, ".avi", None),
-], ids=["prores-lt", "prores-xq-mkv", "dnxhr-sq", "dnxhr-lb-mxf", "utvideo"])
+    ("png", "rgba", {}, ".mov", None),
+    ("cfhd", "gbrap12le", {}, ".avi", None),
+    ("r210", "gbrp10le", {}, ".mov", None),
+], ids=["prores-lt", "prores-xq-mkv", "dnxhr-sq", "dnxhr-lb-mxf", "utvideo", "png-alpha", "cineform-alpha", "r210"])
 def test_a_master_is_written_back_in_its_own_codec_and_profile(tmp_path, codec, pix_fmt, options, suffix, profile):
     """Without --codec, a ProRes LT reel came back as H.264 (and with --codec prores_ks as HQ), a
-    DNxHR one as H.264 (DNxHD's encoder refused it without a profile), an Avid MXF as MPEG-2."""
+    DNxHR one as H.264 (DNxHD's encoder refused it without a profile), an Avid MXF as MPEG-2, and a
+    PNG QuickTime render (or a CineForm one) as H.264 without its alpha."""
     src = _master(tmp_path / f"in{suffix}", codec, pix_fmt, options)
     info = probe(src)
     out = tmp_path / f"out{suffix}"
@@ -338,6 +343,47 @@ def test_a_lossless_master_stays_lossless_where_its_container_can_and_is_named_w
     assert "--codec ffv1" in master_note(master, "libx264", tmp_path / "o.mp4")[0]
     assert master_note(master, "ffv1", tmp_path / "o.mkv") == [] == master_note(probe(make_clip(tmp_path / "h.mp4", [0, 40])),
                                                                                  "libx264", tmp_path / "o.mp4")
+
+
+def test_pictures_in_a_master_codec_are_no_master_for_the_video_made_of_them(tmp_path):
+    """A PNG QuickTime render is a master (lossless, alpha); PNG pictures, one or a sequence, are
+    pictures, which a .mov of them gets as delivery video, not as PNG."""
+    from vidrestore.io.encoders import check_encoder, master_note
+
+    still = tmp_path / "face.png"
+    cv2.imwrite(str(still), np.zeros((48, 64, 3), np.uint8))
+    for source in (probe(still), dataclasses.replace(probe(still), path=tmp_path / "r_%04d.png")):
+        assert source.codec == "png"
+        assert check_encoder(EncodeOptions(), tmp_path / "o.mov", source).name == "libx264"
+        assert master_note(source, "libx264", tmp_path / "o.mp4") == []
+    render = probe(_master(tmp_path / "render.mov", "png", "rgb24", {}))
+    assert check_encoder(EncodeOptions(), tmp_path / "o.mov", render).name == "png"
+    assert check_encoder(EncodeOptions(), tmp_path / "o.mkv", render).name == "ffv1"  # Matroska holds no PNG
+    assert "--codec ffv1" in master_note(render, "libx264", tmp_path / "o.mp4")[0]
+
+
+def test_an_alpha_master_written_where_alpha_cannot_go_keeps_its_depth_and_the_report_says_so(tmp_path):
+    """x265 lists yuva420p but one built without alpha layers refuses it: a ProRes 4444 master with
+    alpha failed to write into an .mp4. Now it is written 10-bit without alpha where the encoder
+    cannot open alpha, and a note says the alpha was left out and how to keep it."""
+    if "prores_ks" not in av.codecs_available:
+        pytest.skip("prores_ks not in this FFmpeg build")
+    from vidrestore.io.encoders import alpha_note, check_encoder, has_alpha
+
+    src = _alpha_master(tmp_path / "master.mov")
+    info = probe(src)
+    for name in ("o.mp4", "o.mkv", "o.webm"):
+        out = tmp_path / name
+        codec = check_encoder(EncodeOptions(), out, info)
+        with VideoReader(src, keep_depth=True) as r, VideoWriter(out, info, EncodeOptions()) as w:
+            for f in r:
+                w.write(f.source, f.pts)
+        written = probe(out)
+        assert len(read_pts(out)) == 3
+        with av.open(str(out)) as c:  # FFmpeg's own VP9 decoder leaves alpha out; Matroska's AlphaMode says it is there
+            kept = has_alpha(written.pix_fmt) or c.streams.video[0].metadata.get("alpha_mode") == "1"
+        assert bool(alpha_note(info, codec, EncodeOptions(), out)) != kept, name
+        assert kept or (name == "o.mp4" and bit_depth(written.pix_fmt) == 10), (name, written.pix_fmt)
 
 
 def test_a_copy_keeps_the_tag_that_says_how_its_pictures_are_coded(tmp_path):

@@ -5,6 +5,7 @@ house formats), the pixel format and colour description it writes, and its codec
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -51,7 +52,7 @@ PALETTE_ENCODERS = {"gif"}
 
 
 def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, height: int) -> str:
-    supported = [f.name for f in (codec.video_formats or [])]
+    supported = _formats(codec.name)
     if requested == "auto" and codec.name in PALETTE_ENCODERS:
         return "pal8"
     if requested == "auto" and codec.name in _RGB_PICTURE_ENCODERS:
@@ -87,7 +88,7 @@ def output_pix_fmt(codec: av.Codec, options: EncodeOptions, source: VideoInfo) -
     decodes. Alpha is kept where the encoder takes it (VP9 in .webm, as renders for the web are)."""
     pix_fmt = source.pix_fmt
     if codec.name in _DELIVERY_ENCODERS and source.codec not in _DELIVERY_CODECS:
-        pix_fmt = _delivery_format(source.pix_fmt)
+        pix_fmt = _delivery_format(codec.name, source.pix_fmt)
     return _pick_pix_fmt(codec, options.pix_fmt, pix_fmt, source.width, source.height)
 
 
@@ -96,8 +97,33 @@ _DELIVERY_ENCODERS = {"libx264", "libx265", "libvpx-vp9", "libsvtav1", "libaom-a
 _DELIVERY_CODECS = {"h264", "hevc", "vp9", "av1"}
 
 
-def _delivery_format(pix_fmt: str) -> str:
-    if any(c.is_alpha for c in av.VideoFormat(pix_fmt).components):
+def has_alpha(pix_fmt: str) -> bool:
+    """Whether ``pix_fmt`` stores an alpha (transparency) channel."""
+    return any(c.is_alpha for c in av.VideoFormat(pix_fmt).components)
+
+
+@functools.cache
+def _formats(encoder: str) -> list[str]:
+    """The pixel formats ``encoder`` takes: those it lists, less the alpha formats a delivery encoder
+    lists but does not open (x265 lists yuva420p, and one built without alpha layers, as this
+    one is, refused it: a ProRes 4444 master with alpha failed to write as HEVC)."""
+    listed = [f.name for f in (av.Codec(encoder, "w").video_formats or [])]
+    return [f for f in listed if encoder not in _DELIVERY_ENCODERS or not has_alpha(f) or _opens(encoder, f)]
+
+
+def _opens(encoder: str, pix_fmt: str) -> bool:
+    context = av.CodecContext.create(encoder, "w")
+    context.width, context.height, context.pix_fmt, context.time_base = 64, 64, pix_fmt, Fraction(1, 25)
+    context.options = {"x265-params": "log-level=none"} if encoder == "libx265" else {}
+    try:
+        context.open()
+    except av.error.FFmpegError:
+        return False
+    return True
+
+
+def _delivery_format(encoder: str, pix_fmt: str) -> str:
+    if has_alpha(pix_fmt) and "yuva420p" in _formats(encoder):
         return "yuva420p"
     if pix_fmt.startswith("yuvj"):
         return "yuvj420p"  # full range stays full range
@@ -141,7 +167,7 @@ def _closest_format(source: str, candidates: list[str]) -> str:
     def described(name: str) -> tuple[bool, int, int]:
         fmt = av.VideoFormat(name, 16, 16)
         chroma = sum(c.width * c.height for c in fmt.components if not c.is_luma and not c.is_alpha)
-        return any(c.is_alpha for c in fmt.components), chroma, max(c.bits for c in fmt.components)
+        return has_alpha(name), chroma, max(c.bits for c in fmt.components)
 
     alpha, chroma, bits = described(source)
 
@@ -194,27 +220,36 @@ _HOUSE_ENCODERS = {".mxf": "mpeg2video", ".wmv": "wmv2", ".asf": "wmv2", ".mpg":
                    ".vob": "mpeg2video", ".dvd": "mpeg2video", ".avi": "mpeg4", ".gif": "gif"}
 
 # Intra-frame codecs editors and archives keep footage in, and the encoder that writes each: a
-# restored master stays a master (a ProRes HQ reel came back as delivery H.264). A lossless one
-# whose own codec the output's container cannot hold becomes FFV1, lossless too; so does
-# uncompressed video, at a third of its size.
-_MASTER_ENCODERS = {"prores": "prores_ks", "dnxhd": "dnxhd", "ffv1": "ffv1", "huffyuv": "huffyuv", "ffvhuff": "ffvhuff",
-                    "utvideo": "utvideo", "magicyuv": "magicyuv", "v210": "v210", "qtrle": "qtrle", "rawvideo": "ffv1"}
+# restored master stays a master (a ProRes HQ reel came back as delivery H.264; a PNG QuickTime
+# render with alpha, as H.264 without its alpha). A lossless one whose own codec the output's
+# container cannot hold becomes FFV1, lossless too; so does uncompressed video, at a third of its size.
+_MASTER_ENCODERS = {"prores": "prores_ks", "dnxhd": "dnxhd", "cfhd": "cfhd", "ffv1": "ffv1", "huffyuv": "huffyuv",
+                    "ffvhuff": "ffvhuff", "utvideo": "utvideo", "magicyuv": "magicyuv", "v210": "v210", "r210": "r210",
+                    "qtrle": "qtrle", "png": "png", "tiff": "tiff", "rawvideo": "ffv1"}
 
 # The master encoders each container is written with, as FFmpeg writes them and reads them back.
 # FFmpeg also writes FFV1 into an .mp4 and ProRes into MPEG-TS, which players (FFmpeg's own
 # demuxer, for the second) do not read, and its MXF muxer takes UT Video until it writes the header.
-_MASTER_MUXERS = {"mov": {"prores_ks", "dnxhd", "qtrle", "v210", "magicyuv"}, "matroska": {"prores_ks", "ffv1"},
-                  "avi": {"ffv1", "huffyuv", "ffvhuff", "utvideo", "magicyuv", "v210"}, "mxf": {"prores_ks", "dnxhd", "ffv1"}}
+_MASTER_MUXERS = {"mov": {"prores_ks", "dnxhd", "cfhd", "qtrle", "v210", "r210", "magicyuv", "png", "tiff"},
+                  "matroska": {"prores_ks", "ffv1"},
+                  "avi": {"ffv1", "huffyuv", "ffvhuff", "utvideo", "magicyuv", "v210", "r210", "cfhd", "png"},
+                  "mxf": {"prores_ks", "dnxhd", "ffv1"}}
 
-_LOSSLESS = {"ffv1", "huffyuv", "ffvhuff", "utvideo", "magicyuv", "v210", "qtrle", "rawvideo"}
+_LOSSLESS = {"ffv1", "huffyuv", "ffvhuff", "utvideo", "magicyuv", "v210", "r210", "qtrle", "png", "tiff", "rawvideo"}
+
+
+def _is_master(source: VideoInfo) -> bool:
+    """Whether ``source`` is video in a master codec (:data:`_MASTER_ENCODERS`): pictures in PNG
+    or TIFF files, a still or a sequence, are not, whatever video they are written into."""
+    return source.codec in _MASTER_ENCODERS and not is_picture_name(source.path) and not is_sequence(source.path)
 
 
 def _master_encoder(output: Path, source: VideoInfo) -> str | None:
     """The encoder that keeps ``source``, a master, one in ``output``'s container (None: it is no
     master, or the container holds no encoder that would)."""
-    own = _MASTER_ENCODERS.get(source.codec)
-    if own is None:
+    if not _is_master(source):
         return None
+    own = _MASTER_ENCODERS[source.codec]
     held = _MASTER_MUXERS.get(muxer_of(output) or "", set())
     choices = [own, *(["ffv1"] if source.codec in _LOSSLESS else [])]
     return next((c for c in choices if c in av.codecs_available and c in held), None)
@@ -282,7 +317,7 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None, sour
 def master_note(source: VideoInfo, encoder: str, output: str | Path) -> list[str]:
     """A note when ``source`` is a master but ``encoder``, chosen for ``output``'s container
     (an .mp4, a .webm), writes delivery video."""
-    if source.codec not in _MASTER_ENCODERS or encoder in _MASTER_ENCODERS.values():
+    if not _is_master(source) or encoder in _MASTER_ENCODERS.values():
         return []
     lossless = source.codec in _LOSSLESS
     kind = f"{source.codec} {source.profile}" if source.profile else source.codec
@@ -294,6 +329,15 @@ def master_note(source: VideoInfo, encoder: str, output: str | Path) -> list[str
 
 
 _MASTER_SUFFIXES = {"matroska": ".mkv", "mov": ".mov", "mxf": ".mxf", "avi": ".avi"}
+
+
+def alpha_note(source: VideoInfo, codec: av.Codec, options: EncodeOptions, output: str | Path) -> list[str]:
+    """A note when ``source`` has an alpha channel that ``codec`` does not write into ``output``
+    (H.264 in an .mp4 stores none): no encoder here writes a frame's alpha without one."""
+    if not has_alpha(source.pix_fmt) or has_alpha(output_pix_fmt(codec, options, source)):
+        return []
+    return [(f"the input's alpha channel (transparency) was left out: {codec.name} in a {Path(output).suffix} stores none; "
+             "write a .mov (--codec png) or a .mkv (--codec ffv1) to keep it")]
 
 
 def dolby_vision_note(source: VideoInfo) -> list[str]:
