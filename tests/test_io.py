@@ -35,7 +35,7 @@ from vidrestore.errors import InputError, OutputError
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe, remux
 from vidrestore.io.encoders import MPEG_RATES, mpeg_rate
 from vidrestore.io.output import atomic_output
-from vidrestore.io.reader import DecodedFrames, bit_depth, FieldFilter, fields_have_own_moments, scan_fields
+from vidrestore.io.reader import DecodedFrames, FieldFilter, bit_depth, fields_have_own_moments, scan_fields
 from vidrestore.io.remux import check_output
 
 
