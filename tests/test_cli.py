@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -231,26 +232,34 @@ def test_ten_bit_footage_keeps_its_depth_around_the_faces(sample_clip, tmp_path)
     assert error < 20, f"mean error {error:.1f}"  # 16-bit units: one 8-bit level is 257, one 10-bit level 64
 
 
+def _master_of(sample_clip: Path, path: Path, codec: str, pix_fmt: str, options: dict[str, str] | None = None) -> Path:
+    """The sample clip's first 6 frames in an editor's master codec; with alpha, half-transparent
+    stripes through the faces."""
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        faces = [f.image for f in r][:6]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.height, stream.width = faces[0].shape[:2]
+        stream.pix_fmt, stream.options = pix_fmt, options or {}
+        for i, image in enumerate(faces):
+            alpha = np.full(image.shape[:2] + (1,), 255, np.uint8)
+            alpha[:, ::2] = 128
+            frame = av.VideoFrame.from_ndarray(np.concatenate([image, alpha], 2), format="rgba").reformat(format=pix_fmt)
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
 def test_a_prores_master_comes_back_as_prores_and_the_report_says_how_the_video_was_encoded(sample_clip, tmp_path):
     """Without --codec, an editor's ProRes LT reel came back as H.264: a master is now written in its
     own codec and profile. Into an .mp4 (delivery) it is 4:2:0 HEVC (x265, as for any 10-bit source; 4:2:2
     HEVC plays almost nowhere), and a note says so."""
-    import numpy as np
+    from vidrestore.io import probe
 
-    from vidrestore.io import VideoReader, probe
-
-    with VideoReader(sample_clip) as r:
-        faces = [f.image for f in r][:6]
-    reel = tmp_path / "reel.mov"
-    with av.open(str(reel), "w") as out:
-        stream = out.add_stream("prores_ks", rate=25)
-        stream.height, stream.width = faces[0].shape[:2]
-        stream.pix_fmt, stream.options = "yuv422p10le", {"profile": "1"}
-        for i, image in enumerate(faces):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24").reformat(format="yuv422p10le")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    reel = _master_of(sample_clip, tmp_path / "reel.mov", "prores_ks", "yuv422p10le", {"profile": "1"})
     for name, encoder in [("o.mov", "prores_ks, yuv422p10le, profile LT"), ("o.mp4", "libx265, yuv420p10le, crf 18, preset medium")]:
         report = tmp_path / f"{name}.json"
         assert _run(reel, tmp_path / name, "--model", "none", "--quiet", "--json", report) == 0
@@ -265,22 +274,7 @@ def test_a_png_render_with_alpha_keeps_it_in_a_mov_and_the_report_says_where_it_
     """A PNG QuickTime render (an editor's lossless export, with alpha) came back as H.264 without
     its alpha and without a word. Into a .mov it stays PNG, its alpha unchanged where faces were
     restored; into an .mp4 the alpha is left out and the report says so."""
-    from vidrestore.io import VideoReader
-
-    with VideoReader(sample_clip) as r:
-        faces = [f.image for f in r][:6]
-    render = tmp_path / "render.mov"
-    with av.open(str(render), "w") as out:
-        stream = out.add_stream("png", rate=25)
-        stream.height, stream.width = faces[0].shape[:2]
-        stream.pix_fmt = "rgba"
-        for i, image in enumerate(faces):
-            alpha = np.full(image.shape[:2] + (1,), 255, np.uint8)
-            alpha[:, ::2] = 128  # half-transparent stripes through the face
-            frame = av.VideoFrame.from_ndarray(np.concatenate([image, alpha], 2), format="rgba")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    render = _master_of(sample_clip, tmp_path / "render.mov", "png", "rgba")
     for name in ("o.mov", "o.mp4"):
         report = tmp_path / f"{name}.json"
         assert _run(render, tmp_path / name, "--model", "none", "--strength", "1", "--quiet", "--json", report) == 0
