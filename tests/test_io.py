@@ -1275,3 +1275,29 @@ def test_a_stop_signal_inside_the_decode_threads_start_is_what_the_reader_raises
     monkeypatch.setattr(threading.Thread, "start", interrupted_start)
     with pytest.raises(KeyboardInterrupt), VideoReader(sample_clip) as reader:
         next(iter(reader))
+
+
+@settings(max_examples=200, deadline=None)
+@given(prefetch=st.integers(1, 64), width=st.integers(2, 8192), height=st.integers(2, 8192), max_side=st.sampled_from([0, 320, 640]),
+       deep=st.booleans())
+def test_the_decode_queue_holds_its_frames_within_its_bytes_and_never_more_than_asked(prefetch, width, height, max_side, deep):
+    """16 decoded 4K frames, each also as RGB, held 0.6 GB in the decode queue alone: the queue now
+    holds what fits in PREFETCH_BYTES, at least 2 frames (decoding still runs ahead), at most ``prefetch``."""
+    from vidrestore.io.reader import PREFETCH_BYTES, queued_frames
+
+    held = queued_frames(prefetch, width, height, max_side, deep)
+    assert 1 <= held <= prefetch and (held >= 2 or prefetch == 1)
+    scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
+    frame_bytes = (width * height * 1.5 + width * height * scale * scale * 3) * (2 if deep else 1)
+    assert held * frame_bytes <= PREFETCH_BYTES or held <= 2
+    assert held == prefetch or (held + 1) * frame_bytes > PREFETCH_BYTES  # it takes all that fits
+
+
+def test_a_4k_reader_queues_fewer_frames_than_a_small_ones_and_reads_them_all(tmp_path):
+    from vidrestore.io.reader import queued_frames
+
+    assert queued_frames(16, 3840, 2160) < 16 == queued_frames(16, 1920, 1080) == queued_frames(16, 3840, 2160, max_side=320)
+    clip = make_clip(tmp_path / "uhd.mp4", [0, 40, 80, 120], size=(2160, 3840))
+    with VideoReader(clip) as reader:
+        assert reader._queue.maxsize == queued_frames(16, 3840, 2160)
+        assert [f.image.shape for f in reader] == [(2160, 3840, 3)] * 4

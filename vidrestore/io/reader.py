@@ -1,7 +1,7 @@
 """Streaming video decode with PyAV.
 
 A background thread demuxes and decodes into a bounded queue, so memory stays at ``prefetch`` frames
-whatever the video's length, and decoding overlaps with the GPU/CPU work downstream. Packets that
+(fewer where they would hold more than :data:`PREFETCH_BYTES`) whatever the video's length, and decoding overlaps with the GPU/CPU work downstream. Packets that
 fail to decode are counted and skipped: a damaged file restores what decodes.
 """
 
@@ -430,6 +430,20 @@ class DecodedFrames:
         return {"budget_bytes": self.budget_bytes, "frames": [], "bytes": 0, "dropped": True, "complete": False}
 
 
+# The decode queue holds at most this much: 16 frames of 4K (each as decoded and as RGB) held
+# 0.6 GB, and 7 keep the decoder as far ahead (bench/memory.py, docs/benchmarks.md)
+PREFETCH_BYTES = 256 << 20
+
+
+def queued_frames(prefetch: int, width: int, height: int, max_side: int = 0, deep: bool = False) -> int:
+    """How many frames of ``width`` x ``height`` a reader's queue holds: ``prefetch``, or fewer
+    where they would hold more than :data:`PREFETCH_BYTES` (at least 2). A frame is counted as
+    decoded 4:2:0 and as RGB (images at most ``max_side`` on the longer side; 16-bit when ``deep``)."""
+    scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
+    frame_bytes = (width * height * 1.5 + (width * scale) * (height * scale) * 3) * (2 if deep else 1)
+    return min(prefetch, max(2, int(PREFETCH_BYTES // max(frame_bytes, 1))))
+
+
 class VideoReader:
     """Iterate over the frames of the first video stream: ``for frame in VideoReader(path): ...``.
 
@@ -492,7 +506,8 @@ class VideoReader:
         self._reformatter = VideoReformatter()  # used by the decode thread only
         self._fitter = VideoReformatter()  # for frames of another size than the stream's (decode thread)
         self._last_pts: int | None = None
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+        self._queue: queue.Queue = queue.Queue(maxsize=queued_frames(max(1, prefetch), self.info.width, self.info.height,
+                                                                     max_side, self.deep))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
