@@ -58,6 +58,23 @@ def test_pasting_leaves_the_frame_it_was_given_as_it_was():
         assert torch.equal(frame, before) and not torch.equal(out, frame)
 
 
+def test_pasting_in_place_gives_the_new_frame_in_the_decoded_images_own_memory():
+    """Pass 2 pastes into the decoded image when nothing needs it as it was (no preview): the same
+    pixels as a new frame, without a copy of the frame. A frame that is not a view of an HWC image
+    is copied as before."""
+    decoded = np.random.default_rng(2).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    lm = torch.from_numpy(template(64) + np.array([40, 20], np.float32))[None]
+    crops, m = align_faces(torch.from_numpy(decoded).permute(2, 0, 1), lm, 128)
+    expected, boxes = paste_faces(torch.from_numpy(decoded).permute(2, 0, 1), 1 - crops, m)
+    image = decoded.copy()
+    out, same_boxes = paste_faces(torch.from_numpy(image).permute(2, 0, 1), 1 - crops, m, in_place=True)
+    assert torch.equal(out, expected) and same_boxes == boxes
+    assert np.array_equal(image, expected.permute(1, 2, 0).numpy())  # written where it was decoded
+    planar = torch.from_numpy(decoded.copy()).permute(2, 0, 1).contiguous()
+    out, _ = paste_faces(planar, 1 - crops, m, in_place=True)
+    assert torch.equal(out, expected) and torch.equal(planar, torch.from_numpy(decoded).permute(2, 0, 1))
+
+
 @pytest.mark.parametrize("shape", [(48, 40, 3), (48, 40, 4), (48, 40)])
 def test_opencv_warps_through_four_channels_give_the_three_channel_result(shape):
     import cv2

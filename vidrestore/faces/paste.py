@@ -345,7 +345,8 @@ def grain_for(face: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, gr
 
 def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, strength: torch.Tensor | None = None,
                 masks: torch.Tensor | None = None, padding: str = "zeros", grain: float = 0.0,
-                grains: Sequence[tuple[int, Tint]] = (), detail: float | Sequence[float] = 0.0) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
+                grains: Sequence[tuple[int, Tint]] = (), detail: float | Sequence[float] = 0.0,
+                in_place: bool = False) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
     """Blend restored ``crops`` (K, 3, S, S) into ``frame`` (3, H, W; uint8/uint16, or float in [0, 1])
     through the inverse of the frame-to-crop ``matrices`` (K, 2, 3). ``masks`` (K, 1, S, S): per-face
     paste masks (e.g. from face parsing); default the feathered ellipse. Only the frame region under
@@ -363,14 +364,18 @@ def paste_faces(frame: torch.Tensor, crops: torch.Tensor, matrices: np.ndarray, 
     restored crops are blended in as they are.
 
     Returns a new frame of the same dtype (``frame`` is left as it was) and the boxes
-    ``(x0, y0, x1, y1)`` outside which it equals ``frame``."""
+    ``(x0, y0, x1, y1)`` outside which it equals ``frame``. ``in_place``: a CPU frame that is a
+    view of HWC memory (a decoded image) is pasted into and returned instead (a 4K frame
+    copied for each frame of a restoration window held 16 x 25 MB)."""
     _, height, width = frame.shape
     size = crops.shape[-1]
     masks = masks if masks is not None else face_mask(size, frame.device).expand(len(crops), -1, -1, -1)
     strength = strength if strength is not None else torch.ones(len(crops), device=frame.device)
     details = np.broadcast_to(np.asarray(detail, np.float64), (len(crops),))
     on_cpu = frame.device.type == "cpu"
-    out = frame.permute(1, 2, 0).numpy().copy() if on_cpu else frame.clone()
+    out = frame.permute(1, 2, 0).numpy() if on_cpu else frame.clone()
+    if on_cpu and not (in_place and out.flags.c_contiguous):  # OpenCV blends HWC rows
+        out = out.copy()
     row_peaks, col_peaks = masks[:, 0].amax(2).cpu().numpy(), masks[:, 0].amax(1).cpu().numpy()
     boxes = []
     for k in range(len(crops)):

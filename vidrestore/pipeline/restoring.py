@@ -113,7 +113,7 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
                     contexts: dict[int, TrackContext], identity: Callable[[Track], torch.Tensor | None],
                     cfg: PipelineConfig, device: torch.device, masker: Masker | None,
                     pixel_aspect: tuple[float, float] = (1.0, 1.0), later_rows: int | None = 1,
-                    noise: dict[int, list[tuple[float, float, float]]] | None = None) -> dict[tuple[int, int], Pasted]:
+                    noise: dict[int, list[tuple[float, float, float]]] | None = None, in_place: bool = False) -> dict[tuple[int, int], Pasted]:
     """Restore every track present in ``window``; returns the frames that changed, by frame index
     and moment (0, or 1 for a frame's later field: see below). ``fades``: each track's ramps in
     and out (:func:`edge_fades`). ``device``: where the crops are cut and pasted (:func:`glue_on`),
@@ -130,7 +130,12 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
 
     ``noise``: where to add, by track id, the noise of its face before and after the paste
     (:func:`face_noise`) in every :data:`NOISE_CHECK_EVERY` th frame of it, and how many times
-    the crop shrank the face there."""
+    the crop shrank the face there.
+
+    ``in_place``: the faces are pasted into the window's own images (on the CPU), which the caller
+    no longer needs as they were (no preview shows them), instead of into copies; a frame whose
+    later field's face goes into its rows (``later_rows`` with ``Frame.second``) is still copied,
+    since both moments are pasted from the frame as it was."""
     first, last = window[0].index, window[-1].index
     active = [t for t in tracks if t.start <= last and t.end > first]
     if not active:
@@ -141,6 +146,7 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
     seconds = {f.index: torch.from_numpy(f.second).permute(2, 0, 1).to(device) for f in window if f.second is not None}
     # a keep_fields reader's faces go into the interlaced frame; they are found and cropped in the progressive one
     bases = {f.index: torch.from_numpy(f.fields).permute(2, 0, 1).to(device) for f in window if f.fields is not None} or tensors
+    in_place = in_place and not (seconds and later_rows is not None)
     held = {f.index for f in window}  # a repeated film frame left out (--decimate) is not in the window
     moments = [[(i, m) for i in range(max(first, t.start), min(last + 1, t.end)) if i in held for m in ((0, 1) if i in seconds else (0,))]
                for t in active]
@@ -191,13 +197,14 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
         base = seconds[i] if m and later_rows is None else bases[i]
         pasted, boxes = paste_faces(base, torch.stack(faces), np.stack(mats_i), torch.tensor(strength, device=device),
                                     torch.stack(masks), padding="border" if cfg.aligned else "zeros", grain=cfg.grain, grains=grains,
-                                    detail=shares)
+                                    detail=shares, in_place=in_place)
         return Pasted(pasted.permute(1, 2, 0).cpu().numpy(), boxes)
 
     out: dict[tuple[int, int], Pasted] = {}
     moments_pasted = sorted(pastes)
     checked = [(track.track_id, i, track_marks[j], track_mats[j]) for track, mine, track_marks, track_mats in zip(active, moments, marks, mats)
                for j, (i, m) in enumerate(mine) if m == 0 and (i - track.start) % NOISE_CHECK_EVERY == 0] if noise is not None else []
+    before = {i: bases[i].permute(1, 2, 0).cpu().numpy().copy() for _, i, _, _ in checked}  # as they were, for face_noise
     with glue_threads(device, cfg.glue_threads) as glue:
         for (i, m), pasted in zip(moments_pasted, glue(paste, moments_pasted)):
             if m == 0 or later_rows is None:
@@ -206,7 +213,7 @@ def restore_window(window: list, tracks: list[Track], fades: dict[int, tuple[int
                 out[i, 0].image[later_rows::2] = pasted.image[later_rows::2]
                 out[i, 0].boxes.extend(pasted.boxes)
     for track_id, i, landmarks, matrix in checked:
-        noise[track_id].append((*face_noise(bases[i].permute(1, 2, 0).cpu().numpy(), out[i, 0].image, landmarks), shrinks_by(matrix)))
+        noise[track_id].append((*face_noise(before[i], out[i, 0].image, landmarks), shrinks_by(matrix)))
     return out
 
 
@@ -392,7 +399,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
             raise_if_stopped()
             kept = [f for f in window if f.index not in dropped]  # a repeat is not written: not restored
             changed = restore_window(kept, tracks, fades, restorer, contexts, identity, cfg, glue_on(cfg, device), masker,
-                                      info.pixel_aspect, later_rows, noise) if kept else {}
+                                      info.pixel_aspect, later_rows, noise, in_place=side is None) if kept else {}
             faces += sum(1 for f in kept for t in tracks if t.covers(f.index))
             for f in window:
                 pts = analysis.film_pts[f.index] if decimated else 2 * f.pts if doubled else f.pts
