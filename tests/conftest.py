@@ -186,6 +186,19 @@ def cover_picture() -> bytes:
     return buffer.getvalue()
 
 
+def audio_only(path: Path, frames: int = 5) -> Path:
+    """A file of silent AAC sound alone (an .m4a)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=44100)
+        stream.layout = "mono"
+        for i in range(frames):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 44100, i * 1024
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
 def covered_clip(path: Path, source: Path) -> Path:
     """A copy of ``source`` with :func:`cover_picture` as cover art: in .mp4 a picture stream (the
     covr atom), in .mkv an image attachment named cover.jpg (FFmpeg reads both as a video stream

@@ -13,7 +13,9 @@ import pytest
 from conftest import (
     REPO,
     aligned_clip,
+    audio_only,
     combing,
+    covered_clip,
     dressed_clip,
     make_clip,
     read_pts,
@@ -705,6 +707,8 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00garbage" * 500)
     _one_line_error(capsys, _run(junk, out, "--model", "none"), 3, "not a media file")
+    song = covered_clip(tmp_path / "song.mp4", audio_only(tmp_path / "tone.m4a"))
+    _one_line_error(capsys, _run(song, out, "--model", "none"), 3, "its one picture is cover art")
     src = make_clip(tmp_path / "in.mp4", [0, 40, 80])
     _one_line_error(capsys, _run(src, src, "--model", "none", "--overwrite"), 4, "never overwrites its input")
     out.write_bytes(b"keep me")

@@ -202,12 +202,24 @@ def _probe_file(path: str, *identity: int) -> VideoInfo:
     return _probe(path)
 
 
+def is_cover(stream: av.stream.Stream) -> bool:
+    """Cover art: a one-picture video stream (an MP4 covr atom; a Matroska image attachment, which FFmpeg reads as one)."""
+    return stream.type == "video" and bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
 def _probe(path: str | Path) -> VideoInfo:
     with open_input(path) as container:
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["none"]
             raise InputError(f"no video stream in {path} (streams: {', '.join(kinds)})")
         stream = container.streams.video[0]
+        if is_cover(stream):  # an MP3 with its album cover: restored as one frame, its mux failed after the work
+            if not any(not is_cover(s) for s in container.streams.video):
+                kinds = sorted({s.type for s in container.streams if not is_cover(s)}) or ["none"]
+                raise InputError(f"no video stream in {path}: its one picture is cover art (streams: {', '.join(kinds)}); "
+                                 "to restore the picture, save it as a file of its own and give that")
+            raise InputError(f"the first video stream of {path} is cover art, and vidrestore restores the first video stream; "
+                             "remux the file with its video first")
         cc = stream.codec_context
         if cc.width <= 0 or cc.height <= 0:
             raise InputError(f"video stream of {path} has no frame size; the file is truncated or corrupt")

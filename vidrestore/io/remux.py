@@ -24,7 +24,7 @@ from .containers import FRAME_RATE_MUXERS, copy_of, holds_tag, takes
 from .encoders import EncodeOptions, check_encoder
 from .exr import COLOUR_CHANNELS, channels_of
 from .headers import carry_headers
-from .probe import VideoInfo, as_fraction, codec_name, open_input, probe
+from .probe import VideoInfo, as_fraction, codec_name, is_cover, open_input, probe
 from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, find_sequence, is_sequence, numbered
 from .writer import check_writable
 
@@ -60,7 +60,7 @@ def _is_encoding_tag(key: str) -> bool:
 
 
 def _label(stream: av.stream.Stream) -> str:
-    if _is_cover(stream):
+    if is_cover(stream):
         return f"cover art (stream {stream.index}, {stream.codec_context.name})"
     if stream.type == "attachment":
         what = stream.metadata.get("filename", "")
@@ -77,16 +77,11 @@ def unrestored_videos_note(source: str | Path) -> list[str]:
     """A note naming the video streams of ``source`` after its first (a second camera angle, a
     picture-in-picture track), which are copied as they are: faces are restored in the first alone."""
     with open_input(source) as container:
-        others = [s for s in container.streams.video[1:] if not _is_cover(s)]
+        others = [s for s in container.streams.video[1:] if not is_cover(s)]
         if not others:
             return []
         named = ", ".join(_label(s) + (f" \"{s.metadata['title']}\"" if s.metadata.get("title") else "") for s in others)
     return [f"faces are restored in the first video stream only; the others are copied as they are: {named}"]
-
-
-def _is_cover(stream: av.stream.Stream) -> bool:
-    """Cover art: a one-picture video stream (an MP4 covr atom; a Matroska image attachment, which FFmpeg reads as one)."""
-    return stream.type == "video" and bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
 def _picture(stream: av.stream.Stream) -> bytes:
@@ -102,7 +97,7 @@ def _carry(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.st
     image attachment named cover.*, as Matroska players look for it (the Matroska muxer would
     write it as a video track with one frame); an attachment is written into the header and
     takes no packets."""
-    if _is_cover(stream) and "matroska" in out.format.name:
+    if is_cover(stream) and "matroska" in out.format.name:
         ext, mimetype = _PICTURE_TYPES.get(stream.codec_context.name, ("bin", "application/octet-stream"))
         copy = out.add_attachment(stream.metadata.get("filename", f"cover.{ext}"),
                                   stream.metadata.get("mimetype", mimetype), _picture(stream))
@@ -197,7 +192,7 @@ def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None =
                     picture.codec_context.framerate = video.average_rate
         copy = _carry(out, stream)
         out.start_encoding()
-        picture = _is_cover(stream) and copy.type != "attachment"  # a picture to read back
+        picture = is_cover(stream) and copy.type != "attachment"  # a picture to read back
         if picture:
             packet = av.Packet(_picture(stream))
             packet.stream, packet.pts, packet.dts, packet.time_base = copy, 0, 0, copy.time_base
@@ -212,7 +207,7 @@ def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None =
     scratch.seek(0)
     try:
         with av.open(scratch) as written:
-            return any(_is_cover(s) for s in written.streams)
+            return any(is_cover(s) for s in written.streams)
     except av.error.FFmpegError:
         return False
 
