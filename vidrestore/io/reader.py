@@ -1,8 +1,9 @@
 """Streaming video decode with PyAV.
 
 A background thread demuxes and decodes into a bounded queue, so memory stays at ``prefetch`` frames
-(fewer where they would hold more than :data:`PREFETCH_BYTES`) whatever the video's length, and decoding overlaps with the GPU/CPU work downstream. Packets that
-fail to decode are counted and skipped: a damaged file restores what decodes.
+(fewer where they would hold more than :data:`PREFETCH_BYTES`) whatever the video's length, and
+decoding overlaps with the GPU/CPU work downstream. Packets that fail to decode are counted and
+skipped: a damaged file restores what decodes.
 """
 
 from __future__ import annotations
