@@ -382,6 +382,20 @@ def test_an_alpha_master_written_where_alpha_cannot_go_keeps_its_depth_and_the_r
         assert kept or (name == "o.mp4" and bit_depth(written.pix_fmt) == 10), (name, written.pix_fmt)
 
 
+def test_an_alpha_format_that_an_encoder_lists_but_does_not_open_is_refused_before_any_work(tmp_path):
+    """FFmpeg's VP9 wrapper lists yuva444p and gbrap and refuses to open with them (alpha is 4:2:0
+    there): --pix-fmt yuva444p failed once the first restored frame was encoded."""
+    from vidrestore.io.encoders import output_pix_fmt
+
+    if "libvpx-vp9" not in av.codecs_available:
+        pytest.skip("libvpx-vp9 not in this FFmpeg build")
+    info = probe(make_clip(tmp_path / "in.mp4", [0, 40]))
+    vp9 = av.Codec("libvpx-vp9", "w")
+    assert output_pix_fmt(vp9, EncodeOptions(pix_fmt="yuva420p"), info) == "yuva420p"
+    with pytest.raises(OutputError, match="does not take pixel format yuva444p"):
+        output_pix_fmt(vp9, EncodeOptions(pix_fmt="yuva444p"), info)
+
+
 def test_a_copy_keeps_the_tag_that_says_how_its_pictures_are_coded(tmp_path):
     """UT Video names its pixel format in its tag: a faceless 4:2:2 AVI (ULY2) was copied as RGBA's
     ULRA, and no decoder could read the copy."""
