@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from vidrestore.io.encoders import REPRODUCIBLE_X264
+from vidrestore.io.hdr10plus import escape
 from vidrestore.io.probe import side_data
 from vidrestore.restore import PassThroughRestorer
 
@@ -113,24 +114,12 @@ def resized_clip(path: Path, source: Path) -> Path:
     return path
 
 
-def _escaped(payload: bytes) -> bytes:
-    """NAL payload with H.264's emulation prevention: a 3 after two zeros before a byte up to 3."""
-    out, zeros = bytearray(), 0
-    for byte in payload:
-        if zeros >= 2 and byte <= 3:
-            out.append(3)
-            zeros = 0
-        out.append(byte)
-        zeros = zeros + 1 if byte == 0 else 0
-    return bytes(out)
-
-
 def caption_sei(pairs: list[tuple[int, int]]) -> bytes:
     """An Annex B SEI NAL unit carrying CEA-608 byte ``pairs`` as ATSC A/53 cc_data (field 1), as
     broadcast H.264 carries closed captions; FFmpeg's decoder exports them as A53_CC side data."""
     cc_data = bytes([0xC0 | len(pairs), 0xFF]) + b"".join(bytes([0xFC, a, b]) for a, b in pairs) + b"\xff"
     payload = b"\xb5\x00\x31GA94\x03" + cc_data  # ITU-T T.35 USA, ATSC, "GA94", cc_data type
-    return b"\x00\x00\x00\x01\x06" + _escaped(bytes([4, len(payload)]) + payload + b"\x80")
+    return b"\x00\x00\x00\x01\x06" + escape(bytes([4, len(payload)]) + payload + b"\x80")
 
 
 def _before_first_slice(access_unit: bytes, nal: bytes) -> bytes:
@@ -315,6 +304,53 @@ def hdr10_clip(path: Path, frames: int = 6, rotation: int = 0) -> Path:
             out.mux(vs.encode(frame))
         out.mux(vs.encode(None))
     return path
+
+
+def hdr10_plus_payload(peak: int) -> bytes:
+    """A valid SMPTE ST 2094-40 T.35 payload (one window, two percentiles, no tone curve) whose
+    targeted display peak is ``peak`` cd/m2, so that each frame's metadata can differ."""
+    from vidrestore.io.hdr10plus import HDR10_PLUS_PREFIX
+
+    fields = [(1, 8), (1, 2), (peak, 27), (0, 1), *[(50000, 17)] * 3, (20000, 17), (2, 4), (50, 7), (10000, 17),
+              (99, 7), (60000, 17), (10, 10), (0, 1), (0, 1), (0, 1)]  # version 1, one window ... no saturation mapping
+    value, bits = 0, 0
+    for field, width in fields:
+        value, bits = value << width | field, bits + width
+    return HDR10_PLUS_PREFIX + (value << -bits % 8).to_bytes((bits + 7) // 8, "big")
+
+
+def hdr10_plus_clip(path: Path, source: Path, rate: Fraction = Fraction(25)) -> Path:
+    """``source`` (an HDR10 clip, :func:`graded_clip`) re-encoded by x265 at ``rate`` with an HDR10+
+    SEI in every frame, each frame's targeted display peak its own (400 + 50 × its number), as
+    Samsung's phones record HDR10+ video; B-frames put the packets out of display order."""
+    from vidrestore.io.hdr10plus import sei_nal, with_sei
+
+    with av.open(str(source)) as inp, av.open(str(path), "w") as out:
+        vs = out.add_stream("libx265", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = inp.streams.video[0].width, inp.streams.video[0].height, "yuv420p10le"
+        cc = vs.codec_context
+        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 9, 16, 9, 1  # BT.2020, PQ, limited
+        vs.options = {"x265-params": "log-level=none"}
+
+        def mux(packets: list[av.Packet]) -> None:
+            for packet in packets:
+                number = round(packet.pts * packet.time_base * rate)
+                carrying = av.Packet(with_sei(bytes(packet), sei_nal(hdr10_plus_payload(400 + 50 * number)), None))
+                carrying.pts, carrying.dts, carrying.time_base = packet.pts, packet.dts, packet.time_base
+                carrying.stream, carrying.is_keyframe = vs, packet.is_keyframe
+                out.mux(carrying)
+
+        for i, frame in enumerate(inp.decode(video=0)):
+            frame.pts, frame.time_base = i, 1 / rate
+            mux(vs.encode(frame))
+        mux(vs.encode(None))
+    return path
+
+
+def hdr10_plus_metadata(path: Path) -> list[bytes]:
+    """Each frame's HDR10+ metadata as FFmpeg's decoder reads it (b"" for none), in display order."""
+    with av.open(str(path)) as c:
+        return [b"".join(bytes(sd) for sd in side_data(f) if str(sd.type).endswith("DYNAMIC_HDR_PLUS")) for f in c.decode(video=0)]
 
 
 def graded_clip(path: Path, source: Path, light, frames: int = 8, primaries: int | None = None, rotation: int = 0) -> Path:

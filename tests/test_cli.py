@@ -234,6 +234,57 @@ def test_ten_bit_footage_keeps_its_depth_around_the_faces(sample_clip, tmp_path)
     assert error < 20, f"mean error {error:.1f}"  # 16-bit units: one 8-bit level is 257, one 10-bit level 64
 
 
+@pytest.mark.parametrize("source, rate, output, options", [
+    (".mp4", Fraction(25), ".mp4", ()),
+    (".ts", Fraction(30000, 1001), ".ts", ()),  # Annex B in and out; the output counts time in other ticks
+    (".mkv", Fraction(25), ".mov", ("--segment-frames", "5")),
+])
+def test_hdr10_plus_video_keeps_each_frames_dynamic_metadata(sample_clip, tmp_path, source, rate, output, options):
+    """A Samsung phone's HDR10+ video came back as plain HDR10: x265 here writes no ST 2094-40 SEI,
+    so each frame's own tone-mapping metadata was lost without a word."""
+    from conftest import graded_clip, hdr10_plus_clip, hdr10_plus_metadata
+
+    from vidrestore.io.linear import Light
+
+    src = hdr10_plus_clip(tmp_path / f"phone{source}", graded_clip(tmp_path / "pq.mkv", sample_clip, Light.PQ), rate)
+    before = hdr10_plus_metadata(src)
+    assert len(before) == 8 and len(set(before)) == 8 and all(before)
+    out, report = tmp_path / f"out{output}", tmp_path / "r.json"
+    assert _run(src, out, "--model", "none", "--quiet", "--json", report, *options) == 0
+    assert json.loads(report.read_text())["encoder"].startswith("libx265") and json.loads(report.read_text())["tracks"]
+    assert hdr10_plus_metadata(out) == before
+    assert not [n for n in json.loads(report.read_text())["notes"] if "HDR10+" in n]
+
+
+def _raw_stream(path: Path, source: Path) -> Path:
+    """``source``'s Annex B video alone in a raw stream (.hevc): packets without timestamps."""
+    with av.open(str(source)) as inp, av.open(str(path), "w") as out:
+        copy = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(video=0):
+            if packet.size:
+                packet.stream = copy
+                out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("raw, codec, why", [
+    (False, "libx264", "libx264 does not write it; --codec libx265 keeps it in an .mp4, .mkv or .mov"),
+    (True, "auto", "a raw HEVC stream has no timestamps to match its frames by; remux it into an .mp4 or .mkv first"),
+])
+def test_hdr10_plus_metadata_that_cannot_be_carried_is_named_in_the_report(sample_clip, tmp_path, raw, codec, why):
+    from conftest import graded_clip, hdr10_plus_clip, hdr10_plus_metadata
+
+    from vidrestore.io.linear import Light
+
+    src = hdr10_plus_clip(tmp_path / "phone.ts", graded_clip(tmp_path / "pq.mkv", sample_clip, Light.PQ))
+    src = _raw_stream(tmp_path / "phone.hevc", src) if raw else src
+    out, report = tmp_path / "out.mkv", tmp_path / "r.json"
+    assert _run(src, out, "--model", "none", "--quiet", "--json", report, "--codec", codec) == 0
+    assert json.loads(report.read_text())["encoder"].startswith("libx26") and hdr10_plus_metadata(out) == [b""] * 8
+    assert (f"the input is HDR10+: its dynamic metadata (SMPTE ST 2094-40) is not carried into the re-encoded video ({why}), "
+            "which players tone-map by its HDR10 static metadata alone") in json.loads(report.read_text())["notes"]
+
+
 def _master_of(sample_clip: Path, path: Path, codec: str, pix_fmt: str, options: dict[str, str] | None = None) -> Path:
     """The sample clip's first 6 frames in an editor's master codec; with alpha, half-transparent
     stripes through the faces."""

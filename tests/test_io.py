@@ -969,6 +969,37 @@ def test_hdr10_mastering_display_and_light_levels_reach_the_encoded_stream(tmp_p
     assert hdr10_metadata(out) == before
 
 
+_NAL_FRAMINGS = st.sampled_from([None, 4, 2])  # Annex B; hvcC lengths of 4 bytes (as every muxer writes) or 2
+
+
+@given(body=st.binary(max_size=600), framing=_NAL_FRAMINGS,
+       others=st.lists(st.tuples(st.integers(32, 40), st.binary(min_size=1, max_size=40)), max_size=4),
+       slices=st.integers(1, 3))
+def test_an_hdr10_plus_payload_survives_its_sei_unit_and_goes_before_the_first_slice(body, framing, others, slices):
+    """Whatever the payload's bytes (zeros need emulation prevention; sizes past 255 take two bytes
+    and more), the SEI unit reads back to it, holds nothing that looks like a start code, and is
+    put into an access unit after its parameter sets and other SEI and before its first slice."""
+    from vidrestore.io.hdr10plus import HDR10_PLUS_PREFIX, hdr10_plus_payloads_of, nal_units, sei_nal, with_sei
+
+    payload = HDR10_PLUS_PREFIX + body
+    nal = sei_nal(payload)
+    assert hdr10_plus_payloads_of(nal) == [payload]
+    assert not any(nal[i:i + 2] == b"\0\0" and nal[i + 2] <= 3 for i in range(len(nal) - 2))
+    units = [bytes([kind << 1, 1]) + rest.replace(b"\0", b"\1") for kind, rest in others]  # VPS, SPS, PPS, AUD, SEI
+    units += [bytes([1 << 1, 1]) + bytes([0x80 + k]) * 9 for k in range(slices)]  # slices (TRAIL_R)
+    frame = (lambda u: b"\0\0\0\1" + u) if framing is None else (lambda u: len(u).to_bytes(framing, "big") + u)
+    access_unit = b"".join(frame(u) for u in units)
+    found = [unit for _, unit in nal_units(with_sei(access_unit, nal, framing), framing)]
+    assert found == units[: len(others)] + [nal] + units[len(others):]
+
+
+def test_an_sei_unit_of_other_messages_yields_no_hdr10_plus_payload():
+    from vidrestore.io.hdr10plus import hdr10_plus_payloads_of, sei_nal
+
+    assert hdr10_plus_payloads_of(sei_nal(bytes([0xB5, 0x00, 0x31, 0x47, 0x41, 0x39, 0x34]))) == []  # A/53 captions
+    assert hdr10_plus_payloads_of(bytes([1 << 1, 1, 0x80])) == []  # a slice
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".ts", ".mp4"])
 def test_progress_totals_are_estimated_where_the_container_states_no_frame_count(tmp_path, suffix):
     """Matroska and MPEG-TS state no frame count: the progress total and ETA of a run, or of a whole

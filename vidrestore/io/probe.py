@@ -62,6 +62,8 @@ class VideoInfo:
     light: Light = Light.DISPLAY
     # Dolby Vision: a sample entry that names it (dvh1, dvhe...), or its metadata (RPU) on the first frame
     dolby_vision: bool = False
+    # HDR10+: its dynamic metadata (SMPTE ST 2094-40) on the first frame (see io.hdr10plus)
+    hdr10_plus: bool = False
 
     @property
     def frame_ticks(self) -> int:
@@ -238,8 +240,9 @@ def _probe(path: str | Path) -> VideoInfo:
         first = _first_frame(container, stream)
         info["rotation"] = round(first.rotation) % 360 if first is not None else 0
         info["timestamps"] = first is None or first.pts is not None
-        info["dolby_vision"] = cc.codec_tag in DOLBY_VISION_TAGS or (first is not None and any(
-            kind in DOLBY_VISION_SIDE_DATA for kind in side_data_kinds(first)))
+        kinds = side_data_kinds(first) if first is not None else []
+        info["dolby_vision"] = cc.codec_tag in DOLBY_VISION_TAGS or any(kind in DOLBY_VISION_SIDE_DATA for kind in kinds)
+        info["hdr10_plus"] = "DYNAMIC_HDR_PLUS" in kinds
         if is_sequence(path):
             info["stated_rate"] = as_fraction(cc.framerate)
             info["timecode"] = first.metadata.get("timecode", "") if first is not None else ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import queue
 import struct
 import tempfile
@@ -19,6 +20,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError, UsageError
+from . import hdr10plus
 from .containers import DECODE_ORDER_ONLY, FRAME_RATE_MUXERS, ISO_MEDIA_MUXERS
 from .encoders import (
     FRAME_RATE_ENCODERS,
@@ -90,6 +92,10 @@ class VideoWriter:
         self._patch_reformatter = VideoReformatter()  # for regions, whose sizes change from frame to frame
         self._codes_reformatter = VideoReformatter()  # HDR or log video's frames to R'G'B' codes (see _codes_in_light)
         self._palettes: av.filter.Graph | None = None  # GIF: a palette for each frame (see _palettized)
+        # HDR10+: the input's payloads by its frames' times, read at the first frame; the SEI units
+        # still to put into the packets, by presentation time in the encoder's ticks (see io.hdr10plus)
+        self._hdr10_plus: dict[int, bytes] | None = None if hdr10plus.carried(info, codec.name) else {}
+        self._sei: dict[int, bytes] = {}
         self._error: BaseException | None = None
         self._opened = False  # the encoder opens on the first frame, with options read from it
         self._thread = threading.Thread(target=self._encode_loop, name="vidrestore-encode", daemon=True)
@@ -179,6 +185,7 @@ class VideoWriter:
         # The encoder chooses its own frame types. A decoded frame keeps its type from the source,
         # and x264 obeys it: an all-intra master (ProRes, MJPEG, FFV1) came out all keyframes.
         frame.pict_type = av.video.frame.PictureType.NONE
+        self._keep_hdr10_plus(source, pts)
         opening = not self._opened
         if opening:
             self._carry_hdr10(source if source is not None else frame)  # an upright copy's frame is new: no side data
@@ -297,11 +304,34 @@ class VideoWriter:
             kwargs["dst_color_range"] = self.info.color.range
         return kwargs
 
+    def _keep_hdr10_plus(self, source: av.VideoFrame | None, pts: int) -> None:
+        """Remember the HDR10+ payload of ``source`` (by its time in the input) for the packet of ``pts``."""
+        if source is None or source.pts is None or self._hdr10_plus == {}:
+            return
+        if self._hdr10_plus is None:
+            self._hdr10_plus = hdr10plus.hdr10_plus_payloads(self.info.path)
+        payload = self._hdr10_plus.get(source.pts)
+        if payload is not None:  # the encoder's packets count time in its own ticks, rounded as FFmpeg rounds
+            ticks = Fraction(pts) * self.info.time_base / self.stream.codec_context.time_base
+            self._sei[math.floor(ticks + Fraction(1, 2)) if ticks >= 0 else -math.floor(-ticks + Fraction(1, 2))] = \
+                hdr10plus.sei_nal(payload)
+
+    def _with_hdr10_plus(self, packet: av.Packet) -> av.Packet:
+        """``packet`` with the SEI unit kept for its frame put in (a new packet: PyAV cannot resize one)."""
+        nal = self._sei.pop(packet.pts, None) if self._sei and packet.pts is not None else None
+        if nal is None:
+            return packet
+        carrying = av.Packet(hdr10plus.with_sei(bytes(packet), nal, hdr10plus.length_size(self.stream)))
+        carrying.pts, carrying.dts, carrying.time_base, carrying.stream = packet.pts, packet.dts, packet.time_base, packet.stream
+        carrying.is_keyframe, carrying.duration = packet.is_keyframe, packet.duration
+        return carrying
+
     @staticmethod
     def _to_video_frame(coded: np.ndarray) -> av.VideoFrame:
         return av.VideoFrame.from_ndarray(np.ascontiguousarray(coded), format=rgb_format(coded))
 
     def _mux(self, packets: list[av.Packet]) -> None:
+        packets = [self._with_hdr10_plus(packet) for packet in packets]
         for packet in packets:
             _repair_decode_time(packet)
         try:
