@@ -160,7 +160,7 @@ def captioned_clip(path: Path, source: Path) -> Path:
 def captions(path: Path) -> list[bytes]:
     """The A53 closed-caption bytes of each decoded frame of ``path``, in display order (b"" for none)."""
     with av.open(str(path)) as c:
-        return [b"".join(bytes(sd) for sd in side_data(f) if sd.type == av.sidedata.sidedata.Type.A53_CC)
+        return [b"".join(bytes(sd) for sd in side_data(f, "h264") if sd.type == av.sidedata.sidedata.Type.A53_CC)
                 for f in c.decode(video=0)]
 
 
@@ -350,7 +350,7 @@ def hdr10_plus_clip(path: Path, source: Path, rate: Fraction = Fraction(25)) -> 
 def hdr10_plus_metadata(path: Path) -> list[bytes]:
     """Each frame's HDR10+ metadata as FFmpeg's decoder reads it (b"" for none), in display order."""
     with av.open(str(path)) as c:
-        return [b"".join(bytes(sd) for sd in side_data(f) if str(sd.type).endswith("DYNAMIC_HDR_PLUS")) for f in c.decode(video=0)]
+        return [b"".join(bytes(sd) for sd in side_data(f, "hevc") if str(sd.type).endswith("DYNAMIC_HDR_PLUS")) for f in c.decode(video=0)]
 
 
 def graded_clip(path: Path, source: Path, light, frames: int = 8, primaries: int | None = None, rotation: int = 0) -> Path:
@@ -415,7 +415,7 @@ def hdr10_metadata(path: Path) -> dict[str, bytes]:
     """The mastering-display and content-light side data of the first decoded frame of ``path``."""
     with av.open(str(path)) as c:
         frame = next(c.decode(video=0))
-        return {str(sd.type).rsplit(".", 1)[-1]: bytes(sd) for sd in side_data(frame)
+        return {str(sd.type).rsplit(".", 1)[-1]: bytes(sd) for sd in side_data(frame, c.streams.video[0].codec_context.name)
                 if str(sd.type).endswith(("MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL"))}
 
 

@@ -1015,6 +1015,34 @@ def test_a_still_picture_is_restored_into_a_picture(sample_clip, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg", "r.json", "restored.png"]
 
 
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_a_photos_icc_profile_is_kept_in_a_picture_and_named_where_it_cannot_be(sample_clip, tmp_path, suffix):
+    """A PNG photo with an ICC profile crashed the process (a segmentation fault: PyAV freed the
+    profile's name twice), and a TIFF output lost the profile without a word. Run in a process of
+    its own, so that a crash fails this test alone."""
+    from PIL import Image, ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    with av.open(str(sample_clip)) as c:
+        Image.fromarray(next(c.decode(video=0)).to_ndarray(format="rgb24")).save(tmp_path / f"photo{suffix}", icc_profile=profile)
+    for output in ("restored.png", "restored.jpg", "restored.tif"):
+        report = tmp_path / f"{output}.json"
+        proc = subprocess.run([sys.executable, str(REPO / "cli.py"), str(tmp_path / f"photo{suffix}"), str(tmp_path / output),
+                               "--model", "none", "--detector", "dlib", "--strength", "1", "--quiet", "--json", str(report)],
+                              capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        notes = [n for n in json.loads(report.read_text())["notes"] if "ICC" in n]
+        assert len(json.loads(report.read_text())["tracks"]) == 1
+        with Image.open(tmp_path / output) as restored:
+            kept = restored.info.get("icc_profile")
+        if output.endswith(".tif"):
+            assert kept is None and notes == [(
+                "the input's ICC colour profile is not written into the .tif output (tiff writes none): viewers take its colours "
+                "for sRGB, which a wide-gamut photo's (Display P3, Adobe RGB) are not; write a .png or .jpg to keep the profile")]
+        else:
+            assert kept == profile and notes == []
+
+
 def test_a_phone_photo_turned_by_its_exif_tag_comes_out_upright(sample_clip, tmp_path):
     """FFmpeg turns a JPEG's EXIF orientation into a rotation, and attaches the EXIF block as side
     data of a kind PyAV 18 cannot name, which crashed the writer. A re-encoded picture carries no

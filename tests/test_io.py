@@ -1281,9 +1281,22 @@ def test_side_data_reads_alike_from_pyav_18_and_pyav_19():
 
     for container in (items, ByKind()):
         frame = SimpleNamespace(side_data=container)
-        assert side_data(frame) == items
-        assert side_data_kinds(frame) == ["CONTENT_LIGHT_LEVEL", "A53_CC"]
-    assert side_data(SimpleNamespace(side_data=Unknown())) == []
+        assert side_data(frame, "hevc") == items
+        assert side_data_kinds(frame, "hevc") == ["CONTENT_LIGHT_LEVEL", "A53_CC"]
+        assert side_data(frame, "png") == []  # PyAV would free a PNG's ICC profile name twice
+    assert side_data(SimpleNamespace(side_data=Unknown()), "mjpeg") == []
+
+
+def test_a_pictures_icc_profile_is_found_in_its_header(tmp_path):
+    from PIL import Image, ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    picture = np.zeros((32, 48, 3), np.uint8)
+    for suffix in (".png", ".jpg", ".tif"):
+        Image.fromarray(picture).save(tmp_path / f"icc{suffix}", icc_profile=profile)
+        Image.fromarray(picture).save(tmp_path / f"plain{suffix}")
+        assert probe(tmp_path / f"icc{suffix}").icc_profile and not probe(tmp_path / f"plain{suffix}").icc_profile
+    assert not probe(make_clip(tmp_path / "video.mp4", [0, 40])).icc_profile
 
 
 def test_rates_from_pyav_become_fractions_and_zero_means_none():

@@ -49,6 +49,8 @@ _RGB_PICTURE_ENCODERS = {"png", "tiff", "bmp", "dpx", "exr"}  # pictures viewers
 # paletteuse): by hand, the encoder's fixed 3-3-2 palette was off by 16.6 levels on the sample
 # clip, a palette of the frame's own by 2.2.
 PALETTE_ENCODERS = {"gif"}
+# Encoders that write a frame's ICC profile into the file (PNG's iCCP chunk, JPEG's APP2 segments)
+ICC_ENCODERS = {"png", "mjpeg"}
 
 
 def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, height: int) -> str:
@@ -338,6 +340,15 @@ def alpha_note(source: VideoInfo, codec: av.Codec, options: EncodeOptions, outpu
         return []
     return [(f"the input's alpha channel (transparency) was left out: {codec.name} in a {Path(output).suffix} stores none; "
              "write a .mov (--codec png) or a .mkv (--codec ffv1) to keep it")]
+
+
+def icc_note(source: VideoInfo, codec: av.Codec, output: Path) -> list[str]:
+    """A note when ``source`` is a picture with an ICC profile that ``codec`` does not write."""
+    if not source.icc_profile or codec.name in ICC_ENCODERS:
+        return []
+    return [(f"the input's ICC colour profile is not written into the {Path(output).suffix} output ({codec.name} writes none): "
+             "viewers take its colours for sRGB, which a wide-gamut photo's (Display P3, Adobe RGB) are not; "
+             "write a .png or .jpg to keep the profile")]
 
 
 def dolby_vision_note(source: VideoInfo) -> list[str]:

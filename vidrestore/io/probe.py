@@ -64,6 +64,8 @@ class VideoInfo:
     dolby_vision: bool = False
     # HDR10+: its dynamic metadata (SMPTE ST 2094-40) on the first frame (see io.hdr10plus)
     hdr10_plus: bool = False
+    # A picture (or a sequence's first) with an ICC colour profile: a phone's Display P3 photo
+    icc_profile: bool = False
 
     @property
     def frame_ticks(self) -> int:
@@ -162,12 +164,23 @@ def as_fraction(rational: object) -> Fraction | None:
     return Fraction(rational.numerator, rational.denominator) if rational else None
 
 
-def side_data(frame: av.VideoFrame) -> list:
-    """The side data of ``frame`` that PyAV can name. PyAV 18 reads all of it at once and fails on a
-    kind newer than itself (FFmpeg 8 attaches a JPEG's EXIF block as kind 31): a photo crashed the
-    writer. Such a frame is read as having none; the encoder still gets all of it. Iterating the
-    container gives the side data itself in PyAV 18 and its kinds in PyAV 19 (every video failed
-    to open there), so both are taken."""
+# Decoders whose side data carries a dictionary of its own: PNG names its ICC profile. PyAV's
+# wrapper of an entry takes that dictionary for its own and frees it, and the frame frees it again:
+# a PNG photo with an ICC profile crashed the process (a segmentation fault) once its first frame,
+# read for its side data, was freed. Their frames' side data is not read (none of it is needed
+# from them: PNG's encoder writes the profile back from the frame itself).
+_SIDE_DATA_WITH_METADATA = frozenset({"png", "apng"})
+
+
+def side_data(frame: av.VideoFrame, codec: str) -> list:
+    """The side data of ``frame``, decoded from ``codec``, that PyAV can name and read safely (see
+    :data:`_SIDE_DATA_WITH_METADATA`). PyAV 18 reads all of it at once and fails on a kind newer
+    than itself (FFmpeg 8 attaches a JPEG's EXIF block as kind 31): a photo crashed the writer.
+    Such a frame is read as having none; the encoder still gets all of it. Iterating the container
+    gives the side data itself in PyAV 18 and its kinds in PyAV 19 (every video failed to open
+    there), so both are taken."""
+    if codec in _SIDE_DATA_WITH_METADATA:
+        return []
     try:
         container = frame.side_data
         return [item if hasattr(item, "type") else container[item] for item in container]
@@ -175,9 +188,9 @@ def side_data(frame: av.VideoFrame) -> list:
         return []
 
 
-def side_data_kinds(frame: av.VideoFrame) -> list[str]:
+def side_data_kinds(frame: av.VideoFrame, codec: str) -> list[str]:
     """The names of the kinds of :func:`side_data` ``frame`` carries ("MASTERING_DISPLAY_METADATA"...)."""
-    return [str(sd.type).rsplit(".", 1)[-1] for sd in side_data(frame)]
+    return [str(sd.type).rsplit(".", 1)[-1] for sd in side_data(frame, codec)]
 
 
 def coded_frames(path: str | Path) -> int:
@@ -202,6 +215,18 @@ def probe(path: str | Path) -> VideoInfo:
 @functools.lru_cache(maxsize=64)
 def _probe_file(path: str, *identity: int) -> VideoInfo:
     return _probe(path)
+
+
+def has_icc_profile(picture: Path) -> bool:
+    """Whether the picture file ``picture`` embeds an ICC profile (read from its header by Pillow:
+    PyAV cannot read a PNG's safely, see :data:`_SIDE_DATA_WITH_METADATA`)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(picture) as image:
+            return bool(image.info.get("icc_profile"))
+    except (OSError, UnidentifiedImageError, ValueError):
+        return False
 
 
 def is_cover(stream: av.stream.Stream) -> bool:
@@ -240,7 +265,7 @@ def _probe(path: str | Path) -> VideoInfo:
         first = _first_frame(container, stream)
         info["rotation"] = round(first.rotation) % 360 if first is not None else 0
         info["timestamps"] = first is None or first.pts is not None
-        kinds = side_data_kinds(first) if first is not None else []
+        kinds = side_data_kinds(first, info["codec"]) if first is not None else []
         info["dolby_vision"] = cc.codec_tag in DOLBY_VISION_TAGS or any(kind in DOLBY_VISION_SIDE_DATA for kind in kinds)
         info["hdr10_plus"] = "DYNAMIC_HDR_PLUS" in kinds
         if is_sequence(path):
@@ -249,6 +274,7 @@ def _probe(path: str | Path) -> VideoInfo:
         picture = numbered(Path(path), find_sequence(path).first) if is_sequence(path) else Path(path)  # its header
         if picture.suffix.lower() == ".exr":
             info["chromaticities"] = chromaticities_of(picture)
+        info["icc_profile"] = (container.format.name == "image2" or container.format.name.endswith("_pipe")) and has_icc_profile(picture)
         info["light"] = light_of(info["pix_fmt"], cc.color_trc, picture.suffix.lower() == ".dpx" and says_printing_density(picture))
         if info["light"] in HDR_LIGHTS:
             info["chromaticities"] = video_chromaticities(info["light"], cc.color_primaries)

@@ -206,7 +206,7 @@ class VideoWriter:
         that the decoder attached to the first frame. Their FFmpeg wrappers read it from the codec's
         side data, which PyAV cannot set, and not from the frames: an HDR10 master lost it."""
         names = _HDR10_PARAMS.get(self.stream.codec_context.name)
-        found = {str(sd.type).rsplit(".", 1)[-1]: bytes(sd) for sd in side_data(frame)}
+        found = {str(sd.type).rsplit(".", 1)[-1]: bytes(sd) for sd in side_data(frame, self.info.codec)}
         params = [f"{name}={value}" for kind, name in (names or {}).items()
                   if kind in found and (value := _HDR10_FORMAT[kind](found[kind]))]
         if params:
