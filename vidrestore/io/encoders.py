@@ -89,6 +89,8 @@ def output_pix_fmt(codec: av.Codec, options: EncodeOptions, source: VideoInfo) -
     out as 4:2:2 HEVC and a camera's MJPEG as 4:2:2 H.264, which almost no phone, TV or browser
     decodes. Alpha is kept where the encoder takes it (VP9 in .webm, as renders for the web are)."""
     pix_fmt = source.pix_fmt
+    if codec.name == "libwebp" and options.crf == 0 and options.pix_fmt == "auto":
+        return "bgra"  # lossless WebP codes RGB(A): its 4:2:0 input would lose the chroma it keeps
     if codec.name in _DELIVERY_ENCODERS and source.codec not in _DELIVERY_CODECS:
         pix_fmt = _delivery_format(codec.name, source.pix_fmt)
     return _pick_pix_fmt(codec, options.pix_fmt, pix_fmt, source.width, source.height)
@@ -360,7 +362,7 @@ def dolby_vision_note(source: VideoInfo) -> list[str]:
              "show as its base layer (HDR10, HLG or SDR, by the input's profile)")]
 
 
-_CRF_TOP = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "libvpx": 63, "libsvtav1": 63}  # the largest --crf each takes
+_CRF_TOP = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "libvpx": 63, "libsvtav1": 63, "libwebp": 180}  # the largest --crf each takes
 
 
 def codec_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptions) -> dict[str, str]:
@@ -381,6 +383,8 @@ def codec_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptio
         return {"crf": str(options.crf), "b": "100M"}
     if name == "libsvtav1":  # its own presets are numbers, not x264's names: its default one is kept
         return {"crf": str(options.crf)}
+    if name == "libwebp":  # WebP's quality, 0-100 (its default, 75, blurred a face's detail): 18 -> 90; 0 is lossless
+        return {"lossless": "1"} if options.crf == 0 else {"quality": str(max(0, round(100 - options.crf * 5 / 9)))}
     if name in _QUANTISER_ENCODERS:  # a constant quantiser from --crf: 18 -> 3 (2 is the finest these take)
         q = str(min(31, max(2, round(options.crf / 6))))
         fielded = {"flags": "+ildct+ilme"} if fields and name in _FIELD_ENCODERS else {}  # fields coded as fields, as DVD and broadcast MPEG-2 are
@@ -402,7 +406,8 @@ def describe_encoding(options: EncodeOptions, output: str | Path, source: VideoI
     pix_fmt = output_pix_fmt(codec, options, source)
     chosen = codec_options(codec.name, pix_fmt, source, options)
     names = {v: k for k, v in _PRORES_PROFILES.items()} if codec.name.startswith("prores") else {}
-    labels = {"crf": "crf", "preset": "preset", "profile": "profile", "qmin": "quantiser", "format": "samples", "compression": "compression"}
+    labels = {"crf": "crf", "preset": "preset", "profile": "profile", "qmin": "quantiser", "format": "samples", "compression": "compression",
+              "quality": "quality", "lossless": "lossless"}
     shown = [f"{labels[key]} {names.get(value, value)}" for key, value in chosen.items() if key in labels]
     return ", ".join([codec.name, pix_fmt, *shown])
 

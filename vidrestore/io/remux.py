@@ -222,7 +222,7 @@ def check_output(source: str | Path, output: str | Path, options: EncodeOptions,
     check_channels(source)
     check_writable(output, options, info)
     if is_sequence(output) and not takes(Path(SEGMENT_SUFFIX), IMAGE_ENCODERS[Path(output).suffix.lower()]):
-        raise OutputError(f"vidrestore cannot write {Path(output).suffix} sequences; write a .png sequence, which is as lossless")
+        raise OutputError(f"vidrestore cannot write {Path(output).suffix} sequences; write a .png (lossless) or .jpg sequence")
     frames = probe(source).estimated_frames
     if Path(output).suffix.lower() in IMAGE_ENCODERS and frames > 1 and not is_sequence(output):
         numbered_name = f"{Path(output).stem}_%06d{Path(output).suffix}"

@@ -29,7 +29,7 @@ from ..errors import InputError
 # A picture, or a sequence of them, is written by the encoder of its file type (FFmpeg's image2
 # muxer would take any, MPEG-4 into a .jpg included).
 IMAGE_ENCODERS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp",
-                  ".dpx": "dpx", ".exr": "exr"}
+                  ".dpx": "dpx", ".exr": "exr", ".webp": "libwebp"}
 # Where the segments of an output sequence are encoded (hidden, beside it): QuickTime holds the
 # pictures of every type above but BMP, which no container of FFmpeg's takes.
 SEGMENT_SUFFIX = ".mov"

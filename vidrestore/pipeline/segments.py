@@ -8,6 +8,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import torch
 
 from .. import cadence
@@ -33,7 +34,7 @@ def faceless_encoding(src: Path, dst: Path, retiming: str = "") -> str:
         return f"the video was {retiming}, as asked"
     info = probe(src)
     encoder = IMAGE_ENCODERS.get(dst.suffix.lower())
-    if encoder is not None and info.codec != encoder:
+    if encoder is not None and info.codec != av.Codec(encoder, "w").canonical_name:  # libwebp writes webp
         return f"the frames were written as {dst.suffix} pictures unchanged" if is_sequence(dst) \
             else f"the picture was converted to {dst.suffix} unchanged"
     if encoder is None and is_sequence(src):
