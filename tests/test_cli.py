@@ -1095,6 +1095,35 @@ def test_a_phone_photo_turned_by_its_exif_tag_comes_out_upright(sample_clip, tmp
     assert restored.shape == frame.shape and np.abs(restored.astype(float) - frame).mean() < 6
 
 
+def test_a_photos_exif_block_is_kept_in_a_jpeg_or_png_and_says_upright(sample_clip, tmp_path):
+    """FFmpeg's JPEG encoder writes no EXIF: a restored family photo lost its camera and the date
+    photo libraries sort it by. The block is copied, its orientation set to upright (the picture is
+    written as it is shown); TIFF and WebP outputs, which do not get it, are named in the report."""
+    from PIL import Image, ImageOps
+
+    with av.open(str(sample_clip)) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F], exif[0x0132] = 6, "Kodak", "1962:07:04 12:00:00"  # shown turned 90 degrees clockwise
+    photo = tmp_path / "scan.jpg"
+    Image.fromarray(frame).transpose(Image.Transpose.ROTATE_90).save(photo, exif=exif.tobytes(), quality=95)
+    for output in ("restored.jpg", "restored.png", "restored.tif"):
+        report = tmp_path / f"{output}.json"
+        assert _run(photo, tmp_path / output, "--model", "none", "--detector", "dlib", "--quiet", "--json", report) == 0
+        notes = [n for n in json.loads(report.read_text())["notes"] if "EXIF" in n]
+        with av.open(str(tmp_path / output)) as c:  # FFmpeg still reads it
+            assert next(c.decode(video=0)).to_ndarray(format="rgb24").shape == frame.shape
+        with Image.open(tmp_path / output) as restored:
+            kept = {k: v for k, v in restored.getexif().items() if k in (0x0112, 0x010F, 0x0132)}
+            shown = ImageOps.exif_transpose(restored)
+            assert np.abs(np.asarray(shown.convert("RGB"), float) - frame).mean() < 6  # upright, as the photo is shown
+        if output.endswith(".tif"):
+            assert notes == [("the photo's EXIF block (camera, date taken, exposure) is not written into the .tif output; "
+                             "write a .jpg or .png to keep it")]
+        else:
+            assert kept == {0x0112: 1, 0x010F: "Kodak", 0x0132: "1962:07:04 12:00:00"} and notes == []
+
+
 def test_a_picture_without_a_face_is_converted_to_the_type_asked_for(tmp_path):
     import cv2
 

@@ -1299,6 +1299,43 @@ def test_a_pictures_icc_profile_is_found_in_its_header(tmp_path):
     assert not probe(make_clip(tmp_path / "video.mp4", [0, 40])).icc_profile
 
 
+@given(order=st.sampled_from(["<", ">"]), orientation=st.integers(1, 8), before=st.integers(0, 5), after=st.integers(0, 5))
+def test_an_exif_block_is_turned_upright_wherever_its_orientation_entry_lies(order, orientation, before, after):
+    """The orientation entry of IFD0 is set to 1 (stored as shown) in either byte order, and no other byte moves."""
+    import struct
+
+    from vidrestore.io.exif import upright
+
+    def entry(tag, value):
+        return struct.pack(order + "HHIH2x", tag, 3, 1, value)
+
+    def block(value):
+        entries = [entry(0x0100 + i, i) for i in range(before)] + [entry(0x0112, value)] + [entry(0x0200 + i, i) for i in range(after)]
+        return (b"II" if order == "<" else b"MM") + struct.pack(order + "HIH", 42, 8, len(entries)) + b"".join(entries) + b"\0" * 4
+
+    assert upright(block(orientation)) == block(1)
+    without = block(orientation).replace(struct.pack(order + "H", 0x0112), struct.pack(order + "H", 0x0113))
+    assert upright(without) == without
+
+
+def test_an_exif_block_replaces_the_one_a_png_or_jpeg_had(tmp_path):
+    from PIL import Image
+
+    from vidrestore.io.exif import _into_jpeg, _into_png, exif_of
+
+    old, new = Image.Exif(), Image.Exif()
+    old[0x010F], new[0x010F] = "old", "new"
+    for suffix in (".png", ".jpg"):
+        path = tmp_path / f"p{suffix}"
+        Image.fromarray(np.full((16, 24, 3), 99, np.uint8)).save(path, exif=old.tobytes())
+        into = _into_png if suffix == ".png" else _into_jpeg
+        path.write_bytes(into(path.read_bytes(), new.tobytes().removeprefix(b"Exif\0\0")))
+        with Image.open(path) as image:
+            image.load()  # a PNG's chunk CRCs are checked as it is read
+            assert dict(image.getexif()) == {0x010F: "new"}
+        assert exif_of(path) == new.tobytes().removeprefix(b"Exif\0\0")
+
+
 def test_rates_from_pyav_become_fractions_and_zero_means_none():
     """PyAV 19's AVRational has no `%` (a timecode re-counted at a new rate raised TypeError) and
     says 0/1 for an unknown rate, where PyAV 18 said None."""

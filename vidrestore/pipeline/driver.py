@@ -20,6 +20,7 @@ from ..faces.parsing import ParsingMasker as Masker
 from ..faces.parsing import create_masker as parsing_masker
 from ..io import probe, remux
 from ..io.encoders import check_encoder
+from ..io.exif import carry_exif
 from ..io.output import atomic_output
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output, left_out_note
@@ -211,6 +212,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     tick = played_at(probe(src), cfg).time_base
                     notes.extend(left_out_note(remux(parts, src, final_tmp, provenance(restorer.name),
                                                      segment_starts(analysis, segments, tick, decimates(analysis, cfg)), tick), dst))
+                    notes.extend(carry_exif(src, final_tmp, dst))
                     timings["remux"] = time.perf_counter() - t2
                 except BaseException as exc:
                     stopped = keeps_segments(exc)
