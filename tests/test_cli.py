@@ -1098,8 +1098,11 @@ def test_a_phone_photo_turned_by_its_exif_tag_comes_out_upright(sample_clip, tmp
 def test_a_photos_exif_block_is_kept_in_a_jpeg_or_png_and_says_upright(sample_clip, tmp_path):
     """FFmpeg's JPEG encoder writes no EXIF: a restored family photo lost its camera and the date
     photo libraries sort it by. The block is copied, its orientation set to upright (the picture is
-    written as it is shown); TIFF and WebP outputs, which do not get it, are named in the report."""
+    written as it is shown); TIFF and WebP outputs, which do not get it, are named in the report.
+    A restored picture says so in its comment, as a restored video does (it carried nothing)."""
     from PIL import Image, ImageOps
+
+    from vidrestore import __version__
 
     with av.open(str(sample_clip)) as c:
         frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
@@ -1115,6 +1118,7 @@ def test_a_photos_exif_block_is_kept_in_a_jpeg_or_png_and_says_upright(sample_cl
             assert next(c.decode(video=0)).to_ndarray(format="rgb24").shape == frame.shape
         with Image.open(tmp_path / output) as restored:
             kept = {k: v for k, v in restored.getexif().items() if k in (0x0112, 0x010F, 0x0132)}
+            comment = restored.info.get("comment", restored.info.get("Comment", ""))
             shown = ImageOps.exif_transpose(restored)
             assert np.abs(np.asarray(shown.convert("RGB"), float) - frame).mean() < 6  # upright, as the photo is shown
         if output.endswith(".tif"):
@@ -1122,6 +1126,7 @@ def test_a_photos_exif_block_is_kept_in_a_jpeg_or_png_and_says_upright(sample_cl
                              "write a .jpg or .png to keep it")]
         else:
             assert kept == {0x0112: 1, 0x010F: "Kodak", 0x0132: "1962:07:04 12:00:00"} and notes == []
+            assert (comment.decode() if isinstance(comment, bytes) else comment) == f"faces restored by vidrestore {__version__} with none (pass-through)"
 
 
 def test_a_picture_without_a_face_is_converted_to_the_type_asked_for(tmp_path):

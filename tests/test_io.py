@@ -1304,7 +1304,7 @@ def test_an_exif_block_is_turned_upright_wherever_its_orientation_entry_lies(ord
     """The orientation entry of IFD0 is set to 1 (stored as shown) in either byte order, and no other byte moves."""
     import struct
 
-    from vidrestore.io.exif import upright
+    from vidrestore.io.photo import upright
 
     def entry(tag, value):
         return struct.pack(order + "HHIH2x", tag, 3, 1, value)
@@ -1321,7 +1321,7 @@ def test_an_exif_block_is_turned_upright_wherever_its_orientation_entry_lies(ord
 def test_an_exif_block_replaces_the_one_a_png_or_jpeg_had(tmp_path):
     from PIL import Image
 
-    from vidrestore.io.exif import _into_jpeg, _into_png, exif_of
+    from vidrestore.io.photo import _into_jpeg, _into_png, exif_of
 
     old, new = Image.Exif(), Image.Exif()
     old[0x010F], new[0x010F] = "old", "new"

@@ -20,8 +20,8 @@ from ..faces.parsing import ParsingMasker as Masker
 from ..faces.parsing import create_masker as parsing_masker
 from ..io import probe, remux
 from ..io.encoders import check_encoder
-from ..io.exif import carry_exif
 from ..io.output import atomic_output
+from ..io.photo import carry_photo_tags
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output, left_out_note
 from ..io.sequence import files_of, find_sequence, has_number_field, is_sequence, number_offset, sequences_in, unsupported_type
@@ -210,9 +210,10 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     notes.extend(parsing_note(masker.seconds, timings["restore_encode"], cfg.parse_every) if masker is not None else [])
                     t2 = time.perf_counter()
                     tick = played_at(probe(src), cfg).time_base
-                    notes.extend(left_out_note(remux(parts, src, final_tmp, provenance(restorer.name),
+                    comment = provenance(restorer.name)
+                    notes.extend(left_out_note(remux(parts, src, final_tmp, comment,
                                                      segment_starts(analysis, segments, tick, decimates(analysis, cfg)), tick), dst))
-                    notes.extend(carry_exif(src, final_tmp, dst))
+                    notes.extend(carry_photo_tags(src, final_tmp, dst, comment))
                     timings["remux"] = time.perf_counter() - t2
                 except BaseException as exc:
                     stopped = keeps_segments(exc)
