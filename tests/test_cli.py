@@ -1144,6 +1144,31 @@ def test_a_picture_without_a_face_is_converted_to_the_type_asked_for(tmp_path):
         assert np.abs(converted.astype(float) - next(c.decode(video=0)).to_ndarray(format="rgb24")).max() <= 2
 
 
+@pytest.mark.parametrize("mode, written", [("LA", "rgba"), ("I;16", "gray16be"), ("RGBA", "rgba"), ("RGB", "rgb24")])
+def test_a_grey_or_transparent_photo_keeps_its_format_in_a_png(sample_clip, tmp_path, mode, written):
+    """A grey PNG with transparency came back as RGB without it, and the report said that PNG
+    stores no alpha; a 16-bit grey scan came back as 16-bit RGB."""
+    from PIL import Image
+
+    with av.open(str(sample_clip)) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    image = Image.fromarray(frame)
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(image.convert("L")).astype(np.uint16) * 257)
+    elif mode != "RGB":
+        image = image.convert(mode)
+        image.putalpha(Image.fromarray(np.linspace(40, 255, frame.shape[1]).astype(np.uint8)[None].repeat(frame.shape[0], 0)))
+    image.save(tmp_path / "photo.png")
+    out, report = tmp_path / "out.png", tmp_path / "r.json"
+    assert _run(tmp_path / "photo.png", out, "--model", "none", "--strength", "1", "--quiet", "--json", report) == 0
+    assert json.loads(report.read_text())["encoder"] == f"png, {written}" and json.loads(report.read_text())["tracks"]
+    assert not [n for n in json.loads(report.read_text())["notes"] if "alpha" in n]
+    with av.open(str(tmp_path / "photo.png")) as a, av.open(str(out)) as b:
+        before, after = (next(c.decode(video=0)).to_ndarray(format="rgba").astype(float) for c in (a, b))
+    assert np.abs(before[..., 3] - after[..., 3]).max() == 0  # the transparency, sample for sample
+    assert np.abs(before - after).mean() < 1  # within a level: the pass-through's resampling
+
+
 def _png_sequence(pattern, images, first: int):
     import cv2
 

@@ -1336,6 +1336,25 @@ def test_an_exif_block_replaces_the_one_a_png_or_jpeg_had(tmp_path):
         assert exif_of(path) == new.tobytes().removeprefix(b"Exif\0\0")
 
 
+@pytest.mark.parametrize("compression, what", [
+    ("jpeg", "it is JPEG-compressed TIFF, which FFmpeg's TIFF decoder reads as a black picture"),
+    ("lzma", "it is LZMA-compressed TIFF, which FFmpeg's TIFF decoder does not read"),
+    ("tiff_lzw", None),
+])
+def test_a_tiff_compressed_as_ffmpeg_cannot_read_is_refused_by_name(tmp_path, compression, what):
+    """A JPEG-compressed TIFF (a scanner's or Photoshop's option) decoded as black without a word,
+    and a face-less one was then written out black; LZMA's was taken for a truncated file."""
+    from PIL import Image
+
+    path = tmp_path / "scan.tif"
+    Image.fromarray(np.full((24, 32, 3), 120, np.uint8)).save(path, compression=compression)
+    if what is None:
+        assert probe(path).width == 32
+        return
+    with pytest.raises(InputError, match=f"cannot read scan.tif: {what}; save it uncompressed or with LZW or ZIP compression"):
+        probe(path)
+
+
 def test_rates_from_pyav_become_fractions_and_zero_means_none():
     """PyAV 19's AVRational has no `%` (a timecode re-counted at a new rate raised TypeError) and
     says 0/1 for an unknown rate, where PyAV 18 said None."""

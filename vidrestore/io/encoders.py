@@ -60,10 +60,13 @@ def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, heig
     if requested == "auto" and codec.name in _RGB_PICTURE_ENCODERS:
         if is_linear(source) and float_format(source) in supported:
             return float_format(source)  # half samples widen exactly; the encoder writes them as half (codec_options)
-        if av.VideoFormat(source).is_rgb and source in supported:
-            return source  # a 10-bit DPX scan stays 10-bit DPX
-        deep = av.VideoFormat(source).components[0].bits > 8
-        requested = next((f for f in (["rgb48be", "rgb48le"] if deep else []) + ["rgb24"] if f in supported), "auto")
+        # a 10-bit DPX scan stays 10-bit DPX, a grey photo grey; a grey one with alpha becomes RGBA,
+        # as swscale writes ya8's alpha a level high from 128 up
+        if (av.VideoFormat(source).is_rgb or source.startswith(("gray", "monob"))) and source in supported:
+            return source
+        deep, alpha = av.VideoFormat(source).components[0].bits > 8, has_alpha(source)
+        wide = (["rgba64be", "rgba64le"] if alpha else []) + ["rgb48be", "rgb48le"] if deep else []
+        requested = next((f for f in [*wide, *(["rgba"] if alpha else []), "rgb24"] if f in supported), "auto")
     if requested == "auto" and not _subsampling_fits(source, width, height):
         requested = "yuv444p"  # odd sizes cannot be chroma-subsampled; keep the exact frame size instead
     if requested != "auto":

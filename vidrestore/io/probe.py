@@ -229,6 +229,31 @@ def has_icc_profile(picture: Path) -> bool:
         return False
 
 
+# TIFF compressions (tag 259) FFmpeg's TIFF decoder reads: none, CCITT (RLE, fax 3 and 4), LZW,
+# Deflate (both codes), PackBits. Of the others, JPEG decoded as a black picture without a word (a
+# face-less "conversion" wrote it), and LZMA and Zstandard were taken for a truncated file.
+_TIFF_READ = frozenset({1, 2, 3, 4, 5, 8, 32946, 32773})
+_TIFF_NAMES = {6: "old-style JPEG", 7: "JPEG", 34925: "LZMA", 50000: "Zstandard", 50001: "WebP", 50002: "JPEG XL",
+               32809: "ThunderScan", 34676: "SGI LogLuv", 34677: "SGI LogL"}
+
+
+def check_tiff_compression(picture: Path) -> None:
+    """Refuse the TIFF file ``picture`` (a sequence's first) where its compression is one FFmpeg
+    does not decode (:data:`_TIFF_READ`), naming it and the way out."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(picture) as image:
+            compression = getattr(image, "tag_v2", {}).get(259, 1)
+    except (OSError, UnidentifiedImageError, ValueError):
+        return  # FFmpeg's reading of it says what is wrong
+    if compression not in _TIFF_READ:
+        kind = _TIFF_NAMES.get(compression, f"compression {compression}")
+        raise InputError(f"cannot read {picture.name}: it is {kind}-compressed TIFF, which FFmpeg's TIFF decoder "
+                         f"{'reads as a black picture' if compression in (6, 7) else 'does not read'}; "
+                         "save it uncompressed or with LZW or ZIP compression")
+
+
 def is_cover(stream: av.stream.Stream) -> bool:
     """Cover art: a one-picture video stream (an MP4 covr atom; a Matroska image attachment, which FFmpeg reads as one)."""
     return stream.type == "video" and bool(stream.disposition & av.stream.Disposition.attached_pic)
@@ -248,6 +273,9 @@ def _probe(path: str | Path) -> VideoInfo:
             raise InputError(f"the first video stream of {path} is cover art, and vidrestore restores the first video stream; "
                              "remux the file with its video first")
         cc = stream.codec_context
+        picture = numbered(Path(path), find_sequence(path).first) if is_sequence(path) else Path(path)  # its header
+        if codec_name(stream) == "tiff":
+            check_tiff_compression(picture)
         if cc.width <= 0 or cc.height <= 0:
             raise InputError(f"video stream of {path} has no frame size; the file is truncated or corrupt")
         others = tuple(f"{s.type}:{codec_name(s)}"
@@ -271,7 +299,6 @@ def _probe(path: str | Path) -> VideoInfo:
         if is_sequence(path):
             info["stated_rate"] = as_fraction(cc.framerate)
             info["timecode"] = first.metadata.get("timecode", "") if first is not None else ""
-        picture = numbered(Path(path), find_sequence(path).first) if is_sequence(path) else Path(path)  # its header
         if picture.suffix.lower() == ".exr":
             info["chromaticities"] = chromaticities_of(picture)
         info["icc_profile"] = (container.format.name == "image2" or container.format.name.endswith("_pipe")) and has_icc_profile(picture)
