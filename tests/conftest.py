@@ -319,23 +319,24 @@ def hdr10_plus_payload(peak: int) -> bytes:
     return HDR10_PLUS_PREFIX + (value << -bits % 8).to_bytes((bits + 7) // 8, "big")
 
 
-def hdr10_plus_clip(path: Path, source: Path, rate: Fraction = Fraction(25)) -> Path:
-    """``source`` (an HDR10 clip, :func:`graded_clip`) re-encoded by x265 at ``rate`` with an HDR10+
-    SEI in every frame, each frame's targeted display peak its own (400 + 50 × its number), as
-    Samsung's phones record HDR10+ video; B-frames put the packets out of display order."""
-    from vidrestore.io.hdr10plus import sei_nal, with_sei
+def hdr10_plus_clip(path: Path, source: Path, rate: Fraction = Fraction(25), encoder: str = "libx265") -> Path:
+    """``source`` (an HDR10 clip, :func:`graded_clip`) re-encoded by ``encoder`` (x265 or SVT-AV1)
+    at ``rate`` with HDR10+ metadata in every frame (an SEI message, a metadata OBU), each frame's
+    targeted display peak its own (400 + 50 × its number), as Samsung's phones record HDR10+ video;
+    B-frames (hidden frames in AV1) put the packets out of display order."""
+    from vidrestore.io.hdr10plus import WRITTEN_BY, with_payload
 
     with av.open(str(source)) as inp, av.open(str(path), "w") as out:
-        vs = out.add_stream("libx265", rate=rate)
+        vs = out.add_stream(encoder, rate=rate)
         vs.width, vs.height, vs.pix_fmt = inp.streams.video[0].width, inp.streams.video[0].height, "yuv420p10le"
         cc = vs.codec_context
         cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 9, 16, 9, 1  # BT.2020, PQ, limited
-        vs.options = {"x265-params": "log-level=none"}
+        vs.options = {"x265-params": "log-level=none"} if encoder == "libx265" else {}
 
         def mux(packets: list[av.Packet]) -> None:
             for packet in packets:
                 number = round(packet.pts * packet.time_base * rate)
-                carrying = av.Packet(with_sei(bytes(packet), sei_nal(hdr10_plus_payload(400 + 50 * number)), None))
+                carrying = av.Packet(with_payload(bytes(packet), hdr10_plus_payload(400 + 50 * number), WRITTEN_BY[encoder], None))
                 carrying.pts, carrying.dts, carrying.time_base = packet.pts, packet.dts, packet.time_base
                 carrying.stream, carrying.is_keyframe = vs, packet.is_keyframe
                 out.mux(carrying)
@@ -350,7 +351,8 @@ def hdr10_plus_clip(path: Path, source: Path, rate: Fraction = Fraction(25)) -> 
 def hdr10_plus_metadata(path: Path) -> list[bytes]:
     """Each frame's HDR10+ metadata as FFmpeg's decoder reads it (b"" for none), in display order."""
     with av.open(str(path)) as c:
-        return [b"".join(bytes(sd) for sd in side_data(f, "hevc") if str(sd.type).endswith("DYNAMIC_HDR_PLUS")) for f in c.decode(video=0)]
+        codec = c.streams.video[0].codec_context.codec.canonical_name
+        return [b"".join(bytes(sd) for sd in side_data(f, codec) if str(sd.type).endswith("DYNAMIC_HDR_PLUS")) for f in c.decode(video=0)]
 
 
 def graded_clip(path: Path, source: Path, light, frames: int = 8, primaries: int | None = None, rotation: int = 0) -> Path:

@@ -238,20 +238,24 @@ def test_ten_bit_footage_keeps_its_depth_around_the_faces(sample_clip, tmp_path)
     (".mp4", Fraction(25), ".mp4", ()),
     (".ts", Fraction(30000, 1001), ".ts", ()),  # Annex B in and out; the output counts time in other ticks
     (".mkv", Fraction(25), ".mov", ("--segment-frames", "5")),
+    (".mp4", Fraction(25), ".mkv", ("--codec", "libsvtav1")),  # into AV1's metadata OBUs
+    (".av1.mkv", Fraction(25), ".mp4", ()),  # from them
 ])
 def test_hdr10_plus_video_keeps_each_frames_dynamic_metadata(sample_clip, tmp_path, source, rate, output, options):
-    """A Samsung phone's HDR10+ video came back as plain HDR10: x265 here writes no ST 2094-40 SEI,
-    so each frame's own tone-mapping metadata was lost without a word."""
+    """A Samsung phone's HDR10+ video came back as plain HDR10: x265 (and SVT-AV1) here write no ST
+    2094-40 metadata, so each frame's own tone-mapping metadata was lost without a word."""
     from conftest import graded_clip, hdr10_plus_clip, hdr10_plus_metadata
 
     from vidrestore.io.linear import Light
 
-    src = hdr10_plus_clip(tmp_path / f"phone{source}", graded_clip(tmp_path / "pq.mkv", sample_clip, Light.PQ), rate)
+    encoder = "libsvtav1" if source.startswith(".av1") else "libx265"
+    src = hdr10_plus_clip(tmp_path / f"phone{source}", graded_clip(tmp_path / "pq.mkv", sample_clip, Light.PQ), rate, encoder)
     before = hdr10_plus_metadata(src)
     assert len(before) == 8 and len(set(before)) == 8 and all(before)
     out, report = tmp_path / f"out{output}", tmp_path / "r.json"
     assert _run(src, out, "--model", "none", "--quiet", "--json", report, *options) == 0
-    assert json.loads(report.read_text())["encoder"].startswith("libx265") and json.loads(report.read_text())["tracks"]
+    written = "libsvtav1" if "libsvtav1" in options else "libx265"
+    assert json.loads(report.read_text())["encoder"].startswith(written) and json.loads(report.read_text())["tracks"]
     assert hdr10_plus_metadata(out) == before
     assert not [n for n in json.loads(report.read_text())["notes"] if "HDR10+" in n]
 
@@ -268,8 +272,8 @@ def _raw_stream(path: Path, source: Path) -> Path:
 
 
 @pytest.mark.parametrize("raw, codec, why", [
-    (False, "libx264", "libx264 does not write it; --codec libx265 keeps it in an .mp4, .mkv or .mov"),
-    (True, "auto", "a raw HEVC stream has no timestamps to match its frames by; remux it into an .mp4 or .mkv first"),
+    (False, "libx264", "libx264 does not write it; --codec libx265 or libsvtav1 keeps it"),
+    (True, "auto", "a raw stream has no timestamps to match its frames by; remux it into an .mp4 or .mkv first"),
 ])
 def test_hdr10_plus_metadata_that_cannot_be_carried_is_named_in_the_report(sample_clip, tmp_path, raw, codec, why):
     from conftest import graded_clip, hdr10_plus_clip, hdr10_plus_metadata

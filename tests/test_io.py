@@ -993,6 +993,26 @@ def test_an_hdr10_plus_payload_survives_its_sei_unit_and_goes_before_the_first_s
     assert found == units[: len(others)] + [nal] + units[len(others):]
 
 
+@given(body=st.binary(max_size=300), before=st.lists(st.sampled_from([1, 2, 5]), max_size=3),
+       frames=st.lists(st.sampled_from([3, 6]), min_size=1, max_size=3), sizes=st.integers(0, 200))
+def test_an_hdr10_plus_payload_goes_into_an_av1_metadata_obu_before_the_first_frame(body, before, frames, sizes):
+    """AV1 carries HDR10+ in a metadata OBU (ITU-T T.35) of the temporal unit, before its frames;
+    sizes are LEB128 numbers, so payloads past 127 bytes take two."""
+    from vidrestore.io.hdr10plus import HDR10_PLUS_PREFIX, _leb128, obus, payloads_in, with_payload
+
+    def obu(kind, payload):
+        return bytes([kind << 3 | 2]) + _leb128(len(payload)) + payload
+
+    other_metadata = bytes([2]) + b"\x11" * 8 + b"\x80"  # metadata_type 2 (scalability): not HDR10+
+    units = [obu(k, other_metadata if k == 5 else b"\x07" * (sizes % 50)) for k in before]
+    units += [obu(k, b"\x09" * sizes) for k in frames]
+    payload = HDR10_PLUS_PREFIX + body
+    written = with_payload(b"".join(units), payload, "av1", None)
+    assert payloads_in(written, "av1", None) == [payload]
+    kinds = [kind for _, kind, _ in obus(written)]
+    assert kinds == before + [5] + frames
+
+
 def test_an_sei_unit_of_other_messages_yields_no_hdr10_plus_payload():
     from vidrestore.io.hdr10plus import hdr10_plus_payloads_of, sei_nal
 

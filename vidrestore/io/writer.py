@@ -92,10 +92,10 @@ class VideoWriter:
         self._patch_reformatter = VideoReformatter()  # for regions, whose sizes change from frame to frame
         self._codes_reformatter = VideoReformatter()  # HDR or log video's frames to R'G'B' codes (see _codes_in_light)
         self._palettes: av.filter.Graph | None = None  # GIF: a palette for each frame (see _palettized)
-        # HDR10+: the input's payloads by its frames' times, read at the first frame; the SEI units
-        # still to put into the packets, by presentation time in the encoder's ticks (see io.hdr10plus)
+        # HDR10+: the input's payloads by its frames' times, read at the first frame; those still to
+        # put into the packets, by presentation time in the encoder's ticks (see io.hdr10plus)
         self._hdr10_plus: dict[int, bytes] | None = None if hdr10plus.carried(info, codec.name) else {}
-        self._sei: dict[int, bytes] = {}
+        self._hdr10_plus_due: dict[int, bytes] = {}
         self._error: BaseException | None = None
         self._opened = False  # the encoder opens on the first frame, with options read from it
         self._thread = threading.Thread(target=self._encode_loop, name="vidrestore-encode", daemon=True)
@@ -313,15 +313,15 @@ class VideoWriter:
         payload = self._hdr10_plus.get(source.pts)
         if payload is not None:  # the encoder's packets count time in its own ticks, rounded as FFmpeg rounds
             ticks = Fraction(pts) * self.info.time_base / self.stream.codec_context.time_base
-            self._sei[math.floor(ticks + Fraction(1, 2)) if ticks >= 0 else -math.floor(-ticks + Fraction(1, 2))] = \
-                hdr10plus.sei_nal(payload)
+            self._hdr10_plus_due[math.floor(ticks + Fraction(1, 2)) if ticks >= 0 else -math.floor(-ticks + Fraction(1, 2))] = payload
 
     def _with_hdr10_plus(self, packet: av.Packet) -> av.Packet:
-        """``packet`` with the SEI unit kept for its frame put in (a new packet: PyAV cannot resize one)."""
-        nal = self._sei.pop(packet.pts, None) if self._sei and packet.pts is not None else None
-        if nal is None:
+        """``packet`` with the payload kept for its frame put in (a new packet: PyAV cannot resize one)."""
+        payload = self._hdr10_plus_due.pop(packet.pts, None) if self._hdr10_plus_due and packet.pts is not None else None
+        if payload is None:
             return packet
-        carrying = av.Packet(hdr10plus.with_sei(bytes(packet), nal, hdr10plus.length_size(self.stream)))
+        written = hdr10plus.WRITTEN_BY[self.stream.codec_context.name]
+        carrying = av.Packet(hdr10plus.with_payload(bytes(packet), payload, written, hdr10plus.length_size(self.stream)))
         carrying.pts, carrying.dts, carrying.time_base, carrying.stream = packet.pts, packet.dts, packet.time_base, packet.stream
         carrying.is_keyframe, carrying.duration = packet.is_keyframe, packet.duration
         return carrying
