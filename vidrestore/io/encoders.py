@@ -65,7 +65,7 @@ def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, heig
         if (av.VideoFormat(source).is_rgb or source.startswith(("gray", "monob"))) and source in supported:
             return source
         deep, alpha = av.VideoFormat(source).components[0].bits > 8, has_alpha(source)
-        wide = (["rgba64be", "rgba64le"] if alpha else []) + ["rgb48be", "rgb48le"] if deep else []
+        wide = ((["rgba64be", "rgba64le"] if alpha else []) + ["rgb48be", "rgb48le"]) if deep else []
         requested = next((f for f in [*wide, *(["rgba"] if alpha else []), "rgb24"] if f in supported), "auto")
     if requested == "auto" and not _subsampling_fits(source, width, height):
         requested = "yuv444p"  # odd sizes cannot be chroma-subsampled; keep the exact frame size instead
