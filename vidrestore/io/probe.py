@@ -217,16 +217,17 @@ def _probe_file(path: str, *identity: int) -> VideoInfo:
     return _probe(path)
 
 
-def has_icc_profile(picture: Path) -> bool:
-    """Whether the picture file ``picture`` embeds an ICC profile (read from its header by Pillow:
-    PyAV cannot read a PNG's safely, see :data:`_SIDE_DATA_WITH_METADATA`)."""
+def _picture_header(picture: Path) -> tuple[bool, int]:
+    """Whether the picture file ``picture`` embeds an ICC profile, and its TIFF compression (tag 259;
+    1, none, for other types), read from its header by Pillow (PyAV cannot read a PNG's profile
+    safely, see :data:`_SIDE_DATA_WITH_METADATA`)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(picture) as image:
-            return bool(image.info.get("icc_profile"))
+            return bool(image.info.get("icc_profile")), getattr(image, "tag_v2", {}).get(259, 1)
     except (OSError, UnidentifiedImageError, ValueError):
-        return False
+        return False, 1  # FFmpeg's reading of it says what is wrong
 
 
 # TIFF compressions (tag 259) FFmpeg's TIFF decoder reads: none, CCITT (RLE, fax 3 and 4), LZW,
@@ -237,16 +238,9 @@ _TIFF_NAMES = {6: "old-style JPEG", 7: "JPEG", 34925: "LZMA", 50000: "Zstandard"
                32809: "ThunderScan", 34676: "SGI LogLuv", 34677: "SGI LogL"}
 
 
-def check_tiff_compression(picture: Path) -> None:
-    """Refuse the TIFF file ``picture`` (a sequence's first) where its compression is one FFmpeg
+def _check_tiff_compression(picture: Path, compression: int) -> None:
+    """Refuse the TIFF file ``picture`` (a sequence's first) where its ``compression`` is one FFmpeg
     does not decode (:data:`_TIFF_READ`), naming it and the way out."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(picture) as image:
-            compression = getattr(image, "tag_v2", {}).get(259, 1)
-    except (OSError, UnidentifiedImageError, ValueError):
-        return  # FFmpeg's reading of it says what is wrong
     if compression not in _TIFF_READ:
         kind = _TIFF_NAMES.get(compression, f"compression {compression}")
         raise InputError(f"cannot read {picture.name}: it is {kind}-compressed TIFF, which FFmpeg's TIFF decoder "
@@ -274,8 +268,10 @@ def _probe(path: str | Path) -> VideoInfo:
                              "remux the file with its video first")
         cc = stream.codec_context
         picture = numbered(Path(path), find_sequence(path).first) if is_sequence(path) else Path(path)  # its header
+        pictures = container.format.name == "image2" or container.format.name.endswith("_pipe")
+        icc_profile, compression = _picture_header(picture) if pictures else (False, 1)
         if codec_name(stream) == "tiff":
-            check_tiff_compression(picture)
+            _check_tiff_compression(picture, compression)
         if cc.width <= 0 or cc.height <= 0:
             raise InputError(f"video stream of {path} has no frame size; the file is truncated or corrupt")
         others = tuple(f"{s.type}:{codec_name(s)}"
@@ -301,7 +297,7 @@ def _probe(path: str | Path) -> VideoInfo:
             info["timecode"] = first.metadata.get("timecode", "") if first is not None else ""
         if picture.suffix.lower() == ".exr":
             info["chromaticities"] = chromaticities_of(picture)
-        info["icc_profile"] = (container.format.name == "image2" or container.format.name.endswith("_pipe")) and has_icc_profile(picture)
+        info["icc_profile"] = icc_profile
         info["light"] = light_of(info["pix_fmt"], cc.color_trc, picture.suffix.lower() == ".dpx" and says_printing_density(picture))
         if info["light"] in HDR_LIGHTS:
             info["chromaticities"] = video_chromaticities(info["light"], cc.color_primaries)
