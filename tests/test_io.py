@@ -1341,7 +1341,7 @@ def test_an_exif_block_is_turned_upright_wherever_its_orientation_entry_lies(ord
 def test_an_exif_block_replaces_the_one_a_png_or_jpeg_had(tmp_path):
     from PIL import Image
 
-    from vidrestore.io.photo import _into_jpeg, _into_png, exif_of
+    from vidrestore.io.photo import _into_jpeg, _into_png, photo_tags
 
     old, new = Image.Exif(), Image.Exif()
     old[0x010F], new[0x010F] = "old", "new"
@@ -1353,7 +1353,7 @@ def test_an_exif_block_replaces_the_one_a_png_or_jpeg_had(tmp_path):
         with Image.open(path) as image:
             image.load()  # a PNG's chunk CRCs are checked as it is read
             assert dict(image.getexif()) == {0x010F: "new"}
-        assert exif_of(path) == new.tobytes().removeprefix(b"Exif\0\0")
+        assert photo_tags(path) == (new.tobytes().removeprefix(b"Exif\0\0"), None)
 
 
 @pytest.mark.parametrize("compression, what", [
@@ -1373,6 +1373,27 @@ def test_a_tiff_compressed_as_ffmpeg_cannot_read_is_refused_by_name(tmp_path, co
         return
     with pytest.raises(InputError, match=f"cannot read scan.tif: {what}; save it uncompressed or with LZW or ZIP compression"):
         probe(path)
+
+
+@pytest.mark.parametrize("compression", ["raw", "tiff_lzw"])
+def test_a_tiff_gets_an_icc_profile_and_a_description_in_place_of_its_own(tmp_path, compression):
+    """FFmpeg's TIFF encoder writes no ICC profile: a scan's Adobe RGB profile was lost. The first
+    IFD is written again at the end of the file, with the profile and the description."""
+    from PIL import Image, ImageCms
+
+    from vidrestore.io.photo import _into_tiff
+
+    picture = np.random.default_rng(1).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    path = tmp_path / "scan.tif"
+    Image.fromarray(picture).save(path, compression=compression, description="old")
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for comment in ("restored by vidrestore", "abc"):  # the second replaces the first; 4 bytes fit in the entry itself
+        path.write_bytes(_into_tiff(path.read_bytes(), profile, comment))
+        with Image.open(path) as written:
+            assert written.info["icc_profile"] == profile and written.tag_v2[270] == comment
+            assert np.array_equal(np.asarray(written), picture)
+    with av.open(str(path)) as c:
+        assert np.array_equal(next(c.decode(video=0)).to_ndarray(format="rgb24"), picture)
 
 
 def test_rates_from_pyav_become_fractions_and_zero_means_none():

@@ -49,8 +49,9 @@ _RGB_PICTURE_ENCODERS = {"png", "tiff", "bmp", "dpx", "exr"}  # pictures viewers
 # paletteuse): by hand, the encoder's fixed 3-3-2 palette was off by 16.6 levels on the sample
 # clip, a palette of the frame's own by 2.2.
 PALETTE_ENCODERS = {"gif"}
-# Encoders that write a frame's ICC profile into the file (PNG's iCCP chunk, JPEG's APP2 segments)
-ICC_ENCODERS = {"png", "mjpeg"}
+# Encoders whose pictures keep the input's ICC profile: PNG's and JPEG's write it from the frame
+# (an iCCP chunk, APP2 segments); a TIFF gets it from io.photo
+ICC_ENCODERS = {"png", "mjpeg", "tiff"}
 
 
 def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, height: int) -> str:

@@ -19,24 +19,22 @@ from .sequence import is_sequence
 
 _HEADER = b"Exif\x00\x00"
 _ORIENTATION = 0x0112
-_WRITES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}  # the output types a block is written into
+_WRITES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF"}  # the types written into
 
 
-def exif_of(picture: str | Path) -> bytes | None:
-    """The EXIF block of the picture file ``picture`` (TIFF-structured, without its "Exif" header),
-    read by Pillow, or None where it has none (a video, a sequence, a picture without one)."""
+def photo_tags(picture: str | Path) -> tuple[bytes | None, bytes | None]:
+    """The EXIF block (TIFF-structured, without its "Exif" header) and the ICC profile of the
+    picture file ``picture``, read by Pillow; None for each it lacks (and for a video or a sequence)."""
     from PIL import Image, UnidentifiedImageError
 
     if is_sequence(picture):
-        return None
+        return None, None
     try:
         with Image.open(picture) as image:
-            block = image.info.get("exif")
+            block, profile = image.info.get("exif"), image.info.get("icc_profile")
     except (OSError, UnidentifiedImageError, ValueError):
-        return None
-    if not block:
-        return None
-    return block.removeprefix(_HEADER)
+        return None, None
+    return (block.removeprefix(_HEADER) if block else None), profile or None
 
 
 def upright(block: bytes) -> bytes:
@@ -57,19 +55,23 @@ def upright(block: bytes) -> bytes:
 
 def carry_photo_tags(source: str | Path, written: Path, output: str | Path, comment: str) -> list[str]:
     """Write the EXIF block of the picture ``source`` and ``comment`` into ``written`` (the file that
-    becomes the picture ``output``) where its type holds them; a note for the report where the
-    block is lost."""
+    becomes the picture ``output``) where its type holds them, and into a TIFF its ICC profile too
+    (FFmpeg's PNG and JPEG encoders write the profile themselves; its TIFF encoder does not); a
+    note for the report where the block is lost."""
     if is_sequence(output):
         return []
-    block = exif_of(source)
+    block, profile = photo_tags(source)
     kind = _WRITES.get(Path(output).suffix.lower())
+    lost = [] if block is None or kind in ("JPEG", "PNG") else [
+        (f"the photo's EXIF block (camera, date taken, exposure) is not written into the {Path(output).suffix} output; "
+         "write a .jpg or .png to keep it")]
     if kind is None:
-        return [] if block is None else [(f"the photo's EXIF block (camera, date taken, exposure) is not written into the "
-                                          f"{Path(output).suffix} output; write a .jpg or .png to keep it")]
+        return lost
     block = upright(block) if block is not None else None
     data = written.read_bytes()
-    written.write_bytes(_into_jpeg(data, block, comment) if kind == "JPEG" else _into_png(data, block, comment))
-    return []
+    written.write_bytes(_into_jpeg(data, block, comment) if kind == "JPEG" else
+                        _into_png(data, block, comment) if kind == "PNG" else _into_tiff(data, profile, comment))
+    return lost
 
 
 def _into_jpeg(data: bytes, block: bytes | None, comment: str = "") -> bytes:
@@ -115,3 +117,35 @@ def _into_png(data: bytes, block: bytes | None, comment: str = "") -> bytes:
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+_TIFF_ENTRY = {"<": "<HHII", ">": ">HHII"}
+_ICC_TAG, _DESCRIPTION_TAG = 34675, 270
+
+
+def _into_tiff(data: bytes, profile: bytes | None, comment: str) -> bytes:
+    """``data`` (a TIFF) with ``profile`` as its ICC tag and ``comment`` as its ImageDescription,
+    in place of any it had: the first IFD is written again at the end of the file with them, and
+    their values after it (the IFD's other entries keep their values, which lie where they were)."""
+    if len(data) < 8 or data[:2] not in (b"II", b"MM"):
+        return data
+    order = "<" if data[:2] == b"II" else ">"
+    (first,) = struct.unpack(order + "I", data[4:8])
+    (count,) = struct.unpack(order + "H", data[first : first + 2])
+    entries = {struct.unpack(order + "H", data[e : e + 2])[0]: data[e : e + 12] for e in range(first + 2, first + 2 + 12 * count, 12)}
+    (following,) = struct.unpack(order + "I", data[first + 2 + 12 * count : first + 6 + 12 * count])
+    values = {tag: value for tag, value in ((_ICC_TAG, profile), (_DESCRIPTION_TAG, comment.encode() + b"\0" if comment else None))
+              if value is not None}
+    size = 2 + 12 * len(entries.keys() | values.keys()) + 4
+    start = len(data) + len(data) % 2  # an IFD begins on a word boundary
+    out, at = bytearray(data + b"\0" * (start - len(data))), start + size + size % 2
+    blobs = bytearray()
+    for tag, value in values.items():
+        kind = 7 if tag == _ICC_TAG else 2  # UNDEFINED bytes, ASCII
+        entries[tag] = struct.pack(_TIFF_ENTRY[order], tag, kind, len(value), at + len(blobs)) if len(value) > 4 else \
+            struct.pack(order + "HHI", tag, kind, len(value)) + value.ljust(4, b"\0")
+        blobs += value + b"\0" * (len(value) % 2)
+    out += struct.pack(order + "H", len(entries)) + b"".join(entries[tag] for tag in sorted(entries))
+    out += struct.pack(order + "I", following) + b"\0" * (size % 2) + blobs
+    out[4:8] = struct.pack(order + "I", start)
+    return bytes(out)
