@@ -50,8 +50,8 @@ _RGB_PICTURE_ENCODERS = {"png", "tiff", "bmp", "dpx", "exr"}  # pictures viewers
 # clip, a palette of the frame's own by 2.2.
 PALETTE_ENCODERS = {"gif"}
 # Encoders whose pictures keep the input's ICC profile: PNG's and JPEG's write it from the frame
-# (an iCCP chunk, APP2 segments); a TIFF gets it from io.photo
-ICC_ENCODERS = {"png", "mjpeg", "tiff"}
+# (an iCCP chunk, APP2 segments); a TIFF or WebP gets it from io.photo
+ICC_ENCODERS = {"png", "mjpeg", "tiff", "libwebp"}
 
 
 def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, height: int) -> str:
@@ -76,7 +76,9 @@ def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, heig
         return requested
     if not supported or source in supported:
         return _jfif_format(codec, source, supported)
-    return _jfif_format(codec, "yuv420p", supported) if "yuv420p" in supported else _closest_format(source, supported)
+    if "yuv420p" in supported and not (has_alpha(source) and any(has_alpha(f) for f in supported)):
+        return _jfif_format(codec, "yuv420p", supported)
+    return _closest_format(source, supported)  # an alpha channel kept where the encoder takes one (WebP's)
 
 
 def _jfif_format(codec: av.Codec, pix_fmt: str, supported: list[str]) -> str:

@@ -19,7 +19,7 @@ from .sequence import is_sequence
 
 _HEADER = b"Exif\x00\x00"
 _ORIENTATION = 0x0112
-_WRITES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF"}  # the types written into
+_WRITES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}  # the types written into
 
 
 def photo_tags(picture: str | Path) -> tuple[bytes | None, bytes | None]:
@@ -55,22 +55,23 @@ def upright(block: bytes) -> bytes:
 
 def carry_photo_tags(source: str | Path, written: Path, output: str | Path, comment: str) -> list[str]:
     """Write the EXIF block of the picture ``source`` and ``comment`` into ``written`` (the file that
-    becomes the picture ``output``) where its type holds them, and into a TIFF its ICC profile too
-    (FFmpeg's PNG and JPEG encoders write the profile themselves; its TIFF encoder does not); a
-    note for the report where the block is lost."""
+    becomes the picture ``output``) where its type holds them, and its ICC profile where FFmpeg's
+    encoder writes none (TIFF, WebP; its PNG and JPEG encoders write the frame's); a note for the
+    report where the block is lost."""
     if is_sequence(output):
         return []
     block, profile = photo_tags(source)
     kind = _WRITES.get(Path(output).suffix.lower())
-    lost = [] if block is None or kind in ("JPEG", "PNG") else [
+    lost = [] if block is None or kind in ("JPEG", "PNG", "WEBP") else [
         (f"the photo's EXIF block (camera, date taken, exposure) is not written into the {Path(output).suffix} output; "
-         "write a .jpg or .png to keep it")]
+         "write a .jpg, .png or .webp to keep it")]
     if kind is None:
         return lost
     block = upright(block) if block is not None else None
     data = written.read_bytes()
     written.write_bytes(_into_jpeg(data, block, comment) if kind == "JPEG" else
-                        _into_png(data, block, comment) if kind == "PNG" else _into_tiff(data, profile, comment))
+                        _into_png(data, block, comment) if kind == "PNG" else
+                        _into_webp(data, block, profile) if kind == "WEBP" else _into_tiff(data, profile, comment))
     return lost
 
 
@@ -149,3 +150,30 @@ def _into_tiff(data: bytes, profile: bytes | None, comment: str) -> bytes:
     out += struct.pack(order + "I", following) + b"\0" * (size % 2) + blobs
     out[4:8] = struct.pack(order + "I", start)
     return bytes(out)
+
+
+def _into_webp(data: bytes, block: bytes | None, profile: bytes | None) -> bytes:
+    """``data`` (a WebP) in WebP's extended format, with ``profile`` as its ICCP chunk and ``block``
+    as its EXIF chunk, in place of any it had (WebP has no comment chunk; XMP would be one)."""
+    import io
+
+    from PIL import Image
+
+    if block is None and profile is None or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return data
+    chunks, pos = [], 12
+    while pos + 8 <= len(data):
+        kind, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        chunks.append((kind, data[pos + 8 : pos + 8 + size]))
+        pos += 8 + size + size % 2
+    extended = dict(chunks).get(b"VP8X")
+    with Image.open(io.BytesIO(data)) as image:
+        width, height = image.size
+    flags = (extended[0] if extended else 0x10 * any(k == b"ALPH" for k, _ in chunks)) & ~0x28
+    flags |= (0x20 if profile is not None else 0) | (0x08 if block is not None else 0)  # ICC, EXIF
+    header = bytes([flags, 0, 0, 0]) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    image_chunks = [(k, v) for k, v in chunks if k not in (b"VP8X", b"ICCP", b"EXIF")]
+    ordered = [(b"VP8X", header), *([(b"ICCP", profile)] if profile is not None else []), *image_chunks,
+               *([(b"EXIF", block)] if block is not None else [])]
+    body = b"".join(k + struct.pack("<I", len(v)) + v + b"\0" * (len(v) % 2) for k, v in ordered)
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
