@@ -3,6 +3,7 @@
     python bench/face_quality.py --pack runs/data/celeba128.npz [--count 64] [--weights path.safetensors]
                                  [--scale S] [--estimates-only] [--dtype auto|fp32|bf16]
                                  [--real-lq ../shared/data/faces_lq/codeformer_cropped_faces]
+    python bench/face_quality.py --video ../shared/data/videos/keep_real_2.mp4 [--weights path.safetensors]
 
 Held-out faces (the last ``count`` of the pack, which neither FLIPNET's nor FaceQualityNet's
 training saw) at six levels of damage: untouched, and through configs/degradations light,
@@ -19,6 +20,13 @@ that knows the clean face). With ``--real-lq``: the estimates and strengths of r
 (aligned 512 px crops, taken to the net's size), and the NIQE of each as given, restored at
 strength 1 and at the estimated strength (restored at the model's size, pasted as a face of
 that size would be, and taken back with bicubic, as bench/quality.py does).
+
+``--video CLIP``: the estimates alone, on the sharp faces of a real clip (every 10th frame, found by
+dlib), damaged at the frame's size as web and broadcast copies are: the frame shrunk k times and
+enlarged back (bicubic), or also JPEG-compressed (quality 60) while small; each face is then cut
+out at the net's 128 px as pass 1 cuts it, from the damaged and from the clean frame, so the true
+dB counts the damage the crop still shows. A video's face is often several times the crop and
+sharper than any CelebA face at it, which the pack's faces cannot show.
 """
 
 from __future__ import annotations
@@ -84,9 +92,59 @@ def best_strength(lq: torch.Tensor, pasted: torch.Tensor, hq: torch.Tensor) -> t
     return ((change * wanted).sum(1) / (change * change).sum(1).clamp_min(1e-10)).clamp(0, 1)
 
 
+VIDEO_SHRINKS = (2, 3, 4, 5, 6, 8)
+
+
+def frame_damaged(image: np.ndarray, shrink: int, jpeg: bool) -> np.ndarray:
+    """``image`` (H, W, 3 uint8) shrunk ``shrink`` times (area), JPEG-compressed at quality 60 there
+    if ``jpeg``, and enlarged back (bicubic)."""
+    import cv2
+
+    height, width = image.shape[:2]
+    small = cv2.resize(image, (max(1, width // shrink), max(1, height // shrink)), interpolation=cv2.INTER_AREA)
+    if jpeg:
+        small = cv2.imdecode(cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 60])[1], cv2.IMREAD_UNCHANGED)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def video_estimates(net: torch.nn.Module, clip: Path, every: int = 10) -> None:
+    """Print the true dB and the estimate of the faces of ``clip`` damaged at the frame's size (see the module's doc)."""
+    from vidrestore.faces.align import align_faces, shrinks_by
+    from vidrestore.faces.detect import DetectorConfig, create_detector
+    from vidrestore.io import VideoReader
+
+    detector = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    with VideoReader(clip) as reader:
+        frames = [f.image for f in reader if f.index % every == 0]
+    size = net.config.image_size
+    print(f"{clip.name}: faces of every {every}th frame, damaged at the frame's size, cut out at {size} px")
+    print(f"{'damage':14s} {'faces':>5s} {'face/crop':>9s} {'true dB':>8s} {'est. dB':>8s} {'MAE':>5s} {'strength':>8s}")
+    for jpeg in (False, True):
+        for shrink in VIDEO_SHRINKS:
+            clean, damaged, scales = [], [], []
+            for image in frames:
+                found = detector.detect([image])[0]
+                if not found:
+                    continue
+                landmarks = found[0].landmarks[None]
+                for picture, into in ((image, clean), (frame_damaged(image, shrink, jpeg), damaged)):
+                    crop, matrices = align_faces(torch.from_numpy(picture).permute(2, 0, 1), landmarks, size)
+                    into.append(crop[0])
+                scales.append(shrinks_by(matrices[0]))
+            lq, hq = torch.stack(damaged).float(), torch.stack(clean).float()
+            with torch.inference_mode():
+                estimate = net(lq)
+            truth = quality_target(lq, hq)
+            strength = np.mean([strength_for(float(e)) for e in estimate])
+            name = f"1/{shrink}" + (" + JPEG 60" if jpeg else "")
+            print(f"{name:14s} {len(lq):5d} {np.median(scales):9.2f} {float(truth.mean()):8.2f} {float(estimate.mean()):8.2f} "
+                  f"{float((estimate - truth).abs().mean()):5.2f} {strength:8.2f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--pack", required=True)
+    ap.add_argument("--pack", help="packed faces (vidrestore train pack); their last --count are the held-out ones")
+    ap.add_argument("--video", type=Path, help="instead: the estimates on a real clip's faces damaged at the frame's size")
     ap.add_argument("--count", type=int, default=64)
     ap.add_argument("--weights", help="a FaceQualityNet file (default: the shipped one)")
     ap.add_argument("--model", default="flipnet-small")
@@ -97,6 +155,11 @@ def main() -> None:
                     "(auto: bf16 on a CPU with AMX, else fp32)")
     args = ap.parse_args()
     net = load_face_quality(args.weights or zoo.verify(QUALITY_MODEL))
+    if args.video:
+        video_estimates(net, args.video)
+        return
+    if not args.pack:
+        ap.error("give --pack (or --video)")
     _, model = load_model(args.model)
     data = PackedFaces(args.pack)
     _, val = data.split(args.count)

@@ -1,6 +1,7 @@
 """End-to-end: the CLI on real clips, checked with PyAV; and every bad input as a one-line error."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -66,6 +67,8 @@ def test_a_clean_real_clip_keeps_its_faces_as_they_are_by_default_and_says_why(s
     rep = json.loads(report.read_text())
     assert rep["measure_strength"] and rep["tracks"][0]["quality_db"] > 36 and rep["tracks"][0]["strength"] < 0.25
     assert any("look little damaged" in n and "--strength 1" in n for n in rep["notes"])
+    # and why a face this large can look clean: it is judged at the crop, three times smaller
+    assert any(re.search(r"faces (2\.[5-9]|3\.[0-5]) times the crop\); damage is judged at a 128 px crop", n) for n in rep["notes"])
     assert read_pts(out) == read_pts(clip)
 
 
@@ -775,11 +778,13 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     for name in ("restored", "restored.xyz"):
         _one_line_error(capsys, _run(src, tmp_path / name, "--model", "none"), 4, f"no container is known by the name '{name}'")
     _one_line_error(capsys, _run(src, tmp_path, "--model", "none"), 4, "never overwrites its input")  # the folder it is in
-    # MXF takes broadcast's frame rates alone: it failed when the restored video was written, with a traceback
+    # MXF takes broadcast's frame rates alone: it failed when the restored video was written, with a traceback;
+    # FFmpeg's advice to set its -strict option, which vidrestore does not have, is left out
     odd_rate = make_clip(tmp_path / "odd.mp4", [0, 50, 100], rate=20, time_base=Fraction(1, 1000))
     _one_line_error(capsys, _run(src, tmp_path / "o.ogv", "--model", "none"), 4, "vidrestore does not write Ogg video")
     _one_line_error(capsys, _run(odd_rate, tmp_path / "o.mxf", "--model", "none"), 4,
-                    "o.mxf cannot be written: FFmpeg's mxf muxer refused the mpeg2video video (Unsupported frame rate 20/1")
+                    "o.mxf cannot be written: FFmpeg's mxf muxer refused the mpeg2video video (Unsupported frame rate 20/1); "
+                    "write a .mkv or .mov")
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert leftovers == []
 

@@ -130,3 +130,21 @@ def test_training_lowers_the_estimators_error_and_saves_a_file_that_loads(tmp_pa
     loaded = load_face_quality(cfg.out)
     assert validate(loaded, *validation_faces(cfg)) == pytest.approx(scores)
 
+
+
+@pytest.mark.parametrize("scale, told", [(1.0, False), (3.0, True)])
+def test_a_face_left_alone_says_how_much_larger_than_the_crop_it_is_where_it_is(scale, told):
+    """A visibly blurred face three times the crop can look clean at the crop's size: the note
+    left for it says so, and says nothing of the kind for a face the crop's own size."""
+    from vidrestore.faces.align import template
+    from vidrestore.faces.types import Track
+    from vidrestore.pipeline import PipelineConfig
+    from vidrestore.pipeline.analysis import Analysis
+    from vidrestore.pipeline.report import strength_note
+
+    landmarks = np.repeat((template(128) * scale + 50)[None], 4, 0)
+    track = Track(0, 0, np.arange(4), np.tile([0.0, 0, 128 * scale, 128 * scale], (4, 1)), landmarks, np.ones(4), person=0, quality=40.0)
+    (note,) = strength_note(Analysis(4, [], [track], "", judged_at=128), PipelineConfig(face_size=64))
+    assert "person 0: 40.0 dB from clean, strength 0.00" in note and "--strength 1" in note
+    assert ("faces 3.0 times the crop" in note and "judged at a 128 px crop" in note) == told
+    assert ("times the crop" in note or "px crop" in note) == told

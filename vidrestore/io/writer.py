@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import math
 import queue
+import re
 import struct
 import tempfile
 import threading
@@ -339,7 +340,7 @@ class VideoWriter:
         except OSError as exc:
             raise OutputError(f"cannot write {self.path} ({exc.strerror or exc})") from exc
         except av.error.FFmpegError as exc:  # the header, written with the first packet, holds the settings
-            reason = exc.log[2].strip() if exc.log else exc.strerror or str(exc)
+            reason = _without_command_line_advice(exc.log[2]) if exc.log else exc.strerror or str(exc)
             raise OutputError(f"FFmpeg's {self.container.format.name} muxer refused the {self.stream.codec_context.name} "
                               f"video ({reason}); write a .mkv or .mov") from exc
 
@@ -362,6 +363,16 @@ class VideoWriter:
             self._stop_thread()
             with contextlib.suppress(Exception):
                 self.container.close()
+
+
+# FFmpeg's advice to users of its own command line, naming an option of it ("Set -strict option to
+# 'unofficial' or lower in order to allow it!"): vidrestore has no such option, so it only misleads
+_COMMAND_LINE_ADVICE = re.compile(r"[^.!?]*\s-[a-z_]+ option[^.!?]*[.!?]?")
+
+
+def _without_command_line_advice(reason: str) -> str:
+    """FFmpeg's ``reason`` for a refusal, less its advice to users of the ffmpeg command."""
+    return _COMMAND_LINE_ADVICE.sub("", reason).strip().rstrip(".")
 
 
 def _repair_decode_time(packet: av.Packet) -> None:

@@ -68,6 +68,7 @@ class Analysis:
     video_cycles: frozenset[int] = frozenset()
     film_pts: list[int | None] = field(default_factory=list)
     light: Light = Light.DISPLAY  # what the samples stand for, as both passes read them (PipelineConfig.light_of)
+    judged_at: int = 0  # side (px) of the crops FaceQualityNet judged each track's damage at (Track.quality); 0: not judged
 
 
 def regions_measured(meter: DetailMeter | None, rater: QualityMeter | None, index: int, faces: list[tuple[int, Detection]],
@@ -249,7 +250,8 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     references = {t.track_id: crops[cfg.reference_of(t)] for t in tracks if cfg.reference_of(t)}
     return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references, tracker.too_small,
                     stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side,
-                    portraits.faces if portraits is not None else {}, *film_cadence(changes, pts, cfg.hybrid), light=light)
+                    portraits.faces if portraits is not None else {}, *film_cadence(changes, pts, cfg.hybrid), light=light,
+                    judged_at=rater.net.config.image_size if rater is not None else 0)
 
 
 

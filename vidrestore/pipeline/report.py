@@ -15,6 +15,7 @@ from .. import __version__, cadence, jsonio
 from ..anchor import identity_frames
 from ..errors import OutputError
 from ..eval.tracks import measure_tracks, qa_alarms
+from ..faces.align import face_matrices, shrinks_by
 from ..faces.identity import DlibIdentityEncoder
 from ..faces.people import contact_sheet
 from ..faces.pose import frontal_weight
@@ -194,9 +195,20 @@ def small_faces_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
     return notes
 
 
+LARGER_THAN_CROP = 1.5  # a face this many times the crop its damage is judged at, or more, is said to be larger than it
+
+
+def crop_scale(tracks: list[Track], crop: int) -> float:
+    """How many times a ``crop`` px face crop the faces of ``tracks`` are in the frame (median
+    frame pixels a crop pixel spans)."""
+    return float(np.median([shrinks_by(m) for t in tracks for m in face_matrices(t.landmarks, crop)]))
+
+
 def strength_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
     """Name the people whose faces the estimate of their damage restored at less than full
-    strength (or not at all), so that a user who wants them redrawn knows how."""
+    strength (or not at all), so that a user who wants them redrawn knows how. A face much larger
+    than the crop its damage is judged at is judged by what that damage leaves at the crop's
+    size: a user who sees blur left on such a face is told why."""
     lowered: dict[int, tuple[float, float]] = {}  # person -> (estimate, strength)
     for t in analysis.tracks:
         strength = cfg.strength_of(t)
@@ -204,8 +216,14 @@ def strength_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
             lowered[t.person] = (t.quality, strength)
     if not lowered:
         return []
-    said = "; ".join(f"person {p}: {q:.1f} dB from clean, strength {s:.2f}" for p, (q, s) in sorted(lowered.items()))
-    return [(f"faces that look little damaged were restored less, or left as they are (--strength auto; {said}); "
+    crop = analysis.judged_at
+    scales = {p: crop_scale([t for t in analysis.tracks if t.person == p], crop) if crop else 0.0 for p in lowered}
+    said = "; ".join(f"person {p}: {q:.1f} dB from clean, strength {s:.2f}"
+                     + (f", faces {scales[p]:.1f} times the crop" if scales[p] >= LARGER_THAN_CROP else "")
+                     for p, (q, s) in sorted(lowered.items()))
+    larger = (f"; damage is judged at a {crop} px crop: on a larger face, blur and noise finer than the crop do not count"
+              if max(scales.values()) >= LARGER_THAN_CROP else "")
+    return [(f"faces that look little damaged were restored less, or left as they are (--strength auto; {said}){larger}; "
              f"--strength 1 restores every face in full, --strength pPERSON=1 one person's")]
 
 
