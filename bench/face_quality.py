@@ -116,17 +116,14 @@ def video_estimates(net: torch.nn.Module, clip: Path, every: int = 10) -> None:
     detector = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
     with VideoReader(clip) as reader:
         frames = [f.image for f in reader if f.index % every == 0]
+    found = [(image, faces[0].landmarks[None]) for image, faces in zip(frames, detector.detect(frames)) if faces]
     size = net.config.image_size
     print(f"{clip.name}: faces of every {every}th frame, damaged at the frame's size, cut out at {size} px")
     print(f"{'damage':14s} {'faces':>5s} {'face/crop':>9s} {'true dB':>8s} {'est. dB':>8s} {'MAE':>5s} {'strength':>8s}")
     for jpeg in (False, True):
         for shrink in VIDEO_SHRINKS:
             clean, damaged, scales = [], [], []
-            for image in frames:
-                found = detector.detect([image])[0]
-                if not found:
-                    continue
-                landmarks = found[0].landmarks[None]
+            for image, landmarks in found:
                 for picture, into in ((image, clean), (frame_damaged(image, shrink, jpeg), damaged)):
                     crop, matrices = align_faces(torch.from_numpy(picture).permute(2, 0, 1), landmarks, size)
                     into.append(crop[0])

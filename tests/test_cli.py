@@ -777,7 +777,8 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     _one_line_error(capsys, _run(src, tmp_path / "y.mp4", "--model", "none", "--codec", "nosuchcodec"), 4, "encoder")
     for name in ("restored", "restored.xyz"):
         _one_line_error(capsys, _run(src, tmp_path / name, "--model", "none"), 4, f"no container is known by the name '{name}'")
-    _one_line_error(capsys, _run(src, tmp_path, "--model", "none"), 4, "never overwrites its input")  # the folder it is in
+    _one_line_error(capsys, _run(src, tmp_path, "--model", "none"), 4,  # the folder it is in
+                    f"never overwrites its input: name another file, such as {tmp_path / 'in_restored.mp4'}")
     # MXF takes broadcast's frame rates alone: it failed when the restored video was written, with a traceback;
     # FFmpeg's advice to set its -strict option, which vidrestore does not have, is left out
     odd_rate = make_clip(tmp_path / "odd.mp4", [0, 50, 100], rate=20, time_base=Fraction(1, 1000))

@@ -102,7 +102,8 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
         _check_sequence_output(src, dst, overwrite)
     else:
         if dst.exists() and src.resolve() == dst.resolve():
-            raise OutputError(f"output is the input file ({dst}); vidrestore never overwrites its input")
+            raise OutputError(f"output is the input file ({dst}); vidrestore never overwrites its input: "
+                              f"name another file, such as {dst.with_name(f'{dst.stem}_restored{dst.suffix}')}")
         if dst.exists() and not overwrite:
             raise OutputError(f"output exists: {dst} (use --overwrite to replace it)")
         if dst.is_dir():
