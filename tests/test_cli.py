@@ -1005,7 +1005,7 @@ def test_an_encoder_that_refuses_the_video_is_a_one_line_output_error(sample_cli
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ms.mp4"]
 
 
-def test_a_still_picture_is_restored_into_a_picture(sample_clip, tmp_path):
+def test_a_still_picture_is_restored_into_a_picture(sample_clip, tmp_path, capsys):
     """A photo is a shot of one frame: its face was dropped as too short-lived a track, and the
     picture could only be written by naming its encoder."""
     import cv2
@@ -1022,6 +1022,10 @@ def test_a_still_picture_is_restored_into_a_picture(sample_clip, tmp_path):
         assert c.streams.video[0].codec_context.name == "png" and c.streams.video[0].format.name == "rgb24"
     assert len(pictures) == 1 and pictures[0].shape == frame.shape
     assert _run(sample_clip, tmp_path / "video.png", "--model", "none", "--quiet") == 4  # a video into one picture
+    # said first, and not hidden by the JPEG encoder's refusal of limited-range 4:4:4 video
+    capsys.readouterr()
+    _one_line_error(capsys, _run(sample_clip, tmp_path / "video.jpg", "--model", "none", "--pix-fmt", "yuv444p"), 4,
+                    "error: .jpg files hold one picture, and sample.mp4 has about 24 frames")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg", "r.json", "restored.png"]
 
 

@@ -1114,6 +1114,20 @@ def test_video_that_was_not_for_delivery_is_written_in_4_2_0_by_delivery_encoder
         assert output_pix_fmt(av.Codec(encoder, "w"), EncodeOptions(pix_fmt="yuv444p"), source) == "yuv444p"  # --pix-fmt decides
 
 
+def test_a_video_asked_for_as_4_4_4_jpeg_pictures_gets_them_full_range(sample_clip, tmp_path):
+    """--pix-fmt yuv444p into JPEG pictures failed at the first frame (FFmpeg's MJPEG encoder
+    refuses limited-range YUV, which H.264 video is): JPEG codes 4:4:4 full range, as yuvj444p."""
+    from vidrestore.cli import main
+
+    (tmp_path / "out").mkdir()
+    assert main([str(sample_clip), str(tmp_path / "out" / "f_%03d.jpg"), "--model", "none", "--quiet", "--drop-streams",
+                 "--strength", "1", "--pix-fmt", "yuv444p"]) == 0
+    pictures = sorted((tmp_path / "out").iterdir())
+    assert len(pictures) == 24
+    with av.open(str(pictures[0])) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuvj444p"
+
+
 @pytest.mark.parametrize("codec", ["mpeg4", "mpeg2video"])
 def test_a_cameras_full_range_mjpeg_keeps_its_contrast_through_encoders_that_cannot_say_full_range(tmp_path, codec):
     """MJPEG is full range; MPEG-4 Part 2 and MPEG-2 cannot say so, and AVI has no colour tags: the

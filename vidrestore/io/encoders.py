@@ -73,7 +73,7 @@ def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, heig
     if requested != "auto":
         if supported and requested not in supported:
             raise OutputError(f"encoder {codec.name} does not take pixel format {requested}; it takes {', '.join(supported)}")
-        return requested
+        return _jfif_format(codec, requested, supported)  # --pix-fmt yuv444p asks for 4:4:4, which JPEG codes full range
     if not supported or source in supported:
         return _jfif_format(codec, source, supported)
     if "yuv420p" in supported and not (has_alpha(source) and any(has_alpha(f) for f in supported)):
@@ -83,7 +83,8 @@ def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, heig
 
 def _jfif_format(codec: av.Codec, pix_fmt: str, supported: list[str]) -> str:
     """JPEG's full-range twin of a limited-range YUV ``pix_fmt`` (yuvj420p for yuv420p): FFmpeg's
-    MJPEG encoder refused limited-range video (an H.264 clip into an MJPEG .avi)."""
+    MJPEG encoder refused limited-range video (an H.264 clip into an MJPEG .avi, or into a JPEG
+    sequence with --pix-fmt yuv444p)."""
     full = "yuvj" + pix_fmt[3:]
     return full if codec.name in _JFIF_ENCODERS and pix_fmt.startswith("yuv") and full in supported else pix_fmt
 

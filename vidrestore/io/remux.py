@@ -219,15 +219,17 @@ def check_output(source: str | Path, output: str | Path, options: EncodeOptions,
     file, or streams it cannot hold (:func:`check_streams`, unless ``drop``)."""
     info = info or probe(source)
     check_encoder(options, output, info)
-    check_channels(source)
-    check_writable(output, options, info)
-    if is_sequence(output) and not takes(Path(SEGMENT_SUFFIX), IMAGE_ENCODERS[Path(output).suffix.lower()]):
-        raise OutputError(f"vidrestore cannot write {Path(output).suffix} sequences; write a .png (lossless) or .jpg sequence")
+    # before the trial encode: a picture encoder refusing a video's settings would hide that a
+    # video cannot go into one picture at all
     frames = probe(source).estimated_frames
     if Path(output).suffix.lower() in IMAGE_ENCODERS and frames > 1 and not is_sequence(output):
         numbered_name = f"{Path(output).stem}_%06d{Path(output).suffix}"
         raise OutputError(f"{Path(output).suffix} files hold one picture, and {Path(source).name} has about {frames} frames; "
                           f"write a video file (.mp4, .mkv, .mov) or a numbered sequence ({numbered_name})")
+    check_channels(source)
+    check_writable(output, options, info)
+    if is_sequence(output) and not takes(Path(SEGMENT_SUFFIX), IMAGE_ENCODERS[Path(output).suffix.lower()]):
+        raise OutputError(f"vidrestore cannot write {Path(output).suffix} sequences; write a .png (lossless) or .jpg sequence")
     check_streams(source, output, drop)
 
 
