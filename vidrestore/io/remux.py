@@ -252,6 +252,9 @@ def check_streams(source: str | Path, output: str | Path, drop: bool) -> None:
     they are left out, and the report says which."""
     unfit = unfit_streams(source, output)
     if unfit and not drop:
+        if Path(output).suffix.lower() in IMAGE_ENCODERS:  # pictures hold none: a .mkv is not what was asked for
+            raise OutputError(f"{Path(output).suffix} pictures cannot hold {', '.join(unfit)} of {Path(source).name}; "
+                              "give --drop-streams to write the pictures without them, or write a video file (.mkv) to keep them")
         raise OutputError(f"{Path(output).suffix or 'the output'} files cannot hold {', '.join(unfit)} of {Path(source).name}; "
                           "write a .mkv, or give --drop-streams to leave them out")
 
