@@ -758,6 +758,21 @@ def _one_line_error(capsys, code, expected_code, fragment):
     assert len(err.splitlines()) == 1 and fragment in err, err
 
 
+def test_a_pixel_format_the_encoder_does_not_take_fails_before_any_work(sample_clip, tmp_path, capsys, monkeypatch):
+    """Into a picture sequence, whose trial encode is skipped, a --pix-fmt the encoder refuses
+    failed only when pass 2 opened it, after pass 1 had read the whole video."""
+    import vidrestore.pipeline.driver as driver
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("pass 1 ran before the pixel format was checked")
+
+    monkeypatch.setattr(driver, "analyse", no_analysis)
+    (tmp_path / "out").mkdir()
+    _one_line_error(capsys, _run(sample_clip, tmp_path / "out" / "f_%03d.jpg", "--model", "none", "--drop-streams",
+                                 "--pix-fmt", "rgb48le"), 4, "encoder mjpeg does not take pixel format rgb48le; it takes yuvj420p")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     out = tmp_path / "o.mp4"
     _one_line_error(capsys, _run(tmp_path / "missing.mp4", out, "--model", "none"), 3, "input not found")

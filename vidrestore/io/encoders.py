@@ -322,6 +322,8 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None, sour
                          "without clipping its highlights: write OpenEXR pictures (name_%04d.exr)" if is_linear(source.pix_fmt) else
                          f"OpenEXR pictures are written from OpenEXR plates (float linear light); this input is "
                          f"{LIGHT_WORDS[source.light]} {source.pix_fmt}: write TIFF, DPX or PNG pictures")
+    if source is not None:
+        output_pix_fmt(codec, options, source)  # a --pix-fmt the encoder does not take fails here, not after pass 1
     return codec
 
 
