@@ -557,6 +557,21 @@ def test_a_reference_photo_gives_the_track_its_identity(sample_clip, tmp_path, c
     assert restore("unknown", "--reference", f"9={photo}")[0] == 2 and "no track 9" in capsys.readouterr().err
 
 
+def test_a_reference_photo_that_cannot_serve_is_refused_before_the_video_is_read(sample_clip, tmp_path, capsys, monkeypatch):
+    """A missing reference photo, or one without a face, was named only after pass 1 had read the
+    whole video: minutes, or an hour, of a film on a CPU."""
+    import vidrestore.pipeline.analysis as analysis
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the video was read before the reference photo was checked")
+
+    monkeypatch.setattr(analysis, "VideoReader", no_reading)
+    grey = _photo(np.full((200, 200, 3), 128, np.uint8), tmp_path / "grey.jpg")
+    for photo, said in [(grey, "no face found in the reference photo"), (tmp_path / "none.jpg", "cannot read the reference photo")]:
+        _one_line_error(capsys, _run(sample_clip, tmp_path / "out.mp4", "--model", "none", "--reference", photo), 2, said)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grey.jpg"]
+
+
 def test_zero_faces_copies_the_video_untouched(tmp_path):
     src = make_clip(tmp_path / "noface.mp4", list(range(0, 400, 40)), audio=True)
     out, report = tmp_path / "o.mp4", tmp_path / "r.json"

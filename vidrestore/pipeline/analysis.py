@@ -98,6 +98,9 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     light = cfg.light_of(info)
     long_side = max(info.display_size)
     detector = detector.sized_for(long_side, cfg.tracker.min_face_size)
+    # before the video is read: a reference photo that cannot be read, or shows no face, is told
+    # at once, not after a whole film's pass 1
+    crops = {photo: reference_crop(photo, detector, cfg.face_size) for photo in sorted(cfg.photos)}
     faces = 0
     # each track's share of detail finer than the crop, measured on pairs of full-size frames (faces.detail)
     meter = DetailMeter(cfg.face_size, info.pixel_aspect, cfg.keep_detail) if cfg.measure_detail else None
@@ -245,8 +248,6 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
             t.quality = quality_of[t.person]
     name = "none: the frames are aligned face crops (--aligned)" if cfg.aligned else \
         f"{detector.name}, on frames of {detector.input_side} px on the longer side"
-    crops = {photo: reference_crop(photo, detector, cfg.face_size)
-             for photo in {cfg.reference_of(t) for t in tracks} - {""}}
     references = {t.track_id: crops[cfg.reference_of(t)] for t in tracks if cfg.reference_of(t)}
     return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references, tracker.too_small,
                     stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side,
