@@ -560,7 +560,7 @@ def test_a_reference_photo_gives_the_track_its_identity(sample_clip, tmp_path, c
 def test_a_reference_photo_that_cannot_serve_is_refused_before_the_video_is_read(sample_clip, tmp_path, capsys, monkeypatch):
     """A missing reference photo, or one without a face, was named only after pass 1 had read the
     whole video: minutes, or an hour, of a film on a CPU."""
-    import vidrestore.pipeline.analysis as analysis
+    from vidrestore.pipeline import analysis
 
     def no_reading(*args, **kwargs):
         raise AssertionError("the video was read before the reference photo was checked")
@@ -776,7 +776,7 @@ def _one_line_error(capsys, code, expected_code, fragment):
 def test_a_pixel_format_the_encoder_does_not_take_fails_before_any_work(sample_clip, tmp_path, capsys, monkeypatch):
     """Into a picture sequence, whose trial encode is skipped, a --pix-fmt the encoder refuses
     failed only when pass 2 opened it, after pass 1 had read the whole video."""
-    import vidrestore.pipeline.driver as driver
+    from vidrestore.pipeline import driver
 
     def no_analysis(*args, **kwargs):
         raise AssertionError("pass 1 ran before the pixel format was checked")
@@ -786,6 +786,15 @@ def test_a_pixel_format_the_encoder_does_not_take_fails_before_any_work(sample_c
     _one_line_error(capsys, _run(sample_clip, tmp_path / "out" / "f_%03d.jpg", "--model", "none", "--drop-streams",
                                  "--pix-fmt", "rgb48le"), 4, "encoder mjpeg does not take pixel format rgb48le; it takes yuvj420p")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_report_that_cannot_be_written_is_one_line(tmp_path):
+    from vidrestore.cli import write_report
+    from vidrestore.errors import OutputError
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputError, match=r"cannot write the report .*file/r\.json \(Not a directory\)"):
+        write_report(tmp_path / "file" / "r.json", "{}")
 
 
 def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
@@ -803,6 +812,11 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     _one_line_error(capsys, _run(src, out, "--model", "none"), 4, "output exists")
     assert out.read_bytes() == b"keep me"
     _one_line_error(capsys, _run(src, tmp_path / "no" / "dir.mp4", "--model", "none"), 4, "does not exist")
+    # a report that cannot be written was a traceback after the whole run, the video written and the report lost
+    _one_line_error(capsys, _run(src, tmp_path / "r.mp4", "--model", "none", "--json", tmp_path / "no" / "r.json"), 4,
+                    f"--json {tmp_path / 'no' / 'r.json'}: its folder does not exist")
+    _one_line_error(capsys, _run(src, tmp_path / "r.mp4", "--model", "none", "--json", tmp_path), 4, "is a folder; give a file name")
+    assert not (tmp_path / "r.mp4").exists()
     _one_line_error(capsys, _run(src, tmp_path / "x.mp4", "--model", tmp_path / "absent.safetensors"), 5, "not found")
     _one_line_error(capsys, _run(src, tmp_path / "y.mp4", "--model", "none", "--codec", "nosuchcodec"), 4, "encoder")
     for name in ("restored", "restored.xyz"):

@@ -37,6 +37,30 @@ def _device(name: str):
     return torch.device(name)
 
 
+def check_report_path(path: Path | None) -> None:
+    """Refuse, before any work, a --json REPORT that could not be written when the work is done
+    (None: no report; '-': stdout)."""
+    if path is None or str(path) == "-":
+        return
+    if path.is_dir():
+        raise OutputError(f"--json {path} is a folder; give a file name for the report")
+    if not path.parent.is_dir():
+        raise OutputError(f"--json {path}: its folder does not exist")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise OutputError(f"--json {path} cannot be written (permission denied)")
+
+
+def write_report(path: Path | None, text: str) -> None:
+    """Write a JSON report to ``path``, or print it when ``path`` is None or '-' (stdout)."""
+    if path is None or str(path) == "-":
+        print(text)
+        return
+    try:
+        path.write_text(text + "\n")
+    except OSError as exc:
+        raise OutputError(f"cannot write the report {path} ({exc.strerror or exc})") from exc
+
+
 class ProgressBar:
     """One line per stage on stderr: frames (or other ``unit``), faces, rate, ETA. Silent with --quiet.
 
@@ -339,6 +363,7 @@ def cmd_restore(argv: list[str]) -> int:
 
     device = _device(args.device)
     options = options_from_args(args)
+    check_report_path(args.json)
     if args.output is None and not args.dry_run:
         raise UsageError("give an output path, or --dry-run to only detect and track")
     if args.output is not None and args.output.is_dir():  # as cp does
@@ -361,10 +386,7 @@ def cmd_restore(argv: list[str]) -> int:
         bar.close()
     text = report.to_json()
     if args.json is not None:
-        if str(args.json) == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+        write_report(args.json, text)
     if not args.quiet:
         summary = (f"{_counted(report.frames_in, 'frame')}, {_counted(len(report.shots), 'shot')}, "
                    f"{_counted(len(report.tracks), 'face track')}{_of_people(report.tracks)}; "
@@ -479,6 +501,7 @@ def cmd_batch(argv: list[str]) -> int:
 
     if args.retries < 0:
         raise UsageError("--retries must be 0 or more")
+    check_report_path(args.json)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -502,8 +525,7 @@ def cmd_batch(argv: list[str]) -> int:
         rows = {r.output: r for r in state.rows()}
         report = [_item_report(rows.get(str(item.output)), item.input, item.output) for item in todo] + skipped
     if args.json is not None:
-        text = jsonio.dumps({"items": report, "totals": _totals(report)}, indent=2)
-        print(text) if str(args.json) == "-" else args.json.write_text(text + "\n")
+        write_report(args.json, jsonio.dumps({"items": report, "totals": _totals(report)}, indent=2))
     if not args.quiet:
         _print_summary(report)
     return 0 if all(r["status"] == "done" for r in report) else 1
@@ -727,6 +749,7 @@ def cmd_eval(argv: list[str]) -> int:
     for sp in (im, nr, vd):
         sp.add_argument("--json", type=Path, help="write the report here (default, or '-': stdout)")
     args = p.parse_args(argv)
+    check_report_path(args.json)
     from .eval.report import eval_images, eval_noref, eval_video
 
     if args.kind == "noref":
@@ -745,11 +768,7 @@ def cmd_eval(argv: list[str]) -> int:
         detector = create_detector(det, torch.device("cpu"))
         report = (eval_images(args.restored, args.reference, detector) if args.kind == "images"
                   else eval_video(args.input, args.restored, cfg, detector, args.figures))
-    text = jsonio.dumps(report, indent=2)
-    if args.json and str(args.json) != "-":  # '-' is stdout, as for the other commands (it wrote a file named '-')
-        args.json.write_text(text + "\n")
-    else:
-        print(text)
+    write_report(args.json, jsonio.dumps(report, indent=2))  # '-' is stdout, as for the other commands (it wrote a file named '-')
     return 0
 
 
