@@ -77,6 +77,31 @@ def _subtitle_cues(path):
         return [(bytes(p), p.pts) for p in c.demux(c.streams.subtitles[0]) if p.size and bytes(p).strip(b"\x00")]
 
 
+def test_a_declared_sound_stream_that_holds_nothing_is_left_out_and_named(sample_clip, tmp_path):
+    """A broadcast capture's audio PID that is declared but never filled has no sample rate, and
+    no muxer takes it: every output was refused as unable to hold it ("write a .mkv", into a .mkv)."""
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        images = [f.image for f in r][:8]
+    capture = tmp_path / "capture.ts"
+    with av.open(str(capture), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.height, video.width = images[0].shape[:2]
+        video.pix_fmt = "yuv420p"
+        out.add_stream("mp2", rate=48000)  # declared, never given a frame
+        for image in [*images, None]:
+            out.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24") if image is not None else None))
+    with av.open(str(capture)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"] and not c.streams.audio[0].codec_context.sample_rate
+    for name, options in [("restored.mkv", ["--strength", "1"]), ("copied.mp4", ["--strength", "0"])]:
+        report = tmp_path / f"{name}.json"
+        assert _run(capture, tmp_path / name, "--model", "none", "--quiet", "--json", report, *options) == 0
+        assert "left out, as they hold no sound: audio stream 1 (mp3float)" in json.loads(report.read_text())["notes"]
+        with av.open(str(tmp_path / name)) as c:
+            assert [s.type for s in c.streams] == ["video"] and sum(1 for _ in c.decode(video=0)) == 8
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_subtitles_and_audio_survive_a_restoration(sample_clip, tmp_path, suffix):
     from vidrestore.io import VideoReader

@@ -155,14 +155,34 @@ def _timecode_tracks(container: av.container.InputContainer) -> list[av.stream.S
 
 
 def _carried(container: av.container.InputContainer) -> list[av.stream.Stream]:
-    """The streams of ``container`` that remux copies as streams: all but its first video stream
-    and its timecode tracks. A timecode travels as the video stream's ``timecode`` tag, from which
-    the QuickTime and MP4 muxers write a new timecode track at the video's rate and Matroska a tag.
-    (A copied tmcd track made the QuickTime muxer fail when closing the file: PyAV cannot give
-    the copy its frame rate.)"""
+    """The streams of ``container`` that remux copies as streams: all but its first video stream,
+    its timecode tracks and its empty sound streams (:func:`_empty_sound`). A timecode travels as
+    the video stream's ``timecode`` tag, from which the QuickTime and MP4 muxers write a new
+    timecode track at the video's rate and Matroska a tag. (A copied tmcd track made the QuickTime
+    muxer fail when closing the file: PyAV cannot give the copy its frame rate.)"""
     first_video = container.streams.video[0].index if container.streams.video else -1
-    timecodes = {s.index for s in _timecode_tracks(container)}
-    return [s for s in container.streams if s.index != first_video and s.index not in timecodes]
+    left = {s.index for s in _timecode_tracks(container)} | {s.index for s in _empty_sound(container)}
+    return [s for s in container.streams if s.index != first_video and s.index not in left]
+
+
+def _empty_sound(container: av.container.InputContainer) -> list[av.stream.Stream]:
+    """The sound streams of ``container`` that hold no packet, and so no sample rate FFmpeg could
+    find: a broadcast capture's declared but silent PID. No muxer takes a sound stream without a
+    rate, so every output was refused as unable to hold it ("write a .mkv" into a .mkv). A stream
+    without a rate that does hold packets is left to that refusal: its sound is not dropped."""
+    unset = [s for s in container.streams.audio if not s.codec_context.sample_rate]
+    if not unset:
+        return []
+    with open_input(container.name) as scan:  # the caller's container must not be moved
+        filled = {p.stream.index for p in scan.demux(*(scan.streams[s.index] for s in unset)) if p.size}
+    return [s for s in unset if s.index not in filled]
+
+
+def empty_sound_note(source: str | Path) -> list[str]:
+    """A note naming the sound streams of ``source`` left out for holding nothing (:func:`_empty_sound`)."""
+    with open_input(source) as container:
+        empty = [_label(s) for s in _empty_sound(container)]
+    return [f"left out, as they hold no sound: {', '.join(empty)}"] if empty else []
 
 
 def unfit_streams(source: str | Path, output: str | Path) -> list[str]:

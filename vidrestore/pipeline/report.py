@@ -25,7 +25,7 @@ from ..io import VideoInfo, hdr10plus, probe
 from ..io.encoders import alpha_note, check_encoder, describe_encoding, dolby_vision_note, icc_note, master_note
 from ..io.linear import CINEON_BLACK, CINEON_WHITE, HDR_LIGHTS, LIGHT_WORDS, REFERENCE_WHITE_NITS, VIDEO_LIGHTS, Light
 from ..io.reader import doubles_rate, fields_have_own_moments
-from ..io.remux import unrestored_videos_note
+from ..io.remux import empty_sound_note, unrestored_videos_note
 from ..io.sequence import find_sequence, is_sequence, numbered
 from .analysis import Analysis, selected_tracks
 from .config import PipelineConfig, Progress
@@ -397,4 +397,4 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
         people=people_of(analysis.tracks), light=analysis.light.value, grain=cfg.grain, keep_coarse=cfg.keep_coarse, keep_detail=cfg.keep_detail,
         measure_detail=cfg.measure_detail, measure_strength=cfg.measure_strength, strength=cfg.strength,
         corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*decode_notes(analysis, info), *light_note(analysis, cfg), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *strength_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
-               *unrestored_videos_note(src), *notes])
+               *unrestored_videos_note(src), *empty_sound_note(src), *notes])
