@@ -8,10 +8,12 @@ batch join both reuse the same remux, and audio is never re-encoded.
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import io
 import itertools
 import math
+import os
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -173,9 +175,18 @@ def _empty_sound(container: av.container.InputContainer) -> list[av.stream.Strea
     unset = [s for s in container.streams.audio if not s.codec_context.sample_rate]
     if not unset:
         return []
-    with open_input(container.name) as scan:  # the caller's container must not be moved
-        filled = {p.stream.index for p in scan.demux(*(scan.streams[s.index] for s in unset)) if p.size}
+    stat = os.stat(container.name)
+    filled = _filled(container.name, tuple(s.index for s in unset), stat.st_ino, stat.st_size, stat.st_mtime_ns)
     return [s for s in unset if s.index not in filled]
+
+
+@functools.lru_cache(maxsize=4)
+def _filled(path: str, indices: tuple[int, ...], *identity: int) -> frozenset[int]:
+    """Which of the streams ``indices`` of ``path`` hold a packet; read once for the file as it is
+    (the check before any work, the remux and the report each ask), through a container of its
+    own, as the caller's must not be moved."""
+    with open_input(path) as scan:
+        return frozenset(p.stream.index for p in scan.demux(*(scan.streams[i] for i in indices)) if p.size)
 
 
 def empty_sound_note(source: str | Path) -> list[str]:
