@@ -20,6 +20,7 @@ from .faces.align import align_faces
 from .faces.pose import portrait_score
 from .faces.types import Track
 from .io import VideoReader
+from .io.excerpt import Excerpt
 from .io.linear import Light
 from .io.reader import DecodedFrames, FieldFilter
 
@@ -47,10 +48,12 @@ class IdentityCrops:
 
     Ask for tracks in the order they start (as pass 2 meets them); ``frames``, ``start_pts`` and
     ``deinterlace`` as pass 2 reads the video, so the crops are cut from the same pixels; ``reuse``:
-    pass 1's frames, as pass 2 gets them; ``light``: what the samples stand for, as pass 2 reads them."""
+    pass 1's frames, as pass 2 gets them; ``light``: what the samples stand for, and ``excerpt``, the
+    stretch of the video, as pass 2 reads them."""
 
     def __init__(self, path: Path, tracks: list[Track], face_size: int, frames: range, start_pts: int | None,
-                 deinterlace: FieldFilter | None, reuse: DecodedFrames | None = None, light: Light | None = None):
+                 deinterlace: FieldFilter | None, reuse: DecodedFrames | None = None, light: Light | None = None,
+                 excerpt: Excerpt | None = None):
         self.face_size = face_size
         self.wanted = {t.track_id: identity_frames(t) for t in tracks}
         self.at: dict[int, list[Track]] = defaultdict(list)
@@ -59,7 +62,8 @@ class IdentityCrops:
                 self.at[i].append(t)
         self.crops: dict[int, list[np.ndarray]] = defaultdict(list)
         self.reader = VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
-                                  deinterlace=deinterlace, only=set(self.at), reuse=reuse, light=light) if self.at else None
+                                  deinterlace=deinterlace, only=set(self.at), reuse=reuse, light=light,
+                                  excerpt=excerpt) if self.at else None
         self.frames = iter(self.reader) if self.reader is not None else iter(())
         self.done: set[int] = set()  # frame indices read so far
 

@@ -265,6 +265,11 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                         "camera's log video, display for pictures "
                         "encoded for an SDR screen; "
                         "the faces are restored on an SDR (sRGB) view and written back")
+    p.add_argument("--start", metavar="TIME",
+                   help="restore only from this time on (seconds or a clock's time from the video's first frame: 90, 1:30, "
+                        "00:01:30.5): the output is the excerpt alone, its sound and subtitles cut at the same times, "
+                        "starting at 0; for trying settings on a short stretch of a long film")
+    p.add_argument("--end", metavar="TIME", help="restore only up to this time (the frame shown at TIME is left out); see --start")
     p.add_argument("--drop-streams", action="store_true", default=None,
                    help="leave out the streams the output's container cannot hold (e.g. SRT subtitles in .mp4) "
                         "instead of stopping; the report names them")
@@ -335,7 +340,8 @@ def options_from_args(args: argparse.Namespace):
     for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
                          ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("parse_every", args.parse_every), ("only_tracks", args.tracks), ("only_people", args.people),
                          ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade), ("grain", args.grain), ("keep_coarse", args.keep_coarse),
-                         ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("double_rate", args.double_rate), ("decimate", args.decimate), ("hybrid", args.hybrid), ("faces_dir", args.faces), ("aligned", args.aligned), ("frame_rate", args.frame_rate), ("light", args.light)):
+                         ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("double_rate", args.double_rate), ("decimate", args.decimate), ("hybrid", args.hybrid), ("faces_dir", args.faces), ("aligned", args.aligned), ("frame_rate", args.frame_rate), ("light", args.light),
+                         ("start", args.start), ("end", args.end)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
     if args.keep_detail is not None:  # a share given is used as given; auto measures each track's

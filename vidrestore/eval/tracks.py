@@ -22,6 +22,7 @@ from ..faces.align import align_faces
 from ..faces.identity import DlibIdentityEncoder
 from ..faces.types import Track
 from ..io import VideoReader
+from ..io.excerpt import Excerpt
 from ..io.linear import Light
 from ..io.probe import coded_frames
 from ..io.reader import FieldFilter, doubles_rate
@@ -133,7 +134,8 @@ def _mean(values: list[float] | np.ndarray) -> float | None:
 
 def measure_tracks(input_path: Path, restored_path: Path, tracks: list[Track], face_size: int, max_frames: int = 0,
                    deinterlace: FieldFilter | None = None, progress: Callable[[str, int, int, int], None] | None = None,
-                   step: int = 1, left_out: frozenset[int] = frozenset(), light: Light | None = None) -> list[TrackMeter]:
+                   step: int = 1, left_out: frozenset[int] = frozenset(), light: Light | None = None,
+                   excerpt: Excerpt | None = None) -> list[TrackMeter]:
     """Read both videos in lockstep and feed every track's crops to its meter; returns the meters,
     not yet finished. ``max_frames``: measure at most this many frames of each track (0: all).
     ``deinterlace``: how the input's frames were made progressive when it was restored.
@@ -141,13 +143,13 @@ def measure_tracks(input_path: Path, restored_path: Path, tracks: list[Track], f
     frames for each input frame (2: a frame for each field, ``--double-rate``); ``left_out``:
     input frames the restored video does not have (repeated film frames, ``--decimate``). See
     :func:`output_cadence`. ``light``: what both videos' samples stand for, when not what the
-    probe finds (``--light``)."""
+    probe finds (``--light``). ``excerpt``: the stretch of the input that was restored (``--start``/``--end``)."""
     lengths = {t.track_id: min(len(t), max_frames) if max_frames else len(t) for t in tracks}
     meters = {t.track_id: TrackMeter(t.track_id, t.start, lengths[t.track_id]) for t in tracks}
     last = max((t.start + lengths[t.track_id] for t in tracks), default=0)
     measured = 0
     written = last - sum(1 for i in left_out if i < last)
-    with VideoReader(input_path, deinterlace=deinterlace, stop=last, light=light) as source, \
+    with VideoReader(input_path, deinterlace=deinterlace, stop=last, light=light, excerpt=excerpt) as source, \
             VideoReader(restored_path, only=set(range(0, written * step, step)), light=light) as restored:
         aspect = source.info.pixel_aspect  # crops as the pipeline cut them: square pixels
         outputs = iter(restored)

@@ -24,6 +24,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from ..errors import InputError
+from .excerpt import Excerpt, clock
 from .linear import VIDEO_LIGHTS, Light, display_view, to_display
 from .patch import Box, crop_frame, merged, patch_area, patchable, rotate_box
 from .probe import VideoInfo, open_input, probe
@@ -445,6 +446,11 @@ def queued_frames(prefetch: int, width: int, height: int, max_side: int = 0, dee
     return min(prefetch, max(2, int(PREFETCH_BYTES // max(frame_bytes, 1))))
 
 
+def _length_of(info: VideoInfo) -> str:
+    """How long the video ``info`` describes lasts, for a message."""
+    return f"it lasts {clock(info.duration_s)}" if info.duration_s else "it ends before that"
+
+
 class VideoReader:
     """Iterate over the frames of the first video stream: ``for frame in VideoReader(path): ...``.
 
@@ -470,7 +476,8 @@ class VideoReader:
     with a face only, and the others go to the encoder as decoded. ``light``: what the samples stand
     for, when not what the probe found (``--light``). ``view_regions``: for HDR or log video, the
     boxes of each frame (by index; display pixels) that are shown at all (see :func:`frame_to_rgb`):
-    pass 2 reads its pixels only around the faces.
+    pass 2 reads its pixels only around the faces. ``excerpt``: only the frames shown within it
+    (``--start``/``--end``), counted from its first; ``start``, ``stop`` and ``only`` count in it.
     """
 
     def __init__(self, path: str | Path, prefetch: int = 16, max_side: int = 0,
@@ -478,7 +485,8 @@ class VideoReader:
                  keep_depth: bool = False, only: set[int] | frozenset[int] | None = None,
                  keep: DecodedFrames | None = None, reuse: DecodedFrames | None = None,
                  images_for: list[range] | None = None, keep_fields: bool = False, double_rate: bool = False,
-                 light: Light | None = None, view_regions: Callable[[int], list[Box]] | None = None):
+                 light: Light | None = None, view_regions: Callable[[int], list[Box]] | None = None,
+                 excerpt: Excerpt | None = None):
         if keep is not None and (start or stop is not None or only is not None):
             raise ValueError("keep= needs a reader of the whole stream")
         self.path = Path(path)
@@ -497,6 +505,9 @@ class VideoReader:
             last = max(self.only, default=start - 1) + 1
             stop = last if stop is None else min(stop, last)
         self.start, self.stop, self.start_pts = start, stop, start_pts
+        self.excerpt = excerpt
+        self._lower, self._upper = excerpt.ticks(self.info) if excerpt is not None else (None, None)
+        self._past_excerpt = False
         self.keep = keep
         self.reuse = reuse if reuse is not None and reuse.complete else None
         if (self.keep_fields or self.double_rate) and (keep is not None or self.reuse is not None):
@@ -547,6 +558,8 @@ class VideoReader:
         into the file the frames read so far reach: a raw stream or a recording that was never
         finished (a crashed capture's .mkv) states neither count nor duration, and a progress bar
         then had no total and no ETA. 0 before anything is read. For progress only."""
+        if self.excerpt is not None:
+            return max(self.stats.frames, self.excerpt.estimated_frames(self.info))
         if self.info.estimated_frames or not self.stats.bytes_read:
             return self.info.estimated_frames
         with contextlib.suppress(OSError):
@@ -566,6 +579,9 @@ class VideoReader:
         try:
             if not (self._emit_reused() if self.reuse is not None else self._decode()):
                 return  # stopped early: the end was queued, or the consumer left
+            if self.stats.frames == 0 and self.excerpt is not None and self._index == 0:
+                raise InputError(f"{self.path.name} has no frame from {self.excerpt.describe()}: "
+                                 f"{_length_of(self.info)}")
             if self.stats.frames == 0:
                 raise InputError(f"no video frame could be decoded from {self.path}; the stream is corrupt or truncated")
             self._put(_END)
@@ -582,10 +598,11 @@ class VideoReader:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             seeking = self.start > 0 and self.start_pts is not None and self.info.timestamps  # unstamped: nothing to seek to
-            if seeking:
+            first = self.start_pts if seeking else self.excerpt.seek_target(self.info) if self.excerpt is not None else None
+            if first is not None:
                 # The deinterlacer looks at the frame before: seek before it, so a segment's first
                 # frame is made from the same fields as in a run over the whole video.
-                target = self.start_pts - 1 if self.deinterlace is not None else self.start_pts
+                target = first - 1 if self.deinterlace is not None else first
                 container.seek(target, stream=stream, backward=True, any_frame=False)
             self._index = self.start if seeking else 0
             both_fields = self.double_rate or (self.keep_fields and fields_have_own_moments(self.deinterlace, self.info.rotation))
@@ -598,10 +615,14 @@ class VideoReader:
                 for decoded in self._decode_packet(packet):
                     for made in deinterlacer(decoded) if deinterlacer else [(decoded, decoded, None)]:
                         if not self._emit(*made, seeking=seeking):
-                            return False
+                            return self._past_excerpt and self._finish()
             for made in deinterlacer(None) if deinterlacer else []:
                 if not self._emit(*made, seeking=seeking):
-                    return False
+                    return self._past_excerpt and self._finish()
+        return self._finish()
+
+    def _finish(self) -> bool:
+        """End a read that reached the end of what it reads (True)."""
         if self.keep is not None:
             self.keep.finish()
         return True
@@ -612,6 +633,12 @@ class VideoReader:
         later field) if it is in range; False once the reader should stop."""
         if seeking and frame.pts is not None and frame.pts < self.start_pts:
             return True  # between the keyframe and the first wanted frame
+        if self._lower is not None and frame.pts is not None:
+            if frame.pts < self._lower:
+                return True  # before the excerpt
+            if self._upper is not None and frame.pts >= self._upper:
+                self._past_excerpt = True
+                return False
         if self.keep is not None:
             self.keep.add(frame)
         if self.stop is not None and self._index >= self.stop:

@@ -24,6 +24,7 @@ from av.bitstream import BitStreamFilterContext
 from ..errors import OutputError, UsageError
 from .containers import FRAME_RATE_MUXERS, copy_of, holds_tag, takes
 from .encoders import EncodeOptions, check_encoder
+from .excerpt import Cut
 from .exr import COLOUR_CHANNELS, channels_of
 from .headers import carry_headers
 from .probe import VideoInfo, as_fraction, codec_name, is_cover, open_input, probe
@@ -44,6 +45,68 @@ def _from_zero(packets: Iterator[tuple[tuple[str, int], av.Packet]]) -> Iterator
             packet.pts = packet.pts + shift if packet.pts is not None else None
             packet.dts = packet.dts + shift if packet.dts is not None else None
         yield key, packet
+
+
+def _moved_back(packet: av.Packet, seconds: Fraction) -> av.Packet:
+    """``packet`` shown ``seconds`` earlier (to the nearest tick of its time base)."""
+    ticks = round(seconds / packet.time_base)
+    if packet.pts is not None:
+        packet.pts -= ticks
+    if packet.dts is not None:
+        packet.dts -= ticks
+    return packet
+
+
+def _first_at_zero(packets: Iterator[av.Packet]) -> Iterator[av.Packet]:
+    """The video ``packets`` of an excerpt moved back so that the first, its first frame, is shown at
+    0. Its time is the excerpt's start but for the part's muxer: QuickTime states a late start in
+    the movie's milliseconds (0.4004 s became 0.4 s), and moving back by the start itself put
+    the first frame before 0."""
+    shift = None
+    for packet in packets:
+        shift = Fraction(packet.pts or 0) * packet.time_base if shift is None else shift
+        yield _moved_back(packet, shift)
+
+
+def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut) -> Iterator[tuple[tuple[str, int], av.Packet]]:
+    """The packets of ``packets`` (the input's other streams) that begin within ``cut``, moved back
+    so that its start is 0. A subtitle shown since before the start is kept for the rest of its
+    time; sound is cut at its packets, which last some tens of milliseconds."""
+    for key, packet in packets:
+        ts = packet.pts if packet.pts is not None else packet.dts
+        when = Fraction(ts or 0) * packet.time_base
+        if cut.end is not None and when >= cut.end:
+            continue
+        if when < cut.start:
+            late = math.ceil((cut.start - when) / packet.time_base)
+            if packet.stream.type != "subtitle" or packet.duration is None or packet.duration <= late:
+                continue
+            packet.pts, packet.duration = ts + late, packet.duration - late
+            packet.dts = packet.pts if packet.dts is not None else None
+        if packet.stream.type == "subtitle" and packet.duration and cut.end is not None:  # nor shown past the end
+            packet.duration = min(packet.duration, math.ceil((cut.end - Fraction(packet.pts) * packet.time_base) / packet.time_base))
+        yield key, _moved_back(packet, cut.start)
+
+
+def _frames_before(video: av.video.stream.VideoStream, cut: Cut) -> tuple[int, Fraction | None]:
+    """How many frames of ``video`` (the input's) come before the start of ``cut``, and their rate."""
+    rate = as_fraction(video.base_rate) or as_fraction(video.average_rate)
+    first = (video.start_time or 0) * video.time_base
+    return (round((cut.start - first) * rate) if rate else 0), rate
+
+
+def _chapters_within(chapters: list[dict], cut: Cut) -> list[dict]:
+    """``chapters`` (as PyAV gives them) that overlap ``cut``, trimmed to it and moved back so
+    that its start is 0."""
+    kept = []
+    for chapter in chapters:
+        base = chapter["time_base"]
+        start, end = chapter["start"] * base, chapter["end"] * base
+        if end <= cut.start or (cut.end is not None and start >= cut.end):
+            continue
+        end = end if cut.end is None else min(end, cut.end)
+        kept.append({**chapter, "start": round((max(start, cut.start) - cut.start) / base), "end": round((end - cut.start) / base)})
+    return kept
 
 
 def _packet_time(packet: av.Packet) -> Fraction:
@@ -134,21 +197,47 @@ def timecode_at(timecode: str, rate: Fraction | None, new_rate: Fraction | None)
     30000/1001) counts its frames from the same start: the video's frame number (drop-frame
     timecodes skip numbers, not frames) times 4/5, in non-drop-frame timecode at 24 a second.
     Equal rates, or none, leave it as it is."""
-    parts = timecode.replace(";", ":").replace(".", ":").split(":")
-    if not (rate and new_rate) or new_rate == rate or len(parts) != 4 or not all(p.isdigit() for p in parts):
+    if not (rate and new_rate) or new_rate == rate or _frame_number(timecode, rate) is None:
         return timecode
     if new_rate % rate == 0:
         head, sep, frames = timecode[:-3], timecode[-3], timecode[-2:]
         return f"{head}{sep}{int(frames) * int(new_rate / rate):02d}"
-    nominal, new_nominal = round(rate), round(new_rate)
+    return _timecode(_frame_number(timecode, rate) * new_rate // rate, round(new_rate), drop=False)
+
+
+def timecode_after(timecode: str, frames: int, rate: Fraction | None) -> str:
+    """``timecode`` ``frames`` frames later at ``rate`` (an excerpt's first frame's), in its own
+    kind: drop-frame stays drop-frame. Unchanged when it cannot be read or the rate is unknown."""
+    number = _frame_number(timecode, rate) if rate else None
+    if number is None or frames <= 0:
+        return timecode
+    return _timecode(number + frames, round(rate), drop=";" in timecode)
+
+
+def _frame_number(timecode: str, rate: Fraction) -> int | None:
+    """How many frames from 00:00:00:00 ``timecode`` counts at ``rate`` (None: not a timecode)."""
+    parts = timecode.replace(";", ":").replace(".", ":").split(":")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        return None
+    nominal = round(rate)
     hours, minutes, seconds, frames = map(int, parts)
     count = ((hours * 60 + minutes) * 60 + seconds) * nominal + frames
     if ";" in timecode:  # drop-frame: two numbers (four at 60) skipped each minute but every tenth
         total_minutes = hours * 60 + minutes
         count -= (nominal // 15) * (total_minutes - total_minutes // 10)
-    count = count * new_rate // rate
-    frames, seconds = count % new_nominal, count // new_nominal
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}:{frames:02d}"
+    return count
+
+
+def _timecode(count: int, nominal: int, drop: bool) -> str:
+    """Frame ``count`` from 00:00:00:00 as a timecode counting ``nominal`` frames a second; with
+    ``drop``, in drop-frame numbers (the numbers it skips are added back)."""
+    if drop:
+        skipped = nominal // 15
+        per_minute, per_ten = nominal * 60 - skipped, nominal * 600 - 9 * skipped
+        tens, rest = divmod(count, per_ten)
+        count += 9 * skipped * tens + (skipped * ((rest - skipped) // per_minute) if rest > skipped else 0)
+    frames, seconds = count % nominal, count // nominal
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}{';' if drop else ':'}{frames:02d}"
 
 
 def _timecode_tracks(container: av.container.InputContainer) -> list[av.stream.Stream]:
@@ -252,7 +341,7 @@ def check_output(source: str | Path, output: str | Path, options: EncodeOptions,
     check_encoder(options, output, info)
     # before the trial encode: a picture encoder refusing a video's settings would hide that a
     # video cannot go into one picture at all
-    frames = probe(source).estimated_frames
+    frames = info.estimated_frames
     if Path(output).suffix.lower() in IMAGE_ENCODERS and frames > 1 and not is_sequence(output):
         numbered_name = f"{Path(output).stem}_%06d{Path(output).suffix}"
         raise OutputError(f"{Path(output).suffix} files hold one picture, and {Path(source).name} has about {frames} frames; "
@@ -295,7 +384,7 @@ def left_out_note(left_out: list[str], output: str | Path) -> list[str]:
 
 
 def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, output: str | Path, comment: str = "",
-          starts: Sequence[Fraction | None] = (), tick: Fraction | None = None) -> list[str]:
+          starts: Sequence[Fraction | None] = (), tick: Fraction | None = None, cut: Cut | None = None) -> list[str]:
     """Write ``output`` with the video stream of ``video_source`` and every other stream of
     ``other_source`` (audio, subtitles, data, attachments), packets copied without re-encoding,
     interleaved by decode time; returns the streams left out because the output's container
@@ -309,7 +398,9 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
     seconds that each part's first frame has in the input (None where unknown); a part whose
     muxer moved its timestamps is moved back (:func:`_start_shift`). ``tick``: the time one frame of
     an image sequence was played for, when it is not FFmpeg's 1/25 s (see ``played_at``), so that
-    pictures made from it are numbered as its own were."""
+    pictures made from it are numbered as its own were. ``cut``: the output is an excerpt of the
+    input (``--start``/``--end``); the other streams and the chapters are cut to it, the timecode
+    counts from its first frame, and every stream is moved back so that it starts at 0."""
     parts = [Path(video_source)] if isinstance(video_source, (str, Path)) else [Path(p) for p in video_source]
     unfit = unfit_streams(other_source, output)
     renumbered = is_sequence(output) and is_sequence(other_source)
@@ -353,6 +444,8 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 [code for code in [probe(other_source).timecode] if code and fits_rate(code, vstream.average_rate)]
             if timecodes:
                 video.metadata.setdefault("timecode", timecodes[0])
+            if "timecode" in video.metadata and oin.streams.video and cut is not None:
+                video.metadata["timecode"] = timecode_after(video.metadata["timecode"], *_frames_before(oin.streams.video[0], cut))
             if "timecode" in video.metadata and oin.streams.video:  # on video made at another rate (--double-rate, --decimate)
                 # the streams' base rates: an .mp4's average rate counts the last frame's and the audio's durations
                 rates = [as_fraction(s.base_rate) or as_fraction(s.average_rate) for s in (oin.streams.video[0], vstream)]
@@ -368,14 +461,19 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 copy = _carry(out, s)
                 if copy.type != "attachment":
                     mapping[("o", s.index)] = copy
-            if oin.chapters():
-                out.set_chapters(oin.chapters())
+            chapters = oin.chapters() if cut is None else _chapters_within(oin.chapters(), cut)
+            if chapters:
+                out.set_chapters(chapters)
             packets = _joined_packets(parts, starts)
+            if cut is not None:
+                packets = _first_at_zero(packets)
             if to_annex_b is not None:
                 packets = _filtered(packets, to_annex_b)
             vsrc = ((("v", vstream.index), p) for p in packets)
             osrc_streams = [s for s in carried if ("o", s.index) in mapping]
             osrc = ((("o", p.stream.index), p) for p in (oin.demux(osrc_streams) if osrc_streams else []) if p.size)
+            if cut is not None:
+                osrc = _within(osrc, cut)
             if out.format.name in FRAME_RATE_MUXERS:
                 osrc = _from_zero(osrc)
             for key, packet in heapq.merge(vsrc, osrc, key=lambda kp: _packet_time(kp[1])):

@@ -31,6 +31,7 @@ from ..faces.tone import MONOCHROME_LEVELS, face_tone_spread, tone_spread
 from ..faces.track import FaceTracker
 from ..faces.types import Detection, Track
 from ..io import VideoReader, probe
+from ..io.excerpt import Excerpt
 from ..io.linear import VIDEO_LIGHTS, Light
 from ..io.patch import Box
 from ..io.reader import DecodedFrames, FieldFilter, frame_to_rgb
@@ -69,6 +70,8 @@ class Analysis:
     film_pts: list[int | None] = field(default_factory=list)
     light: Light = Light.DISPLAY  # what the samples stand for, as both passes read them (PipelineConfig.light_of)
     judged_at: int = 0  # side (px) of the crops FaceQualityNet judged each track's damage at (Track.quality); 0: not judged
+    # The stretch of the video analysed (--start/--end), whose frames every later reader counts from 0; None: all of it
+    excerpt: Excerpt | None = None
 
 
 def regions_measured(meter: DetailMeter | None, rater: QualityMeter | None, index: int, faces: list[tuple[int, Detection]],
@@ -188,7 +191,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
             if progress:
                 progress("analyse", index + 1, reader.expected_frames(), faces)
 
-    with VideoReader(path, max_side=detector.input_side, deinterlace=fields, keep=keep, light=light) as reader, \
+    with VideoReader(path, max_side=detector.input_side, deinterlace=fields, keep=keep, light=light, excerpt=cfg.excerpt) as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="vidrestore-detect") as detect_pool, \
             ThreadPoolExecutor(1, thread_name_prefix="vidrestore-detail") as measure_pool:
         # the images the shot detector has not yet settled (a flash, a dissolve), without their decoded frames
@@ -219,9 +222,9 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         tracker.end_shot()
         for done in measured:
             done.result()  # the meter's errors are raised here
-        count, stats = reader.stats.frames, reader.stats
+        count, stats, expected = reader.stats.frames, reader.stats, reader.expected_frames()
     if progress:
-        progress("analyse", count, info.estimated_frames or count, faces)
+        progress("analyse", count, expected or count, faces)
     all_shots = toned(shots.shots(count), spreads)
     tracks = aligned_tracks(all_shots, side) if cfg.aligned else sorted(tracker.tracks, key=lambda t: (t.start, t.track_id))
     unsteady = np.fromiter(shots.unsteady(), int)
@@ -252,7 +255,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references, tracker.too_small,
                     stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side,
                     portraits.faces if portraits is not None else {}, *film_cadence(changes, pts, cfg.hybrid), light=light,
-                    judged_at=rater.net.config.image_size if rater is not None else 0)
+                    judged_at=rater.net.config.image_size if rater is not None else 0, excerpt=cfg.excerpt)
 
 
 

@@ -18,6 +18,7 @@ from ..faces.quality import strength_for
 from ..faces.track import TrackerConfig
 from ..faces.types import Track
 from ..io import EncodeOptions, VideoInfo
+from ..io.excerpt import Excerpt, parse_time
 from ..io.linear import VIDEO_LIGHTS, Light, is_linear
 from ..io.sequence import DEFAULT_RATE
 from ..shots import ShotConfig
@@ -141,6 +142,11 @@ class PipelineConfig:
     # A folder to write each track's best face to (as pass 1 saw it, aligned), named by person and
     # track, to tell who is who before choosing --tracks, --people, --strength or --reference.
     faces_dir: str = ""
+    # Restore only an excerpt of the video: the frames shown from start to end, as times from its
+    # first frame (90, 1:30 or 00:01:30.5; "": from the first frame, to the last). The output holds
+    # that excerpt alone, its sound and subtitles cut at the same times, and starts at 0.
+    start: str = ""
+    end: str = ""
     shots: ShotConfig = field(default_factory=ShotConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -158,6 +164,7 @@ class PipelineConfig:
             raise ConfigError(f"profile_fade: expected two turn ratios FULL < ZERO (e.g. 0.7, 1.4) or none, "
                               f"got {list(self.profile_fade)}")
         frames_per_second(self.frame_rate)  # a bad rate fails before any work
+        _ = self.excerpt  # and so does a bad time
         if self.glue_device not in GLUE_DEVICES:
             raise ConfigError(f"glue_device: expected one of {', '.join(GLUE_DEVICES)}, got {self.glue_device!r}")
         if self.light not in LIGHTS:
@@ -174,6 +181,23 @@ class PipelineConfig:
         if self.double_rate and self.deinterlace == "off":
             raise ConfigError("double_rate (--double-rate) makes a frame of each field by deinterlacing them; "
                               "deinterlace off keeps the fields")
+
+    @property
+    def excerpt(self) -> Excerpt | None:
+        """The stretch of the video to restore (start, end), or None for all of it."""
+        if not (self.start or self.end):
+            return None
+        times = []
+        for what, text in (("start", self.start), ("end", self.end)):
+            try:
+                times.append(parse_time(text) if text else None)
+            except ValueError:
+                raise ConfigError(f"{what}: expected a time from the video's first frame, in seconds or on a clock "
+                                  f"(90, 90.5, 1:30, 00:01:30.5), got {text!r}") from None
+        try:
+            return Excerpt(times[0] or Fraction(0), times[1])
+        except ValueError as exc:
+            raise ConfigError(f"start and end: {exc}") from None
 
     def light_of(self, info: VideoInfo) -> Light:
         """What the samples of the input ``info`` describes stand for: as this config says, else as

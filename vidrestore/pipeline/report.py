@@ -149,11 +149,12 @@ def light_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
 def undecodable_lead_s(analysis: Analysis, info: VideoInfo) -> float:
     """Seconds from the video stream's first timestamp to its first decoded frame, when that is more
     than two frames: a recording cut at no keyframe (a TS clipped from a broadcast) starts with
-    packets no decoder can use. 0 otherwise."""
+    packets no decoder can use. 0 otherwise. For an excerpt, from its start."""
     first = next((p for p in analysis.pts if p is not None), None)
     if first is None or info.start_pts is None or not info.timestamps:
         return 0.0
-    lead = float((first - info.start_pts) * info.time_base)
+    origin = analysis.excerpt.ticks(info)[0] if analysis.excerpt is not None else info.start_pts
+    lead = float((first - origin) * info.time_base)
     frame = 1 / float(info.average_rate) if info.average_rate else 0.1
     return lead if lead > 2 * frame else 0.0
 
@@ -250,7 +251,7 @@ def video_notes(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Path) -
     restore, why it was encoded rather than copied."""
     if selected_tracks(analysis, cfg):
         return deinterlace_note(analysis, cfg, probe(src).rotation)
-    return [copy_note(analysis, faceless_encoding(src, dst, retiming(analysis, cfg)))]
+    return [copy_note(analysis, faceless_encoding(src, dst, retiming(analysis, cfg), analysis.excerpt))]
 
 
 def encoding(src: Path, dst: Path, cfg: PipelineConfig) -> tuple[str, list[str]]:
@@ -310,7 +311,8 @@ def quality_check(src: Path, dst: Path, analysis: Analysis, tracks: list[Track],
     if is_sequence(dst) and analysis.corrupt_packets:
         return [], ["no quality check: the output sequence has gaps where pictures of the input did not decode"]
     meters = measure_tracks(src, dst, tracks, cfg.face_size, deinterlace=analysis.deinterlace, progress=progress,
-                            step=2 if doubles(analysis, cfg) else 1, left_out=left_out(analysis, cfg), light=analysis.light)
+                            step=2 if doubles(analysis, cfg) else 1, left_out=left_out(analysis, cfg), light=analysis.light,
+                            excerpt=analysis.excerpt)
     encoder = DlibIdentityEncoder()
     rows = [{k: v for k, v in meter.finish(encoder).items() if k != "per_frame"} for meter in meters]
     return rows, qa_alarms(rows)

@@ -355,7 +355,8 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         anchored = [t for t in tracks if t.track_id not in photos and t.track_id not in contexts] if restorer.uses_identity else []
         # a track's best frames may lie past the segment's end, where its state will be carried
         ahead = range(frames.start, max([frames.stop, *(t.end for t in anchored)]))
-        best_frames = IdentityCrops(path, anchored, cfg.face_size, ahead, start_pts, analysis.deinterlace, reuse, analysis.light)
+        best_frames = IdentityCrops(path, anchored, cfg.face_size, ahead, start_pts, analysis.deinterlace, reuse, analysis.light,
+                                    analysis.excerpt)
         stack.callback(best_frames.close)
 
         def identity(track: Track) -> torch.Tensor | None:
@@ -373,7 +374,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         reader = stack.enter_context(VideoReader(path, start=frames.start, stop=frames.stop, start_pts=start_pts,
                                                  deinterlace=analysis.deinterlace, keep_depth=True, reuse=reuse,
                                                  images_for=faced, keep_fields=cfg.keep_fields, double_rate=doubled,
-                                                 light=analysis.light, view_regions=viewed))
+                                                 light=analysis.light, view_regions=viewed, excerpt=analysis.excerpt))
         timed = output_timing(info, analysis, cfg)
         coded = dataclasses.replace(timed, field_order=coded_field_order(analysis, info, cfg.keep_fields))
         if upright:

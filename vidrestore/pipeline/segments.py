@@ -14,6 +14,7 @@ import torch
 from .. import cadence
 from ..io import VideoInfo, probe
 from ..io.containers import copies_into, holds_copy, stores_rotation
+from ..io.excerpt import Excerpt
 from ..io.reader import bit_depth
 from ..io.sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence
 from ..restore import TrackContext, load_contexts, save_contexts
@@ -23,13 +24,16 @@ from .config import PipelineConfig, Progress
 from .timing import retiming
 
 
-def faceless_encoding(src: Path, dst: Path, retiming: str = "") -> str:
+def faceless_encoding(src: Path, dst: Path, retiming: str = "", excerpt: Excerpt | None = None) -> str:
     """Why a video with nothing to restore is encoded unchanged rather than copied ("": it is
     copied): a copy would leave a JPEG inside a .png, or a raw stream's unstamped frames in a
     container that needs timestamps, or the pictures of an image sequence in a video file, or
     a turned video in a container that stores no rotation, or H.264 in a program stream, or video
     the output's container cannot hold (a GIF's in an .mp4); or the output runs at another rate,
-    as ``retiming`` says (:func:`retiming`)."""
+    as ``retiming`` says (:func:`retiming`); or it is an ``excerpt``, which a copy could start only
+    at a keyframe."""
+    if excerpt is not None:
+        return "the excerpt was encoded unchanged, since a copy could start only at a keyframe"
     if retiming:
         return f"the video was {retiming}, as asked"
     info = probe(src)
@@ -76,7 +80,7 @@ def encoded_segments(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Pa
     encoded all the same (:func:`faceless_encoding`)."""
     if selected_tracks(analysis, cfg):
         return plan_segments(analysis, 0 if whole else cfg.segment_frames, cfg.batch_size or max(GPU_WINDOWS))
-    return [range(analysis.frames)] if faceless_encoding(src, dst, retiming(analysis, cfg)) else []
+    return [range(analysis.frames)] if faceless_encoding(src, dst, retiming(analysis, cfg), analysis.excerpt) else []
 
 
 def plan_segments(analysis: Analysis, segment_frames: int, window: int = 0) -> list[range]:

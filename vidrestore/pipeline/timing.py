@@ -1,13 +1,14 @@
 """How the output is timed and what becomes of interlaced fields: the deinterlacing chosen for
 each video, telecined film decimated (``--decimate``, ``--hybrid``), a frame for each field
 (``--double-rate``), an image sequence's pictures timed (``--frame-rate``), and the rates a video
-comes at.
+comes at, and an excerpt's place in the input (``--start``, ``--end``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,8 +16,9 @@ from .. import cadence
 from ..errors import ConfigError, UsageError
 from ..io import VideoInfo, probe
 from ..io.encoders import one_rate_only
+from ..io.excerpt import Cut, clock
 from ..io.reader import FieldFilter, doubles_rate, scan_fields
-from ..io.sequence import DEFAULT_RATE, is_sequence
+from ..io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, is_sequence
 from .config import PipelineConfig
 
 if TYPE_CHECKING:  # the analysis calls choose_deinterlace
@@ -112,6 +114,39 @@ def check_timing(cfg: PipelineConfig, src: Path, dst: Path | None) -> None:
     if cfg.double_rate and dst is not None and is_sequence(dst):
         raise UsageError("--double-rate writes a video (.mkv, .mov, .mp4): an image sequence's pictures are numbered as the "
                          "input's frames, with no numbers for the fields between them")
+    check_excerpt(cfg, src)
+
+
+def check_excerpt(cfg: PipelineConfig, src: Path) -> None:
+    """Refuse ``--start``/``--end`` where they cannot cut: in pictures (a sequence's are chosen by
+    their files), or past the end of a video whose length is known."""
+    excerpt = cfg.excerpt
+    if excerpt is None:
+        return
+    if is_sequence(src) or src.suffix.lower() in IMAGE_ENCODERS:
+        raise UsageError("--start and --end cut a video; to restore some pictures of a sequence, copy them into a folder of their own")
+    info = probe(src)
+    if info.duration_s and excerpt.start >= Fraction(info.duration_s):
+        raise UsageError(f"--start {clock(excerpt.start)} is past the end of {src.name}, which lasts {clock(info.duration_s)}")
+
+
+def excerpt_note(analysis: Analysis, info: VideoInfo) -> list[str]:
+    """What the report says of an excerpt: where it lies in the input, in frames and times."""
+    excerpt = analysis.excerpt
+    if excerpt is None or not analysis.pts or analysis.pts[0] is None:
+        return []
+    first = Fraction(analysis.pts[0] - (info.start_pts or 0)) * info.time_base
+    return [(f"excerpt from {excerpt.describe()}: {analysis.frames} frames, the first shown at {clock(first)} in the input; "
+             "its sound and subtitles cut at the same times, and the output starts at 0")]
+
+
+def excerpt_cut(analysis: Analysis, info: VideoInfo, first_shown: Fraction | None) -> Cut | None:
+    """Where the excerpt lies on the input's timeline, for :func:`~vidrestore.io.remux.remux`, from
+    ``first_shown``, its first frame's time in seconds (None: not an excerpt)."""
+    if analysis.excerpt is None or first_shown is None:
+        return None
+    upper = analysis.excerpt.ticks(info)[1]
+    return Cut(first_shown, None if upper is None else upper * info.time_base)
 
 
 def steady(pts: list[int | None], info: VideoInfo) -> bool:

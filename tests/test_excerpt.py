@@ -1,0 +1,192 @@
+"""--start/--end: an excerpt of a video restored alone, its frames, sound, subtitles, chapters and
+timecode cut at the same times, and the output starting at 0."""
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import dressed_clip, make_clip, read_pts, timecoded_clip
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vidrestore.cli import main
+from vidrestore.errors import ConfigError
+from vidrestore.io.excerpt import Cut, Excerpt, clock, parse_time
+from vidrestore.io.reader import DecodedFrames, VideoReader
+from vidrestore.io.remux import _chapters_within, timecode_after
+from vidrestore.pipeline import PipelineConfig
+
+
+def _run(*args) -> int:
+    return main([str(a) for a in args])
+
+
+def _frames(path: Path) -> list[tuple[float, np.ndarray]]:
+    with av.open(str(path)) as c:
+        return [(float(f.pts * f.time_base), f.to_ndarray(format="yuv420p")) for f in c.decode(video=0)]
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("90.5", Fraction(181, 2)), ("1:30", 90), ("01:02:03.250", 3723.25),
+                                           ("0:00.040", Fraction(1, 25))])
+def test_times_are_read_as_seconds_or_a_clocks_time(text, seconds):
+    assert parse_time(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "x", "-1", "1:75", "1:60:00", "1:2:3:4", "1,5"])
+def test_what_is_no_time_is_refused(text):
+    with pytest.raises(ValueError):
+        parse_time(text)
+
+
+@given(st.integers(0, 100 * 3600 * 1000 - 1))
+def test_a_time_shown_as_a_clock_reads_back_as_the_same_time(millis):
+    assert parse_time(clock(Fraction(millis, 1000))) == Fraction(millis, 1000)
+
+
+def test_an_excerpt_must_end_after_it_starts():
+    with pytest.raises(ConfigError, match="end after it starts"):
+        PipelineConfig(start="5", end="4")
+    with pytest.raises(ConfigError, match="start: expected a time"):
+        PipelineConfig(start="soon")
+    assert PipelineConfig(end="2").excerpt == Excerpt(Fraction(0), Fraction(2))
+    assert PipelineConfig().excerpt is None
+
+
+def test_a_reader_yields_the_frames_shown_within_the_excerpt_counted_from_its_first(tmp_path):
+    """Variable frame rate, a keyframe only every 12 frames (the reader seeks to the one before the
+    start and drops what comes before it), and the stream starting at 0.3 s."""
+    pts = [300 + t for t in np.cumsum([0, 40, 40, 80, 40, 120, 40, 40, 40, 33, 47, 40] * 3).tolist()]
+    clip = make_clip(tmp_path / "vfr.mkv", pts, x264_params="keyint=12:min-keyint=12")
+    excerpt = Excerpt(Fraction("0.5"), Fraction("1.2"))
+    wanted = [p for p in pts if 500 <= p - 300 < 1200]
+    kept = DecodedFrames(1 << 30)
+    with VideoReader(clip, excerpt=excerpt, keep=kept) as reader:
+        frames = list(reader)
+    assert [f.pts for f in frames] == wanted and [f.index for f in frames] == list(range(len(wanted)))
+    assert kept.complete and len(kept.frames) == len(wanted)  # pass 2 reuses them
+    with VideoReader(clip, excerpt=excerpt, start=3, stop=6, start_pts=wanted[3]) as reader:  # a segment of it
+        assert [(f.index, f.pts) for f in reader] == [(i, wanted[i]) for i in range(3, 6)]
+    with VideoReader(clip, excerpt=excerpt, reuse=kept, start=2) as reader:
+        assert [f.pts for f in reader] == wanted[2:]
+
+
+def test_the_timecode_of_an_excerpt_counts_from_its_first_frame():
+    assert timecode_after("01:00:00:00", 48, Fraction(24)) == "01:00:02:00"
+    assert timecode_after("00:00:59;29", 1, Fraction(30000, 1001)) == "00:01:00;02"  # drop-frame skips ;00 and ;01
+    assert timecode_after("00:09:59;29", 1, Fraction(30000, 1001)) == "00:10:00;00"  # but not each tenth minute
+    assert timecode_after("00:00:00;00", 17982, Fraction(30000, 1001)) == "00:10:00;00"
+    assert timecode_after("not a timecode", 5, Fraction(25)) == "not a timecode"
+
+
+def test_chapters_are_cut_to_the_excerpt():
+    base = Fraction(1, 1000)
+    chapters = [{"id": 1, "start": 0, "end": 200, "time_base": base, "metadata": {"title": "Intro"}},
+                {"id": 2, "start": 200, "end": 900, "time_base": base, "metadata": {"title": "Main"}},
+                {"id": 3, "start": 900, "end": 1500, "time_base": base, "metadata": {"title": "End"}}]
+    kept = _chapters_within(chapters, Cut(Fraction(1, 4), Fraction(1)))
+    assert [(c["metadata"]["title"], c["start"], c["end"]) for c in kept] == [("Main", 0, 650), ("End", 650, 750)]
+
+
+@pytest.fixture(scope="module")
+def dressed(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("dressed")
+    pts = [i * 40 for i in range(50)]
+    source = make_clip(folder / "av.mkv", pts, audio=True, subtitles=[(0, "one"), (300, "two"), (900, "three"), (1500, "four")])
+    return dressed_clip(folder / "dressed.mkv", source)
+
+
+def test_an_excerpt_keeps_its_frames_sound_subtitles_and_chapters_cut_at_its_times(dressed, tmp_path):
+    """Nothing to restore in it: its frames are encoded unchanged (a copy could start only at a
+    keyframe), losslessly here, so they are the input's own, from 0."""
+    out, report = tmp_path / "cut.mkv", tmp_path / "r.json"
+    assert _run(dressed, out, "--model", "none", "--detector", "dlib", "--start", "0.2", "--end", "1.0", "--codec", "ffv1",
+                "--json", report, "--quiet") == 0
+    before, after = _frames(dressed), _frames(out)
+    wanted = [image for t, image in before if 0.2 <= t < 1.0]
+    assert len(after) == len(wanted) == 20
+    assert all(np.array_equal(a, b) for (_, a), b in zip(after, wanted))
+    assert [t for t, _ in after] == pytest.approx([i * 0.04 for i in range(20)])
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio", "subtitle", "attachment"]
+        assert [(ch["metadata"]["title"], float(ch["start"] * ch["time_base"]), float(ch["end"] * ch["time_base"]))
+                for ch in c.chapters()] == [("Main", 0.0, pytest.approx(0.28))]
+        sound = [p for p in c.demux(c.streams.audio[0]) if p.size]
+        c.seek(0)
+        subtitles = [(float(p.pts * p.time_base), float(p.duration * p.time_base), bytes(p).decode())
+                     for p in c.demux(c.streams.subtitles[0]) if p.size]
+    times = [float(p.pts * p.time_base) for p in sound]
+    assert 0 <= times[0] < 0.03 and times[-1] < 0.8  # cut at its packets (23 ms of AAC each)
+    assert sum(float(p.duration * p.time_base) for p in sound) == pytest.approx(0.8, abs=0.03)
+    # "one" was on screen since 0 (for 0.5 s): its last 0.3 s are kept; "three" is cut at the end; "four" is past it
+    assert subtitles == [(0.0, pytest.approx(0.3), "one"), (pytest.approx(0.1), pytest.approx(0.5), "two"),
+                         (pytest.approx(0.7), pytest.approx(0.1), "three")]
+    notes = json.loads(report.read_text())["notes"]
+    assert any("excerpt from 0:00.200 to 0:01.000: 20 frames, the first shown at 0:00.200" in n for n in notes)
+    assert any("the excerpt was encoded unchanged" in n for n in notes)
+
+
+def test_an_excerpt_restored_in_segments_is_the_excerpt_restored_whole(sample_clip, tmp_path):
+    """Segments seek inside the excerpt (pass 1's frames not kept): the same frames are restored,
+    from the same track, as in one segment with pass 1's frames reused."""
+    common = ["--model", "none", "--detector", "dlib", "--start", "0.25", "--end", "0.9", "--codec", "ffv1", "--quiet",
+              "--batch-size", "4"]
+    config = tmp_path / "twice.yaml"
+    config.write_text((Path(__file__).parents[1] / "configs" / "pipeline.yaml").read_text().replace("decode_once_mib: 256", "decode_once_mib: 0"))
+    assert "decode_once_mib: 0" in config.read_text()
+    assert _run(sample_clip, tmp_path / "whole.mkv", *common, "--segment-frames", "0") == 0
+    assert _run(sample_clip, tmp_path / "parts.mkv", *common, "--segment-frames", "4", "--config", config) == 0
+    whole, parts = _frames(tmp_path / "whole.mkv"), _frames(tmp_path / "parts.mkv")
+    assert len(whole) == len(parts) == round(0.65 * 24) and all(np.array_equal(a, b) for (_, a), (_, b) in zip(whole, parts))
+    source = [image for t, image in _frames(sample_clip) if 0.25 <= t < 0.9]
+    assert any(not np.array_equal(a, b) for (_, a), b in zip(whole, source))  # its face was pasted back
+
+
+def test_a_telecined_excerpt_starts_at_0_in_an_mp4(telecined_clip, tmp_path):
+    """The MP4 muxer of a segment states its late start in milliseconds (0.4004 s as 0.4 s):
+    moving the video back by the excerpt's own start put its first frame at -1001 ticks, which
+    the player never showed."""
+    out = tmp_path / "film.mp4"
+    assert _run(telecined_clip, out, "--model", "none", "--detector", "dlib", "--start", "0.4", "--end", "1.2", "--quiet") == 0
+    with av.open(str(telecined_clip)) as c:
+        base = c.streams.video[0].time_base
+    wanted = [p for p in read_pts(telecined_clip) if 0.4 <= p * base < 1.2]
+    assert read_pts(out) == [p - wanted[0] for p in wanted]
+
+
+def test_the_timecode_of_an_excerpt_is_its_first_frames(tmp_path):
+    clip = timecoded_clip(tmp_path / "tc.mov", "01:00:00:00", frames=12)
+    out = tmp_path / "cut.mov"
+    assert _run(clip, out, "--model", "none", "--detector", "dlib", "--start", "0.2", "--quiet") == 0
+    with av.open(str(out)) as c:
+        assert {k.lower(): v for k, v in c.streams.video[0].metadata.items()}["timecode"] == "01:00:00:05"
+    assert len(read_pts(out)) == 7
+
+
+def test_an_excerpt_of_one_frame_can_be_a_picture(sample_clip, tmp_path):
+    out = tmp_path / "still.png"
+    assert _run(sample_clip, out, "--model", "none", "--detector", "dlib", "--start", "0.5", "--end", "0.54", "--drop-streams", "--quiet") == 0
+    with av.open(str(out)) as c:
+        assert len(list(c.decode(video=0))) == 1
+
+
+def _one_line_error(capsys, code, expected_code, fragment):
+    err = capsys.readouterr().err.strip()
+    assert code == expected_code
+    assert len(err.splitlines()) == 1 and fragment in err, err
+
+
+def test_an_excerpt_that_cannot_be_cut_is_refused_before_any_work(sample_clip, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    _one_line_error(capsys, _run(sample_clip, out, "--model", "none", "--start", "5"), 2,
+                    "--start 0:05.000 is past the end of sample.mp4, which lasts 0:01.000")
+    _one_line_error(capsys, _run(sample_clip, out, "--model", "none", "--start", "0.5", "--end", "0.2"), 6,
+                    "an excerpt must end after it starts (0:00.500 to 0:00.200)")
+    _one_line_error(capsys, _run(sample_clip, out, "--model", "none", "--end", "half"), 6, "end: expected a time")
+    picture = tmp_path / "p.png"
+    with av.open(str(sample_clip)) as c:
+        av.VideoFrame.to_image(next(c.decode(video=0))).save(picture)
+    _one_line_error(capsys, _run(picture, tmp_path / "q.png", "--model", "none", "--start", "0"), 2, "--start and --end cut a video")
+    assert not out.exists() and not (tmp_path / "q.png").exists()
