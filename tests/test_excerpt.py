@@ -130,15 +130,18 @@ def test_an_excerpt_keeps_its_frames_sound_subtitles_and_chapters_cut_at_its_tim
 
 def test_an_excerpt_restored_in_segments_is_the_excerpt_restored_whole(sample_clip, tmp_path):
     """Segments seek inside the excerpt (pass 1's frames not kept): the same frames are restored,
-    from the same track, as in one segment with pass 1's frames reused."""
+    from the same track, as in one segment with pass 1's frames reused. The side-by-side preview
+    starts at 0 too (it kept the input's times, and began 0.25 s into its file)."""
     common = ["--model", "none", "--detector", "dlib", "--start", "0.25", "--end", "0.9", "--codec", "ffv1", "--quiet",
               "--batch-size", "4"]
     config = tmp_path / "twice.yaml"
     config.write_text((Path(__file__).parents[1] / "configs" / "pipeline.yaml").read_text().replace("decode_once_mib: 256", "decode_once_mib: 0"))
     assert "decode_once_mib: 0" in config.read_text()
-    assert _run(sample_clip, tmp_path / "whole.mkv", *common, "--segment-frames", "0") == 0
+    assert _run(sample_clip, tmp_path / "whole.mkv", *common, "--segment-frames", "0", "--preview", tmp_path / "side.mp4") == 0
     assert _run(sample_clip, tmp_path / "parts.mkv", *common, "--segment-frames", "4", "--config", config) == 0
     whole, parts = _frames(tmp_path / "whole.mkv"), _frames(tmp_path / "parts.mkv")
+    side = [t for t, _ in _frames(tmp_path / "side.mp4")]
+    assert side == pytest.approx([t for t, _ in whole], abs=1e-3) and side[0] == 0  # .mkv times are in ms
     assert len(whole) == len(parts) == round(0.65 * 24) and all(np.array_equal(a, b) for (_, a), (_, b) in zip(whole, parts))
     source = [image for t, image in _frames(sample_clip) if 0.25 <= t < 0.9]
     assert any(not np.array_equal(a, b) for (_, a), b in zip(whole, source))  # its face was pasted back

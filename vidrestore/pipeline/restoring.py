@@ -382,6 +382,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         writer = stack.enter_context(VideoWriter(video_out, coded, encode, upright_from=info.rotation if upright else 0))
         side = stack.enter_context(VideoWriter(preview, _preview_info(timed), cfg.encode)) if preview else None
         window: list = []
+        preview_origin: list[int] = []  # an excerpt's preview, like its output, starts at 0
         later_rows = None if doubled else 0 if analysis.deinterlace is not None and analysis.deinterlace.parity == "bff" else 1
 
         def write(source: av.VideoFrame, pts: int | None, image: np.ndarray | None, shown: np.ndarray | None,
@@ -393,7 +394,9 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
             # written upright, every frame is new: one without faces is its image, unchanged anywhere
             writer.write(source, pts, *((pasted.image, pasted.boxes) if pasted else (image, []) if upright else ()))
             if side is not None:
-                side.write(None, pts, np.concatenate([shown, pasted.image if pasted else shown], 1))
+                if analysis.excerpt is not None and not preview_origin:
+                    preview_origin.append(pts)
+                side.write(None, pts - sum(preview_origin), np.concatenate([shown, pasted.image if pasted else shown], 1))
 
         def flush() -> None:
             nonlocal faces
