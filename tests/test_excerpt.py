@@ -123,7 +123,9 @@ def test_an_excerpt_keeps_its_frames_sound_subtitles_and_chapters_cut_at_its_tim
     # "one" was on screen since 0 (for 0.5 s): its last 0.3 s are kept; "three" is cut at the end; "four" is past it
     assert subtitles == [(0.0, pytest.approx(0.3), "one"), (pytest.approx(0.1), pytest.approx(0.5), "two"),
                          (pytest.approx(0.7), pytest.approx(0.1), "three")]
-    notes = json.loads(report.read_text())["notes"]
+    written = json.loads(report.read_text())
+    assert written["excerpt"] == {"start_s": 0.2, "end_s": 1.0, "first_frame_s": 0.2} and written["frames_in"] == 20
+    notes = written["notes"]
     assert any("excerpt from 0:00.200 to 0:01.000: 20 frames, the first shown at 0:00.200" in n for n in notes)
     assert any("the excerpt was encoded unchanged" in n for n in notes)
 

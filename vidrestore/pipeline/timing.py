@@ -130,14 +130,23 @@ def check_excerpt(cfg: PipelineConfig, src: Path) -> None:
         raise UsageError(f"--start {clock(excerpt.start)} is past the end of {src.name}, which lasts {clock(info.duration_s)}")
 
 
-def excerpt_note(analysis: Analysis, info: VideoInfo) -> list[str]:
-    """What the report says of an excerpt: where it lies in the input, in frames and times."""
+def excerpt_shown(analysis: Analysis, info: VideoInfo) -> dict | None:
+    """The report's ``excerpt``: the times asked for, and when its first frame is shown in the
+    input, in seconds from the input's first frame (None: not an excerpt)."""
     excerpt = analysis.excerpt
     if excerpt is None or not analysis.pts or analysis.pts[0] is None:
-        return []
+        return None
     first = Fraction(analysis.pts[0] - (info.start_pts or 0)) * info.time_base
-    return [(f"excerpt from {excerpt.describe()}: {analysis.frames} frames, the first shown at {clock(first)} in the input; "
-             "its sound and subtitles cut at the same times, and the output starts at 0")]
+    return {"start_s": float(excerpt.start), "end_s": None if excerpt.end is None else float(excerpt.end), "first_frame_s": float(first)}
+
+
+def excerpt_note(analysis: Analysis, info: VideoInfo) -> list[str]:
+    """What the report says of an excerpt: where it lies in the input, in frames and times."""
+    shown = excerpt_shown(analysis, info)
+    if shown is None:
+        return []
+    return [(f"excerpt from {analysis.excerpt.describe()}: {analysis.frames} frames, the first shown at "
+             f"{clock(shown['first_frame_s'])} in the input; its sound and subtitles cut at the same times, and the output starts at 0")]
 
 
 def excerpt_cut(analysis: Analysis, info: VideoInfo, first_shown: Fraction | None) -> Cut | None:
