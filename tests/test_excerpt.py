@@ -195,3 +195,14 @@ def test_an_excerpt_that_cannot_be_cut_is_refused_before_any_work(sample_clip, t
         av.VideoFrame.to_image(next(c.decode(video=0))).save(picture)
     _one_line_error(capsys, _run(picture, tmp_path / "q.png", "--model", "none", "--start", "0"), 2, "--start and --end cut a video")
     assert not out.exists() and not (tmp_path / "q.png").exists()
+
+
+def test_a_stopped_excerpt_resumes_only_with_the_same_times():
+    """Finished segments are reused by a run with the same fingerprint: another excerpt's frames
+    must not be."""
+    from vidrestore.diffusion.sampler import SamplerConfig
+    from vidrestore.options import RestoreOptions
+
+    prints = {RestoreOptions(PipelineConfig(start=start, end=end), SamplerConfig(), "none").fingerprint()
+              for start, end in [("", ""), ("1", ""), ("2", ""), ("1", "5")]}
+    assert len(prints) == 4
