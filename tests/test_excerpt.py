@@ -206,3 +206,16 @@ def test_a_stopped_excerpt_resumes_only_with_the_same_times():
     prints = {RestoreOptions(PipelineConfig(start=start, end=end), SamplerConfig(), "none").fingerprint()
               for start, end in [("", ""), ("1", ""), ("2", ""), ("1", "5")]}
     assert len(prints) == 4
+
+
+def test_a_batch_cuts_each_video_to_the_excerpt(dressed, sample_clip, tmp_path):
+    """The batch joins its segments by the same function as a single run: each output is the
+    excerpt, its sound cut to it, from 0."""
+    out = tmp_path / "out"
+    assert main(["batch", str(dressed), str(sample_clip), "--out", str(out), "--model", "none", "--detector", "dlib",
+                 "--start", "0.5", "--end", "0.75", "--quiet"]) == 0
+    for name, frames in [("dressed.mkv", 6), ("sample.mp4", 6)]:  # frames from 0.52 s at 25 fps, from 0.5 s at 24 fps
+        with av.open(str(out / name)) as c:
+            sound = [float(p.pts * p.time_base) for p in c.demux(c.streams.audio[0]) if p.size]
+            assert 0 <= sound[0] < 0.03 and sound[-1] < 0.25
+        assert len(read_pts(out / name)) == frames and read_pts(out / name)[0] == 0

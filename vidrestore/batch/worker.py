@@ -21,7 +21,7 @@ import torch
 
 from ..faces.detect import DetectorConfig, FaceDetector, create_detector
 from ..faces.parsing import ParsingMasker as Masker
-from ..io import probe, remux
+from ..io import remux
 from ..io.output import atomic_output
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output, left_out_note
@@ -31,8 +31,8 @@ from ..pipeline import Analysis, PipelineConfig, Progress, analyse, check_paths,
 from ..pipeline.analysis import selected_tracks
 from ..pipeline.driver import create_masker, frames_to_keep, mask_name
 from ..pipeline.report import build_report, copy_note, encoding, provenance, quality_check, video_notes, write_faces
-from ..pipeline.segments import carried_in, carry_path, encoded_segments, hand_on, segment_path, segment_starts
-from ..pipeline.timing import check_timing, decimates, played_at
+from ..pipeline.segments import carried_in, carry_path, encoded_segments, hand_on, join_segments, segment_path
+from ..pipeline.timing import check_timing, checked_as
 from ..restore import Restorer
 from ..resume import reused_note
 
@@ -107,7 +107,7 @@ class RestoreWorker:
         started = time.time()
         check_paths(item.input, item.output, overwrite=True)  # the batch state decides about existing outputs
         cfg = item.options.pipeline
-        check_output(item.input, item.output, cfg.encode, cfg.drop_streams, played_at(probe(item.input), cfg))
+        check_output(item.input, item.output, cfg.encode, cfg.drop_streams, checked_as(item.input, cfg))
         check_timing(cfg, item.input, item.output)
         restorer = self._restorer(item.options)
         cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # measured and cropped at the model's size, as restored
@@ -151,9 +151,8 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
                 notes.extend(video_notes(plan.analysis, item.options.pipeline, item.input, item.output))
                 encoder, master = encoding(item.input, item.output, item.options.pipeline)
                 notes.extend(master)
-                tick = played_at(probe(item.input), item.options.pipeline).time_base
-                notes.extend(left_out_note(remux(parts, item.input, tmp, provenance(plan.restorer),
-                                                 segment_starts(plan.analysis, plan.segments, tick, decimates(plan.analysis, item.options.pipeline)), tick), item.output))
+                notes.extend(join_segments(parts, plan.segments, item.input, tmp, item.output, plan.analysis, item.options.pipeline,
+                                           provenance(plan.restorer)))
             else:
                 notes.append(copy_note(plan.analysis))
                 notes.extend(left_out_note(remux(item.input, item.input, tmp), item.output))

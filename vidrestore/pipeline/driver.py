@@ -18,7 +18,7 @@ from ..errors import InputError, ModelError, OutputError, UsageError
 from ..faces.detect import FaceDetector, create_detector
 from ..faces.parsing import ParsingMasker as Masker
 from ..faces.parsing import create_masker as parsing_masker
-from ..io import probe, remux
+from ..io import remux
 from ..io.encoders import check_encoder
 from ..io.output import atomic_output
 from ..io.photo import carry_photo_tags
@@ -49,11 +49,11 @@ from .segments import (
     clean_segments,
     encoded_segments,
     hand_on,
+    join_segments,
     segment_path,
-    segment_starts,
     without_segments,
 )
-from .timing import check_timing, decimates, excerpt_cut, excerpt_note, played_at
+from .timing import check_timing, checked_as
 
 
 def create_masker(cfg: PipelineConfig, device: torch.device, dtype: torch.dtype) -> Masker | None:
@@ -147,10 +147,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
         raise OutputError(f"--faces {cfg.faces_dir}: that is a file; give a folder to write the faces into")
     if dst is not None:
         check_paths(src, Path(dst), overwrite)
-        played = played_at(probe(src), cfg)
-        if cfg.excerpt is not None:  # a picture holds an excerpt of one frame
-            played = dataclasses.replace(played, frames=cfg.excerpt.estimated_frames(played))
-        check_output(src, dst, cfg.encode, cfg.drop_streams, played.read_as(cfg.light_of(played)))
+        check_output(src, dst, cfg.encode, cfg.drop_streams, checked_as(src, cfg))
         if preview is not None:
             check_encoder(cfg.encode, preview)
             if is_sequence(preview):
@@ -165,7 +162,6 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     masker = create_masker(cfg, device, restorer.dtype) if not dry_run else None
     decoded = frames_to_keep(cfg, dry_run)
     analysis = analyse(src, cfg, detector, progress, keep=decoded)
-    notes.extend(excerpt_note(analysis, probe(src)))
     if cfg.faces_dir:
         write_faces(analysis, Path(cfg.faces_dir))
     restoring = selected_tracks(analysis, cfg)
@@ -213,11 +209,8 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     notes.extend((grain_note(noise) if not cfg.grain else []) + (detail_note(noise, cfg.keep_detail) if not cfg.measure_detail else []))
                     notes.extend(parsing_note(masker.seconds, timings["restore_encode"], cfg.parse_every) if masker is not None else [])
                     t2 = time.perf_counter()
-                    source = played_at(probe(src), cfg)
                     comment = provenance(restorer.name)
-                    starts = segment_starts(analysis, segments, source.time_base, decimates(analysis, cfg))
-                    cut = excerpt_cut(analysis, source, starts[0])
-                    notes.extend(left_out_note(remux(parts, src, final_tmp, comment, starts, source.time_base, cut), dst))
+                    notes.extend(join_segments(parts, segments, src, final_tmp, dst, analysis, cfg, comment))
                     notes.extend(carry_photo_tags(src, final_tmp, dst, comment))
                     timings["remux"] = time.perf_counter() - t2
                 except BaseException as exc:

@@ -12,16 +12,17 @@ import av
 import torch
 
 from .. import cadence
-from ..io import VideoInfo, probe
+from ..io import VideoInfo, probe, remux
 from ..io.containers import copies_into, holds_copy, stores_rotation
 from ..io.excerpt import Excerpt
 from ..io.reader import bit_depth
+from ..io.remux import left_out_note
 from ..io.sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence
 from ..restore import TrackContext, load_contexts, save_contexts
 from ..resume import SegmentLedger
 from .analysis import Analysis, selected_tracks
 from .config import PipelineConfig, Progress
-from .timing import retiming
+from .timing import decimates, excerpt_cut, played_at, retiming
 
 
 def faceless_encoding(src: Path, dst: Path, retiming: str = "", excerpt: Excerpt | None = None) -> str:
@@ -110,6 +111,17 @@ def segment_starts(analysis: Analysis, segments: list[range], time_base: Fractio
         return [None if pts is None else pts * time_base / cadence.TICKS for pts in firsts]
     return [analysis.pts[s.start] * time_base if s.start < len(analysis.pts) and analysis.pts[s.start] is not None else None
             for s in segments]
+
+
+def join_segments(parts: list[Path], segments: list[range], src: Path, output: Path, dst: Path, analysis: Analysis,
+                  cfg: PipelineConfig, comment: str) -> list[str]:
+    """Join the encoded ``parts`` (of ``segments``) and the other streams of ``src`` into ``output``
+    (the temp file of ``dst``), cut to the excerpt if there is one (:func:`excerpt_cut`); returns
+    the report's note on the streams left out."""
+    source = played_at(probe(src), cfg)
+    starts = segment_starts(analysis, segments, source.time_base, decimates(analysis, cfg))
+    cut = excerpt_cut(analysis, source, starts[0])
+    return left_out_note(remux(parts, src, output, comment, starts, source.time_base, cut), dst)
 
 
 def segment_path(output: Path, index: int) -> Path:

@@ -130,6 +130,16 @@ def check_excerpt(cfg: PipelineConfig, src: Path) -> None:
         raise UsageError(f"--start {clock(excerpt.start)} is past the end of {src.name}, which lasts {clock(info.duration_s)}")
 
 
+def checked_as(src: Path, cfg: PipelineConfig) -> VideoInfo:
+    """The input ``src`` as the checks of its output see it: played at its rate (:func:`played_at`),
+    with the frames of its excerpt (a picture holds an excerpt of one frame), its samples read as
+    ``cfg`` says."""
+    played = played_at(probe(src), cfg)
+    if cfg.excerpt is not None:
+        played = dataclasses.replace(played, frames=cfg.excerpt.estimated_frames(played))
+    return played.read_as(cfg.light_of(played))
+
+
 def excerpt_shown(analysis: Analysis, info: VideoInfo) -> dict | None:
     """The report's ``excerpt``: the times asked for, and when its first frame is shown in the
     input, in seconds from the input's first frame (None: not an excerpt)."""
