@@ -95,6 +95,29 @@ def make_clip(path: Path, pts: list[int], size: tuple[int, int] = (48, 64), time
     return path
 
 
+def vp9_flac_clip(path: Path, frames: int = 25) -> Path:
+    """A .mkv of VP9 video (which .webm holds) and 44.1 kHz stereo FLAC sound (which it does not)."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libvpx-vp9", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream("flac", rate=44100)
+        sound.layout = "stereo"
+        sound.metadata["language"] = "fre"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 9, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        tone = np.sin(np.arange(44100 * frames // 25) / 44100 * 2 * np.pi * 440).astype(np.float32)
+        for start in range(0, len(tone), 1024):
+            piece = np.repeat(tone[None, start:start + 1024], 2, axis=0)
+            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray((piece * 20000).astype(np.int16).T.reshape(1, -1)), format="s16", layout="stereo")
+            chunk.sample_rate, chunk.pts = 44100, start
+            out.mux(sound.encode(chunk))
+        out.mux(sound.encode(None))
+    return path
+
+
 def resized_clip(path: Path, source: Path) -> Path:
     """``source``'s frames as MPEG-TS that changes size and pixel format halfway (a splice of two
     recordings, as broadcast captures have): frames 0-11 as they are, then two thirds the size in

@@ -219,3 +219,24 @@ def test_a_batch_cuts_each_video_to_the_excerpt(dressed, sample_clip, tmp_path):
             sound = [float(p.pts * p.time_base) for p in c.demux(c.streams.audio[0]) if p.size]
             assert 0 <= sound[0] < 0.03 and sound[-1] < 0.25
         assert len(read_pts(out / name)) == frames and read_pts(out / name)[0] == 0
+
+
+def test_sound_is_re_encoded_for_a_container_that_cannot_hold_it_whether_the_video_is_copied_or_restored(sample_clip, tmp_path):
+    """--audio-codec auto: a faceless VP9 video copied into .webm with its FLAC re-encoded as Opus,
+    and a restored excerpt's AAC re-encoded as Opus, cut to the excerpt first."""
+    from conftest import vp9_flac_clip
+
+    copied, report = tmp_path / "copied.webm", tmp_path / "r.json"
+    assert _run(vp9_flac_clip(tmp_path / "in.mkv"), copied, "--model", "none", "--detector", "dlib", "--audio-codec", "auto",
+                "--json", report, "--quiet") == 0
+    notes = json.loads(report.read_text())["notes"]
+    assert notes[-2:] == ["no face found: the video was copied without re-encoding",
+                          "re-encoded with libopus, as .webm files cannot hold them: audio stream 1 (flac)"]
+    restored = tmp_path / "restored.webm"
+    assert _run(sample_clip, restored, "--model", "none", "--detector", "dlib", "--start", "0.25", "--end", "0.75",
+                "--audio-codec", "auto", "--quiet") == 0
+    for path, seconds in [(copied, 1.0), (restored, 0.5)]:
+        with av.open(str(path)) as c:
+            assert [(s.type, s.codec_context.name) for s in c.streams][1] == ("audio", "opus")
+            samples = sum(f.samples for f in c.decode(audio=0))
+        assert samples / 48000 == pytest.approx(seconds, abs=0.03)

@@ -26,6 +26,7 @@ from conftest import (
     resized_clip,
     telecine_clip,
     timecoded_clip,
+    vp9_flac_clip,
     weave_clip,
 )
 from hypothesis import HealthCheck, assume, given, settings
@@ -1466,3 +1467,34 @@ def test_a_4k_reader_queues_fewer_frames_than_a_small_ones_and_reads_them_all(tm
     with VideoReader(clip) as reader:
         assert reader._queue.maxsize == queued_frames(16, 3840, 2160)
         assert [f.image.shape for f in reader] == [(2160, 3840, 3)] * 4
+
+
+def test_sound_a_container_cannot_hold_is_re_encoded_when_asked(tmp_path):
+    """--audio-codec: FLAC into .webm was refused ("write a .mkv") or left out; it is re-encoded
+    with Opus (the container's own), at 48 kHz (the rate Opus takes nearest 44.1), its length,
+    channels and tags kept, while the video is still copied."""
+    from vidrestore.errors import OutputError, UsageError
+    from vidrestore.io.remux import check_streams, reencoded_note, sound_encoder
+
+    src, out = vp9_flac_clip(tmp_path / "in.mkv"), tmp_path / "out.webm"
+    with pytest.raises(OutputError, match=r"write a \.mkv, give --audio-codec auto to re-encode the sound, or give --drop-streams"):
+        check_streams(src, out, drop=False)
+    assert sound_encoder(out, "auto") == "libopus" and sound_encoder(tmp_path / "o.mp4", "auto") == "aac"
+    with pytest.raises(OutputError, match=r"audio stream 1 \(flac\) of in\.mkv re-encoded with aac either"):
+        check_streams(src, out, drop=False, audio_codec="aac")
+    with pytest.raises(UsageError, match="--audio-codec h264: not a sound encoder"):
+        check_streams(src, out, drop=False, audio_codec="h264")
+    check_streams(src, out, drop=False, audio_codec="auto")
+    assert remux(src, src, out, sound="libopus") == []
+    assert reencoded_note(src, out, "libopus") == ["re-encoded with libopus, as .webm files cannot hold them: audio stream 1 (flac)"]
+    with av.open(str(src)) as before, av.open(str(out)) as after:
+        assert [(s.type, s.codec_context.name) for s in after.streams] == [("video", "vp9"), ("audio", "opus")]
+        sound = after.streams.audio[0]
+        assert (sound.rate, sound.layout.name, sound.metadata.get("language")) == (48000, "stereo", "fre")
+        assert [bytes(p) for p in before.demux(video=0) if p.size] == [bytes(p) for p in after.demux(video=0) if p.size]
+        after.seek(0)
+        decoded = np.concatenate([f.to_ndarray()[0] if f.format.is_planar else f.to_ndarray().reshape(-1, 2)[:, 0]
+                                  for f in after.decode(audio=0)])  # the left channel
+    assert len(decoded) / 48000 == pytest.approx(1.0, abs=0.03)  # one second, as the video
+    spectrum = np.abs(np.fft.rfft(decoded[4800:43200]))
+    assert np.argmax(spectrum) * 48000 / len(decoded[4800:43200]) == pytest.approx(440, abs=3)  # the same tone

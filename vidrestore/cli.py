@@ -273,6 +273,10 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drop-streams", action="store_true", default=None,
                    help="leave out the streams the output's container cannot hold (e.g. SRT subtitles in .mp4) "
                         "instead of stopping; the report names them")
+    p.add_argument("--audio-codec", metavar="CODEC",
+                   help="re-encode the sound the output's container cannot hold (AAC in .webm, Vorbis in .mp4) with "
+                        "this encoder (aac, libopus, flac, pcm_s24le ...; auto: the container's own, Opus for .webm, AAC "
+                        "for .mp4); sound that fits is always copied as it is")
     p.add_argument("--segment-frames", type=int, metavar="N",
                    help="restore in segments of at least N frames (default 2000; 0: one segment), cut at shot changes "
                         "or inside long takes; a stopped or killed run keeps its finished segments and the same command "
@@ -341,7 +345,8 @@ def options_from_args(args: argparse.Namespace):
                          ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("parse_every", args.parse_every), ("only_tracks", args.tracks), ("only_people", args.people),
                          ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade), ("grain", args.grain), ("keep_coarse", args.keep_coarse),
                          ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("double_rate", args.double_rate), ("decimate", args.decimate), ("hybrid", args.hybrid), ("faces_dir", args.faces), ("aligned", args.aligned), ("frame_rate", args.frame_rate), ("light", args.light),
-                         ("start", args.start), ("end", args.end)):
+                         ("start", args.start), ("end", args.end),
+                         ("audio_codec", args.audio_codec)):
         if value is not None:
             cfg = dataclasses.replace(cfg, **{field: value})
     if args.keep_detail is not None:  # a share given is used as given; auto measures each track's

@@ -21,17 +21,16 @@ import torch
 
 from ..faces.detect import DetectorConfig, FaceDetector, create_detector
 from ..faces.parsing import ParsingMasker as Masker
-from ..io import remux
 from ..io.output import atomic_output
 from ..io.reader import DecodedFrames
-from ..io.remux import check_output, left_out_note
+from ..io.remux import check_output
 from ..io.sequence import number_offset
 from ..options import RestoreOptions, build_restorer
 from ..pipeline import Analysis, PipelineConfig, Progress, analyse, check_paths, restore_video
 from ..pipeline.analysis import selected_tracks
 from ..pipeline.driver import create_masker, frames_to_keep, mask_name
 from ..pipeline.report import build_report, copy_note, encoding, provenance, quality_check, video_notes, write_faces
-from ..pipeline.segments import carried_in, carry_path, encoded_segments, hand_on, join_segments, segment_path
+from ..pipeline.segments import carried_in, carry_path, carry_streams, encoded_segments, hand_on, join_segments, segment_path
 from ..pipeline.timing import check_timing, checked_as
 from ..restore import Restorer
 from ..resume import reused_note
@@ -107,7 +106,7 @@ class RestoreWorker:
         started = time.time()
         check_paths(item.input, item.output, overwrite=True)  # the batch state decides about existing outputs
         cfg = item.options.pipeline
-        check_output(item.input, item.output, cfg.encode, cfg.drop_streams, checked_as(item.input, cfg))
+        check_output(item.input, item.output, cfg.encode, cfg.drop_streams, checked_as(item.input, cfg), cfg.audio_codec)
         check_timing(cfg, item.input, item.output)
         restorer = self._restorer(item.options)
         cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # measured and cropped at the model's size, as restored
@@ -155,7 +154,7 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
                                            provenance(plan.restorer)))
             else:
                 notes.append(copy_note(plan.analysis))
-                notes.extend(left_out_note(remux(item.input, item.input, tmp), item.output))
+                notes.extend(carry_streams(item.input, item.input, tmp, item.output, item.options.pipeline))
     finally:
         plan.decoded.clear()  # a failed item starts over from its analysis
         for index, part in enumerate(parts):

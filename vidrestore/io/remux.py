@@ -291,14 +291,91 @@ def unfit_streams(source: str | Path, output: str | Path) -> list[str]:
     alone in an empty container of that kind, up to its header; cover art is written whole and
     read back, as the QuickTime muxer drops it without a word."""
     with open_input(source) as container:
-        video = container.streams.video[0] if container.streams.video else None
-        return [_label(stream) for stream in _carried(container) if not _holds(Path(output).name, stream, video)]
+        return [_label(stream) for stream in _unfit(container, output)]
 
 
-def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None = None) -> bool:
+def _unfit(container: av.container.InputContainer, output: str | Path) -> list[av.stream.Stream]:
+    video = container.streams.video[0] if container.streams.video else None
+    return [stream for stream in _carried(container) if not _holds(Path(output).name, stream, video)]
+
+
+def sound_encoder(output: str | Path, wanted: str) -> str:
+    """The encoder ``--audio-codec wanted`` names for ``output`` ("auto": the one FFmpeg gives its
+    container: AAC for .mp4 and .mov, Opus for .webm, 16-bit PCM for .mxf); "" for none."""
+    if not wanted:
+        return ""
+    if wanted == "auto":
+        scratch = io.BytesIO()
+        scratch.name = Path(output).name
+        with contextlib.closing(av.open(scratch, "w")) as out:
+            wanted = out.default_audio_codec
+        if wanted == "none":
+            raise UsageError(f"{Path(output).suffix} files hold no sound: leave --audio-codec out")
+    try:
+        codec = av.Codec(wanted, "w")
+    except av.error.FFmpegError:
+        codec = None
+    if codec is None or codec.type != "audio":
+        raise UsageError(f"--audio-codec {wanted}: not a sound encoder this FFmpeg has (try aac, libopus, flac or pcm_s24le)")
+    return codec.name
+
+
+SOUND_BITS_PER_CHANNEL = 96_000  # a lossy encoder's bit rate for each channel: transparent for AAC and Opus
+
+
+def _sound_stream(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, encoder: str) -> av.audio.stream.AudioStream:
+    """Add to ``out`` a stream that re-encodes the sound ``stream`` with ``encoder``: at its own
+    rate where the encoder takes it (else the nearest one it does: 48 kHz for Opus), with its
+    channels, tags and disposition; a lossy encoder at :data:`SOUND_BITS_PER_CHANNEL`."""
+    codec = av.Codec(encoder, "w")
+    rates = codec.audio_rates
+    rate = stream.rate if not rates or stream.rate in rates else min(rates, key=lambda r: (abs(r - stream.rate), -r))
+    copy = out.add_stream(codec.name, rate=rate)
+    layout = stream.codec_context.layout.name
+    copy.layout = _UNORDERED.get(layout, layout)
+    if codec.lossy:
+        copy.bit_rate = SOUND_BITS_PER_CHANNEL * stream.codec_context.layout.nb_channels
+    copy.disposition = stream.disposition
+    copy.metadata.update(stream.metadata)
+    return copy
+
+
+def _reencoding(packets: Iterator[tuple[tuple[str, int], av.Packet]],
+                streams: dict[tuple[str, int], tuple[av.stream.Stream, av.stream.Stream]]) -> Iterator[tuple[tuple[str, int], av.Packet]]:
+    """``packets``, but those of the sound ``streams`` (key: (input stream, its re-encoding in the
+    output)) decoded and encoded again; the encoders' last packets come at the end."""
+    for key, packet in packets:
+        if key not in streams:
+            yield key, packet
+            continue
+        source, copy = streams[key]
+        for frame in source.codec_context.decode(packet):
+            yield from ((key, encoded) for encoded in copy.encode(frame))
+    for key, (source, copy) in streams.items():
+        for frame in source.codec_context.decode(None):
+            yield from ((key, encoded) for encoded in copy.encode(frame))
+        yield from ((key, encoded) for encoded in copy.encode(None))
+
+
+def reencoded_streams(source: str | Path, output: str | Path, sound: str) -> list[str]:
+    """The sound streams of ``source`` that remux re-encodes with ``sound`` (those the container of
+    ``output`` cannot hold as they are), described as :func:`unfit_streams` does."""
+    if not sound:
+        return []
+    with open_input(source) as container:
+        return [_label(stream) for stream in _unfit(container, output) if stream.type == "audio"]
+
+
+def reencoded_note(source: str | Path, output: str | Path, sound: str) -> list[str]:
+    reencoded = reencoded_streams(source, output, sound)
+    return [f"re-encoded with {sound}, as {Path(output).suffix} files cannot hold them: {', '.join(reencoded)}"] if reencoded else []
+
+
+def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None = None, sound: str = "") -> bool:
     """Whether a container named like ``name`` holds ``stream`` of an input, put after a copy of
     ``video`` as in the output (MXF takes no sound without a picture before it), or alone where
-    the container does not take that video."""
+    the container does not take that video; with ``sound``, the sound ``stream`` re-encoded with
+    that encoder (:func:`_sound_stream`)."""
     scratch = io.BytesIO()
     scratch.name = name  # FFmpeg picks the container by the name
     out = av.open(scratch, "w")
@@ -310,7 +387,7 @@ def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None =
                 picture = copy_of(out, video)
                 if video.average_rate:
                     picture.codec_context.framerate = video.average_rate
-        copy = _carry(out, stream)
+        copy = _sound_stream(out, stream, sound) if sound else _carry(out, stream)
         out.start_encoding()
         picture = is_cover(stream) and copy.type != "attachment"  # a picture to read back
         if picture:
@@ -332,11 +409,13 @@ def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None =
         return False
 
 
-def check_output(source: str | Path, output: str | Path, options: EncodeOptions, drop: bool, info: VideoInfo | None = None) -> None:
+def check_output(source: str | Path, output: str | Path, options: EncodeOptions, drop: bool, info: VideoInfo | None = None,
+                 audio_codec: str = "") -> None:
     """Refuse, before any work, an ``output`` that could not be written from ``source`` (``info``:
     its video as it will be written, default as probed): an encoder its container cannot hold
     (:func:`check_encoder`), settings they refuse (:func:`check_writable`), a video into a picture
-    file, or streams it cannot hold (:func:`check_streams`, unless ``drop``)."""
+    file, or streams it cannot hold (:func:`check_streams`: unless ``drop``, or, for sound,
+    re-encoded with ``audio_codec``)."""
     info = info or probe(source)
     check_encoder(options, output, info)
     # before the trial encode: a picture encoder refusing a video's settings would hide that a
@@ -350,7 +429,7 @@ def check_output(source: str | Path, output: str | Path, options: EncodeOptions,
     check_writable(output, options, info)
     if is_sequence(output) and not takes(Path(SEGMENT_SUFFIX), IMAGE_ENCODERS[Path(output).suffix.lower()]):
         raise OutputError(f"vidrestore cannot write {Path(output).suffix} sequences; write a .png (lossless) or .jpg sequence")
-    check_streams(source, output, drop)
+    check_streams(source, output, drop, audio_codec)
 
 
 def check_channels(source: str | Path) -> None:
@@ -366,17 +445,31 @@ def check_channels(source: str | Path) -> None:
                          "split its colour channels into a plate of their own first")
 
 
-def check_streams(source: str | Path, output: str | Path, drop: bool) -> None:
+def check_streams(source: str | Path, output: str | Path, drop: bool, audio_codec: str = "") -> None:
     """Refuse, before any work, an output whose container cannot hold every stream of ``source``
-    (SRT subtitles or font attachments in .mp4, a timecode track in .mkv), unless ``drop``: then
-    they are left out, and the report says which."""
-    unfit = unfit_streams(source, output)
-    if unfit and not drop:
-        if Path(output).suffix.lower() in IMAGE_ENCODERS:  # pictures hold none: a .mkv is not what was asked for
-            raise OutputError(f"{Path(output).suffix} pictures cannot hold {', '.join(unfit)} of {Path(source).name}; "
+    (SRT subtitles or font attachments in .mp4, AAC sound in .webm, a timecode track in .mkv),
+    unless ``drop``: then they are left out, and the report says which. With ``audio_codec``
+    (``--audio-codec``), sound is re-encoded instead, if the container holds it so."""
+    pictures = Path(output).suffix.lower() in IMAGE_ENCODERS
+    sound = "" if pictures else sound_encoder(output, audio_codec)  # pictures hold no sound, re-encoded or not
+    with open_input(source) as container:
+        video = container.streams.video[0] if container.streams.video else None
+        unfit = _unfit(container, output)
+        sounds = [s for s in unfit if sound and s.type == "audio"]
+        refused = [_label(s) for s in sounds if not _holds(Path(output).name, s, video, sound)]
+        left = [_label(s) for s in unfit if s not in sounds]
+        # streams are read while their file is open: a closed container's streams crash PyAV
+        unfit_sound = any(s.type == "audio" for s in unfit)
+    if refused:
+        raise OutputError(f"{Path(output).suffix} files cannot hold {', '.join(refused)} of {Path(source).name} re-encoded "
+                          f"with {sound} either; give another --audio-codec, write a .mkv, or give --drop-streams to leave it out")
+    if left and not drop:
+        if pictures:  # a .mkv is not what was asked for
+            raise OutputError(f"{Path(output).suffix} pictures cannot hold {', '.join(left)} of {Path(source).name}; "
                               "give --drop-streams to write the pictures without them, or write a video file (.mkv) to keep them")
-        raise OutputError(f"{Path(output).suffix or 'the output'} files cannot hold {', '.join(unfit)} of {Path(source).name}; "
-                          "write a .mkv, or give --drop-streams to leave them out")
+        sound_hint = "give --audio-codec auto to re-encode the sound, " if unfit_sound and not sound else ""
+        raise OutputError(f"{Path(output).suffix or 'the output'} files cannot hold {', '.join(left)} of {Path(source).name}; "
+                          f"write a .mkv, {sound_hint}or give --drop-streams to leave them out")
 
 
 def left_out_note(left_out: list[str], output: str | Path) -> list[str]:
@@ -384,7 +477,8 @@ def left_out_note(left_out: list[str], output: str | Path) -> list[str]:
 
 
 def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, output: str | Path, comment: str = "",
-          starts: Sequence[Fraction | None] = (), tick: Fraction | None = None, cut: Cut | None = None) -> list[str]:
+          starts: Sequence[Fraction | None] = (), tick: Fraction | None = None, cut: Cut | None = None,
+          sound: str = "") -> list[str]:
     """Write ``output`` with the video stream of ``video_source`` and every other stream of
     ``other_source`` (audio, subtitles, data, attachments), packets copied without re-encoding,
     interleaved by decode time; returns the streams left out because the output's container
@@ -400,9 +494,10 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
     an image sequence was played for, when it is not FFmpeg's 1/25 s (see ``played_at``), so that
     pictures made from it are numbered as its own were. ``cut``: the output is an excerpt of the
     input (``--start``/``--end``); the other streams and the chapters are cut to it, the timecode
-    counts from its first frame, and every stream is moved back so that it starts at 0."""
+    counts from its first frame, and every stream is moved back so that it starts at 0. ``sound``:
+    an encoder (:func:`sound_encoder`) for the sound streams the output's container cannot hold,
+    which are then re-encoded rather than left out."""
     parts = [Path(video_source)] if isinstance(video_source, (str, Path)) else [Path(p) for p in video_source]
-    unfit = unfit_streams(other_source, output)
     renumbered = is_sequence(output) and is_sequence(other_source)
     with open_input(parts[0]) as vin, open_input(other_source) as oin:
         # Pictures made from a sequence are named by their frames' timestamps, so each goes back to
@@ -456,9 +551,12 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 # there (1000 for a Matroska input, 12800 for x264 at 25 fps), which Matroska
                 # then declared as the frame rate and no timecode accepts.
                 video.codec_context.framerate = vstream.average_rate
-            carried = [s for s in _carried(oin) if _label(s) not in unfit]
+            unfit = {s.index for s in _unfit(oin, output)}
+            reencoded = {s.index for s in oin.streams.audio if sound and s.index in unfit}
+            carried = [s for s in _carried(oin) if s.index not in unfit - reencoded]
+            left_out = [_label(s) for s in _carried(oin) if s.index in unfit - reencoded]
             for s in carried:
-                copy = _carry(out, s)
+                copy = _sound_stream(out, s, sound) if s.index in reencoded else _carry(out, s)
                 if copy.type != "attachment":
                     mapping[("o", s.index)] = copy
             chapters = oin.chapters() if cut is None else _chapters_within(oin.chapters(), cut)
@@ -474,6 +572,8 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             osrc = ((("o", p.stream.index), p) for p in (oin.demux(osrc_streams) if osrc_streams else []) if p.size)
             if cut is not None:
                 osrc = _within(osrc, cut)
+            if reencoded:
+                osrc = _reencoding(osrc, {("o", s.index): (s, mapping[("o", s.index)]) for s in carried if s.index in reencoded})
             if out.format.name in FRAME_RATE_MUXERS:
                 osrc = _from_zero(osrc)
             for key, packet in heapq.merge(vsrc, osrc, key=lambda kp: _packet_time(kp[1])):
@@ -489,7 +589,7 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             with contextlib.suppress(av.error.FFmpegError, OSError):
                 out.close()  # after a failure; closing again is a no-op
     carry_headers(Path(other_source), Path(output), comment)
-    return unfit
+    return left_out
 
 
 _ANNEX_B_FILTERS = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}

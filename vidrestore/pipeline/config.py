@@ -77,6 +77,10 @@ class PipelineConfig:
     # in .mkv) stop the run before any work unless this is set; then they are left out, and the
     # report says which.
     drop_streams: bool = False
+    # Sound those containers cannot hold (AAC in .webm, Vorbis in .mp4) is re-encoded with this
+    # encoder instead (aac, libopus, flac, pcm_s24le...; "auto": the container's own, as FFmpeg
+    # picks it); "": it is refused, or left out with drop_streams. Sound that fits is always copied.
+    audio_codec: str = ""
     mask: str = "auto"  # paste mask: ellipse | parsing (ParseNet weights needed) | auto (parsing when weights are found)
     parsing_weights: str = ""  # ParseNet checkpoint; also VIDRESTORE_WEIGHTS_PARSENET_512 or the cache
     # Face parsing on every Nth frame of a track, the masks drawn between (faces.parsing.sparse_masks):

@@ -23,7 +23,7 @@ from ..io.encoders import check_encoder
 from ..io.output import atomic_output
 from ..io.photo import carry_photo_tags
 from ..io.reader import DecodedFrames
-from ..io.remux import check_output, left_out_note
+from ..io.remux import check_output
 from ..io.sequence import files_of, find_sequence, has_number_field, is_sequence, number_offset, sequences_in, unsupported_type
 from ..restore import Restorer, TrackContext
 from ..resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
@@ -46,6 +46,7 @@ from .restoring import restore_video
 from .segments import (
     carried_in,
     carry_path,
+    carry_streams,
     clean_segments,
     encoded_segments,
     hand_on,
@@ -147,7 +148,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
         raise OutputError(f"--faces {cfg.faces_dir}: that is a file; give a folder to write the faces into")
     if dst is not None:
         check_paths(src, Path(dst), overwrite)
-        check_output(src, dst, cfg.encode, cfg.drop_streams, checked_as(src, cfg))
+        check_output(src, dst, cfg.encode, cfg.drop_streams, checked_as(src, cfg), cfg.audio_codec)
         if preview is not None:
             check_encoder(cfg.encode, preview)
             if is_sequence(preview):
@@ -220,7 +221,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     clean_segments(parts, carries, ledger, keep=stopped)
             else:
                 notes.append(copy_note(analysis))
-                notes.extend(left_out_note(remux(src, src, final_tmp), dst))
+                notes.extend(carry_streams(src, src, final_tmp, dst, cfg))
                 if preview_tmp is not None:
                     remux(src, src, preview_tmp)
                 frames_out = analysis.frames

@@ -14,9 +14,9 @@ import torch
 from .. import cadence
 from ..io import VideoInfo, probe, remux
 from ..io.containers import copies_into, holds_copy, stores_rotation
-from ..io.excerpt import Excerpt
+from ..io.excerpt import Cut, Excerpt
 from ..io.reader import bit_depth
-from ..io.remux import left_out_note
+from ..io.remux import left_out_note, reencoded_note, sound_encoder
 from ..io.sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence
 from ..restore import TrackContext, load_contexts, save_contexts
 from ..resume import SegmentLedger
@@ -120,8 +120,17 @@ def join_segments(parts: list[Path], segments: list[range], src: Path, output: P
     the report's note on the streams left out."""
     source = played_at(probe(src), cfg)
     starts = segment_starts(analysis, segments, source.time_base, decimates(analysis, cfg))
-    cut = excerpt_cut(analysis, source, starts[0])
-    return left_out_note(remux(parts, src, output, comment, starts, source.time_base, cut), dst)
+    return carry_streams(parts, src, output, dst, cfg, comment, starts, source.time_base, excerpt_cut(analysis, source, starts[0]))
+
+
+def carry_streams(video: Path | list[Path], src: Path, output: Path, dst: Path, cfg: PipelineConfig, comment: str = "",
+                  starts: list[Fraction | None] | None = None, tick: Fraction | None = None, cut: Cut | None = None) -> list[str]:
+    """:func:`~vidrestore.io.remux.remux` into ``output`` (the temp file of ``dst``), sound the
+    container cannot hold re-encoded with ``cfg.audio_codec``; returns the report's notes on the
+    streams left out or re-encoded."""
+    sound = sound_encoder(dst, cfg.audio_codec)
+    left_out = remux(video, src, output, comment, starts or (), tick, cut, sound)
+    return left_out_note(left_out, dst) + reencoded_note(src, dst, sound)
 
 
 def segment_path(output: Path, index: int) -> Path:
