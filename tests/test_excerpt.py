@@ -240,3 +240,17 @@ def test_sound_is_re_encoded_for_a_container_that_cannot_hold_it_whether_the_vid
             assert [(s.type, s.codec_context.name) for s in c.streams][1] == ("audio", "opus")
             samples = sum(f.samples for f in c.decode(audio=0))
         assert samples / 48000 == pytest.approx(seconds, abs=0.03)
+
+
+def test_eval_video_measures_an_excerpt_against_the_same_stretch_of_its_input(sample_clip, tmp_path):
+    """The excerpt holds the input's own frames (nothing restored, encoded losslessly), so with the
+    same --start/--end every measure of input and excerpt agrees; read from the input's first
+    frame instead, the two videos are half a second apart, and none agrees."""
+    cut, report = tmp_path / "cut.mkv", tmp_path / "e.json"
+    times = ["--start", "0.5", "--end", "1.5"]  # to the end of this 1 s clip
+    assert _run(sample_clip, cut, "--model", "none", "--detector", "dlib", *times, "--strength", "0", "--codec", "ffv1", "--quiet") == 0
+    for given_times, same in [(times, True), ([], False)]:
+        assert _run("eval", "video", sample_clip, cut, "--detector", "dlib", *given_times, "--json", report) == 0
+        (track,) = json.loads(report.read_text())["tracks"]
+        assert (track["input"] == track["restored"]) is same
+        assert track["frames_evaluated"] == 12  # the excerpt's (the clip is 1 s at 24 fps); read as a whole, its first 12

@@ -754,6 +754,8 @@ def cmd_eval(argv: list[str]) -> int:
                     help="folder for per-track contact sheets (input, restored, difference) and per-frame metric plots")
     vd.add_argument("--light", metavar="auto|display|linear|cineon|pq|hlg|slog3|vlog|logc3|logc4|applelog",
                     help="what both videos' samples stand for, as the restore command's --light (default auto: their headers)")
+    vd.add_argument("--start", metavar="TIME", help="the restored video is an excerpt from this time of the input (as restored with --start)")
+    vd.add_argument("--end", metavar="TIME", help="... to this time (as restored with --end)")
     for sp in (im, vd):
         sp.add_argument("--detector", choices=["auto", "retinaface", "dlib"])
         sp.add_argument("--detector-weights")
@@ -773,8 +775,7 @@ def cmd_eval(argv: list[str]) -> int:
         from .pipeline import PipelineConfig
 
         cfg = load_yaml(PipelineConfig, CONFIG_DIR / "pipeline.yaml")
-        if getattr(args, "light", None):
-            cfg = dataclasses.replace(cfg, light=args.light)
+        cfg = dataclasses.replace(cfg, **{k: v for k in ("light", "start", "end") if (v := getattr(args, k, None))})
         det = dataclasses.replace(cfg.detector, **{k: v for k, v in (("backend", args.detector), ("weights", args.detector_weights)) if v})
         detector = create_detector(det, torch.device("cpu"))
         report = (eval_images(args.restored, args.reference, detector) if args.kind == "images"

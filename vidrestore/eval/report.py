@@ -15,6 +15,7 @@ from PIL import Image
 from ..faces.detect import FaceDetector
 from ..faces.identity import DlibIdentityEncoder
 from ..io import VideoReader
+from ..io.excerpt import Excerpt
 from ..io.linear import Light
 from ..pipeline import PipelineConfig, analyse
 from ..train.data import list_images, read_rgb
@@ -118,12 +119,13 @@ def plot_series(path: Path, title: str, panels: list[tuple[str, list, dict[str, 
     plt.close(fig)
 
 
-def _frame_niqe(path: Path, every: int, stop: int, limit: int, light: Light) -> tuple[list[int], list[float]]:
-    """NIQE of every ``every``-th frame before frame ``stop``, at most ``limit`` of them, its samples read as ``light``."""
+def _frame_niqe(path: Path, every: int, stop: int, limit: int, light: Light, excerpt: Excerpt | None = None) -> tuple[list[int], list[float]]:
+    """NIQE of every ``every``-th frame before frame ``stop`` (of ``excerpt``, if given), at most
+    ``limit`` of them, its samples read as ``light``."""
     frames, scores = [], []
     if niqe_metric.pristine_model() is None:
         return frames, scores
-    with VideoReader(path, stop=stop, light=light) as reader:
+    with VideoReader(path, stop=stop, light=light, excerpt=excerpt) as reader:
         for frame in reader:
             if frame.index % every == 0 and len(frames) < limit and min(frame.image.shape[:2]) >= niqe_metric.PATCH:
                 frames.append(frame.index)
@@ -149,14 +151,15 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
     """Per-track temporal and identity metrics of ``restored_path``, with the same for ``input_path``
     (:mod:`vidrestore.eval.tracks`), and NIQE of whole frames (every ``niqe_every``-th) of both.
 
-    Tracks come from the input. With ``figures``, writes a contact sheet and a per-frame plot per
+    Tracks come from the input (from its excerpt, ``cfg.start`` to ``cfg.end``, when the restored
+    video is one). With ``figures``, writes a contact sheet and a per-frame plot per
     track, and a NIQE plot. ``max_frames``: at most this many frames per track (0: all), and of the
     video for NIQE, which scores at most ``niqe_limit`` frames."""
     analysis = analyse(input_path, cfg, detector)
     encoder = DlibIdentityEncoder()
     step, left_out = output_cadence(restored_path, analysis.frames, analysis.deinterlace, analysis.repeats, analysis.video_cycles)
     meters = measure_tracks(input_path, restored_path, analysis.tracks, cfg.face_size, max_frames, analysis.deinterlace,
-                            step=step, left_out=left_out, light=analysis.light)
+                            step=step, left_out=left_out, light=analysis.light, excerpt=analysis.excerpt)
     if figures is not None:
         figures.mkdir(parents=True, exist_ok=True)
     tracks = []
@@ -166,7 +169,7 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
             track_figures(row, meter, figures)
         tracks.append(row)
     frames = max_frames or analysis.frames
-    niqe_frames, niqe_in = _frame_niqe(input_path, niqe_every, frames, niqe_limit, analysis.light)
+    niqe_frames, niqe_in = _frame_niqe(input_path, niqe_every, frames, niqe_limit, analysis.light, analysis.excerpt)
     _, niqe_out = _frame_niqe(restored_path, niqe_every * step, frames * step, niqe_limit, analysis.light)
     report = {"schema": SCHEMA_VERSION, "kind": "video", "input": str(input_path), "restored": str(restored_path),
               "detector": analysis.detector, "frames": analysis.frames, "tracks": tracks,
