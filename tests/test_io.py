@@ -1485,6 +1485,10 @@ def test_sound_a_container_cannot_hold_is_re_encoded_when_asked(tmp_path):
     with pytest.raises(UsageError, match="--audio-codec h264: not a sound encoder"):
         check_streams(src, out, drop=False, audio_codec="h264")
     check_streams(src, out, drop=False, audio_codec="auto")
+    # a GIF holds no sound at all: neither re-encoding it nor the hint to do so makes sense there
+    assert sound_encoder(tmp_path / "o.gif", "auto") == sound_encoder(tmp_path / "o.png", "flac") == ""
+    with pytest.raises(OutputError, match=r"\.gif files cannot hold audio stream 1 \(flac\) of in\.mkv; write a \.mkv, or give --drop"):
+        check_streams(src, tmp_path / "o.gif", drop=False, audio_codec="auto")
     assert remux(src, src, out, sound="libopus") == []
     assert reencoded_note(src, out, "libopus") == ["re-encoded with libopus, as .webm files cannot hold them: audio stream 1 (flac)"]
     with av.open(str(src)) as before, av.open(str(out)) as after:

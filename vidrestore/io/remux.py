@@ -299,18 +299,23 @@ def _unfit(container: av.container.InputContainer, output: str | Path) -> list[a
     return [stream for stream in _carried(container) if not _holds(Path(output).name, stream, video)]
 
 
+def _container_sound(output: str | Path) -> str:
+    """The sound encoder FFmpeg gives the container of ``output``; "none" where it holds no sound
+    (pictures, GIF)."""
+    scratch = io.BytesIO()
+    scratch.name = Path(output).name
+    with contextlib.closing(av.open(scratch, "w")) as out:
+        return out.default_audio_codec
+
+
 def sound_encoder(output: str | Path, wanted: str) -> str:
     """The encoder ``--audio-codec wanted`` names for ``output`` ("auto": the one FFmpeg gives its
-    container: AAC for .mp4 and .mov, Opus for .webm, 16-bit PCM for .mxf); "" for none."""
-    if not wanted:
+    container: AAC for .mp4 and .mov, Opus for .webm, 16-bit PCM for .mxf); "" for none, and where
+    the container holds no sound at all (pictures, GIF)."""
+    own = _container_sound(output) if wanted else "none"
+    if own == "none":
         return ""
-    if wanted == "auto":
-        scratch = io.BytesIO()
-        scratch.name = Path(output).name
-        with contextlib.closing(av.open(scratch, "w")) as out:
-            wanted = out.default_audio_codec
-        if wanted == "none":
-            raise UsageError(f"{Path(output).suffix} files hold no sound: leave --audio-codec out")
+    wanted = own if wanted == "auto" else wanted
     try:
         codec = av.Codec(wanted, "w")
     except av.error.FFmpegError:
@@ -451,7 +456,7 @@ def check_streams(source: str | Path, output: str | Path, drop: bool, audio_code
     unless ``drop``: then they are left out, and the report says which. With ``audio_codec``
     (``--audio-codec``), sound is re-encoded instead, if the container holds it so."""
     pictures = Path(output).suffix.lower() in IMAGE_ENCODERS
-    sound = "" if pictures else sound_encoder(output, audio_codec)  # pictures hold no sound, re-encoded or not
+    sound = sound_encoder(output, audio_codec)
     with open_input(source) as container:
         video = container.streams.video[0] if container.streams.video else None
         unfit = _unfit(container, output)
@@ -467,7 +472,8 @@ def check_streams(source: str | Path, output: str | Path, drop: bool, audio_code
         if pictures:  # a .mkv is not what was asked for
             raise OutputError(f"{Path(output).suffix} pictures cannot hold {', '.join(left)} of {Path(source).name}; "
                               "give --drop-streams to write the pictures without them, or write a video file (.mkv) to keep them")
-        sound_hint = "give --audio-codec auto to re-encode the sound, " if unfit_sound and not sound else ""
+        takes_sound = unfit_sound and not sound and _container_sound(output) != "none"  # not GIF's
+        sound_hint = "give --audio-codec auto to re-encode the sound, " if takes_sound else ""
         raise OutputError(f"{Path(output).suffix or 'the output'} files cannot hold {', '.join(left)} of {Path(source).name}; "
                           f"write a .mkv, {sound_hint}or give --drop-streams to leave them out")
 
