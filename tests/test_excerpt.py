@@ -194,6 +194,8 @@ def test_an_excerpt_that_cannot_be_cut_is_refused_before_any_work(sample_clip, t
     with av.open(str(sample_clip)) as c:
         av.VideoFrame.to_image(next(c.decode(video=0))).save(picture)
     _one_line_error(capsys, _run(picture, tmp_path / "q.png", "--model", "none", "--start", "0"), 2, "--start and --end cut a video")
+    _one_line_error(capsys, _run(sample_clip, tmp_path / "q.png", "--model", "none", "--start", "0.5", "--drop-streams"), 4,
+                    ".png files hold one picture, and its excerpt of sample.mp4 has about 12 frames")
     assert not out.exists() and not (tmp_path / "q.png").exists()
 
 

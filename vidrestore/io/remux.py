@@ -428,7 +428,8 @@ def check_output(source: str | Path, output: str | Path, options: EncodeOptions,
     frames = info.estimated_frames
     if Path(output).suffix.lower() in IMAGE_ENCODERS and frames > 1 and not is_sequence(output):
         numbered_name = f"{Path(output).stem}_%06d{Path(output).suffix}"
-        raise OutputError(f"{Path(output).suffix} files hold one picture, and {Path(source).name} has about {frames} frames; "
+        what = Path(source).name if frames == probe(source).estimated_frames else f"its excerpt of {Path(source).name}"
+        raise OutputError(f"{Path(output).suffix} files hold one picture, and {what} has about {frames} frames; "
                           f"write a video file (.mp4, .mkv, .mov) or a numbered sequence ({numbered_name})")
     check_channels(source)
     check_writable(output, options, info)
