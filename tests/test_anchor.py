@@ -76,3 +76,19 @@ def test_crops_read_ahead_are_the_best_frames_cut_as_pass_two_cuts_them(sample_c
     for crop, i in zip(got, wanted):
         expected, _ = align_faces(torch.from_numpy(frames[i]).permute(2, 0, 1), torch.from_numpy(track.landmarks_at(i)).float()[None], 64)
         assert torch.allclose(crop, (expected[0].clamp(0, 1) * 255).round() / 255, atol=1e-6)
+
+
+def test_the_crops_of_an_excerpts_track_are_cut_from_the_excerpts_frames(sample_clip):
+    """``--start``: frame 0 of the track is the excerpt's first, 12 frames into this 24 fps clip;
+    the reader running ahead of pass 2 must read the excerpt too, or it cut the faces of the
+    video's first frames at the excerpt's landmarks."""
+    analysis = analyse(sample_clip, PipelineConfig(start="0.5"), create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")))
+    (track,) = analysis.tracks
+    crops = IdentityCrops(sample_clip, analysis.tracks, 64, range(analysis.frames), None, None, excerpt=analysis.excerpt)
+    got = crops(track)
+    crops.close()
+    with VideoReader(sample_clip) as r:
+        frames = {f.index - 12: f.image for f in r if f.index >= 12}
+    for crop, i in zip(got, identity_frames(track)):
+        expected, _ = align_faces(torch.from_numpy(frames[i]).permute(2, 0, 1), torch.from_numpy(track.landmarks_at(i)).float()[None], 64)
+        assert torch.allclose(crop, (expected[0].clamp(0, 1) * 255).round() / 255, atol=1e-6)

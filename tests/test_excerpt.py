@@ -256,3 +256,24 @@ def test_eval_video_measures_an_excerpt_against_the_same_stretch_of_its_input(sa
         (track,) = json.loads(report.read_text())["tracks"]
         assert (track["input"] == track["restored"]) is same
         assert track["frames_evaluated"] == 12  # the excerpt's (the clip is 1 s at 24 fps); read as a whole, its first 12
+
+
+def test_a_real_clips_excerpt_is_restored_with_its_identity_from_the_excerpts_own_frames(shared_data, tiny_model, tmp_path):
+    """Through FLIPNET (a tiny one), with RetinaFace: the track spans the excerpt, its identity
+    frames lie in it (test_anchor checks that their crops are cut from its frames), and the output
+    is the excerpt's frames, restored, from 0."""
+    from conftest import shared_file
+
+    clip = shared_file(shared_data, "videos/keep_real_1.mp4")
+    weights = shared_file(shared_data, "weights/retinaface_mobilenet0.25_Final.pth")
+    out, report = tmp_path / "out.mp4", tmp_path / "r.json"
+    assert _run(clip, out, "--model", tiny_model, "--detector-weights", weights, "--strength", "1", "--start", "4", "--end", "6.5",
+                "--json", report, "--quiet", "--x264-preset", "ultrafast") == 0
+    written = json.loads(report.read_text())
+    (track,) = [t for t in written["tracks"] if t["selected"]]
+    assert (written["frames_in"], track["start"], track["frames"]) == (50, 0, 50)  # 20 fps
+    assert all(0 <= i < 50 for i in track["identity_frames"])
+    assert read_pts(out) == [i * 512 for i in range(50)]  # the input's 1/10240 time base, from 0
+    before = [image for t, image in _frames(clip) if 4 <= t < 6.5]
+    after = [image for _, image in _frames(out)]
+    assert np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(before, after)]) < 3  # the same frames
