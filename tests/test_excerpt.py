@@ -16,7 +16,8 @@ from vidrestore.cli import main
 from vidrestore.errors import ConfigError
 from vidrestore.io.excerpt import Cut, Excerpt, clock, parse_time
 from vidrestore.io.reader import DecodedFrames, VideoReader
-from vidrestore.io.remux import _chapters_within, timecode_after
+from vidrestore.io.remux import _chapters_within
+from vidrestore.io.timecode import timecode_after
 from vidrestore.pipeline import PipelineConfig
 
 
@@ -251,7 +252,7 @@ def test_eval_video_measures_an_excerpt_against_the_same_stretch_of_its_input(sa
     cut, report = tmp_path / "cut.mkv", tmp_path / "e.json"
     times = ["--start", "0.5", "--end", "1.5"]  # to the end of this 1 s clip
     assert _run(sample_clip, cut, "--model", "none", "--detector", "dlib", *times, "--strength", "0", "--codec", "ffv1", "--quiet") == 0
-    for given_times, same in [(times, True), ([], False)]:
+    for given_times, same in [(times, True), (["--start", "00:00:00:12"], True), ([], False)]:  # 12 frames at 24 fps: 0.5 s
         assert _run("eval", "video", sample_clip, cut, "--detector", "dlib", *given_times, "--json", report) == 0
         (track,) = json.loads(report.read_text())["tracks"]
         assert (track["input"] == track["restored"]) is same
@@ -277,3 +278,36 @@ def test_a_real_clips_excerpt_is_restored_with_its_identity_from_the_excerpts_ow
     before = [image for t, image in _frames(clip) if 4 <= t < 6.5]
     after = [image for _, image in _frames(out)]
     assert np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(before, after)]) < 3  # the same frames
+
+
+def test_a_timecode_is_counted_from_the_first_frames_at_the_videos_rate():
+    from vidrestore.io.timecode import is_timecode, seconds_after
+
+    assert is_timecode("01:00:10:12") and is_timecode("00:01:00;02") and not is_timecode("1:00:10") and not is_timecode("90")
+    assert seconds_after("01:00:02:12", "01:00:00:00", Fraction(25)) == Fraction(62, 25)
+    assert seconds_after("00:01:00;02", "00:00:00;00", Fraction(30000, 1001)) == Fraction(1800 * 1001, 30000)  # ;00 and ;01 skipped
+    with pytest.raises(ValueError, match="before the first frame, at timecode 01:00:00:00"):
+        seconds_after("00:59:59:24", "01:00:00:00", Fraction(25))
+    with pytest.raises(ValueError, match="frame 25 does not exist at 25 fps"):
+        seconds_after("01:00:00:25", "01:00:00:00", Fraction(25))
+
+
+def test_an_excerpt_given_in_timecode_starts_at_that_frame(sample_clip, tmp_path, capsys):
+    """An editor's source timecodes: counted from the timecode a QuickTime clip states for its
+    first frame, or from 00:00:00:00 where a clip states none; in a single run and in a batch."""
+    clip = timecoded_clip(tmp_path / "tc.mov", "01:00:00:00", frames=12)  # 25 fps
+    out, report = tmp_path / "cut.mov", tmp_path / "r.json"
+    assert _run(clip, out, "--model", "none", "--detector", "dlib", "--start", "01:00:00:02", "--end", "01:00:00:07",
+                "--json", report, "--quiet") == 0
+    assert json.loads(report.read_text())["excerpt"] == {"start_s": 0.08, "end_s": 0.28, "first_frame_s": 0.08}
+    with av.open(str(out)) as c:
+        assert {k.lower(): v for k, v in c.streams.video[0].metadata.items()}["timecode"] == "01:00:00:02"
+    assert len(read_pts(out)) == 5
+    assert _run(sample_clip, tmp_path / "s.mp4", "--model", "none", "--detector", "dlib", "--start", "00:00:00:12",
+                "--json", report, "--quiet") == 0  # no timecode stated: from 00:00:00:00, at 24 fps
+    assert json.loads(report.read_text())["excerpt"]["first_frame_s"] == 0.5
+    assert main(["batch", str(clip), "--out", str(tmp_path / "b"), "--model", "none", "--detector", "dlib",
+                 "--start", "01:00:00:05", "--quiet"]) == 0
+    assert len(read_pts(tmp_path / "b" / "tc.mov")) == 7
+    _one_line_error(capsys, _run(clip, tmp_path / "x.mov", "--model", "none", "--start", "00:59:59:00"), 2,
+                    "--start 00:59:59:00: before the first frame, at timecode 01:00:00:00 in tc.mov")

@@ -267,7 +267,7 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                         "the faces are restored on an SDR (sRGB) view and written back")
     p.add_argument("--start", metavar="TIME",
                    help="restore only from this time on (seconds or a clock's time from the video's first frame: 90, 1:30, "
-                        "00:01:30.5): the output is the excerpt alone, its sound and subtitles cut at the same times, "
+                        "00:01:30.5; or a source timecode, 01:00:10:12, counted from the one the video states): the output is the excerpt alone, its sound and subtitles cut at the same times, "
                         "starting at 0; for trying settings on a short stretch of a long film")
     p.add_argument("--end", metavar="TIME", help="restore only up to this time (the frame shown at TIME is left out); see --start")
     p.add_argument("--drop-streams", action="store_true", default=None,

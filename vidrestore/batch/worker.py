@@ -31,7 +31,7 @@ from ..pipeline.analysis import selected_tracks
 from ..pipeline.driver import create_masker, frames_to_keep, mask_name
 from ..pipeline.report import build_report, copy_note, encoding, provenance, quality_check, video_notes, write_faces
 from ..pipeline.segments import carried_in, carry_path, carry_streams, encoded_segments, hand_on, join_segments, segment_path
-from ..pipeline.timing import check_timing, checked_as
+from ..pipeline.timing import check_timing, checked_as, in_seconds
 from ..restore import Restorer
 from ..resume import reused_note
 
@@ -105,7 +105,7 @@ class RestoreWorker:
     def analyse(self, item: Item, progress: Progress | None = None) -> ItemPlan:
         started = time.time()
         check_paths(item.input, item.output, overwrite=True)  # the batch state decides about existing outputs
-        cfg = item.options.pipeline
+        cfg = in_seconds(item.options.pipeline, item.input)
         check_output(item.input, item.output, cfg.encode, cfg.drop_streams, checked_as(item.input, cfg), cfg.audio_codec)
         check_timing(cfg, item.input, item.output)
         restorer = self._restorer(item.options)

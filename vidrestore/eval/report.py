@@ -18,6 +18,7 @@ from ..io import VideoReader
 from ..io.excerpt import Excerpt
 from ..io.linear import Light
 from ..pipeline import PipelineConfig, analyse
+from ..pipeline.timing import in_seconds
 from ..train.data import list_images, read_rgb
 from . import niqe as niqe_metric
 from .metrics import UNAVAILABLE, identity_cosine, landmark_distance, psnr, ssim
@@ -155,7 +156,7 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
     video is one). With ``figures``, writes a contact sheet and a per-frame plot per
     track, and a NIQE plot. ``max_frames``: at most this many frames per track (0: all), and of the
     video for NIQE, which scores at most ``niqe_limit`` frames."""
-    analysis = analyse(input_path, cfg, detector)
+    analysis = analyse(input_path, in_seconds(cfg, input_path), detector)
     encoder = DlibIdentityEncoder()
     step, left_out = output_cadence(restored_path, analysis.frames, analysis.deinterlace, analysis.repeats, analysis.video_cycles)
     meters = measure_tracks(input_path, restored_path, analysis.tracks, cfg.face_size, max_frames, analysis.deinterlace,

@@ -29,6 +29,7 @@ from .exr import COLOUR_CHANNELS, channels_of
 from .headers import carry_headers
 from .probe import VideoInfo, as_fraction, codec_name, is_cover, open_input, probe
 from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, find_sequence, is_sequence, numbered
+from .timecode import fits_rate, timecode_after, timecode_at
 from .writer import check_writable
 
 
@@ -183,61 +184,13 @@ def _carry(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.st
 _UNORDERED = {"1 channels": "mono", "2 channels": "stereo"}
 
 
-def fits_rate(timecode: str, rate: Fraction | None) -> bool:
-    """Whether ``timecode``'s frame field counts within ``rate`` (frame 24 does not exist at 24 fps,
-    and QuickTime's muxer would fail on it at the very end of a run)."""
-    frames = timecode.replace(";", ":").rsplit(":", 1)[-1]
-    return bool(rate) and frames.isdigit() and int(frames) < math.ceil(rate)
-
-
-def timecode_at(timecode: str, rate: Fraction | None, new_rate: Fraction | None) -> str:
-    """``timecode`` (HH:MM:SS:FF, ";" before FF when drop-frame) counted at ``new_rate``. A whole
-    multiple of ``rate`` counts the same moments in finer frames: 50p made from 50i counts 50 a
-    second, so frame 12 at 25 is frame 24 there. Film decimated from video (24000/1001 from
-    30000/1001) counts its frames from the same start: the video's frame number (drop-frame
-    timecodes skip numbers, not frames) times 4/5, in non-drop-frame timecode at 24 a second.
-    Equal rates, or none, leave it as it is."""
-    if not (rate and new_rate) or new_rate == rate or _frame_number(timecode, rate) is None:
-        return timecode
-    if new_rate % rate == 0:
-        head, sep, frames = timecode[:-3], timecode[-3], timecode[-2:]
-        return f"{head}{sep}{int(frames) * int(new_rate / rate):02d}"
-    return _timecode(_frame_number(timecode, rate) * new_rate // rate, round(new_rate), drop=False)
-
-
-def timecode_after(timecode: str, frames: int, rate: Fraction | None) -> str:
-    """``timecode`` ``frames`` frames later at ``rate`` (an excerpt's first frame's), in its own
-    kind: drop-frame stays drop-frame. Unchanged when it cannot be read or the rate is unknown."""
-    number = _frame_number(timecode, rate) if rate else None
-    if number is None or frames <= 0:
-        return timecode
-    return _timecode(number + frames, round(rate), drop=";" in timecode)
-
-
-def _frame_number(timecode: str, rate: Fraction) -> int | None:
-    """How many frames from 00:00:00:00 ``timecode`` counts at ``rate`` (None: not a timecode)."""
-    parts = timecode.replace(";", ":").replace(".", ":").split(":")
-    if len(parts) != 4 or not all(p.isdigit() for p in parts):
-        return None
-    nominal = round(rate)
-    hours, minutes, seconds, frames = map(int, parts)
-    count = ((hours * 60 + minutes) * 60 + seconds) * nominal + frames
-    if ";" in timecode:  # drop-frame: two numbers (four at 60) skipped each minute but every tenth
-        total_minutes = hours * 60 + minutes
-        count -= (nominal // 15) * (total_minutes - total_minutes // 10)
-    return count
-
-
-def _timecode(count: int, nominal: int, drop: bool) -> str:
-    """Frame ``count`` from 00:00:00:00 as a timecode counting ``nominal`` frames a second; with
-    ``drop``, in drop-frame numbers (the numbers it skips are added back)."""
-    if drop:
-        skipped = nominal // 15
-        per_minute, per_ten = nominal * 60 - skipped, nominal * 600 - 9 * skipped
-        tens, rest = divmod(count, per_ten)
-        count += 9 * skipped * tens + (skipped * ((rest - skipped) // per_minute) if rest > skipped else 0)
-    frames, seconds = count % nominal, count // nominal
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}{';' if drop else ':'}{frames:02d}"
+def stated_timecode(source: str | Path) -> str:
+    """The timecode ``source`` states for its first frame: its video stream's tag, a QuickTime
+    timecode track's, or a DPX scan's first picture's; "" where it states none."""
+    with open_input(source) as container:
+        tags = {k.lower(): v for k, v in container.streams.video[0].metadata.items()} if container.streams.video else {}
+        codes = [tags["timecode"]] if "timecode" in tags else [track.metadata["timecode"] for track in _timecode_tracks(container)]
+    return codes[0] if codes else probe(source).timecode
 
 
 def _timecode_tracks(container: av.container.InputContainer) -> list[av.stream.Stream]:

@@ -21,6 +21,7 @@ from ..io import EncodeOptions, VideoInfo
 from ..io.excerpt import Excerpt, parse_time
 from ..io.linear import VIDEO_LIGHTS, Light, is_linear
 from ..io.sequence import DEFAULT_RATE
+from ..io.timecode import is_timecode
 from ..shots import ShotConfig
 
 LIGHTS = ("auto", *(light.value for light in Light))
@@ -168,7 +169,8 @@ class PipelineConfig:
             raise ConfigError(f"profile_fade: expected two turn ratios FULL < ZERO (e.g. 0.7, 1.4) or none, "
                               f"got {list(self.profile_fade)}")
         frames_per_second(self.frame_rate)  # a bad rate fails before any work
-        _ = self.excerpt  # and so does a bad time
+        if not any(is_timecode(text) for text in (self.start, self.end)):  # a timecode is read with the video
+            _ = self.excerpt  # and so does a bad time
         if self.glue_device not in GLUE_DEVICES:
             raise ConfigError(f"glue_device: expected one of {', '.join(GLUE_DEVICES)}, got {self.glue_device!r}")
         if self.light not in LIGHTS:
@@ -188,7 +190,8 @@ class PipelineConfig:
 
     @property
     def excerpt(self) -> Excerpt | None:
-        """The stretch of the video to restore (start, end), or None for all of it."""
+        """The stretch of the video to restore (start, end), or None for all of it. A timecode must
+        have been turned into seconds first (:func:`~vidrestore.pipeline.timing.in_seconds`)."""
         if not (self.start or self.end):
             return None
         times = []
@@ -197,7 +200,7 @@ class PipelineConfig:
                 times.append(parse_time(text) if text else None)
             except ValueError:
                 raise ConfigError(f"{what}: expected a time from the video's first frame, in seconds or on a clock "
-                                  f"(90, 90.5, 1:30, 00:01:30.5), got {text!r}") from None
+                                  f"(90, 90.5, 1:30, 00:01:30.5), or a timecode (01:00:10:12), got {text!r}") from None
         try:
             return Excerpt(times[0] or Fraction(0), times[1])
         except ValueError as exc:

@@ -54,7 +54,7 @@ from .segments import (
     segment_path,
     without_segments,
 )
-from .timing import check_timing, checked_as
+from .timing import check_timing, checked_as, in_seconds
 
 
 def create_masker(cfg: PipelineConfig, device: torch.device, dtype: torch.dtype) -> Masker | None:
@@ -143,6 +143,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     src = Path(src)
     if dst is None and not dry_run:
         raise UsageError("an output path is needed unless --dry-run is given")
+    cfg = in_seconds(cfg, src)
     check_timing(cfg, src, dst)
     if cfg.faces_dir and Path(cfg.faces_dir).exists() and not Path(cfg.faces_dir).is_dir():
         raise OutputError(f"--faces {cfg.faces_dir}: that is a file; give a folder to write the faces into")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +19,9 @@ from ..io import VideoInfo, probe
 from ..io.encoders import one_rate_only
 from ..io.excerpt import Cut, clock
 from ..io.reader import FieldFilter, doubles_rate, scan_fields
+from ..io.remux import stated_timecode
 from ..io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, is_sequence
+from ..io.timecode import is_timecode, seconds_after
 from .config import PipelineConfig
 
 if TYPE_CHECKING:  # the analysis calls choose_deinterlace
@@ -115,6 +118,29 @@ def check_timing(cfg: PipelineConfig, src: Path, dst: Path | None) -> None:
         raise UsageError("--double-rate writes a video (.mkv, .mov, .mp4): an image sequence's pictures are numbered as the "
                          "input's frames, with no numbers for the fields between them")
     check_excerpt(cfg, src)
+
+
+def in_seconds(cfg: PipelineConfig, src: Path) -> PipelineConfig:
+    """``cfg`` with a ``--start`` or ``--end`` given as a timecode (01:00:10:12) as seconds from
+    the first frame: counted from the timecode ``src`` states for it (00:00:00:00 where it states
+    none) at its frame rate. Each is floored to the microsecond, so that the frame at that
+    timecode is the first the excerpt holds (for ``--end``, the first it does not)."""
+    given = {what: text for what in ("start", "end") if is_timecode(text := getattr(cfg, what))}
+    if not given:
+        return cfg
+    info = played_at(probe(src), cfg)
+    first = stated_timecode(src) or "00:00:00:00"
+    if not info.average_rate:
+        raise UsageError(f"--{next(iter(given))} {next(iter(given.values()))}: {src.name} states no frame rate to count a timecode in; give the time in seconds")
+    seconds = {}
+    for what, text in given.items():
+        try:
+            after = seconds_after(text, first, info.average_rate)
+        except ValueError as exc:
+            raise UsageError(f"--{what} {text}: {exc} in {src.name}") from None
+        micros = math.floor(after * 1_000_000)
+        seconds[what] = f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+    return dataclasses.replace(cfg, **seconds)
 
 
 def check_excerpt(cfg: PipelineConfig, src: Path) -> None:
