@@ -1502,3 +1502,10 @@ def test_sound_a_container_cannot_hold_is_re_encoded_when_asked(tmp_path):
     assert len(decoded) / 48000 == pytest.approx(1.0, abs=0.03)  # one second, as the video
     spectrum = np.abs(np.fft.rfft(decoded[4800:43200]))
     assert np.argmax(spectrum) * 48000 / len(decoded[4800:43200]) == pytest.approx(440, abs=3)  # the same tone
+    # MXF takes PCM at 48 kHz alone: 44.1 kHz AAC is re-encoded at that rate (it was refused)
+    aac = make_clip(tmp_path / "aac.mkv", [i * 40 for i in range(25)], audio=True)
+    check_streams(aac, tmp_path / "out.mxf", drop=False, audio_codec="auto")
+    assert remux(aac, aac, tmp_path / "out.mxf", sound=sound_encoder(tmp_path / "out.mxf", "auto")) == []
+    with av.open(str(tmp_path / "out.mxf")) as c:
+        assert (c.streams.audio[0].codec_context.name, c.streams.audio[0].rate) == ("pcm_s16le", 48000)
+        assert sum(f.samples for f in c.decode(audio=0)) / 48000 == pytest.approx(1.0, abs=0.01)  # MXF keeps it to the 25 frames

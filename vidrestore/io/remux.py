@@ -281,13 +281,23 @@ def sound_encoder(output: str | Path, wanted: str) -> str:
 SOUND_BITS_PER_CHANNEL = 96_000  # a lossy encoder's bit rate for each channel: transparent for AAC and Opus
 
 
-def _sound_stream(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, encoder: str) -> av.audio.stream.AudioStream:
-    """Add to ``out`` a stream that re-encodes the sound ``stream`` with ``encoder``: at its own
-    rate where the encoder takes it (else the nearest one it does: 48 kHz for Opus), with its
-    channels, tags and disposition; a lossy encoder at :data:`SOUND_BITS_PER_CHANNEL`."""
+BROADCAST_RATE = 48_000  # the rate MXF takes, and every sound encoder
+
+
+def _sound_rate(name: str, stream: av.audio.stream.AudioStream, video: av.stream.Stream | None, encoder: str) -> int | None:
+    """The rate the sound ``stream`` is re-encoded at with ``encoder`` for a container named like
+    ``name``: its own where the encoder takes it (else the nearest one it does: 48 kHz for Opus),
+    else 48 kHz where the container takes only that (MXF); None where it takes neither."""
+    rates = av.Codec(encoder, "w").audio_rates
+    own = stream.rate if not rates or stream.rate in rates else min(rates, key=lambda r: (abs(r - stream.rate), -r))
+    return next((rate for rate in dict.fromkeys([own, BROADCAST_RATE]) if _holds(name, stream, video, encoder, rate)), None)
+
+
+def _sound_stream(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, encoder: str, rate: int) -> av.audio.stream.AudioStream:
+    """Add to ``out`` a stream that re-encodes the sound ``stream`` with ``encoder`` at ``rate``
+    (:func:`_sound_rate`), with its channels, tags and disposition; a lossy encoder at
+    :data:`SOUND_BITS_PER_CHANNEL`."""
     codec = av.Codec(encoder, "w")
-    rates = codec.audio_rates
-    rate = stream.rate if not rates or stream.rate in rates else min(rates, key=lambda r: (abs(r - stream.rate), -r))
     copy = out.add_stream(codec.name, rate=rate)
     layout = stream.codec_context.layout.name
     copy.layout = _UNORDERED.get(layout, layout)
@@ -329,11 +339,11 @@ def reencoded_note(source: str | Path, output: str | Path, sound: str) -> list[s
     return [f"re-encoded with {sound}, as {Path(output).suffix} files cannot hold them: {', '.join(reencoded)}"] if reencoded else []
 
 
-def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None = None, sound: str = "") -> bool:
+def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None = None, sound: str = "", rate: int = 0) -> bool:
     """Whether a container named like ``name`` holds ``stream`` of an input, put after a copy of
     ``video`` as in the output (MXF takes no sound without a picture before it), or alone where
     the container does not take that video; with ``sound``, the sound ``stream`` re-encoded with
-    that encoder (:func:`_sound_stream`)."""
+    that encoder at ``rate`` (:func:`_sound_stream`)."""
     scratch = io.BytesIO()
     scratch.name = name  # FFmpeg picks the container by the name
     out = av.open(scratch, "w")
@@ -345,7 +355,7 @@ def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None =
                 picture = copy_of(out, video)
                 if video.average_rate:
                     picture.codec_context.framerate = video.average_rate
-        copy = _sound_stream(out, stream, sound) if sound else _carry(out, stream)
+        copy = _sound_stream(out, stream, sound, rate) if sound else _carry(out, stream)
         out.start_encoding()
         picture = is_cover(stream) and copy.type != "attachment"  # a picture to read back
         if picture:
@@ -415,7 +425,7 @@ def check_streams(source: str | Path, output: str | Path, drop: bool, audio_code
         video = container.streams.video[0] if container.streams.video else None
         unfit = _unfit(container, output)
         sounds = [s for s in unfit if sound and s.type == "audio"]
-        refused = [_label(s) for s in sounds if not _holds(Path(output).name, s, video, sound)]
+        refused = [_label(s) for s in sounds if _sound_rate(Path(output).name, s, video, sound) is None]
         left = [_label(s) for s in unfit if s not in sounds]
         # streams are read while their file is open: a closed container's streams crash PyAV
         unfit_sound = any(s.type == "audio" for s in unfit)
@@ -512,11 +522,13 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 # then declared as the frame rate and no timecode accepts.
                 video.codec_context.framerate = vstream.average_rate
             unfit = {s.index for s in _unfit(oin, output)}
+            original_video = oin.streams.video[0] if oin.streams.video else None  # as the check tried the sound after it
             reencoded = {s.index for s in oin.streams.audio if sound and s.index in unfit}
             carried = [s for s in _carried(oin) if s.index not in unfit - reencoded]
             left_out = [_label(s) for s in _carried(oin) if s.index in unfit - reencoded]
             for s in carried:
-                copy = _sound_stream(out, s, sound) if s.index in reencoded else _carry(out, s)
+                copy = _carry(out, s) if s.index not in reencoded else \
+                    _sound_stream(out, s, sound, _sound_rate(Path(output).name, s, original_video, sound) or s.rate)
                 if copy.type != "attachment":
                     mapping[("o", s.index)] = copy
             chapters = oin.chapters() if cut is None else _chapters_within(oin.chapters(), cut)
