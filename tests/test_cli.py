@@ -855,6 +855,9 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     _one_line_error(capsys, _run(odd_rate, tmp_path / "o.mxf", "--model", "none"), 4,
                     "o.mxf cannot be written: FFmpeg's mxf muxer refused the mpeg2video video (Unsupported frame rate 20/1); "
                     "write a .mkv or .mov")
+    # a .mov output is not told to write a .mov
+    assert _run(src, tmp_path / "o.mov", "--model", "none", "--codec", "libvpx-vp9") == 4
+    assert capsys.readouterr().err.strip().endswith("refused the libvpx-vp9 video (vp9 only supported in MP4); write a .mkv")
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert leftovers == []
 

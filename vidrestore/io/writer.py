@@ -67,6 +67,12 @@ _HDR10_PARAMS = {  # encoder -> side data kind -> its parameter
 }
 
 
+def roomier(path: Path) -> str:
+    """The containers that hold the most codecs, to suggest for ``path`` when its own refused one:
+    .mkv or .mov, less its own (a .mov output was told to write a .mov)."""
+    return " or ".join(suffix for suffix in (".mkv", ".mov") if suffix != path.suffix.lower())
+
+
 class VideoWriter:
     """Encode frames (RGB in display orientation, or untouched decoded frames) with the input's timing."""
 
@@ -107,7 +113,7 @@ class VideoWriter:
         try:
             stream = self.container.add_stream(codec.name)
         except (av.error.FFmpegError, ValueError) as exc:
-            raise OutputError(f"{codec.name} cannot be stored in {self.path.suffix} files; try a .mkv or .mov output") from exc
+            raise OutputError(f"{codec.name} cannot be stored in {self.path.suffix} files; try a {roomier(self.path)} output") from exc
         stream.width, stream.height = info.width, info.height
         stream.pix_fmt = output_pix_fmt(codec, opts, info)
         self.info = info = dataclasses.replace(info, color=yuv_colours(info, stream.pix_fmt, codec.name))
@@ -342,7 +348,7 @@ class VideoWriter:
         except av.error.FFmpegError as exc:  # the header, written with the first packet, holds the settings
             reason = _without_command_line_advice(exc.log[2]) if exc.log else exc.strerror or str(exc)
             raise OutputError(f"FFmpeg's {self.container.format.name} muxer refused the {self.stream.codec_context.name} "
-                              f"video ({reason}); write a .mkv or .mov") from exc
+                              f"video ({reason}); write a {roomier(self.path)}") from exc
 
     def close(self) -> None:
         try:
