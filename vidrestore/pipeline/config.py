@@ -148,8 +148,9 @@ class PipelineConfig:
     # track, to tell who is who before choosing --tracks, --people, --strength or --reference.
     faces_dir: str = ""
     # Restore only an excerpt of the video: the frames shown from start to end, as times from its
-    # first frame (90, 1:30 or 00:01:30.5; "": from the first frame, to the last). The output holds
-    # that excerpt alone, its sound and subtitles cut at the same times, and starts at 0.
+    # first frame (90, 1:30 or 00:01:30.5) or as timecodes (01:00:10:12, counted from the one the
+    # video states; pipeline.timing.in_seconds); "": from the first frame, to the last. The output
+    # holds that excerpt alone, its sound and subtitles cut at the same times, and starts at 0.
     start: str = ""
     end: str = ""
     shots: ShotConfig = field(default_factory=ShotConfig)
