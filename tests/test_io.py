@@ -908,6 +908,11 @@ def test_streams_the_output_container_cannot_hold_are_named_before_any_work(tmp_
     with pytest.raises(OutputError, match=r"\.mp4 files cannot hold subtitle stream 2 \(srt\), attachment stream 3"):
         check_streams(src, tmp_path / "out.mp4", drop=False)
     check_streams(src, tmp_path / "out.mp4", drop=True)
+    # a .mkv output is not told to write a .mkv: MP4's timed text (mov_text) fits in .mov, not in .mkv
+    timed_text = make_clip(tmp_path / "timed_text.mp4", [i * 40 for i in range(4)], subtitles=[(0, "hello")])
+    with pytest.raises(OutputError, match=r"\.mkv files cannot hold subtitle stream 1 \(mov_text\) of timed_text\.mp4; "
+                                          r"write a \.mov, or give --drop-streams"):
+        check_streams(timed_text, tmp_path / "out.mkv", drop=False)
     out = tmp_path / "out.mp4"
     assert remux(_reencoded(src, tmp_path), src, out) == ["subtitle stream 2 (srt)", "attachment stream 3 (font.ttf)"]
     with av.open(str(out)) as c:

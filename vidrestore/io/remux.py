@@ -438,8 +438,10 @@ def check_streams(source: str | Path, output: str | Path, drop: bool, audio_code
                               "give --drop-streams to write the pictures without them, or write a video file (.mkv) to keep them")
         takes_sound = unfit_sound and not sound and _container_sound(output) != "none"  # not GIF's
         sound_hint = "give --audio-codec auto to re-encode the sound, " if takes_sound else ""
+        # Matroska holds the most kinds of stream; what it does not (MP4's timed text) QuickTime may
+        keeps_more = ".mov" if Path(output).suffix.lower() == ".mkv" else ".mkv"
         raise OutputError(f"{Path(output).suffix or 'the output'} files cannot hold {', '.join(left)} of {Path(source).name}; "
-                          f"write a .mkv, {sound_hint}or give --drop-streams to leave them out")
+                          f"write a {keeps_more}, {sound_hint}or give --drop-streams to leave them out")
 
 
 def left_out_note(left_out: list[str], output: str | Path) -> list[str]:
