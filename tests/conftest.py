@@ -73,8 +73,8 @@ def make_clip(path: Path, pts: list[int], size: tuple[int, int] = (48, 64), time
             subs = out.add_stream("mov_text" if path.suffix == ".mp4" else "subrip")
             subs.codec_context.subtitle_header = b"[Script Info]\nScriptType: v4.00+\n\n[Events]\n"
             subs.time_base = Fraction(1, 1000)
-            for start, text in subtitles:
-                packet = av.Packet(text.encode())
+            for start, text in subtitles:  # MP4's timed text states its length first
+                packet = av.Packet(len(text.encode()).to_bytes(2, "big") + text.encode() if path.suffix == ".mp4" else text.encode())
                 packet.stream, packet.pts, packet.dts, packet.duration = subs, start, start, 500
                 packet.time_base = Fraction(1, 1000)
                 out.mux(packet)

@@ -1039,8 +1039,9 @@ def test_progress_rate_counts_only_work_timed_since_the_stage_first_reported():
 
 
 def test_an_output_container_that_cannot_hold_every_stream_stops_the_run_unless_told(sample_clip, tmp_path, capsys):
-    """SRT subtitles and a font cannot go into .mp4: the run stops before any work with one line that
-    names them and the way out; with --drop-streams they are left out and the report says so."""
+    """A font cannot go into .mp4: the run stops before any work with one line that names it and
+    the way out; with --drop-streams it is left out, and the SRT subtitles, which .mp4 cannot hold
+    either, are converted to its timed text; the report says both."""
     from vidrestore.io import VideoReader
 
     with VideoReader(sample_clip) as r:
@@ -1052,13 +1053,16 @@ def test_an_output_container_that_cannot_hold_every_stream_stops_the_run_unless_
     out, report = tmp_path / "out.mp4", tmp_path / "r.json"
     assert _run(src, out, "--model", "none", "--detector", "dlib", "--quiet") == 4
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "subtitle stream 2 (srt), attachment stream 3 (font.ttf)" in err and "--drop-streams" in err
+    assert len(err.splitlines()) == 1 and "cannot hold attachment stream 3 (font.ttf) of" in err and "--drop-streams" in err
     assert not out.exists()
     assert _run(src, out, "--model", "none", "--detector", "dlib", "--quiet", "--x264-preset", "ultrafast",
                 "--drop-streams", "--json", report) == 0
     rep = json.loads(report.read_text())
-    assert rep["tracks"] and "left out, as .mp4 files cannot hold them: subtitle stream 2 (srt), attachment stream 3 (font.ttf)" in rep["notes"]
-    assert _streams(out)[:2] == ["video", "audio"]
+    assert rep["tracks"] and {"left out, as .mp4 files cannot hold them: attachment stream 3 (font.ttf)",
+                              "converted to mov_text, as .mp4 files cannot hold them: subtitle stream 2 (srt)"} <= set(rep["notes"])
+    assert _streams(out)[:3] == ["video", "audio", "subtitle"]
+    with av.open(str(out)) as c:
+        assert [bytes(p)[2:] for p in c.demux(subtitles=0) if p.size > 2] == [b"hello"]  # MP4 states its length first
 
 
 def test_an_encoder_that_refuses_the_video_is_a_one_line_output_error(sample_clip, tmp_path, capsys):

@@ -28,6 +28,18 @@ from .excerpt import Cut
 from .exr import COLOUR_CHANNELS, channels_of
 from .headers import carry_headers
 from .probe import VideoInfo, as_fraction, codec_name, is_cover, open_input, probe
+from .reencode import (
+    BROADCAST_RATE,
+    STYLED_SUBTITLES,
+    TEXT_ENCODERS,
+    UNORDERED,
+    Conversion,
+    container_sound,
+    converted_stream,
+    converting,
+    is_text_subtitle,
+    sound_encoder,
+)
 from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, find_sequence, is_sequence, numbered
 from .timecode import fits_rate, timecode_after, timecode_at
 from .writer import check_writable
@@ -173,15 +185,13 @@ def _carry(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.st
     else:
         copy = copy_of(out, stream)
         copy.disposition = stream.disposition
-        if stream.type == "audio" and stream.codec_context.layout.name in _UNORDERED:
+        if stream.type == "audio" and stream.codec_context.layout.name in UNORDERED:
             # AVI and DV state a channel count, not a layout; the MP4 muxer then failed on its
             # last write, after the whole video was restored. One or two channels are mono or stereo.
-            copy.codec_context.layout = _UNORDERED[stream.codec_context.layout.name]
+            copy.codec_context.layout = UNORDERED[stream.codec_context.layout.name]
     copy.metadata.update(stream.metadata)
     return copy
 
-
-_UNORDERED = {"1 channels": "mono", "2 channels": "stereo"}
 
 
 def stated_timecode(source: str | Path) -> str:
@@ -238,50 +248,9 @@ def empty_sound_note(source: str | Path) -> list[str]:
     return [f"left out, as they hold no sound: {', '.join(empty)}"] if empty else []
 
 
-def unfit_streams(source: str | Path, output: str | Path) -> list[str]:
-    """The streams remux would copy from ``source`` that the container of ``output`` (by its
-    extension) cannot hold, described for a message: "subtitle stream 2 (subrip)". Each is tried
-    alone in an empty container of that kind, up to its header; cover art is written whole and
-    read back, as the QuickTime muxer drops it without a word."""
-    with open_input(source) as container:
-        return [_label(stream) for stream in _unfit(container, output)]
-
-
 def _unfit(container: av.container.InputContainer, output: str | Path) -> list[av.stream.Stream]:
     video = container.streams.video[0] if container.streams.video else None
     return [stream for stream in _carried(container) if not _holds(Path(output).name, stream, video)]
-
-
-def _container_sound(output: str | Path) -> str:
-    """The sound encoder FFmpeg gives the container of ``output``; "none" where it holds no sound
-    (pictures, GIF)."""
-    scratch = io.BytesIO()
-    scratch.name = Path(output).name
-    with contextlib.closing(av.open(scratch, "w")) as out:
-        return out.default_audio_codec
-
-
-def sound_encoder(output: str | Path, wanted: str) -> str:
-    """The encoder ``--audio-codec wanted`` names for ``output`` ("auto": the one FFmpeg gives its
-    container: AAC for .mp4 and .mov, Opus for .webm, 16-bit PCM for .mxf); "" for none, and where
-    the container holds no sound at all (pictures, GIF)."""
-    own = _container_sound(output) if wanted else "none"
-    if own == "none":
-        return ""
-    wanted = own if wanted == "auto" else wanted
-    try:
-        codec = av.Codec(wanted, "w")
-    except av.error.FFmpegError:
-        codec = None
-    if codec is None or codec.type != "audio":
-        raise UsageError(f"--audio-codec {wanted}: not a sound encoder this FFmpeg has (try aac, libopus, flac or pcm_s24le)")
-    return codec.name
-
-
-SOUND_BITS_PER_CHANNEL = 96_000  # a lossy encoder's bit rate for each channel: transparent for AAC and Opus
-
-
-BROADCAST_RATE = 48_000  # the rate MXF takes, and every sound encoder
 
 
 def _sound_rate(name: str, stream: av.audio.stream.AudioStream, video: av.stream.Stream | None, encoder: str) -> int | None:
@@ -290,60 +259,52 @@ def _sound_rate(name: str, stream: av.audio.stream.AudioStream, video: av.stream
     else 48 kHz where the container takes only that (MXF); None where it takes neither."""
     rates = av.Codec(encoder, "w").audio_rates
     own = stream.rate if not rates or stream.rate in rates else min(rates, key=lambda r: (abs(r - stream.rate), -r))
-    return next((rate for rate in dict.fromkeys([own, BROADCAST_RATE]) if _holds(name, stream, video, encoder, rate)), None)
+    return next((rate for rate in dict.fromkeys([own, BROADCAST_RATE]) if _holds(name, stream, video, Conversion(encoder, rate))), None)
 
 
-def _sound_stream(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, encoder: str, rate: int) -> av.audio.stream.AudioStream:
-    """Add to ``out`` a stream that re-encodes the sound ``stream`` with ``encoder`` at ``rate``
-    (:func:`_sound_rate`), with its channels, tags and disposition; a lossy encoder at
-    :data:`SOUND_BITS_PER_CHANNEL`."""
-    codec = av.Codec(encoder, "w")
-    copy = out.add_stream(codec.name, rate=rate)
-    layout = stream.codec_context.layout.name
-    copy.layout = _UNORDERED.get(layout, layout)
-    if codec.lossy:
-        copy.bit_rate = SOUND_BITS_PER_CHANNEL * stream.codec_context.layout.nb_channels
-    copy.disposition = stream.disposition
-    copy.metadata.update(stream.metadata)
-    return copy
+def _text_encoder(name: str, stream: av.stream.Stream, video: av.stream.Stream | None) -> str | None:
+    """The first of :data:`TEXT_ENCODERS` that a container named like ``name`` holds the text
+    subtitle ``stream`` converted to; None where it holds none."""
+    return next((encoder for encoder in TEXT_ENCODERS if _holds(name, stream, video, Conversion(encoder))), None)
 
 
-def _reencoding(packets: Iterator[tuple[tuple[str, int], av.Packet]],
-                streams: dict[tuple[str, int], tuple[av.stream.Stream, av.stream.Stream]]) -> Iterator[tuple[tuple[str, int], av.Packet]]:
-    """``packets``, but those of the sound ``streams`` (key: (input stream, its re-encoding in the
-    output)) decoded and encoded again; the encoders' last packets come at the end."""
-    for key, packet in packets:
-        if key not in streams:
-            yield key, packet
-            continue
-        source, copy = streams[key]
-        for frame in source.codec_context.decode(packet):
-            yield from ((key, encoded) for encoded in copy.encode(frame))
-    for key, (source, copy) in streams.items():
-        for frame in source.codec_context.decode(None):
-            yield from ((key, encoded) for encoded in copy.encode(frame))
-        yield from ((key, encoded) for encoded in copy.encode(None))
+def _conversions(container: av.container.InputContainer, output: str | Path, sound: str) -> dict[int, Conversion]:
+    """How each stream of ``container`` that the container of ``output`` cannot hold as it is is
+    written after all (by stream index): text subtitles converted (:func:`_text_encoder`), sound
+    re-encoded with ``sound`` (:func:`_sound_rate`), where the container holds them so."""
+    name = Path(output).name
+    video = container.streams.video[0] if container.streams.video else None
+    conversions = {}
+    for stream in _unfit(container, output):
+        if stream.type == "audio" and sound:
+            rate = _sound_rate(name, stream, video, sound)
+            conversions.update({stream.index: Conversion(sound, rate)} if rate else {})
+        elif is_text_subtitle(stream):
+            encoder = _text_encoder(name, stream, video)
+            conversions.update({stream.index: Conversion(encoder)} if encoder else {})
+    return conversions
 
 
-def reencoded_streams(source: str | Path, output: str | Path, sound: str) -> list[str]:
-    """The sound streams of ``source`` that remux re-encodes with ``sound`` (those the container of
-    ``output`` cannot hold as they are), described as :func:`unfit_streams` does."""
-    if not sound:
-        return []
+def converted_note(source: str | Path, output: str | Path, sound: str) -> list[str]:
+    """The report's notes on the streams of ``source`` that remux converts for ``output``
+    (:func:`_conversions`), by encoder: "converted to mov_text, as .mp4 files cannot hold them:
+    subtitle stream 2 (subrip)"."""
     with open_input(source) as container:
-        return [_label(stream) for stream in _unfit(container, output) if stream.type == "audio"]
+        conversions = _conversions(container, output, sound)
+        described: dict[str, list[str]] = {}
+        for index, conversion in conversions.items():
+            stream = container.streams[index]
+            lost = " without its positions, fonts and effects" if stream.codec_context.codec.canonical_name in STYLED_SUBTITLES else ""
+            described.setdefault(conversion.encoder, []).append(_label(stream) + lost)
+    return [f"{'converted to' if av.Codec(encoder, 'w').type == 'subtitle' else 're-encoded with'} {encoder}, "
+            f"as {Path(output).suffix} files cannot hold them: {', '.join(labels)}" for encoder, labels in described.items()]
 
 
-def reencoded_note(source: str | Path, output: str | Path, sound: str) -> list[str]:
-    reencoded = reencoded_streams(source, output, sound)
-    return [f"re-encoded with {sound}, as {Path(output).suffix} files cannot hold them: {', '.join(reencoded)}"] if reencoded else []
-
-
-def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None = None, sound: str = "", rate: int = 0) -> bool:
+def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None = None, conversion: Conversion | None = None) -> bool:
     """Whether a container named like ``name`` holds ``stream`` of an input, put after a copy of
     ``video`` as in the output (MXF takes no sound without a picture before it), or alone where
-    the container does not take that video; with ``sound``, the sound ``stream`` re-encoded with
-    that encoder at ``rate`` (:func:`_sound_stream`)."""
+    the container does not take that video; with ``conversion``, ``stream`` converted so
+    (:func:`~vidrestore.io.reencode.converted_stream`)."""
     scratch = io.BytesIO()
     scratch.name = name  # FFmpeg picks the container by the name
     out = av.open(scratch, "w")
@@ -355,7 +316,7 @@ def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None =
                 picture = copy_of(out, video)
                 if video.average_rate:
                     picture.codec_context.framerate = video.average_rate
-        copy = _sound_stream(out, stream, sound, rate) if sound else _carry(out, stream)
+        copy = converted_stream(out, stream, conversion) if conversion else _carry(out, stream)
         out.start_encoding()
         picture = is_cover(stream) and copy.type != "attachment"  # a picture to read back
         if picture:
@@ -416,17 +377,17 @@ def check_channels(source: str | Path) -> None:
 
 def check_streams(source: str | Path, output: str | Path, drop: bool, audio_codec: str = "") -> None:
     """Refuse, before any work, an output whose container cannot hold every stream of ``source``
-    (SRT subtitles or font attachments in .mp4, AAC sound in .webm, a timecode track in .mkv),
-    unless ``drop``: then they are left out, and the report says which. With ``audio_codec``
-    (``--audio-codec``), sound is re-encoded instead, if the container holds it so."""
+    (font attachments or PGS subtitles in .mp4, AAC sound in .webm, a timecode track in .mkv),
+    unless ``drop``: then they are left out, and the report says which. Text subtitles are
+    converted to a format the container holds, and with ``audio_codec`` (``--audio-codec``) sound
+    is re-encoded (:func:`_conversions`)."""
     pictures = Path(output).suffix.lower() in IMAGE_ENCODERS
     sound = sound_encoder(output, audio_codec)
     with open_input(source) as container:
-        video = container.streams.video[0] if container.streams.video else None
         unfit = _unfit(container, output)
-        sounds = [s for s in unfit if sound and s.type == "audio"]
-        refused = [_label(s) for s in sounds if _sound_rate(Path(output).name, s, video, sound) is None]
-        left = [_label(s) for s in unfit if s not in sounds]
+        converted = _conversions(container, output, sound)
+        refused = [_label(s) for s in unfit if sound and s.type == "audio" and s.index not in converted]
+        left = [_label(s) for s in unfit if s.index not in converted and not (sound and s.type == "audio")]
         # streams are read while their file is open: a closed container's streams crash PyAV
         unfit_sound = any(s.type == "audio" for s in unfit)
     if refused:
@@ -436,7 +397,7 @@ def check_streams(source: str | Path, output: str | Path, drop: bool, audio_code
         if pictures:  # a .mkv is not what was asked for
             raise OutputError(f"{Path(output).suffix} pictures cannot hold {', '.join(left)} of {Path(source).name}; "
                               "give --drop-streams to write the pictures without them, or write a video file (.mkv) to keep them")
-        takes_sound = unfit_sound and not sound and _container_sound(output) != "none"  # not GIF's
+        takes_sound = unfit_sound and not sound and container_sound(output) != "none"  # not GIF's
         sound_hint = "give --audio-codec auto to re-encode the sound, " if takes_sound else ""
         # Matroska holds the most kinds of stream; what it does not (MP4's timed text) QuickTime may
         keeps_more = ".mov" if Path(output).suffix.lower() == ".mkv" else ".mkv"
@@ -524,13 +485,11 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 # then declared as the frame rate and no timecode accepts.
                 video.codec_context.framerate = vstream.average_rate
             unfit = {s.index for s in _unfit(oin, output)}
-            original_video = oin.streams.video[0] if oin.streams.video else None  # as the check tried the sound after it
-            reencoded = {s.index for s in oin.streams.audio if sound and s.index in unfit}
-            carried = [s for s in _carried(oin) if s.index not in unfit - reencoded]
-            left_out = [_label(s) for s in _carried(oin) if s.index in unfit - reencoded]
+            conversions = _conversions(oin, output, sound)
+            carried = [s for s in _carried(oin) if s.index not in unfit or s.index in conversions]
+            left_out = [_label(s) for s in _carried(oin) if s.index in unfit and s.index not in conversions]
             for s in carried:
-                copy = _carry(out, s) if s.index not in reencoded else \
-                    _sound_stream(out, s, sound, _sound_rate(Path(output).name, s, original_video, sound) or s.rate)
+                copy = converted_stream(out, s, conversions[s.index]) if s.index in conversions else _carry(out, s)
                 if copy.type != "attachment":
                     mapping[("o", s.index)] = copy
             chapters = oin.chapters() if cut is None else _chapters_within(oin.chapters(), cut)
@@ -546,8 +505,8 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             osrc = ((("o", p.stream.index), p) for p in (oin.demux(osrc_streams) if osrc_streams else []) if p.size)
             if cut is not None:
                 osrc = _within(osrc, cut)
-            if reencoded:
-                osrc = _reencoding(osrc, {("o", s.index): (s, mapping[("o", s.index)]) for s in carried if s.index in reencoded})
+            if conversions:
+                osrc = converting(osrc, {("o", i): (oin.streams[i], mapping[("o", i)]) for i in conversions})
             if out.format.name in FRAME_RATE_MUXERS:
                 osrc = _from_zero(osrc)
             for key, packet in heapq.merge(vsrc, osrc, key=lambda kp: _packet_time(kp[1])):

@@ -1,0 +1,184 @@
+"""Streams written in a form the output's container holds: text subtitles converted, sound re-encoded."""
+
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import dressed_clip, make_clip, vp9_flac_clip
+
+from vidrestore.errors import OutputError, UsageError
+from vidrestore.io import remux
+from vidrestore.io.excerpt import Cut
+from vidrestore.io.reencode import sound_encoder
+from vidrestore.io.remux import check_streams, converted_note
+
+CUES = [(0, "Hello <i>world</i>"), (500, "Second\nline")]  # MP4 cannot show two at once
+
+
+def _cues(path: Path) -> list[tuple[int, int, str]]:
+    """The cues of the first subtitle stream of ``path``: (start ms, duration ms, their words and
+    styles as FFmpeg's decoders give them, in ASS); empty ones (MP4's clearing samples) left out."""
+    cues = []
+    with av.open(str(path)) as c:
+        stream = c.streams.subtitles[0]
+        for packet in c.demux(stream):
+            cue = stream.codec_context.decode2(packet) if packet.size else None
+            if cue is not None and len(cue.rects):
+                text = b"".join(r.ass for r in cue.rects).decode().split(",", 8)[-1]
+                cues.append((round(packet.pts * packet.time_base * 1000), round(packet.duration * packet.time_base * 1000), text))
+    return cues
+
+
+def _words(cues: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """``cues`` with their styles (ASS override blocks: italics, the font MP4 states) taken out."""
+    return [(start, duration, re.sub(r"{[^}]*}", "", text)) for start, duration, text in cues]
+
+
+def _subtitled(folder: Path, suffix: str) -> Path:
+    """A clip with SRT subtitles and sound (.mkv, dressed as a programme, with a font attachment
+    that .mp4 cannot hold), or with MP4's timed text (.mp4, converted from SRT by vidrestore: its
+    encoder writes italics as MP4 states them, and no sound, whose priming MP4 states as a
+    negative start that Matroska moves every stream later for)."""
+    if suffix == ".mp4":
+        srt = make_clip(folder / "srt.mkv", [i * 40 for i in range(25)], subtitles=CUES)
+        remux(srt, srt, folder / "timed_text.mp4")
+        return folder / "timed_text.mp4"
+    plain = make_clip(folder / "plain.mkv", [i * 40 for i in range(25)], audio=True, subtitles=CUES)
+    return dressed_clip(folder / "dressed.mkv", plain)
+
+
+@pytest.mark.parametrize("source, output, encoder", [(".mkv", ".mp4", "mov_text"), (".mp4", ".mkv", "subrip"),
+                                                      (".mkv", ".mov", "mov_text")])
+def test_text_subtitles_are_converted_to_a_format_the_container_holds(tmp_path, source, output, encoder):
+    """SRT in .mkv into .mp4 was refused ("write a .mkv") or left out, as was MP4's timed text into
+    .mkv: each is converted, cue for cue, at the same times, italics kept, with its language and
+    disposition; MP4's clearing samples between cues do not become cues of their own."""
+    src, out = _subtitled(tmp_path, source), tmp_path / f"out{output}"
+    named = "srt" if source == ".mkv" else "mov_text"
+    if source == ".mkv":  # the font still cannot go, and the refusal names it alone
+        with pytest.raises(OutputError, match=rf"\{output} files cannot hold attachment stream 3 \(font\.ttf\) of dressed\.mkv;"):
+            check_streams(src, out, drop=False)
+    else:
+        check_streams(src, out, drop=False)
+    assert remux(src, src, out) == (["attachment stream 3 (font.ttf)"] if source == ".mkv" else [])
+    index = 2 if source == ".mkv" else 1
+    assert converted_note(src, out, "") == [f"converted to {encoder}, as {output} files cannot hold them: subtitle stream {index} ({named})"]
+    assert _words(_cues(out)) == _words(_cues(src)) == [(0, 500, "Hello world"), (500, 500, "Second\\Nline")]
+    assert "{\\i1}world" in _cues(out)[0][2]
+    with av.open(str(src)) as before, av.open(str(out)) as after:
+        converted = after.streams.subtitles[0]
+        assert converted.codec_context.codec.canonical_name == encoder
+        if source == ".mkv":  # its language and, where the container states it (not QuickTime), forced
+            assert converted.metadata["language"] == "eng"
+            assert bool(converted.disposition & av.stream.Disposition.forced) == (output == ".mp4")
+        kept = [s.type for s in before.streams if s.type != "attachment"]
+        assert [s.type for s in after.streams][: len(kept)] == kept  # (and a chapter track in MP4)
+
+
+ASS_HEADER = ("[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\nFormat: Name, Fontname, "
+              "Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, "
+              "ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\nStyle: "
+              "Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\n\n[Events]\nFormat: Layer, "
+              "Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
+
+
+def _cued_clip(path: Path, video_codec: str, subtitle_codec: str, cues: list[tuple[int, bytes]]) -> Path:
+    """A clip of 25 frames of ``video_codec`` and a subtitle stream of ``subtitle_codec`` holding
+    ``cues`` (start in ms, the packet's bytes as they are), 300 ms each, in German."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(video_codec, rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        subtitles = out.add_stream(subtitle_codec)
+        subtitles.codec_context.subtitle_header = ASS_HEADER.encode()
+        subtitles.metadata["language"] = "ger"
+        for start, payload in cues:
+            packet = av.Packet(payload)
+            packet.stream, packet.pts, packet.dts, packet.duration = subtitles, start, start, 300
+            packet.time_base = Fraction(1, 1000)
+            out.mux(packet)
+        for i in range(25):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 9, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    return path
+
+
+def test_styled_subtitles_keep_their_words_and_the_note_says_what_they_lose(tmp_path):
+    """ASS into .webm (WebVTT alone): the words and bold are kept, the placement cannot be, and the
+    report's note says so."""
+    # a VP9 .mkv (which .webm holds) with ASS subtitles (which it does not): one cue bold, one placed
+    src = _cued_clip(tmp_path / "styled.mkv", "libvpx-vp9", "ass", [(0, b"0,0,Default,,0,0,0,,{\\b1}Bold{\\b0} words"),
+                                                                   (400, b"1,0,Default,,0,0,0,,{\\pos(10,10)}Placed")])
+    out = tmp_path / "out.webm"
+    check_streams(src, out, drop=False)
+    assert remux(src, src, out) == []
+    assert converted_note(src, out, "") == [("converted to webvtt, as .webm files cannot hold them: subtitle stream 1 (ssa) "
+                                            "without its positions, fonts and effects")]
+    assert _cues(out) == [(0, 300, "{\\b1}Bold{\\b0} words"), (400, 300, "Placed")]
+    with av.open(str(out)) as c:
+        assert (c.streams.subtitles[0].codec_context.name, c.streams.subtitles[0].metadata["language"]) == ("webvtt", "ger")
+
+
+def test_an_excerpts_subtitles_are_cut_before_they_are_converted(tmp_path):
+    """A cue on screen at the excerpt's start keeps the rest of its time, and one on at its end is
+    shortened, in the converted stream too."""
+    src, out = _subtitled(tmp_path, ".mp4"), tmp_path / "out.mkv"
+    remux(src, src, out, cut=Cut(Fraction(1, 5), Fraction(3, 5)))
+    assert _words(_cues(out)) == [(0, 300, "Hello world"), (300, 100, "Second\\Nline")]
+
+
+def test_sound_a_container_cannot_hold_is_re_encoded_when_asked(tmp_path):
+    """--audio-codec: FLAC into .webm was refused ("write a .mkv") or left out; it is re-encoded
+    with Opus (the container's own), at 48 kHz (the rate Opus takes nearest 44.1), its length,
+    channels and tags kept, while the video is still copied."""
+
+    src, out = vp9_flac_clip(tmp_path / "in.mkv"), tmp_path / "out.webm"
+    with pytest.raises(OutputError, match=r"write a \.mkv, give --audio-codec auto to re-encode the sound, or give --drop-streams"):
+        check_streams(src, out, drop=False)
+    assert sound_encoder(out, "auto") == "libopus" and sound_encoder(tmp_path / "o.mp4", "auto") == "aac"
+    with pytest.raises(OutputError, match=r"audio stream 1 \(flac\) of in\.mkv re-encoded with aac either"):
+        check_streams(src, out, drop=False, audio_codec="aac")
+    with pytest.raises(UsageError, match="--audio-codec h264: not a sound encoder"):
+        check_streams(src, out, drop=False, audio_codec="h264")
+    check_streams(src, out, drop=False, audio_codec="auto")
+    # a GIF holds no sound at all: neither re-encoding it nor the hint to do so makes sense there
+    assert sound_encoder(tmp_path / "o.gif", "auto") == sound_encoder(tmp_path / "o.png", "flac") == ""
+    with pytest.raises(OutputError, match=r"\.gif files cannot hold audio stream 1 \(flac\) of in\.mkv; write a \.mkv, or give --drop"):
+        check_streams(src, tmp_path / "o.gif", drop=False, audio_codec="auto")
+    assert remux(src, src, out, sound="libopus") == []
+    assert converted_note(src, out, "libopus") == ["re-encoded with libopus, as .webm files cannot hold them: audio stream 1 (flac)"]
+    with av.open(str(src)) as before, av.open(str(out)) as after:
+        assert [(s.type, s.codec_context.name) for s in after.streams] == [("video", "vp9"), ("audio", "opus")]
+        sound = after.streams.audio[0]
+        assert (sound.rate, sound.layout.name, sound.metadata.get("language")) == (48000, "stereo", "fre")
+        assert [bytes(p) for p in before.demux(video=0) if p.size] == [bytes(p) for p in after.demux(video=0) if p.size]
+        after.seek(0)
+        decoded = np.concatenate([f.to_ndarray()[0] if f.format.is_planar else f.to_ndarray().reshape(-1, 2)[:, 0]
+                                  for f in after.decode(audio=0)])  # the left channel
+    assert len(decoded) / 48000 == pytest.approx(1.0, abs=0.03)  # one second, as the video
+    spectrum = np.abs(np.fft.rfft(decoded[4800:43200]))
+    assert np.argmax(spectrum) * 48000 / len(decoded[4800:43200]) == pytest.approx(440, abs=3)  # the same tone
+    # MXF takes PCM at 48 kHz alone: 44.1 kHz AAC is re-encoded at that rate (it was refused)
+    aac = make_clip(tmp_path / "aac.mkv", [i * 40 for i in range(25)], audio=True)
+    check_streams(aac, tmp_path / "out.mxf", drop=False, audio_codec="auto")
+    assert remux(aac, aac, tmp_path / "out.mxf", sound=sound_encoder(tmp_path / "out.mxf", "auto")) == []
+    with av.open(str(tmp_path / "out.mxf")) as c:
+        assert (c.streams.audio[0].codec_context.name, c.streams.audio[0].rate) == ("pcm_s16le", 48000)
+        assert sum(f.samples for f in c.decode(audio=0)) / 48000 == pytest.approx(1.0, abs=0.01)  # MXF keeps it to the 25 frames
+
+
+def test_subtitles_not_in_utf8_are_read_in_their_code_page_and_what_cannot_be_read_is_one_line(tmp_path):
+    """FFmpeg refuses a cue that is not UTF-8; an SRT written in Windows-1252 is read in it, as
+    players do. MP4's timed text must be UTF-8: a cue that is not stops the conversion with the
+    cue's time and the way out, not a muxer's error."""
+    latin = _cued_clip(tmp_path / "latin.mkv", "libx264", "subrip", [(0, "Caf\u00e9 cr\u00e8me".encode("cp1252"))])
+    remux(latin, latin, tmp_path / "latin.mp4")
+    assert _cues(tmp_path / "latin.mp4") == [(0, 300, "Caf\u00e9 cr\u00e8me")]
+    broken = _cued_clip(tmp_path / "broken.mp4", "libx264", "mov_text", [(0, b"\x00\x05caf\xe9!")])
+    with pytest.raises(OutputError, match=r"^cannot convert the cue of subtitle stream 1 at 0\.000 s to subrip \(.*\); "
+                                          r"write a container that holds mov_text as it is$"):
+        remux(broken, broken, tmp_path / "broken.mkv")
