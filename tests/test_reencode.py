@@ -182,3 +182,27 @@ def test_subtitles_not_in_utf8_are_read_in_their_code_page_and_what_cannot_be_re
     with pytest.raises(OutputError, match=r"^cannot convert the cue of subtitle stream 1 at 0\.000 s to subrip \(.*\); "
                                           r"write a container that holds mov_text as it is$"):
         remux(broken, broken, tmp_path / "broken.mkv")
+
+
+@pytest.mark.parametrize("output", [".ts", ".mpg"])
+def test_text_subtitles_are_not_written_where_no_player_would_read_them(tmp_path, output):
+    """The MPEG-TS and MPEG-PS muxers took SRT and wrote it as data (or as a DVD subtitle, which
+    it is not): the output had no subtitles, and the report did not say so. No text format
+    survives there, so the stream is refused before any work, or left out and named."""
+    src = make_clip(tmp_path / "srt.mkv", [i * 40 for i in range(12)], subtitles=CUES)
+    out = tmp_path / f"out{output}"
+    with pytest.raises(OutputError, match=rf"\{output} files cannot hold subtitle stream 1 \(srt\) of srt\.mkv;"):
+        check_streams(src, out, drop=False)
+    assert remux(src, src, out) == ["subtitle stream 1 (srt)"]
+    assert converted_note(src, out, "") == []
+
+
+def test_a_subtitle_is_converted_for_a_container_that_takes_the_restored_video_but_not_the_input_s(tmp_path):
+    """QuickTime refuses VP9 when it writes its header, so the trial of a WebM's WebVTT in .mov
+    (after a copy of that video) failed, and the subtitles were refused, though the video is
+    restored into H.264 there."""
+    vp9 = _cued_clip(tmp_path / "ass.mkv", "libvpx-vp9", "ass", [(0, b"0,0,Default,,0,0,0,,words")])
+    webm = tmp_path / "in.webm"
+    remux(vp9, vp9, webm)
+    check_streams(webm, tmp_path / "out.mov", drop=False)
+    assert converted_note(webm, tmp_path / "out.mov", "") == ["converted to mov_text, as .mov files cannot hold them: subtitle stream 1 (webvtt)"]

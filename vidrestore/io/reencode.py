@@ -12,6 +12,7 @@ import contextlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -49,6 +50,17 @@ class Conversion:
 
 def is_text_subtitle(stream: av.stream.Stream) -> bool:
     return stream.type == "subtitle" and stream.codec_context.codec.canonical_name in TEXT_SUBTITLES
+
+
+def trial_cue(codec: str) -> av.Packet:
+    """One cue, "trial", in the text subtitle format ``codec``, as FFmpeg's encoder writes it."""
+    decoder = av.CodecContext.create("subrip", "r")
+    text = av.Packet(b"trial")
+    text.pts, text.duration, text.time_base = 0, 1000, Fraction(1, 1000)
+    cue = decoder.decode2(text)
+    encoder = av.CodecContext.create(codec, "w")
+    encoder.subtitle_header = decoder.subtitle_header
+    return encoder.encode_subtitle(cue)
 
 
 def container_sound(output: str | Path) -> str:

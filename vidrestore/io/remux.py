@@ -39,6 +39,7 @@ from .reencode import (
     converting,
     is_text_subtitle,
     sound_encoder,
+    trial_cue,
 )
 from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, find_sequence, is_sequence, numbered
 from .timecode import fits_rate, timecode_after, timecode_at
@@ -303,11 +304,21 @@ def converted_note(source: str | Path, output: str | Path, sound: str) -> list[s
 def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None = None, conversion: Conversion | None = None) -> bool:
     """Whether a container named like ``name`` holds ``stream`` of an input, put after a copy of
     ``video`` as in the output (MXF takes no sound without a picture before it), or alone where
-    the container does not take that video; with ``conversion``, ``stream`` converted so
-    (:func:`~vidrestore.io.reencode.converted_stream`)."""
+    the container does not take that video (QuickTime refuses VP9 only when it writes its header:
+    the video is restored into another codec, or the copy is refused for itself); with
+    ``conversion``, ``stream`` converted so (:func:`~vidrestore.io.reencode.converted_stream`)."""
+    takes_video = video is not None and _written(name, None, video)
+    return _written(name, stream, video if takes_video else None, conversion)
+
+
+def _written(name: str, stream: av.stream.Stream | None, video: av.stream.Stream | None, conversion: Conversion | None = None) -> bool:
+    """Whether a trial container named like ``name`` writes its header with a copy of ``video``
+    and ``stream`` (either may be None), converted by ``conversion``, and, for a stream that
+    :func:`_sample` gives a packet, that packet, read back as that stream."""
     scratch = io.BytesIO()
     scratch.name = name  # FFmpeg picks the container by the name
     out = av.open(scratch, "w")
+    sample = None
     try:
         if video is not None:
             with contextlib.suppress(av.error.FFmpegError, ValueError):
@@ -316,26 +327,37 @@ def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None =
                 picture = copy_of(out, video)
                 if video.average_rate:
                     picture.codec_context.framerate = video.average_rate
-        copy = converted_stream(out, stream, conversion) if conversion else _carry(out, stream)
+        copy = None if stream is None else converted_stream(out, stream, conversion) if conversion else _carry(out, stream)
         out.start_encoding()
-        picture = is_cover(stream) and copy.type != "attachment"  # a picture to read back
-        if picture:
-            packet = av.Packet(_picture(stream))
-            packet.stream, packet.pts, packet.dts, packet.time_base = copy, 0, 0, copy.time_base
-            out.mux(packet)
+        sample = None if stream is None else _sample(stream, copy)
+        if sample is not None:
+            kind = copy.codec_context.codec.canonical_name if copy.type == "subtitle" else ""
+            sample.stream, sample.pts, sample.dts, sample.time_base = copy, 0, 0, copy.time_base
+            out.mux(sample)
     except (av.error.FFmpegError, ValueError):
         return False
     finally:
         with contextlib.suppress(av.error.FFmpegError, ValueError):
             out.close()
-    if not picture:
+    if sample is None:
         return True
     scratch.seek(0)
     try:
         with av.open(scratch) as written:
-            return any(is_cover(s) for s in written.streams)
+            return any(is_cover(s) if not kind else s.type == "subtitle" and s.codec_context.codec.canonical_name == kind
+                       for s in written.streams)
     except av.error.FFmpegError:
         return False
+
+
+def _sample(stream: av.stream.Stream, copy: av.stream.Stream) -> av.Packet | None:
+    """A packet for ``copy`` (of ``stream``, in a trial container) whose stream must be read back
+    to show that the container holds it, or None where its header says enough. The QuickTime
+    muxer drops cover art without a word; the MPEG-TS and MPEG-PS muxers take any text subtitle
+    and write it as data (or as a DVD subtitle) that no player shows."""
+    if is_cover(stream) and copy.type != "attachment":
+        return av.Packet(_picture(stream))
+    return trial_cue(copy.codec_context.codec.canonical_name) if is_text_subtitle(stream) else None
 
 
 def check_output(source: str | Path, output: str | Path, options: EncodeOptions, drop: bool, info: VideoInfo | None = None,
