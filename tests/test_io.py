@@ -991,7 +991,7 @@ def test_an_hdr10_plus_payload_survives_its_sei_unit_and_goes_before_the_first_s
     payload = HDR10_PLUS_PREFIX + body
     nal = sei_nal(payload)
     assert hdr10_plus_payloads_of(nal) == [payload]
-    assert not any(nal[i:i + 2] == b"\0\0" and nal[i + 2] <= 3 for i in range(len(nal) - 2))
+    assert not any(nal[i:i + 2] == b"\0\0" and nal[i + 2] <= 2 for i in range(len(nal) - 2))  # (00 00 03 escapes)
     units = [bytes([kind << 1, 1]) + rest.replace(b"\0", b"\1") for kind, rest in others]  # VPS, SPS, PPS, AUD, SEI
     units += [bytes([1 << 1, 1]) + bytes([0x80 + k]) * 9 for k in range(slices)]  # slices (TRAIL_R)
     frame = (lambda u: b"\0\0\0\1" + u) if framing is None else (lambda u: len(u).to_bytes(framing, "big") + u)

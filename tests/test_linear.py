@@ -429,7 +429,7 @@ def test_light_cineon_restores_a_log_scan_whose_headers_say_nothing_as_one_whose
         measured.append(json.loads((tmp_path / "e.json").read_text())["tracks"])
     assert measured[0] == measured[1] and len(measured[0]) == 1
     capsys.readouterr()
-    for source, output, light, said_in_error in [(sample_clip, "refused.mkv", "cineon", "yuv420p video, not RGB pictures"),
+    for source, output, light, said_in_error in [(sample_clip, "refused.mkv", "cineon", "yuv420p (YUV), not RGB: it takes display or"),
                                                  (plate, "refused_%04d.exr", "display", "float samples are linear light"),
                                                  (sample_clip, "refused.mkv", "sunlight", "light: expected one of auto, display, linear, cineon")]:
         before = sorted(tmp_path.iterdir())
