@@ -1,6 +1,5 @@
 
 import dataclasses
-import importlib
 import itertools
 import json
 import threading
@@ -909,7 +908,7 @@ def test_streams_the_output_container_cannot_hold_are_named_before_any_work(tmp_
     check_streams(src, tmp_path / "out.mp4", drop=True)
     # a .mkv output is not told to write a .mkv: what Matroska cannot hold, QuickTime may (MP4's
     # timed text, were it not converted)
-    monkeypatch.setattr(importlib.import_module("vidrestore.io.remux"), "TEXT_ENCODERS", ())  # not the function remux
+    monkeypatch.setattr("vidrestore.io.reencode.TEXT_ENCODERS", ())
     timed_text = make_clip(tmp_path / "timed_text.mp4", [i * 40 for i in range(4)], subtitles=[(0, "hello")])
     with pytest.raises(OutputError, match=r"\.mkv files cannot hold subtitle stream 1 \(mov_text\) of timed_text\.mp4; "
                                           r"write a \.mov, or give --drop-streams"):

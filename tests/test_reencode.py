@@ -1,6 +1,7 @@
 """Streams written in a form the output's container holds: text subtitles converted, sound re-encoded."""
 
 import re
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -206,3 +207,96 @@ def test_a_subtitle_is_converted_for_a_container_that_takes_the_restored_video_b
     remux(vp9, vp9, webm)
     check_streams(webm, tmp_path / "out.mov", drop=False)
     assert converted_note(webm, tmp_path / "out.mov", "") == ["converted to mov_text, as .mov files cannot hold them: subtitle stream 1 (webvtt)"]
+
+
+def _segment(kind: int, payload: bytes, pts: int) -> bytes:
+    """One PGS segment as a .sup file holds it: "PG", its times (90 kHz), its kind and size."""
+    return b"PG" + struct.pack(">IIBH", pts, pts, kind, len(payload)) + payload
+
+
+def _display_set(pts: int, number: int, box: tuple[int, int, int, int] | None) -> bytes:
+    """A PGS display set at ``pts`` (90 kHz) that shows a white box (x, y, width, height), or
+    clears the screen (None): its composition, window, palette, object and end segments."""
+    x, y, w, h = box or (0, 0, 0, 0)
+    shown = 1 if box else 0
+    composition = struct.pack(">HHBHBBBB", 64, 48, 0x10, number, 0x80 * shown, 0, 0, shown) + struct.pack(">HBBHH", 0, 0, 0, x, y) * shown
+    out = _segment(0x16, composition, pts) + _segment(0x17, bytes([shown]) + struct.pack(">BHHHH", 0, x, y, w, h) * shown, pts)
+    if box:
+        out += _segment(0x14, bytes([0, 0, 1, 235, 128, 128, 255]), pts)  # palette entry 1: white (Y, Cr, Cb, alpha)
+        lines = bytes([0, 0x80 | w, 1, 0, 0]) * h  # each line a run of w pixels of colour 1, then its end
+        out += _segment(0x15, struct.pack(">HBB", 0, 0, 0xC0) + (len(lines) + 4).to_bytes(3, "big") + struct.pack(">HH", w, h) + lines, pts)
+    return out + _segment(0x80, b"", pts)
+
+
+BOXES = [(0, (8, 30, 40, 8)), (500, None), (800, (4, 4, 20, 6)), (1200, None)]  # (ms, shown or cleared)
+
+
+def _pgs_clip(folder: Path) -> Path:
+    """A Blu-ray's subtitles in Matroska: PGS display sets that show and clear :data:`BOXES`
+    (read from a .sup file FFmpeg demuxes; FFmpeg has no PGS encoder), beside 40 frames of H.264."""
+    sup = folder / "boxes.sup"
+    sup.write_bytes(b"".join(_display_set(ms * 90, n, box) for n, (ms, box) in enumerate(BOXES)))
+    path = folder / "pgs.mkv"
+    with av.open(str(sup)) as pgs, av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        subtitles = out.add_stream_from_template(pgs.streams.subtitles[0])
+        subtitles.metadata["language"] = "fre"
+        for packet in pgs.demux(pgs.streams.subtitles[0]):
+            if packet.size:
+                packet.stream = subtitles
+                out.mux(packet)
+        for i in range(40):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    return path
+
+
+def _pictures(path: Path) -> list[tuple[int, int | None, list[tuple[int, int, int, int]]]]:
+    """The subtitle pictures of ``path``: (start ms, how long they are shown in ms where the cue
+    says, else None, their boxes); a set that clears the screen has no box."""
+    found = []
+    with av.open(str(path)) as c:
+        stream = c.streams.subtitles[0]
+        for packet in c.demux(stream):
+            cue = stream.codec_context.decode2(packet) if packet.size else None
+            if cue is not None:
+                shown = None if cue.end_display_time == 0xFFFFFFFF else cue.end_display_time - cue.start_display_time
+                found.append((round(packet.pts * packet.time_base * 1000), shown, [(r.x, r.y, r.width, r.height) for r in cue.rects]))
+    return found
+
+
+def test_blu_ray_subtitles_go_into_mp4_as_dvd_subtitles(tmp_path):
+    """PGS into .mp4 was refused or left out: each picture is converted to a DVD subtitle at its
+    place and size, shown from its display set until the next clears it (DVD's states its end),
+    and the note says what it loses."""
+    src, out = _pgs_clip(tmp_path), tmp_path / "out.mp4"
+    assert _pictures(src) == [(0, None, [(8, 30, 40, 8)]), (500, None, []), (800, None, [(4, 4, 20, 6)]), (1200, None, [])]
+    check_streams(src, out, drop=False)
+    assert remux(src, src, out) == []
+    assert converted_note(src, out, "") == ["converted to dvdsub, as .mp4 files cannot hold them: subtitle stream 1 (pgssub) in four colours"]
+    with av.open(str(out)) as c:
+        assert (c.streams.subtitles[0].codec_context.name, c.streams.subtitles[0].metadata["language"]) == ("dvdsub", "fre")
+    # MPEG-PS took PGS and wrote its packets as a DVD subtitle's, which no player could show: it
+    # is converted there too; MPEG-TS (unlike a Blu-ray's M2TS) wrote it as data, and refuses it
+    assert converted_note(src, tmp_path / "out.mpg", "")[0].startswith("converted to dvdsub, as .mpg files cannot hold them")
+    with pytest.raises(OutputError, match=r"\.ts files cannot hold subtitle stream 1 \(pgssub\) of pgs\.mkv"):
+        check_streams(src, tmp_path / "out.ts", drop=False)
+    check_streams(src, tmp_path / "out.m2ts", drop=False)
+    tick = 1024 / 90  # the unit of a DVD subtitle's times, in ms
+    assert _pictures(out) == [(0, pytest.approx(500, abs=tick), [(8, 30, 40, 8)]), (800, pytest.approx(400, abs=tick), [(4, 4, 20, 6)])]
+
+
+def test_an_excerpt_keeps_the_subtitle_picture_shown_at_its_start(tmp_path):
+    """A PGS picture shown since before the excerpt's start was left out (its display set lies
+    before the cut, and states no duration): it is put at the start, until the set that clears
+    it; converted, the picture still shown at the end ends there."""
+    src = _pgs_clip(tmp_path)
+    cut = Cut(Fraction(1, 5), Fraction(1))
+    remux(src, src, tmp_path / "out.mkv", cut=cut)
+    assert _pictures(tmp_path / "out.mkv") == [(0, None, [(8, 30, 40, 8)]), (300, None, []), (600, None, [(4, 4, 20, 6)])]
+    remux(src, src, tmp_path / "out.mp4", cut=cut)
+    tick = 1024 / 90  # the unit of a DVD subtitle's times, in ms
+    assert _pictures(tmp_path / "out.mp4") == [(0, pytest.approx(300, abs=tick), [(8, 30, 40, 8)]), (600, pytest.approx(200, abs=tick), [(4, 4, 20, 6)])]

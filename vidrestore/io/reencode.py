@@ -1,14 +1,17 @@
 """Streams that the output's container cannot hold as they are, written in a form it can: sound
-re-encoded with the encoder ``--audio-codec`` names, text subtitles converted to the container's
-own kind (SRT in Matroska to MP4's timed text, and back, or to WebVTT for WebM).
+re-encoded with the encoder ``--audio-codec`` names, subtitles converted to the container's own
+kind: text to text (SRT in Matroska to MP4's timed text, and back, or to WebVTT for WebM),
+pictures to pictures (a Blu-ray's PGS or a broadcast's DVB subtitles to DVD's for MP4).
 
 Sound is re-encoded only when asked, as a lossy encoder loses something each time; a subtitle's
-words are kept whole by any text format, so it is converted without asking and the report says so.
+words are kept whole by any text format, and its pictures keep their place and shape, so it is
+converted without asking and the report says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +35,29 @@ TEXT_ENCODERS = ("mov_text", "subrip", "webvtt")
 # positions, fonts and effects that other formats have no place for.
 STYLED_SUBTITLES = frozenset({"ass", "ssa"})
 
+# Subtitle formats of pictures (Blu-ray's, DVD's, DVB's), and what they are converted to: DVD's,
+# for MP4 and MPEG-PS. No text is read off the pictures (that would take OCR). DVB's is not made:
+# MPEG-TS states no durations, and a DVB picture stays until a packet clears it, which PyAV
+# cannot make.
+BITMAP_SUBTITLES = frozenset({"hdmv_pgs_subtitle", "dvd_subtitle", "dvb_subtitle"})
+BITMAP_ENCODERS = ("dvdsub",)
+
+# A DVD subtitle has four colours (of a palette of 16); PGS's and DVB's have up to 256, whose
+# anti-aliased edges lose their steps in it.
+FOUR_COLOURS = "dvdsub"
+
+# A DVD subtitle of one picture, 20 by 6 pixels, as FFmpeg's encoder wrote it: decoded, it is the
+# picture a trial cue of a bitmap format is encoded from (PyAV makes no picture cue of its own).
+_TRIAL_SPU = bytes.fromhex("002e0010051005100510051005100510000000280300100400f005004017004009060004000a01ff002b002802ff")
+
+# A PGS display set that clears the screen (its composition, a window count of 0, its end): the
+# trial cue of a format FFmpeg cannot encode.
+_TRIAL_PGS = bytes.fromhex("16000b0040003010000000000000" "17000100" "800000")
+
+# The end a decoder gives a cue that lasts until the next one clears it (PGS's, DVB's).
+_UNTIL_CLEARED = 0xFFFFFFFF
+
+
 SOUND_BITS_PER_CHANNEL = 96_000  # a lossy encoder's bit rate for each channel: transparent for AAC and Opus
 
 BROADCAST_RATE = 48_000  # the rate MXF takes, and every sound encoder
@@ -52,13 +78,24 @@ def is_text_subtitle(stream: av.stream.Stream) -> bool:
     return stream.type == "subtitle" and stream.codec_context.codec.canonical_name in TEXT_SUBTITLES
 
 
+def subtitle_encoders(stream: av.stream.Stream) -> tuple[str, ...]:
+    """The encoders a subtitle ``stream`` may be converted with, in order of preference; none
+    for other streams and for subtitles of other formats (closed captions)."""
+    name = stream.codec_context.codec.canonical_name if stream.type == "subtitle" else ""
+    return TEXT_ENCODERS if name in TEXT_SUBTITLES else BITMAP_ENCODERS if name in BITMAP_SUBTITLES else ()
+
+
 def trial_cue(codec: str) -> av.Packet:
-    """One cue, "trial", in the text subtitle format ``codec``, as FFmpeg's encoder writes it."""
-    decoder = av.CodecContext.create("subrip", "r")
-    text = av.Packet(b"trial")
-    text.pts, text.duration, text.time_base = 0, 1000, Fraction(1, 1000)
-    cue = decoder.decode2(text)
+    """One cue in the subtitle format ``codec`` as FFmpeg's encoder writes it: the word "trial",
+    or a picture; for PGS, which FFmpeg cannot encode, a display set that clears the screen."""
+    if codec == "hdmv_pgs_subtitle":
+        return av.Packet(_TRIAL_PGS)
     encoder = av.CodecContext.create(codec, "w")
+    bitmap = encoder.codec.bitmap_sub
+    decoder = av.CodecContext.create("dvdsub" if bitmap else "subrip", "r")
+    sample = av.Packet(_TRIAL_SPU if bitmap else b"trial")
+    sample.pts, sample.duration, sample.time_base = 0, 1000, Fraction(1, 1000)
+    cue = decoder.decode2(sample)
     encoder.subtitle_header = decoder.subtitle_header
     return encoder.encode_subtitle(cue)
 
@@ -118,48 +155,83 @@ def _sound(source: av.stream.Stream, copy: av.stream.Stream, packet: av.Packet |
         yield from copy.encode(None)
 
 
-def _decoded(source: av.stream.Stream, packet: av.Packet) -> av.subtitles.subtitle.SubtitleSet | None:
-    """The cue of ``packet``; text that is not UTF-8 (an SRT in Windows-1252, muxed as it was
-    written) is read in that code page, as players do, where FFmpeg refuses it. MP4's timed text,
-    which states its length in bytes before its styles, must be UTF-8."""
-    try:
-        return source.codec_context.decode2(packet)
-    except av.error.InvalidDataError:
-        if source.codec_context.codec.canonical_name == "mov_text":
-            raise
-        legacy = av.Packet(bytes(packet).decode("cp1252", "replace").encode())
-        legacy.pts, legacy.dts, legacy.duration, legacy.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
-        return source.codec_context.decode2(legacy)
+class _Cues:
+    """The cues of the subtitle stream ``source`` in the format of ``copy``, each shown at the
+    time of its packet for as long. A cue whose decoder gives no end (a PGS or DVB picture stays
+    until the next display set clears it) is held until the next arrives, at whose time it ends;
+    the last one held ends at ``until`` (seconds after the output's start: an excerpt's end), or
+    with the video. Empty cues (MP4's between two, PGS's clearing sets) are left out: every other
+    format states how long each cue lasts."""
 
+    def __init__(self, source: av.stream.Stream, copy: av.stream.Stream, until: Fraction | None) -> None:
+        self.source, self.copy, self.until = source, copy, until
+        self.held: tuple[av.subtitles.subtitle.SubtitleSet, av.Packet] | None = None
 
-def _subtitle(source: av.stream.Stream, copy: av.stream.Stream, packet: av.Packet | None) -> Iterator[av.Packet]:
-    """The cue of ``packet`` in the format of ``copy``, shown at the same time for as long. An
-    empty cue (MP4 writes one to clear the screen between two) is left out: every other format
-    states how long each cue lasts."""
-    try:
-        cue = _decoded(source, packet) if packet is not None else None
-        converted = copy.codec_context.encode_subtitle(cue) if cue is not None and len(cue.rects) else None
-    except av.error.FFmpegError as exc:
-        raise OutputError(f"cannot convert the cue of subtitle stream {source.index} at {float(packet.pts * packet.time_base):.3f} s "
-                          f"to {copy.codec_context.name} ({exc.strerror or exc}); write a container that holds {source.codec_context.name} as it is") from exc
-    if converted is None:
-        return
-    converted.pts, converted.dts, converted.duration = packet.pts, packet.dts, packet.duration
-    converted.time_base = packet.time_base
-    yield converted
+    def __call__(self, packet: av.Packet | None) -> Iterator[av.Packet]:
+        if packet is None:
+            if self.held is not None:
+                end = None if self.until is None else round(self.until / self.held[1].time_base)
+                yield from self._encoded(*self.held, end)
+            return
+        cue = self._decoded(packet)
+        if cue is None:  # a PGS segment before its display set's end
+            return
+        if self.held is not None:
+            yield from self._encoded(*self.held, packet.pts)
+            self.held = None
+        if not len(cue.rects):
+            return
+        if cue.end_display_time == _UNTIL_CLEARED:
+            self.held = cue, packet
+        else:
+            yield from self._encoded(cue, packet, None)
+
+    def _decoded(self, packet: av.Packet) -> av.subtitles.subtitle.SubtitleSet | None:
+        """The cue of ``packet``; text that is not UTF-8 (an SRT in Windows-1252, muxed as it was
+        written) is read in that code page, as players do, where FFmpeg refuses it. MP4's timed
+        text, which states its length in bytes before its styles, must be UTF-8."""
+        try:
+            return self.source.codec_context.decode2(packet)
+        except av.error.InvalidDataError as exc:
+            if self.source.codec_context.codec.canonical_name == "mov_text" or not is_text_subtitle(self.source):
+                raise self._unconverted(packet, exc) from exc
+            legacy = av.Packet(bytes(packet).decode("cp1252", "replace").encode())
+            legacy.pts, legacy.dts, legacy.duration, legacy.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+            return self.source.codec_context.decode2(legacy)
+        except av.error.FFmpegError as exc:
+            raise self._unconverted(packet, exc) from exc
+
+    def _encoded(self, cue: av.subtitles.subtitle.SubtitleSet, packet: av.Packet, end: int | None) -> Iterator[av.Packet]:
+        """``cue`` (of ``packet``) encoded, ending at ``end`` (in the packet's time base) where it is given."""
+        duration = packet.duration if end is None else max(end - packet.pts, 1)
+        if end is not None:
+            cue.end_display_time = cue.start_display_time + round(duration * packet.time_base * 1000)
+        try:
+            converted = self.copy.codec_context.encode_subtitle(cue)
+        except av.error.FFmpegError as exc:
+            raise self._unconverted(packet, exc) from exc
+        converted.pts, converted.dts, converted.duration = packet.pts, packet.pts, duration
+        converted.time_base = packet.time_base
+        yield converted
+
+    def _unconverted(self, packet: av.Packet, exc: av.error.FFmpegError) -> OutputError:
+        return OutputError(f"cannot convert the cue of subtitle stream {self.source.index} at {float(packet.pts * packet.time_base):.3f} s "
+                           f"to {self.copy.codec_context.name} ({exc.strerror or exc}); write a container that holds "
+                           f"{self.source.codec_context.name} as it is")
 
 
 def converting(packets: Iterator[tuple[tuple[str, int], av.Packet]],
-               streams: dict[tuple[str, int], tuple[av.stream.Stream, av.stream.Stream]]) -> Iterator[tuple[tuple[str, int], av.Packet]]:
+               streams: dict[tuple[str, int], tuple[av.stream.Stream, av.stream.Stream]],
+               until: Fraction | None = None) -> Iterator[tuple[tuple[str, int], av.Packet]]:
     """``packets``, but those of ``streams`` (key: (input stream, its conversion in the output))
-    decoded and encoded again; what the sound encoders still hold comes at the end."""
+    decoded and encoded again; what the encoders still hold comes at the end. ``until``: where
+    the output ends (an excerpt's length), for a subtitle picture still shown there."""
+    writers = {key: _Cues(source, copy, until) if source.type == "subtitle" else functools.partial(_sound, source, copy)
+               for key, (source, copy) in streams.items()}
     for key, packet in packets:
-        if key not in streams:
+        if key in writers:
+            yield from ((key, converted) for converted in writers[key](packet))
+        else:
             yield key, packet
-            continue
-        source, copy = streams[key]
-        write = _subtitle if source.type == "subtitle" else _sound
-        yield from ((key, converted) for converted in write(source, copy, packet))
-    for key, (source, copy) in streams.items():
-        write = _subtitle if source.type == "subtitle" else _sound
-        yield from ((key, converted) for converted in write(source, copy, None))
+    for key, write in writers.items():
+        yield from ((key, converted) for converted in write(None))

@@ -30,15 +30,15 @@ from .headers import carry_headers
 from .probe import VideoInfo, as_fraction, codec_name, is_cover, open_input, probe
 from .reencode import (
     BROADCAST_RATE,
+    FOUR_COLOURS,
     STYLED_SUBTITLES,
-    TEXT_ENCODERS,
     UNORDERED,
     Conversion,
     container_sound,
     converted_stream,
     converting,
-    is_text_subtitle,
     sound_encoder,
+    subtitle_encoders,
     trial_cue,
 )
 from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, find_sequence, is_sequence, numbered
@@ -84,22 +84,40 @@ def _first_at_zero(packets: Iterator[av.Packet]) -> Iterator[av.Packet]:
 
 def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut) -> Iterator[tuple[tuple[str, int], av.Packet]]:
     """The packets of ``packets`` (the input's other streams) that begin within ``cut``, moved back
-    so that its start is 0. A subtitle shown since before the start is kept for the rest of its
-    time; sound is cut at its packets, which last some tens of milliseconds."""
+    so that its start is 0. Sound is cut at its packets, which last some tens of milliseconds. A
+    subtitle shown since before the start is kept for the rest of its time: a cue that states
+    how long it lasts (text, DVD's) from the start, and a picture shown until the next display set
+    clears it (PGS, DVB) as its last display set before the start (of one packet or several),
+    put at the start."""
+    showing: dict[tuple[str, int], list[av.Packet]] = {}
     for key, packet in packets:
         ts = packet.pts if packet.pts is not None else packet.dts
         when = Fraction(ts or 0) * packet.time_base
         if cut.end is not None and when >= cut.end:
             continue
+        subtitle = packet.stream.type == "subtitle"
+        if when < cut.start and subtitle and not packet.duration:
+            held = showing.get(key, [])
+            showing[key] = [*held, packet] if held and held[0].pts == ts else [packet]
+            continue
         if when < cut.start:
             late = math.ceil((cut.start - when) / packet.time_base)
-            if packet.stream.type != "subtitle" or packet.duration is None or packet.duration <= late:
+            if not subtitle or packet.duration <= late:
                 continue
             packet.pts, packet.duration = ts + late, packet.duration - late
             packet.dts = packet.pts if packet.dts is not None else None
-        if packet.stream.type == "subtitle" and packet.duration and cut.end is not None:  # nor shown past the end
+        yield from ((key, _at_start(held, cut)) for held in showing.pop(key, []))
+        if subtitle and packet.duration and cut.end is not None:  # nor shown past the end
             packet.duration = min(packet.duration, math.ceil((cut.end - Fraction(packet.pts) * packet.time_base) / packet.time_base))
         yield key, _moved_back(packet, cut.start)
+    for key, held in showing.items():
+        yield from ((key, _at_start(packet, cut)) for packet in held)
+
+
+def _at_start(packet: av.Packet, cut: Cut) -> av.Packet:
+    """``packet`` (shown before ``cut``) shown from its start, which becomes 0."""
+    packet.pts = packet.dts = math.ceil(cut.start / packet.time_base)
+    return _moved_back(packet, cut.start)
 
 
 def _frames_before(video: av.video.stream.VideoStream, cut: Cut) -> tuple[int, Fraction | None]:
@@ -263,15 +281,15 @@ def _sound_rate(name: str, stream: av.audio.stream.AudioStream, video: av.stream
     return next((rate for rate in dict.fromkeys([own, BROADCAST_RATE]) if _holds(name, stream, video, Conversion(encoder, rate))), None)
 
 
-def _text_encoder(name: str, stream: av.stream.Stream, video: av.stream.Stream | None) -> str | None:
-    """The first of :data:`TEXT_ENCODERS` that a container named like ``name`` holds the text
-    subtitle ``stream`` converted to; None where it holds none."""
-    return next((encoder for encoder in TEXT_ENCODERS if _holds(name, stream, video, Conversion(encoder))), None)
+def _subtitle_encoder(name: str, stream: av.stream.Stream, video: av.stream.Stream | None) -> str | None:
+    """The first encoder of :func:`~vidrestore.io.reencode.subtitle_encoders` that a container
+    named like ``name`` holds the subtitle ``stream`` converted with; None where it holds none."""
+    return next((encoder for encoder in subtitle_encoders(stream) if _holds(name, stream, video, Conversion(encoder))), None)
 
 
 def _conversions(container: av.container.InputContainer, output: str | Path, sound: str) -> dict[int, Conversion]:
     """How each stream of ``container`` that the container of ``output`` cannot hold as it is is
-    written after all (by stream index): text subtitles converted (:func:`_text_encoder`), sound
+    written after all (by stream index): subtitles converted (:func:`_subtitle_encoder`), sound
     re-encoded with ``sound`` (:func:`_sound_rate`), where the container holds them so."""
     name = Path(output).name
     video = container.streams.video[0] if container.streams.video else None
@@ -280,8 +298,8 @@ def _conversions(container: av.container.InputContainer, output: str | Path, sou
         if stream.type == "audio" and sound:
             rate = _sound_rate(name, stream, video, sound)
             conversions.update({stream.index: Conversion(sound, rate)} if rate else {})
-        elif is_text_subtitle(stream):
-            encoder = _text_encoder(name, stream, video)
+        elif subtitle_encoders(stream):
+            encoder = _subtitle_encoder(name, stream, video)
             conversions.update({stream.index: Conversion(encoder)} if encoder else {})
     return conversions
 
@@ -295,7 +313,8 @@ def converted_note(source: str | Path, output: str | Path, sound: str) -> list[s
         described: dict[str, list[str]] = {}
         for index, conversion in conversions.items():
             stream = container.streams[index]
-            lost = " without its positions, fonts and effects" if stream.codec_context.codec.canonical_name in STYLED_SUBTITLES else ""
+            lost = " without its positions, fonts and effects" if stream.codec_context.codec.canonical_name in STYLED_SUBTITLES else \
+                " in four colours" if conversion.encoder == FOUR_COLOURS else ""
             described.setdefault(conversion.encoder, []).append(_label(stream) + lost)
     return [f"{'converted to' if av.Codec(encoder, 'w').type == 'subtitle' else 're-encoded with'} {encoder}, "
             f"as {Path(output).suffix} files cannot hold them: {', '.join(labels)}" for encoder, labels in described.items()]
@@ -353,11 +372,12 @@ def _written(name: str, stream: av.stream.Stream | None, video: av.stream.Stream
 def _sample(stream: av.stream.Stream, copy: av.stream.Stream) -> av.Packet | None:
     """A packet for ``copy`` (of ``stream``, in a trial container) whose stream must be read back
     to show that the container holds it, or None where its header says enough. The QuickTime
-    muxer drops cover art without a word; the MPEG-TS and MPEG-PS muxers take any text subtitle
-    and write it as data (or as a DVD subtitle) that no player shows."""
+    muxer drops cover art without a word; the MPEG-TS and MPEG-PS muxers take any subtitle and
+    write what they do not hold (text, DVD's in MPEG-TS, PGS and DVB's in MPEG-PS) as data or as
+    another format, which no player shows."""
     if is_cover(stream) and copy.type != "attachment":
         return av.Packet(_picture(stream))
-    return trial_cue(copy.codec_context.codec.canonical_name) if is_text_subtitle(stream) else None
+    return trial_cue(copy.codec_context.codec.canonical_name) if subtitle_encoders(stream) else None
 
 
 def check_output(source: str | Path, output: str | Path, options: EncodeOptions, drop: bool, info: VideoInfo | None = None,
@@ -528,7 +548,8 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             if cut is not None:
                 osrc = _within(osrc, cut)
             if conversions:
-                osrc = converting(osrc, {("o", i): (oin.streams[i], mapping[("o", i)]) for i in conversions})
+                until = cut.end - cut.start if cut is not None and cut.end is not None else None
+                osrc = converting(osrc, {("o", i): (oin.streams[i], mapping[("o", i)]) for i in conversions}, until)
             if out.format.name in FRAME_RATE_MUXERS:
                 osrc = _from_zero(osrc)
             for key, packet in heapq.merge(vsrc, osrc, key=lambda kp: _packet_time(kp[1])):
