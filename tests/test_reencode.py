@@ -300,3 +300,34 @@ def test_an_excerpt_keeps_the_subtitle_picture_shown_at_its_start(tmp_path):
     remux(src, src, tmp_path / "out.mp4", cut=cut)
     tick = 1024 / 90  # the unit of a DVD subtitle's times, in ms
     assert _pictures(tmp_path / "out.mp4") == [(0, pytest.approx(300, abs=tick), [(8, 30, 40, 8)]), (600, pytest.approx(200, abs=tick), [(4, 4, 20, 6)])]
+
+
+def test_broadcast_subtitles_go_into_mp4_each_page_until_the_next_replaces_it(tmp_path):
+    """DVB pages of a TV capture (.ts) into .mp4: each lasts until the next page replaces it, or
+    until its own time-out where no page follows."""
+    from vidrestore.io.reencode import trial_cue
+
+    src = tmp_path / "capture.ts"
+    picture = trial_cue("dvd_subtitle")  # a DVD subtitle's picture, 20 by 6 pixels at (4, 4)
+    picture.pts, picture.time_base = 0, Fraction(1, 1000)
+    with av.open(str(src), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        pages = out.add_stream("dvbsub")
+        for ms in (0, 800):
+            page = pages.codec_context.encode_subtitle(av.CodecContext.create("dvdsub", "r").decode2(picture))
+            page.stream, page.pts, page.dts, page.time_base = pages, ms * 90, ms * 90, Fraction(1, 90000)
+            out.mux(page)
+        for i in range(40):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    shown = _pictures(src)
+    assert [(start - shown[0][0], length) for start, length, _ in shown] == [(0, 30000), (800, 30000)]  # each page's time-out
+    out = tmp_path / "out.mp4"
+    assert converted_note(src, out, "") == ["converted to dvdsub, as .mp4 files cannot hold them: subtitle stream 1 (dvbsub) in four colours"]
+    remux(src, src, out)
+    tick = 1024 / 90
+    assert [(start - shown[0][0], length, boxes) for start, length, boxes in _pictures(out)] == \
+        [(0, pytest.approx(800, abs=tick), [(4, 4, 20, 6)]), (800, pytest.approx(30000, abs=tick), [(4, 4, 20, 6)])]

@@ -157,21 +157,22 @@ def _sound(source: av.stream.Stream, copy: av.stream.Stream, packet: av.Packet |
 
 class _Cues:
     """The cues of the subtitle stream ``source`` in the format of ``copy``, each shown at the
-    time of its packet for as long. A cue whose decoder gives no end (a PGS or DVB picture stays
-    until the next display set clears it) is held until the next arrives, at whose time it ends;
-    the last one held ends at ``until`` (seconds after the output's start: an excerpt's end), or
-    with the video. Empty cues (MP4's between two, PGS's clearing sets) are left out: every other
-    format states how long each cue lasts."""
+    time of its packet. A text cue lasts as long as it says (text cues may overlap); a picture
+    (PGS, DVB, DVD) lasts until the next display set replaces or clears it, or its own end comes
+    first (DVB's page time-out), so it is held until the next arrives. The last one held ends at
+    ``until`` (seconds after the output's start: an excerpt's end) where its own end does not
+    come first. Empty cues (MP4's between two, clearing sets) are left out: every other format
+    states how long each cue lasts."""
 
     def __init__(self, source: av.stream.Stream, copy: av.stream.Stream, until: Fraction | None) -> None:
         self.source, self.copy, self.until = source, copy, until
+        self.pictures = source.codec_context.codec.bitmap_sub
         self.held: tuple[av.subtitles.subtitle.SubtitleSet, av.Packet] | None = None
 
     def __call__(self, packet: av.Packet | None) -> Iterator[av.Packet]:
         if packet is None:
             if self.held is not None:
-                end = None if self.until is None else round(self.until / self.held[1].time_base)
-                yield from self._encoded(*self.held, end)
+                yield from self._encoded(*self.held, None if self.until is None else round(self.until / self.held[1].time_base))
             return
         cue = self._decoded(packet)
         if cue is None:  # a PGS segment before its display set's end
@@ -179,11 +180,9 @@ class _Cues:
         if self.held is not None:
             yield from self._encoded(*self.held, packet.pts)
             self.held = None
-        if not len(cue.rects):
-            return
-        if cue.end_display_time == _UNTIL_CLEARED:
+        if len(cue.rects) and self.pictures:
             self.held = cue, packet
-        else:
+        elif len(cue.rects):
             yield from self._encoded(cue, packet, None)
 
     def _decoded(self, packet: av.Packet) -> av.subtitles.subtitle.SubtitleSet | None:
@@ -202,10 +201,14 @@ class _Cues:
             raise self._unconverted(packet, exc) from exc
 
     def _encoded(self, cue: av.subtitles.subtitle.SubtitleSet, packet: av.Packet, end: int | None) -> Iterator[av.Packet]:
-        """``cue`` (of ``packet``) encoded, ending at ``end`` (in the packet's time base) where it is given."""
+        """``cue`` (of ``packet``) encoded, ending at its own end or at ``end`` (in the packet's
+        time base), whichever comes first."""
+        own = None if cue.end_display_time == _UNTIL_CLEARED else \
+            packet.pts + round(Fraction(cue.end_display_time, 1000) / packet.time_base)
+        end = min((t for t in (own, end) if t is not None), default=None)
         duration = packet.duration if end is None else max(end - packet.pts, 1)
         if end is not None:
-            cue.end_display_time = cue.start_display_time + round(duration * packet.time_base * 1000)
+            cue.end_display_time = round(duration * packet.time_base * 1000)  # (from the packet's time, as the start)
         try:
             converted = self.copy.codec_context.encode_subtitle(cue)
         except av.error.FFmpegError as exc:
