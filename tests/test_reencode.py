@@ -279,11 +279,12 @@ def test_blu_ray_subtitles_go_into_mp4_as_dvd_subtitles(tmp_path):
     assert converted_note(src, out, "") == ["converted to dvdsub, as .mp4 files cannot hold them: subtitle stream 1 (pgssub) in four colours"]
     with av.open(str(out)) as c:
         assert (c.streams.subtitles[0].codec_context.name, c.streams.subtitles[0].metadata["language"]) == ("dvdsub", "fre")
-    # MPEG-PS took PGS and wrote its packets as a DVD subtitle's, which no player could show: it
-    # is converted there too; MPEG-TS (unlike a Blu-ray's M2TS) wrote it as data, and refuses it
-    assert converted_note(src, tmp_path / "out.mpg", "")[0].startswith("converted to dvdsub, as .mpg files cannot hold them")
-    with pytest.raises(OutputError, match=r"\.ts files cannot hold subtitle stream 1 \(pgssub\) of pgs\.mkv"):
-        check_streams(src, tmp_path / "out.ts", drop=False)
+    # MPEG-PS took PGS and wrote its packets as a DVD subtitle's, which no player could show, and
+    # packs DVD subtitles so that they read back empty; MPEG-TS (unlike a Blu-ray's M2TS) wrote
+    # PGS as data: each refuses it
+    for name in ("out.mpg", "out.ts"):
+        with pytest.raises(OutputError, match=rf"\.{name[4:]} files cannot hold subtitle stream 1 \(pgssub\) of pgs\.mkv"):
+            check_streams(src, tmp_path / name, drop=False)
     check_streams(src, tmp_path / "out.m2ts", drop=False)
     tick = 1024 / 90  # the unit of a DVD subtitle's times, in ms
     assert _pictures(out) == [(0, pytest.approx(500, abs=tick), [(8, 30, 40, 8)]), (800, pytest.approx(400, abs=tick), [(4, 4, 20, 6)])]

@@ -333,11 +333,11 @@ def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None =
 def _written(name: str, stream: av.stream.Stream | None, video: av.stream.Stream | None, conversion: Conversion | None = None) -> bool:
     """Whether a trial container named like ``name`` writes its header with a copy of ``video``
     and ``stream`` (either may be None), converted by ``conversion``, and, for a stream that
-    :func:`_sample` gives a packet, that packet, read back as that stream."""
+    :func:`_samples` gives packets, those packets, read back as that stream."""
     scratch = io.BytesIO()
     scratch.name = name  # FFmpeg picks the container by the name
     out = av.open(scratch, "w")
-    sample = None
+    samples: list[av.Packet] = []
     try:
         if video is not None:
             with contextlib.suppress(av.error.FFmpegError, ValueError):
@@ -348,36 +348,51 @@ def _written(name: str, stream: av.stream.Stream | None, video: av.stream.Stream
                     picture.codec_context.framerate = video.average_rate
         copy = None if stream is None else converted_stream(out, stream, conversion) if conversion else _carry(out, stream)
         out.start_encoding()
-        sample = None if stream is None else _sample(stream, copy)
-        if sample is not None:
-            kind = copy.codec_context.codec.canonical_name if copy.type == "subtitle" else ""
-            sample.stream, sample.pts, sample.dts, sample.time_base = copy, 0, 0, copy.time_base
+        samples = [] if stream is None else _samples(stream, copy)
+        kind = copy.codec_context.codec.canonical_name if samples and copy.type == "subtitle" else ""
+        for second, sample in enumerate(samples):
+            sample.stream, sample.pts, sample.dts, sample.time_base = copy, second * 1000, second * 1000, Fraction(1, 1000)
             out.mux(sample)
     except (av.error.FFmpegError, ValueError):
         return False
     finally:
         with contextlib.suppress(av.error.FFmpegError, ValueError):
             out.close()
-    if sample is None:
+    if not samples:
         return True
     scratch.seek(0)
     try:
-        with av.open(scratch) as written:
-            return any(is_cover(s) if not kind else s.type == "subtitle" and s.codec_context.codec.canonical_name == kind
-                       for s in written.streams)
+        with av.open(scratch, format=_demuxer(out.format.name)) as written:
+            if not kind:
+                return any(is_cover(s) for s in written.streams)
+            same = [s for s in written.streams if s.type == "subtitle" and s.codec_context.codec.canonical_name == kind]
+            # and each cue: MPEG-PS names a DVD subtitle stream, but packs two of its cues into
+            # one packet, which reads back empty
+            return bool(same) and sum(1 for p in written.demux(same[0]) if p.size) == len(samples)
     except av.error.FFmpegError:
         return False
 
 
-def _sample(stream: av.stream.Stream, copy: av.stream.Stream) -> av.Packet | None:
-    """A packet for ``copy`` (of ``stream``, in a trial container) whose stream must be read back
-    to show that the container holds it, or None where its header says enough. The QuickTime
+def _demuxer(muxer: str) -> str | None:
+    """The demuxer of the same name as ``muxer``, to read a trial file as what it was written as:
+    one this small can pass for a raw subtitle stream (MPEG-PS's for DVB's). None where there is
+    none (MP4's iPod variant, .m4v): FFmpeg then finds one by the contents."""
+    try:
+        return av.format.ContainerFormat(muxer, "r").name
+    except ValueError:
+        return None
+
+
+def _samples(stream: av.stream.Stream, copy: av.stream.Stream) -> list[av.Packet]:
+    """The packets for ``copy`` (of ``stream``, in a trial container) whose stream must be read
+    back to show that the container holds it; none where its header says enough. The QuickTime
     muxer drops cover art without a word; the MPEG-TS and MPEG-PS muxers take any subtitle and
     write what they do not hold (text, DVD's in MPEG-TS, PGS and DVB's in MPEG-PS) as data or as
-    another format, which no player shows."""
+    another format, which no player shows. Two cues, a second apart, as a muxer may write one
+    alone but not a stream of them."""
     if is_cover(stream) and copy.type != "attachment":
-        return av.Packet(_picture(stream))
-    return trial_cue(copy.codec_context.codec.canonical_name) if subtitle_encoders(stream) else None
+        return [av.Packet(_picture(stream))]
+    return [trial_cue(copy.codec_context.codec.canonical_name) for _ in range(2)] if subtitle_encoders(stream) else []
 
 
 def check_output(source: str | Path, output: str | Path, options: EncodeOptions, drop: bool, info: VideoInfo | None = None,
