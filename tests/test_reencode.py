@@ -86,6 +86,15 @@ ASS_HEADER = ("[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n
               "Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
 
 
+def _mux_frames(out: av.container.OutputContainer, video: av.stream.Stream, count: int) -> None:
+    """``count`` frames of 64 by 48, each a shade lighter, encoded with ``video`` into ``out``."""
+    for i in range(count):
+        frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")
+        frame.pts = i
+        out.mux(video.encode(frame))
+    out.mux(video.encode(None))
+
+
 def _cued_clip(path: Path, video_codec: str, subtitle_codec: str, cues: list[tuple[int, bytes]]) -> Path:
     """A clip of 25 frames of ``video_codec`` and a subtitle stream of ``subtitle_codec`` holding
     ``cues`` (start in ms, the packet's bytes as they are), 300 ms each, in German."""
@@ -100,11 +109,7 @@ def _cued_clip(path: Path, video_codec: str, subtitle_codec: str, cues: list[tup
             packet.stream, packet.pts, packet.dts, packet.duration = subtitles, start, start, 300
             packet.time_base = Fraction(1, 1000)
             out.mux(packet)
-        for i in range(25):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 9, np.uint8), format="rgb24")
-            frame.pts = i
-            out.mux(video.encode(frame))
-        out.mux(video.encode(None))
+        _mux_frames(out, video, 25)
     return path
 
 
@@ -246,11 +251,7 @@ def _pgs_clip(folder: Path) -> Path:
             if packet.size:
                 packet.stream = subtitles
                 out.mux(packet)
-        for i in range(40):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")
-            frame.pts = i
-            out.mux(video.encode(frame))
-        out.mux(video.encode(None))
+        _mux_frames(out, video, 40)
     return path
 
 
@@ -319,11 +320,7 @@ def test_broadcast_subtitles_go_into_mp4_each_page_until_the_next_replaces_it(tm
             page = pages.codec_context.encode_subtitle(av.CodecContext.create("dvdsub", "r").decode2(picture))
             page.stream, page.pts, page.dts, page.time_base = pages, ms * 90, ms * 90, Fraction(1, 90000)
             out.mux(page)
-        for i in range(40):
-            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
-            frame.pts = i
-            out.mux(video.encode(frame))
-        out.mux(video.encode(None))
+        _mux_frames(out, video, 40)
     shown = _pictures(src)
     assert [(start - shown[0][0], length) for start, length, _ in shown] == [(0, 30000), (800, 30000)]  # each page's time-out
     out = tmp_path / "out.mp4"
