@@ -271,8 +271,9 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                         "starting at 0; for trying settings on a short stretch of a long film")
     p.add_argument("--end", metavar="TIME", help="restore only up to this time (the frame shown at TIME is left out); see --start")
     p.add_argument("--drop-streams", action="store_true", default=None,
-                   help="leave out the streams the output's container cannot hold (e.g. SRT subtitles in .mp4) "
-                        "instead of stopping; the report names them")
+                   help="leave out the streams the output's container cannot hold (e.g. fonts in .mp4, PGS subtitles in "
+                        ".webm) instead of stopping; the report names them (subtitles it holds in another format, SRT or "
+                        "PGS in .mp4, are converted without it)")
     p.add_argument("--audio-codec", metavar="CODEC",
                    help="re-encode the sound the output's container cannot hold (AAC in .webm, Vorbis in .mp4) with "
                         "this encoder (aac, libopus, flac, pcm_s24le ...; auto: the container's own, Opus for .webm, AAC "

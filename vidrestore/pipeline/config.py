@@ -74,9 +74,9 @@ class PipelineConfig:
     # restored and encoded a 248-frame 388x512 clip in 1.18 s with the glue on the CPU and in 1.54 s
     # with it on the GPU (bench/pipeline.py --glue-device; docs/benchmarks.md, session 45).
     glue_device: str = "cpu"
-    # Streams the output's container cannot hold (SRT subtitles or fonts in .mp4, a timecode track
-    # in .mkv) stop the run before any work unless this is set; then they are left out, and the
-    # report says which.
+    # Streams the output's container cannot hold (fonts in .mp4, PGS subtitles in .webm) stop the
+    # run before any work unless this is set; then they are left out, and the report says which.
+    # Subtitles it holds in another format (SRT or PGS in .mp4) are converted either way.
     drop_streams: bool = False
     # Sound those containers cannot hold (AAC in .webm, Vorbis in .mp4) is re-encoded with this
     # encoder instead (aac, libopus, flac, pcm_s24le...; "auto": the container's own, as FFmpeg
