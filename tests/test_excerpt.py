@@ -56,6 +56,22 @@ def test_an_excerpt_must_end_after_it_starts():
     assert PipelineConfig().excerpt is None
 
 
+@pytest.mark.parametrize("keyint", [12, 250])
+def test_an_excerpt_or_a_segment_of_an_mpeg_ts_keeps_its_first_frames(tmp_path, keyint):
+    """MPEG-TS has no index of keyframes: FFmpeg's seek landed on the frame before the start, the
+    decoder dropped frames up to the next keyframe, and an excerpt from 0.5 s lost its first 11
+    frames of 47 (all of them with one keyframe: "no frame from 0:00.500"), a segment from
+    frame 30 its first 6. The reader seeks further back until it lands before them."""
+    clip = make_clip(tmp_path / "capture.ts", [i * 40 for i in range(60)], x264_params=f"keyint={keyint}:min-keyint={keyint}:scenecut=0")
+    with VideoReader(clip) as reader:
+        whole = [f.pts for f in reader]
+    start = whole[0] + 45000  # 0.5 s in MPEG-TS's 90 kHz
+    with VideoReader(clip, excerpt=Excerpt(Fraction(1, 2), None)) as reader:
+        assert [f.pts for f in reader] == [pts for pts in whole if pts >= start]
+    with VideoReader(clip, start=30, start_pts=whole[30]) as reader:
+        assert [(f.index, f.pts) for f in reader] == list(enumerate(whole))[30:]
+
+
 def test_a_reader_yields_the_frames_shown_within_the_excerpt_counted_from_its_first(tmp_path):
     """Variable frame rate, a keyframe only every 12 frames (the reader seeks to the one before the
     start and drops what comes before it), and the stream starting at 0.3 s."""

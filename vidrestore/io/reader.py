@@ -451,6 +451,32 @@ def _length_of(info: VideoInfo) -> str:
     return f"it lasts {clock(info.duration_s)}" if info.duration_s else "it ends before that"
 
 
+SEEK_BACK_S = (0, 1, 4, 16, 64)  # how far before a frame a seek is tried, in seconds, before reading from the start
+
+
+def seek_point(path: str | Path, target: int, start: int | None) -> int | None:
+    """The timestamp to seek the video of ``path`` to so that decoding gives the frame at
+    ``target`` (in its stream's time base): ``target`` where the seek lands on a keyframe before
+    it, as in MP4 and Matroska, whose indexes say where keyframes are; else one up to a minute
+    before, where it does. None: decode from the start (``start``, the stream's first timestamp).
+    MPEG-TS and MPEG-PS have no index: FFmpeg lands on whatever frame comes before the
+    timestamp, and the decoder drops what follows up to the next keyframe, so an excerpt or a
+    segment lost its first frames (all of them with a single keyframe). Each try decodes up to
+    the first frame it gives."""
+    with open_input(path) as container:
+        stream = container.streams.video[0]
+        for back in SEEK_BACK_S:
+            at = target - round(back / stream.time_base)
+            if start is not None and at <= start:
+                return None
+            container.seek(at, stream=stream, backward=True, any_frame=False)
+            stream.codec_context.flush_buffers()
+            first = next((f for p in container.demux(stream) for f in p.decode() if f.pts is not None), None)
+            if first is not None and first.pts <= target:
+                return at
+    return None
+
+
 class VideoReader:
     """Iterate over the frames of the first video stream: ``for frame in VideoReader(path): ...``.
 
@@ -599,11 +625,12 @@ class VideoReader:
             stream.thread_type = "AUTO"
             seeking = self.start > 0 and self.start_pts is not None and self.info.timestamps  # unstamped: nothing to seek to
             first = self.start_pts if seeking else self.excerpt.seek_target(self.info) if self.excerpt is not None else None
-            if first is not None:
-                # The deinterlacer looks at the frame before: seek before it, so a segment's first
-                # frame is made from the same fields as in a run over the whole video.
-                target = first - 1 if self.deinterlace is not None else first
-                container.seek(target, stream=stream, backward=True, any_frame=False)
+            # The deinterlacer looks at the frame before: seek before it, so a segment's first
+            # frame is made from the same fields as in a run over the whole video.
+            target = None if first is None else first - 1 if self.deinterlace is not None else first
+            landing = None if target is None else seek_point(self.path, target, self.info.start_pts)
+            if landing is not None:
+                container.seek(landing, stream=stream, backward=True, any_frame=False)
             self._index = self.start if seeking else 0
             both_fields = self.double_rate or (self.keep_fields and fields_have_own_moments(self.deinterlace, self.info.rotation))
             deinterlacer = Deinterlacer(stream, self.deinterlace, both_fields) if self.deinterlace is not None else None
