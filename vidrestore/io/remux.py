@@ -268,7 +268,7 @@ def empty_sound_note(source: str | Path) -> list[str]:
 
 
 def _unfit(container: av.container.InputContainer, output: str | Path) -> list[av.stream.Stream]:
-    video = container.streams.video[0] if container.streams.video else None
+    video = _trial_video(container, Path(output).name)
     return [stream for stream in _carried(container) if not _holds(Path(output).name, stream, video)]
 
 
@@ -292,7 +292,7 @@ def _conversions(container: av.container.InputContainer, output: str | Path, sou
     written after all (by stream index): subtitles converted (:func:`_subtitle_encoder`), sound
     re-encoded with ``sound`` (:func:`_sound_rate`), where the container holds them so."""
     name = Path(output).name
-    video = container.streams.video[0] if container.streams.video else None
+    video = _trial_video(container, name)
     conversions = {}
     for stream in _unfit(container, output):
         if stream.type == "audio" and sound:
@@ -320,22 +320,23 @@ def converted_note(source: str | Path, output: str | Path, sound: str) -> list[s
             f"as {Path(output).suffix} files cannot hold them: {', '.join(labels)}" for encoder, labels in described.items()]
 
 
-def _holds(name: str, stream: av.stream.Stream, video: av.stream.Stream | None = None, conversion: Conversion | None = None) -> bool:
-    """Whether a container named like ``name`` holds ``stream`` of an input, put after a copy of
-    ``video`` as in the output (MXF takes no sound without a picture before it), or alone where
-    the container does not take that video (QuickTime refuses VP9 only when it writes its header:
-    the video is restored into another codec, or the copy is refused for itself); with
-    ``conversion``, ``stream`` converted so (:func:`~vidrestore.io.reencode.converted_stream`)."""
-    takes_video = video is not None and _written(name, None, video)
-    return _written(name, stream, video if takes_video else None, conversion)
+def _trial_video(container: av.container.InputContainer, name: str) -> av.stream.Stream | None:
+    """The video stream to put before each stream in its trial (:func:`_holds`), as the output
+    has it (MXF takes no sound without a picture before it): the first of ``container``, where a
+    container named like ``name`` takes a copy of it. QuickTime refuses VP9 only when it writes its
+    header, which failed every stream's trial, though the video is restored into another codec
+    (a copy that does not fit is refused for itself)."""
+    video = container.streams.video[0] if container.streams.video else None
+    return video if video is not None and _holds(name, None, video) else None
 
 
-def _written(name: str, stream: av.stream.Stream | None, video: av.stream.Stream | None, conversion: Conversion | None = None) -> bool:
-    """Whether a trial container named like ``name`` writes its header with a copy of ``video``
-    and ``stream`` (either may be None), converted by ``conversion``, and, for a stream that
-    :func:`_samples` gives packets, those packets, read back as that stream."""
+def _holds(name: str, stream: av.stream.Stream | None, video: av.stream.Stream | None, conversion: Conversion | None = None) -> bool:
+    """Whether a trial container named like ``name`` (FFmpeg picks the container by the name)
+    writes its header with a copy of ``video`` and ``stream`` of an input (either may be None),
+    converted by ``conversion`` (:func:`~vidrestore.io.reencode.converted_stream`), and, for a
+    stream that :func:`_samples` gives packets, those packets, read back as that stream."""
     scratch = io.BytesIO()
-    scratch.name = name  # FFmpeg picks the container by the name
+    scratch.name = name
     out = av.open(scratch, "w")
     samples: list[av.Packet] = []
     try:
