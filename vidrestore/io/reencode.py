@@ -159,10 +159,10 @@ class _Cues:
     """The cues of the subtitle stream ``source`` in the format of ``copy``, each shown at the
     time of its packet. A text cue lasts as long as it says (text cues may overlap); a picture
     (PGS, DVB, DVD) lasts until the next display set replaces or clears it, or its own end comes
-    first (DVB's page time-out), so it is held until the next arrives. The last one held ends at
-    ``until`` (seconds after the output's start: an excerpt's end) where its own end does not
-    come first. Empty cues (MP4's between two, clearing sets) are left out: every other format
-    states how long each cue lasts."""
+    first (DVB's page time-out), so it is held until the next arrives. None is shown past
+    ``until`` (the video's end, in seconds on the packets' clock), which the last held one, never
+    cleared, lasts to. Empty cues (MP4's between two, clearing sets) are left out: every other
+    format states how long each cue lasts."""
 
     def __init__(self, source: av.stream.Stream, copy: av.stream.Stream, until: Fraction | None) -> None:
         self.source, self.copy, self.until = source, copy, until
@@ -172,7 +172,7 @@ class _Cues:
     def __call__(self, packet: av.Packet | None) -> Iterator[av.Packet]:
         if packet is None:
             if self.held is not None:
-                yield from self._encoded(*self.held, None if self.until is None else round(self.until / self.held[1].time_base))
+                yield from self._encoded(*self.held, None)
             return
         cue = self._decoded(packet)
         if cue is None:  # a PGS segment before its display set's end
@@ -201,11 +201,12 @@ class _Cues:
             raise self._unconverted(packet, exc) from exc
 
     def _encoded(self, cue: av.subtitles.subtitle.SubtitleSet, packet: av.Packet, end: int | None) -> Iterator[av.Packet]:
-        """``cue`` (of ``packet``) encoded, ending at its own end or at ``end`` (in the packet's
-        time base), whichever comes first."""
+        """``cue`` (of ``packet``) encoded, ending at its own end, at ``end`` (in the packet's
+        time base) or at the video's, whichever comes first."""
         own = None if cue.end_display_time == _UNTIL_CLEARED else \
             packet.pts + round(Fraction(cue.end_display_time, 1000) / packet.time_base)
-        end = min((t for t in (own, end) if t is not None), default=None)
+        video_end = None if self.until is None else round(self.until / packet.time_base)
+        end = min((t for t in (own, end, video_end) if t is not None), default=None)
         duration = packet.duration if end is None else max(end - packet.pts, 1)
         if end is not None:
             cue.end_display_time = round(duration * packet.time_base * 1000)  # (from the packet's time, as the start)
@@ -228,7 +229,7 @@ def converting(packets: Iterator[tuple[tuple[str, int], av.Packet]],
                until: Fraction | None = None) -> Iterator[tuple[tuple[str, int], av.Packet]]:
     """``packets``, but those of ``streams`` (key: (input stream, its conversion in the output))
     decoded and encoded again; what the encoders still hold comes at the end. ``until``: where
-    the output ends (an excerpt's length), for a subtitle picture still shown there."""
+    the video ends, in seconds on the packets' clock, past which no subtitle is shown."""
     writers = {key: _Cues(source, copy, until) if source.type == "subtitle" else functools.partial(_sound, source, copy)
                for key, (source, copy) in streams.items()}
     for key, packet in packets:

@@ -120,6 +120,17 @@ def _at_start(packet: av.Packet, cut: Cut) -> av.Packet:
     return _moved_back(packet, cut.start)
 
 
+def _video_end(source: str | Path, cut: Cut | None) -> Fraction | None:
+    """Where the video of ``source`` ends, in seconds on the clock its other streams' packets
+    have in the output: the input's, or from the start of ``cut`` (and no later than its end)."""
+    info = probe(source)
+    end = Fraction(info.start_pts or 0) * info.time_base + Fraction(info.duration_s) if info.duration_s else None
+    if cut is None:
+        return end
+    end = min((t for t in (end, cut.end) if t is not None), default=None)
+    return None if end is None else end - cut.start
+
+
 def _frames_before(video: av.video.stream.VideoStream, cut: Cut) -> tuple[int, Fraction | None]:
     """How many frames of ``video`` (the input's) come before the start of ``cut``, and their rate."""
     rate = as_fraction(video.base_rate) or as_fraction(video.average_rate)
@@ -564,8 +575,7 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             if cut is not None:
                 osrc = _within(osrc, cut)
             if conversions:
-                until = cut.end - cut.start if cut is not None and cut.end is not None else None
-                osrc = converting(osrc, {("o", i): (oin.streams[i], mapping[("o", i)]) for i in conversions}, until)
+                osrc = converting(osrc, {("o", i): (oin.streams[i], mapping[("o", i)]) for i in conversions}, _video_end(other_source, cut))
             if out.format.name in FRAME_RATE_MUXERS:
                 osrc = _from_zero(osrc)
             for key, packet in heapq.merge(vsrc, osrc, key=lambda kp: _packet_time(kp[1])):
