@@ -95,6 +95,36 @@ def make_clip(path: Path, pts: list[int], size: tuple[int, int] = (48, 64), time
     return path
 
 
+SOUND_RATE = 48000
+
+
+def chirp(seconds: float) -> np.ndarray:
+    """Sound whose pitch rises all along, so that any stretch of it is found at one place alone."""
+    t = np.arange(int(seconds * SOUND_RATE)) / SOUND_RATE
+    return (0.5 * np.sin(2 * np.pi * (200 * t + 300 * t * t))).astype(np.float32)
+
+
+def chirped_clip(path: Path, codec: str, frames: int = 40) -> Path:
+    """``frames`` of faceless 25 fps video and a chirp (mono, 48 kHz) encoded with ``codec``."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream(codec, rate=SOUND_RATE)
+        sound.layout = "mono"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        step, signal = sound.codec_context.frame_size or 1024, chirp(frames / 25)
+        for start in range(0, len(signal), step):  # PyAV converts them to the encoder's sample format
+            part = av.AudioFrame.from_ndarray(signal[None, start:start + step], format="fltp", layout="mono")
+            part.sample_rate, part.pts = SOUND_RATE, start
+            out.mux(sound.encode(part))
+        out.mux(sound.encode(None))
+    return path
+
+
 def vp9_flac_clip(path: Path, frames: int = 25) -> Path:
     """A .mkv of VP9 video (which .webm holds) and 44.1 kHz stereo FLAC sound (which it does not)."""
     with av.open(str(path), "w") as out:

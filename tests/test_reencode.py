@@ -8,13 +8,16 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import dressed_clip, make_clip, vp9_flac_clip
+from conftest import chirped_clip, dressed_clip, make_clip, vp9_flac_clip
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vidrestore.errors import OutputError, UsageError
 from vidrestore.io import remux
 from vidrestore.io.excerpt import Cut
 from vidrestore.io.reencode import sound_encoder
 from vidrestore.io.remux import check_streams, converted_note
+from vidrestore.io.soundcut import trimmed
 
 CUES = [(0, "Hello <i>world</i>"), (500, "Second\nline")]  # MP4 cannot show two at once
 
@@ -177,6 +180,23 @@ def test_sound_a_container_cannot_hold_is_re_encoded_when_asked(tmp_path):
         assert sum(f.samples for f in c.decode(audio=0)) / 48000 == pytest.approx(1.0, abs=0.01)  # MXF keeps it to the 25 frames
 
 
+@pytest.mark.parametrize("codec, output", [("pcm_s16le", ".ts"), ("flac", ".m2ts")])
+def test_sound_mpeg_ts_has_no_stream_type_for_is_refused_or_re_encoded(tmp_path, codec, output):
+    """MPEG-TS took PCM and FLAC at its header and wrote them as data, which no player plays: the
+    output had no sound, and the report did not say so. The trial now writes the stream's first
+    packets and reads them back; AAC, which a small .m2ts shows only by its contents, still fits."""
+    src, out = chirped_clip(tmp_path / "in.mkv", codec, frames=25), tmp_path / f"out{output}"
+    with pytest.raises(OutputError, match=rf"\{output} files cannot hold audio stream 1 \({codec}\) of in\.mkv; write a \.mkv, "
+                                          "give --audio-codec auto"):
+        check_streams(src, out, drop=False)
+    check_streams(src, out, drop=False, audio_codec="auto")
+    assert remux(src, src, out, sound=sound_encoder(out, "auto")) == []
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+        assert sum(f.samples for f in c.decode(audio=0)) / 48000 == pytest.approx(1.0, abs=0.05)
+    check_streams(chirped_clip(tmp_path / "aac.mkv", "aac", frames=25), out, drop=False)
+
+
 def test_subtitles_not_in_utf8_are_read_in_their_code_page_and_what_cannot_be_read_is_one_line(tmp_path):
     """FFmpeg refuses a cue that is not UTF-8; an SRT written in Windows-1252 is read in it, as
     players do. MP4's timed text must be UTF-8: a cue that is not stops the conversion with the
@@ -332,3 +352,24 @@ def test_broadcast_subtitles_go_into_mp4_each_page_until_the_next_replaces_it(tm
         [(0, pytest.approx(800, abs=tick), [(4, 4, 20, 6)]), (800, pytest.approx(800, abs=tick), [(4, 4, 20, 6)])]
     with av.open(str(out)) as c:
         assert c.streams.subtitles[0].duration * c.streams.subtitles[0].time_base <= Fraction(17, 10)
+
+
+@given(form=st.sampled_from(["s16", "fltp"]), pts=st.integers(-2000, 2000), start=st.integers(-3000, 3000),
+       length=st.one_of(st.none(), st.integers(0, 3000)))
+def test_decoded_sound_is_trimmed_to_the_sample(form, pts, start, length):
+    """A frame of 1024 stereo samples at 8 kHz (packed or planar), ticks of 1/16000 s: what is
+    kept is the samples from the start to before the end of the window, at their own times."""
+    rate, tick, samples = 8000, Fraction(1, 16000), 1024
+    values = np.arange(2 * samples, dtype=np.int16 if form == "s16" else np.float32)
+    array = values[None, :] if form == "s16" else values.reshape(2, samples)
+    frame = av.AudioFrame.from_ndarray(array, format=form, layout="stereo")
+    frame.sample_rate, frame.time_base, frame.pts = rate, tick, pts * 2
+    window = Cut(Fraction(start, rate), None if length is None else Fraction(start + length, rate))
+    kept = trimmed(frame, window)
+    wanted = [i for i in range(samples) if window.holds(Fraction(pts + i, rate))]
+    if not wanted:
+        assert kept is None
+        return
+    assert kept.samples == len(wanted) and kept.pts == (pts + wanted[0]) * 2 and kept.sample_rate == rate
+    left = kept.to_ndarray()[0][::2] if form == "s16" else kept.to_ndarray()[0]
+    assert list(left) == [values[2 * i] if form == "s16" else values[i] for i in wanted]

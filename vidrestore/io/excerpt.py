@@ -30,6 +30,10 @@ class Cut:
     def holds(self, seconds: Fraction) -> bool:
         return seconds >= self.start and (self.end is None or seconds < self.end)
 
+    def moved_to_zero(self) -> Cut:
+        """The same stretch on the output's timeline, which starts at 0."""
+        return Cut(Fraction(0), None if self.end is None else self.end - self.start)
+
 
 def parse_time(text: str) -> Fraction:
     """A time as written on a clock or in seconds: 90, 90.5, 1:30, 01:02:03.250; ValueError otherwise."""

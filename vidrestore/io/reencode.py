@@ -21,6 +21,8 @@ from pathlib import Path
 import av
 
 from ..errors import OutputError, UsageError
+from .excerpt import Cut
+from .soundcut import trimmed
 
 # Text subtitle formats whose FFmpeg decoders give whole cues (closed captions, also text to
 # FFmpeg, are a stream of screen updates tied to the video's frames, and are left to the refusal).
@@ -147,10 +149,13 @@ def converted_stream(out: av.container.OutputContainer, stream: av.stream.Stream
     return copy
 
 
-def _sound(source: av.stream.Stream, copy: av.stream.Stream, packet: av.Packet | None) -> Iterator[av.Packet]:
-    """The sound of ``packet`` (None: what the decoder and encoder still hold) encoded again."""
+def _sound(source: av.stream.Stream, copy: av.stream.Stream, within: Cut | None, packet: av.Packet | None) -> Iterator[av.Packet]:
+    """The sound of ``packet`` (None: what the decoder and encoder still hold) encoded again; only
+    its samples ``within`` (seconds on the packets' clock) where that is given."""
     for frame in source.codec_context.decode(packet):
-        yield from copy.encode(frame)
+        kept = frame if within is None else trimmed(frame, within)
+        if kept is not None:
+            yield from copy.encode(kept)
     if packet is None:
         yield from copy.encode(None)
 
@@ -226,11 +231,13 @@ class _Cues:
 
 def converting(packets: Iterator[tuple[tuple[str, int], av.Packet]],
                streams: dict[tuple[str, int], tuple[av.stream.Stream, av.stream.Stream]],
-               until: Fraction | None = None) -> Iterator[tuple[tuple[str, int], av.Packet]]:
+               until: Fraction | None = None, sound_within: Cut | None = None) -> Iterator[tuple[tuple[str, int], av.Packet]]:
     """``packets``, but those of ``streams`` (key: (input stream, its conversion in the output))
     decoded and encoded again; what the encoders still hold comes at the end. ``until``: where
-    the video ends, in seconds on the packets' clock, past which no subtitle is shown."""
-    writers = {key: _Cues(source, copy, until) if source.type == "subtitle" else functools.partial(_sound, source, copy)
+    the video ends, in seconds on the packets' clock, past which no subtitle is shown.
+    ``sound_within``: the stretch of the packets' clock that sound is kept in, to the sample (an
+    excerpt's, whose sound comes with the packets its decoder needs before the start)."""
+    writers = {key: _Cues(source, copy, until) if source.type == "subtitle" else functools.partial(_sound, source, copy, sound_within)
                for key, (source, copy) in streams.items()}
     for key, packet in packets:
         if key in writers:

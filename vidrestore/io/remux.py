@@ -14,15 +14,17 @@ import io
 import itertools
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
+from types import MappingProxyType
 
 import av
+import numpy as np
 from av.bitstream import BitStreamFilterContext
 
 from ..errors import OutputError, UsageError
-from .containers import FRAME_RATE_MUXERS, copy_of, holds_tag, takes
+from .containers import FRAME_RATE_MUXERS, ISO_MEDIA_MUXERS, copy_of, holds_tag, takes
 from .encoders import EncodeOptions, check_encoder
 from .excerpt import Cut
 from .exr import COLOUR_CHANNELS, channels_of
@@ -42,6 +44,7 @@ from .reencode import (
     trial_cue,
 )
 from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, find_sequence, is_sequence, numbered
+from .soundcut import sound_preroll, split_within, splits
 from .timecode import fits_rate, timecode_after, timecode_at
 from .writer import check_writable
 
@@ -82,20 +85,35 @@ def _first_at_zero(packets: Iterator[av.Packet]) -> Iterator[av.Packet]:
         yield _moved_back(packet, shift)
 
 
-def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut) -> Iterator[tuple[tuple[str, int], av.Packet]]:
+def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut,
+            preroll: Mapping[tuple[str, int], Fraction] = MappingProxyType({})) -> Iterator[tuple[tuple[str, int], av.Packet]]:
     """The packets of ``packets`` (the input's other streams) that begin within ``cut``, moved back
-    so that its start is 0. Sound is cut at its packets, which last some tens of milliseconds. A
-    subtitle shown since before the start is kept for the rest of its time: a cue that states
-    how long it lasts (text, DVD's) from the start, and a picture shown until the next display set
-    clears it (PGS, DVB) as its last display set before the start (of one packet or several),
-    put at the start."""
+    so that its start is 0. Plain PCM is cut between its samples; other sound at its packets,
+    which last some tens of milliseconds, but a sound stream of ``preroll`` keeps the packet that holds the start and those before it that
+    its decoder needs (the one before, and back to ``preroll`` seconds before the start), at times
+    before 0, for a muxer that starts its sound at 0 to the sample or an encoder that is given it
+    trimmed. A subtitle shown since before the start is kept for the rest of its time: a cue that
+    states how long it lasts (text, DVD's) from the start, and a picture shown until the next
+    display set clears it (PGS, DVB) as its last display set before the start (of one packet or
+    several), put at the start."""
     showing: dict[tuple[str, int], list[av.Packet]] = {}
     for key, packet in packets:
         ts = packet.pts if packet.pts is not None else packet.dts
         when = Fraction(ts or 0) * packet.time_base
         if cut.end is not None and when >= cut.end:
             continue
+        if splits(packet.stream):
+            part = split_within(packet, cut)
+            if part is not None:
+                yield key, _moved_back(part, cut.start)
+            continue
         subtitle = packet.stream.type == "subtitle"
+        if when < cut.start and key in preroll:
+            held = showing.setdefault(key, [])
+            held.append(packet)
+            while len(held) > 2 and _packet_time(held[1]) <= cut.start - preroll[key]:
+                held.pop(0)
+            continue
         if when < cut.start and subtitle and not packet.duration:
             held = showing.get(key, [])
             showing[key] = [*held, packet] if held and held[0].pts == ts else [packet]
@@ -106,12 +124,28 @@ def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut) -> I
                 continue
             packet.pts, packet.duration = ts + late, packet.duration - late
             packet.dts = packet.pts if packet.dts is not None else None
-        yield from ((key, _at_start(held, cut)) for held in showing.pop(key, []))
+        yield from ((key, _held(held, cut, key in preroll)) for held in showing.pop(key, []))
         if subtitle and packet.duration and cut.end is not None:  # nor shown past the end
             packet.duration = min(packet.duration, math.ceil((cut.end - Fraction(packet.pts) * packet.time_base) / packet.time_base))
         yield key, _moved_back(packet, cut.start)
-    for key, held in showing.items():
-        yield from ((key, _at_start(packet, cut)) for packet in held)
+    for key, held in showing.items():  # sound that ends before the start is left out
+        yield from ((key, _at_start(packet, cut)) for packet in held if key not in preroll)
+
+
+def _sound_prerolls(streams: list[av.stream.Stream], conversions: Mapping[int, Conversion],
+                    muxer: str) -> dict[tuple[str, int], Fraction]:
+    """The sound ``streams`` of an excerpt, other than plain PCM (which is split), that start at its
+    start to the sample, with the seconds before it that their decoders need (:func:`sound_preroll`):
+    those re-encoded, which are trimmed once decoded, and all of them in QuickTime and the ISO
+    media family, whose edit lists tell players how much of a track to skip. Other containers
+    (Matroska, MPEG-TS, AVI) have no such list: their sound starts at its first packet within."""
+    return {("o", s.index): sound_preroll(s) for s in streams
+            if s.type == "audio" and not splits(s) and (s.index in conversions or muxer in ISO_MEDIA_MUXERS)}
+
+
+def _held(packet: av.Packet, cut: Cut, sound: bool) -> av.Packet:
+    """A ``packet`` held back from before ``cut``: sound before its start, a picture shown at it."""
+    return _moved_back(packet, cut.start) if sound else _at_start(packet, cut)
 
 
 def _at_start(packet: av.Packet, cut: Cut) -> av.Packet:
@@ -360,11 +394,17 @@ def _holds(name: str, stream: av.stream.Stream | None, video: av.stream.Stream |
                     picture.codec_context.framerate = video.average_rate
         copy = None if stream is None else converted_stream(out, stream, conversion) if conversion else _carry(out, stream)
         out.start_encoding()
-        samples = [] if stream is None else _samples(stream, copy)
+        samples = [] if stream is None else _samples(stream, copy, conversion is not None)
         kind = copy.codec_context.codec.canonical_name if samples and copy.type == "subtitle" else ""
-        for second, sample in enumerate(samples):
-            sample.stream, sample.pts, sample.dts, sample.time_base = copy, second * 1000, second * 1000, Fraction(1, 1000)
-            out.mux(sample)
+        try:
+            for sample in samples:
+                out.mux(sample)
+            if samples:
+                out.close()
+        except (av.error.FFmpegError, ValueError):
+            if copy.type != "audio":
+                raise
+            return True  # MXF ends sound only with the video's edit units, which a trial has none of
     except (av.error.FFmpegError, ValueError):
         return False
     finally:
@@ -375,13 +415,16 @@ def _holds(name: str, stream: av.stream.Stream | None, video: av.stream.Stream |
     scratch.seek(0)
     try:
         with av.open(scratch, format=_demuxer(out.format.name)) as written:
+            if copy.type == "audio":  # and a decoder opens for it (ADPCM in NUT has no block size)
+                same = [s for s in written.streams if s.type == "audio"]
+                return bool(same) and any(p.size for p in written.demux(same[0])) and same[0].codec_context.open() is None
             if not kind:
                 return any(is_cover(s) for s in written.streams)
             same = [s for s in written.streams if s.type == "subtitle" and s.codec_context.codec.canonical_name == kind]
             # and each cue: MPEG-PS names a DVD subtitle stream, but packs two of its cues into
             # one packet, which reads back empty
             return bool(same) and sum(1 for p in written.demux(same[0]) if p.size) == len(samples)
-    except av.error.FFmpegError:
+    except (av.error.FFmpegError, ValueError):
         return False
 
 
@@ -395,16 +438,52 @@ def _demuxer(muxer: str) -> str | None:
         return None
 
 
-def _samples(stream: av.stream.Stream, copy: av.stream.Stream) -> list[av.Packet]:
+def _samples(stream: av.stream.Stream, copy: av.stream.Stream, converted: bool) -> list[av.Packet]:
     """The packets for ``copy`` (of ``stream``, in a trial container) whose stream must be read
     back to show that the container holds it; none where its header says enough. The QuickTime
     muxer drops cover art without a word; the MPEG-TS and MPEG-PS muxers take any subtitle and
     write what they do not hold (text, DVD's in MPEG-TS, PGS and DVB's in MPEG-PS) as data or as
-    another format, which no player shows. Two cues, a second apart, as a muxer may write one
-    alone but not a stream of them."""
+    another format, which no player shows, and MPEG-TS writes sound it has no stream type for
+    (PCM, FLAC, ALAC) as data. Two cues, a second apart, as a muxer may write one alone but not a
+    stream of them; sound's first packets (``converted``: noise from the encoder), enough for
+    MPEG-TS's reader to know AAC in a Blu-ray's .m2ts by its contents (2 were not, 10 were)."""
     if is_cover(stream) and copy.type != "attachment":
-        return [av.Packet(_picture(stream))]
-    return [trial_cue(copy.codec_context.codec.canonical_name) for _ in range(2)] if subtitle_encoders(stream) else []
+        samples = [av.Packet(_picture(stream))]
+    elif stream.type == "audio":
+        return _encoded_noise(copy) if converted else _first_packets(stream, copy)
+    else:
+        samples = [trial_cue(copy.codec_context.codec.canonical_name) for _ in range(2)] if subtitle_encoders(stream) else []
+    for second, sample in enumerate(samples):
+        sample.stream, sample.pts, sample.dts, sample.time_base = copy, second * 1000, second * 1000, Fraction(1, 1000)
+    return samples
+
+
+def _first_packets(stream: av.stream.Stream, copy: av.stream.Stream, count: int = 16, within: int = 2000) -> list[av.Packet]:
+    """Up to ``count`` first packets of ``stream`` for ``copy``, timed from 0, read through a
+    container of its own (the caller's must not be moved) among the first ``within`` packets of
+    the file."""
+    with open_input(stream.container.name) as again:
+        found = [p for p in itertools.islice(again.demux(), within) if p.stream.index == stream.index and p.size][:count]
+    first = next((p.dts if p.dts is not None else p.pts for p in found), None) or 0
+    for packet in found:
+        packet.pts = None if packet.pts is None else packet.pts - first
+        packet.dts = None if packet.dts is None else packet.dts - first
+        packet.stream = copy
+    return found
+
+
+def _encoded_noise(copy: av.stream.Stream, frames: int = 16) -> list[av.Packet]:
+    """``frames`` of quiet noise as the encoder of ``copy`` (sound) writes them (silence makes
+    packets of a few bytes, too few for a reader that knows a stream by its contents)."""
+    context, noise = copy.codec_context, np.random.default_rng(0)
+    size, layout = context.frame_size or 1024, context.layout
+    packets = []
+    for index in range(frames):
+        samples = noise.uniform(-0.1, 0.1, (layout.nb_channels, size)).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout.name)
+        frame.sample_rate, frame.pts = context.sample_rate, index * size
+        packets.extend(copy.encode(frame))
+    return packets + copy.encode(None)
 
 
 def check_output(source: str | Path, output: str | Path, options: EncodeOptions, drop: bool, info: VideoInfo | None = None,
@@ -573,9 +652,10 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             osrc_streams = [s for s in carried if ("o", s.index) in mapping]
             osrc = ((("o", p.stream.index), p) for p in (oin.demux(osrc_streams) if osrc_streams else []) if p.size)
             if cut is not None:
-                osrc = _within(osrc, cut)
+                osrc = _within(osrc, cut, _sound_prerolls(carried, conversions, out.format.name))
             if conversions:
-                osrc = converting(osrc, {("o", i): (oin.streams[i], mapping[("o", i)]) for i in conversions}, _video_end(other_source, cut))
+                osrc = converting(osrc, {("o", i): (oin.streams[i], mapping[("o", i)]) for i in conversions},
+                                  _video_end(other_source, cut), None if cut is None else cut.moved_to_zero())
             if out.format.name in FRAME_RATE_MUXERS:
                 osrc = _from_zero(osrc)
             for key, packet in heapq.merge(vsrc, osrc, key=lambda kp: _packet_time(kp[1])):

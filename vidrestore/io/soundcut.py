@@ -1,0 +1,86 @@
+"""Sound cut at an excerpt's edges to the sample, where the output allows: decoded sound trimmed,
+plain PCM packets split between samples, and how much sound before the start a decoder needs to
+sound at the start as it does in the whole input.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+
+import av
+
+from .excerpt import Cut
+
+# How much sound before an excerpt's start its decoder needs where that is more than the packet
+# before the one that holds the start (which overlapping windows, as AAC's and AC-3's, draw on):
+# MP3 frames may take their bits from up to 511 bytes before them (some 130 ms at 32 kb/s), and
+# Opus asks for 80 ms to converge.
+SOUND_PREROLL_S = {"mp3": Fraction(3, 20), "opus": Fraction(2, 25)}
+
+
+def sound_preroll(stream: av.stream.Stream) -> Fraction:
+    """Seconds of ``stream`` (sound) that its decoder needs before the sample it should start at."""
+    return SOUND_PREROLL_S.get(stream.codec_context.codec.canonical_name, Fraction(0))
+
+
+# Plain PCM, whose packets are their samples one after another, and its bits a sample (not DVD's or
+# Blu-ray's, whose packets start with a header, nor planar PCM, a block a channel).
+_PLAIN_PCM = re.compile(r"pcm_[suf](\d+)(le|be)?|pcm_(alaw|mulaw|vidc)")
+
+
+def _sample_bytes(stream: av.stream.Stream) -> int:
+    """Bytes of one sample of every channel of ``stream`` where its packets can be cut between
+    any two samples (plain PCM), else 0."""
+    name = stream.codec_context.codec.canonical_name if stream.type == "audio" else ""
+    plain = _PLAIN_PCM.fullmatch(name)
+    return int(plain[1] or 8) // 8 * stream.codec_context.layout.nb_channels if plain else 0
+
+
+def splits(stream: av.stream.Stream) -> bool:
+    """Whether the packets of ``stream`` can be cut between any two samples (plain PCM)."""
+    return _sample_bytes(stream) > 0
+
+
+def split_within(packet: av.Packet, cut: Cut) -> av.Packet | None:
+    """The samples of ``packet`` (of a stream that :func:`splits`) that lie within ``cut``, as a
+    packet of their own at their time; None where none do."""
+    width, rate = _sample_bytes(packet.stream), packet.stream.codec_context.sample_rate
+    samples, time = packet.size // width, Fraction(packet.pts or 0) * packet.time_base
+    first, last = _span(time, samples, rate, cut)
+    if (first, last) == (0, samples):
+        return packet
+    if last <= first:
+        return None
+    part = av.Packet(bytes(packet)[first * width:last * width])
+    part.time_base, part.is_keyframe = packet.time_base, True
+    part.pts = (packet.pts or 0) + round(Fraction(first, rate) / packet.time_base)
+    part.dts = part.pts if packet.dts is not None else None
+    part.duration = round(Fraction(last - first, rate) / packet.time_base)
+    part.stream = packet.stream
+    return part
+
+
+def trimmed(frame: av.AudioFrame, within: Cut) -> av.AudioFrame | None:
+    """The samples of ``frame`` (decoded) that lie ``within`` (seconds), or None where none do."""
+    rate, time = frame.sample_rate, Fraction(frame.pts or 0) * frame.time_base
+    first, last = _span(time, frame.samples, rate, within)
+    if (first, last) == (0, frame.samples):
+        return frame
+    if last <= first:
+        return None
+    step = 1 if frame.format.is_planar else frame.layout.nb_channels  # packed samples interleave the channels
+    samples = frame.to_ndarray()[:, first * step:last * step]
+    part = av.AudioFrame.from_ndarray(samples.copy(), format=frame.format.name, layout=frame.layout.name)
+    part.sample_rate, part.time_base = rate, frame.time_base
+    part.pts = (frame.pts or 0) + round(Fraction(first, rate) / frame.time_base)
+    return part
+
+
+def _span(time: Fraction, samples: int, rate: int, within: Cut) -> tuple[int, int]:
+    """Which of ``samples`` at ``rate`` from ``time`` (seconds) lie ``within``: from the first to
+    before the last (equal where none do)."""
+    first = max(0, math.ceil((within.start - time) * rate))
+    last = samples if within.end is None else max(0, min(samples, math.ceil((within.end - time) * rate)))
+    return first, max(first, last)
