@@ -1304,22 +1304,23 @@ def test_an_image_sequence_is_restored_into_one_that_keeps_its_frame_numbers(sam
 def test_a_dpx_scan_is_played_at_the_rate_its_headers_state_and_keeps_its_timecode(sample_clip, tmp_path):
     """A scan at 24 fps came out at FFmpeg's 25 unless told, and its timecode was lost: now the
     headers' rate times the video (``--frame-rate`` still wins) and the first picture's timecode
-    becomes the video's, a timecode track in .mov."""
+    becomes the video's, a timecode track in .mov (it was counted from FFmpeg's 25 to the scan's
+    24 a second, so 01:00:00:05 became 01:00:00:04, a frame off for a conform)."""
     from conftest import dpx_scan
 
     from vidrestore.io import probe
 
     with av.open(str(sample_clip)) as c:
         images = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    src = dpx_scan(tmp_path / "scan" / "s_%07d.dpx", images, 86400, 24, "01:00:00:00")
+    src = dpx_scan(tmp_path / "scan" / "s_%07d.dpx", images, 86400, 24, "01:00:00:05")
     info = probe(src)
-    assert (info.stated_rate, info.timecode, info.frames) == (24, "01:00:00:00", 24)
+    assert (info.stated_rate, info.timecode, info.frames) == (24, "01:00:00:05", 24)
     for rate, name in [(None, "film.mov"), ("25", "fast.mov")]:
         assert _run(src, tmp_path / name, "--model", "none", "--quiet", *(["--frame-rate", rate] if rate else [])) == 0
         with av.open(str(tmp_path / name)) as c:
             stream = c.streams.video[0]
             assert stream.average_rate == Fraction(rate or 24)
-            assert {k.lower(): v for k, v in stream.metadata.items()}["timecode"] == "01:00:00:00"
+            assert {k.lower(): v for k, v in stream.metadata.items()}["timecode"] == "01:00:00:05"
             assert [s.type for s in c.streams] == ["video", "data"]  # QuickTime's timecode track
             seconds = [float(f.pts * f.time_base) for f in c.decode(stream)]
         assert seconds == pytest.approx([i / float(rate or 24) for i in range(24)], abs=1e-3)
@@ -1328,7 +1329,7 @@ def test_a_dpx_scan_is_played_at_the_rate_its_headers_state_and_keeps_its_timeco
     assert _run(src, restored, "--model", "none", "--quiet") == 0
     with av.open(str(restored), options={"start_number": "86400"}) as c:
         codes = [dict(f.metadata).get("timecode") for f in c.decode(video=0)]
-    assert codes == [f"01:00:{n // 24:02d}:{n % 24:02d}" for n in range(24)]
+    assert codes == [f"01:00:{n // 24:02d}:{n % 24:02d}" for n in range(5, 29)]
     assert probe(restored).stated_rate == 24
     png = _png_sequence(tmp_path / "png" / "p_%03d.png", images[:2], 1)
     assert (probe(png).stated_rate, probe(png).timecode) == (None, "")

@@ -165,11 +165,20 @@ def _video_end(source: str | Path, cut: Cut | None) -> Fraction | None:
     return None if end is None else end - cut.start
 
 
-def _frames_before(video: av.video.stream.VideoStream, cut: Cut) -> tuple[int, Fraction | None]:
-    """How many frames of ``video`` (the input's) come before the start of ``cut``, and their rate."""
-    rate = as_fraction(video.base_rate) or as_fraction(video.average_rate)
+def _frames_before(video: av.video.stream.VideoStream, cut: Cut, rate: Fraction | None) -> tuple[int, Fraction | None]:
+    """How many frames of ``video`` (the input's, played at ``rate``) come before the start of
+    ``cut``, and their rate."""
     first = (video.start_time or 0) * video.time_base
     return (round((cut.start - first) * rate) if rate else 0), rate
+
+
+def _played_rate(video: av.video.stream.VideoStream, source: str | Path | None, tick: Fraction | None) -> Fraction | None:
+    """The rate the frames of ``video`` (of ``source``) are played at: an image sequence's as
+    ``tick`` times them (FFmpeg reads its pictures at 25 a second, whatever the scan's rate), a
+    video's its stream's own (an .mp4's average rate counts the last frame's and the sound's durations)."""
+    if tick and source is not None and is_sequence(source):
+        return 1 / tick
+    return as_fraction(video.base_rate) or as_fraction(video.average_rate)
 
 
 def _chapters_within(chapters: list[dict], cut: Cut) -> list[dict]:
@@ -620,12 +629,11 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 [code for code in [probe(other_source).timecode] if code and fits_rate(code, vstream.average_rate)]
             if timecodes:
                 video.metadata.setdefault("timecode", timecodes[0])
+            played = _played_rate(oin.streams.video[0], other_source, tick) if oin.streams.video else None
             if "timecode" in video.metadata and oin.streams.video and cut is not None:
-                video.metadata["timecode"] = timecode_after(video.metadata["timecode"], *_frames_before(oin.streams.video[0], cut))
+                video.metadata["timecode"] = timecode_after(video.metadata["timecode"], *_frames_before(oin.streams.video[0], cut, played))
             if "timecode" in video.metadata and oin.streams.video:  # on video made at another rate (--double-rate, --decimate)
-                # the streams' base rates: an .mp4's average rate counts the last frame's and the audio's durations
-                rates = [as_fraction(s.base_rate) or as_fraction(s.average_rate) for s in (oin.streams.video[0], vstream)]
-                video.metadata["timecode"] = timecode_at(video.metadata["timecode"], *rates)
+                video.metadata["timecode"] = timecode_at(video.metadata["timecode"], played, _played_rate(vstream, None, None))
             if vstream.average_rate:
                 # The output's declared rate (Matroska's default duration, the rate a timecode
                 # counts in) comes from the codec's; a copied stream has the codec's tick rate
