@@ -210,10 +210,62 @@ def test_an_excerpt_that_cannot_be_cut_is_refused_before_any_work(sample_clip, t
     picture = tmp_path / "p.png"
     with av.open(str(sample_clip)) as c:
         av.VideoFrame.to_image(next(c.decode(video=0))).save(picture)
-    _one_line_error(capsys, _run(picture, tmp_path / "q.png", "--model", "none", "--start", "0"), 2, "--start and --end cut a video")
+    _one_line_error(capsys, _run(picture, tmp_path / "q.png", "--model", "none", "--start", "0"), 2,
+                    "--start and --end cut a video or an image sequence; p.png is one picture")
     _one_line_error(capsys, _run(sample_clip, tmp_path / "q.png", "--model", "none", "--start", "0.5", "--drop-streams"), 4,
                     ".png files hold one picture, and its excerpt of sample.mp4 has about 12 frames")
     assert not out.exists() and not (tmp_path / "q.png").exists()
+
+
+def test_an_excerpt_of_a_sequence_keeps_its_pictures_numbers(tmp_path, capsys):
+    """A sequence's pictures are its frames at 25 a second (FFmpeg's, with no rate stated): the
+    excerpt from 0.4 s holds pictures 110 on, which a sequence made from it keeps the numbers of
+    (they were refused: "copy them into a folder of their own"), and a video starts at 0."""
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for number in range(100, 140):
+        image = np.full((48, 64, 3), number % 256, np.uint8)
+        image[:, : number % 64] = 200
+        Image.fromarray(image).save(folder / f"f_{number:06d}.png")
+    made = tmp_path / "out"
+    made.mkdir()
+    assert _run(folder / "f_%06d.png", made / "o_%06d.png", "--model", "none", "--detector", "dlib", "--start", "0.4",
+                "--end", "0.8", "--json", tmp_path / "r.json", "--quiet") == 0
+    assert sorted(p.name for p in made.iterdir()) == [f"o_{n:06d}.png" for n in range(110, 120)]
+    assert all(np.array_equal(np.asarray(Image.open(made / f"o_{n:06d}.png")), np.asarray(Image.open(folder / f"f_{n:06d}.png")))
+               for n in range(110, 120))
+    assert json.loads((tmp_path / "r.json").read_text())["notes"][0] == \
+        "excerpt from 0:00.400 to 0:00.800: 10 pictures, from f_000110.png, the first shown at 0:00.400 in the input; its pictures keep their numbers"
+    assert _run(folder / "f_%06d.png", tmp_path / "v.mp4", "--model", "none", "--detector", "dlib", "--start", "0.4", "--quiet") == 0
+    assert [t for t, _ in _frames(tmp_path / "v.mp4")] == pytest.approx([i * 0.04 for i in range(30)])
+    _one_line_error(capsys, _run(folder / "f_%06d.png", tmp_path / "w.mp4", "--model", "none", "--start", "2"), 2,
+                    "--start 0:02.000 is past the end of f_%06d.png, which lasts 0:01.600")
+
+
+def test_an_excerpt_of_a_scan_is_cut_at_its_own_rate_and_timecode(tmp_path):
+    """A 24 fps DPX scan (its headers say so) from 01:00:00:00: the excerpt 01:00:00:05 to
+    01:00:00:10 is pictures 86405 to 86409 (read at FFmpeg's 25 a second, 5/24 s fell on picture
+    86406), their headers' timecodes kept, and in a .mov five frames at 24 fps from 01:00:00:05."""
+    import struct
+
+    from conftest import dpx_scan
+
+    scan = dpx_scan(tmp_path / "scan" / "f_%06d.dpx", [np.full((32, 48, 3), i * 9, np.uint8) for i in range(20)], 86400, 24,
+                    "01:00:00:00")
+    restored = tmp_path / "out" / "o_%06d.dpx"
+    restored.parent.mkdir()
+    times = ("--start", "01:00:00:05", "--end", "01:00:00:10")
+    assert _run(scan, restored, "--model", "none", "--detector", "dlib", *times, "--quiet") == 0
+    pictures = sorted(restored.parent.iterdir())
+    assert [p.name for p in pictures] == [f"o_{n:06d}.dpx" for n in range(86405, 86410)]
+    codes = [struct.unpack(("<" if d[:4] == b"XPDS" else ">") + "I", d[1920:1924])[0] for d in (p.read_bytes() for p in pictures)]
+    assert codes == [0x01000005 + n for n in range(5)]  # BCD
+    assert _run(scan, tmp_path / "cut.mov", "--model", "none", "--detector", "dlib", *times, "--quiet") == 0
+    with av.open(str(tmp_path / "cut.mov")) as c:
+        assert c.streams.video[0].metadata["timecode"] == "01:00:00:05"
+    assert [t for t, _ in _frames(tmp_path / "cut.mov")] == pytest.approx([n / 24 for n in range(5)], abs=1e-3)
 
 
 def test_a_stopped_excerpt_resumes_only_with_the_same_times():

@@ -59,6 +59,9 @@ def clock(seconds: Fraction | float) -> str:
 class Excerpt:
     start: Fraction = Fraction(0)  # seconds after the video's first frame
     end: Fraction | None = None  # None: to the end of the video
+    # An image sequence's: how long each picture is played for. FFmpeg reads its pictures one
+    # tick of 1/25 s each, whatever the scan's rate, so its times count pictures at this one.
+    frame_time: Fraction | None = None
 
     def __post_init__(self) -> None:
         if self.start < 0 or (self.end is not None and self.end <= self.start):
@@ -73,8 +76,8 @@ class Excerpt:
     def ticks(self, info: VideoInfo) -> tuple[Fraction, Fraction | None]:
         """The excerpt's bounds in the ticks of ``info``'s stream: its frames are those with
         ``lower <= pts < upper`` (no upper bound: None)."""
-        first = info.start_pts or 0
-        return first + self.start / info.time_base, None if self.end is None else first + self.end / info.time_base
+        first, tick = info.start_pts or 0, self.frame_time or info.time_base
+        return first + self.start / tick, None if self.end is None else first + self.end / tick
 
     def seek_target(self, info: VideoInfo) -> int | None:
         """The timestamp to seek to before the excerpt's first frame (the keyframe before it is where
@@ -85,11 +88,19 @@ class Excerpt:
     def estimated_frames(self, info: VideoInfo) -> int:
         """About how many frames the excerpt holds (for progress and for refusing a picture output
         that would hold several); 0 when the video's length or rate is unknown and there is no end."""
-        rate = info.average_rate
+        rate = 1 / self.frame_time if self.frame_time else info.average_rate
         if not rate:
             return 0
-        ends = [e for e in (self.end, Fraction(info.duration_s) if info.duration_s else None) if e is not None]
+        ends = [e for e in (self.end, excerpt_length(info, self)) if e is not None]
         if not ends:
             return 0
         end = min(ends)
         return max(0, math.ceil((end - self.start) * rate))
+
+
+def excerpt_length(info: VideoInfo, excerpt: Excerpt) -> Fraction | None:
+    """How long the video of ``info`` lasts, in seconds on the clock of ``excerpt`` (a sequence's
+    pictures at its ``frame_time`` each); None where unknown."""
+    if excerpt.frame_time and info.frames:
+        return info.frames * excerpt.frame_time
+    return Fraction(info.duration_s) if info.duration_s else None

@@ -652,7 +652,7 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             if chapters:
                 out.set_chapters(chapters)
             packets = _joined_packets(parts, starts)
-            if cut is not None:
+            if cut is not None and not renumbered:  # a sequence's pictures keep their input's numbers
                 packets = _first_at_zero(packets)
             if to_annex_b is not None:
                 packets = _filtered(packets, to_annex_b)

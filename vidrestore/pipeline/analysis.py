@@ -40,7 +40,7 @@ from ..models.face_quality import load_face_quality
 from ..shots import Shot, ShotDetector
 from ..stopping import raise_if_stopped
 from .config import PipelineConfig, Progress
-from .timing import choose_deinterlace
+from .timing import choose_deinterlace, excerpt_of
 
 
 @dataclass
@@ -99,6 +99,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     portraits = Portraits(cfg.people, DlibIdentityEncoder(), keep_faces=bool(cfg.faces_dir)) if wants_portraits else None
     info = probe(path)
     light = cfg.light_of(info)
+    excerpt = excerpt_of(cfg, path)
     long_side = max(info.display_size)
     detector = detector.sized_for(long_side, cfg.tracker.min_face_size)
     # before the video is read: a reference photo that cannot be read, or shows no face, is told
@@ -191,7 +192,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
             if progress:
                 progress("analyse", index + 1, reader.expected_frames(), faces)
 
-    with VideoReader(path, max_side=detector.input_side, deinterlace=fields, keep=keep, light=light, excerpt=cfg.excerpt) as reader, \
+    with VideoReader(path, max_side=detector.input_side, deinterlace=fields, keep=keep, light=light, excerpt=excerpt) as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="vidrestore-detect") as detect_pool, \
             ThreadPoolExecutor(1, thread_name_prefix="vidrestore-detail") as measure_pool:
         # the images the shot detector has not yet settled (a flash, a dissolve), without their decoded frames
@@ -255,7 +256,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references, tracker.too_small,
                     stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side,
                     portraits.faces if portraits is not None else {}, *film_cadence(changes, pts, cfg.hybrid), light=light,
-                    judged_at=rater.net.config.image_size if rater is not None else 0, excerpt=cfg.excerpt)
+                    judged_at=rater.net.config.image_size if rater is not None else 0, excerpt=excerpt)
 
 
 

@@ -401,5 +401,5 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
         people=people_of(analysis.tracks), light=analysis.light.value, grain=cfg.grain, keep_coarse=cfg.keep_coarse, keep_detail=cfg.keep_detail,
         measure_detail=cfg.measure_detail, measure_strength=cfg.measure_strength, strength=cfg.strength,
-        excerpt=excerpt_shown(analysis, info), corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*excerpt_note(analysis, info), *decode_notes(analysis, info), *light_note(analysis, cfg), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *strength_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
+        excerpt=excerpt_shown(analysis, info), corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*excerpt_note(analysis, info, dst), *decode_notes(analysis, info), *light_note(analysis, cfg), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *strength_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
                *unrestored_videos_note(src), *empty_sound_note(src), *notes])

@@ -17,10 +17,10 @@ from .. import cadence
 from ..errors import ConfigError, UsageError
 from ..io import VideoInfo, probe
 from ..io.encoders import one_rate_only
-from ..io.excerpt import Cut, clock
+from ..io.excerpt import Cut, Excerpt, clock, excerpt_length
 from ..io.reader import FieldFilter, doubles_rate, scan_fields
 from ..io.remux import stated_timecode
-from ..io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, is_sequence
+from ..io.sequence import DEFAULT_RATE, IMAGE_ENCODERS, find_sequence, is_sequence, numbered
 from ..io.timecode import is_timecode, seconds_after
 from .config import PipelineConfig
 
@@ -143,17 +143,26 @@ def in_seconds(cfg: PipelineConfig, src: Path) -> PipelineConfig:
     return dataclasses.replace(cfg, **seconds)
 
 
-def check_excerpt(cfg: PipelineConfig, src: Path) -> None:
-    """Refuse ``--start``/``--end`` where they cannot cut: in pictures (a sequence's are chosen by
-    their files), or past the end of a video whose length is known."""
+def excerpt_of(cfg: PipelineConfig, src: Path) -> Excerpt | None:
+    """The excerpt ``cfg`` asks for (None: all of ``src``), its times on the clock ``src`` is played
+    by: an image sequence's pictures at the rate of :func:`played_at`."""
     excerpt = cfg.excerpt
+    if excerpt is None or not is_sequence(src):
+        return excerpt
+    return dataclasses.replace(excerpt, frame_time=played_at(probe(src), cfg).time_base)
+
+
+def check_excerpt(cfg: PipelineConfig, src: Path) -> None:
+    """Refuse ``--start``/``--end`` where they cannot cut: in a picture, or past the end of a video
+    whose length is known."""
+    excerpt = excerpt_of(cfg, src)
     if excerpt is None:
         return
-    if is_sequence(src) or src.suffix.lower() in IMAGE_ENCODERS:
-        raise UsageError("--start and --end cut a video; to restore some pictures of a sequence, copy them into a folder of their own")
-    info = probe(src)
-    if info.duration_s and excerpt.start >= Fraction(info.duration_s):
-        raise UsageError(f"--start {clock(excerpt.start)} is past the end of {src.name}, which lasts {clock(info.duration_s)}")
+    if src.suffix.lower() in IMAGE_ENCODERS and not is_sequence(src):
+        raise UsageError(f"--start and --end cut a video or an image sequence; {src.name} is one picture")
+    lasts = excerpt_length(probe(src), excerpt)
+    if lasts is not None and excerpt.start >= lasts:
+        raise UsageError(f"--start {clock(excerpt.start)} is past the end of {src.name}, which lasts {clock(lasts)}")
 
 
 def checked_as(src: Path, cfg: PipelineConfig) -> VideoInfo:
@@ -161,8 +170,9 @@ def checked_as(src: Path, cfg: PipelineConfig) -> VideoInfo:
     with the frames of its excerpt (a picture holds an excerpt of one frame), its samples read as
     ``cfg`` says."""
     played = played_at(probe(src), cfg)
-    if cfg.excerpt is not None:
-        played = dataclasses.replace(played, frames=cfg.excerpt.estimated_frames(played))
+    excerpt = excerpt_of(cfg, src)
+    if excerpt is not None:
+        played = dataclasses.replace(played, frames=excerpt.estimated_frames(played))
     return played.read_as(cfg.light_of(played))
 
 
@@ -176,13 +186,19 @@ def excerpt_shown(analysis: Analysis, info: VideoInfo) -> dict | None:
     return {"start_s": float(excerpt.start), "end_s": None if excerpt.end is None else float(excerpt.end), "first_frame_s": float(first)}
 
 
-def excerpt_note(analysis: Analysis, info: VideoInfo) -> list[str]:
-    """What the report says of an excerpt: where it lies in the input, in frames and times."""
+def excerpt_note(analysis: Analysis, info: VideoInfo, output: Path | None) -> list[str]:
+    """What the report says of an excerpt: where it lies in the input, in frames and times, and
+    where in ``output`` (an image sequence made from one keeps its pictures' numbers)."""
     shown = excerpt_shown(analysis, info)
     if shown is None:
         return []
-    return [(f"excerpt from {analysis.excerpt.describe()}: {analysis.frames} frames, the first shown at "
-             f"{clock(shown['first_frame_s'])} in the input; its sound and subtitles cut at the same times, and the output starts at 0")]
+    first = f"the first shown at {clock(shown['first_frame_s'])} in the input"
+    if not is_sequence(info.path):
+        return [(f"excerpt from {analysis.excerpt.describe()}: {analysis.frames} frames, {first}; its sound and subtitles cut "
+                 "at the same times, and the output starts at 0")]
+    picture = numbered(info.path, find_sequence(info.path).first + analysis.pts[0] - (info.start_pts or 0)).name
+    kept = "its pictures keep their numbers" if output is not None and is_sequence(output) else "the output starts at 0"
+    return [f"excerpt from {analysis.excerpt.describe()}: {analysis.frames} pictures, from {picture}, {first}; {kept}"]
 
 
 def excerpt_cut(analysis: Analysis, info: VideoInfo, first_shown: Fraction | None) -> Cut | None:
