@@ -150,7 +150,8 @@ def test_an_excerpt_keeps_its_frames_sound_subtitles_and_chapters_cut_at_its_tim
 def test_an_excerpt_restored_in_segments_is_the_excerpt_restored_whole(sample_clip, tmp_path):
     """Segments seek inside the excerpt (pass 1's frames not kept): the same frames are restored,
     from the same track, as in one segment with pass 1's frames reused. The side-by-side preview
-    starts at 0 too (it kept the input's times, and began 0.25 s into its file)."""
+    starts at 0 too (it kept the input's times, and began 0.25 s into its file), with the
+    excerpt's sound, to the sample as the output's (it had none)."""
     common = ["--model", "none", "--detector", "dlib", "--start", "0.25", "--end", "0.9", "--codec", "ffv1", "--quiet",
               "--batch-size", "4"]
     config = tmp_path / "twice.yaml"
@@ -161,6 +162,8 @@ def test_an_excerpt_restored_in_segments_is_the_excerpt_restored_whole(sample_cl
     whole, parts = _frames(tmp_path / "whole.mkv"), _frames(tmp_path / "parts.mkv")
     side = [t for t, _ in _frames(tmp_path / "side.mp4")]
     assert side == pytest.approx([t for t, _ in whole], abs=1e-3) and side[0] == 0  # .mkv times are in ms
+    (first, heard), (_, cut) = _sound(tmp_path / "side.mp4"), _sound(sample_clip)
+    assert first == 0 and np.abs(heard[:4096] - cut[round(0.25 * 48000):][:4096]).max() < 0.002
     assert len(whole) == len(parts) == round(0.65 * 24) and all(np.array_equal(a, b) for (_, a), (_, b) in zip(whole, parts))
     source = [image for t, image in _frames(sample_clip) if 0.25 <= t < 0.9]
     assert any(not np.array_equal(a, b) for (_, a), b in zip(whole, source))  # its face was pasted back

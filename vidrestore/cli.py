@@ -311,7 +311,8 @@ def build_restore_parser() -> argparse.ArgumentParser:
                         "input sequence's numbers), or a folder to write it into under the input's name (not needed with --dry-run)")
     add_restore_options(p)
     p.add_argument("--preview", type=Path, metavar="PATH",
-                   help="also write a side-by-side (input | restored) video here (the video is then restored as one segment)")
+                   help="also write a side-by-side (input | restored) video here, with the input's sound and subtitles "
+                        "(the video is then restored as one segment)")
     p.add_argument("--qa", action="store_true",
                    help="then measure each restored track against the input (warping error, flicker, identity; in the "
                         "--json report) and warn about tracks that flicker more or drift from the person's identity")

@@ -183,9 +183,15 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
             notes.append("the segments an earlier run left were not reused: they were made from another input, with other options "
                          "or another model, or have changed since")
         remove_leftovers(dst, keep=[p for i in reused for p in (parts[i], carries[i])])
+        if preview is not None:
+            remove_leftovers(Path(preview))
         with contextlib.ExitStack() as stack:
             final_tmp = stack.enter_context(atomic_output(dst, number_offset(src)))
             preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
+            # the side-by-side video alone, joined with the input's sound and subtitles as the output is
+            preview_part = segment_path(Path(preview), 0) if preview else None
+            if preview_part is not None:
+                stack.callback(preview_part.unlink, missing_ok=True)
             if segments:
                 notes.extend(video_notes(analysis, cfg, src, dst))
                 encoder, master = encoding(src, dst, cfg)
@@ -200,7 +206,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                             frames_out += kept[part].written
                             contexts = carried_in(dst, index + 1, device) if index + 1 not in reused else {}
                             continue
-                        written = restore_video(src, part, analysis, restorer, cfg, device, this_run, preview_tmp, frames,
+                        written = restore_video(src, part, analysis, restorer, cfg, device, this_run, preview_part, frames,
                                                 masker, decoded, contexts, target=dst, noise=noise)
                         frames_out += written
                         carry = hand_on(contexts, dst, index, last=index + 1 == len(segments))
@@ -213,6 +219,9 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     t2 = time.perf_counter()
                     comment = provenance(restorer.name)
                     notes.extend(join_segments(parts, segments, src, final_tmp, dst, analysis, cfg, comment))
+                    if preview_part is not None:
+                        joined = join_segments([preview_part], segments, src, preview_tmp, Path(preview), analysis, cfg, comment)
+                        notes.extend(f"the preview: {note}" for note in joined)
                     notes.extend(carry_photo_tags(src, final_tmp, dst, comment))
                     timings["remux"] = time.perf_counter() - t2
                 except BaseException as exc:

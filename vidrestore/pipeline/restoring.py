@@ -332,7 +332,7 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     """Pass 2: restore and encode the video stream alone into ``video_out``; returns frames written.
 
     ``frames``: only this segment (from :func:`plan_segments`). With ``preview``, also encode a
-    side-by-side (input | restored) video there. ``reuse``: the frames pass 1 kept, read instead of
+    side-by-side (input | restored) video alone there, at the output's times. ``reuse``: the frames pass 1 kept, read instead of
     decoding the video again when they are the whole of it. ``contexts``: the restorer's state of
     the tracks that come into the segment from the one before it; on return it holds that of the
     tracks that go on past it. ``target``: the output ``video_out`` is a segment of (default
@@ -382,7 +382,6 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
         writer = stack.enter_context(VideoWriter(video_out, coded, encode, upright_from=info.rotation if upright else 0))
         side = stack.enter_context(VideoWriter(preview, _preview_info(timed), cfg.encode)) if preview else None
         window: list = []
-        preview_origin: list[int] = []  # an excerpt's preview, like its output, starts at 0
         later_rows = None if doubled else 0 if analysis.deinterlace is not None and analysis.deinterlace.parity == "bff" else 1
 
         def write(source: av.VideoFrame, pts: int | None, image: np.ndarray | None, shown: np.ndarray | None,
@@ -393,10 +392,8 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
                 return
             # written upright, every frame is new: one without faces is its image, unchanged anywhere
             writer.write(source, pts, *((pasted.image, pasted.boxes) if pasted else (image, []) if upright else ()))
-            if side is not None:
-                if analysis.excerpt is not None and not preview_origin:
-                    preview_origin.append(pts)
-                side.write(None, pts - sum(preview_origin), np.concatenate([shown, pasted.image if pasted else shown], 1))
+            if side is not None:  # at the output's times, and joined with the input's other streams as it is
+                side.write(None, pts, np.concatenate([shown, pasted.image if pasted else shown], 1))
 
         def flush() -> None:
             nonlocal faces
