@@ -169,6 +169,28 @@ def test_an_excerpt_restored_in_segments_is_the_excerpt_restored_whole(sample_cl
     assert any(not np.array_equal(a, b) for (_, a), b in zip(whole, source))  # its face was pasted back
 
 
+def test_a_preview_that_cannot_take_the_inputs_streams_is_written_alone(sample_clip, tmp_path, monkeypatch):
+    """A failure to write the input's streams into the preview (here, made to happen) costs the
+    preview its sound, not the restored output, which was joined first."""
+    from vidrestore.errors import OutputError
+    from vidrestore.pipeline import segments
+
+    joined = segments.remux
+
+    def failing(video, other, output, *rest, **named):
+        if "side" in Path(output).name and Path(other) == sample_clip:
+            raise OutputError("FFmpeg's mp4 muxer could not write side.mp4 (made to fail)")
+        return joined(video, other, output, *rest, **named)
+
+    monkeypatch.setattr(segments, "remux", failing)
+    out, side, report = tmp_path / "out.mp4", tmp_path / "side.mp4", tmp_path / "r.json"
+    assert _run(sample_clip, out, "--model", "none", "--start", "0.25", "--preview", side, "--json", report, "--quiet") == 0
+    assert [s.type for s in av.open(str(out)).streams] == ["video", "audio"]
+    assert [s.type for s in av.open(str(side)).streams] == ["video"] and _frames(side)[0][0] == 0
+    assert json.loads(report.read_text())["notes"][-1] == ("the preview was written without the input's sound and subtitles: "
+                                                          "FFmpeg's mp4 muxer could not write side.mp4 (made to fail)")
+
+
 def test_a_telecined_excerpt_starts_at_0_in_an_mp4(telecined_clip, tmp_path):
     """The MP4 muxer of a segment states its late start in milliseconds (0.4004 s as 0.4 s):
     moving the video back by the excerpt's own start put its first frame at -1001 ticks, which

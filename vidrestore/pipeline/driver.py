@@ -50,6 +50,7 @@ from .segments import (
     clean_segments,
     encoded_segments,
     hand_on,
+    join_preview,
     join_segments,
     segment_path,
     without_segments,
@@ -220,8 +221,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                     comment = provenance(restorer.name)
                     notes.extend(join_segments(parts, segments, src, final_tmp, dst, analysis, cfg, comment))
                     if preview_part is not None:
-                        joined = join_segments([preview_part], segments, src, preview_tmp, Path(preview), analysis, cfg, comment)
-                        notes.extend(f"the preview: {note}" for note in joined)
+                        notes.extend(join_preview(preview_part, segments, src, preview_tmp, Path(preview), analysis, cfg, comment))
                     notes.extend(carry_photo_tags(src, final_tmp, dst, comment))
                     timings["remux"] = time.perf_counter() - t2
                 except BaseException as exc:

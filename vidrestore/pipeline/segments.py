@@ -12,6 +12,7 @@ import av
 import torch
 
 from .. import cadence
+from ..errors import OutputError
 from ..io import VideoInfo, probe, remux
 from ..io.containers import copies_into, holds_copy, stores_rotation
 from ..io.excerpt import Cut, Excerpt
@@ -115,13 +116,27 @@ def segment_starts(analysis: Analysis, segments: list[range], time_base: Fractio
 
 
 def join_segments(parts: list[Path], segments: list[range], src: Path, output: Path, dst: Path, analysis: Analysis,
-                  cfg: PipelineConfig, comment: str) -> list[str]:
-    """Join the encoded ``parts`` (of ``segments``) and the other streams of ``src`` into ``output``
-    (the temp file of ``dst``), cut to the excerpt if there is one (:func:`excerpt_cut`); returns
-    the report's note on the streams left out."""
+                  cfg: PipelineConfig, comment: str, alone: bool = False) -> list[str]:
+    """Join the encoded ``parts`` (of ``segments``) and the other streams of ``src`` (none with
+    ``alone``) into ``output`` (the temp file of ``dst``), cut to the excerpt if there is one
+    (:func:`excerpt_cut`); returns the report's note on the streams left out."""
     source = played_at(probe(src), cfg)
     starts = segment_starts(analysis, segments, source.time_base, decimates(analysis, cfg))
-    return carry_streams(parts, src, output, dst, cfg, comment, starts, source.time_base, excerpt_cut(analysis, source, starts[0]))
+    return carry_streams(parts, parts[0] if alone else src, output, dst, cfg, comment, starts, source.time_base,
+                         excerpt_cut(analysis, source, starts[0]))
+
+
+def join_preview(part: Path, segments: list[range], src: Path, output: Path, dst: Path, analysis: Analysis,
+                 cfg: PipelineConfig, comment: str) -> list[str]:
+    """Join the side-by-side video ``part`` into ``output`` (the temp file of the preview ``dst``)
+    as :func:`join_segments` joins the output: with the input's other streams, or, where they
+    cannot be written there, alone (the restored output, already joined, is not lost for its
+    preview); returns the report's notes on it."""
+    try:
+        return [f"the preview: {note}" for note in join_segments([part], segments, src, output, dst, analysis, cfg, comment)]
+    except OutputError as exc:
+        join_segments([part], segments, src, output, dst, analysis, cfg, comment, alone=True)
+        return [f"the preview was written without the input's sound and subtitles: {exc}"]
 
 
 def carry_streams(video: Path | list[Path], src: Path, output: Path, dst: Path, cfg: PipelineConfig, comment: str = "",
