@@ -338,7 +338,10 @@ def test_an_excerpts_sound_starts_at_its_first_frame_to_the_sample_as_the_input_
     before, was noise (up to 0.5 off here)."""
     clip = chirped_clip(tmp_path / f"in{source}", codec)
     out = tmp_path / f"out{output}"
-    assert _run(clip, out, "--model", "none", "--detector", "dlib", "--start", "0.52", "--end", "1.2", *options, "--quiet") == 0
+    report = tmp_path / "r.json"
+    assert _run(clip, out, "--model", "none", "--detector", "dlib", "--start", "0.52", "--end", "1.2", *options, "--json", report,
+                "--quiet") == 0
+    assert not any("cut at its packets" in note for note in json.loads(report.read_text())["notes"])
     _, heard = _sound(clip)
     first, kept = _sound(out)
     assert first == 0
@@ -352,10 +355,13 @@ def test_an_excerpts_sound_starts_at_its_first_frame_to_the_sample_as_the_input_
 
 
 def test_an_excerpts_sound_in_matroska_starts_at_its_first_packet_after_the_start(tmp_path):
-    """Matroska has no edit list to skip the part of a packet before the start."""
+    """Matroska has no edit list to skip the part of a packet before the start; the report says so."""
     clip = chirped_clip(tmp_path / "in.mp4", "aac")
-    out = tmp_path / "out.mkv"
-    assert _run(clip, out, "--model", "none", "--detector", "dlib", "--start", "0.52", "--quiet") == 0
+    out, report = tmp_path / "out.mkv", tmp_path / "r.json"
+    assert _run(clip, out, "--model", "none", "--detector", "dlib", "--start", "0.52", "--json", report, "--quiet") == 0
+    assert json.loads(report.read_text())["notes"][-1] == ("the excerpt's sound is cut at its packets, as .mkv files cannot say "
+                                                          "where in one to start (.mp4 and .mov can): audio stream 1 (aac), "
+                                                          "within 22 ms of the first frame")
     first, kept = _sound(out)
     _, heard = _sound(clip)
     start = round(0.52 * SOUND_RATE)

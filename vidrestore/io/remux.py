@@ -24,7 +24,7 @@ import numpy as np
 from av.bitstream import BitStreamFilterContext
 
 from ..errors import OutputError, UsageError
-from .containers import FRAME_RATE_MUXERS, ISO_MEDIA_MUXERS, copy_of, holds_tag, takes
+from .containers import FRAME_RATE_MUXERS, ISO_MEDIA_MUXERS, copy_of, holds_tag, muxer_of, takes
 from .encoders import EncodeOptions, check_encoder
 from .excerpt import Cut
 from .exr import COLOUR_CHANNELS, channels_of
@@ -372,6 +372,26 @@ def converted_note(source: str | Path, output: str | Path, sound: str) -> list[s
             described.setdefault(conversion.encoder, []).append(_label(stream) + lost)
     return [f"{'converted to' if av.Codec(encoder, 'w').type == 'subtitle' else 're-encoded with'} {encoder}, "
             f"as {Path(output).suffix} files cannot hold them: {', '.join(labels)}" for encoder, labels in described.items()]
+
+
+def packet_cut_note(source: str | Path, output: str | Path, sound: str) -> list[str]:
+    """The report's note on the sound streams of ``source`` that an excerpt written to ``output``
+    cuts at their packets (not plain PCM, nor re-encoded with ``sound``, nor into QuickTime or
+    the ISO media family: :func:`_sound_prerolls`), and how far from its first frame each may start."""
+    with open_input(source) as container:
+        conversions = _conversions(container, output, sound)
+        unfit = {s.index for s in _unfit(container, output)}
+        carried = [s for s in _carried(container) if s.type == "audio" and (s.index not in unfit or s.index in conversions)]
+        exact = _sound_prerolls(carried, conversions, muxer_of(Path(output)) or "")
+        cut = [s for s in carried if not splits(s) and ("o", s.index) not in exact]
+        longest = max((Fraction(s.codec_context.frame_size, s.codec_context.sample_rate) for s in cut
+                       if s.codec_context.frame_size and s.codec_context.sample_rate), default=None)
+        labels = ", ".join(_label(s) for s in cut)
+    if not cut:
+        return []
+    within = f"{math.ceil(longest * 1000)} ms" if longest else "a packet"
+    return [(f"the excerpt's sound is cut at its packets, as {Path(output).suffix} files cannot say where in one to start "
+             f"(.mp4 and .mov can): {labels}, within {within} of the first frame")]
 
 
 def _trial_video(container: av.container.InputContainer, name: str) -> av.stream.Stream | None:
