@@ -849,6 +849,30 @@ def test_remux_keeps_chapters_attachments_dispositions_and_the_video_streams_tag
     assert _dressing(out) == (title, chapters, streams)
 
 
+@pytest.mark.parametrize("suffix", [".ts", ".avi", ".flv"])
+def test_chapters_a_container_drops_are_refused_or_left_out_by_name(tmp_path, suffix):
+    """MPEG-TS, AVI and FLV write no chapters, and FFmpeg drops them without a word: the
+    output lost its chapters and the report did not say so. They are now refused before any work
+    like a stream the container cannot hold, or left out and named with --drop-streams."""
+    from vidrestore.errors import OutputError
+    from vidrestore.io.remux import check_streams
+
+    plain = make_clip(tmp_path / "plain.mkv", [i * 40 for i in range(12)], audio=True, subtitles=[(0, "a")])
+    src = dressed_clip(tmp_path / "dressed.mkv", plain)
+    out = tmp_path / f"out{suffix}"
+    with pytest.raises(OutputError, match=rf"\{suffix} files cannot hold .*2 chapters of dressed\.mkv; write a \.mkv"):
+        check_streams(src, out, drop=False)
+    check_streams(src, out, drop=True)
+    assert remux(src, src, out)[-1] == "2 chapters"
+    with av.open(str(out)) as c:
+        assert c.chapters() == []
+    report = tmp_path / "r.json"
+    assert main([str(src), str(tmp_path / f"cli{suffix}"), "--model", "none", "--detector", "dlib", "--drop-streams", "--json",
+                 str(report), "--quiet"]) == 0
+    assert any(n.startswith(f"left out, as {suffix} files cannot hold them: ") and n.endswith(", 2 chapters")
+               for n in json.loads(report.read_text())["notes"])
+
+
 @pytest.mark.parametrize("suffix", [".mov", ".mp4", ".mkv"])
 def test_a_timecode_track_survives_as_the_videos_timecode(tmp_path, suffix):
     """A .mov master's timecode track made remuxing into .mov fail when the file was closed; into

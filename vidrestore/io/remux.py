@@ -404,6 +404,42 @@ def _trial_video(container: av.container.InputContainer, name: str) -> av.stream
     return video if video is not None and _holds(name, None, video) else None
 
 
+def _unfit_chapters(output: str | Path, chapters: list[dict]) -> str:
+    """How the report names ``chapters`` where a file named like ``output`` does not keep them
+    ("2 chapters"), else "": pictures never do, and AVI, MPEG-TS, MPEG-PS, MXF, FLV and Ogg
+    write none, without a word (:func:`_keeps_chapters`)."""
+    if not chapters:
+        return ""
+    suffix = Path(output).suffix.lower()
+    if suffix not in IMAGE_ENCODERS and _keeps_chapters(suffix) is not False:
+        return ""
+    return f"{len(chapters)} chapter{'s' if len(chapters) > 1 else ''}"
+
+
+@functools.cache
+def _keeps_chapters(suffix: str) -> bool | None:
+    """Whether a file of ``suffix`` keeps a chapter: a trial file with one, and one black frame of
+    its container's own video codec (a muxer writes no header without a stream, and a reader
+    may find no file without a frame), written and read back; None where it cannot be written."""
+    scratch = io.BytesIO()
+    scratch.name = f"trial{suffix}"
+    try:
+        with av.open(scratch, "w") as out:
+            picture = out.add_stream(out.default_video_codec, rate=25)
+            picture.width, picture.height = 176, 144  # a size every codec takes, H.263 too
+            formats = picture.codec_context.codec.video_formats
+            picture.pix_fmt = formats[0].name if formats else "yuv420p"
+            out.set_chapters([{"id": 1, "start": 0, "end": 1000, "time_base": Fraction(1, 1000), "metadata": {"title": "trial"}}])
+            black = av.VideoFrame.from_ndarray(np.zeros((144, 176, 3), np.uint8), format="rgb24").reformat(format=picture.pix_fmt)
+            out.mux(picture.encode(black))
+            out.mux(picture.encode(None))
+        scratch.seek(0)
+        with av.open(scratch, format=_demuxer(out.format.name)) as written:
+            return bool(written.chapters())
+    except (av.error.FFmpegError, ValueError):
+        return None
+
+
 def _holds(name: str, stream: av.stream.Stream | None, video: av.stream.Stream | None, conversion: Conversion | None = None) -> bool:
     """Whether a trial container named like ``name`` (FFmpeg picks the container by the name)
     writes its header with a copy of ``video`` and ``stream`` of an input (either may be None),
@@ -565,6 +601,7 @@ def check_streams(source: str | Path, output: str | Path, drop: bool, audio_code
         converted = _conversions(container, output, sound)
         refused = [_label(s) for s in unfit if sound and s.type == "audio" and s.index not in converted]
         left = [_label(s) for s in unfit if s.index not in converted and not (sound and s.type == "audio")]
+        left += [chapters] if (chapters := _unfit_chapters(output, container.chapters())) else []
         # streams are read while their file is open: a closed container's streams crash PyAV
         unfit_sound = any(s.type == "audio" for s in unfit)
     if refused:
@@ -669,8 +706,10 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 if copy.type != "attachment":
                     mapping[("o", s.index)] = copy
             chapters = oin.chapters() if cut is None else _chapters_within(oin.chapters(), cut)
-            if chapters:
+            unkept = _unfit_chapters(output, chapters)
+            if chapters and not unkept:
                 out.set_chapters(chapters)
+            left_out += [unkept] if unkept else []
             packets = _joined_packets(parts, starts)
             if cut is not None and not renumbered:  # a sequence's pictures keep their input's numbers
                 packets = _first_at_zero(packets)
