@@ -89,10 +89,10 @@ def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut,
             preroll: Mapping[tuple[str, int], Fraction] = MappingProxyType({})) -> Iterator[tuple[tuple[str, int], av.Packet]]:
     """The packets of ``packets`` (the input's other streams) that begin within ``cut``, moved back
     so that its start is 0. Plain PCM is cut between its samples; other sound at its packets,
-    which last some tens of milliseconds, but a sound stream of ``preroll`` keeps the packet that holds the start and those before it that
-    its decoder needs (the one before, and back to ``preroll`` seconds before the start), at times
-    before 0, for a muxer that starts its sound at 0 to the sample or an encoder that is given it
-    trimmed. A subtitle shown since before the start is kept for the rest of its time: a cue that
+    which last some tens of milliseconds, but a sound stream of ``preroll`` keeps the packet that
+    holds the start and those before it that its decoder needs (the one before, and back to
+    ``preroll`` seconds before the start), at times before 0, for a muxer that starts its sound
+    at 0 to the sample or an encoder that is given it trimmed. A subtitle shown since before the start is kept for the rest of its time: a cue that
     states how long it lasts (text, DVD's) from the start, and a picture shown until the next
     display set clears it (PGS, DVB) as its last display set before the start (of one packet or
     several), put at the start."""
