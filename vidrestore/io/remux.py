@@ -528,7 +528,8 @@ def _first_packets(stream: av.stream.Stream, copy: av.stream.Stream, count: int 
     container of its own (the caller's must not be moved) among the first ``within`` packets of
     the file."""
     with open_input(stream.container.name) as again:
-        found = [p for p in itertools.islice(again.demux(), within) if p.stream.index == stream.index and p.size][:count]
+        ours = (p for p in itertools.islice(again.demux(), within) if p.stream.index == stream.index and p.size)
+        found = list(itertools.islice(ours, count))  # no further: the video's packets between are read, not kept
     first = next((p.dts if p.dts is not None else p.pts for p in found), None) or 0
     for packet in found:
         packet.pts = None if packet.pts is None else packet.pts - first
