@@ -523,7 +523,7 @@ def _samples(stream: av.stream.Stream, copy: av.stream.Stream, converted: bool) 
     return samples
 
 
-def _first_packets(stream: av.stream.Stream, copy: av.stream.Stream, count: int = 16, within: int = 2000) -> list[av.Packet]:
+def _first_packets(stream: av.stream.Stream, copy: av.stream.Stream, count: int = 16, within: int = 500) -> list[av.Packet]:
     """Up to ``count`` first packets of ``stream`` for ``copy``, timed from 0, read through a
     container of its own (the caller's must not be moved) among the first ``within`` packets of
     the file."""
