@@ -16,7 +16,7 @@ from vidrestore.errors import OutputError, UsageError
 from vidrestore.io import remux
 from vidrestore.io.excerpt import Cut
 from vidrestore.io.reencode import sound_encoder
-from vidrestore.io.remux import check_streams, converted_note
+from vidrestore.io.remux import carried_notes, check_streams
 from vidrestore.io.soundcut import trimmed
 
 CUES = [(0, "Hello <i>world</i>"), (500, "Second\nline")]  # MP4 cannot show two at once
@@ -69,7 +69,7 @@ def test_text_subtitles_are_converted_to_a_format_the_container_holds(tmp_path, 
         check_streams(src, out, drop=False)
     assert remux(src, src, out) == (["attachment stream 3 (font.ttf)"] if source == ".mkv" else [])
     index = 2 if source == ".mkv" else 1
-    assert converted_note(src, out, "") == [f"converted to {encoder}, as {output} files cannot hold them: subtitle stream {index} ({named})"]
+    assert carried_notes(src, out, "") == [f"converted to {encoder}, as {output} files cannot hold them: subtitle stream {index} ({named})"]
     assert _words(_cues(out)) == _words(_cues(src)) == [(0, 500, "Hello world"), (500, 500, "Second\\Nline")]
     assert "{\\i1}world" in _cues(out)[0][2]
     with av.open(str(src)) as before, av.open(str(out)) as after:
@@ -125,7 +125,7 @@ def test_styled_subtitles_keep_their_words_and_the_note_says_what_they_lose(tmp_
     out = tmp_path / "out.webm"
     check_streams(src, out, drop=False)
     assert remux(src, src, out) == []
-    assert converted_note(src, out, "") == [("converted to webvtt, as .webm files cannot hold them: subtitle stream 1 (ssa) "
+    assert carried_notes(src, out, "") == [("converted to webvtt, as .webm files cannot hold them: subtitle stream 1 (ssa) "
                                             "without its positions, fonts and effects")]
     assert _cues(out) == [(0, 300, "{\\b1}Bold{\\b0} words"), (400, 300, "Placed")]
     with av.open(str(out)) as c:
@@ -159,7 +159,7 @@ def test_sound_a_container_cannot_hold_is_re_encoded_when_asked(tmp_path):
     with pytest.raises(OutputError, match=r"\.gif files cannot hold audio stream 1 \(flac\) of in\.mkv; write a \.mkv, or give --drop"):
         check_streams(src, tmp_path / "o.gif", drop=False, audio_codec="auto")
     assert remux(src, src, out, sound="libopus") == []
-    assert converted_note(src, out, "libopus") == ["re-encoded with libopus, as .webm files cannot hold them: audio stream 1 (flac)"]
+    assert carried_notes(src, out, "libopus") == ["re-encoded with libopus, as .webm files cannot hold them: audio stream 1 (flac)"]
     with av.open(str(src)) as before, av.open(str(out)) as after:
         assert [(s.type, s.codec_context.name) for s in after.streams] == [("video", "vp9"), ("audio", "opus")]
         sound = after.streams.audio[0]
@@ -220,7 +220,7 @@ def test_text_subtitles_are_not_written_where_no_player_would_read_them(tmp_path
     with pytest.raises(OutputError, match=rf"\{output} files cannot hold subtitle stream 1 \(srt\) of srt\.mkv;"):
         check_streams(src, out, drop=False)
     assert remux(src, src, out) == ["subtitle stream 1 (srt)"]
-    assert converted_note(src, out, "") == []
+    assert carried_notes(src, out, "") == []
 
 
 def test_a_subtitle_is_converted_for_a_container_that_takes_the_restored_video_but_not_the_input_s(tmp_path):
@@ -231,7 +231,7 @@ def test_a_subtitle_is_converted_for_a_container_that_takes_the_restored_video_b
     webm = tmp_path / "in.webm"
     remux(vp9, vp9, webm)
     check_streams(webm, tmp_path / "out.mov", drop=False)
-    assert converted_note(webm, tmp_path / "out.mov", "") == ["converted to mov_text, as .mov files cannot hold them: subtitle stream 1 (webvtt)"]
+    assert carried_notes(webm, tmp_path / "out.mov", "") == ["converted to mov_text, as .mov files cannot hold them: subtitle stream 1 (webvtt)"]
 
 
 def _segment(kind: int, payload: bytes, pts: int) -> bytes:
@@ -297,7 +297,7 @@ def test_blu_ray_subtitles_go_into_mp4_as_dvd_subtitles(tmp_path):
     assert _pictures(src) == [(0, None, [(8, 30, 40, 8)]), (500, None, []), (800, None, [(4, 4, 20, 6)]), (1200, None, [])]
     check_streams(src, out, drop=False)
     assert remux(src, src, out) == []
-    assert converted_note(src, out, "") == ["converted to dvdsub, as .mp4 files cannot hold them: subtitle stream 1 (pgssub) in four colours"]
+    assert carried_notes(src, out, "") == ["converted to dvdsub, as .mp4 files cannot hold them: subtitle stream 1 (pgssub) in four colours"]
     with av.open(str(out)) as c:
         assert (c.streams.subtitles[0].codec_context.name, c.streams.subtitles[0].metadata["language"]) == ("dvdsub", "fre")
     # MPEG-PS took PGS and wrote its packets as a DVD subtitle's, which no player could show, and
@@ -345,7 +345,7 @@ def test_broadcast_subtitles_go_into_mp4_each_page_until_the_next_replaces_it(tm
     shown = _pictures(src)
     assert [(start - shown[0][0], length) for start, length, _ in shown] == [(0, 30000), (800, 30000)]  # each page's time-out
     out = tmp_path / "out.mp4"
-    assert converted_note(src, out, "") == ["converted to dvdsub, as .mp4 files cannot hold them: subtitle stream 1 (dvbsub) in four colours"]
+    assert carried_notes(src, out, "") == ["converted to dvdsub, as .mp4 files cannot hold them: subtitle stream 1 (dvbsub) in four colours"]
     remux(src, src, out)
     tick = 1024 / 90
     assert [(start - shown[0][0], length, boxes) for start, length, boxes in _pictures(out)] == \

@@ -341,14 +341,16 @@ def _subtitle_encoder(name: str, stream: av.stream.Stream, video: av.stream.Stre
     return next((encoder for encoder in subtitle_encoders(stream) if _holds(name, stream, video, Conversion(encoder))), None)
 
 
-def _conversions(container: av.container.InputContainer, output: str | Path, sound: str) -> dict[int, Conversion]:
-    """How each stream of ``container`` that the container of ``output`` cannot hold as it is is
-    written after all (by stream index): subtitles converted (:func:`_subtitle_encoder`), sound
-    re-encoded with ``sound`` (:func:`_sound_rate`), where the container holds them so."""
+def _conversions(container: av.container.InputContainer, output: str | Path, sound: str,
+                 unfit: list[av.stream.Stream]) -> dict[int, Conversion]:
+    """How each stream of ``container`` that the container of ``output`` cannot hold as it is
+    (``unfit``, :func:`_unfit`) is written after all (by stream index): subtitles converted
+    (:func:`_subtitle_encoder`), sound re-encoded with ``sound`` (:func:`_sound_rate`), where the
+    container holds them so."""
     name = Path(output).name
     video = _trial_video(container, name)
     conversions = {}
-    for stream in _unfit(container, output):
+    for stream in unfit:
         if stream.type == "audio" and sound:
             rate = _sound_rate(name, stream, video, sound)
             conversions.update({stream.index: Conversion(sound, rate)} if rate else {})
@@ -358,40 +360,43 @@ def _conversions(container: av.container.InputContainer, output: str | Path, sou
     return conversions
 
 
-def converted_note(source: str | Path, output: str | Path, sound: str) -> list[str]:
+def carried_notes(source: str | Path, output: str | Path, sound: str, excerpt: bool = False) -> list[str]:
     """The report's notes on the streams of ``source`` that remux converts for ``output``
     (:func:`_conversions`), by encoder: "converted to mov_text, as .mp4 files cannot hold them:
-    subtitle stream 2 (subrip)"."""
+    subtitle stream 2 (subrip)"; and for an ``excerpt``, on the sound streams it cuts at their
+    packets (not plain PCM, nor re-encoded, nor into QuickTime or the ISO media family:
+    :func:`_sound_prerolls`), and how far from its first frame each may start."""
     with open_input(source) as container:
-        conversions = _conversions(container, output, sound)
-        described: dict[str, list[str]] = {}
-        for index, conversion in conversions.items():
-            stream = container.streams[index]
-            lost = " without its positions, fonts and effects" if stream.codec_context.codec.canonical_name in STYLED_SUBTITLES else \
-                " in four colours" if conversion.encoder == FOUR_COLOURS else ""
-            described.setdefault(conversion.encoder, []).append(_label(stream) + lost)
+        unfit = _unfit(container, output)
+        conversions = _conversions(container, output, sound, unfit)
+        notes = _converted_notes(container, output, conversions)
+        if excerpt:
+            left_out = {s.index for s in unfit} - set(conversions)
+            notes += _packet_cut_notes([s for s in _carried(container) if s.index not in left_out], output, conversions)
+    return notes
+
+
+def _converted_notes(container: av.container.InputContainer, output: str | Path, conversions: dict[int, Conversion]) -> list[str]:
+    described: dict[str, list[str]] = {}
+    for index, conversion in conversions.items():
+        stream = container.streams[index]
+        lost = " without its positions, fonts and effects" if stream.codec_context.codec.canonical_name in STYLED_SUBTITLES else \
+            " in four colours" if conversion.encoder == FOUR_COLOURS else ""
+        described.setdefault(conversion.encoder, []).append(_label(stream) + lost)
     return [f"{'converted to' if av.Codec(encoder, 'w').type == 'subtitle' else 're-encoded with'} {encoder}, "
             f"as {Path(output).suffix} files cannot hold them: {', '.join(labels)}" for encoder, labels in described.items()]
 
 
-def packet_cut_note(source: str | Path, output: str | Path, sound: str) -> list[str]:
-    """The report's note on the sound streams of ``source`` that an excerpt written to ``output``
-    cuts at their packets (not plain PCM, nor re-encoded with ``sound``, nor into QuickTime or
-    the ISO media family: :func:`_sound_prerolls`), and how far from its first frame each may start."""
-    with open_input(source) as container:
-        conversions = _conversions(container, output, sound)
-        unfit = {s.index for s in _unfit(container, output)}
-        carried = [s for s in _carried(container) if s.type == "audio" and (s.index not in unfit or s.index in conversions)]
-        exact = _sound_prerolls(carried, conversions, muxer_of(Path(output)) or "")
-        cut = [s for s in carried if not splits(s) and ("o", s.index) not in exact]
-        longest = max((Fraction(s.codec_context.frame_size, s.codec_context.sample_rate) for s in cut
-                       if s.codec_context.frame_size and s.codec_context.sample_rate), default=None)
-        labels = ", ".join(_label(s) for s in cut)
+def _packet_cut_notes(carried: list[av.stream.Stream], output: str | Path, conversions: dict[int, Conversion]) -> list[str]:
+    exact = _sound_prerolls(carried, conversions, muxer_of(Path(output)) or "")
+    cut = [s for s in carried if s.type == "audio" and not splits(s) and ("o", s.index) not in exact]
     if not cut:
         return []
+    longest = max((Fraction(s.codec_context.frame_size, s.codec_context.sample_rate) for s in cut
+                   if s.codec_context.frame_size and s.codec_context.sample_rate), default=None)
     within = f"{math.ceil(longest * 1000)} ms" if longest else "a packet"
     return [(f"the excerpt's sound is cut at its packets, as {Path(output).suffix} files cannot say where in one to start "
-             f"(.mp4 and .mov can): {labels}, within {within} of the first frame")]
+             f"(.mp4 and .mov can): {', '.join(_label(s) for s in cut)}, within {within} of the first frame")]
 
 
 def _trial_video(container: av.container.InputContainer, name: str) -> av.stream.Stream | None:
@@ -599,7 +604,7 @@ def check_streams(source: str | Path, output: str | Path, drop: bool, audio_code
     sound = sound_encoder(output, audio_codec)
     with open_input(source) as container:
         unfit = _unfit(container, output)
-        converted = _conversions(container, output, sound)
+        converted = _conversions(container, output, sound, unfit)
         refused = [_label(s) for s in unfit if sound and s.type == "audio" and s.index not in converted]
         left = [_label(s) for s in unfit if s.index not in converted and not (sound and s.type == "audio")]
         left += [chapters] if (chapters := _unfit_chapters(output, container.chapters())) else []
@@ -698,8 +703,9 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 # there (1000 for a Matroska input, 12800 for x264 at 25 fps), which Matroska
                 # then declared as the frame rate and no timecode accepts.
                 video.codec_context.framerate = vstream.average_rate
-            unfit = {s.index for s in _unfit(oin, output)}
-            conversions = _conversions(oin, output, sound)
+            unfit_streams = _unfit(oin, output)
+            unfit = {s.index for s in unfit_streams}
+            conversions = _conversions(oin, output, sound, unfit_streams)
             carried = [s for s in _carried(oin) if s.index not in unfit or s.index in conversions]
             left_out = [_label(s) for s in _carried(oin) if s.index in unfit and s.index not in conversions]
             for s in carried:

@@ -18,7 +18,7 @@ from ..io.containers import copies_into, holds_copy, stores_rotation
 from ..io.excerpt import Cut, Excerpt
 from ..io.reader import bit_depth
 from ..io.reencode import sound_encoder
-from ..io.remux import converted_note, left_out_note, packet_cut_note
+from ..io.remux import carried_notes, left_out_note
 from ..io.sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence
 from ..restore import TrackContext, load_contexts, save_contexts
 from ..resume import SegmentLedger
@@ -146,7 +146,7 @@ def carry_streams(video: Path | list[Path], src: Path, output: Path, dst: Path, 
     streams left out or re-encoded."""
     sound = sound_encoder(dst, cfg.audio_codec)
     left_out = remux(video, src, output, comment, starts or (), tick, cut, sound)
-    return left_out_note(left_out, dst) + converted_note(src, dst, sound) + (packet_cut_note(src, dst, sound) if cut else [])
+    return left_out_note(left_out, dst) + carried_notes(src, dst, sound, excerpt=cut is not None)
 
 
 def segment_path(output: Path, index: int) -> Path:
