@@ -332,8 +332,8 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
     """Pass 2: restore and encode the video stream alone into ``video_out``; returns frames written.
 
     ``frames``: only this segment (from :func:`plan_segments`). With ``preview``, also encode a
-    side-by-side (input | restored) video alone there, at the output's times. ``reuse``: the frames pass 1 kept, read instead of
-    decoding the video again when they are the whole of it. ``contexts``: the restorer's state of
+    side-by-side (input | restored) video alone there, at the output's times. ``reuse``: the
+    frames pass 1 kept, read instead of decoding the video again when they are the whole of it. ``contexts``: the restorer's state of
     the tracks that come into the segment from the one before it; on return it holds that of the
     tracks that go on past it. ``target``: the output ``video_out`` is a segment of (default
     ``video_out`` itself), whose type decides the encoder and whether frames are written upright.
