@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -25,8 +25,12 @@ from .diffusion.sampler import SamplerConfig, TemporalInputs, TemporalState, Tra
 from .errors import ModelError
 from .faces.identity import IdentityEncoder
 from .models import zoo
-from .models.flipnet import RESTORE, Flipnet, load_flipnet
 from .models.precision import autocast, precision_suffix
+
+# FLIPNET's module imports diffusers (1.5 s): it is imported where a model is loaded, so that runs
+# with no model (--model none) start without it.
+if TYPE_CHECKING:
+    from .models.flipnet import Flipnet
 
 
 @dataclass
@@ -132,7 +136,9 @@ class FlipnetRestorer(Restorer):
     def __init__(self, model: Flipnet, sampler: SamplerConfig, device: torch.device,
                  identity_encoder: IdentityEncoder | None, name: str, dtype: torch.dtype = torch.float32,
                  temporal: bool = True, compile_backend: str = ""):
-        self.model = model.to(device).eval()
+        from .models.flipnet import RESTORE
+
+        self.model, self.mode = model.to(device).eval(), RESTORE
         self.sampler = sampler
         self.device = device
         self.dtype = dtype
@@ -196,7 +202,7 @@ class FlipnetRestorer(Restorer):
         def forward(x: torch.Tensor, t: torch.Tensor, rows: slice) -> torch.Tensor:
             with autocast(self.device, self.dtype):
                 return self.model(x[rows], t[rows] if t.ndim else t, cond[rows], identity[rows] if identity is not None else None,
-                                  RESTORE, self.sampler.boosthub_scale).float()
+                                  self.mode, self.sampler.boosthub_scale).float()
 
         def denoiser(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             outs: list[torch.Tensor] = []
@@ -242,6 +248,8 @@ def load_restorer(name_or_path: str, sampler: SamplerConfig, device: torch.devic
     """``none`` (pass-through), a zoo name (e.g. ``flipnet-small``), or a path to a FLIPNET safetensors file."""
     if name_or_path == "none":
         return PassThroughRestorer(face_size, dtype)
+    from .models.flipnet import load_flipnet
+
     path = zoo.resolve_weights(name_or_path)
     model = load_flipnet(path, device)
     return FlipnetRestorer(model, sampler, device, identity_encoder, name=f"flipnet ({path.name}, {model.config.name}{precision_suffix(dtype)})",
