@@ -332,10 +332,11 @@ def _sound(path: Path) -> tuple[float, np.ndarray]:
     ("aac", ".mp4", ".webm", ("--audio-codec", "auto"))])
 def test_an_excerpts_sound_starts_at_its_first_frame_to_the_sample_as_the_input_sounds_there(tmp_path, codec, source, output, options):
     """MP4 and QuickTime take the packet that holds the start and those its decoder needs before
-    it, and an edit list that skips to the start; PCM is split between samples in any container,
-    and re-encoded sound is trimmed once decoded, both to the sample at both ends. Cut at its
-    packets, the sound began up to a packet late, and its first packet, decoded without the one
-    before, was noise (up to 0.5 off here)."""
+    it, and an edit list that skips to the start and ends at the end; PCM is split between samples
+    in any container, and re-encoded sound is trimmed once decoded, both to the sample at both
+    ends. Cut at its packets, the sound began up to a packet late, and its first packet, decoded
+    without the one before, was noise (up to 0.5 off here); its last packet ran past the video (by
+    16 ms for AAC, 10 for AC-3 and 13 for Opus here)."""
     clip = chirped_clip(tmp_path / f"in{source}", codec)
     out = tmp_path / f"out{output}"
     report = tmp_path / "r.json"
@@ -352,22 +353,31 @@ def test_an_excerpts_sound_starts_at_its_first_frame_to_the_sample_as_the_input_
     assert np.abs(kept[:4096] - heard[start:start + 4096]).max() < (0.002 if exact else 0.06)
     if options or codec.startswith("pcm"):  # and ends at the end
         assert len(kept) == round(0.68 * SOUND_RATE)
+    else:  # where the edit list ends: FFmpeg decodes the last packet whole, a player stops there
+        with av.open(str(out)) as c:
+            assert float(c.streams.audio[0].duration * c.streams.audio[0].time_base) == pytest.approx(0.68, abs=1e-3)
 
 
-def test_an_excerpts_sound_in_matroska_starts_at_its_first_packet_after_the_start(tmp_path):
-    """Matroska has no edit list to skip the part of a packet before the start; the report says so."""
-    clip = chirped_clip(tmp_path / "in.mp4", "aac")
+@pytest.mark.parametrize("codec, samples, within", [("aac", 1024, "22 ms"), ("ac3", 1536, "a packet")])
+def test_an_excerpts_sound_in_matroska_starts_at_its_first_packet_after_the_start_and_ends_at_the_end(tmp_path, codec, samples, within):
+    """Matroska has no edit list to skip the part of a packet before the start; the report says so.
+    Its blocks' DiscardPadding ends the sound at the end of the excerpt, to the sample: the last
+    packet ran 16 ms (AAC) or 11 ms (AC-3) past the video."""
+    clip = chirped_clip(tmp_path / "in.mp4", codec)
     out, report = tmp_path / "out.mkv", tmp_path / "r.json"
-    assert _run(clip, out, "--model", "none", "--detector", "dlib", "--start", "0.52", "--json", report, "--quiet") == 0
+    assert _run(clip, out, "--model", "none", "--detector", "dlib", "--start", "0.52", "--end", "1.2", "--json", report,
+                "--quiet") == 0
     assert json.loads(report.read_text())["notes"][-1] == ("the excerpt's sound is cut at its packets, as .mkv files cannot say "
-                                                          "where in one to start (.mp4 and .mov can): audio stream 1 (aac), "
-                                                          "within 22 ms of the first frame")
+                                                          f"where in one to start (.mp4 and .mov can): audio stream 1 ({codec}), "
+                                                          f"within {within} of the first frame")
     first, kept = _sound(out)
     _, heard = _sound(clip)
-    start = round(0.52 * SOUND_RATE)
-    packet = -(-start // 1024) * 1024  # the first AAC packet (of 1024 samples) that starts within
-    assert first * SOUND_RATE == pytest.approx(packet - start, abs=SOUND_RATE / 1000)  # Matroska counts milliseconds
-    assert np.abs(kept[1024:4096] - heard[packet + 1024:packet + 4096]).max() < 0.002
+    with av.open(str(clip)) as c:  # the first packet that starts within
+        packet = min(p.pts * p.time_base for p in c.demux(c.streams.audio[0]) if p.size and p.pts * p.time_base >= Fraction(52, 100))
+    assert first == pytest.approx(float(packet) - 0.52, abs=1e-3)  # Matroska counts milliseconds
+    at = round(packet * SOUND_RATE)  # its first samples, decoded without the packet before, differ
+    assert np.abs(kept[samples:4096] - heard[at + samples:at + 4096]).max() < 0.002
+    assert first + len(kept) / SOUND_RATE == pytest.approx(0.68, abs=1e-3)
 
 
 def test_sound_is_re_encoded_for_a_container_that_cannot_hold_it_whether_the_video_is_copied_or_restored(sample_clip, tmp_path):

@@ -44,7 +44,7 @@ from .reencode import (
     trial_cue,
 )
 from .sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, find_sequence, is_sequence, numbered
-from .soundcut import sound_preroll, split_within, splits
+from .soundcut import ended_at, sound_preroll, split_within, splits
 from .timecode import fits_rate, timecode_after, timecode_at
 from .writer import check_writable
 
@@ -141,6 +141,17 @@ def _sound_prerolls(streams: list[av.stream.Stream], conversions: Mapping[int, C
     (Matroska, MPEG-TS, AVI) have no such list: their sound starts at its first packet within."""
     return {("o", s.index): sound_preroll(s) for s in streams
             if s.type == "audio" and not splits(s) and (s.index in conversions or muxer in ISO_MEDIA_MUXERS)}
+
+
+def _sound_ended(packets: Iterator[tuple[tuple[str, int], av.Packet]], end: Fraction | None, streams: list[av.stream.Stream],
+                 conversions: Mapping[int, Conversion], muxer: str) -> Iterator[tuple[tuple[str, int], av.Packet]]:
+    """``packets`` of an excerpt (on the output's clock) with the sound of ``streams`` that is copied
+    at its packets told to end at ``end`` where the ``muxer`` can say so (:func:`ended_at`): its
+    last packet may run past the video by some tens of milliseconds. Plain PCM is split and
+    re-encoded sound trimmed once decoded instead."""
+    cut_at_packets = {("o", s.index) for s in streams if s.type == "audio" and not splits(s) and s.index not in conversions}
+    for key, packet in packets:
+        yield key, ended_at(packet, end, muxer) if end is not None and key in cut_at_packets else packet
 
 
 def _held(packet: av.Packet, cut: Cut, sound: bool) -> av.Packet:
@@ -727,6 +738,7 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             osrc = ((("o", p.stream.index), p) for p in (oin.demux(osrc_streams) if osrc_streams else []) if p.size)
             if cut is not None:
                 osrc = _within(osrc, cut, _sound_prerolls(carried, conversions, out.format.name))
+                osrc = _sound_ended(osrc, cut.moved_to_zero().end, carried, conversions, out.format.name)
             if conversions:
                 osrc = converting(osrc, {("o", i): (oin.streams[i], mapping[("o", i)]) for i in conversions},
                                   _video_end(other_source, cut), None if cut is None else cut.moved_to_zero())

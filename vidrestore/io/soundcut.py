@@ -5,12 +5,18 @@ sound at the start as it does in the whole input.
 
 from __future__ import annotations
 
+import functools
+import io
 import math
 import re
+import struct
 from fractions import Fraction
 
 import av
+import av.packet
+import numpy as np
 
+from .containers import ISO_MEDIA_MUXERS
 from .excerpt import Cut
 
 # How much sound before an excerpt's start its decoder needs where that is more than the packet
@@ -76,6 +82,47 @@ def trimmed(frame: av.AudioFrame, within: Cut) -> av.AudioFrame | None:
     part.sample_rate, part.time_base = rate, frame.time_base
     part.pts = (frame.pts or 0) + round(Fraction(first, rate) / frame.time_base)
     return part
+
+
+# Muxers that can say where in its last packet a sound stream ends: Matroska (and WebM) by the
+# block's DiscardPadding, which FFmpeg writes from the packet's skip-samples side data; QuickTime
+# and the ISO family by the edit list, which ends where the last packet's duration does.
+_DISCARD_PADDING_MUXERS = frozenset({"matroska", "webm"})
+
+
+def ended_at(packet: av.Packet, end: Fraction, muxer: str) -> av.Packet:
+    """``packet`` (copied sound, on the output's clock) told to end at ``end`` (seconds) where it
+    runs past it and ``muxer`` can say so; else as it is."""
+    time, rate = Fraction(packet.pts or 0) * packet.time_base, packet.stream.codec_context.sample_rate
+    if not packet.duration or not rate or time + packet.duration * packet.time_base <= end:
+        return packet
+    if muxer in ISO_MEDIA_MUXERS:
+        packet.duration = max(1, math.ceil((end - time) / packet.time_base))
+    elif muxer in _DISCARD_PADDING_MUXERS and (delayed := _delayed_packet()) is not None:
+        past = math.floor((time + packet.duration * packet.time_base - end) * rate)
+        padding = av.packet.PacketSideData.from_packet(delayed, "skip_samples")
+        padding.update(struct.pack("<IIBB", 0, past, 0, 0))  # samples to skip at the start, at the end; reasons
+        padding.to_packet(packet)
+    return packet
+
+
+@functools.cache
+def _delayed_packet() -> av.Packet | None:
+    """A packet with side data of FFmpeg's skip-samples kind, for :func:`ended_at` to copy and fill
+    in: PyAV makes packet side data only as a copy of a packet's. The first packet of AAC read
+    from an MP4 has some (the encoder's delay, which the edit list skips); None if this FFmpeg
+    gives none there."""
+    made = io.BytesIO()
+    with av.open(made, "w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=48000, layout="mono")
+        silence = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        silence.sample_rate, silence.pts = 48000, 0
+        for packet in [*stream.encode(silence), *stream.encode(None)]:
+            out.mux(packet)
+    made.seek(0)
+    with av.open(made) as read:
+        first = next(read.demux(read.streams.audio[0]))
+    return first if first.has_sidedata("skip_samples") else None
 
 
 def _span(time: Fraction, samples: int, rate: int, within: Cut) -> tuple[int, int]:
