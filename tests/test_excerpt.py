@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import SOUND_RATE, chirped_clip, dressed_clip, make_clip, read_pts, timecoded_clip
+from conftest import SOUND_RATE, chirp, chirped_clip, dressed_clip, make_clip, read_pts, timecoded_clip
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -378,6 +378,70 @@ def test_an_excerpts_sound_in_matroska_starts_at_its_first_packet_after_the_star
     at = round(packet * SOUND_RATE)  # its first samples, decoded without the packet before, differ
     assert np.abs(kept[samples:4096] - heard[at + samples:at + 4096]).max() < 0.002
     assert first + len(kept) / SOUND_RATE == pytest.approx(0.68, abs=1e-3)
+
+
+def _flac_clip(path: Path, bits: int, frames: int = 40) -> Path:
+    """``frames`` of faceless 25 fps video and a stereo chirp as FLAC of ``bits`` (16 or 24) a sample,
+    in packets of 4096 samples (85 ms)."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream("flac", rate=SOUND_RATE)
+        sound.layout, sound.format = "stereo", "s16" if bits == 16 else "s32"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        signal = chirp(frames / 25)
+        # 24 bits ride in the top of 32-bit samples, as FFmpeg's decoders give them
+        ints = (signal * (2 ** 15 - 1)).astype(np.int16) if bits == 16 else (signal * (2 ** 23 - 1)).astype(np.int32) * 256
+        for start in range(0, len(ints), 4096):
+            part = av.AudioFrame.from_ndarray(np.repeat(ints[start:start + 4096], 2)[None], format=sound.format.name, layout="stereo")
+            part.sample_rate, part.pts = SOUND_RATE, start
+            out.mux(sound.encode(part))
+        out.mux(sound.encode(None))
+    return path
+
+
+def _samples(path: Path) -> tuple[float, str, np.ndarray]:
+    """When the decoded sound of ``path`` starts, its sample format, and its samples (N, channels)."""
+    with av.open(str(path)) as c:
+        frames = list(c.decode(audio=0))
+        channels = c.streams.audio[0].codec_context.layout.nb_channels
+    return (float(frames[0].pts * frames[0].time_base), frames[0].format.name,
+            np.concatenate([f.to_ndarray().reshape(-1, channels) for f in frames]))
+
+
+@pytest.mark.parametrize("bits", [16, 24])
+def test_an_excerpts_flac_in_matroska_is_cut_to_the_sample_and_keeps_every_bit(tmp_path, bits):
+    """FLAC, the lossless sound archives keep in Matroska, was cut at its packets, which hold 85 ms:
+    the excerpt's sound began up to that late. It is re-encoded without loss from the packet that
+    holds the start, so the excerpt holds the input's samples from its first frame to its end, bit
+    for bit, 24-bit ones too (FFmpeg's FLAC encoder, given no sample format, took 16 bits)."""
+    clip = _flac_clip(tmp_path / "in.mkv", bits)
+    out, report = tmp_path / "out.mkv", tmp_path / "r.json"
+    assert _run(clip, out, "--model", "none", "--detector", "dlib", "--start", "0.52", "--end", "1.2", "--json", report,
+                "--quiet") == 0
+    assert json.loads(report.read_text())["notes"][-1] == ("re-encoded without loss with flac, so that the excerpt's sound is cut to "
+                                                          "the sample, as .mkv files cannot say where in a packet to start: "
+                                                          "audio stream 1 (flac)")
+    _, form, heard = _samples(clip)
+    first, kept_form, kept = _samples(out)
+    assert first == 0 and kept_form == form
+    assert np.array_equal(kept, heard[round(0.52 * SOUND_RATE):round(1.2 * SOUND_RATE)])
+
+
+def test_flac_bits_are_read_from_its_setup_with_or_without_the_flac_marker():
+    from vidrestore.io.reencode import _flac_bits
+
+    def streaminfo(bits: int) -> bytes:  # 4096-sample blocks, 48 kHz, stereo, no length
+        packed = (48000 << 44) | (1 << 41) | ((bits - 1) << 36)
+        return (4096).to_bytes(2, "big") * 2 + bytes(6) + packed.to_bytes(8, "big") + bytes(16)
+
+    for bits in (8, 16, 24, 32):
+        assert _flac_bits(streaminfo(bits)) == bits
+        assert _flac_bits(b"fLaC" + b"\x80\x00\x00\x22" + streaminfo(bits)) == bits
 
 
 def test_sound_is_re_encoded_for_a_container_that_cannot_hold_it_whether_the_video_is_copied_or_restored(sample_clip, tmp_path):

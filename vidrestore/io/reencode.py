@@ -70,10 +70,45 @@ UNORDERED = {"1 channels": "mono", "2 channels": "stereo"}
 
 @dataclass(frozen=True)
 class Conversion:
-    """How a stream of the input is written into the output: with ``encoder``, and for sound at ``rate``."""
+    """How a stream of the input is written into the output: with ``encoder``, and for sound at
+    ``rate``. ``recut``: sound that the container holds as it is, re-encoded without loss so that
+    an excerpt's sound is cut to the sample (:func:`lossless_recut`)."""
 
     encoder: str
     rate: int = 0
+    recut: bool = False
+
+
+# FLAC keeps up to 24 bits a sample when FFmpeg's encoder is given 32-bit samples (more is not
+# standard FLAC, and the encoder refuses it).
+FLAC_MOST_BITS = 24
+
+
+def lossless_recut(stream: av.stream.Stream) -> str:
+    """The encoder that writes the sound ``stream`` again sample for sample (its own codec's,
+    where that is lossless and FFmpeg has an encoder for it), so that it can be cut between any two
+    samples; "" where there is none. FLAC (of up to :data:`FLAC_MOST_BITS`) alone, the lossless
+    sound archives keep in Matroska; plain PCM is split as it is (``soundcut.splits``)."""
+    context = stream.codec_context if stream.type == "audio" else None
+    if context is None or context.codec.canonical_name != "flac" or not context.extradata:
+        return ""
+    return "flac" if _flac_bits(context.extradata) <= FLAC_MOST_BITS else ""
+
+
+def _flac_bits(setup: bytes) -> int:
+    """Bits a sample of the FLAC sound whose decoder setup is ``setup``: its STREAMINFO block,
+    after the "fLaC" marker and the block's header where a container keeps those."""
+    info = setup[8:] if setup[:4] == b"fLaC" else setup
+    return ((info[12] & 0x01) << 4 | info[13] >> 4) + 1  # 5 bits, after the rate's 20 and the channels' 3
+
+
+def _sample_format(codec: av.Codec, source: av.AudioFormat) -> str:
+    """The sample format ``codec`` encodes sound decoded as ``source`` in: the same where the
+    encoder takes it (packed or planar), else the encoder's first. FLAC's first is 16-bit, which
+    lost 24-bit sound's lower bits."""
+    formats = [f.name for f in codec.audio_formats or ()]
+    return next((name for name in (source.name, source.packed.name, source.planar.name) if name in formats),
+                formats[0] if formats else source.name)
 
 
 def is_text_subtitle(stream: av.stream.Stream) -> bool:
@@ -142,6 +177,7 @@ def converted_stream(out: av.container.OutputContainer, stream: av.stream.Stream
         copy = out.add_stream(codec.name, rate=conversion.rate)
         layout = stream.codec_context.layout.name
         copy.layout = UNORDERED.get(layout, layout)
+        copy.format = _sample_format(codec, stream.codec_context.format)
         if codec.lossy:
             copy.bit_rate = SOUND_BITS_PER_CHANNEL * stream.codec_context.layout.nb_channels
     copy.disposition = stream.disposition

@@ -39,6 +39,7 @@ from .reencode import (
     container_sound,
     converted_stream,
     converting,
+    lossless_recut,
     sound_encoder,
     subtitle_encoders,
     trial_cue,
@@ -353,11 +354,13 @@ def _subtitle_encoder(name: str, stream: av.stream.Stream, video: av.stream.Stre
 
 
 def _conversions(container: av.container.InputContainer, output: str | Path, sound: str,
-                 unfit: list[av.stream.Stream]) -> dict[int, Conversion]:
+                 unfit: list[av.stream.Stream], excerpt: bool = False) -> dict[int, Conversion]:
     """How each stream of ``container`` that the container of ``output`` cannot hold as it is
     (``unfit``, :func:`_unfit`) is written after all (by stream index): subtitles converted
     (:func:`_subtitle_encoder`), sound re-encoded with ``sound`` (:func:`_sound_rate`), where the
-    container holds them so."""
+    container holds them so. For an ``excerpt`` into a container with no edit lists, lossless
+    sound that is not split as it is (FLAC) is re-encoded without loss too, so that it is cut to
+    the sample (:func:`~vidrestore.io.reencode.lossless_recut`), not at its packets."""
     name = Path(output).name
     video = _trial_video(container, name)
     conversions = {}
@@ -368,6 +371,10 @@ def _conversions(container: av.container.InputContainer, output: str | Path, sou
         elif subtitle_encoders(stream):
             encoder = _subtitle_encoder(name, stream, video)
             conversions.update({stream.index: Conversion(encoder)} if encoder else {})
+    if excerpt and muxer_of(Path(output)) not in ISO_MEDIA_MUXERS:
+        fit = [s for s in _carried(container) if s.index not in {u.index for u in unfit} and not splits(s)]
+        recuts = {s.index: Conversion(encoder, s.rate, recut=True) for s in fit if (encoder := lossless_recut(s))}
+        conversions.update({index: c for index, c in recuts.items() if _holds(name, container.streams[index], video, c)})
     return conversions
 
 
@@ -379,7 +386,7 @@ def carried_notes(source: str | Path, output: str | Path, sound: str, excerpt: b
     :func:`_sound_prerolls`), and how far from its first frame each may start."""
     with open_input(source) as container:
         unfit = _unfit(container, output)
-        conversions = _conversions(container, output, sound, unfit)
+        conversions = _conversions(container, output, sound, unfit, excerpt)
         notes = _converted_notes(container, output, conversions)
         if excerpt:
             left_out = {s.index for s in unfit} - set(conversions)
@@ -388,14 +395,17 @@ def carried_notes(source: str | Path, output: str | Path, sound: str, excerpt: b
 
 
 def _converted_notes(container: av.container.InputContainer, output: str | Path, conversions: dict[int, Conversion]) -> list[str]:
-    described: dict[str, list[str]] = {}
+    described: dict[tuple[str, bool], list[str]] = {}
     for index, conversion in conversions.items():
         stream = container.streams[index]
         lost = " without its positions, fonts and effects" if stream.codec_context.codec.canonical_name in STYLED_SUBTITLES else \
             " in four colours" if conversion.encoder == FOUR_COLOURS else ""
-        described.setdefault(conversion.encoder, []).append(_label(stream) + lost)
-    return [f"{'converted to' if av.Codec(encoder, 'w').type == 'subtitle' else 're-encoded with'} {encoder}, "
-            f"as {Path(output).suffix} files cannot hold them: {', '.join(labels)}" for encoder, labels in described.items()]
+        described.setdefault((conversion.encoder, conversion.recut), []).append(_label(stream) + lost)
+    suffix = Path(output).suffix
+    return [f"re-encoded without loss with {encoder}, so that the excerpt's sound is cut to the sample, as {suffix} files "
+            f"cannot say where in a packet to start: {', '.join(labels)}" if recut else
+            f"{'converted to' if av.Codec(encoder, 'w').type == 'subtitle' else 're-encoded with'} {encoder}, "
+            f"as {suffix} files cannot hold them: {', '.join(labels)}" for (encoder, recut), labels in described.items()]
 
 
 def _packet_cut_notes(carried: list[av.stream.Stream], output: str | Path, conversions: dict[int, Conversion]) -> list[str]:
@@ -716,7 +726,7 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 video.codec_context.framerate = vstream.average_rate
             unfit_streams = _unfit(oin, output)
             unfit = {s.index for s in unfit_streams}
-            conversions = _conversions(oin, output, sound, unfit_streams)
+            conversions = _conversions(oin, output, sound, unfit_streams, cut is not None)
             carried = [s for s in _carried(oin) if s.index not in unfit or s.index in conversions]
             left_out = [_label(s) for s in _carried(oin) if s.index in unfit and s.index not in conversions]
             for s in carried:
