@@ -79,8 +79,8 @@ class Conversion:
     recut: bool = False
 
 
-# FLAC keeps up to 24 bits a sample when FFmpeg's encoder is given 32-bit samples (more is not
-# standard FLAC, and the encoder refuses it).
+# FFmpeg's FLAC encoder writes 32-bit samples as 24 bits (32-bit FLAC is a recent, experimental
+# part of the format): sound of more bits would lose its lowest.
 FLAC_MOST_BITS = 24
 
 

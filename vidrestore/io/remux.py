@@ -372,7 +372,8 @@ def _conversions(container: av.container.InputContainer, output: str | Path, sou
             encoder = _subtitle_encoder(name, stream, video)
             conversions.update({stream.index: Conversion(encoder)} if encoder else {})
     if excerpt and muxer_of(Path(output)) not in ISO_MEDIA_MUXERS:
-        fit = [s for s in _carried(container) if s.index not in {u.index for u in unfit} and not splits(s)]
+        left = {s.index for s in unfit}
+        fit = [s for s in _carried(container) if s.index not in left and not splits(s)]
         recuts = {s.index: Conversion(encoder, s.rate, recut=True) for s in fit if (encoder := lossless_recut(s))}
         conversions.update({index: c for index, c in recuts.items() if _holds(name, container.streams[index], video, c)})
     return conversions
