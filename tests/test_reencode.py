@@ -148,7 +148,7 @@ def test_sound_a_container_cannot_hold_is_re_encoded_when_asked(tmp_path):
     src, out = vp9_flac_clip(tmp_path / "in.mkv"), tmp_path / "out.webm"
     with pytest.raises(OutputError, match=r"write a \.mkv, give --audio-codec auto to re-encode the sound, or give --drop-streams"):
         check_streams(src, out, drop=False)
-    assert sound_encoder(out, "auto") == "libopus" and sound_encoder(tmp_path / "o.mp4", "auto") == "aac"
+    assert sound_encoder(out, "auto") == "auto" and sound_encoder(tmp_path / "o.mp4", "aac") == "aac"
     with pytest.raises(OutputError, match=r"audio stream 1 \(flac\) of in\.mkv re-encoded with aac either"):
         check_streams(src, out, drop=False, audio_codec="aac")
     with pytest.raises(UsageError, match="--audio-codec h264: not a sound encoder"):
@@ -178,6 +178,68 @@ def test_sound_a_container_cannot_hold_is_re_encoded_when_asked(tmp_path):
     with av.open(str(tmp_path / "out.mxf")) as c:
         assert (c.streams.audio[0].codec_context.name, c.streams.audio[0].rate) == ("pcm_s16le", 48000)
         assert sum(f.samples for f in c.decode(audio=0)) / 48000 == pytest.approx(1.0, abs=0.01)  # MXF keeps it to the 25 frames
+
+
+def _lpcm_clip(path: Path, bits: int) -> Path:
+    """A second of faceless video and stereo noise as a disc stores it: DVD's 16-bit PCM in a .vob
+    (with MPEG-2 video), or Blu-ray's 24-bit PCM in an .m2ts (with H.264)."""
+    dvd = bits == 16
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mpeg2video" if dvd else "libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream("pcm_dvd" if dvd else "pcm_bluray", rate=48000)
+        sound.layout, sound.format = "stereo", "s16" if dvd else "s32"
+        for i in range(25):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 9, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        noise = np.random.default_rng(bits).integers(-30000, 30000, (1, 2 * 48000))
+        samples = noise.astype(np.int16) if dvd else noise.astype(np.int32) * 256 * 251  # 24 bits, in the top of 32
+        part = av.AudioFrame.from_ndarray(samples, format=sound.format.name, layout="stereo")
+        part.sample_rate, part.pts = 48000, 0
+        out.mux(sound.encode(part) + sound.encode(None))
+    return path
+
+
+def _sound_samples(path: Path) -> tuple[str, np.ndarray]:
+    with av.open(str(path)) as c:
+        return c.streams.audio[0].codec_context.name, np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
+
+
+@pytest.mark.parametrize("bits, output, encoder", [(16, ".mkv", "flac"), (16, ".avi", "pcm_s16le"), (24, ".mkv", "flac"),
+                                                   (24, ".mov", "pcm_s24le"), (24, ".mxf", "pcm_s24le")])
+def test_auto_re_encodes_lossless_sound_without_loss(tmp_path, bits, output, encoder):
+    """--audio-codec auto gave a disc's PCM, which Matroska and the rest cannot hold, the
+    container's own lossy encoder (AC-3 for .mkv, AAC for .mov). It now writes lossless sound as
+    FLAC where the container holds it and it keeps every bit, else as PCM (first, in AVI, where
+    FLAC is FFmpeg's own mapping): every sample as the input decodes it, 24-bit ones too."""
+    src, out = _lpcm_clip(tmp_path / ("in.vob" if bits == 16 else "in.m2ts"), bits), tmp_path / f"out{output}"
+    assert remux(src, src, out, sound=sound_encoder(out, "auto")) == []
+    assert carried_notes(src, out, "auto") == [f"re-encoded with {encoder}, as {output} files cannot hold them: "
+                                               f"audio stream 1 ({'pcm_dvd' if bits == 16 else 'pcm_bluray'})"]
+    (_, heard), (kind, kept) = _sound_samples(src), _sound_samples(out)
+    # what one holds past the other is silence: the disc's PCM encoder pads its last packet, MXF
+    # ends its sound with the video's last edit unit
+    both = min(len(kept), len(heard))
+    assert kind == encoder and np.array_equal(kept[:both], heard[:both]) and not kept[both:].any() and not heard[both:].any()
+
+
+def test_lossy_sound_and_containers_that_hold_no_lossless_sound_keep_the_containers_own_encoder(tmp_path):
+    """auto stays lossy where the sound is (AAC) or where the container takes nothing lossless (WebM)."""
+    aac = make_clip(tmp_path / "aac.mkv", [i * 40 for i in range(25)], audio=True)
+    assert carried_notes(aac, tmp_path / "o.webm", "auto") == ["re-encoded with libopus, as .webm files cannot hold them: audio stream 1 (aac)"]
+    lpcm = _lpcm_clip(tmp_path / "in.m2ts", 24)
+    assert carried_notes(lpcm, tmp_path / "o.webm", "auto") == ["re-encoded with libopus, as .webm files cannot hold them: "
+                                                                "audio stream 1 (pcm_bluray)"]
+
+
+def test_flac_asked_for_goes_into_avi(tmp_path):
+    """FLAC's encoder ends with a packet of its header's update alone, which AVI's muxer refused at
+    the very end of a run: --audio-codec flac into .avi failed after all its work."""
+    src, out = _lpcm_clip(tmp_path / "in.vob", 16), tmp_path / "out.avi"
+    assert remux(src, src, out, sound=sound_encoder(out, "flac")) == []
+    assert _sound_samples(out)[0] == "flac" and np.array_equal(_sound_samples(out)[1], _sound_samples(src)[1])
 
 
 @pytest.mark.parametrize("codec, output", [("pcm_s16le", ".ts"), ("flac", ".m2ts")])

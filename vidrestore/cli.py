@@ -276,8 +276,9 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                         "PGS in .mp4, are converted without it)")
     p.add_argument("--audio-codec", metavar="CODEC",
                    help="re-encode the sound the output's container cannot hold (AAC in .webm, Vorbis in .mp4) with "
-                        "this encoder (aac, libopus, flac, pcm_s24le ...; auto: the container's own, Opus for .webm, AAC "
-                        "for .mp4); sound that fits is always copied as it is")
+                        "this encoder (aac, libopus, flac, pcm_s24le ...; auto: lossless sound as FLAC or PCM where the "
+                        "container holds them, other sound with the container's own encoder, Opus for .webm, AAC for .mp4); "
+                        "sound that fits is always copied as it is")
     p.add_argument("--segment-frames", type=int, metavar="N",
                    help="restore in segments of at least N frames (default 2000; 0: one segment), cut at shot changes "
                         "or inside long takes; a stopped or killed run keeps its finished segments and the same command "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,6 +22,7 @@ from pathlib import Path
 import av
 
 from ..errors import OutputError, UsageError
+from .containers import muxer_of
 from .excerpt import Cut
 from .soundcut import trimmed
 
@@ -84,15 +86,44 @@ class Conversion:
 FLAC_MOST_BITS = 24
 
 
+# Lossless sound of at most 24 bits a sample that decodes to 32-bit samples: DVD's and Blu-ray's
+# PCM, TrueHD and MLP (and PCM named for its 24 bits).
+_AT_MOST_24_BITS = re.compile(r"pcm_dvd|pcm_bluray|truehd|mlp|pcm_[su]24\w*")
+
+# The PCM encoder that writes decoded samples of each (packed) format as they are.
+_PCM_ENCODERS = {"u8": "pcm_u8", "s16": "pcm_s16le", "s32": "pcm_s32le", "flt": "pcm_f32le", "dbl": "pcm_f64le"}
+
+
 def lossless_recut(stream: av.stream.Stream) -> str:
     """The encoder that writes the sound ``stream`` again sample for sample (its own codec's,
     where that is lossless and FFmpeg has an encoder for it), so that it can be cut between any two
     samples; "" where there is none. FLAC (of up to :data:`FLAC_MOST_BITS`) alone, the lossless
     sound archives keep in Matroska; plain PCM is split as it is (``soundcut.splits``)."""
-    context = stream.codec_context if stream.type == "audio" else None
-    if context is None or context.codec.canonical_name != "flac" or not context.extradata:
-        return ""
-    return "flac" if _flac_bits(context.extradata) <= FLAC_MOST_BITS else ""
+    own = stream.codec_context.codec.canonical_name if stream.type == "audio" else ""
+    return own if own == "flac" and own in _lossless_encoders(stream) else ""
+
+
+def _lossless_encoders(stream: av.stream.Stream) -> list[str]:
+    """The encoders that write the sound ``stream`` again sample for sample, where it is lossless
+    (DVD's or Blu-ray's PCM, FLAC, TrueHD...): FLAC where it keeps every bit, then PCM of its decoded
+    samples (24-bit where they hold no more); none for lossy sound."""
+    codec = stream.codec_context.codec
+    if not codec.lossless or codec.lossy:  # DTS is both: its lossless part is an extension of a lossy core
+        return []
+    packed, bits = stream.codec_context.format.packed.name, _bits(stream)
+    flac = ["flac"] if packed in ("s16", "s32") and bits <= FLAC_MOST_BITS else []
+    pcm = "pcm_s24le" if packed == "s32" and bits <= 24 else _PCM_ENCODERS.get(packed)
+    return flac + ([pcm] if pcm else [])
+
+
+def _bits(stream: av.stream.Stream) -> int:
+    """Bits a sample of the sound ``stream`` holds: FLAC's from its setup, 24 for the codecs of
+    :data:`_AT_MOST_24_BITS`, else the width of its decoded samples."""
+    context = stream.codec_context
+    name = context.codec.canonical_name
+    if name == "flac" and context.extradata:
+        return _flac_bits(context.extradata)
+    return 24 if _AT_MOST_24_BITS.fullmatch(name) else context.format.bytes * 8
 
 
 def _flac_bits(setup: bytes) -> int:
@@ -146,14 +177,24 @@ def container_sound(output: str | Path) -> str:
         return out.default_audio_codec
 
 
+AUTO_SOUND = "auto"
+
+
+def own_sound_encoder(output: str | Path) -> str:
+    """The encoder of the sound FFmpeg gives the container of ``output`` (:func:`container_sound`),
+    by its encoder's name (libopus for Opus)."""
+    return av.Codec(container_sound(output), "w").name
+
+
 def sound_encoder(output: str | Path, wanted: str) -> str:
-    """The encoder ``--audio-codec wanted`` names for ``output`` ("auto": the one FFmpeg gives its
-    container: AAC for .mp4 and .mov, Opus for .webm, 16-bit PCM for .mxf); "" for none, and where
-    the container holds no sound at all (pictures, GIF)."""
+    """The encoder ``--audio-codec wanted`` names for ``output``, or "auto" (:data:`AUTO_SOUND`),
+    which :func:`sound_encoders` chooses for each stream; "" for none, and where the container
+    holds no sound at all (pictures, GIF)."""
     own = container_sound(output) if wanted else "none"
     if own == "none":
         return ""
-    wanted = own if wanted == "auto" else wanted
+    if wanted == AUTO_SOUND:
+        return AUTO_SOUND
     try:
         codec = av.Codec(wanted, "w")
     except av.error.FFmpegError:
@@ -161,6 +202,19 @@ def sound_encoder(output: str | Path, wanted: str) -> str:
     if codec is None or codec.type != "audio":
         raise UsageError(f"--audio-codec {wanted}: not a sound encoder this FFmpeg has (try aac, libopus, flac or pcm_s24le)")
     return codec.name
+
+
+def sound_encoders(stream: av.stream.Stream, output: str | Path, sound: str) -> list[str]:
+    """The encoders to try, in order, for the sound ``stream`` going into ``output`` re-encoded with
+    ``sound`` (as :func:`sound_encoder` gives it): that encoder; for "auto", lossless sound's
+    lossless encoders (:func:`_lossless_encoders`: DVD's PCM into .mkv became AC-3), then the
+    one FFmpeg gives the container (AAC for .mp4 and .mov, Opus for .webm, 16-bit PCM for .mxf)."""
+    if sound != AUTO_SOUND:
+        return [sound]
+    lossless = _lossless_encoders(stream)
+    if muxer_of(Path(output)) == "avi":  # FLAC in AVI is FFmpeg's own mapping, which few players read; PCM all do
+        lossless.sort(key=lambda encoder: encoder == "flac")
+    return [*lossless, own_sound_encoder(output)]
 
 
 def converted_stream(out: av.container.OutputContainer, stream: av.stream.Stream, conversion: Conversion) -> av.stream.Stream:

@@ -31,6 +31,7 @@ from .exr import COLOUR_CHANNELS, channels_of
 from .headers import carry_headers
 from .probe import VideoInfo, as_fraction, codec_name, is_cover, open_input, probe
 from .reencode import (
+    AUTO_SOUND,
     BROADCAST_RATE,
     FOUR_COLOURS,
     STYLED_SUBTITLES,
@@ -40,7 +41,9 @@ from .reencode import (
     converted_stream,
     converting,
     lossless_recut,
+    own_sound_encoder,
     sound_encoder,
+    sound_encoders,
     subtitle_encoders,
     trial_cue,
 )
@@ -357,8 +360,9 @@ def _conversions(container: av.container.InputContainer, output: str | Path, sou
                  unfit: list[av.stream.Stream], excerpt: bool = False) -> dict[int, Conversion]:
     """How each stream of ``container`` that the container of ``output`` cannot hold as it is
     (``unfit``, :func:`_unfit`) is written after all (by stream index): subtitles converted
-    (:func:`_subtitle_encoder`), sound re-encoded with ``sound`` (:func:`_sound_rate`), where the
-    container holds them so. For an ``excerpt`` into a container with no edit lists, lossless
+    (:func:`_subtitle_encoder`), sound re-encoded with ``sound`` (the first of
+    :func:`~vidrestore.io.reencode.sound_encoders` at a :func:`_sound_rate`), where the container
+    holds them so. For an ``excerpt`` into a container with no edit lists, lossless
     sound that is not split as it is (FLAC) is re-encoded without loss too, so that it is cut to
     the sample (:func:`~vidrestore.io.reencode.lossless_recut`), not at its packets."""
     name = Path(output).name
@@ -366,8 +370,9 @@ def _conversions(container: av.container.InputContainer, output: str | Path, sou
     conversions = {}
     for stream in unfit:
         if stream.type == "audio" and sound:
-            rate = _sound_rate(name, stream, video, sound)
-            conversions.update({stream.index: Conversion(sound, rate)} if rate else {})
+            conversion = next((Conversion(encoder, rate) for encoder in sound_encoders(stream, output, sound)
+                               if (rate := _sound_rate(name, stream, video, encoder))), None)
+            conversions.update({stream.index: conversion} if conversion else {})
         elif subtitle_encoders(stream):
             encoder = _subtitle_encoder(name, stream, video)
             conversions.update({stream.index: Conversion(encoder)} if encoder else {})
@@ -633,8 +638,9 @@ def check_streams(source: str | Path, output: str | Path, drop: bool, audio_code
         # streams are read while their file is open: a closed container's streams crash PyAV
         unfit_sound = any(s.type == "audio" for s in unfit)
     if refused:
+        tried = own_sound_encoder(output) if sound == AUTO_SOUND else sound
         raise OutputError(f"{Path(output).suffix} files cannot hold {', '.join(refused)} of {Path(source).name} re-encoded "
-                          f"with {sound} either; give another --audio-codec, write a .mkv, or give --drop-streams to leave it out")
+                          f"with {tried} either; give another --audio-codec, write a .mkv, or give --drop-streams to leave it out")
     if left and not drop:
         if pictures:  # a .mkv is not what was asked for
             raise OutputError(f"{Path(output).suffix} pictures cannot hold {', '.join(left)} of {Path(source).name}; "
@@ -756,6 +762,8 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             if out.format.name in FRAME_RATE_MUXERS:
                 osrc = _from_zero(osrc)
             for key, packet in heapq.merge(vsrc, osrc, key=lambda kp: _packet_time(kp[1])):
+                if not packet.size and out.format.name == "avi":
+                    continue  # FLAC's encoder ends with its header's update alone, which AVI has no place for and its muxer refuses
                 packet.stream = mapping[key]
                 out.mux(packet)
             out.close()  # writes the trailer, which can fail too
