@@ -4,7 +4,8 @@
 
 The picture is the first frame of the generated sample clip (one face, which dlib finds). Each run
 is a fresh interpreter running ``cli.py`` on it with dlib: with ``--model none`` (pass-through),
-and with the default model, whose run restores the face once. The table gives the fastest and the
+with the default model, whose run restores the face once, and a ``--dry-run`` (detection and
+tracking alone, the default model named). The table gives the fastest and the
 median wall seconds of each, and the seconds the fastest run's imports took (``-X importtime``:
 the sum over the top-level imports). ``--cli``: another checkout's ``cli.py`` (say, a worktree of
 an earlier commit), to compare on the same machine.
@@ -61,7 +62,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         picture = first_frame_picture(Path(tmp))
-        rows = {"--model none": ["--model", "none"], "default model": []}
+        rows = {"--model none": ["--model", "none"], "default model": [], "--dry-run": ["--dry-run"]}
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
         for _ in range(args.repeat):  # alternated, so that a busy moment falls on both
             for name, model in rows.items():

@@ -901,6 +901,18 @@ print(" ".join(sorted({m for m in sys.modules if m in ("diffusers", "scipy.stats
 """
 
 
+def test_a_dry_run_names_the_model_and_tracks_at_its_crop_size_without_loading_it(sample_clip, tiny_model, tmp_path):
+    """A dry run loaded FLIPNET to name it in the report and to learn its crop size (2.4 s of the
+    sample's 6.2); it reads both from the checkpoint's header now, and reports what a run that
+    restores does."""
+    dry, full = tmp_path / "dry.json", tmp_path / "full.json"
+    assert _run(sample_clip, "--dry-run", "--model", tiny_model, "--detector", "dlib", "--quiet", "--json", dry) == 0
+    assert _run(sample_clip, tmp_path / "out.mp4", "--model", tiny_model, "--detector", "dlib", "--quiet", "--json", full) == 0
+    planned, done = json.loads(dry.read_text()), json.loads(full.read_text())
+    assert planned["restorer"] == done["restorer"] == f"flipnet ({Path(tiny_model).name}, tiny)"
+    assert planned["tracks"] == done["tracks"] and planned["shots"] == done["shots"]
+
+
 def _imported_by_a_run(*args) -> list[str]:
     """The heavy modules a CLI run, in a fresh interpreter, had imported by its end."""
     proc = subprocess.run([sys.executable, "-c", _IMPORTED_AFTER, str(REPO / "cli.py"), *map(str, args)],
@@ -911,9 +923,11 @@ def _imported_by_a_run(*args) -> list[str]:
 
 def test_runs_that_sample_nothing_start_without_diffusers_and_ddim_without_scipy_stats(sample_clip, tiny_model, tmp_path):
     """Every run imported diffusers (1.5 s, for torch._dynamo) and its DPM-Solver (another 0.7 s,
-    for scipy.stats) before reading its input: a photo with --model none took 6.1 s, now 3.7. A run
-    that restores with the default DDIM sampler still needs diffusers, but not DPM-Solver."""
+    for scipy.stats) before reading its input: a photo with --model none took 6.1 s, now 3.7; a
+    dry run loaded the model too. A run that restores with the default DDIM sampler still needs
+    diffusers, but not DPM-Solver."""
     assert _imported_by_a_run(sample_clip, tmp_path / "none.mp4", "--model", "none", "--quiet") == []
+    assert _imported_by_a_run(sample_clip, "--dry-run", "--model", tiny_model, "--detector", "dlib", "--quiet") == []
     assert _imported_by_a_run(sample_clip, tmp_path / "ddim.mp4", "--model", tiny_model, "--quiet") == \
         ["diffusers", "vidrestore.models.flipnet"]
     assert "scipy.stats" in _imported_by_a_run(sample_clip, tmp_path / "dpm.mp4", "--model", tiny_model, "--preset", "quality", "--quiet")

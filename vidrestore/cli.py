@@ -382,7 +382,7 @@ def cmd_restore(argv: list[str]) -> int:
         raise UsageError("give an output path, or --dry-run to only detect and track")
     if args.output is not None and args.output.is_dir():  # as cp does
         args.output = args.output / args.input.name
-    restorer = build_restorer(options, device)
+    restorer = build_restorer(options, device, dry_run=args.dry_run)
     fingerprint = options.fingerprint_for(args.input)
     bar = ProgressBar(args.quiet)
     try:

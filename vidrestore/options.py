@@ -22,7 +22,7 @@ from .io.sequence import source_stamp
 from .models import zoo
 from .models.precision import network_dtype
 from .pipeline import PipelineConfig
-from .restore import Restorer, load_restorer
+from .restore import Restorer, load_restorer, stand_in_restorer
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,13 @@ def weights_digest(name_or_path: str) -> str:
     return zoo.sha256_of(path)
 
 
-def build_restorer(options: RestoreOptions, device: torch.device) -> Restorer:
+def build_restorer(options: RestoreOptions, device: torch.device, dry_run: bool = False) -> Restorer:
+    """The restorer ``options`` ask for; for a ``dry_run``, which restores nothing, one that stands
+    in for it (its name and crop size) without loading it."""
     from .faces.identity import DlibIdentityEncoder
 
+    if dry_run:
+        return stand_in_restorer(options.model, network_dtype(options.dtype, device), options.pipeline.face_size)
     encoder = DlibIdentityEncoder() if options.model != "none" else None
     restorer = load_restorer(options.model, options.sampler, device, network_dtype(options.dtype, device), encoder,
                              options.pipeline.face_size, options.compile)

@@ -25,6 +25,7 @@ from .diffusion.sampler import SamplerConfig, TemporalInputs, TemporalState, Tra
 from .errors import ModelError
 from .faces.identity import IdentityEncoder
 from .models import zoo
+from .models.flipnet_config import FlipnetConfig
 from .models.precision import autocast, precision_suffix
 
 # FLIPNET's module imports diffusers (1.5 s): it is imported where a model is loaded, so that runs
@@ -108,14 +109,15 @@ class Restorer(Protocol):
 
 
 class PassThroughRestorer(Restorer):
-    """Returns the crops unchanged: for debugging the pipeline around the model (``--restorer none``)."""
+    """Returns the crops unchanged: for debugging the pipeline around the model (``--model none``),
+    and in a dry run, which restores nothing, standing in for the model ``name`` at its crop size."""
 
-    name = "none (pass-through)"
     uses_identity = False
 
-    def __init__(self, face_size: int, dtype: torch.dtype = torch.float32):
+    def __init__(self, face_size: int, dtype: torch.dtype = torch.float32, name: str = "none (pass-through)"):
         self.face_size = face_size
         self.dtype = dtype
+        self.name = name
         self.notes = []
 
     def start_track(self, track_id: int, first_crops: torch.Tensor, reference: torch.Tensor | None = None,
@@ -252,5 +254,20 @@ def load_restorer(name_or_path: str, sampler: SamplerConfig, device: torch.devic
 
     path = zoo.resolve_weights(name_or_path)
     model = load_flipnet(path, device)
-    return FlipnetRestorer(model, sampler, device, identity_encoder, name=f"flipnet ({path.name}, {model.config.name}{precision_suffix(dtype)})",
+    return FlipnetRestorer(model, sampler, device, identity_encoder, name=_flipnet_name(path, model.config, dtype),
                            dtype=dtype, compile_backend=compile_backend)
+
+
+def stand_in_restorer(name_or_path: str, dtype: torch.dtype, face_size: int) -> Restorer:
+    """For a dry run, which restores nothing: what :func:`load_restorer` names and the crop size it
+    restores at, from the checkpoint's header, without loading the network (a dry run started
+    2.4 s later for it)."""
+    if name_or_path == "none":
+        return PassThroughRestorer(face_size, dtype)
+    path = zoo.resolve_weights(name_or_path)
+    config = zoo.checkpoint_config(path, FlipnetConfig, "FLIPNET")
+    return PassThroughRestorer(config.image_size, dtype, name=_flipnet_name(path, config, dtype))
+
+
+def _flipnet_name(path: Path, config: FlipnetConfig, dtype: torch.dtype) -> str:
+    return f"flipnet ({path.name}, {config.name}{precision_suffix(dtype)})"

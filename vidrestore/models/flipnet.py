@@ -22,7 +22,6 @@ restoration, the noisy LQ face and the HQ condition for degradation. See docs/fl
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -34,26 +33,10 @@ from torch import nn
 
 from ..config import resolve_config, to_dict
 from ..errors import ModelError
+from .flipnet_config import FlipnetConfig
 from .zoo import checkpoint_config, load_state_dict
 
 RESTORE, DEGRADE = 0, 1
-
-
-@dataclass(frozen=True)
-class FlipnetConfig:
-    name: str = "tiny"
-    image_size: int = 32
-    block_channels: list[int] = field(default_factory=lambda: [16, 32, 64])
-    attention_levels: list[bool] = field(default_factory=lambda: [False, True, True])
-    layers_per_block: int = 1
-    cond_channels: list[int] = field(default_factory=lambda: [8, 16, 32])
-    head_dim: int = 16
-    norm_groups: int = 8
-    id_dim: int = 128
-    prediction_type: str = "sample"  # the network predicts x0; see docs/flipnet.md
-    num_train_timesteps: int = 1000
-    beta_start: float = 0.0001
-    beta_end: float = 0.02
 
 
 def load_config(name_or_path: str | Path) -> FlipnetConfig:

@@ -1,0 +1,24 @@
+"""FLIPNET's configuration, apart from the network, so that it can be read (from a checkpoint's
+header or ``configs/models``) without importing diffusers, which takes 1.5 s: a dry run needs only
+the model's crop size and name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FlipnetConfig:
+    name: str = "tiny"
+    image_size: int = 32
+    block_channels: list[int] = field(default_factory=lambda: [16, 32, 64])
+    attention_levels: list[bool] = field(default_factory=lambda: [False, True, True])
+    layers_per_block: int = 1
+    cond_channels: list[int] = field(default_factory=lambda: [8, 16, 32])
+    head_dim: int = 16
+    norm_groups: int = 8
+    id_dim: int = 128
+    prediction_type: str = "sample"  # the network predicts x0; see docs/flipnet.md
+    num_train_timesteps: int = 1000
+    beta_start: float = 0.0001
+    beta_end: float = 0.02
