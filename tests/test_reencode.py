@@ -216,8 +216,8 @@ def test_auto_re_encodes_lossless_sound_without_loss(tmp_path, bits, output, enc
     FLAC is FFmpeg's own mapping): every sample as the input decodes it, 24-bit ones too."""
     src, out = _lpcm_clip(tmp_path / ("in.vob" if bits == 16 else "in.m2ts"), bits), tmp_path / f"out{output}"
     assert remux(src, src, out, sound=sound_encoder(out, "auto")) == []
-    assert carried_notes(src, out, "auto") == [f"re-encoded with {encoder}, as {output} files cannot hold them: "
-                                               f"audio stream 1 ({'pcm_dvd' if bits == 16 else 'pcm_bluray'})"]
+    assert carried_notes(src, out, "auto") == [(f"re-encoded with {encoder}, as {output} files cannot hold them: "
+                                                f"audio stream 1 ({'pcm_dvd' if bits == 16 else 'pcm_bluray'})")]
     (_, heard), (kind, kept) = _sound_samples(src), _sound_samples(out)
     # what one holds past the other is silence: the disc's PCM encoder pads its last packet, MXF
     # ends its sound with the video's last edit unit
@@ -230,8 +230,8 @@ def test_lossy_sound_and_containers_that_hold_no_lossless_sound_keep_the_contain
     aac = make_clip(tmp_path / "aac.mkv", [i * 40 for i in range(25)], audio=True)
     assert carried_notes(aac, tmp_path / "o.webm", "auto") == ["re-encoded with libopus, as .webm files cannot hold them: audio stream 1 (aac)"]
     lpcm = _lpcm_clip(tmp_path / "in.m2ts", 24)
-    assert carried_notes(lpcm, tmp_path / "o.webm", "auto") == ["re-encoded with libopus, as .webm files cannot hold them: "
-                                                                "audio stream 1 (pcm_bluray)"]
+    assert carried_notes(lpcm, tmp_path / "o.webm", "auto") == [("re-encoded with libopus, as .webm files cannot hold them: "
+                                                                 "audio stream 1 (pcm_bluray)")]
 
 
 def test_flac_asked_for_goes_into_avi(tmp_path):
