@@ -380,14 +380,17 @@ def test_an_excerpts_sound_in_matroska_starts_at_its_first_packet_after_the_star
     assert first + len(kept) / SOUND_RATE == pytest.approx(0.68, abs=1e-3)
 
 
-def _flac_clip(path: Path, bits: int, frames: int = 40) -> Path:
-    """``frames`` of faceless 25 fps video and a stereo chirp as FLAC of ``bits`` (16 or 24) a sample,
-    in packets of 4096 samples (85 ms)."""
+def _lossless_clip(path: Path, codec: str, bits: int, frames: int = 40) -> Path:
+    """``frames`` of faceless 25 fps video and a stereo chirp as ``codec`` (a lossless one) of
+    ``bits`` (16 or 24) a sample, handed to its encoder 4096 samples (85 ms) at a time."""
+    width = "s16" if bits == 16 else "s32"
+    formats = [f.name for f in av.Codec(codec, "w").audio_formats]
+    form = width if width in formats else f"{width}p"
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=25)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        sound = out.add_stream("flac", rate=SOUND_RATE)
-        sound.layout, sound.format = "stereo", "s16" if bits == 16 else "s32"
+        sound = out.add_stream(codec, rate=SOUND_RATE)
+        sound.layout, sound.format = "stereo", form
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, 25)
@@ -397,7 +400,9 @@ def _flac_clip(path: Path, bits: int, frames: int = 40) -> Path:
         # 24 bits ride in the top of 32-bit samples, as FFmpeg's decoders give them
         ints = (signal * (2 ** 15 - 1)).astype(np.int16) if bits == 16 else (signal * (2 ** 23 - 1)).astype(np.int32) * 256
         for start in range(0, len(ints), 4096):
-            part = av.AudioFrame.from_ndarray(np.repeat(ints[start:start + 4096], 2)[None], format=sound.format.name, layout="stereo")
+            piece = ints[start:start + 4096]
+            both = np.stack([piece, piece]) if form.endswith("p") else np.repeat(piece, 2)[None]
+            part = av.AudioFrame.from_ndarray(both, format=form, layout="stereo")
             part.sample_rate, part.pts = SOUND_RATE, start
             out.mux(sound.encode(part))
         out.mux(sound.encode(None))
@@ -410,26 +415,29 @@ def _samples(path: Path) -> tuple[float, str, np.ndarray]:
         frames = list(c.decode(audio=0))
         channels = c.streams.audio[0].codec_context.layout.nb_channels
     return (float(frames[0].pts * frames[0].time_base), frames[0].format.name,
-            np.concatenate([f.to_ndarray().reshape(-1, channels) for f in frames]))
+            np.concatenate([f.to_ndarray().T if f.format.is_planar else f.to_ndarray().reshape(-1, channels) for f in frames]))
 
 
-@pytest.mark.parametrize("bits", [16, 24])
-def test_an_excerpts_flac_in_matroska_is_cut_to_the_sample_and_keeps_every_bit(tmp_path, bits):
-    """FLAC, the lossless sound archives keep in Matroska, was cut at its packets, which hold 85 ms:
-    the excerpt's sound began up to that late. It is re-encoded without loss from the packet that
-    holds the start, so the excerpt holds the input's samples from its first frame to its end, bit
-    for bit, 24-bit ones too (FFmpeg's FLAC encoder, given no sample format, took 16 bits)."""
-    clip = _flac_clip(tmp_path / "in.mkv", bits)
+@pytest.mark.parametrize(("codec", "bits"), [("flac", 16), ("flac", 24), ("alac", 16), ("alac", 24), ("wavpack", 24)])
+def test_an_excerpts_lossless_sound_in_matroska_is_cut_to_the_sample_and_keeps_every_bit(tmp_path, codec, bits):
+    """FLAC, the lossless sound archives keep in Matroska, was cut at its packets, which hold 85 ms
+    (ALAC's 4096 samples too): the excerpt's sound began up to that late. It is
+    re-encoded without loss in its own codec from the packet that holds the start, so the excerpt
+    holds the input's samples from its first frame to its end, bit for bit, 24-bit ones too
+    (FFmpeg's FLAC encoder, given no sample format, took 16 bits)."""
+    clip = _lossless_clip(tmp_path / "in.mkv", codec, bits)
     out, report = tmp_path / "out.mkv", tmp_path / "r.json"
     assert _run(clip, out, "--model", "none", "--detector", "dlib", "--start", "0.52", "--end", "1.2", "--json", report,
                 "--quiet") == 0
-    assert json.loads(report.read_text())["notes"][-1] == ("re-encoded without loss with flac, so that the excerpt's sound is cut to "
-                                                          "the sample, as .mkv files cannot say where in a packet to start: "
-                                                          "audio stream 1 (flac)")
+    assert json.loads(report.read_text())["notes"][-1] == (f"re-encoded without loss with {codec}, so that the excerpt's sound is cut "
+                                                          "to the sample, as .mkv files cannot say where in a packet to start: "
+                                                          f"audio stream 1 ({codec})")
     _, form, heard = _samples(clip)
     first, kept_form, kept = _samples(out)
     assert first == 0 and kept_form == form
     assert np.array_equal(kept, heard[round(0.52 * SOUND_RATE):round(1.2 * SOUND_RATE)])
+    with av.open(str(out)) as written:
+        assert written.streams.audio[0].codec_context.name == codec
 
 
 def test_flac_bits_are_read_from_its_setup_with_or_without_the_flac_marker():
@@ -442,6 +450,19 @@ def test_flac_bits_are_read_from_its_setup_with_or_without_the_flac_marker():
     for bits in (8, 16, 24, 32):
         assert _flac_bits(streaminfo(bits)) == bits
         assert _flac_bits(b"fLaC" + b"\x80\x00\x00\x22" + streaminfo(bits)) == bits
+
+
+def test_alac_bits_are_read_from_its_setup_with_or_without_the_atoms_header():
+    """ALAC decodes 24-bit and 32-bit sound alike to 32-bit samples, and FFmpeg's encoder writes
+    those as 24 bits: a recut of 32-bit ALAC would lose its lowest 8, so its setup is read."""
+    from vidrestore.io.reencode import _alac_bits
+
+    def config(bits: int) -> bytes:  # ALACSpecificConfig: frame length, version, bit depth, tuning, channels...
+        return (4096).to_bytes(4, "big") + bytes([0, bits, 40, 10, 14, 2]) + bytes(12)
+
+    for bits in (16, 20, 24, 32):
+        assert _alac_bits(config(bits)) == bits
+        assert _alac_bits((36).to_bytes(4, "big") + b"alac" + bytes(4) + config(bits)) == bits
 
 
 def test_sound_is_re_encoded_for_a_container_that_cannot_hold_it_whether_the_video_is_copied_or_restored(sample_clip, tmp_path):

@@ -11,7 +11,6 @@ converted without asking and the report says so.
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import re
 from collections.abc import Iterator
@@ -87,20 +86,31 @@ FLAC_MOST_BITS = 24
 
 
 # Lossless sound of at most 24 bits a sample that decodes to 32-bit samples: DVD's and Blu-ray's
-# PCM, TrueHD and MLP (and PCM named for its 24 bits).
-_AT_MOST_24_BITS = re.compile(r"pcm_dvd|pcm_bluray|truehd|mlp|pcm_[su]24\w*")
+# PCM, TrueHD, MLP and TTA (and PCM named for its 24 bits).
+_AT_MOST_24_BITS = re.compile(r"pcm_dvd|pcm_bluray|truehd|mlp|tta|pcm_[su]24\w*")
+
+# Lossless codecs whose FFmpeg encoder writes their decoded samples again exactly, and the most bits
+# a sample it keeps: FLAC's and ALAC's write 32-bit samples as 24 bits, WavPack keeps 32-bit and
+# float samples. TrueHD and MLP have no encoder (and TrueHD's Atmos objects would not survive
+# another codec). TTA has one, but an excerpt's TTA re-encoded into .mkv did not decode: FFmpeg
+# read its header back with 174 s of samples for 0.68 s. Those are left as they are.
+_RECUT_MOST_BITS = {"flac": FLAC_MOST_BITS, "alac": 24, "wavpack": 32}
 
 # The PCM encoder that writes decoded samples of each (packed) format as they are.
 _PCM_ENCODERS = {"u8": "pcm_u8", "s16": "pcm_s16le", "s32": "pcm_s32le", "flt": "pcm_f32le", "dbl": "pcm_f64le"}
 
 
 def lossless_recut(stream: av.stream.Stream) -> str:
-    """The encoder that writes the sound ``stream`` again sample for sample (its own codec's,
-    where that is lossless and FFmpeg has an encoder for it), so that it can be cut between any two
-    samples; "" where there is none. FLAC (of up to :data:`FLAC_MOST_BITS`) alone, the lossless
-    sound archives keep in Matroska; plain PCM is split as it is (``soundcut.splits``)."""
+    """The encoder that writes the sound ``stream`` again sample for sample in its own codec, so
+    that it can be cut between any two samples: FLAC, ALAC, WavPack or TTA (:data:`_RECUT_MOST_BITS`)
+    whose encoder takes its decoded samples as they are and keeps all their bits; "" for any other
+    sound. Plain PCM is split as it is (``soundcut.splits``)."""
     own = stream.codec_context.codec.canonical_name if stream.type == "audio" else ""
-    return own if own == "flac" and own in _lossless_encoders(stream) else ""
+    if own not in _RECUT_MOST_BITS:
+        return ""
+    decoded = stream.codec_context.format.name
+    takes = decoded in (f.name for f in av.Codec(own, "w").audio_formats or ())
+    return own if takes and _bits(stream) <= _RECUT_MOST_BITS[own] else ""
 
 
 def _lossless_encoders(stream: av.stream.Stream) -> list[str]:
@@ -117,12 +127,12 @@ def _lossless_encoders(stream: av.stream.Stream) -> list[str]:
 
 
 def _bits(stream: av.stream.Stream) -> int:
-    """Bits a sample of the sound ``stream`` holds: FLAC's from its setup, 24 for the codecs of
-    :data:`_AT_MOST_24_BITS`, else the width of its decoded samples."""
+    """Bits a sample of the sound ``stream`` holds: FLAC's and ALAC's from their setup, 24 for the
+    codecs of :data:`_AT_MOST_24_BITS`, else the width of its decoded samples."""
     context = stream.codec_context
     name = context.codec.canonical_name
-    if name == "flac" and context.extradata:
-        return _flac_bits(context.extradata)
+    if name in _SETUP_BITS and context.extradata:
+        return _SETUP_BITS[name](context.extradata)
     return 24 if _AT_MOST_24_BITS.fullmatch(name) else context.format.bytes * 8
 
 
@@ -131,6 +141,17 @@ def _flac_bits(setup: bytes) -> int:
     after the "fLaC" marker and the block's header where a container keeps those."""
     info = setup[8:] if setup[:4] == b"fLaC" else setup
     return ((info[12] & 0x01) << 4 | info[13] >> 4) + 1  # 5 bits, after the rate's 20 and the channels' 3
+
+
+def _alac_bits(setup: bytes) -> int:
+    """Bits a sample of the ALAC sound whose decoder setup is ``setup``: its ALACSpecificConfig,
+    after the "alac" atom's header where a container keeps that."""
+    info = setup[12:] if setup[4:8] == b"alac" else setup
+    return info[5]  # after the frame length's 4 bytes and the version's 1
+
+
+# The codecs whose decoder setup states the bits of a sample, and how to read them from it.
+_SETUP_BITS = {"flac": _flac_bits, "alac": _alac_bits}
 
 
 def _sample_format(codec: av.Codec, source: av.AudioFormat) -> str:
@@ -239,15 +260,33 @@ def converted_stream(out: av.container.OutputContainer, stream: av.stream.Stream
     return copy
 
 
-def _sound(source: av.stream.Stream, copy: av.stream.Stream, within: Cut | None, packet: av.Packet | None) -> Iterator[av.Packet]:
-    """The sound of ``packet`` (None: what the decoder and encoder still hold) encoded again; only
-    its samples ``within`` (seconds on the packets' clock) where that is given."""
-    for frame in source.codec_context.decode(packet):
-        kept = frame if within is None else trimmed(frame, within)
-        if kept is not None:
-            yield from copy.encode(kept)
-    if packet is None:
-        yield from copy.encode(None)
+class _Sound:
+    """The sound of ``source`` encoded again as ``copy``; only its samples ``within`` (seconds on
+    the packets' clock) where that is given. Where a container keeps coarser times than the
+    samples' (Matroska's milliseconds: ALAC's packets of 4096 samples at 48 kHz start up to 16
+    samples off them), a frame that starts within a tick of where the one before it ended is
+    taken to start there, so the sound kept is counted in samples from the frame that holds the
+    start: it ended 16 samples short at 1.2 s. That frame's own time is as exact as the container's."""
+
+    def __init__(self, source: av.stream.Stream, copy: av.stream.Stream, within: Cut | None) -> None:
+        self.source, self.copy, self.within = source, copy, within
+        self.reached: Fraction | None = None  # where the last frame kept ended (seconds)
+
+    def __call__(self, packet: av.Packet | None) -> Iterator[av.Packet]:
+        """``packet``'s sound encoded again (None: what the decoder and encoder still hold)."""
+        for frame in self.source.codec_context.decode(packet):
+            time = self._start(frame)
+            kept = frame if self.within is None else trimmed(frame, self.within, time)
+            if kept is not None:
+                self.reached = time + Fraction(frame.samples, frame.sample_rate)
+                yield from self.copy.encode(kept)
+        if packet is None:
+            yield from self.copy.encode(None)
+
+    def _start(self, frame: av.AudioFrame) -> Fraction:
+        stamped = Fraction(frame.pts or 0) * frame.time_base
+        tick = Fraction(self.source.time_base or frame.time_base)
+        return self.reached if self.reached is not None and abs(stamped - self.reached) <= tick else stamped
 
 
 class _Cues:
@@ -327,7 +366,7 @@ def converting(packets: Iterator[tuple[tuple[str, int], av.Packet]],
     the video ends, in seconds on the packets' clock, past which no subtitle is shown.
     ``sound_within``: the stretch of the packets' clock that sound is kept in, to the sample (an
     excerpt's, whose sound comes with the packets its decoder needs before the start)."""
-    writers = {key: _Cues(source, copy, until) if source.type == "subtitle" else functools.partial(_sound, source, copy, sound_within)
+    writers = {key: _Cues(source, copy, until) if source.type == "subtitle" else _Sound(source, copy, sound_within)
                for key, (source, copy) in streams.items()}
     for key, packet in packets:
         if key in writers:

@@ -68,9 +68,11 @@ def split_within(packet: av.Packet, cut: Cut) -> av.Packet | None:
     return part
 
 
-def trimmed(frame: av.AudioFrame, within: Cut) -> av.AudioFrame | None:
-    """The samples of ``frame`` (decoded) that lie ``within`` (seconds), or None where none do."""
-    rate, time = frame.sample_rate, Fraction(frame.pts or 0) * frame.time_base
+def trimmed(frame: av.AudioFrame, within: Cut, time: Fraction | None = None) -> av.AudioFrame | None:
+    """The samples of ``frame`` (decoded) that lie ``within`` (seconds), or None where none do;
+    ``time``: where it starts (seconds), if not where its timestamp says."""
+    rate = frame.sample_rate
+    time = Fraction(frame.pts or 0) * frame.time_base if time is None else time
     first, last = _span(time, frame.samples, rate, within)
     if (first, last) == (0, frame.samples):
         return frame
@@ -80,7 +82,7 @@ def trimmed(frame: av.AudioFrame, within: Cut) -> av.AudioFrame | None:
     samples = frame.to_ndarray()[:, first * step:last * step]
     part = av.AudioFrame.from_ndarray(samples.copy(), format=frame.format.name, layout=frame.layout.name)
     part.sample_rate, part.time_base = rate, frame.time_base
-    part.pts = (frame.pts or 0) + round(Fraction(first, rate) / frame.time_base)
+    part.pts = round((time + Fraction(first, rate)) / frame.time_base)
     return part
 
 
