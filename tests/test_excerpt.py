@@ -418,18 +418,20 @@ def _samples(path: Path) -> tuple[float, str, np.ndarray]:
             np.concatenate([f.to_ndarray().T if f.format.is_planar else f.to_ndarray().reshape(-1, channels) for f in frames]))
 
 
-@pytest.mark.parametrize(("codec", "bits"), [("flac", 16), ("flac", 24), ("alac", 16), ("alac", 24), ("wavpack", 24)])
-def test_an_excerpts_lossless_sound_in_matroska_is_cut_to_the_sample_and_keeps_every_bit(tmp_path, codec, bits):
+@pytest.mark.parametrize(("codec", "bits", "into"), [("flac", 16, "flac"), ("flac", 24, "flac"), ("alac", 16, "alac"),
+                                                   ("alac", 24, "alac"), ("wavpack", 24, "wavpack"), ("tta", 24, "flac")])
+def test_an_excerpts_lossless_sound_in_matroska_is_cut_to_the_sample_and_keeps_every_bit(tmp_path, codec, bits, into):
     """FLAC, the lossless sound archives keep in Matroska, was cut at its packets, which hold 85 ms
-    (ALAC's 4096 samples too): the excerpt's sound began up to that late. It is
-    re-encoded without loss in its own codec from the packet that holds the start, so the excerpt
-    holds the input's samples from its first frame to its end, bit for bit, 24-bit ones too
-    (FFmpeg's FLAC encoder, given no sample format, took 16 bits)."""
+    (ALAC's 4096 samples too): the excerpt's sound began up to that late. It is re-encoded without
+    loss from the packet that holds the start, in its own codec (TTA as FLAC: FFmpeg read an
+    excerpt's TTA in .mkv back with a wrong length, and it did not decode), so the excerpt holds
+    the input's samples from its first frame to its end, bit for bit, 24-bit ones too (FFmpeg's
+    FLAC encoder, given no sample format, took 16 bits)."""
     clip = _lossless_clip(tmp_path / "in.mkv", codec, bits)
     out, report = tmp_path / "out.mkv", tmp_path / "r.json"
     assert _run(clip, out, "--model", "none", "--detector", "dlib", "--start", "0.52", "--end", "1.2", "--json", report,
                 "--quiet") == 0
-    assert json.loads(report.read_text())["notes"][-1] == (f"re-encoded without loss with {codec}, so that the excerpt's sound is cut "
+    assert json.loads(report.read_text())["notes"][-1] == (f"re-encoded without loss with {into}, so that the excerpt's sound is cut "
                                                           "to the sample, as .mkv files cannot say where in a packet to start: "
                                                           f"audio stream 1 ({codec})")
     _, form, heard = _samples(clip)
@@ -437,7 +439,7 @@ def test_an_excerpts_lossless_sound_in_matroska_is_cut_to_the_sample_and_keeps_e
     assert first == 0 and kept_form == form
     assert np.array_equal(kept, heard[round(0.52 * SOUND_RATE):round(1.2 * SOUND_RATE)])
     with av.open(str(out)) as written:
-        assert written.streams.audio[0].codec_context.name == codec
+        assert written.streams.audio[0].codec_context.name == into
 
 
 def test_flac_bits_are_read_from_its_setup_with_or_without_the_flac_marker():

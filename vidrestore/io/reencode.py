@@ -89,11 +89,16 @@ FLAC_MOST_BITS = 24
 # PCM, TrueHD, MLP and TTA (and PCM named for its 24 bits).
 _AT_MOST_24_BITS = re.compile(r"pcm_dvd|pcm_bluray|truehd|mlp|tta|pcm_[su]24\w*")
 
-# Lossless codecs whose FFmpeg encoder writes their decoded samples again exactly, and the most bits
-# a sample it keeps: FLAC's and ALAC's write 32-bit samples as 24 bits, WavPack keeps 32-bit and
-# float samples. TrueHD and MLP have no encoder (and TrueHD's Atmos objects would not survive
-# another codec). TTA has one, but an excerpt's TTA re-encoded into .mkv did not decode: FFmpeg
-# read its header back with 174 s of samples for 0.68 s. Those are left as they are.
+# The lossless encoder an excerpt's sound of each lossless codec is written again with, so that it
+# is cut to the sample: its own codec's where FFmpeg's encoder writes the decoded samples again
+# exactly; FLAC for TTA, since FFmpeg's Matroska demuxer makes TTA's header from the file's duration,
+# and an excerpt's TTA, copied or re-encoded, read back with 256 times too many samples and did not
+# decode. TrueHD and MLP have no encoder, and TrueHD's Atmos objects would not survive another
+# codec: they are cut at their packets.
+_RECUT_INTO = {"flac": "flac", "alac": "alac", "wavpack": "wavpack", "tta": "flac"}
+
+# The most bits a sample that each of those encoders keeps: FLAC's and ALAC's write 32-bit samples
+# as 24 bits; WavPack keeps 32-bit and float samples.
 _RECUT_MOST_BITS = {"flac": FLAC_MOST_BITS, "alac": 24, "wavpack": 32}
 
 # The PCM encoder that writes decoded samples of each (packed) format as they are.
@@ -101,16 +106,15 @@ _PCM_ENCODERS = {"u8": "pcm_u8", "s16": "pcm_s16le", "s32": "pcm_s32le", "flt": 
 
 
 def lossless_recut(stream: av.stream.Stream) -> str:
-    """The encoder that writes the sound ``stream`` again sample for sample in its own codec, so
-    that it can be cut between any two samples: FLAC, ALAC, WavPack or TTA (:data:`_RECUT_MOST_BITS`)
-    whose encoder takes its decoded samples as they are and keeps all their bits; "" for any other
-    sound. Plain PCM is split as it is (``soundcut.splits``)."""
-    own = stream.codec_context.codec.canonical_name if stream.type == "audio" else ""
-    if own not in _RECUT_MOST_BITS:
+    """The encoder that writes the sound ``stream`` again sample for sample, so that it can be cut
+    between any two samples: FLAC's, ALAC's or WavPack's for sound in that codec, FLAC's for TTA
+    (:data:`_RECUT_INTO`), where it takes the decoded samples as they are and keeps all their
+    bits; "" for any other sound. Plain PCM is split as it is (``soundcut.splits``)."""
+    encoder = _RECUT_INTO.get(stream.codec_context.codec.canonical_name if stream.type == "audio" else "", "")
+    if not encoder:
         return ""
-    decoded = stream.codec_context.format.name
-    takes = decoded in (f.name for f in av.Codec(own, "w").audio_formats or ())
-    return own if takes and _bits(stream) <= _RECUT_MOST_BITS[own] else ""
+    takes = stream.codec_context.format.name in (f.name for f in av.Codec(encoder, "w").audio_formats or ())
+    return encoder if takes and _bits(stream) <= _RECUT_MOST_BITS[encoder] else ""
 
 
 def _lossless_encoders(stream: av.stream.Stream) -> list[str]:

@@ -363,7 +363,7 @@ def _conversions(container: av.container.InputContainer, output: str | Path, sou
     (:func:`_subtitle_encoder`), sound re-encoded with ``sound`` (the first of
     :func:`~vidrestore.io.reencode.sound_encoders` at a :func:`_sound_rate`), where the container
     holds them so. For an ``excerpt`` into a container with no edit lists, lossless
-    sound that is not split as it is (FLAC, ALAC, WavPack) is re-encoded without loss too, so that it is cut to
+    sound that is not split as it is (FLAC, ALAC, WavPack; TTA as FLAC) is re-encoded without loss too, so that it is cut to
     the sample (:func:`~vidrestore.io.reencode.lossless_recut`), not at its packets."""
     name = Path(output).name
     video = _trial_video(container, name)
