@@ -149,7 +149,7 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0, help="damage the faces enlarged this many times, then crop them back")
     ap.add_argument("--estimates-only", action="store_true", help="leave out restoring (the PSNR / SSIM and NIQE columns)")
     ap.add_argument("--dtype", choices=["auto", *DTYPES], default="auto", help="FLIPNET's precision, as --dtype of vidrestore "
-                    "(auto: bf16 on a CPU with AMX, else fp32)")
+                    "(auto: bf16 on a CPU with AMX or AVX-512 BF16, else fp32)")
     args = ap.parse_args()
     net = load_face_quality(args.weights or zoo.verify(QUALITY_MODEL))
     if args.video:

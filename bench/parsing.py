@@ -6,7 +6,7 @@ window of one track's crops parsed on every frame or on every Nth (``--parse-eve
 No ParseNet weights ship with vidrestore, so the network is randomly initialised in facexlib's
 layout (``ParseNetConfig()``): its time does not depend on its weights. Prints seconds a face for
 the network in contiguous and channels-last layout (the loader's choice), at ``--dtype`` (as
-vidrestore's: auto is bf16 on CUDA and on a CPU with AMX), and for each ``--every``
+vidrestore's: auto is bf16 on CUDA and on a CPU with AMX or AVX-512 BF16), and for each ``--every``
 the seconds a window of ``--window`` crops of 128 px takes (``faces.parsing.sparse_masks`` with
 the keys ``pipeline.restoring.parse_keys`` picks), fastest of ``--repeat``.
 """

@@ -184,7 +184,8 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="pipeline YAML (see configs/pipeline.yaml); flags below override it")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="precision of the networks' convolutions and matrix products (FLIPNET's and the face "
-                   "parser's; auto: bf16 on CUDA and on CPUs with AMX, where it ran twice as fast as fp32; fp32 on other CPUs)")
+                   "parser's; auto: bf16 on CUDA and on CPUs that multiply in it, AMX or AVX-512 BF16, where FLIPNET ran 1.5 to 2.3 "
+                   "times as fast as in fp32; fp32 on other CPUs)")
     p.add_argument("--batch-size", type=int, help="frames per restoration batch (bounds memory; default 16 on the CPU, "
                    "up to 64 on a GPU)")
     p.add_argument("--compile", nargs="?", const="inductor", default="", metavar="BACKEND",

@@ -13,20 +13,26 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 def network_dtype(name: str, device: torch.device) -> torch.dtype:
     """What the networks' convolutions and matrix products run in for ``--dtype name`` on
-    ``device``. "auto": bf16 on CUDA, and on CPUs with AMX tiles (bf16 matrix units), where
-    flipnet-small ran 2.3 times and ParseNet 1.8 times as fast as in fp32 (docs/benchmarks.md);
-    fp32 on other CPUs, whose bf16 is emulated, and on other devices."""
+    ``device``. "auto": bf16 on CUDA, and on CPUs that multiply in bf16 (:func:`cpu_has_bf16`),
+    where flipnet-small ran 2.3 times as fast as in fp32 with AMX tiles (an Intel Xeon) and 1.4-1.5
+    times with AVX-512's bf16 dot products alone (an AMD EPYC; docs/benchmarks.md); fp32 on other
+    CPUs, whose bf16 is emulated, and on other devices."""
     if name != "auto":
         return DTYPES[name]
-    if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16_tiles()):
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()):
         return torch.bfloat16
     return torch.float32
 
 
-def cpu_has_bf16_tiles() -> bool:
-    # torch's CPU capability checks are private: a torch without this one runs fp32
-    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(check is not None and check())
+# torch's checks of the CPU's bf16 arithmetic: AMX tiles (Intel since Sapphire Rapids), and AVX-512's
+# bf16 dot products (Intel since Cooper Lake, AMD since Zen 4), which oneDNN's convolutions use too
+_BF16_CHECKS = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies in bf16 (:data:`_BF16_CHECKS`). The checks are private to torch:
+    a torch without them runs fp32."""
+    return any(bool(check()) for name in _BF16_CHECKS if (check := getattr(torch.cpu, name, None)) is not None)
 
 
 def precision_suffix(dtype: torch.dtype) -> str:
