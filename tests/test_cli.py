@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from conftest import (
     REPO,
     aligned_clip,
@@ -27,6 +28,7 @@ from conftest import (
 )
 
 from vidrestore.cli import main
+from vidrestore.models.precision import network_dtype, precision_suffix
 
 
 def _run(*args) -> int:
@@ -909,7 +911,8 @@ def test_a_dry_run_names_the_model_and_tracks_at_its_crop_size_without_loading_i
     assert _run(sample_clip, "--dry-run", "--model", tiny_model, "--detector", "dlib", "--quiet", "--json", dry) == 0
     assert _run(sample_clip, tmp_path / "out.mp4", "--model", tiny_model, "--detector", "dlib", "--quiet", "--json", full) == 0
     planned, done = json.loads(dry.read_text()), json.loads(full.read_text())
-    assert planned["restorer"] == done["restorer"] == f"flipnet ({Path(tiny_model).name}, tiny)"
+    precision = precision_suffix(network_dtype("auto", torch.device("cpu")))  # ", bf16" on a CPU that multiplies in it
+    assert planned["restorer"] == done["restorer"] == f"flipnet ({Path(tiny_model).name}, tiny{precision})"
     assert planned["tracks"] == done["tracks"] and planned["shots"] == done["shots"]
 
 
