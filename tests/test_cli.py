@@ -26,6 +26,7 @@ from conftest import (
     start_and_signal_when,
     weave_clip,
 )
+from PIL import Image
 
 from vidrestore.cli import main
 from vidrestore.models.precision import network_dtype, precision_suffix
@@ -534,9 +535,6 @@ def test_strength_blends_restored_faces_with_the_originals_per_track(two_face_cl
 def _photo(frame, path, exif_rotated: bool = False):
     """Save an RGB frame as a JPEG; ``exif_rotated``: stored sideways with an EXIF orientation tag
     that turns it upright, as phone cameras do."""
-    import numpy as np
-    from PIL import Image
-
     image = Image.fromarray(np.rot90(frame) if exif_rotated else frame)
     exif = Image.Exif()
     if exif_rotated:
@@ -833,6 +831,13 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     _one_line_error(capsys, _run(junk, out, "--model", "none"), 3, "not a media file")
     song = covered_clip(tmp_path / "song.mp4", audio_only(tmp_path / "tone.m4a"))
     _one_line_error(capsys, _run(song, out, "--model", "none"), 3, "its one picture is cover art")
+    moving = tmp_path / "moving.webp"  # was called truncated or corrupt
+    Image.new("RGB", (16, 16), "red").save(moving, save_all=True, append_images=[Image.new("RGB", (16, 16), "blue")], duration=40)
+    _one_line_error(capsys, _run(moving, out, "--model", "none"), 3,
+                    "cannot read moving.webp: it is an animated WebP, whose frames the FFmpeg in PyAV does not decode")
+    still = tmp_path / "still.webp"
+    Image.new("RGB", (16, 16), "red").save(still)
+    assert _run(still, tmp_path / "still.png", "--model", "none", "--quiet") == 0
     src = make_clip(tmp_path / "in.mp4", [0, 40, 80])
     _one_line_error(capsys, _run(src, src, "--model", "none", "--overwrite"), 4, "never overwrites its input")
     out.write_bytes(b"keep me")
@@ -936,9 +941,6 @@ def test_runs_that_sample_nothing_start_without_diffusers_and_ddim_without_scipy
     assert "scipy.stats" in _imported_by_a_run(sample_clip, tmp_path / "dpm.mp4", "--model", tiny_model, "--preset", "quality", "--quiet")
 
 def test_degrade_command_synthetic_and_with_the_degradation_mode(tmp_path, tiny_model, capsys):
-    import numpy as np
-    from PIL import Image
-
     img, broken = tmp_path / "face.png", tmp_path / "broken.png"
     Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(img)
     broken.write_bytes(b"not a png")

@@ -248,6 +248,16 @@ def _check_tiff_compression(picture: Path, compression: int) -> None:
                          "save it uncompressed or with LZW or ZIP compression")
 
 
+def _animated_webp(picture: Path) -> bool:
+    """Whether ``picture`` is an animated WebP: an extended (VP8X) header with its animation flag."""
+    try:
+        with picture.open("rb") as file:
+            head = file.read(21)
+    except OSError:
+        return False
+    return len(head) == 21 and head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and bool(head[20] & 0x02)
+
+
 def is_cover(stream: av.stream.Stream) -> bool:
     """Cover art: a one-picture video stream (an MP4 covr atom; a Matroska image attachment, which FFmpeg reads as one)."""
     return stream.type == "video" and bool(stream.disposition & av.stream.Disposition.attached_pic)
@@ -273,6 +283,9 @@ def _probe(path: str | Path) -> VideoInfo:
         if codec_name(stream) == "tiff":
             _check_tiff_compression(picture, compression)
         if cc.width <= 0 or cc.height <= 0:
+            if _animated_webp(picture):  # it was called truncated or corrupt
+                raise InputError(f"cannot read {picture.name}: it is an animated WebP, whose frames the FFmpeg in PyAV does not "
+                                 "decode; convert it to a video or an image sequence first")
             raise InputError(f"video stream of {path} has no frame size; the file is truncated or corrupt")
         others = tuple(f"{s.type}:{codec_name(s)}"
                        for s in container.streams if s.index != stream.index)
