@@ -374,6 +374,22 @@ def test_a_png_render_with_alpha_keeps_it_in_a_mov_and_the_report_says_where_it_
     assert all(np.array_equal(x.to_ndarray(format="rgba")[..., 3], y.to_ndarray(format="rgba")[..., 3]) for x, y in pairs)
 
 
+def test_a_cmyk_jpeg_is_read_in_its_colours_and_no_transparency_is_said_to_be_lost(sample_clip, tmp_path):
+    """FFmpeg decodes a CMYK JPEG (a print shop's scan) as RGB with an opaque alpha plane, and the
+    report said its transparency was left out; JPEG stores none."""
+    with av.open(str(sample_clip)) as c:
+        picture = next(c.decode(video=0)).to_image()
+    photo = tmp_path / "scan.jpg"
+    picture.convert("CMYK").save(photo, quality=95)
+    seen = np.asarray(Image.open(photo).convert("RGB"), dtype=float)
+    for name in ("o.jpg", "o.mp4"):
+        report = tmp_path / f"{name}.json"
+        assert _run(photo, tmp_path / name, "--model", "none", "--quiet", "--json", report) == 0
+        assert not any("alpha" in note for note in json.loads(report.read_text())["notes"])
+    restored = np.asarray(Image.open(tmp_path / "o.jpg").convert("RGB"), dtype=float)
+    assert np.abs(restored - seen).mean() < 3  # 1.7 levels: the colours are the scan's, through one more JPEG
+
+
 def test_a_dvds_program_stream_is_restored_into_one_with_its_sound_and_timing(sample_clip, tmp_path, capsys):
     """Codec auto wrote H.264 into a program stream, which DVD players do not decode, and whose
     segments came back with unstamped frames: their join failed after the whole restoration, and

@@ -347,7 +347,7 @@ _MASTER_SUFFIXES = {"matroska": ".mkv", "mov": ".mov", "mxf": ".mxf", "avi": ".a
 def alpha_note(source: VideoInfo, codec: av.Codec, options: EncodeOptions, output: str | Path) -> list[str]:
     """A note when ``source`` has an alpha channel that ``codec`` does not write into ``output``
     (H.264 in an .mp4 stores none): no encoder here writes a frame's alpha without one."""
-    if not has_alpha(source.pix_fmt) or has_alpha(output_pix_fmt(codec, options, source)):
+    if not source.transparent or has_alpha(output_pix_fmt(codec, options, source)):
         return []
     return [(f"the input's alpha channel (transparency) was left out: {codec.name} in a {Path(output).suffix} stores none; "
              "write a .mov (--codec png) or a .mkv (--codec ffv1) to keep it")]

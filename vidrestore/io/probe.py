@@ -110,6 +110,12 @@ class VideoInfo:
         return dataclasses.replace(self, light=light, chromaticities=video_chromaticities(light, self.color.primaries))
 
     @property
+    def transparent(self) -> bool:
+        """The frames carry an alpha (transparency) channel. JPEG stores none: FFmpeg decodes a CMYK
+        JPEG as RGB with an opaque alpha plane (gbrap), which was reported as transparency left out."""
+        return self.codec != "mjpeg" and any(c.is_alpha for c in av.VideoFormat(self.pix_fmt).components)
+
+    @property
     def display_size(self) -> tuple[int, int]:
         """(width, height) of frames as the pipeline sees them, after rotation."""
         return (self.height, self.width) if self.rotation % 180 else (self.width, self.height)
