@@ -30,6 +30,7 @@ from vidrestore.errors import OutputError, UsageError
 from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.io import remux
 from vidrestore.io.encoders import EncodeOptions
+from vidrestore.models import precision
 from vidrestore.pipeline import PipelineConfig, analyse, run
 from vidrestore.pipeline.segments import plan_segments, segment_path
 from vidrestore.restore import PassThroughRestorer, load_restorer
@@ -357,18 +358,21 @@ def test_an_interrupted_item_resumes_at_its_first_unfinished_segment(three_shot_
         return original(self, plan, index, progress)
 
     monkeypatch.setattr(RestoreWorker, "restore_segment", counted)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     stop_at = 1
     assert main(["batch", str(clip), "--out", str(out), *options]) == 130
-    assert sorted(json.loads(ledger_path(out / "film.mp4").read_text())["segments"]) == [".film.seg0000.part.mp4"]
+    ledger = json.loads(ledger_path(out / "film.mp4").read_text())
+    assert sorted(ledger["segments"]) == [".film.seg0000.part.mp4"] and ledger["precision"] == "bf16"
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".film")) == [".film.resume.json", ".film.seg0000.part.mp4"]
     assert _rows(out)["film.mp4"][:2] == ("pending", 0)
 
     stop_at, restored = None, []
     report = tmp_path / "r.json"
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)  # continued on another kind of CPU: bf16 all the same
     assert main(["batch", str(clip), "--out", str(out), *options, "--json", str(report)]) == 0
     assert restored == [1, 2]
     notes = json.loads(report.read_text())["items"][0]["report"]["notes"]
-    assert "1 of 3 segments were restored by an earlier run that did not finish, and reused" in notes
+    assert "1 of 3 segments were restored by an earlier run that did not finish, and reused (at bf16, which this run kept for the rest)" in notes
     assert json.loads(report.read_text())["items"][0]["report"]["encoder"].startswith("libx264, yuv420p, crf")
     assert main(["batch", str(clip), "--out", str(straight), *options]) == 0
     assert read_pts(out / "film.mp4") == read_pts(straight / "film.mp4") == read_pts(clip)
@@ -428,10 +432,11 @@ def test_a_retry_after_a_full_disk_reuses_the_finished_segments(three_shot_clip,
 
     monkeypatch.setattr(RestoreWorker, "restore_segment", failing_once)
     assert main(["batch", str(clip), "--out", str(out), "--model", "none", "--segment-frames", "16", *FAST,
-                 "--retries", "1", "--json", str(report)]) == 0
+                 "--retries", "1", "--json", str(report), "--dtype", "fp32"]) == 0
     assert restored == [0, 1, 2, 1]  # segment 2, restored while the item was failing, was kept too
     item = json.loads(report.read_text())["items"][0]
-    assert item["attempts"] == 2 and "2 of 3 segments were restored by an earlier run that did not finish, and reused" in item["report"]["notes"]
+    assert item["attempts"] == 2 and ("2 of 3 segments were restored by an earlier run that did not finish, and reused "
+                                      "(at fp32, which this run kept for the rest)") in item["report"]["notes"]
     assert read_pts(out / "film.mp4") == read_pts(clip)
 
 

@@ -1,6 +1,7 @@
 """Resume: the ledger of finished segments, the clean-up of leftovers, and a single-file run that is
 stopped (or killed) in its second segment and continued by the same command."""
 
+import dataclasses
 import itertools
 import json
 import shutil
@@ -9,14 +10,18 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from conftest import ONE_TAKE, read_pts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vidrestore.pipeline.driver as pipeline_run
 from vidrestore.cli import main
+from vidrestore.diffusion.sampler import SamplerConfig
 from vidrestore.errors import ModelError, OutputError
-from vidrestore.pipeline import Analysis
+from vidrestore.models import precision
+from vidrestore.options import RestoreOptions, pinned_precision
+from vidrestore.pipeline import Analysis, PipelineConfig
 from vidrestore.pipeline import segments as pipeline_segments
 from vidrestore.resume import SegmentLedger, ledger_path, remove_leftovers
 
@@ -33,12 +38,13 @@ def test_a_finished_segment_is_reused_only_while_intact_and_under_the_same_finge
     out, seg = tmp_path / "o.mp4", tmp_path / ".o.seg0000.part.mp4"
     seg.write_bytes(b"x" * 100)
     ledger = SegmentLedger(out, "fp1")
-    assert ledger.finished() == {}  # no ledger yet
-    ledger.record(seg, range(16), 16)
+    assert ledger.finished() == {} and ledger.precision() is None  # no ledger yet
+    ledger.record(seg, range(16), 16, "bf16")
     assert {p: (f.frames, f.written) for p, f in ledger.finished().items()} == {seg: (range(16), 16)}
+    assert ledger.precision() == "bf16" and SegmentLedger(out, "fp2").precision() is None
     assert remove_leftovers(out, keep=ledger.finished()) == 0 and seg.exists()
     seg.write_bytes(b"x" * 99)  # cut short (or rewritten) since it was recorded
-    assert ledger.finished() == {}
+    assert ledger.finished() == {} and ledger.precision() is None  # nothing left to match
     seg.write_bytes(b"x" * 100)
     assert SegmentLedger(out, "fp2").finished() == {}  # other options, another model or a changed input
     assert remove_leftovers(out, keep=SegmentLedger(out, "fp2").finished()) == 1 and not seg.exists()
@@ -47,7 +53,7 @@ def test_a_finished_segment_is_reused_only_while_intact_and_under_the_same_finge
     seg.write_bytes(b"x" * 100)
     carry = tmp_path / ".o.seg0000.carry"
     carry.write_bytes(b"c" * 10)
-    ledger.record(seg, range(16), 16, carry)
+    ledger.record(seg, range(16), 16, "fp32", carry)
     assert ledger.files() == [seg, carry]
     assert remove_leftovers(out, keep=ledger.files()) == 0 and carry.exists()
     carry.write_bytes(b"c" * 9)  # the state it hands on changed: the segment is not vouched for either
@@ -95,9 +101,31 @@ def _stopping_in_segment(index: int, monkeypatch, stop: type[BaseException] | Ba
     return restored
 
 
-def test_a_stopped_run_is_continued_by_the_same_command(film, tiny_model, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("bf16", [True, False])
+def test_auto_precision_is_settled_once_for_an_output(tmp_path, monkeypatch, bf16):
+    """``--dtype auto`` resolves on this machine, unless an earlier run's finished segments of the
+    same output say what they were restored at; an explicit precision is the user's."""
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: bf16)
+    here, elsewhere = ("bf16", "fp32") if bf16 else ("fp32", "bf16")
+    options = RestoreOptions(PipelineConfig(), SamplerConfig())
+    out, cpu = tmp_path / "o.mp4", torch.device("cpu")
+    ledger = SegmentLedger(out, options.fingerprint())
+    assert pinned_precision(options, cpu, None).dtype == pinned_precision(options, cpu, ledger).dtype == here
+    seg = tmp_path / ".o.seg0000.part.mp4"
+    seg.write_bytes(b"x")
+    ledger.record(seg, range(16), 16, elsewhere)
+    assert pinned_precision(options, cpu, ledger).dtype == elsewhere
+    assert pinned_precision(dataclasses.replace(options, dtype="fp16"), cpu, ledger).dtype == "fp16"
+    seg.unlink()
+    assert pinned_precision(options, cpu, ledger).dtype == here
+
+
+def test_a_stopped_run_is_continued_by_the_same_command_on_another_kind_of_cpu(film, tiny_model, tmp_path, monkeypatch, capsys):
+    """Stopped on a CPU with bf16 and continued on one without: the continued run keeps bf16, and
+    the output equals an uninterrupted run's on the first CPU frame for frame."""
     out, straight, report = tmp_path / "out.mp4", tmp_path / "straight.mp4", tmp_path / "r.json"
     options = ["--model", str(tiny_model), *FAST]
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     _stopping_in_segment(1, monkeypatch)
     assert main([str(film), str(out), *options]) == 130
     assert "vidrestore: interrupted; no partial output was left; 1 finished segment was kept beside the output: " \
@@ -107,12 +135,16 @@ def test_a_stopped_run_is_continued_by_the_same_command(film, tiny_model, tmp_pa
     for name in (".out.seg0001.part.mp4", ".out.a1b2c3d4.part.mp4"):  # what a kill in segment 1 would also leave
         (tmp_path / name).write_bytes(b"half a segment")
 
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
     restored = _stopping_in_segment(99, monkeypatch)
     assert main([str(film), str(out), *options, "--json", str(report)]) == 0
     assert restored == [range(16, 32), range(32, 48)]  # the finished segment was not restored again
-    assert "1 of 3 segments were restored by an earlier run that did not finish, and reused" in json.loads(report.read_text())["notes"]
+    written = json.loads(report.read_text())
+    assert "1 of 3 segments were restored by an earlier run that did not finish, and reused (at bf16, which this run kept " \
+           "for the rest)" in written["notes"] and written["restorer"].endswith(", bf16)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mp4", "out.mp4", "r.json"]  # ledger and segments gone
 
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     assert main([str(film), str(straight), *options]) == 0
     assert read_pts(out) == read_pts(straight) == read_pts(film)
     assert all(np.array_equal(a, b) for a, b in zip(_frames(out), _frames(straight), strict=True))

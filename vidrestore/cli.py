@@ -185,7 +185,7 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="precision of the networks' convolutions and matrix products (FLIPNET's and the face "
                    "parser's; auto: bf16 on CUDA and on CPUs that multiply in it, AMX or AVX-512 BF16, where FLIPNET ran 1.5 to 2.3 "
-                   "times as fast as in fp32; fp32 on other CPUs)")
+                   "times as fast as in fp32; fp32 on other CPUs; a stopped run continued elsewhere keeps its first precision)")
     p.add_argument("--batch-size", type=int, help="frames per restoration batch (bounds memory; default 16 on the CPU, "
                    "up to 64 on a GPU)")
     p.add_argument("--compile", nargs="?", const="inductor", default="", metavar="BACKEND",
@@ -372,7 +372,7 @@ def options_from_args(args: argparse.Namespace):
 
 def cmd_restore(argv: list[str]) -> int:
     args = build_restore_parser().parse_args(argv)
-    from .options import build_restorer
+    from .options import build_restorer, pinned_precision
     from .pipeline import check_paths, run
     from .resume import SegmentLedger
 
@@ -383,8 +383,9 @@ def cmd_restore(argv: list[str]) -> int:
         raise UsageError("give an output path, or --dry-run to only detect and track")
     if args.output is not None and args.output.is_dir():  # as cp does
         args.output = args.output / args.input.name
-    restorer = build_restorer(options, device, dry_run=args.dry_run)
     fingerprint = options.fingerprint_for(args.input)
+    ledger = SegmentLedger(args.output, fingerprint) if args.output is not None else None
+    restorer = build_restorer(pinned_precision(options, device, ledger), device, dry_run=args.dry_run)
     bar = ProgressBar(args.quiet)
     try:
         if args.preview is not None:
@@ -392,7 +393,7 @@ def cmd_restore(argv: list[str]) -> int:
         report = run(args.input, args.output, options.pipeline, restorer, device, overwrite=args.overwrite,
                      dry_run=args.dry_run, progress=bar, preview=args.preview, qa=args.qa, resume=fingerprint)
     except (KeyboardInterrupt, OutputError) as exc:
-        kept = len(SegmentLedger(args.output, fingerprint).finished()) if args.output is not None else 0
+        kept = len(ledger.finished()) if ledger is not None else 0
         if kept:
             exc.add_note(f"{kept} finished segment{' was' if kept == 1 else 's were'} kept beside the output: "
                          f"the same command continues from {'it' if kept == 1 else 'them'}")

@@ -20,9 +20,10 @@ from . import __version__
 from .diffusion.sampler import SamplerConfig
 from .io.sequence import source_stamp
 from .models import zoo
-from .models.precision import network_dtype
+from .models.precision import network_dtype, precision_name
 from .pipeline import PipelineConfig
 from .restore import Restorer, load_restorer, stand_in_restorer
+from .resume import SegmentLedger
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,18 @@ class RestoreOptions:
         """The fingerprint of ``source`` restored with these options: a changed input file (its size
         or modification time; any picture of an image sequence) changes it too."""
         return f"{self.fingerprint()}:{source_stamp(source)}"
+
+
+def pinned_precision(options: RestoreOptions, device: torch.device, ledger: SegmentLedger | None) -> RestoreOptions:
+    """``options`` with ``--dtype auto`` resolved once for a whole output: to the precision its
+    finished segments were restored at, if an earlier run left some, so that a run continued on
+    another kind of machine (a CPU with or without bf16, a GPU) does not join bf16 and fp32
+    segments; else to what auto means on ``device``. The fingerprint is the unresolved options'
+    (an explicit ``--dtype`` is part of it already)."""
+    if options.dtype != "auto":
+        return options
+    recorded = ledger.precision() if ledger is not None else None
+    return dataclasses.replace(options, dtype=recorded or precision_name(network_dtype("auto", device)))
 
 
 @lru_cache(maxsize=32)

@@ -4,7 +4,9 @@ A video restored in segments (``segment_frames``) encodes each segment into its 
 beside the output. A segment that ends inside a shot also leaves the state its tracks carry into
 the next one (``.<stem>.segNNNN.carry``). Once a segment's files are closed, the ledger
 ``.<stem>.resume.json`` records its frames, their sizes and the fingerprint of everything that
-decides the output (the input file, the options, the model). A run that is stopped, killed or short of disk space leaves both
+decides the output (the input file, the options, the model), and the precision the networks ran
+at, which ``--dtype auto`` resolves per machine: a run continued on another kind of machine keeps
+it (:func:`~vidrestore.options.pinned_precision`). A run that is stopped, killed or short of disk space leaves both
 behind (:func:`keeps_segments`); the next run
 with the same fingerprint restores only the segments the ledger does not vouch for. The ledger is
 replaced whole through a temp file and a rename, so a kill at any moment leaves the old or the new
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from .errors import OutputError
 from .io.sequence import SEGMENT_SUFFIX, hidden_stem
+from .models.precision import DTYPES
 
 
 @dataclass(frozen=True)
@@ -46,14 +49,23 @@ class SegmentLedger:
         self.fingerprint = fingerprint
         self.path = ledger_path(output)
 
-    def _entries(self) -> dict[str, dict]:
+    def _read(self) -> dict:
         try:
             data = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return {}
         if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint:
             return {}  # written for another input, option or model: nothing in it applies
-        return data.get("segments", {})
+        return data
+
+    def _entries(self) -> dict[str, dict]:
+        return self._read().get("segments", {})
+
+    def precision(self) -> str | None:
+        """The precision ("fp32", "bf16", "fp16") the finished segments were restored at; None when
+        none is finished."""
+        recorded = self._read().get("precision")
+        return recorded if recorded in DTYPES and self.finished() else None
 
     def finished(self) -> dict[Path, FinishedSegment]:
         """Segment files written under this fingerprint whose size (and that of their carried
@@ -72,16 +84,18 @@ class SegmentLedger:
         """The files of the finished segments and of the state they carry: what a cleanup keeps."""
         return [f for path, done in self.finished().items() for f in (path, done.carry) if f is not None]
 
-    def record(self, path: Path, frames: range, written: int, carry: Path | None = None) -> None:
-        """The segment file ``path`` (beside the output) is closed and holds ``frames``; ``carry``:
-        the file of the track state it hands on to the next segment, if any."""
+    def record(self, path: Path, frames: range, written: int, precision: str, carry: Path | None = None) -> None:
+        """The segment file ``path`` (beside the output) is closed and holds ``frames``, restored at
+        ``precision`` (as ``--dtype`` names it); ``carry``: the file of the track state it hands on
+        to the next segment, if any."""
         entries = self._entries()
         entries[path.name] = {"start": frames.start, "stop": frames.stop, "written": written, "size": path.stat().st_size,
                               "carry": {"name": carry.name, "size": carry.stat().st_size} if carry else None}
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as f:
-                json.dump({"fingerprint": self.fingerprint, "output": self.output.name, "segments": entries}, f, indent=1)
+                json.dump({"fingerprint": self.fingerprint, "output": self.output.name, "precision": precision,
+                           "segments": entries}, f, indent=1)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
@@ -99,9 +113,13 @@ def keeps_segments(exc: BaseException) -> bool:
     return isinstance(exc, (KeyboardInterrupt, OutputError))
 
 
-def reused_note(reused: int, segments: int) -> list[str]:
-    """The report's word on segments taken from an earlier run (none: nothing to say)."""
-    return [f"{reused} of {segments} segments were restored by an earlier run that did not finish, and reused"] if reused else []
+def reused_note(reused: int, segments: int, precision: str) -> list[str]:
+    """The report's word on segments taken from an earlier run (none: nothing to say), and on the
+    precision they were restored at, which the rest were restored at too."""
+    if not reused:
+        return []
+    note = f"{reused} of {segments} segments were restored by an earlier run that did not finish, and reused"
+    return [f"{note} (at {precision}, which this run kept for the rest)"]
 
 
 def remove_leftovers(output: Path, keep: Collection[Path] = ()) -> int:

@@ -285,7 +285,7 @@ def run_batch(items: list[Item], state: JobState, executor: Executor, max_attemp
             else:
                 if job.kind == "segment":  # recorded even when another segment failed: a retry may reuse it
                     _ledger(run.item).record(segment_path(run.item.output, job.index), job.plan.segments[job.index], outcome.frames,
-                                             outcome.carry)
+                                             job.plan.item.options.dtype, outcome.carry)
                 if run.error is None:
                     _advance(job, outcome, run, executor, state, progress)
             if run.error is not None and run.outstanding == 0:

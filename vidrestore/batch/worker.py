@@ -25,7 +25,7 @@ from ..io.output import atomic_output
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output
 from ..io.sequence import number_offset
-from ..options import RestoreOptions, build_restorer
+from ..options import RestoreOptions, build_restorer, pinned_precision
 from ..pipeline import Analysis, PipelineConfig, Progress, analyse, check_paths, restore_video
 from ..pipeline.analysis import selected_tracks
 from ..pipeline.driver import create_masker, frames_to_keep, mask_name
@@ -33,7 +33,7 @@ from ..pipeline.report import build_report, copy_note, encoding, provenance, qua
 from ..pipeline.segments import carried_in, carry_path, carry_streams, encoded_segments, hand_on, join_segments, segment_path
 from ..pipeline.timing import check_timing, checked_as, in_seconds
 from ..restore import Restorer
-from ..resume import reused_note
+from ..resume import SegmentLedger, reused_note
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,10 @@ class RestoreWorker:
                            lambda: build_restorer(options, self.device))
 
     def analyse(self, item: Item, progress: Progress | None = None) -> ItemPlan:
+        """Plan ``item``: its analysis, its segments, and its precision, settled here once for all
+        of them, whichever worker restores each (:func:`~vidrestore.options.pinned_precision`)."""
         started = time.time()
+        item = dataclasses.replace(item, options=pinned_precision(item.options, self.device, SegmentLedger(item.output, item.fingerprint)))
         check_paths(item.input, item.output, overwrite=True)  # the batch state decides about existing outputs
         cfg = in_seconds(item.options.pipeline, item.input)
         check_output(item.input, item.output, cfg.encode, cfg.drop_streams, checked_as(item.input, cfg), cfg.audio_codec)
@@ -141,7 +144,7 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
     restorer said while restoring the others."""
     item = plan.item
     parts = [segment_path(item.output, i) for i in range(len(plan.segments))]
-    notes = reused_note(reused, len(parts)) + list(restorer_notes)
+    notes = reused_note(reused, len(parts), item.options.dtype) + list(restorer_notes)
     encoder = None
     try:
         with atomic_output(item.output, number_offset(item.input)) as tmp:

@@ -25,6 +25,7 @@ from ..io.photo import carry_photo_tags
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output
 from ..io.sequence import files_of, find_sequence, has_number_field, is_sequence, number_offset, sequences_in, unsupported_type
+from ..models.precision import precision_name
 from ..restore import Restorer, TrackContext
 from ..resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .analysis import analyse, selected_tracks
@@ -212,9 +213,9 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
                         frames_out += written
                         carry = hand_on(contexts, dst, index, last=index + 1 == len(segments))
                         if ledger:
-                            ledger.record(part, frames, written, carry)
+                            ledger.record(part, frames, written, precision_name(restorer.dtype), carry)
                     timings["restore_encode"] = time.perf_counter() - t1
-                    notes.extend(reused_note(len(reused), len(parts)) + restorer.notes)
+                    notes.extend(reused_note(len(reused), len(parts), precision_name(restorer.dtype)) + restorer.notes)
                     notes.extend((grain_note(noise) if not cfg.grain else []) + (detail_note(noise, cfg.keep_detail) if not cfg.measure_detail else []))
                     notes.extend(parsing_note(masker.seconds, timings["restore_encode"], cfg.parse_every) if masker is not None else [])
                     t2 = time.perf_counter()
