@@ -286,6 +286,30 @@ def dressed_clip(path: Path, source: Path) -> Path:
     return path
 
 
+# A MISB ST 0601 local set's 16-byte key, then a payload of 5 bytes: what a drone's KLV packet starts with.
+KLV_KEY = bytes.fromhex("060e2b34020b01010e01030101000000")
+
+
+def klv_clip(path: Path, source: Path, every: int = 5) -> Path:
+    """An MPEG-TS copy of ``source`` with a KLV data stream (a drone's or a surveillance camera's
+    telemetry, which FFmpeg has no decoder for) holding a packet at every ``every``-th frame."""
+    with av.open(str(source)) as src, av.open(str(path), "w") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in src.streams}
+        klv = out.add_data_stream("klv")
+        video = src.streams.video[0]
+        for packet in src.demux():
+            if not packet.size:
+                continue
+            packet.stream = copies[packet.stream.index]
+            out.mux(packet)
+            if packet.stream.type == "video" and packet.pts is not None and round(packet.pts * packet.time_base * video.average_rate) % every == 0:
+                data = av.Packet(KLV_KEY + bytes([5]) + f"{packet.pts:05d}".encode()[-5:])
+                data.stream, data.time_base = klv, packet.time_base
+                data.pts = data.dts = packet.pts
+                out.mux(data)
+    return path
+
+
 def timecoded_clip(path: Path, timecode: str = "01:00:00:00", frames: int = 10) -> Path:
     """A QuickTime clip with a timecode (tmcd) track, as NLEs and cameras write them."""
     with av.open(str(path), "w") as out:

@@ -19,6 +19,7 @@ from conftest import (
     combing,
     covered_clip,
     dressed_clip,
+    klv_clip,
     make_clip,
     read_pts,
     resized_clip,
@@ -100,7 +101,7 @@ def test_a_declared_sound_stream_that_holds_nothing_is_left_out_and_named(sample
     for name, options in [("restored.mkv", ["--strength", "1"]), ("copied.mp4", ["--strength", "0"])]:
         report = tmp_path / f"{name}.json"
         assert _run(capture, tmp_path / name, "--model", "none", "--quiet", "--json", report, *options) == 0
-        assert "left out, as they hold no sound: audio stream 1 (mp3float)" in json.loads(report.read_text())["notes"]
+        assert "left out, as they hold no sound: audio stream 1 (mp3)" in json.loads(report.read_text())["notes"]
         with av.open(str(tmp_path / name)) as c:
             assert [s.type for s in c.streams] == ["video"] and sum(1 for _ in c.decode(video=0)) == 8
 
@@ -1123,10 +1124,37 @@ def test_an_output_container_that_cannot_hold_every_stream_stops_the_run_unless_
                 "--drop-streams", "--json", report) == 0
     rep = json.loads(report.read_text())
     assert rep["tracks"] and {"left out, as .mp4 files cannot hold them: attachment stream 3 (font.ttf)",
-                              "converted to mov_text, as .mp4 files cannot hold them: subtitle stream 2 (srt)"} <= set(rep["notes"])
+                              "converted to mov_text, as .mp4 files cannot hold them: subtitle stream 2 (subrip)"} <= set(rep["notes"])
     assert _streams(out)[:3] == ["video", "audio", "subtitle"]
     with av.open(str(out)) as c:
         assert [bytes(p)[2:] for p in c.demux(subtitles=0) if p.size > 2] == [b"hello"]  # MP4 states its length first
+
+
+def _data_packets(path: Path) -> list[tuple[float, bytes]]:
+    with av.open(str(path)) as c:
+        return [(round(float(p.pts * p.time_base - c.streams.video[0].start_time * c.streams.video[0].time_base), 3), bytes(p))
+                for p in c.demux(c.streams.data[0]) if p.size]
+
+
+def test_a_drones_klv_telemetry_is_copied_with_its_times_or_refused_in_one_line(sample_clip, tmp_path, capsys):
+    """A data stream FFmpeg has no decoder for (KLV in MPEG-TS, as drones write it; SCTE-35,
+    GoPro's telemetry) has no codec context in PyAV: every output crashed with a traceback. It is
+    copied where the container holds it (.ts, .mov), packet for packet at its times; where not, one
+    line names it and a container that does (not .mkv, which does not hold it either)."""
+    src = klv_clip(tmp_path / "drone.ts", sample_clip)
+    for name in ("out.ts", "out.mov"):
+        out = tmp_path / name
+        assert _run(src, out, "--model", "none", "--detector", "dlib", "--quiet", "--x264-preset", "ultrafast") == 0
+        assert read_pts(out) == read_pts(src) if name == "out.ts" else len(read_pts(out)) == len(read_pts(src))
+        assert _data_packets(out) == _data_packets(src) and len(_data_packets(src)) == 5
+    for name in ("out.mp4", "out.mkv"):
+        assert _run(src, tmp_path / name, "--model", "none", "--detector", "dlib", "--quiet") == 4
+        assert capsys.readouterr().err.strip() == (f"vidrestore: error: .{name[4:]} files cannot hold data stream 2 (klv) of drone.ts; "
+                                                   "write a .mov, or give --drop-streams to leave them out")
+        assert not (tmp_path / name).exists()
+    report = tmp_path / "r.json"
+    assert _run(src, tmp_path / "out.mp4", "--model", "none", "--detector", "dlib", "--quiet", "--drop-streams", "--json", report) == 0
+    assert "left out, as .mp4 files cannot hold them: data stream 2 (klv)" in json.loads(report.read_text())["notes"]
 
 
 def test_an_encoder_that_refuses_the_video_is_a_one_line_output_error(sample_clip, tmp_path, capsys):

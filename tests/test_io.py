@@ -938,7 +938,7 @@ def test_streams_the_output_container_cannot_hold_are_named_before_any_work(tmp_
                                           r"write a \.mov, or give --drop-streams"):
         check_streams(timed_text, tmp_path / "out.mkv", drop=False)
     out = tmp_path / "out.mp4"
-    assert remux(_reencoded(src, tmp_path), src, out) == ["subtitle stream 2 (srt)", "attachment stream 3 (font.ttf)"]
+    assert remux(_reencoded(src, tmp_path), src, out) == ["subtitle stream 2 (subrip)", "attachment stream 3 (font.ttf)"]
     with av.open(str(out)) as c:
         assert [s.type for s in c.streams][:3] == ["video", "audio", "data"] and len(c.chapters()) == 2  # MP4 chapters: a text track
 

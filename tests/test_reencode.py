@@ -61,7 +61,7 @@ def test_text_subtitles_are_converted_to_a_format_the_container_holds(tmp_path, 
     .mkv: each is converted, cue for cue, at the same times, italics kept, with its language and
     disposition; MP4's clearing samples between cues do not become cues of their own."""
     src, out = _subtitled(tmp_path, source), tmp_path / f"out{output}"
-    named = "srt" if source == ".mkv" else "mov_text"
+    named = "subrip" if source == ".mkv" else "mov_text"
     if source == ".mkv":  # the font still cannot go, and the refusal names it alone
         with pytest.raises(OutputError, match=rf"\{output} files cannot hold attachment stream 3 \(font\.ttf\) of dressed\.mkv;"):
             check_streams(src, out, drop=False)
@@ -92,7 +92,7 @@ ASS_HEADER = ("[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n
 def _mux_frames(out: av.container.OutputContainer, video: av.stream.Stream, count: int) -> None:
     """``count`` frames of 64 by 48, each a shade lighter, encoded with ``video`` into ``out``."""
     for i in range(count):
-        frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")
+        frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5 % 256, np.uint8), format="rgb24")
         frame.pts = i
         out.mux(video.encode(frame))
     out.mux(video.encode(None))
@@ -125,7 +125,7 @@ def test_styled_subtitles_keep_their_words_and_the_note_says_what_they_lose(tmp_
     out = tmp_path / "out.webm"
     check_streams(src, out, drop=False)
     assert remux(src, src, out) == []
-    assert carried_notes(src, out, "") == [("converted to webvtt, as .webm files cannot hold them: subtitle stream 1 (ssa) "
+    assert carried_notes(src, out, "") == [("converted to webvtt, as .webm files cannot hold them: subtitle stream 1 (ass) "
                                             "without its positions, fonts and effects")]
     assert _cues(out) == [(0, 300, "{\\b1}Bold{\\b0} words"), (400, 300, "Placed")]
     with av.open(str(out)) as c:
@@ -279,9 +279,9 @@ def test_text_subtitles_are_not_written_where_no_player_would_read_them(tmp_path
     survives there, so the stream is refused before any work, or left out and named."""
     src = make_clip(tmp_path / "srt.mkv", [i * 40 for i in range(12)], subtitles=CUES)
     out = tmp_path / f"out{output}"
-    with pytest.raises(OutputError, match=rf"\{output} files cannot hold subtitle stream 1 \(srt\) of srt\.mkv;"):
+    with pytest.raises(OutputError, match=rf"\{output} files cannot hold subtitle stream 1 \(subrip\) of srt\.mkv;"):
         check_streams(src, out, drop=False)
-    assert remux(src, src, out) == ["subtitle stream 1 (srt)"]
+    assert remux(src, src, out) == ["subtitle stream 1 (subrip)"]
     assert carried_notes(src, out, "") == []
 
 
@@ -359,14 +359,14 @@ def test_blu_ray_subtitles_go_into_mp4_as_dvd_subtitles(tmp_path):
     assert _pictures(src) == [(0, None, [(8, 30, 40, 8)]), (500, None, []), (800, None, [(4, 4, 20, 6)]), (1200, None, [])]
     check_streams(src, out, drop=False)
     assert remux(src, src, out) == []
-    assert carried_notes(src, out, "") == ["converted to dvdsub, as .mp4 files cannot hold them: subtitle stream 1 (pgssub) in four colours"]
+    assert carried_notes(src, out, "") == ["converted to dvdsub, as .mp4 files cannot hold them: subtitle stream 1 (hdmv_pgs_subtitle) in four colours"]
     with av.open(str(out)) as c:
         assert (c.streams.subtitles[0].codec_context.name, c.streams.subtitles[0].metadata["language"]) == ("dvdsub", "fre")
     # MPEG-PS took PGS and wrote its packets as a DVD subtitle's, which no player could show, and
     # packs DVD subtitles so that they read back empty; MPEG-TS (unlike a Blu-ray's M2TS) wrote
     # PGS as data: each refuses it
     for name in ("out.mpg", "out.ts"):
-        with pytest.raises(OutputError, match=rf"\.{name[4:]} files cannot hold subtitle stream 1 \(pgssub\) of pgs\.mkv"):
+        with pytest.raises(OutputError, match=rf"\.{name[4:]} files cannot hold subtitle stream 1 \(hdmv_pgs_subtitle\) of pgs\.mkv"):
             check_streams(src, tmp_path / name, drop=False)
     check_streams(src, tmp_path / "out.m2ts", drop=False)
     tick = 1024 / 90  # the unit of a DVD subtitle's times, in ms
@@ -384,6 +384,76 @@ def test_an_excerpt_keeps_the_subtitle_picture_shown_at_its_start(tmp_path):
     remux(src, src, tmp_path / "out.mp4", cut=cut)
     tick = 1024 / 90  # the unit of a DVD subtitle's times, in ms
     assert _pictures(tmp_path / "out.mp4") == [(0, pytest.approx(300, abs=tick), [(8, 30, 40, 8)]), (600, pytest.approx(200, abs=tick), [(4, 4, 20, 6)])]
+
+
+def _caption_pairs(text: str) -> str:
+    """``text`` as CEA-608 byte pairs written in an SCC file: each character with odd parity."""
+    odd = [b | 0x80 if b.bit_count() % 2 == 0 else b for b in text.encode("ascii")]
+    odd += [0x80] * (len(odd) % 2)
+    return " ".join(f"{odd[i]:02x}{odd[i + 1]:02x}" for i in range(0, len(odd), 2))
+
+
+# Pop-on: load, erase the hidden screen, place on row 15, the words, then show them.
+_POP_ON = "9420 9420 94ae 94ae 9452 9452 {} 942f 942f"
+
+
+def _caption_clip(folder: Path) -> Path:
+    """A QuickTime clip of 3 s (75 frames) with a c608 track as an editor writes it (read from an
+    SCC file, which FFmpeg demuxes; it has no CEA-608 encoder): "Hello there" popped on at
+    0.165 s and replaced by "World" at 1.33 s, which is erased at 2.0 s, where a roll-up caption
+    begins with "Rolling" and rolls "on" onto the next line at 2.33 s, and stays on the screen."""
+    scc = folder / "captions.scc"
+    scc.write_text("\n\n".join(["Scenarist_SCC V1.0", "00:00:00:05\t" + _POP_ON.format(_caption_pairs("Hello there")),
+                                "00:00:01:10\t" + _POP_ON.format(_caption_pairs("World")),
+                                "00:00:02:00\t942c 942c 9425 9425 9470 9470 " + _caption_pairs("Rolling"),  # erase, roll-up of 2 rows
+                                "00:00:02:10\t94ad 94ad " + _caption_pairs("on"), "00:00:02:20\t8080 8080"]) + "\n")
+    path = folder / "captions.mov"
+    with av.open(str(scc)) as captions, av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        track = out.add_stream_from_template(captions.streams[0])
+        for packet in captions.demux(captions.streams[0]):
+            if packet.size:
+                packet.stream = track
+                out.mux(packet)
+        _mux_frames(out, video, 75)
+    return path
+
+
+def _texts(path: Path) -> list[tuple[int, int, str]]:
+    """The text cues of ``path``'s subtitle stream: (start ms, duration ms, words)."""
+    with av.open(str(path)) as c:
+        stream = c.streams.subtitles[0]
+        return [(round(p.pts * p.time_base * 1000), round(p.duration * p.time_base * 1000),
+                 "".join(r.text if r.type == b"text" else r.dialogue.decode() for r in cue.rects))
+                for p in c.demux(stream) if p.size and (cue := stream.codec_context.decode2(p)) is not None and len(cue.rects)]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_closed_captions_are_converted_to_text_from_when_each_came_on(tmp_path, suffix):
+    """A c608 track of a QuickTime master into .mp4 or .mkv, which cannot hold it, was refused
+    ("write a .mkv" into .mp4, though .mkv cannot hold it either): it becomes MP4's timed text
+    or SRT, each caption from when it came on (not the packet that took it off) until it left,
+    a roll-up caption line by line, and the last, never erased, until the video's end."""
+    src, out = _caption_clip(tmp_path), tmp_path / f"out{suffix}"
+    check_streams(src, out, drop=False)
+    assert remux(src, src, out) == []
+    encoder = "mov_text" if suffix == ".mp4" else "subrip"
+    assert carried_notes(src, out, "") == [f"converted to {encoder}, as {suffix} files cannot hold them: subtitle stream 1 (eia_608)"]
+    words = [(start, length, re.sub(r"<[^>]*>|\{[^}]*\}", "", text)) for start, length, text in _texts(out)]  # SRT's font, place
+    assert words == [(165, 1165, "Hello there"), (1330, 670, "World"), (2000, 330, "Rolling"), (2330, 670, "Rolling\non")]
+
+
+def test_an_excerpt_shows_the_caption_on_the_screen_at_its_start(tmp_path):
+    """Captions are drawn by commands that may all lie before an excerpt's start: from 2.4 s, the
+    roll-up caption's first line came at 2.0 s (in a packet that ended at 2.33 s), and the
+    excerpt shows both its lines from 0; from 0.5 s, "Hello there" shows until it is replaced."""
+    src = _caption_clip(tmp_path)
+    remux(src, src, tmp_path / "late.mp4", cut=Cut(Fraction(12, 5), Fraction(3)))
+    assert _texts(tmp_path / "late.mp4") == [(0, 600, "Rolling\non")]
+    remux(src, src, tmp_path / "early.mp4", cut=Cut(Fraction(1, 2), Fraction(5, 2)))
+    assert _texts(tmp_path / "early.mp4") == [(0, 830, "Hello there"), (830, 670, "World"), (1500, 330, "Rolling"),
+                                              (1830, 170, "Rolling\non")]
 
 
 def test_broadcast_subtitles_go_into_mp4_each_page_until_the_next_replaces_it(tmp_path):
@@ -407,7 +477,7 @@ def test_broadcast_subtitles_go_into_mp4_each_page_until_the_next_replaces_it(tm
     shown = _pictures(src)
     assert [(start - shown[0][0], length) for start, length, _ in shown] == [(0, 30000), (800, 30000)]  # each page's time-out
     out = tmp_path / "out.mp4"
-    assert carried_notes(src, out, "") == ["converted to dvdsub, as .mp4 files cannot hold them: subtitle stream 1 (dvbsub) in four colours"]
+    assert carried_notes(src, out, "") == ["converted to dvdsub, as .mp4 files cannot hold them: subtitle stream 1 (dvb_subtitle) in four colours"]
     remux(src, src, out)
     tick = 1024 / 90
     assert [(start - shown[0][0], length, boxes) for start, length, boxes in _pictures(out)] == \

@@ -45,7 +45,11 @@ def copy_of(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.s
     """A stream of ``out`` that ``stream``'s packets are copied into. PyAV sets a video stream up
     around the encoder of its codec's name; FFmpeg decodes AV1 with libdav1d, which encodes
     nothing, so every AV1 copy failed (a face-less YouTube download, a --codec libsvtav1 output's
-    own segments): such a stream is set up from the codec parameters alone."""
+    own segments): such a stream is set up from the codec parameters alone. A data stream that
+    FFmpeg has no decoder for (KLV, SCTE-35, GoPro's telemetry) has no codec context at all: it
+    is copied from its parameters as they are."""
+    if stream.codec_context is None:
+        return out.add_stream_from_template(stream)
     try:
         av.Codec(stream.codec_context.name, "w")
     except ValueError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,9 +26,20 @@ from .containers import muxer_of
 from .excerpt import Cut
 from .soundcut import trimmed
 
-# Text subtitle formats whose FFmpeg decoders give whole cues (closed captions, also text to
-# FFmpeg, are a stream of screen updates tied to the video's frames, and are left to the refusal).
+# Text subtitle formats whose FFmpeg decoders give whole cues, each at its packet's time.
 TEXT_SUBTITLES = frozenset({"subrip", "ass", "ssa", "mov_text", "webvtt", "text"})
+
+# Closed captions (CEA-608, in QuickTime's c608 tracks), converted to text as text subtitles are.
+# They are commands that draw on a screen, not cues: FFmpeg's decoder gives a caption once it
+# leaves the screen, with the time it came on and how long it stayed (a pop-on caption whole, a
+# roll-up one line by line), so a caption's packet is not its time, and one still on the screen
+# at the end comes out only when the screen is erased (:data:`_ERASE_SCREEN`). Its words and line
+# breaks are kept; its place on the screen and its colours are not.
+CAPTIONS = frozenset({"eia_608"})
+
+# CEA-608's Erase Displayed Memory on channel 1, sent twice as broadcasters do, as the cc_data the
+# decoder reads (field 1, valid): fed to the decoder at the end, it gives the caption on the screen.
+_ERASE_SCREEN = bytes.fromhex("fc942cfc942c")
 
 # What a text subtitle is converted to, the first the output's container holds: MP4 and QuickTime
 # hold MP4's timed text alone, Matroska SRT (the kind most players and editors read) and WebM
@@ -173,9 +185,14 @@ def is_text_subtitle(stream: av.stream.Stream) -> bool:
 
 def subtitle_encoders(stream: av.stream.Stream) -> tuple[str, ...]:
     """The encoders a subtitle ``stream`` may be converted with, in order of preference; none
-    for other streams and for subtitles of other formats (closed captions)."""
+    for other streams and for subtitles of other formats (CEA-708, teletext)."""
     name = stream.codec_context.codec.canonical_name if stream.type == "subtitle" else ""
-    return TEXT_ENCODERS if name in TEXT_SUBTITLES else BITMAP_ENCODERS if name in BITMAP_SUBTITLES else ()
+    return TEXT_ENCODERS if name in TEXT_SUBTITLES | CAPTIONS else BITMAP_ENCODERS if name in BITMAP_SUBTITLES else ()
+
+
+def is_caption(stream: av.stream.Stream) -> bool:
+    """Whether ``stream`` holds closed captions (:data:`CAPTIONS`)."""
+    return stream.type == "subtitle" and stream.codec_context.codec.canonical_name in CAPTIONS
 
 
 def trial_cue(codec: str) -> av.Packet:
@@ -300,19 +317,29 @@ class _Cues:
     first (DVB's page time-out), so it is held until the next arrives. None is shown past
     ``until`` (the video's end, in seconds on the packets' clock), which the last held one, never
     cleared, lasts to. Empty cues (MP4's between two, clearing sets) are left out: every other
-    format states how long each cue lasts."""
+    format states how long each cue lasts. A closed caption is shown when its decoder says it came
+    on (:data:`CAPTIONS`), and not before ``within`` (an excerpt's, whose captions come with every
+    packet before its start, since any of them may have drawn what is on the screen there)."""
 
-    def __init__(self, source: av.stream.Stream, copy: av.stream.Stream, until: Fraction | None) -> None:
-        self.source, self.copy, self.until = source, copy, until
+    def __init__(self, source: av.stream.Stream, copy: av.stream.Stream, until: Fraction | None, within: Cut | None = None) -> None:
+        self.source, self.copy, self.until, self.within = source, copy, until, within
         self.pictures = source.codec_context.codec.bitmap_sub
+        self.captions = is_caption(source)
         self.held: tuple[av.subtitles.subtitle.SubtitleSet, av.Packet] | None = None
+        self.last: av.Packet | None = None  # the last caption packet, for the erase at the end
 
     def __call__(self, packet: av.Packet | None) -> Iterator[av.Packet]:
         if packet is None:
             if self.held is not None:
                 yield from self._encoded(*self.held, None)
+            if self.captions and self.last is not None:
+                yield from self._caption(self._decoded(self._erase()), self.last)
             return
         cue = self._decoded(packet)
+        if self.captions:
+            self.last = packet
+            yield from self._caption(cue, packet)
+            return
         if cue is None:  # a PGS segment before its display set's end
             return
         if self.held is not None:
@@ -322,6 +349,33 @@ class _Cues:
             self.held = cue, packet
         elif len(cue.rects):
             yield from self._encoded(cue, packet, None)
+
+    def _erase(self) -> av.Packet:
+        """A packet that erases the caption screen at the video's end (or once the last packet
+        has ended, if later or the end is unknown), so that the decoder gives what is on it."""
+        last = self.last
+        ended = (last.pts + last.duration) * last.time_base
+        erase = av.Packet(_ERASE_SCREEN)
+        erase.pts = erase.dts = math.ceil(max(ended, self.until if self.until is not None else ended) / last.time_base)
+        erase.duration, erase.time_base = 0, last.time_base
+        return erase
+
+    def _caption(self, cue: av.subtitles.subtitle.SubtitleSet | None, packet: av.Packet) -> Iterator[av.Packet]:
+        """The caption ``cue`` (given at ``packet``) encoded from the time it came on, which the
+        decoder counts in microseconds, to its own end; within :attr:`within`."""
+        if cue is None or not len(cue.rects):
+            return
+        start = Fraction(cue.pts, 1_000_000) if cue.pts is not None else packet.pts * packet.time_base
+        end = None if cue.end_display_time == _UNTIL_CLEARED else start + Fraction(cue.end_display_time, 1000)
+        if self.within is not None and start < self.within.start:
+            start = self.within.start
+        if end is not None and end <= start:
+            return  # gone before the excerpt starts
+        shown = av.Packet()
+        shown.pts, shown.duration, shown.time_base = math.ceil(start / packet.time_base), 0, packet.time_base
+        if end is not None:
+            cue.start_display_time, cue.end_display_time = 0, round((end - shown.pts * shown.time_base) * 1000)
+        yield from self._encoded(cue, shown, None)
 
     def _decoded(self, packet: av.Packet) -> av.subtitles.subtitle.SubtitleSet | None:
         """The cue of ``packet``; text that is not UTF-8 (an SRT in Windows-1252, muxed as it was
@@ -364,13 +418,14 @@ class _Cues:
 
 def converting(packets: Iterator[tuple[tuple[str, int], av.Packet]],
                streams: dict[tuple[str, int], tuple[av.stream.Stream, av.stream.Stream]],
-               until: Fraction | None = None, sound_within: Cut | None = None) -> Iterator[tuple[tuple[str, int], av.Packet]]:
+               until: Fraction | None = None, within: Cut | None = None) -> Iterator[tuple[tuple[str, int], av.Packet]]:
     """``packets``, but those of ``streams`` (key: (input stream, its conversion in the output))
     decoded and encoded again; what the encoders still hold comes at the end. ``until``: where
     the video ends, in seconds on the packets' clock, past which no subtitle is shown.
-    ``sound_within``: the stretch of the packets' clock that sound is kept in, to the sample (an
-    excerpt's, whose sound comes with the packets its decoder needs before the start)."""
-    writers = {key: _Cues(source, copy, until) if source.type == "subtitle" else _Sound(source, copy, sound_within)
+    ``within``: the stretch of the packets' clock that sound is kept in, to the sample, and
+    captions are shown in (an excerpt's, whose sound comes with the packets its decoder needs
+    before the start, and captions with every packet before it)."""
+    writers = {key: _Cues(source, copy, until, within) if source.type == "subtitle" else _Sound(source, copy, within)
                for key, (source, copy) in streams.items()}
     for key, packet in packets:
         if key in writers:

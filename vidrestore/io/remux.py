@@ -14,7 +14,7 @@ import io
 import itertools
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType
@@ -40,6 +40,7 @@ from .reencode import (
     container_sound,
     converted_stream,
     converting,
+    is_caption,
     lossless_recut,
     own_sound_encoder,
     sound_encoder,
@@ -90,7 +91,8 @@ def _first_at_zero(packets: Iterator[av.Packet]) -> Iterator[av.Packet]:
 
 
 def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut,
-            preroll: Mapping[tuple[str, int], Fraction] = MappingProxyType({})) -> Iterator[tuple[tuple[str, int], av.Packet]]:
+            preroll: Mapping[tuple[str, int], Fraction] = MappingProxyType({}),
+            drawn: Collection[tuple[str, int]] = ()) -> Iterator[tuple[tuple[str, int], av.Packet]]:
     """The packets of ``packets`` (the input's other streams) that begin within ``cut``, moved back
     so that its start is 0. Plain PCM is cut between its samples; other sound at its packets,
     which last some tens of milliseconds, but a sound stream of ``preroll`` keeps the packet that
@@ -99,7 +101,9 @@ def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut,
     at 0 to the sample or an encoder that is given it trimmed. A subtitle shown since before the start is kept for the rest of its time: a cue that
     states how long it lasts (text, DVD's) from the start, and a picture shown until the next
     display set clears it (PGS, DVB) as its last display set before the start (of one packet or
-    several), put at the start."""
+    several), put at the start. Closed captions that are ``drawn`` (converted to text) keep every
+    packet before the start, at its time before 0: any of them may have drawn what is on the
+    screen at the start, and their decoder shows it from 0 (:class:`~vidrestore.io.reencode._Cues`)."""
     showing: dict[tuple[str, int], list[av.Packet]] = {}
     for key, packet in packets:
         ts = packet.pts if packet.pts is not None else packet.dts
@@ -112,10 +116,10 @@ def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut,
                 yield key, _moved_back(part, cut.start)
             continue
         subtitle = packet.stream.type == "subtitle"
-        if when < cut.start and key in preroll:
+        if when < cut.start and (key in preroll or key in drawn):
             held = showing.setdefault(key, [])
             held.append(packet)
-            while len(held) > 2 and _packet_time(held[1]) <= cut.start - preroll[key]:
+            while key in preroll and len(held) > 2 and _packet_time(held[1]) <= cut.start - preroll[key]:
                 held.pop(0)
             continue
         if when < cut.start and subtitle and not packet.duration:
@@ -128,12 +132,12 @@ def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut,
                 continue
             packet.pts, packet.duration = ts + late, packet.duration - late
             packet.dts = packet.pts if packet.dts is not None else None
-        yield from ((key, _held(held, cut, key in preroll)) for held in showing.pop(key, []))
+        yield from ((key, _held(held, cut, key in preroll or key in drawn)) for held in showing.pop(key, []))
         if subtitle and packet.duration and cut.end is not None:  # nor shown past the end
             packet.duration = min(packet.duration, math.ceil((cut.end - Fraction(packet.pts) * packet.time_base) / packet.time_base))
         yield key, _moved_back(packet, cut.start)
     for key, held in showing.items():  # sound that ends before the start is left out
-        yield from ((key, _at_start(packet, cut)) for packet in held if key not in preroll)
+        yield from ((key, _held(packet, cut, key in drawn)) for packet in held if key not in preroll)
 
 
 def _sound_prerolls(streams: list[av.stream.Stream], conversions: Mapping[int, Conversion],
@@ -158,9 +162,10 @@ def _sound_ended(packets: Iterator[tuple[tuple[str, int], av.Packet]], end: Frac
         yield key, ended_at(packet, end, muxer) if end is not None and key in cut_at_packets else packet
 
 
-def _held(packet: av.Packet, cut: Cut, sound: bool) -> av.Packet:
-    """A ``packet`` held back from before ``cut``: sound before its start, a picture shown at it."""
-    return _moved_back(packet, cut.start) if sound else _at_start(packet, cut)
+def _held(packet: av.Packet, cut: Cut, before: bool) -> av.Packet:
+    """A ``packet`` held back from before ``cut``: sound and captions before its start (``before``),
+    a picture shown at it."""
+    return _moved_back(packet, cut.start) if before else _at_start(packet, cut)
 
 
 def _at_start(packet: av.Packet, cut: Cut) -> av.Packet:
@@ -226,12 +231,16 @@ def _is_encoding_tag(key: str) -> bool:
 
 
 def _label(stream: av.stream.Stream) -> str:
+    """"subtitle stream 2 (hdmv_pgs_subtitle)": the codec as ffprobe names it, not FFmpeg's decoder
+    (pgssub, mp3float, cc_dec)."""
     if is_cover(stream):
-        return f"cover art (stream {stream.index}, {stream.codec_context.name})"
+        return f"cover art (stream {stream.index}, {stream.codec_context.codec.canonical_name})"
     if stream.type == "attachment":
         what = stream.metadata.get("filename", "")
-    else:  # data streams (a timecode track) have no codec context
-        what = stream.codec_context.name if stream.codec_context is not None else stream.metadata.get("handler_name", "")
+    elif stream.codec_context is not None:
+        what = stream.codec_context.codec.canonical_name
+    else:  # data streams (a timecode track, KLV) have no codec context; a codec is named where FFmpeg knows one
+        what = stream.name or stream.metadata.get("handler_name", "")
     return f"{stream.type} stream {stream.index} ({what or 'unknown codec'})"
 
 
@@ -637,6 +646,9 @@ def check_streams(source: str | Path, output: str | Path, drop: bool, audio_code
         left += [chapters] if (chapters := _unfit_chapters(output, container.chapters())) else []
         # streams are read while their file is open: a closed container's streams crash PyAV
         unfit_sound = any(s.type == "audio" for s in unfit)
+        # Matroska holds the most kinds of stream; what it does not (a timecode track) QuickTime may
+        keeps_more = next((suffix for suffix in (".mkv", ".mov") if left and not drop and not pictures
+                           and suffix != Path(output).suffix.lower() and _holds_all(container, Path(output).with_suffix(suffix), sound)), None)
     if refused:
         tried = own_sound_encoder(output) if sound == AUTO_SOUND else sound
         raise OutputError(f"{Path(output).suffix} files cannot hold {', '.join(refused)} of {Path(source).name} re-encoded "
@@ -646,11 +658,19 @@ def check_streams(source: str | Path, output: str | Path, drop: bool, audio_code
             raise OutputError(f"{Path(output).suffix} pictures cannot hold {', '.join(left)} of {Path(source).name}; "
                               "give --drop-streams to write the pictures without them, or write a video file (.mkv) to keep them")
         takes_sound = unfit_sound and not sound and container_sound(output) != "none"  # not GIF's
-        sound_hint = "give --audio-codec auto to re-encode the sound, " if takes_sound else ""
-        # Matroska holds the most kinds of stream; what it does not (MP4's timed text) QuickTime may
-        keeps_more = ".mov" if Path(output).suffix.lower() == ".mkv" else ".mkv"
+        hints = [f"write a {keeps_more}"] if keeps_more else []
+        hints += ["give --audio-codec auto to re-encode the sound"] if takes_sound else []
+        hints += ["give --drop-streams to leave them out"]
         raise OutputError(f"{Path(output).suffix or 'the output'} files cannot hold {', '.join(left)} of {Path(source).name}; "
-                          f"write a {keeps_more}, {sound_hint}or give --drop-streams to leave them out")
+                          f"{', '.join(hints[:-1])}{', or ' if len(hints) > 1 else ''}{hints[-1]}")
+
+
+def _holds_all(container: av.container.InputContainer, output: Path, sound: str) -> bool:
+    """Whether a container named like ``output`` holds every stream of ``container``, converted
+    where that is how it holds them (:func:`_conversions`)."""
+    unfit = _unfit(container, output)
+    converted = _conversions(container, output, sound, unfit)
+    return all(s.index in converted for s in unfit)
 
 
 def left_out_note(left_out: list[str], output: str | Path) -> list[str]:
@@ -754,7 +774,8 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             osrc_streams = [s for s in carried if ("o", s.index) in mapping]
             osrc = ((("o", p.stream.index), p) for p in (oin.demux(osrc_streams) if osrc_streams else []) if p.size)
             if cut is not None:
-                osrc = _within(osrc, cut, _sound_prerolls(carried, conversions, out.format.name))
+                osrc = _within(osrc, cut, _sound_prerolls(carried, conversions, out.format.name),
+                               [("o", s.index) for s in carried if s.index in conversions and is_caption(s)])
                 osrc = _sound_ended(osrc, cut.moved_to_zero().end, carried, conversions, out.format.name)
             if conversions:
                 osrc = converting(osrc, {("o", i): (oin.streams[i], mapping[("o", i)]) for i in conversions},
