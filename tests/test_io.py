@@ -809,6 +809,23 @@ def test_closed_captions_stay_with_their_frames_whatever_is_written_into_them(tm
     assert captions(dst) == before
 
 
+@pytest.mark.parametrize("codec, suffix, kept", [("libx265", ".mp4", True), ("mpeg2video", ".ts", True), ("ffv1", ".mkv", False)])
+def test_captions_are_written_by_every_encoder_that_can_and_the_report_names_those_that_cannot(tmp_path, sample_clip, codec,
+                                                                                               suffix, kept):
+    """x265 has a switch for a frame's captions that is off by default: its output (the default for
+    deep video) lost them. They are kept by every encoder that can write them; FFV1 (an archival
+    master) cannot, and the report says so rather than losing them without a word."""
+    src = captioned_clip(tmp_path / "broadcast.ts", sample_clip)
+    assert probe(src).captions and not probe(sample_clip).captions
+    out, report = tmp_path / f"out{suffix}", tmp_path / "r.json"
+    assert main([str(src), str(out), "--model", "none", "--codec", codec, "--strength", "1", "--quiet", "--json", str(report)]) == 0
+    assert json.loads(report.read_text())["encoder"].startswith(codec)  # re-encoded, not copied
+    assert captions(out) == (captions(src) if kept else [b""] * len(captions(src)))
+    note = f"the input's closed captions (CEA-608/708 in its frames) are not in the re-encoded video: {codec} writes none; " \
+           "--codec libx264, libx265 or mpeg2video keeps them"
+    assert (note in json.loads(report.read_text())["notes"]) != kept
+
+
 def _reencoded(src, tmp_path):
     """``src``'s video encoded again, alone, as pass 2 writes it."""
     video = tmp_path / "video.mp4"

@@ -374,7 +374,32 @@ def dolby_vision_note(source: VideoInfo) -> list[str]:
 _CRF_TOP = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "libvpx": 63, "libsvtav1": 63, "libwebp": 180}  # the largest --crf each takes
 
 
+@functools.cache
+def writes_captions(encoder: str) -> bool:
+    """Whether ``encoder`` writes the closed captions its frames carry (A/53 cc_data) into the
+    video: those with an ``a53cc`` switch (x264, x265, MPEG-2, NVENC), which :func:`codec_options`
+    turns on (x265's is off by default: its output lost them)."""
+    try:
+        return any(option.name == "a53cc" for option in av.CodecContext.create(encoder, "w").supported_options.private)
+    except (av.error.FFmpegError, ValueError):
+        return False
+
+
+def caption_note(source: VideoInfo, encoder: str) -> list[str]:
+    """A note when ``source``'s frames carry closed captions that ``encoder`` does not write."""
+    if not source.captions or writes_captions(encoder):
+        return []
+    return [(f"the input's closed captions (CEA-608/708 in its frames) are not in the re-encoded video: {encoder} writes none; "
+             "--codec libx264, libx265 or mpeg2video keeps them")]
+
+
 def codec_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptions) -> dict[str, str]:
+    """The encoder's settings: :func:`_quality_options`, and closed captions written where the
+    encoder can (:func:`writes_captions`)."""
+    return {**_quality_options(name, pix_fmt, info, options), **({"a53cc": "1"} if writes_captions(name) else {})}
+
+
+def _quality_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptions) -> dict[str, str]:
     """Quality settings, and interlaced coding in the input's field order when its fields were
     kept (x264 coded them as progressive frames, flagged progressive; ProRes codes interlaced
     frames with interlaced DCT)."""

@@ -64,6 +64,9 @@ class VideoInfo:
     dolby_vision: bool = False
     # HDR10+: its dynamic metadata (SMPTE ST 2094-40) on the first frame (see io.hdr10plus)
     hdr10_plus: bool = False
+    # the first frame carries closed captions (CEA-608/708 as ATSC A/53 cc_data: H.264's or HEVC's
+    # SEI, MPEG-2's user data, as broadcast captures and DVDs carry them)
+    captions: bool = False
     # A picture (or a sequence's first) with an ICC colour profile: a phone's Display P3 photo
     icc_profile: bool = False
 
@@ -311,6 +314,7 @@ def _probe(path: str | Path) -> VideoInfo:
         kinds = side_data_kinds(first, info["codec"]) if first is not None else []
         info["dolby_vision"] = cc.codec_tag in DOLBY_VISION_TAGS or any(kind in DOLBY_VISION_SIDE_DATA for kind in kinds)
         info["hdr10_plus"] = "DYNAMIC_HDR_PLUS" in kinds
+        info["captions"] = "A53_CC" in kinds
         if is_sequence(path):
             info["stated_rate"] = as_fraction(cc.framerate)
             info["timecode"] = first.metadata.get("timecode", "") if first is not None else ""
