@@ -185,9 +185,27 @@ def _before_first_slice(access_unit: bytes, nal: bytes) -> bytes:
     raise ValueError("access unit without a slice")
 
 
-def captioned_clip(path: Path, source: Path) -> Path:
-    """``source``'s frames as an MPEG-TS H.264 stream whose frame i carries the caption bytes
-    (0x94, 0x2C) and (0x80 + i % 64, 0x80) in its SEI, so each frame's captions are its own."""
+def caption_pairs(text: str) -> list[tuple[int, int]]:
+    """``text`` as CEA-608 byte pairs: each character with odd parity, padded to a whole pair."""
+    odd = [b | 0x80 if b.bit_count() % 2 == 0 else b for b in text.encode("ascii")]
+    odd += [0x80] * (len(odd) % 2)
+    return list(zip(odd[::2], odd[1::2], strict=True))
+
+
+def pop_on(text: str) -> list[tuple[int, int]]:
+    """The CEA-608 commands that pop ``text`` on (channel 1), each sent twice as broadcasters do:
+    load, erase the hidden screen, place on row 15, the words, show them."""
+    return [(0x94, 0x20)] * 2 + [(0x94, 0xAE)] * 2 + [(0x94, 0x52)] * 2 + caption_pairs(text) + [(0x94, 0x2F)] * 2
+
+
+ERASE_SCREEN = [(0x94, 0x2C)] * 2  # CEA-608's Erase Displayed Memory, sent twice
+PADDING = [(0x80, 0x80)]  # what a broadcast frame without captions carries
+
+
+def captioned_clip(path: Path, source: Path, sent: dict[int, list[tuple[int, int]]] | None = None) -> Path:
+    """``source``'s frames as an MPEG-TS H.264 stream whose frames carry CEA-608 byte pairs in their
+    SEI: frame i those ``sent`` gives it (padding where it gives none); without ``sent``, (0x94,
+    0x2C) and (0x80 + i % 64, 0x80), so each frame's captions are its own."""
     from vidrestore.io import VideoReader
 
     with VideoReader(source) as r:
@@ -201,7 +219,7 @@ def captioned_clip(path: Path, source: Path) -> Path:
             frame = av.VideoFrame.from_ndarray(image, format="rgb24") if image is not None else None
             if frame is not None:
                 frame.pts = i
-                order[i] = caption_sei([(0x94, 0x2C), (0x80 + i % 64, 0x80)])
+                order[i] = caption_sei([(0x94, 0x2C), (0x80 + i % 64, 0x80)] if sent is None else sent.get(i, PADDING))
             for packet in vs.encode(frame):  # packets come in decode order: each takes its frame's SEI
                 captioned = av.Packet(_before_first_slice(bytes(packet), order[packet.pts]))
                 captioned.pts, captioned.dts, captioned.time_base = packet.pts, packet.dts, packet.time_base

@@ -2,6 +2,7 @@
 import dataclasses
 import itertools
 import json
+import re
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -11,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import (
+    ERASE_SCREEN,
     audio_only,
     captioned_clip,
     captions,
@@ -22,6 +24,7 @@ from conftest import (
     hdr10_clip,
     hdr10_metadata,
     make_clip,
+    pop_on,
     read_pts,
     resized_clip,
     telecine_clip,
@@ -809,21 +812,67 @@ def test_closed_captions_stay_with_their_frames_whatever_is_written_into_them(tm
     assert captions(dst) == before
 
 
-@pytest.mark.parametrize("codec, suffix, kept", [("libx265", ".mp4", True), ("mpeg2video", ".ts", True), ("ffv1", ".mkv", False)])
-def test_captions_are_written_by_every_encoder_that_can_and_the_report_names_those_that_cannot(tmp_path, sample_clip, codec,
-                                                                                               suffix, kept):
-    """x265 has a switch for a frame's captions that is off by default: its output (the default for
-    deep video) lost them. They are kept by every encoder that can write them; FFV1 (an archival
-    master) cannot, and the report says so rather than losing them without a word."""
-    src = captioned_clip(tmp_path / "broadcast.ts", sample_clip)
+# Broadcast captions in the frames: "Hello there" popped on at frame 2, "World" at 12, erased at 20.
+SENT = {2: pop_on("Hello there"), 12: pop_on("World"), 20: ERASE_SCREEN}
+
+
+def _caption_cues(path: Path) -> list[tuple[int, int, str]]:
+    """The captions of ``path``'s subtitle stream: (start ms, duration ms, words), a c608 track's
+    as its decoder gives them (from when each came on), a text track's as its packets say."""
+    with av.open(str(path)) as c:
+        stream = c.streams.subtitles[0]
+        caption = stream.codec_context.codec.canonical_name == "eia_608"
+        found = []
+        for p in c.demux(stream):
+            cue = stream.codec_context.decode2(p) if p.size else None
+            if cue is not None and len(cue.rects):
+                text = re.sub(r"<[^>]*>|\{[^}]*\}", "", "".join(r.text if r.type == b"text" else r.dialogue.decode() for r in cue.rects))
+                start = round(cue.pts / 1000) if caption else round(p.pts * p.time_base * 1000)
+                found.append((start, cue.end_display_time if caption else round(p.duration * p.time_base * 1000), text))
+        return found
+
+
+@pytest.mark.parametrize("codec, suffix, track", [("libx265", ".mp4", None), ("mpeg2video", ".ts", None), ("ffv1", ".mkv", "subrip"),
+                                                  ("prores_ks", ".mov", "eia_608"), ("ffv1", ".avi", "")])
+def test_captions_in_the_frames_stay_in_them_or_are_put_beside_them(tmp_path, sample_clip, codec, suffix, track):
+    """Broadcast captions travel in the frames. x265 has a switch for them that is off by default:
+    its output (the default for deep video) lost them; every encoder that can write them now does.
+    FFV1 and ProRes (archival masters) cannot: their captions were lost without a word, and are
+    now read from the input's frames into a track of their own, a c608 track in .mov, text where
+    only that fits, each caption from the frame it came on to the frame it left; AVI holds
+    neither, and the report says they were left out."""
+    src = captioned_clip(tmp_path / "broadcast.ts", sample_clip, SENT)
     assert probe(src).captions and not probe(sample_clip).captions
     out, report = tmp_path / f"out{suffix}", tmp_path / "r.json"
     assert main([str(src), str(out), "--model", "none", "--codec", codec, "--strength", "1", "--quiet", "--json", str(report)]) == 0
-    assert json.loads(report.read_text())["encoder"].startswith(codec)  # re-encoded, not copied
-    assert captions(out) == (captions(src) if kept else [b""] * len(captions(src)))
-    note = f"the input's closed captions (CEA-608/708 in its frames) are not in the re-encoded video: {codec} writes none; " \
-           "--codec libx264, libx265 or mpeg2video keeps them"
-    assert (note in json.loads(report.read_text())["notes"]) != kept
+    written = json.loads(report.read_text())
+    assert written["encoder"].startswith(codec)  # re-encoded, not copied
+    lifted = [n for n in written["notes"] if "closed captions" in n]
+    if track is None:
+        assert captions(out) == captions(src) and not lifted
+        return
+    assert not any(captions(out))
+    if not track:
+        assert lifted == ["left out, as .avi files cannot hold them: the closed captions in the input's frames"]
+        return
+    with av.open(str(out)) as c:
+        assert [s.codec_context.codec.canonical_name for s in c.streams.subtitles] == [track]
+        times = [round(f.pts * f.time_base * 1000) for f in c.decode(video=0)]
+    assert _caption_cues(out) == [(times[2], times[12] - times[2], "Hello there"), (times[12], times[20] - times[12], "World")]
+    how = "as a c608 track" if track == "eia_608" else f"converted to {track}"
+    assert lifted == [f"the closed captions in the input's frames, which its encoder does not write into the video, were put beside it, {how}"]
+
+
+def test_an_excerpt_of_captions_lifted_from_the_frames_shows_the_one_on_the_screen_at_its_start(tmp_path, sample_clip):
+    """From frame 6, "Hello there" (popped on at frame 2, before the cut) is on the screen: it is
+    shown from 0 until "World" replaces it."""
+    src = captioned_clip(tmp_path / "broadcast.ts", sample_clip, SENT)
+    out = tmp_path / "out.mkv"
+    assert main([str(src), str(out), "--model", "none", "--codec", "ffv1", "--strength", "1", "--quiet", "--start", "0.24"]) == 0
+    with av.open(str(out)) as c:
+        times = [round(f.pts * f.time_base * 1000) for f in c.decode(video=0)]
+    assert len(times) == 18 and times[0] == 0
+    assert _caption_cues(out) == [(0, times[6], "Hello there"), (times[6], times[14] - times[6], "World")]
 
 
 def _reencoded(src, tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import chirped_clip, dressed_clip, make_clip, vp9_flac_clip
+from conftest import ERASE_SCREEN, PADDING, caption_pairs, chirped_clip, dressed_clip, make_clip, pop_on, vp9_flac_clip
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -386,15 +386,9 @@ def test_an_excerpt_keeps_the_subtitle_picture_shown_at_its_start(tmp_path):
     assert _pictures(tmp_path / "out.mp4") == [(0, pytest.approx(300, abs=tick), [(8, 30, 40, 8)]), (600, pytest.approx(200, abs=tick), [(4, 4, 20, 6)])]
 
 
-def _caption_pairs(text: str) -> str:
-    """``text`` as CEA-608 byte pairs written in an SCC file: each character with odd parity."""
-    odd = [b | 0x80 if b.bit_count() % 2 == 0 else b for b in text.encode("ascii")]
-    odd += [0x80] * (len(odd) % 2)
-    return " ".join(f"{odd[i]:02x}{odd[i + 1]:02x}" for i in range(0, len(odd), 2))
-
-
-# Pop-on: load, erase the hidden screen, place on row 15, the words, then show them.
-_POP_ON = "9420 9420 94ae 94ae 9452 9452 {} 942f 942f"
+def _scc(pairs: list[tuple[int, int]]) -> str:
+    """CEA-608 byte ``pairs`` as an SCC file writes them."""
+    return " ".join(f"{a:02x}{b:02x}" for a, b in pairs)
 
 
 def _caption_clip(folder: Path) -> Path:
@@ -403,10 +397,11 @@ def _caption_clip(folder: Path) -> Path:
     0.165 s and replaced by "World" at 1.33 s, which is erased at 2.0 s, where a roll-up caption
     begins with "Rolling" and rolls "on" onto the next line at 2.33 s, and stays on the screen."""
     scc = folder / "captions.scc"
-    scc.write_text("\n\n".join(["Scenarist_SCC V1.0", "00:00:00:05\t" + _POP_ON.format(_caption_pairs("Hello there")),
-                                "00:00:01:10\t" + _POP_ON.format(_caption_pairs("World")),
-                                "00:00:02:00\t942c 942c 9425 9425 9470 9470 " + _caption_pairs("Rolling"),  # erase, roll-up of 2 rows
-                                "00:00:02:10\t94ad 94ad " + _caption_pairs("on"), "00:00:02:20\t8080 8080"]) + "\n")
+    roll_up = ERASE_SCREEN + [(0x94, 0x25)] * 2 + [(0x94, 0x70)] * 2 + caption_pairs("Rolling")  # of 2 rows, on row 15
+    scc.write_text("\n\n".join(["Scenarist_SCC V1.0", "00:00:00:05\t" + _scc(pop_on("Hello there")),
+                                "00:00:01:10\t" + _scc(pop_on("World")), "00:00:02:00\t" + _scc(roll_up),
+                                "00:00:02:10\t" + _scc([(0x94, 0xAD)] * 2 + caption_pairs("on")),  # carriage return
+                                "00:00:02:20\t" + _scc(PADDING * 2)]) + "\n")
     path = folder / "captions.mov"
     with av.open(str(scc)) as captions, av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=25)
@@ -442,6 +437,17 @@ def test_closed_captions_are_converted_to_text_from_when_each_came_on(tmp_path, 
     assert carried_notes(src, out, "") == [f"converted to {encoder}, as {suffix} files cannot hold them: subtitle stream 1 (eia_608)"]
     words = [(start, length, re.sub(r"<[^>]*>|\{[^}]*\}", "", text)) for start, length, text in _texts(out)]  # SRT's font, place
     assert words == [(165, 1165, "Hello there"), (1330, 670, "World"), (2000, 330, "Rolling"), (2330, 670, "Rolling\non")]
+
+
+def test_closed_captions_stay_a_c608_track_in_quicktime(tmp_path):
+    """.mov holds a c608 track as it is: it is copied packet for packet, not converted (its trial
+    cue, which FFmpeg has no encoder to make, is an erase command)."""
+    src, out = _caption_clip(tmp_path), tmp_path / "out.mov"
+    check_streams(src, out, drop=False)
+    assert remux(src, src, out) == [] and carried_notes(src, out, "") == []
+    with av.open(str(src)) as before, av.open(str(out)) as after:
+        assert after.streams.subtitles[0].codec_context.codec.canonical_name == "eia_608"
+        assert [(p.pts, bytes(p)) for p in after.demux(subtitles=0) if p.size] == [(p.pts, bytes(p)) for p in before.demux(subtitles=0) if p.size]
 
 
 def test_an_excerpt_shows_the_caption_on_the_screen_at_its_start(tmp_path):

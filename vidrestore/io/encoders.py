@@ -378,19 +378,12 @@ _CRF_TOP = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "libvpx": 63, "libsv
 def writes_captions(encoder: str) -> bool:
     """Whether ``encoder`` writes the closed captions its frames carry (A/53 cc_data) into the
     video: those with an ``a53cc`` switch (x264, x265, MPEG-2, NVENC), which :func:`codec_options`
-    turns on (x265's is off by default: its output lost them)."""
+    turns on (x265's is off by default: its output lost them). For the others, remux lifts them
+    into a track of their own (:mod:`.captions`)."""
     try:
         return any(option.name == "a53cc" for option in av.CodecContext.create(encoder, "w").supported_options.private)
     except (av.error.FFmpegError, ValueError):
         return False
-
-
-def caption_note(source: VideoInfo, encoder: str) -> list[str]:
-    """A note when ``source``'s frames carry closed captions that ``encoder`` does not write."""
-    if not source.captions or writes_captions(encoder):
-        return []
-    return [(f"the input's closed captions (CEA-608/708 in its frames) are not in the re-encoded video: {encoder} writes none; "
-             "--codec libx264, libx265 or mpeg2video keeps them")]
 
 
 def codec_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptions) -> dict[str, str]:

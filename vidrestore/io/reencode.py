@@ -197,9 +197,12 @@ def is_caption(stream: av.stream.Stream) -> bool:
 
 def trial_cue(codec: str) -> av.Packet:
     """One cue in the subtitle format ``codec`` as FFmpeg's encoder writes it: the word "trial",
-    or a picture; for PGS, which FFmpeg cannot encode, a display set that clears the screen."""
+    or a picture; for PGS and CEA-608, which FFmpeg cannot encode, a display set that clears the
+    screen, and a command that erases it."""
     if codec == "hdmv_pgs_subtitle":
         return av.Packet(_TRIAL_PGS)
+    if codec in CAPTIONS:
+        return av.Packet(_ERASE_SCREEN)
     encoder = av.CodecContext.create(codec, "w")
     bitmap = encoder.codec.bitmap_sub
     decoder = av.CodecContext.create("dvdsub" if bitmap else "subrip", "r")

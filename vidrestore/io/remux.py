@@ -24,6 +24,7 @@ import numpy as np
 from av.bitstream import BitStreamFilterContext
 
 from ..errors import OutputError, UsageError
+from .captions import caption_stream, frame_captions, lifted
 from .containers import FRAME_RATE_MUXERS, ISO_MEDIA_MUXERS, copy_of, holds_tag, muxer_of, takes
 from .encoders import EncodeOptions, check_encoder
 from .excerpt import Cut
@@ -445,6 +446,33 @@ def _trial_video(container: av.container.InputContainer, name: str) -> av.stream
     return video if video is not None and _holds(name, None, video) else None
 
 
+# The key of the captions lifted from the input's frames among the packets remux writes, and how
+# the report names them when the output holds no track for them.
+LIFTED = ("c", 0)
+FRAME_CAPTIONS = "the closed captions in the input's frames"
+
+
+def _caption_encoder(name: str, captions: av.stream.Stream, video: av.stream.Stream | None) -> str | None:
+    """How a container named like ``name`` holds the captions lifted from the frames
+    (:mod:`.captions`): "" as they are (QuickTime's c608 track), the text encoder they are
+    converted with (:func:`_subtitle_encoder`), or None where it holds neither."""
+    return "" if _holds(name, captions, video) else _subtitle_encoder(name, captions, video)
+
+
+def lifted_captions_note(source: str | Path, video: str | Path | Sequence[Path], output: str | Path) -> list[str]:
+    """The report's word on the closed captions of ``source``'s frames that the encoded ``video``
+    (its first part) does not carry, where remux puts them in a track of their own."""
+    first = Path(video) if isinstance(video, (str, Path)) else Path(video[0])
+    if is_sequence(output) or not lifted(source, first):
+        return []
+    with open_input(source) as container, caption_stream() as captions:
+        encoder = _caption_encoder(Path(output).name, captions, _trial_video(container, Path(output).name))
+    if encoder is None:
+        return []  # named among the streams left out
+    how = f"converted to {encoder}" if encoder else "as a c608 track"
+    return [f"{FRAME_CAPTIONS}, which its encoder does not write into the video, were put beside it, {how}"]
+
+
 def _unfit_chapters(output: str | Path, chapters: list[dict]) -> str:
     """How the report names ``chapters`` where a file named like ``output`` does not keep them
     ("2 chapters"), else "": pictures never do, and AVI, MPEG-TS, MPEG-PS, MXF, FLV and Ogg
@@ -561,6 +589,7 @@ def _samples(stream: av.stream.Stream, copy: av.stream.Stream, converted: bool) 
         samples = [trial_cue(copy.codec_context.codec.canonical_name) for _ in range(2)] if subtitle_encoders(stream) else []
     for second, sample in enumerate(samples):
         sample.stream, sample.pts, sample.dts, sample.time_base = copy, second * 1000, second * 1000, Fraction(1, 1000)
+        sample.duration = 1000  # each lasting its second: QuickTime drops a last sample that lasts nothing (a c608 track's)
     return samples
 
 
@@ -700,7 +729,9 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
     which are then re-encoded rather than left out."""
     parts = [Path(video_source)] if isinstance(video_source, (str, Path)) else [Path(p) for p in video_source]
     renumbered = is_sequence(output) and is_sequence(other_source)
-    with open_input(parts[0]) as vin, open_input(other_source) as oin:
+    lifting = not is_sequence(output) and lifted(other_source, parts[0])
+    with open_input(parts[0]) as vin, open_input(other_source) as oin, \
+            (caption_stream() if lifting else contextlib.nullcontext()) as frame_captions_in:
         # Pictures made from a sequence are named by their frames' timestamps, so each goes back to
         # its input's number (see vidrestore.io.sequence.number_offset); else FFmpeg counts from 1.
         out = av.open(str(output), "w", options={"frame_pts": "1"} if renumbered else None)
@@ -760,6 +791,15 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 copy = converted_stream(out, s, conversions[s.index]) if s.index in conversions else _carry(out, s)
                 if copy.type != "attachment":
                     mapping[("o", s.index)] = copy
+            converted = {("o", i): oin.streams[i] for i in conversions}
+            if frame_captions_in is not None:
+                encoder = _caption_encoder(Path(output).name, frame_captions_in, _trial_video(oin, Path(output).name))
+                if encoder is None:
+                    left_out.append(FRAME_CAPTIONS)
+                else:
+                    copy = converted_stream(out, frame_captions_in, Conversion(encoder)) if encoder else _carry(out, frame_captions_in)
+                    mapping[LIFTED] = copy
+                    converted.update({LIFTED: frame_captions_in} if encoder else {})
             chapters = oin.chapters() if cut is None else _chapters_within(oin.chapters(), cut)
             unkept = _unfit_chapters(output, chapters)
             if chapters and not unkept:
@@ -773,12 +813,15 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             vsrc = ((("v", vstream.index), p) for p in packets)
             osrc_streams = [s for s in carried if ("o", s.index) in mapping]
             osrc = ((("o", p.stream.index), p) for p in (oin.demux(osrc_streams) if osrc_streams else []) if p.size)
+            if LIFTED in mapping:
+                lifted_packets = ((LIFTED, p) for p in frame_captions(other_source, frame_captions_in))
+                osrc = heapq.merge(osrc, lifted_packets, key=lambda kp: _packet_time(kp[1]))
             if cut is not None:
                 osrc = _within(osrc, cut, _sound_prerolls(carried, conversions, out.format.name),
-                               [("o", s.index) for s in carried if s.index in conversions and is_caption(s)])
+                               [key for key, stream in converted.items() if is_caption(stream)])
                 osrc = _sound_ended(osrc, cut.moved_to_zero().end, carried, conversions, out.format.name)
-            if conversions:
-                osrc = converting(osrc, {("o", i): (oin.streams[i], mapping[("o", i)]) for i in conversions},
+            if converted:
+                osrc = converting(osrc, {key: (stream, mapping[key]) for key, stream in converted.items()},
                                   _video_end(other_source, cut), None if cut is None else cut.moved_to_zero())
             if out.format.name in FRAME_RATE_MUXERS:
                 osrc = _from_zero(osrc)

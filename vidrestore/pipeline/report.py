@@ -22,7 +22,7 @@ from ..faces.pose import frontal_weight
 from ..faces.quality import strength_for
 from ..faces.types import Track
 from ..io import VideoInfo, hdr10plus, probe
-from ..io.encoders import alpha_note, caption_note, check_encoder, describe_encoding, dolby_vision_note, icc_note, master_note
+from ..io.encoders import alpha_note, check_encoder, describe_encoding, dolby_vision_note, icc_note, master_note
 from ..io.linear import CINEON_BLACK, CINEON_WHITE, HDR_LIGHTS, LIGHT_WORDS, REFERENCE_WHITE_NITS, VIDEO_LIGHTS, Light
 from ..io.reader import doubles_rate, fields_have_own_moments
 from ..io.remux import empty_sound_note, unrestored_videos_note
@@ -261,12 +261,12 @@ def encoding(src: Path, dst: Path, cfg: PipelineConfig) -> tuple[str, list[str]]
     """How the video of ``dst`` is encoded from ``src`` (for the report), and notes on what the
     encoding loses: a master written as delivery video by codec auto
     (:func:`~vidrestore.io.encoders.master_note`), an alpha channel, a picture's ICC profile, Dolby
-    Vision's or HDR10+'s dynamic metadata, closed captions in the frames."""
+    Vision's or HDR10+'s dynamic metadata."""
     source = played_at(probe(src), cfg)
     codec = check_encoder(cfg.encode, dst, source)
     masters = master_note(source, codec.name, dst) if cfg.encode.codec == "auto" else []
     lost = alpha_note(source, codec, cfg.encode, dst) + icc_note(source, codec, dst) + dolby_vision_note(source) + \
-        hdr10plus.dropped_note(source, codec.name) + caption_note(source, codec.name)
+        hdr10plus.dropped_note(source, codec.name)
     return describe_encoding(cfg.encode, dst, source), masters + lost
 
 
