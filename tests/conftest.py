@@ -304,27 +304,33 @@ def dressed_clip(path: Path, source: Path) -> Path:
     return path
 
 
-# A MISB ST 0601 local set's 16-byte key, then a payload of 5 bytes: what a drone's KLV packet starts with.
-KLV_KEY = bytes.fromhex("060e2b34020b01010e01030101000000")
+# What a drone's KLV packet starts with: a MISB ST 0601 local set's 16-byte key, then a length.
+KLV_KEY = bytes.fromhex("060e2b34020b01010e01030101000000") + bytes([5])
+GPMF_KEY = b"DEVC\x00\x01\x00\x05"  # GoPro's telemetry (GPMF): a device's key, type, size and count
 
 
-def klv_clip(path: Path, source: Path, every: int = 5) -> Path:
-    """An MPEG-TS copy of ``source`` with a KLV data stream (a drone's or a surveillance camera's
-    telemetry, which FFmpeg has no decoder for) holding a packet at every ``every``-th frame."""
+def data_clip(path: Path, source: Path, codec: str, key: bytes, handler: str = "", every: int = 5) -> Path:
+    """A copy of ``source`` with a data stream of ``codec`` that FFmpeg has no decoder for (a
+    drone's KLV in MPEG-TS, GoPro's telemetry in MP4) named ``handler``: a packet at every
+    ``every``-th frame, ``key`` and a count, lasting to the next."""
     with av.open(str(source)) as src, av.open(str(path), "w") as out:
         copies = {s.index: out.add_stream_from_template(s) for s in src.streams}
-        klv = out.add_data_stream("klv")
-        video = src.streams.video[0]
+        data = out.add_data_stream(codec)
+        if handler:
+            data.metadata["handler_name"] = handler
+        frames = []
         for packet in src.demux():
-            if not packet.size:
-                continue
-            packet.stream = copies[packet.stream.index]
-            out.mux(packet)
-            if packet.stream.type == "video" and packet.pts is not None and round(packet.pts * packet.time_base * video.average_rate) % every == 0:
-                data = av.Packet(KLV_KEY + bytes([5]) + f"{packet.pts:05d}".encode()[-5:])
-                data.stream, data.time_base = klv, packet.time_base
-                data.pts = data.dts = packet.pts
-                out.mux(data)
+            if packet.size:
+                frames += [packet.pts] if packet.stream.type == "video" else []
+                packet.stream = copies[packet.stream.index]
+                out.mux(packet)
+        times = sorted(frames)[::every]
+        for count, (pts, after) in enumerate(zip(times, [*times[1:], None], strict=True)):  # muxed last: interleaved by time
+            sample = av.Packet(key + f"{count:05d}".encode())
+            sample.stream, sample.time_base = data, src.streams.video[0].time_base
+            sample.pts = sample.dts = pts
+            sample.duration = (after - pts) if after is not None else times[1] - times[0]
+            out.mux(sample)
     return path
 
 

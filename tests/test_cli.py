@@ -13,13 +13,15 @@ import numpy as np
 import pytest
 import torch
 from conftest import (
+    GPMF_KEY,
+    KLV_KEY,
     REPO,
     aligned_clip,
     audio_only,
     combing,
     covered_clip,
+    data_clip,
     dressed_clip,
-    klv_clip,
     make_clip,
     read_pts,
     resized_clip,
@@ -1141,12 +1143,12 @@ def test_a_drones_klv_telemetry_is_copied_with_its_times_or_refused_in_one_line(
     GoPro's telemetry) has no codec context in PyAV: every output crashed with a traceback. It is
     copied where the container holds it (.ts, .mov), packet for packet at its times; where not, one
     line names it and a container that does (not .mkv, which does not hold it either)."""
-    src = klv_clip(tmp_path / "drone.ts", sample_clip)
+    src = data_clip(tmp_path / "drone.ts", sample_clip, "klv", KLV_KEY)
     for name in ("out.ts", "out.mov"):
         out = tmp_path / name
         assert _run(src, out, "--model", "none", "--detector", "dlib", "--quiet", "--x264-preset", "ultrafast") == 0
         assert read_pts(out) == read_pts(src) if name == "out.ts" else len(read_pts(out)) == len(read_pts(src))
-        assert _data_packets(out) == _data_packets(src) and len(_data_packets(src)) == 5
+        assert _data_packets(out) == _data_packets(src) and len(_data_packets(src)) >= 5
     for name in ("out.mp4", "out.mkv"):
         assert _run(src, tmp_path / name, "--model", "none", "--detector", "dlib", "--quiet") == 4
         assert capsys.readouterr().err.strip() == (f"vidrestore: error: .{name[4:]} files cannot hold data stream 2 (klv) of drone.ts; "
@@ -1155,6 +1157,19 @@ def test_a_drones_klv_telemetry_is_copied_with_its_times_or_refused_in_one_line(
     report = tmp_path / "r.json"
     assert _run(src, tmp_path / "out.mp4", "--model", "none", "--detector", "dlib", "--quiet", "--drop-streams", "--json", report) == 0
     assert "left out, as .mp4 files cannot hold them: data stream 2 (klv)" in json.loads(report.read_text())["notes"]
+
+
+def test_a_gopros_telemetry_track_stays_in_its_mp4(sample_clip, tmp_path):
+    """GoPro's MP4s carry their telemetry (GPMF: GPS, gyro) in a data track FFmpeg has no decoder
+    for: restoring one crashed before any work. The restored .mp4 keeps it, packet for packet, with
+    its name."""
+    src = data_clip(tmp_path / "GX010001.MP4", sample_clip, "bin_data", GPMF_KEY, handler="GoPro MET")
+    out = tmp_path / "out.mp4"
+    assert _run(src, out, "--model", "none", "--detector", "dlib", "--quiet", "--strength", "1", "--x264-preset", "ultrafast") == 0
+    assert _streams(out) == ["video", "audio", "data"] and len(read_pts(out)) == len(read_pts(src))
+    assert _data_packets(out) == _data_packets(src) and len(_data_packets(src)) >= 5
+    with av.open(str(out)) as c:
+        assert c.streams.data[0].metadata["handler_name"] == "GoPro MET"
 
 
 def test_an_encoder_that_refuses_the_video_is_a_one_line_output_error(sample_clip, tmp_path, capsys):
