@@ -18,7 +18,7 @@ from pathlib import Path
 
 import av
 
-from .probe import open_input, probe, side_data
+from .probe import as_fraction, open_input, probe, side_data
 
 # An SCC file of one padding pair: FFmpeg's SCC demuxer gives its stream as CEA-608 (eia_608),
 # which FFmpeg has no encoder for, so a lifted track is set up from it and decoded with its decoder.
@@ -40,18 +40,21 @@ def lifted(source: str | Path, video: str | Path) -> bool:
     return probe(source).captions and not probe(video).captions
 
 
-def frame_captions(source: str | Path, captions: av.stream.Stream) -> Iterator[av.Packet]:
-    """The CEA-608 captions in the frames of ``source``'s video, as packets of ``captions`` (a
-    :func:`caption_stream`, in whose time base its decoder reads times): for each frame that
-    carries more than padding, one of its valid cc_data triplets of either field, at the frame's
-    time and for its duration. CEA-708's triplets are left out: FFmpeg's caption decoder and
-    QuickTime's c608 track take CEA-608 alone."""
-    time_base = Fraction(captions.time_base)
+def frame_captions(source: str | Path, captions: av.stream.Stream, end: Fraction | None = None) -> Iterator[av.Packet]:
+    """The CEA-608 captions in the frames of ``source``'s video before ``end`` (seconds; None: all),
+    as packets of ``captions`` (a :func:`caption_stream`, in whose time base its decoder reads
+    times): for each frame that carries more than padding, one of its valid cc_data triplets of
+    either field, at the frame's time and for its duration. CEA-708's triplets are left out:
+    FFmpeg's caption decoder and QuickTime's c608 track take CEA-608 alone."""
+    time_base = as_fraction(captions.time_base)
     with open_input(source) as container:
         video = container.streams.video[0]
         video.thread_type = "AUTO"
         codec = video.codec_context.codec.canonical_name
+        tick = as_fraction(video.time_base)
         for frame in container.decode(video):
+            if end is not None and frame.pts is not None and frame.pts * tick >= end:
+                return  # an excerpt's end: the rest of a long input is not decoded for nothing
             cc_data = b"".join(bytes(item) for item in side_data(frame, codec) if item.type == av.sidedata.sidedata.Type.A53_CC)
             triplets = [cc_data[i:i + 3] for i in range(0, len(cc_data) - 2, 3)]
             kept = [t for t in triplets if t[0] & 0x04 and t[0] & 0x03 in (0, 1)]  # valid, field 1 or 2
@@ -59,6 +62,6 @@ def frame_captions(source: str | Path, captions: av.stream.Stream) -> Iterator[a
                 continue
             packet = av.Packet(b"".join(kept))
             packet.stream, packet.time_base = captions, time_base
-            packet.pts = packet.dts = round(frame.pts * frame.time_base / time_base)
-            packet.duration = round((frame.duration or 0) * frame.time_base / time_base)
+            packet.pts = packet.dts = round(frame.pts * tick / time_base)
+            packet.duration = round((frame.duration or 0) * tick / time_base)
             yield packet

@@ -814,7 +814,7 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             osrc_streams = [s for s in carried if ("o", s.index) in mapping]
             osrc = ((("o", p.stream.index), p) for p in (oin.demux(osrc_streams) if osrc_streams else []) if p.size)
             if LIFTED in mapping:
-                lifted_packets = ((LIFTED, p) for p in frame_captions(other_source, frame_captions_in))
+                lifted_packets = ((LIFTED, p) for p in frame_captions(other_source, frame_captions_in, cut.end if cut is not None else None))
                 osrc = heapq.merge(osrc, lifted_packets, key=lambda kp: _packet_time(kp[1]))
             if cut is not None:
                 osrc = _within(osrc, cut, _sound_prerolls(carried, conversions, out.format.name),
