@@ -1,7 +1,7 @@
-"""HDR video (PQ, HLG) and cameras' log video (S-Log3, V-Log, LogC3, LogC4, Apple Log): does restoring it on an SDR view
+"""HDR video (PQ, HLG) and cameras' log video (S-Log3, V-Log, LogC3, LogC4, Apple Log, Canon Log 3): does restoring it on an SDR view
 (vidrestore.io.linear) find its faces and restore them as the same pictures in SDR are restored?
 
-    python bench/video_light.py ../shared/data/videos/keep_real_1.mp4 [--frames 40] [--lights pq,hlg,slog3,vlog,logc3,logc4,applelog] \
+    python bench/video_light.py ../shared/data/videos/keep_real_1.mp4 [--frames 40] [--lights pq,hlg,slog3,vlog,logc3,logc4,applelog,clog3] \
         [--detector retinaface --detector-weights ../shared/data/weights/retinaface_mobilenet0.25_Final.pth]
 
 The clip's first ``--frames`` are graded as HDR is from SDR (BT.2408: SDR white at 203 cd/m2, in
@@ -52,8 +52,8 @@ from vidrestore.models import zoo
 from vidrestore.models.face_quality import load_face_quality
 from vidrestore.pipeline.analysis import regions_measured
 
-TAGS = {"sdr": (1, 1, 1), "pq": (9, 16, 9), "hlg": (9, 18, 9), "slog3": (1, 1, 1), "vlog": (1, 1, 1), "logc3": (1, 1, 1),
-        "logc4": (1, 1, 1), "applelog": (1, 1, 1)}  # primaries, transfer, matrix
+# primaries, transfer, matrix: HDR's BT.2020 and its curve; a camera's log tagged BT.709, as cameras tag it
+TAGS = {"sdr": (1, 1, 1), "pq": (9, 16, 9), "hlg": (9, 18, 9), **{light.value: (1, 1, 1) for light in CAMERA_LOGS}}
 
 
 def graded(source: Path, out: Path, kind: str, frames: int) -> Path:

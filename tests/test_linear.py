@@ -20,6 +20,7 @@ from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe
 from vidrestore.io.exr import attributes_of, write_attributes
 from vidrestore.io.linear import (
     BT2020,
+    CINEMA_GAMUT,
     CINEON_BLACK,
     CINEON_WHITE,
     LIGHT_WORDS,
@@ -439,7 +440,7 @@ def test_light_cineon_restores_a_log_scan_whose_headers_say_nothing_as_one_whose
 
 
 HDR = [Light.PQ, Light.HLG]
-LOGS = [Light.SLOG3, Light.VLOG, Light.LOGC3, Light.LOGC4, Light.APPLE_LOG]
+LOGS = [Light.SLOG3, Light.VLOG, Light.LOGC3, Light.LOGC4, Light.APPLE_LOG, Light.CLOG3]
 VIDEO = [*HDR, *LOGS]
 
 
@@ -465,18 +466,22 @@ def test_camera_logs_put_grey_and_white_cards_and_black_on_their_makers_codes():
     V-Log: 128, 433 and 602, as recorded in legal-range video (FFmpeg stretches 64-940 to 0-1).
     ARRI's LogC3 at EI 800: black at 0.0928 of its signal and a grey card at 0.391 (codes 95 and
     400 of a full-range picture); ARRI's LogC4: black at 95/1023 and a grey card at 0.2784 (ARRI's
-    LogC4 specification). Apple Log goes on from its parabola to its log2 at reflectance 0.01 without
-    a step. Their gamuts come with them, whatever the primaries tag says: Apple Log's is BT.2020's."""
+    LogC4 specification). Canon Log 3: 128, 351 and 577 (Canon's input transforms, v1.2), and no
+    step where its straight part meets its logs. Apple Log goes on from its parabola to its log2 at
+    reflectance 0.01 without a step. Their gamuts come with them, whatever the primaries tag says:
+    Apple Log's is BT.2020's, Canon Log 3's Canon's Cinema Gamut."""
     cards = np.array([0.0, 0.18, 0.9])
-    for light, codes in [(Light.SLOG3, [95, 420, 598]), (Light.VLOG, [128, 433, 602])]:
+    for light, codes in [(Light.SLOG3, [95, 420, 598]), (Light.VLOG, [128, 433, 602]), (Light.CLOG3, [128, 351.3, 577.5])]:
         assert np.allclose(64 + 876 * from_light(cards, light), codes, atol=0.5)
         assert np.allclose(to_light((np.array(codes) - 64) / 876, light), cards, rtol=5e-3, atol=1e-4)  # codes rounded
     assert np.allclose(1023 * from_light(cards[:2], Light.LOGC3), [95, 400], atol=0.5)
     assert np.allclose(from_light(cards[:2], Light.LOGC4), [95 / 1023, 0.2784], atol=5e-5)
     assert abs(from_light(np.array([0.01 - 1e-9]), Light.APPLE_LOG)[0] - from_light(np.array([0.01]), Light.APPLE_LOG)[0]) < 1e-6
+    for cut in (0.9 * 0.014, -0.9 * 0.014):
+        assert np.ptp(from_light(np.array([cut - 1e-9, cut + 1e-9]), Light.CLOG3)) < 1e-6
     for light in LOGS:
         assert video_chromaticities(light, 1) == video_chromaticities(light, 9) != ()
-    assert video_chromaticities(Light.APPLE_LOG, 1) == BT2020
+    assert video_chromaticities(Light.APPLE_LOG, 1) == BT2020 and video_chromaticities(Light.CLOG3, 1) == CINEMA_GAMUT
     assert video_chromaticities(Light.DISPLAY, 9) == () and video_chromaticities(Light.PQ, 9) == BT2020
 
 

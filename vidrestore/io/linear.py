@@ -1,7 +1,7 @@
 """Pictures whose samples are not encoded for an SDR display: OpenEXR plates (scene-linear light,
 in half or float, with or without alpha), RGB pictures tagged linear, film scans in printing
 density (Cineon log, as a DPX header states it), HDR video (PQ or HLG, as its transfer tag
-says), and cameras' log video (S-Log3, V-Log, LogC3, LogC4, Apple Log: no tag says so, ``--light`` does). :class:`Light`
+says), and cameras' log video (S-Log3, V-Log, LogC3, LogC4, Apple Log, Canon Log 3: no tag says so, ``--light`` does). :class:`Light`
 names them; the probe sets it.
 
 FFmpeg's scaler clamps float samples to [0, 1] when it converts them: a plate's highlights above
@@ -54,17 +54,18 @@ class Light(enum.Enum):
     LOGC3 = "logc3"  # ARRI's LogC3 at EI 800 in ARRI Wide Gamut 3, as ALEXA cameras record ProRes: scene light
     LOGC4 = "logc4"  # ARRI's LogC4 in ARRI Wide Gamut 4, as the ALEXA 35 records ProRes: scene light
     APPLE_LOG = "applelog"  # Apple Log in BT.2020's primaries, as iPhones (15 Pro on) record ProRes: scene light
+    CLOG3 = "clog3"  # Canon Log 3 in Cinema Gamut, as Canon's cinema and mirrorless cameras record it: scene light
 
 
 HDR_LIGHTS = frozenset({Light.PQ, Light.HLG})
-CAMERA_LOGS = frozenset({Light.SLOG3, Light.VLOG, Light.LOGC3, Light.LOGC4, Light.APPLE_LOG})
+CAMERA_LOGS = frozenset({Light.SLOG3, Light.VLOG, Light.LOGC3, Light.LOGC4, Light.APPLE_LOG, Light.CLOG3})
 # Video (YUV, which FFmpeg converts to R'G'B' codes as any video's) shown through a view with a shoulder
 VIDEO_LIGHTS = HDR_LIGHTS | CAMERA_LOGS
 LIGHT_WORDS = {Light.DISPLAY: "display-referred", Light.LINEAR: "linear light in integer samples",
                Light.CINEON: "printing density (Cineon log)", Light.PQ: "HDR (PQ)", Light.HLG: "HDR (HLG)",
                Light.SLOG3: "Sony S-Log3 (S-Gamut3.Cine)", Light.VLOG: "Panasonic V-Log (V-Gamut)",
                Light.LOGC3: "ARRI LogC3 (EI 800, ARRI Wide Gamut 3)", Light.LOGC4: "ARRI LogC4 (ARRI Wide Gamut 4)",
-               Light.APPLE_LOG: "Apple Log (BT.2020)"}
+               Light.APPLE_LOG: "Apple Log (BT.2020)", Light.CLOG3: "Canon Log 3 (Cinema Gamut)"}
 
 # planar G, B, R (and alpha), as FFmpeg's OpenEXR decoder gives them
 LINEAR_FORMATS = {"gbrpf16le": np.float16, "gbrapf16le": np.float16, "gbrpf32le": np.float32, "gbrapf32le": np.float32}
@@ -108,6 +109,11 @@ _LOGC4_T = (2 ** (14 * -_LOGC4_C / _LOGC4_B + 6) - 64) / _LOGC4_A
 # Apple Log: a parabola from reflectance R0 (signal 0) up to Rt, log2 above it
 _APPLE_R0, _APPLE_RT, _APPLE_C, _APPLE_BETA, _APPLE_GAMMA, _APPLE_DELTA = -0.05641088, 0.01, 47.28711236, 0.00964052, 0.08550479, 0.69336945
 _APPLE_PT = _APPLE_C * (_APPLE_RT - _APPLE_R0) ** 2  # the signal at the cut
+# Canon Log 3, as Canon's input transforms (v1.2) give it: from x, reflectance over 0.9, to the
+# 10-bit code over 1023 as recorded in legal-range video (black 128, a grey card 351, a white card
+# 577), straight for |x| up to 0.014 and log10 on either side of it.
+_CLOG3_SLOPE, _CLOG3_SCALE, _CLOG3_ABOVE, _CLOG3_BELOW = 0.36726845, 14.98325, 0.12240537, 0.12783901
+_CLOG3_STRAIGHT, _CLOG3_ZERO, _CLOG3_CUT = 1.9754798, 0.12512219, 0.014
 # Light above this share of white (HDR's reference white) is rolled off towards white in the SDR view
 # (:func:`_shoulder`), so that a face lit above reference white keeps its modelling there instead
 # of clipping flat; the view saturates (its top 16-bit code) at 3.1 times reference white (640 cd/m2).
@@ -169,7 +175,13 @@ def _signal_light(values: np.ndarray, light: Light) -> np.ndarray:
                         np.sqrt(np.maximum(values, 0) / _APPLE_C) + _APPLE_R0)
     if light not in CAMERA_LOGS:
         return values
-    code = _LEGAL_BLACK + _LEGAL_SPAN * values  # the camera's 10-bit code, as Sony's and Panasonic's curves take it
+    code = _LEGAL_BLACK + _LEGAL_SPAN * values  # the camera's 10-bit code, as Sony's, Panasonic's and Canon's curves take it
+    if light is Light.CLOG3:
+        level = code / 1023
+        x = np.where(level > _CLOG3_STRAIGHT * _CLOG3_CUT + _CLOG3_ZERO, (np.power(10, (level - _CLOG3_ABOVE) / _CLOG3_SLOPE) - 1) / _CLOG3_SCALE,
+                     np.where(level < _CLOG3_ZERO - _CLOG3_STRAIGHT * _CLOG3_CUT, (1 - np.power(10, (_CLOG3_BELOW - level) / _CLOG3_SLOPE)) / _CLOG3_SCALE,
+                              (level - _CLOG3_ZERO) / _CLOG3_STRAIGHT))
+        return 0.9 * x
     if light is Light.SLOG3:
         return np.where(code >= _SLOG3_CUT, np.power(10, (code - _SLOG3_GREY) / _SLOG3_CODES_PER_DECADE) * 0.19 - 0.01,
                         (code - _SLOG3_BLACK) * 0.01125 / (_SLOG3_CUT - _SLOG3_BLACK))
@@ -215,6 +227,12 @@ def from_light(linear: np.ndarray, light: Light) -> np.ndarray:
         if light is Light.APPLE_LOG:
             return np.where(linear >= _APPLE_RT, _APPLE_GAMMA * np.log2(linear + _APPLE_BETA) + _APPLE_DELTA,
                             _APPLE_C * np.square(np.maximum(linear - _APPLE_R0, 0)))
+        if light is Light.CLOG3:
+            x = linear / 0.9
+            level = np.where(x > _CLOG3_CUT, _CLOG3_SLOPE * np.log10(_CLOG3_SCALE * x + 1) + _CLOG3_ABOVE,
+                             np.where(x < -_CLOG3_CUT, _CLOG3_BELOW - _CLOG3_SLOPE * np.log10(1 - _CLOG3_SCALE * x),
+                                      _CLOG3_STRAIGHT * x + _CLOG3_ZERO))
+            return (1023 * level - _LEGAL_BLACK) / _LEGAL_SPAN
     return linear
 
 
@@ -242,8 +260,9 @@ S_GAMUT3_CINE = (0.766, 0.275, 0.225, 0.800, 0.089, -0.087, 0.3127, 0.3290)
 V_GAMUT = (0.730, 0.280, 0.165, 0.840, 0.100, -0.030, 0.3127, 0.3290)
 ARRI_WIDE_GAMUT3 = (0.6840, 0.3130, 0.2210, 0.8480, 0.0861, -0.1020, 0.3127, 0.3290)
 ARRI_WIDE_GAMUT4 = (0.7347, 0.2653, 0.1424, 0.8576, 0.0991, -0.0308, 0.3127, 0.3290)
+CINEMA_GAMUT = (0.7400, 0.2700, 0.1700, 1.1400, 0.0800, -0.1000, 0.3127, 0.3290)  # Canon's
 _CAMERA_GAMUTS = {Light.SLOG3: S_GAMUT3_CINE, Light.VLOG: V_GAMUT, Light.LOGC3: ARRI_WIDE_GAMUT3, Light.LOGC4: ARRI_WIDE_GAMUT4,
-                  Light.APPLE_LOG: BT2020}
+                  Light.APPLE_LOG: BT2020, Light.CLOG3: CINEMA_GAMUT}
 # a video's primaries by their tag (AVColorPrimaries), for HDR video: BT.2100 defines it in
 # BT.2020's, which an untagged stream is taken to be in
 _TAGGED_PRIMARIES = {1: REC709, 9: BT2020, 12: P3_D65}
