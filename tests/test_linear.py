@@ -23,6 +23,7 @@ from vidrestore.io.linear import (
     CINEMA_GAMUT,
     CINEON_BLACK,
     CINEON_WHITE,
+    D_GAMUT,
     LIGHT_WORDS,
     P3_D65,
     REC709,
@@ -440,7 +441,7 @@ def test_light_cineon_restores_a_log_scan_whose_headers_say_nothing_as_one_whose
 
 
 HDR = [Light.PQ, Light.HLG]
-LOGS = [Light.SLOG3, Light.VLOG, Light.LOGC3, Light.LOGC4, Light.APPLE_LOG, Light.CLOG3]
+LOGS = [Light.SLOG3, Light.VLOG, Light.LOGC3, Light.LOGC4, Light.APPLE_LOG, Light.CLOG3, Light.DLOG]
 VIDEO = [*HDR, *LOGS]
 
 
@@ -467,9 +468,9 @@ def test_camera_logs_put_grey_and_white_cards_and_black_on_their_makers_codes():
     ARRI's LogC3 at EI 800: black at 0.0928 of its signal and a grey card at 0.391 (codes 95 and
     400 of a full-range picture); ARRI's LogC4: black at 95/1023 and a grey card at 0.2784 (ARRI's
     LogC4 specification). Canon Log 3: 128, 351 and 577 (Canon's input transforms, v1.2), and no
-    step where its straight part meets its logs. Apple Log goes on from its parabola to its log2 at
+    step where its straight part meets its logs; D-Log: 0.0929, 0.399 and 0.573 of its signal. Apple Log goes on from its parabola to its log2 at
     reflectance 0.01 without a step. Their gamuts come with them, whatever the primaries tag says:
-    Apple Log's is BT.2020's, Canon Log 3's Canon's Cinema Gamut."""
+    Apple Log's is BT.2020's, Canon Log 3's Canon's Cinema Gamut, D-Log's DJI's D-Gamut."""
     cards = np.array([0.0, 0.18, 0.9])
     for light, codes in [(Light.SLOG3, [95, 420, 598]), (Light.VLOG, [128, 433, 602]), (Light.CLOG3, [128, 351.3, 577.5])]:
         assert np.allclose(64 + 876 * from_light(cards, light), codes, atol=0.5)
@@ -479,9 +480,12 @@ def test_camera_logs_put_grey_and_white_cards_and_black_on_their_makers_codes():
     assert abs(from_light(np.array([0.01 - 1e-9]), Light.APPLE_LOG)[0] - from_light(np.array([0.01]), Light.APPLE_LOG)[0]) < 1e-6
     for cut in (0.9 * 0.014, -0.9 * 0.014):
         assert np.ptp(from_light(np.array([cut - 1e-9, cut + 1e-9]), Light.CLOG3)) < 1e-6
+    assert np.allclose(from_light(cards, Light.DLOG), [0.0929, 0.3988, 0.5729], atol=5e-5)  # DJI's white paper
+    assert np.ptp(from_light(np.array([0.0078 - 1e-9, 0.0078 + 1e-9]), Light.DLOG)) < 1e-5
     for light in LOGS:
         assert video_chromaticities(light, 1) == video_chromaticities(light, 9) != ()
     assert video_chromaticities(Light.APPLE_LOG, 1) == BT2020 and video_chromaticities(Light.CLOG3, 1) == CINEMA_GAMUT
+    assert video_chromaticities(Light.DLOG, 9) == D_GAMUT
     assert video_chromaticities(Light.DISPLAY, 9) == () and video_chromaticities(Light.PQ, 9) == BT2020
 
 

@@ -1,7 +1,8 @@
 """Pictures whose samples are not encoded for an SDR display: OpenEXR plates (scene-linear light,
 in half or float, with or without alpha), RGB pictures tagged linear, film scans in printing
 density (Cineon log, as a DPX header states it), HDR video (PQ or HLG, as its transfer tag
-says), and cameras' log video (S-Log3, V-Log, LogC3, LogC4, Apple Log, Canon Log 3: no tag says so, ``--light`` does). :class:`Light`
+says), and cameras' log video (S-Log3, V-Log, LogC3, LogC4, Apple Log, Canon Log 3, D-Log: no tag says so, ``--light``
+does). :class:`Light`
 names them; the probe sets it.
 
 FFmpeg's scaler clamps float samples to [0, 1] when it converts them: a plate's highlights above
@@ -55,17 +56,19 @@ class Light(enum.Enum):
     LOGC4 = "logc4"  # ARRI's LogC4 in ARRI Wide Gamut 4, as the ALEXA 35 records ProRes: scene light
     APPLE_LOG = "applelog"  # Apple Log in BT.2020's primaries, as iPhones (15 Pro on) record ProRes: scene light
     CLOG3 = "clog3"  # Canon Log 3 in Cinema Gamut, as Canon's cinema and mirrorless cameras record it: scene light
+    DLOG = "dlog"  # DJI's D-Log in D-Gamut, as DJI's drones and cinema cameras record it (not D-Log M): scene light
 
 
 HDR_LIGHTS = frozenset({Light.PQ, Light.HLG})
-CAMERA_LOGS = frozenset({Light.SLOG3, Light.VLOG, Light.LOGC3, Light.LOGC4, Light.APPLE_LOG, Light.CLOG3})
+CAMERA_LOGS = frozenset({Light.SLOG3, Light.VLOG, Light.LOGC3, Light.LOGC4, Light.APPLE_LOG, Light.CLOG3, Light.DLOG})
 # Video (YUV, which FFmpeg converts to R'G'B' codes as any video's) shown through a view with a shoulder
 VIDEO_LIGHTS = HDR_LIGHTS | CAMERA_LOGS
 LIGHT_WORDS = {Light.DISPLAY: "display-referred", Light.LINEAR: "linear light in integer samples",
                Light.CINEON: "printing density (Cineon log)", Light.PQ: "HDR (PQ)", Light.HLG: "HDR (HLG)",
                Light.SLOG3: "Sony S-Log3 (S-Gamut3.Cine)", Light.VLOG: "Panasonic V-Log (V-Gamut)",
                Light.LOGC3: "ARRI LogC3 (EI 800, ARRI Wide Gamut 3)", Light.LOGC4: "ARRI LogC4 (ARRI Wide Gamut 4)",
-               Light.APPLE_LOG: "Apple Log (BT.2020)", Light.CLOG3: "Canon Log 3 (Cinema Gamut)"}
+               Light.APPLE_LOG: "Apple Log (BT.2020)", Light.CLOG3: "Canon Log 3 (Cinema Gamut)",
+               Light.DLOG: "DJI D-Log (D-Gamut)"}
 
 # planar G, B, R (and alpha), as FFmpeg's OpenEXR decoder gives them
 LINEAR_FORMATS = {"gbrpf16le": np.float16, "gbrapf16le": np.float16, "gbrpf32le": np.float32, "gbrapf32le": np.float32}
@@ -114,6 +117,10 @@ _APPLE_PT = _APPLE_C * (_APPLE_RT - _APPLE_R0) ** 2  # the signal at the cut
 # 577), straight for |x| up to 0.014 and log10 on either side of it.
 _CLOG3_SLOPE, _CLOG3_SCALE, _CLOG3_ABOVE, _CLOG3_BELOW = 0.36726845, 14.98325, 0.12240537, 0.12783901
 _CLOG3_STRAIGHT, _CLOG3_ZERO, _CLOG3_CUT = 1.9754798, 0.12512219, 0.014
+# DJI's D-Log, as its white paper gives it: straight up to reflectance 0.0078, log10 above, on a
+# normalised signal, taken as LogC3's is (black at 0.0929, a grey card at 0.399, a white card at 0.573)
+_DLOG_CUT, _DLOG_STRAIGHT, _DLOG_ZERO = 0.0078, 6.025, 0.0929
+_DLOG_SCALE, _DLOG_OFFSET, _DLOG_SLOPE, _DLOG_GREY = 0.9892, 0.0108, 0.256663, 0.584555
 # Light above this share of white (HDR's reference white) is rolled off towards white in the SDR view
 # (:func:`_shoulder`), so that a face lit above reference white keeps its modelling there instead
 # of clipping flat; the view saturates (its top 16-bit code) at 3.1 times reference white (640 cd/m2).
@@ -173,6 +180,9 @@ def _signal_light(values: np.ndarray, light: Light) -> np.ndarray:
     if light is Light.APPLE_LOG:
         return np.where(values >= _APPLE_PT, np.power(2, (values - _APPLE_DELTA) / _APPLE_GAMMA) - _APPLE_BETA,
                         np.sqrt(np.maximum(values, 0) / _APPLE_C) + _APPLE_R0)
+    if light is Light.DLOG:
+        return np.where(values > _DLOG_STRAIGHT * _DLOG_CUT + _DLOG_ZERO,
+                        (np.power(10, (values - _DLOG_GREY) / _DLOG_SLOPE) - _DLOG_OFFSET) / _DLOG_SCALE, (values - _DLOG_ZERO) / _DLOG_STRAIGHT)
     if light not in CAMERA_LOGS:
         return values
     code = _LEGAL_BLACK + _LEGAL_SPAN * values  # the camera's 10-bit code, as Sony's, Panasonic's and Canon's curves take it
@@ -227,6 +237,9 @@ def from_light(linear: np.ndarray, light: Light) -> np.ndarray:
         if light is Light.APPLE_LOG:
             return np.where(linear >= _APPLE_RT, _APPLE_GAMMA * np.log2(linear + _APPLE_BETA) + _APPLE_DELTA,
                             _APPLE_C * np.square(np.maximum(linear - _APPLE_R0, 0)))
+        if light is Light.DLOG:
+            return np.where(linear > _DLOG_CUT, _DLOG_SLOPE * np.log10(_DLOG_SCALE * linear + _DLOG_OFFSET) + _DLOG_GREY,
+                            _DLOG_STRAIGHT * linear + _DLOG_ZERO)
         if light is Light.CLOG3:
             x = linear / 0.9
             level = np.where(x > _CLOG3_CUT, _CLOG3_SLOPE * np.log10(_CLOG3_SCALE * x + 1) + _CLOG3_ABOVE,
@@ -261,8 +274,9 @@ V_GAMUT = (0.730, 0.280, 0.165, 0.840, 0.100, -0.030, 0.3127, 0.3290)
 ARRI_WIDE_GAMUT3 = (0.6840, 0.3130, 0.2210, 0.8480, 0.0861, -0.1020, 0.3127, 0.3290)
 ARRI_WIDE_GAMUT4 = (0.7347, 0.2653, 0.1424, 0.8576, 0.0991, -0.0308, 0.3127, 0.3290)
 CINEMA_GAMUT = (0.7400, 0.2700, 0.1700, 1.1400, 0.0800, -0.1000, 0.3127, 0.3290)  # Canon's
+D_GAMUT = (0.71, 0.31, 0.21, 0.88, 0.09, -0.08, 0.3127, 0.3290)  # DJI's
 _CAMERA_GAMUTS = {Light.SLOG3: S_GAMUT3_CINE, Light.VLOG: V_GAMUT, Light.LOGC3: ARRI_WIDE_GAMUT3, Light.LOGC4: ARRI_WIDE_GAMUT4,
-                  Light.APPLE_LOG: BT2020, Light.CLOG3: CINEMA_GAMUT}
+                  Light.APPLE_LOG: BT2020, Light.CLOG3: CINEMA_GAMUT, Light.DLOG: D_GAMUT}
 # a video's primaries by their tag (AVColorPrimaries), for HDR video: BT.2100 defines it in
 # BT.2020's, which an untagged stream is taken to be in
 _TAGGED_PRIMARIES = {1: REC709, 9: BT2020, 12: P3_D65}
