@@ -28,6 +28,7 @@ from vidrestore.io.linear import (
     P3_D65,
     REC709,
     REFERENCE_WHITE_NITS,
+    S_GAMUT,
     Light,
     display_view,
     from_light,
@@ -441,7 +442,7 @@ def test_light_cineon_restores_a_log_scan_whose_headers_say_nothing_as_one_whose
 
 
 HDR = [Light.PQ, Light.HLG]
-LOGS = [Light.SLOG3, Light.VLOG, Light.LOGC3, Light.LOGC4, Light.APPLE_LOG, Light.CLOG3, Light.DLOG]
+LOGS = [Light.SLOG3, Light.SLOG2, Light.VLOG, Light.LOGC3, Light.LOGC4, Light.APPLE_LOG, Light.CLOG3, Light.CLOG2, Light.CLOG, Light.DLOG]
 VIDEO = [*HDR, *LOGS]
 
 
@@ -468,11 +469,15 @@ def test_camera_logs_put_grey_and_white_cards_and_black_on_their_makers_codes():
     ARRI's LogC3 at EI 800: black at 0.0928 of its signal and a grey card at 0.391 (codes 95 and
     400 of a full-range picture); ARRI's LogC4: black at 95/1023 and a grey card at 0.2784 (ARRI's
     LogC4 specification). Canon Log 3: 128, 351 and 577 (Canon's input transforms, v1.2), and no
-    step where its straight part meets its logs; D-Log: 0.0929, 0.399 and 0.573 of its signal. Apple Log goes on from its parabola to its log2 at
+    step where its straight part meets its logs; Canon Log 2: 3.5%, 39.2% and 58.4% of the legal
+    range (codes 95, 407 and 575), Canon Log 7.3%, 32.8% and 62.7% (128, 351, 614); Sony's S-Log2:
+    90, 347 and 582, straight below black without a step; D-Log: 0.0929, 0.399 and 0.573 of its signal. Apple Log goes on from its parabola to its log2 at
     reflectance 0.01 without a step. Their gamuts come with them, whatever the primaries tag says:
-    Apple Log's is BT.2020's, Canon Log 3's Canon's Cinema Gamut, D-Log's DJI's D-Gamut."""
+    Apple Log's is BT.2020's, Canon Log 3's and Canon Log 2's Canon's Cinema Gamut, D-Log's DJI's
+    D-Gamut, S-Log2's S-Gamut."""
     cards = np.array([0.0, 0.18, 0.9])
-    for light, codes in [(Light.SLOG3, [95, 420, 598]), (Light.VLOG, [128, 433, 602]), (Light.CLOG3, [128, 351.3, 577.5])]:
+    for light, codes in [(Light.SLOG3, [95, 420, 598]), (Light.VLOG, [128, 433, 602]), (Light.CLOG3, [128, 351.3, 577.5]),
+                         (Light.SLOG2, [90.3, 347.3, 582.0]), (Light.CLOG2, [95.0, 407.4, 575.2]), (Light.CLOG, [128.0, 351.3, 613.6])]:
         assert np.allclose(64 + 876 * from_light(cards, light), codes, atol=0.5)
         assert np.allclose(to_light((np.array(codes) - 64) / 876, light), cards, rtol=5e-3, atol=1e-4)  # codes rounded
     assert np.allclose(1023 * from_light(cards[:2], Light.LOGC3), [95, 400], atol=0.5)
@@ -482,11 +487,20 @@ def test_camera_logs_put_grey_and_white_cards_and_black_on_their_makers_codes():
         assert np.ptp(from_light(np.array([cut - 1e-9, cut + 1e-9]), Light.CLOG3)) < 1e-6
     assert np.allclose(from_light(cards, Light.DLOG), [0.0929, 0.3988, 0.5729], atol=5e-5)  # DJI's white paper
     assert np.ptp(from_light(np.array([0.0078 - 1e-9, 0.0078 + 1e-9]), Light.DLOG)) < 1e-5
+    for light in (Light.SLOG2, Light.CLOG2, Light.CLOG):  # a log each side of black, or a straight part below
+        assert np.ptp(from_light(np.array([-1e-9, 0.0, 1e-9]), light)) < 1e-6
     for light in LOGS:
         assert video_chromaticities(light, 1) == video_chromaticities(light, 9) != ()
     assert video_chromaticities(Light.APPLE_LOG, 1) == BT2020 and video_chromaticities(Light.CLOG3, 1) == CINEMA_GAMUT
-    assert video_chromaticities(Light.DLOG, 9) == D_GAMUT
+    assert video_chromaticities(Light.DLOG, 9) == D_GAMUT and video_chromaticities(Light.CLOG2, 9) == CINEMA_GAMUT
+    assert video_chromaticities(Light.SLOG2, 1) == S_GAMUT and video_chromaticities(Light.CLOG, 9) == REC709
     assert video_chromaticities(Light.DISPLAY, 9) == () and video_chromaticities(Light.PQ, 9) == BT2020
+
+
+def test_the_clis_light_words_are_the_lights():
+    from vidrestore.cli import LIGHTS
+
+    assert LIGHTS.split("|") == ["auto", *(light.value for light in Light)]
 
 
 @settings(max_examples=40, deadline=None)

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 EXIT_INTERRUPTED = 130
+# --light's words (io.linear.Light's values), written out: importing it would import av and numpy before any argument is read
+LIGHTS = "auto|display|linear|cineon|pq|hlg|slog3|slog2|vlog|logc3|logc4|applelog|clog3|clog2|clog|dlog"
 
 
 def _device(name: str):
@@ -258,12 +260,13 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frame-rate", metavar="FPS",
                    help="the rate an image sequence's pictures are played at, e.g. 24 or 24000/1001 (default: the rate "
                         "DPX headers state, else 25 as FFmpeg): it times a video made from them; a video keeps its own timing")
-    p.add_argument("--light", metavar="auto|display|linear|cineon|pq|hlg|slog3|vlog|logc3|logc4|applelog|clog3|dlog",
+    p.add_argument("--light", metavar=LIGHTS,
                    help="what the input's samples stand for (default auto: what its headers and tags say): cineon for a log film "
                         "scan (printing density) whose DPX headers do not say so, linear for linear-light RGB pictures, "
-                        "pq or hlg for HDR video that is not tagged so, slog3 (Sony S-Log3, S-Gamut3.Cine), vlog "
-                        "(Panasonic V-Log), logc3 (ARRI LogC3, EI 800), logc4 (ARRI LogC4), applelog (Apple Log), clog3 (Canon Log 3, "
-                        "Cinema Gamut) or dlog (DJI D-Log, D-Gamut) for a "
+                        "pq or hlg for HDR video that is not tagged so, slog3 (Sony S-Log3, S-Gamut3.Cine), slog2 (Sony "
+                        "S-Log2, S-Gamut), vlog (Panasonic V-Log), logc3 (ARRI LogC3, EI 800), logc4 (ARRI LogC4), applelog "
+                        "(Apple Log), clog3 (Canon Log 3, Cinema Gamut), clog2 (Canon Log 2, Cinema Gamut), clog (Canon Log, "
+                        "Rec. 709) or dlog (DJI D-Log, D-Gamut) for a "
                         "camera's log video, display for pictures "
                         "encoded for an SDR screen; "
                         "the faces are restored on an SDR (sRGB) view and written back")
@@ -758,7 +761,7 @@ def cmd_eval(argv: list[str]) -> int:
     vd.add_argument("restored", type=Path)
     vd.add_argument("--figures", "--sheets", dest="figures", type=Path,
                     help="folder for per-track contact sheets (input, restored, difference) and per-frame metric plots")
-    vd.add_argument("--light", metavar="auto|display|linear|cineon|pq|hlg|slog3|vlog|logc3|logc4|applelog|clog3|dlog",
+    vd.add_argument("--light", metavar=LIGHTS,
                     help="what both videos' samples stand for, as the restore command's --light (default auto: their headers)")
     vd.add_argument("--start", metavar="TIME", help="the restored video is an excerpt from this time of the input (as restored with --start)")
     vd.add_argument("--end", metavar="TIME", help="... to this time (as restored with --end)")

@@ -1,8 +1,8 @@
 """Pictures whose samples are not encoded for an SDR display: OpenEXR plates (scene-linear light,
 in half or float, with or without alpha), RGB pictures tagged linear, film scans in printing
 density (Cineon log, as a DPX header states it), HDR video (PQ or HLG, as its transfer tag
-says), and cameras' log video (S-Log3, V-Log, LogC3, LogC4, Apple Log, Canon Log 3, D-Log: no tag says so, ``--light``
-does). :class:`Light`
+says), and cameras' log video (S-Log3, S-Log2, V-Log, LogC3, LogC4, Apple Log, Canon Log 3, Canon Log 2,
+Canon Log, D-Log: no tag says so, ``--light`` does). :class:`Light`
 names them; the probe sets it.
 
 FFmpeg's scaler clamps float samples to [0, 1] when it converts them: a plate's highlights above
@@ -30,6 +30,7 @@ import dataclasses
 import enum
 import functools
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import av
@@ -51,24 +52,24 @@ class Light(enum.Enum):
     PQ = "pq"  # HDR video in SMPTE ST 2084's perceptual quantiser (HDR10, Dolby Vision's base): light in cd/m2
     HLG = "hlg"  # HDR video in ARIB STD-B67's hybrid log-gamma (phones' HDR, broadcast): scene light
     SLOG3 = "slog3"  # Sony's S-Log3 in S-Gamut3.Cine, as Sony's cameras record it: scene light
+    SLOG2 = "slog2"  # Sony's S-Log2 in S-Gamut, as Sony's earlier cameras (FS7, a7S) record it: scene light
     VLOG = "vlog"  # Panasonic's V-Log in V-Gamut, as Panasonic's cameras record it: scene light
     LOGC3 = "logc3"  # ARRI's LogC3 at EI 800 in ARRI Wide Gamut 3, as ALEXA cameras record ProRes: scene light
     LOGC4 = "logc4"  # ARRI's LogC4 in ARRI Wide Gamut 4, as the ALEXA 35 records ProRes: scene light
     APPLE_LOG = "applelog"  # Apple Log in BT.2020's primaries, as iPhones (15 Pro on) record ProRes: scene light
     CLOG3 = "clog3"  # Canon Log 3 in Cinema Gamut, as Canon's cinema and mirrorless cameras record it: scene light
+    CLOG2 = "clog2"  # Canon Log 2 in Cinema Gamut, as Canon's cinema cameras (C300 Mark II on) record it: scene light
+    CLOG = "clog"  # Canon Log, the first, in Rec. 709's primaries (C100, C300, EOS cameras): scene light
     DLOG = "dlog"  # DJI's D-Log in D-Gamut, as DJI's drones and cinema cameras record it (not D-Log M): scene light
 
 
 HDR_LIGHTS = frozenset({Light.PQ, Light.HLG})
-CAMERA_LOGS = frozenset({Light.SLOG3, Light.VLOG, Light.LOGC3, Light.LOGC4, Light.APPLE_LOG, Light.CLOG3, Light.DLOG})
-# Video (YUV, which FFmpeg converts to R'G'B' codes as any video's) shown through a view with a shoulder
-VIDEO_LIGHTS = HDR_LIGHTS | CAMERA_LOGS
 LIGHT_WORDS = {Light.DISPLAY: "display-referred", Light.LINEAR: "linear light in integer samples",
                Light.CINEON: "printing density (Cineon log)", Light.PQ: "HDR (PQ)", Light.HLG: "HDR (HLG)",
-               Light.SLOG3: "Sony S-Log3 (S-Gamut3.Cine)", Light.VLOG: "Panasonic V-Log (V-Gamut)",
+               Light.SLOG3: "Sony S-Log3 (S-Gamut3.Cine)", Light.SLOG2: "Sony S-Log2 (S-Gamut)", Light.VLOG: "Panasonic V-Log (V-Gamut)",
                Light.LOGC3: "ARRI LogC3 (EI 800, ARRI Wide Gamut 3)", Light.LOGC4: "ARRI LogC4 (ARRI Wide Gamut 4)",
                Light.APPLE_LOG: "Apple Log (BT.2020)", Light.CLOG3: "Canon Log 3 (Cinema Gamut)",
-               Light.DLOG: "DJI D-Log (D-Gamut)"}
+               Light.CLOG2: "Canon Log 2 (Cinema Gamut)", Light.CLOG: "Canon Log (Rec. 709)", Light.DLOG: "DJI D-Log (D-Gamut)"}
 
 # planar G, B, R (and alpha), as FFmpeg's OpenEXR decoder gives them
 LINEAR_FORMATS = {"gbrpf16le": np.float16, "gbrapf16le": np.float16, "gbrpf32le": np.float32, "gbrapf32le": np.float32}
@@ -92,35 +93,6 @@ REFERENCE_WHITE_NITS, HLG_PEAK_NITS, HLG_GAMMA = 203.0, 1000.0, 1.2
 _PQ_M1, _PQ_M2, _PQ_C1, _PQ_C2, _PQ_C3 = 2610 / 16384, 2523 / 4096 * 128, 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
 _HLG_A, _HLG_B, _HLG_C = 0.17883277, 1 - 4 * 0.17883277, 0.5 - 0.17883277 * np.log(4 * 0.17883277)
 _BT2020_LUMINANCE = np.array([0.2627, 0.6780, 0.0593], np.float32)
-# Sony's S-Log3 and Panasonic's V-Log, as their makers publish them, from scene reflectance (0.18:
-# a grey card) to 10-bit codes as recorded in legal-range video (S-Log3: black 95, grey card 420,
-# white card 598; V-Log: 128, 433, 602), where FFmpeg's conversion stretches codes 64-940 to 0-1.
-_LEGAL_BLACK, _LEGAL_SPAN = 64.0, 876.0
-_SLOG3_GREY, _SLOG3_BLACK, _SLOG3_CUT, _SLOG3_CODES_PER_DECADE = 420.0, 95.0, 171.2102946929, 261.5
-_VLOG_CUT, _VLOG_B, _VLOG_C, _VLOG_D = 0.181, 0.00873, 0.241514, 0.598206
-# ARRI's LogC3 at EI 800 is published as a normalised signal (grey card at 0.391, 10-bit code 400
-# in a full-range picture), which ProRes records in legal range: FFmpeg's stretched signal itself.
-_LOGC3_CUT, _LOGC3_A, _LOGC3_B, _LOGC3_C, _LOGC3_D, _LOGC3_E, _LOGC3_F = 0.010591, 5.555556, 0.052272, 0.247190, 0.385537, 5.367655, 0.092809
-# ARRI's LogC4 (one curve for every EI) and Apple's Apple Log are published as normalised signals
-# too (ARRI's LogC4 specification; Apple's Apple Log profile white paper, whose constants the
-# Apple-supplied ACES input transform also carries), taken here as LogC3's is. LogC4: black at
-# 95/1023, log2 above its cut at signal 0, straight below it.
-_LOGC4_A = (2**18 - 16) / 117.45
-_LOGC4_B, _LOGC4_C = (1023 - 95) / 1023, 95 / 1023
-_LOGC4_S = 7 * np.log(2) * 2 ** (7 - 14 * _LOGC4_C / _LOGC4_B) / (_LOGC4_A * _LOGC4_B)
-_LOGC4_T = (2 ** (14 * -_LOGC4_C / _LOGC4_B + 6) - 64) / _LOGC4_A
-# Apple Log: a parabola from reflectance R0 (signal 0) up to Rt, log2 above it
-_APPLE_R0, _APPLE_RT, _APPLE_C, _APPLE_BETA, _APPLE_GAMMA, _APPLE_DELTA = -0.05641088, 0.01, 47.28711236, 0.00964052, 0.08550479, 0.69336945
-_APPLE_PT = _APPLE_C * (_APPLE_RT - _APPLE_R0) ** 2  # the signal at the cut
-# Canon Log 3, as Canon's input transforms (v1.2) give it: from x, reflectance over 0.9, to the
-# 10-bit code over 1023 as recorded in legal-range video (black 128, a grey card 351, a white card
-# 577), straight for |x| up to 0.014 and log10 on either side of it.
-_CLOG3_SLOPE, _CLOG3_SCALE, _CLOG3_ABOVE, _CLOG3_BELOW = 0.36726845, 14.98325, 0.12240537, 0.12783901
-_CLOG3_STRAIGHT, _CLOG3_ZERO, _CLOG3_CUT = 1.9754798, 0.12512219, 0.014
-# DJI's D-Log, as its white paper gives it: straight up to reflectance 0.0078, log10 above, on a
-# normalised signal, taken as LogC3's is (black at 0.0929, a grey card at 0.399, a white card at 0.573)
-_DLOG_CUT, _DLOG_STRAIGHT, _DLOG_ZERO = 0.0078, 6.025, 0.0929
-_DLOG_SCALE, _DLOG_OFFSET, _DLOG_SLOPE, _DLOG_GREY = 0.9892, 0.0108, 0.256663, 0.584555
 # Light above this share of white (HDR's reference white) is rolled off towards white in the SDR view
 # (:func:`_shoulder`), so that a face lit above reference white keeps its modelling there instead
 # of clipping flat; the view saturates (its top 16-bit code) at 3.1 times reference white (640 cd/m2).
@@ -172,31 +144,9 @@ def _signal_light(values: np.ndarray, light: Light) -> np.ndarray:
         signal = np.clip(values, 0, 1)
         with np.errstate(over="ignore"):  # the branch not taken overflows for signals near 0
             return np.where(signal <= 0.5, signal * signal / 3, (np.exp((signal - _HLG_C) / _HLG_A) + _HLG_B) / 12)
-    if light is Light.LOGC3:
-        return np.where(values > _LOGC3_E * _LOGC3_CUT + _LOGC3_F, (np.power(10, (values - _LOGC3_D) / _LOGC3_C) - _LOGC3_B) / _LOGC3_A,
-                        (values - _LOGC3_F) / _LOGC3_E)
-    if light is Light.LOGC4:
-        return np.where(values >= 0, (np.power(2, 14 * (values - _LOGC4_C) / _LOGC4_B + 6) - 64) / _LOGC4_A, values * _LOGC4_S + _LOGC4_T)
-    if light is Light.APPLE_LOG:
-        return np.where(values >= _APPLE_PT, np.power(2, (values - _APPLE_DELTA) / _APPLE_GAMMA) - _APPLE_BETA,
-                        np.sqrt(np.maximum(values, 0) / _APPLE_C) + _APPLE_R0)
-    if light is Light.DLOG:
-        return np.where(values > _DLOG_STRAIGHT * _DLOG_CUT + _DLOG_ZERO,
-                        (np.power(10, (values - _DLOG_GREY) / _DLOG_SLOPE) - _DLOG_OFFSET) / _DLOG_SCALE, (values - _DLOG_ZERO) / _DLOG_STRAIGHT)
-    if light not in CAMERA_LOGS:
-        return values
-    code = _LEGAL_BLACK + _LEGAL_SPAN * values  # the camera's 10-bit code, as Sony's, Panasonic's and Canon's curves take it
-    if light is Light.CLOG3:
-        level = code / 1023
-        x = np.where(level > _CLOG3_STRAIGHT * _CLOG3_CUT + _CLOG3_ZERO, (np.power(10, (level - _CLOG3_ABOVE) / _CLOG3_SLOPE) - 1) / _CLOG3_SCALE,
-                     np.where(level < _CLOG3_ZERO - _CLOG3_STRAIGHT * _CLOG3_CUT, (1 - np.power(10, (_CLOG3_BELOW - level) / _CLOG3_SLOPE)) / _CLOG3_SCALE,
-                              (level - _CLOG3_ZERO) / _CLOG3_STRAIGHT))
-        return 0.9 * x
-    if light is Light.SLOG3:
-        return np.where(code >= _SLOG3_CUT, np.power(10, (code - _SLOG3_GREY) / _SLOG3_CODES_PER_DECADE) * 0.19 - 0.01,
-                        (code - _SLOG3_BLACK) * 0.01125 / (_SLOG3_CUT - _SLOG3_BLACK))
-    level = code / 1023
-    return np.where(level < _VLOG_CUT, (level - 0.125) / 5.6, np.power(10, (level - _VLOG_D) / _VLOG_C) - _VLOG_B)
+    if light in CAMERA_LOGS:
+        return _CAMERA_LOGS[light].light(values)
+    return values
 
 
 @functools.cache
@@ -220,32 +170,9 @@ def from_light(linear: np.ndarray, light: Light) -> np.ndarray:
         scene = shown / np.power(luminance, HLG_GAMMA - 1)
         with np.errstate(invalid="ignore", divide="ignore"):  # the branch not taken takes the log of values below 1/12
             return np.where(scene <= 1 / 12, np.sqrt(3 * scene), _HLG_A * np.log(12 * scene - _HLG_B) + _HLG_C)
-    with np.errstate(invalid="ignore", divide="ignore"):  # as above, below the curves' cuts
-        if light is Light.SLOG3:
-            code = np.where(linear >= 0.01125, _SLOG3_GREY + _SLOG3_CODES_PER_DECADE * np.log10((linear + 0.01) / 0.19),
-                            linear * (_SLOG3_CUT - _SLOG3_BLACK) / 0.01125 + _SLOG3_BLACK)
-            return (code - _LEGAL_BLACK) / _LEGAL_SPAN
-        if light is Light.VLOG:
-            level = np.where(linear < 0.01, 5.6 * linear + 0.125, _VLOG_C * np.log10(linear + _VLOG_B) + _VLOG_D)
-            return (1023 * level - _LEGAL_BLACK) / _LEGAL_SPAN
-        if light is Light.LOGC3:
-            return np.where(linear > _LOGC3_CUT, _LOGC3_C * np.log10(_LOGC3_A * linear + _LOGC3_B) + _LOGC3_D,
-                            _LOGC3_E * linear + _LOGC3_F)
-        if light is Light.LOGC4:
-            return np.where(linear >= _LOGC4_T, (np.log2(_LOGC4_A * linear + 64) - 6) / 14 * _LOGC4_B + _LOGC4_C,
-                            (linear - _LOGC4_T) / _LOGC4_S)
-        if light is Light.APPLE_LOG:
-            return np.where(linear >= _APPLE_RT, _APPLE_GAMMA * np.log2(linear + _APPLE_BETA) + _APPLE_DELTA,
-                            _APPLE_C * np.square(np.maximum(linear - _APPLE_R0, 0)))
-        if light is Light.DLOG:
-            return np.where(linear > _DLOG_CUT, _DLOG_SLOPE * np.log10(_DLOG_SCALE * linear + _DLOG_OFFSET) + _DLOG_GREY,
-                            _DLOG_STRAIGHT * linear + _DLOG_ZERO)
-        if light is Light.CLOG3:
-            x = linear / 0.9
-            level = np.where(x > _CLOG3_CUT, _CLOG3_SLOPE * np.log10(_CLOG3_SCALE * x + 1) + _CLOG3_ABOVE,
-                             np.where(x < -_CLOG3_CUT, _CLOG3_BELOW - _CLOG3_SLOPE * np.log10(1 - _CLOG3_SCALE * x),
-                                      _CLOG3_STRAIGHT * x + _CLOG3_ZERO))
-            return (1023 * level - _LEGAL_BLACK) / _LEGAL_SPAN
+    if light in CAMERA_LOGS:
+        with np.errstate(invalid="ignore", divide="ignore"):  # as above, below the curves' cuts
+            return _CAMERA_LOGS[light].signal(linear)
     return linear
 
 
@@ -275,8 +202,196 @@ ARRI_WIDE_GAMUT3 = (0.6840, 0.3130, 0.2210, 0.8480, 0.0861, -0.1020, 0.3127, 0.3
 ARRI_WIDE_GAMUT4 = (0.7347, 0.2653, 0.1424, 0.8576, 0.0991, -0.0308, 0.3127, 0.3290)
 CINEMA_GAMUT = (0.7400, 0.2700, 0.1700, 1.1400, 0.0800, -0.1000, 0.3127, 0.3290)  # Canon's
 D_GAMUT = (0.71, 0.31, 0.21, 0.88, 0.09, -0.08, 0.3127, 0.3290)  # DJI's
-_CAMERA_GAMUTS = {Light.SLOG3: S_GAMUT3_CINE, Light.VLOG: V_GAMUT, Light.LOGC3: ARRI_WIDE_GAMUT3, Light.LOGC4: ARRI_WIDE_GAMUT4,
-                  Light.APPLE_LOG: BT2020, Light.CLOG3: CINEMA_GAMUT, Light.DLOG: D_GAMUT}
+S_GAMUT = (0.730, 0.280, 0.140, 0.855, 0.100, -0.050, 0.3127, 0.3290)  # Sony's S-Gamut and S-Gamut3
+
+
+# Cameras' log curves, from the signal FFmpeg gives for a legal-range video's codes (10-bit 64-940
+# stretched to 0-1) to scene light (1: a white card, 0.18: a grey card), and back. Their makers
+# publish them on 10-bit codes (Sony's, Panasonic's, Canon Log 3's), on that stretched signal
+# itself (S-Log2's, Canon Log's and Canon Log 2's "IRE"), or on a normalised signal of their own
+# (ARRI's, Apple's, DJI's), taken here as that stretched signal, since ProRes records LogC3's in
+# legal range.
+_LEGAL_BLACK, _LEGAL_SPAN = 64.0, 876.0
+
+
+def _code(signal: np.ndarray) -> np.ndarray:
+    """The 10-bit code of a legal-range signal."""
+    return _LEGAL_BLACK + _LEGAL_SPAN * signal
+
+
+def _legal(code: np.ndarray) -> np.ndarray:
+    """The legal-range signal of a 10-bit code."""
+    return (code - _LEGAL_BLACK) / _LEGAL_SPAN
+
+
+# Sony's S-Log3: black at code 95, a grey card at 420, a white card at 598; log10 above its cut
+_SLOG3_GREY, _SLOG3_BLACK, _SLOG3_CUT, _SLOG3_CODES_PER_DECADE = 420.0, 95.0, 171.2102946929, 261.5
+
+
+def _slog3_light(signal: np.ndarray) -> np.ndarray:
+    code = _code(signal)
+    return np.where(code >= _SLOG3_CUT, np.power(10, (code - _SLOG3_GREY) / _SLOG3_CODES_PER_DECADE) * 0.19 - 0.01,
+                    (code - _SLOG3_BLACK) * 0.01125 / (_SLOG3_CUT - _SLOG3_BLACK))
+
+
+def _slog3_signal(linear: np.ndarray) -> np.ndarray:
+    return _legal(np.where(linear >= 0.01125, _SLOG3_GREY + _SLOG3_CODES_PER_DECADE * np.log10((linear + 0.01) / 0.19),
+                           linear * (_SLOG3_CUT - _SLOG3_BLACK) / 0.01125 + _SLOG3_BLACK))
+
+
+# Sony's S-Log2 (its technical summary): S-Log's curve on reflectance over 0.9 scaled by 155/219,
+# on the stretched signal; black at code 90, a grey card at 347, a white card at 582, straight below
+# black (Sony's 0.0300012, the log's value at 0).
+_SLOG2_SCALE, _SLOG2_OFFSET, _SLOG2_SLOPE, _SLOG2_LIFT, _SLOG2_STRAIGHT = 155 / (219 * 0.9), 0.037584, 0.432699, 0.646596, 5.0
+_SLOG2_BLACK = _SLOG2_SLOPE * math.log10(_SLOG2_OFFSET) + _SLOG2_LIFT
+
+
+def _slog2_light(signal: np.ndarray) -> np.ndarray:
+    return np.where(signal >= _SLOG2_BLACK, np.power(10, (signal - _SLOG2_LIFT) / _SLOG2_SLOPE) - _SLOG2_OFFSET,
+                    (signal - _SLOG2_BLACK) / _SLOG2_STRAIGHT) / _SLOG2_SCALE
+
+
+def _slog2_signal(linear: np.ndarray) -> np.ndarray:
+    x = linear * _SLOG2_SCALE
+    return np.where(x >= 0, _SLOG2_SLOPE * np.log10(x + _SLOG2_OFFSET) + _SLOG2_LIFT, _SLOG2_STRAIGHT * x + _SLOG2_BLACK)
+
+
+# Panasonic's V-Log, on codes over 1023: black at code 128, a grey card at 433, a white card at 602
+_VLOG_CUT, _VLOG_B, _VLOG_C, _VLOG_D = 0.181, 0.00873, 0.241514, 0.598206
+
+
+def _vlog_light(signal: np.ndarray) -> np.ndarray:
+    level = _code(signal) / 1023
+    return np.where(level < _VLOG_CUT, (level - 0.125) / 5.6, np.power(10, (level - _VLOG_D) / _VLOG_C) - _VLOG_B)
+
+
+def _vlog_signal(linear: np.ndarray) -> np.ndarray:
+    return _legal(1023 * np.where(linear < 0.01, 5.6 * linear + 0.125, _VLOG_C * np.log10(linear + _VLOG_B) + _VLOG_D))
+
+
+# ARRI's LogC3 at EI 800, on its normalised signal: black at 0.0928 and a grey card at 0.391
+# (codes 95 and 400 of a full-range picture)
+_LOGC3_CUT, _LOGC3_A, _LOGC3_B, _LOGC3_C, _LOGC3_D, _LOGC3_E, _LOGC3_F = 0.010591, 5.555556, 0.052272, 0.247190, 0.385537, 5.367655, 0.092809
+
+
+def _logc3_light(signal: np.ndarray) -> np.ndarray:
+    return np.where(signal > _LOGC3_E * _LOGC3_CUT + _LOGC3_F, (np.power(10, (signal - _LOGC3_D) / _LOGC3_C) - _LOGC3_B) / _LOGC3_A,
+                    (signal - _LOGC3_F) / _LOGC3_E)
+
+
+def _logc3_signal(linear: np.ndarray) -> np.ndarray:
+    return np.where(linear > _LOGC3_CUT, _LOGC3_C * np.log10(_LOGC3_A * linear + _LOGC3_B) + _LOGC3_D, _LOGC3_E * linear + _LOGC3_F)
+
+
+# ARRI's LogC4 (its specification; one curve for every EI): black at 95/1023, log2 above its cut
+# at signal 0, straight below it
+_LOGC4_A = (2**18 - 16) / 117.45
+_LOGC4_B, _LOGC4_C = (1023 - 95) / 1023, 95 / 1023
+_LOGC4_S = 7 * np.log(2) * 2 ** (7 - 14 * _LOGC4_C / _LOGC4_B) / (_LOGC4_A * _LOGC4_B)
+_LOGC4_T = (2 ** (14 * -_LOGC4_C / _LOGC4_B + 6) - 64) / _LOGC4_A
+
+
+def _logc4_light(signal: np.ndarray) -> np.ndarray:
+    return np.where(signal >= 0, (np.power(2, 14 * (signal - _LOGC4_C) / _LOGC4_B + 6) - 64) / _LOGC4_A, signal * _LOGC4_S + _LOGC4_T)
+
+
+def _logc4_signal(linear: np.ndarray) -> np.ndarray:
+    return np.where(linear >= _LOGC4_T, (np.log2(_LOGC4_A * linear + 64) - 6) / 14 * _LOGC4_B + _LOGC4_C, (linear - _LOGC4_T) / _LOGC4_S)
+
+
+# Apple Log (Apple's Apple Log profile white paper, whose constants the Apple-supplied ACES input
+# transform also carries): a parabola from reflectance R0 (signal 0) up to Rt, log2 above it
+_APPLE_R0, _APPLE_RT, _APPLE_C, _APPLE_BETA, _APPLE_GAMMA, _APPLE_DELTA = -0.05641088, 0.01, 47.28711236, 0.00964052, 0.08550479, 0.69336945
+_APPLE_PT = _APPLE_C * (_APPLE_RT - _APPLE_R0) ** 2  # the signal at the cut
+
+
+def _apple_log_light(signal: np.ndarray) -> np.ndarray:
+    return np.where(signal >= _APPLE_PT, np.power(2, (signal - _APPLE_DELTA) / _APPLE_GAMMA) - _APPLE_BETA,
+                    np.sqrt(np.maximum(signal, 0) / _APPLE_C) + _APPLE_R0)
+
+
+def _apple_log_signal(linear: np.ndarray) -> np.ndarray:
+    return np.where(linear >= _APPLE_RT, _APPLE_GAMMA * np.log2(linear + _APPLE_BETA) + _APPLE_DELTA,
+                    _APPLE_C * np.square(np.maximum(linear - _APPLE_R0, 0)))
+
+
+# DJI's D-Log, as its white paper gives it: straight up to reflectance 0.0078, log10 above (black
+# at 0.0929 of its signal, a grey card at 0.399, a white card at 0.573)
+_DLOG_CUT, _DLOG_STRAIGHT, _DLOG_ZERO = 0.0078, 6.025, 0.0929
+_DLOG_SCALE, _DLOG_OFFSET, _DLOG_SLOPE, _DLOG_GREY = 0.9892, 0.0108, 0.256663, 0.584555
+
+
+def _dlog_light(signal: np.ndarray) -> np.ndarray:
+    return np.where(signal > _DLOG_STRAIGHT * _DLOG_CUT + _DLOG_ZERO,
+                    (np.power(10, (signal - _DLOG_GREY) / _DLOG_SLOPE) - _DLOG_OFFSET) / _DLOG_SCALE, (signal - _DLOG_ZERO) / _DLOG_STRAIGHT)
+
+
+def _dlog_signal(linear: np.ndarray) -> np.ndarray:
+    return np.where(linear > _DLOG_CUT, _DLOG_SLOPE * np.log10(_DLOG_SCALE * linear + _DLOG_OFFSET) + _DLOG_GREY, _DLOG_STRAIGHT * linear + _DLOG_ZERO)
+
+
+@dataclasses.dataclass(frozen=True)
+class _CanonLog:
+    """Canon's log curves, from x (reflectance over 0.9) to a level: ``above + slope·log10(scale·x + 1)``
+    for x over the cut, ``below - slope·log10(1 - scale·x)`` for x under minus the cut, straight
+    between (Canon Log 3's; the others have no straight part). Canon Log 3's level is the 10-bit code
+    over 1023 (Canon's input transforms, v1.2); Canon Log's and Canon Log 2's is the stretched signal."""
+
+    slope: float
+    scale: float
+    above: float
+    below: float
+    zero: float  # the level at x = 0
+    straight: float = 1.0
+    cut: float = 0.0
+    per_code: bool = False
+
+    def light(self, signal: np.ndarray) -> np.ndarray:
+        level = _code(signal) / 1023 if self.per_code else signal
+        reach = self.straight * self.cut
+        x = np.where(level > self.zero + reach, (np.power(10, (level - self.above) / self.slope) - 1) / self.scale,
+                     np.where(level < self.zero - reach, (1 - np.power(10, (self.below - level) / self.slope)) / self.scale,
+                              (level - self.zero) / self.straight))
+        return 0.9 * x
+
+    def signal(self, linear: np.ndarray) -> np.ndarray:
+        x = linear / 0.9
+        level = np.where(x > self.cut, self.slope * np.log10(self.scale * x + 1) + self.above,
+                         np.where(x < -self.cut, self.below - self.slope * np.log10(1 - self.scale * x), self.straight * x + self.zero))
+        return _legal(1023 * level) if self.per_code else level
+
+
+# Canon Log 3: black at code 128, a grey card at 351, a white card at 577, straight for |x| up to 0.014
+_CANON_LOG3 = _CanonLog(slope=0.36726845, scale=14.98325, above=0.12240537, below=0.12783901, zero=0.12512219,
+                        straight=1.9754798, cut=0.014, per_code=True)
+# Canon Log 2 (black at 3.5% of the signal, a grey card at 39.2%, a white card at 58.4%) and Canon
+# Log (7.3%, 32.8%, 62.7%), from Canon's input transforms
+_CANON_LOG2 = _CanonLog(slope=0.281863093, scale=87.09937546, above=0.035388128, below=0.035388128, zero=0.035388128)
+_CANON_LOG = _CanonLog(slope=0.529136, scale=10.1596, above=0.0730597, below=0.0730597, zero=0.0730597)
+
+
+@dataclasses.dataclass(frozen=True)
+class _CameraLog:
+    light: Callable[[np.ndarray], np.ndarray]  # scene light of a stretched signal
+    signal: Callable[[np.ndarray], np.ndarray]  # its inverse
+    gamut: tuple[float, ...]  # the primaries the camera records in, whatever its tag says
+
+
+_CAMERA_LOGS = {
+    Light.SLOG3: _CameraLog(_slog3_light, _slog3_signal, S_GAMUT3_CINE),
+    Light.SLOG2: _CameraLog(_slog2_light, _slog2_signal, S_GAMUT),
+    Light.VLOG: _CameraLog(_vlog_light, _vlog_signal, V_GAMUT),
+    Light.LOGC3: _CameraLog(_logc3_light, _logc3_signal, ARRI_WIDE_GAMUT3),
+    Light.LOGC4: _CameraLog(_logc4_light, _logc4_signal, ARRI_WIDE_GAMUT4),
+    Light.APPLE_LOG: _CameraLog(_apple_log_light, _apple_log_signal, BT2020),
+    Light.CLOG3: _CameraLog(_CANON_LOG3.light, _CANON_LOG3.signal, CINEMA_GAMUT),
+    Light.CLOG2: _CameraLog(_CANON_LOG2.light, _CANON_LOG2.signal, CINEMA_GAMUT),
+    Light.CLOG: _CameraLog(_CANON_LOG.light, _CANON_LOG.signal, REC709),
+    Light.DLOG: _CameraLog(_dlog_light, _dlog_signal, D_GAMUT),
+}
+CAMERA_LOGS = frozenset(_CAMERA_LOGS)
+# Video (YUV, which FFmpeg converts to R'G'B' codes as any video's) shown through a view with a shoulder
+VIDEO_LIGHTS = HDR_LIGHTS | CAMERA_LOGS
 # a video's primaries by their tag (AVColorPrimaries), for HDR video: BT.2100 defines it in
 # BT.2020's, which an untagged stream is taken to be in
 _TAGGED_PRIMARIES = {1: REC709, 9: BT2020, 12: P3_D65}
@@ -287,7 +402,7 @@ def video_chromaticities(light: Light, primaries: int) -> tuple[float, ...]:
     :func:`to_rec709` takes them: HDR video's as tagged; a camera log's gamut, whatever the tag
     says (cameras tag their log video BT.709 or nothing); () for others, shown as they are."""
     if light in CAMERA_LOGS:
-        return _CAMERA_GAMUTS[light]
+        return _CAMERA_LOGS[light].gamut
     return _TAGGED_PRIMARIES.get(primaries, BT2020) if light in HDR_LIGHTS else ()
 
 

@@ -51,7 +51,7 @@ class Report:
     qa: list[dict] | None = None  # with --qa: per restored track, output and input metrics
     encoder: str | None = None  # how the output's video was encoded; None: copied, or not written (--dry-run)
     people: list[dict] = field(default_factory=list)  # who is who: each person's id, tracks and frames on screen
-    light: str = "display"  # what the input's samples were read as standing for: display, linear, cineon, pq, hlg, slog3, vlog, logc3, logc4, applelog, clog3 or dlog (io.linear.Light)
+    light: str = "display"  # what the input's samples were read as standing for: display, linear, cineon, pq, hlg, slog3, slog2, vlog, logc3, logc4, applelog, clog3, clog2, clog or dlog (io.linear.Light)
     grain: float = 0.0  # how much of the noise the restored faces lacked against their frames was put back (--grain)
     keep_coarse: float = 0.0  # px of the frame: the faces kept the input's picture coarser than a Gaussian of this size (--keep-coarse)
     keep_detail: float = 0.0  # the share of the frame's detail finer than the crop that the faces kept (--keep-detail)
