@@ -178,16 +178,20 @@ open(f"{sys.argv[2]}/rank{tr.rank}.txt", "w").write(f"{digest} {tr.world} {first
 
 
 def test_ddp_with_torchrun_keeps_the_ranks_in_step(pack, tmp_path):
+    import os
     import subprocess
     import sys
+
+    from conftest import REPO
 
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
     out = tmp_path / "ddp"
     out.mkdir()
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-                          str(script), str(pack), str(out)], check=False, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
+                          str(script), str(pack), str(out)], check=False, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
+    assert res.returncode == 0, res.stderr[-2000:]  # the script in tmp_path imports the checkout's package, installed or not
     ranks = [(out / f"rank{r}.txt").read_text().split() for r in (0, 1)]
     assert ranks[0][1] == ranks[1][1] == "2"
     assert ranks[0][2] != ranks[1][2]  # each rank trained on its own batches...
