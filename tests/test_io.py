@@ -863,12 +863,14 @@ def test_captions_in_the_frames_stay_in_them_or_are_put_beside_them(tmp_path, sa
     assert lifted == [f"the closed captions in the input's frames, which its encoder does not write into the video, were put beside it, {how}"]
 
 
-def test_an_excerpt_of_captions_lifted_from_the_frames_shows_the_one_on_the_screen_at_its_start(tmp_path, sample_clip):
+@pytest.mark.parametrize("codec, suffix", [("ffv1", ".mkv"), ("prores_ks", ".mov")])
+def test_an_excerpt_of_captions_lifted_from_the_frames_shows_the_one_on_the_screen_at_its_start(tmp_path, sample_clip, codec, suffix):
     """From frame 6, "Hello there" (popped on at frame 2, before the cut) is on the screen: it is
-    shown from 0 until "World" replaces it."""
+    shown from 0 until "World" replaces it, as text (.mkv) or in a c608 track (.mov), which
+    begins with the commands that drew it, replayed at 0."""
     src = captioned_clip(tmp_path / "broadcast.ts", sample_clip, SENT)
-    out = tmp_path / "out.mkv"
-    assert main([str(src), str(out), "--model", "none", "--codec", "ffv1", "--strength", "1", "--quiet", "--start", "0.24"]) == 0
+    out = tmp_path / f"out{suffix}"
+    assert main([str(src), str(out), "--model", "none", "--codec", codec, "--strength", "1", "--quiet", "--start", "0.24"]) == 0
     with av.open(str(out)) as c:
         times = [round(f.pts * f.time_base * 1000) for f in c.decode(video=0)]
     assert len(times) == 18 and times[0] == 0

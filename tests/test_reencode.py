@@ -462,6 +462,30 @@ def test_an_excerpt_shows_the_caption_on_the_screen_at_its_start(tmp_path):
                                               (1830, 170, "Rolling\non")]
 
 
+def test_an_excerpt_of_a_c608_track_in_quicktime_redraws_the_caption_on_the_screen_at_its_start(tmp_path):
+    """Copied into an excerpt's .mov as it is, a c608 track was cut at its packets: a caption drawn
+    before the start did not show until the next one came. It now begins with the fewest commands
+    from before the start that draw what is on the screen there, replayed at 0 (a pop-on
+    caption's whole packet; both packets of a roll-up caption's two lines); the packets within
+    follow as they were, and the captions show as an excerpt converted to text shows them (but
+    for the roll-up caption's first line, which the replay draws and rolls up at once: FFmpeg's
+    decoder gives it as a caption of its own at 0, which MP4's timed text makes last no time)."""
+    src = _caption_clip(tmp_path)
+    with av.open(str(src)) as c:
+        before = [(p.pts, bytes(p)) for p in c.demux(subtitles=0) if p.size]
+    for (start, end), redraw, shown in [((Fraction(12, 5), Fraction(3)), before[2][1] + before[3][1], [(0, 600, "Rolling\non")]),
+                                        ((Fraction(1, 2), Fraction(5, 2)), before[0][1],
+                                         [(0, 830, "Hello there"), (830, 670, "World"), (1500, 330, "Rolling"), (1830, 170, "Rolling\non")])]:
+        out = tmp_path / f"from{float(start)}.mov"
+        assert remux(src, src, out, cut=Cut(start, end)) == []
+        with av.open(str(out)) as c:
+            packets = [(p.pts, bytes(p)) for p in c.demux(subtitles=0) if p.size]
+        within = [(pts - round(start * 1000), data) for pts, data in before if start * 1000 <= pts < end * 1000]
+        assert packets == [(0, redraw), *within]
+        remux(out, out, tmp_path / "text.mp4", cut=Cut(Fraction(0), end - start))  # the video is not cut here
+        assert [cue for cue in _texts(tmp_path / "text.mp4") if cue[1]] == shown
+
+
 def test_broadcast_subtitles_go_into_mp4_each_page_until_the_next_replaces_it(tmp_path):
     """DVB pages of a TV capture (.ts) into .mp4: each lasts until the next page replaces it, its
     own time-out or the video's end; the last, never cleared, made the subtitle track 30 s long

@@ -14,7 +14,7 @@ import contextlib
 import io
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -193,6 +193,38 @@ def subtitle_encoders(stream: av.stream.Stream) -> tuple[str, ...]:
 def is_caption(stream: av.stream.Stream) -> bool:
     """Whether ``stream`` holds closed captions (:data:`CAPTIONS`)."""
     return stream.type == "subtitle" and stream.codec_context.codec.canonical_name in CAPTIONS
+
+
+# How many of the caption packets before an excerpt's start may be replayed at it to redraw what
+# is on the screen there (:func:`redrawn`): a pop-on caption takes one or two, a roll-up one of
+# three rows a packet a word some tens.
+_REDRAW_REACH = 64
+
+
+def redrawn(packets: Sequence[av.Packet]) -> bytes:
+    """The CEA-608 commands of the fewest last of ``packets`` (a caption track's, before an
+    excerpt's start) that leave on the screen what all of them leave there, joined: replayed at
+    the start, they redraw it. b"" when the screen is left blank, or when none of the last
+    :data:`_REDRAW_REACH` redraws it alone."""
+    shown = _screen(packets)
+    if shown is None:
+        return b""
+    for first in range(len(packets) - 1, max(len(packets) - _REDRAW_REACH, 0) - 1, -1):
+        if _screen(packets[first:]) == shown:
+            return b"".join(bytes(packet) for packet in packets[first:])
+    return b""
+
+
+def _screen(packets: Sequence[av.Packet]) -> tuple[bytes, ...] | None:
+    """What CEA-608 ``packets`` leave on the screen, row by row with each row's place (as FFmpeg's
+    decoder writes the caption once :data:`_ERASE_SCREEN` takes it off), or None when it is blank."""
+    decoder = av.CodecContext.create(next(iter(CAPTIONS)), "r")
+    for packet in packets:
+        decoder.decode2(packet)
+    cue = decoder.decode2(av.Packet(_ERASE_SCREEN))
+    if cue is None or not len(cue.rects):
+        return None
+    return tuple(rect.ass.split(b",", 8)[-1] for rect in cue.rects)  # after the order a cue was read in
 
 
 def trial_cue(codec: str) -> av.Packet:

@@ -44,6 +44,7 @@ from .reencode import (
     is_caption,
     lossless_recut,
     own_sound_encoder,
+    redrawn,
     sound_encoder,
     sound_encoders,
     subtitle_encoders,
@@ -93,7 +94,8 @@ def _first_at_zero(packets: Iterator[av.Packet]) -> Iterator[av.Packet]:
 
 def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut,
             preroll: Mapping[tuple[str, int], Fraction] = MappingProxyType({}),
-            drawn: Collection[tuple[str, int]] = ()) -> Iterator[tuple[tuple[str, int], av.Packet]]:
+            drawn: Collection[tuple[str, int]] = (),
+            redrawn: Collection[tuple[str, int]] = ()) -> Iterator[tuple[tuple[str, int], av.Packet]]:
     """The packets of ``packets`` (the input's other streams) that begin within ``cut``, moved back
     so that its start is 0. Plain PCM is cut between its samples; other sound at its packets,
     which last some tens of milliseconds, but a sound stream of ``preroll`` keeps the packet that
@@ -104,7 +106,9 @@ def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut,
     display set clears it (PGS, DVB) as its last display set before the start (of one packet or
     several), put at the start. Closed captions that are ``drawn`` (converted to text) keep every
     packet before the start, at its time before 0: any of them may have drawn what is on the
-    screen at the start, and their decoder shows it from 0 (:class:`~vidrestore.io.reencode._Cues`)."""
+    screen at the start, and their decoder shows it from 0 (:class:`~vidrestore.io.reencode._Cues`).
+    Closed captions that are ``redrawn`` (copied as they are) begin with the commands that draw
+    what is on the screen at the start, replayed there (:func:`_redrawing`)."""
     showing: dict[tuple[str, int], list[av.Packet]] = {}
     for key, packet in packets:
         ts = packet.pts if packet.pts is not None else packet.dts
@@ -117,7 +121,7 @@ def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut,
                 yield key, _moved_back(part, cut.start)
             continue
         subtitle = packet.stream.type == "subtitle"
-        if when < cut.start and (key in preroll or key in drawn):
+        if when < cut.start and (key in preroll or key in drawn or key in redrawn):
             held = showing.setdefault(key, [])
             held.append(packet)
             while key in preroll and len(held) > 2 and _packet_time(held[1]) <= cut.start - preroll[key]:
@@ -133,12 +137,40 @@ def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut,
                 continue
             packet.pts, packet.duration = ts + late, packet.duration - late
             packet.dts = packet.pts if packet.dts is not None else None
+        if key in redrawn and key in showing:
+            *redraw, packet = _redrawing(showing.pop(key, []), cut, packet)
+            yield from ((key, _moved_back(p, cut.start)) for p in redraw)
         yield from ((key, _held(held, cut, key in preroll or key in drawn)) for held in showing.pop(key, []))
         if subtitle and packet.duration and cut.end is not None:  # nor shown past the end
             packet.duration = min(packet.duration, math.ceil((cut.end - Fraction(packet.pts) * packet.time_base) / packet.time_base))
         yield key, _moved_back(packet, cut.start)
     for key, held in showing.items():  # sound that ends before the start is left out
-        yield from ((key, _held(packet, cut, key in drawn)) for packet in held if key not in preroll)
+        if key in redrawn:
+            yield from ((key, _moved_back(packet, cut.start)) for packet in _redrawing(held, cut, None))
+        else:
+            yield from ((key, _held(packet, cut, key in drawn)) for packet in held if key not in preroll)
+
+
+def _redrawing(held: list[av.Packet], cut: Cut, following: av.Packet | None) -> list[av.Packet]:
+    """The packets of a closed-caption track copied into an excerpt, on its input's clock, from
+    those ``held`` from before ``cut`` up to ``following``, the first within it (None: there is
+    none): one at the start, which replays the commands that drew what was on the screen there
+    (:func:`~vidrestore.io.reencode.redrawn`) and lasts until ``following``, then ``following``;
+    or the two joined where ``following`` begins at the start. Cut at its packets instead, the
+    track showed nothing until the next caption came."""
+    commands = redrawn(held)
+    if not commands:
+        return [] if following is None else [following]
+    time_base = held[-1].time_base
+    start = math.ceil(cut.start / time_base)
+    if following is not None and following.pts <= start:
+        joined = av.Packet(commands + bytes(following))
+        joined.pts, joined.dts, joined.duration, joined.time_base = following.pts, following.dts, following.duration, time_base
+        return [joined]
+    redraw = av.Packet(commands)
+    redraw.pts = redraw.dts = start
+    redraw.duration, redraw.time_base = max(held[-1].duration or 0, 1) if following is None else following.pts - start, time_base
+    return [redraw] if following is None else [redraw, following]
 
 
 def _sound_prerolls(streams: list[av.stream.Stream], conversions: Mapping[int, Conversion],
@@ -817,8 +849,10 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 lifted_packets = ((LIFTED, p) for p in frame_captions(other_source, frame_captions_in, cut.end if cut is not None else None))
                 osrc = heapq.merge(osrc, lifted_packets, key=lambda kp: _packet_time(kp[1]))
             if cut is not None:
+                sources = {("o", s.index): s for s in carried} | ({LIFTED: frame_captions_in} if LIFTED in mapping else {})
+                captions = {key for key, stream in sources.items() if key in mapping and is_caption(stream)}
                 osrc = _within(osrc, cut, _sound_prerolls(carried, conversions, out.format.name),
-                               [key for key, stream in converted.items() if is_caption(stream)])
+                               captions & converted.keys(), captions - converted.keys())
                 osrc = _sound_ended(osrc, cut.moved_to_zero().end, carried, conversions, out.format.name)
             if converted:
                 osrc = converting(osrc, {key: (stream, mapping[key]) for key, stream in converted.items()},
