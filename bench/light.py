@@ -5,7 +5,7 @@ model (io.linear) against restored on the codes taken for SDR video (what a tool
 as video does, and what vidrestore did before it read the DPX header or the HDR transfer tag, and
 does for a camera's log unless --light names it).
 
-    python bench/light.py --pack runs/data/celeba128.npz [--light cineon|pq|hlg|slog3|slog2|vlog|logc3|logc4|applelog|clog3|clog2|clog|dlog] [--model flipnet-small] [--count 64] [--preset fast]
+    python bench/light.py --pack runs/data/celeba128.npz [--light cineon|pq|hlg|slog3|slog3-sgamut3|slog2|vlog|logc3|logc4|applelog|clog3|clog2|clog|dlog] [--model flipnet-small] [--count 64] [--preset fast]
 
 The faces are bench/quality.py's: the pack's last ``count`` faces, degraded with the default
 degradations at seed 1234. Each face is stored as the codes of the light it shows (HDR's graded as

@@ -1,7 +1,7 @@
 """HDR video (PQ, HLG) and cameras' log video (S-Log3, V-Log, LogC3, LogC4, Apple Log, Canon Log 3, D-Log): does restoring it on an SDR view
 (vidrestore.io.linear) find its faces and restore them as the same pictures in SDR are restored?
 
-    python bench/video_light.py ../shared/data/videos/keep_real_1.mp4 [--frames 40] [--lights pq,hlg,slog3,slog2,vlog,logc3,logc4,applelog,clog3,clog2,clog,dlog] \
+    python bench/video_light.py ../shared/data/videos/keep_real_1.mp4 [--frames 40] [--lights pq,hlg,slog3,slog3-sgamut3,slog2,vlog,logc3,logc4,applelog,clog3,clog2,clog,dlog] \
         [--detector retinaface --detector-weights ../shared/data/weights/retinaface_mobilenet0.25_Final.pth]
 
 The clip's first ``--frames`` are graded as HDR is from SDR (BT.2408: SDR white at 203 cd/m2, in

@@ -442,7 +442,7 @@ def test_light_cineon_restores_a_log_scan_whose_headers_say_nothing_as_one_whose
 
 
 HDR = [Light.PQ, Light.HLG]
-LOGS = [Light.SLOG3, Light.SLOG2, Light.VLOG, Light.LOGC3, Light.LOGC4, Light.APPLE_LOG, Light.CLOG3, Light.CLOG2, Light.CLOG, Light.DLOG]
+LOGS = [Light.SLOG3, Light.SLOG3_SGAMUT3, Light.SLOG2, Light.VLOG, Light.LOGC3, Light.LOGC4, Light.APPLE_LOG, Light.CLOG3, Light.CLOG2, Light.CLOG, Light.DLOG]
 VIDEO = [*HDR, *LOGS]
 
 

@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 EXIT_INTERRUPTED = 130
 # --light's words (io.linear.Light's values), written out: importing it would import av and numpy before any argument is read
-LIGHTS = "auto|display|linear|cineon|pq|hlg|slog3|slog2|vlog|logc3|logc4|applelog|clog3|clog2|clog|dlog"
+LIGHTS = "auto|display|linear|cineon|pq|hlg|slog3|slog3-sgamut3|slog2|vlog|logc3|logc4|applelog|clog3|clog2|clog|dlog"
 
 
 def _device(name: str):
@@ -261,9 +261,9 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                    help="the rate an image sequence's pictures are played at, e.g. 24 or 24000/1001 (default: the rate "
                         "DPX headers state, else 25 as FFmpeg): it times a video made from them; a video keeps its own timing")
     p.add_argument("--light", metavar=LIGHTS,
-                   help="what the input's samples stand for (default auto: what its headers and tags say): cineon for a log film "
+                   help="what the input's samples stand for (default auto: what its headers and tags say, or a Sony camera's settings file beside it, C0001M01.XML for C0001.MP4): cineon for a log film "
                         "scan (printing density) whose DPX headers do not say so, linear for linear-light RGB pictures, "
-                        "pq or hlg for HDR video that is not tagged so, slog3 (Sony S-Log3, S-Gamut3.Cine), slog2 (Sony "
+                        "pq or hlg for HDR video that is not tagged so, slog3 (Sony S-Log3, S-Gamut3.Cine; slog3-sgamut3 in S-Gamut3), slog2 (Sony "
                         "S-Log2, S-Gamut), vlog (Panasonic V-Log), logc3 (ARRI LogC3, EI 800), logc4 (ARRI LogC4), applelog "
                         "(Apple Log), clog3 (Canon Log 3, Cinema Gamut), clog2 (Canon Log 2, Cinema Gamut), clog (Canon Log, "
                         "Rec. 709) or dlog (DJI D-Log, D-Gamut) for a "

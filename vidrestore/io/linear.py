@@ -2,7 +2,8 @@
 in half or float, with or without alpha), RGB pictures tagged linear, film scans in printing
 density (Cineon log, as a DPX header states it), HDR video (PQ or HLG, as its transfer tag
 says), and cameras' log video (S-Log3, S-Log2, V-Log, LogC3, LogC4, Apple Log, Canon Log 3, Canon Log 2,
-Canon Log, D-Log: no tag says so, ``--light`` does). :class:`Light`
+Canon Log, D-Log: no tag says so; ``--light`` does, or a Sony camera's file beside the clip,
+:mod:`.sidecar`). :class:`Light`
 names them; the probe sets it.
 
 FFmpeg's scaler clamps float samples to [0, 1] when it converts them: a plate's highlights above
@@ -52,6 +53,7 @@ class Light(enum.Enum):
     PQ = "pq"  # HDR video in SMPTE ST 2084's perceptual quantiser (HDR10, Dolby Vision's base): light in cd/m2
     HLG = "hlg"  # HDR video in ARIB STD-B67's hybrid log-gamma (phones' HDR, broadcast): scene light
     SLOG3 = "slog3"  # Sony's S-Log3 in S-Gamut3.Cine, as Sony's cameras record it: scene light
+    SLOG3_SGAMUT3 = "slog3-sgamut3"  # S-Log3 in S-Gamut3, the wider gamut Sony's cameras offer beside it: scene light
     SLOG2 = "slog2"  # Sony's S-Log2 in S-Gamut, as Sony's earlier cameras (FS7, a7S) record it: scene light
     VLOG = "vlog"  # Panasonic's V-Log in V-Gamut, as Panasonic's cameras record it: scene light
     LOGC3 = "logc3"  # ARRI's LogC3 at EI 800 in ARRI Wide Gamut 3, as ALEXA cameras record ProRes: scene light
@@ -66,7 +68,8 @@ class Light(enum.Enum):
 HDR_LIGHTS = frozenset({Light.PQ, Light.HLG})
 LIGHT_WORDS = {Light.DISPLAY: "display-referred", Light.LINEAR: "linear light in integer samples",
                Light.CINEON: "printing density (Cineon log)", Light.PQ: "HDR (PQ)", Light.HLG: "HDR (HLG)",
-               Light.SLOG3: "Sony S-Log3 (S-Gamut3.Cine)", Light.SLOG2: "Sony S-Log2 (S-Gamut)", Light.VLOG: "Panasonic V-Log (V-Gamut)",
+               Light.SLOG3: "Sony S-Log3 (S-Gamut3.Cine)", Light.SLOG3_SGAMUT3: "Sony S-Log3 (S-Gamut3)",
+               Light.SLOG2: "Sony S-Log2 (S-Gamut)", Light.VLOG: "Panasonic V-Log (V-Gamut)",
                Light.LOGC3: "ARRI LogC3 (EI 800, ARRI Wide Gamut 3)", Light.LOGC4: "ARRI LogC4 (ARRI Wide Gamut 4)",
                Light.APPLE_LOG: "Apple Log (BT.2020)", Light.CLOG3: "Canon Log 3 (Cinema Gamut)",
                Light.CLOG2: "Canon Log 2 (Cinema Gamut)", Light.CLOG: "Canon Log (Rec. 709)", Light.DLOG: "DJI D-Log (D-Gamut)"}
@@ -379,6 +382,7 @@ class _CameraLog:
 
 _CAMERA_LOGS = {
     Light.SLOG3: _CameraLog(_slog3_light, _slog3_signal, S_GAMUT3_CINE),
+    Light.SLOG3_SGAMUT3: _CameraLog(_slog3_light, _slog3_signal, S_GAMUT),
     Light.SLOG2: _CameraLog(_slog2_light, _slog2_signal, S_GAMUT),
     Light.VLOG: _CameraLog(_vlog_light, _vlog_signal, V_GAMUT),
     Light.LOGC3: _CameraLog(_logc3_light, _logc3_signal, ARRI_WIDE_GAMUT3),

@@ -14,8 +14,9 @@ import av
 from ..errors import InputError
 from .dpx import says_printing_density
 from .exr import chromaticities_of
-from .linear import HDR_LIGHTS, Light, light_of, video_chromaticities
+from .linear import VIDEO_LIGHTS, Light, light_of, video_chromaticities
 from .sequence import find_sequence, is_sequence, numbered, open_sequence
+from .sidecar import sidecar_light, sony_settings
 
 
 @dataclass(frozen=True)
@@ -213,12 +214,15 @@ def probe(path: str | Path) -> VideoInfo:
     """Describe the first video stream of ``path``; raises ``InputError`` when there is none.
 
     A run asks again and again (each pass, each reader, the report); the answer is kept while the
-    file's inode, size and modification time stay the same (opening the container costs ~5 ms)."""
+    file's inode, size and modification time stay the same (opening the container costs ~5 ms), and
+    those of the camera's settings file beside it, which may say its light (:mod:`.sidecar`)."""
     try:
         stat = os.stat(path)
+        settings = sony_settings(Path(path))
+        said = os.stat(settings).st_mtime_ns if settings is not None else 0
     except OSError:
         return _probe(path)  # open_input names the problem
-    return _probe_file(str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return _probe_file(str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, said)
 
 
 @functools.lru_cache(maxsize=64)
@@ -322,7 +326,9 @@ def _probe(path: str | Path) -> VideoInfo:
             info["chromaticities"] = chromaticities_of(picture)
         info["icc_profile"] = icc_profile
         info["light"] = light_of(info["pix_fmt"], cc.color_trc, picture.suffix.lower() == ".dpx" and says_printing_density(picture))
-        if info["light"] in HDR_LIGHTS:
+        if info["light"] is Light.DISPLAY and not pictures:  # a camera's log, which its tags do not say
+            info["light"] = sidecar_light(picture) or Light.DISPLAY
+        if info["light"] in VIDEO_LIGHTS:
             info["chromaticities"] = video_chromaticities(info["light"], cc.color_primaries)
         if not info["timestamps"]:  # a raw stream's demuxer assumes 25 fps; the encoder wrote the true rate into the stream (H.264 VUI)
             info["average_rate"] = as_fraction(cc.framerate) or as_fraction(stream.average_rate)

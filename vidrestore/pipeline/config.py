@@ -141,7 +141,7 @@ class PipelineConfig:
     frame_rate: str = ""
     # What the input's samples stand for (io.linear.Light): "auto", what its pictures' headers and tags
     # say; "display", "linear", "cineon" (printing density), "pq" or "hlg" (HDR video), "slog3",
-    # "slog2", "vlog", "logc3", "logc4", "applelog", "clog3", "clog2", "clog" or "dlog" (a camera's log video, which no tag names), whatever they say: a log scan whose DPX
+    # "slog3-sgamut3", "slog2", "vlog", "logc3", "logc4", "applelog", "clog3", "clog2", "clog" or "dlog" (a camera's log video, which no tag names), whatever they say: a log scan whose DPX
     # headers say "user-defined" or nothing is "cineon".
     light: str = "auto"
     # A folder to write each track's best face to (as pass 1 saw it, aligned), named by person and

@@ -23,10 +23,20 @@ from ..faces.quality import strength_for
 from ..faces.types import Track
 from ..io import VideoInfo, hdr10plus, probe
 from ..io.encoders import alpha_note, check_encoder, describe_encoding, dolby_vision_note, icc_note, master_note
-from ..io.linear import CINEON_BLACK, CINEON_WHITE, HDR_LIGHTS, LIGHT_WORDS, REFERENCE_WHITE_NITS, VIDEO_LIGHTS, Light
+from ..io.linear import (
+    CAMERA_LOGS,
+    CINEON_BLACK,
+    CINEON_WHITE,
+    HDR_LIGHTS,
+    LIGHT_WORDS,
+    REFERENCE_WHITE_NITS,
+    VIDEO_LIGHTS,
+    Light,
+)
 from ..io.reader import doubles_rate, fields_have_own_moments
 from ..io.remux import empty_sound_note, unrestored_videos_note
 from ..io.sequence import find_sequence, is_sequence, numbered
+from ..io.sidecar import sony_settings
 from .analysis import Analysis, selected_tracks
 from .config import PipelineConfig, Progress
 from .segments import faceless_encoding
@@ -51,7 +61,7 @@ class Report:
     qa: list[dict] | None = None  # with --qa: per restored track, output and input metrics
     encoder: str | None = None  # how the output's video was encoded; None: copied, or not written (--dry-run)
     people: list[dict] = field(default_factory=list)  # who is who: each person's id, tracks and frames on screen
-    light: str = "display"  # what the input's samples were read as standing for: display, linear, cineon, pq, hlg, slog3, slog2, vlog, logc3, logc4, applelog, clog3, clog2, clog or dlog (io.linear.Light)
+    light: str = "display"  # what the input's samples were read as standing for: display, linear, cineon, pq, hlg, slog3, slog3-sgamut3, slog2, vlog, logc3, logc4, applelog, clog3, clog2, clog or dlog (io.linear.Light)
     grain: float = 0.0  # how much of the noise the restored faces lacked against their frames was put back (--grain)
     keep_coarse: float = 0.0  # px of the frame: the faces kept the input's picture coarser than a Gaussian of this size (--keep-coarse)
     keep_detail: float = 0.0  # the share of the frame's detail finer than the crop that the faces kept (--keep-detail)
@@ -130,9 +140,21 @@ def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
     return notes
 
 
-def light_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
+def _light_said(analysis: Analysis, cfg: PipelineConfig, src: Path) -> str:
+    """What said what the input's samples stand for: --light, its tags, a camera's settings file or DPX headers."""
+    if cfg.light != "auto":
+        return "as --light says"
+    if analysis.light in HDR_LIGHTS:
+        return "as its transfer tag says"
+    if analysis.light in CAMERA_LOGS:
+        settings = sony_settings(Path(src))
+        return f"as its camera's settings file {settings.name if settings else ''} says"
+    return "as their DPX headers say"
+
+
+def light_note(analysis: Analysis, cfg: PipelineConfig, src: Path) -> list[str]:
     """How the faces of pictures that are not display-referred were shown to the detector and the model."""
-    said = ("as its transfer tag says" if analysis.light in HDR_LIGHTS else "as their DPX headers say") if cfg.light == "auto" else "as --light says"
+    said = _light_said(analysis, cfg, src)
     if analysis.light in VIDEO_LIGHTS:
         white = f"its reference white, {REFERENCE_WHITE_NITS:.0f} cd/m2," if analysis.light in HDR_LIGHTS else "its scene light, a white card"
         return [(f"the video is {LIGHT_WORDS[analysis.light]}, {said}: faces were found and restored on an SDR view of it "
@@ -401,5 +423,5 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
         people=people_of(analysis.tracks), light=analysis.light.value, grain=cfg.grain, keep_coarse=cfg.keep_coarse, keep_detail=cfg.keep_detail,
         measure_detail=cfg.measure_detail, measure_strength=cfg.measure_strength, strength=cfg.strength,
-        excerpt=excerpt_shown(analysis, info), corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*excerpt_note(analysis, info, dst), *decode_notes(analysis, info), *light_note(analysis, cfg), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *strength_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
+        excerpt=excerpt_shown(analysis, info), corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*excerpt_note(analysis, info, dst), *decode_notes(analysis, info), *light_note(analysis, cfg, src), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *strength_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
                *unrestored_videos_note(src), *empty_sound_note(src), *notes])
