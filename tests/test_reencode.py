@@ -486,6 +486,35 @@ def test_an_excerpt_of_a_c608_track_in_quicktime_redraws_the_caption_on_the_scre
         assert [cue for cue in _texts(tmp_path / "text.mp4") if cue[1]] == shown
 
 
+def test_a_roll_up_caption_lifted_a_pair_a_frame_is_redrawn_by_its_commands_alone():
+    """Captions lifted from a broadcast's frames come a pair a frame, with padding between: a
+    roll-up caption of three rows on the screen at an excerpt's start was drawn by some ninety
+    packets since its roll-up command, all of which its redraw needs (the first attempt looked
+    back 64 and redrew nothing). The redraw leaves out the padding, and draws what all of them
+    drew: the last three of five lines."""
+    from vidrestore.io.reencode import redrawn
+
+    lines = ["The first of five lines, rolled", "off the top with the second by", "the fifth line, so three rows", "show at the start of the cut:", "these three"]
+    pairs = ERASE_SCREEN + [(0x94, 0x26)] * 2 + [(0x94, 0x70)] * 2  # roll-up of 3 rows, on row 15
+    for n, line in enumerate(lines):
+        pairs += ([(0x94, 0xAD)] * 2 if n else []) + caption_pairs(line)  # a carriage return before each line but the first
+    packets = []
+    for pair in [*PADDING * 5, *pairs]:
+        packets.append(av.Packet(bytes([0xFC, *pair, 0xFC, *PADDING[0]])))  # each frame's pair, and padding
+
+    def screen(*chunks: bytes) -> str:
+        decoder = av.CodecContext.create("eia_608", "r")
+        for chunk in chunks:
+            decoder.decode2(av.Packet(chunk))
+        cue = decoder.decode2(av.Packet(bytes([0xFC, *ERASE_SCREEN[0]])))
+        return re.sub(r"\{[^}]*\}", "", "".join(rect.ass.decode().split(",", 8)[-1] for rect in cue.rects))
+
+    assert len(packets) > 80
+    redraw = redrawn(packets)
+    assert screen(*map(bytes, packets)) == screen(redraw) == "\\N".join(lines[2:])
+    assert len(redraw) == 3 * (len(pairs) - 3)  # the pairs from the roll-up command's repeat on, without a frame's padding
+
+
 def test_broadcast_subtitles_go_into_mp4_each_page_until_the_next_replaces_it(tmp_path):
     """DVB pages of a TV capture (.ts) into .mp4: each lasts until the next page replaces it, its
     own time-out or the video's end; the last, never cleared, made the subtitle track 30 s long

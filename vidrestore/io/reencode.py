@@ -195,24 +195,41 @@ def is_caption(stream: av.stream.Stream) -> bool:
     return stream.type == "subtitle" and stream.codec_context.codec.canonical_name in CAPTIONS
 
 
-# How many of the caption packets before an excerpt's start may be replayed at it to redraw what
-# is on the screen there (:func:`redrawn`): a pop-on caption takes one or two, a roll-up one of
-# three rows a packet a word some tens.
-_REDRAW_REACH = 64
+# How far back from an excerpt's start the commands that drew its caption are looked for: a
+# roll-up caption of three rows lifted from the frames, a pair a frame, takes a hundred packets or so.
+_REDRAW_REACH = 1024
+
+_PADDING_PAIR = b"\x80\x80"  # CEA-608's pair that says nothing (0 and 0, with odd parity)
 
 
 def redrawn(packets: Sequence[av.Packet]) -> bytes:
-    """The CEA-608 commands of the fewest last of ``packets`` (a caption track's, before an
-    excerpt's start) that leave on the screen what all of them leave there, joined: replayed at
-    the start, they redraw it. b"" when the screen is left blank, or when none of the last
-    :data:`_REDRAW_REACH` redraws it alone."""
+    """The CEA-608 commands (cc_data triplets, padding left out) of the last of ``packets`` (a
+    caption track's, before an excerpt's start) that leave on the screen what all of them leave
+    there, joined: replayed at the start, they redraw it. The fewest that do, found by halving
+    (more of them redraw whatever fewer do); b"" when the screen is left blank, or when the last
+    :data:`_REDRAW_REACH` packets do not redraw it."""
     shown = _screen(packets)
     if shown is None:
         return b""
-    for first in range(len(packets) - 1, max(len(packets) - _REDRAW_REACH, 0) - 1, -1):
-        if _screen(packets[first:]) == shown:
-            return b"".join(bytes(packet) for packet in packets[first:])
-    return b""
+
+    def redraws(first: int) -> bool:
+        return _screen([av.Packet(_commands(packets[first:]))]) == shown
+
+    low, high = max(len(packets) - _REDRAW_REACH, 0), len(packets) - 1
+    if not redraws(low):
+        return b""
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if redraws(middle) else (low, middle - 1)
+    return _commands(packets[low:])
+
+
+def _commands(packets: Sequence[av.Packet]) -> bytes:
+    """The cc_data triplets of ``packets`` joined, but those that carry padding: a player plays a
+    pair a frame, so a replay is as short as its commands."""
+    data = b"".join(bytes(packet) for packet in packets)
+    triplets = (data[i:i + 3] for i in range(0, len(data) - 2, 3))
+    return b"".join(triplet for triplet in triplets if triplet[1:] != _PADDING_PAIR)
 
 
 def _screen(packets: Sequence[av.Packet]) -> tuple[bytes, ...] | None:
