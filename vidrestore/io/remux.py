@@ -95,7 +95,7 @@ def _first_at_zero(packets: Iterator[av.Packet]) -> Iterator[av.Packet]:
 def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut,
             preroll: Mapping[tuple[str, int], Fraction] = MappingProxyType({}),
             drawn: Collection[tuple[str, int]] = (),
-            redrawn: Collection[tuple[str, int]] = ()) -> Iterator[tuple[tuple[str, int], av.Packet]]:
+            replayed: Collection[tuple[str, int]] = ()) -> Iterator[tuple[tuple[str, int], av.Packet]]:
     """The packets of ``packets`` (the input's other streams) that begin within ``cut``, moved back
     so that its start is 0. Plain PCM is cut between its samples; other sound at its packets,
     which last some tens of milliseconds, but a sound stream of ``preroll`` keeps the packet that
@@ -107,7 +107,7 @@ def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut,
     several), put at the start. Closed captions that are ``drawn`` (converted to text) keep every
     packet before the start, at its time before 0: any of them may have drawn what is on the
     screen at the start, and their decoder shows it from 0 (:class:`~vidrestore.io.reencode._Cues`).
-    Closed captions that are ``redrawn`` (copied as they are) begin with the commands that draw
+    Closed captions that are ``replayed`` (copied as they are) begin with the commands that draw
     what is on the screen at the start, replayed there (:func:`_redrawing`)."""
     showing: dict[tuple[str, int], list[av.Packet]] = {}
     for key, packet in packets:
@@ -121,7 +121,7 @@ def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut,
                 yield key, _moved_back(part, cut.start)
             continue
         subtitle = packet.stream.type == "subtitle"
-        if when < cut.start and (key in preroll or key in drawn or key in redrawn):
+        if when < cut.start and (key in preroll or key in drawn or key in replayed):
             held = showing.setdefault(key, [])
             held.append(packet)
             while key in preroll and len(held) > 2 and _packet_time(held[1]) <= cut.start - preroll[key]:
@@ -137,7 +137,7 @@ def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut,
                 continue
             packet.pts, packet.duration = ts + late, packet.duration - late
             packet.dts = packet.pts if packet.dts is not None else None
-        if key in redrawn and key in showing:
+        if key in replayed and key in showing:
             *redraw, packet = _redrawing(showing.pop(key, []), cut, packet)
             yield from ((key, _moved_back(p, cut.start)) for p in redraw)
         yield from ((key, _held(held, cut, key in preroll or key in drawn)) for held in showing.pop(key, []))
@@ -145,7 +145,7 @@ def _within(packets: Iterator[tuple[tuple[str, int], av.Packet]], cut: Cut,
             packet.duration = min(packet.duration, math.ceil((cut.end - Fraction(packet.pts) * packet.time_base) / packet.time_base))
         yield key, _moved_back(packet, cut.start)
     for key, held in showing.items():  # sound that ends before the start is left out
-        if key in redrawn:
+        if key in replayed:
             yield from ((key, _moved_back(packet, cut.start)) for packet in _redrawing(held, cut, None))
         else:
             yield from ((key, _held(packet, cut, key in drawn)) for packet in held if key not in preroll)
