@@ -762,7 +762,7 @@ def cmd_eval(argv: list[str]) -> int:
     vd.add_argument("--figures", "--sheets", dest="figures", type=Path,
                     help="folder for per-track contact sheets (input, restored, difference) and per-frame metric plots")
     vd.add_argument("--light", metavar=LIGHTS,
-                    help="what both videos' samples stand for, as the restore command's --light (default auto: their headers)")
+                    help="what both videos' samples stand for, as the restore command's --light (default auto: what the input's headers, tags or Sony settings file say)")
     vd.add_argument("--start", metavar="TIME", help="the restored video is an excerpt from this time of the input (as restored with --start)")
     vd.add_argument("--end", metavar="TIME", help="... to this time (as restored with --end)")
     for sp in (im, vd):
