@@ -886,6 +886,33 @@ def _reencoded(src, tmp_path):
     return video
 
 
+def test_an_ntsc_dv_capture_is_read_at_its_frame_rate_and_goes_into_quicktime_with_its_timecode(tmp_path):
+    """FFmpeg's DV demuxer times NTSC DV on a clock of 1/60000 s and states that tick rate, 60000,
+    as the stream's average frame rate. Taken for the frame rate, it made QuickTime's muxer refuse
+    the capture's timecode ("fps 60000 is too large"): DV into .mov, QuickTime's own home for it,
+    failed. The rate is now the frames' own, 29.97; the DV is copied (no face to restore) with a
+    timecode track, every frame at its time."""
+    dv = tmp_path / "capture.dv"
+    ramp = np.linspace(0, 255, 720, dtype=np.float32)[None, :, None].repeat(480, 0).repeat(3, 2)
+    with av.open(str(dv), "w") as out:
+        vs = out.add_stream("dvvideo", rate=Fraction(30000, 1001))
+        vs.width, vs.height, vs.pix_fmt = 720, 480, "yuv411p"
+        for i in range(6):
+            frame = av.VideoFrame.from_ndarray(np.roll(ramp, 40 * i, axis=1).astype(np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+    with av.open(str(dv)) as c:
+        assert c.streams.video[0].average_rate == 60000 and c.metadata["timecode"] == "00:00:00:00"  # FFmpeg's reading
+    assert probe(dv).average_rate == Fraction(30000, 1001)
+    out = tmp_path / "capture.mov"
+    assert main([str(dv), str(out), "--model", "none", "--detector", "dlib", "--quiet"]) == 0
+    with av.open(str(dv)) as a, av.open(str(out)) as b:
+        assert b.streams.video[0].codec_context.name == "dvvideo" and b.streams.video[0].average_rate == Fraction(30000, 1001)
+        assert [s.metadata.get("timecode") for s in b.streams if s.type == "data"] == ["00:00:00:00"]
+        assert [f.time for f in b.decode(video=0)] == [f.time for f in a.decode(video=0)]
+
+
 def test_a_timecode_counts_at_the_rate_of_video_made_at_the_field_rate(tmp_path):
     """A 25 fps master's timecode on 50p made from it (--double-rate) counts its frames in 50ths."""
     src = timecoded_clip(tmp_path / "master.mov", "10:00:00:12")

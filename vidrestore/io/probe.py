@@ -230,6 +230,18 @@ def _probe_file(path: str, *identity: int) -> VideoInfo:
     return _probe(path)
 
 
+def frame_rate_of(stream: av.video.stream.VideoStream) -> Fraction | None:
+    """The stream's average frame rate; but where the demuxer states its tick rate for it (FFmpeg's
+    DV demuxer: 60000 fps, on a clock of 1/60000 s, for NTSC's 29.97), the rate its frames' durations
+    give. Taken at 60000 fps, an NTSC DV capture's timecode made QuickTime's muxer fail ("fps 60000
+    is too large"), and its telecine could not be recognised."""
+    stated, guessed = as_fraction(stream.average_rate), as_fraction(stream.guessed_rate)
+    tick = as_fraction(stream.time_base)
+    if stated and tick and guessed and stated == 1 / tick and guessed < stated:
+        return guessed
+    return stated
+
+
 def _picture_header(picture: Path) -> tuple[bool, int]:
     """Whether the picture file ``picture`` embeds an ICC profile, and its TIFF compression (tag 259;
     1, none, for other types), read from its header by Pillow (PyAV cannot read a PNG's profile
@@ -306,7 +318,7 @@ def _probe(path: str | Path) -> VideoInfo:
             container.duration / 1e6 if container.duration else None)
         info = {
             "path": Path(path), "width": cc.width, "height": cc.height, "codec": codec_name(stream),
-            "pix_fmt": cc.pix_fmt or "yuv420p", "time_base": as_fraction(stream.time_base), "average_rate": as_fraction(stream.average_rate),
+            "pix_fmt": cc.pix_fmt or "yuv420p", "time_base": as_fraction(stream.time_base), "average_rate": frame_rate_of(stream),
             "frames": find_sequence(path).count if is_sequence(path) else stream.frames or 0, "duration_s": duration, "sample_aspect_ratio": as_fraction(cc.sample_aspect_ratio),
             "color": ColorInfo(cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range),
             "other_streams": others, "field_order": FIELD_ORDERS.get(cc.field_order, "unknown"),
@@ -331,5 +343,5 @@ def _probe(path: str | Path) -> VideoInfo:
         if info["light"] in VIDEO_LIGHTS:
             info["chromaticities"] = video_chromaticities(info["light"], cc.color_primaries)
         if not info["timestamps"]:  # a raw stream's demuxer assumes 25 fps; the encoder wrote the true rate into the stream (H.264 VUI)
-            info["average_rate"] = as_fraction(cc.framerate) or as_fraction(stream.average_rate)
+            info["average_rate"] = as_fraction(cc.framerate) or frame_rate_of(stream)
     return VideoInfo(**info)

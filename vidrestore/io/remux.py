@@ -30,7 +30,7 @@ from .encoders import EncodeOptions, check_encoder
 from .excerpt import Cut
 from .exr import COLOUR_CHANNELS, channels_of
 from .headers import carry_headers
-from .probe import VideoInfo, as_fraction, codec_name, is_cover, open_input, probe
+from .probe import VideoInfo, as_fraction, codec_name, frame_rate_of, is_cover, open_input, probe
 from .reencode import (
     AUTO_SOUND,
     BROADCAST_RATE,
@@ -231,7 +231,7 @@ def _played_rate(video: av.video.stream.VideoStream, source: str | Path | None, 
     video's its stream's own (an .mp4's average rate counts the last frame's and the sound's durations)."""
     if tick and source is not None and is_sequence(source):
         return 1 / tick
-    return as_fraction(video.base_rate) or as_fraction(video.average_rate)
+    return as_fraction(video.base_rate) or frame_rate_of(video)
 
 
 def _chapters_within(chapters: list[dict], cut: Cut) -> list[dict]:
@@ -556,8 +556,8 @@ def _holds(name: str, stream: av.stream.Stream | None, video: av.stream.Stream |
                 # with its rate, as remux writes it: MXF refuses a picture without one (and then
                 # each sound stream of an Avid MXF was said not to fit in MXF)
                 picture = copy_of(out, video)
-                if video.average_rate:
-                    picture.codec_context.framerate = video.average_rate
+                if frame_rate_of(video):
+                    picture.codec_context.framerate = frame_rate_of(video)
         copy = None if stream is None else converted_stream(out, stream, conversion) if conversion else _carry(out, stream)
         out.start_encoding()
         samples = [] if stream is None else _samples(stream, copy, conversion is not None)
@@ -800,7 +800,7 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 video.metadata["alpha_mode"] = "1"
             # a QuickTime master's timecode tracks, or a DPX scan's first timecode
             timecodes = [track.metadata["timecode"] for track in _timecode_tracks(oin)] or \
-                [code for code in [probe(other_source).timecode] if code and fits_rate(code, vstream.average_rate)]
+                [code for code in [probe(other_source).timecode] if code and fits_rate(code, frame_rate_of(vstream))]
             if timecodes:
                 video.metadata.setdefault("timecode", timecodes[0])
             played = _played_rate(oin.streams.video[0], other_source, tick) if oin.streams.video else None
@@ -808,12 +808,12 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 video.metadata["timecode"] = timecode_after(video.metadata["timecode"], *_frames_before(oin.streams.video[0], cut, played))
             if "timecode" in video.metadata and oin.streams.video:  # on video made at another rate (--double-rate, --decimate)
                 video.metadata["timecode"] = timecode_at(video.metadata["timecode"], played, _played_rate(vstream, None, None))
-            if vstream.average_rate:
+            if frame_rate_of(vstream):
                 # The output's declared rate (Matroska's default duration, the rate a timecode
                 # counts in) comes from the codec's; a copied stream has the codec's tick rate
                 # there (1000 for a Matroska input, 12800 for x264 at 25 fps), which Matroska
                 # then declared as the frame rate and no timecode accepts.
-                video.codec_context.framerate = vstream.average_rate
+                video.codec_context.framerate = frame_rate_of(vstream)
             unfit_streams = _unfit(oin, output)
             unfit = {s.index for s in unfit_streams}
             conversions = _conversions(oin, output, sound, unfit_streams, cut is not None)
