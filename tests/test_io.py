@@ -1239,6 +1239,41 @@ def test_video_that_was_not_for_delivery_is_written_in_4_2_0_by_delivery_encoder
         assert output_pix_fmt(av.Codec(encoder, "w"), EncodeOptions(pix_fmt="yuv444p"), source) == "yuv444p"  # --pix-fmt decides
 
 
+@pytest.mark.parametrize("pix_fmt, encoder, written", [("uyvy422", "ffv1", "yuv422p"), ("yuyv422", "utvideo", "yuv422p"),
+                                                       ("bgr24", "ffv1", "bgr0"), ("rgb24", "utvideo", "gbrp"), ("nv12", "dvvideo", "yuv420p"),
+                                                       ("uyvy422", "dvvideo", "yuv422p"), ("gray", "mpeg4", "yuv420p")])
+def test_an_encoder_that_does_not_take_a_captures_layout_gets_its_samples_in_its_own(tmp_path, pix_fmt, encoder, written):
+    """Uncompressed captures come packed (UYVY 4:2:2 from capture cards, BGR): FFV1 and the other
+    encoders that take no packed layout were given 4:2:0 instead, and RGB through YUV, so a
+    lossless master of a 4:2:2 capture lost half its colour. The same samples are now written in
+    the encoder's planar layout; only where it has none is anything lost (grey into MPEG-4)."""
+    from vidrestore.io.encoders import output_pix_fmt
+
+    source = dataclasses.replace(probe(make_clip(tmp_path / "in.mp4", [0, 40])), codec="rawvideo", pix_fmt=pix_fmt)
+    assert output_pix_fmt(av.Codec(encoder, "w"), EncodeOptions(), source) == written
+
+
+def test_a_uyvy_capture_restored_into_an_ffv1_master_keeps_every_sample_away_from_the_face(tmp_path, sample_clip):
+    capture = tmp_path / "capture.avi"
+    with VideoReader(sample_clip) as r, av.open(str(capture), "w") as out:
+        vs = out.add_stream("rawvideo", rate=25)
+        vs.width, vs.height, vs.pix_fmt = r.info.width, r.info.height, "uyvy422"
+        for f in itertools.islice(r, 6):
+            frame = av.VideoFrame.from_ndarray(f.image, format="rgb24")
+            frame.pts = f.index
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode())
+    master = tmp_path / "master.avi"
+    assert main([str(capture), str(master), "--model", "none", "--detector", "dlib", "--strength", "1", "--quiet"]) == 0
+    with av.open(str(capture)) as a, av.open(str(master)) as b:
+        assert (b.streams.video[0].codec_context.name, b.streams.video[0].codec_context.pix_fmt) == ("ffv1", "yuv422p")
+        for before, after in zip(a.decode(video=0), b.decode(video=0), strict=True):
+            planes, kept = before.reformat(format="yuv422p").to_ndarray(), after.to_ndarray()
+            height = before.height
+            assert np.array_equal(planes[:16, :16], kept[:16, :16])  # luma of a corner
+            assert np.array_equal(planes[height:height + 16, :8], kept[height:height + 16, :8])  # its chroma, at full height
+
+
 def test_a_video_asked_for_as_4_4_4_jpeg_pictures_gets_them_full_range(sample_clip, tmp_path):
     """--pix-fmt yuv444p into JPEG pictures failed at the first frame (FFmpeg's MJPEG encoder
     refuses limited-range YUV, which H.264 video is): JPEG codes 4:4:4 full range, as yuvj444p."""

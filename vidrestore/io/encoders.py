@@ -76,6 +76,9 @@ def _pick_pix_fmt(codec: av.Codec, requested: str, source: str, width: int, heig
         return _jfif_format(codec, requested, supported)  # --pix-fmt yuv444p asks for 4:4:4, which JPEG codes full range
     if not supported or source in supported:
         return _jfif_format(codec, source, supported)
+    repacked = [f for f in supported if _repacks(source, f)]
+    if repacked:  # the same samples in the encoder's layout: a capture's packed 4:2:2 (UYVY) as planar 4:2:2
+        return _jfif_format(codec, repacked[0], supported)
     if "yuv420p" in supported and not (has_alpha(source) and any(has_alpha(f) for f in supported)):
         return _jfif_format(codec, "yuv420p", supported)
     return _closest_format(source, supported)  # an alpha channel kept where the encoder takes one (WebP's)
@@ -171,21 +174,34 @@ def _range_said(colours: ColorInfo, output: av.VideoFormat, encoder: str) -> Col
     return dataclasses.replace(colours, range=1) if full and encoder not in _FULL_RANGE_ENCODERS else colours
 
 
+def _described(name: str) -> tuple[bool, int, int]:
+    """A pixel format's alpha, chroma samples (of a 16x16 picture) and bit depth."""
+    fmt = av.VideoFormat(name, 16, 16)
+    chroma = sum(c.width * c.height for c in fmt.components if not c.is_luma and not c.is_alpha)
+    return has_alpha(name), chroma, max(c.bits for c in fmt.components)
+
+
+def _loss(source: str, name: str) -> tuple[bool, int, int, int]:
+    """What writing ``source`` in ``name`` loses (its alpha, chroma samples, bits), and how far their depths differ."""
+    (alpha, chroma, bits), (kept_alpha, kept_chroma, kept_bits) = _described(source), _described(name)
+    return alpha and not kept_alpha, max(0, chroma - kept_chroma), max(0, bits - kept_bits), abs(bits - kept_bits)
+
+
+def _repacks(source: str, name: str) -> bool:
+    """Whether ``name`` holds ``source``'s samples as they are, laid out otherwise (packed UYVY as
+    planar 4:2:2, NV12 as planar 4:2:0, BGR as planar GBR): the same components, each of the same
+    size and depth, in the same colour model."""
+    def samples(fmt: str) -> tuple:
+        picture = av.VideoFormat(fmt, 16, 16)
+        return picture.is_rgb, tuple((c.width, c.height, c.bits, c.is_alpha) for c in picture.components)
+    return samples(name) == samples(source)
+
+
 def _closest_format(source: str, candidates: list[str]) -> str:
     """The one of ``candidates`` that keeps most of ``source``: its alpha, then its chroma resolution,
     then its bit depth (a 12-bit ProRes 4444 with alpha goes to ProRes's 10-bit 4444 with alpha, not
     to its first format, 4:2:2 without)."""
-    def described(name: str) -> tuple[bool, int, int]:
-        fmt = av.VideoFormat(name, 16, 16)
-        chroma = sum(c.width * c.height for c in fmt.components if not c.is_luma and not c.is_alpha)
-        return has_alpha(name), chroma, max(c.bits for c in fmt.components)
-
-    alpha, chroma, bits = described(source)
-
-    def loss(name: str) -> tuple[bool, int, int, int]:
-        has_alpha, has_chroma, has_bits = described(name)
-        return alpha and not has_alpha, max(0, chroma - has_chroma), max(0, bits - has_bits), abs(bits - has_bits)
-    return min(candidates, key=loss)
+    return min(candidates, key=lambda name: _loss(source, name))
 
 
 # Encoders for a container that cannot hold the one asked for (or for "auto"), best first.
