@@ -647,6 +647,47 @@ def test_neither_woven_video_nor_progressive_video_is_taken_for_telecined_film(i
     assert not progressive.interlaced and not progressive.telecined and progressive.matched == 0, progressive
 
 
+def _rgb_copy(source: Path, path: Path) -> Path:
+    """``source``'s frames in RGB, losslessly (FFV1 in BGR0), at its times."""
+    with av.open(str(source)) as src, av.open(str(path), "w") as out:
+        stream = src.streams.video[0]
+        vs = out.add_stream("ffv1", rate=stream.average_rate)
+        vs.width, vs.height, vs.pix_fmt = stream.width, stream.height, "bgr0"
+        for frame in src.decode(stream):
+            out.mux(vs.encode(frame.reformat(format="bgr0")))
+        out.mux(vs.encode())
+    return path
+
+
+def test_fields_in_rgb_are_told_apart_as_in_yuv(telecined_clip, sample_clip, tmp_path):
+    """Field matching is checked by comparing its frames' luma with the input's. An RGB input's was
+    FFmpeg's grey (full range) and the matcher's YUV luma (limited range): every frame counted as
+    rebuilt, so an RGB scan or capture that idet doubted was field-matched. An RGB copy of the
+    telecined film is still found telecined; the RGB sample's frames are rebuilt by no matcher."""
+    from vidrestore.io.reader import _match_scan
+
+    film = scan_fields(_rgb_copy(telecined_clip, tmp_path / "film.mkv"))
+    assert film.telecined and film.matched == scan_fields(telecined_clip).matched, film
+    assert _match_scan(_rgb_copy(sample_clip, tmp_path / "sample.mkv"), 60, 1) == {"tff": (0, 0), "bff": (0, 0)}
+
+
+def test_a_picture_of_doubled_rows_is_not_taken_for_interlaced(sample_clip, tmp_path):
+    """A picture of half the height with each row doubled (a line doubler's, or a codec's 2x2
+    blocks: Cinepak's) shows one moment in both fields, but idet reads such frames as interlaced:
+    a 15 fps Cinepak clip was field-matched and went through YUV. Rows in pairs far more alike than
+    between the pairs are now read as progressive; the same moving pictures woven from two moments
+    are still interlaced."""
+    with VideoReader(sample_clip) as r:
+        frames = [np.ascontiguousarray(np.roll(f.image, 6 * f.index, axis=1)) for f in r]
+    doubled = [np.repeat(f[::2], 2, axis=0) for f in frames]
+    h, w = frames[0].shape[:2]
+    scan = scan_fields(make_clip(tmp_path / "doubled.mp4", [i * 40 for i in range(len(doubled))], size=(h, w), images=doubled,
+                                 x264_params="qp=0"))
+    assert not scan.interlaced and scan.tff + scan.bff == 0, scan
+    assert scan_fields(weave_clip(tmp_path / "woven.mp4", make_clip(tmp_path / "moving.mp4", [i * 40 for i in range(len(frames))],
+                                                                     size=(h, w), images=frames))).interlaced
+
+
 def _after_a_still_leader(path: Path, sample_clip: Path, leader: int, repeats: int) -> Path:
     """``leader`` frames of flat grey (a tape's black or slate), then the sample's frames ``repeats`` times."""
     with VideoReader(sample_clip) as r:

@@ -275,24 +275,42 @@ def _stretches(path: str | Path, frames: int, count: int = SCAN_STRETCHES) -> It
             yield stream, None
 
 
+# Rows in pairs this much more alike than between them (or less) are a doubled picture's
+# (:func:`_rows_paired`): natural pictures, interlaced or not, measured 0.84-1.0 (keep_real_1,
+# DV, Flash video), a Cinepak clip's 2x2 blocks 0.52-0.57.
+_PAIRED_ROWS = 0.7
+
+
 def _idet_scan(path: str | Path, frames: int) -> FieldScan:
     """idet's counts over stretches of ``frames`` frames (:func:`_stretches`), until half a stretch
     of frames was judged (still frames are judged neither interlaced nor progressive)."""
     totals = {kind: 0 for kind in ("tff", "bff", "progressive")}
-    counts: dict[str, str] = {}
     graph, stretches = None, 0
     for stream, frame in _stretches(path, frames):
         graph = graph or _chain(stream, [("idet", "")])
         graph.vpush(frame)
         for out in _pull(graph):
-            counts = dict(out.metadata)  # running totals: the last frame's are the stretch's
+            verdict = out.metadata.get("lavfi.idet.multiple.current_frame", "")
+            if verdict in ("tff", "bff") and _rows_paired(out.to_ndarray(format="gray")):
+                verdict = "progressive"
+            if verdict in totals:
+                totals[verdict] += 1
         if frame is None:
-            for kind in totals:
-                totals[kind] += round(float(counts.get(f"lavfi.idet.multiple.{kind}", 0)))
-            counts, graph, stretches = {}, None, stretches + 1
+            graph, stretches = None, stretches + 1
             if sum(totals.values()) >= frames // 2:
                 break
     return FieldScan(totals["tff"], totals["bff"], totals["progressive"], stretches=stretches)
+
+
+def _rows_paired(luma: np.ndarray) -> bool:
+    """Whether a picture's rows come in pairs far more alike than the rows between the pairs: a
+    picture of half the height with its lines doubled, or one a codec made of 2x2 blocks
+    (Cinepak's). Its two fields show one moment, but idet reads them as interlaced: a 15 fps
+    Cinepak clip was taken for telecined video and field-matched. Fields of moments of their
+    own differ wherever anything moves, within the pairs as much as between them."""
+    rows = luma.astype(np.int16)
+    within, between = np.abs(rows[0:-1:2] - rows[1::2]).mean(), np.abs(rows[1:-1:2] - rows[2::2]).mean()
+    return min(within, between) < _PAIRED_ROWS * max(within, between)
 
 
 def _match_scan(path: str | Path, frames: int, stretches: int) -> dict[str, tuple[int, int]]:
@@ -302,10 +320,15 @@ def _match_scan(path: str | Path, frames: int, stretches: int) -> dict[str, tupl
     matchers: dict[str, av.filter.Graph] = {}
     before: dict[int | None, np.ndarray] = {}  # luma of the frames in the matchers, by timestamp
     judged: dict[int | None, int] = {}  # how many matchers gave each of them back
+    converter: av.filter.Graph | None = None
     for stream, frame in _stretches(path, frames, stretches):
-        matchers = matchers or {parity: _chain(stream, [_fieldmatch(parity)]) for parity in PARITIES}
+        # RGB is matched as YUV: its luma to compare with is the same conversion's, not FFmpeg's
+        # grey (full range, where YUV's is limited), which counted every frame of it as rebuilt
+        yuv = [("format", "yuv444p")] if av.VideoFormat(stream.codec_context.pix_fmt).is_rgb else []
+        matchers = matchers or {parity: _chain(stream, [*yuv, _fieldmatch(parity)]) for parity in PARITIES}
+        converter = converter or (_chain(stream, yuv) if yuv else None)
         if frame is not None:
-            before[frame.pts] = frame.to_ndarray(format="gray")
+            before[frame.pts] = _luma(frame, converter)
         for parity, graph in matchers.items():
             graph.vpush(frame)
             for out in _pull(graph):
@@ -316,8 +339,16 @@ def _match_scan(path: str | Path, frames: int, stretches: int) -> dict[str, tupl
                 if judged[out.pts] == len(PARITIES):
                     before.pop(out.pts, None)
         if frame is None:  # the next stretch starts afresh
-            matchers, before, judged = {}, {}, {}
+            matchers, before, judged, converter = {}, {}, {}, None
     return {parity: (rebuilt, combed) for parity, (rebuilt, combed) in matches.items()}
+
+
+def _luma(frame: av.VideoFrame, converter: av.filter.Graph | None) -> np.ndarray:
+    """The luma of ``frame``, converted by ``converter`` first (None: as it is)."""
+    if converter is not None:
+        converter.vpush(frame)
+        frame = next(iter(_pull(converter)))
+    return frame.to_ndarray(format="gray")
 
 
 def scan_fields(path: str | Path, frames: int = 60) -> FieldScan:
