@@ -310,7 +310,8 @@ def _master(path: Path, codec: str, pix_fmt: str, options: dict[str, str], frame
     ("png", "rgba", {}, ".mov", None),
     ("cfhd", "gbrap12le", {}, ".avi", None),
     ("r210", "gbrp10le", {}, ".mov", None),
-], ids=["prores-lt", "prores-xq-mkv", "dnxhr-sq", "dnxhr-lb-mxf", "utvideo", "png-alpha", "cineform-alpha", "r210"])
+    ("jpeg2000", "yuv422p10le", {}, ".mxf", None),
+], ids=["prores-lt", "prores-xq-mkv", "dnxhr-sq", "dnxhr-lb-mxf", "utvideo", "png-alpha", "cineform-alpha", "r210", "jpeg2000-mxf"])
 def test_a_master_is_written_back_in_its_own_codec_and_profile(tmp_path, codec, pix_fmt, options, suffix, profile):
     """Without --codec, a ProRes LT reel came back as H.264 (and with --codec prores_ks as HQ), a
     DNxHR one as H.264 (DNxHD's encoder refused it without a profile), an Avid MXF as MPEG-2, and a
@@ -342,6 +343,33 @@ def test_a_lossless_master_stays_lossless_where_its_container_can_and_is_named_w
     assert "--codec ffv1" in master_note(master, "libx264", tmp_path / "o.mp4")[0]
     assert master_note(master, "ffv1", tmp_path / "o.mkv") == [] == master_note(probe(make_clip(tmp_path / "h.mp4", [0, 40])),
                                                                                  "libx264", tmp_path / "o.mp4")
+
+
+def test_a_jpeg2000_master_in_mxf_comes_back_as_lossless_jpeg2000(tmp_path, sample_clip):
+    """Film archives keep JPEG 2000 in MXF. Restored into .mxf it came back as MPEG-2, MXF's house
+    codec, without a word (and once it was written as JPEG 2000, MXF's muxer refused it: FFmpeg's
+    MXF demuxer states no frame rate for it). It is now JPEG 2000 again, in its reversible (lossless)
+    wavelet: every sample away from the face is the input's. Into .mp4, the note says how to keep it."""
+    from vidrestore.cli import main
+
+    src = tmp_path / "archive.mxf"
+    with VideoReader(sample_clip) as r, av.open(str(src), "w") as out:
+        stream = out.add_stream("jpeg2000", rate=25)
+        stream.width, stream.height, stream.pix_fmt = r.info.width, r.info.height, "yuv422p"
+        for f in itertools.islice(r, 4):
+            frame = av.VideoFrame.from_ndarray(f.image, format="rgb24").reformat(format="yuv422p")
+            frame.pts = f.index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    options = ["--model", "none", "--detector", "dlib", "--strength", "1", "--quiet", "--json", str(tmp_path / "r.json")]
+    assert main([str(src), str(tmp_path / "out.mxf"), *options]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["encoder"] == "jpeg2000, yuv422p"
+    with av.open(str(src)) as a, av.open(str(tmp_path / "out.mxf")) as b:
+        assert b.streams.video[0].codec_context.name == "jpeg2000"
+        for x, y in zip(a.decode(video=0), b.decode(video=0), strict=True):
+            assert np.array_equal(x.to_ndarray()[:16, :16], y.to_ndarray()[:16, :16])  # a corner, away from the face
+    assert main([str(src), str(tmp_path / "out.mp4"), *options]) == 0
+    assert any("(a master)" in note and "--codec jpeg2000" in note for note in json.loads((tmp_path / "r.json").read_text())["notes"])
 
 
 def test_pictures_in_a_master_codec_are_no_master_for_the_video_made_of_them(tmp_path):

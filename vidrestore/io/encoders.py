@@ -250,17 +250,19 @@ _HOUSE_ENCODERS = {".mxf": "mpeg2video", ".wmv": "wmv2", ".asf": "wmv2", ".mpg":
 # restored master stays a master (a ProRes HQ reel came back as delivery H.264; a PNG QuickTime
 # render with alpha, as H.264 without its alpha). A lossless one whose own codec the output's
 # container cannot hold becomes FFV1, lossless too; so does uncompressed video, at a third of its size.
+# JPEG 2000, the film archives' master (in MXF), is written losslessly (:func:`_quality_options`):
+# an archive's JPEG 2000 in MXF came back as MPEG-2, MXF's house codec, without a word.
 _MASTER_ENCODERS = {"prores": "prores_ks", "dnxhd": "dnxhd", "cfhd": "cfhd", "ffv1": "ffv1", "huffyuv": "huffyuv",
                     "ffvhuff": "ffvhuff", "utvideo": "utvideo", "magicyuv": "magicyuv", "v210": "v210", "r210": "r210",
-                    "qtrle": "qtrle", "png": "png", "tiff": "tiff", "rawvideo": "ffv1"}
+                    "qtrle": "qtrle", "png": "png", "tiff": "tiff", "rawvideo": "ffv1", "jpeg2000": "jpeg2000"}
 
 # The master encoders each container is written with, as FFmpeg writes them and reads them back.
 # FFmpeg also writes FFV1 into an .mp4 and ProRes into MPEG-TS, which players (FFmpeg's own
 # demuxer, for the second) do not read, and its MXF muxer takes UT Video until it writes the header.
-_MASTER_MUXERS = {"mov": {"prores_ks", "dnxhd", "cfhd", "qtrle", "v210", "r210", "magicyuv", "png", "tiff"},
-                  "matroska": {"prores_ks", "ffv1"},
-                  "avi": {"ffv1", "huffyuv", "ffvhuff", "utvideo", "magicyuv", "v210", "r210", "cfhd", "png"},
-                  "mxf": {"prores_ks", "dnxhd", "ffv1"}}
+_MASTER_MUXERS = {"mov": {"prores_ks", "dnxhd", "cfhd", "qtrle", "v210", "r210", "magicyuv", "png", "tiff", "jpeg2000"},
+                  "matroska": {"prores_ks", "ffv1", "jpeg2000"},
+                  "avi": {"ffv1", "huffyuv", "ffvhuff", "utvideo", "magicyuv", "v210", "r210", "cfhd", "png", "jpeg2000"},
+                  "mxf": {"prores_ks", "dnxhd", "ffv1", "jpeg2000"}}
 
 _LOSSLESS = {"ffv1", "huffyuv", "ffvhuff", "utvideo", "magicyuv", "v210", "r210", "qtrle", "png", "tiff", "rawvideo"}
 
@@ -353,7 +355,7 @@ def master_note(source: VideoInfo, encoder: str, output: str | Path) -> list[str
     keep = "ffv1" if lossless else _MASTER_ENCODERS[source.codec]
     *others, last = [suffix for muxer, suffix in _MASTER_SUFFIXES.items() if keep in _MASTER_MUXERS[muxer]]
     holders = f"{', '.join(others)} or {last}" if others else last
-    return [(f"the input is {kind} ({'lossless' if lossless else 'an editing master'}), and the {Path(output).suffix} output "
+    return [(f"the input is {kind} ({'lossless' if lossless else 'a master'}), and the {Path(output).suffix} output "
              f"was encoded with {encoder}, which is lossy: write a {holders} to keep a master (--codec {keep})")]
 
 
@@ -420,6 +422,8 @@ def _quality_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOp
         return {"crf": str(options.crf), "preset": options.preset, "x265-params": "log-level=error"}
     if name == "ffv1":
         return {"level": "3", "slicecrc": "1"}
+    if name == "jpeg2000":  # the reversible 5/3 wavelet: lossless (FFmpeg's default, the 9/7, is not)
+        return {"pred": "dwt53"}
     if name == "libvpx-vp9":  # constant quality (libvpx otherwise aims at 256 kbit/s), rows in parallel
         return {"crf": str(options.crf), "b": "0", "row-mt": "1"}
     if name == "libvpx":  # VP8 takes --crf as a quality level only under a bit rate ceiling (with none it ignored it)

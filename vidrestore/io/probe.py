@@ -232,14 +232,15 @@ def _probe_file(path: str, *identity: int) -> VideoInfo:
 
 def frame_rate_of(stream: av.video.stream.VideoStream) -> Fraction | None:
     """The stream's average frame rate; but where the demuxer states its tick rate for it (FFmpeg's
-    DV demuxer: 60000 fps, on a clock of 1/60000 s, for NTSC's 29.97), the rate its frames' durations
-    give. Taken at 60000 fps, an NTSC DV capture's timecode made QuickTime's muxer fail ("fps 60000
-    is too large"), and its telecine could not be recognised."""
+    DV demuxer: 60000 fps, on a clock of 1/60000 s, for NTSC's 29.97), or none (its MXF demuxer,
+    for JPEG 2000), the rate its frames' durations give. Taken at 60000 fps, an NTSC DV capture's
+    timecode made QuickTime's muxer fail ("fps 60000 is too large"), and its telecine could not be
+    recognised; with none, an MXF output of JPEG 2000 could not be written."""
     stated, guessed = as_fraction(stream.average_rate), as_fraction(stream.guessed_rate)
     tick = as_fraction(stream.time_base)
     if stated and tick and guessed and stated == 1 / tick and guessed < stated:
         return guessed
-    return stated
+    return stated or guessed
 
 
 def _picture_header(picture: Path) -> tuple[bool, int]:
