@@ -16,14 +16,12 @@ from .linear import Light
 # a settings file is some kilobytes; anything far larger is not one, and is not read
 _LARGEST = 1 << 20
 
-# Sony's words for its log curves, by the gamut they are recorded in: S-Log3 in S-Gamut3.Cine
-# (whose curve Sony also names "s-log3-cine"), or in S-Gamut3; S-Log2 in S-Gamut. Other curves
-# (rec709, s-cinetone, the hlg family, which is tagged in the stream) are display or said by tags.
-_SONY_LOGS = {("s-log3", "s-gamut3-cine"): Light.SLOG3, ("s-log3-cine", "s-gamut3-cine"): Light.SLOG3,
-              ("s-log3", "s-gamut3"): Light.SLOG3_SGAMUT3, ("s-log3-cine", "s-gamut3"): Light.SLOG3_SGAMUT3,
-              ("s-log2", "s-gamut"): Light.SLOG2}
-# ... and without a gamut item or with another, by the curve's word alone, in its usual gamut
+# Sony's words for its log curves, each in the gamut its cameras record it in unless the settings
+# say S-Gamut3, the wider one they offer beside S-Gamut3.Cine for S-Log3 (whose curve Sony also
+# names "s-log3-cine"). Other curves (rec709, s-cinetone, the hlg family, which is tagged in the
+# stream) are display, or said by the tags.
 _SONY_CURVES = {"s-log3-cine": Light.SLOG3, "s-log3": Light.SLOG3, "s-log2": Light.SLOG2}
+_IN_S_GAMUT3 = {Light.SLOG3: Light.SLOG3_SGAMUT3}
 
 
 def sony_settings(clip: Path) -> Path | None:
@@ -48,4 +46,5 @@ def sidecar_light(clip: Path) -> Light | None:
     items = {item.get("name"): (item.get("value") or "").strip().lower()
              for item in root.iter() if item.tag.rpartition("}")[2] == "Item"}
     curve, gamut = items.get("CaptureGammaEquation", ""), items.get("CaptureColorPrimaries", "")
-    return _SONY_LOGS.get((curve, gamut)) or _SONY_CURVES.get(curve)
+    light = _SONY_CURVES.get(curve)
+    return _IN_S_GAMUT3.get(light, light) if gamut == "s-gamut3" else light
