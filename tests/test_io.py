@@ -1013,6 +1013,31 @@ def test_remux_keeps_chapters_attachments_dispositions_and_the_video_streams_tag
     assert _dressing(out) == (title, chapters, streams)
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".mov"])
+def test_the_names_of_an_mp4s_tracks_are_kept(tmp_path, suffix):
+    """FFmpeg reads a QuickTime track's name as "name", and muxers write one from "title": an
+    MP4's named tracks ("French", "Commentary") came out unnamed, and into Matroska as a tag
+    that players do not show. The timed text, converted for Matroska, keeps its name too."""
+    plain = make_clip(tmp_path / "plain.mp4", [i * 40 for i in range(12)], audio=True, subtitles=[(0, "hello")])
+    src = tmp_path / "named.mp4"
+    names = ["Camera A", "Commentary", "Signs"]
+    with av.open(str(plain)) as c, av.open(str(src), "w") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in c.streams}
+        for copy, name in zip(copies.values(), names, strict=True):
+            copy.metadata["title"] = name
+        for packet in c.demux():
+            if packet.size:
+                packet.stream = copies[packet.stream.index]
+                out.mux(packet)
+    with av.open(str(src)) as c:
+        assert [s.metadata.get("name") for s in c.streams] == names  # as FFmpeg reads them
+    out = tmp_path / f"out{suffix}"
+    remux(_reencoded(src, tmp_path), src, out)
+    with av.open(str(out)) as c:
+        assert [s.metadata.get("name" if suffix == ".mov" else "title") for s in c.streams] == names
+        assert c.streams.subtitles[0].codec_context.name == ("mov_text" if suffix == ".mov" else "srt")
+
+
 @pytest.mark.parametrize("suffix", [".ts", ".avi", ".flv"])
 def test_chapters_a_container_drops_are_refused_or_left_out_by_name(tmp_path, suffix):
     """MPEG-TS, AVI and FLV write no chapters, and FFmpeg drops them without a word: the

@@ -57,6 +57,17 @@ def copy_of(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.s
     return out.add_stream_from_template(stream)
 
 
+def stream_tags(stream: av.stream.Stream) -> dict[str, str]:
+    """``stream``'s tags as a muxer takes them. FFmpeg reads a QuickTime track's name as "name",
+    while every muxer writes a track's name from "title" (QuickTime's name atom, Matroska's Name,
+    AVI's strn): copied as read, an MP4's "French" and "Commentary" tracks came out unnamed, and
+    into Matroska as a tag that players do not show."""
+    tags = dict(stream.metadata)
+    if "name" in tags and "title" not in tags:
+        tags["title"] = tags.pop("name")
+    return tags
+
+
 def holds_tag(output: Path, stream: av.video.stream.VideoStream) -> bool:
     """Whether a container named like ``output`` takes a copy of ``stream`` with its four-letter
     tag (FFmpeg checks the tag against the codec as it writes the header)."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import av
 
 from ..errors import OutputError, UsageError
-from .containers import muxer_of
+from .containers import muxer_of, stream_tags
 from .excerpt import Cut
 from .soundcut import trimmed
 
@@ -329,7 +329,7 @@ def converted_stream(out: av.container.OutputContainer, stream: av.stream.Stream
         if codec.lossy:
             copy.bit_rate = SOUND_BITS_PER_CHANNEL * stream.codec_context.layout.nb_channels
     copy.disposition = stream.disposition
-    copy.metadata.update(stream.metadata)
+    copy.metadata.update(stream_tags(stream))
     return copy
 
 

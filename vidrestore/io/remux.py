@@ -25,7 +25,7 @@ from av.bitstream import BitStreamFilterContext
 
 from ..errors import OutputError, UsageError
 from .captions import caption_stream, frame_captions, lifted
-from .containers import FRAME_RATE_MUXERS, ISO_MEDIA_MUXERS, copy_of, holds_tag, muxer_of, takes
+from .containers import FRAME_RATE_MUXERS, ISO_MEDIA_MUXERS, copy_of, holds_tag, muxer_of, stream_tags, takes
 from .encoders import EncodeOptions, check_encoder
 from .excerpt import Cut
 from .exr import COLOUR_CHANNELS, channels_of
@@ -288,7 +288,7 @@ def unrestored_videos_note(source: str | Path) -> list[str]:
         others = [s for s in container.streams.video[1:] if not is_cover(s)]
         if not others:
             return []
-        named = ", ".join(_label(s) + (f" \"{s.metadata['title']}\"" if s.metadata.get("title") else "") for s in others)
+        named = ", ".join(_label(s) + (f" \"{stream_tags(s)['title']}\"" if stream_tags(s).get("title") else "") for s in others)
     return [f"faces are restored in the first video stream only; the others are copied as they are: {named}"]
 
 
@@ -319,7 +319,7 @@ def _carry(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.st
             # AVI and DV state a channel count, not a layout; the MP4 muxer then failed on its
             # last write, after the whole video was restored. One or two channels are mono or stereo.
             copy.codec_context.layout = UNORDERED[stream.codec_context.layout.name]
-    copy.metadata.update(stream.metadata)
+    copy.metadata.update(stream_tags(stream))
     return copy
 
 
@@ -792,7 +792,7 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             if oin.streams.video:
                 original = oin.streams.video[0]
                 re_encoded = [p.resolve() for p in parts] != [Path(other_source).resolve()]
-                video.metadata.update({k: v for k, v in original.metadata.items() if not (re_encoded and _is_encoding_tag(k))})
+                video.metadata.update({k: v for k, v in stream_tags(original).items() if not (re_encoded and _is_encoding_tag(k))})
                 video.disposition = original.disposition
             if any(k.lower() == "alpha_mode" and v == "1" for k, v in vstream.metadata.items()):
                 # Matroska's AlphaMode, which browsers need to show VP9's alpha: its muxer writes it
