@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from ..faces.parsing import ParsingMasker as Masker
 from ..io.output import atomic_output
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output
+from ..io.restarts import timed_on, timed_on_folder
 from ..io.sequence import number_offset
 from ..options import RestoreOptions, build_restorer, pinned_precision
 from ..pipeline import Analysis, PipelineConfig, Progress, analyse, check_paths, restore_video
@@ -55,6 +57,9 @@ class ItemPlan:
     started: float
     analyse_s: float
     decoded: DecodedFrames  # the frames the analysis kept for restoring (none once sent to a Ray worker)
+    # the input as listed; item.input is the file read, its copy timed on where its timestamps start over
+    source: Path | None = None
+    restarted: tuple[str, ...] = ()  # the note that says so
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,9 @@ class RestoreWorker:
         started = time.time()
         item = dataclasses.replace(item, options=pinned_precision(item.options, self.device, SegmentLedger(item.output, item.fingerprint)))
         check_paths(item.input, item.output, overwrite=True)  # the batch state decides about existing outputs
+        source = item.input
+        readable, restarted = timed_on(source, timed_on_folder(item.output))  # removed by finish, or with the leftovers
+        item = dataclasses.replace(item, input=readable)
         cfg = in_seconds(item.options.pipeline, item.input)
         check_output(item.input, item.output, cfg.encode, cfg.drop_streams, checked_as(item.input, cfg), cfg.audio_codec)
         check_timing(cfg, item.input, item.output)
@@ -119,7 +127,7 @@ class RestoreWorker:
         if cfg.faces_dir:
             write_faces(analysis, Path(cfg.faces_dir))
         segments = encoded_segments(analysis, cfg, item.input, item.output)
-        return ItemPlan(item, analysis, segments, restorer.name, mask, started, time.time() - started, decoded)
+        return ItemPlan(item, analysis, segments, restorer.name, mask, started, time.time() - started, decoded, source, tuple(restarted))
 
     def restore_segment(self, plan: ItemPlan, index: int, progress: Progress | None = None) -> SegmentDone:
         """Restore and encode segment ``index`` of ``plan`` into its part file. A segment that starts
@@ -141,7 +149,15 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
     """Join the segments and the other streams into a temp file, rename it onto the output, and
     return the item's report (the pipeline's report plus ``faces`` and ``seconds``). ``reused``:
     how many segments an earlier, interrupted run had finished; ``restorer_notes``: what the
-    restorer said while restoring the others."""
+    restorer said while restoring the others. The copy of an input timed on is removed."""
+    try:
+        return _finished(plan, frames_out, reused, restorer_notes)
+    finally:
+        if plan.item.input != plan.source:
+            shutil.rmtree(timed_on_folder(plan.item.output), ignore_errors=True)
+
+
+def _finished(plan: ItemPlan, frames_out: int, reused: int, restorer_notes: tuple[str, ...]) -> dict:
     item = plan.item
     parts = [segment_path(item.output, i) for i in range(len(plan.segments))]
     notes = reused_note(reused, len(parts), item.options.dtype) + list(restorer_notes)
@@ -174,6 +190,7 @@ def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tup
     timings["total"] = seconds
     report = build_report(item.input, item.output, plan.analysis, item.options.pipeline, plan.restorer, plan.mask,
                           frames_out if parts else plan.analysis.frames, timings, notes)
-    out = dataclasses.asdict(dataclasses.replace(report, qa=qa, encoder=encoder))
+    out = dataclasses.asdict(dataclasses.replace(report, input=str(plan.source or item.input), notes=[*plan.restarted, *report.notes],
+                                                 qa=qa, encoder=encoder))
     out.update(faces=sum(len(t) for t in selected), seconds=round(seconds, 3), segments=len(parts))
     return out

@@ -24,6 +24,7 @@ from ..io.output import atomic_output
 from ..io.photo import carry_photo_tags
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output
+from ..io.restarts import played_in_order, timed_on_folder
 from ..io.sequence import files_of, find_sequence, has_number_field, is_sequence, number_offset, sequences_in, unsupported_type
 from ..models.precision import precision_name
 from ..restore import Restorer, TrackContext
@@ -145,12 +146,20 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     src = Path(src)
     if dst is None and not dry_run:
         raise UsageError("an output path is needed unless --dry-run is given")
+    if dst is not None:
+        check_paths(src, Path(dst), overwrite)
+    with played_in_order(src, Path(dst) if dst is not None else None) as (readable, restarted):
+        report = _restore(readable, dst, cfg, restorer, device, dry_run, progress, detector, preview, qa, resume)
+    return dataclasses.replace(report, input=str(src), notes=[*restarted, *report.notes])
+
+
+def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer, device: torch.device, dry_run: bool,
+             progress: Progress | None, detector: FaceDetector | None, preview: str | Path | None, qa: bool, resume: str) -> Report:
     cfg = in_seconds(cfg, src)
     check_timing(cfg, src, dst)
     if cfg.faces_dir and Path(cfg.faces_dir).exists() and not Path(cfg.faces_dir).is_dir():
         raise OutputError(f"--faces {cfg.faces_dir}: that is a file; give a folder to write the faces into")
     if dst is not None:
-        check_paths(src, Path(dst), overwrite)
         check_output(src, dst, cfg.encode, cfg.drop_streams, checked_as(src, cfg), cfg.audio_codec)
         if preview is not None:
             check_encoder(cfg.encode, preview)
@@ -184,7 +193,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
             ledger.discard()
             notes.append("the segments an earlier run left were not reused: they were made from another input, with other options "
                          "or another model, or have changed since")
-        remove_leftovers(dst, keep=[p for i in reused for p in (parts[i], carries[i])])
+        remove_leftovers(dst, keep=[timed_on_folder(dst), *(p for i in reused for p in (parts[i], carries[i]))])  # not the copy read
         if preview is not None:
             remove_leftovers(Path(preview))
         with contextlib.ExitStack() as stack:

@@ -1,0 +1,109 @@
+"""Recordings whose timestamps start over (MPEG-TS/PS joined end to end) are read timed on."""
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import make_clip
+
+from vidrestore.cli import main
+from vidrestore.io.restarts import played_in_order, restarts_in, timed_on, timed_on_folder
+from vidrestore.resume import remove_leftovers
+
+FAST = ["--model", "none", "--detector", "dlib", "--detect-every", "3", "--x264-preset", "ultrafast", "--quiet"]
+
+
+def _times(path: Path, kind: str) -> list[Fraction]:
+    with av.open(str(path)) as c:
+        return [f.pts * f.time_base for f in c.decode(**{kind: 0})]
+
+
+@pytest.fixture(scope="module")
+def sample_frames(sample_clip) -> list[np.ndarray]:
+    with av.open(str(sample_clip)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def _joined(folder: Path, parts: int, frames: list[np.ndarray] | None = None, size: tuple[int, int] = (48, 64)) -> tuple[Path, list[Path]]:
+    """MPEG-TS recordings with sound, each timed from its own start, put end to end as ``cat`` joins them."""
+    count = len(frames) if frames is not None else 10
+    pieces = [make_clip(folder / f"part{i}.ts", [k * 40 for k in range(count)], size=frames[0].shape[:2] if frames else size,
+                        audio=True, images=frames) for i in range(parts)]
+    joined = folder / "joined.ts"
+    joined.write_bytes(b"".join(p.read_bytes() for p in pieces))
+    return joined, pieces
+
+
+def test_a_join_is_found_and_its_later_parts_are_timed_on_with_their_sound(tmp_path):
+    joined, pieces = _joined(tmp_path, parts=3)
+    restarts = restarts_in(joined)
+    assert len(restarts) == 2
+    folder = tmp_path / "copy"
+    copy, note = timed_on(joined, folder)
+    assert copy == folder / "joined.ts" and "start over 2 times" in note[0]
+    video, sound = _times(copy, "video"), _times(copy, "audio")
+    parts_video = [_times(p, "video") for p in pieces]
+    assert len(video) == sum(len(v) for v in parts_video) == len(_times(joined, "video"))
+    assert len(sound) == sum(len(_times(p, "audio")) for p in pieces)
+    assert all(b > a for a, b in zip(video, video[1:], strict=False)) and all(b > a for a, b in zip(sound, sound[1:], strict=False))
+    step = Fraction(1, 25)
+    for k, part in enumerate(parts_video[1:], start=1):
+        first = sum(len(v) for v in parts_video[:k])
+        # each part starts where the one before it ended: its sound, which runs 0.1 s past its last frame
+        assert step < video[first] - video[first - 1] < Fraction(1, 4)
+        assert abs(float(restarts[k - 1].at_s) - float(video[first])) < 0.1
+        # and its frames keep their spacing, and their place against its sound
+        assert [t - video[first] for t in video[first:first + len(part)]] == [t - part[0] for t in part]
+    shift = video[len(parts_video[0])] - parts_video[1][0]
+    part_sound = _times(pieces[1], "audio")
+    assert part_sound[0] + shift in sound
+
+
+def test_an_unjoined_recording_is_read_as_it_is(tmp_path):
+    single = make_clip(tmp_path / "one.ts", [k * 40 for k in range(10)], audio=True)
+    mp4 = make_clip(tmp_path / "one.mp4", [k * 40 for k in range(10)], audio=True)
+    folder = tmp_path / "copy"
+    for source in (single, mp4):
+        assert restarts_in(source) == []
+        assert timed_on(source, folder) == (source, [])
+    assert not folder.exists()
+
+
+def test_the_copy_is_removed_whatever_happens_and_with_an_interrupted_runs_leftovers(tmp_path):
+    joined, _ = _joined(tmp_path, parts=2)
+    output = tmp_path / "out.mkv"
+    with pytest.raises(KeyboardInterrupt), played_in_order(joined, output) as (copy, _):
+        assert copy.exists() and copy.parent == timed_on_folder(output)
+        raise KeyboardInterrupt
+    assert not timed_on_folder(output).exists()
+    timed_on(joined, timed_on_folder(output))  # as a killed run leaves it
+    assert remove_leftovers(output) == 1 and not timed_on_folder(output).exists()
+
+
+def test_a_recording_joined_from_two_is_restored_whole_with_its_sound_in_step(sample_frames, tmp_path):
+    """Two captures put end to end: the muxer refused the output's timestamps, which went back at the
+    join, after all the work was done."""
+    joined, pieces = _joined(tmp_path, parts=2, frames=sample_frames[:12])
+    out, report = tmp_path / "out.mkv", tmp_path / "r.json"
+    assert main([str(joined), str(out), "--json", str(report), "--strength", "1", *FAST]) == 0
+    video, sound = _times(out, "video"), _times(out, "audio")
+    assert len(video) == len(_times(joined, "video")) == 24
+    assert all(b > a for a, b in zip(video, video[1:], strict=False)) and all(b > a for a, b in zip(sound, sound[1:], strict=False))
+    assert video[12] - video[11] < Fraction(1, 4)
+    data = json.loads(report.read_text())
+    assert data["input"] == str(joined) and data["frames_out"] == 24 and data["tracks"]
+    assert "start over 1 time" in data["notes"][0]
+    assert not [p for p in tmp_path.iterdir() if "timed-on" in p.name]
+
+
+def test_a_batch_item_joined_from_two_is_timed_on_too(tmp_path):
+    joined, _ = _joined(tmp_path, parts=2)
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    assert main(["batch", str(joined), "--out", str(out), "--json", str(report), *FAST]) == 0
+    item = json.loads(report.read_text())["items"][0]
+    assert item["status"] == "done" and item["frames"] == 20
+    assert all(b > a for a, b in zip(_times(out / "joined.ts", "video"), _times(out / "joined.ts", "video")[1:], strict=False))
+    assert not [p for p in out.iterdir() if "timed-on" in p.name]

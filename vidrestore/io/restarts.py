@@ -1,0 +1,148 @@
+"""Recordings whose timestamps start over: MPEG program and transport streams joined from several
+(a DVD's cells, VOB files put end to end, TV captures or camcorder clips concatenated). A player
+plays their parts in file order; a muxer refuses a timestamp that goes back, so such an input
+failed after all its work. It is read from a copy whose later parts are timed on from where the
+earlier ones end, as FFmpeg's command line times them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from ..errors import OutputError
+from .containers import copy_of, stream_tags
+from .probe import open_input
+from .sequence import hidden_stem
+
+# FFmpeg's demuxers that read such streams flag them so (AVFMT_TS_DISCONT): MPEG-TS and MPEG-PS
+_DISCONTINUOUS = 0x200
+# How far a sound or picture stream's decode times may step back before it counts as starting
+# over (FFmpeg's command line: a tenth of a second), and how far on (its dts_delta_threshold)
+_BACK = Fraction(1, 10)
+_ON = 10
+
+
+@dataclass(frozen=True)
+class Restart:
+    at_s: float  # where the later part plays from, in seconds of the continuous timeline
+    stated_s: float  # the time its first packet states
+
+
+class _Timeline:
+    """The shift, in seconds, that times each packet on from the ones before it, fed the packets in
+    file order. Only sound and picture decide: subtitles and data come sparsely. A part starts
+    where the latest of its streams ended, so that none of them goes back."""
+
+    def __init__(self) -> None:
+        self.shift = Fraction(0)
+        self.restarts: list[Restart] = []
+        self._last: dict[int, Fraction] = {}
+        self._next: dict[int, Fraction] = {}
+
+    def shift_of(self, packet: av.Packet) -> Fraction:
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        if stamp is None or packet.stream.type not in ("audio", "video"):
+            return self.shift
+        index, time_base = packet.stream.index, packet.time_base
+        stated = stamp * time_base
+        time = stated + self.shift
+        if index in self._last and (time + _BACK < self._last[index] or time - self._next[index] > _ON):
+            self.shift += max(self._next.values()) - time
+            time = stated + self.shift
+            self.restarts.append(Restart(float(time), float(stated)))
+        step = packet.duration * time_base if packet.duration else time - self._last.get(index, time)
+        self._last[index], self._next[index] = time, time + step
+        return self.shift
+
+
+def _shifted(packet: av.Packet, shift: Fraction) -> av.Packet:
+    ticks = round(shift / packet.time_base)
+    if packet.pts is not None:
+        packet.pts += ticks
+    if packet.dts is not None:
+        packet.dts += ticks
+    return packet
+
+
+def restarts_in(source: Path) -> list[Restart]:
+    """Where the timestamps of ``source`` start over; none for a container whose demuxer does not
+    allow it (MP4, Matroska: their times are stored, not counted by the stream)."""
+    with open_input(source) as container:
+        if not container.format.flags & _DISCONTINUOUS:
+            return []
+        timeline = _Timeline()
+        for packet in container.demux():
+            timeline.shift_of(packet)
+        return timeline.restarts
+
+
+def _continuous_copy(source: Path, copy: Path) -> None:
+    """Write ``source``'s packets into ``copy``, in its container, timed on across each restart."""
+    with open_input(source) as container, av.open(str(copy), "w", format=container.format.name) as out:
+        out.metadata.update(container.metadata)
+        copies = {}
+        for stream in container.streams:
+            copies[stream.index] = copy_of(out, stream)
+            copies[stream.index].metadata.update(stream_tags(stream))
+            copies[stream.index].disposition = stream.disposition
+        timeline = _Timeline()
+        for packet in container.demux():
+            shift = timeline.shift_of(packet)
+            if packet.size:
+                packet.stream = copies[packet.stream.index]
+                out.mux(_shifted(packet, shift))
+
+
+def restart_note(restarts: list[Restart], source: Path) -> list[str]:
+    if not restarts:
+        return []
+    where = ", ".join(f"{r.at_s:.2f} s" for r in restarts[:5]) + (", ..." if len(restarts) > 5 else "")
+    return [(f"the timestamps of {source.name} start over {len(restarts)} time{'s' if len(restarts) > 1 else ''}, as in recordings "
+            f"joined end to end (a DVD's cells, concatenated captures): each later part is timed on from where the one before it "
+            f"ends, at {where}, as players play it; every frame and all the sound are kept")]
+
+
+def timed_on_folder(output: Path | None) -> Path:
+    """Where the copy of an input timed on goes: a hidden folder beside ``output``, which has room
+    for the output anyway (a dry run's, with no output, in the system's temporary folder)."""
+    if output is None:
+        return Path(tempfile.gettempdir()) / f".vidrestore.{os.getpid()}.timed-on"
+    return output.parent / f".{hidden_stem(output)}.timed-on{output.suffix}"
+
+
+def timed_on(source: Path, folder: Path) -> tuple[Path, list[str]]:
+    """The file to read for ``source``, and a note: ``source`` itself, or, where its timestamps
+    start over, a copy timed on across each restart, written into ``folder`` under the input's
+    own name (so that every message names it as the user does)."""
+    restarts = restarts_in(source) if source.is_file() else []
+    if not restarts:
+        return source, []
+    copy = folder / source.name
+    try:
+        shutil.rmtree(folder, ignore_errors=True)  # an interrupted run's
+        folder.mkdir()
+        _continuous_copy(source, copy)
+    except (OSError, av.error.FFmpegError) as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise OutputError(f"cannot write the copy of {source.name} timed on across its restarts into {folder.parent} "
+                          f"({getattr(exc, 'strerror', None) or exc})") from exc
+    return copy, restart_note(restarts, source)
+
+
+@contextlib.contextmanager
+def played_in_order(source: Path, output: Path | None) -> Iterator[tuple[Path, list[str]]]:
+    """:func:`timed_on` for one run, the copy removed afterwards whatever happens."""
+    folder = timed_on_folder(output)
+    try:
+        yield timed_on(source, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
