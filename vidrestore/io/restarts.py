@@ -40,7 +40,8 @@ class Restart:
 class _Timeline:
     """The shift, in seconds, that times each packet on from the ones before it, fed the packets in
     file order. Only sound and picture decide: subtitles and data come sparsely. A part starts
-    where the latest of its streams ended, so that none of them goes back."""
+    where the latest of its streams ended, so that none of them goes back; a stream that jumps on
+    alone (its picture lost for a while, its sound going on) keeps its gap."""
 
     def __init__(self) -> None:
         self.shift = Fraction(0)
@@ -56,9 +57,11 @@ class _Timeline:
         stated = stamp * time_base
         time = stated + self.shift
         if index in self._last and (time + _BACK < self._last[index] or time - self._next[index] > _ON):
-            self.shift += max(self._next.values()) - time
-            time = stated + self.shift
-            self.restarts.append(Restart(float(time), float(stated)))
+            moved = max(self._next.values()) - time
+            if moved > _BACK or moved < -_ON:  # not a gap in one stream while another went on (a picture lost for a while)
+                self.shift += moved
+                time = stated + self.shift
+                self.restarts.append(Restart(float(time), float(stated)))
         step = packet.duration * time_base if packet.duration else time - self._last.get(index, time)
         self._last[index], self._next[index] = time, time + step
         return self.shift
