@@ -101,13 +101,15 @@ def stores_rotation(output: str | Path) -> bool:
 
 def holds_copy(source: str | Path, output: str | Path) -> bool:
     """Whether a file named like ``output`` can hold ``source``'s video stream copied as it is (an
-    .mp4 cannot hold a GIF's, nor a .webm H.264)."""
+    .mp4 cannot hold a GIF's, nor a .webm H.264). The header is written: QuickTime refuses VP9
+    only there, so a faceless VP9 video, to be copied into a .mov, failed after the work."""
     scratch = io.BytesIO()
     scratch.name = Path(output).name  # FFmpeg picks the container by the name
     with open_input(source) as container:
         try:
             with av.open(scratch, "w") as out:
                 copy_of(out, container.streams.video[0])
+                out.start_encoding()
         except (av.error.FFmpegError, ValueError):
             return False
     return True

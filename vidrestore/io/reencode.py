@@ -85,11 +85,13 @@ UNORDERED = {"1 channels": "mono", "2 channels": "stereo"}
 class Conversion:
     """How a stream of the input is written into the output: with ``encoder``, and for sound at
     ``rate``. ``recut``: sound that the container holds as it is, re-encoded without loss so that
-    an excerpt's sound is cut to the sample (:func:`lossless_recut`)."""
+    an excerpt's sound is cut to the sample (:func:`lossless_recut`). ``layout``: see
+    :func:`speaker_names`."""
 
     encoder: str
     rate: int = 0
     recut: bool = False
+    layout: str = ""  # sound's channel layout as written, where the encoder names its speakers otherwise ("" its own)
 
 
 # FFmpeg's FLAC encoder writes 32-bit samples as 24 bits (32-bit FLAC is a recent, experimental
@@ -298,6 +300,19 @@ def sound_encoder(output: str | Path, wanted: str) -> str:
     return codec.name
 
 
+# The same speakers under FFmpeg's other name: a surround pair said to be at the side or at the
+# back. AC-3 and DTS say side (DVD's 5.1), Opus and Vorbis take only back, and a DVD's 5.1 into
+# .webm was refused. Written so, the samples are the same (swresample moves side to back).
+_OTHER_SPEAKER_NAMES = {"5.1(side)": "5.1", "5.0(side)": "5.0", "quad(side)": "quad",
+                        "5.1": "5.1(side)", "5.0": "5.0(side)", "quad": "quad(side)"}
+
+
+def speaker_names(stream: av.audio.stream.AudioStream) -> list[str]:
+    """The layouts to write sound ``stream`` with, in order: its own ("" for it), then its
+    speakers under another name, for an encoder that takes that alone."""
+    return ["", *filter(None, [_OTHER_SPEAKER_NAMES.get(stream.codec_context.layout.name)])]
+
+
 def sound_encoders(stream: av.stream.Stream, output: str | Path, sound: str) -> list[str]:
     """The encoders to try, in order, for the sound ``stream`` going into ``output`` re-encoded with
     ``sound`` (as :func:`sound_encoder` gives it): that encoder; for "auto", lossless sound's
@@ -324,7 +339,7 @@ def converted_stream(out: av.container.OutputContainer, stream: av.stream.Stream
     else:
         copy = out.add_stream(codec.name, rate=conversion.rate)
         layout = stream.codec_context.layout.name
-        copy.layout = UNORDERED.get(layout, layout)
+        copy.layout = conversion.layout or UNORDERED.get(layout, layout)
         copy.format = _sample_format(codec, stream.codec_context.format)
         if codec.lossy:
             copy.bit_rate = SOUND_BITS_PER_CHANNEL * stream.codec_context.layout.nb_channels

@@ -47,6 +47,7 @@ from .reencode import (
     redrawn,
     sound_encoder,
     sound_encoders,
+    speaker_names,
     subtitle_encoders,
     trial_cue,
 )
@@ -383,13 +384,16 @@ def _unfit(container: av.container.InputContainer, output: str | Path) -> list[a
     return [stream for stream in _carried(container) if not _holds(Path(output).name, stream, video)]
 
 
-def _sound_rate(name: str, stream: av.audio.stream.AudioStream, video: av.stream.Stream | None, encoder: str) -> int | None:
-    """The rate the sound ``stream`` is re-encoded at with ``encoder`` for a container named like
-    ``name``: its own where the encoder takes it (else the nearest one it does: 48 kHz for Opus),
-    else 48 kHz where the container takes only that (MXF); None where it takes neither."""
+def _sound_conversion(name: str, stream: av.audio.stream.AudioStream, video: av.stream.Stream | None, encoder: str) -> Conversion | None:
+    """How the sound ``stream`` is re-encoded with ``encoder`` for a container named like ``name``:
+    at its own rate where the encoder takes it (else the nearest one it does: 48 kHz for Opus),
+    else 48 kHz where the container takes only that (MXF); with its own layout, else its speakers
+    under the name the encoder takes (:func:`~vidrestore.io.reencode.speaker_names`); None where
+    none of these is held."""
     rates = av.Codec(encoder, "w").audio_rates
     own = stream.rate if not rates or stream.rate in rates else min(rates, key=lambda r: (abs(r - stream.rate), -r))
-    return next((rate for rate in dict.fromkeys([own, BROADCAST_RATE]) if _holds(name, stream, video, Conversion(encoder, rate))), None)
+    tried = (Conversion(encoder, rate, layout=layout) for layout in speaker_names(stream) for rate in dict.fromkeys([own, BROADCAST_RATE]))
+    return next((conversion for conversion in tried if _holds(name, stream, video, conversion)), None)
 
 
 def _subtitle_encoder(name: str, stream: av.stream.Stream, video: av.stream.Stream | None) -> str | None:
@@ -403,7 +407,7 @@ def _conversions(container: av.container.InputContainer, output: str | Path, sou
     """How each stream of ``container`` that the container of ``output`` cannot hold as it is
     (``unfit``, :func:`_unfit`) is written after all (by stream index): subtitles converted
     (:func:`_subtitle_encoder`), sound re-encoded with ``sound`` (the first of
-    :func:`~vidrestore.io.reencode.sound_encoders` at a :func:`_sound_rate`), where the container
+    :func:`~vidrestore.io.reencode.sound_encoders` as :func:`_sound_conversion` finds it held), where the container
     holds them so. For an ``excerpt`` into a container with no edit lists, lossless
     sound that is not split as it is (FLAC, ALAC, WavPack; TTA as FLAC) is re-encoded without loss too, so that it is cut to
     the sample (:func:`~vidrestore.io.reencode.lossless_recut`), not at its packets."""
@@ -412,8 +416,7 @@ def _conversions(container: av.container.InputContainer, output: str | Path, sou
     conversions = {}
     for stream in unfit:
         if stream.type == "audio" and sound:
-            conversion = next((Conversion(encoder, rate) for encoder in sound_encoders(stream, output, sound)
-                               if (rate := _sound_rate(name, stream, video, encoder))), None)
+            conversion = next(filter(None, (_sound_conversion(name, stream, video, encoder) for encoder in sound_encoders(stream, output, sound))), None)
             conversions.update({stream.index: conversion} if conversion else {})
         elif subtitle_encoders(stream):
             encoder = _subtitle_encoder(name, stream, video)
@@ -447,7 +450,8 @@ def _converted_notes(container: av.container.InputContainer, output: str | Path,
     for index, conversion in conversions.items():
         stream = container.streams[index]
         lost = " without its positions, fonts and effects" if stream.codec_context.codec.canonical_name in STYLED_SUBTITLES else \
-            " in four colours" if conversion.encoder == FOUR_COLOURS else ""
+            " in four colours" if conversion.encoder == FOUR_COLOURS else \
+            f" as {conversion.layout}, the name {conversion.encoder} takes for its {stream.codec_context.layout.name} speakers" if conversion.layout else ""
         described.setdefault((conversion.encoder, conversion.recut), []).append(_label(stream) + lost)
     suffix = Path(output).suffix
     return [f"re-encoded without loss with {encoder}, so that the excerpt's sound is cut to the sample, as {suffix} files "
@@ -647,8 +651,10 @@ def _encoded_noise(copy: av.stream.Stream, frames: int = 16) -> list[av.Packet]:
     size, layout = context.frame_size or 1024, context.layout
     packets = []
     for index in range(frames):
-        samples = noise.uniform(-0.1, 0.1, (layout.nb_channels, size)).astype(np.float32)
-        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout.name)
+        # interleaved: PyAV (18) counts one plane too many for planar sound of 8 channels (7.1), and
+        # failed to make such a frame, so 7.1 sound was never re-encoded
+        samples = noise.uniform(-0.1, 0.1, (1, layout.nb_channels * size)).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(samples, format="flt", layout=layout.name)
         frame.sample_rate, frame.pts = context.sample_rate, index * size
         packets.extend(copy.encode(frame))
     return packets + copy.encode(None)

@@ -78,12 +78,24 @@ def trimmed(frame: av.AudioFrame, within: Cut, time: Fraction | None = None) -> 
         return frame
     if last <= first:
         return None
-    step = 1 if frame.format.is_planar else frame.layout.nb_channels  # packed samples interleave the channels
-    samples = frame.to_ndarray()[:, first * step:last * step]
-    part = av.AudioFrame.from_ndarray(samples.copy(), format=frame.format.name, layout=frame.layout.name)
-    part.sample_rate, part.time_base = rate, frame.time_base
+    # cut interleaved: PyAV (18) counts one plane too many for planar sound of 8 channels (7.1), and
+    # reading them failed or crashed the process; the part goes back to the frame's own format,
+    # which the encoder's resampler was set up for
+    step, packed = frame.layout.nb_channels, frame.format.packed.name
+    samples = (_as(frame, packed) if frame.format.is_planar else frame).to_ndarray()[:, first * step:last * step]
+    part = av.AudioFrame.from_ndarray(samples.copy(), format=packed, layout=frame.layout.name)
+    part.sample_rate = rate
+    part = _as(part, frame.format.name) if frame.format.is_planar else part
+    part.time_base = frame.time_base
     part.pts = round((time + Fraction(first, rate)) / frame.time_base)
     return part
+
+
+def _as(frame: av.AudioFrame, sample_format: str) -> av.AudioFrame:
+    """``frame``'s samples in ``sample_format``, converted by FFmpeg's resampler (same layout and rate)."""
+    resampler = av.AudioResampler(format=sample_format, layout=frame.layout, rate=frame.sample_rate)
+    [converted] = [*resampler.resample(frame), *resampler.resample(None)]
+    return converted
 
 
 # Muxers that can say where in its last packet a sound stream ends: Matroska (and WebM) by the
