@@ -595,11 +595,11 @@ def test_surround_sound_is_re_encoded_with_each_channel_in_its_place(tmp_path, c
     assert remux(src, src, out, sound="auto") == []
     with av.open(str(out)) as c:
         assert (c.streams.audio[0].codec_context.name, c.streams.audio[0].layout.name) == written
-    name, _, tones = _channel_tones(out)
+    _name, _, tones = _channel_tones(out)
     assert tones == pytest.approx(TONES[layout], abs=3)
     if written[1] != layout:
-        assert carried_notes(src, out, "auto") == [f"re-encoded with libopus, as {output} files cannot hold them: audio stream 1 ({codec}) "
-                                                   f"as {written[1]}, the name libopus takes for its {layout} speakers"]
+        assert carried_notes(src, out, "auto") == [(f"re-encoded with libopus, as {output} files cannot hold them: audio stream 1 ({codec}) "
+                                                   f"as {written[1]}, the name libopus takes for its {layout} speakers")]
 
 
 def test_an_excerpt_of_7_1_sound_re_encoded_is_cut_to_the_sample(tmp_path):
