@@ -1288,31 +1288,34 @@ def test_h264_from_mp4_is_copied_into_avi_as_a_byte_stream(tmp_path):
         assert all(np.array_equal(x.to_ndarray(), y.to_ndarray()) for x, y in zip(a.decode(video=0), b.decode(video=0), strict=True))
 
 
-def test_the_pcm_sound_of_an_avi_capture_is_copied_into_mp4_and_mov(tmp_path):
-    """AVI (a DV capture's) states two channels, not stereo: the MP4 muxer failed on its last write,
-    after the whole video was restored."""
-    src = tmp_path / "capture.avi"
+@pytest.mark.parametrize(("suffix", "layout", "stated"), [(".avi", "stereo", "2 channels"), (".mkv", "5.1", "6 channels")])
+def test_the_pcm_sound_of_a_capture_that_states_a_channel_count_is_copied_into_mp4_and_mov(tmp_path, suffix, layout, stated):
+    """AVI (a DV capture's) states two channels, not stereo, and Matroska's PCM six, not 5.1: the
+    MP4 muxer failed on its last write, after the whole video was restored."""
+    src = tmp_path / f"capture{suffix}"
+    channels = av.AudioLayout(layout).nb_channels
     with av.open(str(src), "w") as out:
         video = out.add_stream("mpeg4", rate=25)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         sound = out.add_stream("pcm_s16le", rate=48000)
-        sound.layout = "stereo"
+        sound.layout = layout
         tone = (np.sin(np.arange(1920) / 10) * 8000).astype(np.int16)
         for i in range(5):
             frame = av.VideoFrame(64, 48, "yuv420p")
             frame.pts = i
             out.mux(video.encode(frame))
-            samples = av.AudioFrame.from_ndarray(np.repeat(tone, 2)[None], format="s16", layout="stereo")
+            samples = av.AudioFrame.from_ndarray(np.repeat(tone, channels)[None], format="s16", layout=layout)
             samples.sample_rate, samples.pts = 48000, i * 1920
             out.mux(sound.encode(samples))
         out.mux(video.encode())
         out.mux(sound.encode())
     with av.open(str(src)) as c:
-        assert c.streams.audio[0].codec_context.layout.name == "2 channels"
+        assert c.streams.audio[0].codec_context.layout.name == stated
         pcm = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], 1)
-    for suffix in (".mp4", ".mov"):
-        assert remux(src, src, tmp_path / f"out{suffix}") == []
-        with av.open(str(tmp_path / f"out{suffix}")) as c:
+    for output in (".mp4", ".mov"):
+        assert remux(src, src, tmp_path / f"out{output}") == []
+        with av.open(str(tmp_path / f"out{output}")) as c:
+            assert c.streams.audio[0].layout.name == layout
             assert np.array_equal(np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], 1), pcm)
 
 

@@ -77,8 +77,10 @@ SOUND_BITS_PER_CHANNEL = 96_000  # a lossy encoder's bit rate for each channel: 
 
 BROADCAST_RATE = 48_000  # the rate MXF takes, and every sound encoder
 
-# AVI and DV state a channel count, not a layout: one or two channels are mono or stereo.
-UNORDERED = {"1 channels": "mono", "2 channels": "stereo"}
+# AVI and DV state a channel count, not a layout, and so does Matroska for PCM: one or two channels
+# are mono or stereo, six and eight the order WAVE files and every player take for them, 5.1 and
+# 7.1. (The MP4 muxer refuses a count alone, at its last write.)
+UNORDERED = {"1 channels": "mono", "2 channels": "stereo", "6 channels": "5.1", "8 channels": "7.1"}
 
 
 @dataclass(frozen=True)

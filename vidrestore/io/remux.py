@@ -317,8 +317,8 @@ def _carry(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.st
         copy = copy_of(out, stream)
         copy.disposition = stream.disposition
         if stream.type == "audio" and stream.codec_context.layout.name in UNORDERED:
-            # AVI and DV state a channel count, not a layout; the MP4 muxer then failed on its
-            # last write, after the whole video was restored. One or two channels are mono or stereo.
+            # AVI, DV and Matroska's PCM state a channel count, not a layout; the MP4 muxer then
+            # failed on its last write, after the whole video was restored (see UNORDERED)
             copy.codec_context.layout = UNORDERED[stream.codec_context.layout.name]
     copy.metadata.update(stream_tags(stream))
     return copy
