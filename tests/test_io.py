@@ -1292,7 +1292,31 @@ def test_h264_from_mp4_is_copied_into_avi_as_a_byte_stream(tmp_path):
 def test_the_pcm_sound_of_a_capture_that_states_a_channel_count_is_copied_into_mp4_and_mov(tmp_path, suffix, layout, stated):
     """AVI (a DV capture's) states two channels, not stereo, and Matroska's PCM six, not 5.1: the
     MP4 muxer failed on its last write, after the whole video was restored."""
-    src = tmp_path / f"capture{suffix}"
+    src = _pcm_capture(tmp_path / f"capture{suffix}", layout)
+    with av.open(str(src)) as c:
+        assert c.streams.audio[0].codec_context.layout.name == stated
+        pcm = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], 1)
+    for output in (".mp4", ".mov"):
+        assert remux(src, src, tmp_path / f"out{output}") == []
+        with av.open(str(tmp_path / f"out{output}")) as c:
+            assert c.streams.audio[0].layout.name == layout
+            assert np.array_equal(np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], 1), pcm)
+
+
+def test_sound_the_mp4_muxer_refuses_at_its_last_write_is_refused_before_the_work(tmp_path):
+    """Three channels of PCM, which Matroska states as a count alone (no order is usual for them):
+    the trial write passed, since a failure to end sound was taken for MXF's, and the MP4 muxer
+    failed at its last write, after the whole video was restored."""
+    from vidrestore.errors import OutputError
+    from vidrestore.io.remux import check_streams
+
+    src = _pcm_capture(tmp_path / "capture.mkv", "3.0")
+    with pytest.raises(OutputError, match=r"\.mp4 files cannot hold audio stream 1 \(pcm_s16le\) of capture\.mkv"):
+        check_streams(src, tmp_path / "out.mp4", drop=False)
+
+
+def _pcm_capture(src: Path, layout: str) -> Path:
+    """Five frames of MPEG-4 video and 16-bit PCM sound of ``layout``, a tone on every channel."""
     channels = av.AudioLayout(layout).nb_channels
     with av.open(str(src), "w") as out:
         video = out.add_stream("mpeg4", rate=25)
@@ -1309,14 +1333,7 @@ def test_the_pcm_sound_of_a_capture_that_states_a_channel_count_is_copied_into_m
             out.mux(sound.encode(samples))
         out.mux(video.encode())
         out.mux(sound.encode())
-    with av.open(str(src)) as c:
-        assert c.streams.audio[0].codec_context.layout.name == stated
-        pcm = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], 1)
-    for output in (".mp4", ".mov"):
-        assert remux(src, src, tmp_path / f"out{output}") == []
-        with av.open(str(tmp_path / f"out{output}")) as c:
-            assert c.streams.audio[0].layout.name == layout
-            assert np.array_equal(np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], 1), pcm)
+    return src
 
 
 @pytest.mark.parametrize("source_codec, pix_fmt, encoder, written", [
