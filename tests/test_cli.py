@@ -659,6 +659,49 @@ def test_a_faceless_h264_video_is_encoded_into_a_program_stream_not_copied(tmp_p
     assert "cannot read h264 back from a program stream" in json.loads(report.read_text())["notes"][0]
 
 
+def test_video_of_varying_rate_is_written_in_mpeg_2(tmp_path):
+    """MPEG-2 codes a frame rate, and frames were moved onto the grid of the video's average rate:
+    two frames of a phone's video (varying rate) fell on one tick there, and the encoder failed,
+    with a traceback, after the work. They go onto a grid of 1/60 s, each after the last: exact
+    in Matroska; in a program stream, which states the time of a packet's first frame only, the
+    frames are all written."""
+    times = [0, 40, 80, 200, 240, 400, 440, 480, 520, 700]
+    src = make_clip(tmp_path / "phone.mp4", times)
+    assert _run(src, tmp_path / "o.mkv", "--model", "none", "--quiet", "--strength", "1", "--codec", "mpeg2video") == 0
+    with av.open(str(tmp_path / "o.mkv")) as c:
+        assert [round(f.time * 1000) for f in c.decode(video=0)] == times
+    assert _run(src, tmp_path / "o.mpg", "--model", "none", "--quiet", "--strength", "1") == 0
+    assert len(read_pts(tmp_path / "o.mpg")) == len(times)
+
+
+def test_a_y4m_holds_raw_video_at_its_rate_and_refuses_a_varying_one(tmp_path, capsys):
+    """.y4m (raw frames for another encoder) took x264 until its header refused it, then a 10-bit
+    4:2:2 master ("unofficial" to its muxer), and stated MPEG-TS's 90000 fps; video whose rate
+    varies is refused after pass 1, since a .y4m (like a raw .h264) states no frame's time."""
+    master = tmp_path / "master.mov"
+    with av.open(str(master), "w") as out:
+        stream = out.add_stream("prores_ks", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv422p10le"
+        for i in range(6):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    ts = make_clip(tmp_path / "capture.ts", [i * 40 for i in range(6)])
+    for src, pix_fmt in [(master, "yuv422p10le"), (ts, "yuv420p")]:
+        out, report = tmp_path / f"{src.stem}.y4m", tmp_path / f"{src.stem}.json"
+        assert _run(src, out, "--model", "none", "--quiet", "--strength", "1", "--json", report) == 0
+        with av.open(str(out)) as c:
+            video = c.streams.video[0]
+            assert (video.codec_context.name, video.codec_context.pix_fmt, video.average_rate) == ("rawvideo", pix_fmt, 25)
+            assert len(list(c.decode(video=0))) == 6
+        assert not [n for n in json.loads(report.read_text())["notes"] if "lossy" in n]
+    phone = make_clip(tmp_path / "phone.mp4", [0, 40, 80, 200, 240, 400])
+    assert _run(phone, tmp_path / "phone.y4m", "--model", "none", "--quiet") == 4
+    assert ".y4m files state a frame rate and no frame's time, and this video's frames come at varying times" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*phone*.y4m"))
+
+
 def test_a_gif_is_written_with_a_palette_of_each_frames_own(sample_clip, tmp_path, capsys):
     """GIF output was refused (codec auto chose H.264). Each frame now gets 256 colours of its own;
     GIF counts time in hundredths of a second, and holds no sound."""

@@ -23,8 +23,8 @@ ISO_MEDIA_MUXERS = {"mov", "mp4", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
 # AVI counts frames at one rate: given the input's tick (1/12288), FFmpeg wrote a 600 fps stream of
 # mostly empty frames. A video at a constant rate is written at that rate (one of varying rate keeps
 # its times as FFmpeg can, with empty frames between, in milliseconds where its tick is finer than
-# AVI's encoders take).
-FRAME_RATE_MUXERS = {"avi"}
+# AVI's encoders take). YUV4MPEG states its rate as its time base's: MPEG-TS's made 90000 fps.
+FRAME_RATE_MUXERS = {"avi", "yuv4mpegpipe"}
 
 
 def takes(output: Path, codec: str | None) -> bool:
@@ -97,6 +97,22 @@ def stores_rotation(output: str | Path) -> bool:
     """Whether a file named like ``output`` stores a display rotation (QuickTime/MP4's matrix,
     Matroska's projection); AVI, MPEG-TS, FLV, ASF, MXF and NUT do not."""
     return muxer_of(Path(output)) in ISO_MEDIA_MUXERS | {"matroska", "webm"}
+
+
+# Files that state a frame rate and no frame's time: YUV4MPEG and raw elementary streams. Video
+# whose frames come at varying times would play at one rate there, out of step with its sound.
+TIMELESS_MUXERS = {"yuv4mpegpipe", "h264", "hevc", "mpeg1video", "mpeg2video", "rawvideo"}
+
+
+# Options of the muxer a file is written with, by its name. YUV4MPEG's muxer calls every format
+# deeper than 8 bits or other than 4:2:0 unofficial and refuses it unless told; every tool that
+# reads .y4m (x264, x265, aomenc, FFmpeg) takes them, and a 10-bit 4:2:2 master had no way in.
+_MUXER_OPTIONS = {"yuv4mpegpipe": {"strict": "-1"}}
+
+
+def muxer_options(output: str | Path) -> dict[str, str]:
+    """The options the muxer of ``output`` is opened with."""
+    return dict(_MUXER_OPTIONS.get(muxer_of(Path(output)) or "", {}))
 
 
 def holds_copy(source: str | Path, output: str | Path) -> bool:

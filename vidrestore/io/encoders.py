@@ -221,6 +221,12 @@ MPEG_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000,
               Fraction(60000, 1001), Fraction(60))
 
 
+# The rate MPEG-1/2 code video whose frame rate varies at: fine enough that no two frames of a
+# phone's video (up to 60 a second) fall on one tick, its 1/60 s. At its average rate, frames
+# 40 ms apart did, and the encoder refused them after the work.
+VARYING_GRID = Fraction(60)
+
+
 def mpeg_rate(rate: Fraction) -> Fraction:
     """The rate MPEG-1/2 code ``rate`` at: the nearest of theirs where it is within 1% of one (an
     .mp4 whose stream duration counts a long last frame stated 29.77 fps for 29.97, which the
@@ -244,7 +250,7 @@ def one_rate_only(output: str | Path, options: EncodeOptions, source: VideoInfo)
 # MPEG program streams (.mpg, .vob) are DVD's, whose players decode MPEG-2 and no H.264. AVI's
 # own is MPEG-4 Part 2 (Xvid, DivX): FFmpeg reads H.264 from AVI a frame late, whatever wrote it.
 _HOUSE_ENCODERS = {".mxf": "mpeg2video", ".wmv": "wmv2", ".asf": "wmv2", ".mpg": "mpeg2video", ".mpeg": "mpeg2video",
-                   ".vob": "mpeg2video", ".dvd": "mpeg2video", ".avi": "mpeg4", ".gif": "gif"}
+                   ".vob": "mpeg2video", ".dvd": "mpeg2video", ".avi": "mpeg4", ".gif": "gif", ".y4m": "rawvideo"}
 
 # Intra-frame codecs editors and archives keep footage in, and the encoder that writes each: a
 # restored master stays a master (a ProRes HQ reel came back as delivery H.264; a PNG QuickTime
@@ -348,7 +354,7 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None, sour
 def master_note(source: VideoInfo, encoder: str, output: str | Path) -> list[str]:
     """A note when ``source`` is a master but ``encoder``, chosen for ``output``'s container
     (an .mp4, a .webm), writes delivery video."""
-    if not _is_master(source) or encoder in _MASTER_ENCODERS.values():
+    if not _is_master(source) or encoder in _MASTER_ENCODERS.values() or encoder in _LOSSLESS:  # .y4m's raw video
         return []
     lossless = source.codec in _LOSSLESS
     kind = f"{source.codec} {source.profile}" if source.profile else source.codec

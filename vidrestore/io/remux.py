@@ -25,7 +25,7 @@ from av.bitstream import BitStreamFilterContext
 
 from ..errors import OutputError, UsageError
 from .captions import caption_stream, frame_captions, lifted
-from .containers import FRAME_RATE_MUXERS, ISO_MEDIA_MUXERS, copy_of, holds_tag, muxer_of, stream_tags, takes
+from .containers import FRAME_RATE_MUXERS, ISO_MEDIA_MUXERS, copy_of, holds_tag, muxer_of, muxer_options, stream_tags, takes
 from .encoders import EncodeOptions, check_encoder
 from .excerpt import Cut
 from .exr import COLOUR_CHANNELS, channels_of
@@ -772,7 +772,7 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             (caption_stream() if lifting else contextlib.nullcontext()) as frame_captions_in:
         # Pictures made from a sequence are named by their frames' timestamps, so each goes back to
         # its input's number (see vidrestore.io.sequence.number_offset); else FFmpeg counts from 1.
-        out = av.open(str(output), "w", options={"frame_pts": "1"} if renumbered else None)
+        out = av.open(str(output), "w", options={**muxer_options(output), **({"frame_pts": "1"} if renumbered else {})})
         try:
             out.metadata.update(oin.metadata)
             if comment:  # Matroska reads its tags back in capitals

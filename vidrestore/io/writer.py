@@ -22,10 +22,11 @@ from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError, UsageError
 from . import hdr10plus
-from .containers import DECODE_ORDER_ONLY, FRAME_RATE_MUXERS, ISO_MEDIA_MUXERS
+from .containers import DECODE_ORDER_ONLY, FRAME_RATE_MUXERS, ISO_MEDIA_MUXERS, muxer_options
 from .encoders import (
     FRAME_RATE_ENCODERS,
     PALETTE_ENCODERS,
+    VARYING_GRID,
     EncodeOptions,
     check_encoder,
     codec_options,
@@ -86,7 +87,7 @@ class VideoWriter:
         self.options = options
         self.frames_written = 0
         codec = check_encoder(options, self.path, info)
-        self.container = av.open(str(self.path), "w")
+        self.container = av.open(str(self.path), "w", options=muxer_options(self.path))
         try:
             self.stream = self._add_stream(codec)
         except BaseException:
@@ -105,6 +106,7 @@ class VideoWriter:
         self._hdr10_plus_due: dict[int, bytes] = {}
         self._error: BaseException | None = None
         self._opened = False  # the encoder opens on the first frame, with options read from it
+        self._last_tick = -(1 << 62)  # the last frame's tick, for an encoder that codes a frame rate (see _on_grid)
         self._thread = threading.Thread(target=self._encode_loop, name="vidrestore-encode", daemon=True)
         self._thread.start()
 
@@ -121,7 +123,7 @@ class VideoWriter:
         stream.time_base = info.time_base
         stream.codec_context.time_base = info.time_base
         if codec.name in FRAME_RATE_ENCODERS and info.average_rate:  # frames are moved onto the rate's grid
-            info = dataclasses.replace(info, average_rate=mpeg_rate(info.average_rate))
+            info = dataclasses.replace(info, average_rate=mpeg_rate(info.average_rate) if info.constant_rate else VARYING_GRID)
             stream.codec_context.time_base = 1 / info.average_rate
         if self.container.format.name in FRAME_RATE_MUXERS and info.average_rate and info.constant_rate:
             stream.time_base = stream.codec_context.time_base = 1 / info.average_rate
@@ -185,8 +187,7 @@ class VideoWriter:
             frame = self._in_output_format(source) if source is not None and not self.upright_from else None
             if image is not None:
                 frame = self._paint(frame, self._codes_in_light(source, image, regions, frame) if viewed else image, regions)
-        frame.pts = pts
-        frame.time_base = self.info.time_base
+        frame.pts, frame.time_base = self._on_grid(pts)
         if self.info.light in HDR_LIGHTS:  # PNG's encoder writes its cICP chunk from the frame's tags, not the stream's
             frame.color_primaries, frame.color_trc = self.stream.codec_context.color_primaries, self.stream.codec_context.color_trc
         # The encoder chooses its own frame types. A decoded frame keeps its type from the source,
@@ -310,6 +311,17 @@ class VideoWriter:
         if self.info.color.range:
             kwargs["dst_color_range"] = self.info.color.range
         return kwargs
+
+    def _on_grid(self, pts: int) -> tuple[int, Fraction]:
+        """``pts`` and its time base as the encoder is given them: as they are, or, for one that codes
+        a frame rate (MPEG-2), in its ticks, each after the last. Rounded there, two frames of a
+        phone's video (varying rate) fell on one tick, and the encoder failed after the work."""
+        grid = self.stream.codec_context.time_base
+        if self.stream.codec_context.name not in FRAME_RATE_ENCODERS or grid == self.info.time_base:
+            return pts, self.info.time_base
+        ticks = Fraction(pts) * self.info.time_base / grid
+        self._last_tick = max(math.floor(ticks + Fraction(1, 2)), self._last_tick + 1)
+        return self._last_tick, grid
 
     def _keep_hdr10_plus(self, source: av.VideoFrame | None, pts: int) -> None:
         """Remember the HDR10+ payload of ``source`` (by its time in the input) for the packet of ``pts``."""

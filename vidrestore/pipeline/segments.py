@@ -14,7 +14,7 @@ import torch
 from .. import cadence
 from ..errors import OutputError
 from ..io import VideoInfo, probe, remux
-from ..io.containers import copies_into, holds_copy, stores_rotation
+from ..io.containers import TIMELESS_MUXERS, copies_into, holds_copy, muxer_of, stores_rotation
 from ..io.excerpt import Cut, Excerpt
 from ..io.reader import bit_depth
 from ..io.reencode import sound_encoder
@@ -24,7 +24,7 @@ from ..restore import TrackContext, load_contexts, save_contexts
 from ..resume import SegmentLedger
 from .analysis import Analysis, selected_tracks
 from .config import PipelineConfig, Progress
-from .timing import decimates, excerpt_cut, played_at, retiming
+from .timing import at_steady_rate, decimates, excerpt_cut, played_at, retiming
 
 
 def faceless_encoding(src: Path, dst: Path, retiming: str = "", excerpt: Excerpt | None = None) -> str:
@@ -80,7 +80,11 @@ def window_frames(cfg: PipelineConfig, device: torch.device, info: VideoInfo) ->
 def encoded_segments(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Path, whole: bool = False) -> list[range]:
     """The frames pass 2 encodes, in segments: with a track to restore, the whole video (split for
     resuming, unless ``whole``); with none, nothing (the video is copied) unless it must be
-    encoded all the same (:func:`faceless_encoding`)."""
+    encoded all the same (:func:`faceless_encoding`). Video whose frames come at varying times
+    (pass 1 knows) is refused here, before any restoring, for a file that stores no frame's time."""
+    if muxer_of(dst) in TIMELESS_MUXERS and not at_steady_rate(played_at(probe(src), cfg), analysis.pts).constant_rate:
+        raise OutputError(f"{dst.suffix} files state a frame rate and no frame's time, and this video's frames come at varying "
+                          "times (as a phone's do), so it would play out of step with its sound: write a .mkv, .mp4 or .mov")
     if selected_tracks(analysis, cfg):
         return plan_segments(analysis, 0 if whole else cfg.segment_frames, cfg.batch_size or max(GPU_WINDOWS))
     return [range(analysis.frames)] if faceless_encoding(src, dst, retiming(analysis, cfg), analysis.excerpt) else []
