@@ -48,7 +48,8 @@ class VideoInfo:
     timestamps: bool = True  # False for a raw elementary stream (.h264, .m2v, .hevc), whose frames come unstamped
     start_pts: int | None = None  # the stream's first timestamp, as the container states it (a frame may not decode there)
     profile: str | None = None  # the codec's profile as FFmpeg names it ("HQ" for ProRes 422 HQ, "DNXHR HQ")
-    constant_rate: bool = False  # every frame one frame of the average rate after the last: known from a full read, not here
+    # every frame one frame of the average rate after the last: known from a full read (None here: not known)
+    constant_rate: bool | None = None
     # An image sequence's pictures store no time, but a DPX scan's headers may: the frame rate and
     # the first picture's SMPTE timecode ("01:00:00:00") as FFmpeg's DPX decoder reads them.
     stated_rate: Fraction | None = None

@@ -123,7 +123,7 @@ class VideoWriter:
         stream.time_base = info.time_base
         stream.codec_context.time_base = info.time_base
         if codec.name in FRAME_RATE_ENCODERS and info.average_rate:  # frames are moved onto the rate's grid
-            info = dataclasses.replace(info, average_rate=mpeg_rate(info.average_rate) if info.constant_rate else VARYING_GRID)
+            info = dataclasses.replace(info, average_rate=VARYING_GRID if info.constant_rate is False else mpeg_rate(info.average_rate))
             stream.codec_context.time_base = 1 / info.average_rate
         if self.container.format.name in FRAME_RATE_MUXERS and info.average_rate and info.constant_rate:
             stream.time_base = stream.codec_context.time_base = 1 / info.average_rate
