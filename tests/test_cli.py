@@ -78,6 +78,51 @@ def test_a_clean_real_clip_keeps_its_faces_as_they_are_by_default_and_says_why(s
     assert read_pts(out) == read_pts(clip)
 
 
+def _dvd_vob(path: Path, images: list[np.ndarray]) -> Path:
+    """MPEG-2 video and AC-3 sound in a VOB, with the navigation packets FFmpeg's DVD muxer writes
+    (and reads back as a data stream, as from a DVD's own VOB files)."""
+    with av.open(str(path), "w", format="dvd") as out:
+        video = out.add_stream("mpeg2video", rate=25)
+        video.height, video.width = images[0].shape[:2]
+        video.pix_fmt = "yuv420p"
+        sound = out.add_stream("ac3", rate=48000)
+        sound.layout = "stereo"
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        for start in range(0, len(images) * 1920, 1536):
+            silence = av.AudioFrame.from_ndarray(np.zeros((2, 1536), np.float32), format="fltp", layout="stereo")
+            silence.sample_rate, silence.pts = 48000, start
+            out.mux(sound.encode(silence))
+        out.mux(sound.encode(None))
+    return path
+
+
+def test_a_dvds_navigation_packets_are_left_out_and_named(sample_clip, tmp_path):
+    """FFmpeg reads a VOB's navigation packets (PCI, DSI) as a data stream that no muxer takes: every
+    DVD was refused unless --drop-streams left them out. They address the disc's sectors, which no
+    output keeps; they are left out, and the note says so, also from VOBs joined end to end, whose
+    copy timed on failed to take them."""
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        images = [f.image for f in r][:8]
+    vob = _dvd_vob(tmp_path / "VTS_01_1.VOB", images)
+    with av.open(str(vob)) as c:
+        assert [(s.type, s.name) for s in c.streams][0] == ("data", "dvd_nav_packet")
+    joined = tmp_path / "joined.vob"
+    joined.write_bytes(2 * vob.read_bytes())
+    for src, name, frames in [(vob, "restored.mkv", 8), (vob, "restored.vob", 8), (joined, "joined.mkv", 16)]:
+        report = tmp_path / f"{name}.json"
+        assert _run(src, tmp_path / name, "--model", "none", "--quiet", "--strength", "1", "--json", report) == 0
+        assert "left out, as they address the sectors of a DVD, which the output is not: data stream 0 (dvd_nav_packet)" in \
+            json.loads(report.read_text())["notes"]
+        with av.open(str(tmp_path / name)) as c:
+            assert [s.type for s in c.streams] == ["video", "audio"] and sum(1 for _ in c.decode(video=0)) == frames
+
+
 def _subtitle_cues(path):
     with av.open(str(path)) as c:
         return [(bytes(p), p.pts) for p in c.demux(c.streams.subtitles[0]) if p.size and bytes(p).strip(b"\x00")]

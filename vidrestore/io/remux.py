@@ -341,13 +341,28 @@ def _timecode_tracks(container: av.container.InputContainer) -> list[av.stream.S
 
 def _carried(container: av.container.InputContainer) -> list[av.stream.Stream]:
     """The streams of ``container`` that remux copies as streams: all but its first video stream,
-    its timecode tracks and its empty sound streams (:func:`_empty_sound`). A timecode travels as
+    its timecode tracks, its empty sound streams (:func:`_empty_sound`) and a DVD's navigation
+    packets (:func:`left_alone`). A timecode travels as
     the video stream's ``timecode`` tag, from which the QuickTime and MP4 muxers write a new
     timecode track at the video's rate and Matroska a tag. (A copied tmcd track made the QuickTime
     muxer fail when closing the file: PyAV cannot give the copy its frame rate.)"""
     first_video = container.streams.video[0].index if container.streams.video else -1
-    left = {s.index for s in _timecode_tracks(container)} | {s.index for s in _empty_sound(container)}
+    left = {s.index for s in [*_timecode_tracks(container), *left_alone(container)]}
     return [s for s in container.streams if s.index != first_video and s.index not in left]
+
+
+def left_alone(container: av.container.InputContainer) -> list[av.stream.Stream]:
+    """The streams of ``container`` left out whatever the output: sound streams that hold nothing
+    (:func:`_empty_sound`) and a DVD's navigation packets (:func:`_dvd_navigation`)."""
+    return [*_empty_sound(container), *_dvd_navigation(container)]
+
+
+def _dvd_navigation(container: av.container.InputContainer) -> list[av.stream.Stream]:
+    """A DVD's navigation packets (PCI and DSI, which FFmpeg reads from a VOB as a data stream):
+    they address sectors of the disc, for its menus and a player's seeking, which no file made
+    from it keeps (DVD authoring writes them anew). No muxer takes them, so every VOB was refused
+    unless --drop-streams left them out."""
+    return [s for s in container.streams.data if s.name == "dvd_nav_packet"]
 
 
 def _empty_sound(container: av.container.InputContainer) -> list[av.stream.Stream]:
@@ -372,11 +387,12 @@ def _filled(path: str, indices: tuple[int, ...], *identity: int) -> frozenset[in
         return frozenset(p.stream.index for p in scan.demux(*(scan.streams[i] for i in indices)) if p.size)
 
 
-def empty_sound_note(source: str | Path) -> list[str]:
-    """A note naming the sound streams of ``source`` left out for holding nothing (:func:`_empty_sound`)."""
+def left_alone_notes(source: str | Path) -> list[str]:
+    """Notes naming the streams of ``source`` that :func:`left_alone` leaves out."""
     with open_input(source) as container:
-        empty = [_label(s) for s in _empty_sound(container)]
-    return [f"left out, as they hold no sound: {', '.join(empty)}"] if empty else []
+        empty, navigation = ([_label(s) for s in found(container)] for found in (_empty_sound, _dvd_navigation))
+    return ([f"left out, as they hold no sound: {', '.join(empty)}"] if empty else []) + \
+        ([f"left out, as they address the sectors of a DVD, which the output is not: {', '.join(navigation)}"] if navigation else [])
 
 
 def _unfit(container: av.container.InputContainer, output: str | Path) -> list[av.stream.Stream]:

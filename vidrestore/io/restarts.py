@@ -21,6 +21,7 @@ import av
 from ..errors import OutputError
 from .containers import copy_of, stream_tags
 from .probe import open_input
+from .remux import left_alone, left_alone_notes
 from .sequence import hidden_stem
 
 # FFmpeg's demuxers that read such streams flag them so (AVFMT_TS_DISCONT): MPEG-TS and MPEG-PS
@@ -92,15 +93,15 @@ def _continuous_copy(source: Path, copy: Path) -> None:
     """Write ``source``'s packets into ``copy``, in its container, timed on across each restart."""
     with open_input(source) as container, av.open(str(copy), "w", format=container.format.name) as out:
         out.metadata.update(container.metadata)
-        copies = {}
-        for stream in container.streams:
+        copies, left = {}, {s.index for s in left_alone(container)}  # no muxer takes them; remux leaves them out
+        for stream in (s for s in container.streams if s.index not in left):
             copies[stream.index] = copy_of(out, stream)
             copies[stream.index].metadata.update(stream_tags(stream))
             copies[stream.index].disposition = stream.disposition
         timeline = _Timeline()
         for packet in container.demux():
             shift = timeline.shift_of(packet)
-            if packet.size:
+            if packet.size and packet.stream.index in copies:
                 packet.stream = copies[packet.stream.index]
                 out.mux(_shifted(packet, shift))
 
@@ -138,7 +139,7 @@ def timed_on(source: Path, folder: Path) -> tuple[Path, list[str]]:
         shutil.rmtree(folder, ignore_errors=True)
         raise OutputError(f"cannot write the copy of {source.name} timed on across its restarts into {folder.parent} "
                           f"({getattr(exc, 'strerror', None) or exc})") from exc
-    return copy, restart_note(restarts, source)
+    return copy, restart_note(restarts, source) + left_alone_notes(source)  # the copy has none of them to note
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ from ..io.linear import (
     Light,
 )
 from ..io.reader import doubles_rate, fields_have_own_moments
-from ..io.remux import empty_sound_note, unrestored_videos_note
+from ..io.remux import left_alone_notes, unrestored_videos_note
 from ..io.sequence import find_sequence, is_sequence, numbered
 from ..io.sidecar import sony_settings
 from .analysis import Analysis, selected_tracks
@@ -424,4 +424,4 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
         people=people_of(analysis.tracks), light=analysis.light.value, grain=cfg.grain, keep_coarse=cfg.keep_coarse, keep_detail=cfg.keep_detail,
         measure_detail=cfg.measure_detail, measure_strength=cfg.measure_strength, strength=cfg.strength,
         excerpt=excerpt_shown(analysis, info), corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*excerpt_note(analysis, info, dst), *decode_notes(analysis, info), *light_note(analysis, cfg, src), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *strength_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
-               *unrestored_videos_note(src), *empty_sound_note(src), *notes])
+               *unrestored_videos_note(src), *left_alone_notes(src), *notes])
