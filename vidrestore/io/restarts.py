@@ -1,5 +1,6 @@
 """Recordings whose timestamps start over: MPEG program and transport streams joined from several
-(a DVD's cells, VOB files put end to end, TV captures or camcorder clips concatenated). A player
+(an HDV tape captured whole, whose clock starts again at each recording; a DVD's cells, VOB files
+put end to end, TV captures or camcorder clips concatenated). A player
 plays their parts in file order; a muxer refuses a timestamp that goes back, so such an input
 failed after all its work. It is read from a copy whose later parts are timed on from where the
 earlier ones end, as FFmpeg's command line times them.
@@ -111,7 +112,7 @@ def restart_note(restarts: list[Restart], source: Path) -> list[str]:
         return []
     where = ", ".join(f"{r.at_s:.2f} s" for r in restarts[:5]) + (", ..." if len(restarts) > 5 else "")
     return [(f"the timestamps of {source.name} start over {len(restarts)} time{'s' if len(restarts) > 1 else ''}, as in recordings "
-            f"joined end to end (a DVD's cells, concatenated captures): each later part is timed on from where the one before it "
+            f"joined end to end (an HDV tape's, a DVD's cells, captures put together): each later part is timed on from where the one before it "
             f"ends, at {where}, as players play it; every frame and all the sound are kept")]
 
 
