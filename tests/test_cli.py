@@ -704,6 +704,28 @@ def test_a_faceless_h264_video_is_encoded_into_a_program_stream_not_copied(tmp_p
     assert "cannot read h264 back from a program stream" in json.loads(report.read_text())["notes"][0]
 
 
+@pytest.mark.parametrize("detector", ["dlib", "retinaface"])
+def test_a_frame_of_any_shape_is_read(tmp_path, detector):
+    """A strip 4096 px wide and 16 high, or 8000 by 2, is read at 320 x 1 for the detector: the
+    tone check's blocks, taller than that, and RetinaFace's resize to no rows failed with a
+    traceback. (RetinaFace here is randomly initialised: what it finds does not matter.)"""
+    import torch
+
+    from vidrestore.faces.retinaface import RetinaFace
+
+    weights = []
+    if detector == "retinaface":
+        torch.manual_seed(0)
+        torch.save(RetinaFace().state_dict(), tmp_path / "mobilenet.pth")
+        weights = ["--detector-weights", tmp_path / "mobilenet.pth"]
+    for width, height in [(4096, 16), (8000, 2), (2, 2000)]:
+        src = make_clip(tmp_path / f"strip_{width}x{height}.mkv", [0, 40, 80], size=(height, width))
+        out = tmp_path / f"out_{width}x{height}.mkv"
+        assert _run(src, out, "--model", "none", "--quiet", "--strength", "1", "--detector", detector, *weights) == 0
+        with av.open(str(out)) as c:
+            assert [(f.width, f.height) for f in c.decode(video=0)] == [(width, height)] * 3
+
+
 def test_video_of_varying_rate_is_written_in_mpeg_2(tmp_path):
     """MPEG-2 codes a frame rate, and frames were moved onto the grid of the video's average rate:
     two frames of a phone's video (varying rate) fell on one tick there, and the encoder failed,

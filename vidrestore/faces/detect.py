@@ -173,7 +173,7 @@ class RetinaFaceDetector(_SizedForVideo):
 
     def _candidates(self, images: list[np.ndarray], scale: float, largest: float) -> list[tuple[torch.Tensor, ...]]:
         """Per image: boxes, scores and landmarks (image px) above the score threshold and no larger than ``largest``."""
-        h, w = (round(images[0].shape[0] * scale), round(images[0].shape[1] * scale))
+        h, w = (max(1, round(images[0].shape[0] * scale)), max(1, round(images[0].shape[1] * scale)))  # a strip 2 px high
         batch = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) if scale != 1 else im for im in images])
         scores, boxes, points = self._run_fitting(batch)
         found = []

@@ -70,8 +70,9 @@ def _basis(luma: torch.Tensor) -> torch.Tensor:
 def thumbnails(images: np.ndarray) -> torch.Tensor:
     """RGB frames (K, H, W, 3), uint8 or uint16, as float pictures (K, 3, h, w) in [0, 1], each
     pixel the mean of a block of pixels, about :data:`FIT_WIDTH` wide (OpenCV's area resize by a
-    whole factor: a tenth of the time of pooling the full frames in torch)."""
-    block = max(1, images.shape[2] // FIT_WIDTH)
+    whole factor: a tenth of the time of pooling the full frames in torch). A block is no taller
+    than the frame: a strip 4096 px wide and 16 high, read at 320 x 1 for the detector, failed."""
+    block = max(1, min(images.shape[2] // FIT_WIDTH, images.shape[1]))
     height, width = images.shape[1] // block * block, images.shape[2] // block * block
     small = np.stack([cv2.resize(image[:height, :width], (width // block, height // block), interpolation=cv2.INTER_AREA)
                       for image in images])
@@ -81,7 +82,7 @@ def thumbnails(images: np.ndarray) -> torch.Tensor:
 def _blocks(pictures: torch.Tensor) -> torch.Tensor:
     """RGB ``pictures`` (K, 3, H, W) averaged over blocks of pixels to about :data:`FIT_WIDTH`
     wide, as (K, N, 3) rows of block colours."""
-    block = pictures.shape[-1] // FIT_WIDTH
+    block = min(pictures.shape[-1] // FIT_WIDTH, pictures.shape[-2])
     small = F.avg_pool2d(pictures, block) if block > 1 else pictures
     return small.float().flatten(2).transpose(1, 2)
 
