@@ -39,6 +39,19 @@ def _run(*args) -> int:
     return main([str(a) for a in args])
 
 
+def _flat_clip(path: Path, encoder: str, frames: int, pix_fmt: str = "yuv420p", step: int = 40) -> Path:
+    """``frames`` flat grey 64x48 frames at 25 fps, each ``step`` levels brighter, encoded with ``encoder``."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(encoder, rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), step * i, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
 def _streams(path):
     with av.open(str(path)) as c:
         return [s.type for s in c.streams]
@@ -745,15 +758,7 @@ def test_a_y4m_holds_raw_video_at_its_rate_and_refuses_a_varying_one(tmp_path, c
     """.y4m (raw frames for another encoder) took x264 until its header refused it, then a 10-bit
     4:2:2 master ("unofficial" to its muxer), and stated MPEG-TS's 90000 fps; video whose rate
     varies is refused after pass 1, since a .y4m (like a raw .h264) states no frame's time."""
-    master = tmp_path / "master.mov"
-    with av.open(str(master), "w") as out:
-        stream = out.add_stream("prores_ks", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv422p10le"
-        for i in range(6):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 * i, np.uint8), format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+    master = _flat_clip(tmp_path / "master.mov", "prores_ks", 6, "yuv422p10le", step=30)
     ts = make_clip(tmp_path / "capture.ts", [i * 40 for i in range(6)])
     for src, pix_fmt in [(master, "yuv422p10le"), (ts, "yuv420p")]:
         out, report = tmp_path / f"{src.stem}.y4m", tmp_path / f"{src.stem}.json"
@@ -804,15 +809,7 @@ def test_a_faceless_video_the_output_cannot_hold_is_encoded_not_refused(tmp_path
             c.mux(stream.encode(frame))
         c.mux(stream.encode(None))
     h264 = make_clip(tmp_path / "in.mp4", [i * 40 for i in range(6)])
-    vp9 = tmp_path / "in.webm"
-    with av.open(str(vp9), "w") as c:
-        stream = c.add_stream("libvpx-vp9", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(6):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            c.mux(stream.encode(frame))
-        c.mux(stream.encode(None))
+    vp9 = _flat_clip(tmp_path / "in.webm", "libvpx-vp9", 6)
     for src, name, codec in [(gif, "o.mp4", "h264"), (gif, "o.mkv", "h264"), (h264, "o.webm", "vp9"), (vp9, "o.mov", "h264")]:
         report = tmp_path / f"{name}.json"
         assert _run(src, tmp_path / name, "--model", "none", "--quiet", "--json", report) == 0
@@ -830,15 +827,7 @@ def test_av1_is_copied_where_no_face_is_found_and_written_at_the_crf_asked_for(s
     nor could --codec libsvtav1 join its own segments. libsvtav1 also ignored --crf (it wrote its 35)."""
     from vidrestore.io import probe
 
-    src = tmp_path / "av1.mkv"
-    with av.open(str(src), "w") as out:
-        stream = out.add_stream("libsvtav1", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(5):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    src = _flat_clip(tmp_path / "av1.mkv", "libsvtav1", 5)
     assert probe(src).codec == "av1"  # the codec, not the decoder: tables are keyed by codecs
     for name in ("o.mp4", "o.mkv"):
         assert _run(src, tmp_path / name, "--model", "none", "--quiet") == 0
