@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import dataclasses
+import itertools
 import queue
 import threading
 from collections import deque
@@ -423,6 +424,31 @@ class Deinterlacer:
         return ready
 
 
+class InTimeOrder:
+    """Decoded frames in the order of their times. A decoder gives them so unless the stream is
+    damaged: MPEG-2 in a broadcast capture that lost a packet gave a frame two frames late (its
+    time before the last one's), and the output's muxer refused the restored video after all
+    the work. Up to ``depth`` frames are held and given in order; one that comes later than that,
+    or at a time already given, is dropped (``dropped`` counts them). Push None at the end."""
+
+    def __init__(self, depth: int = 4):
+        self.depth, self.held, self.last, self.dropped = depth, [], None, 0
+
+    def __call__(self, frame: av.VideoFrame | None) -> list[av.VideoFrame]:
+        if frame is None:
+            ready, self.held = self.held, []
+            return ready
+        if (self.last is not None and frame.pts <= self.last) or any(f.pts == frame.pts for f in self.held):
+            self.dropped += 1
+            return []
+        bisect.insort(self.held, frame, key=lambda f: f.pts)
+        if len(self.held) <= self.depth:
+            return []
+        first = self.held.pop(0)
+        self.last = first.pts
+        return [first]
+
+
 class DecodedFrames:
     """Every frame of a short stream as one pass decoded it, so that the next pass need not decode
     it again. A reader given it as ``keep`` adds its frames while they fit in ``budget_bytes``;
@@ -665,15 +691,19 @@ class VideoReader:
             self._index = self.start if seeking else 0
             both_fields = self.double_rate or (self.keep_fields and fields_have_own_moments(self.deinterlace, self.info.rotation))
             deinterlacer = Deinterlacer(stream, self.deinterlace, both_fields) if self.deinterlace is not None else None
-            for packet in container.demux(stream):
-                if packet.pos is not None and packet.pos >= 0:
-                    self.stats.bytes_read = packet.pos + packet.size
-                if packet.is_corrupt and packet.pts is not None:  # as a player's clock shows it, from the stream's start
-                    self.stats.damaged_s.append(float((packet.pts - (stream.start_time or 0)) * packet.time_base))
-                for decoded in self._decode_packet(packet):
-                    for made in deinterlacer(decoded) if deinterlacer else [(decoded, decoded, None)]:
+            in_order = InTimeOrder()
+            try:
+                for packet in itertools.chain(container.demux(stream), [None]):  # None: the end, for the frames held back
+                    if packet is not None and packet.pos is not None and packet.pos >= 0:
+                        self.stats.bytes_read = packet.pos + packet.size
+                    if packet is not None and packet.is_corrupt and packet.pts is not None:  # as a player's clock shows it
+                        self.stats.damaged_s.append(float((packet.pts - (stream.start_time or 0)) * packet.time_base))
+                    decoded = [f for d in self._decode_packet(packet) for f in in_order(d)] if packet is not None else in_order(None)
+                    for made in (m for d in decoded for m in (deinterlacer(d) if deinterlacer else [(d, d, None)])):
                         if not self._emit(*made, seeking=seeking):
                             return self._past_excerpt and self._finish()
+            finally:
+                self.stats.corrupt_packets += in_order.dropped
             for made in deinterlacer(None) if deinterlacer else []:
                 if not self._emit(*made, seeking=seeking):
                     return self._past_excerpt and self._finish()
