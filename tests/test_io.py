@@ -1288,11 +1288,11 @@ def test_h264_from_mp4_is_copied_into_avi_as_a_byte_stream(tmp_path):
         assert all(np.array_equal(x.to_ndarray(), y.to_ndarray()) for x, y in zip(a.decode(video=0), b.decode(video=0), strict=True))
 
 
-@given(times=st.lists(st.integers(0, 200), min_size=1, max_size=40, unique=True), late=st.lists(st.integers(0, 6), max_size=40))
+@given(times=st.lists(st.integers(0, 200), min_size=1, max_size=40), late=st.lists(st.integers(0, 6), max_size=40))
 def test_frames_are_given_in_time_order_or_dropped(times, late):
-    """Frames in order, some moved later (as a damaged stream's decoder gives them): what comes out
-    is in strictly increasing time, and every frame comes out or is counted as dropped; a frame
-    at most 4 places late is put back, and an undamaged stream comes out whole."""
+    """Frames in order (some at one time), some moved later (as a damaged stream's decoder gives
+    them): what comes out is in time order, and every frame comes out or is counted as dropped; a
+    frame at most 4 places late is put back, and an undamaged stream comes out whole."""
     ordered = sorted(times)
     arrival = list(ordered)
     for index, shift in zip(range(len(arrival)), late, strict=False):
@@ -1303,7 +1303,7 @@ def test_frames_are_given_in_time_order_or_dropped(times, late):
         frame.pts = pts
     in_order = InTimeOrder()
     out = [f.pts for frame in [*frames, None] for f in in_order(frame)]
-    assert all(b > a for a, b in itertools.pairwise(out))
+    assert all(b >= a for a, b in itertools.pairwise(out))
     assert len(out) + in_order.dropped == len(times)
     if all(i - 4 <= ordered.index(pts) for i, pts in enumerate(arrival)):
         assert out == ordered

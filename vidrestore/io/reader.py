@@ -428,8 +428,9 @@ class InTimeOrder:
     """Decoded frames in the order of their times. A decoder gives them so unless the stream is
     damaged: MPEG-2 in a broadcast capture that lost a packet gave a frame two frames late (its
     time before the last one's), and the output's muxer refused the restored video after all
-    the work. Up to ``depth`` frames are held and given in order; one that comes later than that,
-    or at a time already given, is dropped (``dropped`` counts them). Push None at the end."""
+    the work. Up to ``depth`` frames are held and given in order (frames at one time, as some
+    files have, in the order they came); one that comes later than that, with a time before one
+    already given, is dropped (``dropped`` counts them). Push None at the end."""
 
     def __init__(self, depth: int = 4):
         self.depth, self.held, self.last, self.dropped = depth, [], None, 0
@@ -438,7 +439,7 @@ class InTimeOrder:
         if frame is None:
             ready, self.held = self.held, []
             return ready
-        if (self.last is not None and frame.pts <= self.last) or any(f.pts == frame.pts for f in self.held):
+        if self.last is not None and frame.pts < self.last:
             self.dropped += 1
             return []
         bisect.insort(self.held, frame, key=lambda f: f.pts)
