@@ -14,6 +14,7 @@ import io
 import itertools
 import math
 import os
+from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 from av.bitstream import BitStreamFilterContext
 
 from ..errors import OutputError, UsageError
+from .avi import count_in_frames, in_frames
 from .captions import caption_stream, frame_captions, lifted
 from .containers import FRAME_RATE_MUXERS, ISO_MEDIA_MUXERS, copy_of, holds_tag, muxer_of, muxer_options, stream_tags, takes
 from .encoders import EncodeOptions, check_encoder
@@ -881,12 +883,17 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                                   _video_end(other_source, cut), None if cut is None else cut.moved_to_zero())
             if out.format.name in FRAME_RATE_MUXERS:
                 osrc = _from_zero(osrc)
+            muxed: Counter = Counter()
             for key, packet in heapq.merge(vsrc, osrc, key=lambda kp: _packet_time(kp[1])):
                 if not packet.size and out.format.name == "avi":
                     continue  # FLAC's encoder ends with its header's update alone, which AVI has no place for and its muxer refuses
                 packet.stream = mapping[key]
                 out.mux(packet)
+                muxed[key] += 1
             out.close()  # writes the trailer, which can fail too
+            if out.format.name == "avi":
+                count_in_frames(Path(output), {mapping[("o", s.index)].index: muxed[("o", s.index)]
+                                               for s in carried if s.index not in conversions and in_frames(s)})
         except OSError as exc:
             raise OutputError(f"cannot write {output} ({exc.strerror or exc})") from exc
         except av.error.FFmpegError as exc:

@@ -1,0 +1,102 @@
+"""AVI sound copied in frames is read back at its frames' times (vidrestore.io.avi)."""
+
+from __future__ import annotations
+
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from vidrestore.io.avi import count_in_frames
+from vidrestore.io.remux import remux
+
+
+def _sound_clip(path: Path, codec: str, rate: int, layout: str, frames: int = 30) -> Path:
+    """``frames`` of 25 fps MPEG-4 video (no reordered frames, which AVI cannot time) and a tone
+    encoded with ``codec``, in the container ``path`` names."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream(codec, rate=rate, layout=layout)
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        step = sound.codec_context.frame_size or 1024
+        channels = len(sound.layout.channels)
+        for start in range(0, rate * frames // 25, step):
+            tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(start, start + step) / rate)
+            part = av.AudioFrame.from_ndarray(np.tile(tone.astype(np.float32), (channels, 1)), format="fltp", layout=layout)
+            part.sample_rate, part.pts = rate, start
+            out.mux(sound.encode(part))
+        out.mux(sound.encode(None))
+    return path
+
+
+def _sound_times(path: Path) -> list[float]:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return [float(p.pts * stream.time_base) for p in container.demux(stream) if p.pts is not None]
+
+
+@pytest.mark.parametrize(("codec", "rate", "layout", "suffix"), [
+    ("libmp3lame", 22050, "mono", ".avi"),  # a DivX rip's or a camera's MP3: 576 samples a frame
+    ("ac3", 48000, "stereo", ".avi"),
+    ("aac", 44100, "stereo", ".avi"),
+    ("mp2", 44100, "stereo", ".avi"),
+    ("libmp3lame", 22050, "mono", ".wmv"),  # ASF states a WAVE header too
+    ("pcm_s16le", 48000, "stereo", ".avi"),  # counted in bytes, and stays so
+])
+def test_sound_copied_into_avi_keeps_its_times(tmp_path: Path, codec: str, rate: int, layout: str, suffix: str) -> None:
+    source = _sound_clip(tmp_path / f"in{suffix}", codec, rate, layout)
+    remux(source, source, tmp_path / "out.avi")
+    given, written = _sound_times(source), _sound_times(tmp_path / "out.avi")
+    assert len(written) == len(given)
+    # ASF states milliseconds; MP3 read back from AVI took 0.55 s of its 1.2 s, several frames at one time
+    assert np.abs(np.array(written) - np.array(given)).max() < 0.002
+
+
+def test_sound_in_frames_is_counted_in_an_opendml_files_indexes(tmp_path: Path) -> None:
+    """Past 1 GB an AVI grows OpenDML indexes, whose durations FFmpeg states in bytes too."""
+    if shutil.disk_usage(tmp_path).free < 4 << 30:
+        pytest.skip("needs 4 GiB of free disk for an AVI past 1 GiB")
+    source = _sound_clip(tmp_path / "in.avi", "libmp3lame", 22050, "mono")
+    with av.open(str(source)) as container:
+        sound = container.streams.audio[0]
+        frames = [bytes(p) for p in container.demux(sound) if p.size]
+        big = tmp_path / "big.avi"
+        with av.open(str(big), "w") as out:
+            video = out.add_stream("rawvideo", rate=25)
+            video.width, video.height, video.pix_fmt = 1024, 1024, "gray"
+            copy = out.add_stream_from_template(sound)
+            picture, written = bytes(1024 * 1024), 0
+            for n in range(1100):  # 1.15 GB of pictures
+                _mux(out, picture, video, n, Fraction(1, 25))
+                while written * 576 < (n + 1) * 22050 // 25:
+                    _mux(out, frames[written % len(frames)], copy, written, Fraction(576, 22050))
+                    written += 1
+    count_in_frames(big, {1: written})
+    times = _sound_times(big)
+    assert len(times) == written
+    assert times[-1] == pytest.approx((written - 1) * 576 / 22050)
+    assert sum(_super_index_durations(big, b"01wb")) == written
+
+
+def _super_index_durations(path: Path, chunk_id: bytes) -> list[int]:
+    """The durations the OpenDML super index of the stream of ``chunk_id`` gives its parts."""
+    head = path.read_bytes()[:65536]
+    at = head.index(b"indx")
+    while head[at + 16:at + 20] != chunk_id:
+        at = head.index(b"indx", at + 1)
+    entries = int.from_bytes(head[at + 12:at + 16], "little")
+    return [int.from_bytes(head[at + 32 + 16 * n + 12:at + 32 + 16 * n + 16], "little") for n in range(entries)]
+
+
+def _mux(out: av.container.OutputContainer, data: bytes, stream: av.stream.Stream, n: int, tick: Fraction) -> None:
+    packet = av.Packet(data)
+    packet.stream, packet.pts, packet.dts, packet.time_base = stream, n, n, tick
+    out.mux(packet)

@@ -1,0 +1,102 @@
+"""Stream headers of an AVI file that FFmpeg's AVI muxer writes from a codec parameter PyAV gives
+no way to set, corrected once the muxer has closed the file (as :mod:`vidrestore.io.dpx`
+corrects a DPX picture's header).
+
+AVI times sound in one of two ways, which a stream header's sample size says: in bytes (PCM,
+ADPCM: a chunk holds any number of whole blocks) or in chunks (0: each chunk holds one frame of a
+fixed number of samples: MP3, AC-3, AAC). FFmpeg's muxer writes the codec's block align there,
+which is 0 for sound from an encoder, but which FFmpeg's demuxers read from a WAVE header, as
+AVI, ASF and WAV state one. A copy of an AVI's or a WMV's MP3 into AVI so came out timed in bytes:
+read back, its 117 frames took 0.55 s of a 3 s clip, and players drift or stall. FFmpeg's own
+command line clears the block align of copied MP3 and AC-3 for this; PyAV cannot, so the header
+is put right afterwards.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import BinaryIO
+
+import av
+
+from .probe import codec_name
+
+# Sound coded in frames of a fixed number of samples, which FFmpeg's AVI muxer writes one to a chunk
+FRAMED_SOUND = frozenset({"mp1", "mp2", "mp3", "aac", "ac3"})
+
+_STRH_RATE, _STRH_LENGTH, _STRH_SAMPLE_SIZE = 20, 32, 44  # where a stream header keeps its scale and rate, length, sample size
+_WAVE_FORMAT = struct.Struct("<4xIH")  # a WAVE header's bytes a second and block align
+_SUPER_INDEX = struct.Struct("<HBBI4s12x")  # an OpenDML super index: longs per entry, types, entries, chunk id
+_SUPER_ENTRY = struct.Struct("<QII")  # one entry: where a standard index is, its size, its duration
+_STANDARD_INDEX = struct.Struct("<4sIHBBI")  # ix##, its size, longs per entry, types, entries (chunks)
+
+
+def in_frames(stream: av.stream.Stream) -> bool:
+    """Whether ``stream`` is sound of :data:`FRAMED_SOUND`, which AVI counts in chunks."""
+    return stream.type == "audio" and codec_name(stream) in FRAMED_SOUND
+
+
+def _chunks(file: BinaryIO, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """The chunks of a RIFF list from ``start`` to ``end``: (id, where its data starts, where it
+    ends); a LIST's id is its list type."""
+    at = start
+    while at + 8 <= end:
+        ident, size = _read_at(file, at, "<4sI")
+        if ident == b"LIST":
+            yield _read_at(file, at + 8, "<4s")[0], at + 12, at + 8 + size
+        else:
+            yield ident, at + 8, at + 8 + size
+        at += 8 + size + (size & 1)
+
+
+def count_in_frames(path: Path, counts: Mapping[int, int]) -> None:
+    """State each sound stream of AVI file ``path`` given in ``counts`` (stream index: chunks
+    written) as counted in chunks, where the muxer stated it in bytes: its stream header's sample
+    size 0 and its length in chunks, and, in a file large enough for OpenDML indexes, each
+    standard index's duration in its chunks."""
+    with open(path, "r+b") as file:
+        header = next(((at, end) for ident, at, end in _chunks(file, 12, path.stat().st_size) if ident == b"hdrl"), None)
+        if header is None:
+            return
+        lists = [(at, end) for ident, at, end in _chunks(file, *header) if ident == b"strl"]
+        for index, chunks in counts.items():
+            parts = {ident: at for ident, at, _ in _chunks(file, *lists[index])}
+            if not _timed_in_bytes_by_frames(file, parts[b"strh"], parts[b"strf"]):
+                continue
+            _write_at(file, parts[b"strh"] + _STRH_SAMPLE_SIZE, 0)
+            _write_at(file, parts[b"strh"] + _STRH_LENGTH, chunks)
+            if b"indx" in parts:
+                _count_super_index(file, parts[b"indx"])
+
+
+def _timed_in_bytes_by_frames(file: BinaryIO, strh: int, strf: int) -> bool:
+    """Whether the stream whose header is at ``strh`` and format at ``strf`` is counted in bytes
+    while its scale and rate are one frame's duration (which the muxer takes from the codec where
+    it knows one; else they are the block align over the bytes a second)."""
+    scale, rate = _read_at(file, strh + _STRH_RATE, "<II")
+    sample_size = _read_at(file, strh + _STRH_SAMPLE_SIZE, "<I")[0]
+    per_second, block_align = _read_at(file, strf, _WAVE_FORMAT)
+    return sample_size != 0 and scale * per_second != rate * block_align
+
+
+def _count_super_index(file: BinaryIO, at: int) -> None:
+    """Give each entry of the OpenDML super index at ``at`` the number of chunks its standard
+    index lists as its duration (the muxer gave bytes over the block align)."""
+    entries = _read_at(file, at, _SUPER_INDEX)[3]
+    for n in range(entries):
+        entry = at + _SUPER_INDEX.size + n * _SUPER_ENTRY.size
+        where = _read_at(file, entry, _SUPER_ENTRY)[0]
+        _write_at(file, entry + 12, _read_at(file, where, _STANDARD_INDEX)[-1])
+
+
+def _read_at(file: BinaryIO, at: int, layout: str | struct.Struct) -> tuple:
+    layout = struct.Struct(layout) if isinstance(layout, str) else layout
+    file.seek(at)
+    return layout.unpack(file.read(layout.size))
+
+
+def _write_at(file: BinaryIO, at: int, value: int) -> None:
+    file.seek(at)
+    file.write(struct.pack("<I", value))
