@@ -1,5 +1,6 @@
 """End-to-end: the CLI on real clips, checked with PyAV; and every bad input as a one-line error."""
 
+import itertools
 import json
 import re
 import signal
@@ -788,6 +789,41 @@ def test_a_gif_is_written_with_a_palette_of_each_frames_own(sample_clip, tmp_pat
         assert [f.time for f in b.decode(video=0)] == pytest.approx([f.time for f in a.decode(video=0)], abs=0.0051)  # to the nearest 1/100 s
     with VideoReader(sample_clip) as a, VideoReader(out) as b:
         assert all(np.abs(x.image.astype(int) - y.image).mean() < 4 for x, y in zip(a, b, strict=True))
+
+
+def _animation(path: Path, source: Path, options: dict[str, str]) -> Path:
+    """The first 8 frames of ``source`` as an animation (GIF or APNG, by ``path``'s name) written
+    with the muxer's ``options`` (its plays)."""
+    codec, pix_fmt = ("gif", "rgb8") if path.suffix == ".gif" else ("apng", "rgb24")
+    with av.open(str(source)) as src, av.open(str(path), "w", options=options) as out:
+        stream = out.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = src.streams.video[0].width, src.streams.video[0].height, pix_fmt
+        for n, frame in enumerate(itertools.islice(src.decode(video=0), 8)):
+            picture = frame.reformat(format="rgb24").reformat(format=pix_fmt)
+            picture.pts, picture.time_base = n, Fraction(1, 10)
+            out.mux(stream.encode(picture))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_an_animation_is_played_as_many_times_as_its_source(sample_clip, tmp_path):
+    """FFmpeg's muxers loop a GIF for ever and play an APNG once, whatever the input said: a sticker
+    that looped came back still after one play, and a GIF that played once came back looping.
+    An APNG was also refused (H.264 chosen for it); it is written as APNG."""
+    from vidrestore.io.containers import times_played
+
+    sources = {"forever.apng": _animation(tmp_path / "forever.apng", sample_clip, {"plays": "0"}),
+               "once.gif": _animation(tmp_path / "once.gif", sample_clip, {"loop": "-1"}),
+               "thrice.gif": _animation(tmp_path / "thrice.gif", sample_clip, {"loop": "2"})}
+    assert [times_played(p) for p in sources.values()] == [0, 1, 3]
+    assert times_played(sample_clip) is None
+    for name, plays in [("forever.apng", 0), ("once.gif", 1), ("thrice.gif", 3)]:
+        for suffix in (".gif", ".apng"):
+            out = tmp_path / f"out-{name}{suffix}"
+            assert _run(sources[name], out, "--model", "none", "--strength", "1", "--quiet") == 0
+            assert times_played(out) == plays, out.name
+    with av.open(str(tmp_path / "out-forever.apng.apng")) as out:
+        assert out.streams.video[0].codec_context.name == "apng"
 
 
 def test_a_faceless_video_the_output_cannot_hold_is_encoded_not_refused(tmp_path):

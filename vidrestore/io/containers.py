@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
+import struct
 from pathlib import Path
 
 import av
@@ -110,9 +112,47 @@ TIMELESS_MUXERS = {"yuv4mpegpipe", "h264", "hevc", "mpeg1video", "mpeg2video", "
 _MUXER_OPTIONS = {"yuv4mpegpipe": {"strict": "-1"}}
 
 
-def muxer_options(output: str | Path) -> dict[str, str]:
-    """The options the muxer of ``output`` is opened with."""
-    return dict(_MUXER_OPTIONS.get(muxer_of(Path(output)) or "", {}))
+def muxer_options(output: str | Path, source: str | Path | None = None) -> dict[str, str]:
+    """The options the muxer of ``output`` is opened with; for an animation (GIF, APNG) from
+    ``source``, one, as many times as ``source`` says it is played."""
+    muxer = muxer_of(Path(output)) or ""
+    plays = times_played(source) if source is not None and muxer in ("gif", "apng") else None
+    if plays is None:
+        return dict(_MUXER_OPTIONS.get(muxer, {}))
+    if muxer == "apng":
+        return {"plays": str(plays)}
+    return {"loop": str(-1 if plays == 1 else max(plays - 1, 0))}  # GIF counts the plays after the first
+
+
+_GIF_LOOP = re.compile(rb"\x21\xff\x0bNETSCAPE2\.0\x03\x01(..)", re.DOTALL)
+
+
+def times_played(source: str | Path) -> int | None:
+    """How many times the animation ``source`` says it is played (0: for ever); None for a file
+    that is no GIF or APNG. FFmpeg's muxers loop a GIF for ever and play an APNG once: a sticker
+    that looped came back still after one play, and a GIF that played once came back looping."""
+    with contextlib.suppress(OSError), open(source, "rb") as file:
+        head = file.read(1 << 16)
+        if head.startswith((b"GIF87a", b"GIF89a")):
+            loop = _GIF_LOOP.search(head)  # Netscape's extension: the plays after the first (0: for ever)
+            repeats = None if loop is None else int.from_bytes(loop[1], "little")
+            return 1 if repeats is None else 0 if repeats == 0 else repeats + 1
+        if head.startswith(b"\x89PNG\r\n\x1a\n"):
+            return _apng_plays(head)
+    return None
+
+
+def _apng_plays(head: bytes) -> int | None:
+    """An APNG's animation control chunk's plays; None for a still PNG (it has none)."""
+    at = 8
+    while at + 8 <= len(head):
+        size, kind = struct.unpack(">I4s", head[at:at + 8])
+        if kind == b"acTL":
+            return struct.unpack(">I", head[at + 12:at + 16])[0]
+        if kind == b"IDAT":
+            return None
+        at += 12 + size
+    return None
 
 
 def holds_copy(source: str | Path, output: str | Path) -> bool:

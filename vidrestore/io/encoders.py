@@ -250,7 +250,8 @@ def one_rate_only(output: str | Path, options: EncodeOptions, source: VideoInfo)
 # MPEG program streams (.mpg, .vob) are DVD's, whose players decode MPEG-2 and no H.264. AVI's
 # own is MPEG-4 Part 2 (Xvid, DivX): FFmpeg reads H.264 from AVI a frame late, whatever wrote it.
 _HOUSE_ENCODERS = {".mxf": "mpeg2video", ".wmv": "wmv2", ".asf": "wmv2", ".mpg": "mpeg2video", ".mpeg": "mpeg2video",
-                   ".vob": "mpeg2video", ".dvd": "mpeg2video", ".avi": "mpeg4", ".gif": "gif", ".y4m": "rawvideo"}
+                   ".vob": "mpeg2video", ".dvd": "mpeg2video", ".avi": "mpeg4", ".gif": "gif", ".apng": "apng",
+                   ".y4m": "rawvideo"}
 
 # Intra-frame codecs editors and archives keep footage in, and the encoder that writes each: a
 # restored master stays a master (a ProRes HQ reel came back as delivery H.264; a PNG QuickTime

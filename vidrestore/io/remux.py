@@ -790,7 +790,7 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             (caption_stream() if lifting else contextlib.nullcontext()) as frame_captions_in:
         # Pictures made from a sequence are named by their frames' timestamps, so each goes back to
         # its input's number (see vidrestore.io.sequence.number_offset); else FFmpeg counts from 1.
-        out = av.open(str(output), "w", options={**muxer_options(output), **({"frame_pts": "1"} if renumbered else {})})
+        out = av.open(str(output), "w", options={**muxer_options(output, other_source), **({"frame_pts": "1"} if renumbered else {})})
         try:
             out.metadata.update(oin.metadata)
             if comment:  # Matroska reads its tags back in capitals

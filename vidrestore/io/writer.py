@@ -87,7 +87,7 @@ class VideoWriter:
         self.options = options
         self.frames_written = 0
         codec = check_encoder(options, self.path, info)
-        self.container = av.open(str(self.path), "w", options=muxer_options(self.path))
+        self.container = av.open(str(self.path), "w", options=muxer_options(self.path, info.path))
         try:
             self.stream = self._add_stream(codec)
         except BaseException:
