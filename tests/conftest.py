@@ -104,13 +104,16 @@ def chirp(seconds: float) -> np.ndarray:
     return (0.5 * np.sin(2 * np.pi * (200 * t + 300 * t * t))).astype(np.float32)
 
 
-def chirped_clip(path: Path, codec: str, frames: int = 40) -> Path:
-    """``frames`` of faceless 25 fps video and a chirp (mono, 48 kHz) encoded with ``codec``."""
+def chirped_clip(path: Path, codec: str, frames: int = 40, bit_rate: int = 0) -> Path:
+    """``frames`` of faceless 25 fps video and a chirp (mono, 48 kHz) encoded with ``codec`` (at
+    ``bit_rate``, for an encoder that has no default: WMA's)."""
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=25)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         sound = out.add_stream(codec, rate=SOUND_RATE)
         sound.layout = "mono"
+        if bit_rate:
+            sound.bit_rate = bit_rate
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, 25)

@@ -180,6 +180,18 @@ def test_sound_a_container_cannot_hold_is_re_encoded_when_asked(tmp_path):
         assert sum(f.samples for f in c.decode(audio=0)) / 48000 == pytest.approx(1.0, abs=0.01)  # MXF keeps it to the 25 frames
 
 
+def test_windows_media_audio_is_re_encoded_to_its_last_frame(tmp_path):
+    """WMA's decoder gives its last frame untimed, as it is flushed: re-encoding a WMV's sound for
+    an .mp4 or .mkv failed with a traceback after the work."""
+    src = chirped_clip(tmp_path / "in.wmv", "wmav2", bit_rate=64000)
+    for name in ("out.mp4", "out.mkv"):
+        assert remux(src, src, tmp_path / name, sound="auto") == []
+        with av.open(str(src)) as before, av.open(str(tmp_path / name)) as after:
+            given = sum(f.samples for f in before.decode(audio=0)) / before.streams.audio[0].rate
+            written = [(f.time, f.samples / f.sample_rate) for f in after.decode(audio=0)]
+        assert written[-1][0] + written[-1][1] - written[0][0] == pytest.approx(given, abs=0.05)
+
+
 def _lpcm_clip(path: Path, bits: int) -> Path:
     """A second of faceless video and stereo noise as a disc stores it: DVD's 16-bit PCM in a .vob
     (with MPEG-2 video), or Blu-ray's 24-bit PCM in an .m2ts (with H.264)."""

@@ -374,8 +374,10 @@ class _Sound:
             yield from self.copy.encode(None)
 
     def _start(self, frame: av.AudioFrame) -> Fraction:
-        stamped = Fraction(frame.pts or 0) * frame.time_base
         tick = Fraction(self.source.time_base or frame.time_base)
+        if frame.pts is None:  # WMA's decoder gives its last frame untimed, as it is flushed: it follows on
+            frame.pts, frame.time_base = math.ceil((self.reached or 0) / tick), tick
+        stamped = Fraction(frame.pts) * frame.time_base
         return self.reached if self.reached is not None and abs(stamped - self.reached) <= tick else stamped
 
 
