@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import make_clip
 
 from vidrestore.io.avi import count_in_frames
 from vidrestore.io.remux import remux
@@ -100,3 +101,21 @@ def _mux(out: av.container.OutputContainer, data: bytes, stream: av.stream.Strea
     packet = av.Packet(data)
     packet.stream, packet.pts, packet.dts, packet.time_base = stream, n, n, tick
     out.mux(packet)
+
+
+@pytest.mark.parametrize("segment_frames", ["0", "8"])
+def test_a_video_whose_first_frame_is_shown_late_keeps_every_frames_time_in_avi(sample_clip, tmp_path, segment_frames):
+    """AVI's muxer writes a file's first frame first whatever its time: an Xvid AVI whose encoder's
+    delay showed its first frame a frame in came back with that frame at 0, 40 ms early, and
+    each later segment's first frame at 0 too."""
+    from vidrestore.cli import main
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as reader:
+        images = [frame.image for frame in reader]
+    late = make_clip(tmp_path / "late.mkv", [40 * (n + 1) for n in range(len(images))], size=images[0].shape[:2], images=images)
+    out = tmp_path / "out.avi"
+    assert main([str(late), str(out), "--model", "none", "--strength", "1", "--segment-frames", segment_frames, "--quiet"]) == 0
+    with av.open(str(late)) as given, av.open(str(out)) as written:
+        assert written.streams.video[0].codec_context.name == "mpeg4"  # restored, not copied
+        assert [f.time for f in written.decode(video=0)] == pytest.approx([f.time for f in given.decode(video=0)])

@@ -887,6 +887,8 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             for key, packet in heapq.merge(vsrc, osrc, key=lambda kp: _packet_time(kp[1])):
                 if not packet.size and out.format.name == "avi":
                     continue  # FLAC's encoder ends with its header's update alone, which AVI has no place for and its muxer refuses
+                if key[0] == "v" and not muxed[key] and out.format.name == "avi" and (packet.dts or 0) > 0:
+                    out.mux(_empty_frame(video, packet.time_base))
                 packet.stream = mapping[key]
                 out.mux(packet)
                 muxed[key] += 1
@@ -904,6 +906,16 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 out.close()  # after a failure; closing again is a no-op
     carry_headers(Path(other_source), Path(output), comment)
     return left_out
+
+
+def _empty_frame(video: av.stream.Stream, time_base: Fraction) -> av.Packet:
+    """An empty packet of ``video`` at 0: AVI's muxer writes the first frame first whatever its
+    time, and fills the gap before a later frame with empty ones (which players skip) only after
+    it; a video whose first frame is shown later (a frame in, where an encoder's delay put it)
+    came back with that frame at 0."""
+    packet = av.Packet(b"")
+    packet.stream, packet.pts, packet.dts, packet.time_base = video, 0, 0, time_base
+    return packet
 
 
 _ANNEX_B_FILTERS = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
@@ -940,11 +952,25 @@ def _start_shift(packet: av.Packet, start: Fraction | None) -> int:
     every stream, delays them all together when it must."""
     if start is None or packet.pts is None:
         return 0
-    ticks = start / packet.time_base
-    nearest = math.floor(abs(ticks) + Fraction(1, 2))  # rounded as FFmpeg rescales: halves away from zero
     # never earlier: AVI puts its first frame at 0 whenever it is shown (an MPEG-TS's at 83 ms), and
     # its later frames at their own times, which moving them back by that would make late
-    return max(0, packet.pts - (nearest if ticks >= 0 else -nearest))
+    return max(0, packet.pts - _tick_of(start, packet.time_base))
+
+
+def _tick_of(seconds: Fraction, time_base: Fraction) -> int:
+    """``seconds`` in ticks of ``time_base``, rounded as FFmpeg rescales: halves away from zero."""
+    ticks = seconds / time_base
+    nearest = math.floor(abs(ticks) + Fraction(1, 2))
+    return nearest if ticks >= 0 else -nearest
+
+
+def _put_back(packet: av.Packet, start: Fraction | None) -> None:
+    """Show the first ``packet`` of an AVI part at ``start`` (seconds), where its frame belongs: AVI's
+    muxer writes a file's first frame first whatever its time, so a part that begins later came
+    back from it with its first frame at 0 and its second at its own time. AVI holds no frame out
+    of decode order, so its decode time is its presentation time."""
+    if start is not None and packet.pts is not None and packet.pts < _tick_of(start, packet.time_base):
+        packet.pts = packet.dts = _tick_of(start, packet.time_base)
 
 
 def _joined_packets(parts: list[Path], starts: Sequence[Fraction | None] = ()) -> Iterator[av.Packet]:
@@ -962,6 +988,8 @@ def _joined_packets(parts: list[Path], starts: Sequence[Fraction | None] = ()) -
             for packet in container.demux(container.streams.video[0]):
                 if not packet.size:
                     continue
+                if shift is None and container.format.name == "avi":
+                    _put_back(packet, start)
                 shift = _start_shift(packet, start) if shift is None else shift
                 if shift:
                     packet.pts = packet.pts - shift if packet.pts is not None else None
