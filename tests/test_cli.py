@@ -994,6 +994,12 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00garbage" * 500)
     _one_line_error(capsys, _run(junk, out, "--model", "none"), 3, "not a media file")
+    # a camera's recording cut off before it wrote its index (at the end, in every camera's MP4 and MOV)
+    whole = make_clip(tmp_path / "whole.mov", [i * 40 for i in range(10)], audio=True).read_bytes()
+    assert whole.index(b"moov") > whole.index(b"mdat")
+    (tmp_path / "cut.mov").write_bytes(whole[: len(whole) * 2 // 3])
+    _one_line_error(capsys, _run(tmp_path / "cut.mov", out, "--model", "none"), 3,
+                    "cut.mov is an MP4 or QuickTime file without its index (its moov box), as a recording cut off")
     song = covered_clip(tmp_path / "song.mp4", audio_only(tmp_path / "tone.m4a"))
     _one_line_error(capsys, _run(song, out, "--model", "none"), 3, "its one picture is cover art")
     moving = tmp_path / "moving.webp"  # was called truncated or corrupt

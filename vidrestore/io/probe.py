@@ -140,7 +140,35 @@ def open_input(path: str | Path) -> av.container.InputContainer:
     except av.error.PermissionError as exc:
         raise InputError(f"cannot read input (permission denied): {path}") from exc
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as exc:
+        if _lacks_its_index(path):
+            raise InputError(f"{path} is an MP4 or QuickTime file without its index (its moov box), as a recording "
+                             "cut off by a flat battery or a full card is: FFmpeg cannot read its frames without one; "
+                             "rebuild it first (untrunc does, from a whole file the same camera made)") from exc
         raise InputError(f"not a media file FFmpeg can read: {path} ({_reason(exc)})") from exc
+
+
+_ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"pnot", b"junk")
+
+
+def _lacks_its_index(path: Path) -> bool:
+    """Whether ``path`` is an ISO media or QuickTime file (its top-level boxes walked from the start)
+    with its media data and no movie box, which holds where each frame is."""
+    seen = set()
+    size = path.stat().st_size
+    with open(path, "rb") as file:
+        at = 0
+        while at + 8 <= size:
+            file.seek(at)
+            length, kind = int.from_bytes(file.read(4), "big"), file.read(4)
+            if kind not in _ISO_BOXES:
+                return False
+            seen.add(kind)
+            if length == 1:  # a 64-bit length follows
+                length = int.from_bytes(file.read(8), "big")
+            if length < 8:  # 0: to the end of the file
+                break
+            at += length
+    return b"mdat" in seen and b"moov" not in seen
 
 
 def _reason(exc: Exception) -> str:
