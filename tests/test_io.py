@@ -413,6 +413,38 @@ def test_an_alpha_master_written_where_alpha_cannot_go_keeps_its_depth_and_the_r
         assert kept or (name == "o.mp4" and bit_depth(written.pix_fmt) == 10), (name, written.pix_fmt)
 
 
+def test_a_gif_is_transparent_only_where_its_first_frame_is(tmp_path):
+    """FFmpeg decodes every GIF with alpha (bgra): every GIF's output said its transparency was
+    left out, though most have none (FFmpeg's own GIF encoder flags a transparent colour in every
+    frame after the first, for the pixels that do not change)."""
+    from PIL import Image
+
+    from vidrestore.io.encoders import alpha_note, check_encoder
+
+    frames = {}
+    for name, alpha in (("opaque.gif", 255), ("sticker.gif", 0)):
+        pictures = []
+        for n in range(3):
+            picture = Image.new("RGBA", (32, 24), (40 * n, 90, 200, 255))
+            picture.paste((0, 0, 0, alpha), (0, 0, 16, 24))  # the left half: clear in the sticker
+            pictures.append(picture)
+        frames[name] = tmp_path / name
+        pictures[0].save(frames[name], save_all=True, append_images=pictures[1:], duration=100, disposal=2, loop=0)
+    for name, transparent in (("opaque.gif", False), ("sticker.gif", True)):
+        info = probe(frames[name])
+        assert info.pix_fmt == "bgra" and info.transparent is transparent, name
+        out = tmp_path / f"out-{name}"
+        assert bool(alpha_note(info, check_encoder(EncodeOptions(), out, info), EncodeOptions(), out)) is transparent
+    made = make_clip(tmp_path / "clip.mp4", [0, 40, 80], size=(24, 32))
+    with av.open(str(made)) as c, av.open(str(tmp_path / "ffmpeg.gif"), "w") as out:
+        stream = out.add_stream("gif", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "rgb8"
+        for frame in c.decode(video=0):
+            out.mux(stream.encode(frame.reformat(format="rgb8")))
+        out.mux(stream.encode(None))
+    assert not probe(tmp_path / "ffmpeg.gif").transparent
+
+
 def test_an_alpha_format_that_an_encoder_lists_but_does_not_open_is_refused_before_any_work(tmp_path):
     """FFmpeg's VP9 wrapper lists yuva444p and gbrap and refuses to open with them (alpha is 4:2:0
     there): --pix-fmt yuva444p failed once the first restored frame was encoded."""

@@ -71,6 +71,9 @@ class VideoInfo:
     captions: bool = False
     # A picture (or a sequence's first) with an ICC colour profile: a phone's Display P3 photo
     icc_profile: bool = False
+    # A GIF whose first frame is opaque throughout: FFmpeg decodes every GIF with alpha (bgra),
+    # whether or not it has a transparent colour
+    alpha_unused: bool = False
 
     @property
     def frame_ticks(self) -> int:
@@ -117,8 +120,9 @@ class VideoInfo:
     @property
     def transparent(self) -> bool:
         """The frames carry an alpha (transparency) channel. JPEG stores none: FFmpeg decodes a CMYK
-        JPEG as RGB with an opaque alpha plane (gbrap), which was reported as transparency left out."""
-        return self.codec != "mjpeg" and any(c.is_alpha for c in av.VideoFormat(self.pix_fmt).components)
+        JPEG as RGB with an opaque alpha plane (gbrap), which was reported as transparency left out;
+        so was every GIF (see ``alpha_unused``)."""
+        return self.codec != "mjpeg" and not self.alpha_unused and any(c.is_alpha for c in av.VideoFormat(self.pix_fmt).components)
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -182,6 +186,13 @@ def _first_frame(container: av.container.InputContainer, stream: av.video.stream
         return next(container.decode(stream), None)
     except av.error.FFmpegError:
         return None
+
+
+def _opaque(frame: av.VideoFrame) -> bool:
+    """Whether every pixel of ``frame`` is opaque (a format without alpha: all are)."""
+    if not any(c.is_alpha for c in frame.format.components):
+        return True
+    return bool((frame.reformat(format="rgba").to_ndarray()[..., 3] == 255).all())
 
 
 FIELD_ORDERS = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}  # FFmpeg's AVFieldOrder
@@ -361,6 +372,7 @@ def _probe(path: str | Path) -> VideoInfo:
         info["dolby_vision"] = cc.codec_tag in DOLBY_VISION_TAGS or any(kind in DOLBY_VISION_SIDE_DATA for kind in kinds)
         info["hdr10_plus"] = "DYNAMIC_HDR_PLUS" in kinds
         info["captions"] = "A53_CC" in kinds
+        info["alpha_unused"] = info["codec"] == "gif" and first is not None and _opaque(first)
         if is_sequence(path):
             info["stated_rate"] = as_fraction(cc.framerate)
             info["timecode"] = first.metadata.get("timecode", "") if first is not None else ""
