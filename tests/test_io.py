@@ -1616,6 +1616,37 @@ def test_a_dv_tape_is_written_back_as_dv(tmp_path, sample_clip):
     assert probe(restored).codec == "dvvideo" and read_pts(restored) == read_pts(tape)
 
 
+def test_a_dv_tapes_sound_is_written_back_into_dv(tmp_path, sample_clip):
+    """DV's muxer writes sound inside its pictures' frames, and the trial of a sound stream had no
+    picture: the sound of every DV capture was said not to fit in .dv. It is kept, sample for sample."""
+    import cv2
+
+    with VideoReader(sample_clip) as r:
+        images = [cv2.resize(f.image, (720, 576)) for f in r][:10]
+    tape = tmp_path / "tape.dv"
+    with av.open(str(tape), "w") as out:
+        video = out.add_stream("dvvideo", rate=25)
+        video.width, video.height, video.pix_fmt = 720, 576, "yuv420p"
+        sound = out.add_stream("pcm_s16le", rate=48000, layout="stereo")
+        tone = (8000 * np.sin(np.arange(48000) * 2 * np.pi * 440 / 48000)).astype(np.int16)
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+            part = av.AudioFrame.from_ndarray(np.repeat(tone[None, i * 1920:(i + 1) * 1920], 2, axis=0).T.reshape(1, -1).copy(),
+                                              format="s16", layout="stereo")
+            part.sample_rate, part.pts = 48000, i * 1920
+            out.mux(sound.encode(part))
+        out.mux(video.encode(None))
+        out.mux(sound.encode(None))
+    restored = tmp_path / "restored.dv"
+    assert main([str(tape), str(restored), "--model", "none", "--strength", "1", "--quiet"]) == 0
+    with av.open(str(tape)) as a, av.open(str(restored)) as b:
+        given, written = ([f.to_ndarray() for f in c.decode(audio=0)] for c in (a, b))
+    assert probe(restored).codec == "dvvideo"
+    assert np.array_equal(np.concatenate(given, axis=1), np.concatenate(written, axis=1))
+
+
 def _times(path: Path) -> list[float]:
     with av.open(str(path)) as c:
         return [float(f.time) for f in c.decode(video=0)]

@@ -572,8 +572,11 @@ def _holds(name: str, stream: av.stream.Stream | None, video: av.stream.Stream |
     scratch.name = name
     out = av.open(scratch, "w")
     samples: list[av.Packet] = []
+    pictures = None
     try:
-        if video is not None:
+        if stream is not None and stream.type == "audio" and out.format.name == "dv":
+            pictures = _blank_dv(out)
+        elif video is not None:
             with contextlib.suppress(av.error.FFmpegError, ValueError):
                 # with its rate, as remux writes it: MXF refuses a picture without one (and then
                 # each sound stream of an Avid MXF was said not to fit in MXF)
@@ -583,6 +586,9 @@ def _holds(name: str, stream: av.stream.Stream | None, video: av.stream.Stream |
         copy = None if stream is None else converted_stream(out, stream, conversion) if conversion else _carry(out, stream)
         out.start_encoding()
         samples = [] if stream is None else _samples(stream, copy, conversion is not None)
+        if pictures is not None:  # as many as the sound covers: DV's muxer refuses a picture without its sound
+            covered = max((_packet_time(p) + Fraction(p.duration or 0) * p.time_base for p in samples), default=Fraction(0))
+            samples = sorted([*_encoded_blank(pictures, math.floor(covered * 25)), *samples], key=_packet_time)
         kind = copy.codec_context.codec.canonical_name if samples and copy.type == "subtitle" else ""
         try:
             for sample in samples:
@@ -660,6 +666,27 @@ def _first_packets(stream: av.stream.Stream, copy: av.stream.Stream, count: int 
         packet.dts = None if packet.dts is None else packet.dts - first
         packet.stream = copy
     return found
+
+
+def _blank_dv(out: av.container.OutputContainer) -> av.video.stream.VideoStream:
+    """A DV picture stream (PAL) for the trial of sound in ``out``, a DV file: its muxer writes
+    sound inside its pictures' frames, and wrote none with no picture (the sound of every DV
+    capture was said not to fit in .dv). The restored video is DV there whatever the input's."""
+    stream = out.add_stream("dvvideo", rate=25)
+    stream.width, stream.height, stream.pix_fmt = 720, 576, "yuv420p"
+    return stream
+
+
+def _encoded_blank(stream: av.video.stream.VideoStream, frames: int) -> list[av.Packet]:
+    """``frames`` blank pictures as the encoder of ``stream`` writes them."""
+    packets = []
+    for index in range(frames):
+        frame = av.VideoFrame(stream.width, stream.height, stream.pix_fmt)
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.pts, frame.time_base = index, stream.codec_context.time_base
+        packets.extend(stream.encode(frame))
+    return packets + stream.encode(None)
 
 
 def _encoded_noise(copy: av.stream.Stream, frames: int = 16) -> list[av.Packet]:
