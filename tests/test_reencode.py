@@ -1,5 +1,6 @@
 """Streams written in a form the output's container holds: text subtitles converted, sound re-encoded."""
 
+import json
 import re
 import struct
 from fractions import Fraction
@@ -190,6 +191,46 @@ def test_windows_media_audio_is_re_encoded_to_its_last_frame(tmp_path):
             given = sum(f.samples for f in before.decode(audio=0)) / before.streams.audio[0].rate
             written = [(f.time, f.samples / f.sample_rate) for f in after.decode(audio=0)]
         assert written[-1][0] + written[-1][1] - written[0][0] == pytest.approx(given, abs=0.05)
+
+
+def _damaged_sound_clip(path: Path, codec: str, bad: int = 10) -> Path:
+    """40 frames of faceless 64x48 video and a tone encoded with ``codec``, whose packet ``bad``
+    is overwritten with bytes its decoder refuses (as a torn capture's are)."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream(codec, rate=48000, layout="mono")
+        for i in range(40):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        tone, step = (0.3 * np.sin(np.arange(76800) * 2 * np.pi * 440 / 48000)).astype(np.float32), sound.codec_context.frame_size
+        packets = []
+        for start in range(0, len(tone), step):
+            part = av.AudioFrame.from_ndarray(tone[None, start:start + step], format="fltp", layout="mono")
+            part.sample_rate, part.pts = 48000, start
+            packets += sound.encode(part)
+        for n, packet in enumerate(packets + sound.encode(None), 1):
+            if n == bad:
+                torn = av.Packet(b"\xff" * packet.size)
+                torn.pts, torn.dts, torn.duration, torn.time_base, torn.stream = packet.pts, packet.dts, packet.duration, packet.time_base, sound
+                packet = torn
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("codec", ["mp2", "aac"])
+def test_a_damaged_sound_packet_is_left_out_of_the_re_encoded_sound_and_named(tmp_path, codec):
+    """One packet that the sound's decoder refused failed the whole run after the work, when the
+    sound was re-encoded (into .webm here); FFmpeg's command line goes on past it, and so does this."""
+    from vidrestore.cli import main
+
+    src, out, report = _damaged_sound_clip(tmp_path / "in.mkv", codec), tmp_path / "out.webm", tmp_path / "r.json"
+    assert main([str(src), str(out), "--model", "none", "--audio-codec", "auto", "--quiet", "--json", str(report)]) == 0
+    assert f"left out of the re-encoded sound, a gap in it each: 1 of audio stream 1 ({codec})" in " ".join(json.loads(report.read_text())["notes"])
+    with av.open(str(out)) as written:
+        assert sum(f.samples for f in written.decode(audio=0)) / 48000 == pytest.approx(1.6, abs=0.1)
 
 
 def _lpcm_clip(path: Path, bits: int) -> Path:

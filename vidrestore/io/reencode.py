@@ -14,6 +14,7 @@ import contextlib
 import io
 import math
 import re
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,6 +25,7 @@ import av
 from ..errors import OutputError, UsageError
 from .containers import muxer_of, stream_tags
 from .excerpt import Cut
+from .probe import open_input
 from .soundcut import trimmed
 
 # Text subtitle formats whose FFmpeg decoders give whole cues, each at its packet's time.
@@ -358,13 +360,23 @@ class _Sound:
     taken to start there, so the sound kept is counted in samples from the frame that holds the
     start: it ended 16 samples short at 1.2 s. That frame's own time is as exact as the container's."""
 
-    def __init__(self, source: av.stream.Stream, copy: av.stream.Stream, within: Cut | None) -> None:
-        self.source, self.copy, self.within = source, copy, within
+    def __init__(self, source: av.stream.Stream, copy: av.stream.Stream, within: Cut | None, damaged: Counter) -> None:
+        self.source, self.copy, self.within, self.damaged = source, copy, within, damaged
         self.reached: Fraction | None = None  # where the last frame kept ended (seconds)
 
     def __call__(self, packet: av.Packet | None) -> Iterator[av.Packet]:
-        """``packet``'s sound encoded again (None: what the decoder and encoder still hold)."""
-        for frame in self.source.codec_context.decode(packet):
+        """``packet``'s sound encoded again (None: what the decoder and encoder still hold). A
+        packet its decoder refuses is left out and counted in ``damaged`` by its stream's index,
+        as FFmpeg's command line goes on past it: one damaged packet of a capture's sound failed
+        the run after the work."""
+        try:
+            frames = self.source.codec_context.decode(packet)
+        except av.error.EOFError:
+            raise
+        except av.error.FFmpegError:
+            self.damaged[self.source.index] += 1
+            frames = []
+        for frame in frames:
             time = self._start(frame)
             kept = frame if self.within is None else trimmed(frame, self.within, time)
             if kept is not None:
@@ -379,6 +391,16 @@ class _Sound:
             frame.pts, frame.time_base = math.ceil((self.reached or 0) / tick), tick
         stamped = Fraction(frame.pts) * frame.time_base
         return self.reached if self.reached is not None and abs(stamped - self.reached) <= tick else stamped
+
+
+def damaged_sound_note(source: str | Path, damaged: Counter) -> list[str]:
+    """The report's word on the sound packets of ``source`` left out as damaged (see :func:`converting`)."""
+    if not damaged:
+        return []
+    with open_input(source) as container:
+        parts = [f"{count} of audio stream {index} ({container.streams[index].codec_context.codec.canonical_name})"
+                 for index, count in sorted(damaged.items())]
+    return [f"sound packets its decoder could not read were left out of the re-encoded sound, a gap in it each: {', '.join(parts)}"]
 
 
 class _Cues:
@@ -489,14 +511,17 @@ class _Cues:
 
 def converting(packets: Iterator[tuple[tuple[str, int], av.Packet]],
                streams: dict[tuple[str, int], tuple[av.stream.Stream, av.stream.Stream]],
-               until: Fraction | None = None, within: Cut | None = None) -> Iterator[tuple[tuple[str, int], av.Packet]]:
+               until: Fraction | None = None, within: Cut | None = None,
+               damaged: Counter | None = None) -> Iterator[tuple[tuple[str, int], av.Packet]]:
     """``packets``, but those of ``streams`` (key: (input stream, its conversion in the output))
     decoded and encoded again; what the encoders still hold comes at the end. ``until``: where
     the video ends, in seconds on the packets' clock, past which no subtitle is shown.
     ``within``: the stretch of the packets' clock that sound is kept in, to the sample, and
     captions are shown in (an excerpt's, whose sound comes with the packets its decoder needs
-    before the start, and captions with every packet before it)."""
-    writers = {key: _Cues(source, copy, until, within) if source.type == "subtitle" else _Sound(source, copy, within)
+    before the start, and captions with every packet before it). ``damaged``: counts, by input
+    stream, the sound packets left out because their decoder refused them."""
+    damaged = Counter() if damaged is None else damaged
+    writers = {key: _Cues(source, copy, until, within) if source.type == "subtitle" else _Sound(source, copy, within, damaged)
                for key, (source, copy) in streams.items()}
     for key, packet in packets:
         if key in writers:

@@ -791,7 +791,7 @@ def left_out_note(left_out: list[str], output: str | Path) -> list[str]:
 
 def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, output: str | Path, comment: str = "",
           starts: Sequence[Fraction | None] = (), tick: Fraction | None = None, cut: Cut | None = None,
-          sound: str = "") -> list[str]:
+          sound: str = "", damaged: Counter | None = None) -> list[str]:
     """Write ``output`` with the video stream of ``video_source`` and every other stream of
     ``other_source`` (audio, subtitles, data, attachments), packets copied without re-encoding,
     interleaved by decode time; returns the streams left out because the output's container
@@ -809,7 +809,8 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
     input (``--start``/``--end``); the other streams and the chapters are cut to it, the timecode
     counts from its first frame, and every stream is moved back so that it starts at 0. ``sound``:
     an encoder (:func:`sound_encoder`) for the sound streams the output's container cannot hold,
-    which are then re-encoded rather than left out."""
+    which are then re-encoded rather than left out. ``damaged``: counts, by input stream, the
+    packets of re-encoded sound that their decoder refused, which are left out."""
     parts = [Path(video_source)] if isinstance(video_source, (str, Path)) else [Path(p) for p in video_source]
     renumbered = is_sequence(output) and is_sequence(other_source)
     lifting = not is_sequence(output) and lifted(other_source, parts[0])
@@ -907,7 +908,7 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 osrc = _sound_ended(osrc, cut.moved_to_zero().end, carried, conversions, out.format.name)
             if converted:
                 osrc = converting(osrc, {key: (stream, mapping[key]) for key, stream in converted.items()},
-                                  _video_end(other_source, cut), None if cut is None else cut.moved_to_zero())
+                                  _video_end(other_source, cut), None if cut is None else cut.moved_to_zero(), damaged)
             if out.format.name in FRAME_RATE_MUXERS:
                 osrc = _from_zero(osrc)
             muxed: Counter = Counter()
