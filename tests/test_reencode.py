@@ -233,6 +233,43 @@ def test_a_damaged_sound_packet_is_left_out_of_the_re_encoded_sound_and_named(tm
         assert sum(f.samples for f in written.decode(audio=0)) / 48000 == pytest.approx(1.6, abs=0.1)
 
 
+def test_sound_whose_speakers_change_is_re_encoded_through_the_change(tmp_path):
+    """A TV capture's AC-3 goes from stereo to 5.1 as a film begins; PyAV's encoder takes frames
+    like its first alone, and re-encoding it (into .webm) failed with a traceback after the work.
+    The later frames are mixed to the first's speakers, as FFmpeg's command line does."""
+    from vidrestore.cli import main
+
+    src = tmp_path / "capture.ts"
+    with av.open(str(src), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream("ac3", rate=48000, layout="stereo")
+        surround = av.CodecContext.create("ac3", "w")
+        surround.sample_rate, surround.layout, surround.format, surround.time_base = 48000, "5.1", "fltp", Fraction(1, 48000)
+        for i in range(50):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        tone = (0.3 * np.sin(np.arange(96000) * 2 * np.pi * 440 / 48000)).astype(np.float32)
+        for start in range(0, 96000, 1536):
+            layout = "stereo" if start < 48000 else "5.1"
+            part = av.AudioFrame.from_ndarray(np.tile(tone[start:start + 1536], (len(av.AudioLayout(layout).channels), 1)),
+                                              format="fltp", layout=layout)
+            part.sample_rate, part.pts, part.time_base = 48000, start, Fraction(1, 48000)
+            for packet in (sound.encode(part) if layout == "stereo" else surround.encode(part)):
+                packet.stream, packet.time_base = sound, Fraction(1, 48000)
+                out.mux(packet)
+    with av.open(str(src)) as c:
+        assert {f.layout.nb_channels for f in c.decode(audio=0)} == {2, 6}
+    out = tmp_path / "out.webm"
+    assert main([str(src), str(out), "--model", "none", "--audio-codec", "auto", "--quiet"]) == 0
+    with av.open(str(out)) as c:
+        left = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
+    assert len(left) / 48000 == pytest.approx(2.0, abs=0.05)
+    assert left[12000:36000].std() > 0.1 and left[60000:84000].std() > 0.1  # the tone before the change and after it
+
+
 def _lpcm_clip(path: Path, bits: int) -> Path:
     """A second of faceless video and stereo noise as a disc stores it: DVD's 16-bit PCM in a .vob
     (with MPEG-2 video), or Blu-ray's 24-bit PCM in an .m2ts (with H.264)."""

@@ -363,6 +363,8 @@ class _Sound:
     def __init__(self, source: av.stream.Stream, copy: av.stream.Stream, within: Cut | None, damaged: Counter) -> None:
         self.source, self.copy, self.within, self.damaged = source, copy, within, damaged
         self.reached: Fraction | None = None  # where the last frame kept ended (seconds)
+        self.first: tuple[str, str, int] | None = None  # the first frame's sample format, speakers and rate
+        self.mixer: tuple[tuple[str, str, int], av.AudioResampler] | None = None  # for frames unlike it
 
     def __call__(self, packet: av.Packet | None) -> Iterator[av.Packet]:
         """``packet``'s sound encoded again (None: what the decoder and encoder still hold). A
@@ -376,7 +378,7 @@ class _Sound:
         except av.error.FFmpegError:
             self.damaged[self.source.index] += 1
             frames = []
-        for frame in frames:
+        for frame in (alike for decoded in frames for alike in self._alike(decoded)):
             time = self._start(frame)
             kept = frame if self.within is None else trimmed(frame, self.within, time)
             if kept is not None:
@@ -384,6 +386,24 @@ class _Sound:
                 yield from self.copy.encode(kept)
         if packet is None:
             yield from self.copy.encode(None)
+
+    def _alike(self, frame: av.AudioFrame) -> list[av.AudioFrame]:
+        """``frame`` as the first frame was (sample format, speakers, rate), which PyAV's encoder
+        takes alone after it: a TV capture's sound that went from stereo to 5.1 as a film began
+        failed with a traceback. Speakers are mixed, and a rate converted, by swresample."""
+        kind = (frame.format.name, frame.layout.name, frame.sample_rate)
+        self.first = self.first or kind
+        if kind == self.first:
+            return [frame]
+        if self.mixer is None or self.mixer[0] != kind:
+            fmt, layout, rate = self.first
+            self.mixer = kind, av.AudioResampler(format=fmt, layout=layout, rate=rate)
+        mixed, done = self.mixer[1].resample(frame), 0
+        for made in mixed:  # on the decoder's clock, as the frames before were: the encoder keeps to the first's
+            made.time_base = frame.time_base
+            made.pts = None if frame.pts is None else frame.pts + round(Fraction(done, made.sample_rate) / frame.time_base)
+            done += made.samples
+        return mixed
 
     def _start(self, frame: av.AudioFrame) -> Fraction:
         tick = Fraction(self.source.time_base or frame.time_base)
