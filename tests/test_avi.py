@@ -22,6 +22,7 @@ def _sound_clip(path: Path, codec: str, rate: int, layout: str, frames: int = 30
         video = out.add_stream("mpeg4", rate=25)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         sound = out.add_stream(codec, rate=rate, layout=layout)
+        sound.codec_context.options = {"strict": "experimental"}  # FFmpeg's own Vorbis encoder
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, 25)
@@ -80,7 +81,8 @@ def test_sound_in_frames_is_counted_in_an_opendml_files_indexes(tmp_path: Path) 
                 while written * 576 < (n + 1) * 22050 // 25:
                     _mux(out, frames[written % len(frames)], copy, written, Fraction(576, 22050))
                     written += 1
-    count_in_frames(big, {1: written})
+    with open(big, "r+b") as file:
+        count_in_frames(file, {1: written})
     times = _sound_times(big)
     assert len(times) == written
     assert times[-1] == pytest.approx((written - 1) * 576 / 22050)
@@ -119,3 +121,23 @@ def test_a_video_whose_first_frame_is_shown_late_keeps_every_frames_time_in_avi(
     with av.open(str(late)) as given, av.open(str(out)) as written:
         assert written.streams.video[0].codec_context.name == "mpeg4"  # restored, not copied
         assert [f.time for f in written.decode(video=0)] == pytest.approx([f.time for f in given.decode(video=0)])
+
+
+@pytest.mark.parametrize(("codec", "layout", "suffix", "encoder"), [
+    ("vorbis", "stereo", ".mkv", "libmp3lame"),  # an old Matroska file's
+    ("eac3", "5.1", ".mp4", "ac3"),  # a film's: MP3, .avi's own, takes two channels at most
+])
+def test_sound_avi_cannot_time_is_refused_or_re_encoded(tmp_path, codec, layout, suffix, encoder):
+    """AVI times sound it knows no frame size for in bytes over a rate it guesses: Vorbis and E-AC-3
+    copied into .avi read back as 0.03 s and 0.2 s of their 1.2 s. Such sound is now held to be
+    one that .avi cannot hold: refused, or re-encoded with --audio-codec auto."""
+    from vidrestore.errors import OutputError
+    from vidrestore.io.remux import carried_notes, check_streams
+
+    source, out = _sound_clip(tmp_path / f"in{suffix}", codec, 48000, layout), tmp_path / "out.avi"
+    with pytest.raises(OutputError, match=rf"\.avi files cannot hold audio stream 1 \({codec}\)"):
+        check_streams(source, out, drop=False)
+    assert remux(source, source, out, sound="auto") == []
+    assert carried_notes(source, out, "auto") == [f"re-encoded with {encoder}, as .avi files cannot hold them: audio stream 1 ({codec})"]
+    given, written = _sound_times(source), _sound_times(out)
+    assert written[-1] - written[0] == pytest.approx(given[-1] - given[0], abs=0.06)

@@ -14,9 +14,9 @@ is put right afterwards.
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import BinaryIO
 
 import av
@@ -51,24 +51,24 @@ def _chunks(file: BinaryIO, start: int, end: int) -> Iterator[tuple[bytes, int, 
         at += 8 + size + (size & 1)
 
 
-def count_in_frames(path: Path, counts: Mapping[int, int]) -> None:
-    """State each sound stream of AVI file ``path`` given in ``counts`` (stream index: chunks
-    written) as counted in chunks, where the muxer stated it in bytes: its stream header's sample
-    size 0 and its length in chunks, and, in a file large enough for OpenDML indexes, each
-    standard index's duration in its chunks."""
-    with open(path, "r+b") as file:
-        header = next(((at, end) for ident, at, end in _chunks(file, 12, path.stat().st_size) if ident == b"hdrl"), None)
-        if header is None:
-            return
-        lists = [(at, end) for ident, at, end in _chunks(file, *header) if ident == b"strl"]
-        for index, chunks in counts.items():
-            parts = {ident: at for ident, at, _ in _chunks(file, *lists[index])}
-            if not _timed_in_bytes_by_frames(file, parts[b"strh"], parts[b"strf"]):
-                continue
-            _write_at(file, parts[b"strh"] + _STRH_SAMPLE_SIZE, 0)
-            _write_at(file, parts[b"strh"] + _STRH_LENGTH, chunks)
-            if b"indx" in parts:
-                _count_super_index(file, parts[b"indx"])
+def count_in_frames(file: BinaryIO, counts: Mapping[int, int]) -> None:
+    """State each sound stream of the AVI ``file`` (open to read and write) given in ``counts``
+    (stream index: chunks written) as counted in chunks, where the muxer stated it in bytes: its
+    stream header's sample size 0 and its length in chunks, and, in a file large enough for
+    OpenDML indexes, each standard index's duration in its chunks."""
+    size = file.seek(0, io.SEEK_END)
+    header = next(((at, end) for ident, at, end in _chunks(file, 12, size) if ident == b"hdrl"), None)
+    if header is None:
+        return
+    lists = [(at, end) for ident, at, end in _chunks(file, *header) if ident == b"strl"]
+    for index, chunks in counts.items():
+        parts = {ident: at for ident, at, _ in _chunks(file, *lists[index])}
+        if not _timed_in_bytes_by_frames(file, parts[b"strh"], parts[b"strf"]):
+            continue
+        _write_at(file, parts[b"strh"] + _STRH_SAMPLE_SIZE, 0)
+        _write_at(file, parts[b"strh"] + _STRH_LENGTH, chunks)
+        if b"indx" in parts:
+            _count_super_index(file, parts[b"indx"])
 
 
 def _timed_in_bytes_by_frames(file: BinaryIO, strh: int, strf: int) -> bool:

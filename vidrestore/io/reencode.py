@@ -321,13 +321,16 @@ def sound_encoders(stream: av.stream.Stream, output: str | Path, sound: str) -> 
     """The encoders to try, in order, for the sound ``stream`` going into ``output`` re-encoded with
     ``sound`` (as :func:`sound_encoder` gives it): that encoder; for "auto", lossless sound's
     lossless encoders (:func:`_lossless_encoders`: DVD's PCM into .mkv became AC-3), then the
-    one FFmpeg gives the container (AAC for .mp4 and .mov, Opus for .webm, 16-bit PCM for .mxf)."""
+    one FFmpeg gives the container (AAC for .mp4 and .mov, Opus for .webm, 16-bit PCM for .mxf),
+    then, for surround sound, AC-3, where that one takes two channels at most (MP3, .avi's: a
+    film's 5.1 E-AC-3 had no way into an .avi)."""
     if sound != AUTO_SOUND:
         return [sound]
     lossless = _lossless_encoders(stream)
     if muxer_of(Path(output)) == "avi":  # FLAC in AVI is FFmpeg's own mapping, which few players read; PCM all do
         lossless.sort(key=lambda encoder: encoder == "flac")
-    return [*lossless, own_sound_encoder(output)]
+    surround = ["ac3"] if stream.codec_context.layout.nb_channels > 2 else []
+    return list(dict.fromkeys([*lossless, own_sound_encoder(output), *surround]))
 
 
 def converted_stream(out: av.container.OutputContainer, stream: av.stream.Stream, conversion: Conversion) -> av.stream.Stream:

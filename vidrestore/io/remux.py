@@ -606,12 +606,16 @@ def _holds(name: str, stream: av.stream.Stream | None, video: av.stream.Stream |
             out.close()
     if not samples:
         return True
+    sound = [p for p in samples if p.stream is copy] if copy.type == "audio" else []
+    if out.format.name == "avi" and conversion is None and in_frames(stream):
+        count_in_frames(scratch, {copy.index: len(sound)})  # as remux puts the header right
     scratch.seek(0)
     try:
         with av.open(scratch, format=_demuxer(out.format.name)) as written:
             if copy.type == "audio":  # and a decoder opens for it (ADPCM in NUT has no block size)
                 same = [s for s in written.streams if s.type == "audio"]
-                return bool(same) and any(p.size for p in written.demux(same[0])) and same[0].codec_context.open() is None
+                return bool(same) and _timed_as_written([p for p in written.demux(same[0]) if p.size], sound) \
+                    and same[0].codec_context.open() is None
             if not kind:
                 return any(is_cover(s) for s in written.streams)
             same = [s for s in written.streams if s.type == "subtitle" and s.codec_context.codec.canonical_name == kind]
@@ -620,6 +624,17 @@ def _holds(name: str, stream: av.stream.Stream | None, video: av.stream.Stream |
             return bool(same) and sum(1 for p in written.demux(same[0]) if p.size) == len(samples)
     except (av.error.FFmpegError, ValueError):
         return False
+
+
+def _timed_as_written(read: list[av.Packet], written: list[av.Packet]) -> bool:
+    """Whether the sound packets ``read`` back from a trial come in order and span the time the
+    ``written`` ones did (to a tenth): AVI times sound it has no frame size for (Vorbis, E-AC-3)
+    in bytes over a rate it guesses, and a Vorbis track read back 2.4 s long as 0.03 s."""
+    times = [_packet_time(p) for p in read if p.pts is not None or p.dts is not None]
+    if not times or any(later < earlier for earlier, later in itertools.pairwise(times)):
+        return False
+    span = _packet_time(written[-1]) - _packet_time(written[0]) if written else Fraction(0)
+    return times[-1] - times[0] >= span * Fraction(9, 10) - Fraction(1, 20)
 
 
 def _demuxer(muxer: str) -> str | None:
@@ -922,8 +937,9 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 muxed[key] += 1
             out.close()  # writes the trailer, which can fail too
             if out.format.name == "avi":
-                count_in_frames(Path(output), {mapping[("o", s.index)].index: muxed[("o", s.index)]
-                                               for s in carried if s.index not in conversions and in_frames(s)})
+                with open(output, "r+b") as written:
+                    count_in_frames(written, {mapping[("o", s.index)].index: muxed[("o", s.index)]
+                                              for s in carried if s.index not in conversions and in_frames(s)})
         except OSError as exc:
             raise OutputError(f"cannot write {output} ({exc.strerror or exc})") from exc
         except av.error.FFmpegError as exc:
