@@ -1597,21 +1597,36 @@ def test_quantiser_encoders_take_their_quality_from_crf(tmp_path, sample_clip, c
     assert sizes[18] > 1.5 * sizes[40]
 
 
-def test_a_dv_tape_is_written_back_as_dv(tmp_path, sample_clip):
-    """MiniDV captures (.dv) hold DV video only: the automatic encoder is FFmpeg's DV encoder."""
+def _dv_tape(path: Path, sample_clip: Path, frames: int, sound: bool = False) -> Path:
+    """The sample clip's first ``frames`` as a PAL DV tape's capture, with a 440 Hz tone in
+    48 kHz stereo PCM where ``sound`` (DV's muxer writes it inside the pictures' frames)."""
     import cv2
 
     with VideoReader(sample_clip) as r:
-        images = [cv2.resize(f.image, (720, 576)) for f in r][:5]
-    tape = tmp_path / "tape.dv"
-    with av.open(str(tape), "w") as out:
-        stream = out.add_stream("dvvideo", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 720, 576, "yuv420p"
+        images = [cv2.resize(f.image, (720, 576)) for f in r][:frames]
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("dvvideo", rate=25)
+        video.width, video.height, video.pix_fmt = 720, 576, "yuv420p"
+        tone = (8000 * np.sin(np.arange(48000) * 2 * np.pi * 440 / 48000)).astype(np.int16)
+        stereo = out.add_stream("pcm_s16le", rate=48000, layout="stereo") if sound else None
         for i, image in enumerate(images):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+            out.mux(video.encode(frame))
+            if stereo is not None:
+                part = av.AudioFrame.from_ndarray(np.repeat(tone[None, i * 1920:(i + 1) * 1920], 2, axis=0).T.reshape(1, -1).copy(),
+                                                  format="s16", layout="stereo")
+                part.sample_rate, part.pts = 48000, i * 1920
+                out.mux(stereo.encode(part))
+        out.mux(video.encode(None))
+        if stereo is not None:
+            out.mux(stereo.encode(None))
+    return path
+
+
+def test_a_dv_tape_is_written_back_as_dv(tmp_path, sample_clip):
+    """MiniDV captures (.dv) hold DV video only: the automatic encoder is FFmpeg's DV encoder."""
+    tape = _dv_tape(tmp_path / "tape.dv", sample_clip, 5)
     restored = tmp_path / "restored.dv"
     with VideoReader(tape) as r, VideoWriter(restored, probe(tape), EncodeOptions()) as w:
         for f in r:
@@ -1622,26 +1637,7 @@ def test_a_dv_tape_is_written_back_as_dv(tmp_path, sample_clip):
 def test_a_dv_tapes_sound_is_written_back_into_dv(tmp_path, sample_clip):
     """DV's muxer writes sound inside its pictures' frames, and the trial of a sound stream had no
     picture: the sound of every DV capture was said not to fit in .dv. It is kept, sample for sample."""
-    import cv2
-
-    with VideoReader(sample_clip) as r:
-        images = [cv2.resize(f.image, (720, 576)) for f in r][:10]
-    tape = tmp_path / "tape.dv"
-    with av.open(str(tape), "w") as out:
-        video = out.add_stream("dvvideo", rate=25)
-        video.width, video.height, video.pix_fmt = 720, 576, "yuv420p"
-        sound = out.add_stream("pcm_s16le", rate=48000, layout="stereo")
-        tone = (8000 * np.sin(np.arange(48000) * 2 * np.pi * 440 / 48000)).astype(np.int16)
-        for i, image in enumerate(images):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            out.mux(video.encode(frame))
-            part = av.AudioFrame.from_ndarray(np.repeat(tone[None, i * 1920:(i + 1) * 1920], 2, axis=0).T.reshape(1, -1).copy(),
-                                              format="s16", layout="stereo")
-            part.sample_rate, part.pts = 48000, i * 1920
-            out.mux(sound.encode(part))
-        out.mux(video.encode(None))
-        out.mux(sound.encode(None))
+    tape = _dv_tape(tmp_path / "tape.dv", sample_clip, 10, sound=True)
     restored = tmp_path / "restored.dv"
     assert main([str(tape), str(restored), "--model", "none", "--strength", "1", "--quiet"]) == 0
     with av.open(str(tape)) as a, av.open(str(restored)) as b:
