@@ -228,7 +228,7 @@ def test_a_damaged_sound_packet_is_left_out_of_the_re_encoded_sound_and_named(tm
 
     src, out, report = _damaged_sound_clip(tmp_path / "in.mkv", codec), tmp_path / "out.webm", tmp_path / "r.json"
     assert main([str(src), str(out), "--model", "none", "--audio-codec", "auto", "--quiet", "--json", str(report)]) == 0
-    assert f"left out of the re-encoded sound, a gap in it each: 1 of audio stream 1 ({codec})" in " ".join(json.loads(report.read_text())["notes"])
+    assert f"left out of the re-encoded sound (a gap each): 1 of audio stream 1 ({codec})" in " ".join(json.loads(report.read_text())["notes"])
     with av.open(str(out)) as written:
         assert sum(f.samples for f in written.decode(audio=0)) / 48000 == pytest.approx(1.6, abs=0.1)
 

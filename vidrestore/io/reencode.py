@@ -25,7 +25,7 @@ import av
 from ..errors import OutputError, UsageError
 from .containers import muxer_of, stream_tags
 from .excerpt import Cut
-from .probe import open_input
+from .probe import codec_name, open_input
 from .soundcut import trimmed
 
 # Text subtitle formats whose FFmpeg decoders give whole cues, each at its packet's time.
@@ -421,9 +421,8 @@ def damaged_sound_note(source: str | Path, damaged: Counter) -> list[str]:
     if not damaged:
         return []
     with open_input(source) as container:
-        parts = [f"{count} of audio stream {index} ({container.streams[index].codec_context.codec.canonical_name})"
-                 for index, count in sorted(damaged.items())]
-    return [f"sound packets its decoder could not read were left out of the re-encoded sound, a gap in it each: {', '.join(parts)}"]
+        parts = [f"{count} of audio stream {index} ({codec_name(container.streams[index])})" for index, count in sorted(damaged.items())]
+    return [f"sound packets their decoder could not read were left out of the re-encoded sound (a gap each): {', '.join(parts)}"]
 
 
 class _Cues:

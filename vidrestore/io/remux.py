@@ -1013,8 +1013,9 @@ def _put_back(packet: av.Packet, start: Fraction | None) -> None:
     muxer writes a file's first frame first whatever its time, so a part that begins later came
     back from it with its first frame at 0 and its second at its own time. AVI holds no frame out
     of decode order, so its decode time is its presentation time."""
-    if start is not None and packet.pts is not None and packet.pts < _tick_of(start, packet.time_base):
-        packet.pts = packet.dts = _tick_of(start, packet.time_base)
+    belongs = None if start is None else _tick_of(start, packet.time_base)
+    if belongs is not None and packet.pts is not None and packet.pts < belongs:
+        packet.pts = packet.dts = belongs
 
 
 def _joined_packets(parts: list[Path], starts: Sequence[Fraction | None] = ()) -> Iterator[av.Packet]:
