@@ -46,11 +46,13 @@ def shared_file(shared_data: Path, rel: str) -> Path:
 
 def make_clip(path: Path, pts: list[int], size: tuple[int, int] = (48, 64), time_base: Fraction = Fraction(1, 1000),
               rotation: int = 0, audio: bool = False, pix_fmt: str = "yuv420p", images: list[np.ndarray] | None = None,
-              color: bool = False, subtitles: list[tuple[int, str]] | None = None, x264_params: str = "", rate: int = 25) -> Path:
+              color: bool = False, subtitles: list[tuple[int, str]] | None = None, x264_params: str = "", rate: int = 25,
+              sar: Fraction | None = None) -> Path:
     """Write an H.264 clip with the given presentation timestamps (VFR allowed); ``subtitles``:
     (start in ms, text) cues in a subtitle stream (mov_text in .mp4, subrip elsewhere);
     ``x264_params``: e.g. "interlaced=1:tff=1" for a stream coded as top-field-first fields;
-    ``rate``: the frame rate declared (in a raw .h264 stream, the only timing there is)."""
+    ``rate``: the frame rate declared (in a raw .h264 stream, the only timing there is); ``sar``:
+    the pixel aspect the stream's headers state."""
     h, w = size
     with av.open(str(path), "w") as out:
         vs = out.add_stream("libx264", rate=rate)
@@ -66,6 +68,8 @@ def make_clip(path: Path, pts: list[int], size: tuple[int, int] = (48, 64), time
             cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 1, 1, 1, 1
         if rotation:
             vs.set_display_rotation(rotation)
+        if sar is not None:
+            vs.codec_context.sample_aspect_ratio = sar
         if audio:  # every stream must exist before the first packet is muxed
             aus = out.add_stream("aac", rate=44100)
             aus.layout = "mono"
@@ -151,10 +155,19 @@ def vp9_flac_clip(path: Path, frames: int = 25) -> Path:
     return path
 
 
-def resized_clip(path: Path, source: Path) -> Path:
+def _middle(image: np.ndarray, shape: Fraction) -> np.ndarray:
+    """The middle of ``image`` that is ``shape`` (width / height) in shape."""
+    h, w = image.shape[:2]
+    ch, cw = (round(w / shape), w) if shape > Fraction(w, h) else (h, round(h * shape))
+    return image[(h - ch) // 2 : (h - ch) // 2 + ch, (w - cw) // 2 : (w - cw) // 2 + cw]
+
+
+def resized_clip(path: Path, source: Path, second: tuple[int, int] | None = None, sar: Fraction | None = None) -> Path:
     """``source``'s frames as MPEG-TS that changes size and pixel format halfway (a splice of two
-    recordings, as broadcast captures have): frames 0-11 as they are, then two thirds the size in
-    yuv444p. Each half is a TS of its own; MPEG-TS halves joined byte for byte play as one stream.
+    recordings, as broadcast captures have): frames 0-11 as they are, then at the size ``second``
+    (height, width; else two thirds the size) in yuv444p, stating ``sar``: the middle of each
+    picture of the shape that size and pixel aspect show (a 16:9 recording of the same scene).
+    Each half is a TS of its own; MPEG-TS halves joined byte for byte play as one stream.
     Its first frame is shown at 1 s, as in a broadcast capture, so that neither half's muxer moves it."""
     from vidrestore.io import VideoReader
 
@@ -162,11 +175,12 @@ def resized_clip(path: Path, source: Path) -> Path:
         images = [f.image for f in r]
     half = len(images) // 2
     h, w = images[0].shape[:2]
-    small = (h * 2 // 3 // 2 * 2, w * 2 // 3 // 2 * 2)
+    small = second or (h * 2 // 3 // 2 * 2, w * 2 // 3 // 2 * 2)
     first = make_clip(path.with_name("first.ts"), [1000 + i * 40 for i in range(half)], size=(h, w), images=images[:half])
-    second = make_clip(path.with_name("second.ts"), [1000 + i * 40 for i in range(half, len(images))], size=small, pix_fmt="yuv444p",
-                       images=[cv2.resize(img, small[::-1], interpolation=cv2.INTER_AREA) for img in images[half:]])
-    path.write_bytes(first.read_bytes() + second.read_bytes())
+    later = make_clip(path.with_name("second.ts"), [1000 + i * 40 for i in range(half, len(images))], size=small, pix_fmt="yuv444p",
+                      images=[cv2.resize(_middle(img, small[1] * (sar or 1) / small[0]), small[::-1], interpolation=cv2.INTER_AREA)
+                              for img in images[half:]], sar=sar)
+    path.write_bytes(first.read_bytes() + later.read_bytes())
     return path
 
 

@@ -900,16 +900,23 @@ def test_a_second_video_stream_is_copied_and_the_report_says_its_faces_are_not_r
             in json.loads(report.read_text())["notes"])
 
 
-def test_a_video_that_changes_size_midway_is_restored_at_its_first_size(sample_clip, tmp_path):
-    src = resized_clip(tmp_path / "spliced.ts", sample_clip)
+@pytest.mark.parametrize(("second", "note"), [
+    (None, "12 frames came in another size or pixel format than the stream's first; they were scaled to 480x360 yuv420p"),
+    ((360, 360), "they were scaled to 480x360 yuv420p (12 of another shape on black bars, their shape kept)"),
+])
+def test_a_video_that_changes_size_midway_is_restored_at_its_first_size(sample_clip, tmp_path, second, note):
+    src = resized_clip(tmp_path / "spliced.ts", sample_clip, second=second)
     out, report = tmp_path / "o.mp4", tmp_path / "r.json"
     assert _run(src, out, "--model", "none", "--detector", "dlib", "--quiet", "--json", report) == 0
     assert read_pts(out) == read_pts(src)
     with av.open(str(out)) as c:
-        assert {(f.width, f.height) for f in c.decode(video=0)} == {(480, 360)}
+        frames = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+    assert {f.shape for f in frames} == {(360, 480)}
+    bars = max(int(f[:, :56].max()) for f in frames[12:]), max(int(f[:, 424:].max()) for f in frames[12:])
+    assert (max(bars) < 25) == (second is not None)  # a square part keeps its shape, pillarboxed
     data = json.loads(report.read_text())
     assert sum(t["frames"] for t in data["tracks"]) >= 22  # the face is followed through the change
-    assert any("12 frames came in another size" in note for note in data["notes"])
+    assert any(note in n for n in data["notes"])
 
 
 def test_a_raw_camera_stream_is_restored_with_timestamps_and_continued_by_segments(sample_clip, tmp_path):

@@ -179,6 +179,28 @@ def test_frames_of_another_size_mid_stream_come_at_the_streams_first_size(tmp_pa
     assert not scan_fields(src).interlaced  # the scans read the same frames
 
 
+@pytest.mark.parametrize(("second", "sar", "rows", "columns"), [
+    ((270, 480), None, (44, 314), (0, 480)),  # a 16:9 recording spliced into a 4:3 one: letterboxed, from an even row
+    ((360, 360), None, (0, 360), (60, 420)),  # a square one: pillarboxed
+    ((360, 360), Fraction(4, 3), (0, 360), (0, 480)),  # square in size, 4:3 in shape by its pixels: filled
+])
+def test_frames_of_another_shape_mid_stream_keep_it_on_black_bars(tmp_path, sample_clip, second, sar, rows, columns):
+    src = resized_clip(tmp_path / "spliced.ts", sample_clip, second=second, sar=sar)
+    with VideoReader(src) as r, VideoReader(sample_clip) as original:
+        frames, before = list(r), [f.image for f in original]
+        stats = r.stats
+    assert (stats.resized, stats.boxed) == (12, 0 if columns == (0, 480) and rows == (0, 360) else 12)
+    (top, bottom), (left, right) = rows, columns
+    for frame, image in zip(frames[12:], before[12:]):
+        shown = frame.image.astype(int)
+        outside = np.ones(shown.shape[:2], bool)
+        outside[max(0, top - 2) : bottom + 2, max(0, left - 2) : right + 2] = False  # chroma, upsampled, bleeds a pixel or two
+        assert not outside.any() or shown[outside].max() <= 3
+        # the part showed the middle of the same scene: it is back in the middle
+        y, x = (360 - (bottom - top)) // 2, (480 - (right - left)) // 2
+        assert np.abs(shown[top:bottom, left:right] - image[y : y + bottom - top, x : x + right - left]).mean() < 6
+
+
 def test_damage_in_a_transport_stream_is_located(tmp_path):
     src = make_clip(tmp_path / "in.ts", [1000 + i * 40 for i in range(50)], size=(64, 64))
     data = bytearray(src.read_bytes())

@@ -26,6 +26,7 @@ from av.video.reformatter import VideoReformatter
 
 from ..errors import InputError
 from .excerpt import Excerpt, clock
+from .fitting import StreamFitter
 from .linear import VIDEO_LIGHTS, Light, display_view, to_display
 from .patch import Box, crop_frame, merged, patch_area, patchable, rotate_box
 from .probe import VideoInfo, open_input, probe
@@ -58,6 +59,7 @@ class DecodeStats:
     frames: int = 0
     corrupt_packets: int = 0
     resized: int = 0  # frames decoded at another size or pixel format than the stream starts with
+    boxed: int = 0  # of those, frames of another shape, placed on black bars (see StreamFitter)
     damaged_s: list[float] = dataclasses.field(default_factory=list)  # where packets the demuxer flagged corrupt are, from the start
     bytes_read: int = 0  # how far into the file the demuxer has read
 
@@ -143,16 +145,6 @@ def codes_around(frame: av.VideoFrame, info: VideoInfo, boxes: list[Box], reform
         part = frame_to_rgb(crop_frame(frame, (x0, y0, x1, y1)), unturned, deep=True, reformatter=reformatter)[0]
         codes[read[1] : read[3], read[0] : read[2]] = part[read[1] - y0 : read[3] - y0, read[0] - x0 : read[2] - x0]
     return np.rot90(codes, turns)
-
-
-def fit_to_stream(frame: av.VideoFrame, info: VideoInfo, reformatter: VideoReformatter) -> av.VideoFrame:
-    """``frame`` at the size and pixel format the stream starts with (``info``), scaled with
-    FFmpeg's bicubic filter where it differs, as FFmpeg's own tools do. Broadcast recordings and
-    spliced files change size mid-stream; the filters, the encoder and the tracker take one size.
-    Timestamps and side data are kept."""
-    if (frame.width, frame.height, frame.format.name) == (info.width, info.height, info.pix_fmt):
-        return frame
-    return reformatter.reformat(frame, width=info.width, height=info.height, format=info.pix_fmt, interpolation="BICUBIC")
 
 
 def _merged(spans: list[range]) -> tuple[list[int], list[int]]:
@@ -253,13 +245,14 @@ SCAN_STRETCHES = 5  # at most this many stretches of a video are scanned for fie
 
 
 def _stretches(path: str | Path, frames: int, count: int = SCAN_STRETCHES) -> Iterator[tuple[av.video.stream.VideoStream, av.VideoFrame | None]]:
-    """The video stream of ``path`` with each decoded frame (see :func:`fit_to_stream`) of up to
+    """The video stream of ``path`` with each decoded frame (see :class:`StreamFitter`) of up to
     ``count`` stretches of ``frames`` frames, each stretch ended by None; the caller stops when it
     has seen enough. A video longer than ``count`` stretches is read from evenly spaced times (the
     first at its start): a tape often opens with a minute of colour bars, a slate or black, whose
     still frames tell no field from another. A shorter one, or one that cannot seek, is read in
     stretches one after the other from its start. A damaged stream ends a stretch at the damage."""
-    info, fitter = probe(path), VideoReformatter()
+    info = probe(path)
+    fit = StreamFitter(info)
     seekable = info.timestamps and info.duration_s and not is_sequence(path) and info.estimated_frames > count * frames
     with open_input(path) as container:
         stream = container.streams.video[0]
@@ -272,7 +265,7 @@ def _stretches(path: str | Path, frames: int, count: int = SCAN_STRETCHES) -> It
                                    backward=True)
                     decoded = container.decode(stream)
                 for _, frame in zip(range(frames), decoded):  # the count first: no frame is taken and dropped
-                    yield stream, fit_to_stream(frame, info, fitter)
+                    yield stream, fit(frame, stream.codec_context.sample_aspect_ratio)
             yield stream, None
 
 
@@ -600,7 +593,7 @@ class VideoReader:
         self.view_regions = view_regions
         self.stats = DecodeStats()
         self._reformatter = VideoReformatter()  # used by the decode thread only
-        self._fitter = VideoReformatter()  # for frames of another size than the stream's (decode thread)
+        self._fit = StreamFitter(self.info)  # used by the decode thread only
         self._last_pts: int | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=queued_frames(max(1, prefetch), self.info.width, self.info.height,
                                                                      max_side, self.deep))
@@ -768,8 +761,9 @@ class VideoReader:
                 raise InputError(f"unsupported video codec {self.info.codec!r} in {self.path}") from exc
             self.stats.corrupt_packets += 1
             return []
-        fitted = [fit_to_stream(frame, self.info, self._fitter) for frame in decoded]
+        fitted = [self._fit(frame, packet.stream.codec_context.sample_aspect_ratio) for frame in decoded]
         self.stats.resized += sum(a is not b for a, b in zip(fitted, decoded))
+        self.stats.boxed = self._fit.boxed
         return [self._stamped(frame) for frame in fitted]
 
     def _stamped(self, frame: av.VideoFrame) -> av.VideoFrame:

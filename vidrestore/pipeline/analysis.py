@@ -55,7 +55,7 @@ class Analysis:
     fields: str = ""  # why: "declared tt", "detected bff: 57 of 60 frames scanned look interlaced", ...
     references: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> aligned reference crop (S, S, 3) uint8
     too_small: int = 0  # face tracks left out because their median face is under the tracker's min_face_size
-    resized: int = 0  # frames decoded at another size than the stream's first (scaled to it)
+    resized: int = 0  # frames decoded at another size or pixel format than the stream's first (brought to it)
     damaged_s: list[float] = field(default_factory=list)  # where the demuxer found the file damaged (seconds)
     smallest_findable: float = 0.0  # box side (frame px) of the smallest faces the detector finds at its working size; 0: unknown
     detect_side: int = 0  # longer side of the images the detector worked on
@@ -72,6 +72,7 @@ class Analysis:
     judged_at: int = 0  # side (px) of the crops FaceQualityNet judged each track's damage at (Track.quality); 0: not judged
     # The stretch of the video analysed (--start/--end), whose frames every later reader counts from 0; None: all of it
     excerpt: Excerpt | None = None
+    boxed: int = 0  # of the resized frames, those of another shape, placed on black bars (io.fitting)
 
 
 def regions_measured(meter: DetailMeter | None, rater: QualityMeter | None, index: int, faces: list[tuple[int, Detection]],
@@ -256,7 +257,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references, tracker.too_small,
                     stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side,
                     portraits.faces if portraits is not None else {}, *film_cadence(changes, pts, cfg.hybrid), light=light,
-                    judged_at=rater.net.config.image_size if rater is not None else 0, excerpt=excerpt)
+                    judged_at=rater.net.config.image_size if rater is not None else 0, excerpt=excerpt, boxed=stats.boxed)
 
 
 
