@@ -31,12 +31,13 @@ def _grey(width, height, pix_fmt, level=128):
 @settings(max_examples=300, deadline=None)
 @given(st.integers(16, 2000), st.integers(16, 2000), st.sampled_from([None, Fraction(1), Fraction(64, 45), Fraction(16, 15), Fraction(4, 3)]),
        st.integers(16, 2000), st.integers(16, 2000), st.sampled_from([Fraction(1), Fraction(16, 11), None]),
-       st.sampled_from(["yuv420p", "yuv422p", "yuv411p", "rgb24"]))
-def test_a_part_is_placed_inside_the_frame_on_its_chroma_grid_with_its_shape(stream_info, w, h, sar, fw, fh, fsar, pix_fmt):
+       st.sampled_from(["yuv420p", "yuv422p", "yuv411p", "rgb24"]), st.booleans())
+def test_a_part_is_placed_inside_the_frame_on_its_chroma_grid_with_its_shape(stream_info, w, h, sar, fw, fh, fsar, pix_fmt, fields):
     info = _stream(stream_info, fw, fh, pix_fmt, fsar)
-    pw, ph = placed_size(w, h, sar, info)
+    pw, ph = placed_size(w, h, sar, info, fields)
     fmt = av.VideoFormat(pix_fmt)
-    steps = (64 // fmt.chroma_width(64), max(2, 64 // fmt.chroma_height(64)))  # down in even rows: fields stay fields
+    down = 64 // fmt.chroma_height(64)  # in even rows, fields stay fields; scaled each alone, in even chroma rows
+    steps = (64 // fmt.chroma_width(64), 2 * down if fields else max(2, down))
     assert 0 < pw <= fw and 0 < ph <= fh
     assert (pw % steps[0] == 0 or pw == fw) and (ph % steps[1] == 0 or ph == fh)
     assert pw == fw or ph == fh  # as large as the frame allows
@@ -89,3 +90,31 @@ def test_a_part_of_the_same_shape_or_in_bits_is_scaled_to_fill_the_frame(stream_
     one_bit = StreamFitter(_stream(stream_info, 96, 72, "monob"))
     assert one_bit(_grey(64, 64, "monob", level=255), None).to_ndarray(format="gray").min() == 255  # stretched, as FFmpeg does
     assert fit.boxed == one_bit.boxed == 0
+
+
+@pytest.mark.parametrize(("size", "rows"), [((128, 96), (0, 96)), ((128, 100), (0, 96)), ((128, 128), (16, 112))])
+def test_an_interlaced_picture_keeps_its_fields_and_their_colours(stream_info, tmp_path, size, rows):
+    """Top field red, bottom field blue (a fast movement, frozen): scaled or placed, each field
+    keeps its own picture, its chroma too (in 4:2:0 chroma rows alternate fields as luma rows do:
+    a picture placed 2 rows down would get the other field's colours)."""
+    src = tmp_path / "i.mkv"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"x264-params": "interlaced=1:tff=1"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(3):
+            frame = av.VideoFrame(64, 48, "yuv420p")
+            for plane, levels in zip(frame.planes, ((100, 100), (128, 128), (220, 40)), strict=True):
+                values = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+                values[0::2], values[1::2] = levels  # red in the top field's chroma rows, blue in the bottom's
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    with av.open(str(src)) as c:
+        frames = list(c.decode(video=0))
+    assert all(f.interlaced_frame for f in frames)
+    fit = StreamFitter(_stream(stream_info, *size))
+    fitted = fit(frames[0], None)
+    top, bottom = rows
+    red = np.frombuffer(memoryview(fitted.planes[2]), np.uint8).reshape(fitted.planes[2].height, -1)[:, : size[0] // 2].astype(int)
+    assert red[top // 2 : bottom // 2 : 2].mean() > 180 and red[top // 2 + 1 : bottom // 2 : 2].mean() < 100
+    assert fit.boxed == (size != (128, 96))

@@ -27,15 +27,17 @@ def _pixel_aspect(sar: Fraction | None) -> Fraction:
     return sar if sar and sar > 0 else Fraction(1)
 
 
-def _grid(pix_fmt: str) -> tuple[int, int]:
+def _grid(pix_fmt: str, fields: bool) -> tuple[int, int]:
     """The steps, across and down, in which a picture can be placed in frames of ``pix_fmt``
     without moving its chroma against its luma; down in even rows, so that an interlaced picture's
-    fields stay its fields."""
+    fields stay its fields, and for an interlaced picture (``fields``) in even chroma rows too,
+    whose fields alternate as its luma's do."""
     fmt = av.VideoFormat(pix_fmt)
-    return 64 // fmt.chroma_width(64), max(2, 64 // fmt.chroma_height(64))
+    down = 64 // fmt.chroma_height(64)
+    return 64 // fmt.chroma_width(64), down * 2 if fields else max(2, down)
 
 
-def placed_size(width: int, height: int, sar: Fraction | None, info: VideoInfo) -> tuple[int, int]:
+def placed_size(width: int, height: int, sar: Fraction | None, info: VideoInfo, fields: bool = False) -> tuple[int, int]:
     """The size, in the stream's pixels, that a ``width`` x ``height`` picture of pixel aspect
     ``sar`` takes inside the stream's frame when its shape is kept: the whole frame where the shapes
     (nearly) agree, else as wide or as tall as the frame, its other side on the grid of :func:`_grid`."""
@@ -43,7 +45,7 @@ def placed_size(width: int, height: int, sar: Fraction | None, info: VideoInfo) 
     frame_shape = info.width * _pixel_aspect(info.sample_aspect_ratio) / info.height
     if abs(float(shape / frame_shape) - 1) < _SAME_SHAPE:
         return info.width, info.height
-    step_w, step_h = _grid(info.pix_fmt)
+    step_w, step_h = _grid(info.pix_fmt, fields)
     if shape > frame_shape:
         return info.width, min(info.height, max(step_h, round(info.height * frame_shape / shape / step_h) * step_h))
     return min(info.width, max(step_w, round(info.width * shape / frame_shape / step_w) * step_w)), info.height
@@ -66,8 +68,10 @@ def _plane_array(plane: av.video.plane.VideoPlane) -> np.ndarray:
 
 class StreamFitter:
     """Brings each decoded frame to the size and pixel format its stream starts with (``info``).
-    Frames already so pass through untouched. Others are scaled with FFmpeg's bicubic filter; those
-    of another shape are placed centred on black. Timestamps and side data are kept.
+    Frames already so pass through untouched. Others are scaled with FFmpeg's bicubic filter (an
+    interlaced frame's fields each alone, as swscale scales them); those of another shape are placed
+    centred on black, an interlaced one from a row that keeps its fields' chroma with their luma.
+    Timestamps and side data are kept.
 
     A frame carries no pixel aspect that PyAV shows, so a part's is read from its decoder's
     context when the first frame of its size comes out; the decoder has by then parsed the headers
@@ -88,13 +92,13 @@ class StreamFitter:
         sar = self._aspects.setdefault((frame.width, frame.height), decoder_sar)
         filled = self._reformatter.reformat(frame, width=info.width, height=info.height, format=info.pix_fmt,
                                             interpolation="BICUBIC")
-        placed = placed_size(frame.width, frame.height, sar, info)
+        placed = placed_size(frame.width, frame.height, sar, info, frame.interlaced_frame)
         widths = _bytes_a_pixel(filled.format)
         if placed == (info.width, info.height) or widths is None:
             return filled
         picture = self._reformatter.reformat(frame, width=placed[0], height=placed[1], format=info.pix_fmt,
                                              interpolation="BICUBIC")
-        step_w, step_h = _grid(info.pix_fmt)
+        step_w, step_h = _grid(info.pix_fmt, frame.interlaced_frame)
         x, y = (info.width - placed[0]) // 2 // step_w * step_w, (info.height - placed[1]) // 2 // step_h * step_h
         for plane, part, black, width in zip(filled.planes, picture.planes, self._black_planes(filled), widths, strict=True):
             rows, row_bytes = _plane_array(plane), plane.width * width
