@@ -15,6 +15,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from .patch import plane_array
 from .probe import VideoInfo
 
 # A part whose shape differs from the stream's by less than this is scaled to fill the frame, as
@@ -62,10 +63,6 @@ def _bytes_a_pixel(fmt: av.VideoFormat) -> list[int] | None:
     return [sum(1 if c.bits <= 8 else 2 for c in fmt.components if c.plane == p) for p in range(planes)]
 
 
-def _plane_array(plane: av.video.plane.VideoPlane) -> np.ndarray:
-    return np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
-
-
 class StreamFitter:
     """Brings each decoded frame to the size and pixel format its stream starts with (``info``).
     Frames already so pass through untouched. Others are scaled with FFmpeg's bicubic filter (an
@@ -101,10 +98,10 @@ class StreamFitter:
         step_w, step_h = _grid(info.pix_fmt, frame.interlaced_frame)
         x, y = (info.width - placed[0]) // 2 // step_w * step_w, (info.height - placed[1]) // 2 // step_h * step_h
         for plane, part, black, width in zip(filled.planes, picture.planes, self._black_planes(filled), widths, strict=True):
-            rows, row_bytes = _plane_array(plane), plane.width * width
+            rows, row_bytes = plane_array(plane), plane.width * width
             rows[:, :row_bytes] = black[:, :row_bytes]
             px, py = x * plane.width // info.width, y * plane.height // info.height
-            rows[py : py + part.height, px * width : (px + part.width) * width] = _plane_array(part)[:, : part.width * width]
+            rows[py : py + part.height, px * width : (px + part.width) * width] = plane_array(part)[:, : part.width * width]
         self.boxed += 1
         return filled
 
@@ -114,5 +111,5 @@ class StreamFitter:
         if key not in self._black:
             black = av.VideoFrame.from_ndarray(np.zeros((like.height, like.width, 3), np.uint8), format="rgb24")
             converted = VideoReformatter().reformat(black, format=like.format.name, dst_color_range=like.color_range or None)
-            self._black[key] = [_plane_array(p).copy() for p in converted.planes]
+            self._black[key] = [plane_array(p).copy() for p in converted.planes]
         return self._black[key]

@@ -54,7 +54,7 @@ def with_alpha_of(frame: av.VideoFrame, image: np.ndarray) -> np.ndarray:
     return np.concatenate([image, alpha], axis=2)
 
 
-def _plane_array(plane: av.video.plane.VideoPlane) -> np.ndarray:
+def plane_array(plane: av.video.plane.VideoPlane) -> np.ndarray:
     """The bytes of ``plane`` as a writable (height, line size) array."""
     return np.frombuffer(plane, np.uint8)[: plane.height * plane.line_size].reshape(plane.height, plane.line_size)
 
@@ -68,7 +68,7 @@ def copy_samples(dst: av.VideoFrame, src: av.VideoFrame) -> None:
     """Copy the samples of ``src`` into ``dst``, a frame of the same format and size."""
     for to, fro in zip(dst.planes, src.planes):
         width = min(to.line_size, fro.line_size)
-        _plane_array(to)[:, :width] = _plane_array(fro)[:, :width]
+        plane_array(to)[:, :width] = plane_array(fro)[:, :width]
 
 
 def rotate_box(box: Box, quarter_turns: int, height: int, width: int) -> Box:
@@ -114,8 +114,8 @@ def crop_frame(frame: av.VideoFrame, box: Box) -> av.VideoFrame:
     sample = 2 if max(c.bits for c in frame.format.components) > 8 else 1  # bytes
     for dst, src in zip(part.planes, frame.planes):
         sx, sy = _shift(frame.width, src.width), _shift(frame.height, src.height)
-        rows = _plane_array(src)[y0 >> sy : -(-y1 >> sy), (x0 >> sx) * sample : -(-x1 >> sx) * sample]
-        _plane_array(dst)[: rows.shape[0], : rows.shape[1]] = rows
+        rows = plane_array(src)[y0 >> sy : -(-y1 >> sy), (x0 >> sx) * sample : -(-x1 >> sx) * sample]
+        plane_array(dst)[: rows.shape[0], : rows.shape[1]] = rows
     return part
 
 
@@ -139,5 +139,5 @@ def patch_frame(target: av.VideoFrame, image: np.ndarray, boxes: list[Box], refo
             sx, sy = _shift(width, dst.width), _shift(height, dst.height)
             ix0, iy0, ix1, iy1 = inner[0] >> sx, inner[1] >> sy, inner[2] >> sx, inner[3] >> sy
             ox0, oy0 = outer[0] >> sx, outer[1] >> sy
-            _plane_array(dst)[iy0:iy1, ix0 * sample : ix1 * sample] = \
-                _plane_array(src)[iy0 - oy0 : iy1 - oy0, (ix0 - ox0) * sample : (ix1 - ox0) * sample]
+            plane_array(dst)[iy0:iy1, ix0 * sample : ix1 * sample] = \
+                plane_array(src)[iy0 - oy0 : iy1 - oy0, (ix0 - ox0) * sample : (ix1 - ox0) * sample]
