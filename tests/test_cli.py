@@ -826,6 +826,37 @@ def test_an_animation_is_played_as_many_times_as_its_source(sample_clip, tmp_pat
         assert out.streams.video[0].codec_context.name == "apng"
 
 
+def test_a_transparent_gif_keeps_its_transparent_colour(sample_clip, tmp_path):
+    """A sticker GIF with a face came back with none of its clear pixels clear: each frame's
+    palette had no transparent colour. Now one is, for the pixels that were clear, in FFmpeg's
+    reading of the output and in Pillow's."""
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        images = [f.image for f in r][:8]
+    pictures = []
+    for image in images:
+        picture = Image.fromarray(image).resize((320, 240), Image.Resampling.BOX).convert("RGBA")
+        picture.paste((0, 0, 0, 0), (256, 0, 320, 240))  # the right fifth: clear
+        pictures.append(picture)
+    src, out, report = tmp_path / "sticker.gif", tmp_path / "o.gif", tmp_path / "r.json"
+    pictures[0].save(src, save_all=True, append_images=pictures[1:], duration=100, disposal=2, loop=0)
+    assert _run(src, out, "--model", "none", "--strength", "1", "--detector", "dlib", "--quiet", "--json", report) == 0
+    data = json.loads(report.read_text())
+    assert data["tracks"] and not [n for n in data["notes"] if "alpha" in n]  # a face restored: encoded, not copied
+    with av.open(str(out)) as c:
+        read = [f.to_ndarray(format="rgba") for f in c.decode(video=0)]
+    with Image.open(out) as gif:
+        shown = []
+        for n in range(gif.n_frames):
+            gif.seek(n)
+            shown.append(np.asarray(gif.convert("RGBA")))
+    for frames in (read, shown):
+        assert len(frames) == 8
+        assert all((f[:, 256:, 3] == 0).all() and (f[:, :254, 3] == 255).all() for f in frames)
+    assert np.abs(read[4][:, :254, :3].astype(int) - np.asarray(pictures[4])[:, :254, :3]).mean() < 6
+
+
 def test_a_faceless_video_the_output_cannot_hold_is_encoded_not_refused(tmp_path):
     """A GIF with no face into an .mp4 (or a .mkv: Matroska holds no GIF either), and H.264 into a
     .webm, were refused ("write a .mkv"); they are encoded, with every frame at its time. So is

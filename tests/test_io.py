@@ -457,9 +457,16 @@ def test_a_gif_is_transparent_only_where_its_first_frame_is(tmp_path):
         assert info.pix_fmt == "bgra" and info.transparent is transparent, name
         out = tmp_path / f"out-{name}"
         note = alpha_note(info, check_encoder(EncodeOptions(), out, info), EncodeOptions(), out)
+        assert note == [], name  # a GIF's transparent colour is GIF's
+        render = dataclasses.replace(info, codec="png")  # levels of alpha, GIF's one transparent colour
+        assert alpha_note(render, check_encoder(EncodeOptions(), out, render), EncodeOptions(), out) == ([] if not transparent else [
+            ("the input's alpha channel (transparency) was kept as gif's transparent colour: pixels under half opaque are clear, "
+            "the others opaque; write a .mov (--codec png) or a .mkv (--codec ffv1) to keep its levels")])
+        mp4 = tmp_path / f"out-{name}.mp4"
+        note = alpha_note(info, check_encoder(EncodeOptions(), mp4, info), EncodeOptions(), mp4)
         assert note == ([] if not transparent else
-                        [("the input's alpha channel (transparency) was left out: gif in a .gif is written with no transparent "
-                         "colour; write a .mov (--codec png) or a .mkv (--codec ffv1) to keep it")])
+                        [("the input's alpha channel (transparency) was left out: libx264 in a .mp4 stores none; "
+                         "write a .mov (--codec png) or a .mkv (--codec ffv1) to keep it")])
     made = make_clip(tmp_path / "clip.mp4", [0, 40, 80], size=(24, 32))
     with av.open(str(made)) as c, av.open(str(tmp_path / "ffmpeg.gif"), "w") as out:
         stream = out.add_stream("gif", rate=25)

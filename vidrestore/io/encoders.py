@@ -374,9 +374,11 @@ def alpha_note(source: VideoInfo, codec: av.Codec, options: EncodeOptions, outpu
     (H.264 in an .mp4 stores none): no encoder here writes a frame's alpha without one."""
     if not source.transparent or has_alpha(output_pix_fmt(codec, options, source)):
         return []
-    # GIF has a transparent colour, but the palettes made for each frame here have none
-    why = "is written with no transparent colour" if codec.name in PALETTE_ENCODERS else "stores none"
-    return [(f"the input's alpha channel (transparency) was left out: {codec.name} in a {Path(output).suffix} {why}; "
+    if codec.name in PALETTE_ENCODERS:  # one colour of each palette is transparent (VideoWriter._palettized)
+        return [] if source.codec == "gif" else [
+            (f"the input's alpha channel (transparency) was kept as {codec.name}'s transparent colour: pixels under half opaque "
+             "are clear, the others opaque; write a .mov (--codec png) or a .mkv (--codec ffv1) to keep its levels")]
+    return [(f"the input's alpha channel (transparency) was left out: {codec.name} in a {Path(output).suffix} stores none; "
              "write a .mov (--codec png) or a .mkv (--codec ffv1) to keep it")]
 
 

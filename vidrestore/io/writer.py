@@ -186,7 +186,7 @@ class VideoWriter:
         else:
             frame = self._in_output_format(source) if source is not None and not self.upright_from else None
             if image is not None:
-                frame = self._paint(frame, self._codes_in_light(source, image, regions, frame) if viewed else image, regions)
+                frame = self._paint(frame, self._codes_in_light(source, image, regions, frame) if viewed else image, regions, source)
         frame.pts, frame.time_base = self._on_grid(pts)
         if self.info.light in HDR_LIGHTS:  # PNG's encoder writes its cICP chunk from the frame's tags, not the stream's
             frame.color_primaries, frame.color_trc = self.stream.codec_context.color_primaries, self.stream.codec_context.color_trc
@@ -256,13 +256,17 @@ class VideoWriter:
         return self._reformatter.reformat(frame, format=self.stream.pix_fmt, **self._yuv_kwargs())
 
     def _palettized(self, frame: av.VideoFrame) -> av.VideoFrame:
-        """``frame`` in 256 colours of its own (see :data:`PALETTE_ENCODERS`)."""
-        rgb = self._reformatter.reformat(frame, format="rgb24")
+        """``frame`` in 256 colours of its own (see :data:`PALETTE_ENCODERS`); a transparent
+        video's with one of them transparent, for the pixels under half opaque (GIF's one level of
+        transparency), which GIF's encoder then writes as its transparent colour."""
+        layout = "rgba" if self.info.transparent else "rgb24"
+        rgb = self._reformatter.reformat(frame, format=layout)
         if self._palettes is None:
             graph = self._palettes = av.filter.Graph()
-            source = graph.add_buffer(width=rgb.width, height=rgb.height, format="rgb24", time_base=Fraction(1, 100))
+            source = graph.add_buffer(width=rgb.width, height=rgb.height, format=layout, time_base=Fraction(1, 100))
             split, sink = graph.add("split"), graph.add("buffersink")
-            colours, mapped = graph.add("palettegen", "stats_mode=single"), graph.add("paletteuse", "new=1")
+            colours = graph.add("palettegen", "stats_mode=single:reserve_transparent=1")
+            mapped = graph.add("paletteuse", "new=1:alpha_threshold=128")
             source.link_to(split)
             split.link_to(colours, 0, 0)
             split.link_to(mapped, 1, 0)
@@ -272,14 +276,15 @@ class VideoWriter:
         self._palettes.vpush(rgb)
         return self._palettes.vpull()
 
-    def _paint(self, base: av.VideoFrame | None, image: np.ndarray, regions: list[Box] | None) -> av.VideoFrame:
+    def _paint(self, base: av.VideoFrame | None, image: np.ndarray, regions: list[Box] | None,
+               source: av.VideoFrame | None) -> av.VideoFrame:
         """``image`` written into ``base``, the decoded frame in the output format: its boxes
         ``regions`` alone when the format allows, else all of it. A new frame only when there is
-        no ``base``. Painting into the decoded frame rather than a new one keeps its side data,
+        no ``base``, or for a palette, made for the whole picture with ``source``'s alpha. Painting into the decoded frame rather than a new one keeps its side data,
         which the encoder reads: a new frame dropped the captions of every frame with a face."""
         coded = rotate_to_coded(image, self.info.rotation)
         if base is None or base.format.has_palette:  # a palette is made for the whole picture
-            return self._in_output_format(self._to_video_frame(coded))
+            return self._in_output_format(self._to_video_frame(coded if source is None else with_alpha_of(source, coded)))
         base.make_writable()  # copies the samples first while the decoder still references them
         coded = with_alpha_of(base, coded)
         if self._patches(base, regions):
