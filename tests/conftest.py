@@ -184,6 +184,29 @@ def resized_clip(path: Path, source: Path, second: tuple[int, int] | None = None
     return path
 
 
+def aspect_switching_clip(path: Path, aspects: list[Fraction], frames: int = 6) -> Path:
+    """An MPEG-2 transport stream at 720x576 whose parts, ``frames`` each, state the pixel aspects
+    ``aspects`` (16/15: 4:3, 64/45: 16:9), as a DVB channel's SD programme and adverts do: each
+    part a TS of its own, joined byte for byte. Pictures grey and bright from edge to edge, with
+    B-frames, so that a decoder gives each picture after the next one is read."""
+    parts = []
+    for k, sar in enumerate(aspects):
+        part = path.with_name(f"{path.stem}-{k}.ts")
+        with av.open(str(part), "w") as out:
+            stream = out.add_stream("mpeg2video", rate=25)
+            stream.width, stream.height, stream.pix_fmt = 720, 576, "yuv420p"
+            stream.codec_context.sample_aspect_ratio = sar
+            stream.codec_context.max_b_frames, stream.codec_context.gop_size = 2, 6
+            for i in range(frames):
+                frame = av.VideoFrame.from_ndarray(np.full((576, 720, 3), 120 + 10 * k, np.uint8), format="rgb24")
+                frame.pts, frame.time_base = 25 + k * frames + i, Fraction(1, 25)
+                out.mux(stream.encode(frame.reformat(format="yuv420p")))
+            out.mux(stream.encode(None))
+        parts.append(part.read_bytes())
+    path.write_bytes(b"".join(parts))
+    return path
+
+
 def caption_sei(pairs: list[tuple[int, int]]) -> bytes:
     """An Annex B SEI NAL unit carrying CEA-608 byte ``pairs`` as ATSC A/53 cc_data (field 1), as
     broadcast H.264 carries closed captions; FFmpeg's decoder exports them as A53_CC side data."""

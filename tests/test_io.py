@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import (
     ERASE_SCREEN,
+    aspect_switching_clip,
     audio_only,
     captioned_clip,
     captions,
@@ -199,6 +200,24 @@ def test_frames_of_another_shape_mid_stream_keep_it_on_black_bars(tmp_path, samp
         # the part showed the middle of the same scene: it is back in the middle
         y, x = (360 - (bottom - top)) // 2, (480 - (right - left)) // 2
         assert np.abs(shown[top:bottom, left:right] - image[y : y + bottom - top, x : x + right - left]).mean() < 6
+
+
+@pytest.mark.parametrize(("aspects", "lit"), [
+    ([Fraction(16, 15), Fraction(64, 45), Fraction(16, 15)], ((72, 503), (0, 719))),  # a 16:9 advert in 4:3: letterboxed
+    ([Fraction(64, 45), Fraction(16, 15), Fraction(64, 45)], ((0, 575), (90, 629))),  # a 4:3 one in 16:9: pillarboxed
+])
+def test_mpeg2_pictures_whose_stated_shape_changes_at_one_size_keep_it(tmp_path, aspects, lit):
+    """Each picture takes the shape its sequence header states, to the frame: FFmpeg's decoder
+    states the latest packet's, which gave the last picture of a part the next part's shape."""
+    src = aspect_switching_clip(tmp_path / "dvb.ts", aspects)
+    with VideoReader(src) as r:
+        frames = [f.image for f in r]
+        stats = r.stats
+    assert len(frames) == 18 and (stats.resized, stats.boxed) == (0, 6)
+    for n, image in enumerate(frames):
+        rows, columns = np.flatnonzero(image.max(axis=(1, 2)) > 40), np.flatnonzero(image.max(axis=(0, 2)) > 40)
+        shown = (rows[0], rows[-1]), (columns[0], columns[-1])
+        assert shown == (lit if 6 <= n < 12 else ((0, 575), (0, 719))), n
 
 
 def test_damage_in_a_transport_stream_is_located(tmp_path):

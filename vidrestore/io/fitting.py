@@ -4,7 +4,9 @@ Broadcast captures and spliced files change size mid-stream (a 720x576 programme
 recording, an SD advert in an HD one); the filters, the encoder and the tracker take one size.
 FFmpeg's tools scale such frames to the first size whatever their shape, which stretches faces
 the model then restores stretched; here they are scaled to fit and letterboxed or pillarboxed in
-black, each part's pixel aspect taken from its own stream headers.
+black, each part's pixel aspect taken from its own stream headers. An MPEG-2 stream (DVB's SD
+channels, DVDs) also switches between 4:3 and 16:9 at one size; each picture's shape is read
+from the sequence header before it, and a 4:3 advert in a 16:9 recording is pillarboxed.
 """
 
 from __future__ import annotations
@@ -63,6 +65,54 @@ def _bytes_a_pixel(fmt: av.VideoFormat) -> list[int] | None:
     return [sum(1 if c.bits <= 8 else 2 for c in fmt.components if c.plane == p) for p in range(planes)]
 
 
+# MPEG-2's sequence header states the shape of the pictures after it (ISO/IEC 13818-2, 6.3.3):
+# its aspect_ratio_information, 1 for square pixels, else the display's shape
+_SEQUENCE_HEADER = b"\x00\x00\x01\xb3"
+_MPEG2_SHAPES = {2: Fraction(4, 3), 3: Fraction(16, 9), 4: Fraction(221, 100)}
+_HELD = 256  # timestamps of packets whose frames have not come out yet, at most (a damaged stream loses some)
+
+
+class Mpeg2Aspects:
+    """Each MPEG-2 picture's pixel aspect as the latest sequence header before it (in decoding
+    order) states it, by the timestamp of its packet: the decoder's own pixel aspect is the latest
+    packet's, a frame or two ahead of the frames it gives (B-frames wait for the next picture).
+    The aspect the stream's own headers state, as FFmpeg reads it (``sar``, for pictures of
+    ``width`` x ``height``), stands for the sequence headers that state the shape nearest it."""
+
+    def __init__(self, width: int, height: int, sar: Fraction | None) -> None:
+        self._own = width, height, _pixel_aspect(sar)
+        self._current: Fraction | None = None
+        self._by_pts: dict[int, Fraction] = {}
+        self._last: Fraction | None = None
+
+    def read(self, packet: av.Packet) -> None:
+        """Notes the aspect in force for ``packet``'s picture."""
+        head = bytes(memoryview(packet)[:1024])  # a sequence header opens its picture's packet
+        at = head.find(_SEQUENCE_HEADER)
+        if 0 <= at < len(head) - 7:
+            width, height = head[at + 4] << 4 | head[at + 5] >> 4, (head[at + 5] & 0x0F) << 8 | head[at + 6]
+            self._current = self._stated(head[at + 7] >> 4, width, height)
+        if packet.pts is not None and self._current is not None:
+            self._by_pts[packet.pts] = self._current
+            if len(self._by_pts) > _HELD:
+                del self._by_pts[next(iter(self._by_pts))]
+
+    def of(self, frame: av.VideoFrame) -> Fraction | None:
+        """The pixel aspect of ``frame``'s picture; a frame with no timestamp of its own (a decoder's
+        guess) takes the frame's before it; None before any sequence header was read."""
+        self._last = self._by_pts.pop(frame.pts, self._last) if frame.pts is not None else self._last
+        return self._last
+
+    def _stated(self, code: int, width: int, height: int) -> Fraction | None:
+        if width == 0 or height == 0 or (code != 1 and code not in _MPEG2_SHAPES):
+            return None
+        stated = _MPEG2_SHAPES[code] * height / width if code != 1 else Fraction(1)
+        own_width, own_height, own = self._own
+        nearest = min((1, *_MPEG2_SHAPES), key=lambda c: abs(float(
+            (_MPEG2_SHAPES[c] * own_height / own_width if c != 1 else Fraction(1)) / own) - 1))
+        return own if (code, width, height) == (nearest, own_width, own_height) else stated
+
+
 class StreamFitter:
     """Brings each decoded frame to the size and pixel format its stream starts with (``info``).
     Frames already so pass through untouched. Others are scaled with FFmpeg's bicubic filter (an
@@ -70,29 +120,42 @@ class StreamFitter:
     centred on black, an interlaced one from a row that keeps its fields' chroma with their luma.
     Timestamps and side data are kept.
 
-    A frame carries no pixel aspect that PyAV shows, so a part's is read from its decoder's
-    context when the first frame of its size comes out; the decoder has by then parsed the headers
-    of the packets it holds, the ones of that part. Later parts of the same size take the same."""
+    A frame carries no pixel aspect that PyAV shows. MPEG-2's are read from the packets (see
+    :class:`Mpeg2Aspects`; the reader passes each to :meth:`read`). Other codecs' parts take the
+    decoder's when the first frame of their size comes out; the decoder has by then parsed the
+    headers of the packets it holds, the ones of that part. Later parts of that size take the same."""
 
     def __init__(self, info: VideoInfo) -> None:
         self.info = info
         self._reformatter = VideoReformatter()
         self._aspects: dict[tuple[int, int], Fraction | None] = {(info.width, info.height): info.sample_aspect_ratio}
         self._black: dict[int, list[np.ndarray]] = {}
+        self._mpeg2 = Mpeg2Aspects(info.width, info.height, info.sample_aspect_ratio) if info.codec == "mpeg2video" else None
+        self.resized = 0  # frames of another size or pixel format than the stream's first
         self.boxed = 0  # frames placed on black bars
 
+    def read(self, packet: av.Packet) -> None:
+        """Takes note of what ``packet`` states of its picture's shape, before it is decoded."""
+        if self._mpeg2 is not None:
+            self._mpeg2.read(packet)
+
     def __call__(self, frame: av.VideoFrame, decoder_sar: Fraction | None) -> av.VideoFrame:
-        """``frame`` at the stream's size and format; ``decoder_sar`` is its decoder's pixel aspect now."""
+        """``frame`` at the stream's size and format, with its shape; ``decoder_sar`` is its
+        decoder's pixel aspect now."""
         info = self.info
-        if (frame.width, frame.height, frame.format.name) == (info.width, info.height, info.pix_fmt):
+        stated = self._mpeg2.of(frame) if self._mpeg2 is not None else None
+        resized = (frame.width, frame.height, frame.format.name) != (info.width, info.height, info.pix_fmt)
+        sar = stated if stated is not None else self._aspects.setdefault((frame.width, frame.height), decoder_sar)
+        placed = placed_size(frame.width, frame.height, sar, info, frame.interlaced_frame)
+        if not resized and placed == (info.width, info.height):
             return frame
-        sar = self._aspects.setdefault((frame.width, frame.height), decoder_sar)
+        self.resized += resized
         filled = self._reformatter.reformat(frame, width=info.width, height=info.height, format=info.pix_fmt,
                                             interpolation="BICUBIC")
-        placed = placed_size(frame.width, frame.height, sar, info, frame.interlaced_frame)
         widths = _bytes_a_pixel(filled.format)
         if placed == (info.width, info.height) or widths is None:
             return filled
+        filled.make_writable()  # a frame of the stream's size comes back as it is, its samples the decoder's
         picture = self._reformatter.reformat(frame, width=placed[0], height=placed[1], format=info.pix_fmt,
                                              interpolation="BICUBIC")
         step_w, step_h = _grid(info.pix_fmt, frame.interlaced_frame)

@@ -59,7 +59,7 @@ class DecodeStats:
     frames: int = 0
     corrupt_packets: int = 0
     resized: int = 0  # frames decoded at another size or pixel format than the stream starts with
-    boxed: int = 0  # of those, frames of another shape, placed on black bars (see StreamFitter)
+    boxed: int = 0  # frames of another shape (by size or stated pixel aspect), placed on black bars (see StreamFitter)
     damaged_s: list[float] = dataclasses.field(default_factory=list)  # where packets the demuxer flagged corrupt are, from the start
     bytes_read: int = 0  # how far into the file the demuxer has read
 
@@ -751,6 +751,7 @@ class VideoReader:
         return k >= 0 and index < stops[k]
 
     def _decode_packet(self, packet: av.Packet) -> list[av.VideoFrame]:
+        self._fit.read(packet)
         try:
             decoded = list(packet.decode())
         except av.error.InvalidDataError:
@@ -762,8 +763,7 @@ class VideoReader:
             self.stats.corrupt_packets += 1
             return []
         fitted = [self._fit(frame, packet.stream.codec_context.sample_aspect_ratio) for frame in decoded]
-        self.stats.resized += sum(a is not b for a, b in zip(fitted, decoded))
-        self.stats.boxed = self._fit.boxed
+        self.stats.resized, self.stats.boxed = self._fit.resized, self._fit.boxed
         return [self._stamped(frame) for frame in fitted]
 
     def _stamped(self, frame: av.VideoFrame) -> av.VideoFrame:

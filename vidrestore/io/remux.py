@@ -15,7 +15,7 @@ import itertools
 import math
 import os
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType
@@ -1026,21 +1026,58 @@ def _joined_packets(parts: list[Path], starts: Sequence[Fraction | None] = ()) -
     Each segment starts with a keyframe and its encoder's decode delay is the same in every part,
     so decode timestamps stay increasing across joins; if they do not, the join is refused rather
     than written with timestamps a player would misread."""
-    last_dts = None
+    last_dts, lead = None, None
     for part, start in itertools.zip_longest(parts, starts[: len(parts)]):
         with open_input(part) as container:
-            shift = None
-            for packet in container.demux(container.streams.video[0]):
-                if not packet.size:
-                    continue
-                if shift is None and container.format.name == "avi":
-                    _put_back(packet, start)
-                shift = _start_shift(packet, start) if shift is None else shift
-                if shift:
-                    packet.pts = packet.pts - shift if packet.pts is not None else None
-                    packet.dts = packet.dts - shift if packet.dts is not None else None
+            first = None
+            for packet in _decode_times_filled(_part_packets(container, start), lead):
                 if packet.dts is not None and last_dts is not None and packet.dts <= last_dts:
                     raise OutputError(f"cannot join segment {part.name}: its timestamps overlap the previous segment's; "
                                       "restore this video as one segment (--segment-frames 0)")
                 last_dts = packet.dts if packet.dts is not None else last_dts
+                first = packet if first is None else first
                 yield packet
+            if first is not None and first.pts is not None and first.dts is not None:
+                lead = first.pts - first.dts
+
+
+def _part_packets(container: av.container.InputContainer, start: Fraction | None) -> Iterator[av.Packet]:
+    """The video packets of a part, less the delay a muxer added (see :func:`_start_shift`)."""
+    shift = None
+    for packet in container.demux(container.streams.video[0]):
+        if not packet.size:
+            continue
+        if shift is None and container.format.name == "avi":
+            _put_back(packet, start)
+        shift = _start_shift(packet, start) if shift is None else shift
+        if shift:
+            packet.pts = packet.pts - shift if packet.pts is not None else None
+            packet.dts = packet.dts - shift if packet.dts is not None else None
+        yield packet
+
+
+def _decode_times_filled(packets: Iterable[av.Packet], lead: int | None) -> Iterator[av.Packet]:
+    """``packets`` of one part with the decode times its demuxer left unknown at its start filled.
+    Matroska stores none: its demuxer knows a part's first ones only once its B-frames' delay
+    shows, and the muxer's guess for a later part's, from the times it had seen, went back in time,
+    which it then refused ("Invalid argument": every video longer than a segment failed into .mkv
+    after the work). They are counted back from the first known one by each packet's duration; in
+    a part with none known (of a frame or two), ``lead`` ticks before each presentation time in
+    order, the lead of the part before."""
+    held: list[av.Packet] | None = []  # None once past the part's start
+    for packet in packets:
+        if held is not None and packet.dts is None and packet.pts is not None:
+            held.append(packet)
+            continue
+        if held and packet.dts is not None and all(p.duration for p in held):
+            dts = packet.dts
+            for earlier in reversed(held):
+                dts -= earlier.duration
+                earlier.dts = dts
+        yield from held or []
+        held = None  # a decode time unknown later is the demuxer's to leave
+        yield packet
+    if held and lead is not None:
+        for earlier, pts in zip(held, sorted(p.pts for p in held)):
+            earlier.dts = pts - lead
+    yield from held or []

@@ -72,7 +72,7 @@ class Analysis:
     judged_at: int = 0  # side (px) of the crops FaceQualityNet judged each track's damage at (Track.quality); 0: not judged
     # The stretch of the video analysed (--start/--end), whose frames every later reader counts from 0; None: all of it
     excerpt: Excerpt | None = None
-    boxed: int = 0  # of the resized frames, those of another shape, placed on black bars (io.fitting)
+    boxed: int = 0  # frames of another shape (by size or stated pixel aspect), placed on black bars (io.fitting)
 
 
 def regions_measured(meter: DetailMeter | None, rater: QualityMeter | None, index: int, faces: list[tuple[int, Detection]],

@@ -135,9 +135,11 @@ def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
         notes.append(f"the picture starts {lead:.2f} s after the video stream does: its first packets cannot be decoded, as in a "
                      "recording cut from a longer one where there was no keyframe; the sound there is kept")
     if analysis.resized:
-        boxed = f" ({analysis.boxed} of another shape on black bars, their shape kept)" if analysis.boxed else ""
         notes.append(f"{analysis.resized} frames came in another size or pixel format than the stream's first; "
-                     f"they were scaled to {info.width}x{info.height} {info.pix_fmt}{boxed}")
+                     f"they were scaled to {info.width}x{info.height} {info.pix_fmt}")
+    if analysis.boxed:
+        notes.append(f"{analysis.boxed} frames of another shape than the stream's first (by their size and the pixel aspect "
+                     "their headers state) were placed on black bars, their shape kept")
     return notes
 
 
