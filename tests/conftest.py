@@ -184,16 +184,17 @@ def resized_clip(path: Path, source: Path, second: tuple[int, int] | None = None
     return path
 
 
-def aspect_switching_clip(path: Path, aspects: list[Fraction], frames: int = 6) -> Path:
-    """An MPEG-2 transport stream at 720x576 whose parts, ``frames`` each, state the pixel aspects
-    ``aspects`` (16/15: 4:3, 64/45: 16:9), as a DVB channel's SD programme and adverts do: each
-    part a TS of its own, joined byte for byte. Pictures grey and bright from edge to edge, with
-    B-frames, so that a decoder gives each picture after the next one is read."""
+def aspect_switching_clip(path: Path, aspects: list[Fraction], frames: int = 6, codec: str = "mpeg2video") -> Path:
+    """A transport stream at 720x576 (MPEG-2, or H.264 with ``codec`` libx264) whose parts,
+    ``frames`` each, state the pixel aspects ``aspects`` (16/15: 4:3, 64/45: 16:9), as a DVB
+    channel's SD programme and adverts do: each part a TS of its own, joined byte for byte.
+    Pictures grey and bright from edge to edge, with B-frames, so that a decoder gives each picture
+    after the next one is read."""
     parts = []
     for k, sar in enumerate(aspects):
         part = path.with_name(f"{path.stem}-{k}.ts")
         with av.open(str(part), "w") as out:
-            stream = out.add_stream("mpeg2video", rate=25)
+            stream = out.add_stream(codec, rate=25)
             stream.width, stream.height, stream.pix_fmt = 720, 576, "yuv420p"
             stream.codec_context.sample_aspect_ratio = sar
             stream.codec_context.max_b_frames, stream.codec_context.gop_size = 2, 6

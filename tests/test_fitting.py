@@ -118,3 +118,33 @@ def test_an_interlaced_picture_keeps_its_fields_and_their_colours(stream_info, t
     red = np.frombuffer(memoryview(fitted.planes[2]), np.uint8).reshape(fitted.planes[2].height, -1)[:, : size[0] // 2].astype(int)
     assert red[top // 2 : bottom // 2 : 2].mean() > 180 and red[top // 2 + 1 : bottom // 2 : 2].mean() < 100
     assert fit.boxed == (size != (128, 96))
+
+
+@pytest.mark.parametrize(("params", "pix_fmt", "size", "sar"), [
+    ("", "yuv420p", (64, 48), Fraction(64, 45)),
+    ("cqm=jvt", "yuv420p", (64, 48), Fraction(16, 15)),  # scaling matrices before the VUI
+    ("interlaced=1:tff=1", "yuv420p", (64, 48), Fraction(12, 11)),  # fields: one more flag
+    ("bframes=0", "yuv420p", (62, 46), Fraction(10, 11)),  # another picture order; cropped to an odd macroblock
+    ("", "yuv444p", (64, 48), Fraction(7, 5)),  # 4:4:4 (High 4:4:4); an aspect of no table entry
+    ("", "yuv420p", (64, 48), None),  # none stated: square
+])
+def test_an_h264_parameter_sets_pixel_aspect_is_read_as_ffmpeg_reads_it(tmp_path, params, pix_fmt, size, sar):
+    from vidrestore.io.fitting import h264_pixel_aspect
+    from vidrestore.io.hdr10plus import nal_units, unescape
+
+    src = tmp_path / "a.h264"  # Annex B, as MPEG-TS carries it
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"x264-params": params} if params else {})
+        stream.width, stream.height, stream.pix_fmt = *size, pix_fmt
+        if sar is not None:
+            stream.codec_context.sample_aspect_ratio = sar
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), 90, np.uint8), format="rgb24").reformat(format=pix_fmt)
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    with av.open(str(src)) as c:
+        first = next(p for p in c.demux(video=0) if p.size)
+        ffmpeg = c.streams.video[0].codec_context.sample_aspect_ratio
+    sps = next(unit for _, unit in nal_units(bytes(first), None) if unit[0] & 0x1F == 7)
+    assert h264_pixel_aspect(unescape(sps)) == (ffmpeg or 1) == (sar or 1)

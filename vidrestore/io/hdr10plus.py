@@ -110,7 +110,7 @@ def hdr10_plus_payloads_of(nal: bytes) -> list[bytes]:
     """The HDR10+ T.35 payloads in the SEI NAL unit ``nal`` (header included, escaped)."""
     if len(nal) < 3 or (nal[0] >> 1) & 0x3F != PREFIX_SEI:
         return []
-    rbsp, found, pos = _unescape(nal[2:]), [], 0
+    rbsp, found, pos = unescape(nal[2:]), [], 0
     while pos < len(rbsp) and rbsp[pos:] != b"\x80":
         kind, pos = _read_sei_number(rbsp, pos)
         size, pos = _read_sei_number(rbsp, pos)
@@ -211,7 +211,8 @@ def escape(rbsp: bytes) -> bytes:
     return bytes(out)
 
 
-def _unescape(escaped: bytes) -> bytes:
+def unescape(escaped: bytes) -> bytes:
+    """A NAL unit's payload without its emulation prevention bytes (see :func:`escape`)."""
     out, zeros = bytearray(), 0
     for byte in escaped:
         if zeros >= 2 and byte == 3:
