@@ -160,10 +160,13 @@ class StatedAspects:
         self._current: Fraction | None = None
         self._by_pts: dict[int, Fraction] = {}
         self._last: Fraction | None = None
+        self._in_band: bool | None = None  # headers in the packets: not MP4's or Matroska's layout, which keeps them apart
 
     def read(self, packet: av.Packet) -> None:
         """Notes the aspect in force for ``packet``'s picture."""
-        if packet.size and not (packet.stream.codec_context.extradata or b"").startswith(b"\x01"):  # MP4's layout: out of band
+        if self._in_band is None:
+            self._in_band = not (packet.stream.codec_context.extradata or b"").startswith(b"\x01")
+        if packet.size and self._in_band:
             try:
                 self._current = self._read(bytes(memoryview(packet)[:_HEAD])) or self._current
             except ValueError:
