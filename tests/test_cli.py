@@ -857,6 +857,31 @@ def test_a_transparent_gif_keeps_its_transparent_colour(sample_clip, tmp_path):
     assert np.abs(read[4][:, :254, :3].astype(int) - np.asarray(pictures[4])[:, :254, :3]).mean() < 6
 
 
+def test_a_turned_transparent_video_keeps_its_clear_pixels_in_an_upright_gif(sample_clip, tmp_path):
+    """A phone's or an editor's turned video with alpha, written upright into a GIF (which stores no
+    turn): the alpha is turned with the picture (it failed with a traceback after the work)."""
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        images = [f.image for f in r][:6]
+    src, out = tmp_path / "turned.mov", tmp_path / "o.gif"
+    with av.open(str(src), "w") as c:
+        stream = c.add_stream("png", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 360, 480, "rgba"
+        stream.set_display_rotation(90)
+        for i, image in enumerate(images):
+            shown = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+            shown[:, 400:, 3] = 0  # the right sixth as shown: clear
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(shown, -1)), format="rgba")
+            frame.pts, frame.time_base = i, Fraction(1, 24)
+            c.mux(stream.encode(frame))
+        c.mux(stream.encode(None))
+    assert _run(src, out, "--model", "none", "--strength", "1", "--detector", "dlib", "--quiet") == 0
+    with av.open(str(out)) as c:
+        alphas = [f.to_ndarray(format="rgba")[..., 3] for f in c.decode(video=0)]
+    assert len(alphas) == 6 and all(a.shape == (360, 480) and (a[:, 402:] == 0).all() and (a[:, :398] == 255).all() for a in alphas)
+
+
 def test_a_faceless_video_the_output_cannot_hold_is_encoded_not_refused(tmp_path):
     """A GIF with no face into an .mp4 (or a .mkv: Matroska holds no GIF either), and H.264 into a
     .webm, were refused ("write a .mkv"); they are encoded, with every frame at its time. So is

@@ -44,14 +44,15 @@ def rgb_format(image: np.ndarray) -> str:
         (image.dtype == np.uint16, image.shape[2])]
 
 
-def with_alpha_of(frame: av.VideoFrame, image: np.ndarray) -> np.ndarray:
-    """``image`` (RGB, ``frame``'s size and orientation) with ``frame``'s alpha as a fourth channel
-    when its format has one (a render's PNG, a ProRes 4444 master), so that writing the image back
-    keeps the alpha as it was; else ``image``."""
+def with_alpha_of(frame: av.VideoFrame, image: np.ndarray, turned: int = 0) -> np.ndarray:
+    """``image`` (RGB, ``frame``'s size and orientation, or for an upright copy ``frame`` turned by
+    ``turned`` degrees counter-clockwise) with ``frame``'s alpha as a fourth channel when its format
+    has one (a render's PNG, a ProRes 4444 master), so that writing the image back keeps the alpha
+    as it was; else ``image``."""
     if not any(c.is_alpha for c in frame.format.components):
         return image
     alpha = frame.reformat(format="rgba64le" if image.dtype == np.uint16 else "rgba").to_ndarray()[..., 3:]
-    return np.concatenate([image, alpha], axis=2)
+    return np.concatenate([image, np.rot90(alpha, k=turned // 90 % 4)], axis=2)
 
 
 def plane_array(plane: av.video.plane.VideoPlane) -> np.ndarray:

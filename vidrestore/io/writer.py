@@ -280,11 +280,12 @@ class VideoWriter:
                source: av.VideoFrame | None) -> av.VideoFrame:
         """``image`` written into ``base``, the decoded frame in the output format: its boxes
         ``regions`` alone when the format allows, else all of it. A new frame only when there is
-        no ``base``, or for a palette, made for the whole picture with ``source``'s alpha. Painting into the decoded frame rather than a new one keeps its side data,
-        which the encoder reads: a new frame dropped the captions of every frame with a face."""
+        no ``base``, or for a palette, made for the whole picture, with ``source``'s alpha. Painting
+        into the decoded frame rather than a new one keeps its side data, which the encoder reads:
+        a new frame dropped the captions of every frame with a face."""
         coded = rotate_to_coded(image, self.info.rotation)
         if base is None or base.format.has_palette:  # a palette is made for the whole picture
-            return self._in_output_format(self._to_video_frame(coded if source is None else with_alpha_of(source, coded)))
+            return self._in_output_format(self._to_video_frame(coded if source is None else with_alpha_of(source, coded, self.upright_from)))
         base.make_writable()  # copies the samples first while the decoder still references them
         coded = with_alpha_of(base, coded)
         if self._patches(base, regions):
