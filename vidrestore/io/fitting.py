@@ -156,7 +156,10 @@ class StatedAspects:
 
     def __init__(self, codec: str, width: int, height: int, sar: Fraction | None) -> None:
         self._read = self._mpeg2 if codec == "mpeg2video" else self._h264
-        self._own = width, height, _pixel_aspect(sar)
+        own = _pixel_aspect(sar)
+        # the MPEG-2 header that states the stream's own shape: the one FFmpeg's aspect is nearest
+        code = min((1, *_MPEG2_SHAPES), key=lambda c: abs(float(self._mpeg2_aspect(c, width, height) / own) - 1))
+        self._own = (code, width, height), own
         self._current: Fraction | None = None
         self._by_pts: dict[int, Fraction] = {}
         self._last: Fraction | None = None
@@ -194,9 +197,8 @@ class StatedAspects:
         code = head[at + 7] >> 4
         if width == 0 or height == 0 or (code != 1 and code not in _MPEG2_SHAPES):
             return None
-        own_width, own_height, own = self._own
-        nearest = min((1, *_MPEG2_SHAPES), key=lambda c: abs(float(self._mpeg2_aspect(c, own_width, own_height) / own) - 1))
-        return own if (code, width, height) == (nearest, own_width, own_height) else self._mpeg2_aspect(code, width, height)
+        header, own = self._own
+        return own if (code, width, height) == header else self._mpeg2_aspect(code, width, height)
 
     @staticmethod
     def _mpeg2_aspect(code: int, width: int, height: int) -> Fraction:
@@ -241,10 +243,12 @@ class StreamFitter:
         if not resized and placed == (info.width, info.height):
             return frame
         self.resized += resized
+        widths = _bytes_a_pixel(av.VideoFormat(info.pix_fmt))
+        boxed = placed != (info.width, info.height) and widths is not None
+        # the frame as FFmpeg scales it, with its timestamps and side data; a boxed one's samples are all written over
         filled = self._reformatter.reformat(frame, width=info.width, height=info.height, format=info.pix_fmt,
-                                            interpolation="BICUBIC")
-        widths = _bytes_a_pixel(filled.format)
-        if placed == (info.width, info.height) or widths is None:
+                                            interpolation="POINT" if boxed else "BICUBIC")
+        if not boxed:
             return filled
         filled.make_writable()  # a frame of the stream's size comes back as it is, its samples the decoder's
         picture = self._reformatter.reformat(frame, width=placed[0], height=placed[1], format=info.pix_fmt,
