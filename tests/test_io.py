@@ -1,5 +1,6 @@
 
 import dataclasses
+import io
 import itertools
 import json
 import re
@@ -1121,6 +1122,66 @@ def test_the_names_of_an_mp4s_tracks_are_kept(tmp_path, suffix):
     with av.open(str(out)) as c:
         assert [s.metadata.get("name" if suffix == ".mov" else "title") for s in c.streams] == names
         assert c.streams.subtitles[0].codec_context.name == ("mov_text" if suffix == ".mov" else "srt")
+
+
+def test_the_quicktime_languages_are_those_ffmpeg_has_macintosh_codes_for():
+    """The table of codes :func:`language_in` gives the QuickTime muxer is FFmpeg's own: a .mov's
+    media header given each Macintosh language code in turn is read back as one of them."""
+    from vidrestore.io.languages import QUICKTIME_LANGUAGES
+
+    scratch = io.BytesIO()
+    with av.open(scratch, "w", format="mov") as out:
+        sound = out.add_stream("pcm_s16le", rate=8000)
+        sound.metadata["language"] = "eng"  # Macintosh code 0
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 256), np.int16), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 8000, 0
+        for packet in sound.encode(frame):
+            out.mux(packet)
+    data = bytearray(scratch.getvalue())
+    language = data.index(b"mdhd") + 24  # past version, flags, two times, time scale and duration
+    assert data[language:language + 2] == b"\0\0"
+    read = set()
+    for code in range(0x400):  # above are ISO 639-2 codes packed in 15 bits
+        data[language:language + 2] = code.to_bytes(2, "big")
+        with av.open(io.BytesIO(bytes(data)), format="mov") as c:
+            read.add(c.streams[0].metadata.get("language"))
+    assert read - {None} == QUICKTIME_LANGUAGES
+
+
+@pytest.mark.parametrize(("suffix", "stated"), [
+    (".mov", ["ger", "fra", "ger", "sve", "ces", None]),
+    (".mkv", ["ger", "fre", "deu", "swe", "cze", "fil"]),
+    (".mp4", ["ger", "fre", "deu", "swe", "cze", "fil"]),
+])
+def test_track_languages_are_stated_as_the_output_can_state_them(tmp_path, suffix, stated):
+    """FFmpeg's QuickTime muxer states a language by a Macintosh code, from a table that holds
+    either ISO 639-2 code of a language named twice ("fra" but not "fre", "ger" but not "deu")
+    and some of its own ("sve"): French and German tracks from a .mkv came out of a .mov with no
+    language, and a .mov's Swedish went into a .mkv as "sve", which players do not know. A
+    language QuickTime has no code for (Filipino) is named in the report."""
+    from vidrestore.io.remux import carried_notes
+
+    plain = make_clip(tmp_path / "plain.mkv", [i * 40 for i in range(12)], audio=True)
+    src = tmp_path / "languages.mkv"
+    languages = ["ger", "fre", "deu", "sve", "cze", "fil"]
+    with av.open(str(plain)) as c, av.open(str(src), "w") as out:
+        video = out.add_stream_from_template(c.streams.video[0])
+        video.metadata["language"] = languages[0]
+        sounds = [out.add_stream_from_template(c.streams.audio[0]) for _ in languages[1:]]
+        for sound, language in zip(sounds, languages[1:], strict=True):
+            sound.metadata["language"] = language
+        for packet in c.demux():
+            for copy in ([video] if packet.stream.type == "video" else sounds) if packet.size else []:
+                twin = av.Packet(bytes(packet))  # the muxer takes the packet it is given
+                twin.pts, twin.dts, twin.duration, twin.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+                twin.is_keyframe, twin.stream = packet.is_keyframe, copy
+                out.mux(twin)
+    out = tmp_path / f"out{suffix}"
+    remux(_reencoded(src, tmp_path), src, out)
+    with av.open(str(out)) as c:
+        assert [s.metadata.get("language") for s in c.streams] == stated
+    unstated = [f"{suffix} files have no code for the language of audio stream 5 (fil), which is left unstated (.mp4 and .mkv state any)"]
+    assert carried_notes(src, out, "") == (unstated if suffix == ".mov" else [])
 
 
 @pytest.mark.parametrize("suffix", [".ts", ".avi", ".flv"])

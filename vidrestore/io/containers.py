@@ -12,6 +12,7 @@ from pathlib import Path
 
 import av
 
+from .languages import language_in
 from .probe import open_input
 from .sequence import is_sequence
 
@@ -59,15 +60,25 @@ def copy_of(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.s
     return out.add_stream_from_template(stream)
 
 
-def stream_tags(stream: av.stream.Stream) -> dict[str, str]:
+def stream_tags(stream: av.stream.Stream, muxer: str = "") -> dict[str, str]:
     """``stream``'s tags as a muxer takes them. FFmpeg reads a QuickTime track's name as "name",
     while every muxer writes a track's name from "title" (QuickTime's name atom, Matroska's Name,
     AVI's strn): copied as read, an MP4's "French" and "Commentary" tracks came out unnamed, and
-    into Matroska as a tag that players do not show."""
+    into Matroska as a tag that players do not show. Given the ``muxer``, the track's language is
+    stated as it can state it (:func:`~vidrestore.io.languages.language_in`), or left out."""
     tags = dict(stream.metadata)
     if "name" in tags and "title" not in tags:
         tags["title"] = tags.pop("name")
+    if muxer and "language" in tags:
+        language = language_in(tags.pop("language"), muxer)
+        tags.update({"language": language} if language else {})
     return tags
+
+
+def unstated_languages(streams: list[av.stream.Stream], muxer: str) -> list[str]:
+    """The languages of ``streams`` (as "audio stream 1 (fre)") that ``muxer`` has no code for."""
+    return [f"{s.type} stream {s.index} ({s.metadata['language']})" for s in streams
+            if s.metadata.get("language", "und") != "und" and "language" not in stream_tags(s, muxer)]
 
 
 def holds_tag(output: Path, stream: av.video.stream.VideoStream) -> bool:

@@ -351,7 +351,7 @@ def converted_stream(out: av.container.OutputContainer, stream: av.stream.Stream
         if codec.lossy:
             copy.bit_rate = SOUND_BITS_PER_CHANNEL * stream.codec_context.layout.nb_channels
     copy.disposition = stream.disposition
-    copy.metadata.update(stream_tags(stream))
+    copy.metadata.update(stream_tags(stream, out.format.name))
     return copy
 
 

@@ -27,7 +27,17 @@ from av.bitstream import BitStreamFilterContext
 from ..errors import OutputError, UsageError
 from .avi import count_in_frames, in_frames
 from .captions import caption_stream, frame_captions, lifted
-from .containers import FRAME_RATE_MUXERS, ISO_MEDIA_MUXERS, copy_of, holds_tag, muxer_of, muxer_options, stream_tags, takes
+from .containers import (
+    FRAME_RATE_MUXERS,
+    ISO_MEDIA_MUXERS,
+    copy_of,
+    holds_tag,
+    muxer_of,
+    muxer_options,
+    stream_tags,
+    takes,
+    unstated_languages,
+)
 from .encoders import EncodeOptions, check_encoder
 from .excerpt import Cut
 from .exr import COLOUR_CHANNELS, channels_of
@@ -322,7 +332,7 @@ def _carry(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.st
             # AVI, DV and Matroska's PCM state a channel count, not a layout; the MP4 muxer then
             # failed on its last write, after the whole video was restored (see UNORDERED)
             copy.codec_context.layout = UNORDERED[stream.codec_context.layout.name]
-    copy.metadata.update(stream_tags(stream))
+    copy.metadata.update(stream_tags(stream, out.format.name))
     return copy
 
 
@@ -450,15 +460,19 @@ def _conversions(container: av.container.InputContainer, output: str | Path, sou
 def carried_notes(source: str | Path, output: str | Path, sound: str, excerpt: bool = False) -> list[str]:
     """The report's notes on the streams of ``source`` that remux converts for ``output``
     (:func:`_conversions`), by encoder: "converted to mov_text, as .mp4 files cannot hold them:
-    subtitle stream 2 (subrip)"; and for an ``excerpt``, on the sound streams it cuts at their
+    subtitle stream 2 (subrip)"; on the languages it cannot state (QuickTime's); and for an ``excerpt``, on the sound streams it cuts at their
     packets (not plain PCM, nor re-encoded, nor into QuickTime or the ISO media family:
     :func:`_sound_prerolls`), and how far from its first frame each may start."""
     with open_input(source) as container:
         unfit = _unfit(container, output)
         conversions = _conversions(container, output, sound, unfit, excerpt)
         notes = _converted_notes(container, output, conversions)
+        left_out = {s.index for s in unfit} - set(conversions)
+        kept = [*container.streams.video[:1], *(s for s in _carried(container) if s.index not in left_out)]
+        unstated = unstated_languages(kept, muxer_of(Path(output)) or "")
+        notes += [(f"{Path(output).suffix} files have no code for the language of {', '.join(unstated)}, "
+                  "which is left unstated (.mp4 and .mkv state any)")] if unstated else []
         if excerpt:
-            left_out = {s.index for s in unfit} - set(conversions)
             notes += _packet_cut_notes([s for s in _carried(container) if s.index not in left_out], output, conversions)
     return notes
 
@@ -859,7 +873,7 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             if oin.streams.video:
                 original = oin.streams.video[0]
                 re_encoded = [p.resolve() for p in parts] != [Path(other_source).resolve()]
-                video.metadata.update({k: v for k, v in stream_tags(original).items() if not (re_encoded and _is_encoding_tag(k))})
+                video.metadata.update({k: v for k, v in stream_tags(original, out.format.name).items() if not (re_encoded and _is_encoding_tag(k))})
                 video.disposition = original.disposition
             if any(k.lower() == "alpha_mode" and v == "1" for k, v in vstream.metadata.items()):
                 # Matroska's AlphaMode, which browsers need to show VP9's alpha: its muxer writes it

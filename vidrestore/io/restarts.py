@@ -97,7 +97,7 @@ def _continuous_copy(source: Path, copy: Path) -> None:
         copies, left = {}, {s.index for s in left_alone(container)}  # no muxer takes them; remux leaves them out
         for stream in (s for s in container.streams if s.index not in left):
             copies[stream.index] = copy_of(out, stream)
-            copies[stream.index].metadata.update(stream_tags(stream))
+            copies[stream.index].metadata.update(stream_tags(stream, out.format.name))
             copies[stream.index].disposition = stream.disposition
         timeline = _Timeline()
         for packet in container.demux():
