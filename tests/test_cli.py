@@ -857,29 +857,52 @@ def test_a_transparent_gif_keeps_its_transparent_colour(sample_clip, tmp_path):
     assert np.abs(read[4][:, :254, :3].astype(int) - np.asarray(pictures[4])[:, :254, :3]).mean() < 6
 
 
-def test_a_turned_transparent_video_keeps_its_clear_pixels_in_an_upright_gif(sample_clip, tmp_path):
-    """A phone's or an editor's turned video with alpha, written upright into a GIF (which stores no
-    turn): the alpha is turned with the picture (it failed with a traceback after the work)."""
+def _turned_transparent(sample_clip, src):
+    """A turned PNG-in-MOV render of ``sample_clip``'s first 6 frames (360x480 stored, shown
+    480x360) whose right sixth, as shown, is clear and black."""
     from vidrestore.io import VideoReader
 
     with VideoReader(sample_clip) as r:
         images = [f.image for f in r][:6]
-    src, out = tmp_path / "turned.mov", tmp_path / "o.gif"
     with av.open(str(src), "w") as c:
         stream = c.add_stream("png", rate=24)
         stream.width, stream.height, stream.pix_fmt = 360, 480, "rgba"
         stream.set_display_rotation(90)
         for i, image in enumerate(images):
             shown = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
-            shown[:, 400:, 3] = 0  # the right sixth as shown: clear
+            shown[:, 400:] = 0
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(shown, -1)), format="rgba")
             frame.pts, frame.time_base = i, Fraction(1, 24)
             c.mux(stream.encode(frame))
         c.mux(stream.encode(None))
+    return src
+
+
+def test_a_turned_transparent_video_keeps_its_clear_pixels_in_an_upright_gif(sample_clip, tmp_path):
+    """A phone's or an editor's turned video with alpha, written upright into a GIF (which stores no
+    turn): the alpha is turned with the picture (it failed with a traceback after the work)."""
+    src, out = _turned_transparent(sample_clip, tmp_path / "turned.mov"), tmp_path / "o.gif"
     assert _run(src, out, "--model", "none", "--strength", "1", "--detector", "dlib", "--quiet") == 0
     with av.open(str(out)) as c:
         alphas = [f.to_ndarray(format="rgba")[..., 3] for f in c.decode(video=0)]
     assert len(alphas) == 6 and all(a.shape == (360, 480) and (a[:, 402:] == 0).all() and (a[:, :398] == 255).all() for a in alphas)
+
+
+def test_a_transparent_videos_preview_shows_its_clear_pixels_on_checks(sample_clip, tmp_path):
+    """The side-by-side preview is RGB: a render's clear pixels showed as the colour they hold
+    (black here), as if opaque. Both sides now show them over a checkerboard of two greys, as
+    editors show transparency, turned with the picture."""
+    src, preview = _turned_transparent(sample_clip, tmp_path / "turned.mov"), tmp_path / "side.mp4"
+    assert _run(src, tmp_path / "o.mov", "--model", "none", "--strength", "1", "--detector", "dlib", "--quiet",
+                "--preview", str(preview)) == 0
+    with av.open(str(preview)) as c:
+        pictures = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+    assert len(pictures) == 6 and all(p.shape == (360, 960) for p in pictures)
+    for picture in pictures:
+        for side in (picture[:, :480], picture[:, 480:]):
+            checks, shown = side[8:-8, 408:472].astype(float), side[:, :392].astype(float)
+            assert 110 < checks.mean() < 145 and checks.std() > 15  # greys of 102 and 153 in 16 px squares
+            assert shown.mean() > 60
 
 
 def test_a_faceless_video_the_output_cannot_hold_is_encoded_not_refused(tmp_path):

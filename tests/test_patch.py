@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidrestore.io import EncodeOptions, VideoReader, VideoWriter, probe
-from vidrestore.io.patch import crop_frame, patch_area, patch_frame, patchable, rotate_box
+from vidrestore.io.patch import crop_frame, over_checks, patch_area, patch_frame, patchable, rotate_box
 
 COLOUR = {"dst_colorspace": 1, "dst_color_range": 1, "threads": 1}  # BT.709, limited range; see the last test for threads
 
@@ -163,3 +163,21 @@ def test_deep_frames_are_converted_the_same_way_every_time(tmp_path):
         with av.open(str(tmp_path / f"{k}.mkv")) as c:
             runs.append(_planes(next(c.decode(video=0))))
     assert all(np.array_equal(a, b) for run in runs[1:] for a, b in zip(run, runs[0]))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_over_checks_lays_a_picture_over_two_greys_by_its_alpha(dtype):
+    """Opaque pixels keep their colour, clear ones show the checks (0.4 and 0.6 of white in 16 px
+    squares), half-clear ones half of each; a frame without alpha leaves the picture as it is."""
+    top = 1.0 if dtype == np.float32 else np.iinfo(dtype).max
+    rgba = np.zeros((32, 48, 4), np.uint8)
+    rgba[..., 3] = 255
+    rgba[:, 32:, 3] = 0
+    rgba[:16, 16:32, 3] = 128
+    image = np.full((32, 48, 3), 0.8 * top, np.float64).astype(dtype)
+    laid = over_checks(image, av.VideoFrame.from_ndarray(rgba, format="rgba")).astype(np.float64) / top
+    assert laid.dtype == np.float64 and np.allclose(laid[:, :16], 0.8, atol=1e-3)
+    assert np.allclose(laid[:16, 32:], 0.4, atol=1e-3) and np.allclose(laid[16:, 32:], 0.6, atol=1e-3)
+    assert np.allclose(laid[:16, 16:32], 0.8 * 128 / 255 + 0.6 * 127 / 255, atol=2e-3)
+    opaque = av.VideoFrame.from_ndarray(rgba[..., :3].copy(), format="rgb24")
+    assert over_checks(image, opaque) is image

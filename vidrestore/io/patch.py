@@ -55,6 +55,20 @@ def with_alpha_of(frame: av.VideoFrame, image: np.ndarray, turned: int = 0) -> n
     return np.concatenate([image, np.rot90(alpha, k=turned // 90 % 4)], axis=2)
 
 
+def over_checks(image: np.ndarray, frame: av.VideoFrame, turned: int = 0, square: int = 16) -> np.ndarray:
+    """``image`` (as in :func:`with_alpha_of`) laid by ``frame``'s alpha over a checkerboard of two
+    greys, as editors show transparency: an RGB picture of a transparent video (the side-by-side
+    preview) showed its clear pixels black, whatever colour they held."""
+    if not any(c.is_alpha for c in frame.format.components):
+        return image
+    alpha = np.rot90(frame.reformat(format="rgba").to_ndarray()[..., 3], k=turned // 90 % 4)[..., None] / np.float32(255)
+    top = np.iinfo(image.dtype).max if np.issubdtype(image.dtype, np.integer) else 1
+    rows, columns = np.indices(image.shape[:2], dtype=np.int32) // square
+    checks = np.where((rows + columns) % 2 == 1, np.float32(0.6 * top), np.float32(0.4 * top))[..., None]
+    laid = image * alpha + checks * (1 - alpha)
+    return (laid + 0.5).astype(image.dtype) if np.issubdtype(image.dtype, np.integer) else laid.astype(image.dtype)
+
+
 def plane_array(plane: av.video.plane.VideoPlane) -> np.ndarray:
     """The bytes of ``plane`` as a writable (height, line size) array."""
     return np.frombuffer(plane, np.uint8)[: plane.height * plane.line_size].reshape(plane.height, plane.line_size)

@@ -42,7 +42,7 @@ from ..io import VideoInfo, VideoReader, VideoWriter, probe
 from ..io.containers import stores_rotation
 from ..io.encoders import check_encoder
 from ..io.linear import VIDEO_LIGHTS, displayed
-from ..io.patch import Box
+from ..io.patch import Box, over_checks
 from ..io.reader import DecodedFrames
 from ..io.sequence import IMAGE_ENCODERS
 from ..restore import Restorer, TrackContext
@@ -393,7 +393,8 @@ def restore_video(path: Path, video_out: Path, analysis: Analysis, restorer: Res
             # written upright, every frame is new: one without faces is its image, unchanged anywhere
             writer.write(source, pts, *((pasted.image, pasted.boxes) if pasted else (image, []) if upright else ()))
             if side is not None:  # at the output's times, and joined with the input's other streams as it is
-                side.write(None, pts, np.concatenate([shown, pasted.image if pasted else shown], 1))
+                pair = [shown, pasted.image if pasted else shown]
+                side.write(None, pts, np.concatenate([over_checks(i, source, info.rotation) for i in pair] if info.transparent else pair, 1))
 
         def flush() -> None:
             nonlocal faces
