@@ -253,6 +253,45 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path):
         pass
 
 
+@pytest.mark.parametrize("pattern", ["out.mkv", "out_%04d.png"])
+def test_an_output_that_cannot_be_written_is_named_not_its_temporary_file(tmp_path, pattern):
+    """A full disk failed the join of a video's segments as "cannot write /out/.out.k2x9q.part.mkv",
+    naming a temporary file that is removed; the error names the output."""
+    target = tmp_path / pattern
+    for named in (str, lambda p: p.name):
+        with pytest.raises(OutputError) as caught, atomic_output(target) as tmp:
+            raise OutputError(f"cannot write {named(tmp)} (No space left on device)")
+        assert str(caught.value) == f"cannot write {named(target)} (No space left on device)"
+    with pytest.raises(OutputError, match="^the muxer refused it$"), atomic_output(target):
+        raise OutputError("the muxer refused it")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_trailer_that_cannot_be_written_is_an_output_error(tmp_path):
+    """Matroska writes its cues as it closes: on a full disk that alone can fail, which went up as
+    FFmpeg's OSError with a traceback instead of one line."""
+    src = make_clip(tmp_path / "in.mp4", [i * 40 for i in range(4)])
+
+    class FullDisk:
+        def __init__(self, container):
+            self.container = container
+
+        def __getattr__(self, name):
+            return getattr(self.container, name)
+
+        def close(self):
+            self.container.close()
+            raise OSError(28, "No space left on device")
+
+    writer = VideoWriter(tmp_path / "o.mkv", probe(src), EncodeOptions(preset="ultrafast"))
+    writer.container = FullDisk(writer.container)
+    with VideoReader(src) as r:
+        for f in r:
+            writer.write(f.source, f.pts, f.image)
+    with pytest.raises(OutputError, match=r"^cannot write .*o\.mkv \(No space left on device\)$"):
+        writer.close()
+
+
 def test_unknown_encoder_is_an_output_error(tmp_path):
     src = make_clip(tmp_path / "in.mp4", [0, 40])
     with pytest.raises(OutputError, match="encoder"):

@@ -42,12 +42,18 @@ def atomic_output(target: str | Path, number_offset: int = 0) -> Iterator[Path]:
     except OSError as exc:
         raise OutputError(f"cannot write to output folder {target.parent} ({exc.strerror})") from exc
     tmp_path = Path(tmp)
+    written = tmp_path / target.name if tmp_path.is_dir() else tmp_path
     try:
+        try:
+            yield written
+        except OutputError as exc:
+            named = _named_as(exc, written, target)
+            if named is exc:
+                raise
+            raise named from exc
         if tmp_path.is_dir():
-            yield tmp_path / target.name
-            _placed_sequence(tmp_path / target.name, target, number_offset)
+            _placed_sequence(written, target, number_offset)
         else:
-            yield tmp_path
             os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get a normal file's mode
             os.replace(tmp_path, target)
     finally:
@@ -55,6 +61,14 @@ def atomic_output(target: str | Path, number_offset: int = 0) -> Iterator[Path]:
             shutil.rmtree(tmp_path, ignore_errors=True)
         else:
             tmp_path.unlink(missing_ok=True)
+
+
+def _named_as(exc: OutputError, written: Path, target: Path) -> OutputError:
+    """``exc`` naming ``target`` where it names the temporary file written for it (a full disk
+    failed the join of an output's segments as "cannot write /out/.film.k2x9q.part.mkv", a file
+    that is removed)."""
+    message = str(exc).replace(str(written), str(target)).replace(written.name, target.name)
+    return exc if message == str(exc) else OutputError(message)
 
 
 def _placed_sequence(staged: Path, target: Path, offset: int) -> None:

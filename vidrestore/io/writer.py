@@ -374,7 +374,10 @@ class VideoWriter:
             self._raise_pending()
             self._mux(self.stream.encode(None))
         finally:
-            self.container.close()
+            try:
+                self.container.close()  # writes the trailer (Matroska's cues): a full disk can fail it alone
+            except OSError as exc:
+                raise OutputError(f"cannot write {self.path} ({exc.strerror or exc})") from exc
 
     def __enter__(self) -> Self:
         return self
