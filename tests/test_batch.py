@@ -3,6 +3,7 @@ segment split/join exactness, and a run on a local Ray instance."""
 
 import argparse
 import dataclasses
+import fcntl
 import itertools
 import json
 import shutil
@@ -22,7 +23,7 @@ from conftest import ONE_TAKE, make_clip, read_pts, start_and_signal_when
 
 from vidrestore.batch.items import ItemSpec, assign_outputs, expand_inputs, read_manifest
 from vidrestore.batch.runner import BatchProgress, InProcessExecutor, run_batch
-from vidrestore.batch.state import STATE_NAME, JobState
+from vidrestore.batch.state import LOCK_NAME, STATE_NAME, JobState
 from vidrestore.batch.worker import Item, RestoreWorker
 from vidrestore.cli import add_restore_options, main, options_from_args
 from vidrestore.diffusion.sampler import SamplerConfig
@@ -615,12 +616,15 @@ def test_a_batch_restores_an_image_sequence_once(tmp_path):
 
 class _StopsAfter:
     """A connection that runs ``statement`` and then is interrupted, as by a signal landing on the
-    next bytecode."""
+    next bytecode; or, given a ``failure``, fails it with that instead of running it."""
 
-    def __init__(self, db: sqlite3.Connection, statement: str):
-        self.db, self.statement = db, statement
+    def __init__(self, db: sqlite3.Connection, statement: str, failure: sqlite3.Error | None = None):
+        self.db, self.statement, self.failure = db, statement, failure
 
     def execute(self, sql: str, *args):
+        if sql == self.statement and self.failure:
+            self.statement = None
+            raise self.failure
         cursor = self.db.execute(sql, *args)
         if sql == self.statement:
             self.statement = None
@@ -644,3 +648,27 @@ def test_a_stop_between_a_transactions_statements_leaves_none_open(tmp_path, sta
         assert not db.in_transaction
         state.release(output)
         assert (state.get(output).status, state.get(output).attempts) == ("pending", 0)
+
+
+def test_a_full_disk_under_the_batch_state_is_one_line(clips, tmp_path, monkeypatch, capsys):
+    """SQLite's failures on a full disk went up as its OperationalError with a traceback, when the
+    state was opened and when an item's end was recorded; each is one line (exit 4), and a write
+    that failed leaves no transaction open."""
+    output = tmp_path / "o.mp4"
+    with JobState(tmp_path) as state:
+        state.register(output, tmp_path / "i.mp4", "f", "none")
+        db, state.db = state.db, _StopsAfter(state.db, "COMMIT", sqlite3.OperationalError("database or disk is full"))
+        with pytest.raises(OutputError, match=r"^cannot keep the batch's state in .*vidrestore-batch.sqlite \(database or disk is full\)"):
+            state.start(output)
+        assert not db.in_transaction and state.get(output).status == "pending"
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(sqlite3, "connect", full)
+    out = tmp_path / "out"
+    assert main(["batch", str(clips[0]), "--out", str(out), "--model", "none", "--quiet"]) == 4
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"vidrestore: error: cannot keep the batch's state in {out / STATE_NAME} (disk I/O error)")
+    with open(out / LOCK_NAME, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # given back

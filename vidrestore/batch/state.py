@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Self
 
 from .. import jsonio
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 
 STATE_NAME = "vidrestore-batch.sqlite"
 LOCK_NAME = ".vidrestore-batch.lock"
@@ -63,16 +63,24 @@ class JobState:
 
     def __init__(self, out_dir: Path):
         self.path = out_dir / STATE_NAME
-        self._lock = open(out_dir / LOCK_NAME, "w")  # noqa: SIM115 - held open for the life of the state
+        try:
+            self._lock = open(out_dir / LOCK_NAME, "w")  # noqa: SIM115 - held open for the life of the state
+        except OSError as exc:
+            raise OutputError(f"cannot write into the output folder {out_dir} ({exc.strerror})") from exc
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             self._lock.close()
             raise UsageError(f"another vidrestore batch is writing into {out_dir}") from exc
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        try:
+            with self._kept():
+                self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+                self.db.executescript(_SCHEMA)
+        except OutputError:
+            self._lock.close()
+            raise
 
     def close(self) -> None:
         self.db.close()
@@ -128,14 +136,25 @@ class JobState:
                             (str(output),))
 
     @contextlib.contextmanager
+    def _kept(self):
+        """SQLite's failures (a full disk, a folder made read-only) as one line a user can act on:
+        they went up as sqlite3's OperationalError with a traceback."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise OutputError(f"cannot keep the batch's state in {self.path} ({exc}); finished items are kept: "
+                              "free some space there and run the same command again") from exc
+
+    @contextlib.contextmanager
     def _transaction(self):
         # BEGIN and COMMIT inside the try: a stop signal lands between any two statements, and a
         # transaction it left open made the clean-up's own (items back to pending) fail
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-            yield
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
+        with self._kept():
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                yield
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
