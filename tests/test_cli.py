@@ -670,9 +670,13 @@ def test_a_reference_photo_that_cannot_serve_is_refused_before_the_video_is_read
 
     monkeypatch.setattr(analysis, "VideoReader", no_reading)
     grey = _photo(np.full((200, 200, 3), 128, np.uint8), tmp_path / "grey.jpg")
-    for photo, said in [(grey, "no face found in the reference photo"), (tmp_path / "none.jpg", "cannot read the reference photo")]:
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo")
+    for photo, said in [(grey, "no face found in the reference photo"),  # the reasons were exception names
+                        (tmp_path / "none.jpg", f"cannot read the reference photo {tmp_path / 'none.jpg'}: No such file or directory"),
+                        (text, f"cannot read the reference photo {text}: not a picture Pillow reads (JPEG, PNG, TIFF, WebP...)")]:
         _one_line_error(capsys, _run(sample_clip, tmp_path / "out.mp4", "--model", "none", "--reference", photo), 2, said)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["grey.jpg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grey.jpg", "notes.jpg"]
 
 
 def test_zero_faces_copies_the_video_untouched(tmp_path):

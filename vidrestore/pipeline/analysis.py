@@ -320,8 +320,9 @@ def reference_crop(photo: str, detector: FaceDetector, face_size: int) -> np.nda
     try:
         with Image.open(photo) as im:
             image = np.array(ImageOps.exif_transpose(im).convert("RGB"))  # phone photos are stored rotated
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read the reference photo {photo} ({exc.__class__.__name__})") from exc
+    except (OSError, ValueError) as exc:  # Pillow's "cannot identify image file" is an OSError with no errno
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a picture Pillow reads (JPEG, PNG, TIFF, WebP...)"
+        raise UsageError(f"cannot read the reference photo {photo}: {why}") from exc
     height, width = image.shape[:2]
     factor = min(1.0, detector.input_side / max(height, width)) if detector.input_side else 1.0
     small = cv2.resize(image, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA) \
