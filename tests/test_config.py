@@ -28,6 +28,14 @@ def test_train_run_reports_a_bad_override_on_one_line(capsys):
     assert err.startswith("vidrestore: error:") and "warmup" in err and "\n" not in err
 
 
+def test_a_config_that_is_not_yaml_says_where(tmp_path):
+    """It said only "not valid YAML (ParserError)": the line, column and problem are named."""
+    path = tmp_path / "p.yaml"
+    path.write_text("model: tiny\nlr: [1e-4\n  steps: {\n")
+    with pytest.raises(ConfigError, match=r"p.yaml: not valid YAML at line 3, column 8: expected ',' or '\]', but got ':'$"):
+        load_train_config(path)
+
+
 def test_exponent_floats_in_yaml_are_numbers(tmp_path):
     """PyYAML reads `lr: 1e-4` as a string; a float field must still get the number, and a word an error."""
     path = tmp_path / "t.yaml"

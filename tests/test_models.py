@@ -1,7 +1,9 @@
 import hashlib
+import json
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from vidrestore.errors import ModelError
 from vidrestore.models import zoo
@@ -107,3 +109,19 @@ def test_shipped_default_model_verifies_and_loads():
     path = zoo.verify("flipnet-small")
     model = load_flipnet(path)
     assert model.config.name == "small" and model.config.image_size == 128
+
+
+def test_a_file_that_is_not_a_flipnet_checkpoint_says_what_it_holds(tmp_path):
+    """Each refusal named only an exception type ("(SafetensorError)", "(ConfigError)"); it says
+    what the file holds: not safetensors, none of vidrestore's config, another model's, or a config
+    that does not fit (the face quality estimator given to --model)."""
+    garbage, plain, other, unfit = (tmp_path / f"{n}.safetensors" for n in ("garbage", "plain", "other", "unfit"))
+    garbage.write_bytes(b"junk")
+    save_file({"w": torch.zeros(2)}, str(plain))
+    save_file({"w": torch.zeros(2)}, str(other), metadata={"format": "vidrestore-face-quality-1", "config": "{}"})
+    save_file({"w": torch.zeros(2)}, str(unfit), metadata={"format": "vidrestore-flipnet-1", "config": json.dumps({"image_size": "x"})})
+    for path, held in [(garbage, r"not a safetensors file \(.+\)"), (plain, "it holds no vidrestore config"),
+                       (other, "it holds a vidrestore-face-quality-1 checkpoint"),
+                       (unfit, r"its config does not fit \(FlipnetConfig.image_size: expected int, got 'x'\)")]:
+        with pytest.raises(ModelError, match=f"^{path} is not a vidrestore FLIPNET checkpoint: {held}$"):
+            load_flipnet(path)

@@ -25,7 +25,7 @@ from .diffusion.sampler import SamplerConfig, TemporalInputs, TemporalState, Tra
 from .errors import ModelError
 from .faces.identity import IdentityEncoder
 from .models import zoo
-from .models.flipnet_config import FlipnetConfig
+from .models.flipnet_config import FLIPNET_FORMAT, FlipnetConfig
 from .models.precision import autocast, precision_suffix
 
 # FLIPNET's module imports diffusers (1.5 s): it is imported where a model is loaded, so that runs
@@ -265,7 +265,7 @@ def stand_in_restorer(name_or_path: str, dtype: torch.dtype, face_size: int) -> 
     if name_or_path == "none":
         return PassThroughRestorer(face_size, dtype)
     path = zoo.resolve_weights(name_or_path)
-    config = zoo.checkpoint_config(path, FlipnetConfig, "FLIPNET")
+    config = zoo.checkpoint_config(path, FlipnetConfig, "FLIPNET", FLIPNET_FORMAT)
     return PassThroughRestorer(config.image_size, dtype, name=_flipnet_name(path, config, dtype))
 
 

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..config import resolve_config, to_dict
 from ..errors import ModelError
-from .flipnet_config import FlipnetConfig
+from .flipnet_config import FLIPNET_FORMAT, FlipnetConfig
 from .zoo import checkpoint_config, load_state_dict
 
 RESTORE, DEGRADE = 0, 1
@@ -195,7 +195,7 @@ class Flipnet(nn.Module):
 def save_flipnet(model: Flipnet, path: str | Path, dtype: torch.dtype = torch.float32, metadata: dict[str, str] | None = None) -> None:
     """Save weights and config in one safetensors file (config as JSON in the header)."""
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
-    meta = {"config": json.dumps(to_dict(model.config)), "format": "vidrestore-flipnet-1", **(metadata or {})}
+    meta = {"config": json.dumps(to_dict(model.config)), "format": FLIPNET_FORMAT, **(metadata or {})}
     save_file(state, str(path), metadata=meta)
 
 
@@ -208,7 +208,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 def load_flipnet(path: str | Path, device: torch.device | str = "cpu") -> Flipnet:
     """Rebuild a FLIPNET from a file written by :func:`save_flipnet`."""
-    cfg = checkpoint_config(path, FlipnetConfig, "FLIPNET")
+    cfg = checkpoint_config(path, FlipnetConfig, "FLIPNET", FLIPNET_FORMAT)
     model = Flipnet(cfg)
     state = {k: v.float() for k, v in load_state_dict(path).items()}
     try:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The "format" a FLIPNET checkpoint names in its header (every one written has named it).
+FLIPNET_FORMAT = "vidrestore-flipnet-1"
+
 
 @dataclass(frozen=True)
 class FlipnetConfig:

@@ -25,7 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from ..config import CONFIG_DIR, from_dict
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 
 T = TypeVar("T")
 
@@ -185,12 +185,17 @@ def checkpoint_config(path: str | Path, cls: type[T], what: str, file_format: st
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{what} weights not found: {path}")
+    refused = f"{path} is not a vidrestore {what} checkpoint"
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
-        if file_format is not None and meta.get("format") != file_format:
-            raise ValueError(f"format {meta.get('format')!r}")
+    except Exception as exc:  # safetensors raises its own type, and others for a file cut short
+        raise ModelError(f"{refused}: not a safetensors file ({str(exc)[:120]})") from exc
+    held = meta.get("format")
+    if "config" not in meta or (file_format is not None and held != file_format):
+        raise ModelError(f"{refused}: it holds {f'a {held} checkpoint' if held else 'no vidrestore config'}")
+    try:
         return from_dict(cls, json.loads(meta["config"]))
-    except Exception as exc:  # safetensors, JSON and the config's checks raise many types
-        raise ModelError(f"{path} is not a vidrestore {what} checkpoint ({exc.__class__.__name__})") from exc
+    except (ValueError, ConfigError) as exc:  # a JSON error is a ValueError
+        raise ModelError(f"{refused}: its config does not fit ({str(exc)[:200]})") from exc
 
