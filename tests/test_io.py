@@ -253,6 +253,26 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path):
         pass
 
 
+def test_a_second_run_writing_the_same_output_is_refused(tmp_path, capsys):
+    """Two runs into one output wrote their segments under the same names beside it: the first
+    joined the second's (keep_real_1's 248 frames at keep_real_2's width) and the second failed
+    with a traceback. While one run writes it, another is refused in one line; the lock file is
+    gone once the run ends."""
+    from vidrestore.io.output import writing
+
+    src = make_clip(tmp_path / "in.mp4", [i * 40 for i in range(6)])
+    out = tmp_path / "out.mkv"
+    with writing(out):
+        assert main([str(src), str(out), "--model", "none", "--detector", "dlib", "--quiet"]) == 4
+        assert capsys.readouterr().err.strip() == (f"vidrestore: error: another vidrestore run is writing {out}; "
+                                                   "wait for it to end, or name another output")
+        with pytest.raises(OutputError, match="another vidrestore run"), writing(out):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    assert main([str(src), str(out), "--model", "none", "--detector", "dlib", "--quiet"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv"]
+
+
 @pytest.mark.parametrize("pattern", ["out.mkv", "out_%04d.png"])
 def test_an_output_that_cannot_be_written_is_named_not_its_temporary_file(tmp_path, pattern):
     """A full disk failed the join of a video's segments as "cannot write /out/.out.k2x9q.part.mkv",

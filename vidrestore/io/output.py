@@ -5,6 +5,7 @@ target, renamed over it only when complete, so that nothing half-written is ever
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -61,6 +62,38 @@ def atomic_output(target: str | Path, number_offset: int = 0) -> Iterator[Path]:
             shutil.rmtree(tmp_path, ignore_errors=True)
         else:
             tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def writing(target: str | Path) -> Iterator[None]:
+    """Hold ``target`` for this run, against another run writing it at the same time: the two
+    wrote their segments under the same names beside it, and one joined the other's (a video of
+    one input's frames at the other's size, and a traceback for the second). A hidden lock file
+    beside it lives as long as the hold."""
+    target = Path(target)
+    lock = target.with_name(f".{hidden_stem(target)}.lock")
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        except OSError as exc:
+            raise OutputError(f"cannot write to output folder {target.parent} ({exc.strerror})") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(fd)
+            raise OutputError(f"another vidrestore run is writing {target}; wait for it to end, or name another output") from exc
+        try:
+            held = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            held = False
+        if held:
+            break
+        os.close(fd)  # the run before removed the file after this one opened it: lock the new one
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)  # while held, so that no run locks a file no longer named
+        os.close(fd)
 
 
 def _named_as(exc: OutputError, written: Path, target: Path) -> OutputError:

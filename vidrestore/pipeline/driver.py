@@ -20,7 +20,7 @@ from ..faces.parsing import ParsingMasker as Masker
 from ..faces.parsing import create_masker as parsing_masker
 from ..io import remux
 from ..io.encoders import check_encoder
-from ..io.output import atomic_output
+from ..io.output import atomic_output, writing
 from ..io.photo import carry_photo_tags
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output
@@ -148,7 +148,8 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
         raise UsageError("an output path is needed unless --dry-run is given")
     if dst is not None:
         check_paths(src, Path(dst), overwrite)
-    with played_in_order(src, Path(dst) if dst is not None else None) as (readable, restarted):
+    with writing(dst) if dst is not None and not dry_run else contextlib.nullcontext(), \
+            played_in_order(src, Path(dst) if dst is not None else None) as (readable, restarted):
         report = _restore(readable, dst, cfg, restorer, device, dry_run, progress, detector, preview, qa, resume)
     return dataclasses.replace(report, input=str(src), notes=[*restarted, *report.notes])
 
