@@ -273,6 +273,24 @@ def test_a_second_run_writing_the_same_output_is_refused(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv"]
 
 
+def test_an_output_on_a_file_system_without_locks_is_written_unguarded(tmp_path, monkeypatch):
+    """Some network mounts have no locks (flock fails with ENOLCK): the run goes on, as before."""
+    import errno
+    import fcntl
+
+    from vidrestore.batch.state import JobState
+    from vidrestore.io.output import writing
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with writing(tmp_path / "out.mkv"):
+        pass
+    with JobState(tmp_path) as state:
+        assert state.rows() == []
+
+
 @pytest.mark.parametrize("pattern", ["out.mkv", "out_%04d.png"])
 def test_an_output_that_cannot_be_written_is_named_not_its_temporary_file(tmp_path, pattern):
     """A full disk failed the join of a video's segments as "cannot write /out/.out.k2x9q.part.mkv",

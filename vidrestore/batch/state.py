@@ -72,6 +72,8 @@ class JobState:
         except BlockingIOError as exc:
             self._lock.close()
             raise UsageError(f"another vidrestore batch is writing into {out_dir}") from exc
+        except OSError:  # a file system that has no locks (some network mounts): the batch goes on unguarded
+            pass
         try:
             with self._kept():
                 self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -84,7 +86,8 @@ class JobState:
 
     def close(self) -> None:
         self.db.close()
-        fcntl.flock(self._lock, fcntl.LOCK_UN)
+        with contextlib.suppress(OSError):  # see __init__: a file system without locks
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
         self._lock.close()
 
     def __enter__(self) -> Self:

@@ -82,6 +82,8 @@ def writing(target: str | Path) -> Iterator[None]:
         except BlockingIOError as exc:
             os.close(fd)
             raise OutputError(f"another vidrestore run is writing {target}; wait for it to end, or name another output") from exc
+        except OSError:  # a file system that has no locks (some network mounts): the run goes on unguarded
+            break
         try:
             held = os.fstat(fd).st_ino == os.stat(lock).st_ino
         except FileNotFoundError:
