@@ -679,6 +679,32 @@ def test_a_reference_photo_that_cannot_serve_is_refused_before_the_video_is_read
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grey.jpg", "notes.jpg"]
 
 
+@pytest.mark.parametrize(("options", "said"), [
+    (["--json", "{input}"], "--json {input} names the input"),
+    (["--json", "{output}"], "--json {output} names the output"),
+    (["--preview", "{output}"], "--preview {output} names the output"),
+    (["--faces", "{output}"], "--faces {output} names the output"),
+    (["--faces", "{input}"], "--faces {input} names the input"),
+    (["--preview", "{folder}/side.mp4", "--json", "{folder}/side.mp4"], "--json {folder}/side.mp4 names the --preview file"),
+])
+def test_a_file_the_run_writes_under_the_name_of_another_is_refused(tmp_path, capsys, options, said):
+    """--json naming the input replaced the video with the report; --preview naming the output kept
+    one of the two, and --faces naming it failed with a traceback after the work. Each is refused
+    before any work, in one line, the input untouched and nothing written."""
+    src = make_clip(tmp_path / "in.mp4", [i * 40 for i in range(6)], audio=True)
+    original = src.read_bytes()
+    names = {"input": src, "output": tmp_path / "out.mp4", "folder": tmp_path}
+    code = _run(src, tmp_path / "out.mp4", "--model", "none", "--detector", "dlib", "--quiet", *(o.format(**names) for o in options))
+    _one_line_error(capsys, code, 2, said.format(**names) + "; give it a name of its own")
+    assert src.read_bytes() == original and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "a.mp4").write_bytes(original)
+    code = _run("batch", clips, "--out", tmp_path / "out", "--model", "none", "--detector", "dlib", "--quiet", "--json", clips / "a.mp4")
+    _one_line_error(capsys, code, 2, f"--json {clips / 'a.mp4'} names the input {clips / 'a.mp4'}")
+    assert (clips / "a.mp4").read_bytes() == original
+
+
 def test_zero_faces_copies_the_video_untouched(tmp_path):
     src = make_clip(tmp_path / "noface.mp4", list(range(0, 400, 40)), audio=True)
     out, report = tmp_path / "o.mp4", tmp_path / "r.json"

@@ -52,6 +52,25 @@ def check_report_path(path: Path | None) -> None:
         raise OutputError(f"--json {path} cannot be written (permission denied)")
 
 
+def check_written_apart(reads: dict[str, Path | None], writes: dict[str, Path | None]) -> None:
+    """Refuse, before any work, a file the run writes (its report, preview, faces) under the name of
+    a file it reads or writes: ``--json`` naming the input replaced the video with the report,
+    ``--preview`` naming the output kept one of the two, and ``--faces`` naming it failed at the
+    end with a traceback. Keys name each file for the message ("the input", "--json")."""
+    seen = {_same_file_key(path): name for name, path in reads.items() if path is not None}
+    for name, path in writes.items():
+        if path is None or str(path) == "-":
+            continue
+        key = _same_file_key(path)
+        if key in seen:
+            raise UsageError(f"{name} {path} names {seen[key]}; give it a name of its own")
+        seen[key] = f"the {name} file" if name.startswith("--") else name
+
+
+def _same_file_key(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
 def write_report(path: Path | None, text: str) -> None:
     """Write a JSON report to ``path``, or print it when ``path`` is None or '-' (stdout)."""
     if path is None or str(path) == "-":
@@ -387,6 +406,8 @@ def cmd_restore(argv: list[str]) -> int:
         raise UsageError("give an output path, or --dry-run to only detect and track")
     if args.output is not None and args.output.is_dir():  # as cp does
         args.output = args.output / args.input.name
+    check_written_apart({"the input": args.input, "the output": args.output},
+                        {"--preview": args.preview, "--json": args.json, "--faces": Path(args.faces) if args.faces else None})
     fingerprint = options.fingerprint_for(args.input)
     ledger = SegmentLedger(args.output, fingerprint) if args.output is not None else None
     restorer = build_restorer(pinned_precision(options, device, ledger), device, dry_run=args.dry_run)
@@ -516,7 +537,7 @@ def _batch_items(args: argparse.Namespace, state, max_attempts: int):
 def cmd_batch(argv: list[str]) -> int:
     args = build_batch_parser().parse_args(argv)
     from .batch.runner import BatchProgress, InProcessExecutor, RayExecutor, run_batch
-    from .batch.state import JobState
+    from .batch.state import STATE_NAME, JobState
     from .io import probe
 
     if args.retries < 0:
@@ -529,6 +550,10 @@ def cmd_batch(argv: list[str]) -> int:
     max_attempts = args.retries + 1
     with JobState(args.out) as state:
         todo, skipped = _batch_items(args, state, max_attempts)
+        listed = [(i.input, i.output) for i in todo] + [(Path(e["input"]), Path(e["output"])) for e in skipped]
+        check_written_apart({"the batch's state": args.out / STATE_NAME,
+                             **{f"the {role} {path}": path for pair in listed for role, path in zip(("input", "output"), pair)}},
+                            {"--json": args.json})
         frames = 0
         for item in todo:
             try:
@@ -772,6 +797,8 @@ def cmd_eval(argv: list[str]) -> int:
         sp.add_argument("--json", type=Path, help="write the report here (default, or '-': stdout)")
     args = p.parse_args(argv)
     check_report_path(args.json)
+    check_written_apart({f"the {name}": path for name in ("input", "restored", "reference", "folder", "baseline")
+                         if isinstance(path := getattr(args, name, None), Path)}, {"--json": args.json})
     from .eval.report import eval_images, eval_noref, eval_video
 
     if args.kind == "noref":
