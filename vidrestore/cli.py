@@ -798,7 +798,8 @@ def cmd_eval(argv: list[str]) -> int:
     args = p.parse_args(argv)
     check_report_path(args.json)
     check_written_apart({f"the {name}": path for name in ("input", "restored", "reference", "folder", "baseline")
-                         if isinstance(path := getattr(args, name, None), Path)}, {"--json": args.json})
+                         if isinstance(path := getattr(args, name, None), Path)},
+                        {"--json": args.json, "--figures": getattr(args, "figures", None)})
     from .eval.report import eval_images, eval_noref, eval_video
 
     if args.kind == "noref":
