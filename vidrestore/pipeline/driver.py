@@ -97,6 +97,9 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
     elif not src.exists():
         if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(src)):  # Path() folds the "//" of a URL
             raise InputError("the input is a URL: vidrestore reads local files; download it first")
+        if str(src) == "-":
+            raise InputError("vidrestore cannot read its input from a pipe: it reads the video twice (to find the faces, "
+                             "then to restore them); write it to a file first")
         raise InputError(f"input not found: {src}")
     elif src.is_dir():
         held = sequences_in(src)
