@@ -265,6 +265,23 @@ def test_inputs_folders_globs_and_manifest(clips, tmp_path):
     assert names[2] == "clip1.mp4" and names[0] != names[1] and all(n.startswith("clip0-") for n in names[:2])
 
 
+@pytest.mark.parametrize(("name", "text"), [
+    ("excel.csv", "\ufeffinput,output,seed\r\n{0},first.mp4,7\r\n{1},,\r\n"),  # Excel's "CSV UTF-8"
+    ("europe.csv", "input;output;seed\n{0};first.mp4;7\n{1};;\n"),  # Excel where the decimal mark is a comma
+    ("tabs.csv", "input\toutput\tseed\n{0}\tfirst.mp4\t7\n{1}\t\t\n"),
+    ("excel.json", '\ufeff[{{"input": "{0}", "output": "first.mp4", "seed": 7}}, {{"input": "{1}"}}]'),
+])
+def test_a_manifest_saved_by_a_spreadsheet_is_read(clips, tmp_path, name, text):
+    """Excel starts a UTF-8 CSV with a byte order mark, which hid the 'input' column ("entry 1: no
+    'input'"), and separates fields with ';' in most of Europe, or tabs."""
+    manifest = tmp_path / name
+    manifest.write_text(text.format(*clips), encoding="utf-8")
+    assert read_manifest(manifest) == [ItemSpec(clips[0], Path("first.mp4"), ("--seed", "7")), ItemSpec(clips[1])]
+    manifest.write_text(text.lstrip("\ufeff").format("grand-mère.mp4", "b.mp4"), encoding="cp1252")  # Excel's plain "CSV"
+    with pytest.raises(UsageError, match=r"it is not UTF-8 text \(in Excel, save it as \"CSV UTF-8\"\)$"):
+        read_manifest(manifest)
+
+
 def test_skip_on_hash_and_redo_when_options_change(clips, tmp_path):
     out, report = tmp_path / "out", tmp_path / "r.json"
     args = ["batch", str(clips[0]), str(clips[1]), "--out", str(out), "--model", "none", "--json", str(report), *FAST]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,17 +44,25 @@ def _option_flags(row: dict[str, object]) -> tuple[str, ...]:
     return tuple(flags)
 
 
+def _dialect(text: str) -> type[csv.Dialect]:
+    """The CSV dialect of ``text`` by its header: Excel writes ';' between fields where the decimal
+    mark is a comma (most of Europe), and tabs for "Unicode text"."""
+    try:
+        return csv.Sniffer().sniff(text.partition("\n")[0], delimiters=",;\t")
+    except csv.Error:  # a header of one field
+        return csv.excel
+
+
 def read_manifest(path: Path) -> list[ItemSpec]:
     """CSV with a header, or a JSON list of objects: ``input`` (required), ``output`` (optional,
     relative to the output folder) and any restore option by its flag name (``preset``, ``seed``,
     ``crf``, ``detect_every``, ``no_temporal``...). Relative inputs are relative to the manifest."""
     try:
-        if path.suffix == ".csv":
-            with open(path, newline="") as f:
-                rows = list(csv.DictReader(f))
-        else:
-            rows = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, csv.Error, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8-sig")  # Excel starts a UTF-8 file with a byte order mark
+        rows = list(csv.DictReader(io.StringIO(text, newline=""), dialect=_dialect(text))) if path.suffix == ".csv" else json.loads(text)
+    except UnicodeDecodeError as exc:  # Excel's plain "CSV" is in the Windows code page
+        raise UsageError(f"cannot read manifest {path}: it is not UTF-8 text (in Excel, save it as \"CSV UTF-8\")") from exc
+    except (OSError, json.JSONDecodeError, csv.Error) as exc:
         raise UsageError(f"cannot read manifest {path}: {exc}") from exc
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise UsageError(f"manifest {path}: expected a list of objects with an 'input' key")
