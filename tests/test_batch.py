@@ -269,6 +269,7 @@ def test_inputs_folders_globs_and_manifest(clips, tmp_path):
     ("excel.csv", "\ufeffinput,output,seed\r\n{0},first.mp4,7\r\n{1},,\r\n"),  # Excel's "CSV UTF-8"
     ("europe.csv", "input;output;seed\n{0};first.mp4;7\n{1};;\n"),  # Excel where the decimal mark is a comma
     ("tabs.csv", "input\toutput\tseed\n{0}\tfirst.mp4\t7\n{1}\t\t\n"),
+    ("titled.csv", "Input, Output, Seed\n{0}, first.mp4, 7\n{1},,\n"),  # headings as a person writes them
     ("excel.json", '\ufeff[{{"input": "{0}", "output": "first.mp4", "seed": 7}}, {{"input": "{1}"}}]'),
 ])
 def test_a_manifest_saved_by_a_spreadsheet_is_read(clips, tmp_path, name, text):

@@ -67,7 +67,8 @@ def read_manifest(path: Path) -> list[ItemSpec]:
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise UsageError(f"manifest {path}: expected a list of objects with an 'input' key")
     specs = []
-    for n, row in enumerate(rows, 1):
+    for n, written in enumerate(rows, 1):
+        row = {str(key).strip().lower(): value for key, value in written.items() if key is not None}  # a spreadsheet's "Input"
         if not row.get("input"):
             raise UsageError(f"manifest {path}, entry {n}: no 'input'")
         src = Path(str(row["input"]))
