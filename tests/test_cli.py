@@ -1387,6 +1387,36 @@ def test_progress_rate_counts_only_work_timed_since_the_stage_first_reported():
     assert bar.line("restore", 48, 48, 48, now=110.0).endswith("3.2/s  ETA     0s")
 
 
+@pytest.mark.parametrize("terminal", [False, True])
+def test_progress_in_a_log_is_a_line_now_and_then_and_on_a_terminal_one_line_rewritten(capsys, monkeypatch, terminal):
+    """Under nohup or a scheduler, stderr is a file: the bar rewrote one line with carriage returns
+    five times a second for the whole run (megabytes for a film, and nothing for `tail` until the
+    end). There it writes a line as each stage starts, every 30 s, and as it ends."""
+    import sys
+    import time
+
+    from vidrestore.cli import ProgressBar
+    from vidrestore.statusline import LOG_EVERY_S
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    clock = [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    bar = ProgressBar(quiet=False)
+    for t, stage, done in [(1, "analyse", 8), *((1 + k, "analyse", 8 + k) for k in range(1, int(LOG_EVERY_S))),
+                           (2 + LOG_EVERY_S, "analyse", 50), (3 + LOG_EVERY_S, "analyse", 100), (4 + LOG_EVERY_S, "restore", 16)]:
+        clock[0] = float(t)
+        bar(stage, done, 100, 0)
+    bar.close()
+    err = capsys.readouterr().err
+    if terminal:  # each stage on one line, rewritten
+        assert err.count("\n") == 2 and err.count("\r") == int(LOG_EVERY_S) + 3
+    else:
+        lines = err.splitlines()
+        assert "\r" not in err and err.endswith("\n")
+        assert [line.split()[:3] for line in lines] == [["analyse", "frames", "8/100"], ["analyse", "frames", "50/100"],
+                                                        ["analyse", "frames", "100/100"], ["restore", "frames", "16/100"]]
+
+
 def test_an_output_container_that_cannot_hold_every_stream_stops_the_run_unless_told(sample_clip, tmp_path, capsys):
     """A font cannot go into .mp4: the run stops before any work with one line that names it and
     the way out; with --drop-streams it is left out, and the SRT subtitles, which .mp4 cannot hold

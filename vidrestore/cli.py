@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__, jsonio
 from .errors import OutputError, UsageError, VidrestoreError
+from .statusline import StatusLine
 from .stopping import Stopped, raise_if_stopped, stops_cleanly_on_termination
 
 if TYPE_CHECKING:
@@ -91,20 +92,19 @@ class ProgressBar:
     def __init__(self, quiet: bool, unit: str = "frames"):
         self.quiet, self.unit = quiet, unit
         self.stage, self.t0, self.done0, self.last = None, 0.0, 0, 0.0
+        self.status = StatusLine()
 
     def __call__(self, stage: str, done: int, total: int, faces: int) -> None:
         if self.quiet:
             return
         now = time.perf_counter()
         if stage != self.stage:
-            if self.stage is not None:
-                sys.stderr.write("\n")
+            self.status.end()
             self.stage, self.t0, self.done0 = stage, now, done
         if now - self.last < 0.2 and done != total:
             return
         self.last = now
-        sys.stderr.write(f"\r{self.line(stage, done, total, faces, now)} ")
-        sys.stderr.flush()
+        self.status.show(f"{self.line(stage, done, total, faces, now)} ", now, settled=done == total)
 
     def line(self, stage: str, done: int, total: int, faces: int, now: float) -> str:
         elapsed = now - self.t0
@@ -117,8 +117,7 @@ class ProgressBar:
         return f"{stage:8s} {self.unit} {done}{f'/{total}' if total else ''}  faces {faces}  {speed}  ETA {eta:>6s}"
 
     def close(self) -> None:
-        if not self.quiet and self.stage is not None:
-            sys.stderr.write("\n")
+        self.status.end()
 
 
 def _pixels(text: str) -> float:

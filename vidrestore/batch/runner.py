@@ -8,7 +8,6 @@ code is the same for both, so the in-process run is what the Ray run does, minus
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -19,6 +18,7 @@ from ..errors import UsageError, VidrestoreError
 from ..pipeline import Progress
 from ..pipeline.segments import segment_path, starts_inside_shot
 from ..resume import SegmentLedger, keeps_segments, remove_leftovers
+from ..statusline import StatusLine
 from ..stopping import raise_if_stopped
 from .state import JobState
 from .worker import Item, ItemPlan, RestoreWorker, SegmentDone, finish
@@ -199,6 +199,7 @@ class BatchProgress:
         self.t0 = time.perf_counter()
         self.last = 0.0
         self.workers: list[str] = []
+        self.status = StatusLine()
 
     def live_frames(self, stage: str, done: int, total: int, faces: int) -> None:
         self.live = done
@@ -220,13 +221,12 @@ class BatchProgress:
         line = (f"items {self.done + self.failed}/{self.items} (ok {self.done}, failed {self.failed})  "
                 f"frames {frames}{f'/{total}' if total or finished else ''}  {fps:5.1f} fps  ETA {eta:>6s}  | "
                 + "; ".join(self.workers))
-        sys.stderr.write("\r" + line[:200].ljust(120))
-        sys.stderr.flush()
+        self.status.show(line[:200].ljust(120), now, settled=force)
 
     def close(self) -> None:
         if not self.quiet:
             self.render(force=True)
-            sys.stderr.write("\n")
+            self.status.end()
 
 
 @dataclass
