@@ -279,3 +279,26 @@ def test_a_stopped_run_continues_inside_a_shot_as_if_never_stopped(one_take, one
     _stopping_in_segment(99, monkeypatch)
     assert main([str(one_take), str(lost), *options]) == 0
     assert not all(np.array_equal(a, b) for a, b in zip(_frames(lost), _frames(one_take_whole), strict=True))
+
+
+def test_a_run_that_ends_without_an_output_says_why_in_its_report(film, tmp_path, monkeypatch, capsys):
+    """With --json, a run that failed or was stopped wrote no report at all: a scheduler reading
+    reports learned nothing of why there was no output. The report names the input and output,
+    the status, the line printed on stderr and the exit code."""
+    from vidrestore.stopping import Stopped
+
+    out, report = tmp_path / "out.mp4", tmp_path / "r.json"
+    _stopping_in_segment(1, monkeypatch, Stopped(15))
+    assert main([str(film), str(out), "--json", str(report), "--model", "none", *FAST]) == 143
+    printed = capsys.readouterr().err.strip().splitlines()[-1]
+    assert json.loads(report.read_text()) == {
+        "input": str(film), "output": str(out), "status": "stopped", "exit_code": 143,
+        "error": "stopped by SIGTERM; no partial output was left; 1 finished segment was kept beside the output: "
+                 "the same command continues from it"}
+    assert printed == f"vidrestore: {json.loads(report.read_text())['error']}"
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\0junk" * 100)
+    assert main([str(junk), str(out), "--json", str(report), "--model", "none"]) == 3
+    assert json.loads(report.read_text()) == {
+        "input": str(junk), "output": str(out), "status": "failed", "exit_code": 3,
+        "error": f"not a media file FFmpeg can read: {junk} (Invalid data found when processing input)"}

@@ -6,6 +6,7 @@ Every ``VidrestoreError`` becomes one line on stderr and the exit code of its cl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -21,7 +22,11 @@ from .statusline import StatusLine
 from .stopping import Stopped, raise_if_stopped, stops_cleanly_on_termination
 
 if TYPE_CHECKING:
+    import torch
+
+    from .options import RestoreOptions
     from .pipeline import PipelineConfig
+    from .pipeline.report import Report
 
 T = TypeVar("T")
 
@@ -394,10 +399,6 @@ def options_from_args(args: argparse.Namespace):
 
 def cmd_restore(argv: list[str]) -> int:
     args = build_restore_parser().parse_args(argv)
-    from .options import build_restorer, pinned_precision
-    from .pipeline import check_paths, run
-    from .resume import SegmentLedger
-
     device = _device(args.device)
     options = options_from_args(args)
     check_report_path(args.json)
@@ -407,23 +408,16 @@ def cmd_restore(argv: list[str]) -> int:
         args.output = args.output / args.input.name
     check_written_apart({"the input": args.input, "the output": args.output},
                         {"--preview": args.preview, "--json": args.json, "--faces": Path(args.faces) if args.faces else None})
-    fingerprint = options.fingerprint_for(args.input)
-    ledger = SegmentLedger(args.output, fingerprint) if args.output is not None else None
-    restorer = build_restorer(pinned_precision(options, device, ledger), device, dry_run=args.dry_run)
-    bar = ProgressBar(args.quiet)
     try:
-        if args.preview is not None:
-            check_paths(args.input, args.preview, args.overwrite)
-        report = run(args.input, args.output, options.pipeline, restorer, device, overwrite=args.overwrite,
-                     dry_run=args.dry_run, progress=bar, preview=args.preview, qa=args.qa, resume=fingerprint)
-    except (KeyboardInterrupt, OutputError) as exc:
-        kept = len(ledger.finished()) if ledger is not None else 0
-        if kept:
-            exc.add_note(f"{kept} finished segment{' was' if kept == 1 else 's were'} kept beside the output: "
-                         f"the same command continues from {'it' if kept == 1 else 'them'}")
+        report = _restored(args, options, device)
+    except (KeyboardInterrupt, VidrestoreError) as exc:
+        if args.json is not None:  # a scheduler reading reports learns why there is no output
+            line, code = ending(exc)
+            with contextlib.suppress(VidrestoreError):  # the run's own error is the one to report
+                write_report(args.json, jsonio.dumps({"input": str(args.input), "output": str(args.output) if args.output else None,
+                                                      "status": "stopped" if isinstance(exc, KeyboardInterrupt) else "failed",
+                                                      "error": line.removeprefix("error: "), "exit_code": code}, indent=2))
         raise
-    finally:
-        bar.close()
     text = report.to_json()
     if args.json is not None:
         write_report(args.json, text)
@@ -440,6 +434,31 @@ def cmd_restore(argv: list[str]) -> int:
         if args.dry_run and args.json is None:
             print(text)
     return 0
+
+
+def _restored(args: argparse.Namespace, options: RestoreOptions, device: torch.device) -> Report:
+    """Run the restore command's work; a stop or a failure to write that keeps finished segments says so."""
+    from .options import build_restorer, pinned_precision
+    from .pipeline import check_paths, run
+    from .resume import SegmentLedger
+
+    fingerprint = options.fingerprint_for(args.input)
+    ledger = SegmentLedger(args.output, fingerprint) if args.output is not None else None
+    restorer = build_restorer(pinned_precision(options, device, ledger), device, dry_run=args.dry_run)
+    bar = ProgressBar(args.quiet)
+    try:
+        if args.preview is not None:
+            check_paths(args.input, args.preview, args.overwrite)
+        return run(args.input, args.output, options.pipeline, restorer, device, overwrite=args.overwrite,
+                   dry_run=args.dry_run, progress=bar, preview=args.preview, qa=args.qa, resume=fingerprint)
+    except (KeyboardInterrupt, OutputError) as exc:
+        kept = len(ledger.finished()) if ledger is not None else 0
+        if kept:
+            exc.add_note(f"{kept} finished segment{' was' if kept == 1 else 's were'} kept beside the output: "
+                         f"the same command continues from {'it' if kept == 1 else 'them'}")
+        raise
+    finally:
+        bar.close()
 
 
 def _counted(n: int, noun: str) -> str:
@@ -831,13 +850,19 @@ def main(argv: list[str] | None = None) -> int:
             code = commands[argv[0]](argv[1:]) if argv and argv[0] in commands else cmd_restore(argv)
             raise_if_stopped()  # a signal whose exception was lost still ends the run as stopped
             return code
-    except VidrestoreError as exc:
-        print("; ".join([f"vidrestore: error: {exc}", *getattr(exc, "__notes__", [])]), file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt as exc:
-        what = f"stopped by {exc.name}" if isinstance(exc, Stopped) else "interrupted"
-        print("; ".join([f"vidrestore: {what}", "no partial output was left", *getattr(exc, "__notes__", [])]), file=sys.stderr)
-        return 128 + exc.signum if isinstance(exc, Stopped) else EXIT_INTERRUPTED
+    except (VidrestoreError, KeyboardInterrupt) as exc:
+        line, code = ending(exc)
+        print(f"vidrestore: {line}", file=sys.stderr)
+        return code
+
+
+def ending(exc: VidrestoreError | KeyboardInterrupt) -> tuple[str, int]:
+    """The line (without the program's name) and the exit code a command that raised ``exc`` ends with."""
+    notes = getattr(exc, "__notes__", [])
+    if isinstance(exc, VidrestoreError):
+        return "; ".join([f"error: {exc}", *notes]), exc.exit_code
+    what = f"stopped by {exc.name}" if isinstance(exc, Stopped) else "interrupted"
+    return "; ".join([what, "no partial output was left", *notes]), 128 + exc.signum if isinstance(exc, Stopped) else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
