@@ -203,16 +203,29 @@ def test_frames_of_another_shape_mid_stream_keep_it_on_black_bars(tmp_path, samp
         assert np.abs(shown[top:bottom, left:right] - image[y : y + bottom - top, x : x + right - left]).mean() < 6
 
 
-@pytest.mark.parametrize("codec", ["mpeg2video", "libx264"])
+@pytest.mark.parametrize(("codec", "container"), [("mpeg2video", ".ts"), ("libx264", ".ts"), ("libx264", ".mkv"), ("libx264", ".mp4")])
 @pytest.mark.parametrize(("aspects", "lit"), [
     ([Fraction(16, 15), Fraction(64, 45), Fraction(16, 15)], ((72, 503), (0, 719))),  # a 16:9 advert in 4:3: letterboxed
     ([Fraction(64, 45), Fraction(16, 15), Fraction(64, 45)], ((0, 575), (90, 629))),  # a 4:3 one in 16:9: pillarboxed
 ])
-def test_pictures_whose_stated_shape_changes_at_one_size_keep_it(tmp_path, aspects, lit, codec):
+def test_pictures_whose_stated_shape_changes_at_one_size_keep_it(tmp_path, aspects, lit, codec, container):
     """Each picture takes the shape its header (MPEG-2's sequence header, H.264's SPS) states, to
     the frame: FFmpeg's decoder states the latest packet's, which gave the last picture of a part
-    the next part's shape."""
+    the next part's shape. A DVB recording remuxed into Matroska or MP4 keeps its H.264 parameter
+    sets in the packets, length-prefixed as those containers lay them out: they were not read, and
+    every picture took the first part's shape."""
     src = aspect_switching_clip(tmp_path / "dvb.ts", aspects, codec=codec)
+    if container != ".ts":
+        remuxed = tmp_path / f"dvb{container}"
+        with av.open(str(src)) as c, av.open(str(remuxed), "w") as out:
+            copy = out.add_stream_from_template(c.streams.video[0])
+            for packet in c.demux(video=0):
+                if packet.size:
+                    packet.stream = copy
+                    out.mux(packet)
+        with av.open(str(remuxed)) as c:
+            assert c.streams.video[0].codec_context.extradata[0] == 1  # avcC: each NAL unit after its length
+        src = remuxed
     with VideoReader(src) as r:
         frames = [f.image for f in r]
         stats = r.stats
