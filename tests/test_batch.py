@@ -283,6 +283,24 @@ def test_a_manifest_saved_by_a_spreadsheet_is_read(clips, tmp_path, name, text):
         read_manifest(manifest)
 
 
+def test_a_json_manifests_lists_repeat_an_option_or_are_one_value(clips, tmp_path):
+    """A list in a JSON manifest gave its Python text as the value ("--strength ['0.7', 'p0=1']"),
+    which failed the item. A repeatable option (one given several times on the command line) is
+    given once a value; another option takes the list as one value joined by commas."""
+    from vidrestore.batch.items import REPEATABLE
+    from vidrestore.cli import add_restore_options
+
+    parser = argparse.ArgumentParser()
+    add_restore_options(parser)
+    assert REPEATABLE == {a.option_strings[0] for a in parser._actions if isinstance(a, argparse._AppendAction)}
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps([{"input": str(clips[0]), "strength": ["0.7", "p0=1"], "tracks": [0, 3]}]))
+    (spec,) = read_manifest(manifest)
+    assert spec.flags == ("--strength", "0.7", "--strength", "p0=1", "--tracks", "0,3")
+    args = parser.parse_args(list(spec.flags))
+    assert args.tracks == (0, 3) and len(args.strength) == 2
+
+
 def test_skip_on_hash_and_redo_when_options_change(clips, tmp_path):
     out, report = tmp_path / "out", tmp_path / "r.json"
     args = ["batch", str(clips[0]), str(clips[1]), "--out", str(out), "--model", "none", "--json", str(report), *FAST]

@@ -30,6 +30,11 @@ class ItemSpec:
     flags: tuple[str, ...] = field(default_factory=tuple)  # e.g. ("--preset", "quality")
 
 
+# The restore options given more than once (one value each): a JSON manifest's list of them
+# repeats the option; another option's list is one value, its items joined by commas ("tracks": [0, 3]).
+REPEATABLE = frozenset({"--strength", "--reference"})
+
+
 def _option_flags(row: dict[str, object]) -> tuple[str, ...]:
     flags: list[str] = []
     for key, value in row.items():
@@ -39,6 +44,9 @@ def _option_flags(row: dict[str, object]) -> tuple[str, ...]:
         if isinstance(value, bool) or str(value).lower() in ("true", "false", "yes", "no"):
             if value is True or str(value).lower() in ("true", "yes"):
                 flags.append(flag)
+            continue
+        if isinstance(value, list):
+            flags += [f for v in value for f in (flag, str(v))] if flag in REPEATABLE else [flag, ",".join(map(str, value))]
             continue
         flags += [flag, str(value)]
     return tuple(flags)
