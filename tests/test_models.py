@@ -125,3 +125,21 @@ def test_a_file_that_is_not_a_flipnet_checkpoint_says_what_it_holds(tmp_path):
                        (unfit, r"its config does not fit \(FlipnetConfig.image_size: expected int, got 'x'\)")]:
         with pytest.raises(ModelError, match=f"^{path} is not a vidrestore FLIPNET checkpoint: {held}$"):
             load_flipnet(path)
+
+
+def test_verify_without_a_name_checks_every_model_found(tmp_path, monkeypatch, capsys):
+    """`vidrestore models verify` wanted a name; without one it checks every model found here and
+    fails naming the ones whose file does not match its recorded sha256."""
+    from vidrestore.cli import main
+
+    assert main(["models", "verify"]) == 0
+    found = capsys.readouterr().out.splitlines()
+    assert {line.split(":")[0] for line in found} >= {"flipnet-small", "face-quality"}
+    assert all(": OK (" in line for line in found)
+    damaged = tmp_path / "face-quality.safetensors"
+    damaged.write_bytes(b"not the estimator")
+    monkeypatch.setenv(zoo.entry("face-quality").env_var, str(damaged))
+    assert main(["models", "verify"]) == 5
+    printed = capsys.readouterr()
+    assert f"face-quality: FAILED (face-quality: sha256 mismatch for {damaged}" in printed.out
+    assert printed.err.strip() == "vidrestore: error: face-quality did not match its recorded sha256"

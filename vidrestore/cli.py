@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__, jsonio
-from .errors import OutputError, UsageError, VidrestoreError
+from .errors import ModelError, OutputError, UsageError, VidrestoreError
 from .statusline import StatusLine
 from .stopping import Stopped, raise_if_stopped, stops_cleanly_on_termination
 
@@ -633,13 +633,24 @@ def cmd_models(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="vidrestore models", description="List, fetch and check model weights.")
     p.add_argument("action", choices=["list", "pull", "verify", "info"])
-    p.add_argument("name", nargs="?")
+    p.add_argument("name", nargs="?", help="a model of `vidrestore models list` (verify without one: every model found here)")
     args = p.parse_args(argv)
     if args.action == "list":
         for e in zoo.entries().values():
             where = zoo.locate(e.name)
             state = "not supported" if not e.supported else (f"found: {where}" if where else "not downloaded")
             print(f"{e.name:30s} {e.kind:9s} {state}")
+        return 0
+    if args.action == "verify" and not args.name:  # every model found here
+        failed = []
+        for name in (e.name for e in zoo.entries().values() if e.supported and zoo.locate(e.name)):
+            try:
+                print(f"{name}: OK ({zoo.verify(name)})")
+            except ModelError as exc:
+                print(f"{name}: FAILED ({exc})")
+                failed.append(name)
+        if failed:
+            raise ModelError(f"{', '.join(failed)} did not match {'its' if len(failed) == 1 else 'their'} recorded sha256")
         return 0
     if not args.name:
         raise UsageError(f"`vidrestore models {args.action}` needs a model name")
