@@ -1116,6 +1116,23 @@ def test_a_report_that_cannot_be_written_is_one_line(tmp_path):
         write_report(tmp_path / "file" / "r.json", "{}")
 
 
+@pytest.mark.parametrize(("device", "said"), [
+    ("tpu", "--device tpu: vidrestore runs on cpu or cuda (cuda:N for one GPU of several), or auto"),
+    ("mps", "--device mps: vidrestore runs on cpu or cuda"),  # torch's error from deep in the model's loading
+    ("cuda:x", "--device cuda:x: vidrestore runs on cpu or cuda"),
+    ("cuda:3", "--device cuda:3 asked for, but this machine has 1 CUDA device(s), cuda:0 to cuda:0"),
+])
+def test_a_device_that_cannot_run_it_is_refused_in_one_line(tmp_path, capsys, monkeypatch, device, said):
+    """Another device type than cpu and cuda, or a GPU the machine lacks, failed with torch's
+    traceback (at once, or as the model was moved there)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # one GPU, as far as the check can tell
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    src = make_clip(tmp_path / "in.mp4", [i * 40 for i in range(4)])
+    _one_line_error(capsys, _run(src, tmp_path / "out.mp4", "--device", device), 2, said)
+
+
 def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     out = tmp_path / "o.mp4"
     _one_line_error(capsys, _run(tmp_path / "missing.mp4", out, "--model", "none"), 3, "input not found")
