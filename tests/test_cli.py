@@ -1131,6 +1131,8 @@ def test_a_device_that_cannot_run_it_is_refused_in_one_line(tmp_path, capsys, mo
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     src = make_clip(tmp_path / "in.mp4", [i * 40 for i in range(4)])
     _one_line_error(capsys, _run(src, tmp_path / "out.mp4", "--device", device), 2, said)
+    _one_line_error(capsys, _run("batch", src, "--out", tmp_path / "out", "--device", device), 2, said)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]  # refused before the batch's folder was made
 
 
 def test_bad_inputs_fail_with_one_line(tmp_path, capsys):

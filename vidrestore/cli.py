@@ -36,22 +36,9 @@ LIGHTS = "auto|display|linear|cineon|pq|hlg|slog3|slog3-sgamut3|slog2|vlog|logc3
 
 
 def _device(name: str):
-    import torch
+    from .models.precision import resolve_device
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:  # torch's list of every device type it knows of
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise UsageError(f"--device {name}: vidrestore runs on cpu or cuda (cuda:N for one GPU of several), or auto")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda asked for, but no CUDA device is available")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise UsageError(f"--device {name} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s), "
-                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
-    return device
+    return resolve_device(name)
 
 
 def check_report_path(path: Path | None) -> None:
@@ -569,6 +556,8 @@ def cmd_batch(argv: list[str]) -> int:
 
     if args.retries < 0:
         raise UsageError("--retries must be 0 or more")
+    if not (args.ray or args.ray_address):  # Ray's workers find their own devices
+        _device(args.device)
     check_report_path(args.json)
     try:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from ..io.reader import DecodedFrames
 from ..io.remux import check_output
 from ..io.restarts import timed_on, timed_on_folder
 from ..io.sequence import number_offset
+from ..models.precision import resolve_device
 from ..options import RestoreOptions, build_restorer, pinned_precision
 from ..pipeline import Analysis, PipelineConfig, Progress, analyse, check_paths, restore_video
 from ..pipeline.analysis import selected_tracks
@@ -72,12 +73,6 @@ class SegmentDone:
 def _key(value: object) -> str:
     """A cache key for configs, which hold lists and so are not hashable."""
     return json.dumps(value, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else str(o), sort_keys=True)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class RestoreWorker:

@@ -8,7 +8,28 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import UsageError
+
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device ``--device`` names (auto: cuda where there is one, else cpu); a UsageError for one
+    that cannot run vidrestore here: another type than cpu and cuda, or a GPU the machine lacks."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:  # torch's list of every device type it knows of
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {name}: vidrestore runs on cpu or cuda (cuda:N for one GPU of several), or auto")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but no CUDA device is available")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UsageError(f"--device {name} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return device
 
 
 def network_dtype(name: str, device: torch.device) -> torch.dtype:
