@@ -44,6 +44,18 @@ def shared_file(shared_data: Path, rel: str) -> Path:
     return path
 
 
+def video_copied(path: Path, source: Path) -> Path:
+    """``source``'s video stream alone, its packets copied into ``path`` (the container by its
+    name: a raw .hevc, whose packets have no timestamps, or an MP4 or Matroska file)."""
+    with av.open(str(source)) as inp, av.open(str(path), "w") as out:
+        copy = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(video=0):
+            if packet.size:
+                packet.stream = copy
+                out.mux(packet)
+    return path
+
+
 def make_clip(path: Path, pts: list[int], size: tuple[int, int] = (48, 64), time_base: Fraction = Fraction(1, 1000),
               rotation: int = 0, audio: bool = False, pix_fmt: str = "yuv420p", images: list[np.ndarray] | None = None,
               color: bool = False, subtitles: list[tuple[int, str]] | None = None, x264_params: str = "", rate: int = 25,

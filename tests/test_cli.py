@@ -28,6 +28,7 @@ from conftest import (
     resized_clip,
     shared_file,
     start_and_signal_when,
+    video_copied,
     weave_clip,
 )
 from PIL import Image
@@ -353,17 +354,6 @@ def test_hdr10_plus_video_keeps_each_frames_dynamic_metadata(sample_clip, tmp_pa
     assert not [n for n in json.loads(report.read_text())["notes"] if "HDR10+" in n]
 
 
-def _raw_stream(path: Path, source: Path) -> Path:
-    """``source``'s Annex B video alone in a raw stream (.hevc): packets without timestamps."""
-    with av.open(str(source)) as inp, av.open(str(path), "w") as out:
-        copy = out.add_stream_from_template(inp.streams.video[0])
-        for packet in inp.demux(video=0):
-            if packet.size:
-                packet.stream = copy
-                out.mux(packet)
-    return path
-
-
 @pytest.mark.parametrize("raw, codec, why", [
     (False, "libx264", "libx264 does not write it; --codec libx265 or libsvtav1 keeps it"),
     (True, "auto", "a raw stream has no timestamps to match its frames by; remux it into an .mp4 or .mkv first"),
@@ -374,7 +364,7 @@ def test_hdr10_plus_metadata_that_cannot_be_carried_is_named_in_the_report(sampl
     from vidrestore.io.linear import Light
 
     src = hdr10_plus_clip(tmp_path / "phone.ts", graded_clip(tmp_path / "pq.mkv", sample_clip, Light.PQ))
-    src = _raw_stream(tmp_path / "phone.hevc", src) if raw else src
+    src = video_copied(tmp_path / "phone.hevc", src) if raw else src
     out, report = tmp_path / "out.mkv", tmp_path / "r.json"
     assert _run(src, out, "--model", "none", "--quiet", "--json", report, "--codec", codec) == 0
     assert json.loads(report.read_text())["encoder"].startswith("libx26") and hdr10_plus_metadata(out) == [b""] * 8

@@ -31,6 +31,7 @@ from conftest import (
     resized_clip,
     telecine_clip,
     timecoded_clip,
+    video_copied,
     weave_clip,
 )
 from hypothesis import HealthCheck, assume, given, settings
@@ -216,16 +217,9 @@ def test_pictures_whose_stated_shape_changes_at_one_size_keep_it(tmp_path, aspec
     every picture took the first part's shape."""
     src = aspect_switching_clip(tmp_path / "dvb.ts", aspects, codec=codec)
     if container != ".ts":
-        remuxed = tmp_path / f"dvb{container}"
-        with av.open(str(src)) as c, av.open(str(remuxed), "w") as out:
-            copy = out.add_stream_from_template(c.streams.video[0])
-            for packet in c.demux(video=0):
-                if packet.size:
-                    packet.stream = copy
-                    out.mux(packet)
-        with av.open(str(remuxed)) as c:
+        src = video_copied(tmp_path / f"dvb{container}", src)
+        with av.open(str(src)) as c:
             assert c.streams.video[0].codec_context.extradata[0] == 1  # avcC: each NAL unit after its length
-        src = remuxed
     with VideoReader(src) as r:
         frames = [f.image for f in r]
         stats = r.stats
