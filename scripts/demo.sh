@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q -e .
 mkdir -p demo
-vidrestore sample demo/sample.mp4
+vidrestore sample demo/sample.mp4 --overwrite
 vidrestore demo/sample.mp4 demo/restored.mp4 --overwrite --json demo/report.json

@@ -1264,6 +1264,35 @@ def test_degrade_command_synthetic_and_with_the_degradation_mode(tmp_path, tiny_
     assert not np.array_equal(syn, np.asarray(Image.open(img)))
 
 
+def test_degrade_and_sample_refuse_what_they_cannot_do_in_one_line(tmp_path, capsys):
+    """degrade wrote "0 degraded images" for a missing input, an empty folder or unreadable files,
+    and failed with a traceback for an --out that is a file; sample replaced any file under its
+    name (a video of the user's) and failed with tracebacks for 0 frames or an unknown type."""
+    img, text, empty = tmp_path / "face.png", tmp_path / "notes.png", tmp_path / "empty"
+    Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(img)
+    text.write_text("not a picture")
+    empty.mkdir()
+    for args, code, said in [((tmp_path / "none.png",), 3, f"input not found: {tmp_path / 'none.png'}"),
+                             ((empty,), 3, f"no pictures in {empty}"),
+                             ((img, "--out", img), 4, f"--out {img} is a file; give a folder for the degraded pictures")]:
+        full = args if "--out" in args else (*args, "--out", tmp_path / "lq")
+        _one_line_error(capsys, _run("degrade", *full), code, said)
+    assert _run("degrade", text, "--out", tmp_path / "lq") == 3
+    assert capsys.readouterr().err.splitlines() == [f"skipped unreadable {text}",
+                                                    "vidrestore: error: no file given could be read as a picture (1 tried)"]
+    mine = tmp_path / "mine.mp4"
+    mine.write_bytes(b"a video of the user's")
+    for args, code, said in [((mine,), 4, f"output exists: {mine} (use --overwrite to replace it)"),
+                             ((tmp_path / "s.mp4", "--frames", "0"), 2, "--frames 0: the clip needs 1 frame or more"),
+                             ((tmp_path / "s.txt",), 4, "no container is known by the name 's.txt'")]:
+        _one_line_error(capsys, _run("sample", *args), code, said)
+    assert mine.read_bytes() == b"a video of the user's"
+    assert _run("sample", mine, "--frames", "3", "--overwrite") == 0
+    with av.open(str(mine)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "face.png", "lq", "mine.mp4", "notes.png"]
+
+
 @pytest.mark.parametrize("text, expected", [("0", (None, "0")), ("3=0.4", (("track", 3), "0.4")), ("a=b.jpg", (None, "a=b.jpg")),
                                             (" 2 =x.png", (("track", 2), "x.png")), ("p0=0.5", (("person", 0), "0.5")),
                                             ("p=1.jpg", (None, "p=1.jpg")), ("pics=1.jpg", (None, "pics=1.jpg"))])

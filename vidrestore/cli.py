@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__, jsonio
-from .errors import ModelError, OutputError, UsageError, VidrestoreError
+from .errors import InputError, ModelError, OutputError, UsageError, VidrestoreError
 from .statusline import StatusLine
 from .stopping import Stopped, raise_if_stopped, stops_cleanly_on_termination
 
@@ -771,7 +771,14 @@ def cmd_degrade(argv: list[str]) -> int:
             size = model.config.image_size
             small = torch.nn.functional.interpolate(x, size=(size, size), mode="area")
             return sample_faces(model, small, None, sampler, DEGRADE)
+    missing = [i for i in args.inputs if not Path(i).exists()]
+    if missing:
+        raise InputError(f"input not found: {missing[0]}")
     files = [Path(i) for i in args.inputs if Path(i).is_file()] + list_images([i for i in args.inputs if Path(i).is_dir()])
+    if not files:  # it wrote 0 images and said nothing more
+        raise InputError(f"no pictures in {', '.join(args.inputs)}")
+    if args.out.exists() and not args.out.is_dir():
+        raise OutputError(f"--out {args.out} is a file; give a folder for the degraded pictures")
     args.out.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(args.seed)
     written = 0
@@ -784,18 +791,31 @@ def cmd_degrade(argv: list[str]) -> int:
         x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
         y = learned(x) if learned else degrade(x, sample_params(cfg, 1, gen), gen)
         Image.fromarray((y[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(args.out / f"{f.stem}.png")
+    if not written:
+        raise InputError(f"no file given could be read as a picture ({len(files)} tried)")
     print(f"wrote {written} degraded images to {args.out}")
     return 0
 
 
 def cmd_sample(argv: list[str]) -> int:
+    from .io import EncodeOptions
+    from .io.encoders import check_encoder
+    from .io.output import atomic_output
     from .sample import make_sample
 
     p = argparse.ArgumentParser(prog="vidrestore sample", description="Write the generated sample clip (degraded face, with audio).")
     p.add_argument("output", type=Path)
     p.add_argument("--frames", type=int, default=48)
+    p.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     args = p.parse_args(argv)
-    print(make_sample(args.output, frames=args.frames))
+    if args.frames < 1:
+        raise UsageError(f"--frames {args.frames}: the clip needs 1 frame or more")
+    if args.output.exists() and not args.overwrite:  # it replaced any file, a video of the user's too
+        raise OutputError(f"output exists: {args.output} (use --overwrite to replace it)")
+    check_encoder(EncodeOptions(codec="libx264"), args.output)
+    with atomic_output(args.output) as written:
+        make_sample(written, frames=args.frames)
+    print(args.output)
     return 0
 
 
