@@ -325,3 +325,21 @@ def test_a_time_limited_run_stops_validated_and_checkpointed_then_resumes(pack, 
     again.run()
     assert again.step == 3
     assert (tmp_path / "r" / "log.csv").read_text().count("\n") == 3  # header, the stop, the end
+
+
+def test_pack_and_export_refuse_what_they_cannot_do_in_one_line(tmp_path, capsys):
+    """pack said "packed 0 faces from nothing" for a missing folder or one without pictures (and
+    kept the empty pack), and wrote faces.mp4.npz for --out faces.mp4 while naming faces.mp4;
+    export failed with a traceback for a folder that is no training run."""
+    from vidrestore.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for argv, code, said in [(["pack", str(tmp_path / "none"), "--out", str(tmp_path / "f.npz")], 3, f"not found: {tmp_path / 'none'}"),
+                             (["pack", str(empty), "--out", str(tmp_path / "f.npz")], 3, f"no face to pack: found no pictures in {empty}"),
+                             (["pack", str(empty), "--out", str(tmp_path / "f.mp4")], 2, "a pack is an .npz file; name it so"),
+                             (["export", str(empty), "--out", str(tmp_path / "w.safetensors")], 3, f"{empty} holds no trained weights")]:
+        assert main(["train", *argv, "--quiet"] if argv[0] == "pack" else ["train", *argv]) == code
+        (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+        assert line.startswith("vidrestore: error: ") and said in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]

@@ -710,10 +710,18 @@ def cmd_train(argv: list[str]) -> int:
         bar = ProgressBar(args.quiet, unit="images")
         if not 0 <= args.quality <= 100:
             raise UsageError(f"--quality {args.quality}: use 1-100, or 0 for uncompressed faces")
+        missing = [s for s in args.sources if not Path(s).exists()]
+        if missing:  # it packed "0 faces from nothing"
+            raise InputError(f"not found: {missing[0]}")
+        if Path(args.out).suffix != ".npz":  # numpy would add it, and the message named another file
+            raise UsageError(f"--out {args.out}: a pack is an .npz file; name it so")
         stats = pack_faces(args.sources, args.out, args.face_size, args.limit, args.aligned, quality=args.quality, progress=bar)
         bar.close()
         found = [f"{stats.seen} images ({stats.unreadable} unreadable, {stats.no_face} without a face)"] if stats.seen else []
         found += ["packs"] if any(str(s).endswith(".npz") for s in args.sources) else []
+        if not stats.packed:  # a pack of no faces trains nothing
+            Path(args.out).unlink(missing_ok=True)
+            raise InputError(f"no face to pack: found {' and '.join(found) or 'no pictures'} in {', '.join(map(str, args.sources))}")
         print(f"packed {stats.packed} faces from {' and '.join(found) or 'nothing'} into {args.out}")
         return 0
     if args.action == "export":
@@ -722,6 +730,8 @@ def cmd_train(argv: list[str]) -> int:
         from .models.flipnet import load_flipnet, read_metadata, save_flipnet
 
         ema = args.run_dir / "checkpoint" / "ema.safetensors"
+        if not ema.is_file():
+            raise InputError(f"{args.run_dir} holds no trained weights ({ema} not found): give the folder of a `train run`")
         step = read_metadata(ema).get("step", "?")
         save_flipnet(load_flipnet(ema), args.out, dtype=torch.float16, metadata={"step": step, "source": "EMA"})
         print(f"exported {ema} (step {step}) to {args.out}")
