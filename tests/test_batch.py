@@ -125,6 +125,8 @@ def test_the_next_item_is_analysed_while_one_is_restored_and_each_is_decoded_onc
                for a, b in zip(outputs[True], outputs[False], strict=True))
     assert not np.array_equal(outputs[True][0][5], _frames(clips[0])[5])  # restored, not copied
     # by default only where the model runs on an accelerator (on the CPU it takes every core itself)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU, as far as the device check can tell
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert (InProcessExecutor("cpu").slots, InProcessExecutor("cuda").slots, InProcessExecutor("cpu", overlap=True).slots) == (1, 2, 2)
 
 
