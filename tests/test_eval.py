@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import ImageFilter
+from conftest import make_clip
+from PIL import Image, ImageFilter
 
 from vidrestore.eval.metrics import flicker, identity_stability, landmark_distance, psnr, ssim, warping_error
 
@@ -171,3 +172,24 @@ def test_reports_are_strict_json():
     assert "NaN" not in text and "Infinity" not in text
     assert jsonio.finite({"a": [1.0, float("nan"), {"b": float("inf")}], "c": (2, -float("inf"))}) == \
         {"a": [1.0, None, {"b": None}], "c": [2, None]}
+
+
+def test_eval_refuses_what_it_cannot_measure_in_one_line(sample_clip, tmp_path, capsys):
+    """A missing folder, a folder without pictures, restorations with no reference of their name,
+    and a video that is no restoration of the input (another frame count) gave reports of 0
+    pictures or figures of two unrelated videos; each is refused in one line."""
+    from vidrestore.cli import main
+
+    faces, empty = tmp_path / "faces", tmp_path / "empty"
+    faces.mkdir()
+    empty.mkdir()
+    Image.fromarray(np.full((32, 32, 3), 100, np.uint8)).save(faces / "a.png")
+    short = make_clip(tmp_path / "short.mp4", [i * 40 for i in range(3)])
+    for argv, said in [(["noref", str(tmp_path / "none")], f"not found: {tmp_path / 'none'}"),
+                       (["noref", str(empty)], f"no pictures in {empty}"),
+                       (["images", str(faces), str(empty)], f"no picture in {faces} has a reference of the same name"),
+                       (["video", str(sample_clip), str(short), "--detector", "dlib"],
+                        f"{short} has 3 frames where a restoration of {sample_clip} would have 24")]:
+        assert main(["eval", *argv]) == 3
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("vidrestore: error: ") and said in line

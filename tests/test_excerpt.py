@@ -490,16 +490,18 @@ def test_sound_is_re_encoded_for_a_container_that_cannot_hold_it_whether_the_vid
 
 def test_eval_video_measures_an_excerpt_against_the_same_stretch_of_its_input(sample_clip, tmp_path):
     """The excerpt holds the input's own frames (nothing restored, encoded losslessly), so with the
-    same --start/--end every measure of input and excerpt agrees; read from the input's first
-    frame instead, the two videos are half a second apart, and none agrees."""
+    same --start/--end every measure of input and excerpt agrees. Without them, the excerpt was
+    measured against the input's first frames, half a second apart, and gave numbers all the same;
+    it is refused, naming the frame counts and the options."""
     cut, report = tmp_path / "cut.mkv", tmp_path / "e.json"
     times = ["--start", "0.5", "--end", "1.5"]  # to the end of this 1 s clip
     assert _run(sample_clip, cut, "--model", "none", "--detector", "dlib", *times, "--strength", "0", "--codec", "ffv1", "--quiet") == 0
-    for given_times, same in [(times, True), (["--start", "00:00:00:12"], True), ([], False)]:  # 12 frames at 24 fps: 0.5 s
+    for given_times in (times, ["--start", "00:00:00:12"]):  # 12 frames at 24 fps: 0.5 s
         assert _run("eval", "video", sample_clip, cut, "--detector", "dlib", *given_times, "--json", report) == 0
         (track,) = json.loads(report.read_text())["tracks"]
-        assert (track["input"] == track["restored"]) is same
-        assert track["frames_evaluated"] == 12  # the excerpt's (the clip is 1 s at 24 fps); read as a whole, its first 12
+        assert track["input"] == track["restored"]
+        assert track["frames_evaluated"] == 12  # the excerpt's (the clip is 1 s at 24 fps)
+    assert _run("eval", "video", sample_clip, cut, "--detector", "dlib", "--json", report) == 3
 
 
 def test_a_real_clips_excerpt_is_restored_with_its_identity_from_the_excerpts_own_frames(shared_data, tiny_model, tmp_path):

@@ -12,11 +12,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import InputError
 from ..faces.detect import FaceDetector
 from ..faces.identity import DlibIdentityEncoder
 from ..io import VideoReader
 from ..io.excerpt import Excerpt
 from ..io.linear import Light
+from ..io.probe import coded_frames
 from ..pipeline import PipelineConfig, analyse
 from ..pipeline.timing import in_seconds
 from ..train.data import list_images, read_rgb
@@ -48,10 +50,19 @@ def _mean(rows: list[dict], key: str) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def _check_folders(*folders: Path) -> None:
+    for folder in folders:
+        if not folder.is_dir():
+            raise InputError(f"{'not a folder' if folder.exists() else 'not found'}: {folder}")
+
+
 def eval_images(restored_dir: Path, reference_dir: Path, detector: FaceDetector) -> dict:
     """Full-reference metrics for files with the same stem in both folders, and NIQE of each side."""
+    _check_folders(restored_dir, reference_dir)
     refs = {p.stem: p for p in list_images([reference_dir])}
     pairs = [(p, refs[p.stem]) for p in list_images([restored_dir]) if p.stem in refs]
+    if not pairs:  # the means were null and the run said nothing of why
+        raise InputError(f"no picture in {restored_dir} has a reference of the same name (less its type) in {reference_dir}")
     encoder = DlibIdentityEncoder()
     rows, skipped = [], []
     for out_path, ref_path in pairs:
@@ -76,9 +87,13 @@ def eval_images(restored_dir: Path, reference_dir: Path, detector: FaceDetector)
 def eval_noref(folder: Path, baseline: Path | None = None) -> dict:
     """NIQE of every image in ``folder`` (real LQ or restored, no ground truth); with ``baseline``
     (e.g. the LQ inputs of a restored folder), the same for the files of the same stem there."""
+    _check_folders(folder, *([baseline] if baseline else []))
     base = {p.stem: p for p in list_images([baseline])} if baseline else {}
     rows, skipped = [], []
-    for path in list_images([folder]):
+    pictures = list_images([folder])
+    if not pictures:
+        raise InputError(f"no pictures in {folder}")
+    for path in pictures:
         image = read_rgb(path)
         score = _niqe_or_none(image) if image is not None else None
         if score is None:
@@ -159,6 +174,10 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
     analysis = analyse(input_path, in_seconds(cfg, input_path), detector)
     encoder = DlibIdentityEncoder()
     step, left_out = output_cadence(restored_path, analysis.frames, analysis.deinterlace, analysis.repeats, analysis.video_cycles)
+    expected, found = analysis.frames * step - len(left_out), coded_frames(restored_path)
+    if abs(found - expected) > max(2, expected // 50):  # it measured any two videos against each other
+        raise InputError(f"{restored_path} has {found} frames where a restoration of {input_path} would have {expected}: "
+                         "eval video measures a video against its own input (an excerpt's with --start and --end)")
     meters = measure_tracks(input_path, restored_path, analysis.tracks, cfg.face_size, max_frames, analysis.deinterlace,
                             step=step, left_out=left_out, light=analysis.light, excerpt=analysis.excerpt)
     if figures is not None:
