@@ -704,6 +704,17 @@ def test_zero_faces_copies_the_video_untouched(tmp_path):
         pb = [bytes(p) for p in b.demux(b.streams.video[0]) if p.size]
     assert pa == pb  # remuxed, not re-encoded
     assert any("no face" in n for n in json.loads(report.read_text())["notes"]) and json.loads(report.read_text())["encoder"] is None
+    # a codec asked for by name is the output's all the same: a ProRes master asked for came back as the input's H.264
+    master, report = tmp_path / "master.mkv", tmp_path / "m.json"
+    assert _run(src, master, "--model", "none", "--quiet", "--json", report, "--codec", "ffv1") == 0
+    with av.open(str(src)) as a, av.open(str(master)) as b:
+        assert b.streams.video[0].codec_context.name == "ffv1"
+        shown = [[f.time for f in c.decode(video=0)] for c in (a, b)]
+        assert np.allclose(np.subtract(shown[1], shown[1][0]), np.subtract(shown[0], shown[0][0]), atol=1e-3)  # Matroska's ms
+        assert len([p for p in b.demux(b.streams.audio[0]) if p.size]) == len([p for p in a.demux(a.streams.audio[0]) if p.size])
+    written = json.loads(report.read_text())
+    assert "no face found: the video was encoded unchanged with ffv1, as --codec asked (a copy would keep its h264)" in written["notes"]
+    assert written["encoder"].startswith("ffv1")
 
 
 def test_a_turned_phone_video_is_written_upright_where_the_container_stores_no_rotation(sample_clip, tmp_path):

@@ -279,7 +279,7 @@ def video_notes(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Path) -
     restore, why it was encoded rather than copied."""
     if selected_tracks(analysis, cfg):
         return deinterlace_note(analysis, cfg, probe(src).rotation)
-    return [copy_note(analysis, faceless_encoding(src, dst, retiming(analysis, cfg), analysis.excerpt))]
+    return [copy_note(analysis, faceless_encoding(src, dst, retiming(analysis, cfg), analysis.excerpt, cfg.encode.codec))]
 
 
 def encoding(src: Path, dst: Path, cfg: PipelineConfig) -> tuple[str, list[str]]:

@@ -28,19 +28,22 @@ from .config import PipelineConfig, Progress
 from .timing import at_steady_rate, decimates, excerpt_cut, played_at, retiming
 
 
-def faceless_encoding(src: Path, dst: Path, retiming: str = "", excerpt: Excerpt | None = None) -> str:
+def faceless_encoding(src: Path, dst: Path, retiming: str = "", excerpt: Excerpt | None = None, codec: str = "auto") -> str:
     """Why a video with nothing to restore is encoded unchanged rather than copied ("": it is
     copied): a copy would leave a JPEG inside a .png, or a raw stream's unstamped frames in a
     container that needs timestamps, or the pictures of an image sequence in a video file, or
     a turned video in a container that stores no rotation, or H.264 in a program stream, or video
     the output's container cannot hold (a GIF's in an .mp4); or the output runs at another rate,
     as ``retiming`` says (:func:`retiming`); or it is an ``excerpt``, which a copy could start only
-    at a keyframe."""
+    at a keyframe; or ``codec`` (--codec) names another codec than the input's (a ProRes master
+    asked for came back as the input's H.264)."""
     if excerpt is not None:
         return "the excerpt was encoded unchanged, since a copy could start only at a keyframe"
     if retiming:
         return f"the video was {retiming}, as asked"
     info = probe(src)
+    if codec != "auto" and av.Codec(codec, "w").canonical_name != info.codec:
+        return f"the video was encoded unchanged with {codec}, as --codec asked (a copy would keep its {info.codec})"
     encoder = IMAGE_ENCODERS.get(dst.suffix.lower())
     if encoder is not None and info.codec != av.Codec(encoder, "w").canonical_name:  # libwebp writes webp
         return f"the frames were written as {dst.suffix} pictures unchanged" if is_sequence(dst) \
@@ -88,7 +91,7 @@ def encoded_segments(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Pa
                           "times (as a phone's do), so it would play out of step with its sound: write a .mkv, .mp4 or .mov")
     if selected_tracks(analysis, cfg):
         return plan_segments(analysis, 0 if whole else cfg.segment_frames, cfg.batch_size or max(GPU_WINDOWS))
-    return [range(analysis.frames)] if faceless_encoding(src, dst, retiming(analysis, cfg), analysis.excerpt) else []
+    return [range(analysis.frames)] if faceless_encoding(src, dst, retiming(analysis, cfg), analysis.excerpt, cfg.encode.codec) else []
 
 
 def plan_segments(analysis: Analysis, segment_frames: int, window: int = 0) -> list[range]:
