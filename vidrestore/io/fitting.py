@@ -149,8 +149,9 @@ def h264_pixel_aspect(sps: bytes) -> Fraction:
 class StatedAspects:
     """Each picture's pixel aspect as the latest header before it (in decoding order) states it,
     by the timestamp of its packet: MPEG-2's sequence header, H.264's sequence parameter set
-    (in-band, as MPEG-TS carries it, and MP4 and Matroska files made from TS keep it). The decoder's own pixel aspect is the latest packet's, a
-    frame or two ahead of the frames it gives (B-frames wait for the next picture). For MPEG-2,
+    (in-band, as MPEG-TS carries it, and MP4 and Matroska files made from TS keep it). The
+    decoder's own pixel aspect is the latest packet's, a frame or two ahead of the frames it
+    gives (B-frames wait for the next picture). For MPEG-2,
     which states a display shape, the aspect FFmpeg read from the stream's headers (``sar``, for
     pictures of ``width`` x ``height``) stands for the headers that state the shape nearest it."""
 
@@ -163,13 +164,13 @@ class StatedAspects:
         self._current: Fraction | None = None
         self._by_pts: dict[int, Fraction] = {}
         self._last: Fraction | None = None
-        self._length: int | None | bool = False  # bytes of a NAL unit's length (MP4's and Matroska's avcC layout); None: Annex B
+        self._layout: tuple[int | None] | None = None  # once read: bytes of a NAL unit's length (avcC), or None (Annex B)
 
     def read(self, packet: av.Packet) -> None:
         """Notes the aspect in force for ``packet``'s picture."""
-        if self._length is False:
+        if self._layout is None:  # MP4's and Matroska's avcC: each NAL unit after its length
             extra = packet.stream.codec_context.extradata or b""
-            self._length = (extra[4] & 3) + 1 if len(extra) > 4 and extra[0] == 1 else None
+            self._layout = ((extra[4] & 3) + 1 if len(extra) > 4 and extra[0] == 1 else None,)
         if packet.size:
             try:
                 self._current = self._read(bytes(memoryview(packet)[:_HEAD])) or self._current
@@ -189,7 +190,7 @@ class StatedAspects:
     def _h264(self, head: bytes) -> Fraction | None:
         # a parameter set in the packets: as MPEG-TS carries it, and MP4 and Matroska files made from TS
         # (a DVB recording remuxed) keep it there beside the one in their avcC
-        sps = next((unit for _, unit in nal_units(head, self._length) if unit and unit[0] & 0x1F == 7), None)
+        sps = next((unit for _, unit in nal_units(head, self._layout[0]) if unit and unit[0] & 0x1F == 7), None)
         return None if sps is None else h264_pixel_aspect(unescape(sps))
 
     def _mpeg2(self, head: bytes) -> Fraction | None:
