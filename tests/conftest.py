@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import struct
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from fractions import Fraction
@@ -22,6 +24,14 @@ from vidrestore.io.probe import side_data
 from vidrestore.restore import PassThroughRestorer
 
 REPO = Path(__file__).resolve().parent.parent
+# the runs of the tests (their subprocesses too) keep their analyses and find weights in a cache of
+# their own, never the user's
+TEST_CACHE = Path(tempfile.mkdtemp(prefix="vidrestore-test-cache-"))
+os.environ["VIDRESTORE_CACHE"] = str(TEST_CACHE)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(TEST_CACHE, ignore_errors=True)
 
 
 def pytest_addoption(parser):

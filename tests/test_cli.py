@@ -1105,7 +1105,7 @@ def test_a_pixel_format_the_encoder_does_not_take_fails_before_any_work(sample_c
     def no_analysis(*args, **kwargs):
         raise AssertionError("pass 1 ran before the pixel format was checked")
 
-    monkeypatch.setattr(driver, "analyse", no_analysis)
+    monkeypatch.setattr(driver, "analysed", no_analysis)
     (tmp_path / "out").mkdir()
     _one_line_error(capsys, _run(sample_clip, tmp_path / "out" / "f_%03d.jpg", "--model", "none", "--drop-streams",
                                  "--pix-fmt", "rgb48le"), 4, "encoder mjpeg does not take pixel format rgb48le; it takes yuvj420p")

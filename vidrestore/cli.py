@@ -320,6 +320,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--json", type=Path, metavar="REPORT", help="write the JSON report here ('-' for stdout)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--reanalyse", action="store_true",
+                   help="analyse each video again rather than take the shots, faces and tracks an earlier run (or --dry-run) "
+                        "of it kept with the same detection options (kept under $VIDRESTORE_CACHE, else ~/.cache/vidrestore)")
 
 
 def build_restore_parser() -> argparse.ArgumentParser:
@@ -436,6 +439,7 @@ def _restored(args: argparse.Namespace, options: RestoreOptions, device: torch.d
     """Run the restore command's work; a stop or a failure to write that keeps finished segments says so."""
     from .options import build_restorer, pinned_precision
     from .pipeline import check_paths, run
+    from .pipeline.analysis_store import AnalysisStore
     from .resume import SegmentLedger
 
     fingerprint = options.fingerprint_for(args.input)
@@ -446,7 +450,8 @@ def _restored(args: argparse.Namespace, options: RestoreOptions, device: torch.d
         if args.preview is not None:
             check_paths(args.input, args.preview, args.overwrite)
         return run(args.input, args.output, options.pipeline, restorer, device, overwrite=args.overwrite,
-                   dry_run=args.dry_run, progress=bar, preview=args.preview, qa=args.qa, resume=fingerprint)
+                   dry_run=args.dry_run, progress=bar, preview=args.preview, qa=args.qa, resume=fingerprint,
+                   analyses=AnalysisStore.default(read=not args.reanalyse))
     except (KeyboardInterrupt, OutputError) as exc:
         kept = len(ledger.finished()) if ledger is not None else 0
         if kept:
@@ -544,7 +549,7 @@ def _batch_items(args: argparse.Namespace, state, max_attempts: int):
             skipped.append({"input": str(spec.input), "output": str(out), "status": "failed",
                             "error": f"cannot create output folder {out.parent} ({exc.strerror})"})
             continue
-        todo.append(Item(spec.input, out, options, fingerprint, qa=args.qa))
+        todo.append(Item(spec.input, out, options, fingerprint, qa=args.qa, reanalyse=args.reanalyse))
     return todo, skipped
 
 

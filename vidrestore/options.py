@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -19,8 +18,8 @@ import torch
 from . import __version__
 from .diffusion.sampler import SamplerConfig
 from .io.sequence import source_stamp
-from .models import zoo
 from .models.precision import network_dtype, precision_name
+from .models.zoo import weights_digest
 from .pipeline import PipelineConfig
 from .restore import Restorer, load_restorer, stand_in_restorer
 from .resume import SegmentLedger
@@ -64,20 +63,6 @@ def pinned_precision(options: RestoreOptions, device: torch.device, ledger: Segm
         return options
     recorded = ledger.precision() if ledger is not None else None
     return dataclasses.replace(options, dtype=recorded or precision_name(network_dtype("auto", device)))
-
-
-@lru_cache(maxsize=32)
-def weights_digest(name_or_path: str) -> str:
-    """sha256 of a file (a path, or a zoo name's located weights); the name itself otherwise."""
-    if not name_or_path or name_or_path == "none":
-        return name_or_path
-    path = Path(name_or_path)
-    if not path.is_file():
-        found = zoo.locate(name_or_path) if name_or_path in zoo.entries() else None
-        if found is None:
-            return name_or_path
-        path = found
-    return zoo.sha256_of(path)
 
 
 def build_restorer(options: RestoreOptions, device: torch.device, dry_run: bool = False) -> Restorer:

@@ -29,8 +29,9 @@ from ..io.restarts import timed_on, timed_on_folder
 from ..io.sequence import number_offset
 from ..models.precision import resolve_device
 from ..options import RestoreOptions, build_restorer, pinned_precision
-from ..pipeline import Analysis, PipelineConfig, Progress, analyse, check_paths, restore_video
+from ..pipeline import Analysis, PipelineConfig, Progress, check_paths, restore_video
 from ..pipeline.analysis import selected_tracks
+from ..pipeline.analysis_store import AnalysisStore, analysed, analysis_notes
 from ..pipeline.driver import create_masker, frames_to_keep, mask_name
 from ..pipeline.report import build_report, copy_note, encoding, provenance, quality_check, video_notes, write_faces
 from ..pipeline.segments import carried_in, carry_path, carry_streams, encoded_segments, hand_on, join_segments, segment_path
@@ -46,6 +47,7 @@ class Item:
     options: RestoreOptions
     fingerprint: str
     qa: bool = False  # measure the output against the input once it is written (not part of the fingerprint)
+    reanalyse: bool = False  # analyse the input again rather than take the analysis an earlier run kept (pipeline.analysis_store)
 
 
 @dataclass
@@ -61,6 +63,7 @@ class ItemPlan:
     # the input as listed; item.input is the file read, its copy timed on where its timestamps start over
     source: Path | None = None
     restarted: tuple[str, ...] = ()  # the note that says so
+    kept: tuple[str, ...] = ()  # the note that says the analysis an earlier run kept was taken, if it was
 
 
 @dataclass(frozen=True)
@@ -118,11 +121,13 @@ class RestoreWorker:
         cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # measured and cropped at the model's size, as restored
         mask = mask_name(self._masker(cfg, restorer.dtype), cfg)
         decoded = frames_to_keep(cfg)
-        analysis = analyse(item.input, cfg, self._detector(cfg.detector), progress, keep=decoded)
+        analysis, kept = analysed(item.input, cfg, self._detector(cfg.detector), progress, keep=decoded,
+                                  store=AnalysisStore.default(read=not item.reanalyse))
         if cfg.faces_dir:
             write_faces(analysis, Path(cfg.faces_dir))
         segments = encoded_segments(analysis, cfg, item.input, item.output)
-        return ItemPlan(item, analysis, segments, restorer.name, mask, started, time.time() - started, decoded, source, tuple(restarted))
+        return ItemPlan(item, analysis, segments, restorer.name, mask, started, time.time() - started, decoded, source,
+                        tuple(restarted), tuple(analysis_notes(kept, dry_run=False)))
 
     def restore_segment(self, plan: ItemPlan, index: int, progress: Progress | None = None) -> SegmentDone:
         """Restore and encode segment ``index`` of ``plan`` into its part file. A segment that starts
@@ -185,7 +190,7 @@ def _finished(plan: ItemPlan, frames_out: int, reused: int, restorer_notes: tupl
     timings["total"] = seconds
     report = build_report(item.input, item.output, plan.analysis, item.options.pipeline, plan.restorer, plan.mask,
                           frames_out if parts else plan.analysis.frames, timings, notes)
-    out = dataclasses.asdict(dataclasses.replace(report, input=str(plan.source or item.input), notes=[*plan.restarted, *report.notes],
+    out = dataclasses.asdict(dataclasses.replace(report, input=str(plan.source or item.input), notes=[*plan.restarted, *report.notes, *plan.kept],
                                                  qa=qa, encoder=encoder))
     out.update(faces=sum(len(t) for t in selected), seconds=round(seconds, 3), segments=len(parts))
     return out

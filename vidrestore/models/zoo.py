@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import urllib.request
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -118,6 +119,20 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+@lru_cache(maxsize=32)
+def weights_digest(name_or_path: str) -> str:
+    """sha256 of a file (a path, or a zoo name's located weights); the name itself otherwise."""
+    if not name_or_path or name_or_path == "none":
+        return name_or_path
+    path = Path(name_or_path)
+    if not path.is_file():
+        found = locate(name_or_path) if name_or_path in entries() else None
+        if found is None:
+            return name_or_path
+        path = found
+    return sha256_of(path)
 
 
 def verify(name: str, path: Path | None = None) -> Path:

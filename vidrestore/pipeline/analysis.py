@@ -105,7 +105,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     detector = detector.sized_for(long_side, cfg.tracker.min_face_size)
     # before the video is read: a reference photo that cannot be read, or shows no face, is told
     # at once, not after a whole film's pass 1
-    crops = {photo: reference_crop(photo, detector, cfg.face_size) for photo in sorted(cfg.photos)}
+    crops = reference_crops(cfg, detector)
     faces = 0
     # each track's share of detail finer than the crop, measured on pairs of full-size frames (faces.detail)
     meter = DetailMeter(cfg.face_size, info.pixel_aspect, cfg.keep_detail) if cfg.measure_detail else None
@@ -253,8 +253,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
             t.quality = quality_of[t.person]
     name = "none: the frames are aligned face crops (--aligned)" if cfg.aligned else \
         f"{detector.name}, on frames of {detector.input_side} px on the longer side"
-    references = {t.track_id: crops[cfg.reference_of(t)] for t in tracks if cfg.reference_of(t)}
-    return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references, tracker.too_small,
+    return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references_of(tracks, cfg, crops), tracker.too_small,
                     stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side,
                     portraits.faces if portraits is not None else {}, *film_cadence(changes, pts, cfg.hybrid), light=light,
                     judged_at=rater.net.config.image_size if rater is not None else 0, excerpt=excerpt, boxed=stats.boxed)
@@ -313,6 +312,17 @@ def aligned_tracks(shots: list[Shot], side: float) -> list[Track]:
         tracks.append(Track(i, i, np.arange(shot.start, shot.end), np.tile(face.box, (n, 1)),
                             np.broadcast_to(face.landmarks, (n, 5, 2)).copy(), np.ones(n), np.ones(n, bool)))
     return tracks
+
+
+def reference_crops(cfg: PipelineConfig, detector: FaceDetector) -> dict[str, np.ndarray]:
+    """Every reference photo ``cfg`` names -> its :func:`reference_crop` at ``cfg.face_size``
+    (``detector`` sized for the video, as pass 1 uses it)."""
+    return {photo: reference_crop(photo, detector, cfg.face_size) for photo in sorted(cfg.photos)}
+
+
+def references_of(tracks: list[Track], cfg: PipelineConfig, crops: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
+    """Track id -> the aligned crop of the reference photo ``cfg`` gives it, for the tracks given one."""
+    return {t.track_id: crops[cfg.reference_of(t)] for t in tracks if cfg.reference_of(t)}
 
 
 def reference_crop(photo: str, detector: FaceDetector, face_size: int) -> np.ndarray:

@@ -29,7 +29,8 @@ from ..io.sequence import files_of, find_sequence, has_number_field, is_sequence
 from ..models.precision import precision_name
 from ..restore import Restorer, TrackContext
 from ..resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
-from .analysis import analyse, selected_tracks
+from .analysis import selected_tracks
+from .analysis_store import AnalysisStore, analysed, analysis_notes
 from .config import PipelineConfig, Progress
 from .report import (
     Report,
@@ -137,7 +138,7 @@ def _check_sequence_output(src: Path, dst: Path, overwrite: bool) -> None:
 def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer, device: torch.device,
         overwrite: bool = False, dry_run: bool = False, progress: Progress | None = None,
         detector: FaceDetector | None = None, preview: str | Path | None = None, qa: bool = False,
-        resume: str = "") -> Report:
+        resume: str = "", analyses: AnalysisStore | None = None) -> Report:
     """Restore ``src`` into ``dst`` (or only analyse it with ``dry_run``); returns the report.
 
     ``preview``: also write a side-by-side input | restored video (video only) there; the video is
@@ -145,7 +146,9 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     (:func:`quality_check`). ``resume``: the fingerprint of the input and options
     (:meth:`~vidrestore.options.RestoreOptions.fingerprint_for`); with it, each finished segment
     is recorded beside ``dst``, an interruption or a failure to write (a full disk) keeps them, and
-    the next run with the same fingerprint reuses them (:mod:`vidrestore.resume`)."""
+    the next run with the same fingerprint reuses them (:mod:`vidrestore.resume`). ``analyses``:
+    where pass 1's analysis is kept for the next run, and taken from when an earlier one kept it
+    (:mod:`~vidrestore.pipeline.analysis_store`); None: the video is analysed, and nothing is kept."""
     src = Path(src)
     if dst is None and not dry_run:
         raise UsageError("an output path is needed unless --dry-run is given")
@@ -153,12 +156,13 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
         check_paths(src, Path(dst), overwrite)
     with writing(dst) if dst is not None and not dry_run else contextlib.nullcontext(), \
             played_in_order(src, Path(dst) if dst is not None else None) as (readable, restarted):
-        report = _restore(readable, dst, cfg, restorer, device, dry_run, progress, detector, preview, qa, resume)
+        report = _restore(readable, dst, cfg, restorer, device, dry_run, progress, detector, preview, qa, resume, analyses)
     return dataclasses.replace(report, input=str(src), notes=[*restarted, *report.notes])
 
 
 def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer, device: torch.device, dry_run: bool,
-             progress: Progress | None, detector: FaceDetector | None, preview: str | Path | None, qa: bool, resume: str) -> Report:
+             progress: Progress | None, detector: FaceDetector | None, preview: str | Path | None, qa: bool, resume: str,
+             analyses: AnalysisStore | None) -> Report:
     cfg = in_seconds(cfg, src)
     check_timing(cfg, src, dst)
     if cfg.faces_dir and Path(cfg.faces_dir).exists() and not Path(cfg.faces_dir).is_dir():
@@ -178,7 +182,7 @@ def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: R
     detector = detector or create_detector(cfg.detector, device)
     masker = create_masker(cfg, device, restorer.dtype) if not dry_run else None
     decoded = frames_to_keep(cfg, dry_run)
-    analysis = analyse(src, cfg, detector, progress, keep=decoded)
+    analysis, analysis_kept = analysed(src, cfg, detector, progress, keep=decoded, store=analyses)
     if cfg.faces_dir:
         write_faces(analysis, Path(cfg.faces_dir))
     restoring = selected_tracks(analysis, cfg)
@@ -259,5 +263,5 @@ def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: R
         timings["qa"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
     report = build_report(src, dst if not dry_run else None, analysis, cfg, restorer.name, mask_name(masker, cfg), frames_out,
-                          timings, notes)
+                          timings, notes + analysis_notes(analysis_kept, dry_run))
     return dataclasses.replace(report, qa=qa_rows, encoder=encoder)
