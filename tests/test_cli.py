@@ -1216,6 +1216,14 @@ def test_an_output_folder_gets_the_restored_video_under_the_inputs_name(tmp_path
     assert read_pts(folder / "in.mp4") == read_pts(src)
 
 
+def test_an_output_folder_that_does_not_exist_is_named_as_a_folder(tmp_path, capsys):
+    """`vidrestore in.mp4 new/` said "no container is known by the name 'new'": the slash was lost."""
+    src = make_clip(tmp_path / "in.mp4", [0, 40, 80])
+    _one_line_error(capsys, _run(src, f"{tmp_path / 'new'}/", "--model", "none"), 4,
+                    f"output folder does not exist: {tmp_path / 'new'}/ (create it, or name the output file)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
 def test_help_and_console_script_entry():
     proc = subprocess.run([sys.executable, str(REPO / "cli.py"), "--help"], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0 and "Restore the faces" in proc.stdout
@@ -1299,7 +1307,9 @@ def test_degrade_and_sample_refuse_what_they_cannot_do_in_one_line(tmp_path, cap
     mine.write_bytes(b"a video of the user's")
     for args, code, said in [((mine,), 4, f"output exists: {mine} (use --overwrite to replace it)"),
                              ((tmp_path / "s.mp4", "--frames", "0"), 2, "--frames 0: the clip needs 1 frame or more"),
-                             ((tmp_path / "s.txt",), 4, "no container is known by the name 's.txt'")]:
+                             ((tmp_path / "s.txt",), 2, "the sample clip is H.264 video with AAC sound: name it .mp4, .mkv or .mov, not s.txt"),
+                             # it named --codec, which sample does not take
+                             ((tmp_path / "s.webm",), 2, "the sample clip is H.264 video with AAC sound: name it .mp4, .mkv or .mov, not s.webm")]:
         _one_line_error(capsys, _run("sample", *args), code, said)
     assert mine.read_bytes() == b"a video of the user's"
     assert _run("sample", mine, "--frames", "3", "--overwrite") == 0

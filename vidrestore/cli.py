@@ -131,6 +131,14 @@ def _pixels(text: str) -> float:
     return value
 
 
+def _output_path(text: str) -> Path:
+    """The output as given; one written as a folder (a trailing slash) that does not exist is refused
+    as such (the slash is lost in a Path, and the name was then taken for a file's without a type)."""
+    if text.endswith(("/", os.sep)) and not Path(text).is_dir():
+        raise OutputError(f"output folder does not exist: {text} (create it, or name the output file)")
+    return Path(text)
+
+
 def _id_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
@@ -334,7 +342,7 @@ def build_restore_parser() -> argparse.ArgumentParser:
                "Exit codes: 2 usage, 3 input, 4 output, 5 model, 6 config, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.")
     p.add_argument("input", type=Path, help="video, picture or image sequence to restore (a sequence as FFmpeg names one: "
                    "scan/r_%%06d.dpx, read from its lowest number)")
-    p.add_argument("output", type=Path, nargs="?",
+    p.add_argument("output", type=_output_path, nargs="?",
                    help="where to write the restored video (or picture, or sequence: out/r_%%06d.png, which keeps the "
                         "input sequence's numbers), or a folder to write it into under the input's name (not needed with --dry-run)")
     add_restore_options(p)
@@ -813,10 +821,8 @@ def cmd_degrade(argv: list[str]) -> int:
 
 
 def cmd_sample(argv: list[str]) -> int:
-    from .io import EncodeOptions
-    from .io.encoders import check_encoder
     from .io.output import atomic_output
-    from .sample import make_sample
+    from .sample import SAMPLE_TYPES, make_sample
 
     p = argparse.ArgumentParser(prog="vidrestore sample", description="Write the generated sample clip (degraded face, with audio).")
     p.add_argument("output", type=Path)
@@ -827,7 +833,9 @@ def cmd_sample(argv: list[str]) -> int:
         raise UsageError(f"--frames {args.frames}: the clip needs 1 frame or more")
     if args.output.exists() and not args.overwrite:  # it replaced any file, a video of the user's too
         raise OutputError(f"output exists: {args.output} (use --overwrite to replace it)")
-    check_encoder(EncodeOptions(codec="libx264"), args.output)
+    if args.output.suffix.lower() not in SAMPLE_TYPES:  # what holds its H.264 and AAC
+        raise UsageError(f"the sample clip is H.264 video with AAC sound: name it {', '.join(SAMPLE_TYPES[:-1])} or {SAMPLE_TYPES[-1]}, "
+                         f"not {args.output.name}")
     with atomic_output(args.output) as written:
         make_sample(written, frames=args.frames)
     print(args.output)

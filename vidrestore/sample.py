@@ -35,6 +35,9 @@ def _camera_path(image: np.ndarray, frames: int, size: tuple[int, int]) -> np.nd
     return np.stack(out)
 
 
+SAMPLE_TYPES = (".mp4", ".mkv", ".mov")  # the containers make_sample writes into
+
+
 def make_sample(path: str | Path, frames: int = 48, size: tuple[int, int] = (360, 480), fps: int = 24, seed: int = 7) -> Path:
     """Write a degraded talking-head-like clip with audio to ``path`` (mp4)."""
     from skimage import data
