@@ -1505,6 +1505,12 @@ def test_an_output_container_that_cannot_hold_every_stream_stops_the_run_unless_
     assert _streams(out)[:3] == ["video", "audio", "subtitle"]
     with av.open(str(out)) as c:
         assert [bytes(p)[2:] for p in c.demux(subtitles=0) if p.size > 2] == [b"hello"]  # MP4 states its length first
+    assert not [note for note in rep["notes"] if "flags" in note]  # .mp4 keeps commentary and forced
+    mov = tmp_path / "out.mov"
+    assert _run(src, mov, "--model", "none", "--detector", "dlib", "--quiet", "--x264-preset", "ultrafast",
+                "--drop-streams", "--json", report) == 0
+    assert (".mov files do not keep these flags of the input's tracks, which are lost: audio stream 1 (aac): commentary; "
+            "subtitle stream 2 (subrip): forced") in json.loads(report.read_text())["notes"]
 
 
 def _data_packets(path: Path) -> list[tuple[float, bytes]]:

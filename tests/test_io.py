@@ -1183,6 +1183,40 @@ def test_remux_keeps_chapters_attachments_dispositions_and_the_video_streams_tag
     assert _dressing(out) == (title, chapters, streams)
 
 
+@pytest.mark.parametrize("suffix, lost", [
+    (".mkv", []), (".mp4", []),
+    # FFmpeg's QuickTime muxer writes a track's "enabled" alone
+    (".mov", ["audio stream 1 (aac): commentary", "subtitle stream 2 (subrip): forced"]),
+    (".ts", ["audio stream 1 (aac): commentary"]),  # (the subtitles are left out: MPEG-TS holds no SRT)
+])
+def test_the_flags_a_container_does_not_keep_are_named(tmp_path, suffix, lost):
+    """A commentary track or forced subtitles copied into .mov came out unflagged, and the report
+    did not say so; each flag is now read back from the written file. ("default" is named only
+    among several tracks of a kind.)"""
+    plain = make_clip(tmp_path / "plain.mkv", [i * 40 for i in range(12)], audio=True, subtitles=[(0, "hello"), (200, "bye")])
+    src = dressed_clip(tmp_path / "dressed.mkv", plain)
+    unflagged: list[str] = []
+    remux(_reencoded(src, tmp_path), src, tmp_path / f"out{suffix}", unflagged=unflagged)
+    assert unflagged == lost
+
+
+@pytest.mark.parametrize("suffix, lost", [(".mov", []), (".ts", ["audio stream 1 (aac): default"])])
+def test_the_default_flag_is_named_where_it_chose_among_tracks(tmp_path, suffix, lost):
+    plain = make_clip(tmp_path / "plain.mkv", [i * 40 for i in range(12)], audio=True)
+    src = tmp_path / "two_sounds.mkv"
+    with av.open(str(plain)) as c, av.open(str(src), "w") as out:
+        video = out.add_stream_from_template(c.streams.video[0])
+        sounds = [out.add_stream_from_template(c.streams.audio[0]) for _ in range(2)]
+        sounds[0].disposition, sounds[1].disposition = av.stream.Disposition.default, av.stream.Disposition(0)
+        for packet in c.demux():
+            for copy in ([video] if packet.stream.type == "video" else sounds) if packet.size else []:
+                packet.stream = copy
+                out.mux(packet)
+    unflagged: list[str] = []
+    remux(_reencoded(src, tmp_path), src, tmp_path / f"out{suffix}", unflagged=unflagged)
+    assert unflagged == lost
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".mov"])
 def test_the_names_of_an_mp4s_tracks_are_kept(tmp_path, suffix):
     """FFmpeg reads a QuickTime track's name as "name", and muxers write one from "title": an

@@ -75,6 +75,21 @@ def stream_tags(stream: av.stream.Stream, muxer: str = "") -> dict[str, str]:
     return tags
 
 
+# A track's flags that tell a player or a viewer what it is, as the report names them. "default"
+# counts only among several tracks of a kind, where it decides which one plays. (MP4's "captions"
+# and "descriptions" are its names for hearing and visual impaired, which its demuxer adds to them.)
+TRACK_FLAGS = {"default": "default", "dub": "dub", "original": "original language", "comment": "commentary", "lyrics": "lyrics",
+               "karaoke": "karaoke", "forced": "forced", "hearing_impaired": "hearing impaired",
+               "visual_impaired": "visual impaired", "clean_effects": "clean effects"}
+
+
+def flags_lost(stream: av.stream.Stream, written: av.stream.Stream, several: bool) -> list[str]:
+    """The flags of ``stream`` that its copy ``written`` (read back) lacks, by name; "default"
+    only where it has ``several`` streams of its kind."""
+    return [name for flag, name in TRACK_FLAGS.items() if (several or flag != "default")
+            and stream.disposition & av.stream.Disposition[flag] and not written.disposition & av.stream.Disposition[flag]]
+
+
 def unstated_languages(streams: list[av.stream.Stream], muxer: str) -> list[str]:
     """The languages of ``streams`` (as "audio stream 1 (fre)") that ``muxer`` has no code for."""
     return [f"{s.type} stream {s.index} ({s.metadata['language']})" for s in streams

@@ -31,6 +31,7 @@ from .containers import (
     FRAME_RATE_MUXERS,
     ISO_MEDIA_MUXERS,
     copy_of,
+    flags_lost,
     holds_tag,
     muxer_of,
     muxer_options,
@@ -814,13 +815,28 @@ def _holds_all(container: av.container.InputContainer, output: Path, sound: str)
     return all(s.index in converted for s in unfit)
 
 
+def _unflagged(source: av.container.InputContainer, streams: dict[object, av.stream.Stream], written_as: dict[object, int],
+               output: str | Path) -> list[str]:
+    """For each of the ``streams`` of ``source`` whose copy in ``output`` (its index ``written_as``)
+    was read back without some of its flags: its label and those flags."""
+    kinds = Counter(s.type for s in source.streams)
+    with open_input(output) as written:
+        lost = {key: flags_lost(stream, written.streams[written_as[key]], kinds[stream.type] > 1) for key, stream in streams.items()}
+    return [f"{_label(streams[key])}: {', '.join(flags)}" for key, flags in lost.items() if flags]
+
+
+def unflagged_note(unflagged: list[str], output: str | Path) -> list[str]:
+    return [f"{Path(output).suffix} files do not keep these flags of the input's tracks, which are lost: {'; '.join(unflagged)}"] \
+        if unflagged else []
+
+
 def left_out_note(left_out: list[str], output: str | Path) -> list[str]:
     return [f"left out, as {Path(output).suffix} files cannot hold them: {', '.join(left_out)}"] if left_out else []
 
 
 def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, output: str | Path, comment: str = "",
           starts: Sequence[Fraction | None] = (), tick: Fraction | None = None, cut: Cut | None = None,
-          sound: str = "", damaged: Counter | None = None) -> list[str]:
+          sound: str = "", damaged: Counter | None = None, unflagged: list[str] | None = None) -> list[str]:
     """Write ``output`` with the video stream of ``video_source`` and every other stream of
     ``other_source`` (audio, subtitles, data, attachments), packets copied without re-encoding,
     interleaved by decode time; returns the streams left out because the output's container
@@ -839,7 +855,9 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
     counts from its first frame, and every stream is moved back so that it starts at 0. ``sound``:
     an encoder (:func:`sound_encoder`) for the sound streams the output's container cannot hold,
     which are then re-encoded rather than left out. ``damaged``: counts, by input stream, the
-    packets of re-encoded sound that their decoder refused, which are left out."""
+    packets of re-encoded sound that their decoder refused, which are left out. ``unflagged``:
+    gets, for each stream whose flags (commentary, forced...: :data:`~vidrestore.io.containers.TRACK_FLAGS`)
+    the written file does not keep, "audio stream 2 (aac): commentary, forced", as read back."""
     parts = [Path(video_source)] if isinstance(video_source, (str, Path)) else [Path(p) for p in video_source]
     renumbered = is_sequence(output) and is_sequence(other_source)
     lifting = not is_sequence(output) and lifted(other_source, parts[0])
@@ -954,6 +972,10 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 with open(output, "r+b") as written:
                     count_in_frames(written, {mapping[("o", s.index)].index: muxed[("o", s.index)]
                                               for s in carried if s.index not in conversions and in_frames(s)})
+            if unflagged is not None and not is_sequence(output):
+                sources = {key: oin.streams[key[1]] for key in mapping if key[0] == "o"} | \
+                    ({("v", vstream.index): oin.streams.video[0]} if oin.streams.video else {})
+                unflagged.extend(_unflagged(oin, sources, {key: mapping[key].index for key in sources}, output))
         except OSError as exc:
             raise OutputError(f"cannot write {output} ({exc.strerror or exc})") from exc
         except av.error.FFmpegError as exc:

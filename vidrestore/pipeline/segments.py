@@ -19,7 +19,7 @@ from ..io.containers import TIMELESS_MUXERS, copies_into, holds_copy, muxer_of, 
 from ..io.excerpt import Cut, Excerpt
 from ..io.reader import bit_depth
 from ..io.reencode import damaged_sound_note, sound_encoder
-from ..io.remux import carried_notes, left_out_note, lifted_captions_note
+from ..io.remux import carried_notes, left_out_note, lifted_captions_note, unflagged_note
 from ..io.sequence import IMAGE_ENCODERS, SEGMENT_SUFFIX, hidden_stem, is_sequence
 from ..restore import TrackContext, load_contexts, save_contexts
 from ..resume import SegmentLedger
@@ -152,10 +152,10 @@ def carry_streams(video: Path | list[Path], src: Path, output: Path, dst: Path, 
     """:func:`~vidrestore.io.remux.remux` into ``output`` (the temp file of ``dst``), sound the
     container cannot hold re-encoded with ``cfg.audio_codec``; returns the report's notes on the
     streams left out or re-encoded, and on the closed captions lifted from the frames."""
-    sound, damaged = sound_encoder(dst, cfg.audio_codec), Counter()
-    left_out = remux(video, src, output, comment, starts or (), tick, cut, sound, damaged)
+    sound, damaged, unflagged = sound_encoder(dst, cfg.audio_codec), Counter(), []
+    left_out = remux(video, src, output, comment, starts or (), tick, cut, sound, damaged, unflagged)
     return (left_out_note(left_out, dst) + carried_notes(src, dst, sound, excerpt=cut is not None)
-            + damaged_sound_note(src, damaged) + lifted_captions_note(src, video, dst))
+            + damaged_sound_note(src, damaged) + lifted_captions_note(src, video, dst) + unflagged_note(unflagged, dst))
 
 
 def segment_path(output: Path, index: int) -> Path:
