@@ -412,7 +412,7 @@ def test_an_interrupted_item_resumes_at_its_first_unfinished_segment(three_shot_
     assert restored == [1, 2]
     notes = json.loads(report.read_text())["items"][0]["report"]["notes"]
     assert "1 of 3 segments were restored by an earlier run that did not finish, and reused (at bf16, which this run kept for the rest)" in notes
-    assert any(note.startswith("the video was not analysed again") for note in notes)  # nor was pass 1 repeated
+    assert any(note.startswith("the input was not analysed again") for note in notes)  # nor was pass 1 repeated
     assert json.loads(report.read_text())["items"][0]["report"]["encoder"].startswith("libx264, yuv420p, crf")
     assert main(["batch", str(clip), "--out", str(straight), *options]) == 0
     assert read_pts(out / "film.mp4") == read_pts(straight / "film.mp4") == read_pts(clip)

@@ -222,8 +222,8 @@ def analysis_notes(kept: Kept, dry_run: bool) -> list[str]:
     """What the report says of where its analysis came from: a run that took it saves its pass 1,
     and a dry run that kept it says what it is kept for."""
     if kept is Kept.TAKEN:
-        return [("the video was not analysed again: the shots, faces and tracks are those an earlier run (or --dry-run) "
-                "of this input found with the same detection options (--reanalyse analyses it again)")]
+        return [("the input was not analysed again: its shots, faces and tracks are those an earlier run (or --dry-run) "
+                "found in it with the same detection options (--reanalyse analyses it again)")]
     if kept is Kept.STORED and dry_run:
         return [("this analysis is kept: a run of this input with the same detection options (restoring, or with other "
                 "--tracks, --strength or encoding options) takes it instead of analysing the video again")]
