@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -234,4 +235,8 @@ def test_the_least_recently_used_analyses_go_past_the_cap(tmp_path):
     assert store.load("a", EVERY) is not None  # used: now the most recent
     assert store.save("c", small, EVERY)
     assert sorted(p.stem for p in store.folder.glob("*.safetensors")) == ["a", "c"]
-    assert not list(store.folder.glob("*.part"))
+    killed, writing = store.folder / ".d.k2x9.part", store.folder / ".e.q8w1.part"  # a save killed an hour ago, one going on
+    killed.write_bytes(b"half"), writing.write_bytes(b"half")
+    os.utime(killed, (time.time() - 3700, time.time() - 3700))
+    assert store.save("f", small, EVERY)
+    assert sorted(p.name for p in store.folder.iterdir()) == [".e.q8w1.part", "c.safetensors", "f.safetensors"]

@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import types
 import typing
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ NOT_IN_KEY = frozenset({"reference", "track_references", "person_references", "f
                         "keep_detail"})
 
 SAMPLED = 1 << 20  # bytes hashed at each end of the input
+STALE_S = 3600  # a temp file this old was left by a save that was killed
 
 
 def source_identity(path: Path) -> dict[str, str]:
@@ -176,7 +178,12 @@ class AnalysisStore:
         return True
 
     def _trim(self) -> None:
-        """Remove the least recently used analyses past ``cap_bytes``."""
+        """Remove the least recently used analyses past ``cap_bytes``, and the temp files of saves
+        that a kill stopped (an hour old: none is still being written)."""
+        for temp in self.folder.glob(".*.part"):
+            with contextlib.suppress(OSError):
+                if time.time() - temp.stat().st_mtime > STALE_S:
+                    temp.unlink()
         kept = []
         for path in self.folder.glob("*.safetensors"):
             with contextlib.suppress(OSError):
