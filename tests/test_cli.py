@@ -1216,6 +1216,15 @@ def test_an_output_folder_gets_the_restored_video_under_the_inputs_name(tmp_path
     assert read_pts(folder / "in.mp4") == read_pts(src)
 
 
+def test_an_output_named_near_the_longest_a_name_may_be_is_written(tmp_path):
+    """Its temp file's name was too long: "cannot write to output folder" (File name too long)."""
+    src = make_clip(tmp_path / "in.mp4", [0, 40, 80])
+    out = tmp_path / f"{'é' * 120}{'a' * 10}.mp4"  # 254 bytes
+    assert _run(src, out, "--model", "none", "--quiet") == 0
+    assert read_pts(out) == read_pts(src)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", out.name])  # no hidden file left
+
+
 def test_an_output_folder_that_does_not_exist_is_named_as_a_folder(tmp_path, capsys):
     """`vidrestore in.mp4 new/` said "no container is known by the name 'new'": the slash was lost."""
     src = make_clip(tmp_path / "in.mp4", [0, 40, 80])

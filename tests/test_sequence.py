@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from vidrestore.errors import InputError
 from vidrestore.io import VideoReader, probe
 from vidrestore.io.output import atomic_output
-from vidrestore.io.sequence import ImageSequence, find_sequence, is_sequence, numbered, numbers_in
+from vidrestore.io.sequence import NAME_MAX, ImageSequence, find_sequence, hidden_stem, is_sequence, numbered, numbers_in
 
 
 @settings(max_examples=40, deadline=None)
@@ -111,3 +111,23 @@ def test_a_ten_bit_dpx_scan_is_written_back_as_ten_bit_dpx(tmp_path):
     with av.open(str(numbered(written, 1))) as c:
         assert c.streams.video[0].codec_context.pix_fmt == "gbrp10le"
         assert np.array_equal(next(c.decode(video=0)).to_ndarray(format="rgb48le") >> 6, ramp >> 6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(*(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0."), min_size=low, max_size=high)
+                   for low, high in [(1, 40), (180, 255)])),
+       st.sampled_from([".mp4", ".mkv", ".mov", ".webm", ".m2ts", ".dpx"]))
+def test_the_hidden_files_of_any_output_have_names_a_file_system_takes(stem, suffix):
+    """An output named near the longest a name may be (a batch item named as its input) was refused:
+    "cannot write to output folder" (File name too long), for its temp file's name."""
+    name = f"{stem}{suffix}"
+    if len(name.encode()) > NAME_MAX:
+        return
+    hidden = hidden_stem(Path(name))
+    longest = f".{hidden}.seg0000.part{suffix}.mov"  # a sequence's segment, the longest made
+    assert len(longest.encode()) <= NAME_MAX
+    assert len(f".{hidden}.k2x9qz_a.part{suffix}".encode()) <= NAME_MAX  # mkstemp's temp file
+    if len(f"{stem}{suffix}".encode()) + 40 <= NAME_MAX:  # room for what the hidden names add
+        assert hidden == stem.replace("%", "")  # short names are kept as they are
+    else:  # two long names that differ only at the end keep apart
+        assert hidden != hidden_stem(Path(f"{stem[:-1]}{'b' if stem[-1] != 'b' else 'c'}{suffix}"))

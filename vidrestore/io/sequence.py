@@ -15,6 +15,7 @@ from 1.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 from collections.abc import Collection
@@ -168,10 +169,22 @@ def exists(path: Path) -> bool:
     return bool(numbers_in(path)) if is_sequence(path) else path.exists()
 
 
+NAME_MAX = 255  # bytes in a file's name (ext4, XFS, APFS, NTFS's 255 UTF-16 units hold at least as many)
+HIDDEN_ADDED = 40  # the most a hidden file's name adds to the stem and the output's suffix (".k2x9qz_a.part", ".seg0000.part" + ".mov")
+
+
 def hidden_stem(output: Path) -> str:
     """The stem of the hidden files a run keeps beside ``output`` (temp file, segments, ledger): its
-    own, less the ``%`` of a sequence's number field, so that no tool reads them as a pattern."""
-    return output.stem.replace("%", "")
+    own, less the ``%`` of a sequence's number field, so that no tool reads them as a pattern. An
+    output whose name is near the longest a file's may be keeps a shorter one (its start and a
+    hash of the rest), so that the names made from it are not too long: the folder was said to be
+    unwritable."""
+    stem = output.stem.replace("%", "")
+    room = NAME_MAX - HIDDEN_ADDED - len(output.suffix.encode())
+    if len(stem.encode()) <= room:
+        return stem
+    digest = hashlib.sha256(stem.encode()).hexdigest()[:8]
+    return f"{stem.encode()[:room - 9].decode(errors='ignore')}~{digest}"
 
 
 def remove_others(target: Path, kept: Collection[int]) -> None:
