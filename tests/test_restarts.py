@@ -104,6 +104,11 @@ def test_a_recording_joined_from_two_is_restored_whole_with_its_sound_in_step(sa
     assert data["input"] == str(joined) and data["frames_out"] == 24 and data["tracks"]
     assert "start over 1 time" in data["notes"][0]
     assert not [p for p in tmp_path.iterdir() if "timed-on" in p.name]
+    # the copy read is made anew by each run: its analysis is kept under the input's name
+    assert main([str(joined), str(out), "--json", str(report), "--strength", "1", "--overwrite", *FAST]) == 0
+    again = json.loads(report.read_text())
+    assert any(note.startswith("the input was not analysed again") for note in again["notes"])
+    assert again["tracks"] == data["tracks"] and _times(out, "video") == video
 
 
 def test_a_batch_item_joined_from_two_is_timed_on_too(tmp_path):

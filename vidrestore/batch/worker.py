@@ -122,7 +122,7 @@ class RestoreWorker:
         mask = mask_name(self._masker(cfg, restorer.dtype), cfg)
         decoded = frames_to_keep(cfg)
         analysis, kept = analysed(item.input, cfg, self._detector(cfg.detector), progress, keep=decoded,
-                                  store=AnalysisStore.default(read=not item.reanalyse))
+                                  store=AnalysisStore.default(read=not item.reanalyse), copied_from=source if readable != source else None)
         if cfg.faces_dir:
             write_faces(analysis, Path(cfg.faces_dir))
         segments = encoded_segments(analysis, cfg, item.input, item.output)

@@ -83,12 +83,16 @@ def source_identity(path: Path) -> dict[str, str]:
     return identity
 
 
-def analysis_key(path: Path, cfg: PipelineConfig, detector: FaceDetector) -> str:
-    """The key of ``path``'s analysis with ``cfg`` and ``detector`` (module docstring)."""
+def analysis_key(path: Path, cfg: PipelineConfig, detector: FaceDetector, copied_from: Path | None = None) -> str:
+    """The key of ``path``'s analysis with ``cfg`` and ``detector`` (module docstring). ``copied_from``:
+    ``path`` is a copy of that input, timed on where its timestamps start over
+    (:func:`~vidrestore.io.restarts.timed_on`), made anew for each run from it alike: the input
+    names the analysis."""
     options = dataclasses.asdict(cfg)
     for name in PASS_TWO_ONLY | NOT_IN_KEY:
         del options[name]
-    data = {"format": FORMAT, "version": __version__, "source": source_identity(path), "options": options,
+    source = {"timed on": source_identity(copied_from)} if copied_from is not None else source_identity(path)
+    data = {"format": FORMAT, "version": __version__, "source": source, "options": options,
             "detector": [type(detector).__qualname__, detector.name,
                          weights_digest(cfg.detector.weights or cfg.detector.retinaface_model)]}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:32]
@@ -207,13 +211,13 @@ class Kept(Enum):
 
 
 def analysed(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: Progress | None = None,
-             keep: DecodedFrames | None = None, store: AnalysisStore | None = None) -> tuple[Analysis, Kept]:
+             keep: DecodedFrames | None = None, store: AnalysisStore | None = None, copied_from: Path | None = None) -> tuple[Analysis, Kept]:
     """Pass 1 (:func:`~vidrestore.pipeline.analysis.analyse`, ``keep`` passed on), or the analysis
-    ``store`` kept of the same input with the same options; and which. The reference crops are
-    made for this run either way."""
+    ``store`` kept of the same input with the same options (``copied_from``: see :func:`analysis_key`);
+    and which. The reference crops are made for this run either way."""
     if store is None:
         return analyse(path, cfg, detector, progress, keep=keep), Kept.NOT
-    key = analysis_key(path, cfg, detector)
+    key = analysis_key(path, cfg, detector, copied_from)
     wanted = Extras.wanted_by(cfg)
     kept = store.load(key, wanted)
     if kept is None:

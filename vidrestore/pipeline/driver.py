@@ -156,13 +156,14 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
         check_paths(src, Path(dst), overwrite)
     with writing(dst) if dst is not None and not dry_run else contextlib.nullcontext(), \
             played_in_order(src, Path(dst) if dst is not None else None) as (readable, restarted):
-        report = _restore(readable, dst, cfg, restorer, device, dry_run, progress, detector, preview, qa, resume, analyses)
+        report = _restore(readable, dst, cfg, restorer, device, dry_run, progress, detector, preview, qa, resume, analyses,
+                          src if readable != src else None)
     return dataclasses.replace(report, input=str(src), notes=[*restarted, *report.notes])
 
 
 def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer, device: torch.device, dry_run: bool,
              progress: Progress | None, detector: FaceDetector | None, preview: str | Path | None, qa: bool, resume: str,
-             analyses: AnalysisStore | None) -> Report:
+             analyses: AnalysisStore | None, copied_from: Path | None) -> Report:
     cfg = in_seconds(cfg, src)
     check_timing(cfg, src, dst)
     if cfg.faces_dir and Path(cfg.faces_dir).exists() and not Path(cfg.faces_dir).is_dir():
@@ -182,7 +183,7 @@ def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: R
     detector = detector or create_detector(cfg.detector, device)
     masker = create_masker(cfg, device, restorer.dtype) if not dry_run else None
     decoded = frames_to_keep(cfg, dry_run)
-    analysis, analysis_kept = analysed(src, cfg, detector, progress, keep=decoded, store=analyses)
+    analysis, analysis_kept = analysed(src, cfg, detector, progress, keep=decoded, store=analyses, copied_from=copied_from)
     if cfg.faces_dir:
         write_faces(analysis, Path(cfg.faces_dir))
     restoring = selected_tracks(analysis, cfg)
