@@ -79,6 +79,17 @@ def test_an_analysis_is_read_back_as_it_was_written():
     assert original.tracks[0].boxes[0, 0] == 0
 
 
+def test_the_key_follows_the_libraries_that_read_the_video(tmp_path, monkeypatch):
+    """Another FFmpeg may decode a damaged file to other frames, at other times."""
+    from vidrestore.pipeline import analysis_store
+
+    clip = make_clip(tmp_path / "a.mp4", [0, 40, 80])
+    detector = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    key = analysis_key(clip, PipelineConfig(), detector)
+    monkeypatch.setitem(analysis_store.LIBRARIES, "ffmpeg", "another build")
+    assert analysis_key(clip, PipelineConfig(), detector) != key
+
+
 def test_what_changes_the_analysis_changes_its_key_and_nothing_else_does(tmp_path):
     clip = make_clip(tmp_path / "a.mp4", [0, 40, 80])
     detector = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))

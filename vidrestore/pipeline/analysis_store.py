@@ -5,7 +5,8 @@ stopped and continued, or a run repeated with other restoration options (``--tra
 An analysis is kept in the cache (``$VIDRESTORE_CACHE`` or ``$XDG_CACHE_HOME/vidrestore``, folder
 ``analyses``) under a key made of everything that decides it: the input (its path, size,
 modification time, inode, and a hash of its first and last MiB), every option pass 1 reads,
-the detector (its kind, name and weights) and vidrestore's version. Options that only pass 2
+the detector (its kind, name and weights), vidrestore's version and those of the libraries
+pass 1 reads and computes with (:data:`LIBRARIES`). Options that only pass 2
 reads (:data:`PASS_TWO_ONLY`) are left out of the key; so are the reference photos, whose crops
 are made again for each run (a second or so), and what pass 1 measures besides the tracks
 (:class:`Extras`: the portraits ``--faces`` writes, each face's damage for ``--strength auto``, its
@@ -37,7 +38,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
+import cv2
 import numpy as np
+import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
@@ -62,6 +66,10 @@ PASS_TWO_ONLY = frozenset({
 NOT_IN_KEY = frozenset({"reference", "track_references", "person_references", "faces_dir", "measure_strength", "measure_detail",
                         "keep_detail"})
 
+# What else decides what pass 1 finds: FFmpeg's demuxers and decoders (a damaged file's frame
+# count, its timestamps), the networks' arithmetic, OpenCV's resizing and optical flow
+LIBRARIES = {"av": av.__version__, "ffmpeg": str(av.library_versions), "torch": torch.__version__, "cv2": cv2.__version__,
+             "numpy": np.__version__}
 SAMPLED = 1 << 20  # bytes hashed at each end of the input
 STALE_S = 3600  # a temp file this old was left by a save that was killed
 
@@ -92,7 +100,7 @@ def analysis_key(path: Path, cfg: PipelineConfig, detector: FaceDetector, copied
     for name in PASS_TWO_ONLY | NOT_IN_KEY:
         del options[name]
     source = {"timed on": source_identity(copied_from)} if copied_from is not None else source_identity(path)
-    data = {"format": FORMAT, "version": __version__, "source": source, "options": options,
+    data = {"format": FORMAT, "version": __version__, "libraries": LIBRARIES, "source": source, "options": options,
             "detector": [type(detector).__qualname__, detector.name,
                          weights_digest(cfg.detector.weights or cfg.detector.retinaface_model)]}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:32]
