@@ -90,6 +90,26 @@ def test_the_key_follows_the_libraries_that_read_the_video(tmp_path, monkeypatch
     assert analysis_key(clip, PipelineConfig(), detector) != key
 
 
+def test_the_key_follows_vidrestores_code_whatever_its_version_says(tmp_path, monkeypatch):
+    """A checkout updated between two runs keeps its version number; its tracker may have changed."""
+    from vidrestore.pipeline import analysis_store
+
+    clip = make_clip(tmp_path / "a.mp4", [0, 40, 80])
+    detector = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    package = tmp_path / "vidrestore"
+    (package / "faces").mkdir(parents=True)
+    (package / "faces" / "track.py").write_text("MAX_GAP = 4\n")
+    monkeypatch.setattr(analysis_store, "PACKAGE", package)
+    try:
+        analysis_store.code_digest.cache_clear()
+        key = analysis_key(clip, PipelineConfig(), detector)
+        (package / "faces" / "track.py").write_text("MAX_GAP = 5\n")
+        analysis_store.code_digest.cache_clear()
+        assert analysis_key(clip, PipelineConfig(), detector) != key
+    finally:
+        analysis_store.code_digest.cache_clear()
+
+
 def test_what_changes_the_analysis_changes_its_key_and_nothing_else_does(tmp_path):
     clip = make_clip(tmp_path / "a.mp4", [0, 40, 80])
     detector = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))

@@ -5,8 +5,8 @@ stopped and continued, or a run repeated with other restoration options (``--tra
 An analysis is kept in the cache (``$VIDRESTORE_CACHE`` or ``$XDG_CACHE_HOME/vidrestore``, folder
 ``analyses``) under a key made of everything that decides it: the input (its path, size,
 modification time, inode, and a hash of its first and last MiB), every option pass 1 reads,
-the detector (its kind, name and weights), vidrestore's version and those of the libraries
-pass 1 reads and computes with (:data:`LIBRARIES`). Options that only pass 2
+the detector (its kind, name and weights), vidrestore's version and code (:func:`code_digest`),
+and the versions of the libraries pass 1 reads and computes with (:data:`LIBRARIES`). Options that only pass 2
 reads (:data:`PASS_TWO_ONLY`) are left out of the key; so are the reference photos, whose crops
 are made again for each run (a second or so), and what pass 1 measures besides the tracks
 (:class:`Extras`: the portraits ``--faces`` writes, each face's damage for ``--strength auto``, its
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -70,8 +71,19 @@ NOT_IN_KEY = frozenset({"reference", "track_references", "person_references", "f
 # count, its timestamps), the networks' arithmetic, OpenCV's resizing and optical flow
 LIBRARIES = {"av": av.__version__, "ffmpeg": str(av.library_versions), "torch": torch.__version__, "cv2": cv2.__version__,
              "numpy": np.__version__}
+PACKAGE = Path(__file__).resolve().parent.parent
 SAMPLED = 1 << 20  # bytes hashed at each end of the input
 STALE_S = 3600  # a temp file this old was left by a save that was killed
+
+
+@functools.cache
+def code_digest() -> str:
+    """The hash of vidrestore's own code: a checkout updated between two runs (its version the same)
+    may find other tracks."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def source_identity(path: Path) -> dict[str, str]:
@@ -100,7 +112,7 @@ def analysis_key(path: Path, cfg: PipelineConfig, detector: FaceDetector, copied
     for name in PASS_TWO_ONLY | NOT_IN_KEY:
         del options[name]
     source = {"timed on": source_identity(copied_from)} if copied_from is not None else source_identity(path)
-    data = {"format": FORMAT, "version": __version__, "libraries": LIBRARIES, "source": source, "options": options,
+    data = {"format": FORMAT, "version": __version__, "code": code_digest(), "libraries": LIBRARIES, "source": source, "options": options,
             "detector": [type(detector).__qualname__, detector.name,
                          weights_digest(cfg.detector.weights or cfg.detector.retinaface_model)]}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:32]
