@@ -68,7 +68,9 @@ PASS_TWO_ONLY = frozenset({
 NOT_IN_KEY = frozenset({"reference", "track_references", "person_references", "faces_dir", "measure_strength", "measure_detail",
                         "keep_detail"})
 
+
 def installed(distribution: str) -> str:
+    """The version of an installed distribution ("" where it is not installed)."""
     with contextlib.suppress(importlib.metadata.PackageNotFoundError):
         return importlib.metadata.version(distribution)
     return ""
