@@ -241,9 +241,13 @@ def test_a_damaged_or_unwritable_store_costs_a_pass_never_the_run(sample_clip, t
     store = AnalysisStore(tmp_path / "store")
     _, kept = analysed(sample_clip, PipelineConfig(), detector, store=store)
     (written,) = store.folder.glob("*.safetensors")
-    written.write_bytes(written.read_bytes()[:100])  # cut short, as by a crash of the disk
-    again, kept = analysed(sample_clip, PipelineConfig(), detector, store=store)
-    assert kept is Kept.STORED and again.tracks  # analysed again and kept anew
+    whole = written.read_bytes()
+    for damaged in (whole[:100],  # cut short, as by a crash of the disk
+                    (1 << 62).to_bytes(8, "little") + whole[8:],  # a header's length past any file's
+                    whole.replace(b'"portraits\\": false', b'"portraits\\": [1,2]')):  # a field of another type
+        written.write_bytes(damaged)
+        again, kept = analysed(sample_clip, PipelineConfig(), detector, store=store)
+        assert kept is Kept.STORED and again.tracks  # analysed again and kept anew
     _, kept = analysed(sample_clip, PipelineConfig(), detector, store=store)
     assert kept is Kept.TAKEN
     blocked = tmp_path / "a-file"

@@ -44,7 +44,7 @@ import av
 import cv2
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
 from .. import __version__
@@ -174,13 +174,12 @@ class AnalysisStore:
         if not self.read or not path.is_file():
             return None
         try:
-            with open(path, "rb") as f:
-                header = f.read(int.from_bytes(f.read(8), "little"))  # safetensors: its length, then the JSON
-            metadata = json.loads(header).get("__metadata__", {})
+            with safe_open(path, framework="np") as f:  # the header alone, its length checked against the file's
+                metadata = f.metadata() or {}
             if metadata.get("format") != FORMAT or not decoded(json.loads(metadata["extras"]), Extras, {}).serve(wanted):
                 return None
             analysis = wanted.only(decoded(json.loads(metadata["analysis"]), Analysis, load_file(path)))
-        except (OSError, ValueError, KeyError, TypeError, IndexError, SafetensorError):
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, SafetensorError):
             with contextlib.suppress(OSError):
                 path.unlink()  # damaged: analysed again and replaced
             return None
