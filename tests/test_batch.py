@@ -32,6 +32,7 @@ from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.io import remux
 from vidrestore.io.encoders import EncodeOptions
 from vidrestore.models import precision
+from vidrestore.options import RestoreOptions
 from vidrestore.pipeline import PipelineConfig, analyse, run
 from vidrestore.pipeline.segments import plan_segments, segment_path
 from vidrestore.restore import PassThroughRestorer, load_restorer
@@ -237,6 +238,17 @@ def test_x264_segments_join_with_every_timestamp_in_step_with_the_audio(three_sh
     assert after["video"] - after["audio"] == before["video"] - before["audio"]
     delay = round((after["video"] - before["video"]) * 90000) if suffix == ".ts" else 0
     assert read_pts(out) == [t + delay for t in read_pts(clip)]
+
+
+def test_an_item_takes_the_analysis_an_earlier_run_kept_unless_told_to_analyse_again(clips, tmp_path):
+    options = RestoreOptions(PipelineConfig(detector=DetectorConfig(backend="dlib")), SamplerConfig(), model="none")
+    item = Item(clips[0], tmp_path / "out" / "clip0.mp4", options, options.fingerprint_for(clips[0]))
+    (tmp_path / "out").mkdir()
+    worker = RestoreWorker("cpu")
+    first, again, fresh = (worker.analyse(dataclasses.replace(item, reanalyse=reanalyse)) for reanalyse in (False, False, True))
+    assert not first.kept and not fresh.kept
+    assert again.kept and again.kept[0].startswith("the input was not analysed again")
+    assert [(t.start, t.end) for t in again.analysis.tracks] == [(t.start, t.end) for t in first.analysis.tracks]
 
 
 def test_plan_segments_cuts_only_at_shot_boundaries(three_shot_clip):
