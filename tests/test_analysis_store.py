@@ -261,17 +261,33 @@ def test_a_damaged_or_unwritable_store_costs_a_pass_never_the_run(sample_clip, t
 def test_the_least_recently_used_analyses_go_past_the_cap(tmp_path):
     small = every_field_set()
     probe = AnalysisStore(tmp_path / "probe")
-    assert probe.save("x", small, EVERY)
+    assert probe.save("x", small, EVERY, Path("clip.mp4"))
     size = probe.path_of("x").stat().st_size
     store = AnalysisStore(tmp_path / "store", cap_bytes=2 * size + size // 2)  # room for two
     for second, key in enumerate("ab", start=1):
-        assert store.save(key, small, EVERY)
+        assert store.save(key, small, EVERY, Path("clip.mp4"))
         os.utime(store.path_of(key), ns=(second * 10**9, second * 10**9))
     assert store.load("a", EVERY) is not None  # used: now the most recent
-    assert store.save("c", small, EVERY)
+    assert store.save("c", small, EVERY, Path("clip.mp4"))
     assert sorted(p.stem for p in store.folder.glob("*.safetensors")) == ["a", "c"]
     killed, writing = store.folder / ".d.k2x9.part", store.folder / ".e.q8w1.part"  # a save killed an hour ago, one going on
     killed.write_bytes(b"half"), writing.write_bytes(b"half")
     os.utime(killed, (time.time() - 3700, time.time() - 3700))
-    assert store.save("f", small, EVERY)
+    assert store.save("f", small, EVERY, Path("clip.mp4"))
     assert sorted(p.name for p in store.folder.iterdir()) == [".e.q8w1.part", "c.safetensors", "f.safetensors"]
+
+
+def test_the_analyses_kept_are_listed_with_their_inputs_and_cleared(sample_clip, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VIDRESTORE_CACHE", str(tmp_path / "cache"))
+    clip = Path(shutil.copy(sample_clip, tmp_path / "clip.mp4"))
+    assert main([str(clip), "--dry-run", "--quiet", "--json", str(tmp_path / "r.json")]) == 0
+    tracks = len(json.loads((tmp_path / "r.json").read_text())["tracks"])
+    capsys.readouterr()
+    assert main(["analyses"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].startswith(f"{clip.resolve()}  24 frames, {tracks} face track{'s' if tracks != 1 else ''}  ")
+    assert listed[1].startswith(f"1 analysis, 0.0 MB, in {tmp_path / 'cache' / 'analyses'} ")
+    assert main(["analyses", "clear"]) == 0
+    assert capsys.readouterr().out.startswith(f"removed 1 file (0.0 MB) from {tmp_path / 'cache' / 'analyses'}")
+    assert main(["analyses", "list"]) == 0
+    assert capsys.readouterr().out.startswith("0 analyses, 0.0 MB")

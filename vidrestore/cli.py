@@ -338,7 +338,7 @@ def build_restore_parser() -> argparse.ArgumentParser:
         prog="vidrestore",
         description="Restore the faces in a video with FLIPNET. Audio, subtitles, timestamps and metadata are kept.",
         epilog="Other commands: vidrestore batch | vidrestore models {list,pull,verify,info} | vidrestore train {pack,run,export,quality} | "
-               "vidrestore degrade | vidrestore eval {images,noref,video} | vidrestore sample. "
+               "vidrestore degrade | vidrestore eval {images,noref,video} | vidrestore sample | vidrestore analyses {list,clear}. "
                "Exit codes: 2 usage, 3 input, 4 output, 5 model, 6 config, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.")
     p.add_argument("input", type=Path, help="video, picture or image sequence to restore (a sequence as FFmpeg names one: "
                    "scan/r_%%06d.dpx, read from its lowest number)")
@@ -639,6 +639,31 @@ def _print_summary(report: list[dict]) -> None:
           f"{t['frames']} frames", file=sys.stderr)
 
 
+def cmd_analyses(argv: list[str]) -> int:
+    from datetime import datetime
+
+    from .pipeline.analysis_store import AnalysisStore
+
+    p = argparse.ArgumentParser(prog="vidrestore analyses",
+                                description="List or remove the analyses (shots, faces, tracks) that runs keep for the next run of "
+                                            "the same input (in $VIDRESTORE_CACHE, else ~/.cache/vidrestore).")
+    p.add_argument("action", nargs="?", choices=["list", "clear"], default="list")
+    args = p.parse_args(argv)
+    store = AnalysisStore.default()
+    if args.action == "clear":
+        removed, size = store.clear()
+        print(f"removed {_counted(removed, 'file')} ({size / 1e6:.1f} MB) from {store.folder}")
+        return 0
+    kept = store.kept()
+    for entry in kept:
+        used = datetime.fromtimestamp(entry.used).strftime("%Y-%m-%d %H:%M")
+        print(f"{entry.input}  {_counted(entry.frames, 'frame')}, {_counted(entry.tracks, 'face track')}  "
+              f"{entry.size / 1e3:.0f} KB  used {used}")
+    print(f"{len(kept)} {'analysis' if len(kept) == 1 else 'analyses'}, {sum(e.size for e in kept) / 1e6:.1f} MB, in {store.folder} "
+          f"(the least recently used are removed past {store.cap_bytes / 1e6:.0f} MB)")
+    return 0
+
+
 def cmd_models(argv: list[str]) -> int:
     from .models import zoo
 
@@ -896,7 +921,7 @@ def main(argv: list[str] | None = None) -> int:
     # SVT-AV1 (--codec libsvtav1) logs its settings banner at its default level, over the progress
     # line; errors only, unless the user asks for more
     os.environ.setdefault("SVT_LOG", "1")
-    commands = {"batch": cmd_batch, "models": cmd_models, "train": cmd_train, "degrade": cmd_degrade, "sample": cmd_sample, "eval": cmd_eval}
+    commands = {"batch": cmd_batch, "analyses": cmd_analyses, "models": cmd_models, "train": cmd_train, "degrade": cmd_degrade, "sample": cmd_sample, "eval": cmd_eval}
     try:
         with stops_cleanly_on_termination():
             code = commands[argv[0]](argv[1:]) if argv and argv[0] in commands else cmd_restore(argv)

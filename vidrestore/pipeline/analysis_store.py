@@ -154,12 +154,24 @@ class Extras:
 
 
 @dataclass(frozen=True)
+class KeptAnalysis:
+    """One analysis kept, as ``vidrestore analyses list`` shows it."""
+
+    path: Path
+    input: str  # the input it was made of, as its path was then
+    frames: int
+    tracks: int
+    size: int  # bytes
+    used: float  # when it was last made or taken (seconds since the epoch)
+
+
+@dataclass(frozen=True)
 class AnalysisStore:
     """Where analyses are kept. ``read=False`` (``--reanalyse``) analyses again and replaces what is kept."""
 
     folder: Path
     read: bool = True
-    cap_bytes: int = 1 << 30
+    cap_bytes: int = 10**9
 
     @classmethod
     def default(cls, read: bool = True) -> AnalysisStore:
@@ -187,12 +199,33 @@ class AnalysisStore:
             os.utime(path)  # recently used: the last to be removed
         return analysis
 
-    def save(self, key: str, analysis: Analysis, extras: Extras) -> bool:
-        """Keep ``analysis`` under ``key`` (its reference crops left out: they are made for each
-        run); False where it cannot be written."""
+    def kept(self) -> list[KeptAnalysis]:
+        """The analyses kept here, the most recently used first (a file that cannot be read is left out)."""
+        found = []
+        for path in self.folder.glob("*.safetensors"):
+            with contextlib.suppress(OSError, ValueError, KeyError, SafetensorError), safe_open(path, framework="np") as f:
+                metadata, stat = f.metadata() or {}, path.stat()
+                found.append(KeptAnalysis(path, metadata["input"], int(metadata["frames"]), int(metadata["tracks"]),
+                                          stat.st_size, stat.st_mtime))
+        return sorted(found, key=lambda kept: -kept.used)
+
+    def clear(self) -> tuple[int, int]:
+        """Remove every analysis kept here; returns how many files, of how many bytes."""
+        removed = sizes = 0
+        for path in [*self.folder.glob("*.safetensors"), *self.folder.glob(".*.part")]:
+            with contextlib.suppress(OSError):
+                size = path.stat().st_size
+                path.unlink()
+                removed, sizes = removed + 1, sizes + size
+        return removed, sizes
+
+    def save(self, key: str, analysis: Analysis, extras: Extras, source: Path) -> bool:
+        """Keep ``analysis`` of ``source`` under ``key`` (its reference crops left out: they are made
+        for each run); False where it cannot be written."""
         arrays: dict[str, np.ndarray] = {}
         data = encoded(dataclasses.replace(analysis, references={}), arrays)
-        metadata = {"format": FORMAT, "extras": json.dumps(encoded(extras, {})), "analysis": json.dumps(data)}
+        metadata = {"format": FORMAT, "extras": json.dumps(encoded(extras, {})), "analysis": json.dumps(data),
+                    "input": str(source.resolve()), "frames": str(analysis.frames), "tracks": str(len(analysis.tracks))}
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(prefix=f".{key}.", suffix=".part", dir=self.folder)
@@ -251,7 +284,7 @@ def analysed(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: 
     kept = store.load(key, wanted)
     if kept is None:
         analysis = analyse(path, cfg, detector, progress, keep=keep)
-        return analysis, Kept.STORED if store.save(key, analysis, wanted) else Kept.NOT
+        return analysis, Kept.STORED if store.save(key, analysis, wanted, copied_from or path) else Kept.NOT
     crops = reference_crops(cfg, detector.sized_for(kept.frame_side, cfg.tracker.min_face_size))
     if progress:
         progress("analyse", kept.frames, kept.frames, sum(int(t.detected.sum()) for t in kept.tracks))
