@@ -84,10 +84,9 @@ def test_the_key_follows_the_libraries_that_read_the_video(tmp_path, monkeypatch
     from vidrestore.pipeline import analysis_store
 
     clip = make_clip(tmp_path / "a.mp4", [0, 40, 80])
-    detector = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
-    key = analysis_key(clip, PipelineConfig(), detector)
+    key = analysis_key(clip, PipelineConfig())
     monkeypatch.setitem(analysis_store.LIBRARIES, "ffmpeg", "another build")
-    assert analysis_key(clip, PipelineConfig(), detector) != key
+    assert analysis_key(clip, PipelineConfig()) != key
 
 
 def test_the_key_follows_vidrestores_code_whatever_its_version_says(tmp_path, monkeypatch):
@@ -95,25 +94,23 @@ def test_the_key_follows_vidrestores_code_whatever_its_version_says(tmp_path, mo
     from vidrestore.pipeline import analysis_store
 
     clip = make_clip(tmp_path / "a.mp4", [0, 40, 80])
-    detector = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
     package = tmp_path / "vidrestore"
     (package / "faces").mkdir(parents=True)
     (package / "faces" / "track.py").write_text("MAX_GAP = 4\n")
     monkeypatch.setattr(analysis_store, "PACKAGE", package)
     try:
         analysis_store.code_digest.cache_clear()
-        key = analysis_key(clip, PipelineConfig(), detector)
+        key = analysis_key(clip, PipelineConfig())
         (package / "faces" / "track.py").write_text("MAX_GAP = 5\n")
         analysis_store.code_digest.cache_clear()
-        assert analysis_key(clip, PipelineConfig(), detector) != key
+        assert analysis_key(clip, PipelineConfig()) != key
     finally:
         analysis_store.code_digest.cache_clear()
 
 
 def test_what_changes_the_analysis_changes_its_key_and_nothing_else_does(tmp_path):
     clip = make_clip(tmp_path / "a.mp4", [0, 40, 80])
-    detector = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
-    key = analysis_key(clip, PipelineConfig(), detector)
+    key = analysis_key(clip, PipelineConfig())
     photo = str(tmp_path / "photo.jpg")
     pass_two = {"batch_size": 4, "colour_match": False, "keep_coarse": 2.0, "fade_frames": 0, "segment_frames": 10,
                 "decode_once_mib": 0, "glue_threads": 1, "glue_device": "model", "drop_streams": True, "audio_codec": "aac",
@@ -124,24 +121,27 @@ def test_what_changes_the_analysis_changes_its_key_and_nothing_else_does(tmp_pat
                 "measure_strength": False, "measure_detail": False, "keep_detail": 0.5}
     assert pass_two.keys() == PASS_TWO_ONLY | NOT_IN_KEY
     for name, value in pass_two.items():
-        assert analysis_key(clip, PipelineConfig(**{name: value}), detector) == key, name
+        assert analysis_key(clip, PipelineConfig(**{name: value})) == key, name
     pass_one = {"face_size": 256, "deinterlace": "off",
                 "hybrid": True, "aligned": True, "light": "linear", "start": "0.04", "shots": ShotConfig(sigma=3.0),
                 "tracker": TrackerConfig(detect_every=2), "detector": DetectorConfig(backend="dlib", min_score=0.5)}
     assert pass_one.keys() | pass_two.keys() | {"frame_rate", "end", "people"} == {f.name for f in dataclasses.fields(PipelineConfig)}
     for name, value in pass_one.items():
         needs = {"decimate": True} if name == "hybrid" else {}  # a pass 2 option, left out of the key
-        assert analysis_key(clip, PipelineConfig(**{name: value}, **needs), detector) != key, name
-    retina = create_detector(DetectorConfig(backend="dlib", dlib_model="cnn"), torch.device("cpu"))
-    assert analysis_key(clip, PipelineConfig(), retina) != key
+        assert analysis_key(clip, PipelineConfig(**{name: value}, **needs)) != key, name
+    weights = [tmp_path / "one.pth", tmp_path / "another.pth"]
+    for i, path in enumerate(weights):
+        path.write_bytes(bytes([i]) * 100)
+    by_weights = {analysis_key(clip, PipelineConfig(detector=DetectorConfig(backend="retinaface", weights=str(w)))) for w in weights}
+    assert len(by_weights) == 2 and key not in by_weights  # RetinaFace's weights by their content
     copy = shutil.copy2(clip, tmp_path / "b.mp4")  # another file, even of the same bytes and time
-    assert analysis_key(Path(copy), PipelineConfig(), detector) != key
+    assert analysis_key(Path(copy), PipelineConfig()) != key
     data = bytearray(clip.read_bytes())
     data[-1] ^= 1
     stat = clip.stat()
     clip.write_bytes(bytes(data))  # rewritten in place at the same size and time
     os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert analysis_key(clip, PipelineConfig(), detector) != key
+    assert analysis_key(clip, PipelineConfig()) != key
 
 
 def test_pass_one_reads_no_option_left_out_of_the_key():
@@ -191,24 +191,29 @@ def test_an_analysis_serves_runs_that_want_no_more_than_it_measured_and_not_a_ch
     store = AnalysisStore(tmp_path / "store")
     clip = Path(shutil.copy(sample_clip, tmp_path / "clip.mp4"))
     detector = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
-    first, kept = analysed(clip, PipelineConfig(), detector, store=store)
+    first, kept = analysed(clip, PipelineConfig(), lambda: detector, store=store)
     assert kept is Kept.STORED and not first.faces and first.tracks[0].quality is not None and first.judged_at
-    with_faces, kept = analysed(clip, PipelineConfig(faces_dir=str(tmp_path / "faces")), detector, store=store)
+
+    def unloaded():
+        raise AssertionError("the detector was loaded for an analysis that was taken")
+
+    assert analysed(clip, PipelineConfig(), unloaded, store=store)[1] is Kept.TAKEN
+    with_faces, kept = analysed(clip, PipelineConfig(faces_dir=str(tmp_path / "faces")), lambda: detector, store=store)
     assert kept is Kept.STORED and with_faces.faces  # the kept one has no portraits
-    plain, kept = analysed(clip, PipelineConfig(), detector, store=store)
+    plain, kept = analysed(clip, PipelineConfig(), lambda: detector, store=store)
     assert kept is Kept.TAKEN and not plain.faces  # one with portraits serves a run without, which sees none
     assert [t.quality for t in plain.tracks] == [t.quality for t in first.tracks]
     fixed, kept = analysed(clip, PipelineConfig(strength=1.0, measure_strength=False, keep_detail=0.5, measure_detail=False),
-                           detector, store=store)
+                           lambda: detector, store=store)
     assert kept is Kept.TAKEN  # --strength 1 --keep-detail 0.5 after a dry run that measured both
     assert all(t.quality is None and t.detail is None for t in fixed.tracks) and not fixed.judged_at
     assert [(t.start, t.end) for t in fixed.tracks] == [(t.start, t.end) for t in first.tracks]
-    _, kept = analysed(clip, PipelineConfig(keep_detail=0.5), detector, store=store)
+    _, kept = analysed(clip, PipelineConfig(keep_detail=0.5), lambda: detector, store=store)
     assert kept is Kept.STORED  # detail measured with another share: measured again
     with VideoReader(clip) as reader:
         images = [f.image[:, ::-1].copy() for f in reader]
     make_clip(clip, [i * 40 for i in range(len(images))], size=images[0].shape[:2], images=images)  # replaced: mirrored
-    mirrored, kept = analysed(clip, PipelineConfig(), detector, store=store)
+    mirrored, kept = analysed(clip, PipelineConfig(), lambda: detector, store=store)
     assert kept is Kept.STORED
     width = images[0].shape[1]
     assert np.allclose(mirrored.tracks[0].boxes[0, [2, 0]], width - first.tracks[0].boxes[0, [0, 2]], atol=12)
@@ -217,7 +222,7 @@ def test_an_analysis_serves_runs_that_want_no_more_than_it_measured_and_not_a_ch
 def test_reference_photos_are_cropped_for_the_run_that_takes_an_analysis(sample_clip, tmp_path):
     store = AnalysisStore(tmp_path / "store")
     detector = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
-    plain, _ = analysed(sample_clip, PipelineConfig(), detector, store=store)
+    plain, _ = analysed(sample_clip, PipelineConfig(), lambda: detector, store=store)
     with VideoReader(sample_clip) as reader:
         face = next(iter(reader)).image
     photo = tmp_path / "photo.png"
@@ -225,7 +230,7 @@ def test_reference_photos_are_cropped_for_the_run_that_takes_an_analysis(sample_
 
     Image.fromarray(face).save(photo)
     cfg = PipelineConfig(reference=str(photo))
-    taken, kept = analysed(sample_clip, cfg, detector, store=store)
+    taken, kept = analysed(sample_clip, cfg, lambda: detector, store=store)
     fresh = analysis.analyse(sample_clip, cfg, detector)
     assert kept is Kept.TAKEN and not plain.references
     assert taken.references.keys() == fresh.references.keys() == {t.track_id for t in fresh.tracks}
@@ -233,28 +238,28 @@ def test_reference_photos_are_cropped_for_the_run_that_takes_an_analysis(sample_
     bad = tmp_path / "not-a-photo.png"
     bad.write_text("text")
     with pytest.raises(Exception, match="cannot read the reference photo"):
-        analysed(sample_clip, PipelineConfig(reference=str(bad)), detector, store=store)
+        analysed(sample_clip, PipelineConfig(reference=str(bad)), lambda: detector, store=store)
 
 
 def test_a_damaged_or_unwritable_store_costs_a_pass_never_the_run(sample_clip, tmp_path):
     detector = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
     store = AnalysisStore(tmp_path / "store")
-    _, kept = analysed(sample_clip, PipelineConfig(), detector, store=store)
+    _, kept = analysed(sample_clip, PipelineConfig(), lambda: detector, store=store)
     (written,) = store.folder.glob("*.safetensors")
     whole = written.read_bytes()
     for damaged in (whole[:100],  # cut short, as by a crash of the disk
                     (1 << 62).to_bytes(8, "little") + whole[8:],  # a header's length past any file's
                     whole.replace(b'"portraits\\": false', b'"portraits\\": [1,2]')):  # a field of another type
         written.write_bytes(damaged)
-        again, kept = analysed(sample_clip, PipelineConfig(), detector, store=store)
+        again, kept = analysed(sample_clip, PipelineConfig(), lambda: detector, store=store)
         assert kept is Kept.STORED and again.tracks  # analysed again and kept anew
-    _, kept = analysed(sample_clip, PipelineConfig(), detector, store=store)
+    _, kept = analysed(sample_clip, PipelineConfig(), lambda: detector, store=store)
     assert kept is Kept.TAKEN
     blocked = tmp_path / "a-file"
     blocked.write_text("")
-    analysis_, kept = analysed(sample_clip, PipelineConfig(), detector, store=AnalysisStore(blocked / "analyses"))
+    analysis_, kept = analysed(sample_clip, PipelineConfig(), lambda: detector, store=AnalysisStore(blocked / "analyses"))
     assert kept is Kept.NOT and analysis_.tracks
-    _, kept = analysed(sample_clip, PipelineConfig(), detector, store=AnalysisStore(store.folder, read=False))
+    _, kept = analysed(sample_clip, PipelineConfig(), lambda: detector, store=AnalysisStore(store.folder, read=False))
     assert kept is Kept.STORED  # --reanalyse: analysed, and kept for the next run
 
 

@@ -121,7 +121,7 @@ class RestoreWorker:
         cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # measured and cropped at the model's size, as restored
         mask = mask_name(self._masker(cfg, restorer.dtype), cfg)
         decoded = frames_to_keep(cfg)
-        analysis, kept = analysed(item.input, cfg, self._detector(cfg.detector), progress, keep=decoded,
+        analysis, kept = analysed(item.input, cfg, lambda: self._detector(cfg.detector), progress, keep=decoded,
                                   store=AnalysisStore.default(read=not item.reanalyse), copied_from=source if readable != source else None)
         if cfg.faces_dir:
             write_faces(analysis, Path(cfg.faces_dir))

@@ -319,12 +319,26 @@ class DlibDetector(_SizedForVideo):
         return [self._detect_one(im) for im in images]
 
 
-def create_detector(config: DetectorConfig, device: torch.device) -> FaceDetector:
-    """Build the configured backend; ``auto`` prefers RetinaFace when its weights are available."""
+def retinaface_weights(config: DetectorConfig) -> Path | None:
+    """The RetinaFace checkpoint ``config`` gets (None: it gets dlib, or, asked for RetinaFace, an error)."""
     if config.backend not in ("auto", "retinaface", "dlib"):
         raise UsageError(f"unknown detector {config.backend!r}; choose auto, retinaface or dlib")
+    return zoo.locate(config.retinaface_model, config.weights) if config.backend in ("auto", "retinaface") else None
+
+
+def detector_identity(config: DetectorConfig) -> str:
+    """What tells the detector ``config`` gets from any other, without loading it: its backend, and
+    RetinaFace's weights by their digest ("retinaface 3f5a..."; "dlib": its models come with dlib's
+    package, whose version tells them)."""
+    weights = retinaface_weights(config)
+    return f"retinaface {zoo.weights_digest(str(weights))}" if weights is not None else \
+        "retinaface, weights missing" if config.backend == "retinaface" else f"dlib {config.dlib_model}"
+
+
+def create_detector(config: DetectorConfig, device: torch.device) -> FaceDetector:
+    """Build the configured backend; ``auto`` prefers RetinaFace when its weights are available."""
+    weights = retinaface_weights(config)
     if config.backend in ("auto", "retinaface"):
-        weights = zoo.locate(config.retinaface_model, config.weights)
         if weights is not None:
             # A checkpoint known by its digest brings its own anchors; an unknown one is taken
             # to be the configured model.

@@ -34,6 +34,7 @@ import tempfile
 import time
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
@@ -48,10 +49,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
 from .. import __version__
-from ..faces.detect import FaceDetector
+from ..faces.detect import FaceDetector, detector_identity
 from ..io.reader import DecodedFrames
 from ..io.sequence import is_sequence, source_stamp
-from ..models.zoo import cache_dir, weights_digest
+from ..models.zoo import cache_dir
 from .analysis import Analysis, analyse, reference_crops, references_of
 from .config import PipelineConfig, Progress
 
@@ -113,8 +114,10 @@ def source_identity(path: Path) -> dict[str, str]:
     return identity
 
 
-def analysis_key(path: Path, cfg: PipelineConfig, detector: FaceDetector, copied_from: Path | None = None) -> str:
-    """The key of ``path``'s analysis with ``cfg`` and ``detector`` (module docstring). ``copied_from``:
+def analysis_key(path: Path, cfg: PipelineConfig, copied_from: Path | None = None) -> str:
+    """The key of ``path``'s analysis with ``cfg`` (module docstring), the detector told by its
+    config (:func:`~vidrestore.faces.detect.detector_identity`), so that an analysis is taken
+    without loading it. ``copied_from``:
     ``path`` is a copy of that input, timed on where its timestamps start over
     (:func:`~vidrestore.io.restarts.timed_on`), made anew for each run from it alike: the input
     names the analysis."""
@@ -123,8 +126,7 @@ def analysis_key(path: Path, cfg: PipelineConfig, detector: FaceDetector, copied
         del options[name]
     source = {"timed on": source_identity(copied_from)} if copied_from is not None else source_identity(path)
     data = {"format": FORMAT, "version": __version__, "code": code_digest(), "libraries": LIBRARIES, "source": source, "options": options,
-            "detector": [type(detector).__qualname__, detector.name,
-                         weights_digest(cfg.detector.weights or cfg.detector.retinaface_model)]}
+            "detector": detector_identity(cfg.detector)}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
@@ -272,20 +274,22 @@ class Kept(Enum):
     NOT = "not"
 
 
-def analysed(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: Progress | None = None,
+def analysed(path: Path, cfg: PipelineConfig, detector: Callable[[], FaceDetector], progress: Progress | None = None,
              keep: DecodedFrames | None = None, store: AnalysisStore | None = None, copied_from: Path | None = None) -> tuple[Analysis, Kept]:
     """Pass 1 (:func:`~vidrestore.pipeline.analysis.analyse`, ``keep`` passed on), or the analysis
     ``store`` kept of the same input with the same options (``copied_from``: see :func:`analysis_key`);
-    and which. The reference crops are made for this run either way."""
+    and which. ``detector`` makes the detector ``cfg.detector`` configures (or gives one made
+    already), called only when the video is analysed or reference photos are cropped. The
+    reference crops are made for this run either way."""
     if store is None:
-        return analyse(path, cfg, detector, progress, keep=keep), Kept.NOT
-    key = analysis_key(path, cfg, detector, copied_from)
+        return analyse(path, cfg, detector(), progress, keep=keep), Kept.NOT
+    key = analysis_key(path, cfg, copied_from)
     wanted = Extras.wanted_by(cfg)
     kept = store.load(key, wanted)
     if kept is None:
-        analysis = analyse(path, cfg, detector, progress, keep=keep)
+        analysis = analyse(path, cfg, detector(), progress, keep=keep)
         return analysis, Kept.STORED if store.save(key, analysis, wanted, copied_from or path) else Kept.NOT
-    crops = reference_crops(cfg, detector.sized_for(kept.frame_side, cfg.tracker.min_face_size))
+    crops = reference_crops(cfg, detector().sized_for(kept.frame_side, cfg.tracker.min_face_size)) if cfg.photos else {}
     if progress:
         progress("analyse", kept.frames, kept.frames, sum(int(t.detected.sum()) for t in kept.tracks))
     return dataclasses.replace(kept, references=references_of(kept.tracks, cfg, crops)), Kept.TAKEN

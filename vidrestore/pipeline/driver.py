@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import re
 import time
@@ -180,10 +181,12 @@ def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: R
     notes: list[str] = []
     encoder = None
     t0 = time.perf_counter()
-    detector = detector or create_detector(cfg.detector, device)
+    # a detector of the caller's own is not told by its config: its analysis is made, and not kept
+    make_detector = functools.cache(lambda: detector or create_detector(cfg.detector, device))
+    analyses = analyses if detector is None else None
     masker = create_masker(cfg, device, restorer.dtype) if not dry_run else None
     decoded = frames_to_keep(cfg, dry_run)
-    analysis, analysis_kept = analysed(src, cfg, detector, progress, keep=decoded, store=analyses, copied_from=copied_from)
+    analysis, analysis_kept = analysed(src, cfg, make_detector, progress, keep=decoded, store=analyses, copied_from=copied_from)
     if cfg.faces_dir:
         write_faces(analysis, Path(cfg.faces_dir))
     restoring = selected_tracks(analysis, cfg)
