@@ -2,9 +2,11 @@
 stopped (or killed) in its second segment and continued by the same command."""
 
 import dataclasses
+import io
 import itertools
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import av
@@ -150,6 +152,37 @@ def test_a_stopped_run_is_continued_by_the_same_command_on_another_kind_of_cpu(f
     assert all(np.array_equal(a, b) for a, b in zip(_frames(out), _frames(straight), strict=True))
     with av.open(str(out)) as c:
         assert [s.type for s in c.streams] == ["video", "audio"]
+
+
+def test_a_stopped_run_of_a_video_piped_in_is_continued_when_the_same_bytes_are_piped_again(film, tmp_path, monkeypatch, capsys):
+    """The copy held of a piped video is a new file each run: its content, not its size and time,
+    tells the run to continue (:mod:`vidrestore.io.piped`)."""
+    out, straight = tmp_path / "out.mp4", tmp_path / "straight.mp4"
+    options = ["--model", "none", *FAST]
+
+    def pipe(data: bytes) -> None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+    pipe(film.read_bytes())
+    _stopping_in_segment(2, monkeypatch)
+    assert main(["-", str(out), *options]) == 130
+    assert "2 finished segments were kept" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.resume.json", ".out.seg0000.part.mp4", ".out.seg0001.part.mp4",
+                                                           "film.mp4"]  # what was piped in is not kept
+    pipe(film.read_bytes())
+    restored = _stopping_in_segment(99, monkeypatch)
+    assert main(["-", str(out), *options]) == 0
+    assert restored == [range(32, 48)]
+    assert main([str(film), str(straight), *options]) == 0
+    assert all(np.array_equal(a, b) for a, b in zip(_frames(out), _frames(straight), strict=True))
+
+    _stopping_in_segment(2, monkeypatch)
+    pipe(film.read_bytes())
+    assert main(["-", str(out), *options, "--overwrite"]) == 130
+    pipe(film.read_bytes()[:-1])  # other bytes: their analysis might differ, so the run starts over
+    restored = _stopping_in_segment(99, monkeypatch)
+    assert main(["-", str(out), *options, "--overwrite"]) == 0
+    assert len(restored) == 3
 
 
 def test_a_stopped_run_into_an_image_sequence_is_continued_too(film, tmp_path, monkeypatch, capsys):

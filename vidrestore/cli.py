@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -95,7 +95,7 @@ class ProgressBar:
         self.stage, self.t0, self.done0, self.last = None, 0.0, 0, 0.0
         self.status = StatusLine()
 
-    def __call__(self, stage: str, done: int, total: int, faces: int) -> None:
+    def __call__(self, stage: str, done: int, total: int, faces: int | None) -> None:
         if self.quiet:
             return
         now = time.perf_counter()
@@ -107,7 +107,7 @@ class ProgressBar:
         self.last = now
         self.status.show(f"{self.line(stage, done, total, faces, now)} ", now, settled=done == total)
 
-    def line(self, stage: str, done: int, total: int, faces: int, now: float) -> str:
+    def line(self, stage: str, done: int, total: int, faces: int | None, now: float) -> str:
         elapsed = now - self.t0
         rate = (done - self.done0) / elapsed if elapsed > 0.5 and done > self.done0 else 0.0
         if total and done >= total:
@@ -115,7 +115,8 @@ class ProgressBar:
         else:
             eta = f"{(total - done) / rate:.0f}s" if total and rate else "?"
         speed = f"{rate:5.1f}/s" if rate else "   --/s"
-        return f"{stage:8s} {self.unit} {done}{f'/{total}' if total else ''}  faces {faces}  {speed}  ETA {eta:>6s}"
+        counted = f"  faces {faces}" if faces is not None else ""
+        return f"{stage:8s} {self.unit} {done}{f'/{total}' if total else ''}{counted}  {speed}  ETA {eta:>6s}"
 
     def close(self) -> None:
         self.status.end()
@@ -341,7 +342,7 @@ def build_restore_parser() -> argparse.ArgumentParser:
                "vidrestore degrade | vidrestore eval {images,noref,video} | vidrestore sample | vidrestore analyses {list,clear}. "
                "Exit codes: 2 usage, 3 input, 4 output, 5 model, 6 config, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.")
     p.add_argument("input", type=Path, help="video, picture or image sequence to restore (a sequence as FFmpeg names one: "
-                   "scan/r_%%06d.dpx, read from its lowest number)")
+                   "scan/r_%%06d.dpx, read from its lowest number), or - for a video piped in")
     p.add_argument("output", type=_output_path, nargs="?",
                    help="where to write the restored video (or picture, or sequence: out/r_%%06d.png, which keeps the "
                         "input sequence's numbers), or a folder to write it into under the input's name (not needed with --dry-run)")
@@ -412,6 +413,8 @@ def cmd_restore(argv: list[str]) -> int:
     if args.output is None and not args.dry_run:
         raise UsageError("give an output path, or --dry-run to only detect and track")
     if args.output is not None and args.output.is_dir():  # as cp does
+        if str(args.input) == "-":  # standard input (io.piped)
+            raise UsageError(f"{args.output} is a folder, and a video piped in has no name to give the output there: name the output file")
         args.output = args.output / args.input.name
     check_written_apart({"the input": args.input, "the output": args.output},
                         {"--preview": args.preview, "--json": args.json, "--faces": Path(args.faces) if args.faces else None})
@@ -450,22 +453,58 @@ def _restored(args: argparse.Namespace, options: RestoreOptions, device: torch.d
     from .pipeline.analysis_store import AnalysisStore
     from .resume import SegmentLedger
 
-    fingerprint = options.fingerprint_for(args.input)
-    ledger = SegmentLedger(args.output, fingerprint) if args.output is not None else None
-    restorer = build_restorer(pinned_precision(options, device, ledger), device, dry_run=args.dry_run)
+    ledger = None
     bar = ProgressBar(args.quiet)
     try:
-        if args.preview is not None:
-            check_paths(args.input, args.preview, args.overwrite)
-        return run(args.input, args.output, options.pipeline, restorer, device, overwrite=args.overwrite,
-                   dry_run=args.dry_run, progress=bar, preview=args.preview, qa=args.qa, resume=fingerprint,
-                   analyses=AnalysisStore.default(read=not args.reanalyse))
+        with _read_once(args, options) as (source, stamp):
+            fingerprint = options.fingerprint_for(source, stamp)
+            ledger = SegmentLedger(args.output, fingerprint) if args.output is not None else None
+            restorer = build_restorer(pinned_precision(options, device, ledger), device, dry_run=args.dry_run)
+            if args.preview is not None:
+                check_paths(source, args.preview, args.overwrite)
+            # an analysis of what was piped in is not kept: the next run reads another copy
+            analyses = AnalysisStore.default(read=not args.reanalyse) if stamp is None else None
+            report = run(source, args.output, options.pipeline, restorer, device, overwrite=args.overwrite,
+                         dry_run=args.dry_run, progress=bar, preview=args.preview, qa=args.qa, resume=fingerprint,
+                         analyses=analyses)
+            return dataclasses.replace(report, input=str(args.input))
     except (KeyboardInterrupt, OutputError) as exc:
         kept = len(ledger.finished()) if ledger is not None else 0
         if kept:
             exc.add_note(f"{kept} finished segment{' was' if kept == 1 else 's were'} kept beside the output: "
                          f"the same command continues from {'it' if kept == 1 else 'them'}")
         raise
+    finally:
+        bar.close()
+
+
+@contextlib.contextmanager
+def _read_once(args: argparse.Namespace, options: RestoreOptions) -> Iterator[tuple[Path, str | None]]:
+    """The file to read as the input, and what tells its content where its name cannot: the input
+    itself and None; or, for a video piped in ("-"), a copy held while the run lasts and its
+    digest (:mod:`~vidrestore.io.piped`). The output is checked first, so that a wrong name does
+    not wait for a whole video to come through the pipe."""
+    if str(args.input) != "-":
+        yield args.input, None
+        return
+    from .io.encoders import check_encoder
+    from .io.piped import spooled
+    from .pipeline import check_output_path
+
+    for output in (args.output, args.preview):
+        if output is not None:
+            check_output_path(args.input, output, args.overwrite)
+            check_encoder(options.pipeline.encode, output)
+    bar = ProgressBar(args.quiet, unit="MiB")
+    try:
+        with spooled(sys.stdin.buffer, args.output, lambda mib: bar("piped in", mib, 0, None)) as spool:
+            bar.close()
+            try:
+                yield spool.path, f"piped:{spool.digest}"
+            except VidrestoreError as exc:  # it names the video as the user gave it, not the copy read
+                for held in {str(spool.path), str(spool.path.resolve())}:
+                    exc.args = tuple(a.replace(held, "the video piped in") if isinstance(a, str) else a for a in exc.args)
+                raise
     finally:
         bar.close()
 

@@ -47,10 +47,11 @@ class RestoreOptions:
                 "references": {photo: weights_digest(photo) for photo in sorted(photos)}}
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    def fingerprint_for(self, source: Path) -> str:
+    def fingerprint_for(self, source: Path, stamp: str | None = None) -> str:
         """The fingerprint of ``source`` restored with these options: a changed input file (its size
-        or modification time; any picture of an image sequence) changes it too."""
-        return f"{self.fingerprint()}:{source_stamp(source)}"
+        or modification time; any picture of an image sequence) changes it too. ``stamp``: what
+        tells the input's content instead (a video piped in, held in a new file each run)."""
+        return f"{self.fingerprint()}:{stamp or source_stamp(source)}"
 
 
 def pinned_precision(options: RestoreOptions, device: torch.device, ledger: SegmentLedger | None) -> RestoreOptions:

@@ -125,13 +125,14 @@ def reused_note(reused: int, segments: int, precision: str) -> list[str]:
 def remove_leftovers(output: Path, keep: Collection[Path] = ()) -> int:
     """Delete the temp and segment files an interrupted run left beside ``output`` (the names that
     :func:`~vidrestore.io.output.atomic_output`, :func:`~vidrestore.pipeline.segments.segment_path`,
-    :func:`~vidrestore.pipeline.segments.carry_path`, :func:`~vidrestore.io.restarts.timed_on_folder` and
+    :func:`~vidrestore.pipeline.segments.carry_path`, :func:`~vidrestore.io.restarts.timed_on_folder`,
+    :func:`~vidrestore.io.piped.spool_folder` and
     the ledger's own rewrite give),
     except the finished segments in ``keep``; returns how many. Outputs whose names start alike
     (``clip.mp4``, ``clip.v2.mp4``) keep their own files."""
     stem, suffix = re.escape(hidden_stem(output)), re.escape(output.suffix)
     pattern = re.compile(rf"\.{stem}\.(seg\d{{4}}|[a-z0-9_]{{8}})\.part{suffix}({re.escape(SEGMENT_SUFFIX)})?|\.{stem}\.seg\d{{4}}\.carry"
-                         rf"|\.{stem}\.resume\.json[a-z0-9_]{{8}}\.tmp|\.{stem}\.timed-on{suffix}")
+                         rf"|\.{stem}\.resume\.json[a-z0-9_]{{8}}\.tmp|\.{stem}\.(timed-on|stdin){suffix}")
     removed = 0
     if output.parent.is_dir():
         for f in output.parent.iterdir():

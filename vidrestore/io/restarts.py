@@ -9,9 +9,7 @@ earlier ones end, as FFmpeg's command line times them.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -23,7 +21,7 @@ from ..errors import OutputError
 from .containers import copy_of, stream_tags
 from .probe import open_input
 from .remux import left_alone, left_alone_notes
-from .sequence import hidden_stem
+from .sequence import hidden_folder
 
 # FFmpeg's demuxers that read such streams flag them so (AVFMT_TS_DISCONT): MPEG-TS and MPEG-PS
 _DISCONTINUOUS = 0x200
@@ -117,11 +115,8 @@ def restart_note(restarts: list[Restart], source: Path) -> list[str]:
 
 
 def timed_on_folder(output: Path | None) -> Path:
-    """Where the copy of an input timed on goes: a hidden folder beside ``output``, which has room
-    for the output anyway (a dry run's, with no output, in the system's temporary folder)."""
-    if output is None:
-        return Path(tempfile.gettempdir()) / f".vidrestore.{os.getpid()}.timed-on"
-    return output.parent / f".{hidden_stem(output)}.timed-on{output.suffix}"
+    """Where the copy of an input timed on goes (:func:`~vidrestore.io.sequence.hidden_folder`)."""
+    return hidden_folder(output, "timed-on")
 
 
 def timed_on(source: Path, folder: Path) -> tuple[Path, list[str]]:

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import os
 import re
+import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass
 from fractions import Fraction
@@ -185,6 +186,15 @@ def hidden_stem(output: Path) -> str:
         return stem
     digest = hashlib.sha256(stem.encode()).hexdigest()[:8]
     return f"{stem.encode()[:room - 9].decode(errors='ignore')}~{digest}"
+
+
+def hidden_folder(output: Path | None, purpose: str) -> Path:
+    """A hidden folder for what a run needs to hold while it runs (``purpose``: "timed-on", "stdin"):
+    beside ``output``, which has room for the output anyway; a dry run's, with no output, in the
+    system's temporary folder."""
+    if output is None:
+        return Path(tempfile.gettempdir()) / f".vidrestore.{os.getpid()}.{purpose}"
+    return output.parent / f".{hidden_stem(output)}.{purpose}{output.suffix}"
 
 
 def remove_others(target: Path, kept: Collection[int]) -> None:

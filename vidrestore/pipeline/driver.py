@@ -23,6 +23,7 @@ from ..io import remux
 from ..io.encoders import check_encoder
 from ..io.output import atomic_output, writing
 from ..io.photo import carry_photo_tags
+from ..io.piped import spool_folder
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output
 from ..io.restarts import played_in_order, timed_on_folder
@@ -100,13 +101,19 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
         if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(src)):  # Path() folds the "//" of a URL
             raise InputError("the input is a URL: vidrestore reads local files; download it first")
         if str(src) == "-":
-            raise InputError("vidrestore cannot read its input from a pipe: it reads the video twice (to find the faces, "
-                             "then to restore them); write it to a file first")
+            raise InputError("'-' (a video piped in) is read by `vidrestore - OUTPUT` alone, which holds it beside the output "
+                             "while it runs; a batch reads files: write it to a file first")
         raise InputError(f"input not found: {src}")
     elif src.is_dir():
         held = sequences_in(src)
         hint = f"; it holds the image sequence {held[0]} (give that, quoted)" if held else ""
         raise InputError(f"input is a folder: {src}{hint}")
+    check_output_path(src, dst, overwrite)
+
+
+def check_output_path(src: Path, dst: Path, overwrite: bool) -> None:
+    """Refuse ``dst`` as the output of ``src`` before any work: the input itself, an output that
+    exists (without ``overwrite``), a folder, a folder that does not exist or cannot be written."""
     if is_sequence(dst):
         _check_sequence_output(src, dst, overwrite)
     else:
@@ -205,7 +212,7 @@ def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: R
             ledger.discard()
             notes.append("the segments an earlier run left were not reused: they were made from another input, with other options "
                          "or another model, or have changed since")
-        remove_leftovers(dst, keep=[timed_on_folder(dst), *(p for i in reused for p in (parts[i], carries[i]))])  # not the copy read
+        remove_leftovers(dst, keep=[timed_on_folder(dst), spool_folder(dst), *(p for i in reused for p in (parts[i], carries[i]))])  # not the copy read
         if preview is not None:
             remove_leftovers(Path(preview))
         with contextlib.ExitStack() as stack:

@@ -1,0 +1,160 @@
+"""A video piped into vidrestore ("-"): held beside the output while the run lasts, restored as the
+same file named would be, refused with a message before any byte is read where the output is wrong."""
+
+import hashlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import read_pts
+
+from vidrestore.cli import main
+from vidrestore.errors import InputError, OutputError
+from vidrestore.io import piped
+from vidrestore.io.piped import spool_folder, spooled
+from vidrestore.pipeline import check_paths
+from vidrestore.resume import remove_leftovers
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["--model", "none", "--detector", "dlib", "--detect-every", "3", "--quiet"]
+
+
+class _Unread(io.RawIOBase):
+    """Standard input that fails the test if it is read."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        raise AssertionError("standard input was read")
+
+
+class _Terminal(io.BytesIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _pipe(monkeypatch, data: bytes | io.IOBase) -> None:
+    stream = io.BytesIO(data) if isinstance(data, bytes) else data
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(stream))
+
+
+def _times(path: Path) -> list[float]:
+    with av.open(str(path)) as c:
+        return [round(f.time, 3) for f in c.decode(video=0)]
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def test_what_is_piped_in_is_held_whole_for_the_run_and_removed_after_it(tmp_path):
+    data = np.random.default_rng(0).bytes(3 << 20 | 12345)  # more than one read
+    output, told = tmp_path / "out.mkv", []
+    with spooled(io.BytesIO(data), output, told.append) as spool:
+        assert spool.path.read_bytes() == data and spool.digest == hashlib.sha256(data).hexdigest()
+        assert spool.path.parent == spool_folder(output) and spool.path.name == "stdin"
+    assert told == [1, 2, 3, 3] and not spool_folder(output).exists()
+    with pytest.raises(KeyError), spooled(io.BytesIO(data), output) as spool:
+        raise KeyError("the run failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_terminal_an_empty_pipe_and_a_full_disk_are_named(tmp_path, monkeypatch):
+    output = tmp_path / "out.mkv"
+    with pytest.raises(InputError, match="nothing is piped in"), spooled(_Terminal(b"x"), output):
+        pass
+    with pytest.raises(InputError, match="nothing came through the pipe"), spooled(io.BytesIO(b""), output):
+        pass
+
+    class Broken(io.BytesIO):
+        def read(self, size=-1):
+            raise OSError(5, "Input/output error")
+
+    with pytest.raises(InputError, match=r"cannot read the video piped in, after 0 MiB \(Input/output error\)"), \
+            spooled(Broken(), output):
+        pass
+    # a full disk (/dev/full)
+    monkeypatch.setattr(piped, "open", lambda path, mode: open("/dev/full", mode), raising=False)  # noqa: SIM115 (the spool closes it)
+    with pytest.raises(OutputError, match=r"cannot hold the video piped in beside the output, in .* "
+                                          r"\(No space left on device\): both passes read it"), spooled(io.BytesIO(bytes(2 << 20)), output):
+        pass
+    monkeypatch.undo()
+    (tmp_path / "out").write_bytes(b"a file where a folder should be")  # as root, a folder's mode would not stop it
+    with pytest.raises(OutputError, match=r"cannot hold the video piped in beside the output, in .*out \(Not a directory\)"), \
+            spooled(io.BytesIO(b"x"), tmp_path / "out" / "o.mkv"):
+        pass
+    assert list(tmp_path.iterdir()) == [tmp_path / "out"]
+
+
+def test_what_a_killed_run_held_is_removed_by_the_next_run_of_its_output(tmp_path):
+    output, other = tmp_path / "out.mp4", tmp_path / "out.v2.mp4"
+    for o in (output, other):
+        spool_folder(o).mkdir()
+        (spool_folder(o) / "stdin").write_bytes(b"held")
+    assert remove_leftovers(output) == 1 and not spool_folder(output).exists() and spool_folder(other).exists()
+
+
+def test_a_piped_video_is_restored_as_the_file_it_came_from(sample_clip, tmp_path, monkeypatch, capsys):
+    named, piped = tmp_path / "named.mkv", tmp_path / "piped.mkv"
+    options = [*FAST, "--codec", "ffv1", "--json", "-"]
+    assert main([str(sample_clip), str(named), *options]) == 0
+    capsys.readouterr()
+    _pipe(monkeypatch, sample_clip.read_bytes())
+    assert main(["-", str(piped), *options]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["input"] == "-" and report["output"] == str(piped) and report["tracks"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["named.mkv", "piped.mkv"]  # nothing held is left
+    assert read_pts(piped) == read_pts(named)
+    assert all(np.array_equal(a, b) for a, b in zip(_frames(piped), _frames(named), strict=True))
+    with av.open(str(piped)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+
+
+def test_a_wrong_output_is_refused_before_a_byte_is_piped_in(sample_clip, tmp_path, monkeypatch, capsys):
+    (tmp_path / "taken.mp4").write_bytes(b"x")
+    for output, message in [(tmp_path / "taken.mp4", "output exists"), (tmp_path / "out.xyz", "no container is known"),
+                            (tmp_path / "nowhere" / "o.mp4", "output folder does not exist"),
+                            (tmp_path, "a video piped in has no name to give the output there")]:
+        _pipe(monkeypatch, _Unread())
+        assert main(["-", str(output), *FAST]) != 0
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.mp4"]
+
+
+def test_an_error_names_the_video_piped_in_not_the_copy_held(tmp_path, monkeypatch, capsys):
+    _pipe(monkeypatch, b"not a video " * 1000)
+    assert main(["-", str(tmp_path / "out.mp4"), *FAST]) == InputError.exit_code
+    err = capsys.readouterr().err
+    assert err == "vidrestore: error: not a media file FFmpeg can read: the video piped in (Invalid data found when processing input)\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stream_piped_from_another_program_is_restored_with_its_sound(sample_clip, tmp_path):
+    """Through a real pipe, from MPEG-TS written as a program writes it to one (no index, no seeking)."""
+    stream = tmp_path / "stream.ts"
+    with av.open(str(sample_clip)) as src, av.open(str(stream), "w", format="mpegts") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.size:
+                packet.stream = copies[packet.stream.index]
+                out.mux(packet)
+    output = tmp_path / "out.mkv"
+    done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "-", str(output), *FAST], input=stream.read_bytes(),
+                          capture_output=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert _times(output) == _times(stream)
+    with av.open(str(output)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv", "stream.ts"]
+
+
+def test_a_batch_reads_files_and_says_which_command_takes_a_pipe(tmp_path):
+    with pytest.raises(InputError, match=r"'-' \(a video piped in\) is read by `vidrestore - OUTPUT` alone"):
+        check_paths(Path("-"), tmp_path / "out.mp4", overwrite=False)
