@@ -121,7 +121,8 @@ def test_a_wrong_output_is_refused_before_a_byte_is_piped_in(sample_clip, tmp_pa
     (tmp_path / "taken.mp4").write_bytes(b"x")
     for output, message in [(tmp_path / "taken.mp4", "output exists"), (tmp_path / "out.xyz", "no container is known"),
                             (tmp_path / "nowhere" / "o.mp4", "output folder does not exist"),
-                            (tmp_path, "a video piped in has no name to give the output there")]:
+                            (tmp_path, "a video piped in has no name to give the output there"),
+                            ("-", "the output cannot be '-' (standard output)")]:
         _pipe(monkeypatch, _Unread())
         assert main(["-", str(output), *FAST]) != 0
         assert message in capsys.readouterr().err

@@ -134,7 +134,11 @@ def _pixels(text: str) -> float:
 
 def _output_path(text: str) -> Path:
     """The output as given; one written as a folder (a trailing slash) that does not exist is refused
-    as such (the slash is lost in a Path, and the name was then taken for a file's without a type)."""
+    as such (the slash is lost in a Path, and the name was then taken for a file's without a type).
+    Standard output ("-") is refused: an output is written whole, then named."""
+    if text == "-":
+        raise OutputError("the output cannot be '-' (standard output): vidrestore writes its output whole before it "
+                          "names it, so that no half-written file is ever left; name a file (out.mkv), and pipe it on from there")
     if text.endswith(("/", os.sep)) and not Path(text).is_dir():
         raise OutputError(f"output folder does not exist: {text} (create it, or name the output file)")
     return Path(text)
