@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import struct
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -64,6 +66,36 @@ def video_copied(path: Path, source: Path) -> Path:
                 packet.stream = copy
                 out.mux(packet)
     return path
+
+
+@contextlib.contextmanager
+def held_by_another_run(output: Path, holding: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """``output`` held as another run holds it while the body runs (a thread stands in for the other
+    process: a thread holding an output holds it again), with ``holding`` run inside the hold."""
+    from vidrestore.io.output import writing
+
+    held, release, failed = threading.Event(), threading.Event(), []
+
+    def other_run() -> None:
+        try:
+            with writing(output):
+                holding()
+                held.set()
+                release.wait(120)
+        except BaseException as exc:  # noqa: BLE001 (shown by the test's thread)
+            failed.append(exc)
+            held.set()
+
+    thread = threading.Thread(target=other_run)
+    thread.start()
+    try:
+        held.wait(120)
+        if failed:
+            raise failed[0]
+        yield
+    finally:
+        release.set()
+        thread.join()
 
 
 def make_clip(path: Path, pts: list[int], size: tuple[int, int] = (48, 64), time_base: Fraction = Fraction(1, 1000),

@@ -25,6 +25,7 @@ from conftest import (
     film_frames,
     hdr10_clip,
     hdr10_metadata,
+    held_by_another_run,
     make_clip,
     pop_on,
     read_pts,
@@ -269,12 +270,14 @@ def test_a_second_run_writing_the_same_output_is_refused(tmp_path, capsys):
 
     src = make_clip(tmp_path / "in.mp4", [i * 40 for i in range(6)])
     out = tmp_path / "out.mkv"
-    with writing(out):
+    with held_by_another_run(out):
         assert main([str(src), str(out), "--model", "none", "--detector", "dlib", "--quiet"]) == 4
         assert capsys.readouterr().err.strip() == (f"vidrestore: error: another vidrestore run is writing {out}; "
                                                    "wait for it to end, or name another output")
         with pytest.raises(OutputError, match="another vidrestore run"), writing(out):
             pass
+    with writing(out), writing(out):  # a thread holding an output holds it again
+        assert len(list(tmp_path.glob(".out.lock"))) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
     assert main([str(src), str(out), "--model", "none", "--detector", "dlib", "--quiet"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv"]

@@ -1,6 +1,7 @@
 """A video piped into vidrestore ("-"): held beside the output while the run lasts, restored as the
 same file named would be, refused with a message before any byte is read where the output is wrong."""
 
+import contextlib
 import hashlib
 import io
 import json
@@ -11,7 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import read_pts
+from conftest import held_by_another_run, read_pts
 
 from vidrestore.cli import main
 from vidrestore.errors import InputError, OutputError
@@ -159,3 +160,18 @@ def test_a_stream_piped_from_another_program_is_restored_with_its_sound(sample_c
 def test_a_batch_reads_files_and_says_which_command_takes_a_pipe(tmp_path):
     with pytest.raises(InputError, match=r"'-' \(a video piped in\) is read by `vidrestore - OUTPUT` alone"):
         check_paths(Path("-"), tmp_path / "out.mp4", overwrite=False)
+
+
+def test_a_second_run_piping_into_the_same_output_is_refused_before_it_reads(sample_clip, tmp_path, monkeypatch, capsys):
+    """It removed the copy the first run held, as a killed run's."""
+    output = tmp_path / "out.mkv"
+    spooling = contextlib.ExitStack()
+    with held_by_another_run(output, lambda: spooling.enter_context(spooled(io.BytesIO(b"the first run's video"), output))):
+        _pipe(monkeypatch, _Unread())
+        assert main(["-", str(output), *FAST]) == OutputError.exit_code
+        assert "another vidrestore run is writing" in capsys.readouterr().err
+        assert (spool_folder(output) / "stdin").read_bytes() == b"the first run's video"
+    spooling.close()
+    _pipe(monkeypatch, sample_clip.read_bytes())  # the run itself holds the output it held while the video came in
+    assert main(["-", str(output), *FAST]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]

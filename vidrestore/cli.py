@@ -492,6 +492,7 @@ def _read_once(args: argparse.Namespace, options: RestoreOptions) -> Iterator[tu
         yield args.input, None
         return
     from .io.encoders import check_encoder
+    from .io.output import writing
     from .io.piped import spooled
     from .pipeline import check_output_path
 
@@ -500,14 +501,17 @@ def _read_once(args: argparse.Namespace, options: RestoreOptions) -> Iterator[tu
             check_output_path(args.input, output, args.overwrite)
             check_encoder(options.pipeline.encode, output)
     bar = ProgressBar(args.quiet, unit="MiB")
+    held = args.output if not args.dry_run else None  # a dry run's copy goes to the temporary folder
     try:
-        with spooled(sys.stdin.buffer, args.output, lambda mib: bar("piped in", mib, 0, None)) as spool:
+        # held from here: another run piping into the same output would remove this one's copy
+        with writing(held) if held is not None else contextlib.nullcontext(), \
+                spooled(sys.stdin.buffer, held, lambda mib: bar("piped in", mib, 0, None)) as spool:
             bar.close()
             try:
                 yield spool.path, f"piped:{spool.digest}"
             except VidrestoreError as exc:  # it names the video as the user gave it, not the copy read
-                for held in {str(spool.path), str(spool.path.resolve())}:
-                    exc.args = tuple(a.replace(held, "the video piped in") if isinstance(a, str) else a for a in exc.args)
+                for copy in {str(spool.path), str(spool.path.resolve())}:
+                    exc.args = tuple(a.replace(copy, "the video piped in") if isinstance(a, str) else a for a in exc.args)
                 raise
     finally:
         bar.close()

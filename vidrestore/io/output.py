@@ -9,6 +9,7 @@ import fcntl
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,14 +65,23 @@ def atomic_output(target: str | Path, number_offset: int = 0) -> Iterator[Path]:
             tmp_path.unlink(missing_ok=True)
 
 
+_holds = threading.local()  # the outputs this thread holds (see writing)
+
+
 @contextlib.contextmanager
 def writing(target: str | Path) -> Iterator[None]:
     """Hold ``target`` for this run, against another run writing it at the same time: the two
     wrote their segments under the same names beside it, and one joined the other's (a video of
     one input's frames at the other's size, and a traceback for the second). A hidden lock file
-    beside it lives as long as the hold."""
+    beside it lives as long as the hold. A thread already holding it holds it again (the command
+    holds the output while a video is piped in, before the run itself takes it)."""
     target = Path(target)
     lock = target.with_name(f".{hidden_stem(target)}.lock")
+    held_here = vars(_holds).setdefault("locks", set())
+    key = os.path.realpath(lock)
+    if key in held_here:
+        yield
+        return
     while True:
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
@@ -91,9 +101,11 @@ def writing(target: str | Path) -> Iterator[None]:
         if held:
             break
         os.close(fd)  # the run before removed the file after this one opened it: lock the new one
+    held_here.add(key)
     try:
         yield
     finally:
+        held_here.discard(key)
         lock.unlink(missing_ok=True)  # while held, so that no run locks a file no longer named
         os.close(fd)
 
