@@ -25,7 +25,7 @@ import numpy as np
 from av.bitstream import BitStreamFilterContext
 
 from ..errors import OutputError, UsageError
-from .avi import count_in_frames, in_frames
+from .avi import block_coded, count_in_frames, first_packet, in_frames, time_by_blocks
 from .captions import caption_stream, frame_captions, lifted
 from .containers import (
     FRAME_RATE_MUXERS,
@@ -969,9 +969,11 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
                 muxed[key] += 1
             out.close()  # writes the trailer, which can fail too
             if out.format.name == "avi":
+                copied = [s for s in carried if s.index not in conversions and ("o", s.index) in mapping]
                 with open(output, "r+b") as written:
-                    count_in_frames(written, {mapping[("o", s.index)].index: muxed[("o", s.index)]
-                                              for s in carried if s.index not in conversions and in_frames(s)})
+                    count_in_frames(written, {mapping[("o", s.index)].index: muxed[("o", s.index)] for s in copied if in_frames(s)})
+                    time_by_blocks(written, {mapping[("o", s.index)].index: first_packet(other_source, s.index)
+                                             for s in copied if block_coded(s)})
             if unflagged is not None and not is_sequence(output):
                 sources = {key: oin.streams[key[1]] for key in mapping if key[0] == "o"} | \
                     ({("v", vstream.index): oin.streams.video[0]} if oin.streams.video else {})
