@@ -71,6 +71,8 @@ def test_a_terminal_an_empty_pipe_and_a_full_disk_are_named(tmp_path, monkeypatc
     output = tmp_path / "out.mkv"
     with pytest.raises(InputError, match="nothing is piped in"), spooled(_Terminal(b"x"), output):
         pass
+    with pytest.raises(InputError, match=r"the input is '-' \(standard input\), but it is closed"), spooled(None, output):
+        pass  # vidrestore - out.mkv <&- : Python's sys.stdin is None
     with pytest.raises(InputError, match="nothing came through the pipe"), spooled(io.BytesIO(b""), output):
         pass
 

@@ -505,7 +505,7 @@ def _read_once(args: argparse.Namespace, options: RestoreOptions) -> Iterator[tu
     try:
         # held from here: another run piping into the same output would remove this one's copy
         with writing(held) if held is not None else contextlib.nullcontext(), \
-                spooled(sys.stdin.buffer, held, lambda mib: bar("piped in", mib, 0, None)) as spool:
+                spooled(sys.stdin.buffer if sys.stdin is not None else None, held, lambda mib: bar("piped in", mib, 0, None)) as spool:
             bar.close()
             try:
                 yield spool.path, f"piped:{spool.digest}"

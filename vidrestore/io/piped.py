@@ -40,12 +40,12 @@ def spool_folder(output: Path | None) -> Path:
 
 
 @contextlib.contextmanager
-def spooled(stream: BinaryIO, output: Path | None, progress: Callable[[int], None] | None = None) -> Iterator[Spool]:
-    """Hold all of ``stream`` in :func:`spool_folder` of ``output`` for one run, telling
-    ``progress`` the MiB read so far; removed afterwards whatever happens."""
-    if stream.isatty():
-        raise InputError("the input is '-' (standard input), but nothing is piped in: pipe a video in "
-                         "(ffmpeg -i in.avi -f matroska - | vidrestore - out.mkv) or name a file")
+def spooled(stream: BinaryIO | None, output: Path | None, progress: Callable[[int], None] | None = None) -> Iterator[Spool]:
+    """Hold all of ``stream`` (None: standard input is closed) in :func:`spool_folder` of ``output``
+    for one run, telling ``progress`` the MiB read so far; removed afterwards whatever happens."""
+    if stream is None or stream.isatty():
+        raise InputError(f"the input is '-' (standard input), but {'it is closed' if stream is None else 'nothing is piped in'}: "
+                         "pipe a video in (ffmpeg -i in.avi -f matroska - | vidrestore - out.mkv) or name a file")
     folder = spool_folder(output)
     shutil.rmtree(folder, ignore_errors=True)  # a killed run's
     try:
