@@ -1916,3 +1916,27 @@ def test_a_render_with_alpha_keeps_its_alpha_where_faces_are_restored(sample_cli
         decoder = av.CodecContext.create("libvpx-vp9", "r")  # FFmpeg's own VP9 decoder leaves alpha out
         frames = [f for p in c.demux(c.streams.video[0]) for f in decoder.decode(p)]
     assert abs(int(np.median(frames[0].to_ndarray(format="rgba")[..., 3][:, 130:230])) - 128) <= 3
+
+
+def test_a_run_with_its_standard_streams_closed_or_unwritable_writes_its_output(sample_clip, tmp_path):
+    """Started with standard input and output closed (``<&- >&-``), and standard error open for
+    reading only (as a launcher's script left it): progress failed on it ("Bad file descriptor"),
+    exit 1, no output and no word why; closed, its number went to the first file opened, where
+    FFmpeg's logs went."""
+    import os
+
+    script = tmp_path / "launcher.sh"
+    script.write_bytes(b"#!/bin/sh\n")
+
+    def standard_streams_as_left() -> None:
+        os.close(0)
+        os.close(1)
+        os.dup2(os.open(script, os.O_RDONLY), 2)
+
+    out = tmp_path / "out.mp4"
+    proc = subprocess.run([sys.executable, str(REPO / "cli.py"), str(sample_clip), str(out), "--model", "none"],
+                          preexec_fn=standard_streams_as_left, timeout=300, check=False)
+    assert proc.returncode == 0
+    assert script.read_bytes() == b"#!/bin/sh\n"
+    assert read_pts(out) == read_pts(sample_clip)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["launcher.sh", "out.mp4"]

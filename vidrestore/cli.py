@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import sys
@@ -965,6 +966,7 @@ def cmd_eval(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    open_standard_streams()
     # SVT-AV1 (--codec libsvtav1) logs its settings banner at its default level, over the progress
     # line; errors only, unless the user asks for more
     os.environ.setdefault("SVT_LOG", "1")
@@ -978,6 +980,28 @@ def main(argv: list[str] | None = None) -> int:
         line, code = ending(exc)
         print(f"vidrestore: {line}", file=sys.stderr)
         return code
+
+
+def open_standard_streams() -> None:
+    """Give a closed standard input, output or error (``2>&-``, some daemons), or an output or error
+    that cannot be written (a launcher's script left open for reading under its number), the null
+    device. Closed, its number went to the first file the run opened (the output's lock, a segment),
+    and what FFmpeg and x264 log to it was written there; and progress failed on a missing or
+    unwritable sys.stderr, so that the run ended with no output and no word why."""
+    for fd in (0, 1, 2):
+        try:
+            writable = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # closed: this takes the lowest number free, its own
+            continue
+        if fd and not writable:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the process's life)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the process's life)
 
 
 def ending(exc: VidrestoreError | KeyboardInterrupt) -> tuple[str, int]:
