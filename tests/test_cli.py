@@ -1940,3 +1940,27 @@ def test_a_run_with_its_standard_streams_closed_or_unwritable_writes_its_output(
     assert script.read_bytes() == b"#!/bin/sh\n"
     assert read_pts(out) == read_pts(sample_clip)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["launcher.sh", "out.mp4"]
+
+
+def test_files_whose_names_are_not_utf8_are_restored_listed_and_batched(sample_clip, tmp_path, capsys):
+    """An old archive's Latin-1 names (b"caf\\xe9"): the hidden files' names failed to encode, then the
+    analysis kept and the batch's state ("surrogates not allowed"), and --faces crashed the process
+    (OpenCV's imwrite)."""
+    import os
+    import shutil
+
+    name = os.fsdecode(b"caf\xe9")
+    try:
+        src = Path(shutil.copy(sample_clip, tmp_path / f"{name}.mp4"))
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes only UTF-8 names")
+    out, faces, report = tmp_path / f"out_{name}.mp4", tmp_path / f"faces_{name}", tmp_path / f"{name}.json"
+    assert _run(src, out, "--model", "none", "--detector", "dlib", "--quiet", "--faces", faces, "--json", report) == 0
+    assert read_pts(out) == read_pts(src) and (faces / "people.jpg").exists()
+    assert json.loads(report.read_text())["input"] == str(src)
+    assert _run("analyses") == 0
+    assert "caf\\xe9.mp4" in capsys.readouterr().out
+    for _ in range(2):  # the second finds it done in the batch's state
+        assert _run("batch", src, "--out", tmp_path / f"batch_{name}", "--model", "none", "--detector", "dlib") == 0
+    assert "1 done (1 skipped as already done or given up)" in capsys.readouterr().err
+    assert read_pts(tmp_path / f"batch_{name}" / f"{name}.mp4") == read_pts(src)

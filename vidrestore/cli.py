@@ -1002,6 +1002,11 @@ def open_standard_streams() -> None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the process's life)
     if sys.stderr is None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the process's life)
+    # a file name that is not UTF-8 (Latin-1, from an old archive) is printed with escapes, as
+    # Python's own standard error prints it: on standard output it failed the batch's table and listings
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):  # a stream a caller put there may not take it
+            stream.reconfigure(errors="backslashreplace")
 
 
 def ending(exc: VidrestoreError | KeyboardInterrupt) -> tuple[str, int]:

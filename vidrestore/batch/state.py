@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Self
 
 from .. import jsonio
 from ..errors import OutputError, UsageError
+from ..io.sequence import shown
 
 STATE_NAME = "vidrestore-batch.sqlite"
 LOCK_NAME = ".vidrestore-batch.lock"
@@ -97,12 +99,12 @@ class JobState:
         self.close()
 
     def get(self, output: Path) -> ItemRow | None:
-        cur = self.db.execute("SELECT * FROM items WHERE output = ?", (str(output),))
+        cur = self.db.execute("SELECT * FROM items WHERE output = ?", (_stored(output),))
         row = cur.fetchone()
-        return ItemRow(*row) if row else None
+        return _row(row) if row else None
 
     def rows(self) -> list[ItemRow]:
-        return [ItemRow(*r) for r in self.db.execute("SELECT * FROM items ORDER BY rowid")]
+        return [_row(r) for r in self.db.execute("SELECT * FROM items ORDER BY rowid")]
 
     def register(self, output: Path, input: Path, fingerprint: str, model: str) -> ItemRow:
         """Make sure the item has a row; a changed fingerprint makes it a new item (pending, no attempts)."""
@@ -110,13 +112,13 @@ class JobState:
         if row is None or row.fingerprint != fingerprint or row.input != str(input):
             with self._transaction():
                 self.db.execute("INSERT OR REPLACE INTO items (output, input, fingerprint, model, status, attempts) "
-                                "VALUES (?, ?, ?, ?, 'pending', 0)", (str(output), str(input), fingerprint, model))
+                                "VALUES (?, ?, ?, ?, 'pending', 0)", (_stored(output), _stored(input), fingerprint, model))
         return self.get(output)
 
     def start(self, output: Path) -> None:
         with self._transaction():
             self.db.execute("UPDATE items SET status='running', attempts=attempts+1, error=NULL, started_at=? "
-                            "WHERE output=?", (time.time(), str(output)))
+                            "WHERE output=?", (time.time(), _stored(output)))
 
     def finish(self, output: Path, report: dict) -> None:
         with self._transaction():
@@ -124,19 +126,19 @@ class JobState:
                 "UPDATE items SET status='done', error=NULL, frames=?, faces=?, tracks=?, seconds=?, finished_at=?, "
                 "report=? WHERE output=?",
                 (report["frames_out"], report["faces"], len(report["tracks"]), report["seconds"], time.time(),
-                 jsonio.dumps(report), str(output)))
+                 jsonio.dumps(report), _stored(output)))
 
     def fail(self, output: Path, error: str, seconds: float) -> None:
         """The item failed; its next attempt starts over."""
         with self._transaction():
             self.db.execute("UPDATE items SET status='failed', error=?, seconds=?, finished_at=? WHERE output=?",
-                            (error, seconds, time.time(), str(output)))
+                            (shown(error), seconds, time.time(), _stored(output)))
 
     def release(self, output: Path) -> None:
         """An interrupted item goes back to pending; its attempt is not counted against it."""
         with self._transaction():
             self.db.execute("UPDATE items SET status='pending', attempts=MAX(0, attempts-1) WHERE output=? AND status='running'",
-                            (str(output),))
+                            (_stored(output),))
 
     @contextlib.contextmanager
     def _kept(self):
@@ -161,3 +163,19 @@ class JobState:
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
                 raise
+
+
+def _stored(path: Path) -> str | bytes:
+    """``path`` as the state keeps it: as text, or as its bytes where its name is not UTF-8 (Latin-1,
+    from an old archive), which SQLite's text refused ("surrogates not allowed")."""
+    text = str(path)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return text
+
+
+def _row(values: tuple) -> ItemRow:
+    output, input, *rest = values
+    return ItemRow(os.fsdecode(output), os.fsdecode(input), *rest)

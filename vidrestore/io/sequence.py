@@ -181,11 +181,19 @@ def hidden_stem(output: Path) -> str:
     hash of the rest), so that the names made from it are not too long: the folder was said to be
     unwritable."""
     stem = output.stem.replace("%", "")
-    room = NAME_MAX - HIDDEN_ADDED - len(output.suffix.encode())
-    if len(stem.encode()) <= room:
+    # counted in the bytes the file system stores: a name that is not UTF-8 (Latin-1, from an old
+    # archive) failed to encode
+    room = NAME_MAX - HIDDEN_ADDED - len(os.fsencode(output.suffix))
+    if len(os.fsencode(stem)) <= room:
         return stem
-    digest = hashlib.sha256(stem.encode()).hexdigest()[:8]
-    return f"{stem.encode()[:room - 9].decode(errors='ignore')}~{digest}"
+    digest = hashlib.sha256(os.fsencode(stem)).hexdigest()[:8]
+    return f"{os.fsencode(stem)[:room - 9].decode(errors='ignore')}~{digest}"
+
+
+def shown(path: str | Path) -> str:
+    """``path`` as text that any file or library takes (UTF-8): the bytes of a name that is not
+    UTF-8 (Latin-1, from an old archive), which Python holds as lone surrogates, as \\xe9 escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def hidden_folder(output: Path | None, purpose: str) -> Path:

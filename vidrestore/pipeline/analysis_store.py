@@ -51,7 +51,7 @@ from safetensors.numpy import load_file, save_file
 from .. import __version__
 from ..faces.detect import FaceDetector, detector_identity
 from ..io.reader import DecodedFrames
-from ..io.sequence import is_sequence, source_stamp
+from ..io.sequence import is_sequence, shown, source_stamp
 from ..models.zoo import cache_dir
 from .analysis import Analysis, analyse, reference_crops, references_of
 from .config import PipelineConfig, Progress
@@ -227,7 +227,7 @@ class AnalysisStore:
         arrays: dict[str, np.ndarray] = {}
         data = encoded(dataclasses.replace(analysis, references={}), arrays)
         metadata = {"format": FORMAT, "extras": json.dumps(encoded(extras, {})), "analysis": json.dumps(data),
-                    "input": str(source.resolve()), "frames": str(analysis.frames), "tracks": str(len(analysis.tracks))}
+                    "input": shown(source.resolve()), "frames": str(analysis.frames), "tracks": str(len(analysis.tracks))}
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(prefix=f".{key}.", suffix=".part", dir=self.folder)

@@ -320,8 +320,12 @@ def write_faces(analysis: Analysis, folder: Path) -> None:
         if shown:
             decoded = {t.track_id: cv2.imdecode(np.frombuffer(analysis.faces[t.track_id], np.uint8), cv2.IMREAD_COLOR) for t in shown}
             sheet = contact_sheet(decoded, {t.track_id: t.person for t in shown})  # BGR throughout: OpenCV writes it
-            if not cv2.imwrite(str(folder / "people.jpg"), sheet, [cv2.IMWRITE_JPEG_QUALITY, 90]):
-                raise OSError(f"OpenCV could not write {folder / 'people.jpg'}")
+            # encoded here and written by Python: OpenCV's imwrite crashed the process on a folder
+            # whose name is not UTF-8 (Latin-1, from an old archive)
+            encoded, sheet_jpeg = cv2.imencode(".jpg", sheet, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            if not encoded:
+                raise OSError(f"OpenCV could not encode {folder / 'people.jpg'}")
+            (folder / "people.jpg").write_bytes(sheet_jpeg.tobytes())
     except OSError as exc:
         raise OutputError(f"cannot write the faces into {folder}: {exc.strerror or exc}") from exc
 
