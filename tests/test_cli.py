@@ -1964,3 +1964,20 @@ def test_files_whose_names_are_not_utf8_are_restored_listed_and_batched(sample_c
         assert _run("batch", src, "--out", tmp_path / f"batch_{name}", "--model", "none", "--detector", "dlib") == 0
     assert "1 done (1 skipped as already done or given up)" in capsys.readouterr().err
     assert read_pts(tmp_path / f"batch_{name}" / f"{name}.mp4") == read_pts(src)
+
+
+def test_a_reader_that_goes_away_mutes_the_progress_and_ends_a_listing_quietly(sample_clip, tmp_path):
+    """``vidrestore in out 2>&1 | head -1`` ended the run at its next progress line with a
+    BrokenPipeError traceback, and ``vidrestore models list | head -1`` printed one: a run goes on
+    muted, a listing ends as a tool ended by SIGPIPE does (141), without a word."""
+    out, err = tmp_path / "out.mp4", tmp_path / "err.txt"
+    run = subprocess.Popen([sys.executable, str(REPO / "cli.py"), str(sample_clip), str(out), "--model", "none"],
+                           stderr=subprocess.PIPE)
+    run.stderr.close()  # before its first line
+    assert run.wait(timeout=300) == 0
+    assert read_pts(out) == read_pts(sample_clip)
+    with open(err, "wb") as log:
+        listing = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "models", "list"], stdout=subprocess.PIPE, stderr=log)
+        listing.stdout.close()
+        assert listing.wait(timeout=120) == 141
+    assert err.read_bytes() == b""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__, jsonio
 from .errors import InputError, ModelError, OutputError, UsageError, VidrestoreError
-from .statusline import StatusLine
+from .statusline import StatusLine, muted
 from .stopping import Stopped, raise_if_stopped, stops_cleanly_on_termination
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: as a tool the signal ends
 # --light's words (io.linear.Light's values), written out: importing it would import av and numpy before any argument is read
 LIGHTS = "auto|display|linear|cineon|pq|hlg|slog3|slog3-sgamut3|slog2|vlog|logc3|logc4|applelog|clog3|clog2|clog|dlog"
 
@@ -980,6 +981,10 @@ def main(argv: list[str] | None = None) -> int:
         line, code = ending(exc)
         print(f"vidrestore: {line}", file=sys.stderr)
         return code
+    except BrokenPipeError:  # the reader of what it prints went (vidrestore analyses | head -1), as for any tool
+        muted(sys.stdout)
+        muted(sys.stderr)
+        return EXIT_BROKEN_PIPE
 
 
 def open_standard_streams() -> None:

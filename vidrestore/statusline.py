@@ -7,7 +7,10 @@ a film), and ``tail`` shows none of it until the work ends.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from typing import TextIO
 
 # seconds between the lines a log gets of a status that keeps changing
 LOG_EVERY_S = 30.0
@@ -23,18 +26,34 @@ class StatusLine:
         """``text`` as the status at ``now`` (seconds of one clock); ``settled``: a status the log
         gets whenever it comes (a stage's end, a job's start)."""
         if self.in_place:
-            sys.stderr.write(f"\r{text}")
+            _write(f"\r{text}")
             self.open = True
         elif settled or self.logged is None or now - self.logged >= LOG_EVERY_S:
-            sys.stderr.write(text.rstrip() + "\n")
+            _write(text.rstrip() + "\n")
             self.logged = now
-        else:
-            return
-        sys.stderr.flush()
 
     def end(self) -> None:
         """End the status (a stage is over): the next one starts a line of its own."""
         if self.open:
-            sys.stderr.write("\n")
+            _write("\n")
             self.open = False
         self.logged = None
+
+
+def _write(text: str) -> None:
+    """``text`` on stderr at once. A reader that has gone (``2>&1 | head``) mutes it for the rest
+    of the run: the progress is not the work, which a broken pipe ended with a traceback."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except BrokenPipeError:
+        muted(sys.stderr)
+
+
+def muted(stream: TextIO) -> None:
+    """Point ``stream``'s file at the null device, so that what it still holds, and what FFmpeg
+    logs to it, goes nowhere instead of failing again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # a stream with no file of its own (a test's)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
