@@ -176,7 +176,7 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
     step, left_out = output_cadence(restored_path, analysis.frames, analysis.deinterlace, analysis.repeats, analysis.video_cycles)
     expected, found = analysis.frames * step - len(left_out), coded_frames(restored_path)
     if abs(found - expected) > max(2, expected // 50):  # it measured any two videos against each other
-        raise InputError(f"{restored_path} has {found} frames where a restoration of {input_path} would have {expected}: "
+        raise InputError(f"{restored_path} has {found} frame{'s' if found != 1 else ''} where a restoration of {input_path} would have {expected}: "
                          "eval video measures a video against its own input (an excerpt's with --start and --end)")
     meters = measure_tracks(input_path, restored_path, analysis.tracks, cfg.face_size, max_frames, analysis.deinterlace,
                             step=step, left_out=left_out, light=analysis.light, excerpt=analysis.excerpt)
