@@ -1144,6 +1144,10 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     out = tmp_path / "o.mp4"
     _one_line_error(capsys, _run(tmp_path / "missing.mp4", out, "--model", "none"), 3, "input not found")
     _one_line_error(capsys, _run("https://example.com/a.mp4", out, "--model", "none"), 3, "the input is a URL: vidrestore reads local files")
+    # a dry run probed first, and said "input not found: https:/example.com/a.mp4"
+    _one_line_error(capsys, _run("https://example.com/a.mp4", "--dry-run", "--model", "none"), 3, "the input is a URL")
+    _one_line_error(capsys, _run(tmp_path, "--dry-run", "--model", "none"), 3, "input is a folder")
+    _one_line_error(capsys, _run("file://nas/films/a.mp4", out, "--model", "none"), 3, "is a file on another machine (nas)")
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00garbage" * 500)
     _one_line_error(capsys, _run(junk, out, "--model", "none"), 3, "not a media file")
@@ -1981,3 +1985,15 @@ def test_a_reader_that_goes_away_mutes_the_progress_and_ends_a_listing_quietly(s
         listing.stdout.close()
         assert listing.wait(timeout=120) == 141
     assert err.read_bytes() == b""
+
+
+def test_a_file_url_is_read_as_the_local_file_it_names(sample_clip, tmp_path, capsys):
+    """A path copied from a browser or a file manager (file:///films/my%20clip.mp4) was refused as
+    a URL to download."""
+    import shutil
+
+    src = Path(shutil.copy(sample_clip, tmp_path / "my clip.mp4"))
+    url = "file://" + str(src).replace(" ", "%20")
+    assert _run(url, tmp_path / "out.mp4", "--model", "none", "--quiet", "--json", "-") == 0
+    assert json.loads(capsys.readouterr().out)["input"] == str(src)
+    assert read_pts(tmp_path / "out.mp4") == read_pts(src)

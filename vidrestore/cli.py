@@ -134,6 +134,19 @@ def _pixels(text: str) -> float:
     return value
 
 
+def _input_path(text: str) -> Path:
+    """The input as given; a file:// URL (copied from a browser or a file manager) as the local
+    path it names (it was refused as a URL to download)."""
+    if text.lower().startswith("file://"):
+        from urllib.parse import unquote_to_bytes, urlsplit
+
+        parts = urlsplit(text)
+        if parts.netloc not in ("", "localhost"):
+            raise InputError(f"the input {text} is a file on another machine ({parts.netloc}); vidrestore reads local files")
+        return Path(os.fsdecode(unquote_to_bytes(parts.path)))
+    return Path(text)
+
+
 def _output_path(text: str) -> Path:
     """The output as given; one written as a folder (a trailing slash) that does not exist is refused
     as such (the slash is lost in a Path, and the name was then taken for a file's without a type).
@@ -347,7 +360,7 @@ def build_restore_parser() -> argparse.ArgumentParser:
         epilog="Other commands: vidrestore batch | vidrestore models {list,pull,verify,info} | vidrestore train {pack,run,export,quality} | "
                "vidrestore degrade | vidrestore eval {images,noref,video} | vidrestore sample | vidrestore analyses {list,clear}. "
                "Exit codes: 2 usage, 3 input, 4 output, 5 model, 6 config, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.")
-    p.add_argument("input", type=Path, help="video, picture or image sequence to restore (a sequence as FFmpeg names one: "
+    p.add_argument("input", type=_input_path, help="video, picture or image sequence to restore (a sequence as FFmpeg names one: "
                    "scan/r_%%06d.dpx, read from its lowest number), or - for a video piped in")
     p.add_argument("output", type=_output_path, nargs="?",
                    help="where to write the restored video (or picture, or sequence: out/r_%%06d.png, which keeps the "
@@ -552,7 +565,8 @@ def build_batch_parser() -> argparse.ArgumentParser:
                     "failed ones retried. State: OUT/vidrestore-batch.sqlite.",
         epilog="Manifests (.csv with a header, or .json list): 'input', optional 'output' (relative to --out) and any "
                "option below by name, e.g. input,preset,seed. Exit codes: 0 all done, 1 some items failed, 2 usage, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.")
-    p.add_argument("inputs", nargs="+", help="video files, folders, globs ('clips/**/*.mov') or manifests (.csv/.json)")
+    p.add_argument("inputs", nargs="+", type=lambda text: str(_input_path(text)),
+                   help="video files, folders, globs ('clips/**/*.mov') or manifests (.csv/.json)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     p.add_argument("--retries", type=int, default=2, help="retry a failed item up to this many times, across re-runs (default 2)")
     p.add_argument("--ray", action="store_true", help="run on Ray (a local Ray instance unless --ray-address is given)")

@@ -93,6 +93,13 @@ def mask_name(masker: Masker | None, cfg: PipelineConfig) -> str:
 
 
 def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
+    check_input(src)
+    check_output_path(src, dst, overwrite)
+
+
+def check_input(src: Path) -> None:
+    """Refuse ``src`` before any work, naming what it is: missing, a URL, standard input (which
+    only the command takes), a folder, an image sequence without its pictures."""
     if is_sequence(src):
         find_sequence(src)  # names the folder, the missing pictures or the empty match
     elif has_number_field(src) and not src.exists():
@@ -108,7 +115,6 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
         held = sequences_in(src)
         hint = f"; it holds the image sequence {held[0]} (give that, quoted)" if held else ""
         raise InputError(f"input is a folder: {src}{hint}")
-    check_output_path(src, dst, overwrite)
 
 
 def check_output_path(src: Path, dst: Path, overwrite: bool) -> None:
@@ -160,8 +166,9 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     src = Path(src)
     if dst is None and not dry_run:
         raise UsageError("an output path is needed unless --dry-run is given")
+    check_input(src)  # a dry run's too: it probed first, and a URL was "not found"
     if dst is not None:
-        check_paths(src, Path(dst), overwrite)
+        check_output_path(src, Path(dst), overwrite)
     with writing(dst) if dst is not None and not dry_run else contextlib.nullcontext(), \
             played_in_order(src, Path(dst) if dst is not None else None) as (readable, restarted):
         report = _restore(readable, dst, cfg, restorer, device, dry_run, progress, detector, preview, qa, resume, analyses,
