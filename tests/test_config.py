@@ -93,3 +93,38 @@ def test_an_estimated_strength_yields_to_a_tracks_or_persons_own_and_to_everyone
     assert [capped.strength_of(track(i, q)) for i, q in [(0, DAMAGED_DB - 5), (2, between), (5, None)]] == pytest.approx([0.7, 0.5, 0.7])
     off = dataclasses.replace(cfg, measure_strength=False)
     assert [off.strength_of(track(i, q)) for i, q in [(0, DAMAGED_DB - 5), (1, UNDAMAGED_DB + 5)]] == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("steps: -3", "steps: expected 1 or more, got -3"),
+    ("start_step: 0", "start_step: expected 1 or more"),
+    ("steps: 500", r"steps: expected at most start_step \(400\)"),
+    ("scheduler: euler", "scheduler: expected one of ddim, dpmsolver\\+\\+, got 'euler'"),
+    ("eta: -1", "eta: expected 0 or more"),
+    ("reanchor_invalid: 2", "reanchor_invalid: expected a share, 0 to 1"),
+    ("warp_schedule: [[0.5, 1], [0.2, 0]]", "warp_schedule: expected \\[fraction, weight\\] pairs"),
+    ("warp_schedule: [[0.5]]", "warp_schedule: expected"),
+])
+def test_a_presets_bad_value_is_named_with_its_file_as_it_is_read(tmp_path, text, message):
+    """"steps: -3" in a preset failed deep in the first window's sampling, after pass 1, with a
+    traceback."""
+    from vidrestore.config import resolve_config
+    from vidrestore.diffusion.sampler import SamplerConfig
+
+    preset = tmp_path / "p.yaml"
+    preset.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=f"^{preset}: {message}"):
+        resolve_config(SamplerConfig, "presets", preset)
+
+
+def test_a_chain_past_the_models_timesteps_is_refused_before_any_work(sample_clip, tiny_model, tmp_path, capsys):
+    from vidrestore.config import resolve_config
+    from vidrestore.diffusion.sampler import SamplerConfig
+
+    for name in ("fast", "balanced", "quality"):  # the shipped presets pass
+        resolve_config(SamplerConfig, "presets", name)
+    preset = tmp_path / "p.yaml"
+    preset.write_text("start_step: 1000\n")
+    assert main([str(sample_clip), str(tmp_path / "out.mp4"), "--model", str(tiny_model), "--preset", str(preset), "--quiet"]) == 6
+    assert capsys.readouterr().err == "vidrestore: error: start_step: expected less than the model's 1000 training timesteps, got 1000\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]

@@ -79,7 +79,10 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     if unknown:
         raise ConfigError(f"{where or cls.__name__}: unknown keys {sorted(unknown)}; allowed: {sorted(names)}")
     kwargs = {k: _coerce(v, hints[k], f"{where or cls.__name__}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:  # a value the dataclass's own checks refuse: named with its file
+        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from exc
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

@@ -21,7 +21,16 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .diffusion.flow import flows_to_previous
-from .diffusion.sampler import SamplerConfig, TemporalInputs, TemporalState, TrackNoise, TrackSpan, make_scheduler, sample
+from .diffusion.sampler import (
+    SamplerConfig,
+    TemporalInputs,
+    TemporalState,
+    TrackNoise,
+    TrackSpan,
+    check_chain,
+    make_scheduler,
+    sample,
+)
 from .errors import ModelError
 from .faces.identity import IdentityEncoder
 from .models import zoo
@@ -152,6 +161,7 @@ class FlipnetRestorer(Restorer):
         self.notes: list[str] = []
         mc = model.config
         self._scheduler_args = (mc.num_train_timesteps, mc.beta_start, mc.beta_end, mc.prediction_type)
+        check_chain(sampler, mc.num_train_timesteps)  # before any work, not at the first window
         # channels-last on the CPU too: oneDNN's convolutions ran flipnet-small about 12% faster
         # (1.95-2.03 against 1.69-1.82 face-frames/s, fast preset, 2 cores: docs/benchmarks.md)
         self.model = self.model.to(memory_format=torch.channels_last)

@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..config import check_minimums
+from ..errors import ConfigError
 from .flow import sampling_grid, warp_by_grid
 
+SCHEDULERS = ("ddim", "dpmsolver++")
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t) -> predicted x0
 
 
@@ -41,22 +44,43 @@ class SamplerConfig:
     reanchor_invalid: float = 0.3  # skip warping into a frame when more than this share of pixels fail the FB test
     seed: int = 12345
 
+    def __post_init__(self) -> None:
+        # checked as the preset is read: "steps: -3" in a preset failed deep in the first window's
+        # sampling, after pass 1, with a traceback
+        check_minimums(self, start_step=1, steps=1, eta=0, reanchor_invalid=0)
+        if self.steps > self.start_step:
+            raise ConfigError(f"steps: expected at most start_step ({self.start_step}): the chain from t = {self.start_step} "
+                              f"has no more timesteps; got {self.steps}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"scheduler: expected one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
+        if self.reanchor_invalid > 1:
+            raise ConfigError(f"reanchor_invalid: expected a share, 0 to 1, got {self.reanchor_invalid}")
+        places = [point[0] for point in self.warp_schedule if len(point) == 2]
+        if len(places) != len(self.warp_schedule) or not places or places != sorted(places) or not 0 <= places[0] <= places[-1] <= 1:
+            raise ConfigError("warp_schedule: expected [fraction, weight] pairs, their fractions from 0 to 1 in order, "
+                              f"got {self.warp_schedule}")
+
+
+def check_chain(cfg: SamplerConfig, num_train_timesteps: int) -> None:
+    """Refuse a chain that starts past the model's training timesteps."""
+    if cfg.start_step >= num_train_timesteps:
+        raise ConfigError(f"start_step: expected less than the model's {num_train_timesteps} training timesteps, got {cfg.start_step}")
+
 
 def make_scheduler(cfg: SamplerConfig, num_train_timesteps: int, beta_start: float, beta_end: float, prediction_type: str):
     # Each scheduler is imported where it is made, not with this module: diffusers takes 1.5 s to
     # import (torch._dynamo), which runs that never sample (--model none) would pay at start-up,
     # and its DPM-Solver another 0.7 s (scipy.stats), which DDIM runs would.
+    check_chain(cfg, num_train_timesteps)
     common = {"num_train_timesteps": num_train_timesteps, "beta_start": beta_start, "beta_end": beta_end,
               "beta_schedule": "linear", "prediction_type": prediction_type}
     if cfg.scheduler == "ddim":
         from diffusers import DDIMScheduler
 
         return DDIMScheduler(clip_sample=True, set_alpha_to_one=True, **common)
-    if cfg.scheduler == "dpmsolver++":
-        from diffusers import DPMSolverMultistepScheduler
+    from diffusers import DPMSolverMultistepScheduler  # dpmsolver++, the only other (SamplerConfig checks)
 
-        return DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2, thresholding=False, **common)
-    raise ValueError(f"unknown scheduler {cfg.scheduler!r}; choose ddim or dpmsolver++")
+    return DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2, thresholding=False, **common)
 
 
 def warp_weight(schedule: list[list[float]], fraction: float) -> float:
