@@ -1204,6 +1204,9 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     (["--crf", "60"], 2, "--crf 60 is outside what libx264 takes, 0 to 51"),  # x264 took it for 51 without a word
     (["--crf", "64", "--codec", "libvpx-vp9"], 2, "--crf 64 is outside what libvpx-vp9 takes, 0 to 63"),
     (["--crf", "-4", "--codec", "ffv1"], 2, "--crf -4: expected 0 or more"),
+    # refused at the first frame, with "try another --codec"
+    (["--x264-preset", "fastest"], 2, "--x264-preset fastest: libx264 takes ultrafast, superfast, veryfast, faster, fast, medium"),
+    (["--audio-codec", "nope"], 2, "--audio-codec nope: not a sound encoder this FFmpeg has"),  # a traceback
 ])
 def test_settings_out_of_range_fail_with_one_line_before_any_work(sample_clip, tmp_path, capsys, option, code, message):
     out = tmp_path / "o.mkv"

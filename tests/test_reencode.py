@@ -154,6 +154,8 @@ def test_sound_a_container_cannot_hold_is_re_encoded_when_asked(tmp_path):
         check_streams(src, out, drop=False, audio_codec="aac")
     with pytest.raises(UsageError, match="--audio-codec h264: not a sound encoder"):
         check_streams(src, out, drop=False, audio_codec="h264")
+    with pytest.raises(UsageError, match="--audio-codec nope: not a sound encoder"):  # a name FFmpeg does not know: a traceback
+        check_streams(src, out, drop=False, audio_codec="nope")
     check_streams(src, out, drop=False, audio_codec="auto")
     # a GIF holds no sound at all: neither re-encoding it nor the hint to do so makes sense there
     assert sound_encoder(tmp_path / "o.gif", "auto") == sound_encoder(tmp_path / "o.png", "flac") == ""

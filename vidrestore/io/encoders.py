@@ -307,6 +307,9 @@ def _fitting_encoder(output: Path, source: VideoInfo | None = None) -> str | Non
     return next((c for c in order if c in av.codecs_available and takes(output, c)), None)
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")  # x265's too
+
+
 def check_encoder(options: EncodeOptions, output: str | Path | None = None, source: VideoInfo | None = None) -> av.Codec:
     """The encoder of ``options`` for ``output``: the one named, which ``output``'s container must
     hold, or for "auto" the one that fits the container and ``source`` (:func:`_fitting_encoder`:
@@ -329,6 +332,8 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None, sour
     if options.crf < 0 or (top is not None and options.crf > top):  # x264 took 60 as its 51 without a word
         raise UsageError(f"--crf {options.crf} is outside what {codec.name} takes, 0 to {top} (lower is better)" if top
                          else f"--crf {options.crf}: expected 0 or more (lower is better)")
+    if codec.name in ("libx264", "libx265") and options.preset not in X264_PRESETS:  # it failed at the first frame, "try another --codec"
+        raise UsageError(f"--x264-preset {options.preset}: {codec.name} takes {', '.join(X264_PRESETS)}")
     if output is None:
         return codec
     fits = _fitting_encoder(Path(output))

@@ -297,7 +297,7 @@ def sound_encoder(output: str | Path, wanted: str) -> str:
         return AUTO_SOUND
     try:
         codec = av.Codec(wanted, "w")
-    except av.error.FFmpegError:
+    except (av.error.FFmpegError, ValueError):  # PyAV 18 names an unknown codec with a ValueError
         codec = None
     if codec is None or codec.type != "audio":
         raise UsageError(f"--audio-codec {wanted}: not a sound encoder this FFmpeg has (try aac, libopus, flac or pcm_s24le)")
