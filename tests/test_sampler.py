@@ -12,6 +12,7 @@ from vidrestore.diffusion.sampler import (
     make_scheduler,
     sample,
 )
+from vidrestore.errors import UsageError
 from vidrestore.models.flipnet import RESTORE, Flipnet, load_config
 
 
@@ -123,6 +124,8 @@ def test_a_compiled_restorer_gives_the_eager_restorer_output():
         outs.append(torch.cat([restorer.restore(crops[:3], ctx), restorer.restore(crops[3:], ctx)]))
     assert type(restorer.model).__name__ == "OptimizedModule"
     assert torch.allclose(outs[0], outs[1], atol=1e-5)
+    with pytest.raises(UsageError, match=r"--compile nope: torch.compile has no such backend; it has .*inductor"):
+        FlipnetRestorer(_model(), SamplerConfig(), torch.device("cpu"), None, "tiny", compile_backend="nope")
 
 
 def _translating_track(seed: int, count: int) -> torch.Tensor:

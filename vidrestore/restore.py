@@ -31,7 +31,7 @@ from .diffusion.sampler import (
     make_scheduler,
     sample,
 )
-from .errors import ModelError
+from .errors import ModelError, UsageError
 from .faces.identity import IdentityEncoder
 from .models import zoo
 from .models.flipnet_config import FLIPNET_FORMAT, FlipnetConfig
@@ -171,6 +171,7 @@ class FlipnetRestorer(Restorer):
         # hold twice the crops: chunks of 8 ran bf16 12% faster than chunks of 4 (docs/benchmarks.md).
         self.micro_batch = 16 // dtype.itemsize if device.type == "cpu" else 0  # fp32: 4, bf16: 8
         if compile_backend:
+            check_backend(compile_backend)
             # The last window of a track is shorter: dynamic shapes avoid one recompile per length.
             self.model = torch.compile(self.model, backend=compile_backend, dynamic=True)
 
@@ -281,3 +282,12 @@ def stand_in_restorer(name_or_path: str, dtype: torch.dtype, face_size: int) -> 
 
 def _flipnet_name(path: Path, config: FlipnetConfig, dtype: torch.dtype) -> str:
     return f"flipnet ({path.name}, {config.name}{precision_suffix(dtype)})"
+
+
+def check_backend(name: str) -> None:
+    """Refuse a torch.compile backend torch does not have, before any work: it failed at the
+    first window with torch's traceback."""
+    import torch._dynamo
+
+    if name not in torch._dynamo.list_backends(exclude_tags=()):  # the debugging ones (eager) count, unnamed
+        raise UsageError(f"--compile {name}: torch.compile has no such backend; it has {', '.join(torch._dynamo.list_backends())}")
