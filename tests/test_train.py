@@ -10,7 +10,7 @@ from PIL import Image
 
 from vidrestore.errors import ConfigError
 from vidrestore.models import precision
-from vidrestore.train.data import pack_faces
+from vidrestore.train.data import pack_faces, write_pack
 from vidrestore.train.trainer import TrainConfig, Trainer, load_train_config, lr_factor, training_precision
 
 
@@ -343,3 +343,22 @@ def test_pack_and_export_refuse_what_they_cannot_do_in_one_line(tmp_path, capsys
         (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
         assert line.startswith("vidrestore: error: ") and said in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
+def test_a_pack_is_refused_before_any_work_where_it_cannot_be_written_and_written_whole(pack, tmp_path, capsys, monkeypatch):
+    """Its folder missing failed with a traceback after every face was aligned; a full disk left half a pack."""
+    from vidrestore.cli import main
+    from vidrestore.errors import OutputError
+    from vidrestore.train import data
+
+    assert main(["train", "pack", str(pack), "--out", str(tmp_path / "missing" / "p.npz")]) == OutputError.exit_code
+    assert capsys.readouterr().err.endswith("p.npz: its folder does not exist\n")
+
+    def full_disk(file, **arrays):
+        file.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(data.np, "savez", full_disk)
+    with pytest.raises(OutputError, match=r"cannot write .*p.npz \(No space left on device\)"):
+        write_pack(tmp_path / "p.npz", np.zeros((1, 32, 32, 3), np.uint8), np.zeros((1, 128), np.float32))
+    assert list(tmp_path.iterdir()) == []

@@ -46,14 +46,19 @@ def _device(name: str):
 def check_report_path(path: Path | None) -> None:
     """Refuse, before any work, a --json REPORT that could not be written when the work is done
     (None: no report; '-': stdout)."""
-    if path is None or str(path) == "-":
-        return
+    if path is not None and str(path) != "-":
+        check_writable(path, "--json", "the report")
+
+
+def check_writable(path: Path, option: str, what: str) -> None:
+    """Refuse, before any work, a file (``what``, given as ``option``) that could not be written
+    when the work is done: a pack's folder missing failed after all its faces were aligned."""
     if path.is_dir():
-        raise OutputError(f"--json {path} is a folder; give a file name for the report")
+        raise OutputError(f"{option} {path} is a folder; give a file name for {what}")
     if not path.parent.is_dir():
-        raise OutputError(f"--json {path}: its folder does not exist")
+        raise OutputError(f"{option} {path}: its folder does not exist")
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise OutputError(f"--json {path} cannot be written (permission denied)")
+        raise OutputError(f"{option} {path} cannot be written (permission denied)")
 
 
 def check_written_apart(reads: dict[str, Path | None], writes: dict[str, Path | None]) -> None:
@@ -816,6 +821,7 @@ def cmd_train(argv: list[str]) -> int:
             raise InputError(f"not found: {missing[0]}")
         if Path(args.out).suffix != ".npz":  # numpy would add it, and the message named another file
             raise UsageError(f"--out {args.out}: a pack is an .npz file; name it so")
+        check_writable(Path(args.out), "--out", "the pack")
         stats = pack_faces(args.sources, args.out, args.face_size, args.limit, args.aligned, quality=args.quality, progress=bar)
         bar.close()
         found = [f"{stats.seen} images ({stats.unreadable} unreadable, {stats.no_face} without a face)"] if stats.seen else []

@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 from ..faces.align import align_faces
 from ..faces.detect import DetectorConfig, create_detector
 from ..faces.identity import DlibIdentityEncoder
+from ..io.output import atomic_output
 
 if TYPE_CHECKING:
     from ..pipeline import Progress
@@ -123,14 +124,21 @@ def write_pack(out: str | Path, faces: np.ndarray, identity: np.ndarray, quality
     """Write faces (N, S, S, 3) uint8 RGB and descriptors (N, 128). With ``quality`` > 0 the faces are
     WebP-coded into one byte array with offsets and the descriptors kept in float16: at quality 88 a
     128 px face takes 3.9 KB instead of 49 KB, at 39 dB PSNR. That lets a face set travel to a
-    training machine, or a large one fit in memory."""
-    if not quality:
-        np.savez(out, faces=faces, identity=identity)
-        return
-    coded = [cv2.imencode(".webp", np.ascontiguousarray(f[..., ::-1]), [cv2.IMWRITE_WEBP_QUALITY, quality])[1] for f in faces]
-    offsets = np.cumsum([0] + [len(c) for c in coded]).astype(np.int64)
-    blob = np.concatenate(coded) if coded else np.zeros(0, np.uint8)
-    np.savez(out, coded=blob, offsets=offsets, size=np.int64(faces.shape[1]), identity=identity.astype(np.float16))
+    training machine, or a large one fit in memory. Written whole, then named (a full disk leaves no
+    half a pack)."""
+    if quality:
+        coded = [cv2.imencode(".webp", np.ascontiguousarray(f[..., ::-1]), [cv2.IMWRITE_WEBP_QUALITY, quality])[1] for f in faces]
+        blob = np.concatenate(coded) if coded else np.zeros(0, np.uint8)
+        arrays = {"coded": blob, "offsets": np.cumsum([0] + [len(c) for c in coded]).astype(np.int64),
+                  "size": np.int64(faces.shape[1]), "identity": identity.astype(np.float16)}
+    else:
+        arrays = {"faces": faces, "identity": identity}
+    with atomic_output(out) as temp:
+        try:
+            with open(temp, "wb") as file:  # numpy adds ".npz" to a name, not to a file
+                np.savez(file, **arrays)
+        except OSError as exc:
+            raise OutputError(f"cannot write {out} ({exc.strerror or exc})") from exc
 
 
 class PackedFaces:
