@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vidrestore.errors import ModelError
+from vidrestore.errors import ModelError, OutputError
 from vidrestore.models import zoo
 from vidrestore.models.flipnet import DEGRADE, RESTORE, Flipnet, load_config, load_flipnet, save_flipnet
 
@@ -143,3 +143,27 @@ def test_verify_without_a_name_checks_every_model_found(tmp_path, monkeypatch, c
     printed = capsys.readouterr()
     assert f"face-quality: FAILED (face-quality: sha256 mismatch for {damaged}" in printed.out
     assert printed.err.strip() == "vidrestore: error: face-quality did not match its recorded sha256"
+
+
+def test_weights_are_written_whole_then_named(tmp_path, monkeypatch):
+    """A training run killed while it saved a checkpoint left a cut model.safetensors beside the
+    last step's state, and could not resume: the file there stays the last whole one."""
+    import safetensors.torch
+
+    torch.manual_seed(0)
+    path = tmp_path / "model.safetensors"
+    save_flipnet(Flipnet(load_config("tiny")), path)
+    whole = path.read_bytes()
+
+    def killed(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safetensors.torch, "save_file", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_flipnet(Flipnet(load_config("tiny")), path)
+    assert path.read_bytes() == whole and sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+    monkeypatch.undo()
+    with pytest.raises(OutputError, match="output folder does not exist"):
+        save_flipnet(Flipnet(load_config("tiny")), tmp_path / "missing" / "model.safetensors")

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from ..config import to_dict
 from ..errors import ModelError
-from .zoo import checkpoint_config, load_state_dict
+from .zoo import checkpoint_config, load_state_dict, save_weights
 
 # estimates are clamped to [FLOOR_DB, CEILING_DB]; a face this close to clean or closer is taught
 # as CEILING_DB (an untouched one's PSNR is infinite)
@@ -63,7 +62,7 @@ class FaceQualityNet(nn.Module):
 def save_face_quality(model: FaceQualityNet, path: str | Path, metadata: dict[str, str] | None = None) -> None:
     """Weights and config in one safetensors file (config as JSON in the header)."""
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"config": json.dumps(to_dict(model.config)), "format": FORMAT, **(metadata or {})})
+    save_weights(state, path, {"config": json.dumps(to_dict(model.config)), "format": FORMAT, **(metadata or {})})
 
 
 def load_face_quality(path: str | Path, device: torch.device | str = "cpu") -> FaceQualityNet:

@@ -28,13 +28,12 @@ import torch
 from diffusers.models.attention_processor import Attention
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.resnet import Downsample2D, ResnetBlock2D, Upsample2D
-from safetensors.torch import save_file
 from torch import nn
 
 from ..config import resolve_config, to_dict
 from ..errors import ModelError
 from .flipnet_config import FLIPNET_FORMAT, FlipnetConfig
-from .zoo import checkpoint_config, load_state_dict
+from .zoo import checkpoint_config, load_state_dict, save_weights
 
 RESTORE, DEGRADE = 0, 1
 
@@ -196,7 +195,7 @@ def save_flipnet(model: Flipnet, path: str | Path, dtype: torch.dtype = torch.fl
     """Save weights and config in one safetensors file (config as JSON in the header)."""
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     meta = {"config": json.dumps(to_dict(model.config)), "format": FLIPNET_FORMAT, **(metadata or {})}
-    save_file(state, str(path), metadata=meta)
+    save_weights(state, path, meta)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

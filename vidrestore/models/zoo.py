@@ -26,7 +26,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from ..config import CONFIG_DIR, from_dict
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError, ModelError, OutputError
 
 T = TypeVar("T")
 
@@ -172,6 +172,22 @@ def pull(name: str, force: bool = False) -> Path:
         raise
     os.replace(tmp.name, target)
     return target
+
+
+def save_weights(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> None:
+    """Write ``state`` and ``metadata`` as one safetensors file at ``path``, whole, then named: a
+    training run killed while it saved a checkpoint left a cut model.safetensors beside the last
+    step's state, and could not resume."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    from ..io.output import atomic_output
+
+    with atomic_output(path) as temp:
+        try:
+            save_file(state, str(temp), metadata=metadata)
+        except (OSError, SafetensorError) as exc:  # safetensors reports a full disk as its own error
+            raise OutputError(f"cannot write {path} ({getattr(exc, 'strerror', None) or exc})") from exc
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
