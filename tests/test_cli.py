@@ -1242,6 +1242,10 @@ def test_an_output_folder_that_does_not_exist_is_named_as_a_folder(tmp_path, cap
 def test_help_and_console_script_entry():
     proc = subprocess.run([sys.executable, str(REPO / "cli.py"), "--help"], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0 and "Restore the faces" in proc.stdout
+    # python -m vidrestore, where pip put the script off the PATH ("is a package and cannot be directly executed")
+    proc = subprocess.run([sys.executable, "-m", "vidrestore", "--version"], capture_output=True, text=True, timeout=120,
+                          check=False, cwd=REPO)
+    assert proc.returncode == 0 and proc.stdout.startswith("vidrestore ")
 
 
 
