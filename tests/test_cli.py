@@ -1469,6 +1469,15 @@ def test_progress_rate_counts_only_work_timed_since_the_stage_first_reported():
     assert bar.line("restore", 48, 48, 48, now=110.0).endswith("3.2/s  ETA     0s")
 
 
+@pytest.mark.parametrize("seconds, shown", [(None, "?"), (-3, "0s"), (5, "5s"), (59.6, "1m00s"), (725, "12m05s"),
+                                             (12300, "3h25m"), (86400, "24h00m")])
+def test_the_time_left_reads_in_hours_and_minutes(seconds, shown):
+    """A film's restoration on a CPU showed "ETA 86400s"."""
+    from vidrestore.statusline import eta_text
+
+    assert eta_text(seconds) == shown
+
+
 @pytest.mark.parametrize("terminal", [False, True])
 def test_progress_in_a_log_is_a_line_now_and_then_and_on_a_terminal_one_line_rewritten(capsys, monkeypatch, terminal):
     """Under nohup or a scheduler, stderr is a file: the bar rewrote one line with carriage returns

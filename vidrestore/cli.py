@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__, jsonio
 from .errors import InputError, ModelError, OutputError, UsageError, VidrestoreError
-from .statusline import StatusLine, muted
+from .statusline import StatusLine, eta_text, muted
 from .stopping import Stopped, raise_if_stopped, stops_cleanly_on_termination
 
 if TYPE_CHECKING:
@@ -117,10 +117,7 @@ class ProgressBar:
     def line(self, stage: str, done: int, total: int, faces: int | None, now: float) -> str:
         elapsed = now - self.t0
         rate = (done - self.done0) / elapsed if elapsed > 0.5 and done > self.done0 else 0.0
-        if total and done >= total:
-            eta = "0s"
-        else:
-            eta = f"{(total - done) / rate:.0f}s" if total and rate else "?"
+        eta = eta_text(0 if total and done >= total else (total - done) / rate if total and rate else None)
         speed = f"{rate:5.1f}/s" if rate else "   --/s"
         counted = f"  faces {faces}" if faces is not None else ""
         return f"{stage:8s} {self.unit} {done}{f'/{total}' if total else ''}{counted}  {speed}  ETA {eta:>6s}"

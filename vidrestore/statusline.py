@@ -40,6 +40,19 @@ class StatusLine:
         self.logged = None
 
 
+def eta_text(seconds: float | None) -> str:
+    """Time left as a reader takes it in: 42s, 12m05s, 3h25m ("?" where nothing tells; a film's
+    ETA read 86400s)."""
+    if seconds is None:
+        return "?"
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
 def _write(text: str) -> None:
     """``text`` on stderr at once. A reader that has gone (``2>&1 | head``) mutes it for the rest
     of the run: the progress is not the work, which a broken pipe ended with a traceback."""

@@ -18,7 +18,7 @@ from ..errors import UsageError, VidrestoreError
 from ..pipeline import Progress
 from ..pipeline.segments import segment_path, starts_inside_shot
 from ..resume import SegmentLedger, keeps_segments, remove_leftovers
-from ..statusline import StatusLine
+from ..statusline import StatusLine, eta_text
 from ..stopping import raise_if_stopped
 from .state import JobState
 from .worker import Item, ItemPlan, RestoreWorker, SegmentDone, finish
@@ -214,10 +214,7 @@ class BatchProgress:
         fps = frames / max(1e-6, now - self.t0)
         finished = self.done + self.failed >= self.items
         total = frames if finished else self.frames  # until then an estimate, or 0 when nothing tells
-        if finished:
-            eta = "0s"
-        else:
-            eta = f"{max(0, total - frames) / fps:.0f}s" if fps > 0 and total else "?"
+        eta = eta_text(0 if finished else max(0, total - frames) / fps if fps > 0 and total else None)
         line = (f"items {self.done + self.failed}/{self.items} (ok {self.done}, failed {self.failed})  "
                 f"frames {frames}{f'/{total}' if total or finished else ''}  {fps:5.1f} fps  ETA {eta:>6s}  | "
                 + "; ".join(self.workers))
