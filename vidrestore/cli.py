@@ -361,7 +361,8 @@ def build_restore_parser() -> argparse.ArgumentParser:
         description="Restore the faces in a video with FLIPNET. Audio, subtitles, timestamps and metadata are kept.",
         epilog="Other commands: vidrestore batch | vidrestore models {list,pull,verify,info} | vidrestore train {pack,run,export,quality} | "
                "vidrestore degrade | vidrestore eval {images,noref,video} | vidrestore sample | vidrestore analyses {list,clear}. "
-               "Exit codes: 2 usage, 3 input, 4 output, 5 model, 6 config, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.")
+               "Exit codes: 2 usage, 3 input, 4 output, 5 model, 6 config, 130 interrupted (Ctrl-C), 141 its output's reader gone "
+               "(| head), 143 stopped by SIGTERM.")
     p.add_argument("input", type=_input_path, help="video, picture or image sequence to restore (a sequence as FFmpeg names one: "
                    "scan/r_%%06d.dpx, read from its lowest number), or - for a video piped in")
     p.add_argument("output", type=_output_path, nargs="?",
