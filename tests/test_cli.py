@@ -1121,6 +1121,27 @@ def test_a_report_that_cannot_be_written_is_one_line(tmp_path):
         write_report(tmp_path / "file" / "r.json", "{}")
 
 
+def test_a_report_is_written_whole_then_named(tmp_path, monkeypatch):
+    """A scheduler reading a report as its run was killed found half of it."""
+    from pathlib import Path as PathType
+
+    from vidrestore.cli import write_report
+
+    report = tmp_path / "r.json"
+    write_report(report, '{"status": "done"}')
+    real_write = PathType.write_text
+
+    def killed(self, text, *args, **kwargs):
+        real_write(self, text[: len(text) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PathType, "write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(report, '{"status": "a longer report, cut"}')
+    monkeypatch.undo()
+    assert report.read_text() == '{"status": "done"}\n' and list(tmp_path.iterdir()) == [report]
+
+
 @pytest.mark.parametrize(("device", "said"), [
     ("tpu", "--device tpu: vidrestore runs on cpu or cuda (cuda:N for one GPU of several), or auto"),
     ("mps", "--device mps: vidrestore runs on cpu or cuda"),  # torch's error from deep in the model's loading

@@ -81,12 +81,20 @@ def _same_file_key(path: Path) -> Path:
 
 
 def write_report(path: Path | None, text: str) -> None:
-    """Write a JSON report to ``path``, or print it when ``path`` is None or '-' (stdout)."""
+    """Write a JSON report to ``path``, or print it when ``path`` is None or '-' (stdout). A file is
+    written whole, then named: a scheduler reading it as a run was killed found half a report. A
+    path that is not a file (/dev/stdout, a named pipe) is written to as it is."""
     if path is None or str(path) == "-":
         print(text)
         return
+    from .io.output import atomic_output
+
     try:
-        path.write_text(text + "\n")
+        if (path.exists() and not path.is_file()) or not path.parent.is_dir():  # the latter to fail naming why
+            path.write_text(text + "\n")
+            return
+        with atomic_output(path) as temp:
+            temp.write_text(text + "\n")
     except OSError as exc:
         raise OutputError(f"cannot write the report {path} ({exc.strerror or exc})") from exc
 
