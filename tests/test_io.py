@@ -1986,25 +1986,6 @@ def test_an_exif_block_replaces_the_one_a_png_or_jpeg_had(tmp_path):
         assert photo_tags(path) == (new.tobytes().removeprefix(b"Exif\0\0"), None)
 
 
-@pytest.mark.parametrize("compression, what", [
-    ("jpeg", "it is JPEG-compressed TIFF, which FFmpeg's TIFF decoder reads as a black picture"),
-    ("lzma", "it is LZMA-compressed TIFF, which FFmpeg's TIFF decoder does not read"),
-    ("tiff_lzw", None),
-])
-def test_a_tiff_compressed_as_ffmpeg_cannot_read_is_refused_by_name(tmp_path, compression, what):
-    """A JPEG-compressed TIFF (a scanner's or Photoshop's option) decoded as black without a word,
-    and a face-less one was then written out black; LZMA's was taken for a truncated file."""
-    from PIL import Image
-
-    path = tmp_path / "scan.tif"
-    Image.fromarray(np.full((24, 32, 3), 120, np.uint8)).save(path, compression=compression)
-    if what is None:
-        assert probe(path).width == 32
-        return
-    with pytest.raises(InputError, match=f"cannot read scan.tif: {what}; save it uncompressed or with LZW or ZIP compression"):
-        probe(path)
-
-
 @pytest.mark.parametrize("compression", ["raw", "tiff_lzw"])
 def test_a_tiff_gets_an_icc_profile_and_a_description_in_place_of_its_own(tmp_path, compression):
     """FFmpeg's TIFF encoder writes no ICC profile: a scan's Adobe RGB profile was lost. The first

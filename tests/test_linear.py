@@ -212,7 +212,7 @@ def test_exr_goes_only_into_exr_and_only_plates_into_exr(plate, sample_clip, tmp
     assert main([str(plate), str(tmp_path / "out.mp4"), "--model", "none", "--detector", "dlib", "--quiet"]) == 2
     assert "write OpenEXR pictures" in capsys.readouterr().err.strip().splitlines()[-1]
     assert main([str(sample_clip), str(tmp_path / "f_%04d.exr"), "--model", "none", "--detector", "dlib", "--quiet"]) == 2
-    assert "OpenEXR pictures are written from OpenEXR plates" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert "OpenEXR pictures are written from float linear light (OpenEXR plates, float TIFF pictures)" in capsys.readouterr().err.strip().splitlines()[-1]
     assert list(tmp_path.iterdir()) == []
 
 

@@ -348,9 +348,12 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None, sour
         hint = f"give --codec {fits} (or leave --codec out), or write a {others}" if fits else f"write a {others}"
         raise OutputError(f"{codec.name} video cannot be stored in {Path(output).suffix} files; {hint}")
     if source is not None and is_linear(source.pix_fmt) != (codec.name == "exr"):
-        raise UsageError(f"an OpenEXR plate's linear light cannot go into {codec.name} {'pictures' if is_sequence(output) else 'video'} "
-                         "without clipping its highlights: write OpenEXR pictures (name_%04d.exr)" if is_linear(source.pix_fmt) else
-                         f"OpenEXR pictures are written from OpenEXR plates (float linear light); this input is "
+        picture = is_picture_name(Path(output)) and not is_sequence(output)
+        into = f"a {codec.name} picture" if picture else f"{codec.name} {'pictures' if is_sequence(output) else 'video'}"
+        raise UsageError(f"float linear light (an OpenEXR plate's, a float TIFF's) cannot go into {into} without clipping its "
+                         f"highlights: write {'an OpenEXR picture (name.exr)' if picture else 'OpenEXR pictures (name_%04d.exr)'}"
+                         if is_linear(source.pix_fmt) else
+                         f"OpenEXR pictures are written from float linear light (OpenEXR plates, float TIFF pictures); this input is "
                          f"{LIGHT_WORDS[source.light]} {source.pix_fmt}: write TIFF, DPX or PNG pictures")
     if source is not None:
         output_pix_fmt(codec, options, source)  # a --pix-fmt the encoder does not take fails here, not after pass 1

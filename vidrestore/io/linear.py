@@ -74,8 +74,11 @@ LIGHT_WORDS = {Light.DISPLAY: "display-referred", Light.LINEAR: "linear light in
                Light.APPLE_LOG: "Apple Log (BT.2020)", Light.CLOG3: "Canon Log 3 (Cinema Gamut)",
                Light.CLOG2: "Canon Log 2 (Cinema Gamut)", Light.CLOG: "Canon Log (Rec. 709)", Light.DLOG: "DJI D-Log (D-Gamut)"}
 
-# planar G, B, R (and alpha), as FFmpeg's OpenEXR decoder gives them
-LINEAR_FORMATS = {"gbrpf16le": np.float16, "gbrapf16le": np.float16, "gbrpf32le": np.float32, "gbrapf32le": np.float32}
+# planar G, B, R (and alpha), as FFmpeg's OpenEXR decoder gives them, and packed R, G, B, as its
+# TIFF decoder gives a float TIFF's (Photoshop's 32-bit mode, a compositor's render; io.tiff)
+LINEAR_FORMATS = {"gbrpf16le": np.float16, "gbrapf16le": np.float16, "gbrpf32le": np.float32, "gbrapf32le": np.float32,
+                  "rgbf32le": np.float32}
+_PLANAR_FLOATS = {"gbrpf16le": "gbrpf32le", "gbrapf16le": "gbrapf32le", "rgbf32le": "gbrpf32le"}
 _RGB_PLANES = (2, 0, 1)  # the planes R, G and B are in
 _PLANE_CHANNELS = tuple(int(c) for c in np.argsort(_RGB_PLANES))  # the channels (R, G, B) planes G, B and R hold
 LINEAR_TRANSFER = 8  # AVCOL_TRC_LINEAR: how FFmpeg reads a DPX picture's "linear" transfer characteristic
@@ -439,8 +442,9 @@ def is_linear(pix_fmt: str) -> bool:
 
 
 def float_format(pix_fmt: str) -> str:
-    """The float twin of a linear ``pix_fmt`` (gbrpf32le for gbrpf16le): what the OpenEXR encoder takes."""
-    return pix_fmt.replace("f16", "f32")
+    """The planar float32 format of a linear ``pix_fmt`` (gbrpf32le for gbrpf16le and rgbf32le):
+    what the OpenEXR encoder takes."""
+    return _PLANAR_FLOATS.get(pix_fmt, pix_fmt)
 
 
 SRGB_TRANSFER = 13  # AVCOL_TRC_IEC61966_2_1
@@ -463,6 +467,8 @@ def samples(frame: av.VideoFrame) -> np.ndarray:
     else the integer codes."""
     if not is_linear(frame.format.name):
         return frame.to_ndarray()
+    if not frame.format.is_planar:  # a float TIFF's
+        return frame.to_ndarray().astype(np.float32)
     dtype = LINEAR_FORMATS[frame.format.name]
     planes = [np.frombuffer(p, dtype).reshape(p.height, p.line_size // np.dtype(dtype).itemsize)[:, : p.width]
               for p in frame.planes]

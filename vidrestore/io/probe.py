@@ -17,6 +17,7 @@ from .exr import chromaticities_of
 from .linear import VIDEO_LIGHTS, Light, light_of, video_chromaticities
 from .sequence import find_sequence, is_sequence, numbered, open_sequence
 from .sidecar import sidecar_light, sony_settings
+from .tiff import check_tiff
 
 
 @dataclass(frozen=True)
@@ -283,35 +284,16 @@ def frame_rate_of(stream: av.video.stream.VideoStream) -> Fraction | None:
     return stated or guessed
 
 
-def _picture_header(picture: Path) -> tuple[bool, int]:
-    """Whether the picture file ``picture`` embeds an ICC profile, and its TIFF compression (tag 259;
-    1, none, for other types), read from its header by Pillow (PyAV cannot read a PNG's profile
-    safely, see :data:`_SIDE_DATA_WITH_METADATA`)."""
+def _picture_header(picture: Path) -> bool:
+    """Whether the picture file ``picture`` embeds an ICC profile, read from its header by Pillow
+    (PyAV cannot read a PNG's profile safely, see :data:`_SIDE_DATA_WITH_METADATA`)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(picture) as image:
-            return bool(image.info.get("icc_profile")), getattr(image, "tag_v2", {}).get(259, 1)
+            return bool(image.info.get("icc_profile"))
     except (OSError, UnidentifiedImageError, ValueError):
-        return False, 1  # FFmpeg's reading of it says what is wrong
-
-
-# TIFF compressions (tag 259) FFmpeg's TIFF decoder reads: none, CCITT (RLE, fax 3 and 4), LZW,
-# Deflate (both codes), PackBits. Of the others, JPEG decoded as a black picture without a word (a
-# face-less "conversion" wrote it), and LZMA and Zstandard were taken for a truncated file.
-_TIFF_READ = frozenset({1, 2, 3, 4, 5, 8, 32946, 32773})
-_TIFF_NAMES = {6: "old-style JPEG", 7: "JPEG", 34925: "LZMA", 50000: "Zstandard", 50001: "WebP", 50002: "JPEG XL",
-               32809: "ThunderScan", 34676: "SGI LogLuv", 34677: "SGI LogL"}
-
-
-def _check_tiff_compression(picture: Path, compression: int) -> None:
-    """Refuse the TIFF file ``picture`` (a sequence's first) where its ``compression`` is one FFmpeg
-    does not decode (:data:`_TIFF_READ`), naming it and the way out."""
-    if compression not in _TIFF_READ:
-        kind = _TIFF_NAMES.get(compression, f"compression {compression}")
-        raise InputError(f"cannot read {picture.name}: it is {kind}-compressed TIFF, which FFmpeg's TIFF decoder "
-                         f"{'reads as a black picture' if compression in (6, 7) else 'does not read'}; "
-                         "save it uncompressed or with LZW or ZIP compression")
+        return False  # FFmpeg's reading of it says what is wrong
 
 
 def _animated_webp(picture: Path) -> bool:
@@ -345,9 +327,9 @@ def _probe(path: str | Path) -> VideoInfo:
         cc = stream.codec_context
         picture = numbered(Path(path), find_sequence(path).first) if is_sequence(path) else Path(path)  # its header
         pictures = container.format.name == "image2" or container.format.name.endswith("_pipe")
-        icc_profile, compression = _picture_header(picture) if pictures else (False, 1)
+        icc_profile = pictures and _picture_header(picture)
         if codec_name(stream) == "tiff":
-            _check_tiff_compression(picture, compression)
+            check_tiff(picture)
         if cc.width <= 0 or cc.height <= 0:
             if _animated_webp(picture):  # it was called truncated or corrupt
                 raise InputError(f"cannot read {picture.name}: it is an animated WebP, whose frames the FFmpeg in PyAV does not "

@@ -216,7 +216,7 @@ class PipelineConfig:
         wanted = Light(self.light)
         video = (Light.DISPLAY, *sorted(VIDEO_LIGHTS, key=lambda light: light.value))
         if is_linear(info.pix_fmt) or (wanted not in video and not av.VideoFormat(info.pix_fmt).is_rgb):
-            kind = "an OpenEXR plate's float samples are linear light" if is_linear(info.pix_fmt) else \
+            kind = "an OpenEXR plate's or a float TIFF's float samples are linear light" if is_linear(info.pix_fmt) else \
                 f"this input is {info.pix_fmt} (YUV), not RGB: it takes {' or '.join(light.value for light in video)}"
             raise UsageError(f"--light {self.light} is for RGB pictures (DPX, TIFF, PNG) whose headers do not say what "
                              f"their samples stand for; {kind}")
