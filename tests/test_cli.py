@@ -1319,12 +1319,41 @@ def test_degrade_command_synthetic_and_with_the_degradation_mode(tmp_path, tiny_
     broken.write_bytes(b"not a png")
     assert _run("degrade", img, broken, "--out", tmp_path / "syn", "--synthetic", "archival") == 0
     out = capsys.readouterr()
-    assert "wrote 1 degraded images" in out.out and "skipped unreadable" in out.err
+    assert "wrote 1 degraded picture to" in out.out and "skipped unreadable" in out.err
     assert _run("degrade", img, "--out", tmp_path / "learned", "--model", tiny_model, "--preset", "fast") == 0
     syn = np.asarray(Image.open(tmp_path / "syn" / "face.png"))
     learned = np.asarray(Image.open(tmp_path / "learned" / "face.png"))
     assert syn.shape == (40, 40, 3) and learned.shape == (32, 32, 3)
     assert not np.array_equal(syn, np.asarray(Image.open(img)))
+
+
+def test_degrade_never_replaces_a_picture_given_nor_one_degraded_picture_with_another(tmp_path, capsys):
+    """--out the input folder degraded the user's pictures in place; a.png in two folders, or a.png
+    and a.jpg, were written into one out/a.png, the last one kept; an earlier run's pictures were
+    replaced without a word, and an --out inside the folder given was degraded again on a rerun."""
+    faces = tmp_path / "faces"
+    pictures = {}
+    for n, name in enumerate(["a/0.png", "b/0.png", "1.jpg"]):
+        (faces / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((24, 24, 3), 60 + 40 * n, np.uint8)).save(faces / name)
+        pictures[name] = (faces / name).read_bytes()
+    _one_line_error(capsys, _run("degrade", faces, "--out", faces), 4,
+                    f"--out {faces} holds the pictures given: {faces / 'a/0.png'} would be replaced by a degraded picture; give another folder")
+    _one_line_error(capsys, _run("degrade", faces / "a/0.png", faces / "b/0.png", "--out", tmp_path / "o"), 2,
+                    f"{faces / 'a/0.png'} and {faces / 'b/0.png'} would both be degraded into {tmp_path / 'o/0.png'}; "
+                    "degrade them in separate runs, or rename one")
+    assert _run("degrade", faces, "--out", faces / "lq") == 0
+    assert capsys.readouterr().out == f"wrote 3 degraded pictures to {faces / 'lq'}\n"
+    assert sorted(str(p.relative_to(faces / "lq")) for p in (faces / "lq").rglob("*.png")) == ["1.png", "a/0.png", "b/0.png"]
+    first = (faces / "lq/a/0.png").read_bytes()
+    _one_line_error(capsys, _run("degrade", faces, "--out", faces / "lq", "--seed", "1"), 4,
+                    f"output exists: {faces / 'lq/1.png'} and 2 more (use --overwrite to replace them)")
+    assert (faces / "lq/a/0.png").read_bytes() == first
+    assert _run("degrade", faces, "--out", faces / "lq", "--seed", "1", "--overwrite") == 0
+    assert "wrote 3 degraded pictures" in capsys.readouterr().out  # its own pictures are not taken for inputs
+    assert (faces / "lq/a/0.png").read_bytes() != first
+    assert all((faces / name).read_bytes() == data for name, data in pictures.items())
+    assert not list(faces.rglob(".*"))  # each written whole, then named
 
 
 def test_degrade_and_sample_refuse_what_they_cannot_do_in_one_line(tmp_path, capsys):
@@ -1355,7 +1384,7 @@ def test_degrade_and_sample_refuse_what_they_cannot_do_in_one_line(tmp_path, cap
     assert _run("sample", mine, "--frames", "3", "--overwrite") == 0
     with av.open(str(mine)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "face.png", "lq", "mine.mp4", "notes.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "face.png", "mine.mp4", "notes.png"]  # no empty --out made
 
 
 @pytest.mark.parametrize("text, expected", [("0", (None, "0")), ("3=0.4", (("track", 3), "0.4")), ("a=b.jpg", (None, "a=b.jpg")),

@@ -868,7 +868,8 @@ def cmd_degrade(argv: list[str]) -> int:
 
     from .config import resolve_config
     from .degrade import DegradationConfig, degrade, sample_params
-    from .train.data import list_images, read_rgb
+    from .io.output import atomic_output
+    from .train.data import read_rgb
 
     p = argparse.ArgumentParser(prog="vidrestore degrade", description="Degrade face images: synthetic chain, or FLIPNET degradation mode (--model).")
     p.add_argument("inputs", nargs="+", help="images or folders")
@@ -878,6 +879,7 @@ def cmd_degrade(argv: list[str]) -> int:
     how.add_argument("--model", help="a FLIPNET checkpoint or zoo name: use its degradation mode instead of the synthetic model")
     p.add_argument("--preset", default="balanced", help="sampling preset for --model")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace degraded pictures of an earlier run in --out")
     args = p.parse_args(argv)
     cfg = resolve_config(DegradationConfig, "degradations", args.synthetic)
     learned = None
@@ -897,27 +899,58 @@ def cmd_degrade(argv: list[str]) -> int:
     missing = [i for i in args.inputs if not Path(i).exists()]
     if missing:
         raise InputError(f"input not found: {missing[0]}")
-    files = [Path(i) for i in args.inputs if Path(i).is_file()] + list_images([i for i in args.inputs if Path(i).is_dir()])
-    if not files:  # it wrote 0 images and said nothing more
-        raise InputError(f"no pictures in {', '.join(args.inputs)}")
     if args.out.exists() and not args.out.is_dir():
         raise OutputError(f"--out {args.out} is a file; give a folder for the degraded pictures")
-    args.out.mkdir(parents=True, exist_ok=True)
+    pairs = _degraded_names([Path(i) for i in args.inputs], args.out)
+    if not pairs:  # it wrote 0 images and said nothing more
+        raise InputError(f"no pictures in {', '.join(args.inputs)}")
+    existing = [target for _, target in pairs if target.exists()]
+    if existing and not args.overwrite:  # a run with another seed replaced the last one's pictures
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise OutputError(f"output exists: {existing[0]}{more} (use --overwrite to replace them)")
     gen = torch.Generator().manual_seed(args.seed)
     written = 0
-    for f in files:
-        img = read_rgb(f)
+    for source, target in pairs:
+        img = read_rgb(source)
         if img is None:
-            print(f"skipped unreadable {f}", file=sys.stderr)
+            print(f"skipped unreadable {source}", file=sys.stderr)
             continue
         written += 1
         x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
         y = learned(x) if learned else degrade(x, sample_params(cfg, 1, gen), gen)
-        Image.fromarray((y[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(args.out / f"{f.stem}.png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(target) as tmp:
+            Image.fromarray((y[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(tmp, format="PNG")
     if not written:
-        raise InputError(f"no file given could be read as a picture ({len(files)} tried)")
-    print(f"wrote {written} degraded images to {args.out}")
+        raise InputError(f"no file given could be read as a picture ({len(pairs)} tried)")
+    print(f"wrote {written} degraded picture{'s' * (written != 1)} to {args.out}")
     return 0
+
+
+def _degraded_names(inputs: list[Path], out: Path) -> list[tuple[Path, Path]]:
+    """Each picture given in ``inputs`` (files, and the pictures in folders) with the PNG under ``out`` it is degraded into: a file's by its name, a folder's by its path
+    in the folder (a.jpg in two folders overwrote one with the other). An ``out`` inside a folder
+    given holds an earlier run's pictures, not inputs. Refused where two would be written under one
+    name, or where one would replace an input (``--out`` the input folder degraded the user's
+    pictures in place)."""
+    from .train.data import list_images
+
+    home = out.resolve()
+    pairs = [(f, out / f"{f.stem}.png") for f in inputs if f.is_file()]
+    for folder in (i for i in inputs if i.is_dir()):
+        inside = home != folder.resolve() and home.is_relative_to(folder.resolve())
+        pairs += [(f, out / f.relative_to(folder).with_suffix(".png")) for f in list_images([folder])
+                  if not (inside and f.resolve().is_relative_to(home))]
+    sources = {source.resolve(): source for source, _ in pairs}
+    named: dict[Path, Path] = {}
+    for source, target in pairs:
+        if target.resolve() in sources:
+            raise OutputError(f"--out {out} holds the pictures given: {sources[target.resolve()]} would be replaced by a "
+                              "degraded picture; give another folder")
+        if named.setdefault(target.resolve(), source) != source:
+            raise UsageError(f"{named[target.resolve()]} and {source} would both be degraded into {target}; "
+                             "degrade them in separate runs, or rename one")
+    return pairs
 
 
 def cmd_sample(argv: list[str]) -> int:
