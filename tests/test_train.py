@@ -10,7 +10,7 @@ from PIL import Image
 
 from vidrestore.errors import ConfigError
 from vidrestore.models import precision
-from vidrestore.train.data import pack_faces, write_pack
+from vidrestore.train.data import PackedFaces, pack_faces, write_pack
 from vidrestore.train.trainer import TrainConfig, Trainer, load_train_config, lr_factor, training_precision
 
 
@@ -136,7 +136,8 @@ def test_fine_tuning_starts_from_released_weights_then_resumes_from_its_own(pack
         _trainer(pack, tmp_path / "wrong", init_weights=str(other)).resume()
 
 
-def test_export_writes_fp16_ema_weights_that_load(pack, tmp_path):
+def test_export_writes_fp16_ema_weights_that_load(pack, tmp_path, capsys):
+    """It replaced any file under --out without a word, the run's own EMA weights too."""
     from vidrestore.cli import main
     from vidrestore.models.flipnet import load_flipnet, read_metadata
 
@@ -149,6 +150,35 @@ def test_export_writes_fp16_ema_weights_that_load(pack, tmp_path):
     model = load_flipnet(out)
     for a, b in zip(model.parameters(), tr.ema.parameters()):
         assert torch.allclose(a, b, atol=1e-2, rtol=1e-2)
+    ema = tmp_path / "run" / "checkpoint" / "ema.safetensors"
+    kept = ema.read_bytes()
+    capsys.readouterr()
+    for argv, said in [(["--out", str(out)], f"output exists: {out} (use --overwrite to replace it)"),
+                       (["--out", str(ema), "--overwrite"], f"--out {ema} names the run's weights; give it a name of its own")]:
+        assert main(["train", "export", str(tmp_path / "run"), *argv]) != 0
+        assert capsys.readouterr().err.strip() == f"vidrestore: error: {said}"
+    assert ema.read_bytes() == kept
+    assert main(["train", "export", str(tmp_path / "run"), "--out", str(out), "--overwrite"]) == 0
+
+
+def test_pack_never_replaces_a_pack_it_merges_nor_one_not_asked_to(pack, tmp_path, capsys):
+    """Merging into one of the packs given replaced it; an earlier pack was replaced without a word,
+    and a run that found no face removed the pack already under its --out."""
+    from vidrestore.cli import main
+
+    mine = tmp_path / "mine.npz"
+    mine.write_bytes(pack.read_bytes())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for argv, code, said in [([str(mine), "--out", str(mine), "--overwrite"], 2, f"--out {mine} names the pack {mine} given; give it a name of its own"),
+                             ([str(pack), "--out", str(mine)], 4, f"output exists: {mine} (use --overwrite to replace it)"),
+                             ([str(empty), "--out", str(mine), "--overwrite"], 3, f"no face to pack: found no pictures in {empty}")]:
+        assert main(["train", "pack", *argv, "--face-size", str(PackedFaces(pack).size), "--quiet"]) == code
+        assert capsys.readouterr().err.strip() == f"vidrestore: error: {said}"
+    assert mine.read_bytes() == pack.read_bytes()
+    size = str(PackedFaces(pack).size)
+    assert main(["train", "pack", str(mine), str(pack), "--out", str(tmp_path / "both.npz"), "--face-size", size, "--quiet"]) == 0
+    assert len(PackedFaces(tmp_path / "both.npz")) == 2 * len(PackedFaces(pack))
 
 
 def test_learned_degradation_pairs_and_validation_sheets(pack, tmp_path):

@@ -76,6 +76,13 @@ def check_written_apart(reads: dict[str, Path | None], writes: dict[str, Path | 
         seen[key] = f"the {name} file" if name.startswith("--") else name
 
 
+def check_new(path: Path, overwrite: bool) -> None:
+    """Refuse to replace the file ``path`` unless ``overwrite`` (a user's file of that name, or an
+    earlier run's, was replaced without a word)."""
+    if path.exists() and not overwrite:
+        raise OutputError(f"output exists: {path} (use --overwrite to replace it)")
+
+
 def _same_file_key(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
@@ -791,9 +798,11 @@ def cmd_train(argv: list[str]) -> int:
     pk.add_argument("--quality", type=int, default=0, metavar="Q",
                     help="store the faces as WebP at quality Q (1-100; 88: 13x smaller, 39 dB); 0 (default): uncompressed")
     pk.add_argument("--quiet", action="store_true", help="no progress line")
+    pk.add_argument("--overwrite", action="store_true", help="replace an existing pack (never one of the sources)")
     ex = sub.add_parser("export", help="write a run's EMA weights as a shippable fp16 safetensors file")
     ex.add_argument("run_dir", type=Path)
     ex.add_argument("--out", type=Path, required=True)
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing file")
     rn = sub.add_parser("run", help="train (resumes from the run folder's checkpoint)")
     rn.add_argument("--config", required=True, help="configs/train/<name>.yaml or a built-in name")
     rn.add_argument("--device", default="auto")
@@ -827,13 +836,15 @@ def cmd_train(argv: list[str]) -> int:
             raise InputError(f"not found: {missing[0]}")
         if Path(args.out).suffix != ".npz":  # numpy would add it, and the message named another file
             raise UsageError(f"--out {args.out}: a pack is an .npz file; name it so")
+        # merging into a source replaced it, and an earlier pack was replaced without a word
+        check_written_apart({f"the pack {s} given": Path(s) for s in args.sources if Path(s).is_file()}, {"--out": Path(args.out)})
+        check_new(Path(args.out), args.overwrite)
         check_writable(Path(args.out), "--out", "the pack")
         stats = pack_faces(args.sources, args.out, args.face_size, args.limit, args.aligned, quality=args.quality, progress=bar)
         bar.close()
-        found = [f"{stats.seen} images ({stats.unreadable} unreadable, {stats.no_face} without a face)"] if stats.seen else []
+        found = [f"{stats.seen} image{'s' * (stats.seen != 1)} ({stats.unreadable} unreadable, {stats.no_face} without a face)"] if stats.seen else []
         found += ["packs"] if any(str(s).endswith(".npz") for s in args.sources) else []
         if not stats.packed:  # a pack of no faces trains nothing
-            Path(args.out).unlink(missing_ok=True)
             raise InputError(f"no face to pack: found {' and '.join(found) or 'no pictures'} in {', '.join(map(str, args.sources))}")
         print(f"packed {stats.packed} faces from {' and '.join(found) or 'nothing'} into {args.out}")
         return 0
@@ -845,6 +856,8 @@ def cmd_train(argv: list[str]) -> int:
         ema = args.run_dir / "checkpoint" / "ema.safetensors"
         if not ema.is_file():
             raise InputError(f"{args.run_dir} holds no trained weights ({ema} not found): give the folder of a `train run`")
+        check_written_apart({"the run's weights": ema}, {"--out": args.out})
+        check_new(args.out, args.overwrite)
         step = read_metadata(ema).get("step", "?")
         save_flipnet(load_flipnet(ema), args.out, dtype=torch.float16, metadata={"step": step, "source": "EMA"})
         print(f"exported {ema} (step {step}) to {args.out}")
@@ -964,8 +977,7 @@ def cmd_sample(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if args.frames < 1:
         raise UsageError(f"--frames {args.frames}: the clip needs 1 frame or more")
-    if args.output.exists() and not args.overwrite:  # it replaced any file, a video of the user's too
-        raise OutputError(f"output exists: {args.output} (use --overwrite to replace it)")
+    check_new(args.output, args.overwrite)  # it replaced any file, a video of the user's too
     if args.output.suffix.lower() not in SAMPLE_TYPES:  # what holds its H.264 and AAC
         raise UsageError(f"the sample clip is H.264 video with AAC sound: name it {', '.join(SAMPLE_TYPES[:-1])} or {SAMPLE_TYPES[-1]}, "
                          f"not {args.output.name}")

@@ -76,6 +76,7 @@ def pack_faces(sources: list[str | Path], out: str | Path, face_size: int, limit
     """Align, describe and pack faces from ``sources`` into ``out`` (.npz). A source is a folder of
     images, or an earlier pack whose faces and descriptors are taken as they are (to merge packs or
     re-encode one). ``quality`` > 0 stores the faces as WebP at that quality (see :func:`write_pack`).
+    Nothing is written when no face is found.
     ``progress`` hears ("pack", images seen, images in all, faces found) after each image."""
     files = list_images([s for s in sources if not _is_pack(s)])
     if limit:
@@ -109,7 +110,8 @@ def pack_faces(sources: list[str | Path], out: str | Path, face_size: int, limit
             raise ConfigError(f"a pack of {pack.size} px faces cannot join a {face_size} px pack; use --face-size {pack.size}")
         arr = np.concatenate([arr, pack.faces_at(torch.arange(len(pack))).numpy()])
         ident = np.concatenate([ident, pack.identity.numpy()])
-    write_pack(out, arr, ident, quality)
+    if len(arr):  # a pack of no faces trains nothing
+        write_pack(out, arr, ident, quality)
     stats.packed = len(arr)
     if stats.unreadable:
         log.warning("skipped %d unreadable files", stats.unreadable)
