@@ -279,6 +279,24 @@ def test_inputs_folders_globs_and_manifest(clips, tmp_path):
     assert names[2] == "clip1.mp4" and names[0] != names[1] and all(n.startswith("clip0-") for n in names[:2])
 
 
+def test_a_folder_restored_into_itself_is_refused_and_a_subfolder_holds_outputs_not_inputs(clips, tmp_path, capsys):
+    """--out the inputs' folder took every input for an earlier output: "no input videos found",
+    with the batch's state file left among the user's videos; an input named in --out likewise."""
+    folder = clips[0].parent
+    for given in (folder, clips[1]):
+        assert main(["batch", str(given), "--out", str(folder), "--model", "none", "--quiet"]) == UsageError.exit_code
+        assert capsys.readouterr().err.strip() == (f"vidrestore: error: {clips[0] if given == folder else clips[1]} would be "
+                                                   f"replaced by a restored video: --out {folder} holds the inputs; give another folder")
+    assert sorted(folder.iterdir()) == clips
+    inside = folder / "restored"
+    (inside / "old").mkdir(parents=True)
+    shutil.copy(clips[0], inside / "old" / "clip0.mp4")  # an earlier batch's output
+    for given in (str(folder), str(folder / "**" / "*.mp4")):
+        assert [s.input for s in expand_inputs([given], inside)] == clips
+    assert [s.input for s in expand_inputs([str(folder)], tmp_path / "elsewhere")] == [*clips, inside / "old" / "clip0.mp4"]
+    assert [s.input for s in expand_inputs([str(inside / "old")], inside)][0] == inside / "old" / "clip0.mp4"  # its folder is the one given
+
+
 @pytest.mark.parametrize(("name", "text"), [
     ("excel.csv", "\ufeffinput,output,seed\r\n{0},first.mp4,7\r\n{1},,\r\n"),  # Excel's "CSV UTF-8"
     ("europe.csv", "input;output;seed\n{0};first.mp4;7\n{1};;\n"),  # Excel where the decimal mark is a comma

@@ -598,9 +598,9 @@ def build_batch_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _batch_items(args: argparse.Namespace, state, max_attempts: int):
-    """(items to run, report rows of items skipped or refused before running)."""
-    from .batch.items import assign_outputs, expand_inputs
+def _batch_items(args: argparse.Namespace, pairs: list, state, max_attempts: int):
+    """(items to run, report rows of items skipped or refused before running), of the inputs and
+    their outputs ``pairs``."""
     from .batch.runner import one_line
     from .batch.worker import Item
     from .io.sequence import exists
@@ -609,7 +609,7 @@ def _batch_items(args: argparse.Namespace, state, max_attempts: int):
     add_restore_options(item_parser)
     item_parser.set_defaults(**{k: v for k, v in vars(args).items() if k != "inputs"})
     todo, skipped = [], []
-    for spec, out in assign_outputs(expand_inputs(args.inputs, args.out), args.out):
+    for spec, out in pairs:
         try:
             options = options_from_args(item_parser.parse_args(list(spec.flags)))
         except VidrestoreError as exc:
@@ -644,6 +644,7 @@ def _batch_items(args: argparse.Namespace, state, max_attempts: int):
 
 def cmd_batch(argv: list[str]) -> int:
     args = build_batch_parser().parse_args(argv)
+    from .batch.items import assign_outputs, expand_inputs
     from .batch.runner import BatchProgress, InProcessExecutor, RayExecutor, run_batch
     from .batch.state import STATE_NAME, JobState
     from .io import probe
@@ -653,13 +654,14 @@ def cmd_batch(argv: list[str]) -> int:
     if not (args.ray or args.ray_address):  # Ray's workers find their own devices
         _device(args.device)
     check_report_path(args.json)
+    pairs = assign_outputs(expand_inputs(args.inputs, args.out), args.out)  # before --out is made, its state file in it
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output folder {args.out} ({exc.strerror})") from exc
     max_attempts = args.retries + 1
     with JobState(args.out) as state:
-        todo, skipped = _batch_items(args, state, max_attempts)
+        todo, skipped = _batch_items(args, pairs, state, max_attempts)
         listed = [(i.input, i.output) for i in todo] + [(Path(e["input"]), Path(e["output"])) for e in skipped]
         check_written_apart({"the batch's state": args.out / STATE_NAME,
                              **{f"the {role} {path}": path for pair in listed for role, path in zip(("input", "output"), pair)}},

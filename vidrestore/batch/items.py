@@ -6,6 +6,7 @@ import csv
 import glob
 import hashlib
 import io
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,32 +90,46 @@ def read_manifest(path: Path) -> list[ItemSpec]:
 def expand_inputs(inputs: list[str], out_dir: Path) -> list[ItemSpec]:
     """Files (any name: a non-video fails as its own item), folders (their videos and image
     sequences, recursively),
-    globs and manifests, in the order given, each input once; nothing inside ``out_dir``."""
+    globs and manifests, in the order given, each input once. What a folder or a glob finds inside
+    ``out_dir`` is an earlier batch's output, not an input, where ``out_dir`` lies inside the
+    folder (the glob's fixed part); ``out_dir`` the folder itself is refused by :func:`assign_outputs`."""
     specs: list[ItemSpec] = []
     for text in inputs:
         p = Path(text)
         if p.suffix.lower() in MANIFEST_SUFFIXES and p.is_file():
             specs += read_manifest(p)
         elif p.is_dir():
-            specs += [ItemSpec(f) for f in _found_in(p)]
+            specs += [ItemSpec(f) for f in _found_in(p) if not _earlier_output(f, p, out_dir)]
         elif any(c in text for c in "*?["):
             matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
             if not matches:
                 raise UsageError(f"no file matches {text}")
-            specs += [ItemSpec(m) for m in matches]
+            specs += [ItemSpec(m) for m in matches if not _earlier_output(m, _fixed_part(text), out_dir)]
         else:
             specs.append(ItemSpec(p))  # a missing file becomes a failed item, not a stopped batch
-    out_root = out_dir.resolve()
     seen, unique = set(), []
     for s in specs:
         key = s.input.resolve()
-        if key in seen or out_root in key.parents:
-            continue
-        seen.add(key)
-        unique.append(s)
+        if key not in seen:
+            seen.add(key)
+            unique.append(s)
     if not unique:
         raise UsageError("no input videos found")
     return unique
+
+
+def _fixed_part(pattern: str) -> Path:
+    """The folder a glob ``pattern`` searches: its path up to the first wildcard."""
+    parts = Path(pattern).parts
+    fixed = list(itertools.takewhile(lambda part: not any(c in part for c in "*?["), parts))
+    return Path(*fixed) if fixed else Path(".")
+
+
+def _earlier_output(found: Path, searched: Path, out_dir: Path) -> bool:
+    """Whether ``found``, found by searching the folder ``searched``, lies in ``out_dir``, a folder
+    inside it (a batch run again into a subfolder of its inputs' folder)."""
+    out_root, root = out_dir.resolve(), searched.resolve()
+    return out_root != root and root in out_root.parents and out_root in found.resolve().parents
 
 
 def _found_in(folder: Path) -> list[Path]:
@@ -151,4 +166,8 @@ def assign_outputs(specs: list[ItemSpec], out_dir: Path) -> list[tuple[ItemSpec,
     outputs = [o.resolve() for _, o in pairs]
     if len(set(outputs)) != len(outputs):
         raise UsageError("two manifest entries write the same output file")
+    inputs = {s.input.resolve(): s.input for s in specs}
+    replaced = next((inputs[o] for o in outputs if o in inputs), None)
+    if replaced is not None:  # a folder restored into itself: every input was taken for an output and "no input videos found"
+        raise UsageError(f"{replaced} would be replaced by a restored video: --out {out_dir} holds the inputs; give another folder")
     return pairs
