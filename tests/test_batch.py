@@ -294,7 +294,7 @@ def test_a_folder_restored_into_itself_is_refused_and_a_subfolder_holds_outputs_
     for given in (str(folder), str(folder / "**" / "*.mp4")):
         assert [s.input for s in expand_inputs([given], inside)] == clips
     assert [s.input for s in expand_inputs([str(folder)], tmp_path / "elsewhere")] == [*clips, inside / "old" / "clip0.mp4"]
-    assert [s.input for s in expand_inputs([str(inside / "old")], inside)][0] == inside / "old" / "clip0.mp4"  # its folder is the one given
+    assert next(s.input for s in expand_inputs([str(inside / "old")], inside)) == inside / "old" / "clip0.mp4"  # its folder is the one given
 
 
 @pytest.mark.parametrize(("name", "text"), [

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from vidrestore.cli import main
@@ -70,6 +72,27 @@ def test_pairs_in_yaml_take_one_type_per_place_and_strengths_are_checked():
         from_dict(PipelineConfig, {"grain": 1.5})
 
 
+@pytest.mark.parametrize("text, message", [
+    ("detector: {min_score: 2}", "detector: min_score: expected a value from 0 to 1, got 2.0"),
+    ("detector: {nms_iou: -0.1}", "detector: nms_iou: expected a value from 0 to 1, got -0.1"),
+    ("detector: {max_side: 0}", "detector: max_side: expected 64 or more, got 0"),
+    ("detector: {dlib_model: cnnn}", "detector: dlib_model: expected one of hog, cnn, got 'cnnn'"),
+    ("detector: {backend: mtcnn}", "detector: backend: expected one of auto, retinaface, dlib, got 'mtcnn'"),
+    ("tracker: {iou_threshold: 2}", "tracker: iou_threshold: expected a value from 0 to 1, got 2.0"),
+    ("tracker: {landmark_weight: -1}", "tracker: landmark_weight: expected 0 or more, got -1.0"),
+])
+def test_a_detector_or_tracker_value_that_cannot_work_is_named_with_its_file_as_it_is_read(tmp_path, text, message):
+    """max_side 0 failed in OpenCV's resize with a traceback after the model was loaded; a score
+    above 1, an unknown dlib model or an IoU no boxes reach found no face or ran HOG, without a word."""
+    from vidrestore.config import resolve_config
+    from vidrestore.pipeline import PipelineConfig
+
+    config = tmp_path / "c.yaml"
+    config.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=f"^{config}.{re.escape(message)}$"):
+        resolve_config(PipelineConfig, "pipeline", config)
+
+
 def test_an_estimated_strength_yields_to_a_tracks_or_persons_own_and_to_everyones_as_a_ceiling():
     import dataclasses
 
@@ -101,7 +124,7 @@ def test_an_estimated_strength_yields_to_a_tracks_or_persons_own_and_to_everyone
     ("steps: 500", r"steps: expected at most start_step \(400\)"),
     ("scheduler: euler", "scheduler: expected one of ddim, dpmsolver\\+\\+, got 'euler'"),
     ("eta: -1", "eta: expected 0 or more"),
-    ("reanchor_invalid: 2", "reanchor_invalid: expected a share, 0 to 1"),
+    ("reanchor_invalid: 2", "reanchor_invalid: expected a value from 0 to 1"),
     ("warp_schedule: [[0.5, 1], [0.2, 0]]", "warp_schedule: expected \\[fraction, weight\\] pairs"),
     ("warp_schedule: [[0.5]]", "warp_schedule: expected"),
 ])

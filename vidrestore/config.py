@@ -31,6 +31,21 @@ def check_minimums(config: object, **minimums: float) -> None:
             raise ConfigError(f"{name}: expected {least:g} or more, got {value}")
 
 
+def check_shares(config: object, *names: str) -> None:
+    """Raise :class:`ConfigError` for the first named field of ``config`` outside 0 to 1: a
+    detector's ``min_score: 2`` found no face, without a word."""
+    for name in names:
+        value = getattr(config, name)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{name}: expected a value from 0 to 1, got {value}")
+
+
+def check_choice(name: str, value: str, choices: typing.Iterable[str]) -> None:
+    """Raise :class:`ConfigError` where ``value`` of field ``name`` is not one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+
+
 def _to_float(value: Any, where: str) -> float:
     # PyYAML follows YAML 1.1, where ``1e-4`` (no dot) is a string, not a number.
     if isinstance(value, (int, float, str)) and not isinstance(value, bool):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..config import check_minimums
+from ..config import check_minimums, check_shares
 from ..errors import ConfigError
 from .flow import sampling_grid, warp_by_grid
 
@@ -47,14 +47,13 @@ class SamplerConfig:
     def __post_init__(self) -> None:
         # checked as the preset is read: "steps: -3" in a preset failed deep in the first window's
         # sampling, after pass 1, with a traceback
-        check_minimums(self, start_step=1, steps=1, eta=0, reanchor_invalid=0)
+        check_minimums(self, start_step=1, steps=1, eta=0)
+        check_shares(self, "reanchor_invalid")
         if self.steps > self.start_step:
             raise ConfigError(f"steps: expected at most start_step ({self.start_step}): the chain from t = {self.start_step} "
                               f"has no more timesteps; got {self.steps}")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"scheduler: expected one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
-        if self.reanchor_invalid > 1:
-            raise ConfigError(f"reanchor_invalid: expected a share, 0 to 1, got {self.reanchor_invalid}")
         places = [point[0] for point in self.warp_schedule if len(point) == 2]
         if len(places) != len(self.warp_schedule) or not places or places != sorted(places) or not 0 <= places[0] <= places[-1] <= 1:
             raise ConfigError("warp_schedule: expected [fraction, weight] pairs, their fractions from 0 to 1 in order, "

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..config import check_minimums
+from ..config import check_minimums, check_shares
 from .motion import face_motions, in_frame_pixels, move_detection
 from .types import Detection, Track
 
@@ -41,8 +41,9 @@ class TrackerConfig:
     follow_measure: float = 0.005  # noise of a followed position, in face-size units
 
     def __post_init__(self) -> None:
-        check_minimums(self, detect_every=1, max_missed=0, min_track_frames=1, min_face_size=0, min_score=0,
+        check_minimums(self, detect_every=1, max_missed=0, min_track_frames=1, min_face_size=0, landmark_weight=0,
                        smooth_process=0, smooth_measure=0, follow_measure=0)
+        check_shares(self, "iou_threshold", "min_score")
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import av
 
-from ..config import check_minimums
+from ..config import check_minimums, check_shares
 from ..errors import ConfigError, UsageError
 from ..faces.detect import DetectorConfig
 from ..faces.people import PeopleConfig
@@ -162,7 +162,8 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         check_minimums(self, batch_size=0, face_size=16, fade_frames=0, segment_frames=0, decode_once_mib=0, glue_threads=0, parse_every=1,
                        keep_coarse=0.0)
-        for what, value in [("strength", self.strength), ("grain", self.grain), ("keep_detail", self.keep_detail), *((f"strength of track {i}", v) for i, v in self.track_strength),
+        check_shares(self, "strength", "grain", "keep_detail")
+        for what, value in [*((f"strength of track {i}", v) for i, v in self.track_strength),
                             *((f"strength of person {i}", v) for i, v in self.person_strength)]:
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{what}: expected a value from 0 to 1, got {value}")
