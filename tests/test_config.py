@@ -72,6 +72,25 @@ def test_pairs_in_yaml_take_one_type_per_place_and_strengths_are_checked():
         from_dict(PipelineConfig, {"grain": 1.5})
 
 
+def test_times_and_rates_written_as_numbers_or_on_a_clock_are_read_as_written(tmp_path):
+    """`start: 90` and `frame_rate: 24` were refused ("expected str, got 24"), and YAML 1.1 read
+    `start: 1:00:10:12`, a timecode, as the base-60 number 216612."""
+    from vidrestore.config import resolve_config, with_overrides
+    from vidrestore.pipeline import PipelineConfig
+
+    config = tmp_path / "c.yaml"
+    config.write_text("start: 90\nend: 1:30.5\nframe_rate: 23.976\nfaces_dir: 2024\n")
+    cfg = resolve_config(PipelineConfig, "pipeline", config)
+    assert (cfg.start, cfg.end, cfg.frame_rate, cfg.faces_dir) == ("90", "1:30.5", "23.976", "2024")
+    assert cfg.excerpt.start == 90 and float(cfg.excerpt.end) == 90.5
+    config.write_text("start: 1:00:10:12\n")
+    assert resolve_config(PipelineConfig, "pipeline", config).start == "1:00:10:12"
+    assert with_overrides(cfg, ["start=1:30", "face_size=256"]).start == "1:30"
+    with pytest.raises(ConfigError, match="c.yaml.colour_match: expected bool, got 1"):
+        config.write_text("colour_match: 1\n")
+        resolve_config(PipelineConfig, "pipeline", config)
+
+
 @pytest.mark.parametrize("text, message", [
     ("detector: {min_score: 2}", "detector: min_score: expected a value from 0 to 1, got 2.0"),
     ("detector: {nms_iou: -0.1}", "detector: nms_iou: expected a value from 0 to 1, got -0.1"),

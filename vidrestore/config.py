@@ -7,6 +7,7 @@ their values. Unknown keys are an error, so a typo in a config never passes sile
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -20,6 +21,21 @@ T = TypeVar("T")
 
 # Configs live at the repository root (``configs/``); the package is installed editable from there.
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML as a config means it: ``start: 1:30`` and ``start: 1:00:10:12`` are a time and a
+    timecode, kept as written, not YAML 1.1's base-60 integers (90 and 216612, read as seconds)."""
+
+
+_BASE_60 = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
+_ConfigLoader.yaml_implicit_resolvers = {first: [("tag:yaml.org,2002:str", _BASE_60), *resolvers] if first in "+-0123456789" else resolvers
+                                         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def read_yaml(text: str) -> Any:
+    """The YAML ``text`` as :class:`_ConfigLoader` reads it."""
+    return yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader: nothing but plain data is built
 
 
 def check_minimums(config: object, **minimums: float) -> None:
@@ -79,6 +95,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return tuple(seq) if origin is tuple else seq
     if hint is float:
         return _to_float(value, where)
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # "start: 90", "frame_rate: 24": a time or a rate written as a number
     if hint in (int, str, bool) and not isinstance(value, hint):
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
     if hint is int and isinstance(value, bool):
@@ -111,7 +129,7 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = read_yaml(path.read_text()) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -127,7 +145,7 @@ def with_overrides(config: T, assignments: list[str]) -> T:
         if not sep or not key.strip():
             raise ConfigError(f"override {text!r}: expected KEY=VALUE")
         try:
-            data[key.strip()] = yaml.safe_load(value)
+            data[key.strip()] = read_yaml(value)
         except yaml.YAMLError as exc:
             raise ConfigError(f"override {text!r}: the value is not valid YAML") from exc
     return from_dict(type(config), data, where="override")
