@@ -1986,6 +1986,37 @@ def test_an_exif_block_replaces_the_one_a_png_or_jpeg_had(tmp_path):
         assert photo_tags(path) == (new.tobytes().removeprefix(b"Exif\0\0"), None)
 
 
+def test_a_16_bit_grey_scan_or_a_float_picture_is_read_at_its_levels_and_a_phone_photo_upright(sample_clip, tmp_path):
+    """Pillow's own conversion kept a 16-bit grey picture's codes above 255 white: a scan given as
+    a reference photo showed no face, and one packed for training was a white square; a pack's
+    phone photos were read sideways."""
+    import torch
+    from PIL import Image
+
+    from vidrestore.faces.detect import DetectorConfig, create_detector
+    from vidrestore.io.photo import displayed_rgb
+    from vidrestore.pipeline.analysis import reference_crop
+    from vidrestore.train.data import read_rgb
+
+    with VideoReader(sample_clip) as r:
+        grey = cv2.cvtColor(next(iter(r)).image, cv2.COLOR_RGB2GRAY)
+    scan = tmp_path / "scan.png"
+    Image.fromarray(grey.astype(np.uint16) * 257).save(scan)
+    with Image.open(scan) as image:
+        assert image.mode.startswith("I")
+        assert np.array_equal(displayed_rgb(image), np.repeat(grey[..., None], 3, axis=2))
+    assert np.array_equal(read_rgb(scan), np.repeat(grey[..., None], 3, axis=2))
+    for values in (grey / 255.0, grey.astype(np.float64)):  # floats from 0 to 1, or levels as Pillow makes them
+        assert np.array_equal(displayed_rgb(Image.fromarray(values.astype(np.float32)))[..., 0], grey)
+    crop = reference_crop(str(scan), create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")), 128)
+    assert crop.shape == (128, 128, 3) and crop.std() > 20
+    turned = tmp_path / "phone.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways, shown turned a quarter clockwise
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(turned, exif=exif)
+    assert read_rgb(turned).shape == (30, 20, 3)
+
+
 @pytest.mark.parametrize("compression", ["raw", "tiff_lzw"])
 def test_a_tiff_gets_an_icc_profile_and_a_description_in_place_of_its_own(tmp_path, compression):
     """FFmpeg's TIFF encoder writes no ICC profile: a scan's Adobe RGB profile was lost. The first

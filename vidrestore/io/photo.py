@@ -14,12 +14,35 @@ from __future__ import annotations
 import struct
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .sequence import is_sequence
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 _HEADER = b"Exif\x00\x00"
 _ORIENTATION = 0x0112
 _WRITES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}  # the types written into
+
+
+def displayed_rgb(image: Image.Image) -> np.ndarray:
+    """``image`` as 8-bit RGB (H, W, 3), turned as its EXIF orientation says it is shown (a phone's
+    photos are stored turned). Pillow's own conversion of 16-bit grey (a scan's "I;16" PNG or TIFF)
+    kept the low byte's range, every level above 255 white: no face was found in such a photo."""
+    from PIL import ImageOps
+
+    image = ImageOps.exif_transpose(image)
+    if image.mode.startswith("I"):  # 16-bit grey; a 32-bit one is taken to hold 16-bit codes too
+        grey = np.clip(np.asarray(image, np.float64) / 257, 0, 255)
+    elif image.mode == "F":  # float grey: from 0 to 1, or levels to 255 where it goes past 1 (as Pillow makes it)
+        values = np.nan_to_num(np.asarray(image, np.float64))
+        grey = np.clip(values * (255 if np.nanmax(values, initial=0) <= 1 else 1), 0, 255)
+    else:
+        return np.array(image.convert("RGB"))  # writable, so torch.from_numpy may share it
+    return np.repeat(np.rint(grey).astype(np.uint8)[..., None], 3, axis=2)
 
 
 def photo_tags(picture: str | Path) -> tuple[bytes | None, bytes | None]:

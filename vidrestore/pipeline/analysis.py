@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .. import cadence
 from ..errors import UsageError
@@ -34,6 +34,7 @@ from ..io import VideoReader, probe
 from ..io.excerpt import Excerpt
 from ..io.linear import VIDEO_LIGHTS, Light
 from ..io.patch import Box
+from ..io.photo import displayed_rgb
 from ..io.reader import DecodedFrames, FieldFilter, frame_to_rgb
 from ..models import zoo
 from ..models.face_quality import load_face_quality
@@ -329,7 +330,7 @@ def reference_crop(photo: str, detector: FaceDetector, face_size: int) -> np.nda
     """The largest face of a reference photo, aligned like the video's crops: (S, S, 3) uint8."""
     try:
         with Image.open(photo) as im:
-            image = np.array(ImageOps.exif_transpose(im).convert("RGB"))  # phone photos are stored rotated
+            image = displayed_rgb(im)
     except (OSError, ValueError) as exc:  # Pillow's "cannot identify image file" is an OSError with no errno
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a picture Pillow reads (JPEG, PNG, TIFF, WebP...)"
         raise UsageError(f"cannot read the reference photo {photo}: {why}") from exc

@@ -23,6 +23,7 @@ from ..faces.align import align_faces
 from ..faces.detect import DetectorConfig, create_detector
 from ..faces.identity import DlibIdentityEncoder
 from ..io.output import atomic_output
+from ..io.photo import displayed_rgb
 
 if TYPE_CHECKING:
     from ..pipeline import Progress
@@ -48,10 +49,10 @@ def list_images(folders: list[str | Path]) -> list[Path]:
 
 
 def read_rgb(path: Path) -> np.ndarray | None:
-    """RGB uint8 image, or None when the file cannot be decoded."""
+    """RGB uint8 image as shown (:func:`~vidrestore.io.photo.displayed_rgb`), or None when the file cannot be decoded."""
     try:
         with Image.open(path) as im:
-            return np.array(im.convert("RGB"))  # writable, so torch.from_numpy may share it
+            return displayed_rgb(im)
     except (UnidentifiedImageError, OSError, ValueError):
         return None
 
