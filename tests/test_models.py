@@ -111,6 +111,16 @@ def test_shipped_default_model_verifies_and_loads():
     assert model.config.name == "small" and model.config.image_size == 128
 
 
+def test_pulling_a_bundled_model_checks_the_packages_copy_and_downloads_nothing(capsys, monkeypatch):
+    """`vidrestore models pull flipnet-small` in a setup script failed, exit 5: "has no download URL"."""
+    from vidrestore.cli import main
+
+    monkeypatch.setattr(zoo.urllib.request, "urlopen", lambda *a, **k: pytest.fail("nothing is downloaded"))
+    assert main(["models", "pull", "flipnet-small"]) == 0
+    path = zoo.verify("flipnet-small")
+    assert capsys.readouterr().out.strip() == f"flipnet-small: {path} (sha256 {zoo.entry('flipnet-small').sha256})"
+
+
 def test_a_file_that_is_not_a_flipnet_checkpoint_says_what_it_holds(tmp_path):
     """Each refusal named only an exception type ("(SafetensorError)", "(ConfigError)"); it says
     what the file holds: not safetensors, none of vidrestore's config, another model's, or a config

@@ -120,6 +120,32 @@ def test_a_piped_video_is_restored_as_the_file_it_came_from(sample_clip, tmp_pat
         assert [s.type for s in c.streams] == ["video", "audio"]
 
 
+def test_the_analysis_of_a_video_piped_in_is_kept_for_the_next_run_of_the_same_bytes(sample_clip, tmp_path, monkeypatch, capsys):
+    """Each run analysed what was piped in again, though the same bytes came (a restore after a
+    dry run, or with another --crf): an hour of a film's pass 1 on a CPU. Other bytes are analysed."""
+    kept = "the input was not analysed again"
+
+    def notes(name, data, *options):
+        _pipe(monkeypatch, data)
+        assert main(["-", str(tmp_path / name), *FAST, "--detect-every", "5", "--json", "-", *options]) == 0
+        return " ".join(json.loads(capsys.readouterr().out)["notes"])
+
+    clip = sample_clip.read_bytes()
+    assert kept not in notes("first.mkv", clip)
+    assert kept in notes("again.mkv", clip, "--crf", "30")
+    assert kept not in notes("reanalysed.mkv", clip, "--reanalyse")
+    with av.open(str(sample_clip)) as c, av.open(str(tmp_path / "short.mkv"), "w") as out:  # other bytes
+        stream = out.add_stream_from_template(c.streams.video[0])
+        for packet in c.demux(c.streams.video[0]):
+            if packet.dts is not None and packet.pts is not None and packet.pts < 12 * packet.duration:
+                packet.stream = stream
+                out.mux(packet)
+    assert kept not in notes("other.mkv", (tmp_path / "short.mkv").read_bytes())
+    assert main(["analyses"]) == 0
+    digest = hashlib.sha256(clip).hexdigest()
+    assert f"- (piped in, sha256 {digest[:16]}...)" in capsys.readouterr().out
+
+
 def test_a_wrong_output_is_refused_before_a_byte_is_piped_in(sample_clip, tmp_path, monkeypatch, capsys):
     (tmp_path / "taken.mp4").write_bytes(b"x")
     for output, message in [(tmp_path / "taken.mp4", "output exists"), (tmp_path / "out.xyz", "no container is known"),

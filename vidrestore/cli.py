@@ -493,14 +493,14 @@ def _restored(args: argparse.Namespace, options: RestoreOptions, device: torch.d
     ledger = None
     bar = ProgressBar(args.quiet)
     try:
-        with _read_once(args, options) as (source, stamp):
-            fingerprint = options.fingerprint_for(source, stamp)
+        with _read_once(args, options) as (source, digest):
+            fingerprint = options.fingerprint_for(source, f"piped:{digest}" if digest else None)
             ledger = SegmentLedger(args.output, fingerprint) if args.output is not None else None
             restorer = build_restorer(pinned_precision(options, device, ledger), device, dry_run=args.dry_run)
             if args.preview is not None:
                 check_paths(source, args.preview, args.overwrite)
-            # an analysis of what was piped in is not kept: the next run reads another copy
-            analyses = AnalysisStore.default(read=not args.reanalyse) if stamp is None else None
+            # what was piped in is named by its digest: the next run holds another copy
+            analyses = AnalysisStore.default(read=not args.reanalyse, piped=digest or "")
             report = run(source, args.output, options.pipeline, restorer, device, overwrite=args.overwrite,
                          dry_run=args.dry_run, progress=bar, preview=args.preview, qa=args.qa, resume=fingerprint,
                          analyses=analyses)
@@ -519,7 +519,7 @@ def _restored(args: argparse.Namespace, options: RestoreOptions, device: torch.d
 def _read_once(args: argparse.Namespace, options: RestoreOptions) -> Iterator[tuple[Path, str | None]]:
     """The file to read as the input, and what tells its content where its name cannot: the input
     itself and None; or, for a video piped in ("-"), a copy held while the run lasts and its
-    digest (:mod:`~vidrestore.io.piped`). The output is checked first, so that a wrong name does
+    SHA-256 (:mod:`~vidrestore.io.piped`). The output is checked first, so that a wrong name does
     not wait for a whole video to come through the pipe."""
     if str(args.input) != "-":
         yield args.input, None
@@ -541,7 +541,7 @@ def _read_once(args: argparse.Namespace, options: RestoreOptions) -> Iterator[tu
                 spooled(sys.stdin.buffer if sys.stdin is not None else None, held, lambda mib: bar("piped in", mib, 0, None)) as spool:
             bar.close()
             try:
-                yield spool.path, f"piped:{spool.digest}"
+                yield spool.path, spool.digest
             except VidrestoreError as exc:  # it names the video as the user gave it, not the copy read
                 for copy in {str(spool.path), str(spool.path.resolve())}:
                     exc.args = tuple(a.replace(copy, "the video piped in") if isinstance(a, str) else a for a in exc.args)

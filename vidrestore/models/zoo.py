@@ -150,10 +150,13 @@ def verify(name: str, path: Path | None = None) -> Path:
 
 
 def pull(name: str, force: bool = False) -> Path:
-    """Download ``name`` into the cache (atomically) and verify it."""
+    """Download ``name`` into the cache (atomically) and verify it; a model bundled in the package
+    is verified where it is found (a setup script's pull of the default model failed, exit 5)."""
     e = entry(name)
+    if not e.url and e.bundled:
+        return verify(name)
     if not e.url:
-        raise ModelError(f"{name} has no download URL (it is bundled with vidrestore or must be given as a path)")
+        raise ModelError(f"{name} has no download URL: give its weights as a path")
     target = cache_dir() / e.file
     if target.is_file() and not force:
         return verify(name, target)

@@ -4,7 +4,8 @@ stopped and continued, or a run repeated with other restoration options (``--tra
 
 An analysis is kept in the cache (``$VIDRESTORE_CACHE`` or ``$XDG_CACHE_HOME/vidrestore``, folder
 ``analyses``) under a key made of everything that decides it: the input (its path, size,
-modification time, inode, and a hash of its first and last MiB), every option pass 1 reads,
+modification time, inode, and a hash of its first and last MiB; a video piped in, the SHA-256 of
+its bytes), every option pass 1 reads,
 the detector (its kind, name and weights), vidrestore's version and code (:func:`code_digest`),
 and the versions of the libraries pass 1 reads and computes with (:data:`LIBRARIES`). Options that only pass 2
 reads (:data:`PASS_TWO_ONLY`) are left out of the key; so are the reference photos, whose crops
@@ -114,17 +115,19 @@ def source_identity(path: Path) -> dict[str, str]:
     return identity
 
 
-def analysis_key(path: Path, cfg: PipelineConfig, copied_from: Path | None = None) -> str:
+def analysis_key(path: Path, cfg: PipelineConfig, copied_from: Path | None = None, piped: str = "") -> str:
     """The key of ``path``'s analysis with ``cfg`` (module docstring), the detector told by its
     config (:func:`~vidrestore.faces.detect.detector_identity`), so that an analysis is taken
     without loading it. ``copied_from``:
     ``path`` is a copy of that input, timed on where its timestamps start over
     (:func:`~vidrestore.io.restarts.timed_on`), made anew for each run from it alike: the input
-    names the analysis."""
+    names the analysis. ``piped``: the SHA-256 of a video piped in, which names it instead of the
+    copy held for this run (:mod:`~vidrestore.io.piped`)."""
     options = dataclasses.asdict(cfg)
     for name in PASS_TWO_ONLY | NOT_IN_KEY:
         del options[name]
-    source = {"timed on": source_identity(copied_from)} if copied_from is not None else source_identity(path)
+    source = {"piped in": piped} if piped else \
+        {"timed on": source_identity(copied_from)} if copied_from is not None else source_identity(path)
     data = {"format": FORMAT, "version": __version__, "code": code_digest(), "libraries": LIBRARIES, "source": source, "options": options,
             "detector": detector_identity(cfg.detector)}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:32]
@@ -169,15 +172,21 @@ class KeptAnalysis:
 
 @dataclass(frozen=True)
 class AnalysisStore:
-    """Where analyses are kept. ``read=False`` (``--reanalyse``) analyses again and replaces what is kept."""
+    """Where analyses are kept. ``read=False`` (``--reanalyse``) analyses again and replaces what is
+    kept. ``piped``: the run reads a video piped in, of this SHA-256 (see :func:`analysis_key`)."""
 
     folder: Path
     read: bool = True
     cap_bytes: int = 10**9
+    piped: str = ""
 
     @classmethod
-    def default(cls, read: bool = True) -> AnalysisStore:
-        return cls(cache_dir() / "analyses", read)
+    def default(cls, read: bool = True, piped: str = "") -> AnalysisStore:
+        return cls(cache_dir() / "analyses", read, piped=piped)
+
+    def input_of(self, path: Path) -> str:
+        """The input an analysis of ``path`` is listed as: its path, or the digest of a video piped in."""
+        return f"- (piped in, sha256 {self.piped[:16]}...)" if self.piped else shown(path.resolve())
 
     def path_of(self, key: str) -> Path:
         return self.folder / f"{key}.safetensors"
@@ -227,7 +236,7 @@ class AnalysisStore:
         arrays: dict[str, np.ndarray] = {}
         data = encoded(dataclasses.replace(analysis, references={}), arrays)
         metadata = {"format": FORMAT, "extras": json.dumps(encoded(extras, {})), "analysis": json.dumps(data),
-                    "input": shown(source.resolve()), "frames": str(analysis.frames), "tracks": str(len(analysis.tracks))}
+                    "input": self.input_of(source), "frames": str(analysis.frames), "tracks": str(len(analysis.tracks))}
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(prefix=f".{key}.", suffix=".part", dir=self.folder)
@@ -283,7 +292,7 @@ def analysed(path: Path, cfg: PipelineConfig, detector: Callable[[], FaceDetecto
     reference crops are made for this run either way."""
     if store is None:
         return analyse(path, cfg, detector(), progress, keep=keep), Kept.NOT
-    key = analysis_key(path, cfg, copied_from)
+    key = analysis_key(path, cfg, copied_from, store.piped)
     wanted = Extras.wanted_by(cfg)
     kept = store.load(key, wanted)
     if kept is None:
