@@ -844,7 +844,7 @@ def cmd_train(argv: list[str]) -> int:
         check_writable(Path(args.out), "--out", "the pack")
         stats = pack_faces(args.sources, args.out, args.face_size, args.limit, args.aligned, quality=args.quality, progress=bar)
         bar.close()
-        found = [f"{stats.seen} image{'s' * (stats.seen != 1)} ({stats.unreadable} unreadable, {stats.no_face} without a face)"] if stats.seen else []
+        found = [f"{_counted(stats.seen, 'image')} ({stats.unreadable} unreadable, {stats.no_face} without a face)"] if stats.seen else []
         found += ["packs"] if any(str(s).endswith(".npz") for s in args.sources) else []
         if not stats.packed:  # a pack of no faces trains nothing
             raise InputError(f"no face to pack: found {' and '.join(found) or 'no pictures'} in {', '.join(map(str, args.sources))}")
@@ -938,7 +938,7 @@ def cmd_degrade(argv: list[str]) -> int:
             Image.fromarray((y[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(tmp, format="PNG")
     if not written:
         raise InputError(f"no file given could be read as a picture ({len(pairs)} tried)")
-    print(f"wrote {written} degraded picture{'s' * (written != 1)} to {args.out}")
+    print(f"wrote {_counted(written, 'degraded picture')} to {args.out}")
     return 0
 
 
