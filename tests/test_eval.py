@@ -51,7 +51,7 @@ def test_eval_video_report_schema_and_baseline(sample_clip, tmp_path):
     report = tmp_path / "r.json"
     assert main(["eval", "video", str(sample_clip), str(sample_clip), "--figures", str(tmp_path / "s"), "--json", str(report)]) == 0
     rep = json.loads(report.read_text())
-    assert rep["schema"] == 3 and rep["kind"] == "video" and rep["lpips"].startswith("unavailable")
+    assert rep["schema"] == 4 and rep["kind"] == "video" and rep["lpips"].startswith("unavailable")
     (track,) = rep["tracks"]
     for side in ("input", "restored"):
         assert set(track[side]) == {"warping_error", "flicker", "identity_stability", "identity_to_input",
@@ -80,13 +80,18 @@ def test_eval_images_with_landmarks_and_niqe(tmp_path):
     Image.fromarray(face).save(tmp_path / "a" / "x.png")
     Image.fromarray(np.asarray(Image.fromarray(face).filter(ImageFilter.GaussianBlur(3)))).save(tmp_path / "a" / "y.png")
     Image.fromarray(face).save(tmp_path / "b" / "y.png")
+    Image.fromarray(face).resize((128, 128)).save(tmp_path / "a" / "small.png")
+    Image.fromarray(face).save(tmp_path / "b" / "small.png")
+    Image.fromarray(face).save(tmp_path / "a" / "alone.png")  # no reference: named, not left out without a word
     rep = eval_images(tmp_path / "a", tmp_path / "b", create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")))
     rows = {r["file"]: r for r in rep["per_image"]}
-    assert rep["pairs"] == 2 and rows["x.png"]["psnr"] > 90 and abs(rows["x.png"]["ssim"] - 1) < 1e-4
+    assert rep["pairs"] == 3 and rep["unpaired"] == ["alone.png"]
+    assert rows["small.png"]["resized_from"] == "128x128" and rows["x.png"]["resized_from"] is None
+    assert rows["x.png"]["psnr"] > 90 and abs(rows["x.png"]["ssim"] - 1) < 1e-4
     assert rows["x.png"]["landmark_distance"] == 0.0 and 0 < rows["y.png"]["landmark_distance"] < 0.2
     assert rows["x.png"]["niqe"] == rows["x.png"]["niqe_reference"] < rows["y.png"]["niqe"]  # blur is less natural
     noref = eval_noref(tmp_path / "a", baseline=tmp_path / "b")
-    assert noref["images"] == 2 and {r["file"]: r["niqe"] for r in noref["per_image"]}["y.png"] == rows["y.png"]["niqe"]
+    assert noref["images"] == 4 and {r["file"]: r["niqe"] for r in noref["per_image"]}["y.png"] == rows["y.png"]["niqe"]
 
 
 def test_eval_json_dash_is_stdout_as_for_the_other_commands(tmp_path, capsys, monkeypatch):

@@ -26,7 +26,7 @@ from . import niqe as niqe_metric
 from .metrics import UNAVAILABLE, identity_cosine, landmark_distance, psnr, ssim
 from .tracks import SIDES, TrackMeter, measure_tracks, output_cadence
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _tensor(images: list[np.ndarray]) -> torch.Tensor:
@@ -60,7 +60,9 @@ def eval_images(restored_dir: Path, reference_dir: Path, detector: FaceDetector)
     """Full-reference metrics for files with the same stem in both folders, and NIQE of each side."""
     _check_folders(restored_dir, reference_dir)
     refs = {p.stem: p for p in list_images([reference_dir])}
-    pairs = [(p, refs[p.stem]) for p in list_images([restored_dir]) if p.stem in refs]
+    restored = list_images([restored_dir])
+    pairs = [(p, refs[p.stem]) for p in restored if p.stem in refs]
+    unpaired = [p.name for p in restored if p.stem not in refs]  # left out without a word, the means over fewer
     if not pairs:  # the means were null and the run said nothing of why
         raise InputError(f"no picture in {restored_dir} has a reference of the same name (less its type) in {reference_dir}")
     encoder = DlibIdentityEncoder()
@@ -70,16 +72,17 @@ def eval_images(restored_dir: Path, reference_dir: Path, detector: FaceDetector)
         if out is None or ref is None:
             skipped.append(out_path.name)
             continue
-        if out.shape != ref.shape:
+        resized_from = f"{out.shape[1]}x{out.shape[0]}" if out.shape != ref.shape else None
+        if resized_from:
             out = np.asarray(Image.fromarray(out).resize(ref.shape[1::-1], Image.BICUBIC))
         a, b = _tensor([out]), _tensor([ref])
         ident = float(identity_cosine(encoder.embed(out[None]), encoder.embed(ref[None]))[0]) if ref.shape[0] == ref.shape[1] else None
         lm_out, lm_ref = _landmarks(detector, out), _landmarks(detector, ref)
         rows.append({"file": out_path.name, "psnr": float(psnr(a, b)[0]), "ssim": float(ssim(a, b)[0]), "identity_cosine": ident,
                      "landmark_distance": landmark_distance(lm_out, lm_ref) if lm_out is not None and lm_ref is not None else None,
-                     "niqe": _niqe_or_none(out), "niqe_reference": _niqe_or_none(ref)})
+                     "niqe": _niqe_or_none(out), "niqe_reference": _niqe_or_none(ref), "resized_from": resized_from})
     keys = ("psnr", "ssim", "identity_cosine", "landmark_distance", "niqe", "niqe_reference")
-    return {"schema": SCHEMA_VERSION, "kind": "images", "pairs": len(rows), "skipped": skipped,
+    return {"schema": SCHEMA_VERSION, "kind": "images", "pairs": len(rows), "skipped": skipped, "unpaired": unpaired,
             "mean": {k: _mean(rows, k) for k in keys}, "niqe_model": niqe_metric.model_name(), "detector": detector.name,
             "per_image": rows, **UNAVAILABLE}
 
