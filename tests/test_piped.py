@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -73,7 +74,7 @@ def test_a_terminal_an_empty_pipe_and_a_full_disk_are_named(tmp_path, monkeypatc
         pass
     with pytest.raises(InputError, match=r"the input is '-' \(standard input\), but it is closed"), spooled(None, output):
         pass  # vidrestore - out.mkv <&- : Python's sys.stdin is None
-    with pytest.raises(InputError, match="nothing came through the pipe"), spooled(io.BytesIO(b""), output):
+    with pytest.raises(InputError, match=r"the input is .-. \(standard input\), but nothing came through it"), spooled(io.BytesIO(b""), output):
         pass
 
     class Broken(io.BytesIO):
@@ -186,8 +187,34 @@ def test_a_stream_piped_from_another_program_is_restored_with_its_sound(sample_c
 
 
 def test_a_batch_reads_files_and_says_which_command_takes_a_pipe(tmp_path):
-    with pytest.raises(InputError, match=r"'-' \(a video piped in\) is read by `vidrestore - OUTPUT` alone"):
+    with pytest.raises(InputError, match=r"'-' \(standard input\) is read by `vidrestore - OUTPUT` alone"):
         check_paths(Path("-"), tmp_path / "out.mp4", overwrite=False)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match=f"the pipe {fifo} is read by `vidrestore {fifo} OUTPUT` alone"):
+        check_paths(fifo, tmp_path / "out.mp4", overwrite=False)
+
+
+def test_a_named_pipe_or_a_shells_process_substitution_is_read_as_a_video_piped_in(sample_clip, tmp_path):
+    """`vidrestore <(ffmpeg -i tape.dv -f matroska -) out.mkv` and a FIFO were refused: "input is not
+    a file". Both passes read the video, so it is held as standard input's is."""
+    output = tmp_path / "out.mp4"
+    done = subprocess.run(["bash", "-c", f'"$0" "{ROOT / "cli.py"}" <(cat "{sample_clip}") "{output}" --json - ' + " ".join(FAST),
+                           sys.executable], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["input"].startswith("/dev/fd/")
+    assert _times(output) == _times(sample_clip)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["bash", "-c", f'exec 3>"{fifo}"; sleep 0.5'])  # opens it, writes nothing, closes it
+    try:
+        done = subprocess.run([sys.executable, str(ROOT / "cli.py"), str(fifo), str(tmp_path / "empty.mkv"), *FAST],
+                              capture_output=True, text=True, timeout=300, check=False)
+    finally:
+        writer.wait()
+    assert done.returncode == InputError.exit_code
+    assert done.stderr == f"vidrestore: error: the input is the pipe {fifo}, but nothing came through it\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "out.mp4"]
 
 
 def test_a_second_run_piping_into_the_same_output_is_refused_before_it_reads(sample_clip, tmp_path, monkeypatch, capsys):

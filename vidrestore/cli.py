@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from . import __version__, jsonio
 from .errors import InputError, ModelError, OutputError, UsageError, VidrestoreError
@@ -450,7 +450,9 @@ def cmd_restore(argv: list[str]) -> int:
     if args.output is None and not args.dry_run:
         raise UsageError("give an output path, or --dry-run to only detect and track")
     if args.output is not None and args.output.is_dir():  # as cp does
-        if str(args.input) == "-":  # standard input (io.piped)
+        from .io.piped import is_piped
+
+        if is_piped(args.input):  # standard input or a pipe
             raise UsageError(f"{args.output} is a folder, and a video piped in has no name to give the output there: name the output file")
         args.output = args.output / args.input.name
     check_written_apart({"the input": args.input, "the output": args.output},
@@ -518,15 +520,16 @@ def _restored(args: argparse.Namespace, options: RestoreOptions, device: torch.d
 @contextlib.contextmanager
 def _read_once(args: argparse.Namespace, options: RestoreOptions) -> Iterator[tuple[Path, str | None]]:
     """The file to read as the input, and what tells its content where its name cannot: the input
-    itself and None; or, for a video piped in ("-"), a copy held while the run lasts and its
-    SHA-256 (:mod:`~vidrestore.io.piped`). The output is checked first, so that a wrong name does
+    itself and None; or, for a video piped in ("-", or a named pipe), a copy held while the run
+    lasts and its SHA-256 (:mod:`~vidrestore.io.piped`). The output is checked first, so that a wrong name does
     not wait for a whole video to come through the pipe."""
-    if str(args.input) != "-":
+    from .io.piped import is_piped, pipe_name, spooled
+
+    if not is_piped(args.input):
         yield args.input, None
         return
     from .io.encoders import check_encoder
     from .io.output import writing
-    from .io.piped import spooled
     from .pipeline import check_output_path
 
     for output in (args.output, args.preview):
@@ -537,8 +540,8 @@ def _read_once(args: argparse.Namespace, options: RestoreOptions) -> Iterator[tu
     held = args.output if not args.dry_run else None  # a dry run's copy goes to the temporary folder
     try:
         # held from here: another run piping into the same output would remove this one's copy
-        with writing(held) if held is not None else contextlib.nullcontext(), \
-                spooled(sys.stdin.buffer if sys.stdin is not None else None, held, lambda mib: bar("piped in", mib, 0, None)) as spool:
+        with writing(held) if held is not None else contextlib.nullcontext(), _pipe_of(args.input) as stream, \
+                spooled(stream, held, lambda mib: bar("piped in", mib, 0, None), pipe_name(args.input)) as spool:
             bar.close()
             try:
                 yield spool.path, spool.digest
@@ -548,6 +551,21 @@ def _read_once(args: argparse.Namespace, options: RestoreOptions) -> Iterator[tu
                 raise
     finally:
         bar.close()
+
+
+@contextlib.contextmanager
+def _pipe_of(source: Path) -> Iterator[BinaryIO | None]:
+    """The stream the pipe ``source`` names: standard input's for "-" (None where it is closed), or
+    the named pipe opened (it waits there for a writer, as any reader of a FIFO does)."""
+    if str(source) == "-":
+        yield sys.stdin.buffer if sys.stdin is not None else None
+        return
+    try:
+        stream = open(source, "rb")  # noqa: SIM115 - closed below, after the spool read it
+    except OSError as exc:
+        raise InputError(f"cannot read the pipe {source} ({exc.strerror or exc})") from exc
+    with stream:
+        yield stream
 
 
 def _counted(n: int, noun: str) -> str:

@@ -1,4 +1,5 @@
-"""A video piped into vidrestore (``ffmpeg -i tape.dv -f matroska - | vidrestore - out.mkv``).
+"""A video piped into vidrestore (``ffmpeg -i tape.dv -f matroska - | vidrestore - out.mkv``), or
+through a named pipe (a FIFO, or a shell's ``vidrestore <(ffmpeg -i tape.dv -f matroska -) out.mkv``).
 
 Both passes read the video (pass 1 to find the faces, pass 2 to restore them), and a pipe can be
 read once, so what comes in is held in a hidden folder beside the output while the run lasts, and
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +34,19 @@ class Spool:
 
 
 def is_piped(source: str | Path) -> bool:
-    """Whether ``source`` names standard input ("-")."""
-    return str(source) == PIPED
+    """Whether ``source`` names standard input ("-") or a pipe (a FIFO: a shell's process
+    substitution, /dev/fd/63, was refused as "not a file")."""
+    if str(source) == PIPED:
+        return True
+    try:
+        return stat.S_ISFIFO(os.stat(source).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def pipe_name(source: str | Path) -> str:
+    """How messages name the pipe ``source``."""
+    return "'-' (standard input)" if str(source) == PIPED else f"the pipe {source}"
 
 
 def spool_folder(output: Path | None) -> Path:
@@ -40,11 +54,13 @@ def spool_folder(output: Path | None) -> Path:
 
 
 @contextlib.contextmanager
-def spooled(stream: BinaryIO | None, output: Path | None, progress: Callable[[int], None] | None = None) -> Iterator[Spool]:
-    """Hold all of ``stream`` (None: standard input is closed) in :func:`spool_folder` of ``output``
-    for one run, telling ``progress`` the MiB read so far; removed afterwards whatever happens."""
+def spooled(stream: BinaryIO | None, output: Path | None, progress: Callable[[int], None] | None = None,
+            name: str = pipe_name(PIPED)) -> Iterator[Spool]:
+    """Hold all of ``stream`` (None: standard input is closed), the input ``name`` names, in
+    :func:`spool_folder` of ``output`` for one run, telling ``progress`` the MiB read so far;
+    removed afterwards whatever happens."""
     if stream is None or stream.isatty():
-        raise InputError(f"the input is '-' (standard input), but {'it is closed' if stream is None else 'nothing is piped in'}: "
+        raise InputError(f"the input is {name}, but {'it is closed' if stream is None else 'nothing is piped in'}: "
                          "pipe a video in (ffmpeg -i in.avi -f matroska - | vidrestore - out.mkv) or name a file")
     folder = spool_folder(output)
     shutil.rmtree(folder, ignore_errors=True)  # a killed run's
@@ -53,12 +69,12 @@ def spooled(stream: BinaryIO | None, output: Path | None, progress: Callable[[in
     except OSError as exc:
         raise _cannot_hold(folder, exc, 0) from exc
     try:
-        yield _held(stream, folder / PIPED_NAME, progress)
+        yield _held(stream, folder / PIPED_NAME, progress, name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _held(stream: BinaryIO, path: Path, progress: Callable[[int], None] | None) -> Spool:
+def _held(stream: BinaryIO, path: Path, progress: Callable[[int], None] | None, name: str) -> Spool:
     digest, size = hashlib.sha256(), 0
     try:
         with open(path, "wb") as held:  # its closing writes too: a full disk may show only there
@@ -71,7 +87,7 @@ def _held(stream: BinaryIO, path: Path, progress: Callable[[int], None] | None) 
     except OSError as exc:
         raise _cannot_hold(path.parent, exc, size) from exc
     if not size:
-        raise InputError("the input is '-' (standard input), but nothing came through the pipe")
+        raise InputError(f"the input is {name}, but nothing came through it")
     return Spool(path, digest.hexdigest())
 
 

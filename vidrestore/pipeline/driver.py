@@ -23,7 +23,7 @@ from ..io import remux
 from ..io.encoders import check_encoder
 from ..io.output import atomic_output, writing
 from ..io.photo import carry_photo_tags
-from ..io.piped import is_piped, spool_folder
+from ..io.piped import is_piped, pipe_name, spool_folder
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output
 from ..io.restarts import played_in_order, timed_on_folder
@@ -104,12 +104,12 @@ def check_input(src: Path) -> None:
         find_sequence(src)  # names the folder, the missing pictures or the empty match
     elif has_number_field(src) and not src.exists():
         raise InputError(f"cannot read the image sequence {src.name}: {unsupported_type(src)}")
+    elif is_piped(src):
+        raise InputError(f"{pipe_name(src)} is read by `vidrestore {src} OUTPUT` alone, which holds the video piped in beside "
+                         "the output while it runs; a batch reads files: write it to a file first")
     elif not src.exists():
         if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(src)):  # Path() folds the "//" of a URL
             raise InputError("the input is a URL: vidrestore reads local files; download it first")
-        if is_piped(src):
-            raise InputError("'-' (a video piped in) is read by `vidrestore - OUTPUT` alone, which holds it beside the output "
-                             "while it runs; a batch reads files: write it to a file first")
         raise InputError(f"input not found: {src}")
     elif src.is_dir():
         held = sequences_in(src)
