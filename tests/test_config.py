@@ -72,6 +72,22 @@ def test_pairs_in_yaml_take_one_type_per_place_and_strengths_are_checked():
         from_dict(PipelineConfig, {"grain": 1.5})
 
 
+def test_not_a_number_is_no_setting(tmp_path):
+    """`keep_coarse: .nan` or a tracker's `min_face_size: .nan` passed every check (NaN is not less
+    than the least value) and was taken without a word."""
+    from vidrestore.config import resolve_config
+    from vidrestore.faces.track import TrackerConfig
+    from vidrestore.pipeline import PipelineConfig
+
+    config = tmp_path / "c.yaml"
+    for text, where in [("keep_coarse: .nan", "keep_coarse"), ("tracker: {min_face_size: nan}", "tracker.min_face_size")]:
+        config.write_text(text + "\n")
+        with pytest.raises(ConfigError, match=f"c.yaml.{where}: expected a number, got '?nan'?$"):
+            resolve_config(PipelineConfig, "pipeline", config)
+    with pytest.raises(ConfigError, match="min_face_size: expected 0 or more, got nan"):
+        TrackerConfig(min_face_size=float("nan"))
+
+
 def test_times_and_rates_written_as_numbers_or_on_a_clock_are_read_as_written(tmp_path):
     """`start: 90` and `frame_rate: 24` were refused ("expected str, got 24"), and YAML 1.1 read
     `start: 1:00:10:12`, a timecode, as the base-60 number 216612."""

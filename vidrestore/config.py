@@ -6,7 +6,9 @@ their values. Unknown keys are an error, so a typo in a config never passes sile
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -43,7 +45,7 @@ def check_minimums(config: object, **minimums: float) -> None:
     batch of 0 frames, from a flag or a YAML file, made the restoration loop spin for ever."""
     for name, least in minimums.items():
         value = getattr(config, name)
-        if value < least:
+        if not value >= least:  # NaN too: "keep_coarse: .nan" was taken without a word
             raise ConfigError(f"{name}: expected {least:g} or more, got {value}")
 
 
@@ -65,10 +67,10 @@ def check_choice(name: str, value: str, choices: typing.Iterable[str]) -> None:
 def _to_float(value: Any, where: str) -> float:
     # PyYAML follows YAML 1.1, where ``1e-4`` (no dot) is a string, not a number.
     if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except ValueError:
-            pass
+        with contextlib.suppress(ValueError):
+            number = float(value)
+            if not math.isnan(number):  # no setting means "not a number"
+                return number
     raise ConfigError(f"{where}: expected a number, got {value!r}")
 
 
