@@ -1,5 +1,6 @@
 import dataclasses
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -61,10 +62,36 @@ def test_mixed_precision_auto_is_bf16_where_the_cpu_multiplies_in_it(monkeypatch
                                                               else torch.bfloat16)
 
 
-def test_an_unknown_mixed_precision_is_refused_before_training(pack, tmp_path):
-    """A misspelt precision trained in fp32 without a word."""
-    with pytest.raises(ConfigError, match="mixed_precision 'bf61': choose auto, no, bf16 or fp16"):
-        _trainer(pack, tmp_path / "r", mixed_precision="bf61")
+@pytest.mark.parametrize("setting, message", [
+    ({"mixed_precision": "bf61"}, "mixed_precision: expected one of auto, no, fp32, fp16, bf16, got 'bf61'"),  # fp32 without a word
+    ({"log_every": 0}, "log_every: expected 1 or more, got 0"),  # a ZeroDivisionError at the first step
+    ({"lr": -1.0}, "lr: expected more than 0, got -1.0"),  # torch's ValueError
+    ({"ema_decay": 2.0}, "ema_decay: expected a value from 0 to 1, got 2.0"),  # the EMA diverged
+    ({"batch_size": 0}, "batch_size: expected 1 or more, got 0"),
+])
+def test_a_training_setting_that_cannot_work_is_refused_as_the_config_is_made(pack, tmp_path, setting, message):
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        _trainer(pack, tmp_path / "r", **setting)
+
+
+def test_a_pack_too_small_to_hold_faces_out_trains_without_validation_and_the_clis_limits_are_checked(pack, tmp_path, capsys):
+    """A pack of 4 faces held none out and the run failed at its end with a traceback ("need at
+    least one array to stack"); `--steps 0` was taken for the config's steps, `--time-limit -1`
+    stopped after one step, and an out_dir that cannot be made was a traceback."""
+    from vidrestore.cli import main
+
+    small = tmp_path / "small.npz"
+    data = PackedFaces(pack)
+    write_pack(small, data.faces_at(torch.arange(4)).numpy(), data.identity[:4].numpy())
+    tr = _trainer(small, tmp_path / "r", steps=2, validate_every=1)
+    assert len(tr.val_idx) == 0 and tr.validate() == {}
+    assert [row["step"] for row in tr.run()] == [1, 2]
+    base = ["train", "run", "--config", "tiny", "--set", f"hq_pack={small}", "--set", f"out_dir={tmp_path / 'cli'}"]
+    for argv, said in [(["--steps", "0"], "steps: expected 1 or more, got 0"), (["--time-limit", "-1"], "--time-limit -1.0: expected more than 0 minutes"),
+                       (["--set", "out_dir=/proc/vidrestore-run"], "cannot make the run's folder /proc/vidrestore-run (out_dir; ")]:
+        assert main([*base, *argv]) != 0
+        err = capsys.readouterr().err
+        assert err.startswith("vidrestore: error: ") and said in err and err.count("\n") == 1, err
 
 
 def test_resume_reproduces_the_next_loss(pack, tmp_path):

@@ -836,6 +836,8 @@ def cmd_train(argv: list[str]) -> int:
     qu.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop after this many minutes, saving what was learnt")
     qu.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field (repeatable)")
     args = p.parse_args(argv)
+    if getattr(args, "time_limit", None) is not None and not args.time_limit > 0:  # -1 stopped after one step
+        raise UsageError(f"--time-limit {args.time_limit}: expected more than 0 minutes")
     if args.action == "quality":
         from .config import resolve_config, with_overrides
         from .train.quality import QualityTrainConfig, train_quality
@@ -886,8 +888,8 @@ def cmd_train(argv: list[str]) -> int:
     from .train.trainer import Trainer, load_train_config
 
     cfg = with_overrides(load_train_config(args.config), args.set)
-    if args.steps:
-        cfg = dataclasses.replace(cfg, steps=args.steps)
+    if args.steps is not None:
+        cfg = dataclasses.replace(cfg, steps=args.steps)  # 0 was taken for the config's own
     trainer = Trainer(cfg, _device(args.device))
     limit = None if args.time_limit is None else args.time_limit * 60
     trainer.run(on_log=lambda row: print(json.dumps(row), flush=True), time_limit=limit)

@@ -39,10 +39,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from ..config import resolve_config
+from ..config import check_choice, check_minimums, check_shares, resolve_config
 from ..degrade import DegradationConfig, DegradationParams, degrade, sample_params
 from ..diffusion.sampler import SamplerConfig, TemporalState, TrackNoise, TrackSpan, make_scheduler, sample
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputError
 from ..models.flipnet import DEGRADE, RESTORE, Flipnet, load_config, load_flipnet, save_flipnet
 from ..models.precision import DTYPES, autocast, network_dtype
 from .data import PackedFaces
@@ -99,6 +99,19 @@ class TrainConfig:
     num_threads: int = 0  # CPU threads; 0 = torch default
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(start_step=200, steps=4))
 
+    def __post_init__(self) -> None:
+        # checked as the config is read: "log_every: 0" failed at the first step with a
+        # ZeroDivisionError, "lr: -1" in torch's optimizer, "ema_decay: 2" diverged without a word
+        check_minimums(self, steps=1, batch_size=1, grad_accum=1, warmup_steps=0, decay_from_step=0, decay_steps=1,
+                       weight_decay=0, max_timestep=1, learned_degradation_from_step=0, temporal_weight=0,
+                       temporal_shift_px=0, temporal_rotation_deg=0, checkpoint_every=1, validate_every=1, log_every=1,
+                       val_count=0, num_threads=0)
+        if not self.lr > 0:
+            raise ConfigError(f"lr: expected more than 0, got {self.lr}")
+        check_shares(self, "decay_to", "ema_decay", "degradation_fraction", "learned_degradation_fraction", "real_lq_fraction",
+                     "identity_dropout", "temporal_fraction")
+        check_choice("mixed_precision", self.mixed_precision, ("auto", "no", *DTYPES))
+
 
 def load_train_config(name_or_path: str | Path) -> TrainConfig:
     return resolve_config(TrainConfig, "train", name_or_path)
@@ -129,8 +142,6 @@ def training_precision(name: str, device: torch.device) -> torch.dtype:
     AVX-512 BF16; 1.45-1.50 against 2.47-2.61 with AMX) with the same loss to four decimals after 30 steps."""
     if name == "no":
         return torch.float32
-    if name != "auto" and name not in DTYPES:
-        raise ConfigError(f"mixed_precision {name!r}: choose auto, no, bf16 or fp16")
     return network_dtype(name, device)
 
 
@@ -171,7 +182,10 @@ class Trainer:
                                    self.model_cfg.beta_end, self.model_cfg.prediction_type)
         self.alphas_cumprod = scheduler.alphas_cumprod.to(device)
         self.out = Path(cfg.out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # it was a traceback
+            raise OutputError(f"cannot make the run's folder {self.out} (out_dir; {exc.strerror or exc})") from exc
         self.scaler = torch.amp.GradScaler(enabled=self.precision == torch.float16 and device.type == "cuda")
 
     # --- one step -----------------------------------------------------------------------
@@ -325,7 +339,11 @@ class Trainer:
     # --- validation -----------------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """PSNR of LQ and of restored val faces (fixed degradations, seed 1234), EMA weights."""
+        """PSNR of LQ and of restored val faces (fixed degradations, seed 1234), EMA weights; nothing
+        where no face is held out (``val_count: 0``, or a pack of under 5 faces: it failed at the end
+        of the run with a traceback)."""
+        if not len(self.val_idx):
+            return {}
         g = torch.Generator().manual_seed(1234)
         hq, identity = self.data.batch(self.val_idx, g, flip=False)
         lq = degrade(hq, sample_params(self.degradation, len(hq), g), g)
