@@ -1,3 +1,6 @@
+import dataclasses
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -6,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from vidrestore.errors import ModelError
+from vidrestore.errors import ConfigError, ModelError
 from vidrestore.faces.align import align_faces
 from vidrestore.faces.quality import DAMAGED_DB, QUALITY_MODEL, UNDAMAGED_DB, QualityMeter, strength_for
 from vidrestore.faces.types import Detection
@@ -129,6 +132,13 @@ def test_training_lowers_the_estimators_error_and_saves_a_file_that_loads(tmp_pa
     assert scores["val_mae_db"] < 0.8 * untrained["val_mae_db"]
     loaded = load_face_quality(cfg.out)
     assert validate(loaded, *validation_faces(cfg)) == pytest.approx(scores)
+    # a pack that val_count holds out whole, and settings that cannot work, are named before any step
+    with pytest.raises(ConfigError, match=f"{pack} holds 10 faces, and val_count holds 10 out: none is left to train on"):
+        train_quality(dataclasses.replace(cfg, val_count=10))
+    for setting, message in [({"lr": 0.0}, "lr: expected more than 0, got 0.0"), ({"val_count": 0}, "val_count: expected 1 or more"),
+                             ({"mix": [("light", 0.8), ("default", 0.5)]}, "mix: expected shares from 0 to 1 that add up to 1 or less")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            dataclasses.replace(cfg, **setting)
 
 
 

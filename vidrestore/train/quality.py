@@ -11,8 +11,9 @@ from pathlib import Path
 
 import torch
 
-from ..config import resolve_config
+from ..config import check_minimums, resolve_config
 from ..degrade import DegradationConfig, degrade, sample_params
+from ..errors import ConfigError
 from ..models.face_quality import CEILING_DB, FLOOR_DB, FaceQualityConfig, FaceQualityNet, save_face_quality
 from .data import PackedFaces
 
@@ -35,6 +36,14 @@ class QualityTrainConfig:
     val_count: int = 256
     validate_every: int = 200
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_minimums(self, steps=1, batch_size=1, warmup_steps=0, val_count=1, validate_every=1)
+        if not self.lr > 0:
+            raise ConfigError(f"lr: expected more than 0, got {self.lr}")
+        shares = [share for _, share in self.mix]
+        if not all(0 <= share <= 1 for share in shares) or not sum(shares) <= 1:
+            raise ConfigError(f"mix: expected shares from 0 to 1 that add up to 1 or less, got {shares}")
 
 
 def degradation_mix(cfg: QualityTrainConfig) -> list[tuple[DegradationConfig, float]]:
@@ -83,6 +92,9 @@ def train_quality(cfg: QualityTrainConfig, on_log: Callable[[dict], None] = prin
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     data = PackedFaces(cfg.hq_pack)
+    if len(data) <= cfg.val_count:  # it failed at the first batch with a traceback
+        raise ConfigError(f"{cfg.hq_pack} holds {len(data)} faces, and val_count holds {cfg.val_count} out: none is left to "
+                          "train on; pack more faces, or lower val_count")
     train_ids, _ = data.split(cfg.val_count)
     mix = degradation_mix(cfg)
     val_lq, val_hq = validation_faces(cfg, data)
