@@ -121,6 +121,15 @@ def test_pulling_a_bundled_model_checks_the_packages_copy_and_downloads_nothing(
     assert capsys.readouterr().out.strip() == f"flipnet-small: {path} (sha256 {zoo.entry('flipnet-small').sha256})"
 
 
+def test_a_model_file_that_is_not_safetensors_is_named_not_looked_up_in_the_zoo(tmp_path):
+    """`--model faces.npz` or `--model old.pth` said "no model named ... in the zoo"."""
+    given = tmp_path / "faces.npz"
+    given.write_bytes(b"a pack")
+    for path in (given, tmp_path / "old.pth"):
+        with pytest.raises(ModelError, match=f"^{path} is not a .safetensors file: give a model of `vidrestore models list`"):
+            zoo.resolve_weights(str(path))
+
+
 def test_a_file_that_is_not_a_flipnet_checkpoint_says_what_it_holds(tmp_path):
     """Each refusal named only an exception type ("(SafetensorError)", "(ConfigError)"); it says
     what the file holds: not safetensors, none of vidrestore's config, another model's, or a config

@@ -107,6 +107,9 @@ def resolve_weights(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix == ".safetensors":
         return path
+    if path.is_file() or path.suffix in (".pth", ".pt", ".ckpt", ".bin"):  # it was looked up as a zoo name
+        raise ModelError(f"{name_or_path} is not a .safetensors file: give a model of `vidrestore models list` or a "
+                         ".safetensors checkpoint (`vidrestore train export` writes one)")
     found = locate(name_or_path)
     if found is None:
         raise ModelError(f"weights for {name_or_path} not found (looked in {', '.join(map(str, candidates(entry(name_or_path))))})")
