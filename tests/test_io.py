@@ -283,6 +283,35 @@ def test_a_second_run_writing_the_same_output_is_refused(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv"]
 
 
+def test_an_output_named_by_a_symbolic_link_is_written_into_the_file_it_names(tmp_path, capsys):
+    """The finished output was renamed onto the link: the link became a file of its own (on the
+    link's disk) and the file it named kept the old video. The file named is replaced now, the link
+    stays a link, a dangling link is written through (as cp does), and a link to the input is
+    refused as the input. Two runs through two links to one file are held as one output."""
+    from vidrestore.io.output import writing
+
+    src = make_clip(tmp_path / "in.mkv", [i * 40 for i in range(6)])
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "old.mkv").write_bytes(b"an earlier output")
+    links = {name: tmp_path / name for name in ("old.mkv", "new.mkv", "self.mkv", "other.mkv")}
+    links["old.mkv"].symlink_to(store / "old.mkv")
+    links["new.mkv"].symlink_to(store / "new.mkv")
+    links["self.mkv"].symlink_to(src)
+    links["other.mkv"].symlink_to(store / "old.mkv")
+    run = ["--model", "none", "--detector", "dlib", "--quiet", "--overwrite"]
+    for name in ("old.mkv", "new.mkv"):
+        assert main([str(src), str(links[name]), *run]) == 0
+        assert links[name].is_symlink()
+        assert read_pts(store / name) == [i * 40 for i in range(6)]
+    assert main([str(src), str(links["self.mkv"]), *run]) == 4
+    assert "output is the input file" in capsys.readouterr().err
+    with held_by_another_run(links["old.mkv"]), pytest.raises(OutputError, match="another vidrestore run"), \
+            writing(links["other.mkv"]):
+        pass
+    assert sorted(p.name for p in store.iterdir()) == ["new.mkv", "old.mkv"]
+
+
 def test_an_output_on_a_file_system_without_locks_is_written_unguarded(tmp_path, monkeypatch):
     """Some network mounts have no locks (flock fails with ENOLCK): the run goes on, as before."""
     import errno

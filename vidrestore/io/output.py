@@ -31,7 +31,7 @@ def atomic_output(target: str | Path, number_offset: int = 0) -> Iterator[Path]:
     An image sequence (``f_%06d.png``) is written into a hidden folder instead, and its pictures are
     renamed into place with ``number_offset`` added to their numbers (:func:`_placed_sequence`).
     """
-    target = Path(target)
+    target = Path(target) if is_sequence(target) else linked_file(target)
     if not target.parent.is_dir():
         raise OutputError(f"output folder does not exist: {target.parent}")
     stem = hidden_stem(target)
@@ -65,6 +65,14 @@ def atomic_output(target: str | Path, number_offset: int = 0) -> Iterator[Path]:
             tmp_path.unlink(missing_ok=True)
 
 
+def linked_file(target: str | Path) -> Path:
+    """The file that writing ``target`` replaces: the one a symbolic link names, followed to the end.
+    Renamed onto the link, an output replaced the link with a file of its own and left the file it
+    named (on another disk, say) as it was; a dangling link is written through, as cp does."""
+    target = Path(target)
+    return Path(os.path.realpath(target)) if target.is_symlink() else target
+
+
 _holds = threading.local()  # the outputs this thread holds (see writing)
 
 
@@ -75,7 +83,7 @@ def writing(target: str | Path) -> Iterator[None]:
     one input's frames at the other's size, and a traceback for the second). A hidden lock file
     beside it lives as long as the hold. A thread already holding it holds it again (the command
     holds the output while a video is piped in, before the run itself takes it)."""
-    target = Path(target)
+    target = linked_file(target)
     lock = target.with_name(f".{hidden_stem(target)}.lock")
     held_here = vars(_holds).setdefault("locks", set())
     key = os.path.realpath(lock)

@@ -21,7 +21,7 @@ from ..faces.parsing import ParsingMasker as Masker
 from ..faces.parsing import create_masker as parsing_masker
 from ..io import remux
 from ..io.encoders import check_encoder
-from ..io.output import atomic_output, writing
+from ..io.output import atomic_output, linked_file, writing
 from ..io.photo import carry_photo_tags
 from ..io.piped import is_piped, pipe_name, spool_folder
 from ..io.reader import DecodedFrames
@@ -130,6 +130,7 @@ def check_output_path(src: Path, dst: Path, overwrite: bool) -> None:
             raise OutputError(f"output exists: {dst} (use --overwrite to replace it)")
         if dst.is_dir():
             raise OutputError(f"output is a folder: {dst}")
+        dst = linked_file(dst)
     if not dst.parent.is_dir():
         raise OutputError(f"output folder does not exist: {dst.parent}")
     if not os.access(dst.parent, os.W_OK):
