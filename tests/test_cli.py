@@ -1161,6 +1161,21 @@ def test_a_device_that_cannot_run_it_is_refused_in_one_line(tmp_path, capsys, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]  # refused before the batch's folder was made
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["in.mp4", ""], "argument 2 is empty"),  # was "output is the input file (in.mp4)": "" is the folder "."
+    (["", "out.mp4"], "argument 1 is empty"),  # was "input is a folder: ."
+    (["in.mp4", "out.mp4", "--config", ""], "the argument after --config is empty"),  # the defaults, without a word
+    (["in.mp4", "out.mp4", "--reference="], "--reference is given an empty value"),
+    (["degrade", "", "--out", "d"], "argument 2 is empty"),
+])
+def test_an_empty_argument_is_named_as_one(tmp_path, capsys, monkeypatch, argv, said):
+    """An unset variable in a batch script (``vidrestore "$IN" "$OUT"``) is named as such."""
+    monkeypatch.chdir(tmp_path)
+    make_clip(tmp_path / "in.mp4", [i * 40 for i in range(3)])
+    _one_line_error(capsys, main(argv), 2, f"{said} (an unset shell variable?); give it a value, or leave it out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
 def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     out = tmp_path / "o.mp4"
     _one_line_error(capsys, _run(tmp_path / "missing.mp4", out, "--model", "none"), 3, "input not found")

@@ -1066,6 +1066,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("SVT_LOG", "1")
     commands = {"batch": cmd_batch, "analyses": cmd_analyses, "models": cmd_models, "train": cmd_train, "degrade": cmd_degrade, "sample": cmd_sample, "eval": cmd_eval}
     try:
+        check_none_empty(argv)
         with stops_cleanly_on_termination():
             code = commands[argv[0]](argv[1:]) if argv and argv[0] in commands else cmd_restore(argv)
             raise_if_stopped()  # a signal whose exception was lost still ends the run as stopped
@@ -1078,6 +1079,23 @@ def main(argv: list[str] | None = None) -> int:
         muted(sys.stdout)
         muted(sys.stderr)
         return EXIT_BROKEN_PIPE
+
+
+def check_none_empty(argv: list[str]) -> None:
+    """Refuse an empty argument by where it stands: an unset variable in a batch script
+    (``vidrestore "$IN" "$OUT"``, ``--config "$CFG"``) was taken for the folder "." ("output is the
+    input file", "input is a folder: .") or left the option out without a word, so that the run
+    went on with the defaults."""
+    for position, arg in enumerate(argv):
+        if arg.startswith("--") and arg.endswith("="):
+            named = f"{arg[:-1]} is given an empty value"
+        elif arg:
+            continue
+        elif position and argv[position - 1].startswith("--"):
+            named = f"the argument after {argv[position - 1]} is empty"
+        else:
+            named = f"argument {position + 1} is empty"
+        raise UsageError(f"{named} (an unset shell variable?); give it a value, or leave it out")
 
 
 def open_standard_streams() -> None:
