@@ -36,6 +36,47 @@ def test_warping_error_is_zero_for_a_pure_translation_with_its_exact_flow():
     assert flicker(frames, flows, inner) < 1e-5
 
 
+def _rescaled(source, path, size, crop=0):
+    """``source``'s frames, ``crop`` px cut from the left, resized to ``size`` (w, h), losslessly."""
+    import av
+    import cv2
+
+    with av.open(str(source)) as inp, av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=inp.streams.video[0].average_rate)
+        stream.width, stream.height, stream.pix_fmt = *size, "bgr0"
+        for frame in inp.decode(video=0):
+            image = cv2.resize(frame.to_ndarray(format="rgb24")[:, crop:], size, interpolation=cv2.INTER_CUBIC)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
+def test_eval_video_measures_a_restoration_scaled_up_by_another_tool_where_its_faces_are(sample_clip, tmp_path, capsys):
+    """CodeFormer and GFPGAN write 2x videos by default: the input's landmarks cut the top left
+    quarter of such a video, and its flicker and identity were measured there without a word. The
+    landmarks are scaled onto it now; a picture of another shape is refused in one line."""
+    import av
+
+    from vidrestore.cli import main
+
+    with av.open(str(sample_clip)) as c:
+        width, height = c.streams.video[0].width, c.streams.video[0].height
+    twice = _rescaled(sample_clip, tmp_path / "twice.mkv", (2 * width, 2 * height))
+    report = tmp_path / "r.json"
+    assert main(["eval", "video", str(sample_clip), str(twice), "--json", str(report)]) == 0
+    rep = json.loads(report.read_text())
+    assert rep["restored_scale"] == [2.0, 2.0]
+    (track,) = rep["tracks"]
+    for metric in ("warping_error", "flicker"):  # the same face at twice the size: the same figures
+        assert track["restored"][metric] == pytest.approx(track["input"][metric], rel=0.1), metric
+    assert track["restored"]["identity_to_input"] > 0.98
+    cropped = _rescaled(sample_clip, tmp_path / "cropped.mkv", (width - width // 4, height), crop=width // 4)
+    capsys.readouterr()
+    assert main(["eval", "video", str(sample_clip), str(cropped), "--json", str(report)]) == 3
+    err = capsys.readouterr().err
+    assert f"of another shape than {sample_clip}'s {width}x{height}" in err and len(err.splitlines()) == 1
+
+
 def test_identity_stability():
     rng = np.random.default_rng(0)
     same = np.repeat(rng.normal(size=(1, 128)), 5, 0)
@@ -51,7 +92,7 @@ def test_eval_video_report_schema_and_baseline(sample_clip, tmp_path):
     report = tmp_path / "r.json"
     assert main(["eval", "video", str(sample_clip), str(sample_clip), "--figures", str(tmp_path / "s"), "--json", str(report)]) == 0
     rep = json.loads(report.read_text())
-    assert rep["schema"] == 4 and rep["kind"] == "video" and rep["lpips"].startswith("unavailable")
+    assert rep["schema"] == 5 and rep["kind"] == "video" and rep["restored_scale"] == [1.0, 1.0] and rep["lpips"].startswith("unavailable")
     (track,) = rep["tracks"]
     for side in ("input", "restored"):
         assert set(track[side]) == {"warping_error", "flicker", "identity_stability", "identity_to_input",

@@ -24,9 +24,9 @@ from ..pipeline.timing import in_seconds
 from ..train.data import list_images, read_rgb
 from . import niqe as niqe_metric
 from .metrics import UNAVAILABLE, identity_cosine, landmark_distance, psnr, ssim
-from .tracks import SIDES, TrackMeter, measure_tracks, output_cadence
+from .tracks import SIDES, TrackMeter, measure_tracks, output_cadence, restored_scale
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _tensor(images: list[np.ndarray]) -> torch.Tensor:
@@ -174,6 +174,7 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
     video is one). With ``figures``, writes a contact sheet and a per-frame plot per
     track, and a NIQE plot. ``max_frames``: at most this many frames per track (0: all), and of the
     video for NIQE, which scores at most ``niqe_limit`` frames."""
+    scale = restored_scale(input_path, restored_path)
     analysis = analyse(input_path, in_seconds(cfg, input_path), detector)
     encoder = DlibIdentityEncoder()
     step, left_out = output_cadence(restored_path, analysis.frames, analysis.deinterlace, analysis.repeats, analysis.video_cycles)
@@ -182,7 +183,7 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
         raise InputError(f"{restored_path} has {found} frame{'s' if found != 1 else ''} where a restoration of {input_path} would have {expected}: "
                          "eval video measures a video against its own input (an excerpt's with --start and --end)")
     meters = measure_tracks(input_path, restored_path, analysis.tracks, cfg.face_size, max_frames, analysis.deinterlace,
-                            step=step, left_out=left_out, light=analysis.light, excerpt=analysis.excerpt)
+                            step=step, left_out=left_out, light=analysis.light, excerpt=analysis.excerpt, scale=scale)
     if figures is not None:
         figures.mkdir(parents=True, exist_ok=True)
     tracks = []
@@ -195,7 +196,7 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
     niqe_frames, niqe_in = _frame_niqe(input_path, niqe_every, frames, niqe_limit, analysis.light, analysis.excerpt)
     _, niqe_out = _frame_niqe(restored_path, niqe_every * step, frames * step, niqe_limit, analysis.light)
     report = {"schema": SCHEMA_VERSION, "kind": "video", "input": str(input_path), "restored": str(restored_path),
-              "detector": analysis.detector, "frames": analysis.frames, "tracks": tracks,
+              "detector": analysis.detector, "frames": analysis.frames, "restored_scale": [round(side, 4) for side in scale], "tracks": tracks,
               "niqe": {"model": niqe_metric.model_name(), "frames": niqe_frames, "input": niqe_in, "restored": niqe_out,
                        "mean_input": float(np.mean(niqe_in)) if niqe_in else None,
                        "mean_restored": float(np.mean(niqe_out)) if niqe_out else None},

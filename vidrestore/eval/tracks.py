@@ -18,13 +18,14 @@ import torch
 
 from ..cadence import in_film_cycles
 from ..diffusion.flow import flows_to_previous
+from ..errors import InputError
 from ..faces.align import align_faces
 from ..faces.identity import DlibIdentityEncoder
 from ..faces.types import Track
 from ..io import VideoReader
 from ..io.excerpt import Excerpt
 from ..io.linear import Light
-from ..io.probe import coded_frames
+from ..io.probe import coded_frames, probe
 from ..io.reader import FieldFilter, doubles_rate
 from .metrics import high_frequency, identity_cosine, identity_stability, per_step_warping_error
 
@@ -135,7 +136,7 @@ def _mean(values: list[float] | np.ndarray) -> float | None:
 def measure_tracks(input_path: Path, restored_path: Path, tracks: list[Track], face_size: int, max_frames: int = 0,
                    deinterlace: FieldFilter | None = None, progress: Callable[[str, int, int, int], None] | None = None,
                    step: int = 1, left_out: frozenset[int] = frozenset(), light: Light | None = None,
-                   excerpt: Excerpt | None = None) -> list[TrackMeter]:
+                   excerpt: Excerpt | None = None, scale: tuple[float, float] = (1.0, 1.0)) -> list[TrackMeter]:
     """Read both videos in lockstep and feed every track's crops to its meter; returns the meters,
     not yet finished. ``max_frames``: measure at most this many frames of each track (0: all).
     ``deinterlace``: how the input's frames were made progressive when it was restored.
@@ -143,7 +144,8 @@ def measure_tracks(input_path: Path, restored_path: Path, tracks: list[Track], f
     frames for each input frame (2: a frame for each field, ``--double-rate``); ``left_out``:
     input frames the restored video does not have (repeated film frames, ``--decimate``). See
     :func:`output_cadence`. ``light``: what both videos' samples stand for, when not what the
-    probe finds (``--light``). ``excerpt``: the stretch of the input that was restored (``--start``/``--end``)."""
+    probe finds (``--light``). ``excerpt``: the stretch of the input that was restored (``--start``/``--end``).
+    ``scale``: how much larger the restored frames are, in x and y (:func:`restored_scale`)."""
     lengths = {t.track_id: min(len(t), max_frames) if max_frames else len(t) for t in tracks}
     meters = {t.track_id: TrackMeter(t.track_id, t.start, lengths[t.track_id]) for t in tracks}
     last = max((t.start + lengths[t.track_id] for t in tracks), default=0)
@@ -151,7 +153,8 @@ def measure_tracks(input_path: Path, restored_path: Path, tracks: list[Track], f
     written = last - sum(1 for i in left_out if i < last)
     with VideoReader(input_path, deinterlace=deinterlace, stop=last, light=light, excerpt=excerpt) as source, \
             VideoReader(restored_path, only=set(range(0, written * step, step)), light=light) as restored:
-        aspect = source.info.pixel_aspect  # crops as the pipeline cut them: square pixels
+        # crops as the pipeline cut them, with square pixels: each video's own pixels made square
+        sides = ((torch.ones(2), source.info.pixel_aspect), (torch.tensor(scale), restored.info.pixel_aspect))
         outputs = iter(restored)
         for before in source:
             after = None if before.index in left_out else next(outputs, None)
@@ -164,12 +167,28 @@ def measure_tracks(input_path: Path, restored_path: Path, tracks: list[Track], f
                 continue
             measured += len(live)
             landmarks = torch.from_numpy(np.stack([t.landmarks_at(before.index) for t in live])).float()
-            crops = [align_faces(torch.from_numpy(frame.image).permute(2, 0, 1).float() / 255, landmarks, face_size, aspect)[0]
-                     for frame in (before, after)]
+            crops = [align_faces(torch.from_numpy(frame.image).permute(2, 0, 1).float() / 255, landmarks * stretch, face_size, aspect)[0]
+                     for frame, (stretch, aspect) in zip((before, after), sides)]
             as_bytes = [(c.permute(0, 2, 3, 1).clamp(0, 1) * 255).round().byte().numpy() for c in crops]
             for k, t in enumerate(live):
                 meters[t.track_id].add(as_bytes[0][k], as_bytes[1][k])
     return list(meters.values())
+
+
+def restored_scale(input_path: Path, restored_path: Path) -> tuple[float, float]:
+    """How much larger the restored video's frames are than the input's, in x and y: another tool's
+    restoration may be upscaled (CodeFormer's and GFPGAN's are 2x by default) or have square pixels
+    where the input's are anamorphic, and the input's landmarks are scaled onto it (they cut the top
+    left of a 2x video). A picture of another shape (cropped, padded) is refused: its faces are elsewhere."""
+    source, restored = probe(input_path), probe(restored_path)
+    (width, height), (restored_width, restored_height) = source.display_size, restored.display_size
+    scale = (restored_width / width, restored_height / height)
+    shown = [scale[axis] * restored.pixel_aspect[axis] / source.pixel_aspect[axis] for axis in (0, 1)]
+    if abs(shown[0] / shown[1] - 1) > 0.01 + 2 / min(width, height):  # a pixel or two of rounding to even sizes
+        raise InputError(f"{restored_path} shows a {restored_width}x{restored_height} picture of another shape than "
+                         f"{input_path}'s {width}x{height}: eval video measures a restoration of the input's whole "
+                         "picture, scaled or not, but not cropped or padded")
+    return scale
 
 
 def output_cadence(restored_path: Path, frames: int, deinterlace: FieldFilter | None, repeats: frozenset[int],
