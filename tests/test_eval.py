@@ -135,6 +135,34 @@ def test_eval_images_with_landmarks_and_niqe(tmp_path):
     assert noref["images"] == 4 and {r["file"]: r["niqe"] for r in noref["per_image"]}["y.png"] == rows["y.png"]["niqe"]
 
 
+def test_eval_images_pairs_gfpgan_face_names_and_refuses_a_guess(tmp_path, capsys):
+    """GFPGAN writes restored_faces/x_00.png for x.png (aligned input too): every face was unpaired,
+    and a run on its results folder measured the 2x whole pictures instead. Now x_00 pairs with x,
+    and two restored pictures of one reference, or two references of one name, are refused."""
+    from PIL import Image
+    from skimage import data
+
+    from vidrestore.cli import main
+
+    face = Image.fromarray(data.astronaut()[:256, 96:352])
+    for name in ("gt/x.png", "gt/y.png", "gfpgan/restored_faces/x_00.png", "gfpgan/restored_faces/y_00.png",
+                 "gfpgan/restored_imgs/x.png", "gfpgan/cmp/x_00.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        face.save(tmp_path / name)
+    report = tmp_path / "r.json"
+    assert main(["eval", "images", str(tmp_path / "gfpgan" / "restored_faces"), str(tmp_path / "gt"), "--detector", "dlib",
+                 "--json", str(report)]) == 0
+    rep = json.loads(report.read_text())
+    assert rep["pairs"] == 2 and rep["unpaired"] == [] and [r["file"] for r in rep["per_image"]] == ["x_00.png", "y_00.png"]
+    assert rep["per_image"][0]["psnr"] > 90
+    assert main(["eval", "images", str(tmp_path / "gfpgan"), str(tmp_path / "gt"), "--detector", "dlib"]) == 3
+    err = capsys.readouterr().err
+    assert "x_00.png and " in err and "would both be measured against" in err and len(err.splitlines()) == 1
+    face.save(tmp_path / "gt" / "y.jpg")
+    assert main(["eval", "images", str(tmp_path / "gfpgan" / "restored_faces"), str(tmp_path / "gt"), "--detector", "dlib"]) == 3
+    assert "two references are named y: " in capsys.readouterr().err
+
+
 def test_eval_json_dash_is_stdout_as_for_the_other_commands(tmp_path, capsys, monkeypatch):
     """``vidrestore eval ... --json -`` wrote a file named '-'."""
     from PIL import Image

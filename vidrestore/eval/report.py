@@ -59,10 +59,7 @@ def _check_folders(*folders: Path) -> None:
 def eval_images(restored_dir: Path, reference_dir: Path, detector: FaceDetector) -> dict:
     """Full-reference metrics for files with the same stem in both folders, and NIQE of each side."""
     _check_folders(restored_dir, reference_dir)
-    refs = {p.stem: p for p in list_images([reference_dir])}
-    restored = list_images([restored_dir])
-    pairs = [(p, refs[p.stem]) for p in restored if p.stem in refs]
-    unpaired = [p.name for p in restored if p.stem not in refs]  # left out without a word, the means over fewer
+    pairs, unpaired = _paired(list_images([restored_dir]), list_images([reference_dir]))
     if not pairs:  # the means were null and the run said nothing of why
         raise InputError(f"no picture in {restored_dir} has a reference of the same name (less its type) in {reference_dir}")
     encoder = DlibIdentityEncoder()
@@ -85,6 +82,31 @@ def eval_images(restored_dir: Path, reference_dir: Path, detector: FaceDetector)
     return {"schema": SCHEMA_VERSION, "kind": "images", "pairs": len(rows), "skipped": skipped, "unpaired": unpaired,
             "mean": {k: _mean(rows, k) for k in keys}, "niqe_model": niqe_metric.model_name(), "detector": detector.name,
             "per_image": rows, **UNAVAILABLE}
+
+
+def _paired(restored: list[Path], references: list[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Each restored picture with the reference of its stem, and the names of those that have none
+    (they were left out without a word, the means over fewer). GFPGAN names a restored face
+    ``x_00.png`` after the face's number, also for aligned input: it is paired with ``x`` when no
+    ``x_00`` is a reference (every face was unpaired). Two references of one stem, or two restored
+    pictures of one reference (a results folder holding the faces, the whole pictures and the
+    side-by-sides), are refused: either pairing would be a guess."""
+    by_stem: dict[str, Path] = {}
+    for reference in references:
+        if by_stem.setdefault(reference.stem, reference) != reference:
+            raise InputError(f"two references are named {reference.stem}: {by_stem[reference.stem]} and {reference}; "
+                             "give a folder where each name is one picture's")
+    pairs, unpaired, measured = [], [], {}
+    for picture in restored:
+        reference = by_stem.get(picture.stem) or by_stem.get(picture.stem.removesuffix("_00"))
+        if reference is None:
+            unpaired.append(picture.name)
+        elif measured.setdefault(reference, picture) != picture:
+            raise InputError(f"{measured[reference]} and {picture} would both be measured against {reference}: give the "
+                             "folder of the restored faces alone (GFPGAN's and CodeFormer's restored_faces)")
+        else:
+            pairs.append((picture, reference))
+    return pairs, unpaired
 
 
 def eval_noref(folder: Path, baseline: Path | None = None) -> dict:
