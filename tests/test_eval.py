@@ -133,6 +133,11 @@ def test_eval_images_with_landmarks_and_niqe(tmp_path):
     assert rows["x.png"]["niqe"] == rows["x.png"]["niqe_reference"] < rows["y.png"]["niqe"]  # blur is less natural
     noref = eval_noref(tmp_path / "a", baseline=tmp_path / "b")
     assert noref["images"] == 4 and {r["file"]: r["niqe"] for r in noref["per_image"]}["y.png"] == rows["y.png"]["niqe"]
+    # alone.png has no baseline: named, and left out of the mean set against the baseline's
+    with_baseline = [r for r in noref["per_image"] if "niqe_baseline" in r]
+    assert noref["unpaired"] == ["alone.png"] and len(with_baseline) == 3
+    assert noref["mean"]["niqe_paired"] == pytest.approx(np.mean([r["niqe"] for r in with_baseline]))
+    assert noref["mean"]["niqe_baseline"] == pytest.approx(np.mean([r["niqe_baseline"] for r in with_baseline]))
 
 
 def test_eval_images_pairs_gfpgan_face_names_and_refuses_a_guess(tmp_path, capsys):

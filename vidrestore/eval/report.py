@@ -111,13 +111,16 @@ def _paired(restored: list[Path], references: list[Path]) -> tuple[list[tuple[Pa
 
 def eval_noref(folder: Path, baseline: Path | None = None) -> dict:
     """NIQE of every image in ``folder`` (real LQ or restored, no ground truth); with ``baseline``
-    (e.g. the LQ inputs of a restored folder), the same for the files of the same stem there."""
+    (e.g. the LQ inputs of a restored folder), the same for the files of the same stem there (paired
+    as :func:`eval_images` pairs), and the mean of ``folder``'s over those alone (``niqe_paired``:
+    the mean over all set against the baseline's over some compared other pictures)."""
     _check_folders(folder, *([baseline] if baseline else []))
-    base = {p.stem: p for p in list_images([baseline])} if baseline else {}
-    rows, skipped = [], []
     pictures = list_images([folder])
     if not pictures:
         raise InputError(f"no pictures in {folder}")
+    pairs, unpaired = _paired(pictures, list_images([baseline])) if baseline else ([], [])
+    base = dict(pairs)
+    rows, skipped = [], []
     for path in pictures:
         image = read_rgb(path)
         score = _niqe_or_none(image) if image is not None else None
@@ -125,11 +128,12 @@ def eval_noref(folder: Path, baseline: Path | None = None) -> dict:
             skipped.append(path.name)
             continue
         row = {"file": path.name, "niqe": score}
-        if path.stem in base and (b := read_rgb(base[path.stem])) is not None:
-            row["niqe_baseline"] = _niqe_or_none(b)
+        if path in base and (b := read_rgb(base[path])) is not None and (before := _niqe_or_none(b)) is not None:
+            row["niqe_baseline"] = before
         rows.append(row)
-    return {"schema": SCHEMA_VERSION, "kind": "noref", "images": len(rows), "skipped": skipped,
-            "mean": {"niqe": _mean(rows, "niqe"), "niqe_baseline": _mean(rows, "niqe_baseline")},
+    paired = [row for row in rows if "niqe_baseline" in row]
+    return {"schema": SCHEMA_VERSION, "kind": "noref", "images": len(rows), "skipped": skipped, "unpaired": unpaired,
+            "mean": {"niqe": _mean(rows, "niqe"), "niqe_paired": _mean(paired, "niqe"), "niqe_baseline": _mean(paired, "niqe_baseline")},
             "niqe_model": niqe_metric.model_name(), "per_image": rows}
 
 
