@@ -563,6 +563,16 @@ def test_each_tracks_best_face_is_written_to_tell_who_is_who(three_shot_clip, tm
     (tmp_path / "file").write_text("")
     assert _run(three_shot_clip, "--dry-run", "--quiet", "--faces", tmp_path / "file") == 4
     assert "that is a file" in capsys.readouterr().err
+    # an earlier run's faces this run does not write were left among its own, taken for its tracks
+    written = sorted(p.name for p in folder.iterdir())
+    assert _run(three_shot_clip, "--dry-run", "--quiet", "--faces", folder) == 0  # the same faces again
+    (folder / "person0009_track0042.jpg").write_bytes(b"another video's face")
+    (folder / "notes.txt").write_text("the user's")
+    assert _run(three_shot_clip, "--dry-run", "--quiet", "--faces", folder) == 4
+    assert (f"--faces {folder} holds faces this run does not write (person0009_track0042.jpg), of an earlier run"
+            in capsys.readouterr().err)
+    assert _run(three_shot_clip, "--dry-run", "--quiet", "--faces", folder, "--overwrite") == 0
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*written, "notes.txt"])
 
 
 def test_strength_blends_restored_faces_with_the_originals_per_track(two_face_clip, tiny_model, tmp_path, capsys):

@@ -124,7 +124,7 @@ class RestoreWorker:
         analysis, kept = analysed(item.input, cfg, lambda: self._detector(cfg.detector), progress, keep=decoded,
                                   store=AnalysisStore.default(read=not item.reanalyse), copied_from=source if readable != source else None)
         if cfg.faces_dir:
-            write_faces(analysis, Path(cfg.faces_dir))
+            write_faces(analysis, Path(cfg.faces_dir), overwrite=True)  # the item's own folder: the batch decides
         segments = encoded_segments(analysis, cfg, item.input, item.output)
         return ItemPlan(item, analysis, segments, restorer.name, mask, started, time.time() - started, decoded, source,
                         tuple(restarted), tuple(analysis_notes(kept, dry_run=False)))

@@ -172,12 +172,12 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
         check_output_path(src, Path(dst), overwrite)
     with writing(dst) if dst is not None and not dry_run else contextlib.nullcontext(), \
             played_in_order(src, Path(dst) if dst is not None else None) as (readable, restarted):
-        report = _restore(readable, dst, cfg, restorer, device, dry_run, progress, detector, preview, qa, resume, analyses,
+        report = _restore(readable, dst, cfg, restorer, device, dry_run, overwrite, progress, detector, preview, qa, resume, analyses,
                           src if readable != src else None)
     return dataclasses.replace(report, input=str(src), notes=[*restarted, *report.notes])
 
 
-def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer, device: torch.device, dry_run: bool,
+def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer, device: torch.device, dry_run: bool, overwrite: bool,
              progress: Progress | None, detector: FaceDetector | None, preview: str | Path | None, qa: bool, resume: str,
              analyses: AnalysisStore | None, copied_from: Path | None) -> Report:
     cfg = in_seconds(cfg, src)
@@ -203,7 +203,7 @@ def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: R
     decoded = frames_to_keep(cfg, dry_run)
     analysis, analysis_kept = analysed(src, cfg, make_detector, progress, keep=decoded, store=analyses, copied_from=copied_from)
     if cfg.faces_dir:
-        write_faces(analysis, Path(cfg.faces_dir))
+        write_faces(analysis, Path(cfg.faces_dir), overwrite)
     restoring = selected_tracks(analysis, cfg)
     timings["analyse"] = time.perf_counter() - t0
     frames_out = 0

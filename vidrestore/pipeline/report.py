@@ -4,6 +4,7 @@ done and what could not be; the quality check (``--qa``) and the faces written f
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -304,19 +305,32 @@ def people_of(tracks: list[Track]) -> list[dict]:
             for person, mine in sorted(people.items())]
 
 
+FACE_NAME = re.compile(r"person\d{4,}_track\d{4,}\.jpg")  # as face_path names them
+
+
 def face_path(folder: Path, track: Track) -> Path:
     """Where :func:`write_faces` puts ``track``'s face: by person, then track, so one person's faces sort together."""
     return folder / f"person{track.person:04d}_track{track.track_id:04d}.jpg"
 
 
-def write_faces(analysis: Analysis, folder: Path) -> None:
+def write_faces(analysis: Analysis, folder: Path, overwrite: bool) -> None:
     """Each track's best face as pass 1 saw it (aligned, as a JPEG) into ``folder``, and
-    ``people.jpg``, all of them in a row per person."""
+    ``people.jpg``, all of them in a row per person. Faces an earlier run left there that this run
+    does not write (of another video, or other options) are refused unless ``overwrite``, then
+    removed: mixed with this run's, they were taken for its tracks (``--tracks`` picked from the folder)."""
     shown = [t for t in analysis.tracks if t.track_id in analysis.faces]
+    written = {face_path(folder, t) for t in shown}
+    earlier = sorted(p for p in folder.glob("person*_track*.jpg") if FACE_NAME.fullmatch(p.name) and p not in written)
+    if earlier and not overwrite:
+        more = f" and {len(earlier) - 1} more" if len(earlier) > 1 else ""
+        raise OutputError(f"--faces {folder} holds faces this run does not write ({earlier[0].name}{more}), of an earlier "
+                          "run on another video or with other options: use --overwrite to replace them, or name another folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for track in shown:
             face_path(folder, track).write_bytes(analysis.faces[track.track_id])
+        for stale in earlier:
+            stale.unlink(missing_ok=True)
         if shown:
             decoded = {t.track_id: cv2.imdecode(np.frombuffer(analysis.faces[t.track_id], np.uint8), cv2.IMREAD_COLOR) for t in shown}
             sheet = contact_sheet(decoded, {t.track_id: t.person for t in shown})  # BGR throughout: OpenCV writes it
