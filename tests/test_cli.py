@@ -1189,6 +1189,8 @@ def test_an_empty_argument_is_named_as_one(tmp_path, capsys, monkeypatch, argv, 
 def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     out = tmp_path / "o.mp4"
     _one_line_error(capsys, _run(tmp_path / "missing.mp4", out, "--model", "none"), 3, "input not found")
+    # a newline in a file name split the line; an escape sequence in one coloured the terminal
+    _one_line_error(capsys, _run(tmp_path / "tape\n2\x1b[31m.mp4", out, "--model", "none"), 3, "tape\\n2\\x1b[31m.mp4")
     _one_line_error(capsys, _run("https://example.com/a.mp4", out, "--model", "none"), 3, "the input is a URL: vidrestore reads local files")
     # a dry run probed first, and said "input not found: https:/example.com/a.mp4"
     _one_line_error(capsys, _run("https://example.com/a.mp4", "--dry-run", "--model", "none"), 3, "the input is a URL")

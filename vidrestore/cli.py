@@ -1073,7 +1073,7 @@ def main(argv: list[str] | None = None) -> int:
             return code
     except (VidrestoreError, KeyboardInterrupt) as exc:
         line, code = ending(exc)
-        print(f"vidrestore: {line}", file=sys.stderr)
+        print(f"vidrestore: {one_line(line)}", file=sys.stderr)
         return code
     except BrokenPipeError:  # the reader of what it prints went (vidrestore analyses | head -1), as for any tool
         muted(sys.stdout)
@@ -1123,6 +1123,15 @@ def open_standard_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, ValueError):  # a stream a caller put there may not take it
             stream.reconfigure(errors="backslashreplace")
+
+
+_CONTROLS = {code: ascii(chr(code))[1:-1] for code in [*range(32), 127]}
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\n``): a file name holding a
+    newline split the error line in two, and a script reading the last line read half of it."""
+    return text.translate(_CONTROLS)
 
 
 def ending(exc: VidrestoreError | KeyboardInterrupt) -> tuple[str, int]:
