@@ -375,6 +375,18 @@ def test_a_bad_input_fails_alone_and_is_retried_up_to_the_limit(clips, tmp_path)
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["clip0.mp4", STATE_NAME]
 
 
+def test_a_file_name_with_a_newline_keeps_each_line_of_the_progress_and_the_summary_whole(clips, tmp_path, capsys):
+    """The progress ("cpu: bad", "z.mp4: analyse") and the summary table split at the newline in a
+    file's name: its control characters are shown as escapes."""
+    bad = tmp_path / "bad\nz.mp4"
+    bad.write_bytes(b"not a video at all")
+    assert main(["batch", str(clips[0]), str(bad), "--out", str(tmp_path / "out"), "--model", "none",
+                 *(a for a in FAST if a != "--quiet")]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("failed ") and line.split()[4] == "bad\\nz.mp4" for line in lines), lines
+    assert not any(line.startswith("z.mp4") for line in lines), lines
+
+
 def _one_item_done(out: Path) -> bool:
     try:
         return (out / STATE_NAME).exists() and any(s == "done" for s, _, _ in _rows(out).values())

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from . import __version__, jsonio
 from .errors import InputError, ModelError, OutputError, UsageError, VidrestoreError
-from .statusline import StatusLine, eta_text, muted
+from .statusline import StatusLine, eta_text, muted, printable
 from .stopping import Stopped, raise_if_stopped, stops_cleanly_on_termination
 
 if TYPE_CHECKING:
@@ -475,11 +475,11 @@ def cmd_restore(argv: list[str]) -> int:
                    f"{_counted(len(report.tracks), 'face track')}{_of_people(report.tracks)}; "
                    f"detector {report.detector}; restorer {report.restorer}; mask {report.mask}; "
                    f"video {report.encoder or 'copied'}; {report.timings_s['total']:.1f}s")
-        print(summary if args.dry_run or args.output is None else f"wrote {report.output}: {summary}", file=sys.stderr)
+        print(printable(summary if args.dry_run or args.output is None else f"wrote {report.output}: {summary}"), file=sys.stderr)
         for row in report.qa or []:
             print(qa_line(row), file=sys.stderr)
         for note in report.notes:
-            print(f"note: {note}", file=sys.stderr)
+            print(printable(f"note: {note}"), file=sys.stderr)
         if args.dry_run and args.json is None:
             print(text)
     return 0
@@ -731,7 +731,7 @@ def _print_summary(report: list[dict]) -> None:
         line = f"{status:8s} {r.get('frames') or '-':>7} {r.get('faces') or '-':>6} {seconds:>7s}  {Path(r['input']).name}"
         if r["status"] == "failed" and r.get("error"):
             line += f"  ({r['error']})"
-        print(line, file=sys.stderr)
+        print(printable(line), file=sys.stderr)
         for note in (r.get("report") or {}).get("notes", []):
             if note.startswith("qa:"):
                 print(f"         {note}", file=sys.stderr)
@@ -1073,7 +1073,7 @@ def main(argv: list[str] | None = None) -> int:
             return code
     except (VidrestoreError, KeyboardInterrupt) as exc:
         line, code = ending(exc)
-        print(f"vidrestore: {one_line(line)}", file=sys.stderr)
+        print(f"vidrestore: {printable(line)}", file=sys.stderr)
         return code
     except BrokenPipeError:  # the reader of what it prints went (vidrestore analyses | head -1), as for any tool
         muted(sys.stdout)
@@ -1123,15 +1123,6 @@ def open_standard_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, ValueError):  # a stream a caller put there may not take it
             stream.reconfigure(errors="backslashreplace")
-
-
-_CONTROLS = {code: ascii(chr(code))[1:-1] for code in [*range(32), 127]}
-
-
-def one_line(text: str) -> str:
-    """``text`` with its control characters written as escapes (``\\n``): a file name holding a
-    newline split the error line in two, and a script reading the last line read half of it."""
-    return text.translate(_CONTROLS)
 
 
 def ending(exc: VidrestoreError | KeyboardInterrupt) -> tuple[str, int]:

@@ -25,6 +25,7 @@ class StatusLine:
     def show(self, text: str, now: float, settled: bool = False) -> None:
         """``text`` as the status at ``now`` (seconds of one clock); ``settled``: a status the log
         gets whenever it comes (a stage's end, a job's start)."""
+        text = printable(text)
         if self.in_place:
             _write(f"\r{text}")
             self.open = True
@@ -38,6 +39,16 @@ class StatusLine:
             _write("\n")
             self.open = False
         self.logged = None
+
+
+_CONTROLS = {code: ascii(chr(code))[1:-1] for code in [*range(32), 127]}
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\n``): a file name holding a
+    newline split an error or status line in two (a script reading the last line read half of it),
+    and one holding an escape sequence coloured the terminal."""
+    return text.translate(_CONTROLS)
 
 
 def eta_text(seconds: float | None) -> str:
