@@ -87,6 +87,9 @@ def test_zoo_verify_detects_a_corrupted_file(tmp_path, monkeypatch):
     monkeypatch.setenv(entry.env_var, str(tmp_path / "missing.pth"))
     with pytest.raises(ModelError, match="missing file"):
         zoo.locate("test-model")
+    monkeypatch.setenv(entry.env_var, str(tmp_path))  # was "points to a missing file"
+    with pytest.raises(ModelError, match=f"points to a folder: {tmp_path}$"):
+        zoo.locate("test-model")
 
 
 def test_pickles_are_never_executed(tmp_path):
@@ -96,7 +99,19 @@ def test_pickles_are_never_executed(tmp_path):
 
     path = tmp_path / "evil.pth"
     torch.save({"x": Evil()}, path)
-    with pytest.raises(ModelError):
+    with pytest.raises(ModelError, match="holds Python objects besides tensors .* save the model's state_dict"):
+        zoo.load_state_dict(path)
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"", "is empty: not a PyTorch checkpoint"),  # was "EOFError: "
+    (b"hello world", "is not a PyTorch checkpoint"),  # was "KeyError: '101'"
+    (b"\x00\x00\x00\x20ftypisom" + bytes(64), "is not a PyTorch checkpoint"),  # a video given as weights
+])
+def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path, content, says):
+    path = tmp_path / "weights.pth"
+    path.write_bytes(content)
+    with pytest.raises(ModelError, match=f"^{path} {says}"):
         zoo.load_state_dict(path)
 
 

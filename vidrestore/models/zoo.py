@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import pickle
 import shutil
 import tempfile
 import urllib.request
@@ -96,9 +97,10 @@ def locate(name: str, explicit: str | Path | None = None) -> Path | None:
     """First existing file for zoo entry ``name``; an explicit path that does not exist is an error."""
     e = entry(name)
     if explicit is not None and not Path(explicit).is_file():
-        raise ModelError(f"weights file not found: {explicit}")
+        raise ModelError(f"weights file is a folder: {explicit} (give the file in it)" if Path(explicit).is_dir()
+                         else f"weights file not found: {explicit}")
     if (env := os.environ.get(e.env_var)) and not Path(env).is_file():
-        raise ModelError(f"{e.env_var} points to a missing file: {env}")
+        raise ModelError(f"{e.env_var} points to a {'folder' if Path(env).is_dir() else 'missing file'}: {env}")
     return next((p for p in candidates(e, explicit) if p.is_file()), None)
 
 
@@ -196,6 +198,19 @@ def save_weights(state: dict[str, torch.Tensor], path: str | Path, metadata: dic
             raise OutputError(f"cannot write {path} ({getattr(exc, 'strerror', None) or exc})") from exc
 
 
+def check_checkpoint(path: Path) -> None:
+    """Refuse a file that is no PyTorch checkpoint (a zip archive, or a pickle of the format before
+    it) by name: a video or text given as weights failed as "KeyError: '101'", "EOFError" or torch's
+    advice to load it with weights_only=False."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        raise ModelError(f"{path} is empty: not a PyTorch checkpoint (a download that did not finish?)")
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise ModelError(f"{path} is not a PyTorch checkpoint (neither a zip archive nor a pickle); give the .pth "
+                         "file of the model's weights")
+
+
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Load tensors from safetensors, or from a ``.pth`` with ``weights_only=True`` (no arbitrary pickles)."""
     path = Path(path)
@@ -204,9 +219,16 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path))
+        check_checkpoint(path)
         state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ModelError(f"{path} holds Python objects besides tensors (a whole model pickled?), which vidrestore does not "
+                         "load: it runs no code from a file (torch.load with weights_only=True); save the model's "
+                         "state_dict() instead") from exc
+    except ModelError:
+        raise
     except Exception as exc:  # safetensors and torch raise many types for a damaged file
-        raise ModelError(f"cannot read weights {path}: {exc.__class__.__name__}: {str(exc)[:120]}") from exc
+        raise ModelError(f"cannot read weights {path}: {exc.__class__.__name__}: {' '.join(str(exc).split())[:120]}") from exc
     for key in ("params_ema", "state_dict", "params", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
