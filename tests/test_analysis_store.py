@@ -31,6 +31,7 @@ from vidrestore.pipeline.analysis_store import (
     Kept,
     analysed,
     analysis_key,
+    analysis_notes,
     decoded,
     encoded,
 )
@@ -258,7 +259,10 @@ def test_a_damaged_or_unwritable_store_costs_a_pass_never_the_run(sample_clip, t
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     analysis_, kept = analysed(sample_clip, PipelineConfig(), lambda: detector, store=AnalysisStore(blocked / "analyses"))
-    assert kept is Kept.NOT and analysis_.tracks
+    assert kept is Kept.UNWRITABLE and analysis_.tracks
+    # each run analysed the video again, and no report said why
+    (note,) = analysis_notes(kept, dry_run=True)
+    assert note.startswith("this analysis could not be kept: the cache folder") and "VIDRESTORE_CACHE" in note
     _, kept = analysed(sample_clip, PipelineConfig(), lambda: detector, store=AnalysisStore(store.folder, read=False))
     assert kept is Kept.STORED  # --reanalyse: analysed, and kept for the next run
 

@@ -276,10 +276,12 @@ class AnalysisStore:
 
 
 class Kept(Enum):
-    """What became of an analysis: taken from the store, put into it, or neither."""
+    """What became of an analysis: taken from the store, put into it, not put there for want of
+    room or rights, or none of these (no store)."""
 
     TAKEN = "taken"
     STORED = "stored"
+    UNWRITABLE = "unwritable"
     NOT = "not"
 
 
@@ -297,7 +299,7 @@ def analysed(path: Path, cfg: PipelineConfig, detector: Callable[[], FaceDetecto
     kept = store.load(key, wanted)
     if kept is None:
         analysis = analyse(path, cfg, detector(), progress, keep=keep)
-        return analysis, Kept.STORED if store.save(key, analysis, wanted, copied_from or path) else Kept.NOT
+        return analysis, Kept.STORED if store.save(key, analysis, wanted, copied_from or path) else Kept.UNWRITABLE
     crops = reference_crops(cfg, detector().sized_for(kept.frame_side, cfg.tracker.min_face_size)) if cfg.photos else {}
     if progress:
         progress("analyse", kept.frames, kept.frames, sum(int(t.detected.sum()) for t in kept.tracks))
@@ -313,6 +315,9 @@ def analysis_notes(kept: Kept, dry_run: bool) -> list[str]:
     if kept is Kept.STORED and dry_run:
         return [("this analysis is kept: a run of this input with the same detection options (restoring, or with other "
                 "--tracks, --strength or encoding options) takes it instead of analysing the video again")]
+    if kept is Kept.UNWRITABLE:  # each run analysed the video again, without a word of why
+        return [("this analysis could not be kept: the cache folder (`vidrestore analyses` names it) cannot be written, "
+                "or its disk is full; a run that follows analyses the video again (VIDRESTORE_CACHE names another folder)")]
     return []
 
 
