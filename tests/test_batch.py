@@ -31,6 +31,7 @@ from vidrestore.errors import OutputError, UsageError
 from vidrestore.faces.detect import DetectorConfig, create_detector
 from vidrestore.io import remux
 from vidrestore.io.encoders import EncodeOptions
+from vidrestore.io.sequence import is_sequence
 from vidrestore.models import precision
 from vidrestore.options import RestoreOptions
 from vidrestore.pipeline import PipelineConfig, analyse, run
@@ -277,6 +278,24 @@ def test_inputs_folders_globs_and_manifest(clips, tmp_path):
     shutil.copy(clips[0], other / "clip0.mp4")
     names = [o.name for _, o in assign_outputs([ItemSpec(clips[0]), ItemSpec(other / "clip0.mp4"), ItemSpec(clips[1])], out)]
     assert names[2] == "clip1.mp4" and names[0] != names[1] and all(n.startswith("clip0-") for n in names[:2])
+
+
+def test_a_folder_gives_its_pictures_one_by_one_its_sequences_whole_and_no_hidden_file(tmp_path):
+    """A folder of scanned photos was "no input videos found"; macOS's ._clip.mov beside each file on
+    a shared drive failed as an item (the batch with it); and --faces inside the folder searched
+    gave the next run each face written as an input."""
+    folder = tmp_path / "archive"
+    names = ["clip.mov", "._clip.mov", "scan.jpg", "family.TIFF", "DSC_0001.jpg", "DSC_0002.jpg", "reel/r_0001.png",
+             "reel/r_0002.png", "reel/poster.png", ".thumbs/scan.jpg", "notes.txt", "faces/clip.mov/people.jpg"]
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(b"")
+    found = [s.input.relative_to(folder).as_posix() for s in expand_inputs([str(folder)], tmp_path / "out", folder / "faces")]
+    assert found == ["DSC_0001.jpg", "DSC_0002.jpg", "clip.mov", "family.TIFF", "reel/poster.png", "reel/r_%04d.png", "scan.jpg"]
+    # a hidden folder given is searched
+    assert [s.input for s in expand_inputs([str(folder / ".thumbs")], tmp_path / "out")] == [folder / ".thumbs" / "scan.jpg"]
+    with pytest.raises(UsageError, match="no input videos or pictures found"):
+        expand_inputs([str(folder / "faces")], tmp_path / "out", folder / "faces" / "clip.mov")
 
 
 def test_a_folder_restored_into_itself_is_refused_and_a_subfolder_holds_outputs_not_inputs(clips, tmp_path, capsys):
@@ -659,7 +678,7 @@ def test_a_folder_scan_takes_camera_streams_and_dv_tapes_and_leaves_other_files(
     for name in ("a.dv", "day2/cam.H264", "dvr.hevc", "b.m2ts", "notes.txt", "thumb.jpg"):
         (folder / name).write_bytes(b"x")
     found = [s.input.relative_to(folder).as_posix() for s in expand_inputs([str(folder)], tmp_path / "out")]
-    assert found == ["a.dv", "b.m2ts", "day2/cam.H264", "dvr.hevc"]
+    assert found == ["a.dv", "b.m2ts", "day2/cam.H264", "dvr.hevc", "thumb.jpg"]  # a picture is an item too; notes.txt is not
 
 
 def test_a_folder_scan_takes_each_reels_image_sequence_into_a_folder_of_its_own(tmp_path):
@@ -673,8 +692,13 @@ def test_a_folder_scan_takes_each_reels_image_sequence_into_a_folder_of_its_own(
         for name in names:
             (scans / reel / name).write_bytes(b"x")
     specs = expand_inputs([str(scans)], tmp_path / "out")
+    # a camera's numbered photos and the pictures of no sequence are items of their own, as is a
+    # picture FFmpeg does not read as one of the sequence beside it (another width of number)
     assert [s.input.relative_to(scans).as_posix() for s in specs] == [
-        "reel1/r_%06d.dpx", "reel2/r_%06d.dpx", "renders/cg/shot%d.png", "renders/reel1/r_%06d.dpx", "renders/reel1/r_%06d.tif"]
+        "photos/DSC_0001.jpg", "photos/DSC_0002.jpg", "photos/cover7.tif", "photos/poster.png",
+        "reel1/r_%06d.dpx", "reel2/r_%06d.dpx", "reel2/r_0086403.dpx", "renders/cg/shot%d.png", "renders/reel1/r_%06d.dpx",
+        "renders/reel1/r_%06d.tif"]
+    specs = [s for s in specs if is_sequence(s.input)]
     outputs = [out.relative_to(tmp_path / "out").as_posix() for _, out in assign_outputs(specs, tmp_path / "out")]
     assert outputs[1:3] + outputs[4:] == ["reel2/r_%06d.dpx", "cg/shot%d.png", "reel1/r_%06d.tif"]
     tagged = {outputs[0].split("/")[0], outputs[3].split("/")[0]}  # two reels' sequences of one name

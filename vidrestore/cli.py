@@ -672,7 +672,8 @@ def cmd_batch(argv: list[str]) -> int:
     if not (args.ray or args.ray_address):  # Ray's workers find their own devices
         _device(args.device)
     check_report_path(args.json)
-    pairs = assign_outputs(expand_inputs(args.inputs, args.out), args.out)  # before --out is made, its state file in it
+    # before --out is made, its state file in it
+    pairs = assign_outputs(expand_inputs(args.inputs, args.out, Path(args.faces) if args.faces else None), args.out)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

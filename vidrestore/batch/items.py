@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from ..io.sequence import is_sequence, sequences_in
+from ..io.sequence import files_of, is_sequence, sequences_in
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".mxf", ".wmv", ".flv",
                   ".3gp", ".vob", ".dv", ".h264", ".264", ".hevc", ".h265", ".m2v"}  # the last five: raw camera/DVR streams and DV tapes
@@ -20,6 +20,9 @@ MANIFEST_SUFFIXES = {".csv", ".json"}
 # Image sequences a folder scan takes: scans, plates and renders. Numbered JPEGs are more often a camera's
 # photos than frames of one shot; name such a sequence (DSC_%04d.jpg) to restore it as one.
 SCANNED_SEQUENCE_SUFFIXES = {".dpx", ".exr", ".tif", ".tiff", ".png"}
+# Pictures a folder scan takes one by one, those of no sequence: a folder of scanned photos is
+# what a face restorer is most often given (it was "no input videos found").
+PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dpx", ".exr"}
 
 
 @dataclass(frozen=True)
@@ -87,24 +90,25 @@ def read_manifest(path: Path) -> list[ItemSpec]:
     return specs
 
 
-def expand_inputs(inputs: list[str], out_dir: Path) -> list[ItemSpec]:
-    """Files (any name: a non-video fails as its own item), folders (their videos and image
-    sequences, recursively),
-    globs and manifests, in the order given, each input once. What a folder or a glob finds inside
-    ``out_dir`` is an earlier batch's output, not an input, where ``out_dir`` lies inside the
-    folder (the glob's fixed part); ``out_dir`` the folder itself is refused by :func:`assign_outputs`."""
+def expand_inputs(inputs: list[str], out_dir: Path, faces_dir: Path | None = None) -> list[ItemSpec]:
+    """Files (any name: a non-video fails as its own item), folders (their videos, pictures and
+    image sequences, recursively), globs and manifests, in the order given, each input once. What
+    a folder or a glob finds inside ``out_dir`` (or ``faces_dir``, where ``--faces`` writes) is an
+    earlier batch's output, not an input, where that folder lies inside the one searched (the
+    glob's fixed part); ``out_dir`` the folder itself is refused by :func:`assign_outputs`."""
+    written = [out_dir, *([faces_dir] if faces_dir is not None else [])]
     specs: list[ItemSpec] = []
     for text in inputs:
         p = Path(text)
         if p.suffix.lower() in MANIFEST_SUFFIXES and p.is_file():
             specs += read_manifest(p)
         elif p.is_dir():
-            specs += [ItemSpec(f) for f in _found_in(p) if not _earlier_output(f, p, out_dir)]
+            specs += [ItemSpec(f) for f in _found_in(p) if not _earlier_output(f, p, written)]
         elif any(c in text for c in "*?["):
             matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
             if not matches:
                 raise UsageError(f"no file matches {text}")
-            specs += [ItemSpec(m) for m in matches if not _earlier_output(m, _fixed_part(text), out_dir)]
+            specs += [ItemSpec(m) for m in matches if not _earlier_output(m, _fixed_part(text), written)]
         else:
             specs.append(ItemSpec(p))  # a missing file becomes a failed item, not a stopped batch
     seen, unique = set(), []
@@ -114,7 +118,7 @@ def expand_inputs(inputs: list[str], out_dir: Path) -> list[ItemSpec]:
             seen.add(key)
             unique.append(s)
     if not unique:
-        raise UsageError("no input videos found")
+        raise UsageError("no input videos or pictures found")
     return unique
 
 
@@ -125,18 +129,25 @@ def _fixed_part(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def _earlier_output(found: Path, searched: Path, out_dir: Path) -> bool:
-    """Whether ``found``, found by searching the folder ``searched``, lies in ``out_dir``, a folder
-    inside it (a batch run again into a subfolder of its inputs' folder)."""
-    out_root, root = out_dir.resolve(), searched.resolve()
-    return out_root != root and root in out_root.parents and out_root in found.resolve().parents
+def _earlier_output(found: Path, searched: Path, written: list[Path]) -> bool:
+    """Whether ``found``, found by searching the folder ``searched``, lies in one of the folders a
+    batch writes, ``written``, inside it (a batch run again into a subfolder of its inputs' folder)."""
+    root = searched.resolve()
+    return any(out_root != root and root in out_root.parents and out_root in found.resolve().parents
+               for out_root in (folder.resolve() for folder in written))
 
 
 def _found_in(folder: Path) -> list[Path]:
-    """The videos under ``folder``, and its image sequences (:data:`SCANNED_SEQUENCE_SUFFIXES`) as patterns, in path order."""
-    videos = [f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES]
-    sequences = [s for d in (folder, *(d for d in folder.rglob("*") if d.is_dir())) for s in sequences_in(d, SCANNED_SEQUENCE_SUFFIXES)]
-    return sorted(videos + sequences)
+    """The videos and pictures under ``folder``, and its image sequences (:data:`SCANNED_SEQUENCE_SUFFIXES`)
+    as patterns, their pictures not one by one, in path order. Hidden files and folders are not
+    inputs: macOS leaves a ``._clip.mov`` of its metadata beside each file on a shared drive, which
+    failed as an item of its own and the batch with it."""
+    found = [p for p in folder.rglob("*") if not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    sequences = [s for d in (folder, *(p for p in found if p.is_dir())) for s in sequences_in(d, SCANNED_SEQUENCE_SUFFIXES)
+                 if not s.name.startswith(".")]
+    in_sequences = {picture for s in sequences for picture in files_of(s)}
+    files = [f for f in found if f.is_file() and f not in in_sequences]
+    return sorted([f for f in files if f.suffix.lower() in VIDEO_SUFFIXES | PICTURE_SUFFIXES] + sequences)
 
 
 def _output_name(spec: ItemSpec, tagged: bool) -> Path:
