@@ -1815,6 +1815,12 @@ def test_a_photos_exif_block_is_kept_in_a_jpeg_or_png_and_says_upright(sample_cl
             assert kept == {0x0112: 1, 0x010F: "Kodak", 0x0132: "1962:07:04 12:00:00"} and notes == []
         if output.endswith((".jpg", ".png")):  # WebP has no comment chunk
             assert (comment.decode() if isinstance(comment, bytes) else comment) == f"faces restored by vidrestore {__version__} with none (pass-through)"
+    # a batch's photos lost both (its items are joined by another path)
+    assert main(["batch", str(photo), "--out", str(tmp_path / "batch"), "--model", "none", "--detector", "dlib", "--quiet"]) == 0
+    with Image.open(tmp_path / "batch" / "scan.jpg") as restored:
+        assert {k: v for k, v in restored.getexif().items() if k in (0x0112, 0x010F, 0x0132)} == \
+            {0x0112: 1, 0x010F: "Kodak", 0x0132: "1962:07:04 12:00:00"}
+        assert restored.info["comment"].decode() == f"faces restored by vidrestore {__version__} with none (pass-through)"
 
 
 def test_a_picture_without_a_face_is_converted_to_the_type_asked_for(tmp_path):

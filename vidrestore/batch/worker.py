@@ -23,6 +23,7 @@ import torch
 from ..faces.detect import DetectorConfig, FaceDetector, create_detector
 from ..faces.parsing import ParsingMasker as Masker
 from ..io.output import atomic_output
+from ..io.photo import carry_photo_tags
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output
 from ..io.restarts import timed_on, timed_on_folder
@@ -169,8 +170,10 @@ def _finished(plan: ItemPlan, frames_out: int, reused: int, restorer_notes: tupl
                 notes.extend(video_notes(plan.analysis, item.options.pipeline, item.input, item.output))
                 encoder, master = encoding(item.input, item.output, item.options.pipeline)
                 notes.extend(master)
-                notes.extend(join_segments(parts, plan.segments, item.input, tmp, item.output, plan.analysis, item.options.pipeline,
-                                           provenance(plan.restorer)))
+                comment = provenance(plan.restorer)
+                notes.extend(join_segments(parts, plan.segments, item.input, tmp, item.output, plan.analysis, item.options.pipeline, comment))
+                # a photo's EXIF block and colour profile, as a single run keeps them (a batch of scans lost every date taken)
+                notes.extend(carry_photo_tags(item.input, tmp, item.output, comment))
             else:
                 notes.append(copy_note(plan.analysis))
                 notes.extend(carry_streams(item.input, item.input, tmp, item.output, item.options.pipeline))
