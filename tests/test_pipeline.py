@@ -1114,7 +1114,7 @@ class Denoiser(PassThroughRestorer):
         return [kornia.filters.gaussian_blur2d(crops, (9, 9), (2.5, 2.5)) for crops, _ in pieces]
 
 
-def test_grain_gives_a_restored_face_the_noise_of_its_frame(sample_clip, tmp_path):
+def test_grain_gives_a_restored_face_the_noise_of_its_frame(sample_clip, tmp_path, monkeypatch):
     """Noisy footage (6 levels of luma noise) whose faces come out clean: with --grain 1 the
     restored faces have their frames' noise again (between the eyes and the mouth), and it changes
     from frame to frame as the frame's does; without, they keep almost none."""
@@ -1149,6 +1149,18 @@ def test_grain_gives_a_restored_face_the_noise_of_its_frame(sample_clip, tmp_pat
         report = run(clip, outputs[grain], PipelineConfig(grain=grain, encode=EncodeOptions(codec="ffv1")), Denoiser(128),
                      torch.device("cpu"), detector=det)
         assert report.grain == grain
+        assert any("--grain 1 puts the frames' grain back" in note for note in report.notes) == (grain == 0)
+    # a batch's item said nothing of it: its segments are restored apart from where the report is made
+    import json
+
+    from vidrestore.cli import main
+
+    monkeypatch.setattr("vidrestore.batch.worker.build_restorer", lambda options, device: Denoiser(128))
+
+    assert main(["batch", str(clip), "--out", str(tmp_path / "batch"), "--detector", "dlib", "--quiet", "--json",
+                 str(tmp_path / "batch.json")]) == 0
+    (item,) = json.loads((tmp_path / "batch.json").read_text())["items"]
+    assert any("--grain 1 puts the frames' grain back" in note for note in item["report"]["notes"])
     source, clean, grained = face_noise(clip), face_noise(outputs[0.0]), face_noise(outputs[1.0])
     assert np.median(source) == pytest.approx(6, rel=0.15)
     assert max(clean) < 2.5

@@ -33,6 +33,7 @@ class Job:
     frames: int = 0
     reused: int = 0  # finish: segments an earlier, interrupted run had finished
     notes: tuple[str, ...] = ()  # finish: what the restorer said about the item's segments
+    noise: tuple[tuple[int, tuple[float, float, float]], ...] = ()  # finish: the segments' SegmentDone.noise
 
     def describe(self) -> str:
         what = f"segment {self.index + 1}/{len(self.plan.segments)}" if self.kind == "segment" else self.kind
@@ -112,7 +113,7 @@ class InProcessExecutor:
                 return self.worker.analyse(job.item)
             if job.kind == "segment":
                 return self.worker.restore_segment(job.plan, job.index, live)
-            return finish(job.plan, job.frames, job.reused, job.notes)
+            return finish(job.plan, job.frames, job.reused, job.notes, job.noise)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - one item's failure must not stop the batch
@@ -234,6 +235,7 @@ class _Live:
     frames: int = 0
     reused: int = 0
     notes: tuple[str, ...] = ()
+    noise: tuple[tuple[int, tuple[float, float, float]], ...] = ()
     error: str | None = None
     keeps_segments: bool = False  # the error leaves the finished segments sound (a full disk)
     started: float = field(default_factory=time.time)
@@ -333,6 +335,7 @@ def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: J
         done: SegmentDone = outcome
         run.frames += done.frames
         run.notes += done.notes
+        run.noise += done.noise
         progress.frames_done += done.frames
         run.segments_left -= 1
         if (following := run.waiting.pop(job.index + 1, None)) is not None:
@@ -340,7 +343,7 @@ def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: J
             executor.submit(following)
         if run.segments_left == 0:
             run.outstanding += 1
-            executor.submit(Job("finish", run.item, job.plan, frames=run.frames, reused=run.reused, notes=run.notes))
+            executor.submit(Job("finish", run.item, job.plan, frames=run.frames, reused=run.reused, notes=run.notes, noise=run.noise))
     else:
         _ledger(run.item).discard()
         state.finish(run.item.output, outcome)

@@ -14,6 +14,7 @@ import os
 import shutil
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from ..pipeline import Analysis, PipelineConfig, Progress, check_paths, restore_
 from ..pipeline.analysis import selected_tracks
 from ..pipeline.analysis_store import AnalysisStore, analysed, analysis_notes
 from ..pipeline.driver import create_masker, frames_to_keep, mask_name
-from ..pipeline.report import build_report, copy_note, encoding, provenance, quality_check, video_notes, write_faces
+from ..pipeline.report import build_report, copy_note, encoding, noise_notes, provenance, quality_check, video_notes, write_faces
 from ..pipeline.segments import carried_in, carry_path, carry_streams, encoded_segments, hand_on, join_segments, segment_path
 from ..pipeline.timing import check_timing, checked_as, in_seconds
 from ..restore import Restorer
@@ -72,6 +73,7 @@ class SegmentDone:
     frames: int  # written
     notes: tuple[str, ...] = ()  # the restorer's, for the item's report (e.g. a smaller pass after running out of memory)
     carry: Path | None = None  # the state of the tracks that go on into the next segment (it starts inside a shot)
+    noise: tuple[tuple[int, tuple[float, float, float]], ...] = ()  # (track, sample) of the faces' noise, for the advice notes
 
 
 def _key(value: object) -> str:
@@ -137,31 +139,38 @@ class RestoreWorker:
         cfg = dataclasses.replace(plan.item.options.pipeline, face_size=restorer.face_size)
         output = plan.item.output
         contexts = carried_in(output, index, self.device)
+        noise: defaultdict[int, list[tuple[float, float, float]]] = defaultdict(list)
         frames = restore_video(plan.item.input, segment_path(output, index), plan.analysis, restorer, cfg,
                                self.device, progress, frames=plan.segments[index], masker=self._masker(cfg, restorer.dtype), reuse=plan.decoded,
-                               contexts=contexts, target=output)
+                               contexts=contexts, target=output, noise=noise)
         carry = hand_on(contexts, output, index, last=index + 1 == len(plan.segments))
         notes = tuple(restorer.notes)
         restorer.notes.clear()  # the restorer outlives the item: what it says belongs to this segment
-        return SegmentDone(frames, notes, carry)
+        return SegmentDone(frames, notes, carry, tuple((track, sample) for track, samples in noise.items() for sample in samples))
 
 
-def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tuple[str, ...] = ()) -> dict:
+def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tuple[str, ...] = (),
+           noise: tuple[tuple[int, tuple[float, float, float]], ...] = ()) -> dict:
     """Join the segments and the other streams into a temp file, rename it onto the output, and
     return the item's report (the pipeline's report plus ``faces`` and ``seconds``). ``reused``:
     how many segments an earlier, interrupted run had finished; ``restorer_notes``: what the
-    restorer said while restoring the others. The copy of an input timed on is removed."""
+    restorer said while restoring the others; ``noise``: their :attr:`SegmentDone.noise`, for the
+    advice a single run gives (film grain restored away). The copy of an input timed on is removed."""
     try:
-        return _finished(plan, frames_out, reused, restorer_notes)
+        return _finished(plan, frames_out, reused, restorer_notes, noise)
     finally:
         if plan.item.input != plan.source:
             shutil.rmtree(timed_on_folder(plan.item.output), ignore_errors=True)
 
 
-def _finished(plan: ItemPlan, frames_out: int, reused: int, restorer_notes: tuple[str, ...]) -> dict:
+def _finished(plan: ItemPlan, frames_out: int, reused: int, restorer_notes: tuple[str, ...],
+              noise: tuple[tuple[int, tuple[float, float, float]], ...]) -> dict:
     item = plan.item
     parts = [segment_path(item.output, i) for i in range(len(plan.segments))]
-    notes = reused_note(reused, len(parts), item.options.dtype) + list(restorer_notes)
+    by_track: defaultdict[int, list[tuple[float, float, float]]] = defaultdict(list)
+    for track, sample in noise:
+        by_track[track].append(sample)
+    notes = reused_note(reused, len(parts), item.options.dtype) + list(restorer_notes) + noise_notes(by_track, item.options.pipeline)
     encoder = None
     try:
         with atomic_output(item.output, number_offset(item.input)) as tmp:

@@ -38,9 +38,8 @@ from .report import (
     Report,
     build_report,
     copy_note,
-    detail_note,
     encoding,
-    grain_note,
+    noise_notes,
     parsing_note,
     provenance,
     quality_check,
@@ -252,7 +251,7 @@ def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: R
                             ledger.record(part, frames, written, precision_name(restorer.dtype), carry)
                     timings["restore_encode"] = time.perf_counter() - t1
                     notes.extend(reused_note(len(reused), len(parts), precision_name(restorer.dtype)) + restorer.notes)
-                    notes.extend((grain_note(noise) if not cfg.grain else []) + (detail_note(noise, cfg.keep_detail) if not cfg.measure_detail else []))
+                    notes.extend(noise_notes(noise, cfg))
                     notes.extend(parsing_note(masker.seconds, timings["restore_encode"], cfg.parse_every) if masker is not None else [])
                     t2 = time.perf_counter()
                     comment = provenance(restorer.name)

@@ -413,6 +413,12 @@ def detail_note(noise: dict[int, list[tuple[float, float, float]]], share: float
 PARSING_SHARE = 0.5  # face parsing over this share of pass 2's time is worth a note
 
 
+def noise_notes(noise: dict[int, list[tuple[float, float, float]]], cfg: PipelineConfig) -> list[str]:
+    """The advice the faces' noise before and after the paste gives (:func:`grain_note`,
+    :func:`detail_note`), where the run did not settle it by an option."""
+    return (grain_note(noise) if not cfg.grain else []) + (detail_note(noise, cfg.keep_detail) if not cfg.measure_detail else [])
+
+
 def parsing_note(parsing_s: float, restore_s: float, every: int) -> list[str]:
     """A note when face parsing on every frame took most of pass 2 (``restore_s``), with the remedies."""
     if every > 1 or restore_s <= 0 or parsing_s < PARSING_SHARE * restore_s:
