@@ -1131,6 +1131,29 @@ def test_a_report_that_cannot_be_written_is_one_line(tmp_path):
         write_report(tmp_path / "file" / "r.json", "{}")
 
 
+RESTORING = ["--model", "none", "--detector", "dlib", "--quiet"]
+
+
+@pytest.mark.parametrize("command", [["{clip}", "{out}.mkv", *RESTORING], ["batch", "{clip}", "--out", "{out}", *RESTORING],
+                                     ["eval", "noref", "{folder}"]])
+def test_a_report_named_over_a_file_that_is_no_report_is_refused(tmp_path, capsys, command):
+    """``--json take2.mp4`` (a slip of the shell's completion) replaced a video with the report. A
+    file holding a report (or nothing) is replaced as before."""
+    clip = make_clip(tmp_path / "clip.mp4", [i * 40 for i in range(3)])
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    Image.fromarray(np.zeros((120, 120, 3), np.uint8)).save(folder / "a.png")
+    video = make_clip(tmp_path / "take2.mp4", [0, 40])
+    kept = video.read_bytes()
+    argv = [a.format(clip=clip, out=tmp_path / "out", folder=folder) for a in command]
+    _one_line_error(capsys, main([*argv, "--json", str(video)]), 4,
+                    f"--json {video} is a file that holds no JSON report, which the report would replace; name another file")
+    assert video.read_bytes() == kept
+    earlier = tmp_path / "r.json"
+    earlier.write_text('  {"an earlier": "report"}')
+    assert main([*argv, "--json", str(earlier)]) in (0, 1) and "an earlier" not in earlier.read_text()
+
+
 def test_a_report_is_written_whole_then_named(tmp_path, monkeypatch):
     """A scheduler reading a report as its run was killed found half of it."""
     from pathlib import Path as PathType

@@ -48,6 +48,19 @@ def check_report_path(path: Path | None) -> None:
     (None: no report; '-': stdout)."""
     if path is not None and str(path) != "-":
         check_writable(path, "--json", "the report")
+        if path.is_file() and not _holds_json(path):  # a report is replaced each run; a video named by mistake was too
+            raise OutputError(f"--json {path} is a file that holds no JSON report, which the report would replace; "
+                              "name another file")
+
+
+def _holds_json(path: Path) -> bool:
+    """Whether ``path`` is empty or starts as a JSON document does (a report of an earlier run)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip()
+    except OSError:  # unreadable: writing it says what is wrong
+        return True
+    return not head or head[:1] in (b"{", b"[")
 
 
 def check_writable(path: Path, option: str, what: str) -> None:
