@@ -1375,6 +1375,15 @@ def test_degrade_command_synthetic_and_with_the_degradation_mode(tmp_path, tiny_
     learned = np.asarray(Image.open(tmp_path / "learned" / "face.png"))
     assert syn.shape == (40, 40, 3) and learned.shape == (32, 32, 3)
     assert not np.array_equal(syn, np.asarray(Image.open(img)))
+    # a folder's hidden files (macOS's ._face.png of a shared drive) were "skipped unreadable" pictures
+    folder = tmp_path / "shared"
+    (folder / ".thumbs").mkdir(parents=True)
+    for picture in (folder / "face.png", folder / ".thumbs" / "face.png"):
+        picture.write_bytes(img.read_bytes())
+    (folder / "._face.png").write_bytes(b"\x00\x05\x16\x07 Mac OS X metadata")
+    assert _run("degrade", folder, "--out", tmp_path / "from_folder", "--synthetic", "archival") == 0
+    out = capsys.readouterr()
+    assert "wrote 1 degraded picture to" in out.out and out.err == ""
 
 
 def test_degrade_never_replaces_a_picture_given_nor_one_degraded_picture_with_another(tmp_path, capsys):

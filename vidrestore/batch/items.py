@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from ..io.sequence import files_of, is_sequence, sequences_in
+from ..io.sequence import files_of, hidden_below, is_sequence, sequences_in
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".mxf", ".wmv", ".flv",
                   ".3gp", ".vob", ".dv", ".h264", ".264", ".hevc", ".h265", ".m2v"}  # the last five: raw camera/DVR streams and DV tapes
@@ -139,10 +139,10 @@ def _earlier_output(found: Path, searched: Path, written: list[Path]) -> bool:
 
 def _found_in(folder: Path) -> list[Path]:
     """The videos and pictures under ``folder``, and its image sequences (:data:`SCANNED_SEQUENCE_SUFFIXES`)
-    as patterns, their pictures not one by one, in path order. Hidden files and folders are not
-    inputs: macOS leaves a ``._clip.mov`` of its metadata beside each file on a shared drive, which
-    failed as an item of its own and the batch with it."""
-    found = [p for p in folder.rglob("*") if not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    as patterns, their pictures not one by one, in path order. Hidden files and folders
+    (:func:`~vidrestore.io.sequence.hidden_below`) are not inputs: macOS's ``._clip.mov`` failed as
+    an item of its own, and the batch with it."""
+    found = [p for p in folder.rglob("*") if not hidden_below(p, folder)]
     sequences = [s for d in (folder, *(p for p in found if p.is_dir())) for s in sequences_in(d, SCANNED_SEQUENCE_SUFFIXES)
                  if not s.name.startswith(".")]
     in_sequences = {picture for s in sequences for picture in files_of(s)}

@@ -174,6 +174,13 @@ NAME_MAX = 255  # bytes in a file's name (ext4, XFS, APFS, NTFS's 255 UTF-16 uni
 HIDDEN_ADDED = 40  # the most a hidden file's name adds to the stem and the output's suffix (".k2x9qz_a.part", ".seg0000.part" + ".mov")
 
 
+def hidden_below(path: Path, folder: Path) -> bool:
+    """Whether ``path``, found under ``folder``, is hidden there (a dot file, or in a dot folder):
+    such as the ``._clip.mov`` of its metadata that macOS leaves beside each file on a shared
+    drive, or a run's temporary files; not an input of a folder's search."""
+    return any(part.startswith(".") for part in path.relative_to(folder).parts)
+
+
 def hidden_stem(output: Path) -> str:
     """The stem of the hidden files a run keeps beside ``output`` (temp file, segments, ledger): its
     own, less the ``%`` of a sequence's number field, so that no tool reads them as a pattern. An

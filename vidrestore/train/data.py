@@ -24,6 +24,7 @@ from ..faces.detect import DetectorConfig, create_detector
 from ..faces.identity import DlibIdentityEncoder
 from ..io.output import atomic_output
 from ..io.photo import displayed_rgb
+from ..io.sequence import hidden_below
 
 if TYPE_CHECKING:
     from ..pipeline import Progress
@@ -42,9 +43,11 @@ class PackStats:
 
 
 def list_images(folders: list[str | Path]) -> list[Path]:
+    """The pictures under each of ``folders``, in path order, but for hidden ones (:func:`hidden_below`):
+    macOS's ``._face.jpg`` was packed, degraded and measured as an unreadable picture of its own."""
     files = []
-    for folder in folders:
-        files += sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    for folder in map(Path, folders):
+        files += sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not hidden_below(p, folder))
     return files
 
 
