@@ -748,7 +748,7 @@ def _print_summary(report: list[dict]) -> None:
         print(printable(line), file=sys.stderr)
         for note in (r.get("report") or {}).get("notes", []):
             if note.startswith("qa:"):
-                print(f"         {note}", file=sys.stderr)
+                print(printable(f"         {note}"), file=sys.stderr)
     t = _totals(report)
     print(f"{t['done']} done ({t['skipped']} skipped as already done or given up), {t['failed']} failed, "
           f"{t['frames']} frames", file=sys.stderr)

@@ -144,7 +144,7 @@ def _found_in(folder: Path) -> list[Path]:
     an item of its own, and the batch with it."""
     found = [p for p in folder.rglob("*") if not hidden_below(p, folder)]
     sequences = [s for d in (folder, *(p for p in found if p.is_dir())) for s in sequences_in(d, SCANNED_SEQUENCE_SUFFIXES)
-                 if not s.name.startswith(".")]
+                 if not hidden_below(s, folder)]
     in_sequences = {picture for s in sequences for picture in files_of(s)}
     files = [f for f in found if f.is_file() and f not in in_sequences]
     return sorted([f for f in files if f.suffix.lower() in VIDEO_SUFFIXES | PICTURE_SUFFIXES] + sequences)

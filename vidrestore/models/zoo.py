@@ -216,17 +216,16 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"weights file not found: {path}")
+    if path.suffix != ".safetensors":
+        check_checkpoint(path)
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path))
-        check_checkpoint(path)
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise ModelError(f"{path} holds Python objects besides tensors (a whole model pickled?), which vidrestore does not "
                          "load: it runs no code from a file (torch.load with weights_only=True); save the model's "
                          "state_dict() instead") from exc
-    except ModelError:
-        raise
     except Exception as exc:  # safetensors and torch raise many types for a damaged file
         raise ModelError(f"cannot read weights {path}: {exc.__class__.__name__}: {' '.join(str(exc).split())[:120]}") from exc
     for key in ("params_ema", "state_dict", "params", "model"):
