@@ -610,12 +610,13 @@ class _RaisingParser(argparse.ArgumentParser):
 def build_batch_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vidrestore batch",
-        description="Restore many videos into one folder. Re-running the same command resumes: finished items are skipped, "
+        description="Restore many videos (or pictures) into one folder. Re-running the same command resumes: finished items are skipped, "
                     "failed ones retried. State: OUT/vidrestore-batch.sqlite.",
         epilog="Manifests (.csv with a header, or .json list): 'input', optional 'output' (relative to --out) and any "
                "option below by name, e.g. input,preset,seed. Exit codes: 0 all done, 1 some items failed, 2 usage, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.")
     p.add_argument("inputs", nargs="+", type=lambda text: str(_input_path(text)),
-                   help="video files, folders, globs ('clips/**/*.mov') or manifests (.csv/.json)")
+                   help="videos, pictures, image sequences, folders (searched for all three), globs ('clips/**/*.mov') "
+                        "or manifests (.csv/.json)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     p.add_argument("--retries", type=int, default=2, help="retry a failed item up to this many times, across re-runs (default 2)")
     p.add_argument("--ray", action="store_true", help="run on Ray (a local Ray instance unless --ray-address is given)")
