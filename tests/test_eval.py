@@ -77,6 +77,22 @@ def test_eval_video_measures_a_restoration_scaled_up_by_another_tool_where_its_f
     assert f"of another shape than {sample_clip}'s {width}x{height}" in err and len(err.splitlines()) == 1
 
 
+def test_eval_video_refuses_figures_it_cannot_write_before_any_work(sample_clip, tmp_path, capsys, monkeypatch):
+    """--figures naming a file failed with a traceback once every track had been measured."""
+    from vidrestore.cli import main
+
+    def measured(*args, **kwargs):
+        raise AssertionError("measured before the figures' folder was made")
+
+    monkeypatch.setattr("vidrestore.eval.report.analyse", measured)
+    taken = tmp_path / "taken.txt"
+    taken.write_text("a file")
+    assert main(["eval", "video", str(sample_clip), str(sample_clip), "--figures", str(taken)]) == 4
+    assert capsys.readouterr().err.strip() == f"vidrestore: error: --figures {taken}: that is a file; give a folder to write into"
+    assert main(["eval", "video", str(sample_clip), str(sample_clip), "--figures", str(taken / "figs")]) == 4
+    assert capsys.readouterr().err.startswith(f"vidrestore: error: cannot make the --figures folder {taken / 'figs'} (")
+
+
 def test_identity_stability():
     rng = np.random.default_rng(0)
     same = np.repeat(rng.normal(size=(1, 128)), 5, 0)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import InputError
+from ..errors import InputError, OutputError
 from ..faces.detect import FaceDetector
 from ..faces.identity import DlibIdentityEncoder
 from ..io import VideoReader
@@ -191,6 +191,15 @@ def track_figures(row: dict, meter: TrackMeter, figures: Path) -> None:
     ] + [("identity cos", series["input"]["identity_frames"], {side: series[side]["identity_cosine"] for side in SIDES})])
 
 
+def _folder_made(folder: Path, option: str) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{option} {folder}: that is a file; give a folder to write into")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot make the {option} folder {folder} ({exc.strerror or exc})") from exc
+
+
 def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detector: FaceDetector,
                figures: Path | None = None, max_frames: int = 0, niqe_every: int = 5, niqe_limit: int = 600) -> dict:
     """Per-track temporal and identity metrics of ``restored_path``, with the same for ``input_path``
@@ -200,6 +209,8 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
     video is one). With ``figures``, writes a contact sheet and a per-frame plot per
     track, and a NIQE plot. ``max_frames``: at most this many frames per track (0: all), and of the
     video for NIQE, which scores at most ``niqe_limit`` frames."""
+    if figures is not None:  # made before any work: a file of its name failed with a traceback once all was measured
+        _folder_made(figures, "--figures")
     scale = restored_scale(input_path, restored_path)
     analysis = analyse(input_path, in_seconds(cfg, input_path), detector)
     encoder = DlibIdentityEncoder()
@@ -210,8 +221,6 @@ def eval_video(input_path: Path, restored_path: Path, cfg: PipelineConfig, detec
                          "eval video measures a video against its own input (an excerpt's with --start and --end)")
     meters = measure_tracks(input_path, restored_path, analysis.tracks, cfg.face_size, max_frames, analysis.deinterlace,
                             step=step, left_out=left_out, light=analysis.light, excerpt=analysis.excerpt, scale=scale)
-    if figures is not None:
-        figures.mkdir(parents=True, exist_ok=True)
     tracks = []
     for meter in meters:
         row = meter.finish(encoder)
