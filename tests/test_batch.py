@@ -374,6 +374,9 @@ def test_each_items_faces_go_into_a_folder_named_as_its_output(clips, tmp_path):
     assert sorted(p.name for p in faces.iterdir()) == ["clip0.mp4", "clip1.mp4"]
     for name in ("clip0.mp4", "clip1.mp4"):
         assert (faces / name / "people.jpg").exists() and list((faces / name).glob("person*_track*.jpg"))
+    # --faces naming a file failed each item, and each retry, where its faces were written
+    assert main(["batch", str(clips[0]), "--out", str(tmp_path / "again"), "--model", "none", "--faces", str(report), *FAST]) == 4
+    assert not (tmp_path / "again").exists()
 
 
 def test_a_bad_input_fails_alone_and_is_retried_up_to_the_limit(clips, tmp_path):

@@ -88,7 +88,7 @@ def test_eval_video_refuses_figures_it_cannot_write_before_any_work(sample_clip,
     taken = tmp_path / "taken.txt"
     taken.write_text("a file")
     assert main(["eval", "video", str(sample_clip), str(sample_clip), "--figures", str(taken)]) == 4
-    assert capsys.readouterr().err.strip() == f"vidrestore: error: --figures {taken}: that is a file; give a folder to write into"
+    assert capsys.readouterr().err.strip() == f"vidrestore: error: --figures {taken}: that is a file; give a folder to write the figures into"
     assert main(["eval", "video", str(sample_clip), str(sample_clip), "--figures", str(taken / "figs")]) == 4
     assert capsys.readouterr().err.startswith(f"vidrestore: error: cannot make the --figures folder {taken / 'figs'} (")
 

@@ -686,6 +686,10 @@ def cmd_batch(argv: list[str]) -> int:
     if not (args.ray or args.ray_address):  # Ray's workers find their own devices
         _device(args.device)
     check_report_path(args.json)
+    if args.faces:
+        from .io.output import check_folder
+
+        check_folder(Path(args.faces), "--faces", "the faces")
     # before --out is made, its state file in it
     pairs = assign_outputs(expand_inputs(args.inputs, args.out, Path(args.faces) if args.faces else None), args.out)
     try:

@@ -18,6 +18,7 @@ from ..faces.identity import DlibIdentityEncoder
 from ..io import VideoReader
 from ..io.excerpt import Excerpt
 from ..io.linear import Light
+from ..io.output import check_folder
 from ..io.probe import coded_frames
 from ..pipeline import PipelineConfig, analyse
 from ..pipeline.timing import in_seconds
@@ -192,8 +193,7 @@ def track_figures(row: dict, meter: TrackMeter, figures: Path) -> None:
 
 
 def _folder_made(folder: Path, option: str) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"{option} {folder}: that is a file; give a folder to write into")
+    check_folder(folder, option, "the figures")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

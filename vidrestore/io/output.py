@@ -65,6 +65,13 @@ def atomic_output(target: str | Path, number_offset: int = 0) -> Iterator[Path]:
             tmp_path.unlink(missing_ok=True)
 
 
+def check_folder(folder: Path, option: str, what: str) -> None:
+    """Refuse, before any work, a folder option (``option``, for ``what``) that names a file: the
+    run failed where it first wrote there (a traceback once all was measured, each batch item failed)."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{option} {folder}: that is a file; give a folder to write {what} into")
+
+
 def linked_file(target: str | Path) -> Path:
     """The file that writing ``target`` replaces: the one a symbolic link names, followed to the end.
     Renamed onto the link, an output replaced the link with a file of its own and left the file it

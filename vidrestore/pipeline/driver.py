@@ -21,7 +21,7 @@ from ..faces.parsing import ParsingMasker as Masker
 from ..faces.parsing import create_masker as parsing_masker
 from ..io import remux
 from ..io.encoders import check_encoder
-from ..io.output import atomic_output, linked_file, writing
+from ..io.output import atomic_output, check_folder, linked_file, writing
 from ..io.photo import carry_photo_tags
 from ..io.piped import is_piped, pipe_name, spool_folder
 from ..io.reader import DecodedFrames
@@ -181,8 +181,8 @@ def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: R
              analyses: AnalysisStore | None, copied_from: Path | None) -> Report:
     cfg = in_seconds(cfg, src)
     check_timing(cfg, src, dst)
-    if cfg.faces_dir and Path(cfg.faces_dir).exists() and not Path(cfg.faces_dir).is_dir():
-        raise OutputError(f"--faces {cfg.faces_dir}: that is a file; give a folder to write the faces into")
+    if cfg.faces_dir:
+        check_folder(Path(cfg.faces_dir), "--faces", "the faces")
     if dst is not None:
         check_output(src, dst, cfg.encode, cfg.drop_streams, checked_as(src, cfg), cfg.audio_codec)
         if preview is not None:
