@@ -379,6 +379,23 @@ def test_each_items_faces_go_into_a_folder_named_as_its_output(clips, tmp_path):
     assert not (tmp_path / "again").exists()
 
 
+@pytest.mark.parametrize("option, code, says", [
+    (["--config", "typo.yaml"], 6, "config file not found: typo.yaml"),
+    (["--model", "typo.safetensors"], 5, "FLIPNET weights not found: typo.safetensors"),
+    (["--detector", "retinaface", "--detector-weights", "typo.pth"], 5, "weights file not found: typo.pth"),
+    (["--reference", "typo.jpg"], 2, "cannot read the reference photo typo.jpg"),
+])
+def test_an_option_every_item_would_fail_on_stops_the_batch_before_any(clips, tmp_path, capsys, monkeypatch, option, code, says):
+    """Each item failed on it, its attempt counted: after two runs with the typo the batch gave up
+    on every item. Now nothing runs, and no state is written."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    assert main(["batch", str(clips[0]), str(clips[1]), "--out", str(out), *FAST, *option]) == code
+    err = capsys.readouterr().err
+    assert err.startswith(f"vidrestore: error: {says}") and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
 def test_a_bad_input_fails_alone_and_is_retried_up_to_the_limit(clips, tmp_path):
     bad = tmp_path / "in" / "broken.mp4"
     bad.write_bytes(b"not a video at all")

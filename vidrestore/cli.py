@@ -630,6 +630,31 @@ def build_batch_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _item_parser(args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of an item's own options (a manifest's columns), the batch's as its defaults."""
+    parser = _RaisingParser(add_help=False)
+    add_restore_options(parser)
+    parser.set_defaults(**{k: v for k, v in vars(args).items() if k != "inputs"})
+    return parser
+
+
+def check_batch_options(args: argparse.Namespace) -> None:
+    """Refuse, before any item, the batch's own options that every item would fail on: a config,
+    model or detector weights not found, a reference photo that cannot be read. Each item failed
+    on them, its attempt counted, so that after two runs with a typo the batch gave up on them all."""
+    import torch
+
+    from .faces.detect import checked_weights
+    from .options import build_restorer
+    from .pipeline.analysis import read_reference_photo
+
+    options = options_from_args(_item_parser(args).parse_args([]))
+    build_restorer(options, torch.device("cpu"), dry_run=True)  # found and its header read, neither loaded
+    checked_weights(options.pipeline.detector)
+    for photo in sorted(options.pipeline.photos):
+        read_reference_photo(photo)
+
+
 def _batch_items(args: argparse.Namespace, pairs: list, state, max_attempts: int):
     """(items to run, report rows of items skipped or refused before running), of the inputs and
     their outputs ``pairs``."""
@@ -637,9 +662,7 @@ def _batch_items(args: argparse.Namespace, pairs: list, state, max_attempts: int
     from .batch.worker import Item
     from .io.sequence import exists
 
-    item_parser = _RaisingParser(add_help=False)
-    add_restore_options(item_parser)
-    item_parser.set_defaults(**{k: v for k, v in vars(args).items() if k != "inputs"})
+    item_parser = _item_parser(args)
     todo, skipped = [], []
     for spec, out in pairs:
         try:
@@ -690,6 +713,7 @@ def cmd_batch(argv: list[str]) -> int:
         from .io.output import check_folder
 
         check_folder(Path(args.faces), "--faces", "the faces")
+    check_batch_options(args)
     # before --out is made, its state file in it
     pairs = assign_outputs(expand_inputs(args.inputs, args.out, Path(args.faces) if args.faces else None), args.out)
     try:

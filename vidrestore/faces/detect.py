@@ -346,17 +346,23 @@ def detector_identity(config: DetectorConfig) -> str:
         "retinaface, weights missing" if config.backend == "retinaface" else f"dlib {config.dlib_model}"
 
 
+def checked_weights(config: DetectorConfig) -> Path | None:
+    """:func:`retinaface_weights`, and the error where RetinaFace is asked for without them: what
+    :func:`create_detector` finds before it loads anything."""
+    weights = retinaface_weights(config)
+    if weights is None and config.backend == "retinaface":
+        e = zoo.entry(config.retinaface_model)
+        raise ModelError(f"RetinaFace weights not found: pass --detector-weights, set {e.env_var}, "
+                         f"or run `vidrestore models pull {e.name}`")
+    return weights
+
+
 def create_detector(config: DetectorConfig, device: torch.device) -> FaceDetector:
     """Build the configured backend; ``auto`` prefers RetinaFace when its weights are available."""
-    weights = retinaface_weights(config)
-    if config.backend in ("auto", "retinaface"):
-        if weights is not None:
-            # A checkpoint known by its digest brings its own anchors; an unknown one is taken
-            # to be the configured model.
-            entry = zoo.identify(weights) or zoo.verify(config.retinaface_model, weights) and zoo.entry(config.retinaface_model)
-            return RetinaFaceDetector(weights, entry, config, device)
-        if config.backend == "retinaface":
-            e = zoo.entry(config.retinaface_model)
-            raise ModelError(f"RetinaFace weights not found: pass --detector-weights, set {e.env_var}, "
-                             f"or run `vidrestore models pull {e.name}`")
+    weights = checked_weights(config)
+    if weights is not None:
+        # A checkpoint known by its digest brings its own anchors; an unknown one is taken
+        # to be the configured model.
+        entry = zoo.identify(weights) or zoo.verify(config.retinaface_model, weights) and zoo.entry(config.retinaface_model)
+        return RetinaFaceDetector(weights, entry, config, device)
     return DlibDetector(config)
