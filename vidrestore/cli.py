@@ -48,9 +48,14 @@ def check_report_path(path: Path | None) -> None:
     (None: no report; '-': stdout)."""
     if path is not None and str(path) != "-":
         check_writable(path, "--json", "the report")
-        if path.is_file() and not _holds_json(path):  # a report is replaced each run; a video named by mistake was too
-            raise OutputError(f"--json {path} is a file that holds no JSON report, which the report would replace; "
-                              "name another file")
+
+
+def check_replaces_a_report(path: Path | None) -> None:
+    """Refuse a --json REPORT that names a file holding no JSON report: a report is replaced each
+    run, and so was a video named by a slip. (After :func:`check_written_apart`, which names the
+    input or output it would be.)"""
+    if path is not None and str(path) != "-" and path.is_file() and not _holds_json(path):
+        raise OutputError(f"--json {path} is a file that holds no JSON report, which the report would replace; name another file")
 
 
 def _holds_json(path: Path) -> bool:
@@ -470,6 +475,7 @@ def cmd_restore(argv: list[str]) -> int:
         args.output = args.output / args.input.name
     check_written_apart({"the input": args.input, "the output": args.output},
                         {"--preview": args.preview, "--json": args.json, "--faces": Path(args.faces) if args.faces else None})
+    check_replaces_a_report(args.json)
     try:
         report = _restored(args, options, device)
     except (KeyboardInterrupt, VidrestoreError) as exc:
@@ -716,6 +722,10 @@ def cmd_batch(argv: list[str]) -> int:
     check_batch_options(args)
     # before --out is made, its state file in it
     pairs = assign_outputs(expand_inputs(args.inputs, args.out, Path(args.faces) if args.faces else None), args.out)
+    check_written_apart({"the batch's state": args.out / STATE_NAME,
+                         **{f"the {role} {path}": path for spec, out in pairs for role, path in (("input", spec.input), ("output", out))}},
+                        {"--json": args.json})
+    check_replaces_a_report(args.json)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -723,10 +733,6 @@ def cmd_batch(argv: list[str]) -> int:
     max_attempts = args.retries + 1
     with JobState(args.out) as state:
         todo, skipped = _batch_items(args, pairs, state, max_attempts)
-        listed = [(i.input, i.output) for i in todo] + [(Path(e["input"]), Path(e["output"])) for e in skipped]
-        check_written_apart({"the batch's state": args.out / STATE_NAME,
-                             **{f"the {role} {path}": path for pair in listed for role, path in zip(("input", "output"), pair)}},
-                            {"--json": args.json})
         frames = 0
         for item in todo:
             try:
@@ -1080,6 +1086,7 @@ def cmd_eval(argv: list[str]) -> int:
     check_written_apart({f"the {name}": path for name in ("input", "restored", "reference", "folder", "baseline")
                          if isinstance(path := getattr(args, name, None), Path)},
                         {"--json": args.json, "--figures": getattr(args, "figures", None)})
+    check_replaces_a_report(args.json)
     from .eval.report import eval_images, eval_noref, eval_video
 
     if args.kind == "noref":
