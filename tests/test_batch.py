@@ -280,6 +280,17 @@ def test_inputs_folders_globs_and_manifest(clips, tmp_path):
     assert names[2] == "clip1.mp4" and names[0] != names[1] and all(n.startswith("clip0-") for n in names[:2])
 
 
+def test_a_manifest_column_that_is_no_option_stops_the_batch_before_any_item(clips, tmp_path, capsys):
+    """A misspelt heading ("strenght") failed every item, one by one, as "unrecognized arguments"."""
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"input,Strenght,no_temporal\n{clips[0]},0.5,true\n{clips[1]},0.7,false\n")
+    assert main(["batch", str(manifest), "--out", str(tmp_path / "out"), "--model", "none", *FAST]) == 2
+    assert capsys.readouterr().err == f"vidrestore: error: manifest {manifest}: 'strenght' is no option of vidrestore (did you mean strength?)\n"
+    assert not (tmp_path / "out").exists()
+    manifest.write_text(f"input,Strength,no_temporal\n{clips[0]},0.5,true\n")
+    assert main(["batch", str(manifest), "--out", str(tmp_path / "out"), "--model", "none", *FAST]) == 0
+
+
 def test_a_folder_gives_its_pictures_one_by_one_its_sequences_whole_and_no_hidden_file(tmp_path):
     """A folder of scanned photos was "no input videos found"; macOS's ._clip.mov beside each file on
     a shared drive failed as an item (the batch with it); and --faces inside the folder searched

@@ -721,7 +721,8 @@ def cmd_batch(argv: list[str]) -> int:
         check_folder(Path(args.faces), "--faces", "the faces")
     check_batch_options(args)
     # before --out is made, its state file in it
-    pairs = assign_outputs(expand_inputs(args.inputs, args.out, Path(args.faces) if args.faces else None), args.out)
+    options = {flag for flag in _item_parser(args)._option_string_actions if flag.startswith("--")}
+    pairs = assign_outputs(expand_inputs(args.inputs, args.out, Path(args.faces) if args.faces else None, options), args.out)
     check_written_apart({"the batch's state": args.out / STATE_NAME,
                          **{f"the {role} {path}": path for spec, out in pairs for role, path in (("input", spec.input), ("output", out))}},
                         {"--json": args.json})

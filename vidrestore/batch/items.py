@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import glob
 import hashlib
 import io
 import itertools
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,10 +67,12 @@ def _dialect(text: str) -> type[csv.Dialect]:
         return csv.excel
 
 
-def read_manifest(path: Path) -> list[ItemSpec]:
+def read_manifest(path: Path, options: Collection[str] | None = None) -> list[ItemSpec]:
     """CSV with a header, or a JSON list of objects: ``input`` (required), ``output`` (optional,
     relative to the output folder) and any restore option by its flag name (``preset``, ``seed``,
-    ``crf``, ``detect_every``, ``no_temporal``...). Relative inputs are relative to the manifest."""
+    ``crf``, ``detect_every``, ``no_temporal``...). Relative inputs are relative to the manifest.
+    ``options``: the flags an entry may give (``--strength``...); a column that is none of them is
+    refused (a misspelt heading failed every item, one by one)."""
     try:
         text = path.read_text(encoding="utf-8-sig")  # Excel starts a UTF-8 file with a byte order mark
         rows = list(csv.DictReader(io.StringIO(text, newline=""), dialect=_dialect(text))) if path.suffix == ".csv" else json.loads(text)
@@ -86,22 +90,34 @@ def read_manifest(path: Path) -> list[ItemSpec]:
         src = Path(str(row["input"]))
         src = src if src.is_absolute() else path.parent / src
         out = Path(str(row["output"])) if row.get("output") else None
+        if options is not None:
+            _check_columns(path, row, options)
         specs.append(ItemSpec(src, out, _option_flags(row)))
     return specs
 
 
-def expand_inputs(inputs: list[str], out_dir: Path, faces_dir: Path | None = None) -> list[ItemSpec]:
+def _check_columns(path: Path, row: dict[str, object], options: Collection[str]) -> None:
+    for key in row:
+        if key not in ("input", "output") and (flag := "--" + key.replace("_", "-")) not in options:
+            close = difflib.get_close_matches(flag, options, n=1)
+            hint = f" (did you mean {close[0][2:]}?)" if close else ""
+            raise UsageError(f"manifest {path}: {key!r} is no option of vidrestore{hint}")
+
+
+def expand_inputs(inputs: list[str], out_dir: Path, faces_dir: Path | None = None,
+                  options: Collection[str] | None = None) -> list[ItemSpec]:
     """Files (any name: a non-video fails as its own item), folders (their videos, pictures and
     image sequences, recursively), globs and manifests, in the order given, each input once. What
     a folder or a glob finds inside ``out_dir`` (or ``faces_dir``, where ``--faces`` writes) is an
     earlier batch's output, not an input, where that folder lies inside the one searched (the
-    glob's fixed part); ``out_dir`` the folder itself is refused by :func:`assign_outputs`."""
+    glob's fixed part); ``out_dir`` the folder itself is refused by :func:`assign_outputs`.
+    ``options``: the flags a manifest's entries may give (:func:`read_manifest`)."""
     written = [out_dir, *([faces_dir] if faces_dir is not None else [])]
     specs: list[ItemSpec] = []
     for text in inputs:
         p = Path(text)
         if p.suffix.lower() in MANIFEST_SUFFIXES and p.is_file():
-            specs += read_manifest(p)
+            specs += read_manifest(p, options)
         elif p.is_dir():
             specs += [ItemSpec(f) for f in _found_in(p) if not _earlier_output(f, p, written)]
         elif any(c in text for c in "*?["):
