@@ -395,6 +395,8 @@ def test_each_items_faces_go_into_a_folder_named_as_its_output(clips, tmp_path):
     (["--model", "typo.safetensors"], 5, "FLIPNET weights not found: typo.safetensors"),
     (["--detector", "retinaface", "--detector-weights", "typo.pth"], 5, "weights file not found: typo.pth"),
     (["--reference", "typo.jpg"], 2, "cannot read the reference photo typo.jpg"),
+    (["--codec", "libx246"], 4, "encoder 'libx246' is not in this FFmpeg build"),
+    (["--codec", "libx264", "--x264-preset", "fastest"], 2, "--x264-preset fastest: libx264 takes"),
 ])
 def test_an_option_every_item_would_fail_on_stops_the_batch_before_any(clips, tmp_path, capsys, monkeypatch, option, code, says):
     """Each item failed on it, its attempt counted: after two runs with the typo the batch gave up

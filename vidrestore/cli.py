@@ -646,17 +646,21 @@ def _item_parser(args: argparse.Namespace) -> argparse.ArgumentParser:
 
 def check_batch_options(args: argparse.Namespace) -> None:
     """Refuse, before any item, the batch's own options that every item would fail on: a config,
-    model or detector weights not found, a reference photo that cannot be read. Each item failed
+    model or detector weights not found, a reference photo that cannot be read, an encoder FFmpeg
+    does not have or settings it does not take. Each item failed
     on them, its attempt counted, so that after two runs with a typo the batch gave up on them all."""
     import torch
 
     from .faces.detect import checked_weights
+    from .io.encoders import check_encoder
     from .options import build_restorer
     from .pipeline.analysis import read_reference_photo
 
     options = options_from_args(_item_parser(args).parse_args([]))
     build_restorer(options, torch.device("cpu"), dry_run=True)  # found and its header read, neither loaded
     checked_weights(options.pipeline.detector)
+    if options.pipeline.encode.codec != "auto":  # auto's encoder, and what it takes, is each output's own
+        check_encoder(options.pipeline.encode)
     for photo in sorted(options.pipeline.photos):
         read_reference_photo(photo)
 
