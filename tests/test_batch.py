@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ONE_TAKE, make_clip, read_pts, start_and_signal_when
+from PIL import Image
 
 from vidrestore.batch.items import ItemSpec, assign_outputs, expand_inputs, read_manifest
 from vidrestore.batch.runner import BatchProgress, InProcessExecutor, run_batch
@@ -395,6 +396,7 @@ def test_each_items_faces_go_into_a_folder_named_as_its_output(clips, tmp_path):
     (["--model", "typo.safetensors"], 5, "FLIPNET weights not found: typo.safetensors"),
     (["--detector", "retinaface", "--detector-weights", "typo.pth"], 5, "weights file not found: typo.pth"),
     (["--reference", "typo.jpg"], 2, "cannot read the reference photo typo.jpg"),
+    (["--reference", "noise.png"], 2, "no face found in the reference photo noise.png"),
     (["--codec", "libx246"], 4, "encoder 'libx246' is not in this FFmpeg build"),
     (["--codec", "libx264", "--x264-preset", "fastest"], 2, "--x264-preset fastest: libx264 takes"),
 ])
@@ -402,6 +404,7 @@ def test_an_option_every_item_would_fail_on_stops_the_batch_before_any(clips, tm
     """Each item failed on it, its attempt counted: after two runs with the typo the batch gave up
     on every item. Now nothing runs, and no state is written."""
     monkeypatch.chdir(tmp_path)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)).save("noise.png")
     out = tmp_path / "out"
     assert main(["batch", str(clips[0]), str(clips[1]), "--out", str(out), *FAST, *option]) == code
     err = capsys.readouterr().err

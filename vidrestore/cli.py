@@ -646,23 +646,25 @@ def _item_parser(args: argparse.Namespace) -> argparse.ArgumentParser:
 
 def check_batch_options(args: argparse.Namespace) -> None:
     """Refuse, before any item, the batch's own options that every item would fail on: a config,
-    model or detector weights not found, a reference photo that cannot be read, an encoder FFmpeg
+    model or detector weights not found, a reference photo that cannot be read or shows no face, an encoder FFmpeg
     does not have or settings it does not take. Each item failed
     on them, its attempt counted, so that after two runs with a typo the batch gave up on them all."""
     import torch
 
-    from .faces.detect import checked_weights
+    from .faces.detect import checked_weights, create_detector
     from .io.encoders import check_encoder
     from .options import build_restorer
-    from .pipeline.analysis import read_reference_photo
+    from .pipeline.analysis import reference_crop
 
     options = options_from_args(_item_parser(args).parse_args([]))
     build_restorer(options, torch.device("cpu"), dry_run=True)  # found and its header read, neither loaded
     checked_weights(options.pipeline.detector)
     if options.pipeline.encode.codec != "auto":  # auto's encoder, and what it takes, is each output's own
         check_encoder(options.pipeline.encode)
-    for photo in sorted(options.pipeline.photos):
-        read_reference_photo(photo)
+    if options.pipeline.photos:  # each read, and a face found in it, as each item does
+        detector = create_detector(options.pipeline.detector, torch.device("cpu"))
+        for photo in sorted(options.pipeline.photos):
+            reference_crop(photo, detector, options.pipeline.face_size)
 
 
 def _batch_items(args: argparse.Namespace, pairs: list, state, max_attempts: int):

@@ -326,19 +326,14 @@ def references_of(tracks: list[Track], cfg: PipelineConfig, crops: dict[str, np.
     return {t.track_id: crops[cfg.reference_of(t)] for t in tracks if cfg.reference_of(t)}
 
 
-def read_reference_photo(photo: str) -> np.ndarray:
-    """A reference photo as it is shown, RGB uint8; a one-line error where it cannot be read."""
+def reference_crop(photo: str, detector: FaceDetector, face_size: int) -> np.ndarray:
+    """The largest face of a reference photo, aligned like the video's crops: (S, S, 3) uint8."""
     try:
         with Image.open(photo) as im:
-            return displayed_rgb(im)
+            image = displayed_rgb(im)
     except (OSError, ValueError) as exc:  # Pillow's "cannot identify image file" is an OSError with no errno
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a picture Pillow reads (JPEG, PNG, TIFF, WebP...)"
         raise UsageError(f"cannot read the reference photo {photo}: {why}") from exc
-
-
-def reference_crop(photo: str, detector: FaceDetector, face_size: int) -> np.ndarray:
-    """The largest face of a reference photo, aligned like the video's crops: (S, S, 3) uint8."""
-    image = read_reference_photo(photo)
     height, width = image.shape[:2]
     factor = min(1.0, detector.input_side / max(height, width)) if detector.input_side else 1.0
     small = cv2.resize(image, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA) \
