@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import time
 
 import numpy as np
 import pytest
@@ -172,3 +173,28 @@ def test_the_report_advises_fewer_parses_where_parsing_took_most_of_the_restore(
     assert len(note) == 1 and "face parsing took 30 s of the 40 s of restoring (75%)" in note[0] and "--parse-every 4" in note[0]
     assert parsing_note(10.0, 40.0, 1) == []  # a quarter of the time
     assert parsing_note(30.0, 40.0, 4) == []  # parsed sparsely already
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_parsing_that_takes_most_of_the_restore_is_advised_against_in_a_run_and_a_batch_item(sample_clip, tmp_path, monkeypatch, batch):
+    """Parsing slowed to 0.1 s a pass (the pass-through restorer takes next to nothing): the
+    report says parsing took most of the restoring and names --parse-every. A batch item's report
+    said nothing of it: its segments are restored apart from where its report is made."""
+    from vidrestore.cli import main
+
+    forward = ParseNet.forward
+
+    def slow(self, x):
+        time.sleep(0.1)
+        return forward(self, x)
+
+    monkeypatch.setattr(ParseNet, "forward", slow)
+    _, path = _checkpoint(tmp_path)
+    report = tmp_path / "r.json"
+    out = ["batch", str(sample_clip), "--out", str(tmp_path / "batch")] if batch else [str(sample_clip), str(tmp_path / "o.mp4")]
+    assert main([*out, "--model", "none", "--detector", "dlib", "--mask", "parsing", "--parsing-weights", str(path), "--quiet",
+                 "--json", str(report), "--x264-preset", "ultrafast"]) == 0
+    written = json.loads(report.read_text())
+    notes = written["items"][0]["report"]["notes"] if batch else written["notes"]
+    (note,) = [n for n in notes if n.startswith("face parsing took")]
+    assert "--parse-every 4 parses every 4th frame" in note

@@ -21,7 +21,7 @@ from ..resume import SegmentLedger, keeps_segments, remove_leftovers
 from ..statusline import StatusLine, eta_text
 from ..stopping import raise_if_stopped
 from .state import JobState
-from .worker import Item, ItemPlan, RestoreWorker, SegmentDone, finish
+from .worker import Item, ItemPlan, Remarks, RestoreWorker, SegmentDone, finish
 
 
 @dataclass
@@ -32,8 +32,7 @@ class Job:
     index: int = 0
     frames: int = 0
     reused: int = 0  # finish: segments an earlier, interrupted run had finished
-    notes: tuple[str, ...] = ()  # finish: what the restorer said about the item's segments
-    noise: tuple[tuple[int, tuple[float, float, float]], ...] = ()  # finish: the segments' SegmentDone.noise
+    remarks: Remarks = field(default_factory=Remarks)  # finish: the item's segments', added up
 
     def describe(self) -> str:
         what = f"segment {self.index + 1}/{len(self.plan.segments)}" if self.kind == "segment" else self.kind
@@ -113,7 +112,7 @@ class InProcessExecutor:
                 return self.worker.analyse(job.item)
             if job.kind == "segment":
                 return self.worker.restore_segment(job.plan, job.index, live)
-            return finish(job.plan, job.frames, job.reused, job.notes, job.noise)
+            return finish(job.plan, job.frames, job.reused, job.remarks)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - one item's failure must not stop the batch
@@ -156,7 +155,7 @@ class RayExecutor:
 
     def submit(self, job: Job) -> None:
         if job.kind == "finish":
-            self.running[self.finish_task.remote(job.plan, job.frames, job.reused, job.notes)] = (job, None)
+            self.running[self.finish_task.remote(job.plan, job.frames, job.reused, job.remarks)] = (job, None)
         else:
             self.waiting.append(job)
             self._dispatch()
@@ -234,8 +233,7 @@ class _Live:
     segments_left: int = 0
     frames: int = 0
     reused: int = 0
-    notes: tuple[str, ...] = ()
-    noise: tuple[tuple[int, tuple[float, float, float]], ...] = ()
+    remarks: Remarks = field(default_factory=Remarks)
     error: str | None = None
     keeps_segments: bool = False  # the error leaves the finished segments sound (a full disk)
     started: float = field(default_factory=time.time)
@@ -334,8 +332,7 @@ def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: J
     elif job.kind == "segment":
         done: SegmentDone = outcome
         run.frames += done.frames
-        run.notes += done.notes
-        run.noise += done.noise
+        run.remarks += done.remarks
         progress.frames_done += done.frames
         run.segments_left -= 1
         if (following := run.waiting.pop(job.index + 1, None)) is not None:
@@ -343,7 +340,7 @@ def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: J
             executor.submit(following)
         if run.segments_left == 0:
             run.outstanding += 1
-            executor.submit(Job("finish", run.item, job.plan, frames=run.frames, reused=run.reused, notes=run.notes, noise=run.noise))
+            executor.submit(Job("finish", run.item, job.plan, frames=run.frames, reused=run.reused, remarks=run.remarks))
     else:
         _ledger(run.item).discard()
         state.finish(run.item.output, outcome)

@@ -35,7 +35,16 @@ from ..pipeline import Analysis, PipelineConfig, Progress, check_paths, restore_
 from ..pipeline.analysis import selected_tracks
 from ..pipeline.analysis_store import AnalysisStore, analysed, analysis_notes
 from ..pipeline.driver import create_masker, frames_to_keep, mask_name
-from ..pipeline.report import build_report, copy_note, encoding, noise_notes, provenance, quality_check, video_notes, write_faces
+from ..pipeline.report import (
+    build_report,
+    copy_note,
+    encoding,
+    provenance,
+    quality_check,
+    restoring_advice,
+    video_notes,
+    write_faces,
+)
 from ..pipeline.segments import carried_in, carry_path, carry_streams, encoded_segments, hand_on, join_segments, segment_path
 from ..pipeline.timing import check_timing, checked_as, in_seconds
 from ..restore import Restorer
@@ -69,11 +78,32 @@ class ItemPlan:
 
 
 @dataclass(frozen=True)
+class Remarks:
+    """What restoring segments leaves for the item's report, added up over its segments as a single
+    run gathers it over the whole video: the restorer's notes (e.g. a smaller pass after running
+    out of memory), and what the advice of :func:`~vidrestore.pipeline.report.restoring_advice` is
+    drawn from."""
+    notes: tuple[str, ...] = ()
+    noise: tuple[tuple[int, tuple[float, float, float]], ...] = ()  # (track, sample) of the faces' noise
+    parsing_s: float = 0.0  # spent parsing faces for the paste masks
+    restore_s: float = 0.0  # spent restoring and encoding
+
+    def __add__(self, other: Remarks) -> Remarks:
+        return Remarks(self.notes + other.notes, self.noise + other.noise, self.parsing_s + other.parsing_s,
+                       self.restore_s + other.restore_s)
+
+    def report_notes(self, cfg: PipelineConfig) -> list[str]:
+        by_track: defaultdict[int, list[tuple[float, float, float]]] = defaultdict(list)
+        for track, sample in self.noise:
+            by_track[track].append(sample)
+        return list(self.notes) + restoring_advice(by_track, self.parsing_s, self.restore_s, cfg)
+
+
+@dataclass(frozen=True)
 class SegmentDone:
     frames: int  # written
-    notes: tuple[str, ...] = ()  # the restorer's, for the item's report (e.g. a smaller pass after running out of memory)
+    remarks: Remarks
     carry: Path | None = None  # the state of the tracks that go on into the next segment (it starts inside a shot)
-    noise: tuple[tuple[int, tuple[float, float, float]], ...] = ()  # (track, sample) of the faces' noise, for the advice notes
 
 
 def _key(value: object) -> str:
@@ -140,37 +170,35 @@ class RestoreWorker:
         output = plan.item.output
         contexts = carried_in(output, index, self.device)
         noise: defaultdict[int, list[tuple[float, float, float]]] = defaultdict(list)
+        masker = self._masker(cfg, restorer.dtype)
+        # the models outlive the item: what they say and spend while this segment is restored belongs to it
+        parsed_before, started = masker.seconds if masker is not None else 0.0, time.perf_counter()
         frames = restore_video(plan.item.input, segment_path(output, index), plan.analysis, restorer, cfg,
-                               self.device, progress, frames=plan.segments[index], masker=self._masker(cfg, restorer.dtype), reuse=plan.decoded,
+                               self.device, progress, frames=plan.segments[index], masker=masker, reuse=plan.decoded,
                                contexts=contexts, target=output, noise=noise)
         carry = hand_on(contexts, output, index, last=index + 1 == len(plan.segments))
-        notes = tuple(restorer.notes)
-        restorer.notes.clear()  # the restorer outlives the item: what it says belongs to this segment
-        return SegmentDone(frames, notes, carry, tuple((track, sample) for track, samples in noise.items() for sample in samples))
+        remarks = Remarks(tuple(restorer.notes), tuple((track, sample) for track, samples in noise.items() for sample in samples),
+                          masker.seconds - parsed_before if masker is not None else 0.0, time.perf_counter() - started)
+        restorer.notes.clear()
+        return SegmentDone(frames, remarks, carry)
 
 
-def finish(plan: ItemPlan, frames_out: int, reused: int = 0, restorer_notes: tuple[str, ...] = (),
-           noise: tuple[tuple[int, tuple[float, float, float]], ...] = ()) -> dict:
+def finish(plan: ItemPlan, frames_out: int, reused: int = 0, remarks: Remarks = Remarks()) -> dict:
     """Join the segments and the other streams into a temp file, rename it onto the output, and
     return the item's report (the pipeline's report plus ``faces`` and ``seconds``). ``reused``:
-    how many segments an earlier, interrupted run had finished; ``restorer_notes``: what the
-    restorer said while restoring the others; ``noise``: their :attr:`SegmentDone.noise`, for the
-    advice a single run gives (film grain restored away). The copy of an input timed on is removed."""
+    how many segments an earlier, interrupted run had finished; ``remarks``: the others' (their
+    notes and the advice a single run gives). The copy of an input timed on is removed."""
     try:
-        return _finished(plan, frames_out, reused, restorer_notes, noise)
+        return _finished(plan, frames_out, reused, remarks)
     finally:
         if plan.item.input != plan.source:
             shutil.rmtree(timed_on_folder(plan.item.output), ignore_errors=True)
 
 
-def _finished(plan: ItemPlan, frames_out: int, reused: int, restorer_notes: tuple[str, ...],
-              noise: tuple[tuple[int, tuple[float, float, float]], ...]) -> dict:
+def _finished(plan: ItemPlan, frames_out: int, reused: int, remarks: Remarks) -> dict:
     item = plan.item
     parts = [segment_path(item.output, i) for i in range(len(plan.segments))]
-    by_track: defaultdict[int, list[tuple[float, float, float]]] = defaultdict(list)
-    for track, sample in noise:
-        by_track[track].append(sample)
-    notes = reused_note(reused, len(parts), item.options.dtype) + list(restorer_notes) + noise_notes(by_track, item.options.pipeline)
+    notes = reused_note(reused, len(parts), item.options.dtype) + remarks.report_notes(item.options.pipeline)
     encoder = None
     try:
         with atomic_output(item.output, number_offset(item.input)) as tmp:

@@ -39,10 +39,9 @@ from .report import (
     build_report,
     copy_note,
     encoding,
-    noise_notes,
-    parsing_note,
     provenance,
     quality_check,
+    restoring_advice,
     video_notes,
     write_faces,
 )
@@ -251,8 +250,7 @@ def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: R
                             ledger.record(part, frames, written, precision_name(restorer.dtype), carry)
                     timings["restore_encode"] = time.perf_counter() - t1
                     notes.extend(reused_note(len(reused), len(parts), precision_name(restorer.dtype)) + restorer.notes)
-                    notes.extend(noise_notes(noise, cfg))
-                    notes.extend(parsing_note(masker.seconds, timings["restore_encode"], cfg.parse_every) if masker is not None else [])
+                    notes.extend(restoring_advice(noise, masker.seconds if masker is not None else 0.0, timings["restore_encode"], cfg))
                     t2 = time.perf_counter()
                     comment = provenance(restorer.name)
                     notes.extend(join_segments(parts, segments, src, final_tmp, dst, analysis, cfg, comment))

@@ -413,10 +413,13 @@ def detail_note(noise: dict[int, list[tuple[float, float, float]]], share: float
 PARSING_SHARE = 0.5  # face parsing over this share of pass 2's time is worth a note
 
 
-def noise_notes(noise: dict[int, list[tuple[float, float, float]]], cfg: PipelineConfig) -> list[str]:
-    """The advice the faces' noise before and after the paste gives (:func:`grain_note`,
-    :func:`detail_note`), where the run did not settle it by an option."""
-    return (grain_note(noise) if not cfg.grain else []) + (detail_note(noise, cfg.keep_detail) if not cfg.measure_detail else [])
+def restoring_advice(noise: dict[int, list[tuple[float, float, float]]], parsing_s: float, restore_s: float,
+                     cfg: PipelineConfig) -> list[str]:
+    """The advice restoring gives: from the faces' noise before and after the paste
+    (:func:`grain_note`, :func:`detail_note`), where the run did not settle it by an option, and
+    from the seconds face parsing took of the ``restore_s`` of restoring (:func:`parsing_note`)."""
+    return ((grain_note(noise) if not cfg.grain else []) + (detail_note(noise, cfg.keep_detail) if not cfg.measure_detail else [])
+            + parsing_note(parsing_s, restore_s, cfg.parse_every))
 
 
 def parsing_note(parsing_s: float, restore_s: float, every: int) -> list[str]:
