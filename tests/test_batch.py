@@ -281,6 +281,41 @@ def test_inputs_folders_globs_and_manifest(clips, tmp_path):
     assert names[2] == "clip1.mp4" and names[0] != names[1] and all(n.startswith("clip0-") for n in names[:2])
 
 
+def test_a_folders_subfolders_are_mirrored_below_out_and_an_input_an_earlier_run_wrote_keeps_its_output(sample_clip, tmp_path):
+    """An archive's 1970s/reel1.mp4 and 1980s/reel1.mp4 were written flat into --out, one renamed
+    with 8 hex of its path (as were their --faces folders); a batch an earlier version wrote flat,
+    or one given a subfolder first, goes on where it was: its finished items are not restored again."""
+    archive, out = tmp_path / "archive", tmp_path / "out"
+    for name in ("1970s/reel1.mp4", "1980s/reel1.mp4", "1980s/tv/news.mp4", "top.mp4"):
+        (archive / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sample_clip, archive / name)
+    mirrored = ["1970s/reel1.mp4", "1980s/reel1.mp4", "1980s/tv/news.mp4", "top.mp4"]
+    for given in (str(archive), str(archive / "**" / "*.mp4")):
+        pairs = assign_outputs(expand_inputs([given], out), out)
+        assert [o.relative_to(out).as_posix() for _, o in pairs] == mirrored
+    assert [o.relative_to(out).as_posix() for _, o in assign_outputs(expand_inputs([str(archive / "1980s")], out), out)] == \
+        ["reel1.mp4", "tv/news.mp4"]
+    # what earlier runs gave an input it keeps; an input whose place that output took is tagged
+    specs = expand_inputs([str(archive)], out)
+    pairs = assign_outputs(specs, out, {(archive / "1970s" / "reel1.mp4").resolve(): out / "top.mp4"})
+    names = [o.relative_to(out).as_posix() for _, o in pairs]
+    assert names[:3] == ["top.mp4", "1980s/reel1.mp4", "1980s/tv/news.mp4"] and names[3].startswith("top-")
+
+    assert main(["batch", str(archive / "1980s"), "--out", str(out), "--model", "none", "--faces", str(tmp_path / "faces"), *FAST]) == 0
+    flat = {p.relative_to(out).as_posix() for p in out.rglob("*.mp4")}
+    assert flat == {"reel1.mp4", "tv/news.mp4"}
+    written = {p: p.stat().st_mtime_ns for p in out.rglob("*.mp4")}
+    report = tmp_path / "r.json"
+    assert main(["batch", str(archive), "--out", str(out), "--model", "none", "--faces", str(tmp_path / "faces"), *FAST,
+                 "--json", str(report)]) == 0
+    items = {Path(i["output"]).relative_to(out).as_posix(): i for i in json.loads(report.read_text())["items"]}
+    assert {name for name, item in items.items() if item.get("skipped")} == {"reel1.mp4", "tv/news.mp4"}  # as they were
+    assert set(items) == {p.relative_to(out).as_posix() for p in out.rglob("*.mp4")} == {*flat, "1970s/reel1.mp4", "top.mp4"}
+    assert all(p.stat().st_mtime_ns == when for p, when in written.items())
+    faces = {p.parent.relative_to(tmp_path / "faces").as_posix() for p in (tmp_path / "faces").rglob("*.jpg")}
+    assert faces == set(items)
+
+
 def test_a_manifest_column_that_is_no_option_stops_the_batch_before_any_item(clips, tmp_path, capsys):
     """A misspelt heading ("strenght") failed every item, one by one, as "unrecognized arguments"."""
     manifest = tmp_path / "m.csv"
@@ -736,9 +771,12 @@ def test_a_folder_scan_takes_each_reels_image_sequence_into_a_folder_of_its_own(
         "renders/reel1/r_%06d.tif"]
     specs = [s for s in specs if is_sequence(s.input)]
     outputs = [out.relative_to(tmp_path / "out").as_posix() for _, out in assign_outputs(specs, tmp_path / "out")]
-    assert outputs[1:3] + outputs[4:] == ["reel2/r_%06d.dpx", "cg/shot%d.png", "reel1/r_%06d.tif"]
-    tagged = {outputs[0].split("/")[0], outputs[3].split("/")[0]}  # two reels' sequences of one name
-    assert len(tagged) == 2 and all(t.startswith("reel1-") for t in tagged)
+    assert outputs == ["reel1/r_%06d.dpx", "reel2/r_%06d.dpx", "renders/cg/shot%d.png", "renders/reel1/r_%06d.dpx",
+                       "renders/reel1/r_%06d.tif"]  # the folders they were found in, below --out
+    # a reel given by its own name goes into a folder named as its folder is: beside a reel of that name found, both tagged
+    given = ItemSpec(scans / "renders" / "reel1" / "r_%06d.dpx")
+    outputs = [out.relative_to(tmp_path / "out").as_posix() for _, out in assign_outputs([specs[0], given], tmp_path / "out")]
+    assert len({o.split("/")[0] for o in outputs}) == 2 and all(o.startswith("reel1-") and o.endswith("/r_%06d.dpx") for o in outputs)
 
 
 def test_a_batch_restores_an_image_sequence_once(tmp_path):

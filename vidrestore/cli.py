@@ -683,8 +683,8 @@ def _batch_items(args: argparse.Namespace, pairs: list, state, max_attempts: int
             skipped.append({"input": str(spec.input), "output": str(out), "status": "failed", "error": one_line(exc)})
             continue
         fingerprint = options.fingerprint_for(spec.input)
-        if options.pipeline.faces_dir:  # each item's faces in a folder of their own, named as its output
-            faces = str(Path(options.pipeline.faces_dir) / out.name)
+        if options.pipeline.faces_dir:  # each item's faces in a folder of their own, at its output's place
+            faces = str(Path(options.pipeline.faces_dir) / (out.relative_to(args.out) if out.is_relative_to(args.out) else out.name))
             options = dataclasses.replace(options, pipeline=dataclasses.replace(options.pipeline, faces_dir=faces))
         row = state.get(out)
         if row and row.status == "done" and row.fingerprint == fingerprint and exists(out):
@@ -713,7 +713,7 @@ def cmd_batch(argv: list[str]) -> int:
     args = build_batch_parser().parse_args(argv)
     from .batch.items import assign_outputs, expand_inputs
     from .batch.runner import BatchProgress, InProcessExecutor, RayExecutor, run_batch
-    from .batch.state import STATE_NAME, JobState
+    from .batch.state import STATE_NAME, JobState, recorded_outputs
     from .io import probe
 
     if args.retries < 0:
@@ -728,7 +728,8 @@ def cmd_batch(argv: list[str]) -> int:
     check_batch_options(args)
     # before --out is made, its state file in it
     options = {flag for flag in _item_parser(args)._option_string_actions if flag.startswith("--")}
-    pairs = assign_outputs(expand_inputs(args.inputs, args.out, Path(args.faces) if args.faces else None, options), args.out)
+    pairs = assign_outputs(expand_inputs(args.inputs, args.out, Path(args.faces) if args.faces else None, options), args.out,
+                           recorded_outputs(args.out))
     check_written_apart({"the batch's state": args.out / STATE_NAME,
                          **{f"the {role} {path}": path for spec, out in pairs for role, path in (("input", spec.input), ("output", out))}},
                         {"--json": args.json})

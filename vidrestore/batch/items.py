@@ -9,7 +9,8 @@ import hashlib
 import io
 import itertools
 import json
-from collections.abc import Collection
+from collections import Counter
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +33,10 @@ class ItemSpec:
     """One input as the user listed it: where it is, where its output goes, its own option flags."""
 
     input: Path
-    output: Path | None = None  # None: OUT/<input name>
+    output: Path | None = None  # None: OUT/<its folder below the one searched>/<input name>
     flags: tuple[str, ...] = field(default_factory=tuple)  # e.g. ("--preset", "quality")
+    # its folder below the folder searched (or a glob's fixed part), mirrored below the output folder
+    within: Path = Path()
 
 
 # The restore options given more than once (one value each): a JSON manifest's list of them
@@ -119,12 +122,12 @@ def expand_inputs(inputs: list[str], out_dir: Path, faces_dir: Path | None = Non
         if p.suffix.lower() in MANIFEST_SUFFIXES and p.is_file():
             specs += read_manifest(p, options)
         elif p.is_dir():
-            specs += [ItemSpec(f) for f in _found_in(p) if not _earlier_output(f, p, written)]
+            specs += [_found(f, p) for f in _found_in(p) if not _earlier_output(f, p, written)]
         elif any(c in text for c in "*?["):
             matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
             if not matches:
                 raise UsageError(f"no file matches {text}")
-            specs += [ItemSpec(m) for m in matches if not _earlier_output(m, _fixed_part(text), written)]
+            specs += [_found(m, _fixed_part(text)) for m in matches if not _earlier_output(m, _fixed_part(text), written)]
         else:
             specs.append(ItemSpec(p))  # a missing file becomes a failed item, not a stopped batch
     seen, unique = set(), []
@@ -136,6 +139,13 @@ def expand_inputs(inputs: list[str], out_dir: Path, faces_dir: Path | None = Non
     if not unique:
         raise UsageError("no input videos or pictures found")
     return unique
+
+
+def _found(path: Path, searched: Path) -> ItemSpec:
+    """The item of ``path``, found by searching the folder ``searched``: its output goes into the
+    same subfolder of the output folder (an archive's 1970s/reel1.mp4 and 1980s/reel1.mp4 were both
+    written flat, one of them renamed)."""
+    return ItemSpec(path, within=path.parent.relative_to(searched))
 
 
 def _fixed_part(pattern: str) -> Path:
@@ -167,28 +177,33 @@ def _found_in(folder: Path) -> list[Path]:
 
 
 def _output_name(spec: ItemSpec, tagged: bool) -> Path:
-    """Where ``spec`` goes inside the output folder: its own name, or for an image sequence its
-    folder's name and its own (each reel's pictures in a folder of their own); ``tagged``: with
-    8 hex of its path, when another input has the same name."""
+    """Where ``spec`` goes inside the output folder: below its folder's place (:attr:`ItemSpec.within`),
+    its own name; an image sequence's pictures in a folder of their own, the one it was found in or
+    one named as its folder is. ``tagged``: with 8 hex of its path, when another input has the same name."""
     tag = "-" + hashlib.sha256(str(spec.input.resolve()).encode()).hexdigest()[:8] if tagged else ""
     if is_sequence(spec.input):
-        return Path(spec.input.parent.resolve().name + tag) / spec.input.name
-    return Path(f"{spec.input.stem}{tag}{spec.input.suffix}") if tagged else Path(spec.input.name)
+        folder = spec.within if spec.within != Path() else Path(spec.input.parent.resolve().name)
+        return folder.with_name(folder.name + tag) / spec.input.name
+    return spec.within / (f"{spec.input.stem}{tag}{spec.input.suffix}" if tagged else spec.input.name)
 
 
-def assign_outputs(specs: list[ItemSpec], out_dir: Path) -> list[tuple[ItemSpec, Path]]:
-    """``OUT/<input name>`` (an image sequence: ``OUT/<its folder's name>/<its name>``); inputs that
-    share a name get ``<stem>-<8 hex of their path>`` (a sequence: its folder's name does)."""
-    names: dict[Path, int] = {}
-    for s in specs:
-        if s.output is None:
-            names[_output_name(s, False)] = names.get(_output_name(s, False), 0) + 1
+def assign_outputs(specs: list[ItemSpec], out_dir: Path, kept: Mapping[Path, Path] | None = None) -> list[tuple[ItemSpec, Path]]:
+    """``OUT/<its folder below the one searched>/<input name>`` (an image sequence:
+    ``OUT/<the folder it was found in, or one named as its own>/<its name>``); inputs that would
+    share an output get ``<stem>-<8 hex of their path>`` (a sequence: its folder's name does).
+    ``kept``: the outputs earlier runs of this batch gave inputs (by resolved input,
+    :func:`~vidrestore.batch.state.recorded_outputs`), taken again where the input names no
+    output of its own: a batch an earlier version wrote flat goes on where it was."""
+    kept = kept or {}
+    taking = {i: kept[s.input.resolve()] for i, s in enumerate(specs) if s.output is None and s.input.resolve() in kept}
+    names = Counter((out_dir / _output_name(s, False)).resolve() for i, s in enumerate(specs) if s.output is None and i not in taking)
+    names.update(out.resolve() for out in taking.values())
     pairs = []
-    for s in specs:
+    for i, s in enumerate(specs):
         if s.output is not None:
             out = s.output if s.output.is_absolute() else out_dir / s.output
         else:
-            out = out_dir / _output_name(s, names[_output_name(s, False)] > 1)
+            out = taking.get(i) or out_dir / _output_name(s, names[(out_dir / _output_name(s, False)).resolve()] > 1)
         pairs.append((s, out))
     outputs = [o.resolve() for _, o in pairs]
     if len(set(outputs)) != len(outputs):

@@ -165,6 +165,21 @@ class JobState:
                 raise
 
 
+def recorded_outputs(out_dir: Path) -> dict[Path, Path]:
+    """The output each input was given by the earlier runs of the batch writing into ``out_dir``, by
+    the input's resolved path; none where there is no state, or none that can be read (opening it
+    says why)."""
+    path = out_dir / STATE_NAME
+    if not path.is_file():
+        return {}
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+            rows = db.execute("SELECT input, output FROM items").fetchall()
+    except sqlite3.Error:
+        return {}
+    return {Path(os.fsdecode(input)).resolve(): Path(os.fsdecode(output)) for input, output in rows}
+
+
 def _stored(path: Path) -> str | bytes:
     """``path`` as the state keeps it: as text, or as its bytes where its name is not UTF-8 (Latin-1,
     from an old archive), which SQLite's text refused ("surrogates not allowed")."""
