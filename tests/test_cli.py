@@ -1310,6 +1310,29 @@ def test_an_output_folder_that_does_not_exist_is_named_as_a_folder(tmp_path, cap
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
+def test_an_output_url_is_named_as_one_and_a_file_url_names_its_path(tmp_path, capsys, monkeypatch):
+    """`vidrestore in.mp4 https://host/o.mp4` said "output folder does not exist: https:/host": a
+    URL is refused as one, and a file:// URL (copied from a file manager) is written where it names."""
+    monkeypatch.chdir(tmp_path)
+    src = make_clip(tmp_path / "in.mp4", [0, 40, 80])
+    _one_line_error(capsys, _run(src, "https://example.com/o.mp4", "--model", "none"), 4,
+                    "the output https://example.com/o.mp4 is a URL: vidrestore writes local files")
+    _one_line_error(capsys, _run(src, "file://nas/films/o.mp4", "--model", "none"), 4,
+                    "the output file://nas/films/o.mp4 is a file on another machine (nas); vidrestore writes local files")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    out = tmp_path / "ré stored.mp4"
+    assert _run(src, out.as_uri(), "--model", "none", "--quiet") == 0
+    assert read_pts(out) == read_pts(src)
+    (tmp_path / "new").mkdir()
+    assert _run(src, (tmp_path / "new").as_uri() + "/", "--model", "none", "--quiet") == 0
+    assert read_pts(tmp_path / "new" / "in.mp4") == read_pts(src)
+    # a batch's or degrade's --out was made as a local folder named "https:"
+    for command in (["batch", str(src)], ["degrade", str(src)]):
+        _one_line_error(capsys, main([*command, "--out", "https://example.com/restored", "--quiet"]), 4, "is a URL")
+    assert not Path("https:").exists() and main(["batch", str(src), "--out", (tmp_path / "b").as_uri(), "--model", "none", "--quiet"]) == 0
+    assert read_pts(tmp_path / "b" / "in.mp4") == read_pts(src)
+
+
 def test_help_and_console_script_entry():
     proc = subprocess.run([sys.executable, str(REPO / "cli.py"), "--help"], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0 and "Restore the faces" in proc.stdout

@@ -11,6 +11,7 @@ import dataclasses
 import fcntl
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -169,23 +170,44 @@ def _pixels(text: str) -> float:
     return value
 
 
-def _input_path(text: str) -> Path:
-    """The input as given; a file:// URL (copied from a browser or a file manager) as the local
-    path it names (it was refused as a URL to download)."""
+def _local_path(text: str, role: str, error: type[VidrestoreError]) -> Path:
+    """``text`` as a path; a file:// URL (copied from a browser or a file manager) as the local path
+    it names. The ``role`` (input, output) a file on another machine would play is refused."""
     if text.lower().startswith("file://"):
         from urllib.parse import unquote_to_bytes, urlsplit
 
         parts = urlsplit(text)
         if parts.netloc not in ("", "localhost"):
-            raise InputError(f"the input {text} is a file on another machine ({parts.netloc}); vidrestore reads local files")
+            raise error(f"the {role} {text} is a file on another machine ({parts.netloc}); vidrestore "
+                        f"{'reads' if role == 'input' else 'writes'} local files")
         return Path(os.fsdecode(unquote_to_bytes(parts.path)))
     return Path(text)
 
 
+def _input_path(text: str) -> Path:
+    """The input as given, a file:// URL as the path it names (it was refused as a URL to download)."""
+    return _local_path(text, "input", InputError)
+
+
+def _written_here(text: str) -> str:
+    """An output file or folder as given, a file:// URL as the path it names (a trailing slash
+    kept); another URL is refused (it was written as a local folder named ``https:``)."""
+    if text.lower().startswith("file://"):
+        return os.fsdecode(_local_path(text, "output", OutputError)) + ("/" if text.endswith("/") else "")
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]+://", text):
+        raise OutputError(f"the output {text} is a URL: vidrestore writes local files; name one, and upload it from there")
+    return text
+
+
+def _output_folder(text: str) -> Path:
+    return Path(_written_here(text))
+
+
 def _output_path(text: str) -> Path:
-    """The output as given; one written as a folder (a trailing slash) that does not exist is refused
-    as such (the slash is lost in a Path, and the name was then taken for a file's without a type).
-    Standard output ("-") is refused: an output is written whole, then named."""
+    """The output as given (:func:`_written_here`); one written as a folder (a trailing slash) that
+    does not exist is refused as such (the slash is lost in a Path, and the name was then taken for
+    a file's without a type). Standard output ("-") is refused: an output is written whole, then named."""
+    text = _written_here(text)
     if text == "-":
         raise OutputError("the output cannot be '-' (standard output): vidrestore writes its output whole before it "
                           "names it, so that no half-written file is ever left; name a file (out.mkv), and pipe it on from there")
@@ -623,7 +645,7 @@ def build_batch_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", type=lambda text: str(_input_path(text)),
                    help="videos, pictures, image sequences, folders (searched for all three), globs ('clips/**/*.mov') "
                         "or manifests (.csv/.json)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    p.add_argument("--out", type=_output_folder, required=True, help="output folder (created if missing)")
     p.add_argument("--retries", type=int, default=2, help="retry a failed item up to this many times, across re-runs (default 2)")
     p.add_argument("--ray", action="store_true", help="run on Ray (a local Ray instance unless --ray-address is given)")
     p.add_argument("--ray-address", help="join a Ray cluster: auto or HOST:PORT (implies --ray)")
@@ -878,7 +900,7 @@ def cmd_train(argv: list[str]) -> int:
     pk.add_argument("--overwrite", action="store_true", help="replace an existing pack (never one of the sources)")
     ex = sub.add_parser("export", help="write a run's EMA weights as a shippable fp16 safetensors file")
     ex.add_argument("run_dir", type=Path)
-    ex.add_argument("--out", type=Path, required=True)
+    ex.add_argument("--out", type=_output_folder, required=True)
     ex.add_argument("--overwrite", action="store_true", help="replace an existing file")
     rn = sub.add_parser("run", help="train (resumes from the run folder's checkpoint)")
     rn.add_argument("--config", required=True, help="configs/train/<name>.yaml or a built-in name")
@@ -965,7 +987,7 @@ def cmd_degrade(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="vidrestore degrade", description="Degrade face images: synthetic chain, or FLIPNET degradation mode (--model).")
     p.add_argument("inputs", nargs="+", help="images or folders")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--out", required=True, type=_output_folder, help="output folder")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--synthetic", default="default", help="degradation config name or YAML path")
     how.add_argument("--model", help="a FLIPNET checkpoint or zoo name: use its degradation mode instead of the synthetic model")
