@@ -74,6 +74,17 @@ def test_a_training_setting_that_cannot_work_is_refused_as_the_config_is_made(pa
         _trainer(pack, tmp_path / "r", **setting)
 
 
+@pytest.mark.parametrize("world", ["", "two", "-1"])
+def test_a_world_size_that_is_no_number_is_named_and_an_empty_one_is_one_process(pack, tmp_path, monkeypatch, world):
+    """A launcher's WORLD_SIZE that is no number was a ValueError traceback as the trainer started."""
+    monkeypatch.setenv("WORLD_SIZE", world)
+    if not world:
+        assert _trainer(pack, tmp_path / "r").world == 1
+        return
+    with pytest.raises(ConfigError, match=f"^WORLD_SIZE='{world}' is no number of processes"):
+        _trainer(pack, tmp_path / "r")
+
+
 def test_a_pack_too_small_to_hold_faces_out_trains_without_validation_and_the_clis_limits_are_checked(pack, tmp_path, capsys):
     """A pack of 4 faces held none out and the run failed at its end with a traceback ("need at
     least one array to stack"); `--steps 0` was taken for the config's steps, `--time-limit -1`

@@ -118,7 +118,11 @@ def load_train_config(name_or_path: str | Path) -> TrainConfig:
 
 
 def _rank() -> tuple[int, int]:
-    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+    """This process's rank and the number of processes, as a launcher (torchrun) sets them in WORLD_SIZE."""
+    world = os.environ.get("WORLD_SIZE", "1").strip() or "1"
+    if not world.isdigit():
+        raise ConfigError(f"WORLD_SIZE={world!r} is no number of processes: unset it, or start the run with torchrun")
+    if int(world) > 1:
         if not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         return dist.get_rank(), dist.get_world_size()
