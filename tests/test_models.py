@@ -201,3 +201,23 @@ def test_weights_are_written_whole_then_named(tmp_path, monkeypatch):
     monkeypatch.undo()
     with pytest.raises(OutputError, match="output folder does not exist"):
         save_flipnet(Flipnet(load_config("tiny")), tmp_path / "missing" / "model.safetensors")
+
+
+def test_the_cache_folder_takes_an_absolute_xdg_cache_home_and_names_a_missing_home(tmp_path, monkeypatch):
+    """A relative XDG_CACHE_HOME put the cache (analyses, downloaded weights) below whichever folder
+    a run started in; the XDG spec has it ignored."""
+    monkeypatch.delenv("VIDRESTORE_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert zoo.cache_dir() == tmp_path / "xdg" / "vidrestore"
+    monkeypatch.setenv("XDG_CACHE_HOME", "cache")
+    assert zoo.cache_dir() == tmp_path / "home" / ".cache" / "vidrestore"
+    monkeypatch.setenv("VIDRESTORE_CACHE", str(tmp_path / "mine"))
+    assert zoo.cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv("VIDRESTORE_CACHE")
+    monkeypatch.delenv("HOME")
+    monkeypatch.setattr("pwd.getpwuid", lambda uid: (_ for _ in ()).throw(KeyError(uid)))  # a container's unknown user
+    from vidrestore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="set VIDRESTORE_CACHE to a folder"):
+        zoo.cache_dir()

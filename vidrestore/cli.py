@@ -407,7 +407,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--reanalyse", action="store_true",
                    help="analyse each video again rather than take the shots, faces and tracks an earlier run (or --dry-run) "
-                        "of it kept with the same detection options (kept under $VIDRESTORE_CACHE, else ~/.cache/vidrestore)")
+                        "of it kept with the same detection options (kept under $VIDRESTORE_CACHE, else $XDG_CACHE_HOME/vidrestore or ~/.cache/vidrestore)")
 
 
 def build_restore_parser() -> argparse.ArgumentParser:
@@ -826,7 +826,7 @@ def cmd_analyses(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="vidrestore analyses",
                                 description="List or remove the analyses (shots, faces, tracks) that runs keep for the next run of "
-                                            "the same input (in $VIDRESTORE_CACHE, else ~/.cache/vidrestore).")
+                                            "the same input (in $VIDRESTORE_CACHE, else $XDG_CACHE_HOME/vidrestore or ~/.cache/vidrestore).")
     p.add_argument("action", nargs="?", choices=["list", "clear"], default="list")
     args = p.parse_args(argv)
     store = AnalysisStore.default()

@@ -55,8 +55,18 @@ class ZooEntry:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("VIDRESTORE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vidrestore"
-    return Path(root)
+    """``$VIDRESTORE_CACHE``; else ``$XDG_CACHE_HOME/vidrestore`` where that is an absolute path (the
+    XDG spec has a relative one ignored: the cache would follow the working folder); else
+    ``~/.cache/vidrestore``."""
+    if os.environ.get("VIDRESTORE_CACHE"):
+        return Path(os.environ["VIDRESTORE_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / "vidrestore"
+    try:
+        return Path.home() / ".cache" / "vidrestore"
+    except RuntimeError as exc:  # no HOME, and a user the system does not know (a container's)
+        raise ConfigError("no home folder is known for vidrestore's cache (HOME is unset): set VIDRESTORE_CACHE to a folder") from exc
 
 
 def entries() -> dict[str, ZooEntry]:
