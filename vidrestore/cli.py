@@ -638,7 +638,7 @@ class _RaisingParser(argparse.ArgumentParser):
 def build_batch_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vidrestore batch",
-        description="Restore many videos (or pictures) into one folder. Re-running the same command resumes: finished items are skipped, "
+        description="Restore many videos (or pictures) into one folder, the subfolders of a folder given kept below it. Re-running the same command resumes: finished items are skipped, "
                     "failed ones retried. State: OUT/vidrestore-batch.sqlite.",
         epilog="Manifests (.csv with a header, or .json list): 'input', optional 'output' (relative to --out) and any "
                "option below by name, e.g. input,preset,seed. Exit codes: 0 all done, 1 some items failed, 2 usage, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.")
