@@ -281,7 +281,7 @@ def test_inputs_folders_globs_and_manifest(clips, tmp_path):
     assert names[2] == "clip1.mp4" and names[0] != names[1] and all(n.startswith("clip0-") for n in names[:2])
 
 
-def test_a_folders_subfolders_are_mirrored_below_out_and_an_input_an_earlier_run_wrote_keeps_its_output(sample_clip, tmp_path):
+def test_a_folders_subfolders_are_mirrored_below_out_and_an_input_an_earlier_run_wrote_keeps_its_output(sample_clip, tmp_path, capsys):
     """An archive's 1970s/reel1.mp4 and 1980s/reel1.mp4 were written flat into --out, one renamed
     with 8 hex of its path (as were their --faces folders); a batch an earlier version wrote flat,
     or one given a subfolder first, goes on where it was: its finished items are not restored again."""
@@ -306,8 +306,11 @@ def test_a_folders_subfolders_are_mirrored_below_out_and_an_input_an_earlier_run
     assert flat == {"reel1.mp4", "tv/news.mp4"}
     written = {p: p.stat().st_mtime_ns for p in out.rglob("*.mp4")}
     report = tmp_path / "r.json"
-    assert main(["batch", str(archive), "--out", str(out), "--model", "none", "--faces", str(tmp_path / "faces"), *FAST,
-                 "--json", str(report)]) == 0
+    capsys.readouterr()
+    assert main(["batch", str(archive), "--out", str(out), "--model", "none", "--faces", str(tmp_path / "faces"),
+                 *(a for a in FAST if a != "--quiet"), "--json", str(report)]) == 0
+    table = [line.split()[-1] for line in capsys.readouterr().err.splitlines() if line.startswith(("done", "status"))]
+    assert table == ["item", "1970s/reel1.mp4", "top.mp4", "reel1.mp4", "tv/news.mp4"]  # each told apart
     items = {Path(i["output"]).relative_to(out).as_posix(): i for i in json.loads(report.read_text())["items"]}
     assert {name for name, item in items.items() if item.get("skipped")} == {"reel1.mp4", "tv/news.mp4"}  # as they were
     assert set(items) == {p.relative_to(out).as_posix() for p in out.rglob("*.mp4")} == {*flat, "1970s/reel1.mp4", "top.mp4"}

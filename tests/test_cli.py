@@ -1891,6 +1891,10 @@ def test_a_picture_without_a_face_is_converted_to_the_type_asked_for(tmp_path):
         converted = next(c.decode(video=0)).to_ndarray(format="rgb24")
     with av.open(str(photo)) as c:
         assert np.abs(converted.astype(float) - next(c.decode(video=0)).to_ndarray(format="rgb24")).max() <= 2
+    # into its own type it is copied as it is; the note said "the video was copied without re-encoding"
+    assert _run(photo, tmp_path / "same.jpg", "--model", "none", "--detector", "dlib", "--quiet", "--json", report, "--overwrite") == 0
+    assert json.loads(report.read_text())["notes"][0] == "no face found: the picture was copied as it is"
+    assert (tmp_path / "same.jpg").read_bytes() == photo.read_bytes()
 
 
 @pytest.mark.parametrize("mode, written", [("LA", "png, rgba"), ("I;16", "png, gray16be"), ("RGBA", "png, rgba"),

@@ -781,7 +781,7 @@ def cmd_batch(argv: list[str]) -> int:
     if args.json is not None:
         write_report(args.json, jsonio.dumps({"items": report, "totals": _totals(report)}, indent=2))
     if not args.quiet:
-        _print_summary(report)
+        _print_summary(report, args.out)
     return 0 if all(r["status"] == "done" for r in report) else 1
 
 
@@ -802,12 +802,16 @@ def _totals(report: list[dict]) -> dict:
             "frames": sum(r.get("frames") or 0 for r in report), "seconds": round(sum(r.get("seconds") or 0 for r in report), 2)}
 
 
-def _print_summary(report: list[dict]) -> None:
+def _print_summary(report: list[dict], out_dir: Path) -> None:
+    """The batch's table, an item named by its output's place below ``out_dir`` (the input's
+    name alone told 1970s/scan000.jpg from 1980s/scan000.jpg by neither)."""
     print(f"{'status':8s} {'frames':>7s} {'faces':>6s} {'time s':>7s}  item", file=sys.stderr)
     for r in report:
         status = r["status"] + ("*" if r.get("skipped") else "")
         seconds = f"{r['seconds']:.1f}" if r.get("seconds") is not None else "-"
-        line = f"{status:8s} {r.get('frames') or '-':>7} {r.get('faces') or '-':>6} {seconds:>7s}  {Path(r['input']).name}"
+        output = Path(r["output"])
+        item = output.relative_to(out_dir).as_posix() if output.is_relative_to(out_dir) else Path(r["input"]).name
+        line = f"{status:8s} {r.get('frames') or '-':>7} {r.get('faces') or '-':>6} {seconds:>7s}  {item}"
         if r["status"] == "failed" and r.get("error"):
             line += f"  ({r['error']})"
         print(printable(line), file=sys.stderr)

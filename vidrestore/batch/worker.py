@@ -212,7 +212,7 @@ def _finished(plan: ItemPlan, frames_out: int, reused: int, remarks: Remarks) ->
                 # a photo's EXIF block and colour profile, as a single run keeps them (a batch of scans lost every date taken)
                 notes.extend(carry_photo_tags(item.input, tmp, item.output, comment))
             else:
-                notes.append(copy_note(plan.analysis))
+                notes.append(copy_note(plan.analysis, item.input))
                 notes.extend(carry_streams(item.input, item.input, tmp, item.output, item.options.pipeline))
     finally:
         plan.decoded.clear()  # a failed item starts over from its analysis

@@ -264,7 +264,7 @@ def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: R
                 finally:
                     clean_segments(parts, carries, ledger, keep=stopped)
             else:
-                notes.append(copy_note(analysis))
+                notes.append(copy_note(analysis, src))
                 notes.extend(carry_streams(src, src, final_tmp, dst, cfg))
                 if preview_tmp is not None:
                     remux(src, src, preview_tmp)

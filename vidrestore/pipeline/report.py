@@ -23,6 +23,7 @@ from ..faces.pose import frontal_weight
 from ..faces.quality import strength_for
 from ..faces.types import Track
 from ..io import VideoInfo, hdr10plus, probe
+from ..io.containers import is_picture_name
 from ..io.encoders import alpha_note, check_encoder, describe_encoding, dolby_vision_note, icc_note, master_note
 from ..io.linear import (
     CAMERA_LOGS,
@@ -266,13 +267,15 @@ def aligned_hint(analysis: Analysis, cfg: PipelineConfig, info: VideoInfo) -> li
              "--aligned restores each shot whole")]
 
 
-def copy_note(analysis: Analysis, encoded_because: str = "") -> str:
-    """Why a video with nothing to restore was copied as it is (or encoded unchanged: see :func:`faceless_encoding`)."""
+def copy_note(analysis: Analysis, src: Path, encoded_because: str = "") -> str:
+    """Why the video or picture ``src``, with nothing to restore, was copied as it is (or encoded
+    unchanged: see :func:`faceless_encoding`)."""
     if analysis.tracks:
         why = "no track selected with a strength above 0"
     else:
         why = "no face large enough to restore" if analysis.too_small else "no face found"
-    return f"{why}: " + (encoded_because or "the video was copied without re-encoding")
+    copied = "the picture was copied as it is" if is_picture_name(src) and not is_sequence(src) else "the video was copied without re-encoding"
+    return f"{why}: " + (encoded_because or copied)
 
 
 def video_notes(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Path) -> list[str]:
@@ -280,7 +283,7 @@ def video_notes(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Path) -
     restore, why it was encoded rather than copied."""
     if selected_tracks(analysis, cfg):
         return deinterlace_note(analysis, cfg, probe(src).rotation)
-    return [copy_note(analysis, faceless_encoding(src, dst, retiming(analysis, cfg), analysis.excerpt, cfg.encode.codec))]
+    return [copy_note(analysis, src, faceless_encoding(src, dst, retiming(analysis, cfg), analysis.excerpt, cfg.encode.codec))]
 
 
 def encoding(src: Path, dst: Path, cfg: PipelineConfig) -> tuple[str, list[str]]:
