@@ -1745,6 +1745,11 @@ def test_a_still_picture_is_restored_into_a_picture(sample_clip, tmp_path, capsy
         pictures = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
         assert c.streams.video[0].codec_context.name == "png" and c.streams.video[0].format.name == "rgb24"
     assert len(pictures) == 1 and pictures[0].shape == frame.shape
+    # its summary in a photo's words: it was "1 frame, 1 shot, 1 face track ... video png, rgb24"
+    capsys.readouterr()
+    assert _run(photo, out, "--model", "none", "--detector", "dlib", "--overwrite") == 0
+    (summary,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("wrote")]
+    assert summary.startswith(f"wrote {out}: 1 face; detector dlib") and "; picture png, rgb24" in summary and "1 frame" not in summary
     assert _run(sample_clip, tmp_path / "video.png", "--model", "none", "--quiet") == 4  # a video into one picture
     # said first, and not hidden by the JPEG encoder's refusal of limited-range 4:4:4 video
     capsys.readouterr()

@@ -512,11 +512,7 @@ def cmd_restore(argv: list[str]) -> int:
     if args.json is not None:
         write_report(args.json, text)
     if not args.quiet:
-        summary = (f"{_counted(report.frames_in, 'frame')}, {_counted(len(report.shots), 'shot')}, "
-                   f"{_counted(len(report.tracks), 'face track')}{_of_people(report.tracks)}; "
-                   f"detector {report.detector}; restorer {report.restorer}; mask {report.mask}; "
-                   f"video {report.encoder or 'copied'}; {report.timings_s['total']:.1f}s")
-        print(printable(summary if args.dry_run or args.output is None else f"wrote {report.output}: {summary}"), file=sys.stderr)
+        print(printable(_run_summary(report, args)), file=sys.stderr)
         for row in report.qa or []:
             print(qa_line(row), file=sys.stderr)
         for note in report.notes:
@@ -607,6 +603,24 @@ def _pipe_of(source: Path) -> Iterator[BinaryIO | None]:
         raise InputError(f"cannot read the pipe {source} ({exc.strerror or exc})") from exc
     with stream:
         yield stream
+
+
+def _run_summary(report: Report, args: argparse.Namespace) -> str:
+    """The line a run ends with; a photo's in a photo's words (it was "1 frame, 1 shot, 1 face
+    track ... video mjpeg")."""
+    from .io.containers import is_picture_name
+    from .io.sequence import is_sequence
+
+    source = Path(report.input)
+    if is_picture_name(source) and not is_sequence(source):
+        what, written = f"{_counted(len(report.tracks), 'face')}{_of_people(report.tracks)}", "picture"
+    else:
+        what = (f"{_counted(report.frames_in, 'frame')}, {_counted(len(report.shots), 'shot')}, "
+                f"{_counted(len(report.tracks), 'face track')}{_of_people(report.tracks)}")
+        written = "video"
+    summary = (f"{what}; detector {report.detector}; restorer {report.restorer}; mask {report.mask}; "
+               f"{written} {report.encoder or 'copied'}; {report.timings_s['total']:.1f}s")
+    return summary if args.dry_run or args.output is None else f"wrote {report.output}: {summary}"
 
 
 def _counted(n: int, noun: str) -> str:
