@@ -1333,3 +1333,37 @@ def test_detail_note_names_clean_faces_much_larger_than_the_crop():
     assert "kept 25% of their fine detail, and --keep-detail 1 keeps all of it" in notes[0]
     assert detail_note({1: samples[1]}, 0.0) == [] and detail_note({}, 0.0) == []
     assert detail_note(samples, 1.0) == []  # all of it kept already
+
+
+def test_an_input_that_grows_while_it_is_read_is_refused_and_nothing_written(sample_clip, tmp_path, monkeypatch, capsys):
+    """A recording still being written (or a file still being copied in) was read to one end by pass
+    1 and to another by pass 2 and the remux of its sound, and the output named as complete."""
+    import json
+    import shutil
+
+    from vidrestore.cli import main
+    from vidrestore.pipeline import driver
+
+    clip = Path(shutil.copy(sample_clip, tmp_path / "rec.mkv"))
+    restore = driver.restore_video
+
+    def growing(src, *args, **kwargs):
+        with open(src, "ab") as f:
+            f.write(b"\0" * 64)  # what the recorder adds meanwhile
+        return restore(src, *args, **kwargs)
+
+    for module in ("vidrestore.pipeline.driver", "vidrestore.batch.worker"):
+        monkeypatch.setattr(f"{module}.restore_video", growing)
+    said = f"{clip} changed while it was read (is it still being recorded or copied?): nothing was written"
+    assert main([str(clip), str(tmp_path / "out.mkv"), "--model", "none", "--detector", "dlib", "--quiet"]) == 3
+    err = capsys.readouterr().err
+    assert err.strip() == f"vidrestore: error: {said}; run again once it is complete"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.mkv"]
+    report = tmp_path / "b.json"
+    assert main(["batch", str(clip), "--out", str(tmp_path / "b"), "--model", "none", "--detector", "dlib", "--quiet", "--retries", "0",
+                 "--json", str(report)]) == 1
+    (item,) = json.loads(report.read_text())["items"]
+    assert item["status"] == "failed" and item["error"].startswith(said)
+    assert not (tmp_path / "b" / "rec.mkv").exists()
+    monkeypatch.setattr("vidrestore.pipeline.driver.restore_video", restore)  # complete now
+    assert main([str(clip), str(tmp_path / "out.mkv"), "--model", "none", "--detector", "dlib", "--quiet"]) == 0

@@ -28,7 +28,7 @@ from ..io.photo import carry_photo_tags
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output
 from ..io.restarts import timed_on, timed_on_folder
-from ..io.sequence import number_offset
+from ..io.sequence import check_unchanged, number_offset, source_stamp
 from ..models.precision import resolve_device
 from ..options import RestoreOptions, build_restorer, pinned_precision
 from ..pipeline import Analysis, PipelineConfig, Progress, check_paths, restore_video
@@ -75,6 +75,7 @@ class ItemPlan:
     source: Path | None = None
     restarted: tuple[str, ...] = ()  # the note that says so
     kept: tuple[str, ...] = ()  # the note that says the analysis an earlier run kept was taken, if it was
+    stamp: str = ""  # item.input's source_stamp as its analysis began: finish checks it is unchanged
 
 
 @dataclass(frozen=True)
@@ -154,13 +155,15 @@ class RestoreWorker:
         cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # measured and cropped at the model's size, as restored
         mask = mask_name(self._masker(cfg, restorer.dtype), cfg)
         decoded = frames_to_keep(cfg)
+        stamp = source_stamp(item.input)
         analysis, kept = analysed(item.input, cfg, lambda: self._detector(cfg.detector), progress, keep=decoded,
                                   store=AnalysisStore.default(read=not item.reanalyse), copied_from=source if readable != source else None)
+        check_unchanged(item.input, stamp)
         if cfg.faces_dir:
             write_faces(analysis, Path(cfg.faces_dir), overwrite=True)  # the item's own folder: the batch decides
         segments = encoded_segments(analysis, cfg, item.input, item.output)
         return ItemPlan(item, analysis, segments, restorer.name, mask, started, time.time() - started, decoded, source,
-                        tuple(restarted), tuple(analysis_notes(kept, dry_run=False)))
+                        tuple(restarted), tuple(analysis_notes(kept, dry_run=False)), stamp)
 
     def restore_segment(self, plan: ItemPlan, index: int, progress: Progress | None = None) -> SegmentDone:
         """Restore and encode segment ``index`` of ``plan`` into its part file. A segment that starts
@@ -214,6 +217,7 @@ def _finished(plan: ItemPlan, frames_out: int, reused: int, remarks: Remarks) ->
             else:
                 notes.append(copy_note(plan.analysis, item.input))
                 notes.extend(carry_streams(item.input, item.input, tmp, item.output, item.options.pipeline))
+            check_unchanged(item.input, plan.stamp)  # before the output is named, as a single run checks
     finally:
         plan.decoded.clear()  # a failed item starts over from its analysis
         for index, part in enumerate(parts):

@@ -127,6 +127,15 @@ def source_stamp(source: Path) -> str:
     return "missing"
 
 
+def check_unchanged(source: Path, stamp: str) -> None:
+    """Refuse to go on with ``source`` when it is no longer what it was when its :func:`source_stamp`
+    was ``stamp``: a file still being recorded or copied in, whose frames pass 1 and pass 2 (and
+    the remux of its sound) would read to different ends."""
+    if source_stamp(source) != stamp:
+        raise InputError(f"{shown(source)} changed while it was read (is it still being recorded or copied?): nothing was "
+                         "written; run again once it is complete")
+
+
 def number_offset(source: str | Path) -> int:
     """What to add to the numbers FFmpeg's image2 muxer gives the pictures of an output sequence
     made from ``source`` (see :func:`~vidrestore.io.remux.remux`) for their final numbers. From a

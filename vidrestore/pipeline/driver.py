@@ -27,7 +27,17 @@ from ..io.piped import is_piped, pipe_name, spool_folder
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output
 from ..io.restarts import played_in_order, timed_on_folder
-from ..io.sequence import files_of, find_sequence, has_number_field, is_sequence, number_offset, sequences_in, unsupported_type
+from ..io.sequence import (
+    check_unchanged,
+    files_of,
+    find_sequence,
+    has_number_field,
+    is_sequence,
+    number_offset,
+    sequences_in,
+    source_stamp,
+    unsupported_type,
+)
 from ..models.precision import precision_name
 from ..restore import Restorer, TrackContext
 from ..resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
@@ -194,12 +204,14 @@ def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: R
     notes: list[str] = []
     encoder = None
     t0 = time.perf_counter()
+    stamp = source_stamp(src)
     # a detector of the caller's own is not told by its config: its analysis is made, and not kept
     make_detector = functools.cache(lambda: detector or create_detector(cfg.detector, device))
     analyses = analyses if detector is None else None
     masker = create_masker(cfg, device, restorer.dtype) if not dry_run else None
     decoded = frames_to_keep(cfg, dry_run)
     analysis, analysis_kept = analysed(src, cfg, make_detector, progress, keep=decoded, store=analyses, copied_from=copied_from)
+    check_unchanged(src, stamp)
     if cfg.faces_dir:
         write_faces(analysis, Path(cfg.faces_dir), overwrite)
     restoring = selected_tracks(analysis, cfg)
@@ -270,6 +282,7 @@ def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: R
                     remux(src, src, preview_tmp)
                 frames_out = analysis.frames
                 timings["remux"] = time.perf_counter() - t1
+            check_unchanged(src, stamp)  # before the output is named: it would hold frames or sound of two ends
     decoded.clear()
     qa_rows = None
     if qa and restoring and dst is not None and not dry_run:
