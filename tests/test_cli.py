@@ -1,5 +1,6 @@
 """End-to-end: the CLI on real clips, checked with PyAV; and every bad input as a one-line error."""
 
+import io
 import itertools
 import json
 import re
@@ -1927,6 +1928,45 @@ def test_a_grey_or_transparent_photo_keeps_its_format_in_a_png(sample_clip, tmp_
         before, after = (next(c.decode(video=0)).to_ndarray(format="rgba").astype(float) for c in (a, b))
     assert np.abs(before[..., 3] - after[..., 3]).max() == 0  # the transparency, sample for sample
     assert np.abs(before - after).mean() < (2 if "webp" in written else 1)  # the pass-through's resampling; WebP's loss
+
+
+@pytest.mark.parametrize("given", ["grey.jpg", "grey.png", "colour.jpg"])
+def test_a_grey_photo_written_as_a_jpeg_is_grey_with_its_tags(sample_clip, tmp_path, given):
+    """A grey scan came back from .jpg to .jpg in colour (three components of neutral chroma):
+    FFmpeg's JPEG encoder takes no grey format. It is coded again from its luma, within 2 levels of
+    FFmpeg's, and keeps its EXIF block and the provenance comment; a colour photo stays in colour."""
+    from PIL import Image
+
+    with av.open(str(sample_clip)) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    image = Image.fromarray(frame) if given.startswith("colour") else Image.fromarray(frame).convert("L")
+    exif = Image.Exif()
+    exif[0x0132] = "1971:05:02 10:00:00"  # DateTime
+    image.save(tmp_path / given, exif=exif.tobytes(), **({"quality": 95} if given.endswith(".jpg") else {}))
+    out, report = tmp_path / "out.jpg", tmp_path / "r.json"
+    assert _run(tmp_path / given, out, "--model", "none", "--strength", "1", "--quiet", "--json", report) == 0
+    written = json.loads(report.read_text())
+    grey = not given.startswith("colour")
+    assert written["tracks"] and written["encoder"] == ("mjpeg, gray, quantiser 3" if grey else "mjpeg, yuvj420p, quantiser 3")
+    with Image.open(out) as restored:
+        assert restored.mode == ("L" if grey else "RGB") and restored.getexif()[0x0132] == "1971:05:02 10:00:00"
+        assert restored.info["comment"].startswith(b"faces restored by vidrestore")
+        levels = np.asarray(restored.convert("L"), float)
+    assert np.abs(levels - np.asarray(image.convert("L"), float)).mean() < 1.5  # the pass-through's resampling and JPEG's loss
+    if grey:  # FFmpeg's picture, coded again: the levels of its luma, within 2
+        from vidrestore.io.photo import _grey_jpeg
+
+        with av.open(str(out)) as c:
+            colour = next(c.decode(video=0))
+        with av.open(str(tmp_path / "ffmpeg.jpg"), "w") as c:
+            stream = c.add_stream("mjpeg", rate=1)
+            stream.width, stream.height, stream.pix_fmt = colour.width, colour.height, "yuvj444p"
+            c.mux(stream.encode(colour.reformat(format="yuvj444p")) + stream.encode(None))
+        coloured = (tmp_path / "ffmpeg.jpg").read_bytes()
+        with Image.open(tmp_path / "ffmpeg.jpg") as ffmpeg:
+            luma = np.asarray(ffmpeg.convert("YCbCr"), float)[..., 0]
+        regraded = np.asarray(Image.open(io.BytesIO(_grey_jpeg(coloured))), float)
+        assert Image.open(io.BytesIO(_grey_jpeg(coloured))).mode == "L" and np.abs(regraded - luma).max() <= 2
 
 
 def _png_sequence(pattern, images, first: int):

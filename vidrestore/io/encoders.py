@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import OutputError, UsageError
 from .containers import FRAME_RATE_MUXERS, copies_into, is_picture_name, muxer_of, takes
 from .linear import LIGHT_WORDS, LINEAR_FORMATS, float_format, is_linear
+from .photo import writes_grey_jpeg
 from .probe import ColorInfo, VideoInfo
 from .reader import bit_depth
 from .sequence import IMAGE_ENCODERS, is_sequence, unsupported_type
@@ -471,6 +472,8 @@ def describe_encoding(options: EncodeOptions, output: str | Path, source: VideoI
     codec = check_encoder(options, output, source)
     pix_fmt = output_pix_fmt(codec, options, source)
     chosen = codec_options(codec.name, pix_fmt, source, options)
+    if writes_grey_jpeg(source.pix_fmt, output):
+        pix_fmt = "gray"  # coded again from its luma once written
     names = {v: k for k, v in _PRORES_PROFILES.items()} if codec.name.startswith("prores") else {}
     labels = {"crf": "crf", "preset": "preset", "profile": "profile", "qmin": "quantiser", "format": "samples", "compression": "compression",
               "quality": "quality", "lossless": "lossless"}

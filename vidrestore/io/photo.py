@@ -7,6 +7,10 @@ input's block is copied byte for byte into the written JPEG (an APP1 segment) or
 chunk), with its orientation set to "upright": the picture is written turned as it is shown. The
 comment goes where viewers and archives read one (a JPEG's COM segment, a PNG's tEXt "Comment"),
 as a restored video's goes into its comment tag; FFmpeg's picture muxer writes no tags.
+
+A grey photo written as a JPEG is written grey (one component): FFmpeg's JPEG encoder takes no
+grey pixel format, so its picture of neutral chroma is coded again from its luma alone, with the
+quantisation table FFmpeg chose (levels within 2 of its, a smaller file).
 """
 
 from __future__ import annotations
@@ -76,13 +80,26 @@ def upright(block: bytes) -> bytes:
     return block
 
 
+def writes_grey_jpeg(source_pix_fmt: str, output: str | Path) -> bool:
+    """Whether the picture ``output`` is a JPEG written grey, as its source of ``source_pix_fmt`` is
+    (:func:`carry_photo_tags`)."""
+    import av
+
+    grey = source_pix_fmt != "pal8" and all(c.is_luma or c.is_alpha for c in av.VideoFormat(source_pix_fmt).components)
+    return grey and _WRITES.get(Path(output).suffix.lower()) == "JPEG" and not is_sequence(output)
+
+
 def carry_photo_tags(source: str | Path, written: Path, output: str | Path, comment: str) -> list[str]:
     """Write the EXIF block of the picture ``source`` and ``comment`` into ``written`` (the file that
     becomes the picture ``output``) where its type holds them, and its ICC profile where FFmpeg's
     encoder writes none (TIFF, WebP; its PNG and JPEG encoders write the frame's); a note for the
-    report where the block is lost."""
+    report where the block is lost. A grey ``source`` written as a JPEG is written grey (:func:`writes_grey_jpeg`)."""
+    from .probe import probe
+
     if is_sequence(output):
         return []
+    if writes_grey_jpeg(probe(source).pix_fmt, output):
+        written.write_bytes(_grey_jpeg(written.read_bytes()))
     block, profile = photo_tags(source)
     kind = _WRITES.get(Path(output).suffix.lower())
     lost = [] if block is None or kind in ("JPEG", "PNG", "WEBP") else [
@@ -96,6 +113,22 @@ def carry_photo_tags(source: str | Path, written: Path, output: str | Path, comm
                         _into_png(data, block, comment) if kind == "PNG" else
                         _into_webp(data, block, profile) if kind == "WEBP" else _into_tiff(data, profile, comment))
     return lost
+
+
+def _grey_jpeg(data: bytes) -> bytes:
+    """``data`` (a JPEG of neutral chroma) coded again from its luma alone, decoded as it is coded
+    (Pillow's draft mode) and quantised by its own luma table, keeping its ICC profile."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        luma_table, profile = image.quantization[0], image.info.get("icc_profile")
+        image.draft("L", image.size)
+        luma = image.convert("L")
+    out = io.BytesIO()
+    luma.save(out, "JPEG", qtables=[luma_table], **({"icc_profile": profile} if profile else {}))
+    return out.getvalue()
 
 
 def _into_jpeg(data: bytes, block: bytes | None, comment: str = "") -> bytes:
