@@ -6,6 +6,7 @@ import dataclasses
 import fcntl
 import itertools
 import json
+import re
 import shutil
 import signal
 import sqlite3
@@ -279,6 +280,9 @@ def test_inputs_folders_globs_and_manifest(clips, tmp_path):
     shutil.copy(clips[0], other / "clip0.mp4")
     names = [o.name for _, o in assign_outputs([ItemSpec(clips[0]), ItemSpec(other / "clip0.mp4"), ItemSpec(clips[1])], out)]
     assert names[2] == "clip1.mp4" and names[0] != names[1] and all(n.startswith("clip0-") for n in names[:2])
+    # a manifest's output that another input's is: both named (it was "two manifest entries write the same output file")
+    with pytest.raises(UsageError, match=f"^{re.escape(f'{clips[1]} and {clips[0]} would both be written to {out}/clip1.mp4')}"):
+        assign_outputs([ItemSpec(clips[1]), ItemSpec(clips[0], Path("clip1.mp4"))], out)
 
 
 def test_a_folders_subfolders_are_mirrored_below_out_and_an_input_an_earlier_run_wrote_keeps_its_output(sample_clip, tmp_path, capsys):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from ..io.sequence import files_of, hidden_below, is_sequence, sequences_in
+from ..io.sequence import files_of, hidden_below, is_sequence, sequences_in, shown
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".mxf", ".wmv", ".flv",
                   ".3gp", ".vob", ".dv", ".h264", ".264", ".hevc", ".h265", ".m2v"}  # the last five: raw camera/DVR streams and DV tapes
@@ -206,8 +206,11 @@ def assign_outputs(specs: list[ItemSpec], out_dir: Path, kept: Mapping[Path, Pat
             out = taking.get(i) or out_dir / _output_name(s, names[(out_dir / _output_name(s, False)).resolve()] > 1)
         pairs.append((s, out))
     outputs = [o.resolve() for _, o in pairs]
-    if len(set(outputs)) != len(outputs):
-        raise UsageError("two manifest entries write the same output file")
+    first: dict[Path, ItemSpec] = {}
+    for (spec, out), resolved in zip(pairs, outputs):
+        if (other := first.setdefault(resolved, spec)) is not spec:
+            raise UsageError(f"{shown(other.input)} and {shown(spec.input)} would both be written to {shown(out)}: give each "
+                             "its own output in the manifest")
     inputs = {s.input.resolve(): s.input for s in specs}
     replaced = next((inputs[o] for o in outputs if o in inputs), None)
     if replaced is not None:  # a folder restored into itself: every input was taken for an output and "no input videos found"
