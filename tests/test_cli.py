@@ -1969,6 +1969,45 @@ def test_a_grey_photo_written_as_a_jpeg_is_grey_with_its_tags(sample_clip, tmp_p
         assert Image.open(io.BytesIO(_grey_jpeg(coloured))).mode == "L" and np.abs(regraded - luma).max() <= 2
 
 
+def test_an_avif_photo_is_restored_and_a_heif_made_of_tiles_is_refused_alone_and_in_a_batch(sample_clip, tmp_path, capsys):
+    """AVIF (and HEIC) photos were not found by a batch's folder search, and a run called one a
+    video. A HEIF picture made of tiles (a phone's HEIC) is read by PyAV as one stream a tile:
+    refused with its cure before any work (here a tiled one is made by naming the primary item of
+    an AVIF a grid)."""
+    if "libsvtav1" not in av.codecs_available:
+        pytest.skip("this FFmpeg has no AV1 encoder to make an AVIF with")
+    from vidrestore.io.photo import heif_primary_type
+
+    with av.open(str(sample_clip)) as c:
+        frame = next(c.decode(video=0)).reformat(format="yuv420p")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    with av.open(str(photos / "photo.avif"), "w", format="avif") as o:
+        stream = o.add_stream("libsvtav1", rate=1)
+        stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
+        o.mux(stream.encode(frame) + stream.encode(None))
+    data = (photos / "photo.avif").read_bytes()
+    (photos / "IMG_0001.heic").write_bytes(data.replace(b"av01Color", b"gridColor", 1))
+    assert heif_primary_type(photos / "photo.avif") == b"av01" and heif_primary_type(photos / "IMG_0001.heic") == b"grid"
+    assert heif_primary_type(sample_clip) is None  # an MP4 is no HEIF picture
+    capsys.readouterr()
+    for out in (tmp_path / "restored.jpg", tmp_path / "restored.avif"):
+        assert _run(photos / "photo.avif", out, "--model", "none", "--detector", "dlib", "--strength", "1") == 0
+        (summary,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("wrote")]
+        assert summary.startswith(f"wrote {out}: 1 face; ") and "; picture " in summary
+        with av.open(str(out)) as c:
+            assert len([f for f in c.decode(video=0)]) == 1
+    _one_line_error(capsys, _run(photos / "IMG_0001.heic", tmp_path / "tiles.jpg", "--model", "none"), 3,
+                    "IMG_0001.heic is a HEIF picture made of tiles (as a phone's HEIC is), which is read here tile by tile: "
+                    "convert it to JPEG or PNG first")
+    assert not (tmp_path / "tiles.jpg").exists()
+    report = tmp_path / "b.json"
+    assert main(["batch", str(photos), "--out", str(tmp_path / "b"), "--model", "none", "--detector", "dlib", "--quiet",
+                 "--retries", "0", "--json", str(report)]) == 1
+    items = {Path(i["input"]).name: i for i in json.loads(report.read_text())["items"]}
+    assert items["photo.avif"]["status"] == "done" and "made of tiles" in items["IMG_0001.heic"]["error"]
+
+
 def _png_sequence(pattern, images, first: int):
     import cv2
 

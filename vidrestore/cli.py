@@ -608,11 +608,9 @@ def _pipe_of(source: Path) -> Iterator[BinaryIO | None]:
 def _run_summary(report: Report, args: argparse.Namespace) -> str:
     """The line a run ends with; a photo's in a photo's words (it was "1 frame, 1 shot, 1 face
     track ... video mjpeg")."""
-    from .io.containers import is_picture_name
-    from .io.sequence import is_sequence
+    from .io.photo import is_photo
 
-    source = Path(report.input)
-    if is_picture_name(source) and not is_sequence(source):
+    if is_photo(report.input):
         what, written = f"{_counted(len(report.tracks), 'face')}{_of_people(report.tracks)}", "picture"
     else:
         what = (f"{_counted(report.frames_in, 'frame')}, {_counted(len(report.shots), 'shot')}, "

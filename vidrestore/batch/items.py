@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
+from ..io.photo import HEIF_SUFFIXES
 from ..io.sequence import files_of, hidden_below, is_sequence, sequences_in, shown
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".mxf", ".wmv", ".flv",
@@ -25,7 +26,7 @@ MANIFEST_SUFFIXES = {".csv", ".json"}
 SCANNED_SEQUENCE_SUFFIXES = {".dpx", ".exr", ".tif", ".tiff", ".png"}
 # Pictures a folder scan takes one by one, those of no sequence: a folder of scanned photos is
 # what a face restorer is most often given (it was "no input videos found").
-PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dpx", ".exr"}
+PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dpx", ".exr", *HEIF_SUFFIXES}
 
 
 @dataclass(frozen=True)

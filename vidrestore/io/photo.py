@@ -8,6 +8,9 @@ chunk), with its orientation set to "upright": the picture is written turned as 
 comment goes where viewers and archives read one (a JPEG's COM segment, a PNG's tEXt "Comment"),
 as a restored video's goes into its comment tag; FFmpeg's picture muxer writes no tags.
 
+Photos of HEIF's family (AVIF, HEIC) are read by FFmpeg's MOV demuxer; one made of tiles (a
+phone's HEIC), which PyAV would give tile by tile, is told by its header (:func:`heif_primary_type`).
+
 A grey photo written as a JPEG is written grey (one component): FFmpeg's JPEG encoder takes no
 grey pixel format, so its picture of neutral chroma is coded again from its luma alone, with the
 quantisation table FFmpeg chose (levels within 2 of its, a smaller file).
@@ -78,6 +81,70 @@ def upright(block: bytes) -> bytes:
         if tag == _ORIENTATION and kind == 3:  # SHORT, its value held in the entry itself
             return block[: entry + 8] + struct.pack(order + "H", 1) + block[entry + 10 :]
     return block
+
+
+# Still pictures of HEIF's family (AVIF, a phone's HEIC), which FFmpeg reads through its MOV demuxer
+HEIF_SUFFIXES = {".avif", ".heic", ".heif"}
+_HEIF_BRANDS = {b"mif1", b"msf1", b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"avif", b"avis"}
+
+
+def is_photo(path: str | Path) -> bool:
+    """Whether ``path`` names one still picture: a file FFmpeg writes with its image2 muxer (JPEG,
+    PNG, TIFF...), or one of HEIF's family."""
+    from .containers import is_picture_name
+
+    path = Path(path)
+    return not is_sequence(path) and (is_picture_name(path) or path.suffix.lower() in HEIF_SUFFIXES)
+
+
+def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
+    """The ISO base media boxes in ``data[start:end]``: (type, where its body starts, where it ends)."""
+    found, pos = [], start
+    while pos + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        head = 8
+        if size == 1 and pos + 16 <= end:
+            size, head = struct.unpack(">Q", data[pos + 8 : pos + 16])[0], 16
+        elif size == 0:
+            size = end - pos
+        if size < head:
+            break
+        found.append((kind, pos + head, min(pos + size, end)))
+        pos += size
+    return found
+
+
+def heif_primary_type(path: str | Path) -> bytes | None:
+    """The item type of the primary picture of the HEIF file ``path`` (b"hvc1", b"av01", or b"grid"
+    for one made of tiles, as a phone's HEIC is); None for a file that is no HEIF picture, or whose
+    header is not read here."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            top = _boxes(head, 0, len(head))
+            if not top or top[0][0] != b"ftyp":
+                return None
+            _, start, end = top[0]
+            if not {head[start : start + 4], *(head[i : i + 4] for i in range(start + 8, end - 3, 4))} & _HEIF_BRANDS:
+                return None
+            head += f.read(1 << 20)  # the header precedes the pictures' data
+    except OSError:
+        return None
+    meta = next(((start, end) for kind, start, end in _boxes(head, 0, len(head)) if kind == b"meta"), None)
+    inside = {kind: (start, end) for kind, start, end in _boxes(head, meta[0] + 4, meta[1])} if meta else {}  # a full box
+    if b"pitm" not in inside or b"iinf" not in inside:
+        return None
+    at, _ = inside[b"pitm"]
+    primary = struct.unpack(">H", head[at + 4 : at + 6])[0] if head[at] == 0 else struct.unpack(">I", head[at + 4 : at + 8])[0]
+    start, end = inside[b"iinf"]
+    for kind, at, _ in _boxes(head, start + 4 + (2 if head[start] == 0 else 4), end):
+        if kind == b"infe" and head[at] in (2, 3):  # the versions that name an item type
+            wide = head[at] == 3
+            item = struct.unpack(">I" if wide else ">H", head[at + 4 : at + (8 if wide else 6)])[0]
+            if item == primary:
+                type_at = at + (10 if wide else 8)
+                return head[type_at : type_at + 4]
+    return None
 
 
 def writes_grey_jpeg(source_pix_fmt: str, output: str | Path) -> bool:

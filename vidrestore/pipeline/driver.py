@@ -22,7 +22,7 @@ from ..faces.parsing import create_masker as parsing_masker
 from ..io import remux
 from ..io.encoders import check_encoder
 from ..io.output import atomic_output, check_folder, linked_file, writing
-from ..io.photo import carry_photo_tags
+from ..io.photo import carry_photo_tags, heif_primary_type
 from ..io.piped import is_piped, pipe_name, spool_folder
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output
@@ -123,6 +123,9 @@ def check_input(src: Path) -> None:
         held = sequences_in(src)
         hint = f"; it holds the image sequence {held[0]} (give that, quoted)" if held else ""
         raise InputError(f"input is a folder: {src}{hint}")
+    elif heif_primary_type(src) in (b"grid", b"iovl"):  # PyAV gives each tile as a stream of its own
+        raise InputError(f"{src.name} is a HEIF picture made of tiles (as a phone's HEIC is), which is read here tile by tile: "
+                         "convert it to JPEG or PNG first (heif-convert, or a photo app's export)")
 
 
 def check_output_path(src: Path, dst: Path, overwrite: bool) -> None:

@@ -23,7 +23,6 @@ from ..faces.pose import frontal_weight
 from ..faces.quality import strength_for
 from ..faces.types import Track
 from ..io import VideoInfo, hdr10plus, probe
-from ..io.containers import is_picture_name
 from ..io.encoders import alpha_note, check_encoder, describe_encoding, dolby_vision_note, icc_note, master_note
 from ..io.linear import (
     CAMERA_LOGS,
@@ -35,6 +34,7 @@ from ..io.linear import (
     VIDEO_LIGHTS,
     Light,
 )
+from ..io.photo import is_photo
 from ..io.reader import doubles_rate, fields_have_own_moments
 from ..io.remux import left_alone_notes, unrestored_videos_note
 from ..io.sequence import find_sequence, is_sequence, numbered
@@ -274,7 +274,7 @@ def copy_note(analysis: Analysis, src: Path, encoded_because: str = "") -> str:
         why = "no track selected with a strength above 0"
     else:
         why = "no face large enough to restore" if analysis.too_small else "no face found"
-    copied = "the picture was copied as it is" if is_picture_name(src) and not is_sequence(src) else "the video was copied without re-encoding"
+    copied = "the picture was copied as it is" if is_photo(src) else "the video was copied without re-encoding"
     return f"{why}: " + (encoded_because or copied)
 
 
