@@ -1408,6 +1408,12 @@ def test_degrade_command_synthetic_and_with_the_degradation_mode(tmp_path, tiny_
     assert _run("degrade", folder, "--out", tmp_path / "from_folder", "--synthetic", "archival") == 0
     out = capsys.readouterr()
     assert "wrote 1 degraded picture to" in out.out and out.err == ""
+    # TIFF scans and AVIF photos in a folder were passed over
+    Image.open(img).save(folder / "scan.tif")
+    Image.open(img).save(folder / "phone.avif")
+    assert _run("degrade", folder, "--out", tmp_path / "scans", "--synthetic", "archival") == 0
+    assert "wrote 3 degraded pictures to" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "scans").iterdir()) == ["face.png", "phone.png", "scan.png"]
 
 
 def test_degrade_never_replaces_a_picture_given_nor_one_degraded_picture_with_another(tmp_path, capsys):

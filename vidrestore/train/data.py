@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..pipeline import Progress
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".avif"}  # what Pillow reads (a scan's TIFF too)
 
 
 @dataclass
