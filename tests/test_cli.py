@@ -2115,6 +2115,26 @@ def test_a_sequence_becomes_a_video_at_the_rate_asked_and_a_video_becomes_a_sequ
         assert c.streams.video[0].codec_context.name == "tiff"
 
 
+def test_a_grey_sequence_written_as_jpegs_is_grey_picture_for_picture(tmp_path):
+    """Each JPEG of a grey scan's sequence came out in colour (three components of neutral chroma)."""
+    import cv2
+
+    rng = np.random.default_rng(2)
+    src = tmp_path / "in" / "g_%02d.png"
+    src.parent.mkdir()
+    for n in range(1, 4):
+        cv2.imwrite(str(src.parent / (src.name % n)), rng.integers(0, 256, (40, 56), dtype=np.uint8))
+    out, report = tmp_path / "out" / "g_%02d.jpg", tmp_path / "r.json"
+    out.parent.mkdir()
+    assert _run(src, out, "--model", "none", "--detector", "dlib", "--quiet", "--json", report) == 0
+    assert json.loads(report.read_text())["encoder"].startswith("mjpeg, gray,")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["g_01.jpg", "g_02.jpg", "g_03.jpg"]
+    for n in range(1, 4):
+        with Image.open(out.parent / (out.name % n)) as picture:
+            written = np.asarray(picture, float)
+            assert picture.mode == "L" and np.abs(written - cv2.imread(str(src.parent / (src.name % n)), 0)).mean() < 12
+
+
 def test_a_sequence_without_faces_is_copied_picture_for_picture(tmp_path, capsys):
     rng = np.random.default_rng(1)
     src = _png_sequence(tmp_path / "in" / "p_%02d.png", [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(6)], 5)

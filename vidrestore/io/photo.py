@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .sequence import is_sequence
+from .sequence import files_of, is_sequence
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -148,12 +148,12 @@ def heif_primary_type(path: str | Path) -> bytes | None:
 
 
 def writes_grey_jpeg(source_pix_fmt: str, output: str | Path) -> bool:
-    """Whether the picture ``output`` is a JPEG written grey, as its source of ``source_pix_fmt`` is
-    (:func:`carry_photo_tags`)."""
+    """Whether the picture (or each of the sequence) ``output`` is a JPEG written grey, as its
+    source of ``source_pix_fmt`` is (:func:`carry_photo_tags`)."""
     import av
 
     grey = source_pix_fmt != "pal8" and all(c.is_luma or c.is_alpha for c in av.VideoFormat(source_pix_fmt).components)
-    return grey and _WRITES.get(Path(output).suffix.lower()) == "JPEG" and not is_sequence(output)
+    return grey and _WRITES.get(Path(output).suffix.lower()) == "JPEG"
 
 
 def carry_photo_tags(source: str | Path, written: Path, output: str | Path, comment: str) -> list[str]:
@@ -163,10 +163,11 @@ def carry_photo_tags(source: str | Path, written: Path, output: str | Path, comm
     report where the block is lost. A grey ``source`` written as a JPEG is written grey (:func:`writes_grey_jpeg`)."""
     from .probe import probe
 
+    if writes_grey_jpeg(probe(source).pix_fmt, output):
+        for picture in files_of(written) if is_sequence(written) else [written]:
+            picture.write_bytes(_grey_jpeg(picture.read_bytes()))
     if is_sequence(output):
         return []
-    if writes_grey_jpeg(probe(source).pix_fmt, output):
-        written.write_bytes(_grey_jpeg(written.read_bytes()))
     block, profile = photo_tags(source)
     kind = _WRITES.get(Path(output).suffix.lower())
     lost = [] if block is None or kind in ("JPEG", "PNG", "WEBP") else [
