@@ -2003,6 +2003,10 @@ def test_an_avif_photo_is_restored_and_a_heif_made_of_tiles_is_refused_alone_and
         assert summary.startswith(f"wrote {out}: 1 face; ") and "; picture " in summary
         with av.open(str(out)) as c:
             assert len([f for f in c.decode(video=0)]) == 1
+    # a photo's output of no known type is told a picture's types (it was told .mp4, .mkv, .mov or .webm)
+    _one_line_error(capsys, _run(photos / "photo.avif", tmp_path / "out.heic", "--model", "none"), 4,
+                    "no container is known by the name 'out.heic': end it in a picture type such as .jpg, .png, .tif, .webp or "
+                    ".avif (FFmpeg writes no HEIC; .avif is HEIF's AV1 kind)")
     _one_line_error(capsys, _run(photos / "IMG_0001.heic", tmp_path / "tiles.jpg", "--model", "none"), 3,
                     "IMG_0001.heic is a HEIF picture made of tiles (as a phone's HEIC is), which is read here tile by tile: "
                     "convert it to JPEG or PNG first")

@@ -318,8 +318,11 @@ def check_encoder(options: EncodeOptions, output: str | Path | None = None, sour
     for .mxf, WMV for .wmv, PNG or JPEG for a picture). Checked before any work, so a typo or a
     mismatch fails at once."""
     if output is not None and not takes(Path(output), None):
-        raise OutputError(f"no container is known by the name {Path(output).name!r}: end it in a video type such as "
-                          ".mp4, .mkv, .mov or .webm")
+        still = source is not None and source.estimated_frames == 1
+        raise OutputError(f"no container is known by the name {Path(output).name!r}: end it in a "
+                          + ("picture type such as .jpg, .png, .tif, .webp or .avif" if still else
+                             "video type such as .mp4, .mkv, .mov or .webm")
+                          + (" (FFmpeg writes no HEIC; .avif is HEIF's AV1 kind)" if Path(output).suffix.lower() in (".heic", ".heif") else ""))
     if output is not None and is_picture_name(Path(output)) and Path(output).suffix.lower() not in IMAGE_ENCODERS:
         raise OutputError(f"cannot write {Path(output).name}: {unsupported_type(output)}")
     name = options.codec
