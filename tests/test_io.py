@@ -4,6 +4,7 @@ import io
 import itertools
 import json
 import re
+import struct
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -2123,3 +2124,36 @@ def test_a_4k_reader_queues_fewer_frames_than_a_small_ones_and_reads_them_all(tm
     with VideoReader(clip) as reader:
         assert reader._queue.maxsize == queued_frames(16, 3840, 2160)
         assert [f.image.shape for f in reader] == [(2160, 3840, 3)] * 4
+
+
+def _heif_header(item_type: bytes, primary: int = 1) -> bytes:
+    """A HEIF file's header as FFmpeg's AVIF muxer writes one (ftyp, then meta with pitm and an
+    iinf of one infe of version 2), its primary item of ``item_type``."""
+
+    def box(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(body)) + kind + body
+
+    infe = box(b"infe", bytes([2, 0, 0, 0]) + struct.pack(">HH", 1, 0) + item_type + b"Color\0")
+    meta = box(b"meta", bytes(4) + box(b"pitm", bytes(4) + struct.pack(">H", primary)) + box(b"iinf", bytes(4) + struct.pack(">H", 1) + infe))
+    return box(b"ftyp", b"avif" + bytes(4) + b"avifmif1miaf") + meta + box(b"mdat", b"\0" * 16)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(0, 200), flips=st.lists(st.tuples(st.integers(0, 199), st.integers(0, 255)), max_size=4))
+def test_a_heif_header_tells_its_primary_item_and_a_damaged_one_never_raises(tmp_path, cut, flips):
+    """The header check every input passes through raised IndexError on a header cut short."""
+    from vidrestore.io.photo import heif_primary_type
+
+    path = tmp_path / "p.heic"
+    for kind in (b"grid", b"av01"):
+        path.write_bytes(_heif_header(kind))
+        assert heif_primary_type(path) == kind
+    path.write_bytes(_heif_header(b"grid", primary=2))  # the primary item not among those listed
+    assert heif_primary_type(path) is None
+    damaged = bytearray(_heif_header(b"grid")[:cut])
+    for at, value in flips:
+        if at < len(damaged):
+            damaged[at] = value
+    path.write_bytes(bytes(damaged))
+    told = heif_primary_type(path)  # it raised on a header cut short
+    assert told is None or (isinstance(told, bytes) and len(told) <= 4)

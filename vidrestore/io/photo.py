@@ -130,6 +130,13 @@ def heif_primary_type(path: str | Path) -> bytes | None:
             head += f.read(1 << 20)  # the header precedes the pictures' data
     except OSError:
         return None
+    try:
+        return _primary_item_type(head)
+    except (struct.error, IndexError):  # a header cut short or damaged: the decoder says what it can read
+        return None
+
+
+def _primary_item_type(head: bytes) -> bytes | None:
     meta = next(((start, end) for kind, start, end in _boxes(head, 0, len(head)) if kind == b"meta"), None)
     inside = {kind: (start, end) for kind, start, end in _boxes(head, meta[0] + 4, meta[1])} if meta else {}  # a full box
     if b"pitm" not in inside or b"iinf" not in inside:
