@@ -323,6 +323,27 @@ def test_a_folders_subfolders_are_mirrored_below_out_and_an_input_an_earlier_run
     assert faces == set(items)
 
 
+def test_previews_give_each_item_the_side_by_side_a_single_run_gives(clips, tmp_path, capsys):
+    """A batch had no --preview: each item's side-by-side (input | restored) is written at its
+    output's place below --previews, as a single run's --preview writes it; a clip with no face is
+    its own preview; --previews naming --out (each preview would replace its output) is refused."""
+    (clips[0].parent / "sub").mkdir()
+    noface = make_clip(clips[0].parent / "sub" / "empty.mp4", [i * 40 for i in range(6)])
+    single = tmp_path / "single.mp4"
+    assert main([str(clips[0]), str(tmp_path / "o.mp4"), "--preview", str(single), "--model", "none", *FAST]) == 0
+    out, previews = tmp_path / "out", tmp_path / "previews"
+    assert main(["batch", str(clips[0].parent), "--out", str(out), "--previews", str(previews), "--model", "none", *FAST]) == 0
+    assert sorted(p.relative_to(previews).as_posix() for p in previews.rglob("*")) == [
+        "clip0.mp4", "clip1.mp4", "clip2.mp4", "sub", "sub/empty.mp4"]  # no part left
+    assert all(np.array_equal(a, b) for a, b in zip(_frames(previews / "clip0.mp4"), _frames(single), strict=True))
+    assert read_pts(previews / "clip0.mp4") == read_pts(single) and read_pts(previews / "sub" / "empty.mp4") == read_pts(noface)
+    assert _frames(previews / "clip1.mp4")[0].shape[1] == 2 * _frames(out / "clip1.mp4")[0].shape[1]
+    capsys.readouterr()
+    assert main(["batch", str(clips[0]), "--out", str(out), "--previews", str(out), "--model", "none", *FAST]) == 2
+    assert capsys.readouterr().err.strip() == (f"vidrestore: error: --previews {out} is --out: each item's preview would replace its "
+                                               "output; give another folder")
+
+
 def test_a_manifest_column_that_is_no_option_stops_the_batch_before_any_item(clips, tmp_path, capsys):
     """A misspelt heading ("strenght") failed every item, one by one, as "unrecognized arguments"."""
     manifest = tmp_path / "m.csv"
@@ -344,12 +365,12 @@ def test_a_folder_gives_its_pictures_one_by_one_its_sequences_whole_and_no_hidde
     for name in names:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(b"")
-    found = [s.input.relative_to(folder).as_posix() for s in expand_inputs([str(folder)], tmp_path / "out", folder / "faces")]
+    found = [s.input.relative_to(folder).as_posix() for s in expand_inputs([str(folder)], tmp_path / "out", [folder / "faces"])]
     assert found == ["DSC_0001.jpg", "DSC_0002.jpg", "clip.mov", "family.TIFF", "reel/poster.png", "reel/r_%04d.png", "scan.jpg"]
     # a hidden folder given is searched
     assert [s.input for s in expand_inputs([str(folder / ".thumbs")], tmp_path / "out")] == [folder / ".thumbs" / "scan.jpg"]
     with pytest.raises(UsageError, match="no input videos or pictures found"):
-        expand_inputs([str(folder / "faces")], tmp_path / "out", folder / "faces" / "clip.mov")
+        expand_inputs([str(folder / "faces")], tmp_path / "out", [folder / "faces" / "clip.mov"])
 
 
 def test_a_folder_restored_into_itself_is_refused_and_a_subfolder_holds_outputs_not_inputs(clips, tmp_path, capsys):

@@ -665,6 +665,9 @@ def build_batch_parser() -> argparse.ArgumentParser:
     p.add_argument("--qa", action="store_true",
                    help="measure each item's restored tracks against its input once written (in the --json report) and "
                         "list tracks that flicker more or drift from the person's identity; items skipped as done are not measured")
+    p.add_argument("--previews", type=_output_folder, metavar="DIR",
+                   help="also write each item's side-by-side (input | restored) video into DIR, at its output's place below "
+                        "--out; each item is then restored as one segment (no image sequence has one)")
     add_restore_options(p)
     add_run_options(p)
     return p
@@ -706,7 +709,7 @@ def _batch_items(args: argparse.Namespace, pairs: list, state, max_attempts: int
     their outputs ``pairs``."""
     from .batch.runner import one_line
     from .batch.worker import Item
-    from .io.sequence import exists
+    from .io.sequence import exists, is_sequence
 
     item_parser = _item_parser(args)
     todo, skipped = [], []
@@ -718,7 +721,7 @@ def _batch_items(args: argparse.Namespace, pairs: list, state, max_attempts: int
             continue
         fingerprint = options.fingerprint_for(spec.input)
         if options.pipeline.faces_dir:  # each item's faces in a folder of their own, at its output's place
-            faces = str(Path(options.pipeline.faces_dir) / (out.relative_to(args.out) if out.is_relative_to(args.out) else out.name))
+            faces = str(Path(options.pipeline.faces_dir) / _below(out, args.out))
             options = dataclasses.replace(options, pipeline=dataclasses.replace(options.pipeline, faces_dir=faces))
         row = state.get(out)
         if row and row.status == "done" and row.fingerprint == fingerprint and exists(out):
@@ -739,8 +742,21 @@ def _batch_items(args: argparse.Namespace, pairs: list, state, max_attempts: int
             skipped.append({"input": str(spec.input), "output": str(out), "status": "failed",
                             "error": f"cannot create output folder {out.parent} ({exc.strerror})"})
             continue
-        todo.append(Item(spec.input, out, options, fingerprint, qa=args.qa, reanalyse=args.reanalyse))
+        preview = args.previews / _below(out, args.out) if args.previews and not is_sequence(out) else None
+        try:
+            if preview is not None:
+                preview.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            skipped.append({"input": str(spec.input), "output": str(out), "status": "failed",
+                            "error": f"cannot create preview folder {preview.parent} ({exc.strerror})"})
+            continue
+        todo.append(Item(spec.input, out, options, fingerprint, qa=args.qa, reanalyse=args.reanalyse, preview=preview))
     return todo, skipped
+
+
+def _below(output: Path, out_dir: Path) -> Path:
+    """Where ``output`` lies below the batch's output folder (a manifest's output elsewhere: its name)."""
+    return output.relative_to(out_dir) if output.is_relative_to(out_dir) else Path(output.name)
 
 
 def cmd_batch(argv: list[str]) -> int:
@@ -759,10 +775,17 @@ def cmd_batch(argv: list[str]) -> int:
         from .io.output import check_folder
 
         check_folder(Path(args.faces), "--faces", "the faces")
+    if args.previews:
+        from .io.output import check_folder
+
+        check_folder(args.previews, "--previews", "the previews")
+        if args.previews.resolve() == args.out.resolve():
+            raise UsageError(f"--previews {args.previews} is --out: each item's preview would replace its output; give another folder")
     check_batch_options(args)
     # before --out is made, its state file in it
     options = {flag for flag in _item_parser(args)._option_string_actions if flag.startswith("--")}
-    pairs = assign_outputs(expand_inputs(args.inputs, args.out, Path(args.faces) if args.faces else None, options), args.out,
+    written = [Path(folder) for folder in (args.faces, args.previews) if folder]
+    pairs = assign_outputs(expand_inputs(args.inputs, args.out, written, options), args.out,
                            recorded_outputs(args.out))
     check_written_apart({"the batch's state": args.out / STATE_NAME,
                          **{f"the {role} {path}": path for spec, out in pairs for role, path in (("input", spec.input), ("output", out))}},

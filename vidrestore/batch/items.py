@@ -108,15 +108,15 @@ def _check_columns(path: Path, row: dict[str, object], options: Collection[str])
             raise UsageError(f"manifest {path}: {key!r} is no option of vidrestore{hint}")
 
 
-def expand_inputs(inputs: list[str], out_dir: Path, faces_dir: Path | None = None,
+def expand_inputs(inputs: list[str], out_dir: Path, also_written: Collection[Path] = (),
                   options: Collection[str] | None = None) -> list[ItemSpec]:
     """Files (any name: a non-video fails as its own item), folders (their videos, pictures and
     image sequences, recursively), globs and manifests, in the order given, each input once. What
-    a folder or a glob finds inside ``out_dir`` (or ``faces_dir``, where ``--faces`` writes) is an
-    earlier batch's output, not an input, where that folder lies inside the one searched (the
-    glob's fixed part); ``out_dir`` the folder itself is refused by :func:`assign_outputs`.
-    ``options``: the flags a manifest's entries may give (:func:`read_manifest`)."""
-    written = [out_dir, *([faces_dir] if faces_dir is not None else [])]
+    a folder or a glob finds inside ``out_dir`` (or ``also_written``, where ``--faces`` and
+    ``--previews`` write) is an earlier batch's output, not an input, where that folder lies inside
+    the one searched (the glob's fixed part); ``out_dir`` the folder itself is refused by
+    :func:`assign_outputs`. ``options``: the flags a manifest's entries may give (:func:`read_manifest`)."""
+    written = [out_dir, *also_written]
     specs: list[ItemSpec] = []
     for text in inputs:
         p = Path(text)

@@ -8,6 +8,7 @@ no model and runs on any CPU worker.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -23,12 +24,14 @@ import torch
 
 from ..faces.detect import DetectorConfig, FaceDetector, create_detector
 from ..faces.parsing import ParsingMasker as Masker
+from ..io import probe
+from ..io.encoders import check_encoder
 from ..io.output import atomic_output
 from ..io.photo import carry_photo_tags
 from ..io.reader import DecodedFrames
-from ..io.remux import check_output
+from ..io.remux import check_output, remux
 from ..io.restarts import timed_on, timed_on_folder
-from ..io.sequence import check_unchanged, number_offset, source_stamp
+from ..io.sequence import check_unchanged, number_offset, shown, source_stamp
 from ..models.precision import resolve_device
 from ..options import RestoreOptions, build_restorer, pinned_precision
 from ..pipeline import Analysis, PipelineConfig, Progress, check_paths, restore_video
@@ -45,7 +48,16 @@ from ..pipeline.report import (
     video_notes,
     write_faces,
 )
-from ..pipeline.segments import carried_in, carry_path, carry_streams, encoded_segments, hand_on, join_segments, segment_path
+from ..pipeline.segments import (
+    carried_in,
+    carry_path,
+    carry_streams,
+    encoded_segments,
+    hand_on,
+    join_preview,
+    join_segments,
+    segment_path,
+)
 from ..pipeline.timing import check_timing, checked_as, in_seconds
 from ..restore import Restorer
 from ..resume import SegmentLedger, reused_note
@@ -59,6 +71,7 @@ class Item:
     fingerprint: str
     qa: bool = False  # measure the output against the input once it is written (not part of the fingerprint)
     reanalyse: bool = False  # analyse the input again rather than take the analysis an earlier run kept (pipeline.analysis_store)
+    preview: Path | None = None  # where its side-by-side (input | restored) video goes; it is then restored as one segment
 
 
 @dataclass
@@ -145,12 +158,16 @@ class RestoreWorker:
         started = time.time()
         item = dataclasses.replace(item, options=pinned_precision(item.options, self.device, SegmentLedger(item.output, item.fingerprint)))
         check_paths(item.input, item.output, overwrite=True)  # the batch state decides about existing outputs
+        if item.preview is not None:
+            check_paths(item.input, item.preview, overwrite=True)
         source = item.input
         readable, restarted = timed_on(source, timed_on_folder(item.output))  # removed by finish, or with the leftovers
         item = dataclasses.replace(item, input=readable)
         cfg = in_seconds(item.options.pipeline, item.input)
         check_output(item.input, item.output, cfg.encode, cfg.drop_streams, checked_as(item.input, cfg), cfg.audio_codec)
         check_timing(cfg, item.input, item.output)
+        if item.preview is not None:
+            check_encoder(cfg.encode, item.preview, probe(item.input))
         restorer = self._restorer(item.options)
         cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # measured and cropped at the model's size, as restored
         mask = mask_name(self._masker(cfg, restorer.dtype), cfg)
@@ -161,7 +178,7 @@ class RestoreWorker:
         check_unchanged(item.input, stamp)
         if cfg.faces_dir:
             write_faces(analysis, Path(cfg.faces_dir), overwrite=True)  # the item's own folder: the batch decides
-        segments = encoded_segments(analysis, cfg, item.input, item.output)
+        segments = encoded_segments(analysis, cfg, item.input, item.output, whole=item.preview is not None)
         return ItemPlan(item, analysis, segments, restorer.name, mask, started, time.time() - started, decoded, source,
                         tuple(restarted), tuple(analysis_notes(kept, dry_run=False)), stamp)
 
@@ -176,8 +193,9 @@ class RestoreWorker:
         masker = self._masker(cfg, restorer.dtype)
         # the models outlive the item: what they say and spend while this segment is restored belongs to it
         parsed_before, started = masker.seconds if masker is not None else 0.0, time.perf_counter()
+        preview = segment_path(plan.item.preview, index) if plan.item.preview is not None else None
         frames = restore_video(plan.item.input, segment_path(output, index), plan.analysis, restorer, cfg,
-                               self.device, progress, frames=plan.segments[index], masker=masker, reuse=plan.decoded,
+                               self.device, progress, preview, frames=plan.segments[index], masker=masker, reuse=plan.decoded,
                                contexts=contexts, target=output, noise=noise)
         carry = hand_on(contexts, output, index, last=index + 1 == len(plan.segments))
         remarks = Remarks(tuple(restorer.notes), tuple((track, sample) for track, samples in noise.items() for sample in samples),
@@ -203,8 +221,16 @@ def _finished(plan: ItemPlan, frames_out: int, reused: int, remarks: Remarks) ->
     parts = [segment_path(item.output, i) for i in range(len(plan.segments))]
     notes = reused_note(reused, len(parts), item.options.dtype) + remarks.report_notes(item.options.pipeline)
     encoder = None
+    preview_part = segment_path(item.preview, 0) if item.preview is not None else None
+    # the segment an earlier, interrupted run restored left no side-by-side: the output is not held back for it
+    previewed = preview_part is not None and (not parts or preview_part.exists())
+    if preview_part is not None and not previewed:
+        notes.append(f"no preview was written: the item's segment was restored by an earlier run that was stopped (remove "
+                     f"{shown(item.output)} and run the batch again to have one)")
     try:
-        with atomic_output(item.output, number_offset(item.input)) as tmp:
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(atomic_output(item.output, number_offset(item.input)))
+            preview_tmp = stack.enter_context(atomic_output(item.preview)) if previewed else None
             selected = selected_tracks(plan.analysis, item.options.pipeline)
             if parts:
                 notes.extend(video_notes(plan.analysis, item.options.pipeline, item.input, item.output))
@@ -214,12 +240,19 @@ def _finished(plan: ItemPlan, frames_out: int, reused: int, remarks: Remarks) ->
                 notes.extend(join_segments(parts, plan.segments, item.input, tmp, item.output, plan.analysis, item.options.pipeline, comment))
                 # a photo's EXIF block and colour profile, as a single run keeps them (a batch of scans lost every date taken)
                 notes.extend(carry_photo_tags(item.input, tmp, item.output, comment))
+                if preview_tmp is not None:
+                    notes.extend(join_preview(preview_part, plan.segments, item.input, preview_tmp, item.preview, plan.analysis,
+                                              item.options.pipeline, comment))
             else:
                 notes.append(copy_note(plan.analysis, item.input))
                 notes.extend(carry_streams(item.input, item.input, tmp, item.output, item.options.pipeline))
+                if preview_tmp is not None:
+                    remux(item.input, item.input, preview_tmp)  # nothing restored: the input is its own preview
             check_unchanged(item.input, plan.stamp)  # before the output is named, as a single run checks
     finally:
         plan.decoded.clear()  # a failed item starts over from its analysis
+        if preview_part is not None:
+            preview_part.unlink(missing_ok=True)
         for index, part in enumerate(parts):
             part.unlink(missing_ok=True)
             carry_path(item.output, index).unlink(missing_ok=True)
