@@ -342,6 +342,11 @@ def test_previews_give_each_item_the_side_by_side_a_single_run_gives(clips, tmp_
     assert main(["batch", str(clips[0]), "--out", str(out), "--previews", str(out), "--model", "none", *FAST]) == 2
     assert capsys.readouterr().err.strip() == (f"vidrestore: error: --previews {out} is --out: each item's preview would replace its "
                                                "output; give another folder")
+    # into the inputs' folder, each preview would have replaced its input
+    assert main(["batch", str(clips[1]), "--out", str(tmp_path / "o2"), "--previews", str(clips[1].parent), "--model", "none", *FAST]) == 2
+    assert capsys.readouterr().err.strip() == (f"vidrestore: error: the preview of clip1.mp4 {clips[1]} names the input {clips[1]}; "
+                                               "give it a name of its own")
+    assert not (tmp_path / "o2").exists()
 
 
 def test_a_manifest_column_that_is_no_option_stops_the_batch_before_any_item(clips, tmp_path, capsys):

@@ -765,6 +765,7 @@ def cmd_batch(argv: list[str]) -> int:
     from .batch.runner import BatchProgress, InProcessExecutor, RayExecutor, run_batch
     from .batch.state import STATE_NAME, JobState, recorded_outputs
     from .io import probe
+    from .io.sequence import is_sequence
 
     if args.retries < 0:
         raise UsageError("--retries must be 0 or more")
@@ -787,9 +788,11 @@ def cmd_batch(argv: list[str]) -> int:
     written = [Path(folder) for folder in (args.faces, args.previews) if folder]
     pairs = assign_outputs(expand_inputs(args.inputs, args.out, written, options), args.out,
                            recorded_outputs(args.out))
+    previews = {f"the preview of {out.name}": args.previews / _below(out, args.out) for _, out in pairs if not is_sequence(out)} \
+        if args.previews else {}
     check_written_apart({"the batch's state": args.out / STATE_NAME,
                          **{f"the {role} {path}": path for spec, out in pairs for role, path in (("input", spec.input), ("output", out))}},
-                        {"--json": args.json})
+                        {"--json": args.json, **previews})
     check_replaces_a_report(args.json)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
