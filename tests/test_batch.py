@@ -645,6 +645,33 @@ def test_a_retry_after_a_full_disk_reuses_the_finished_segments(three_shot_clip,
     assert read_pts(out / "film.mp4") == read_pts(clip)
 
 
+def test_a_preview_outlives_a_stop_before_the_join_and_is_said_missing_where_no_run_wrote_it(clips, tmp_path, monkeypatch):
+    """A batch stopped between an item's segment and its join keeps the segment, and the run that
+    reuses it joins the side-by-side left beside the preview; a segment restored by a run without
+    --previews has none, and the report says so (the output is not held back for it)."""
+    from vidrestore.batch import runner
+
+    finish = runner.finish
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    previews, report = tmp_path / "previews", tmp_path / "r.json"
+    for clip, given in ((clips[0], ["--previews", str(previews)]), (clips[1], [])):
+        monkeypatch.setattr(runner, "finish", stopped)
+        out = tmp_path / clip.stem
+        assert main(["batch", str(clip), "--out", str(out), "--model", "none", *FAST, *given]) == 130
+        monkeypatch.setattr(runner, "finish", finish)
+        assert main(["batch", str(clip), "--out", str(out), "--model", "none", *FAST, "--previews", str(previews),
+                     "--json", str(report)]) == 0
+        (item,) = json.loads(report.read_text())["items"]
+        assert any("restored by an earlier run that did not finish, and reused" in n for n in item["report"]["notes"])
+        missing = [n for n in item["report"]["notes"] if n.startswith("no preview was written: the item's segment was restored by "
+                                                                      "an earlier run without --previews")]
+        assert (previews / clip.name).exists() == (not missing) == bool(given)
+    assert len(_frames(previews / "clip0.mp4")) == len(_frames(clips[0])) and not list(previews.glob(".*"))
+
+
 def test_what_the_restorer_says_reaches_the_report_of_its_own_item(clips, tmp_path, monkeypatch):
     """The worker keeps its restorer from item to item: each item's report gets the notes of its own
     segments only (e.g. that passes were halved after running out of GPU memory)."""

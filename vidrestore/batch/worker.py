@@ -222,11 +222,12 @@ def _finished(plan: ItemPlan, frames_out: int, reused: int, remarks: Remarks) ->
     notes = reused_note(reused, len(parts), item.options.dtype) + remarks.report_notes(item.options.pipeline)
     encoder = None
     preview_part = segment_path(item.preview, 0) if item.preview is not None else None
-    # the segment an earlier, interrupted run restored left no side-by-side: the output is not held back for it
+    # a segment an earlier run without --previews restored before it was stopped left no side-by-side
+    # (one with it left its side-by-side beside the preview): the output is not held back for it
     previewed = preview_part is not None and (not parts or preview_part.exists())
     if preview_part is not None and not previewed:
-        notes.append(f"no preview was written: the item's segment was restored by an earlier run that was stopped (remove "
-                     f"{shown(item.output)} and run the batch again to have one)")
+        notes.append(f"no preview was written: the item's segment was restored by an earlier run without --previews that was "
+                     f"stopped (remove {shown(item.output)} and run the batch again to have one)")
     try:
         with contextlib.ExitStack() as stack:
             tmp = stack.enter_context(atomic_output(item.output, number_offset(item.input)))
