@@ -709,7 +709,7 @@ def _batch_items(args: argparse.Namespace, pairs: list, state, max_attempts: int
     their outputs ``pairs``."""
     from .batch.runner import one_line
     from .batch.worker import Item
-    from .io.sequence import exists, is_sequence
+    from .io.sequence import exists
 
     item_parser = _item_parser(args)
     todo, skipped = [], []
@@ -742,7 +742,7 @@ def _batch_items(args: argparse.Namespace, pairs: list, state, max_attempts: int
             skipped.append({"input": str(spec.input), "output": str(out), "status": "failed",
                             "error": f"cannot create output folder {out.parent} ({exc.strerror})"})
             continue
-        preview = args.previews / _below(out, args.out) if args.previews and not is_sequence(out) else None
+        preview = _preview_of(out, args)
         try:
             if preview is not None:
                 preview.parent.mkdir(parents=True, exist_ok=True)
@@ -759,13 +759,21 @@ def _below(output: Path, out_dir: Path) -> Path:
     return output.relative_to(out_dir) if output.is_relative_to(out_dir) else Path(output.name)
 
 
+def _preview_of(output: Path, args: argparse.Namespace) -> Path | None:
+    """Where ``--previews`` puts the side-by-side of the item written to ``output``: at its place
+    below ``--out``; none without the option, or for an image sequence."""
+    from .io.sequence import is_sequence
+
+    return args.previews / _below(output, args.out) if args.previews and not is_sequence(output) else None
+
+
 def cmd_batch(argv: list[str]) -> int:
     args = build_batch_parser().parse_args(argv)
     from .batch.items import assign_outputs, expand_inputs
     from .batch.runner import BatchProgress, InProcessExecutor, RayExecutor, run_batch
     from .batch.state import STATE_NAME, JobState, recorded_outputs
     from .io import probe
-    from .io.sequence import is_sequence
+    from .io.output import check_folder
 
     if args.retries < 0:
         raise UsageError("--retries must be 0 or more")
@@ -773,12 +781,8 @@ def cmd_batch(argv: list[str]) -> int:
         _device(args.device)
     check_report_path(args.json)
     if args.faces:
-        from .io.output import check_folder
-
         check_folder(Path(args.faces), "--faces", "the faces")
     if args.previews:
-        from .io.output import check_folder
-
         check_folder(args.previews, "--previews", "the previews")
         if args.previews.resolve() == args.out.resolve():
             raise UsageError(f"--previews {args.previews} is --out: each item's preview would replace its output; give another folder")
@@ -788,8 +792,7 @@ def cmd_batch(argv: list[str]) -> int:
     written = [Path(folder) for folder in (args.faces, args.previews) if folder]
     pairs = assign_outputs(expand_inputs(args.inputs, args.out, written, options), args.out,
                            recorded_outputs(args.out))
-    previews = {f"the preview of {out.name}": args.previews / _below(out, args.out) for _, out in pairs if not is_sequence(out)} \
-        if args.previews else {}
+    previews = {f"the preview of {out.name}": _preview_of(out, args) for _, out in pairs}
     check_written_apart({"the batch's state": args.out / STATE_NAME,
                          **{f"the {role} {path}": path for spec, out in pairs for role, path in (("input", spec.input), ("output", out))}},
                         {"--json": args.json, **previews})
@@ -847,8 +850,7 @@ def _print_summary(report: list[dict], out_dir: Path) -> None:
     for r in report:
         status = r["status"] + ("*" if r.get("skipped") else "")
         seconds = f"{r['seconds']:.1f}" if r.get("seconds") is not None else "-"
-        output = Path(r["output"])
-        item = output.relative_to(out_dir).as_posix() if output.is_relative_to(out_dir) else Path(r["input"]).name
+        item = _below(Path(r["output"]), out_dir).as_posix()
         line = f"{status:8s} {r.get('frames') or '-':>7} {r.get('faces') or '-':>6} {seconds:>7s}  {item}"
         if r["status"] == "failed" and r.get("error"):
             line += f"  ({r['error']})"
