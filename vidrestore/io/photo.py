@@ -170,13 +170,13 @@ def carry_photo_tags(source: str | Path, written: Path, output: str | Path, comm
     report where the block is lost. A grey ``source`` written as a JPEG is written grey (:func:`writes_grey_jpeg`)."""
     from .probe import probe
 
-    if writes_grey_jpeg(probe(source).pix_fmt, output):
+    kind = _WRITES.get(Path(output).suffix.lower())
+    if kind == "JPEG" and writes_grey_jpeg(probe(source).pix_fmt, output):  # a video's output is not probed for it
         for picture in files_of(written) if is_sequence(written) else [written]:
             picture.write_bytes(_grey_jpeg(picture.read_bytes()))
     if is_sequence(output):
         return []
     block, profile = photo_tags(source)
-    kind = _WRITES.get(Path(output).suffix.lower())
     lost = [] if block is None or kind in ("JPEG", "PNG", "WEBP") else [
         (f"the photo's EXIF block (camera, date taken, exposure) is not written into the {Path(output).suffix} output; "
          "write a .jpg, .png or .webp to keep it")]
