@@ -645,31 +645,32 @@ def test_a_retry_after_a_full_disk_reuses_the_finished_segments(three_shot_clip,
     assert read_pts(out / "film.mp4") == read_pts(clip)
 
 
-def test_a_preview_outlives_a_stop_before_the_join_and_is_said_missing_where_no_run_wrote_it(clips, tmp_path, monkeypatch):
-    """A batch stopped between an item's segment and its join keeps the segment, and the run that
-    reuses it joins the side-by-side left beside the preview; a segment restored by a run without
-    --previews has none, and the report says so (the output is not held back for it)."""
-    from vidrestore.batch import runner
+def test_a_preview_outlives_a_stop_in_the_join_and_a_segment_without_one_is_restored_again(clips, tmp_path, monkeypatch):
+    """A batch stopped while joining an item's segment keeps the segment, with the side-by-side
+    part written beside the preview (the join removed both, and the item started over); the run
+    that continues joins them. A segment a run without --previews restored has no side-by-side, so
+    a run with --previews restores it again (it had gone without a preview, and its report said so)."""
+    from vidrestore.batch import worker
 
-    finish = runner.finish
+    join = worker.join_segments
 
     def stopped(*args, **kwargs):
         raise KeyboardInterrupt
 
     previews, report = tmp_path / "previews", tmp_path / "r.json"
     for clip, given in ((clips[0], ["--previews", str(previews)]), (clips[1], [])):
-        monkeypatch.setattr(runner, "finish", stopped)
+        monkeypatch.setattr(worker, "join_segments", stopped)
         out = tmp_path / clip.stem
         assert main(["batch", str(clip), "--out", str(out), "--model", "none", *FAST, *given]) == 130
-        monkeypatch.setattr(runner, "finish", finish)
+        assert {p.name for p in out.iterdir()} >= {f".{clip.stem}.seg0000.part.mp4", f".{clip.stem}.resume.json"}
+        monkeypatch.setattr(worker, "join_segments", join)
         assert main(["batch", str(clip), "--out", str(out), "--model", "none", *FAST, "--previews", str(previews),
                      "--json", str(report)]) == 0
         (item,) = json.loads(report.read_text())["items"]
-        assert any("restored by an earlier run that did not finish, and reused" in n for n in item["report"]["notes"])
-        missing = [n for n in item["report"]["notes"] if n.startswith("no preview was written: the item's segment was restored by "
-                                                                      "an earlier run without --previews")]
-        assert (previews / clip.name).exists() == (not missing) == bool(given)
-    assert len(_frames(previews / "clip0.mp4")) == len(_frames(clips[0])) and not list(previews.glob(".*"))
+        reused = any("restored by an earlier run that did not finish, and reused" in n for n in item["report"]["notes"])
+        assert reused == bool(given)
+        assert len(_frames(previews / clip.name)) == len(_frames(clip)) and not list(previews.glob(".*"))
+        assert sorted(p.name for p in out.iterdir()) == sorted([LOCK_NAME, STATE_NAME, clip.name])
 
 
 def test_what_the_restorer_says_reaches_the_report_of_its_own_item(clips, tmp_path, monkeypatch):

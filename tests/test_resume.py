@@ -60,6 +60,16 @@ def test_a_finished_segment_is_reused_only_while_intact_and_under_the_same_finge
     assert remove_leftovers(out, keep=ledger.files()) == 0 and carry.exists()
     carry.write_bytes(b"c" * 9)  # the state it hands on changed: the segment is not vouched for either
     assert ledger.finished() == {} and ledger.files() == []
+    side = tmp_path / "previews" / ".p.seg0000.part.mp4"  # a side-by-side part, beside a preview in another folder
+    side.parent.mkdir()
+    side.write_bytes(b"p" * 50)
+    ledger.record(seg, range(16), 16, "fp32", preview=side)
+    (done,) = ledger.finished().values()
+    assert ledger.files() == [seg, side] and done.serves(range(16), side) and done.serves(range(16), None)
+    assert not done.serves(range(16), tmp_path / "previews" / ".q.seg0000.part.mp4") and not done.serves(range(8), side)
+    side.write_bytes(b"p" * 49)  # cut short: the segment still serves a run without a preview, not one with it
+    (done,) = ledger.finished().values()
+    assert done.preview is None and done.serves(range(16), None) and not done.serves(range(16), side)
     ledger.discard()
     assert not ledger_path(out).exists()
 
@@ -335,3 +345,31 @@ def test_a_run_that_ends_without_an_output_says_why_in_its_report(film, tmp_path
     assert json.loads(report.read_text()) == {
         "input": str(junk), "output": str(out), "status": "failed", "exit_code": 3,
         "error": f"not a media file FFmpeg can read: {junk} (Invalid data found when processing input)"}
+
+
+def test_a_preview_outlives_a_stop_in_the_join_and_a_segment_without_one_is_restored_again(film, tmp_path, monkeypatch, capsys):
+    """--preview restores the video as one segment, and its side-by-side part is kept with it: a
+    run stopped while joining them is continued without restoring again (it failed: the part had
+    been removed, and the kept segment with it). A segment restored without --preview has no
+    side-by-side to join, so a run with --preview restores it again."""
+    options, whole = ["--model", "none", *FAST, "--segment-frames", "64"], tmp_path / "whole.mp4"  # one segment either way
+    assert main([str(film), str(tmp_path / "o.mp4"), *options, "--preview", str(whole)]) == 0
+    join = pipeline_run.join_segments
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    for first, restored_again in ((["--preview", str(tmp_path / "p.mp4")], []), ([], [range(48)])):
+        monkeypatch.setattr(pipeline_run, "join_segments", stopped)
+        out, preview = tmp_path / "out.mp4", tmp_path / "p.mp4"
+        assert main([str(film), str(out), *options, *first]) == 130
+        assert "1 finished segment was kept beside the output" in capsys.readouterr().err
+        monkeypatch.setattr(pipeline_run, "join_segments", join)
+        restored = _stopping_in_segment(99, monkeypatch)
+        assert main([str(film), str(out), *options, "--preview", str(preview)]) == 0
+        assert restored == restored_again
+        assert all(np.array_equal(a, b) for a, b in zip(_frames(preview), _frames(whole), strict=True))
+        assert read_pts(preview) == read_pts(whole)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mp4", "o.mp4", "out.mp4", "p.mp4", "whole.mp4"]
+        out.unlink()
+        preview.unlink()

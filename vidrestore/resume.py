@@ -35,6 +35,12 @@ class FinishedSegment:
     frames: range  # the video's frames it holds
     written: int  # frames its file holds
     carry: Path | None = None  # the state its tracks hand on to the next segment, if any
+    preview: Path | None = None  # the side-by-side (input | restored) written with it, if any
+
+    def serves(self, frames: range, preview: Path | None) -> bool:
+        """Whether this segment stands for ``frames`` of a run that writes its side-by-side into
+        ``preview`` (None: no side-by-side), so that the run need not restore them again."""
+        return self.frames == frames and (preview is None or self.preview == preview.absolute())
 
 
 def ledger_path(output: Path) -> Path:
@@ -69,7 +75,8 @@ class SegmentLedger:
 
     def finished(self) -> dict[Path, FinishedSegment]:
         """Segment files written under this fingerprint whose size (and that of their carried
-        state) has not changed since."""
+        state) has not changed since; a side-by-side written with one counts while its size has
+        not changed either."""
         found = {}
         for name, entry in self._entries().items():
             path = self.output.with_name(name)
@@ -77,20 +84,25 @@ class SegmentLedger:
                 carry = entry.get("carry")
                 carried = self.output.with_name(carry["name"]) if carry is not None else None
                 if path.stat().st_size == entry["size"] and (carried is None or carried.stat().st_size == carry["size"]):
-                    found[path] = FinishedSegment(range(entry["start"], entry["stop"]), entry["written"], carried)
+                    found[path] = FinishedSegment(range(entry["start"], entry["stop"]), entry["written"], carried,
+                                                  _intact_preview(entry.get("preview")))
         return found
 
     def files(self) -> list[Path]:
-        """The files of the finished segments and of the state they carry: what a cleanup keeps."""
-        return [f for path, done in self.finished().items() for f in (path, done.carry) if f is not None]
+        """The files of the finished segments, of the state they carry and of the side-by-side
+        written with them: what a cleanup keeps."""
+        return [f for path, done in self.finished().items() for f in (path, done.carry, done.preview) if f is not None]
 
-    def record(self, path: Path, frames: range, written: int, precision: str, carry: Path | None = None) -> None:
+    def record(self, path: Path, frames: range, written: int, precision: str, carry: Path | None = None,
+               preview: Path | None = None) -> None:
         """The segment file ``path`` (beside the output) is closed and holds ``frames``, restored at
         ``precision`` (as ``--dtype`` names it); ``carry``: the file of the track state it hands on
-        to the next segment, if any."""
+        to the next segment, if any; ``preview``: the side-by-side part written with it, if any
+        (beside the preview, which may be in another folder)."""
         entries = self._entries()
         entries[path.name] = {"start": frames.start, "stop": frames.stop, "written": written, "size": path.stat().st_size,
-                              "carry": {"name": carry.name, "size": carry.stat().st_size} if carry else None}
+                              "carry": {"name": carry.name, "size": carry.stat().st_size} if carry else None,
+                              "preview": {"path": str(preview.absolute()), "size": preview.stat().st_size} if preview else None}
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as f:
@@ -104,6 +116,15 @@ class SegmentLedger:
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def _intact_preview(recorded: object) -> Path | None:
+    """The side-by-side part a ledger entry names, while it still has the size it was closed at."""
+    with contextlib.suppress(OSError, KeyError, TypeError):
+        path = Path(recorded["path"])
+        if path.stat().st_size == recorded["size"]:
+            return path
+    return None
 
 
 def keeps_segments(exc: BaseException) -> bool:

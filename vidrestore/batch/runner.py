@@ -12,6 +12,7 @@ import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from ..errors import UsageError, VidrestoreError
@@ -250,13 +251,13 @@ def run_batch(items: list[Item], state: JobState, executor: Executor, max_attemp
     # between two statements still finds it and puts it back to pending.
     def start(item: Item) -> None:
         live[item.output] = _Live(item)
-        remove_leftovers(item.output, keep=_ledger(item).files())
+        _clear_leftovers(item, _ledger(item).files())
         state.start(item.output)
         executor.submit(Job("analyse", item))
 
     def settle(run: _Live) -> None:
         kept = _ledger(run.item).files() if run.keeps_segments else []
-        remove_leftovers(run.item.output, keep=kept)
+        _clear_leftovers(run.item, kept)
         if not kept:
             _ledger(run.item).discard()  # the item starts over
         state.fail(run.item.output, run.error, time.time() - run.started)
@@ -282,7 +283,7 @@ def run_batch(items: list[Item], state: JobState, executor: Executor, max_attemp
             else:
                 if job.kind == "segment":  # recorded even when another segment failed: a retry may reuse it
                     _ledger(run.item).record(segment_path(run.item.output, job.index), job.plan.segments[job.index], outcome.frames,
-                                             job.plan.item.options.dtype, outcome.carry)
+                                             job.plan.item.options.dtype, outcome.carry, run.item.preview_part(job.index))
                 if run.error is None:
                     _advance(job, outcome, run, executor, state, progress)
             if run.error is not None and run.outstanding == 0:
@@ -292,7 +293,7 @@ def run_batch(items: list[Item], state: JobState, executor: Executor, max_attemp
     except BaseException:
         for output, run in list(live.items()):
             state.release(output)
-            remove_leftovers(output, keep=_ledger(run.item).files())
+            _clear_leftovers(run.item, _ledger(run.item).files())
         raise
     finally:
         progress.workers = executor.workers()
@@ -301,6 +302,13 @@ def run_batch(items: list[Item], state: JobState, executor: Executor, max_attemp
 
 def _ledger(item: Item) -> SegmentLedger:
     return SegmentLedger(item.output, item.fingerprint)
+
+
+def _clear_leftovers(item: Item, keep: list[Path]) -> None:
+    """Remove what an earlier run of ``item`` left beside its output and its preview, but ``keep``."""
+    for target in (item.output, item.preview):
+        if target is not None:
+            remove_leftovers(target, keep=keep)
 
 
 def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: JobState, progress: BatchProgress) -> None:
@@ -313,7 +321,7 @@ def _advance(job: Job, outcome: object, run: _Live, executor: Executor, state: J
         todo = []
         for index, segment in enumerate(plan.segments):
             done = finished.get(segment_path(run.item.output, index))
-            if done is not None and done.frames == segment:  # an interrupted run finished it: not restored again
+            if done is not None and done.serves(segment, run.item.preview_part(index)):  # an interrupted run finished it: not restored again
                 run.frames += done.written
                 run.reused += 1
                 progress.frames = max(0, progress.frames - done.written)  # work left out, as a skipped item's is: the rate and ETA stay this run's

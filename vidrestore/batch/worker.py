@@ -31,7 +31,7 @@ from ..io.photo import carry_photo_tags
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output, remux
 from ..io.restarts import timed_on, timed_on_folder
-from ..io.sequence import check_unchanged, number_offset, shown, source_stamp
+from ..io.sequence import check_unchanged, number_offset, source_stamp
 from ..models.precision import resolve_device
 from ..options import RestoreOptions, build_restorer, pinned_precision
 from ..pipeline import Analysis, PipelineConfig, Progress, check_paths, restore_video
@@ -72,6 +72,10 @@ class Item:
     qa: bool = False  # measure the output against the input once it is written (not part of the fingerprint)
     reanalyse: bool = False  # analyse the input again rather than take the analysis an earlier run kept (pipeline.analysis_store)
     preview: Path | None = None  # where its side-by-side (input | restored) video goes; it is then restored as one segment
+
+    def preview_part(self, index: int) -> Path | None:
+        """The side-by-side part that segment ``index`` writes beside the preview, if it has one."""
+        return segment_path(self.preview, index) if self.preview is not None else None
 
 
 @dataclass
@@ -193,9 +197,8 @@ class RestoreWorker:
         masker = self._masker(cfg, restorer.dtype)
         # the models outlive the item: what they say and spend while this segment is restored belongs to it
         parsed_before, started = masker.seconds if masker is not None else 0.0, time.perf_counter()
-        preview = segment_path(plan.item.preview, index) if plan.item.preview is not None else None
         frames = restore_video(plan.item.input, segment_path(output, index), plan.analysis, restorer, cfg,
-                               self.device, progress, preview, frames=plan.segments[index], masker=masker, reuse=plan.decoded,
+                               self.device, progress, plan.item.preview_part(index), frames=plan.segments[index], masker=masker, reuse=plan.decoded,
                                contexts=contexts, target=output, noise=noise)
         carry = hand_on(contexts, output, index, last=index + 1 == len(plan.segments))
         remarks = Remarks(tuple(restorer.notes), tuple((track, sample) for track, samples in noise.items() for sample in samples),
@@ -221,17 +224,11 @@ def _finished(plan: ItemPlan, frames_out: int, reused: int, remarks: Remarks) ->
     parts = [segment_path(item.output, i) for i in range(len(plan.segments))]
     notes = reused_note(reused, len(parts), item.options.dtype) + remarks.report_notes(item.options.pipeline)
     encoder = None
-    preview_part = segment_path(item.preview, 0) if item.preview is not None else None
-    # a segment an earlier run without --previews restored before it was stopped left no side-by-side
-    # (one with it left its side-by-side beside the preview): the output is not held back for it
-    previewed = preview_part is not None and (not parts or preview_part.exists())
-    if preview_part is not None and not previewed:
-        notes.append(f"no preview was written: the item's segment was restored by an earlier run without --previews that was "
-                     f"stopped (remove {shown(item.output)} and run the batch again to have one)")
+    preview_part = item.preview_part(0)  # a segment is reused only with the side-by-side it was written with
     try:
         with contextlib.ExitStack() as stack:
             tmp = stack.enter_context(atomic_output(item.output, number_offset(item.input)))
-            preview_tmp = stack.enter_context(atomic_output(item.preview)) if previewed else None
+            preview_tmp = stack.enter_context(atomic_output(item.preview)) if item.preview is not None else None
             selected = selected_tracks(plan.analysis, item.options.pipeline)
             if parts:
                 notes.extend(video_notes(plan.analysis, item.options.pipeline, item.input, item.output))
@@ -252,11 +249,10 @@ def _finished(plan: ItemPlan, frames_out: int, reused: int, remarks: Remarks) ->
             check_unchanged(item.input, plan.stamp)  # before the output is named, as a single run checks
     finally:
         plan.decoded.clear()  # a failed item starts over from its analysis
-        if preview_part is not None:
-            preview_part.unlink(missing_ok=True)
-        for index, part in enumerate(parts):
+    # only now: the segments of a join that was stopped, or could not write, serve the next run (the runner clears the others)
+    for part in (*parts, *(carry_path(item.output, i) for i in range(len(parts))), preview_part):
+        if part is not None:
             part.unlink(missing_ok=True)
-            carry_path(item.output, index).unlink(missing_ok=True)
     timings = {"analyse": plan.analyse_s}
     qa = None
     if item.qa and selected:

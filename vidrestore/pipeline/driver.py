@@ -228,21 +228,19 @@ def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: R
         carries = [carry_path(dst, i) for i in range(len(segments))]
         ledger = SegmentLedger(dst, resume) if resume else None
         kept = ledger.finished() if ledger else {}
-        reused = {i for i, (part, frames) in enumerate(zip(parts, segments)) if part in kept and kept[part].frames == frames}
+        # the side-by-side video alone, joined with the input's sound and subtitles as the output is
+        preview_part = segment_path(Path(preview), 0) if preview else None
+        reused = {i for i, (part, frames) in enumerate(zip(parts, segments)) if part in kept and kept[part].serves(frames, preview_part)}
         if ledger and not reused and ledger.path.exists():
             ledger.discard()
             notes.append("the segments an earlier run left were not reused: they were made from another input, with other options "
                          "or another model, or have changed since")
         remove_leftovers(dst, keep=[timed_on_folder(dst), spool_folder(dst), *(p for i in reused for p in (parts[i], carries[i]))])  # not the copy read
-        if preview is not None:
-            remove_leftovers(Path(preview))
+        if preview_part is not None:
+            remove_leftovers(Path(preview), keep=[preview_part] if reused else [])
         with contextlib.ExitStack() as stack:
             final_tmp = stack.enter_context(atomic_output(dst, number_offset(src)))
             preview_tmp = stack.enter_context(atomic_output(preview)) if preview else None
-            # the side-by-side video alone, joined with the input's sound and subtitles as the output is
-            preview_part = segment_path(Path(preview), 0) if preview else None
-            if preview_part is not None:
-                stack.callback(preview_part.unlink, missing_ok=True)
             if segments:
                 notes.extend(video_notes(analysis, cfg, src, dst))
                 encoder, master = encoding(src, dst, cfg)
@@ -262,7 +260,7 @@ def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: R
                         frames_out += written
                         carry = hand_on(contexts, dst, index, last=index + 1 == len(segments))
                         if ledger:
-                            ledger.record(part, frames, written, precision_name(restorer.dtype), carry)
+                            ledger.record(part, frames, written, precision_name(restorer.dtype), carry, preview_part)
                     timings["restore_encode"] = time.perf_counter() - t1
                     notes.extend(reused_note(len(reused), len(parts), precision_name(restorer.dtype)) + restorer.notes)
                     notes.extend(restoring_advice(noise, masker.seconds if masker is not None else 0.0, timings["restore_encode"], cfg))
@@ -277,7 +275,7 @@ def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: R
                     stopped = keeps_segments(exc)
                     raise
                 finally:
-                    clean_segments(parts, carries, ledger, keep=stopped)
+                    clean_segments(parts, carries, ledger, keep=stopped, preview=preview_part)
             else:
                 notes.append(copy_note(analysis, src))
                 notes.extend(carry_streams(src, src, final_tmp, dst, cfg))

@@ -209,10 +209,12 @@ def without_segments(progress: Progress | None, skipped: list[range]) -> Progres
     return report
 
 
-def clean_segments(parts: list[Path], carries: list[Path], ledger: SegmentLedger | None, keep: bool) -> None:
+def clean_segments(parts: list[Path], carries: list[Path], ledger: SegmentLedger | None, keep: bool,
+                   preview: Path | None = None) -> None:
     """Remove the segment files (and their carried track state) of a run that ended, but with
     ``keep`` (it was stopped, or could not write: :func:`~vidrestore.resume.keeps_segments`) those
-    its ledger records as finished, for the next run."""
+    its ledger records as finished, for the next run; ``preview``: the side-by-side part written
+    with the first (then the only) segment, kept with it."""
     finished = ledger.finished() if ledger and keep else {}
     if ledger and not finished:
         ledger.discard()
@@ -220,3 +222,5 @@ def clean_segments(parts: list[Path], carries: list[Path], ledger: SegmentLedger
         if part not in finished:
             part.unlink(missing_ok=True)
             carry.unlink(missing_ok=True)
+    if preview is not None and (not parts or parts[0] not in finished or finished[parts[0]].preview != preview.absolute()):
+        preview.unlink(missing_ok=True)
