@@ -1065,6 +1065,35 @@ def test_the_encoder_chooses_its_frame_types_for_frames_passed_through(tmp_path)
     assert len(packets) == 24 and sum(p.is_keyframe for p in packets) <= 2
 
 
+def test_the_same_frames_are_coded_with_the_same_bits_every_time(tmp_path, sample_clip, monkeypatch):
+    """With its AVX-512 code x264 coded the same frames with other bits from run to run, so the
+    same command wrote another file each time. Written six times, 24 grainy PAL-sized frames give
+    the same packets every time (on a CPU without AVX-512 they did before too); and x264 is told to
+    keep to its AVX2 code exactly where the CPU has AVX-512."""
+    import torch
+
+    from vidrestore.io import encoders
+
+    grain = np.random.default_rng(0).normal(0, 8, (576, 720, 3))
+    with VideoReader(sample_clip) as r:
+        frames = [(f.pts, np.clip(np.tile(f.image, (5, 5, 1))[:576, :720] + grain, 0, 255).astype(np.uint8)) for f in r]
+    info = dataclasses.replace(probe(sample_clip), width=720, height=576)
+    coded = set()
+    for run in range(6):
+        with VideoWriter(tmp_path / f"{run}.mp4", info, EncodeOptions()) as w:
+            for pts, image in frames:
+                w.write(None, pts, image)
+        with av.open(str(tmp_path / f"{run}.mp4")) as c:
+            coded.add(tuple(bytes(p) for p in c.demux(video=0)))
+    assert len(coded) == 1
+    for capability, told in (("AVX512", {"x264-params": "asm=AVX2"}), ("AVX2", {}), ("DEFAULT", {})):
+        encoders.x264_instruction_sets.cache_clear()
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda capability=capability: capability)
+        assert encoders.codec_options("libx264", "yuv420p", info, EncodeOptions()) == {"crf": "18", "preset": "medium", **told,
+                                                                                      "a53cc": "1"}
+    encoders.x264_instruction_sets.cache_clear()
+
+
 @pytest.mark.parametrize("pix_fmt", ["auto", "yuv444p"])
 def test_closed_captions_stay_with_their_frames_whatever_is_written_into_them(tmp_path, sample_clip, pix_fmt):
     """Broadcast H.264 carries CEA-608/708 captions in each frame's SEI. Frames passed through, frames

@@ -23,8 +23,9 @@ from .sequence import IMAGE_ENCODERS, is_sequence, unsupported_type
 
 ARCHIVAL_CODECS = {"ffv1": ".mkv", "prores_ks": ".mov"}
 
-# x264's macroblock-tree rate control gives different bits for the same frames depending on what the
-# process did before (seen after a PyAV decode); clips that must be byte-reproducible turn it off.
+# Clips made for tests and training, coded alike on any x86 CPU: without macroblock-tree rate control
+# x264 runs none of its AVX-512 code that varies (see x264_instruction_sets), nor the CPU's float
+# rounding of the tree (x264's plain C and its AVX2 code gave other bits).
 REPRODUCIBLE_X264 = {"x264-params": "no-mbtree=1"}
 
 
@@ -433,14 +434,28 @@ def codec_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptio
     return {**_quality_options(name, pix_fmt, info, options), **({"a53cc": "1"} if writes_captions(name) else {})}
 
 
+@functools.cache
+def x264_instruction_sets() -> str:
+    """The instruction sets x264 is told to use ("": those it finds itself). On a CPU with
+    AVX-512, its AVX2 ones: with its AVX-512 code x264 coded the same frames with other bits from
+    run to run (a 720x576 clip 4 ways in 6 runs: the same command wrote another file each time, and
+    the segments a stopped run kept did not match what a run in one piece writes). Without
+    AVX-512, or without macroblock-tree rate control or adaptive quantisation, it gave the same
+    bits every time; the AVX2 code costs about 6% more of x264's time (docs/benchmarks.md)."""
+    import torch  # the CPU features torch itself dispatches on
+
+    return "AVX2" if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else ""
+
+
 def _quality_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptions) -> dict[str, str]:
     """Quality settings, and interlaced coding in the input's field order when its fields were
     kept (x264 coded them as progressive frames, flagged progressive; ProRes codes interlaced
     frames with interlaced DCT)."""
     fields = info.parity if info.interlaced else ""
     if name == "libx264":
+        params = [f"{fields}=1" if fields else "", f"asm={sets}" if (sets := x264_instruction_sets()) else ""]
         return {"crf": str(options.crf), "preset": options.preset,
-                **({"x264-params": f"{fields}=1"} if fields else {})}
+                **({"x264-params": ":".join(filter(None, params))} if any(params) else {})}
     if name == "libx265":  # x265 prints its settings banner unless told not to
         return {"crf": str(options.crf), "preset": options.preset, "x265-params": "log-level=error"}
     if name == "ffv1":
