@@ -1210,6 +1210,32 @@ def test_an_empty_argument_is_named_as_one(tmp_path, capsys, monkeypatch, argv, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
+def test_corrupt_packets_mid_stream_are_counted_and_the_frames_that_decode_restored_or_copied(sample_clip, tmp_path, capsys):
+    """Three packets in the middle of the sample clip made garbage: the frames that decode are
+    restored at their own times and the report counts the rest; with nothing to restore the video
+    is copied packet for packet (the report had said the frames that decoded were restored)."""
+    with av.open(str(sample_clip)) as c:
+        packets = [(p.pos, p.size, p.pts) for p in c.demux(video=0) if p.size]
+    data = bytearray(sample_clip.read_bytes())
+    for pos, size, _ in packets[8:11]:
+        data[pos + 4:pos + size] = b"\xff" * (size - 4)  # the NAL unit's length kept, its contents garbage
+    src, out = tmp_path / "damaged.mp4", tmp_path / "out.mp4"
+    src.write_bytes(bytes(data))
+    decoded = sorted({pts for _, _, pts in packets} - {pts for _, _, pts in packets[8:11]})
+    for options, done in ((["--strength", "1"], "; the frames that decoded were restored"), (["--strength", "0"], ""),
+                          (["--dry-run"], "; the frames that decoded were analysed")):
+        assert main([str(src), *([] if "--dry-run" in options else [str(out), "--overwrite"]), "--model", "none", "--quiet",
+                     "--json", "-", *options]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert (report["frames_in"], report["corrupt_packets"]) == (21, 3)
+        assert [n for n in report["notes"] if "corrupt" in n] == [f"3 corrupt packets could not be decoded{done}"]
+        if options == ["--strength", "1"]:
+            assert report["frames_out"] == 21 and read_pts(out) == decoded
+        elif options == ["--strength", "0"]:
+            with av.open(str(src)) as a, av.open(str(out)) as b:
+                assert [bytes(p) for p in a.demux(video=0)] == [bytes(p) for p in b.demux(video=0)]
+
+
 def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     out = tmp_path / "o.mp4"
     _one_line_error(capsys, _run(tmp_path / "missing.mp4", out, "--model", "none"), 3, "input not found")
@@ -1218,7 +1244,9 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
     _one_line_error(capsys, _run("https://example.com/a.mp4", out, "--model", "none"), 3, "the input is a URL: vidrestore reads local files")
     # a dry run probed first, and said "input not found: https:/example.com/a.mp4"
     _one_line_error(capsys, _run("https://example.com/a.mp4", "--dry-run", "--model", "none"), 3, "the input is a URL")
-    _one_line_error(capsys, _run(tmp_path, "--dry-run", "--model", "none"), 3, "input is a folder")
+    # a folder of videos is a batch's input: the command that restores them is named
+    _one_line_error(capsys, _run(tmp_path, "--dry-run", "--model", "none"), 3,
+                    f"input is a folder: {tmp_path}; `vidrestore batch {tmp_path} --out FOLDER` restores every video and picture in it")
     _one_line_error(capsys, _run("file://nas/films/a.mp4", out, "--model", "none"), 3, "is a file on another machine (nas)")
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00garbage" * 500)

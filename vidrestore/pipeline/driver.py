@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import os
 import re
+import shlex
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -121,8 +122,9 @@ def check_input(src: Path) -> None:
         raise InputError(f"input not found: {src}")
     elif src.is_dir():
         held = sequences_in(src)
-        hint = f"; it holds the image sequence {held[0]} (give that, quoted)" if held else ""
-        raise InputError(f"input is a folder: {src}{hint}")
+        hint = (f"it holds the image sequence {held[0]} (give that, quoted)" if held
+                else f"`vidrestore batch {shlex.quote(str(src))} --out FOLDER` restores every video and picture in it")
+        raise InputError(f"input is a folder: {src}; {hint}")
     elif heif_primary_type(src) in (b"grid", b"iovl"):  # PyAV gives each tile as a stream of its own
         raise InputError(f"{src.name} is a HEIF picture made of tiles (as a phone's HEIC is), which is read here tile by tile: "
                          "convert it to JPEG or PNG first (heif-convert, or a photo app's export)")

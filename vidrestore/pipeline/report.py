@@ -120,8 +120,10 @@ def deinterlace_note(analysis: Analysis, cfg: PipelineConfig, rotation: int = 0)
              "keeps the fields and restores faces on them")]
 
 
-def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
-    """What the decoder could not give as it was: damaged and corrupt packets, frames of another size."""
+def decode_notes(analysis: Analysis, info: VideoInfo, done: str = "restored") -> list[str]:
+    """What the decoder could not give as it was: damaged and corrupt packets, frames of another
+    size. ``done``: what became of the frames that decoded ("restored", "analysed" by a dry run;
+    "": nothing, the video copied or encoded as it was, as another note says)."""
     notes = []
     if analysis.damaged_s:
         at = ", ".join(f"{t:.2f} s" for t in analysis.damaged_s[:5]) + (", ..." if len(analysis.damaged_s) > 5 else "")
@@ -129,7 +131,7 @@ def decode_notes(analysis: Analysis, info: VideoInfo) -> list[str]:
         notes.append(f"the file is damaged: {packets} flagged corrupt, at {at} from the start; "
                      "frames there may be missing or show blocks that restoration does not repair")
     if analysis.corrupt_packets:
-        notes.append(f"{analysis.corrupt_packets} corrupt packets could not be decoded; the frames that decoded were restored")
+        notes.append(f"{analysis.corrupt_packets} corrupt packets could not be decoded" + (f"; the frames that decoded were {done}" if done else ""))
     if analysis.corrupt_packets and is_sequence(info.path):
         notes.extend(undecoded_pictures_note(analysis, info.path))
     lead = undecodable_lead_s(analysis, info)
@@ -456,5 +458,5 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
         people=people_of(analysis.tracks), light=analysis.light.value, grain=cfg.grain, keep_coarse=cfg.keep_coarse, keep_detail=cfg.keep_detail,
         measure_detail=cfg.measure_detail, measure_strength=cfg.measure_strength, strength=cfg.strength,
-        excerpt=excerpt_shown(analysis, info), corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*excerpt_note(analysis, info, dst), *decode_notes(analysis, info), *light_note(analysis, cfg, src), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *strength_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
+        excerpt=excerpt_shown(analysis, info), corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*excerpt_note(analysis, info, dst), *decode_notes(analysis, info, "analysed" if dst is None else "restored" if selected else ""), *light_note(analysis, cfg, src), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *strength_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
                *unrestored_videos_note(src), *left_alone_notes(src), *notes])
