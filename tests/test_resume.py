@@ -70,7 +70,13 @@ def test_a_finished_segment_is_reused_only_while_intact_and_under_the_same_finge
     side.write_bytes(b"p" * 49)  # cut short: the segment still serves a run without a preview, not one with it
     (done,) = ledger.finished().values()
     assert done.preview is None and done.serves(range(16), None) and not done.serves(range(16), side)
+    ledger.discard()  # a side-by-side part it recorded goes with it, changed or not
+    assert not ledger_path(out).exists() and not side.exists()
+    kept = tmp_path / "previews" / "p.mp4"  # a ledger edited to name a finished preview: never removed
+    kept.write_bytes(b"p")
+    ledger.record(seg, range(16), 16, "fp32", preview=kept)
     ledger.discard()
+    assert kept.exists()
     assert not ledger_path(out).exists()
 
 
@@ -373,6 +379,16 @@ def test_a_preview_outlives_a_stop_in_the_join_and_a_segment_without_one_is_rest
         assert sorted(p.name for p in tmp_path.iterdir()) == ["film.mp4", "o.mp4", "out.mp4", "p.mp4", "whole.mp4"]
         out.unlink()
         preview.unlink()
+    # continued without --preview, or with another: the side-by-side part left beside p.mp4 goes too
+    for again in ([], ["--preview", str(tmp_path / "q.mp4")]):
+        monkeypatch.setattr(pipeline_run, "join_segments", stopped)
+        assert main([str(film), str(out), *options, "--preview", str(preview)]) == 130
+        assert ".p.seg0000.part.mp4" in {p.name for p in tmp_path.iterdir()}
+        monkeypatch.setattr(pipeline_run, "join_segments", join)
+        assert main([str(film), str(out), *options, *again]) == 0
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["film.mp4", "o.mp4", "out.mp4", "whole.mp4", *(["q.mp4"] if again else [])])
+        out.unlink()
+        (tmp_path / "q.mp4").unlink(missing_ok=True)
 
 
 def test_a_stopped_and_continued_run_writes_the_bytes_of_a_run_in_one_piece(film, tmp_path, monkeypatch):

@@ -115,7 +115,23 @@ class SegmentLedger:
             Path(tmp).unlink(missing_ok=True)
 
     def discard(self) -> None:
+        """Forget the finished segments, and remove the side-by-side parts recorded with them
+        whatever the fingerprint: they lie beside a preview, where no cleanup of the output's
+        folder looks, and a run with another --preview, or none, would leave them there."""
+        for part in self._recorded_previews():
+            part.unlink(missing_ok=True)
         self.path.unlink(missing_ok=True)
+
+    def _recorded_previews(self) -> list[Path]:
+        try:
+            entries = json.loads(self.path.read_text())["segments"].values()
+            recorded = [Path(entry["preview"]["path"]) for entry in entries if entry.get("preview")]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return []
+        return [path for path in recorded if _PART_NAME.fullmatch(path.name)]  # never a file the ledger did not write
+
+
+_PART_NAME = re.compile(r"\..+\.seg\d{4}\.part\..+")  # pipeline.segments.segment_path's names
 
 
 def _intact_preview(recorded: object) -> Path | None:
