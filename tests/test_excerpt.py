@@ -267,6 +267,16 @@ def test_an_excerpt_of_a_sequence_keeps_its_pictures_numbers(tmp_path, capsys):
     assert [t for t, _ in _frames(tmp_path / "v.mp4")] == pytest.approx([i * 0.04 for i in range(30)])
     _one_line_error(capsys, _run(folder / "f_%06d.png", tmp_path / "w.mp4", "--model", "none", "--start", "2"), 2,
                     "--start 0:02.000 is past the end of f_%06d.png, which lasts 0:01.600")
+    # --frame-rate says when each picture is shown, so the same times name other pictures (it was
+    # refused: "an image sequence stores no timing"); without --start or --end it still is
+    at_50 = tmp_path / "at50"
+    at_50.mkdir()
+    assert _run(folder / "f_%06d.png", at_50 / "o_%06d.png", "--model", "none", "--detector", "dlib", "--start", "0.4",
+                "--end", "0.8", "--frame-rate", "50", "--quiet") == 0
+    assert sorted(p.name for p in at_50.iterdir()) == [f"o_{n:06d}.png" for n in range(120, 140)]
+    _one_line_error(capsys, _run(folder / "f_%06d.png", at_50 / "p_%06d.png", "--model", "none", "--frame-rate", "50"), 2,
+                    "--frame-rate times a video made from pictures, or the --start and --end of an excerpt of them; "
+                    "an image sequence stores no timing")
 
 
 def test_an_excerpt_of_a_scan_is_cut_at_its_own_rate_and_timecode(tmp_path):

@@ -363,7 +363,8 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                         "FULL, none from ZERO (default 0.7,1.4: about 35 and 55 degrees of yaw); off pastes every pose")
     p.add_argument("--frame-rate", metavar="FPS",
                    help="the rate an image sequence's pictures are played at, e.g. 24 or 24000/1001 (default: the rate "
-                        "DPX headers state, else 25 as FFmpeg): it times a video made from them; a video keeps its own timing")
+                        "DPX headers state, else 25 as FFmpeg): it times a video made from them, and --start and --end; a video "
+                        "keeps its own timing")
     p.add_argument("--light", metavar=LIGHTS,
                    help="what the input's samples stand for (default auto: what its headers and tags say, or a Sony camera's settings file beside it, C0001M01.XML for C0001.MP4): cineon for a log film "
                         "scan (printing density) whose DPX headers do not say so, linear for linear-light RGB pictures, "

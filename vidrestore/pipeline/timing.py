@@ -99,14 +99,16 @@ def coded_field_order(analysis: Analysis, info: VideoInfo, keep_fields: bool) ->
 
 
 def check_timing(cfg: PipelineConfig, src: Path, dst: Path | None) -> None:
-    """``--frame-rate`` times the pictures of an image sequence in a video; refuse it elsewhere.
+    """``--frame-rate`` times the pictures of an image sequence in a video, or the times of an
+    excerpt of them; refuse it elsewhere.
     ``--double-rate`` puts frames between the input's, and ``--decimate`` retimes film's frames,
     which a sequence's pictures, numbered as the input's frames, cannot say; ``--hybrid`` varies
     the rate, which some formats cannot store."""
     if cfg.frame_rate and not is_sequence(src):
         raise UsageError("--frame-rate times the pictures of an image sequence (name_%06d.png); a video keeps its own timing")
-    if cfg.frame_rate and dst is not None and is_sequence(dst):
-        raise UsageError("--frame-rate times a video made from pictures; an image sequence stores no timing")
+    if cfg.frame_rate and dst is not None and is_sequence(dst) and not (cfg.start or cfg.end):
+        raise UsageError("--frame-rate times a video made from pictures, or the --start and --end of an excerpt of them; "
+                         "an image sequence stores no timing")
     if cfg.decimate and dst is not None and is_sequence(dst):
         raise UsageError("--decimate writes a video (.mkv, .mov, .mp4): an image sequence's pictures are numbered as the "
                          "input's frames, and the film's own frames need their own times")
