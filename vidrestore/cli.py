@@ -339,7 +339,7 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
                         "frames in which no frame repeats keeps all of them at their own times, and the frame rate varies; "
                         "video with fields is field-matched even where the stretches scanned look like video")
     p.add_argument("--tracks", type=_id_list, metavar="IDS", help="restore only these face tracks, e.g. 0,3 (ids from a --dry-run report)")
-    p.add_argument("--faces", metavar="DIR", help="write each track's best face into DIR as person<P>_track<T>.jpg, and "
+    p.add_argument("--faces", metavar="DIR", help="write each track's best face into DIR as person0000_track0003.jpg (numbered as the report's ids), and "
                    "people.jpg, a row per person, to tell who is who (with --dry-run, before choosing --tracks, --people, "
                    "--strength or --reference)")
     p.add_argument("--people", type=_id_list, metavar="IDS",
