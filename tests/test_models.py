@@ -221,3 +221,23 @@ def test_the_cache_folder_takes_an_absolute_xdg_cache_home_and_names_a_missing_h
 
     with pytest.raises(ConfigError, match="set VIDRESTORE_CACHE to a folder"):
         zoo.cache_dir()
+
+
+def test_models_info_tells_what_a_weights_file_holds(tmp_path, capsys):
+    """`vidrestore models info` took zoo names only ("no model named 'mine.safetensors' in the
+    zoo"): a model a user trained and exported could not be looked into. A file gets its size,
+    sha256, parameter count and header, the config parsed."""
+    from vidrestore.cli import main
+
+    model = Flipnet(load_config("tiny"))
+    path = tmp_path / "mine.safetensors"
+    save_flipnet(model, path, metadata={"step": "6", "source": "EMA"})
+    assert main(["models", "info", str(path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["parameters"] == sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
+    assert (info["sha256"], info["bytes"], info["step"], info["config"]["name"]) == (zoo.sha256_of(path), path.stat().st_size, "6", "tiny")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"junk")
+    assert main(["models", "info", str(junk)]) == 5
+    assert capsys.readouterr().err.startswith(f"vidrestore: error: {junk} is not a safetensors file (")
+    assert main(["models", "info", "flipnet-small"]) == 0 and json.loads(capsys.readouterr().out)["name"] == "flipnet-small"

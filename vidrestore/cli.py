@@ -894,7 +894,8 @@ def cmd_models(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="vidrestore models", description="List, fetch and check model weights.")
     p.add_argument("action", choices=["list", "pull", "verify", "info"])
-    p.add_argument("name", nargs="?", help="a model of `vidrestore models list` (verify without one: every model found here)")
+    p.add_argument("name", nargs="?", help="a model of `vidrestore models list` (verify without one: every model found here); "
+                                           "info also takes a .safetensors file, such as one `vidrestore train export` wrote")
     args = p.parse_args(argv)
     if args.action == "list":
         for e in zoo.entries().values():
@@ -916,7 +917,8 @@ def cmd_models(argv: list[str]) -> int:
     if not args.name:
         raise UsageError(f"`vidrestore models {args.action}` needs a model name")
     if args.action == "info":
-        print(json.dumps(dataclasses.asdict(zoo.entry(args.name)), indent=2))
+        named_file = args.name.endswith(".safetensors") or Path(args.name).is_file()
+        print(json.dumps(zoo.file_info(args.name) if named_file else dataclasses.asdict(zoo.entry(args.name)), indent=2))
         return 0
     if args.action == "pull":
         e = zoo.entry(args.name)

@@ -8,9 +8,11 @@ Nothing is ever unpickled: safetensors, or ``torch.load(weights_only=True)`` for
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import pickle
 import shutil
@@ -244,6 +246,24 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path} does not hold a state dict of tensors")
     return state
+
+
+def file_info(path: str | Path) -> dict:
+    """What a safetensors weights file says of itself (for `vidrestore models info FILE`): its
+    size, sha256, parameter count and header, whose JSON config is given parsed; a ModelError
+    where it is missing or not a safetensors file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"weights not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            parameters = sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())  # noqa: SIM118 - safe_open is no mapping
+    except Exception as exc:  # safetensors raises its own type, and others for a file cut short
+        raise ModelError(f"{path} is not a safetensors file ({str(exc)[:120]})") from exc
+    with contextlib.suppress(KeyError, ValueError):
+        meta["config"] = json.loads(meta["config"])
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_of(path), "parameters": parameters, **meta}
 
 
 def checkpoint_config(path: str | Path, cls: type[T], what: str, file_format: str | None = None) -> T:
