@@ -135,7 +135,11 @@ TIMELESS_MUXERS = {"yuv4mpegpipe", "h264", "hevc", "mpeg1video", "mpeg2video", "
 # Options of the muxer a file is written with, by its name. YUV4MPEG's muxer calls every format
 # deeper than 8 bits or other than 4:2:0 unofficial and refuses it unless told; every tool that
 # reads .y4m (x264, x265, aomenc, FFmpeg) takes them, and a 10-bit 4:2:2 master had no way in.
-_MUXER_OPTIONS = {"yuv4mpegpipe": {"strict": "-1"}}
+# Matroska's muxer draws random segment and track IDs for every file, so two runs of one command
+# wrote files that differed there alone (their packets the same); made bit-exact, it numbers the
+# tracks and leaves the optional segment ID out (and writes "Lavf" without its version).
+_BIT_EXACT = {"fflags": "+bitexact"}
+_MUXER_OPTIONS = {"yuv4mpegpipe": {"strict": "-1"}, "matroska": _BIT_EXACT, "webm": _BIT_EXACT}
 
 
 def muxer_options(output: str | Path, source: str | Path | None = None) -> dict[str, str]:
