@@ -230,8 +230,8 @@ def test_an_excerpt_that_cannot_be_cut_is_refused_before_any_work(sample_clip, t
     _one_line_error(capsys, _run(sample_clip, out, "--model", "none", "--start", "5"), 2,
                     "--start 0:05.000 is past the end of sample.mp4, which lasts 0:01.000")
     _one_line_error(capsys, _run(sample_clip, out, "--model", "none", "--start", "0.5", "--end", "0.2"), 6,
-                    "an excerpt must end after it starts (0:00.500 to 0:00.200)")
-    _one_line_error(capsys, _run(sample_clip, out, "--model", "none", "--end", "half"), 6, "end: expected a time")
+                    "start and end (--start, --end): an excerpt must end after it starts (0:00.500 to 0:00.200)")
+    _one_line_error(capsys, _run(sample_clip, out, "--model", "none", "--end", "half"), 2, "--end: expected a time")
     picture = tmp_path / "p.png"
     with av.open(str(sample_clip)) as c:
         av.VideoFrame.to_image(next(c.decode(video=0))).save(picture)

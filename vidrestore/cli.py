@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from . import __version__, jsonio
-from .errors import InputError, ModelError, OutputError, UsageError, VidrestoreError
+from .errors import ConfigError, InputError, ModelError, OutputError, UsageError, VidrestoreError
 from .statusline import StatusLine, eta_text, muted, printable
 from .stopping import Stopped, raise_if_stopped, stops_cleanly_on_termination
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .pipeline.report import Report
 
 T = TypeVar("T")
+_Config = TypeVar("_Config")
 
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: as a tool the signal ends
@@ -437,6 +438,35 @@ def build_restore_parser() -> argparse.ArgumentParser:
     return p
 
 
+_FLAGS_NAMED_APART = {"enc_preset": "--x264-preset"}  # dests that are not the flag's name
+
+
+@contextlib.contextmanager
+def _named_as_flag(field: str, dest: str) -> Iterator[None]:
+    """Turn the config's refusal of ``field``, set from the flag that stores ``dest``, into that
+    flag's usage error (exit 2), named as it was typed: "--grain: expected a value from 0 to 1"
+    where the command line said --grain 2, not "grain: ..." and the exit of a broken YAML file."""
+    try:
+        yield
+    except ConfigError as exc:
+        message = str(exc)
+        if not message.startswith((f"{field}:", f"{field} of ")):
+            raise  # two fields that exclude each other: the message names both flags
+        flag = _FLAGS_NAMED_APART.get(dest, "--" + dest.replace("_", "-"))
+        raise UsageError(flag + message.removeprefix(field)) from None
+
+
+def _set_by_flags(config: _Config, args: argparse.Namespace, **dests: str) -> _Config:
+    """``config`` with each field named set to the value of the flag that stores the ``dests``
+    given for it, where the flag was given."""
+    for field, dest in dests.items():
+        value = getattr(args, dest)
+        if value is not None:
+            with _named_as_flag(field, dest):
+                config = dataclasses.replace(config, **{field: value})
+    return config
+
+
 def options_from_args(args: argparse.Namespace):
     """``RestoreOptions`` from parsed restore options (see :func:`add_restore_options`)."""
     from .config import CONFIG_DIR, load_yaml, resolve_config
@@ -445,37 +475,32 @@ def options_from_args(args: argparse.Namespace):
     from .pipeline import PipelineConfig
 
     cfg = load_yaml(PipelineConfig, args.config or CONFIG_DIR / "pipeline.yaml")
-    det, trk, enc = cfg.detector, cfg.tracker, cfg.encode
+    det = cfg.detector
     if args.detector:
         det = dataclasses.replace(det, backend=args.detector)
     if args.detector_weights:
         det = dataclasses.replace(det, weights=str(args.detector_weights))
-    if args.detect_every is not None:
-        trk = dataclasses.replace(trk, detect_every=args.detect_every)
-    if args.min_face is not None:
-        trk = dataclasses.replace(trk, min_face_size=args.min_face)
-    for field, value in (("codec", args.codec), ("crf", args.crf), ("preset", args.enc_preset), ("pix_fmt", args.pix_fmt)):
-        if value is not None:
-            enc = dataclasses.replace(enc, **{field: value})
-    cfg = dataclasses.replace(cfg, detector=det, tracker=trk, encode=enc)
-    for field, value in (("batch_size", args.batch_size), ("face_size", args.face_size), ("segment_frames", args.segment_frames),
-                         ("mask", args.mask), ("parsing_weights", args.parsing_weights), ("parse_every", args.parse_every), ("only_tracks", args.tracks), ("only_people", args.people),
-                         ("deinterlace", args.deinterlace), ("profile_fade", args.profile_fade), ("grain", args.grain), ("keep_coarse", args.keep_coarse),
-                         ("drop_streams", args.drop_streams), ("keep_fields", args.keep_fields), ("double_rate", args.double_rate), ("decimate", args.decimate), ("hybrid", args.hybrid), ("faces_dir", args.faces), ("aligned", args.aligned), ("frame_rate", args.frame_rate), ("light", args.light),
-                         ("start", args.start), ("end", args.end),
-                         ("audio_codec", args.audio_codec)):
-        if value is not None:
-            cfg = dataclasses.replace(cfg, **{field: value})
+    cfg = dataclasses.replace(cfg, detector=det,
+                              tracker=_set_by_flags(cfg.tracker, args, detect_every="detect_every", min_face_size="min_face"),
+                              encode=_set_by_flags(cfg.encode, args, codec="codec", crf="crf", preset="enc_preset", pix_fmt="pix_fmt"))
+    cfg = _set_by_flags(cfg, args, batch_size="batch_size", face_size="face_size", segment_frames="segment_frames", mask="mask",
+                        parsing_weights="parsing_weights", parse_every="parse_every", only_tracks="tracks", only_people="people",
+                        deinterlace="deinterlace", profile_fade="profile_fade", grain="grain", keep_coarse="keep_coarse",
+                        drop_streams="drop_streams", keep_fields="keep_fields", double_rate="double_rate", decimate="decimate",
+                        hybrid="hybrid", faces_dir="faces", aligned="aligned", frame_rate="frame_rate", light="light",
+                        start="start", end="end", audio_codec="audio_codec")
     if args.keep_detail is not None:  # a share given is used as given; auto measures each track's
-        cfg = dataclasses.replace(cfg, measure_detail=args.keep_detail == "auto",
-                                  **({} if args.keep_detail == "auto" else {"keep_detail": args.keep_detail}))
+        with _named_as_flag("keep_detail", "keep_detail"):
+            cfg = dataclasses.replace(cfg, measure_detail=args.keep_detail == "auto",
+                                      **({} if args.keep_detail == "auto" else {"keep_detail": args.keep_detail}))
     strengths = args.strength or []
     if any(value == "auto" for target, value in strengths if target is not None):
         raise UsageError("--strength auto is for every track at once; give one track or person a number (3=0.4, p0=1)")
     everyone = [value for target, value in strengths if target is None]
     if everyone:  # the last strength for every track decides: auto turns the estimate on, a number off
         cfg = dataclasses.replace(cfg, measure_strength=everyone[-1] == "auto")
-    cfg = _apply_per_track(cfg, [(target, value) for target, value in strengths if value != "auto"], "strength")
+    with _named_as_flag("strength", "strength"):
+        cfg = _apply_per_track(cfg, [(target, value) for target, value in strengths if value != "auto"], "strength")
     cfg = _apply_per_track(cfg, args.reference, "reference")
     sampler = resolve_config(SamplerConfig, "presets", args.preset)
     if args.seed is not None:

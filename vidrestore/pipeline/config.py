@@ -206,7 +206,7 @@ class PipelineConfig:
         try:
             return Excerpt(times[0] or Fraction(0), times[1])
         except ValueError as exc:
-            raise ConfigError(f"start and end: {exc}") from None
+            raise ConfigError(f"start and end (--start, --end): {exc}") from None
 
     def light_of(self, info: VideoInfo) -> Light:
         """What the samples of the input ``info`` describes stand for: as this config says, else as
