@@ -467,6 +467,10 @@ def test_each_items_faces_go_into_a_folder_named_as_its_output(clips, tmp_path):
     (["--reference", "noise.png"], 2, "no face found in the reference photo noise.png"),
     (["--codec", "libx246"], 4, "encoder 'libx246' is not in this FFmpeg build"),
     (["--codec", "libx264", "--x264-preset", "fastest"], 2, "--x264-preset fastest: libx264 takes"),
+    (["--grain", "2"], 2, "--grain: expected a value from 0 to 1, got 2.0"),
+    (["--retries", "-1"], 2, "--retries must be 0 or more"),
+    (["--workers", "4"], 2, "--workers 4 sets how many Ray workers restore at once: add --ray"),  # it was ignored
+    (["--workers", "0", "--ray"], 2, "--workers 0: expected 1 or more"),
 ])
 def test_an_option_every_item_would_fail_on_stops_the_batch_before_any(clips, tmp_path, capsys, monkeypatch, option, code, says):
     """Each item failed on it, its attempt counted: after two runs with the typo the batch gave up

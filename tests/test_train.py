@@ -98,9 +98,11 @@ def test_a_pack_too_small_to_hold_faces_out_trains_without_validation_and_the_cl
     assert len(tr.val_idx) == 0 and tr.validate() == {}
     assert [row["step"] for row in tr.run()] == [1, 2]
     base = ["train", "run", "--config", "tiny", "--set", f"hq_pack={small}", "--set", f"out_dir={tmp_path / 'cli'}"]
-    for argv, said in [(["--steps", "0"], "steps: expected 1 or more, got 0"), (["--time-limit", "-1"], "--time-limit -1.0: expected more than 0 minutes"),
-                       (["--set", "out_dir=/proc/vidrestore-run"], "cannot make the run's folder /proc/vidrestore-run (out_dir; ")]:
-        assert main([*base, *argv]) != 0
+    for argv, code, said in [(["--steps", "0"], 2, "error: --steps: expected 1 or more, got 0"),  # was "steps: ...", exit 6
+                             (["--time-limit", "-1"], 2, "--time-limit -1.0: expected more than 0 minutes"),
+                             (["--set", "lr=-1"], 6, "override: lr: expected more than 0"),
+                             (["--set", "out_dir=/proc/vidrestore-run"], 4, "cannot make the run's folder /proc/vidrestore-run (out_dir; ")]:
+        assert main([*base, *argv]) == code
         err = capsys.readouterr().err
         assert err.startswith("vidrestore: error: ") and said in err and err.count("\n") == 1, err
 

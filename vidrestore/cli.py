@@ -803,6 +803,11 @@ def cmd_batch(argv: list[str]) -> int:
 
     if args.retries < 0:
         raise UsageError("--retries must be 0 or more")
+    if args.workers is not None and args.workers < 1:  # Ray was asked for no worker, or a negative count
+        raise UsageError(f"--workers {args.workers}: expected 1 or more")
+    if args.workers is not None and not (args.ray or args.ray_address):  # it was ignored: one process restored the items
+        raise UsageError(f"--workers {args.workers} sets how many Ray workers restore at once: add --ray (or --ray-address); "
+                         "without Ray one process restores the items one after another")
     if not (args.ray or args.ray_address):  # Ray's workers find their own devices
         _device(args.device)
     check_report_path(args.json)
@@ -1038,9 +1043,7 @@ def cmd_train(argv: list[str]) -> int:
     from .config import with_overrides
     from .train.trainer import Trainer, load_train_config
 
-    cfg = with_overrides(load_train_config(args.config), args.set)
-    if args.steps is not None:
-        cfg = dataclasses.replace(cfg, steps=args.steps)  # 0 was taken for the config's own
+    cfg = _set_by_flags(with_overrides(load_train_config(args.config), args.set), args, steps="steps")  # 0 was taken for the config's own
     trainer = Trainer(cfg, _device(args.device))
     limit = None if args.time_limit is None else args.time_limit * 60
     trainer.run(on_log=lambda row: print(json.dumps(row), flush=True), time_limit=limit)
