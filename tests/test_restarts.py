@@ -67,6 +67,29 @@ def test_a_join_is_found_and_its_later_parts_are_timed_on_with_their_sound(tmp_p
     assert part_sound[0] + shift in sound
 
 
+def test_a_join_that_steps_back_under_a_tenth_of_a_second_is_timed_on_too(tmp_path):
+    """The later capture began a frame before the earlier one ended: FFmpeg's command line takes
+    so small a step back for jitter (it drops the frames), and so did vidrestore, whose muxer then
+    refused the output after the work ("write a .mkv or .mov", which refused it too)."""
+    pieces = [make_clip(tmp_path / "part0.ts", [k * 40 for k in range(10)]),
+              make_clip(tmp_path / "part1.ts", [360 + k * 40 for k in range(10)])]
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(p.read_bytes() for p in pieces))
+    with av.open(str(joined)) as c:
+        decode_times = [p.dts * p.time_base for p in c.demux(video=0) if p.dts is not None]
+    steps_back = [a - b for a, b in itertools.pairwise(decode_times) if b < a]
+    assert len(steps_back) == 1 and steps_back[0] < Fraction(1, 10)
+    assert len(restarts_in(joined)) == 1
+    out = tmp_path / "out.mp4"
+    assert main([str(joined), str(out), "--strength", "1", *FAST]) == 0
+    video = _times(out, "video")
+    assert len(video) == 20 and _rising(video)
+    assert [t - video[10] for t in video[10:]] == [k * Fraction(1, 25) for k in range(10)]  # the later part keeps its spacing
+    copied = tmp_path / "copied.mp4"  # nothing to restore: its packets copied, which the muxer refused too
+    assert main([str(joined), str(copied), "--strength", "0", *FAST]) == 0
+    assert _times(copied, "video") == video
+
+
 def test_an_unjoined_recording_is_read_as_it_is(tmp_path):
     """Nor is a picture lost for 12 s while the sound goes on a restart: its gap is kept."""
     single = make_clip(tmp_path / "one.ts", [k * 40 for k in range(10)], audio=True)

@@ -25,8 +25,12 @@ from .sequence import hidden_folder
 
 # FFmpeg's demuxers that read such streams flag them so (AVFMT_TS_DISCONT): MPEG-TS and MPEG-PS
 _DISCONTINUOUS = 0x200
-# How far a sound or picture stream's decode times may step back before it counts as starting
-# over (FFmpeg's command line: a tenth of a second), and how far on (its dts_delta_threshold)
+# How far a sound or picture stream's decode times may jump on before it counts as starting over
+# (FFmpeg's command line: its dts_delta_threshold), and how far one stream may lag the others
+# before a step back of its own is taken for the whole recording's (a tenth of a second, as there).
+# Any step back of a stream's own decode times starts it over: FFmpeg's command line lets one of
+# under a tenth of a second pass as jitter and drops the frames, or bumps the decode times, the muxer
+# refuses; here a capture begun 50 ms before the one it was joined to ended failed after its work
 _BACK = Fraction(1, 10)
 _ON = 10
 
@@ -56,9 +60,10 @@ class _Timeline:
         index, time_base = packet.stream.index, packet.time_base
         stated = stamp * time_base
         time = stated + self.shift
-        if index in self._last and (time + _BACK < self._last[index] or time - self._next[index] > _ON):
+        back = index in self._last and time < self._last[index]
+        if back or (index in self._last and time - self._next[index] > _ON):
             moved = max(self._next.values()) - time
-            if moved > _BACK or moved < -_ON:  # not a gap in one stream while another went on (a picture lost for a while)
+            if back or moved > _BACK or moved < -_ON:  # not a gap in one stream while another went on (a picture lost for a while)
                 self.shift += moved
                 time = stated + self.shift
                 self.restarts.append(Restart(float(time), float(stated)))
