@@ -1080,6 +1080,47 @@ def test_a_raw_camera_stream_is_restored_with_timestamps_and_continued_by_segmen
     assert any("raw stream" in note for note in json.loads(report.read_text())["notes"])
 
 
+def _sharing_a_time(src: Path, path: Path, shared: int) -> Path:
+    """``src``'s frames in a Matroska file whose frame ``shared`` comes at the time of the one
+    before it, as a faulty muxer writes them (MPEG-4 Part 2: no frame reordered)."""
+    with av.open(str(src)) as c, av.open(str(path), "w") as out:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        stream = out.add_stream("mpeg4", rate=20)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        stream.options = {"qscale": "2"}
+
+        def mux(packets):
+            for packet in packets:
+                if packet.pts >= shared * 50:
+                    packet.pts, packet.dts = packet.pts - 50, packet.dts - 50
+                out.mux(packet)
+
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i * 50, Fraction(1, 1000)
+            mux(stream.encode(frame))
+        mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("strength, output", [("1", "out.mp4"), ("1", "out.mkv"), ("0", "copied.mp4")])
+def test_frames_that_share_a_time_are_each_written_just_after_the_one_before(sample_clip, tmp_path, strength, output):
+    """A file whose muxer gave two frames one time: the output's muxer refused the restored video
+    after the work ("write a .mkv or .mov", which refused it too), and its copy ("its timestamps
+    overlap"). Every frame is kept, the later of the two a millisecond on."""
+    src = _sharing_a_time(sample_clip, tmp_path / "shared.mkv", shared=6)
+    stated = read_pts(src)
+    assert stated[5] == stated[6] == 250 and len(stated) == len(read_pts(sample_clip))
+    out, report = tmp_path / output, tmp_path / "r.json"
+    assert _run(src, out, "--model", "none", "--strength", strength, "--detector", "dlib", "--quiet", "--json", report) == 0
+    with av.open(str(out)) as c:  # in ms
+        assert [f.pts * f.time_base * 1000 for f in c.decode(video=0)] == [*stated[:6], 251, *stated[7:]]
+    notes = json.loads(report.read_text())["notes"]
+    assert any(n.startswith("1 frame of the input came at the time of the frame before") for n in notes)
+    assert strength == "1" or any("a copy would keep frames at one time" in n for n in notes)
+
+
 def test_dry_run_reports_tracks_without_writing(sample_clip, tmp_path, capsys):
     assert _run(sample_clip, "--dry-run", "--model", "none", "--quiet", "--json", "-") == 0
     rep = json.loads(capsys.readouterr().out)

@@ -28,6 +28,8 @@ ISO_MEDIA_MUXERS = {"mov", "mp4", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"}
 # its times as FFmpeg can, with empty frames between, in milliseconds where its tick is finer than
 # AVI's encoders take). YUV4MPEG states its rate as its time base's: MPEG-TS's made 90000 fps.
 FRAME_RATE_MUXERS = {"avi", "yuv4mpegpipe"}
+# Muxers that store times in milliseconds, whatever time base a stream asks for
+MILLISECOND_MUXERS = {"matroska", "webm", "flv"}
 
 
 def takes(output: Path, codec: str | None) -> bool:

@@ -22,7 +22,7 @@ from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError, UsageError
 from . import hdr10plus
-from .containers import DECODE_ORDER_ONLY, FRAME_RATE_MUXERS, ISO_MEDIA_MUXERS, muxer_options
+from .containers import DECODE_ORDER_ONLY, FRAME_RATE_MUXERS, ISO_MEDIA_MUXERS, MILLISECOND_MUXERS, muxer_options
 from .encoders import (
     FRAME_RATE_ENCODERS,
     PALETTE_ENCODERS,
@@ -106,7 +106,7 @@ class VideoWriter:
         self._hdr10_plus_due: dict[int, bytes] = {}
         self._error: BaseException | None = None
         self._opened = False  # the encoder opens on the first frame, with options read from it
-        self._last_tick = -(1 << 62)  # the last frame's tick, for an encoder that codes a frame rate (see _on_grid)
+        self._last_tick = -(1 << 62)  # the last frame's tick in the encoder's time base (see _on_grid)
         self._thread = threading.Thread(target=self._encode_loop, name="vidrestore-encode", daemon=True)
         self._thread.start()
 
@@ -320,13 +320,16 @@ class VideoWriter:
 
     def _on_grid(self, pts: int) -> tuple[int, Fraction]:
         """``pts`` and its time base as the encoder is given them: as they are, or, for one that codes
-        a frame rate (MPEG-2), in its ticks, each after the last. Rounded there, two frames of a
-        phone's video (varying rate) fell on one tick, and the encoder failed after the work."""
+        a frame rate (MPEG-2), in its ticks; either way each after the last, by a step the muxer
+        keeps apart (a millisecond in Matroska). Rounded onto a rate's grid, two frames of a phone's
+        video (varying rate) fell on one tick, and the encoder failed after the work; frames that
+        share a time in the input (a badly muxed file's) failed so, into any container."""
         grid = self.stream.codec_context.time_base
-        if self.stream.codec_context.name not in FRAME_RATE_ENCODERS or grid == self.info.time_base:
-            return pts, self.info.time_base
-        ticks = Fraction(pts) * self.info.time_base / grid
-        self._last_tick = max(math.floor(ticks + Fraction(1, 2)), self._last_tick + 1)
+        if self.stream.codec_context.name not in FRAME_RATE_ENCODERS:
+            grid = self.info.time_base
+        ticks = math.floor(Fraction(pts) * self.info.time_base / grid + Fraction(1, 2))
+        step = math.ceil(Fraction(1, 1000) / grid) if self.container.format.name in MILLISECOND_MUXERS else 1
+        self._last_tick = max(ticks, self._last_tick + step)
         return self._last_tick, grid
 
     def _keep_hdr10_plus(self, source: av.VideoFrame | None, pts: int) -> None:

@@ -42,7 +42,17 @@ from ..io.sidecar import sony_settings
 from .analysis import Analysis, selected_tracks
 from .config import PipelineConfig, Progress
 from .segments import faceless_encoding
-from .timing import decimates, doubles, excerpt_note, excerpt_shown, left_out, played_at, retiming
+from .timing import (
+    at_shared_times,
+    decimates,
+    doubles,
+    excerpt_note,
+    excerpt_shown,
+    left_out,
+    played_at,
+    retiming,
+    shared_times_note,
+)
 
 
 @dataclass
@@ -284,8 +294,9 @@ def video_notes(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Path) -
     """What the report says of an encoded video: how its fields were treated, or, with no track to
     restore, why it was encoded rather than copied."""
     if selected_tracks(analysis, cfg):
-        return deinterlace_note(analysis, cfg, probe(src).rotation)
-    return [copy_note(analysis, src, faceless_encoding(src, dst, retiming(analysis, cfg), analysis.excerpt, cfg.encode.codec))]
+        return deinterlace_note(analysis, cfg, probe(src).rotation) + shared_times_note(analysis)
+    return [copy_note(analysis, src, faceless_encoding(src, dst, retiming(analysis, cfg), analysis.excerpt, cfg.encode.codec,
+                                                       at_shared_times(analysis.pts))), *shared_times_note(analysis)]
 
 
 def encoding(src: Path, dst: Path, cfg: PipelineConfig) -> tuple[str, list[str]]:

@@ -25,10 +25,11 @@ from ..restore import TrackContext, load_contexts, save_contexts
 from ..resume import SegmentLedger
 from .analysis import Analysis, selected_tracks
 from .config import PipelineConfig, Progress
-from .timing import at_steady_rate, decimates, excerpt_cut, played_at, retiming
+from .timing import at_shared_times, at_steady_rate, decimates, excerpt_cut, played_at, retiming
 
 
-def faceless_encoding(src: Path, dst: Path, retiming: str = "", excerpt: Excerpt | None = None, codec: str = "auto") -> str:
+def faceless_encoding(src: Path, dst: Path, retiming: str = "", excerpt: Excerpt | None = None, codec: str = "auto",
+                      shared_times: int = 0) -> str:
     """Why a video with nothing to restore is encoded unchanged rather than copied ("": it is
     copied): a copy would leave a JPEG inside a .png, or a raw stream's unstamped frames in a
     container that needs timestamps, or the pictures of an image sequence in a video file, or
@@ -36,11 +37,14 @@ def faceless_encoding(src: Path, dst: Path, retiming: str = "", excerpt: Excerpt
     the output's container cannot hold (a GIF's in an .mp4); or the output runs at another rate,
     as ``retiming`` says (:func:`retiming`); or it is an ``excerpt``, which a copy could start only
     at a keyframe; or ``codec`` (--codec) names another codec than the input's (a ProRes master
-    asked for came back as the input's H.264)."""
+    asked for came back as the input's H.264); or ``shared_times`` frames come at the time of the
+    frame before them (:func:`at_shared_times`), which a copy would keep and no muxer takes."""
     if excerpt is not None:
         return "the excerpt was encoded unchanged, since a copy could start only at a keyframe"
     if retiming:
         return f"the video was {retiming}, as asked"
+    if shared_times:
+        return "the video was encoded unchanged, since a copy would keep frames at one time, which no muxer takes"
     info = probe(src)
     if codec != "auto" and av.Codec(codec, "w").canonical_name != info.codec:
         return f"the video was encoded unchanged with {codec}, as --codec asked (a copy would keep its {info.codec})"
@@ -91,7 +95,8 @@ def encoded_segments(analysis: Analysis, cfg: PipelineConfig, src: Path, dst: Pa
                           "times (as a phone's do), so it would play out of step with its sound: write a .mkv, .mp4 or .mov")
     if selected_tracks(analysis, cfg):
         return plan_segments(analysis, 0 if whole else cfg.segment_frames, cfg.batch_size or max(GPU_WINDOWS))
-    return [range(analysis.frames)] if faceless_encoding(src, dst, retiming(analysis, cfg), analysis.excerpt, cfg.encode.codec) else []
+    return [range(analysis.frames)] if faceless_encoding(src, dst, retiming(analysis, cfg), analysis.excerpt, cfg.encode.codec,
+                                                         at_shared_times(analysis.pts)) else []
 
 
 def plan_segments(analysis: Analysis, segment_frames: int, window: int = 0) -> list[range]:

@@ -38,6 +38,22 @@ def retiming(analysis: Analysis, cfg: PipelineConfig) -> str:
     return "decimated to the film's own frames (--decimate)" if decimates(analysis, cfg) else ""
 
 
+def at_shared_times(pts: list[int | None]) -> int:
+    """How many frames come at the time of the frame before them, as in a badly muxed file: no
+    muxer holds two frames at one time, so each is written just after the one before it
+    (:meth:`~vidrestore.io.writer.VideoWriter._on_grid`), and the video is not copied."""
+    return sum(1 for before, at in itertools.pairwise(pts) if before is not None and at is not None and at <= before)
+
+
+def shared_times_note(analysis: Analysis) -> list[str]:
+    shared = at_shared_times(analysis.pts)
+    if not shared:
+        return []
+    return [(f"{shared} frame{'s' if shared > 1 else ''} of the input came at the time of the frame before (a fault of the file's muxer); "
+             "no container holds two frames at one time, so each was written just after it (1 ms, or the output's next tick) "
+             "and every frame is kept")]
+
+
 def decimates(analysis: Analysis, cfg: PipelineConfig) -> bool:
     """Whether the output leaves out the frames of telecined film that repeat a film frame
     (``cfg.decimate``, on field-matched film whose frames are evenly spaced: :func:`film_cadence`;
