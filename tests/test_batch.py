@@ -264,6 +264,17 @@ def test_plan_segments_cuts_only_at_shot_boundaries(three_shot_clip):
         assert all(s.start in starts for s in segs)
 
 
+def test_no_segment_starts_at_a_frame_that_shares_the_time_of_the_one_before():
+    """Its writer could not write it after that one, and the join refused the segments as overlapping."""
+    from vidrestore.pipeline.analysis import Analysis
+    from vidrestore.shots import Shot
+
+    pts = [50 * i for i in range(48)]
+    assert [s.start for s in plan_segments(Analysis(48, [Shot(0, 48)], [], "", pts=pts), 8, 8)] == [0, 8, 16, 24, 32, 40]
+    shared = [*pts[:16], pts[15], *pts[17:]]  # frame 16 at frame 15's time
+    assert [s.start for s in plan_segments(Analysis(48, [Shot(0, 48)], [], "", pts=shared), 8, 8)] == [0, 8, 24, 32, 40]
+
+
 def test_inputs_folders_globs_and_manifest(clips, tmp_path):
     out = tmp_path / "out"
     manifest = tmp_path / "m.csv"

@@ -25,7 +25,7 @@ from ..restore import TrackContext, load_contexts, save_contexts
 from ..resume import SegmentLedger
 from .analysis import Analysis, selected_tracks
 from .config import PipelineConfig, Progress
-from .timing import at_shared_times, at_steady_rate, decimates, excerpt_cut, played_at, retiming
+from .timing import at_shared_times, at_steady_rate, at_time_before, decimates, excerpt_cut, played_at, retiming
 
 
 def faceless_encoding(src: Path, dst: Path, retiming: str = "", excerpt: Excerpt | None = None, codec: str = "auto",
@@ -104,14 +104,15 @@ def plan_segments(analysis: Analysis, segment_frames: int, window: int = 0) -> l
     shorter, down to half that); one segment when ``segment_frames`` is 0. Segments end at cuts;
     with ``window`` > 0, a long shot may also be split inside, at a multiple of ``window`` frames
     from its start, where pass 2's windows start anyway (its tracks' state then goes across in a
-    file: :func:`~vidrestore.restore.save_contexts`)."""
+    file: :func:`~vidrestore.restore.save_contexts`); never at a frame that comes at the time of
+    the one before it (:func:`at_time_before`), whose own writer could not write it after that one."""
     if segment_frames <= 0 or analysis.frames < 2 * segment_frames:
         return [range(analysis.frames)]
     ends = sorted({shot.end for shot in analysis.shots}
                   | {b for shot in analysis.shots if window > 0 for b in range(shot.start + window, shot.end, window)})
     segments, start = [], 0
     for end in ends:
-        if end - start >= segment_frames and analysis.frames - end >= max(1, segment_frames // 2):
+        if end - start >= segment_frames and analysis.frames - end >= max(1, segment_frames // 2) and not at_time_before(analysis.pts, end):
             segments.append(range(start, end))
             start = end
     segments.append(range(start, analysis.frames))

@@ -38,11 +38,17 @@ def retiming(analysis: Analysis, cfg: PipelineConfig) -> str:
     return "decimated to the film's own frames (--decimate)" if decimates(analysis, cfg) else ""
 
 
+def at_time_before(pts: list[int | None], index: int) -> bool:
+    """Whether frame ``index`` comes at the time of the frame before it, as in a badly muxed file:
+    no muxer holds two frames at one time, so it is written just after that one
+    (:meth:`~vidrestore.io.writer.VideoWriter._on_grid`), by the same writer (no segment starts
+    there), and such a video is not copied."""
+    return 0 < index < len(pts) and pts[index] is not None and pts[index - 1] is not None and pts[index] <= pts[index - 1]
+
+
 def at_shared_times(pts: list[int | None]) -> int:
-    """How many frames come at the time of the frame before them, as in a badly muxed file: no
-    muxer holds two frames at one time, so each is written just after the one before it
-    (:meth:`~vidrestore.io.writer.VideoWriter._on_grid`), and the video is not copied."""
-    return sum(1 for before, at in itertools.pairwise(pts) if before is not None and at is not None and at <= before)
+    """How many frames come at the time of the frame before them (:func:`at_time_before`)."""
+    return sum(at_time_before(pts, i) for i in range(1, len(pts)))
 
 
 def shared_times_note(analysis: Analysis) -> list[str]:
