@@ -1121,6 +1121,35 @@ def test_frames_that_share_a_time_are_each_written_just_after_the_one_before(sam
     assert strength == "1" or any("a copy would keep frames at one time" in n for n in notes)
 
 
+@pytest.mark.parametrize("strength", ["1", "0"])
+def test_sound_packets_that_share_a_time_are_each_moved_a_tick_on(sample_clip, tmp_path, strength):
+    """A Matroska file whose muxer gave two AAC packets one time: into .mp4 it was refused before
+    any work, as though MP4 could not hold AAC ("write a .mkv, give --audio-codec auto..."), and
+    its remux would have failed after the work."""
+    src = tmp_path / "shared.mkv"
+    with av.open(str(sample_clip)) as c, av.open(str(src), "w") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in c.streams if s.type in ("video", "audio")}
+        sound = 0
+        for packet in c.demux():
+            if packet.dts is None or packet.stream.index not in copies:
+                continue
+            if packet.stream.type == "audio":
+                sound += 1
+                if sound == 10:  # at the time of the ninth
+                    packet.pts, packet.dts = packet.pts - packet.duration, packet.dts - packet.duration
+            packet.stream = copies[packet.stream.index]
+            out.mux(packet)
+    with av.open(str(src)) as c:
+        stated = [p.pts for p in c.demux(audio=0) if p.size]
+    assert stated[8] == stated[9]
+    out = tmp_path / "out.mp4"
+    assert _run(src, out, "--model", "none", "--strength", strength, "--detector", "dlib", "--quiet") == 0
+    with av.open(str(out)) as c:
+        written = [p.pts * p.time_base for p in c.demux(audio=0) if p.size]
+    assert len(written) == len(stated) and all(b > a for a, b in itertools.pairwise(written))
+    assert written[9] - written[8] < Fraction(1, 500)  # a tick of the input's (1 ms) on, not a packet's length
+
+
 def test_dry_run_reports_tracks_without_writing(sample_clip, tmp_path, capsys):
     assert _run(sample_clip, "--dry-run", "--model", "none", "--quiet", "--json", "-") == 0
     rep = json.loads(capsys.readouterr().out)

@@ -267,6 +267,20 @@ def _packet_time(packet: av.Packet) -> Fraction:
     return Fraction(ts or 0) * packet.time_base
 
 
+def _after(packet: av.Packet, last: int | None) -> int | None:
+    """Move the sound ``packet`` on to a tick after ``last``, the decode time of its stream's
+    packet before it (in its time base), where it comes at that time or before, as FFmpeg's command
+    line does: a faulty muxer gave two packets one time, and the output's muxer refused them after
+    the work (and a trial of them took MP4 for a container that cannot hold AAC). Returns its decode time."""
+    if packet.dts is None:
+        return last
+    if last is not None and packet.dts <= last:
+        step = last + 1 - packet.dts
+        packet.dts += step
+        packet.pts = None if packet.pts is None else packet.pts + step
+    return packet.dts
+
+
 # Tags that describe the input's encoding of the video, which the output's encoding replaces
 # (Matroska statistics tags, some with a language suffix, like "BPS-eng").
 _ENCODING_TAGS = ("bps", "duration", "number_of_frames", "number_of_bytes", "encoder")
@@ -691,9 +705,11 @@ def _first_packets(stream: av.stream.Stream, copy: av.stream.Stream, count: int 
         ours = (p for p in itertools.islice(again.demux(), within) if p.stream.index == stream.index and p.size)
         found = list(itertools.islice(ours, count))  # no further: the video's packets between are read, not kept
     first = next((p.dts if p.dts is not None else p.pts for p in found), None) or 0
+    last = None
     for packet in found:
         packet.pts = None if packet.pts is None else packet.pts - first
         packet.dts = None if packet.dts is None else packet.dts - first
+        last = _after(packet, last)  # as remux writes them
         packet.stream = copy
     return found
 
@@ -959,11 +975,14 @@ def remux(video_source: str | Path | Sequence[Path], other_source: str | Path, o
             if out.format.name in FRAME_RATE_MUXERS:
                 osrc = _from_zero(osrc)
             muxed: Counter = Counter()
+            sound_times: dict = {}
             for key, packet in heapq.merge(vsrc, osrc, key=lambda kp: _packet_time(kp[1])):
                 if not packet.size and out.format.name == "avi":
                     continue  # FLAC's encoder ends with its header's update alone, which AVI has no place for and its muxer refuses
                 if key[0] == "v" and not muxed[key] and out.format.name == "avi" and (packet.dts or 0) > 0:
                     out.mux(_empty_frame(video, packet.time_base))
+                if mapping[key].type == "audio":
+                    sound_times[key] = _after(packet, sound_times.get(key))
                 packet.stream = mapping[key]
                 out.mux(packet)
                 muxed[key] += 1
