@@ -147,7 +147,7 @@ def test_parse_keys_are_every_nth_frame_of_the_track_and_the_window_ends():
     assert parse_keys(track, fields, 2) == [0, 4, 7]
 
 
-def test_parse_every_reaches_the_report_and_below_1_is_a_config_error(sample_clip, tmp_path, capsys):
+def test_parse_every_reaches_the_report_and_below_1_is_a_usage_error(sample_clip, tmp_path, capsys):
     from vidrestore.cli import main
 
     _, path = _checkpoint(tmp_path, favour=1)
@@ -156,9 +156,9 @@ def test_parse_every_reaches_the_report_and_below_1_is_a_config_error(sample_cli
                  "--parsing-weights", str(path), "--parse-every", "4", "--quiet", "--json", str(report), "--x264-preset", "ultrafast"]) == 0
     assert json.loads(report.read_text())["mask"].endswith("once every 4 frames of a track, drawn between")
     capsys.readouterr()
-    assert main([str(sample_clip), str(tmp_path / "e.mp4"), "--model", "none", "--parse-every", "0", "--quiet"]) == 6
+    assert main([str(sample_clip), str(tmp_path / "e.mp4"), "--model", "none", "--parse-every", "0", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "parse_every: expected 1 or more, got 0" in err and len(err.strip().splitlines()) == 1
+    assert "--parse-every: expected 1 or more, got 0" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "e.mp4").exists()
 
 
