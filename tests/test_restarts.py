@@ -90,6 +90,25 @@ def test_a_join_that_steps_back_under_a_tenth_of_a_second_is_timed_on_too(tmp_pa
     assert _times(copied, "video") == video
 
 
+def test_a_recording_begun_just_before_the_mpeg_clock_wraps_keeps_every_frame(sample_frames, tmp_path):
+    """FFmpeg reads its first second's times as before 0 (the 33-bit clock unwrapped), and an .mp4
+    output's edit list hid those frames: 25 of 48 decoded, the report saying 48 were written."""
+    wrap, frames = 1 << 33, (sample_frames * 2)[:48]
+    src = make_clip(tmp_path / "wrap.ts", [wrap - 90000 + k * 3600 for k in range(len(frames))], time_base=Fraction(1, 90000),
+                    size=frames[0].shape[:2], images=frames)
+    stated = _times(src, "video")
+    assert stated[0] < 0 < stated[-1] and len(stated) == 48
+    out, report = tmp_path / "out.mp4", tmp_path / "r.json"
+    assert main([str(src), str(out), "--json", str(report), "--strength", "1", *FAST]) == 0
+    written = _times(out, "video")
+    assert len(written) == 48 and [t - written[0] for t in written] == [t - stated[0] for t in stated]
+    assert any(n.startswith("the timestamps of wrap.ts begin 1.") and "s before 0, as FFmpeg reads a recording begun just before the MPEG clock wraps" in n
+               for n in json.loads(report.read_text())["notes"])
+    copied = tmp_path / "copied.mp4"  # nothing restored: its packets copied
+    assert main([str(src), str(copied), "--strength", "0", *FAST]) == 0
+    assert len(_times(copied, "video")) == 48
+
+
 def test_an_unjoined_recording_is_read_as_it_is(tmp_path):
     """Nor is a picture lost for 12 s while the sound goes on a restart: its gap is kept."""
     single = make_clip(tmp_path / "one.ts", [k * 40 for k in range(10)], audio=True)

@@ -9,6 +9,7 @@ earlier ones end, as FFmpeg's command line times them.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,8 +48,9 @@ class _Timeline:
     where the latest of its streams ended, so that none of them goes back; a stream that jumps on
     alone (its picture lost for a while, its sound going on) keeps its gap."""
 
-    def __init__(self) -> None:
-        self.shift = Fraction(0)
+    def __init__(self, lift: Fraction = Fraction(0)) -> None:
+        self.lift = lift  # how far every packet moves on so that none comes before 0 (:func:`_lift`)
+        self.shift = lift
         self.restarts: list[Restart] = []
         self._last: dict[int, Fraction] = {}
         self._next: dict[int, Fraction] = {}
@@ -81,20 +83,38 @@ def _shifted(packet: av.Packet, shift: Fraction) -> av.Packet:
     return packet
 
 
-def restarts_in(source: Path) -> list[Restart]:
-    """Where the timestamps of ``source`` start over; none for a container whose demuxer does not
-    allow it (MP4, Matroska: their times are stored, not counted by the stream)."""
+def _lift(source: Path, packets: int = 64) -> Fraction:
+    """How far the timestamps of ``source`` move on so that its first sound and picture packets
+    come at 0 or later: FFmpeg unwraps a recording begun in the minute before the MPEG clock wraps
+    (its 33 bits of 90 kHz, every 26.5 hours) to times before 0, and an .mp4 output's edit list
+    then hid every frame before 0, though the report counted them written."""
+    with open_input(source) as container:
+        first = (p for p in container.demux() if p.stream.type in ("audio", "video") and (p.dts is not None or p.pts is not None))
+        times = [(p.dts if p.dts is not None else p.pts) * p.time_base for p in itertools.islice(first, packets)]
+    return max(Fraction(0), -min(times, default=Fraction(0)))
+
+
+def _timeline(source: Path) -> _Timeline | None:
+    """The timeline of ``source``, fed every packet; None for a container whose demuxer does not
+    let timestamps start over (MP4, Matroska: their times are stored, not counted by the stream)."""
     with open_input(source) as container:
         if not container.format.flags & _DISCONTINUOUS:
-            return []
-        timeline = _Timeline()
+            return None
+    timeline = _Timeline(_lift(source))
+    with open_input(source) as container:
         for packet in container.demux():
             timeline.shift_of(packet)
-        return timeline.restarts
+    return timeline
 
 
-def _continuous_copy(source: Path, copy: Path) -> None:
-    """Write ``source``'s packets into ``copy``, in its container, timed on across each restart."""
+def restarts_in(source: Path) -> list[Restart]:
+    """Where the timestamps of ``source`` start over (:func:`_timeline`)."""
+    timeline = _timeline(source)
+    return timeline.restarts if timeline is not None else []
+
+
+def _continuous_copy(source: Path, copy: Path, lift: Fraction) -> None:
+    """Write ``source``'s packets into ``copy``, in its container, lifted by ``lift`` and timed on across each restart."""
     with open_input(source) as container, av.open(str(copy), "w", format=container.format.name) as out:
         out.metadata.update(container.metadata)
         copies, left = {}, {s.index for s in left_alone(container)}  # no muxer takes them; remux leaves them out
@@ -102,7 +122,7 @@ def _continuous_copy(source: Path, copy: Path) -> None:
             copies[stream.index] = copy_of(out, stream)
             copies[stream.index].metadata.update(stream_tags(stream, out.format.name))
             copies[stream.index].disposition = stream.disposition
-        timeline = _Timeline()
+        timeline = _Timeline(lift)
         for packet in container.demux():
             shift = timeline.shift_of(packet)
             if packet.size and packet.stream.index in copies:
@@ -110,9 +130,14 @@ def _continuous_copy(source: Path, copy: Path) -> None:
                 out.mux(_shifted(packet, shift))
 
 
-def restart_note(restarts: list[Restart], source: Path) -> list[str]:
-    if not restarts:
-        return []
+def restart_note(timeline: _Timeline, source: Path) -> list[str]:
+    lifted = [(f"the timestamps of {source.name} begin {float(timeline.lift):.2f} s before 0, as FFmpeg reads a recording "
+               "begun just before the MPEG clock wraps (every 26.5 hours): it is timed from 0, as players show it; every frame "
+               "and all the sound are kept")] if timeline.lift else []
+    return lifted + (_restarts_note(timeline.restarts, source) if timeline.restarts else [])
+
+
+def _restarts_note(restarts: list[Restart], source: Path) -> list[str]:
     where = ", ".join(f"{r.at_s:.2f} s" for r in restarts[:5]) + (", ..." if len(restarts) > 5 else "")
     return [(f"the timestamps of {source.name} start over {len(restarts)} time{'s' if len(restarts) > 1 else ''}, as in recordings "
             f"joined end to end (an HDV tape's, a DVD's cells, captures put together): each later part is timed on from where the one before it "
@@ -128,19 +153,19 @@ def timed_on(source: Path, folder: Path) -> tuple[Path, list[str]]:
     """The file to read for ``source``, and a note: ``source`` itself, or, where its timestamps
     start over, a copy timed on across each restart, written into ``folder`` under the input's
     own name (so that every message names it as the user does)."""
-    restarts = restarts_in(source) if source.is_file() else []
-    if not restarts:
+    timeline = _timeline(source) if source.is_file() else None
+    if timeline is None or not (timeline.restarts or timeline.lift):
         return source, []
     copy = folder / source.name
     try:
         shutil.rmtree(folder, ignore_errors=True)  # an interrupted run's
         folder.mkdir()
-        _continuous_copy(source, copy)
+        _continuous_copy(source, copy, timeline.lift)
     except (OSError, av.error.FFmpegError) as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise OutputError(f"cannot write the copy of {source.name} timed on across its restarts into {folder.parent} "
                           f"({getattr(exc, 'strerror', None) or exc})") from exc
-    return copy, restart_note(restarts, source) + left_alone_notes(source)  # the copy has none of them to note
+    return copy, restart_note(timeline, source) + left_alone_notes(source)  # the copy has none of them to note
 
 
 @contextlib.contextmanager
