@@ -1741,8 +1741,12 @@ def test_an_encoder_that_does_not_take_a_captures_layout_gets_its_samples_in_its
     assert output_pix_fmt(av.Codec(encoder, "w"), EncodeOptions(), source) == written
 
 
-def test_a_uyvy_capture_restored_into_an_ffv1_master_keeps_every_sample_away_from_the_face(tmp_path, sample_clip):
-    capture = tmp_path / "capture.avi"
+@pytest.mark.parametrize("suffix, codec, pix_fmt", [(".avi", "ffv1", "yuv422p"), (".mov", "rawvideo", "uyvy422")])
+def test_a_uyvy_capture_restored_into_a_master_keeps_every_sample_away_from_the_face(tmp_path, sample_clip, suffix, codec, pix_fmt):
+    """Into a .mov, which holds no FFV1, Blackmagic's and AJA's uncompressed 8-bit captures ('2vuy')
+    came back as H.264 4:2:0; they stay uncompressed, and are patched as planar 4:2:2 (written
+    whole from RGB, every sample changed by a level or two)."""
+    capture = tmp_path / f"capture{suffix}"
     with VideoReader(sample_clip) as r, av.open(str(capture), "w") as out:
         vs = out.add_stream("rawvideo", rate=25)
         vs.width, vs.height, vs.pix_fmt = r.info.width, r.info.height, "uyvy422"
@@ -1751,12 +1755,13 @@ def test_a_uyvy_capture_restored_into_an_ffv1_master_keeps_every_sample_away_fro
             frame.pts = f.index
             out.mux(vs.encode(frame))
         out.mux(vs.encode())
-    master = tmp_path / "master.avi"
+    master = tmp_path / f"master{suffix}"
     assert main([str(capture), str(master), "--model", "none", "--detector", "dlib", "--strength", "1", "--quiet"]) == 0
     with av.open(str(capture)) as a, av.open(str(master)) as b:
-        assert (b.streams.video[0].codec_context.name, b.streams.video[0].codec_context.pix_fmt) == ("ffv1", "yuv422p")
+        assert (b.streams.video[0].codec_context.name, b.streams.video[0].codec_context.pix_fmt) == (codec, pix_fmt)
         for before, after in zip(a.decode(video=0), b.decode(video=0), strict=True):
-            planes, kept = before.reformat(format="yuv422p").to_ndarray(), after.to_ndarray()
+            planes, kept = before.reformat(format="yuv422p").to_ndarray(), after.reformat(format="yuv422p").to_ndarray()
+            assert not np.array_equal(planes, kept)  # the face was painted
             height = before.height
             assert np.array_equal(planes[:16, :16], kept[:16, :16])  # luma of a corner
             assert np.array_equal(planes[height:height + 16, :8], kept[height:height + 16, :8])  # its chroma, at full height

@@ -275,6 +275,12 @@ _MASTER_MUXERS = {"mov": {"prores_ks", "dnxhd", "cfhd", "qtrle", "v210", "r210",
 
 _LOSSLESS = {"ffv1", "huffyuv", "ffvhuff", "utvideo", "magicyuv", "v210", "r210", "qtrle", "png", "tiff", "rawvideo"}
 
+# The uncompressed layouts QuickTime stores and FFmpeg reads back as written ('2vuy', the 8-bit
+# 4:2:2 of Blackmagic's and AJA's captures, among them); others it takes are read back as another
+# format (planar 4:2:2 as RGB555). A capture in one stays uncompressed in a .mov, which holds no
+# FFV1: it came back as H.264 4:2:0.
+_QUICKTIME_RAW = {"uyvy422", "yuyv422", "rgb24", "bgr24", "argb", "bgra", "rgb48be", "gray16be"}
+
 
 def _is_master(source: VideoInfo) -> bool:
     """Whether ``source`` is video in a master codec (:data:`_MASTER_ENCODERS`): pictures in PNG
@@ -288,9 +294,10 @@ def _master_encoder(output: Path, source: VideoInfo) -> str | None:
     if not _is_master(source):
         return None
     own = _MASTER_ENCODERS[source.codec]
-    held = _MASTER_MUXERS.get(muxer_of(output) or "", set())
-    choices = [own, *(["ffv1"] if source.codec in _LOSSLESS else [])]
-    return next((c for c in choices if c in av.codecs_available and c in held), None)
+    muxer = muxer_of(output) or ""
+    choices = [own, *(["ffv1"] if source.codec in _LOSSLESS else []),
+               *(["rawvideo"] if source.codec == "rawvideo" and muxer == "mov" and source.pix_fmt in _QUICKTIME_RAW else [])]
+    return next((c for c in choices if c in av.codecs_available and (c in _MASTER_MUXERS.get(muxer, set()) or c == "rawvideo")), None)
 
 
 def _fitting_encoder(output: Path, source: VideoInfo | None = None) -> str | None:

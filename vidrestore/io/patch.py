@@ -38,6 +38,21 @@ def patchable(frame: av.VideoFrame) -> bool:
             and all(-(-frame.width >> 1) <= p.width and -(-frame.height >> 1) <= p.height for p in frame.planes))
 
 
+# Packed YUV formats and the planar ones that hold their samples as they are (swscale converts
+# between them without a change)
+_PLANAR_TWINS = {"uyvy422": "yuv422p", "yuyv422": "yuv422p"}
+
+
+def planar_twin(frame: av.VideoFrame) -> av.VideoFrame | None:
+    """``frame``'s samples in the planar format that holds them as they are, where it is packed
+    YUV (a capture's UYVY) and that one is :func:`patchable`; else None. Regions are written into
+    it and it is packed back: written whole, the frame was converted from RGB everywhere, and an
+    uncompressed capture's picture changed by a level or two where no face was."""
+    twin = _PLANAR_TWINS.get(frame.format.name)
+    planar = frame.reformat(format=twin) if twin else None
+    return planar if planar is not None and patchable(planar) else None
+
+
 def rgb_format(image: np.ndarray) -> str:
     """The pixel format of an RGB or RGBA ``image`` of uint8 or uint16 samples."""
     return {(False, 3): "rgb24", (True, 3): "rgb48le", (False, 4): "rgba", (True, 4): "rgba64le"}[

@@ -35,7 +35,7 @@ from .encoders import (
     yuv_colours,
 )
 from .linear import HDR_LIGHTS, LIGHT_WORDS, VIDEO_LIGHTS, Light, from_view, plate_frame, written_back
-from .patch import Box, copy_samples, patch_frame, patchable, rgb_format, rotate_box, with_alpha_of
+from .patch import Box, copy_samples, patch_frame, patchable, planar_twin, rgb_format, rotate_box, with_alpha_of
 from .probe import FIELD_ORDERS, VideoInfo, probe, side_data
 from .reader import codes_around, frame_to_rgb, rotate_to_coded
 from .sequence import is_sequence
@@ -288,11 +288,14 @@ class VideoWriter:
             return self._in_output_format(self._to_video_frame(coded if source is None else with_alpha_of(source, coded, self.upright_from)))
         base.make_writable()  # copies the samples first while the decoder still references them
         coded = with_alpha_of(base, coded)
-        if self._patches(base, regions):
+        planar = planar_twin(base) if regions is not None and not self._patches(base, regions) else None
+        if self._patches(base, regions) or planar is not None:
             height, width = image.shape[:2]
             turns = -(self.info.rotation // 90) % 4  # as rotate_to_coded turns the image
-            patch_frame(base, coded, [rotate_box(b, turns, height, width) for b in regions],
+            patch_frame(planar or base, coded, [rotate_box(b, turns, height, width) for b in regions],
                         self._patch_reformatter, **self._yuv_kwargs())
+            if planar is not None:
+                copy_samples(base, planar.reformat(format=base.format.name))
         else:
             copy_samples(base, self._in_output_format(self._to_video_frame(coded)))
         return base
