@@ -35,7 +35,7 @@ from .errors import ModelError, UsageError
 from .faces.identity import IdentityEncoder
 from .models import zoo
 from .models.flipnet_config import FLIPNET_FORMAT, FlipnetConfig
-from .models.precision import autocast, precision_suffix
+from .models.precision import autocast, emulated_precision_note, precision_suffix
 
 # FLIPNET's module imports diffusers (1.5 s): it is imported where a model is loaded, so that runs
 # with no model (--model none) start without it.
@@ -158,7 +158,7 @@ class FlipnetRestorer(Restorer):
         self.temporal = temporal
         self.face_size = model.config.image_size
         self.name = name
-        self.notes: list[str] = []
+        self.notes: list[str] = emulated_precision_note(dtype, device)
         mc = model.config
         self._scheduler_args = (mc.num_train_timesteps, mc.beta_start, mc.beta_end, mc.prediction_type)
         check_chain(sampler, mc.num_train_timesteps)  # before any work, not at the first window

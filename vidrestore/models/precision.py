@@ -6,6 +6,8 @@ parser. Normalisations and softmax stay in fp32 under autocast; the sampler's ar
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from ..errors import UsageError
@@ -54,6 +56,32 @@ def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies in bf16 (:data:`_BF16_CHECKS`). The checks are private to torch:
     a torch without them runs fp32."""
     return any(bool(check()) for name in _BF16_CHECKS if (check := getattr(torch.cpu, name, None)) is not None)
+
+
+def cpu_has_fp16() -> bool:
+    """Whether this CPU multiplies in fp16: AMX's fp16 tiles (torch's check), or AVX-512's fp16
+    arithmetic as Linux lists it. True where neither can be told (no /proc/cpuinfo: an Apple CPU)."""
+    check = getattr(torch.cpu, "_is_amx_fp16_supported", None)
+    if check is not None and check():
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return True
+    return "avx512_fp16" in flags.split()
+
+
+def emulated_precision_note(dtype: torch.dtype, device: torch.device) -> list[str]:
+    """The report's note where the networks run on a CPU at a precision it only emulates: fp16
+    without fp16 arithmetic (:func:`cpu_has_fp16`; flipnet-small restored 0.46 face-frames/s in
+    fp16 against 3.92 in bf16 and 2.88 in fp32 on an AMD EPYC with AVX-512 BF16, 2 cores:
+    docs/benchmarks.md), or bf16 without bf16 arithmetic (:func:`cpu_has_bf16`; a run continued on
+    such a CPU keeps the bf16 of its first machine)."""
+    if device.type != "cpu" or dtype == torch.float32 or (cpu_has_fp16() if dtype == torch.float16 else cpu_has_bf16()):
+        return []
+    name, auto = precision_name(dtype), precision_name(network_dtype("auto", device))
+    return [(f"the networks ran at {name}, which this CPU has no arithmetic for and emulates, several times slower "
+             f"(fp16 on a CPU with bf16 alone: 8.5 times slower than bf16); --dtype auto runs {auto} here")]
 
 
 def precision_suffix(dtype: torch.dtype) -> str:
