@@ -268,7 +268,7 @@ _MASTER_ENCODERS = {"prores": "prores_ks", "dnxhd": "dnxhd", "cfhd": "cfhd", "ff
 # The master encoders each container is written with, as FFmpeg writes them and reads them back.
 # FFmpeg also writes FFV1 into an .mp4 and ProRes into MPEG-TS, which players (FFmpeg's own
 # demuxer, for the second) do not read, and its MXF muxer takes UT Video until it writes the header.
-_MASTER_MUXERS = {"mov": {"prores_ks", "dnxhd", "cfhd", "qtrle", "v210", "r210", "magicyuv", "png", "tiff", "jpeg2000"},
+_MASTER_MUXERS = {"mov": {"prores_ks", "dnxhd", "cfhd", "qtrle", "v210", "r210", "magicyuv", "png", "tiff", "jpeg2000", "rawvideo"},
                   "matroska": {"prores_ks", "ffv1", "jpeg2000"},
                   "avi": {"ffv1", "huffyuv", "ffvhuff", "utvideo", "magicyuv", "v210", "r210", "cfhd", "png", "jpeg2000"},
                   "mxf": {"prores_ks", "dnxhd", "ffv1", "jpeg2000"}}
@@ -296,8 +296,8 @@ def _master_encoder(output: Path, source: VideoInfo) -> str | None:
     own = _MASTER_ENCODERS[source.codec]
     muxer = muxer_of(output) or ""
     choices = [own, *(["ffv1"] if source.codec in _LOSSLESS else []),
-               *(["rawvideo"] if source.codec == "rawvideo" and muxer == "mov" and source.pix_fmt in _QUICKTIME_RAW else [])]
-    return next((c for c in choices if c in av.codecs_available and (c in _MASTER_MUXERS.get(muxer, set()) or c == "rawvideo")), None)
+               *(["rawvideo"] if source.codec == "rawvideo" and source.pix_fmt in _QUICKTIME_RAW else [])]  # in a .mov
+    return next((c for c in choices if c in av.codecs_available and c in _MASTER_MUXERS.get(muxer, set())), None)
 
 
 def _fitting_encoder(output: Path, source: VideoInfo | None = None) -> str | None:

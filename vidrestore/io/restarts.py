@@ -29,9 +29,10 @@ _DISCONTINUOUS = 0x200
 # How far a sound or picture stream's decode times may jump on before it counts as starting over
 # (FFmpeg's command line: its dts_delta_threshold), and how far one stream may lag the others
 # before a step back of its own is taken for the whole recording's (a tenth of a second, as there).
-# Any step back of a stream's own decode times starts it over: FFmpeg's command line lets one of
-# under a tenth of a second pass as jitter and drops the frames, or bumps the decode times, the muxer
-# refuses; here a capture begun 50 ms before the one it was joined to ended failed after its work
+# Any step back of a stream's own decode times starts it over. FFmpeg's command line takes one of
+# under a tenth of a second for jitter (it drops such frames, or bumps their decode times); here
+# that was a capture begun a frame before the one it was joined to ended, whose output the muxer
+# refused after the work.
 _BACK = Fraction(1, 10)
 _ON = 10
 
@@ -151,8 +152,8 @@ def timed_on_folder(output: Path | None) -> Path:
 
 def timed_on(source: Path, folder: Path) -> tuple[Path, list[str]]:
     """The file to read for ``source``, and a note: ``source`` itself, or, where its timestamps
-    start over, a copy timed on across each restart, written into ``folder`` under the input's
-    own name (so that every message names it as the user does)."""
+    start over or begin before 0, a copy timed from 0 and on across each restart, written into
+    ``folder`` under the input's own name (so that every message names it as the user does)."""
     timeline = _timeline(source) if source.is_file() else None
     if timeline is None or not (timeline.restarts or timeline.lift):
         return source, []
