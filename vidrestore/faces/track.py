@@ -31,7 +31,8 @@ class TrackerConfig:
     detect_every: int = 4  # run the detector on every k-th frame; optical flow follows faces in between
     iou_threshold: float = 0.3
     landmark_weight: float = 0.5
-    max_missed: int = 10  # frames a track survives without a detection
+    max_missed: int = 10  # frames a track survives without a detection (at least detect_every: one detector run to the next)
+    max_followed: int = 48  # and while the optical flow still follows it, up to this many: the detector finds it again there
     min_track_frames: int = 5  # shorter tracks are dropped (flashes, false positives)
     min_face_size: float = 32.0  # tracks whose median face size (px) is smaller are left as they are (--min-face)
     min_score: float = 0.0  # detections below this are ignored
@@ -41,7 +42,7 @@ class TrackerConfig:
     follow_measure: float = 0.005  # noise of a followed position, in face-size units
 
     def __post_init__(self) -> None:
-        check_minimums(self, detect_every=1, max_missed=0, min_track_frames=1, min_face_size=0, landmark_weight=0,
+        check_minimums(self, detect_every=1, max_missed=0, max_followed=0, min_track_frames=1, min_face_size=0, landmark_weight=0,
                        smooth_process=0, smooth_measure=0, follow_measure=0)
         check_shares(self, "iou_threshold", "min_score")
 
@@ -205,13 +206,27 @@ class FaceTracker:
         rows, cols = linear_sum_assignment(cost)
         return [(r, c) for r, c in zip(rows, cols) if not invalid[r, c]]
 
+    @property
+    def _patience(self) -> int:
+        """Frames a track waits for a detection: at least from one detector run to the next (with
+        fewer, a track found by every run was closed at each: --detect-every 12 restored 19 of
+        keep_real_1's 248 frames)."""
+        return max(self.config.max_missed, self.config.detect_every)
+
     def _close_stale(self, frame_index: int) -> None:
+        """Close the tracks not detected for longer than the patience, but for those the flow has
+        followed into this frame, for up to ``max_followed``: a face the detector misses a few runs
+        in a row (a small one, near its threshold) stays one track when a detection finds it there
+        again, not two with the faces between unrestored. Until then its followed frames are on
+        trial: a track closed is cut at its last detection (the face may have left, the flow
+        following what was behind it)."""
         still = []
         for t in self._open:
-            if frame_index - t.last_frame <= self.config.max_missed:
+            missed = frame_index - t.last_frame
+            if missed <= self._patience or (t.latest_frame == frame_index and missed <= self.config.max_followed):
                 still.append(t)
             else:
-                self._finish_one(t, t.last_frame)  # not where the flow took it since: it may have left
+                self._finish_one(t, t.last_frame)
         self._open = still
 
     def end_shot(self) -> None:
@@ -223,7 +238,8 @@ class FaceTracker:
         seen = self._shot_seen
         short = bool(seen) and max(seen) - min(seen) + 1 < self.config.min_track_frames
         for t in self._open:
-            self._finish_one(t, t.latest_frame, whole_shot=short and self._shot_detected <= t.observations.keys())
+            last = t.latest_frame if t.latest_frame - t.last_frame <= self._patience else t.last_frame  # on trial: not found again
+            self._finish_one(t, last, whole_shot=short and self._shot_detected <= t.observations.keys())
         self._open = []
         self._shot += 1
         self._shot_seen, self._shot_detected, self._since_detection = set(), set(), {}
