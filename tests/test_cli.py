@@ -80,6 +80,16 @@ def test_end_to_end_on_a_real_clip(shared_data, tiny_model, tmp_path, detector):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "r.json"]  # no temp files left
 
 
+def test_a_sparse_detection_schedule_keeps_the_real_clip_one_track(shared_data, tmp_path):
+    """--detect-every 12, above the frames a track waited for a detection: each track was closed
+    before the next detection, and of keep_real_1's 248 frames only the last 19 were restored."""
+    clip = shared_file(shared_data, "videos/keep_real_1.mp4")
+    report = tmp_path / "r.json"
+    assert _run(clip, "--dry-run", "--detector", "dlib", "--detect-every", "12", "--json", report, "--quiet", "--reanalyse") == 0
+    tracks = json.loads(report.read_text())["tracks"]
+    assert [(t["start"], t["end"]) for t in tracks] == [(0, 248)]
+
+
 def test_a_clean_real_clip_keeps_its_faces_as_they_are_by_default_and_says_why(shared_data, tiny_model, tmp_path):
     """keep_real_1's face is sharp and close to three times the crop: FaceQualityNet finds it
     close to clean (about 38 dB), so restoring would only redraw it (--strength auto)."""
