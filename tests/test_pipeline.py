@@ -72,6 +72,32 @@ def test_the_last_frame_of_every_shot_is_detected_so_faces_are_restored_to_its_e
         assert (track.start, track.end) == (shot.start, shot.end) and track.detected[0] and track.detected[-1]
 
 
+def test_a_face_that_shrinks_under_the_detectors_limit_stays_one_track_to_the_end(sample_clip, tmp_path):
+    """The sample's face shrinks to 0.4 of its size over 16 frames and stays so: dlib's HOG loses
+    it at the frame's scale from about half its size on, and its track was closed there, the rest
+    left unrestored. The detector looks again, enlarged, where the flow has it, and finds it."""
+    import cv2
+
+    with VideoReader(sample_clip) as r:
+        first = next(iter(r)).image
+    images = []
+    for f in range(32):
+        scale = 1.0 - 0.6 * min(f, 16) / 16
+        small = cv2.resize(first, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        canvas = np.full_like(first, 128)
+        y, x = (first.shape[0] - small.shape[0]) // 2, (first.shape[1] - small.shape[1]) // 2
+        canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+        images.append(canvas)
+    h, w = images[0].shape[:2]
+    clip = make_clip(tmp_path / "shrinking.mp4", [i * 40 for i in range(len(images))], size=(h, w), images=images)
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    analysis = analyse(clip, PipelineConfig(tracker=TrackerConfig(detect_every=4)), det)
+    (track,) = analysis.tracks
+    assert (track.start, track.end) == (0, 32)
+    assert track.detected[28] and track.detected[31]
+    assert 36 < track.boxes[-1][2] - track.boxes[-1][0] < 50  # the face's box, at 0.4 of its 104 px
+
+
 def test_a_camera_flash_neither_splits_a_track_nor_gives_it_its_identity(sample_clip, tmp_path):
     """A press photographer's flash burns out one frame: it was taken for a cut, which split the
     track (a new identity and noise field, so the restored face changed there). The frame is

@@ -113,6 +113,32 @@ class _SizedForVideo:
         return sized
 
 
+LOOK_AGAIN_SIDES = 3.0  # the side of the crop a face is looked for again in, in face box sides
+
+
+def look_again(detector: FaceDetector, image: np.ndarray, boxes: list[np.ndarray]) -> list[list[Detection]]:
+    """The faces ``detector`` finds around each of ``boxes`` (where a tracked face the detector
+    missed was last seen) in the RGB uint8 ``image`` it works on, in ``image``'s pixels.
+
+    Each box is looked at in a crop of its own, enlarged so that the face there is at least twice
+    the smallest face the detector finds: a face near that limit (small faces in a crowd) was
+    found by some detector runs and missed by others, and its track cut in two, the frames between
+    left unrestored. A face turned away, which the detector does not know, is still not found."""
+    found = []
+    for box in boxes:
+        side = max(float(max(box[2:] - box[:2])), 1.0)
+        zoom = max(1.0, 2.0 * detector.smallest_face / side)
+        corner = (box[:2] + box[2:]) / 2 - LOOK_AGAIN_SIDES * side / 2
+        crop_side = max(1, round(LOOK_AGAIN_SIDES * side * zoom))
+        to_crop = np.float32([[zoom, 0, -corner[0] * zoom], [0, zoom, -corner[1] * zoom]])
+        crop = cv2.warpAffine(image, to_crop, (crop_side, crop_side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        # at its lowest working size: the face fills a third of the crop
+        faces = detector.sized_for(crop_side, float(crop_side)).detect([crop])[0]
+        found.append([Detection((d.box / zoom + np.tile(corner, 2)).astype(np.float32), d.score,
+                                (d.landmarks / zoom + corner).astype(np.float32)) for d in faces])
+    return found
+
+
 USUAL_SIDE = 960  # the working side when faces as small as asked for need no more (for speed)
 
 

@@ -32,7 +32,6 @@ class TrackerConfig:
     iou_threshold: float = 0.3
     landmark_weight: float = 0.5
     max_missed: int = 10  # frames a track survives without a detection (at least detect_every: one detector run to the next)
-    max_followed: int = 48  # and while the optical flow still follows it, up to this many: the detector finds it again there
     min_track_frames: int = 5  # shorter tracks are dropped (flashes, false positives)
     min_face_size: float = 32.0  # tracks whose median face size (px) is smaller are left as they are (--min-face)
     min_score: float = 0.0  # detections below this are ignored
@@ -42,7 +41,7 @@ class TrackerConfig:
     follow_measure: float = 0.005  # noise of a followed position, in face-size units
 
     def __post_init__(self) -> None:
-        check_minimums(self, detect_every=1, max_missed=0, max_followed=0, min_track_frames=1, min_face_size=0, landmark_weight=0,
+        check_minimums(self, detect_every=1, max_missed=0, min_track_frames=1, min_face_size=0, landmark_weight=0,
                        smooth_process=0, smooth_measure=0, follow_measure=0)
         check_shares(self, "iou_threshold", "min_score")
 
@@ -194,40 +193,53 @@ class FaceTracker:
     def _associate(self, dets: list[Detection]) -> list[tuple[int, int]]:
         if not dets or not self._open:
             return []
+        cost, valid = self._costs([t.latest for t in self._open], dets)
+        rows, cols = linear_sum_assignment(np.where(valid, cost, 1e6))
+        return [(r, c) for r, c in zip(rows, cols) if valid[r, c]]
+
+    def _costs(self, prev: list[Detection], dets: list[Detection]) -> tuple[np.ndarray, np.ndarray]:
+        """The cost of matching each of ``prev`` (where tracks were) with each of ``dets``, and
+        whether the pair may match at all (IoU above the threshold, or landmarks within half a face)."""
+        if not prev or not dets:
+            return np.zeros((len(prev), len(dets))), np.zeros((len(prev), len(dets)), bool)
         cfg = self.config
-        prev = [t.latest for t in self._open]
         iou = iou_matrix(np.stack([p.box for p in prev]), np.stack([d.box for d in dets]))
         sizes = np.array([max(p.size, 1.0) for p in prev])[:, None]
         lm = np.linalg.norm(np.stack([p.landmarks for p in prev])[:, None] - np.stack([d.landmarks for d in dets])[None], axis=-1)
         dist = lm.mean(-1) / sizes
-        cost = (1 - iou) + cfg.landmark_weight * dist
-        invalid = (iou < cfg.iou_threshold) & (dist > 0.5)
-        cost[invalid] = 1e6
-        rows, cols = linear_sum_assignment(cost)
-        return [(r, c) for r, c in zip(rows, cols) if not invalid[r, c]]
-
-    @property
-    def _patience(self) -> int:
-        """Frames a track waits for a detection: at least from one detector run to the next (with
-        fewer, a track found by every run was closed at each: --detect-every 12 restored 19 of
-        keep_real_1's 248 frames)."""
-        return max(self.config.max_missed, self.config.detect_every)
+        return (1 - iou) + cfg.landmark_weight * dist, ~((iou < cfg.iou_threshold) & (dist > 0.5))
 
     def _close_stale(self, frame_index: int) -> None:
-        """Close the tracks not detected for longer than the patience, but for those the flow has
-        followed into this frame, for up to ``max_followed``: a face the detector misses a few runs
-        in a row (a small one, near its threshold) stays one track when a detection finds it there
-        again, not two with the faces between unrestored. Until then its followed frames are on
-        trial: a track closed is cut at its last detection (the face may have left, the flow
-        following what was behind it)."""
+        # at least from one detector run to the next: with fewer, a track found by every run was
+        # closed at each (--detect-every 12 restored 19 of keep_real_1's 248 frames)
+        patience = max(self.config.max_missed, self.config.detect_every)
         still = []
         for t in self._open:
-            missed = frame_index - t.last_frame
-            if missed <= self._patience or (t.latest_frame == frame_index and missed <= self.config.max_followed):
+            if frame_index - t.last_frame <= patience:
                 still.append(t)
             else:
-                self._finish_one(t, t.last_frame)
+                self._finish_one(t, t.last_frame)  # not where the flow took it since: it may have left
         self._open = still
+
+    def missed_at(self, frame_index: int) -> list[tuple[int, Detection]]:
+        """(track id, where it was last seen, detected or followed) of each open track that
+        :meth:`update` did not find in ``frame_index``: where to look for it again."""
+        return [(t.track_id, t.latest) for t in self._open if frame_index not in t.observations]
+
+    def found_again(self, frame_index: int, track_id: int, candidates: list[Detection]) -> Detection | None:
+        """Take as track ``track_id``'s detection in ``frame_index`` the one of ``candidates`` (faces
+        found looking again where :meth:`missed_at` said it was) that matches it as :meth:`update`
+        matches, and that no other track was given there; returns it, or None."""
+        track = next(t for t in self._open if t.track_id == track_id)
+        taken = [t.observations[frame_index].box for t in self._open if frame_index in t.observations]
+        free = [d for d in candidates if d.score >= self.config.min_score and
+                not (taken and iou_matrix(d.box[None], np.stack(taken)).max() >= self.config.iou_threshold)]
+        cost, valid = self._costs([track.latest], free)
+        if not free or not valid[0].any():
+            return None
+        best = free[int(np.argmin(np.where(valid[0], cost[0], np.inf)))]
+        track.observations[frame_index] = best
+        return best
 
     def end_shot(self) -> None:
         """Close every open track (a cut, or the end of the video); no track crosses a cut. A track
@@ -238,8 +250,7 @@ class FaceTracker:
         seen = self._shot_seen
         short = bool(seen) and max(seen) - min(seen) + 1 < self.config.min_track_frames
         for t in self._open:
-            last = t.latest_frame if t.latest_frame - t.last_frame <= self._patience else t.last_frame  # on trial: not found again
-            self._finish_one(t, last, whole_shot=short and self._shot_detected <= t.observations.keys())
+            self._finish_one(t, t.latest_frame, whole_shot=short and self._shot_detected <= t.observations.keys())
         self._open = []
         self._shot += 1
         self._shot_seen, self._shot_detected, self._since_detection = set(), set(), {}

@@ -23,7 +23,7 @@ from .. import cadence
 from ..errors import UsageError
 from ..faces.align import align_faces, template
 from ..faces.detail import DetailMeter
-from ..faces.detect import FaceDetector, smallest_findable
+from ..faces.detect import FaceDetector, look_again, smallest_findable
 from ..faces.identity import DlibIdentityEncoder
 from ..faces.people import Portraits, link_people
 from ..faces.quality import QUALITY_MODEL, QualityMeter
@@ -127,6 +127,17 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         submitted.append((pending.copy(), detect_pool.submit(detector.detect, images)))
         pending.clear()
 
+    def look_again_for(index: int, image: np.ndarray, scale: tuple[float, float]) -> list[Detection]:
+        """The tracked faces this frame's detection missed, looked for again where they were
+        (:func:`~vidrestore.faces.detect.look_again`, on the detector's thread) and given to their tracks."""
+        missed = tracker.missed_at(index)
+        if not missed:
+            return []
+        s4 = np.tile(np.asarray(scale, np.float32), 2)
+        around = detect_pool.submit(look_again, detector, image, [where.box * s4 for _, where in missed]).result()
+        again = [tracker.found_again(index, track_id, [to_display(d, scale) for d in faces]) for (track_id, _), faces in zip(missed, around)]
+        return [d for d in again if d is not None]
+
     def track(until_in_flight: int) -> None:
         """Feed the tracker the oldest batches until at most ``until_in_flight`` are in flight."""
         nonlocal faces
@@ -140,8 +151,9 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
                     tracker.follow(index, grey, scale)
                 if image is not None:
                     dets = [to_display(d, scale) for d in next(found)]
-                    faces += len(dets)
                     tracker.update(index, dets)
+                    dets += look_again_for(index, image, scale)
+                    faces += len(dets)
                     if portraits is not None:
                         portraits.offer(image, scale, tracker.detected_at(index))
                         portraits.settle(tracker.open_ids)
