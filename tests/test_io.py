@@ -1741,6 +1741,17 @@ def test_an_encoder_that_does_not_take_a_captures_layout_gets_its_samples_in_its
     assert output_pix_fmt(av.Codec(encoder, "w"), EncodeOptions(), source) == written
 
 
+@pytest.mark.parametrize("pix_fmt, mov", [("uyvy422", True), ("yuv422p", False)])
+def test_the_note_on_a_capture_written_lossy_names_a_mov_where_it_stays_uncompressed(tmp_path, pix_fmt, mov):
+    """Raw UYVY into an .mp4 was told to write a .mkv, .mxf or .avi (FFV1), not the .mov that keeps it as it is."""
+    from vidrestore.io.encoders import master_note
+
+    source = dataclasses.replace(probe(make_clip(tmp_path / "in.mp4", [0, 40])), codec="rawvideo", pix_fmt=pix_fmt)
+    (note,) = master_note(source, "libx264", tmp_path / "out.mp4")
+    assert "write a .mkv, .mxf or .avi to keep a master (--codec ffv1)" in note
+    assert note.endswith(" (or a .mov, which keeps it uncompressed)") == mov
+
+
 @pytest.mark.parametrize("suffix, codec, pix_fmt", [(".avi", "ffv1", "yuv422p"), (".mov", "rawvideo", "uyvy422")])
 def test_a_uyvy_capture_restored_into_a_master_keeps_every_sample_away_from_the_face(tmp_path, sample_clip, suffix, codec, pix_fmt):
     """Into a .mov, which holds no FFV1, Blackmagic's and AJA's uncompressed 8-bit captures ('2vuy')

@@ -293,11 +293,15 @@ def _master_encoder(output: Path, source: VideoInfo) -> str | None:
     master, or the container holds no encoder that would)."""
     if not _is_master(source):
         return None
-    own = _MASTER_ENCODERS[source.codec]
     muxer = muxer_of(output) or ""
-    choices = [own, *(["ffv1"] if source.codec in _LOSSLESS else []),
-               *(["rawvideo"] if source.codec == "rawvideo" and source.pix_fmt in _QUICKTIME_RAW else [])]  # in a .mov
-    return next((c for c in choices if c in av.codecs_available and c in _MASTER_MUXERS.get(muxer, set())), None)
+    return next((c for c in _keepers(source) if c in av.codecs_available and c in _MASTER_MUXERS.get(muxer, set())), None)
+
+
+def _keepers(source: VideoInfo) -> list[str]:
+    """The encoders that keep ``source``, a master, as it is, the first choice first: its own, FFV1
+    for lossless video, and raw video again for a capture in a layout QuickTime stores (in a .mov)."""
+    return [_MASTER_ENCODERS[source.codec], *(["ffv1"] if source.codec in _LOSSLESS else []),
+            *(["rawvideo"] if source.codec == "rawvideo" and source.pix_fmt in _QUICKTIME_RAW else [])]
 
 
 def _fitting_encoder(output: Path, source: VideoInfo | None = None) -> str | None:
@@ -382,8 +386,10 @@ def master_note(source: VideoInfo, encoder: str, output: str | Path) -> list[str
     keep = "ffv1" if lossless else _MASTER_ENCODERS[source.codec]
     *others, last = [suffix for muxer, suffix in _MASTER_SUFFIXES.items() if keep in _MASTER_MUXERS[muxer]]
     holders = f"{', '.join(others)} or {last}" if others else last
+    # a capture QuickTime stores uncompressed stays so in a .mov, which holds no FFV1
+    raw = " (or a .mov, which keeps it uncompressed)" if "rawvideo" in _keepers(source) and ".mov" not in holders else ""
     return [(f"the input is {kind} ({'lossless' if lossless else 'a master'}), and the {Path(output).suffix} output "
-             f"was encoded with {encoder}, which is lossy: write a {holders} to keep a master (--codec {keep})")]
+             f"was encoded with {encoder}, which is lossy: write a {holders} to keep a master (--codec {keep}){raw}")]
 
 
 _MASTER_SUFFIXES = {"matroska": ".mkv", "mov": ".mov", "mxf": ".mxf", "avi": ".avi"}
