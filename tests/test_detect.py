@@ -1,8 +1,10 @@
+import functools
+
 import numpy as np
 import pytest
 import torch
 from conftest import shared_file
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidrestore.errors import ModelError
@@ -76,6 +78,25 @@ def test_a_face_under_the_detectors_limit_is_found_looking_again_where_it_was(sa
     assert _overlap(found.box, truth) > 0.7
     assert np.abs(found.landmarks - (whole.landmarks * scale + shift[:2])).max() < 6 * scale / 0.45
     assert look_again(det, np.full_like(frame, 128), [truth]) == [[]]  # nothing there, nothing found
+
+
+@settings(max_examples=15, deadline=None)
+@given(x=st.floats(-200, 600), y=st.floats(-200, 500), side=st.floats(0.0, 300), aspect=st.floats(0.5, 2.0))
+def test_looking_again_anywhere_finds_faces_only_inside_the_crop_it_looked_at(sample_clip, x, y, side, aspect):
+    """Where the flow left a track can be off the frame, or a box of no size: looking there is no error."""
+    det = _dlib_for_sample()
+    frame = _first_frame(sample_clip)
+    box = np.array([x, y, x + side, y + side * aspect], np.float32)
+    (found,) = look_again(det, frame, [box])
+    reach = 1.5 * max(side, side * aspect, 1.0)  # LOOK_AGAIN_SIDES / 2 box sides from its centre
+    centre = (box[:2] + box[2:]) / 2
+    for face in found:  # seen in the crop's pixels: it overlaps the crop
+        assert (face.box[:2] < centre + reach).all() and (face.box[2:] > centre - reach).all()
+
+
+@functools.cache
+def _dlib_for_sample():
+    return create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")).sized_for(480, 32.0)
 
 
 def test_retinaface_on_shared_weights(shared_data):
