@@ -957,7 +957,7 @@ def test_square_frames_with_no_face_found_point_to_aligned(tmp_path):
     assert not any("--aligned" in n for n in aligned.notes) and len(aligned.tracks) == 1
 
 
-def test_the_report_says_when_faces_as_small_as_asked_for_are_beyond_the_detector(tmp_path):
+def test_the_report_says_when_faces_as_small_as_asked_for_are_beyond_the_detector(sample_clip, tmp_path):
     from vidrestore.pipeline.report import small_faces_note
 
     wide = make_clip(tmp_path / "wide.mp4", [0, 40, 80], size=(1080, 1920))
@@ -968,8 +968,15 @@ def test_the_report_says_when_faces_as_small_as_asked_for_are_beyond_the_detecto
     (note,) = small_faces_note(analysis, cfg)
     assert note.startswith("faces under about 130 px cannot be found by this detector") and "(960 px of the frame's 1920" in note
     assert "on frames of 960 px" in analysis.detector
+    # at full size, which dlib does not enlarge: said where no face was found (a 480 px video of 50 px
+    # faces came back copied, '0 face tracks', without a word), RetinaFace named
     close = analyse(make_clip(tmp_path / "close.mp4", [0, 40, 80], size=(360, 480)), cfg, det)
-    assert close.smallest_findable == pytest.approx(65) and small_faces_note(close, cfg) == []  # at full size: no larger size to try
+    (note,) = small_faces_note(close, cfg)
+    assert close.smallest_findable == pytest.approx(65) and not close.tracks
+    assert note.startswith("no face was found; faces under about 65 px cannot be found by this detector in frames of 480 px")
+    assert "RetinaFace finds faces down to about 10 px (--detector-weights)" in note
+    found = analyse(sample_clip, cfg, det)  # the same size, with a face found: no word
+    assert found.tracks and found.smallest_findable == pytest.approx(65) and small_faces_note(found, cfg) == []
 
 
 def test_faces_of_an_anamorphic_video_reach_the_restorer_in_proportion(sample_clip, tmp_path):
