@@ -968,7 +968,7 @@ def test_the_report_says_when_faces_as_small_as_asked_for_are_beyond_the_detecto
     (note,) = small_faces_note(analysis, cfg)
     assert note.startswith("faces under about 130 px cannot be found by this detector") and "(960 px of the frame's 1920" in note
     assert "on frames of 960 px" in analysis.detector
-    # at full size, which dlib does not enlarge: said where no face was found (a 480 px video of 50 px
+    # at full size, which dlib does not enlarge: said where no face was found (a 512 px video of 52 px
     # faces came back copied, '0 face tracks', without a word), RetinaFace named
     close = analyse(make_clip(tmp_path / "close.mp4", [0, 40, 80], size=(360, 480)), cfg, det)
     (note,) = small_faces_note(close, cfg)
