@@ -973,7 +973,7 @@ def test_the_report_says_when_faces_as_small_as_asked_for_are_beyond_the_detecto
     close = analyse(make_clip(tmp_path / "close.mp4", [0, 40, 80], size=(360, 480)), cfg, det)
     (note,) = small_faces_note(close, cfg)
     assert close.smallest_findable == pytest.approx(65) and not close.tracks
-    assert note.startswith("no face was found; faces under about 65 px cannot be found by this detector in frames of 480 px")
+    assert note.startswith("faces under about 65 px cannot be found by this detector in frames of 480 px (it does not enlarge")
     assert "RetinaFace finds faces down to about 10 px (--detector-weights)" in note
     found = analyse(sample_clip, cfg, det)  # the same size, with a face found: no word
     assert found.tracks and found.smallest_findable == pytest.approx(65) and small_faces_note(found, cfg) == []
