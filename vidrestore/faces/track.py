@@ -235,7 +235,7 @@ class FaceTracker:
         free = [d for d in candidates if d.score >= self.config.min_score and
                 not (taken and iou_matrix(d.box[None], np.stack(taken)).max() >= self.config.iou_threshold)]
         cost, valid = self._costs([track.latest], free)
-        if not free or not valid[0].any():
+        if not valid[0].any():
             return None
         best = free[int(np.argmin(np.where(valid[0], cost[0], np.inf)))]
         track.observations[frame_index] = best
