@@ -5,7 +5,8 @@
 
 A clip is made of ``--faces`` CelebA photos in a grid (``--cell`` px wide each, on a grey ground),
 swaying a few pixels a frame, so every face is in every frame and near the detectors' limits
-(dlib's HOG finds faces of about 65 px, the 1 MB RetinaFace works at 320 px). Pass 1
+(dlib's HOG finds faces of about 65 px in the image it works on, a frame enlarged up to 3 times for
+the default --min-face 32; the 1 MB RetinaFace works at 320 px and up to 640 px). Pass 1
 (:func:`vidrestore.pipeline.analyse`) runs on it with each detector, twice: as it is, and with
 :func:`vidrestore.faces.detect.look_again` made to find nothing (how pass 1 was before a missed
 face was looked for again). Per run: tracks, people, face-frames tracked (of faces x frames),

@@ -1,13 +1,17 @@
 """The smallest face a detector finds at its own working size: the figure its ``smallest_face`` holds.
 
     python bench/detector_limit.py CLOSE_UP [--detector dlib|retinaface] [--dlib-model hog|cnn]
-        [--detector-weights W] [--sizes 50,55,60,65,70]
+        [--detector-weights W] [--sizes 50,55,60,65,70] [--min-face PX]
 
 Frames of a close-up clip (one face filling the frame; the test data's keep_real_1.mp4) are
 shrunk so that the face's box is about each of ``--sizes`` px, set into blurred random texture in a
 640x360 image (no detector downscales that), and detected. Per size: in how many frames the face
 was found, the median side of the boxes found, and the time of one detection. ``smallest_face``
 is the box side at the smallest size found in every frame.
+
+With ``--min-face``, the detector is sized as the pipeline sizes it for a video of the canvas's
+size and faces of that many px (``FaceDetector.sized_for``): dlib enlarges the canvas, up to 3 times,
+to find faces smaller than its own limit.
 """
 
 from __future__ import annotations
@@ -51,16 +55,18 @@ def main() -> None:
     ap.add_argument("--dlib-model", default="hog")
     ap.add_argument("--detector-weights")
     ap.add_argument("--sizes", default="40,50,55,60,65,70,80,100")
+    ap.add_argument("--min-face", type=float, help="size the detector for faces this small (default: the canvas as it is)")
     args = ap.parse_args()
-    detector = create_detector(DetectorConfig(backend=args.detector, dlib_model=args.dlib_model, weights=args.detector_weights,
-                                              max_side=max(CANVAS)), torch.device("cpu"))
-    detector = detector.sized_for(max(CANVAS), 1.0)  # works on the canvas as it is
+    built = create_detector(DetectorConfig(backend=args.detector, dlib_model=args.dlib_model, weights=args.detector_weights),
+                            torch.device("cpu"))
+    # the face's box side in each full-size close-up, measured on the canvas as it is
+    as_it_is = built.sized_for(max(CANVAS), built.smallest_face or 1.0)
     frames = close_ups(args.close_up)
     background = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 255, (*CANVAS, 3), dtype=np.uint8), (0, 0), 3)
-    # the face's box side in each full-size close-up, to shrink it to the sizes asked for
-    full = [max((d for d in detector.detect([cv2.resize(f, None, fx=0.5, fy=0.5)])[0]), key=lambda d: d.box[2] - d.box[0])
+    full = [max((d for d in as_it_is.detect([cv2.resize(f, None, fx=0.5, fy=0.5)])[0]), key=lambda d: d.box[2] - d.box[0])
             for f in frames]
     sides = [2 * float(d.box[2] - d.box[0]) for d in full]
+    detector = as_it_is if args.min_face is None else built.sized_for(max(CANVAS), args.min_face)
     print(f"detector {detector.name}, working on {CANVAS[1]}x{CANVAS[0]} (input side {detector.input_side}), {len(frames)} frames")
     print(f"{'face px':>8s} {'found':>6s} {'box px':>7s} {'ms':>7s}")
     for size in (int(s) for s in args.sizes.split(",")):

@@ -1,4 +1,5 @@
 import functools
+import math
 
 import numpy as np
 import pytest
@@ -64,10 +65,11 @@ def _shrunk(frame: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("scale", [0.45, 0.3])
 def test_a_face_under_the_detectors_limit_is_found_looking_again_where_it_was(sample_clip, scale):
-    """The sample's face made half as large (a box of 47 px) or smaller: dlib's HOG, which finds
-    faces of about 65 px, misses it in the frame; looked for again around where it was, in a crop
-    enlarged for the detector, it is found where it is, with landmarks that fit it."""
-    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")).sized_for(480, 32.0)
+    """The sample's face made half as large (a box of 47 px) or smaller: dlib's HOG at the frame's
+    own size, where it finds faces of about 65 px, misses it; looked for again around where it was,
+    in a crop enlarged for the detector, it is found where it is, with landmarks that fit it."""
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")).sized_for(480, 65.0)
+    assert det.input_side == 480
     frame = _first_frame(sample_clip)
     (whole,) = det.detect([frame])[0]
     canvas, shift = _shrunk(frame, scale)
@@ -259,13 +261,18 @@ def test_anchor_grid_is_every_cell_of_every_level_in_the_heads_order(height, wid
 
 
 @given(long_side=st.integers(16, 8000), min_face=st.floats(4, 400), smallest=st.sampled_from([0.0, 10.0, 65.0]),
-       low=st.integers(64, 640), extra=st.integers(0, 1000), upscale=st.booleans())
-def test_a_working_size_stays_in_its_bounds_and_grows_for_smaller_faces(long_side, min_face, smallest, low, extra, upscale):
-    sides = SideRange(low, low + extra, upscale)
+       low=st.integers(64, 640), extra=st.integers(0, 1000), upscale=st.booleans(), enlarge=st.sampled_from([1.0, 1.5, 3.0]))
+def test_a_working_size_stays_in_its_bounds_and_grows_for_smaller_faces(long_side, min_face, smallest, low, extra, upscale, enlarge):
+    sides = SideRange(low, low + extra, upscale, enlarge)
     side = sides.side_for(long_side, min_face, smallest)
-    assert low <= side <= low + extra if upscale else side <= min(low + extra, long_side)
+    wanted = long_side * smallest / min_face if smallest else low
+    if upscale:
+        assert low <= side <= low + extra
+    else:
+        assert side <= min(low + extra, long_side * enlarge)
+        assert side <= long_side or side <= math.ceil(wanted)  # a frame is enlarged only as far as the faces asked for need
     assert sides.side_for(long_side, min_face / 2, smallest) >= side  # asking for smaller faces never shrinks it
-    if smallest and low < long_side * smallest / min_face < low + extra and (upscale or long_side * smallest / min_face <= long_side):
+    if smallest and low < wanted < low + extra and (upscale or wanted <= long_side * enlarge):
         assert side * min_face / long_side >= smallest  # a face of min_face px is at least smallest px there
 
 
@@ -320,7 +327,31 @@ def test_dlib_works_at_full_hd_for_small_faces_and_knows_the_smallest_it_finds()
     assert uhd.input_side == 1920 and smallest_findable(uhd, 3840) == pytest.approx(130)
     capped = create_detector(DetectorConfig(backend="dlib", max_side=960), torch.device("cpu")).sized_for(1920, 32)
     assert capped.input_side == 960 and smallest_findable(capped, 1920) == pytest.approx(130)
-    assert smallest_findable(dlib.sized_for(512, 32), 512) == pytest.approx(65)
+
+    # a smaller frame is enlarged as far as --min-face needs, up to 3 times
+    assert dlib.sized_for(512, 65).input_side == 512 and dlib.sized_for(512, 80).input_side == 512
+    sd = dlib.sized_for(512, 32)
+    assert sd.input_side == 1040 and smallest_findable(sd, 512) == pytest.approx(32)
+    assert dlib.sized_for(512, 16).input_side == 1536 and smallest_findable(dlib.sized_for(512, 16), 512) == pytest.approx(65 / 3)
+    assert capped.sized_for(512, 16).input_side == 960  # and no further than max_side
+
+
+@pytest.mark.parametrize("scale", [0.45, 0.33])
+def test_dlib_finds_a_face_under_its_limit_in_a_frame_it_enlarges(sample_clip, scale):
+    """The sample's face shrunk to a box of 47 or 35 px: at the frame's own size HOG, which finds
+    faces of about 65 px, misses it (a 512 px video of 52 px faces came back copied, '0 face
+    tracks'); sized for the default --min-face 32 it works on the frame enlarged twice and finds it
+    where it is, with landmarks that fit it. A photo, for which it is not sized, is not enlarged."""
+    built = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    frame = _first_frame(sample_clip)
+    (whole,) = built.detect([frame])[0]
+    canvas, shift = _shrunk(frame, scale)
+    assert built.detect([canvas])[0] == [] and built.sized_for(480, 65.0).detect([canvas])[0] == []
+    sized = built.sized_for(480, 32.0)
+    assert sized.input_side == 975
+    (found,) = sized.detect([canvas])[0]
+    assert _overlap(found.box, whole.box * scale + shift) > 0.7
+    assert np.abs(found.landmarks - (whole.landmarks * scale + shift[:2])).max() < 6 * scale / 0.45
 
 
 def test_dlibs_cnn_finds_a_face_of_the_size_it_claims_and_is_sized_for_small_ones(sample_clip):

@@ -968,15 +968,43 @@ def test_the_report_says_when_faces_as_small_as_asked_for_are_beyond_the_detecto
     (note,) = small_faces_note(analysis, cfg)
     assert note.startswith("faces under about 130 px cannot be found by this detector") and "(960 px of the frame's 1920" in note
     assert "on frames of 960 px" in analysis.detector
-    # at full size, which dlib does not enlarge: said where no face was found (a 512 px video of 52 px
-    # faces came back copied, '0 face tracks', without a word), RetinaFace named
-    close = analyse(make_clip(tmp_path / "close.mp4", [0, 40, 80], size=(360, 480)), cfg, det)
-    (note,) = small_faces_note(close, cfg)
-    assert close.smallest_findable == pytest.approx(65) and not close.tracks
-    assert note.startswith("faces under about 65 px cannot be found by this detector in frames of 480 px (it does not enlarge")
-    assert "RetinaFace finds faces down to about 10 px (--detector-weights)" in note
-    found = analyse(sample_clip, cfg, det)  # the same size, with a face found: no word
-    assert found.tracks and found.smallest_findable == pytest.approx(65) and small_faces_note(found, cfg) == []
+    # an SD frame, enlarged for the default --min-face: no word; enlarged as far as dlib goes (3
+    # times) for --min-face 16, still short of it: said, and RetinaFace named
+    small = make_clip(tmp_path / "close.mp4", [0, 40, 80], size=(360, 480))
+    close = analyse(small, cfg, det)
+    assert close.smallest_findable == pytest.approx(32.5) and close.detect_side == 960 and small_faces_note(close, cfg) == []
+    tiny_faces = dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, min_face_size=16))
+    dlib = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    closer = analyse(small, tiny_faces, dlib)
+    (note,) = small_faces_note(closer, tiny_faces)
+    assert closer.smallest_findable == pytest.approx(65 / 3) and closer.detect_side == 1440
+    assert note.startswith("faces under about 22 px cannot be found by this detector in frames of 480 px, worked on at 1440 px")
+    assert note.endswith("--min-face is 16: RetinaFace finds faces down to about 10 px (--detector-weights)")
+    found = analyse(sample_clip, tiny_faces, dlib)  # with a face found: the same word
+    assert found.tracks and small_faces_note(found, tiny_faces) == [note]
+
+
+def test_a_small_face_in_an_sd_video_is_tracked_from_first_frame_to_last_with_the_defaults(sample_clip, tmp_path):
+    """The sample's face shrunk to a box of about 40 px in its 480x360 frames: dlib, which finds
+    faces of about 65 px at a frame's own size, found no face and the video came back copied ("0
+    face tracks"); it now works on the frames enlarged for the default --min-face 32."""
+    import cv2
+
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        images = [f.image for f in r]
+    canvases = []
+    for image in images:
+        small = cv2.resize(image, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
+        canvas = np.full_like(image, 128)
+        canvas[100:100 + small.shape[0], 200:200 + small.shape[1]] = small
+        canvases.append(canvas)
+    clip = make_clip(tmp_path / "small.mp4", [i * 40 for i in range(len(images))], size=images[0].shape[:2], images=canvases)
+    analysis = analyse(clip, PipelineConfig(), create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")))
+    (track,) = analysis.tracks
+    assert (track.start, track.end) == (0, len(images)) and 32 < track.median_face_px < 50
+    assert analysis.detect_side == 975 and "on frames of 975 px" in analysis.detector
 
 
 def test_faces_of_an_anamorphic_video_reach_the_restorer_in_proportion(sample_clip, tmp_path):

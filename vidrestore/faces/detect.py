@@ -8,7 +8,9 @@
 Each detector finds faces down to some size at the image size it works at (``smallest_face``).
 Before a video, :meth:`FaceDetector.sized_for` sets that working size from the frame size and
 the smallest face wanted (``--min-face``), within the bounds the checkpoint works well in, so
-that a wide 1080p shot's faces are not lost to a working size chosen for close-ups.
+that a wide 1080p shot's faces are not lost to a working size chosen for close-ups. dlib also
+enlarges a smaller frame, up to 3 times, where the faces asked for are under the about 65 px its
+HOG finds at an image's own size: an SD video's faces of 32-65 px were not found by default.
 
 A RetinaFace checkpoint whose own landmarks are poor (the zoo gives it a ``dlib_box``) has them
 re-fitted by dlib's 68-point shape predictor inside its boxes: its boxes are good, and the
@@ -49,7 +51,7 @@ class DetectorConfig:
     retinaface_model: str = "retinaface-mobilenet0.25"
     weights: str | None = None  # explicit RetinaFace checkpoint path
     dlib_model: str = "hog"  # hog | cnn
-    max_side: int = 1920  # the longest side a detector works at; dlib goes up to it for faces as small as --min-face
+    max_side: int = 1920  # the longest side a detector works at; dlib goes up to it (enlarging a frame up to 3 times) for faces as small as --min-face
     min_score: float = 0.8  # RetinaFace probability; dlib's HOG margin is mapped through a sigmoid
     refine_landmarks: bool = True  # re-fit landmarks with dlib's predictor where the RetinaFace checkpoint's own are poor
     nms_iou: float = 0.4
@@ -82,22 +84,24 @@ class FaceDetector(Protocol):
 @dataclass(frozen=True)
 class SideRange:
     """Where a detector's working size may go: ``low`` to ``high`` px on the longer side;
-    ``upscale``: frames smaller than ``low`` are enlarged to it (a checkpoint trained at one size)."""
+    ``upscale``: frames smaller than ``low`` are enlarged to it (a checkpoint trained at one size);
+    else ``enlarge``: how many times a frame may be enlarged, only as far as the faces asked for need."""
 
     low: int
     high: int
     upscale: bool = False
+    enlarge: float = 1.0
 
     def side_for(self, long_side: int, min_face: float, smallest_face: float) -> int:
         """The working side at which a face of ``min_face`` px becomes ``smallest_face`` px, within the range."""
         wanted = math.ceil(long_side * smallest_face / min_face) if smallest_face and min_face > 0 else self.low
         side = min(max(wanted, self.low), self.high)
-        return side if self.upscale else min(side, long_side)
+        return side if self.upscale else min(side, max(long_side, min(wanted, math.floor(long_side * self.enlarge))))
 
 
 def smallest_findable(detector: FaceDetector, long_side: int) -> float:
     """Box side, in frame pixels, of the smallest faces ``detector`` finds in frames of ``long_side`` px (0: unknown)."""
-    return detector.smallest_face * long_side / min(detector.input_side, long_side) if detector.input_side else 0.0
+    return detector.smallest_face * long_side / detector.input_side if detector.input_side else 0.0
 
 
 class _SizedForVideo:
@@ -106,11 +110,17 @@ class _SizedForVideo:
     sides: SideRange
     smallest_face: float
     input_side: int
+    enlargement: float = 1.0  # how many times it enlarges an image: above 1 only where sized for faces that need it
 
     def sized_for(self, long_side: int, min_face: float) -> Self:
         sized = copy.copy(self)  # shares the network and dlib's models
         sized.input_side = self.sides.side_for(long_side, min_face, self.smallest_face)
+        sized.enlargement = max(1.0, sized.input_side / long_side)
         return sized
+
+    def _scale_of(self, long_side: int) -> float:
+        """How much an image of ``long_side`` px is resized to work on."""
+        return self.input_side / long_side if self.sides.upscale else min(self.enlargement, self.input_side / long_side)
 
 
 LOOK_AGAIN_SIDES = 3.0  # the side of the crop a face is looked for again in, in face box sides
@@ -140,10 +150,7 @@ def look_again(detector: FaceDetector, image: np.ndarray, boxes: list[np.ndarray
 
 
 USUAL_SIDE = 960  # the working side when faces as small as asked for need no more (for speed)
-
-
-def _scale_for(image: np.ndarray, max_side: int) -> float:
-    return min(1.0, max_side / max(image.shape[:2]))
+DLIB_ENLARGE = 3.0  # dlib enlarges a frame up to 3 times for small faces: it finds faces of 24 px there (bench/detector_limit.py)
 
 
 class RetinaFaceDetector(_SizedForVideo):
@@ -206,9 +213,6 @@ class RetinaFaceDetector(_SizedForVideo):
             return [(self._scale_of(long_side), math.inf)]
         reliable = 1.5 * self.smallest_face * long_side / self.sides.low
         return [(self.sides.low / long_side, math.inf), (self.input_side / long_side, reliable)]
-
-    def _scale_of(self, long_side: int) -> float:
-        return self.input_side / long_side if self.sides.upscale else min(1.0, self.input_side / long_side)
 
     def _candidates(self, images: list[np.ndarray], scale: float, largest: float) -> list[tuple[torch.Tensor, ...]]:
         """Per image: boxes, scores and landmarks (image px) above the score threshold and no larger than ``largest``."""
@@ -330,7 +334,7 @@ class DlibDetector(_SizedForVideo):
         # Measured (bench/small_faces.py, bench/detector_limit.py): HOG finds faces of about 65 px box
         # side; the CNN finds the same faces, with boxes about 10% larger
         self.smallest_face = 65.0 if config.dlib_model == "hog" else 70.0
-        self.sides = SideRange(min(USUAL_SIDE, config.max_side), config.max_side)
+        self.sides = SideRange(min(USUAL_SIDE, config.max_side), config.max_side, enlarge=DLIB_ENLARGE)
         self.input_side = self.sides.low
         self.name = f"dlib ({config.dlib_model}, 68-point landmarks)"
 
@@ -342,8 +346,9 @@ class DlibDetector(_SizedForVideo):
         return list(zip(rects, scores))
 
     def _detect_one(self, image: np.ndarray) -> list[Detection]:
-        scale = _scale_for(image, self.input_side)
-        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+        scale = self._scale_of(max(image.shape[:2]))
+        small = image if scale == 1 else \
+            cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         found = []
         for rect, margin in self._raw(np.ascontiguousarray(small)):
             score = 1.0 / (1.0 + np.exp(-4.0 * (margin + 0.25)))  # HOG margin -> (0, 1); 0 margin ~ 0.73

@@ -236,12 +236,13 @@ def small_faces_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
                      f"works at ({analysis.detect_side} px of the frame's {analysis.frame_side} on the longer side), though "
                      f"--min-face is {cfg.tracker.min_face_size:g}; a larger detector max_side in a --config file finds smaller ones "
                      "with dlib, more slowly, and RetinaFace finds smaller ones still")
-    elif beyond and not analysis.tracks and analysis.frame_side >= 2 * analysis.smallest_findable:
-        # found none at the frame's own size, which dlib does not enlarge, in a frame that holds
-        # faces it cannot find (an SD video's small faces)
+    elif beyond and analysis.frame_side >= 2 * analysis.smallest_findable:
+        # enlarged as far as the detector goes, in a frame large enough to hold faces it cannot find
+        # (an SD video, --min-face lowered): dlib's limit, which RetinaFace is not held to
+        other = ": RetinaFace finds faces down to about 10 px (--detector-weights)" if analysis.detector.startswith("dlib") else ""
         notes.append(f"faces under about {analysis.smallest_findable:.0f} px cannot be found by this detector in frames of "
-                     f"{analysis.frame_side} px (it does not enlarge them), though --min-face is {cfg.tracker.min_face_size:g}: "
-                     "RetinaFace finds faces down to about 10 px (--detector-weights)")
+                     f"{analysis.frame_side} px, worked on at {analysis.detect_side} px (as large as it goes), though --min-face is "
+                     f"{cfg.tracker.min_face_size:g}{other}")
     return notes
 
 
