@@ -586,6 +586,30 @@ def test_each_tracks_best_face_is_written_to_tell_who_is_who(three_shot_clip, tm
     assert sorted(p.name for p in folder.iterdir()) == sorted([*written, "notes.txt"])
 
 
+def test_faces_on_a_disk_that_fills_up_leave_no_half_written_face(three_shot_clip, tmp_path, capsys, monkeypatch):
+    """The second face's JPEG meets a full disk half-way: the run fails naming why, and no half
+    JPEG is left under a face's name (a later --tracks pick, or a viewer, took it for the face)."""
+    import errno
+    from pathlib import Path
+
+    written = []
+    write_bytes = Path.write_bytes
+
+    def filling_up(path, data):
+        if written:
+            write_bytes(path, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(path)
+        return write_bytes(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", filling_up)
+    folder = tmp_path / "faces"
+    assert _run(three_shot_clip, "--dry-run", "--quiet", "--faces", folder) == 4
+    assert f"cannot write the faces into {folder}: No space left on device" in capsys.readouterr().err
+    (whole,) = [p for p in folder.iterdir()]  # the first face, written whole; no temp file left either
+    assert whole.name.startswith("person") and whole.read_bytes().endswith(b"\xff\xd9")
+
+
 def test_strength_blends_restored_faces_with_the_originals_per_track(two_face_clip, tiny_model, tmp_path, capsys):
     import numpy as np
 

@@ -34,6 +34,7 @@ from ..io.linear import (
     VIDEO_LIGHTS,
     Light,
 )
+from ..io.output import atomic_output
 from ..io.photo import is_photo
 from ..io.reader import doubles_rate, fields_have_own_moments
 from ..io.remux import left_alone_notes, unrestored_videos_note
@@ -352,7 +353,7 @@ def write_faces(analysis: Analysis, folder: Path, overwrite: bool) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for track in shown:
-            face_path(folder, track).write_bytes(analysis.faces[track.track_id])
+            _write_whole(face_path(folder, track), analysis.faces[track.track_id])
         for stale in earlier:
             stale.unlink(missing_ok=True)
         if shown:
@@ -363,9 +364,16 @@ def write_faces(analysis: Analysis, folder: Path, overwrite: bool) -> None:
             encoded, sheet_jpeg = cv2.imencode(".jpg", sheet, [cv2.IMWRITE_JPEG_QUALITY, 90])
             if not encoded:
                 raise OSError(f"OpenCV could not encode {folder / 'people.jpg'}")
-            (folder / "people.jpg").write_bytes(sheet_jpeg.tobytes())
+            _write_whole(folder / "people.jpg", sheet_jpeg.tobytes())
     except OSError as exc:
         raise OutputError(f"cannot write the faces into {folder}: {exc.strerror or exc}") from exc
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """``data`` into ``path``, named only once written whole: a full disk left half a JPEG under
+    a face's name, which a later --tracks pick or a viewer took for the face."""
+    with atomic_output(path) as temp:
+        temp.write_bytes(data)
 
 
 def provenance(restorer_name: str) -> str:
