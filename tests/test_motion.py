@@ -35,6 +35,41 @@ def test_the_motion_of_a_textured_face_is_recovered(angle, scale, dx, dy, seed):
     assert np.abs(moved(found) - moved(truth)).max() < 0.35  # pixels, at the box's corners
 
 
+def _face_on_ground(seed: int, at: tuple[int, int]) -> np.ndarray:
+    """A 60 px textured face at ``at`` (x, y) on a still ground of other texture."""
+    image = _texture(seed + 100, (240, 480))
+    face = cv2.normalize(_texture(seed, (60, 60)), None, 0, 255, cv2.NORM_MINMAX)
+    image[at[1]:at[1] + 60, at[0]:at[0] + 60] = face
+    return image
+
+
+@settings(max_examples=20, deadline=None)
+@given(dx=st.integers(-84, 84), dy=st.integers(-30, 30), seed=st.integers(0, 50))
+def test_a_face_moving_more_than_half_its_width_a_frame_is_followed(dx, dy, seed):
+    """The flow's coarsest level shrinks a 60 px face to 8 px, under its window: a face moving
+    more than about half its width a frame (a fast pan) was lost, its track cut into pieces too
+    short to keep. Up to 1.4 times its width it is now found by its look and followed from there."""
+    box = np.array([210.0, 90.0, 270.0, 150.0])
+    [found] = face_motions(_face_on_ground(seed, (210, 90)), _face_on_ground(seed, (210 + dx, 90 + dy)), [box])
+    assert found is not None
+    assert np.abs(found[:, :2] - np.eye(2)).max() < 0.01 and np.abs(found[:, 2] - [dx, dy]).max() < 0.3
+
+
+def test_a_face_gone_from_where_the_flow_looks_gives_no_motion_even_with_a_face_like_it_beside():
+    """Another face near a face the flow lost correlates with it at up to 0.8 (CelebA faces in a
+    grid): the track must not jump onto it."""
+    box = np.array([210.0, 90.0, 270.0, 150.0])
+    prev = _face_on_ground(7, (210, 90))
+    assert face_motions(prev, _texture(107, (240, 480)), [box]) == [None]
+    face = prev[90:150, 210:270].astype(np.float32)
+    other = cv2.normalize(_texture(8, (60, 60)), None, 0, 255, cv2.NORM_MINMAX).astype(np.float32)
+    alike = 0.8 * (face - face.mean()) + 0.6 * (other - other.mean()) + face.mean()  # correlates with it at about 0.8
+    cur = _texture(107, (240, 480))
+    cur[100:160, 290:350] = alike.clip(0, 255).astype(np.uint8)
+    assert 0.75 < cv2.matchTemplate(cur, prev[99:141, 219:261], cv2.TM_CCOEFF_NORMED).max() < 0.85
+    assert face_motions(prev, cur, [box]) == [None]
+
+
 def test_nothing_to_follow_gives_no_motion():
     flat = np.full((240, 320), 128, np.uint8)
     assert face_motions(flat, flat, [BOX]) == [None]  # no corners

@@ -1007,6 +1007,32 @@ def test_a_small_face_in_an_sd_video_is_tracked_from_first_frame_to_last_with_th
     assert analysis.detect_side == 975 and "on frames of 975 px" in analysis.detector
 
 
+def test_a_face_in_a_fast_pan_stays_one_track(sample_clip, tmp_path):
+    """The sample's first frame, its face shrunk to about 60 px, swinging across a still 640 px
+    ground at up to 85 px a frame: the flow lost the face between detections and its track was cut
+    into pieces too short to keep (frames left unrestored); it is now one track, the frames
+    between detections placed where the face is."""
+    import cv2
+
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        face = cv2.resize(next(iter(r)).image, None, fx=0.55, fy=0.55, interpolation=cv2.INTER_AREA)
+    ground = cv2.GaussianBlur(np.random.default_rng(3).integers(40, 200, (360, 640, 3), dtype=np.uint8), (0, 0), 4)
+    xs = [round(180 + 170 * np.sin(t * 0.5)) for t in range(40)]  # up to 85 px a frame
+    images = []
+    for x in xs:
+        image = ground.copy()
+        image[80:80 + face.shape[0], x:x + face.shape[1]] = face
+        images.append(image)
+    clip = make_clip(tmp_path / "pan.mp4", [i * 40 for i in range(len(images))], size=(360, 640), images=images)
+    analysis = analyse(clip, PipelineConfig(), create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")))
+    (track,) = analysis.tracks
+    assert (track.start, track.end) == (0, len(images))
+    offset = track.boxes[:, 0] - np.array(xs)
+    assert np.abs(offset - np.median(offset[track.detected])).max() < 6
+
+
 def test_faces_of_an_anamorphic_video_reach_the_restorer_in_proportion(sample_clip, tmp_path):
     """The sample squeezed to two thirds of its width and stored with a 3:2 pixel aspect, as
     anamorphic DV and DVD are: the crops the restorer gets, and its identity crops, are the
