@@ -984,10 +984,8 @@ def test_the_report_says_when_faces_as_small_as_asked_for_are_beyond_the_detecto
     assert found.tracks and small_faces_note(found, tiny_faces) == [note]
 
 
-def test_a_small_face_in_an_sd_video_is_tracked_from_first_frame_to_last_with_the_defaults(sample_clip, tmp_path):
-    """The sample's face shrunk to a box of about 40 px in its 480x360 frames: dlib, which finds
-    faces of about 65 px at a frame's own size, found no face and the video came back copied ("0
-    face tracks"); it now works on the frames enlarged for the default --min-face 32."""
+def _shrunk_sample(sample_clip, path, scale: float, grey: bool = False):
+    """The sample's frames shrunk by ``scale`` into grey 480x360 ones (made grey themselves with ``grey``)."""
     import cv2
 
     from vidrestore.io import VideoReader
@@ -996,15 +994,34 @@ def test_a_small_face_in_an_sd_video_is_tracked_from_first_frame_to_last_with_th
         images = [f.image for f in r]
     canvases = []
     for image in images:
-        small = cv2.resize(image, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         canvas = np.full_like(image, 128)
         canvas[100:100 + small.shape[0], 200:200 + small.shape[1]] = small
-        canvases.append(canvas)
-    clip = make_clip(tmp_path / "small.mp4", [i * 40 for i in range(len(images))], size=images[0].shape[:2], images=canvases)
+        canvases.append(np.repeat(cv2.cvtColor(canvas, cv2.COLOR_RGB2GRAY)[..., None], 3, 2) if grey else canvas)
+    return make_clip(path, [i * 40 for i in range(len(images))], size=images[0].shape[:2], images=canvases)
+
+
+def test_a_small_face_in_an_sd_video_is_tracked_from_first_frame_to_last_with_the_defaults(sample_clip, tmp_path):
+    """The sample's face shrunk to a box of about 40 px in its 480x360 frames: dlib, which finds
+    faces of about 65 px at a frame's own size, found no face and the video came back copied ("0
+    face tracks"); it now works on the frames enlarged for the default --min-face 32."""
+    clip = _shrunk_sample(sample_clip, tmp_path / "small.mp4", 0.4)
     analysis = analyse(clip, PipelineConfig(), create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")))
     (track,) = analysis.tracks
-    assert (track.start, track.end) == (0, len(images)) and 32 < track.median_face_px < 50
+    assert (track.start, track.end) == (0, analysis.frames) and 32 < track.median_face_px < 50
     assert analysis.detect_side == 975 and "on frames of 975 px" in analysis.detector
+
+
+def test_a_colour_face_in_a_mostly_grey_picture_keeps_its_colour(sample_clip, tmp_path):
+    """The sample on a fifth of a grey picture: the shot's pictures are taken for black and white
+    (a coloured part of under about a tenth is left out, as a channel's logo is), and its track
+    was too, so the restored face was made grey, its lips with it. Its face is clearly colour; the
+    same made grey is still monochrome."""
+    detector = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    colour = analyse(_shrunk_sample(sample_clip, tmp_path / "colour.mp4", 0.45), PipelineConfig(), detector)
+    grey = analyse(_shrunk_sample(sample_clip, tmp_path / "grey.mp4", 0.45, grey=True), PipelineConfig(), detector)
+    assert [s.monochrome for s in colour.shots] == [True] and [t.monochrome for t in colour.tracks] == [False]
+    assert [s.monochrome for s in grey.shots] == [True] and [t.monochrome for t in grey.tracks] == [True]
 
 
 def test_a_face_in_a_fast_pan_stays_one_track(sample_clip, tmp_path):

@@ -197,3 +197,32 @@ def test_a_face_is_measured_as_if_well_exposed_and_a_grey_one_is_monochrome(samp
     grey = np.repeat((frame @ np.asarray(LUMA)).round().astype(np.uint8)[..., None], 3, 2)
     assert face_tone_spread(grey, box) < 0.1 and face_tone_spread(grey // 4, box) < 0.5
     assert face_tone_spread(frame, np.array([140.0, 30.0, 160.0, 180.0])) is None
+
+
+@pytest.mark.parametrize("shot, faces, kept", [
+    (False, [], False), (True, [], True),  # no face measured: the shot decides
+    (False, [0.2, 0.3, 9.0], True), (True, [0.2, 0.4], True),  # grey faces keep their tone in a colour picture
+    (True, [6.6, 7.1, 0.5], False), (False, [6.6], False),  # colour faces in a mostly grey picture stay colour
+    (True, [1.8], True), (False, [1.9], False),  # between: the shot decides
+])
+def test_a_tracks_faces_decide_its_tone_where_they_are_clearly_grey_or_clearly_colour(shot, faces, kept):
+    from vidrestore.faces.tone import track_is_monochrome
+
+    assert track_is_monochrome(shot, faces) is kept
+
+
+def test_a_colour_face_in_a_mostly_grey_picture_is_measured_colour_though_the_picture_is_not(sample_clip):
+    """The sample shrunk to a fifth of a grey picture: the picture's core leaves the face out
+    and is monochrome, the face in its box is clearly colour."""
+    import cv2
+
+    from vidrestore.faces.tone import COLOUR_FACE_LEVELS, face_tone_spread
+    from vidrestore.io import VideoReader
+
+    with VideoReader(sample_clip) as r:
+        frame = next(iter(r)).image
+    small = cv2.resize(frame, None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)
+    picture = np.full((360, 640, 3), 120, np.uint8)
+    picture[100:100 + small.shape[0], 250:250 + small.shape[1]] = small
+    assert tone_spread(picture) < MONOCHROME_LEVELS
+    assert face_tone_spread(picture, np.array([292.0, 109.0, 328.0, 154.0])) > COLOUR_FACE_LEVELS

@@ -139,6 +139,28 @@ def tone_spread(image: np.ndarray) -> float:
 FACE_SIDE = 24
 
 
+# A face whose tone spread is this or more is in colour whatever its shot's pictures say. The
+# shot's core leaves out the blocks its curve fits worst, so a colour face on under about a tenth
+# of a mostly grey picture (a grey wall or suit, an overcast street) was taken for a black-and-white
+# shot and restored grey, its lips with it. Faces of keep_real_1 and keep_real_2 shrunk to 42-72 px
+# on a grey ground measure 3.2 to 13 (their frames 1.30 to 1.48), the sample's 2.9, and 4 of 582
+# CelebA faces (dlib's boxes) are under 2; the same clips made grey, sepia, or grey with chroma
+# noise of 6 levels: 0 to 1.1, black-and-white photos' faces 0 to 1.12.
+COLOUR_FACE_LEVELS = 2.0
+
+
+def track_is_monochrome(shot_monochrome: bool, face_spreads: list[float]) -> bool:
+    """Whether a track's restored faces keep its tone: its faces' median tone spread decides where
+    it is clearly grey or clearly colour, its shot's pictures where no face was measured or the
+    faces are between. A black-and-white picture with colour on much of it (a wide coloured
+    border, a colourised part) is taken for colour, but its faces are grey; a colour face in a
+    mostly grey picture is taken for black-and-white, but it is in colour."""
+    face = float(np.median(face_spreads)) if face_spreads else None
+    if face is None or MONOCHROME_LEVELS <= face < COLOUR_FACE_LEVELS:
+        return shot_monochrome
+    return face < MONOCHROME_LEVELS
+
+
 def face_tone_spread(image: np.ndarray, box: np.ndarray) -> float | None:
     """The tone spread of the face in ``box`` (x0, y0, x1, y1, pixels of the RGB ``image``) as if
     brightened until its brightest 1% reach :data:`WHITE` (by at most :data:`MAX_GAIN`): a dark

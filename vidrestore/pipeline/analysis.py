@@ -27,7 +27,7 @@ from ..faces.detect import FaceDetector, look_again, smallest_findable
 from ..faces.identity import DlibIdentityEncoder
 from ..faces.people import Portraits, link_people
 from ..faces.quality import QUALITY_MODEL, QualityMeter
-from ..faces.tone import MONOCHROME_LEVELS, face_tone_spread, tone_spread
+from ..faces.tone import MONOCHROME_LEVELS, face_tone_spread, tone_spread, track_is_monochrome
 from ..faces.track import FaceTracker
 from ..faces.types import Detection, Track
 from ..io import VideoReader, probe
@@ -249,10 +249,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     for t in tracks:
         t.steady = ~np.isin(t.frames, unsteady)
         t.person = person_of.get(t.track_id, t.track_id)
-        # a black-and-white picture with colour on much of it (a wide coloured border, a colourised
-        # part) is taken for colour, but its faces are grey: their tracks keep their tone all the same
-        t.monochrome = all_shots[t.shot_index].monochrome or bool(face_spreads[t.track_id]) and \
-            float(np.median(face_spreads[t.track_id])) < MONOCHROME_LEVELS
+        t.monochrome = track_is_monochrome(all_shots[t.shot_index].monochrome, face_spreads[t.track_id])
     tracks_of: defaultdict[int, list[int]] = defaultdict(list)  # one share and one quality a person, over all their tracks
     for t in tracks:
         tracks_of[t.person].append(t.track_id)
