@@ -11,7 +11,9 @@ RetinaFace finds its faces, and whether restored faces keep its tone.
 * **Faces' tone spread** (:func:`face_tone_spread`, what pass 1 measures of each track's faces):
   over the faces RetinaFace finds in the same photos and in every 5th frame of the KEEP clips, in
   colour (also under-exposed) and made grey, sepia and blue, and the KEEP clips grey inside a coloured border a
-  quarter of the picture wide.
+  quarter of the picture wide, and shrunk to 0.2 and 0.3 of their size onto a grey 640x360
+  ground, in colour and made grey and sepia (a colour face on a small part of a grey picture, which
+  the picture's core leaves out); and how many colour faces fall under ``COLOUR_FACE_LEVELS``.
 * **Detection**: frames with a face found by RetinaFace MobileNet-0.25, and frames with more than
   one, on every 5th frame of both KEEP clips (one face each) and on ``--faces`` CelebA photos, in
   colour, at half and 0.3 of their exposure, and made grey, sepia and blue (the KEEP clips also grey
@@ -42,7 +44,7 @@ import torch
 import vidrestore.pipeline.restoring as pass_two
 from vidrestore.cli import main as vidrestore_main
 from vidrestore.faces import detect
-from vidrestore.faces.tone import LUMA, MONOCHROME_LEVELS, _basis, _luma, face_tone_spread, thumbnails, tone_curves, tone_spread
+from vidrestore.faces.tone import COLOUR_FACE_LEVELS, LUMA, MONOCHROME_LEVELS, _basis, _luma, face_tone_spread, thumbnails, tone_curves, tone_spread
 
 TONES = {"grey": ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0)), "sepia": ((1.0, 0.82, 0.60), (0.07, 0.05, 0.02)),
          "blue": ((0.55, 0.72, 1.0), (0.0, 0.02, 0.05))}
@@ -95,6 +97,17 @@ def partly_coloured(image: np.ndarray, name: str) -> np.ndarray:
 
 
 PARTS = ("logo 2%", "logo 5%", "border 3%", "border 6%", "bottom 10%", "bottom 20%")
+GROUNDS = ("small 0.2", "small 0.3", "small 0.3 grey", "small 0.3 sepia")
+
+
+def on_grey_ground(image: np.ndarray, name: str) -> np.ndarray:
+    """``image`` shrunk ("small 0.2": to 0.2 of its size) onto a mid-grey 640x360 picture, in
+    colour or made monochrome with a tone of :data:`TONES` ("small 0.3 grey")."""
+    _, scale, *tone = name.split()
+    small = cv2.resize(image, None, fx=float(scale), fy=float(scale), interpolation=cv2.INTER_AREA)
+    out = np.full((360, 640, 3), 128, np.uint8)
+    out[100:100 + small.shape[0], 250:250 + small.shape[1]] = small
+    return variant(out, tone[0]) if tone else out
 
 
 def spreads(data: Path, count: int) -> None:
@@ -130,17 +143,21 @@ def face_spreads(data: Path, weights: Path, count: int) -> None:
     for name, images in sets.items():
         sized = detector.sized_for(max(images[0].shape[:2]), 32)
         cells = []
-        for v in ("colour", "x0.5", "x0.3", *TONES, *(("border 25%",) if name.startswith("keep") else ())):
-            values = []
+        for v in ("colour", "x0.5", "x0.3", *TONES, *(("border 25%", *GROUNDS) if name.startswith("keep") else ())):
+            values, pictures = [], []
             for image in images:
-                shown = variant(image, v) if v != "border 25%" else partly_coloured(image, "border 12.5%")
-                values += [x for d in sized.detect([shown])[0] if (x := face_tone_spread(shown, d.box)) is not None]
-            if v == "border 25%":
-                cells.append(f"{v}: picture {tone_spread(shown):.2f}, faces median {np.median(values):.2f} (max {max(values):.2f}, "
-                             f"{len(values)} faces)")
+                shown = on_grey_ground(image, v) if v in GROUNDS else partly_coloured(image, "border 12.5%") \
+                    if v == "border 25%" else variant(image, v)
+                found = detector.sized_for(max(shown.shape[:2]), 32).detect([shown])[0] if v in GROUNDS else sized.detect([shown])[0]
+                values += [x for d in found if (x := face_tone_spread(shown, d.box)) is not None]
+                pictures.append(tone_spread(shown))
+            if v == "border 25%" or v in GROUNDS:
+                cells.append(f"{v}: picture median {np.median(pictures):.2f}, faces min {min(values):.2f}, median {np.median(values):.2f}, "
+                             f"max {max(values):.2f} ({len(values)} faces)")
             elif v in ("colour", "x0.5", "x0.3"):
                 cells.append(f"{v}: {len(values)} faces, percentiles 0.1/1/5/50 {np.percentile(values, [0.1, 1, 5, 50]).round(2)}, "
-                             f"under {(np.asarray(values) < MONOCHROME_LEVELS).sum()}")
+                             f"under {(np.asarray(values) < MONOCHROME_LEVELS).sum()}, "
+                             f"under {COLOUR_FACE_LEVELS:g}: {(np.asarray(values) < COLOUR_FACE_LEVELS).sum()}")
             else:
                 cells.append(f"{v} max {max(values):.2f}")
         print(f"  {name}: " + "; ".join(cells))

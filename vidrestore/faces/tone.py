@@ -142,10 +142,10 @@ FACE_SIDE = 24
 # A face whose tone spread is this or more is in colour whatever its shot's pictures say. The
 # shot's core leaves out the blocks its curve fits worst, so a colour face on under about a tenth
 # of a mostly grey picture (a grey wall or suit, an overcast street) was taken for a black-and-white
-# shot and restored grey, its lips with it. Faces of keep_real_1 and keep_real_2 shrunk to 42-72 px
-# on a grey ground measure 3.2 to 13 (their frames 1.30 to 1.48), the sample's 2.9, and 4 of 582
-# CelebA faces (dlib's boxes) are under 2; the same clips made grey, sepia, or grey with chroma
-# noise of 6 levels: 0 to 1.1, black-and-white photos' faces 0 to 1.12.
+# shot and restored grey, its lips with it. Measured with bench/monochrome.py --only-faces: the
+# KEEP clips' faces shrunk to 0.2 and 0.3 onto a grey ground 3.15 to 13.65 (their pictures 0 to
+# 0.04), 1 of 583 CelebA colour faces under 2, the same made grey, sepia or blue 0 to 1.65;
+# black-and-white photos' faces 0 to 1.12. Between the two, the shot decides.
 COLOUR_FACE_LEVELS = 2.0
 
 
