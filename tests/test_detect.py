@@ -373,3 +373,37 @@ def test_dlibs_cnn_finds_a_face_of_the_size_it_claims_and_is_sized_for_small_one
     small = cv2.resize(frame, None, fx=72 / side, fy=72 / side, interpolation=cv2.INTER_AREA)  # HOG's box: ~72 px
     found = cnn.sized_for(max(small.shape), 60).detect([small])[0]
     assert len(found) == 1 and found[0].box[2] - found[0].box[0] >= cnn.smallest_face * 0.9
+
+
+def _on_grey(image: np.ndarray, scale: float) -> np.ndarray:
+    import cv2
+
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.full((360, 640, 3), 128, np.uint8)
+    canvas[:small.shape[0], :small.shape[1]] = small
+    return canvas
+
+
+def test_hog_faces_it_is_unsure_of_are_kept_only_where_dlibs_cnn_finds_them_too(sample_clip, monkeypatch):
+    """In an astronaut's photograph enlarged to 4K, HOG found faces in her mission patch and her
+    name tag (scores 0.68-0.85, frame after frame), which became tracks that the model would have
+    painted faces into. A real face it scores as low is still kept: dlib's CNN finds it too."""
+    import cv2
+    from skimage import data
+
+    from vidrestore.faces import detect
+
+    frame = np.full((2160, 3840, 3), 100, np.uint8)
+    frame[:, 800:2960] = cv2.resize(data.astronaut(), (2160, 2160), interpolation=cv2.INTER_CUBIC)
+    found = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")).sized_for(3840, 32).detect([frame])[0]
+    assert [f.score > 0.99 and f.box[3] < 800 for f in found] == [True]  # her face alone
+    with VideoReader(sample_clip) as r:
+        frames = [f.image for f in r]
+    unsure = [_on_grey(frames[5], 0.25), _on_grey(frames[10], 0.4)]  # the sample's face at 26 and 42 px
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")).sized_for(640, 32)
+    kept = det.detect(unsure)
+    monkeypatch.setattr(detect, "CONFIRM_BELOW", 0.0)
+    unconfirmed = det.detect(unsure)
+    assert [[f.score < 0.8 for f in faces] for faces in unconfirmed] == [[True], [True]]
+    assert [[(f.box.tolist(), f.score) for f in faces] for faces in kept] == \
+        [[(f.box.tolist(), f.score) for f in faces] for faces in unconfirmed]

