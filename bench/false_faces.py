@@ -1,14 +1,15 @@
-"""Faces dlib's HOG is unsure of, with and without asking dlib's CNN to confirm them.
+"""Faces dlib's HOG is unsure of, and what dlib's CNN says of them on a second look.
 
     python bench/false_faces.py --data ../shared/data [--celeba 60]
 
-HOG's faces scoring under ``CONFIRM_BELOW`` are kept only where dlib's CNN finds them too
-(``DlibDetector._confirmed``). This counts, for the detector as a video of each size gets it
-(``sized_for(long side, 32)``), with confirming off and on, and with the time of a detection:
+A track whose faces HOG scores under ``CONFIRM_BELOW`` is a face only where dlib's CNN finds one
+at one of its first unsure detections (``DlibDetector.confirms``, ``faces.track.Confirmations``).
+This counts, for the detector as a video of each size gets it (``sized_for(long side, 32)``), the
+faces found, those it is unsure of, and those the second look confirms, with the time of a
+detection and of a second look:
 
 * real faces: CodeFormer's 20 real damaged faces and ``--celeba`` CelebA faces blurred (sigma 1.2)
-  and saved as JPEG at quality 30, each shrunk to 48, 80 and 160 px wide on a 640x360 grey canvas:
-  the faces found and how many of them scored under ``CONFIRM_BELOW``;
+  and saved as JPEG at quality 30, each shrunk to 48, 80 and 160 px wide on a 640x360 grey canvas;
 * false faces: scikit-image's astronaut photograph enlarged to 2160 px on a 4K canvas, moved 32 px
   a frame over 12 frames (HOG sees faces in her mission patch and name tag): the detections other
   than her face.
@@ -27,7 +28,6 @@ import numpy as np
 import torch
 from skimage import data
 
-from vidrestore.faces import detect
 from vidrestore.faces.detect import DetectorConfig, create_detector
 
 
@@ -54,13 +54,23 @@ def astronaut_frames(count: int = 12) -> list[np.ndarray]:
     return frames
 
 
-def detected(frames: list[np.ndarray], long_side: int, confirm: bool) -> tuple[list, float]:
-    detect.CONFIRM_BELOW = 0.95 if confirm else 0.0
+def looked_at(frames: list[np.ndarray], long_side: int) -> tuple[list[list[tuple[float, bool, bool]]], float, float]:
+    """Each frame's faces as (score, unsure, confirmed), the seconds of a detection and of a second look."""
     det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")).sized_for(long_side, 32)
     det.detect(frames[:1])
     start = time.perf_counter()
     found = [det.detect([frame])[0] for frame in frames]
-    return found, (time.perf_counter() - start) / len(frames)
+    detecting = (time.perf_counter() - start) / len(frames)
+    start, looks = time.perf_counter(), 0
+    rows = []
+    for frame, faces in zip(frames, found):
+        rows.append([])
+        for face in faces:
+            unsure = det.unsure_of(face)
+            confirmed = unsure and det.confirms(frame, face.box)
+            looks += unsure
+            rows[-1].append((face.score, unsure, confirmed, face.box))
+    return rows, detecting, (time.perf_counter() - start) / max(looks, 1)
 
 
 def main() -> None:
@@ -70,22 +80,19 @@ def main() -> None:
     args = ap.parse_args()
     read = [cv2.imread(str(p))[..., ::-1] for p in sorted((args.data / "faces_lq/codeformer_cropped_faces").glob("*.png"))]
     celeba = [damaged(cv2.imread(str(p)))[..., ::-1] for p in sorted((args.data / "train_hq/celeba_align").glob("*.jpg"))[:args.celeba]]
-    print("set | face px | confirm | faces found | of them under CONFIRM_BELOW | ms a detection")
+    print("set | face px | faces found | unsure (under CONFIRM_BELOW) | confirmed of those | ms a detection | ms a second look")
     for name, faces in (("CodeFormer real", read), (f"CelebA damaged ({len(celeba)})", celeba)):
         for width in (48, 80, 160):
-            frames = [on_canvas(np.ascontiguousarray(f), width) for f in faces]
-            for confirm in (False, True):
-                found, seconds = detected(frames, 640, confirm)
-                unsure = sum(f.score < 0.95 for faces_in in found for f in faces_in)
-                print(f"{name} | {width} | {'on' if confirm else 'off'} | {sum(map(len, found))} of {len(frames)} | {unsure} | {seconds * 1000:.0f}")
-    frames = astronaut_frames()
-    for confirm in (False, True):
-        found, seconds = detected(frames, 3840, confirm)
-        false = [round(f.score, 2) for faces_in in found for f in faces_in if f.box[3] > 900]
-        real = sum(f.box[3] <= 900 for faces_in in found for f in faces_in)
-        print(f"astronaut 4K, 12 frames | confirm {'on' if confirm else 'off'} | her face in {real} | false faces {len(false)} "
-              f"(scores {min(false, default=0):.2f}-{max(false, default=0):.2f}) | {seconds * 1000:.0f} ms a detection")
-
+            rows, detecting, looking = looked_at([on_canvas(np.ascontiguousarray(f), width) for f in faces], 640)
+            flat = [face for row in rows for face in row]
+            print(f"{name} | {width} | {len(flat)} of {len(faces)} | {sum(f[1] for f in flat)} | {sum(f[2] for f in flat)} | "
+                  f"{detecting * 1000:.0f} | {looking * 1000:.0f}")
+    rows, detecting, looking = looked_at(astronaut_frames(), 3840)
+    flat = [face for row in rows for face in row]
+    false = [face for face in flat if face[3][3] > 900]
+    print(f"astronaut 4K, 12 frames | her face in {len(flat) - len(false)} | false faces {len(false)} (scores "
+          f"{min(f[0] for f in false):.2f}-{max(f[0] for f in false):.2f}), unsure {sum(f[1] for f in false)}, "
+          f"confirmed {sum(f[2] for f in false)} | {detecting * 1000:.0f} ms a detection, {looking * 1000:.0f} ms a second look")
 
 if __name__ == "__main__":
     main()

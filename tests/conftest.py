@@ -68,6 +68,16 @@ def video_copied(path: Path, source: Path) -> Path:
     return path
 
 
+def astronaut_frame(x: int = 0) -> np.ndarray:
+    """scikit-image's astronaut photograph enlarged to 1080 px on a 1920x1080 grey frame, ``x`` px
+    from its left third: dlib's HOG sees faces in her mission patch and her name tag there."""
+    from skimage import data
+
+    frame = np.full((1080, 1920, 3), 100, np.uint8)
+    frame[:, 400 + x:1480 + x] = cv2.resize(data.astronaut(), (1080, 1080), interpolation=cv2.INTER_CUBIC)
+    return frame
+
+
 @contextlib.contextmanager
 def held_by_another_run(output: Path, holding: Callable[[], None] = lambda: None) -> Iterator[None]:
     """``output`` held as another run holds it while the body runs (a thread stands in for the other

@@ -52,7 +52,7 @@ def every_field_set() -> Analysis:
         references={3: np.full((4, 4, 3), 7, np.uint8)}, too_small=1, resized=3, damaged_s=[1.5, 2.25],
         smallest_findable=21.5, detect_side=640, frame_side=1920, faces={3: b"\xff\xd8jpeg\x00bytes"},
         repeats=frozenset({4, 9}), video_cycles=frozenset({10}), film_pts=[0, None, 4004], light=Light.PQ, judged_at=128,
-        excerpt=Excerpt(Fraction(1, 3), Fraction(11, 2), Fraction(1, 25)), boxed=4)
+        excerpt=Excerpt(Fraction(1, 3), Fraction(11, 2), Fraction(1, 25)), boxed=4, not_faces=2)
 
 
 def same(a: object, b: object) -> bool:

@@ -10,6 +10,7 @@ import torch
 from conftest import (
     Negative,
     aligned_clip,
+    astronaut_frame,
     captioned_clip,
     captions,
     make_clip,
@@ -1471,3 +1472,24 @@ def test_an_input_that_grows_while_it_is_read_is_refused_and_nothing_written(sam
     assert not (tmp_path / "b" / "rec.mkv").exists()
     monkeypatch.setattr("vidrestore.pipeline.driver.restore_video", restore)  # complete now
     assert main([str(clip), str(tmp_path / "out.mkv"), "--model", "none", "--detector", "dlib", "--quiet"]) == 0
+
+
+def test_tracks_of_things_the_detector_took_for_faces_are_left_out_and_said_to_be(tmp_path, monkeypatch):
+    """dlib's HOG tracked the astronaut's mission patch and name tag as faces in her photograph at
+    1080p, frame after frame, and a restoring run painted faces there. A track of faces HOG is unsure
+    of is a face only where dlib's CNN finds one at up to 3 of them; hers needs no second look."""
+    from vidrestore.faces.detect import DlibDetector
+    from vidrestore.faces.track import CONFIRM_TRIES
+
+    looks = []
+    confirms = DlibDetector.confirms
+    monkeypatch.setattr(DlibDetector, "confirms", lambda self, image, box: looks.append(box) or confirms(self, image, box))
+    clip = make_clip(tmp_path / "astronaut.mp4", list(range(0, 320, 40)), size=(1080, 1920),
+                     images=[astronaut_frame(6 * i) for i in range(8)])
+    det = create_detector(DetectorConfig(backend="dlib"), torch.device("cpu"))
+    analysis = analyse(clip, PipelineConfig(tracker=TrackerConfig(detect_every=1)), det)
+    assert [(t.start, t.end) for t in analysis.tracks] == [(0, 8)] and analysis.tracks[0].boxes[:, 3].max() < 400
+    assert analysis.not_faces >= 1 and 0 < len(looks) <= CONFIRM_TRIES * analysis.not_faces
+    report = run(clip, tmp_path / "out.mp4", PipelineConfig(tracker=TrackerConfig(detect_every=1)), PassThroughRestorer(128),
+                 torch.device("cpu"), dry_run=True, detector=det)
+    assert f"{analysis.not_faces} face track" in " ".join(report.notes)

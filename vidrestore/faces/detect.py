@@ -13,7 +13,8 @@ enlarges a smaller frame, up to 3 times, where the faces asked for are under the
 HOG finds at an image's own size: an SD video's faces of 32-65 px were not found by default.
 That makes HOG most of pass 1, so the frames of a batch are scanned on threads at once, one a
 core (dlib lets go of the GIL while it scans). HOG also finds faces in things that are none (a
-badge, a name tag); a face it is unsure of is kept only where dlib's CNN finds it too.
+badge, a name tag): a detector says which of its faces it is unsure of (``unsure_of``), and a
+second look (``confirms``: dlib's CNN) decides whether their track is a face.
 
 A RetinaFace checkpoint whose own landmarks are poor (the zoo gives it a ``dlib_box``) has them
 re-fitted by dlib's 68-point shape predictor inside its boxes: its boxes are good, and the
@@ -87,6 +88,14 @@ class FaceDetector(Protocol):
         px in frames whose longer side is ``long_side``, as far as its bounds allow."""
         ...
 
+    def unsure_of(self, detection: Detection) -> bool:
+        """Whether ``detection`` may be no face, until :meth:`confirms` says it is one."""
+        ...
+
+    def confirms(self, image: np.ndarray, box: np.ndarray) -> bool:
+        """Whether a second look at ``box`` (x1, y1, x2, y2) of the RGB uint8 ``image`` finds a face there."""
+        ...
+
 
 @dataclass(frozen=True)
 class SideRange:
@@ -129,6 +138,12 @@ class _SizedForVideo:
         """How much an image of ``long_side`` px is resized to work on."""
         return self.input_side / long_side if self.sides.upscale else min(self.enlargement, self.input_side / long_side)
 
+    def unsure_of(self, detection: Detection) -> bool:
+        return False
+
+    def confirms(self, image: np.ndarray, box: np.ndarray) -> bool:
+        return True
+
 
 LOOK_AGAIN_SIDES = 3.0  # the side of the crop a face is looked for again in, in face box sides
 
@@ -160,10 +175,11 @@ USUAL_SIDE = 960  # the working side when faces as small as asked for need no mo
 DLIB_THREADS = 4  # most threads that run dlib's detector on a batch's frames at once (one a core)
 # HOG sees faces in things such as a badge or a name tag (scores 0.69-0.82 in an enlarged photo);
 # the real faces it finds score from 0.68, most above 0.95. A HOG face scoring under CONFIRM_BELOW
-# is kept only where dlib's CNN finds it too, at CONFIRM_SIDE px (about 0.2 s on a core): of 190
-# real faces found (CodeFormer's damaged ones, CelebA's blurred and JPEG'd, 48-160 px), the 31
-# under it were all kept, and none of 16 false ones (bench/false_faces.py); at 80 px, 10 real
-# faces were lost, 9 of them 48 px wide
+# is a face where dlib's CNN finds it too, at CONFIRM_SIDE px (about 0.2 s on a core, so a track
+# is asked about, not each detection: faces.track.Confirmations): of 190 real faces found
+# (CodeFormer's damaged ones, CelebA's blurred and JPEG'd, 48-160 px), the 31 under it were all
+# confirmed, and none of 16 false ones (bench/false_faces.py); at 80 px, 10 real faces were not,
+# 9 of them 48 px wide
 CONFIRM_BELOW = 0.95
 CONFIRM_SIDE = 100
 DLIB_ENLARGE = 3.0  # dlib enlarges a frame up to 3 times for small faces: it finds faces of 24 px there (bench/detector_limit.py)
@@ -380,7 +396,10 @@ class DlibDetector(_SizedForVideo):
             rects, scores, _ = hog.run(image, 0, -0.5)
         return list(zip(rects, scores))
 
-    def _confirmed(self, image: np.ndarray, box: np.ndarray) -> bool:
+    def unsure_of(self, detection: Detection) -> bool:
+        return self.config.dlib_model == "hog" and detection.score < CONFIRM_BELOW
+
+    def confirms(self, image: np.ndarray, box: np.ndarray) -> bool:
         """Whether dlib's CNN finds a face at ``box`` too, in a crop twice its side with the box at
         :data:`CONFIRM_SIDE` px (the CNN's smallest faces are about 80 px)."""
         side = CONFIRM_SIDE
@@ -403,10 +422,8 @@ class DlibDetector(_SizedForVideo):
             score = 1.0 / (1.0 + np.exp(-4.0 * (margin + 0.25)))  # HOG margin -> (0, 1); 0 margin ~ 0.73
             if score < self.config.min_score * 0.85:
                 continue
-            box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], dtype=np.float32)
-            if self.config.dlib_model == "hog" and score < CONFIRM_BELOW and not self._confirmed(small, box):
-                continue
             five = five_points(self._predictor(small, rect))
+            box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], dtype=np.float32)
             found.append(Detection(box / scale, float(score), five / scale))
         return found
 

@@ -16,7 +16,9 @@ so gaps interpolate smoothly.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -24,6 +26,9 @@ from scipy.optimize import linear_sum_assignment
 from ..config import check_minimums, check_shares
 from .motion import face_motions, in_frame_pixels, move_detection
 from .types import Detection, Track
+
+if TYPE_CHECKING:
+    from .detect import FaceDetector
 
 
 @dataclass(frozen=True)
@@ -292,3 +297,34 @@ def build_track(track_id: int, shot_index: int, observations: dict[int, Detectio
     scale = median_face_size(observations)
     smooth = rts_smooth(np.concatenate([lm, box], 1) / scale, observed, cfg.smooth_process, noise) * scale
     return Track(track_id, shot_index, frames, smooth[:, 10:], smooth[:, :10].reshape(-1, 5, 2), scores, detected)
+
+
+CONFIRM_TRIES = 3  # a track's unsure detections given a second look before it is taken for no face
+
+
+class Confirmations:
+    """Which tracks are faces where the detector is unsure of some of its faces (dlib's HOG sees
+    faces in badges and name tags): a track is one once one of its detections is sure, or the
+    detector's second look finds a face at one of its first :data:`CONFIRM_TRIES` unsure ones. A
+    second look costs (dlib's CNN: about 0.2 s), so a track is asked about, not each detection:
+    a real face HOG is unsure of in every frame would have cost a second look every few frames."""
+
+    def __init__(self, detector: FaceDetector):
+        self.detector = detector
+        self._sure: set[int] = set()
+        self._tries: Counter[int] = Counter()
+
+    def offer(self, image: np.ndarray, scale: tuple[float, float], detected: list[tuple[int, Detection]]) -> None:
+        """A frame's detections (display pixels) by track; ``image``: the frame as the detector saw it, ``scale`` times the display's."""
+        for track_id, detection in detected:
+            if track_id in self._sure:
+                continue
+            if not self.detector.unsure_of(detection):
+                self._sure.add(track_id)
+            elif self._tries[track_id] < CONFIRM_TRIES:
+                self._tries[track_id] += 1
+                if self.detector.confirms(image, detection.box * np.tile(np.asarray(scale, np.float32), 2)):
+                    self._sure.add(track_id)
+
+    def is_face(self, track_id: int) -> bool:
+        return track_id in self._sure or not self._tries[track_id]

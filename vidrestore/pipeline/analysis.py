@@ -28,7 +28,7 @@ from ..faces.identity import DlibIdentityEncoder
 from ..faces.people import Portraits, link_people
 from ..faces.quality import QUALITY_MODEL, QualityMeter
 from ..faces.tone import MONOCHROME_LEVELS, face_tone_spread, tone_spread, track_is_monochrome
-from ..faces.track import FaceTracker
+from ..faces.track import Confirmations, FaceTracker
 from ..faces.types import Detection, Track
 from ..io import VideoReader, probe
 from ..io.excerpt import Excerpt
@@ -74,6 +74,7 @@ class Analysis:
     # The stretch of the video analysed (--start/--end), whose frames every later reader counts from 0; None: all of it
     excerpt: Excerpt | None = None
     boxed: int = 0  # frames of another shape (by size or stated pixel aspect), placed on black bars (io.fitting)
+    not_faces: int = 0  # tracks left out because the detector was unsure of them and its second look found no face
 
 
 def regions_measured(meter: DetailMeter | None, rater: QualityMeter | None, index: int, faces: list[tuple[int, Detection]],
@@ -104,6 +105,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     excerpt = excerpt_of(cfg, path)
     long_side = max(info.display_size)
     detector = detector.sized_for(long_side, cfg.tracker.min_face_size)
+    confirmations = Confirmations(detector)
     # before the video is read: a reference photo that cannot be read, or shows no face, is told
     # at once, not after a whole film's pass 1
     crops = reference_crops(cfg, detector)
@@ -154,6 +156,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
                     tracker.update(index, dets)
                     dets += look_again_for(index, image, scale)
                     faces += len(dets)
+                    confirmations.offer(image, scale, tracker.detected_at(index))
                     if portraits is not None:
                         portraits.offer(image, scale, tracker.detected_at(index))
                         portraits.settle(tracker.open_ids)
@@ -242,6 +245,8 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
         progress("analyse", count, expected or count, faces)
     all_shots = toned(shots.shots(count), spreads)
     tracks = aligned_tracks(all_shots, side) if cfg.aligned else sorted(tracker.tracks, key=lambda t: (t.start, t.track_id))
+    faces_only = [t for t in tracks if confirmations.is_face(t.track_id)]
+    not_faces, tracks = len(tracks) - len(faces_only), faces_only
     unsteady = np.fromiter(shots.unsteady(), int)
     if portraits is not None:
         portraits.settle(())
@@ -266,7 +271,7 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     return Analysis(count, all_shots, tracks, name, stats.corrupt_packets, pts, fields, why, references_of(tracks, cfg, crops), tracker.too_small,
                     stats.resized, stats.damaged_s, 0.0 if cfg.aligned else smallest_findable(detector, long_side), detector.input_side, long_side,
                     portraits.faces if portraits is not None else {}, *film_cadence(changes, pts, cfg.hybrid), light=light,
-                    judged_at=rater.net.config.image_size if rater is not None else 0, excerpt=excerpt, boxed=stats.boxed)
+                    judged_at=rater.net.config.image_size if rater is not None else 0, excerpt=excerpt, boxed=stats.boxed, not_faces=not_faces)
 
 
 

@@ -222,6 +222,16 @@ def monochrome_note(analysis: Analysis) -> list[str]:
     return [f"{which} in black-and-white or toned footage: the restored faces keep its tone"]
 
 
+def not_faces_note(analysis: Analysis) -> list[str]:
+    """Say that tracks were left out as no face, so that a face missing from the output is explained."""
+    n = analysis.not_faces
+    if not n:
+        return []
+    tracks = "face track" if n == 1 else "face tracks"
+    return [(f"{n} {tracks} left out as no face: the detector was unsure of {'it' if n == 1 else 'them'} "
+             "and a second look (dlib's CNN) found no face there")]
+
+
 def small_faces_note(analysis: Analysis, cfg: PipelineConfig) -> list[str]:
     """Say that faces were seen but left alone for their size, or that faces as small as asked for
     are beyond the detector at the size it can work at: the user can act on either."""
@@ -485,5 +495,5 @@ def build_report(src: Path, dst: Path | None, analysis: Analysis, cfg: PipelineC
         detector=analysis.detector, restorer=restorer_name, mask=mask, timings_s={k: round(v, 3) for k, v in timings.items()},
         people=people_of(analysis.tracks), light=analysis.light.value, grain=cfg.grain, keep_coarse=cfg.keep_coarse, keep_detail=cfg.keep_detail,
         measure_detail=cfg.measure_detail, measure_strength=cfg.measure_strength, strength=cfg.strength,
-        excerpt=excerpt_shown(analysis, info), corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*excerpt_note(analysis, info, dst), *decode_notes(analysis, info, "analysed" if dst is None else "restored" if selected else ""), *light_note(analysis, cfg, src), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *strength_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
+        excerpt=excerpt_shown(analysis, info), corrupt_packets=analysis.corrupt_packets, damaged_s=[round(t, 3) for t in analysis.damaged_s], notes=[*excerpt_note(analysis, info, dst), *decode_notes(analysis, info, "analysed" if dst is None else "restored" if selected else ""), *light_note(analysis, cfg, src), *monochrome_note(analysis), *small_faces_note(analysis, cfg), *not_faces_note(analysis), *strength_note(analysis, cfg), *aligned_hint(analysis, cfg, info),
                *unrestored_videos_note(src), *left_alone_notes(src), *notes])
