@@ -384,8 +384,8 @@ _MMOD = _Lent(lambda: _dlib().cnn_face_detection_model_v1(str(face_recognition_m
 @functools.cache
 def _dlib_threads() -> ThreadPoolExecutor:
     """Threads that run dlib's detector on the frames of a batch at once: dlib lets go of the GIL while
-    it scans, so on 2 cores two frames take little more than one (0.28 s against 0.52 s for four
-    1920 px frames, measured here), and HOG on a frame enlarged for small faces is most of pass 1."""
+    it scans, so on 2 cores a batch takes two thirds of the time (bench/dlib_threads.py: 16 frames
+    at 1920 px, 2.10 s against 3.22 s), and HOG on a frame enlarged for small faces is most of pass 1."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return ThreadPoolExecutor(min(cores, DLIB_THREADS), thread_name_prefix="dlib-detect")
 
