@@ -213,8 +213,11 @@ class FlipnetRestorer(Restorer):
         scheduler = make_scheduler(self.sampler, *self._scheduler_args)
 
         def forward(x: torch.Tensor, t: torch.Tensor, rows: slice) -> torch.Tensor:
+            # The model's layout at every step: a step's x follows the layout of the model's output,
+            # and a compiled model traced on the first step's NCHW x was traced again on the second.
+            x = x[rows].contiguous(memory_format=torch.channels_last)
             with autocast(self.device, self.dtype):
-                return self.model(x[rows], t[rows] if t.ndim else t, cond[rows], identity[rows] if identity is not None else None,
+                return self.model(x, t[rows] if t.ndim else t, cond[rows], identity[rows] if identity is not None else None,
                                   self.mode, self.sampler.boosthub_scale).float()
 
         def denoiser(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -72,6 +72,12 @@ def cache_dir() -> Path:
 
 
 def entries() -> dict[str, ZooEntry]:
+    return dict(_shipped_entries())
+
+
+@lru_cache(maxsize=1)
+def _shipped_entries() -> dict[str, ZooEntry]:
+    # read once a process: it ships with the package, and a run looked models up a dozen times (5 ms a read)
     data = yaml.safe_load((CONFIG_DIR / "zoo.yaml").read_text())
     return {e["name"]: ZooEntry(**e) for e in data["entries"]}
 
