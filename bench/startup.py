@@ -1,11 +1,14 @@
-"""How long a run takes from the command to its end on one picture, where start-up is most of it.
+"""How long a run takes from the command to its end on one picture, where start-up is most of it,
+and how long a run with a wrong input or output takes to say so.
 
     python bench/startup.py [--repeat 5] [--cli PATH]
 
 The picture is the first frame of the generated sample clip (one face, which dlib finds). Each run
 is a fresh interpreter running ``cli.py`` on it with dlib: with ``--model none`` (pass-through),
 with the default model, whose run restores the face once, and a ``--dry-run`` (detection and
-tracking alone, the default model named). The table gives the fastest and the
+tracking alone, the default model named); then three runs that end in an error: an input
+that does not exist, an output that exists (no ``--overwrite``), and a text file named as a
+picture, each with the default model. The table gives the fastest and the
 median wall seconds of each, and the seconds the fastest run's imports took (``-X importtime``:
 the sum over the top-level imports). ``--cli``: another checkout's ``cli.py`` (say, a worktree of
 an earlier commit), to compare on the same machine.
@@ -43,15 +46,16 @@ def import_seconds(stderr: str) -> float:
                if cumulative.strip().isdigit() and not name.startswith("  ")) / 1e6  # one space: imported at the top
 
 
-def timed_run(cli: Path, picture: Path, out: Path, model: list[str]) -> tuple[float, float]:
-    """Wall seconds of one run in a fresh interpreter, and its imports' seconds."""
+def timed_run(cli: Path, args: list[str], code: int) -> tuple[float, float]:
+    """Wall seconds of one run in a fresh interpreter, which is to end with exit status ``code``,
+    and its imports' seconds."""
     began = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-X", "importtime", str(cli), str(picture), str(out), "--detector", "dlib",
-                           "--quiet", "--overwrite", *model], capture_output=True, text=True, check=False,
-                          cwd=cli.parent)
+    proc = subprocess.run([sys.executable, "-X", "importtime", str(cli), *args, "--detector", "dlib", "--quiet"],
+                          capture_output=True, text=True, check=False, cwd=cli.parent)
     wall = time.perf_counter() - began
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr.splitlines()[-1])
+    if proc.returncode != code:
+        errors = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+        raise SystemExit(f"{args}: exit status {proc.returncode}: {errors[-1:]}")
     return wall, import_seconds(proc.stderr)
 
 
@@ -61,12 +65,22 @@ def main() -> None:
     ap.add_argument("--cli", type=Path, default=REPO / "cli.py")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        picture = first_frame_picture(Path(tmp))
-        rows = {"--model none": ["--model", "none"], "default model": [], "--dry-run": ["--dry-run"]}
+        folder = Path(tmp)
+        picture = first_frame_picture(folder)
+        restored, unwritten = folder / "restored.png", folder / "unwritten.png"  # the errors' output is never written
+        existing, text = folder / "existing.png", folder / "notes.png"
+        existing.write_bytes(b"an earlier output")
+        text.write_text("not a picture")
+        rows = {"--model none": ([picture, restored, "--overwrite", "--model", "none"], 0),
+                "default model": ([picture, restored, "--overwrite"], 0),
+                "--dry-run": ([picture, restored, "--overwrite", "--dry-run"], 0),
+                "input missing": ([folder / "missing.png", unwritten], 3),
+                "output exists": ([picture, existing], 4),
+                "not a picture": ([text, unwritten], 3)}
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
         for _ in range(args.repeat):  # alternated, so that a busy moment falls on both
-            for name, model in rows.items():
-                runs[name].append(timed_run(args.cli, picture, Path(tmp) / "restored.png", model))
+            for name, (run_args, code) in rows.items():
+                runs[name].append(timed_run(args.cli, [str(a) for a in run_args], code))
     print(f"{args.cli}, {args.repeat} runs of each on a {picture.suffix} picture")
     print(f"{'run':16s} {'fastest s':>10s} {'median s':>10s} {'imports s':>10s}")
     for name, timings in runs.items():

@@ -1494,11 +1494,13 @@ def test_help_and_console_script_entry():
 _IMPORTED_AFTER = """
 import runpy, sys
 sys.argv = sys.argv[1:]
+code = 0
 try:
     runpy.run_path(sys.argv[0], run_name="__main__")
 except SystemExit as done:
-    assert not done.code, done.code
-print(" ".join(sorted({m for m in sys.modules if m in ("diffusers", "scipy.stats", "vidrestore.models.flipnet")})))
+    code = done.code
+print(" ".join(sorted({m for m in sys.modules if m in ("diffusers", "scipy.stats", "torch", "vidrestore.models.flipnet")})))
+sys.exit(code)
 """
 
 
@@ -1515,12 +1517,13 @@ def test_a_dry_run_names_the_model_and_tracks_at_its_crop_size_without_loading_i
     assert planned["tracks"] == done["tracks"] and planned["shots"] == done["shots"]
 
 
-def _imported_by_a_run(*args) -> list[str]:
-    """The heavy modules a CLI run, in a fresh interpreter, had imported by its end."""
+def _imported_by_a_run(*args, code: int = 0) -> tuple[list[str], str]:
+    """The heavy modules a CLI run, in a fresh interpreter, had imported by its end (it ended
+    with exit status ``code``), and what it wrote to standard error."""
     proc = subprocess.run([sys.executable, "-c", _IMPORTED_AFTER, str(REPO / "cli.py"), *map(str, args)],
                           capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout.split()
+    assert proc.returncode == code, proc.stderr[-2000:]
+    return proc.stdout.split(), proc.stderr
 
 
 def test_runs_that_sample_nothing_start_without_diffusers_and_ddim_without_scipy_stats(sample_clip, tiny_model, tmp_path):
@@ -1528,11 +1531,31 @@ def test_runs_that_sample_nothing_start_without_diffusers_and_ddim_without_scipy
     for scipy.stats) before reading its input: a photo with --model none took 6.1 s, now 3.7; a
     dry run loaded the model too. A run that restores with the default DDIM sampler still needs
     diffusers, but not DPM-Solver."""
-    assert _imported_by_a_run(sample_clip, tmp_path / "none.mp4", "--model", "none", "--quiet") == []
-    assert _imported_by_a_run(sample_clip, "--dry-run", "--model", tiny_model, "--detector", "dlib", "--quiet") == []
-    assert _imported_by_a_run(sample_clip, tmp_path / "ddim.mp4", "--model", tiny_model, "--quiet") == \
-        ["diffusers", "vidrestore.models.flipnet"]
-    assert "scipy.stats" in _imported_by_a_run(sample_clip, tmp_path / "dpm.mp4", "--model", tiny_model, "--preset", "quality", "--quiet")
+    assert _imported_by_a_run(sample_clip, tmp_path / "none.mp4", "--model", "none", "--quiet")[0] == ["torch"]
+    assert _imported_by_a_run(sample_clip, "--dry-run", "--model", tiny_model, "--detector", "dlib", "--quiet")[0] == ["torch"]
+    assert _imported_by_a_run(sample_clip, tmp_path / "ddim.mp4", "--model", tiny_model, "--quiet")[0] == \
+        ["diffusers", "torch", "vidrestore.models.flipnet"]
+    assert "scipy.stats" in _imported_by_a_run(sample_clip, tmp_path / "dpm.mp4", "--model", tiny_model, "--preset", "quality", "--quiet")[0]
+
+
+def test_a_wrong_name_is_told_before_torch_is_imported_and_a_wrong_input_before_the_model_loads(sample_clip, tiny_model, tmp_path):
+    """Every error of a run's paths came after torch's imports and the model's load: a missing
+    input, an output that exists or a video that is no video took 6 s to be told. A wrong path is
+    now told before torch is imported; what only a look inside the input tells (no media, no
+    video stream), before the model is loaded."""
+    existing, text = tmp_path / "exists.mp4", tmp_path / "notes.mp4"
+    existing.write_bytes(b"an earlier output")
+    text.write_text("not a video")
+    model = ["--model", tiny_model]
+    for args, code, message in (([tmp_path / "missing.mp4", tmp_path / "out.mp4"], 3, "input not found"),
+                                ([sample_clip, existing], 4, "output exists"),
+                                ([sample_clip, tmp_path / "out.mp4", "--preview", existing], 4, "output exists"),
+                                ([sample_clip, tmp_path / "no" / "out.mp4"], 4, "output folder does not exist")):
+        imported, err = _imported_by_a_run(*args, *model, code=code)
+        assert imported == [] and message in err and err.count("\n") == 1
+    imported, err = _imported_by_a_run(text, tmp_path / "out.mp4", *model, code=3)
+    assert imported == ["torch"] and "not a media file" in err
+    assert not (tmp_path / "out.mp4").exists() and existing.read_bytes() == b"an earlier output"
 
 def test_degrade_command_synthetic_and_with_the_degradation_mode(tmp_path, tiny_model, capsys):
     img, broken = tmp_path / "face.png", tmp_path / "broken.png"

@@ -18,8 +18,8 @@ from conftest import held_by_another_run, read_pts
 from vidrestore.cli import main
 from vidrestore.errors import InputError, OutputError
 from vidrestore.io import piped
+from vidrestore.io.paths import check_paths
 from vidrestore.io.piped import spool_folder, spooled
-from vidrestore.pipeline import check_paths
 from vidrestore.resume import remove_leftovers
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import json
 import os
 import re
@@ -510,8 +511,6 @@ def options_from_args(args: argparse.Namespace):
 
 def cmd_restore(argv: list[str]) -> int:
     args = build_restore_parser().parse_args(argv)
-    device = _device(args.device)
-    options = options_from_args(args)
     check_report_path(args.json)
     if args.output is None and not args.dry_run:
         raise UsageError("give an output path, or --dry-run to only detect and track")
@@ -524,6 +523,9 @@ def cmd_restore(argv: list[str]) -> int:
     check_written_apart({"the input": args.input, "the output": args.output},
                         {"--preview": args.preview, "--json": args.json, "--faces": Path(args.faces) if args.faces else None})
     check_replaces_a_report(args.json)
+    _check_paths_of(args)
+    device = _device(args.device)
+    options = options_from_args(args)
     try:
         report = _restored(args, options, device)
     except (KeyboardInterrupt, VidrestoreError) as exc:
@@ -548,10 +550,24 @@ def cmd_restore(argv: list[str]) -> int:
     return 0
 
 
+def _check_paths_of(args: argparse.Namespace) -> None:
+    """Refuse a missing input or an output that cannot be written before torch is imported: a
+    wrong name took 6 s to be told, after every import and the model's load. (A video piped in
+    is there once the pipe is read.)"""
+    from .io.paths import check_input, check_output_path
+    from .io.piped import is_piped
+
+    if not is_piped(args.input):
+        check_input(args.input)
+    for output in (args.output, args.preview):
+        if output is not None:
+            check_output_path(args.input, output, args.overwrite)
+
+
 def _restored(args: argparse.Namespace, options: RestoreOptions, device: torch.device) -> Report:
     """Run the restore command's work; a stop or a failure to write that keeps finished segments says so."""
     from .options import build_restorer, pinned_precision
-    from .pipeline import check_paths, run
+    from .pipeline import run
     from .pipeline.analysis_store import AnalysisStore
     from .resume import SegmentLedger
 
@@ -561,9 +577,7 @@ def _restored(args: argparse.Namespace, options: RestoreOptions, device: torch.d
         with _read_once(args, options) as (source, digest):
             fingerprint = options.fingerprint_for(source, f"piped:{digest}" if digest else None)
             ledger = SegmentLedger(args.output, fingerprint) if args.output is not None else None
-            restorer = build_restorer(pinned_precision(options, device, ledger), device, dry_run=args.dry_run)
-            if args.preview is not None:
-                check_paths(source, args.preview, args.overwrite)
+            restorer = functools.partial(build_restorer, pinned_precision(options, device, ledger), device, dry_run=args.dry_run)
             # what was piped in is named by its digest: the next run holds another copy
             analyses = AnalysisStore.default(read=not args.reanalyse, piped=digest or "")
             report = run(source, args.output, options.pipeline, restorer, device, overwrite=args.overwrite,
@@ -584,8 +598,8 @@ def _restored(args: argparse.Namespace, options: RestoreOptions, device: torch.d
 def _read_once(args: argparse.Namespace, options: RestoreOptions) -> Iterator[tuple[Path, str | None]]:
     """The file to read as the input, and what tells its content where its name cannot: the input
     itself and None; or, for a video piped in ("-", or a named pipe), a copy held while the run
-    lasts and its SHA-256 (:mod:`~vidrestore.io.piped`). The output is checked first, so that a wrong name does
-    not wait for a whole video to come through the pipe."""
+    lasts and its SHA-256 (:mod:`~vidrestore.io.piped`). The output's encoder is checked first (its path was,
+    by :func:`_check_paths_of`), so that a wrong name does not wait for a whole video to come through the pipe."""
     from .io.piped import is_piped, pipe_name, spooled
 
     if not is_piped(args.input):
@@ -593,11 +607,9 @@ def _read_once(args: argparse.Namespace, options: RestoreOptions) -> Iterator[tu
         return
     from .io.encoders import check_encoder
     from .io.output import writing
-    from .pipeline import check_output_path
 
     for output in (args.output, args.preview):
         if output is not None:
-            check_output_path(args.input, output, args.overwrite)
             check_encoder(options.pipeline.encode, output)
     bar = ProgressBar(args.quiet, unit="MiB")
     held = args.output if not args.dry_run else None  # a dry run's copy goes to the temporary folder

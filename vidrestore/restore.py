@@ -264,9 +264,10 @@ def load_restorer(name_or_path: str, sampler: SamplerConfig, device: torch.devic
     """``none`` (pass-through), a zoo name (e.g. ``flipnet-small``), or a path to a FLIPNET safetensors file."""
     if name_or_path == "none":
         return PassThroughRestorer(face_size, dtype)
+    path = zoo.resolve_weights(name_or_path)
+    zoo.checkpoint_config(path, FlipnetConfig, "FLIPNET", FLIPNET_FORMAT)  # a wrong file is told before diffusers' imports (2.6 s)
     from .models.flipnet import load_flipnet
 
-    path = zoo.resolve_weights(name_or_path)
     model = load_flipnet(path, device)
     return FlipnetRestorer(model, sampler, device, identity_encoder, name=_flipnet_name(path, model.config, dtype),
                            dtype=dtype, compile_backend=compile_backend)

@@ -27,6 +27,7 @@ from ..faces.parsing import ParsingMasker as Masker
 from ..io import probe
 from ..io.encoders import check_encoder
 from ..io.output import atomic_output
+from ..io.paths import check_paths
 from ..io.photo import carry_photo_tags
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output, remux
@@ -34,7 +35,7 @@ from ..io.restarts import timed_on, timed_on_folder
 from ..io.sequence import check_unchanged, number_offset, source_stamp
 from ..models.precision import resolve_device
 from ..options import RestoreOptions, build_restorer, pinned_precision
-from ..pipeline import Analysis, PipelineConfig, Progress, check_paths, restore_video
+from ..pipeline import Analysis, PipelineConfig, Progress, restore_video
 from ..pipeline.analysis import selected_tracks
 from ..pipeline.analysis_store import AnalysisStore, analysed, analysis_notes
 from ..pipeline.driver import create_masker, frames_to_keep, mask_name

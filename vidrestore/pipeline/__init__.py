@@ -22,8 +22,8 @@ options restores only the others (:mod:`vidrestore.resume`).
 
 from .analysis import Analysis, analyse
 from .config import PipelineConfig, Progress
-from .driver import check_output_path, check_paths, run
+from .driver import run
 from .report import Report
 from .restoring import restore_video
 
-__all__ = ["Analysis", "PipelineConfig", "Progress", "Report", "analyse", "check_output_path", "check_paths", "restore_video", "run"]
+__all__ = ["Analysis", "PipelineConfig", "Progress", "Report", "analyse", "restore_video", "run"]

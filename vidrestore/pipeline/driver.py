@@ -7,38 +7,27 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import os
-import re
-import shlex
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from ..errors import InputError, ModelError, OutputError, UsageError
+from ..errors import ModelError, UsageError
 from ..faces.detect import FaceDetector, create_detector
 from ..faces.parsing import ParsingMasker as Masker
 from ..faces.parsing import create_masker as parsing_masker
 from ..io import remux
 from ..io.encoders import check_encoder
-from ..io.output import atomic_output, check_folder, linked_file, writing
-from ..io.photo import carry_photo_tags, heif_primary_type
-from ..io.piped import is_piped, pipe_name, spool_folder
+from ..io.output import atomic_output, check_folder, writing
+from ..io.paths import check_input, check_output_path
+from ..io.photo import carry_photo_tags
+from ..io.piped import spool_folder
 from ..io.reader import DecodedFrames
 from ..io.remux import check_output
 from ..io.restarts import played_in_order, timed_on_folder
-from ..io.sequence import (
-    check_unchanged,
-    files_of,
-    find_sequence,
-    has_number_field,
-    is_sequence,
-    number_offset,
-    sequences_in,
-    source_stamp,
-    unsupported_type,
-)
+from ..io.sequence import check_unchanged, is_sequence, number_offset, source_stamp
 from ..models.precision import precision_name
 from ..restore import Restorer, TrackContext
 from ..resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
@@ -101,73 +90,14 @@ def mask_name(masker: Masker | None, cfg: PipelineConfig) -> str:
     return masker.name if cfg.parse_every == 1 else f"{masker.name}, once every {cfg.parse_every} frames of a track, drawn between"
 
 
-def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
-    check_input(src)
-    check_output_path(src, dst, overwrite)
-
-
-def check_input(src: Path) -> None:
-    """Refuse ``src`` before any work, naming what it is: missing, a URL, standard input (which
-    only the command takes), a folder, an image sequence without its pictures."""
-    if is_sequence(src):
-        find_sequence(src)  # names the folder, the missing pictures or the empty match
-    elif has_number_field(src) and not src.exists():
-        raise InputError(f"cannot read the image sequence {src.name}: {unsupported_type(src)}")
-    elif is_piped(src):
-        raise InputError(f"{pipe_name(src)} is read by `vidrestore {src} OUTPUT` alone, which holds the video piped in beside "
-                         "the output while it runs; a batch reads files: write it to a file first")
-    elif not src.exists():
-        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(src)):  # Path() folds the "//" of a URL
-            raise InputError("the input is a URL: vidrestore reads local files; download it first")
-        raise InputError(f"input not found: {src}")
-    elif src.is_dir():
-        held = sequences_in(src)
-        hint = (f"it holds the image sequence {held[0]} (give that, quoted)" if held
-                else f"`vidrestore batch {shlex.quote(str(src))} --out FOLDER` restores every video and picture in it")
-        raise InputError(f"input is a folder: {src}; {hint}")
-    elif heif_primary_type(src) in (b"grid", b"iovl"):  # PyAV gives each tile as a stream of its own
-        raise InputError(f"{src.name} is a HEIF picture made of tiles (as a phone's HEIC is), which is read here tile by tile: "
-                         "convert it to JPEG or PNG first (heif-convert, or a photo app's export)")
-
-
-def check_output_path(src: Path, dst: Path, overwrite: bool) -> None:
-    """Refuse ``dst`` as the output of ``src`` before any work: the input itself, an output that
-    exists (without ``overwrite``), a folder, a folder that does not exist or cannot be written."""
-    if is_sequence(dst):
-        _check_sequence_output(src, dst, overwrite)
-    else:
-        if dst.exists() and src.resolve() == dst.resolve():
-            raise OutputError(f"output is the input file ({dst}); vidrestore never overwrites its input: "
-                              f"name another file, such as {dst.with_name(f'{dst.stem}_restored{dst.suffix}')}")
-        if dst.exists() and not overwrite:
-            raise OutputError(f"output exists: {dst} (use --overwrite to replace it)")
-        if dst.is_dir():
-            raise OutputError(f"output is a folder: {dst}")
-        dst = linked_file(dst)
-    if not dst.parent.is_dir():
-        raise OutputError(f"output folder does not exist: {dst.parent}")
-    if not os.access(dst.parent, os.W_OK):
-        raise OutputError(f"output folder is not writable: {dst.parent}")
-
-
-def _check_sequence_output(src: Path, dst: Path, overwrite: bool) -> None:
-    """Refuse an output sequence that has pictures already (unless ``overwrite``) or whose pictures
-    would replace the input's."""
-    existing = files_of(dst) if dst.parent.is_dir() else []
-    inputs = {p.resolve() for p in (files_of(src) if is_sequence(src) else [src])}
-    if any(p.resolve() in inputs for p in existing) or (is_sequence(src) and dst.parent.resolve() == src.parent.resolve()
-                                                         and dst.name == src.name):
-        raise OutputError(f"output sequence {dst} would replace pictures of the input; vidrestore never overwrites its input")
-    if existing and not overwrite:
-        raise OutputError(f"output exists: {len(existing)} pictures of {dst}, from {existing[0].name} "
-                          "(use --overwrite to replace the sequence)")
-
-
-def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer, device: torch.device,
+def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer | Callable[[], Restorer], device: torch.device,
         overwrite: bool = False, dry_run: bool = False, progress: Progress | None = None,
         detector: FaceDetector | None = None, preview: str | Path | None = None, qa: bool = False,
         resume: str = "", analyses: AnalysisStore | None = None) -> Report:
     """Restore ``src`` into ``dst`` (or only analyse it with ``dry_run``); returns the report.
+
+    ``restorer``: the restorer, or what makes it, called once the paths, streams and options are
+    checked, so that a wrong input is told before a model loads (seconds, with its imports).
 
     ``preview``: also write a side-by-side input | restored video (video only) there; the video is
     then restored as one segment. ``qa``: then measure every restored track against the input
@@ -190,9 +120,9 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
     return dataclasses.replace(report, input=str(src), notes=[*restarted, *report.notes])
 
 
-def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer, device: torch.device, dry_run: bool, overwrite: bool,
-             progress: Progress | None, detector: FaceDetector | None, preview: str | Path | None, qa: bool, resume: str,
-             analyses: AnalysisStore | None, copied_from: Path | None) -> Report:
+def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer | Callable[[], Restorer], device: torch.device,
+             dry_run: bool, overwrite: bool, progress: Progress | None, detector: FaceDetector | None, preview: str | Path | None,
+             qa: bool, resume: str, analyses: AnalysisStore | None, copied_from: Path | None) -> Report:
     cfg = in_seconds(cfg, src)
     check_timing(cfg, src, dst)
     if cfg.faces_dir:
@@ -203,6 +133,8 @@ def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: R
             check_encoder(cfg.encode, preview)
             if is_sequence(preview):
                 raise UsageError("--preview writes a video (.mp4, .mkv); give it a video file name, not a sequence")
+    if callable(restorer):
+        restorer = restorer()
     if cfg.face_size != restorer.face_size:
         cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # crops at the model's own size
     timings: dict[str, float] = {}
