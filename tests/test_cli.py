@@ -237,7 +237,8 @@ def test_a_run_stopped_by_a_signal_leaves_nothing_behind(sample_clip, tiny_model
     out = tmp_path / "out"
     out.mkdir()
     cmd = [sys.executable, "-m", "vidrestore.cli", str(sample_clip), str(out / "o.mp4"), "--model", str(tiny_model), "--quiet"]
-    proc = start_and_signal_when(cmd, lambda: any(out.iterdir()), sig)  # the temp output exists: pass 2 has begun
+    # a file beside the output's lock (held from before the model loads): pass 2 has begun
+    proc = start_and_signal_when(cmd, lambda: any(p.suffix != ".lock" for p in out.iterdir()), sig)
     lines = proc.stderr.read().decode().strip().splitlines()
     assert proc.returncode == 128 + sig
     assert lines[-1] == (f"vidrestore: stopped by {sig.name}; no partial output was left" if sig != signal.SIGINT
@@ -1540,22 +1541,30 @@ def test_runs_that_sample_nothing_start_without_diffusers_and_ddim_without_scipy
 
 def test_a_wrong_name_is_told_before_torch_is_imported_and_a_wrong_input_before_the_model_loads(sample_clip, tiny_model, tmp_path):
     """Every error of a run's paths came after torch's imports and the model's load: a missing
-    input, an output that exists or a video that is no video took 6 s to be told. A wrong path is
-    now told before torch is imported; what only a look inside the input tells (no media, no
-    video stream), before the model is loaded."""
-    existing, text = tmp_path / "exists.mp4", tmp_path / "notes.mp4"
+    input, an output that exists or a file that is no video took 5 s to be told. They are told
+    before torch is imported now; what only the encoding options tell (a codec FFmpeg lacks), before
+    the model is loaded."""
+    existing, text, sound = tmp_path / "exists.mp4", tmp_path / "notes.mp4", tmp_path / "sound.m4a"
     existing.write_bytes(b"an earlier output")
     text.write_text("not a video")
+    with av.open(str(sample_clip)) as inp, av.open(str(sound), "w") as out:
+        copy = out.add_stream_from_template(inp.streams.audio[0])
+        for packet in inp.demux(audio=0):
+            if packet.size:
+                packet.stream = copy
+                out.mux(packet)
     model = ["--model", tiny_model]
-    for args, code, message in (([tmp_path / "missing.mp4", tmp_path / "out.mp4"], 3, "input not found"),
-                                ([sample_clip, existing], 4, "output exists"),
-                                ([sample_clip, tmp_path / "out.mp4", "--preview", existing], 4, "output exists"),
-                                ([sample_clip, tmp_path / "no" / "out.mp4"], 4, "output folder does not exist")):
-        imported, err = _imported_by_a_run(*args, *model, code=code)
-        assert imported == [] and message in err and err.count("\n") == 1
-    imported, err = _imported_by_a_run(text, tmp_path / "out.mp4", *model, code=3)
-    assert imported == ["torch"] and "not a media file" in err
-    assert not (tmp_path / "out.mp4").exists() and existing.read_bytes() == b"an earlier output"
+    out = tmp_path / "out.mp4"
+    for args, code, message, imported in (([tmp_path / "missing.mp4", out], 3, "input not found", []),
+                                          ([text, out], 3, "not a media file", []),
+                                          ([sound, out], 3, "no video stream", []),
+                                          ([sample_clip, existing], 4, "output exists", []),
+                                          ([sample_clip, out, "--preview", existing], 4, "output exists", []),
+                                          ([sample_clip, tmp_path / "no" / "out.mp4"], 4, "output folder does not exist", []),
+                                          ([sample_clip, out, "--codec", "nosuch"], 4, "not in this FFmpeg build", ["torch"])):
+        modules, err = _imported_by_a_run(*args, *model, code=code)
+        assert (modules, message in err, err.count("\n")) == (imported, True, 1), (args, err)
+    assert not out.exists() and existing.read_bytes() == b"an earlier output"
 
 def test_degrade_command_synthetic_and_with_the_degradation_mode(tmp_path, tiny_model, capsys):
     img, broken = tmp_path / "face.png", tmp_path / "broken.png"

@@ -551,14 +551,16 @@ def cmd_restore(argv: list[str]) -> int:
 
 
 def _check_paths_of(args: argparse.Namespace) -> None:
-    """Refuse a missing input or an output that cannot be written before torch is imported: a
-    wrong name took 6 s to be told, after every import and the model's load. (A video piped in
-    is there once the pipe is read.)"""
+    """Refuse a missing input, one that is no video, or an output that cannot be written before
+    torch is imported: each took 5 s to be told, after every import and the model's load. (A
+    video piped in is there once the pipe is read. The probe is kept for the run.)"""
     from .io.paths import check_input, check_output_path
     from .io.piped import is_piped
+    from .io.probe import probe
 
     if not is_piped(args.input):
         check_input(args.input)
+        probe(args.input)
     for output in (args.output, args.preview):
         if output is not None:
             check_output_path(args.input, output, args.overwrite)
