@@ -523,10 +523,10 @@ def cmd_restore(argv: list[str]) -> int:
     check_written_apart({"the input": args.input, "the output": args.output},
                         {"--preview": args.preview, "--json": args.json, "--faces": Path(args.faces) if args.faces else None})
     check_replaces_a_report(args.json)
-    _check_paths_of(args)
-    device = _device(args.device)
-    options = options_from_args(args)
     try:
+        _check_paths_of(args)
+        device = _device(args.device)
+        options = options_from_args(args)
         report = _restored(args, options, device)
     except (KeyboardInterrupt, VidrestoreError) as exc:
         if args.json is not None:  # a scheduler reading reports learns why there is no output
