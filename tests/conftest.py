@@ -56,12 +56,13 @@ def shared_file(shared_data: Path, rel: str) -> Path:
     return path
 
 
-def video_copied(path: Path, source: Path) -> Path:
-    """``source``'s video stream alone, its packets copied into ``path`` (the container by its
-    name: a raw .hevc, whose packets have no timestamps, or an MP4 or Matroska file)."""
+def stream_copied(path: Path, source: Path, kind: str = "video") -> Path:
+    """``source``'s first stream of ``kind`` ("video", "audio") alone, its packets copied into
+    ``path`` (the container by its name: a raw .hevc, whose packets have no timestamps, or an
+    MP4, M4A or Matroska file)."""
     with av.open(str(source)) as inp, av.open(str(path), "w") as out:
-        copy = out.add_stream_from_template(inp.streams.video[0])
-        for packet in inp.demux(video=0):
+        copy = out.add_stream_from_template(getattr(inp.streams, kind)[0])
+        for packet in inp.demux(**{kind: 0}):
             if packet.size:
                 packet.stream = copy
                 out.mux(packet)

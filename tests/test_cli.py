@@ -29,7 +29,7 @@ from conftest import (
     resized_clip,
     shared_file,
     start_and_signal_when,
-    video_copied,
+    stream_copied,
     weave_clip,
 )
 from PIL import Image
@@ -376,7 +376,7 @@ def test_hdr10_plus_metadata_that_cannot_be_carried_is_named_in_the_report(sampl
     from vidrestore.io.linear import Light
 
     src = hdr10_plus_clip(tmp_path / "phone.ts", graded_clip(tmp_path / "pq.mkv", sample_clip, Light.PQ))
-    src = video_copied(tmp_path / "phone.hevc", src) if raw else src
+    src = stream_copied(tmp_path / "phone.hevc", src) if raw else src
     out, report = tmp_path / "out.mkv", tmp_path / "r.json"
     assert _run(src, out, "--model", "none", "--quiet", "--json", report, "--codec", codec) == 0
     assert json.loads(report.read_text())["encoder"].startswith("libx26") and hdr10_plus_metadata(out) == [b""] * 8
@@ -1544,15 +1544,10 @@ def test_a_wrong_name_is_told_before_torch_is_imported_and_a_wrong_input_before_
     input, an output that exists or a file that is no video took 5 s to be told. They are told
     before torch is imported now; what only the encoding options tell (a codec FFmpeg lacks), before
     the model is loaded."""
-    existing, text, sound = tmp_path / "exists.mp4", tmp_path / "notes.mp4", tmp_path / "sound.m4a"
+    existing, text = tmp_path / "exists.mp4", tmp_path / "notes.mp4"
     existing.write_bytes(b"an earlier output")
     text.write_text("not a video")
-    with av.open(str(sample_clip)) as inp, av.open(str(sound), "w") as out:
-        copy = out.add_stream_from_template(inp.streams.audio[0])
-        for packet in inp.demux(audio=0):
-            if packet.size:
-                packet.stream = copy
-                out.mux(packet)
+    sound = stream_copied(tmp_path / "sound.m4a", sample_clip, "audio")
     model = ["--model", tiny_model]
     out = tmp_path / "out.mp4"
     for args, code, message, imported in (([tmp_path / "missing.mp4", out], 3, "input not found", []),

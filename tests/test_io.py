@@ -31,9 +31,9 @@ from conftest import (
     pop_on,
     read_pts,
     resized_clip,
+    stream_copied,
     telecine_clip,
     timecoded_clip,
-    video_copied,
     weave_clip,
 )
 from hypothesis import HealthCheck, assume, given, settings
@@ -219,7 +219,7 @@ def test_pictures_whose_stated_shape_changes_at_one_size_keep_it(tmp_path, aspec
     every picture took the first part's shape."""
     src = aspect_switching_clip(tmp_path / "dvb.ts", aspects, codec=codec)
     if container != ".ts":
-        src = video_copied(tmp_path / f"dvb{container}", src)
+        src = stream_copied(tmp_path / f"dvb{container}", src)
         with av.open(str(src)) as c:
             assert c.streams.video[0].codec_context.extradata[0] == 1  # avcC: each NAL unit after its length
     with VideoReader(src) as r:
