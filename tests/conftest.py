@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -34,6 +35,36 @@ os.environ["VIDRESTORE_CACHE"] = str(TEST_CACHE)
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(TEST_CACHE, ignore_errors=True)
+
+
+# dlib's detectors give the same faces for the same picture every time, and most tests scan the
+# same few clips scaled the same way: of the suite's 3,470 scans, 2,503 were of a picture scanned
+# before, 147 s of dlib's 204 (counted by a plugin wrapping DlibDetector._raw, 2026-12-07), and the
+# CNN's second looks at unsure faces took another 12 s. A test gets the answer of the first scan or
+# look at each picture (a real one, by whichever test came first); tests marked fresh_scans
+# (test_detect.py: threads, shared models) have dlib scan every picture itself.
+_DLIB_ANSWERS: dict[tuple, object] = {}
+
+
+@pytest.fixture(autouse=True)
+def dlib_scans_remembered(request, monkeypatch) -> None:
+    if request.node.get_closest_marker("fresh_scans"):
+        return
+    from vidrestore.faces.detect import DlibDetector
+
+    for name in ("_raw", "confirms"):  # the faces in a picture; whether the CNN finds one in a box of it
+        monkeypatch.setattr(DlibDetector, name, _remembered(getattr(DlibDetector, name), name))
+
+
+def _remembered(method: Callable, name: str) -> Callable:
+    def answer(self, image: np.ndarray, *rest: np.ndarray):
+        key = (name, self.config.dlib_model, image.shape, hashlib.blake2b(image.tobytes(), digest_size=16).digest(),
+               *(np.asarray(arg).tobytes() for arg in rest))
+        if key not in _DLIB_ANSWERS:
+            _DLIB_ANSWERS[key] = method(self, image, *rest)
+        found = _DLIB_ANSWERS[key]
+        return list(found) if isinstance(found, list) else found  # a caller may extend its list
+    return answer
 
 
 def pytest_addoption(parser):

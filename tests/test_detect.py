@@ -13,6 +13,8 @@ from vidrestore.faces.detect import DetectorConfig, SideRange, create_detector, 
 from vidrestore.faces.retinaface import PlanFreeConv2d, RetinaFace, load_retinaface, without_cudnn
 from vidrestore.io import VideoReader
 
+pytestmark = pytest.mark.fresh_scans  # each scan is dlib's own: these test the detector itself (conftest)
+
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two boxes (x0, y0, x1, y1)."""
