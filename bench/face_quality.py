@@ -13,7 +13,7 @@ default, archival and enlarged (noise and JPEG done on the face downscaled, then
 crop in a frame, and the damaged face is taken back to the crop as pass 1 crops a larger face (``faces.align.warp_affine``); the clean face is taken back the
 same way, so only the damage counts. For each level: the faces' true PSNR against the clean crop as the net
 learnt it (each channel's gain and offset fitted first, at most 40 dB), the net's estimate (mean
-absolute error), the strength it sets (``faces.quality.strength_for``), and (unless
+absolute error), the strength it sets (``faces.settings.strength_for``), and (unless
 ``--estimates-only``) the PSNR and SSIM of the faces as pasted (``--preset fast``, colour-matched, the coarse picture
 kept) at strength 1, at the estimated strength, and at the best strength for each face (an oracle
 that knows the clean face). With ``--real-lq``: the estimates and strengths of real damaged faces
@@ -46,7 +46,8 @@ from vidrestore.diffusion.sampler import SamplerConfig
 from vidrestore.eval.niqe import niqe
 from vidrestore.faces.align import warp_affine
 from vidrestore.faces.identity import DlibIdentityEncoder
-from vidrestore.faces.quality import QUALITY_MODEL, strength_for
+from vidrestore.faces.quality import QUALITY_MODEL
+from vidrestore.faces.settings import strength_for
 from vidrestore.models import zoo
 from vidrestore.models.face_quality import load_face_quality
 from vidrestore.models.precision import DTYPES, autocast, network_dtype

@@ -1542,8 +1542,9 @@ def test_runs_that_sample_nothing_start_without_diffusers_and_ddim_without_scipy
 def test_a_wrong_name_is_told_before_torch_is_imported_and_a_wrong_input_before_the_model_loads(sample_clip, tiny_model, tmp_path):
     """Every error of a run's paths came after torch's imports and the model's load: a missing
     input, an output that exists or a file that is no video took 5 s to be told. They are told
-    before torch is imported now; what only the encoding options tell (a codec FFmpeg lacks), before
-    the model is loaded."""
+    before torch is imported now, and so is what the options tell against the input and the output
+    (a codec FFmpeg lacks, a --crf out of its range, sound the container cannot hold, a --start past
+    the end, a preset not found), which took 3 to 5 s."""
     existing, text = tmp_path / "exists.mp4", tmp_path / "notes.mp4"
     existing.write_bytes(b"an earlier output")
     text.write_text("not a video")
@@ -1556,10 +1557,16 @@ def test_a_wrong_name_is_told_before_torch_is_imported_and_a_wrong_input_before_
                                           ([sample_clip, existing], 4, "output exists", []),
                                           ([sample_clip, out, "--preview", existing], 4, "output exists", []),
                                           ([sample_clip, tmp_path / "no" / "out.mp4"], 4, "output folder does not exist", []),
-                                          ([sample_clip, out, "--codec", "nosuch"], 4, "not in this FFmpeg build", ["torch"])):
+                                          ([sample_clip, out, "--codec", "nosuch"], 4, "not in this FFmpeg build", []),
+                                          ([sample_clip, out, "--crf", "99"], 2, "outside what libx264 takes", []),
+                                          ([sample_clip, out, "--pix-fmt", "rgb24"], 4, "does not take pixel format rgb24", []),
+                                          ([sample_clip, tmp_path / "out.webm"], 4, "cannot hold audio stream 1 (aac)", []),
+                                          ([sample_clip, out, "--start", "9"], 2, "is past the end of", []),
+                                          ([sample_clip, out, "--preset", "nosuch"], 6, "no presets config named 'nosuch'", [])):
         modules, err = _imported_by_a_run(*args, *model, code=code)
         assert (modules, message in err, err.count("\n")) == (imported, True, 1), (args, err)
     assert not out.exists() and existing.read_bytes() == b"an earlier output"
+
 
 def test_degrade_command_synthetic_and_with_the_degradation_mode(tmp_path, tiny_model, capsys):
     img, broken = tmp_path / "face.png", tmp_path / "broken.png"
@@ -1719,7 +1726,7 @@ def test_keep_coarse_from_the_command_line_reaches_the_run_and_a_negative_size_i
 
 
 def test_strength_is_estimated_by_default_a_number_turns_that_off_and_auto_for_one_track_is_a_usage_error(sample_clip, tmp_path, capsys):
-    from vidrestore.faces.quality import strength_for
+    from vidrestore.faces.settings import strength_for
 
     assert _run(sample_clip, "--dry-run", "--quiet", "--json", tmp_path / "auto.json") == 0
     report = json.loads((tmp_path / "auto.json").read_text())

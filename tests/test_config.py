@@ -134,7 +134,7 @@ def test_an_estimated_strength_yields_to_a_tracks_or_persons_own_and_to_everyone
     import numpy as np
 
     from vidrestore.config import from_dict
-    from vidrestore.faces.quality import DAMAGED_DB, UNDAMAGED_DB
+    from vidrestore.faces.settings import DAMAGED_DB, UNDAMAGED_DB
     from vidrestore.faces.types import Track
     from vidrestore.pipeline import PipelineConfig
 

@@ -11,7 +11,8 @@ from PIL import Image
 
 from vidrestore.errors import ConfigError, ModelError
 from vidrestore.faces.align import align_faces
-from vidrestore.faces.quality import DAMAGED_DB, QUALITY_MODEL, UNDAMAGED_DB, QualityMeter, strength_for
+from vidrestore.faces.quality import QUALITY_MODEL, QualityMeter
+from vidrestore.faces.settings import DAMAGED_DB, UNDAMAGED_DB, strength_for
 from vidrestore.faces.types import Detection
 from vidrestore.models import zoo
 from vidrestore.models.face_quality import (

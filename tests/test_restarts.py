@@ -11,6 +11,7 @@ import pytest
 from conftest import make_clip
 
 from vidrestore.cli import main
+from vidrestore.io import probe
 from vidrestore.io.restarts import played_in_order, restarts_in, timed_on, timed_on_folder
 from vidrestore.resume import remove_leftovers
 
@@ -151,6 +152,18 @@ def test_a_recording_joined_from_two_is_restored_whole_with_its_sound_in_step(sa
     again = json.loads(report.read_text())
     assert any(note.startswith("the input was not analysed again") for note in again["notes"])
     assert again["tracks"] == data["tracks"] and _times(out, "video") == video
+
+
+def test_an_excerpt_past_where_the_first_part_ends_is_cut_from_the_whole_recording(tmp_path, capsys):
+    """A recording joined from three states the length of its first part (0.4 s): the checks made
+    before torch loads leave an excerpt's end to the run, which judges it on the copy timed on."""
+    joined, _ = _joined(tmp_path, parts=3)
+    assert probe(joined).duration_s < 0.5
+    out, report = tmp_path / "out.mkv", tmp_path / "r.json"
+    assert main([str(joined), str(out), "--start", "1", "--json", str(report), *FAST]) == 0
+    assert json.loads(report.read_text())["frames_out"] == len(_times(out, "video")) == 10
+    assert main([str(joined), str(tmp_path / "late.mkv"), "--start", "2", *FAST]) == 2
+    assert "--start 0:02.000 is past the end of joined.ts, which lasts 0:01.4" in capsys.readouterr().err
 
 
 def test_a_batch_item_joined_from_two_is_timed_on_too(tmp_path):

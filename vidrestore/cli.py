@@ -27,6 +27,7 @@ from .stopping import Stopped, raise_if_stopped, stops_cleanly_on_termination
 if TYPE_CHECKING:
     import torch
 
+    from .diffusion.settings import SamplerConfig
     from .options import RestoreOptions
     from .pipeline import PipelineConfig
     from .pipeline.report import Report
@@ -468,12 +469,11 @@ def _set_by_flags(config: _Config, args: argparse.Namespace, **dests: str) -> _C
     return config
 
 
-def options_from_args(args: argparse.Namespace):
-    """``RestoreOptions`` from parsed restore options (see :func:`add_restore_options`)."""
-    from .config import CONFIG_DIR, load_yaml, resolve_config
-    from .diffusion.sampler import SamplerConfig
-    from .options import RestoreOptions
-    from .pipeline import PipelineConfig
+def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """The ``PipelineConfig`` of parsed restore options (see :func:`add_restore_options`): its YAML
+    file's, with the options given over it. Read without torch (:mod:`vidrestore.pipeline.checks`)."""
+    from .config import CONFIG_DIR, load_yaml
+    from .pipeline.config import PipelineConfig
 
     cfg = load_yaml(PipelineConfig, args.config or CONFIG_DIR / "pipeline.yaml")
     det = cfg.detector
@@ -502,11 +502,24 @@ def options_from_args(args: argparse.Namespace):
         cfg = dataclasses.replace(cfg, measure_strength=everyone[-1] == "auto")
     with _named_as_flag("strength", "strength"):
         cfg = _apply_per_track(cfg, [(target, value) for target, value in strengths if value != "auto"], "strength")
-    cfg = _apply_per_track(cfg, args.reference, "reference")
+    return _apply_per_track(cfg, args.reference, "reference")
+
+
+def sampler_config_from_args(args: argparse.Namespace) -> SamplerConfig:
+    """The sampling preset of parsed restore options, with their ``--seed``. Read without torch."""
+    from .config import resolve_config
+    from .diffusion.settings import SamplerConfig
+
     sampler = resolve_config(SamplerConfig, "presets", args.preset)
-    if args.seed is not None:
-        sampler = dataclasses.replace(sampler, seed=args.seed)
-    return RestoreOptions(cfg, sampler, str(args.model), args.dtype, temporal=not args.no_temporal, compile=args.compile)
+    return sampler if args.seed is None else dataclasses.replace(sampler, seed=args.seed)
+
+
+def options_from_args(args: argparse.Namespace) -> RestoreOptions:
+    """``RestoreOptions`` from parsed restore options (see :func:`add_restore_options`)."""
+    from .options import RestoreOptions
+
+    return RestoreOptions(pipeline_config_from_args(args), sampler_config_from_args(args), str(args.model), args.dtype,
+                          temporal=not args.no_temporal, compile=args.compile)
 
 
 def cmd_restore(argv: list[str]) -> int:
@@ -524,7 +537,7 @@ def cmd_restore(argv: list[str]) -> int:
                         {"--preview": args.preview, "--json": args.json, "--faces": Path(args.faces) if args.faces else None})
     check_replaces_a_report(args.json)
     try:
-        _check_paths_of(args)
+        _check_before_loading(args)
         device = _device(args.device)
         options = options_from_args(args)
         report = _restored(args, options, device)
@@ -550,20 +563,34 @@ def cmd_restore(argv: list[str]) -> int:
     return 0
 
 
-def _check_paths_of(args: argparse.Namespace) -> None:
-    """Refuse a missing input, one that is no video, or an output that cannot be written before
-    torch is imported: each took 5 s to be told, after every import and the model's load. (A
-    video piped in is there once the pipe is read. The probe is kept for the run.)"""
+def _check_before_loading(args: argparse.Namespace) -> None:
+    """Refuse before torch is imported what needs no torch to refuse: a missing input, one that is
+    no video, an output that cannot be written, options the input or the output cannot take (an
+    encoder FFmpeg lacks, a --crf it refuses, sound the container cannot hold:
+    :func:`~vidrestore.pipeline.checks.checked`) and a sampling preset not found. Each took 3 to 5 s
+    to be told, after every import. A video piped in is there once the pipe is read: until then,
+    only the outputs' encoders are checked. The probe is kept for the run."""
+    from .io.encoders import check_encoder
     from .io.paths import check_input, check_output_path
     from .io.piped import is_piped
     from .io.probe import probe
+    from .io.restarts import may_start_over
+    from .pipeline.checks import checked
 
-    if not is_piped(args.input):
+    piped = is_piped(args.input)
+    if not piped:
         check_input(args.input)
         probe(args.input)
-    for output in (args.output, args.preview):
-        if output is not None:
-            check_output_path(args.input, output, args.overwrite)
+    outputs = [output for output in (args.output, args.preview) if output is not None]
+    for output in outputs:
+        check_output_path(args.input, output, args.overwrite)
+    cfg = pipeline_config_from_args(args)
+    sampler_config_from_args(args)
+    if piped:  # a wrong name is told before a whole video has come through the pipe
+        for output in outputs:
+            check_encoder(cfg.encode, output)
+    else:
+        checked(args.input, args.output, cfg, args.preview, length_known=not may_start_over(args.input))
 
 
 def _restored(args: argparse.Namespace, options: RestoreOptions, device: torch.device) -> Report:
@@ -576,7 +603,7 @@ def _restored(args: argparse.Namespace, options: RestoreOptions, device: torch.d
     ledger = None
     bar = ProgressBar(args.quiet)
     try:
-        with _read_once(args, options) as (source, digest):
+        with _read_once(args) as (source, digest):
             fingerprint = options.fingerprint_for(source, f"piped:{digest}" if digest else None)
             ledger = SegmentLedger(args.output, fingerprint) if args.output is not None else None
             restorer = functools.partial(build_restorer, pinned_precision(options, device, ledger), device, dry_run=args.dry_run)
@@ -597,22 +624,17 @@ def _restored(args: argparse.Namespace, options: RestoreOptions, device: torch.d
 
 
 @contextlib.contextmanager
-def _read_once(args: argparse.Namespace, options: RestoreOptions) -> Iterator[tuple[Path, str | None]]:
+def _read_once(args: argparse.Namespace) -> Iterator[tuple[Path, str | None]]:
     """The file to read as the input, and what tells its content where its name cannot: the input
     itself and None; or, for a video piped in ("-", or a named pipe), a copy held while the run
-    lasts and its SHA-256 (:mod:`~vidrestore.io.piped`). The output's encoder is checked first (its path was,
-    by :func:`_check_paths_of`), so that a wrong name does not wait for a whole video to come through the pipe."""
+    lasts and its SHA-256 (:mod:`~vidrestore.io.piped`)."""
     from .io.piped import is_piped, pipe_name, spooled
 
     if not is_piped(args.input):
         yield args.input, None
         return
-    from .io.encoders import check_encoder
     from .io.output import writing
 
-    for output in (args.output, args.preview):
-        if output is not None:
-            check_encoder(options.pipeline.encode, output)
     bar = ProgressBar(args.quiet, unit="MiB")
     held = args.output if not args.dry_run else None  # a dry run's copy goes to the temporary folder
     try:

@@ -24,13 +24,11 @@ import torch
 
 from ..faces.detect import DetectorConfig, FaceDetector, create_detector
 from ..faces.parsing import ParsingMasker as Masker
-from ..io import probe
-from ..io.encoders import check_encoder
 from ..io.output import atomic_output
 from ..io.paths import check_paths
 from ..io.photo import carry_photo_tags
 from ..io.reader import DecodedFrames
-from ..io.remux import check_output, remux
+from ..io.remux import remux
 from ..io.restarts import timed_on, timed_on_folder
 from ..io.sequence import check_unchanged, number_offset, source_stamp
 from ..models.precision import resolve_device
@@ -38,6 +36,7 @@ from ..options import RestoreOptions, build_restorer, pinned_precision
 from ..pipeline import Analysis, PipelineConfig, Progress, restore_video
 from ..pipeline.analysis import selected_tracks
 from ..pipeline.analysis_store import AnalysisStore, analysed, analysis_notes
+from ..pipeline.checks import checked
 from ..pipeline.driver import create_masker, frames_to_keep, mask_name
 from ..pipeline.report import (
     build_report,
@@ -59,7 +58,6 @@ from ..pipeline.segments import (
     join_segments,
     segment_path,
 )
-from ..pipeline.timing import check_timing, checked_as, in_seconds
 from ..restore import Restorer
 from ..resume import SegmentLedger, reused_note
 
@@ -168,11 +166,7 @@ class RestoreWorker:
         source = item.input
         readable, restarted = timed_on(source, timed_on_folder(item.output))  # removed by finish, or with the leftovers
         item = dataclasses.replace(item, input=readable)
-        cfg = in_seconds(item.options.pipeline, item.input)
-        check_output(item.input, item.output, cfg.encode, cfg.drop_streams, checked_as(item.input, cfg), cfg.audio_codec)
-        check_timing(cfg, item.input, item.output)
-        if item.preview is not None:
-            check_encoder(cfg.encode, item.preview, probe(item.input))
+        cfg = checked(item.input, item.output, item.options.pipeline, item.preview)
         restorer = self._restorer(item.options)
         cfg = dataclasses.replace(cfg, face_size=restorer.face_size)  # measured and cropped at the model's size, as restored
         mask = mask_name(self._masker(cfg, restorer.dtype), cfg)

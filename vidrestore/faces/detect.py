@@ -42,37 +42,12 @@ import numpy as np
 import torch
 from torch.fx.experimental.optimization import fuse
 
-from ..config import check_choice, check_minimums, check_shares
 from ..errors import ModelError
 from ..models import zoo
 from .retinaface import FACEXLIB_ANCHORS, MEAN_BGR, decode, load_retinaface, nms, prior_boxes, without_cudnn
+from .settings import DetectorConfig
 from .tone import for_detection, grey_parts, is_grey_face
 from .types import Detection
-
-DETECTOR_BACKENDS = ("auto", "retinaface", "dlib")
-DLIB_MODELS = ("hog", "cnn")
-MIN_DETECTOR_SIDE = 64  # a working size under which no face a detector finds is worth restoring
-
-
-@dataclass(frozen=True)
-class DetectorConfig:
-    backend: str = "auto"  # auto | retinaface | dlib
-    retinaface_model: str = "retinaface-mobilenet0.25"
-    weights: str | None = None  # explicit RetinaFace checkpoint path
-    dlib_model: str = "hog"  # hog | cnn
-    max_side: int = 1920  # the longest side a detector works at; dlib goes up to it (enlarging a frame up to 3 times) for faces as small as --min-face
-    min_score: float = 0.8  # RetinaFace probability; dlib's HOG margin is mapped through a sigmoid
-    refine_landmarks: bool = True  # re-fit landmarks with dlib's predictor where the RetinaFace checkpoint's own are poor
-    nms_iou: float = 0.4
-    nms_cover: float = 0.5  # also drop a box whose overlap covers more than this of the smaller box: two boxes of one face
-
-    def __post_init__(self) -> None:
-        # checked as the config is read: "max_side: 0" failed in OpenCV's resize with a traceback,
-        # "min_score: 2" or "dlib_model: cnnn" found no face or ran HOG without a word
-        check_choice("backend", self.backend, DETECTOR_BACKENDS)
-        check_choice("dlib_model", self.dlib_model, DLIB_MODELS)
-        check_minimums(self, max_side=MIN_DETECTOR_SIDE)
-        check_shares(self, "min_score", "nms_iou", "nms_cover")
 
 
 class FaceDetector(Protocol):

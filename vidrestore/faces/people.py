@@ -17,30 +17,15 @@ so a wrong link costs shared noise, never someone else's identity.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from ..config import check_minimums
 from .align import face_matrices, warp_image
 from .identity import IdentityEncoder
 from .pose import portrait_score
+from .settings import PeopleConfig
 from .types import Detection, Track
-
-
-@dataclass(frozen=True)
-class PeopleConfig:
-    link: bool = True  # false: every track is a person of its own, with its own noise
-    # Between two tracks' mean dlib descriptors, for one person. On 200 CelebA people (tracks of 3
-    # photos), 0.4 links 97.6% of one person's pairs and 0.02% of two people's; 0.5 links 99.6%
-    # and 1.0% (degraded photos; bench/people.py, docs/benchmarks.md).
-    max_distance: float = 0.4
-    portraits: int = 3  # a track's best detections whose descriptors stand for it
-    portrait_size: int = 128  # px of the aligned crops those are taken from
-
-    def __post_init__(self) -> None:
-        check_minimums(self, max_distance=0, portraits=1, portrait_size=32)
 
 
 class Portraits:

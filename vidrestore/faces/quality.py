@@ -6,8 +6,8 @@ was (held-out CelebA faces left untouched came out at 30.8 dB after restoring). 
 :class:`QualityMeter` the full-size frame every :data:`~vidrestore.faces.detail.DETAIL_EVERY`
 frames; it crops each face as pass 2 will (at the net's 128 px) and asks FaceQualityNet
 (``vidrestore.models.face_quality``) how far the crop is from a clean picture of it, in dB of
-PSNR. A person's median estimate gives the strength of all their tracks (:func:`strength_for`):
-full below :data:`DAMAGED_DB`, none above :data:`UNDAMAGED_DB`, in proportion between.
+PSNR. A person's median estimate gives the strength of all their tracks (:func:`~.settings.strength_for`):
+full below :data:`~.settings.DAMAGED_DB`, none above :data:`~.settings.UNDAMAGED_DB`, in proportion between.
 Strengths chosen for PSNR would restore lightly damaged faces less (bench/face_quality.py's last
 column), but PSNR undervalues taking blur off a smooth face: KEEP's plainly blurred synthetic clip
 is estimated at 31.7 dB. So every face the estimate finds damaged is restored in full, and only
@@ -27,14 +27,7 @@ from .align import align_faces, face_matrices, sampled_region
 from .detail import DETAIL_EVERY
 from .types import Detection
 
-DAMAGED_DB = 33.0  # a face estimated this far from clean, or further, is restored in full
-UNDAMAGED_DB = 37.0  # and one this close, or closer, is left as it is
 QUALITY_MODEL = "face-quality"  # the zoo entry of the FaceQualityNet that estimates it
-
-
-def strength_for(quality_db: float) -> float:
-    """The restoration strength (0-1) for a face estimated ``quality_db`` from its clean picture."""
-    return float(np.clip((UNDAMAGED_DB - quality_db) / (UNDAMAGED_DB - DAMAGED_DB), 0.0, 1.0))
 
 
 class QualityMeter:

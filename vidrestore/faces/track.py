@@ -23,32 +23,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..config import check_minimums, check_shares
 from .motion import face_motions, in_frame_pixels, move_detection
+from .settings import TrackerConfig
 from .types import Detection, Track
 
 if TYPE_CHECKING:
     from .detect import FaceDetector
-
-
-@dataclass(frozen=True)
-class TrackerConfig:
-    detect_every: int = 4  # run the detector on every k-th frame; optical flow follows faces in between
-    iou_threshold: float = 0.3
-    landmark_weight: float = 0.5
-    max_missed: int = 10  # frames a track survives without a detection (at least detect_every: one detector run to the next)
-    min_track_frames: int = 5  # shorter tracks are dropped (flashes, false positives)
-    min_face_size: float = 32.0  # tracks whose median face size (px) is smaller are left as they are (--min-face)
-    min_score: float = 0.0  # detections below this are ignored
-    smooth_process: float = 0.05  # Kalman process noise, in face-size units per frame^2
-    smooth_measure: float = 0.02  # landmark measurement noise, in face-size units
-    follow: bool = True  # between detections (detect_every > 1), follow faces with optical flow instead of interpolating
-    follow_measure: float = 0.005  # noise of a followed position, in face-size units
-
-    def __post_init__(self) -> None:
-        check_minimums(self, detect_every=1, max_missed=0, min_track_frames=1, min_face_size=0, landmark_weight=0,
-                       smooth_process=0, smooth_measure=0, follow_measure=0)
-        check_shares(self, "iou_threshold", "min_score")
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -118,8 +98,8 @@ class FaceTracker:
     """Feed detections frame by frame with :meth:`update`; call :meth:`end_shot` at every cut and at
     the end. Finished tracks accumulate in :attr:`tracks`."""
 
-    def __init__(self, config: TrackerConfig = TrackerConfig()):
-        self.config = config
+    def __init__(self, config: TrackerConfig | None = None):
+        self.config = config or TrackerConfig()
         self.tracks: list[Track] = []
         self.too_small = 0  # tracks left out for a median face smaller than min_face_size, for the report
         self._open: list[_OpenTrack] = []

@@ -95,12 +95,17 @@ def _lift(source: Path, packets: int = 64) -> Fraction:
     return max(Fraction(0), -min(times, default=Fraction(0)))
 
 
-def _timeline(source: Path) -> _Timeline | None:
-    """The timeline of ``source``, fed every packet; None for a container whose demuxer does not
-    let timestamps start over (MP4, Matroska: their times are stored, not counted by the stream)."""
+def may_start_over(source: Path) -> bool:
+    """Whether the timestamps of ``source`` may start over: not in a container whose demuxer does
+    not let them (MP4, Matroska: their times are stored, not counted by the stream)."""
     with open_input(source) as container:
-        if not container.format.flags & _DISCONTINUOUS:
-            return None
+        return bool(container.format.flags & _DISCONTINUOUS)
+
+
+def _timeline(source: Path) -> _Timeline | None:
+    """The timeline of ``source``, fed every packet; None where its timestamps cannot start over (:func:`may_start_over`)."""
+    if not may_start_over(source):
+        return None
     timeline = _Timeline(_lift(source))
     with open_input(source) as container:
         for packet in container.demux():

@@ -20,10 +20,17 @@ A run that is stopped keeps its finished segments, and the next run with the sam
 options restores only the others (:mod:`vidrestore.resume`).
 """
 
-from .analysis import Analysis, analyse
-from .config import PipelineConfig, Progress
-from .driver import run
-from .report import Report
-from .restoring import restore_video
+import importlib
+
+# Each name is imported from its stage when first asked for: the command line reads
+# ``PipelineConfig`` (vidrestore.pipeline.config) and checks a run's output before torch is loaded
+_HOMES = {"Analysis": "analysis", "analyse": "analysis", "PipelineConfig": "config", "Progress": "config", "run": "driver",
+          "Report": "report", "restore_video": "restoring"}
 
 __all__ = ["Analysis", "PipelineConfig", "Progress", "Report", "analyse", "restore_video", "run"]
+
+
+def __getattr__(name: str) -> object:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)

@@ -12,10 +12,7 @@ import av
 
 from ..config import check_minimums, check_shares
 from ..errors import ConfigError, UsageError
-from ..faces.detect import DetectorConfig
-from ..faces.people import PeopleConfig
-from ..faces.quality import strength_for
-from ..faces.track import TrackerConfig
+from ..faces.settings import DetectorConfig, PeopleConfig, TrackerConfig, strength_for
 from ..faces.types import Track
 from ..io import EncodeOptions, VideoInfo
 from ..io.excerpt import Excerpt, parse_time

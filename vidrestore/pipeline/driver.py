@@ -19,20 +19,19 @@ from ..faces.detect import FaceDetector, create_detector
 from ..faces.parsing import ParsingMasker as Masker
 from ..faces.parsing import create_masker as parsing_masker
 from ..io import remux
-from ..io.encoders import check_encoder
-from ..io.output import atomic_output, check_folder, writing
+from ..io.output import atomic_output, writing
 from ..io.paths import check_input, check_output_path
 from ..io.photo import carry_photo_tags
 from ..io.piped import spool_folder
 from ..io.reader import DecodedFrames
-from ..io.remux import check_output
 from ..io.restarts import played_in_order, timed_on_folder
-from ..io.sequence import check_unchanged, is_sequence, number_offset, source_stamp
+from ..io.sequence import check_unchanged, number_offset, source_stamp
 from ..models.precision import precision_name
 from ..restore import Restorer, TrackContext
 from ..resume import SegmentLedger, keeps_segments, remove_leftovers, reused_note
 from .analysis import selected_tracks
 from .analysis_store import AnalysisStore, analysed, analysis_notes
+from .checks import checked
 from .config import PipelineConfig, Progress
 from .report import (
     Report,
@@ -58,7 +57,6 @@ from .segments import (
     segment_path,
     without_segments,
 )
-from .timing import check_timing, checked_as, in_seconds
 
 
 def create_masker(cfg: PipelineConfig, device: torch.device, dtype: torch.dtype) -> Masker | None:
@@ -123,16 +121,7 @@ def run(src: str | Path, dst: str | Path | None, cfg: PipelineConfig, restorer: 
 def _restore(src: Path, dst: str | Path | None, cfg: PipelineConfig, restorer: Restorer | Callable[[], Restorer], device: torch.device,
              dry_run: bool, overwrite: bool, progress: Progress | None, detector: FaceDetector | None, preview: str | Path | None,
              qa: bool, resume: str, analyses: AnalysisStore | None, copied_from: Path | None) -> Report:
-    cfg = in_seconds(cfg, src)
-    check_timing(cfg, src, dst)
-    if cfg.faces_dir:
-        check_folder(Path(cfg.faces_dir), "--faces", "the faces")
-    if dst is not None:
-        check_output(src, dst, cfg.encode, cfg.drop_streams, checked_as(src, cfg), cfg.audio_codec)
-        if preview is not None:
-            check_encoder(cfg.encode, preview)
-            if is_sequence(preview):
-                raise UsageError("--preview writes a video (.mp4, .mkv); give it a video file name, not a sequence")
+    cfg = checked(src, dst, cfg, preview)
     if callable(restorer):
         restorer = restorer()
     if cfg.face_size != restorer.face_size:

@@ -20,7 +20,7 @@ from ..faces.align import face_matrices, shrinks_by
 from ..faces.identity import DlibIdentityEncoder
 from ..faces.people import contact_sheet
 from ..faces.pose import frontal_weight
-from ..faces.quality import strength_for
+from ..faces.settings import strength_for
 from ..faces.types import Track
 from ..io import VideoInfo, hdr10plus, probe
 from ..io.encoders import alpha_note, check_encoder, describe_encoding, dolby_vision_note, icc_note, master_note

@@ -120,12 +120,12 @@ def coded_field_order(analysis: Analysis, info: VideoInfo, keep_fields: bool) ->
     return info.field_order if info.interlaced else ("tt" if analysis.deinterlace.parity == "tff" else "bb")
 
 
-def check_timing(cfg: PipelineConfig, src: Path, dst: Path | None) -> None:
+def check_timing(cfg: PipelineConfig, src: Path, dst: Path | None, length_known: bool = True) -> None:
     """``--frame-rate`` times the pictures of an image sequence in a video, or the times of an
     excerpt of them; refuse it elsewhere.
     ``--double-rate`` puts frames between the input's, and ``--decimate`` retimes film's frames,
     which a sequence's pictures, numbered as the input's frames, cannot say; ``--hybrid`` varies
-    the rate, which some formats cannot store."""
+    the rate, which some formats cannot store. ``length_known``: see :func:`check_excerpt`."""
     if cfg.frame_rate and not is_sequence(src):
         raise UsageError("--frame-rate times the pictures of an image sequence (name_%06d.png); a video keeps its own timing")
     if cfg.frame_rate and dst is not None and is_sequence(dst) and not (cfg.start or cfg.end):
@@ -141,7 +141,7 @@ def check_timing(cfg: PipelineConfig, src: Path, dst: Path | None) -> None:
     if cfg.double_rate and dst is not None and is_sequence(dst):
         raise UsageError("--double-rate writes a video (.mkv, .mov, .mp4): an image sequence's pictures are numbered as the "
                          "input's frames, with no numbers for the fields between them")
-    check_excerpt(cfg, src)
+    check_excerpt(cfg, src, length_known)
 
 
 def in_seconds(cfg: PipelineConfig, src: Path) -> PipelineConfig:
@@ -176,15 +176,16 @@ def excerpt_of(cfg: PipelineConfig, src: Path) -> Excerpt | None:
     return dataclasses.replace(excerpt, frame_time=played_at(probe(src), cfg).time_base)
 
 
-def check_excerpt(cfg: PipelineConfig, src: Path) -> None:
+def check_excerpt(cfg: PipelineConfig, src: Path, length_known: bool = True) -> None:
     """Refuse ``--start``/``--end`` where they cannot cut: in a picture, or past the end of a video
-    whose length is known."""
+    whose length is known (not where ``length_known`` is false: a recording whose timestamps start
+    over states the length of its first part alone)."""
     excerpt = excerpt_of(cfg, src)
     if excerpt is None:
         return
     if src.suffix.lower() in IMAGE_ENCODERS and not is_sequence(src):
         raise UsageError(f"--start and --end cut a video or an image sequence; {src.name} is one picture")
-    lasts = excerpt_length(probe(src), excerpt)
+    lasts = excerpt_length(probe(src), excerpt) if length_known else None
     if lasts is not None and excerpt.start >= lasts:
         raise UsageError(f"--start {clock(excerpt.start)} is past the end of {src.name}, which lasts {clock(lasts)}")
 
