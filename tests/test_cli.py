@@ -1544,7 +1544,7 @@ def test_a_wrong_name_is_told_before_torch_is_imported_and_a_wrong_input_before_
     input, an output that exists or a file that is no video took 5 s to be told. They are told
     before torch is imported now, and so is what the options tell against the input and the output
     (a codec FFmpeg lacks, a --crf out of its range, sound the container cannot hold, a --start past
-    the end, a preset not found), which took 3 to 5 s."""
+    the end, a preview that is no video, a preset not found), which took 2 to 5 s."""
     existing, text = tmp_path / "exists.mp4", tmp_path / "notes.mp4"
     existing.write_bytes(b"an earlier output")
     text.write_text("not a video")
@@ -1562,6 +1562,7 @@ def test_a_wrong_name_is_told_before_torch_is_imported_and_a_wrong_input_before_
                                           ([sample_clip, out, "--pix-fmt", "rgb24"], 4, "does not take pixel format rgb24", []),
                                           ([sample_clip, tmp_path / "out.webm"], 4, "cannot hold audio stream 1 (aac)", []),
                                           ([sample_clip, out, "--start", "9"], 2, "is past the end of", []),
+                                          ([sample_clip, out, "--preview", tmp_path / "side_%04d.png"], 2, "--preview writes a video", []),
                                           ([sample_clip, out, "--preset", "nosuch"], 6, "no presets config named 'nosuch'", [])):
         modules, err = _imported_by_a_run(*args, *model, code=code)
         assert (modules, message in err, err.count("\n")) == (imported, True, 1), (args, err)

@@ -1086,12 +1086,31 @@ def test_the_same_frames_are_coded_with_the_same_bits_every_time(tmp_path, sampl
         with av.open(str(tmp_path / f"{run}.mp4")) as c:
             coded.add(tuple(bytes(p) for p in c.demux(video=0)))
     assert len(coded) == 1
-    for capability, told in (("AVX512", {"x264-params": "asm=AVX2"}), ("AVX2", {}), ("DEFAULT", {})):
+    avx2 = {"x264-params": "asm=AVX2"}
+    # Linux's listing of the CPU's flags decides where there is one (x264 runs AVX-512 code only with
+    # all five it needs); elsewhere, torch's CPU capability
+    for flags, capability, told in ((encoders.X264_AVX512_FLAGS | {"avx2", "fma"}, "AVX2", avx2),
+                                    (frozenset({"avx2", "avx512f", "avx512cd"}), "AVX512", {}),
+                                    (frozenset({"avx2"}), "AVX512", {}),
+                                    (None, "AVX512", avx2), (None, "AVX2", {}), (None, "DEFAULT", {})):
         encoders.x264_instruction_sets.cache_clear()
+        monkeypatch.setattr(encoders, "cpu_flags", lambda flags=flags: flags)
         monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda capability=capability: capability)
         assert encoders.codec_options("libx264", "yuv420p", info, EncodeOptions()) == {"crf": "18", "preset": "medium", **told,
                                                                                       "a53cc": "1"}
     encoders.x264_instruction_sets.cache_clear()
+
+
+def test_the_cpus_flags_are_read_from_linuxs_listing_of_its_first_cpu(tmp_path):
+    from vidrestore.io.encoders import cpu_flags
+
+    listing = tmp_path / "cpuinfo"
+    listing.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n\n"
+                       "processor\t: 1\nflags\t\t: fpu sse2\nbugs\t\t: spectre_v1\n")
+    assert cpu_flags(listing) == {"fpu", "sse2", "avx2", "avx512f", "avx512bw"}
+    listing.write_text("processor\t: 0\nFeatures\t: fp asimd\n")  # an Arm CPU's: no flags line
+    assert cpu_flags(listing) is None
+    assert cpu_flags(tmp_path / "missing") is None
 
 
 @pytest.mark.parametrize("pix_fmt", ["auto", "yuv444p"])

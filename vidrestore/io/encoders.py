@@ -447,6 +447,10 @@ def codec_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptio
     return {**_quality_options(name, pix_fmt, info, options), **({"a53cc": "1"} if writes_captions(name) else {})}
 
 
+# The CPU features x264 runs its AVX-512 code on, all of them (X264_CPU_AVX512 in its cpu.c)
+X264_AVX512_FLAGS = frozenset({"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"})
+
+
 @functools.cache
 def x264_instruction_sets() -> str:
     """The instruction sets x264 is told to use ("": those it finds itself). On a CPU with
@@ -454,10 +458,25 @@ def x264_instruction_sets() -> str:
     run to run (a 720x576 clip 4 ways in 6 runs: the same command wrote another file each time, and
     the segments a stopped run kept did not match what a run in one piece writes). Without
     AVX-512, or without macroblock-tree rate control or adaptive quantisation, it gave the same
-    bits every time; the AVX2 code costs about 6% more of x264's time (docs/benchmarks.md)."""
-    import torch  # the CPU features torch itself dispatches on
+    bits every time; the AVX2 code costs about 6% more of x264's time (docs/benchmarks.md).
+    The CPU's features are read as Linux lists them, else (another system) as torch dispatches on
+    them: importing torch for them made every check of an x264 output wait some 1.5 s for it."""
+    flags = cpu_flags()
+    if flags is not None:
+        return "AVX2" if X264_AVX512_FLAGS <= flags else ""
+    import torch
 
     return "AVX2" if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else ""
+
+
+def cpu_flags(listing: Path = Path("/proc/cpuinfo")) -> frozenset[str] | None:
+    """The first CPU's feature flags in Linux's ``listing`` (None where there is none, or it lists none)."""
+    try:
+        text = listing.read_text()
+    except OSError:
+        return None
+    line = next((line for line in text.splitlines() if line.split(":")[0].strip() == "flags"), None)
+    return frozenset(line.partition(":")[2].split()) if line is not None else None
 
 
 def _quality_options(name: str, pix_fmt: str, info: VideoInfo, options: EncodeOptions) -> dict[str, str]:
