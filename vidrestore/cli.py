@@ -747,19 +747,24 @@ def check_batch_options(args: argparse.Namespace) -> None:
     """Refuse, before any item, the batch's own options that every item would fail on: a config,
     model or detector weights not found, a reference photo that cannot be read or shows no face, an encoder FFmpeg
     does not have or settings it does not take. Each item failed
-    on them, its attempt counted, so that after two runs with a typo the batch gave up on them all."""
+    on them, its attempt counted, so that after two runs with a typo the batch gave up on them all.
+    The configs and the encoder are checked before torch is imported (:func:`_check_before_loading`)."""
+    from .io.encoders import check_encoder
+
+    item_args = _item_parser(args).parse_args([])
+    cfg = pipeline_config_from_args(item_args)
+    sampler_config_from_args(item_args)
+    if cfg.encode.codec != "auto":  # auto's encoder, and what it takes, is each output's own
+        check_encoder(cfg.encode)
     import torch
 
     from .faces.detect import checked_weights, create_detector
-    from .io.encoders import check_encoder
     from .options import build_restorer
     from .pipeline.analysis import reference_crop
 
-    options = options_from_args(_item_parser(args).parse_args([]))
+    options = options_from_args(item_args)
     build_restorer(options, torch.device("cpu"), dry_run=True)  # found and its header read, neither loaded
     checked_weights(options.pipeline.detector)
-    if options.pipeline.encode.codec != "auto":  # auto's encoder, and what it takes, is each output's own
-        check_encoder(options.pipeline.encode)
     if options.pipeline.photos:  # each read, and a face found in it, as each item does
         detector = create_detector(options.pipeline.detector, torch.device("cpu"))
         for photo in sorted(options.pipeline.photos):
@@ -832,7 +837,6 @@ def _preview_of(output: Path, args: argparse.Namespace) -> Path | None:
 def cmd_batch(argv: list[str]) -> int:
     args = build_batch_parser().parse_args(argv)
     from .batch.items import assign_outputs, expand_inputs
-    from .batch.runner import BatchProgress, InProcessExecutor, RayExecutor, run_batch
     from .batch.state import STATE_NAME, JobState, recorded_outputs
     from .io import probe
     from .io.output import check_folder
@@ -844,8 +848,6 @@ def cmd_batch(argv: list[str]) -> int:
     if args.workers is not None and not (args.ray or args.ray_address):  # it was ignored: one process restored the items
         raise UsageError(f"--workers {args.workers} sets how many Ray workers restore at once: add --ray (or --ray-address); "
                          "without Ray one process restores the items one after another")
-    if not (args.ray or args.ray_address):  # Ray's workers find their own devices
-        _device(args.device)
     check_report_path(args.json)
     if args.faces:
         check_folder(Path(args.faces), "--faces", "the faces")
@@ -854,6 +856,9 @@ def cmd_batch(argv: list[str]) -> int:
         if args.previews.resolve() == args.out.resolve():
             raise UsageError(f"--previews {args.previews} is --out: each item's preview would replace its output; give another folder")
     check_batch_options(args)
+    if not (args.ray or args.ray_address):  # Ray's workers find their own devices
+        _device(args.device)
+    from .batch.runner import BatchProgress, InProcessExecutor, RayExecutor, run_batch
     # before --out is made, its state file in it
     options = {flag for flag in _item_parser(args)._option_string_actions if flag.startswith("--")}
     written = [Path(folder) for folder in (args.faces, args.previews) if folder]
