@@ -6,10 +6,10 @@ and how long a run with a wrong input or output takes to say so.
 The picture is the first frame of the generated sample clip (one face, which dlib finds). Each run
 is a fresh interpreter running ``cli.py`` on it with dlib: with ``--model none`` (pass-through),
 with the default model, whose run restores the face once, and a ``--dry-run`` (detection and
-tracking alone, the default model named); then five runs that end in an error: an input
+tracking alone, the default model named); then six runs that end in an error: an input
 that does not exist, an output that exists (no ``--overwrite``), a text file named as a
-picture, an encoder FFmpeg does not have (``--codec``) and a sampling preset not found
-(``--preset``), each with the default model. The table gives the fastest and the
+picture, an encoder FFmpeg does not have (``--codec``), a sampling preset not found
+(``--preset``), each with the default model, and a model not found (``--model``). The table gives the fastest and the
 median wall seconds of each, and the seconds the fastest run's imports took (``-X importtime``:
 the sum over the top-level imports). ``--cli``: another checkout's ``cli.py`` (say, a worktree of
 an earlier commit), to compare on the same machine.
@@ -79,7 +79,8 @@ def main() -> None:
                 "output exists": ([picture, existing], 4),
                 "not a picture": ([text, unwritten], 3),
                 "codec unknown": ([picture, unwritten, "--codec", "nosuch"], 4),
-                "preset unknown": ([picture, unwritten, "--preset", "nosuch"], 6)}
+                "preset unknown": ([picture, unwritten, "--preset", "nosuch"], 6),
+                "model unknown": ([picture, unwritten, "--model", "nosuch"], 5)}
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
         for _ in range(args.repeat):  # alternated, so that a busy moment falls on both
             for name, (run_args, code) in rows.items():

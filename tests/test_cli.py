@@ -1544,8 +1544,8 @@ def test_a_wrong_name_is_told_before_torch_is_imported_and_a_wrong_input_before_
     input, an output that exists or a file that is no video took 5 s to be told. They are told
     before torch is imported now, and so is what the options tell against the input and the output
     (a codec FFmpeg lacks, a --crf out of its range, sound the container cannot hold, a --start past
-    the end, a preview that is no video, a preset not found), which took 2 to 5 s; a batch's
-    encoder and preset too, which took 2.5 s."""
+    the end, a preview that is no video, a preset or a model not found), which took 2 to 5 s; a
+    batch's encoder, preset and model too, which took 2.5 s."""
     existing, text = tmp_path / "exists.mp4", tmp_path / "notes.mp4"
     existing.write_bytes(b"an earlier output")
     text.write_text("not a video")
@@ -1568,8 +1568,13 @@ def test_a_wrong_name_is_told_before_torch_is_imported_and_a_wrong_input_before_
                                           (["batch", sample_clip, "--out", tmp_path / "batch", "--codec", "nosuch"], 4,
                                            "not in this FFmpeg build", []),
                                           (["batch", sample_clip, "--out", tmp_path / "batch", "--preset", "nosuch"], 6,
-                                           "no presets config named 'nosuch'", [])):
-        modules, err = _imported_by_a_run(*args, *model, code=code)
+                                           "no presets config named 'nosuch'", []),
+                                          ([sample_clip, out, "--model", "flipnet-smal"], 5, "no model named 'flipnet-smal'", []),
+                                          ([sample_clip, out, "--model", text], 5, "is not a .safetensors file", []),
+                                          ([sample_clip, out, "--model", tmp_path / "gone.safetensors"], 5, "FLIPNET weights not found", []),
+                                          (["batch", sample_clip, "--out", tmp_path / "batch", "--model", "flipnet-smal"], 5,
+                                           "no model named 'flipnet-smal'", [])):
+        modules, err = _imported_by_a_run(*args, *([] if "--model" in args else model), code=code)
         assert (modules, message in err, err.count("\n")) == (imported, True, 1), (args, err)
     assert not out.exists() and not (tmp_path / "batch").exists() and existing.read_bytes() == b"an earlier output"
 

@@ -567,8 +567,8 @@ def _check_before_loading(args: argparse.Namespace) -> None:
     """Refuse before torch is imported what needs no torch to refuse: a missing input, one that is
     no video, an output that cannot be written, options the input or the output cannot take (an
     encoder FFmpeg lacks, a --crf it refuses, sound the container cannot hold:
-    :func:`~vidrestore.pipeline.checks.checked`) and a sampling preset not found. Each took 3 to 5 s
-    to be told, after every import. A video piped in is there once the pipe is read: until then,
+    :func:`~vidrestore.pipeline.checks.checked`), a sampling preset or a model not found. Each took
+    3 to 5 s to be told, after every import. A video piped in is there once the pipe is read: until then,
     only the outputs' encoders are checked. The probe is kept for the run."""
     from .io.encoders import check_encoder
     from .io.paths import check_input, check_output_path
@@ -586,11 +586,21 @@ def _check_before_loading(args: argparse.Namespace) -> None:
         check_output_path(args.input, output, args.overwrite)
     cfg = pipeline_config_from_args(args)
     sampler_config_from_args(args)
+    check_model(str(args.model))
     if piped:  # a wrong name is told before a whole video has come through the pipe
         for output in outputs:
             check_encoder(cfg.encode, output)
     else:
         checked(args.input, args.output, cfg, args.preview, length_known=not may_start_over(args.input))
+
+
+def check_model(name: str) -> None:
+    """Refuse a model that is not found, or a file that is no FLIPNET checkpoint, from its header
+    alone (no torch, no network: :func:`~vidrestore.models.flipnet_config.flipnet_checkpoint`)."""
+    from .models.flipnet_config import flipnet_checkpoint
+
+    if name != "none":
+        flipnet_checkpoint(name)
 
 
 def _restored(args: argparse.Namespace, options: RestoreOptions, device: torch.device) -> Report:
@@ -748,22 +758,21 @@ def check_batch_options(args: argparse.Namespace) -> None:
     model or detector weights not found, a reference photo that cannot be read or shows no face, an encoder FFmpeg
     does not have or settings it does not take. Each item failed
     on them, its attempt counted, so that after two runs with a typo the batch gave up on them all.
-    The configs and the encoder are checked before torch is imported (:func:`_check_before_loading`)."""
+    The configs, the model and the encoder are checked before torch is imported (:func:`_check_before_loading`)."""
     from .io.encoders import check_encoder
 
     item_args = _item_parser(args).parse_args([])
     cfg = pipeline_config_from_args(item_args)
     sampler_config_from_args(item_args)
+    check_model(str(item_args.model))  # found and its header read, not loaded
     if cfg.encode.codec != "auto":  # auto's encoder, and what it takes, is each output's own
         check_encoder(cfg.encode)
     import torch
 
     from .faces.detect import checked_weights, create_detector
-    from .options import build_restorer
     from .pipeline.analysis import reference_crop
 
     options = options_from_args(item_args)
-    build_restorer(options, torch.device("cpu"), dry_run=True)  # found and its header read, neither loaded
     checked_weights(options.pipeline.detector)
     if options.pipeline.photos:  # each read, and a face found in it, as each item does
         detector = create_detector(options.pipeline.detector, torch.device("cpu"))

@@ -33,8 +33,7 @@ from .diffusion.sampler import (
 )
 from .errors import ModelError, UsageError
 from .faces.identity import IdentityEncoder
-from .models import zoo
-from .models.flipnet_config import FLIPNET_FORMAT, FlipnetConfig
+from .models.flipnet_config import FlipnetConfig, flipnet_checkpoint
 from .models.precision import autocast, emulated_precision_note, precision_suffix
 
 # FLIPNET's module imports diffusers (1.5 s): it is imported where a model is loaded, so that runs
@@ -264,8 +263,7 @@ def load_restorer(name_or_path: str, sampler: SamplerConfig, device: torch.devic
     """``none`` (pass-through), a zoo name (e.g. ``flipnet-small``), or a path to a FLIPNET safetensors file."""
     if name_or_path == "none":
         return PassThroughRestorer(face_size, dtype)
-    path = zoo.resolve_weights(name_or_path)
-    zoo.checkpoint_config(path, FlipnetConfig, "FLIPNET", FLIPNET_FORMAT)  # a wrong file is told before diffusers' imports (2.6 s)
+    path, _ = flipnet_checkpoint(name_or_path)  # a wrong file is told before diffusers' imports (2.6 s)
     from .models.flipnet import load_flipnet
 
     model = load_flipnet(path, device)
@@ -279,8 +277,7 @@ def stand_in_restorer(name_or_path: str, dtype: torch.dtype, face_size: int) -> 
     2.4 s later for it)."""
     if name_or_path == "none":
         return PassThroughRestorer(face_size, dtype)
-    path = zoo.resolve_weights(name_or_path)
-    config = zoo.checkpoint_config(path, FlipnetConfig, "FLIPNET", FLIPNET_FORMAT)
+    path, config = flipnet_checkpoint(name_or_path)
     return PassThroughRestorer(config.image_size, dtype, name=_flipnet_name(path, config, dtype))
 
 

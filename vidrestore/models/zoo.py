@@ -21,15 +21,16 @@ import urllib.request
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import torch
 import yaml
 from safetensors import safe_open
-from safetensors.torch import load_file
 
 from ..config import CONFIG_DIR, from_dict
 from ..errors import ConfigError, ModelError, OutputError
+
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 
@@ -137,6 +138,15 @@ def resolve_weights(name_or_path: str) -> Path:
 
 
 def sha256_of(path: Path) -> str:
+    """The sha256 of the file at ``path``, read once a process while it stays the same file of the
+    same size and time (the command line verifies a model before torch loads, the run again as it
+    loads it: a published checkpoint of 0.5 GB takes about a second)."""
+    stat = path.stat()
+    return _sha256(path.resolve(), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _sha256(path: Path, inode: int, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -231,6 +241,9 @@ def check_checkpoint(path: Path) -> None:
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Load tensors from safetensors, or from a ``.pth`` with ``weights_only=True`` (no arbitrary pickles)."""
+    import torch  # here, not with the module: finding and checking weights needs no torch (cli._check_before_loading)
+    from safetensors.torch import load_file
+
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"weights file not found: {path}")
@@ -262,7 +275,7 @@ def file_info(path: str | Path) -> dict:
     if not path.is_file():
         raise ModelError(f"weights not found: {path}")
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:  # the header alone: no tensor is read, and no torch imported
             meta = dict(f.metadata() or {})
             parameters = sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())  # noqa: SIM118 - safe_open is no mapping
     except Exception as exc:  # safetensors raises its own type, and others for a file cut short
@@ -281,7 +294,7 @@ def checkpoint_config(path: str | Path, cls: type[T], what: str, file_format: st
         raise ModelError(f"{what} weights not found: {path}")
     refused = f"{path} is not a vidrestore {what} checkpoint"
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:
             meta = dict(f.metadata() or {})
     except Exception as exc:  # safetensors raises its own type, and others for a file cut short
         raise ModelError(f"{refused}: not a safetensors file ({str(exc)[:120]})") from exc
