@@ -567,9 +567,10 @@ def _check_before_loading(args: argparse.Namespace) -> None:
     """Refuse before torch is imported what needs no torch to refuse: a missing input, one that is
     no video, an output that cannot be written, options the input or the output cannot take (an
     encoder FFmpeg lacks, a --crf it refuses, sound the container cannot hold:
-    :func:`~vidrestore.pipeline.checks.checked`), a sampling preset or a model not found. Each took
-    3 to 5 s to be told, after every import. A video piped in is there once the pipe is read: until then,
+    :func:`~vidrestore.pipeline.checks.checked`), a sampling preset, a model or weights not found.
+    Each took 3 to 5 s to be told, after every import. A video piped in is there once the pipe is read: until then,
     only the outputs' encoders are checked. The probe is kept for the run."""
+    from .faces.weights import checked_weights, parsing_weights
     from .io.encoders import check_encoder
     from .io.paths import check_input, check_output_path
     from .io.piped import is_piped
@@ -587,6 +588,9 @@ def _check_before_loading(args: argparse.Namespace) -> None:
     cfg = pipeline_config_from_args(args)
     sampler_config_from_args(args)
     check_model(str(args.model))
+    checked_weights(cfg.detector)
+    if not args.dry_run:  # which draws no mask
+        parsing_weights(cfg.mask, cfg.parsing_weights, cfg.aligned)
     if piped:  # a wrong name is told before a whole video has come through the pipe
         for output in outputs:
             check_encoder(cfg.encode, output)
@@ -755,29 +759,30 @@ def _item_parser(args: argparse.Namespace) -> argparse.ArgumentParser:
 
 def check_batch_options(args: argparse.Namespace) -> None:
     """Refuse, before any item, the batch's own options that every item would fail on: a config,
-    model or detector weights not found, a reference photo that cannot be read or shows no face, an encoder FFmpeg
+    model, detector or parsing weights not found, a reference photo that cannot be read or shows no face, an encoder FFmpeg
     does not have or settings it does not take. Each item failed
     on them, its attempt counted, so that after two runs with a typo the batch gave up on them all.
-    The configs, the model and the encoder are checked before torch is imported (:func:`_check_before_loading`)."""
+    The configs, the model, the weights and the encoder are checked before torch is imported (:func:`_check_before_loading`)."""
+    from .faces.weights import checked_weights, parsing_weights
     from .io.encoders import check_encoder
 
     item_args = _item_parser(args).parse_args([])
     cfg = pipeline_config_from_args(item_args)
     sampler_config_from_args(item_args)
     check_model(str(item_args.model))  # found and its header read, not loaded
+    checked_weights(cfg.detector)
+    parsing_weights(cfg.mask, cfg.parsing_weights, cfg.aligned)
     if cfg.encode.codec != "auto":  # auto's encoder, and what it takes, is each output's own
         check_encoder(cfg.encode)
     import torch
 
-    from .faces.detect import checked_weights, create_detector
+    from .faces.detect import create_detector
     from .pipeline.analysis import reference_crop
 
-    options = options_from_args(item_args)
-    checked_weights(options.pipeline.detector)
-    if options.pipeline.photos:  # each read, and a face found in it, as each item does
-        detector = create_detector(options.pipeline.detector, torch.device("cpu"))
-        for photo in sorted(options.pipeline.photos):
-            reference_crop(photo, detector, options.pipeline.face_size)
+    if cfg.photos:  # each read, and a face found in it, as each item does
+        detector = create_detector(cfg.detector, torch.device("cpu"))
+        for photo in sorted(cfg.photos):
+            reference_crop(photo, detector, cfg.face_size)
 
 
 def _batch_items(args: argparse.Namespace, pairs: list, state, max_attempts: int):

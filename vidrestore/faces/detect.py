@@ -48,6 +48,7 @@ from .retinaface import FACEXLIB_ANCHORS, MEAN_BGR, decode, load_retinaface, nms
 from .settings import DetectorConfig
 from .tone import for_detection, grey_parts, is_grey_face
 from .types import Detection
+from .weights import checked_weights
 
 
 class FaceDetector(Protocol):
@@ -419,31 +420,6 @@ class DlibDetector(_SizedForVideo):
         if len(images) < 2:
             return [self._detect_one(im) for im in images]
         return list(_dlib_threads().map(self._detect_one, images))
-
-
-def retinaface_weights(config: DetectorConfig) -> Path | None:
-    """The RetinaFace checkpoint ``config`` gets (None: it gets dlib, or, asked for RetinaFace, an error)."""
-    return zoo.locate(config.retinaface_model, config.weights) if config.backend in ("auto", "retinaface") else None
-
-
-def detector_identity(config: DetectorConfig) -> str:
-    """What tells the detector ``config`` gets from any other, without loading it: its backend, and
-    RetinaFace's weights by their digest ("retinaface 3f5a..."; "dlib": its models come with dlib's
-    package, whose version tells them)."""
-    weights = retinaface_weights(config)
-    return f"retinaface {zoo.weights_digest(str(weights))}" if weights is not None else \
-        "retinaface, weights missing" if config.backend == "retinaface" else f"dlib {config.dlib_model}"
-
-
-def checked_weights(config: DetectorConfig) -> Path | None:
-    """:func:`retinaface_weights`, and the error where RetinaFace is asked for without them: what
-    :func:`create_detector` finds before it loads anything."""
-    weights = retinaface_weights(config)
-    if weights is None and config.backend == "retinaface":
-        e = zoo.entry(config.retinaface_model)
-        raise ModelError(f"RetinaFace weights not found: pass --detector-weights, set {e.env_var}, "
-                         f"or run `vidrestore models pull {e.name}`")
-    return weights
 
 
 def create_detector(config: DetectorConfig, device: torch.device) -> FaceDetector:

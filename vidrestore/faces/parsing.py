@@ -198,10 +198,3 @@ def feather(mask: torch.Tensor) -> torch.Tensor:
     mask[..., :, :band] = mask[..., :, -band:] = 0
     k = 2 * reach + 1
     return kornia.filters.gaussian_blur2d(mask, (k, k), (sigma, sigma), border_type="constant").clamp(0, 1)
-
-
-def create_masker(weights: str | Path | None, device: torch.device, dtype: torch.dtype = torch.float32) -> ParsingMasker | None:
-    """A parsing masker running at ``dtype`` when ParseNet weights are found (explicit path, env
-    var, cache); else None."""
-    path = zoo.locate("parsenet-512", weights or None)
-    return ParsingMasker(load_parsenet(path, device), dtype) if path else None

@@ -50,7 +50,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
 from .. import __version__
-from ..faces.detect import FaceDetector, detector_identity
+from ..faces.detect import FaceDetector
+from ..faces.weights import detector_identity
 from ..io.reader import DecodedFrames
 from ..io.sequence import is_sequence, shown, source_stamp
 from ..models.zoo import cache_dir
@@ -117,7 +118,7 @@ def source_identity(path: Path) -> dict[str, str]:
 
 def analysis_key(path: Path, cfg: PipelineConfig, copied_from: Path | None = None, piped: str = "") -> str:
     """The key of ``path``'s analysis with ``cfg`` (module docstring), the detector told by its
-    config (:func:`~vidrestore.faces.detect.detector_identity`), so that an analysis is taken
+    config (:func:`~vidrestore.faces.weights.detector_identity`), so that an analysis is taken
     without loading it. ``copied_from``:
     ``path`` is a copy of that input, timed on where its timestamps start over
     (:func:`~vidrestore.io.restarts.timed_on`), made anew for each run from it alike: the input

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ModelError, UsageError
+from ..errors import UsageError
 from ..faces.detect import FaceDetector, create_detector
 from ..faces.parsing import ParsingMasker as Masker
-from ..faces.parsing import create_masker as parsing_masker
+from ..faces.parsing import load_parsenet
+from ..faces.weights import parsing_weights
 from ..io import remux
 from ..io.output import atomic_output, writing
 from ..io.paths import check_input, check_output_path
@@ -62,15 +63,8 @@ from .segments import (
 def create_masker(cfg: PipelineConfig, device: torch.device, dtype: torch.dtype) -> Masker | None:
     """The parsing masker ``cfg.mask`` asks for, at the restorer's precision ``dtype``; None means
     the feathered ellipse (or, with ``cfg.aligned``, the whole frame)."""
-    if cfg.mask not in ("auto", "ellipse", "parsing"):
-        raise UsageError(f"unknown mask {cfg.mask!r}; choose auto, ellipse or parsing")
-    if cfg.mask == "ellipse" or cfg.aligned:
-        return None
-    masker = parsing_masker(cfg.parsing_weights or None, device, dtype)
-    if masker is None and cfg.mask == "parsing":
-        raise ModelError("--mask parsing needs ParseNet weights (parsing_parsenet.pth): give --parsing-weights, set "
-                         "VIDRESTORE_WEIGHTS_PARSENET_512, or run `vidrestore models pull parsenet-512`")
-    return masker
+    weights = parsing_weights(cfg.mask, cfg.parsing_weights, cfg.aligned)
+    return Masker(load_parsenet(weights, device), dtype) if weights is not None else None
 
 
 def frames_to_keep(cfg: PipelineConfig, dry_run: bool = False) -> DecodedFrames:
