@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidrestore.errors import ModelError
+from vidrestore.errors import ModelError, UsageError
 from vidrestore.faces.align import align_faces, template
 from vidrestore.faces.parsing import (
     FACE_CLASSES,
@@ -37,6 +37,33 @@ def _checkpoint(tmp_path, favour: int | None = None, cfg: ParseNetConfig = TINY)
     torch.save(net.state_dict(), path)
     return net, path
 
+
+
+def test_the_weights_a_mask_asks_for_are_found_or_refused_before_anything_loads(tmp_path, monkeypatch):
+    """What the paste mask draws with, decided from the options alone (the command line asks before
+    torch loads): ParseNet's weights for parsing, or auto with weights found; the ellipse otherwise."""
+    from vidrestore.faces.weights import PARSENET, parsing_weights
+    from vidrestore.models import zoo
+
+    monkeypatch.setenv("VIDRESTORE_CACHE", str(tmp_path / "cache"))  # nothing cached, nor named by the env var
+    monkeypatch.delenv(zoo.entry(PARSENET).env_var, raising=False)
+    monkeypatch.setattr(zoo, "_facexlib_weights_dir", lambda: None)
+    _, weights = _checkpoint(tmp_path)
+    gone = tmp_path / "gone.pth"
+    assert parsing_weights("auto", "", aligned=False) is None  # none found: the ellipse
+    assert parsing_weights("auto", str(weights), aligned=False) == weights
+    assert parsing_weights("parsing", str(weights), aligned=False) == weights
+    assert parsing_weights("ellipse", str(gone), aligned=False) is None  # not asked for, not looked for
+    assert parsing_weights("parsing", str(weights), aligned=True) is None  # aligned crops are pasted whole
+    with pytest.raises(ModelError, match="--mask parsing needs ParseNet weights"):
+        parsing_weights("parsing", "", aligned=False)
+    with pytest.raises(ModelError, match=f"weights file not found: {gone}"):
+        parsing_weights("auto", str(gone), aligned=False)
+    with pytest.raises(UsageError, match="unknown mask 'oval'"):
+        parsing_weights("oval", "", aligned=False)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / zoo.entry(PARSENET).file).write_bytes(weights.read_bytes())
+    assert parsing_weights("auto", "", aligned=False) == tmp_path / "cache" / zoo.entry(PARSENET).file
 
 def test_the_default_network_has_facexlib_parsenet_key_layout():
     keys = set(ParseNet().state_dict())
