@@ -1,12 +1,18 @@
 """Temporal quality of the shipped model on real clips: the input, FLIPNET with the temporal design
-(shared noise + flow-warped x0), and FLIPNET frame by frame (shared noise only, --no-temporal).
+(shared noise + flow-warped x0), FLIPNET frame by frame (shared noise only, --no-temporal), and
+FLIPNET on every Nth frame with the frames between carried along flow (--restore-every N).
 
     python bench/video_quality.py ../shared/data/videos/keep_real_1.mp4 [--model flipnet-small] [--preset fast]
                                   [--frames 120] [--dtype auto|fp32|bf16] [--figures DIR] [--detect-every K] [--aligned] [--keep-coarse PX]
+                                  [--restore-every 2,4]
 
 Each variant is restored with the real pipeline, then measured with `vidrestore eval video`'s code:
 per-track warping error, flicker and identity stability (mean over tracks), and NIQE of whole
-frames. Prints a table; lower is better except identity stability. ``--aligned``: the clip is of
+frames; and "to temporal": the PSNR between the variant's frames and the temporal run's, over
+the pixels the temporal run changed (how far a variant's faces are from the default's; the
+restoration itself, the input against the temporal run, is the input's row). With
+``--restore-every``, a run with the next seed too: how far the model's own randomness moves them. Prints a table;
+lower is better except identity stability and "to temporal". ``--aligned``: the clip is of
 aligned face crops (KEEP's synthetic test clips); both the runs and the measurement take each shot
 as one face filling the frame.
 """
@@ -45,6 +51,19 @@ def head(clip: Path, frames: int, out: Path) -> Path:
     return out
 
 
+def decoded(path: Path) -> np.ndarray:
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(np.float32)
+
+
+def psnr_where_changed(reference: Path, changed_from: Path, other: Path) -> float:
+    """PSNR (dB) of ``other`` against ``reference`` over the pixels where ``reference`` differs from
+    ``changed_from`` by more than 2 levels (the restored faces; the rest is the same video)."""
+    ref, base, frames = decoded(reference), decoded(changed_from), decoded(other)
+    where = np.abs(ref - base[: len(ref)]).max(-1) > 2
+    return float(10 * np.log10(255**2 / np.mean((ref - frames[: len(ref)])[where] ** 2)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("clip", type=Path)
@@ -59,6 +78,8 @@ def main() -> None:
                                        "or 0-1 (default: the config's, auto)")
     ap.add_argument("--dtype", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
                     help="the network's precision, as --dtype of vidrestore")
+    ap.add_argument("--restore-every", default="", metavar="N,M",
+                    help="also these runs: the model on every Nth frame, the frames between carried along flow")
     args = ap.parse_args()
     cfg = dataclasses.replace(load_yaml(PipelineConfig, CONFIG_DIR / "pipeline.yaml"), aligned=args.aligned)
     if args.keep_coarse is not None:
@@ -75,8 +96,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clip = head(args.clip, args.frames, Path(tmp) / "input.mp4") if args.frames else args.clip
         outputs, seconds, strengths = {"input": clip}, {}, set()
-        for name, temporal in (("FLIPNET temporal", True), ("FLIPNET per frame", False)):
-            opts = RestoreOptions(cfg, sampler, args.model, args.dtype, temporal=temporal)
+        variants = [("FLIPNET temporal", True, 1, sampler), ("FLIPNET per frame", False, 1, sampler)]
+        if args.restore_every:  # the model's own spread, to judge their distance from the temporal run by
+            variants.append(("FLIPNET next seed", True, 1, dataclasses.replace(sampler, seed=sampler.seed + 1)))
+        variants += [(f"FLIPNET every {n}", True, int(n), sampler) for n in args.restore_every.split(",") if n]
+        for name, temporal, every, seeded in variants:
+            opts = RestoreOptions(cfg, seeded, args.model, args.dtype, temporal=temporal, restore_every=every)
             restorer = build_restorer(opts, device)
             pcfg = dataclasses.replace(cfg, face_size=restorer.face_size, encode=dataclasses.replace(cfg.encode, crf=10))
             out = Path(tmp) / f"{name.replace(' ', '_')}.mp4"
@@ -87,7 +112,7 @@ def main() -> None:
         print(f"clip {args.clip.name}, {args.frames or 'all'} frames, {restorer.name}, preset {args.preset}, "
               f"detector {'none (aligned)' if args.aligned else detector.name}, detect every {cfg.tracker.detect_every}, "
               f"tracks' strengths {', '.join(map(str, sorted(strengths)))}{' (auto)' if cfg.measure_strength else ''}")
-        print(f"{'':20s} {'warp err':>9s} {'flicker':>9s} {'ID stab':>8s} {'NIQE':>7s} {'restore s':>10s}")
+        print(f"{'':20s} {'warp err':>9s} {'flicker':>9s} {'ID stab':>8s} {'NIQE':>7s} {'restore s':>10s} {'to temporal dB':>15s}")
         for name, path in outputs.items():
             figures = args.figures / name.replace(" ", "_") if args.figures else None
             rep = eval_video(clip, path, measure_cfg, detector, figures)
@@ -95,8 +120,9 @@ def main() -> None:
             mean = {k: float(np.mean([s[k] for s in side if s[k] is not None] or [np.nan]))
                     for k in ("warping_error", "flicker", "identity_stability")}
             niqe = rep["niqe"]["mean_restored"]
+            near = psnr_where_changed(outputs["FLIPNET temporal"], clip, path) if name != "FLIPNET temporal" else float("inf")
             print(f"{name:20s} {mean['warping_error']:9.4f} {mean['flicker']:9.4f} {mean['identity_stability']:8.4f} "
-                  f"{niqe if niqe is not None else float('nan'):7.3f} {seconds.get(name, 0.0):10.1f}")
+                  f"{niqe if niqe is not None else float('nan'):7.3f} {seconds.get(name, 0.0):10.1f} {near:15.2f}")
 
 
 if __name__ == "__main__":

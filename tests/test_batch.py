@@ -254,6 +254,18 @@ def test_an_item_takes_the_analysis_an_earlier_run_kept_unless_told_to_analyse_a
     assert [(t.start, t.end) for t in again.analysis.tracks] == [(t.start, t.end) for t in first.analysis.tracks]
 
 
+def test_a_worker_keeps_a_restorer_for_each_way_of_restoring():
+    """Items that differ in --restore-every must not share a restorer: the one made first would restore both."""
+    from vidrestore.between import KeyframeRestorer
+
+    worker = RestoreWorker("cpu")
+    every_frame = RestoreOptions(PipelineConfig(), SamplerConfig(), model="none")
+    one_in_two = dataclasses.replace(every_frame, restore_every=2)
+    assert worker._restorer(every_frame) is worker._restorer(every_frame)
+    assert not isinstance(worker._restorer(every_frame), KeyframeRestorer)
+    assert isinstance(worker._restorer(one_in_two), KeyframeRestorer) and worker._restorer(one_in_two).every == 2
+
+
 def test_plan_segments_cuts_only_at_shot_boundaries(three_shot_clip):
     analysis = analyse(three_shot_clip, PipelineConfig(), create_detector(DetectorConfig(backend="dlib"), torch.device("cpu")))
     starts = {s.start for s in analysis.shots}

@@ -278,26 +278,33 @@ def test_segments_split_long_shots_only_where_a_window_starts(shot_lengths, segm
 
 
 def test_track_state_goes_through_a_file_unchanged(tiny_model, tmp_path):
+    """With --restore-every, the last keyframe's crop and change too."""
     import torch
 
+    from vidrestore.between import KeyframeRestorer
     from vidrestore.diffusion.sampler import SamplerConfig
     from vidrestore.restore import TrackContext, load_contexts, load_restorer, save_contexts
 
-    restorer = load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"), torch.float32, None, 32)
+    restorer = KeyframeRestorer(load_restorer(str(tiny_model), SamplerConfig(start_step=200, steps=2), torch.device("cpu"),
+                                              torch.float32, None, 32), 2)
     crops = torch.rand(3, 3, restorer.face_size, restorer.face_size, generator=torch.Generator().manual_seed(0))
     going = restorer.start_track(7, crops)
-    restorer.restore(crops, going)  # now it carries x0 and a last crop
+    restorer.restore(crops, going)  # now it carries x0, a last crop and a keyframe
     contexts = {7: going, 9: TrackContext(9)}  # and one with nothing in it (the pass-through's)
     save_contexts(contexts, tmp_path / "state.carry")
     back = load_contexts(tmp_path / "state.carry", torch.device("cpu"))
     assert set(back) == {7, 9} and back[9].identity is None and back[9].state is None and back[9].last_crop is None
+    assert back[9].keyframe is None
     a, b = going, back[7]
     assert np.array_equal(a.last_crop, b.last_crop) and (a.identity is None) == (b.identity is None)
     pairs = [(a.state.noise.start, b.state.noise.start), *zip(a.state.noise.steps, b.state.noise.steps, strict=True),
-             *zip(a.state.previous_x0, b.state.previous_x0, strict=True)]
+             *zip(a.state.previous_x0, b.state.previous_x0, strict=True), (a.keyframe.crop, b.keyframe.crop),
+             (a.keyframe.change, b.keyframe.change)]
     assert a.state.previous_x0 and all(torch.equal(x, y) for x, y in pairs)
-    more = torch.rand(2, 3, restorer.face_size, restorer.face_size, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(restorer.restore(more, a), restorer.restore(more, b))  # they go on the same way
+    more = torch.rand(4, 3, restorer.face_size, restorer.face_size, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(restorer.restore(more, a), restorer.restore(more, b))  # they go on the same way, between keyframes too
+    b.keyframe = None
+    assert not torch.equal(restorer.restore(more, a), restorer.restore(more, b))  # which the keyframe changes
 
 
 @pytest.fixture

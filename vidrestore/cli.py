@@ -173,6 +173,16 @@ def _pixels(text: str) -> float:
     return value
 
 
+def _every(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of frames, 1 or more, like 2; got {text!r}")
+    return value
+
+
 def _local_path(text: str, role: str, error: type[VidrestoreError]) -> Path:
     """``text`` as a path; a file:// URL (copied from a browser or a file manager) as the local path
     it names. The ``role`` (input, output) a file on another machine would play is refused."""
@@ -403,6 +413,10 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pix-fmt", help="output pixel format (auto: the input's)")
     p.add_argument("--seed", type=int, help="sampling seed")
     p.add_argument("--no-temporal", action="store_true", help="no flow warping between frames (noise is still shared per track)")
+    p.add_argument("--restore-every", type=_every, default=1, metavar="N",
+                   help="run the model on every Nth frame of a track (and the last of each batch) and carry what it "
+                        "changed to the frames between along optical flow: about N times less model time "
+                        "(default 1: every frame; docs/benchmarks.md measures 2 and 4)")
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -519,7 +533,7 @@ def options_from_args(args: argparse.Namespace) -> RestoreOptions:
     from .options import RestoreOptions
 
     return RestoreOptions(pipeline_config_from_args(args), sampler_config_from_args(args), str(args.model), args.dtype,
-                          temporal=not args.no_temporal, compile=args.compile)
+                          temporal=not args.no_temporal, compile=args.compile, restore_every=args.restore_every)
 
 
 def cmd_restore(argv: list[str]) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
+from .between import KeyframeRestorer
 from .diffusion.sampler import SamplerConfig
 from .io.sequence import source_stamp
 from .models.precision import network_dtype, precision_name
@@ -33,6 +34,7 @@ class RestoreOptions:
     dtype: str = "auto"  # the networks' precision (models.precision.network_dtype)
     temporal: bool = True
     compile: str = ""  # torch.compile backend ("inductor"); empty: eager
+    restore_every: int = 1  # the model on every Nth frame of a track, the frames between carried along flow (between.py)
 
     def fingerprint(self) -> str:
         """Hash of the options and of the files they name (weights, reference photos): equal
@@ -78,4 +80,4 @@ def build_restorer(options: RestoreOptions, device: torch.device, dry_run: bool 
                              options.pipeline.face_size, options.compile)
     if hasattr(restorer, "temporal"):
         restorer.temporal = options.temporal
-    return restorer
+    return KeyframeRestorer(restorer, options.restore_every) if options.restore_every > 1 else restorer

@@ -10,7 +10,7 @@ its second part as if it had gone on from the first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -43,20 +43,31 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class Keyframe:
+    """A track's last frame restored by the model under ``--restore-every``
+    (:class:`~vidrestore.between.KeyframeRestorer`), for the frames after it in its next batch."""
+
+    crop: torch.Tensor  # (3, S, S) its input crop in [0, 1]
+    change: torch.Tensor  # (3, S, S) what restoration changed there: the restored crop less ``crop``
+
+
+@dataclass
 class TrackContext:
     track_id: int
     identity: torch.Tensor | None = None
     state: TemporalState | None = None
     last_crop: np.ndarray | None = None  # previous batch's last LQ crop, for the first flow of the next batch
-    extra: dict = field(default_factory=dict)
+    keyframe: Keyframe | None = None
 
 
 def save_contexts(contexts: dict[int, TrackContext], path: Path) -> None:
     """Write what each track carries into the frames after a segment (identity, noise fields, the
-    fused x0 of its last frame per step, its last LQ crop) to ``path``, as safetensors."""
+    fused x0 of its last frame per step, its last LQ crop, its last keyframe) to ``path``, as safetensors."""
     tensors: dict[str, torch.Tensor] = {}
     for track_id, ctx in contexts.items():
         parts = {"identity": ctx.identity, "last_crop": None if ctx.last_crop is None else torch.from_numpy(ctx.last_crop)}
+        if ctx.keyframe is not None:
+            parts |= {"keyframe.crop": ctx.keyframe.crop, "keyframe.change": ctx.keyframe.change}
         if ctx.state is not None:
             parts["noise.start"] = ctx.state.noise.start
             parts |= {f"noise.{k}": n for k, n in enumerate(ctx.state.noise.steps)}
@@ -85,7 +96,8 @@ def load_contexts(path: Path, device: torch.device) -> dict[int, TrackContext]:
         if track_id in ids("stateful"):
             state = TemporalState(TrackNoise(mine["noise.start"], _numbered(mine, "noise.")), _numbered(mine, "x0.") or None)
         crop = mine.get("last_crop")
-        contexts[track_id] = TrackContext(track_id, mine.get("identity"), state, None if crop is None else crop.cpu().numpy())
+        keyframe = Keyframe(mine["keyframe.crop"], mine["keyframe.change"]) if "keyframe.crop" in mine else None
+        contexts[track_id] = TrackContext(track_id, mine.get("identity"), state, None if crop is None else crop.cpu().numpy(), keyframe)
     return contexts
 
 

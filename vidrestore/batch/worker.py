@@ -152,7 +152,8 @@ class RestoreWorker:
         return self._model("masker", (cfg.mask, cfg.parsing_weights, dtype), lambda: create_masker(cfg, self.device, dtype))
 
     def _restorer(self, options: RestoreOptions) -> Restorer:
-        return self._model("restorer", (options.model, options.sampler, options.dtype, options.temporal, options.pipeline.face_size),
+        return self._model("restorer", (options.model, options.sampler, options.dtype, options.temporal, options.pipeline.face_size,
+                                          options.restore_every),
                            lambda: build_restorer(options, self.device))
 
     def analyse(self, item: Item, progress: Progress | None = None) -> ItemPlan:

@@ -64,20 +64,24 @@ def consistency_mask(fwd: torch.Tensor, bwd: torch.Tensor, alpha: float = 0.01, 
     return (ok & inside[:, None]).float()
 
 
+def pair_flows(crops: np.ndarray, pairs: list[tuple[int, int]], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """For crops (T, H, W, 3) uint8 and ``pairs`` of their indices (i, j): the flow from crop i to
+    crop j (P, 2, H, W; ``crop_i(p) ~ crop_j(p + flow(p))``) and its validity mask (P, 1, H, W), on ``device``."""
+    with ThreadPoolExecutor(max(1, min(len(pairs), os.cpu_count() or 1))) as pool:
+        grays = list(pool.map(_gray, crops))
+        # each pair's flow, then its flow back, which the mask tests it against
+        both = np.stack(list(pool.map(lambda pair: gray_flow(grays[pair[0]], grays[pair[1]]), [*pairs, *((j, i) for i, j in pairs)])))
+    both = torch.from_numpy(both).permute(0, 3, 1, 2).to(device)
+    flows, back = both[: len(pairs)], both[len(pairs) :]
+    return flows, consistency_mask(back, flows)
+
+
 def flows_to_previous(crops: np.ndarray, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """For consecutive crops (T, H, W, 3) uint8, the flow from each frame to the one before it and
     its validity mask, on ``device``. Entry 0 is zero flow with an all-invalid mask (no previous frame)."""
     t, h, w, _ = crops.shape
     flows = torch.zeros(t, 2, h, w, device=device)
     masks = torch.zeros(t, 1, h, w, device=device)
-    if t < 2:
-        return flows, masks
-    with ThreadPoolExecutor(min(t - 1, os.cpu_count() or 1)) as pool:
-        grays = list(pool.map(_gray, crops))
-        pairs = [(i, i - 1) for i in range(1, t)] + [(i - 1, i) for i in range(1, t)]  # backward, then forward
-        both = np.stack(list(pool.map(lambda pair: gray_flow(grays[pair[0]], grays[pair[1]]), pairs)))
-    both = torch.from_numpy(both).permute(0, 3, 1, 2).to(device)
-    bwd, fwd = both[: t - 1], both[t - 1 :]
-    flows[1:] = bwd
-    masks[1:] = consistency_mask(fwd, bwd)
+    if t >= 2:
+        flows[1:], masks[1:] = pair_flows(crops, [(i, i - 1) for i in range(1, t)], device)
     return flows, masks
