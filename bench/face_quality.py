@@ -1,7 +1,7 @@
 """FaceQualityNet's estimates, and what the strength they set does to restored faces.
 
     python bench/face_quality.py --pack runs/data/celeba128.npz [--count 64] [--weights path.safetensors]
-                                 [--scale S] [--estimates-only] [--dtype auto|fp32|bf16]
+                                 [--scale S] [--estimates-only] [--aligned] [--dtype auto|fp32|bf16]
                                  [--real-lq ../shared/data/faces_lq/codeformer_cropped_faces]
     python bench/face_quality.py --video ../shared/data/videos/keep_real_2.mp4 [--weights path.safetensors]
 
@@ -19,7 +19,9 @@ kept) at strength 1, at the estimated strength, and at the best strength for eac
 that knows the clean face). With ``--real-lq``: the estimates and strengths of real damaged faces
 (aligned 512 px crops, taken to the net's size), and the NIQE of each as given, restored at
 strength 1 and at the estimated strength (restored at the model's size, pasted as a face of
-that size would be, and taken back with bicubic, as bench/quality.py does).
+that size would be, and taken back with bicubic, as bench/quality.py does). ``--aligned``: the
+faces are judged as an aligned clip's crops are (``faces.quality.damage_db``: the lower of the
+whole crop's estimate and the face's alone), for both.
 
 ``--video CLIP``: the estimates alone, on the sharp faces of a real clip (every 10th frame, found by
 dlib), damaged at the frame's size as web and broadcast copies are: the frame shrunk k times and
@@ -46,7 +48,7 @@ from vidrestore.diffusion.sampler import SamplerConfig
 from vidrestore.eval.niqe import niqe
 from vidrestore.faces.align import warp_affine
 from vidrestore.faces.identity import DlibIdentityEncoder
-from vidrestore.faces.quality import QUALITY_MODEL
+from vidrestore.faces.quality import QUALITY_MODEL, damage_db
 from vidrestore.faces.settings import strength_for
 from vidrestore.models import zoo
 from vidrestore.models.face_quality import load_face_quality
@@ -149,6 +151,8 @@ def main() -> None:
     ap.add_argument("--real-lq", type=Path)
     ap.add_argument("--scale", type=float, default=1.0, help="damage the faces enlarged this many times, then crop them back")
     ap.add_argument("--estimates-only", action="store_true", help="leave out restoring (the PSNR / SSIM and NIQE columns)")
+    ap.add_argument("--aligned", action="store_true", help="judge the faces as crops another aligner cut (--aligned): the lower "
+                                                            "of the whole crop's estimate and the face's alone")
     ap.add_argument("--dtype", choices=["auto", *DTYPES], default="auto", help="FLIPNET's precision, as --dtype of vidrestore "
                     "(auto: bf16 on a CPU with AMX or AVX-512 BF16, else fp32)")
     args = ap.parse_args()
@@ -174,8 +178,7 @@ def main() -> None:
           f" {'input':>15s} {'strength 1':>15s} {'estimated':>15s} {'oracle':>15s}"))
     for name, cfg in levels().items():
         lq, hq = damaged_at(faces, cfg, gen, args.scale)
-        with torch.inference_mode():
-            estimate = net(lq)
+        estimate = damage_db(net, lq, args.aligned)
         truth = quality_target(lq, hq)
         strength = torch.tensor([strength_for(float(e)) for e in estimate])
         row = (f"{name:10s} {float(truth.mean()):8.2f} {float(estimate.mean()):8.2f} {float((estimate - truth).abs().mean()):5.2f} "
@@ -195,8 +198,7 @@ def main() -> None:
         paths = [p for p, _ in read]
         x = torch.from_numpy(np.stack([image for _, image in read])).permute(0, 3, 1, 2).float() / 255
         full = x.shape[-1]
-        with torch.inference_mode():
-            estimate = net(torch.nn.functional.interpolate(x, size=(net.config.image_size,) * 2, mode="area"))
+        estimate = damage_db(net, torch.nn.functional.interpolate(x, size=(net.config.image_size,) * 2, mode="area"), args.aligned)
         strengths = [strength_for(float(e)) for e in estimate]
         print(f"\n{len(x)} real damaged faces from {args.real_lq}, {full} px: estimate (dB) and strength of each")
         print("\n".join(f"  {p.name:34s} {float(e):6.2f} {k:5.2f}" for p, e, k in zip(paths, estimate, strengths)))

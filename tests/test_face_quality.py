@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import re
 
 import cv2
@@ -11,7 +12,7 @@ from PIL import Image
 
 from vidrestore.errors import ConfigError, ModelError
 from vidrestore.faces.align import align_faces
-from vidrestore.faces.quality import QUALITY_MODEL, QualityMeter
+from vidrestore.faces.quality import QUALITY_MODEL, QualityMeter, damage_db
 from vidrestore.faces.settings import DAMAGED_DB, UNDAMAGED_DB, strength_for
 from vidrestore.faces.types import Detection
 from vidrestore.models import zoo
@@ -112,6 +113,40 @@ def test_the_meter_crops_each_face_as_pass_2_will_and_gives_a_persons_median():
     meter.offer(np.zeros((320, 340, 3), np.uint8), [])  # a frame without faces: nothing to estimate
     assert meter.quality([4]) == pytest.approx(float(np.median(estimates)), abs=1.0)
     assert meter.quality([4, 5]) == meter.quality([4]) and meter.quality([5]) is None
+
+
+def test_a_crop_another_aligner_padded_is_judged_by_its_face():
+    """An aligned clip's crops may hold the aligner's flat padding (black, grey) where the picture
+    ended, with a straight, sharp edge: the net read a blurred face so padded as clean (KEEP's
+    synthetic clip 2: 40 dB, left alone). Crops cut elsewhere (--aligned) count the face's own
+    estimate where it is lower; clean faces stay clean, and pass 1's own crops are judged whole."""
+    net = load_face_quality(zoo.verify(QUALITY_MODEL))
+    face = astronaut_crop()
+    turned = cv2.getRotationMatrix2D((64, 64), 6, 0.85)  # the picture turned and shrunk inside the crop
+    inside = cv2.warpAffine(np.ones((128, 128), np.uint8), turned, (128, 128), flags=cv2.INTER_NEAREST)[..., None] > 0
+    blurred = damaged(face, 2.0, 2.0, 70)
+    padded = [np.where(inside, cv2.warpAffine(image, turned, (128, 128)), grey).astype(np.uint8)
+              for image in (blurred, face) for grey in (0, 128)]
+    crops = as_batch(blurred, face, *padded)
+    with torch.inference_mode():
+        whole = net(crops)
+    judged = damage_db(net, crops, cut_elsewhere=True)
+    assert torch.equal(damage_db(net, crops), whole) and (judged <= whole).all()
+    assert (whole[2:4] > UNDAMAGED_DB - 1).all(), whole  # the padding's edge passes for a sharp face
+    assert [strength_for(float(v)) for v in judged[[0, 2, 3]]] == [1.0] * 3, judged  # restored in full, as unpadded
+    assert all(strength_for(float(v)) == 0.0 for v in judged[[1, 4, 5]]), judged  # the clean face, padded or not, left alone
+
+
+def test_an_aligned_clip_padded_by_its_aligner_is_restored_in_full(shared_data, tmp_path):
+    from conftest import shared_file
+
+    from vidrestore.cli import main
+
+    clip = shared_file(shared_data, "videos/keep_synthetic_2.mp4")
+    report = tmp_path / "r.json"
+    assert main([str(clip), "--aligned", "--dry-run", "--json", str(report), "--quiet"]) == 0
+    track = json.loads(report.read_text())["tracks"][0]
+    assert track["quality_db"] < DAMAGED_DB and track["strength"] == 1.0, track
 
 
 def test_training_lowers_the_estimators_error_and_saves_a_file_that_loads(tmp_path):

@@ -113,7 +113,8 @@ def analyse(path: Path, cfg: PipelineConfig, detector: FaceDetector, progress: P
     # each track's share of detail finer than the crop, measured on pairs of full-size frames (faces.detail)
     meter = DetailMeter(cfg.face_size, info.pixel_aspect, cfg.keep_detail) if cfg.measure_detail else None
     # and how damaged each track's faces are, on full-size frames too (faces.quality)
-    rater = QualityMeter(load_face_quality(zoo.verify(QUALITY_MODEL)), info.pixel_aspect) if cfg.measure_strength else None
+    rater = QualityMeter(load_face_quality(zoo.verify(QUALITY_MODEL)), info.pixel_aspect, cut_elsewhere=cfg.aligned) \
+        if cfg.measure_strength else None
     full_size = VideoReformatter()  # FFmpeg's conversion of the measured frames, set up once
     measured: list[Future] = []  # the meters' work, on a thread of their own
     # (index, starts a shot, image to detect, grey image to follow faces in, their scale, the
