@@ -1544,9 +1544,9 @@ def test_a_wrong_name_is_told_before_torch_is_imported_and_a_wrong_input_before_
     input, an output that exists or a file that is no video took 5 s to be told. They are told
     before torch is imported now, and so is what the options tell against the input and the output
     (a codec FFmpeg lacks, a --crf out of its range, sound the container cannot hold, a --start past
-    the end, a preview that is no video, a preset, a model or weights not found), which took 2 to 5
-    s; a batch's encoder, preset, model and weights too, which took 2.5 s (its parsing weights were
-    each item's failure)."""
+    the end, a preview that is no video, a preset, a model or weights not found, a reference photo
+    that cannot be read), which took 2 to 5 s; a batch's encoder, preset, model, weights and
+    reference photo too, which took 2.5 s (its parsing weights were each item's failure)."""
     existing, text = tmp_path / "exists.mp4", tmp_path / "notes.mp4"
     existing.write_bytes(b"an earlier output")
     text.write_text("not a video")
@@ -1580,7 +1580,10 @@ def test_a_wrong_name_is_told_before_torch_is_imported_and_a_wrong_input_before_
                                           ([sample_clip, out, "--parsing-weights", tmp_path / "gone.pth"], 5,
                                            f"weights file not found: {tmp_path / 'gone.pth'}", []),
                                           (["batch", sample_clip, "--out", tmp_path / "batch", "--parsing-weights", tmp_path / "gone.pth"], 5,
-                                           f"weights file not found: {tmp_path / 'gone.pth'}", [])):
+                                           f"weights file not found: {tmp_path / 'gone.pth'}", []),
+                                          ([sample_clip, out, "--reference", text], 2, f"cannot read the reference photo {text}", []),
+                                          (["batch", sample_clip, "--out", tmp_path / "batch", "--reference", tmp_path / "gone.jpg"], 2,
+                                           f"cannot read the reference photo {tmp_path / 'gone.jpg'}: No such file", [])):
         modules, err = _imported_by_a_run(*args, *([] if "--model" in args else model), code=code)
         assert (modules, message in err, err.count("\n")) == (imported, True, 1), (args, err)
     assert not out.exists() and not (tmp_path / "batch").exists() and existing.read_bytes() == b"an earlier output"

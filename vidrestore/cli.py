@@ -776,9 +776,11 @@ def check_batch_options(args: argparse.Namespace) -> None:
     model, detector or parsing weights not found, a reference photo that cannot be read or shows no face, an encoder FFmpeg
     does not have or settings it does not take. Each item failed
     on them, its attempt counted, so that after two runs with a typo the batch gave up on them all.
-    The configs, the model, the weights and the encoder are checked before torch is imported (:func:`_check_before_loading`)."""
+    The configs, the model, the weights, the encoder and whether the photos can be read are checked
+    before torch is imported (:func:`_check_before_loading`)."""
     from .faces.weights import checked_weights, parsing_weights
     from .io.encoders import check_encoder
+    from .io.photo import read_reference
 
     item_args = _item_parser(args).parse_args([])
     cfg = pipeline_config_from_args(item_args)
@@ -788,6 +790,8 @@ def check_batch_options(args: argparse.Namespace) -> None:
     parsing_weights(cfg.mask, cfg.parsing_weights, cfg.aligned)
     if cfg.encode.codec != "auto":  # auto's encoder, and what it takes, is each output's own
         check_encoder(cfg.encode)
+    for photo in sorted(cfg.photos):
+        read_reference(photo)
     import torch
 
     from .faces.detect import create_detector

@@ -52,6 +52,22 @@ def displayed_rgb(image: Image.Image) -> np.ndarray:
     return np.repeat(np.rint(grey).astype(np.uint8)[..., None], 3, axis=2)
 
 
+def read_reference(photo: str | Path) -> np.ndarray:
+    """A reference photo (``--reference``) as :func:`displayed_rgb` gives it; a file that is not
+    there or not a picture raises ``UsageError`` naming it. Needs no torch, so the command line
+    reads it before torch loads."""
+    from PIL import Image
+
+    from ..errors import UsageError
+
+    try:
+        with Image.open(photo) as image:
+            return displayed_rgb(image)
+    except (OSError, ValueError) as exc:  # Pillow's "cannot identify image file" is an OSError with no errno
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a picture Pillow reads (JPEG, PNG, TIFF, WebP...)"
+        raise UsageError(f"cannot read the reference photo {photo}: {why}") from exc
+
+
 def photo_tags(picture: str | Path) -> tuple[bytes | None, bytes | None]:
     """The EXIF block (TIFF-structured, without its "Exif" header) and the ICC profile of the
     picture file ``picture``, read by Pillow; None for each it lacks (and for a video or a sequence)."""

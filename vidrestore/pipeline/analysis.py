@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
-from PIL import Image
 
 from .. import cadence
 from ..errors import UsageError
@@ -34,7 +33,7 @@ from ..io import VideoReader, probe
 from ..io.excerpt import Excerpt
 from ..io.linear import VIDEO_LIGHTS, Light
 from ..io.patch import Box
-from ..io.photo import displayed_rgb
+from ..io.photo import read_reference
 from ..io.reader import DecodedFrames, FieldFilter, frame_to_rgb
 from ..models import zoo
 from ..models.face_quality import load_face_quality
@@ -343,12 +342,7 @@ def references_of(tracks: list[Track], cfg: PipelineConfig, crops: dict[str, np.
 
 def reference_crop(photo: str, detector: FaceDetector, face_size: int) -> np.ndarray:
     """The largest face of a reference photo, aligned like the video's crops: (S, S, 3) uint8."""
-    try:
-        with Image.open(photo) as im:
-            image = displayed_rgb(im)
-    except (OSError, ValueError) as exc:  # Pillow's "cannot identify image file" is an OSError with no errno
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a picture Pillow reads (JPEG, PNG, TIFF, WebP...)"
-        raise UsageError(f"cannot read the reference photo {photo}: {why}") from exc
+    image = read_reference(photo)
     height, width = image.shape[:2]
     factor = min(1.0, detector.input_side / max(height, width)) if detector.input_side else 1.0
     small = cv2.resize(image, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA) \
