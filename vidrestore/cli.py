@@ -780,7 +780,7 @@ def check_batch_options(args: argparse.Namespace) -> None:
     before torch is imported (:func:`_check_before_loading`)."""
     from .faces.weights import checked_weights, parsing_weights
     from .io.encoders import check_encoder
-    from .io.photo import read_reference
+    from .io.photo import opened_reference
 
     item_args = _item_parser(args).parse_args([])
     cfg = pipeline_config_from_args(item_args)
@@ -791,7 +791,8 @@ def check_batch_options(args: argparse.Namespace) -> None:
     if cfg.encode.codec != "auto":  # auto's encoder, and what it takes, is each output's own
         check_encoder(cfg.encode)
     for photo in sorted(cfg.photos):
-        read_reference(photo)
+        with opened_reference(photo):
+            pass
     import torch
 
     from .faces.detect import create_detector

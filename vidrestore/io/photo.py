@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,20 +54,27 @@ def displayed_rgb(image: Image.Image) -> np.ndarray:
     return np.repeat(np.rint(grey).astype(np.uint8)[..., None], 3, axis=2)
 
 
-def read_reference(photo: str | Path) -> np.ndarray:
-    """A reference photo (``--reference``) as :func:`displayed_rgb` gives it; a file that is not
-    there or not a picture raises ``UsageError`` naming it. Needs no torch, so the command line
-    reads it before torch loads."""
+@contextmanager
+def opened_reference(photo: str | Path) -> Iterator[Image.Image]:
+    """A reference photo (``--reference``) opened by Pillow, its header read; a file that is not
+    there or not a picture (here or while it is read in the ``with`` block) raises ``UsageError``
+    naming it. Needs no torch, so the command line opens it before torch loads."""
     from PIL import Image
 
     from ..errors import UsageError
 
     try:
         with Image.open(photo) as image:
-            return displayed_rgb(image)
+            yield image
     except (OSError, ValueError) as exc:  # Pillow's "cannot identify image file" is an OSError with no errno
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a picture Pillow reads (JPEG, PNG, TIFF, WebP...)"
         raise UsageError(f"cannot read the reference photo {photo}: {why}") from exc
+
+
+def read_reference(photo: str | Path) -> np.ndarray:
+    """A reference photo as :func:`displayed_rgb` gives it (:func:`opened_reference`'s errors)."""
+    with opened_reference(photo) as image:
+        return displayed_rgb(image)
 
 
 def photo_tags(picture: str | Path) -> tuple[bytes | None, bytes | None]:

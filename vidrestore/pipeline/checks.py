@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..io.encoders import check_encoder
 from ..io.output import check_folder
-from ..io.photo import read_reference
+from ..io.photo import opened_reference
 from ..io.remux import check_output
 from ..io.sequence import is_sequence
 from .config import PipelineConfig
@@ -31,8 +31,9 @@ def checked(src: Path, dst: str | Path | None, cfg: PipelineConfig, preview: str
     ``cfg`` has them written."""
     cfg = in_seconds(cfg, src)
     check_timing(cfg, src, dst, length_known)
-    for photo in sorted(cfg.photos):  # whether it shows a face takes the detector, and is told later
-        read_reference(photo)
+    for photo in sorted(cfg.photos):  # its header alone: whether it shows a face takes the detector, and is told later
+        with opened_reference(photo):
+            pass
     if cfg.faces_dir:
         check_folder(Path(cfg.faces_dir), "--faces", "the faces")
     if dst is not None:
